@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, exactly the Debian packages rayfleet needs to build, test and run,
+# and only those that are missing. Prints nothing when everything is present.
+set -euo pipefail
+
+PACKAGES=(
+    gcc make cmake pkg-config git ca-certificates
+    libzmq3-dev               # bus: ZeroMQ
+    libprotobuf-c-dev         # bus: protobuf-c runtime
+    protobuf-c-compiler       # protoc-c, generates proto/*.pb-c.[ch] at build time
+    libsqlite3-dev            # store
+    libcurl4-openssl-dev      # http (Kubernetes and Ray HTTP APIs)
+    libyaml-dev               # yaml
+    libjansson-dev            # json
+    libmicrohttpd-dev         # sim/kubesim HTTP server
+    libssl-dev                # sim/kubesim: self-signed CA and certificates
+    openssl                   # tests: client certificates
+    procps                    # tests and bench: ps for RSS
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "deps: installing missing Debian packages: ${missing[*]}"
+if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        SUDO=sudo
+    else
+        echo "deps: these packages are missing and installing them needs root:" >&2
+        echo "      apt-get install -y ${missing[*]}" >&2
+        echo "      run that as root (or make deps with sudo), then try again." >&2
+        exit 1
+    fi
+else
+    SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
