@@ -1,0 +1,391 @@
+/*
+ * bench-bus: throughput of the bus against plain ZeroMQ, between two processes on loopback TCP.
+ *
+ * Both sides send the same ~200-byte events, N of them, from the parent to a forked child:
+ *
+ *   bus  parent: bus_pub_publish() (envelope filled, protobuf packed, topic + body frames sent
+ *        on XPUB, connected) -> child: SUB (bound) -> frame checks, protobuf unpack, handler.
+ *        Direct, without the forwarder: one hop, as the raw baseline.
+ *   raw  parent: zmq_send() of the same packed bytes, pre-packed once, on PUSH -> child: PULL,
+ *        zmq_msg_recv() and nothing else.
+ *
+ * Both senders never block: a send refused at the high-water mark (the same HWM on both) is
+ * retried after BENCH_BACKOFF_US, so no message is lost and the child counts all N. Time runs
+ * from the first send to the child's report that the Nth message arrived. Runs are interleaved
+ * (bus, raw, raw, bus, ...) and the medians compared.
+ *
+ *   bench-bus [--count N] [--runs R] [--hwm H]
+ */
+#include "bus.h"
+#include "err.h"
+#include "log.h"
+#include "loop.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define BENCH_COUNT_DEFAULT 200000 /* events per run */
+#define BENCH_RUNS_DEFAULT 5 /* runs of each kind */
+#define BENCH_RUNS_MAX 50 /* most runs accepted */
+#define BENCH_HWM_DEFAULT 10000 /* the same high-water mark on both paths */
+#define BENCH_BACKOFF_US 20 /* wait before retrying a send refused at the HWM */
+#define BENCH_SHARD 42 /* the shard every event is published on */
+#define BENCH_STOP (-1000) /* handler value that ends the child's loop */
+#define BENCH_TARGET 0.80 /* bus / raw ratio to reach */
+#define BENCH_SYNC_MS 5000 /* longest wait for the subscription to arrive */
+
+/* What the child reports after a run. */
+typedef struct {
+    uint64_t count; /* messages received */
+    uint64_t last_event; /* event_id of the last one (bus), to check ordering */
+    uint64_t bad; /* malformed, oversize or out-of-order messages */
+} result_t;
+
+/* The child's state on the bus path. */
+typedef struct {
+    uint64_t want; /* messages to receive */
+    result_t r; /* what was received */
+} child_t;
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void s_backoff(void)
+{
+    struct timespec ts = {0, BENCH_BACKOFF_US * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Reads exactly n bytes. Returns 0 or -1. */
+static int s_read_full(int fd, void *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)p + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Writes exactly n bytes. Returns 0 or -1. */
+static int s_write_full(int fd, const void *p, size_t n)
+{
+    size_t put = 0;
+    while (put < n) {
+        ssize_t w = write(fd, (const char *)p + put, n - put);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        put += (size_t)w;
+    }
+    return 0;
+}
+
+/* A realistic event: a pod of a RayCluster changed. */
+static void s_event(Rayfleet__ObjectChanged *oc, uint64_t i)
+{
+    Rayfleet__ObjectChanged init = RAYFLEET__OBJECT_CHANGED__INIT;
+    *oc = init;
+    oc->cluster = "member-eu-1";
+    oc->group = "ray.io";
+    oc->kind = "RayCluster";
+    oc->namespace_ = "team-a";
+    oc->name = "rc-autoscale";
+    oc->uid = "5f0e6d5c-3b1a-4c2e-9d7f-8a6b5c4d3e2f";
+    oc->resource_version = "184467440";
+    oc->generation = 3;
+    oc->type = RAYFLEET__EVENT_TYPE__EVENT_MODIFIED;
+    oc->shard = BENCH_SHARD;
+    oc->event_id = 1000000000 + i;
+    oc->child_kind = "Pod";
+    oc->child_name = "rc-autoscale-gpu-x7k2p";
+    oc->child_uid = "0c9b8a7d-6e5f-4a3b-2c1d-0e9f8a7b6c5d";
+}
+
+/* The packed size of a bus envelope around s_event(), as the bus sends it. */
+static size_t s_envelope_bytes(uint8_t *out, size_t cap)
+{
+    Rayfleet__ObjectChanged oc;
+    s_event(&oc, 0);
+    Rayfleet__Envelope env = RAYFLEET__ENVELOPE__INIT;
+    env.version = BUS_VERSION;
+    env.source = "bench/pub";
+    env.sequence = 1000000;
+    env.sent_at_ms = 1763786400000;
+    env.body_case = RAYFLEET__ENVELOPE__BODY_OBJECT_CHANGED;
+    env.object_changed = &oc;
+    size_t n = rayfleet__envelope__get_packed_size(&env);
+    if (n > cap)
+        return 0;
+    return rayfleet__envelope__pack(&env, out);
+}
+
+static int s_child_msg(bus_sub_t *sub, const Rayfleet__Envelope *env, void *arg)
+{
+    child_t *c = arg;
+    uint64_t id = env->object_changed->event_id;
+    if (c->r.count > 0 && id != c->r.last_event + 1)
+        c->r.bad++;
+    c->r.last_event = id;
+    c->r.count++;
+    return c->r.count >= c->want ? BENCH_STOP : 0;
+}
+
+/* The receiving child. Binds, sends its endpoint on fd, receives `want` messages, reports. */
+static int s_child(bool bus, uint64_t want, int hwm, int fd)
+{
+    void *zctx = zmq_ctx_new();
+    loop_t *loop = loop_new();
+    char endpoint[BUS_ENDPOINT_MAX] = "";
+    child_t c = {.want = want};
+    int status = 1;
+    if (bus) {
+        bus_options_t o = {.endpoint = "@tcp://127.0.0.1:*", .hwm = hwm};
+        bus_sub_t *sub = bus_sub_new(loop, zctx, &o, s_child_msg, NULL, &c);
+        if (!sub || bus_sub_subscribe(sub, BENCH_SHARD) < 0)
+            goto done;
+        snprintf(endpoint, sizeof endpoint, "%s", bus_sub_endpoint(sub));
+        if (s_write_full(fd, endpoint, sizeof endpoint) < 0)
+            goto done;
+        int rc = loop_run(loop);
+        bus_stats_t st;
+        bus_sub_stats(sub, &st);
+        c.r.bad += st.dropped_malformed + st.dropped_oversize;
+        bus_sub_destroy(&sub);
+        if (rc != BENCH_STOP)
+            goto done;
+    } else {
+        void *pull = zmq_socket(zctx, ZMQ_PULL);
+        int zero = 0;
+        zmq_setsockopt(pull, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
+        size_t len = sizeof endpoint;
+        if (zmq_bind(pull, "tcp://127.0.0.1:*") != 0 ||
+            zmq_getsockopt(pull, ZMQ_LAST_ENDPOINT, endpoint, &len) != 0 ||
+            s_write_full(fd, endpoint, sizeof endpoint) < 0) {
+            zmq_close(pull);
+            goto done;
+        }
+        // One warm-up message (sent blocking, so the connection exists) plus `want`.
+        for (uint64_t i = 0; i < want + 1; i++) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, pull, 0) < 0) {
+                zmq_msg_close(&m);
+                if (errno == EINTR) {
+                    i--;
+                    continue;
+                }
+                break;
+            }
+            if (i > 0)
+                c.r.count++;
+            zmq_msg_close(&m);
+        }
+        zmq_close(pull);
+    }
+    status = s_write_full(fd, &c.r, sizeof c.r) < 0;
+done:
+    loop_destroy(&loop);
+    zmq_ctx_term(zctx);
+    return status;
+}
+
+/* One run. Returns messages per second, or a negative value on failure. */
+static double s_run(bool bus, uint64_t count, int hwm, uint64_t *retries)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        close(fds[0]);
+        _exit(s_child(bus, count, hwm, fds[1]));
+    }
+    close(fds[1]);
+    double rate = -1;
+    char endpoint[BUS_ENDPOINT_MAX];
+    void *zctx = NULL;
+    loop_t *loop = NULL;
+    bus_pub_t *pub = NULL;
+    void *push = NULL;
+    if (s_read_full(fds[0], endpoint, sizeof endpoint) < 0)
+        goto done;
+    endpoint[sizeof endpoint - 1] = '\0';
+    zctx = zmq_ctx_new();
+    loop = loop_new();
+    double t0;
+    *retries = 0;
+    if (bus) {
+        bus_options_t o = {.source = "bench/pub", .endpoint = endpoint, .hwm = hwm};
+        pub = bus_pub_new(loop, zctx, &o);
+        if (!pub)
+            goto done;
+        // Wait until the child's subscriptions (heartbeats and our shard) have arrived.
+        bus_stats_t st;
+        int64_t end = loop_clock_ms() + BENCH_SYNC_MS;
+        do {
+            loop_run_once(loop, 10);
+            bus_pub_stats(pub, &st);
+        } while (st.subscriptions < 2 && loop_clock_ms() < end);
+        if (st.subscriptions < 2)
+            goto done;
+        Rayfleet__ObjectChanged oc;
+        s_event(&oc, 0);
+        t0 = s_now();
+        for (uint64_t i = 0; i < count; i++) {
+            oc.event_id = 1000000000 + i;
+            int rc;
+            while ((rc = bus_pub_publish(pub, &oc)) == ERR_AGAIN) {
+                (*retries)++;
+                s_backoff();
+            }
+            if (rc < 0)
+                goto done;
+        }
+    } else {
+        uint8_t bytes[BUS_TOPIC_MAX * 4];
+        size_t n = s_envelope_bytes(bytes, sizeof bytes);
+        push = zmq_socket(zctx, ZMQ_PUSH);
+        int zero = 0;
+        zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        if (n == 0 || zmq_connect(push, endpoint) != 0 || zmq_send(push, bytes, n, 0) < 0)
+            goto done;
+        t0 = s_now();
+        for (uint64_t i = 0; i < count; i++) {
+            while (zmq_send(push, bytes, n, ZMQ_DONTWAIT) < 0) {
+                if (errno != EAGAIN && errno != EINTR)
+                    goto done;
+                (*retries)++;
+                s_backoff();
+            }
+        }
+    }
+    result_t r;
+    if (s_read_full(fds[0], &r, sizeof r) < 0)
+        goto done;
+    double t1 = s_now();
+    if (r.count != count || r.bad != 0) {
+        fprintf(stderr, "bench-bus: child received %" PRIu64 " of %" PRIu64 ", %" PRIu64 " bad\n",
+                r.count, count, r.bad);
+        goto done;
+    }
+    rate = (double)count / (t1 - t0);
+done:
+    bus_pub_destroy(&pub);
+    if (push)
+        zmq_close(push);
+    loop_destroy(&loop);
+    if (zctx)
+        zmq_ctx_term(zctx);
+    close(fds[0]);
+    int wstatus;
+    waitpid(pid, &wstatus, 0);
+    if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
+        rate = -1;
+    return rate;
+}
+
+static int s_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a;
+    double y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double s_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, s_cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t count = BENCH_COUNT_DEFAULT;
+    int runs = BENCH_RUNS_DEFAULT;
+    int hwm = BENCH_HWM_DEFAULT;
+    static const struct option longopts[] = {
+        {"count", required_argument, NULL, 'n'},
+        {"runs", required_argument, NULL, 'r'},
+        {"hwm", required_argument, NULL, 'w'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "n:r:w:", longopts, NULL)) != -1) {
+        char *end = NULL;
+        long v = strtol(optarg ? optarg : "", &end, 10);
+        if (!end || *end || v < 1) {
+            fprintf(stderr, "usage: bench-bus [--count N] [--runs R] [--hwm H]\n");
+            return 2;
+        }
+        if (c == 'n')
+            count = (uint64_t)v;
+        else if (c == 'r')
+            runs = v > BENCH_RUNS_MAX ? BENCH_RUNS_MAX : (int)v;
+        else if (c == 'w')
+            hwm = v > BUS_HWM_MAX ? BUS_HWM_MAX : (int)v;
+        else
+            return 2;
+    }
+    log_setup("bench-bus", LOG_WARN, STDERR_FILENO);
+
+    uint8_t bytes[BUS_TOPIC_MAX * 4];
+    size_t n = s_envelope_bytes(bytes, sizeof bytes);
+    printf("bench-bus: %" PRIu64 " events of %zu bytes (packed Envelope + 18-byte topic frame on "
+           "the bus path), tcp://127.0.0.1, parent -> forked child, HWM %d both paths\n",
+           count, n, hwm);
+    printf("  bus: bus_pub_publish (envelope + pack) -> XPUB --tcp--> SUB -> checks + unpack -> "
+           "handler; direct, no forwarder\n");
+    printf("  raw: zmq_send of the same pre-packed bytes -> PUSH --tcp--> PULL -> zmq_msg_recv\n");
+    printf("%-4s %14s %14s %10s %10s\n", "run", "bus msgs/s", "raw msgs/s", "bus retry",
+           "raw retry");
+
+    double bus_rates[BENCH_RUNS_MAX];
+    double raw_rates[BENCH_RUNS_MAX];
+    for (int i = 0; i < runs; i++) {
+        uint64_t bus_retry = 0;
+        uint64_t raw_retry = 0;
+        // Alternate which path goes first, so neither always runs on a warmer machine.
+        if (i % 2 == 0) {
+            bus_rates[i] = s_run(true, count, hwm, &bus_retry);
+            raw_rates[i] = s_run(false, count, hwm, &raw_retry);
+        } else {
+            raw_rates[i] = s_run(false, count, hwm, &raw_retry);
+            bus_rates[i] = s_run(true, count, hwm, &bus_retry);
+        }
+        if (bus_rates[i] < 0 || raw_rates[i] < 0) {
+            fprintf(stderr, "bench-bus: run %d failed\n", i + 1);
+            return 1;
+        }
+        printf("%-4d %14.0f %14.0f %10" PRIu64 " %10" PRIu64 "\n", i + 1, bus_rates[i],
+               raw_rates[i], bus_retry, raw_retry);
+        fflush(stdout);
+    }
+    double bus_med = s_median(bus_rates, runs);
+    double raw_med = s_median(raw_rates, runs);
+    double ratio = bus_med / raw_med;
+    printf("%-4s %14.0f %14.0f\n", "med", bus_med, raw_med);
+    printf("ratio bus/raw: %.2f (target >= %.2f): %s\n", ratio, BENCH_TARGET,
+           ratio >= BENCH_TARGET ? "met" : "NOT met");
+    return 0;
+}

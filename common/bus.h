@@ -1,0 +1,218 @@
+/*
+ * bus: publish/subscribe between rayfleet processes, ZeroMQ carrying protobuf-c envelopes.
+ *
+ * Wire format. Every message is exactly two ZeroMQ frames:
+ *
+ *   frame 1  topic    ASCII, at most BUS_TOPIC_MAX bytes, no NUL:
+ *                       "SSSS/ObjectChanged"   SSSS = shard, decimal, zero-padded to
+ *                                              BUS_SHARD_DIGITS digits ("0042/ObjectChanged")
+ *                       "hb/<source>"          a heartbeat ("hb/watcher/0")
+ *   frame 2  body     a packed rayfleet.Envelope (proto/rayfleet.proto), at most max_frame bytes,
+ *                     version BUS_VERSION, with source, sequence and sent_at_ms set by the bus.
+ *
+ * Because the shard has a fixed width and is followed by '/', the subscription prefix "0042/"
+ * matches shard 42 and nothing else. Heartbeat topics begin with "hb/", which no shard topic
+ * does; every subscriber subscribes to BUS_TOPIC_HEARTBEAT, so it receives all heartbeats.
+ *
+ * Topology. Publishers connect to the forwarder's frontend (an XSUB socket), subscribers to its
+ * backend (an XPUB socket); the forwarder copies messages frontend -> backend and subscriptions
+ * backend -> frontend. It runs embedded on any loop (bus_forwarder_new) or as the standalone
+ * process `rayfleet-bus` (services/bus). An endpoint beginning with '@' is bound and one
+ * beginning with '>' is connected; without a prefix, publishers and subscribers connect and the
+ * forwarder binds (the CZMQ convention), so a publisher can also talk to a subscriber directly.
+ *
+ * Flow control. Every socket has a bounded high-water mark (never 0). Publishers use XPUB with
+ * ZMQ_XPUB_NODROP, so a full queue makes the send fail with EAGAIN: bus_pub_publish() returns
+ * ERR_AGAIN and counts the drop. The forwarder's backend is lossy on purpose, so one slow
+ * subscriber cannot stall the others; ZeroMQ drops silently there and cannot tell us.
+ *
+ * Validation. A received message with the wrong frame count, a frame over max_frame (checked
+ * before anything is unpacked), bytes that do not unpack, an unsupported version, a missing body
+ * or a topic that disagrees with the body is counted in bus_stats_t, logged (at most once per
+ * BUS_LOG_INTERVAL_MS per object) and dropped. Subscribers also set ZMQ_MAXMSGSIZE to
+ * BUS_MAXMSGSIZE_FACTOR * max_frame, so a peer sending far larger frames is disconnected by
+ * ZeroMQ before the frame is stored in memory.
+ *
+ * Liveness. Publishers and the forwarder send a Heartbeat every heartbeat_ms (a loop timer).
+ * Subscribers remember each source's last heartbeat and the interval it announced; a source
+ * silent for `liveness` of its intervals is reported lost, and reported seen when it is heard
+ * again (and the first time it is heard). Only heartbeats count for liveness.
+ *
+ * Security. With curve_server_key set, clients use CurveZMQ; with curve_secret_key set, the
+ * forwarder is a CURVE server. Keys are Z85 strings (40 characters). Any client that knows the
+ * server's public key is accepted (no ZAP allow-list yet).
+ *
+ * Threading: every object belongs to one loop and one thread. The ZeroMQ context is created once
+ * by main() and passed in.
+ */
+#ifndef RF_BUS_H
+#define RF_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "rayfleet.pb-c.h"
+
+#define BUS_VERSION 1 /* Envelope.version this code sends and accepts */
+#define BUS_SHARD_DIGITS 4 /* width of the zero-padded shard in topics */
+#define BUS_SHARD_LIMIT 10000 /* shards are 0 .. BUS_SHARD_LIMIT - 1 */
+#define BUS_TOPIC_MAX 128 /* longest topic frame accepted or sent, in bytes */
+#define BUS_TOPIC_HEARTBEAT "hb/" /* prefix of every heartbeat topic */
+#define BUS_TOPIC_OBJECT_CHANGED "ObjectChanged" /* topic suffix after "SSSS/" */
+#define BUS_SOURCE_MAX 63 /* longest source name, in bytes */
+#define BUS_ENDPOINT_MAX 256 /* longest endpoint string, in bytes */
+#define BUS_HWM_DEFAULT 10000 /* high-water mark when the options say 0 */
+#define BUS_HWM_MAX 10000000 /* largest high-water mark accepted */
+#define BUS_FRAME_MAX_DEFAULT 65536 /* largest Envelope frame when the options say 0 */
+#define BUS_FRAME_MAX_LIMIT (16 << 20) /* largest max_frame accepted */
+#define BUS_MAXMSGSIZE_FACTOR 4 /* ZMQ_MAXMSGSIZE = factor * max_frame (disconnects) */
+#define BUS_HEARTBEAT_MS_DEFAULT 1000 /* heartbeat interval when the options say 0 */
+#define BUS_HEARTBEAT_MS_MAX 3600000 /* longest heartbeat interval accepted (1 h) */
+#define BUS_LIVENESS_DEFAULT 3 /* missed intervals before a peer is lost */
+#define BUS_LIVENESS_MAX 1000 /* largest liveness accepted */
+#define BUS_PEERS_MAX 1024 /* sources a subscriber tracks at most */
+#define BUS_RECV_BATCH 256 /* messages handled per readiness before polling again */
+#define BUS_LOG_INTERVAL_MS 1000 /* at most one drop warning per object per interval */
+#define BUS_CURVE_KEY_LEN 40 /* length of a Z85-encoded CURVE key */
+#define BUS_ARENA_BYTES 16384 /* per-subscriber unpack arena; larger messages malloc */
+#define BUS_FORWARDER_SOURCE "bus" /* the forwarder's heartbeat source by default */
+#define BUS_FRONTEND_DEFAULT "tcp://127.0.0.1:5570" /* rayfleet-bus frontend (publishers) */
+#define BUS_BACKEND_DEFAULT "tcp://127.0.0.1:5571" /* rayfleet-bus backend (subscribers) */
+
+typedef struct bus_pub bus_pub_t;
+typedef struct bus_sub bus_sub_t;
+typedef struct bus_forwarder bus_forwarder_t;
+
+/* Settings of a publisher, subscriber or forwarder. Zero-initialise, then set what you need: a
+ * zero numeric field means its default. Strings are copied by the constructors. */
+typedef struct {
+    const char *source; /* pub/forwarder: name in envelopes and heartbeats ("watcher/0") */
+    const char *endpoint; /* pub/sub: the forwarder's frontend (pub) or backend (sub) */
+    const char *frontend; /* forwarder: endpoint publishers connect to */
+    const char *backend; /* forwarder: endpoint subscribers connect to */
+    int hwm; /* send and receive high-water mark, 1..BUS_HWM_MAX; 0 = default */
+    size_t max_frame; /* largest Envelope frame, bytes; 0 = BUS_FRAME_MAX_DEFAULT */
+    int64_t heartbeat_ms; /* pub/forwarder: heartbeat interval; sub: liveness check period */
+    int liveness; /* sub: missed intervals before a peer is lost; 0 = default */
+    const char *curve_server_key; /* pub/sub: the forwarder's Z85 public key; NULL = no CURVE */
+    const char *curve_public_key; /* pub/sub: own Z85 public key (NULL: an ephemeral pair) */
+    const char *curve_secret_key; /* pub/sub: own Z85 secret key; forwarder: server secret key */
+} bus_options_t;
+
+/* Counters of one object. All counters only grow. */
+typedef struct {
+    uint64_t sent; /* envelopes sent (ObjectChanged and heartbeats) */
+    uint64_t received; /* ObjectChanged envelopes handed to the handler */
+    uint64_t forwarded; /* forwarder: messages copied frontend -> backend */
+    uint64_t heartbeats_sent; /* heartbeats sent */
+    uint64_t heartbeats_received; /* valid heartbeats received */
+    uint64_t dropped_hwm; /* sends refused because a queue was at its high-water mark */
+    uint64_t dropped_malformed; /* frame count, garbage, truncated, version, body or topic */
+    uint64_t dropped_oversize; /* frames over max_frame, dropped before unpacking */
+    uint64_t peers_lost; /* sub: times a source was declared lost */
+    uint64_t peers_seen; /* sub: times a source was first heard or heard again */
+    int64_t subscriptions; /* pub: topic subscriptions currently asked of it (XPUB) */
+} bus_stats_t;
+
+/* Called for each valid ObjectChanged envelope. The envelope is borrowed: it is valid only
+ * during the call and the bus frees it afterwards. Return 0 to go on or a negative value to
+ * stop the loop with it. Must not destroy `sub`. */
+typedef int(bus_msg_fn)(bus_sub_t *sub, const Rayfleet__Envelope *env, void *arg);
+
+/* What happened to a peer. */
+typedef enum {
+    BUS_PEER_SEEN = 1, /* first heartbeat from a source, or the first after it was lost */
+    BUS_PEER_LOST = 2 /* no heartbeat for liveness x the source's interval */
+} bus_peer_event_t;
+
+/* Called when a source is seen or lost; `source` is borrowed for the call. */
+typedef void(bus_peer_fn)(bus_sub_t *sub, const char *source, bus_peer_event_t event, void *arg);
+
+/* ---- Topics ---- */
+
+/* Writes the topic of an ObjectChanged for `shard` ("0042/ObjectChanged") into out (size
+ * `size`). Returns the length, or ERR_INVAL (shard out of range) or ERR_TOOBIG (size). */
+int bus_topic_object_changed(uint32_t shard, char *out, size_t size);
+
+/* Writes the subscription prefix of `shard` ("0042/"). Same returns as above. */
+int bus_topic_shard_prefix(uint32_t shard, char *out, size_t size);
+
+/* ---- Publisher ---- */
+
+/* A publisher on `loop` using ZeroMQ context `zctx`; opts->source and opts->endpoint are
+ * required. It heartbeats every heartbeat_ms from now on. Returns NULL on a bad option, a
+ * ZeroMQ failure or out of memory (logged). */
+bus_pub_t *bus_pub_new(loop_t *loop, void *zctx, const bus_options_t *opts);
+
+/* Stops the heartbeat, closes the socket (linger 0: unsent messages are dropped), frees, and
+ * sets *pub_p to NULL. NULL-safe. */
+void bus_pub_destroy(bus_pub_t **pub_p);
+
+/* Publishes `oc` (borrowed, not modified) on its shard's topic inside an Envelope whose source,
+ * sequence and sent_at_ms the bus fills. Never blocks. Returns 0, ERR_INVAL (NULL or shard out
+ * of range), ERR_TOOBIG (packed size over max_frame; counted as oversize), ERR_AGAIN (a queue is
+ * full; counted in dropped_hwm; the message is not sent), ERR_NOMEM or ERR_IO. */
+int bus_pub_publish(bus_pub_t *pub, const Rayfleet__ObjectChanged *oc);
+
+/* Sends a heartbeat now (the timer calls this). Same returns as bus_pub_publish(). */
+int bus_pub_heartbeat(bus_pub_t *pub);
+
+/* Copies the counters into *out. */
+void bus_pub_stats(const bus_pub_t *pub, bus_stats_t *out);
+
+/* The endpoint as bound or connected (for "@tcp://127.0.0.1:*", the port chosen). Borrowed. */
+const char *bus_pub_endpoint(const bus_pub_t *pub);
+
+/* ---- Subscriber ---- */
+
+/* A subscriber on `loop`; opts->endpoint is required. It receives heartbeats at once and
+ * ObjectChanged only for the shards subscribed. `on_msg` is required; `on_peer` may be NULL.
+ * Returns NULL on a bad option, a ZeroMQ failure or out of memory (logged). */
+bus_sub_t *bus_sub_new(loop_t *loop, void *zctx, const bus_options_t *opts, bus_msg_fn *on_msg,
+                       bus_peer_fn *on_peer, void *arg);
+
+/* Closes the socket, frees everything, sets *sub_p to NULL. NULL-safe. Not from a callback. */
+void bus_sub_destroy(bus_sub_t **sub_p);
+
+/* Subscribes to `shard`; subscribing twice is the same as once. Returns 0, ERR_INVAL (out of
+ * range) or ERR_IO. */
+int bus_sub_subscribe(bus_sub_t *sub, uint32_t shard);
+
+/* Unsubscribes from `shard`. Returns 0, ERR_INVAL, ERR_NOTFOUND (not subscribed) or ERR_IO. */
+int bus_sub_unsubscribe(bus_sub_t *sub, uint32_t shard);
+
+/* True when `shard` is subscribed. */
+bool bus_sub_subscribed(const bus_sub_t *sub, uint32_t shard);
+
+/* True when `source` is known and not lost. */
+bool bus_sub_peer_alive(const bus_sub_t *sub, const char *source);
+
+/* Copies the counters into *out. */
+void bus_sub_stats(const bus_sub_t *sub, bus_stats_t *out);
+
+/* The endpoint as bound or connected. Borrowed. */
+const char *bus_sub_endpoint(const bus_sub_t *sub);
+
+/* ---- Forwarder ---- */
+
+/* A forwarder on `loop`: binds (by default) opts->frontend and opts->backend, both required,
+ * and heartbeats as opts->source (default BUS_FORWARDER_SOURCE) on the backend. Returns NULL on
+ * a bad option, a ZeroMQ failure (an endpoint in use) or out of memory (logged). */
+bus_forwarder_t *bus_forwarder_new(loop_t *loop, void *zctx, const bus_options_t *opts);
+
+/* Closes both sockets, frees, sets *fwd_p to NULL. NULL-safe. */
+void bus_forwarder_destroy(bus_forwarder_t **fwd_p);
+
+/* Copies the counters into *out. */
+void bus_forwarder_stats(const bus_forwarder_t *fwd, bus_stats_t *out);
+
+/* The frontend and backend endpoints as bound (ports resolved). Borrowed. */
+const char *bus_forwarder_frontend(const bus_forwarder_t *fwd);
+const char *bus_forwarder_backend(const bus_forwarder_t *fwd);
+
+/* Self-test. */
+int bus_test(bool verbose);
+
+#endif
