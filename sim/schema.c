@@ -1,0 +1,1094 @@
+/*
+ * schema: structural schema defaulting, pruning and validation for custom resources. Each step
+ * is one recursive walk over the object alongside its schema; the walks keep a dotted field path
+ * in a bounded buffer for pruning reports and error causes.
+ */
+#include "schema.h"
+#include "err.h"
+#include "selftest.h"
+#include "yaml.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The longest field path named in a cause; a longer one is cut. */
+#define SCHEMA_PATH_MAX 4096
+/* The largest CRD file the self-test reads. */
+#define SCHEMA_TEST_MAX_FILE (16u * 1024u * 1024u)
+
+static const char *const s_object_meta[] = {
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+};
+
+static bool s_flag(const json_t *schema, const char *name)
+{
+    return json_is_true(json_object_get(schema, name));
+}
+
+static const char *s_type(const json_t *schema)
+{
+    return json_string_value(json_object_get(schema, "type"));
+}
+
+/* Pushes a path component (".key" or "[i]"); returns the length to restore. */
+static size_t s_push_key(buf_t *path, const char *key)
+{
+    size_t at = path->len;
+    if (buf_printf(path, "%s%s", at ? "." : "", key) != 0 && path->data) {
+        path->len = at;
+        path->data[at] = '\0';
+    }
+    return at;
+}
+
+static size_t s_push_index(buf_t *path, size_t i)
+{
+    size_t at = path->len;
+    if (buf_printf(path, "[%zu]", i) != 0 && path->data) {
+        path->len = at;
+        path->data[at] = '\0';
+    }
+    return at;
+}
+
+static void s_pop(buf_t *path, size_t at)
+{
+    path->len = at;
+    if (path->data)
+        path->data[at] = '\0';
+}
+
+/* The schema of field `key` of an object described by `schema`, or NULL. */
+static const json_t *s_prop_schema(const json_t *schema, const char *key)
+{
+    const json_t *p = json_object_get(json_object_get(schema, "properties"), key);
+    if (p)
+        return p;
+    const json_t *ap = json_object_get(schema, "additionalProperties");
+    return json_is_object(ap) ? ap : NULL;
+}
+
+/* ---- defaulting ---- */
+
+static int s_default(const json_t *schema, json_t *v, int depth)
+{
+    if (!schema || depth > SCHEMA_MAX_DEPTH)
+        return 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *fv;
+        void *tmp;
+        // Nulls of non-nullable fields go, unless a default will take their place.
+        json_object_foreach_safe(v, tmp, k, fv)
+        {
+            const json_t *ps = s_prop_schema(schema, k);
+            if (json_is_null(fv) && ps && !s_flag(ps, "nullable"))
+                json_object_del(v, k);
+        }
+        json_t *props = json_object_get(schema, "properties");
+        json_object_foreach(props, k, fv)
+        {
+            json_t *def = json_object_get(fv, "default");
+            if (def && !json_object_get(v, k)) {
+                json_t *copy = json_deep_copy(def);
+                if (!copy || json_object_set_new(v, k, copy) != 0)
+                    return ERR_NOMEM;
+            }
+        }
+        json_object_foreach(v, k, fv)
+        {
+            int rc = s_default(s_prop_schema(schema, k), fv, depth + 1);
+            if (rc)
+                return rc;
+        }
+    } else if (json_is_array(v)) {
+        const json_t *items = json_object_get(schema, "items");
+        size_t i;
+        json_t *it;
+        json_array_foreach(v, i, it)
+        {
+            int rc = s_default(items, it, depth + 1);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int schema_default(const json_t *schema, json_t *obj)
+{
+    return s_default(schema, obj, 0);
+}
+
+/* ---- pruning ---- */
+
+static int s_note(json_t *pruned, buf_t *path)
+{
+    if (!pruned)
+        return 0;
+    return json_array_append_new(pruned, json_string(buf_str(path))) ? ERR_NOMEM : 0;
+}
+
+/* Cuts a metadata object to the ObjectMeta fields. */
+static int s_prune_meta(json_t *meta, buf_t *path, json_t *pruned)
+{
+    if (!json_is_object(meta))
+        return 0;
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(meta, tmp, k, v)
+    {
+        bool known = false;
+        for (size_t i = 0; i < sizeof(s_object_meta) / sizeof(s_object_meta[0]) && !known; i++)
+            known = strcmp(s_object_meta[i], k) == 0;
+        if (!known) {
+            size_t at = s_push_key(path, k);
+            int rc = s_note(pruned, path);
+            s_pop(path, at);
+            if (rc)
+                return rc;
+            json_object_del(meta, k);
+        }
+    }
+    return 0;
+}
+
+static int s_prune(const json_t *schema, json_t *v, bool resource, buf_t *path, json_t *pruned,
+                   int depth)
+{
+    if (!schema || depth > SCHEMA_MAX_DEPTH)
+        return 0;
+    int rc = 0;
+    if (json_is_object(v)) {
+        bool preserve = s_flag(schema, "x-kubernetes-preserve-unknown-fields");
+        json_t *props = json_object_get(schema, "properties");
+        const json_t *ap = json_object_get(schema, "additionalProperties");
+        const char *k;
+        json_t *fv;
+        void *tmp;
+        json_object_foreach_safe(v, tmp, k, fv)
+        {
+            size_t at = s_push_key(path, k);
+            if (resource && (strcmp(k, "apiVersion") == 0 || strcmp(k, "kind") == 0)) {
+                s_pop(path, at);
+                continue;
+            }
+            if (resource && strcmp(k, "metadata") == 0) {
+                rc = s_prune_meta(fv, path, pruned);
+                s_pop(path, at);
+                if (rc)
+                    return rc;
+                continue;
+            }
+            const json_t *ps = json_object_get(props, k);
+            if (!ps && json_is_object(ap))
+                ps = ap;
+            if (ps) {
+                bool embedded = s_flag(ps, "x-kubernetes-embedded-resource");
+                rc = s_prune(ps, fv, embedded, path, pruned, depth + 1);
+            } else if (!preserve && !json_is_true(ap)) {
+                rc = s_note(pruned, path);
+                json_object_del(v, k);
+            }
+            s_pop(path, at);
+            if (rc)
+                return rc;
+        }
+    } else if (json_is_array(v)) {
+        const json_t *items = json_object_get(schema, "items");
+        bool embedded = s_flag(items, "x-kubernetes-embedded-resource");
+        size_t i;
+        json_t *it;
+        json_array_foreach(v, i, it)
+        {
+            size_t at = s_push_index(path, i);
+            rc = s_prune(items, it, embedded, path, pruned, depth + 1);
+            s_pop(path, at);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int schema_prune(const json_t *schema, json_t *obj, json_t *pruned)
+{
+    buf_t path;
+    buf_init(&path, SCHEMA_PATH_MAX);
+    int rc = s_prune(schema, obj, true, &path, pruned, 0);
+    buf_free(&path);
+    return rc;
+}
+
+/* ---- validation ---- */
+
+typedef struct {
+    buf_t path; /* the current field path */
+    buf_t msg; /* scratch for one message */
+    json_t *causes; /* where causes go */
+    int rc; /* ERR_NOMEM once an append failed */
+} vctx_t;
+
+/* Appends `s` quoted as Go's %q does for printable text. */
+static void s_quote(buf_t *b, const char *s)
+{
+    buf_puts(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_printf(b, "\\%c", *p);
+        else if (*p == '\n')
+            buf_puts(b, "\\n");
+        else if (*p == '\t')
+            buf_puts(b, "\\t");
+        else if (*p < 0x20 || *p == 0x7f)
+            buf_printf(b, "\\x%02x", *p);
+        else
+            buf_append(b, p, 1);
+    }
+    buf_puts(b, "\"");
+}
+
+/* Appends a JSON number as Go's %v prints the float64 or int64 kube decoded it into. */
+static void s_number(buf_t *b, const json_t *v)
+{
+    if (json_is_integer(v)) {
+        buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return;
+    }
+    double d = json_number_value(v);
+    if (d == floor(d) && fabs(d) < 1e21)
+        buf_printf(b, "%.0f", d);
+    else
+        buf_printf(b, "%.17g", d);
+}
+
+/* Appends a bad value as field.Error prints it. */
+static void s_value(buf_t *b, const json_t *v)
+{
+    if (json_is_string(v)) {
+        s_quote(b, json_string_value(v));
+    } else if (json_is_number(v)) {
+        s_number(b, v);
+    } else if (json_is_boolean(v)) {
+        buf_puts(b, json_is_true(v) ? "true" : "false");
+    } else {
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        buf_puts(b, t ? t : "null");
+        free(t);
+    }
+}
+
+static const char *s_json_type(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+    default:
+        return "null";
+    }
+}
+
+/* Adds a cause with the message in c->msg. */
+static void s_cause(vctx_t *c, const char *reason)
+{
+    json_t *cause = json_pack("{s:s,s:s,s:s}", "reason", reason, "message", buf_str(&c->msg),
+                              "field", buf_str(&c->path));
+    if (!cause || json_array_append_new(c->causes, cause) != 0)
+        c->rc = ERR_NOMEM;
+    buf_reset(&c->msg);
+}
+
+/* "Invalid value: <v>: <path> in body <text>" as FieldValueInvalid. */
+static void s_invalid(vctx_t *c, const json_t *v, const char *text)
+{
+    buf_puts(&c->msg, "Invalid value: ");
+    s_value(&c->msg, v);
+    buf_printf(&c->msg, ": %s in body %s", buf_str(&c->path), text);
+    s_cause(c, "FieldValueInvalid");
+}
+
+static bool s_equal(const json_t *a, const json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b))
+        return json_number_value(a) == json_number_value(b);
+    return json_equal((json_t *)a, (json_t *)b);
+}
+
+static size_t s_utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+/* False when the value's type does not fit; adds the cause. */
+static bool s_check_type(vctx_t *c, const json_t *schema, const json_t *v)
+{
+    const char *want = s_type(schema);
+    bool ios = s_flag(schema, "x-kubernetes-int-or-string");
+    if (json_is_null(v)) {
+        if (s_flag(schema, "nullable") || (!want && !ios))
+            return true;
+    } else if (ios) {
+        if (json_is_integer(v) || json_is_string(v))
+            return true;
+        want = "integer,string";
+    } else if (!want) {
+        return true;
+    } else if (strcmp(want, "integer") == 0) {
+        if (json_is_integer(v))
+            return true;
+    } else if (strcmp(want, "number") == 0) {
+        if (json_is_number(v))
+            return true;
+    } else if (strcmp(want, s_json_type(v)) == 0) {
+        return true;
+    }
+    const char *have = s_json_type(v);
+    buf_printf(&c->msg, "Invalid value: \"%s\": %s in body must be of type %s: \"%s\"", have,
+               buf_str(&c->path), want ? want : "?", have);
+    s_cause(c, "FieldValueTypeInvalid");
+    return false;
+}
+
+static void s_validate(vctx_t *c, const json_t *schema, const json_t *v, int depth);
+
+static void s_check_enum(vctx_t *c, const json_t *schema, const json_t *v)
+{
+    const json_t *en = json_object_get(schema, "enum");
+    if (!json_is_array(en))
+        return;
+    size_t i;
+    json_t *e;
+    json_array_foreach(en, i, e)
+    {
+        if (s_equal(e, v))
+            return;
+    }
+    buf_puts(&c->msg, "Unsupported value: ");
+    s_value(&c->msg, v);
+    buf_puts(&c->msg, ": supported values: ");
+    json_array_foreach(en, i, e)
+    {
+        if (i)
+            buf_puts(&c->msg, ", ");
+        if (json_is_string(e)) {
+            s_quote(&c->msg, json_string_value(e));
+        } else {
+            char *t = json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
+            s_quote(&c->msg, t ? t : "null");
+            free(t);
+        }
+    }
+    s_cause(c, "FieldValueNotSupported");
+}
+
+static void s_check_number(vctx_t *c, const json_t *schema, const json_t *v)
+{
+    double d = json_number_value(v);
+    const json_t *min = json_object_get(schema, "minimum");
+    const json_t *max = json_object_get(schema, "maximum");
+    buf_t t;
+    buf_init(&t, 256);
+    if (json_is_number(min)) {
+        bool excl = s_flag(schema, "exclusiveMinimum");
+        double m = json_number_value(min);
+        if (excl ? d <= m : d < m) {
+            buf_printf(&t, "should be greater than %s", excl ? "" : "or equal to ");
+            s_number(&t, min);
+            s_invalid(c, v, buf_str(&t));
+        }
+    }
+    buf_reset(&t);
+    if (json_is_number(max)) {
+        bool excl = s_flag(schema, "exclusiveMaximum");
+        double m = json_number_value(max);
+        if (excl ? d >= m : d > m) {
+            buf_printf(&t, "should be less than %s", excl ? "" : "or equal to ");
+            s_number(&t, max);
+            s_invalid(c, v, buf_str(&t));
+        }
+    }
+    const json_t *mult = json_object_get(schema, "multipleOf");
+    if (json_is_number(mult) && json_number_value(mult) > 0) {
+        double q = d / json_number_value(mult);
+        if (q != floor(q)) {
+            buf_reset(&t);
+            buf_puts(&t, "should be a multiple of ");
+            s_number(&t, mult);
+            s_invalid(c, v, buf_str(&t));
+        }
+    }
+    buf_free(&t);
+}
+
+static void s_check_string(vctx_t *c, const json_t *schema, const json_t *v)
+{
+    const char *s = json_string_value(v);
+    size_t n = s_utf8_len(s);
+    const json_t *minl = json_object_get(schema, "minLength");
+    const json_t *maxl = json_object_get(schema, "maxLength");
+    buf_t t;
+    buf_init(&t, 256);
+    if (json_is_integer(maxl) && (json_int_t)n > json_integer_value(maxl)) {
+        buf_printf(&c->msg, "Too long: may not be more than %" JSON_INTEGER_FORMAT " bytes",
+                   json_integer_value(maxl));
+        s_cause(c, "FieldValueTooLong");
+    }
+    if (json_is_integer(minl) && (json_int_t)n < json_integer_value(minl)) {
+        buf_printf(&t, "should be at least %" JSON_INTEGER_FORMAT " chars long",
+                   json_integer_value(minl));
+        s_invalid(c, v, buf_str(&t));
+    }
+    const char *pat = json_string_value(json_object_get(schema, "pattern"));
+    regex_t re;
+    if (pat && regcomp(&re, pat, REG_EXTENDED | REG_NOSUB) == 0) {
+        if (regexec(&re, s, 0, NULL, 0) != 0) {
+            buf_reset(&t);
+            buf_printf(&t, "should match '%s'", pat);
+            s_invalid(c, v, buf_str(&t));
+        }
+        regfree(&re);
+    }
+    buf_free(&t);
+}
+
+static void s_check_object(vctx_t *c, const json_t *schema, const json_t *v, int depth)
+{
+    const json_t *req = json_object_get(schema, "required");
+    size_t i;
+    json_t *r;
+    json_array_foreach(req, i, r)
+    {
+        const char *k = json_string_value(r);
+        if (k && !json_object_get(v, k)) {
+            size_t at = s_push_key(&c->path, k);
+            buf_puts(&c->msg, "Required value");
+            s_cause(c, "FieldValueRequired");
+            s_pop(&c->path, at);
+        }
+    }
+    const json_t *minp = json_object_get(schema, "minProperties");
+    const json_t *maxp = json_object_get(schema, "maxProperties");
+    json_int_t n = (json_int_t)json_object_size(v);
+    if (json_is_integer(maxp) && n > json_integer_value(maxp)) {
+        buf_printf(&c->msg,
+                   "Too many: %" JSON_INTEGER_FORMAT ": must have at most %" JSON_INTEGER_FORMAT
+                   " items",
+                   n, json_integer_value(maxp));
+        s_cause(c, "FieldValueTooMany");
+    }
+    if (json_is_integer(minp) && n < json_integer_value(minp)) {
+        buf_t t;
+        buf_init(&t, 256);
+        buf_printf(&t, "should have at least %" JSON_INTEGER_FORMAT " properties",
+                   json_integer_value(minp));
+        s_invalid(c, v, buf_str(&t));
+        buf_free(&t);
+    }
+    // Fields in sorted order, so the causes come out the same on every run.
+    const char **keys = calloc(json_object_size(v) + 1, sizeof(*keys));
+    if (!keys) {
+        c->rc = ERR_NOMEM;
+        return;
+    }
+    size_t nk = 0;
+    const char *k;
+    json_t *fv;
+    json_object_foreach((json_t *)v, k, fv)
+    {
+        keys[nk++] = k;
+    }
+    for (size_t a = 1; a < nk; a++)
+        for (size_t b = a; b > 0 && strcmp(keys[b - 1], keys[b]) > 0; b--) {
+            const char *tmp = keys[b];
+            keys[b] = keys[b - 1];
+            keys[b - 1] = tmp;
+        }
+    for (size_t j = 0; j < nk; j++) {
+        const json_t *ps = s_prop_schema(schema, keys[j]);
+        if (!ps)
+            continue;
+        size_t at = s_push_key(&c->path, keys[j]);
+        s_validate(c, ps, json_object_get(v, keys[j]), depth + 1);
+        s_pop(&c->path, at);
+    }
+    free(keys);
+}
+
+static void s_check_array(vctx_t *c, const json_t *schema, const json_t *v, int depth)
+{
+    json_int_t n = (json_int_t)json_array_size(v);
+    const json_t *mini = json_object_get(schema, "minItems");
+    const json_t *maxi = json_object_get(schema, "maxItems");
+    if (json_is_integer(maxi) && n > json_integer_value(maxi)) {
+        buf_printf(&c->msg,
+                   "Too many: %" JSON_INTEGER_FORMAT ": must have at most %" JSON_INTEGER_FORMAT
+                   " items",
+                   n, json_integer_value(maxi));
+        s_cause(c, "FieldValueTooMany");
+    }
+    if (json_is_integer(mini) && n < json_integer_value(mini)) {
+        buf_t t;
+        buf_init(&t, 256);
+        buf_printf(&t, "should have at least %" JSON_INTEGER_FORMAT " items",
+                   json_integer_value(mini));
+        s_invalid(c, v, buf_str(&t));
+        buf_free(&t);
+    }
+    const json_t *items = json_object_get(schema, "items");
+    if (!json_is_object(items))
+        return;
+    size_t i;
+    json_t *it;
+    json_array_foreach(v, i, it)
+    {
+        size_t at = s_push_index(&c->path, i);
+        s_validate(c, items, it, depth + 1);
+        s_pop(&c->path, at);
+    }
+}
+
+static void s_validate(vctx_t *c, const json_t *schema, const json_t *v, int depth)
+{
+    if (!json_is_object(schema) || c->rc)
+        return;
+    if (depth > SCHEMA_MAX_DEPTH) {
+        buf_printf(&c->msg, "Invalid value: \"\": %s in body is nested too deeply",
+                   buf_str(&c->path));
+        s_cause(c, "FieldValueInvalid");
+        return;
+    }
+    if (!s_check_type(c, schema, v) || json_is_null(v))
+        return;
+    s_check_enum(c, schema, v);
+    if (json_is_number(v))
+        s_check_number(c, schema, v);
+    else if (json_is_string(v))
+        s_check_string(c, schema, v);
+    else if (json_is_object(v))
+        s_check_object(c, schema, v, depth);
+    else if (json_is_array(v))
+        s_check_array(c, schema, v, depth);
+}
+
+int schema_validate(const json_t *schema, const json_t *obj, json_t *causes)
+{
+    vctx_t c = {.causes = causes, .rc = 0};
+    buf_init(&c.path, SCHEMA_PATH_MAX);
+    buf_init(&c.msg, 1 << 16);
+    size_t before = json_array_size(causes);
+    // metadata is ObjectMeta, checked by the store, whatever the schema says of it.
+    if (json_is_object(obj) && json_is_object(schema)) {
+        json_t *shallow = json_copy((json_t *)obj);
+        if (!shallow) {
+            c.rc = ERR_NOMEM;
+        } else {
+            json_object_del(shallow, "metadata");
+            s_validate(&c, schema, shallow, 0);
+            json_decref(shallow);
+        }
+    } else {
+        s_validate(&c, schema, obj, 0);
+    }
+    buf_free(&c.path);
+    buf_free(&c.msg);
+    if (c.rc)
+        return c.rc;
+    return json_array_size(causes) > before ? ERR_INVAL : 0;
+}
+
+int schema_apply(const json_t *schema, json_t *obj, json_t *pruned, json_t *causes)
+{
+    int rc = schema_default(schema, obj);
+    if (!rc)
+        rc = schema_prune(schema, obj, pruned);
+    if (!rc)
+        rc = schema_validate(schema, obj, causes);
+    return rc;
+}
+
+const json_t *schema_for_version(const json_t *crd, const char *version)
+{
+    const json_t *versions = json_object_get(json_object_get(crd, "spec"), "versions");
+    size_t i;
+    json_t *v;
+    json_array_foreach(versions, i, v)
+    {
+        const char *name = json_string_value(json_object_get(v, "name"));
+        bool hit = version ? (name && strcmp(name, version) == 0)
+                           : json_is_true(json_object_get(v, "storage"));
+        if (hit)
+            return json_object_get(json_object_get(v, "schema"), "openAPIV3Schema");
+    }
+    return NULL;
+}
+
+int schema_invalid_message(const char *kind, const char *group, const char *name,
+                           const json_t *causes, buf_t *out)
+{
+    int rc = buf_printf(out, "%s%s%s \"%s\" is invalid", kind, group && *group ? "." : "",
+                        group ? group : "", name ? name : "");
+    // The distinct "<field>: <message>" texts, as an aggregate prints them.
+    size_t n = json_array_size(causes);
+    size_t distinct = 0;
+    buf_t all;
+    buf_init(&all, out->max);
+    for (size_t i = 0; i < n && !rc; i++) {
+        json_t *ci = json_array_get(causes, i);
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++) {
+            json_t *cj = json_array_get(causes, j);
+            dup = json_equal(json_object_get(ci, "field"), json_object_get(cj, "field")) &&
+                  json_equal(json_object_get(ci, "message"), json_object_get(cj, "message"));
+        }
+        if (dup)
+            continue;
+        const char *f = json_string_value(json_object_get(ci, "field"));
+        rc = buf_printf(&all, "%s%s%s%s", distinct ? ", " : "", f && *f ? f : "",
+                        f && *f ? ": " : "", json_string_value(json_object_get(ci, "message")));
+        distinct++;
+    }
+    if (!rc && distinct)
+        rc = buf_printf(out, ": %s%s%s", distinct > 1 ? "[" : "", buf_str(&all),
+                        distinct > 1 ? "]" : "");
+    buf_free(&all);
+    return rc;
+}
+
+json_t *schema_invalid_status(const char *kind, const char *group, const char *name,
+                              const json_t *causes)
+{
+    buf_t m;
+    buf_init(&m, 1 << 20);
+    if (schema_invalid_message(kind, group, name, causes, &m) != 0) {
+        buf_free(&m);
+        return NULL;
+    }
+    json_t *st =
+        json_pack("{s:s,s:s,s:{},s:s,s:s,s:s,s:i,s:{s:s,s:s,s:s,s:O}}", "kind", "Status",
+                  "apiVersion", "v1", "metadata", "status", "Failure", "message", buf_str(&m),
+                  "reason", "Invalid", "code", 422, "details", "name", name ? name : "", "group",
+                  group ? group : "", "kind", kind, "causes", causes);
+    buf_free(&m);
+    return st;
+}
+
+/* ---- self-test ---- */
+
+/* Joins "<field>: <message>" of every cause with " | " for easy comparison. */
+static void s_causes_text(const json_t *causes, buf_t *out)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(causes, i, c)
+    {
+        buf_printf(out, "%s%s: %s", i ? " | " : "", json_string_value(json_object_get(c, "field")),
+                   json_string_value(json_object_get(c, "message")));
+    }
+}
+
+/* Validates `obj_json` against `schema`; true when the causes read exactly `want`. */
+static bool s_expect(const json_t *schema, const char *obj_json, const char *want)
+{
+    json_t *obj = json_loads(obj_json, 0, NULL);
+    json_t *causes = json_array();
+    buf_t t;
+    buf_init(&t, 1 << 16);
+    int rc = schema_apply(schema, obj, NULL, causes);
+    s_causes_text(causes, &t);
+    bool ok = strcmp(buf_str(&t), want) == 0 && (rc == 0) == (want[0] == '\0');
+    if (!ok)
+        printf("schema: got [%s] rc %d, want [%s]\n", buf_str(&t), rc, want);
+    buf_free(&t);
+    json_decref(causes);
+    json_decref(obj);
+    return ok;
+}
+
+/* True when `after` holds everything `before` holds (values equal; `after` may add fields). */
+static bool s_superset(const json_t *before, const json_t *after)
+{
+    if (json_is_object(before)) {
+        if (!json_is_object(after))
+            return false;
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)before, k, v)
+        {
+            json_t *w = json_object_get(after, k);
+            if (!w && json_is_null(v))
+                continue; // a null that was dropped
+            if (!w || !s_superset(v, w))
+                return false;
+        }
+        return true;
+    }
+    if (json_is_array(before)) {
+        if (!json_is_array(after) || json_array_size(before) != json_array_size(after))
+            return false;
+        for (size_t i = 0; i < json_array_size(before); i++)
+            if (!s_superset(json_array_get(before, i), json_array_get(after, i)))
+                return false;
+        return true;
+    }
+    return s_equal(before, after);
+}
+
+/* Checks every RayCluster document in the YAML files of `dir` (one level of subfolders too). */
+static int s_test_samples(const json_t *schema, const char *dir, int level, int *seen)
+{
+    int failed = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        buf_t p;
+        buf_init(&p, 4096);
+        buf_printf(&p, "%s/%s", dir, e->d_name);
+        size_t nl = strlen(e->d_name);
+        if (nl > 5 && strcmp(e->d_name + nl - 5, ".yaml") == 0) {
+            json_t *docs = NULL;
+            if (yaml_load_file(buf_str(&p), SCHEMA_TEST_MAX_FILE, &docs, NULL) == 0) {
+                size_t i;
+                json_t *doc;
+                json_array_foreach(docs, i, doc)
+                {
+                    const char *kind = json_string_value(json_object_get(doc, "kind"));
+                    const char *av = json_string_value(json_object_get(doc, "apiVersion"));
+                    if (!kind || strcmp(kind, "RayCluster") != 0 || !av ||
+                        strcmp(av, "ray.io/v1") != 0)
+                        continue;
+                    (*seen)++;
+                    json_t *obj = json_deep_copy(doc);
+                    json_t *causes = json_array();
+                    json_t *pruned = json_array();
+                    int rc = schema_apply(schema, obj, pruned, causes);
+                    bool ok = rc == 0 && json_array_size(pruned) == 0 && s_superset(doc, obj);
+                    if (!ok) {
+                        char *c = json_dumps(causes, JSON_COMPACT);
+                        char *pr = json_dumps(pruned, JSON_COMPACT);
+                        printf("schema: sample %s: rc %d causes %s pruned %s\n", buf_str(&p), rc,
+                               c ? c : "", pr ? pr : "");
+                        free(c);
+                        free(pr);
+                        failed++;
+                    }
+                    json_decref(pruned);
+                    json_decref(causes);
+                    json_decref(obj);
+                }
+            }
+            json_decref(docs);
+        } else if (level == 0 && e->d_type == DT_DIR) {
+            failed += s_test_samples(schema, buf_str(&p), level + 1, seen);
+        }
+        buf_free(&p);
+    }
+    closedir(d);
+    return failed;
+}
+
+/* The schema node at the dotted path of property names (`items` followed through arrays when
+ * the name is "[]"), or NULL. */
+static json_t *s_schema_at(const json_t *schema, const char *const *names)
+{
+    json_t *cur = (json_t *)schema;
+    for (size_t i = 0; cur && names[i]; i++) {
+        if (strcmp(names[i], "[]") == 0)
+            cur = json_object_get(cur, "items");
+        else
+            cur = json_object_get(json_object_get(cur, "properties"), names[i]);
+    }
+    return cur;
+}
+
+int schema_test(bool verbose)
+{
+    int failed = 0;
+
+    // A small hand-written schema covering every keyword.
+    json_t *sch = json_loads(
+        "{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\","
+        "\"required\":[\"name\"],\"properties\":{"
+        "\"name\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":5,\"pattern\":\"^[a-z]+$\"},"
+        "\"n\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":10,\"default\":3},"
+        "\"x\":{\"type\":\"number\",\"minimum\":0,\"exclusiveMinimum\":true,\"maximum\":1,"
+        "\"exclusiveMaximum\":true},"
+        "\"mode\":{\"type\":\"string\",\"enum\":[\"A\",\"B\"]},"
+        "\"ios\":{\"x-kubernetes-int-or-string\":true},"
+        "\"opt\":{\"type\":\"string\",\"nullable\":true},"
+        "\"list\":{\"type\":\"array\",\"minItems\":1,\"maxItems\":2,\"items\":{\"type\":"
+        "\"object\",\"properties\":{\"k\":{\"type\":\"string\",\"default\":\"d\"}}}},"
+        "\"m\":{\"type\":\"object\",\"maxProperties\":1,\"minProperties\":1,"
+        "\"additionalProperties\":{\"type\":\"string\"}},"
+        "\"free\":{\"type\":\"object\",\"x-kubernetes-preserve-unknown-fields\":true},"
+        "\"emb\":{\"type\":\"object\",\"x-kubernetes-embedded-resource\":true,"
+        "\"properties\":{\"spec\":{\"type\":\"object\"}}},"
+        "\"bad\":{\"type\":\"string\",\"pattern\":\"([a-z\"},"
+        "\"obj\":{\"type\":\"object\",\"default\":{\"a\":1},\"properties\":{\"a\":{\"type\":"
+        "\"integer\"}}}"
+        "}}}}",
+        0, NULL);
+    CHECK(sch != NULL);
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"abc\"}}", ""));
+    CHECK(s_expect(sch, "{\"spec\":{}}", "spec.name: Required value"));
+    CHECK(
+        s_expect(sch, "{\"spec\":{\"name\":\"abc\",\"n\":-1}}",
+                 "spec.n: Invalid value: -1: spec.n in body should be greater than or equal to 0"));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"abc\",\"n\":11}}",
+                   "spec.n: Invalid value: 11: spec.n in body should be less than or equal to 10"));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"abc\",\"x\":0}}",
+                   "spec.x: Invalid value: 0: spec.x in body should be greater than 0"));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"abc\",\"x\":1.0}}",
+                   "spec.x: Invalid value: 1: spec.x in body should be less than 1"));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"abc\",\"x\":0.5}}", ""));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"abcdef\"}}",
+                   "spec.name: Too long: may not be more than 5 bytes"));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"a\"}}",
+                   "spec.name: Invalid value: \"a\": spec.name in body should be at least 2 chars "
+                   "long"));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"AB\"}}",
+                   "spec.name: Invalid value: \"AB\": spec.name in body should match '^[a-z]+$'"));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"mode\":\"C\"}}",
+                   "spec.mode: Unsupported value: \"C\": supported values: \"A\", \"B\""));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"ios\":5}}", ""));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"ios\":\"5%\"}}", ""));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"ios\":true}}",
+                   "spec.ios: Invalid value: \"boolean\": spec.ios in body must be of type "
+                   "integer,string: \"boolean\""));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"opt\":null}}", ""));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"n\":null,\"mode\":null}}", ""));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"n\":\"7\"}}",
+                   "spec.n: Invalid value: \"string\": spec.n in body must be of type integer: "
+                   "\"string\""));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"list\":[]}}",
+                   "spec.list: Invalid value: []: spec.list in body should have at least 1 items"));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"list\":[{},{},{\"k\":1}]}}",
+                   "spec.list: Too many: 3: must have at most 2 items | spec.list[2].k: Invalid "
+                   "value: \"integer\": spec.list[2].k in body must be of type string: "
+                   "\"integer\""));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"m\":{\"a\":\"1\",\"b\":2}}}",
+                   "spec.m: Too many: 2: must have at most 1 items | spec.m.b: Invalid value: "
+                   "\"integer\": spec.m.b in body must be of type string: \"integer\""));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"m\":{}}}",
+                   "spec.m: Invalid value: {}: spec.m in body should have at least 1 properties"));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"bad\":\"anything\"}}", ""));
+    CHECK(s_expect(sch, "{\"spec\":\"no\"}",
+                   "spec: Invalid value: \"string\": spec in body must be of type object: "
+                   "\"string\""));
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":5,\"n\":-2}}",
+                   "spec.n: Invalid value: -2: spec.n in body should be greater than or equal to "
+                   "0 | spec.name: Invalid value: \"integer\": spec.name in body must be of type "
+                   "string: \"integer\""));
+    {
+        // Defaulting, pruning, metadata and embedded resources.
+        json_t *o = json_loads(
+            "{\"apiVersion\":\"x/v1\",\"kind\":\"K\",\"metadata\":{\"name\":\"a\",\"labels\":"
+            "{\"l\":\"v\"},\"bogus\":1},\"top\":1,\"spec\":{\"name\":\"ab\",\"unknown\":{\"a\":1},"
+            "\"list\":[{\"z\":1}],\"free\":{\"any\":{\"deep\":1}},\"emb\":{\"apiVersion\":\"v1\","
+            "\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\",\"junk\":1},\"spec\":{\"q\":1},"
+            "\"other\":1}}}",
+            0, NULL);
+        json_t *pruned = json_array();
+        json_t *causes = json_array();
+        CHECK(schema_apply(sch, o, pruned, causes) == 0);
+        json_t *want = json_loads(
+            "{\"apiVersion\":\"x/v1\",\"kind\":\"K\",\"metadata\":{\"name\":\"a\",\"labels\":"
+            "{\"l\":\"v\"}},\"spec\":{\"name\":\"ab\",\"n\":3,\"obj\":{\"a\":1},"
+            "\"list\":[{\"k\":\"d\"}],\"free\":{\"any\":{\"deep\":1}},\"emb\":{\"apiVersion\":"
+            "\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\"},\"spec\":{}}}}",
+            0, NULL);
+        CHECK(json_equal(o, want));
+        json_t *wp =
+            json_loads("[\"metadata.bogus\",\"top\",\"spec.unknown\",\"spec.list[0].z\","
+                       "\"spec.emb.metadata.junk\",\"spec.emb.spec.q\",\"spec.emb.other\"]",
+                       0, NULL);
+        // Pruning order follows the object's key order; compare as sets.
+        CHECK(json_array_size(pruned) == json_array_size(wp));
+        size_t i;
+        json_t *v;
+        json_array_foreach(wp, i, v)
+        {
+            bool found = false;
+            for (size_t j = 0; j < json_array_size(pruned) && !found; j++)
+                found = json_equal(json_array_get(pruned, j), v);
+            CHECK(found);
+        }
+        json_decref(wp);
+        json_decref(want);
+        json_decref(causes);
+        json_decref(pruned);
+        json_decref(o);
+    }
+    {
+        // The 422 message and Status.
+        json_t *causes = json_array();
+        json_t *o = json_loads("{\"spec\":{\"n\":-1}}", 0, NULL);
+        CHECK(schema_validate(sch, o, causes) == ERR_INVAL);
+        buf_t m;
+        buf_init(&m, 4096);
+        CHECK(schema_invalid_message("RayCluster", "ray.io", "demo", causes, &m) == 0);
+        CHECK(strcmp(buf_str(&m),
+                     "RayCluster.ray.io \"demo\" is invalid: [spec.name: Required value, spec.n: "
+                     "Invalid value: -1: spec.n in body should be greater than or equal to 0]") ==
+              0);
+        json_t *st = schema_invalid_status("RayCluster", "ray.io", "demo", causes);
+        CHECK(st && json_integer_value(json_object_get(st, "code")) == 422);
+        CHECK(strcmp(json_string_value(json_object_get(st, "reason")), "Invalid") == 0);
+        CHECK(strcmp(json_string_value(json_object_get(st, "message")), buf_str(&m)) == 0);
+        json_t *c0 = json_array_get(json_object_get(json_object_get(st, "details"), "causes"), 0);
+        CHECK(strcmp(json_string_value(json_object_get(c0, "reason")), "FieldValueRequired") == 0);
+        CHECK(strcmp(json_string_value(json_object_get(c0, "field")), "spec.name") == 0);
+        json_decref(st);
+        buf_reset(&m);
+        json_array_remove(causes, 1);
+        json_array_append(causes, json_array_get(causes, 0)); // a duplicate shows once
+        CHECK(schema_invalid_message("Pod", "", "p", causes, &m) == 0);
+        CHECK(strcmp(buf_str(&m), "Pod \"p\" is invalid: spec.name: Required value") == 0);
+        buf_reset(&m);
+        json_array_clear(causes);
+        CHECK(schema_invalid_message("Pod", NULL, "p", causes, &m) == 0);
+        CHECK(strcmp(buf_str(&m), "Pod \"p\" is invalid") == 0);
+        buf_free(&m);
+        json_decref(o);
+        json_decref(causes);
+    }
+    json_decref(sch);
+
+    // The real RayCluster CRD and the upstream samples.
+    const char *shared = getenv("RF_SHARED_DIR");
+#ifdef RF_SHARED_DIR
+    if (!shared || !*shared)
+        shared = RF_SHARED_DIR;
+#endif
+    if (!shared || !*shared) {
+        printf("schema: RF_SHARED_DIR not set; CRD checks skipped\n");
+        return SELFTEST_RESULT("schema", verbose);
+    }
+    buf_t p;
+    buf_init(&p, 4096);
+    buf_printf(&p, "%s/kuberay/crd/ray.io_rayclusters.yaml", shared);
+    json_t *docs = NULL;
+    buf_t e;
+    buf_init(&e, 4096);
+    CHECK(yaml_load_file(buf_str(&p), SCHEMA_TEST_MAX_FILE, &docs, &e) == 0);
+    json_t *crd = json_array_get(docs, 0);
+    const json_t *rs = schema_for_version(crd, "v1");
+    CHECK(rs != NULL);
+    CHECK(schema_for_version(crd, NULL) == rs);
+    CHECK(schema_for_version(crd, "v9") == NULL);
+    if (rs) {
+        int seen = 0;
+        buf_reset(&p);
+        buf_printf(&p, "%s/kuberay/samples", shared);
+        CHECK(s_test_samples(rs, buf_str(&p), 0, &seen) == 0);
+        CHECK(seen >= 10);
+        if (verbose)
+            printf("schema: %d RayCluster samples valid\n", seen);
+
+        const char *base =
+            "{\"apiVersion\":\"ray.io/v1\",\"kind\":\"RayCluster\",\"metadata\":{\"name\":"
+            "\"demo\"},\"spec\":{\"headGroupSpec\":{\"rayStartParams\":{},\"template\":{"
+            "\"spec\":{\"containers\":[{\"name\":\"ray-head\",\"image\":\"rayproject/ray\"}]}}},"
+            "\"workerGroupSpecs\":[{\"groupName\":\"w\",\"maxReplicas\":3,\"minReplicas\":0,"
+            "\"replicas\":1,\"template\":{\"spec\":{\"containers\":[{\"name\":\"w\","
+            "\"image\":\"rayproject/ray\"}]}}}]%s}}";
+        buf_t doc;
+        buf_init(&doc, 1 << 16);
+        // Defaults: numOfHosts and priority of a worker group.
+        json_t *o = NULL;
+        buf_printf(&doc, base, ",\"frob\":1");
+        o = json_loads(buf_str(&doc), 0, NULL);
+        json_t *pruned = json_array();
+        json_t *causes = json_array();
+        CHECK(schema_apply(rs, o, pruned, causes) == 0);
+        json_t *wg =
+            json_array_get(json_object_get(json_object_get(o, "spec"), "workerGroupSpecs"), 0);
+        CHECK(json_integer_value(json_object_get(wg, "numOfHosts")) == 1);
+        CHECK(json_is_integer(json_object_get(wg, "priority")));
+        CHECK(json_integer_value(json_object_get(wg, "replicas")) == 1);
+        CHECK(json_array_size(pruned) == 1 &&
+              strcmp(json_string_value(json_array_get(pruned, 0)), "spec.frob") == 0);
+        CHECK(!json_object_get(json_object_get(o, "spec"), "frob"));
+        json_decref(causes);
+        json_decref(pruned);
+        json_decref(o);
+
+        buf_reset(&doc);
+        buf_printf(&doc, base, ",\"suspend\":\"string\",\"upgradeStrategy\":{\"type\":\"Foo\"}");
+        CHECK(s_expect(rs, buf_str(&doc),
+                       "spec.suspend: Invalid value: \"string\": spec.suspend in body must be of "
+                       "type boolean: \"string\" | spec.upgradeStrategy.type: Unsupported value: "
+                       "\"Foo\": supported values: \"Recreate\", \"None\""));
+        CHECK(s_expect(rs,
+                       "{\"apiVersion\":\"ray.io/v1\",\"kind\":\"RayCluster\",\"metadata\":{"
+                       "\"name\":\"demo\"},\"spec\":{\"rayVersion\":\"2.9.0\"}}",
+                       "spec.headGroupSpec: Required value"));
+        // A bound: the CRD has none on replicas, so add the one the example names.
+        static const char *const rp[] = {"spec", "workerGroupSpecs", "[]", "replicas", NULL};
+        json_t *rsc = json_deep_copy(rs);
+        json_t *node = s_schema_at(rsc, rp);
+        CHECK(node != NULL);
+        if (node) {
+            json_object_set_new(node, "minimum", json_integer(0));
+            buf_reset(&doc);
+            buf_printf(&doc, base, "");
+            o = json_loads(buf_str(&doc), 0, NULL);
+            json_object_set_new(
+                json_array_get(json_object_get(json_object_get(o, "spec"), "workerGroupSpecs"), 0),
+                "replicas", json_integer(-1));
+            causes = json_array();
+            CHECK(schema_apply(rsc, o, NULL, causes) == ERR_INVAL);
+            buf_t t;
+            buf_init(&t, 4096);
+            s_causes_text(causes, &t);
+            CHECK(strcmp(buf_str(&t), "spec.workerGroupSpecs[0].replicas: Invalid value: -1: "
+                                      "spec.workerGroupSpecs[0].replicas in body should be "
+                                      "greater than or equal to 0") == 0);
+            buf_free(&t);
+            json_decref(causes);
+            json_decref(o);
+        }
+        json_decref(rsc);
+        buf_free(&doc);
+    }
+    json_decref(docs);
+    buf_free(&e);
+    buf_free(&p);
+    return SELFTEST_RESULT("schema", verbose);
+}
