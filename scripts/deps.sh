@@ -16,6 +16,7 @@ PACKAGES=(
     libssl-dev                # sim/kubesim: self-signed CA and certificates
     openssl                   # tests: client certificates
     procps                    # tests and bench: ps for RSS
+    clang-format              # make lint: the committed .clang-format
 )
 
 missing=()

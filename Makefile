@@ -1,0 +1,44 @@
+# rayfleet front door. `make run` and `make test` work on a fresh Debian 12 machine: each installs
+# what is missing (scripts/deps.sh, apt-get), builds, then does its job.
+BUILD_DIR ?= build
+ASAN_DIR ?= build-asan
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build test run bench asan-test format format-check lint clean
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRF_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j$(JOBS)
+
+test: build
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
+
+run: build
+	@./scripts/run.sh $(BUILD_DIR)
+
+bench: build
+	@./scripts/bench.sh $(BUILD_DIR)
+
+# The whole suite once more under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan-test: deps
+	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DRF_WERROR=ON -DRF_ASAN=ON -DRF_UBSAN=ON >/dev/null
+	@cmake --build $(ASAN_DIR) -j$(JOBS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --test-dir $(ASAN_DIR) --output-on-failure -j$(JOBS)
+
+format:
+	@./scripts/check-style.sh --fix
+
+format-check lint: deps
+	@./scripts/check-style.sh
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)
