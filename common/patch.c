@@ -180,12 +180,9 @@ static int s_op_add(json_t **doc, const ptr_t *p, const char *path, json_t *val,
     const char *last = p->tok[p->n - 1];
     int rc = ERR_INVAL;
     if (json_is_object(parent)) {
-        if (replace_only && !json_object_get(parent, last)) {
-            buf_printf(err,
-                       "replace operation does not apply: doc is missing key: %s: missing value",
-                       path);
-            goto fail;
-        }
+        // kube-apiserver applies JSON patches with evanphx/json-patch v4, whose replace of a
+        // missing object key sets it, like add. Ray's autoscaler relies on this when it
+        // replaces a worker group's scaleStrategy that was never written.
         if (json_object_set_new(parent, last, val) != 0)
             return ERR_NOMEM;
         return 0;
@@ -926,7 +923,7 @@ int patch_test(bool verbose)
     CHECK(s_case("json", doc, "[{\"op\":\"remove\",\"path\":\"/spec/nope\"}]",
                  "!-2 unable to remove nonexistent key: nope: missing value"));
     CHECK(s_case("json", doc, "[{\"op\":\"replace\",\"path\":\"/spec/nope\",\"value\":1}]",
-                 "!-2 replace operation does not apply: doc is missing key: /spec/nope"));
+                 "{\"spec\":{\"replicas\":1,\"l\":[1,2,3],\"a/b\":4,\"m~n\":5,\"nope\":1}}"));
     CHECK(s_case("json", doc, "[{\"op\":\"replace\",\"path\":\"/a/b\",\"value\":1}]",
                  "!-2 replace operation does not apply: doc is missing path: /a/b"));
     CHECK(s_case("json", doc, "[{\"op\":\"add\",\"path\":\"/a/b\",\"value\":1}]",
