@@ -1,0 +1,120 @@
+/*
+ * cfg: the configuration of every rayfleet process, from defaults, a YAML file, the environment
+ * and command-line flags, validated with errors that name where the bad value came from.
+ *
+ * A service declares a static table of options, each with a dotted key ("bus.hwm"), a type, a
+ * default written as text, a range, whether it is required, and a one-line help. cfg_load()
+ * applies, each source overriding the one before:
+ *
+ *   1. the defaults of the table;
+ *   2. the YAML file named by --config FILE (or RAYFLEET_CONFIG): keys nest ("bus:\n  hwm: 5")
+ *      or are written dotted ("bus.hwm: 5"); unknown keys are errors (strict); a null value
+ *      leaves the option as it was;
+ *   3. the environment: RAYFLEET_ + the key upper-cased with '.' and '-' turned into '_'
+ *      (bus.hwm -> RAYFLEET_BUS_HWM); a variable set to "" counts as unset;
+ *   4. flags: --bus.hwm=VALUE or --bus.hwm VALUE; a bool flag alone (--dry-run) means true and
+ *      takes a value only with '=' (--dry-run=false). Unknown flags and positional arguments
+ *      are errors.
+ *
+ * Every service also has, without declaring them: --config FILE, --kubeconfig FILE, --state-dir
+ * DIR, --log-level debug|info|warn|error, --help (-h) and --version. cfg_load() never prints or
+ * exits: for --help it returns CFG_HELP with the generated usage (every option, its environment
+ * variable, default, range and help) in `msg`, for --version CFG_VERSION with the version line,
+ * and for a bad value a negative error with one line in `msg`, such as
+ *
+ *   config.yaml:4:8: bus.hwm: must be an integer between 1 and 10000000, got "lots"
+ *   environment RAYFLEET_BUS_HWM: must be an integer between 1 and 10000000, got "lots"
+ *   flag --bus.hwm: must be an integer between 1 and 10000000, got "lots"
+ *
+ * Values of options marked secret, or whose key looks secret (token, password, secret,
+ * credential, key-data), are never copied into messages: they read "(value hidden)".
+ *
+ * Types: string; int (64-bit, decimal); bool (true/false, yes/no, on/off, 1/0, any case);
+ * duration (an integer with unit ms, s, m or h, several may follow each other as in "1m30s", or
+ * "0"; stored in milliseconds, min/max are in milliseconds too); list (comma-separated in the
+ * environment and flags, a YAML sequence or a comma-separated string in the file; items are
+ * trimmed and empty items dropped).
+ */
+#ifndef RF_CFG_H
+#define RF_CFG_H
+
+#include "buf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The prefix of every environment variable. */
+#define CFG_ENV_PREFIX "RAYFLEET_"
+/* The largest configuration file read. */
+#define CFG_MAX_FILE_BYTES (1024u * 1024u)
+/* The longest option key, and the longest value accepted from any source. */
+#define CFG_KEY_MAX 128
+#define CFG_VALUE_MAX 65536
+/* The most items a list option may hold. */
+#define CFG_LIST_MAX 1024
+/* The largest buffer cfg_load() will grow `msg` to for the usage text. */
+#define CFG_MSG_MAX (256u * 1024u)
+/* Defaults of the standard options. */
+#define CFG_DEFAULT_STATE_DIR "/var/lib/rayfleet"
+#define CFG_DEFAULT_LOG_LEVEL "info"
+
+/* cfg_load() results besides 0 and the negative err_t codes. */
+#define CFG_HELP 1 /* --help was given; msg holds the usage */
+#define CFG_VERSION 2 /* --version was given; msg holds the version line */
+
+typedef enum {
+    CFG_STRING = 1, /* any text */
+    CFG_INT, /* a 64-bit integer */
+    CFG_BOOL, /* true or false */
+    CFG_DURATION, /* milliseconds, written 500ms, 2s, 1m, 1h */
+    CFG_LIST, /* a list of strings */
+} cfg_type_t;
+
+/* One declared option. A table is an array of these ending with an entry whose key is NULL. */
+typedef struct {
+    const char *key; /* dotted name: lower-case letters, digits, '.', '-', '_' */
+    cfg_type_t type; /* how values are parsed */
+    const char *def; /* the default, written as in the environment; NULL for none */
+    int64_t min; /* int and duration: the smallest value allowed (when min < max) */
+    int64_t max; /* int and duration: the largest value allowed (when min < max) */
+    bool required; /* loading fails when no source sets it */
+    bool secret; /* never show its value (keys that look secret are hidden anyway) */
+    const char *help; /* one line for --help */
+} cfg_opt_t;
+
+typedef struct cfg cfg_t;
+
+/* Builds the configuration from `table` (borrowed; must outlive the cfg_t, usually static) and
+ * argv[1..argc-1]. Returns 0 and stores a new cfg_t in *out (cfg_destroy() it); CFG_HELP or
+ * CFG_VERSION with the text in `msg` and *out NULL; or, with one line in `msg` and *out NULL:
+ * ERR_INVAL (bad value, unknown key or flag, missing required option, or a faulty table),
+ * ERR_PARSE (the file is not valid YAML or not a mapping), ERR_IO (file unreadable), ERR_TOOBIG,
+ * ERR_NOMEM. `msg` may be NULL; text is appended to it. Reads the environment; prints nothing. */
+int cfg_load(const cfg_opt_t *table, int argc, char **argv, cfg_t **out, buf_t *msg);
+
+/* Releases the configuration and sets *pc to NULL. NULL-safe. */
+void cfg_destroy(cfg_t **pc);
+
+/* Getters for a declared or standard option. The key must exist with that type: otherwise the
+ * call is a programming error, logged, and returns NULL / 0 / false / an empty list. */
+
+/* The string value, borrowed from the cfg_t, or NULL when unset. */
+const char *cfg_str(const cfg_t *c, const char *key);
+int64_t cfg_int(const cfg_t *c, const char *key);
+bool cfg_bool(const cfg_t *c, const char *key);
+int64_t cfg_duration_ms(const cfg_t *c, const char *key);
+
+/* The list's items, a NULL-terminated array borrowed from the cfg_t (never NULL); *n_out (may be
+ * NULL) receives the item count. */
+const char *const *cfg_list(const cfg_t *c, const char *key, size_t *n_out);
+
+/* Where the value of `key` came from: "default", "file", "environment", "flag", or "unset".
+ * NULL for an unknown key. */
+const char *cfg_source(const cfg_t *c, const char *key);
+
+/* Appends the usage text for `table` (as --help gives it) to `out`. `prog` names the program.
+ * Returns 0, ERR_TOOBIG or ERR_NOMEM. */
+int cfg_usage(const cfg_opt_t *table, const char *prog, buf_t *out);
+
+#endif
