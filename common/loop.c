@@ -472,6 +472,23 @@ int loop_add_before_sleep(loop_t *loop, loop_hook_fn *fn, void *arg)
     return 0;
 }
 
+int loop_remove_before_sleep(loop_t *loop, loop_hook_fn *fn, void *arg)
+{
+    for (size_t i = 0; i < loop->n_hooks; i++) {
+        if (loop->hooks[i].fn == fn && loop->hooks[i].arg == arg) {
+            if (loop->in_hooks) {
+                loop->hooks[i].fn = NULL;
+                return 0;
+            }
+            memmove(&loop->hooks[i], &loop->hooks[i + 1],
+                    (loop->n_hooks - i - 1) * sizeof loop->hooks[0]);
+            loop->n_hooks--;
+            return 0;
+        }
+    }
+    return ERR_NOTFOUND;
+}
+
 static void s_on_signal(int signo)
 {
     int saved = errno;
@@ -556,11 +573,21 @@ static int64_t s_nearest_timer_ms(loop_t *loop)
 int loop_run_once(loop_t *loop, int64_t max_wait_ms)
 {
     loop->now = loop_clock_ms();
-    for (size_t i = 0; i < loop->n_hooks; i++) {
-        int rc = loop->hooks[i].fn(loop, loop->hooks[i].arg);
-        if (rc < 0)
-            return rc;
+    loop->in_hooks = true;
+    int hook_rc = 0;
+    for (size_t i = 0; i < loop->n_hooks && hook_rc >= 0; i++) {
+        if (loop->hooks[i].fn)
+            hook_rc = loop->hooks[i].fn(loop, loop->hooks[i].arg);
     }
+    loop->in_hooks = false;
+    size_t kept = 0;
+    for (size_t i = 0; i < loop->n_hooks; i++) {
+        if (loop->hooks[i].fn)
+            loop->hooks[kept++] = loop->hooks[i];
+    }
+    loop->n_hooks = kept;
+    if (hook_rc < 0)
+        return hook_rc;
     if (loop->need_compact)
         s_compact(loop);
 
@@ -713,6 +740,12 @@ int loop_test(bool verbose)
     CHECK(loop_clock_ms() - start >= 30);
     CHECK(p.hooks >= 1);
     CHECK(loop_timer_count(loop) == 0);
+    CHECK(loop_remove_before_sleep(loop, s_h_hook, &p) == 0);
+    CHECK(loop_remove_before_sleep(loop, s_h_hook, &p) == ERR_NOTFOUND);
+    int hooks_before = p.hooks;
+    loop_run_once(loop, 0);
+    CHECK(p.hooks == hooks_before);
+    CHECK(loop_add_before_sleep(loop, s_h_hook, &p) == 0);
 
     // A timer may cancel another that is due in the same pass.
     p.n_fired = 0;

@@ -74,6 +74,10 @@ int loop_cancel_timer(loop_t *loop, int64_t timer_id);
 /* Adds a hook run before every poll, in the order added. Returns 0 or ERR_NOMEM. */
 int loop_add_before_sleep(loop_t *loop, loop_hook_fn *fn, void *arg);
 
+/* Removes the first hook added with this (fn, arg). Returns 0 or ERR_NOTFOUND. Safe to call
+ * from inside a hook. */
+int loop_remove_before_sleep(loop_t *loop, loop_hook_fn *fn, void *arg);
+
 /* Catches `signo` (SIGTERM, SIGINT, SIGHUP, SIGCHLD, ...) and calls fn on the loop thread.
  * Returns 0, ERR_IO or ERR_NOMEM. */
 int loop_watch_signal(loop_t *loop, int signo, loop_signal_fn *fn, void *arg);
