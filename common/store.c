@@ -1,0 +1,1881 @@
+/*
+ * store: SQLite persistence. See store.h for the contract.
+ *
+ * How it works: every statement is prepared once at open (SQLITE_PREPARE_PERSISTENT) and kept in
+ * s->stmts[]. A batched write becomes an s_op_t: the index of its statement and its parameter
+ * values, copied into one allocation, appended to a FIFO. store_flush() binds and steps each op in
+ * a BEGIN IMMEDIATE transaction and frees the queue only after COMMIT succeeded, so a busy or
+ * failed flush keeps every write for the next attempt.
+ *
+ * The C structs and the tables are tied together by field tables (s_field_t): one entry per column,
+ * in column order, naming the struct member and how NULL and 0 are stored. The same table builds
+ * the parameters of an insert and reads a SELECT row back into a struct, so a column added by a
+ * migration is added in one place.
+ */
+#include "store.h"
+#include "buf.h"
+#include "err.h"
+#include "log.h"
+#include "selftest.h"
+
+#include <sqlite3.h>
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The schema, one step per schema version: step i brings user_version from i to i + 1. Only ever
+ * append steps; never edit one that has shipped. */
+static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
+    /* 1: the first tables. */
+    "CREATE TABLE observed_objects ("
+    "  cluster TEXT NOT NULL,"
+    "  api_group TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  namespace TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  uid TEXT,"
+    "  resource_version TEXT,"
+    "  generation INTEGER NOT NULL,"
+    "  owner_kind TEXT NOT NULL,"
+    "  owner_name TEXT NOT NULL,"
+    "  owner_uid TEXT,"
+    "  phase TEXT,"
+    "  conditions TEXT,"
+    "  deleting INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  json TEXT,"
+    "  PRIMARY KEY (cluster, kind, namespace, name)"
+    ") STRICT;"
+    /* A reconciler reads its Ray object's children: pods and services by owner. */
+    "CREATE INDEX observed_by_owner ON observed_objects"
+    "  (cluster, namespace, owner_kind, owner_name, kind, name);"
+    "CREATE TABLE desired_objects ("
+    "  cluster TEXT NOT NULL,"
+    "  namespace TEXT NOT NULL,"
+    "  owner_kind TEXT NOT NULL,"
+    "  owner_name TEXT NOT NULL,"
+    "  owner_uid TEXT,"
+    "  child_group TEXT NOT NULL,"
+    "  child_kind TEXT NOT NULL,"
+    "  child_name TEXT NOT NULL,"
+    "  spec_hash TEXT,"
+    "  json TEXT,"
+    "  reason TEXT,"
+    "  correlation_id TEXT,"
+    "  decided_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (cluster, namespace, owner_kind, owner_name, child_kind, child_name)"
+    ") STRICT;"
+    /* Drift joins desired children with observed rows on the observed primary key; this index
+     * answers the other direction: "which owner wants this object?". */
+    "CREATE INDEX desired_by_child ON desired_objects"
+    "  (cluster, child_kind, namespace, child_name);"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time_ms INTEGER NOT NULL,"
+    "  actor_service TEXT,"
+    "  actor_replica TEXT,"
+    "  actor_version TEXT,"
+    "  cluster TEXT NOT NULL,"
+    "  target_group TEXT NOT NULL,"
+    "  target_kind TEXT NOT NULL,"
+    "  target_namespace TEXT NOT NULL,"
+    "  target_name TEXT NOT NULL,"
+    "  target_uid TEXT,"
+    "  verb TEXT NOT NULL,"
+    "  reason TEXT,"
+    "  message TEXT,"
+    "  cause_key TEXT,"
+    "  cause_generation INTEGER,"
+    "  cause_resource_version TEXT,"
+    "  cause_event_id INTEGER,"
+    "  correlation_id TEXT,"
+    "  request_summary TEXT,"
+    "  result_status INTEGER NOT NULL,"
+    "  result_error TEXT,"
+    "  latency_ms INTEGER NOT NULL"
+    ") STRICT;"
+    /* The questions of issue 6: what happened to this object, in this window, by this verb and
+     * result, by this actor, in this reconcile. */
+    "CREATE INDEX audit_by_target ON audit"
+    "  (cluster, target_kind, target_namespace, target_name, time_ms);"
+    "CREATE INDEX audit_by_time ON audit (time_ms);"
+    "CREATE INDEX audit_by_verb ON audit (verb, result_status, time_ms);"
+    "CREATE INDEX audit_by_actor ON audit (actor_service, time_ms);"
+    "CREATE INDEX audit_by_correlation ON audit (correlation_id);"
+    "CREATE TABLE leases ("
+    "  name TEXT PRIMARY KEY,"
+    "  holder TEXT NOT NULL,"
+    "  acquired_ms INTEGER NOT NULL,"
+    "  renewed_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  transitions INTEGER NOT NULL"
+    ") STRICT;",
+};
+
+/* Column lists, in the order of the field tables below. */
+#define S_OBS_COLS                                                                                 \
+    "cluster, api_group, kind, namespace, name, uid, resource_version, generation, owner_kind, "   \
+    "owner_name, owner_uid, phase, conditions, deleting, updated_ms, json"
+#define S_DES_COLS                                                                                 \
+    "cluster, namespace, owner_kind, owner_name, owner_uid, child_group, child_kind, child_name, " \
+    "spec_hash, json, reason, correlation_id, decided_ms"
+#define S_AUDIT_COLS                                                                               \
+    "time_ms, actor_service, actor_replica, actor_version, cluster, target_group, target_kind, "   \
+    "target_namespace, target_name, target_uid, verb, reason, message, cause_key, "                \
+    "cause_generation, cause_resource_version, cause_event_id, correlation_id, request_summary, "  \
+    "result_status, result_error, latency_ms"
+
+/* The prepared statements, by index into s->stmts. */
+enum {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_OBS_UPSERT,
+    S_OBS_DELETE,
+    S_OBS_GET,
+    S_OBS_LIST_OWNER,
+    S_DES_PUT,
+    S_DES_DELETE_ONE,
+    S_DES_DELETE_OWNER,
+    S_DES_LIST_OWNER,
+    S_AUDIT_INSERT,
+    S_AUDIT_TARGET,
+    S_LEASE_GET,
+    S_LEASE_PUT,
+    S_LEASE_RELEASE,
+    S_STMT_COUNT
+};
+
+static const char *const s_sql[S_STMT_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_OBS_UPSERT] = "INSERT INTO observed_objects (" S_OBS_COLS ") "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                     "?16) "
+                     "ON CONFLICT (cluster, kind, namespace, name) DO UPDATE SET "
+                     "api_group = excluded.api_group, uid = excluded.uid, "
+                     "resource_version = excluded.resource_version, "
+                     "generation = excluded.generation, "
+                     "owner_kind = excluded.owner_kind, owner_name = excluded.owner_name, "
+                     "owner_uid = excluded.owner_uid, phase = excluded.phase, "
+                     "conditions = excluded.conditions, deleting = excluded.deleting, "
+                     "updated_ms = excluded.updated_ms, json = excluded.json",
+    [S_OBS_DELETE] = "DELETE FROM observed_objects "
+                     "WHERE cluster = ?1 AND kind = ?2 AND namespace = ?3 AND name = ?4",
+    [S_OBS_GET] = "SELECT " S_OBS_COLS " FROM observed_objects "
+                  "WHERE cluster = ?1 AND kind = ?2 AND namespace = ?3 AND name = ?4",
+    [S_OBS_LIST_OWNER] = "SELECT " S_OBS_COLS " FROM observed_objects "
+                         "WHERE cluster = ?1 AND namespace = ?2 AND owner_kind = ?3 "
+                         "AND owner_name = ?4 AND (?5 IS NULL OR owner_uid = ?5) "
+                         "ORDER BY kind, name",
+    [S_DES_PUT] = "INSERT OR REPLACE INTO desired_objects (" S_DES_COLS ") "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    [S_DES_DELETE_ONE] = "DELETE FROM desired_objects WHERE cluster = ?1 AND namespace = ?2 "
+                         "AND owner_kind = ?3 AND owner_name = ?4 AND child_kind = ?5 "
+                         "AND child_name = ?6",
+    [S_DES_DELETE_OWNER] = "DELETE FROM desired_objects WHERE cluster = ?1 AND namespace = ?2 "
+                           "AND owner_kind = ?3 AND owner_name = ?4",
+    [S_DES_LIST_OWNER] = "SELECT " S_DES_COLS " FROM desired_objects "
+                         "WHERE cluster = ?1 AND namespace = ?2 AND owner_kind = ?3 "
+                         "AND owner_name = ?4 ORDER BY child_kind, child_name",
+    [S_AUDIT_INSERT] = "INSERT INTO audit (" S_AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                       "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+    [S_AUDIT_TARGET] = "SELECT " S_AUDIT_COLS ", id FROM audit "
+                       "WHERE cluster = ?1 AND target_kind = ?2 AND target_namespace = ?3 "
+                       "AND target_name = ?4 AND time_ms >= ?5 AND time_ms < ?6 "
+                       "ORDER BY time_ms DESC, id DESC LIMIT ?7",
+    [S_LEASE_GET] = "SELECT name, holder, acquired_ms, renewed_ms, expires_ms, transitions "
+                    "FROM leases WHERE name = ?1",
+    [S_LEASE_PUT] = "INSERT INTO leases (name, holder, acquired_ms, renewed_ms, expires_ms, "
+                    "transitions) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                    "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                    "acquired_ms = excluded.acquired_ms, renewed_ms = excluded.renewed_ms, "
+                    "expires_ms = excluded.expires_ms, transitions = excluded.transitions",
+    [S_LEASE_RELEASE] = "UPDATE leases SET holder = '', expires_ms = 0, renewed_ms = ?3 "
+                        "WHERE name = ?1 AND holder = ?2",
+};
+
+/* How a struct member maps to its column. */
+typedef enum {
+    F_KEY, /* const char *: NULL is stored as "" (key and lookup columns) */
+    F_TEXT, /* const char *: NULL is stored as NULL */
+    F_SUMMARY, /* as F_TEXT, cut to STORE_AUDIT_SUMMARY_MAX bytes */
+    F_I64, /* int64_t */
+    F_I64_NZ, /* int64_t: 0 is stored as NULL (and read back as 0) */
+    F_U64_NZ, /* uint64_t: 0 is stored as NULL */
+    F_TIME, /* int64_t wall-clock ms: 0 is stored as now */
+    F_INT, /* int */
+    F_BOOL /* bool, stored as 0/1 */
+} s_kind_t;
+
+typedef struct {
+    size_t off; /* offsetof() the member */
+    s_kind_t kind; /* its mapping */
+} s_field_t;
+
+static const s_field_t s_obs_fields[] = {
+    {offsetof(store_observed_t, cluster), F_KEY},
+    {offsetof(store_observed_t, api_group), F_KEY},
+    {offsetof(store_observed_t, kind), F_KEY},
+    {offsetof(store_observed_t, ns), F_KEY},
+    {offsetof(store_observed_t, name), F_KEY},
+    {offsetof(store_observed_t, uid), F_TEXT},
+    {offsetof(store_observed_t, resource_version), F_TEXT},
+    {offsetof(store_observed_t, generation), F_I64},
+    {offsetof(store_observed_t, owner_kind), F_KEY},
+    {offsetof(store_observed_t, owner_name), F_KEY},
+    {offsetof(store_observed_t, owner_uid), F_TEXT},
+    {offsetof(store_observed_t, phase), F_TEXT},
+    {offsetof(store_observed_t, conditions), F_TEXT},
+    {offsetof(store_observed_t, deleting), F_BOOL},
+    {offsetof(store_observed_t, updated_ms), F_TIME},
+    {offsetof(store_observed_t, json), F_TEXT},
+};
+#define S_OBS_NFIELDS ((int)(sizeof(s_obs_fields) / sizeof(s_obs_fields[0])))
+
+static const s_field_t s_des_fields[] = {
+    {offsetof(store_desired_t, cluster), F_KEY},
+    {offsetof(store_desired_t, ns), F_KEY},
+    {offsetof(store_desired_t, owner_kind), F_KEY},
+    {offsetof(store_desired_t, owner_name), F_KEY},
+    {offsetof(store_desired_t, owner_uid), F_TEXT},
+    {offsetof(store_desired_t, child_group), F_KEY},
+    {offsetof(store_desired_t, child_kind), F_KEY},
+    {offsetof(store_desired_t, child_name), F_KEY},
+    {offsetof(store_desired_t, spec_hash), F_TEXT},
+    {offsetof(store_desired_t, json), F_TEXT},
+    {offsetof(store_desired_t, reason), F_TEXT},
+    {offsetof(store_desired_t, correlation_id), F_TEXT},
+    {offsetof(store_desired_t, decided_ms), F_TIME},
+};
+#define S_DES_NFIELDS ((int)(sizeof(s_des_fields) / sizeof(s_des_fields[0])))
+
+static const s_field_t s_audit_fields[] = {
+    {offsetof(store_audit_t, time_ms), F_TIME},
+    {offsetof(store_audit_t, actor_service), F_TEXT},
+    {offsetof(store_audit_t, actor_replica), F_TEXT},
+    {offsetof(store_audit_t, actor_version), F_TEXT},
+    {offsetof(store_audit_t, cluster), F_KEY},
+    {offsetof(store_audit_t, target_group), F_KEY},
+    {offsetof(store_audit_t, target_kind), F_KEY},
+    {offsetof(store_audit_t, target_namespace), F_KEY},
+    {offsetof(store_audit_t, target_name), F_KEY},
+    {offsetof(store_audit_t, target_uid), F_TEXT},
+    {offsetof(store_audit_t, verb), F_TEXT},
+    {offsetof(store_audit_t, reason), F_TEXT},
+    {offsetof(store_audit_t, message), F_TEXT},
+    {offsetof(store_audit_t, cause_key), F_TEXT},
+    {offsetof(store_audit_t, cause_generation), F_I64_NZ},
+    {offsetof(store_audit_t, cause_resource_version), F_TEXT},
+    {offsetof(store_audit_t, cause_event_id), F_U64_NZ},
+    {offsetof(store_audit_t, correlation_id), F_TEXT},
+    {offsetof(store_audit_t, request_summary), F_SUMMARY},
+    {offsetof(store_audit_t, result_status), F_INT},
+    {offsetof(store_audit_t, result_error), F_TEXT},
+    {offsetof(store_audit_t, latency_ms), F_I64},
+};
+#define S_AUDIT_NFIELDS ((int)(sizeof(s_audit_fields) / sizeof(s_audit_fields[0])))
+
+/* One parameter value of a queued write. */
+typedef struct {
+    int type; /* SQLITE_TEXT, SQLITE_INTEGER or SQLITE_NULL */
+    int len; /* text length in bytes */
+    int64_t i; /* the integer */
+    const char *s; /* the text (inside the op once queued) */
+} s_val_t;
+
+/* One queued write: a statement and its parameters, laid out in one piece of a chunk. */
+typedef struct s_op {
+    struct s_op *next; /* FIFO link */
+    size_t bytes; /* size of this piece */
+    int stmt; /* index into s->stmts */
+    int nvals; /* parameters ?1..?nvals */
+    s_val_t vals[]; /* the values, then the text bytes */
+} s_op_t;
+
+/* Queued writes are carved out of chunks of this size (a write larger than that gets a chunk of
+ * its own), so queueing costs no malloc per row and a flush frees them at once. */
+#define S_CHUNK_BYTES (256u * 1024u)
+
+/* A piece of memory holding queued writes back to back. */
+typedef struct s_chunk {
+    struct s_chunk *next; /* older chunk */
+    size_t cap; /* bytes in data[] */
+    size_t used; /* bytes handed out */
+    max_align_t data[]; /* the writes */
+} s_chunk_t;
+
+struct store {
+    sqlite3 *db; /* the connection */
+    char *path; /* for logs */
+    bool readonly; /* opened with STORE_READONLY */
+    int busy_timeout_ms; /* current busy timeout */
+    size_t batch_max; /* queued writes that trigger an early flush */
+    size_t flush_at; /* queue length at which a write tries the next early flush */
+    sqlite3_stmt *stmts[S_STMT_COUNT]; /* prepared once, reused */
+    s_op_t *head; /* oldest queued write */
+    s_op_t *tail; /* newest queued write */
+    s_chunk_t *chunks; /* the memory of the queued writes, newest chunk first */
+    s_chunk_t *spare; /* one emptied chunk kept for reuse, or NULL */
+    bool in_flush; /* a flush is running (no early flush from inside it) */
+    bool hook_failing; /* the loop hook's last flush failed (log transitions) */
+    store_stats_t stats; /* counters */
+};
+
+int64_t store_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Opening, migrations, closing.
+ */
+
+static void s_log_db(const store_t *s, const char *what)
+{
+    char code[16];
+    snprintf(code, sizeof(code), "%d", sqlite3_extended_errcode(s->db));
+    log_error(what, "path", s->path, "sqlite_code", code, "sqlite_error", sqlite3_errmsg(s->db),
+              NULL);
+}
+
+/* Maps an SQLite result code to an err_t. */
+static int s_err(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return 0;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return ERR_BUSY;
+    case SQLITE_NOMEM:
+        return ERR_NOMEM;
+    case SQLITE_READONLY:
+        return ERR_STATE;
+    default:
+        return ERR_DB;
+    }
+}
+
+/* Reads PRAGMA user_version into *out. */
+static int s_user_version(store_t *s, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Runs SQL that returns no rows we need. Returns an SQLite code. */
+static int s_exec(store_t *s, const char *sql)
+{
+    return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+}
+
+/* Applies the missing migration steps, each in its own transaction. The version is read again
+ * inside each transaction, so two processes opening a new file at once do not both apply a step. */
+static int s_migrate(store_t *s)
+{
+    for (;;) {
+        int rc = s_exec(s, "BEGIN IMMEDIATE");
+        if (rc != SQLITE_OK) {
+            s_log_db(s, "store: cannot begin a migration");
+            return s_err(rc);
+        }
+        int version = 0;
+        rc = s_user_version(s, &version);
+        if (rc != SQLITE_OK)
+            goto fail;
+        if (version > STORE_SCHEMA_VERSION) {
+            s_exec(s, "ROLLBACK");
+            return ERR_STATE;
+        }
+        if (version == STORE_SCHEMA_VERSION) {
+            s_exec(s, "ROLLBACK");
+            s->stats.schema_version = (unsigned)version;
+            return 0;
+        }
+        rc = s_exec(s, s_migrations[version]);
+        if (rc != SQLITE_OK)
+            goto fail;
+        char sql[64];
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version + 1);
+        rc = s_exec(s, sql);
+        if (rc != SQLITE_OK)
+            goto fail;
+        rc = s_exec(s, "COMMIT");
+        if (rc != SQLITE_OK)
+            goto fail;
+        s->stats.migrations_applied++;
+        char from[16];
+        snprintf(from, sizeof(from), "%d", version);
+        log_info("store: schema migrated", "path", s->path, "from_version", from, NULL);
+        continue;
+    fail:
+        s_log_db(s, "store: migration failed");
+        s_exec(s, "ROLLBACK");
+        return s_err(rc) ? s_err(rc) : ERR_DB;
+    }
+}
+
+/* Sets the pragmas of a read-write connection. WAL lets readers in other processes read while we
+ * write; synchronous=NORMAL in WAL mode loses at most the last commits on power loss, never
+ * consistency. */
+static int s_pragmas(store_t *s)
+{
+    if (!s->readonly) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
+        bool wal = rc == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+                   strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+        sqlite3_finalize(st);
+        if (!wal) {
+            s_log_db(s, "store: cannot set WAL mode");
+            return rc == SQLITE_ROW ? ERR_DB : s_err(rc);
+        }
+        rc = s_exec(s, "PRAGMA synchronous = NORMAL");
+        if (rc != SQLITE_OK)
+            return s_err(rc);
+    } else if (s_exec(s, "PRAGMA query_only = ON") != SQLITE_OK) {
+        return ERR_DB;
+    }
+    return s_exec(s, "PRAGMA foreign_keys = ON") == SQLITE_OK ? 0 : ERR_DB;
+}
+
+static int s_prepare(store_t *s)
+{
+    for (int i = 0; i < S_STMT_COUNT; i++) {
+        int rc =
+            sqlite3_prepare_v3(s->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[i], NULL);
+        if (rc != SQLITE_OK) {
+            s_log_db(s, "store: cannot prepare a statement");
+            return s_err(rc);
+        }
+    }
+    return 0;
+}
+
+store_t *store_open(const char *path, int flags, int *err_out)
+{
+    int err = ERR_INVAL;
+    store_t *s = NULL;
+    if (!path || !*path || (flags != STORE_READWRITE && flags != STORE_READONLY))
+        goto fail;
+    err = ERR_NOMEM;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        goto fail;
+    s->path = strdup(path);
+    if (!s->path)
+        goto fail;
+    s->readonly = flags == STORE_READONLY;
+    s->batch_max = STORE_BATCH_MAX_DEFAULT;
+    s->flush_at = STORE_BATCH_MAX_DEFAULT;
+    s->busy_timeout_ms = STORE_BUSY_TIMEOUT_MS_DEFAULT;
+
+    int oflags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        err = (rc & 0xff) == SQLITE_CANTOPEN ? ERR_NOTFOUND : s_err(rc);
+        if (s->db)
+            s_log_db(s, "store: cannot open the database");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
+
+    // The version is checked before anything writes (even the switch to WAL rewrites the header),
+    // so a file from a newer rayfleet is left exactly as it was.
+    int version = 0;
+    rc = s_user_version(s, &version);
+    if (rc != SQLITE_OK) {
+        s_log_db(s, "store: cannot read the schema version");
+        err = (rc & 0xff) == SQLITE_NOTADB ? ERR_DB : s_err(rc);
+        goto fail;
+    }
+    char have[16];
+    char want[16];
+    snprintf(have, sizeof(have), "%d", version);
+    snprintf(want, sizeof(want), "%d", STORE_SCHEMA_VERSION);
+    if (version > STORE_SCHEMA_VERSION || (s->readonly && version != STORE_SCHEMA_VERSION)) {
+        log_error(version > STORE_SCHEMA_VERSION
+                      ? "store: database schema is newer than this build; refusing "
+                        "to open it"
+                      : "store: database schema is not current; open it read-write "
+                        "to migrate",
+                  "path", path, "schema_version", have, "supported_version", want, NULL);
+        err = ERR_STATE;
+        goto fail;
+    }
+    err = s_pragmas(s);
+    if (err)
+        goto fail;
+    if (!s->readonly) {
+        err = s_migrate(s);
+        if (err == ERR_STATE)
+            log_error("store: database schema is newer than this build; refusing to "
+                      "open it",
+                      "path", path, "supported_version", want, NULL);
+        if (err)
+            goto fail;
+    } else {
+        s->stats.schema_version = (unsigned)version;
+    }
+    err = s_prepare(s);
+    if (err)
+        goto fail;
+    if (err_out)
+        *err_out = 0;
+    return s;
+fail:
+    if (err_out)
+        *err_out = err;
+    store_destroy(&s);
+    return NULL;
+}
+
+/* Empties the queue. One standard-size chunk is kept so that a steady load allocates nothing. */
+static void s_queue_clear(store_t *s)
+{
+    s_chunk_t *c = s->chunks;
+    while (c) {
+        s_chunk_t *next = c->next;
+        if (!s->spare && c->cap == S_CHUNK_BYTES) {
+            c->used = 0;
+            c->next = NULL;
+            s->spare = c;
+        } else {
+            free(c);
+        }
+        c = next;
+    }
+    s->chunks = NULL;
+    s->head = NULL;
+    s->tail = NULL;
+    s->stats.queued = 0;
+    s->stats.queued_bytes = 0;
+}
+
+void store_destroy(store_t **store_p)
+{
+    if (!store_p || !*store_p)
+        return;
+    store_t *s = *store_p;
+    if (s->db && s->head && s->stmts[S_COMMIT] && store_flush(s) != 0) {
+        char n[24];
+        snprintf(n, sizeof(n), "%zu", s->stats.queued);
+        log_error("store: closing with unflushed writes; they are lost", "path", s->path, "writes",
+                  n, NULL);
+    }
+    s_queue_clear(s);
+    free(s->spare);
+    for (int i = 0; i < S_STMT_COUNT; i++)
+        sqlite3_finalize(s->stmts[i]);
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+    *store_p = NULL;
+}
+
+int store_set_busy_timeout(store_t *store, int ms)
+{
+    if (!store || ms < 0)
+        return ERR_INVAL;
+    store->busy_timeout_ms = ms;
+    sqlite3_busy_timeout(store->db, ms);
+    return 0;
+}
+
+int store_set_batch_max(store_t *store, size_t n)
+{
+    if (!store || n < 1 || n > STORE_QUEUE_MAX_OPS)
+        return ERR_INVAL;
+    store->batch_max = n;
+    store->flush_at = n;
+    return 0;
+}
+
+void store_stats(const store_t *store, store_stats_t *out)
+{
+    *out = store->stats;
+}
+
+sqlite3 *store_handle(store_t *store)
+{
+    return store ? store->db : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The write queue and the flush.
+ */
+
+static int s_bind(sqlite3_stmt *st, const s_val_t *vals, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int rc;
+        if (vals[i].type == SQLITE_TEXT)
+            rc = sqlite3_bind_text(st, i + 1, vals[i].s, vals[i].len, SQLITE_STATIC);
+        else if (vals[i].type == SQLITE_INTEGER)
+            rc = sqlite3_bind_int64(st, i + 1, vals[i].i);
+        else
+            rc = sqlite3_bind_null(st, i + 1);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+/* Steps a statement that returns no rows and resets it. Returns the SQLite code of the step. */
+static int s_step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_flush(store_t *store)
+{
+    if (!store || store->readonly || !store->head || store->in_flush)
+        return 0;
+    store_t *s = store;
+    int rc = s_step_done(s->stmts[S_BEGIN]);
+    if (rc != SQLITE_DONE) {
+        if (s_err(rc) == ERR_BUSY) {
+            s->stats.busy++;
+            return ERR_BUSY;
+        }
+        s_log_db(s, "store: cannot begin a flush");
+        return s_err(rc) ? s_err(rc) : ERR_DB;
+    }
+    s->in_flush = true;
+    uint64_t written = 0;
+    uint64_t dropped = 0;
+    int err = 0;
+    for (s_op_t *op = s->head; op; op = op->next) {
+        sqlite3_stmt *st = s->stmts[op->stmt];
+        rc = s_bind(st, op->vals, op->nvals);
+        if (rc == SQLITE_OK)
+            rc = s_step_done(st);
+        if (rc == SQLITE_DONE) {
+            written++;
+            continue;
+        }
+        if (sqlite3_get_autocommit(s->db) || s_err(rc) == ERR_BUSY || s_err(rc) == ERR_NOMEM) {
+            // The transaction is gone or cannot go on: keep the whole queue for the next flush.
+            err = s_err(rc) ? s_err(rc) : ERR_DB;
+            s_log_db(s, "store: flush failed; the batch is kept");
+            goto rollback;
+        }
+        // This one write is refused (a constraint, a type): the statement was undone, the
+        // transaction goes on. Retrying it would fail forever, so it is dropped.
+        s_log_db(s, "store: a queued write was refused and dropped");
+        dropped++;
+    }
+    rc = s_step_done(s->stmts[S_COMMIT]);
+    if (rc != SQLITE_DONE) {
+        err = s_err(rc) ? s_err(rc) : ERR_DB;
+        if (err != ERR_BUSY)
+            s_log_db(s, "store: commit failed; the batch is kept");
+        goto rollback;
+    }
+    s->in_flush = false;
+    s->stats.flushes++;
+    s->stats.rows_written += written;
+    s->stats.dropped += dropped;
+    s->flush_at = s->batch_max;
+    s_queue_clear(s);
+    return 0;
+rollback:
+    if (!sqlite3_get_autocommit(s->db))
+        s_step_done(s->stmts[S_ROLLBACK]);
+    s->in_flush = false;
+    if (err == ERR_BUSY)
+        s->stats.busy++;
+    return err;
+}
+
+/* Cuts `len` to at most `max` bytes without splitting a UTF-8 sequence. */
+static size_t s_utf8_cut(const char *p, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)p[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/* Builds the parameters of one row from a struct and its field table. */
+static int s_vals_from(const void *row, const s_field_t *fields, int n, int64_t now, s_val_t *vals)
+{
+    const char *base = row;
+    for (int i = 0; i < n; i++) {
+        const void *p = base + fields[i].off;
+        s_val_t *v = &vals[i];
+        v->type = SQLITE_INTEGER;
+        v->s = NULL;
+        v->len = 0;
+        switch (fields[i].kind) {
+        case F_KEY:
+        case F_TEXT:
+        case F_SUMMARY: {
+            const char *str = *(const char *const *)p;
+            if (!str && fields[i].kind != F_KEY) {
+                v->type = SQLITE_NULL;
+                break;
+            }
+            str = str ? str : "";
+            size_t len = strlen(str);
+            if (fields[i].kind == F_SUMMARY)
+                len = s_utf8_cut(str, len, STORE_AUDIT_SUMMARY_MAX);
+            if (len > INT_MAX)
+                return ERR_TOOBIG;
+            v->type = SQLITE_TEXT;
+            v->s = str;
+            v->len = (int)len;
+            break;
+        }
+        case F_I64:
+            v->i = *(const int64_t *)p;
+            break;
+        case F_I64_NZ:
+            v->i = *(const int64_t *)p;
+            v->type = v->i ? SQLITE_INTEGER : SQLITE_NULL;
+            break;
+        case F_U64_NZ:
+            v->i = (int64_t) * (const uint64_t *)p;
+            v->type = v->i ? SQLITE_INTEGER : SQLITE_NULL;
+            break;
+        case F_TIME:
+            v->i = *(const int64_t *)p;
+            v->i = v->i ? v->i : now;
+            break;
+        case F_INT:
+            v->i = *(const int *)p;
+            break;
+        case F_BOOL:
+            v->i = *(const bool *)p ? 1 : 0;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Returns `bytes` of queue memory aligned for an s_op_t, or NULL when out of memory. */
+static void *s_chunk_alloc(store_t *s, size_t bytes)
+{
+    bytes = (bytes + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    s_chunk_t *c = s->chunks;
+    if (!c || c->cap - c->used < bytes) {
+        if (bytes <= S_CHUNK_BYTES && s->spare) {
+            c = s->spare;
+            s->spare = NULL;
+        } else {
+            size_t cap = bytes > S_CHUNK_BYTES ? bytes : S_CHUNK_BYTES;
+            c = malloc(sizeof(s_chunk_t) + cap);
+            if (!c)
+                return NULL;
+            c->cap = cap;
+            c->used = 0;
+        }
+        c->next = s->chunks;
+        s->chunks = c;
+    }
+    void *p = (char *)c->data + c->used;
+    c->used += bytes;
+    return p;
+}
+
+/* Copies `vals` into a new op and appends it to the queue, flushing first when the queue is at its
+ * hard bound and after when it reaches the batch bound. */
+static int s_enqueue(store_t *s, int stmt, const s_val_t *vals, int n)
+{
+    if (s->readonly)
+        return ERR_STATE;
+    size_t bytes = sizeof(s_op_t) + (size_t)n * sizeof(s_val_t);
+    for (int i = 0; i < n; i++)
+        bytes += vals[i].type == SQLITE_TEXT ? (size_t)vals[i].len : 0;
+    if (bytes > STORE_QUEUE_MAX_BYTES)
+        return ERR_TOOBIG;
+    if (s->stats.queued >= STORE_QUEUE_MAX_OPS ||
+        s->stats.queued_bytes > STORE_QUEUE_MAX_BYTES - bytes) {
+        // Full. Retrying a flush that just met a busy database on every write would block the loop
+        // for a busy timeout per write, so only the next store_flush() call retries it.
+        if (s->stats.queued < s->flush_at)
+            return ERR_BUSY;
+        int rc = store_flush(s);
+        if (rc) {
+            s->flush_at = SIZE_MAX;
+            return rc;
+        }
+    }
+    s_op_t *op = s_chunk_alloc(s, bytes);
+    if (!op)
+        return ERR_NOMEM;
+    op->next = NULL;
+    op->bytes = bytes;
+    op->stmt = stmt;
+    op->nvals = n;
+    char *text = (char *)&op->vals[n];
+    for (int i = 0; i < n; i++) {
+        op->vals[i] = vals[i];
+        if (vals[i].type == SQLITE_TEXT) {
+            memcpy(text, vals[i].s, (size_t)vals[i].len);
+            op->vals[i].s = text;
+            text += vals[i].len;
+        }
+    }
+    if (s->tail)
+        s->tail->next = op;
+    else
+        s->head = op;
+    s->tail = op;
+    s->stats.queued++;
+    s->stats.queued_bytes += bytes;
+    if (s->stats.queued >= s->flush_at && store_flush(s) != 0) {
+        // The write is queued whatever the early flush says. A busy database is retried by the
+        // next store_flush(), or early again once another batch has been queued.
+        s->flush_at = s->stats.queued + s->batch_max;
+    }
+    return 0;
+}
+
+/* Text parameters for a key lookup or delete. */
+static void s_key_vals(s_val_t *vals, const char *const *keys, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const char *k = keys[i] ? keys[i] : "";
+        vals[i].type = SQLITE_TEXT;
+        vals[i].s = k;
+        vals[i].len = (int)strnlen(k, INT_MAX);
+        vals[i].i = 0;
+    }
+}
+
+static bool s_empty(const char *str)
+{
+    return !str || !*str;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Reading rows back into structs.
+ */
+
+/* Reads the current row of `st`, columns 0..n-1, into a new struct of `size` bytes laid out by
+ * `fields`, with the text in the same allocation. Returns the struct or NULL (out of memory). */
+static void *s_row_read(sqlite3_stmt *st, const s_field_t *fields, int n, size_t size)
+{
+    size_t bytes = size;
+    for (int i = 0; i < n; i++) {
+        bool text =
+            fields[i].kind == F_KEY || fields[i].kind == F_TEXT || fields[i].kind == F_SUMMARY;
+        if (text && sqlite3_column_type(st, i) != SQLITE_NULL) {
+            sqlite3_column_text(st,
+                                i); // converts first, so the byte count is the text's
+            bytes += (size_t)sqlite3_column_bytes(st, i) + 1;
+        }
+    }
+    char *mem = calloc(1, bytes);
+    if (!mem)
+        return NULL;
+    char *arena = mem + size;
+    for (int i = 0; i < n; i++) {
+        void *p = mem + fields[i].off;
+        switch (fields[i].kind) {
+        case F_KEY:
+        case F_TEXT:
+        case F_SUMMARY: {
+            const unsigned char *t = sqlite3_column_text(st, i);
+            if (!t) {
+                *(const char **)p = NULL;
+                break;
+            }
+            size_t len = (size_t)sqlite3_column_bytes(st, i);
+            memcpy(arena, t, len);
+            arena[len] = '\0';
+            *(const char **)p = arena;
+            arena += len + 1;
+            break;
+        }
+        case F_I64:
+        case F_I64_NZ:
+        case F_TIME:
+            *(int64_t *)p = sqlite3_column_int64(st, i);
+            break;
+        case F_U64_NZ:
+            *(uint64_t *)p = (uint64_t)sqlite3_column_int64(st, i);
+            break;
+        case F_INT:
+            *(int *)p = sqlite3_column_int(st, i);
+            break;
+        case F_BOOL:
+            *(bool *)p = sqlite3_column_int(st, i) != 0;
+            break;
+        }
+    }
+    return mem;
+}
+
+/* A list being filled: rows are void * to structs read by s_row_read(). */
+typedef struct {
+    void **rows; /* the rows */
+    size_t n; /* used */
+    size_t cap; /* allocated */
+} s_rows_t;
+
+static void s_rows_free(void ***rows_p, size_t *n_p)
+{
+    if (!*rows_p)
+        return;
+    for (size_t i = 0; i < *n_p; i++)
+        free((*rows_p)[i]);
+    free(*rows_p);
+    *rows_p = NULL;
+    *n_p = 0;
+}
+
+/* Steps `st` (already bound) and collects up to `max` rows. Resets `st`. Returns 0, ERR_TOOBIG
+ * (more rows than `max` and `strict`), ERR_NOMEM or an SQLite-derived error; on error `out` is
+ * empty. Each row is read with `fields`, and when `id_col` >= 0 that column is stored as int64 at
+ * `id_off`.
+ */
+static int s_collect(store_t *s, sqlite3_stmt *st, const s_field_t *fields, int n, size_t size,
+                     size_t max, bool strict, int id_col, size_t id_off, s_rows_t *out)
+{
+    int err = 0;
+    out->rows = NULL;
+    out->n = 0;
+    out->cap = 0;
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            s_log_db(s, "store: query failed");
+            err = s_err(rc) ? s_err(rc) : ERR_DB;
+            goto fail;
+        }
+        if (out->n >= max) {
+            if (strict) {
+                err = ERR_TOOBIG;
+                goto fail;
+            }
+            break;
+        }
+        if (out->n == out->cap) {
+            size_t cap = out->cap ? out->cap * 2 : 16;
+            void **rows = realloc(out->rows, cap * sizeof(*rows));
+            if (!rows) {
+                err = ERR_NOMEM;
+                goto fail;
+            }
+            out->rows = rows;
+            out->cap = cap;
+        }
+        void *row = s_row_read(st, fields, n, size);
+        if (!row) {
+            err = ERR_NOMEM;
+            goto fail;
+        }
+        if (id_col >= 0)
+            *(int64_t *)((char *)row + id_off) = sqlite3_column_int64(st, id_col);
+        out->rows[out->n++] = row;
+    }
+    sqlite3_reset(st);
+    return 0;
+fail:
+    sqlite3_reset(st);
+    s_rows_free(&out->rows, &out->n);
+    return err;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Observed objects.
+ */
+
+int store_observed_upsert(store_t *store, const store_observed_t *row)
+{
+    if (!store || !row || s_empty(row->kind) || s_empty(row->name))
+        return ERR_INVAL;
+    s_val_t vals[S_OBS_NFIELDS];
+    int rc = s_vals_from(row, s_obs_fields, S_OBS_NFIELDS, store_wall_ms(), vals);
+    if (rc)
+        return rc;
+    return s_enqueue(store, S_OBS_UPSERT, vals, S_OBS_NFIELDS);
+}
+
+int store_observed_delete(store_t *store, const char *cluster, const char *kind, const char *ns,
+                          const char *name)
+{
+    if (!store || s_empty(kind) || s_empty(name))
+        return ERR_INVAL;
+    const char *keys[] = {cluster, kind, ns, name};
+    s_val_t vals[4];
+    s_key_vals(vals, keys, 4);
+    return s_enqueue(store, S_OBS_DELETE, vals, 4);
+}
+
+int store_observed_get(store_t *store, const char *cluster, const char *kind, const char *ns,
+                       const char *name, store_observed_t **out)
+{
+    if (out)
+        *out = NULL;
+    if (!store || !out || s_empty(kind) || s_empty(name))
+        return ERR_INVAL;
+    const char *keys[] = {cluster, kind, ns, name};
+    s_val_t vals[4];
+    s_key_vals(vals, keys, 4);
+    sqlite3_stmt *st = store->stmts[S_OBS_GET];
+    s_bind(st, vals, 4);
+    s_rows_t rows;
+    int rc = s_collect(store, st, s_obs_fields, S_OBS_NFIELDS, sizeof(store_observed_t), 1, false,
+                       -1, 0, &rows);
+    if (rc)
+        return rc;
+    if (rows.n == 0) {
+        free(rows.rows);
+        return ERR_NOTFOUND;
+    }
+    *out = rows.rows[0];
+    free(rows.rows);
+    return 0;
+}
+
+void store_observed_free(store_observed_t **row_p)
+{
+    if (!row_p)
+        return;
+    free(*row_p);
+    *row_p = NULL;
+}
+
+int store_observed_list_owner(store_t *store, const char *cluster, const char *ns,
+                              const char *owner_kind, const char *owner_name, const char *owner_uid,
+                              store_observed_list_t *out)
+{
+    if (out) {
+        out->rows = NULL;
+        out->n = 0;
+    }
+    if (!store || !out || s_empty(owner_kind) || s_empty(owner_name))
+        return ERR_INVAL;
+    const char *keys[] = {cluster, ns, owner_kind, owner_name};
+    s_val_t vals[5];
+    s_key_vals(vals, keys, 4);
+    vals[4].type = SQLITE_NULL;
+    if (owner_uid)
+        s_key_vals(&vals[4], &owner_uid, 1);
+    sqlite3_stmt *st = store->stmts[S_OBS_LIST_OWNER];
+    s_bind(st, vals, 5);
+    s_rows_t rows;
+    int rc = s_collect(store, st, s_obs_fields, S_OBS_NFIELDS, sizeof(store_observed_t),
+                       STORE_LIST_MAX, true, -1, 0, &rows);
+    if (rc)
+        return rc;
+    out->rows = (store_observed_t **)rows.rows;
+    out->n = rows.n;
+    return 0;
+}
+
+void store_observed_list_free(store_observed_list_t *list)
+{
+    if (list)
+        s_rows_free((void ***)&list->rows, &list->n);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Desired objects.
+ */
+
+int store_desired_put(store_t *store, const store_desired_t *row)
+{
+    if (!store || !row || s_empty(row->owner_kind) || s_empty(row->owner_name) ||
+        s_empty(row->child_kind) || s_empty(row->child_name))
+        return ERR_INVAL;
+    s_val_t vals[S_DES_NFIELDS];
+    int rc = s_vals_from(row, s_des_fields, S_DES_NFIELDS, store_wall_ms(), vals);
+    if (rc)
+        return rc;
+    return s_enqueue(store, S_DES_PUT, vals, S_DES_NFIELDS);
+}
+
+int store_desired_delete(store_t *store, const char *cluster, const char *ns,
+                         const char *owner_kind, const char *owner_name, const char *child_kind,
+                         const char *child_name)
+{
+    if (!store || s_empty(owner_kind) || s_empty(owner_name) || (child_kind && s_empty(child_name)))
+        return ERR_INVAL;
+    const char *keys[] = {cluster, ns, owner_kind, owner_name, child_kind, child_name};
+    s_val_t vals[6];
+    int n = child_kind ? 6 : 4;
+    s_key_vals(vals, keys, n);
+    return s_enqueue(store, child_kind ? S_DES_DELETE_ONE : S_DES_DELETE_OWNER, vals, n);
+}
+
+int store_desired_list_owner(store_t *store, const char *cluster, const char *ns,
+                             const char *owner_kind, const char *owner_name,
+                             store_desired_list_t *out)
+{
+    if (out) {
+        out->rows = NULL;
+        out->n = 0;
+    }
+    if (!store || !out || s_empty(owner_kind) || s_empty(owner_name))
+        return ERR_INVAL;
+    const char *keys[] = {cluster, ns, owner_kind, owner_name};
+    s_val_t vals[4];
+    s_key_vals(vals, keys, 4);
+    sqlite3_stmt *st = store->stmts[S_DES_LIST_OWNER];
+    s_bind(st, vals, 4);
+    s_rows_t rows;
+    int rc = s_collect(store, st, s_des_fields, S_DES_NFIELDS, sizeof(store_desired_t),
+                       STORE_LIST_MAX, true, -1, 0, &rows);
+    if (rc)
+        return rc;
+    out->rows = (store_desired_t **)rows.rows;
+    out->n = rows.n;
+    return 0;
+}
+
+void store_desired_list_free(store_desired_list_t *list)
+{
+    if (list)
+        s_rows_free((void ***)&list->rows, &list->n);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Audit.
+ */
+
+int store_audit_append(store_t *store, const store_audit_t *rec)
+{
+    if (!store || !rec || s_empty(rec->verb))
+        return ERR_INVAL;
+    s_val_t vals[S_AUDIT_NFIELDS];
+    int rc = s_vals_from(rec, s_audit_fields, S_AUDIT_NFIELDS, store_wall_ms(), vals);
+    if (rc)
+        return rc;
+    return s_enqueue(store, S_AUDIT_INSERT, vals, S_AUDIT_NFIELDS);
+}
+
+int store_audit_query_target(store_t *store, const char *cluster, const char *kind, const char *ns,
+                             const char *name, int64_t since_ms, int64_t until_ms, size_t limit,
+                             store_audit_list_t *out)
+{
+    if (out) {
+        out->rows = NULL;
+        out->n = 0;
+    }
+    if (!store || !out || s_empty(kind) || s_empty(name) || limit < 1 || limit > STORE_LIST_MAX)
+        return ERR_INVAL;
+    const char *keys[] = {cluster, kind, ns, name};
+    s_val_t vals[7];
+    s_key_vals(vals, keys, 4);
+    vals[4] = (s_val_t){.type = SQLITE_INTEGER, .i = since_ms};
+    vals[5] = (s_val_t){.type = SQLITE_INTEGER, .i = until_ms ? until_ms : INT64_MAX};
+    vals[6] = (s_val_t){.type = SQLITE_INTEGER, .i = (int64_t)limit};
+    sqlite3_stmt *st = store->stmts[S_AUDIT_TARGET];
+    s_bind(st, vals, 7);
+    s_rows_t rows;
+    int rc = s_collect(store, st, s_audit_fields, S_AUDIT_NFIELDS, sizeof(store_audit_t), limit,
+                       false, S_AUDIT_NFIELDS, offsetof(store_audit_t, id), &rows);
+    if (rc)
+        return rc;
+    out->rows = (store_audit_t **)rows.rows;
+    out->n = rows.n;
+    return 0;
+}
+
+void store_audit_list_free(store_audit_list_t *list)
+{
+    if (list)
+        s_rows_free((void ***)&list->rows, &list->n);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Leases: written at once, each change in its own transaction.
+ */
+
+static bool s_lease_str_ok(const char *str)
+{
+    return str && *str && strnlen(str, STORE_LEASE_NAME_MAX + 1) <= STORE_LEASE_NAME_MAX;
+}
+
+/* Reads the lease row of the bound S_LEASE_GET into *out. Returns 0, ERR_NOTFOUND or an error;
+ * resets the statement. */
+static int s_lease_read(store_t *s, store_lease_t *out)
+{
+    sqlite3_stmt *st = s->stmts[S_LEASE_GET];
+    int rc = sqlite3_step(st);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        const char *holder = (const char *)sqlite3_column_text(st, 1);
+        snprintf(out->name, sizeof(out->name), "%s", name ? name : "");
+        snprintf(out->holder, sizeof(out->holder), "%s", holder ? holder : "");
+        out->acquired_ms = sqlite3_column_int64(st, 2);
+        out->renewed_ms = sqlite3_column_int64(st, 3);
+        out->expires_ms = sqlite3_column_int64(st, 4);
+        out->transitions = sqlite3_column_int64(st, 5);
+    } else if (rc == SQLITE_DONE) {
+        err = ERR_NOTFOUND;
+    } else {
+        err = s_err(rc) ? s_err(rc) : ERR_DB;
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+int store_lease_try_acquire(store_t *store, const char *name, const char *holder,
+                            int64_t duration_ms, int64_t now_ms, bool *renewed_out)
+{
+    if (!store || !s_lease_str_ok(name) || !s_lease_str_ok(holder) || duration_ms <= 0 ||
+        now_ms > INT64_MAX - duration_ms)
+        return ERR_INVAL;
+    if (store->readonly)
+        return ERR_STATE;
+    store_t *s = store;
+    int rc = s_step_done(s->stmts[S_BEGIN]);
+    if (rc != SQLITE_DONE)
+        return s_err(rc) ? s_err(rc) : ERR_DB;
+    int err = 0;
+    store_lease_t cur;
+    sqlite3_bind_text(s->stmts[S_LEASE_GET], 1, name, -1, SQLITE_STATIC);
+    err = s_lease_read(s, &cur);
+    if (err && err != ERR_NOTFOUND)
+        goto rollback;
+    bool exists = err == 0;
+    bool mine = exists && strcmp(cur.holder, holder) == 0;
+    bool live = exists && cur.expires_ms > now_ms;
+    if (live && !mine) {
+        err = ERR_CONFLICT;
+        goto rollback;
+    }
+    bool renewed = mine && live;
+    sqlite3_stmt *st = s->stmts[S_LEASE_PUT];
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, holder, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, renewed ? cur.acquired_ms : now_ms);
+    sqlite3_bind_int64(st, 4, now_ms);
+    sqlite3_bind_int64(st, 5, now_ms + duration_ms);
+    sqlite3_bind_int64(st, 6, exists ? cur.transitions + (mine ? 0 : 1) : 0);
+    rc = s_step_done(st);
+    if (rc != SQLITE_DONE) {
+        err = s_err(rc) ? s_err(rc) : ERR_DB;
+        goto rollback;
+    }
+    rc = s_step_done(s->stmts[S_COMMIT]);
+    if (rc != SQLITE_DONE) {
+        err = s_err(rc) ? s_err(rc) : ERR_DB;
+        goto rollback;
+    }
+    if (renewed_out)
+        *renewed_out = renewed;
+    return 0;
+rollback:
+    if (err != ERR_CONFLICT)
+        s_log_db(s, "store: lease write failed");
+    if (!sqlite3_get_autocommit(s->db))
+        s_step_done(s->stmts[S_ROLLBACK]);
+    return err;
+}
+
+int store_lease_release(store_t *store, const char *name, const char *holder)
+{
+    if (!store || !s_lease_str_ok(name) || !s_lease_str_ok(holder))
+        return ERR_INVAL;
+    if (store->readonly)
+        return ERR_STATE;
+    sqlite3_stmt *st = store->stmts[S_LEASE_RELEASE];
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, holder, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, store_wall_ms());
+    int rc = s_step_done(st);
+    if (rc != SQLITE_DONE) {
+        s_log_db(store, "store: lease release failed");
+        return s_err(rc) ? s_err(rc) : ERR_DB;
+    }
+    return sqlite3_changes(store->db) == 1 ? 0 : ERR_NOTFOUND;
+}
+
+int store_lease_get(store_t *store, const char *name, store_lease_t *out)
+{
+    if (!store || !out || !s_lease_str_ok(name))
+        return ERR_INVAL;
+    sqlite3_bind_text(store->stmts[S_LEASE_GET], 1, name, -1, SQLITE_STATIC);
+    return s_lease_read(store, out);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The event loop hook.
+ */
+
+static int s_flush_hook(loop_t *loop, void *arg)
+{
+    store_t *s = arg;
+    int rc = store_flush(s);
+    if (rc && !s->hook_failing) {
+        char n[24];
+        snprintf(n, sizeof(n), "%zu", s->stats.queued);
+        log_warn("store: flush deferred; retrying every loop turn", "path", s->path, "error",
+                 err_str(rc), "queued", n, NULL);
+    } else if (!rc && s->hook_failing) {
+        log_info("store: flush succeeded again", "path", s->path, NULL);
+    }
+    s->hook_failing = rc != 0;
+    return 0;
+}
+
+int store_attach_loop(store_t *store, loop_t *loop)
+{
+    if (!store || !loop)
+        return ERR_INVAL;
+    return loop_add_before_sleep(loop, s_flush_hook, store);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Self-test.
+ */
+
+#include <dirent.h>
+#include <unistd.h>
+
+/* Removes every file in `dir`, then `dir`. */
+static void s_test_rmdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[512];
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* One integer from a query on `db`, or -1. */
+static int64_t s_test_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The EXPLAIN QUERY PLAN of `sql`, its detail lines joined, into `out`. */
+static void s_test_plan(sqlite3 *db, const char *sql, char *out, size_t cap)
+{
+    buf_t b;
+    buf_init(&b, cap - 1);
+    char q[2048];
+    snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *detail = (const char *)sqlite3_column_text(st, 3);
+            buf_printf(&b, "%s; ", detail ? detail : "");
+        }
+    }
+    sqlite3_finalize(st);
+    snprintf(out, cap, "%s", buf_str(&b));
+    buf_free(&b);
+}
+
+/* A pod row owned by RayCluster rc1 in namespace ns1. */
+static store_observed_t s_test_pod(const char *name, const char *phase, const char *json)
+{
+    return (store_observed_t){.cluster = "c1",
+                              .api_group = "",
+                              .kind = "Pod",
+                              .ns = "ns1",
+                              .name = name,
+                              .uid = "uid-pod",
+                              .resource_version = "101",
+                              .generation = 0,
+                              .owner_kind = "RayCluster",
+                              .owner_name = "rc1",
+                              .owner_uid = "uid-rc1",
+                              .phase = phase,
+                              .conditions = "Ready=True",
+                              .deleting = false,
+                              .updated_ms = 0,
+                              .json = json};
+}
+
+int store_test(bool verbose)
+{
+    int failed = 0;
+    char dir[] = "/tmp/rf-store-test-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[512];
+    char newer[512];
+    char older[512];
+    snprintf(path, sizeof(path), "%s/state.db", dir);
+    snprintf(newer, sizeof(newer), "%s/newer.db", dir);
+    snprintf(older, sizeof(older), "%s/older.db", dir);
+    int err = 0;
+    store_stats_t stats;
+
+    // Bad arguments and a missing file opened read-only.
+    CHECK(store_open(NULL, STORE_READWRITE, &err) == NULL && err == ERR_INVAL);
+    CHECK(store_open(path, 7, &err) == NULL && err == ERR_INVAL);
+    CHECK(store_open(path, STORE_READONLY, &err) == NULL && err == ERR_NOTFOUND);
+    store_destroy(NULL);
+
+    // Migrations from zero, then a reopen that applies nothing.
+    store_t *s = store_open(path, STORE_READWRITE, &err);
+    CHECK(s != NULL && err == 0);
+    if (!s) {
+        s_test_rmdir(dir);
+        return SELFTEST_RESULT("store", verbose);
+    }
+    store_stats(s, &stats);
+    CHECK(stats.migrations_applied == STORE_SCHEMA_VERSION);
+    CHECK(stats.schema_version == STORE_SCHEMA_VERSION);
+    sqlite3 *db = store_handle(s);
+    CHECK(s_test_int(db, "PRAGMA user_version") == STORE_SCHEMA_VERSION);
+    CHECK(s_test_int(db, "PRAGMA foreign_keys") == 1);
+    CHECK(s_test_int(db, "PRAGMA synchronous") == 1);
+    CHECK(s_test_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = "
+                         "'index' AND name LIKE "
+                         "'audit_by_%'") == 5);
+    store_destroy(&s);
+    CHECK(s == NULL);
+    s = store_open(path, STORE_READWRITE, &err);
+    CHECK(s != NULL);
+    if (!s) {
+        s_test_rmdir(dir);
+        return SELFTEST_RESULT("store", verbose);
+    }
+    store_stats(s, &stats);
+    CHECK(stats.migrations_applied == 0 && stats.schema_version == STORE_SCHEMA_VERSION);
+    db = store_handle(s);
+    sqlite3_stmt *jm = NULL;
+    CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &jm, NULL) == SQLITE_OK);
+    CHECK(sqlite3_step(jm) == SQLITE_ROW &&
+          strcmp((const char *)sqlite3_column_text(jm, 0), "wal") == 0);
+    sqlite3_finalize(jm);
+    CHECK(store_set_busy_timeout(s, -1) == ERR_INVAL);
+    CHECK(store_set_batch_max(s, 0) == ERR_INVAL);
+    CHECK(store_set_batch_max(s, STORE_QUEUE_MAX_OPS + 1) == ERR_INVAL);
+
+    // A file from a newer version is refused and left untouched; an older file cannot be read by a
+    // read-only open.
+    sqlite3 *raw = NULL;
+    CHECK(sqlite3_open(newer, &raw) == SQLITE_OK);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION + 1);
+    CHECK(sqlite3_exec(raw, sql, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(raw);
+    CHECK(store_open(newer, STORE_READWRITE, &err) == NULL && err == ERR_STATE);
+    CHECK(store_open(newer, STORE_READONLY, &err) == NULL && err == ERR_STATE);
+    raw = NULL;
+    CHECK(sqlite3_open(newer, &raw) == SQLITE_OK);
+    CHECK(s_test_int(raw, "PRAGMA user_version") == STORE_SCHEMA_VERSION + 1);
+    CHECK(s_test_int(raw, "SELECT count(*) FROM sqlite_schema") == 0);
+    sqlite3_stmt *mode = NULL;
+    CHECK(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &mode, NULL) == SQLITE_OK);
+    CHECK(sqlite3_step(mode) == SQLITE_ROW &&
+          strcmp((const char *)sqlite3_column_text(mode, 0), "delete") == 0);
+    sqlite3_finalize(mode);
+    sqlite3_close(raw);
+    raw = NULL;
+    CHECK(sqlite3_open(older, &raw) == SQLITE_OK);
+    CHECK(sqlite3_exec(raw, "CREATE TABLE t (x)", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(raw);
+    CHECK(store_open(older, STORE_READONLY, &err) == NULL && err == ERR_STATE);
+
+    // Observed rows: queued writes are invisible until the flush.
+    store_observed_t pa = s_test_pod("pod-a", "Pending", "{\"kind\":\"Pod\"}");
+    store_observed_t pb = s_test_pod("pod-b", "Pending", "{}");
+    store_observed_t svc = s_test_pod("svc-head", NULL, "{}");
+    svc.kind = "Service";
+    store_observed_t other = s_test_pod("pod-z", "Running", "{}");
+    other.owner_name = "rc2";
+    CHECK(store_observed_upsert(s, &pa) == 0);
+    CHECK(store_observed_upsert(s, &pb) == 0);
+    CHECK(store_observed_upsert(s, &svc) == 0);
+    CHECK(store_observed_upsert(s, &other) == 0);
+    store_observed_t bad = pa;
+    bad.name = "";
+    CHECK(store_observed_upsert(s, &bad) == ERR_INVAL);
+    CHECK(store_observed_upsert(s, NULL) == ERR_INVAL);
+    store_observed_t *row = NULL;
+    CHECK(store_observed_get(s, "c1", "Pod", "ns1", "pod-a", &row) == ERR_NOTFOUND && !row);
+    store_stats(s, &stats);
+    CHECK(stats.queued == 4);
+    CHECK(store_flush(s) == 0);
+    CHECK(store_flush(s) == 0);
+    store_stats(s, &stats);
+    CHECK(stats.queued == 0 && stats.rows_written == 4 && stats.flushes == 1);
+    CHECK(store_observed_get(s, "c1", "Pod", "ns1", "pod-a", &row) == 0 && row);
+    if (row) {
+        CHECK(strcmp(row->cluster, "c1") == 0 && strcmp(row->api_group, "") == 0);
+        CHECK(strcmp(row->name, "pod-a") == 0 && strcmp(row->phase, "Pending") == 0);
+        CHECK(strcmp(row->owner_uid, "uid-rc1") == 0 && strcmp(row->json, pa.json) == 0);
+        CHECK(row->updated_ms > 0 && !row->deleting && row->generation == 0);
+    }
+    store_observed_free(&row);
+    CHECK(row == NULL);
+    store_observed_free(&row);
+    CHECK(store_observed_get(s, "c1", "Pod", "ns1", "", &row) == ERR_INVAL);
+    pa.phase = "Running";
+    pa.resource_version = "102";
+    pa.deleting = true;
+    pa.updated_ms = 1234;
+    CHECK(store_observed_upsert(s, &pa) == 0);
+    CHECK(store_flush(s) == 0);
+    CHECK(store_observed_get(s, "c1", "Pod", "ns1", "pod-a", &row) == 0 && row);
+    if (row) {
+        CHECK(strcmp(row->phase, "Running") == 0 && strcmp(row->resource_version, "102") == 0);
+        CHECK(row->deleting && row->updated_ms == 1234);
+    }
+    store_observed_free(&row);
+    CHECK(store_observed_get(s, "c1", "Service", "ns1", "svc-head", &row) == 0 && row);
+    if (row)
+        CHECK(row->phase == NULL);
+    store_observed_free(&row);
+    store_observed_list_t list;
+    CHECK(store_observed_list_owner(s, "c1", "ns1", "RayCluster", "rc1", NULL, &list) == 0);
+    CHECK(list.n == 3);
+    if (list.n == 3) {
+        CHECK(strcmp(list.rows[0]->name, "pod-a") == 0);
+        CHECK(strcmp(list.rows[1]->name, "pod-b") == 0);
+        CHECK(strcmp(list.rows[2]->kind, "Service") == 0);
+    }
+    store_observed_list_free(&list);
+    CHECK(list.rows == NULL && list.n == 0);
+    CHECK(store_observed_list_owner(s, "c1", "ns1", "RayCluster", "rc1", "uid-rc1", &list) == 0);
+    CHECK(list.n == 3);
+    store_observed_list_free(&list);
+    CHECK(store_observed_list_owner(s, "c1", "ns1", "RayCluster", "rc1", "old-uid", &list) == 0);
+    CHECK(list.n == 0);
+    store_observed_list_free(&list);
+    CHECK(store_observed_list_owner(s, "c1", "ns1", NULL, "rc1", NULL, &list) == ERR_INVAL);
+    CHECK(store_observed_delete(s, "c1", "Pod", "ns1", "pod-b") == 0);
+    CHECK(store_observed_delete(s, "c1", "Pod", "ns1", "never-was") == 0);
+    CHECK(store_observed_delete(s, "c1", NULL, "ns1", "pod-b") == ERR_INVAL);
+    CHECK(store_flush(s) == 0);
+    CHECK(store_observed_get(s, "c1", "Pod", "ns1", "pod-b", &row) == ERR_NOTFOUND);
+    CHECK(store_observed_list_owner(s, "c1", "ns1", "RayCluster", "rc1", NULL, &list) == 0);
+    CHECK(list.n == 2);
+    store_observed_list_free(&list);
+    char plan[1024];
+    s_test_plan(db, s_sql[S_OBS_LIST_OWNER], plan, sizeof(plan));
+    CHECK(strstr(plan, "USING INDEX observed_by_owner") && !strstr(plan, "TEMP B-TREE"));
+    if (verbose)
+        printf("store: list by owner: %s\n", plan);
+
+    // Desired children.
+    store_desired_t d1 = {.cluster = "c1",
+                          .ns = "ns1",
+                          .owner_kind = "RayCluster",
+                          .owner_name = "rc1",
+                          .owner_uid = "uid-rc1",
+                          .child_group = "",
+                          .child_kind = "Pod",
+                          .child_name = "rc1-head",
+                          .spec_hash = "abc",
+                          .json = "{}",
+                          .reason = "head pod missing",
+                          .correlation_id = "r-1"};
+    store_desired_t d2 = d1;
+    d2.child_kind = "Service";
+    d2.child_name = "rc1-head-svc";
+    CHECK(store_desired_put(s, &d1) == 0);
+    CHECK(store_desired_put(s, &d2) == 0);
+    d1.spec_hash = "def";
+    CHECK(store_desired_put(s, &d1) == 0);
+    store_desired_t dbad = d1;
+    dbad.child_kind = NULL;
+    CHECK(store_desired_put(s, &dbad) == ERR_INVAL);
+    CHECK(store_flush(s) == 0);
+    store_desired_list_t dl;
+    CHECK(store_desired_list_owner(s, "c1", "ns1", "RayCluster", "rc1", &dl) == 0);
+    CHECK(dl.n == 2);
+    if (dl.n == 2) {
+        CHECK(strcmp(dl.rows[0]->child_name, "rc1-head") == 0);
+        CHECK(strcmp(dl.rows[0]->spec_hash, "def") == 0 && dl.rows[0]->decided_ms > 0);
+        CHECK(strcmp(dl.rows[1]->child_kind, "Service") == 0);
+    }
+    store_desired_list_free(&dl);
+    CHECK(store_desired_delete(s, "c1", "ns1", "RayCluster", "rc1", "Pod", "rc1-head") == 0);
+    CHECK(store_desired_delete(s, "c1", "ns1", "RayCluster", "rc1", "Pod", NULL) == ERR_INVAL);
+    CHECK(store_flush(s) == 0);
+    CHECK(store_desired_list_owner(s, "c1", "ns1", "RayCluster", "rc1", &dl) == 0 && dl.n == 1);
+    store_desired_list_free(&dl);
+    CHECK(store_desired_put(s, &d1) == 0);
+    CHECK(store_desired_delete(s, "c1", "ns1", "RayCluster", "rc1", NULL, NULL) == 0);
+    CHECK(store_flush(s) == 0);
+    CHECK(store_desired_list_owner(s, "c1", "ns1", "RayCluster", "rc1", &dl) == 0 && dl.n == 0);
+    store_desired_list_free(&dl);
+    CHECK(store_desired_list_owner(s, "c1", "ns1", "RayCluster", NULL, &dl) == ERR_INVAL);
+
+    // Batch bound: the write that reaches it flushes early.
+    CHECK(store_set_batch_max(s, 100) == 0);
+    store_stats(s, &stats);
+    uint64_t flushes0 = stats.flushes;
+    char name[64];
+    for (int i = 0; i < 250; i++) {
+        snprintf(name, sizeof(name), "batch-%03d", i);
+        store_observed_t p = s_test_pod(name, "Running", "{}");
+        p.owner_name = "rc-batch";
+        CHECK(store_observed_upsert(s, &p) == 0);
+    }
+    store_stats(s, &stats);
+    CHECK(stats.flushes == flushes0 + 2 && stats.queued == 50);
+    CHECK(store_flush(s) == 0);
+    CHECK(s_test_int(db, "SELECT count(*) FROM observed_objects WHERE owner_name "
+                         "= 'rc-batch'") == 250);
+
+    // A write SQLite refuses is dropped alone; the rest of its batch commits.
+    s_val_t nullverb[S_AUDIT_NFIELDS];
+    store_audit_t empty = {.verb = "x"};
+    CHECK(s_vals_from(&empty, s_audit_fields, S_AUDIT_NFIELDS, 1, nullverb) == 0);
+    nullverb[10].type = SQLITE_NULL;
+    CHECK(s_enqueue(s, S_AUDIT_INSERT, nullverb, S_AUDIT_NFIELDS) == 0);
+    store_observed_t pc = s_test_pod("pod-c", "Running", "{}");
+    CHECK(store_observed_upsert(s, &pc) == 0);
+    CHECK(store_flush(s) == 0);
+    store_stats(s, &stats);
+    CHECK(stats.dropped == 1 && stats.queued == 0);
+    CHECK(store_observed_get(s, "c1", "Pod", "ns1", "pod-c", &row) == 0);
+    store_observed_free(&row);
+
+    // Busy: another connection holds the write lock. The flush gives up within about the busy
+    // timeout, keeps every row, and commits them all once the lock is free.
+    CHECK(store_set_batch_max(s, 10000) == 0);
+    raw = NULL;
+    CHECK(sqlite3_open(path, &raw) == SQLITE_OK);
+    CHECK(sqlite3_exec(raw, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+    for (int i = 0; i < 500; i++) {
+        snprintf(name, sizeof(name), "busy-%03d", i);
+        store_observed_t p = s_test_pod(name, "Running", "{}");
+        p.owner_name = "rc-busy";
+        CHECK(store_observed_upsert(s, &p) == 0);
+    }
+    int64_t t0 = loop_clock_ms();
+    CHECK(store_flush(s) == ERR_BUSY);
+    int64_t waited = loop_clock_ms() - t0;
+    CHECK(waited < 1000);
+    CHECK(store_flush(s) == ERR_BUSY);
+    bool renewed = false;
+    CHECK(store_lease_try_acquire(s, "l/busy", "a", 1000, 1, &renewed) == ERR_BUSY);
+    store_stats(s, &stats);
+    CHECK(stats.queued == 500 && stats.busy >= 2);
+    CHECK(sqlite3_exec(raw, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(store_flush(s) == 0);
+    CHECK(s_test_int(raw, "SELECT count(*) FROM observed_objects WHERE "
+                          "owner_name = 'rc-busy'") == 500);
+    sqlite3_close(raw);
+    if (verbose)
+        printf("store: busy flush returned after %" PRId64 " ms\n", waited);
+
+    // The hard bound: while the database stays locked, the queue fills to STORE_QUEUE_MAX_OPS;
+    // the next write is refused with ERR_BUSY and nothing already queued is lost.
+    raw = NULL;
+    CHECK(sqlite3_open(path, &raw) == SQLITE_OK);
+    CHECK(sqlite3_exec(raw, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(store_set_busy_timeout(s, 1) == 0);
+    CHECK(store_set_batch_max(s, STORE_QUEUE_MAX_OPS) == 0);
+    int refused = 0;
+    for (int i = 0; i < STORE_QUEUE_MAX_OPS + 1; i++) {
+        snprintf(name, sizeof(name), "gone-%d", i);
+        if (store_observed_delete(s, "c1", "Pod", "ns1", name) != 0)
+            refused++;
+    }
+    store_stats(s, &stats);
+    CHECK(refused == 1 && stats.queued == STORE_QUEUE_MAX_OPS);
+    CHECK(store_observed_delete(s, "c1", "Pod", "ns1", "one-more") == ERR_BUSY);
+    CHECK(sqlite3_exec(raw, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(raw);
+    CHECK(store_flush(s) == 0);
+    store_stats(s, &stats);
+    CHECK(stats.queued == 0 && stats.queued_bytes == 0);
+    CHECK(store_set_busy_timeout(s, STORE_BUSY_TIMEOUT_MS_DEFAULT) == 0);
+    CHECK(store_set_batch_max(s, STORE_BATCH_MAX_DEFAULT) == 0);
+
+    // The loop hook flushes before each poll.
+    loop_t *loop = loop_new();
+    CHECK(loop != NULL);
+    CHECK(store_attach_loop(s, NULL) == ERR_INVAL);
+    if (loop) {
+        CHECK(store_attach_loop(s, loop) == 0);
+        store_observed_t pl = s_test_pod("pod-loop", "Running", "{}");
+        CHECK(store_observed_upsert(s, &pl) == 0);
+        CHECK(loop_run_once(loop, 0) == 0);
+        store_stats(s, &stats);
+        CHECK(stats.queued == 0);
+        CHECK(store_observed_get(s, "c1", "Pod", "ns1", "pod-loop", &row) == 0);
+        store_observed_free(&row);
+        loop_destroy(&loop);
+    }
+
+    // Leases: acquire, renew, conflict, takeover after expiry, release.
+    CHECK(store_lease_try_acquire(s, "sched/shard/1", "a", 100, 1000, &renewed) == 0 && !renewed);
+    CHECK(store_lease_try_acquire(s, "sched/shard/1", "a", 100, 1050, &renewed) == 0 && renewed);
+    CHECK(store_lease_try_acquire(s, "sched/shard/1", "b", 100, 1100, &renewed) == ERR_CONFLICT);
+    store_lease_t lease;
+    CHECK(store_lease_get(s, "sched/shard/1", &lease) == 0);
+    CHECK(strcmp(lease.holder, "a") == 0 && lease.acquired_ms == 1000);
+    CHECK(lease.renewed_ms == 1050 && lease.expires_ms == 1150 && lease.transitions == 0);
+    CHECK(store_lease_try_acquire(s, "sched/shard/1", "b", 100, 1150, &renewed) == 0 && !renewed);
+    CHECK(store_lease_get(s, "sched/shard/1", &lease) == 0);
+    CHECK(strcmp(lease.holder, "b") == 0 && lease.acquired_ms == 1150 && lease.transitions == 1);
+    CHECK(store_lease_release(s, "sched/shard/1", "a") == ERR_NOTFOUND);
+    CHECK(store_lease_release(s, "sched/shard/1", "b") == 0);
+    CHECK(store_lease_get(s, "sched/shard/1", &lease) == 0);
+    CHECK(strcmp(lease.holder, "") == 0 && lease.expires_ms == 0);
+    CHECK(store_lease_try_acquire(s, "sched/shard/1", "a", 100, 1160, NULL) == 0);
+    CHECK(store_lease_get(s, "sched/shard/1", &lease) == 0 && lease.transitions == 2);
+    CHECK(store_lease_get(s, "sched/shard/2", &lease) == ERR_NOTFOUND);
+    // Another process (here another connection) sees the lease at once.
+    store_t *s2 = store_open(path, STORE_READWRITE, &err);
+    CHECK(s2 != NULL);
+    if (s2) {
+        CHECK(store_lease_try_acquire(s2, "sched/shard/1", "c", 100, 1200, NULL) == ERR_CONFLICT);
+        CHECK(store_lease_try_acquire(s2, "sched/shard/1", "c", 100, 1260, &renewed) == 0);
+        CHECK(!renewed);
+        CHECK(store_lease_try_acquire(s, "sched/shard/1", "a", 100, 1300, NULL) == ERR_CONFLICT);
+        CHECK(store_lease_get(s, "sched/shard/1", &lease) == 0);
+        CHECK(strcmp(lease.holder, "c") == 0 && lease.transitions == 3);
+        store_destroy(&s2);
+    }
+    CHECK(store_lease_try_acquire(s, "", "a", 100, 1, NULL) == ERR_INVAL);
+    CHECK(store_lease_try_acquire(s, "x", "a", 0, 1, NULL) == ERR_INVAL);
+    CHECK(store_lease_try_acquire(s, "x", "a", 10, INT64_MAX, NULL) == ERR_INVAL);
+    char longname[STORE_LEASE_NAME_MAX + 2];
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    CHECK(store_lease_try_acquire(s, longname, "a", 10, 1, NULL) == ERR_INVAL);
+    CHECK(store_lease_release(s, "x", NULL) == ERR_INVAL);
+    CHECK(store_lease_get(s, NULL, &lease) == ERR_INVAL);
+    CHECK(store_wall_ms() > 1600000000000LL);
+
+    // Audit: append, query by target (newest first, window, limit), through the index.
+    char summary[STORE_AUDIT_SUMMARY_MAX + 100];
+    memset(summary, 's', sizeof(summary) - 1);
+    summary[sizeof(summary) - 1] = '\0';
+    for (int i = 0; i < 60; i++) {
+        snprintf(name, sizeof(name), "pod-%d", i % 3);
+        store_audit_t rec = {.time_ms = 10000 + i,
+                             .actor_service = "scheduler",
+                             .actor_replica = "scheduler/0",
+                             .actor_version = "0.1.0",
+                             .cluster = "c1",
+                             .target_group = "",
+                             .target_kind = "Pod",
+                             .target_namespace = "ns1",
+                             .target_name = name,
+                             .verb = i % 2 ? "create" : "delete",
+                             .reason = "CreatedWorkerPod",
+                             .message = "worker group small-group needs 3 pods",
+                             .cause_key = "c1/ns1/rc1",
+                             .cause_generation = i == 0 ? 0 : 4,
+                             .cause_event_id = (uint64_t)i,
+                             .correlation_id = "r-2",
+                             .request_summary = i == 3 ? summary : "POST /api/v1/pods",
+                             .result_status = 201,
+                             .latency_ms = 3};
+        CHECK(store_audit_append(s, &rec) == 0);
+    }
+    store_audit_t noverb = {.target_kind = "Pod"};
+    CHECK(store_audit_append(s, &noverb) == ERR_INVAL);
+    CHECK(store_flush(s) == 0);
+    store_audit_list_t al;
+    CHECK(store_audit_query_target(s, "c1", "Pod", "ns1", "pod-0", 0, 0, 100, &al) == 0);
+    CHECK(al.n == 20);
+    if (al.n == 20) {
+        CHECK(al.rows[0]->time_ms == 10057 && al.rows[19]->time_ms == 10000);
+        CHECK(al.rows[0]->id > al.rows[19]->id);
+        CHECK(al.rows[19]->cause_generation == 0 && al.rows[19]->cause_event_id == 0);
+        CHECK(al.rows[0]->cause_generation == 4 && al.rows[0]->cause_event_id == 57);
+        CHECK(strcmp(al.rows[0]->verb, "create") == 0 && al.rows[0]->result_status == 201);
+        CHECK(al.rows[0]->result_error == NULL && strcmp(al.rows[0]->cluster, "c1") == 0);
+        CHECK(strcmp(al.rows[0]->request_summary, "POST /api/v1/pods") == 0);
+    }
+    store_audit_list_free(&al);
+    CHECK(al.rows == NULL && al.n == 0);
+    CHECK(store_audit_query_target(s, "c1", "Pod", "ns1", "pod-0", 10003, 10030, 5, &al) == 0);
+    CHECK(al.n == 5 && al.rows[0]->time_ms == 10027);
+    store_audit_list_free(&al);
+    CHECK(store_audit_query_target(s, "c1", "Pod", "ns1", "pod-0", 10000, 10001, 5, &al) == 0);
+    CHECK(al.n == 1);
+    store_audit_list_free(&al);
+    CHECK(s_test_int(db, "SELECT length(request_summary) FROM audit WHERE "
+                         "cause_event_id = 3") == STORE_AUDIT_SUMMARY_MAX);
+    CHECK(store_audit_query_target(s, "c1", "Pod", "ns1", "pod-0", 0, 0, 0, &al) == ERR_INVAL);
+    CHECK(store_audit_query_target(s, "c1", NULL, "ns1", "pod-0", 0, 0, 1, &al) == ERR_INVAL);
+    s_test_plan(db, s_sql[S_AUDIT_TARGET], plan, sizeof(plan));
+    CHECK(strstr(plan, "USING INDEX audit_by_target") && !strstr(plan, "TEMP B-TREE"));
+    if (verbose)
+        printf("store: audit by target: %s\n", plan);
+    s_test_plan(db,
+                "SELECT id FROM audit WHERE verb = 'delete' AND result_status = 201 "
+                "AND time_ms > 10 ORDER BY time_ms",
+                plan, sizeof(plan));
+    CHECK(strstr(plan, "audit_by_verb") != NULL);
+    s_test_plan(db, "SELECT id FROM audit WHERE time_ms BETWEEN 1 AND 5", plan, sizeof(plan));
+    CHECK(strstr(plan, "audit_by_time") != NULL);
+
+    // A UTF-8 sequence is never split when a summary is cut.
+    CHECK(s_utf8_cut("a\xc3\xa9", 3, 2) == 1);
+    CHECK(s_utf8_cut("abc", 3, 2) == 2 && s_utf8_cut("abc", 3, 5) == 3);
+
+    // Read-only: reads work, every write is refused.
+    store_t *ro = store_open(path, STORE_READONLY, &err);
+    CHECK(ro != NULL && err == 0);
+    if (ro) {
+        CHECK(store_observed_get(ro, "c1", "Pod", "ns1", "pod-a", &row) == 0);
+        store_observed_free(&row);
+        CHECK(store_observed_upsert(ro, &pa) == ERR_STATE);
+        CHECK(store_observed_delete(ro, "c1", "Pod", "ns1", "pod-a") == ERR_STATE);
+        CHECK(store_desired_put(ro, &d1) == ERR_STATE);
+        CHECK(store_audit_append(ro, &(store_audit_t){.verb = "create"}) == ERR_STATE);
+        CHECK(store_lease_try_acquire(ro, "sched/shard/1", "a", 10, 1, NULL) == ERR_STATE);
+        CHECK(store_lease_release(ro, "sched/shard/1", "a") == ERR_STATE);
+        CHECK(store_lease_get(ro, "sched/shard/1", &lease) == 0);
+        CHECK(store_flush(ro) == 0);
+        CHECK(sqlite3_exec(store_handle(ro), "DELETE FROM leases", NULL, NULL, NULL) != SQLITE_OK);
+        store_destroy(&ro);
+    }
+
+    // Destroying flushes what is queued.
+    store_observed_t pd = s_test_pod("pod-d", "Running", "{}");
+    CHECK(store_observed_upsert(s, &pd) == 0);
+    store_destroy(&s);
+    s = store_open(path, STORE_READWRITE, &err);
+    CHECK(s != NULL);
+    if (s) {
+        CHECK(store_observed_get(s, "c1", "Pod", "ns1", "pod-d", &row) == 0);
+        store_observed_free(&row);
+        store_destroy(&s);
+    }
+    s_test_rmdir(dir);
+    return SELFTEST_RESULT("store", verbose);
+}

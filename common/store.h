@@ -1,0 +1,315 @@
+/*
+ * store: the SQLite persistence of rayfleet: observed state (what the API server said), desired
+ * state (what a reconciler decided should exist, and why), audit records, and leases.
+ *
+ * One writing process per database file, many readers (DESIGN.md, "state"). A process opens its
+ * file read-write with store_open(path, STORE_READWRITE, &err), which creates the file, sets WAL
+ * mode, synchronous=NORMAL and foreign keys, and brings the schema up to date; rayfleetctl opens it
+ * with STORE_READONLY (SQLITE_OPEN_READONLY plus query_only), which refuses every write.
+ *
+ * Schema migrations: PRAGMA user_version counts the migration steps applied. Each step runs in its
+ * own transaction together with the bump of user_version, so a crash leaves the file at a step
+ * boundary. Reopening an up-to-date file applies nothing. A file written by a NEWER rayfleet
+ * (user_version above STORE_SCHEMA_VERSION) is refused with ERR_STATE and left untouched; a
+ * read-only open also refuses an OLDER file, since it cannot migrate it.
+ *
+ * Batched writes: the observed, desired and audit writes do not touch the database when called.
+ * They copy their values into a bounded in-memory queue, and store_flush() applies the whole queue
+ * in one transaction (BEGIN IMMEDIATE ... COMMIT) with statements prepared once at open.
+ * store_attach_loop() makes the event loop call store_flush() before every poll, so each loop turn
+ * costs one commit however many rows it wrote. When the queue reaches the batch bound, the write
+ * that filled it flushes early. Reads see committed rows only: a write queued since the last flush
+ * is not visible to store_*_get/list until store_flush() has run.
+ *
+ * Busy handling: the busy timeout is short (STORE_BUSY_TIMEOUT_MS_DEFAULT) because the loop must
+ * never wait long. A flush that meets SQLITE_BUSY (another process holds the write lock) returns
+ * ERR_BUSY and keeps the whole queue, to be retried by the next flush: nothing is lost. Only when
+ * the queue has reached its hard bound (STORE_QUEUE_MAX_OPS / STORE_QUEUE_MAX_BYTES) and cannot be
+ * flushed does a write fail with ERR_BUSY, and then nothing of it was queued. A queued write that
+ * SQLite rejects on its own (a constraint) is logged, counted in `dropped` and skipped, so one bad
+ * row cannot block the queue forever.
+ *
+ * Leases are the exception to batching: store_lease_try_acquire() and store_lease_release() run
+ * their own small transaction at once, because other processes (replicas of a reconciler) read and
+ * write the same lease rows and must see each change as soon as it is made. Lease times are
+ * WALL-CLOCK milliseconds since the epoch (store_wall_ms()): the monotonic clock of one process
+ * means nothing to another. Since several replicas write leases, keep them in a file of their own
+ * (e.g. STATE_DIR/leases.db), apart from a service's batched writes.
+ *
+ * Strings passed in (the const char * fields of store_observed_t, store_desired_t, store_audit_t)
+ * are borrowed for the duration of the call only: the store copies what it queues. Rows returned to
+ * the caller are single allocations the caller frees with the matching *_free function; their const
+ * char * fields point inside that allocation.
+ *
+ * A store_t is used by one thread (its event loop's).
+ */
+#ifndef RF_STORE_H
+#define RF_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+
+typedef struct sqlite3 sqlite3;
+
+/* Opening modes for store_open(). */
+#define STORE_READWRITE 0 /* read and write; creates the file and migrates it */
+#define STORE_READONLY 1 /* reads only (SQLITE_OPEN_READONLY); every write fails */
+
+/* How long a statement waits for another connection's lock before SQLITE_BUSY. Short: the event
+ * loop must not block. */
+#define STORE_BUSY_TIMEOUT_MS_DEFAULT 50
+/* Queued writes that trigger an early flush. */
+#define STORE_BATCH_MAX_DEFAULT 2000
+/* Hard bounds of the write queue (while the database stays busy). */
+#define STORE_QUEUE_MAX_OPS 200000
+#define STORE_QUEUE_MAX_BYTES (256u * 1024u * 1024u)
+/* Longest request_summary kept in an audit row, in bytes (longer ones are cut). */
+#define STORE_AUDIT_SUMMARY_MAX 4096
+/* Longest lease name and holder, in bytes, not counting the NUL. */
+#define STORE_LEASE_NAME_MAX 255
+/* Most rows one list call returns. */
+#define STORE_LIST_MAX 100000
+/* The schema version this build writes (the number of migration steps). */
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct store store_t;
+
+/* One observed Kubernetes object: a row of observed_objects. As input, every pointer is borrowed
+ * for the call; NULL means "" for the key fields and NULL in the database for the others. As output
+ * (store_observed_get/list), the strings live inside the row's own allocation. */
+typedef struct {
+    const char *cluster; /* member cluster, as named in the configuration */
+    const char *api_group; /* API group ("" for core, "ray.io", "batch", ...) */
+    const char *kind; /* "Pod", "RayCluster", ... */
+    const char *ns; /* namespace ("" for cluster-scoped objects) */
+    const char *name; /* metadata.name */
+    const char *uid; /* metadata.uid */
+    const char *resource_version; /* metadata.resourceVersion */
+    int64_t generation; /* metadata.generation, 0 when the kind has none */
+    const char *owner_kind; /* kind of the owning Ray object ("" when none) */
+    const char *owner_name; /* name of the owning Ray object (same namespace) */
+    const char *owner_uid; /* uid of the owning Ray object */
+    const char *phase; /* status.phase or state, short */
+    const char *conditions; /* conditions summary, e.g. "Ready=True,HeadPodReady=True" */
+    bool deleting; /* metadata.deletionTimestamp is set */
+    int64_t updated_ms; /* wall-clock ms of the write; 0 on input: now */
+    const char *json; /* the whole object as JSON */
+} store_observed_t;
+
+/* A list of rows returned by store_observed_list_owner(); free with store_observed_list_free(). */
+typedef struct {
+    store_observed_t **rows; /* rows[0..n-1], each owned by the list */
+    size_t n; /* number of rows */
+} store_observed_list_t;
+
+/* One child that a reconciler wants for a Ray object: a row of desired_objects. Children live in
+ * their owner's namespace. Pointers as in store_observed_t. */
+typedef struct {
+    const char *cluster; /* member cluster */
+    const char *ns; /* namespace of owner and child */
+    const char *owner_kind; /* "RayCluster", "RayJob", ... */
+    const char *owner_name; /* name of the Ray object */
+    const char *owner_uid; /* uid of the Ray object the decision was made for */
+    const char *child_group; /* API group of the child ("" for core) */
+    const char *child_kind; /* "Pod", "Service", ... */
+    const char *child_name; /* name of the child */
+    const char *spec_hash; /* hash of the wanted spec, to compare with the observed child */
+    const char *json; /* the object the reconciler wants, as JSON */
+    const char *reason; /* why it is wanted, a short sentence */
+    const char *correlation_id; /* the reconcile that decided it (links to audit rows) */
+    int64_t decided_ms; /* wall-clock ms of the decision; 0 on input: now */
+} store_desired_t;
+
+/* A list of desired rows; free with store_desired_list_free(). */
+typedef struct {
+    store_desired_t **rows; /* rows[0..n-1], each owned by the list */
+    size_t n; /* number of rows */
+} store_desired_list_t;
+
+/* One audit record: an action rayfleet took, its cause and its result. Pointers as in
+ * store_observed_t (NULL stores NULL, except the target key fields, which store ""). The caller
+ * redacts secrets from request_summary before the call; the store only bounds its length. */
+typedef struct {
+    int64_t id; /* assigned by the store (output only) */
+    int64_t time_ms; /* wall-clock ms since the epoch; 0 on input: now */
+    const char *actor_service; /* "scheduler", "submitter", ... */
+    const char *actor_replica; /* "scheduler/2" */
+    const char *actor_version; /* rayfleet version of the actor */
+    const char *cluster; /* member cluster of the target */
+    const char *target_group; /* API group of the target */
+    const char *target_kind; /* kind of the target */
+    const char *target_namespace; /* namespace of the target */
+    const char *target_name; /* name of the target */
+    const char *target_uid; /* uid of the target, when known */
+    const char *verb; /* create, update, patch, delete, status, job-submit, ... */
+    const char *reason; /* KubeRay's event reason where one exists */
+    const char *message; /* a sentence saying why */
+    const char *cause_key; /* key of the object change that triggered the action */
+    int64_t cause_generation; /* its generation, 0: unknown (stored as NULL) */
+    const char *cause_resource_version; /* its resourceVersion */
+    uint64_t cause_event_id; /* the bus event id, 0: none (stored as NULL) */
+    const char *correlation_id; /* shared by all actions of one reconcile */
+    const char *request_summary; /* redacted summary, cut to STORE_AUDIT_SUMMARY_MAX */
+    int result_status; /* HTTP status, 0 when no response came */
+    const char *result_error; /* error text, NULL on success */
+    int64_t latency_ms; /* time from request to result */
+} store_audit_t;
+
+/* A list of audit rows; free with store_audit_list_free(). */
+typedef struct {
+    store_audit_t **rows; /* rows[0..n-1], newest first, each owned by the list */
+    size_t n; /* number of rows */
+} store_audit_list_t;
+
+/* A lease as stored. Times are wall-clock ms since the epoch. */
+typedef struct {
+    char name[STORE_LEASE_NAME_MAX + 1]; /* "scheduler/shard/17" */
+    char holder[STORE_LEASE_NAME_MAX + 1]; /* the replica holding it, "" after a release */
+    int64_t acquired_ms; /* when the current holder acquired it */
+    int64_t renewed_ms; /* last renewal */
+    int64_t expires_ms; /* end of validity, 0 after a release */
+    int64_t transitions; /* number of changes of holder */
+} store_lease_t;
+
+/* Counters, for tests and metrics. */
+typedef struct {
+    uint64_t flushes; /* transactions committed by store_flush() */
+    uint64_t rows_written; /* queued writes applied */
+    uint64_t busy; /* flushes that met SQLITE_BUSY */
+    uint64_t dropped; /* queued writes SQLite rejected (logged, skipped) */
+    size_t queued; /* writes waiting for the next flush */
+    size_t queued_bytes; /* bytes they hold */
+    unsigned migrations_applied; /* migration steps this open applied */
+    unsigned schema_version; /* user_version after open */
+} store_stats_t;
+
+/* Opens (STORE_READWRITE: creates if missing, and migrates) or STORE_READONLY the database at
+ * `path`. Returns the store, or NULL with *err_out (may be NULL) set to: ERR_INVAL (bad arguments),
+ * ERR_NOMEM, ERR_NOTFOUND (the file, read-only, or its directory is missing), ERR_STATE (the file's
+ * schema is newer than this build, or, read-only, not the current version; the file is left
+ * untouched), ERR_BUSY (another process held a lock too long), ERR_DB (any other SQLite error,
+ * logged with SQLite's message). The caller owns the store and destroys it with store_destroy(). */
+store_t *store_open(const char *path, int flags, int *err_out);
+
+/* Flushes what is queued (best effort: if that fails, logs how many writes are lost), finalizes the
+ * statements, closes the database and sets *store_p to NULL. NULL-safe. A store attached to a loop
+ * must be destroyed after that loop (loop.h has no way to remove a hook). */
+void store_destroy(store_t **store_p);
+
+/* Sets the busy timeout in ms (>= 0). Returns 0 or ERR_INVAL. */
+int store_set_busy_timeout(store_t *store, int ms);
+
+/* Sets how many queued writes trigger an early flush (1 .. STORE_QUEUE_MAX_OPS). Returns 0 or
+ * ERR_INVAL. */
+int store_set_batch_max(store_t *store, size_t n);
+
+/* Applies every queued write in one transaction. Returns 0 (also when nothing was queued),
+ * ERR_BUSY (the database is locked by another connection; the queue is kept for the next flush),
+ * or ERR_DB, ERR_NOMEM or ERR_STATE (the file became read-only): the transaction failed and the
+ * queue is kept. A no-op on a read-only store. */
+int store_flush(store_t *store);
+
+/* Registers store_flush() as a before-sleep hook of `loop`, so writes commit once per loop turn.
+ * ERR_BUSY is counted and retried on the next turn; other failures are logged. Returns 0, ERR_INVAL
+ * or ERR_NOMEM. The loop borrows the store: destroy the loop first. */
+int store_attach_loop(store_t *store, loop_t *loop);
+
+/* Fills *out with the counters. */
+void store_stats(const store_t *store, store_stats_t *out);
+
+/* The SQLite handle, borrowed, for read-only queries (rayfleetctl sql). Never write through it. */
+sqlite3 *store_handle(store_t *store);
+
+/* Wall-clock ms since the epoch (for lease and audit times). */
+int64_t store_wall_ms(void);
+
+/* Queues an insert-or-replace of the observed row keyed by (cluster, kind, namespace, name).
+ * Returns 0 when queued, ERR_INVAL (kind or name missing), ERR_STATE (read-only store), ERR_NOMEM,
+ * ERR_TOOBIG (one row larger than STORE_QUEUE_MAX_BYTES), or, when the queue is full and the flush
+ * that would make room fails, that flush's error (ERR_BUSY mostly); then nothing was queued. */
+int store_observed_upsert(store_t *store, const store_observed_t *row);
+
+/* Queues the removal of an observed row (deleting a missing row is not an error). Returns as
+ * store_observed_upsert(). */
+int store_observed_delete(store_t *store, const char *cluster, const char *kind, const char *ns,
+                          const char *name);
+
+/* Reads one committed observed row into *out (the caller frees it with store_observed_free()).
+ * Returns 0, ERR_NOTFOUND (*out is NULL), ERR_INVAL, ERR_NOMEM or ERR_DB. */
+int store_observed_get(store_t *store, const char *cluster, const char *kind, const char *ns,
+                       const char *name, store_observed_t **out);
+
+/* Frees a row returned by store_observed_get() and sets *row_p to NULL. NULL-safe. */
+void store_observed_free(store_observed_t **row_p);
+
+/* Lists the committed observed rows owned by the Ray object (cluster, namespace, owner_kind,
+ * owner_name), and, when owner_uid is not NULL, with that owner uid; ordered by kind and name, at
+ * most STORE_LIST_MAX. On success *out holds the rows (free with store_observed_list_free()).
+ * Returns 0, ERR_INVAL, ERR_NOMEM, ERR_TOOBIG (more than STORE_LIST_MAX rows) or ERR_DB; on error
+ * *out is empty. */
+int store_observed_list_owner(store_t *store, const char *cluster, const char *ns,
+                              const char *owner_kind, const char *owner_name, const char *owner_uid,
+                              store_observed_list_t *out);
+
+/* Frees the rows of a list and empties it. NULL-safe. */
+void store_observed_list_free(store_observed_list_t *list);
+
+/* Queues an insert-or-replace of a desired child keyed by (cluster, namespace, owner_kind,
+ * owner_name, child_kind, child_name). Returns as store_observed_upsert(). */
+int store_desired_put(store_t *store, const store_desired_t *row);
+
+/* Queues the removal of one desired child, or of all the children of the owner when child_kind is
+ * NULL. Returns as store_observed_upsert(). */
+int store_desired_delete(store_t *store, const char *cluster, const char *ns,
+                         const char *owner_kind, const char *owner_name, const char *child_kind,
+                         const char *child_name);
+
+/* Lists the committed desired children of an owner, ordered by child kind and name. Returns and
+ * ownership as store_observed_list_owner(). */
+int store_desired_list_owner(store_t *store, const char *cluster, const char *ns,
+                             const char *owner_kind, const char *owner_name,
+                             store_desired_list_t *out);
+
+/* Frees the rows of a list and empties it. NULL-safe. */
+void store_desired_list_free(store_desired_list_t *list);
+
+/* Queues one audit record (its id is assigned when it is flushed). Returns 0, ERR_INVAL (no verb),
+ * ERR_STATE (read-only), ERR_NOMEM or ERR_BUSY (as store_observed_upsert()). */
+int store_audit_append(store_t *store, const store_audit_t *rec);
+
+/* Lists the committed audit rows of one target (cluster, kind, namespace, name) with since_ms <=
+ * time_ms < until_ms (until_ms 0: no upper bound), newest first, at most `limit` (1 ..
+ * STORE_LIST_MAX). Uses the index audit_by_target. Returns 0, ERR_INVAL, ERR_NOMEM or ERR_DB; on
+ * success the caller frees *out with store_audit_list_free(). */
+int store_audit_query_target(store_t *store, const char *cluster, const char *kind, const char *ns,
+                             const char *name, int64_t since_ms, int64_t until_ms, size_t limit,
+                             store_audit_list_t *out);
+
+/* Frees the rows of a list and empties it. NULL-safe. */
+void store_audit_list_free(store_audit_list_t *list);
+
+/* Acquires or renews the lease `name` for `holder` until now_ms + duration_ms, in its own
+ * transaction, committed before returning (not batched). It succeeds when the lease is free,
+ * released, expired (expires_ms <= now_ms), or held by `holder` already (a renewal); a change of
+ * holder counts one transition. Returns 0 (acquired or renewed; *renewed_out, may be NULL, says
+ * which), ERR_CONFLICT (another holder's lease is unexpired), ERR_INVAL (empty or too long strings,
+ * duration_ms <= 0), ERR_STATE (read-only), ERR_BUSY (the write lock was not free within the busy
+ * timeout) or ERR_DB. now_ms is wall-clock ms since the epoch (store_wall_ms()). */
+int store_lease_try_acquire(store_t *store, const char *name, const char *holder,
+                            int64_t duration_ms, int64_t now_ms, bool *renewed_out);
+
+/* Releases the lease if `holder` holds it: holder becomes "" and expires_ms 0, at once (own
+ * transaction). Returns 0, ERR_NOTFOUND (not held by `holder`), ERR_INVAL, ERR_STATE, ERR_BUSY or
+ * ERR_DB. */
+int store_lease_release(store_t *store, const char *name, const char *holder);
+
+/* Reads the lease `name` into *out. Returns 0, ERR_NOTFOUND, ERR_INVAL or ERR_DB. */
+int store_lease_get(store_t *store, const char *name, store_lease_t *out);
+
+/* The self-test. */
+int store_test(bool verbose);
+
+#endif
