@@ -67,6 +67,7 @@ struct loop {
     int64_t next_seq; /* last arming sequence number */
     hook_t *hooks; /* before-sleep hooks */
     size_t n_hooks; /* hooks in use */
+    bool in_hooks; /* running the hooks: a removal leaves a NULL fn, compacted after */
     signal_handler_t signals[LOOP_MAX_SIGNALS]; /* by signal number */
     int sig_pipe[2]; /* self-pipe: the handler writes the signal number */
     int64_t now; /* monotonic ms at the start of this iteration */
