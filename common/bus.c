@@ -1,13 +1,16 @@
 /*
- * bus: ZeroMQ publish/subscribe of protobuf-c envelopes; the contract and the wire format are in
+ * bus: ZeroMQ publish/subscribe of protobuf envelopes; the contract and the wire format are in
  * bus.h.
  *
- * Hot paths avoid per-message allocation of our own: a publisher packs into one reused buffer
- * and sends the two frames with zmq_send (ZMQ_SNDMORE on the topic); a subscriber receives into
- * zmq_msg_t (no copy) and unpacks with a bump allocator over a per-subscriber arena that is
- * reset after each message, so protobuf-c's dozen small allocations per envelope cost nothing.
+ * Hot paths allocate nothing: a publisher encodes with envwire (a hand-written encoder that
+ * writes the same bytes as protobuf-c) into one reused buffer and sends the two frames with
+ * zmq_send (ZMQ_SNDMORE on the topic); a subscriber receives into zmq_msg_t (no copy) and
+ * decodes with envwire_decode, whose strings are views into the received frame, so the handler
+ * gets the message without a single copy or allocation. protobuf-c itself is used only by the
+ * self-test, to prove that peers using it interoperate.
  */
 #include "bus.h"
+#include "envwire.h"
 #include "err.h"
 #include "log.h"
 #include "selftest.h"
@@ -24,8 +27,6 @@
 /* The longest a publisher waits for the second frame of a message whose first frame was
  * accepted (ZeroMQ accepts a message's frames together, so this wait does not happen). */
 #define BUS_PART_TIMEOUT_MS 100
-/* Alignment of blocks handed out by the unpack arena. */
-#define BUS_ARENA_ALIGN 16
 /* Initial size of a publisher's pack buffer (it grows up to max_frame). */
 #define BUS_PACK_INITIAL 1024
 
@@ -34,14 +35,6 @@ typedef struct {
     int64_t last_ms; /* when the last warning was written, monotonic ms */
     uint64_t suppressed; /* warnings skipped since */
 } ratelimit_t;
-
-/* A bump allocator for protobuf-c: blocks come from `mem` until it is full, then from malloc.
- * Freeing a block inside `mem` does nothing; reset makes the whole arena free again. */
-typedef struct {
-    unsigned char *mem; /* the arena */
-    size_t size; /* bytes in mem */
-    size_t used; /* bytes handed out since the last reset */
-} arena_t;
 
 /* What a subscriber knows about one source. */
 typedef struct {
@@ -63,11 +56,12 @@ typedef struct {
 typedef struct {
     void *sock; /* where envelopes go */
     char source[BUS_SOURCE_MAX + 1]; /* Envelope.source */
+    size_t source_len; /* strlen(source) */
     uint64_t sequence; /* last Envelope.sequence sent */
     uint64_t hb_sequence; /* last Heartbeat.sequence sent */
     int64_t heartbeat_ms; /* heartbeat interval */
     int64_t hb_timer; /* the heartbeat timer id, 0 when none */
-    uint8_t *pack; /* reused pack buffer */
+    uint8_t *pack; /* reused encode buffer */
     size_t pack_cap; /* bytes allocated in pack */
     size_t max_frame; /* largest packed Envelope sent */
 } sender_t;
@@ -75,6 +69,9 @@ typedef struct {
 struct bus_pub {
     loop_t *loop; /* the loop it lives on */
     sender_t tx; /* socket, sequence numbers, pack buffer */
+    char topic[BUS_TOPIC_MAX]; /* the ObjectChanged topic of topic_shard, cached */
+    size_t topic_len; /* its length; 0 until the first publish */
+    uint32_t topic_shard; /* the shard topic was made for */
     char endpoint[BUS_ENDPOINT_MAX]; /* as bound or connected */
     bus_stats_t stats; /* counters */
     ratelimit_t rl; /* warning rate limit */
@@ -95,8 +92,6 @@ struct bus_sub {
     peer_t *peers; /* known sources */
     size_t n_peers; /* entries used */
     size_t cap_peers; /* entries allocated */
-    arena_t arena; /* unpack memory */
-    ProtobufCAllocator alloc; /* protobuf-c view of the arena */
     bus_stats_t stats; /* counters */
     ratelimit_t rl; /* warning rate limit */
 };
@@ -321,39 +316,66 @@ static void s_drain(void *sock)
     }
 }
 
+/* Finds the topic at the head of a frame: the bytes before the first BUS_TOPIC_SEP, which must
+ * come within BUS_TOPIC_MAX + 1 bytes and not first. Returns the topic length, or 0 when the
+ * frame has no topic. */
+static size_t s_topic_len(const uint8_t *frame, size_t len)
+{
+    size_t scan = len < BUS_TOPIC_MAX + 1 ? len : BUS_TOPIC_MAX + 1;
+    const uint8_t *sep = memchr(frame, BUS_TOPIC_SEP, scan);
+    return sep ? (size_t)(sep - frame) : 0;
+}
+
 /* ---- Sending ---- */
 
-/* Fills the envelope header, packs it into tx->pack and sends topic + body without blocking.
- * Returns 0, ERR_TOOBIG, ERR_AGAIN, ERR_NOMEM or ERR_IO; counts into stats. */
-static int s_send_envelope(sender_t *tx, const char *topic, size_t topic_len,
-                           Rayfleet__Envelope *env, bus_stats_t *stats, ratelimit_t *rl)
+/* Encodes m into tx->pack at byte `off` (the topic and separator go before it), growing the
+ * buffer when needed. The envelope alone may be at most max_frame bytes. Returns the encoded
+ * length, ERR_TOOBIG (envelope over max_frame) or ERR_NOMEM. */
+static int s_encode(sender_t *tx, const envwire_msg_t *m, size_t off)
 {
-    env->version = BUS_VERSION;
-    env->source = tx->source;
-    env->sequence = ++tx->sequence;
-    env->sent_at_ms = s_wall_ms();
-    size_t n = rayfleet__envelope__get_packed_size(env);
-    if (n > tx->max_frame) {
+    if (tx->pack && tx->pack_cap > off) {
+        int n = envwire_encode(m, tx->pack + off, tx->pack_cap - off);
+        if (n != ERR_TOOBIG)
+            return n;
+    }
+    size_t need = envwire_size(m);
+    if (need > tx->max_frame)
+        return ERR_TOOBIG;
+    size_t cap = tx->pack_cap ? tx->pack_cap : BUS_PACK_INITIAL;
+    while (cap < off + need)
+        cap *= 2;
+    uint8_t *p = realloc(tx->pack, cap);
+    if (!p)
+        return ERR_NOMEM;
+    tx->pack = p;
+    tx->pack_cap = cap;
+    return envwire_encode(m, tx->pack + off, tx->pack_cap - off);
+}
+
+/* Fills the envelope header, encodes it into tx->pack and sends topic + body without
+ * blocking. Returns 0, ERR_TOOBIG, ERR_AGAIN, ERR_NOMEM or ERR_IO; counts into stats. */
+static int s_send_envelope(sender_t *tx, const char *topic, size_t topic_len, envwire_msg_t *m,
+                           bus_stats_t *stats, ratelimit_t *rl)
+{
+    m->version = BUS_VERSION;
+    m->source.p = tx->source;
+    m->source.n = tx->source_len;
+    m->sequence = ++tx->sequence;
+    m->sent_at_ms = s_wall_ms();
+    size_t off = topic_len + 1;
+    int n = s_encode(tx, m, off);
+    if (n == ERR_TOOBIG) {
         stats->dropped_oversize++;
         s_log_drop(rl, tx->source, "envelope over max_frame");
         return ERR_TOOBIG;
     }
-    if (n > tx->pack_cap) {
-        size_t cap = tx->pack_cap ? tx->pack_cap : BUS_PACK_INITIAL;
-        while (cap < n)
-            cap *= 2;
-        if (cap > tx->max_frame)
-            cap = tx->max_frame;
-        uint8_t *p = realloc(tx->pack, cap);
-        if (!p)
-            return ERR_NOMEM;
-        tx->pack = p;
-        tx->pack_cap = cap;
-    }
-    size_t packed = rayfleet__envelope__pack(env, tx->pack);
+    if (n < 0)
+        return n;
+    memcpy(tx->pack, topic, topic_len);
+    tx->pack[topic_len] = BUS_TOPIC_SEP;
     int rc;
     do {
-        rc = zmq_send(tx->sock, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        rc = zmq_send(tx->sock, tx->pack, off + (size_t)n, ZMQ_DONTWAIT);
     } while (rc < 0 && errno == EINTR);
     if (rc < 0) {
         if (errno == EAGAIN) {
@@ -362,16 +384,6 @@ static int s_send_envelope(sender_t *tx, const char *topic, size_t topic_len,
             return ERR_AGAIN;
         }
         log_error("bus: send failed", "source", tx->source, "error", zmq_strerror(errno), NULL);
-        return ERR_IO;
-    }
-    // The first frame was taken, so the second must follow: ZeroMQ admits a message's frames
-    // together, and ZMQ_SNDTIMEO bounds the wait should it ever not.
-    do {
-        rc = zmq_send(tx->sock, tx->pack, packed, 0);
-    } while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-        log_error("bus: second frame refused", "source", tx->source, "error", zmq_strerror(errno),
-                  NULL);
         return ERR_IO;
     }
     stats->sent++;
@@ -383,14 +395,12 @@ static int s_send_heartbeat(sender_t *tx, bus_stats_t *stats, ratelimit_t *rl)
 {
     char topic[BUS_TOPIC_MAX];
     int len = snprintf(topic, sizeof topic, "%s%s", BUS_TOPIC_HEARTBEAT, tx->source);
-    Rayfleet__Heartbeat hb = RAYFLEET__HEARTBEAT__INIT;
-    hb.source = tx->source;
-    hb.sequence = ++tx->hb_sequence;
-    hb.interval_ms = tx->heartbeat_ms;
-    Rayfleet__Envelope env = RAYFLEET__ENVELOPE__INIT;
-    env.body_case = RAYFLEET__ENVELOPE__BODY_HEARTBEAT;
-    env.heartbeat = &hb;
-    int rc = s_send_envelope(tx, topic, (size_t)len, &env, stats, rl);
+    envwire_msg_t m = {.body = ENVWIRE_BODY_HEARTBEAT};
+    m.heartbeat.source.p = tx->source;
+    m.heartbeat.source.n = tx->source_len;
+    m.heartbeat.sequence = ++tx->hb_sequence;
+    m.heartbeat.interval_ms = tx->heartbeat_ms;
+    int rc = s_send_envelope(tx, topic, (size_t)len, &m, stats, rl);
     if (rc == 0)
         stats->heartbeats_sent++;
     return rc;
@@ -399,9 +409,11 @@ static int s_send_heartbeat(sender_t *tx, bus_stats_t *stats, ratelimit_t *rl)
 /* Copies a source name, which must be 1..BUS_SOURCE_MAX bytes. Returns 0 or ERR_INVAL. */
 static int s_set_source(sender_t *tx, const char *source)
 {
-    if (!source || !source[0] || strlen(source) > BUS_SOURCE_MAX)
+    // The source is part of the heartbeat topic, so it cannot hold the topic separator.
+    if (!source || !source[0] || strlen(source) > BUS_SOURCE_MAX || strchr(source, BUS_TOPIC_SEP))
         return ERR_INVAL;
     snprintf(tx->source, sizeof tx->source, "%s", source);
+    tx->source_len = strlen(tx->source);
     return 0;
 }
 
@@ -499,19 +511,43 @@ void bus_pub_destroy(bus_pub_t **pub_p)
     *pub_p = NULL;
 }
 
-int bus_pub_publish(bus_pub_t *pub, const Rayfleet__ObjectChanged *oc)
+int bus_pub_publish_view(bus_pub_t *pub, const envwire_object_changed_t *oc)
 {
     if (!pub || !oc || oc->shard >= BUS_SHARD_LIMIT)
         return ERR_INVAL;
-    char topic[BUS_TOPIC_MAX];
-    int len = bus_topic_object_changed(oc->shard, topic, sizeof topic);
-    if (len < 0)
-        return len;
-    Rayfleet__Envelope env = RAYFLEET__ENVELOPE__INIT;
-    env.body_case = RAYFLEET__ENVELOPE__BODY_OBJECT_CHANGED;
-    // Packing only reads the message; the cast is the price of protobuf-c's non-const union.
-    env.object_changed = (Rayfleet__ObjectChanged *)oc;
-    return s_send_envelope(&pub->tx, topic, (size_t)len, &env, &pub->stats, &pub->rl);
+    // Publishers mostly publish on a few shards in runs, so the last topic is kept.
+    if (pub->topic_len == 0 || pub->topic_shard != oc->shard) {
+        int len = bus_topic_object_changed(oc->shard, pub->topic, sizeof pub->topic);
+        if (len < 0)
+            return len;
+        pub->topic_len = (size_t)len;
+        pub->topic_shard = oc->shard;
+    }
+    envwire_msg_t m = {.body = ENVWIRE_BODY_OBJECT_CHANGED, .object_changed = *oc};
+    return s_send_envelope(&pub->tx, pub->topic, pub->topic_len, &m, &pub->stats, &pub->rl);
+}
+
+int bus_pub_publish(bus_pub_t *pub, const Rayfleet__ObjectChanged *oc)
+{
+    if (!pub || !oc)
+        return ERR_INVAL;
+    envwire_object_changed_t v = {
+        .cluster = envwire_str(oc->cluster),
+        .group = envwire_str(oc->group),
+        .kind = envwire_str(oc->kind),
+        .namespace_ = envwire_str(oc->namespace_),
+        .name = envwire_str(oc->name),
+        .uid = envwire_str(oc->uid),
+        .resource_version = envwire_str(oc->resource_version),
+        .generation = oc->generation,
+        .type = (int32_t)oc->type,
+        .shard = oc->shard,
+        .event_id = oc->event_id,
+        .child_kind = envwire_str(oc->child_kind),
+        .child_name = envwire_str(oc->child_name),
+        .child_uid = envwire_str(oc->child_uid),
+    };
+    return bus_pub_publish_view(pub, &v);
 }
 
 int bus_pub_heartbeat(bus_pub_t *pub)
@@ -532,27 +568,6 @@ const char *bus_pub_endpoint(const bus_pub_t *pub)
 }
 
 /* ---- Subscriber ---- */
-
-static void *s_arena_alloc(void *data, size_t size)
-{
-    arena_t *a = data;
-    size_t need = (size + BUS_ARENA_ALIGN - 1) & ~(size_t)(BUS_ARENA_ALIGN - 1);
-    if (need >= size && a->size - a->used >= need) {
-        void *p = a->mem + a->used;
-        a->used += need;
-        return p;
-    }
-    return malloc(size);
-}
-
-static void s_arena_free(void *data, void *p)
-{
-    arena_t *a = data;
-    unsigned char *c = p;
-    if (!c || (c >= a->mem && c < a->mem + a->size))
-        return;
-    free(p);
-}
 
 /* The peer entry for source, or NULL. */
 static peer_t *s_peer_find(const bus_sub_t *sub, const char *source)
@@ -638,7 +653,7 @@ static void s_sub_malformed(bus_sub_t *sub, const char *reason)
     s_log_drop(&sub->rl, sub->endpoint, reason);
 }
 
-/* Validates, unpacks and dispatches one two-frame message. Returns the handler's value or 0. */
+/* Validates, decodes and dispatches one two-frame message. Returns the handler's value or 0. */
 static int s_sub_handle(bus_sub_t *sub, const char *topic, size_t topic_len, const uint8_t *body,
                         size_t body_len)
 {
@@ -651,72 +666,64 @@ static int s_sub_handle(bus_sub_t *sub, const char *topic, size_t topic_len, con
         s_log_drop(&sub->rl, sub->endpoint, "frame over max_frame");
         return 0;
     }
-    sub->arena.used = 0;
-    Rayfleet__Envelope *env = rayfleet__envelope__unpack(&sub->alloc, body_len, body);
-    if (!env) {
-        s_sub_malformed(sub, "envelope does not unpack");
+    envwire_msg_t m;
+    if (envwire_decode(body, body_len, &m) < 0) {
+        s_sub_malformed(sub, "envelope does not decode");
         return 0;
     }
-    int rc = 0;
-    size_t hb_len = strlen(BUS_TOPIC_HEARTBEAT);
-    if (env->version < 1 || env->version > BUS_VERSION) {
+    size_t hb_len = sizeof BUS_TOPIC_HEARTBEAT - 1;
+    if (m.version < 1 || m.version > BUS_VERSION) {
         s_sub_malformed(sub, "unknown envelope version");
-    } else if (env->body_case == RAYFLEET__ENVELOPE__BODY_HEARTBEAT && env->heartbeat) {
-        if (topic_len < hb_len || memcmp(topic, BUS_TOPIC_HEARTBEAT, hb_len) != 0 ||
-            !env->source[0] || strlen(env->source) > BUS_SOURCE_MAX) {
-            s_sub_malformed(sub, "bad heartbeat topic or source");
-        } else {
-            sub->stats.heartbeats_received++;
-            s_peer_heard(sub, env->source, env->heartbeat->interval_ms);
-        }
-    } else if (env->body_case == RAYFLEET__ENVELOPE__BODY_OBJECT_CHANGED && env->object_changed) {
-        if (s_topic_shard(topic, topic_len) != (int64_t)env->object_changed->shard) {
+    } else if (m.body == ENVWIRE_BODY_OBJECT_CHANGED) {
+        if (s_topic_shard(topic, topic_len) != (int64_t)m.object_changed.shard) {
             s_sub_malformed(sub, "topic and body disagree on the shard");
-        } else if (bus_sub_subscribed(sub, env->object_changed->shard)) {
+        } else if (bus_sub_subscribed(sub, m.object_changed.shard)) {
             // Messages queued before an unsubscribe still arrive; they are skipped here.
             sub->stats.received++;
-            rc = sub->on_msg(sub, env, sub->arg);
+            return sub->on_msg(sub, &m, sub->arg);
+        }
+    } else if (m.body == ENVWIRE_BODY_HEARTBEAT) {
+        // The peer table keys on C strings, so the source must be one: no NUL inside.
+        if (topic_len < hb_len || memcmp(topic, BUS_TOPIC_HEARTBEAT, hb_len) != 0 ||
+            m.source.n == 0 || m.source.n > BUS_SOURCE_MAX || memchr(m.source.p, 0, m.source.n)) {
+            s_sub_malformed(sub, "bad heartbeat topic or source");
+        } else {
+            char source[BUS_SOURCE_MAX + 1];
+            memcpy(source, m.source.p, m.source.n);
+            source[m.source.n] = '\0';
+            sub->stats.heartbeats_received++;
+            s_peer_heard(sub, source, m.heartbeat.interval_ms);
         }
     } else {
         s_sub_malformed(sub, "envelope without a known body");
     }
-    rayfleet__envelope__free_unpacked(env, &sub->alloc);
-    return rc;
+    return 0;
 }
 
 static int s_sub_readable(loop_t *loop, void *socket, int revents, void *arg)
 {
     bus_sub_t *sub = arg;
     for (int i = 0; i < BUS_RECV_BATCH; i++) {
-        zmq_msg_t topic;
-        zmq_msg_t body;
-        zmq_msg_init(&topic);
-        if (zmq_msg_recv(&topic, socket, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&topic);
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, socket, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&frame);
             break;
         }
-        if (!zmq_msg_more(&topic)) {
-            zmq_msg_close(&topic);
-            s_sub_malformed(sub, "one frame instead of two");
-            continue;
-        }
-        zmq_msg_init(&body);
-        if (zmq_msg_recv(&body, socket, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&topic);
-            zmq_msg_close(&body);
-            s_sub_malformed(sub, "second frame missing");
-            continue;
-        }
         int rc = 0;
-        if (zmq_msg_more(&body)) {
+        const uint8_t *data = zmq_msg_data(&frame);
+        size_t len = zmq_msg_size(&frame);
+        size_t topic_len = s_topic_len(data, len);
+        if (zmq_msg_more(&frame)) {
             s_drain(socket);
-            s_sub_malformed(sub, "more than two frames");
+            s_sub_malformed(sub, "more than one frame");
+        } else if (topic_len == 0) {
+            s_sub_malformed(sub, "no topic at the head of the frame");
         } else {
-            rc = s_sub_handle(sub, zmq_msg_data(&topic), zmq_msg_size(&topic), zmq_msg_data(&body),
-                              zmq_msg_size(&body));
+            rc = s_sub_handle(sub, (const char *)data, topic_len, data + topic_len + 1,
+                              len - topic_len - 1);
         }
-        zmq_msg_close(&topic);
-        zmq_msg_close(&body);
+        zmq_msg_close(&frame);
         if (rc < 0)
             return rc;
     }
@@ -744,13 +751,6 @@ bus_sub_t *bus_sub_new(loop_t *loop, void *zctx, const bus_options_t *opts, bus_
     sub->on_msg = on_msg;
     sub->on_peer = on_peer;
     sub->arg = arg;
-    sub->arena.size = BUS_ARENA_BYTES;
-    sub->arena.mem = malloc(sub->arena.size);
-    if (!sub->arena.mem)
-        goto fail;
-    sub->alloc.alloc = s_arena_alloc;
-    sub->alloc.free = s_arena_free;
-    sub->alloc.allocator_data = &sub->arena;
     sub->sock = zmq_socket(zctx, ZMQ_SUB);
     if (!sub->sock) {
         log_error("bus: zmq_socket failed", "error", zmq_strerror(errno), NULL);
@@ -787,7 +787,6 @@ void bus_sub_destroy(bus_sub_t **sub_p)
     if (sub->sock)
         loop_remove_socket(sub->loop, sub->sock);
     s_close(&sub->sock);
-    free(sub->arena.mem);
     free(sub->peers);
     free(sub);
     *sub_p = NULL;
@@ -858,42 +857,32 @@ static void s_fwd_drop(bus_forwarder_t *fwd, uint64_t *counter, const char *reas
     s_log_drop(&fwd->rl, fwd->frontend, reason);
 }
 
-/* Copies messages frontend -> backend, checking frame count and sizes but not unpacking. */
+/* Copies messages frontend -> backend, checking frame count, topic and size but not decoding. */
 static int s_fwd_front_readable(loop_t *loop, void *socket, int revents, void *arg)
 {
     bus_forwarder_t *fwd = arg;
     for (int i = 0; i < BUS_RECV_BATCH; i++) {
-        zmq_msg_t topic;
-        zmq_msg_t body;
-        zmq_msg_init(&topic);
-        if (zmq_msg_recv(&topic, socket, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&topic);
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, socket, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&frame);
             break;
         }
-        if (!zmq_msg_more(&topic)) {
-            zmq_msg_close(&topic);
-            s_fwd_drop(fwd, &fwd->stats.dropped_malformed, "one frame instead of two");
-            continue;
-        }
-        zmq_msg_init(&body);
-        if (zmq_msg_recv(&body, socket, ZMQ_DONTWAIT) < 0) {
-            s_fwd_drop(fwd, &fwd->stats.dropped_malformed, "second frame missing");
-        } else if (zmq_msg_more(&body)) {
+        size_t len = zmq_msg_size(&frame);
+        size_t topic_len = s_topic_len(zmq_msg_data(&frame), len);
+        if (zmq_msg_more(&frame)) {
             s_drain(socket);
-            s_fwd_drop(fwd, &fwd->stats.dropped_malformed, "more than two frames");
-        } else if (zmq_msg_size(&topic) == 0 || zmq_msg_size(&topic) > BUS_TOPIC_MAX) {
-            s_fwd_drop(fwd, &fwd->stats.dropped_malformed, "bad topic length");
-        } else if (zmq_msg_size(&body) > fwd->tx.max_frame) {
+            s_fwd_drop(fwd, &fwd->stats.dropped_malformed, "more than one frame");
+        } else if (topic_len == 0) {
+            s_fwd_drop(fwd, &fwd->stats.dropped_malformed, "no topic at the head of the frame");
+        } else if (len - topic_len - 1 > fwd->tx.max_frame) {
             s_fwd_drop(fwd, &fwd->stats.dropped_oversize, "frame over max_frame");
-        } else if (zmq_msg_send(&topic, fwd->tx.sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        } else if (zmq_msg_send(&frame, fwd->tx.sock, ZMQ_DONTWAIT) < 0) {
             s_fwd_drop(fwd, &fwd->stats.dropped_hwm, "backend refused the message");
-        } else if (zmq_msg_send(&body, fwd->tx.sock, 0) < 0) {
-            log_error("bus: second frame refused", "error", zmq_strerror(errno), NULL);
         } else {
             fwd->stats.forwarded++;
         }
-        zmq_msg_close(&topic);
-        zmq_msg_close(&body);
+        zmq_msg_close(&frame);
     }
     return 0;
 }
@@ -1007,20 +996,33 @@ typedef struct {
     uint64_t last_sequence; /* its envelope sequence */
     char last_source[64]; /* its envelope source */
     uint32_t last_version; /* its envelope version */
+    char last_name[64]; /* its object name */
+    uint64_t last_event_id; /* its event id */
     int seen; /* BUS_PEER_SEEN events */
     int lost; /* BUS_PEER_LOST events */
     char last_peer[64]; /* source of the last peer event */
     bus_peer_event_t last_event; /* the last peer event */
 } s_probe_t;
 
-static int s_probe_msg(bus_sub_t *sub, const Rayfleet__Envelope *env, void *arg)
+/* Copies a view into dst (cap bytes) as a C string, truncating. */
+static void s_copy_view(char *dst, size_t cap, envwire_str_t v)
+{
+    size_t n = v.n < cap - 1 ? v.n : cap - 1;
+    if (n)
+        memcpy(dst, v.p, n);
+    dst[n] = '\0';
+}
+
+static int s_probe_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
 {
     s_probe_t *p = arg;
     p->got++;
-    p->last_shard = env->object_changed->shard;
-    p->last_sequence = env->sequence;
-    p->last_version = env->version;
-    snprintf(p->last_source, sizeof p->last_source, "%s", env->source);
+    p->last_shard = msg->object_changed.shard;
+    p->last_sequence = msg->sequence;
+    p->last_version = msg->version;
+    s_copy_view(p->last_source, sizeof p->last_source, msg->source);
+    s_copy_view(p->last_name, sizeof p->last_name, msg->object_changed.name);
+    p->last_event_id = msg->object_changed.event_id;
     return 0;
 }
 
@@ -1057,6 +1059,19 @@ static void s_raw_send(void *sock, const void *const *parts, const size_t *lens,
 {
     for (int i = 0; i < n; i++)
         zmq_send(sock, parts[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0);
+}
+
+/* Sends one frame "topic SEP body" on a raw socket, as a publisher does. */
+static void s_raw_frame(void *sock, const char *topic, const void *body, size_t len)
+{
+    uint8_t frame[8192];
+    size_t tl = strlen(topic);
+    if (tl + 1 + len > sizeof frame)
+        return;
+    memcpy(frame, topic, tl);
+    frame[tl] = BUS_TOPIC_SEP;
+    memcpy(frame + tl + 1, body, len);
+    zmq_send(sock, frame, tl + 1 + len, 0);
 }
 
 /* Packs an Envelope holding `oc` with `version` into out (at least 4 KiB). Returns its length. */
@@ -1178,6 +1193,19 @@ int bus_test(bool verbose)
     CHECK(strcmp(probe.last_source, "test/pub") == 0);
     CHECK(probe.last_version == BUS_VERSION);
     CHECK(probe.last_sequence > 2);
+    CHECK(strcmp(probe.last_name, "raycluster-a") == 0);
+
+    // The view-based publish: no C strings needed, extreme values survive.
+    envwire_object_changed_t ov = {
+        .name = {"rc-view-and-more", 7}, .shard = 42, .event_id = UINT64_MAX, .generation = -5};
+    CHECK(bus_pub_publish_view(pub, &ov) == 0);
+    CHECK(s_pump_until(loop, &probe.got, 3, 2000));
+    CHECK(strcmp(probe.last_name, "rc-view") == 0);
+    CHECK(probe.last_event_id == UINT64_MAX);
+    ov.shard = BUS_SHARD_LIMIT;
+    CHECK(bus_pub_publish_view(pub, &ov) == ERR_INVAL);
+    CHECK(bus_pub_publish_view(pub, NULL) == ERR_INVAL);
+    CHECK(bus_pub_publish_view(NULL, &ov) == ERR_INVAL);
     oc.shard = BUS_SHARD_LIMIT;
     CHECK(bus_pub_publish(pub, &oc) == ERR_INVAL);
     CHECK(bus_pub_publish(pub, NULL) == ERR_INVAL);
@@ -1197,7 +1225,7 @@ int bus_test(bool verbose)
     oc.shard = 42;
     CHECK(bus_pub_publish(pub, &oc) == 0);
     s_pump(loop, 50);
-    CHECK(probe.got == 2);
+    CHECK(probe.got == 3);
     CHECK(bus_sub_subscribe(sub, 42) == 0);
 
     // A publisher sending an oversized envelope gets ERR_TOOBIG.
@@ -1219,7 +1247,7 @@ int bus_test(bool verbose)
         CHECK(small == NULL);
     }
 
-    // The forwarder drops a one-frame message and forwards nothing for it.
+    // The forwarder drops a frame without a topic and forwards nothing for it.
     void *raw = zmq_socket(zctx, ZMQ_PUB);
     int zero = 0;
     zmq_setsockopt(raw, ZMQ_LINGER, &zero, sizeof zero);
@@ -1270,12 +1298,9 @@ int bus_test(bool verbose)
         oc.shard = 42;
         size_t n = s_pack_test(&oc, BUS_VERSION, packed);
         const char *t = "0042/ObjectChanged";
-        size_t tl = strlen(t);
-        const void *good[] = {t, packed};
-        size_t good_len[] = {tl, n};
         end = loop_clock_ms() + 2000;
         while (probe2.got == 0 && loop_clock_ms() < end) {
-            s_raw_send(raw, good, good_len, 2);
+            s_raw_frame(raw, t, packed, n);
             loop_run_once(loop, 5);
         }
         CHECK(probe2.got >= 1);
@@ -1285,48 +1310,37 @@ int bus_test(bool verbose)
         CHECK(st.dropped_malformed == 0 && st.dropped_oversize == 0);
 
         // Garbage bytes.
-        const void *garbage[] = {t, "\xff\xff\xff\xff\xff"};
-        size_t garbage_len[] = {tl, 5};
-        s_raw_send(raw, garbage, garbage_len, 2);
+        s_raw_frame(raw, t, "\xff\xff\xff\xff\xff", 5);
         // A truncated protobuf.
-        size_t trunc_len[] = {tl, n - 3};
-        s_raw_send(raw, good, trunc_len, 2);
-        // One frame.
-        s_raw_send(raw, good, good_len, 1);
-        // Three frames.
-        const void *three[] = {t, packed, "x"};
-        size_t three_len[] = {tl, n, 1};
-        s_raw_send(raw, three, three_len, 3);
+        s_raw_frame(raw, t, packed, n - 3);
+        // No separator after the topic (the subscription prefix matches, so it reaches us).
+        zmq_send(raw, "0042/ObjectChanged", 18, 0);
+        // Two frames.
+        const void *two[] = {t, packed};
+        size_t two_len[] = {strlen(t), n};
+        s_raw_send(raw, two, two_len, 2);
         // An unknown version.
         static uint8_t v99[4096];
         size_t n99 = s_pack_test(&oc, 99, v99);
-        const void *vparts[] = {t, v99};
-        size_t vlen[] = {tl, n99};
-        s_raw_send(raw, vparts, vlen, 2);
+        s_raw_frame(raw, t, v99, n99);
         // Topic and body disagree on the shard.
         static uint8_t other[4096];
         oc.shard = 7;
         size_t n7 = s_pack_test(&oc, BUS_VERSION, other);
-        const void *mparts[] = {t, other};
-        size_t mlen[] = {tl, n7};
-        s_raw_send(raw, mparts, mlen, 2);
-        // A valid envelope over max_frame: dropped before unpacking.
+        s_raw_frame(raw, t, other, n7);
+        // A valid envelope over max_frame: dropped before decoding.
         static uint8_t large[4096];
         oc.shard = 42;
         oc.name = big_name;
         size_t nl = s_pack_test(&oc, BUS_VERSION, large);
         oc.name = "raycluster-a";
-        const void *lparts[] = {t, large};
-        size_t llen[] = {tl, nl};
-        s_raw_send(raw, lparts, llen, 2);
+        s_raw_frame(raw, t, large, nl);
         // Garbage over max_frame counts as oversize too: the length is checked first.
         static uint8_t junk[1024];
         memset(junk, 0xff, sizeof junk);
-        const void *jparts[] = {t, junk};
-        size_t jlen[] = {tl, sizeof junk};
-        s_raw_send(raw, jparts, jlen, 2);
+        s_raw_frame(raw, t, junk, sizeof junk);
         // A good one last, to know everything before it was handled.
-        s_raw_send(raw, good, good_len, 2);
+        s_raw_frame(raw, t, packed, n);
         CHECK(s_pump_until(loop, &probe2.got, got + 1, 2000));
         bus_sub_stats(sub2, &st);
         CHECK(st.dropped_malformed == 6);
