@@ -1,0 +1,1098 @@
+/*
+ * k8s: the asynchronous Kubernetes API client. See k8s.h.
+ */
+#include "k8s.h"
+
+#include "err.h"
+#include "json.h"
+#include "log.h"
+#include "selftest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef RF_VERSION
+#define RF_VERSION "0"
+#endif
+
+typedef enum {
+    S_QUEUED, /* waiting for a rate-limiter token */
+    S_CRED, /* waiting for the exec plugin */
+    S_FLIGHT, /* HTTP request in flight */
+    S_BACKOFF /* waiting to retry */
+} s_state_t;
+
+typedef struct k8s_req k8s_req_t;
+struct k8s_req {
+    k8s_client_t *c; /* owner */
+    int64_t id; /* our id */
+    const char *method; /* static string */
+    char *url; /* full URL */
+    char *body; /* serialized body or NULL */
+    size_t body_len; /* bytes at body */
+    const char *content_type; /* static, or NULL */
+    bool idempotent; /* 5xx / transport errors may be retried */
+    bool is_watch; /* streaming */
+    bool streaming; /* a 2xx stream started: never retried */
+    bool auth_retried; /* the one 401 retry was used */
+    bool in_cb; /* a user callback of this request is running */
+    bool cancelled; /* k8s_cancel() ran during in_cb */
+    int attempts; /* attempts sent */
+    int64_t idle_ms; /* watch idle timeout */
+    int64_t http_id; /* current HTTP request, 0 when none */
+    int64_t timer; /* backoff timer, 0 when none */
+    s_state_t state; /* where it is */
+    k8s_done_fn *on_done; /* completion */
+    k8s_event_fn *on_event; /* watch events */
+    void *arg; /* callback argument */
+    buf_t line; /* partial watch line */
+    k8s_req_t *next, *prev; /* all requests */
+    k8s_req_t *qnext; /* rate-limiter / credential queue */
+};
+
+struct k8s_client {
+    loop_t *loop; /* the loop */
+    const kubeconfig_t *kc; /* borrowed */
+    http_client_t *http; /* transport */
+    http_tls_t tls; /* base TLS (borrowed from kc) */
+    k8s_config_t cfg; /* settings with defaults applied */
+    char *user_agent; /* owned */
+    int64_t next_id; /* id counter */
+    k8s_req_t *all; /* every live request */
+    k8s_req_t *qhead, *qtail; /* rate-limiter FIFO */
+    size_t qlen; /* its length */
+    k8s_req_t *chead, *ctail; /* requests waiting for credentials */
+    double tokens; /* token bucket level */
+    int64_t bucket_ms; /* last refill time */
+    int64_t bucket_timer; /* drain timer, 0 when none */
+    char *token; /* current bearer token (secret) */
+    struct timespec tok_mtime; /* token file mtime */
+    off_t tok_size; /* token file size */
+    int64_t tok_checked_ms; /* last stat() */
+    int64_t tok_read_ms; /* last read */
+    kubeconfig_cred_t cred; /* exec plugin credential */
+    bool have_cred; /* cred holds a credential */
+    kubeconfig_run_t *run; /* exec plugin running, or NULL */
+    uint64_t rng; /* jitter PRNG state */
+    k8s_stats_t stats; /* counters */
+};
+
+static void s_send(k8s_req_t *r);
+static void s_enqueue(k8s_req_t *r);
+
+/* ---------- helpers ---------- */
+
+static uint64_t s_rand(k8s_client_t *c)
+{
+    uint64_t x = c->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c->rng = x;
+    return x;
+}
+
+static void s_wipe_str(char *s)
+{
+    if (!s)
+        return;
+    volatile char *v = s;
+    while (*v)
+        *v++ = 0;
+    free(s);
+}
+
+static int s_escape(buf_t *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char ch = *p;
+        bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == '~';
+        int rc;
+        if (plain) {
+            rc = buf_append(out, p, 1);
+        } else {
+            char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+            rc = buf_append(out, e, 3);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int s_seg(buf_t *out, const char *s)
+{
+    int rc = buf_puts(out, "/");
+    return rc ? rc : s_escape(out, s);
+}
+
+static int s_param(buf_t *out, bool *first, const char *key, const char *value)
+{
+    int rc = buf_puts(out, *first ? "?" : "&");
+    *first = false;
+    if (!rc)
+        rc = buf_puts(out, key);
+    if (!rc)
+        rc = buf_puts(out, "=");
+    if (!rc)
+        rc = s_escape(out, value);
+    return rc;
+}
+
+int k8s_path(const k8s_res_t *res, const k8s_opts_t *opts, bool watch, buf_t *out)
+{
+    if (!res || !res->version || !*res->version || !res->resource || !*res->resource ||
+        (res->subresource && *res->subresource && !(res->name && *res->name)))
+        return ERR_INVAL;
+    size_t mark = out->len;
+    int rc;
+    if (res->group && *res->group) {
+        rc = buf_puts(out, "/apis");
+        if (!rc)
+            rc = s_seg(out, res->group);
+    } else {
+        rc = buf_puts(out, "/api");
+    }
+    if (!rc)
+        rc = s_seg(out, res->version);
+    if (!rc && res->namespace_ && *res->namespace_) {
+        rc = buf_puts(out, "/namespaces");
+        if (!rc)
+            rc = s_seg(out, res->namespace_);
+    }
+    if (!rc)
+        rc = s_seg(out, res->resource);
+    if (!rc && res->name && *res->name)
+        rc = s_seg(out, res->name);
+    if (!rc && res->subresource && *res->subresource)
+        rc = s_seg(out, res->subresource);
+    bool first = true;
+    if (!rc && watch)
+        rc = s_param(out, &first, "watch", "true");
+    if (!rc && opts) {
+        char num[32];
+        if (!rc && opts->label_selector && *opts->label_selector)
+            rc = s_param(out, &first, "labelSelector", opts->label_selector);
+        if (!rc && opts->field_selector && *opts->field_selector)
+            rc = s_param(out, &first, "fieldSelector", opts->field_selector);
+        if (!rc && opts->resource_version)
+            rc = s_param(out, &first, "resourceVersion", opts->resource_version);
+        if (!rc && opts->resource_version_match && *opts->resource_version_match)
+            rc = s_param(out, &first, "resourceVersionMatch", opts->resource_version_match);
+        if (!rc && opts->continue_token && *opts->continue_token)
+            rc = s_param(out, &first, "continue", opts->continue_token);
+        if (!rc && opts->limit > 0) {
+            snprintf(num, sizeof(num), "%lld", (long long)opts->limit);
+            rc = s_param(out, &first, "limit", num);
+        }
+        if (!rc && opts->allow_bookmarks)
+            rc = s_param(out, &first, "allowWatchBookmarks", "true");
+        if (!rc && opts->timeout_seconds > 0) {
+            snprintf(num, sizeof(num), "%lld", (long long)opts->timeout_seconds);
+            rc = s_param(out, &first, "timeoutSeconds", num);
+        }
+        if (!rc && opts->field_manager && *opts->field_manager)
+            rc = s_param(out, &first, "fieldManager", opts->field_manager);
+        if (!rc && opts->force)
+            rc = s_param(out, &first, "force", "true");
+        if (!rc && opts->dry_run)
+            rc = s_param(out, &first, "dryRun", "All");
+    }
+    if (rc) {
+        out->len = mark;
+        if (out->data)
+            out->data[mark] = 0;
+    }
+    return rc;
+}
+
+/* ---------- credentials ---------- */
+
+static void s_token_file_check(k8s_client_t *c, bool force)
+{
+    const char *tf = c->kc->token_file;
+    if (!tf)
+        return;
+    int64_t now = loop_clock_ms();
+    if (!force && c->token && now - c->tok_checked_ms < K8S_TOKEN_CHECK_MS)
+        return;
+    c->tok_checked_ms = now;
+    struct stat st;
+    if (stat(tf, &st) != 0) {
+        log_warn("k8s: token file not readable", "file", tf, NULL);
+        return;
+    }
+    if (!force && c->token && st.st_mtim.tv_sec == c->tok_mtime.tv_sec &&
+        st.st_mtim.tv_nsec == c->tok_mtime.tv_nsec && st.st_size == c->tok_size &&
+        now - c->tok_read_ms < K8S_TOKEN_MAX_AGE_MS)
+        return;
+    FILE *f = fopen(tf, "re");
+    if (!f) {
+        log_warn("k8s: token file not readable", "file", tf, NULL);
+        return;
+    }
+    char tok[16384];
+    size_t n = fread(tok, 1, sizeof(tok) - 1, f);
+    fclose(f);
+    tok[n] = 0;
+    while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
+        tok[--n] = 0;
+    char *copy = strdup(tok);
+    volatile char *v = tok;
+    for (size_t i = 0; i < sizeof(tok); i++)
+        v[i] = 0;
+    if (!copy)
+        return;
+    s_wipe_str(c->token);
+    c->token = copy;
+    c->tok_mtime = st.st_mtim;
+    c->tok_size = st.st_size;
+    c->tok_read_ms = now;
+    c->stats.auth_reloads++;
+}
+
+static bool s_cred_valid(const k8s_client_t *c)
+{
+    if (!c->have_cred)
+        return false;
+    if (!c->cred.expires_unix)
+        return true;
+    return (int64_t)time(NULL) + K8S_EXEC_EXPIRY_SLACK_S < c->cred.expires_unix;
+}
+
+static void s_fail(k8s_req_t *r, int err, const char *message);
+
+static void s_exec_done(void *arg, int err, const kubeconfig_cred_t *cred, const char *errtext)
+{
+    k8s_client_t *c = arg;
+    c->run = NULL;
+    c->stats.auth_reloads++;
+    if (!err) {
+        kubeconfig_cred_free(&c->cred);
+        c->have_cred = false;
+        c->cred.token = cred->token ? strdup(cred->token) : NULL;
+        c->cred.cert_data = cred->cert_data ? strdup(cred->cert_data) : NULL;
+        c->cred.key_data = cred->key_data ? strdup(cred->key_data) : NULL;
+        c->cred.expires_unix = cred->expires_unix;
+        c->have_cred = (!cred->token || c->cred.token) && (!cred->cert_data || c->cred.cert_data) &&
+                       (!cred->key_data || c->cred.key_data);
+        if (!c->have_cred)
+            err = ERR_NOMEM;
+    } else {
+        log_warn("k8s: exec credential plugin failed", "command", c->kc->exec->command, "error",
+                 errtext, NULL);
+    }
+    k8s_req_t *list = c->chead;
+    c->chead = c->ctail = NULL;
+    while (list) {
+        k8s_req_t *r = list;
+        list = r->qnext;
+        r->qnext = NULL;
+        if (err)
+            s_fail(r, ERR_UNAUTHORIZED, errtext);
+        else
+            s_send(r);
+    }
+}
+
+/* ---------- request lifecycle ---------- */
+
+static void s_unlink_queues(k8s_req_t *r)
+{
+    k8s_client_t *c = r->c;
+    k8s_req_t **pp, *prev = NULL;
+    if (r->state == S_QUEUED) {
+        for (pp = &c->qhead; *pp; prev = *pp, pp = &(*pp)->qnext)
+            if (*pp == r) {
+                *pp = r->qnext;
+                if (c->qtail == r)
+                    c->qtail = prev;
+                c->qlen--;
+                break;
+            }
+    } else if (r->state == S_CRED) {
+        for (pp = &c->chead; *pp; prev = *pp, pp = &(*pp)->qnext)
+            if (*pp == r) {
+                *pp = r->qnext;
+                if (c->ctail == r)
+                    c->ctail = prev;
+                break;
+            }
+    }
+    r->qnext = NULL;
+}
+
+static void s_req_free(k8s_req_t *r)
+{
+    k8s_client_t *c = r->c;
+    s_unlink_queues(r);
+    if (r->http_id)
+        http_cancel(c->http, r->http_id);
+    if (r->timer)
+        loop_cancel_timer(c->loop, r->timer);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        c->all = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    free(r->url);
+    free(r->body);
+    buf_free(&r->line);
+    free(r);
+}
+
+/* Runs on_done with a result and frees the request. */
+static void s_finish(k8s_req_t *r, int err, long status, const char *reason, const char *message,
+                     json_t *body)
+{
+    k8s_result_t res = {.id = r->id,
+                        .err = err,
+                        .status = status,
+                        .reason = reason ? reason : "",
+                        .message = message ? message : "",
+                        .body = body,
+                        .attempts = r->attempts};
+    r->http_id = 0;
+    r->in_cb = true;
+    if (r->on_done)
+        r->on_done(r->c, &res, r->arg);
+    s_req_free(r);
+}
+
+static void s_fail(k8s_req_t *r, int err, const char *message)
+{
+    s_finish(r, err, 0, "", message, NULL);
+}
+
+static int64_t s_retry_timer(loop_t *loop, int64_t id, void *arg)
+{
+    k8s_req_t *r = arg;
+    r->timer = 0;
+    s_enqueue(r);
+    return LOOP_TIMER_DONE;
+}
+
+static int64_t s_backoff_ms(k8s_client_t *c, int attempt)
+{
+    int64_t d = c->cfg.backoff_base_ms;
+    for (int i = 1; i < attempt && d < c->cfg.backoff_max_ms; i++)
+        d *= 2;
+    if (d > c->cfg.backoff_max_ms)
+        d = c->cfg.backoff_max_ms;
+    int64_t half = d / 2;
+    return half + (int64_t)(s_rand(c) % (uint64_t)(half + 1));
+}
+
+static bool s_schedule_retry(k8s_req_t *r, int64_t delay_ms)
+{
+    k8s_client_t *c = r->c;
+    if (delay_ms < 0)
+        delay_ms = s_backoff_ms(c, r->attempts);
+    if (delay_ms > K8S_MAX_RETRY_AFTER_MS)
+        delay_ms = K8S_MAX_RETRY_AFTER_MS;
+    int64_t t = loop_add_timer(c->loop, delay_ms, s_retry_timer, r);
+    if (t < 0)
+        return false;
+    r->timer = t;
+    r->state = S_BACKOFF;
+    r->http_id = 0;
+    c->stats.retries++;
+    return true;
+}
+
+static int s_deliver_line(k8s_req_t *r, const char *line, size_t len)
+{
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+        len--;
+    if (len == 0)
+        return 0;
+    json_t *ev = NULL;
+    if (jx_parse(line, len, "watch event", &ev, NULL) != 0)
+        return ERR_PARSE;
+    const char *type = jx_str(ev, "type", NULL);
+    json_t *obj = json_object_get(ev, "object");
+    int rc = 0;
+    if (!type || !json_is_object(obj)) {
+        rc = ERR_PROTO;
+    } else {
+        r->c->stats.events++;
+        r->in_cb = true;
+        rc = r->on_event(r->c, r->id, type, obj, r->arg);
+        r->in_cb = false;
+    }
+    json_decref(ev);
+    return rc;
+}
+
+static int s_on_data(http_client_t *h, int64_t id, const void *data, size_t len, void *arg)
+{
+    k8s_req_t *r = arg;
+    r->streaming = true;
+    const char *p = data;
+    while (len > 0) {
+        const char *nl = memchr(p, '\n', len);
+        size_t n = nl ? (size_t)(nl - p) : len;
+        int rc;
+        if (nl && r->line.len == 0) {
+            rc = s_deliver_line(r, p, n);
+        } else {
+            rc = buf_append(&r->line, p, n);
+            if (rc == 0 && nl) {
+                rc = s_deliver_line(r, r->line.data, r->line.len);
+                buf_reset(&r->line);
+            }
+        }
+        if (r->cancelled) {
+            r->http_id = 0; /* http_cancel() ran already */
+            s_req_free(r);
+            return ERR_CLOSED;
+        }
+        if (rc)
+            return rc;
+        if (!nl)
+            break;
+        p += n + 1;
+        len -= n + 1;
+    }
+    return 0;
+}
+
+static bool s_refreshable(const k8s_client_t *c)
+{
+    return c->kc->token_file || c->kc->exec;
+}
+
+static void s_on_http(http_client_t *h, http_response_t *resp, void *arg)
+{
+    k8s_req_t *r = arg;
+    k8s_client_t *c = r->c;
+    r->http_id = 0;
+    json_t *body = NULL;
+    if (resp->body.len > 0)
+        jx_parse(resp->body.data, resp->body.len, "response", &body, NULL);
+    int err = resp->err;
+    long status = resp->status;
+    const char *reason = "", *message = resp->error_text;
+    if (body && strcmp(jx_str(body, "kind", ""), "Status") == 0) {
+        reason = jx_str(body, "reason", "");
+        if (status >= 300 || err)
+            message = jx_str(body, "message", message);
+    }
+    if (!err && status >= 300) {
+        err = err_from_http_status(status);
+        if (status == 409 && strcmp(reason, "AlreadyExists") == 0)
+            err = ERR_EXISTS;
+        if (!*message)
+            message = reason;
+    } else if (!err && r->is_watch) {
+        /* normal end of a stream: a last line without newline is still an event */
+        if (r->line.len > 0 && r->on_event) {
+            int rc = s_deliver_line(r, r->line.data, r->line.len);
+            buf_reset(&r->line);
+            if (r->cancelled) {
+                json_decref(body);
+                s_req_free(r);
+                return;
+            }
+            err = rc;
+        }
+    } else if (!err && !body && resp->body.len > 0) {
+        err = ERR_PARSE;
+        message = "response body is not JSON";
+    }
+
+    /* retry decisions */
+    bool can_retry = !r->streaming && r->attempts <= c->cfg.max_retries;
+    int64_t delay = -1;
+    bool retry = false;
+    if (status == 401 && !r->auth_retried && s_refreshable(c) && !r->streaming) {
+        r->auth_retried = true;
+        if (c->kc->exec) {
+            kubeconfig_cred_free(&c->cred);
+            c->have_cred = false;
+        }
+        s_token_file_check(c, true);
+        retry = true;
+        delay = 0;
+        r->attempts--; /* the auth retry is free */
+    } else if (can_retry && status == 429) {
+        retry = true;
+    } else if (can_retry && resp->err == ERR_CONNREFUSED) {
+        retry = true;
+    } else if (can_retry && r->idempotent &&
+               ((status >= 500 && !resp->err) ||
+                (resp->err && resp->err != ERR_TOOBIG && resp->err != ERR_INVAL &&
+                 resp->err != ERR_TLS))) {
+        retry = true;
+    }
+    if (retry) {
+        if (delay < 0) {
+            delay = http_retry_after_ms(resp);
+            if (delay < 0 && body) {
+                json_int_t ra = jx_int(body, "details.retryAfterSeconds", -1);
+                if (ra >= 0)
+                    delay = (int64_t)ra * 1000;
+            }
+        }
+        if (s_schedule_retry(r, delay)) {
+            json_decref(body);
+            return;
+        }
+    }
+    if (err && err != ERR_CLOSED && log_enabled(LOG_DEBUG)) {
+        char st[16];
+        snprintf(st, sizeof(st), "%ld", status);
+        log_debug("k8s: request failed", "method", r->method, "status", st, "reason", reason,
+                  "error", err_str(err), NULL);
+    }
+    s_finish(r, err, status, reason, message, body);
+    json_decref(body);
+}
+
+/* Sends one attempt now (a token was taken). */
+static void s_send(k8s_req_t *r)
+{
+    k8s_client_t *c = r->c;
+    if (c->kc->exec && !s_cred_valid(c)) {
+        r->state = S_CRED;
+        r->qnext = NULL;
+        if (c->ctail)
+            c->ctail->qnext = r;
+        else
+            c->chead = r;
+        c->ctail = r;
+        if (!c->run) {
+            int rc = kubeconfig_exec_run(c->loop, c->kc, s_exec_done, c, &c->run);
+            if (rc) {
+                c->run = NULL;
+                s_unlink_queues(r);
+                s_fail(r, ERR_UNAUTHORIZED, "exec credential plugin could not start");
+            }
+        }
+        return;
+    }
+    s_token_file_check(c, false);
+    const char *token = c->kc->exec ? c->cred.token : c->token ? c->token : c->kc->token;
+    http_header_t hdr[4];
+    size_t nh = 0;
+    hdr[nh++] = (http_header_t){"Accept", "application/json"};
+    if (r->content_type)
+        hdr[nh++] = (http_header_t){"Content-Type", r->content_type};
+    char *auth = NULL;
+    if (token && *token) {
+        size_t n = strlen(token) + 8;
+        auth = malloc(n);
+        if (!auth) {
+            s_fail(r, ERR_NOMEM, "out of memory");
+            return;
+        }
+        snprintf(auth, n, "Bearer %s", token);
+        hdr[nh++] = (http_header_t){"Authorization", auth};
+    }
+    http_tls_t tls = c->tls;
+    bool own_tls = false;
+    if (c->kc->exec && c->cred.cert_data && c->cred.key_data) {
+        tls.cert_file = tls.key_file = NULL;
+        tls.cert_data = c->cred.cert_data;
+        tls.cert_data_len = strlen(c->cred.cert_data);
+        tls.key_data = c->cred.key_data;
+        tls.key_data_len = strlen(c->cred.key_data);
+        own_tls = true;
+    }
+    http_request_t req = {.method = r->method,
+                          .url = r->url,
+                          .headers = hdr,
+                          .n_headers = nh,
+                          .body = r->body,
+                          .body_len = r->body_len,
+                          .body_borrowed = true,
+                          .timeout_ms = r->is_watch ? HTTP_NO_TIMEOUT : c->cfg.timeout_ms,
+                          .idle_timeout_ms = r->is_watch ? r->idle_ms : 0,
+                          .max_body = c->cfg.max_body,
+                          .tls = own_tls ? &tls : NULL,
+                          .on_done = s_on_http,
+                          .on_data = r->is_watch ? s_on_data : NULL,
+                          .arg = r};
+    r->attempts++;
+    c->stats.attempts++;
+    r->state = S_FLIGHT;
+    buf_reset(&r->line);
+    int64_t id = http_request(c->http, &req);
+    if (auth) {
+        s_wipe_str(auth);
+    }
+    if (id < 0) {
+        s_fail(r, (int)id, "http request could not start");
+        return;
+    }
+    r->http_id = id;
+}
+
+/* Token bucket. */
+static void s_refill(k8s_client_t *c)
+{
+    int64_t now = loop_clock_ms();
+    if (now > c->bucket_ms) {
+        c->tokens += (double)(now - c->bucket_ms) * c->cfg.qps / 1000.0;
+        if (c->tokens > c->cfg.burst)
+            c->tokens = c->cfg.burst;
+        c->bucket_ms = now;
+    }
+}
+
+static int64_t s_drain(loop_t *loop, int64_t id, void *arg);
+
+static void s_arm_drain(k8s_client_t *c)
+{
+    if (c->bucket_timer || !c->qhead)
+        return;
+    double need = 1.0 - c->tokens;
+    int64_t ms = need <= 0 ? 0 : (int64_t)(need * 1000.0 / c->cfg.qps) + 1;
+    int64_t t = loop_add_timer(c->loop, ms, s_drain, c);
+    c->bucket_timer = t > 0 ? t : 0;
+}
+
+static int64_t s_drain(loop_t *loop, int64_t id, void *arg)
+{
+    k8s_client_t *c = arg;
+    c->bucket_timer = 0;
+    s_refill(c);
+    while (c->qhead && c->tokens >= 1.0) {
+        k8s_req_t *r = c->qhead;
+        c->qhead = r->qnext;
+        if (!c->qhead)
+            c->qtail = NULL;
+        c->qlen--;
+        r->qnext = NULL;
+        c->tokens -= 1.0;
+        s_send(r);
+    }
+    s_arm_drain(c);
+    return LOOP_TIMER_DONE;
+}
+
+/* Puts a request through the rate limiter: sent now when a token is free and nobody waits. */
+static void s_enqueue(k8s_req_t *r)
+{
+    k8s_client_t *c = r->c;
+    r->state = S_QUEUED;
+    r->qnext = NULL;
+    if (c->cfg.qps > 0) {
+        s_refill(c);
+        if (c->qhead || c->tokens < 1.0) {
+            if (c->qtail)
+                c->qtail->qnext = r;
+            else
+                c->qhead = r;
+            c->qtail = r;
+            c->qlen++;
+            c->stats.throttled++;
+            s_arm_drain(c);
+            return;
+        }
+        c->tokens -= 1.0;
+    }
+    s_send(r);
+}
+
+static int64_t s_start_timer(loop_t *loop, int64_t id, void *arg)
+{
+    k8s_req_t *r = arg;
+    r->timer = 0;
+    s_enqueue(r);
+    return LOOP_TIMER_DONE;
+}
+
+static int64_t s_start(k8s_client_t *c, const char *method, const k8s_res_t *res,
+                       const k8s_opts_t *opts, bool watch, json_t *body_owned,
+                       const char *content_type, bool idempotent, k8s_done_fn *fn,
+                       k8s_event_fn *on_event, void *arg)
+{
+    int64_t rc = ERR_INVAL;
+    k8s_req_t *r = NULL;
+    buf_t url;
+    buf_init(&url, K8S_MAX_URL);
+    if (!c || !fn || (watch && !on_event))
+        goto fail;
+    if (c->qlen >= c->cfg.max_queue) {
+        rc = ERR_BUSY;
+        goto fail;
+    }
+    rc = buf_puts(&url, c->kc->server);
+    if (!rc)
+        rc = k8s_path(res, opts, watch, &url);
+    if (rc)
+        goto fail;
+    rc = ERR_NOMEM;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        goto fail;
+    buf_init(&r->line, c->cfg.max_event);
+    r->c = c;
+    r->method = method;
+    r->url = buf_take(&url, NULL);
+    if (!r->url)
+        goto fail;
+    if (body_owned) {
+        r->body = json_dumps(body_owned, JSON_COMPACT);
+        if (!r->body)
+            goto fail;
+        r->body_len = strlen(r->body);
+        if (r->body_len > HTTP_DEFAULT_MAX_BODY) {
+            rc = ERR_TOOBIG;
+            goto fail;
+        }
+    }
+    r->content_type = content_type;
+    r->idempotent = idempotent;
+    r->is_watch = watch;
+    r->on_done = fn;
+    r->on_event = on_event;
+    r->arg = arg;
+    if (watch)
+        r->idle_ms = 1000 * ((opts && opts->timeout_seconds > 0)
+                                 ? opts->timeout_seconds + K8S_WATCH_IDLE_SLACK_S
+                                 : K8S_WATCH_DEFAULT_IDLE_S);
+    r->id = ++c->next_id;
+    /* Started from a timer so no callback runs inside the caller's call. */
+    r->state = S_BACKOFF;
+    r->timer = loop_add_timer(c->loop, 0, s_start_timer, r);
+    if (r->timer < 0) {
+        rc = r->timer;
+        goto fail;
+    }
+    r->next = c->all;
+    if (c->all)
+        c->all->prev = r;
+    c->all = r;
+    c->stats.requests++;
+    json_decref(body_owned);
+    return r->id;
+fail:
+    if (r) {
+        free(r->url);
+        free(r->body);
+        free(r);
+    }
+    buf_free(&url);
+    json_decref(body_owned);
+    return rc;
+}
+
+int64_t k8s_get(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts, k8s_done_fn *fn,
+                void *arg)
+{
+    if (!res || !res->name)
+        return ERR_INVAL;
+    return s_start(c, "GET", res, opts, false, NULL, NULL, true, fn, NULL, arg);
+}
+
+int64_t k8s_list(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts, k8s_done_fn *fn,
+                 void *arg)
+{
+    return s_start(c, "GET", res, opts, false, NULL, NULL, true, fn, NULL, arg);
+}
+
+int64_t k8s_create(k8s_client_t *c, const k8s_res_t *res, const json_t *obj, const k8s_opts_t *opts,
+                   k8s_done_fn *fn, void *arg)
+{
+    if (!obj)
+        return ERR_INVAL;
+    return s_start(c, "POST", res, opts, false, json_incref((json_t *)obj), "application/json",
+                   false, fn, NULL, arg);
+}
+
+int64_t k8s_update(k8s_client_t *c, const k8s_res_t *res, const json_t *obj, const k8s_opts_t *opts,
+                   k8s_done_fn *fn, void *arg)
+{
+    if (!obj || !res || !res->name)
+        return ERR_INVAL;
+    const char *rv = jx_str(obj, "metadata.resourceVersion", "");
+    return s_start(c, "PUT", res, opts, false, json_incref((json_t *)obj), "application/json",
+                   *rv != 0, fn, NULL, arg);
+}
+
+int64_t k8s_patch(k8s_client_t *c, const k8s_res_t *res, k8s_patch_type_t type, const json_t *patch,
+                  const k8s_opts_t *opts, k8s_done_fn *fn, void *arg)
+{
+    if (!patch || !res || !res->name)
+        return ERR_INVAL;
+    const char *ct;
+    switch (type) {
+    case K8S_PATCH_MERGE:
+        ct = "application/merge-patch+json";
+        break;
+    case K8S_PATCH_JSON:
+        ct = "application/json-patch+json";
+        break;
+    case K8S_PATCH_STRATEGIC:
+        ct = "application/strategic-merge-patch+json";
+        break;
+    case K8S_PATCH_APPLY:
+        if (!opts || !opts->field_manager || !*opts->field_manager)
+            return ERR_INVAL;
+        ct = "application/apply-patch+yaml";
+        break;
+    default:
+        return ERR_INVAL;
+    }
+    return s_start(c, "PATCH", res, opts, false, json_incref((json_t *)patch), ct,
+                   type == K8S_PATCH_APPLY, fn, NULL, arg);
+}
+
+int64_t k8s_delete(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts, k8s_done_fn *fn,
+                   void *arg)
+{
+    if (!res || !res->name)
+        return ERR_INVAL;
+    json_t *body = NULL;
+    bool precond = false;
+    if (opts && (opts->propagation_policy || opts->has_grace_period || opts->precondition_uid ||
+                 opts->precondition_rv)) {
+        body = json_pack("{s:s, s:s}", "kind", "DeleteOptions", "apiVersion", "v1");
+        if (!body)
+            return ERR_NOMEM;
+        int e = 0;
+        if (opts->propagation_policy)
+            e |= json_object_set_new(body, "propagationPolicy",
+                                     json_string(opts->propagation_policy));
+        if (opts->has_grace_period)
+            e |= json_object_set_new(body, "gracePeriodSeconds",
+                                     json_integer(opts->grace_period_seconds));
+        if (opts->precondition_uid)
+            e |= jx_set_path(body, "preconditions.uid", json_string(opts->precondition_uid));
+        if (opts->precondition_rv)
+            e |= jx_set_path(body, "preconditions.resourceVersion",
+                             json_string(opts->precondition_rv));
+        if (e) {
+            json_decref(body);
+            return ERR_NOMEM;
+        }
+        precond = opts->precondition_uid || opts->precondition_rv;
+    }
+    return s_start(c, "DELETE", res, opts, false, body, body ? "application/json" : NULL, precond,
+                   fn, NULL, arg);
+}
+
+int64_t k8s_watch(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts,
+                  k8s_event_fn *on_event, k8s_done_fn *on_done, void *arg)
+{
+    if (res && res->name)
+        return ERR_INVAL;
+    return s_start(c, "GET", res, opts, true, NULL, NULL, true, on_done, on_event, arg);
+}
+
+int k8s_cancel(k8s_client_t *c, int64_t id)
+{
+    if (!c)
+        return ERR_INVAL;
+    for (k8s_req_t *r = c->all; r; r = r->next) {
+        if (r->id != id || r->cancelled)
+            continue;
+        if (r->in_cb) {
+            /* its own callback is running: freed when that returns */
+            r->cancelled = true;
+            r->on_done = NULL;
+            r->on_event = NULL;
+            if (r->http_id)
+                http_cancel(c->http, r->http_id);
+            return 0;
+        }
+        s_req_free(r);
+        return 0;
+    }
+    return ERR_NOTFOUND;
+}
+
+void k8s_client_stats(const k8s_client_t *c, k8s_stats_t *out)
+{
+    *out = c->stats;
+    out->queued = c->qlen;
+    size_t n = 0;
+    for (k8s_req_t *r = c->all; r; r = r->next)
+        n++;
+    out->in_flight = n;
+}
+
+const char *k8s_client_namespace(const k8s_client_t *c)
+{
+    return c->kc->namespace_ ? c->kc->namespace_ : "default";
+}
+
+k8s_client_t *k8s_client_new(loop_t *loop, const kubeconfig_t *kc, const k8s_config_t *cfg)
+{
+    if (!loop || !kc || !kc->server)
+        return NULL;
+    k8s_client_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->loop = loop;
+    c->kc = kc;
+    if (cfg)
+        c->cfg = *cfg;
+    if (c->cfg.qps == 0)
+        c->cfg.qps = K8S_DEFAULT_QPS;
+    if (c->cfg.burst <= 0)
+        c->cfg.burst = K8S_DEFAULT_BURST;
+    if (c->cfg.max_retries == 0)
+        c->cfg.max_retries = K8S_DEFAULT_MAX_RETRIES;
+    if (c->cfg.max_retries < 0)
+        c->cfg.max_retries = 0;
+    if (c->cfg.backoff_base_ms <= 0)
+        c->cfg.backoff_base_ms = K8S_DEFAULT_BACKOFF_BASE_MS;
+    if (c->cfg.backoff_max_ms <= 0)
+        c->cfg.backoff_max_ms = K8S_DEFAULT_BACKOFF_MAX_MS;
+    if (c->cfg.max_event == 0)
+        c->cfg.max_event = K8S_DEFAULT_MAX_EVENT;
+    if (c->cfg.max_queue == 0)
+        c->cfg.max_queue = K8S_DEFAULT_MAX_QUEUE;
+    c->tokens = c->cfg.burst;
+    c->bucket_ms = loop_clock_ms();
+    c->rng = (uint64_t)loop_clock_ms() * 6364136223846793005ULL + (uint64_t)getpid() + 1;
+    c->user_agent = strdup(cfg && cfg->user_agent ? cfg->user_agent : "rayfleet/" RF_VERSION);
+    if (!c->user_agent)
+        goto fail;
+    c->cfg.user_agent = c->user_agent;
+    kubeconfig_tls(kc, &c->tls);
+    http_config_t hc = {.tls = c->tls, .user_agent = c->user_agent};
+    c->http = http_client_new(loop, &hc);
+    if (!c->http) {
+        log_error("k8s: cannot create the HTTP client", "server", kc->server, NULL);
+        goto fail;
+    }
+    s_token_file_check(c, true);
+    return c;
+fail:
+    free(c->user_agent);
+    free(c);
+    return NULL;
+}
+
+void k8s_client_destroy(k8s_client_t **client_p)
+{
+    if (!client_p || !*client_p)
+        return;
+    k8s_client_t *c = *client_p;
+    while (c->all)
+        s_req_free(c->all);
+    if (c->bucket_timer)
+        loop_cancel_timer(c->loop, c->bucket_timer);
+    kubeconfig_exec_cancel(&c->run);
+    http_client_destroy(&c->http);
+    kubeconfig_cred_free(&c->cred);
+    s_wipe_str(c->token);
+    free(c->user_agent);
+    free(c);
+    *client_p = NULL;
+}
+
+/* ---------- self-test ---------- */
+
+typedef struct {
+    int done;
+    k8s_result_t res;
+    char reason[64];
+} s_t_result_t;
+
+static void s_t_done(k8s_client_t *c, const k8s_result_t *res, void *arg)
+{
+    s_t_result_t *t = arg;
+    t->done++;
+    t->res = *res;
+    snprintf(t->reason, sizeof(t->reason), "%s", res->reason);
+}
+
+int k8s_test(bool verbose)
+{
+    int failed = 0;
+    buf_t b;
+    buf_init(&b, 4096);
+    k8s_res_t pods = {.version = "v1", .resource = "pods", .namespace_ = "default"};
+    k8s_opts_t o = {.label_selector = "app in (a,b),x!=y", .limit = 5, .continue_token = "c/+="};
+    CHECK(k8s_path(&pods, &o, false, &b) == 0);
+    CHECK(strcmp(buf_str(&b), "/api/v1/namespaces/default/pods?labelSelector=app%20in%20%28a%2Cb%"
+                              "29%2Cx%21%3Dy&continue=c%2F%2B%3D&limit=5") == 0);
+    if (verbose)
+        printf("  path: %s\n", buf_str(&b));
+    buf_reset(&b);
+    k8s_res_t rc = {.group = "ray.io",
+                    .version = "v1",
+                    .resource = "rayclusters",
+                    .namespace_ = "ns 1",
+                    .name = "a/b",
+                    .subresource = "status"};
+    CHECK(k8s_path(&rc, NULL, false, &b) == 0);
+    CHECK(strcmp(buf_str(&b), "/apis/ray.io/v1/namespaces/ns%201/rayclusters/a%2Fb/status") == 0);
+    buf_reset(&b);
+    k8s_res_t all = {.group = "ray.io", .version = "v1", .resource = "rayclusters"};
+    k8s_opts_t w = {.resource_version = "42", .allow_bookmarks = true, .timeout_seconds = 300};
+    CHECK(k8s_path(&all, &w, true, &b) == 0);
+    CHECK(strcmp(buf_str(&b), "/apis/ray.io/v1/rayclusters?watch=true&resourceVersion=42&"
+                              "allowWatchBookmarks=true&timeoutSeconds=300") == 0);
+    buf_reset(&b);
+    k8s_res_t bad = {.version = "v1", .resource = "pods", .subresource = "status"};
+    CHECK(k8s_path(&bad, NULL, false, &b) == ERR_INVAL && b.len == 0);
+    k8s_res_t bad2 = {.resource = "pods"};
+    CHECK(k8s_path(&bad2, NULL, false, &b) == ERR_INVAL);
+    buf_t small;
+    buf_init(&small, 10);
+    CHECK(k8s_path(&all, NULL, false, &small) == ERR_TOOBIG && small.len == 0);
+    buf_free(&small);
+    buf_free(&b);
+
+    /* a client against a closed port: argument errors, connection refused with retries */
+    loop_t *loop = loop_new();
+    kubeconfig_t kc = {.server = "http://127.0.0.1:1", .namespace_ = "default"};
+    k8s_config_t cfg = {
+        .max_retries = 2, .backoff_base_ms = 5, .backoff_max_ms = 10, .qps = 1000, .burst = 2};
+    k8s_client_t *c = loop ? k8s_client_new(loop, &kc, &cfg) : NULL;
+    CHECK(c != NULL);
+    CHECK(k8s_client_new(loop, &(kubeconfig_t){0}, NULL) == NULL);
+    if (c) {
+        CHECK(strcmp(k8s_client_namespace(c), "default") == 0);
+        s_t_result_t t = {0};
+        CHECK(k8s_get(c, &pods, NULL, s_t_done, &t) == ERR_INVAL); /* no name */
+        CHECK(k8s_create(c, &pods, NULL, NULL, s_t_done, &t) == ERR_INVAL);
+        CHECK(k8s_list(c, &pods, NULL, NULL, &t) == ERR_INVAL);
+        json_t *obj = json_pack("{s:{s:s}}", "metadata", "name", "p");
+        CHECK(k8s_patch(c, &(k8s_res_t){.version = "v1", .resource = "pods", .name = "p"},
+                        K8S_PATCH_APPLY, obj, NULL, s_t_done, &t) == ERR_INVAL);
+        int64_t id = k8s_create(c, &pods, obj, NULL, s_t_done, &t);
+        CHECK(id > 0);
+        CHECK(t.done == 0);
+        int64_t end = loop_clock_ms() + 5000;
+        while (!t.done && loop_clock_ms() < end)
+            loop_run_once(loop, 20);
+        CHECK(t.done == 1 && t.res.err == ERR_CONNREFUSED && t.res.attempts == 3);
+        CHECK(t.res.id == id && t.res.body == NULL);
+        /* cancel before it runs */
+        memset(&t, 0, sizeof(t));
+        id = k8s_list(c, &pods, NULL, s_t_done, &t);
+        CHECK(k8s_cancel(c, id) == 0);
+        CHECK(k8s_cancel(c, id) == ERR_NOTFOUND);
+        loop_run_once(loop, 20);
+        CHECK(t.done == 0);
+        /* the token bucket: burst 2 at 1000 qps, 10 requests queue then drain */
+        int64_t ids[10];
+        for (int i = 0; i < 10; i++)
+            ids[i] = k8s_list(c, &pods, NULL, s_t_done, &t);
+        loop_run_once(loop, 0);
+        k8s_stats_t st;
+        k8s_client_stats(c, &st);
+        CHECK(st.in_flight == 10);
+        CHECK(ids[9] > ids[0]);
+        json_decref(obj);
+        k8s_client_destroy(&c); /* with requests in flight / queued: no callback */
+        CHECK(c == NULL);
+    }
+    k8s_client_destroy(&c);
+    loop_destroy(&loop);
+    return SELFTEST_RESULT("k8s", verbose);
+}

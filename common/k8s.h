@@ -1,0 +1,209 @@
+/*
+ * k8s: an asynchronous Kubernetes API client on the event loop, over common/http (curl multi).
+ *
+ * One k8s_client_t talks to one API server described by a kubeconfig_t. Every call starts a
+ * request and returns at once with its id; the result reaches a callback from the loop. The
+ * verbs map to HTTP as in ../shared/spec/k8s-api-semantics.md §1.2: get/list/watch (GET),
+ * create (POST), update (PUT), patch (PATCH with the media type of k8s_patch_type_t), delete
+ * (DELETE with a DeleteOptions body). Status subresource: set k8s_res_t.subresource = "status".
+ *
+ * Errors. A non-2xx answer carries a Status body (§6); it is decoded into k8s_result_t: err from
+ * the HTTP status (404 ERR_NOTFOUND, 409 ERR_CONFLICT or ERR_EXISTS for reason AlreadyExists,
+ * 410 ERR_GONE, 400/422 ERR_INVAL, 401 ERR_UNAUTHORIZED, 403 ERR_FORBIDDEN, 429 ERR_THROTTLED,
+ * 5xx ERR_SERVER, 504 ERR_TIMEOUT), plus the Status reason and message.
+ *
+ * Retries (never for a watch whose stream has started): up to max_retries times with exponential
+ * backoff and jitter (delay = random in [d/2, d], d = base * 2^attempt capped at max), or after
+ * Retry-After (header, else Status details.retryAfterSeconds) when the server gives one:
+ *   - 429 TooManyRequests: any verb (the server did not process the request);
+ *   - 5xx and transport errors: idempotent requests only: GET (get, list, watch set-up), PUT
+ *     whose body carries metadata.resourceVersion, DELETE with preconditions, server-side apply;
+ *   - connection refused: any verb (nothing was sent).
+ * 401 Unauthorized with a refreshable credential (token file or exec plugin): the credential is
+ * reloaded and the request retried once.
+ *
+ * Rate limit: a token bucket (qps, burst) in front of every attempt (retries included). Requests
+ * beyond the bucket wait in a bounded FIFO queue (max_queue, else ERR_BUSY) served by a loop
+ * timer; nothing blocks the loop.
+ *
+ * Credentials: a static token; a token file, re-read when its mtime or size changes (checked at
+ * most every K8S_TOKEN_CHECK_MS, and on 401; the read is a small local file, the one bounded
+ * blocking call here); client certificates through http's TLS; an exec plugin (kubeconfig.h),
+ * run asynchronously when no credential is cached or it expires within K8S_EXEC_EXPIRY_SLACK_S,
+ * with requests held meanwhile. Tokens are never logged.
+ *
+ * Watches: the body is split on newlines (kube-apiserver's JSON encoder and kubesim end each
+ * WatchEvent with one; a server sending concatenated JSON without newlines is not supported); each
+ * line, at most max_event bytes (else the watch ends with ERR_TOOBIG), is decoded into type and
+ * object and handed to the event callback. An ERROR event is delivered as type "ERROR" with its
+ * Status object; the server then ends the stream. A normal end runs on_done with err 0.
+ *
+ * Callbacks run on the loop thread, never from inside the call that started the request. Any
+ * callback may start or cancel requests; none may destroy the client.
+ */
+#ifndef RF_K8S_H
+#define RF_K8S_H
+
+#include "buf.h"
+#include "http.h"
+#include "kubeconfig.h"
+#include "loop.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define K8S_DEFAULT_QPS 20.0 /* requests per second (controller-runtime's default) */
+#define K8S_DEFAULT_BURST 30 /* token bucket size */
+#define K8S_DEFAULT_MAX_RETRIES 5 /* retries after the first attempt */
+#define K8S_DEFAULT_BACKOFF_BASE_MS 100 /* first retry delay */
+#define K8S_DEFAULT_BACKOFF_MAX_MS 10000 /* largest retry delay */
+#define K8S_MAX_RETRY_AFTER_MS 60000 /* a Retry-After longer than this is capped */
+#define K8S_DEFAULT_MAX_EVENT (16u * 1024 * 1024) /* largest watch event line */
+#define K8S_DEFAULT_MAX_QUEUE 100000 /* requests waiting for the rate limiter */
+#define K8S_TOKEN_CHECK_MS 1000 /* token file stat() at most this often */
+#define K8S_TOKEN_MAX_AGE_MS 60000 /* token file re-read at least this often */
+#define K8S_EXEC_EXPIRY_SLACK_S 10 /* an exec credential this close to expiry is renewed */
+#define K8S_WATCH_IDLE_SLACK_S 90 /* watch idle timeout = timeoutSeconds + this */
+#define K8S_WATCH_DEFAULT_IDLE_S 300 /* watch idle timeout without timeoutSeconds */
+#define K8S_MAX_URL 8192 /* longest request URL */
+
+typedef struct k8s_client k8s_client_t;
+
+/* Client settings; 0 fields take the defaults above. */
+typedef struct {
+    double qps; /* token bucket rate; 0: K8S_DEFAULT_QPS; < 0: no client-side limit */
+    int burst; /* token bucket size; 0: K8S_DEFAULT_BURST */
+    int max_retries; /* 0: K8S_DEFAULT_MAX_RETRIES; < 0: never retry */
+    int64_t backoff_base_ms; /* 0: K8S_DEFAULT_BACKOFF_BASE_MS */
+    int64_t backoff_max_ms; /* 0: K8S_DEFAULT_BACKOFF_MAX_MS */
+    int64_t timeout_ms; /* per attempt of a non-watch request; 0: HTTP_DEFAULT_TIMEOUT_MS */
+    size_t max_body; /* largest response body; 0: HTTP_DEFAULT_MAX_BODY */
+    size_t max_event; /* largest watch event; 0: K8S_DEFAULT_MAX_EVENT */
+    size_t max_queue; /* rate-limiter queue bound; 0: K8S_DEFAULT_MAX_QUEUE */
+    const char *user_agent; /* NULL: "rayfleet/<version>" (copied) */
+} k8s_config_t;
+
+/* A resource path: /api/v1 or /apis/<group>/<version>, [/namespaces/<ns>], /<resource>,
+ * [/<name>[/<subresource>]]. Strings borrowed for the call; each segment is URL-escaped. */
+typedef struct {
+    const char *group; /* API group; NULL or "" for the core group */
+    const char *version; /* "v1", ... (required) */
+    const char *resource; /* plural resource ("pods", "rayclusters") (required) */
+    const char *namespace_; /* namespace; NULL: cluster-scoped or all namespaces */
+    const char *name; /* object name, or NULL for the collection */
+    const char *subresource; /* "status", "scale", ... or NULL (needs name) */
+} k8s_res_t;
+
+/* Request options; zero = none. Strings borrowed for the call. */
+typedef struct {
+    const char *label_selector; /* labelSelector */
+    const char *field_selector; /* fieldSelector */
+    const char *resource_version; /* resourceVersion */
+    const char *resource_version_match; /* resourceVersionMatch (NotOlderThan, Exact) */
+    const char *continue_token; /* continue */
+    int64_t limit; /* limit (> 0) */
+    bool allow_bookmarks; /* allowWatchBookmarks=true (watch) */
+    int64_t timeout_seconds; /* timeoutSeconds (watch, > 0) */
+    const char *field_manager; /* fieldManager (required by apply) */
+    bool force; /* force=true (apply) */
+    bool dry_run; /* dryRun=All */
+    const char *propagation_policy; /* delete: Foreground, Background, Orphan */
+    bool has_grace_period; /* delete: gracePeriodSeconds is set */
+    int64_t grace_period_seconds; /* delete: its value */
+    const char *precondition_uid; /* delete: preconditions.uid */
+    const char *precondition_rv; /* delete: preconditions.resourceVersion */
+} k8s_opts_t;
+
+/* PATCH media types. */
+typedef enum {
+    K8S_PATCH_MERGE, /* application/merge-patch+json (RFC 7386) */
+    K8S_PATCH_JSON, /* application/json-patch+json (RFC 6902) */
+    K8S_PATCH_STRATEGIC, /* application/strategic-merge-patch+json (built-in types only) */
+    K8S_PATCH_APPLY /* application/apply-patch+yaml (server-side apply; needs field_manager) */
+} k8s_patch_type_t;
+
+/* The outcome of one request, valid only during the callback. */
+typedef struct {
+    int64_t id; /* the id the call returned */
+    int err; /* 0 on 2xx; else as described in the file comment, or a transport err_t */
+    long status; /* HTTP status of the last attempt (0 when none was received) */
+    const char *reason; /* Status reason ("Conflict", "NotFound", ...), "" when none; never NULL */
+    const char *message; /* Status message or transport error text, "" when none; never NULL */
+    json_t *body; /* the decoded response (object or Status), or NULL (empty / not JSON). Borrowed:
+                   * freed after the callback returns; json_incref() it to keep it */
+    int attempts; /* attempts made (1 + retries) */
+} k8s_result_t;
+
+/* Called once when a request ends (not after k8s_cancel() or client destroy). */
+typedef void(k8s_done_fn)(k8s_client_t *client, const k8s_result_t *res, void *arg);
+
+/* Called for each watch event: type "ADDED", "MODIFIED", "DELETED", "BOOKMARK" or "ERROR";
+ * `object` borrowed for the call (json_incref() to keep). Return 0 to go on, or a negative err_t
+ * to end the watch (on_done then runs with that err). */
+typedef int(k8s_event_fn)(k8s_client_t *client, int64_t id, const char *type, json_t *object,
+                          void *arg);
+
+/* Counters for tests and metrics. */
+typedef struct {
+    uint64_t requests; /* requests started */
+    uint64_t attempts; /* HTTP attempts sent */
+    uint64_t retries; /* attempts that were retries */
+    uint64_t throttled; /* attempts that waited for the rate limiter */
+    uint64_t auth_reloads; /* token file re-reads and exec plugin runs */
+    uint64_t events; /* watch events delivered */
+    size_t queued; /* requests waiting for the rate limiter now */
+    size_t in_flight; /* requests not yet ended */
+} k8s_stats_t;
+
+/* A new client on `loop` for the server of `kc` (both must outlive the client; kc is read, not
+ * copied). `cfg` may be NULL (defaults). Returns NULL when out of memory or when http cannot be
+ * set up (logged). */
+k8s_client_t *k8s_client_new(loop_t *loop, const kubeconfig_t *kc, const k8s_config_t *cfg);
+
+/* Ends every request without running its callbacks, stops a running exec plugin, frees the
+ * client and NULLs *client_p. NULL-safe. Not from inside one of its callbacks. */
+void k8s_client_destroy(k8s_client_t **client_p);
+
+/* Appends the URL path and query ("/api/v1/namespaces/default/pods?labelSelector=a%3Db") to
+ * `out`; `opts` may be NULL; `watch` adds watch=true. Returns 0, ERR_INVAL (no version or
+ * resource, subresource without name), ERR_TOOBIG or ERR_NOMEM. */
+int k8s_path(const k8s_res_t *res, const k8s_opts_t *opts, bool watch, buf_t *out);
+
+/* The requests. Each returns the request id (> 0), or ERR_INVAL (bad res, NULL callback, NULL
+ * body where one is needed), ERR_BUSY (rate-limiter queue full), ERR_NOMEM, ERR_TOOBIG (URL or
+ * body too long). On error no callback runs. Bodies are serialized during the call. */
+int64_t k8s_get(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts, k8s_done_fn *fn,
+                void *arg);
+int64_t k8s_list(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts, k8s_done_fn *fn,
+                 void *arg);
+int64_t k8s_create(k8s_client_t *c, const k8s_res_t *res, const json_t *obj, const k8s_opts_t *opts,
+                   k8s_done_fn *fn, void *arg);
+int64_t k8s_update(k8s_client_t *c, const k8s_res_t *res, const json_t *obj, const k8s_opts_t *opts,
+                   k8s_done_fn *fn, void *arg);
+int64_t k8s_patch(k8s_client_t *c, const k8s_res_t *res, k8s_patch_type_t type, const json_t *patch,
+                  const k8s_opts_t *opts, k8s_done_fn *fn, void *arg);
+/* DELETE; propagation policy, grace period and preconditions from opts go in the body. */
+int64_t k8s_delete(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts, k8s_done_fn *fn,
+                   void *arg);
+/* A watch: on_event per event, then on_done once when the stream ends (err 0: normal end). */
+int64_t k8s_watch(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts,
+                  k8s_event_fn *on_event, k8s_done_fn *on_done, void *arg);
+
+/* Cancels request `id` (queued, waiting, in flight or streaming): none of its callbacks runs
+ * again. Safe from inside any callback, including its own. Returns 0 or ERR_NOTFOUND. */
+int k8s_cancel(k8s_client_t *c, int64_t id);
+
+/* Fills *out with the client's counters. */
+void k8s_client_stats(const k8s_client_t *c, k8s_stats_t *out);
+
+/* The namespace of the kubeconfig context (never NULL). */
+const char *k8s_client_namespace(const k8s_client_t *c);
+
+/* Self-test: path building and escaping, argument errors, connection-refused retries (POST
+ * included), cancel, the rate-limiter queue, destroy with requests pending. The end-to-end tests
+ * against kubesim are in tests/integration/k8s. */
+int k8s_test(bool verbose);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * reflector: keeps a local cache of one resource type equal to the server's, and tells a consumer
+ * about every change (client-go's Reflector + the informer's event distribution, in C).
+ *
+ * Algorithm (../shared/spec/k8s-api-semantics.md §2.4):
+ *   1. LIST (paged with `page_size`, consistent read: resourceVersion unset), collecting every
+ *      page; an expired continue token (410) restarts the list. The complete list is then
+ *      applied to the cache as differences: objects missing from the list become DELETED,
+ *      objects with another resourceVersion (or uid) MODIFIED, new ones ADDED. On the first
+ *      list this gives one ADDED per object; after a 410 gap it gives exactly what changed, so a
+ *      consumer that applies events ends equal to the server.
+ *   2. WATCH from the list's resourceVersion with allowWatchBookmarks and timeoutSeconds random
+ *      in [REFLECTOR_WATCH_MIN_S, 2*REFLECTOR_WATCH_MIN_S) (or watch_timeout_s). Each event
+ *      updates the cache and the last resourceVersion; BOOKMARK only the resourceVersion.
+ *   3. Stream ended normally: watch again from the last resourceVersion at once.
+ *   4. 410 (HTTP, or an ERROR event with code 410, reason Expired or Gone): relist (step 1).
+ *   5. Any other failure: exponential backoff with jitter (base .. max), then watch again (or
+ *      list again when the list failed). The backoff resets after a success.
+ * Periodic resync (resync_ms > 0): RESYNC for every cached object, without contacting the server.
+ *
+ * The cache is a hash table (a jansson object) keyed "namespace/name" ("/name" when
+ * cluster-scoped) whose values are the objects themselves (uid, resourceVersion and the rest are
+ * read from them). Objects handed to the event callback are borrowed for the call; json_incref()
+ * them to keep them. Callbacks run on the loop thread; they may read the cache and use the k8s
+ * client, but must not destroy the reflector.
+ */
+#ifndef RF_REFLECTOR_H
+#define RF_REFLECTOR_H
+
+#include "k8s.h"
+#include "loop.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REFLECTOR_DEFAULT_PAGE 500 /* list page size */
+#define REFLECTOR_WATCH_MIN_S 300 /* watch timeoutSeconds drawn from [min, 2*min) */
+#define REFLECTOR_BACKOFF_BASE_MS 500 /* first delay after a failure */
+#define REFLECTOR_BACKOFF_MAX_MS 30000 /* largest delay */
+#define REFLECTOR_MAX_KEY 512 /* longest "namespace/name" key */
+
+typedef struct reflector reflector_t;
+
+/* What happened to an object. */
+typedef enum {
+    REFLECTOR_ADDED, /* new in the cache */
+    REFLECTOR_MODIFIED, /* changed; old holds the previous state */
+    REFLECTOR_DELETED, /* gone; obj is its last known state */
+    REFLECTOR_RESYNC /* periodic re-delivery of an unchanged cached object */
+} reflector_event_t;
+
+/* One change: obj (borrowed) is the object now (DELETED: its last state); old (borrowed) is the
+ * previous cached state for MODIFIED and DELETED, NULL otherwise. */
+typedef void(reflector_event_fn)(reflector_t *r, reflector_event_t type, json_t *obj, json_t *old,
+                                 void *arg);
+
+/* The first list has been applied (runs once). */
+typedef void(reflector_synced_fn)(reflector_t *r, void *arg);
+
+/* Settings. Strings are copied by reflector_new(). */
+typedef struct {
+    const char *group; /* API group, NULL/"" for core */
+    const char *version; /* API version (required) */
+    const char *resource; /* plural resource (required) */
+    const char *namespace_; /* one namespace, or NULL for all namespaces / cluster-scoped */
+    const char *label_selector; /* or NULL */
+    const char *field_selector; /* or NULL */
+    int64_t resync_ms; /* RESYNC period; 0: off */
+    int64_t page_size; /* list limit; 0: REFLECTOR_DEFAULT_PAGE */
+    int64_t watch_timeout_s; /* fixed watch timeoutSeconds; 0: random (see above) */
+    int64_t backoff_base_ms; /* 0: REFLECTOR_BACKOFF_BASE_MS */
+    int64_t backoff_max_ms; /* 0: REFLECTOR_BACKOFF_MAX_MS */
+    reflector_event_fn *on_event; /* required */
+    reflector_synced_fn *on_synced; /* optional */
+    void *arg; /* passed to the callbacks */
+} reflector_config_t;
+
+/* Counters. */
+typedef struct {
+    uint64_t lists; /* complete lists applied */
+    uint64_t relists; /* of those, after a 410 */
+    uint64_t list_pages; /* list requests answered */
+    uint64_t watches; /* watch requests started */
+    uint64_t failures; /* failed lists or watches (backoff taken) */
+    uint64_t events; /* events delivered to on_event (all types) */
+    uint64_t bookmarks; /* bookmarks seen */
+} reflector_stats_t;
+
+/* A new reflector over `client` (which must outlive it); not started. Returns NULL on bad
+ * config (no version/resource/on_event) or out of memory. */
+reflector_t *reflector_new(loop_t *loop, k8s_client_t *client, const reflector_config_t *cfg);
+
+/* Starts listing. Returns 0, ERR_STATE (started already) or a k8s_list() error. */
+int reflector_start(reflector_t *r);
+
+/* Cancels its requests and timers, frees the cache and NULLs *r_p. NULL-safe. Not from inside
+ * one of its callbacks. */
+void reflector_destroy(reflector_t **r_p);
+
+/* True once the first list has been applied. */
+bool reflector_synced(const reflector_t *r);
+
+/* The last resourceVersion seen (list, event or bookmark), "" before the first list. */
+const char *reflector_resource_version(const reflector_t *r);
+
+/* Objects in the cache. */
+size_t reflector_count(const reflector_t *r);
+
+/* The cached object (borrowed) or NULL. `ns` NULL or "" for cluster-scoped. */
+json_t *reflector_get(const reflector_t *r, const char *ns, const char *name);
+
+/* The cache itself: a JSON object "namespace/name" -> object, borrowed (do not modify). */
+const json_t *reflector_cache(const reflector_t *r);
+
+/* Fills *out with the counters. */
+void reflector_stats(const reflector_t *r, reflector_stats_t *out);
+
+/* "ADDED", "MODIFIED", "DELETED", "RESYNC". */
+const char *reflector_event_name(reflector_event_t type);
+
+/* Self-test: list diffing and watch-event handling without a server (the end-to-end tests
+ * against kubesim are in tests/integration/k8s). */
+int reflector_test(bool verbose);
+
+#endif
