@@ -1,0 +1,246 @@
+/*
+ * kubesim: the embedded Kubernetes API server with simulated nodes (see sim/apiserver.h).
+ *
+ *   kubesim --port P --nodes N --kubeconfig-out FILE [--ready-file FILE] [--minor 32]
+ *           [--tls-port P --token TOKEN]
+ *           [--fault verb:resource:rate[:code]]... [--latency-ms N] [--jitter-ms N]
+ *           [--history N] [--bookmark-ms N] [--log-level L]
+ *
+ * Prints "kubesim listening on http://127.0.0.1:PORT" (and "kubesim listening on
+ * https://127.0.0.1:PORT" with TLS) on stdout once serving, writes the kubeconfig (and then the
+ * ready file, containing the plain URL) and runs until SIGTERM or SIGINT. With --tls-port the
+ * kubeconfig points at the TLS listener, carries the generated CA as certificate-authority-data
+ * and the token (or, without --token, the generated admin client certificate).
+ */
+#include "apiserver.h"
+#include "buf.h"
+#include "err.h"
+#include "tls.h"
+#include "log.h"
+#include "loop.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KUBESIM_MAX_FAULT_FLAGS 64
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kubesim [options]\n"
+            "  --port P               listen port on 127.0.0.1 (0 = ephemeral, default 0)\n"
+            "  --nodes N              Node objects to create (default 3)\n"
+            "  --kubeconfig-out FILE  write a kubeconfig pointing at this server\n"
+            "  --ready-file FILE      write the server URL here once serving\n"
+            "  --minor M              /version minor to report (default 32)\n"
+            "  --tls-port P           also serve HTTPS (generated CA) on P (0 = ephemeral)\n"
+            "  --token T              bearer token accepted over HTTPS\n"
+            "  --fault V:R:RATE[:C]   inject errors: verb, resource ('*' = any), rate 0..1, code\n"
+            "  --latency-ms N         add N ms to every API request\n"
+            "  --jitter-ms N          add a random 0..N ms to every API request\n"
+            "  --history N            watch history events kept (default 100000)\n"
+            "  --bookmark-ms N        watch bookmark period (default 60000)\n"
+            "  --log-level L          debug, info, warn, error (default info)\n"
+            "  --help, --version\n");
+}
+
+static int s_on_signal(loop_t *loop, int signo, void *arg)
+{
+    loop_stop(loop);
+    return 0;
+}
+
+/* Parses a non-negative integer flag value. */
+static bool s_num(const char *s, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Writes `text` to `path` atomically (temp file + rename). Returns 0 or ERR_IO. */
+static int s_write_file(const char *path, const char *text)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid()) >= (int)sizeof(tmp))
+        return ERR_INVAL;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return ERR_IO;
+    bool ok = fputs(text, f) >= 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return ERR_IO;
+    }
+    return 0;
+}
+
+/* Appends the base64 of PEM `which` of the server's CA to out. */
+static int s_pem_b64(apiserver_t *api, int which, buf_t *out)
+{
+    buf_t pem;
+    buf_init(&pem, 1 << 16);
+    int rc = apiserver_tls_pem(api, which, &pem);
+    if (rc == 0)
+        rc = tls_base64(pem.data, pem.len, out);
+    buf_free(&pem);
+    return rc;
+}
+
+/* Writes the kubeconfig: plain HTTP, or HTTPS with the CA and the token or client cert. */
+static int s_kubeconfig(apiserver_t *api, const char *path, const char *url, const char *token)
+{
+    buf_t b;
+    buf_init(&b, 1 << 20);
+    int rc = 0;
+    if (apiserver_tls_port(api) > 0) {
+        rc = buf_printf(&b,
+                        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n"
+                        "    server: https://127.0.0.1:%d\n    certificate-authority-data: ",
+                        apiserver_tls_port(api));
+        if (!rc)
+            rc = s_pem_b64(api, TLS_PEM_CA, &b);
+    } else {
+        rc = buf_printf(&b,
+                        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n"
+                        "    server: %s",
+                        url);
+    }
+    if (!rc)
+        rc = buf_puts(&b, "\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n"
+                          "    user: kubesim\n    namespace: default\ncurrent-context: kubesim\n"
+                          "users:\n- name: kubesim\n  user:");
+    if (!rc && apiserver_tls_port(api) > 0 && token) {
+        rc = buf_printf(&b, "\n    token: %s\n", token);
+    } else if (!rc && apiserver_tls_port(api) > 0) {
+        rc = buf_puts(&b, "\n    client-certificate-data: ");
+        if (!rc)
+            rc = s_pem_b64(api, TLS_PEM_CLIENT_CERT, &b);
+        if (!rc)
+            rc = buf_puts(&b, "\n    client-key-data: ");
+        if (!rc)
+            rc = s_pem_b64(api, TLS_PEM_CLIENT_KEY, &b);
+        if (!rc)
+            rc = buf_puts(&b, "\n");
+    } else if (!rc) {
+        rc = buf_puts(&b, " {}\n");
+    }
+    if (!rc)
+        rc = s_write_file(path, buf_str(&b));
+    buf_free(&b);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    apiserver_opts_t o = {.nodes = 3};
+    const char *kubeconfig = NULL, *ready = NULL;
+    const char *faults[KUBESIM_MAX_FAULT_FLAGS];
+    int nfaults = 0;
+    long long latency = 0, jitter = 0;
+    log_level_t level = LOG_INFO;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long long n;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            s_usage(stdout);
+            return 0;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("kubesim %s (Kubernetes API v1.32)\n", RF_VERSION);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "kubesim: %s needs a value (or is unknown)\n", a);
+            s_usage(stderr);
+            return 2;
+        }
+        i++;
+        if (strcmp(a, "--port") == 0 && s_num(v, 65535, &n))
+            o.port = (int)n;
+        else if (strcmp(a, "--nodes") == 0 && s_num(v, 100000, &n))
+            o.nodes = (int)n;
+        else if (strcmp(a, "--history") == 0 && s_num(v, 100000000, &n))
+            o.history = (size_t)n;
+        else if (strcmp(a, "--bookmark-ms") == 0 && s_num(v, 86400000, &n) && n > 0)
+            o.bookmark_ms = n;
+        else if (strcmp(a, "--latency-ms") == 0 && s_num(v, 3600000, &n))
+            latency = n;
+        else if (strcmp(a, "--jitter-ms") == 0 && s_num(v, 3600000, &n))
+            jitter = n;
+        else if (strcmp(a, "--tls-port") == 0 && s_num(v, 65535, &n)) {
+            o.tls = true;
+            o.tls_port = (int)n;
+        } else if (strcmp(a, "--token") == 0 && v[0] && strlen(v) < 200)
+            o.token = v;
+        else if (strcmp(a, "--minor") == 0 && strlen(v) < 4)
+            o.minor = v;
+        else if (strcmp(a, "--kubeconfig-out") == 0)
+            kubeconfig = v;
+        else if (strcmp(a, "--ready-file") == 0)
+            ready = v;
+        else if (strcmp(a, "--fault") == 0 && nfaults < KUBESIM_MAX_FAULT_FLAGS)
+            faults[nfaults++] = v;
+        else if (strcmp(a, "--log-level") == 0 && log_level_parse(v, &level) == 0)
+            ;
+        else {
+            fprintf(stderr, "kubesim: bad option %s %s\n", a, v);
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    log_setup("kubesim", level, 2);
+    signal(SIGPIPE, SIG_IGN);
+    loop_t *loop = loop_new();
+    apiserver_t *api = loop ? apiserver_new(loop, &o) : NULL;
+    int rc = 1;
+    if (!api) {
+        fprintf(stderr, "kubesim: cannot start (port %d in use?)\n", o.port);
+        goto out;
+    }
+    for (int i = 0; i < nfaults; i++)
+        if (apiserver_add_fault_spec(api, faults[i]) < 0) {
+            fprintf(stderr, "kubesim: bad --fault %s (want verb:resource:rate[:code])\n",
+                    faults[i]);
+            rc = 2;
+            goto out;
+        }
+    apiserver_set_latency(api, latency, jitter);
+    loop_watch_signal(loop, SIGTERM, s_on_signal, NULL);
+    loop_watch_signal(loop, SIGINT, s_on_signal, NULL);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", apiserver_port(api));
+    if (kubeconfig && s_kubeconfig(api, kubeconfig, url, o.token) < 0) {
+        fprintf(stderr, "kubesim: cannot write %s: %s\n", kubeconfig, strerror(errno));
+        goto out;
+    }
+    printf("kubesim listening on %s\n", url);
+    if (apiserver_tls_port(api) > 0)
+        printf("kubesim listening on https://127.0.0.1:%d\n", apiserver_tls_port(api));
+    fflush(stdout);
+    if (ready) {
+        char line[80];
+        snprintf(line, sizeof(line), "%s\n", url);
+        if (s_write_file(ready, line) < 0) {
+            fprintf(stderr, "kubesim: cannot write %s\n", ready);
+            goto out;
+        }
+    }
+    log_info("kubesim serving", "url", url, NULL);
+    rc = loop_run(loop) < 0 ? 1 : 0;
+    log_info("kubesim stopping", NULL);
+out:
+    apiserver_destroy(&api);
+    loop_destroy(&loop);
+    return rc;
+}

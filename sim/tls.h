@@ -1,0 +1,52 @@
+/*
+ * tls: kubesim's throw-away certificate authority, made with OpenSSL libcrypto at start-up.
+ *
+ * tls_ca_new() generates an EC P-256 CA (self-signed, CA:TRUE), a server certificate for
+ * 127.0.0.1 / localhost signed by it, and a client certificate (CN=kubesim-admin,
+ * O=system:masters) signed by it. The server SSL_CTX presents the server certificate and asks
+ * clients for a certificate, verified against the CA but optional (so bearer tokens work too);
+ * httpd tells the API layer whether a verified client certificate was presented. Nothing is
+ * written to disk: the kubeconfig carries the PEMs base64-encoded.
+ */
+#ifndef RF_TLS_H
+#define RF_TLS_H
+
+#include "buf.h"
+
+#include <stdbool.h>
+
+/* OpenSSL's context type, declared here so this header does not pull in OpenSSL (whose err.h
+ * defines an ERR_STATE type that collides with common/err.h). */
+struct ssl_ctx_st;
+typedef struct ssl_ctx_st SSL_CTX;
+
+#define TLS_CERT_DAYS 365 /* validity of the generated certificates */
+
+typedef struct tls_ca tls_ca_t;
+
+/* Which PEM tls_ca_pem() returns. */
+typedef enum {
+    TLS_PEM_CA = 0, /* the CA certificate (certificate-authority-data) */
+    TLS_PEM_CLIENT_CERT, /* the client certificate (client-certificate-data) */
+    TLS_PEM_CLIENT_KEY /* the client private key (client-key-data) */
+} tls_pem_t;
+
+/* Generates the CA, server and client certificates. Returns NULL on failure (logged). */
+tls_ca_t *tls_ca_new(void);
+
+/* Frees everything; NULLs *ca_p. NULL-safe. */
+void tls_ca_destroy(tls_ca_t **ca_p);
+
+/* The server SSL_CTX (owned by the CA object; valid until it is destroyed). */
+SSL_CTX *tls_ca_server_ctx(tls_ca_t *ca);
+
+/* Appends the PEM text of `which` to out. Returns 0, ERR_INVAL or the buffer's error. */
+int tls_ca_pem(const tls_ca_t *ca, tls_pem_t which, buf_t *out);
+
+/* Appends base64 (no line breaks) of data[len] to out. Returns 0 or the buffer's error. */
+int tls_base64(const void *data, size_t len, buf_t *out);
+
+/* Self-test. */
+int tls_test(bool verbose);
+
+#endif
