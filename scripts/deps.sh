@@ -15,6 +15,7 @@ PACKAGES=(
     libmicrohttpd-dev         # sim/kubesim HTTP server
     libssl-dev                # sim/kubesim: self-signed CA and certificates
     openssl                   # tests: client certificates
+    curl                      # tests: HTTP requests to kubesim
     procps                    # tests and bench: ps for RSS
     clang-format              # make lint: the committed .clang-format
 )

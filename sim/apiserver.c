@@ -12,6 +12,7 @@
  */
 #include "apiserver.h"
 #include "buf.h"
+#include "controllers.h"
 #include "err.h"
 #include "httpd.h"
 #include "json.h"
@@ -88,6 +89,9 @@ struct apiserver {
     httpd_t *http; /* plain-HTTP listener */
     httpd_t *https; /* TLS listener, or NULL */
     tls_ca_t *ca; /* generated certificates, or NULL */
+    kubelet_t *kubelet; /* simulated scheduler and kubelet, or NULL */
+    controllers_t *ctrl; /* simulated Job and EndpointSlice controllers, or NULL */
+    raysim_t *ray; /* Ray heads behind the service proxy, or NULL */
     char token[256]; /* bearer token accepted over TLS ("" = none) */
     objstore_t *store; /* the objects */
     apires_t **res; /* registered API resources */
@@ -973,6 +977,17 @@ static json_t *s_body(reqctx_t *x, bool yaml)
     const char *ct = httpd_req_header(req, "content-type");
     if (ct && (strncasecmp(ct, "application/yaml", 16) == 0 || strstr(ct, "+yaml")))
         yaml = true;
+    // kubesim speaks JSON and YAML only. kube-apiserver also decodes protobuf for built-in
+    // types (kubectl's typed commands such as `kubectl create job` send it); kubesim answers
+    // with the 415 a server gives for a media type it does not accept.
+    if (ct && strncasecmp(ct, "application/vnd.kubernetes.protobuf", 35) == 0) {
+        s_fail(x, 415, "UnsupportedMediaType",
+               "the body of the request was in an unknown format - accepted media types include: "
+               "application/json, application/yaml, application/apply-patch+yaml, "
+               "application/json-patch+json, application/merge-patch+json, "
+               "application/strategic-merge-patch+json (kubesim does not decode protobuf)");
+        return NULL;
+    }
     if (req->body_len == 0) {
         s_fail(x, 400, "BadRequest", "the body of the request was empty");
         return NULL;
@@ -2337,6 +2352,73 @@ static bool s_inject(reqctx_t *x)
     return false;
 }
 
+/* The simulation's admin calls (POST, JSON body); kubesim --help lists them. Returns true when
+ * done (the caller answers 200), false after answering an error itself. */
+static bool s_admin_sim(reqctx_t *x, const char *what)
+{
+    apiserver_t *a = x->a;
+    if (!a->kubelet) {
+        s_fail(x, 409, "Conflict", "this kubesim runs without simulated workloads");
+        return false;
+    }
+    json_t *b = s_body(x, false);
+    if (!b)
+        return false;
+    int rc = ERR_INVAL;
+    const char *ns = jx_str(b, "namespace", "default");
+    if (strcmp(what, "nodes") == 0) {
+        // {"add": "name", "cpu": "32", "memory": "128Gi", "pods": "110"} | {"fail": "name"} |
+        // {"restore": "name"}
+        const char *add = jx_str(b, "add", NULL);
+        const char *fail = jx_str(b, "fail", NULL);
+        const char *restore = jx_str(b, "restore", NULL);
+        if (add)
+            rc = kubelet_add_node(a->kubelet, add, jx_str(b, "cpu", KUBELET_NODE_CPU),
+                                  jx_str(b, "memory", KUBELET_NODE_MEMORY),
+                                  jx_str(b, "pods", KUBELET_NODE_PODS));
+        else if (fail)
+            rc = kubelet_fail_node(a->kubelet, fail);
+        else if (restore)
+            rc = kubelet_restore_node(a->kubelet, restore);
+    } else if (strcmp(what, "pod-fault") == 0) {
+        // {"namespace": "ns", "name": "pod", "kind": "ImagePull" | "Crash" | "OOM"}
+        kubelet_fail_t kind = kubelet_fail_parse(jx_str(b, "kind", ""));
+        const char *name = jx_str(b, "name", NULL);
+        if ((int)kind > 0 && name)
+            rc = kubelet_inject(a->kubelet, ns, name, kind);
+    } else if (strcmp(what, "demand") == 0) {
+        // {"namespace": "ns", "cluster": "name", "demand": {"group": replicas}}
+        const char *cluster = jx_str(b, "cluster", NULL);
+        json_t *demand = json_object_get(b, "demand");
+        if (cluster && json_is_object(demand))
+            rc = raysim_set_demand(a->ray, ns, cluster, demand);
+    } else {
+        // {"namespace": "ns", "pod": "head-pod", "gcsDown": true|false, "restart": true}
+        const char *pod = jx_str(b, "pod", NULL);
+        rayhead_t *h = pod ? raysim_head(a->ray, ns, pod) : NULL;
+        if (h) {
+            rc = 0;
+            json_t *down = json_object_get(b, "gcsDown");
+            if (json_is_boolean(down))
+                rayhead_set_gcs_down(h, json_is_true(down));
+            if (jx_bool(b, "restart", false))
+                rayhead_restart(h, objstore_now_ms(a->store));
+        } else if (pod) {
+            rc = ERR_NOTFOUND;
+        }
+    }
+    json_decref(b);
+    if (rc == ERR_NOTFOUND) {
+        s_fail(x, 404, "NotFound", "no such node, pod or Ray head");
+        return false;
+    }
+    if (rc < 0) {
+        s_fail(x, 400, "BadRequest", "invalid simulation request (see kubesim --help)");
+        return false;
+    }
+    return true;
+}
+
 static void s_admin(reqctx_t *x, const char *what)
 {
     apiserver_t *a = x->a;
@@ -2402,11 +2484,62 @@ static void s_admin(reqctx_t *x, const char *what)
             apiserver_throttle(a, (int)jx_int(b, "throttle.count", 1),
                                (int)jx_int(b, "throttle.retryAfterSeconds", 1));
         json_decref(b);
+    } else if (strcmp(what, "nodes") == 0 || strcmp(what, "pod-fault") == 0 ||
+               strcmp(what, "demand") == 0 || strcmp(what, "ray-head") == 0) {
+        if (!s_admin_sim(x, what))
+            return;
     } else {
         s_not_found_path(x);
         return;
     }
     s_reply_json(x, 200, json_pack("{s:I}", "count", count), NULL);
+}
+
+/* GET|POST|PUT|DELETE .../namespaces/{ns}/{services|pods}/{name}[:{port}]/proxy[/rest]: the API
+ * server's proxy to a Service or Pod, which kubesim answers from the simulated Ray head behind
+ * it (sim/raysim.h). The path after "/proxy" and the query go to the head unchanged. */
+static void s_proxy(reqctx_t *x, bool pod, const char *name_port)
+{
+    apiserver_t *a = x->a;
+    if (!a->ray) {
+        s_fail(x, 503, "ServiceUnavailable", "this kubesim runs without simulated workloads");
+        return;
+    }
+    char name[AS_NAME_LEN];
+    s_copy(name, sizeof(name), name_port);
+    char *colon = strchr(name, ':');
+    const char *port = NULL;
+    if (colon) {
+        *colon = '\0';
+        port = colon + 1;
+    }
+    // The rest of the raw (still percent-encoded) path after "/<name>/proxy".
+    const char *raw = x->req->path;
+    const char *at = strstr(raw, "/proxy");
+    while (at && at[6] != '\0' && at[6] != '/')
+        at = strstr(at + 6, "/proxy");
+    const char *rest = at ? at + 6 : "";
+    buf_t target;
+    buf_init(&target, AS_PATH_MAX + 4096);
+    if (buf_puts(&target, *rest ? rest : "/") < 0 ||
+        (x->req->query[0] && buf_printf(&target, "?%s", x->req->query) < 0)) {
+        buf_free(&target);
+        s_fail(x, 414, "RequestURITooLong", "proxy target too long");
+        return;
+    }
+    rayhead_response_t resp;
+    int rc =
+        pod ? raysim_proxy_pod(a->ray, x->ns, name, port, x->req->method, buf_str(&target),
+                               x->req->body, x->req->body_len, objstore_now_ms(a->store), &resp)
+            : raysim_proxy(a->ray, x->ns, name, port, x->req->method, buf_str(&target),
+                           x->req->body, x->req->body_len, objstore_now_ms(a->store), &resp);
+    buf_free(&target);
+    if (rc < 0)
+        s_fail(x, 500, "InternalError", err_str(rc));
+    else
+        s_reply_text(x, resp.status, resp.content_type ? resp.content_type : "text/plain", NULL,
+                     buf_str(&resp.body), resp.body.len);
+    rayhead_response_free(&resp);
 }
 
 /* ---- routing ---------------------------------------------------------------------------- */
@@ -2551,6 +2684,11 @@ static void s_route(reqctx_t *x, char *path, bool delayed)
     }
     if (!r && rest >= 1)
         r = s_res_find(a, group, version, s[0]);
+    if (r && rest >= 3 && strcmp(s[2], "proxy") == 0 && x->ns && !*group &&
+        (strcmp(s[0], "services") == 0 || strcmp(s[0], "pods") == 0)) {
+        s_proxy(x, strcmp(s[0], "pods") == 0, s[1]);
+        return;
+    }
     if (!r || rest > 3) {
         s_not_found_path(x);
         return;
@@ -2789,8 +2927,23 @@ apiserver_t *apiserver_new(loop_t *loop, const apiserver_opts_t *opts)
     if (!a->rng)
         a->rng = 88172645463325252ULL;
     a->store = objstore_new(o.history);
-    if (!a->store || s_register_builtins(a) < 0 || s_bootstrap(a, o.nodes) < 0)
+    if (!a->store || s_register_builtins(a) < 0 || s_bootstrap(a, o.simulate ? 0 : o.nodes) < 0)
         goto fail;
+    if (o.simulate) {
+        kubelet_opts_t ko;
+        if (o.kubelet)
+            ko = *o.kubelet;
+        else
+            kubelet_opts_default(&ko);
+        ko.nodes = o.nodes;
+        if (!ko.seed)
+            ko.seed = o.seed;
+        a->kubelet = kubelet_new(loop, a->store, &ko);
+        a->ctrl = a->kubelet ? controllers_new(loop, a->store) : NULL;
+        a->ray = a->ctrl ? raysim_new(loop, a->store, NULL) : NULL;
+        if (!a->ray)
+            goto fail;
+    }
     a->http =
         httpd_new(loop, o.host ? o.host : "127.0.0.1", o.port, APISERVER_MAX_BODY, s_on_request, a);
     if (!a->http)
@@ -2834,12 +2987,25 @@ void apiserver_destroy(apiserver_t **ap)
     if (a->gc_soon_timer > 0)
         loop_cancel_timer(a->loop, a->gc_soon_timer);
     httpd_chunk_unref(&a->ev_chunk);
+    raysim_destroy(&a->ray);
+    controllers_destroy(&a->ctrl);
+    kubelet_destroy(&a->kubelet);
     for (size_t i = 0; i < a->nres; i++)
         s_res_free(a->res[i]);
     free(a->res);
     objstore_destroy(&a->store);
     free(a);
     *ap = NULL;
+}
+
+kubelet_t *apiserver_kubelet(apiserver_t *a)
+{
+    return a->kubelet;
+}
+
+raysim_t *apiserver_raysim(apiserver_t *a)
+{
+    return a->ray;
 }
 
 int apiserver_port(const apiserver_t *a)

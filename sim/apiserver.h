@@ -29,8 +29,10 @@
 #define RF_APISERVER_H
 
 #include "buf.h"
+#include "kubelet.h"
 #include "loop.h"
 #include "objstore.h"
+#include "raysim.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,6 +62,11 @@ typedef struct {
     bool tls; /* also listen with TLS (generated CA) on tls_port */
     int tls_port; /* TLS port, 0 = ephemeral */
     const char *token; /* bearer token accepted over TLS (NULL = client certificates only) */
+    bool simulate; /* run the simulated scheduler/kubelet, the Job and EndpointSlice
+                      controllers and the Ray heads behind the service proxy (kubesim does;
+                      protocol tests that want pods left alone do not) */
+    const kubelet_opts_t *kubelet; /* with simulate: kubelet settings (NULL = defaults); the
+                                      Nodes are then the kubelet's (`nodes` of them) */
 } apiserver_opts_t;
 
 /* An injected error rule: requests matching verb and resource fail with `code` at `rate`. */
@@ -81,6 +88,10 @@ void apiserver_destroy(apiserver_t **ap);
 
 /* The bound TCP port. */
 int apiserver_port(const apiserver_t *a);
+
+/* With simulate: the kubelet, and the Ray side (heads, proxy, autoscaler demand); else NULL. */
+kubelet_t *apiserver_kubelet(apiserver_t *a);
+raysim_t *apiserver_raysim(apiserver_t *a);
 
 /* The TLS port, or 0 when TLS is off. */
 int apiserver_tls_port(const apiserver_t *a);

@@ -30,22 +30,38 @@
 
 static void s_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kubesim [options]\n"
-            "  --port P               listen port on 127.0.0.1 (0 = ephemeral, default 0)\n"
-            "  --nodes N              Node objects to create (default 3)\n"
-            "  --kubeconfig-out FILE  write a kubeconfig pointing at this server\n"
-            "  --ready-file FILE      write the server URL here once serving\n"
-            "  --minor M              /version minor to report (default 32)\n"
-            "  --tls-port P           also serve HTTPS (generated CA) on P (0 = ephemeral)\n"
-            "  --token T              bearer token accepted over HTTPS\n"
-            "  --fault V:R:RATE[:C]   inject errors: verb, resource ('*' = any), rate 0..1, code\n"
-            "  --latency-ms N         add N ms to every API request\n"
-            "  --jitter-ms N          add a random 0..N ms to every API request\n"
-            "  --history N            watch history events kept (default 100000)\n"
-            "  --bookmark-ms N        watch bookmark period (default 60000)\n"
-            "  --log-level L          debug, info, warn, error (default info)\n"
-            "  --help, --version\n");
+    fprintf(
+        f, "usage: kubesim [options]\n"
+           "  --port P               listen port on 127.0.0.1 (0 = ephemeral, default 0)\n"
+           "  --nodes N              Node objects to create (default 3)\n"
+           "  --kubeconfig-out FILE  write a kubeconfig pointing at this server\n"
+           "  --ready-file FILE      write the server URL here once serving\n"
+           "  --minor M              /version minor to report (default 32)\n"
+           "  --tls-port P           also serve HTTPS (generated CA) on P (0 = ephemeral)\n"
+           "  --token T              bearer token accepted over HTTPS\n"
+           "  --fault V:R:RATE[:C]   inject errors: verb, resource ('*' = any), rate 0..1, code\n"
+           "  --latency-ms N         add N ms to every API request\n"
+           "  --jitter-ms N          add a random 0..N ms to every API request\n"
+           "  --history N            watch history events kept (default 100000)\n"
+           "  --bookmark-ms N        watch bookmark period (default 60000)\n"
+           "  --log-level L          debug, info, warn, error (default info)\n"
+           "  --simulate on|off      simulated scheduler, kubelet, Job/EndpointSlice\n"
+           "                         controllers and Ray heads (default on)\n"
+           "  --pod-start-ms N       pod bound -> Running delay (default 0)\n"
+           "  --pod-ready-ms N       Running -> Ready delay (default 0)\n"
+           "  --pod-jitter-ms N      random 0..N ms added to each pod stage\n"
+           "  --help, --version\n"
+           "\n"
+           "Simulation admin calls (POST, JSON body) on /kubesim/...:\n"
+           "  nodes      {\"add\":NAME,\"cpu\":\"32\",\"memory\":\"128Gi\"} | {\"fail\":NAME} |\n"
+           "             {\"restore\":NAME}\n"
+           "  pod-fault  {\"namespace\":NS,\"name\":POD,\"kind\":\"ImagePull\"|\"Crash\"|\"OOM\"}\n"
+           "  demand     {\"namespace\":NS,\"cluster\":NAME,\"demand\":{GROUP:REPLICAS}}\n"
+           "             (the Ray autoscaler emulation, for enableInTreeAutoscaling)\n"
+           "  ray-head   {\"namespace\":NS,\"pod\":HEADPOD,\"gcsDown\":BOOL,\"restart\":BOOL}\n"
+           "and faults, latency, throttle, drop-watches, compact, bookmark; GET stats.\n"
+           "Pods: annotations sim.rayfleet.io/fail, exit-code, run-seconds script outcomes.\n"
+           "Ray jobs: an entrypoint word FAKE:pending=S,sleep=S,exit=N,log=TEXT scripts them.\n");
 }
 
 static int s_on_signal(loop_t *loop, int signo, void *arg)
@@ -142,7 +158,10 @@ static int s_kubeconfig(apiserver_t *api, const char *path, const char *url, con
 
 int main(int argc, char **argv)
 {
-    apiserver_opts_t o = {.nodes = 3};
+    apiserver_opts_t o = {.nodes = 3, .simulate = true};
+    kubelet_opts_t ko;
+    kubelet_opts_default(&ko);
+    o.kubelet = &ko;
     const char *kubeconfig = NULL, *ready = NULL;
     const char *faults[KUBESIM_MAX_FAULT_FLAGS];
     int nfaults = 0;
@@ -185,6 +204,14 @@ int main(int argc, char **argv)
             o.token = v;
         else if (strcmp(a, "--minor") == 0 && strlen(v) < 4)
             o.minor = v;
+        else if (strcmp(a, "--simulate") == 0 && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0))
+            o.simulate = strcmp(v, "on") == 0;
+        else if (strcmp(a, "--pod-start-ms") == 0 && s_num(v, 3600000, &n))
+            ko.create_ms = n;
+        else if (strcmp(a, "--pod-ready-ms") == 0 && s_num(v, 3600000, &n))
+            ko.ready_ms = n;
+        else if (strcmp(a, "--pod-jitter-ms") == 0 && s_num(v, 3600000, &n))
+            ko.jitter_ms = n;
         else if (strcmp(a, "--kubeconfig-out") == 0)
             kubeconfig = v;
         else if (strcmp(a, "--ready-file") == 0)

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# End-to-end test of kubesim's simulated workloads, over its real HTTP API.
+#   kubesim_e2e.sh PATH/TO/kubesim
+# Ends with "N passed, M failed"; exits non-zero on any failure.
+set -uo pipefail
+kubesim=$1
+work=$(mktemp -d)
+pass=0
+fail=0
+trap 'kill $ks_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+check() { # check NAME COMMAND...
+    local name=$1; shift
+    if "$@" >"$work/out" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/     /' "$work/out" | head -20; fi
+}
+
+"$kubesim" --port 0 --nodes 2 --kubeconfig-out "$work/kc" --ready-file "$work/ready" \
+    --pod-start-ms 50 --pod-ready-ms 50 >"$work/kubesim.log" 2>&1 &
+ks_pid=$!
+for _ in $(seq 100); do [[ -s "$work/ready" ]] && break; sleep 0.1; done
+url=$(cat "$work/ready")
+k() { kubectl --kubeconfig "$work/kc" --cache-dir "$work/cache" "$@"; }
+proxy="$url/api/v1/namespaces/default/services/demo-head-svc:dashboard/proxy"
+
+# Poll a Ray job's status through the proxy until it is terminal; print each new status.
+job_states() {
+    local id=$1 last="" s
+    for _ in $(seq 200); do
+        s=$(curl -s "$proxy/api/jobs/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null)
+        if [[ -n "$s" && "$s" != "$last" ]]; then echo -n "$s "; last=$s; fi
+        case "$s" in SUCCEEDED|FAILED|STOPPED) echo; return 0 ;; esac
+        sleep 0.05
+    done
+    echo; return 1
+}
+# Poll a Serve app's status through the proxy until it leaves DEPLOYING; print each new status.
+app_states() {
+    local app=$1 last="" s
+    for _ in $(seq 200); do
+        s=$(curl -s "$proxy/api/serve/applications/" | python3 -c "import json,sys; print(json.load(sys.stdin)['applications'].get('$app',{}).get('status',''))" 2>/dev/null)
+        if [[ -n "$s" && "$s" != "$last" ]]; then echo -n "$s "; last=$s; fi
+        case "$s" in RUNNING|DEPLOY_FAILED) echo; return 0 ;; esac
+        sleep 0.05
+    done
+    echo; return 1
+}
+
+cat >"$work/head.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: demo-head
+  labels: {ray.io/node-type: head, ray.io/cluster: demo}
+spec:
+  containers:
+  - name: ray-head
+    image: rayproject/ray:2.46.0
+    resources: {requests: {cpu: "1", memory: 1Gi}}
+    ports: [{containerPort: 8265, name: dashboard}, {containerPort: 8000, name: serve}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: demo-head-svc}
+spec:
+  selector: {ray.io/node-type: head, ray.io/cluster: demo}
+  ports: [{name: dashboard, port: 8265}, {name: serve, port: 8000}]
+YAML
+
+check "nodes are Ready" k wait --for=condition=Ready node --all --timeout=20s
+check "head pod and service created" k apply -f "$work/head.yaml"
+check "head pod becomes Ready" k wait --for=condition=Ready pod/demo-head --timeout=30s
+check "head pod has an IP and a node" bash -c "[[ -n \$(kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod demo-head -o jsonpath='{.status.podIP}{.spec.nodeName}') ]]"
+check "EndpointSlice lists the ready head" bash -c "kubectl --kubeconfig $work/kc --cache-dir $work/cache get endpointslices -l kubernetes.io/service-name=demo-head-svc -o jsonpath='{.items[0].endpoints[0].conditions.ready}' | grep -qx true"
+
+# The Ray head answers once its simulated start-up is over.
+for _ in $(seq 100); do curl -sf "$proxy/api/version" >/dev/null && break; sleep 0.1; done
+check "dashboard /api/version through the service proxy" bash -c "curl -sf '$proxy/api/version' | grep -q ray_version"
+
+curl -s -X POST -H 'Content-Type: application/json' -d '{"entrypoint":"python ok.py FAKE:pending=0.3,sleep=0.5","submission_id":"job-ok"}' "$proxy/api/jobs/" >"$work/submit"
+check "job submitted" grep -q '"submission_id": *"job-ok"' "$work/submit"
+states=$(job_states job-ok)
+check "job goes PENDING -> RUNNING -> SUCCEEDED (saw: $states)" test "$states" = "PENDING RUNNING SUCCEEDED "
+
+curl -s -X POST -H 'Content-Type: application/json' -d '{"entrypoint":"python bad.py FAKE:sleep=0.3,exit=3","submission_id":"job-bad"}' "$proxy/api/jobs/" >/dev/null
+states=$(job_states job-bad)
+check "scripted job goes to FAILED (saw: $states)" bash -c "[[ '$states' == *FAILED* && '$states' != *SUCCEEDED* ]]"
+check "failed job reports its exit code" bash -c "curl -s '$proxy/api/jobs/job-bad' | grep -q '\"driver_exit_code\": *3'"
+check "duplicate submission id is refused" bash -c "curl -s -o /dev/null -w '%{http_code}' -X POST -d '{\"entrypoint\":\"x\",\"submission_id\":\"job-ok\"}' '$proxy/api/jobs/' | grep -qx 500"
+check "unknown job is 404" bash -c "curl -s -o /dev/null -w '%{http_code}' '$proxy/api/jobs/nope' | grep -qx 404"
+
+cat >"$work/serve.json" <<'JSON'
+{"applications": [{"name": "app1", "route_prefix": "/", "import_path": "fruit.deployment_graph",
+  "deployments": [{"name": "MangoStand", "num_replicas": 1}]}]}
+JSON
+check "serve config accepted" bash -c "curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' --data @$work/serve.json '$proxy/api/serve/applications/' | grep -qx 200"
+states=$(app_states app1)
+check "serve app goes DEPLOYING -> RUNNING (saw: $states)" bash -c "[[ '$states' == DEPLOYING*RUNNING* ]]"
+sed -e 's/fruit.deployment_graph/fake_missing_module.app/' -e 's/app1/app2/' "$work/serve.json" >"$work/serve-bad.json"
+curl -s -X PUT -H 'Content-Type: application/json' --data @"$work/serve-bad.json" "$proxy/api/serve/applications/" >/dev/null
+states=$(app_states app2)
+check "bad import path goes DEPLOYING -> DEPLOY_FAILED (saw: $states)" bash -c "[[ '$states' == DEPLOYING*DEPLOY_FAILED* ]]"
+check "DEPLOY_FAILED message names the missing module" bash -c "curl -s '$proxy/api/serve/applications/' | grep -q 'No module named'"
+
+# A pod too large for any node stays Pending as Unschedulable.
+k run huge --image=busybox --restart=Never --overrides='{"spec":{"containers":[{"name":"huge","image":"busybox","resources":{"requests":{"cpu":"1000"}}}]}}' >/dev/null 2>&1
+sleep 0.5
+check "an unfittable pod is Unschedulable" bash -c "kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod huge -o jsonpath='{.status.conditions[0].reason}' | grep -qx Unschedulable"
+
+# A batch Job runs its pod to completion. (Applied as YAML: `kubectl create job` sends protobuf,
+# which kubesim refuses with 415.)
+cat >"$work/job.yaml" <<'YAML'
+apiVersion: batch/v1
+kind: Job
+metadata: {name: once}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: once, image: busybox}]
+YAML
+check "protobuf bodies get 415" bash -c "kubectl --kubeconfig $work/kc --cache-dir $work/cache create job pb --image=busybox 2>&1 | grep -q 'unknown format'"
+check "batch Job created" k apply -f "$work/job.yaml"
+check "batch Job completes" k wait --for=condition=Complete job/once --timeout=30s
+
+# Graceful deletion: kubectl waits until the kubelet has finished the pod.
+check "pod deletion completes" k delete pod demo-head --timeout=30s
+check "no endpoints once the head is gone" bash -c "curl -s -o /dev/null -w '%{http_code}' '$proxy/api/version' | grep -qx 503"
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
