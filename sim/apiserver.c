@@ -828,6 +828,14 @@ static json_t *s_table_columns(const apires_t *r)
         json_array_append_new(cols, s_coldef("Node", "string", "", "Node the pod runs on", 1));
         return cols;
     }
+    if (!r->is_custom && strcmp(r->resource, "nodes") == 0) {
+        json_array_append_new(cols, s_coldef("Status", "string", "",
+                                             "The status of the node (its Ready condition)", 0));
+        json_array_append_new(cols, s_coldef("Roles", "string", "", "The roles of the node", 0));
+        json_array_append_new(cols, s_coldef("Age", "string", "", "CreationTimestamp", 0));
+        json_array_append_new(cols, s_coldef("Version", "string", "", "Kubelet version", 0));
+        return cols;
+    }
     if (r->columns && json_array_size(r->columns) > 0) {
         size_t i;
         json_t *c;
@@ -879,6 +887,25 @@ static json_t *s_pod_cells(apiserver_t *a, const json_t *pod)
                      s_age_cell(a, jx_get(pod, "metadata.creationTimestamp")), ip, node);
 }
 
+/* NAME STATUS ROLES AGE VERSION, as kubectl prints nodes. */
+static json_t *s_node_cells(apiserver_t *a, const json_t *node)
+{
+    const char *status = "Unknown";
+    size_t i;
+    json_t *c;
+    json_array_foreach(jx_get(node, "status.conditions"), i, c)
+    {
+        if (strcmp(jx_str(c, "type", ""), "Ready") == 0)
+            status = strcmp(jx_str(c, "status", ""), "True") == 0 ? "Ready" : "NotReady";
+    }
+    if (jx_bool(node, "spec.unschedulable", false))
+        status = strcmp(status, "Ready") == 0 ? "Ready,SchedulingDisabled"
+                                              : "NotReady,SchedulingDisabled";
+    return json_pack("[s,s,s,o,s]", jx_str(node, "metadata.name", ""), status, "<none>",
+                     s_age_cell(a, jx_get(node, "metadata.creationTimestamp")),
+                     jx_str(node, "status.nodeInfo.kubeletVersion", ""));
+}
+
 static json_t *s_cell_value(apiserver_t *a, const json_t *col, const json_t *obj)
 {
     const char *type = jx_str(col, "type", "string");
@@ -907,6 +934,8 @@ static json_t *s_table_row(apiserver_t *a, const apires_t *r, const json_t *obj,
     json_t *cells;
     if (!r->is_custom && strcmp(r->resource, "pods") == 0) {
         cells = s_pod_cells(a, obj);
+    } else if (!r->is_custom && strcmp(r->resource, "nodes") == 0) {
+        cells = s_node_cells(a, obj);
     } else {
         cells = json_pack("[s]", jx_str(obj, "metadata.name", ""));
         if (r->columns && json_array_size(r->columns) > 0) {
