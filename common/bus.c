@@ -179,6 +179,28 @@ int bus_topic_object_changed(uint32_t shard, char *out, size_t size)
     return (int)(BUS_SHARD_DIGITS + 1 + suffix);
 }
 
+/* Folds the bytes of `s` (NULL: none) into the FNV-1a 64 hash h. */
+static uint64_t s_fnv1a(uint64_t h, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        h ^= *p;
+        h *= BUS_FNV_PRIME;
+    }
+    return h;
+}
+
+uint32_t bus_shard_of(const char *cluster, const char *ns, const char *name, uint32_t nshards)
+{
+    if (nshards == 0)
+        return 0;
+    uint64_t h = s_fnv1a(BUS_FNV_OFFSET, cluster);
+    h = s_fnv1a(h, "/");
+    h = s_fnv1a(h, ns);
+    h = s_fnv1a(h, "/");
+    h = s_fnv1a(h, name);
+    return (uint32_t)(h % nshards);
+}
+
 /* Checks the numeric options and fills in defaults. Returns 0 or ERR_INVAL. */
 static int s_settings(const bus_options_t *o, settings_t *s)
 {
@@ -1104,6 +1126,15 @@ int bus_test(bool verbose)
     CHECK(s_topic_shard("0042/ObjectChanged", 18) == 42);
     CHECK(s_topic_shard("004x/ObjectChanged", 18) == -1);
     CHECK(s_topic_shard("0042", 4) == -1);
+
+    // The shard function: FNV-1a 64 of "cluster/ns/name" (reference values from Python).
+    CHECK(s_fnv1a(BUS_FNV_OFFSET, "default/default/rc") == 0x7143038e2ccd123eull);
+    CHECK(bus_shard_of("default", "default", "rc", 256) == 62);
+    CHECK(bus_shard_of("c1", "ns", "x", 10000) == 5682);
+    CHECK(bus_shard_of(NULL, NULL, NULL, 7) == 1);
+    CHECK(bus_shard_of("c1", "ns", "x", 0) == 0);
+    CHECK(bus_shard_of("c1", "ns", "x", 1) == 0);
+    CHECK(bus_shard_of("c1", "ns", "x", 256) == bus_shard_of("c1", "ns", "x", 256));
 
     void *zctx = zmq_ctx_new();
     loop_t *loop = loop_new();

@@ -87,6 +87,8 @@
 #define BUS_PEERS_MAX 1024 /* sources a subscriber tracks at most */
 #define BUS_RECV_BATCH 256 /* messages handled per readiness before polling again */
 #define BUS_LOG_INTERVAL_MS 1000 /* at most one drop warning per object per interval */
+#define BUS_FNV_OFFSET 0xcbf29ce484222325ull /* FNV-1a 64 offset basis (bus_shard_of) */
+#define BUS_FNV_PRIME 0x100000001b3ull /* FNV-1a 64 prime */
 #define BUS_CURVE_KEY_LEN 40 /* length of a Z85-encoded CURVE key */
 #define BUS_FORWARDER_SOURCE "bus" /* the forwarder's heartbeat source by default */
 #define BUS_FRONTEND_DEFAULT "tcp://127.0.0.1:5570" /* rayfleet-bus frontend (publishers) */
@@ -151,6 +153,11 @@ int bus_topic_object_changed(uint32_t shard, char *out, size_t size);
 
 /* Writes the subscription prefix of `shard` ("0042/"). Same returns as above. */
 int bus_topic_shard_prefix(uint32_t shard, char *out, size_t size);
+
+/* THE shard function: every watcher and reconciler maps a Ray object's key to its shard with it.
+ * FNV-1a 64 of the bytes "cluster/ns/name" (NULL strings count as ""), modulo nshards. Returns
+ * the shard in 0 .. nshards - 1, or 0 when nshards is 0. */
+uint32_t bus_shard_of(const char *cluster, const char *ns, const char *name, uint32_t nshards);
 
 /* ---- Publisher ---- */
 

@@ -1,0 +1,949 @@
+/*
+ * watcher: see watcher.h for the design.
+ */
+#include "watcher.h"
+
+#include "err.h"
+#include "json.h"
+#include "k8s.h"
+#include "kubeconfig.h"
+#include "log.h"
+#include "reflector.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define S_RAY_GROUP "ray.io" /* API group of the Ray custom resources */
+#define S_KUBERAY_SELECTOR "app.kubernetes.io/created-by=kuberay-operator" /* §6 */
+#define S_POD_SELECTOR "ray.io/node-type in (head,worker,redis-cleanup)" /* §6 */
+#define S_LABEL_CLUSTER "ray.io/cluster" /* names the RayCluster of a child */
+#define S_LABEL_SERVICE_NAME "kubernetes.io/service-name" /* EndpointSlice -> Service */
+#define S_KEY_MAX 600 /* "namespace/name" and similar keys */
+
+/* The kinds watched in every member cluster. */
+enum {
+    K_RAYCLUSTER,
+    K_RAYJOB,
+    K_RAYSERVICE,
+    K_RAYCRONJOB,
+    K_POD,
+    K_SERVICE,
+    K_JOB,
+    K_ENDPOINTSLICE,
+    K_COUNT
+};
+
+/* How one kind is watched. */
+typedef struct {
+    const char *group; /* API group ("" core) */
+    const char *version; /* API version */
+    const char *resource; /* plural resource */
+    const char *kind; /* Kind, as stored in rows */
+    const char *selector; /* label selector, NULL for none */
+    const char *phase_path; /* dotted path of the phase, NULL for none */
+} wkind_t;
+
+static const wkind_t s_kinds[K_COUNT] = {
+    [K_RAYCLUSTER] = {S_RAY_GROUP, "v1", "rayclusters", "RayCluster", NULL, "status.state"},
+    [K_RAYJOB] = {S_RAY_GROUP, "v1", "rayjobs", "RayJob", NULL, "status.jobDeploymentStatus"},
+    [K_RAYSERVICE] = {S_RAY_GROUP, "v1", "rayservices", "RayService", NULL, "status.serviceStatus"},
+    [K_RAYCRONJOB] = {S_RAY_GROUP, "v1", "raycronjobs", "RayCronJob", NULL, NULL},
+    [K_POD] = {"", "v1", "pods", "Pod", S_POD_SELECTOR, "status.phase"},
+    [K_SERVICE] = {"", "v1", "services", "Service", S_KUBERAY_SELECTOR, NULL},
+    [K_JOB] = {"batch", "v1", "jobs", "Job", S_KUBERAY_SELECTOR, NULL},
+    [K_ENDPOINTSLICE] = {"discovery.k8s.io", "v1", "endpointslices", "EndpointSlice",
+                         S_KUBERAY_SELECTOR, NULL},
+};
+
+/* The strings of a queued event, as offsets into the arena. */
+enum { P_GROUP, P_KIND, P_NS, P_NAME, P_UID, P_RV, P_CKIND, P_CNAME, P_CUID, P_NSTR };
+
+typedef struct wcluster wcluster_t;
+
+/* An event waiting for the flush that commits its row. */
+typedef struct {
+    const wcluster_t *cl; /* its member cluster */
+    uint32_t off[P_NSTR]; /* offsets of its strings in the arena */
+    uint32_t len[P_NSTR]; /* their lengths */
+    int64_t generation; /* owner generation, 0 unknown */
+    int32_t type; /* Rayfleet EventType */
+    uint32_t shard; /* owner's shard */
+} pend_t;
+
+/* One reflector: a kind in one cluster, all namespaces or one. */
+typedef struct {
+    watcher_t *w; /* the watcher */
+    wcluster_t *cl; /* its cluster */
+    int kind; /* K_* */
+    char *ns; /* namespace, NULL: all */
+    reflector_t *r; /* the reflector */
+    bool warned; /* "not synced" was logged */
+    json_t *dirty; /* "ns/name" -> last object, for rows the store refused; NULL when none */
+} wres_t;
+
+struct wcluster {
+    char *name; /* member cluster name */
+    kubeconfig_t *kc; /* its configuration */
+    k8s_client_t *client; /* its client */
+    wres_t *res; /* reflectors: res[kind * nns + i] */
+    size_t nns; /* reflectors per kind (1 when all namespaces) */
+};
+
+/* A warning limited to one per WATCHER_LOG_INTERVAL_MS. */
+typedef struct {
+    int64_t last_ms; /* loop time of the last one logged */
+    uint64_t suppressed; /* occurrences not logged since */
+} rlog_t;
+
+struct watcher {
+    loop_t *loop; /* the loop (borrowed) */
+    store_t *store; /* observed state (borrowed) */
+    bus_pub_t *pub; /* publisher (borrowed, may be NULL) */
+    uint32_t shards; /* shard count */
+    int64_t stats_ms; /* stats log period */
+    wcluster_t *clusters; /* the member clusters */
+    size_t nclusters; /* how many */
+    pend_t *pend; /* queued events */
+    size_t npend; /* how many */
+    size_t cap_pend; /* allocated */
+    buf_t arena; /* strings of the queued events */
+    bool started; /* watcher_start() ran */
+    bool hooked; /* the before-sleep hook is installed */
+    bool any_dirty; /* some wres has a dirty set */
+    int64_t retry_timer; /* flush retry timer, 0 when none */
+    int64_t ready_timer; /* not-ready check timer */
+    int64_t stats_timer; /* stats log timer */
+    buf_t scratch; /* conditions summary */
+    char *jbuf; /* the serialized object of the row being written (reused) */
+    size_t jcap; /* bytes allocated at jbuf */
+    rlog_t rl_drop, rl_flush, rl_write; /* rate limits */
+    watcher_stats_t st; /* counters */
+};
+
+/* ---------- helpers ---------- */
+
+static void s_rlog(watcher_t *w, rlog_t *rl, const char *msg, const char *k, const char *v)
+{
+    int64_t now = loop_now(w->loop);
+    if (rl->last_ms && now - rl->last_ms < WATCHER_LOG_INTERVAL_MS) {
+        rl->suppressed++;
+        return;
+    }
+    char n[24];
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)rl->suppressed);
+    log_warn(msg, k, v, "suppressed", n, NULL);
+    rl->last_ms = now ? now : 1;
+    rl->suppressed = 0;
+}
+
+static int64_t s_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int s_kind_of(const char *kind)
+{
+    for (int k = 0; k < K_COUNT; k++)
+        if (strcmp(s_kinds[k].kind, kind) == 0)
+            return k;
+    return -1;
+}
+
+/* The cached object of kind k named ns/name in cluster cl, or NULL. */
+static json_t *s_cached(const wcluster_t *cl, int k, const char *ns, const char *name)
+{
+    for (size_t i = 0; i < cl->nns; i++) {
+        const wres_t *x = &cl->res[(size_t)k * cl->nns + i];
+        if (x->ns && strcmp(x->ns, ns) != 0)
+            continue;
+        json_t *o = reflector_get(x->r, ns, name);
+        if (o)
+            return o;
+    }
+    return NULL;
+}
+
+/* The owning Ray object of a changed object. Strings borrowed from the objects. */
+typedef struct {
+    const char *group; /* owner's group */
+    const char *kind; /* owner's kind, "" when no owner was found */
+    const char *name; /* owner's name */
+    const char *uid; /* owner's uid, "" unknown */
+    int64_t generation; /* owner's generation, 0 unknown */
+    bool self; /* the object is its own owner */
+} owner_t;
+
+/* Fills the uid (when missing) and generation of o from the Ray caches. */
+static void s_owner_lookup(const wcluster_t *cl, const char *ns, owner_t *o)
+{
+    int k = s_kind_of(o->kind);
+    if (k < 0 || strcmp(s_kinds[k].group, S_RAY_GROUP) != 0)
+        return;
+    json_t *obj = s_cached(cl, k, ns, o->name);
+    if (!obj)
+        return;
+    const char *uid = jx_str(obj, "metadata.uid", "");
+    if (!*o->uid)
+        o->uid = uid;
+    if (strcmp(o->uid, uid) == 0)
+        o->generation = jx_int(obj, "metadata.generation", 0);
+}
+
+/* The owner of a Pod/Service/Job: controller ownerReference of a ray.io kind, else the
+ * ray.io/cluster label. Returns true when found. */
+static bool s_owner_of_child(const wcluster_t *cl, const json_t *obj, const char *ns, owner_t *o)
+{
+    size_t i;
+    json_t *ref;
+    json_array_foreach(jx_get(obj, "metadata.ownerReferences"), i, ref)
+    {
+        if (!jx_bool(ref, "controller", false))
+            continue;
+        const char *api = jx_str(ref, "apiVersion", "");
+        if (strncmp(api, S_RAY_GROUP "/", strlen(S_RAY_GROUP) + 1) != 0)
+            break;
+        o->group = S_RAY_GROUP;
+        o->kind = jx_str(ref, "kind", "");
+        o->name = jx_str(ref, "name", "");
+        o->uid = jx_str(ref, "uid", "");
+        if (*o->kind && *o->name) {
+            s_owner_lookup(cl, ns, o);
+            return true;
+        }
+        break;
+    }
+    json_t *labels = jx_get(obj, "metadata.labels");
+    const char *rc = json_string_value(json_object_get(labels, S_LABEL_CLUSTER));
+    if (rc && *rc) {
+        o->group = S_RAY_GROUP;
+        o->kind = s_kinds[K_RAYCLUSTER].kind;
+        o->name = rc;
+        o->uid = "";
+        s_owner_lookup(cl, ns, o);
+        return true;
+    }
+    return false;
+}
+
+static void s_owner(const wcluster_t *cl, int k, const json_t *obj, owner_t *o)
+{
+    const char *ns = jx_str(obj, "metadata.namespace", "");
+    memset(o, 0, sizeof(*o));
+    o->group = o->kind = o->name = o->uid = "";
+    bool found = false;
+    if (strcmp(s_kinds[k].group, S_RAY_GROUP) == 0) {
+        o->group = S_RAY_GROUP;
+        o->kind = s_kinds[k].kind;
+        o->name = jx_str(obj, "metadata.name", "");
+        o->uid = jx_str(obj, "metadata.uid", "");
+        o->generation = jx_int(obj, "metadata.generation", 0);
+        o->self = true;
+        return;
+    }
+    if (k == K_ENDPOINTSLICE) {
+        json_t *labels = jx_get(obj, "metadata.labels");
+        const char *svc = json_string_value(json_object_get(labels, S_LABEL_SERVICE_NAME));
+        json_t *so = svc ? s_cached(cl, K_SERVICE, ns, svc) : NULL;
+        if (so)
+            found = s_owner_of_child(cl, so, ns, o);
+    }
+    if (!found)
+        found = s_owner_of_child(cl, obj, ns, o);
+    if (!found) {
+        o->group = o->kind = o->name = o->uid = "";
+        o->generation = 0;
+    }
+}
+
+/* "Type=Status,..." of status.conditions into w->scratch; returns it or NULL when none. */
+static const char *s_conditions(watcher_t *w, const json_t *obj)
+{
+    json_t *conds = jx_get(obj, "status.conditions");
+    if (!json_is_array(conds) || json_array_size(conds) == 0)
+        return NULL;
+    buf_reset(&w->scratch);
+    size_t i;
+    json_t *c;
+    json_array_foreach(conds, i, c)
+    {
+        const char *t = jx_str(c, "type", "");
+        const char *s = jx_str(c, "status", "");
+        if (!*t)
+            continue;
+        if (buf_printf(&w->scratch, "%s%s=%s", w->scratch.len ? "," : "", t, s) != 0)
+            break;
+    }
+    return w->scratch.len ? buf_str(&w->scratch) : NULL;
+}
+
+/* Appends s to the arena, recording its offset and length. Returns 0 or an error. */
+static int s_arena_put(watcher_t *w, pend_t *p, int i, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    p->off[i] = (uint32_t)w->arena.len;
+    p->len[i] = (uint32_t)n;
+    return n ? buf_append(&w->arena, s, n) : 0;
+}
+
+static void s_arm_retry(watcher_t *w, int64_t delay_ms);
+
+/* Queues the event; the row write was queued already. */
+static void s_queue_event(watcher_t *w, const wcluster_t *cl, int k, int32_t type, const owner_t *o,
+                          const char *ns, const json_t *obj)
+{
+    if (!w->pub)
+        return;
+    if (w->npend >= WATCHER_PENDING_MAX) {
+        w->st.drops_queue++;
+        s_rlog(w, &w->rl_drop, "watcher: event queue full, event dropped", "cluster", cl->name);
+        return;
+    }
+    if (w->npend == w->cap_pend) {
+        size_t cap = w->cap_pend ? w->cap_pend * 2 : 1024;
+        pend_t *np = realloc(w->pend, cap * sizeof(*np));
+        if (!np) {
+            w->st.drops_queue++;
+            return;
+        }
+        w->pend = np;
+        w->cap_pend = cap;
+    }
+    pend_t *p = &w->pend[w->npend];
+    memset(p, 0, sizeof(*p));
+    p->cl = cl;
+    p->type = type;
+    p->generation = o->generation;
+    const char *name = jx_str(obj, "metadata.name", "");
+    bool owned = *o->kind != '\0';
+    const char *okind = owned ? o->kind : s_kinds[k].kind;
+    const char *oname = owned ? o->name : name;
+    p->shard = bus_shard_of(cl->name, ns, oname, w->shards);
+    size_t mark = w->arena.len;
+    int rc = s_arena_put(w, p, P_GROUP, owned ? o->group : s_kinds[k].group);
+    rc = rc ? rc : s_arena_put(w, p, P_KIND, okind);
+    rc = rc ? rc : s_arena_put(w, p, P_NS, ns);
+    rc = rc ? rc : s_arena_put(w, p, P_NAME, oname);
+    rc = rc ? rc : s_arena_put(w, p, P_UID, owned ? o->uid : jx_str(obj, "metadata.uid", ""));
+    rc = rc ? rc : s_arena_put(w, p, P_RV, jx_str(obj, "metadata.resourceVersion", ""));
+    if (owned && !o->self) {
+        rc = rc ? rc : s_arena_put(w, p, P_CKIND, s_kinds[k].kind);
+        rc = rc ? rc : s_arena_put(w, p, P_CNAME, name);
+        rc = rc ? rc : s_arena_put(w, p, P_CUID, jx_str(obj, "metadata.uid", ""));
+    }
+    if (rc != 0) {
+        w->arena.len = mark;
+        w->st.drops_queue++;
+        s_rlog(w, &w->rl_drop, "watcher: event arena full, event dropped", "cluster", cl->name);
+        return;
+    }
+    w->npend++;
+}
+
+static int32_t s_type(reflector_event_t t)
+{
+    switch (t) {
+    case REFLECTOR_ADDED:
+        return RAYFLEET__EVENT_TYPE__EVENT_ADDED;
+    case REFLECTOR_MODIFIED:
+        return RAYFLEET__EVENT_TYPE__EVENT_MODIFIED;
+    case REFLECTOR_DELETED:
+        return RAYFLEET__EVENT_TYPE__EVENT_DELETED;
+    default:
+        return RAYFLEET__EVENT_TYPE__EVENT_RESYNC;
+    }
+}
+
+/* Remembers that the row of obj could not be queued; it is written again after a flush. */
+static void s_mark_dirty(wres_t *x, const json_t *obj)
+{
+    watcher_t *w = x->w;
+    char key[S_KEY_MAX];
+    snprintf(key, sizeof(key), "%s/%s", jx_str(obj, "metadata.namespace", ""),
+             jx_str(obj, "metadata.name", ""));
+    if (!x->dirty)
+        x->dirty = json_object();
+    if (x->dirty)
+        json_object_set(x->dirty, key, (json_t *)obj);
+    w->any_dirty = true;
+    w->st.write_errors++;
+    s_rlog(w, &w->rl_write, "watcher: row write refused, will retry", "cluster", x->cl->name);
+    s_arm_retry(w, WATCHER_RETRY_MS);
+}
+
+/* obj as compact JSON in w->jbuf (reused, grown as needed up to K8S_DEFAULT_MAX_EVENT), or
+ * NULL when out of memory or too large. Saves a malloc and free per event over json_dumps(). */
+static const char *s_dump(watcher_t *w, const json_t *obj)
+{
+    size_t need = json_dumpb(obj, w->jbuf, w->jcap, JSON_COMPACT);
+    if (need == 0 || need > K8S_DEFAULT_MAX_EVENT)
+        return NULL;
+    if (need >= w->jcap) {
+        size_t cap = need + 1 > 2 * w->jcap ? need + 1 : 2 * w->jcap;
+        char *nb = realloc(w->jbuf, cap);
+        if (!nb)
+            return NULL;
+        w->jbuf = nb;
+        w->jcap = cap;
+        need = json_dumpb(obj, w->jbuf, w->jcap, JSON_COMPACT);
+        if (need == 0 || need >= w->jcap)
+            return NULL;
+    }
+    w->jbuf[need] = '\0';
+    return w->jbuf;
+}
+
+/* Writes the row of one change and queues its event. */
+static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj)
+{
+    watcher_t *w = x->w;
+    const wkind_t *kd = &s_kinds[x->kind];
+    const char *ns = jx_str(obj, "metadata.namespace", "");
+    const char *name = jx_str(obj, "metadata.name", "");
+    owner_t o;
+    s_owner(x->cl, x->kind, obj, &o);
+    int rc;
+    if (type == REFLECTOR_DELETED) {
+        rc = store_observed_delete(w->store, x->cl->name, kd->kind, ns, name);
+    } else {
+        const char *js = s_dump(w, obj);
+        store_observed_t row = {
+            .cluster = x->cl->name,
+            .api_group = kd->group,
+            .kind = kd->kind,
+            .ns = ns,
+            .name = name,
+            .uid = jx_str(obj, "metadata.uid", NULL),
+            .resource_version = jx_str(obj, "metadata.resourceVersion", NULL),
+            .generation = jx_int(obj, "metadata.generation", 0),
+            .owner_kind = o.kind,
+            .owner_name = o.name,
+            .owner_uid = *o.uid ? o.uid : NULL,
+            .phase = kd->phase_path ? jx_str(obj, kd->phase_path, NULL) : NULL,
+            .conditions = s_conditions(w, obj),
+            .deleting = jx_get(obj, "metadata.deletionTimestamp") != NULL,
+            .json = js,
+        };
+        rc = js ? store_observed_upsert(w->store, &row) : ERR_NOMEM;
+    }
+    if (rc != 0) {
+        s_mark_dirty(x, obj);
+        return;
+    }
+    w->st.rows_written++;
+    s_queue_event(w, x->cl, x->kind, s_type(type), &o, ns, obj);
+}
+
+static void s_on_event(reflector_t *r, reflector_event_t type, json_t *obj, json_t *old, void *arg)
+{
+    wres_t *x = arg;
+    x->w->st.events_in++;
+    if (x->dirty) {
+        /* a newer change supersedes a pending retry of the same object */
+        char key[S_KEY_MAX];
+        snprintf(key, sizeof(key), "%s/%s", jx_str(obj, "metadata.namespace", ""),
+                 jx_str(obj, "metadata.name", ""));
+        json_object_del(x->dirty, key);
+    }
+    s_handle(x, type, obj);
+}
+
+/* Deletes the rows of x's kind (and namespace) that its first list did not contain. */
+static void s_on_synced(reflector_t *r, void *arg)
+{
+    wres_t *x = arg;
+    watcher_t *w = x->w;
+    const wkind_t *kd = &s_kinds[x->kind];
+    if (x->warned)
+        log_info("watcher: resource synced", "cluster", x->cl->name, "resource", kd->resource,
+                 "namespace", x->ns ? x->ns : "", NULL);
+    x->warned = false;
+    sqlite3 *db = store_handle(w->store);
+    sqlite3_stmt *st = NULL;
+    const char *sql = x->ns ? "SELECT namespace, name, uid, resource_version, owner_kind, "
+                              "owner_name, owner_uid FROM observed_objects WHERE cluster = ?1 "
+                              "AND kind = ?2 AND namespace = ?3"
+                            : "SELECT namespace, name, uid, resource_version, owner_kind, "
+                              "owner_name, owner_uid FROM observed_objects WHERE cluster = ?1 "
+                              "AND kind = ?2";
+    if (!db || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        log_error("watcher: cannot read observed rows", "kind", kd->kind, NULL);
+        return;
+    }
+    sqlite3_bind_text(st, 1, x->cl->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, kd->kind, -1, SQLITE_STATIC);
+    if (x->ns)
+        sqlite3_bind_text(st, 3, x->ns, -1, SQLITE_STATIC);
+    json_t *stale = json_array();
+    while (stale && sqlite3_step(st) == SQLITE_ROW) {
+        const char *ns = (const char *)sqlite3_column_text(st, 0);
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        if (!ns || !name || reflector_get(x->r, ns, name))
+            continue;
+        json_t *o =
+            json_pack("{s:{s:s, s:s, s:s?, s:s?}, s:s?, s:s?, s:s?}", "metadata", "namespace", ns,
+                      "name", name, "uid", (const char *)sqlite3_column_text(st, 2),
+                      "resourceVersion", (const char *)sqlite3_column_text(st, 3), "ok",
+                      (const char *)sqlite3_column_text(st, 4), "on",
+                      (const char *)sqlite3_column_text(st, 5), "ou",
+                      (const char *)sqlite3_column_text(st, 6));
+        if (o)
+            json_array_append_new(stale, o);
+    }
+    sqlite3_finalize(st);
+    size_t i;
+    json_t *o;
+    json_array_foreach(stale, i, o)
+    {
+        const char *ns = jx_str(o, "metadata.namespace", "");
+        const char *name = jx_str(o, "metadata.name", "");
+        if (store_observed_delete(w->store, x->cl->name, kd->kind, ns, name) != 0) {
+            w->st.write_errors++;
+            continue;
+        }
+        w->st.rows_written++;
+        w->st.stale_deleted++;
+        owner_t ow = {.group = "",
+                      .kind = jx_str(o, "ok", ""),
+                      .name = jx_str(o, "on", ""),
+                      .uid = jx_str(o, "ou", "")};
+        if (s_kind_of(ow.kind) >= 0 && strcmp(s_kinds[s_kind_of(ow.kind)].group, S_RAY_GROUP) == 0)
+            ow.group = S_RAY_GROUP;
+        ow.self = strcmp(ow.kind, kd->kind) == 0 && strcmp(ow.name, name) == 0;
+        s_queue_event(w, x->cl, x->kind, RAYFLEET__EVENT_TYPE__EVENT_DELETED, &ow, ns, o);
+    }
+    json_decref(stale);
+}
+
+/* ---------- flush and publish ---------- */
+
+static int64_t s_retry_fn(loop_t *loop, int64_t timer_id, void *arg)
+{
+    watcher_t *w = arg;
+    w->retry_timer = 0;
+    return LOOP_TIMER_DONE; /* the before-sleep hook does the work on the next turn */
+}
+
+static void s_arm_retry(watcher_t *w, int64_t delay_ms)
+{
+    if (w->retry_timer)
+        return;
+    int64_t t = loop_add_timer(w->loop, delay_ms, s_retry_fn, w);
+    w->retry_timer = t > 0 ? t : 0;
+}
+
+static envwire_str_t s_view(const watcher_t *w, const pend_t *p, int i)
+{
+    envwire_str_t v = {w->arena.data + p->off[i], p->len[i]};
+    if (!p->len[i])
+        v.p = NULL;
+    return v;
+}
+
+static void s_publish(watcher_t *w)
+{
+    uint64_t id = w->st.last_event_id;
+    uint64_t now = (uint64_t)s_wall_us();
+    if (now > id)
+        id = now;
+    for (size_t i = 0; i < w->npend; i++) {
+        const pend_t *p = &w->pend[i];
+        envwire_object_changed_t oc = {
+            .cluster = envwire_str(p->cl->name),
+            .group = s_view(w, p, P_GROUP),
+            .kind = s_view(w, p, P_KIND),
+            .namespace_ = s_view(w, p, P_NS),
+            .name = s_view(w, p, P_NAME),
+            .uid = s_view(w, p, P_UID),
+            .resource_version = s_view(w, p, P_RV),
+            .generation = p->generation,
+            .type = p->type,
+            .shard = p->shard,
+            .event_id = ++id,
+            .child_kind = s_view(w, p, P_CKIND),
+            .child_name = s_view(w, p, P_CNAME),
+            .child_uid = s_view(w, p, P_CUID),
+        };
+        int rc = bus_pub_publish_view(w->pub, &oc);
+        if (rc == 0) {
+            w->st.events_published++;
+        } else {
+            w->st.drops_hwm++;
+            s_rlog(w, &w->rl_drop, "watcher: event not published (bus full or error)", "error",
+                   err_str(rc));
+        }
+    }
+    w->st.last_event_id = id;
+    w->npend = 0;
+    buf_reset(&w->arena);
+}
+
+/* Writes again the rows the store refused, from the reflectors' caches. */
+static void s_retry_dirty(watcher_t *w)
+{
+    w->any_dirty = false;
+    for (size_t c = 0; c < w->nclusters; c++) {
+        wcluster_t *cl = &w->clusters[c];
+        for (size_t i = 0; i < K_COUNT * cl->nns; i++) {
+            wres_t *x = &cl->res[i];
+            json_t *d = x->dirty;
+            if (!d)
+                continue;
+            x->dirty = NULL;
+            const char *key;
+            json_t *old;
+            json_object_foreach(d, key, old)
+            {
+                json_t *cur = reflector_get(x->r, jx_str(old, "metadata.namespace", ""),
+                                            jx_str(old, "metadata.name", ""));
+                s_handle(x, cur ? REFLECTOR_MODIFIED : REFLECTOR_DELETED, cur ? cur : old);
+            }
+            json_decref(d);
+        }
+    }
+    if (w->npend)
+        s_arm_retry(w, 0);
+}
+
+int watcher_flush(watcher_t *w)
+{
+    if (!w)
+        return ERR_INVAL;
+    int rc = store_flush(w->store);
+    if (rc != 0) {
+        if (rc == ERR_BUSY)
+            w->st.flush_busy++;
+        else
+            s_rlog(w, &w->rl_flush, "watcher: store flush failed, will retry", "error",
+                   err_str(rc));
+        s_arm_retry(w, WATCHER_RETRY_MS);
+        return rc;
+    }
+    if (w->npend)
+        s_publish(w);
+    if (w->any_dirty)
+        s_retry_dirty(w);
+    return 0;
+}
+
+static int s_hook(loop_t *loop, void *arg)
+{
+    watcher_flush(arg);
+    return 0;
+}
+
+/* ---------- readiness and stats ---------- */
+
+static int64_t s_ready_fn(loop_t *loop, int64_t timer_id, void *arg)
+{
+    watcher_t *w = arg;
+    for (size_t c = 0; c < w->nclusters; c++) {
+        wcluster_t *cl = &w->clusters[c];
+        for (size_t i = 0; i < K_COUNT * cl->nns; i++) {
+            wres_t *x = &cl->res[i];
+            reflector_stats_t rs;
+            reflector_stats(x->r, &rs);
+            if (reflector_synced(x->r) || x->warned || rs.failures == 0)
+                continue;
+            x->warned = true;
+            log_warn("watcher: resource not synced, retrying with backoff (CRD not installed?)",
+                     "cluster", cl->name, "resource", s_kinds[x->kind].resource, "namespace",
+                     x->ns ? x->ns : "", NULL);
+        }
+    }
+    return WATCHER_READY_CHECK_MS;
+}
+
+static int64_t s_stats_fn(loop_t *loop, int64_t timer_id, void *arg)
+{
+    watcher_t *w = arg;
+    watcher_log_stats(w);
+    return w->stats_ms;
+}
+
+bool watcher_ready(const watcher_t *w)
+{
+    if (!w)
+        return false;
+    for (size_t c = 0; c < w->nclusters; c++)
+        for (size_t i = 0; i < K_COUNT * w->clusters[c].nns; i++)
+            if (!reflector_synced(w->clusters[c].res[i].r))
+                return false;
+    return true;
+}
+
+int watcher_unsynced(const watcher_t *w, buf_t *out)
+{
+    int n = 0;
+    for (size_t c = 0; w && c < w->nclusters; c++) {
+        const wcluster_t *cl = &w->clusters[c];
+        for (size_t i = 0; i < K_COUNT * cl->nns; i++) {
+            const wres_t *x = &cl->res[i];
+            if (reflector_synced(x->r))
+                continue;
+            const wkind_t *kd = &s_kinds[x->kind];
+            int rc = buf_printf(out, "%s/%s/%s%s%s\n", cl->name, *kd->group ? kd->group : "core",
+                                kd->resource, x->ns ? "/" : "", x->ns ? x->ns : "");
+            if (rc != 0)
+                return rc;
+            n++;
+        }
+    }
+    return n;
+}
+
+int watcher_probe(const char *path, buf_t *body, void *arg)
+{
+    watcher_t *w = arg;
+    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/livez") == 0) {
+        buf_puts(body, "ok\n");
+        return 200;
+    }
+    if (strcmp(path, "/readyz") == 0) {
+        buf_t list;
+        buf_init(&list, WATCHER_PROBE_BODY_MAX);
+        int n = watcher_unsynced(w, &list);
+        if (n == 0) {
+            buf_puts(body, "ok\n");
+            buf_free(&list);
+            return 200;
+        }
+        buf_puts(body, "not synced:\n");
+        if (list.len)
+            buf_append(body, list.data, list.len);
+        buf_free(&list);
+        return 503;
+    }
+    buf_puts(body, "not found\n");
+    return 404;
+}
+
+void watcher_stats(const watcher_t *w, watcher_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!w)
+        return;
+    *out = w->st;
+    out->pending = w->npend;
+    for (size_t c = 0; c < w->nclusters; c++)
+        for (size_t i = 0; i < K_COUNT * w->clusters[c].nns; i++) {
+            reflector_stats_t rs;
+            reflector_stats(w->clusters[c].res[i].r, &rs);
+            out->relists += rs.relists;
+            out->list_failures += rs.failures;
+            out->objects += reflector_count(w->clusters[c].res[i].r);
+        }
+}
+
+void watcher_log_stats(const watcher_t *w)
+{
+    watcher_stats_t s;
+    watcher_stats(w, &s);
+    char v[10][24];
+    snprintf(v[0], 24, "%llu", (unsigned long long)s.events_in);
+    snprintf(v[1], 24, "%llu", (unsigned long long)s.rows_written);
+    snprintf(v[2], 24, "%llu", (unsigned long long)s.events_published);
+    snprintf(v[3], 24, "%llu", (unsigned long long)(s.drops_hwm + s.drops_queue));
+    snprintf(v[4], 24, "%llu", (unsigned long long)s.relists);
+    snprintf(v[5], 24, "%llu", (unsigned long long)s.list_failures);
+    snprintf(v[6], 24, "%zu", s.objects);
+    snprintf(v[7], 24, "%llu", (unsigned long long)s.write_errors);
+    snprintf(v[8], 24, "%llu", (unsigned long long)s.flush_busy);
+    snprintf(v[9], 24, "%s", watcher_ready(w) ? "true" : "false");
+    log_info("watcher: stats", "events_in", v[0], "rows_written", v[1], "events_published", v[2],
+             "drops", v[3], "relists", v[4], "list_failures", v[5], "objects", v[6], "write_errors",
+             v[7], "flush_busy", v[8], "ready", v[9], NULL);
+}
+
+/* ---------- lifetime ---------- */
+
+int watcher_parse_cluster(const char *spec, char *scratch, size_t size, watcher_cluster_t *out)
+{
+    if (!spec || !scratch || !out)
+        return ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    int n = snprintf(scratch, size, "%s", spec);
+    if (n < 0 || (size_t)n >= size)
+        return ERR_TOOBIG;
+    char *eq = strchr(scratch, '=');
+    if (!eq)
+        return ERR_INVAL;
+    *eq = '\0';
+    char *path = eq + 1;
+    char *at = strrchr(path, '@');
+    if (at) {
+        *at = '\0';
+        out->context = at + 1;
+        if (!*out->context)
+            return ERR_INVAL;
+    }
+    out->name = scratch;
+    out->kubeconfig = path;
+    if (!*out->name || !*path || strchr(out->name, '/') ||
+        strlen(out->name) > WATCHER_CLUSTER_NAME_MAX)
+        return ERR_INVAL;
+    return 0;
+}
+
+static int s_cluster_init(watcher_t *w, wcluster_t *cl, const watcher_cluster_t *c,
+                          const watcher_config_t *cfg, buf_t *err)
+{
+    if (!c->name || !*c->name || strchr(c->name, '/') ||
+        strlen(c->name) > WATCHER_CLUSTER_NAME_MAX) {
+        if (err)
+            buf_printf(err, "watcher: bad cluster name \"%s\"", c->name ? c->name : "");
+        return ERR_INVAL;
+    }
+    cl->name = strdup(c->name);
+    if (!cl->name)
+        return ERR_NOMEM;
+    int rc = c->in_cluster ? kubeconfig_in_cluster(NULL, &cl->kc, err)
+                           : kubeconfig_load(c->kubeconfig, c->context, &cl->kc, err);
+    if (rc != 0)
+        return rc;
+    k8s_config_t kcfg = {.qps = cfg->qps, .burst = cfg->burst};
+    cl->client = k8s_client_new(w->loop, cl->kc, &kcfg);
+    if (!cl->client)
+        return ERR_NOMEM;
+    cl->nns = cfg->nnamespaces ? cfg->nnamespaces : 1;
+    cl->res = calloc(K_COUNT * cl->nns, sizeof(*cl->res));
+    if (!cl->res)
+        return ERR_NOMEM;
+    for (int k = 0; k < K_COUNT; k++) {
+        for (size_t i = 0; i < cl->nns; i++) {
+            wres_t *x = &cl->res[(size_t)k * cl->nns + i];
+            x->w = w;
+            x->cl = cl;
+            x->kind = k;
+            if (cfg->nnamespaces && !(x->ns = strdup(cfg->namespaces[i])))
+                return ERR_NOMEM;
+            reflector_config_t rc_ = {
+                .group = s_kinds[k].group,
+                .version = s_kinds[k].version,
+                .resource = s_kinds[k].resource,
+                .namespace_ = x->ns,
+                .label_selector = s_kinds[k].selector,
+                .resync_ms = cfg->resync_ms,
+                .page_size = cfg->page_size,
+                .backoff_base_ms = cfg->backoff_base_ms,
+                .backoff_max_ms =
+                    cfg->backoff_max_ms ? cfg->backoff_max_ms : WATCHER_DEFAULT_BACKOFF_MAX_MS,
+                .on_event = s_on_event,
+                .on_synced = s_on_synced,
+                .arg = x,
+            };
+            x->r = reflector_new(w->loop, cl->client, &rc_);
+            if (!x->r)
+                return ERR_NOMEM;
+        }
+    }
+    return 0;
+}
+
+static void s_cluster_free(wcluster_t *cl)
+{
+    for (size_t i = 0; cl->res && i < K_COUNT * cl->nns; i++) {
+        reflector_destroy(&cl->res[i].r);
+        free(cl->res[i].ns);
+        json_decref(cl->res[i].dirty);
+    }
+    free(cl->res);
+    k8s_client_destroy(&cl->client);
+    kubeconfig_destroy(&cl->kc);
+    free(cl->name);
+}
+
+watcher_t *watcher_new(loop_t *loop, const watcher_config_t *cfg, buf_t *err)
+{
+    if (!loop || !cfg || !cfg->store || !cfg->clusters || cfg->nclusters == 0 ||
+        cfg->nclusters > WATCHER_MAX_CLUSTERS || cfg->nnamespaces > WATCHER_MAX_NAMESPACES ||
+        (cfg->nnamespaces && !cfg->namespaces) || cfg->shards > BUS_SHARD_LIMIT) {
+        if (err)
+            buf_puts(err, "watcher: bad configuration (clusters, namespaces, shards or store)");
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->nclusters; i++)
+        for (size_t j = 0; j < i; j++)
+            if (cfg->clusters[i].name && cfg->clusters[j].name &&
+                strcmp(cfg->clusters[i].name, cfg->clusters[j].name) == 0) {
+                if (err)
+                    buf_printf(err, "watcher: cluster \"%s\" listed twice", cfg->clusters[i].name);
+                return NULL;
+            }
+    watcher_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->loop = loop;
+    w->store = cfg->store;
+    w->pub = cfg->pub;
+    w->shards = cfg->shards ? cfg->shards : WATCHER_DEFAULT_SHARDS;
+    w->stats_ms = cfg->stats_ms;
+    buf_init(&w->arena, WATCHER_ARENA_MAX);
+    buf_init(&w->scratch, WATCHER_CONDITIONS_MAX);
+    w->clusters = calloc(cfg->nclusters, sizeof(*w->clusters));
+    if (!w->clusters)
+        goto fail;
+    for (size_t i = 0; i < cfg->nclusters; i++) {
+        w->nclusters = i + 1;
+        if (s_cluster_init(w, &w->clusters[i], &cfg->clusters[i], cfg, err) != 0)
+            goto fail;
+    }
+    return w;
+fail:
+    watcher_destroy(&w);
+    return NULL;
+}
+
+int watcher_start(watcher_t *w)
+{
+    if (!w)
+        return ERR_INVAL;
+    if (w->started)
+        return ERR_STATE;
+    if (loop_add_before_sleep(w->loop, s_hook, w) != 0)
+        return ERR_NOMEM;
+    w->hooked = true;
+    w->started = true;
+    for (size_t c = 0; c < w->nclusters; c++)
+        for (size_t i = 0; i < K_COUNT * w->clusters[c].nns; i++) {
+            int rc = reflector_start(w->clusters[c].res[i].r);
+            if (rc != 0)
+                log_warn("watcher: reflector did not start", "resource",
+                         s_kinds[w->clusters[c].res[i].kind].resource, "error", err_str(rc), NULL);
+        }
+    int64_t t = loop_add_timer(w->loop, WATCHER_READY_CHECK_MS, s_ready_fn, w);
+    w->ready_timer = t > 0 ? t : 0;
+    if (w->stats_ms > 0) {
+        t = loop_add_timer(w->loop, w->stats_ms, s_stats_fn, w);
+        w->stats_timer = t > 0 ? t : 0;
+    }
+    return 0;
+}
+
+void watcher_destroy(watcher_t **w_p)
+{
+    if (!w_p || !*w_p)
+        return;
+    watcher_t *w = *w_p;
+    if (w->hooked)
+        loop_remove_before_sleep(w->loop, s_hook, w);
+    if (w->retry_timer)
+        loop_cancel_timer(w->loop, w->retry_timer);
+    if (w->ready_timer)
+        loop_cancel_timer(w->loop, w->ready_timer);
+    if (w->stats_timer)
+        loop_cancel_timer(w->loop, w->stats_timer);
+    for (size_t c = 0; w->clusters && c < w->nclusters; c++)
+        s_cluster_free(&w->clusters[c]);
+    free(w->clusters);
+    free(w->pend);
+    buf_free(&w->arena);
+    buf_free(&w->scratch);
+    free(w->jbuf);
+    free(w);
+    *w_p = NULL;
+}

@@ -1,0 +1,150 @@
+/*
+ * watcher: the only reader of the Kubernetes API. For each member cluster it keeps list+watch
+ * reflectors (common/reflector) on the Ray custom resources (rayclusters, rayjobs, rayservices,
+ * raycronjobs) and on the Pods, Services, batch Jobs and EndpointSlices that carry KubeRay's
+ * labels (KubeRay's cache filters, spec/kuberay-behavior.md §6), writes every change into the
+ * observed_objects table (common/store) and publishes an ObjectChanged (common/bus) under the
+ * key and shard of the owning Ray object.
+ *
+ * Owner of a changed object:
+ *   - a Ray custom resource owns itself;
+ *   - a Pod, Service or Job: its controller ownerReference when that is a ray.io kind, else the
+ *     ray.io/cluster label names a RayCluster in the same namespace;
+ *   - an EndpointSlice: the owner of the Service named by its kubernetes.io/service-name label
+ *     (looked up in the services reflector's cache), else its own ray.io/cluster label.
+ * The owner's uid (when the reference does not give it) and generation come from the Ray
+ * reflectors' caches when the owner is cached; otherwise they are left empty / 0.
+ *
+ * Order: a subscriber that receives an event must find its row in SQLite. Reflector callbacks
+ * queue the row write (store_observed_upsert / _delete, batched) and the event; a before-sleep
+ * hook flushes the store (store_flush) and publishes the queued events only once the flush has
+ * committed. A flush that fails (ERR_BUSY: another connection holds the lock) keeps both queues
+ * and is retried WATCHER_RETRY_MS later. A row write the store refuses (its queue full while the
+ * database stays locked) marks the object dirty; dirty objects are written again, from the
+ * reflector's cache, after the next successful flush. Publishing never blocks: an event refused
+ * at the bus high-water mark is counted as a drop and logged at most once per
+ * WATCHER_LOG_INTERVAL_MS; reconcilers' periodic resync repairs what a lost event hid.
+ *
+ * Event ids increase and never go back, even across restarts, without persisting anything: ids
+ * are a hybrid logical clock, id = max(last id + 1, wall-clock microseconds at the flush).
+ * A restart therefore starts above every id of the previous run unless that run published more
+ * than a million events per second on average or the wall clock went backwards.
+ *
+ * Stale rows: when a reflector's first list is applied, rows of the same (cluster, kind[,
+ * namespace]) that the list did not contain (objects deleted while the watcher was down) are
+ * deleted and published as DELETED.
+ *
+ * Readiness: every reflector of every cluster must have applied its first list. A resource whose
+ * list fails (a CRD not installed answers 404) is retried by the reflector with backoff; the
+ * watcher logs it once per resource as not ready, and once more when it syncs.
+ */
+#ifndef RF_WATCHER_H
+#define RF_WATCHER_H
+
+#include "buf.h"
+#include "bus.h"
+#include "loop.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WATCHER_DEFAULT_SHARDS 256 /* shards when the config says 0 */
+#define WATCHER_MAX_CLUSTERS 64 /* member clusters at most */
+#define WATCHER_MAX_NAMESPACES 256 /* watched namespaces at most (0 = all) */
+#define WATCHER_CLUSTER_NAME_MAX 63 /* longest member cluster name */
+#define WATCHER_PENDING_MAX 500000 /* events waiting for a flush at most (more are dropped) */
+#define WATCHER_ARENA_MAX (256u * 1024 * 1024) /* bytes of their strings at most */
+#define WATCHER_RETRY_MS 10 /* delay before retrying a busy flush */
+#define WATCHER_LOG_INTERVAL_MS 10000 /* rate limit of repeated warnings */
+#define WATCHER_CONDITIONS_MAX 1024 /* longest conditions summary stored */
+#define WATCHER_READY_CHECK_MS 2000 /* period of the not-ready check (logging) */
+#define WATCHER_DEFAULT_BACKOFF_MAX_MS 30000 /* reflector backoff cap by default */
+#define WATCHER_PROBE_BODY_MAX 65536 /* longest /readyz body */
+
+/* One member cluster. Strings are copied by watcher_new(). */
+typedef struct {
+    const char *name; /* name used in rows and events (required, no '/') */
+    const char *kubeconfig; /* kubeconfig path; NULL: $KUBECONFIG / ~/.kube/config */
+    const char *context; /* context; NULL: current-context */
+    bool in_cluster; /* use the in-cluster service account instead of a kubeconfig */
+} watcher_cluster_t;
+
+/* Settings. Zero numeric fields take defaults. */
+typedef struct {
+    const watcher_cluster_t *clusters; /* the member clusters (1 .. WATCHER_MAX_CLUSTERS) */
+    size_t nclusters; /* how many */
+    const char *const *namespaces; /* watched namespaces; none: all namespaces */
+    size_t nnamespaces; /* how many */
+    uint32_t shards; /* shard count of bus_shard_of(); 0: WATCHER_DEFAULT_SHARDS */
+    store_t *store; /* observed state (borrowed; the watcher is its only writer) */
+    bus_pub_t *pub; /* publisher (borrowed); NULL: rows only, nothing published */
+    int64_t resync_ms; /* reflectors' RESYNC period (rows rewritten, RESYNC events); 0: off */
+    double qps; /* client rate limit per cluster; 0: k8s default */
+    int burst; /* client burst; 0: k8s default */
+    int64_t backoff_base_ms; /* reflector backoff base; 0: reflector default */
+    int64_t backoff_max_ms; /* reflector backoff cap; 0: WATCHER_DEFAULT_BACKOFF_MAX_MS */
+    int64_t page_size; /* list page size; 0: reflector default */
+    int64_t stats_ms; /* period of the stats log line; 0: none */
+} watcher_config_t;
+
+/* Counters. */
+typedef struct {
+    uint64_t events_in; /* reflector events handled */
+    uint64_t rows_written; /* row upserts and deletes queued */
+    uint64_t write_errors; /* row writes the store refused (retried from the cache) */
+    uint64_t stale_deleted; /* stale rows deleted at the first sync */
+    uint64_t events_published; /* ObjectChanged sent */
+    uint64_t drops_hwm; /* events refused by the bus at its high-water mark */
+    uint64_t drops_queue; /* events dropped because the pending queue was full */
+    uint64_t flush_busy; /* flushes that met a locked database */
+    uint64_t relists; /* relists after 410 (sum over reflectors) */
+    uint64_t list_failures; /* failed lists and watches (sum over reflectors) */
+    uint64_t last_event_id; /* the last event id assigned */
+    size_t pending; /* events waiting for a flush now */
+    size_t objects; /* objects in the reflector caches now */
+} watcher_stats_t;
+
+typedef struct watcher watcher_t;
+
+/* Parses a cluster entry "name=kubeconfig-path[@context]" into *out, whose strings point into
+ * `scratch` (a copy of `spec`, size `size`). Returns 0, ERR_INVAL (no '=', empty name or path,
+ * name with '/' or too long) or ERR_TOOBIG (spec longer than `size`). */
+int watcher_parse_cluster(const char *spec, char *scratch, size_t size, watcher_cluster_t *out);
+
+/* Loads every cluster's kubeconfig and creates its client and reflectors on `loop`; nothing is
+ * started. Returns NULL (with one line in `err`, may be NULL) on a bad config, an unreadable
+ * kubeconfig, or out of memory. */
+watcher_t *watcher_new(loop_t *loop, const watcher_config_t *cfg, buf_t *err);
+
+/* Starts every reflector and installs the publish hook. Returns 0, ERR_STATE (started already)
+ * or ERR_NOMEM. */
+int watcher_start(watcher_t *w);
+
+/* Stops, frees everything (queued events not yet published are dropped; queued rows stay in the
+ * store's queue) and NULLs *w_p. NULL-safe. Not from inside a loop callback of the watcher. */
+void watcher_destroy(watcher_t **w_p);
+
+/* True once every reflector of every cluster has applied its first list. */
+bool watcher_ready(const watcher_t *w);
+
+/* Appends the unsynced resources, one "cluster/group/resource[/namespace]" per line, to out.
+ * Returns how many there are (0: ready) or a negative buffer error. */
+int watcher_unsynced(const watcher_t *w, buf_t *out);
+
+/* Answers a health probe (health_fn): "/healthz" 200, "/readyz" 200 or 503 with the unsynced
+ * list, anything else 404. */
+int watcher_probe(const char *path, buf_t *body, void *arg);
+
+/* Fills *out with the counters. */
+void watcher_stats(const watcher_t *w, watcher_stats_t *out);
+
+/* Logs the counters at info. */
+void watcher_log_stats(const watcher_t *w);
+
+/* Makes publishing happen now, as the before-sleep hook does: flushes the store, then publishes
+ * the queued events. Returns 0 or the flush's error (events kept). */
+int watcher_flush(watcher_t *w);
+
+#endif

@@ -1,0 +1,857 @@
+/*
+ * watcher_it: the watcher logic (services/watcher) against kubesim's API server in-process, with
+ * a bus subscriber on the same loop collecting the ObjectChanged events.
+ *
+ * Checks: RayCluster, pod and service changes are reflected in SQLite and on the bus in order
+ * (ADDED before MODIFIED before DELETED for one object, and every event's row already committed
+ * when the event arrives, read through a second, read-only connection); a pod's event carries
+ * its RayCluster's key, uid and shard; unlabelled pods are not watched; an EndpointSlice made by
+ * kubesim's controller is published under the RayCluster of its Service; /readyz is 503 until a
+ * late-created CRD syncs; after a forced 410 with changes in the gap, after dropped watches,
+ * under 30% injected errors with latency, and after a restart with deletions while down, the
+ * observed table equals the server's objects exactly ((kind, ns, name, uid, resourceVersion)).
+ * The basic sequence runs again over TLS with a bearer token and with a client certificate.
+ *
+ * Usage: watcher_it [-v]. Exit 0 when every check passes.
+ */
+#include "apiserver.h"
+#include "bus.h"
+#include "controllers.h"
+#include "err.h"
+#include "health.h"
+#include "json.h"
+#include "k8s.h"
+#include "kubeconfig.h"
+#include "log.h"
+#include "objstore.h"
+#include "selftest.h"
+#include "store.h"
+#include "tls.h"
+#include "watcher.h"
+#include "yaml.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <signal.h>
+#include <netinet/in.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define IT_WAIT_MS 20000 /* longest wait for one step */
+#define IT_SHARDS 256 /* shards used by the test */
+#define IT_MAX_EVENTS 100000 /* events recorded */
+
+static loop_t *g_loop;
+static void *g_zctx;
+static bool g_verbose;
+static char g_dir[64];
+
+/* One received event (copied). */
+typedef struct {
+    char kind[32], ns[64], name[128], uid[64], rv[32], ckind[32], cname[128], cuid[64];
+    int type;
+    uint32_t shard;
+    uint64_t id;
+    int64_t gen;
+} rec_t;
+
+typedef struct {
+    store_t *ro; /* read-only connection to the watcher's database */
+    apiserver_t *api; /* the server */
+    const char *cluster; /* cluster name expected */
+    rec_t *ev; /* events received */
+    size_t n; /* how many */
+    int missing_rows; /* events whose row was not committed when they arrived */
+    int bad_shard; /* events whose shard disagrees with bus_shard_of */
+    uint64_t last_id; /* last event id */
+    int id_backwards; /* ids that did not increase */
+} col_t;
+
+static void s_cp(char *dst, size_t cap, envwire_str_t v)
+{
+    size_t n = v.n < cap - 1 ? v.n : cap - 1;
+    if (n)
+        memcpy(dst, v.p, n);
+    dst[n] = '\0';
+}
+
+/* The server's current resourceVersion of the object (kind as in rows), 0 when absent. A row
+ * missing when its event arrives is only legitimate when a later change in the same batch
+ * deleted it, i.e. when the server no longer holds the object at the event's version. */
+static long long s_server_rv(const col_t *c, const char *kind, const char *ns, const char *name)
+{
+    objstore_t *s = apiserver_store(c->api);
+    objstore_res_t *r = objstore_find_kind(s,
+                                           !strcmp(kind, "Pod") || !strcmp(kind, "Service") ? ""
+                                           : !strcmp(kind, "Job")           ? "batch"
+                                           : !strcmp(kind, "EndpointSlice") ? "discovery.k8s.io"
+                                                                            : "ray.io",
+                                           kind);
+    json_t *o = NULL;
+    if (!r || objstore_get(s, r, ns, name, &o, NULL) != 0)
+        return 0;
+    long long rv = atoll(jx_str(o, "metadata.resourceVersion", "0"));
+    json_decref(o);
+    return rv;
+}
+
+static int s_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
+{
+    col_t *c = arg;
+    if (c->n >= IT_MAX_EVENTS)
+        return 0;
+    rec_t *r = &c->ev[c->n++];
+    const envwire_object_changed_t *oc = &msg->object_changed;
+    s_cp(r->kind, sizeof(r->kind), oc->kind);
+    s_cp(r->ns, sizeof(r->ns), oc->namespace_);
+    s_cp(r->name, sizeof(r->name), oc->name);
+    s_cp(r->uid, sizeof(r->uid), oc->uid);
+    s_cp(r->rv, sizeof(r->rv), oc->resource_version);
+    s_cp(r->ckind, sizeof(r->ckind), oc->child_kind);
+    s_cp(r->cname, sizeof(r->cname), oc->child_name);
+    s_cp(r->cuid, sizeof(r->cuid), oc->child_uid);
+    char cl[64];
+    s_cp(cl, sizeof(cl), oc->cluster);
+    r->type = oc->type;
+    r->shard = oc->shard;
+    r->id = oc->event_id;
+    r->gen = oc->generation;
+    if (r->id <= c->last_id)
+        c->id_backwards++;
+    c->last_id = r->id;
+    if (r->shard != bus_shard_of(cl, r->ns, r->name, IT_SHARDS))
+        c->bad_shard++;
+    /* the row of the changed object must be committed already */
+    const char *kind = r->ckind[0] ? r->ckind : r->kind;
+    const char *name = r->ckind[0] ? r->cname : r->name;
+    store_observed_t *row = NULL;
+    int rc = store_observed_get(c->ro, cl, kind, r->ns, name, &row);
+    long long erv = atoll(r->rv);
+    if (r->type == 3) {
+        /* deleted: gone, or recreated / changed since (a newer RV) */
+        if (rc == 0 && atoll(row->resource_version) <= erv)
+            c->missing_rows++;
+    } else if (rc == 0 ? atoll(row->resource_version) < erv
+                       : s_server_rv(c, kind, r->ns, name) == erv) {
+        c->missing_rows++;
+        if (g_verbose)
+            printf("  row missing for event %s %s/%s rv %s\n", kind, r->ns, name, r->rv);
+    }
+    store_observed_free(&row);
+    return 0;
+}
+
+/* ---------- kubesim helpers ---------- */
+
+static objstore_res_t *s_res(apiserver_t *api, const char *group, const char *resource)
+{
+    return objstore_find(apiserver_store(api), group, resource);
+}
+
+static json_t *s_put(apiserver_t *api, const char *group, const char *resource, const char *ns,
+                     json_t *obj)
+{
+    objstore_t *s = apiserver_store(api);
+    objstore_res_t *r = s_res(api, group, resource);
+    const char *name = jx_str(obj, "metadata.name", "");
+    json_t *cur = NULL, *out = NULL;
+    if (!r) {
+        json_decref(obj);
+        return NULL;
+    }
+    if (objstore_get(s, r, ns, name, &cur, NULL) == 0) {
+        json_t *n = json_deep_copy(cur);
+        json_decref(cur);
+        json_object_update(n, obj);
+        json_t *meta = json_deep_copy(jx_get(obj, "metadata"));
+        json_object_set_new(n, "metadata", meta);
+        objstore_status_t st = {0};
+        int rc = objstore_update(s, r, ns, name, &n,
+                                 &(objstore_update_opts_t){.precond = OBJSTORE_PRECOND_NONE}, &out,
+                                 NULL, &st);
+        if (rc != 0 && g_verbose)
+            printf("  update %s %s failed: %s\n", resource, name, st.message);
+        json_decref(obj);
+    } else {
+        objstore_create(s, r, ns, &obj, &out, NULL);
+    }
+    return out;
+}
+
+static void s_del(apiserver_t *api, const char *group, const char *resource, const char *ns,
+                  const char *name)
+{
+    objstore_delete(apiserver_store(api), s_res(api, group, resource), ns, name,
+                    &(objstore_delete_opts_t){.grace_set = true, .grace_seconds = 0}, NULL, NULL,
+                    NULL);
+}
+
+static json_t *s_raycluster(const char *name, const char *val)
+{
+    return json_pack("{s:s, s:s, s:{s:s, s:{s:s}}, s:{s:{s:{s:{s:[{s:s, s:s}]}}}}}", "apiVersion",
+                     "ray.io/v1", "kind", "RayCluster", "metadata", "name", name, "annotations",
+                     "v", val, "spec", "headGroupSpec", "template", "spec", "containers", "name",
+                     "ray-head", "image", "rayproject/ray");
+}
+
+static json_t *s_pod(const char *name, const char *cluster, const char *type, const char *owner_uid,
+                     const char *val)
+{
+    json_t *labels = json_object();
+    if (cluster)
+        json_object_set_new(labels, "ray.io/cluster", json_string(cluster));
+    if (type)
+        json_object_set_new(labels, "ray.io/node-type", json_string(type));
+    json_object_set_new(labels, "v", json_string(val));
+    json_t *meta = json_pack("{s:s, s:o}", "name", name, "labels", labels);
+    if (owner_uid && cluster)
+        json_object_set_new(meta, "ownerReferences",
+                            json_pack("[{s:s, s:s, s:s, s:s, s:b}]", "apiVersion", "ray.io/v1",
+                                      "kind", "RayCluster", "name", cluster, "uid", owner_uid,
+                                      "controller", 1));
+    return json_pack("{s:s, s:s, s:o, s:{s:[{s:s, s:s}]}}", "apiVersion", "v1", "kind", "Pod",
+                     "metadata", meta, "spec", "containers", "name", "c", "image", "busybox");
+}
+
+static json_t *s_service(const char *name, const char *cluster)
+{
+    return json_pack("{s:s, s:s, s:{s:s, s:{s:s, s:s}}, s:{s:{s:s}, s:[{s:s, s:i}]}}", "apiVersion",
+                     "v1", "kind", "Service", "metadata", "name", name, "labels", "ray.io/cluster",
+                     cluster, "app.kubernetes.io/created-by", "kuberay-operator", "spec",
+                     "selector", "ray.io/cluster", cluster, "ports", "name", "dashboard", "port",
+                     8265);
+}
+
+/* The watched kinds and how the test filters the server's objects like the watcher does. */
+typedef struct {
+    const char *group, *resource, *kind;
+    int filter; /* 0 none, 1 pod node-type, 2 created-by */
+} wk_t;
+
+static const wk_t s_wk[] = {
+    {"ray.io", "rayclusters", "RayCluster", 0},
+    {"ray.io", "rayjobs", "RayJob", 0},
+    {"ray.io", "rayservices", "RayService", 0},
+    {"ray.io", "raycronjobs", "RayCronJob", 0},
+    {"", "pods", "Pod", 1},
+    {"", "services", "Service", 2},
+    {"batch", "jobs", "Job", 2},
+    {"discovery.k8s.io", "endpointslices", "EndpointSlice", 2},
+};
+
+static bool s_filter(const json_t *o, void *arg)
+{
+    int f = (int)(intptr_t)arg;
+    json_t *l = jx_get(o, "metadata.labels");
+    if (f == 1) {
+        const char *t = json_string_value(json_object_get(l, "ray.io/node-type"));
+        return t && (!strcmp(t, "head") || !strcmp(t, "worker") || !strcmp(t, "redis-cleanup"));
+    }
+    if (f == 2) {
+        const char *t = json_string_value(json_object_get(l, "app.kubernetes.io/created-by"));
+        return t && !strcmp(t, "kuberay-operator");
+    }
+    return true;
+}
+
+/* True when the observed rows of `cluster` equal the server's watched objects. */
+static bool s_equal(apiserver_t *api, store_t *ro, const char *cluster, bool verbose)
+{
+    json_t *want = json_object(), *have = json_object();
+    for (size_t k = 0; k < sizeof(s_wk) / sizeof(s_wk[0]); k++) {
+        objstore_res_t *r = s_res(api, s_wk[k].group, s_wk[k].resource);
+        if (!r)
+            continue;
+        objstore_list_t l = {0};
+        objstore_list_opts_t lo = {.filter = s_filter,
+                                   .filter_arg = (void *)(intptr_t)s_wk[k].filter};
+        if (objstore_list(apiserver_store(api), r, &lo, &l, NULL) != 0)
+            continue;
+        size_t i;
+        json_t *it;
+        json_array_foreach(l.items, i, it)
+        {
+            char key[512];
+            snprintf(key, sizeof(key), "%s|%s|%s|%s|%s", s_wk[k].kind,
+                     jx_str(it, "metadata.namespace", ""), jx_str(it, "metadata.name", ""),
+                     jx_str(it, "metadata.uid", ""), jx_str(it, "metadata.resourceVersion", ""));
+            json_object_set_new(want, key, json_true());
+        }
+        objstore_list_free(&l);
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store_handle(ro),
+                           "SELECT kind, namespace, name, uid, resource_version FROM "
+                           "observed_objects WHERE cluster = ?1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            char key[512];
+            snprintf(key, sizeof(key), "%s|%s|%s|%s|%s", sqlite3_column_text(st, 0),
+                     sqlite3_column_text(st, 1), sqlite3_column_text(st, 2),
+                     sqlite3_column_text(st, 3), sqlite3_column_text(st, 4));
+            json_object_set_new(have, key, json_true());
+        }
+    }
+    sqlite3_finalize(st);
+    bool eq = json_equal(want, have);
+    if (!eq && verbose) {
+        const char *key;
+        json_t *v;
+        printf("  server %zu objects, sqlite %zu rows\n", json_object_size(want),
+               json_object_size(have));
+        int shown = 0;
+        json_object_foreach(want, key, v) if (!json_object_get(have, key) && shown++ < 5)
+            printf("    missing in sqlite: %s\n", key);
+        json_object_foreach(have, key, v) if (!json_object_get(want, key) && shown++ < 10)
+            printf("    extra in sqlite:   %s\n", key);
+    }
+    json_decref(want);
+    json_decref(have);
+    return eq;
+}
+
+static bool s_wait_equal(apiserver_t *api, store_t *ro, const char *cluster)
+{
+    int64_t end = loop_clock_ms() + IT_WAIT_MS;
+    while (loop_clock_ms() < end) {
+        loop_run_once(g_loop, 20);
+        if (s_equal(api, ro, cluster, false))
+            return true;
+    }
+    s_equal(api, ro, cluster, true);
+    return false;
+}
+
+static void s_pump(int64_t ms)
+{
+    int64_t end = loop_clock_ms() + ms;
+    while (loop_clock_ms() < end)
+        loop_run_once(g_loop, 10);
+}
+
+static bool s_wait_ready(watcher_t *w)
+{
+    int64_t end = loop_clock_ms() + IT_WAIT_MS;
+    while (loop_clock_ms() < end && !watcher_ready(w))
+        loop_run_once(g_loop, 20);
+    return watcher_ready(w);
+}
+
+/* ---------- CRDs ---------- */
+
+typedef struct {
+    int done, err;
+} res_t;
+
+static void s_done(k8s_client_t *c, const k8s_result_t *r, void *arg)
+{
+    res_t *x = arg;
+    x->done = 1;
+    x->err = r->err;
+}
+
+/* Creates the CRD of `file` (in $RF_SHARED_DIR/kuberay/crd) through the API. */
+static int s_create_crd(k8s_client_t *c, const char *file)
+{
+    const char *shared = getenv("RF_SHARED_DIR");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/kuberay/crd/%s", shared ? shared : RF_SHARED_DIR, file);
+    json_t *docs = NULL;
+    buf_t err;
+    buf_init(&err, 4096);
+    int rc = yaml_load_file(path, 16u << 20, &docs, &err);
+    buf_free(&err);
+    if (rc != 0)
+        return rc;
+    k8s_res_t crds = {
+        .group = "apiextensions.k8s.io", .version = "v1", .resource = "customresourcedefinitions"};
+    res_t x = {0};
+    int64_t id = k8s_create(c, &crds, json_array_get(docs, 0), NULL, s_done, &x);
+    json_decref(docs);
+    if (id < 0)
+        return (int)id;
+    int64_t end = loop_clock_ms() + IT_WAIT_MS;
+    while (!x.done && loop_clock_ms() < end)
+        loop_run_once(g_loop, 20);
+    return x.done ? x.err : ERR_TIMEOUT;
+}
+
+/* ---------- health ---------- */
+
+/* GETs path from 127.0.0.1:port (blocking; test only). Returns the status or -1. */
+static int s_http_get(int port, const char *path, char *body, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    if (send(fd, req, (size_t)n, 0) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t len = 0;
+    int64_t end = loop_clock_ms() + 5000;
+    while (len < cap - 1 && loop_clock_ms() < end) {
+        loop_run_once(g_loop, 5);
+        ssize_t r = recv(fd, body + len, cap - 1 - len, MSG_DONTWAIT);
+        if (r > 0)
+            len += (size_t)r;
+        else if (r == 0)
+            break;
+    }
+    body[len] = '\0';
+    close(fd);
+    int status = -1;
+    if (strncmp(body, "HTTP/1.1 ", 9) == 0)
+        status = (int)strtol(body + 9, NULL, 10);
+    return status;
+}
+
+/* ---------- scenario ---------- */
+
+static const char *s_write_kubeconfig(const char *name, const char *text)
+{
+    static char path[256];
+    snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    return path;
+}
+
+/* Events recorded for (child or owner) name, as "A,M,D" letters. */
+static void s_history(const col_t *c, const char *kind, const char *name, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < c->n && len + 2 < cap; i++) {
+        const rec_t *r = &c->ev[i];
+        const char *k = r->ckind[0] ? r->ckind : r->kind;
+        const char *n = r->ckind[0] ? r->cname : r->name;
+        if (strcmp(k, kind) || strcmp(n, name) || r->type == 4)
+            continue;
+        out[len++] = "?AMDR"[r->type < 5 ? r->type : 0];
+        out[len] = '\0';
+    }
+}
+
+static const rec_t *s_last(const col_t *c, const char *ckind, const char *cname)
+{
+    for (size_t i = c->n; i-- > 0;)
+        if (!strcmp(c->ev[i].ckind, ckind) && !strcmp(c->ev[i].cname, cname))
+            return &c->ev[i];
+    return NULL;
+}
+
+/* Runs the scenario against `api` with the kubeconfig at kcpath. `full` adds the gap, chaos and
+ * restart phases. Returns the failed-check count. */
+static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, bool full)
+{
+    int failed = 0;
+    char dbpath[256], ep[128];
+    snprintf(dbpath, sizeof(dbpath), "%s/observed-%s.db", g_dir, tag);
+    snprintf(ep, sizeof(ep), "inproc://watcher-it-%s", tag);
+    controllers_t *ctl = controllers_new(g_loop, apiserver_store(api));
+    kubeconfig_t *kc = NULL;
+    buf_t err;
+    buf_init(&err, 4096);
+    CHECK(kubeconfig_load(kcpath, NULL, &kc, &err) == 0);
+    k8s_client_t *admin = kc ? k8s_client_new(g_loop, kc, NULL) : NULL;
+    CHECK(admin != NULL);
+    if (!admin) {
+        printf("  kubeconfig: %s\n", buf_str(&err));
+        buf_free(&err);
+        kubeconfig_destroy(&kc);
+        controllers_destroy(&ctl);
+        return failed;
+    }
+    CHECK(s_create_crd(admin, "ray.io_rayclusters.yaml") == 0);
+    CHECK(s_create_crd(admin, "ray.io_rayjobs.yaml") == 0);
+    CHECK(s_create_crd(admin, "ray.io_rayservices.yaml") == 0);
+
+    int srv_err = 0;
+    store_t *store = store_open(dbpath, STORE_READWRITE, &srv_err);
+    store_t *ro = store_open(dbpath, STORE_READONLY, &srv_err);
+    CHECK(store && ro);
+    char bind_ep[140];
+    snprintf(bind_ep, sizeof(bind_ep), "@%s", ep);
+    bus_pub_t *pub =
+        bus_pub_new(g_loop, g_zctx,
+                    &(bus_options_t){.source = "watcher/it", .endpoint = bind_ep, .hwm = 1000000});
+    col_t col = {.ro = ro, .api = api, .cluster = "c1", .ev = calloc(IT_MAX_EVENTS, sizeof(rec_t))};
+    bus_sub_t *sub = bus_sub_new(g_loop, g_zctx, &(bus_options_t){.endpoint = ep, .hwm = 1000000},
+                                 s_on_msg, NULL, &col);
+    CHECK(pub && sub && col.ev);
+    for (uint32_t s = 0; sub && s < IT_SHARDS; s++)
+        bus_sub_subscribe(sub, s);
+    s_pump(100); /* subscriptions reach the publisher */
+
+    watcher_cluster_t cl = {.name = "c1", .kubeconfig = kcpath};
+    watcher_config_t wc = {.clusters = &cl,
+                           .nclusters = 1,
+                           .shards = IT_SHARDS,
+                           .store = store,
+                           .pub = pub,
+                           .backoff_base_ms = 20,
+                           .backoff_max_ms = 200,
+                           .qps = 1000,
+                           .burst = 1000};
+    watcher_t *w = store && pub ? watcher_new(g_loop, &wc, &err) : NULL;
+    CHECK(w != NULL);
+    if (!w)
+        goto out;
+    health_t *h = health_new(g_loop, "127.0.0.1", 0, watcher_probe, w);
+    CHECK(h != NULL);
+    CHECK(watcher_start(w) == 0);
+    CHECK(watcher_start(w) == ERR_STATE);
+
+    /* RayCronJob's CRD is missing: not ready, /readyz says which */
+    char body[4096];
+    s_pump(500);
+    CHECK(!watcher_ready(w));
+    CHECK(s_http_get(health_port(h), "/healthz", body, sizeof(body)) == 200);
+    CHECK(s_http_get(health_port(h), "/readyz", body, sizeof(body)) == 503 &&
+          strstr(body, "c1/ray.io/raycronjobs"));
+    CHECK(s_http_get(health_port(h), "/nope", body, sizeof(body)) == 404);
+    CHECK(s_create_crd(admin, "ray.io_raycronjobs.yaml") == 0);
+    CHECK(s_wait_ready(w));
+    CHECK(s_http_get(health_port(h), "/readyz", body, sizeof(body)) == 200);
+
+    /* creates, updates, deletes */
+    json_t *rc = s_put(api, "ray.io", "rayclusters", "default", s_raycluster("rc1", "1"));
+    CHECK(rc != NULL);
+    char rcuid[64];
+    snprintf(rcuid, sizeof(rcuid), "%s", jx_str(rc, "metadata.uid", ""));
+    json_decref(rc);
+    s_pump(50);
+    json_decref(s_put(api, "", "pods", "default", s_pod("rc1-head", "rc1", "head", rcuid, "1")));
+    json_decref(s_put(api, "", "pods", "default", s_pod("rc1-w1", "rc1", "worker", NULL, "1")));
+    json_decref(s_put(api, "", "pods", "default", s_pod("other", NULL, NULL, NULL, "1")));
+    json_decref(s_put(api, "", "services", "default", s_service("rc1-head-svc", "rc1")));
+    s_pump(50);
+    json_decref(s_put(api, "ray.io", "rayclusters", "default", s_raycluster("rc1", "2")));
+    json_decref(s_put(api, "", "pods", "default", s_pod("rc1-head", "rc1", "head", rcuid, "2")));
+    json_decref(s_put(api, "", "pods", "default", s_pod("rc1-w1", "rc1", "worker", NULL, "2")));
+    s_pump(50);
+    s_del(api, "", "pods", "default", "rc1-w1");
+    CHECK(s_wait_equal(api, ro, "c1"));
+    s_pump(100);
+    char hist[64];
+    s_history(&col, "Pod", "rc1-w1", hist, sizeof(hist));
+    CHECK(strcmp(hist, "AMD") == 0);
+    if (g_verbose) {
+        watcher_stats_t ws;
+        watcher_stats(w, &ws);
+        printf("  [%s] rc1-w1 events: %s (events in %llu, relists %llu, failures %llu)\n", tag,
+               hist, (unsigned long long)ws.events_in, (unsigned long long)ws.relists,
+               (unsigned long long)ws.list_failures);
+    }
+    s_history(&col, "RayCluster", "rc1", hist, sizeof(hist));
+    CHECK(strcmp(hist, "AM") == 0);
+    s_history(&col, "Pod", "other", hist, sizeof(hist));
+    CHECK(hist[0] == '\0');
+    const rec_t *ph = s_last(&col, "Pod", "rc1-head");
+    CHECK(ph && !strcmp(ph->kind, "RayCluster") && !strcmp(ph->name, "rc1") &&
+          !strcmp(ph->uid, rcuid) && ph->gen >= 1 &&
+          ph->shard == bus_shard_of("c1", "default", "rc1", IT_SHARDS));
+    const rec_t *pw = s_last(&col, "Pod", "rc1-w1"); /* owner from the label */
+    CHECK(pw && !strcmp(pw->kind, "RayCluster") && !strcmp(pw->uid, rcuid) && pw->type == 3);
+    const rec_t *sv = s_last(&col, "Service", "rc1-head-svc");
+    CHECK(sv && !strcmp(sv->name, "rc1") && !strcmp(sv->uid, rcuid));
+    const rec_t *es = NULL;
+    for (size_t i = 0; i < col.n; i++)
+        if (!strcmp(col.ev[i].ckind, "EndpointSlice"))
+            es = &col.ev[i];
+    CHECK(es && !strcmp(es->kind, "RayCluster") && !strcmp(es->name, "rc1") &&
+          !strncmp(es->cname, "rc1-head-svc-", 13));
+    store_observed_t *row = NULL;
+    CHECK(store_observed_get(ro, "c1", "Pod", "default", "rc1-head", &row) == 0 && row &&
+          !strcmp(row->owner_kind, "RayCluster") && !strcmp(row->owner_uid, rcuid) && row->json &&
+          strstr(row->json, "\"rc1-head\""));
+    store_observed_free(&row);
+    CHECK(store_observed_get(ro, "c1", "RayCluster", "default", "rc1", &row) == 0 && row &&
+          !strcmp(row->owner_name, "rc1"));
+    store_observed_free(&row);
+    /* an update of the status shows in phase and conditions */
+    objstore_t *os = apiserver_store(api);
+    json_t *cur = NULL;
+    objstore_get(os, s_res(api, "ray.io", "rayclusters"), "default", "rc1", &cur, NULL);
+    json_t *st = json_deep_copy(cur);
+    json_decref(cur);
+    json_object_set_new(st, "status",
+                        json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}]}", "state", "ready",
+                                  "conditions", "type", "Ready", "status", "True", "type",
+                                  "HeadPodReady", "status", "True"));
+    objstore_update(os, s_res(api, "ray.io", "rayclusters"), "default", "rc1", &st,
+                    &(objstore_update_opts_t){.status = true, .precond = OBJSTORE_PRECOND_NONE},
+                    NULL, NULL, NULL);
+    CHECK(s_wait_equal(api, ro, "c1"));
+    CHECK(store_observed_get(ro, "c1", "RayCluster", "default", "rc1", &row) == 0 && row &&
+          row->phase && !strcmp(row->phase, "ready") && row->conditions &&
+          !strcmp(row->conditions, "Ready=True,HeadPodReady=True"));
+    store_observed_free(&row);
+
+    if (full) {
+        /* the gap: watches dropped, changes, history compacted (410 on re-watch) */
+        watcher_stats_t ws0, ws1;
+        watcher_stats(w, &ws0);
+        apiserver_drop_watches(api);
+        for (int i = 0; i < 20; i++) {
+            char n[32];
+            snprintf(n, sizeof(n), "gap-%02d", i);
+            json_decref(s_put(api, "", "pods", "default", s_pod(n, "rc1", "worker", rcuid, "g")));
+        }
+        s_del(api, "", "pods", "default", "rc1-head");
+        json_decref(s_put(api, "ray.io", "rayclusters", "default", s_raycluster("rc2", "1")));
+        apiserver_compact(api);
+        CHECK(s_wait_equal(api, ro, "c1"));
+        watcher_stats(w, &ws1);
+        CHECK(ws1.relists > ws0.relists);
+        if (g_verbose)
+            printf("  [%s] after 410 gap: equal, relists %llu\n", tag,
+                   (unsigned long long)ws1.relists);
+
+        /* dropped watches without compaction */
+        apiserver_drop_watches(api);
+        for (int i = 0; i < 10; i++) {
+            char n[32];
+            snprintf(n, sizeof(n), "gap-%02d", i);
+            if (i % 2)
+                s_del(api, "", "pods", "default", n);
+            else
+                json_decref(
+                    s_put(api, "", "pods", "default", s_pod(n, "rc1", "worker", rcuid, "d")));
+        }
+        CHECK(s_wait_equal(api, ro, "c1"));
+
+        /* chaos: 30% errors on lists and watches, latency, drops and compactions */
+        CHECK(apiserver_add_fault_spec(api, "list:*:0.3:500") == 0);
+        CHECK(apiserver_add_fault_spec(api, "watch:*:0.3:503") == 0);
+        apiserver_set_latency(api, 2, 10);
+        for (int round = 0; round < 12; round++) {
+            for (int i = 0; i < 15; i++) {
+                char n[32];
+                snprintf(n, sizeof(n), "chaos-%02d", (round * 7 + i) % 40);
+                if ((round + i) % 4 == 0)
+                    s_del(api, "", "pods", "default", n);
+                else
+                    json_decref(s_put(api, "", "pods", "default",
+                                      s_pod(n, "rc1", "worker", NULL, round % 2 ? "o" : "e")));
+            }
+            char rn[16];
+            snprintf(rn, sizeof(rn), "%d", round);
+            json_decref(s_put(api, "ray.io", "rayclusters", "default", s_raycluster("rc2", rn)));
+            if (round % 3 == 0)
+                apiserver_drop_watches(api);
+            if (round % 4 == 1)
+                apiserver_compact(api);
+            s_pump(100);
+        }
+        CHECK(s_wait_equal(api, ro, "c1"));
+        apiserver_clear_faults(api);
+        watcher_stats(w, &ws1);
+        CHECK(ws1.list_failures >= 1);
+        if (g_verbose)
+            printf("  [%s] chaos: equal; relists %llu failures %llu events in %llu published %llu"
+                   " drops %llu\n",
+                   tag, (unsigned long long)ws1.relists, (unsigned long long)ws1.list_failures,
+                   (unsigned long long)ws1.events_in, (unsigned long long)ws1.events_published,
+                   (unsigned long long)(ws1.drops_hwm + ws1.drops_queue));
+
+        /* restart: deletions and creations while the watcher is down */
+        health_destroy(&h);
+        watcher_destroy(&w);
+        uint64_t last_id = col.last_id;
+        for (int i = 0; i < 10; i++) {
+            char n[32];
+            snprintf(n, sizeof(n), "chaos-%02d", i);
+            s_del(api, "", "pods", "default", n);
+        }
+        s_del(api, "ray.io", "rayclusters", "default", "rc2");
+        json_decref(s_put(api, "", "pods", "default", s_pod("late", "rc1", "head", rcuid, "1")));
+        s_pump(100);
+        w = watcher_new(g_loop, &wc, &err);
+        CHECK(w && watcher_start(w) == 0);
+        CHECK(s_wait_equal(api, ro, "c1"));
+        s_pump(100);
+        watcher_stats(w, &ws1);
+        CHECK(ws1.stale_deleted >= 1);
+        CHECK(col.last_id > last_id);
+        s_history(&col, "RayCluster", "rc2", hist, sizeof(hist));
+        CHECK(hist[strlen(hist) - 1] == 'D');
+    }
+    s_pump(100);
+    CHECK(col.missing_rows == 0);
+    CHECK(col.bad_shard == 0);
+    CHECK(col.id_backwards == 0);
+    if (g_verbose)
+        printf("  [%s] %zu events received, rows missing %d, bad shards %d, ids backwards %d\n",
+               tag, col.n, col.missing_rows, col.bad_shard, col.id_backwards);
+    health_destroy(&h);
+out:
+    watcher_destroy(&w);
+    bus_sub_destroy(&sub);
+    bus_pub_destroy(&pub);
+    store_destroy(&ro);
+    store_destroy(&store);
+    free(col.ev);
+    k8s_client_destroy(&admin);
+    kubeconfig_destroy(&kc);
+    controllers_destroy(&ctl);
+    buf_free(&err);
+    return failed;
+}
+
+static int s_unit(void)
+{
+    int failed = 0;
+    char scratch[256];
+    watcher_cluster_t c;
+    CHECK(watcher_parse_cluster("east=/etc/kube/east@ctx", scratch, sizeof(scratch), &c) == 0 &&
+          !strcmp(c.name, "east") && !strcmp(c.kubeconfig, "/etc/kube/east") &&
+          !strcmp(c.context, "ctx"));
+    CHECK(watcher_parse_cluster("w=/k", scratch, sizeof(scratch), &c) == 0 && !c.context);
+    CHECK(watcher_parse_cluster("nocfg", scratch, sizeof(scratch), &c) == ERR_INVAL);
+    CHECK(watcher_parse_cluster("=/k", scratch, sizeof(scratch), &c) == ERR_INVAL);
+    CHECK(watcher_parse_cluster("a/b=/k", scratch, sizeof(scratch), &c) == ERR_INVAL);
+    CHECK(watcher_parse_cluster("a=/k@", scratch, sizeof(scratch), &c) == ERR_INVAL);
+    CHECK(watcher_parse_cluster("a=/k", scratch, 3, &c) == ERR_TOOBIG);
+    buf_t err;
+    buf_init(&err, 1024);
+    watcher_config_t bad = {0};
+    CHECK(watcher_new(g_loop, &bad, &err) == NULL && err.len > 0);
+    store_t *s = NULL;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/unit.db", g_dir);
+    s = store_open(path, STORE_READWRITE, NULL);
+    watcher_cluster_t two[2] = {{.name = "x", .kubeconfig = "/nonexistent"},
+                                {.name = "x", .kubeconfig = "/nonexistent"}};
+    watcher_config_t dup = {.clusters = two, .nclusters = 2, .store = s};
+    buf_reset(&err);
+    CHECK(watcher_new(g_loop, &dup, &err) == NULL && strstr(buf_str(&err), "twice"));
+    dup.nclusters = 1;
+    buf_reset(&err);
+    CHECK(watcher_new(g_loop, &dup, &err) == NULL && strstr(buf_str(&err), "nonexistent"));
+    store_destroy(&s);
+    unlink(path);
+    buf_free(&err);
+    return failed;
+}
+
+static void s_write_file(const char *name, const buf_t *b)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fwrite(b->data, 1, b->len, f);
+        fclose(f);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    g_verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
+    int failed = 0;
+    /* as svc_start() does in the services: a peer closing a TLS connection must not kill us */
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    log_setup("watcher_it", g_verbose ? LOG_INFO : LOG_ERROR, 2);
+    g_loop = loop_new();
+    g_zctx = zmq_ctx_new();
+    snprintf(g_dir, sizeof(g_dir), "/tmp/rf-watcher-it-XXXXXX");
+    CHECK(mkdtemp(g_dir) != NULL);
+    failed += s_unit();
+
+    /* plain HTTP */
+    apiserver_t *api = apiserver_new(g_loop, &(apiserver_opts_t){.bookmark_ms = 200});
+    CHECK(api != NULL);
+    if (api) {
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 "apiVersion: v1\nkind: Config\ncurrent-context: sim\n"
+                 "clusters: [{name: sim, cluster: {server: 'http://127.0.0.1:%d'}}]\n"
+                 "contexts: [{name: sim, context: {cluster: sim, user: u}}]\n"
+                 "users: [{name: u, user: {}}]\n",
+                 apiserver_port(api));
+        failed += s_scenario(api, s_write_kubeconfig("config", text), "http", true);
+        apiserver_destroy(&api);
+    }
+
+    /* TLS: bearer token, then client certificate */
+    api = apiserver_new(g_loop,
+                        &(apiserver_opts_t){.bookmark_ms = 200, .tls = true, .token = "it-token"});
+    CHECK(api != NULL);
+    if (api) {
+        buf_t pem;
+        buf_init(&pem, 1 << 20);
+        CHECK(apiserver_tls_pem(api, TLS_PEM_CA, &pem) == 0);
+        s_write_file("ca.crt", &pem);
+        buf_reset(&pem);
+        CHECK(apiserver_tls_pem(api, TLS_PEM_CLIENT_CERT, &pem) == 0);
+        s_write_file("client.crt", &pem);
+        buf_reset(&pem);
+        CHECK(apiserver_tls_pem(api, TLS_PEM_CLIENT_KEY, &pem) == 0);
+        s_write_file("client.key", &pem);
+        buf_free(&pem);
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 "apiVersion: v1\nkind: Config\ncurrent-context: sim\n"
+                 "clusters: [{name: sim, cluster: {server: 'https://127.0.0.1:%d', "
+                 "certificate-authority: ca.crt}}]\n"
+                 "contexts: [{name: sim, context: {cluster: sim, user: u}}]\n"
+                 "users: [{name: u, user: {token: it-token}}]\n",
+                 apiserver_tls_port(api));
+        failed += s_scenario(api, s_write_kubeconfig("config-token", text), "tls-token", true);
+        apiserver_destroy(&api);
+    }
+    api = apiserver_new(g_loop, &(apiserver_opts_t){.bookmark_ms = 200, .tls = true});
+    CHECK(api != NULL);
+    if (api) {
+        buf_t pem;
+        buf_init(&pem, 1 << 20);
+        CHECK(apiserver_tls_pem(api, TLS_PEM_CA, &pem) == 0);
+        s_write_file("ca2.crt", &pem);
+        buf_reset(&pem);
+        CHECK(apiserver_tls_pem(api, TLS_PEM_CLIENT_CERT, &pem) == 0);
+        s_write_file("client2.crt", &pem);
+        buf_reset(&pem);
+        CHECK(apiserver_tls_pem(api, TLS_PEM_CLIENT_KEY, &pem) == 0);
+        s_write_file("client2.key", &pem);
+        buf_free(&pem);
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 "apiVersion: v1\nkind: Config\ncurrent-context: sim\n"
+                 "clusters: [{name: sim, cluster: {server: 'https://127.0.0.1:%d', "
+                 "certificate-authority: ca2.crt}}]\n"
+                 "contexts: [{name: sim, context: {cluster: sim, user: u}}]\n"
+                 "users: [{name: u, user: {client-certificate: client2.crt, "
+                 "client-key: client2.key}}]\n",
+                 apiserver_tls_port(api));
+        failed += s_scenario(api, s_write_kubeconfig("config-cert", text), "tls-cert", true);
+        apiserver_destroy(&api);
+    }
+
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+    if (system(cmd) != 0)
+        printf("cleanup of %s failed\n", g_dir);
+    zmq_ctx_term(g_zctx);
+    loop_destroy(&g_loop);
+    curl_global_cleanup();
+    return SELFTEST_RESULT("watcher_it", true);
+}
