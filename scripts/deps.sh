@@ -16,6 +16,7 @@ PACKAGES=(
     libssl-dev                # sim/kubesim: self-signed CA and certificates
     openssl                   # tests: client certificates
     curl                      # tests: HTTP requests to kubesim
+    sqlite3                   # tests: read audit rows the way an SRE would
     procps                    # tests and bench: ps for RSS
     clang-format              # make lint: the committed .clang-format
 )

@@ -1,0 +1,923 @@
+/*
+ * launch: see launch.h.
+ */
+#include "launch.h"
+
+#include "args.h"
+#include "err.h"
+#include "json.h"
+#include "kube.h"
+#include "loop.h"
+#include "proc.h"
+#include "yaml.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define LAUNCH_MAX_ARGV 64 /* most arguments passed to one service */
+#define LAUNCH_PROBE_BYTES 256 /* bytes of an HTTP answer read to find its status */
+#define LAUNCH_PROBE_IO_MS 1000 /* socket timeout of one readiness probe */
+#define LAUNCH_CRD_POLL_MS 200 /* Established polling period */
+
+/* A rayfleet service `up` knows how to start. */
+typedef struct {
+    const char *name; /* short name: log file, pid file, messages */
+    const char *binary; /* file name beside rayfleetctl */
+    bool bus_endpoint_is_backend; /* what its --bus.endpoint means: subscriber (backend) side */
+} s_service_t;
+
+/* The fixed list, in start order (the bus first: the others connect to it). */
+static const s_service_t s_services[] = {
+    {"bus", "rayfleet-bus", false},
+    {"watcher", "rayfleet-watcher", false},
+    {"scheduler", "rayfleet-scheduler", true},
+};
+#define S_NSERVICES (sizeof(s_services) / sizeof(s_services[0]))
+
+/* Everything one `up` run knows. */
+typedef struct {
+    char state[PATH_MAX]; /* absolute state dir */
+    char bin[PATH_MAX]; /* directory of the binaries */
+    char kubeconfig[PATH_MAX]; /* kubeconfig the services use */
+    char pidfile[PATH_MAX]; /* STATE/pids */
+    char frontend[PATH_MAX]; /* bus frontend endpoint */
+    char backend[PATH_MAX]; /* bus backend endpoint */
+    const char *log_level; /* --log-level */
+    int64_t timeout_ms; /* --timeout */
+    proc_entry_t procs[PROC_MAX]; /* started processes, in order */
+    size_t nprocs; /* how many */
+    bool with_self; /* procs[0] is rayfleetctl itself (foreground) */
+    int signal; /* SIGINT/SIGTERM received while starting */
+} s_up_t;
+
+static const args_opt_t s_up_opts[] = {
+    {"sim", NULL,
+     "Start kubesim, the simulated Kubernetes cluster, and run against it (its kubeconfig is "
+     "STATE/kubeconfig). Starts from an empty cluster, so the state dir's databases are reset."},
+    {"kubeconfig", "FILE",
+     "Run against the cluster of this kubeconfig instead of --sim (the ray.io CRDs are installed "
+     "when absent)."},
+    {"detach", NULL,
+     "Return once everything is ready, leaving it running, and print the kubeconfig path; "
+     "'rayfleetctl down' stops it. Without it, up stays until Ctrl-C or SIGTERM."},
+    {"state-dir", "DIR",
+     "Directory for the kubeconfig, bus sockets, databases, pid file and logs/ "
+     "(default " LAUNCH_DEFAULT_STATE_DIR ")."},
+    {"nodes", "N", "Simulated nodes (--sim only; 1..1000, default 4)."},
+    {"crds", "DIR",
+     "CRD manifests to install (default: deploy/crds of the source tree, found from the binary)."},
+    {"bin-dir", "DIR",
+     "Where kubesim and the rayfleet-* services are (default: rayfleetctl's own "
+     "directory)."},
+    {"timeout", "DURATION", "How long each step may take to become ready (default 60s)."},
+    {"log-level", "LEVEL", "Log level of the services: debug, info, warn or error (default info)."},
+    {NULL, NULL, NULL},
+};
+
+static const args_opt_t s_down_opts[] = {
+    {"state-dir", "DIR", "State directory given to 'up' (default " LAUNCH_DEFAULT_STATE_DIR ")."},
+    {"timeout", "DURATION",
+     "How long each process may take to stop after SIGTERM before SIGKILL (default 10s)."},
+    {NULL, NULL, NULL},
+};
+
+/* snprintf into a fixed buffer, cutting silently (paths are bounded by PATH_MAX and checked
+ * where it matters). */
+static void s_fmt(char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void s_fmt(char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+}
+
+static bool s_is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool s_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static int s_mkdir_p(const char *path)
+{
+    char tmp[PATH_MAX];
+    if (strlen(path) >= sizeof(tmp))
+        return ERR_TOOBIG;
+    s_fmt(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+            return ERR_IO;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+        return ERR_IO;
+    return 0;
+}
+
+/* Directory of the running binary, or "." */
+static void s_self_dir(char *out, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", out, size - 1);
+    if (n <= 0) {
+        s_fmt(out, size, ".");
+        return;
+    }
+    out[n] = '\0';
+    char *slash = strrchr(out, '/');
+    if (slash && slash != out)
+        *slash = '\0';
+}
+
+/* Makes `dir` absolute (it must exist). */
+static int s_absolute(const char *dir, char *out)
+{
+    char resolved[PATH_MAX];
+    if (!realpath(dir, resolved))
+        return ERR_IO;
+    s_fmt(out, PATH_MAX, "%s", resolved);
+    return 0;
+}
+
+static void s_path(char *out, const char *dir, const char *file)
+{
+    s_fmt(out, PATH_MAX, "%s/%s", dir, file);
+}
+
+/* The state dir from the arguments, created, made absolute. Prints errors. */
+static int s_state_dir(const char *cmd, const args_t *a, bool create, char *out)
+{
+    const char *dir = args_str(a, "state-dir");
+    if (!dir)
+        dir = LAUNCH_DEFAULT_STATE_DIR;
+    if (create && s_mkdir_p(dir) != 0) {
+        fprintf(stderr, "rayfleetctl %s: --state-dir: cannot create '%s': %s\n", cmd, dir,
+                strerror(errno));
+        return ERR_IO;
+    }
+    if (!s_is_dir(dir)) {
+        s_fmt(out, PATH_MAX, "%s", dir);
+        return ERR_NOTFOUND;
+    }
+    return s_absolute(dir, out);
+}
+
+/* ---- pid file ---------------------------------------------------------------------------- */
+
+static void s_save(s_up_t *u)
+{
+    if (proc_pidfile_write(u->pidfile, u->procs, u->nprocs) != 0)
+        fprintf(stderr, "rayfleetctl up: warning: cannot write %s: %s\n", u->pidfile,
+                strerror(errno));
+}
+
+static void s_stop_everything(s_up_t *u)
+{
+    size_t from = u->with_self ? 1 : 0;
+    proc_stop_all(u->procs + from, u->nprocs - from, LAUNCH_STOP_TIMEOUT_MS, stderr);
+    unlink(u->pidfile);
+}
+
+/* Reports a started process that died, with its log tail. */
+static void s_report_death(const s_up_t *u, const proc_entry_t *e, int status)
+{
+    char how[128];
+    proc_describe_status(status, how, sizeof(how));
+    char log[PATH_MAX];
+    s_fmt(log, sizeof(log), "%s/logs/%s.log", u->state, e->name);
+    fprintf(stderr, "rayfleetctl: %s (pid %d) %s; the last lines of %s:\n", e->name, (int)e->pid,
+            how, log);
+    proc_tail(log, LAUNCH_TAIL_LINES, "  | ", stderr);
+}
+
+/* Whether the last started process is still alive; reports it when not. */
+static bool s_check_alive(s_up_t *u, const proc_entry_t *e)
+{
+    int status = 0;
+    if (proc_exited(e, &status)) {
+        s_report_death(u, e, status);
+        return false;
+    }
+    return true;
+}
+
+/* ---- readiness probes -------------------------------------------------------------------- */
+
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+/* GET http://127.0.0.1:port/path; returns the HTTP status, or -1 when nothing answered. */
+static int s_http_status(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {0, LAUNCH_PROBE_IO_MS * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int status = -1;
+    char req[256];
+    int n =
+        snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
+    char answer[LAUNCH_PROBE_BYTES + 1];
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        goto done;
+    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+        goto done;
+    size_t got = 0;
+    while (got < LAUNCH_PROBE_BYTES) {
+        ssize_t r = recv(fd, answer + got, LAUNCH_PROBE_BYTES - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        if (memchr(answer, '\n', got))
+            break;
+    }
+    answer[got] = '\0';
+    if (strncmp(answer, "HTTP/1.", 7) == 0 && got >= 12) {
+        char *end = NULL;
+        long code = strtol(answer + 9, &end, 10);
+        if (end != answer + 9 && code >= 100 && code <= 599)
+            status = (int)code;
+    }
+done:
+    close(fd);
+    return status;
+}
+
+/* ---- kubesim ----------------------------------------------------------------------------- */
+
+static int s_start_kubesim(s_up_t *u, int64_t nodes)
+{
+    char bin[PATH_MAX], ready[PATH_MAX], log[PATH_MAX], nodes_s[32];
+    s_path(bin, u->bin, "kubesim");
+    s_path(ready, u->state, "kubesim.ready");
+    s_fmt(log, sizeof(log), "%s/logs/kubesim.log", u->state);
+    s_fmt(nodes_s, sizeof(nodes_s), "%" PRId64, nodes);
+    if (access(bin, X_OK) != 0) {
+        fprintf(stderr,
+                "rayfleetctl up: --sim needs kubesim, not found at %s (build it, or set "
+                "--bin-dir)\n",
+                bin);
+        return ERR_NOTFOUND;
+    }
+    unlink(ready);
+    unlink(u->kubeconfig);
+    unlink(log);
+    char *argv[] = {bin,
+                    "--port",
+                    "0",
+                    "--nodes",
+                    nodes_s,
+                    "--kubeconfig-out",
+                    u->kubeconfig,
+                    "--ready-file",
+                    ready,
+                    "--log-level",
+                    (char *)u->log_level,
+                    NULL};
+    proc_entry_t *e = &u->procs[u->nprocs];
+    if (proc_spawn("kubesim", argv, log, e) != 0) {
+        fprintf(stderr, "rayfleetctl up: cannot start kubesim: %s\n", strerror(errno));
+        return ERR_IO;
+    }
+    u->nprocs++;
+    s_save(u);
+    fprintf(stderr, "rayfleetctl: starting kubesim (%s nodes, pid %d)\n", nodes_s, (int)e->pid);
+    int64_t deadline = loop_clock_ms() + u->timeout_ms;
+    struct stat st;
+    while (!(stat(ready, &st) == 0 && st.st_size > 0 && s_exists(u->kubeconfig))) {
+        if (!s_check_alive(u, e))
+            return ERR_CLOSED;
+        if (loop_clock_ms() >= deadline) {
+            fprintf(stderr,
+                    "rayfleetctl up: kubesim did not write %s within %" PRId64 " ms; see %s\n",
+                    ready, u->timeout_ms, log);
+            return ERR_TIMEOUT;
+        }
+        if ((u->signal = proc_sleep(LAUNCH_PROBE_MS)) != 0)
+            return ERR_CLOSED;
+    }
+    char url[256] = "";
+    FILE *f = fopen(ready, "re");
+    if (f) {
+        if (fgets(url, sizeof(url), f))
+            url[strcspn(url, "\r\n")] = '\0';
+        fclose(f);
+    }
+    fprintf(stderr, "rayfleetctl: kubesim ready at %s\n", url);
+    return 0;
+}
+
+/* ---- CRDs -------------------------------------------------------------------------------- */
+
+static int s_find_crds(const args_t *a, char *out)
+{
+    const char *given = args_str(a, "crds");
+    if (given) {
+        if (!s_is_dir(given)) {
+            fprintf(stderr, "rayfleetctl up: --crds: '%s' is not a directory\n", given);
+            return ERR_NOTFOUND;
+        }
+        return s_absolute(given, out);
+    }
+    char self[PATH_MAX];
+    s_self_dir(self, sizeof(self));
+    const char *rel[] = {"../../deploy/crds", "../deploy/crds", "../share/rayfleet/crds"};
+    for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+        char p[PATH_MAX];
+        s_fmt(p, sizeof(p), "%s/%s", self, rel[i]);
+        if (s_is_dir(p))
+            return s_absolute(p, out);
+    }
+    if (s_is_dir(RF_SOURCE_DIR "/deploy/crds"))
+        return s_absolute(RF_SOURCE_DIR "/deploy/crds", out);
+    fprintf(stderr,
+            "rayfleetctl up: cannot find the CRD manifests (looked beside %s and in "
+            "%s/deploy/crds); give --crds DIR\n",
+            self, RF_SOURCE_DIR);
+    return ERR_NOTFOUND;
+}
+
+static bool s_established(const json_t *crd)
+{
+    json_t *conds = jx_get(crd, "status.conditions");
+    size_t i;
+    json_t *c;
+    json_array_foreach(conds, i, c)
+    {
+        if (strcmp(jx_str(c, "type", ""), "Established") == 0 &&
+            strcmp(jx_str(c, "status", ""), "True") == 0)
+            return true;
+    }
+    return false;
+}
+
+static int s_yaml_filter(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+    return d->d_name[0] != '.' && ((n > 5 && strcmp(d->d_name + n - 5, ".yaml") == 0) ||
+                                   (n > 4 && strcmp(d->d_name + n - 4, ".yml") == 0));
+}
+
+/* Installs (when absent) and waits for every CRD in `dir`. */
+static int s_install_crds(s_up_t *u, kube_t *k, const char *dir)
+{
+    struct dirent **list = NULL;
+    int n = scandir(dir, &list, s_yaml_filter, alphasort);
+    if (n <= 0) {
+        fprintf(stderr, "rayfleetctl up: no CRD manifests (*.yaml) in %s\n", dir);
+        free(list);
+        return ERR_NOTFOUND;
+    }
+    int rc = 0;
+    json_t *names = json_array();
+    buf_t err;
+    buf_init(&err, KUBE_ERR_MAX);
+    k8s_res_t res = {
+        .group = "apiextensions.k8s.io", .version = "v1", .resource = "customresourcedefinitions"};
+    for (int i = 0; i < n && rc == 0; i++) {
+        char path[PATH_MAX];
+        s_path(path, dir, list[i]->d_name);
+        json_t *docs = NULL;
+        buf_reset(&err);
+        if (yaml_load_file(path, LAUNCH_CRD_MAX_FILE, &docs, &err) != 0) {
+            fprintf(stderr, "rayfleetctl up: %s\n", buf_str(&err));
+            rc = ERR_PARSE;
+            break;
+        }
+        size_t j;
+        json_t *doc;
+        json_array_foreach(docs, j, doc)
+        {
+            if (strcmp(jx_str(doc, "kind", ""), "CustomResourceDefinition") != 0)
+                continue;
+            const char *name = jx_str(doc, "metadata.name", NULL);
+            if (!name)
+                continue;
+            res.name = name;
+            buf_reset(&err);
+            int r = kube_call(k, KUBE_GET, &res, NULL, u->timeout_ms, NULL, &err);
+            const char *what = "present";
+            if (r == ERR_NOTFOUND) {
+                res.name = NULL;
+                buf_reset(&err);
+                r = kube_call(k, KUBE_CREATE, &res, doc, u->timeout_ms, NULL, &err);
+                what = "created";
+                if (r == ERR_EXISTS)
+                    r = 0;
+            }
+            if (r != 0) {
+                fprintf(stderr, "rayfleetctl up: CRD %s: %s\n", name, buf_str(&err));
+                rc = r;
+                break;
+            }
+            fprintf(stderr, "rayfleetctl: CRD %s %s\n", name, what);
+            json_array_append_new(names, json_string(name));
+        }
+        json_decref(docs);
+    }
+    /* Wait until each is Established. */
+    size_t j;
+    json_t *nm;
+    json_array_foreach(names, j, nm)
+    {
+        if (rc != 0)
+            break;
+        res.name = json_string_value(nm);
+        int64_t deadline = loop_clock_ms() + u->timeout_ms;
+        for (;;) {
+            json_t *crd = NULL;
+            buf_reset(&err);
+            int r = kube_call(k, KUBE_GET, &res, NULL, u->timeout_ms, &crd, &err);
+            bool ok = r == 0 && s_established(crd);
+            json_decref(crd);
+            if (ok)
+                break;
+            if (loop_clock_ms() >= deadline) {
+                fprintf(stderr,
+                        "rayfleetctl up: CRD %s not Established within %" PRId64 " ms%s%s\n",
+                        res.name, u->timeout_ms, r ? ": " : "", r ? buf_str(&err) : "");
+                rc = ERR_TIMEOUT;
+                break;
+            }
+            if ((u->signal = proc_sleep(LAUNCH_CRD_POLL_MS)) != 0) {
+                rc = ERR_CLOSED;
+                break;
+            }
+        }
+    }
+    if (rc == 0)
+        fprintf(stderr, "rayfleetctl: %zu CRDs Established\n", json_array_size(names));
+    json_decref(names);
+    buf_free(&err);
+    for (int i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    return rc;
+}
+
+/* ---- services ---------------------------------------------------------------------------- */
+
+/* Whether `help` lists option --name. */
+static bool s_has_flag(const char *help, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = help; (p = strstr(p, "--")) != NULL; p += 2) {
+        if (strncmp(p + 2, name, len) == 0) {
+            char c = p[2 + len];
+            if (c == ' ' || c == '\n' || c == '=' || c == ',' || c == '\0' || c == '\t')
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The argument vector of one service; strings owned. */
+typedef struct {
+    char *v[LAUNCH_MAX_ARGV + 1]; /* NULL-terminated */
+    int n; /* count */
+} s_argv_t;
+
+static int s_arg(s_argv_t *a, const char *flag, const char *value)
+{
+    if (a->n + 2 > LAUNCH_MAX_ARGV)
+        return ERR_TOOBIG;
+    char *f = NULL;
+    if (flag) {
+        size_t len = strlen(flag) + 3;
+        f = malloc(len);
+        if (!f)
+            return ERR_NOMEM;
+        s_fmt(f, len, "--%s", flag);
+    }
+    char *v = value ? strdup(value) : NULL;
+    if ((value && !v)) {
+        free(f);
+        return ERR_NOMEM;
+    }
+    if (f)
+        a->v[a->n++] = f;
+    if (v)
+        a->v[a->n++] = v;
+    a->v[a->n] = NULL;
+    return 0;
+}
+
+static void s_argv_free(s_argv_t *a)
+{
+    for (int i = 0; i < a->n; i++)
+        free(a->v[i]);
+    a->n = 0;
+}
+
+/* Starts one service and waits until it is ready. Returns 0, ERR_NOTFOUND (not built) or an
+ * error (reported). */
+static int s_start_service(s_up_t *u, const s_service_t *s, char *summary, size_t summary_size)
+{
+    char bin[PATH_MAX], log[PATH_MAX];
+    s_path(bin, u->bin, s->binary);
+    s_fmt(log, sizeof(log), "%s/logs/%s.log", u->state, s->name);
+    if (access(bin, X_OK) != 0)
+        return ERR_NOTFOUND;
+    buf_t help;
+    buf_init(&help, PROC_CAPTURE_MAX);
+    char *hargv[] = {bin, "--help", NULL};
+    int rc = proc_capture(hargv, &help);
+    if (rc != 0) {
+        fprintf(stderr, "rayfleetctl up: '%s --help' failed (%s); cannot tell its options\n", bin,
+                err_str(rc));
+        buf_free(&help);
+        return rc;
+    }
+    const char *h = buf_str(&help);
+    s_argv_t a = {0};
+    int health = -1, r = s_arg(&a, NULL, bin);
+    bool is_bus = strcmp(s->name, "bus") == 0;
+    if (r == 0 && s_has_flag(h, "kubeconfig"))
+        r = s_arg(&a, "kubeconfig", u->kubeconfig);
+    if (r == 0 && s_has_flag(h, "state-dir"))
+        r = s_arg(&a, "state-dir", u->state);
+    if (r == 0 && s_has_flag(h, "log-level"))
+        r = s_arg(&a, "log-level", u->log_level);
+    if (r == 0 && s_has_flag(h, "bus.frontend"))
+        r = s_arg(&a, "bus.frontend", u->frontend);
+    if (r == 0 && s_has_flag(h, "bus.backend"))
+        r = s_arg(&a, "bus.backend", u->backend);
+    if (r == 0 && !is_bus && s_has_flag(h, "bus.endpoint"))
+        r = s_arg(&a, "bus.endpoint", s->bus_endpoint_is_backend ? u->backend : u->frontend);
+    if (r == 0 && s_has_flag(h, "bus.publish"))
+        r = s_arg(&a, "bus.publish", u->frontend);
+    if (r == 0 && s_has_flag(h, "bus.subscribe"))
+        r = s_arg(&a, "bus.subscribe", u->backend);
+    if (r == 0 && s_has_flag(h, "health.port")) {
+        char port[16];
+        health = s_free_port();
+        s_fmt(port, sizeof(port), "%d", health);
+        r = s_arg(&a, "health.port", port);
+    }
+    if (r == 0 && s_has_flag(h, "metrics.port")) {
+        char port[16];
+        s_fmt(port, sizeof(port), "%d", s_free_port());
+        r = s_arg(&a, "metrics.port", port);
+    }
+    buf_free(&help);
+    if (r != 0) {
+        s_argv_free(&a);
+        fprintf(stderr, "rayfleetctl up: %s: %s\n", s->name, err_str(r));
+        return r;
+    }
+    unlink(log);
+    proc_entry_t *e = &u->procs[u->nprocs];
+    r = proc_spawn(s->name, a.v, log, e);
+    s_argv_free(&a);
+    if (r != 0) {
+        fprintf(stderr, "rayfleetctl up: cannot start %s: %s\n", bin, strerror(errno));
+        return r;
+    }
+    u->nprocs++;
+    s_save(u);
+    int64_t started = loop_clock_ms();
+    int64_t deadline = started + u->timeout_ms;
+    const char *how = "alive";
+    for (;;) {
+        if (!s_check_alive(u, e))
+            return ERR_CLOSED;
+        bool ready;
+        if (health > 0) {
+            ready = s_http_status(health, "/readyz") == 200;
+            how = "/readyz 200";
+        } else if (is_bus) {
+            ready = s_exists(u->frontend + 6) && s_exists(u->backend + 6);
+            how = "sockets bound";
+        } else {
+            ready = loop_clock_ms() - started >= LAUNCH_SETTLE_MS;
+        }
+        if (ready)
+            break;
+        if (loop_clock_ms() >= deadline) {
+            fprintf(stderr,
+                    "rayfleetctl up: %s (pid %d) not ready within %" PRId64 " ms (%s); the "
+                    "last lines of %s:\n",
+                    s->name, (int)e->pid, u->timeout_ms,
+                    health > 0 ? "its /readyz does not answer 200" : "no sockets", log);
+            proc_tail(log, LAUNCH_TAIL_LINES, "  | ", stderr);
+            return ERR_TIMEOUT;
+        }
+        if ((u->signal = proc_sleep(LAUNCH_PROBE_MS)) != 0)
+            return ERR_CLOSED;
+    }
+    char port_note[32] = "";
+    if (health > 0)
+        s_fmt(port_note, sizeof(port_note), ", health port %d", health);
+    fprintf(stderr, "rayfleetctl: %s ready (pid %d, %s%s)\n", s->name, (int)e->pid, how, port_note);
+    s_fmt(summary, summary_size, "%s pid %d%s", s->name, (int)e->pid, port_note);
+    return 0;
+}
+
+/* Refuses to start over a running set; removes a stale pid file. */
+static int s_check_not_running(const s_up_t *u)
+{
+    proc_entry_t e[PROC_MAX];
+    size_t n = 0;
+    if (proc_pidfile_read(u->pidfile, e, PROC_MAX, &n) != 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (proc_alive(&e[i])) {
+            fprintf(stderr,
+                    "rayfleetctl up: rayfleet already runs in %s (%s, pid %d); run "
+                    "'rayfleetctl down --state-dir %s' first\n",
+                    u->state, e[i].name, (int)e[i].pid, u->state);
+            return ERR_EXISTS;
+        }
+    }
+    unlink(u->pidfile);
+    return 0;
+}
+
+/* Removes the databases of a previous simulated cluster (a new kubesim starts empty). */
+static void s_reset_databases(const char *state)
+{
+    DIR *d = opendir(state);
+    if (!d)
+        return;
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        const char *nm = ent->d_name;
+        size_t len = strlen(nm);
+        bool db = (len > 3 && strcmp(nm + len - 3, ".db") == 0) ||
+                  (len > 7 &&
+                   (strcmp(nm + len - 7, ".db-wal") == 0 || strcmp(nm + len - 7, ".db-shm") == 0));
+        if (db) {
+            char p[PATH_MAX];
+            s_path(p, state, nm);
+            unlink(p);
+        }
+    }
+    closedir(d);
+}
+
+int launch_up(int argc, char **argv)
+{
+    args_t a;
+    int pr = args_parse("up", "(--sim | --kubeconfig FILE) [--detach] [--state-dir DIR] [OPTIONS]",
+                        "Starts rayfleet: with --sim, kubesim (a simulated Kubernetes cluster) "
+                        "first; then installs the ray.io CRDs when absent and starts every\n"
+                        "rayfleet service that is built (bus, watcher, scheduler), each with its "
+                        "log in STATE/logs/<name>.log and its pid in STATE/pids.",
+                        s_up_opts, 0, argc, argv, &a);
+    if (pr != ARGS_OK)
+        return pr == ARGS_HELP ? 0 : 2;
+    bool sim = args_has(&a, "sim");
+    const char *kc = args_str(&a, "kubeconfig");
+    if (sim == (kc != NULL)) {
+        fprintf(stderr, "rayfleetctl up: give exactly one of --sim (start a simulated cluster) "
+                        "and --kubeconfig FILE (use a real one)\n");
+        return 2;
+    }
+    int64_t nodes = LAUNCH_DEFAULT_NODES;
+    if (args_has(&a, "nodes") && !sim) {
+        fprintf(stderr, "rayfleetctl up: --nodes: only with --sim\n");
+        return 2;
+    }
+    s_up_t *u = calloc(1, sizeof(*u));
+    if (!u)
+        return 1;
+    int code = 2;
+    if (args_int(&a, "up", "nodes", 1, LAUNCH_MAX_NODES, LAUNCH_DEFAULT_NODES, &nodes) != 0 ||
+        args_duration(&a, "up", "timeout", 100, 3600000, LAUNCH_DEFAULT_TIMEOUT_MS,
+                      &u->timeout_ms) != 0)
+        goto out;
+    u->log_level = args_str(&a, "log-level") ? args_str(&a, "log-level") : "info";
+    const char *levels[] = {"debug", "info", "warn", "error"};
+    bool level_ok = false;
+    for (size_t i = 0; i < 4; i++)
+        level_ok = level_ok || strcmp(u->log_level, levels[i]) == 0;
+    if (!level_ok) {
+        fprintf(stderr,
+                "rayfleetctl up: --log-level: must be debug, info, warn or error (got '%s')\n",
+                u->log_level);
+        goto out;
+    }
+    if (kc) {
+        if (access(kc, R_OK) != 0) {
+            fprintf(stderr, "rayfleetctl up: --kubeconfig: cannot read '%s': %s\n", kc,
+                    strerror(errno));
+            goto out;
+        }
+        s_absolute(kc, u->kubeconfig);
+    }
+    if (args_str(&a, "bin-dir")) {
+        if (!s_is_dir(args_str(&a, "bin-dir"))) {
+            fprintf(stderr, "rayfleetctl up: --bin-dir: '%s' is not a directory\n",
+                    args_str(&a, "bin-dir"));
+            goto out;
+        }
+        s_absolute(args_str(&a, "bin-dir"), u->bin);
+    } else {
+        s_self_dir(u->bin, sizeof(u->bin));
+    }
+    char crds[PATH_MAX];
+    if (s_find_crds(&a, crds) != 0)
+        goto out;
+    if (s_state_dir("up", &a, true, u->state) != 0)
+        goto out;
+    code = 1;
+    s_fmt(u->frontend, sizeof(u->frontend), "ipc://%s/bus-in", u->state);
+    s_fmt(u->backend, sizeof(u->backend), "ipc://%s/bus-out", u->state);
+    if (strlen(u->backend) - 6 > LAUNCH_IPC_PATH_MAX) {
+        fprintf(stderr,
+                "rayfleetctl up: --state-dir: '%s' is too long for the bus's ipc:// sockets "
+                "(at most %d bytes with '/bus-out'); choose a shorter path\n",
+                u->state, LAUNCH_IPC_PATH_MAX);
+        code = 2;
+        goto out;
+    }
+    s_path(u->pidfile, u->state, "pids");
+    if (s_check_not_running(u) != 0)
+        goto out;
+    char logs[PATH_MAX];
+    s_path(logs, u->state, "logs");
+    if (s_mkdir_p(logs) != 0) {
+        fprintf(stderr, "rayfleetctl up: cannot create %s: %s\n", logs, strerror(errno));
+        goto out;
+    }
+    bool detach = args_has(&a, "detach");
+    if (!detach) {
+        /* Foreground: `down` from elsewhere signals us first; we stop the children. */
+        proc_entry_t *self = &u->procs[u->nprocs++];
+        s_fmt(self->name, sizeof(self->name), "rayfleetctl");
+        self->pid = getpid();
+        proc_start_time(self->pid, &self->start);
+        u->with_self = true;
+    }
+    if (sim) {
+        s_path(u->kubeconfig, u->state, "kubeconfig");
+        s_reset_databases(u->state);
+        if (s_start_kubesim(u, nodes) != 0)
+            goto fail;
+    }
+    buf_t err;
+    buf_init(&err, KUBE_ERR_MAX);
+    kube_t *k = kube_open(u->kubeconfig, &err);
+    if (!k) {
+        fprintf(stderr, "rayfleetctl up: kubeconfig %s: %s\n", u->kubeconfig, buf_str(&err));
+        buf_free(&err);
+        goto fail;
+    }
+    buf_free(&err);
+    fprintf(stderr, "rayfleetctl: installing the CRDs of %s\n", crds);
+    int r = s_install_crds(u, k, crds);
+    kube_close(&k);
+    if (r != 0)
+        goto fail;
+    char missing[512] = "";
+    size_t mlen = 0;
+    for (size_t i = 0; i < S_NSERVICES; i++) {
+        char summary[128];
+        r = s_start_service(u, &s_services[i], summary, sizeof(summary));
+        if (r == ERR_NOTFOUND) {
+            int w = snprintf(missing + mlen, sizeof(missing) - mlen, "%s%s", mlen ? ", " : "",
+                             s_services[i].binary);
+            if (w > 0 && (size_t)w < sizeof(missing) - mlen)
+                mlen += (size_t)w;
+            continue;
+        }
+        if (r != 0)
+            goto fail;
+    }
+    if (mlen)
+        fprintf(stderr, "rayfleetctl: not built, not started: %s (looked in %s)\n", missing,
+                u->bin);
+    s_save(u);
+    if (detach) {
+        fprintf(stderr,
+                "rayfleetctl: ready; 'rayfleetctl down --state-dir %s' stops it. "
+                "The cluster's kubeconfig:\n",
+                u->state);
+        printf("%s\n", u->kubeconfig);
+        code = 0;
+        goto out;
+    }
+    fprintf(stderr, "rayfleetctl: ready; kubeconfig %s; Ctrl-C stops everything\n", u->kubeconfig);
+    for (;;) {
+        int sig = proc_sleep(LAUNCH_PROBE_MS * 2);
+        if (sig) {
+            fprintf(stderr, "rayfleetctl: %s; stopping\n", strsignal(sig));
+            s_stop_everything(u);
+            code = 0;
+            goto out;
+        }
+        for (size_t i = 1; i < u->nprocs; i++) {
+            int status = 0;
+            if (proc_exited(&u->procs[i], &status)) {
+                s_report_death(u, &u->procs[i], status);
+                fprintf(stderr, "rayfleetctl: stopping everything\n");
+                s_stop_everything(u);
+                code = 1;
+                goto out;
+            }
+        }
+    }
+fail:
+    if (u->signal)
+        fprintf(stderr, "rayfleetctl up: %s while starting; stopping\n", strsignal(u->signal));
+    s_stop_everything(u);
+    code = u->signal ? 0 : 1;
+    if (!u->signal)
+        fprintf(stderr,
+                "rayfleetctl up: failed; everything started was stopped (logs in %s/logs)\n",
+                u->state);
+out:
+    free(u);
+    return code;
+}
+
+int launch_down(int argc, char **argv)
+{
+    args_t a;
+    int pr = args_parse("down", "[--state-dir DIR] [--timeout DURATION]",
+                        "Stops what 'rayfleetctl up' started in the state directory (SIGTERM, "
+                        "then SIGKILL after the timeout) and removes its pid file.\n"
+                        "Running it when nothing runs is harmless.",
+                        s_down_opts, 0, argc, argv, &a);
+    if (pr != ARGS_OK)
+        return pr == ARGS_HELP ? 0 : 2;
+    int64_t timeout = 0;
+    if (args_duration(&a, "down", "timeout", 0, 3600000, LAUNCH_STOP_TIMEOUT_MS, &timeout) != 0)
+        return 2;
+    char state[PATH_MAX], pidfile[PATH_MAX];
+    if (s_state_dir("down", &a, false, state) != 0) {
+        printf("rayfleetctl: nothing is running (no state directory %s)\n", state);
+        return 0;
+    }
+    s_path(pidfile, state, "pids");
+    proc_entry_t e[PROC_MAX];
+    size_t n = 0;
+    int r = proc_pidfile_read(pidfile, e, PROC_MAX, &n);
+    if (r == ERR_NOTFOUND) {
+        printf("rayfleetctl: nothing is running in %s (no pid file)\n", state);
+        return 0;
+    }
+    if (r != 0) {
+        fprintf(stderr, "rayfleetctl down: cannot read %s (%s); stop the processes by hand\n",
+                pidfile, err_str(r));
+        return 1;
+    }
+    size_t alive = 0;
+    for (size_t i = 0; i < n; i++)
+        alive += proc_alive(&e[i]);
+    if (alive == 0) {
+        unlink(pidfile);
+        printf("rayfleetctl: nothing is running in %s (removed a stale pid file)\n", state);
+        return 0;
+    }
+    /* A foreground `up` stops its own children: signal it first, with time for all of them. */
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(e[i].name, "rayfleetctl") == 0)
+            proc_stop_all(&e[i], 1, timeout * (int64_t)n, stdout);
+    int killed = proc_stop_all(e, n, timeout, stdout);
+    unlink(pidfile);
+    printf("rayfleetctl: stopped everything in %s%s\n", state,
+           killed ? " (some processes needed SIGKILL)" : "");
+    return 0;
+}

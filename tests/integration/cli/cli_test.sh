@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# integration.cli: rayfleetctl up/status/down against kubesim, and its argument errors.
+# Usage: cli_test.sh PATH/TO/rayfleetctl   (kubesim and the rayfleet-* services beside it)
+set -uo pipefail
+ctl=${1:?usage: cli_test.sh PATH/TO/rayfleetctl}
+bin=$(dirname "$ctl")
+tmp=$(mktemp -d /tmp/rfcli.XXXXXX)
+state="$tmp/state"
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); echo "ok   - $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL - $1"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+
+cleanup() {
+    "$ctl" down --state-dir "$state" --timeout 2s >/dev/null 2>&1 || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Whether every pid of the pid file (a copy, `up` removes nothing) is gone.
+all_gone() {
+    local f=$1 name pid start
+    while read -r name pid start; do
+        if [[ -e /proc/$pid ]] && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; then
+            echo "  still running: $name pid $pid" >&2
+            return 1
+        fi
+    done <"$f"
+    return 0
+}
+
+# Expects a command to fail with exit code $2 and its stderr to contain $3.
+expect_error() {
+    local name=$1 code=$2 text=$3; shift 3
+    local out rc
+    out=$("$@" 2>&1 >/dev/null); rc=$?
+    if [[ $rc -eq $code && $out == *"$text"* ]]; then ok "$name"
+    else bad "$name (exit $rc, stderr: $out)"; fi
+}
+
+# --- help, version, bad flags ----------------------------------------------------------------
+check "--help lists the commands" bash -c "'$ctl' --help | grep -q 'down'"
+check "--version" bash -c "'$ctl' --version | grep -Eq '^rayfleetctl [0-9]+\.[0-9]+'"
+for c in up down status audit; do
+    check "$c --help" bash -c "'$ctl' $c --help | grep -q '^Usage: rayfleetctl $c'"
+done
+expect_error "unknown command" 2 "unknown command 'fly'" "$ctl" fly
+expect_error "up without --sim or --kubeconfig" 2 "exactly one of --sim" "$ctl" up --state-dir "$state"
+expect_error "up with both" 2 "exactly one of --sim" "$ctl" up --sim --kubeconfig /dev/null
+expect_error "unknown flag" 2 "unknown option '--bogus'" "$ctl" up --sim --bogus
+expect_error "bad --nodes" 2 "--nodes: must be an integer in 1..1000 (got 'many')" \
+    "$ctl" up --sim --nodes many
+expect_error "--nodes without --sim" 2 "--nodes: only with --sim" \
+    "$ctl" up --kubeconfig /dev/null --nodes 3
+expect_error "bad --timeout" 2 "--timeout: must be a duration" "$ctl" up --sim --timeout soon
+expect_error "missing value" 2 "--state-dir: needs a value" "$ctl" down --state-dir
+expect_error "flag given a value" 2 "--detach: takes no value" "$ctl" up --sim --detach=yes
+expect_error "unreadable --kubeconfig" 2 "--kubeconfig: cannot read" \
+    "$ctl" up --kubeconfig "$tmp/none"
+expect_error "positional argument" 2 "unexpected argument 'x'" "$ctl" status x
+
+# --- down before anything runs ---------------------------------------------------------------
+check "down with nothing running" bash -c "'$ctl' down --state-dir '$tmp/empty' | grep -q 'nothing is running'"
+
+# --- up --sim --detach -----------------------------------------------------------------------
+start=$(date +%s%N)
+kc=$("$ctl" up --sim --detach --state-dir "$state" --nodes 3 --timeout 60s 2>"$tmp/up.err")
+rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+if [[ $rc -eq 0 ]]; then ok "up --sim --detach (${ms} ms)"; else bad "up --sim --detach (exit $rc)"; cat "$tmp/up.err"; fi
+check "up prints the kubeconfig path" test "$kc" = "$(cd "$state" && pwd)/kubeconfig"
+check "kubeconfig exists" test -s "$state/kubeconfig"
+check "pid file exists" test -s "$state/pids"
+cp "$state/pids" "$tmp/pids.copy" 2>/dev/null || : >"$tmp/pids.copy"
+check "kubesim and bus in the pid file" bash -c "grep -q '^kubesim ' '$state/pids' && grep -q '^bus ' '$state/pids'"
+check "up names the services not built" bash -c \
+    "for s in watcher scheduler; do [[ -x '$bin/rayfleet-'\$s ]] || grep -q \"not built.*rayfleet-\$s\" '$tmp/up.err' || exit 1; done"
+all_alive=true
+while read -r name pid start; do
+    if [[ ! -e /proc/$pid ]]; then all_alive=false; echo "  $name (pid $pid) is not running" >&2; fi
+done <"$tmp/pids.copy"
+check "every started process is alive" $all_alive
+for s in bus watcher scheduler; do
+    if [[ -x "$bin/rayfleet-$s" ]]; then
+        check "$s started (built)" grep -q "^$s " "$tmp/pids.copy"
+        check "$s log exists" test -e "$state/logs/$s.log"
+    fi
+done
+check "bus sockets exist" test -S "$state/bus-in" -a -S "$state/bus-out"
+expect_error "second up refuses" 1 "already runs in" "$ctl" up --sim --detach --state-dir "$state"
+
+if command -v kubectl >/dev/null; then
+    kc_() { kubectl --kubeconfig "$state/kubeconfig" --cache-dir "$tmp/kcache" "$@"; }
+    check "kubectl get nodes (3)" bash -c "[[ \$(kubectl --kubeconfig '$state/kubeconfig' --cache-dir '$tmp/kcache' get nodes --no-headers | wc -l) -eq 3 ]]"
+    for crd in rayclusters rayjobs rayservices raycronjobs; do
+        check "CRD $crd.ray.io Established" bash -c \
+            "kubectl --kubeconfig '$state/kubeconfig' --cache-dir '$tmp/kcache' get crd $crd.ray.io -o jsonpath='{.status.conditions[?(@.type==\"Established\")].status}' | grep -q True"
+    done
+    check "kubectl apply examples/raycluster.yaml" \
+        kc_ apply -f "$(dirname "$0")/../../../examples/raycluster.yaml"
+else
+    check "kubectl is installed (scripts/deps.sh does not provide it)" false
+fi
+
+# --- status ----------------------------------------------------------------------------------
+"$ctl" status --state-dir "$state" >"$tmp/status.out" 2>&1
+rc=$?
+check "status exits 0" test $rc -eq 0
+check "status prints the RayCluster header" grep -q "^NAMESPACE .*NAME .*STATE .*DESIRED .*READY .*HEAD-POD-IP .*AGE" "$tmp/status.out"
+if command -v kubectl >/dev/null; then
+    check "status lists the applied cluster" grep -q "^default .*demo " "$tmp/status.out"
+fi
+check "status lists RayJobs and RayServices" bash -c "grep -q '^RayJobs' '$tmp/status.out' && grep -q '^RayServices' '$tmp/status.out'"
+check "status --kubeconfig" bash -c "'$ctl' status --kubeconfig '$state/kubeconfig' | grep -q '^RayClusters'"
+expect_error "status without a kubeconfig" 1 "no kubeconfig at" "$ctl" status --state-dir "$tmp/empty"
+expect_error "status with both sources" 2 "not both" "$ctl" status --state-dir "$state" --kubeconfig x
+
+# --- audit (read-only view of an audit table shaped like common/store.c's) --------------------
+expect_error "audit without a database" 1 "no audit database at" "$ctl" audit --state-dir "$tmp/empty"
+expect_error "bad --limit" 2 "--limit: must be an integer in 1..1000000 (got '0')" "$ctl" audit --limit 0
+if command -v sqlite3 >/dev/null; then
+    db="$tmp/audit.db"
+    sqlite3 "$db" "CREATE TABLE audit (id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,
+        actor_service TEXT, actor_replica TEXT, actor_version TEXT, cluster TEXT NOT NULL,
+        target_group TEXT NOT NULL, target_kind TEXT NOT NULL, target_namespace TEXT NOT NULL,
+        target_name TEXT NOT NULL, target_uid TEXT, verb TEXT NOT NULL, reason TEXT, message TEXT,
+        cause_key TEXT, cause_generation INTEGER, cause_resource_version TEXT,
+        cause_event_id INTEGER, correlation_id TEXT, request_summary TEXT,
+        result_status INTEGER NOT NULL, result_error TEXT, latency_ms INTEGER NOT NULL) STRICT;
+        INSERT INTO audit VALUES (1, 1700000000000, 'scheduler', 'scheduler/0', '0.1.0', 'default',
+        '', 'Pod', 'default', 'demo-head-x', NULL, 'create', 'CreatedHeadPod', 'head pod',
+        'ray.io/RayCluster/default/demo', 1, '42', NULL, 'c1', '{}', 201, NULL, 3);
+        INSERT INTO audit VALUES (2, 1700000000100, 'scheduler', 'scheduler/0', '0.1.0', 'default',
+        '', 'Pod', 'default', 'demo-workers-y', NULL, 'create', 'CreatedWorkerPod', 'worker',
+        'ray.io/RayCluster/default/demo', 1, '42', NULL, 'c1', '{}', 201, NULL, 4);"
+    "$ctl" audit --db "$db" >"$tmp/audit.out" 2>&1
+    check "audit lists the rows" bash -c "grep -q 'demo-head-x' '$tmp/audit.out' && grep -q 'CreatedWorkerPod' '$tmp/audit.out'"
+    check "audit shows the cause" grep -q "ray.io/RayCluster/default/demo gen 1 rv 42" "$tmp/audit.out"
+    check "audit --limit 1 keeps the newest" bash -c "'$ctl' audit --db '$db' --limit 1 | grep -q demo-workers-y && ! '$ctl' audit --db '$db' --limit 1 | grep -q demo-head-x"
+    check "audit leaves the database unchanged" test "$(sqlite3 "$db" 'SELECT count(*) FROM audit')" = 2
+else
+    check "sqlite3 is installed (scripts/deps.sh installs it)" false
+fi
+
+# --- down ------------------------------------------------------------------------------------
+"$ctl" down --state-dir "$state" >"$tmp/down.out" 2>&1
+rc=$?
+check "down exits 0" test $rc -eq 0
+check "down reports what it stopped" grep -q "stopped kubesim" "$tmp/down.out"
+check "no process left" all_gone "$tmp/pids.copy"
+check "pid file removed" test ! -e "$state/pids"
+"$ctl" down --state-dir "$state" >"$tmp/down2.out" 2>&1
+rc=$?
+check "down again is a no-op" test $rc -eq 0
+check "down again says nothing runs" grep -q "nothing is running" "$tmp/down2.out"
+
+# --- foreground: SIGTERM stops everything ------------------------------------------------------
+"$ctl" up --sim --state-dir "$state" --timeout 60s >"$tmp/fg.out" 2>&1 &
+fg=$!
+for _ in $(seq 100); do grep -q "Ctrl-C stops everything" "$tmp/fg.out" 2>/dev/null && break; sleep 0.1; done
+cp "$state/pids" "$tmp/pids.fg" 2>/dev/null || : >"$tmp/pids.fg"
+check "foreground up becomes ready" grep -q "Ctrl-C stops everything" "$tmp/fg.out"
+kill -TERM "$fg"
+wait "$fg"
+rc=$?
+check "foreground up exits 0 on SIGTERM" test $rc -eq 0
+check "foreground up stopped its children" all_gone "$tmp/pids.fg"
+
+# --- up --kubeconfig: an existing cluster (a kubesim started here), CRDs installed if absent ---
+if [[ -x "$bin/kubesim" ]]; then
+    real="$tmp/real"
+    mkdir -p "$real"
+    "$bin/kubesim" --port 0 --nodes 2 --kubeconfig-out "$real/kubeconfig" \
+        --ready-file "$real/ready" >"$real/kubesim.log" 2>&1 &
+    sim=$!
+    for _ in $(seq 100); do [[ -s "$real/ready" ]] && break; sleep 0.1; done
+    out=$("$ctl" up --kubeconfig "$real/kubeconfig" --detach --state-dir "$real/state" 2>"$tmp/up2.err")
+    rc=$?
+    check "up --kubeconfig --detach" test $rc -eq 0
+    check "up --kubeconfig prints the given kubeconfig" test "$out" = "$real/kubeconfig"
+    check "up --kubeconfig created the CRDs" grep -q "CRD rayclusters.ray.io created" "$tmp/up2.err"
+    check "up --kubeconfig started no kubesim" bash -c "! grep -q '^kubesim ' '$real/state/pids'"
+    "$ctl" down --state-dir "$real/state" >/dev/null 2>&1
+    "$ctl" up --kubeconfig "$real/kubeconfig" --detach --state-dir "$real/state" >/dev/null 2>"$tmp/up3.err"
+    check "second up --kubeconfig finds the CRDs present" grep -q "CRD rayclusters.ray.io present" "$tmp/up3.err"
+    "$ctl" down --state-dir "$real/state" >/dev/null 2>&1
+    kill "$sim" 2>/dev/null
+    wait "$sim" 2>/dev/null
+fi
+
+# --- a service without a health port (a stand-in scheduler), and one that dies at start ------
+fake="$tmp/fakebin"
+mkdir -p "$fake"
+ln -s "$(cd "$bin" && pwd)/kubesim" "$fake/kubesim"
+ln -s "$(cd "$bin" && pwd)/rayfleet-bus" "$fake/rayfleet-bus"
+cat >"$fake/rayfleet-scheduler" <<'SH'
+#!/usr/bin/env bash
+if [[ "${1:-}" == --help ]]; then
+    printf 'Options:\n  --bus.endpoint TEXT\n  --kubeconfig FILE\n  --state-dir DIR\n  --log-level LEVEL\n'
+    exit 0
+fi
+echo "args: $*"
+[[ -n "${FAKE_FAIL:-}" ]] && { echo "fatal: cannot open the store"; exit 3; }
+exec sleep 1000
+SH
+chmod +x "$fake/rayfleet-scheduler"
+fs="$tmp/fstate"
+"$ctl" up --sim --detach --bin-dir "$fake" --state-dir "$fs" >/dev/null 2>"$tmp/fake.err"
+rc=$?
+check "up with a stand-in scheduler" test $rc -eq 0
+check "scheduler ready once alive (no health port)" grep -q "scheduler ready (pid [0-9]*, alive)" "$tmp/fake.err"
+check "scheduler got the bus backend and the kubeconfig" \
+    grep -q -- "--kubeconfig $(cd "$fs" && pwd)/kubeconfig --state-dir $(cd "$fs" && pwd) --log-level info --bus.endpoint ipc://$(cd "$fs" && pwd)/bus-out" "$fs/logs/scheduler.log"
+check "the missing watcher is named" grep -q "not built, not started: rayfleet-watcher" "$tmp/fake.err"
+"$ctl" down --state-dir "$fs" >/dev/null 2>&1
+FAKE_FAIL=1 "$ctl" up --sim --detach --bin-dir "$fake" --state-dir "$fs" >/dev/null 2>"$tmp/fail.err"
+rc=$?
+cp "$fs/pids" "$tmp/pids.fail" 2>/dev/null || : >"$tmp/pids.fail"
+check "up fails when a service dies at start" test $rc -eq 1
+check "the death is reported with the log tail" bash -c \
+    "grep -q 'scheduler (pid [0-9]*) exited with status 3' '$tmp/fail.err' && grep -q '| fatal: cannot open the store' '$tmp/fail.err'"
+check "a failed up leaves no pid file" test ! -e "$fs/pids"
+simpid=$(sed -n 's/.*starting kubesim ([0-9]* nodes, pid \([0-9]*\)).*/\1/p' "$tmp/fail.err")
+check "a failed up leaves no kubesim" bash -c "[[ -n '$simpid' ]] && { [[ ! -e /proc/$simpid ]] || grep -q ') Z' /proc/$simpid/stat; }"
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
