@@ -9,7 +9,7 @@ SHARED=${RF_SHARED_DIR:-$(dirname "$0")/../../../../shared}
 KUBECTL=${KUBECTL:-kubectl}
 if ! command -v "$KUBECTL" >/dev/null 2>&1; then
     echo "kubectl not installed: skipping"
-    exit 77
+    exit 1
 fi
 [ -x "$KUBESIM" ] || { echo "FATAL: no kubesim binary at $KUBESIM"; exit 1; }
 [ -d "$SHARED/kuberay/crd" ] || { echo "FATAL: no CRDs under $SHARED/kuberay/crd"; exit 1; }
