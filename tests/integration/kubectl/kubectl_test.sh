@@ -8,7 +8,7 @@ KUBESIM=${1:-${RF_BIN_DIR:-build/bin}/kubesim}
 SHARED=${RF_SHARED_DIR:-$(dirname "$0")/../../../../shared}
 KUBECTL=${KUBECTL:-kubectl}
 if ! command -v "$KUBECTL" >/dev/null 2>&1; then
-    echo "kubectl not installed: skipping"
+    echo "FAIL: kubectl is not installed (it comes with the machine image, not scripts/deps.sh)"
     exit 1
 fi
 [ -x "$KUBESIM" ] || { echo "FATAL: no kubesim binary at $KUBESIM"; exit 1; }
