@@ -68,6 +68,8 @@ struct k8s_client {
     k8s_req_t *chead, *ctail; /* requests waiting for credentials */
     double tokens; /* token bucket level */
     int64_t bucket_ms; /* last refill time */
+    const char *ev_raw; /* the "object" text of the watch event being delivered, or NULL */
+    size_t ev_raw_len; /* bytes at ev_raw */
     int64_t bucket_timer; /* drain timer, 0 when none */
     char *token; /* current bearer token (secret) */
     struct timespec tok_mtime; /* token file mtime */
@@ -407,6 +409,91 @@ static bool s_schedule_retry(k8s_req_t *r, int64_t delay_ms)
     return true;
 }
 
+/* After the string starting at p (on its opening quote): the byte after its closing quote, or
+ * NULL when it does not end before `end`. */
+static const char *s_skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
+}
+
+/* After the JSON value starting at p: the byte after it, or NULL. The text was validated by the
+ * parser already; this only finds where the value ends. */
+static const char *s_skip_value(const char *p, const char *end)
+{
+    if (p >= end)
+        return NULL;
+    if (*p == '"')
+        return s_skip_string(p, end);
+    if (*p != '{' && *p != '[') {
+        while (p < end && !strchr(",}] \t\r\n", *p))
+            p++;
+        return p;
+    }
+    int depth = 0;
+    while (p < end) {
+        if (*p == '"') {
+            if (!(p = s_skip_string(p, end)))
+                return NULL;
+            continue;
+        }
+        if (*p == '{' || *p == '[')
+            depth++;
+        else if ((*p == '}' || *p == ']') && --depth == 0)
+            return p + 1;
+        p++;
+    }
+    return NULL;
+}
+
+static const char *s_skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    return p;
+}
+
+/* The byte span of the top-level "object" member's value in the watch event text `line` (a
+ * JSON object the parser accepted). Returns its start and sets *out_len, or NULL. */
+static const char *s_object_span(const char *line, size_t len, size_t *out_len)
+{
+    const char *p = line, *end = line + len;
+    p = s_skip_ws(p, end);
+    if (p >= end || *p != '{')
+        return NULL;
+    p++;
+    for (;;) {
+        p = s_skip_ws(p, end);
+        if (p >= end || *p != '"')
+            return NULL;
+        const char *key = p + 1;
+        const char *after = s_skip_string(p, end);
+        if (!after)
+            return NULL;
+        bool is_object = after - key - 1 == 6 && memcmp(key, "object", 6) == 0;
+        p = s_skip_ws(after, end);
+        if (p >= end || *p != ':')
+            return NULL;
+        p = s_skip_ws(p + 1, end);
+        const char *vend = s_skip_value(p, end);
+        if (!vend)
+            return NULL;
+        if (is_object) {
+            *out_len = (size_t)(vend - p);
+            return p;
+        }
+        p = s_skip_ws(vend, end);
+        if (p >= end || *p != ',')
+            return NULL;
+        p++;
+    }
+}
+
 static int s_deliver_line(k8s_req_t *r, const char *line, size_t len)
 {
     while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
@@ -423,9 +510,14 @@ static int s_deliver_line(k8s_req_t *r, const char *line, size_t len)
         rc = ERR_PROTO;
     } else {
         r->c->stats.events++;
+        r->c->ev_raw = s_object_span(line, len, &r->c->ev_raw_len);
+        if (!r->c->ev_raw)
+            r->c->ev_raw_len = 0;
         r->in_cb = true;
         rc = r->on_event(r->c, r->id, type, obj, r->arg);
         r->in_cb = false;
+        r->c->ev_raw = NULL;
+        r->c->ev_raw_len = 0;
     }
     json_decref(ev);
     return rc;
@@ -926,6 +1018,13 @@ const char *k8s_client_namespace(const k8s_client_t *c)
     return c->kc->namespace_ ? c->kc->namespace_ : "default";
 }
 
+const char *k8s_event_raw(const k8s_client_t *c, size_t *len)
+{
+    if (len)
+        *len = c && c->ev_raw ? c->ev_raw_len : 0;
+    return c ? c->ev_raw : NULL;
+}
+
 k8s_client_t *k8s_client_new(loop_t *loop, const kubeconfig_t *kc, const k8s_config_t *cfg)
 {
     if (!loop || !kc || !kc->server)
@@ -1037,6 +1136,24 @@ int k8s_test(bool verbose)
     CHECK(strcmp(buf_str(&b), "/apis/ray.io/v1/rayclusters?watch=true&resourceVersion=42&"
                               "allowWatchBookmarks=true&timeoutSeconds=300") == 0);
     buf_reset(&b);
+    /* the raw "object" span of watch event lines */
+    {
+        const char *ev = " {\"type\" : \"MODIFIED\", \"x\":[1,{\"object\":2},\"}\\\"\"],"
+                         "\"n\":-1.5e3,\"object\": {\"a\":\"b}\\\\\",\"c\":[{}]} }";
+        size_t n = 0;
+        const char *sp = s_object_span(ev, strlen(ev), &n);
+        const char *want = "{\"a\":\"b}\\\\\",\"c\":[{}]}";
+        CHECK(sp && n == strlen(want) && memcmp(sp, want, n) == 0);
+        const char *ev2 = "{\"type\":\"ADDED\",\"object\":{\"k\":1}}";
+        sp = s_object_span(ev2, strlen(ev2), &n);
+        CHECK(sp && n == 7 && memcmp(sp, "{\"k\":1}", 7) == 0);
+        CHECK(s_object_span("{\"type\":\"ADDED\"}", 16, &n) == NULL);
+        CHECK(s_object_span("[1]", 3, &n) == NULL);
+        CHECK(s_object_span("{\"object\":{\"a\":1", 17, &n) == NULL);
+        CHECK(s_object_span("{\"object\":\"ab", 13, &n) == NULL);
+        CHECK(s_object_span("{\"a\" 1}", 7, &n) == NULL);
+        CHECK(k8s_event_raw(NULL, &n) == NULL && n == 0);
+    }
     k8s_res_t bad = {.version = "v1", .resource = "pods", .subresource = "status"};
     CHECK(k8s_path(&bad, NULL, false, &b) == ERR_INVAL && b.len == 0);
     k8s_res_t bad2 = {.resource = "pods"};

@@ -195,6 +195,13 @@ int64_t k8s_watch(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts,
  * again. Safe from inside any callback, including its own. Returns 0 or ERR_NOTFOUND. */
 int k8s_cancel(k8s_client_t *c, int64_t id);
 
+/* Only from inside a watch's on_event callback: the JSON text of the event's "object" exactly as
+ * the server sent it (not NUL-terminated; *len gets its length), the text `object` was parsed
+ * from, so a consumer can store it without serializing the tree again. Borrowed: valid until the
+ * callback returns. NULL (and *len 0) outside on_event or when it could not be located. `len` may
+ * be NULL. */
+const char *k8s_event_raw(const k8s_client_t *c, size_t *len);
+
 /* Fills *out with the client's counters. */
 void k8s_client_stats(const k8s_client_t *c, k8s_stats_t *out);
 

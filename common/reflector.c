@@ -34,6 +34,9 @@ struct reflector {
     int failures; /* consecutive failures (backoff exponent) */
     uint64_t rng; /* jitter state */
     reflector_stats_t stats; /* counters */
+    const json_t *raw_obj; /* the watch event object being handled, or NULL */
+    const char *raw; /* its text as received (k8s_event_raw), or NULL */
+    size_t raw_len; /* bytes at raw */
 };
 
 static void s_list(reflector_t *r);
@@ -299,7 +302,12 @@ static void s_list(reflector_t *r)
 static int s_watch_event(k8s_client_t *c, int64_t id, const char *type, json_t *obj, void *arg)
 {
     reflector_t *r = arg;
+    r->raw = k8s_event_raw(c, &r->raw_len);
+    r->raw_obj = r->raw ? obj : NULL;
     int rc = s_handle_event(r, type, obj);
+    r->raw_obj = NULL;
+    r->raw = NULL;
+    r->raw_len = 0;
     if (rc == ERR_GONE)
         r->gone = true;
     return rc;
@@ -485,6 +493,14 @@ const json_t *reflector_cache(const reflector_t *r)
     return r->cache;
 }
 
+const char *reflector_event_raw(const reflector_t *r, const json_t *obj, size_t *len)
+{
+    bool ok = r && obj && r->raw && r->raw_obj == obj;
+    if (len)
+        *len = ok ? r->raw_len : 0;
+    return ok ? r->raw : NULL;
+}
+
 void reflector_stats(const reflector_t *r, reflector_stats_t *out)
 {
     *out = r->stats;
@@ -544,6 +560,17 @@ int reflector_test(bool verbose)
         json_decref(o);
         o = s_t_obj("a", "u1", "5");
         CHECK(s_handle_event(r, "MODIFIED", o) == 0);
+        /* the raw text is handed out only for the watch event's own object */
+        size_t rl = 9;
+        r->raw = "{}";
+        r->raw_len = 2;
+        r->raw_obj = o;
+        CHECK(reflector_event_raw(r, o, &rl) != NULL && rl == 2);
+        CHECK(reflector_event_raw(r, r->cache, &rl) == NULL && rl == 0);
+        r->raw = NULL;
+        r->raw_obj = NULL;
+        CHECK(reflector_event_raw(r, o, &rl) == NULL && rl == 0);
+        CHECK(reflector_event_raw(NULL, o, NULL) == NULL);
         json_decref(o);
         o = s_t_obj("b", "u2", "6");
         CHECK(s_handle_event(r, "DELETED", o) == 0);

@@ -114,6 +114,13 @@ json_t *reflector_get(const reflector_t *r, const char *ns, const char *name);
 /* The cache itself: a JSON object "namespace/name" -> object, borrowed (do not modify). */
 const json_t *reflector_cache(const reflector_t *r);
 
+/* Only from inside on_event: the JSON text `obj` was parsed from, exactly as the watch event
+ * carried it (not NUL-terminated; *len gets its length), so a consumer can store the object
+ * without serializing it again. NULL (and *len 0) when obj did not come from the watch event being
+ * handled (list results, RESYNC, the old object of a replaced uid) or the text was not found.
+ * Borrowed: valid until the callback returns. `len` may be NULL. */
+const char *reflector_event_raw(const reflector_t *r, const json_t *obj, size_t *len);
+
 /* Fills *out with the counters. */
 void reflector_stats(const reflector_t *r, reflector_stats_t *out);
 

@@ -114,6 +114,10 @@ struct watcher {
     bool hooked; /* the before-sleep hook is installed */
     bool any_dirty; /* some wres has a dirty set */
     int64_t retry_timer; /* flush retry timer, 0 when none */
+    int64_t delay_timer; /* batching delay timer, 0 when none */
+    int64_t flush_delay_ms; /* longest a queued row waits for its commit; <= 0: every turn */
+    size_t unflushed; /* rows queued since the last successful flush */
+    int64_t first_ms; /* loop time when the first of them was queued */
     int64_t ready_timer; /* not-ready check timer */
     int64_t stats_timer; /* stats log timer */
     buf_t scratch; /* conditions summary */
@@ -358,6 +362,14 @@ static int32_t s_type(reflector_event_t t)
     }
 }
 
+/* Counts a queued row write. */
+static void s_row_queued(watcher_t *w)
+{
+    w->st.rows_written++;
+    if (w->unflushed++ == 0)
+        w->first_ms = loop_now(w->loop);
+}
+
 /* Remembers that the row of obj could not be queued; it is written again after a flush. */
 static void s_mark_dirty(wres_t *x, const json_t *obj)
 {
@@ -397,35 +409,66 @@ static const char *s_dump(watcher_t *w, const json_t *obj)
     return w->jbuf;
 }
 
-/* Writes the row of one change and queues its event. */
-static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj)
+/* The string member `key` of the object `meta`, or `def` when missing or not a string. */
+static const char *s_mstr(const json_t *meta, const char *key, const char *def)
+{
+    const char *v = json_string_value(json_object_get(meta, key));
+    return v ? v : def;
+}
+
+/* The JSON text of the row: `raw` (the text obj was parsed from, len bytes) copied into w->jbuf
+ * and terminated when there is one, which saves serializing the tree again; else s_dump(). */
+static const char *s_row_json(watcher_t *w, const json_t *obj, const char *raw, size_t len)
+{
+    if (!raw || len == 0 || len > K8S_DEFAULT_MAX_EVENT)
+        return s_dump(w, obj);
+    if (len >= w->jcap) {
+        size_t cap = len + 1 > 2 * w->jcap ? len + 1 : 2 * w->jcap;
+        char *nb = realloc(w->jbuf, cap);
+        if (!nb)
+            return NULL;
+        w->jbuf = nb;
+        w->jcap = cap;
+    }
+    memcpy(w->jbuf, raw, len);
+    w->jbuf[len] = '\0';
+    return w->jbuf;
+}
+
+/* Writes the row of one change and queues its event. `raw` (len bytes, may be NULL) is the JSON
+ * text obj was parsed from. */
+static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const char *raw,
+                     size_t len)
 {
     watcher_t *w = x->w;
     const wkind_t *kd = &s_kinds[x->kind];
-    const char *ns = jx_str(obj, "metadata.namespace", "");
-    const char *name = jx_str(obj, "metadata.name", "");
+    const json_t *meta = json_object_get(obj, "metadata"); /* looked up once, not per field */
+    const char *ns = s_mstr(meta, "namespace", "");
+    const char *name = s_mstr(meta, "name", "");
     owner_t o;
     s_owner(x->cl, x->kind, obj, &o);
     int rc;
     if (type == REFLECTOR_DELETED) {
         rc = store_observed_delete(w->store, x->cl->name, kd->kind, ns, name);
     } else {
-        const char *js = s_dump(w, obj);
+        const char *js = s_row_json(w, obj, raw, len);
         store_observed_t row = {
             .cluster = x->cl->name,
             .api_group = kd->group,
             .kind = kd->kind,
             .ns = ns,
             .name = name,
-            .uid = jx_str(obj, "metadata.uid", NULL),
-            .resource_version = jx_str(obj, "metadata.resourceVersion", NULL),
-            .generation = jx_int(obj, "metadata.generation", 0),
+            .uid = s_mstr(meta, "uid", NULL),
+            .resource_version = s_mstr(meta, "resourceVersion", NULL),
+            .generation = json_is_integer(json_object_get(meta, "generation"))
+                              ? json_integer_value(json_object_get(meta, "generation"))
+                              : 0,
             .owner_kind = o.kind,
             .owner_name = o.name,
             .owner_uid = *o.uid ? o.uid : NULL,
             .phase = kd->phase_path ? jx_str(obj, kd->phase_path, NULL) : NULL,
             .conditions = s_conditions(w, obj),
-            .deleting = jx_get(obj, "metadata.deletionTimestamp") != NULL,
+            .deleting = json_object_get(meta, "deletionTimestamp") != NULL,
             .json = js,
         };
         rc = js ? store_observed_upsert(w->store, &row) : ERR_NOMEM;
@@ -434,7 +477,7 @@ static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj)
         s_mark_dirty(x, obj);
         return;
     }
-    w->st.rows_written++;
+    s_row_queued(w);
     s_queue_event(w, x->cl, x->kind, s_type(type), &o, ns, obj);
 }
 
@@ -449,7 +492,9 @@ static void s_on_event(reflector_t *r, reflector_event_t type, json_t *obj, json
                  jx_str(obj, "metadata.name", ""));
         json_object_del(x->dirty, key);
     }
-    s_handle(x, type, obj);
+    size_t len = 0;
+    const char *raw = reflector_event_raw(r, obj, &len);
+    s_handle(x, type, obj, raw, len);
 }
 
 /* Deletes the rows of x's kind (and namespace) that its first list did not contain. */
@@ -505,7 +550,7 @@ static void s_on_synced(reflector_t *r, void *arg)
             w->st.write_errors++;
             continue;
         }
-        w->st.rows_written++;
+        s_row_queued(w);
         w->st.stale_deleted++;
         owner_t ow = {.group = "",
                       .kind = jx_str(o, "ok", ""),
@@ -580,6 +625,7 @@ static void s_publish(watcher_t *w)
     w->st.last_event_id = id;
     w->npend = 0;
     buf_reset(&w->arena);
+    bus_pub_flush(w->pub); /* now: the bus's own before-sleep hook may have run this turn */
 }
 
 /* Writes again the rows the store refused, from the reflectors' caches. */
@@ -600,7 +646,7 @@ static void s_retry_dirty(watcher_t *w)
             {
                 json_t *cur = reflector_get(x->r, jx_str(old, "metadata.namespace", ""),
                                             jx_str(old, "metadata.name", ""));
-                s_handle(x, cur ? REFLECTOR_MODIFIED : REFLECTOR_DELETED, cur ? cur : old);
+                s_handle(x, cur ? REFLECTOR_MODIFIED : REFLECTOR_DELETED, cur ? cur : old, NULL, 0);
             }
             json_decref(d);
         }
@@ -623,6 +669,7 @@ int watcher_flush(watcher_t *w)
         s_arm_retry(w, WATCHER_RETRY_MS);
         return rc;
     }
+    w->unflushed = 0;
     if (w->npend)
         s_publish(w);
     if (w->any_dirty)
@@ -630,9 +677,30 @@ int watcher_flush(watcher_t *w)
     return 0;
 }
 
+static int64_t s_delay_fn(loop_t *loop, int64_t timer_id, void *arg)
+{
+    watcher_t *w = arg;
+    w->delay_timer = 0;
+    return LOOP_TIMER_DONE; /* the before-sleep hook commits on this turn */
+}
+
 static int s_hook(loop_t *loop, void *arg)
 {
-    watcher_flush(arg);
+    watcher_t *w = arg;
+    if (w->unflushed && w->unflushed < WATCHER_FLUSH_BATCH && w->flush_delay_ms > 0 &&
+        !w->any_dirty) {
+        int64_t age = loop_now(loop) - w->first_ms;
+        if (age < w->flush_delay_ms) {
+            /* batch: wait for more rows, at most until the oldest has waited the delay */
+            if (!w->delay_timer) {
+                int64_t t = loop_add_timer(loop, w->flush_delay_ms - age, s_delay_fn, w);
+                w->delay_timer = t > 0 ? t : 0;
+            }
+            if (w->delay_timer)
+                return 0;
+        }
+    }
+    watcher_flush(w);
     return 0;
 }
 
@@ -882,6 +950,7 @@ watcher_t *watcher_new(loop_t *loop, const watcher_config_t *cfg, buf_t *err)
     w->pub = cfg->pub;
     w->shards = cfg->shards ? cfg->shards : WATCHER_DEFAULT_SHARDS;
     w->stats_ms = cfg->stats_ms;
+    w->flush_delay_ms = cfg->flush_delay_ms ? cfg->flush_delay_ms : WATCHER_FLUSH_DELAY_MS;
     buf_init(&w->arena, WATCHER_ARENA_MAX);
     buf_init(&w->scratch, WATCHER_CONDITIONS_MAX);
     w->clusters = calloc(cfg->nclusters, sizeof(*w->clusters));
@@ -933,6 +1002,8 @@ void watcher_destroy(watcher_t **w_p)
         loop_remove_before_sleep(w->loop, s_hook, w);
     if (w->retry_timer)
         loop_cancel_timer(w->loop, w->retry_timer);
+    if (w->delay_timer)
+        loop_cancel_timer(w->loop, w->delay_timer);
     if (w->ready_timer)
         loop_cancel_timer(w->loop, w->ready_timer);
     if (w->stats_timer)

@@ -18,9 +18,12 @@
  * Order: a subscriber that receives an event must find its row in SQLite. Reflector callbacks
  * queue the row write (store_observed_upsert / _delete, batched) and the event; a before-sleep
  * hook flushes the store (store_flush) and publishes the queued events only once the flush has
- * committed. A flush that fails (ERR_BUSY: another connection holds the lock) keeps both queues
- * and is retried WATCHER_RETRY_MS later. A row write the store refuses (its queue full while the
- * database stays locked) marks the object dirty; dirty objects are written again, from the
+ * committed. Under load a loop turn reads only a few events, so committing every turn would pay a
+ * transaction per handful of rows: the hook commits once WATCHER_FLUSH_BATCH rows are queued or
+ * the oldest queued row has waited flush_delay_ms, whichever comes first (a timer wakes the loop
+ * for the latter). A flush that fails (ERR_BUSY: another connection holds the lock) keeps both
+ * queues and is retried WATCHER_RETRY_MS later. A row write the store refuses (its queue full while
+ * the database stays locked) marks the object dirty; dirty objects are written again, from the
  * reflector's cache, after the next successful flush. Publishing never blocks: an event refused
  * at the bus high-water mark is counted as a drop and logged at most once per
  * WATCHER_LOG_INTERVAL_MS; reconcilers' periodic resync repairs what a lost event hid.
@@ -57,6 +60,8 @@
 #define WATCHER_PENDING_MAX 500000 /* events waiting for a flush at most (more are dropped) */
 #define WATCHER_ARENA_MAX (256u * 1024 * 1024) /* bytes of their strings at most */
 #define WATCHER_RETRY_MS 10 /* delay before retrying a busy flush */
+#define WATCHER_FLUSH_DELAY_MS 5 /* longest a queued row waits for its commit by default */
+#define WATCHER_FLUSH_BATCH 1000 /* queued rows that commit at once, without waiting */
 #define WATCHER_LOG_INTERVAL_MS 10000 /* rate limit of repeated warnings */
 #define WATCHER_CONDITIONS_MAX 1024 /* longest conditions summary stored */
 #define WATCHER_READY_CHECK_MS 2000 /* period of the not-ready check (logging) */
@@ -87,6 +92,8 @@ typedef struct {
     int64_t backoff_max_ms; /* reflector backoff cap; 0: WATCHER_DEFAULT_BACKOFF_MAX_MS */
     int64_t page_size; /* list page size; 0: reflector default */
     int64_t stats_ms; /* period of the stats log line; 0: none */
+    int64_t flush_delay_ms; /* longest a row waits for its commit; 0: WATCHER_FLUSH_DELAY_MS;
+                             * < 0: commit at the end of every loop turn */
 } watcher_config_t;
 
 /* Counters. */
