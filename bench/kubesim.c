@@ -1041,7 +1041,7 @@ static int s_load_cr(bench_t *b)
 /* The median over n runs of the double at byte offset `off` in rates_t. */
 static double s_median_of(const rates_t *v, size_t n, size_t off)
 {
-    double tmp[BENCH_RUNS_MAX];
+    double tmp[BENCH_RUNS_MAX] = {0};
     for (size_t i = 0; i < n; i++)
         memcpy(&tmp[i], (const char *)&v[i] + off, sizeof(double));
     return s_median(tmp, n);

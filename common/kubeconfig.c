@@ -243,11 +243,13 @@ static int s_str(s_ctx_t *c, json_t *obj, const char *key, const char *prefix, c
         return 0;
     if (!json_is_string(v)) {
         char f[256];
-        snprintf(f, sizeof(f), "%s.%s", prefix, key);
+        // A field path longer than f is cut; the message still names its start.
+        if (snprintf(f, sizeof(f), "%s.%s", prefix, key) >= (int)sizeof(f))
+            f[sizeof(f) - 1] = '\0';
         return s_fail(c, ERR_PARSE, f, "not a string");
     }
     *out = json_string_value(v);
-    return *out[0] ? 0 : 0;
+    return 0;
 }
 
 /* A file-or-data pair: reads data (base64) or checks the file is readable and stores its path. */
