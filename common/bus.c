@@ -3,8 +3,11 @@
  * bus.h.
  *
  * Hot paths allocate nothing: a publisher encodes with envwire (a hand-written encoder that
- * writes the same bytes as protobuf-c) into one reused buffer and sends the two frames with
- * zmq_send (ZMQ_SNDMORE on the topic); a subscriber receives into zmq_msg_t (no copy) and
+ * writes the same bytes as protobuf-c) straight into its pending batch, a reused buffer laid out
+ * as [headroom][len1][env1][len2][env2]..., and sends it with one zmq_send: the topic is written
+ * into the headroom just before the first length ("SSSS/Batch ") or, for a batch of one, just
+ * before the first envelope ("SSSS/ObjectChanged "), so neither form copies an envelope. A
+ * subscriber receives into zmq_msg_t (no copy) and
  * decodes with envwire_decode, whose strings are views into the received frame, so the handler
  * gets the message without a single copy or allocation. protobuf-c itself is used only by the
  * self-test, to prove that peers using it interoperate.
@@ -29,6 +32,19 @@
 #define BUS_PART_TIMEOUT_MS 100
 /* Initial size of a publisher's pack buffer (it grows up to max_frame). */
 #define BUS_PACK_INITIAL 1024
+/* Bytes kept free at the head of a batch buffer for the topic and its separator. */
+#define BUS_BATCH_HEAD 32
+/* The length prefix an envelope is first encoded behind, in bytes (a varint of 128..16383, as
+ * most envelopes are); another size moves the envelope once. */
+#define BUS_LEN_GUESS 2
+/* Longest varint of a length up to BUS_FRAME_MAX_LIMIT. */
+#define BUS_LEN_MAX 4
+
+_Static_assert(BUS_BATCH_HEAD >= BUS_SHARD_DIGITS + 1 + sizeof BUS_TOPIC_OBJECT_CHANGED,
+               "the headroom holds the single-message topic and separator");
+_Static_assert(BUS_BATCH_HEAD >= BUS_SHARD_DIGITS + 1 + sizeof BUS_TOPIC_BATCH,
+               "the headroom holds the batch topic and separator");
+_Static_assert(BUS_FRAME_MAX_LIMIT < (1 << (7 * BUS_LEN_MAX)), "lengths fit BUS_LEN_MAX bytes");
 
 /* At most one warning per BUS_LOG_INTERVAL_MS; the others are counted and reported with it. */
 typedef struct {
@@ -50,6 +66,7 @@ typedef struct {
     size_t max_frame; /* largest Envelope frame */
     int64_t heartbeat_ms; /* heartbeat or check interval */
     int liveness; /* missed intervals before lost */
+    int batch_max; /* envelopes per batch frame */
 } settings_t;
 
 /* What a heartbeating sender (publisher or forwarder) keeps. */
@@ -66,12 +83,23 @@ typedef struct {
     size_t max_frame; /* largest packed Envelope sent */
 } sender_t;
 
+/* The envelopes a publisher has accepted and not yet sent, all of one shard. */
+typedef struct {
+    uint8_t *buf; /* BUS_BATCH_HEAD bytes of headroom, then <len><env> per envelope */
+    size_t cap; /* bytes allocated in buf */
+    size_t len; /* bytes used in buf, headroom included (BUS_BATCH_HEAD when empty) */
+    size_t n; /* envelopes pending */
+    size_t first_len; /* size of the first pending envelope (its length prefix's value) */
+    uint32_t shard; /* the shard of every pending envelope */
+    int max; /* envelopes per frame (batch_max) */
+    int64_t retry_timer; /* timer retrying a batch refused at the HWM; 0 when none */
+} batch_t;
+
 struct bus_pub {
     loop_t *loop; /* the loop it lives on */
-    sender_t tx; /* socket, sequence numbers, pack buffer */
-    char topic[BUS_TOPIC_MAX]; /* the ObjectChanged topic of topic_shard, cached */
-    size_t topic_len; /* its length; 0 until the first publish */
-    uint32_t topic_shard; /* the shard topic was made for */
+    sender_t tx; /* socket, sequence numbers, pack buffer (heartbeats) */
+    batch_t batch; /* the pending ObjectChanged envelopes */
+    bool hooked; /* the before-sleep hook is registered */
     char endpoint[BUS_ENDPOINT_MAX]; /* as bound or connected */
     bus_stats_t stats; /* counters */
     ratelimit_t rl; /* warning rate limit */
@@ -208,9 +236,10 @@ static int s_settings(const bus_options_t *o, settings_t *s)
     s->max_frame = o->max_frame ? o->max_frame : BUS_FRAME_MAX_DEFAULT;
     s->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : BUS_HEARTBEAT_MS_DEFAULT;
     s->liveness = o->liveness ? o->liveness : BUS_LIVENESS_DEFAULT;
+    s->batch_max = o->batch_max ? o->batch_max : BUS_BATCH_DEFAULT;
     if (s->hwm < 1 || s->hwm > BUS_HWM_MAX || s->max_frame > BUS_FRAME_MAX_LIMIT ||
         s->heartbeat_ms < 1 || s->heartbeat_ms > BUS_HEARTBEAT_MS_MAX || s->liveness < 1 ||
-        s->liveness > BUS_LIVENESS_MAX)
+        s->liveness > BUS_LIVENESS_MAX || s->batch_max < 1 || s->batch_max > BUS_BATCH_MAX)
         return ERR_INVAL;
     return 0;
 }
@@ -409,6 +438,7 @@ static int s_send_envelope(sender_t *tx, const char *topic, size_t topic_len, en
         return ERR_IO;
     }
     stats->sent++;
+    stats->frames_sent++;
     return 0;
 }
 
@@ -436,6 +466,168 @@ static int s_set_source(sender_t *tx, const char *source)
         return ERR_INVAL;
     snprintf(tx->source, sizeof tx->source, "%s", source);
     tx->source_len = strlen(tx->source);
+    return 0;
+}
+
+/* ---- Batches ---- */
+
+/* The size of the protobuf varint encoding of v. */
+static size_t s_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
+/* Writes the protobuf varint encoding of v at p (s_varint_len(v) bytes). */
+static void s_put_varint(uint8_t *p, uint64_t v)
+{
+    for (; v >= 0x80; v >>= 7)
+        *p++ = (uint8_t)(v | 0x80);
+    *p = (uint8_t)v;
+}
+
+/* Writes "SSSS/<suffix>" and the separator so that they end right before `end`. Returns where
+ * they begin: the first byte of the frame. */
+static uint8_t *s_put_topic(uint8_t *end, uint32_t shard, const char *suffix, size_t suffix_len)
+{
+    uint8_t *p = end - (BUS_SHARD_DIGITS + 1 + suffix_len + 1);
+    s_shard_digits(shard, (char *)p);
+    p[BUS_SHARD_DIGITS] = '/';
+    memcpy(p + BUS_SHARD_DIGITS + 1, suffix, suffix_len);
+    end[-1] = BUS_TOPIC_SEP;
+    return p;
+}
+
+/* Grows b->buf to hold at least `need` bytes, keeping its contents. Returns 0 or ERR_NOMEM. */
+static int s_batch_reserve(batch_t *b, size_t need)
+{
+    if (b->cap >= need)
+        return 0;
+    size_t cap = b->cap ? b->cap : BUS_PACK_INITIAL;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *p = realloc(b->buf, cap);
+    if (!p)
+        return ERR_NOMEM;
+    b->buf = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* Empties the batch, keeping its memory. */
+static void s_batch_clear(batch_t *b)
+{
+    b->n = 0;
+    b->len = BUS_BATCH_HEAD;
+}
+
+/* Sends the pending envelopes as one frame without blocking: the single form for one, the batch
+ * form for more (bus.h, "Batches"). Returns 0 (sent, or nothing pending; the batch is empty),
+ * ERR_AGAIN (refused at the high-water mark; the batch is kept as it was and nothing counted) or
+ * ERR_IO (logged; the batch is dropped). */
+static int s_batch_send(bus_pub_t *pub)
+{
+    batch_t *b = &pub->batch;
+    if (b->n == 0)
+        return 0;
+    size_t first_prefix = s_varint_len(b->first_len);
+    uint8_t *start;
+    if (b->n == 1) {
+        // The topic goes over the headroom and the length prefix, right before the envelope.
+        start = s_put_topic(b->buf + BUS_BATCH_HEAD + first_prefix, b->shard,
+                            BUS_TOPIC_OBJECT_CHANGED, sizeof BUS_TOPIC_OBJECT_CHANGED - 1);
+    } else {
+        // A refused single-form send may have overwritten the first length: write it again.
+        s_put_varint(b->buf + BUS_BATCH_HEAD, b->first_len);
+        start = s_put_topic(b->buf + BUS_BATCH_HEAD, b->shard, BUS_TOPIC_BATCH,
+                            sizeof BUS_TOPIC_BATCH - 1);
+    }
+    size_t len = (size_t)(b->buf + b->len - start);
+    int rc;
+    do {
+        rc = zmq_send(pub->tx.sock, start, len, ZMQ_DONTWAIT);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0 && errno == EAGAIN)
+        return ERR_AGAIN;
+    if (rc < 0) {
+        log_error("bus: send failed, batch dropped", "source", pub->tx.source, "error",
+                  zmq_strerror(errno), NULL);
+        s_batch_clear(b);
+        return ERR_IO;
+    }
+    pub->stats.sent += b->n;
+    pub->stats.frames_sent++;
+    s_batch_clear(b);
+    return 0;
+}
+
+/* Encodes `m` with a length prefix at the end of the batch (b->buf + b->len) without adding it
+ * to the batch. Sets *prefix to the size of the length prefix. Returns the envelope's size,
+ * ERR_TOOBIG (over max_frame) or ERR_NOMEM. */
+static int s_batch_encode(bus_pub_t *pub, const envwire_msg_t *m, size_t *prefix)
+{
+    batch_t *b = &pub->batch;
+    size_t at = b->len;
+    int n = ERR_TOOBIG;
+    if (b->cap > at + BUS_LEN_GUESS)
+        n = envwire_encode(m, b->buf + at + BUS_LEN_GUESS, b->cap - at - BUS_LEN_GUESS);
+    if (n == ERR_TOOBIG) {
+        size_t need = envwire_size(m);
+        if (need > pub->tx.max_frame)
+            return ERR_TOOBIG;
+        if (s_batch_reserve(b, at + BUS_LEN_MAX + need) < 0)
+            return ERR_NOMEM;
+        n = envwire_encode(m, b->buf + at + BUS_LEN_GUESS, b->cap - at - BUS_LEN_GUESS);
+    }
+    if (n < 0)
+        return n;
+    if ((size_t)n > pub->tx.max_frame)
+        return ERR_TOOBIG;
+    size_t vl = s_varint_len((uint64_t)n);
+    if (vl != BUS_LEN_GUESS) {
+        if (s_batch_reserve(b, at + vl + (size_t)n) < 0)
+            return ERR_NOMEM;
+        memmove(b->buf + at + vl, b->buf + at + BUS_LEN_GUESS, (size_t)n);
+    }
+    s_put_varint(b->buf + at, (uint64_t)n);
+    *prefix = vl;
+    return n;
+}
+
+static int64_t s_pub_retry_timer(loop_t *loop, int64_t timer_id, void *arg)
+{
+    bus_pub_t *pub = arg;
+    if (s_batch_send(pub) == ERR_AGAIN)
+        return BUS_FLUSH_RETRY_MS;
+    pub->batch.retry_timer = 0;
+    return LOOP_TIMER_DONE;
+}
+
+/* Makes sure a batch refused at the HWM is retried even when the loop has nothing else to do. */
+static void s_pub_arm_retry(bus_pub_t *pub)
+{
+    if (pub->batch.retry_timer)
+        return;
+    int64_t t = loop_add_timer(pub->loop, BUS_FLUSH_RETRY_MS, s_pub_retry_timer, pub);
+    pub->batch.retry_timer = t > 0 ? t : 0;
+}
+
+/* Counts a publish refused because a send it needed failed. Returns rc. */
+static int s_pub_refused(bus_pub_t *pub, int rc)
+{
+    if (rc == ERR_AGAIN) {
+        pub->stats.dropped_hwm++;
+        s_log_drop(&pub->rl, pub->tx.source, "high-water mark reached");
+        s_pub_arm_retry(pub);
+    }
+    return rc;
+}
+
+static int s_pub_before_sleep(loop_t *loop, void *arg)
+{
+    bus_pub_flush(arg);
     return 0;
 }
 
@@ -488,6 +680,8 @@ bus_pub_t *bus_pub_new(loop_t *loop, void *zctx, const bus_options_t *opts)
     pub->loop = loop;
     pub->tx.heartbeat_ms = s.heartbeat_ms;
     pub->tx.max_frame = s.max_frame;
+    pub->batch.max = s.batch_max;
+    s_batch_clear(&pub->batch);
     if (s_set_source(&pub->tx, opts->source) < 0) {
         log_error("bus: invalid publisher source", NULL);
         goto fail;
@@ -512,6 +706,9 @@ bus_pub_t *bus_pub_new(loop_t *loop, void *zctx, const bus_options_t *opts)
         pub->tx.hb_timer = 0;
         goto fail;
     }
+    if (loop_add_before_sleep(loop, s_pub_before_sleep, pub) < 0)
+        goto fail;
+    pub->hooked = true;
     return pub;
 fail:
     bus_pub_destroy(&pub);
@@ -523,12 +720,25 @@ void bus_pub_destroy(bus_pub_t **pub_p)
     if (!pub_p || !*pub_p)
         return;
     bus_pub_t *pub = *pub_p;
+    if (pub->hooked)
+        loop_remove_before_sleep(pub->loop, s_pub_before_sleep, pub);
+    if (pub->batch.retry_timer > 0)
+        loop_cancel_timer(pub->loop, pub->batch.retry_timer);
     if (pub->tx.hb_timer > 0)
         loop_cancel_timer(pub->loop, pub->tx.hb_timer);
+    size_t pending = pub->batch.n;
+    if (pending && s_batch_send(pub) == ERR_AGAIN) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", pending);
+        pub->stats.dropped_hwm += pending;
+        log_warn("bus: publisher destroyed, pending batch dropped at the high-water mark", "source",
+                 pub->tx.source, "envelopes", n, NULL);
+    }
     if (pub->tx.sock)
         loop_remove_socket(pub->loop, pub->tx.sock);
     s_close(&pub->tx.sock);
     free(pub->tx.pack);
+    free(pub->batch.buf);
     free(pub);
     *pub_p = NULL;
 }
@@ -537,16 +747,66 @@ int bus_pub_publish_view(bus_pub_t *pub, const envwire_object_changed_t *oc)
 {
     if (!pub || !oc || oc->shard >= BUS_SHARD_LIMIT)
         return ERR_INVAL;
-    // Publishers mostly publish on a few shards in runs, so the last topic is kept.
-    if (pub->topic_len == 0 || pub->topic_shard != oc->shard) {
-        int len = bus_topic_object_changed(oc->shard, pub->topic, sizeof pub->topic);
-        if (len < 0)
-            return len;
-        pub->topic_len = (size_t)len;
-        pub->topic_shard = oc->shard;
+    batch_t *b = &pub->batch;
+    // A batch holds one shard: the topic is the shard's. Sending it first keeps the order.
+    if (b->n > 0 && b->shard != oc->shard) {
+        int rc = s_batch_send(pub);
+        if (rc < 0)
+            return s_pub_refused(pub, rc);
     }
-    envwire_msg_t m = {.body = ENVWIRE_BODY_OBJECT_CHANGED, .object_changed = *oc};
-    return s_send_envelope(&pub->tx, pub->topic, pub->topic_len, &m, &pub->stats, &pub->rl);
+    envwire_msg_t m = {.version = BUS_VERSION,
+                       .source = {pub->tx.source, pub->tx.source_len},
+                       .sequence = pub->tx.sequence + 1,
+                       .sent_at_ms = s_wall_ms(),
+                       .body = ENVWIRE_BODY_OBJECT_CHANGED,
+                       .object_changed = *oc};
+    size_t prefix = 0;
+    int n = s_batch_encode(pub, &m, &prefix);
+    if (n == ERR_TOOBIG) {
+        pub->stats.dropped_oversize++;
+        s_log_drop(&pub->rl, pub->tx.source, "envelope over max_frame");
+        return ERR_TOOBIG;
+    }
+    if (n < 0)
+        return n;
+    size_t at = b->len;
+    if (b->n > 0 && at + prefix + (size_t)n - BUS_BATCH_HEAD > pub->tx.max_frame) {
+        // The batch body would pass max_frame: send the batch, then move this one to the front.
+        int rc = s_batch_send(pub);
+        if (rc < 0)
+            return s_pub_refused(pub, rc);
+        memmove(b->buf + BUS_BATCH_HEAD, b->buf + at, prefix + (size_t)n);
+        at = BUS_BATCH_HEAD;
+    }
+    if (b->n == 0) {
+        b->shard = oc->shard;
+        b->first_len = (size_t)n;
+    }
+    b->len = at + prefix + (size_t)n;
+    b->n++;
+    pub->tx.sequence++;
+    if (b->n >= (size_t)b->max) {
+        int rc = s_batch_send(pub);
+        if (rc == ERR_AGAIN) {
+            // Take this envelope back out: the caller is told it was not taken.
+            b->len = at;
+            b->n--;
+            pub->tx.sequence--;
+        }
+        if (rc < 0)
+            return s_pub_refused(pub, rc);
+    }
+    return 0;
+}
+
+int bus_pub_flush(bus_pub_t *pub)
+{
+    if (!pub)
+        return ERR_INVAL;
+    int rc = s_batch_send(pub);
+    if (rc == ERR_AGAIN)
+        s_pub_arm_retry(pub);
+    return rc;
 }
 
 int bus_pub_publish(bus_pub_t *pub, const Rayfleet__ObjectChanged *oc)
@@ -582,6 +842,7 @@ int bus_pub_heartbeat(bus_pub_t *pub)
 void bus_pub_stats(const bus_pub_t *pub, bus_stats_t *out)
 {
     *out = pub->stats;
+    out->pending = (int64_t)pub->batch.n;
 }
 
 const char *bus_pub_endpoint(const bus_pub_t *pub)
@@ -675,7 +936,88 @@ static void s_sub_malformed(bus_sub_t *sub, const char *reason)
     s_log_drop(&sub->rl, sub->endpoint, reason);
 }
 
-/* Validates, decodes and dispatches one two-frame message. Returns the handler's value or 0. */
+/* Counts and logs an envelope or frame over max_frame. */
+static void s_sub_oversize(bus_sub_t *sub, const char *reason)
+{
+    sub->stats.dropped_oversize++;
+    s_log_drop(&sub->rl, sub->endpoint, reason);
+}
+
+/* True when the topic is a batch's, "SSSS/Batch" (the shard digits are checked elsewhere). */
+static bool s_topic_is_batch(const char *topic, size_t len)
+{
+    return len == BUS_SHARD_DIGITS + 1 + sizeof BUS_TOPIC_BATCH - 1 &&
+           topic[BUS_SHARD_DIGITS] == '/' &&
+           memcmp(topic + BUS_SHARD_DIGITS + 1, BUS_TOPIC_BATCH, sizeof BUS_TOPIC_BATCH - 1) == 0;
+}
+
+/* Reads the varint length prefix at *pp (before end) and advances *pp. Returns 0, or ERR_PARSE
+ * when it is truncated or longer than ENVWIRE_VARINT_MAX bytes. */
+static int s_get_length(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    const uint8_t *p = *pp;
+    for (int i = 0; i < ENVWIRE_VARINT_MAX && p < end; i++) {
+        uint8_t c = *p++;
+        if (i < 9)
+            v |= (uint64_t)(c & 0x7f) << (7 * i);
+        else
+            v |= (uint64_t)(c & 0x01) << 63;
+        if (!(c & 0x80)) {
+            *pp = p;
+            *out = v;
+            return 0;
+        }
+    }
+    return ERR_PARSE;
+}
+
+/* Walks a batch body of shard `shard`: every length is checked (max_frame, then the end of the
+ * frame) before its envelope is decoded; each envelope is checked and dispatched in order.
+ * Returns the first negative handler value (the rest of the frame is then dropped) or 0. */
+static int s_sub_batch(bus_sub_t *sub, int64_t shard, const uint8_t *p, size_t len)
+{
+    const uint8_t *end = p + len;
+    if (len == 0 || shard < 0) {
+        s_sub_malformed(sub, len ? "bad shard in a batch topic" : "empty batch");
+        return 0;
+    }
+    bool wanted = bus_sub_subscribed(sub, (uint32_t)shard);
+    while (p < end) {
+        uint64_t n;
+        if (s_get_length(&p, end, &n) < 0) {
+            s_sub_malformed(sub, "bad envelope length in a batch");
+            return 0;
+        }
+        if (n > sub->max_frame) {
+            s_sub_oversize(sub, "envelope in a batch over max_frame");
+            return 0;
+        }
+        if (n > (uint64_t)(end - p)) {
+            s_sub_malformed(sub, "envelope in a batch goes past the end of the frame");
+            return 0;
+        }
+        envwire_msg_t m;
+        if (envwire_decode(p, (size_t)n, &m) < 0) {
+            s_sub_malformed(sub, "envelope does not decode");
+        } else if (m.version < 1 || m.version > BUS_VERSION) {
+            s_sub_malformed(sub, "unknown envelope version");
+        } else if (m.body != ENVWIRE_BODY_OBJECT_CHANGED) {
+            s_sub_malformed(sub, "envelope in a batch is not an ObjectChanged");
+        } else if ((int64_t)m.object_changed.shard != shard) {
+            s_sub_malformed(sub, "topic and body disagree on the shard");
+        } else if (wanted) {
+            sub->stats.received++;
+            int rc = sub->on_msg(sub, &m, sub->arg);
+            if (rc < 0)
+                return rc;
+        }
+        p += n;
+    }
+    return 0;
+}
+
+/* Validates, decodes and dispatches one frame. Returns the handler's value or 0. */
 static int s_sub_handle(bus_sub_t *sub, const char *topic, size_t topic_len, const uint8_t *body,
                         size_t body_len)
 {
@@ -684,10 +1026,11 @@ static int s_sub_handle(bus_sub_t *sub, const char *topic, size_t topic_len, con
         return 0;
     }
     if (body_len > sub->max_frame) {
-        sub->stats.dropped_oversize++;
-        s_log_drop(&sub->rl, sub->endpoint, "frame over max_frame");
+        s_sub_oversize(sub, "frame over max_frame");
         return 0;
     }
+    if (s_topic_is_batch(topic, topic_len))
+        return s_sub_batch(sub, s_topic_shard(topic, topic_len), body, body_len);
     envwire_msg_t m;
     if (envwire_decode(body, body_len, &m) < 0) {
         s_sub_malformed(sub, "envelope does not decode");
@@ -735,6 +1078,7 @@ static int s_sub_readable(loop_t *loop, void *socket, int revents, void *arg)
         int rc = 0;
         const uint8_t *data = zmq_msg_data(&frame);
         size_t len = zmq_msg_size(&frame);
+        sub->stats.frames_received++;
         size_t topic_len = s_topic_len(data, len);
         if (zmq_msg_more(&frame)) {
             s_drain(socket);
@@ -1059,6 +1403,97 @@ static void s_probe_peer(bus_sub_t *sub, const char *source, bus_peer_event_t ev
     snprintf(p->last_peer, sizeof p->last_peer, "%s", source);
 }
 
+/* Most events a recorder keeps. */
+#define S_REC_MAX 1024
+
+/* Every ObjectChanged a test subscriber received, in order. */
+typedef struct {
+    int got; /* envelopes received */
+    uint32_t shard[S_REC_MAX]; /* their shards */
+    uint64_t id[S_REC_MAX]; /* their event ids */
+} s_rec_t;
+
+static int s_rec_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
+{
+    s_rec_t *r = arg;
+    if (r->got < S_REC_MAX) {
+        r->shard[r->got] = msg->object_changed.shard;
+        r->id[r->got] = msg->object_changed.event_id;
+    }
+    r->got++;
+    return 0;
+}
+
+/* Publishes event `id` on `shard` through the view API. Returns what the publish returned. */
+static int s_pub_event(bus_pub_t *pub, uint32_t shard, uint64_t id)
+{
+    envwire_object_changed_t ev = {.cluster = {"c1", 2},
+                                   .kind = {"RayCluster", 10},
+                                   .name = {"rc-batch", 8},
+                                   .shard = shard,
+                                   .event_id = id};
+    return bus_pub_publish_view(pub, &ev);
+}
+
+/* Receives the next non-heartbeat frame from a raw SUB socket into out (cap bytes), waiting at
+ * most 2 s. Returns its length, or -1. */
+static int s_raw_next(void *sock, uint8_t *out, size_t cap)
+{
+    int64_t end = loop_clock_ms() + 2000;
+    while (loop_clock_ms() < end) {
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 10) <= 0)
+            continue;
+        int n = zmq_recv(sock, out, cap, 0);
+        if (n < 0 || (size_t)n > cap)
+            return -1;
+        if (n >= 3 && memcmp(out, BUS_TOPIC_HEARTBEAT, 3) == 0)
+            continue;
+        return n;
+    }
+    return -1;
+}
+
+/* Checks a raw batch body with protobuf-c: each length-delimited Envelope must unpack, be
+ * version BUS_VERSION on `shard`, with event ids from *next on (advanced). Returns the number
+ * of envelopes, or -1. */
+static int s_walk_batch(const uint8_t *p, size_t len, uint32_t shard, uint64_t *next)
+{
+    const uint8_t *end = p + len;
+    int count = 0;
+    while (p < end) {
+        uint64_t n;
+        if (s_get_length(&p, end, &n) < 0 || n > (uint64_t)(end - p))
+            return -1;
+        Rayfleet__Envelope *e = rayfleet__envelope__unpack(NULL, (size_t)n, p);
+        bool ok = e && e->version == BUS_VERSION &&
+                  e->body_case == RAYFLEET__ENVELOPE__BODY_OBJECT_CHANGED &&
+                  e->object_changed->shard == shard && e->object_changed->event_id == *next;
+        if (e)
+            rayfleet__envelope__free_unpacked(e, NULL);
+        if (!ok)
+            return -1;
+        (*next)++;
+        count++;
+        p += n;
+    }
+    return count;
+}
+
+/* Appends the varint n and then `len` bytes of `body` to a raw frame under construction.
+ * Returns the new length, or 0 when it would pass cap. */
+static size_t s_raw_put(uint8_t *frame, size_t at, size_t cap, uint64_t n, const void *body,
+                        size_t len)
+{
+    if (at + ENVWIRE_VARINT_MAX + len > cap)
+        return 0;
+    s_put_varint(frame + at, n);
+    at += s_varint_len(n);
+    if (len)
+        memcpy(frame + at, body, len);
+    return at + len;
+}
+
 /* Runs the loop for `ms`. */
 static void s_pump(loop_t *loop, int64_t ms)
 {
@@ -1157,6 +1592,11 @@ int bus_test(bool verbose)
     CHECK(bus_sub_new(loop, zctx, &bad, s_probe_msg, NULL, &probe) == NULL);
     bad.liveness = 0;
     CHECK(bus_sub_new(loop, zctx, &bad, NULL, NULL, &probe) == NULL);
+    bad.batch_max = -1;
+    CHECK(bus_pub_new(loop, zctx, &bad) == NULL);
+    bad.batch_max = BUS_BATCH_MAX + 1;
+    CHECK(bus_pub_new(loop, zctx, &bad) == NULL);
+    bad.batch_max = 0;
     bad.curve_server_key = "too-short";
     CHECK(bus_pub_new(loop, zctx, &bad) == NULL);
     bad.curve_server_key = NULL;
@@ -1378,16 +1818,241 @@ int bus_test(bool verbose)
         CHECK(st.dropped_oversize == 2);
         CHECK(probe2.got == got + 1);
         CHECK(st.received == (uint64_t)probe2.got);
+
+        // Batch frames: a good one is delivered whole; a bad length, an oversize length or
+        // trailing bytes count once and drop the rest of the frame; a well-framed envelope that
+        // fails its checks counts once and is skipped alone.
+        uint64_t mal0 = st.dropped_malformed;
+        uint64_t over0 = st.dropped_oversize;
+        got = probe2.got;
+        static uint8_t bf[8192];
+        const char *bt = "0042/Batch";
+        size_t bl = s_raw_put(bf, 0, sizeof bf, n, packed, n);
+        bl = s_raw_put(bf, bl, sizeof bf, n, packed, n);
+        s_raw_frame(raw, bt, bf, bl); // 2 delivered
+        memset(bf, 0xff, ENVWIRE_VARINT_MAX + 1);
+        s_raw_frame(raw, bt, bf, ENVWIRE_VARINT_MAX + 1); // a varint too long: malformed
+        s_raw_frame(raw, bt, "\x80", 1); // a truncated varint: malformed
+        bl = s_raw_put(bf, 0, sizeof bf, n, packed, n);
+        bl = s_raw_put(bf, bl, sizeof bf, n + 5, packed, n);
+        s_raw_frame(raw, bt, bf, bl); // 1 delivered, then a length past the end: malformed
+        bl = s_raw_put(bf, 0, sizeof bf, n, packed, n);
+        bl = s_raw_put(bf, bl, sizeof bf, n7, other, n7);
+        bl = s_raw_put(bf, bl, sizeof bf, n, packed, n);
+        s_raw_frame(raw, bt, bf, bl); // 2 delivered, the shard-7 envelope inside is malformed
+        bl = s_raw_put(bf, 0, sizeof bf, n, packed, n);
+        bl = s_raw_put(bf, bl, sizeof bf, so2.max_frame + 1, junk, 10);
+        s_raw_frame(raw, bt, bf, bl); // 1 delivered, then a length over max_frame: oversize
+        bl = s_raw_put(bf, 0, sizeof bf, n, packed, n);
+        bf[bl++] = 0x05;
+        s_raw_frame(raw, bt, bf, bl); // 1 delivered, then trailing garbage: malformed
+        s_raw_frame(raw, bt, "", 0); // an empty batch: malformed
+        envwire_msg_t hb = {.version = BUS_VERSION, .body = ENVWIRE_BODY_HEARTBEAT};
+        hb.heartbeat.source = envwire_str("test/raw");
+        static uint8_t hbb[256];
+        int hbn = envwire_encode(&hb, hbb, sizeof hbb);
+        CHECK(hbn > 0);
+        bl = s_raw_put(bf, 0, sizeof bf, (uint64_t)hbn, hbb, (size_t)hbn);
+        bl = s_raw_put(bf, bl, sizeof bf, n, packed, n);
+        s_raw_frame(raw, bt, bf, bl); // a heartbeat in a batch is malformed; 1 delivered
+        bl = 0;
+        while (bl <= so2.max_frame)
+            bl = s_raw_put(bf, bl, sizeof bf, n, packed, n);
+        s_raw_frame(raw, bt, bf, bl); // a body over max_frame: oversize, nothing decoded
+        s_raw_frame(raw, t, packed, n); // 1 delivered, last
+        CHECK(s_pump_until(loop, &probe2.got, got + 9, 2000));
+        s_pump(loop, 20);
+        bus_sub_stats(sub2, &st);
+        CHECK(probe2.got == got + 9);
+        CHECK(st.dropped_malformed - mal0 == 7);
+        CHECK(st.dropped_oversize - over0 == 2);
     }
     zmq_close(raw);
     bus_sub_destroy(&sub2);
     CHECK(sub2 == NULL);
 
-    // High-water mark: a subscriber that never reads makes publish return ERR_AGAIN.
+    // Batching, seen by a bus subscriber: a burst, interleaved shards, flush, destroy.
     {
-        s_probe_t probe3 = {0};
+        static s_rec_t rec;
+        memset(&rec, 0, sizeof rec);
+        bus_options_t sb = {.endpoint = "@inproc://bus-test-batch"};
+        bus_sub_t *subb = bus_sub_new(loop, zctx, &sb, s_rec_msg, NULL, &rec);
+        bus_options_t pb = {.source = "test/batch", .endpoint = "inproc://bus-test-batch"};
+        bus_pub_t *pubb = bus_pub_new(loop, zctx, &pb);
+        CHECK(subb && pubb);
+        if (subb && pubb) {
+            CHECK(bus_sub_subscribe(subb, 42) == 0);
+            CHECK(bus_sub_subscribe(subb, 43) == 0);
+            end = loop_clock_ms() + 2000;
+            do {
+                loop_run_once(loop, 5);
+                bus_pub_stats(pubb, &st);
+            } while (st.subscriptions < 3 && loop_clock_ms() < end);
+            CHECK(st.subscriptions == 3);
+
+            // 200 publishes in one loop turn: three full batches leave at once, the rest when
+            // the turn ends; all arrive in order in 4 frames.
+            bus_stats_t b0 = st;
+            int refused = 0;
+            for (uint64_t i = 1; i <= 200; i++)
+                refused += s_pub_event(pubb, 42, i) != 0;
+            CHECK(refused == 0);
+            bus_pub_stats(pubb, &st);
+            CHECK(st.pending == 200 - 3 * BUS_BATCH_DEFAULT);
+            CHECK(st.frames_sent - b0.frames_sent == 3);
+            CHECK(s_pump_until(loop, &rec.got, 200, 2000));
+            bus_pub_stats(pubb, &st);
+            CHECK(st.pending == 0);
+            uint64_t hbs = st.heartbeats_sent - b0.heartbeats_sent;
+            CHECK(st.frames_sent - b0.frames_sent - hbs == 4);
+            CHECK(st.sent - b0.sent - hbs == 200);
+            bool ordered = rec.got == 200;
+            for (int i = 0; i < 200 && ordered; i++)
+                ordered = rec.id[i] == (uint64_t)i + 1 && rec.shard[i] == 42;
+            CHECK(ordered);
+            bus_stats_t sst;
+            bus_sub_stats(subb, &sst);
+            CHECK(sst.received == 200 && sst.dropped_malformed == 0);
+            CHECK(sst.frames_received < 200);
+
+            // Interleaved shards, runs of 5: each switch sends the run before it; order holds.
+            rec.got = 0;
+            b0 = st;
+            for (uint64_t i = 1; i <= 100; i++)
+                refused += s_pub_event(pubb, (i - 1) / 5 % 2 ? 43 : 42, i) != 0;
+            CHECK(refused == 0);
+            CHECK(s_pump_until(loop, &rec.got, 100, 2000));
+            bus_pub_stats(pubb, &st);
+            hbs = st.heartbeats_sent - b0.heartbeats_sent;
+            CHECK(st.frames_sent - b0.frames_sent - hbs == 20);
+            ordered = rec.got == 100;
+            for (int i = 0; i < 100 && ordered; i++)
+                ordered = rec.id[i] == (uint64_t)i + 1 && rec.shard[i] == (i / 5 % 2 ? 43u : 42u);
+            CHECK(ordered);
+
+            // bus_pub_flush sends at once; with nothing pending it does nothing.
+            rec.got = 0;
+            CHECK(s_pub_event(pubb, 43, 7) == 0);
+            bus_pub_stats(pubb, &st);
+            CHECK(st.pending == 1);
+            CHECK(bus_pub_flush(pubb) == 0);
+            bus_pub_stats(pubb, &st);
+            CHECK(st.pending == 0);
+            CHECK(bus_pub_flush(pubb) == 0);
+            CHECK(bus_pub_flush(NULL) == ERR_INVAL);
+            CHECK(s_pump_until(loop, &rec.got, 1, 2000));
+            CHECK(rec.id[0] == 7);
+
+            // Destroying a publisher with a pending batch sends it first.
+            rec.got = 0;
+            for (uint64_t i = 1; i <= 5; i++)
+                CHECK(s_pub_event(pubb, 42, i) == 0);
+            bus_pub_stats(pubb, &st);
+            CHECK(st.pending == 5);
+            bus_pub_destroy(&pubb);
+            CHECK(s_pump_until(loop, &rec.got, 5, 2000));
+            CHECK(rec.got == 5 && rec.id[0] == 1 && rec.id[4] == 5);
+        }
+        bus_pub_destroy(&pubb);
+        bus_sub_destroy(&subb);
+    }
+
+    // The wire, seen by a raw SUB socket: one event in the single form, several in the batch
+    // form (read back with protobuf-c), batch_max 1 as before batching, and the byte bound.
+    {
+        void *rs = zmq_socket(zctx, ZMQ_SUB);
+        zmq_setsockopt(rs, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(rs, ZMQ_SUBSCRIBE, "", 0);
+        CHECK(zmq_bind(rs, "inproc://bus-test-wire") == 0);
+        bus_options_t pw = {.source = "test/wire", .endpoint = "inproc://bus-test-wire"};
+        bus_pub_t *pubw = bus_pub_new(loop, zctx, &pw);
+        pw.batch_max = 1;
+        pw.source = "test/wire1";
+        bus_pub_t *pub1 = bus_pub_new(loop, zctx, &pw);
+        pw.batch_max = 0;
+        pw.max_frame = 512;
+        pw.source = "test/wire512";
+        bus_pub_t *pubs = bus_pub_new(loop, zctx, &pw);
+        CHECK(pubw && pub1 && pubs);
+        if (pubw && pub1 && pubs) {
+            bus_stats_t s1, s2;
+            end = loop_clock_ms() + 2000;
+            do {
+                // Polling the raw socket makes it process its connections (and subscribe).
+                zmq_pollitem_t it = {rs, 0, ZMQ_POLLIN, 0};
+                zmq_poll(&it, 1, 0);
+                loop_run_once(loop, 5);
+                bus_pub_stats(pubw, &st);
+                bus_pub_stats(pub1, &s1);
+                bus_pub_stats(pubs, &s2);
+            } while ((st.subscriptions < 1 || s1.subscriptions < 1 || s2.subscriptions < 1) &&
+                     loop_clock_ms() < end);
+            static uint8_t fr[4096];
+            const size_t single = sizeof "0042/ObjectChanged"; // topic + separator
+            const size_t batch = sizeof "0042/Batch";
+            envwire_msg_t m;
+            CHECK(s_pub_event(pubw, 42, 1) == 0);
+            CHECK(bus_pub_flush(pubw) == 0);
+            int fl = s_raw_next(rs, fr, sizeof fr);
+            CHECK(fl > (int)single && memcmp(fr, "0042/ObjectChanged ", single) == 0);
+            CHECK(fl > (int)single && envwire_decode(fr + single, (size_t)fl - single, &m) == 0 &&
+                  m.object_changed.event_id == 1 && m.version == BUS_VERSION);
+            for (uint64_t i = 1; i <= 3; i++)
+                CHECK(s_pub_event(pubw, 42, i) == 0);
+            CHECK(bus_pub_flush(pubw) == 0);
+            fl = s_raw_next(rs, fr, sizeof fr);
+            CHECK(fl > (int)batch && memcmp(fr, "0042/Batch ", batch) == 0);
+            uint64_t next = 1;
+            CHECK(fl > (int)batch && s_walk_batch(fr + batch, (size_t)fl - batch, 42, &next) == 3);
+            for (uint64_t i = 1; i <= 3; i++) {
+                CHECK(s_pub_event(pub1, 43, i) == 0);
+                bus_pub_stats(pub1, &s1);
+                CHECK(s1.pending == 0);
+            }
+            for (uint64_t i = 1; i <= 3; i++) {
+                fl = s_raw_next(rs, fr, sizeof fr);
+                CHECK(fl > (int)single && memcmp(fr, "0043/ObjectChanged ", single) == 0);
+                CHECK(fl > (int)single &&
+                      envwire_decode(fr + single, (size_t)fl - single, &m) == 0 &&
+                      m.object_changed.event_id == i);
+            }
+            for (uint64_t i = 1; i <= 40; i++)
+                CHECK(s_pub_event(pubs, 44, i) == 0);
+            CHECK(bus_pub_flush(pubs) == 0);
+            next = 1;
+            int frames = 0;
+            bool bounded = true;
+            while (next <= 40 && (fl = s_raw_next(rs, fr, sizeof fr)) > (int)batch) {
+                frames++;
+                if (memcmp(fr, "0044/Batch ", batch) == 0) {
+                    bounded = bounded && (size_t)fl - batch <= pw.max_frame;
+                    if (s_walk_batch(fr + batch, (size_t)fl - batch, 44, &next) < 2)
+                        break;
+                } else if (memcmp(fr, "0044/ObjectChanged ", single) == 0 &&
+                           envwire_decode(fr + single, (size_t)fl - single, &m) == 0 &&
+                           m.object_changed.event_id == next) {
+                    next++;
+                } else {
+                    break;
+                }
+            }
+            CHECK(next == 41 && bounded && frames > 1);
+            bus_pub_stats(pubs, &s2);
+            CHECK(s2.frames_sent - s2.heartbeats_sent == (uint64_t)frames);
+        }
+        bus_pub_destroy(&pubw);
+        bus_pub_destroy(&pub1);
+        bus_pub_destroy(&pubs);
+        zmq_close(rs);
+    }
+
+    // High-water mark: a subscriber that never reads makes publish return ERR_AGAIN. The batch
+    // refused stays pending and is sent, in order, once the subscriber reads again.
+    {
+        static s_rec_t rec3;
+        memset(&rec3, 0, sizeof rec3);
         bus_options_t so3 = {.endpoint = "@inproc://bus-test-hwm", .hwm = 1};
-        bus_sub_t *sub3 = bus_sub_new(loop, zctx, &so3, s_probe_msg, NULL, &probe3);
+        bus_sub_t *sub3 = bus_sub_new(loop, zctx, &so3, s_rec_msg, NULL, &rec3);
         bus_options_t po3 = {.source = "test/hwm", .endpoint = "inproc://bus-test-hwm", .hwm = 1};
         bus_pub_t *pub3 = bus_pub_new(loop, zctx, &po3);
         CHECK(sub3 && pub3);
@@ -1400,14 +2065,33 @@ int bus_test(bool verbose)
             } while (st.subscriptions < 2 && loop_clock_ms() < end);
             // Stop reading: take the subscriber's socket off the loop.
             loop_remove_socket(loop, sub3->sock);
-            oc.shard = 1;
             int again = 0;
-            for (int i = 0; i < 100; i++)
-                if (bus_pub_publish(pub3, &oc) == ERR_AGAIN)
-                    again++;
+            int accepted = 0;
+            for (uint64_t i = 1; i <= 1000; i++) {
+                int rc = s_pub_event(pub3, 1, i);
+                again += rc == ERR_AGAIN;
+                accepted += rc == 0;
+            }
             bus_pub_stats(pub3, &st);
-            CHECK(again > 0);
+            CHECK(again > 0 && again + accepted == 1000);
             CHECK(st.dropped_hwm == (uint64_t)again);
+            // A full batch was refused: it stays pending, less the publish that was refused.
+            CHECK(st.pending == BUS_BATCH_DEFAULT - 1);
+            CHECK(bus_pub_flush(pub3) == ERR_AGAIN);
+            // A publish on another shard needs the batch sent first: it is refused as well.
+            CHECK(s_pub_event(pub3, 2, 5000) == ERR_AGAIN);
+            bus_pub_stats(pub3, &st);
+            CHECK(st.pending == BUS_BATCH_DEFAULT - 1);
+            CHECK(st.dropped_hwm == (uint64_t)again + 1);
+            // Reading again: every accepted event arrives, in order, with no call from us.
+            CHECK(loop_add_socket(loop, sub3->sock, LOOP_READ, s_sub_readable, sub3) == 0);
+            CHECK(s_pump_until(loop, &rec3.got, accepted, 3000));
+            bool ordered = rec3.got == accepted;
+            for (int i = 1; i < rec3.got && i < S_REC_MAX && ordered; i++)
+                ordered = rec3.id[i] > rec3.id[i - 1];
+            CHECK(ordered);
+            bus_pub_stats(pub3, &st);
+            CHECK(st.pending == 0);
         }
         bus_pub_destroy(&pub3);
         bus_sub_destroy(&sub3);

@@ -7,13 +7,36 @@
  *   topic    ASCII, 1..BUS_TOPIC_MAX bytes, no space, no NUL:
  *              "SSSS/ObjectChanged"   SSSS = shard, decimal, zero-padded to BUS_SHARD_DIGITS
  *                                     digits ("0042/ObjectChanged")
+ *              "SSSS/Batch"           several ObjectChanged of shard SSSS (see Batches)
  *              "hb/<source>"          a heartbeat ("hb/watcher/0")
  *   body     a packed rayfleet.Envelope (proto/rayfleet.proto), at most max_frame bytes,
- *            version BUS_VERSION, with source, sequence and sent_at_ms set by the bus.
+ *            version BUS_VERSION, with source, sequence and sent_at_ms set by the bus; for a
+ *            batch, length-delimited Envelopes, at most max_frame bytes in all.
  *
  * One frame rather than two (topic frame + body frame) because ZeroMQ filters subscriptions on
  * the head of the first frame either way, and a second frame costs about a fifth of ZeroMQ's
  * per-message throughput (measured with bench-bus).
+ *
+ * Batches. A publisher coalesces the ObjectChanged envelopes it publishes on one shard within one
+ * loop turn into one frame:
+ *
+ *   "SSSS/Batch" SEP <len1><env1><len2><env2>...
+ *
+ * each len a protobuf varint giving the size of the packed Envelope after it: the standard
+ * length-delimited protobuf stream (what protobuf's writeDelimitedTo / parseDelimitedFrom speak),
+ * so any protobuf library can walk it. Every envelope in the frame belongs to shard SSSS and
+ * they are in publish order; the body after the separator is at most max_frame bytes. A frame
+ * that would carry ONE envelope is sent in the single form "SSSS/ObjectChanged" SEP <env>, byte
+ * for byte as without batching; so are all frames of a publisher with batch_max 1. Heartbeats
+ * are never batched. The subscription prefix "SSSS/" matches both forms, so subscriptions and
+ * the forwarder (which checks sizes only) are unaffected.
+ * Why: ZeroMQ's cost is per message (pipe writes, the XPUB subscription trie, message
+ * allocation, the receiver's wake-up), not per byte; at ~200-byte events it dominates the whole
+ * path. Coalescing a burst into one frame pays it once per batch instead of once per event,
+ * while a lone event (the common case at low rates) keeps the single form and its latency:
+ * a batch is sent no later than the end of the loop turn that started it (a before-sleep hook).
+ * A subscriber that predates batches counts a batch frame as malformed, so subscribers are
+ * upgraded before publishers, or publishers run with batch_max 1.
  *
  * The bus encodes and decodes envelopes with envwire (common/envwire.h), which writes exactly the
  * bytes protobuf-c would and reads any valid protobuf encoding without allocating, so a peer
@@ -32,14 +55,24 @@
  * forwarder binds (the CZMQ convention), so a publisher can also talk to a subscriber directly.
  *
  * Flow control. Every socket has a bounded high-water mark (never 0). Publishers use XPUB with
- * ZMQ_XPUB_NODROP, so a full queue makes the send fail with EAGAIN: bus_pub_publish() returns
- * ERR_AGAIN and counts the drop. The forwarder's backend is lossy on purpose, so one slow
- * subscriber cannot stall the others; ZeroMQ drops silently there and cannot tell us.
+ * ZMQ_XPUB_NODROP, so a full queue makes the send fail with EAGAIN. A batch refused that way is
+ * NOT dropped: it stays pending (bounded by batch_max and max_frame) and is retried every
+ * BUS_FLUSH_RETRY_MS and at every loop turn; meanwhile a publish that would need the pending
+ * batch sent first (its shard differs, or the batch is full) is refused with ERR_AGAIN, not
+ * queued, and counted in dropped_hwm. So ERR_AGAIN from a publish means exactly what it meant
+ * before batching: this event was not taken, retry or drop it; an event a publish accepted (0)
+ * is never dropped for lack of room, except by bus_pub_destroy(). The forwarder's backend is
+ * lossy on purpose, so one slow subscriber cannot stall the others; ZeroMQ drops silently there
+ * and cannot tell us.
  *
  * Validation. A received message with more than one frame, no topic, a body over max_frame (checked
  * before anything is decoded), bytes that do not decode, an unsupported version, a missing body
  * or a topic that disagrees with the body is counted in bus_stats_t, logged (at most once per
- * BUS_LOG_INTERVAL_MS per object) and dropped. Subscribers also set ZMQ_MAXMSGSIZE to
+ * BUS_LOG_INTERVAL_MS per object) and dropped. In a batch, each length is checked against
+ * max_frame (oversize) and against the end of the frame (malformed) before its envelope is
+ * decoded; a bad length, an empty batch or trailing bytes count once and drop the rest of the
+ * frame, while an envelope that is framed correctly but fails the checks above (or is not an
+ * ObjectChanged) counts once and is skipped alone. Subscribers also set ZMQ_MAXMSGSIZE to
  * BUS_MAXMSGSIZE_FACTOR * max_frame, so a peer sending far larger frames is disconnected by
  * ZeroMQ before the frame is stored in memory.
  *
@@ -73,6 +106,10 @@
 #define BUS_TOPIC_HEARTBEAT "hb/" /* prefix of every heartbeat topic */
 #define BUS_TOPIC_SEP ' ' /* ends the topic at the head of every frame */
 #define BUS_TOPIC_OBJECT_CHANGED "ObjectChanged" /* topic suffix after "SSSS/" */
+#define BUS_TOPIC_BATCH "Batch" /* topic suffix after "SSSS/" of a batch frame */
+#define BUS_BATCH_DEFAULT 64 /* envelopes per batch frame when the options say 0 */
+#define BUS_BATCH_MAX 4096 /* largest batch_max accepted */
+#define BUS_FLUSH_RETRY_MS 10 /* retry period of a batch refused at the high-water mark */
 #define BUS_SOURCE_MAX 63 /* longest source name, in bytes */
 #define BUS_ENDPOINT_MAX 256 /* longest endpoint string, in bytes */
 #define BUS_HWM_DEFAULT 10000 /* high-water mark when the options say 0 */
@@ -106,7 +143,8 @@ typedef struct {
     const char *frontend; /* forwarder: endpoint publishers connect to */
     const char *backend; /* forwarder: endpoint subscribers connect to */
     int hwm; /* send and receive high-water mark, 1..BUS_HWM_MAX; 0 = default */
-    size_t max_frame; /* largest Envelope frame, bytes; 0 = BUS_FRAME_MAX_DEFAULT */
+    size_t max_frame; /* largest Envelope (or batch body), bytes; 0 = BUS_FRAME_MAX_DEFAULT */
+    int batch_max; /* pub: envelopes per frame, 1..BUS_BATCH_MAX; 0 = default; 1 = no batching */
     int64_t heartbeat_ms; /* pub/forwarder: heartbeat interval; sub: liveness check period */
     int liveness; /* sub: missed intervals before a peer is lost; 0 = default */
     const char *curve_server_key; /* pub/sub: the forwarder's Z85 public key; NULL = no CURVE */
@@ -117,7 +155,9 @@ typedef struct {
 /* Counters of one object. All counters only grow. */
 typedef struct {
     uint64_t sent; /* envelopes sent (ObjectChanged and heartbeats) */
+    uint64_t frames_sent; /* pub/forwarder: frames sent by the bus itself (batches, heartbeats) */
     uint64_t received; /* ObjectChanged envelopes handed to the handler */
+    uint64_t frames_received; /* sub: frames received (each may hold a batch) */
     uint64_t forwarded; /* forwarder: messages copied frontend -> backend */
     uint64_t heartbeats_sent; /* heartbeats sent */
     uint64_t heartbeats_received; /* valid heartbeats received */
@@ -127,13 +167,15 @@ typedef struct {
     uint64_t peers_lost; /* sub: times a source was declared lost */
     uint64_t peers_seen; /* sub: times a source was first heard or heard again */
     int64_t subscriptions; /* pub: topic subscriptions currently asked of it (XPUB) */
+    int64_t pending; /* pub: envelopes accepted and not yet handed to ZeroMQ (the batch) */
 } bus_stats_t;
 
 /* Called for each valid ObjectChanged envelope: msg->body is ENVWIRE_BODY_OBJECT_CHANGED, its
  * version is supported, and msg->object_changed.shard is subscribed and matches the topic.
  * `msg` and every string view in it are borrowed: they point into the received frame and are
  * valid only during the call (copy what must outlive it). Views are not NUL-terminated. Return 0
- * to go on or a negative value to stop the loop with it. Must not destroy `sub`. */
+ * to go on or a negative value to stop the loop with it (the envelopes after this one in the
+ * same batch frame are then dropped, uncounted). Must not destroy `sub`. */
 typedef int(bus_msg_fn)(bus_sub_t *sub, const envwire_msg_t *msg, void *arg);
 
 /* What happened to a peer. */
@@ -162,23 +204,38 @@ uint32_t bus_shard_of(const char *cluster, const char *ns, const char *name, uin
 /* ---- Publisher ---- */
 
 /* A publisher on `loop` using ZeroMQ context `zctx`; opts->source and opts->endpoint are
- * required. It heartbeats every heartbeat_ms from now on. Returns NULL on a bad option, a
- * ZeroMQ failure or out of memory (logged). */
+ * required. It heartbeats every heartbeat_ms from now on, and registers a before-sleep hook on
+ * `loop` that sends the pending batch at every turn (so destroy it before the loop). Returns
+ * NULL on a bad option, a ZeroMQ failure or out of memory (logged). */
 bus_pub_t *bus_pub_new(loop_t *loop, void *zctx, const bus_options_t *opts);
 
-/* Stops the heartbeat, closes the socket (linger 0: unsent messages are dropped), frees, and
- * sets *pub_p to NULL. NULL-safe. */
+/* Tries once to send a pending batch (refused at the high-water mark, it is dropped, counted in
+ * dropped_hwm and logged), stops the heartbeat, closes the socket (linger 0: whatever ZeroMQ has
+ * not sent yet is dropped), frees, and sets *pub_p to NULL. NULL-safe. */
 void bus_pub_destroy(bus_pub_t **pub_p);
 
 /* Publishes `oc` (borrowed, not modified) on its shard's topic inside an Envelope whose source,
- * sequence and sent_at_ms the bus fills. Never blocks. Returns 0, ERR_INVAL (NULL or shard out
- * of range), ERR_TOOBIG (packed size over max_frame; counted as oversize), ERR_AGAIN (a queue is
- * full; counted in dropped_hwm; the message is not sent), ERR_NOMEM or ERR_IO. */
+ * sequence and sent_at_ms the bus fills: encodes it and appends it to the pending batch. The
+ * batch is sent first when `oc` is on another shard or would pass max_frame, and sent after
+ * the append when it holds batch_max envelopes; otherwise it leaves with bus_pub_flush() or the
+ * loop's before-sleep hook at the end of this loop turn. Never blocks. Returns 0 (accepted: it
+ * will be sent in order), ERR_INVAL (NULL or shard out of range), ERR_TOOBIG (packed size over
+ * max_frame; counted as oversize), ERR_AGAIN (a send this publish needed was refused at the
+ * high-water mark; counted in dropped_hwm; THIS envelope was not taken and the pending batch
+ * stays pending), ERR_NOMEM or ERR_IO (a send failed otherwise: the pending batch is dropped). */
 int bus_pub_publish(bus_pub_t *pub, const Rayfleet__ObjectChanged *oc);
 
 /* The same as bus_pub_publish() for a message held as views (borrowed; strings need not be
  * NUL-terminated), which saves measuring every string. Same returns. */
 int bus_pub_publish_view(bus_pub_t *pub, const envwire_object_changed_t *oc);
+
+/* Sends the pending batch now (nothing to do is a success). Never blocks. Returns 0, ERR_INVAL
+ * (NULL), ERR_AGAIN (refused at the high-water mark: the batch stays pending, whole and in
+ * order, nothing is counted as dropped, and the publisher retries it every BUS_FLUSH_RETRY_MS
+ * and at every loop turn; calling again later is also fine) or ERR_IO (the batch is dropped).
+ * Call it after a burst of publishes made in a before-sleep hook, which may run after the
+ * publisher's own hook in the same turn. */
+int bus_pub_flush(bus_pub_t *pub);
 
 /* Sends a heartbeat now (the timer calls this). Same returns as bus_pub_publish(). */
 int bus_pub_heartbeat(bus_pub_t *pub);
