@@ -1,0 +1,398 @@
+/*
+ * audit: the scheduler's audit writer (see audit.h).
+ */
+#include "audit.h"
+
+#include "err.h"
+#include "log.h"
+#include "selftest.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+struct audit {
+    store_t *db; /* the scheduler's database (borrowed) */
+    char service[AUDIT_FIELD_MAX]; /* actor service */
+    char replica[AUDIT_FIELD_MAX]; /* actor replica */
+    char version[AUDIT_FIELD_MAX]; /* actor version */
+    audit_stats_t stats; /* counters */
+};
+
+/* Words that make a key or an env var name look secret (matched case-insensitively). */
+static const char *const s_secret_words[] = {
+    "token", "password", "passwd", "secret", "credential", "apikey", "api_key", "private", NULL};
+
+/* Markers inside free text after which a value is hidden up to the next blank. */
+static const char *const s_text_markers[] = {
+    "password=", "password ", "token=", "secret=", "passwd=", NULL};
+
+static void s_copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+audit_t *audit_new(store_t *db, const audit_actor_t *actor)
+{
+    if (!db || !actor)
+        return NULL;
+    audit_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->db = db;
+    s_copy(a->service, sizeof(a->service), actor->service ? actor->service : "scheduler");
+    s_copy(a->replica, sizeof(a->replica), actor->replica);
+    s_copy(a->version, sizeof(a->version), actor->version ? actor->version : RF_VERSION);
+    return a;
+}
+
+void audit_destroy(audit_t **a_p)
+{
+    if (!a_p || !*a_p)
+        return;
+    free(*a_p);
+    *a_p = NULL;
+}
+
+/* True when `s` contains one of the secret words, case-insensitively. */
+static bool s_looks_secret(const char *s)
+{
+    if (!s)
+        return false;
+    char low[256];
+    size_t n = 0;
+    for (; s[n] && n < sizeof(low) - 1; n++)
+        low[n] = (char)tolower((unsigned char)s[n]);
+    low[n] = '\0';
+    for (size_t i = 0; s_secret_words[i]; i++)
+        if (strstr(low, s_secret_words[i]))
+            return true;
+    return false;
+}
+
+/* Hides the value after each text marker in `s`. Returns a new string when something was
+ * hidden, else NULL. */
+static char *s_redact_text(const char *s)
+{
+    size_t len = strlen(s);
+    bool hit = false;
+    for (size_t i = 0; s_text_markers[i] && !hit; i++)
+        if (strcasestr(s, s_text_markers[i]))
+            hit = true;
+    if (!hit)
+        return NULL;
+    buf_t out;
+    buf_init(&out, len * 2 + 64);
+    size_t i = 0;
+    while (i < len) {
+        size_t mlen = 0;
+        for (size_t k = 0; s_text_markers[k]; k++) {
+            size_t l = strlen(s_text_markers[k]);
+            if (strncasecmp(s + i, s_text_markers[k], l) == 0) {
+                mlen = l;
+                break;
+            }
+        }
+        if (mlen == 0) {
+            if (buf_append(&out, s + i, 1) != 0)
+                goto fail;
+            i++;
+            continue;
+        }
+        if (buf_append(&out, s + i, mlen) != 0 || buf_puts(&out, AUDIT_REDACTED) != 0)
+            goto fail;
+        i += mlen;
+        while (i < len && !isspace((unsigned char)s[i]) && s[i] != '"' && s[i] != '\'')
+            i++;
+    }
+    return buf_take(&out, NULL);
+fail:
+    buf_free(&out);
+    return NULL;
+}
+
+static int s_redact(json_t *v, bool secret_obj)
+{
+    int n = 0;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(v, i, it)
+        {
+            if (json_is_string(it)) {
+                char *r = s_redact_text(json_string_value(it));
+                if (r) {
+                    json_array_set_new(v, i, json_string(r));
+                    free(r);
+                    n++;
+                }
+            } else {
+                n += s_redact(it, false);
+            }
+        }
+        return n;
+    }
+    if (!json_is_object(v))
+        return 0;
+    /* an EnvVar {name, value}: hide a literal value of a secret-looking name */
+    const char *ename = json_string_value(json_object_get(v, "name"));
+    json_t *eval = json_object_get(v, "value");
+    if (ename && json_is_string(eval) && s_looks_secret(ename)) {
+        json_object_set_new(v, "value", json_string(AUDIT_REDACTED));
+        n++;
+    }
+    const char *kind = json_string_value(json_object_get(v, "kind"));
+    bool is_secret = secret_obj || (kind && strcmp(kind, "Secret") == 0);
+    const char *key;
+    json_t *val;
+    void *tmp;
+    json_object_foreach_safe(v, tmp, key, val)
+    {
+        if (is_secret && (strcmp(key, "data") == 0 || strcmp(key, "stringData") == 0) &&
+            json_is_object(val)) {
+            const char *k2;
+            json_t *v2;
+            json_object_foreach(val, k2, v2)
+            {
+                json_object_set_new(val, k2, json_string(AUDIT_REDACTED));
+                n++;
+            }
+            continue;
+        }
+        if (json_is_string(val)) {
+            if (strcmp(key, "value") == 0)
+                continue; /* handled above, or a non-secret env value */
+            if (s_looks_secret(key) && strcmp(key, "name") != 0 && strcmp(key, "kind") != 0 &&
+                strcmp(key, "secretName") != 0) {
+                json_object_set_new(v, key, json_string(AUDIT_REDACTED));
+                n++;
+                continue;
+            }
+            char *r = s_redact_text(json_string_value(val));
+            if (r) {
+                json_object_set_new(v, key, json_string(r));
+                free(r);
+                n++;
+            }
+        } else {
+            n += s_redact(val, false);
+        }
+    }
+    return n;
+}
+
+int audit_redact(json_t *obj)
+{
+    return obj ? s_redact(obj, false) : 0;
+}
+
+int audit_summary(const json_t *obj, size_t max, buf_t *out)
+{
+    if (!obj || max < 8)
+        return 0;
+    json_t *c = json_deep_copy(obj);
+    if (!c)
+        return ERR_NOMEM;
+    audit_redact(c);
+    char *s = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(c);
+    if (!s)
+        return ERR_NOMEM;
+    size_t len = strlen(s);
+    int rc;
+    if (len <= max) {
+        rc = buf_append(out, s, len);
+    } else {
+        rc = buf_append(out, s, max - 3);
+        if (rc == 0)
+            rc = buf_puts(out, "...");
+    }
+    free(s);
+    return rc == ERR_TOOBIG ? 0 : rc;
+}
+
+void audit_new_correlation_id(char out[AUDIT_CORR_LEN])
+{
+    static uint64_t s_counter;
+    unsigned char b[16];
+    if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        uint64_t y = ++s_counter ^ ((uint64_t)getpid() << 32);
+        memcpy(b, &x, 8);
+        memcpy(b + 8, &y, 8);
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof(b); i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[AUDIT_CORR_LEN - 1] = '\0';
+}
+
+int audit_record(audit_t *a, const audit_entry_t *e)
+{
+    if (!a || !e || !e->verb)
+        return ERR_INVAL;
+    buf_t sum;
+    buf_init(&sum, AUDIT_SUMMARY_MAX + 8);
+    if (e->request)
+        audit_summary(e->request, AUDIT_SUMMARY_MAX, &sum);
+    store_audit_t rec = {
+        .actor_service = a->service,
+        .actor_replica = a->replica,
+        .actor_version = a->version,
+        .cluster = e->cluster,
+        .target_group = e->group,
+        .target_kind = e->kind,
+        .target_namespace = e->ns,
+        .target_name = e->name,
+        .target_uid = e->uid && e->uid[0] ? e->uid : NULL,
+        .verb = e->verb,
+        .reason = e->reason,
+        .message = e->message,
+        .cause_key = e->cause ? e->cause->key : NULL,
+        .cause_generation = e->cause ? e->cause->generation : 0,
+        .cause_resource_version = e->cause ? e->cause->resource_version : NULL,
+        .cause_event_id = e->cause ? e->cause->event_id : 0,
+        .correlation_id = e->correlation_id,
+        .request_summary = sum.len ? buf_str(&sum) : NULL,
+        .result_status = e->result_status,
+        .result_error = e->result_error,
+        .latency_ms = e->latency_ms,
+    };
+    int rc = store_audit_append(a->db, &rec);
+    buf_free(&sum);
+    if (rc != 0) {
+        a->stats.failures++;
+        log_warn("audit row refused", "verb", e->verb, "name", e->name ? e->name : "", "error",
+                 err_str(rc), NULL);
+        return rc;
+    }
+    a->stats.rows++;
+    return 0;
+}
+
+void audit_stats(const audit_t *a, audit_stats_t *out)
+{
+    if (a && out)
+        *out = a->stats;
+}
+
+/* ---- self-test ---- */
+
+int audit_test(bool verbose)
+{
+    int failed = 0;
+    /* redaction */
+    json_t *pod = json_pack(
+        "{s:s, s:{s:s}, s:{s:[{s:s, s:[s,s], s:[{s:s,s:s},{s:s,s:s},{s:s,s:{s:{s:s,s:s}}},"
+        "{s:s,s:s}]}]}}",
+        "kind", "Pod", "metadata", "name", "p", "spec", "containers", "name", "ray", "args",
+        "ray start --redis-password=hunter2 --block", "x --token=abc", "env", "name",
+        "REDIS_PASSWORD", "value", "hunter2", "name", "RAY_AUTH_TOKEN", "value", "tok123", "name",
+        "FROM_SECRET_PASSWORD", "valueFrom", "secretKeyRef", "name", "s", "key", "k", "name",
+        "PLAIN", "value", "visible");
+    CHECK(pod != NULL);
+    buf_t b;
+    buf_init(&b, 1 << 16);
+    CHECK(audit_summary(pod, AUDIT_SUMMARY_MAX, &b) == 0);
+    const char *s = buf_str(&b);
+    CHECK(strstr(s, "hunter2") == NULL);
+    CHECK(strstr(s, "tok123") == NULL);
+    CHECK(strstr(s, "abc") == NULL);
+    CHECK(strstr(s, "visible") != NULL);
+    CHECK(strstr(s, "secretKeyRef") != NULL);
+    CHECK(strstr(s, "--block") != NULL);
+    CHECK(strstr(s, "REDIS_PASSWORD") != NULL);
+    /* the original is untouched */
+    CHECK(strstr(json_string_value(json_array_get(
+                     json_object_get(
+                         json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"),
+                                        0),
+                         "args"),
+                     0)),
+                 "hunter2") != NULL);
+    buf_reset(&b);
+    json_t *sec = json_pack("{s:s, s:{s:s}, s:{s:s}}", "kind", "Secret", "metadata", "name", "x",
+                            "data", "auth_token", "c2VjcmV0");
+    CHECK(audit_summary(sec, AUDIT_SUMMARY_MAX, &b) == 0);
+    CHECK(strstr(buf_str(&b), "c2VjcmV0") == NULL);
+    CHECK(strstr(buf_str(&b), "auth_token") != NULL);
+    /* bounded */
+    buf_reset(&b);
+    CHECK(audit_summary(pod, 40, &b) == 0);
+    CHECK(b.len == 40 && strcmp(buf_str(&b) + 37, "...") == 0);
+    buf_free(&b);
+    json_decref(sec);
+    json_decref(pod);
+    CHECK(audit_redact(NULL) == 0);
+
+    char c1[AUDIT_CORR_LEN], c2[AUDIT_CORR_LEN];
+    audit_new_correlation_id(c1);
+    audit_new_correlation_id(c2);
+    CHECK(strlen(c1) == 32 && strcmp(c1, c2) != 0);
+
+    /* rows through a real store */
+    CHECK(audit_new(NULL, &(audit_actor_t){0}) == NULL);
+    char dir[] = "/tmp/rf-audit-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/scheduler.db", dir);
+    int err = 0;
+    store_t *db = store_open(path, STORE_READWRITE, &err);
+    CHECK(db != NULL);
+    audit_t *a = audit_new(db, &(audit_actor_t){.service = "scheduler", .replica = "scheduler/0"});
+    CHECK(a != NULL);
+    CHECK(audit_record(a, &(audit_entry_t){0}) == ERR_INVAL);
+    audit_cause_t cause = {
+        .key = "c/default/rc", .generation = 3, .resource_version = "42", .event_id = 7};
+    json_t *req = json_pack("{s:s,s:{s:s}}", "kind", "Pod", "metadata", "name", "rc-head-x");
+    CHECK(audit_record(a, &(audit_entry_t){.cluster = "c",
+                                           .kind = "Pod",
+                                           .ns = "default",
+                                           .name = "rc-head-x",
+                                           .verb = "create",
+                                           .reason = "CreatedHeadPod",
+                                           .message = "Created head Pod default/rc-head-x",
+                                           .cause = &cause,
+                                           .correlation_id = c1,
+                                           .request = req,
+                                           .result_status = 201,
+                                           .latency_ms = 3}) == 0);
+    json_decref(req);
+    CHECK(store_flush(db) == 0);
+    store_audit_list_t l = {0};
+    CHECK(store_audit_query_target(db, "c", "Pod", "default", "rc-head-x", 0, 0, 10, &l) == 0);
+    CHECK(l.n == 1);
+    if (l.n == 1) {
+        const store_audit_t *r = l.rows[0];
+        CHECK(strcmp(r->actor_replica, "scheduler/0") == 0);
+        CHECK(strcmp(r->reason, "CreatedHeadPod") == 0);
+        CHECK(r->cause_generation == 3 && r->cause_event_id == 7);
+        CHECK(strcmp(r->cause_resource_version, "42") == 0);
+        CHECK(strcmp(r->correlation_id, c1) == 0);
+        CHECK(r->result_status == 201 && r->request_summary && strstr(r->request_summary, "Pod"));
+    }
+    store_audit_list_free(&l);
+    audit_stats_t st = {0};
+    audit_stats(a, &st);
+    CHECK(st.rows == 1 && st.failures == 0);
+    audit_destroy(&a);
+    audit_destroy(&a);
+    CHECK(a == NULL);
+    store_destroy(&db);
+    unlink(path);
+    char wal[160];
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    unlink(wal);
+    snprintf(wal, sizeof(wal), "%s-shm", path);
+    unlink(wal);
+    rmdir(dir);
+    return SELFTEST_RESULT("audit", verbose);
+}

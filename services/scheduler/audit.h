@@ -1,0 +1,110 @@
+/*
+ * audit: the scheduler's audit writer. Every API write the scheduler makes (create, update,
+ * patch, delete, status, Event) leaves one row in the `audit` table of the scheduler's OWN
+ * database (<state-dir>/scheduler.db; the scheduler is its only writer) through
+ * store_audit_append(), which batches rows and commits them once per loop turn.
+ *
+ * A row says who acted (service, replica, version), on what (cluster, group, kind, namespace,
+ * name, uid), how (verb), why (KubeRay's event reason where one exists, and a sentence), because
+ * of what (the key, generation and resourceVersion of the observed object whose change triggered
+ * the reconcile, and the bus event id), in which reconcile (a correlation id shared by every
+ * action of one reconcile pass), with what (a bounded, redacted summary of the request body), and
+ * with which result (HTTP status, error text, latency).
+ *
+ * Redaction (audit_redact): request bodies are copied and scrubbed before they are summarised.
+ * Environment variables whose name looks secret (token, password, passwd, secret, credential,
+ * apikey, api_key, private) keep their name but their literal `value` becomes "(redacted)";
+ * `valueFrom` (secretKeyRef, ...) is a reference and is kept. A Secret's `data` and `stringData`
+ * values are all replaced. Any other object member whose key looks secret and holds a string is
+ * replaced. In every remaining string, the text after "password=", "token=", "secret=" (and the
+ * same with ':' or a space after "--redis-password") up to the next blank is replaced, so a
+ * rendered `ray start --redis-password=...` command leaks nothing.
+ *
+ * Summaries are compact JSON cut to AUDIT_SUMMARY_MAX bytes (a cut summary ends with "...").
+ */
+#ifndef RF_AUDIT_H
+#define RF_AUDIT_H
+
+#include "buf.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AUDIT_SUMMARY_MAX 2048 /* longest request summary written, bytes (below the store's) */
+#define AUDIT_CORR_LEN 33 /* correlation id: 32 hex characters and a NUL */
+#define AUDIT_REDACTED "(redacted)" /* what replaces a secret value */
+#define AUDIT_FIELD_MAX 256 /* longest actor string kept */
+
+typedef struct audit audit_t;
+
+/* Who acts. Strings are copied by audit_new(). */
+typedef struct {
+    const char *service; /* "scheduler" */
+    const char *replica; /* "scheduler/0" */
+    const char *version; /* rayfleet version; NULL: RF_VERSION */
+} audit_actor_t;
+
+/* The cause of a reconcile: what the observed state said when it started. */
+typedef struct {
+    const char *key; /* the reconcile key "cluster/namespace/name" */
+    int64_t generation; /* metadata.generation of the observed owner, 0: unknown */
+    const char *resource_version; /* resourceVersion of the observed object that changed */
+    uint64_t event_id; /* the bus event id, 0: none (resync, requeue) */
+} audit_cause_t;
+
+/* One action and its result. Strings are borrowed for the call. */
+typedef struct {
+    const char *cluster; /* member cluster of the target */
+    const char *group; /* API group of the target ("" core) */
+    const char *kind; /* kind of the target */
+    const char *ns; /* namespace of the target */
+    const char *name; /* name of the target (the created name for generateName) */
+    const char *uid; /* uid of the target, when known */
+    const char *verb; /* create, update, patch, delete, status */
+    const char *reason; /* KubeRay's event reason, or NULL */
+    const char *message; /* a sentence saying why */
+    const audit_cause_t *cause; /* the reconcile's cause, or NULL */
+    const char *correlation_id; /* the reconcile's correlation id */
+    const json_t *request; /* the request body (redacted and summarised here), or NULL */
+    int result_status; /* HTTP status, 0 when no response came */
+    const char *result_error; /* error text, NULL on success */
+    int64_t latency_ms; /* request to result */
+} audit_entry_t;
+
+/* Counters. */
+typedef struct {
+    uint64_t rows; /* rows handed to the store */
+    uint64_t failures; /* rows the store refused (logged) */
+} audit_stats_t;
+
+/* A writer appending to `db` (borrowed, opened read-write by the caller) as `actor`. Returns
+ * NULL on bad arguments or out of memory. */
+audit_t *audit_new(store_t *db, const audit_actor_t *actor);
+
+/* Frees the writer and NULLs *a_p. NULL-safe. Rows already appended stay queued in the store. */
+void audit_destroy(audit_t **a_p);
+
+/* Appends one row for `e`. Returns 0, ERR_INVAL (no verb) or the store's error (logged). */
+int audit_record(audit_t *a, const audit_entry_t *e);
+
+/* Scrubs secrets from `obj` in place as described in the file comment. Returns how many values
+ * were replaced. */
+int audit_redact(json_t *obj);
+
+/* Appends the redacted summary of `obj` (a copy is scrubbed; `obj` is not modified) to `out`,
+ * at most `max` bytes. Returns 0 or ERR_NOMEM. */
+int audit_summary(const json_t *obj, size_t max, buf_t *out);
+
+/* Writes a fresh random correlation id (32 hex characters) into out[AUDIT_CORR_LEN]. */
+void audit_new_correlation_id(char out[AUDIT_CORR_LEN]);
+
+/* Fills *out with the counters. */
+void audit_stats(const audit_t *a, audit_stats_t *out);
+
+/* Self-test. */
+int audit_test(bool verbose);
+
+#endif

@@ -1,0 +1,1453 @@
+/*
+ * reconcile: the RayCluster reconciler (see reconcile.h).
+ */
+#include "reconcile.h"
+
+#include "err.h"
+#include "json.h"
+#include "log.h"
+#include "names.h"
+#include "objbuild.h"
+#include "rcstatus.h"
+#include "selftest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define S_NAME_MAX RECONCILE_KEY_MAX /* longest object name handled */
+#define S_TIME_MAX 32 /* RFC 3339 time */
+#define S_RAND_CHARS "bcdfghjklmnpqrstvwxz2456789" /* k8s rand.String alphabet */
+#define S_RAND_LEN 5 /* multi-host replica name suffix */
+
+/* Pass stages, in KubeRay's order. */
+enum {
+    S_SA = 0,
+    S_ROLE,
+    S_ROLE_BINDING,
+    S_INGRESS,
+    S_AUTH_SECRET,
+    S_HEAD_SVC,
+    S_HEADLESS_SVC,
+    S_SERVE_SVC,
+    S_GCS_PVC,
+    S_PODS,
+    S_STATUS,
+    S_DONE
+};
+
+/* What a request does, for its result handling. */
+enum { R_CREATE = 1, R_DELETE, R_STATUS, R_EVENT };
+
+typedef struct pass pass_t;
+typedef struct req req_t;
+
+struct reconciler {
+    loop_t *loop; /* the event loop (borrowed) */
+    reconcile_config_t cfg; /* settings (pointers borrowed) */
+    char cluster[S_NAME_MAX]; /* member cluster name (copy) */
+    podbuild_opts_t pod_opts; /* pod builder settings */
+    validate_gates_t gates; /* feature gates */
+    json_t *expect; /* {key: {group: {name: {"t": ms, "op": "c"|"d"}}}} */
+    json_t *ensured; /* {key: {"Kind/name": ms}} objects created or found existing */
+    json_t *causes; /* {key: {"rv", "eid", "gen"}} last bus event per key */
+    pass_t *passes; /* passes in flight (list) */
+    req_t *reqs; /* requests in flight (list) */
+    uint64_t event_seq; /* makes Event names unique */
+    reconcile_stats_t stats; /* counters */
+};
+
+struct pass {
+    pass_t *next, *prev; /* list links */
+    reconciler_t *r; /* owner */
+    workq_t *q; /* the queue to report to */
+    char key[RECONCILE_KEY_MAX]; /* the key */
+    char ns[RECONCILE_KEY_MAX]; /* namespace */
+    char name[RECONCILE_KEY_MAX]; /* RayCluster name */
+    char corr[AUDIT_CORR_LEN]; /* correlation id */
+    char cause_rv[64]; /* cause resourceVersion (storage of cause.resource_version) */
+    audit_cause_t cause; /* the cause */
+    json_t *rc; /* observed RayCluster */
+    json_t *rcd; /* defaulted copy used for decisions */
+    json_t *pods; /* observed pods */
+    json_t *svcs; /* observed services */
+    json_t *names; /* {pod name: true} of observed pods */
+    int stage; /* next stage */
+    int pending; /* requests of the current stage in flight */
+    bool failed; /* the reconcile failed */
+    const char *fail_reason; /* ReplicaFailure reason, or NULL */
+    buf_t fail_msg; /* the error text */
+    bool short_requeue; /* an expectation is unmet or the status changed */
+    bool status_error; /* status calculation or write failed */
+};
+
+struct req {
+    req_t *next, *prev; /* list links */
+    reconciler_t *r; /* owner */
+    pass_t *p; /* the pass waiting for it, or NULL (Events) */
+    int what; /* R_* */
+    int64_t id; /* k8s request id */
+    int64_t t0; /* start, monotonic ms */
+    char group[64]; /* API group of the target */
+    char kind[32]; /* kind of the target */
+    char ns[S_NAME_MAX]; /* namespace of the target */
+    char name[S_NAME_MAX]; /* name, or generateName prefix */
+    char noun[32]; /* "head Pod", "worker Pod", "service", ... for messages */
+    char exp_group[S_NAME_MAX]; /* expectation group for pod writes, "" none */
+    char ensure[S_NAME_MAX]; /* ensured-set entry to record on success, "" none */
+    const char *ok_reason; /* event reason on success, or NULL */
+    const char *fail_reason; /* event reason on failure, or NULL */
+    const char *rcs_reason; /* ReplicaFailure reason on failure, or NULL */
+    const char *event_reason; /* R_EVENT: the reason of the Event */
+    json_t *body; /* request body for the audit summary, or NULL */
+    audit_cause_t cause; /* copied cause */
+    char cause_key[RECONCILE_KEY_MAX]; /* storage of cause.key */
+    char cause_rv[64]; /* storage of cause.resource_version */
+    char corr[AUDIT_CORR_LEN]; /* correlation id */
+    char rc_name[S_NAME_MAX]; /* the RayCluster, for Events about the result */
+    char rc_uid[S_NAME_MAX]; /* its uid */
+    bool warn_event_on_fail; /* emit the fail_reason event on failure */
+};
+
+static void s_advance(pass_t *p);
+
+/* ---------- small helpers ---------- */
+
+static void s_now_rfc3339(char *out, size_t n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const char *s_label(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(jx_get(o, "metadata.labels"), k));
+}
+
+static const char *s_ann(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(jx_get(o, "metadata.annotations"), k));
+}
+
+static bool s_cond_true(const json_t *rc, const char *type)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(jx_get(rc, "status.conditions"), i, c)
+    {
+        if (strcmp(jx_str(c, "type", ""), type) == 0)
+            return strcmp(jx_str(c, "status", ""), "True") == 0;
+    }
+    return false;
+}
+
+static json_t *s_obj_child(json_t *parent, const char *k)
+{
+    json_t *o = json_object_get(parent, k);
+    if (!json_is_object(o)) {
+        o = json_object();
+        if (!o || json_object_set_new(parent, k, o) != 0)
+            return NULL;
+    }
+    return o;
+}
+
+int reconcile_key(const char *cluster, const char *ns, const char *name, char *out, size_t size)
+{
+    if (!cluster || !ns || !name || !out)
+        return ERR_INVAL;
+    size_t a = strlen(cluster), b = strlen(ns), c = strlen(name);
+    if (a + b + c + 3 > size || a + b + c + 2 > INT32_MAX)
+        return ERR_TOOBIG;
+    memcpy(out, cluster, a);
+    out[a] = '/';
+    memcpy(out + a + 1, ns, b);
+    out[a + 1 + b] = '/';
+    memcpy(out + a + b + 2, name, c + 1);
+    return (int)(a + b + c + 2);
+}
+
+int reconcile_parse_key(const char *key, char *cluster, char *ns, char *name)
+{
+    if (!key || !cluster || !ns || !name)
+        return ERR_INVAL;
+    const char *a = strchr(key, '/');
+    const char *b = a ? strchr(a + 1, '/') : NULL;
+    if (!a || !b || a == key || b == a + 1 || !b[1] || strchr(b + 1, '/') ||
+        strlen(key) >= RECONCILE_KEY_MAX)
+        return ERR_INVAL;
+    memcpy(cluster, key, (size_t)(a - key));
+    cluster[a - key] = '\0';
+    memcpy(ns, a + 1, (size_t)(b - a - 1));
+    ns[b - a - 1] = '\0';
+    memcpy(name, b + 1, strlen(b + 1) + 1);
+    return 0;
+}
+
+/* ---------- expectations (by name) ---------- */
+
+static void s_expect(reconciler_t *r, const char *key, const char *group, const char *name,
+                     bool create)
+{
+    json_t *k = s_obj_child(r->expect, key);
+    json_t *g = k ? s_obj_child(k, group) : NULL;
+    if (g)
+        json_object_set_new(
+            g, name,
+            json_pack("{s:I, s:s}", "t", (json_int_t)loop_now(r->loop), "op", create ? "c" : "d"));
+}
+
+/* True when every create and delete recorded for (key, group) is reflected in `names`. Drops
+ * the entries that are. */
+static bool s_satisfied(reconciler_t *r, const char *key, const char *group, const json_t *names)
+{
+    json_t *g = json_object_get(json_object_get(r->expect, key), group);
+    if (!g)
+        return true;
+    int64_t now = loop_now(r->loop);
+    bool ok = true;
+    const char *n;
+    json_t *e;
+    void *tmp;
+    json_object_foreach_safe(g, tmp, n, e)
+    {
+        bool create = strcmp(jx_str(e, "op", "c"), "c") == 0;
+        int64_t age = now - jx_int(e, "t", 0);
+        bool seen = json_object_get(names, n) != NULL;
+        if (create ? (seen || age > RECONCILE_CREATE_EXPECT_MS)
+                   : (!seen || age > RECONCILE_DELETE_EXPECT_MS))
+            json_object_del(g, n);
+        else
+            ok = false;
+    }
+    return ok;
+}
+
+/* ---------- requests ---------- */
+
+static req_t *s_req_new(pass_t *p, int what, const char *group, const char *kind, const char *name,
+                        const char *noun)
+{
+    req_t *q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    q->r = p->r;
+    q->p = p;
+    q->what = what;
+    q->t0 = loop_clock_ms();
+    snprintf(q->group, sizeof(q->group), "%s", group ? group : "");
+    snprintf(q->kind, sizeof(q->kind), "%s", kind);
+    snprintf(q->ns, sizeof(q->ns), "%s", p->ns);
+    snprintf(q->name, sizeof(q->name), "%s", name ? name : "");
+    snprintf(q->noun, sizeof(q->noun), "%s", noun ? noun : kind);
+    snprintf(q->cause_key, sizeof(q->cause_key), "%s", p->cause.key ? p->cause.key : p->key);
+    snprintf(q->cause_rv, sizeof(q->cause_rv), "%s",
+             p->cause.resource_version ? p->cause.resource_version : "");
+    q->cause = p->cause;
+    q->cause.key = q->cause_key;
+    q->cause.resource_version = q->cause_rv[0] ? q->cause_rv : NULL;
+    memcpy(q->corr, p->corr, sizeof(q->corr));
+    snprintf(q->rc_name, sizeof(q->rc_name), "%s", p->name);
+    snprintf(q->rc_uid, sizeof(q->rc_uid), "%s", jx_str(p->rc, "metadata.uid", ""));
+    return q;
+}
+
+static void s_req_link(reconciler_t *r, req_t *q)
+{
+    q->next = r->reqs;
+    if (r->reqs)
+        r->reqs->prev = q;
+    r->reqs = q;
+}
+
+static void s_req_free(reconciler_t *r, req_t *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else if (r->reqs == q)
+        r->reqs = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    json_decref(q->body);
+    free(q);
+}
+
+/* Marks the pass failed with `reason` (ReplicaFailure, may be NULL) and message (first wins). */
+static void s_fail(pass_t *p, const char *rcs_reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void s_fail(pass_t *p, const char *rcs_reason, const char *fmt, ...)
+{
+    if (p->failed)
+        return;
+    p->failed = true;
+    p->fail_reason = rcs_reason;
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&p->fail_msg, fmt, ap);
+    va_end(ap);
+}
+
+static void s_audit(reconciler_t *r, req_t *q, const char *verb, const char *name, const char *uid,
+                    const char *reason, const char *message, long status, const char *error)
+{
+    if (!r->cfg.audit)
+        return;
+    audit_record(r->cfg.audit, &(audit_entry_t){.cluster = r->cluster,
+                                                .group = q->group,
+                                                .kind = q->kind,
+                                                .ns = q->ns,
+                                                .name = name,
+                                                .uid = uid,
+                                                .verb = verb,
+                                                .reason = reason,
+                                                .message = message,
+                                                .cause = &q->cause,
+                                                .correlation_id = q->corr,
+                                                .request = q->body,
+                                                .result_status = (int)status,
+                                                .result_error = error,
+                                                .latency_ms = loop_clock_ms() - q->t0});
+}
+
+static void s_event_cb(k8s_client_t *c, const k8s_result_t *res, void *arg);
+
+/* Sends a core/v1 Event about the pass's RayCluster (fire and forget; audited). */
+static void s_event_raw(reconciler_t *r, const char *ns, const char *rc_name, const char *rc_uid,
+                        const char *rc_rv, const audit_cause_t *cause, const char *corr,
+                        bool warning, const char *reason, const char *action, const char *msg)
+{
+    if (!r->cfg.events)
+        return;
+    char now[S_TIME_MAX], ename[S_NAME_MAX];
+    s_now_rfc3339(now, sizeof(now));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t nano = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + ++r->event_seq;
+    snprintf(ename, sizeof(ename), "%.400s.%llx", rc_name, (unsigned long long)nano);
+    json_t *ev = json_pack(
+        "{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:{s:s}, "
+        "s:s, s:s, s:i, s:s, s:s, s:s}",
+        "apiVersion", "v1", "kind", "Event", "metadata", "name", ename, "namespace", ns,
+        "involvedObject", "apiVersion", "ray.io/v1", "kind", "RayCluster", "name", rc_name,
+        "namespace", ns, "uid", rc_uid ? rc_uid : "", "resourceVersion", rc_rv ? rc_rv : "",
+        "reason", reason, "message", msg, "type", warning ? "Warning" : "Normal", "source",
+        "component", RECONCILE_COMPONENT, "firstTimestamp", now, "lastTimestamp", now, "count", 1,
+        "reportingComponent", RECONCILE_COMPONENT, "reportingInstance", "rayfleet-scheduler",
+        "action", action ? action : "Reconcile");
+    req_t *q = ev ? calloc(1, sizeof(*q)) : NULL;
+    if (!q) {
+        json_decref(ev);
+        return;
+    }
+    q->r = r;
+    q->what = R_EVENT;
+    q->t0 = loop_clock_ms();
+    snprintf(q->kind, sizeof(q->kind), "Event");
+    snprintf(q->ns, sizeof(q->ns), "%s", ns);
+    snprintf(q->name, sizeof(q->name), "%s", ename);
+    q->event_reason = reason;
+    if (cause) {
+        snprintf(q->cause_key, sizeof(q->cause_key), "%s", cause->key ? cause->key : "");
+        snprintf(q->cause_rv, sizeof(q->cause_rv), "%s",
+                 cause->resource_version ? cause->resource_version : "");
+        q->cause = *cause;
+        q->cause.key = q->cause_key;
+        q->cause.resource_version = q->cause_rv[0] ? q->cause_rv : NULL;
+    }
+    if (corr)
+        memcpy(q->corr, corr, sizeof(q->corr));
+    q->body = ev;
+    k8s_res_t res = {.version = "v1", .resource = "events", .namespace_ = ns};
+    int64_t id = k8s_create(r->cfg.client, &res, ev, NULL, s_event_cb, q);
+    r->stats.events++;
+    if (id < 0) {
+        s_audit(r, q, "create", q->name, NULL, reason, msg, 0, err_str((int)id));
+        json_decref(ev);
+        free(q);
+        return;
+    }
+    q->id = id;
+    s_req_link(r, q);
+}
+
+static void s_event(pass_t *p, bool warning, const char *reason, const char *action,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void s_event(pass_t *p, bool warning, const char *reason, const char *action,
+                    const char *fmt, ...)
+{
+    char msg[RECONCILE_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    s_event_raw(p->r, p->ns, p->name, jx_str(p->rc, "metadata.uid", ""),
+                jx_str(p->rc, "metadata.resourceVersion", ""), &p->cause, p->corr, warning, reason,
+                action, msg);
+}
+
+static void s_event_cb(k8s_client_t *c, const k8s_result_t *res, void *arg)
+{
+    req_t *q = arg;
+    char msg[S_NAME_MAX + 64];
+    snprintf(msg, sizeof(msg), "Recorded Event %s on RayCluster %s/%s", q->event_reason, q->ns,
+             jx_str(q->body, "involvedObject.name", ""));
+    s_audit(q->r, q, "create", q->name, jx_str(res->body, "metadata.uid", NULL), q->event_reason,
+            msg, res->status, res->err ? res->message : NULL);
+    if (res->err)
+        log_warn("event not recorded", "reason", q->event_reason, "error", err_str(res->err), NULL);
+    s_req_free(q->r, q);
+}
+
+/* A request of the pass has ended: result handling common to every verb. */
+static void s_result(k8s_client_t *c, const k8s_result_t *res, void *arg)
+{
+    req_t *q = arg;
+    reconciler_t *r = q->r;
+    pass_t *p = q->p;
+    int err = res->err;
+    bool exists = q->what == R_CREATE && err == ERR_EXISTS;
+    bool gone = q->what == R_DELETE && err == ERR_NOTFOUND;
+    const char *name = q->name;
+    if (q->what == R_CREATE && err == 0)
+        name = jx_str(res->body, "metadata.name", q->name);
+    const char *uid = jx_str(res->body, "metadata.uid", NULL);
+    char msg[RECONCILE_MSG_MAX];
+    const char *verb = q->what == R_CREATE ? "create" : q->what == R_DELETE ? "delete" : "status";
+    if (err == 0 || exists || gone) {
+        if (q->what == R_CREATE)
+            snprintf(msg, sizeof(msg), exists ? "%s %s/%s exists already" : "Created %s %s/%s",
+                     q->noun, q->ns, name);
+        else if (q->what == R_DELETE)
+            snprintf(msg, sizeof(msg), gone ? "%s %s/%s was gone already" : "Deleted %s %s/%s",
+                     q->noun, q->ns, name);
+        else
+            snprintf(msg, sizeof(msg), "Updated the status of RayCluster %s/%s", q->ns, name);
+        s_audit(r, q, verb, name, uid, q->ok_reason, msg, res->status, err ? res->message : NULL);
+        if (p && q->ok_reason && err == 0)
+            s_event(p, false, q->ok_reason, q->what == R_CREATE ? "Create" : "Delete", "%s", msg);
+        if (p && q->exp_group[0] && q->what == R_CREATE && err == 0)
+            s_expect(r, p->key, q->exp_group, name, true);
+        if (p && q->ensure[0]) {
+            json_t *e = s_obj_child(r->ensured, p->key);
+            if (e)
+                json_object_set_new(e, q->ensure, json_integer(loop_now(r->loop)));
+        }
+    } else {
+        r->stats.write_errors++;
+        if (q->what == R_CREATE)
+            snprintf(msg, sizeof(msg), "Failed to create %s %s/%s, %s", q->noun, q->ns, name,
+                     res->message[0] ? res->message : err_str(err));
+        else if (q->what == R_DELETE)
+            snprintf(msg, sizeof(msg), "Failed to delete %s %s/%s, %s", q->noun, q->ns, name,
+                     res->message[0] ? res->message : err_str(err));
+        else
+            snprintf(msg, sizeof(msg), "Failed to update the status of RayCluster %s/%s, %s", q->ns,
+                     name, res->message[0] ? res->message : err_str(err));
+        s_audit(r, q, verb, name, uid, q->fail_reason, msg, res->status,
+                res->message[0] ? res->message : err_str(err));
+        if (p) {
+            if (q->fail_reason)
+                s_event(p, true, q->fail_reason, q->what == R_CREATE ? "Create" : "Delete", "%s",
+                        msg);
+            if (q->what == R_STATUS)
+                p->status_error = true;
+            else
+                s_fail(p, q->rcs_reason, "%s", msg);
+            /* the write failed: its expectation will never be met */
+            if (q->exp_group[0] && q->what == R_DELETE) {
+                json_t *g = json_object_get(json_object_get(r->expect, p->key), q->exp_group);
+                json_object_del(g, q->name);
+            }
+        }
+    }
+    s_req_free(r, q);
+    if (p) {
+        p->pending--;
+        if (p->pending == 0)
+            s_advance(p);
+    }
+}
+
+/* Starts a write for the pass. `obj` (borrowed) is the body for create/update. On a synchronous
+ * error the result is handled at once. */
+static void s_send(pass_t *p, req_t *q, const k8s_res_t *res, const json_t *obj)
+{
+    reconciler_t *r = p->r;
+    if (obj)
+        q->body = json_deep_copy(obj);
+    int64_t id;
+    if (q->what == R_CREATE) {
+        id = k8s_create(r->cfg.client, res, obj, NULL, s_result, q);
+        r->stats.creates++;
+    } else if (q->what == R_DELETE) {
+        id = k8s_delete(r->cfg.client, res, NULL, s_result, q);
+        r->stats.deletes++;
+    } else {
+        id = k8s_update(r->cfg.client, res, obj, NULL, s_result, q);
+        r->stats.status_writes++;
+    }
+    s_req_link(r, q);
+    p->pending++;
+    if (id < 0) {
+        k8s_result_t fake = {.err = (int)id, .reason = "", .message = err_str((int)id)};
+        /* handled as if the server had answered, without re-entering s_advance now */
+        p->pending++;
+        s_result(r->cfg.client, &fake, q);
+        p->pending--;
+        return;
+    }
+    q->id = id;
+}
+
+/* ---------- sub-reconcilers ---------- */
+
+static bool s_ensured(pass_t *p, const char *entry, int64_t max_age_ms)
+{
+    json_t *v = json_object_get(json_object_get(p->r->ensured, p->key), entry);
+    if (!v)
+        return false;
+    return max_age_ms <= 0 || loop_now(p->r->loop) - json_integer_value(v) < max_age_ms;
+}
+
+/* Creates `obj` (stolen) unless ensured already; AlreadyExists counts as success. */
+static void s_create_once(pass_t *p, json_t *obj, const char *group, const char *version,
+                          const char *resource, const char *noun, const char *ok_reason,
+                          const char *fail_reason, int64_t max_age_ms)
+{
+    if (!obj) {
+        s_fail(p, NULL, "failed to build the %s", noun);
+        return;
+    }
+    const char *kind = jx_str(obj, "kind", "");
+    const char *name = jx_str(obj, "metadata.name", "");
+    char entry[S_NAME_MAX];
+    snprintf(entry, sizeof(entry), "%s/%s", kind, name);
+    if (s_ensured(p, entry, max_age_ms)) {
+        json_decref(obj);
+        return;
+    }
+    req_t *q = s_req_new(p, R_CREATE, group, kind, name, noun);
+    if (!q) {
+        json_decref(obj);
+        s_fail(p, NULL, "out of memory");
+        return;
+    }
+    q->ok_reason = ok_reason;
+    q->fail_reason = fail_reason;
+    snprintf(q->ensure, sizeof(q->ensure), "%s", entry);
+    k8s_res_t res = {.group = group, .version = version, .resource = resource, .namespace_ = p->ns};
+    s_send(p, q, &res, obj);
+    json_decref(obj);
+}
+
+static bool s_autoscaling(const pass_t *p)
+{
+    return jx_bool(p->rcd, "spec.enableInTreeAutoscaling", false);
+}
+
+static void s_stage_sa(pass_t *p)
+{
+    if (!s_autoscaling(p))
+        return;
+    /* a user-named ServiceAccount is the user's to create (KubeRay checks it exists) */
+    if (jx_str(p->rcd, "spec.headGroupSpec.template.spec.serviceAccountName", "")[0])
+        return;
+    s_create_once(p, objbuild_service_account(p->rcd), "", "v1", "serviceaccounts",
+                  "service account", "CreatedServiceAccount", "FailedToCreateServiceAccount", 0);
+}
+
+static void s_stage_role(pass_t *p)
+{
+    if (s_autoscaling(p))
+        s_create_once(p, objbuild_role(p->rcd), "rbac.authorization.k8s.io", "v1", "roles", "role",
+                      "CreatedRole", "FailedToCreateRole", 0);
+}
+
+static void s_stage_role_binding(pass_t *p)
+{
+    if (s_autoscaling(p))
+        s_create_once(p, objbuild_role_binding(p->rcd), "rbac.authorization.k8s.io", "v1",
+                      "rolebindings", "role binding", "CreatedRoleBinding",
+                      "FailedToCreateRoleBinding", 0);
+}
+
+static void s_stage_ingress(pass_t *p)
+{
+    if (jx_bool(p->rcd, "spec.headGroupSpec.enableIngress", false))
+        s_create_once(p, objbuild_ingress(p->rcd), "networking.k8s.io", "v1", "ingresses",
+                      "ingress", "CreatedIngress", "FailedToCreateIngress", 0);
+}
+
+static int s_rand(void *ctx, unsigned char *out, size_t n)
+{
+    return getrandom(out, n, 0) == (ssize_t)n ? 0 : ERR_IO;
+}
+
+static void s_stage_auth_secret(pass_t *p)
+{
+    if (objbuild_needs_auth_secret(p->rcd))
+        s_create_once(p, objbuild_auth_secret(p->rcd, s_rand, NULL), "", "v1", "secrets", "secret",
+                      NULL, NULL, 0);
+}
+
+static void s_stage_head_svc(pass_t *p)
+{
+    int n = 0;
+    size_t i;
+    json_t *s;
+    char *ident = names_identifier(p->name, NAMES_NODE_HEAD);
+    json_array_foreach(p->svcs, i, s)
+    {
+        const char *c = s_label(s, OBJ_LABEL_CLUSTER), *t = s_label(s, OBJ_LABEL_NODE_TYPE);
+        const char *id = s_label(s, OBJ_LABEL_IDENTIFIER);
+        if (c && t && id && ident && !strcmp(c, p->name) && !strcmp(t, NAMES_NODE_HEAD) &&
+            !strcmp(id, ident))
+            n++;
+    }
+    free(ident);
+    if (n > 1) {
+        s_fail(p, NULL, "%d head service found", n);
+        return;
+    }
+    if (n == 1)
+        return;
+    buf_t err;
+    buf_init(&err, RECONCILE_MSG_MAX);
+    json_t *svc = objbuild_head_service(p->rcd, NULL, &err);
+    if (!svc) {
+        s_fail(p, NULL, "%s", err.len ? buf_str(&err) : "failed to build the head service");
+        buf_free(&err);
+        return;
+    }
+    buf_free(&err);
+    s_create_once(p, svc, "", "v1", "services", "service", "CreatedService",
+                  "FailedToCreateService", RECONCILE_CREATE_EXPECT_MS);
+}
+
+static bool s_has_service(pass_t *p, const char *name)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(p->svcs, i, s)
+    {
+        if (!strcmp(jx_str(s, "metadata.name", ""), name))
+            return true;
+    }
+    return false;
+}
+
+static void s_stage_headless(pass_t *p)
+{
+    if (!objbuild_needs_headless(p->rcd))
+        return;
+    char *n = names_headless_service(p->name);
+    bool have = n && s_has_service(p, n);
+    free(n);
+    if (!have)
+        s_create_once(p, objbuild_headless_service(p->rcd), "", "v1", "services", "service",
+                      "CreatedService", "FailedToCreateService", 0);
+}
+
+static void s_stage_serve_svc(pass_t *p)
+{
+    if (!objbuild_needs_serve_service(p->rcd))
+        return;
+    char *n = names_serve_service(p->name);
+    bool have = n && s_has_service(p, n);
+    free(n);
+    if (have)
+        return;
+    buf_t err;
+    buf_init(&err, RECONCILE_MSG_MAX);
+    json_t *svc = objbuild_serve_service(p->rcd, &err);
+    if (!svc)
+        s_fail(p, NULL, "%s", buf_str(&err));
+    else
+        s_create_once(p, svc, "", "v1", "services", "service", "CreatedService",
+                      "FailedToCreateService", 0);
+    buf_free(&err);
+}
+
+static void s_stage_gcs_pvc(pass_t *p)
+{
+    if (objbuild_needs_gcs_pvc(p->rcd))
+        s_create_once(p, objbuild_gcs_pvc(p->rcd), "", "v1", "persistentvolumeclaims", "PVC",
+                      "CreatedPVC", "FailedToCreatePVC", 0);
+}
+
+/* ---------- pods ---------- */
+
+static void s_delete_pod(pass_t *p, const char *name, const char *group, const char *noun,
+                         const char *ok_reason, const char *fail_reason, const char *rcs_reason)
+{
+    req_t *q = s_req_new(p, R_DELETE, "", "Pod", name, noun);
+    if (!q) {
+        s_fail(p, NULL, "out of memory");
+        return;
+    }
+    q->ok_reason = ok_reason;
+    q->fail_reason = fail_reason;
+    q->rcs_reason = rcs_reason;
+    if (group) {
+        snprintf(q->exp_group, sizeof(q->exp_group), "%s", group);
+        s_expect(p->r, p->key, group, name, false);
+    }
+    k8s_res_t res = {.version = "v1", .resource = "pods", .namespace_ = p->ns, .name = name};
+    s_send(p, q, &res, NULL);
+}
+
+/* Creates `pod` (stolen) in expectation group `group`. */
+static void s_create_pod(pass_t *p, json_t *pod, const char *group, bool head)
+{
+    const char *gn = jx_str(pod, "metadata.generateName", "");
+    const char *nm = jx_str(pod, "metadata.name", "");
+    req_t *q = s_req_new(p, R_CREATE, "", "Pod", nm[0] ? nm : gn, head ? "head Pod" : "worker Pod");
+    if (!q) {
+        json_decref(pod);
+        s_fail(p, NULL, "out of memory");
+        return;
+    }
+    q->ok_reason = head ? "CreatedHeadPod" : "CreatedWorkerPod";
+    q->fail_reason = head ? "FailedToCreateHeadPod" : "FailedToCreateWorkerPod";
+    q->rcs_reason = head ? "FailedCreateHeadPod" : "FailedCreateWorkerPod";
+    snprintf(q->exp_group, sizeof(q->exp_group), "%s", group);
+    k8s_res_t res = {.version = "v1", .resource = "pods", .namespace_ = p->ns};
+    s_send(p, q, &res, pod);
+    json_decref(pod);
+}
+
+static bool s_group_satisfied(pass_t *p, const char *group)
+{
+    if (s_satisfied(p->r, p->key, group, p->names))
+        return true;
+    p->r->stats.skipped_groups++;
+    p->short_requeue = true;
+    return false;
+}
+
+static void s_head(pass_t *p)
+{
+    json_t *heads = json_array();
+    size_t i;
+    json_t *pod;
+    json_array_foreach(p->pods, i, pod)
+    {
+        const char *t = s_label(pod, OBJ_LABEL_NODE_TYPE);
+        if (t && !strcmp(t, NAMES_NODE_HEAD))
+            json_array_append(heads, pod);
+    }
+    size_t n = json_array_size(heads);
+    if (!s_group_satisfied(p, RECONCILE_HEAD_GROUP)) {
+        json_decref(heads);
+        return;
+    }
+    if (n == 1) {
+        json_t *h = json_array_get(heads, 0);
+        if (rcstatus_should_delete_pod(h)) {
+            const char *hn = jx_str(h, "metadata.name", "");
+            s_delete_pod(p, hn, RECONCILE_HEAD_GROUP, "head Pod", "DeletedHeadPod",
+                         "FailedToDeleteHeadPod", "FailedDeleteHeadPod");
+            s_fail(p, NULL,
+                   "The head Pod %s will be deleted; Pod status: %s; Pod restart policy: %s", hn,
+                   jx_str(h, "status.phase", ""), jx_str(h, "spec.restartPolicy", ""));
+        }
+    } else if (n == 0) {
+        const char *dis = s_ann(p->rc, RECONCILE_ANN_DISABLE_HEAD_RESTART);
+        if (!(s_cond_true(p->rc, RCS_COND_PROVISIONED) && dis && !strcmp(dis, "true"))) {
+            json_t *hp = NULL;
+            buf_t err;
+            buf_init(&err, RECONCILE_MSG_MAX);
+            if (podbuild_head(p->rcd, &p->r->pod_opts, &hp, &err) == 0)
+                s_create_pod(p, hp, RECONCILE_HEAD_GROUP, true);
+            else
+                s_fail(p, "FailedCreateHeadPod", "%s", buf_str(&err));
+            buf_free(&err);
+        }
+    } else {
+        buf_t names;
+        buf_init(&names, RECONCILE_MSG_MAX);
+        json_array_foreach(heads, i, pod)
+            buf_printf(&names, "%s%s", i ? " " : "", jx_str(pod, "metadata.name", ""));
+        s_fail(p, NULL, "%zu head pods found [%s]", n, buf_str(&names));
+        buf_free(&names);
+    }
+    json_decref(heads);
+}
+
+/* The lowest replica index not in `used` (an object of index strings); marks it used. */
+static int s_next_index(json_t *used)
+{
+    for (int i = 0;; i++) {
+        char k[24];
+        snprintf(k, sizeof(k), "%d", i);
+        if (!json_object_get(used, k)) {
+            json_object_set_new(used, k, json_true());
+            return i;
+        }
+    }
+}
+
+static void s_rand_suffix(char out[S_RAND_LEN + 1])
+{
+    unsigned char b[S_RAND_LEN];
+    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+        memset(b, (int)(loop_clock_ms() & 0xff), sizeof(b));
+    size_t n = strlen(S_RAND_CHARS);
+    for (int i = 0; i < S_RAND_LEN; i++)
+        out[i] = S_RAND_CHARS[b[i] % n];
+    out[S_RAND_LEN] = '\0';
+}
+
+/* reconcileMultiHostWorkerGroup (spec §1.9). Returns true when the pass must stop. */
+static bool s_multihost(pass_t *p, int gi, const json_t *wg, const json_t *gpods)
+{
+    const char *gname = jx_str(wg, "groupName", "");
+    int64_t hosts = jx_int(wg, "numOfHosts", 1);
+    int64_t desired = rcstatus_group_desired(wg);
+    json_t *reps = json_object(); /* replica name -> [pods] */
+    json_t *used = json_object();
+    size_t i;
+    json_t *pod;
+    json_array_foreach(gpods, i, pod)
+    {
+        const char *rn = s_label(pod, "ray.io/worker-group-replica-name");
+        const char *ri = s_label(pod, "ray.io/worker-group-replica-index");
+        if (ri)
+            json_object_set_new(used, ri, json_true());
+        json_t *arr = json_object_get(reps, rn ? rn : "");
+        if (!arr) {
+            arr = json_array();
+            json_object_set_new(reps, rn ? rn : "", arr);
+        }
+        json_array_append(arr, pod);
+    }
+    const json_t *wtd = jx_get(wg, "scaleStrategy.workersToDelete");
+    int deleted = 0;
+    const char *rn;
+    json_t *arr;
+    bool stop = false;
+    json_object_foreach(reps, rn, arr)
+    {
+        bool kill = (int64_t)json_array_size(arr) < hosts;
+        json_array_foreach(arr, i, pod)
+        {
+            if (rcstatus_should_delete_pod(pod))
+                kill = true;
+            size_t k;
+            json_t *w;
+            json_array_foreach(
+                wtd, k, w) if (json_is_string(w) &&
+                               !strcmp(json_string_value(w), jx_str(pod, "metadata.name", "")))
+                kill = true;
+        }
+        if (!kill)
+            continue;
+        json_array_foreach(arr, i, pod)
+        {
+            s_delete_pod(p, jx_str(pod, "metadata.name", ""), gname, "worker Pod",
+                         "DeletedWorkerPod", "FailedToDeleteWorkerPod", "FailedDeleteWorkerPod");
+            deleted++;
+        }
+    }
+    if (deleted) {
+        s_fail(p, NULL, "delete %d worker Pods of incomplete, unhealthy or named replicas",
+               deleted);
+        stop = true;
+        goto out;
+    }
+    if (desired % hosts != 0) {
+        s_fail(p, NULL,
+               "desired worker pods (%lld) is not a multiple of NumOfHosts (%lld) for "
+               "group %s",
+               (long long)desired, (long long)hosts, gname);
+        stop = true;
+        goto out;
+    }
+    int64_t want = desired / hosts, have = (int64_t)json_object_size(reps);
+    for (int64_t k = have; k < want && k - have < RECONCILE_MAX_CREATES_PER_GROUP; k++) {
+        char suffix[S_RAND_LEN + 1], rname[S_NAME_MAX];
+        s_rand_suffix(suffix);
+        snprintf(rname, sizeof(rname), "%s-%s", gname, suffix);
+        podbuild_replica_t rep = {.replica_index = s_next_index(used), .replica_name = rname};
+        for (int64_t h = 0; h < hosts; h++) {
+            rep.host_index = (int)h;
+            json_t *wp = NULL;
+            buf_t err;
+            buf_init(&err, RECONCILE_MSG_MAX);
+            if (podbuild_worker_ex(p->rcd, gi, &rep, &p->r->pod_opts, &wp, &err) == 0)
+                s_create_pod(p, wp, gname, false);
+            else
+                s_fail(p, "FailedCreateWorkerPod", "%s", buf_str(&err));
+            buf_free(&err);
+        }
+    }
+    if (have > want && (!s_autoscaling(p) || p->r->cfg.random_delete)) {
+        int64_t extra = have - want;
+        json_object_foreach(reps, rn, arr)
+        {
+            if (extra-- <= 0)
+                break;
+            json_array_foreach(arr, i, pod) s_delete_pod(
+                p, jx_str(pod, "metadata.name", ""), gname, "worker Pod", "DeletedWorkerPod",
+                "FailedToDeleteWorkerPod", "FailedDeleteWorkerPod");
+        }
+    }
+out:
+    json_decref(reps);
+    json_decref(used);
+    return stop;
+}
+
+/* One worker group. Returns true when the pass must stop (unhealthy pods deleted). */
+static bool s_worker_group(pass_t *p, int gi, const json_t *wg)
+{
+    const char *gname = jx_str(wg, "groupName", "");
+    json_t *gpods = json_array();
+    size_t i;
+    json_t *pod;
+    json_array_foreach(p->pods, i, pod)
+    {
+        const char *t = s_label(pod, OBJ_LABEL_NODE_TYPE), *g = s_label(pod, "ray.io/group");
+        if (t && g && !strcmp(t, NAMES_NODE_WORKER) && !strcmp(g, gname))
+            json_array_append(gpods, pod);
+    }
+    bool stop = false;
+    if (!s_group_satisfied(p, gname))
+        goto out;
+    if (jx_int(wg, "numOfHosts", 1) > 1 && !jx_bool(wg, "suspend", false) &&
+        p->r->pod_opts.gate_multihost_indexing) {
+        stop = s_multihost(p, gi, wg, gpods);
+        goto out;
+    }
+    rcstatus_scale_t sc;
+    if (rcstatus_scale_group(wg, gpods, s_autoscaling(p), p->r->cfg.random_delete, &sc) != 0) {
+        s_fail(p, NULL, "out of memory");
+        stop = true;
+        goto out;
+    }
+    json_t *nm;
+    json_array_foreach(sc.delete_names, i, nm)
+        s_delete_pod(p, json_string_value(nm), gname, "worker Pod", "DeletedWorkerPod",
+                     "FailedToDeleteWorkerPod", "FailedDeleteWorkerPod");
+    if (sc.unhealthy) {
+        s_fail(p, NULL, "delete %zu unhealthy worker Pods", json_array_size(sc.delete_names));
+        stop = true;
+    }
+    if (!stop && sc.create > 0) {
+        json_t *used = json_object();
+        json_array_foreach(gpods, i, pod)
+        {
+            const char *ri = s_label(pod, "ray.io/worker-group-replica-index");
+            if (ri && used)
+                json_object_set_new(used, ri, json_true());
+        }
+        for (int64_t k = 0; used && k < sc.create && k < RECONCILE_MAX_CREATES_PER_GROUP; k++) {
+            podbuild_replica_t rep = {.replica_index = s_next_index(used)};
+            json_t *wp = NULL;
+            buf_t err;
+            buf_init(&err, RECONCILE_MSG_MAX);
+            if (podbuild_worker_ex(p->rcd, gi, &rep, &p->r->pod_opts, &wp, &err) == 0)
+                s_create_pod(p, wp, gname, false);
+            else
+                s_fail(p, "FailedCreateWorkerPod", "%s", buf_str(&err));
+            buf_free(&err);
+        }
+        json_decref(used);
+    }
+    rcstatus_scale_free(&sc);
+out:
+    json_decref(gpods);
+    return stop;
+}
+
+static void s_stage_pods(pass_t *p)
+{
+    /* suspend (gate RayClusterStatusConditions, on) */
+    if (s_cond_true(p->rc, RCS_COND_SUSPENDING)) {
+        size_t i, n = 0;
+        json_t *pod;
+        json_array_foreach(p->pods, i, pod)
+        {
+            if (jx_get(pod, "metadata.deletionTimestamp"))
+                continue;
+            const char *t = s_label(pod, OBJ_LABEL_NODE_TYPE);
+            const char *g = t && !strcmp(t, NAMES_NODE_HEAD) ? RECONCILE_HEAD_GROUP
+                                                             : s_label(pod, "ray.io/group");
+            s_delete_pod(p, jx_str(pod, "metadata.name", ""), g ? g : "", "Pod", NULL,
+                         "FailedToDeletePodCollection", "FailedDeleteAllPods");
+            n++;
+        }
+        if (n)
+            s_event(p, false, "DeletedPod", "Delete",
+                    "Deleted Pods for RayCluster %s/%s due to suspension", p->ns, p->name);
+        return;
+    }
+    if (s_cond_true(p->rc, RCS_COND_SUSPENDED))
+        return;
+    s_head(p);
+    if (p->failed)
+        return;
+    size_t gi;
+    json_t *wg;
+    json_array_foreach(jx_get(p->rcd, "spec.workerGroupSpecs"), gi, wg)
+    {
+        if (s_worker_group(p, (int)gi, wg))
+            break;
+    }
+}
+
+/* ---------- status ---------- */
+
+static int s_load_children(pass_t *p);
+
+static void s_stage_status(pass_t *p)
+{
+    /* calculateStatus reads the cache again */
+    if (s_load_children(p) != 0) {
+        p->status_error = true;
+        return;
+    }
+    json_t *heads = json_array();
+    char *ident = names_identifier(p->name, NAMES_NODE_HEAD);
+    size_t i;
+    json_t *s;
+    json_array_foreach(p->svcs, i, s)
+    {
+        const char *c = s_label(s, OBJ_LABEL_CLUSTER), *t = s_label(s, OBJ_LABEL_NODE_TYPE);
+        const char *id = s_label(s, OBJ_LABEL_IDENTIFIER);
+        if (c && t && id && ident && !strcmp(c, p->name) && !strcmp(t, NAMES_NODE_HEAD) &&
+            !strcmp(id, ident))
+            json_array_append(heads, s);
+    }
+    free(ident);
+    char now[S_TIME_MAX];
+    s_now_rfc3339(now, sizeof(now));
+    rcstatus_err_t e = {.reason = p->fail_reason, .message = buf_str(&p->fail_msg)};
+    buf_t err;
+    buf_init(&err, RECONCILE_MSG_MAX);
+    json_t *st = rcstatus_calculate(p->rcd, p->pods, heads, p->failed ? &e : NULL, now, &err);
+    json_decref(heads);
+    if (!st) {
+        log_info("status not calculated", "key", p->key, "error", buf_str(&err), NULL);
+        p->status_error = true;
+        buf_free(&err);
+        return;
+    }
+    buf_free(&err);
+    if (!rcstatus_changed(jx_get(p->rc, "status"), st)) {
+        json_decref(st);
+        return;
+    }
+    json_t *obj = json_deep_copy(p->rc);
+    if (!obj) {
+        json_decref(st);
+        p->status_error = true;
+        return;
+    }
+    json_object_set_new(obj, "status", st);
+    req_t *q = s_req_new(p, R_STATUS, "ray.io", "RayCluster", p->name, "RayCluster");
+    if (!q) {
+        json_decref(obj);
+        p->status_error = true;
+        return;
+    }
+    p->short_requeue = true;
+    k8s_res_t res = {.group = "ray.io",
+                     .version = "v1",
+                     .resource = "rayclusters",
+                     .namespace_ = p->ns,
+                     .name = p->name,
+                     .subresource = "status"};
+    s_send(p, q, &res, obj);
+    json_decref(obj);
+}
+
+/* ---------- the pass ---------- */
+
+static void s_pass_free(pass_t *p)
+{
+    reconciler_t *r = p->r;
+    if (p->prev)
+        p->prev->next = p->next;
+    else if (r->passes == p)
+        r->passes = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    json_decref(p->rc);
+    json_decref(p->rcd);
+    json_decref(p->pods);
+    json_decref(p->svcs);
+    json_decref(p->names);
+    buf_free(&p->fail_msg);
+    free(p);
+}
+
+static void s_finish(pass_t *p, workq_result_t res)
+{
+    workq_t *q = p->q;
+    char key[RECONCILE_KEY_MAX];
+    snprintf(key, sizeof(key), "%s", p->key);
+    if (res.kind == WORKQ_ERROR)
+        p->r->stats.errors++;
+    s_pass_free(p);
+    workq_done(q, key, res);
+}
+
+static void s_advance(pass_t *p)
+{
+    while (p->pending == 0) {
+        int st = p->stage++;
+        if (st == S_DONE) {
+            workq_result_t res;
+            if (p->failed || p->status_error) {
+                if (p->failed)
+                    log_info("reconcile failed", "key", p->key, "error", buf_str(&p->fail_msg),
+                             NULL);
+                res = workq_error();
+            } else if (p->short_requeue) {
+                res = workq_requeue_after(RECONCILE_SHORT_REQUEUE_MS);
+            } else {
+                res = workq_requeue_after(p->r->cfg.requeue_ms);
+            }
+            s_finish(p, res);
+            return;
+        }
+        if (p->failed && st < S_STATUS) {
+            p->stage = S_STATUS;
+            continue;
+        }
+        switch (st) {
+        case S_SA:
+            s_stage_sa(p);
+            break;
+        case S_ROLE:
+            s_stage_role(p);
+            break;
+        case S_ROLE_BINDING:
+            s_stage_role_binding(p);
+            break;
+        case S_INGRESS:
+            s_stage_ingress(p);
+            break;
+        case S_AUTH_SECRET:
+            s_stage_auth_secret(p);
+            break;
+        case S_HEAD_SVC:
+            s_stage_head_svc(p);
+            break;
+        case S_HEADLESS_SVC:
+            s_stage_headless(p);
+            break;
+        case S_SERVE_SVC:
+            s_stage_serve_svc(p);
+            break;
+        case S_GCS_PVC:
+            s_stage_gcs_pvc(p);
+            break;
+        case S_PODS:
+            s_stage_pods(p);
+            break;
+        case S_STATUS:
+            s_stage_status(p);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* Reads the pods and services of the pass's RayCluster from observed.db. */
+static int s_load_children(pass_t *p)
+{
+    store_observed_list_t l = {0};
+    int rc = store_observed_list_owner(p->r->cfg.observed, p->r->cluster, p->ns, "RayCluster",
+                                       p->name, NULL, &l);
+    if (rc != 0)
+        return rc;
+    json_decref(p->pods);
+    json_decref(p->svcs);
+    json_decref(p->names);
+    p->pods = json_array();
+    p->svcs = json_array();
+    p->names = json_object();
+    for (size_t i = 0; i < l.n; i++) {
+        const store_observed_t *row = l.rows[i];
+        bool pod = !strcmp(row->kind, "Pod"), svc = !strcmp(row->kind, "Service");
+        if ((!pod && !svc) || !row->json)
+            continue;
+        json_t *o = json_loads(row->json, 0, NULL);
+        if (!o)
+            continue;
+        if (pod) {
+            json_object_set_new(p->names, row->name, json_true());
+            json_array_append_new(p->pods, o);
+        } else {
+            json_array_append_new(p->svcs, o);
+        }
+    }
+    store_observed_list_free(&l);
+    return p->pods && p->svcs && p->names ? 0 : ERR_NOMEM;
+}
+
+/* Validation (pipeline steps 3-9). Returns 0 to go on, 1 to stop with no requeue, 2 to stop
+ * with an error requeue. */
+static int s_validate(pass_t *p)
+{
+    buf_t m;
+    buf_init(&m, RECONCILE_MSG_MAX);
+    int out = 0;
+    const json_t *spec = jx_get(p->rcd, "spec");
+    if (validate_metadata(p->rcd, &m) != 0) {
+        s_event(p, true, VALIDATE_REASON_METADATA, "Validate", "%s %s/%s: %s",
+                VALIDATE_PREFIX_METADATA, p->ns, p->name, buf_str(&m));
+        out = 1;
+        goto done;
+    }
+    if (validate_spec(spec, jx_get(p->rcd, "metadata.annotations"), &p->r->gates, &m) != 0) {
+        s_event(p, true, VALIDATE_REASON_SPEC, "Validate", "%s %s/%s: %s", VALIDATE_PREFIX_SPEC,
+                p->ns, p->name, buf_str(&m));
+        out = 1;
+        goto done;
+    }
+    buf_reset(&m);
+    if (validate_autoscaler_v1_warning(spec, &m) == 1)
+        s_event(p, true, VALIDATE_REASON_SPEC, "Validate", "%s", buf_str(&m));
+    buf_reset(&m);
+    if (validate_upgrade_options(p->rcd, &m) != 0) {
+        s_event(p, true, VALIDATE_REASON_SPEC, "Validate", "%s %s/%s: %s", VALIDATE_PREFIX_UPGRADE,
+                p->ns, p->name, buf_str(&m));
+        out = 1;
+        goto done;
+    }
+    buf_reset(&m);
+    if (validate_status(p->rcd, &m) != 0) {
+        s_event(p, true, VALIDATE_REASON_STATUS, "Validate", "%s", buf_str(&m));
+        out = 2;
+    }
+done:
+    if (out)
+        p->r->stats.invalid++;
+    buf_free(&m);
+    return out;
+}
+
+void reconcile_fn(workq_t *q, const char *key, void *arg)
+{
+    reconciler_t *r = arg;
+    r->stats.passes++;
+    pass_t *p = calloc(1, sizeof(*p));
+    if (!p) {
+        workq_done(q, key, workq_error());
+        return;
+    }
+    p->r = r;
+    p->q = q;
+    buf_init(&p->fail_msg, RECONCILE_MSG_MAX);
+    snprintf(p->key, sizeof(p->key), "%s", key);
+    p->next = r->passes;
+    if (r->passes)
+        r->passes->prev = p;
+    r->passes = p;
+    audit_new_correlation_id(p->corr);
+    char cl[RECONCILE_KEY_MAX];
+    if (reconcile_parse_key(key, cl, p->ns, p->name) != 0 || strcmp(cl, r->cluster) != 0) {
+        log_warn("reconcile key ignored", "key", key, NULL);
+        s_finish(p, workq_ok());
+        return;
+    }
+    /* 1. the RayCluster */
+    store_observed_t *row = NULL;
+    int rc = store_observed_get(r->cfg.observed, r->cluster, "RayCluster", p->ns, p->name, &row);
+    if (rc == ERR_NOTFOUND) {
+        r->stats.not_found++;
+        json_object_del(r->expect, key);
+        json_object_del(r->ensured, key);
+        json_object_del(r->causes, key);
+        s_finish(p, workq_ok());
+        return;
+    }
+    if (rc != 0) {
+        s_finish(p, workq_error());
+        return;
+    }
+    p->rc = row->json ? json_loads(row->json, 0, NULL) : NULL;
+    /* the cause: the last bus event for the key, else the observed RayCluster */
+    json_t *c = json_object_get(r->causes, key);
+    p->cause.key = p->key;
+    p->cause.generation = row->generation;
+    snprintf(p->cause_rv, sizeof(p->cause_rv), "%s",
+             c ? jx_str(c, "rv", "") : (row->resource_version ? row->resource_version : ""));
+    if (c) {
+        p->cause.event_id = (uint64_t)jx_int(c, "eid", 0);
+        if (jx_int(c, "gen", 0) > 0)
+            p->cause.generation = jx_int(c, "gen", 0);
+        json_object_del(r->causes, key);
+    }
+    p->cause.resource_version = p->cause_rv;
+    store_observed_free(&row);
+    if (!p->rc) {
+        s_finish(p, workq_error());
+        return;
+    }
+    /* 2. managedBy, deletion */
+    const char *mb = jx_str(p->rc, "spec.managedBy", "");
+    if ((mb[0] && strcmp(mb, RECONCILE_MANAGED_BY) != 0) ||
+        jx_get(p->rc, "metadata.deletionTimestamp")) {
+        s_finish(p, workq_ok());
+        return;
+    }
+    /* 3-9. defaults and validation */
+    p->rcd = json_deep_copy(p->rc);
+    if (!p->rcd || validate_apply_defaults(p->rcd) != 0) {
+        s_finish(p, workq_error());
+        return;
+    }
+    int v = s_validate(p);
+    if (v == 1) {
+        s_finish(p, workq_ok());
+        return;
+    }
+    if (v == 2) {
+        s_finish(p, workq_error());
+        return;
+    }
+    if (s_load_children(p) != 0) {
+        s_finish(p, workq_error());
+        return;
+    }
+    p->stage = S_SA;
+    s_advance(p);
+}
+
+int reconcile_note_change(reconciler_t *r, const envwire_object_changed_t *oc, char *out,
+                          size_t size)
+{
+    if (!r || !oc || !out || !envwire_str_eq(oc->kind, "RayCluster") ||
+        !envwire_str_eq(oc->cluster, r->cluster) || oc->name.n == 0)
+        return ERR_INVAL;
+    int n = snprintf(out, size, "%.*s/%.*s/%.*s", (int)oc->cluster.n,
+                     oc->cluster.p ? oc->cluster.p : "", (int)oc->namespace_.n,
+                     oc->namespace_.p ? oc->namespace_.p : "", (int)oc->name.n, oc->name.p);
+    if (n < 0 || (size_t)n >= size || (size_t)n >= RECONCILE_KEY_MAX)
+        return ERR_TOOBIG;
+    if (json_object_size(r->causes) >= RECONCILE_MAX_CAUSES)
+        json_object_clear(r->causes);
+    char rv[64];
+    snprintf(rv, sizeof(rv), "%.*s", (int)oc->resource_version.n,
+             oc->resource_version.p ? oc->resource_version.p : "");
+    json_object_set_new(r->causes, out,
+                        json_pack("{s:s, s:I, s:I}", "rv", rv, "eid", (json_int_t)oc->event_id,
+                                  "gen", (json_int_t)oc->generation));
+    return 0;
+}
+
+reconciler_t *reconcile_new(loop_t *loop, const reconcile_config_t *cfg)
+{
+    if (!loop || !cfg || !cfg->cluster || !cfg->cluster[0] || !cfg->observed || !cfg->client ||
+        strlen(cfg->cluster) >= S_NAME_MAX)
+        return NULL;
+    reconciler_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->loop = loop;
+    r->cfg = *cfg;
+    if (r->cfg.requeue_ms <= 0)
+        r->cfg.requeue_ms = RECONCILE_REQUEUE_MS;
+    snprintf(r->cluster, sizeof(r->cluster), "%s", cfg->cluster);
+    r->cfg.cluster = r->cluster;
+    if (cfg->pod_opts)
+        r->pod_opts = *cfg->pod_opts;
+    else
+        podbuild_opts_init(&r->pod_opts);
+    if (cfg->gates)
+        r->gates = *cfg->gates;
+    else
+        validate_gates_default(&r->gates);
+    r->expect = json_object();
+    r->ensured = json_object();
+    r->causes = json_object();
+    if (!r->expect || !r->ensured || !r->causes) {
+        reconcile_destroy(&r);
+        return NULL;
+    }
+    return r;
+}
+
+void reconcile_destroy(reconciler_t **r_p)
+{
+    if (!r_p || !*r_p)
+        return;
+    reconciler_t *r = *r_p;
+    while (r->passes)
+        s_pass_free(r->passes);
+    while (r->reqs)
+        s_req_free(r, r->reqs);
+    json_decref(r->expect);
+    json_decref(r->ensured);
+    json_decref(r->causes);
+    free(r);
+    *r_p = NULL;
+}
+
+void reconcile_stats(const reconciler_t *r, reconcile_stats_t *out)
+{
+    if (r && out)
+        *out = r->stats;
+}
+
+/* ---------- self-test ---------- */
+
+int reconcile_test(bool verbose)
+{
+    int failed = 0;
+    char k[RECONCILE_KEY_MAX], c[RECONCILE_KEY_MAX], ns[RECONCILE_KEY_MAX], n[RECONCILE_KEY_MAX];
+    CHECK(reconcile_key("c1", "default", "rc", k, sizeof(k)) == 13 && !strcmp(k, "c1/default/rc"));
+    CHECK(reconcile_key("c1", "default", "rc", k, 5) == ERR_TOOBIG);
+    CHECK(reconcile_key(NULL, "default", "rc", k, sizeof(k)) == ERR_INVAL);
+    CHECK(reconcile_parse_key("c1/default/rc", c, ns, n) == 0);
+    CHECK(!strcmp(c, "c1") && !strcmp(ns, "default") && !strcmp(n, "rc"));
+    CHECK(reconcile_parse_key("c1/default", c, ns, n) == ERR_INVAL);
+    CHECK(reconcile_parse_key("c1//rc", c, ns, n) == ERR_INVAL);
+    CHECK(reconcile_parse_key("/a/b", c, ns, n) == ERR_INVAL);
+    CHECK(reconcile_parse_key("a/b/c/d", c, ns, n) == ERR_INVAL);
+    CHECK(reconcile_parse_key(NULL, c, ns, n) == ERR_INVAL);
+
+    /* argument errors */
+    CHECK(reconcile_new(NULL, &(reconcile_config_t){0}) == NULL);
+    loop_t *loop = loop_new();
+    CHECK(reconcile_new(loop, &(reconcile_config_t){.cluster = "c1"}) == NULL);
+    reconcile_destroy(NULL);
+
+    /* expectations by name, against a fake reconciler (no client needed) */
+    reconciler_t fake = {.loop = loop};
+    fake.expect = json_object();
+    json_t *names = json_object();
+    CHECK(s_satisfied(&fake, "k", "g", names));
+    s_expect(&fake, "k", "g", "p1", true);
+    CHECK(!s_satisfied(&fake, "k", "g", names));
+    json_object_set_new(names, "p1", json_true());
+    CHECK(s_satisfied(&fake, "k", "g", names));
+    s_expect(&fake, "k", "g", "p1", false);
+    CHECK(!s_satisfied(&fake, "k", "g", names));
+    CHECK(s_satisfied(&fake, "k", "other", names));
+    json_object_del(names, "p1");
+    CHECK(s_satisfied(&fake, "k", "g", names));
+    json_decref(names);
+    json_decref(fake.expect);
+
+    /* replica indexes */
+    json_t *used = json_pack("{s:b, s:b}", "0", 1, "2", 1);
+    CHECK(s_next_index(used) == 1);
+    CHECK(s_next_index(used) == 3);
+    json_decref(used);
+    char sfx[S_RAND_LEN + 1];
+    s_rand_suffix(sfx);
+    CHECK(strlen(sfx) == S_RAND_LEN && strspn(sfx, S_RAND_CHARS) == S_RAND_LEN);
+    loop_destroy(&loop);
+    return SELFTEST_RESULT("reconcile", verbose);
+}

@@ -1,0 +1,130 @@
+/*
+ * reconcile: the RayCluster reconciler, KubeRay's raycluster_controller.go on rayfleet's parts.
+ *
+ * One pass for one key ("cluster/namespace/name"), started by the work queue (workq.h):
+ *   1. read the RayCluster and its pods and services from observed.db (read-only connection;
+ *      the watcher is its only writer). NotFound: forget the key's expectations, done.
+ *      `managedBy` other than ray.io/kuberay-operator, or a deletionTimestamp: done.
+ *   2. default nil rayStartParams, validate (validate.h) with KubeRay's Warning events
+ *      InvalidRayClusterMetadata / InvalidRayClusterSpec / the UpgradeStrategy message (no
+ *      requeue) and InvalidRayClusterStatus (error requeue);
+ *   3. the sub-reconcilers in KubeRay's order, stopping at the first error: autoscaler
+ *      ServiceAccount, Role, RoleBinding, Ingress, auth Secret, head Service, headless Service,
+ *      serve Service, GCS PVC, pods. Each stage issues its writes asynchronously through k8s.h
+ *      and the pass moves on when they have all answered;
+ *   4. calculateStatus (rcstatus.h) on what observed.db says now, written through /status only
+ *      when rcstatus_changed() says so;
+ *   5. workq_done(): an error -> rate-limited requeue; a status write or an unmet expectation ->
+ *      RECONCILE_SHORT_REQUEUE_MS; otherwise the configured period (300 s).
+ *
+ * Pods (reconcilePods, spec §1.9/§1.10): Suspending deletes every pod (event DeletedPod);
+ * Suspended creates nothing; one unhealthy head is deleted (DeletedHeadPod, error), none is
+ * created (CreatedHeadPod) unless RayClusterProvisioned is True and the annotation
+ * ray.io/disable-provisioned-head-restart is "true"; per worker group rcstatus_scale_group()
+ * decides deletions (unhealthy pods first, then every name in workersToDelete, then surplus only
+ * with autoscaling off) and creations (lowest unused ray.io/worker-group-replica-index).
+ * Multi-host groups (numOfHosts > 1) create and delete whole replicas.
+ *
+ * Expectations (KubeRay's scale_expectations.go, by name): every pod this reconciler creates or
+ * deletes is remembered per (key, group) with the time; a group is skipped until each created
+ * name is visible in observed.db (or RECONCILE_CREATE_EXPECT_MS passed) and each deleted name
+ * is gone from it (or RECONCILE_DELETE_EXPECT_MS passed). Since the watcher publishes only after
+ * its rows are committed, a pod is never created twice while its own watch event is in flight,
+ * whatever the watch delay. Objects the watcher does not observe (ServiceAccount, Role,
+ * RoleBinding, Secret, Ingress, PVC) are created once per RayCluster uid (AlreadyExists is
+ * success), as KubeRay never updates them.
+ *
+ * Every write, Kubernetes Events included, leaves an audit row (audit.h) with the pass's cause
+ * (the triggering bus event, else the observed RayCluster's generation and resourceVersion) and
+ * its correlation id. Events are core/v1 Event objects from component raycluster-controller.
+ */
+#ifndef RF_RECONCILE_H
+#define RF_RECONCILE_H
+
+#include "audit.h"
+#include "envwire.h"
+#include "k8s.h"
+#include "loop.h"
+#include "podbuild.h"
+#include "store.h"
+#include "validate.h"
+#include "workq.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RECONCILE_REQUEUE_MS (300 * 1000) /* RAYCLUSTER_DEFAULT_REQUEUE_SECONDS default */
+#define RECONCILE_SHORT_REQUEUE_MS (2 * 1000) /* DefaultRequeueDuration */
+#define RECONCILE_CREATE_EXPECT_MS (30 * 1000) /* a create counts as seen after this */
+#define RECONCILE_DELETE_EXPECT_MS (5 * 60 * 1000) /* a delete counts as seen after this */
+#define RECONCILE_KEY_MAX 512 /* longest key */
+#define RECONCILE_MAX_CAUSES 100000 /* keys whose last bus event is remembered */
+#define RECONCILE_MAX_CREATES_PER_GROUP 1000 /* pods created for one group in one pass */
+#define RECONCILE_COMPONENT "raycluster-controller" /* Event source component */
+#define RECONCILE_MANAGED_BY "ray.io/kuberay-operator" /* the only spec.managedBy handled */
+#define RECONCILE_ANN_DISABLE_HEAD_RESTART "ray.io/disable-provisioned-head-restart"
+#define RECONCILE_HEAD_GROUP "head" /* expectation group of the head pod */
+#define RECONCILE_MSG_MAX 4096 /* longest error or event message */
+
+typedef struct reconciler reconciler_t;
+
+/* Settings; pointers are borrowed and must outlive the reconciler. */
+typedef struct {
+    const char *cluster; /* member cluster name used in keys and rows (required) */
+    store_t *observed; /* observed.db, read-only (required) */
+    k8s_client_t *client; /* the member cluster's API client (required) */
+    audit_t *audit; /* audit writer, or NULL */
+    const podbuild_opts_t *pod_opts; /* NULL: KubeRay defaults */
+    const validate_gates_t *gates; /* NULL: KubeRay defaults */
+    bool random_delete; /* ENABLE_RANDOM_POD_DELETE=true */
+    bool events; /* emit Kubernetes Events (true in production) */
+    int64_t requeue_ms; /* period after a clean pass; 0: RECONCILE_REQUEUE_MS */
+} reconcile_config_t;
+
+/* Counters. */
+typedef struct {
+    uint64_t passes; /* passes started */
+    uint64_t not_found; /* passes whose RayCluster was gone */
+    uint64_t invalid; /* passes stopped by validation */
+    uint64_t creates; /* create requests sent (pods, services, RBAC, ...) */
+    uint64_t deletes; /* delete requests sent */
+    uint64_t status_writes; /* /status updates sent */
+    uint64_t events; /* Events sent */
+    uint64_t write_errors; /* writes that failed (AlreadyExists and delete NotFound excluded) */
+    uint64_t errors; /* passes that ended with an error */
+    uint64_t skipped_groups; /* group passes skipped for unmet expectations */
+} reconcile_stats_t;
+
+/* A reconciler for cfg->cluster. Returns NULL on bad settings or out of memory. */
+reconciler_t *reconcile_new(loop_t *loop, const reconcile_config_t *cfg);
+
+/* Frees everything, passes in flight included (destroy the k8s client and the work queue first
+ * so no callback can come), and NULLs *r_p. NULL-safe. */
+void reconcile_destroy(reconciler_t **r_p);
+
+/* The work queue's reconcile function: `arg` is the reconciler. Starts a pass for `key`; the pass
+ * calls workq_done() when it ends. */
+void reconcile_fn(workq_t *q, const char *key, void *arg);
+
+/* Remembers a bus ObjectChanged as the cause of the next pass of its owner's key and writes that
+ * key into out[size]. Returns 0, ERR_INVAL (the event is not about a RayCluster of this
+ * reconciler's cluster) or ERR_TOOBIG. */
+int reconcile_note_change(reconciler_t *r, const envwire_object_changed_t *oc, char *out,
+                          size_t size);
+
+/* Writes "cluster/ns/name" into out[size]. Returns its length or ERR_TOOBIG / ERR_INVAL. */
+int reconcile_key(const char *cluster, const char *ns, const char *name, char *out, size_t size);
+
+/* Splits a key into its three parts (copied into the buffers, each RECONCILE_KEY_MAX bytes).
+ * Returns 0 or ERR_INVAL. */
+int reconcile_parse_key(const char *key, char *cluster, char *ns, char *name);
+
+/* Fills *out with the counters. */
+void reconcile_stats(const reconciler_t *r, reconcile_stats_t *out);
+
+/* Self-test: keys, causes, argument errors (the behaviour is tested end to end in
+ * tests/integration/scheduler). */
+int reconcile_test(bool verbose);
+
+#endif

@@ -1,0 +1,823 @@
+/*
+ * scheduler_it: the RayCluster reconciler end to end, in-process on one loop: kubesim's API
+ * server with simulate=true (scheduler and kubelet: pods go Running/Ready with IPs) and
+ * rayfleet's CRDs from deploy/crds, the watcher logic writing observed.db and publishing on an
+ * inproc:// bus, and the scheduler logic (bus subscriber -> work queue -> reconcile) writing
+ * through the Kubernetes API and auditing into its own scheduler.db.
+ *
+ * Scenario: ray-cluster.sample.yaml is applied; the head pod, the worker pod and the head Service
+ * appear with KubeRay's names and labels, the pods run, the status reaches state "ready" (never
+ * before the head pod is ready) with HeadPodReady and RayClusterProvisioned True,
+ * readyWorkerReplicas 1 and observedGeneration current. Then: scale up 1 -> 3; scale down with
+ * enableInTreeAutoscaling honouring workersToDelete exactly (and nothing else deleted); a Failed
+ * worker is replaced; a deleted head pod is recreated; suspend deletes every pod and sets
+ * RayClusterSuspended, resume recreates them; under API latency and 30% injected create errors a
+ * scale-up to 5 ends with exactly 5 workers and 1 head; every API write has an audit row with
+ * its cause and correlation id.
+ *
+ * Usage: scheduler_it [-v]. Exit 0 when every check passes.
+ */
+#include "apiserver.h"
+#include "audit.h"
+#include "bus.h"
+#include "err.h"
+#include "json.h"
+#include "k8s.h"
+#include "kubeconfig.h"
+#include "log.h"
+#include "objstore.h"
+#include "reconcile.h"
+#include "selftest.h"
+#include "store.h"
+#include "watcher.h"
+#include "workq.h"
+#include "yaml.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define IT_WAIT_MS 30000 /* longest wait for one step */
+#define IT_SHARDS 256 /* shards */
+#define IT_NS "default" /* namespace of the cluster */
+#define IT_RC "raycluster-kuberay" /* the sample's name */
+#define IT_GROUP "workergroup" /* the sample's worker group */
+
+static loop_t *g_loop;
+static void *g_zctx;
+static bool g_verbose;
+static char g_dir[64];
+static apiserver_t *g_api;
+static reconciler_t *g_rec;
+static workq_t *g_q;
+static int g_ready_early; /* times state was "ready" while the head pod was not ready */
+static bool g_seen_ready; /* state "ready" observed once */
+static store_t *g_wdb, *g_sdb; /* destroyed after the loop */
+
+static void s_pump(int64_t ms)
+{
+    int64_t end = loop_clock_ms() + ms;
+    while (loop_clock_ms() < end)
+        loop_run_once(g_loop, 10);
+}
+
+/* ---------- kubesim access ---------- */
+
+static objstore_res_t *s_res(const char *group, const char *resource)
+{
+    return objstore_find(apiserver_store(g_api), group, resource);
+}
+
+static json_t *s_get(const char *group, const char *resource, const char *name)
+{
+    json_t *o = NULL;
+    objstore_res_t *r = s_res(group, resource);
+    if (!r || objstore_get(apiserver_store(g_api), r, IT_NS, name, &o, NULL) != 0)
+        return NULL;
+    return o;
+}
+
+static const char *s_label(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(jx_get(o, "metadata.labels"), k));
+}
+
+static bool s_pod_ready(const json_t *p)
+{
+    if (strcmp(jx_str(p, "status.phase", ""), "Running") != 0)
+        return false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(jx_get(p, "status.conditions"), i, c)
+    {
+        if (!strcmp(jx_str(c, "type", ""), "Ready"))
+            return !strcmp(jx_str(c, "status", ""), "True");
+    }
+    return false;
+}
+
+/* The live (not terminating) pods of the cluster with node type `type` (NULL: all), as a new
+ * array. */
+static json_t *s_pods(const char *type)
+{
+    json_t *out = json_array();
+    objstore_list_t l = {0};
+    if (objstore_list(apiserver_store(g_api), s_res("", "pods"),
+                      &(objstore_list_opts_t){.ns = IT_NS}, &l, NULL) != 0)
+        return out;
+    size_t i;
+    json_t *p;
+    json_array_foreach(l.items, i, p)
+    {
+        const char *c = s_label(p, "ray.io/cluster"), *t = s_label(p, "ray.io/node-type");
+        if (!c || strcmp(c, IT_RC) || jx_get(p, "metadata.deletionTimestamp"))
+            continue;
+        if (type && (!t || strcmp(t, type)))
+            continue;
+        json_array_append(out, p);
+    }
+    objstore_list_free(&l);
+    return out;
+}
+
+static size_t s_count(const char *type, bool ready_only)
+{
+    json_t *a = s_pods(type);
+    size_t n = 0, i;
+    json_t *p;
+    json_array_foreach(a, i, p) if (!ready_only || s_pod_ready(p)) n++;
+    json_decref(a);
+    return n;
+}
+
+/* Every pod of the cluster, terminating ones included. */
+static size_t s_count_all(void)
+{
+    objstore_list_t l = {0};
+    size_t n = 0, i;
+    json_t *p;
+    if (objstore_list(apiserver_store(g_api), s_res("", "pods"),
+                      &(objstore_list_opts_t){.ns = IT_NS}, &l, NULL) != 0)
+        return 0;
+    json_array_foreach(l.items, i, p)
+    {
+        const char *c = s_label(p, "ray.io/cluster");
+        if (c && !strcmp(c, IT_RC))
+            n++;
+    }
+    objstore_list_free(&l);
+    return n;
+}
+
+static json_t *s_rc(void)
+{
+    return s_get("ray.io", "rayclusters", IT_RC);
+}
+
+static const char *s_cond(const json_t *rc, const char *type)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(jx_get(rc, "status.conditions"), i, c)
+    {
+        if (!strcmp(jx_str(c, "type", ""), type))
+            return jx_str(c, "status", "");
+    }
+    return "";
+}
+
+/* Changes the RayCluster's spec through an update of the main endpoint (generation bumps). */
+static int s_rc_modify(void (*fn)(json_t *rc, void *arg), void *arg)
+{
+    json_t *rc = s_rc();
+    if (!rc)
+        return ERR_NOTFOUND;
+    json_t *n = json_deep_copy(rc);
+    json_decref(rc);
+    fn(n, arg);
+    objstore_status_t st = {0};
+    int r = objstore_update(apiserver_store(g_api), s_res("ray.io", "rayclusters"), IT_NS, IT_RC,
+                            &n, &(objstore_update_opts_t){.precond = OBJSTORE_PRECOND_NONE}, NULL,
+                            NULL, &st);
+    if (r != 0 && g_verbose)
+        printf("  update failed: %s\n", st.message);
+    return r;
+}
+
+/* Watches "ready only once the head is ready" on every loop turn of the waits. */
+static void s_observe_ready(void)
+{
+    if (g_seen_ready)
+        return;
+    json_t *rc = s_rc();
+    if (rc && !strcmp(jx_str(rc, "status.state", ""), "ready")) {
+        g_seen_ready = true;
+        json_t *h = s_pods("head");
+        if (json_array_size(h) != 1 || !s_pod_ready(json_array_get(h, 0)))
+            g_ready_early++;
+        json_decref(h);
+    }
+    json_decref(rc);
+}
+
+typedef bool (*pred_fn)(void *arg);
+
+static bool s_wait(pred_fn fn, void *arg, int64_t ms)
+{
+    int64_t end = loop_clock_ms() + ms;
+    while (loop_clock_ms() < end) {
+        loop_run_once(g_loop, 10);
+        s_observe_ready();
+        if (fn(arg))
+            return true;
+    }
+    return false;
+}
+
+/* The cluster is ready: `workers` ready workers, 1 ready head, status state ready with the
+ * counters and observedGeneration current. */
+static bool s_cluster_ready(void *arg)
+{
+    int64_t workers = (int64_t)(intptr_t)arg;
+    if (s_count("head", true) != 1 || s_count("head", false) != 1 ||
+        (int64_t)s_count("worker", true) != workers || (int64_t)s_count("worker", false) != workers)
+        return false;
+    json_t *rc = s_rc();
+    bool ok = rc && !strcmp(jx_str(rc, "status.state", ""), "ready") &&
+              jx_int(rc, "status.readyWorkerReplicas", -1) == workers &&
+              jx_int(rc, "status.observedGeneration", -1) == jx_int(rc, "metadata.generation", 0) &&
+              !strcmp(s_cond(rc, "HeadPodReady"), "True") &&
+              !strcmp(s_cond(rc, "RayClusterProvisioned"), "True");
+    json_decref(rc);
+    return ok;
+}
+
+static void s_dump(void)
+{
+    if (!g_verbose)
+        return;
+    json_t *rc = s_rc();
+    char *st = rc ? json_dumps(jx_get(rc, "status"), JSON_COMPACT) : NULL;
+    printf("  status: %s\n  generation %lld\n", st ? st : "(none)",
+           (long long)jx_int(rc, "metadata.generation", 0));
+    free(st);
+    json_decref(rc);
+    json_t *a = s_pods(NULL);
+    size_t i;
+    json_t *p;
+    json_array_foreach(a, i, p)
+    {
+        char *ps = json_dumps(jx_get(p, "status"), JSON_COMPACT);
+        printf("  pod %s %s ready=%d node=%s %.600s\n", jx_str(p, "metadata.name", ""),
+               jx_str(p, "status.phase", ""), s_pod_ready(p), jx_str(p, "spec.nodeName", ""),
+               ps ? ps : "");
+        free(ps);
+    }
+    json_decref(a);
+    reconcile_stats_t rs;
+    reconcile_stats(g_rec, &rs);
+    printf("  reconcile: passes %llu creates %llu deletes %llu status %llu events %llu errors "
+           "%llu write_errors %llu skipped %llu\n",
+           (unsigned long long)rs.passes, (unsigned long long)rs.creates,
+           (unsigned long long)rs.deletes, (unsigned long long)rs.status_writes,
+           (unsigned long long)rs.events, (unsigned long long)rs.errors,
+           (unsigned long long)rs.write_errors, (unsigned long long)rs.skipped_groups);
+}
+
+/* ---------- the scheduler side ---------- */
+
+static int s_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
+{
+    char key[RECONCILE_KEY_MAX];
+    if (reconcile_note_change(g_rec, &msg->object_changed, key, sizeof(key)) == 0)
+        workq_add(g_q, key);
+    return 0;
+}
+
+typedef struct {
+    int done, err;
+} res_t;
+
+static void s_done(k8s_client_t *c, const k8s_result_t *r, void *arg)
+{
+    res_t *x = arg;
+    x->done = 1;
+    x->err = r->err;
+}
+
+static int s_create(k8s_client_t *c, const k8s_res_t *res, const json_t *obj)
+{
+    res_t x = {0};
+    int64_t id = k8s_create(c, res, obj, NULL, s_done, &x);
+    if (id < 0)
+        return (int)id;
+    int64_t end = loop_clock_ms() + IT_WAIT_MS;
+    while (!x.done && loop_clock_ms() < end)
+        loop_run_once(g_loop, 10);
+    return x.done ? x.err : ERR_TIMEOUT;
+}
+
+static json_t *s_load_yaml(const char *path)
+{
+    json_t *docs = NULL;
+    buf_t err;
+    buf_init(&err, 4096);
+    int rc = yaml_load_file(path, 16u << 20, &docs, &err);
+    if (rc != 0 && g_verbose)
+        printf("  %s: %s\n", path, buf_str(&err));
+    buf_free(&err);
+    if (rc != 0)
+        return NULL;
+    json_t *d = json_incref(json_array_get(docs, 0));
+    json_decref(docs);
+    return d;
+}
+
+/* ---------- spec edits ---------- */
+
+static void s_set_replicas(json_t *rc, void *arg)
+{
+    json_t *wg = json_array_get(jx_get(rc, "spec.workerGroupSpecs"), 0);
+    json_object_set_new(wg, "replicas", json_integer((json_int_t)(intptr_t)arg));
+}
+
+static void s_scale_down_named(json_t *rc, void *arg)
+{
+    json_object_set_new(json_object_get(rc, "spec"), "enableInTreeAutoscaling", json_true());
+    json_t *wg = json_array_get(jx_get(rc, "spec.workerGroupSpecs"), 0);
+    json_object_set_new(wg, "replicas", json_integer(2));
+    json_object_set_new(wg, "scaleStrategy",
+                        json_pack("{s:[s]}", "workersToDelete", (const char *)arg));
+}
+
+static void s_clear_wtd(json_t *rc, void *arg)
+{
+    json_t *wg = json_array_get(jx_get(rc, "spec.workerGroupSpecs"), 0);
+    json_object_del(wg, "scaleStrategy");
+}
+
+static void s_set_suspend(json_t *rc, void *arg)
+{
+    json_object_set_new(json_object_get(rc, "spec"), "suspend", arg ? json_true() : json_false());
+}
+
+/* ---------- predicates ---------- */
+
+static bool s_names_are(void *arg)
+{
+    /* the live workers are exactly the names in the array `arg` */
+    json_t *want = arg;
+    json_t *w = s_pods("worker");
+    bool ok = json_array_size(w) == json_array_size(want);
+    size_t i, k;
+    json_t *p, *n;
+    json_array_foreach(w, i, p)
+    {
+        bool found = false;
+        json_array_foreach(want, k, n) if (!strcmp(json_string_value(n),
+                                                   jx_str(p, "metadata.name", ""))) found = true;
+        ok = ok && found;
+    }
+    json_decref(w);
+    return ok;
+}
+
+static bool s_gone(void *arg)
+{
+    json_t *p = s_get("", "pods", arg);
+    json_decref(p);
+    return p == NULL;
+}
+
+static bool s_suspended(void *arg)
+{
+    json_t *rc = s_rc();
+    bool ok = rc && s_count_all() == 0 && !strcmp(s_cond(rc, "RayClusterSuspended"), "True") &&
+              !strcmp(jx_str(rc, "status.state", ""), "suspended");
+    json_decref(rc);
+    return ok;
+}
+
+/* ---------- audit checks ---------- */
+
+static int s_audit_checks(store_t *db, const json_t *deleted_names, const char *old_head)
+{
+    int failed = 0;
+    sqlite3 *h = store_handle(db);
+    sqlite3_stmt *st = NULL;
+    /* every row carries its cause and a correlation id */
+    CHECK(sqlite3_prepare_v2(h,
+                             "SELECT count(*), sum(cause_key = 'c1/default/raycluster-kuberay'), "
+                             "sum(length(correlation_id) = 32), sum(cause_generation > 0), "
+                             "sum(cause_resource_version IS NOT NULL), "
+                             "sum(actor_service = 'scheduler') FROM audit",
+                             -1, &st, NULL) == SQLITE_OK);
+    if (st && sqlite3_step(st) == SQLITE_ROW) {
+        int64_t n = sqlite3_column_int64(st, 0);
+        if (g_verbose)
+            printf("  audit rows: %lld\n", (long long)n);
+        CHECK(n > 0);
+        for (int c = 1; c <= 5; c++)
+            CHECK(sqlite3_column_int64(st, c) == n);
+    }
+    sqlite3_finalize(st);
+    /* every live pod was created by an audited write */
+    json_t *pods = s_pods(NULL);
+    size_t i;
+    json_t *p;
+    json_array_foreach(pods, i, p)
+    {
+        store_audit_list_t l = {0};
+        const char *name = jx_str(p, "metadata.name", "");
+        CHECK(store_audit_query_target(db, "c1", "Pod", IT_NS, name, 0, 0, 10, &l) == 0);
+        bool created = false;
+        for (size_t k = 0; k < l.n; k++)
+            if (!strcmp(l.rows[k]->verb, "create") && l.rows[k]->result_status == 201 &&
+                l.rows[k]->reason &&
+                (!strcmp(l.rows[k]->reason, "CreatedWorkerPod") ||
+                 !strcmp(l.rows[k]->reason, "CreatedHeadPod")))
+                created = true;
+        if (!created && g_verbose)
+            printf("  no create audit row for pod %s\n", name);
+        CHECK(created);
+        store_audit_list_free(&l);
+    }
+    json_decref(pods);
+    /* deletions */
+    json_t *n;
+    json_array_foreach(deleted_names, i, n)
+    {
+        store_audit_list_t l = {0};
+        CHECK(store_audit_query_target(db, "c1", "Pod", IT_NS, json_string_value(n), 0, 0, 10,
+                                       &l) == 0);
+        bool del = false;
+        for (size_t k = 0; k < l.n; k++)
+            if (!strcmp(l.rows[k]->verb, "delete"))
+                del = true;
+        if (!del && g_verbose)
+            printf("  no delete audit row for pod %s\n", json_string_value(n));
+        CHECK(del);
+        store_audit_list_free(&l);
+    }
+    (void)old_head;
+    /* status writes, the head service and Events are audited too */
+    store_audit_list_t l = {0};
+    CHECK(store_audit_query_target(db, "c1", "RayCluster", IT_NS, IT_RC, 0, 0, 1000, &l) == 0);
+    size_t status_rows = 0;
+    for (size_t k = 0; k < l.n; k++)
+        if (!strcmp(l.rows[k]->verb, "status"))
+            status_rows++;
+    CHECK(status_rows > 0);
+    store_audit_list_free(&l);
+    CHECK(store_audit_query_target(db, "c1", "Service", IT_NS, "raycluster-kuberay-head-svc", 0, 0,
+                                   10, &l) == 0);
+    CHECK(l.n >= 1 && !strcmp(l.rows[l.n - 1]->reason, "CreatedService"));
+    store_audit_list_free(&l);
+    CHECK(sqlite3_prepare_v2(h,
+                             "SELECT count(*) FROM audit WHERE target_kind = 'Event' AND "
+                             "result_status = 201",
+                             -1, &st, NULL) == SQLITE_OK);
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        CHECK(sqlite3_column_int64(st, 0) > 0);
+    sqlite3_finalize(st);
+    /* no secret leaked into summaries (the sample has none; the auth secret would be redacted) */
+    CHECK(sqlite3_prepare_v2(h, "SELECT count(*) FROM audit WHERE request_summary LIKE '%hunter2%'",
+                             -1, &st, NULL) == SQLITE_OK);
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        CHECK(sqlite3_column_int64(st, 0) == 0);
+    sqlite3_finalize(st);
+    return failed;
+}
+
+/* Kubernetes Events with KubeRay's reasons, from kubesim's store. */
+static bool s_has_event(const char *reason)
+{
+    objstore_list_t l = {0};
+    bool found = false;
+    if (objstore_list(apiserver_store(g_api), s_res("", "events"),
+                      &(objstore_list_opts_t){.ns = IT_NS}, &l, NULL) != 0)
+        return false;
+    size_t i;
+    json_t *e;
+    json_array_foreach(l.items, i, e) if (!strcmp(jx_str(e, "reason", ""), reason) &&
+                                          !strcmp(jx_str(e, "involvedObject.name", ""), IT_RC))
+        found = true;
+    objstore_list_free(&l);
+    return found;
+}
+
+/* ---------- the scenario ---------- */
+
+static int s_scenario(const char *kcpath)
+{
+    int failed = 0;
+    char dbpath[256], schedpath[256];
+    snprintf(dbpath, sizeof(dbpath), "%s/observed.db", g_dir);
+    snprintf(schedpath, sizeof(schedpath), "%s/scheduler.db", g_dir);
+    buf_t err;
+    buf_init(&err, 4096);
+    kubeconfig_t *kc = NULL;
+    CHECK(kubeconfig_load(kcpath, NULL, &kc, &err) == 0);
+    k8s_client_t *admin = kc ? k8s_client_new(g_loop, kc, NULL) : NULL;
+    k8s_client_t *client =
+        kc ? k8s_client_new(g_loop, kc, &(k8s_config_t){.qps = 1000, .burst = 1000}) : NULL;
+    CHECK(admin && client);
+    if (!admin || !client)
+        goto out0;
+    /* rayfleet's CRDs */
+    const char *crds[] = {"ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml",
+                          "ray.io_rayservices.yaml", "ray.io_raycronjobs.yaml"};
+    for (size_t i = 0; i < 4; i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/deploy/crds/%s", RF_SOURCE_DIR, crds[i]);
+        json_t *crd = s_load_yaml(path);
+        CHECK(crd != NULL);
+        k8s_res_t r = {.group = "apiextensions.k8s.io",
+                       .version = "v1",
+                       .resource = "customresourcedefinitions"};
+        CHECK(crd && s_create(admin, &r, crd) == 0);
+        json_decref(crd);
+    }
+    s_pump(100);
+
+    int e = 0;
+    store_t *wdb = store_open(dbpath, STORE_READWRITE, &e);
+    store_t *obs = store_open(dbpath, STORE_READONLY, &e);
+    store_t *sdb = store_open(schedpath, STORE_READWRITE, &e);
+    CHECK(wdb && obs && sdb);
+    if (sdb)
+        store_attach_loop(sdb, g_loop);
+    bus_pub_t *pub = bus_pub_new(
+        g_loop, g_zctx,
+        &(bus_options_t){.source = "watcher/it", .endpoint = "@inproc://sched-it", .hwm = 1000000});
+    bus_sub_t *sub = bus_sub_new(g_loop, g_zctx,
+                                 &(bus_options_t){.endpoint = "inproc://sched-it", .hwm = 1000000},
+                                 s_on_msg, NULL, NULL);
+    CHECK(pub && sub);
+    for (uint32_t s = 0; sub && s < IT_SHARDS; s++)
+        bus_sub_subscribe(sub, s);
+    s_pump(100);
+    watcher_cluster_t cl = {.name = "c1", .kubeconfig = kcpath};
+    watcher_config_t wc = {.clusters = &cl,
+                           .nclusters = 1,
+                           .shards = IT_SHARDS,
+                           .store = wdb,
+                           .pub = pub,
+                           .backoff_base_ms = 20,
+                           .backoff_max_ms = 200,
+                           .qps = 1000,
+                           .burst = 1000};
+    watcher_t *w = wdb && pub ? watcher_new(g_loop, &wc, &err) : NULL;
+    CHECK(w != NULL);
+    audit_t *aud =
+        sdb ? audit_new(sdb, &(audit_actor_t){.service = "scheduler", .replica = "scheduler/0"})
+            : NULL;
+    g_rec = obs && client ? reconcile_new(g_loop, &(reconcile_config_t){.cluster = "c1",
+                                                                        .observed = obs,
+                                                                        .client = client,
+                                                                        .audit = aud,
+                                                                        .events = true})
+                          : NULL;
+    CHECK(g_rec != NULL);
+    workq_opts_t qo;
+    workq_opts_default(&qo);
+    qo.concurrency = 4;
+    g_q = g_rec ? workq_new(g_loop, &qo, reconcile_fn, g_rec) : NULL;
+    CHECK(g_q != NULL);
+    if (!w || !g_q || !aud)
+        goto out;
+    CHECK(watcher_start(w) == 0);
+    int64_t end = loop_clock_ms() + IT_WAIT_MS;
+    while (!watcher_ready(w) && loop_clock_ms() < end)
+        loop_run_once(g_loop, 10);
+    CHECK(watcher_ready(w));
+
+    /* 1. the sample reaches ready */
+    const char *shared = getenv("RF_SHARED_DIR");
+    char spath[512];
+    snprintf(spath, sizeof(spath), "%s/kuberay/samples/ray-cluster.sample.yaml",
+             shared ? shared : RF_SHARED_DIR);
+    json_t *sample = s_load_yaml(spath);
+    CHECK(sample != NULL);
+    k8s_res_t rcres = {
+        .group = "ray.io", .version = "v1", .resource = "rayclusters", .namespace_ = IT_NS};
+    int64_t t0 = loop_clock_ms();
+    CHECK(sample && s_create(admin, &rcres, sample) == 0);
+    json_decref(sample);
+    bool ok = s_wait(s_cluster_ready, (void *)(intptr_t)1, IT_WAIT_MS);
+    CHECK(ok);
+    if (g_verbose)
+        printf("  sample ready in %lld ms\n", (long long)(loop_clock_ms() - t0));
+    if (!ok)
+        s_dump();
+    CHECK(g_seen_ready && g_ready_early == 0);
+    json_t *heads = s_pods("head"), *workers = s_pods("worker");
+    json_t *hp = json_array_get(heads, 0), *wp = json_array_get(workers, 0);
+    CHECK(hp && !strncmp(jx_str(hp, "metadata.name", ""), IT_RC "-head-", strlen(IT_RC) + 6));
+    CHECK(hp && !strcmp(jx_str(hp, "metadata.generateName", ""), IT_RC "-head-"));
+    CHECK(wp && !strcmp(jx_str(wp, "metadata.generateName", ""), IT_RC "-" IT_GROUP "-worker-"));
+    CHECK(hp && !strcmp(s_label(hp, "ray.io/node-type"), "head"));
+    CHECK(hp && !strcmp(s_label(hp, "ray.io/identifier"), IT_RC "-head"));
+    CHECK(wp && s_label(wp, "ray.io/group") && !strcmp(s_label(wp, "ray.io/group"), IT_GROUP));
+    CHECK(wp && !strcmp(s_label(wp, "ray.io/node-type"), "worker"));
+    CHECK(wp &&
+          !strcmp(jx_str(json_array_get(jx_get(wp, "metadata.ownerReferences"), 0), "kind", ""),
+                  "RayCluster"));
+    char old_head[256];
+    snprintf(old_head, sizeof(old_head), "%s", jx_str(hp, "metadata.name", ""));
+    json_decref(heads);
+    json_decref(workers);
+    json_t *svc = s_get("", "services", IT_RC "-head-svc");
+    CHECK(svc != NULL);
+    CHECK(svc && !strcmp(s_label(svc, "ray.io/node-type"), "head"));
+    CHECK(svc && !strcmp(jx_str(svc, "spec.clusterIP", ""), "None"));
+    json_decref(svc);
+    json_t *rc = s_rc();
+    CHECK(rc && !strcmp(jx_str(rc, "status.head.serviceName", ""), IT_RC "-head-svc"));
+    CHECK(rc && jx_str(rc, "status.head.podIP", "")[0]);
+    /* endpoints mirror the head service ports' targetPort (a real API server defaults it to the
+     * port; kubesim leaves it unset, and then KubeRay has no endpoint either) */
+    svc = s_get("", "services", IT_RC "-head-svc");
+    size_t pi;
+    json_t *sp;
+    json_array_foreach(jx_get(svc, "spec.ports"), pi, sp)
+    {
+        json_t *tp = json_object_get(sp, "targetPort");
+        const char *got = json_string_value(
+            json_object_get(jx_get(rc, "status.endpoints"), jx_str(sp, "name", "")));
+        char want[32] = "";
+        if (json_is_integer(tp))
+            snprintf(want, sizeof(want), "%lld", (long long)json_integer_value(tp));
+        else if (json_is_string(tp))
+            snprintf(want, sizeof(want), "%s", json_string_value(tp));
+        CHECK(want[0] ? got && !strcmp(got, want) : got == NULL);
+    }
+    json_decref(svc);
+    json_decref(rc);
+    CHECK(s_has_event("CreatedHeadPod") && s_has_event("CreatedWorkerPod") &&
+          s_has_event("CreatedService"));
+
+    /* 2. scale up 1 -> 3 */
+    CHECK(s_rc_modify(s_set_replicas, (void *)(intptr_t)3) == 0);
+    ok = s_wait(s_cluster_ready, (void *)(intptr_t)3, IT_WAIT_MS);
+    CHECK(ok);
+    if (!ok)
+        s_dump();
+    if (g_verbose)
+        printf("  scaled up to 3: %s\n", ok ? "ok" : "FAILED");
+
+    /* 3. scale down with autoscaling: exactly the named pod goes */
+    json_t *deleted = json_array();
+    workers = s_pods("worker");
+    char victim[256];
+    snprintf(victim, sizeof(victim), "%s", jx_str(json_array_get(workers, 1), "metadata.name", ""));
+    json_t *keep = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(workers, i, p) if (strcmp(jx_str(p, "metadata.name", ""), victim))
+        json_array_append_new(keep, json_string(jx_str(p, "metadata.name", "")));
+    json_decref(workers);
+    json_array_append_new(deleted, json_string(victim));
+    CHECK(s_rc_modify(s_scale_down_named, victim) == 0);
+    ok = s_wait(s_gone, victim, IT_WAIT_MS);
+    CHECK(ok);
+    s_pump(2500); /* nothing else may go, nothing may be added */
+    CHECK(s_names_are(keep));
+    CHECK(s_wait(s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS));
+    if (g_verbose)
+        printf("  workersToDelete honoured: %s\n", s_names_are(keep) ? "ok" : "FAILED");
+    json_decref(keep);
+    /* with autoscaling, a surplus is not deleted by the operator */
+    CHECK(s_rc_modify(s_clear_wtd, NULL) == 0);
+    CHECK(s_rc_modify(s_set_replicas, (void *)(intptr_t)1) == 0);
+    s_pump(2500);
+    CHECK(s_count("worker", false) == 2);
+    CHECK(s_rc_modify(s_set_replicas, (void *)(intptr_t)2) == 0);
+    CHECK(s_wait(s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS));
+
+    /* 4. a failed worker is replaced */
+    workers = s_pods("worker");
+    snprintf(victim, sizeof(victim), "%s", jx_str(json_array_get(workers, 0), "metadata.name", ""));
+    json_t *fp = json_deep_copy(json_array_get(workers, 0));
+    json_decref(workers);
+    jx_set_path(fp, "status.phase", json_string("Failed"));
+    CHECK(
+        objstore_update(apiserver_store(g_api), s_res("", "pods"), IT_NS, victim, &fp,
+                        &(objstore_update_opts_t){.precond = OBJSTORE_PRECOND_NONE, .status = true},
+                        NULL, NULL, NULL) == 0);
+    json_array_append_new(deleted, json_string(victim));
+    CHECK(s_wait(s_gone, victim, IT_WAIT_MS));
+    ok = s_wait(s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS);
+    CHECK(ok);
+    if (!ok)
+        s_dump();
+    CHECK(s_has_event("DeletedWorkerPod"));
+    if (g_verbose)
+        printf("  failed worker replaced: %s\n", ok ? "ok" : "FAILED");
+
+    /* 5. a deleted head pod is recreated */
+    objstore_delete(apiserver_store(g_api), s_res("", "pods"), IT_NS, old_head,
+                    &(objstore_delete_opts_t){.grace_set = true, .grace_seconds = 0}, NULL, NULL,
+                    NULL);
+    CHECK(s_wait(s_gone, old_head, IT_WAIT_MS));
+    ok = s_wait(s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS);
+    CHECK(ok);
+    heads = s_pods("head");
+    CHECK(json_array_size(heads) == 1 &&
+          strcmp(jx_str(json_array_get(heads, 0), "metadata.name", ""), old_head) != 0);
+    json_decref(heads);
+    if (g_verbose)
+        printf("  head recreated: %s\n", ok ? "ok" : "FAILED");
+
+    /* 6. suspend, resume */
+    CHECK(s_rc_modify(s_set_suspend, (void *)1) == 0);
+    ok = s_wait(s_suspended, NULL, IT_WAIT_MS);
+    CHECK(ok);
+    if (!ok)
+        s_dump();
+    CHECK(s_has_event("DeletedPod"));
+    CHECK(s_rc_modify(s_set_suspend, NULL) == 0);
+    ok = s_wait(s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS);
+    CHECK(ok);
+    if (!ok)
+        s_dump();
+    rc = s_rc();
+    CHECK(rc && !strcmp(s_cond(rc, "RayClusterSuspended"), "False"));
+    json_decref(rc);
+    if (g_verbose)
+        printf("  suspend and resume: %s\n", ok ? "ok" : "FAILED");
+
+    /* 7. no duplicate pod under latency and API errors */
+    apiserver_set_latency(g_api, 20, 80);
+    CHECK(apiserver_add_fault_spec(g_api, "create:pods:0.3:500") == 0);
+    CHECK(s_rc_modify(s_set_replicas, (void *)(intptr_t)5) == 0);
+    ok = s_wait(s_cluster_ready, (void *)(intptr_t)5, 2 * IT_WAIT_MS);
+    CHECK(ok);
+    apiserver_clear_faults(g_api);
+    s_pump(3000);
+    size_t nw = s_count("worker", false), nh = s_count("head", false);
+    CHECK(nw == 5 && nh == 1);
+    if (g_verbose)
+        printf("  under faults: %zu workers, %zu head\n", nw, nh);
+    if (!ok)
+        s_dump();
+
+    /* 8. audit */
+    store_flush(sdb);
+    failed += s_audit_checks(sdb, deleted, old_head);
+    json_decref(deleted);
+    s_dump();
+
+out:
+    workq_destroy(&g_q);
+    k8s_client_destroy(&client);
+    reconcile_destroy(&g_rec);
+    audit_destroy(&aud);
+    watcher_destroy(&w);
+    bus_sub_destroy(&sub);
+    bus_pub_destroy(&pub);
+    store_destroy(&obs);
+    /* the stores attached to the loop are destroyed by main after the loop */
+    g_wdb = wdb;
+    g_sdb = sdb;
+out0:
+    k8s_client_destroy(&admin);
+    k8s_client_destroy(&client);
+    kubeconfig_destroy(&kc);
+    buf_free(&err);
+    return failed;
+}
+
+int main(int argc, char **argv)
+{
+    g_verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
+    int failed = 0;
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    log_setup("scheduler_it", g_verbose ? LOG_WARN : LOG_ERROR, 2);
+    g_loop = loop_new();
+    g_zctx = zmq_ctx_new();
+    snprintf(g_dir, sizeof(g_dir), "/tmp/rf-sched-it-XXXXXX");
+    CHECK(mkdtemp(g_dir) != NULL);
+    kubelet_opts_t ko;
+    kubelet_opts_default(&ko);
+    ko.nodes = 4;
+    ko.create_ms = 100;
+    ko.ready_ms = 300;
+    ko.terminate_ms = 200;
+    g_api =
+        apiserver_new(g_loop, &(apiserver_opts_t){.simulate = true, .nodes = 4, .kubelet = &ko});
+    CHECK(g_api != NULL);
+    if (g_api) {
+        char text[1024], path[256];
+        snprintf(text, sizeof(text),
+                 "apiVersion: v1\nkind: Config\ncurrent-context: sim\n"
+                 "clusters: [{name: sim, cluster: {server: 'http://127.0.0.1:%d'}}]\n"
+                 "contexts: [{name: sim, context: {cluster: sim, user: u}}]\n"
+                 "users: [{name: u, user: {}}]\n",
+                 apiserver_port(g_api));
+        snprintf(path, sizeof(path), "%s/config", g_dir);
+        FILE *f = fopen(path, "w");
+        if (f) {
+            fputs(text, f);
+            fclose(f);
+        }
+        failed += s_scenario(path);
+        apiserver_destroy(&g_api);
+    }
+    zmq_ctx_term(g_zctx);
+    loop_destroy(&g_loop);
+    store_destroy(&g_wdb);
+    store_destroy(&g_sdb);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+    if (system(cmd) != 0)
+        printf("cleanup of %s failed\n", g_dir);
+    curl_global_cleanup();
+    return SELFTEST_RESULT("scheduler_it", true);
+}
