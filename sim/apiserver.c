@@ -92,6 +92,7 @@ struct apiserver {
     kubelet_t *kubelet; /* simulated scheduler and kubelet, or NULL */
     controllers_t *ctrl; /* simulated Job and EndpointSlice controllers, or NULL */
     raysim_t *ray; /* Ray heads behind the service proxy, or NULL */
+    uint32_t service_ips; /* cluster IPs handed out so far */
     char token[256]; /* bearer token accepted over TLS ("" = none) */
     objstore_t *store; /* the objects */
     apires_t **res; /* registered API resources */
@@ -1062,8 +1063,47 @@ static bool s_crd_validate(reqctx_t *x, const json_t *crd);
  * about to be written, honouring fieldValidation (Strict: unknown fields give 400; Warn, the
  * default: a Warning header is not sent back but the fields are pruned; Ignore: pruned).
  * Returns true to go on (obj possibly changed); false after replying 400/422. */
+/* The defaults kube-apiserver applies to a Service on every write (the fields controllers read
+ * back): type ClusterIP, sessionAffinity None, each port's protocol TCP and targetPort = port;
+ * and on create a cluster IP from the service CIDR for a ClusterIP Service without one. */
+static void s_service_defaults(reqctx_t *x, json_t *obj, bool create)
+{
+    json_t *spec = json_object_get(obj, "spec");
+    if (!json_is_object(spec))
+        return;
+    if (!json_is_string(json_object_get(spec, "type")))
+        json_object_set_new(spec, "type", json_string("ClusterIP"));
+    if (!json_is_string(json_object_get(spec, "sessionAffinity")))
+        json_object_set_new(spec, "sessionAffinity", json_string("None"));
+    size_t i;
+    json_t *port;
+    json_array_foreach(json_object_get(spec, "ports"), i, port)
+    {
+        if (!json_is_object(port))
+            continue;
+        if (!json_object_get(port, "protocol"))
+            json_object_set_new(port, "protocol", json_string("TCP"));
+        json_t *p = json_object_get(port, "port");
+        if (!json_object_get(port, "targetPort") && json_is_integer(p))
+            json_object_set(port, "targetPort", p);
+    }
+    const char *type = jx_str(spec, "type", "ClusterIP");
+    if (create && strcmp(type, "ExternalName") != 0 && !json_object_get(spec, "clusterIP")) {
+        uint32_t n = ++x->a->service_ips; // 10.96.0.0/12, skipping .0 and the API server's .1
+        char ip[32];
+        snprintf(ip, sizeof(ip), "10.%u.%u.%u", 96 + ((n + 1) >> 16) % 16, ((n + 1) >> 8) & 255,
+                 (n + 1) & 255);
+        json_object_set_new(spec, "clusterIP", json_string(ip));
+        json_object_set_new(spec, "clusterIPs", json_pack("[s]", ip));
+    }
+}
+
 static bool s_schema_apply(reqctx_t *x, json_t *obj)
 {
+    if (!x->r->is_custom && strcmp(x->r->resource, "services") == 0 && !*x->r->group) {
+        s_service_defaults(x, obj, strcmp(x->verb, "create") == 0);
+        return true;
+    }
     if (!x->r->is_custom || !x->r->crd_version)
         return true;
     const json_t *sch = jx_get(x->r->crd_version, "schema.openAPIV3Schema");
