@@ -815,6 +815,17 @@ static json_t *s_coldef(const char *name, const char *type, const char *format, 
 static json_t *s_table_columns(const apires_t *r)
 {
     json_t *cols = json_array();
+    if (!r->is_custom && strcmp(r->resource, "events") == 0 && !*r->group) {
+        // As kube-apiserver: the name is last and only shown with -o wide.
+        json_array_append_new(cols, s_coldef("Last Seen", "string", "", "Last seen", 0));
+        json_array_append_new(cols, s_coldef("Type", "string", "", "Event type", 0));
+        json_array_append_new(cols, s_coldef("Reason", "string", "", "Reason", 0));
+        json_array_append_new(cols, s_coldef("Object", "string", "", "Involved object", 0));
+        json_array_append_new(cols, s_coldef("Message", "string", "", "Message", 0));
+        json_array_append_new(
+            cols, s_coldef("Name", "string", "name", "Name must be unique within a namespace.", 1));
+        return cols;
+    }
     json_array_append_new(
         cols, s_coldef("Name", "string", "name", "Name must be unique within a namespace.", 0));
     if (!r->is_custom && strcmp(r->resource, "pods") == 0) {
@@ -888,6 +899,25 @@ static json_t *s_pod_cells(apiserver_t *a, const json_t *pod)
                      s_age_cell(a, jx_get(pod, "metadata.creationTimestamp")), ip, node);
 }
 
+/* LAST SEEN TYPE REASON OBJECT MESSAGE (NAME with -o wide), as kubectl prints core/v1
+ * events. */
+static json_t *s_event_cells(apiserver_t *a, const json_t *ev)
+{
+    const json_t *when = jx_get(ev, "lastTimestamp");
+    if (!json_is_string(when))
+        when = jx_get(ev, "eventTime");
+    if (!json_is_string(when))
+        when = jx_get(ev, "metadata.creationTimestamp");
+    char object[600];
+    int n = snprintf(object, sizeof(object), "%s/%s", jx_str(ev, "involvedObject.kind", ""),
+                     jx_str(ev, "involvedObject.name", ""));
+    for (int i = 0; i < n && object[i] != '/' && (size_t)i < sizeof(object); i++)
+        object[i] = (char)tolower((unsigned char)object[i]);
+    return json_pack("[o,s,s,s,s,s]", s_age_cell(a, when), jx_str(ev, "type", ""),
+                     jx_str(ev, "reason", ""), object, jx_str(ev, "message", ""),
+                     jx_str(ev, "metadata.name", ""));
+}
+
 /* NAME STATUS ROLES AGE VERSION, as kubectl prints nodes. */
 static json_t *s_node_cells(apiserver_t *a, const json_t *node)
 {
@@ -937,6 +967,8 @@ static json_t *s_table_row(apiserver_t *a, const apires_t *r, const json_t *obj,
         cells = s_pod_cells(a, obj);
     } else if (!r->is_custom && strcmp(r->resource, "nodes") == 0) {
         cells = s_node_cells(a, obj);
+    } else if (!r->is_custom && strcmp(r->resource, "events") == 0 && !*r->group) {
+        cells = s_event_cells(a, obj);
     } else {
         cells = json_pack("[s]", jx_str(obj, "metadata.name", ""));
         if (r->columns && json_array_size(r->columns) > 0) {
