@@ -1,8 +1,11 @@
 /*
  * rayfleetctl: the operator's command-line tool. `rayfleetctl COMMAND [OPTIONS]`; each command
- * has its own --help. Commands: up and down (launch.h), status and audit (status.h).
+ * has its own --help. Commands: up and down (launch.h), status (status.h), audit (audit.h), sql
+ * (sql.h).
  */
+#include "audit.h"
 #include "launch.h"
+#include "sql.h"
 #include "status.h"
 
 #include <curl/curl.h>
@@ -23,7 +26,9 @@ static const s_command_t s_commands[] = {
     {"down", launch_down, "Stop what 'up --detach' started."},
     {"status", status_main,
      "Show the Ray objects (RayClusters, RayJobs, RayServices) and their state."},
-    {"audit", audit_main, "List the writes rayfleet made, from the scheduler's audit table."},
+    {"audit", audit_main,
+     "List, follow, export or prune the actions rayfleet took, with their causes."},
+    {"sql", sql_main, "Run one read-only SQL query on rayfleet's databases."},
 };
 #define S_NCOMMANDS (sizeof(s_commands) / sizeof(s_commands[0]))
 
@@ -60,7 +65,7 @@ int main(int argc, char **argv)
             c = &s_commands[i];
     if (!c) {
         fprintf(stderr,
-                "rayfleetctl: unknown command '%s' (commands: up, down, status, audit; see "
+                "rayfleetctl: unknown command '%s' (commands: up, down, status, audit, sql; see "
                 "'rayfleetctl --help')\n",
                 cmd);
         return 2;

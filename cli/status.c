@@ -13,15 +13,12 @@
 
 #include <inttypes.h>
 #include <limits.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#define STATUS_SQL_BUSY_MS 2000 /* wait this long for a locked audit database */
 
 /* A table being built: rows of owned cell strings. */
 typedef struct {
@@ -316,95 +313,4 @@ int status_main(int argc, char **argv)
         r = s_services(k);
     kube_close(&k);
     return r == 0 ? 0 : 1;
-}
-
-/* ---- audit ------------------------------------------------------------------------------- */
-
-static const args_opt_t s_audit_opts[] = {
-    {"state-dir", "DIR",
-     "State directory of 'rayfleetctl up' (default " LAUNCH_DEFAULT_STATE_DIR ")."},
-    {"db", "FILE", "Audit database to read (default STATE/" AUDIT_DB_FILE ")."},
-    {"limit", "N", "Print the newest N rows (default 100)."},
-    {NULL, NULL, NULL},
-};
-
-static const char *s_col(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? (const char *)t : "-";
-}
-
-int audit_main(int argc, char **argv)
-{
-    args_t a;
-    int pr = args_parse("audit", "[--state-dir DIR | --db FILE] [--limit N]",
-                        "Lists the writes rayfleet made (the audit table of the scheduler's "
-                        "database), oldest first, read-only.",
-                        s_audit_opts, 0, argc, argv, &a);
-    if (pr != ARGS_OK)
-        return pr == ARGS_HELP ? 0 : 2;
-    int64_t limit = 0;
-    if (args_int(&a, "audit", "limit", 1, AUDIT_MAX_LIMIT, AUDIT_DEFAULT_LIMIT, &limit) != 0)
-        return 2;
-    if (args_has(&a, "state-dir") && args_has(&a, "db")) {
-        fprintf(stderr, "rayfleetctl audit: give --state-dir or --db, not both\n");
-        return 2;
-    }
-    char db[PATH_MAX];
-    if (args_has(&a, "db"))
-        snprintf(db, sizeof(db), "%s", args_str(&a, "db"));
-    else
-        snprintf(db, sizeof(db), "%s/%s",
-                 args_str(&a, "state-dir") ? args_str(&a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR,
-                 AUDIT_DB_FILE);
-    struct stat st;
-    if (stat(db, &st) != 0) {
-        fprintf(stderr, "rayfleetctl audit: no audit database at %s (has the scheduler run?)\n",
-                db);
-        return 1;
-    }
-    sqlite3 *h = NULL;
-    int code = 1;
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        fprintf(stderr, "rayfleetctl audit: cannot open %s: %s\n", db, h ? sqlite3_errmsg(h) : "");
-        goto out;
-    }
-    sqlite3_busy_timeout(h, STATUS_SQL_BUSY_MS);
-    const char *sql =
-        "SELECT * FROM (SELECT id, strftime('%H:%M:%f', time_ms / 1000.0, 'unixepoch'), "
-        "actor_service, verb, target_kind, target_namespace || '/' || target_name, reason, "
-        "result_status, coalesce(result_error, ''), latency_ms, "
-        "coalesce(cause_key, '') || coalesce(' gen ' || cause_generation, '') || "
-        "coalesce(' rv ' || cause_resource_version, '') "
-        "FROM audit ORDER BY id DESC LIMIT ?) ORDER BY 1";
-    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) != SQLITE_OK) {
-        fprintf(stderr, "rayfleetctl audit: %s has no readable audit table: %s\n", db,
-                sqlite3_errmsg(h));
-        goto out;
-    }
-    sqlite3_bind_int64(q, 1, limit);
-    s_table_t t = {.ncols = 11,
-                   .header = {"ID", "TIME(UTC)", "ACTOR", "VERB", "KIND", "OBJECT", "REASON",
-                              "RESULT", "ERROR", "MS", "CAUSE"}};
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *row[11];
-        for (int i = 0; i < 11; i++)
-            row[i] = s_col(q, i);
-        if (s_row(&t, row) != 0)
-            break;
-    }
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        fprintf(stderr, "rayfleetctl audit: reading %s: %s\n", db, sqlite3_errmsg(h));
-    else
-        code = 0;
-    printf("Audit rows (%zu, newest %" PRId64 " at most)\n", t.nrows, limit);
-    if (t.nrows)
-        s_print(&t, stdout);
-    s_table_free(&t);
-out:
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return code;
 }

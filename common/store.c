@@ -1325,6 +1325,493 @@ int store_lease_get(store_t *store, const char *name, store_lease_t *out)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Audit queries by filter and pruning.
+ */
+
+#include <unistd.h>
+
+/* Appends " AND <cond>" with parameter number *np for a text criterion. */
+static int s_filter_text(buf_t *sql, const char *col, const char *val, int *np)
+{
+    if (!val)
+        return 0;
+    return buf_printf(sql, " AND %s = ?%d", col, ++*np);
+}
+
+int store_audit_prepare(sqlite3 *db, const store_audit_filter_t *f, sqlite3_stmt **out,
+                        buf_t *sql_out)
+{
+    if (out)
+        *out = NULL;
+    if (!db || !f || !out || f->order < STORE_AUDIT_NEWEST || f->order > STORE_AUDIT_LAST ||
+        (f->order == STORE_AUDIT_LAST && !f->limit) || f->status_min < 0 ||
+        f->status_max < f->status_min)
+        return ERR_INVAL;
+    buf_t sql;
+    buf_init(&sql, 4096);
+    int np = 0;
+    int rc = buf_puts(&sql, f->order == STORE_AUDIT_LAST
+                                ? "SELECT * FROM (SELECT " S_AUDIT_COLS ", id FROM audit WHERE 1"
+                                : "SELECT " S_AUDIT_COLS ", id FROM audit WHERE 1");
+    if (!rc)
+        rc = s_filter_text(&sql, "cluster", f->cluster, &np);
+    if (!rc)
+        rc = s_filter_text(&sql, "target_kind", f->kind, &np);
+    if (!rc)
+        rc = s_filter_text(&sql, "target_namespace", f->ns, &np);
+    if (!rc)
+        rc = s_filter_text(&sql, "target_name", f->name, &np);
+    if (!rc)
+        rc = s_filter_text(&sql, "verb", f->verb, &np);
+    if (!rc)
+        rc = s_filter_text(&sql, "actor_service", f->actor, &np);
+    if (!rc)
+        rc = s_filter_text(&sql, "correlation_id", f->correlation_id, &np);
+    if (!rc && f->status_max > 0) {
+        if (f->status_min == f->status_max)
+            rc = buf_printf(&sql, " AND result_status = %d", f->status_min);
+        else
+            rc = buf_printf(&sql, " AND result_status BETWEEN %d AND %d", f->status_min,
+                            f->status_max);
+    }
+    if (!rc && f->errors_only)
+        rc = buf_puts(&sql, " AND (result_status = 0 OR result_status >= 400 OR "
+                            "result_error IS NOT NULL)");
+    if (!rc && f->since_ms)
+        rc = buf_printf(&sql, " AND time_ms >= %" PRId64, f->since_ms);
+    if (!rc && f->until_ms)
+        rc = buf_printf(&sql, " AND time_ms < %" PRId64, f->until_ms);
+    if (!rc && f->after_id)
+        rc = buf_printf(&sql, " AND id > %" PRId64, f->after_id);
+    if (!rc)
+        rc = buf_puts(&sql, f->order == STORE_AUDIT_OLDEST  ? " ORDER BY time_ms, id"
+                            : f->order == STORE_AUDIT_BY_ID ? " ORDER BY id"
+                                                            : " ORDER BY time_ms DESC, id DESC");
+    if (!rc && f->limit)
+        rc = buf_printf(&sql, " LIMIT %zu", f->limit);
+    if (!rc && f->order == STORE_AUDIT_LAST)
+        rc = buf_puts(&sql, ") ORDER BY time_ms, id");
+    if (rc)
+        goto done;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, buf_str(&sql), -1, &st, NULL) != SQLITE_OK) {
+        rc = (sqlite3_errcode(db) & 0xff) == SQLITE_NOMEM ? ERR_NOMEM : ERR_DB;
+        goto done;
+    }
+    const char *texts[] = {f->cluster, f->kind,          f->ns, f->name, f->verb,
+                           f->actor,   f->correlation_id};
+    int p = 0;
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        if (texts[i])
+            sqlite3_bind_text(st, ++p, texts[i], -1, SQLITE_TRANSIENT);
+    *out = st;
+    if (sql_out)
+        rc = buf_puts(sql_out, buf_str(&sql));
+    if (rc) {
+        sqlite3_finalize(st);
+        *out = NULL;
+    }
+done:
+    buf_free(&sql);
+    return rc;
+}
+
+int store_audit_query(store_t *store, const store_audit_filter_t *f, store_audit_list_t *out)
+{
+    if (out) {
+        out->rows = NULL;
+        out->n = 0;
+    }
+    if (!store || !f || !out || f->limit < 1 || f->limit > STORE_LIST_MAX)
+        return ERR_INVAL;
+    sqlite3_stmt *st = NULL;
+    int rc = store_audit_prepare(store->db, f, &st, NULL);
+    if (rc) {
+        if (rc == ERR_DB)
+            s_log_db(store, "store: cannot prepare an audit query");
+        return rc;
+    }
+    s_rows_t rows;
+    rc = s_collect(store, st, s_audit_fields, S_AUDIT_NFIELDS, sizeof(store_audit_t), f->limit,
+                   false, S_AUDIT_NFIELDS, offsetof(store_audit_t, id), &rows);
+    sqlite3_finalize(st);
+    if (rc)
+        return rc;
+    out->rows = (store_audit_t **)rows.rows;
+    out->n = rows.n;
+    return 0;
+}
+
+int store_audit_prune_chunk(store_t *store, int64_t before_ms, size_t max_rows, size_t *deleted)
+{
+    if (deleted)
+        *deleted = 0;
+    if (!store || max_rows < 1 || max_rows > STORE_PRUNE_CHUNK_MAX)
+        return ERR_INVAL;
+    if (store->readonly)
+        return ERR_STATE;
+    // The oldest rows first, found through audit_by_time; one chunk per transaction.
+    const char *sql = "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time_ms < ?1 "
+                      "ORDER BY time_ms LIMIT ?2)";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(store->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        s_log_db(store, "store: cannot prepare the audit prune");
+        return s_err(rc) ? s_err(rc) : ERR_DB;
+    }
+    sqlite3_bind_int64(st, 1, before_ms);
+    sqlite3_bind_int64(st, 2, (int64_t)max_rows);
+    rc = s_exec(store, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return s_err(rc) ? s_err(rc) : ERR_DB;
+    }
+    rc = sqlite3_step(st);
+    size_t n = (size_t)sqlite3_changes(store->db);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        s_log_db(store, "store: audit prune failed");
+        s_exec(store, "ROLLBACK");
+        return s_err(rc) ? s_err(rc) : ERR_DB;
+    }
+    rc = s_exec(store, "COMMIT");
+    if (rc != SQLITE_OK) {
+        s_exec(store, "ROLLBACK");
+        return s_err(rc) ? s_err(rc) : ERR_DB;
+    }
+    if (deleted)
+        *deleted = n;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The read-only query connection.
+ */
+
+/* Progress handler period, in virtual machine instructions. */
+#define S_QUERY_PROGRESS_OPS 1000
+
+struct store_query {
+    sqlite3 *db; /* the connection */
+    int64_t deadline_ms; /* monotonic ms after which statements are interrupted, 0: none */
+    bool timed_out; /* the deadline interrupted a statement */
+    char why[STORE_QUERY_WHY_MAX]; /* the authorizer's first refusal, "" when none */
+    char first_word[16]; /* the first word of the statement being prepared, upper case */
+};
+
+/* Pragmas that only read, allowed with a table/index name argument or none. A pragma with a value
+ * to set ("PRAGMA x = v") is refused unless it is a name-taking one below. */
+static const char *const s_query_name_pragmas[] = {
+    "table_info",  "table_xinfo",      "index_list", "index_info",
+    "index_xinfo", "foreign_key_list", "table_list",
+};
+static const char *const s_query_read_pragmas[] = {
+    "user_version",    "schema_version", "page_count",    "page_size",
+    "freelist_count",  "database_list",  "function_list", "collation_list",
+    "compile_options", "encoding",       "data_version",  "application_id",
+};
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool s_in(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++)
+        if (sqlite3_stricmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The statement kind an authorizer action stands for, for refusal messages. */
+static const char *s_action_name(int action)
+{
+    switch (action) {
+    case SQLITE_INSERT:
+        return "INSERT";
+    case SQLITE_UPDATE:
+        return "UPDATE";
+    case SQLITE_DELETE:
+        return "DELETE";
+    case SQLITE_CREATE_INDEX:
+    case SQLITE_CREATE_TABLE:
+    case SQLITE_CREATE_TEMP_INDEX:
+    case SQLITE_CREATE_TEMP_TABLE:
+    case SQLITE_CREATE_TEMP_TRIGGER:
+    case SQLITE_CREATE_TEMP_VIEW:
+    case SQLITE_CREATE_TRIGGER:
+    case SQLITE_CREATE_VIEW:
+    case SQLITE_CREATE_VTABLE:
+        return "CREATE";
+    case SQLITE_DROP_INDEX:
+    case SQLITE_DROP_TABLE:
+    case SQLITE_DROP_TEMP_INDEX:
+    case SQLITE_DROP_TEMP_TABLE:
+    case SQLITE_DROP_TEMP_TRIGGER:
+    case SQLITE_DROP_TEMP_VIEW:
+    case SQLITE_DROP_TRIGGER:
+    case SQLITE_DROP_VIEW:
+    case SQLITE_DROP_VTABLE:
+        return "DROP";
+    case SQLITE_ALTER_TABLE:
+        return "ALTER TABLE";
+    case SQLITE_ATTACH:
+        return "ATTACH";
+    case SQLITE_DETACH:
+        return "DETACH";
+    case SQLITE_TRANSACTION:
+        return "BEGIN/COMMIT/ROLLBACK";
+    case SQLITE_SAVEPOINT:
+        return "SAVEPOINT";
+    case SQLITE_REINDEX:
+        return "REINDEX";
+    case SQLITE_ANALYZE:
+        return "ANALYZE";
+    default:
+        return "this statement";
+    }
+}
+
+static int s_query_auth(void *arg, int action, const char *a1, const char *a2, const char *db,
+                        const char *trigger)
+{
+    (void)db;
+    (void)trigger;
+    store_query_t *q = arg;
+    switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_READ:
+    case SQLITE_RECURSIVE:
+        return SQLITE_OK;
+    case SQLITE_FUNCTION:
+        // a2 is the function name. load_extension is also disabled on the connection.
+        if (a2 && sqlite3_stricmp(a2, "load_extension") == 0) {
+            snprintf(q->why, sizeof(q->why), "the function load_extension() is not allowed");
+            return SQLITE_DENY;
+        }
+        return SQLITE_OK;
+    case SQLITE_PRAGMA:
+        if (s_in(a1, s_query_name_pragmas,
+                 sizeof(s_query_name_pragmas) / sizeof(s_query_name_pragmas[0])) ||
+            (!a2 && s_in(a1, s_query_read_pragmas,
+                         sizeof(s_query_read_pragmas) / sizeof(s_query_read_pragmas[0]))))
+            return SQLITE_OK;
+        snprintf(q->why, sizeof(q->why), "PRAGMA %.64s%s%.64s is not allowed", a1 ? a1 : "?",
+                 a2 ? "=" : "", a2 ? a2 : "");
+        return SQLITE_DENY;
+    default:
+        if (q->why[0])
+            return SQLITE_DENY; // keep the first reason
+        if ((action == SQLITE_INSERT || action == SQLITE_UPDATE || action == SQLITE_DELETE) && a1 &&
+            (sqlite3_stricmp(a1, "sqlite_master") == 0 ||
+             sqlite3_stricmp(a1, "sqlite_temp_master") == 0 ||
+             sqlite3_stricmp(a1, "sqlite_schema") == 0))
+            snprintf(q->why, sizeof(q->why), "%s is not allowed (it changes the schema)",
+                     q->first_word[0] ? q->first_word : "a schema change");
+        else
+            snprintf(q->why, sizeof(q->why), "%s is not allowed", s_action_name(action));
+        return SQLITE_DENY;
+    }
+}
+
+static int s_query_progress(void *arg)
+{
+    store_query_t *q = arg;
+    if (q->deadline_ms && s_mono_ms() >= q->deadline_ms) {
+        q->timed_out = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* Appends `path` to `b` as the path of a file: URI (percent-encoding what URIs reserve). */
+static int s_uri_path(buf_t *b, const char *path)
+{
+    int rc = buf_puts(b, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; !rc && *p; p++) {
+        if (*p == '%' || *p == '?' || *p == '#' || *p <= ' ' || *p >= 0x7f)
+            rc = buf_printf(b, "%%%02X", *p);
+        else
+            rc = buf_append(b, p, 1);
+    }
+    return rc ? rc : buf_puts(b, "?mode=ro");
+}
+
+static bool s_schema_name_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) > 64 || !(s[0] == '_' || ((s[0] | 32) >= 'a' && (s[0] | 32) <= 'z')))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!(*p == '_' || (*p >= '0' && *p <= '9') || ((*p | 32) >= 'a' && (*p | 32) <= 'z')))
+            return false;
+    return true;
+}
+
+store_query_t *store_query_open(const char *path, const store_query_attach_t *extra, size_t nextra,
+                                int *err_out)
+{
+    int err = ERR_INVAL;
+    store_query_t *q = NULL;
+    buf_t uri;
+    buf_init(&uri, 8192);
+    if (!path || !*path || (nextra && !extra))
+        goto fail;
+    for (size_t i = 0; i < nextra; i++)
+        if (!s_schema_name_ok(extra[i].schema) || !extra[i].path || !*extra[i].path)
+            goto fail;
+    err = ERR_NOTFOUND;
+    if (access(path, F_OK) != 0)
+        goto fail;
+    for (size_t i = 0; i < nextra; i++)
+        if (access(extra[i].path, F_OK) != 0)
+            goto fail;
+    err = ERR_NOMEM;
+    q = calloc(1, sizeof(*q));
+    if (!q || s_uri_path(&uri, path))
+        goto fail;
+    err = ERR_DB;
+    int rc = sqlite3_open_v2(buf_str(&uri), &q->db,
+                             SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("store: cannot open for queries", "path", path, "sqlite_error",
+                  q->db ? sqlite3_errmsg(q->db) : "", NULL);
+        goto fail;
+    }
+    sqlite3_busy_timeout(q->db, STORE_BUSY_TIMEOUT_MS_DEFAULT * 40);
+    if (sqlite3_db_config(q->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, (int *)NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(q->db, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    for (size_t i = 0; i < nextra; i++) {
+        buf_reset(&uri);
+        if (s_uri_path(&uri, extra[i].path)) {
+            err = ERR_NOMEM;
+            goto fail;
+        }
+        char *sql = sqlite3_mprintf("ATTACH %Q AS \"%w\"", buf_str(&uri), extra[i].schema);
+        if (!sql) {
+            err = ERR_NOMEM;
+            goto fail;
+        }
+        rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+        sqlite3_free(sql);
+        if (rc != SQLITE_OK) {
+            log_error("store: cannot attach for queries", "path", extra[i].path, "sqlite_error",
+                      sqlite3_errmsg(q->db), NULL);
+            goto fail;
+        }
+    }
+    // From here on the authorizer decides: no further ATTACH, no writes, no pragma writes.
+    sqlite3_set_authorizer(q->db, s_query_auth, q);
+    sqlite3_progress_handler(q->db, S_QUERY_PROGRESS_OPS, s_query_progress, q);
+    buf_free(&uri);
+    if (err_out)
+        *err_out = 0;
+    return q;
+fail:
+    buf_free(&uri);
+    store_query_close(&q);
+    if (err_out)
+        *err_out = err;
+    return NULL;
+}
+
+int store_query_prepare(store_query_t *q, const char *sql, sqlite3_stmt **out, buf_t *why)
+{
+    if (out)
+        *out = NULL;
+    if (why)
+        buf_reset(why);
+    if (!q || !sql || !out || !why)
+        return ERR_INVAL;
+    size_t len = strnlen(sql, STORE_QUERY_SQL_MAX + 1);
+    if (len > STORE_QUERY_SQL_MAX) {
+        buf_printf(why, "the query is longer than %u bytes", STORE_QUERY_SQL_MAX);
+        return ERR_INVAL;
+    }
+    q->why[0] = '\0';
+    size_t w = 0;
+    const char *p0 = sql;
+    while (*p0 == ' ' || *p0 == '\t' || *p0 == '\n' || *p0 == '\r')
+        p0++;
+    while (w + 1 < sizeof(q->first_word) && ((*p0 | 32) >= 'a' && (*p0 | 32) <= 'z'))
+        q->first_word[w++] = (char)(*p0++ & ~32);
+    q->first_word[w] = '\0';
+    const char *tail = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(q->db, sql, (int)len, &st, &tail);
+    if (rc != SQLITE_OK) {
+        if ((rc & 0xff) == SQLITE_NOMEM)
+            return ERR_NOMEM;
+        if (q->why[0])
+            buf_puts(why, q->why);
+        else
+            buf_printf(why, "%s", sqlite3_errmsg(q->db));
+        return q->why[0] ? ERR_FORBIDDEN : ERR_PARSE;
+    }
+    if (!st) {
+        buf_puts(why, "the query is empty");
+        return ERR_INVAL;
+    }
+    for (const char *p = tail; p && *p; p++) {
+        if (p[0] == '-' && p[1] == '-') {
+            while (p[1] && p[1] != '\n')
+                p++;
+            continue;
+        }
+        if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            if (end) {
+                p = end + 1;
+                continue;
+            }
+        }
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != ';') {
+            sqlite3_finalize(st);
+            buf_puts(why, "more than one statement is not allowed");
+            return ERR_FORBIDDEN;
+        }
+    }
+    if (!sqlite3_stmt_readonly(st)) {
+        sqlite3_finalize(st);
+        buf_puts(why, "a statement that writes is not allowed");
+        return ERR_FORBIDDEN;
+    }
+    *out = st;
+    return 0;
+}
+
+void store_query_set_timeout(store_query_t *q, int64_t timeout_ms)
+{
+    if (!q)
+        return;
+    q->timed_out = false;
+    q->deadline_ms = timeout_ms > 0 ? s_mono_ms() + timeout_ms : 0;
+}
+
+bool store_query_timed_out(const store_query_t *q)
+{
+    return q && q->timed_out;
+}
+
+sqlite3 *store_query_handle(store_query_t *q)
+{
+    return q ? q->db : NULL;
+}
+
+void store_query_close(store_query_t **q_p)
+{
+    if (!q_p || !*q_p)
+        return;
+    sqlite3_close_v2((*q_p)->db);
+    free(*q_p);
+    *q_p = NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * The event loop hook.
  */
 
@@ -1425,6 +1912,166 @@ static store_observed_t s_test_pod(const char *name, const char *phase, const ch
                               .deleting = false,
                               .updated_ms = 0,
                               .json = json};
+}
+
+/* Self-test of the audit filters, pruning and the read-only query connection. Returns the number
+ * of failed checks. */
+static int s_test_query(bool verbose)
+{
+    int failed = 0;
+    char dir[] = "/tmp/rf-store-query-XXXXXX";
+    if (!mkdtemp(dir))
+        return 1;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/q.db", dir);
+    int err = 0;
+    store_t *s = store_open(path, STORE_READWRITE, &err);
+    CHECK(s != NULL);
+    if (!s) {
+        s_test_rmdir(dir);
+        return failed;
+    }
+    for (int i = 0; i < 50; i++) {
+        char name[32];
+        char corr[32];
+        snprintf(name, sizeof(name), "pod-%d", i % 5);
+        snprintf(corr, sizeof(corr), "corr-%d", i / 10);
+        store_audit_t rec = {.time_ms = 1000 + i,
+                             .actor_service = i % 2 ? "scheduler" : "submitter",
+                             .cluster = "c1",
+                             .target_kind = "Pod",
+                             .target_namespace = "ns1",
+                             .target_name = name,
+                             .verb = i % 3 ? "create" : "delete",
+                             .correlation_id = corr,
+                             .result_status = i % 7 ? 201 : 409,
+                             .result_error = i % 7 ? NULL : "conflict"};
+        CHECK(store_audit_append(s, &rec) == 0);
+    }
+    CHECK(store_flush(s) == 0);
+    store_audit_list_t al;
+    store_audit_filter_t f = {
+        .cluster = "c1", .kind = "Pod", .ns = "ns1", .name = "pod-0", .limit = 100};
+    CHECK(store_audit_query(s, &f, &al) == 0 && al.n == 10);
+    if (al.n == 10)
+        CHECK(al.rows[0]->time_ms == 1045 && al.rows[9]->time_ms == 1000 && al.rows[0]->id == 46);
+    store_audit_list_free(&al);
+    f = (store_audit_filter_t){
+        .verb = "delete", .status_min = 400, .status_max = 499, .limit = 100};
+    CHECK(store_audit_query(s, &f, &al) == 0 && al.n == 3); // i = 0, 21, 42
+    store_audit_list_free(&al);
+    f = (store_audit_filter_t){.errors_only = true, .actor = "submitter", .limit = 100};
+    CHECK(store_audit_query(s, &f, &al) == 0 && al.n == 4); // i = 0, 14, 28, 42
+    store_audit_list_free(&al);
+    f = (store_audit_filter_t){.correlation_id = "corr-2",
+                               .since_ms = 1022,
+                               .until_ms = 1025,
+                               .order = STORE_AUDIT_OLDEST,
+                               .limit = 100};
+    CHECK(store_audit_query(s, &f, &al) == 0 && al.n == 3);
+    if (al.n == 3)
+        CHECK(al.rows[0]->time_ms == 1022 && al.rows[2]->time_ms == 1024);
+    store_audit_list_free(&al);
+    f = (store_audit_filter_t){.name = "pod-1", .order = STORE_AUDIT_LAST, .limit = 3};
+    CHECK(store_audit_query(s, &f, &al) == 0 && al.n == 3);
+    if (al.n == 3)
+        CHECK(al.rows[0]->time_ms == 1036 && al.rows[2]->time_ms == 1046);
+    store_audit_list_free(&al);
+    f = (store_audit_filter_t){.after_id = 45, .order = STORE_AUDIT_BY_ID, .limit = 2};
+    CHECK(store_audit_query(s, &f, &al) == 0 && al.n == 2 && al.rows[0]->id == 46);
+    store_audit_list_free(&al);
+    f.order = 7;
+    CHECK(store_audit_query(s, &f, &al) == ERR_INVAL);
+    f = (store_audit_filter_t){.limit = 0};
+    CHECK(store_audit_query(s, &f, &al) == ERR_INVAL);
+    buf_t sql;
+    buf_init(&sql, 4096);
+    sqlite3_stmt *st = NULL;
+    f = (store_audit_filter_t){.name = "x"};
+    CHECK(store_audit_prepare(store_handle(s), &f, &st, &sql) == 0 && st);
+    CHECK(strstr(buf_str(&sql), "target_name = ?1") != NULL);
+    sqlite3_finalize(st);
+    CHECK(store_audit_prepare(NULL, &f, &st, NULL) == ERR_INVAL);
+
+    // Pruning in chunks: the 20 oldest rows go, 7 at a time.
+    size_t n = 99;
+    CHECK(store_audit_prune_chunk(s, 1020, 7, &n) == 0 && n == 7);
+    CHECK(store_audit_prune_chunk(s, 1020, 7, &n) == 0 && n == 7);
+    CHECK(store_audit_prune_chunk(s, 1020, 7, &n) == 0 && n == 6);
+    CHECK(store_audit_prune_chunk(s, 1020, 7, &n) == 0 && n == 0);
+    CHECK(s_test_int(store_handle(s), "SELECT count(*) FROM audit") == 30);
+    CHECK(s_test_int(store_handle(s), "SELECT min(time_ms) FROM audit") == 1020);
+    CHECK(store_audit_prune_chunk(s, 1020, 0, &n) == ERR_INVAL);
+    CHECK(store_audit_prune_chunk(NULL, 1020, 1, &n) == ERR_INVAL);
+    store_t *ro = store_open(path, STORE_READONLY, &err);
+    CHECK(ro && store_audit_prune_chunk(ro, 5000, 10, &n) == ERR_STATE);
+    store_destroy(&ro);
+
+    // The query connection: reads pass, everything else is refused with a reason.
+    store_query_attach_t other = {"other", path};
+    store_query_t *q = store_query_open(path, &other, 1, &err);
+    CHECK(q != NULL && err == 0);
+    if (q) {
+        CHECK(store_query_prepare(q, "SELECT count(*) FROM audit JOIN other.audit USING (id);", &st,
+                                  &sql) == 0 &&
+              st);
+        CHECK(st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 30);
+        sqlite3_finalize(st);
+        CHECK(store_query_prepare(q, "PRAGMA table_info(audit)", &st, &sql) == 0);
+        sqlite3_finalize(st);
+        struct {
+            const char *sql;
+            const char *why;
+        } bad[] = {
+            {"INSERT INTO leases VALUES ('a','b',1,1,1,1)", "INSERT is not allowed"},
+            {"DELETE FROM audit", "DELETE is not allowed"},
+            {"UPDATE audit SET verb = 'x'", "UPDATE is not allowed"},
+            {"DROP TABLE audit", "DROP is not allowed (it changes the schema)"},
+            {"CREATE TABLE t (x)", "CREATE is not allowed"},
+            {"ATTACH 'x.db' AS x", "ATTACH is not allowed"},
+            {"DETACH other", "DETACH is not allowed"},
+            {"PRAGMA journal_mode = DELETE", "PRAGMA journal_mode=DELETE is not allowed"},
+            {"PRAGMA writable_schema = 1", "PRAGMA writable_schema=1 is not allowed"},
+            {"SELECT load_extension('x')", "load_extension() is not allowed"},
+            {"SELECT 1; DELETE FROM audit", "more than one statement"},
+            {"BEGIN", "BEGIN/COMMIT/ROLLBACK is not allowed"},
+            {"  ", "empty"},
+            {"SELEC 1", "syntax error"},
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            int rc = store_query_prepare(q, bad[i].sql, &st, &sql);
+            int want = i + 2 == sizeof(bad) / sizeof(bad[0])   ? ERR_INVAL
+                       : i + 1 == sizeof(bad) / sizeof(bad[0]) ? ERR_PARSE
+                                                               : ERR_FORBIDDEN;
+            CHECK(rc == want && st == NULL && strstr(buf_str(&sql), bad[i].why));
+            if (verbose || !strstr(buf_str(&sql), bad[i].why))
+                printf("store: refused '%s': %s\n", bad[i].sql, buf_str(&sql));
+        }
+        CHECK(store_query_prepare(q, "SELECT 1 -- fine\n /* also */ ;", &st, &sql) == 0);
+        sqlite3_finalize(st);
+        // A runaway query stops at its deadline.
+        CHECK(store_query_prepare(q,
+                                  "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM "
+                                  "c) SELECT count(*) FROM c",
+                                  &st, &sql) == 0);
+        store_query_set_timeout(q, 50);
+        CHECK(st && sqlite3_step(st) == SQLITE_INTERRUPT && store_query_timed_out(q));
+        sqlite3_finalize(st);
+        store_query_set_timeout(q, 0);
+        CHECK(!store_query_timed_out(q) && store_query_handle(q) != NULL);
+        CHECK(store_query_prepare(NULL, "SELECT 1", &st, &sql) == ERR_INVAL);
+        store_query_close(&q);
+        store_query_close(&q);
+    }
+    char missing[300];
+    snprintf(missing, sizeof(missing), "%s/missing.db", dir);
+    CHECK(store_query_open(missing, NULL, 0, &err) == NULL && err == ERR_NOTFOUND);
+    store_query_attach_t bad_name = {"x;y", path};
+    CHECK(store_query_open(path, &bad_name, 1, &err) == NULL && err == ERR_INVAL);
+    buf_free(&sql);
+    store_destroy(&s);
+    s_test_rmdir(dir);
+    return failed;
 }
 
 int store_test(bool verbose)
@@ -1877,5 +2524,6 @@ int store_test(bool verbose)
         store_destroy(&s);
     }
     s_test_rmdir(dir);
+    failed += s_test_query(verbose);
     return SELFTEST_RESULT("store", verbose);
 }

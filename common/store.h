@@ -50,9 +50,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "loop.h"
 
 typedef struct sqlite3 sqlite3;
+typedef struct sqlite3_stmt sqlite3_stmt;
 
 /* Opening modes for store_open(). */
 #define STORE_READWRITE 0 /* read and write; creates the file and migrates it */
@@ -308,6 +310,115 @@ int store_lease_release(store_t *store, const char *name, const char *holder);
 
 /* Reads the lease `name` into *out. Returns 0, ERR_NOTFOUND, ERR_INVAL or ERR_DB. */
 int store_lease_get(store_t *store, const char *name, store_lease_t *out);
+
+/* ---- Audit queries by filter, pruning, and the read-only query connection (rayfleetctl) ---- */
+
+/* Orders of store_audit_filter_t.order. */
+#define STORE_AUDIT_NEWEST 0 /* time_ms DESC, id DESC (the newest `limit` rows) */
+#define STORE_AUDIT_OLDEST 1 /* time_ms ASC, id ASC (export) */
+#define STORE_AUDIT_BY_ID 2 /* id ASC (follow: rows appended after after_id) */
+#define STORE_AUDIT_LAST 3 /* the newest `limit` rows (limit required), returned oldest first */
+
+/* Number of columns of a statement made by store_audit_prepare(): the 22 columns of the audit
+ * table in the order of store_audit_t (time_ms .. latency_ms), then id (column
+ * STORE_AUDIT_NCOLS - 1). */
+#define STORE_AUDIT_NCOLS 23
+
+/* A query of the audit table. Every criterion is optional (NULL, 0 or false: any); all that are
+ * given must hold. Strings are borrowed for the call. Index use (checked by the tests):
+ * cluster+kind+namespace+name -> audit_by_target; correlation_id -> audit_by_correlation;
+ * verb -> audit_by_verb; actor -> audit_by_actor; only a time window -> audit_by_time; SQLite's
+ * planner picks among them when several apply. */
+typedef struct {
+    const char *cluster; /* member cluster */
+    const char *kind; /* target kind */
+    const char *ns; /* target namespace */
+    const char *name; /* target name */
+    const char *verb; /* create, delete, ... */
+    const char *actor; /* actor_service */
+    const char *correlation_id; /* one reconcile */
+    int status_min; /* result_status >= status_min (with status_max; 0/0: any) */
+    int status_max; /* result_status <= status_max */
+    bool errors_only; /* result_status = 0 or >= 400, or result_error set */
+    int64_t since_ms; /* time_ms >= since_ms (0: no bound) */
+    int64_t until_ms; /* time_ms < until_ms (0: no bound) */
+    int64_t after_id; /* id > after_id (0: no bound) */
+    size_t limit; /* most rows, 1 .. STORE_LIST_MAX for store_audit_query(); 0: no limit
+                     (store_audit_prepare() only) */
+    int order; /* STORE_AUDIT_NEWEST, _OLDEST, _BY_ID or _LAST */
+} store_audit_filter_t;
+
+/* Prepares the SELECT for `f` on `db` (any connection, read-only ones included) with its
+ * parameters bound, into *out (the caller finalizes it); the columns are described at
+ * STORE_AUDIT_NCOLS. When `sql_out` is not NULL the SQL text is appended to it (for EXPLAIN QUERY
+ * PLAN). Returns 0, ERR_INVAL (bad arguments or order), ERR_NOMEM, or ERR_DB (no audit table:
+ * SQLite's message is in sqlite3_errmsg(db)). */
+int store_audit_prepare(sqlite3 *db, const store_audit_filter_t *f, sqlite3_stmt **out,
+                        buf_t *sql_out);
+
+/* Runs `f` (limit 1 .. STORE_LIST_MAX) on the committed rows into *out (free with
+ * store_audit_list_free()), ids filled in. Returns 0, ERR_INVAL, ERR_NOMEM or ERR_DB; on error
+ * *out is empty. */
+int store_audit_query(store_t *store, const store_audit_filter_t *f, store_audit_list_t *out);
+
+/* Most rows store_audit_prune_chunk() deletes in one call. */
+#define STORE_PRUNE_CHUNK_MAX 100000
+
+/* Deletes, in ONE short transaction of its own (BEGIN IMMEDIATE ... COMMIT, not batched), at most
+ * `max_rows` (1 .. STORE_PRUNE_CHUNK_MAX) of the oldest audit rows with time_ms < before_ms, and
+ * sets *deleted (may be NULL) to how many. Call it in a loop, with a pause between calls, until it
+ * deletes fewer than max_rows: each call holds the write lock only for one chunk, so a service
+ * writing the same file meets at most a short ERR_BUSY on a flush and keeps its queue. Returns 0,
+ * ERR_INVAL, ERR_STATE (read-only store), ERR_BUSY (the write lock was not free within the busy
+ * timeout; nothing deleted) or ERR_DB. */
+int store_audit_prune_chunk(store_t *store, int64_t before_ms, size_t max_rows, size_t *deleted);
+
+/* A read-only connection for arbitrary user queries (rayfleetctl sql, audit): opened with
+ * SQLITE_OPEN_READONLY, PRAGMA query_only, extension loading disabled
+ * (SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION 0), the optional extra files ATTACHed read-only
+ * (mode=ro) by store_query_open() itself, and THEN an authorizer that allows only SELECT, READ,
+ * FUNCTION (but not load_extension), recursive CTEs, and the introspection pragmas listed in
+ * store.c (table_info, index_list, ... without a value to set); everything else (INSERT, UPDATE,
+ * DELETE, CREATE, DROP, ALTER, ATTACH, DETACH, BEGIN, other PRAGMAs, ...) is denied. */
+typedef struct store_query store_query_t;
+
+/* One file to attach read-only: it is visible as schema.table. */
+typedef struct {
+    const char *schema; /* the schema name, [A-Za-z_][A-Za-z0-9_]* ("observed") */
+    const char *path; /* the file (must exist) */
+} store_query_attach_t;
+
+/* Longest query text store_query_prepare() accepts, bytes. */
+#define STORE_QUERY_SQL_MAX (64u * 1024u)
+/* Longest refusal message, bytes. */
+#define STORE_QUERY_WHY_MAX 512
+
+/* Opens `path` (must exist) read-only as above, attaching extra[0..nextra-1]. Returns the
+ * connection, or NULL with *err_out (may be NULL) set to ERR_INVAL, ERR_NOMEM, ERR_NOTFOUND (a
+ * file is missing) or ERR_DB. Close with store_query_close(). */
+store_query_t *store_query_open(const char *path, const store_query_attach_t *extra, size_t nextra,
+                                int *err_out);
+
+/* Prepares ONE read-only statement into *out (the caller finalizes it). On failure `why` (cleared
+ * first) holds a sentence, e.g. "INSERT is not allowed". Returns 0, ERR_FORBIDDEN (refused: more
+ * than one statement, anything the authorizer denies, or a statement for which
+ * sqlite3_stmt_readonly() is false), ERR_PARSE (SQLite rejected the text: syntax error, unknown
+ * table; its message is in `why`), ERR_INVAL (bad arguments, an empty text, or one longer than
+ * STORE_QUERY_SQL_MAX) or ERR_NOMEM. */
+int store_query_prepare(store_query_t *q, const char *sql, sqlite3_stmt **out, buf_t *why);
+
+/* Bounds the time of the statements stepped from now on: after `timeout_ms` ms (0: no bound) of
+ * wall time, sqlite3_step() returns SQLITE_INTERRUPT and store_query_timed_out() is true. */
+void store_query_set_timeout(store_query_t *q, int64_t timeout_ms);
+
+/* Whether the deadline interrupted a statement. */
+bool store_query_timed_out(const store_query_t *q);
+
+/* The connection, borrowed (for stepping and sqlite3_errmsg()). */
+sqlite3 *store_query_handle(store_query_t *q);
+
+/* Closes the connection and sets *q_p to NULL. NULL-safe. */
+void store_query_close(store_query_t **q_p);
 
 /* The self-test. */
 int store_test(bool verbose);

@@ -1,0 +1,45 @@
+/*
+ * audit: `rayfleetctl audit` — the actions rayfleet took, with their causes, from the audit table
+ * of the scheduler's database (STATE/scheduler.db), read through a read-only query connection
+ * (store_query_open(): SQLITE_OPEN_READONLY, query_only, authorizer).
+ *
+ *   rayfleetctl audit [FILTERS] [--output table|json|jsonl|csv] [--limit N] [--follow] [--explain]
+ *       The newest N rows that match (default AUDIT_DEFAULT_LIMIT), printed oldest first.
+ *       FILTERS: --cluster --namespace --kind --name --verb --actor --correlation ID
+ *       --result (NNN: that status; Nxx: a class such as 2xx; ok: 1..399 without error;
+ *       error: no response, >= 400, or an error text) --since/--until (RFC 3339 such as
+ *       2025-01-31T12:00:00Z, or a duration back from now such as 15m, 2h, 7d; until is
+ *       exclusive). --follow then polls every AUDIT_FOLLOW_POLL_MS for rows with a larger id
+ *       (AUDIT_FOLLOW_BATCH at most per query, so memory stays bounded) until SIGINT/SIGTERM;
+ *       with --output json it prints JSON lines (an array never ends). --explain prints SQLite's
+ *       EXPLAIN QUERY PLAN of the query (which index it uses) instead of rows.
+ *   rayfleetctl audit export --output json|jsonl|csv [FILTERS] [--limit N]
+ *       Every matching row (no limit unless --limit), oldest first, streamed.
+ *   rayfleetctl audit prune --older-than DURATION [--chunk N] [--pause DURATION] [--dry-run]
+ *       Deletes the rows older than now - DURATION, AUDIT_PRUNE_CHUNK_DEFAULT rows per
+ *       transaction with a pause between chunks. NOTE the store's rule is one writing process per
+ *       database file: prune is the exception, an administrative writer that holds the write lock
+ *       only for one chunk at a time. A running scheduler meets at most a short SQLITE_BUSY on a
+ *       flush and keeps its queue (store.h), and prune retries a chunk that met the scheduler's
+ * lock.
+ *
+ * json/csv rows have the columns: id, time (RFC 3339 UTC with ms), then the 22 columns of the
+ * audit table (time_ms, actor_service, ..., latency_ms). The table format shows a summary.
+ */
+#ifndef RF_CLI_AUDIT_H
+#define RF_CLI_AUDIT_H
+
+#define AUDIT_DEFAULT_LIMIT 100 /* rows `audit` prints by default */
+#define AUDIT_MAX_LIMIT 1000000 /* --limit upper bound */
+#define AUDIT_DB_FILE "scheduler.db" /* the audit database inside the state dir */
+#define AUDIT_FOLLOW_POLL_MS 500 /* --follow polling period */
+#define AUDIT_FOLLOW_BATCH 1000 /* most rows one --follow poll reads */
+#define AUDIT_PRUNE_CHUNK_DEFAULT 10000 /* rows deleted per prune transaction */
+#define AUDIT_PRUNE_PAUSE_DEFAULT_MS 50 /* pause between prune chunks */
+#define AUDIT_PRUNE_BUSY_RETRIES 100 /* attempts of one chunk that meets a busy database */
+
+/* `rayfleetctl audit ARGS` (also `audit export ...` and `audit prune ...`); returns the exit
+ * code. */
+int audit_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,404 @@
+/*
+ * redact: see redact.h.
+ */
+#include "redact.h"
+
+#include "err.h"
+#include "selftest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const s_secret_words[] = {"TOKEN",      "PASSWORD", "PASSWD", "SECRET", "KEY",
+                                             "CREDENTIAL", "AUTH",     "COOKIE", "PRIVATE"};
+#define S_NWORDS (sizeof(s_secret_words) / sizeof(s_secret_words[0]))
+#define S_NAME_MAX 256 /* longer names are judged by their first bytes */
+#define S_LAST_APPLIED "kubectl.kubernetes.io/last-applied-configuration"
+
+/* Whether s[0..len-1] looks secret. */
+static bool s_secretn(const char *s, size_t len)
+{
+    char up[S_NAME_MAX + 1];
+    if (len > S_NAME_MAX)
+        len = S_NAME_MAX;
+    for (size_t i = 0; i < len; i++)
+        up[i] = (s[i] >= 'a' && s[i] <= 'z') ? (char)(s[i] - 32) : s[i];
+    up[len] = '\0';
+    for (size_t i = 0; i < S_NWORDS; i++)
+        if (strstr(up, s_secret_words[i]))
+            return true;
+    return false;
+}
+
+bool redact_name_is_secret(const char *name)
+{
+    return name && s_secretn(name, strlen(name));
+}
+
+static bool s_valchar_end(char c)
+{
+    return c == '\0' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' ||
+           c == ',' || c == ';' || c == '&';
+}
+
+static bool s_wordchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+}
+
+int redact_text(const char *in, buf_t *out)
+{
+    if (!in || !out)
+        return ERR_INVAL;
+    size_t start_len = out->len;
+    int rc = 0;
+    const char *p = in;
+    const char *copied = in; // in[copied..p) not yet appended
+    while (*p && !rc) {
+        const char *val = NULL;
+        if (*p == '=' || *p == ':') {
+            const char *w = p;
+            while (w > in && s_wordchar(w[-1]))
+                w--;
+            if (w < p && s_secretn(w, (size_t)(p - w))) {
+                val = p + 1;
+                if (*p == ':' && *val == ' ')
+                    val++;
+            }
+        } else if ((strncmp(p, "Bearer ", 7) == 0 || strncmp(p, "Basic ", 6) == 0) &&
+                   (p == in || !s_wordchar(p[-1]))) {
+            val = p + (p[1] == 'e' ? 7 : 6);
+        }
+        if (!val || s_valchar_end(*val) || strncmp(val, REDACT_MARK, strlen(REDACT_MARK)) == 0) {
+            p++;
+            continue;
+        }
+        // A value that is itself "Bearer x": keep the scheme word, redact the token.
+        if (strncmp(val, "Bearer ", 7) == 0 || strncmp(val, "Basic ", 6) == 0) {
+            p = val;
+            continue;
+        }
+        rc = buf_append(out, copied, (size_t)(val - copied));
+        if (!rc)
+            rc = buf_puts(out, REDACT_MARK);
+        while (*val && !s_valchar_end(*val))
+            val++;
+        p = copied = val;
+    }
+    if (!rc)
+        rc = buf_puts(out, copied);
+    if (rc) {
+        out->len = start_len;
+        if (out->data)
+            out->data[start_len] = '\0';
+    }
+    return rc;
+}
+
+/* Replaces the string `v` (a member of `parent` under `key`, or item `index` of an array) with
+ * its redact_text() version when that differs. Returns 0 or ERR_NOMEM. */
+static int s_fix_string(json_t *v, buf_t *tmp)
+{
+    const char *s = json_string_value(v);
+    if (!s || (!strchr(s, '=') && !strchr(s, ':') && !strstr(s, "Bearer ") && !strstr(s, "Basic ")))
+        return 0;
+    buf_reset(tmp);
+    int rc = redact_text(s, tmp);
+    if (rc)
+        return json_string_set(v, REDACT_MARK) ? ERR_NOMEM : 0; // too long to scan: drop it
+    if (strcmp(buf_str(tmp), s) != 0 && json_string_set(v, buf_str(tmp)))
+        return ERR_NOMEM;
+    return 0;
+}
+
+static bool s_exempt(const char *key)
+{
+    return strcmp(key, "name") == 0 || strcmp(key, "key") == 0 || strcmp(key, "secretName") == 0;
+}
+
+static int s_walk(json_t *node, int depth, buf_t *tmp)
+{
+    if (depth > REDACT_DEPTH_MAX)
+        return 1; // the caller replaces it
+    int rc = 0;
+    if (json_is_object(node)) {
+        json_t *name = json_object_get(node, "name");
+        json_t *value = json_object_get(node, "value");
+        if (json_is_string(name) && json_is_string(value) &&
+            redact_name_is_secret(json_string_value(name)))
+            if (json_string_set(value, REDACT_MARK))
+                return ERR_NOMEM;
+        const char *k;
+        json_t *v;
+        json_object_foreach(node, k, v)
+        {
+            if (json_is_string(v)) {
+                if ((redact_name_is_secret(k) && !s_exempt(k)) || strcmp(k, S_LAST_APPLIED) == 0)
+                    rc = json_string_set(v, REDACT_MARK) ? ERR_NOMEM : 0;
+                else
+                    rc = s_fix_string(v, tmp);
+            } else if (json_is_object(v) || json_is_array(v)) {
+                rc = s_walk(v, depth + 1, tmp);
+                if (rc == 1)
+                    rc = json_object_set_new(node, k, json_string(REDACT_MARK)) ? ERR_NOMEM : 0;
+            }
+            if (rc)
+                return rc;
+        }
+    } else if (json_is_array(node)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(node, i, v)
+        {
+            if (json_is_string(v)) {
+                rc = s_fix_string(v, tmp);
+            } else if (json_is_object(v) || json_is_array(v)) {
+                rc = s_walk(v, depth + 1, tmp);
+                if (rc == 1)
+                    rc = json_array_set_new(node, i, json_string(REDACT_MARK)) ? ERR_NOMEM : 0;
+            }
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Replaces every value of the object member `key` of `obj`. */
+static int s_blank_values(json_t *obj, const char *key)
+{
+    json_t *m = json_object_get(obj, key);
+    const char *k;
+    json_t *v;
+    json_object_foreach(m, k, v)
+    {
+        if (json_object_set_new(m, k, json_string(REDACT_MARK)))
+            return ERR_NOMEM;
+    }
+    return 0;
+}
+
+json_t *redact_object(const json_t *obj)
+{
+    if (!obj)
+        return NULL;
+    json_t *copy = json_deep_copy(obj);
+    if (!copy)
+        return NULL;
+    buf_t tmp;
+    buf_init(&tmp, 1u << 20);
+    int rc = 0;
+    if (json_is_object(copy)) {
+        json_t *kind = json_object_get(copy, "kind");
+        if (json_is_string(kind) && strcmp(json_string_value(kind), "Secret") == 0) {
+            rc = s_blank_values(copy, "data");
+            if (!rc)
+                rc = s_blank_values(copy, "stringData");
+        }
+    }
+    if (!rc)
+        rc = s_walk(copy, 0, &tmp);
+    buf_free(&tmp);
+    if (rc) {
+        json_decref(copy);
+        return NULL;
+    }
+    return copy;
+}
+
+/* The cut summary with `head` bytes of `full`; NULL when out of memory. */
+static char *s_cut(const json_t *red, const char *full, size_t full_len, size_t head)
+{
+    // never split a UTF-8 sequence
+    while (head > 0 && ((unsigned char)full[head] & 0xc0) == 0x80)
+        head--;
+    json_t *o = json_object();
+    json_t *meta = json_object_get(red, "metadata");
+    if (!o || json_object_set_new(o, "truncated", json_true()) ||
+        json_object_set_new(o, "bytes", json_integer((json_int_t)full_len)))
+        goto fail;
+    const char *k[] = {"kind", "namespace", "name"};
+    json_t *v[] = {json_object_get(red, "kind"), json_object_get(meta, "namespace"),
+                   json_object_get(meta, "name")};
+    for (int i = 0; i < 3; i++)
+        if (json_is_string(v[i]) && json_string_length(v[i]) < 256 &&
+            json_object_set(o, k[i], v[i]))
+            goto fail;
+    if (json_object_set_new(o, "head", json_stringn(full, head)))
+        goto fail;
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+int redact_summary(const json_t *obj, size_t max, buf_t *out)
+{
+    if (!obj || !out || max < REDACT_SUMMARY_MIN)
+        return ERR_INVAL;
+    json_t *red = redact_object(obj);
+    if (!red)
+        return ERR_NOMEM;
+    int rc = ERR_NOMEM;
+    char *full = json_dumps(red, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    char *best = NULL;
+    if (!full)
+        goto done;
+    size_t len = strlen(full);
+    if (len <= max) {
+        rc = buf_puts(out, full);
+        goto done;
+    }
+    // The longest head that fits (escaping may grow it): binary search.
+    size_t lo = 0;
+    size_t hi = len < max ? len : max;
+    while (lo <= hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        char *s = s_cut(red, full, len, mid);
+        if (!s)
+            goto done;
+        if (strlen(s) <= max) {
+            free(best);
+            best = s;
+            lo = mid + 1;
+        } else {
+            free(s);
+            if (mid == 0)
+                break;
+            hi = mid - 1;
+        }
+    }
+    rc = best ? buf_puts(out, best) : ERR_TOOBIG;
+done:
+    free(best);
+    free(full);
+    json_decref(red);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Self-test.
+ */
+
+static bool s_has(const buf_t *b, const char *s)
+{
+    return strstr(buf_str(b), s) != NULL;
+}
+
+int redact_test(bool verbose)
+{
+    int failed = 0;
+    CHECK(redact_name_is_secret("DB_PASSWORD") && redact_name_is_secret("api-key") &&
+          redact_name_is_secret("Authorization") && redact_name_is_secret("github_token"));
+    CHECK(!redact_name_is_secret("RAY_ADDRESS") && !redact_name_is_secret("PATH") &&
+          !redact_name_is_secret(NULL));
+
+    // A pod with literal secret-looking env values, secretKeyRefs, a secret in args and an
+    // Authorization header in a probe.
+    const char *pod =
+        "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"w-1\",\"namespace\":"
+        "\"ns\",\"annotations\":{\"my-token\":\"tok-annot-77\",\"note\":\"fine\"}},\"spec\":{"
+        "\"containers\":[{\"name\":\"ray\",\"image\":\"rayproject/ray:2.9\",\"args\":["
+        "\"--redis-password=s3cr3t-arg\",\"--port=6379\"],\"env\":[{\"name\":\"DB_PASSWORD\","
+        "\"value\":\"hunter2-literal\"},{\"name\":\"API_TOKEN\",\"value\":\"tok-abc-literal\"},"
+        "{\"name\":\"PLAIN\",\"value\":\"visible-value\"},{\"name\":\"FROM_SECRET\",\"valueFrom\":"
+        "{\"secretKeyRef\":{\"name\":\"db-creds\",\"key\":\"password\"}}}],\"readinessProbe\":{"
+        "\"httpGet\":{\"path\":\"/\",\"port\":8265,\"httpHeaders\":[{\"name\":\"Authorization\","
+        "\"value\":\"Bearer bearer-xyz\"}]}}}]}}";
+    json_error_t je;
+    json_t *p = json_loads(pod, 0, &je);
+    CHECK(p != NULL);
+    buf_t b;
+    buf_init(&b, 1u << 20);
+    CHECK(redact_summary(p, 4096, &b) == 0);
+    const char *never[] = {"hunter2-literal", "tok-abc-literal", "s3cr3t-arg", "bearer-xyz",
+                           "tok-annot-77"};
+    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+        CHECK(!s_has(&b, never[i]));
+    CHECK(s_has(&b, "visible-value") && s_has(&b, "\"secretKeyRef\":{\"name\":\"db-creds\","
+                                                  "\"key\":\"password\"}"));
+    CHECK(s_has(&b, "--port=6379") && s_has(&b, "--redis-password=" REDACT_MARK));
+    CHECK(s_has(&b, "\"DB_PASSWORD\",\"value\":\"" REDACT_MARK "\""));
+    CHECK(s_has(&b, "\"Authorization\",\"value\":\"" REDACT_MARK "\"") &&
+          s_has(&b, "\"note\":\"fine\""));
+    json_t *back = json_loads(buf_str(&b), 0, &je);
+    CHECK(back != NULL);
+    json_decref(back);
+    if (verbose)
+        printf("redact: pod: %s\n", buf_str(&b));
+
+    // A bound below the object's size: valid JSON, within the bound, still no secret.
+    json_t *env = json_object_get(
+        json_array_get(json_object_get(json_object_get(p, "spec"), "containers"), 0), "env");
+    for (int i = 0; i < 200; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "VAR_%d_SECRET", i);
+        json_array_append_new(env,
+                              json_pack("{s:s,s:s}", "name", name, "value", "hunter2-literal"));
+    }
+    for (size_t max = REDACT_SUMMARY_MIN; max <= 2048; max *= 2) {
+        buf_reset(&b);
+        CHECK(redact_summary(p, max, &b) == 0 && b.len <= max);
+        back = json_loads(buf_str(&b), 0, &je);
+        CHECK(back && json_is_true(json_object_get(back, "truncated")) &&
+              strcmp(json_string_value(json_object_get(back, "name")), "w-1") == 0);
+        json_decref(back);
+        CHECK(!s_has(&b, "hunter2-literal") && !s_has(&b, "s3cr3t-arg"));
+    }
+    if (verbose)
+        printf("redact: cut: %s\n", buf_str(&b));
+    CHECK(redact_summary(p, 10, &b) == ERR_INVAL);
+    CHECK(redact_summary(NULL, 4096, &b) == ERR_INVAL);
+    buf_t small;
+    buf_init(&small, 16);
+    CHECK(redact_summary(p, 4096, &small) == ERR_TOOBIG && small.len == 0);
+    buf_free(&small);
+    json_decref(p);
+
+    // A Secret shows no data values.
+    json_t *sec = json_loads("{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":"
+                             "\"db\",\"annotations\":{\"" S_LAST_APPLIED "\":\"{\\\"data\\\":"
+                             "{\\\"password\\\":\\\"aGlkZGVu\\\"}}\"}},\"type\":\"Opaque\","
+                             "\"data\":{\"password\":\"aGlkZGVu\",\"user\":\"YWRtaW4=\"},"
+                             "\"stringData\":{\"extra\":\"plain-secret\"}}",
+                             0, &je);
+    CHECK(sec != NULL);
+    buf_reset(&b);
+    CHECK(redact_summary(sec, 4096, &b) == 0);
+    CHECK(!s_has(&b, "aGlkZGVu") && !s_has(&b, "YWRtaW4=") && !s_has(&b, "plain-secret"));
+    CHECK(s_has(&b, "\"password\":\"" REDACT_MARK "\"") && s_has(&b, "\"type\":\"Opaque\""));
+    if (verbose)
+        printf("redact: secret: %s\n", buf_str(&b));
+    json_decref(sec);
+    CHECK(redact_object(NULL) == NULL);
+
+    // Free text.
+    buf_reset(&b);
+    CHECK(redact_text("start --redis-password=abc1 password: def2 token=ghi3&x=1 "
+                      "Authorization: Bearer jkl4 url=http://h:80/ ok",
+                      &b) == 0);
+    CHECK(!s_has(&b, "abc1") && !s_has(&b, "def2") && !s_has(&b, "ghi3") && !s_has(&b, "jkl4"));
+    CHECK(s_has(&b, "&x=1") && s_has(&b, "url=http://h:80/ ok") && s_has(&b, "start "));
+    if (verbose)
+        printf("redact: text: %s\n", buf_str(&b));
+    CHECK(redact_text(NULL, &b) == ERR_INVAL);
+    buf_free(&b);
+
+    // Depth beyond the bound is cut, not recursed without limit.
+    json_t *deep = json_object();
+    json_t *cur = deep;
+    for (int i = 0; i < REDACT_DEPTH_MAX + 5; i++) {
+        json_t *n = json_object();
+        json_object_set_new(cur, "x", n);
+        cur = n;
+    }
+    json_t *rd = redact_object(deep);
+    CHECK(rd != NULL);
+    json_decref(rd);
+    json_decref(deep);
+    return SELFTEST_RESULT("redact", verbose);
+}
