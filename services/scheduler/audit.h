@@ -11,14 +11,10 @@
  * action of one reconcile pass), with what (a bounded, redacted summary of the request body), and
  * with which result (HTTP status, error text, latency).
  *
- * Redaction (audit_redact): request bodies are copied and scrubbed before they are summarised.
- * Environment variables whose name looks secret (token, password, passwd, secret, credential,
- * apikey, api_key, private) keep their name but their literal `value` becomes "(redacted)";
- * `valueFrom` (secretKeyRef, ...) is a reference and is kept. A Secret's `data` and `stringData`
- * values are all replaced. Any other object member whose key looks secret and holds a string is
- * replaced. In every remaining string, the text after "password=", "token=", "secret=" (and the
- * same with ':' or a space after "--redis-password") up to the next blank is replaced, so a
- * rendered `ray start --redis-password=...` command leaks nothing.
+ * Redaction: request bodies are summarised through common/redact (redact_summary), the one rule
+ * for every audit row and log line: literal values of secret-looking env vars, headers and
+ * fields are replaced, valueFrom references kept, a Secret's data hidden, and "password=..."
+ * style values inside strings (a rendered `ray start --redis-password=...`) replaced.
  *
  * Summaries are compact JSON cut to AUDIT_SUMMARY_MAX bytes (a cut summary ends with "...").
  */
@@ -90,12 +86,8 @@ void audit_destroy(audit_t **a_p);
 /* Appends one row for `e`. Returns 0, ERR_INVAL (no verb) or the store's error (logged). */
 int audit_record(audit_t *a, const audit_entry_t *e);
 
-/* Scrubs secrets from `obj` in place as described in the file comment. Returns how many values
- * were replaced. */
-int audit_redact(json_t *obj);
-
-/* Appends the redacted summary of `obj` (a copy is scrubbed; `obj` is not modified) to `out`,
- * at most `max` bytes. Returns 0 or ERR_NOMEM. */
+/* Appends the redacted summary of `obj` (`obj` is not modified) to `out`: compact JSON, at most
+ * max(max, REDACT_SUMMARY_MIN) bytes, still valid JSON when cut. Returns 0 or ERR_NOMEM. */
 int audit_summary(const json_t *obj, size_t max, buf_t *out);
 
 /* Writes a fresh random correlation id (32 hex characters) into out[AUDIT_CORR_LEN]. */
