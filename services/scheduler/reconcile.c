@@ -11,6 +11,7 @@
 #include "rcstatus.h"
 #include "selftest.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,10 @@
 #define S_TIME_MAX 32 /* RFC 3339 time */
 #define S_RAND_CHARS "bcdfghjklmnpqrstvwxz2456789" /* k8s rand.String alphabet */
 #define S_RAND_LEN 5 /* multi-host replica name suffix */
+#define S_SHA1_LEN 20 /* SHA-1 digest bytes */
+#define S_SHA1_BLOCK 64 /* SHA-1 block bytes */
+#define S_B32HEX "0123456789ABCDEFGHIJKLMNOPQRSTUV" /* Go base32.HexEncoding alphabet */
+#define S_MS_PER_S 1000 /* milliseconds per second */
 
 /* Pass stages, in KubeRay's order. */
 enum {
@@ -39,7 +44,7 @@ enum {
 };
 
 /* What a request does, for its result handling. */
-enum { R_CREATE = 1, R_DELETE, R_STATUS, R_EVENT };
+enum { R_CREATE = 1, R_DELETE, R_STATUS, R_EVENT, R_PATCH, R_GET, R_UPDATE };
 
 typedef struct pass pass_t;
 typedef struct req req_t;
@@ -74,6 +79,9 @@ struct pass {
     json_t *pods; /* observed pods */
     json_t *svcs; /* observed services */
     json_t *names; /* {pod name: true} of observed pods */
+    json_t *jobs; /* observed batch Jobs owned by the RayCluster */
+    char hash[RECONCILE_HASH_LEN + 1]; /* Recreate hash of the defaulted spec */
+    int64_t requeue_ms; /* > 0: requeue period of a clean end (finalizer handling) */
     int stage; /* next stage */
     int pending; /* requests of the current stage in flight */
     bool failed; /* the reconcile failed */
@@ -109,6 +117,7 @@ struct req {
     char rc_name[S_NAME_MAX]; /* the RayCluster, for Events about the result */
     char rc_uid[S_NAME_MAX]; /* its uid */
     bool warn_event_on_fail; /* emit the fail_reason event on failure */
+    void (*on_get)(pass_t *p, const k8s_result_t *res); /* R_GET: the reader's handler */
 };
 
 static void s_advance(pass_t *p);
@@ -186,6 +195,128 @@ int reconcile_parse_key(const char *key, char *cluster, char *ns, char *name)
     memcpy(ns, a + 1, (size_t)(b - a - 1));
     ns[b - a - 1] = '\0';
     memcpy(name, b + 1, strlen(b + 1) + 1);
+    return 0;
+}
+
+/* ---------- the Recreate hash ---------- */
+
+static uint32_t s_rol(uint32_t x, int n)
+{
+    return (x << n) | (x >> (32 - n));
+}
+
+static void s_sha1_block(uint32_t h[5], const unsigned char *b)
+{
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 |
+               (uint32_t)b[4 * i + 2] << 8 | (uint32_t)b[4 * i + 3];
+    for (int i = 16; i < 80; i++)
+        w[i] = s_rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) {
+            f = (bb & c) | (~bb & d);
+            k = 0x5A827999u;
+        } else if (i < 40) {
+            f = bb ^ c ^ d;
+            k = 0x6ED9EBA1u;
+        } else if (i < 60) {
+            f = (bb & c) | (bb & d) | (c & d);
+            k = 0x8F1BBCDCu;
+        } else {
+            f = bb ^ c ^ d;
+            k = 0xCA62C1D6u;
+        }
+        uint32_t t = s_rol(a, 5) + f + e + k + w[i];
+        e = d;
+        d = c;
+        c = s_rol(bb, 30);
+        bb = a;
+        a = t;
+    }
+    h[0] += a;
+    h[1] += bb;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+}
+
+/* SHA-1 (FIPS 180-4) of data[n] into out. */
+static void s_sha1(const unsigned char *data, size_t n, unsigned char out[S_SHA1_LEN])
+{
+    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+    size_t i = 0;
+    for (; n - i >= S_SHA1_BLOCK; i += S_SHA1_BLOCK)
+        s_sha1_block(h, data + i);
+    unsigned char last[2 * S_SHA1_BLOCK] = {0};
+    size_t rest = n - i;
+    memcpy(last, data + i, rest);
+    last[rest] = 0x80;
+    size_t total = rest + 9 <= S_SHA1_BLOCK ? S_SHA1_BLOCK : 2 * S_SHA1_BLOCK;
+    uint64_t bits = (uint64_t)n * 8;
+    for (int k = 0; k < 8; k++)
+        last[total - 1 - k] = (unsigned char)(bits >> (8 * k));
+    for (size_t off = 0; off < total; off += S_SHA1_BLOCK)
+        s_sha1_block(h, last + off);
+    for (int k = 0; k < 5; k++) {
+        out[4 * k] = (unsigned char)(h[k] >> 24);
+        out[4 * k + 1] = (unsigned char)(h[k] >> 16);
+        out[4 * k + 2] = (unsigned char)(h[k] >> 8);
+        out[4 * k + 3] = (unsigned char)h[k];
+    }
+}
+
+/* Go's base32.HexEncoding of the 20-byte digest: exactly 32 characters, no padding. */
+static void s_base32hex(const unsigned char in[S_SHA1_LEN], char out[RECONCILE_HASH_LEN + 1])
+{
+    int o = 0;
+    for (int g = 0; g < S_SHA1_LEN; g += 5) {
+        uint64_t v = 0;
+        for (int k = 0; k < 5; k++)
+            v = v << 8 | in[g + k];
+        for (int k = 7; k >= 0; k--)
+            out[o++] = S_B32HEX[(v >> (5 * k)) & 31];
+    }
+    out[o] = '\0';
+}
+
+static void s_strip_template(json_t *tmpl_spec)
+{
+    json_object_del(tmpl_spec, "tolerations");
+    json_object_del(tmpl_spec, "schedulingGates");
+}
+
+int reconcile_spec_hash(const json_t *spec, char *out, size_t size)
+{
+    if (!json_is_object(spec) || !out)
+        return ERR_INVAL;
+    if (size < RECONCILE_HASH_LEN + 1)
+        return ERR_TOOBIG;
+    json_t *s = json_deep_copy(spec);
+    if (!s)
+        return ERR_NOMEM;
+    json_object_del(s, "upgradeStrategy");
+    s_strip_template(jx_get(s, "headGroupSpec.template.spec"));
+    size_t i;
+    json_t *wg;
+    json_array_foreach(json_object_get(s, "workerGroupSpecs"), i, wg)
+    {
+        json_object_del(wg, "replicas");
+        json_object_del(wg, "minReplicas");
+        json_object_del(wg, "maxReplicas");
+        json_object_del(json_object_get(wg, "scaleStrategy"), "workersToDelete");
+        s_strip_template(jx_get(wg, "template.spec"));
+    }
+    char *text = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(s);
+    if (!text)
+        return ERR_NOMEM;
+    unsigned char d[S_SHA1_LEN];
+    s_sha1((const unsigned char *)text, strlen(text), d);
+    free(text);
+    s_base32hex(d, out);
     return 0;
 }
 
@@ -410,6 +541,15 @@ static void s_result(k8s_client_t *c, const k8s_result_t *res, void *arg)
     reconciler_t *r = q->r;
     pass_t *p = q->p;
     int err = res->err;
+    if (q->what == R_GET) {
+        /* reads are not audited; the handler may start writes of the same pass */
+        if (p && q->on_get)
+            q->on_get(p, res);
+        s_req_free(r, q);
+        if (p && --p->pending == 0)
+            s_advance(p);
+        return;
+    }
     bool exists = q->what == R_CREATE && err == ERR_EXISTS;
     bool gone = q->what == R_DELETE && err == ERR_NOTFOUND;
     const char *name = q->name;
@@ -417,7 +557,11 @@ static void s_result(k8s_client_t *c, const k8s_result_t *res, void *arg)
         name = jx_str(res->body, "metadata.name", q->name);
     const char *uid = jx_str(res->body, "metadata.uid", NULL);
     char msg[RECONCILE_MSG_MAX];
-    const char *verb = q->what == R_CREATE ? "create" : q->what == R_DELETE ? "delete" : "status";
+    const char *verb = q->what == R_CREATE   ? "create"
+                       : q->what == R_DELETE ? "delete"
+                       : q->what == R_PATCH  ? "patch"
+                       : q->what == R_UPDATE ? "update"
+                                             : "status";
     if (err == 0 || exists || gone) {
         if (q->what == R_CREATE)
             snprintf(msg, sizeof(msg), exists ? "%s %s/%s exists already" : "Created %s %s/%s",
@@ -425,11 +569,19 @@ static void s_result(k8s_client_t *c, const k8s_result_t *res, void *arg)
         else if (q->what == R_DELETE)
             snprintf(msg, sizeof(msg), gone ? "%s %s/%s was gone already" : "Deleted %s %s/%s",
                      q->noun, q->ns, name);
+        else if (q->what == R_PATCH)
+            snprintf(msg, sizeof(msg), "Patched %s %s/%s", q->noun, q->ns, name);
+        else if (q->what == R_UPDATE)
+            snprintf(msg, sizeof(msg), "Updated %s %s/%s", q->noun, q->ns, name);
         else
             snprintf(msg, sizeof(msg), "Updated the status of RayCluster %s/%s", q->ns, name);
         s_audit(r, q, verb, name, uid, q->ok_reason, msg, res->status, err ? res->message : NULL);
         if (p && q->ok_reason && err == 0)
-            s_event(p, false, q->ok_reason, q->what == R_CREATE ? "Create" : "Delete", "%s", msg);
+            s_event(p, false, q->ok_reason,
+                    q->what == R_CREATE   ? "Create"
+                    : q->what == R_DELETE ? "Delete"
+                                          : "Update",
+                    "%s", msg);
         if (p && q->exp_group[0] && q->what == R_CREATE && err == 0)
             s_expect(r, p->key, q->exp_group, name, true);
         if (p && q->ensure[0]) {
@@ -445,6 +597,12 @@ static void s_result(k8s_client_t *c, const k8s_result_t *res, void *arg)
         else if (q->what == R_DELETE)
             snprintf(msg, sizeof(msg), "Failed to delete %s %s/%s, %s", q->noun, q->ns, name,
                      res->message[0] ? res->message : err_str(err));
+        else if (q->what == R_PATCH)
+            snprintf(msg, sizeof(msg), "Failed to patch %s %s/%s, %s", q->noun, q->ns, name,
+                     res->message[0] ? res->message : err_str(err));
+        else if (q->what == R_UPDATE)
+            snprintf(msg, sizeof(msg), "Failed to update %s %s/%s, %s", q->noun, q->ns, name,
+                     res->message[0] ? res->message : err_str(err));
         else
             snprintf(msg, sizeof(msg), "Failed to update the status of RayCluster %s/%s, %s", q->ns,
                      name, res->message[0] ? res->message : err_str(err));
@@ -452,8 +610,11 @@ static void s_result(k8s_client_t *c, const k8s_result_t *res, void *arg)
                 res->message[0] ? res->message : err_str(err));
         if (p) {
             if (q->fail_reason)
-                s_event(p, true, q->fail_reason, q->what == R_CREATE ? "Create" : "Delete", "%s",
-                        msg);
+                s_event(p, true, q->fail_reason,
+                        q->what == R_CREATE   ? "Create"
+                        : q->what == R_DELETE ? "Delete"
+                                              : "Update",
+                        "%s", msg);
             if (q->what == R_STATUS)
                 p->status_error = true;
             else
@@ -487,6 +648,14 @@ static void s_send(pass_t *p, req_t *q, const k8s_res_t *res, const json_t *obj)
     } else if (q->what == R_DELETE) {
         id = k8s_delete(r->cfg.client, res, NULL, s_result, q);
         r->stats.deletes++;
+    } else if (q->what == R_PATCH) {
+        id = k8s_patch(r->cfg.client, res, K8S_PATCH_MERGE, obj, NULL, s_result, q);
+        r->stats.updates++;
+    } else if (q->what == R_UPDATE) {
+        id = k8s_update(r->cfg.client, res, obj, NULL, s_result, q);
+        r->stats.updates++;
+    } else if (q->what == R_GET) {
+        id = k8s_get(r->cfg.client, res, NULL, s_result, q);
     } else {
         id = k8s_update(r->cfg.client, res, obj, NULL, s_result, q);
         r->stats.status_writes++;
@@ -550,13 +719,51 @@ static bool s_autoscaling(const pass_t *p)
     return jx_bool(p->rcd, "spec.enableInTreeAutoscaling", false);
 }
 
+/* Starts a GET of ns/name for the pass; `fn` handles the answer. */
+static void s_get_for(pass_t *p, const char *group, const char *version, const char *resource,
+                      const char *kind, const char *name,
+                      void (*fn)(pass_t *p, const k8s_result_t *res))
+{
+    req_t *q = s_req_new(p, R_GET, group, kind, name, kind);
+    if (!q) {
+        s_fail(p, NULL, "out of memory");
+        return;
+    }
+    q->on_get = fn;
+    k8s_res_t res = {.group = group,
+                     .version = version,
+                     .resource = resource,
+                     .namespace_ = p->ns,
+                     .name = name};
+    s_send(p, q, &res, NULL);
+}
+
+static void s_sa_got(pass_t *p, const k8s_result_t *res)
+{
+    const char *sa = jx_str(p->rcd, "spec.headGroupSpec.template.spec.serviceAccountName", "");
+    if (res->err == ERR_NOTFOUND) {
+        s_event(p, true, "AutoscalerServiceAccountNotFound", "Create",
+                "If users specify ServiceAccountName for the head Pod, they need to create a "
+                "ServiceAccount themselves. However, ServiceAccount %s is not found. Please "
+                "create one. See the PR description of #1128 for more details.",
+                sa);
+        s_fail(p, NULL, "ServiceAccount %s/%s not found", p->ns, sa);
+    } else if (res->err) {
+        s_fail(p, NULL, "failed to get ServiceAccount %s/%s, %s", p->ns, sa,
+               res->message[0] ? res->message : err_str(res->err));
+    }
+}
+
 static void s_stage_sa(pass_t *p)
 {
     if (!s_autoscaling(p))
         return;
-    /* a user-named ServiceAccount is the user's to create (KubeRay checks it exists) */
-    if (jx_str(p->rcd, "spec.headGroupSpec.template.spec.serviceAccountName", "")[0])
+    /* a user-named ServiceAccount is the user's to create; KubeRay checks it exists */
+    const char *user = jx_str(p->rcd, "spec.headGroupSpec.template.spec.serviceAccountName", "");
+    if (user[0]) {
+        s_get_for(p, "", "v1", "serviceaccounts", "ServiceAccount", user, s_sa_got);
         return;
+    }
     s_create_once(p, objbuild_service_account(p->rcd), "", "v1", "serviceaccounts",
                   "service account", "CreatedServiceAccount", "FailedToCreateServiceAccount", 0);
 }
@@ -576,11 +783,111 @@ static void s_stage_role_binding(pass_t *p)
                       "FailedToCreateRoleBinding", 0);
 }
 
+static bool s_owned_by_rc(const json_t *o, const json_t *rc)
+{
+    size_t i;
+    json_t *ref;
+    json_array_foreach(jx_get(o, "metadata.ownerReferences"), i, ref)
+    {
+        if (jx_bool(ref, "controller", false) &&
+            !strcmp(jx_str(ref, "uid", ""), jx_str(rc, "metadata.uid", "-")))
+            return true;
+    }
+    return false;
+}
+
+/* reconcileIngress: create when absent; an owned Ingress whose labels, annotations or spec
+ * differ is updated (a desired ingressClassName left unset adopts the live one); an Ingress of
+ * that name not owned by the RayCluster is left alone with a Warning. */
+static void s_ingress_got(pass_t *p, const k8s_result_t *res)
+{
+    json_t *want = objbuild_ingress(p->rcd);
+    if (!want) {
+        s_fail(p, NULL, "failed to build the ingress");
+        return;
+    }
+    const char *name = jx_str(want, "metadata.name", "");
+    if (res->err == ERR_NOTFOUND) {
+        req_t *q = s_req_new(p, R_CREATE, "networking.k8s.io", "Ingress", name, "ingress");
+        if (!q) {
+            s_fail(p, NULL, "out of memory");
+        } else {
+            q->ok_reason = "CreatedIngress";
+            q->fail_reason = "FailedToCreateIngress";
+            k8s_res_t r = {.group = "networking.k8s.io",
+                           .version = "v1",
+                           .resource = "ingresses",
+                           .namespace_ = p->ns};
+            s_send(p, q, &r, want);
+        }
+        json_decref(want);
+        return;
+    }
+    if (res->err || !res->body) {
+        s_fail(p, NULL, "failed to get ingress %s/%s, %s", p->ns, name,
+               res->message[0] ? res->message : err_str(res->err ? res->err : ERR_PROTO));
+        json_decref(want);
+        return;
+    }
+    const json_t *live = res->body;
+    if (!s_owned_by_rc(live, p->rc)) {
+        s_event(p, true, "FailedToCreateIngress", "Create",
+                "Failed to create ingress %s/%s: an Ingress with that name exists and is not "
+                "owned by RayCluster %s",
+                p->ns, name, p->name);
+        json_decref(want);
+        return;
+    }
+    json_t *wspec = json_object_get(want, "spec");
+    const json_t *lspec = jx_get(live, "spec");
+    if (wspec && !json_object_get(wspec, "ingressClassName") &&
+        json_object_get(lspec, "ingressClassName"))
+        json_object_set(wspec, "ingressClassName", json_object_get(lspec, "ingressClassName"));
+    const json_t *wl = jx_get(want, "metadata.labels"), *wa = jx_get(want, "metadata.annotations");
+    const json_t *ll = jx_get(live, "metadata.labels"), *la = jx_get(live, "metadata.annotations");
+    bool same_l = json_object_size(wl) == 0 ? json_object_size(ll) == 0 : json_equal(wl, ll);
+    bool same_a = json_object_size(wa) == 0 ? json_object_size(la) == 0 : json_equal(wa, la);
+    if (same_l && same_a && json_equal(wspec, lspec)) {
+        json_decref(want);
+        return;
+    }
+    json_t *upd = json_deep_copy(live);
+    req_t *q = upd ? s_req_new(p, R_UPDATE, "networking.k8s.io", "Ingress", name, "ingress") : NULL;
+    if (!q) {
+        json_decref(upd);
+        json_decref(want);
+        s_fail(p, NULL, "out of memory");
+        return;
+    }
+    json_t *meta = json_object_get(upd, "metadata");
+    json_object_set(meta, "labels", wl ? (json_t *)wl : json_object());
+    json_object_set(meta, "annotations", wa ? (json_t *)wa : json_object());
+    json_object_set(upd, "spec", wspec);
+    q->ok_reason = "UpdatedIngress";
+    q->fail_reason = "FailedToUpdateIngress";
+    k8s_res_t r = {.group = "networking.k8s.io",
+                   .version = "v1",
+                   .resource = "ingresses",
+                   .namespace_ = p->ns,
+                   .name = name};
+    s_send(p, q, &r, upd);
+    json_decref(upd);
+    json_decref(want);
+}
+
 static void s_stage_ingress(pass_t *p)
 {
-    if (jx_bool(p->rcd, "spec.headGroupSpec.enableIngress", false))
-        s_create_once(p, objbuild_ingress(p->rcd), "networking.k8s.io", "v1", "ingresses",
-                      "ingress", "CreatedIngress", "FailedToCreateIngress", 0);
+    if (!jx_bool(p->rcd, "spec.headGroupSpec.enableIngress", false))
+        return;
+    json_t *want = objbuild_ingress(p->rcd);
+    if (!want) {
+        s_fail(p, NULL, "failed to build the ingress");
+        return;
+    }
+    char name[S_NAME_MAX];
+    snprintf(name, sizeof(name), "%s", jx_str(want, "metadata.name", ""));
+    json_decref(want);
+    s_get_for(p, "networking.k8s.io", "v1", "ingresses", "Ingress", name, s_ingress_got);
 }
 
 static int s_rand(void *ctx, unsigned char *out, size_t n)
@@ -762,7 +1069,9 @@ static void s_head(pass_t *p)
             json_t *hp = NULL;
             buf_t err;
             buf_init(&err, RECONCILE_MSG_MAX);
-            if (podbuild_head(p->rcd, &p->r->pod_opts, &hp, &err) == 0)
+            podbuild_opts_t o = p->r->pod_opts;
+            o.recreate_hash = p->hash[0] ? p->hash : NULL;
+            if (podbuild_head(p->rcd, &o, &hp, &err) == 0)
                 s_create_pod(p, hp, RECONCILE_HEAD_GROUP, true);
             else
                 s_fail(p, "FailedCreateHeadPod", "%s", buf_str(&err));
@@ -965,6 +1274,286 @@ out:
     return stop;
 }
 
+/* ---------- Recreate upgrade (spec §1.10) ---------- */
+
+/* Deletes every pod of the pass that is not terminating (head and workers, or only those of
+ * node type `only` when not NULL), in their expectation groups. Returns how many. */
+static size_t s_delete_all_pods(pass_t *p, const char *only, const char *fail_reason,
+                                const char *rcs_reason)
+{
+    size_t i, n = 0;
+    json_t *pod;
+    json_array_foreach(p->pods, i, pod)
+    {
+        const char *t = s_label(pod, OBJ_LABEL_NODE_TYPE);
+        bool head = t && !strcmp(t, NAMES_NODE_HEAD);
+        if (jx_get(pod, "metadata.deletionTimestamp") || (only && (!t || strcmp(t, only))))
+            continue;
+        const char *g = head ? RECONCILE_HEAD_GROUP : s_label(pod, "ray.io/group");
+        s_delete_pod(p, jx_str(pod, "metadata.name", ""), g ? g : "", head ? "head Pod" : "Pod",
+                     NULL, fail_reason, rcs_reason);
+        n++;
+    }
+    return n;
+}
+
+/* shouldRecreatePodsForUpgrade + its handling. Returns true when the pods stage must stop. */
+static bool s_recreate(pass_t *p)
+{
+    if (strcmp(jx_str(p->rcd, "spec.upgradeStrategy.type", ""), "Recreate") != 0 || !p->hash[0])
+        return false;
+    const json_t *head = NULL;
+    size_t i, n = 0;
+    json_t *pod;
+    json_array_foreach(p->pods, i, pod)
+    {
+        const char *t = s_label(pod, OBJ_LABEL_NODE_TYPE);
+        if (t && !strcmp(t, NAMES_NODE_HEAD)) {
+            head = pod;
+            n++;
+        }
+    }
+    if (n != 1)
+        return false;
+    const char *want =
+        p->r->pod_opts.kuberay_version ? p->r->pod_opts.kuberay_version : PODBUILD_KUBERAY_VERSION;
+    const char *ver = s_ann(head, RECONCILE_ANN_KUBERAY_VERSION);
+    const char *hn = jx_str(head, "metadata.name", "");
+    if (ver && ver[0] && strcmp(ver, want) != 0) {
+        /* pods of another operator version: refresh the head's annotations, recreate nothing */
+        json_t *patch =
+            json_pack("{s:{s:{s:s, s:s}}}", "metadata", "annotations", RECONCILE_ANN_RECREATE_HASH,
+                      p->hash, RECONCILE_ANN_KUBERAY_VERSION, want);
+        req_t *q = patch ? s_req_new(p, R_PATCH, "", "Pod", hn, "head Pod") : NULL;
+        if (!q) {
+            json_decref(patch);
+            s_fail(p, NULL, "out of memory");
+            return true;
+        }
+        k8s_res_t res = {.version = "v1", .resource = "pods", .namespace_ = p->ns, .name = hn};
+        s_send(p, q, &res, patch);
+        json_decref(patch);
+        return false;
+    }
+    const char *have = s_ann(head, RECONCILE_ANN_RECREATE_HASH);
+    if (have && !strcmp(have, p->hash))
+        return false;
+    log_info("RayCluster spec changed with Recreate upgrade strategy; deleting all pods", "key",
+             p->key, "hash", p->hash, "head_hash", have ? have : "", NULL);
+    if (s_delete_all_pods(p, NULL, "FailedToDeletePodCollection", "FailedDeleteAllPods") > 0)
+        s_event(p, false, "DeletedPod", "Delete",
+                "Deleted all pods for RayCluster %s/%s due to spec change with Recreate Upgrade "
+                "Strategy",
+                p->ns, p->name);
+    return true;
+}
+
+/* ---------- GCS fault tolerance: the Redis cleanup finalizer (spec §1.11) ---------- */
+
+static bool s_has_redis_finalizer(const json_t *rc)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(jx_get(rc, "metadata.finalizers"), i, f)
+    {
+        if (json_is_string(f) && !strcmp(json_string_value(f), RECONCILE_FINALIZER_REDIS))
+            return true;
+    }
+    return false;
+}
+
+/* Merge-patches metadata.finalizers with ours added or removed (resourceVersion precondition). */
+static void s_patch_finalizer(pass_t *p, bool add)
+{
+    json_t *fins = json_array();
+    size_t i;
+    json_t *f;
+    json_array_foreach(jx_get(p->rc, "metadata.finalizers"), i, f)
+    {
+        if (fins && (!json_is_string(f) || strcmp(json_string_value(f), RECONCILE_FINALIZER_REDIS)))
+            json_array_append(fins, f);
+    }
+    if (fins && add)
+        json_array_append_new(fins, json_string(RECONCILE_FINALIZER_REDIS));
+    if (fins && json_array_size(fins) == 0) {
+        json_decref(fins);
+        fins = json_null();
+    }
+    json_t *patch =
+        fins ? json_pack("{s:{s:o, s:s}}", "metadata", "finalizers", fins, "resourceVersion",
+                         jx_str(p->rc, "metadata.resourceVersion", ""))
+             : NULL;
+    req_t *q = patch ? s_req_new(p, R_PATCH, "ray.io", "RayCluster", p->name, "RayCluster") : NULL;
+    if (!q) {
+        json_decref(patch);
+        s_fail(p, NULL, "out of memory");
+        return;
+    }
+    k8s_res_t res = {.group = "ray.io",
+                     .version = "v1",
+                     .resource = "rayclusters",
+                     .namespace_ = p->ns,
+                     .name = p->name};
+    s_send(p, q, &res, patch);
+    json_decref(patch);
+}
+
+/* Seconds since the epoch of an RFC 3339 UTC time "YYYY-MM-DDTHH:MM:SS[.frac]Z"; -1 if bad. */
+static int64_t s_parse_time(const char *s)
+{
+    static const int pos[6] = {0, 5, 8, 11, 14, 17}, len[6] = {4, 2, 2, 2, 2, 2};
+    int v[6];
+    if (!s || strlen(s) < 19)
+        return -1;
+    for (int k = 0; k < 6; k++) {
+        v[k] = 0;
+        for (int d = 0; d < len[k]; d++) {
+            char c = s[pos[k] + d];
+            if (c < '0' || c > '9')
+                return -1;
+            v[k] = v[k] * 10 + (c - '0');
+        }
+    }
+    struct tm tm = {.tm_year = v[0] - 1900,
+                    .tm_mon = v[1] - 1,
+                    .tm_mday = v[2],
+                    .tm_hour = v[3],
+                    .tm_min = v[4],
+                    .tm_sec = v[5]};
+    return (int64_t)timegm(&tm);
+}
+
+/* Go's time.Duration %v of whole seconds: "45s", "5m0s", "1h0m0s". */
+static void s_go_duration(int64_t sec, char *out, size_t n)
+{
+    if (sec >= 3600)
+        snprintf(out, n, "%lldh%lldm%llds", (long long)(sec / 3600), (long long)(sec / 60 % 60),
+                 (long long)(sec % 60));
+    else if (sec >= 60)
+        snprintf(out, n, "%lldm%llds", (long long)(sec / 60), (long long)(sec % 60));
+    else
+        snprintf(out, n, "%llds", (long long)sec);
+}
+
+static bool s_job_finished(const json_t *job)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(jx_get(job, "status.conditions"), i, c)
+    {
+        const char *t = jx_str(c, "type", "");
+        if ((!strcmp(t, "Complete") || !strcmp(t, "Failed") || !strcmp(t, "FailureTarget")) &&
+            !strcmp(jx_str(c, "status", ""), "True"))
+            return true;
+    }
+    return false;
+}
+
+/* The deleting RayCluster with Redis GCS FT: pods, then the cleanup Job, then the finalizer. */
+static void s_gcs_ft_deleting(pass_t *p)
+{
+    log_info("The RayCluster with GCS enabled is being deleted. Start to handle the Redis "
+             "cleanup finalizer.",
+             "key", p->key, NULL);
+    s_delete_all_pods(p, NAMES_NODE_HEAD, NULL, NULL);
+    s_delete_all_pods(p, NAMES_NODE_WORKER, NULL, NULL);
+    size_t i, heads = 0;
+    json_t *o;
+    json_array_foreach(p->pods, i, o)
+    {
+        const char *t = s_label(o, OBJ_LABEL_NODE_TYPE);
+        if (t && !strcmp(t, NAMES_NODE_HEAD))
+            heads++;
+    }
+    if (heads > 0) {
+        /* wait for the head Pod to be deleted before creating the Redis cleanup Job */
+        p->requeue_ms = RECONCILE_HEAD_GONE_REQUEUE_MS;
+        return;
+    }
+    int64_t timeout = RECONCILE_FT_TIMEOUT_S;
+    const char *ts = s_ann(p->rc, RECONCILE_ANN_FT_TIMEOUT);
+    if (ts && ts[0]) {
+        char *end = NULL;
+        long long v = strtoll(ts, &end, 10);
+        if (end && !*end && v > 0)
+            timeout = v;
+    }
+    int64_t since = s_parse_time(jx_str(p->rc, "metadata.deletionTimestamp", ""));
+    int64_t now = (int64_t)time(NULL);
+    if (since >= 0 && now - since >= timeout) {
+        char d[64];
+        s_go_duration(timeout, d, sizeof(d));
+        const char *sns =
+            jx_str(p->rcd, "spec.gcsFaultToleranceOptions.externalStorageNamespace", NULL);
+        if (!sns || !sns[0])
+            sns = s_ann(p->rc, RECONCILE_ANN_STORAGE_NS);
+        if (!sns || !sns[0])
+            sns = jx_str(p->rc, "metadata.uid", "");
+        s_event(p, true, "ForceDeletedStuckCluster", "Cleanup",
+                "Force-removed GCS FT finalizer after %s due to Redis cleanup timeout; Redis "
+                "storage namespace \"%s\" may need manual cleanup",
+                d, sns);
+        s_patch_finalizer(p, false);
+        return;
+    }
+    const json_t *job = NULL;
+    json_array_foreach(p->jobs, i, o)
+    {
+        const char *c = s_label(o, OBJ_LABEL_CLUSTER), *t = s_label(o, OBJ_LABEL_NODE_TYPE);
+        if (c && t && !strcmp(c, p->name) && !strcmp(t, NAMES_NODE_REDIS_CLEANUP))
+            job = o;
+    }
+    if (job) {
+        if (s_job_finished(job))
+            s_patch_finalizer(p, false);
+        else
+            p->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
+        return;
+    }
+    json_t *hp = NULL;
+    buf_t err;
+    buf_init(&err, RECONCILE_MSG_MAX);
+    if (podbuild_head(p->rcd, &p->r->pod_opts, &hp, &err) != 0) {
+        s_fail(p, NULL, "%s", buf_str(&err));
+        buf_free(&err);
+        return;
+    }
+    buf_free(&err);
+    json_t *jobobj = objbuild_redis_cleanup_job(p->rcd, hp);
+    json_decref(hp);
+    s_create_once(p, jobobj, "batch", "v1", "jobs", "Redis cleanup Job", "CreatedRedisCleanupJob",
+                  "FailedToCreateRedisCleanupJob", RECONCILE_CREATE_EXPECT_MS);
+    p->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
+}
+
+/* Pipeline step 10. Returns true when the pass ends here (after its writes). */
+static bool s_gcs_ft(pass_t *p)
+{
+    const char *fa = s_ann(p->rc, RECONCILE_ANN_FT);
+    const json_t *opts = jx_get(p->rcd, "spec.gcsFaultToleranceOptions");
+    bool ft = (fa && !strcmp(fa, "true")) || json_is_object(opts);
+    const char *backend = jx_str(opts, "backend", "");
+    bool redis = !backend[0] || !strcmp(backend, "redis");
+    bool deleting = jx_get(p->rc, "metadata.deletionTimestamp") != NULL;
+    if (ft && redis && !p->r->cfg.no_redis_cleanup) {
+        if (!deleting) {
+            if (s_has_redis_finalizer(p->rc))
+                return false;
+            log_info("Add a finalizer", "key", p->key, "finalizer", RECONCILE_FINALIZER_REDIS,
+                     NULL);
+            s_patch_finalizer(p, true);
+            /* only start the RayCluster reconciliation after the finalizer is added */
+            p->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
+            return true;
+        }
+        s_gcs_ft_deleting(p);
+        return true;
+    }
+    if (deleting && ft && !strcmp(backend, "rocksdb") && s_has_redis_finalizer(p->rc))
+        s_patch_finalizer(p, false);
+    return deleting;
+}
+
 static void s_stage_pods(pass_t *p)
 {
     /* suspend (gate RayClusterStatusConditions, on) */
@@ -988,6 +1577,8 @@ static void s_stage_pods(pass_t *p)
         return;
     }
     if (s_cond_true(p->rc, RCS_COND_SUSPENDED))
+        return;
+    if (s_recreate(p))
         return;
     s_head(p);
     if (p->failed)
@@ -1083,6 +1674,7 @@ static void s_pass_free(pass_t *p)
     json_decref(p->pods);
     json_decref(p->svcs);
     json_decref(p->names);
+    json_decref(p->jobs);
     buf_free(&p->fail_msg);
     free(p);
 }
@@ -1109,6 +1701,8 @@ static void s_advance(pass_t *p)
                     log_info("reconcile failed", "key", p->key, "error", buf_str(&p->fail_msg),
                              NULL);
                 res = workq_error();
+            } else if (p->requeue_ms > 0) {
+                res = workq_requeue_after(p->requeue_ms);
             } else if (p->short_requeue) {
                 res = workq_requeue_after(RECONCILE_SHORT_REQUEUE_MS);
             } else {
@@ -1172,13 +1766,16 @@ static int s_load_children(pass_t *p)
     json_decref(p->pods);
     json_decref(p->svcs);
     json_decref(p->names);
+    json_decref(p->jobs);
     p->pods = json_array();
     p->svcs = json_array();
     p->names = json_object();
+    p->jobs = json_array();
     for (size_t i = 0; i < l.n; i++) {
         const store_observed_t *row = l.rows[i];
         bool pod = !strcmp(row->kind, "Pod"), svc = !strcmp(row->kind, "Service");
-        if ((!pod && !svc) || !row->json)
+        bool job = !strcmp(row->kind, "Job");
+        if ((!pod && !svc && !job) || !row->json)
             continue;
         json_t *o = json_loads(row->json, 0, NULL);
         if (!o)
@@ -1186,12 +1783,14 @@ static int s_load_children(pass_t *p)
         if (pod) {
             json_object_set_new(p->names, row->name, json_true());
             json_array_append_new(p->pods, o);
+        } else if (job) {
+            json_array_append_new(p->jobs, o);
         } else {
             json_array_append_new(p->svcs, o);
         }
     }
     store_observed_list_free(&l);
-    return p->pods && p->svcs && p->names ? 0 : ERR_NOMEM;
+    return p->pods && p->svcs && p->names && p->jobs ? 0 : ERR_NOMEM;
 }
 
 /* Validation (pipeline steps 3-9). Returns 0 to go on, 1 to stop with no requeue, 2 to stop
@@ -1294,10 +1893,9 @@ void reconcile_fn(workq_t *q, const char *key, void *arg)
         s_finish(p, workq_error());
         return;
     }
-    /* 2. managedBy, deletion */
+    /* 2. managedBy */
     const char *mb = jx_str(p->rc, "spec.managedBy", "");
-    if ((mb[0] && strcmp(mb, RECONCILE_MANAGED_BY) != 0) ||
-        jx_get(p->rc, "metadata.deletionTimestamp")) {
+    if (mb[0] && strcmp(mb, RECONCILE_MANAGED_BY) != 0) {
         s_finish(p, workq_ok());
         return;
     }
@@ -1318,6 +1916,14 @@ void reconcile_fn(workq_t *q, const char *key, void *arg)
     }
     if (s_load_children(p) != 0) {
         s_finish(p, workq_error());
+        return;
+    }
+    if (reconcile_spec_hash(jx_get(p->rcd, "spec"), p->hash, sizeof(p->hash)) != 0)
+        p->hash[0] = '\0';
+    /* 10. GCS FT Redis finalizer and deletion; a deleting RayCluster goes no further */
+    if (s_gcs_ft(p)) {
+        p->stage = S_DONE;
+        s_advance(p);
         return;
     }
     p->stage = S_SA;
@@ -1449,5 +2055,65 @@ int reconcile_test(bool verbose)
     s_rand_suffix(sfx);
     CHECK(strlen(sfx) == S_RAND_LEN && strspn(sfx, S_RAND_CHARS) == S_RAND_LEN);
     loop_destroy(&loop);
+
+    /* SHA-1 (FIPS 180 vectors) and Go's base32 hex encoding */
+    unsigned char d[S_SHA1_LEN];
+    char h32[RECONCILE_HASH_LEN + 1];
+    s_sha1((const unsigned char *)"abc", 3, d);
+    s_base32hex(d, h32);
+    CHECK(d[0] == 0xa9 && d[1] == 0x99 && d[19] == 0x9d);
+    CHECK(!strcmp(h32, "L6CJSDI70Q0MLEHU4LONGK62DIED1M4T"));
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    s_sha1((const unsigned char *)two, strlen(two), d);
+    CHECK(d[0] == 0x84 && d[1] == 0x98 && d[18] == 0x70 && d[19] == 0xf1);
+    s_sha1((const unsigned char *)"", 0, d);
+    CHECK(d[0] == 0xda && d[1] == 0x39 && d[19] == 0x09);
+
+    /* the Recreate hash ignores replicas, workersToDelete, tolerations and upgradeStrategy */
+    json_t *spec = json_pack(
+        "{s:s, s:{s:{s:{s:[{s:s, s:s}]}}}, s:[{s:s, s:i, s:i, s:i, s:{s:[s]}, "
+        "s:{s:{s:[{s:s, s:s}], s:[]}}}], s:{s:s}}",
+        "rayVersion", "2.46.0", "headGroupSpec", "template", "spec", "containers", "name",
+        "ray-head", "image", "rayproject/ray:2.46.0", "workerGroupSpecs", "groupName", "g",
+        "replicas", 1, "minReplicas", 0, "maxReplicas", 5, "scaleStrategy", "workersToDelete", "w1",
+        "template", "spec", "containers", "name", "ray-worker", "image", "rayproject/ray:2.46.0",
+        "tolerations", "upgradeStrategy", "type", "Recreate");
+    char h1[RECONCILE_HASH_LEN + 1], h2[RECONCILE_HASH_LEN + 1];
+    CHECK(spec && reconcile_spec_hash(spec, h1, sizeof(h1)) == 0 && strlen(h1) == 32);
+    json_t *wg0 = json_array_get(jx_get(spec, "workerGroupSpecs"), 0);
+    json_object_set_new(wg0, "replicas", json_integer(4));
+    json_object_del(json_object_get(wg0, "scaleStrategy"), "workersToDelete");
+    json_object_del(jx_get(wg0, "template.spec"), "tolerations");
+    json_object_set_new(spec, "upgradeStrategy", json_pack("{s:s}", "type", "None"));
+    CHECK(reconcile_spec_hash(spec, h2, sizeof(h2)) == 0 && !strcmp(h1, h2));
+    jx_set_path(spec, "rayVersion", json_string("2.47.0"));
+    CHECK(reconcile_spec_hash(spec, h2, sizeof(h2)) == 0 && strcmp(h1, h2) != 0);
+    CHECK(reconcile_spec_hash(spec, h2, 8) == ERR_TOOBIG);
+    CHECK(reconcile_spec_hash(NULL, h2, sizeof(h2)) == ERR_INVAL);
+    json_decref(spec);
+
+    /* finalizer, times and durations */
+    json_t *rcf =
+        json_pack("{s:{s:[s, s]}}", "metadata", "finalizers", "x", RECONCILE_FINALIZER_REDIS);
+    CHECK(s_has_redis_finalizer(rcf));
+    json_array_remove(jx_get(rcf, "metadata.finalizers"), 1);
+    CHECK(!s_has_redis_finalizer(rcf));
+    json_decref(rcf);
+    CHECK(s_parse_time("1970-01-01T00:01:40Z") == 100);
+    CHECK(s_parse_time("2024-02-29T12:00:00.123Z") == 1709208000);
+    CHECK(s_parse_time("2024-02-29") == -1 && s_parse_time("2024-0x-29T12:00:00Z") == -1);
+    char dur[64];
+    s_go_duration(300, dur, sizeof(dur));
+    CHECK(!strcmp(dur, "5m0s"));
+    s_go_duration(45, dur, sizeof(dur));
+    CHECK(!strcmp(dur, "45s"));
+    s_go_duration(3661, dur, sizeof(dur));
+    CHECK(!strcmp(dur, "1h1m1s"));
+    json_t *job = json_pack("{s:{s:[{s:s, s:s}]}}", "status", "conditions", "type", "Complete",
+                            "status", "True");
+    CHECK(s_job_finished(job));
+    jx_set_path(job, "status.conditions", json_array());
+    CHECK(!s_job_finished(job));
+    json_decref(job);
     return SELFTEST_RESULT("reconcile", verbose);
 }

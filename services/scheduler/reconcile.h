@@ -4,10 +4,20 @@
  * One pass for one key ("cluster/namespace/name"), started by the work queue (workq.h):
  *   1. read the RayCluster and its pods and services from observed.db (read-only connection;
  *      the watcher is its only writer). NotFound: forget the key's expectations, done.
- *      `managedBy` other than ray.io/kuberay-operator, or a deletionTimestamp: done.
+ *      `managedBy` other than ray.io/kuberay-operator: done.
  *   2. default nil rayStartParams, validate (validate.h) with KubeRay's Warning events
  *      InvalidRayClusterMetadata / InvalidRayClusterSpec / the UpgradeStrategy message (no
  *      requeue) and InvalidRayClusterStatus (error requeue);
+ *   2b. GCS fault tolerance with Redis (spec §1.11; FT = annotation ray.io/ft-enabled "true" or
+ *      gcsFaultToleranceOptions, backend redis, cfg.no_redis_cleanup false): not deleting and
+ *      without the finalizer ray.io/gcs-ft-redis-cleanup-finalizer -> merge-patch it in, requeue
+ *      2 s, nothing else. Deleting -> delete the head and worker pods; a head pod still listed
+ *      -> requeue 10 s; deletion older than ray.io/gcs-ft-deletion-timeout (else 300 s) ->
+ *      remove the finalizer with Warning ForceDeletedStuckCluster; a cleanup Job (labels
+ *      ray.io/cluster, ray.io/node-type=redis-cleanup) finished (Complete/Failed/FailureTarget)
+ *      -> remove the finalizer, unfinished -> requeue 2 s; none -> create it (objbuild; events
+ *      CreatedRedisCleanupJob / FailedToCreateRedisCleanupJob), requeue 2 s. A deleting rocksdb
+ *      cluster still holding the finalizer has it removed. Any other deleting cluster: done.
  *   3. the sub-reconcilers in KubeRay's order, stopping at the first error: autoscaler
  *      ServiceAccount, Role, RoleBinding, Ingress, auth Secret, head Service, headless Service,
  *      serve Service, GCS PVC, pods. Each stage issues its writes asynchronously through k8s.h
@@ -17,13 +27,25 @@
  *   5. workq_done(): an error -> rate-limited requeue; a status write or an unmet expectation ->
  *      RECONCILE_SHORT_REQUEUE_MS; otherwise the configured period (300 s).
  *
+ * Autoscaler ServiceAccount: a user-named head serviceAccountName is read (GET); NotFound ->
+ * Warning AutoscalerServiceAccountNotFound and the pass fails. Ingress: read every pass (GET);
+ * absent -> created (CreatedIngress); owned by the RayCluster and labels, annotations or spec
+ * differ -> updated (UpdatedIngress / FailedToUpdateIngress; an unset desired ingressClassName
+ * adopts the live one); not owned -> left alone with Warning FailedToCreateIngress.
+ *
  * Pods (reconcilePods, spec §1.9/§1.10): Suspending deletes every pod (event DeletedPod);
- * Suspended creates nothing; one unhealthy head is deleted (DeletedHeadPod, error), none is
- * created (CreatedHeadPod) unless RayClusterProvisioned is True and the annotation
- * ray.io/disable-provisioned-head-restart is "true"; per worker group rcstatus_scale_group()
- * decides deletions (unhealthy pods first, then every name in workersToDelete, then surplus only
- * with autoscaling off) and creations (lowest unused ray.io/worker-group-replica-index).
- * Multi-host groups (numOfHosts > 1) create and delete whole replicas.
+ * Suspended creates nothing; upgradeStrategy Recreate: the head pod carries
+ * ray.io/upgrade-strategy-recreate-hash (reconcile_spec_hash of the defaulted spec, set on every
+ * head pod); with exactly one head pod whose ray.io/kuberay-version is this operator's (another
+ * version: its two annotations are patched, nothing recreated) and whose hash differs, every
+ * non-terminating pod is deleted (event DeletedPod) and the pass creates nothing; the next passes
+ * recreate the pods once the deletions are observed. None (default): pods are never recreated; one
+ * unhealthy head is deleted (DeletedHeadPod, error), none is created (CreatedHeadPod) unless
+ * RayClusterProvisioned is True and the annotation ray.io/disable-provisioned-head-restart is
+ * "true"; per worker group rcstatus_scale_group() decides deletions (unhealthy pods first, then
+ * every name in workersToDelete, then surplus only with autoscaling off) and creations (lowest
+ * unused ray.io/worker-group-replica-index). Multi-host groups (numOfHosts > 1) create and delete
+ * whole replicas.
  *
  * Expectations (KubeRay's scale_expectations.go, by name): every pod this reconciler creates or
  * deletes is remembered per (key, group) with the time; a group is skipped until each created
@@ -66,6 +88,15 @@
 #define RECONCILE_ANN_DISABLE_HEAD_RESTART "ray.io/disable-provisioned-head-restart"
 #define RECONCILE_HEAD_GROUP "head" /* expectation group of the head pod */
 #define RECONCILE_MSG_MAX 4096 /* longest error or event message */
+#define RECONCILE_HEAD_GONE_REQUEUE_MS (10 * 1000) /* GCS FT deletion: head pod still listed */
+#define RECONCILE_FINALIZER_REDIS "ray.io/gcs-ft-redis-cleanup-finalizer" /* GCS FT finalizer */
+#define RECONCILE_ANN_FT "ray.io/ft-enabled" /* legacy GCS FT switch annotation */
+#define RECONCILE_ANN_FT_TIMEOUT "ray.io/gcs-ft-deletion-timeout" /* seconds, integer > 0 */
+#define RECONCILE_FT_TIMEOUT_S 300 /* default Redis cleanup timeout */
+#define RECONCILE_ANN_STORAGE_NS "ray.io/external-storage-namespace" /* Redis namespace */
+#define RECONCILE_ANN_RECREATE_HASH "ray.io/upgrade-strategy-recreate-hash" /* head pod */
+#define RECONCILE_ANN_KUBERAY_VERSION "ray.io/kuberay-version" /* head pod */
+#define RECONCILE_HASH_LEN 32 /* base32hex(sha1) characters */
 
 typedef struct reconciler reconciler_t;
 
@@ -80,6 +111,7 @@ typedef struct {
     bool random_delete; /* ENABLE_RANDOM_POD_DELETE=true */
     bool events; /* emit Kubernetes Events (true in production) */
     int64_t requeue_ms; /* period after a clean pass; 0: RECONCILE_REQUEUE_MS */
+    bool no_redis_cleanup; /* ENABLE_GCS_FT_REDIS_CLEANUP=false: no finalizer, no cleanup Job */
 } reconcile_config_t;
 
 /* Counters. */
@@ -90,6 +122,7 @@ typedef struct {
     uint64_t creates; /* create requests sent (pods, services, RBAC, ...) */
     uint64_t deletes; /* delete requests sent */
     uint64_t status_writes; /* /status updates sent */
+    uint64_t updates; /* other updates and patches sent (finalizer, head annotations) */
     uint64_t events; /* Events sent */
     uint64_t write_errors; /* writes that failed (AlreadyExists and delete NotFound excluded) */
     uint64_t errors; /* passes that ended with an error */
@@ -120,11 +153,22 @@ int reconcile_key(const char *cluster, const char *ns, const char *name, char *o
  * Returns 0 or ERR_INVAL. */
 int reconcile_parse_key(const char *key, char *cluster, char *ns, char *name);
 
+/* The Recreate-strategy hash of a RayCluster spec (spec §1.9/§1.10): base32hex(sha1(JSON(spec')))
+ * where spec' is `spec` without every worker group's replicas, minReplicas, maxReplicas and
+ * scaleStrategy.workersToDelete, the head and worker templates' tolerations and schedulingGates,
+ * and upgradeStrategy. JSON is jansson's compact form with sorted keys, NOT Go's encoding/json
+ * of the RayClusterSpec struct (field order, omitempty), so the value differs from KubeRay's;
+ * the behaviour (a template or rayVersion change alters it, a replica change does not) is the
+ * same. Writes RECONCILE_HASH_LEN characters and a NUL into out[size]. Returns 0, ERR_INVAL,
+ * ERR_TOOBIG or ERR_NOMEM. */
+int reconcile_spec_hash(const json_t *spec, char *out, size_t size);
+
 /* Fills *out with the counters. */
 void reconcile_stats(const reconciler_t *r, reconcile_stats_t *out);
 
-/* Self-test: keys, causes, argument errors (the behaviour is tested end to end in
- * tests/integration/scheduler). */
+/* Self-test: keys, argument errors, expectations, SHA-1 and the Recreate hash, finalizer, time
+ * and duration helpers (the behaviour is tested end to end in tests/integration/scheduler and
+ * tests/integration/scheduler2). */
 int reconcile_test(bool verbose);
 
 #endif
