@@ -510,7 +510,9 @@ json_t *objbuild_redis_cleanup_job(const json_t *rc, const json_t *head_pod)
         if (strcmp(jx_str(e, "name", ""), "REDIS_USERNAME") == 0)
             has_user = true;
     }
-    json_object_set_new(c, "command", json_pack("[s,s,s]", "/bin/bash", "-lc", "--"));
+    // KubeRay's default container shell (`-lc` only with its login-shell option, which the
+    // cleanup Job does not take).
+    json_object_set_new(c, "command", json_pack("[s,s,s]", "/bin/bash", "-c", "--"));
     buf_t a;
     buf_init(&a, 1u << 16);
     buf_puts(&a, S_CLEANUP_ARGS_HEAD);
@@ -881,7 +883,7 @@ int objbuild_test(bool verbose)
     CHECK(jc &&
           strstr(json_string_value(json_array_get(jx_get(jc, "args"), 0)),
                  "cleanup_redis_storage(host=parsed.hostname") != NULL &&
-          strcmp(json_string_value(json_array_get(jx_get(jc, "command"), 1)), "-lc") == 0);
+          strcmp(json_string_value(json_array_get(jx_get(jc, "command"), 1)), "-c") == 0);
     CHECK(job && s_owner_ok(job, "custom-head-svc"));
     json_decref(job);
     json_decref(head);
