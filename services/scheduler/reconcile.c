@@ -57,6 +57,7 @@ struct reconciler {
     validate_gates_t gates; /* feature gates */
     json_t *expect; /* {key: {group: {name: {"t": ms, "op": "c"|"d"}}}} */
     json_t *ensured; /* {key: {"Kind/name": ms}} objects created or found existing */
+    json_t *status_sent; /* {key: {"rv": observed RV at the write, "status": what was sent}} */
     json_t *causes; /* {key: {"rv", "eid", "gen"}} last bus event per key */
     pass_t *passes; /* passes in flight (list) */
     req_t *reqs; /* requests in flight (list) */
@@ -615,9 +616,10 @@ static void s_result(k8s_client_t *c, const k8s_result_t *res, void *arg)
                         : q->what == R_DELETE ? "Delete"
                                               : "Update",
                         "%s", msg);
-            if (q->what == R_STATUS)
+            if (q->what == R_STATUS) {
                 p->status_error = true;
-            else
+                json_object_del(r->status_sent, p->key);
+            } else
                 s_fail(p, q->rcs_reason, "%s", msg);
             /* the write failed: its expectation will never be met */
             if (q->exp_group[0] && q->what == R_DELETE) {
@@ -657,7 +659,7 @@ static void s_send(pass_t *p, req_t *q, const k8s_res_t *res, const json_t *obj)
     } else if (q->what == R_GET) {
         id = k8s_get(r->cfg.client, res, NULL, s_result, q);
     } else {
-        id = k8s_update(r->cfg.client, res, obj, NULL, s_result, q);
+        id = k8s_patch(r->cfg.client, res, K8S_PATCH_JSON, obj, NULL, s_result, q);
         r->stats.status_writes++;
     }
     s_req_link(r, q);
@@ -1634,13 +1636,28 @@ static void s_stage_status(pass_t *p)
         json_decref(st);
         return;
     }
-    json_t *obj = json_deep_copy(p->rc);
+    // observed.db may not have caught up with our own last status write yet: the same status
+    // sent against the same observed resourceVersion is not sent again.
+    reconciler_t *r = p->r;
+    const char *orv = jx_str(p->rc, "metadata.resourceVersion", "");
+    json_t *sent = json_object_get(r->status_sent, p->key);
+    if (sent && strcmp(jx_str(sent, "rv", ""), orv) == 0 &&
+        !rcstatus_changed(json_object_get(sent, "status"), st)) {
+        json_decref(st);
+        return;
+    }
+    // Only this reconciler (one replica per key) writes a RayCluster's status, so it replaces
+    // /status whole without a resourceVersion precondition, which the lagging observed copy
+    // would fail; the uid test keeps it from landing on a re-created namesake.
+    json_t *obj = json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:O}]", "op", "test", "path", "/metadata/uid",
+                            "value", jx_str(p->rc, "metadata.uid", ""), "op", "replace", "path",
+                            "/status", "value", st);
     if (!obj) {
         json_decref(st);
         p->status_error = true;
         return;
     }
-    json_object_set_new(obj, "status", st);
+    json_object_set_new(r->status_sent, p->key, json_pack("{s:s,s:o}", "rv", orv, "status", st));
     req_t *q = s_req_new(p, R_STATUS, "ray.io", "RayCluster", p->name, "RayCluster");
     if (!q) {
         json_decref(obj);
@@ -1867,6 +1884,7 @@ void reconcile_fn(workq_t *q, const char *key, void *arg)
         json_object_del(r->expect, key);
         json_object_del(r->ensured, key);
         json_object_del(r->causes, key);
+        json_object_del(r->status_sent, key);
         s_finish(p, workq_ok());
         return;
     }
@@ -1977,7 +1995,8 @@ reconciler_t *reconcile_new(loop_t *loop, const reconcile_config_t *cfg)
     r->expect = json_object();
     r->ensured = json_object();
     r->causes = json_object();
-    if (!r->expect || !r->ensured || !r->causes) {
+    r->status_sent = json_object();
+    if (!r->expect || !r->ensured || !r->causes || !r->status_sent) {
         reconcile_destroy(&r);
         return NULL;
     }
@@ -1996,6 +2015,7 @@ void reconcile_destroy(reconciler_t **r_p)
     json_decref(r->expect);
     json_decref(r->ensured);
     json_decref(r->causes);
+    json_decref(r->status_sent);
     free(r);
     *r_p = NULL;
 }
