@@ -100,6 +100,15 @@ if command -v kubectl >/dev/null; then
     done
     check "kubectl apply examples/raycluster.yaml" \
         kc_ apply -f "$(dirname "$0")/../../../examples/raycluster.yaml"
+    # The real services reconcile it: kubectl sees KubeRay's conditions and state column.
+    check "kubectl wait --for=condition=RayClusterProvisioned" \
+        kc_ wait --for=condition=RayClusterProvisioned raycluster/demo --timeout=60s
+    check "kubectl wait --for=condition=HeadPodReady" \
+        kc_ wait --for=condition=HeadPodReady raycluster/demo --timeout=60s
+    check "kubectl get rayclusters shows the state column" bash -c \
+        "kubectl --kubeconfig '$state/kubeconfig' --cache-dir '$tmp/kcache' get rayclusters demo | awk 'NR==1 && \$0 ~ /STATUS/ {h=1} NR==2 && \$0 ~ /ready/ {r=1} END {exit !(h && r)}'"
+    check "head and two workers exist" bash -c \
+        "[[ \$(kubectl --kubeconfig '$state/kubeconfig' --cache-dir '$tmp/kcache' get pods -l ray.io/cluster=demo --no-headers | wc -l) -eq 3 ]]"
 else
     check "kubectl is installed (scripts/deps.sh does not provide it)" false
 fi
