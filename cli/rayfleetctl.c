@@ -4,6 +4,7 @@
  * (sql.h).
  */
 #include "audit.h"
+#include "explain.h"
 #include "launch.h"
 #include "sql.h"
 #include "status.h"
@@ -29,6 +30,8 @@ static const s_command_t s_commands[] = {
     {"audit", audit_main,
      "List, follow, export or prune the actions rayfleet took, with their causes."},
     {"sql", sql_main, "Run one read-only SQL query on rayfleet's databases."},
+    {"explain", explain_main, "Why does KIND/NAME exist or why was it deleted: its causes."},
+    {"drift", drift_main, "Children each RayCluster wants versus those observed (observed.db)."},
 };
 #define S_NCOMMANDS (sizeof(s_commands) / sizeof(s_commands[0]))
 

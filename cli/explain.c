@@ -1,0 +1,1370 @@
+/*
+ * explain: see explain.h.
+ *
+ * Every audit row read is turned into a jansson object with the column names of
+ * `rayfleetctl audit --output json` (id, time, time_ms, actor_service, ...), so that the text and
+ * the JSON outputs are made from the same values.
+ */
+#include "explain.h"
+
+#include "args.h"
+#include "audit.h"
+#include "buf.h"
+#include "err.h"
+#include "json.h"
+#include "launch.h"
+#include "sql.h"
+#include "store.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_KIND_MAX 64 /* longest KIND word accepted */
+#define S_GROUP_MAX 256 /* longest worker group name kept */
+#define S_WORKER_INFIX "-worker-" /* worker pod names: <cluster>-<group>-worker-<suffix> */
+#define S_HTTP_NOT_FOUND 404 /* a delete that found the object gone */
+#define S_GROUP_LABEL "\"ray.io/group\":\"" /* the group label inside a cut summary's text */
+
+/* A kind the command line may name: its words (singular, lower case) and its API group. */
+typedef struct {
+    const char *word; /* "pod" */
+    const char *alias; /* a short name ("po"), or NULL */
+    const char *kind; /* "Pod" */
+    const char *group; /* API group, "" for core */
+} s_kind_t;
+
+static const s_kind_t s_kinds[] = {
+    {"pod", "po", "Pod", ""},
+    {"service", "svc", "Service", ""},
+    {"event", "ev", "Event", ""},
+    {"raycluster", "rc", "RayCluster", "ray.io"},
+    {"rayjob", NULL, "RayJob", "ray.io"},
+    {"rayservice", NULL, "RayService", "ray.io"},
+    {"configmap", "cm", "ConfigMap", ""},
+    {"secret", NULL, "Secret", ""},
+    {"serviceaccount", "sa", "ServiceAccount", ""},
+    {"role", NULL, "Role", "rbac.authorization.k8s.io"},
+    {"rolebinding", NULL, "RoleBinding", "rbac.authorization.k8s.io"},
+    {"ingress", "ing", "Ingress", "networking.k8s.io"},
+    {"route", NULL, "Route", "route.openshift.io"},
+    {"persistentvolumeclaim", "pvc", "PersistentVolumeClaim", ""},
+    {"job", NULL, "Job", "batch"},
+    {"endpointslice", NULL, "EndpointSlice", "discovery.k8s.io"},
+};
+#define S_NKINDS (sizeof(s_kinds) / sizeof(s_kinds[0]))
+
+/* The audit columns, in the order of a store_audit_prepare() statement, then id. */
+static const char *const s_cols[STORE_AUDIT_NCOLS] = {"time_ms",
+                                                      "actor_service",
+                                                      "actor_replica",
+                                                      "actor_version",
+                                                      "cluster",
+                                                      "target_group",
+                                                      "target_kind",
+                                                      "target_namespace",
+                                                      "target_name",
+                                                      "target_uid",
+                                                      "verb",
+                                                      "reason",
+                                                      "message",
+                                                      "cause_key",
+                                                      "cause_generation",
+                                                      "cause_resource_version",
+                                                      "cause_event_id",
+                                                      "correlation_id",
+                                                      "request_summary",
+                                                      "result_status",
+                                                      "result_error",
+                                                      "latency_ms",
+                                                      "id"};
+
+/* The same columns as SQL, for the queries store_audit_prepare() cannot express. */
+#define S_COLS_SQL                                                                                 \
+    "time_ms, actor_service, actor_replica, actor_version, cluster, target_group, target_kind, "   \
+    "target_namespace, target_name, target_uid, verb, reason, message, cause_key, "                \
+    "cause_generation, cause_resource_version, cause_event_id, correlation_id, request_summary, "  \
+    "result_status, result_error, latency_ms, id"
+
+/* One explain run: the connection and what the command line asked. */
+typedef struct {
+    store_query_t *q; /* read-only connection: scheduler.db, observed.db as `observed` */
+    bool observed; /* observed.db is attached */
+    json_t *clusters; /* member clusters to look in (array of strings) */
+    const s_kind_t *kind; /* the object's kind */
+    const char *ns; /* its namespace */
+    const char *name; /* its name */
+    bool json; /* --output json */
+} s_ex_t;
+
+static const char *s_s(const json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? v : "";
+}
+
+static json_int_t s_i(const json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+/* RFC 3339 UTC with milliseconds. */
+static void s_rfc3339(int64_t ms, char *out, size_t size)
+{
+    time_t t = (time_t)(ms / 1000);
+    int frac = (int)(ms % 1000);
+    if (frac < 0) {
+        frac += 1000;
+        t -= 1;
+    }
+    struct tm tm;
+    char base[32];
+    if (!gmtime_r(&t, &tm) || strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        snprintf(out, size, "-");
+        return;
+    }
+    snprintf(out, size, "%s.%03dZ", base, frac);
+}
+
+/* The current row of an audit statement (columns as s_cols) as a new JSON object, or NULL. */
+static json_t *s_row(sqlite3_stmt *st)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    char when[40];
+    s_rfc3339(sqlite3_column_int64(st, 0), when, sizeof(when));
+    json_object_set_new(o, "time", json_string(when));
+    for (int i = 0; i < STORE_AUDIT_NCOLS; i++) {
+        json_t *v = NULL;
+        switch (sqlite3_column_type(st, i)) {
+        case SQLITE_INTEGER:
+            v = json_integer(sqlite3_column_int64(st, i));
+            break;
+        case SQLITE_TEXT:
+            v = json_stringn((const char *)sqlite3_column_text(st, i),
+                             (size_t)sqlite3_column_bytes(st, i));
+            break;
+        default:
+            v = json_null();
+        }
+        if (!v || json_object_set_new(o, s_cols[i], v) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* Steps `st` (finalized here) appending each row to `out`, at most `max`. Returns 0 or 1 (error
+ * printed). */
+static int s_collect(s_ex_t *x, sqlite3_stmt *st, json_t *out, size_t max)
+{
+    int rc;
+    int code = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (json_array_size(out) >= max)
+            break;
+        json_t *r = s_row(st);
+        if (!r || json_array_append_new(out, r) != 0) {
+            fprintf(stderr, "rayfleetctl explain: out of memory\n");
+            code = 1;
+            break;
+        }
+    }
+    if (!code && rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        fprintf(stderr, "rayfleetctl explain: reading the audit table: %s\n",
+                store_query_timed_out(x->q) ? "the query timed out"
+                                            : sqlite3_errmsg(store_query_handle(x->q)));
+        code = 1;
+    }
+    sqlite3_finalize(st);
+    return code;
+}
+
+/* Runs the audit filter `f` into `out`. Returns 0 or 1 (error printed). */
+static int s_filter(s_ex_t *x, const store_audit_filter_t *f, json_t *out, size_t max)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store_audit_prepare(store_query_handle(x->q), f, &st, NULL);
+    if (rc) {
+        fprintf(stderr, "rayfleetctl explain: cannot query the audit table: %s\n",
+                rc == ERR_DB ? sqlite3_errmsg(store_query_handle(x->q)) : err_str(rc));
+        return 1;
+    }
+    return s_collect(x, st, out, max);
+}
+
+/* Prepares `sql` on the read-only connection. Returns the statement or NULL (error printed). */
+static sqlite3_stmt *s_prepare(s_ex_t *x, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    buf_t why;
+    buf_init(&why, STORE_QUERY_WHY_MAX);
+    if (store_query_prepare(x->q, sql, &st, &why) != 0) {
+        fprintf(stderr, "rayfleetctl explain: %s\n", buf_str(&why));
+        st = NULL;
+    }
+    buf_free(&why);
+    return st;
+}
+
+/* The observed row of (cluster, kind, ns, name) as a new JSON object (the columns, and the
+ * parsed object under "object"), or NULL when not observed (or observed.db is absent). */
+static json_t *s_observed(s_ex_t *x, const char *cluster, const char *kind, const char *ns,
+                          const char *name)
+{
+    if (!x->observed)
+        return NULL;
+    sqlite3_stmt *st =
+        s_prepare(x, "SELECT cluster, api_group, kind, namespace, name, uid, resource_version, "
+                     "generation, owner_kind, owner_name, phase, conditions, deleting, updated_ms, "
+                     "json FROM observed.observed_objects WHERE cluster = ?1 AND kind = ?2 AND "
+                     "namespace = ?3 AND name = ?4");
+    if (!st)
+        return NULL;
+    sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, name, -1, SQLITE_STATIC);
+    json_t *o = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW && (o = json_object())) {
+        static const char *const names[] = {
+            "cluster", "api_group",       "kind",       "namespace",  "name",
+            "uid",     "resourceVersion", "generation", "owner_kind", "owner_name",
+            "phase",   "conditions",      "deleting",   "updated_ms"};
+        for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++) {
+            if (sqlite3_column_type(st, i) == SQLITE_INTEGER)
+                json_object_set_new(o, names[i], json_integer(sqlite3_column_int64(st, i)));
+            else if (sqlite3_column_type(st, i) == SQLITE_TEXT)
+                json_object_set_new(o, names[i],
+                                    json_string((const char *)sqlite3_column_text(st, i)));
+        }
+        json_object_set_new(o, "deleting", json_boolean(sqlite3_column_int64(st, 12) != 0));
+        const char *js = (const char *)sqlite3_column_text(st, 14);
+        size_t len = (size_t)sqlite3_column_bytes(st, 14);
+        if (js && len <= EXPLAIN_OBJECT_MAX) {
+            json_t *obj = NULL;
+            buf_t err;
+            buf_init(&err, 256);
+            if (jx_parse(js, len, "observed", &obj, &err) == 0)
+                json_object_set_new(o, "object", obj);
+            buf_free(&err);
+        }
+    }
+    sqlite3_finalize(st);
+    return o;
+}
+
+/* Looks for the object in every candidate cluster; returns the first observed row or NULL. */
+static json_t *s_observed_any(s_ex_t *x, const char *kind, const char *ns, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(x->clusters, i, c)
+    {
+        json_t *o = s_observed(x, json_string_value(c), kind, ns, name);
+        if (o)
+            return o;
+    }
+    return NULL;
+}
+
+/* Splits a cause key "cluster/namespace/name" into its parts (borrowed copies in the buffers).
+ * Returns 0, or -1 when it has another shape. */
+static int s_split_key(const char *key, char *cluster, char *ns, char *name, size_t size)
+{
+    const char *a = key ? strchr(key, '/') : NULL;
+    const char *b = key ? strrchr(key, '/') : NULL;
+    if (!a || a == b || (size_t)(a - key) >= size || (size_t)(b - a - 1) >= size ||
+        strlen(b + 1) >= size)
+        return -1;
+    snprintf(cluster, size, "%.*s", (int)(a - key), key);
+    snprintf(ns, size, "%.*s", (int)(b - a - 1), a + 1);
+    snprintf(name, size, "%s", b + 1);
+    return 0;
+}
+
+/* The Ray object a cause key names: its observed row (with "kind"), or, when it is no longer
+ * observed, an object with only "kind" (from the audit rows that target it, else "Ray object"),
+ * "cluster", "namespace" and "name". NULL on a malformed key. The caller owns the result. */
+static json_t *s_cause_owner(s_ex_t *x, const char *key)
+{
+    char c[S_GROUP_MAX], ns[S_GROUP_MAX], nm[S_GROUP_MAX];
+    if (s_split_key(key, c, ns, nm, sizeof(c)) != 0)
+        return NULL;
+    static const char *const ray_kinds[] = {"RayCluster", "RayJob", "RayService"};
+    for (size_t i = 0; i < sizeof(ray_kinds) / sizeof(ray_kinds[0]); i++) {
+        json_t *o = s_observed(x, c, ray_kinds[i], ns, nm);
+        if (o)
+            return o;
+    }
+    json_t *o = json_pack("{s:s, s:s, s:s}", "cluster", c, "namespace", ns, "name", nm);
+    if (!o)
+        return NULL;
+    const char *kind = "Ray object";
+    for (size_t i = 0; i < sizeof(ray_kinds) / sizeof(ray_kinds[0]); i++) {
+        json_t *rows = json_array();
+        store_audit_filter_t f = {.cluster = c,
+                                  .kind = ray_kinds[i],
+                                  .ns = ns,
+                                  .name = nm,
+                                  .limit = 1,
+                                  .order = STORE_AUDIT_NEWEST};
+        bool hit = rows && s_filter(x, &f, rows, 1) == 0 && json_array_size(rows) > 0;
+        json_decref(rows);
+        if (hit) {
+            kind = ray_kinds[i];
+            break;
+        }
+    }
+    json_object_set_new(o, "kind", json_string(kind));
+    return o;
+}
+
+/* The worker group of a pod row: from its request summary (the labels, also in a cut summary's
+ * text), else from the name "<cluster>-<group>-worker-<suffix>" matched against the groups of the
+ * RayCluster `rc` (may be NULL). Writes "" when unknown. */
+static void s_pod_group(const json_t *row, const json_t *rc, char *out, size_t size)
+{
+    out[0] = '\0';
+    const char *sum = s_s(row, "request_summary");
+    json_t *doc = NULL;
+    buf_t err;
+    buf_init(&err, 256);
+    if (sum[0] && jx_parse(sum, strlen(sum), "summary", &doc, &err) == 0) {
+        json_t *labels = jx_getv(doc, "metadata", "labels", NULL);
+        const char *g = json_string_value(json_object_get(labels, "ray.io/group"));
+        if (g)
+            snprintf(out, size, "%s", g);
+        const char *head = jx_str(doc, "head", NULL);
+        const char *p = head ? strstr(head, S_GROUP_LABEL) : NULL;
+        if (!g && p) {
+            p += strlen(S_GROUP_LABEL);
+            const char *e = strchr(p, '"');
+            if (e && (size_t)(e - p) < size)
+                snprintf(out, size, "%.*s", (int)(e - p), p);
+        }
+    }
+    json_decref(doc);
+    buf_free(&err);
+    if (out[0] || !rc)
+        return;
+    const char *name = s_s(row, "target_name");
+    const char *rcname = jx_str(rc, "metadata.name", "");
+    size_t n = strlen(rcname);
+    size_t i;
+    json_t *wg;
+    size_t best = 0;
+    json_array_foreach(jx_get(rc, "spec.workerGroupSpecs"), i, wg)
+    {
+        const char *g = jx_str(wg, "groupName", "");
+        size_t gl = strlen(g);
+        if (strncmp(name, rcname, n) == 0 && name[n] == '-' && strncmp(name + n + 1, g, gl) == 0 &&
+            strncmp(name + n + 1 + gl, S_WORKER_INFIX, strlen(S_WORKER_INFIX)) == 0 && gl > best &&
+            gl < size) {
+            snprintf(out, size, "%s", g);
+            best = gl;
+        }
+    }
+}
+
+/* The worker group spec named `group` in RayCluster `rc`, borrowed, or NULL. */
+static const json_t *s_group_spec(const json_t *rc, const char *group)
+{
+    size_t i;
+    json_t *wg;
+    json_array_foreach(jx_get(rc, "spec.workerGroupSpecs"), i, wg)
+    {
+        if (strcmp(jx_str(wg, "groupName", ""), group) == 0)
+            return wg;
+    }
+    return NULL;
+}
+
+/* The worker pods a group spec asks for, as KubeRay counts them: replicas (default minReplicas)
+ * clamped to [minReplicas, maxReplicas], times numOfHosts; 0 when the cluster or group is
+ * suspended. Sets *replicas and *hosts. */
+static int64_t s_group_want(const json_t *rc, const json_t *wg, int64_t *replicas, int64_t *hosts)
+{
+    int64_t min = jx_int(wg, "minReplicas", 0);
+    int64_t max = jx_int(wg, "maxReplicas", INT32_MAX);
+    int64_t r = jx_int(wg, "replicas", min);
+    if (r < min)
+        r = min;
+    if (r > max)
+        r = max;
+    int64_t h = jx_int(wg, "numOfHosts", 1);
+    if (h < 1)
+        h = 1;
+    *replicas = r;
+    *hosts = h;
+    if (jx_bool(rc, "spec.suspend", false) || jx_bool(wg, "suspend", false))
+        return 0;
+    return r * h;
+}
+
+/* Whether spec.workerGroupSpecs[].scaleStrategy.workersToDelete of `rc` names `pod`; the group
+ * that names it is written to `group`. */
+static bool s_named_to_delete(const json_t *rc, const char *pod, char *group, size_t size)
+{
+    size_t i, k;
+    json_t *wg, *w;
+    json_array_foreach(jx_get(rc, "spec.workerGroupSpecs"), i, wg)
+    {
+        json_array_foreach(jx_get(wg, "scaleStrategy.workersToDelete"), k, w)
+        {
+            if (json_is_string(w) && strcmp(json_string_value(w), pod) == 0) {
+                snprintf(group, size, "%s", jx_str(wg, "groupName", ""));
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* The verb of a row in the past tense. */
+static const char *s_past(const char *verb)
+{
+    static const char *const map[][2] = {
+        {"create", "created"},
+        {"delete", "deleted"},
+        {"patch", "patched"},
+        {"update", "updated"},
+        {"status", "had its status updated"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(map[i][0], verb) == 0)
+            return map[i][1];
+    return NULL;
+}
+
+/* Whether a row's result is a success. */
+static bool s_ok(const json_t *row)
+{
+    json_int_t st = s_i(row, "result_status");
+    return st > 0 && st < 400 && !json_is_string(json_object_get(row, "result_error"));
+}
+
+/* Appends "RayCluster default/demo generation 1 (resourceVersion 25, bus event 17953...)" for
+ * the cause of `row` with owner `owner` (may be NULL). */
+static void s_cause_text(buf_t *b, const json_t *row, const json_t *owner)
+{
+    const char *kind = owner ? s_s(owner, "kind") : "the object";
+    const char *ns = owner ? s_s(owner, "namespace") : "";
+    const char *nm = owner ? s_s(owner, "name") : s_s(row, "cause_key");
+    buf_printf(b, "%s %s%s%s", kind, ns, ns[0] ? "/" : "", nm);
+    if (json_is_integer(json_object_get(row, "cause_generation")))
+        buf_printf(b, " generation %" JSON_INTEGER_FORMAT, s_i(row, "cause_generation"));
+    buf_puts(b, " (");
+    const char *sep = "";
+    if (s_s(row, "cause_resource_version")[0]) {
+        buf_printf(b, "resourceVersion %s", s_s(row, "cause_resource_version"));
+        sep = ", ";
+    }
+    if (json_is_integer(json_object_get(row, "cause_event_id")))
+        buf_printf(b, "%sbus event %" JSON_INTEGER_FORMAT, sep, s_i(row, "cause_event_id"));
+    else
+        buf_printf(b, "%sno bus event: a resync or requeue", sep);
+    buf_puts(b, ")");
+}
+
+/* Counts the worker pods of `group` created by the rows of `siblings` (the whole reconcile,
+ * the row itself included). */
+static int64_t s_created_in_group(const json_t *siblings, const json_t *rc, const char *group)
+{
+    int64_t n = 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(siblings, i, r)
+    {
+        if (strcmp(s_s(r, "target_kind"), "Pod") || strcmp(s_s(r, "verb"), "create") || !s_ok(r) ||
+            strcmp(s_s(r, "reason"), "CreatedWorkerPod"))
+            continue;
+        char g[S_GROUP_MAX];
+        s_pod_group(r, rc, g, sizeof(g));
+        if (strcmp(g, group) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* Appends the wanted count of a worker pod's group, when the spec acted on is known: " wanted 2
+ * workers in group workers (replicas 2 x numOfHosts 1) and ..." */
+static void s_want_text(buf_t *b, const json_t *row, const json_t *owner, const json_t *siblings,
+                        const char *group)
+{
+    const json_t *rc = json_object_get(owner, "object");
+    bool same_gen = rc && json_is_integer(json_object_get(row, "cause_generation")) &&
+                    s_i(owner, "generation") == s_i(row, "cause_generation");
+    const json_t *wg = group[0] ? s_group_spec(rc, group) : NULL;
+    if (!wg)
+        return;
+    int64_t replicas = 0, hosts = 0;
+    int64_t want = s_group_want(rc, wg, &replicas, &hosts);
+    if (!same_gen) {
+        buf_printf(b,
+                   " (its spec at that generation is not kept; at generation %" JSON_INTEGER_FORMAT
+                   " it wants %" PRId64 " workers in group %s)",
+                   s_i(owner, "generation"), want, group);
+        return;
+    }
+    buf_printf(b,
+               " wanted %" PRId64 " workers in group %s (replicas %" PRId64 " x numOfHosts %" PRId64
+               ")",
+               want, group, replicas, hosts);
+    if (!strcmp(s_s(row, "verb"), "create")) {
+        int64_t made = s_created_in_group(siblings, rc, group);
+        int64_t existed = want - made;
+        buf_printf(b, " and %" PRId64 " existed, so this reconcile created %" PRId64,
+                   existed < 0 ? 0 : existed, made);
+    }
+}
+
+/* Appends the other actions of the reconcile: "same reconcile also created Service x
+ * (CreatedService), ...; recorded N Events". */
+static void s_siblings_text(buf_t *b, const json_t *row, const json_t *siblings)
+{
+    int64_t id = s_i(row, "id");
+    size_t i;
+    json_t *r;
+    int events = 0, listed = 0;
+    json_array_foreach(siblings, i, r)
+    {
+        if (s_i(r, "id") == id)
+            continue;
+        if (!strcmp(s_s(r, "target_kind"), "Event") && !strcmp(s_s(r, "verb"), "create")) {
+            events++;
+            continue;
+        }
+        const char *past = s_past(s_s(r, "verb"));
+        buf_printf(b, "%s%s %s %s/%s",
+                   listed ? ", " : "\n    same reconcile also: ", past ? past : s_s(r, "verb"),
+                   s_s(r, "target_kind"), s_s(r, "target_namespace"), s_s(r, "target_name"));
+        if (s_s(r, "reason")[0])
+            buf_printf(b, " (%s)", s_s(r, "reason"));
+        if (!s_ok(r))
+            buf_printf(b, " [FAILED: %" JSON_INTEGER_FORMAT " %s]", s_i(r, "result_status"),
+                       s_s(r, "result_error"));
+        listed++;
+    }
+    if (events)
+        buf_printf(b, "%srecorded %d Event%s on the owner",
+                   listed ? "; " : "\n    same reconcile also: ", events, events == 1 ? "" : "s");
+    if (!listed && !events)
+        buf_puts(b, "\n    same reconcile: no other action");
+}
+
+/* Appends why a delete happened, inferred from the owner's current spec. */
+static void s_delete_why(buf_t *b, const json_t *row, const json_t *owner, const json_t *siblings)
+{
+    const json_t *rc = json_object_get(owner, "object");
+    const char *reason = s_s(row, "reason");
+    char group[S_GROUP_MAX];
+    if (rc && s_named_to_delete(rc, s_s(row, "target_name"), group, sizeof(group))) {
+        buf_printf(b, "\n    why: scaleStrategy.workersToDelete of group %s names it", group);
+        return;
+    }
+    if (!strcmp(reason, "DeletedWorkerPod")) {
+        s_pod_group(row, rc, group, sizeof(group));
+        const json_t *wg = group[0] ? s_group_spec(rc, group) : NULL;
+        bool same_gen = wg && s_i(owner, "generation") == s_i(row, "cause_generation");
+        if (same_gen) {
+            int64_t r = 0, h = 0;
+            int64_t want = s_group_want(rc, wg, &r, &h);
+            buf_printf(b,
+                       "\n    why: scale down or replacement: generation %" JSON_INTEGER_FORMAT
+                       " wants %" PRId64 " workers in group %s; the audit row does not say "
+                       "whether the pod was surplus, unhealthy or part of an incomplete "
+                       "multi-host replica",
+                       s_i(row, "cause_generation"), want, group);
+        } else {
+            buf_puts(b, "\n    why: the reconcile chose it (surplus after a scale down, unhealthy, "
+                        "or part of an incomplete multi-host replica); the audit row does not "
+                        "say which and the spec of that generation is not kept");
+        }
+        return;
+    }
+    if (!strcmp(reason, "DeletedHeadPod"))
+        buf_puts(b, "\n    why: the reconcile found the head pod unhealthy, terminated or "
+                    "outdated (KubeRay deletes such a head pod to recreate it)");
+    (void)siblings;
+}
+
+/* Reads the rows of one reconcile into a new array (NULL on error, printed). */
+static json_t *s_reconcile_rows(s_ex_t *x, const char *corr)
+{
+    json_t *rows = json_array();
+    if (!rows)
+        return NULL;
+    if (!corr || !corr[0])
+        return rows;
+    store_audit_filter_t f = {
+        .correlation_id = corr, .limit = EXPLAIN_MAX_SIBLINGS, .order = STORE_AUDIT_OLDEST};
+    if (s_filter(x, &f, rows, EXPLAIN_MAX_SIBLINGS) != 0) {
+        json_decref(rows);
+        return NULL;
+    }
+    return rows;
+}
+
+/* Explains one row of the object: text into `b`, details into `row` (cause object, siblings).
+ * Returns 0 or 1 (error printed). */
+static int s_explain_row(s_ex_t *x, json_t *row, buf_t *b)
+{
+    char when[40];
+    s_rfc3339(s_i(row, "time_ms"), when, sizeof(when));
+    const char *verb = s_s(row, "verb");
+    const char *past = s_past(verb);
+    buf_printf(b, "%s %s/%s ", x->kind->word, s_s(row, "target_namespace"),
+               s_s(row, "target_name"));
+    /* A delete answered 404 found the object gone already (someone else, or an earlier delete
+     * of rayfleet, removed it): not a failure. */
+    bool gone = !strcmp(verb, "delete") && s_i(row, "result_status") == S_HTTP_NOT_FOUND;
+    if (gone)
+        buf_puts(b, "was to be deleted again (it was gone already)");
+    else if (past)
+        buf_printf(b, "was %s", past);
+    else
+        buf_printf(b, "had '%s' done to it", verb);
+    buf_printf(b, " at %s by %s", when,
+               s_s(row, "actor_replica")[0] ? s_s(row, "actor_replica")
+                                            : s_s(row, "actor_service"));
+    if (s_s(row, "reason")[0])
+        buf_printf(b, " (%s)", s_s(row, "reason"));
+    buf_printf(b, ": %s", s_s(row, "message"));
+    if (s_ok(row) || gone)
+        buf_printf(b, " [HTTP %" JSON_INTEGER_FORMAT "]", s_i(row, "result_status"));
+    else
+        buf_printf(b, " [FAILED: HTTP %" JSON_INTEGER_FORMAT "%s%s]", s_i(row, "result_status"),
+                   s_s(row, "result_error")[0] ? ", " : "", s_s(row, "result_error"));
+    json_t *owner = s_s(row, "cause_key")[0] ? s_cause_owner(x, s_s(row, "cause_key")) : NULL;
+    json_t *siblings = s_reconcile_rows(x, s_s(row, "correlation_id"));
+    if (!siblings) {
+        json_decref(owner);
+        return 1;
+    }
+    if (s_s(row, "cause_key")[0]) {
+        buf_puts(b, "\n    because ");
+        s_cause_text(b, row, owner);
+        char group[S_GROUP_MAX] = "";
+        if (!strcmp(x->kind->kind, "Pod") && !strcmp(s_s(row, "reason"), "CreatedWorkerPod")) {
+            s_pod_group(row, json_object_get(owner, "object"), group, sizeof(group));
+            s_want_text(b, row, owner, siblings, group);
+        } else if (!strcmp(s_s(row, "reason"), "CreatedHeadPod")) {
+            buf_puts(b, " wanted 1 head pod and none was running");
+        } else if (!strcmp(verb, "create")) {
+            buf_printf(b, " wanted this %s and it did not exist", x->kind->kind);
+        } else if (!strcmp(verb, "delete")) {
+            buf_puts(b, " was reconciled");
+            s_delete_why(b, row, owner, siblings);
+        } else if (!strcmp(verb, "status")) {
+            buf_puts(b, " was reconciled and its status had changed");
+        } else {
+            buf_puts(b, " was reconciled");
+        }
+        buf_printf(b, "\n    reconcile %s",
+                   s_s(row, "correlation_id")[0] ? s_s(row, "correlation_id")
+                                                 : "(no correlation id)");
+    } else {
+        buf_puts(b, "\n    cause: not recorded (no cause key in the audit row)");
+    }
+    if (owner && json_is_integer(json_object_get(owner, "generation"))) {
+        buf_printf(b,
+                   "\n    %s %s/%s now: generation %" JSON_INTEGER_FORMAT
+                   ", resourceVersion %s, state %s%s",
+                   s_s(owner, "kind"), s_s(owner, "namespace"), s_s(owner, "name"),
+                   s_i(owner, "generation"), s_s(owner, "resourceVersion"),
+                   s_s(owner, "phase")[0] ? s_s(owner, "phase") : "-",
+                   s_i(owner, "generation") == s_i(row, "cause_generation")
+                       ? " (the generation acted on: its current spec is the one the reconcile "
+                         "read)"
+                       : " (changed since: the spec of the generation acted on is not kept)");
+    } else if (owner) {
+        buf_printf(b, "\n    %s %s/%s is no longer observed (deleted, or observed.db is missing)",
+                   s_s(owner, "kind"), s_s(owner, "namespace"), s_s(owner, "name"));
+    }
+    s_siblings_text(b, row, siblings);
+    if (owner) {
+        json_t *slim = json_deep_copy(owner);
+        if (slim)
+            json_object_del(slim, "object");
+        json_object_set_new(row, "cause_object", slim);
+    }
+    json_object_set_new(row, "same_reconcile", siblings);
+    json_decref(owner);
+    return 0;
+}
+
+/* For a worker pod gone without a rayfleet delete: the worker pods the scheduler created later
+ * for the same owner and group. Appends text to `b` and the rows to `out`. */
+static int s_replacements(s_ex_t *x, const json_t *create, buf_t *b, json_t *out)
+{
+    json_t *owner = s_cause_owner(x, s_s(create, "cause_key"));
+    const json_t *rc = json_object_get(owner, "object");
+    char group[S_GROUP_MAX];
+    s_pod_group(create, rc, group, sizeof(group));
+    json_t *rows = json_array();
+    store_audit_filter_t f = {.cluster = s_s(create, "cluster"),
+                              .verb = "create",
+                              .since_ms = s_i(create, "time_ms"),
+                              .limit = EXPLAIN_MAX_ROWS,
+                              .order = STORE_AUDIT_OLDEST};
+    int code = rows ? s_filter(x, &f, rows, EXPLAIN_MAX_ROWS) : 1;
+    size_t i;
+    json_t *r;
+    int n = 0;
+    json_array_foreach(rows, i, r)
+    {
+        char g[S_GROUP_MAX];
+        if (code || s_i(r, "id") <= s_i(create, "id") || strcmp(s_s(r, "target_kind"), "Pod") ||
+            strcmp(s_s(r, "reason"), "CreatedWorkerPod") ||
+            strcmp(s_s(r, "cause_key"), s_s(create, "cause_key")) || !s_ok(r) ||
+            !strcmp(s_s(r, "correlation_id"), s_s(create, "correlation_id")))
+            continue;
+        s_pod_group(r, rc, g, sizeof(g));
+        if (strcmp(g, group) != 0)
+            continue;
+        char when[40];
+        s_rfc3339(s_i(r, "time_ms"), when, sizeof(when));
+        if (!n)
+            buf_printf(b,
+                       "\n  worker pods the scheduler created later in group %s (a replacement, "
+                       "if one was needed, is among them; 'rayfleetctl explain pod/NAME' says "
+                       "why each exists):",
+                       group[0] ? group : "?");
+        buf_printf(b,
+                   "\n    pod %s/%s at %s (cause generation %" JSON_INTEGER_FORMAT
+                   ", resourceVersion %s, reconcile %s)",
+                   s_s(r, "target_namespace"), s_s(r, "target_name"), when,
+                   s_i(r, "cause_generation"), s_s(r, "cause_resource_version"),
+                   s_s(r, "correlation_id"));
+        json_array_append(out, r);
+        n++;
+    }
+    if (!n && !code)
+        buf_printf(b, "\n  the scheduler has created no worker pod in group %s since",
+                   group[0] ? group : "?");
+    json_decref(rows);
+    json_decref(owner);
+    return code;
+}
+
+/* explain for a non-Ray object. Returns the exit code. */
+static int s_explain_object(s_ex_t *x)
+{
+    json_t *rows = json_array();
+    json_t *doc = json_object();
+    buf_t text;
+    buf_init(&text, EXPLAIN_TEXT_MAX);
+    int code = 1;
+    if (!rows || !doc)
+        goto done;
+    size_t ci;
+    json_t *c;
+    json_array_foreach(x->clusters, ci, c)
+    {
+        store_audit_filter_t f = {.cluster = json_string_value(c),
+                                  .kind = x->kind->kind,
+                                  .ns = x->ns,
+                                  .name = x->name,
+                                  .limit = EXPLAIN_MAX_ROWS,
+                                  .order = STORE_AUDIT_OLDEST};
+        if (s_filter(x, &f, rows, EXPLAIN_MAX_ROWS) != 0)
+            goto done;
+    }
+    json_t *obs = s_observed_any(x, x->kind->kind, x->ns, x->name);
+    json_object_set_new(doc, "kind", json_string(x->kind->kind));
+    json_object_set_new(doc, "namespace", json_string(x->ns));
+    json_object_set_new(doc, "name", json_string(x->name));
+    if (obs)
+        json_object_del(obs, "object");
+    json_object_set_new(doc, "observed", obs ? obs : json_null());
+    json_object_set_new(doc, "actions", json_incref(rows));
+    bool created = false, deleted = false;
+    const json_t *create = NULL;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        if (i)
+            buf_puts(&text, "\n");
+        if (s_explain_row(x, r, &text) != 0)
+            goto done;
+        if (!strcmp(s_s(r, "verb"), "create") && s_ok(r)) {
+            created = true;
+            create = r;
+        }
+        if (!strcmp(s_s(r, "verb"), "delete") && s_ok(r))
+            deleted = true;
+    }
+    const char *verdict;
+    json_t *later = json_array();
+    if (json_array_size(rows) == 0) {
+        verdict =
+            obs ? "exists but was not created by rayfleet" : "unknown to rayfleet and not observed";
+        buf_printf(&text, "%s %s/%s: no audit row: rayfleet never created, changed or deleted it",
+                   x->kind->word, x->ns, x->name);
+        if (obs)
+            buf_printf(
+                &text,
+                ".\n  It exists (observed, resourceVersion %s%s%s%s%s), so it was not created "
+                "by rayfleet: a user or another controller made it (or its audit rows "
+                "were pruned).",
+                s_s(obs, "resourceVersion"), s_s(obs, "owner_kind")[0] ? ", belongs to " : "",
+                s_s(obs, "owner_kind"), s_s(obs, "owner_kind")[0] ? " " : "",
+                s_s(obs, "owner_name"));
+        else if (x->observed)
+            buf_puts(&text, ", and it is not observed now (it does not exist, or never did).");
+        else
+            buf_puts(&text, " (observed.db is missing, so whether it exists is unknown).");
+    } else if (obs) {
+        verdict = obs && json_is_true(json_object_get(obs, "deleting")) ? "exists, being deleted"
+                                                                        : "exists";
+        buf_printf(&text, "\n  now: it exists (resourceVersion %s%s%s)%s",
+                   s_s(obs, "resourceVersion"), s_s(obs, "phase")[0] ? ", phase " : "",
+                   s_s(obs, "phase"),
+                   json_is_true(json_object_get(obs, "deleting")) ? " and is being deleted" : "");
+        if (!created)
+            buf_puts(&text, "; rayfleet changed it but did not create it (a user or another "
+                            "controller did)");
+    } else if (!x->observed) {
+        verdict = deleted ? "deleted by rayfleet" : "unknown (observed.db missing)";
+        buf_puts(&text, "\n  now: unknown (observed.db is missing)");
+    } else if (deleted) {
+        verdict = "deleted by rayfleet";
+        buf_puts(&text, "\n  now: gone (not observed); rayfleet deleted it (see above)");
+    } else {
+        verdict = "deleted outside rayfleet";
+        buf_puts(&text,
+                 "\n  now: gone (not observed), and rayfleet has no delete row for it: it was "
+                 "deleted outside rayfleet (a user, kubectl, or the garbage collector)");
+        if (created && !strcmp(x->kind->kind, "Pod") && later &&
+            s_replacements(x, create, &text, later) != 0)
+            goto done;
+    }
+    json_object_set_new(doc, "verdict", json_string(verdict));
+    json_object_set_new(doc, "created_by_rayfleet", json_boolean(created));
+    json_object_set_new(doc, "deleted_by_rayfleet", json_boolean(deleted));
+    json_object_set_new(doc, "later_creates_in_group", later ? later : json_array());
+    json_object_set_new(doc, "explanation", json_string(buf_str(&text)));
+    if (x->json) {
+        char *s = json_dumps(doc, JSON_INDENT(2));
+        if (s)
+            printf("%s\n", s);
+        free(s);
+    } else {
+        printf("%s\n", buf_str(&text));
+    }
+    code = json_array_size(rows) ? 0 : 1;
+done:
+    json_decref(rows);
+    json_decref(doc);
+    buf_free(&text);
+    return code;
+}
+
+/* explain for a Ray object: everything done for it, grouped by reconcile. */
+static int s_explain_ray(s_ex_t *x)
+{
+    json_t *rows = json_array();
+    json_t *doc = json_object();
+    json_t *groups = json_array();
+    buf_t text;
+    buf_init(&text, EXPLAIN_TEXT_MAX);
+    buf_t key;
+    buf_init(&key, 4096);
+    int code = 1;
+    if (!rows || !doc || !groups)
+        goto done;
+    size_t ci;
+    json_t *c;
+    json_array_foreach(x->clusters, ci, c)
+    {
+        buf_reset(&key);
+        if (buf_printf(&key, "%s/%s/%s", json_string_value(c), x->ns, x->name) != 0)
+            goto done;
+        sqlite3_stmt *st = s_prepare(x, "SELECT " S_COLS_SQL " FROM audit WHERE cause_key = ?1 OR "
+                                        "(cluster = ?2 AND target_kind = ?3 AND target_namespace "
+                                        "= ?4 AND target_name = ?5) ORDER BY id LIMIT ?6");
+        if (!st)
+            goto done;
+        sqlite3_bind_text(st, 1, buf_str(&key), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, json_string_value(c), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, x->kind->kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, x->ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, x->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, EXPLAIN_MAX_ROWS);
+        if (s_collect(x, st, rows, EXPLAIN_MAX_ROWS) != 0)
+            goto done;
+    }
+    json_t *obs = s_observed_any(x, x->kind->kind, x->ns, x->name);
+    buf_printf(&text, "%s %s/%s", x->kind->kind, x->ns, x->name);
+    if (obs)
+        buf_printf(&text, ": generation %" JSON_INTEGER_FORMAT ", resourceVersion %s, state %s%s",
+                   s_i(obs, "generation"), s_s(obs, "resourceVersion"),
+                   s_s(obs, "phase")[0] ? s_s(obs, "phase") : "-",
+                   json_is_true(json_object_get(obs, "deleting")) ? " (being deleted)" : "");
+    else
+        buf_puts(&text, x->observed ? ": not observed now" : ": observed.db is missing");
+    buf_printf(&text, "\n%zu action%s by rayfleet", json_array_size(rows),
+               json_array_size(rows) == 1 ? "" : "s");
+    /* Group by correlation id, in the order of each reconcile's first row. */
+    json_t *index = json_object();
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        const char *corr = s_s(r, "correlation_id");
+        json_t *g = index ? json_object_get(index, corr) : NULL;
+        if (!g) {
+            g = json_pack("{s:s, s:s, s:O, s:O, s:O, s:[]}", "correlation_id", corr, "time",
+                          s_s(r, "time"), "cause_generation",
+                          json_object_get(r, "cause_generation"), "cause_resource_version",
+                          json_object_get(r, "cause_resource_version"), "cause_event_id",
+                          json_object_get(r, "cause_event_id"), "actions");
+            if (!g || !index || json_object_set(index, corr, g) != 0 ||
+                json_array_append_new(groups, g) != 0) {
+                json_decref(index);
+                goto done;
+            }
+        }
+        json_array_append(json_object_get(g, "actions"), r);
+    }
+    json_decref(index);
+    json_array_foreach(groups, i, r)
+    {
+        const json_t *first = json_array_get(json_object_get(r, "actions"), 0);
+        buf_printf(&text, "\nreconcile %s at %s by %s: cause generation ",
+                   s_s(r, "correlation_id")[0] ? s_s(r, "correlation_id") : "(none)",
+                   s_s(r, "time"), s_s(first, "actor_replica"));
+        if (json_is_integer(json_object_get(r, "cause_generation")))
+            buf_printf(&text, "%" JSON_INTEGER_FORMAT, s_i(r, "cause_generation"));
+        else
+            buf_puts(&text, "?");
+        buf_printf(&text, ", resourceVersion %s, ",
+                   s_s(r, "cause_resource_version")[0] ? s_s(r, "cause_resource_version") : "?");
+        if (json_is_integer(json_object_get(r, "cause_event_id")))
+            buf_printf(&text, "bus event %" JSON_INTEGER_FORMAT, s_i(r, "cause_event_id"));
+        else
+            buf_puts(&text, "no bus event");
+        size_t k;
+        json_t *a;
+        int events = 0;
+        json_array_foreach(json_object_get(r, "actions"), k, a)
+        {
+            if (!strcmp(s_s(a, "target_kind"), "Event")) {
+                events++;
+                continue;
+            }
+            buf_printf(&text, "\n  %-7s %s %s/%s", s_s(a, "verb"), s_s(a, "target_kind"),
+                       s_s(a, "target_namespace"), s_s(a, "target_name"));
+            if (s_s(a, "reason")[0])
+                buf_printf(&text, " (%s)", s_s(a, "reason"));
+            if (s_ok(a))
+                buf_printf(&text, " %" JSON_INTEGER_FORMAT, s_i(a, "result_status"));
+            else
+                buf_printf(&text, " FAILED %" JSON_INTEGER_FORMAT " %s", s_i(a, "result_status"),
+                           s_s(a, "result_error"));
+        }
+        if (events)
+            buf_printf(&text, "\n  recorded %d Event%s", events, events == 1 ? "" : "s");
+    }
+    if (json_array_size(rows) == 0)
+        buf_printf(&text, "\nrayfleet has no audit row for %s %s/%s: it never reconciled it%s",
+                   x->kind->kind, x->ns, x->name,
+                   obs ? " (is the scheduler running? or the rows were pruned)" : "");
+    if (obs)
+        json_object_del(obs, "object");
+    json_object_set_new(doc, "kind", json_string(x->kind->kind));
+    json_object_set_new(doc, "namespace", json_string(x->ns));
+    json_object_set_new(doc, "name", json_string(x->name));
+    json_object_set_new(doc, "observed", obs ? obs : json_null());
+    json_object_set_new(doc, "reconciles", json_incref(groups));
+    json_object_set_new(doc, "explanation", json_string(buf_str(&text)));
+    if (x->json) {
+        char *s = json_dumps(doc, JSON_INDENT(2));
+        if (s)
+            printf("%s\n", s);
+        free(s);
+    } else {
+        printf("%s\n", buf_str(&text));
+    }
+    code = json_array_size(rows) ? 0 : 1;
+done:
+    json_decref(rows);
+    json_decref(doc);
+    json_decref(groups);
+    buf_free(&text);
+    buf_free(&key);
+    return code;
+}
+
+/* Resolves a KIND word (case-insensitive, plural or short name). NULL when unknown. */
+static const s_kind_t *s_kind(const char *word)
+{
+    char w[S_KIND_MAX];
+    size_t n = strlen(word);
+    if (n == 0 || n >= sizeof(w))
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        w[i] = (char)tolower((unsigned char)word[i]);
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 1 && n > 1 && w[n - 1] == 's')
+            w[--n] = '\0'; /* pods -> pod */
+        else if (pass == 2 && n > 1 && w[n - 1] == 'e')
+            w[--n] = '\0'; /* ingresses -> ingresse -> ingress */
+        else if (pass)
+            continue;
+        for (size_t i = 0; i < S_NKINDS; i++)
+            if (!strcmp(s_kinds[i].word, w) || (s_kinds[i].alias && !strcmp(s_kinds[i].alias, w)))
+                return &s_kinds[i];
+    }
+    return NULL;
+}
+
+/* Fills x->clusters: --cluster, or the clusters of observed.db, plus "default". */
+static int s_clusters(s_ex_t *x, const char *only)
+{
+    x->clusters = json_array();
+    if (!x->clusters)
+        return 1;
+    if (only)
+        return json_array_append_new(x->clusters, json_string(only)) ? 1 : 0;
+    bool has_default = false;
+    if (x->observed) {
+        sqlite3_stmt *st = s_prepare(x, "SELECT DISTINCT cluster FROM observed.observed_objects");
+        if (!st)
+            return 1;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *c = (const char *)sqlite3_column_text(st, 0);
+            if (!c)
+                continue;
+            has_default = has_default || !strcmp(c, "default");
+            json_array_append_new(x->clusters, json_string(c));
+        }
+        sqlite3_finalize(st);
+    }
+    if (!has_default)
+        json_array_append_new(x->clusters, json_string("default"));
+    return 0;
+}
+
+/* A copy of argv (the array only, freed by the caller) with "-n" spelled "--namespace"
+ * (args.h knows only long options). NULL when out of memory (printed). */
+static char **s_short_opts(int argc, char **argv)
+{
+    char **out = calloc((size_t)argc + 1, sizeof(*out));
+    if (!out) {
+        fprintf(stderr, "rayfleetctl: out of memory\n");
+        return NULL;
+    }
+    for (int i = 0; i < argc; i++)
+        out[i] = strcmp(argv[i], "-n") == 0 ? (char *)"--namespace" : argv[i];
+    return out;
+}
+
+static const args_opt_t s_explain_opts[] = {
+    {"state-dir", "DIR",
+     "State directory of 'rayfleetctl up' (default " LAUNCH_DEFAULT_STATE_DIR "): reads "
+     "scheduler.db (audit) and observed.db."},
+    {"namespace", "NS", "Namespace of the object (default " EXPLAIN_DEFAULT_NS "); also -n NS."},
+    {"cluster", "NAME", "Member cluster (default: every cluster observed.db knows, and default)."},
+    {"output", "FORMAT", "text (default) or json."},
+    {NULL, NULL, NULL},
+};
+
+static int s_explain_run(int argc, char **words);
+
+int explain_main(int argc, char **argv)
+{
+    char **words = s_short_opts(argc, argv);
+    if (!words)
+        return 1;
+    int code = s_explain_run(argc, words);
+    free(words);
+    return code;
+}
+
+/* explain_main() after the argv copy. */
+static int s_explain_run(int argc, char **words)
+{
+    args_t a;
+    int pr = args_parse(
+        "explain", "KIND/NAME [-n NAMESPACE] [--state-dir DIR] [--output text|json]",
+        "Why does this object exist, or why was it deleted? Lists the actions rayfleet took on "
+        "it (audit rows: reason, actor, result), follows each one's cause back to the Ray object "
+        "change that triggered the reconcile (generation, resourceVersion, bus event id; the "
+        "object as observed now), and the other actions of the same reconcile. KIND: pod, "
+        "service, event, raycluster, rayjob, rayservice, configmap, secret, serviceaccount, "
+        "role, rolebinding, ingress, pvc, job, endpointslice (any case, plural or short name "
+        "such as svc). For a Ray object, lists everything done for it, grouped by reconcile. "
+        "Exit 0 when rayfleet acted on the object, 1 when it has no audit row (not created by "
+        "rayfleet) or on error, 2 on a usage error.",
+        s_explain_opts, 1, argc, words, &a);
+    if (pr != ARGS_OK)
+        return pr == ARGS_HELP ? 0 : 2;
+    if (a.npositional != 1) {
+        fprintf(stderr,
+                "rayfleetctl explain: give the object as KIND/NAME (e.g. pod/demo-head-x)\n");
+        return 2;
+    }
+    const char *arg = a.positional[0];
+    const char *slash = strchr(arg, '/');
+    char kword[S_KIND_MAX];
+    if (!slash || slash == arg || !slash[1] || strchr(slash + 1, '/') ||
+        (size_t)(slash - arg) >= sizeof(kword)) {
+        fprintf(stderr, "rayfleetctl explain: give the object as KIND/NAME (got '%s')\n", arg);
+        return 2;
+    }
+    snprintf(kword, sizeof(kword), "%.*s", (int)(slash - arg), arg);
+    s_ex_t x = {.name = slash + 1,
+                .ns = args_str(&a, "namespace") ? args_str(&a, "namespace") : EXPLAIN_DEFAULT_NS,
+                .kind = s_kind(kword)};
+    if (!x.kind) {
+        fprintf(stderr,
+                "rayfleetctl explain: unknown kind '%s' (pod, service, event, raycluster, rayjob, "
+                "rayservice, configmap, secret, serviceaccount, role, rolebinding, ingress, pvc, "
+                "job, endpointslice)\n",
+                kword);
+        return 2;
+    }
+    const char *out = args_str(&a, "output");
+    if (out && strcmp(out, "text") && strcmp(out, "json")) {
+        fprintf(stderr, "rayfleetctl explain: --output: must be text or json (got '%s')\n", out);
+        return 2;
+    }
+    x.json = out && !strcmp(out, "json");
+    const char *dir =
+        args_str(&a, "state-dir") ? args_str(&a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR;
+    char db[PATH_MAX], obs[PATH_MAX];
+    snprintf(db, sizeof(db), "%s/%s", dir, SQL_SCHEDULER_DB);
+    snprintf(obs, sizeof(obs), "%s/%s", dir, SQL_OBSERVED_DB);
+    if (access(db, F_OK) != 0) {
+        fprintf(stderr, "rayfleetctl explain: no audit database at %s (has the scheduler run?)\n",
+                db);
+        return 1;
+    }
+    x.observed = access(obs, F_OK) == 0;
+    store_query_attach_t att = {.schema = "observed", .path = obs};
+    int err = 0;
+    x.q = store_query_open(db, x.observed ? &att : NULL, x.observed ? 1 : 0, &err);
+    if (!x.q) {
+        fprintf(stderr, "rayfleetctl explain: cannot open %s read-only: %s\n", db, err_str(err));
+        return 1;
+    }
+    store_query_set_timeout(x.q, EXPLAIN_TIMEOUT_MS);
+    int code = 1;
+    if (s_clusters(&x, args_str(&a, "cluster")) == 0)
+        code = !strcmp(x.kind->group, "ray.io") ? s_explain_ray(&x) : s_explain_object(&x);
+    json_decref(x.clusters);
+    store_query_close(&x.q);
+    return code;
+}
+
+/* ---- drift ------------------------------------------------------------------------------- */
+
+static const args_opt_t s_drift_opts[] = {
+    {"state-dir", "DIR",
+     "State directory of 'rayfleetctl up' (default " LAUNCH_DEFAULT_STATE_DIR "): reads "
+     "observed.db."},
+    {"namespace", "NS", "Only RayClusters in this namespace; also -n NS."},
+    {"output", "FORMAT", "table (default), json, jsonl or csv."},
+    {NULL, NULL, NULL},
+};
+
+#define S_DRIFT_COLS 8
+static const char *const s_drift_names[S_DRIFT_COLS] = {
+    "cluster", "namespace", "raycluster", "generation", "child", "want", "have", "drift"};
+
+/* Counts the observed children of (cluster, ns, rc): pods by role and group, head service. */
+static int s_drift_children(s_ex_t *x, const char *cluster, const char *ns, const char *rc,
+                            json_t *counts)
+{
+    sqlite3_stmt *st = s_prepare(
+        x, "SELECT kind, name, deleting, json FROM observed_objects WHERE cluster = ?1 AND "
+           "namespace = ?2 AND owner_kind = 'RayCluster' AND owner_name = ?3 AND kind IN "
+           "('Pod', 'Service')");
+    if (!st)
+        return 1;
+    sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, rc, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *kind = (const char *)sqlite3_column_text(st, 0);
+        const char *js = (const char *)sqlite3_column_text(st, 3);
+        size_t len = (size_t)sqlite3_column_bytes(st, 3);
+        if (!kind || sqlite3_column_int64(st, 2) != 0)
+            continue;
+        json_t *o = NULL;
+        buf_t err;
+        buf_init(&err, 256);
+        if (js && len <= EXPLAIN_OBJECT_MAX)
+            jx_parse(js, len, "observed", &o, &err);
+        buf_free(&err);
+        json_t *labels = jx_get(o, "metadata.labels");
+        const char *type = json_string_value(json_object_get(labels, "ray.io/node-type"));
+        const char *group = json_string_value(json_object_get(labels, "ray.io/group"));
+        char child[S_GROUP_MAX + 16] = "";
+        if (!strcmp(kind, "Service") && type && !strcmp(type, "head"))
+            snprintf(child, sizeof(child), "head service");
+        else if (!strcmp(kind, "Pod") && type && !strcmp(type, "head"))
+            snprintf(child, sizeof(child), "head pod");
+        else if (!strcmp(kind, "Pod") && type && !strcmp(type, "worker") && group)
+            snprintf(child, sizeof(child), "workers %s", group);
+        if (child[0])
+            json_object_set_new(
+                counts, child,
+                json_integer(json_integer_value(json_object_get(counts, child)) + 1));
+        json_decref(o);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int s_drift_run(int argc, char **words);
+
+int drift_main(int argc, char **argv)
+{
+    char **words = s_short_opts(argc, argv);
+    if (!words)
+        return 1;
+    int code = s_drift_run(argc, words);
+    free(words);
+    return code;
+}
+
+/* drift_main() after the argv copy. */
+static int s_drift_run(int argc, char **words)
+{
+    args_t a;
+    int pr = args_parse(
+        "drift", "[--state-dir DIR] [-n NAMESPACE] [--output FORMAT]",
+        "For each RayCluster in observed.db, the children its spec asks for versus those "
+        "observed, and the difference (have - want). A simple, honest version computed from "
+        "observed.db ALONE: want is derived from the spec (head pod 1, head service 1, each "
+        "worker group replicas clamped to [minReplicas, maxReplicas] times numOfHosts, 0 when "
+        "suspended), have counts the observed pods and services owned by the RayCluster that "
+        "are not being deleted. It ignores autoscaler decisions not yet written to the spec, "
+        "pods in a terminal phase still counted as present, and children the watcher has not "
+        "seen yet.",
+        s_drift_opts, 0, argc, words, &a);
+    if (pr != ARGS_OK)
+        return pr == ARGS_HELP ? 0 : 2;
+    sql_fmt_t fmt = SQL_OUT_TABLE;
+    if (args_has(&a, "output") && sql_parse_format(args_str(&a, "output"), &fmt) != 0) {
+        fprintf(stderr,
+                "rayfleetctl drift: --output: must be table, json, jsonl or csv (got "
+                "'%s')\n",
+                args_str(&a, "output"));
+        return 2;
+    }
+    const char *dir =
+        args_str(&a, "state-dir") ? args_str(&a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR;
+    char obs[PATH_MAX];
+    snprintf(obs, sizeof(obs), "%s/%s", dir, SQL_OBSERVED_DB);
+    if (access(obs, F_OK) != 0) {
+        fprintf(stderr, "rayfleetctl drift: no observed database at %s (has the watcher run?)\n",
+                obs);
+        return 1;
+    }
+    int err = 0;
+    s_ex_t x = {0};
+    x.q = store_query_open(obs, NULL, 0, &err);
+    if (!x.q) {
+        fprintf(stderr, "rayfleetctl drift: cannot open %s read-only: %s\n", obs, err_str(err));
+        return 1;
+    }
+    store_query_set_timeout(x.q, EXPLAIN_TIMEOUT_MS);
+    sql_out_t *out = sql_out_new(stdout, fmt, S_DRIFT_COLS, s_drift_names);
+    sqlite3_stmt *st = s_prepare(
+        &x, "SELECT cluster, namespace, name, generation, json FROM observed_objects WHERE kind = "
+            "'RayCluster' AND api_group = 'ray.io' AND (?1 IS NULL OR namespace = ?1) ORDER BY "
+            "cluster, namespace, name");
+    int code = out && st ? 0 : 1;
+    if (st && args_str(&a, "namespace"))
+        sqlite3_bind_text(st, 1, args_str(&a, "namespace"), -1, SQLITE_STATIC);
+    int drifting = 0, nrc = 0;
+    while (!code && sqlite3_step(st) == SQLITE_ROW) {
+        const char *c = (const char *)sqlite3_column_text(st, 0);
+        const char *ns = (const char *)sqlite3_column_text(st, 1);
+        const char *nm = (const char *)sqlite3_column_text(st, 2);
+        int64_t gen = sqlite3_column_int64(st, 3);
+        const char *js = (const char *)sqlite3_column_text(st, 4);
+        size_t len = (size_t)sqlite3_column_bytes(st, 4);
+        json_t *rc = NULL;
+        buf_t perr;
+        buf_init(&perr, 256);
+        if (!c || !ns || !nm || !js || len > EXPLAIN_OBJECT_MAX ||
+            jx_parse(js, len, "observed", &rc, &perr) != 0) {
+            buf_free(&perr);
+            continue;
+        }
+        buf_free(&perr);
+        nrc++;
+        json_t *want = json_object();
+        json_t *have = json_object();
+        bool susp = jx_bool(rc, "spec.suspend", false);
+        json_object_set_new(want, "head pod", json_integer(susp ? 0 : 1));
+        json_object_set_new(want, "head service", json_integer(1));
+        size_t i;
+        json_t *wg;
+        json_array_foreach(jx_get(rc, "spec.workerGroupSpecs"), i, wg)
+        {
+            char child[S_GROUP_MAX + 16];
+            int64_t r = 0, h = 0;
+            snprintf(child, sizeof(child), "workers %s", jx_str(wg, "groupName", ""));
+            json_object_set_new(want, child, json_integer(s_group_want(rc, wg, &r, &h)));
+        }
+        if (s_drift_children(&x, c, ns, nm, have) != 0)
+            code = 1;
+        const char *child;
+        json_t *v;
+        json_object_foreach(have, child, v)
+        {
+            if (!json_object_get(want, child))
+                json_object_set_new(want, child, json_integer(0));
+        }
+        json_object_foreach(want, child, v)
+        {
+            int64_t w = json_integer_value(v);
+            int64_t hv = json_integer_value(json_object_get(have, child));
+            char d[32];
+            snprintf(d, sizeof(d), "%+" PRId64, hv - w);
+            if (hv != w)
+                drifting++;
+            sql_val_t vals[S_DRIFT_COLS] = {
+                {.type = SQLITE_TEXT, .s = c, .len = strlen(c)},
+                {.type = SQLITE_TEXT, .s = ns, .len = strlen(ns)},
+                {.type = SQLITE_TEXT, .s = nm, .len = strlen(nm)},
+                {.type = SQLITE_INTEGER, .i = gen},
+                {.type = SQLITE_TEXT, .s = child, .len = strlen(child)},
+                {.type = SQLITE_INTEGER, .i = w},
+                {.type = SQLITE_INTEGER, .i = hv},
+                {.type = SQLITE_TEXT, .s = hv == w ? "0" : d, .len = strlen(hv == w ? "0" : d)},
+            };
+            if (sql_out_row(out, vals) != 0)
+                code = 1;
+        }
+        json_decref(want);
+        json_decref(have);
+        json_decref(rc);
+    }
+    sqlite3_finalize(st);
+    if (!code && fmt == SQL_OUT_TABLE) {
+        sql_out_flush(out);
+        printf("%d RayCluster%s, %d child count%s drifting (computed from observed.db alone)\n",
+               nrc, nrc == 1 ? "" : "s", drifting, drifting == 1 ? "" : "s");
+    }
+    sql_out_end(&out);
+    store_query_close(&x.q);
+    return code;
+}

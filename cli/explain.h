@@ -1,0 +1,52 @@
+/*
+ * explain: `rayfleetctl explain KIND/NAME` (why does this object exist, or why was it deleted)
+ * and `rayfleetctl drift` (the children each RayCluster's spec asks for versus those observed).
+ *
+ * explain reads, through one read-only query connection (store_query_open()), the audit table of
+ * STATE/scheduler.db and, ATTACHed read-only as schema `observed`, STATE/observed.db (the
+ * watcher's observed_objects). For the object it:
+ *   1. lists the audit rows whose target is that object (create, delete, patch, status, ...),
+ *      oldest first, each with its reason (KubeRay's event reason and sentence), actor and result;
+ *   2. follows each row's cause: the Ray object named by cause_key ("cluster/namespace/name"),
+ *      looked up in observed.db (kind, current generation, resourceVersion, state), with the
+ *      generation, resourceVersion and bus event id that triggered the reconcile. When the
+ *      observed generation still equals the cause's generation, the current spec IS the one acted
+ *      on, and the wanted worker count of the pod's group is derived from it (replicas clamped to
+ *      [minReplicas, maxReplicas] times numOfHosts, 0 when suspended); otherwise it says the spec
+ *      of that generation is not kept;
+ *   3. lists the other actions of the same reconcile (same correlation id);
+ *   4. says what is true now: still observed, gone after a rayfleet delete, or gone WITHOUT a
+ *      rayfleet delete row (deleted outside rayfleet: a user, kubectl, the garbage collector), and
+ *      for a worker pod gone that way, the pods the scheduler created later in the same group.
+ * A delete row does not record which rule chose the pod; explain infers it from what it can see
+ * (scaleStrategy.workersToDelete naming it, a smaller wanted count) and says when it cannot tell.
+ * For Ray objects (raycluster/NAME, rayjob/NAME, rayservice/NAME) it lists everything done for the
+ * object, grouped by reconcile (correlation id): the rows whose cause_key is the object and the
+ * rows targeting it. NOTE: cause_key has no index in the audit table, so that listing scans the
+ * table (bounded by EXPLAIN_TIMEOUT_MS).
+ *
+ * Exit codes: 0 the object has audit rows; 1 no audit row (not created or touched by rayfleet),
+ * or a database error; 2 usage error.
+ *
+ * drift reads observed.db alone: for each observed RayCluster, the head (1 unless suspended), the
+ * head service, and per worker group replicas x numOfHosts (as above) versus the pods observed with
+ * that owner (not deleting), and the difference. It does not know what a reconciler decided that
+ * the watcher has not seen yet (desired_objects is not written by the scheduler today).
+ */
+#ifndef RF_CLI_EXPLAIN_H
+#define RF_CLI_EXPLAIN_H
+
+#define EXPLAIN_MAX_ROWS 10000 /* most audit rows one explain reads for one object */
+#define EXPLAIN_MAX_SIBLINGS 1000 /* most rows of one reconcile read */
+#define EXPLAIN_TIMEOUT_MS 30000 /* bound on each query's wall time */
+#define EXPLAIN_OBJECT_MAX (16u * 1024u * 1024u) /* longest observed JSON parsed */
+#define EXPLAIN_TEXT_MAX (1024u * 1024u) /* longest explanation text of one row */
+#define EXPLAIN_DEFAULT_NS "default" /* -n default */
+
+/* `rayfleetctl explain ARGS`; returns the exit code (0 found, 1 not found or error, 2 usage). */
+int explain_main(int argc, char **argv);
+
+/* `rayfleetctl drift ARGS`; returns the exit code (0, 1 error, 2 usage). */
+int drift_main(int argc, char **argv);
+
+#endif
