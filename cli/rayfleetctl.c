@@ -1,7 +1,7 @@
 /*
  * rayfleetctl: the operator's command-line tool. `rayfleetctl COMMAND [OPTIONS]`; each command
  * has its own --help. Commands: up and down (launch.h), status (status.h), audit (audit.h), sql
- * (sql.h).
+ * (sql.h), explain and drift (explain.h).
  */
 #include "audit.h"
 #include "explain.h"
@@ -68,7 +68,8 @@ int main(int argc, char **argv)
             c = &s_commands[i];
     if (!c) {
         fprintf(stderr,
-                "rayfleetctl: unknown command '%s' (commands: up, down, status, audit, sql; see "
+                "rayfleetctl: unknown command '%s' (commands: up, down, status, audit, sql, "
+                "explain, drift; see "
                 "'rayfleetctl --help')\n",
                 cmd);
         return 2;

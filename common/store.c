@@ -114,6 +114,8 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     "  expires_ms INTEGER NOT NULL,"
     "  transitions INTEGER NOT NULL"
     ") STRICT;",
+    /* 2: everything done because of one Ray object (rayfleetctl explain raycluster/NAME). */
+    "CREATE INDEX audit_by_cause ON audit (cause_key, id);",
 };
 
 /* Column lists, in the order of the field tables below. */
@@ -2110,7 +2112,7 @@ int store_test(bool verbose)
     CHECK(s_test_int(db, "PRAGMA synchronous") == 1);
     CHECK(s_test_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = "
                          "'index' AND name LIKE "
-                         "'audit_by_%'") == 5);
+                         "'audit_by_%'") == 6);
     store_destroy(&s);
     CHECK(s == NULL);
     s = store_open(path, STORE_READWRITE, &err);
@@ -2122,6 +2124,26 @@ int store_test(bool verbose)
     store_stats(s, &stats);
     CHECK(stats.migrations_applied == 0 && stats.schema_version == STORE_SCHEMA_VERSION);
     db = store_handle(s);
+    CHECK(s_test_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'audit_by_cause'") == 1);
+
+    // A file at schema version 1 (as the first release wrote it) is migrated, not recreated.
+    char v1[512];
+    snprintf(v1, sizeof(v1), "%s/v1.db", dir);
+    sqlite3 *old = NULL;
+    CHECK(sqlite3_open(v1, &old) == SQLITE_OK);
+    CHECK(sqlite3_exec(old, s_migrations[0], NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(old, "PRAGMA user_version = 1", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(old);
+    store_t *s1 = store_open(v1, STORE_READWRITE, &err);
+    CHECK(s1 != NULL);
+    if (s1) {
+        store_stats(s1, &stats);
+        CHECK(stats.migrations_applied == 1 && stats.schema_version == STORE_SCHEMA_VERSION);
+        CHECK(s_test_int(store_handle(s1),
+                         "SELECT count(*) FROM sqlite_master WHERE name = 'audit_by_cause'") == 1);
+        store_destroy(&s1);
+    }
+    unlink(v1);
     sqlite3_stmt *jm = NULL;
     CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &jm, NULL) == SQLITE_OK);
     CHECK(sqlite3_step(jm) == SQLITE_ROW &&

@@ -75,7 +75,7 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 /* Most rows one list call returns. */
 #define STORE_LIST_MAX 100000
 /* The schema version this build writes (the number of migration steps). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct store store_t;
 
