@@ -5,18 +5,48 @@
  * until the watcher has created the file), writes through the Kubernetes API, and audits every
  * write into its own <state-dir>/scheduler.db. A periodic resync re-queues every RayCluster of
  * its shards, so a lost bus event costs latency, never correctness.
+ *
+ * Replicas (issue 7). With --shards.lease off (the default) a replica owns the shards of
+ * --shards.owned (none listed: all) for ever. With --shards.lease sqlite|kubernetes the replicas
+ * split the shards between them with leases (common/shards.h): sqlite keeps them in
+ * <state-dir>/leases.db, shared by the replicas of one host; kubernetes keeps them as Lease
+ * objects in --shards.lease-namespace, for replicas on several hosts. Each replica then writes
+ * its audit rows into its own --audit.db file (the store rule: one writing process per database
+ * file). leases.db is the one exception to that rule: every replica writes it, each lease
+ * operation being a short immediate transaction committed at once (store_lease_try_acquire()),
+ * never a batched write, so the writers only ever wait for each other for the length of one
+ * such transaction.
+ *
+ * Ownership and fencing. on_acquire(shard) subscribes the bus to the shard and queues every
+ * RayCluster of it from observed.db (a resync, batched: one scan for all shards acquired in one
+ * loop turn). on_release(shard) unsubscribes. The work queue's dispatch goes through
+ * s_reconcile(), which drops a key whose shard is not owned (shards_owns(), which reads the
+ * monotonic clock itself) before its pass starts, so no pass of a key of a released or lost
+ * shard STARTS after the release. What remains: reconcile.h has no per-write hook, so a pass
+ * that started while the shard was owned runs to its end; its writes are fenced only by the
+ * check at its start. The shards module releases a lease margin_ms after on_release() (and a
+ * lost lease is only taken by another replica after its expiry, at least margin_ms after our
+ * local deadline), so the window is safe as long as a pass ends within margin_ms
+ * (lease-duration / SHARDS_MARGIN_DIV: 2.5 s for the default 10 s lease). A per-write fence
+ * inside reconcile.c (a callback asked right before each API write) would close the window.
+ * On SIGTERM the replica stops its shards (shards_stop(): on_release, then the leases are
+ * released after the margin) so the others take over at once instead of after expiry.
  */
 #include "audit.h"
 #include "bus.h"
 #include "err.h"
 #include "k8s.h"
 #include "kubeconfig.h"
+#include "lease.h"
 #include "log.h"
+#include "loop.h"
 #include "reconcile.h"
+#include "shards.h"
 #include "store.h"
 #include "svc.h"
 #include "workq.h"
 
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +55,11 @@
 
 #define MAIN_OPEN_RETRY_MS 1000 /* retry period of the observed.db open */
 #define MAIN_SHARD_SPEC_MAX 64 /* longest "a-b" shard range */
+#define MAIN_RENEW_DIV 4 /* shard leases are renewed every lease-duration / MAIN_RENEW_DIV */
+#define MAIN_LEASE_COMPONENT "scheduler" /* component name of the shard leases */
+#define MAIN_LEASES_DB "leases.db" /* the SQLite lease backend's file in the state dir */
+#define MAIN_STOP_POLL_MS 20 /* shutdown: period at which pending lease releases are checked */
+#define MAIN_STOP_MAX_MS 5000 /* shutdown: longest wait for the lease releases */
 
 static const cfg_opt_t s_options[] = {
     {"cluster", CFG_STRING, "default", 0, 0, false, false,
@@ -40,8 +75,17 @@ static const cfg_opt_t s_options[] = {
      "Number of shards keys hash into (must match the watcher's)."},
     {"shards.owned", CFG_LIST, NULL, 0, 0, false, false,
      "Shards this replica reconciles, as numbers or ranges \"a-b\"; none: all."},
+    {"shards.lease", CFG_STRING, "off", 0, 0, false, false,
+     "Shard ownership: off (own --shards.owned, else all), sqlite (leases in "
+     "<state-dir>/" MAIN_LEASES_DB ", replicas on one host) or kubernetes (Lease objects)."},
+    {"shards.lease-duration", CFG_DURATION, "10s", 100, 3600000, false, false,
+     "Shard lease duration; a dead replica's shards are taken over within two of them."},
+    {"shards.lease-namespace", CFG_STRING, NULL, 0, 0, false, false,
+     "Namespace of the Lease objects (kubernetes); none: the kubeconfig's, else default."},
     {"replica", CFG_STRING, "scheduler/0", 0, 0, false, false,
-     "This replica's name in audit rows."},
+     "This replica's name in audit rows and (with '/' as '-') its lease holder id; unique."},
+    {"audit.db", CFG_STRING, "scheduler.db", 0, 0, false, false,
+     "Audit database file in the state dir; each replica needs its own."},
     {"concurrency", CFG_INT, "8", 1, 10000, false, false,
      "Reconciles in flight at once (KubeRay's --reconcile-concurrency)."},
     {"resync", CFG_DURATION, "5m", 0, 86400000, false, false,
@@ -68,25 +112,37 @@ typedef struct {
     reconciler_t *rec; /* reconciler, once obs is open */
     workq_t *q; /* its queue */
     bus_sub_t *sub; /* bus subscriber */
+    store_t *leases_db; /* leases.db (sqlite lease backend), or NULL */
+    lease_backend_t *lease; /* lease backend, or NULL (--shards.lease off) */
+    shards_t *sh; /* shard ownership, or NULL (--shards.lease off) */
+    bool *resync_pending; /* resync_pending[shard]: acquired, keys not queued yet */
+    bool resync_armed; /* the zero-delay resync timer is armed */
+    uint64_t dropped; /* keys dropped at dispatch: shard not owned */
 } main_t;
+
+/* True when this replica owns `shard` now. */
+static bool s_owns(const main_t *m, uint32_t shard)
+{
+    if (shard >= m->shards)
+        return false;
+    return m->sh ? shards_owns(m->sh, shard) : m->owned[shard];
+}
 
 static int s_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
 {
     main_t *m = arg;
     char key[RECONCILE_KEY_MAX];
-    if (!m->rec || msg->object_changed.shard >= m->shards || !m->owned[msg->object_changed.shard])
+    if (!m->rec || !s_owns(m, msg->object_changed.shard))
         return 0;
     if (reconcile_note_change(m->rec, &msg->object_changed, key, sizeof(key)) == 0)
         workq_add(m->q, key);
     return 0;
 }
 
-/* Queues every RayCluster of the owned shards. */
-static int64_t s_resync(loop_t *loop, int64_t id, void *arg)
+/* Queues every RayCluster of the owned shards (only_pending: only of the shards marked in
+ * resync_pending, whose marks are cleared). */
+static void s_resync_scan(main_t *m, bool only_pending)
 {
-    main_t *m = arg;
-    if (!m->obs || !m->q)
-        return cfg_duration_ms(m->svc->cfg, "resync");
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(store_handle(m->obs),
                            "SELECT namespace, name FROM observed_objects WHERE cluster = ?1 AND "
@@ -97,17 +153,80 @@ static int64_t s_resync(loop_t *loop, int64_t id, void *arg)
         while (sqlite3_step(st) == SQLITE_ROW) {
             const char *ns = (const char *)sqlite3_column_text(st, 0);
             const char *name = (const char *)sqlite3_column_text(st, 1);
-            if (!m->owned[bus_shard_of(m->cluster, ns, name, m->shards)])
+            uint32_t shard = bus_shard_of(m->cluster, ns, name, m->shards);
+            if (!s_owns(m, shard) || (only_pending && !m->resync_pending[shard]))
                 continue;
             char key[RECONCILE_KEY_MAX];
             if (reconcile_key(m->cluster, ns ? ns : "", name ? name : "", key, sizeof(key)) > 0 &&
                 workq_add(m->q, key) == 0)
                 n++;
         }
-        log_debug("resync", "keys", n > 0 ? "some" : "none", NULL);
+        char nbuf[32];
+        snprintf(nbuf, sizeof(nbuf), "%zu", n);
+        log_debug("resync", "keys", nbuf, "scope", only_pending ? "acquired" : "all", NULL);
     }
     sqlite3_finalize(st);
+    if (only_pending)
+        memset(m->resync_pending, 0, m->shards * sizeof(*m->resync_pending));
+}
+
+/* The periodic resync timer. */
+static int64_t s_resync(loop_t *loop, int64_t id, void *arg)
+{
+    main_t *m = arg;
+    if (m->obs && m->q)
+        s_resync_scan(m, false);
     return cfg_duration_ms(m->svc->cfg, "resync");
+}
+
+/* The zero-delay timer armed by on_acquire: one scan for every shard acquired meanwhile. */
+static int64_t s_resync_acquired(loop_t *loop, int64_t id, void *arg)
+{
+    main_t *m = arg;
+    m->resync_armed = false;
+    if (m->obs && m->q) /* else s_try_open's full resync covers them */
+        s_resync_scan(m, true);
+    return LOOP_TIMER_DONE;
+}
+
+/* The work queue's dispatch: the fence before a pass starts. */
+static void s_reconcile(workq_t *q, const char *key, void *arg)
+{
+    main_t *m = arg;
+    char cl[RECONCILE_KEY_MAX], ns[RECONCILE_KEY_MAX], name[RECONCILE_KEY_MAX];
+    if (reconcile_parse_key(key, cl, ns, name) != 0 ||
+        !s_owns(m, bus_shard_of(cl, ns, name, m->shards))) {
+        m->dropped++;
+        workq_forget(q, key);
+        workq_done(q, key, workq_ok());
+        return;
+    }
+    reconcile_fn(q, key, m->rec);
+}
+
+static void s_on_acquire(shards_t *sh, uint32_t shard, void *arg)
+{
+    main_t *m = arg;
+    char sbuf[16];
+    snprintf(sbuf, sizeof(sbuf), "%" PRIu32, shard);
+    if (bus_sub_subscribe(m->sub, shard) != 0)
+        log_error("bus subscribe failed", "shard", sbuf, NULL);
+    m->resync_pending[shard] = true;
+    if (!m->resync_armed && loop_add_timer(m->svc->loop, 0, s_resync_acquired, m) >= 0)
+        m->resync_armed = true;
+    log_info("shard acquired", "shard", sbuf, NULL);
+}
+
+static void s_on_release(shards_t *sh, uint32_t shard, void *arg)
+{
+    main_t *m = arg;
+    char sbuf[16];
+    snprintf(sbuf, sizeof(sbuf), "%" PRIu32, shard);
+    bus_sub_unsubscribe(m->sub, shard);
+    m->resync_pending[shard] = false;
+    /* queued keys of the shard are dropped by s_reconcile(); passes in flight run to their end
+     * (see the file comment) */
+    log_info("shard released", "shard", sbuf, NULL);
 }
 
 /* Opens observed.db read-only once the watcher has created it, then starts reconciling. */
@@ -125,6 +244,7 @@ static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
                              .observed = m->obs,
                              .client = m->client,
                              .audit = m->audit,
+                             .desired = m->db,
                              .random_delete = cfg_bool(m->svc->cfg, "random-pod-delete"),
                              .events = true,
                              .requeue_ms = cfg_duration_ms(m->svc->cfg, "requeue")};
@@ -132,16 +252,83 @@ static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
     workq_opts_t qo;
     workq_opts_default(&qo);
     qo.concurrency = (int)cfg_int(m->svc->cfg, "concurrency");
-    m->q = m->rec ? workq_new(loop, &qo, reconcile_fn, m->rec) : NULL;
+    m->q = m->rec ? workq_new(loop, &qo, s_reconcile, m) : NULL;
     if (!m->q) {
         log_error("scheduler could not start", NULL);
         return ERR_NOMEM - 100;
     }
     log_info("scheduler started", "cluster", m->cluster, "observed", m->obs_path, NULL);
-    s_resync(loop, 0, m);
+    s_resync_scan(m, false);
+    memset(m->resync_pending, 0, m->shards * sizeof(*m->resync_pending));
     if (cfg_duration_ms(m->svc->cfg, "resync") > 0)
         loop_add_timer(loop, cfg_duration_ms(m->svc->cfg, "resync"), s_resync, m);
     return LOOP_TIMER_DONE;
+}
+
+/* Starts shard leases when --shards.lease is sqlite or kubernetes. Returns 0, or an err_t
+ * (reported on stderr). */
+static int s_start_leases(main_t *m)
+{
+    const char *mode = cfg_str(m->svc->cfg, "shards.lease");
+    if (strcmp(mode, "off") == 0)
+        return 0;
+    size_t nowned = 0;
+    cfg_list(m->svc->cfg, "shards.owned", &nowned);
+    if (nowned > 0) {
+        fprintf(stderr, "scheduler: --shards.owned and --shards.lease %s exclude each other\n",
+                mode);
+        return ERR_INVAL;
+    }
+    int e = 0;
+    if (strcmp(mode, "sqlite") == 0) {
+        buf_t path;
+        buf_init(&path, 4096);
+        if (svc_state_path(m->svc, MAIN_LEASES_DB, &path) == 0)
+            m->leases_db = store_open(buf_str(&path), STORE_READWRITE, &e);
+        if (!m->leases_db)
+            fprintf(stderr, "scheduler: %s: %s\n", buf_str(&path), err_str(e));
+        buf_free(&path);
+        m->lease = m->leases_db ? lease_sqlite_new(m->svc->loop, m->leases_db) : NULL;
+    } else if (strcmp(mode, "kubernetes") == 0) {
+        const char *ns = cfg_str(m->svc->cfg, "shards.lease-namespace");
+        if (!ns || !*ns)
+            ns = k8s_client_namespace(m->client);
+        m->lease = lease_k8s_new(m->svc->loop, m->client, ns && *ns ? ns : "default");
+    } else {
+        fprintf(stderr, "scheduler: --shards.lease: want sqlite, kubernetes or off, not %s\n",
+                mode);
+        return ERR_INVAL;
+    }
+    if (!m->lease)
+        return ERR_NOMEM;
+    /* holder ids may not contain '/': "scheduler/1" holds as "scheduler-1" */
+    char id[SHARDS_NAME_MAX + 1];
+    snprintf(id, sizeof(id), "%s", cfg_str(m->svc->cfg, "replica"));
+    for (char *p = id; *p; p++)
+        if (*p == '/')
+            *p = '-';
+    int64_t lease_ms = cfg_duration_ms(m->svc->cfg, "shards.lease-duration");
+    m->sh = shards_new(
+        m->svc->loop, m->lease, MAIN_LEASE_COMPONENT, id, m->shards, lease_ms,
+        lease_ms / MAIN_RENEW_DIV,
+        &(shards_callbacks_t){.on_acquire = s_on_acquire, .on_release = s_on_release, .arg = m});
+    if (!m->sh) {
+        fprintf(stderr, "scheduler: cannot start shard leases (replica id %s)\n", id);
+        return ERR_INVAL;
+    }
+    log_info("shard leases", "backend", mode, "replica", id, NULL);
+    return 0;
+}
+
+/* Stops the shards cleanly after the loop ended: releases every lease so the other replicas
+ * take over at once (bounded by MAIN_STOP_MAX_MS; the leases expire otherwise). */
+static void s_stop_leases(main_t *m)
+{
+    if (!m->sh || shards_stop(m->sh) != 0)
+        return;
+    int64_t deadline = loop_clock_ms() + MAIN_STOP_MAX_MS;
+    while (shards_pending(m->sh) > 0 && loop_clock_ms() < deadline)
+        loop_run_once(m->svc->loop, MAIN_STOP_POLL_MS);
 }
 
 /* Parses shards.owned into m->owned. Returns 0 or ERR_INVAL. */
@@ -183,7 +370,8 @@ int main(int argc, char **argv)
     buf_init(&path, 4096);
     buf_init(&err, 4096);
     m.owned = calloc(m.shards, sizeof(*m.owned));
-    if (!m.owned)
+    m.resync_pending = calloc(m.shards, sizeof(*m.resync_pending));
+    if (!m.owned || !m.resync_pending)
         goto done;
     if (s_parse_owned(&m) != 0) {
         fprintf(stderr, "scheduler: shards.owned: want numbers or ranges a-b below %u\n", m.shards);
@@ -203,7 +391,7 @@ int main(int argc, char **argv)
                               &(k8s_config_t){.qps = (double)cfg_int(svc.cfg, "client.qps"),
                                               .burst = (int)cfg_int(svc.cfg, "client.burst"),
                                               .user_agent = "rayfleet-scheduler/" RF_VERSION});
-    if (!m.client || svc_state_path(&svc, "scheduler.db", &path) != 0)
+    if (!m.client || svc_state_path(&svc, cfg_str(svc.cfg, "audit.db"), &path) != 0)
         goto done;
     int e = 0;
     m.db = store_open(buf_str(&path), STORE_READWRITE, &e);
@@ -225,13 +413,25 @@ int main(int argc, char **argv)
                     s_on_msg, NULL, &m);
     if (!m.obs_path || !m.sub)
         goto done;
-    for (uint32_t s = 0; s < m.shards; s++)
+    if (s_start_leases(&m) != 0) {
+        code = SVC_EXIT_USAGE;
+        goto done;
+    }
+    for (uint32_t s = 0; !m.sh && s < m.shards; s++)
         if (m.owned[s] && bus_sub_subscribe(m.sub, s) != 0)
             goto done;
     if (loop_add_timer(svc.loop, 0, s_try_open, &m) < 0)
         goto done;
     code = svc_run(&svc);
+    s_stop_leases(&m);
+    if (m.sh) {
+        char dbuf[32];
+        snprintf(dbuf, sizeof(dbuf), "%" PRIu64, m.dropped);
+        log_info("scheduler stopped", "dropped_unowned", dbuf, NULL);
+    }
 done:
+    shards_destroy(&m.sh);
+    lease_backend_destroy(&m.lease);
     workq_destroy(&m.q);
     bus_sub_destroy(&m.sub);
     k8s_client_destroy(&m.client);
@@ -240,10 +440,12 @@ done:
     store_destroy(&m.obs);
     kubeconfig_destroy(&kc);
     free(m.owned);
+    free(m.resync_pending);
     free(m.obs_path);
     buf_free(&path);
     buf_free(&err);
     svc_end(&svc);
+    store_destroy(&m.leases_db);
     store_destroy(&m.db); /* attached to the loop: after it */
     return code;
 }

@@ -1,0 +1,330 @@
+/*
+ * bench-scale: issue 7's benchmark. rayfleet as child processes (kubesim with 1,000 nodes, the
+ * bus, the watcher and 1, 2 or 4 rayfleet-scheduler replicas splitting the shards with SQLite
+ * leases; tests/integration/replicas/fleet.h) reconciles N RayClusters of 1 head + 3 workers
+ * (ray-cluster.sample.yaml with 3 workers and small requests, like KubeRay's clusterloader2
+ * test), created paced at 100/s and unpaced (32 requests in flight), with kubesim's added
+ * latency at 0 and 20 ms.
+ *
+ * Per run: time from the first create to every RayCluster `ready` (as observed.db says);
+ * pods created per second (successful pod creates in the audit rows / the span from the first
+ * pod create sent to the last one answered); event-to-first-write latency p50/p99 (from the
+ * 201 of the RayCluster's create, i.e. the moment kubesim emits its watch event, to the first
+ * audited API write for it); peak total VmRSS and CPU seconds of rayfleet's processes (bus,
+ * watcher, schedulers; kubesim excluded); API writes per RayCluster (audit rows / N; the
+ * scheduler reads nothing from the API, the watcher's list+watch are O(1) per run).
+ *
+ * Baseline, in the same invocation and per latency: the raw capacity of kubesim, a minimal
+ * client creating the same objects directly (N RayClusters, then 4N pods, 32 in flight): its
+ * pods/s is the limit the ratio column compares rayfleet's pods/s with.
+ *
+ *   bench-scale [--clusters N] [--replicas LIST] [--latencies LIST] [--modes paced,unpaced]
+ *               [--rate R] [--concurrency C] [--keep]
+ */
+#include "../tests/integration/replicas/fleet.h"
+
+#include "log.h"
+
+#define BENCH_CLUSTERS_DEFAULT 2000 /* RayClusters per run */
+#define BENCH_RATE_DEFAULT 100.0 /* paced creates per second */
+#define BENCH_NODES 1000 /* kubesim nodes */
+#define BENCH_CONC_DEFAULT 64 /* schedulers' --concurrency */
+#define BENCH_QPS 100000 /* schedulers' client qps: no client-side limit */
+#define BENCH_LEASE_MS 5000 /* shard lease duration */
+#define BENCH_RUN_MAX_S 900.0 /* longest wait for readiness of one run */
+#define BENCH_SAMPLE_S 0.2 /* readiness / RSS sampling period */
+#define BENCH_SPLIT_MAX_S 30.0 /* longest wait for the replicas to split the shards */
+#define BENCH_LIST_MAX 8 /* most values in --replicas / --latencies */
+#define BENCH_WORKERS 3 /* workers per RayCluster */
+
+typedef struct {
+    fleet_t *f; /* the fleet */
+    const char *prefix; /* RayCluster name prefix */
+    double next; /* next sample time */
+    long long rss_peak; /* peak total RSS */
+    long ready; /* last ready count */
+} sampler_t;
+
+static void s_sample(void *arg)
+{
+    sampler_t *s = arg;
+    double now = fleet_now();
+    if (now < s->next)
+        return;
+    s->next = now + BENCH_SAMPLE_S;
+    long long rss;
+    double cpu;
+    fleet_usage(s->f, &rss, &cpu);
+    if (rss > s->rss_peak)
+        s->rss_peak = rss;
+    s->ready = fleet_ready_count(s->f, s->prefix);
+}
+
+static int s_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct {
+    double ready_s; /* first create -> all ready; < 0: timeout */
+    double pods_per_s; /* pod creates per second */
+    double p50_ms, p99_ms; /* event -> first write */
+    double rss_mb; /* peak total RSS */
+    double cpu_s; /* CPU seconds */
+    double writes_per_rc; /* audit rows / N */
+    long ready; /* RayClusters ready at the end */
+} result_t;
+
+/* The replicas hold every shard between them (and, with several, each holds some). */
+static bool s_split(fleet_t *f, int replicas)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/leases.db", f->dir);
+    sqlite3 *db = NULL;
+    long holders = 0, total = 0;
+    if (sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 1000);
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT count(*) FROM leases WHERE name LIKE 'scheduler/shard/%' "
+                               "AND expires_ms > ?1 GROUP BY holder",
+                               -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, fleet_wall_ms());
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                long c = (long)sqlite3_column_int64(st, 0);
+                holders++;
+                total += c;
+                if (c < FLEET_SHARDS / replicas - 1)
+                    holders = -100; /* not balanced yet */
+            }
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return holders == replicas && total == FLEET_SHARDS;
+}
+
+/* One run. Returns 0 or -1. */
+static int s_run(int latency, int replicas, double rate, size_t n, int conc, bool keep, result_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    fleet_t f = {0};
+    fleet_opts_t o = {.nodes = BENCH_NODES,
+                      .latency_ms = latency,
+                      .replicas = replicas,
+                      .lease_ms = BENCH_LEASE_MS,
+                      .qps = BENCH_QPS,
+                      .concurrency = conc,
+                      .log_level = "warn"};
+    int64_t *acked = calloc(n, sizeof(*acked));
+    int64_t *first = calloc(n, sizeof(*first));
+    int rc = -1;
+    if (!acked || !first || fleet_start(&f, &o) != 0) {
+        fprintf(stderr, "bench-scale: cannot start the fleet (state %s)\n", f.dir);
+        goto done;
+    }
+    double t = fleet_now();
+    while (!s_split(&f, replicas) && fleet_now() - t < BENCH_SPLIT_MAX_S)
+        fleet_sleep_ms(50);
+    sampler_t sm = {.f = &f, .prefix = "rc"};
+    double cpu0;
+    long long rss0;
+    fleet_usage(&f, &rss0, &cpu0);
+    double t0 = fleet_now();
+    size_t failed = fleet_create(&f, "rc", n, rate, acked, s_sample, &sm, false);
+    if (failed)
+        fprintf(stderr, "bench-scale: %zu creates failed\n", failed);
+    while ((sm.ready = fleet_ready_count(&f, "rc")) < (long)n &&
+           fleet_now() - t0 < BENCH_RUN_MAX_S) {
+        sm.next = 0;
+        s_sample(&sm);
+        if (sm.ready >= (long)n)
+            break;
+        fleet_sleep_ms((int)(BENCH_SAMPLE_S * 1000));
+    }
+    r->ready = sm.ready;
+    r->ready_s = sm.ready >= (long)n ? fleet_now() - t0 : -1;
+    long long rss;
+    double cpu;
+    fleet_usage(&f, &rss, &cpu);
+    r->rss_mb = (double)(rss > sm.rss_peak ? rss : sm.rss_peak) / (1024.0 * 1024.0);
+    r->cpu_s = cpu - cpu0;
+    fleet_sleep_ms(300); /* last audit batches committed */
+    fleet_row_t *rows = NULL;
+    size_t nr = 0;
+    if (fleet_audit_rows(&f, "rc", &rows, &nr) == 0) {
+        int64_t pod_first = INT64_MAX, pod_last = 0;
+        size_t pods = 0;
+        for (size_t i = 0; i < nr; i++) {
+            const char *dash = strrchr(rows[i].key, '-');
+            long idx = dash ? strtol(dash + 1, NULL, 10) : -1;
+            if (idx >= 0 && (size_t)idx < n && (first[idx] == 0 || rows[i].sent_ms < first[idx]))
+                first[idx] = rows[i].sent_ms;
+            if (strcmp(rows[i].kind, "Pod") == 0 && strcmp(rows[i].verb, "create") == 0 &&
+                rows[i].status == 201) {
+                pods++;
+                if (rows[i].sent_ms < pod_first)
+                    pod_first = rows[i].sent_ms;
+                if (rows[i].done_ms > pod_last)
+                    pod_last = rows[i].done_ms;
+            }
+        }
+        r->pods_per_s = pods > 0 && pod_last > pod_first
+                            ? (double)pods * 1000.0 / (double)(pod_last - pod_first)
+                            : 0;
+        r->writes_per_rc = (double)nr / (double)n;
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (acked[i] > 0 && first[i] > 0)
+                first[m++] = first[i] - acked[i] < 0 ? 0 : first[i] - acked[i];
+        qsort(first, m, sizeof(*first), s_cmp_i64);
+        r->p50_ms = m ? (double)first[m / 2] : -1;
+        r->p99_ms = m ? (double)first[(m * 99) / 100 < m ? (m * 99) / 100 : m - 1] : -1;
+    }
+    free(rows);
+    rc = 0;
+done:
+    fleet_stop(&f, keep);
+    if (keep)
+        fprintf(stderr, "bench-scale: state kept in %s\n", f.dir);
+    free(acked);
+    free(first);
+    return rc;
+}
+
+/* The raw baseline at `latency`: N RayClusters then 4N pods, straight to kubesim. Returns the
+ * pods/s (and the seconds for all objects in *secs), or -1. */
+static double s_raw(int latency, size_t n, double *secs)
+{
+    fleet_t f = {0};
+    fleet_opts_t o = {.nodes = BENCH_NODES,
+                      .latency_ms = latency,
+                      .replicas = 0,
+                      .lease_ms = BENCH_LEASE_MS,
+                      .qps = BENCH_QPS,
+                      .concurrency = 1,
+                      .log_level = "warn"};
+    int64_t *acked = calloc(n * (1 + BENCH_WORKERS), sizeof(*acked));
+    double pods_s = -1;
+    if (acked && fleet_start(&f, &o) == 0) {
+        /* the watcher would add load the baseline must not have */
+        fleet_kill(&f.watcher, true);
+        double t0 = fleet_now();
+        size_t bad = fleet_create(&f, "raw", n, 0, acked, NULL, NULL, false);
+        double t1 = fleet_now();
+        bad += fleet_create(&f, "rawpod", n * (1 + BENCH_WORKERS), 0, acked, NULL, NULL, true);
+        double t2 = fleet_now();
+        if (bad == 0) {
+            pods_s = (double)(n * (1 + BENCH_WORKERS)) / (t2 - t1);
+            *secs = t2 - t0;
+        }
+    }
+    fleet_stop(&f, false);
+    free(acked);
+    return pods_s;
+}
+
+static int s_parse_list(const char *s, int *out, int max)
+{
+    int n = 0;
+    while (*s && n < max) {
+        char *end = NULL;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > 100000)
+            return -1;
+        out[n++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            return -1;
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = BENCH_CLUSTERS_DEFAULT;
+    int reps[BENCH_LIST_MAX] = {1, 2, 4}, nreps = 3;
+    int lats[BENCH_LIST_MAX] = {0, 20}, nlats = 2;
+    bool paced = true, unpaced = true, keep = false;
+    double rate = BENCH_RATE_DEFAULT;
+    int conc = BENCH_CONC_DEFAULT;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--clusters") == 0 && v) {
+            n = (size_t)strtoul(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--replicas") == 0 && v) {
+            nreps = s_parse_list(v, reps, BENCH_LIST_MAX);
+            i++;
+        } else if (strcmp(a, "--latencies") == 0 && v) {
+            nlats = s_parse_list(v, lats, BENCH_LIST_MAX);
+            i++;
+        } else if (strcmp(a, "--modes") == 0 && v) {
+            paced = strstr(v, "paced") == v || strstr(v, ",paced") != NULL;
+            unpaced = strstr(v, "unpaced") != NULL;
+            i++;
+        } else if (strcmp(a, "--rate") == 0 && v) {
+            rate = strtod(v, NULL);
+            i++;
+        } else if (strcmp(a, "--concurrency") == 0 && v) {
+            long c = strtol(v, NULL, 10);
+            conc = c > 0 && c <= 100000 ? (int)c : BENCH_CONC_DEFAULT;
+            i++;
+        } else if (strcmp(a, "--keep") == 0) {
+            keep = true;
+        } else {
+            fprintf(stderr,
+                    "usage: bench-scale [--clusters N] [--replicas 1,2,4] [--latencies 0,20] "
+                    "[--modes paced,unpaced] [--rate R] [--concurrency C] [--keep]\n");
+            return 2;
+        }
+    }
+    if (n == 0 || nreps <= 0 || nlats <= 0 || rate <= 0 || (!paced && !unpaced)) {
+        fprintf(stderr, "bench-scale: bad arguments\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    log_setup("bench-scale", LOG_ERROR, STDERR_FILENO);
+    printf("bench-scale: %zu RayClusters (1 head + %d workers = %zu pods), kubesim %d nodes, "
+           "scheduler --concurrency %d, shard leases in SQLite (%d ms)\n",
+           n, BENCH_WORKERS, n * (1 + BENCH_WORKERS), BENCH_NODES, conc, BENCH_LEASE_MS);
+    printf("%-4s %-4s %-8s %9s %8s %8s %7s %9s %9s %8s %7s %9s\n", "lat", "reps", "mode", "ready_s",
+           "pods/s", "raw/s", "ratio", "p50_ms", "p99_ms", "rss_MB", "cpu_s", "writes/rc");
+    fflush(stdout);
+    int failures = 0;
+    for (int li = 0; li < nlats; li++) {
+        double raw_secs = 0;
+        double raw = s_raw(lats[li], n, &raw_secs);
+        printf("%-4d %-4s %-8s %9.1f %8s %8.0f %7s %9s %9s %8s %7s %9s\n", lats[li], "-", "raw",
+               raw_secs, "-", raw, "1.00", "-", "-", "-", "-", "-");
+        fflush(stdout);
+        for (int ri = 0; ri < nreps; ri++)
+            for (int mode = 0; mode < 2; mode++) {
+                if ((mode == 0 && !paced) || (mode == 1 && !unpaced))
+                    continue;
+                result_t r;
+                if (s_run(lats[li], reps[ri], mode == 0 ? rate : 0, n, conc, keep, &r) != 0) {
+                    failures++;
+                    continue;
+                }
+                char ready[32];
+                if (r.ready_s >= 0)
+                    snprintf(ready, sizeof(ready), "%.1f", r.ready_s);
+                else
+                    snprintf(ready, sizeof(ready), "T/O %ld", r.ready);
+                failures += r.ready_s < 0;
+                printf("%-4d %-4d %-8s %9s %8.0f %8.0f %7.2f %9.0f %9.0f %8.1f %7.1f %9.1f\n",
+                       lats[li], reps[ri], mode == 0 ? "paced" : "unpaced", ready, r.pods_per_s,
+                       raw, raw > 0 ? r.pods_per_s / raw : 0, r.p50_ms, r.p99_ms, r.rss_mb, r.cpu_s,
+                       r.writes_per_rc);
+                fflush(stdout);
+            }
+    }
+    printf("ready_s: first create -> all ready (observed.db); pods/s: audited pod creates over "
+           "their span; raw/s: kubesim's raw pod-create rate (32 in flight); ratio = pods/s / "
+           "raw/s (paced runs are bounded by the pace); p50/p99: create acknowledged -> first "
+           "API write for it; rss: peak VmRSS sum of bus + watcher + schedulers; cpu: their CPU "
+           "seconds during the run; writes/rc: audited API writes per RayCluster.\n");
+    return failures ? 1 : 0;
+}
