@@ -244,7 +244,6 @@ static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
                              .observed = m->obs,
                              .client = m->client,
                              .audit = m->audit,
-                             .desired = m->db,
                              .random_delete = cfg_bool(m->svc->cfg, "random-pod-delete"),
                              .events = true,
                              .requeue_ms = cfg_duration_ms(m->svc->cfg, "requeue")};
