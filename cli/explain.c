@@ -1175,24 +1175,49 @@ static int s_explain_run(int argc, char **words)
 static const args_opt_t s_drift_opts[] = {
     {"state-dir", "DIR",
      "State directory of 'rayfleetctl up' (default " LAUNCH_DEFAULT_STATE_DIR "): reads "
-     "observed.db."},
-    {"namespace", "NS", "Only RayClusters in this namespace; also -n NS."},
+     "scheduler.db and observed.db."},
+    {"namespace", "NS", "Only Ray objects in this namespace; also -n NS."},
     {"output", "FORMAT", "table (default), json, jsonl or csv."},
     {NULL, NULL, NULL},
 };
 
-#define S_DRIFT_COLS 8
+#define S_DRIFT_COLS 9
 static const char *const s_drift_names[S_DRIFT_COLS] = {
-    "cluster", "namespace", "raycluster", "generation", "child", "want", "have", "drift"};
+    "cluster", "namespace", "raycluster", "generation", "child", "want", "have", "drift", "reason"};
+#define S_NAME_LEN_MAX 512 /* longest cluster, namespace or object name drift handles */
+#define S_DRIFT_UNOBSERVED "unobserved" /* drift of a child of a kind the watcher does not list */
+#define S_DRIFT_SPEC_REASON "from the spec (no desired rows)" /* reason of a spec-only row */
+#define S_DRIFT_EXTRA_REASON "observed, not wanted" /* reason of an unwanted observed child */
 
-/* Counts the observed children of (cluster, ns, rc): pods by role and group, head service. */
-static int s_drift_children(s_ex_t *x, const char *cluster, const char *ns, const char *rc,
-                            json_t *counts)
+/* One drift run: the connection, the output and the totals. */
+typedef struct {
+    s_ex_t x; /* the read-only connection */
+    const char *obs; /* "observed." (observed.db attached) or "" (observed.db is main) */
+    sql_out_t *out; /* the rows */
+    int drifting; /* child counts whose have differs from want */
+    int owners; /* Ray objects listed */
+    int unobserved; /* wanted children of kinds the watcher does not observe */
+} s_drift_t;
+
+/* True for the child kinds the watcher lists (so `have` is known). */
+static bool s_drift_watched(const char *kind)
 {
-    sqlite3_stmt *st = s_prepare(
-        x, "SELECT kind, name, deleting, json FROM observed_objects WHERE cluster = ?1 AND "
-           "namespace = ?2 AND owner_kind = 'RayCluster' AND owner_name = ?3 AND kind IN "
-           "('Pod', 'Service')");
+    return !strcmp(kind, "Pod") || !strcmp(kind, "Service") || !strcmp(kind, "Job");
+}
+
+/* Counts the observed children of (cluster, ns, rc) that are not being deleted into `counts`:
+ * "head pod", "workers GROUP", and either "head service" (spec mode) or "KIND NAME" for each
+ * Service and Job (by_name, desired mode). Returns 0, or 1 on a query error (printed). */
+static int s_drift_children(s_drift_t *d, const char *cluster, const char *ns, const char *rc,
+                            bool by_name, json_t *counts)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT kind, name, deleting, json FROM %sobserved_objects WHERE cluster = ?1 AND "
+             "namespace = ?2 AND owner_kind = 'RayCluster' AND owner_name = ?3 AND kind IN "
+             "('Pod', 'Service', 'Job')",
+             d->obs);
+    sqlite3_stmt *st = s_prepare(&d->x, sql);
     if (!st)
         return 1;
     sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);
@@ -1200,9 +1225,10 @@ static int s_drift_children(s_ex_t *x, const char *cluster, const char *ns, cons
     sqlite3_bind_text(st, 3, rc, -1, SQLITE_STATIC);
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *kind = (const char *)sqlite3_column_text(st, 0);
+        const char *name = (const char *)sqlite3_column_text(st, 1);
         const char *js = (const char *)sqlite3_column_text(st, 3);
         size_t len = (size_t)sqlite3_column_bytes(st, 3);
-        if (!kind || sqlite3_column_int64(st, 2) != 0)
+        if (!kind || !name || sqlite3_column_int64(st, 2) != 0)
             continue;
         json_t *o = NULL;
         buf_t err;
@@ -1213,13 +1239,15 @@ static int s_drift_children(s_ex_t *x, const char *cluster, const char *ns, cons
         json_t *labels = jx_get(o, "metadata.labels");
         const char *type = json_string_value(json_object_get(labels, "ray.io/node-type"));
         const char *group = json_string_value(json_object_get(labels, "ray.io/group"));
-        char child[S_GROUP_MAX + 16] = "";
-        if (!strcmp(kind, "Service") && type && !strcmp(type, "head"))
-            snprintf(child, sizeof(child), "head service");
-        else if (!strcmp(kind, "Pod") && type && !strcmp(type, "head"))
+        char child[S_GROUP_MAX + S_NAME_LEN_MAX] = "";
+        if (!strcmp(kind, "Pod") && type && !strcmp(type, "head"))
             snprintf(child, sizeof(child), "head pod");
         else if (!strcmp(kind, "Pod") && type && !strcmp(type, "worker") && group)
             snprintf(child, sizeof(child), "workers %s", group);
+        else if (!by_name && !strcmp(kind, "Service") && type && !strcmp(type, "head"))
+            snprintf(child, sizeof(child), "head service");
+        else if (by_name && strcmp(kind, "Pod") != 0)
+            snprintf(child, sizeof(child), "%s %s", kind, name);
         if (child[0])
             json_object_set_new(
                 counts, child,
@@ -1228,6 +1256,241 @@ static int s_drift_children(s_ex_t *x, const char *cluster, const char *ns, cons
     }
     sqlite3_finalize(st);
     return 0;
+}
+
+/* Writes one output row; have_known false: the watcher does not observe the kind. Returns 0 or
+ * 1. */
+static int s_drift_emit(s_drift_t *d, const char *c, const char *ns, const char *nm, bool has_gen,
+                        int64_t gen, const char *child, int64_t want, bool have_known, int64_t have,
+                        const char *reason)
+{
+    char dd[32];
+    const char *dt = "0";
+    if (!have_known) {
+        dt = S_DRIFT_UNOBSERVED;
+        d->unobserved++;
+    } else if (have != want) {
+        snprintf(dd, sizeof(dd), "%+" PRId64, have - want);
+        dt = dd;
+        d->drifting++;
+    }
+    sql_val_t vals[S_DRIFT_COLS] = {
+        {.type = SQLITE_TEXT, .s = c, .len = strlen(c)},
+        {.type = SQLITE_TEXT, .s = ns, .len = strlen(ns)},
+        {.type = SQLITE_TEXT, .s = nm, .len = strlen(nm)},
+        {.type = has_gen ? SQLITE_INTEGER : SQLITE_NULL, .i = gen},
+        {.type = SQLITE_TEXT, .s = child, .len = strlen(child)},
+        {.type = SQLITE_INTEGER, .i = want},
+        {.type = have_known ? SQLITE_INTEGER : SQLITE_NULL, .i = have},
+        {.type = SQLITE_TEXT, .s = dt, .len = strlen(dt)},
+        {.type = SQLITE_TEXT, .s = reason, .len = strlen(reason)},
+    };
+    return sql_out_row(d->out, vals) != 0;
+}
+
+/* Writes the observed children of an owner that no desired row asked for (`left`), want 0. */
+static int s_drift_leftovers(s_drift_t *d, const char *c, const char *ns, const char *nm,
+                             bool has_gen, int64_t gen, json_t *left)
+{
+    int code = 0;
+    const char *child;
+    json_t *v;
+    json_object_foreach(left, child, v)
+    {
+        if (s_drift_emit(d, c, ns, nm, has_gen, gen, child, 0, true, json_integer_value(v),
+                         S_DRIFT_EXTRA_REASON) != 0)
+            code = 1;
+    }
+    return code;
+}
+
+/* Desired mode: every desired row of a RayCluster (scheduler.db) against observed.db. Returns
+ * 0 or 1. */
+static int s_drift_desired(s_drift_t *d, const char *only_ns)
+{
+    sqlite3_stmt *st = s_prepare(
+        &d->x,
+        "SELECT d.cluster, d.namespace, d.owner_name, o.generation, d.child_kind, d.child_name, "
+        "d.json, d.reason FROM main.desired_objects d LEFT JOIN observed.observed_objects o ON "
+        "o.cluster = d.cluster AND o.kind = d.owner_kind AND o.namespace = d.namespace AND "
+        "o.name = d.owner_name WHERE d.owner_kind = 'RayCluster' AND (?1 IS NULL OR d.namespace "
+        "= ?1) ORDER BY d.cluster, d.namespace, d.owner_name, d.child_kind <> 'Pod', "
+        "d.child_name <> 'head', d.child_kind, d.child_name");
+    if (!st)
+        return 1;
+    if (only_ns)
+        sqlite3_bind_text(st, 1, only_ns, -1, SQLITE_STATIC);
+    int code = 0;
+    char cur[3][S_NAME_LEN_MAX] = {"", "", ""};
+    bool cur_gen = false;
+    int64_t gen = 0;
+    json_t *have = NULL, *left = NULL;
+    while (!code && sqlite3_step(st) == SQLITE_ROW) {
+        const char *c = (const char *)sqlite3_column_text(st, 0);
+        const char *ns = (const char *)sqlite3_column_text(st, 1);
+        const char *nm = (const char *)sqlite3_column_text(st, 2);
+        const char *kind = (const char *)sqlite3_column_text(st, 4);
+        const char *cname = (const char *)sqlite3_column_text(st, 5);
+        const char *js = (const char *)sqlite3_column_text(st, 6);
+        const char *reason = (const char *)sqlite3_column_text(st, 7);
+        if (!c || !ns || !nm || !kind || !cname || strlen(c) >= S_NAME_LEN_MAX ||
+            strlen(ns) >= S_NAME_LEN_MAX || strlen(nm) >= S_NAME_LEN_MAX)
+            continue;
+        if (!have || strcmp(c, cur[0]) || strcmp(ns, cur[1]) || strcmp(nm, cur[2])) {
+            if (have)
+                code |= s_drift_leftovers(d, cur[0], cur[1], cur[2], cur_gen, gen, left);
+            json_decref(have);
+            json_decref(left);
+            snprintf(cur[0], sizeof(cur[0]), "%s", c);
+            snprintf(cur[1], sizeof(cur[1]), "%s", ns);
+            snprintf(cur[2], sizeof(cur[2]), "%s", nm);
+            cur_gen = sqlite3_column_type(st, 3) == SQLITE_INTEGER;
+            gen = sqlite3_column_int64(st, 3);
+            have = json_object();
+            d->owners++;
+            if (!have || s_drift_children(d, c, ns, nm, true, have) != 0) {
+                code = 1;
+                break;
+            }
+            left = json_copy(have);
+            if (!left) {
+                code = 1;
+                break;
+            }
+        }
+        int64_t want = 1;
+        json_t *wj = NULL;
+        buf_t err;
+        buf_init(&err, 256);
+        if (js && jx_parse(js, strlen(js), "desired", &wj, &err) == 0 &&
+            json_is_integer(json_object_get(wj, "want")))
+            want = json_integer_value(json_object_get(wj, "want"));
+        buf_free(&err);
+        json_decref(wj);
+        char child[S_GROUP_MAX + S_NAME_LEN_MAX];
+        bool pod = !strcmp(kind, "Pod");
+        if (pod && !strcmp(cname, "head"))
+            snprintf(child, sizeof(child), "head pod");
+        else if (pod)
+            snprintf(child, sizeof(child), "workers %s", cname);
+        else
+            snprintf(child, sizeof(child), "%s %s", kind, cname);
+        bool known = s_drift_watched(kind);
+        int64_t hv = json_integer_value(json_object_get(have, child));
+        json_object_del(left, child);
+        code |=
+            s_drift_emit(d, c, ns, nm, cur_gen, gen, child, want, known, hv, reason ? reason : "");
+    }
+    if (!code && have)
+        code |= s_drift_leftovers(d, cur[0], cur[1], cur[2], cur_gen, gen, left);
+    json_decref(have);
+    json_decref(left);
+    sqlite3_finalize(st);
+    return code;
+}
+
+/* Lists (into `out`, "ns/name" words) the observed RayClusters without a desired row. Returns 0
+ * or 1. */
+static int s_drift_missing(s_drift_t *d, const char *only_ns, buf_t *out, int *n)
+{
+    sqlite3_stmt *st = s_prepare(
+        &d->x, "SELECT o.namespace, o.name FROM observed.observed_objects o WHERE o.kind = "
+               "'RayCluster' AND o.api_group = 'ray.io' AND (?1 IS NULL OR o.namespace = ?1) AND "
+               "NOT EXISTS (SELECT 1 FROM main.desired_objects d WHERE d.cluster = o.cluster AND "
+               "d.namespace = o.namespace AND d.owner_kind = 'RayCluster' AND d.owner_name = "
+               "o.name) ORDER BY o.cluster, o.namespace, o.name");
+    if (!st)
+        return 1;
+    if (only_ns)
+        sqlite3_bind_text(st, 1, only_ns, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *ns = (const char *)sqlite3_column_text(st, 0);
+        const char *nm = (const char *)sqlite3_column_text(st, 1);
+        buf_printf(out, " %s/%s", ns ? ns : "", nm ? nm : "");
+        (*n)++;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* Spec mode (no desired rows): want derived from each observed RayCluster's spec. Returns 0 or
+ * 1. */
+static int s_drift_spec(s_drift_t *d, const char *only_ns)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT cluster, namespace, name, generation, json FROM %sobserved_objects WHERE "
+             "kind = 'RayCluster' AND api_group = 'ray.io' AND (?1 IS NULL OR namespace = ?1) "
+             "ORDER BY cluster, namespace, name",
+             d->obs);
+    sqlite3_stmt *st = s_prepare(&d->x, sql);
+    if (!st)
+        return 1;
+    if (only_ns)
+        sqlite3_bind_text(st, 1, only_ns, -1, SQLITE_STATIC);
+    int code = 0;
+    while (!code && sqlite3_step(st) == SQLITE_ROW) {
+        const char *c = (const char *)sqlite3_column_text(st, 0);
+        const char *ns = (const char *)sqlite3_column_text(st, 1);
+        const char *nm = (const char *)sqlite3_column_text(st, 2);
+        int64_t gen = sqlite3_column_int64(st, 3);
+        const char *js = (const char *)sqlite3_column_text(st, 4);
+        size_t len = (size_t)sqlite3_column_bytes(st, 4);
+        json_t *rc = NULL;
+        buf_t perr;
+        buf_init(&perr, 256);
+        if (!c || !ns || !nm || !js || len > EXPLAIN_OBJECT_MAX ||
+            jx_parse(js, len, "observed", &rc, &perr) != 0) {
+            buf_free(&perr);
+            continue;
+        }
+        buf_free(&perr);
+        d->owners++;
+        json_t *want = json_object();
+        json_t *have = json_object();
+        bool susp = jx_bool(rc, "spec.suspend", false);
+        json_object_set_new(want, "head pod", json_integer(susp ? 0 : 1));
+        json_object_set_new(want, "head service", json_integer(1));
+        size_t i;
+        json_t *wg;
+        json_array_foreach(jx_get(rc, "spec.workerGroupSpecs"), i, wg)
+        {
+            char child[S_GROUP_MAX + 16];
+            int64_t r = 0, h = 0;
+            snprintf(child, sizeof(child), "workers %s", jx_str(wg, "groupName", ""));
+            json_object_set_new(want, child, json_integer(s_group_want(rc, wg, &r, &h)));
+        }
+        if (s_drift_children(d, c, ns, nm, false, have) != 0)
+            code = 1;
+        const char *child;
+        json_t *v;
+        json_object_foreach(have, child, v)
+        {
+            if (!json_object_get(want, child))
+                json_object_set_new(want, child, json_integer(0));
+        }
+        json_object_foreach(want, child, v)
+        {
+            if (s_drift_emit(d, c, ns, nm, true, gen, child, json_integer_value(v), true,
+                             json_integer_value(json_object_get(have, child)),
+                             S_DRIFT_SPEC_REASON) != 0)
+                code = 1;
+        }
+        json_decref(want);
+        json_decref(have);
+        json_decref(rc);
+    }
+    sqlite3_finalize(st);
+    return code;
+}
+
+/* Whether scheduler.db (main) holds any desired row. */
+static bool s_drift_has_desired(s_drift_t *d)
+{
+    sqlite3_stmt *st = s_prepare(&d->x, "SELECT EXISTS (SELECT 1 FROM main.desired_objects)");
+    bool yes = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) != 0;
+    sqlite3_finalize(st);
+    return yes;
 }
 
 static int s_drift_run(int argc, char **words);
@@ -1248,14 +1511,21 @@ static int s_drift_run(int argc, char **words)
     args_t a;
     int pr = args_parse(
         "drift", "[--state-dir DIR] [-n NAMESPACE] [--output FORMAT]",
-        "For each RayCluster in observed.db, the children its spec asks for versus those "
-        "observed, and the difference (have - want). A simple, honest version computed from "
-        "observed.db ALONE: want is derived from the spec (head pod 1, head service 1, each "
-        "worker group replicas clamped to [minReplicas, maxReplicas] times numOfHosts, 0 when "
-        "suspended), have counts the observed pods and services owned by the RayCluster that "
-        "are not being deleted. It ignores autoscaler decisions not yet written to the spec, "
-        "pods in a terminal phase still counted as present, and children the watcher has not "
-        "seen yet.",
+        "For each Ray object, the children its reconciler wants versus those observed, and the "
+        "difference (drift = have - want). want comes from the desired_objects rows the "
+        "scheduler writes into scheduler.db on every change of what it wants: per pod group "
+        "('head pod', 'workers GROUP') the pod count (replicas x numOfHosts, 0 when suspended), "
+        "and each wanted Service, Secret, Ingress, ServiceAccount, Role, RoleBinding or PVC by "
+        "name, each with the reason the scheduler gave. have counts the objects in observed.db "
+        "owned by the Ray object and not being deleted: pods by their ray.io/node-type and "
+        "ray.io/group labels, Services and Jobs by name; the watcher does not observe the other "
+        "kinds, so their have is empty and their drift reads 'unobserved'. Observed pod groups "
+        "and Services that no row wants are listed with want 0. When scheduler.db has no "
+        "desired rows (a scheduler older than this rayfleetctl, or none has run), want is "
+        "computed from the RayCluster spec in observed.db alone (head pod 1, head service 1, "
+        "each worker group replicas clamped to [minReplicas, maxReplicas] times numOfHosts, 0 "
+        "when suspended), and the output says so. Neither mode sees children the watcher has "
+        "not listed yet, nor counts a pod in a terminal phase as absent.",
         s_drift_opts, 0, argc, words, &a);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
@@ -1269,102 +1539,73 @@ static int s_drift_run(int argc, char **words)
     }
     const char *dir =
         args_str(&a, "state-dir") ? args_str(&a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR;
-    char obs[PATH_MAX];
+    const char *only_ns = args_str(&a, "namespace");
+    char obs[PATH_MAX], db[PATH_MAX];
     snprintf(obs, sizeof(obs), "%s/%s", dir, SQL_OBSERVED_DB);
+    snprintf(db, sizeof(db), "%s/%s", dir, SQL_SCHEDULER_DB);
     if (access(obs, F_OK) != 0) {
         fprintf(stderr, "rayfleetctl drift: no observed database at %s (has the watcher run?)\n",
                 obs);
         return 1;
     }
     int err = 0;
-    s_ex_t x = {0};
-    x.q = store_query_open(obs, NULL, 0, &err);
-    if (!x.q) {
-        fprintf(stderr, "rayfleetctl drift: cannot open %s read-only: %s\n", obs, err_str(err));
-        return 1;
+    s_drift_t d = {.obs = "observed."};
+    bool desired = false;
+    if (access(db, F_OK) == 0) {
+        store_query_attach_t att = {.schema = "observed", .path = obs};
+        d.x.q = store_query_open(db, &att, 1, &err);
+        if (d.x.q) {
+            store_query_set_timeout(d.x.q, EXPLAIN_TIMEOUT_MS);
+            desired = s_drift_has_desired(&d);
+        }
+        if (!desired)
+            store_query_close(&d.x.q);
     }
-    store_query_set_timeout(x.q, EXPLAIN_TIMEOUT_MS);
-    sql_out_t *out = sql_out_new(stdout, fmt, S_DRIFT_COLS, s_drift_names);
-    sqlite3_stmt *st = s_prepare(
-        &x, "SELECT cluster, namespace, name, generation, json FROM observed_objects WHERE kind = "
-            "'RayCluster' AND api_group = 'ray.io' AND (?1 IS NULL OR namespace = ?1) ORDER BY "
-            "cluster, namespace, name");
-    int code = out && st ? 0 : 1;
-    if (st && args_str(&a, "namespace"))
-        sqlite3_bind_text(st, 1, args_str(&a, "namespace"), -1, SQLITE_STATIC);
-    int drifting = 0, nrc = 0;
-    while (!code && sqlite3_step(st) == SQLITE_ROW) {
-        const char *c = (const char *)sqlite3_column_text(st, 0);
-        const char *ns = (const char *)sqlite3_column_text(st, 1);
-        const char *nm = (const char *)sqlite3_column_text(st, 2);
-        int64_t gen = sqlite3_column_int64(st, 3);
-        const char *js = (const char *)sqlite3_column_text(st, 4);
-        size_t len = (size_t)sqlite3_column_bytes(st, 4);
-        json_t *rc = NULL;
-        buf_t perr;
-        buf_init(&perr, 256);
-        if (!c || !ns || !nm || !js || len > EXPLAIN_OBJECT_MAX ||
-            jx_parse(js, len, "observed", &rc, &perr) != 0) {
-            buf_free(&perr);
-            continue;
+    if (!desired) {
+        d.obs = "";
+        d.x.q = store_query_open(obs, NULL, 0, &err);
+        if (!d.x.q) {
+            fprintf(stderr, "rayfleetctl drift: cannot open %s read-only: %s\n", obs, err_str(err));
+            return 1;
         }
-        buf_free(&perr);
-        nrc++;
-        json_t *want = json_object();
-        json_t *have = json_object();
-        bool susp = jx_bool(rc, "spec.suspend", false);
-        json_object_set_new(want, "head pod", json_integer(susp ? 0 : 1));
-        json_object_set_new(want, "head service", json_integer(1));
-        size_t i;
-        json_t *wg;
-        json_array_foreach(jx_get(rc, "spec.workerGroupSpecs"), i, wg)
-        {
-            char child[S_GROUP_MAX + 16];
-            int64_t r = 0, h = 0;
-            snprintf(child, sizeof(child), "workers %s", jx_str(wg, "groupName", ""));
-            json_object_set_new(want, child, json_integer(s_group_want(rc, wg, &r, &h)));
-        }
-        if (s_drift_children(&x, c, ns, nm, have) != 0)
-            code = 1;
-        const char *child;
-        json_t *v;
-        json_object_foreach(have, child, v)
-        {
-            if (!json_object_get(want, child))
-                json_object_set_new(want, child, json_integer(0));
-        }
-        json_object_foreach(want, child, v)
-        {
-            int64_t w = json_integer_value(v);
-            int64_t hv = json_integer_value(json_object_get(have, child));
-            char d[32];
-            snprintf(d, sizeof(d), "%+" PRId64, hv - w);
-            if (hv != w)
-                drifting++;
-            sql_val_t vals[S_DRIFT_COLS] = {
-                {.type = SQLITE_TEXT, .s = c, .len = strlen(c)},
-                {.type = SQLITE_TEXT, .s = ns, .len = strlen(ns)},
-                {.type = SQLITE_TEXT, .s = nm, .len = strlen(nm)},
-                {.type = SQLITE_INTEGER, .i = gen},
-                {.type = SQLITE_TEXT, .s = child, .len = strlen(child)},
-                {.type = SQLITE_INTEGER, .i = w},
-                {.type = SQLITE_INTEGER, .i = hv},
-                {.type = SQLITE_TEXT, .s = hv == w ? "0" : d, .len = strlen(hv == w ? "0" : d)},
-            };
-            if (sql_out_row(out, vals) != 0)
-                code = 1;
-        }
-        json_decref(want);
-        json_decref(have);
-        json_decref(rc);
+        store_query_set_timeout(d.x.q, EXPLAIN_TIMEOUT_MS);
+        if (fmt != SQL_OUT_TABLE)
+            fprintf(stderr,
+                    "rayfleetctl drift: note: %s has no desired rows (a scheduler older "
+                    "than this rayfleetctl, or none has run); want is computed from "
+                    "the RayCluster spec in observed.db alone\n",
+                    SQL_SCHEDULER_DB);
     }
-    sqlite3_finalize(st);
+    d.out = sql_out_new(stdout, fmt, S_DRIFT_COLS, s_drift_names);
+    int code = d.out ? 0 : 1;
+    if (!code)
+        code = desired ? s_drift_desired(&d, only_ns) : s_drift_spec(&d, only_ns);
+    buf_t missing;
+    buf_init(&missing, EXPLAIN_TEXT_MAX);
+    int nmissing = 0;
+    if (!code && desired)
+        code = s_drift_missing(&d, only_ns, &missing, &nmissing);
     if (!code && fmt == SQL_OUT_TABLE) {
-        sql_out_flush(out);
-        printf("%d RayCluster%s, %d child count%s drifting (computed from observed.db alone)\n",
-               nrc, nrc == 1 ? "" : "s", drifting, drifting == 1 ? "" : "s");
+        sql_out_flush(d.out);
+        printf("%d RayCluster%s, %d child count%s drifting", d.owners, d.owners == 1 ? "" : "s",
+               d.drifting, d.drifting == 1 ? "" : "s");
+        if (d.unobserved)
+            printf(", %d child%s of kinds the watcher does not observe", d.unobserved,
+                   d.unobserved == 1 ? "" : "ren");
+        if (desired)
+            printf(" (desired rows of %s versus %s)\n", SQL_SCHEDULER_DB, SQL_OBSERVED_DB);
+        else
+            printf(" (computed from the spec in %s alone: %s has no desired rows, the scheduler "
+                   "is older than this rayfleetctl or has not run)\n",
+                   SQL_OBSERVED_DB, SQL_SCHEDULER_DB);
     }
-    sql_out_end(&out);
-    store_query_close(&x.q);
+    if (!code && nmissing)
+        fprintf(fmt == SQL_OUT_TABLE ? stdout : stderr,
+                "%d RayCluster%s observed without desired rows (not reconciled yet, invalid, or "
+                "managed by another controller):%s\n",
+                nmissing, nmissing == 1 ? "" : "s", buf_str(&missing));
+    buf_free(&missing);
+    sql_out_end(&d.out);
+    store_query_close(&d.x.q);
     return code;
 }

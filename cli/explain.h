@@ -28,10 +28,13 @@
  * Exit codes: 0 the object has audit rows; 1 no audit row (not created or touched by rayfleet),
  * or a database error; 2 usage error.
  *
- * drift reads observed.db alone: for each observed RayCluster, the head (1 unless suspended), the
- * head service, and per worker group replicas x numOfHosts (as above) versus the pods observed with
- * that owner (not deleting), and the difference. It does not know what a reconciler decided that
- * the watcher has not seen yet (desired_objects is not written by the scheduler today).
+ * drift compares what the scheduler decided (desired_objects in scheduler.db: one row per pod
+ * group with its wanted count, one per named child such as the head Service, each with the reason
+ * and the reconcile's correlation id) with what the watcher observed (observed.db, pods counted by
+ * group and not being deleted, Services and Jobs by name), and prints want, have and the drift;
+ * kinds the watcher does not list (Secrets, RBAC, Ingress, PVC) show as unobserved. Without desired
+ * rows (a RayCluster the scheduler has not reconciled yet, or an older scheduler) it falls back to
+ * the counts the spec asks for, and says so.
  */
 #ifndef RF_CLI_EXPLAIN_H
 #define RF_CLI_EXPLAIN_H

@@ -59,6 +59,7 @@ struct reconciler {
     json_t *ensured; /* {key: {"Kind/name": ms}} objects created or found existing */
     json_t *status_sent; /* {key: {"rv": observed RV at the write, "status": what was sent}} */
     json_t *causes; /* {key: {"rv", "eid", "gen"}} last bus event per key */
+    json_t *desired; /* {key: hash of the desired set last written to desired_objects} */
     pass_t *passes; /* passes in flight (list) */
     req_t *reqs; /* requests in flight (list) */
     uint64_t event_seq; /* makes Event names unique */
@@ -1675,6 +1676,215 @@ static void s_stage_status(pass_t *p)
     json_decref(obj);
 }
 
+/* ---------- desired objects (desired_objects rows, issue 6) ---------- */
+
+/* base32hex(sha1(text)) into out. */
+static void s_text_hash(const char *text, char out[RECONCILE_HASH_LEN + 1])
+{
+    unsigned char d[S_SHA1_LEN];
+    s_sha1((const unsigned char *)text, strlen(text), d);
+    s_base32hex(d, out);
+}
+
+/* The hash of a JSON value's compact sorted form into out; "" when it cannot be dumped. */
+static void s_json_hash(const json_t *v, char out[RECONCILE_HASH_LEN + 1])
+{
+    out[0] = '\0';
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+    if (text)
+        s_text_hash(text, out);
+    free(text);
+}
+
+/* Appends one wanted child {"group", "kind", "name", "json", "reason"[, "hash"]} to `set`.
+ * `name` (from names.h) and `obj` are stolen; obj NULL stands for {"want": 1}. Returns 0 or
+ * ERR_NOMEM. */
+static int s_want(json_t *set, const char *group, const char *kind, char *name, json_t *obj,
+                  const char *hash, const char *reason)
+{
+    if (!obj)
+        obj = json_pack("{s:i}", "want", 1);
+    json_t *row = name && obj ? json_pack("{s:s, s:s, s:s, s:O, s:s}", "group", group, "kind", kind,
+                                          "name", name, "json", obj, "reason", reason)
+                              : NULL;
+    free(name);
+    json_decref(obj);
+    if (row && hash && hash[0])
+        json_object_set_new(row, "hash", json_string(hash));
+    return row && json_array_append_new(set, row) == 0 ? 0 : ERR_NOMEM;
+}
+
+/* A copy of a C string, for s_want(). */
+static char *s_dup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* One pod group row: want = desired pods, with numOfHosts and the template's hash. */
+static int s_want_pods(json_t *set, const char *group, int64_t want, int64_t hosts,
+                       const json_t *tmpl, const char *reason)
+{
+    char h[RECONCILE_HASH_LEN + 1];
+    s_json_hash(tmpl, h);
+    json_t *o = json_pack("{s:I, s:I, s:s}", "want", (json_int_t)want, "numOfHosts",
+                          (json_int_t)hosts, "template_hash", h);
+    return o ? s_want(set, "", "Pod", s_dup(group), o, h, reason) : ERR_NOMEM;
+}
+
+/* The children wanted for the defaulted RayCluster `rcd` named `name`: an array of
+ * s_want() rows, in the order of the pass's stages. Returns NULL on out of memory. */
+static json_t *s_desired_set(const json_t *rcd, const char *name)
+{
+    json_t *set = json_array();
+    const json_t *spec = jx_get(rcd, "spec");
+    int rc = set ? 0 : ERR_NOMEM;
+    char why[RECONCILE_MSG_MAX];
+    if (!rc && jx_bool(rcd, "spec.enableInTreeAutoscaling", false)) {
+        const char *user = jx_str(rcd, "spec.headGroupSpec.template.spec.serviceAccountName", "");
+        rc = s_want(set, "", "ServiceAccount", names_autoscaler_sa(name, spec), NULL, NULL,
+                    user[0] ? "spec.headGroupSpec.template.spec.serviceAccountName names it "
+                              "(the user creates it; the autoscaler needs it)"
+                            : "spec.enableInTreeAutoscaling=true: the autoscaler's "
+                              "ServiceAccount");
+        if (!rc)
+            rc = s_want(set, "rbac.authorization.k8s.io", "Role", names_autoscaler_role(name), NULL,
+                        NULL, "spec.enableInTreeAutoscaling=true: the autoscaler's Role");
+        if (!rc)
+            rc = s_want(set, "rbac.authorization.k8s.io", "RoleBinding",
+                        names_autoscaler_role(name), NULL, NULL,
+                        "spec.enableInTreeAutoscaling=true: the autoscaler's RoleBinding");
+    }
+    if (!rc && jx_bool(rcd, "spec.headGroupSpec.enableIngress", false))
+        rc = s_want(set, "networking.k8s.io", "Ingress", names_ingress(name), NULL, NULL,
+                    "spec.headGroupSpec.enableIngress=true");
+    if (!rc && objbuild_needs_auth_secret(rcd))
+        rc = s_want(set, "", "Secret", names_check_name(name), NULL, NULL,
+                    "spec.authOptions.mode=token without a secretName: the auth token Secret");
+    if (!rc)
+        rc = s_want(set, "", "Service", names_head_service(name, spec), NULL, NULL,
+                    "every RayCluster has a head Service (spec.headGroupSpec)");
+    if (!rc && objbuild_needs_headless(rcd))
+        rc = s_want(set, "", "Service", names_headless_service(name), NULL, NULL,
+                    "a worker group has numOfHosts > 1: the headless worker Service");
+    if (!rc && objbuild_needs_serve_service(rcd))
+        rc = s_want(set, "", "Service", names_serve_service(name), NULL, NULL,
+                    "annotation " OBJ_ANN_ENABLE_SERVE_SERVICE "=true: the serve Service");
+    if (!rc && objbuild_needs_gcs_pvc(rcd))
+        rc = s_want(set, "", "PersistentVolumeClaim", names_gcs_pvc(name), NULL, NULL,
+                    "spec.gcsFaultToleranceOptions.backend=rocksdb without a claimName");
+    bool susp = jx_bool(rcd, "spec.suspend", false);
+    if (!rc)
+        rc = s_want_pods(
+            set, RECONCILE_HEAD_GROUP, susp ? 0 : 1, 1, jx_get(rcd, "spec.headGroupSpec.template"),
+            susp ? "spec.suspend=true: no head pod" : "spec.headGroupSpec: one head pod");
+    size_t i;
+    json_t *wg;
+    json_array_foreach(jx_get(rcd, "spec.workerGroupSpecs"), i, wg)
+    {
+        if (rc)
+            break;
+        int64_t hosts = jx_int(wg, "numOfHosts", 1);
+        int64_t want = susp ? 0 : rcstatus_group_desired(wg);
+        const json_t *raw = json_object_get(wg, "replicas");
+        if (susp)
+            snprintf(why, sizeof(why), "spec.suspend=true: no worker pods");
+        else if (jx_bool(wg, "suspend", false))
+            snprintf(why, sizeof(why), "spec.workerGroupSpecs[%zu].suspend=true", i);
+        else if (json_is_integer(raw) && hosts > 0 && json_integer_value(raw) * hosts == want)
+            snprintf(why, sizeof(why), "spec.workerGroupSpecs[%zu].replicas=%lld x numOfHosts %lld",
+                     i, (long long)json_integer_value(raw), (long long)hosts);
+        else
+            snprintf(why, sizeof(why),
+                     "spec.workerGroupSpecs[%zu].replicas=%s clamped to [minReplicas %lld, "
+                     "maxReplicas %lld] = %lld x numOfHosts %lld",
+                     i, json_is_integer(raw) ? "set" : "unset",
+                     (long long)jx_int(wg, "minReplicas", 0),
+                     (long long)jx_int(wg, "maxReplicas", INT32_MAX),
+                     (long long)(hosts > 0 ? want / hosts : 0), (long long)hosts);
+        rc =
+            s_want_pods(set, jx_str(wg, "groupName", ""), want, hosts, jx_get(wg, "template"), why);
+    }
+    if (rc) {
+        json_decref(set);
+        return NULL;
+    }
+    return set;
+}
+
+/* Deletes the desired rows of the pass's RayCluster and forgets their hash. */
+static void s_desired_forget(pass_t *p)
+{
+    reconciler_t *r = p->r;
+    if (!r->cfg.desired)
+        return;
+    json_object_del(r->desired, p->key);
+    int rc = store_desired_delete(r->cfg.desired, r->cluster, p->ns, RECONCILE_OWNER_KIND, p->name,
+                                  NULL, NULL);
+    if (rc != 0)
+        log_warn("desired rows not deleted", "key", p->key, "error", err_str(rc), NULL);
+}
+
+/* Records the children the pass wants in desired_objects when the set differs from the one last
+ * written for the key (the owner's rows deleted, then the set put, in one store batch). */
+static void s_desired_record(pass_t *p)
+{
+    reconciler_t *r = p->r;
+    if (!r->cfg.desired)
+        return;
+    json_t *set = s_desired_set(p->rcd, p->name);
+    const char *uid = jx_str(p->rc, "metadata.uid", "");
+    json_t *whole = set ? json_pack("{s:s, s:O}", "uid", uid, "set", set) : NULL;
+    char h[RECONCILE_HASH_LEN + 1];
+    s_json_hash(whole, h);
+    json_decref(whole);
+    if (!set || !h[0]) {
+        log_warn("desired rows not computed", "key", p->key, "error", err_str(ERR_NOMEM), NULL);
+        json_decref(set);
+        return;
+    }
+    const char *last = json_string_value(json_object_get(r->desired, p->key));
+    if (last && !strcmp(last, h)) {
+        json_decref(set);
+        return;
+    }
+    int rc = store_desired_delete(r->cfg.desired, r->cluster, p->ns, RECONCILE_OWNER_KIND, p->name,
+                                  NULL, NULL);
+    size_t i;
+    json_t *w;
+    json_array_foreach(set, i, w)
+    {
+        if (rc)
+            break;
+        char *js = json_dumps(json_object_get(w, "json"), JSON_COMPACT | JSON_SORT_KEYS);
+        store_desired_t d = {.cluster = r->cluster,
+                             .ns = p->ns,
+                             .owner_kind = RECONCILE_OWNER_KIND,
+                             .owner_name = p->name,
+                             .owner_uid = uid,
+                             .child_group = jx_str(w, "group", ""),
+                             .child_kind = jx_str(w, "kind", ""),
+                             .child_name = jx_str(w, "name", ""),
+                             .spec_hash = jx_str(w, "hash", NULL),
+                             .json = js,
+                             .reason = jx_str(w, "reason", ""),
+                             .correlation_id = p->corr};
+        rc = js ? store_desired_put(r->cfg.desired, &d) : ERR_NOMEM;
+        free(js);
+    }
+    if (rc == 0)
+        rc = json_object_set_new(r->desired, p->key, json_string(h)) == 0 ? 0 : ERR_NOMEM;
+    if (rc != 0) {
+        /* not remembered: the next pass writes the set again */
+        json_object_del(r->desired, p->key);
+        log_warn("desired rows not written", "key", p->key, "error", err_str(rc), NULL);
+    }
+    json_decref(set);
+}
+
 /* ---------- the pass ---------- */
 
 static void s_pass_free(pass_t *p)
@@ -1885,6 +2095,7 @@ void reconcile_fn(workq_t *q, const char *key, void *arg)
         json_object_del(r->ensured, key);
         json_object_del(r->causes, key);
         json_object_del(r->status_sent, key);
+        s_desired_forget(p);
         s_finish(p, workq_ok());
         return;
     }
@@ -1914,6 +2125,8 @@ void reconcile_fn(workq_t *q, const char *key, void *arg)
     /* 2. managedBy */
     const char *mb = jx_str(p->rc, "spec.managedBy", "");
     if (mb[0] && strcmp(mb, RECONCILE_MANAGED_BY) != 0) {
+        if (json_object_get(r->desired, key))
+            s_desired_forget(p);
         s_finish(p, workq_ok());
         return;
     }
@@ -1944,6 +2157,7 @@ void reconcile_fn(workq_t *q, const char *key, void *arg)
         s_advance(p);
         return;
     }
+    s_desired_record(p);
     p->stage = S_SA;
     s_advance(p);
 }
@@ -1996,7 +2210,8 @@ reconciler_t *reconcile_new(loop_t *loop, const reconcile_config_t *cfg)
     r->ensured = json_object();
     r->causes = json_object();
     r->status_sent = json_object();
-    if (!r->expect || !r->ensured || !r->causes || !r->status_sent) {
+    r->desired = json_object();
+    if (!r->expect || !r->ensured || !r->causes || !r->status_sent || !r->desired) {
         reconcile_destroy(&r);
         return NULL;
     }
@@ -2016,6 +2231,7 @@ void reconcile_destroy(reconciler_t **r_p)
     json_decref(r->ensured);
     json_decref(r->causes);
     json_decref(r->status_sent);
+    json_decref(r->desired);
     free(r);
     *r_p = NULL;
 }
@@ -2135,5 +2351,39 @@ int reconcile_test(bool verbose)
     jx_set_path(job, "status.conditions", json_array());
     CHECK(!s_job_finished(job));
     json_decref(job);
+
+    /* the desired set */
+    json_t *drc = json_pack(
+        "{s:{s:s}, s:{s:b, s:{s:{s:{}}}, s:[{s:s, s:i, s:i, s:{}}, {s:s, s:i, s:i, s:i, s:{}}]}}",
+        "metadata", "name", "rc", "spec", "enableInTreeAutoscaling", 1, "headGroupSpec", "template",
+        "spec", "workerGroupSpecs", "groupName", "cpu", "replicas", 3, "numOfHosts", 1, "template",
+        "groupName", "tpu", "replicas", 9, "maxReplicas", 2, "numOfHosts", 2, "template");
+    json_t *set = drc ? s_desired_set(drc, "rc") : NULL;
+    CHECK(set && json_array_size(set) == 8);
+    const char *kinds[] = {"ServiceAccount", "Role", "RoleBinding", "Service",
+                           "Service",        "Pod",  "Pod",         "Pod"};
+    const char *cnames[] = {"rc", "rc", "rc", "rc-head-svc", "rc-headless", "head", "cpu", "tpu"};
+    for (size_t i = 0; set && i < json_array_size(set) && i < 8; i++) {
+        json_t *w = json_array_get(set, i);
+        CHECK(!strcmp(jx_str(w, "kind", ""), kinds[i]) &&
+              !strcmp(jx_str(w, "name", ""), cnames[i]));
+    }
+    json_t *wcpu = json_array_get(set, 6), *wtpu = json_array_get(set, 7);
+    CHECK(jx_int(wcpu, "json.want", -1) == 3 && jx_int(wcpu, "json.numOfHosts", -1) == 1);
+    CHECK(
+        !strcmp(jx_str(wcpu, "reason", ""), "spec.workerGroupSpecs[0].replicas=3 x numOfHosts 1"));
+    CHECK(strlen(jx_str(wcpu, "json.template_hash", "")) == RECONCILE_HASH_LEN);
+    CHECK(jx_int(wtpu, "json.want", -1) == 4 && strstr(jx_str(wtpu, "reason", ""), "clamped"));
+    CHECK(jx_int(json_array_get(set, 5), "json.want", -1) == 1);
+    json_decref(set);
+    jx_set_path(drc, "spec.suspend", json_true());
+    set = drc ? s_desired_set(drc, "rc") : NULL;
+    CHECK(set && jx_int(json_array_get(set, 5), "json.want", -1) == 0 &&
+          jx_int(json_array_get(set, 6), "json.want", -1) == 0);
+    json_decref(set);
+    json_decref(drc);
+    char th[RECONCILE_HASH_LEN + 1];
+    s_json_hash(NULL, th);
+    CHECK(th[0] == '\0');
     return SELFTEST_RESULT("reconcile", verbose);
 }

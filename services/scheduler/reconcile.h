@@ -56,6 +56,16 @@
  * RoleBinding, Secret, Ingress, PVC) are created once per RayCluster uid (AlreadyExists is
  * success), as KubeRay never updates them.
  *
+ * Desired objects (issue 6). When cfg.desired is set, each pass that gets past validation (and
+ * is not for a deleting RayCluster) records the children it wants in desired_objects: one row per
+ * wanted object (autoscaler ServiceAccount, Role, RoleBinding, Ingress, auth Secret, head,
+ * headless and serve Services, GCS PVC, by name) and one row per pod group (child kind "Pod",
+ * child name "head" or the worker group's name, JSON {"want", "numOfHosts", "template_hash"}),
+ * each with a sentence of reason, the pass's correlation id and the decision time. A hash of the
+ * set is kept per key, and the rows are rewritten (the owner's rows deleted, then the set put, in
+ * the same store batch) only when it changed, so a steady-state pass writes nothing. A pass that
+ * finds the RayCluster gone deletes its rows.
+ *
  * Every write, Kubernetes Events included, leaves an audit row (audit.h) with the pass's cause
  * (the triggering bus event, else the observed RayCluster's generation and resourceVersion) and
  * its correlation id. Events are core/v1 Event objects from component raycluster-controller.
@@ -97,6 +107,7 @@
 #define RECONCILE_ANN_RECREATE_HASH "ray.io/upgrade-strategy-recreate-hash" /* head pod */
 #define RECONCILE_ANN_KUBERAY_VERSION "ray.io/kuberay-version" /* head pod */
 #define RECONCILE_HASH_LEN 32 /* base32hex(sha1) characters */
+#define RECONCILE_OWNER_KIND "RayCluster" /* owner_kind of the desired rows */
 
 typedef struct reconciler reconciler_t;
 
@@ -112,6 +123,7 @@ typedef struct {
     bool events; /* emit Kubernetes Events (true in production) */
     int64_t requeue_ms; /* period after a clean pass; 0: RECONCILE_REQUEUE_MS */
     bool no_redis_cleanup; /* ENABLE_GCS_FT_REDIS_CLEANUP=false: no finalizer, no cleanup Job */
+    store_t *desired; /* scheduler.db (read-write) for desired_objects rows, or NULL: none */
 } reconcile_config_t;
 
 /* Counters. */

@@ -51,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define MAIN_OPEN_RETRY_MS 1000 /* retry period of the observed.db open */
@@ -230,6 +231,14 @@ static void s_on_release(shards_t *sh, uint32_t shard, void *arg)
 }
 
 /* Opens observed.db read-only once the watcher has created it, then starts reconciling. */
+
+/* KubeRay's operator-level switches come from its environment; "false" (any case) turns one off. */
+static bool s_env_is_false(const char *name)
+{
+    const char *v = getenv(name);
+    return v && strcasecmp(v, "false") == 0;
+}
+
 static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
 {
     main_t *m = arg;
@@ -244,8 +253,10 @@ static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
                              .observed = m->obs,
                              .client = m->client,
                              .audit = m->audit,
+                             .desired = m->db,
                              .random_delete = cfg_bool(m->svc->cfg, "random-pod-delete"),
                              .events = true,
+                             .no_redis_cleanup = s_env_is_false("ENABLE_GCS_FT_REDIS_CLEANUP"),
                              .requeue_ms = cfg_duration_ms(m->svc->cfg, "requeue")};
     m->rec = reconcile_new(loop, &rc);
     workq_opts_t qo;

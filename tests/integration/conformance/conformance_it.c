@@ -1157,10 +1157,12 @@ static int s_run(const char *kcpath)
                            .burst = 5000};
     w = watcher_new(g_loop, &wc, &err);
     aud = audit_new(sdb, &(audit_actor_t){.service = "scheduler", .replica = "scheduler/0"});
-    g_rec = reconcile_new(
-        g_loop,
-        &(reconcile_config_t){
-            .cluster = "c1", .observed = obs, .client = client, .audit = aud, .events = true});
+    g_rec = reconcile_new(g_loop, &(reconcile_config_t){.cluster = "c1",
+                                                        .observed = obs,
+                                                        .client = client,
+                                                        .audit = aud,
+                                                        .desired = sdb,
+                                                        .events = true});
     workq_opts_t qo;
     workq_opts_default(&qo);
     qo.concurrency = CF_CONCURRENCY;

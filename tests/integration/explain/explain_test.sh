@@ -202,8 +202,9 @@ has "explain the replacement: its cause" "$out" \
 # --- drift -------------------------------------------------------------------------------------
 out=$(ctlx drift)
 has "drift: no drift once settled" "$out" "demo +2 +head pod +1 +1 +0" \
-    "demo +2 +workers workers +3 +3 +0" "0 child counts drifting"
-"$ctl" drift --help | grep -q 'observed.db ALONE' && ok "drift --help says it uses observed.db alone" \
+    "demo +2 +workers workers +3 +3 +0" "demo +2 +Service demo-head-svc +1 +1 +0" \
+    "0 child counts drifting \(desired rows of scheduler.db versus observed.db\)"
+"$ctl" drift --help | grep -q 'desired_objects' && ok "drift --help says it reads desired_objects" \
     || bad "drift --help"
 
 # --- scale down naming a pod in workersToDelete --------------------------------------------------

@@ -561,6 +561,7 @@ static int s_scenario(const char *kcpath)
                                                                         .observed = obs,
                                                                         .client = client,
                                                                         .audit = aud,
+                                                                        .desired = sdb,
                                                                         .events = true})
                           : NULL;
     CHECK(g_rec != NULL);
