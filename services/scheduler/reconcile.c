@@ -87,6 +87,7 @@ struct pass {
     int stage; /* next stage */
     int pending; /* requests of the current stage in flight */
     bool failed; /* the reconcile failed */
+    bool fenced; /* a write was withheld: this replica lost the key's shard */
     const char *fail_reason; /* ReplicaFailure reason, or NULL */
     buf_t fail_msg; /* the error text */
     bool short_requeue; /* an expectation is unmet or the status changed */
@@ -644,6 +645,21 @@ static void s_send(pass_t *p, req_t *q, const k8s_res_t *res, const json_t *obj)
     reconciler_t *r = p->r;
     if (obj)
         q->body = json_deep_copy(obj);
+    if (r->cfg.fence && !r->cfg.fence(p->key, r->cfg.fence_arg)) {
+        // The shard moved to another replica while this pass ran: nothing more may be written.
+        // The write is not sent, so it is not an action and gets no audit row; the pass ends
+        // quietly and the new owner reconciles the key.
+        r->stats.fenced++;
+        if (!p->fenced)
+            log_info("pass fenced: shard no longer owned", "key", p->key, "object", q->name, NULL);
+        p->fenced = true;
+        if (q->exp_group[0] && q->what == R_DELETE) { // never sent: never to be observed
+            json_t *g = json_object_get(json_object_get(r->expect, p->key), q->exp_group);
+            json_object_del(g, q->name);
+        }
+        s_req_free(r, q);
+        return;
+    }
     int64_t id;
     if (q->what == R_CREATE) {
         id = k8s_create(r->cfg.client, res, obj, NULL, s_result, q);
@@ -1923,7 +1939,9 @@ static void s_advance(pass_t *p)
         int st = p->stage++;
         if (st == S_DONE) {
             workq_result_t res;
-            if (p->failed || p->status_error) {
+            if (p->fenced) {
+                res = workq_ok(); // the shard's new owner has the key now
+            } else if (p->failed || p->status_error) {
                 if (p->failed)
                     log_info("reconcile failed", "key", p->key, "error", buf_str(&p->fail_msg),
                              NULL);

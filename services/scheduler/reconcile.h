@@ -124,6 +124,10 @@ typedef struct {
     int64_t requeue_ms; /* period after a clean pass; 0: RECONCILE_REQUEUE_MS */
     bool no_redis_cleanup; /* ENABLE_GCS_FT_REDIS_CLEANUP=false: no finalizer, no cleanup Job */
     store_t *desired; /* scheduler.db (read-write) for desired_objects rows, or NULL: none */
+    /* Checked right before every API write of a pass: false (this replica no longer owns the
+     * key's shard) fails the write unsent with ERR_STATE and ends the pass. NULL: always owned. */
+    bool (*fence)(const char *key, void *arg);
+    void *fence_arg; /* handed to fence */
 } reconcile_config_t;
 
 /* Counters. */
@@ -136,6 +140,7 @@ typedef struct {
     uint64_t status_writes; /* /status updates sent */
     uint64_t updates; /* other updates and patches sent (finalizer, head annotations) */
     uint64_t events; /* Events sent */
+    uint64_t fenced; /* writes withheld because the fence said the shard was lost */
     uint64_t write_errors; /* writes that failed (AlreadyExists and delete NotFound excluded) */
     uint64_t errors; /* passes that ended with an error */
     uint64_t skipped_groups; /* group passes skipped for unmet expectations */

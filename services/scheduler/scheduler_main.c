@@ -22,13 +22,13 @@
  * loop turn). on_release(shard) unsubscribes. The work queue's dispatch goes through
  * s_reconcile(), which drops a key whose shard is not owned (shards_owns(), which reads the
  * monotonic clock itself) before its pass starts, so no pass of a key of a released or lost
- * shard STARTS after the release. What remains: reconcile.h has no per-write hook, so a pass
- * that started while the shard was owned runs to its end; its writes are fenced only by the
- * check at its start. The shards module releases a lease margin_ms after on_release() (and a
- * lost lease is only taken by another replica after its expiry, at least margin_ms after our
- * local deadline), so the window is safe as long as a pass ends within margin_ms
- * (lease-duration / SHARDS_MARGIN_DIV: 2.5 s for the default 10 s lease). A per-write fence
- * inside reconcile.c (a callback asked right before each API write) would close the window.
+ * shard STARTS after the release; and reconcile calls s_fence() right before each API write,
+ * so a pass that started while the shard was owned sends nothing once it is not (the write is
+ * withheld, unaudited, and the pass ends). What remains is a write already sent when the shard
+ * is lost: the shards module releases a lease margin_ms after on_release(), and a lost lease is
+ * only taken by another replica after its expiry, at least margin_ms after our local deadline,
+ * so such a write lands before the new owner can start as long as it completes within margin_ms
+ * (lease-duration / SHARDS_MARGIN_DIV: 2.5 s for the default 10 s lease).
  * On SIGTERM the replica stops its shards (shards_stop(): on_release, then the leases are
  * released after the margin) so the others take over at once instead of after expiry.
  */
@@ -190,6 +190,15 @@ static int64_t s_resync_acquired(loop_t *loop, int64_t id, void *arg)
     return LOOP_TIMER_DONE;
 }
 
+/* The fence before each API write of a pass (reconcile_config_t.fence). */
+static bool s_fence(const char *key, void *arg)
+{
+    main_t *m = arg;
+    char cl[RECONCILE_KEY_MAX], ns[RECONCILE_KEY_MAX], name[RECONCILE_KEY_MAX];
+    return reconcile_parse_key(key, cl, ns, name) == 0 &&
+           s_owns(m, bus_shard_of(cl, ns, name, m->shards));
+}
+
 /* The work queue's dispatch: the fence before a pass starts. */
 static void s_reconcile(workq_t *q, const char *key, void *arg)
 {
@@ -254,6 +263,8 @@ static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
                              .client = m->client,
                              .audit = m->audit,
                              .desired = m->db,
+                             .fence = s_fence,
+                             .fence_arg = m,
                              .random_delete = cfg_bool(m->svc->cfg, "random-pod-delete"),
                              .events = true,
                              .no_redis_cleanup = s_env_is_false("ENABLE_GCS_FT_REDIS_CLEANUP"),
