@@ -15,6 +15,7 @@ static const char *const s_secret_words[] = {"TOKEN",      "PASSWORD", "PASSWD",
 #define S_NWORDS (sizeof(s_secret_words) / sizeof(s_secret_words[0]))
 #define S_NAME_MAX 256 /* longer names are judged by their first bytes */
 #define S_LAST_APPLIED "kubectl.kubernetes.io/last-applied-configuration"
+#define S_CHANGED 2 /* s_walk() in dry mode: the walk would change something */
 
 /* Whether s[0..len-1] looks secret. */
 static bool s_secretn(const char *s, size_t len)
@@ -98,18 +99,19 @@ int redact_text(const char *in, buf_t *out)
 }
 
 /* Replaces the string `v` (a member of `parent` under `key`, or item `index` of an array) with
- * its redact_text() version when that differs. Returns 0 or ERR_NOMEM. */
-static int s_fix_string(json_t *v, buf_t *tmp)
+ * its redact_text() version when that differs; with `dry`, changes nothing and returns S_CHANGED
+ * instead. Returns 0, S_CHANGED (dry) or ERR_NOMEM. */
+static int s_fix_string(json_t *v, buf_t *tmp, bool dry)
 {
     const char *s = json_string_value(v);
     if (!s || (!strchr(s, '=') && !strchr(s, ':') && !strstr(s, "Bearer ") && !strstr(s, "Basic ")))
         return 0;
     buf_reset(tmp);
     int rc = redact_text(s, tmp);
-    if (rc)
-        return json_string_set(v, REDACT_MARK) ? ERR_NOMEM : 0; // too long to scan: drop it
-    if (strcmp(buf_str(tmp), s) != 0 && json_string_set(v, buf_str(tmp)))
-        return ERR_NOMEM;
+    if (rc) // too long to scan: drop it
+        return dry ? S_CHANGED : json_string_set(v, REDACT_MARK) ? ERR_NOMEM : 0;
+    if (strcmp(buf_str(tmp), s) != 0)
+        return dry ? S_CHANGED : json_string_set(v, buf_str(tmp)) ? ERR_NOMEM : 0;
     return 0;
 }
 
@@ -118,7 +120,10 @@ static bool s_exempt(const char *key)
     return strcmp(key, "name") == 0 || strcmp(key, "key") == 0 || strcmp(key, "secretName") == 0;
 }
 
-static int s_walk(json_t *node, int depth, buf_t *tmp)
+/* Redacts `node` in place; with `dry`, changes nothing and returns S_CHANGED as soon as the walk
+ * would change something (the same sites, so a dry 0 means the object has nothing to redact).
+ * Returns 0, 1 (too deep: the caller replaces the node), S_CHANGED (dry) or ERR_NOMEM. */
+static int s_walk(json_t *node, int depth, buf_t *tmp, bool dry)
 {
     if (depth > REDACT_DEPTH_MAX)
         return 1; // the caller replaces it
@@ -127,22 +132,27 @@ static int s_walk(json_t *node, int depth, buf_t *tmp)
         json_t *name = json_object_get(node, "name");
         json_t *value = json_object_get(node, "value");
         if (json_is_string(name) && json_is_string(value) &&
-            redact_name_is_secret(json_string_value(name)))
+            redact_name_is_secret(json_string_value(name))) {
+            if (dry)
+                return S_CHANGED;
             if (json_string_set(value, REDACT_MARK))
                 return ERR_NOMEM;
+        }
         const char *k;
         json_t *v;
         json_object_foreach(node, k, v)
         {
             if (json_is_string(v)) {
                 if ((redact_name_is_secret(k) && !s_exempt(k)) || strcmp(k, S_LAST_APPLIED) == 0)
-                    rc = json_string_set(v, REDACT_MARK) ? ERR_NOMEM : 0;
+                    rc = dry ? S_CHANGED : json_string_set(v, REDACT_MARK) ? ERR_NOMEM : 0;
                 else
-                    rc = s_fix_string(v, tmp);
+                    rc = s_fix_string(v, tmp, dry);
             } else if (json_is_object(v) || json_is_array(v)) {
-                rc = s_walk(v, depth + 1, tmp);
+                rc = s_walk(v, depth + 1, tmp, dry);
                 if (rc == 1)
-                    rc = json_object_set_new(node, k, json_string(REDACT_MARK)) ? ERR_NOMEM : 0;
+                    rc = dry                                                      ? S_CHANGED
+                         : json_object_set_new(node, k, json_string(REDACT_MARK)) ? ERR_NOMEM
+                                                                                  : 0;
             }
             if (rc)
                 return rc;
@@ -153,11 +163,13 @@ static int s_walk(json_t *node, int depth, buf_t *tmp)
         json_array_foreach(node, i, v)
         {
             if (json_is_string(v)) {
-                rc = s_fix_string(v, tmp);
+                rc = s_fix_string(v, tmp, dry);
             } else if (json_is_object(v) || json_is_array(v)) {
-                rc = s_walk(v, depth + 1, tmp);
+                rc = s_walk(v, depth + 1, tmp, dry);
                 if (rc == 1)
-                    rc = json_array_set_new(node, i, json_string(REDACT_MARK)) ? ERR_NOMEM : 0;
+                    rc = dry                                                     ? S_CHANGED
+                         : json_array_set_new(node, i, json_string(REDACT_MARK)) ? ERR_NOMEM
+                                                                                 : 0;
             }
             if (rc)
                 return rc;
@@ -199,13 +211,28 @@ json_t *redact_object(const json_t *obj)
         }
     }
     if (!rc)
-        rc = s_walk(copy, 0, &tmp);
+        rc = s_walk(copy, 0, &tmp, false);
     buf_free(&tmp);
     if (rc) {
         json_decref(copy);
         return NULL;
     }
     return copy;
+}
+
+/* Whether redact_object() would change `obj` (true also when out of memory, or for any Secret):
+ * a dry walk, so that a summary of an object with nothing to redact skips the deep copy. */
+static bool s_needs_redaction(const json_t *obj)
+{
+    json_t *kind = json_object_get(obj, "kind");
+    if (json_is_string(kind) && strcmp(json_string_value(kind), "Secret") == 0)
+        return true;
+    buf_t tmp;
+    buf_init(&tmp, 1u << 20);
+    // dry: s_walk() only reads the object (jansson's iterators take non-const pointers)
+    int rc = s_walk((json_t *)obj, 0, &tmp, true);
+    buf_free(&tmp);
+    return rc != 0;
 }
 
 /* The cut summary with `head` bytes of `full`; NULL when out of memory. */
@@ -236,31 +263,33 @@ fail:
     return NULL;
 }
 
-int redact_summary(const json_t *obj, size_t max, buf_t *out)
+/* Bytes that byte `c` of a UTF-8 string takes in jansson's compact dump without
+ * JSON_ENSURE_ASCII / JSON_ESCAPE_SLASH: \" \\ \b \f \n \r \t take 2, other control
+ * characters \u00XX take 6, everything else (UTF-8 continuation bytes included) 1. */
+static size_t s_esc_len(unsigned char c)
 {
-    if (!obj || !out || max < REDACT_SUMMARY_MIN)
-        return ERR_INVAL;
-    json_t *red = redact_object(obj);
-    if (!red)
-        return ERR_NOMEM;
-    int rc = ERR_NOMEM;
-    char *full = json_dumps(red, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
+        return 2;
+    return c < 0x20 ? 6 : 1;
+}
+
+/* The longest cut summary of at most `max` bytes with a head of at most `hi` bytes, found by
+ * binary search over the head length (s_cut()'s length grows with the head). Returns the
+ * malloc'd summary, NULL when none fits (*nomem false) or out of memory (*nomem true). */
+static char *s_cut_search(const json_t *red, const char *full, size_t len, size_t max, size_t hi,
+                          bool *nomem)
+{
     char *best = NULL;
-    if (!full)
-        goto done;
-    size_t len = strlen(full);
-    if (len <= max) {
-        rc = buf_puts(out, full);
-        goto done;
-    }
-    // The longest head that fits (escaping may grow it): binary search.
     size_t lo = 0;
-    size_t hi = len < max ? len : max;
+    *nomem = false;
     while (lo <= hi) {
         size_t mid = lo + (hi - lo) / 2;
         char *s = s_cut(red, full, len, mid);
-        if (!s)
-            goto done;
+        if (!s) {
+            free(best);
+            *nomem = true;
+            return NULL;
+        }
         if (strlen(s) <= max) {
             free(best);
             best = s;
@@ -272,11 +301,119 @@ int redact_summary(const json_t *obj, size_t max, buf_t *out)
             hi = mid - 1;
         }
     }
+    return best;
+}
+
+/* The same summary as s_cut_search() in two or three dumps instead of ~log2(max): the cut
+ * summary's length is that of the empty-head one plus the escaped length of the head, so the
+ * longest head that fits is found by one scan; the result is then checked (it fits, and one more
+ * character would not) and NULL with *verified false is returned when the check fails (the
+ * caller falls back to the search). Returns the malloc'd summary, or NULL (*verified true: none
+ * fits, or out of memory with *nomem true). */
+static char *s_cut_fast(const json_t *red, const char *full, size_t len, size_t max, size_t hi,
+                        bool *verified, bool *nomem)
+{
+    *verified = false;
+    *nomem = false;
+    char *s = s_cut(red, full, len, 0);
+    if (!s) {
+        *nomem = true;
+        *verified = true;
+        return NULL;
+    }
+    size_t cost = strlen(s);
+    free(s);
+    if (cost > max) {
+        *verified = true; // not even the empty head fits, and heads only grow
+        return NULL;
+    }
+    // b: the longest character boundary <= hi whose head fits by the model
+    size_t b = 0;
+    size_t i = 0;
+    while (i < hi) {
+        size_t next = i + 1;
+        while (next < len && ((unsigned char)full[next] & 0xc0) == 0x80)
+            next++;
+        size_t add = 0;
+        for (size_t j = i; j < next; j++)
+            add += s_esc_len((unsigned char)full[j]);
+        if (next > hi || cost + add > max)
+            break;
+        cost += add;
+        i = next;
+        b = i;
+    }
+    s = s_cut(red, full, len, b);
+    if (!s) {
+        *nomem = true;
+        *verified = true;
+        return NULL;
+    }
+    if (strlen(s) != cost || cost > max) {
+        free(s); // the model is wrong for this input
+        return NULL;
+    }
+    if (b < hi) {
+        // maximality: the next character boundary (if within hi) must not fit
+        size_t nb = b + 1;
+        while (nb < len && ((unsigned char)full[nb] & 0xc0) == 0x80)
+            nb++;
+        if (nb <= hi) {
+            char *t = s_cut(red, full, len, nb);
+            if (!t) {
+                free(s);
+                *nomem = true;
+                *verified = true;
+                return NULL;
+            }
+            size_t tl = strlen(t);
+            free(t);
+            if (tl <= max) {
+                free(s);
+                return NULL;
+            }
+        }
+    }
+    *verified = true;
+    return s;
+}
+
+int redact_summary(const json_t *obj, size_t max, buf_t *out)
+{
+    if (!obj || !out || max < REDACT_SUMMARY_MIN)
+        return ERR_INVAL;
+    // the object itself when it has nothing to redact, else a redacted copy
+    json_t *copy = NULL;
+    const json_t *red = obj;
+    if (s_needs_redaction(obj)) {
+        copy = redact_object(obj);
+        if (!copy)
+            return ERR_NOMEM;
+        red = copy;
+    }
+    int rc = ERR_NOMEM;
+    char *full = json_dumps(red, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    char *best = NULL;
+    if (!full)
+        goto done;
+    size_t len = strlen(full);
+    if (len <= max) {
+        rc = buf_puts(out, full);
+        goto done;
+    }
+    // The longest head that fits (escaping may grow it).
+    size_t hi = len < max ? len : max;
+    bool verified, nomem;
+    best = s_cut_fast(red, full, len, max, hi, &verified, &nomem);
+    if (!verified)
+        best = s_cut_search(red, full, len, max, hi, &nomem);
+    if (nomem)
+        goto done;
     rc = best ? buf_puts(out, best) : ERR_TOOBIG;
 done:
     free(best);
     free(full);
-    json_decref(red);
+    json_decref(copy);
     return rc;
 }
 
@@ -351,6 +488,66 @@ int redact_test(bool verbose)
     }
     if (verbose)
         printf("redact: cut: %s\n", buf_str(&b));
+
+    // The dry walk: nothing to redact -> the summary is the object's own dump; else a copy.
+    CHECK(s_needs_redaction(p));
+    json_t *clean =
+        json_pack("{s:s,s:{s:s},s:[s,s,{s:s,s:s}]}", "kind", "Pod", "metadata", "name", "c-1",
+                  "args", "--port=6379", "a: b", "name", "RAY_ADDRESS", "value", "x:1");
+    CHECK(clean && !s_needs_redaction(clean));
+    char *cd = clean ? json_dumps(clean, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    buf_reset(&b);
+    CHECK(cd && redact_summary(clean, 4096, &b) == 0 && strcmp(buf_str(&b), cd) == 0);
+    free(cd);
+    json_t *nest = json_object();
+    for (int i = 0; nest && i < REDACT_DEPTH_MAX + 2; i++)
+        nest = json_pack("{s:o}", "d", nest);
+    CHECK(nest && s_needs_redaction(nest));
+    json_decref(nest);
+    const char *dirty[][2] = {{"DB_PASSWORD", "x"},
+                              {"note", "token=abc"},
+                              {"h", "Bearer abc"},
+                              {S_LAST_APPLIED, "{}"},
+                              {"api-key", "k"}};
+    for (size_t i = 0; clean && i < sizeof(dirty) / sizeof(dirty[0]); i++) {
+        json_t *o = json_deep_copy(clean);
+        CHECK(o && json_object_set_new(json_object_get(o, "metadata"), dirty[i][0],
+                                       json_string(dirty[i][1])) == 0);
+        CHECK(s_needs_redaction(o));
+        json_decref(o);
+    }
+    json_t *pair = json_deep_copy(clean);
+    CHECK(pair && json_object_set_new(json_array_get(json_object_get(pair, "args"), 2), "name",
+                                      json_string("MY_SECRET")) == 0);
+    CHECK(s_needs_redaction(pair));
+    json_decref(pair);
+    json_decref(clean);
+
+    // The one-scan cut equals the binary search's, escapes and multi-byte UTF-8 included.
+    json_t *esc = json_pack("{s:s,s:{s:s,s:s}}", "kind", "Pod", "metadata", "name", "e\"1",
+                            "namespace", "n\\s");
+    json_t *arr = json_array();
+    for (int i = 0; esc && arr && i < 60; i++)
+        json_array_append_new(
+            arr, json_string("q\"b\\n\n\x01\x1f t\t/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));
+    CHECK(esc && arr && json_object_set_new(esc, "data", arr) == 0);
+    json_t *red = redact_object(esc);
+    char *full = red ? json_dumps(red, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    CHECK(full != NULL);
+    size_t flen = full ? strlen(full) : 0;
+    for (size_t max = 40; full && max <= flen + 8; max += 7) {
+        size_t hi = flen < max ? flen : max;
+        bool verified, nomem, nomem2;
+        char *fast = s_cut_fast(red, full, flen, max, hi, &verified, &nomem);
+        char *slow = s_cut_search(red, full, flen, max, hi, &nomem2);
+        CHECK(verified && !nomem && !nomem2);
+        CHECK((!fast && !slow) || (fast && slow && strcmp(fast, slow) == 0));
+        free(fast);
+        free(slow);
+    }
+    free(full);
+    json_decref(red);
+    json_decref(esc);
     CHECK(redact_summary(p, 10, &b) == ERR_INVAL);
     CHECK(redact_summary(NULL, 4096, &b) == ERR_INVAL);
     buf_t small;
