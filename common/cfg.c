@@ -42,15 +42,17 @@ struct cfg {
 
 enum { S_STD_CONFIG, S_STD_KUBECONFIG, S_STD_STATE_DIR, S_STD_LOG_LEVEL, S_STD_COUNT };
 
+static const char *const s_log_levels[] = {"debug", "info", "warn", "error", NULL};
+
 static const cfg_opt_t s_std[S_STD_COUNT] = {
     {"config", CFG_STRING, NULL, 0, 0, false, false,
-     "YAML configuration file (flag or environment only)."},
+     "YAML configuration file (flag or environment only).", NULL},
     {"kubeconfig", CFG_STRING, NULL, 0, 0, false, false,
-     "kubeconfig file; unset means in-cluster credentials."},
+     "kubeconfig file; unset means in-cluster credentials.", NULL},
     {"state-dir", CFG_STRING, CFG_DEFAULT_STATE_DIR, 0, 0, false, false,
-     "Directory for local state (SQLite database, sockets)."},
+     "Directory for local state (SQLite database, sockets).", NULL},
     {"log-level", CFG_STRING, CFG_DEFAULT_LOG_LEVEL, 0, 0, false, false,
-     "Lowest log level written: debug, info, warn or error."},
+     "Lowest log level written: debug, info, warn or error.", s_log_levels},
 };
 
 static const char *const s_empty_list[] = {NULL};
@@ -134,9 +136,11 @@ static void s_rule(const cfg_opt_t *o, buf_t *out)
         (void)buf_printf(out, "must be a comma-separated list of at most %d items", CFG_LIST_MAX);
         break;
     case CFG_STRING:
-        if (o == &s_std[S_STD_LOG_LEVEL])
-            (void)buf_puts(out, "must be one of debug, info, warn, error");
-        else
+        if (o->choices) {
+            (void)buf_puts(out, "must be one of ");
+            for (size_t i = 0; o->choices[i]; i++)
+                (void)buf_printf(out, "%s%s", i ? ", " : "", o->choices[i]);
+        } else
             (void)buf_printf(out, "must be text of at most %d bytes", CFG_VALUE_MAX);
         break;
     }
@@ -284,9 +288,13 @@ static int s_parse(s_val_t *v, const char *text)
     case CFG_LIST:
         return s_parse_list(v, text);
     case CFG_STRING: {
-        log_level_t lvl;
-        if (o == &s_std[S_STD_LOG_LEVEL] && log_level_parse(text, &lvl) != 0)
-            return ERR_INVAL;
+        if (o->choices) {
+            size_t i = 0;
+            while (o->choices[i] && strcmp(o->choices[i], text) != 0)
+                i++;
+            if (!o->choices[i])
+                return ERR_INVAL;
+        }
         char *copy = strdup(text);
         if (!copy)
             return ERR_NOMEM;
@@ -815,15 +823,16 @@ int cfg_usage(const cfg_opt_t *table, const char *prog, buf_t *out)
 /* ---- self-test ---- */
 
 static const cfg_opt_t s_test_table[] = {
-    {"bus.hwm", CFG_INT, "1000", 1, 10000000, false, false, "High-water mark of bus sockets."},
-    {"bus.endpoint", CFG_STRING, "tcp://127.0.0.1:5555", 0, 0, false, false, "Bus endpoint."},
-    {"bus.heartbeat", CFG_DURATION, "2s", 100, 3600000, false, false, "Heartbeat interval."},
-    {"dry-run", CFG_BOOL, "false", 0, 0, false, false, "Change nothing."},
-    {"watch.namespaces", CFG_LIST, "default, ray", 0, 0, false, false, "Namespaces watched."},
-    {"api.token", CFG_STRING, NULL, 0, 0, false, false, "API token."},
-    {"api.pin", CFG_STRING, NULL, 0, 0, false, true, "A secret by declaration."},
-    {"name", CFG_STRING, NULL, 0, 0, true, false, "Instance name."},
-    {NULL, 0, NULL, 0, 0, false, false, NULL},
+    {"bus.hwm", CFG_INT, "1000", 1, 10000000, false, false, "High-water mark of bus sockets.",
+     NULL},
+    {"bus.endpoint", CFG_STRING, "tcp://127.0.0.1:5555", 0, 0, false, false, "Bus endpoint.", NULL},
+    {"bus.heartbeat", CFG_DURATION, "2s", 100, 3600000, false, false, "Heartbeat interval.", NULL},
+    {"dry-run", CFG_BOOL, "false", 0, 0, false, false, "Change nothing.", NULL},
+    {"watch.namespaces", CFG_LIST, "default, ray", 0, 0, false, false, "Namespaces watched.", NULL},
+    {"api.token", CFG_STRING, NULL, 0, 0, false, false, "API token.", NULL},
+    {"api.pin", CFG_STRING, NULL, 0, 0, false, true, "A secret by declaration.", NULL},
+    {"name", CFG_STRING, NULL, 0, 0, true, false, "Instance name.", NULL},
+    {NULL, 0, NULL, 0, 0, false, false, NULL, NULL},
 };
 
 /* Runs cfg_load on a NULL-terminated argument list (argv[0] is "rf-test"). */
@@ -1051,16 +1060,36 @@ int cfg_test(bool verbose)
     CHECK(s_t_load(&c, &msg, "--version", NULL) == CFG_VERSION && c == NULL);
     CHECK(strcmp(buf_str(&msg), "rf-test (rayfleet) " RF_VERSION "\n") == 0);
 
+    // A string option with declared choices takes only those, and says which.
+    static const char *const modes[] = {"off", "sqlite", "kubernetes", NULL};
+    static const cfg_opt_t chosen[] = {{"lease", CFG_STRING, "off", 0, 0, false, false, "x", modes},
+                                       {NULL, 0, NULL, 0, 0, false, false, NULL, NULL}};
+    char *ok_argv[] = {"rf-test", "--lease=sqlite"};
+    CHECK(cfg_load(chosen, 2, ok_argv, &c, NULL) == 0 && c &&
+          strcmp(cfg_str(c, "lease"), "sqlite") == 0);
+    cfg_destroy(&c);
+    char *bad_argv[] = {"rf-test", "--lease=maybe"};
+    buf_reset(&msg);
+    CHECK(cfg_load(chosen, 2, bad_argv, &c, &msg) == ERR_INVAL && c == NULL);
+    CHECK(s_t_msg(&msg, "flag --lease: must be one of off, sqlite, kubernetes, got \"maybe\"",
+                  verbose));
+    static const cfg_opt_t baddef_choice[] = {
+        {"lease", CFG_STRING, "maybe", 0, 0, false, false, "x", modes},
+        {NULL, 0, NULL, 0, 0, false, false, NULL, NULL}};
+    char *none_argv[] = {"rf-test"};
+    CHECK(cfg_load(baddef_choice, 1, none_argv, &c, NULL) == ERR_INVAL && c == NULL);
+
     // Faulty tables are refused.
-    static const cfg_opt_t dup[] = {{"a", CFG_INT, NULL, 0, 0, false, false, "x"},
-                                    {"a", CFG_INT, NULL, 0, 0, false, false, "x"},
-                                    {NULL, 0, NULL, 0, 0, false, false, NULL}};
-    static const cfg_opt_t baddef[] = {{"a", CFG_INT, "x", 0, 0, false, false, "x"},
-                                       {NULL, 0, NULL, 0, 0, false, false, NULL}};
-    static const cfg_opt_t badkey[] = {{"A B", CFG_INT, NULL, 0, 0, false, false, "x"},
-                                       {NULL, 0, NULL, 0, 0, false, false, NULL}};
-    static const cfg_opt_t stdclash[] = {{"log-level", CFG_INT, NULL, 0, 0, false, false, "x"},
-                                         {NULL, 0, NULL, 0, 0, false, false, NULL}};
+    static const cfg_opt_t dup[] = {{"a", CFG_INT, NULL, 0, 0, false, false, "x", NULL},
+                                    {"a", CFG_INT, NULL, 0, 0, false, false, "x", NULL},
+                                    {NULL, 0, NULL, 0, 0, false, false, NULL, NULL}};
+    static const cfg_opt_t baddef[] = {{"a", CFG_INT, "x", 0, 0, false, false, "x", NULL},
+                                       {NULL, 0, NULL, 0, 0, false, false, NULL, NULL}};
+    static const cfg_opt_t badkey[] = {{"A B", CFG_INT, NULL, 0, 0, false, false, "x", NULL},
+                                       {NULL, 0, NULL, 0, 0, false, false, NULL, NULL}};
+    static const cfg_opt_t stdclash[] = {
+        {"log-level", CFG_INT, NULL, 0, 0, false, false, "x", NULL},
+        {NULL, 0, NULL, 0, 0, false, false, NULL, NULL}};
     char *argv[] = {"rf-test"};
     CHECK(cfg_load(dup, 1, argv, &c, NULL) == ERR_INVAL && c == NULL);
     CHECK(cfg_load(baddef, 1, argv, &c, NULL) == ERR_INVAL);

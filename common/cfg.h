@@ -81,6 +81,7 @@ typedef struct {
     bool required; /* loading fails when no source sets it */
     bool secret; /* never show its value (keys that look secret are hidden anyway) */
     const char *help; /* one line for --help */
+    const char *const *choices; /* string: the allowed values, NULL-terminated; NULL: any */
 } cfg_opt_t;
 
 typedef struct cfg cfg_t;

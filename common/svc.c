@@ -140,7 +140,7 @@ int svc_test(bool verbose)
 {
     int failed = 0;
     static const cfg_opt_t table[] = {
-        {"bus.hwm", CFG_INT, "1000", 1, 1000000, false, false, "queue bound"},
+        {"bus.hwm", CFG_INT, "1000", 1, 1000000, false, false, "queue bound", NULL},
         {0},
     };
     // --version and --help are served and end the process with 0, printing to stdout.

@@ -10,15 +10,15 @@
 
 static const cfg_opt_t s_options[] = {
     {"bus.frontend", CFG_STRING, BUS_FRONTEND_DEFAULT, 0, 0, false, false,
-     "ZeroMQ endpoint the forwarder binds for publishers."},
+     "ZeroMQ endpoint the forwarder binds for publishers.", NULL},
     {"bus.backend", CFG_STRING, BUS_BACKEND_DEFAULT, 0, 0, false, false,
-     "ZeroMQ endpoint the forwarder binds for subscribers."},
+     "ZeroMQ endpoint the forwarder binds for subscribers.", NULL},
     {"bus.hwm", CFG_INT, "100000", 1, BUS_HWM_MAX, false, false,
-     "High-water mark (messages queued per peer) on both sides."},
+     "High-water mark (messages queued per peer) on both sides.", NULL},
     {"bus.heartbeat", CFG_DURATION, "1s", 10, 3600000, false, false,
-     "Interval between the forwarder's heartbeats."},
+     "Interval between the forwarder's heartbeats.", NULL},
     {"bus.curve-secret-key", CFG_STRING, NULL, 0, 0, false, true,
-     "Z85 CurveZMQ secret key of the forwarder; set it to require CURVE from every peer."},
+     "Z85 CurveZMQ secret key of the forwarder; set it to require CURVE from every peer.", NULL},
     {NULL},
 };
 

@@ -62,41 +62,46 @@
 #define MAIN_STOP_POLL_MS 20 /* shutdown: period at which pending lease releases are checked */
 #define MAIN_STOP_MAX_MS 5000 /* shutdown: longest wait for the lease releases */
 
+static const char *const s_lease_modes[] = {"off", "sqlite", "kubernetes", NULL};
+
 static const cfg_opt_t s_options[] = {
     {"cluster", CFG_STRING, "default", 0, 0, false, false,
      "Member cluster name (as the watcher names it); its API server comes from --kubeconfig "
-     "(else $KUBECONFIG, ~/.kube/config, or in-cluster)."},
-    {"context", CFG_STRING, NULL, 0, 0, false, false, "Kubeconfig context; none: current."},
+     "(else $KUBECONFIG, ~/.kube/config, or in-cluster).",
+     NULL},
+    {"context", CFG_STRING, NULL, 0, 0, false, false, "Kubeconfig context; none: current.", NULL},
     {"bus.endpoint", CFG_STRING, BUS_BACKEND_DEFAULT, 0, 0, false, false,
-     "Bus backend the scheduler subscribes to."},
-    {"bus.hwm", CFG_INT, "100000", 1, BUS_HWM_MAX, false, false, "Subscriber high-water mark."},
+     "Bus backend the scheduler subscribes to.", NULL},
+    {"bus.hwm", CFG_INT, "100000", 1, BUS_HWM_MAX, false, false, "Subscriber high-water mark.",
+     NULL},
     {"bus.curve-server-key", CFG_STRING, NULL, 0, 0, false, false,
-     "Z85 CurveZMQ public key of the bus forwarder; set it to use CURVE."},
+     "Z85 CurveZMQ public key of the bus forwarder; set it to use CURVE.", NULL},
     {"shards", CFG_INT, "256", 1, BUS_SHARD_LIMIT - 1, false, false,
-     "Number of shards keys hash into (must match the watcher's)."},
+     "Number of shards keys hash into (must match the watcher's).", NULL},
     {"shards.owned", CFG_LIST, NULL, 0, 0, false, false,
-     "Shards this replica reconciles, as numbers or ranges \"a-b\"; none: all."},
+     "Shards this replica reconciles, as numbers or ranges \"a-b\"; none: all.", NULL},
     {"shards.lease", CFG_STRING, "off", 0, 0, false, false,
      "Shard ownership: off (own --shards.owned, else all), sqlite (leases in "
-     "<state-dir>/" MAIN_LEASES_DB ", replicas on one host) or kubernetes (Lease objects)."},
+     "<state-dir>/" MAIN_LEASES_DB ", replicas on one host) or kubernetes (Lease objects).",
+     s_lease_modes},
     {"shards.lease-duration", CFG_DURATION, "10s", 100, 3600000, false, false,
-     "Shard lease duration; a dead replica's shards are taken over within two of them."},
+     "Shard lease duration; a dead replica's shards are taken over within two of them.", NULL},
     {"shards.lease-namespace", CFG_STRING, NULL, 0, 0, false, false,
-     "Namespace of the Lease objects (kubernetes); none: the kubeconfig's, else default."},
+     "Namespace of the Lease objects (kubernetes); none: the kubeconfig's, else default.", NULL},
     {"replica", CFG_STRING, "scheduler/0", 0, 0, false, false,
-     "This replica's name in audit rows and (with '/' as '-') its lease holder id; unique."},
+     "This replica's name in audit rows and (with '/' as '-') its lease holder id; unique.", NULL},
     {"audit.db", CFG_STRING, "scheduler.db", 0, 0, false, false,
-     "Audit database file in the state dir; each replica needs its own."},
+     "Audit database file in the state dir; each replica needs its own.", NULL},
     {"concurrency", CFG_INT, "8", 1, 10000, false, false,
-     "Reconciles in flight at once (KubeRay's --reconcile-concurrency)."},
+     "Reconciles in flight at once (KubeRay's --reconcile-concurrency).", NULL},
     {"resync", CFG_DURATION, "5m", 0, 86400000, false, false,
-     "Period at which every RayCluster of the owned shards is queued again; 0: off."},
+     "Period at which every RayCluster of the owned shards is queued again; 0: off.", NULL},
     {"requeue", CFG_DURATION, "300s", 1000, 86400000, false, false,
-     "Requeue period after a clean reconcile (RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV)."},
+     "Requeue period after a clean reconcile (RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV).", NULL},
     {"random-pod-delete", CFG_BOOL, "false", 0, 0, false, false,
-     "Delete surplus workers even with autoscaling on (ENABLE_RANDOM_POD_DELETE)."},
-    {"client.qps", CFG_INT, "100", 1, 100000, false, false, "Kubernetes client requests/s."},
-    {"client.burst", CFG_INT, "200", 1, 100000, false, false, "Kubernetes client burst."},
+     "Delete surplus workers even with autoscaling on (ENABLE_RANDOM_POD_DELETE).", NULL},
+    {"client.qps", CFG_INT, "100", 1, 100000, false, false, "Kubernetes client requests/s.", NULL},
+    {"client.burst", CFG_INT, "200", 1, 100000, false, false, "Kubernetes client burst.", NULL},
     {NULL},
 };
 
@@ -310,15 +315,11 @@ static int s_start_leases(main_t *m)
             fprintf(stderr, "scheduler: %s: %s\n", buf_str(&path), err_str(e));
         buf_free(&path);
         m->lease = m->leases_db ? lease_sqlite_new(m->svc->loop, m->leases_db) : NULL;
-    } else if (strcmp(mode, "kubernetes") == 0) {
+    } else { // "kubernetes": cfg admits only the declared choices
         const char *ns = cfg_str(m->svc->cfg, "shards.lease-namespace");
         if (!ns || !*ns)
             ns = k8s_client_namespace(m->client);
         m->lease = lease_k8s_new(m->svc->loop, m->client, ns && *ns ? ns : "default");
-    } else {
-        fprintf(stderr, "scheduler: --shards.lease: want sqlite, kubernetes or off, not %s\n",
-                mode);
-        return ERR_INVAL;
     }
     if (!m->lease)
         return ERR_NOMEM;
