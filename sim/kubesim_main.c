@@ -82,6 +82,35 @@ static bool s_num(const char *s, long long max, long long *out)
     return true;
 }
 
+/* The rule of each flag that takes a value, for the error when a value breaks it. */
+static const char *s_rule(const char *flag)
+{
+    static const struct {
+        const char *flag; /* the flag */
+        const char *rule; /* what its value must be */
+    } rules[] = {
+        {"--port", "an integer between 0 and 65535 (0: ephemeral)"},
+        {"--tls-port", "an integer between 0 and 65535 (0: ephemeral)"},
+        {"--nodes", "an integer between 0 and 100000"},
+        {"--history", "an integer between 0 and 100000000"},
+        {"--bookmark-ms", "an integer between 1 and 86400000"},
+        {"--latency-ms", "an integer between 0 and 3600000"},
+        {"--jitter-ms", "an integer between 0 and 3600000"},
+        {"--pod-start-ms", "an integer between 0 and 3600000"},
+        {"--pod-ready-ms", "an integer between 0 and 3600000"},
+        {"--pod-jitter-ms", "an integer between 0 and 3600000"},
+        {"--token", "1 to 199 characters"},
+        {"--minor", "at most 3 characters, such as 32"},
+        {"--simulate", "on or off"},
+        {"--log-level", "one of debug, info, warn, error"},
+        {"--fault", "VERB:RESOURCE:RATE[:CODE], at most 64 of them"},
+    };
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+        if (strcmp(rules[i].flag, flag) == 0)
+            return rules[i].rule;
+    return NULL;
+}
+
 /* Writes `text` to `path` atomically (temp file + rename). Returns 0 or ERR_IO. */
 static int s_write_file(const char *path, const char *text)
 {
@@ -220,9 +249,11 @@ int main(int argc, char **argv)
             faults[nfaults++] = v;
         else if (strcmp(a, "--log-level") == 0 && log_level_parse(v, &level) == 0)
             ;
-        else {
-            fprintf(stderr, "kubesim: bad option %s %s\n", a, v);
-            s_usage(stderr);
+        else if (s_rule(a)) {
+            fprintf(stderr, "kubesim: %s: must be %s, got \"%s\"\n", a, s_rule(a), v);
+            return 2;
+        } else {
+            fprintf(stderr, "kubesim: unknown option %s (see kubesim --help)\n", a);
             return 2;
         }
     }
