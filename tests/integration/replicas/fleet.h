@@ -676,8 +676,7 @@ FLEET_FN long fleet_ready_count(fleet_t *f, const char *prefix)
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(db,
                                "SELECT count(*) FROM observed_objects WHERE kind = 'RayCluster' "
-                               "AND name LIKE ?1 AND json_extract(json, '$.status.state') = "
-                               "'ready'",
+                               "AND name LIKE ?1 AND phase = 'ready'",
                                -1, &st, NULL) == SQLITE_OK) {
             sqlite3_bind_text(st, 1, like, -1, SQLITE_STATIC);
             if (sqlite3_step(st) == SQLITE_ROW)
