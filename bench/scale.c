@@ -42,6 +42,7 @@ typedef struct {
     const char *prefix; /* RayCluster name prefix */
     double next; /* next sample time */
     long long rss_peak; /* peak total RSS */
+    fleet_split_t peak; /* peak RSS per process kind */
     long ready; /* last ready count */
 } sampler_t;
 
@@ -57,6 +58,14 @@ static void s_sample(void *arg)
     fleet_usage(s->f, &rss, &cpu);
     if (rss > s->rss_peak)
         s->rss_peak = rss;
+    fleet_split_t sp;
+    fleet_usage_split(s->f, &sp);
+    if (sp.rss_watcher > s->peak.rss_watcher)
+        s->peak.rss_watcher = sp.rss_watcher;
+    if (sp.rss_sched > s->peak.rss_sched)
+        s->peak.rss_sched = sp.rss_sched;
+    if (sp.rss_kubesim > s->peak.rss_kubesim)
+        s->peak.rss_kubesim = sp.rss_kubesim;
     s->ready = fleet_ready_count(s->f, s->prefix);
 }
 
@@ -74,6 +83,7 @@ typedef struct {
     double cpu_s; /* CPU seconds */
     double writes_per_rc; /* audit rows / N */
     long ready; /* RayClusters ready at the end */
+    fleet_split_t split; /* peak RSS and CPU seconds per process kind */
 } result_t;
 
 /* The replicas hold every shard between them (and, with several, each holds some). */
@@ -131,6 +141,8 @@ static int s_run(int latency, int replicas, double rate, size_t n, int conc, boo
     double cpu0;
     long long rss0;
     fleet_usage(&f, &rss0, &cpu0);
+    fleet_split_t sp0;
+    fleet_usage_split(&f, &sp0);
     double t0 = fleet_now();
     size_t failed = fleet_create(&f, "rc", n, rate, acked, s_sample, &sm, false);
     if (failed)
@@ -150,6 +162,12 @@ static int s_run(int latency, int replicas, double rate, size_t n, int conc, boo
     fleet_usage(&f, &rss, &cpu);
     r->rss_mb = (double)(rss > sm.rss_peak ? rss : sm.rss_peak) / (1024.0 * 1024.0);
     r->cpu_s = cpu - cpu0;
+    fleet_split_t sp1;
+    fleet_usage_split(&f, &sp1);
+    r->split = sm.peak;
+    r->split.cpu_watcher = sp1.cpu_watcher - sp0.cpu_watcher;
+    r->split.cpu_sched = sp1.cpu_sched - sp0.cpu_sched;
+    r->split.cpu_kubesim = sp1.cpu_kubesim - sp0.cpu_kubesim;
     fleet_sleep_ms(300); /* last audit batches committed */
     fleet_row_t *rows = NULL;
     size_t nr = 0;
@@ -318,6 +336,11 @@ int main(int argc, char **argv)
                        lats[li], reps[ri], mode == 0 ? "paced" : "unpaced", ready, r.pods_per_s,
                        raw, raw > 0 ? r.pods_per_s / raw : 0, r.p50_ms, r.p99_ms, r.rss_mb, r.cpu_s,
                        r.writes_per_rc);
+                printf("     split: watcher %.1f s CPU %.0f MB, schedulers %.1f s CPU %.0f MB, "
+                       "kubesim %.1f s CPU %.0f MB\n",
+                       r.split.cpu_watcher, (double)r.split.rss_watcher / 1048576.0,
+                       r.split.cpu_sched, (double)r.split.rss_sched / 1048576.0,
+                       r.split.cpu_kubesim, (double)r.split.rss_kubesim / 1048576.0);
                 fflush(stdout);
             }
     }

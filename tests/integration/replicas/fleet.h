@@ -531,6 +531,28 @@ FLEET_FN void fleet_usage(fleet_t *f, long long *rss, double *cpu)
         }
 }
 
+/* The same, split by process: watcher, schedulers (summed) and kubesim (not rayfleet's, for
+ * comparison). Any pointer may be NULL. */
+typedef struct {
+    long long rss_watcher, rss_sched, rss_kubesim; /* VmRSS bytes */
+    double cpu_watcher, cpu_sched, cpu_kubesim; /* CPU seconds */
+} fleet_split_t;
+
+FLEET_FN void fleet_usage_split(fleet_t *f, fleet_split_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->rss_watcher = fleet_rss(f->watcher);
+    s->cpu_watcher = fleet_cpu(f->watcher);
+    s->rss_kubesim = fleet_rss(f->kubesim);
+    s->cpu_kubesim = fleet_cpu(f->kubesim);
+    s->cpu_sched = f->sched_cpu_dead;
+    for (int i = 0; i < f->nsched; i++)
+        if (f->sched[i] > 0) {
+            s->rss_sched += fleet_rss(f->sched[i]);
+            s->cpu_sched += fleet_cpu(f->sched[i]);
+        }
+}
+
 /* ---- creating RayClusters ---------------------------------------------------------------- */
 
 typedef struct fleet_create fleet_create_t;
