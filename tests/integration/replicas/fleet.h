@@ -63,6 +63,7 @@ typedef struct {
     int qps; /* schedulers' --client.qps and --client.burst */
     int concurrency; /* schedulers' --concurrency */
     const char *log_level; /* services' --log-level */
+    const char *lease_backend; /* --shards.lease: "sqlite" (NULL) or "kubernetes" */
 } fleet_opts_t;
 
 typedef struct {
@@ -340,7 +341,7 @@ FLEET_FN int fleet_start_scheduler(fleet_t *f, const fleet_opts_t *o, int i)
                     "--audit.db",
                     db,
                     "--shards.lease",
-                    "sqlite",
+                    (char *)(o->lease_backend ? o->lease_backend : "sqlite"),
                     "--shards.lease-duration",
                     lease,
                     "--client.qps",

@@ -25,7 +25,11 @@
  *      the audit shows at most 4 successful pod creates for it, whoever made them (fewer when
  *      the killed replica's last rows died with it: rows are committed once per loop turn).
  *
- * Usage: replicas_it [-v] [-k] (-k keeps the state dir). Exit 0 when every check passes.
+ * The leases live in <state>/leases.db (--lease sqlite, the default) or, for replicas on several
+ * hosts, in Lease objects in kubesim (--lease kubernetes); the checks are the same.
+ *
+ * Usage: replicas_it [-v] [-k] [--lease sqlite|kubernetes] (-k keeps the state dir). Exit 0 when
+ * every check passes.
  */
 #include "fleet.h"
 
@@ -44,10 +48,59 @@
 
 static bool g_verbose;
 
-/* Shard leases held unexpired now, by holder (index 0: "scheduler-0", 1: "scheduler-1"). */
+static const char *g_backend = "sqlite"; /* --shards.lease of the replicas */
+
+/* Wall ms of a Kubernetes MicroTime "2006-01-02T15:04:05.000000Z", or -1. */
+static int64_t s_microtime_ms(const char *t)
+{
+    struct tm tm = {0};
+    char *end = t ? strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!end)
+        return -1;
+    int64_t ms = (int64_t)timegm(&tm) * 1000;
+    if (*end == '.') {
+        int64_t frac = 0, scale = 100;
+        for (end++; *end >= '0' && *end <= '9'; end++, scale /= 10)
+            frac += (*end - '0') * scale;
+        ms += frac;
+    }
+    return ms;
+}
+
+/* Shard leases held unexpired now, by holder (index 0: "scheduler-0", 1: "scheduler-1"), from
+ * <state>/leases.db or, with the kubernetes backend, from the Lease objects in kubesim (expiry:
+ * spec.renewTime + the duration the holder wrote in its annotation). */
 static void s_lease_holders(fleet_t *f, long out[2])
 {
     out[0] = out[1] = 0;
+    if (strcmp(g_backend, "kubernetes") == 0) {
+        json_t *list = NULL;
+        if (fleet_call(f, "GET", "/apis/coordination.k8s.io/v1/namespaces/" FLEET_NS "/leases",
+                       "application/json", NULL, 0, &list) == 200) {
+            int64_t now = fleet_wall_ms();
+            size_t i;
+            json_t *l;
+            json_array_foreach(json_object_get(list, "items"), i, l)
+            {
+                json_t *ann = json_object_get(json_object_get(l, "metadata"), "annotations");
+                const char *name =
+                    json_string_value(json_object_get(ann, "rayfleet.io/lease-name"));
+                const char *dur =
+                    json_string_value(json_object_get(ann, "rayfleet.io/lease-duration-ms"));
+                const char *h = jx_str(l, "spec.holderIdentity", "");
+                int64_t renew = s_microtime_ms(jx_str(l, "spec.renewTime", NULL));
+                if (!name || strncmp(name, "scheduler/shard/", 16) != 0 || !dur || renew < 0 ||
+                    renew + strtoll(dur, NULL, 10) <= now)
+                    continue;
+                if (strcmp(h, "scheduler-0") == 0)
+                    out[0]++;
+                else if (strcmp(h, "scheduler-1") == 0)
+                    out[1]++;
+            }
+        }
+        json_decref(list);
+        return;
+    }
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%s/leases.db", f->dir);
     sqlite3 *db = NULL;
@@ -263,6 +316,13 @@ int main(int argc, char **argv)
             g_verbose = true;
         else if (strcmp(argv[i], "-k") == 0)
             keep = true;
+        else if (strcmp(argv[i], "--lease") == 0 && i + 1 < argc &&
+                 (strcmp(argv[i + 1], "sqlite") == 0 || strcmp(argv[i + 1], "kubernetes") == 0))
+            g_backend = argv[++i];
+        else {
+            fprintf(stderr, "usage: replicas_it [-v] [-k] [--lease sqlite|kubernetes]\n");
+            return 2;
+        }
     }
     signal(SIGPIPE, SIG_IGN);
     log_setup("replicas_it", LOG_WARN, STDERR_FILENO);
@@ -274,7 +334,8 @@ int main(int argc, char **argv)
                       .lease_ms = IT_LEASE_MS,
                       .qps = IT_QPS,
                       .concurrency = 4,
-                      .log_level = "info"};
+                      .log_level = "info",
+                      .lease_backend = g_backend};
     int64_t acked[IT_CLUSTERS] = {0};
     if (fleet_start(&f, &o) != 0) {
         fprintf(stderr, "replicas_it: cannot start the fleet (state %s)\n", f.dir);
