@@ -50,6 +50,11 @@ struct k8s_req {
     k8s_event_fn *on_event; /* watch events */
     void *arg; /* callback argument */
     buf_t line; /* partial watch line */
+    jproj_t *proj; /* projection of 2xx bodies / watch events (opts.keep), or NULL */
+    const char *res_raw; /* response text handed to on_done, or NULL */
+    size_t res_raw_len; /* bytes at res_raw */
+    const jproj_span_t *res_items; /* item spans handed to on_done, or NULL */
+    size_t res_n_items; /* how many */
     k8s_req_t *next, *prev; /* all requests */
     k8s_req_t *qnext; /* rate-limiter / credential queue */
 };
@@ -347,6 +352,7 @@ static void s_req_free(k8s_req_t *r)
     free(r->url);
     free(r->body);
     buf_free(&r->line);
+    jproj_destroy(&r->proj);
     free(r);
 }
 
@@ -360,7 +366,11 @@ static void s_finish(k8s_req_t *r, int err, long status, const char *reason, con
                         .reason = reason ? reason : "",
                         .message = message ? message : "",
                         .body = body,
-                        .attempts = r->attempts};
+                        .attempts = r->attempts,
+                        .raw = r->res_raw,
+                        .raw_len = r->res_raw_len,
+                        .items = r->res_items,
+                        .n_items = r->res_n_items};
     r->http_id = 0;
     r->in_cb = true;
     if (r->on_done)
@@ -501,8 +511,31 @@ static int s_deliver_line(k8s_req_t *r, const char *line, size_t len)
     if (len == 0)
         return 0;
     json_t *ev = NULL;
-    if (jx_parse(line, len, "watch event", &ev, NULL) != 0)
+    const char *raw = NULL;
+    size_t raw_len = 0;
+    if (r->proj) {
+        jproj_result_t pr;
+        int prc = jproj_parse(r->proj, line, len, "watch event", &pr, NULL);
+        if (prc != 0)
+            return prc;
+        ev = pr.value;
+        pr.value = NULL;
+        if (pr.n_spans == 1) {
+            raw = line + pr.spans[0].off;
+            raw_len = pr.spans[0].len;
+        }
+        jproj_result_free(&pr);
+        if (strcmp(jx_str(ev, "type", ""), "ERROR") == 0) {
+            /* an ERROR event carries a Status: hand it over complete */
+            json_decref(ev);
+            ev = NULL;
+            raw = NULL;
+            if (jx_parse(line, len, "watch event", &ev, NULL) != 0)
+                return ERR_PARSE;
+        }
+    } else if (jx_parse(line, len, "watch event", &ev, NULL) != 0) {
         return ERR_PARSE;
+    }
     const char *type = jx_str(ev, "type", NULL);
     json_t *obj = json_object_get(ev, "object");
     int rc = 0;
@@ -510,9 +543,10 @@ static int s_deliver_line(k8s_req_t *r, const char *line, size_t len)
         rc = ERR_PROTO;
     } else {
         r->c->stats.events++;
-        r->c->ev_raw = s_object_span(line, len, &r->c->ev_raw_len);
-        if (!r->c->ev_raw)
-            r->c->ev_raw_len = 0;
+        if (!raw)
+            raw = s_object_span(line, len, &raw_len);
+        r->c->ev_raw = raw;
+        r->c->ev_raw_len = raw ? raw_len : 0;
         r->in_cb = true;
         rc = r->on_event(r->c, r->id, type, obj, r->arg);
         r->in_cb = false;
@@ -567,8 +601,21 @@ static void s_on_http(http_client_t *h, http_response_t *resp, void *arg)
     k8s_client_t *c = r->c;
     r->http_id = 0;
     json_t *body = NULL;
-    if (resp->body.len > 0)
+    jproj_result_t pr = {0};
+    bool projected = false;
+    if (resp->body.len > 0 && r->proj && !resp->err && resp->status >= 200 && resp->status < 300) {
+        if (jproj_parse(r->proj, resp->body.data, resp->body.len, "response", &pr, NULL) == 0) {
+            body = pr.value;
+            pr.value = NULL;
+            projected = true;
+        }
+    } else if (resp->body.len > 0) {
         jx_parse(resp->body.data, resp->body.len, "response", &body, NULL);
+    }
+    r->res_raw = resp->body.len > 0 ? resp->body.data : NULL;
+    r->res_raw_len = resp->body.len;
+    r->res_items = projected && pr.span_found ? pr.spans : NULL;
+    r->res_n_items = projected && pr.span_found ? pr.n_spans : 0;
     int err = resp->err;
     long status = resp->status;
     const char *reason = "", *message = resp->error_text;
@@ -590,6 +637,7 @@ static void s_on_http(http_client_t *h, http_response_t *resp, void *arg)
             buf_reset(&r->line);
             if (r->cancelled) {
                 json_decref(body);
+                jproj_result_free(&pr);
                 s_req_free(r);
                 return;
             }
@@ -635,6 +683,10 @@ static void s_on_http(http_client_t *h, http_response_t *resp, void *arg)
         }
         if (s_schedule_retry(r, delay)) {
             json_decref(body);
+            jproj_result_free(&pr);
+            r->res_raw = NULL;
+            r->res_items = NULL;
+            r->res_n_items = r->res_raw_len = 0;
             return;
         }
     }
@@ -646,6 +698,7 @@ static void s_on_http(http_client_t *h, http_response_t *resp, void *arg)
     }
     s_finish(r, err, status, reason, message, body);
     json_decref(body);
+    jproj_result_free(&pr);
 }
 
 /* Sends one attempt now (a token was taken). */
@@ -802,8 +855,48 @@ static int64_t s_start_timer(loop_t *loop, int64_t id, void *arg)
     return LOOP_TIMER_DONE;
 }
 
+/* The projection of opts->keep for a request: paths under "items." for a list (spans of the items),
+ * under "object." for a watch (span of the object), as they are for other verbs. *out NULL when
+ * there is nothing to project. Returns 0, ERR_INVAL (bad or too many paths) or ERR_NOMEM. */
+static int s_projection(const k8s_opts_t *opts, bool watch, bool list, jproj_t **out)
+{
+    *out = NULL;
+    if (!opts || !opts->keep)
+        return 0;
+    const char *prefix = watch ? "object." : list ? "items." : "";
+    char *paths[JPROJ_MAX_PATHS + 1] = {0};
+    size_t n = 0;
+    int rc = ERR_INVAL;
+    const char *fixed[] = {watch ? "type" : "kind", watch ? "object.kind" : "apiVersion",
+                           watch  ? "object.apiVersion"
+                           : list ? "metadata"
+                                  : NULL,
+                           NULL};
+    for (size_t i = 0; fixed[i]; i++)
+        if (!(paths[n++] = strdup(fixed[i]))) {
+            rc = ERR_NOMEM;
+            goto done;
+        }
+    for (size_t i = 0; opts->keep[i]; i++) {
+        if (n >= JPROJ_MAX_PATHS)
+            goto done;
+        size_t len = strlen(prefix) + strlen(opts->keep[i]) + 1;
+        if (!(paths[n] = malloc(len))) {
+            rc = ERR_NOMEM;
+            goto done;
+        }
+        snprintf(paths[n++], len, "%s%s", prefix, opts->keep[i]);
+    }
+    *out = jproj_new((const char *const *)paths, watch ? "object" : list ? "items" : NULL);
+    rc = *out ? 0 : ERR_INVAL;
+done:
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    return rc;
+}
+
 static int64_t s_start(k8s_client_t *c, const char *method, const k8s_res_t *res,
-                       const k8s_opts_t *opts, bool watch, json_t *body_owned,
+                       const k8s_opts_t *opts, bool watch, bool list, json_t *body_owned,
                        const char *content_type, bool idempotent, k8s_done_fn *fn,
                        k8s_event_fn *on_event, void *arg)
 {
@@ -827,6 +920,10 @@ static int64_t s_start(k8s_client_t *c, const char *method, const k8s_res_t *res
     if (!r)
         goto fail;
     buf_init(&r->line, c->cfg.max_event);
+    rc = s_projection(opts, watch, list, &r->proj);
+    if (rc)
+        goto fail;
+    rc = ERR_NOMEM;
     r->c = c;
     r->method = method;
     r->url = buf_take(&url, NULL);
@@ -871,6 +968,7 @@ fail:
     if (r) {
         free(r->url);
         free(r->body);
+        jproj_destroy(&r->proj);
         free(r);
     }
     buf_free(&url);
@@ -883,13 +981,13 @@ int64_t k8s_get(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts, k
 {
     if (!res || !res->name)
         return ERR_INVAL;
-    return s_start(c, "GET", res, opts, false, NULL, NULL, true, fn, NULL, arg);
+    return s_start(c, "GET", res, opts, false, false, NULL, NULL, true, fn, NULL, arg);
 }
 
 int64_t k8s_list(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts, k8s_done_fn *fn,
                  void *arg)
 {
-    return s_start(c, "GET", res, opts, false, NULL, NULL, true, fn, NULL, arg);
+    return s_start(c, "GET", res, opts, false, true, NULL, NULL, true, fn, NULL, arg);
 }
 
 int64_t k8s_create(k8s_client_t *c, const k8s_res_t *res, const json_t *obj, const k8s_opts_t *opts,
@@ -897,8 +995,8 @@ int64_t k8s_create(k8s_client_t *c, const k8s_res_t *res, const json_t *obj, con
 {
     if (!obj)
         return ERR_INVAL;
-    return s_start(c, "POST", res, opts, false, json_incref((json_t *)obj), "application/json",
-                   false, fn, NULL, arg);
+    return s_start(c, "POST", res, opts, false, false, json_incref((json_t *)obj),
+                   "application/json", false, fn, NULL, arg);
 }
 
 int64_t k8s_update(k8s_client_t *c, const k8s_res_t *res, const json_t *obj, const k8s_opts_t *opts,
@@ -907,8 +1005,8 @@ int64_t k8s_update(k8s_client_t *c, const k8s_res_t *res, const json_t *obj, con
     if (!obj || !res || !res->name)
         return ERR_INVAL;
     const char *rv = jx_str(obj, "metadata.resourceVersion", "");
-    return s_start(c, "PUT", res, opts, false, json_incref((json_t *)obj), "application/json",
-                   *rv != 0, fn, NULL, arg);
+    return s_start(c, "PUT", res, opts, false, false, json_incref((json_t *)obj),
+                   "application/json", *rv != 0, fn, NULL, arg);
 }
 
 int64_t k8s_patch(k8s_client_t *c, const k8s_res_t *res, k8s_patch_type_t type, const json_t *patch,
@@ -935,7 +1033,7 @@ int64_t k8s_patch(k8s_client_t *c, const k8s_res_t *res, k8s_patch_type_t type, 
     default:
         return ERR_INVAL;
     }
-    return s_start(c, "PATCH", res, opts, false, json_incref((json_t *)patch), ct,
+    return s_start(c, "PATCH", res, opts, false, false, json_incref((json_t *)patch), ct,
                    type == K8S_PATCH_APPLY, fn, NULL, arg);
 }
 
@@ -969,8 +1067,8 @@ int64_t k8s_delete(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts
         }
         precond = opts->precondition_uid || opts->precondition_rv;
     }
-    return s_start(c, "DELETE", res, opts, false, body, body ? "application/json" : NULL, precond,
-                   fn, NULL, arg);
+    return s_start(c, "DELETE", res, opts, false, false, body, body ? "application/json" : NULL,
+                   precond, fn, NULL, arg);
 }
 
 int64_t k8s_watch(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts,
@@ -978,7 +1076,7 @@ int64_t k8s_watch(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts,
 {
     if (res && res->name)
         return ERR_INVAL;
-    return s_start(c, "GET", res, opts, true, NULL, NULL, true, on_done, on_event, arg);
+    return s_start(c, "GET", res, opts, true, false, NULL, NULL, true, on_done, on_event, arg);
 }
 
 int k8s_cancel(k8s_client_t *c, int64_t id)
@@ -1153,6 +1251,37 @@ int k8s_test(bool verbose)
         CHECK(s_object_span("{\"object\":\"ab", 13, &n) == NULL);
         CHECK(s_object_span("{\"a\" 1}", 7, &n) == NULL);
         CHECK(k8s_event_raw(NULL, &n) == NULL && n == 0);
+    }
+    /* projections: list, watch and plain bodies */
+    {
+        const char *const keep[] = {"metadata.name", NULL};
+        k8s_opts_t ko = {.keep = keep};
+        jproj_t *jp = NULL;
+        jproj_result_t pr;
+        CHECK(s_projection(NULL, false, false, &jp) == 0 && jp == NULL);
+        CHECK(s_projection(&ko, false, true, &jp) == 0 && jp != NULL);
+        const char *l = "{\"kind\":\"PodList\",\"metadata\":{\"continue\":\"x\"},\"items\":[{"
+                        "\"metadata\":{\"name\":\"a\",\"uid\":\"u\"},\"spec\":{}}]}";
+        CHECK(jp && jproj_parse(jp, l, strlen(l), NULL, &pr, NULL) == 0 && pr.n_spans == 1 &&
+              strcmp(jx_str(pr.value, "metadata.continue", ""), "x") == 0 &&
+              strcmp(jx_str(json_array_get(json_object_get(pr.value, "items"), 0), "metadata.name",
+                            ""),
+                     "a") == 0 &&
+              !jx_get(json_array_get(json_object_get(pr.value, "items"), 0), "metadata.uid"));
+        jproj_result_free(&pr);
+        jproj_destroy(&jp);
+        CHECK(s_projection(&ko, true, false, &jp) == 0 && jp != NULL);
+        const char *e = "{\"type\":\"ADDED\",\"object\":{\"kind\":\"Pod\",\"metadata\":{"
+                        "\"name\":\"a\",\"uid\":\"u\"}}}";
+        CHECK(jp && jproj_parse(jp, e, strlen(e), NULL, &pr, NULL) == 0 && pr.n_spans == 1 &&
+              strcmp(jx_str(pr.value, "object.kind", ""), "Pod") == 0 &&
+              strcmp(jx_str(pr.value, "type", ""), "ADDED") == 0 &&
+              !jx_get(pr.value, "object.metadata.uid"));
+        jproj_result_free(&pr);
+        jproj_destroy(&jp);
+        const char *const badkeep[] = {"a..b", NULL};
+        ko.keep = badkeep;
+        CHECK(s_projection(&ko, false, false, &jp) == ERR_INVAL && jp == NULL);
     }
     k8s_res_t bad = {.version = "v1", .resource = "pods", .subresource = "status"};
     CHECK(k8s_path(&bad, NULL, false, &b) == ERR_INVAL && b.len == 0);

@@ -32,6 +32,11 @@
  * run asynchronously when no credential is cached or it expires within K8S_EXEC_EXPIRY_SLACK_S,
  * with requests held meanwhile. Tokens are never logged.
  *
+ * Projections (k8s_opts_t.keep): a consumer that needs a few fields of big objects (a cache)
+ * asks for them; 2xx bodies and watch events are then scanned once by jproj, which validates the
+ * whole text but builds only the kept paths, and the raw text of each object stays available
+ * (k8s_result_t.raw and .items, k8s_event_raw()) for storing it without serializing a tree.
+ *
  * Watches: the body is split on newlines (kube-apiserver's JSON encoder and kubesim end each
  * WatchEvent with one; a server sending concatenated JSON without newlines is not supported); each
  * line, at most max_event bytes (else the watch ends with ERR_TOOBIG), is decoded into type and
@@ -46,6 +51,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "jproj.h"
 #include "kubeconfig.h"
 #include "loop.h"
 
@@ -114,6 +120,13 @@ typedef struct {
     int64_t grace_period_seconds; /* delete: its value */
     const char *precondition_uid; /* delete: preconditions.uid */
     const char *precondition_rv; /* delete: preconditions.resourceVersion */
+    const char *const
+        *keep; /* NULL: decode 2xx bodies fully; else a NULL-terminated list of
+                * dotted paths (jproj.h) of the OBJECT to keep: a 2xx body (the object;
+                * for k8s_list each of "items", plus the list's kind, apiVersion and
+                * metadata) and each watch event's object are projected to these
+                * paths and kind/apiVersion (the text is still fully validated);
+                * non-2xx Status bodies and ERROR events stay complete. Copied. */
 } k8s_opts_t;
 
 /* PATCH media types. */
@@ -134,6 +147,13 @@ typedef struct {
     json_t *body; /* the decoded response (object or Status), or NULL (empty / not JSON). Borrowed:
                    * freed after the callback returns; json_incref() it to keep it */
     int attempts; /* attempts made (1 + retries) */
+    const char *raw; /* the response body text as received (not NUL-terminated), or NULL when
+                      * there was none; borrowed like body */
+    size_t raw_len; /* bytes at raw */
+    const jproj_span_t
+        *items; /* k8s_list with opts.keep, 2xx: where each element of "items"
+                 * lies in raw (items[i] is the text of body's items[i]); else NULL */
+    size_t n_items; /* how many */
 } k8s_result_t;
 
 /* Called once when a request ends (not after k8s_cancel() or client destroy). */

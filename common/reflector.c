@@ -19,7 +19,8 @@ struct reflector {
     reflector_config_t cfg; /* settings (strings point at the copies below) */
     char *group, *version, *resource, *ns, *lsel, *fsel; /* owned copies */
     json_t *cache; /* "ns/name" -> object */
-    json_t *pending; /* list being collected, "ns/name" -> object, or NULL */
+    json_t *seen; /* keys listed by the list in progress ("ns/name" -> true), or NULL */
+    char **keep; /* kept paths (NULL-terminated, the config's plus the reflector's), or NULL */
     char *cont; /* continue token of the list in progress, or NULL */
     char *rv; /* last resourceVersion ("" before the first list) */
     bool started; /* reflector_start() ran */
@@ -102,35 +103,80 @@ static bool s_same(const json_t *a, const json_t *b)
            strcmp(jx_str(a, "metadata.uid", ""), jx_str(b, "metadata.uid", "")) == 0;
 }
 
-/* Replaces the cache with `fresh` (consumed), emitting the differences. */
-static void s_apply_list(reflector_t *r, json_t *fresh, const char *rv)
+/* Emits obj with its raw text (len bytes, may be NULL) available to reflector_event_raw(). */
+static void s_emit_raw(reflector_t *r, reflector_event_t type, json_t *obj, json_t *old,
+                       const char *raw, size_t len)
 {
-    json_t *old_cache = r->cache;
-    r->cache = fresh;
-    const char *key;
-    json_t *old, *tmp;
-    /* deletions first, so a consumer never holds two objects of one name */
-    json_object_foreach_safe(old_cache, tmp, key, old)
+    r->raw = raw;
+    r->raw_len = raw ? len : 0;
+    r->raw_obj = raw ? obj : NULL;
+    s_emit(r, type, obj, old);
+    r->raw = NULL;
+    r->raw_len = 0;
+    r->raw_obj = NULL;
+}
+
+/* Applies one list page's items to the cache at once, emitting what differs, and records their
+ * keys in r->seen. `text` and `spans` (n of them, may be NULL) give each item's raw text. A
+ * changed uid under one name gives DELETED (old) then ADDED, so a consumer never holds two objects
+ * of one name. Returns 0 or ERR_NOMEM. */
+static int s_apply_page(reflector_t *r, json_t *items, const char *text, const jproj_span_t *spans,
+                        size_t n)
+{
+    if (!r->seen && !(r->seen = json_object()))
+        return ERR_NOMEM;
+    if (spans && n != json_array_size(items))
+        spans = NULL; /* cannot happen: the spans are the array's own elements */
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it)
     {
-        json_t *now = json_object_get(fresh, key);
-        if (!now) {
-            s_emit(r, REFLECTOR_DELETED, old, old);
-        } else if (strcmp(jx_str(now, "metadata.uid", ""), jx_str(old, "metadata.uid", "")) != 0) {
+        char key[REFLECTOR_MAX_KEY];
+        if (s_key(it, key, sizeof(key)) != 0)
+            continue;
+        if (json_object_set(r->seen, key, json_true()) != 0)
+            return ERR_NOMEM;
+        const char *raw = spans && text ? text + spans[i].off : NULL;
+        size_t len = spans ? spans[i].len : 0;
+        json_t *old = json_incref(json_object_get(r->cache, key));
+        if (old && s_same(old, it)) {
+            json_decref(old);
+            continue;
+        }
+        if (json_object_set(r->cache, key, it) != 0) {
+            json_decref(old);
+            return ERR_NOMEM;
+        }
+        if (!old) {
+            s_emit_raw(r, REFLECTOR_ADDED, it, NULL, raw, len);
+        } else if (strcmp(jx_str(it, "metadata.uid", ""), jx_str(old, "metadata.uid", "")) != 0) {
             /* same name, another object: the old one was deleted during the gap */
             s_emit(r, REFLECTOR_DELETED, old, old);
-            json_object_del(old_cache, key);
+            s_emit_raw(r, REFLECTOR_ADDED, it, NULL, raw, len);
+        } else {
+            s_emit_raw(r, REFLECTOR_MODIFIED, it, old, raw, len);
         }
+        json_decref(old);
     }
-    json_t *obj;
-    json_object_foreach(fresh, key, obj)
+    return 0;
+}
+
+/* The list is complete: cached objects it did not contain are DELETED; rv is the list's. */
+static void s_list_end(reflector_t *r, const char *rv)
+{
+    const char *key;
+    json_t *old, *tmp;
+    json_object_foreach_safe(r->cache, tmp, key, old)
     {
-        old = json_object_get(old_cache, key);
-        if (!old)
-            s_emit(r, REFLECTOR_ADDED, obj, NULL);
-        else if (!s_same(obj, old))
-            s_emit(r, REFLECTOR_MODIFIED, obj, old);
+        if (r->seen && json_object_get(r->seen, key))
+            continue;
+        json_incref(old);
+        json_object_del(r->cache, key);
+        s_emit(r, REFLECTOR_DELETED, old, old);
+        json_decref(old);
     }
-    json_decref(old_cache);
+    json_decref(r->seen);
+    r->seen = NULL;
     s_set_rv(r, rv);
 }
 
@@ -193,7 +239,7 @@ static int64_t s_timer_fn(loop_t *loop, int64_t id, void *arg)
 {
     reflector_t *r = arg;
     r->timer = 0;
-    if (!r->synced || r->relist || r->pending)
+    if (!r->synced || r->relist || r->seen)
         s_list(r);
     else
         s_watch(r);
@@ -229,8 +275,8 @@ static void s_list_done(k8s_client_t *c, const k8s_result_t *res, void *arg)
             /* continue token expired: restart the list from scratch */
             free(r->cont);
             r->cont = NULL;
-            json_decref(r->pending);
-            r->pending = NULL;
+            json_decref(r->seen); /* a new snapshot: what it lacks is deleted at its end */
+            r->seen = NULL;
             s_later(r, 0);
             return;
         }
@@ -239,20 +285,10 @@ static void s_list_done(k8s_client_t *c, const k8s_result_t *res, void *arg)
         s_failed(r);
         return;
     }
-    if (!r->pending && !(r->pending = json_object())) {
+    if (s_apply_page(r, json_object_get(res->body, "items"), res->raw, res->items, res->n_items) !=
+        0) {
         s_failed(r);
         return;
-    }
-    json_t *items = json_object_get(res->body, "items");
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it)
-    {
-        char key[REFLECTOR_MAX_KEY];
-        if (s_key(it, key, sizeof(key)) == 0 && json_object_set(r->pending, key, it) != 0) {
-            s_failed(r);
-            return;
-        }
     }
     const char *cont = jx_str(res->body, "metadata.continue", "");
     free(r->cont);
@@ -266,15 +302,13 @@ static void s_list_done(k8s_client_t *c, const k8s_result_t *res, void *arg)
         return;
     }
     /* complete */
-    json_t *fresh = r->pending;
-    r->pending = NULL;
     bool was_relist = r->relist;
     r->relist = false;
     r->failures = 0;
     r->stats.lists++;
     if (was_relist)
         r->stats.relists++;
-    s_apply_list(r, fresh, jx_str(res->body, "metadata.resourceVersion", ""));
+    s_list_end(r, jx_str(res->body, "metadata.resourceVersion", ""));
     if (!r->synced) {
         r->synced = true;
         if (r->cfg.on_synced)
@@ -290,7 +324,8 @@ static void s_list(reflector_t *r)
     k8s_opts_t o = {.label_selector = r->lsel,
                     .field_selector = r->fsel,
                     .limit = r->cfg.page_size,
-                    .continue_token = r->cont};
+                    .continue_token = r->cont,
+                    .keep = (const char *const *)r->keep};
     int64_t id = k8s_list(r->client, &res, &o, s_list_done, r);
     if (id < 0) {
         s_failed(r);
@@ -346,7 +381,8 @@ static void s_watch(reflector_t *r)
                     .field_selector = r->fsel,
                     .resource_version = r->rv,
                     .allow_bookmarks = true,
-                    .timeout_seconds = to};
+                    .timeout_seconds = to,
+                    .keep = (const char *const *)r->keep};
     r->gone = false;
     r->watch_had_events = false;
     int64_t id = k8s_watch(r->client, &res, &o, s_watch_event, s_watch_done, r);
@@ -379,6 +415,30 @@ static char *s_dup(const char *s)
     return s && *s ? strdup(s) : NULL;
 }
 
+/* The paths the reflector itself reads: keys, list diffs, bookmarks. */
+static const char *const s_own_paths[] = {"metadata.name", "metadata.namespace", "metadata.uid",
+                                          "metadata.resourceVersion", NULL};
+
+/* r->keep = cfg's paths + s_own_paths, or NULL when cfg keeps everything. 0 or ERR_NOMEM. */
+static int s_keep_init(reflector_t *r, const char *const *keep)
+{
+    if (!keep)
+        return 0;
+    size_t n = 0, m = 0;
+    while (keep[n])
+        n++;
+    r->keep = calloc(n + 5, sizeof(*r->keep));
+    if (!r->keep)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!(r->keep[m++] = strdup(keep[i])))
+            return ERR_NOMEM;
+    for (size_t i = 0; s_own_paths[i]; i++)
+        if (!(r->keep[m++] = strdup(s_own_paths[i])))
+            return ERR_NOMEM;
+    return 0;
+}
+
 reflector_t *reflector_new(loop_t *loop, k8s_client_t *client, const reflector_config_t *cfg)
 {
     if (!loop || !client || !cfg || !cfg->version || !cfg->resource || !cfg->on_event)
@@ -404,7 +464,7 @@ reflector_t *reflector_new(loop_t *loop, k8s_client_t *client, const reflector_c
     r->rv = strdup("");
     r->cache = json_object();
     r->rng = (uint64_t)loop_clock_ms() * 2862933555777941757ULL + (uint64_t)getpid() + 7;
-    if (!r->version || !r->resource || !r->rv || !r->cache ||
+    if (!r->version || !r->resource || !r->rv || !r->cache || s_keep_init(r, cfg->keep) != 0 ||
         (cfg->group && *cfg->group && !r->group) ||
         (cfg->namespace_ && *cfg->namespace_ && !r->ns) ||
         (cfg->label_selector && *cfg->label_selector && !r->lsel) ||
@@ -428,8 +488,10 @@ int reflector_start(reflector_t *r)
     }
     k8s_res_t res = {
         .group = r->group, .version = r->version, .resource = r->resource, .namespace_ = r->ns};
-    k8s_opts_t o = {
-        .label_selector = r->lsel, .field_selector = r->fsel, .limit = r->cfg.page_size};
+    k8s_opts_t o = {.label_selector = r->lsel,
+                    .field_selector = r->fsel,
+                    .limit = r->cfg.page_size,
+                    .keep = (const char *const *)r->keep};
     int64_t id = k8s_list(r->client, &res, &o, s_list_done, r);
     if (id < 0)
         return (int)id;
@@ -451,7 +513,10 @@ void reflector_destroy(reflector_t **r_p)
     if (r->resync_timer)
         loop_cancel_timer(r->loop, r->resync_timer);
     json_decref(r->cache);
-    json_decref(r->pending);
+    json_decref(r->seen);
+    for (size_t i = 0; r->keep && r->keep[i]; i++)
+        free(r->keep[i]);
+    free(r->keep);
     free(r->cont);
     free(r->rv);
     free(r->group);
@@ -518,9 +583,11 @@ static void s_t_event(reflector_t *r, reflector_event_t type, json_t *obj, json_
 {
     s_t_rec_t *t = arg;
     size_t len = strlen(t->log);
-    snprintf(t->log + len, sizeof(t->log) - len, "%s:%s:%s%s;", reflector_event_name(type),
+    size_t rl = 0;
+    const char *raw = reflector_event_raw(r, obj, &rl);
+    snprintf(t->log + len, sizeof(t->log) - len, "%s:%s:%s%s%s%.*s;", reflector_event_name(type),
              jx_str(obj, "metadata.name", "?"), jx_str(obj, "metadata.resourceVersion", "?"),
-             old ? "+old" : "");
+             old ? "+old" : "", raw ? "@" : "", raw ? (int)rl : 0, raw ? raw : "");
     t->n++;
 }
 
@@ -546,12 +613,21 @@ int reflector_test(bool verbose)
     if (r) {
         CHECK(!reflector_synced(r) && strcmp(reflector_resource_version(r), "") == 0);
         /* first list: all ADDED */
-        json_t *l = json_object();
-        json_object_set_new(l, "ns/a", s_t_obj("a", "u1", "1"));
-        json_object_set_new(l, "ns/b", s_t_obj("b", "u2", "2"));
-        json_object_set_new(l, "ns/c", s_t_obj("c", "u3", "3"));
-        s_apply_list(r, l, "3");
-        CHECK(strcmp(t.log, "ADDED:a:1;ADDED:b:2;ADDED:c:3;") == 0);
+        /* in two pages, the first with the raw text of its items */
+        json_t *l = json_array();
+        json_array_append_new(l, s_t_obj("a", "u1", "1"));
+        json_array_append_new(l, s_t_obj("b", "u2", "2"));
+        const char *text = "[A,BB]";
+        jproj_span_t sp[2] = {{1, 1}, {3, 2}};
+        CHECK(s_apply_page(r, l, text, sp, 2) == 0);
+        json_decref(l);
+        l = json_array();
+        json_array_append_new(l, s_t_obj("c", "u3", "3"));
+        json_array_append_new(l, json_pack("{s:{s:s}}", "metadata", "namespace", "x"));
+        CHECK(s_apply_page(r, l, text, sp, 1) == 0); /* spans not matching: none used */
+        json_decref(l);
+        s_list_end(r, "3");
+        CHECK(strcmp(t.log, "ADDED:a:1@A;ADDED:b:2@BB;ADDED:c:3;") == 0);
         CHECK(reflector_count(r) == 3 && strcmp(reflector_resource_version(r), "3") == 0);
         /* watch events */
         t.log[0] = 0;
@@ -589,20 +665,29 @@ int reflector_test(bool verbose)
         CHECK(reflector_get(r, "ns", "b") == NULL && reflector_get(r, "ns", "d") != NULL);
         /* an identical list: nothing */
         t.log[0] = 0;
-        s_apply_list(r, json_deep_copy(r->cache), "8");
+        {
+            l = json_array();
+            const char *k;
+            json_t *v;
+            json_object_foreach(r->cache, k, v) json_array_append_new(l, json_deep_copy(v));
+            CHECK(s_apply_page(r, l, NULL, NULL, 0) == 0);
+            json_decref(l);
+            s_list_end(r, "8");
+        }
         CHECK(t.log[0] == 0);
         /* relist after a gap: c deleted, a changed, d replaced by another uid, e new */
-        l = json_object();
-        json_object_set_new(l, "ns/a", s_t_obj("a", "u1", "9"));
-        json_object_set_new(l, "ns/d", s_t_obj("d", "u4x", "10"));
-        json_object_set_new(l, "ns/e", s_t_obj("e", "u5", "11"));
-        s_apply_list(r, l, "11");
+        l = json_array();
+        json_array_append_new(l, s_t_obj("a", "u1", "9"));
+        json_array_append_new(l, s_t_obj("d", "u4x", "10"));
+        json_array_append_new(l, s_t_obj("e", "u5", "11"));
+        CHECK(s_apply_page(r, l, NULL, NULL, 0) == 0);
+        json_decref(l);
+        s_list_end(r, "11");
         if (verbose)
             printf("  relist: %s\n", t.log);
-        CHECK(strcmp(t.log, "DELETED:c:3+old;DELETED:d:4+old;MODIFIED:a:9+old;ADDED:d:10;"
-                            "ADDED:e:11;") == 0 ||
-              strcmp(t.log, "DELETED:d:4+old;DELETED:c:3+old;MODIFIED:a:9+old;ADDED:d:10;"
-                            "ADDED:e:11;") == 0);
+        CHECK(strcmp(t.log, "MODIFIED:a:9+old;DELETED:d:4+old;ADDED:d:10;ADDED:e:11;"
+                            "DELETED:c:3+old;") == 0);
+        CHECK(strcmp(reflector_resource_version(r), "11") == 0);
         CHECK(reflector_count(r) == 3);
         const json_t *cache = reflector_cache(r);
         CHECK(json_object_get(cache, "ns/e") != NULL);

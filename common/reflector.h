@@ -3,12 +3,14 @@
  * about every change (client-go's Reflector + the informer's event distribution, in C).
  *
  * Algorithm (../shared/spec/k8s-api-semantics.md §2.4):
- *   1. LIST (paged with `page_size`, consistent read: resourceVersion unset), collecting every
- *      page; an expired continue token (410) restarts the list. The complete list is then
- *      applied to the cache as differences: objects missing from the list become DELETED,
- *      objects with another resourceVersion (or uid) MODIFIED, new ones ADDED. On the first
- *      list this gives one ADDED per object; after a 410 gap it gives exactly what changed, so a
- *      consumer that applies events ends equal to the server.
+ *   1. LIST (paged with `page_size`, consistent read: resourceVersion unset). Each page is
+ *      applied to the cache as it arrives, as differences: new objects ADDED, objects with
+ *      another resourceVersion MODIFIED, another uid under the same name DELETED (the old one)
+ *      then ADDED. When the last page has been applied, cached objects the list did not contain
+ *      become DELETED. On the first list this gives one ADDED per object; after a 410 gap it gives
+ *      exactly what changed, so a consumer that applies events ends equal to the server. An
+ *      expired continue token (410) restarts the list (a new snapshot; the deletions are judged
+ *      against it). Pages are not held: memory stays that of the cache.
  *   2. WATCH from the list's resourceVersion with allowWatchBookmarks and timeoutSeconds random
  *      in [REFLECTOR_WATCH_MIN_S, 2*REFLECTOR_WATCH_MIN_S) (or watch_timeout_s). Each event
  *      updates the cache and the last resourceVersion; BOOKMARK only the resourceVersion.
@@ -20,9 +22,12 @@
  *
  * The cache is a hash table (a jansson object) keyed "namespace/name" ("/name" when
  * cluster-scoped) whose values are the objects themselves (uid, resourceVersion and the rest are
- * read from them). Objects handed to the event callback are borrowed for the call; json_incref()
- * them to keep them. Callbacks run on the loop thread; they may read the cache and use the k8s
- * client, but must not destroy the reflector.
+ * read from them), or, with `keep` set, their projections to the kept paths (k8s_opts_t.keep;
+ * metadata name, namespace, uid and resourceVersion are always kept), which is what makes a cache
+ * of many big objects small. The complete text of the object of an event stays available during
+ * its callback (reflector_event_raw()). Objects handed to the event callback are borrowed for the
+ * call; json_incref() them to keep them. Callbacks run on the loop thread; they may read the cache
+ * and use the k8s client, but must not destroy the reflector.
  */
 #ifndef RF_REFLECTOR_H
 #define RF_REFLECTOR_H
@@ -67,6 +72,8 @@ typedef struct {
     const char *namespace_; /* one namespace, or NULL for all namespaces / cluster-scoped */
     const char *label_selector; /* or NULL */
     const char *field_selector; /* or NULL */
+    const char *const *keep; /* dotted paths of each object to cache (jproj.h, NULL-terminated;
+                              * copied), or NULL to cache whole objects */
     int64_t resync_ms; /* RESYNC period; 0: off */
     int64_t page_size; /* list limit; 0: REFLECTOR_DEFAULT_PAGE */
     int64_t watch_timeout_s; /* fixed watch timeoutSeconds; 0: random (see above) */
@@ -114,10 +121,11 @@ json_t *reflector_get(const reflector_t *r, const char *ns, const char *name);
 /* The cache itself: a JSON object "namespace/name" -> object, borrowed (do not modify). */
 const json_t *reflector_cache(const reflector_t *r);
 
-/* Only from inside on_event: the JSON text `obj` was parsed from, exactly as the watch event
- * carried it (not NUL-terminated; *len gets its length), so a consumer can store the object
- * without serializing it again. NULL (and *len 0) when obj did not come from the watch event being
- * handled (list results, RESYNC, the old object of a replaced uid) or the text was not found.
+/* Only from inside on_event: the JSON text `obj` was parsed from, exactly as the watch event or
+ * the list page carried it (not NUL-terminated; *len gets its length), so a consumer can store the
+ * complete object without serializing it again (with `keep`, obj is only a projection). NULL (and
+ * *len 0) when obj was not just received (DELETED during a relist, RESYNC, the old object of a
+ * replaced uid) or the text was not found.
  * Borrowed: valid until the callback returns. `len` may be NULL. */
 const char *reflector_event_raw(const reflector_t *r, const json_t *obj, size_t *len);
 

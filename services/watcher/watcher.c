@@ -46,6 +46,38 @@ typedef struct {
     const char *phase_path; /* dotted path of the phase, NULL for none */
 } wkind_t;
 
+/* What the watcher reads of a cached object (s_owner, s_conditions, s_handle, s_queue_event), so
+ * the reflectors cache only that (plus the phase path of the kind): labels are kept whole (their
+ * keys contain dots), conditions only their type and status. Rows still hold the complete object
+ * from the event's raw text. */
+#define S_KEEP_COMMON                                                                              \
+    "metadata.name", "metadata.namespace", "metadata.uid", "metadata.resourceVersion",             \
+        "metadata.generation", "metadata.labels", "metadata.ownerReferences",                      \
+        "metadata.deletionTimestamp", "status.conditions.type", "status.conditions.status"
+
+static const char *const s_keep_common[] = {S_KEEP_COMMON, NULL};
+static const char *const s_keep_rc[] = {S_KEEP_COMMON, "status.state", NULL};
+static const char *const s_keep_rj[] = {S_KEEP_COMMON, "status.jobDeploymentStatus", NULL};
+static const char *const s_keep_rs[] = {S_KEEP_COMMON, "status.serviceStatus", NULL};
+static const char *const s_keep_pod[] = {S_KEEP_COMMON, "status.phase", NULL};
+
+/* The kept paths of kind k: the common ones and its phase path. */
+static const char *const *s_keep_of(int k)
+{
+    switch (k) {
+    case K_RAYCLUSTER:
+        return s_keep_rc;
+    case K_RAYJOB:
+        return s_keep_rj;
+    case K_RAYSERVICE:
+        return s_keep_rs;
+    case K_POD:
+        return s_keep_pod;
+    default:
+        return s_keep_common;
+    }
+}
+
 static const wkind_t s_kinds[K_COUNT] = {
     [K_RAYCLUSTER] = {S_RAY_GROUP, "v1", "rayclusters", "RayCluster", NULL, "status.state"},
     [K_RAYJOB] = {S_RAY_GROUP, "v1", "rayjobs", "RayJob", NULL, "status.jobDeploymentStatus"},
@@ -81,7 +113,8 @@ typedef struct {
     char *ns; /* namespace, NULL: all */
     reflector_t *r; /* the reflector */
     bool warned; /* "not synced" was logged */
-    json_t *dirty; /* "ns/name" -> last object, for rows the store refused; NULL when none */
+    json_t *dirty; /* "ns/name" -> [object, its complete JSON text or null], for rows the store
+                    * refused; NULL when none */
 } wres_t;
 
 struct wcluster {
@@ -370,8 +403,9 @@ static void s_row_queued(watcher_t *w)
         w->first_ms = loop_now(w->loop);
 }
 
-/* Remembers that the row of obj could not be queued; it is written again after a flush. */
-static void s_mark_dirty(wres_t *x, const json_t *obj)
+/* Remembers that the row of obj could not be queued; it is written again after a flush, from
+ * `raw` (len bytes: the complete object; the cache holds only a projection) when given. */
+static void s_mark_dirty(wres_t *x, const json_t *obj, const char *raw, size_t len)
 {
     watcher_t *w = x->w;
     char key[S_KEY_MAX];
@@ -380,7 +414,9 @@ static void s_mark_dirty(wres_t *x, const json_t *obj)
     if (!x->dirty)
         x->dirty = json_object();
     if (x->dirty)
-        json_object_set(x->dirty, key, (json_t *)obj);
+        json_object_set_new(
+            x->dirty, key,
+            json_pack("[O, o]", obj, raw && len ? json_stringn_nocheck(raw, len) : json_null()));
     w->any_dirty = true;
     w->st.write_errors++;
     s_rlog(w, &w->rl_write, "watcher: row write refused, will retry", "cluster", x->cl->name);
@@ -450,6 +486,8 @@ static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const
     int rc;
     if (type == REFLECTOR_DELETED) {
         rc = store_observed_delete(w->store, x->cl->name, kd->kind, ns, name);
+    } else if (type == REFLECTOR_RESYNC && !raw) {
+        rc = 0; /* unchanged: the row holds it already (and the cache only a projection) */
     } else {
         const char *js = s_row_json(w, obj, raw, len);
         store_observed_t row = {
@@ -474,7 +512,7 @@ static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const
         rc = js ? store_observed_upsert(w->store, &row) : ERR_NOMEM;
     }
     if (rc != 0) {
-        s_mark_dirty(x, obj);
+        s_mark_dirty(x, obj, raw, len);
         return;
     }
     s_row_queued(w);
@@ -641,12 +679,16 @@ static void s_retry_dirty(watcher_t *w)
                 continue;
             x->dirty = NULL;
             const char *key;
-            json_t *old;
-            json_object_foreach(d, key, old)
+            json_t *ent;
+            json_object_foreach(d, key, ent)
             {
+                json_t *old = json_array_get(ent, 0);
+                json_t *raw = json_array_get(ent, 1);
                 json_t *cur = reflector_get(x->r, jx_str(old, "metadata.namespace", ""),
                                             jx_str(old, "metadata.name", ""));
-                s_handle(x, cur ? REFLECTOR_MODIFIED : REFLECTOR_DELETED, cur ? cur : old, NULL, 0);
+                /* the text is the latest state: a newer event would have replaced the entry */
+                s_handle(x, cur ? REFLECTOR_MODIFIED : REFLECTOR_DELETED, cur ? cur : old,
+                         cur ? json_string_value(raw) : NULL, cur ? json_string_length(raw) : 0);
             }
             json_decref(d);
         }
@@ -895,6 +937,7 @@ static int s_cluster_init(watcher_t *w, wcluster_t *cl, const watcher_cluster_t 
                 .resource = s_kinds[k].resource,
                 .namespace_ = x->ns,
                 .label_selector = s_kinds[k].selector,
+                .keep = s_keep_of(k),
                 .resync_ms = cfg->resync_ms,
                 .page_size = cfg->page_size,
                 .backoff_base_ms = cfg->backoff_base_ms,

@@ -15,6 +15,12 @@
  * The owner's uid (when the reference does not give it) and generation come from the Ray
  * reflectors' caches when the owner is cached; otherwise they are left empty / 0.
  *
+ * Memory: the reflectors cache only what the watcher reads of each object (metadata name,
+ * namespace, uid, resourceVersion, generation, labels, ownerReferences, deletionTimestamp; the
+ * kind's phase; conditions' type and status), as projections built by common/jproj while it
+ * validates the event text; rows hold the complete object, copied from the text of the watch
+ * event or list page (a refused row keeps that text for its retry). RESYNC rewrites no row.
+ *
  * Order: a subscriber that receives an event must find its row in SQLite. Reflector callbacks
  * queue the row write (store_observed_upsert / _delete, batched) and the event; a before-sleep
  * hook flushes the store (store_flush) and publishes the queued events only once the flush has

@@ -484,6 +484,143 @@ static int s_reflector_tests(const kubeconfig_t *kc)
     return failed;
 }
 
+/* ---------- projections (k8s_opts_t.keep, reflector keep) ---------- */
+
+typedef struct {
+    int done;
+    int err;
+    size_t n_items; /* items in the projected body */
+    size_t n_spans; /* spans reported */
+    int raw_ok; /* spans whose text parses to a complete object of the same name */
+    int projected; /* items holding only the kept paths */
+} keep_res_t;
+
+static void s_keep_done(k8s_client_t *c, const k8s_result_t *r, void *arg)
+{
+    keep_res_t *x = arg;
+    x->done++;
+    x->err = r->err;
+    json_t *items = json_object_get(r->body, "items");
+    x->n_items = json_array_size(items);
+    x->n_spans = r->n_items;
+    for (size_t i = 0; i < r->n_items && i < x->n_items && r->raw; i++) {
+        json_t *it = json_array_get(items, i);
+        json_t *full = json_loadb(r->raw + r->items[i].off, r->items[i].len, 0, NULL);
+        if (full && jx_get(full, "metadata.uid") && jx_get(full, "data") &&
+            strcmp(jx_str(full, "metadata.name", "?"), jx_str(it, "metadata.name", "")) == 0)
+            x->raw_ok++;
+        if (json_object_size(it) == 1 && json_object_size(json_object_get(it, "metadata")) == 1)
+            x->projected++;
+        json_decref(full);
+    }
+}
+
+typedef struct {
+    int synced;
+    int events; /* ADDED/MODIFIED seen */
+    int raw_ok; /* of those, with a complete raw text matching the projection */
+    int slim; /* of those, cached as a projection (no creationTimestamp) */
+} keep_cs_t;
+
+static void s_keep_event(reflector_t *r, reflector_event_t type, json_t *obj, json_t *old,
+                         void *arg)
+{
+    keep_cs_t *cs = arg;
+    if (type != REFLECTOR_ADDED && type != REFLECTOR_MODIFIED)
+        return;
+    cs->events++;
+    size_t len = 0;
+    const char *raw = reflector_event_raw(r, obj, &len);
+    json_t *full = raw ? json_loadb(raw, len, 0, NULL) : NULL;
+    if (full && jx_get(full, "metadata.creationTimestamp") &&
+        strcmp(jx_str(full, "metadata.uid", "?"), jx_str(obj, "metadata.uid", "")) == 0 &&
+        json_equal(json_object_get(full, "data"), json_object_get(obj, "data")))
+        cs->raw_ok++;
+    if (!jx_get(obj, "metadata.creationTimestamp") && jx_get(obj, "metadata.resourceVersion"))
+        cs->slim++;
+    json_decref(full);
+}
+
+static void s_keep_synced(reflector_t *r, void *arg)
+{
+    ((keep_cs_t *)arg)->synced++;
+}
+
+static int s_keep_tests(const kubeconfig_t *kc)
+{
+    int failed = 0;
+    k8s_config_t cfg = {.backoff_base_ms = 20, .qps = 500, .burst = 100};
+    k8s_client_t *c = k8s_client_new(g_loop, kc, &cfg);
+    CHECK(c != NULL);
+    if (!c)
+        return failed;
+    for (int i = 0; i < 12; i++) {
+        char n[16];
+        snprintf(n, sizeof(n), "keep-%02d", i);
+        s_store_put(n, "0");
+    }
+    /* a projected list: item spans hold the complete objects */
+    const char *const keep[] = {"metadata.name", NULL};
+    k8s_res_t cms = {.version = "v1", .resource = "configmaps", .namespace_ = "default"};
+    keep_res_t x = {0};
+    CHECK(k8s_list(c, &cms, &(k8s_opts_t){.keep = keep, .limit = 5}, s_keep_done, &x) > 0);
+    CHECK(s_wait(&x.done, 1));
+    CHECK(x.err == 0 && x.n_items == 5 && x.n_spans == 5 && x.raw_ok == 5 && x.projected == 5);
+    /* a bad kept path is refused at the call */
+    CHECK(k8s_list(c, &cms, &(k8s_opts_t){.keep = (const char *const[]){"a..b", NULL}}, s_keep_done,
+                   &x) == ERR_INVAL);
+    /* errors keep their complete Status */
+    res_t e = {0};
+    k8s_res_t missing = cms;
+    missing.name = "no-such-configmap";
+    RUN(&e, k8s_get(c, &missing, &(k8s_opts_t){.keep = keep}, s_done, &e));
+    CHECK(e.err == ERR_NOTFOUND && strcmp(e.reason, "NotFound") == 0 &&
+          jx_get(e.body, "message") != NULL);
+    RUN(&e, k8s_get(c,
+                    &(k8s_res_t){.version = "v1",
+                                 .resource = "configmaps",
+                                 .namespace_ = "default",
+                                 .name = "keep-00"},
+                    &(k8s_opts_t){.keep = keep}, s_done, &e));
+    CHECK(e.err == 0 && strcmp(jx_str(e.body, "metadata.name", ""), "keep-00") == 0 &&
+          !jx_get(e.body, "metadata.uid") && !jx_get(e.body, "data"));
+    json_decref(e.body);
+
+    /* a projected reflector: list and watch objects come with their complete text */
+    keep_cs_t cs = {0};
+    reflector_config_t rc = {.version = "v1",
+                             .resource = "configmaps",
+                             .namespace_ = "default",
+                             .page_size = 4,
+                             .keep = (const char *const[]){"data", NULL},
+                             .on_event = s_keep_event,
+                             .on_synced = s_keep_synced,
+                             .arg = &cs};
+    reflector_t *r = reflector_new(g_loop, c, &rc);
+    CHECK(r && reflector_start(r) == 0);
+    CHECK(s_wait(&cs.synced, 1));
+    int listed = cs.events;
+    CHECK(listed >= 12 && cs.raw_ok == listed && cs.slim == listed);
+    s_store_put("keep-00", "1");
+    s_store_put("keep-new", "2");
+    CHECK(s_wait(&cs.events, listed + 2));
+    CHECK(cs.raw_ok == cs.events && cs.slim == cs.events);
+    json_t *o = r ? reflector_get(r, "default", "keep-00") : NULL;
+    CHECK(o && strcmp(jx_str(o, "data.k", ""), "1") == 0 && jx_get(o, "metadata.uid") &&
+          !jx_get(o, "metadata.creationTimestamp"));
+    if (g_verbose)
+        printf("  keep: %d events, %d with complete raw text\n", cs.events, cs.raw_ok);
+    reflector_destroy(&r);
+    for (int i = 0; i < 12; i++) {
+        char n[16];
+        snprintf(n, sizeof(n), "keep-%02d", i);
+        s_store_del(n);
+    }
+    s_store_del("keep-new");
+    k8s_client_destroy(&c);
+    return failed;
+}
+
 int main(int argc, char **argv)
 {
     g_verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
@@ -566,6 +703,7 @@ int main(int argc, char **argv)
     if (kc) {
         failed += s_client_tests(kc);
         failed += s_reflector_tests(kc);
+        failed += s_keep_tests(kc);
     } else {
         printf("kubeconfig: %s\n", buf_str(&err));
     }
