@@ -6,6 +6,7 @@
 #include "args.h"
 #include "buf.h"
 #include "err.h"
+#include "fleetdb.h"
 #include "kubeconfig.h"
 #include "launch.h"
 #include "proc.h"
@@ -226,13 +227,14 @@ static int s_print_row(sql_out_t *out, sql_fmt_t fmt, sqlite3_stmt *st)
     return sql_out_row(out, v);
 }
 
-/* Runs the query of `f` and prints its rows; *last_id (may be NULL) gets the largest id seen.
- * Returns 0, or 1 after printing why. */
-static int s_run(store_query_t *q, const store_audit_filter_t *f, sql_out_t *out, sql_fmt_t fmt,
-                 int64_t *last_id, size_t *nrows)
+/* Runs the query of `f` on every file (ceil: see fleetdb_audit_prepare()) and prints its rows;
+ * *last_id (may be NULL) gets the largest id seen. Returns 0, or 1 after printing why. */
+static int s_run(fleetdb_t *fdb, const store_audit_filter_t *f, const int64_t *ceil, sql_out_t *out,
+                 sql_fmt_t fmt, int64_t *last_id, size_t *nrows)
 {
+    store_query_t *q = fleetdb_query(fdb);
     sqlite3_stmt *st = NULL;
-    int rc = store_audit_prepare(store_query_handle(q), f, &st, NULL);
+    int rc = fleetdb_audit_prepare(fdb, f, -1, ceil, &st, NULL);
     if (rc) {
         fprintf(stderr, "rayfleetctl audit: cannot query the audit table: %s\n",
                 rc == ERR_DB ? sqlite3_errmsg(store_query_handle(q)) : err_str(rc));
@@ -260,31 +262,95 @@ static int s_run(store_query_t *q, const store_audit_filter_t *f, sql_out_t *out
     return 0;
 }
 
-/* The largest id in the audit table (0 when empty or on error). */
-static int64_t s_max_id(store_query_t *q)
+/* Follows every file: prints the rows appended after last[k] to file k, merged by time
+ * (time_ms, then file, then id), AUDIT_FOLLOW_BATCH rows of a file per query, until a poll is not
+ * cut by the bound; updates last[]. Returns 0, or 1 after printing why. */
+static int s_follow_poll(fleetdb_t *fdb, const store_audit_filter_t *f, sql_out_t *out,
+                         sql_fmt_t fmt, int64_t *last)
 {
-    sqlite3_stmt *st = NULL;
-    buf_t why;
-    buf_init(&why, STORE_QUERY_WHY_MAX);
-    int64_t id = 0;
-    if (store_query_prepare(q, "SELECT coalesce(max(id), 0) FROM audit", &st, &why) == 0 &&
-        sqlite3_step(st) == SQLITE_ROW)
-        id = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    buf_free(&why);
-    return id;
+    size_t n = fleetdb_count(fdb);
+    bool cut[FLEETDB_MAX_FILES];
+    for (size_t k = 0; k < n; k++)
+        cut[k] = true;
+    for (bool any = true; any;) {
+        // Every row up to max[k] is committed when it is read (one writer per file, atomic
+        // commits), so when a file's poll is not cut by the batch bound, its next one starts
+        // after max[k] and does not rescan rows that did not match.
+        int64_t max[FLEETDB_MAX_FILES];
+        fleetdb_max_ids(fdb, max);
+        sqlite3_stmt *st[FLEETDB_MAX_FILES] = {0};
+        bool has[FLEETDB_MAX_FILES] = {0};
+        size_t got[FLEETDB_MAX_FILES] = {0};
+        int code = 0;
+        for (size_t k = 0; k < n && !code; k++) {
+            if (!cut[k])
+                continue;
+            store_audit_filter_t g = *f;
+            g.order = STORE_AUDIT_BY_ID;
+            g.after_id = last[k];
+            g.limit = AUDIT_FOLLOW_BATCH;
+            int rc = fleetdb_audit_prepare(fdb, &g, (int)k, NULL, &st[k], NULL);
+            if (rc) {
+                fprintf(stderr, "rayfleetctl audit: cannot query the audit table of %s: %s\n",
+                        fleetdb_path(fdb, k),
+                        rc == ERR_DB ? sqlite3_errmsg(store_query_handle(fleetdb_query(fdb)))
+                                     : err_str(rc));
+                code = 1;
+                break;
+            }
+            has[k] = sqlite3_step(st[k]) == SQLITE_ROW;
+        }
+        for (;;) {
+            if (code)
+                break;
+            int best = -1;
+            for (size_t k = 0; k < n; k++) {
+                if (!has[k])
+                    continue;
+                if (best < 0 || sqlite3_column_int64(st[k], 0) < sqlite3_column_int64(st[best], 0))
+                    best = (int)k;
+            }
+            if (best < 0)
+                break;
+            int64_t id = sqlite3_column_int64(st[best], STORE_AUDIT_NCOLS - 1);
+            if (id > last[best])
+                last[best] = id;
+            got[best]++;
+            if (s_print_row(out, fmt, st[best]) != 0) {
+                fprintf(stderr, "rayfleetctl audit: cannot write the output\n");
+                code = 1;
+                break;
+            }
+            has[best] = sqlite3_step(st[best]) == SQLITE_ROW;
+        }
+        any = false;
+        for (size_t k = 0; k < n; k++) {
+            sqlite3_finalize(st[k]);
+            if (!cut[k])
+                continue;
+            cut[k] = got[k] >= AUDIT_FOLLOW_BATCH;
+            if (!cut[k] && max[k] > last[k])
+                last[k] = max[k];
+            any = any || cut[k];
+        }
+        if (code)
+            return code;
+        sql_out_flush(out);
+    }
+    return 0;
 }
 
 /* Prints the EXPLAIN QUERY PLAN of the query of `f`. */
-static int s_explain(store_query_t *q, const store_audit_filter_t *f)
+static int s_explain(fleetdb_t *fdb, const store_audit_filter_t *f)
 {
+    store_query_t *q = fleetdb_query(fdb);
     buf_t sql;
     buf_init(&sql, 8192);
     buf_t plan;
     buf_init(&plan, STORE_QUERY_SQL_MAX);
     sqlite3_stmt *st = NULL;
     int code = 1;
-    int rc = store_audit_prepare(store_query_handle(q), f, &st, &sql);
+    int rc = fleetdb_audit_prepare(fdb, f, -1, NULL, &st, &sql);
     sqlite3_finalize(st);
     st = NULL;
     if (rc || buf_puts(&plan, "EXPLAIN QUERY PLAN ") || buf_puts(&plan, buf_str(&sql))) {
@@ -302,6 +368,8 @@ static int s_explain(store_query_t *q, const store_audit_filter_t *f)
         goto done;
     }
     buf_free(&why);
+    if (fleetdb_count(fdb) > 1)
+        printf("FILES: %zu (the union of every replica's audit table)\n", fleetdb_count(fdb));
     printf("SQL: %s\n", buf_str(&sql));
     while (sqlite3_step(st) == SQLITE_ROW)
         printf("QUERY PLAN: %s\n", s_coltext(st, 3) ? s_coltext(st, 3) : "");
@@ -313,20 +381,124 @@ done:
     return code;
 }
 
-/* The database path from --db or --state-dir into `db`. Returns 0 or 2 (usage, printed). */
-static int s_db_path(const args_t *a, const char *cmd, char *db, size_t size)
+/* The audit databases: --db FILE alone, or every scheduler file of the state dir (fleetdb.h).
+ * Returns 0, 1 (none found) or 2 (usage); messages printed. */
+static int s_files(const args_t *a, const char *cmd, fleetdb_files_t *files)
 {
+    files->n = 0;
     if (args_has(a, "state-dir") && args_has(a, "db")) {
         fprintf(stderr, "rayfleetctl %s: give --state-dir or --db, not both\n", cmd);
         return 2;
     }
-    if (args_has(a, "db"))
-        snprintf(db, size, "%s", args_str(a, "db"));
-    else
-        snprintf(db, size, "%s/%s",
-                 args_str(a, "state-dir") ? args_str(a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR,
-                 AUDIT_DB_FILE);
+    if (args_has(a, "db")) {
+        snprintf(files->path[0], PATH_MAX, "%s", args_str(a, "db"));
+        files->n = 1;
+        if (access(files->path[0], F_OK) != 0) {
+            fprintf(stderr, "rayfleetctl %s: no audit database at %s\n", cmd, files->path[0]);
+            return 1;
+        }
+        return 0;
+    }
+    const char *dir =
+        args_str(a, "state-dir") ? args_str(a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR;
+    int rc = fleetdb_find(dir, files);
+    if (rc == ERR_TOOBIG) {
+        fprintf(stderr,
+                "rayfleetctl %s: %s holds more than %d scheduler databases; read them with "
+                "--db FILE one at a time\n",
+                cmd, dir, FLEETDB_MAX_FILES);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr,
+                "rayfleetctl %s: no audit database at %s/%s (nor %s<i>.db: has the scheduler "
+                "run?)\n",
+                cmd, dir, AUDIT_DB_FILE, FLEETDB_REPLICA_PREFIX);
+        return 1;
+    }
     return 0;
+}
+
+/* Prunes one file (see s_prune). Returns 0 or 1 (printed); adds to *total. */
+static int s_prune_file(const char *db, int64_t before, int64_t chunk, int64_t pause, bool many,
+                        uint64_t *total_all)
+{
+    char when[40];
+    s_rfc3339(before, when, sizeof(when));
+    int err = 0;
+    store_t *s = store_open(db, STORE_READWRITE, &err);
+    if (!s) {
+        fprintf(stderr, "rayfleetctl audit prune: cannot open %s for writing: %s\n", db,
+                err_str(err));
+        return 1;
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t total = 0;
+    unsigned chunks = 0;
+    int busy = 0;
+    int code = 0;
+    for (;;) {
+        size_t n = 0;
+        int rc = store_audit_prune_chunk(s, before, (size_t)chunk, &n);
+        if (rc == ERR_BUSY && ++busy <= AUDIT_PRUNE_BUSY_RETRIES) {
+            if (proc_sleep(pause ? pause : 10))
+                break;
+            continue;
+        }
+        if (rc) {
+            fprintf(stderr, "rayfleetctl audit prune: %s: %s after %" PRIu64 " rows\n", db,
+                    err_str(rc), total);
+            code = 1;
+            break;
+        }
+        busy = 0;
+        total += n;
+        chunks++;
+        if (n < (size_t)chunk)
+            break;
+        if (pause && proc_sleep(pause)) {
+            fprintf(stderr, "rayfleetctl audit prune: interrupted\n");
+            code = 1;
+            break;
+        }
+    }
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    printf("audit prune: deleted %" PRIu64 " rows older than %s in %u chunks of at most %" PRId64
+           " (%" PRId64 " ms)%s%s\n",
+           total, when, chunks, chunk, ms, many ? " from " : "", many ? db : "");
+    *total_all += total;
+    store_destroy(&s);
+    return code;
+}
+
+/* Counts (dry run) the rows of one file older than `before`. Returns 0 or 1 (printed). */
+static int s_prune_count(const char *db, int64_t before, int64_t *count)
+{
+    int err = 0;
+    store_query_t *q = store_query_open(db, NULL, 0, &err);
+    sqlite3_stmt *st = NULL;
+    buf_t why;
+    buf_init(&why, STORE_QUERY_WHY_MAX);
+    int code = 1;
+    if (q &&
+        store_query_prepare(q, "SELECT count(*) FROM audit WHERE time_ms < ?1", &st, &why) == 0) {
+        sqlite3_bind_int64(st, 1, before);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *count = sqlite3_column_int64(st, 0);
+            code = 0;
+        }
+    }
+    if (code)
+        fprintf(stderr, "rayfleetctl audit prune: cannot count in %s: %s\n", db,
+                q ? (buf_str(&why)[0] ? buf_str(&why) : sqlite3_errmsg(store_query_handle(q)))
+                  : err_str(err));
+    sqlite3_finalize(st);
+    buf_free(&why);
+    store_query_close(&q);
+    return code;
 }
 
 static int s_prune(int argc, char **argv)
@@ -356,86 +528,43 @@ static int s_prune(int argc, char **argv)
         args_duration(&a, "audit prune", "pause", 0, 60000, AUDIT_PRUNE_PAUSE_DEFAULT_MS, &pause) !=
             0)
         return 2;
-    char db[PATH_MAX];
-    if (s_db_path(&a, "audit prune", db, sizeof(db)))
-        return 2;
-    if (access(db, F_OK) != 0) {
-        fprintf(stderr, "rayfleetctl audit prune: no audit database at %s\n", db);
+    fleetdb_files_t *files = malloc(sizeof(*files));
+    if (!files)
         return 1;
+    int code = s_files(&a, "audit prune", files);
+    if (code) {
+        free(files);
+        return code;
     }
     int64_t before = store_wall_ms() - older;
     char when[40];
     s_rfc3339(before, when, sizeof(when));
+    bool many = files->n > 1;
     if (args_has(&a, "dry-run")) {
-        int err = 0;
-        store_query_t *q = store_query_open(db, NULL, 0, &err);
-        sqlite3_stmt *st = NULL;
-        buf_t why;
-        buf_init(&why, STORE_QUERY_WHY_MAX);
-        int code = 1;
-        if (q && store_query_prepare(q, "SELECT count(*) FROM audit WHERE time_ms < ?1", &st,
-                                     &why) == 0) {
-            sqlite3_bind_int64(st, 1, before);
-            if (sqlite3_step(st) == SQLITE_ROW) {
-                printf("audit prune: %" PRId64 " rows older than %s would be deleted (dry run)\n",
-                       (int64_t)sqlite3_column_int64(st, 0), when);
-                code = 0;
-            }
+        int64_t all = 0;
+        for (size_t k = 0; k < files->n && !code; k++) {
+            int64_t c = 0;
+            code = s_prune_count(files->path[k], before, &c);
+            all += c;
+            if (!code && many)
+                printf("audit prune: %" PRId64 " rows older than %s would be deleted from %s "
+                       "(dry run)\n",
+                       c, when, files->path[k]);
         }
-        if (code)
-            fprintf(stderr, "rayfleetctl audit prune: cannot count in %s: %s\n", db,
-                    q ? (buf_str(&why)[0] ? buf_str(&why) : sqlite3_errmsg(store_query_handle(q)))
-                      : err_str(err));
-        sqlite3_finalize(st);
-        buf_free(&why);
-        store_query_close(&q);
+        if (!code)
+            printf("audit prune: %" PRId64 " rows older than %s would be deleted%s (dry run)\n",
+                   all, when, many ? " in all" : "");
+        free(files);
         return code;
     }
-    int err = 0;
-    store_t *s = store_open(db, STORE_READWRITE, &err);
-    if (!s) {
-        fprintf(stderr, "rayfleetctl audit prune: cannot open %s for writing: %s\n", db,
-                err_str(err));
-        return 1;
-    }
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t total = 0;
-    unsigned chunks = 0;
-    int busy = 0;
-    int code = 0;
-    for (;;) {
-        size_t n = 0;
-        int rc = store_audit_prune_chunk(s, before, (size_t)chunk, &n);
-        if (rc == ERR_BUSY && ++busy <= AUDIT_PRUNE_BUSY_RETRIES) {
-            if (proc_sleep(pause ? pause : 10))
-                break;
-            continue;
-        }
-        if (rc) {
-            fprintf(stderr, "rayfleetctl audit prune: %s after %" PRIu64 " rows\n", err_str(rc),
-                    total);
+    for (size_t k = 0; k < files->n; k++)
+        if (s_prune_file(files->path[k], before, chunk, pause, many, &total) != 0)
             code = 1;
-            break;
-        }
-        busy = 0;
-        total += n;
-        chunks++;
-        if (n < (size_t)chunk)
-            break;
-        if (pause && proc_sleep(pause)) {
-            fprintf(stderr, "rayfleetctl audit prune: interrupted\n");
-            code = 1;
-            break;
-        }
-    }
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    int64_t ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-    printf("audit prune: deleted %" PRIu64 " rows older than %s in %u chunks of at most %" PRId64
-           " (%" PRId64 " ms)\n",
-           total, when, chunks, chunk, ms);
-    store_destroy(&s);
+    if (many)
+        printf("audit prune: deleted %" PRIu64 " rows older than %s in all from %zu files\n", total,
+               when, files->n);
+    free(files);
     return code;
 }
 
@@ -511,35 +640,38 @@ int audit_main(int argc, char **argv)
             return 2;
         }
     }
-    char db[PATH_MAX];
-    if (s_db_path(&a, cmd, db, sizeof(db)))
-        return 2;
-    if (access(db, F_OK) != 0) {
-        fprintf(stderr, "rayfleetctl %s: no audit database at %s (has the scheduler run?)\n", cmd,
-                db);
+    fleetdb_files_t *files = malloc(sizeof(*files));
+    if (!files)
         return 1;
-    }
+    int fr = s_files(&a, cmd, files);
     int err = 0;
-    store_query_t *q = store_query_open(db, NULL, 0, &err);
-    if (!q) {
-        fprintf(stderr, "rayfleetctl %s: cannot open %s read-only: %s\n", cmd, db, err_str(err));
-        return 1;
-    }
+    fleetdb_t *fdb = fr ? NULL : fleetdb_open(files, NULL, &err);
+    if (!fr && !fdb)
+        fprintf(stderr, "rayfleetctl %s: cannot open %s%s read-only: %s\n", cmd, files->path[0],
+                files->n > 1 ? " and the other replicas' files" : "", err_str(err));
+    free(files);
+    if (!fdb)
+        return fr ? fr : 1;
     if (args_has(&a, "explain")) {
-        int code = s_explain(q, &f);
-        store_query_close(&q);
+        int code = s_explain(fdb, &f);
+        fleetdb_close(&fdb);
         return code;
     }
     sql_out_t *out = fmt == SQL_OUT_TABLE ? sql_out_new(stdout, fmt, S_TABLE_COLS, s_table_names)
                                           : sql_out_new(stdout, fmt, S_FULL_COLS, s_full_names);
     if (!out) {
-        store_query_close(&q);
+        fleetdb_close(&fdb);
         return 1;
     }
-    // Rows committed from here on are followed, even those the first query does not show.
-    int64_t last_id = follow ? s_max_id(q) : 0;
+    // Rows committed from here on are followed, even those the first query does not show (with
+    // several files the first query stops at these ids, so no row is printed twice).
+    size_t nfiles = fleetdb_count(fdb);
+    int64_t last[FLEETDB_MAX_FILES] = {0};
+    if (follow)
+        fleetdb_max_ids(fdb, last);
     size_t nrows = 0;
-    int code = s_run(q, &f, out, fmt, &last_id, &nrows);
+    int code = s_run(fdb, &f, follow && nfiles > 1 ? last : NULL, out, fmt,
+                     nfiles == 1 ? &last[0] : NULL, &nrows);
     if (code == 0 && fmt == SQL_OUT_TABLE && !follow)
         printf("Audit rows (%zu, newest %" PRId64 " at most)\n", nrows, limit);
     if (code == 0)
@@ -547,27 +679,9 @@ int audit_main(int argc, char **argv)
     while (code == 0 && follow) {
         if (proc_sleep(AUDIT_FOLLOW_POLL_MS))
             break;
-        for (;;) {
-            // Every row up to max_id is committed when it is read (one writer, atomic commits),
-            // so when a poll is not cut by the batch bound, the next one starts after max_id
-            // and does not rescan rows that did not match.
-            int64_t max_id = s_max_id(q);
-            store_audit_filter_t g = f;
-            g.order = STORE_AUDIT_BY_ID;
-            g.after_id = last_id;
-            g.limit = AUDIT_FOLLOW_BATCH;
-            size_t n = 0;
-            code = s_run(q, &g, out, fmt, &last_id, &n);
-            if (code == 0)
-                sql_out_flush(out);
-            if (code || n < AUDIT_FOLLOW_BATCH) {
-                if (max_id > last_id)
-                    last_id = max_id;
-                break;
-            }
-        }
+        code = s_follow_poll(fdb, &f, out, fmt, last);
     }
     sql_out_end(&out);
-    store_query_close(&q);
+    fleetdb_close(&fdb);
     return code;
 }

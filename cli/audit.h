@@ -25,6 +25,15 @@
  *
  * json/csv rows have the columns: id, time (RFC 3339 UTC with ms), then the 22 columns of the
  * audit table (time_ms, actor_service, ..., latency_ms). The table format shows a summary.
+ *
+ * Scheduler replicas (`rayfleetctl up --scheduler-replicas N`): with --state-dir, every scheduler
+ * file of the directory is read (scheduler.db and scheduler-<i>.db, see fleetdb.h) as ONE history
+ * ordered by time: listing and export run store_audit_prepare()'s query on the union of the files
+ * (a WITH clause over ATTACHed read-only files; SQLite merges the files' index scans), --explain
+ * prints that plan. ids are per file: (actor_replica, id) identifies a row. --follow keeps one id
+ * watermark per file and merges each poll's new rows by time_ms; its first listing stops at the
+ * watermarks, so no row is printed twice. prune (and --dry-run) handles every file in turn, one
+ * line per file and a total. --db FILE reads or prunes that one file, as before.
  */
 #ifndef RF_CLI_AUDIT_H
 #define RF_CLI_AUDIT_H

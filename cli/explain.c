@@ -11,6 +11,7 @@
 #include "audit.h"
 #include "buf.h"
 #include "err.h"
+#include "fleetdb.h"
 #include "json.h"
 #include "launch.h"
 #include "sql.h"
@@ -96,7 +97,8 @@ static const char *const s_cols[STORE_AUDIT_NCOLS] = {"time_ms",
 
 /* One explain run: the connection and what the command line asked. */
 typedef struct {
-    store_query_t *q; /* read-only connection: scheduler.db, observed.db as `observed` */
+    fleetdb_t *fdb; /* the scheduler files as one (fleetdb.h), observed.db as `observed`; or NULL */
+    store_query_t *q; /* read-only connection: fleetdb_query(fdb), or observed.db alone */
     bool observed; /* observed.db is attached */
     json_t *clusters; /* member clusters to look in (array of strings) */
     const s_kind_t *kind; /* the object's kind */
@@ -194,7 +196,8 @@ static int s_collect(s_ex_t *x, sqlite3_stmt *st, json_t *out, size_t max)
 static int s_filter(s_ex_t *x, const store_audit_filter_t *f, json_t *out, size_t max)
 {
     sqlite3_stmt *st = NULL;
-    int rc = store_audit_prepare(store_query_handle(x->q), f, &st, NULL);
+    int rc = x->fdb ? fleetdb_audit_prepare(x->fdb, f, -1, NULL, &st, NULL)
+                    : store_audit_prepare(store_query_handle(x->q), f, &st, NULL);
     if (rc) {
         fprintf(stderr, "rayfleetctl explain: cannot query the audit table: %s\n",
                 rc == ERR_DB ? sqlite3_errmsg(store_query_handle(x->q)) : err_str(rc));
@@ -209,7 +212,9 @@ static sqlite3_stmt *s_prepare(s_ex_t *x, const char *sql)
     sqlite3_stmt *st = NULL;
     buf_t why;
     buf_init(&why, STORE_QUERY_WHY_MAX);
-    if (store_query_prepare(x->q, sql, &st, &why) != 0) {
+    int rc = x->fdb ? fleetdb_prepare(x->fdb, sql, -1, &st, &why)
+                    : store_query_prepare(x->q, sql, &st, &why);
+    if (rc != 0) {
         fprintf(stderr, "rayfleetctl explain: %s\n", buf_str(&why));
         st = NULL;
     }
@@ -1145,28 +1150,41 @@ static int s_explain_run(int argc, char **words)
     x.json = out && !strcmp(out, "json");
     const char *dir =
         args_str(&a, "state-dir") ? args_str(&a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR;
-    char db[PATH_MAX], obs[PATH_MAX];
-    snprintf(db, sizeof(db), "%s/%s", dir, SQL_SCHEDULER_DB);
+    char obs[PATH_MAX];
     snprintf(obs, sizeof(obs), "%s/%s", dir, SQL_OBSERVED_DB);
-    if (access(db, F_OK) != 0) {
-        fprintf(stderr, "rayfleetctl explain: no audit database at %s (has the scheduler run?)\n",
-                db);
+    fleetdb_files_t *files = calloc(1, sizeof(*files));
+    if (!files)
+        return 1;
+    int fr = fleetdb_find(dir, files);
+    if (fr != 0 && fr != ERR_TOOBIG) {
+        fprintf(stderr,
+                "rayfleetctl explain: no audit database at %s/%s (nor %s<i>.db: has the "
+                "scheduler run?)\n",
+                dir, SQL_SCHEDULER_DB, FLEETDB_REPLICA_PREFIX);
+        free(files);
         return 1;
     }
+    if (fr == ERR_TOOBIG)
+        fprintf(stderr,
+                "rayfleetctl explain: note: reading the first %d scheduler databases of %s\n",
+                FLEETDB_MAX_FILES, dir);
     x.observed = access(obs, F_OK) == 0;
-    store_query_attach_t att = {.schema = "observed", .path = obs};
     int err = 0;
-    x.q = store_query_open(db, x.observed ? &att : NULL, x.observed ? 1 : 0, &err);
+    x.fdb = fleetdb_open(files, x.observed ? obs : NULL, &err);
+    x.q = fleetdb_query(x.fdb);
     if (!x.q) {
-        fprintf(stderr, "rayfleetctl explain: cannot open %s read-only: %s\n", db, err_str(err));
+        fprintf(stderr, "rayfleetctl explain: cannot open %s read-only: %s\n", files->path[0],
+                err_str(err));
+        free(files);
         return 1;
     }
+    free(files);
     store_query_set_timeout(x.q, EXPLAIN_TIMEOUT_MS);
     int code = 1;
     if (s_clusters(&x, args_str(&a, "cluster")) == 0)
         code = !strcmp(x.kind->group, "ray.io") ? s_explain_ray(&x) : s_explain_object(&x);
     json_decref(x.clusters);
-    store_query_close(&x.q);
+    fleetdb_close(&x.fdb);
     return code;
 }
 
@@ -1311,7 +1329,7 @@ static int s_drift_desired(s_drift_t *d, const char *only_ns)
     sqlite3_stmt *st = s_prepare(
         &d->x,
         "SELECT d.cluster, d.namespace, d.owner_name, o.generation, d.child_kind, d.child_name, "
-        "d.json, d.reason FROM main.desired_objects d LEFT JOIN observed.observed_objects o ON "
+        "d.json, d.reason FROM desired_objects d LEFT JOIN observed.observed_objects o ON "
         "o.cluster = d.cluster AND o.kind = d.owner_kind AND o.namespace = d.namespace AND "
         "o.name = d.owner_name WHERE d.owner_kind = 'RayCluster' AND (?1 IS NULL OR d.namespace "
         "= ?1) ORDER BY d.cluster, d.namespace, d.owner_name, d.child_kind <> 'Pod', "
@@ -1396,7 +1414,7 @@ static int s_drift_missing(s_drift_t *d, const char *only_ns, buf_t *out, int *n
     sqlite3_stmt *st = s_prepare(
         &d->x, "SELECT o.namespace, o.name FROM observed.observed_objects o WHERE o.kind = "
                "'RayCluster' AND o.api_group = 'ray.io' AND (?1 IS NULL OR o.namespace = ?1) AND "
-               "NOT EXISTS (SELECT 1 FROM main.desired_objects d WHERE d.cluster = o.cluster AND "
+               "NOT EXISTS (SELECT 1 FROM desired_objects d WHERE d.cluster = o.cluster AND "
                "d.namespace = o.namespace AND d.owner_kind = 'RayCluster' AND d.owner_name = "
                "o.name) ORDER BY o.cluster, o.namespace, o.name");
     if (!st)
@@ -1487,7 +1505,7 @@ static int s_drift_spec(s_drift_t *d, const char *only_ns)
 /* Whether scheduler.db (main) holds any desired row. */
 static bool s_drift_has_desired(s_drift_t *d)
 {
-    sqlite3_stmt *st = s_prepare(&d->x, "SELECT EXISTS (SELECT 1 FROM main.desired_objects)");
+    sqlite3_stmt *st = s_prepare(&d->x, "SELECT EXISTS (SELECT 1 FROM desired_objects)");
     bool yes = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) != 0;
     sqlite3_finalize(st);
     return yes;
@@ -1540,9 +1558,8 @@ static int s_drift_run(int argc, char **words)
     const char *dir =
         args_str(&a, "state-dir") ? args_str(&a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR;
     const char *only_ns = args_str(&a, "namespace");
-    char obs[PATH_MAX], db[PATH_MAX];
+    char obs[PATH_MAX];
     snprintf(obs, sizeof(obs), "%s/%s", dir, SQL_OBSERVED_DB);
-    snprintf(db, sizeof(db), "%s/%s", dir, SQL_SCHEDULER_DB);
     if (access(obs, F_OK) != 0) {
         fprintf(stderr, "rayfleetctl drift: no observed database at %s (has the watcher run?)\n",
                 obs);
@@ -1551,16 +1568,23 @@ static int s_drift_run(int argc, char **words)
     int err = 0;
     s_drift_t d = {.obs = "observed."};
     bool desired = false;
-    if (access(db, F_OK) == 0) {
-        store_query_attach_t att = {.schema = "observed", .path = obs};
-        d.x.q = store_query_open(db, &att, 1, &err);
+    fleetdb_files_t *files = calloc(1, sizeof(*files));
+    if (!files)
+        return 1;
+    int fr = fleetdb_find(dir, files);
+    if (fr == 0 || fr == ERR_TOOBIG) {
+        d.x.fdb = fleetdb_open(files, obs, &err);
+        d.x.q = fleetdb_query(d.x.fdb);
         if (d.x.q) {
             store_query_set_timeout(d.x.q, EXPLAIN_TIMEOUT_MS);
             desired = s_drift_has_desired(&d);
         }
-        if (!desired)
-            store_query_close(&d.x.q);
+        if (!desired) {
+            fleetdb_close(&d.x.fdb);
+            d.x.q = NULL;
+        }
     }
+    free(files);
     if (!desired) {
         d.obs = "";
         d.x.q = store_query_open(obs, NULL, 0, &err);
@@ -1592,7 +1616,10 @@ static int s_drift_run(int argc, char **words)
         if (d.unobserved)
             printf(", %d child%s of kinds the watcher does not observe", d.unobserved,
                    d.unobserved == 1 ? "" : "ren");
-        if (desired)
+        if (desired && fleetdb_count(d.x.fdb) > 1)
+            printf(" (desired rows of the %zu scheduler replicas' files versus %s)\n",
+                   fleetdb_count(d.x.fdb), SQL_OBSERVED_DB);
+        else if (desired)
             printf(" (desired rows of %s versus %s)\n", SQL_SCHEDULER_DB, SQL_OBSERVED_DB);
         else
             printf(" (computed from the spec in %s alone: %s has no desired rows, the scheduler "
@@ -1606,6 +1633,9 @@ static int s_drift_run(int argc, char **words)
                 nmissing, nmissing == 1 ? "" : "s", buf_str(&missing));
     buf_free(&missing);
     sql_out_end(&d.out);
-    store_query_close(&d.x.q);
+    if (d.x.fdb)
+        fleetdb_close(&d.x.fdb);
+    else
+        store_query_close(&d.x.q);
     return code;
 }

@@ -4,7 +4,10 @@
  *
  * explain reads, through one read-only query connection (store_query_open()), the audit table of
  * STATE/scheduler.db and, ATTACHed read-only as schema `observed`, STATE/observed.db (the
- * watcher's observed_objects). For the object it:
+ * watcher's observed_objects). With scheduler replicas, the audit and desired_objects tables are
+ * those of every replica's file as one (fleetdb.h: scheduler-<i>.db ATTACHed read-only, each
+ * statement prefixed with a WITH clause naming their union), so explain and drift see the rows of
+ * whichever replica reconciled the object. For the object it:
  *   1. lists the audit rows whose target is that object (create, delete, patch, status, ...),
  *      oldest first, each with its reason (KubeRay's event reason and sentence), actor and result;
  *   2. follows each row's cause: the Ray object named by cause_key ("cluster/namespace/name"),

@@ -85,6 +85,9 @@ static const args_opt_t s_up_opts[] = {
      "directory)."},
     {"timeout", "DURATION", "How long each step may take to become ready (default 60s)."},
     {"log-level", "LEVEL", "Log level of the services: debug, info, warn or error (default info)."},
+    {"scheduler-replicas", "N",
+     "Scheduler replicas to start (1..8, default 1). With N > 1 they split the shards through "
+     "SQLite leases in STATE/leases.db, replica i writing STATE/scheduler-<i>.db."},
     {NULL, NULL, NULL},
 };
 
@@ -550,13 +553,19 @@ static void s_argv_free(s_argv_t *a)
     a->n = 0;
 }
 
-/* Starts one service and waits until it is ready. Returns 0, ERR_NOTFOUND (not built) or an
+/* Starts one service and waits until it is ready; `replica` >= 0 starts scheduler replica
+ * `replica` (see launch.h), -1 the service as it is. Returns 0, ERR_NOTFOUND (not built) or an
  * error (reported). */
-static int s_start_service(s_up_t *u, const s_service_t *s, char *summary, size_t summary_size)
+static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *summary,
+                           size_t summary_size)
 {
-    char bin[PATH_MAX], log[PATH_MAX];
+    char bin[PATH_MAX], log[PATH_MAX], name[PROC_NAME_MAX];
     s_path(bin, u->bin, s->binary);
-    s_fmt(log, sizeof(log), "%s/logs/%s.log", u->state, s->name);
+    if (replica >= 0)
+        s_fmt(name, sizeof(name), LAUNCH_REPLICA_NAME, replica);
+    else
+        s_fmt(name, sizeof(name), "%s", s->name);
+    s_fmt(log, sizeof(log), "%s/logs/%s.log", u->state, name);
     if (access(bin, X_OK) != 0)
         return ERR_NOTFOUND;
     buf_t help;
@@ -600,15 +609,41 @@ static int s_start_service(s_up_t *u, const s_service_t *s, char *summary, size_
         s_fmt(port, sizeof(port), "%d", s_free_port());
         r = s_arg(&a, "metrics.port", port);
     }
+    if (r == 0 && replica >= 0) {
+        if (!s_has_flag(h, "replica") || !s_has_flag(h, "audit.db") ||
+            !s_has_flag(h, "shards.lease")) {
+            fprintf(stderr,
+                    "rayfleetctl up: --scheduler-replicas: %s has no --replica, --audit.db or "
+                    "--shards.lease option, so it cannot run as several replicas; rebuild it or "
+                    "use --scheduler-replicas 1\n",
+                    bin);
+            s_argv_free(&a);
+            buf_free(&help);
+            return ERR_INVAL;
+        }
+        char id[64], db[64];
+        s_fmt(id, sizeof(id), LAUNCH_REPLICA_ID, replica);
+        s_fmt(db, sizeof(db), LAUNCH_REPLICA_DB, replica);
+        r = s_arg(&a, "replica", id);
+        if (r == 0)
+            r = s_arg(&a, "audit.db", db);
+        if (r == 0)
+            r = s_arg(&a, "shards.lease", "sqlite");
+    }
     buf_free(&help);
     if (r != 0) {
         s_argv_free(&a);
-        fprintf(stderr, "rayfleetctl up: %s: %s\n", s->name, err_str(r));
+        fprintf(stderr, "rayfleetctl up: %s: %s\n", name, err_str(r));
         return r;
     }
     unlink(log);
+    if (u->nprocs >= PROC_MAX) {
+        s_argv_free(&a);
+        fprintf(stderr, "rayfleetctl up: more than %d processes\n", PROC_MAX);
+        return ERR_TOOBIG;
+    }
     proc_entry_t *e = &u->procs[u->nprocs];
-    r = proc_spawn(s->name, a.v, log, e);
+    r = proc_spawn(name, a.v, log, e);
     s_argv_free(&a);
     if (r != 0) {
         fprintf(stderr, "rayfleetctl up: cannot start %s: %s\n", bin, strerror(errno));
@@ -638,7 +673,7 @@ static int s_start_service(s_up_t *u, const s_service_t *s, char *summary, size_
             fprintf(stderr,
                     "rayfleetctl up: %s (pid %d) not ready within %" PRId64 " ms (%s); the "
                     "last lines of %s:\n",
-                    s->name, (int)e->pid, u->timeout_ms,
+                    name, (int)e->pid, u->timeout_ms,
                     health > 0 ? "its /readyz does not answer 200" : "no sockets", log);
             proc_tail(log, LAUNCH_TAIL_LINES, "  | ", stderr);
             return ERR_TIMEOUT;
@@ -649,8 +684,8 @@ static int s_start_service(s_up_t *u, const s_service_t *s, char *summary, size_
     char port_note[32] = "";
     if (health > 0)
         s_fmt(port_note, sizeof(port_note), ", health port %d", health);
-    fprintf(stderr, "rayfleetctl: %s ready (pid %d, %s%s)\n", s->name, (int)e->pid, how, port_note);
-    s_fmt(summary, summary_size, "%s pid %d%s", s->name, (int)e->pid, port_note);
+    fprintf(stderr, "rayfleetctl: %s ready (pid %d, %s%s)\n", name, (int)e->pid, how, port_note);
+    s_fmt(summary, summary_size, "%s pid %d%s", name, (int)e->pid, port_note);
     return 0;
 }
 
@@ -715,6 +750,10 @@ int launch_up(int argc, char **argv)
         return 2;
     }
     int64_t nodes = LAUNCH_DEFAULT_NODES;
+    int64_t replicas = LAUNCH_DEFAULT_SCHEDULER_REPLICAS;
+    if (args_int(&a, "up", "scheduler-replicas", 1, LAUNCH_MAX_SCHEDULER_REPLICAS,
+                 LAUNCH_DEFAULT_SCHEDULER_REPLICAS, &replicas) != 0)
+        return 2;
     if (args_has(&a, "nodes") && !sim) {
         fprintf(stderr, "rayfleetctl up: --nodes: only with --sim\n");
         return 2;
@@ -772,7 +811,7 @@ int launch_up(int argc, char **argv)
         code = 2;
         goto out;
     }
-    s_path(u->pidfile, u->state, "pids");
+    s_path(u->pidfile, u->state, LAUNCH_PIDFILE);
     if (s_check_not_running(u) != 0)
         goto out;
     char logs[PATH_MAX];
@@ -814,7 +853,10 @@ int launch_up(int argc, char **argv)
     size_t mlen = 0;
     for (size_t i = 0; i < S_NSERVICES; i++) {
         char summary[128];
-        r = s_start_service(u, &s_services[i], summary, sizeof(summary));
+        bool many = replicas > 1 && strcmp(s_services[i].name, "scheduler") == 0;
+        r = s_start_service(u, &s_services[i], many ? 0 : -1, summary, sizeof(summary));
+        for (int j = 1; many && r == 0 && j < (int)replicas; j++)
+            r = s_start_service(u, &s_services[i], j, summary, sizeof(summary));
         if (r == ERR_NOTFOUND) {
             int w = snprintf(missing + mlen, sizeof(missing) - mlen, "%s%s", mlen ? ", " : "",
                              s_services[i].binary);
@@ -890,7 +932,7 @@ int launch_down(int argc, char **argv)
         printf("rayfleetctl: nothing is running (no state directory %s)\n", state);
         return 0;
     }
-    s_path(pidfile, state, "pids");
+    s_path(pidfile, state, LAUNCH_PIDFILE);
     proc_entry_t e[PROC_MAX];
     size_t n = 0;
     int r = proc_pidfile_read(pidfile, e, PROC_MAX, &n);

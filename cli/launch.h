@@ -12,6 +12,14 @@
  * Foreground: waits, stops everything on SIGINT/SIGTERM (exit 0) or when a child dies (its log
  * tail is printed; exit 1). --detach: returns once all are ready, printing the kubeconfig path.
  *
+ * Scheduler replicas: with --scheduler-replicas N (1..LAUNCH_MAX_SCHEDULER_REPLICAS, default 1)
+ * and N > 1, replica i (0..N-1) is started as process "scheduler-<i>" (logs/scheduler-<i>.log)
+ * with --replica scheduler/<i>, --audit.db scheduler-<i>.db and --shards.lease sqlite (the
+ * replicas split the shards through STATE/leases.db; see services/scheduler/scheduler_main.c).
+ * With N = 1 the scheduler is started exactly as before (no replica flags: STATE/scheduler.db).
+ * rayfleetctl audit/explain/drift/sql read every replica's file as one (fleetdb.h); status lists
+ * the replicas and their shards.
+ *
  * down: stops what the pid file lists (SIGTERM, then SIGKILL after --timeout), removes the file;
  * idempotent.
  */
@@ -28,6 +36,15 @@
 #define LAUNCH_TAIL_LINES 20 /* log lines shown for a process that died */
 #define LAUNCH_IPC_PATH_MAX 100 /* longest ipc:// socket path (sun_path is 108 bytes) */
 #define LAUNCH_CRD_MAX_FILE (8u * 1024 * 1024) /* largest CRD manifest read */
+#define LAUNCH_DEFAULT_SCHEDULER_REPLICAS 1 /* --scheduler-replicas default */
+#define LAUNCH_MAX_SCHEDULER_REPLICAS                                                              \
+    8 /* --scheduler-replicas upper bound (pid file, attaches)                                     \
+       */
+#define LAUNCH_REPLICA_NAME "scheduler-%d" /* pid/log name and lease holder id of replica i */
+#define LAUNCH_REPLICA_ID "scheduler/%d" /* --replica of replica i (audit rows' actor_replica) */
+#define LAUNCH_REPLICA_DB "scheduler-%d.db" /* --audit.db of replica i, in the state dir */
+#define LAUNCH_PIDFILE "pids" /* the pid file in the state dir (proc.h) */
+#define LAUNCH_LEASES_DB "leases.db" /* the replicas' shared SQLite shard leases */
 
 /* `rayfleetctl up ARGS`; returns the process exit code (0, 1 failure, 2 usage). */
 int launch_up(int argc, char **argv);

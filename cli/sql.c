@@ -6,6 +6,7 @@
 #include "args.h"
 #include "buf.h"
 #include "err.h"
+#include "fleetdb.h"
 #include "launch.h"
 #include "store.h"
 
@@ -346,7 +347,8 @@ void sql_val_from(sqlite3_stmt *st, int col, sql_val_t *v)
 static const args_opt_t s_sql_opts[] = {
     {"state-dir", "DIR",
      "State directory of 'rayfleetctl up' (default " LAUNCH_DEFAULT_STATE_DIR
-     "): main = scheduler.db, observed.db attached as schema 'observed'."},
+     "): main = scheduler.db, observed.db attached as schema 'observed'; with several scheduler "
+     "replicas, audit and desired_objects name the union of every replica's file."},
     {"db", "FILE", "Query this SQLite file only (schema 'main')."},
     {"output", "FORMAT", "table (default), json (one array), jsonl (one object per line) or csv."},
     {"limit", "N",
@@ -366,8 +368,11 @@ int sql_main(int argc, char **argv)
     int pr = args_parse(
         "sql", "\"SELECT ...\" [--state-dir DIR | --db FILE] [--output FORMAT] [--limit N]",
         "Runs ONE read-only SQL statement on rayfleet's databases (scheduler.db: audit, "
-        "desired_objects, leases; observed.db as observed.observed_objects). Writes, ATTACH, "
-        "DETACH, PRAGMAs that set values, load_extension() and several statements are refused.",
+        "desired_objects, leases; observed.db as observed.observed_objects). With several "
+        "scheduler replicas (scheduler-<i>.db), `audit` and `desired_objects` are the union of "
+        "every replica's rows (order by time_ms); main.audit, replica1.audit, ... name one file. "
+        "Writes, ATTACH, DETACH, PRAGMAs that set values, load_extension() and several statements "
+        "are refused.",
         s_sql_opts, 1, argc, argv, &a);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
@@ -392,43 +397,60 @@ int sql_main(int argc, char **argv)
         fprintf(stderr, "rayfleetctl sql: give --state-dir or --db, not both\n");
         return 2;
     }
-    char main_db[PATH_MAX];
+    fleetdb_files_t *files = calloc(1, sizeof(*files));
+    if (!files)
+        return 1;
     char obs_db[PATH_MAX];
-    store_query_attach_t attach = {"observed", obs_db};
-    size_t nattach = 0;
+    bool with_obs = false;
     if (args_has(&a, "db")) {
-        snprintf(main_db, sizeof(main_db), "%s", args_str(&a, "db"));
-        if (!s_exists(main_db)) {
-            fprintf(stderr, "rayfleetctl sql: no database at %s\n", main_db);
+        snprintf(files->path[0], PATH_MAX, "%s", args_str(&a, "db"));
+        files->n = 1;
+        if (!s_exists(files->path[0])) {
+            fprintf(stderr, "rayfleetctl sql: no database at %s\n", files->path[0]);
+            free(files);
             return 1;
         }
     } else {
         const char *dir =
             args_str(&a, "state-dir") ? args_str(&a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR;
-        snprintf(main_db, sizeof(main_db), "%s/%s", dir, SQL_SCHEDULER_DB);
         snprintf(obs_db, sizeof(obs_db), "%s/%s", dir, SQL_OBSERVED_DB);
-        if (!s_exists(main_db) && s_exists(obs_db)) {
-            snprintf(main_db, sizeof(main_db), "%s", obs_db);
-        } else if (!s_exists(main_db)) {
+        int fr = fleetdb_find(dir, files);
+        if (fr == ERR_TOOBIG) {
+            fprintf(stderr,
+                    "rayfleetctl sql: %s holds more than %d scheduler databases; query them with "
+                    "--db FILE one at a time\n",
+                    dir, FLEETDB_MAX_FILES);
+            free(files);
+            return 1;
+        }
+        if (files->n == 0 && s_exists(obs_db)) {
+            snprintf(files->path[0], PATH_MAX, "%s", obs_db);
+            files->n = 1;
+        } else if (files->n == 0) {
             fprintf(stderr, "rayfleetctl sql: no %s or %s in %s (has rayfleet run?)\n",
                     SQL_SCHEDULER_DB, SQL_OBSERVED_DB, dir);
+            free(files);
             return 1;
-        } else if (s_exists(obs_db)) {
-            nattach = 1;
+        } else {
+            with_obs = s_exists(obs_db);
         }
     }
     int err = 0;
-    store_query_t *q = store_query_open(main_db, &attach, nattach, &err);
-    if (!q) {
-        fprintf(stderr, "rayfleetctl sql: cannot open %s read-only: %s\n", main_db, err_str(err));
+    fleetdb_t *fdb = fleetdb_open(files, with_obs ? obs_db : NULL, &err);
+    if (!fdb) {
+        fprintf(stderr, "rayfleetctl sql: cannot open %s%s read-only: %s\n", files->path[0],
+                files->n > 1 ? " and the other replicas' files" : "", err_str(err));
+        free(files);
         return 1;
     }
+    free(files);
+    store_query_t *q = fleetdb_query(fdb);
     int code = 1;
     buf_t why;
     buf_init(&why, STORE_QUERY_WHY_MAX);
     sqlite3_stmt *st = NULL;
     sql_out_t *out = NULL;
-    int rc = store_query_prepare(q, a.positional[0], &st, &why);
+    int rc = fleetdb_prepare(fdb, a.positional[0], -1, &st, &why);
     if (rc == ERR_FORBIDDEN) {
         fprintf(stderr, "rayfleetctl sql: refused: %s (rayfleetctl sql is read-only)\n",
                 buf_str(&why));
@@ -486,7 +508,7 @@ int sql_main(int argc, char **argv)
 done:
     sql_out_end(&out);
     sqlite3_finalize(st);
-    store_query_close(&q);
+    fleetdb_close(&fdb);
     buf_free(&why);
     return code;
 }

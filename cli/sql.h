@@ -15,7 +15,12 @@
  * default), `main` is DIR/scheduler.db (audit, desired_objects, leases) and DIR/observed.db is
  * ATTACHed read-only as schema `observed` (query observed.observed_objects); the tool attaches it
  * itself BEFORE it installs the authorizer, which then denies every ATTACH and DETACH. When
- * scheduler.db is missing, observed.db is `main`.
+ * scheduler.db is missing, observed.db is `main`. With several scheduler replicas (STATE/
+ * scheduler-<i>.db, `rayfleetctl up --scheduler-replicas N`) the first file is `main`, the others
+ * are attached the same way as `replica1`, `replica2`, ..., and the statement is rewritten so that
+ * `audit` and `desired_objects` name the union of every file (fleetdb.h: a WITH clause in front
+ * of the statement, not a view, so nothing is ever written, not even the temp schema); the
+ * rewritten text goes through the same store_query_prepare() checks.
  *
  * Output formats: table (aligned columns, cells cut to SQL_CELL_MAX), json (ONE JSON array of
  * objects, column name -> value; integers and reals as numbers, NULL as null, text as strings,

@@ -10,9 +10,12 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "launch.h"
+#include "proc.h"
+#include "store.h"
 
 #include <inttypes.h>
 #include <limits.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +264,82 @@ static int s_services(kube_t *k)
     return r;
 }
 
+/* The shards each live holder has in `leases` (STATE/leases.db) into a JSON object holder ->
+ * count. Returns 0 or an err_t (the file is missing or unreadable). */
+static int s_lease_counts(const char *leases, json_t *counts)
+{
+    int err = 0;
+    store_query_t *q = store_query_open(leases, NULL, 0, &err);
+    if (!q)
+        return err;
+    sqlite3_stmt *st = NULL;
+    buf_t why;
+    buf_init(&why, STORE_QUERY_WHY_MAX);
+    int rc = store_query_prepare(
+        q,
+        "SELECT holder, count(*) FROM leases WHERE name LIKE '" STATUS_SHARD_LEASES
+        "' AND holder <> '' AND expires_ms > ?1 GROUP BY holder",
+        &st, &why);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, store_wall_ms());
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *h = (const char *)sqlite3_column_text(st, 0);
+            if (h)
+                json_object_set_new(counts, h, json_integer(sqlite3_column_int64(st, 1)));
+        }
+    }
+    sqlite3_finalize(st);
+    buf_free(&why);
+    store_query_close(&q);
+    return rc;
+}
+
+/* The scheduler replicas of the state dir (processes "scheduler-<i>" in its pid file) with the
+ * shards each holds; prints nothing when there is at most one. Returns 0 or 1. */
+static int s_replicas(const char *dir)
+{
+    char pidfile[PATH_MAX], leases[PATH_MAX];
+    snprintf(pidfile, sizeof(pidfile), "%s/%s", dir, LAUNCH_PIDFILE);
+    snprintf(leases, sizeof(leases), "%s/%s", dir, LAUNCH_LEASES_DB);
+    proc_entry_t e[PROC_MAX];
+    size_t n = 0, nrep = 0;
+    if (proc_pidfile_read(pidfile, e, PROC_MAX, &n) != 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        nrep += strncmp(e[i].name, "scheduler-", 10) == 0;
+    if (nrep < 2)
+        return 0;
+    json_t *counts = json_object();
+    if (!counts)
+        return 1;
+    int lr = s_lease_counts(leases, counts);
+    s_table_t t = {.ncols = 5, .header = {"REPLICA", "PID", "PROCESS", "SHARDS", "AUDIT-DB"}};
+    int64_t total = 0;
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        if (strncmp(e[i].name, "scheduler-", 10) != 0)
+            continue;
+        char pid[32], shards[32], db[PROC_NAME_MAX + 8];
+        snprintf(pid, sizeof(pid), "%d", (int)e[i].pid);
+        json_int_t c = json_integer_value(json_object_get(counts, e[i].name));
+        total += c;
+        snprintf(shards, sizeof(shards), "%" JSON_INTEGER_FORMAT, c);
+        snprintf(db, sizeof(db), "%.*s.db", PROC_NAME_MAX - 1, e[i].name);
+        const char *row[] = {e[i].name, pid, proc_alive(&e[i]) ? "running" : "not running",
+                             lr == 0 ? shards : "-", db};
+        r = s_row(&t, row);
+    }
+    printf("\nScheduler replicas (%zu", nrep);
+    if (lr == 0)
+        printf(", %" PRId64 " shards held, leases in %s)\n", total, LAUNCH_LEASES_DB);
+    else
+        printf("; no shard leases readable in %s: %s)\n", leases, err_str(lr));
+    s_print(&t, stdout);
+    s_table_free(&t);
+    json_decref(counts);
+    return r ? 1 : 0;
+}
+
 static const args_opt_t s_status_opts[] = {
     {"state-dir", "DIR",
      "State directory of 'rayfleetctl up'; its kubeconfig is used "
@@ -274,7 +353,9 @@ int status_main(int argc, char **argv)
     args_t a;
     int pr = args_parse("status", "[--state-dir DIR | --kubeconfig FILE]",
                         "Shows the Ray objects of the cluster (RayClusters, RayJobs, RayServices) "
-                        "with their state, replica counts, resources and head IP.",
+                        "with their state, replica counts, resources and head IP; with several "
+                        "scheduler replicas (up --scheduler-replicas N), each replica and the "
+                        "shards it holds (STATE/leases.db).",
                         s_status_opts, 0, argc, argv, &a);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
@@ -283,11 +364,11 @@ int status_main(int argc, char **argv)
         return 2;
     }
     char kc[PATH_MAX];
+    const char *dir = NULL;
     if (args_has(&a, "kubeconfig")) {
         snprintf(kc, sizeof(kc), "%s", args_str(&a, "kubeconfig"));
     } else {
-        const char *dir =
-            args_str(&a, "state-dir") ? args_str(&a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR;
+        dir = args_str(&a, "state-dir") ? args_str(&a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR;
         snprintf(kc, sizeof(kc), "%s/kubeconfig", dir);
     }
     if (access(kc, R_OK) != 0) {
@@ -312,5 +393,7 @@ int status_main(int argc, char **argv)
     if (r == 0)
         r = s_services(k);
     kube_close(&k);
+    if (dir && s_replicas(dir) != 0)
+        r = r ? r : ERR_NOMEM;
     return r == 0 ? 0 : 1;
 }

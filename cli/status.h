@@ -1,6 +1,9 @@
 /*
  * status: `rayfleetctl status` (the Ray objects of a cluster, read through the Kubernetes API, as
- * tables with more columns than `kubectl get`). `rayfleetctl audit` is in audit.h.
+ * tables with more columns than `kubectl get`), then, when the state dir's pid file lists several
+ * scheduler replicas ("scheduler-<i>", see launch.h), one line per replica: pid, whether it runs,
+ * and how many shards it holds now (unexpired shard leases in STATE/leases.db whose holder is
+ * the replica's id). `rayfleetctl audit` is in audit.h.
  */
 #ifndef RF_CLI_STATUS_H
 #define RF_CLI_STATUS_H
@@ -8,6 +11,7 @@
 #define STATUS_MAX_COLS 12 /* most columns of one table */
 #define STATUS_MAX_ROWS 100000 /* most rows printed per table */
 #define STATUS_CELL_MAX 256 /* longest cell text */
+#define STATUS_SHARD_LEASES "scheduler/shard/%" /* LIKE pattern of the schedulers' shard leases */
 
 /* `rayfleetctl status ARGS`; returns the exit code. */
 int status_main(int argc, char **argv);

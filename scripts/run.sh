@@ -8,12 +8,14 @@
 # .state/run/logs/). Interactive: runs until Ctrl-C; otherwise stops at once. `rayfleetctl down`
 # stops everything in both cases.
 #   RUN_TIMEOUT  seconds to wait for `ready` (default 120)
+#   RUN_SCHEDULER_REPLICAS  scheduler replicas (`up --scheduler-replicas`, 1..8, default 1)
 set -euo pipefail
 build=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
 state="$top/.state/run"
 ctl="$top/$build/bin/rayfleetctl"
 timeout=${RUN_TIMEOUT:-120}
+replicas=${RUN_SCHEDULER_REPLICAS:-1}
 cluster=demo
 ns=default
 
@@ -26,8 +28,8 @@ stop() { echo "run: stopping"; "$ctl" down --state-dir "$state" | sed 's/^/  /';
 trap stop EXIT
 trap 'echo; exit 0' INT TERM
 
-echo "run: rayfleetctl up --sim --detach --state-dir .state/run"
-kubeconfig=$("$ctl" up --sim --detach --state-dir "$state")
+echo "run: rayfleetctl up --sim --detach --scheduler-replicas $replicas --state-dir .state/run"
+kubeconfig=$("$ctl" up --sim --detach --scheduler-replicas "$replicas" --state-dir "$state")
 kc() { kubectl --kubeconfig "$kubeconfig" --cache-dir "$state/kubectl-cache" "$@"; }
 scheduler_built=true
 [[ -x "$top/$build/bin/rayfleet-scheduler" ]] || scheduler_built=false
@@ -67,9 +69,11 @@ else
         echo "     rayfleet-scheduler is not built yet ($build/bin/rayfleet-scheduler is missing), so"
         echo "     nothing reconciles RayClusters: no pods are created and no status is written."
     else
-        echo "     The scheduler runs but did not get the cluster ready; its last log lines"
-        echo "     ($state/logs/scheduler.log):"
-        tail -n 15 "$state/logs/scheduler.log" 2>/dev/null | sed 's/^/       | /' || true
+        for log in "$state"/logs/scheduler*.log; do
+            echo "     The scheduler runs but did not get the cluster ready; its last log lines"
+            echo "     ($log):"
+            tail -n 15 "$log" 2>/dev/null | sed 's/^/       | /' || true
+        done
     fi
     echo "     Other logs: $state/logs/"
 fi
@@ -82,7 +86,7 @@ echo "run: rayfleetctl status"
 "$ctl" status --state-dir "$state" | sed 's/^/  /'
 echo
 echo "run: what rayfleet did"
-if [[ -f "$state/scheduler.db" ]]; then
+if compgen -G "$state/scheduler*.db" >/dev/null; then
     "$ctl" audit --state-dir "$state" | sed 's/^/  /' || true
 elif [[ -f "$state/logs/scheduler.log" ]]; then
     echo "  (no audit database yet; the scheduler's log lines about API writes)"

@@ -1,0 +1,113 @@
+/*
+ * fleetdb: the scheduler databases of every scheduler replica of a state dir, read as one.
+ *
+ * Files. One scheduler (the default of `rayfleetctl up`) writes STATE/scheduler.db. With
+ * `rayfleetctl up --scheduler-replicas N` (N > 1), replica i (--replica scheduler/i) writes its
+ * own STATE/scheduler-<i>.db (--audit.db; the store's rule is one writing process per file): its
+ * audit rows AND its desired_objects rows (the reconciler writes desired rows into the same file
+ * as its audit rows; see services/scheduler/scheduler_main.c). fleetdb_find() lists scheduler.db
+ * and every scheduler-<i>.db present, scheduler.db first, then by i.
+ *
+ * Mechanism. ONE read-only query connection made by store_query_open(), so every guarantee of
+ * `rayfleetctl sql` holds unchanged (SQLITE_OPEN_READONLY, PRAGMA query_only, extension loading
+ * off, and the authorizer that denies writes, ATTACH, DETACH and setting PRAGMAs): the first file
+ * is `main`, the others are ATTACHed read-only (mode=ro) by store_query_open() itself, before it
+ * installs the authorizer, as schemas `replica1`, `replica2`, ..., and observed.db as `observed`.
+ * The union cannot be a TEMP VIEW: the authorizer denies CREATE TEMP VIEW and query_only denies
+ * writing even the temp schema, and store_query_open() has no hook before them (see the report
+ * of issue 7). So fleetdb_rewrite() puts a WITH clause in front of the statement instead:
+ *
+ *   WITH audit AS (SELECT * FROM main.audit UNION ALL SELECT * FROM "replica1".audit ...),
+ *        desired_objects AS (the desired rows, see below), <the statement's own CTEs> SELECT ...
+ *
+ * so that every unqualified `audit` and `desired_objects` of the statement means all replicas,
+ * while main.audit, replica1.audit, ... still name one file. The rewritten text is prepared by
+ * store_query_prepare(): still ONE statement, checked by the same authorizer and by
+ * sqlite3_stmt_readonly(). Only statements that may start with WITH are rewritten (SELECT,
+ * VALUES, WITH [RECURSIVE] ..., each optionally after EXPLAIN [QUERY PLAN]); others (PRAGMA
+ * table_info(audit), or anything the authorizer refuses anyway) pass unchanged. A statement that
+ * names its own CTE `audit` or `desired_objects` gets SQLite's "duplicate WITH table name" error.
+ * The CTE names rf_desired_all and rf_desired_owner are taken too.
+ *
+ * With ONE file nothing is rewritten: statements, results and query plans are exactly those of
+ * a single scheduler.db. SQLite pushes the WHERE terms of a query on the union down into each
+ * arm, so each file still answers from its own indexes.
+ *
+ * audit rows: ids are per file (each file numbers its own rows), so (actor_replica, id)
+ * identifies a row of the union; time order across files is time_ms (ties: id).
+ * desired rows: for each owner (cluster, namespace, owner_kind, owner_name), only the rows of the
+ * file that decided last (largest decided_ms; ties: the first file): a RayCluster whose shard moved
+ * to another replica keeps stale rows in its former replica's file, which must not count twice.
+ */
+#ifndef RF_CLI_FLEETDB_H
+#define RF_CLI_FLEETDB_H
+
+#include "buf.h"
+#include "store.h"
+
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FLEETDB_MAX_FILES 9 /* most scheduler files read as one (SQLite attaches 10 at most) */
+#define FLEETDB_MAIN_FILE "scheduler.db" /* the file of a single scheduler */
+#define FLEETDB_REPLICA_PREFIX "scheduler-" /* replica i writes scheduler-<i>.db */
+#define FLEETDB_SCHEMA_PREFIX "replica" /* files after the first are attached as replica<k> */
+#define FLEETDB_SQL_MAX (256u * 1024u) /* longest rewritten statement */
+
+/* The scheduler files of a state dir. */
+typedef struct {
+    char path[FLEETDB_MAX_FILES][PATH_MAX]; /* the files, scheduler.db first, then by replica */
+    size_t n; /* how many */
+} fleetdb_files_t;
+
+typedef struct fleetdb fleetdb_t;
+
+/* Fills *out with STATE/scheduler.db (when present) and every STATE/scheduler-<i>.db present
+ * (i a decimal number), ordered by i. Returns 0, ERR_NOTFOUND (none; out->n is 0), ERR_TOOBIG
+ * (more than FLEETDB_MAX_FILES; the first ones are kept) or ERR_INVAL. */
+int fleetdb_find(const char *state_dir, fleetdb_files_t *out);
+
+/* Opens files->path[0..n-1] (n >= 1, each must exist) read-only through store_query_open(),
+ * with `observed` (may be NULL) attached as schema `observed`. Returns the handle or NULL with
+ * *err_out (may be NULL) set to ERR_INVAL, ERR_NOMEM, ERR_NOTFOUND or ERR_DB. Close with
+ * fleetdb_close(). */
+fleetdb_t *fleetdb_open(const fleetdb_files_t *files, const char *observed, int *err_out);
+
+/* Closes the connection, sets *f_p to NULL. NULL-safe. */
+void fleetdb_close(fleetdb_t **f_p);
+
+/* The query connection (borrowed: timeouts, sqlite3_errmsg()). */
+store_query_t *fleetdb_query(fleetdb_t *f);
+
+/* Number of files. */
+size_t fleetdb_count(const fleetdb_t *f);
+
+/* The schema of file k ("main", "replica1", ...), or NULL when k is out of range. */
+const char *fleetdb_schema(const fleetdb_t *f, size_t k);
+
+/* The path of file k, or NULL when k is out of range. */
+const char *fleetdb_path(const fleetdb_t *f, size_t k);
+
+/* Appends to `out` the statement `sql` rewritten as the file comment says (unchanged with one
+ * file, or when it cannot start with WITH); file >= 0 restricts `audit` to that one file
+ * (desired_objects is left alone). Returns 0, ERR_INVAL (bad file) or ERR_NOMEM/ERR_TOOBIG. */
+int fleetdb_rewrite(const fleetdb_t *f, const char *sql, int file, buf_t *out);
+
+/* store_query_prepare() of the rewritten `sql` (file -1: every file). Same returns and `why`. */
+int fleetdb_prepare(fleetdb_t *f, const char *sql, int file, sqlite3_stmt **out, buf_t *why);
+
+/* store_audit_prepare() of filter `flt` on the union of the files (file -1) or on file `file`:
+ * same columns; its parameters are inlined (sqlite3_expanded_sql) before the rewrite. `ceil`
+ * (NULL: none; else count() values) hides the rows of file k whose id is above ceil[k]. When
+ * `sql_out` is not NULL the final SQL text is appended to it. Returns 0, ERR_INVAL, ERR_NOMEM or
+ * ERR_DB (sqlite3_errmsg() of the connection says why). */
+int fleetdb_audit_prepare(fleetdb_t *f, const store_audit_filter_t *flt, int file,
+                          const int64_t *ceil, sqlite3_stmt **out, buf_t *sql_out);
+
+/* Sets ids[k] to the largest audit id of file k (0 when empty or unreadable), k < count. */
+void fleetdb_max_ids(fleetdb_t *f, int64_t *ids);
+
+#endif
