@@ -24,6 +24,9 @@
 #include "../tests/integration/replicas/fleet.h"
 
 #include "log.h"
+#include "objbuild.h"
+#include "podbuild.h"
+#include "validate.h"
 
 #define BENCH_CLUSTERS_DEFAULT 2000 /* RayClusters per run */
 #define BENCH_RATE_DEFAULT 100.0 /* paced creates per second */
@@ -36,6 +39,9 @@
 #define BENCH_SPLIT_MAX_S 30.0 /* longest wait for the replicas to split the shards */
 #define BENCH_LIST_MAX 8 /* most values in --replicas / --latencies */
 #define BENCH_WORKERS 3 /* workers per RayCluster */
+/* child writes per RayCluster: head Service, 1 + BENCH_WORKERS pods, an Event per create, two
+ * status updates */
+#define BENCH_MIX_WRITES (1 + (1 + BENCH_WORKERS) + (2 + BENCH_WORKERS) + 2)
 
 typedef struct {
     fleet_t *f; /* the fleet */
@@ -211,36 +217,225 @@ done:
     return rc;
 }
 
-/* The raw baseline at `latency`: N RayClusters then 4N pods, straight to kubesim. Returns the
- * pods/s (and the seconds for all objects in *secs), or -1. */
-static double s_raw(int latency, size_t n, double *secs)
+/* ---- the raw baselines ------------------------------------------------------------------ */
+
+/* One request of the same-mix baseline, built before the clock starts. */
+typedef struct {
+    char *url; /* full URL */
+    char *body; /* JSON body */
+    size_t len; /* its length */
+    bool patch; /* PATCH (merge patch of /status) rather than POST */
+} rawreq_t;
+
+typedef struct {
+    rawreq_t *reqs; /* every request, in sending order */
+    size_t n, next, done, failed; /* count, next to send, answered, failed */
+    int inflight; /* requests in flight */
+} rawrun_t;
+
+static void s_raw_done(http_client_t *client, http_response_t *resp, void *arg)
 {
-    fleet_t f = {0};
-    fleet_opts_t o = {.nodes = BENCH_NODES,
-                      .latency_ms = latency,
-                      .replicas = 0,
-                      .lease_ms = BENCH_LEASE_MS,
-                      .qps = BENCH_QPS,
-                      .concurrency = 1,
-                      .log_level = "warn"};
-    int64_t *acked = calloc(n * (1 + BENCH_WORKERS), sizeof(*acked));
-    double pods_s = -1;
-    if (acked && fleet_start(&f, &o) == 0) {
-        /* the watcher would add load the baseline must not have */
-        fleet_kill(&f.watcher, true);
-        double t0 = fleet_now();
-        size_t bad = fleet_create(&f, "raw", n, 0, acked, NULL, NULL, false);
-        double t1 = fleet_now();
-        bad += fleet_create(&f, "rawpod", n * (1 + BENCH_WORKERS), 0, acked, NULL, NULL, true);
-        double t2 = fleet_now();
-        if (bad == 0) {
-            pods_s = (double)(n * (1 + BENCH_WORKERS)) / (t2 - t1);
-            *secs = t2 - t0;
-        }
+    rawrun_t *rr = arg;
+    rr->done++;
+    rr->inflight--;
+    if (resp->err || resp->status < 200 || resp->status >= 300) {
+        if (rr->failed++ == 0)
+            fprintf(stderr, "bench-scale: raw request: HTTP %ld %.200s\n", resp->status,
+                    resp->body.len ? buf_str(&resp->body) : err_str(resp->err));
     }
-    fleet_stop(&f, false);
-    free(acked);
-    return pods_s;
+}
+
+/* Appends a request (takes `body`, a malloc'ed string). Returns 0 or -1. */
+static int s_raw_add(rawrun_t *rr, size_t cap, const char *base, const char *path, char *body,
+                     bool patch)
+{
+    if (!body || rr->n >= cap) {
+        free(body);
+        return -1;
+    }
+    rawreq_t *q = &rr->reqs[rr->n];
+    size_t ul = strlen(base) + strlen(path) + 1;
+    q->url = malloc(ul);
+    if (!q->url) {
+        free(body);
+        return -1;
+    }
+    snprintf(q->url, ul, "%s%s", base, path);
+    q->body = body;
+    q->len = strlen(body);
+    q->patch = patch;
+    rr->n++;
+    return 0;
+}
+
+static char *s_dump_decref(json_t *o)
+{
+    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return t;
+}
+
+/* The child writes rayfleet makes for RayCluster `rc` (as listed back, with its uid): the head
+ * Service, the head and BENCH_WORKERS worker pods, one Event per create (5) and two status
+ * updates — the same objects, built by the same builders. Returns 0 or -1. */
+static int s_raw_build(rawrun_t *rr, size_t cap, const char *base, const json_t *listed)
+{
+    json_t *rc = json_deep_copy(listed);
+    if (!rc || validate_apply_defaults(rc) != 0) {
+        json_decref(rc);
+        return -1;
+    }
+    const char *name = jx_str(rc, "metadata.name", "");
+    const char *uid = jx_str(rc, "metadata.uid", "");
+    char path[512];
+    buf_t err;
+    buf_init(&err, 1024);
+    int rc_ = 0;
+    objbuild_opts_t oo = {0};
+    json_t *svc = objbuild_head_service(rc, &oo, &err);
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/services", FLEET_NS);
+    rc_ |= s_raw_add(rr, cap, base, path, s_dump_decref(svc), false);
+    podbuild_opts_t po;
+    podbuild_opts_init(&po);
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods", FLEET_NS);
+    for (int k = 0; k <= BENCH_WORKERS; k++) {
+        json_t *pod = NULL;
+        int e =
+            k == 0 ? podbuild_head(rc, &po, &pod, &err) : podbuild_worker(rc, 0, &po, &pod, &err);
+        if (e == 0 && k > 0) {
+            char pn[256];
+            snprintf(pn, sizeof(pn), "%s-w-%d", name, k);
+            json_object_set_new(json_object_get(pod, "metadata"), "name", json_string(pn));
+        }
+        rc_ |= s_raw_add(rr, cap, base, path, e == 0 ? s_dump_decref(pod) : NULL, false);
+    }
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", FLEET_NS);
+    for (int k = 0; k < 2 + BENCH_WORKERS; k++) {
+        char ename[300];
+        snprintf(ename, sizeof(ename), "%s.raw%d", name, k);
+        json_t *ev = json_pack(
+            "{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:{s:s}, s:i}",
+            "apiVersion", "v1", "kind", "Event", "metadata", "name", ename, "namespace", FLEET_NS,
+            "involvedObject", "apiVersion", "ray.io/v1", "kind", "RayCluster", "name", name,
+            "namespace", FLEET_NS, "uid", uid, "reason", k == 0 ? "CreatedService" : "CreatedPod",
+            "message", "Created an object of the RayCluster", "type", "Normal", "source",
+            "component", "raycluster-controller", "count", 1);
+        rc_ |= s_raw_add(rr, cap, base, path, s_dump_decref(ev), false);
+    }
+    snprintf(path, sizeof(path), "/apis/ray.io/v1/namespaces/%s/rayclusters/%s/status", FLEET_NS,
+             name);
+    rc_ |= s_raw_add(
+        rr, cap, base, path,
+        s_dump_decref(json_pack("{s:{s:s, s:i}}", "status", "state", "", "readyWorkerReplicas", 0)),
+        true);
+    rc_ |= s_raw_add(rr, cap, base, path,
+                     s_dump_decref(json_pack("{s:{s:s, s:i}}", "status", "state", "ready",
+                                             "readyWorkerReplicas", BENCH_WORKERS)),
+                     true);
+    buf_free(&err);
+    json_decref(rc);
+    return rc_ ? -1 : 0;
+}
+
+/* Sends every request, FLEET_INFLIGHT in flight. Returns the failures. */
+static size_t s_raw_send(fleet_t *f, rawrun_t *rr)
+{
+    http_header_t post[] = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
+    http_header_t patch[] = {{"Content-Type", "application/merge-patch+json"},
+                             {"Accept", "application/json"}};
+    while (rr->done < rr->n) {
+        while (rr->inflight < FLEET_INFLIGHT && rr->next < rr->n) {
+            rawreq_t *q = &rr->reqs[rr->next++];
+            http_request_t req = {.method = q->patch ? "PATCH" : "POST",
+                                  .url = q->url,
+                                  .headers = q->patch ? patch : post,
+                                  .n_headers = 2,
+                                  .body = q->body,
+                                  .body_len = q->len,
+                                  .body_borrowed = true,
+                                  .on_done = s_raw_done,
+                                  .arg = rr};
+            rr->inflight++;
+            if (http_request(f->http, &req) < 0) {
+                rr->inflight--;
+                rr->done++;
+                rr->failed++;
+            }
+        }
+        loop_run_once(f->loop, 1);
+    }
+    return rr->failed;
+}
+
+/* The raw baselines at `latency`, each on a fresh kubesim without the watcher (which would add
+ * load a baseline must not have):
+ *   pods: N RayClusters, then 4N small bare pods, 32 in flight: *pods_s = pod creates/s;
+ *   mix:  N RayClusters, then exactly the child writes rayfleet makes for them (head Service,
+ *         the same head and worker pods from the same builders, 5 Events, 2 status updates per
+ *         RayCluster: 12 per cluster, built before the clock starts), 32 in flight:
+ *         *mix_s = pods/s over the span of those writes, the figure rayfleet's pods/s compares
+ *         with. *secs: seconds for all objects of the mix run.
+ * Returns 0 or -1. */
+static int s_raw(int latency, size_t n, double *pods_s, double *mix_s, double *secs)
+{
+    *pods_s = *mix_s = -1;
+    int out = -1;
+    for (int mode = 0; mode < 2; mode++) {
+        fleet_t f = {0};
+        fleet_opts_t o = {.nodes = BENCH_NODES,
+                          .latency_ms = latency,
+                          .replicas = 0,
+                          .lease_ms = BENCH_LEASE_MS,
+                          .qps = BENCH_QPS,
+                          .concurrency = 1,
+                          .log_level = "warn"};
+        int64_t *acked = calloc(n * (1 + BENCH_WORKERS), sizeof(*acked));
+        size_t cap = n * BENCH_MIX_WRITES + 16;
+        rawrun_t rr = {.reqs = calloc(cap, sizeof(rawreq_t))};
+        if (acked && rr.reqs && fleet_start(&f, &o) == 0) {
+            fleet_kill(&f.watcher, true);
+            double t0 = fleet_now();
+            size_t bad = fleet_create(&f, "raw", n, 0, acked, NULL, NULL, false);
+            double t1 = fleet_now();
+            if (mode == 0) {
+                bad +=
+                    fleet_create(&f, "rawpod", n * (1 + BENCH_WORKERS), 0, acked, NULL, NULL, true);
+                if (bad == 0)
+                    *pods_s = (double)(n * (1 + BENCH_WORKERS)) / (fleet_now() - t1);
+            } else {
+                json_t *list = NULL;
+                long st =
+                    fleet_call(&f, "GET", "/apis/ray.io/v1/namespaces/" FLEET_NS "/rayclusters",
+                               "application/json", NULL, 0, &list);
+                size_t i;
+                json_t *rc;
+                json_array_foreach(json_object_get(list, "items"), i, rc) bad +=
+                    s_raw_build(&rr, cap, f.base, rc) != 0;
+                json_decref(list);
+                if (st != 200 || rr.n != n * BENCH_MIX_WRITES) {
+                    fprintf(stderr, "bench-scale: raw-mix: list HTTP %ld, %zu requests built\n", st,
+                            rr.n);
+                    bad++;
+                }
+                double t2 = fleet_now();
+                bad += s_raw_send(&f, &rr);
+                double t3 = fleet_now();
+                if (bad == 0) {
+                    *mix_s = (double)(n * (1 + BENCH_WORKERS)) / (t3 - t2);
+                    *secs = (t1 - t0) + (t3 - t2);
+                    out = 0;
+                }
+            }
+        }
+        fleet_stop(&f, false);
+        for (size_t i = 0; i < rr.n; i++) {
+            free(rr.reqs[i].url);
+            free(rr.reqs[i].body);
+        }
+        free(rr.reqs);
+        free(acked);
+    }
+    return out;
 }
 
 static int s_parse_list(const char *s, int *out, int max)
@@ -312,10 +507,12 @@ int main(int argc, char **argv)
     fflush(stdout);
     int failures = 0;
     for (int li = 0; li < nlats; li++) {
-        double raw_secs = 0;
-        double raw = s_raw(lats[li], n, &raw_secs);
-        printf("%-4d %-4s %-8s %9.1f %8s %8.0f %7s %9s %9s %8s %7s %9s\n", lats[li], "-", "raw",
-               raw_secs, "-", raw, "1.00", "-", "-", "-", "-", "-");
+        double raw_secs = 0, raw_pods = -1, raw = -1;
+        s_raw(lats[li], n, &raw_pods, &raw, &raw_secs);
+        printf("%-4d %-4s %-8s %9s %8.0f %8s %7s %9s %9s %8s %7s %9s\n", lats[li], "-", "raw-pods",
+               "-", raw_pods, "-", "-", "-", "-", "-", "-", "-");
+        printf("%-4d %-4s %-8s %9.1f %8.0f %8.0f %7s %9s %9s %8s %7s %9s\n", lats[li], "-",
+               "raw-mix", raw_secs, raw, raw, "1.00", "-", "-", "-", "-", "12.0");
         fflush(stdout);
         for (int ri = 0; ri < nreps; ri++)
             for (int mode = 0; mode < 2; mode++) {
@@ -345,8 +542,11 @@ int main(int argc, char **argv)
             }
     }
     printf("ready_s: first create -> all ready (observed.db); pods/s: audited pod creates over "
-           "their span; raw/s: kubesim's raw pod-create rate (32 in flight); ratio = pods/s / "
-           "raw/s (paced runs are bounded by the pace); p50/p99: create acknowledged -> first "
+           "their span; raw-pods: small bare pods created straight into kubesim (32 in flight); "
+           "raw-mix (raw/s): a minimal client making the same 12 child writes per RayCluster as "
+           "rayfleet (same Service, pods from the same builders, Events, status), pods/s over "
+           "their span; ratio = pods/s / raw/s (paced runs are bounded by the pace); p50/p99: "
+           "create acknowledged -> first "
            "API write for it; rss: peak VmRSS sum of bus + watcher + schedulers; cpu: their CPU "
            "seconds during the run; writes/rc: audited API writes per RayCluster.\n");
     return failures ? 1 : 0;
