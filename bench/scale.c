@@ -14,9 +14,12 @@
  * watcher, schedulers; kubesim excluded); API writes per RayCluster (audit rows / N; the
  * scheduler reads nothing from the API, the watcher's list+watch are O(1) per run).
  *
- * Baseline, in the same invocation and per latency: the raw capacity of kubesim, a minimal
- * client creating the same objects directly (N RayClusters, then 4N pods, 32 in flight): its
- * pods/s is the limit the ratio column compares rayfleet's pods/s with.
+ * Baselines, in the same invocation and per latency, on a fresh kubesim each: raw-pods, a
+ * minimal client creating N RayClusters then 4N small bare pods (kubesim's create ceiling), and
+ * raw-mix, a minimal client creating N RayClusters then making exactly the child writes rayfleet
+ * makes for them (the head Service, the same pods from the same builders, an Event per create,
+ * two status updates: 12 per cluster, bodies built before the clock starts). raw-mix's pods/s is
+ * the limit the ratio column compares rayfleet's pods/s with.
  *
  *   bench-scale [--clusters N] [--replicas LIST] [--latencies LIST] [--modes paced,unpaced]
  *               [--rate R] [--concurrency C] [--keep]
