@@ -16,6 +16,7 @@ static const char *const s_secret_words[] = {"TOKEN",      "PASSWORD", "PASSWD",
 #define S_NAME_MAX 256 /* longer names are judged by their first bytes */
 #define S_LAST_APPLIED "kubectl.kubernetes.io/last-applied-configuration"
 #define S_CHANGED 2 /* s_walk() in dry mode: the walk would change something */
+#define S_DUMP_SLACK 64 /* room past the bound for the last value written */
 
 /* Whether s[0..len-1] looks secret. */
 static bool s_secretn(const char *s, size_t len)
@@ -235,24 +236,17 @@ static bool s_needs_redaction(const json_t *obj)
     return rc != 0;
 }
 
-/* The cut summary with `head` bytes of `full`; NULL when out of memory. */
-static char *s_cut(const json_t *red, const char *full, size_t full_len, size_t head)
+/* The cut summary {"truncated":true, the members of `ids`, "head": `head` bytes of `full`};
+ * NULL when out of memory. */
+static char *s_cut(const json_t *ids, const char *full, size_t head)
 {
     // never split a UTF-8 sequence
     while (head > 0 && ((unsigned char)full[head] & 0xc0) == 0x80)
         head--;
     json_t *o = json_object();
-    json_t *meta = json_object_get(red, "metadata");
     if (!o || json_object_set_new(o, "truncated", json_true()) ||
-        json_object_set_new(o, "bytes", json_integer((json_int_t)full_len)))
+        json_object_update(o, (json_t *)ids))
         goto fail;
-    const char *k[] = {"kind", "namespace", "name"};
-    json_t *v[] = {json_object_get(red, "kind"), json_object_get(meta, "namespace"),
-                   json_object_get(meta, "name")};
-    for (int i = 0; i < 3; i++)
-        if (json_is_string(v[i]) && json_string_length(v[i]) < 256 &&
-            json_object_set(o, k[i], v[i]))
-            goto fail;
     if (json_object_set_new(o, "head", json_stringn(full, head)))
         goto fail;
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -276,7 +270,7 @@ static size_t s_esc_len(unsigned char c)
 /* The longest cut summary of at most `max` bytes with a head of at most `hi` bytes, found by
  * binary search over the head length (s_cut()'s length grows with the head). Returns the
  * malloc'd summary, NULL when none fits (*nomem false) or out of memory (*nomem true). */
-static char *s_cut_search(const json_t *red, const char *full, size_t len, size_t max, size_t hi,
+static char *s_cut_search(const json_t *ids, const char *full, size_t len, size_t max, size_t hi,
                           bool *nomem)
 {
     char *best = NULL;
@@ -284,7 +278,7 @@ static char *s_cut_search(const json_t *red, const char *full, size_t len, size_
     *nomem = false;
     while (lo <= hi) {
         size_t mid = lo + (hi - lo) / 2;
-        char *s = s_cut(red, full, len, mid);
+        char *s = s_cut(ids, full, mid);
         if (!s) {
             free(best);
             *nomem = true;
@@ -310,12 +304,12 @@ static char *s_cut_search(const json_t *red, const char *full, size_t len, size_
  * character would not) and NULL with *verified false is returned when the check fails (the
  * caller falls back to the search). Returns the malloc'd summary, or NULL (*verified true: none
  * fits, or out of memory with *nomem true). */
-static char *s_cut_fast(const json_t *red, const char *full, size_t len, size_t max, size_t hi,
+static char *s_cut_fast(const json_t *ids, const char *full, size_t len, size_t max, size_t hi,
                         bool *verified, bool *nomem)
 {
     *verified = false;
     *nomem = false;
-    char *s = s_cut(red, full, len, 0);
+    char *s = s_cut(ids, full, 0);
     if (!s) {
         *nomem = true;
         *verified = true;
@@ -343,7 +337,7 @@ static char *s_cut_fast(const json_t *red, const char *full, size_t len, size_t 
         i = next;
         b = i;
     }
-    s = s_cut(red, full, len, b);
+    s = s_cut(ids, full, b);
     if (!s) {
         *nomem = true;
         *verified = true;
@@ -359,7 +353,7 @@ static char *s_cut_fast(const json_t *red, const char *full, size_t len, size_t 
         while (nb < len && ((unsigned char)full[nb] & 0xc0) == 0x80)
             nb++;
         if (nb <= hi) {
-            char *t = s_cut(red, full, len, nb);
+            char *t = s_cut(ids, full, nb);
             if (!t) {
                 free(s);
                 *nomem = true;
@@ -378,42 +372,306 @@ static char *s_cut_fast(const json_t *red, const char *full, size_t len, size_t 
     return s;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * The bounded, redacting dump behind redact_summary(): it writes the compact JSON of `obj` with
+ * the rule applied value by value (the same sites as s_walk() on the same tree), in jansson's
+ * compact format, and stops as soon as the output passes the bound, so a summary never costs
+ * more than the bytes it keeps, whatever the object's size. Every value is redacted BEFORE it is
+ * written, so a cut anywhere (inside a secret value included) cannot show a secret.
+ */
+
+typedef struct {
+    buf_t *out; /* the dump so far */
+    size_t limit; /* stop once out->len exceeds this */
+    bool stop; /* the dump is incomplete (past the limit, or a string was cut) */
+    buf_t tmp; /* redact_text() scratch */
+    int err; /* ERR_NOMEM / ERR_TOOBIG met */
+} s_emit_t;
+
+/* Writes `s[0..n)` escaped as jansson's compact dump does (no JSON_ENSURE_ASCII, no
+ * JSON_ESCAPE_SLASH): \" \\ \b \f \n \r \t, other control characters as \u00XX. */
+static void s_put_esc(s_emit_t *e, const char *s, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n && !e->err; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (s_esc_len(c) == 1)
+            continue;
+        if (i > run)
+            e->err = buf_append(e->out, s + run, i - run);
+        char seq[8];
+        switch (c) {
+        case '"':
+            memcpy(seq, "\\\"", 3);
+            break;
+        case '\\':
+            memcpy(seq, "\\\\", 3);
+            break;
+        case '\b':
+            memcpy(seq, "\\b", 3);
+            break;
+        case '\f':
+            memcpy(seq, "\\f", 3);
+            break;
+        case '\n':
+            memcpy(seq, "\\n", 3);
+            break;
+        case '\r':
+            memcpy(seq, "\\r", 3);
+            break;
+        case '\t':
+            memcpy(seq, "\\t", 3);
+            break;
+        default:
+            snprintf(seq, sizeof(seq), "\\u%04X", (unsigned)c);
+            break;
+        }
+        if (!e->err)
+            e->err = buf_puts(e->out, seq);
+        run = i + 1;
+    }
+    if (!e->err && n > run)
+        e->err = buf_append(e->out, s + run, n - run);
+}
+
+static void s_put(s_emit_t *e, const char *s)
+{
+    if (e->stop)
+        return; // nothing after the cut
+    if (!e->err)
+        e->err = buf_puts(e->out, s);
+    if (e->out->len > e->limit)
+        e->stop = true;
+}
+
+/* Writes a quoted string; `fix`: apply the free-text rule (s_fix_string()). Only the bytes that
+ * can still be kept are read: a longer string is cut (at a UTF-8 boundary) BEFORE the free-text
+ * rule runs on it, and the dump is marked incomplete. */
+static void s_emit_str(s_emit_t *e, const char *s, size_t n, bool fix)
+{
+    if (e->stop)
+        return;
+    size_t room = e->limit >= e->out->len ? e->limit - e->out->len + 1 : 0;
+    bool cut = false;
+    if (n > room) {
+        n = room;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--; // never split a UTF-8 sequence
+        cut = true;
+    }
+    if (!e->err)
+        e->err = buf_append(e->out, "\"", 1);
+    bool scan = false;
+    if (fix)
+        for (size_t i = 0; i < n && !scan; i++)
+            scan = s[i] == '=' || s[i] == ':' ||
+                   (s[i] == 'B' && ((n - i >= 7 && !memcmp(s + i, "Bearer ", 7)) ||
+                                    (n - i >= 6 && !memcmp(s + i, "Basic ", 6))));
+    if (scan && memchr(s, '\0', n) == NULL) {
+        // redact_text() reads a C string: copy the (bounded) bytes kept
+        buf_reset(&e->tmp);
+        char *c = malloc(n + 1);
+        int rc = c ? 0 : ERR_NOMEM;
+        if (c) {
+            memcpy(c, s, n);
+            c[n] = '\0';
+            rc = redact_text(c, &e->tmp);
+            free(c);
+        }
+        if (rc == ERR_NOMEM)
+            e->err = rc;
+        else if (rc) // too long to scan: dropped, as redact_object() does
+            s_put_esc(e, REDACT_MARK, strlen(REDACT_MARK));
+        else
+            s_put_esc(e, e->tmp.data ? e->tmp.data : "", e->tmp.len);
+    } else if (scan) {
+        s_put_esc(e, REDACT_MARK, strlen(REDACT_MARK)); // NUL inside: not scanned, dropped
+    } else {
+        s_put_esc(e, s, n);
+    }
+    if (cut)
+        e->stop = true; // the string goes on past the cut: nothing more is written
+    s_put(e, "\"");
+}
+
+static void s_emit_mark(s_emit_t *e)
+{
+    s_put(e, "\"" REDACT_MARK "\"");
+}
+
+/* Writes `node` (at `depth`, as s_walk() counts) with the rule applied; `blank`: every member
+ * value of this object is replaced (a Secret's data and stringData). */
+static void s_emit(s_emit_t *e, const json_t *node, int depth, bool secret_root, bool blank)
+{
+    if (e->stop || e->err)
+        return;
+    if ((json_is_object(node) || json_is_array(node)) && depth > REDACT_DEPTH_MAX) {
+        s_emit_mark(e); // too deep: replaced, as s_walk()'s caller does
+        return;
+    }
+    switch (json_typeof(node)) {
+    case JSON_OBJECT: {
+        json_t *name = json_object_get(node, "name");
+        json_t *value = json_object_get(node, "value");
+        bool pair = json_is_string(name) && json_is_string(value) &&
+                    redact_name_is_secret(json_string_value(name));
+        s_put(e, "{");
+        const char *k;
+        json_t *v;
+        bool first = true;
+        // jansson's iterators take non-const pointers; nothing is modified
+        json_object_foreach((json_t *)node, k, v)
+        {
+            if (e->stop || e->err)
+                return;
+            if (!first)
+                s_put(e, ",");
+            first = false;
+            s_emit_str(e, k, strlen(k), false);
+            s_put(e, ":");
+            if (e->stop)
+                return;
+            bool child_blank = secret_root && json_is_object(v) &&
+                               (!strcmp(k, "data") || !strcmp(k, "stringData"));
+            if (blank || (pair && !strcmp(k, "value")))
+                s_emit_mark(e);
+            else if (json_is_string(v) &&
+                     ((redact_name_is_secret(k) && !s_exempt(k)) || !strcmp(k, S_LAST_APPLIED)))
+                s_emit_mark(e);
+            else if (json_is_string(v))
+                s_emit_str(e, json_string_value(v), json_string_length(v), true);
+            else
+                s_emit(e, v, depth + 1, false, child_blank);
+        }
+        s_put(e, "}");
+        break;
+    }
+    case JSON_ARRAY: {
+        s_put(e, "[");
+        size_t i;
+        json_t *v;
+        json_array_foreach(node, i, v)
+        {
+            if (e->stop || e->err)
+                return;
+            if (i)
+                s_put(e, ",");
+            if (json_is_string(v))
+                s_emit_str(e, json_string_value(v), json_string_length(v), true);
+            else
+                s_emit(e, v, depth + 1, false, false);
+        }
+        s_put(e, "]");
+        break;
+    }
+    case JSON_STRING:
+        s_emit_str(e, json_string_value(node), json_string_length(node), true);
+        break;
+    case JSON_INTEGER: {
+        char n[32];
+        snprintf(n, sizeof(n), "%" JSON_INTEGER_FORMAT, json_integer_value(node));
+        s_put(e, n);
+        break;
+    }
+    case JSON_REAL: {
+        char *t = json_dumps(node, JSON_COMPACT | JSON_ENCODE_ANY); // jansson's own format
+        if (!t) {
+            e->err = ERR_NOMEM;
+            return;
+        }
+        s_put(e, t);
+        free(t);
+        break;
+    }
+    case JSON_TRUE:
+        s_put(e, "true");
+        break;
+    case JSON_FALSE:
+        s_put(e, "false");
+        break;
+    default:
+        s_put(e, "null");
+        break;
+    }
+}
+
+/* The bounded dump of `obj` into `out`: complete (returns 0, *cut false) when it takes at most
+ * `limit` bytes, else a prefix of more than `limit` bytes or one ending in a cut string (*cut
+ * true). Returns 0 or ERR_NOMEM. */
+static int s_bounded_dump(const json_t *obj, size_t limit, buf_t *out, bool *cut)
+{
+    s_emit_t e = {.out = out, .limit = limit};
+    buf_init(&e.tmp, 1u << 20);
+    json_t *kind = json_is_object(obj) ? json_object_get(obj, "kind") : NULL;
+    bool secret = json_is_string(kind) && strcmp(json_string_value(kind), "Secret") == 0;
+    s_emit(&e, obj, 0, secret, false);
+    buf_free(&e.tmp);
+    *cut = e.stop;
+    return e.err ? ERR_NOMEM : 0;
+}
+
+/* {"kind", "namespace", "name"} of `obj` (top-level kind, metadata.namespace and metadata.name,
+ * strings shorter than 256 bytes, with the free-text rule applied) for a cut summary; NULL when
+ * out of memory. */
+static json_t *s_ids(const json_t *obj)
+{
+    json_t *ids = json_object();
+    json_t *meta = json_object_get(obj, "metadata");
+    const char *k[] = {"kind", "namespace", "name"};
+    json_t *v[] = {json_object_get(obj, "kind"), json_object_get(meta, "namespace"),
+                   json_object_get(meta, "name")};
+    buf_t t;
+    buf_init(&t, 1024);
+    for (int i = 0; ids && i < 3; i++) {
+        if (!json_is_string(v[i]) || json_string_length(v[i]) >= 256)
+            continue;
+        buf_reset(&t);
+        if (redact_text(json_string_value(v[i]), &t) != 0 ||
+            json_object_set_new(ids, k[i], json_string(t.data ? buf_str(&t) : "")) != 0) {
+            json_decref(ids);
+            ids = NULL;
+        }
+    }
+    buf_free(&t);
+    return ids;
+}
+
 int redact_summary(const json_t *obj, size_t max, buf_t *out)
 {
     if (!obj || !out || max < REDACT_SUMMARY_MIN)
         return ERR_INVAL;
-    // the object itself when it has nothing to redact, else a redacted copy
-    json_t *copy = NULL;
-    const json_t *red = obj;
-    if (s_needs_redaction(obj)) {
-        copy = redact_object(obj);
-        if (!copy)
-            return ERR_NOMEM;
-        red = copy;
-    }
-    int rc = ERR_NOMEM;
-    char *full = json_dumps(red, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    // The redacted dump, written only up to the bound (max + 1 bytes tell "does not fit").
+    buf_t dump;
+    buf_init(&dump, 8 * max + S_DUMP_SLACK);
+    bool cut = false;
+    json_t *ids = NULL;
     char *best = NULL;
-    if (!full)
+    int rc = s_bounded_dump(obj, max, &dump, &cut);
+    if (rc)
         goto done;
-    size_t len = strlen(full);
-    if (len <= max) {
+    const char *full = dump.data ? dump.data : "";
+    size_t len = dump.len;
+    if (!cut && len <= max) {
         rc = buf_puts(out, full);
         goto done;
     }
+    rc = ERR_NOMEM;
+    ids = s_ids(obj);
+    if (!ids)
+        goto done;
     // The longest head that fits (escaping may grow it).
     size_t hi = len < max ? len : max;
     bool verified, nomem;
-    best = s_cut_fast(red, full, len, max, hi, &verified, &nomem);
+    best = s_cut_fast(ids, full, len, max, hi, &verified, &nomem);
     if (!verified)
-        best = s_cut_search(red, full, len, max, hi, &nomem);
+        best = s_cut_search(ids, full, len, max, hi, &nomem);
     if (nomem)
         goto done;
     rc = best ? buf_puts(out, best) : ERR_TOOBIG;
 done:
     free(best);
-    free(full);
-    json_decref(copy);
+    json_decref(ids);
+    buf_free(&dump);
     return rc;
 }
 
@@ -532,14 +790,15 @@ int redact_test(bool verbose)
             arr, json_string("q\"b\\n\n\x01\x1f t\t/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));
     CHECK(esc && arr && json_object_set_new(esc, "data", arr) == 0);
     json_t *red = redact_object(esc);
+    json_t *ids = s_ids(esc);
     char *full = red ? json_dumps(red, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    CHECK(full != NULL);
+    CHECK(full != NULL && ids != NULL);
     size_t flen = full ? strlen(full) : 0;
     for (size_t max = 40; full && max <= flen + 8; max += 7) {
         size_t hi = flen < max ? flen : max;
         bool verified, nomem, nomem2;
-        char *fast = s_cut_fast(red, full, flen, max, hi, &verified, &nomem);
-        char *slow = s_cut_search(red, full, flen, max, hi, &nomem2);
+        char *fast = s_cut_fast(ids, full, flen, max, hi, &verified, &nomem);
+        char *slow = s_cut_search(ids, full, flen, max, hi, &nomem2);
         CHECK(verified && !nomem && !nomem2);
         CHECK((!fast && !slow) || (fast && slow && strcmp(fast, slow) == 0));
         free(fast);
@@ -547,6 +806,7 @@ int redact_test(bool verbose)
     }
     free(full);
     json_decref(red);
+    json_decref(ids);
     json_decref(esc);
     CHECK(redact_summary(p, 10, &b) == ERR_INVAL);
     CHECK(redact_summary(NULL, 4096, &b) == ERR_INVAL);
@@ -583,6 +843,112 @@ int redact_test(bool verbose)
     if (verbose)
         printf("redact: text: %s\n", buf_str(&b));
     CHECK(redact_text(NULL, &b) == ERR_INVAL);
+    buf_free(&b);
+
+    // The bounded dump equals the dump of redact_object() whenever it fits: reals, integers,
+    // null, escapes, UTF-8, a Secret, name/value pairs, secret keys, deep nesting.
+    const char *same[] = {
+        "{\"kind\":\"Pod\",\"a\":1.5,\"b\":-7,\"c\":null,\"d\":[true,false,[],{}],"
+        "\"e\":\"q\\\"b\\\\n\\n\\u0001/\\u00e9\",\"auth\":{\"x\":2},\"my-key\":\"v\","
+        "\"env\":[{\"name\":\"X_TOKEN\",\"value\":\"t1\"},{\"name\":\"Y\",\"value\":\"a=b\"}],"
+        "\"s\":\"x Bearer abc y\",\"n\":1e300}",
+        "{\"kind\":\"Secret\",\"data\":{\"a\":\"b\",\"n\":{\"x\":1}},\"stringData\":[1],"
+        "\"metadata\":{\"name\":\"s\"}}",
+        "[\"password=x\",3,{\"name\":\"PASSWORD\",\"value\":4}]"};
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        json_t *o = json_loads(same[i], JSON_DECODE_ANY, &je);
+        json_t *ro = o ? redact_object(o) : NULL;
+        char *want =
+            ro ? json_dumps(ro, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) : NULL;
+        buf_reset(&b);
+        CHECK(want && redact_summary(o, 4096, &b) == 0 && strcmp(buf_str(&b), want) == 0);
+        if (verbose && (!want || strcmp(buf_str(&b), want)))
+            printf("redact: same %zu:\n %s\n %s\n", i, buf_str(&b), want);
+        free(want);
+        json_decref(ro);
+        json_decref(o);
+    }
+    json_t *bare = json_string("just token=abc"); // a bare string gets the free-text rule too
+    buf_reset(&b);
+    CHECK(bare && redact_summary(bare, 4096, &b) == 0 &&
+          !strcmp(buf_str(&b), "\"just token=" REDACT_MARK "\""));
+    json_decref(bare);
+    json_t *deep2 = json_object();
+    for (int i = 0; deep2 && i < REDACT_DEPTH_MAX + 3; i++)
+        deep2 = json_pack("{s:o,s:s}", "d", deep2, "pw", "password=zz");
+    json_t *rdeep = deep2 ? redact_object(deep2) : NULL;
+    char *wdeep = rdeep ? json_dumps(rdeep, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    buf_t bb;
+    buf_init(&bb, 1u << 20);
+    CHECK(wdeep && redact_summary(deep2, 1u << 16, &bb) == 0 && !strcmp(buf_str(&bb), wdeep));
+    free(wdeep);
+    json_decref(rdeep);
+    json_decref(deep2);
+
+    // A secret value straddling the cut, at every cut position: "--redis-password=qq..", an env
+    // pair, a secret-looking key and a Bearer header, each after a filler that moves it across
+    // the bound one byte at a time. No two consecutive secret bytes ever appear; the head is a
+    // prefix of the complete redacted dump; the summary stays valid JSON within the bound.
+    char secret[300];
+    memset(secret, 'q', sizeof(secret) - 1);
+    secret[sizeof(secret) - 1] = '\0';
+    char pw[400], bearer[400];
+    snprintf(pw, sizeof(pw), "run --redis-password=%s --x", secret);
+    snprintf(bearer, sizeof(bearer), "Bearer %s", secret);
+    for (int shape = 0; shape < 4; shape++) {
+        for (size_t pad = 0; pad < 420; pad += 1) {
+            char fill[512];
+            memset(fill, 'f', pad);
+            fill[pad] = '\0';
+            json_t *o = NULL;
+            if (shape == 0)
+                o = json_pack("{s:s,s:{s:s},s:s,s:[s]}", "kind", "Pod", "metadata", "name", "p",
+                              "fill", fill, "args", pw);
+            else if (shape == 1)
+                o = json_pack("{s:s,s:s,s:[{s:s,s:s}]}", "kind", "Pod", "fill", fill, "env", "name",
+                              "REDIS_PASSWORD", "value", secret);
+            else if (shape == 2)
+                o = json_pack("{s:s,s:s,s:{s:s}}", "kind", "Pod", "fill", fill, "annotations",
+                              "my-token", secret);
+            else
+                o = json_pack("{s:s,s:s,s:[{s:s,s:s}]}", "kind", "Pod", "fill", fill, "headers",
+                              "name", "X-Forwarded", "value", bearer);
+            json_t *ro = o ? redact_object(o) : NULL;
+            char *whole = ro ? json_dumps(ro, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+            buf_reset(&b);
+            CHECK(whole && redact_summary(o, REDACT_SUMMARY_MIN, &b) == 0);
+            CHECK(b.len <= REDACT_SUMMARY_MIN && !s_has(&b, "qq"));
+            json_t *back2 = json_loads(buf_str(&b), 0, &je);
+            CHECK(back2 != NULL);
+            const char *head = json_string_value(json_object_get(back2, "head"));
+            CHECK(whole && (json_is_true(json_object_get(back2, "truncated"))
+                                ? head && strncmp(whole, head, strlen(head)) == 0
+                                : strcmp(whole, buf_str(&b)) == 0));
+            if (failed) {
+                printf("redact: straddle shape %d pad %zu: %s\n", shape, pad, buf_str(&b));
+                shape = 4;
+                pad = 1000;
+            }
+            json_decref(back2);
+            free(whole);
+            json_decref(ro);
+            json_decref(o);
+        }
+    }
+    // A huge object costs only the bound: a 4 MiB string is never read past the cut.
+    size_t huge_n = 4u << 20;
+    char *huge = malloc(huge_n + 1);
+    CHECK(huge != NULL);
+    if (huge) {
+        memset(huge, 'h', huge_n);
+        huge[huge_n] = '\0';
+        json_t *o = json_pack("{s:s,s:s}", "kind", "ConfigMap", "blob", huge);
+        buf_reset(&b);
+        CHECK(o && redact_summary(o, REDACT_SUMMARY_MIN, &b) == 0 && b.len <= REDACT_SUMMARY_MIN);
+        json_decref(o);
+        free(huge);
+    }
+    buf_free(&bb);
     buf_free(&b);
 
     // Depth beyond the bound is cut, not recursed without limit.

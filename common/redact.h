@@ -22,8 +22,14 @@
  *   value up to the next blank, quote, comma, ';' or '&' is replaced.
  *
  * Bounding: redact_summary() writes compact JSON of at most `max` bytes. When the whole redacted
- * object is longer, it writes instead {"truncated":true,"bytes":N,"kind":..,"namespace":..,
- * "name":..,"head":"<the first bytes of the redacted JSON>"}, still valid JSON and within `max`.
+ * object is longer, it writes instead {"truncated":true,"kind":..,"namespace":..,"name":..,
+ * "head":"<the first bytes of the redacted JSON>"}, still valid JSON and within `max`.
+ * Cost: the summary is dumped by a redacting writer that applies the rule value by value and
+ * stops once the output passes `max` (a string running past the bound is cut BEFORE the
+ * free-text rule reads it), so a summary reads and writes O(max) bytes of the object, never the
+ * whole of a large one, and no secret can straddle the cut. Its output is byte for byte the
+ * compact dump of redact_object() whenever that fits in `max` (a bare top-level string also gets
+ * the free-text rule, which redact_object() leaves alone).
  */
 #ifndef RF_REDACT_H
 #define RF_REDACT_H

@@ -326,6 +326,10 @@ struct store {
     s_chunk_t *spare; /* one emptied chunk kept for reuse, or NULL */
     bool in_flush; /* a flush is running (no early flush from inside it) */
     bool hook_failing; /* the loop hook's last flush failed (log transitions) */
+    int64_t
+        every_ms; /* store_attach_loop_every(): least time between hook flushes, 0: every turn */
+    int64_t last_hook_ms; /* loop clock of the hook's last flush */
+    bool wake_armed; /* a timer will end the loop's sleep when the interval has passed */
     store_stats_t stats; /* counters */
 };
 
@@ -1817,9 +1821,29 @@ void store_query_close(store_query_t **q_p)
  * The event loop hook.
  */
 
+static int64_t s_wake_timer(loop_t *loop, int64_t id, void *arg)
+{
+    store_t *s = arg;
+    s->wake_armed = false; // the hook of this loop turn flushes
+    return LOOP_TIMER_DONE;
+}
+
 static int s_flush_hook(loop_t *loop, void *arg)
 {
     store_t *s = arg;
+    if (s->every_ms > 0) {
+        int64_t now = loop_clock_ms();
+        if (s->stats.queued == 0)
+            return 0;
+        int64_t due = s->last_hook_ms + s->every_ms;
+        if (now < due) {
+            // not yet: make sure the loop wakes up to flush even if nothing else happens
+            if (!s->wake_armed && loop_add_timer(loop, due - now, s_wake_timer, s) >= 0)
+                s->wake_armed = true;
+            return 0;
+        }
+        s->last_hook_ms = now;
+    }
     int rc = store_flush(s);
     if (rc && !s->hook_failing) {
         char n[24];
@@ -1837,6 +1861,15 @@ int store_attach_loop(store_t *store, loop_t *loop)
 {
     if (!store || !loop)
         return ERR_INVAL;
+    return loop_add_before_sleep(loop, s_flush_hook, store);
+}
+
+int store_attach_loop_every(store_t *store, loop_t *loop, int64_t every_ms)
+{
+    if (!store || !loop || every_ms < 0 || every_ms > STORE_FLUSH_EVERY_MAX_MS)
+        return ERR_INVAL;
+    store->every_ms = every_ms;
+    store->last_hook_ms = loop_clock_ms();
     return loop_add_before_sleep(loop, s_flush_hook, store);
 }
 
@@ -2402,6 +2435,30 @@ int store_test(bool verbose)
         CHECK(stats.queued == 0);
         CHECK(store_observed_get(s, "c1", "Pod", "ns1", "pod-loop", &row) == 0);
         store_observed_free(&row);
+        loop_destroy(&loop);
+    }
+    // store_attach_loop_every(): a write waits for the interval, then commits without any other
+    // activity on the loop (the wake-up timer); nothing queued: no flush.
+    loop = loop_new();
+    CHECK(store_attach_loop_every(s, loop, -1) == ERR_INVAL);
+    CHECK(store_attach_loop_every(NULL, loop, 5) == ERR_INVAL);
+    if (loop) {
+        CHECK(store_attach_loop_every(s, loop, 50) == 0);
+        store_stats(s, &stats);
+        uint64_t f0 = stats.flushes;
+        store_observed_t pe = s_test_pod("pod-every", "Running", "{}");
+        CHECK(store_observed_upsert(s, &pe) == 0);
+        CHECK(loop_run_once(loop, 0) == 0);
+        store_stats(s, &stats);
+        CHECK(stats.queued == 1 && stats.flushes == f0); // within the interval: still queued
+        for (int i = 0; i < 100 && stats.queued; i++) {
+            loop_run_once(loop, 1000); // sleeps until the wake-up timer at most
+            store_stats(s, &stats);
+        }
+        CHECK(stats.queued == 0 && stats.flushes == f0 + 1);
+        CHECK(store_observed_get(s, "c1", "Pod", "ns1", "pod-every", &row) == 0);
+        store_observed_free(&row);
+        s->every_ms = 0;
         loop_destroy(&loop);
     }
 

@@ -63,6 +63,8 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 /* How long a statement waits for another connection's lock before SQLITE_BUSY. Short: the event
  * loop must not block. */
 #define STORE_BUSY_TIMEOUT_MS_DEFAULT 50
+#define STORE_FLUSH_EVERY_MAX_MS 1000 /* longest store_attach_loop_every() interval */
+
 /* Queued writes that trigger an early flush. */
 #define STORE_BATCH_MAX_DEFAULT 2000
 /* Hard bounds of the write queue (while the database stays busy). */
@@ -218,6 +220,14 @@ int store_flush(store_t *store);
  * ERR_BUSY is counted and retried on the next turn; other failures are logged. Returns 0, ERR_INVAL
  * or ERR_NOMEM. The loop borrows the store: destroy the loop first. */
 int store_attach_loop(store_t *store, loop_t *loop);
+
+/* Like store_attach_loop(), but a loop turn flushes only when at least `every_ms` (0 ..
+ * STORE_FLUSH_EVERY_MAX_MS; 0: every turn) passed since the hook's last flush; queued writes then
+ * wait at most that long (a timer wakes the loop for them) unless the batch bound flushes them
+ * first. Fewer, larger commits for a busy writer; the price is that a crash loses the writes of
+ * the last `every_ms` instead of the last loop turn, and readers on other connections see them
+ * up to `every_ms` later. Returns 0, ERR_INVAL or ERR_NOMEM. The loop borrows the store. */
+int store_attach_loop_every(store_t *store, loop_t *loop, int64_t every_ms);
 
 /* Fills *out with the counters. */
 void store_stats(const store_t *store, store_stats_t *out);

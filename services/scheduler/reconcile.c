@@ -46,6 +46,10 @@ enum {
 /* What a request does, for its result handling. */
 enum { R_CREATE = 1, R_DELETE, R_STATUS, R_EVENT, R_PATCH, R_GET, R_UPDATE };
 
+/* What a write's answer is read for (s_result(), s_event_cb()): 2xx bodies are decoded to these
+ * paths only (k8s.h `keep`); error Status bodies stay whole. GETs decode everything. */
+static const char *const s_write_keep[] = {"metadata.name", "metadata.uid", NULL};
+
 typedef struct pass pass_t;
 typedef struct req req_t;
 
@@ -60,6 +64,7 @@ struct reconciler {
     json_t *status_sent; /* {key: {"rv": observed RV at the write, "status": what was sent}} */
     json_t *causes; /* {key: {"rv", "eid", "gen"}} last bus event per key */
     json_t *desired; /* {key: hash of the desired set last written to desired_objects} */
+    json_t *valid; /* {key: {"uid", "rv", "hash"}}: the object at (uid, rv) validated clean */
     pass_t *passes; /* passes in flight (list) */
     req_t *reqs; /* requests in flight (list) */
     uint64_t event_seq; /* makes Event names unique */
@@ -92,6 +97,11 @@ struct pass {
     buf_t fail_msg; /* the error text */
     bool short_requeue; /* an expectation is unmet or the status changed */
     bool status_error; /* status calculation or write failed */
+    bool sent; /* a request of this pass was sent (children may have changed since loaded) */
+    int inflight; /* requests of this pass sent and not answered yet (<= RECONCILE_PASS_WINDOW) */
+    req_t *wait_head, *wait_tail; /* requests queued behind the window (FIFO), counted in pending */
+    bool pumping; /* s_pump() is running (no re-entry) */
+    uint64_t events_sent; /* Events this pass emitted */
 };
 
 struct req {
@@ -121,9 +131,16 @@ struct req {
     char rc_uid[S_NAME_MAX]; /* its uid */
     bool warn_event_on_fail; /* emit the fail_reason event on failure */
     void (*on_get)(pass_t *p, const k8s_result_t *res); /* R_GET: the reader's handler */
+    req_t *wnext; /* next request queued behind the pass's window */
+    char r_group[64]; /* target resource: API group (copy of the k8s_res_t) */
+    char r_version[16]; /* API version */
+    char r_resource[64]; /* resource (plural) */
+    char r_sub[16]; /* subresource, "" none */
+    bool r_named; /* the request URL names the object (q->name) */
 };
 
 static void s_advance(pass_t *p);
+static void s_pump(pass_t *p);
 
 /* ---------- small helpers ---------- */
 
@@ -497,7 +514,8 @@ static void s_event_raw(reconciler_t *r, const char *ns, const char *rc_name, co
         memcpy(q->corr, corr, sizeof(q->corr));
     q->body = ev;
     k8s_res_t res = {.version = "v1", .resource = "events", .namespace_ = ns};
-    int64_t id = k8s_create(r->cfg.client, &res, ev, NULL, s_event_cb, q);
+    int64_t id =
+        k8s_create(r->cfg.client, &res, ev, &(k8s_opts_t){.keep = s_write_keep}, s_event_cb, q);
     r->stats.events++;
     if (id < 0) {
         s_audit(r, q, "create", q->name, NULL, reason, msg, 0, err_str((int)id));
@@ -519,6 +537,7 @@ static void s_event(pass_t *p, bool warning, const char *reason, const char *act
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    p->events_sent++;
     s_event_raw(p->r, p->ns, p->name, jx_str(p->rc, "metadata.uid", ""),
                 jx_str(p->rc, "metadata.resourceVersion", ""), &p->cause, p->corr, warning, reason,
                 action, msg);
@@ -549,8 +568,12 @@ static void s_result(k8s_client_t *c, const k8s_result_t *res, void *arg)
         if (p && q->on_get)
             q->on_get(p, res);
         s_req_free(r, q);
-        if (p && --p->pending == 0)
-            s_advance(p);
+        if (p) {
+            p->inflight--;
+            s_pump(p);
+            if (--p->pending == 0)
+                s_advance(p);
+        }
         return;
     }
     bool exists = q->what == R_CREATE && err == ERR_EXISTS;
@@ -632,19 +655,18 @@ static void s_result(k8s_client_t *c, const k8s_result_t *res, void *arg)
     }
     s_req_free(r, q);
     if (p) {
+        p->inflight--;
+        s_pump(p);
         p->pending--;
         if (p->pending == 0)
             s_advance(p);
     }
 }
 
-/* Starts a write for the pass. `obj` (borrowed) is the body for create/update. On a synchronous
- * error the result is handled at once. */
-static void s_send(pass_t *p, req_t *q, const k8s_res_t *res, const json_t *obj)
+/* Sends `q` now (fence check, then the k8s call). Counted in p->pending already. */
+static void s_dispatch(pass_t *p, req_t *q)
 {
     reconciler_t *r = p->r;
-    if (obj)
-        q->body = json_deep_copy(obj);
     if (r->cfg.fence && !r->cfg.fence(p->key, r->cfg.fence_arg)) {
         // The shard moved to another replica while this pass ran: nothing more may be written.
         // The write is not sent, so it is not an action and gets no audit row; the pass ends
@@ -658,29 +680,40 @@ static void s_send(pass_t *p, req_t *q, const k8s_res_t *res, const json_t *obj)
             json_object_del(g, q->name);
         }
         s_req_free(r, q);
+        p->pending--; // the caller (a stage or a result) still holds the pass: no advance here
         return;
     }
+    k8s_res_t res = {.group = q->r_group,
+                     .version = q->r_version,
+                     .resource = q->r_resource,
+                     .namespace_ = q->ns,
+                     .name = q->r_named ? q->name : NULL,
+                     .subresource = q->r_sub[0] ? q->r_sub : NULL};
+    const json_t *obj = q->body;
+    const k8s_opts_t wo = {.keep = s_write_keep};
     int64_t id;
+    p->sent = true;
+    q->t0 = loop_clock_ms();
     if (q->what == R_CREATE) {
-        id = k8s_create(r->cfg.client, res, obj, NULL, s_result, q);
+        id = k8s_create(r->cfg.client, &res, obj, &wo, s_result, q);
         r->stats.creates++;
     } else if (q->what == R_DELETE) {
-        id = k8s_delete(r->cfg.client, res, NULL, s_result, q);
+        id = k8s_delete(r->cfg.client, &res, &wo, s_result, q);
         r->stats.deletes++;
     } else if (q->what == R_PATCH) {
-        id = k8s_patch(r->cfg.client, res, K8S_PATCH_MERGE, obj, NULL, s_result, q);
+        id = k8s_patch(r->cfg.client, &res, K8S_PATCH_MERGE, obj, &wo, s_result, q);
         r->stats.updates++;
     } else if (q->what == R_UPDATE) {
-        id = k8s_update(r->cfg.client, res, obj, NULL, s_result, q);
+        id = k8s_update(r->cfg.client, &res, obj, &wo, s_result, q);
         r->stats.updates++;
     } else if (q->what == R_GET) {
-        id = k8s_get(r->cfg.client, res, NULL, s_result, q);
+        id = k8s_get(r->cfg.client, &res, NULL, s_result, q);
     } else {
-        id = k8s_patch(r->cfg.client, res, K8S_PATCH_JSON, obj, NULL, s_result, q);
+        id = k8s_patch(r->cfg.client, &res, K8S_PATCH_JSON, obj, &wo, s_result, q);
         r->stats.status_writes++;
     }
     s_req_link(r, q);
-    p->pending++;
+    p->inflight++;
     if (id < 0) {
         k8s_result_t fake = {.err = (int)id, .reason = "", .message = err_str((int)id)};
         /* handled as if the server had answered, without re-entering s_advance now */
@@ -690,6 +723,50 @@ static void s_send(pass_t *p, req_t *q, const k8s_res_t *res, const json_t *obj)
         return;
     }
     q->id = id;
+}
+
+/* Sends the requests queued behind the pass's window while fewer than RECONCILE_PASS_WINDOW are
+ * in flight, oldest first. */
+static void s_pump(pass_t *p)
+{
+    if (p->pumping)
+        return;
+    p->pumping = true;
+    while (p->wait_head && p->inflight < RECONCILE_PASS_WINDOW) {
+        req_t *q = p->wait_head;
+        p->wait_head = q->wnext;
+        if (!p->wait_head)
+            p->wait_tail = NULL;
+        q->wnext = NULL;
+        s_dispatch(p, q);
+    }
+    p->pumping = false;
+}
+
+/* Starts a request for the pass. `obj` (borrowed, not modified afterwards: k8s serializes it when
+ * the request is sent, and it is kept by reference for the audit summary) is the body for
+ * create/update/patch. At most RECONCILE_PASS_WINDOW requests of one pass are in flight; the
+ * rest wait in the pass's FIFO and are sent as earlier ones finish, so one huge scale-up never
+ * queues more than the window ahead of other keys' writes in the client. On a synchronous error
+ * the result is handled at once. */
+static void s_send(pass_t *p, req_t *q, const k8s_res_t *res, const json_t *obj)
+{
+    if (obj)
+        q->body = json_incref((json_t *)obj);
+    snprintf(q->r_group, sizeof(q->r_group), "%s", res->group ? res->group : "");
+    snprintf(q->r_version, sizeof(q->r_version), "%s", res->version ? res->version : "");
+    snprintf(q->r_resource, sizeof(q->r_resource), "%s", res->resource ? res->resource : "");
+    snprintf(q->r_sub, sizeof(q->r_sub), "%s", res->subresource ? res->subresource : "");
+    q->r_named = res->name != NULL;
+    if (res->name)
+        snprintf(q->name, sizeof(q->name), "%s", res->name);
+    p->pending++;
+    if (p->wait_tail)
+        p->wait_tail->wnext = q;
+    else
+        p->wait_head = q;
+    p->wait_tail = q;
+    s_pump(p);
 }
 
 /* ---------- sub-reconcilers ---------- */
@@ -1617,8 +1694,10 @@ static int s_load_children(pass_t *p);
 
 static void s_stage_status(pass_t *p)
 {
-    /* calculateStatus reads the cache again */
-    if (s_load_children(p) != 0) {
+    /* calculateStatus reads the cache again; when this pass sent no request, nothing it did can
+     * have changed the children since they were loaded at its start (a pass without requests runs
+     * in one go), so the list loaded then is what KubeRay's second cache list would see */
+    if (p->sent && s_load_children(p) != 0) {
         p->status_error = true;
         return;
     }
@@ -1918,6 +1997,12 @@ static void s_pass_free(pass_t *p)
     json_decref(p->svcs);
     json_decref(p->names);
     json_decref(p->jobs);
+    while (p->wait_head) {
+        req_t *q = p->wait_head;
+        p->wait_head = q->wnext;
+        json_decref(q->body);
+        free(q);
+    }
     buf_free(&p->fail_msg);
     free(p);
 }
@@ -2000,7 +2085,23 @@ static void s_advance(pass_t *p)
     }
 }
 
-/* Reads the pods and services of the pass's RayCluster from observed.db. */
+/* Adds the objects of `arr` to `map` under "<kind>/<name>" (the status stage's reload reuses them).
+ */
+static void s_index_children(json_t *map, const char *kind, json_t *arr)
+{
+    size_t i;
+    json_t *o;
+    char k[S_NAME_MAX + 16];
+    json_array_foreach(arr, i, o)
+    {
+        snprintf(k, sizeof(k), "%s/%s", kind, jx_str(o, "metadata.name", ""));
+        json_object_set(map, k, o);
+    }
+}
+
+/* Reads the pods, services and Jobs of the pass's RayCluster from observed.db. A reload in the
+ * same pass (the status stage) parses only the rows whose resourceVersion changed since the
+ * first load: an unchanged row is the object already parsed. */
 static int s_load_children(pass_t *p)
 {
     store_observed_list_t l = {0};
@@ -2008,6 +2109,15 @@ static int s_load_children(pass_t *p)
                                        p->name, NULL, &l);
     if (rc != 0)
         return rc;
+    json_t *old = NULL;
+    if (p->pods || p->svcs || p->jobs) {
+        old = json_object();
+        if (old) {
+            s_index_children(old, "Pod", p->pods);
+            s_index_children(old, "Service", p->svcs);
+            s_index_children(old, "Job", p->jobs);
+        }
+    }
     json_decref(p->pods);
     json_decref(p->svcs);
     json_decref(p->names);
@@ -2022,7 +2132,17 @@ static int s_load_children(pass_t *p)
         bool job = !strcmp(row->kind, "Job");
         if ((!pod && !svc && !job) || !row->json)
             continue;
-        json_t *o = json_loads(row->json, 0, NULL);
+        json_t *o = NULL;
+        if (old && row->resource_version) {
+            char k[S_NAME_MAX + 16];
+            snprintf(k, sizeof(k), "%s/%s", row->kind, row->name);
+            json_t *prev = json_object_get(old, k);
+            if (prev &&
+                !strcmp(jx_str(prev, "metadata.resourceVersion", ""), row->resource_version))
+                o = json_incref(prev);
+        }
+        if (!o)
+            o = json_loads(row->json, 0, NULL);
         if (!o)
             continue;
         if (pod) {
@@ -2034,6 +2154,7 @@ static int s_load_children(pass_t *p)
             json_array_append_new(p->svcs, o);
         }
     }
+    json_decref(old);
     store_observed_list_free(&l);
     return p->pods && p->svcs && p->names && p->jobs ? 0 : ERR_NOMEM;
 }
@@ -2113,6 +2234,7 @@ void reconcile_fn(workq_t *q, const char *key, void *arg)
         json_object_del(r->ensured, key);
         json_object_del(r->causes, key);
         json_object_del(r->status_sent, key);
+        json_object_del(r->valid, key);
         s_desired_forget(p);
         s_finish(p, workq_ok());
         return;
@@ -2148,27 +2270,48 @@ void reconcile_fn(workq_t *q, const char *key, void *arg)
         s_finish(p, workq_ok());
         return;
     }
-    /* 3-9. defaults and validation */
-    p->rcd = json_deep_copy(p->rc);
-    if (!p->rcd || validate_apply_defaults(p->rcd) != 0) {
+    /* 3-9. defaults and validation. The defaults only fill spec fields (rayStartParams, replicas,
+     * min/max, numOfHosts) that no step reads from p->rc, so they are applied in place and p->rcd
+     * is the same object. An object already validated clean (no event, no error) at the same
+     * (uid, resourceVersion) is not validated again and keeps its Recreate hash: validation and
+     * the hash are functions of the object and the reconciler's fixed gates only, and a clean
+     * validation emits nothing, so what KubeRay shows (events on invalid specs each reconcile,
+     * the autoscaler v1 warning each reconcile) is unchanged. */
+    if (validate_apply_defaults(p->rc) != 0) {
         s_finish(p, workq_error());
         return;
     }
-    int v = s_validate(p);
-    if (v == 1) {
-        s_finish(p, workq_ok());
-        return;
-    }
-    if (v == 2) {
-        s_finish(p, workq_error());
-        return;
+    p->rcd = json_incref(p->rc);
+    const char *uid = jx_str(p->rc, "metadata.uid", "");
+    const char *orv = jx_str(p->rc, "metadata.resourceVersion", "");
+    json_t *vc = json_object_get(r->valid, key);
+    if (vc && orv[0] && !strcmp(jx_str(vc, "uid", ""), uid) && !strcmp(jx_str(vc, "rv", ""), orv)) {
+        snprintf(p->hash, sizeof(p->hash), "%s", jx_str(vc, "hash", ""));
+    } else {
+        uint64_t ev0 = p->events_sent;
+        int v = s_validate(p);
+        if (v == 1) {
+            s_finish(p, workq_ok());
+            return;
+        }
+        if (v == 2) {
+            s_finish(p, workq_error());
+            return;
+        }
+        if (reconcile_spec_hash(jx_get(p->rcd, "spec"), p->hash, sizeof(p->hash)) != 0)
+            p->hash[0] = '\0';
+        if (p->events_sent == ev0 && orv[0] && p->hash[0]) {
+            if (json_object_size(r->valid) >= RECONCILE_MAX_VALID)
+                json_object_clear(r->valid);
+            json_object_set_new(
+                r->valid, key,
+                json_pack("{s:s, s:s, s:s}", "uid", uid, "rv", orv, "hash", p->hash));
+        }
     }
     if (s_load_children(p) != 0) {
         s_finish(p, workq_error());
         return;
     }
-    if (reconcile_spec_hash(jx_get(p->rcd, "spec"), p->hash, sizeof(p->hash)) != 0)
-        p->hash[0] = '\0';
     /* 10. GCS FT Redis finalizer and deletion; a deleting RayCluster goes no further */
     if (s_gcs_ft(p)) {
         p->stage = S_DONE;
@@ -2229,7 +2372,8 @@ reconciler_t *reconcile_new(loop_t *loop, const reconcile_config_t *cfg)
     r->causes = json_object();
     r->status_sent = json_object();
     r->desired = json_object();
-    if (!r->expect || !r->ensured || !r->causes || !r->status_sent || !r->desired) {
+    r->valid = json_object();
+    if (!r->expect || !r->ensured || !r->causes || !r->status_sent || !r->desired || !r->valid) {
         reconcile_destroy(&r);
         return NULL;
     }
@@ -2250,6 +2394,7 @@ void reconcile_destroy(reconciler_t **r_p)
     json_decref(r->causes);
     json_decref(r->status_sent);
     json_decref(r->desired);
+    json_decref(r->valid);
     free(r);
     *r_p = NULL;
 }

@@ -93,6 +93,16 @@
 #define RECONCILE_KEY_MAX 512 /* longest key */
 #define RECONCILE_MAX_CAUSES 100000 /* keys whose last bus event is remembered */
 #define RECONCILE_MAX_CREATES_PER_GROUP 1000 /* pods created for one group in one pass */
+/* Requests of one pass in flight at once; the rest wait in the pass and go as earlier ones answer,
+ * so a pass never queues more than this ahead of other keys' writes in the client (8 connections
+ * per host, FIFO): a scale-up by thousands costs other keys at most 16 requests of waiting, and
+ * with 64 concurrent passes the client holds at most 1,024 requests. */
+#define RECONCILE_PASS_WINDOW 16
+/* Keys whose clean validation and Recreate hash are remembered by (uid, resourceVersion): about
+ * 500 bytes each (key, uid, rv and hash in a small jansson object), so at most ~10 MB; cleared
+ * whole when reached (like the causes), which costs one re-validation per key. Issue 7's fleet
+ * is 10,000 RayClusters per scheduler. */
+#define RECONCILE_MAX_VALID 20000
 #define RECONCILE_COMPONENT "raycluster-controller" /* Event source component */
 #define RECONCILE_MANAGED_BY "ray.io/kuberay-operator" /* the only spec.managedBy handled */
 #define RECONCILE_ANN_DISABLE_HEAD_RESTART "ray.io/disable-provisioned-head-restart"
