@@ -461,6 +461,8 @@ FLEET_FN int fleet_start(fleet_t *f, const fleet_opts_t *o)
                      "100000",
                      "--client.burst",
                      "100000",
+                     "--health.port", /* off: fixed 8082 would clash between fleets */
+                     "0",
                      NULL};
     f->watcher = fleet_spawn(f, "watcher", "rayfleet-watcher", wargv);
     for (int i = 0; i < o->replicas && i < FLEET_REPLICAS_MAX; i++)
