@@ -29,6 +29,16 @@
  * only taken by another replica after its expiry, at least margin_ms after our local deadline,
  * so such a write lands before the new owner can start as long as it completes within margin_ms
  * (lease-duration / SHARDS_MARGIN_DIV: 2.5 s for the default 10 s lease).
+ * Lease groups. A lease covers a group of shards: shard s belongs to group s % G, with G from
+ * --shards.lease-groups (0: as many groups as shards for sqlite, where a lease operation is a
+ * local transaction; MAIN_K8S_LEASE_GROUPS for kubernetes, where every renewal is an API
+ * request: 256 Lease objects renewed every lease-duration / 4 would cost a replica hundreds of
+ * requests per second and, sharing the reconciler's rate limit, starve its writes — measured:
+ * with 256 Lease objects, --client.qps 40 and a 2 s lease, replicas lost their shards before a
+ * round ended). The Kubernetes lease backend also gets a client of its own, so lease renewals
+ * never queue behind reconcile writes in the client's rate limiter (a lease that waits there
+ * expires).
+ *
  * On SIGTERM the replica stops its shards (shards_stop(): on_release, then the leases are
  * released after the margin) so the others take over at once instead of after expiry.
  */
@@ -61,6 +71,8 @@
 #define MAIN_LEASES_DB "leases.db" /* the SQLite lease backend's file in the state dir */
 #define MAIN_STOP_POLL_MS 20 /* shutdown: period at which pending lease releases are checked */
 #define MAIN_STOP_MAX_MS 5000 /* shutdown: longest wait for the lease releases */
+#define MAIN_K8S_LEASE_GROUPS 16 /* default lease groups with Kubernetes Lease objects */
+#define MAIN_LEASE_QPS 1000 /* the lease client's rate limit (bounded anyway by the groups) */
 /* scheduler.db (audit and desired rows) commits at most every 10 ms instead of every loop turn:
  * under load a turn is well under a millisecond, so this turns hundreds of small transactions a
  * second into at most 100. Nothing in the scheduler reads these rows back; a crash loses at most
@@ -91,6 +103,10 @@ static const cfg_opt_t s_options[] = {
      s_lease_modes},
     {"shards.lease-duration", CFG_DURATION, "10s", 100, 3600000, false, false,
      "Shard lease duration; a dead replica's shards are taken over within two of them.", NULL},
+    {"shards.lease-groups", CFG_INT, "0", 0, BUS_SHARD_LIMIT - 1, false, false,
+     "Leases the shards are grouped under (shard s in group s % N); 0: one per shard with "
+     "sqlite, 16 with kubernetes (each renewal is an API request).",
+     NULL},
     {"shards.lease-namespace", CFG_STRING, NULL, 0, 0, false, false,
      "Namespace of the Lease objects (kubernetes); none: the kubeconfig's, else default.", NULL},
     {"replica", CFG_STRING, "scheduler/0", 0, 0, false, false,
@@ -114,17 +130,20 @@ typedef struct {
     svc_t *svc; /* the process */
     const char *cluster; /* member cluster name */
     uint32_t shards; /* shard count */
+    uint32_t groups; /* lease groups (shard s in group s % groups); 0 without leases */
     bool *owned; /* owned[shard] */
     char *obs_path; /* observed.db path */
     store_t *obs; /* observed.db, read-only, once it exists */
     store_t *db; /* scheduler.db */
     k8s_client_t *client; /* API client */
+    const kubeconfig_t *kc; /* the kubeconfig the clients use */
     audit_t *audit; /* audit writer */
     reconciler_t *rec; /* reconciler, once obs is open */
     workq_t *q; /* its queue */
     bus_sub_t *sub; /* bus subscriber */
     store_t *leases_db; /* leases.db (sqlite lease backend), or NULL */
     lease_backend_t *lease; /* lease backend, or NULL (--shards.lease off) */
+    k8s_client_t *lease_client; /* the kubernetes lease backend's own client, or NULL */
     shards_t *sh; /* shard ownership, or NULL (--shards.lease off) */
     bool *resync_pending; /* resync_pending[shard]: acquired, keys not queued yet */
     bool resync_armed; /* the zero-delay resync timer is armed */
@@ -136,7 +155,7 @@ static bool s_owns(const main_t *m, uint32_t shard)
 {
     if (shard >= m->shards)
         return false;
-    return m->sh ? shards_owns(m->sh, shard) : m->owned[shard];
+    return m->sh ? shards_owns(m->sh, shard % m->groups) : m->owned[shard];
 }
 
 static int s_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
@@ -224,26 +243,31 @@ static void s_reconcile(workq_t *q, const char *key, void *arg)
     reconcile_fn(q, key, m->rec);
 }
 
-static void s_on_acquire(shards_t *sh, uint32_t shard, void *arg)
+/* A lease group was acquired: subscribe to each of its shards and queue their RayClusters. */
+static void s_on_acquire(shards_t *sh, uint32_t group, void *arg)
 {
     main_t *m = arg;
     char sbuf[16];
-    snprintf(sbuf, sizeof(sbuf), "%" PRIu32, shard);
-    if (bus_sub_subscribe(m->sub, shard) != 0)
-        log_error("bus subscribe failed", "shard", sbuf, NULL);
-    m->resync_pending[shard] = true;
+    snprintf(sbuf, sizeof(sbuf), "%" PRIu32, group);
+    for (uint32_t shard = group; shard < m->shards; shard += m->groups) {
+        if (bus_sub_subscribe(m->sub, shard) != 0)
+            log_error("bus subscribe failed", "group", sbuf, NULL);
+        m->resync_pending[shard] = true;
+    }
     if (!m->resync_armed && loop_add_timer(m->svc->loop, 0, s_resync_acquired, m) >= 0)
         m->resync_armed = true;
     log_info("shard acquired", "shard", sbuf, NULL);
 }
 
-static void s_on_release(shards_t *sh, uint32_t shard, void *arg)
+static void s_on_release(shards_t *sh, uint32_t group, void *arg)
 {
     main_t *m = arg;
     char sbuf[16];
-    snprintf(sbuf, sizeof(sbuf), "%" PRIu32, shard);
-    bus_sub_unsubscribe(m->sub, shard);
-    m->resync_pending[shard] = false;
+    snprintf(sbuf, sizeof(sbuf), "%" PRIu32, group);
+    for (uint32_t shard = group; shard < m->shards; shard += m->groups) {
+        bus_sub_unsubscribe(m->sub, shard);
+        m->resync_pending[shard] = false;
+    }
     /* queued keys of the shard are dropped by s_reconcile(); passes in flight run to their end
      * (see the file comment) */
     log_info("shard released", "shard", sbuf, NULL);
@@ -324,7 +348,14 @@ static int s_start_leases(main_t *m)
         const char *ns = cfg_str(m->svc->cfg, "shards.lease-namespace");
         if (!ns || !*ns)
             ns = k8s_client_namespace(m->client);
-        m->lease = lease_k8s_new(m->svc->loop, m->client, ns && *ns ? ns : "default");
+        m->lease_client =
+            k8s_client_new(m->svc->loop, m->kc,
+                           &(k8s_config_t){.qps = MAIN_LEASE_QPS,
+                                           .burst = MAIN_LEASE_QPS,
+                                           .user_agent = "rayfleet-scheduler-leases/" RF_VERSION});
+        m->lease = m->lease_client
+                       ? lease_k8s_new(m->svc->loop, m->lease_client, ns && *ns ? ns : "default")
+                       : NULL;
     }
     if (!m->lease)
         return ERR_NOMEM;
@@ -335,15 +366,22 @@ static int s_start_leases(main_t *m)
         if (*p == '/')
             *p = '-';
     int64_t lease_ms = cfg_duration_ms(m->svc->cfg, "shards.lease-duration");
+    m->groups = (uint32_t)cfg_int(m->svc->cfg, "shards.lease-groups");
+    if (m->groups == 0)
+        m->groups = strcmp(mode, "sqlite") == 0 ? m->shards : MAIN_K8S_LEASE_GROUPS;
+    if (m->groups > m->shards)
+        m->groups = m->shards;
     m->sh = shards_new(
-        m->svc->loop, m->lease, MAIN_LEASE_COMPONENT, id, m->shards, lease_ms,
+        m->svc->loop, m->lease, MAIN_LEASE_COMPONENT, id, m->groups, lease_ms,
         lease_ms / MAIN_RENEW_DIV,
         &(shards_callbacks_t){.on_acquire = s_on_acquire, .on_release = s_on_release, .arg = m});
     if (!m->sh) {
         fprintf(stderr, "scheduler: cannot start shard leases (replica id %s)\n", id);
         return ERR_INVAL;
     }
-    log_info("shard leases", "backend", mode, "replica", id, NULL);
+    char gbuf[16];
+    snprintf(gbuf, sizeof(gbuf), "%" PRIu32, m->groups);
+    log_info("shard leases", "backend", mode, "replica", id, "groups", gbuf, NULL);
     return 0;
 }
 
@@ -414,6 +452,7 @@ int main(int argc, char **argv)
         code = SVC_EXIT_USAGE;
         goto done;
     }
+    m.kc = kc;
     m.client = k8s_client_new(svc.loop, kc,
                               &(k8s_config_t){.qps = (double)cfg_int(svc.cfg, "client.qps"),
                                               .burst = (int)cfg_int(svc.cfg, "client.burst"),
@@ -459,6 +498,7 @@ int main(int argc, char **argv)
 done:
     shards_destroy(&m.sh);
     lease_backend_destroy(&m.lease);
+    k8s_client_destroy(&m.lease_client);
     workq_destroy(&m.q);
     bus_sub_destroy(&m.sub);
     k8s_client_destroy(&m.client);

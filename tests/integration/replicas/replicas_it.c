@@ -25,8 +25,9 @@
  *      the audit shows at most 4 successful pod creates for it, whoever made them (fewer when
  *      the killed replica's last rows died with it: rows are committed once per loop turn).
  *
- * The leases live in <state>/leases.db (--lease sqlite, the default) or, for replicas on several
- * hosts, in Lease objects in kubesim (--lease kubernetes); the checks are the same.
+ * The leases live in <state>/leases.db (--lease sqlite, the default; one lease per shard) or, for
+ * replicas on several hosts, in Lease objects in kubesim (--lease kubernetes; 16 leases, each for
+ * a group of 16 shards); the checks are the same.
  *
  * Usage: replicas_it [-v] [-k] [--lease sqlite|kubernetes] (-k keeps the state dir). Exit 0 when
  * every check passes.
@@ -49,6 +50,10 @@
 static bool g_verbose;
 
 static const char *g_backend = "sqlite"; /* --shards.lease of the replicas */
+/* leases the shards are grouped under: one per shard with sqlite, the scheduler's default
+ * (MAIN_K8S_LEASE_GROUPS) with Lease objects */
+static long g_groups = FLEET_SHARDS;
+#define IT_K8S_GROUPS 16
 
 /* Wall ms of a Kubernetes MicroTime "2006-01-02T15:04:05.000000Z", or -1. */
 static int64_t s_microtime_ms(const char *t)
@@ -324,6 +329,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (strcmp(g_backend, "kubernetes") == 0)
+        g_groups = IT_K8S_GROUPS;
     signal(SIGPIPE, SIG_IGN);
     log_setup("replicas_it", LOG_WARN, STDERR_FILENO);
     int failed = 0;
@@ -349,11 +356,11 @@ int main(int argc, char **argv)
     double deadline = fleet_now() + IT_SPLIT_MS / 1000.0;
     while (fleet_now() < deadline) {
         s_lease_holders(&f, h);
-        if (h[0] == FLEET_SHARDS / 2 && h[1] == FLEET_SHARDS / 2)
+        if (h[0] == g_groups / 2 && h[1] == g_groups / 2)
             break; /* balanced: no rebalancing while the clusters are created */
         fleet_sleep_ms(100);
     }
-    CHECK(h[0] == FLEET_SHARDS / 2 && h[1] == FLEET_SHARDS / 2);
+    CHECK(h[0] == g_groups / 2 && h[1] == g_groups / 2);
     if (g_verbose)
         printf("replicas_it: shards split %ld / %ld\n", h[0], h[1]);
 
@@ -375,7 +382,7 @@ int main(int argc, char **argv)
     double took = -1;
     while (fleet_now() - kill_t < 3.0 * IT_LEASE_MS / 1000.0) {
         s_lease_holders(&f, h);
-        if (h[0] == FLEET_SHARDS && h[1] == 0) {
+        if (h[0] == g_groups && h[1] == 0) {
             took = fleet_now() - kill_t;
             break;
         }
