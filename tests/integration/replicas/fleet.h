@@ -388,7 +388,12 @@ FLEET_FN int fleet_start(fleet_t *f, const fleet_opts_t *o)
     snprintf(p, sizeof(p), "%s/logs", f->dir);
     mkdir(p, 0750);
     f->loop = loop_new();
-    f->http = f->loop ? http_client_new(f->loop, &(http_config_t){0}) : NULL;
+    /* one connection per request in flight: the raw baselines are not held back by the
+     * client's default of 8 connections per host */
+    f->http = f->loop ? http_client_new(f->loop,
+                                        &(http_config_t){.max_host_connections = FLEET_INFLIGHT,
+                                                         .max_total_connections = FLEET_INFLIGHT})
+                      : NULL;
     if (!f->http || fleet_load_cr(f, 3) != 0)
         return -1;
 
