@@ -20,14 +20,22 @@
  *      list again when the list failed). The backoff resets after a success.
  * Periodic resync (resync_ms > 0): RESYNC for every cached object, without contacting the server.
  *
- * The cache is a hash table (a jansson object) keyed "namespace/name" ("/name" when
- * cluster-scoped) whose values are the objects themselves (uid, resourceVersion and the rest are
- * read from them), or, with `keep` set, their projections to the kept paths (k8s_opts_t.keep;
- * metadata name, namespace, uid and resourceVersion are always kept), which is what makes a cache
- * of many big objects small. The complete text of the object of an event stays available during
- * its callback (reflector_event_raw()). Objects handed to the event callback are borrowed for the
- * call; json_incref() them to keep them. Callbacks run on the loop thread; they may read the cache
- * and use the k8s client, but must not destroy the reflector.
+ * The cache is an open-addressing hash table (linear probing, backward-shift deletion) keyed
+ * "namespace/name" ("/name" when cluster-scoped). Each cached object is ONE allocation holding its
+ * key, uid (16 bytes when it is a canonical lowercase UUID), resourceVersion and, when the config
+ * gives an `extra` function, a small record of the consumer's own (at most REFLECTOR_MAX_EXTRA
+ * bytes, computed from each object received), which is all the list diff after a 410 needs. In the
+ * default (full) mode the entry also holds a reference to the object tree (whole, or projected to
+ * the `keep` paths: metadata name, namespace, uid and resourceVersion are always kept), handed out
+ * by reflector_get() and as `old`. With `compact` set no tree is kept: events still carry the
+ * object received (parsed for the event, freed after the callback), while `old` and the objects of
+ * DELETED-after-a-relist and RESYNC events are skeletons built for the call from the entry
+ * ({"metadata": {namespace, name, uid, resourceVersion}}); the consumer reads the rest of what it
+ * cached from the extra record (reflector_event_extra(), reflector_lookup()). The complete text of
+ * the object of an event stays available during its callback (reflector_event_raw()). Objects
+ * handed to the event callback are borrowed for the call; json_incref() them to keep them.
+ * Callbacks run on the loop thread; they may read the cache and use the k8s client, but must not
+ * destroy the reflector.
  */
 #ifndef RF_REFLECTOR_H
 #define RF_REFLECTOR_H
@@ -45,6 +53,9 @@
 #define REFLECTOR_BACKOFF_BASE_MS 500 /* first delay after a failure */
 #define REFLECTOR_BACKOFF_MAX_MS 30000 /* largest delay */
 #define REFLECTOR_MAX_KEY 512 /* longest "namespace/name" key */
+#define REFLECTOR_MAX_FIELD 255 /* longest uid or resourceVersion cached (longer: not cached) */
+#define REFLECTOR_MAX_EXTRA 1024 /* longest consumer extra record */
+#define REFLECTOR_UID_TEXT 37 /* bytes of a canonical UUID text with its NUL */
 
 typedef struct reflector reflector_t;
 
@@ -57,12 +68,18 @@ typedef enum {
 } reflector_event_t;
 
 /* One change: obj (borrowed) is the object now (DELETED: its last state); old (borrowed) is the
- * previous cached state for MODIFIED and DELETED, NULL otherwise. */
+ * previous cached state for MODIFIED and DELETED (a skeleton in compact mode; NULL with no_old,
+ * except for DELETED after a relist where old is obj), NULL otherwise. */
 typedef void(reflector_event_fn)(reflector_t *r, reflector_event_t type, json_t *obj, json_t *old,
                                  void *arg);
 
 /* The first list has been applied (runs once). */
 typedef void(reflector_synced_fn)(reflector_t *r, void *arg);
+
+/* The consumer's extra record of obj (an object received from the server): writes at most `cap`
+ * bytes at `out` and returns how many (0: none), or a negative value to store none. */
+typedef int(reflector_extra_fn)(reflector_t *r, const json_t *obj, void *out, size_t cap,
+                                void *arg);
 
 /* Settings. Strings are copied by reflector_new(). */
 typedef struct {
@@ -74,6 +91,10 @@ typedef struct {
     const char *field_selector; /* or NULL */
     const char *const *keep; /* dotted paths of each object to cache (jproj.h, NULL-terminated;
                               * copied), or NULL to cache whole objects */
+    bool compact; /* keep no object trees, only key, uid, resourceVersion and extra (see above) */
+    bool no_old; /* compact mode: `old` of MODIFIED and watch DELETED events is NULL instead of a
+                  * skeleton (saves building one per event when the consumer does not read it) */
+    reflector_extra_fn *extra; /* the consumer's extra record of each object, or NULL */
     int64_t resync_ms; /* RESYNC period; 0: off */
     int64_t page_size; /* list limit; 0: REFLECTOR_DEFAULT_PAGE */
     int64_t watch_timeout_s; /* fixed watch timeoutSeconds; 0: random (see above) */
@@ -115,11 +136,36 @@ const char *reflector_resource_version(const reflector_t *r);
 /* Objects in the cache. */
 size_t reflector_count(const reflector_t *r);
 
-/* The cached object (borrowed) or NULL. `ns` NULL or "" for cluster-scoped. */
+/* What the cache holds of one object. Pointers are borrowed from the cache (or from uid_buf): valid
+ * until the cache next changes (the next event, list page or reflector_destroy()). */
+typedef struct {
+    const char *key; /* "namespace/name" */
+    const char *uid; /* uid, "" when the object had none */
+    const char *resource_version; /* resourceVersion, "" when none */
+    const void *extra; /* the consumer's extra record, NULL when none */
+    size_t extra_len; /* its length */
+    json_t *obj; /* the cached tree (full mode), NULL in compact mode */
+    char uid_buf[REFLECTOR_UID_TEXT]; /* storage of a uid cached as 16 bytes */
+} reflector_item_t;
+
+/* Looks ns/name up (`ns` NULL or "" for cluster-scoped). Returns true and fills *out (may be NULL)
+ * when cached, false otherwise. */
+bool reflector_lookup(const reflector_t *r, const char *ns, const char *name,
+                      reflector_item_t *out);
+
+/* The cached object (borrowed) or NULL; always NULL in compact mode. `ns` NULL or "" for
+ * cluster-scoped. */
 json_t *reflector_get(const reflector_t *r, const char *ns, const char *name);
 
-/* The cache itself: a JSON object "namespace/name" -> object, borrowed (do not modify). */
-const json_t *reflector_cache(const reflector_t *r);
+/* A JSON object "namespace/name" -> cached object (full mode; skeletons in compact mode), built
+ * for the call: borrowed, valid until the next reflector_cache() or reflector_destroy() (do not
+ * modify). NULL when out of memory. Meant for tests and debugging: it costs a tree per object. */
+const json_t *reflector_cache(reflector_t *r);
+
+/* Only from inside on_event: the extra record of the event's object (*len its length): of the
+ * object received for ADDED, MODIFIED and watch DELETED events, of the cached entry for
+ * DELETED-after-a-relist and RESYNC events. NULL (*len 0) when there is none. `len` may be NULL. */
+const void *reflector_event_extra(const reflector_t *r, size_t *len);
 
 /* Only from inside on_event: the JSON text `obj` was parsed from, exactly as the watch event or
  * the list page carried it (not NUL-terminated; *len gets its length), so a consumer can store the
@@ -128,6 +174,13 @@ const json_t *reflector_cache(const reflector_t *r);
  * replaced uid) or the text was not found.
  * Borrowed: valid until the callback returns. `len` may be NULL. */
 const char *reflector_event_raw(const reflector_t *r, const json_t *obj, size_t *len);
+
+/* Packs a canonical lowercase UUID text (n characters) into 16 bytes at out. Returns false (out
+ * unspecified) when uid is not one. For consumers' extra records. */
+bool reflector_uid_pack(const char *uid, size_t n, unsigned char out[16]);
+
+/* Writes the text of a packed UUID (16 bytes at in) and its NUL to out. */
+void reflector_uid_unpack(const unsigned char in[16], char out[REFLECTOR_UID_TEXT]);
 
 /* Fills *out with the counters. */
 void reflector_stats(const reflector_t *r, reflector_stats_t *out);

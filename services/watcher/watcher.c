@@ -11,6 +11,9 @@
 #include "reflector.h"
 
 #include <sqlite3.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,21 +194,215 @@ static int s_kind_of(const char *kind)
     return -1;
 }
 
-/* The cached object of kind k named ns/name in cluster cl, or NULL. */
-static json_t *s_cached(const wcluster_t *cl, int k, const char *ns, const char *name)
+/* The cache entry of the object of kind k named ns/name in cluster cl into *it; false when not
+ * cached. */
+static bool s_cached(const wcluster_t *cl, int k, const char *ns, const char *name,
+                     reflector_item_t *it)
 {
     for (size_t i = 0; i < cl->nns; i++) {
         const wres_t *x = &cl->res[(size_t)k * cl->nns + i];
         if (x->ns && strcmp(x->ns, ns) != 0)
             continue;
-        json_t *o = reflector_get(x->r, ns, name);
-        if (o)
-            return o;
+        if (reflector_lookup(x->r, ns, name, it))
+            return true;
     }
-    return NULL;
+    return false;
 }
 
-/* The owning Ray object of a changed object. Strings borrowed from the objects. */
+/* ---------- the extra record cached per object ----------
+ * Ray kinds:  'R', generation (8 bytes, little-endian).
+ * The others: 'C', then the owner as its controller ownerReference or ray.io/cluster label gives
+ * it (s_rec_owner()): kind index (K_*, or S_REC_KIND_TEXT then the kind text NUL), uid mode
+ * (S_REC_UID_*: none, 16 bytes, or text NUL), name NUL; then the kubernetes.io/service-name
+ * label NUL (EndpointSlices; "" for the others). No owner: kind index S_REC_NONE and nothing
+ * else but the service name. */
+#define S_REC_RAY 'R' /* record of a Ray object */
+#define S_REC_CHILD 'C' /* record of a child */
+#define S_REC_NONE 0xFF /* child without an owner */
+#define S_REC_KIND_TEXT 0xFE /* owner kind given as text */
+#define S_REC_UID_NONE 0 /* no owner uid */
+#define S_REC_UID_BIN 1 /* owner uid as 16 bytes */
+#define S_REC_UID_TEXT 2 /* owner uid as text */
+#define S_REC_MAX REFLECTOR_MAX_EXTRA /* longest record */
+
+/* A decoded record. Strings point into the record or into uid_buf. */
+typedef struct {
+    bool ray; /* a Ray object's record */
+    int64_t generation; /* Ray: its generation */
+    const char *okind; /* child: owner kind, "" none */
+    const char *oname; /* child: owner name */
+    const char *ouid; /* child: owner uid, "" unknown */
+    const char *svc; /* child: the service-name label, "" none */
+    char uid_buf[REFLECTOR_UID_TEXT]; /* storage of a packed owner uid */
+} rec_t;
+
+/* Appends the n bytes at p to the record out (cap bytes, *len used). false when full. */
+static bool s_rec_put(unsigned char *out, size_t cap, size_t *len, const void *p, size_t n)
+{
+    if (*len + n > cap)
+        return false;
+    memcpy(out + *len, p, n);
+    *len += n;
+    return true;
+}
+
+static bool s_rec_str(unsigned char *out, size_t cap, size_t *len, const char *s)
+{
+    return s_rec_put(out, cap, len, s, strlen(s) + 1);
+}
+
+/* Writes the owner (kind, name, uid) of a child into the record. */
+static bool s_rec_owner(unsigned char *out, size_t cap, size_t *len, const char *kind,
+                        const char *name, const char *uid)
+{
+    int k = s_kind_of(kind);
+    unsigned char b = k >= 0 ? (unsigned char)k : S_REC_KIND_TEXT;
+    bool ok = s_rec_put(out, cap, len, &b, 1);
+    if (ok && k < 0)
+        ok = s_rec_str(out, cap, len, kind);
+    unsigned char ub[16];
+    if (ok && !*uid) {
+        b = S_REC_UID_NONE;
+        ok = s_rec_put(out, cap, len, &b, 1);
+    } else if (ok && reflector_uid_pack(uid, strlen(uid), ub)) {
+        b = S_REC_UID_BIN;
+        ok = s_rec_put(out, cap, len, &b, 1) && s_rec_put(out, cap, len, ub, sizeof(ub));
+    } else if (ok) {
+        b = S_REC_UID_TEXT;
+        ok = s_rec_put(out, cap, len, &b, 1) && s_rec_str(out, cap, len, uid);
+    }
+    return ok && s_rec_str(out, cap, len, name);
+}
+
+/* The record of obj, an object of kind k, into out (cap bytes). Returns its length, or -1 when
+ * it does not fit. */
+static int s_rec_make(int k, const json_t *obj, unsigned char *out, size_t cap)
+{
+    size_t len = 0;
+    const json_t *meta = json_object_get(obj, "metadata");
+    if (strcmp(s_kinds[k].group, S_RAY_GROUP) == 0) {
+        json_t *g = json_object_get(meta, "generation");
+        uint64_t gen = json_is_integer(g) ? (uint64_t)json_integer_value(g) : 0;
+        unsigned char b[9] = {S_REC_RAY};
+        for (int i = 0; i < 8; i++)
+            b[1 + i] = (unsigned char)(gen >> (8 * i));
+        return s_rec_put(out, cap, &len, b, sizeof(b)) ? (int)len : -1;
+    }
+    unsigned char tag = S_REC_CHILD;
+    bool ok = s_rec_put(out, cap, &len, &tag, 1);
+    bool found = false;
+    size_t i;
+    json_t *ref;
+    json_array_foreach(json_object_get(meta, "ownerReferences"), i, ref)
+    {
+        if (!jx_bool(ref, "controller", false))
+            continue;
+        const char *api = jx_str(ref, "apiVersion", "");
+        if (strncmp(api, S_RAY_GROUP "/", strlen(S_RAY_GROUP) + 1) != 0)
+            break;
+        const char *kind = jx_str(ref, "kind", "");
+        const char *name = jx_str(ref, "name", "");
+        if (*kind && *name) {
+            ok = ok && s_rec_owner(out, cap, &len, kind, name, jx_str(ref, "uid", ""));
+            found = true;
+        }
+        break;
+    }
+    json_t *labels = json_object_get(meta, "labels");
+    const char *rc = json_string_value(json_object_get(labels, S_LABEL_CLUSTER));
+    if (!found && rc && *rc) {
+        ok = ok && s_rec_owner(out, cap, &len, s_kinds[K_RAYCLUSTER].kind, rc, "");
+        found = true;
+    }
+    if (!found) {
+        unsigned char b = S_REC_NONE;
+        ok = ok && s_rec_put(out, cap, &len, &b, 1);
+    }
+    const char *svc = k == K_ENDPOINTSLICE
+                          ? json_string_value(json_object_get(labels, S_LABEL_SERVICE_NAME))
+                          : NULL;
+    ok = ok && s_rec_str(out, cap, &len, svc ? svc : "");
+    return ok ? (int)len : -1;
+}
+
+/* The NUL-terminated string at *p (before end), advancing *p; NULL when unterminated. */
+static const char *s_rec_get_str(const unsigned char **p, const unsigned char *end)
+{
+    const unsigned char *z = memchr(*p, 0, (size_t)(end - *p));
+    if (!z)
+        return NULL;
+    const char *s = (const char *)*p;
+    *p = z + 1;
+    return s;
+}
+
+/* Decodes a record (n bytes). Returns false (and a record of nothing) when malformed. */
+static bool s_rec_read(const void *data, size_t n, rec_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->okind = out->oname = out->ouid = out->svc = "";
+    const unsigned char *p = data, *end = p ? p + n : NULL;
+    if (!p || n == 0)
+        return false;
+    if (p[0] == S_REC_RAY) {
+        if (n != 9)
+            return false;
+        uint64_t g = 0;
+        for (int i = 0; i < 8; i++)
+            g |= (uint64_t)p[1 + i] << (8 * i);
+        out->ray = true;
+        out->generation = (int64_t)g;
+        return true;
+    }
+    if (p[0] != S_REC_CHILD || n < 2)
+        return false;
+    p++;
+    unsigned char kb = *p++;
+    const char *kind = "", *name = "", *uid = "";
+    if (kb != S_REC_NONE) {
+        if (kb == S_REC_KIND_TEXT)
+            kind = s_rec_get_str(&p, end);
+        else if (kb < K_COUNT)
+            kind = s_kinds[kb].kind;
+        else
+            return false;
+        if (!kind || p >= end)
+            return false;
+        unsigned char um = *p++;
+        if (um == S_REC_UID_BIN) {
+            if (end - p < 16)
+                return false;
+            reflector_uid_unpack(p, out->uid_buf);
+            uid = out->uid_buf;
+            p += 16;
+        } else if (um == S_REC_UID_TEXT) {
+            uid = s_rec_get_str(&p, end);
+        } else if (um != S_REC_UID_NONE) {
+            return false;
+        }
+        name = uid ? s_rec_get_str(&p, end) : NULL;
+        if (!name)
+            return false;
+    }
+    const char *svc = p < end ? s_rec_get_str(&p, end) : NULL;
+    if (!svc)
+        return false;
+    out->okind = kind;
+    out->oname = name;
+    out->ouid = uid;
+    out->svc = svc;
+    return true;
+}
+
+/* The reflectors' extra function: the record of obj. */
+static int s_extra_fn(reflector_t *r, const json_t *obj, void *out, size_t cap, void *arg)
+{
+    const wres_t *x = arg;
+    return s_rec_make(x->kind, obj, out, cap);
+}
+
+/* The owning Ray object of a changed object. Strings borrowed from the objects, the records or
+ * the buffers below. */
 typedef struct {
     const char *group; /* owner's group */
     const char *kind; /* owner's kind, "" when no owner was found */
@@ -213,6 +410,8 @@ typedef struct {
     const char *uid; /* owner's uid, "" unknown */
     int64_t generation; /* owner's generation, 0 unknown */
     bool self; /* the object is its own owner */
+    rec_t rec; /* the decoded record the strings may point into */
+    reflector_item_t item; /* the owner's cache entry the uid may point into */
 } owner_t;
 
 /* Fills the uid (when missing) and generation of o from the Ray caches. */
@@ -221,76 +420,67 @@ static void s_owner_lookup(const wcluster_t *cl, const char *ns, owner_t *o)
     int k = s_kind_of(o->kind);
     if (k < 0 || strcmp(s_kinds[k].group, S_RAY_GROUP) != 0)
         return;
-    json_t *obj = s_cached(cl, k, ns, o->name);
-    if (!obj)
+    if (!s_cached(cl, k, ns, o->name, &o->item))
         return;
-    const char *uid = jx_str(obj, "metadata.uid", "");
     if (!*o->uid)
-        o->uid = uid;
-    if (strcmp(o->uid, uid) == 0)
-        o->generation = jx_int(obj, "metadata.generation", 0);
+        o->uid = o->item.uid;
+    rec_t r;
+    if (strcmp(o->uid, o->item.uid) == 0 && s_rec_read(o->item.extra, o->item.extra_len, &r) &&
+        r.ray)
+        o->generation = r.generation;
 }
 
-/* The owner of a Pod/Service/Job: controller ownerReference of a ray.io kind, else the
- * ray.io/cluster label. Returns true when found. */
-static bool s_owner_of_child(const wcluster_t *cl, const json_t *obj, const char *ns, owner_t *o)
+/* The owner of a child as its decoded record `rec` gives it (strings point into rec). Returns
+ * true when found. */
+static bool s_owner_of_child(const wcluster_t *cl, const char *ns, const rec_t *rec, owner_t *o)
 {
-    size_t i;
-    json_t *ref;
-    json_array_foreach(jx_get(obj, "metadata.ownerReferences"), i, ref)
-    {
-        if (!jx_bool(ref, "controller", false))
-            continue;
-        const char *api = jx_str(ref, "apiVersion", "");
-        if (strncmp(api, S_RAY_GROUP "/", strlen(S_RAY_GROUP) + 1) != 0)
-            break;
-        o->group = S_RAY_GROUP;
-        o->kind = jx_str(ref, "kind", "");
-        o->name = jx_str(ref, "name", "");
-        o->uid = jx_str(ref, "uid", "");
-        if (*o->kind && *o->name) {
-            s_owner_lookup(cl, ns, o);
-            return true;
-        }
-        break;
-    }
-    json_t *labels = jx_get(obj, "metadata.labels");
-    const char *rc = json_string_value(json_object_get(labels, S_LABEL_CLUSTER));
-    if (rc && *rc) {
-        o->group = S_RAY_GROUP;
-        o->kind = s_kinds[K_RAYCLUSTER].kind;
-        o->name = rc;
-        o->uid = "";
-        s_owner_lookup(cl, ns, o);
-        return true;
-    }
-    return false;
+    if (rec->ray || !*rec->okind || !*rec->oname)
+        return false;
+    o->group = S_RAY_GROUP;
+    o->kind = rec->okind;
+    o->name = rec->oname;
+    o->uid = rec->ouid;
+    s_owner_lookup(cl, ns, o);
+    return true;
 }
 
-static void s_owner(const wcluster_t *cl, int k, const json_t *obj, owner_t *o)
+/* The owner of obj, an object of kind k whose record is `data` (n bytes). */
+static void s_owner(const wcluster_t *cl, int k, const json_t *obj, const void *data, size_t n,
+                    owner_t *o)
 {
-    const char *ns = jx_str(obj, "metadata.namespace", "");
+    const json_t *meta = json_object_get(obj, "metadata");
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    ns = ns ? ns : "";
     memset(o, 0, sizeof(*o));
     o->group = o->kind = o->name = o->uid = "";
-    bool found = false;
+    rec_t rec;
+    bool have = s_rec_read(data, n, &rec);
     if (strcmp(s_kinds[k].group, S_RAY_GROUP) == 0) {
         o->group = S_RAY_GROUP;
         o->kind = s_kinds[k].kind;
         o->name = jx_str(obj, "metadata.name", "");
         o->uid = jx_str(obj, "metadata.uid", "");
-        o->generation = jx_int(obj, "metadata.generation", 0);
+        o->generation = have && rec.ray ? rec.generation : 0;
         o->self = true;
         return;
     }
-    if (k == K_ENDPOINTSLICE) {
-        json_t *labels = jx_get(obj, "metadata.labels");
-        const char *svc = json_string_value(json_object_get(labels, S_LABEL_SERVICE_NAME));
-        json_t *so = svc ? s_cached(cl, K_SERVICE, ns, svc) : NULL;
-        if (so)
-            found = s_owner_of_child(cl, so, ns, o);
+    if (!have)
+        return;
+    bool found = false;
+    if (k == K_ENDPOINTSLICE && *rec.svc) {
+        reflector_item_t it;
+        if (s_cached(cl, K_SERVICE, ns, rec.svc, &it) &&
+            s_rec_read(it.extra, it.extra_len, &o->rec))
+            found = s_owner_of_child(cl, ns, &o->rec, o);
     }
-    if (!found)
-        found = s_owner_of_child(cl, obj, ns, o);
+    if (!found) {
+        o->group = o->kind = o->name = o->uid = "";
+        o->generation = 0;
+        o->rec = rec;
+        if (o->rec.ouid == rec.uid_buf)
+            o->rec.ouid = o->rec.uid_buf; /* the copy's own buffer */
+        found = s_owner_of_child(cl, ns, &o->rec, o);
+    }
     if (!found) {
         o->group = o->kind = o->name = o->uid = "";
         o->generation = 0;
@@ -404,8 +594,10 @@ static void s_row_queued(watcher_t *w)
 }
 
 /* Remembers that the row of obj could not be queued; it is written again after a flush, from
- * `raw` (len bytes: the complete object; the cache holds only a projection) when given. */
-static void s_mark_dirty(wres_t *x, const json_t *obj, const char *raw, size_t len)
+ * `raw` (len bytes: the complete object; the cache holds no tree) when given, with obj's record
+ * (rec, rlen bytes). */
+static void s_mark_dirty(wres_t *x, const json_t *obj, const char *raw, size_t len, const void *rec,
+                         size_t rlen)
 {
     watcher_t *w = x->w;
     char key[S_KEY_MAX];
@@ -414,9 +606,10 @@ static void s_mark_dirty(wres_t *x, const json_t *obj, const char *raw, size_t l
     if (!x->dirty)
         x->dirty = json_object();
     if (x->dirty)
-        json_object_set_new(
-            x->dirty, key,
-            json_pack("[O, o]", obj, raw && len ? json_stringn_nocheck(raw, len) : json_null()));
+        json_object_set_new(x->dirty, key,
+                            json_pack("[O, o, o]", obj,
+                                      raw && len ? json_stringn_nocheck(raw, len) : json_null(),
+                                      json_stringn_nocheck(rec, rlen)));
     w->any_dirty = true;
     w->st.write_errors++;
     s_rlog(w, &w->rl_write, "watcher: row write refused, will retry", "cluster", x->cl->name);
@@ -472,17 +665,23 @@ static const char *s_row_json(watcher_t *w, const json_t *obj, const char *raw, 
 }
 
 /* Writes the row of one change and queues its event. `raw` (len bytes, may be NULL) is the JSON
- * text obj was parsed from. */
+ * text obj was parsed from; `rec` (rlen bytes) obj's record, or NULL to make it from obj. */
 static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const char *raw,
-                     size_t len)
+                     size_t len, const void *rec, size_t rlen)
 {
     watcher_t *w = x->w;
     const wkind_t *kd = &s_kinds[x->kind];
     const json_t *meta = json_object_get(obj, "metadata"); /* looked up once, not per field */
     const char *ns = s_mstr(meta, "namespace", "");
     const char *name = s_mstr(meta, "name", "");
+    unsigned char local[S_REC_MAX];
+    if (!rec) {
+        int n = s_rec_make(x->kind, obj, local, sizeof(local));
+        rec = n > 0 ? local : NULL;
+        rlen = n > 0 ? (size_t)n : 0;
+    }
     owner_t o;
-    s_owner(x->cl, x->kind, obj, &o);
+    s_owner(x->cl, x->kind, obj, rec, rlen, &o);
     int rc;
     if (type == REFLECTOR_DELETED) {
         rc = store_observed_delete(w->store, x->cl->name, kd->kind, ns, name);
@@ -512,7 +711,7 @@ static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const
         rc = js ? store_observed_upsert(w->store, &row) : ERR_NOMEM;
     }
     if (rc != 0) {
-        s_mark_dirty(x, obj, raw, len);
+        s_mark_dirty(x, obj, raw, len, rec, rlen);
         return;
     }
     s_row_queued(w);
@@ -530,9 +729,10 @@ static void s_on_event(reflector_t *r, reflector_event_t type, json_t *obj, json
                  jx_str(obj, "metadata.name", ""));
         json_object_del(x->dirty, key);
     }
-    size_t len = 0;
+    size_t len = 0, rlen = 0;
     const char *raw = reflector_event_raw(r, obj, &len);
-    s_handle(x, type, obj, raw, len);
+    const void *rec = reflector_event_extra(r, &rlen);
+    s_handle(x, type, obj, raw, len, rec, rlen);
 }
 
 /* Deletes the rows of x's kind (and namespace) that its first list did not contain. */
@@ -565,7 +765,7 @@ static void s_on_synced(reflector_t *r, void *arg)
     while (stale && sqlite3_step(st) == SQLITE_ROW) {
         const char *ns = (const char *)sqlite3_column_text(st, 0);
         const char *name = (const char *)sqlite3_column_text(st, 1);
-        if (!ns || !name || reflector_get(x->r, ns, name))
+        if (!ns || !name || reflector_lookup(x->r, ns, name, NULL))
             continue;
         json_t *o =
             json_pack("{s:{s:s, s:s, s:s?, s:s?}, s:s?, s:s?, s:s?}", "metadata", "namespace", ns,
@@ -600,6 +800,10 @@ static void s_on_synced(reflector_t *r, void *arg)
         s_queue_event(w, x->cl, x->kind, RAYFLEET__EVENT_TYPE__EVENT_DELETED, &ow, ns, o);
     }
     json_decref(stale);
+#ifdef __GLIBC__
+    /* a first list parses pages of big objects and queues rows: hand the freed heap back */
+    malloc_trim(0);
+#endif
 }
 
 /* ---------- flush and publish ---------- */
@@ -663,6 +867,14 @@ static void s_publish(watcher_t *w)
     w->st.last_event_id = id;
     w->npend = 0;
     buf_reset(&w->arena);
+    /* a burst (a locked database, a big relist) grew the queue: give the memory back */
+    if (w->cap_pend > WATCHER_PENDING_KEEP) {
+        free(w->pend);
+        w->pend = NULL;
+        w->cap_pend = 0;
+    }
+    if (w->arena.cap > WATCHER_ARENA_KEEP)
+        buf_free(&w->arena); /* stays usable: the next append allocates again */
     bus_pub_flush(w->pub); /* now: the bus's own before-sleep hook may have run this turn */
 }
 
@@ -682,13 +894,17 @@ static void s_retry_dirty(watcher_t *w)
             json_t *ent;
             json_object_foreach(d, key, ent)
             {
-                json_t *old = json_array_get(ent, 0);
+                json_t *obj = json_array_get(ent, 0);
                 json_t *raw = json_array_get(ent, 1);
-                json_t *cur = reflector_get(x->r, jx_str(old, "metadata.namespace", ""),
-                                            jx_str(old, "metadata.name", ""));
-                /* the text is the latest state: a newer event would have replaced the entry */
-                s_handle(x, cur ? REFLECTOR_MODIFIED : REFLECTOR_DELETED, cur ? cur : old,
-                         cur ? json_string_value(raw) : NULL, cur ? json_string_length(raw) : 0);
+                json_t *rec = json_array_get(ent, 2);
+                bool cur = reflector_lookup(x->r, jx_str(obj, "metadata.namespace", ""),
+                                            jx_str(obj, "metadata.name", ""), NULL);
+                /* obj and its text are the latest state: a newer event would have replaced the
+                 * entry */
+                s_handle(x, cur ? REFLECTOR_MODIFIED : REFLECTOR_DELETED, obj,
+                         cur ? json_string_value(raw) : NULL, cur ? json_string_length(raw) : 0,
+                         json_string_length(rec) ? json_string_value(rec) : NULL,
+                         json_string_length(rec));
             }
             json_decref(d);
         }
@@ -712,6 +928,12 @@ int watcher_flush(watcher_t *w)
         return rc;
     }
     w->unflushed = 0;
+    if (w->jcap > WATCHER_JBUF_KEEP) {
+        /* grown to one big object: not kept for the next */
+        free(w->jbuf);
+        w->jbuf = NULL;
+        w->jcap = 0;
+    }
     if (w->npend)
         s_publish(w);
     if (w->any_dirty)
@@ -938,6 +1160,9 @@ static int s_cluster_init(watcher_t *w, wcluster_t *cl, const watcher_cluster_t 
                 .namespace_ = x->ns,
                 .label_selector = s_kinds[k].selector,
                 .keep = s_keep_of(k),
+                .compact = true,
+                .no_old = true,
+                .extra = s_extra_fn,
                 .resync_ms = cfg->resync_ms,
                 .page_size = cfg->page_size,
                 .backoff_base_ms = cfg->backoff_base_ms,

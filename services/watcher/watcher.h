@@ -15,11 +15,17 @@
  * The owner's uid (when the reference does not give it) and generation come from the Ray
  * reflectors' caches when the owner is cached; otherwise they are left empty / 0.
  *
- * Memory: the reflectors cache only what the watcher reads of each object (metadata name,
- * namespace, uid, resourceVersion, generation, labels, ownerReferences, deletionTimestamp; the
- * kind's phase; conditions' type and status), as projections built by common/jproj while it
- * validates the event text; rows hold the complete object, copied from the text of the watch
- * event or list page (a refused row keeps that text for its retry). RESYNC rewrites no row.
+ * Memory: the reflectors run in compact mode (common/reflector): per object they keep one
+ * allocation with its key, uid, resourceVersion and a small record of what the watcher looks up
+ * later (a Ray object: its generation; a child: its owner as the controller ownerReference or the
+ * ray.io/cluster label gives it, the owner uid as 16 bytes, and an EndpointSlice's service-name
+ * label), no JSON trees. Events are parsed by common/jproj into projections of what the row needs
+ * (metadata, labels, ownerReferences, the kind's phase, conditions' type and status), freed after
+ * the event; rows hold the complete object, copied from the text of the watch event or list page (a
+ * refused row keeps that text for its retry). The owner of an object deleted while a relist was
+ * needed, or re-delivered by RESYNC, comes from the cached record. RESYNC rewrites no row. After
+ * each first list the heap is trimmed (malloc_trim), since parsing pages of big objects leaves it
+ * fragmented.
  *
  * Order: a subscriber that receives an event must find its row in SQLite. Reflector callbacks
  * queue the row write (store_observed_upsert / _delete, batched) and the event; a before-sleep
@@ -65,6 +71,9 @@
 #define WATCHER_CLUSTER_NAME_MAX 63 /* longest member cluster name */
 #define WATCHER_PENDING_MAX 500000 /* events waiting for a flush at most (more are dropped) */
 #define WATCHER_ARENA_MAX (256u * 1024 * 1024) /* bytes of their strings at most */
+#define WATCHER_PENDING_KEEP 4096 /* event queue slots kept allocated after a publish */
+#define WATCHER_ARENA_KEEP (1024u * 1024) /* arena bytes kept allocated after a publish */
+#define WATCHER_JBUF_KEEP (256u * 1024) /* row text buffer bytes kept after a flush */
 #define WATCHER_RETRY_MS 10 /* delay before retrying a busy flush */
 #define WATCHER_FLUSH_DELAY_MS 5 /* longest a queued row waits for its commit by default */
 #define WATCHER_FLUSH_BATCH 1000 /* queued rows that commit at once, without waiting */

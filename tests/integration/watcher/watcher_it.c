@@ -621,6 +621,11 @@ static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, boo
         CHECK(s_wait_equal(api, ro, "c1"));
         watcher_stats(w, &ws1);
         CHECK(ws1.relists > ws0.relists);
+        /* deleted during the gap: the relist's DELETED still names the owner (from the cache) */
+        s_pump(100);
+        const rec_t *hd = s_last(&col, "Pod", "rc1-head");
+        CHECK(hd && hd->type == 3 && !strcmp(hd->kind, "RayCluster") && !strcmp(hd->name, "rc1") &&
+              !strcmp(hd->uid, rcuid) && hd->gen >= 1);
         if (g_verbose)
             printf("  [%s] after 410 gap: equal, relists %llu\n", tag,
                    (unsigned long long)ws1.relists);
