@@ -4,13 +4,16 @@
 #include "reconcile.h"
 
 #include "err.h"
+#include "jproj.h"
 #include "json.h"
 #include "log.h"
 #include "names.h"
 #include "objbuild.h"
 #include "rcstatus.h"
 #include "selftest.h"
+#include "yaml.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +53,48 @@ enum { R_CREATE = 1, R_DELETE, R_STATUS, R_EVENT, R_PATCH, R_GET, R_UPDATE };
  * paths only (k8s.h `keep`); error Status bodies stay whole. GETs decode everything. */
 static const char *const s_write_keep[] = {"metadata.name", "metadata.uid", NULL};
 
+/* The children of a RayCluster (observed.db rows, s_load_children()) are parsed keeping only
+ * these paths (jproj.h; arrays are transparent, so "spec.containers.name" keeps each container's
+ * name). They list EVERY field the pass reads from a child, directly or through a helper:
+ *   pods: s_label() (ray.io/node-type, ray.io/group, worker-group-replica-name/-index),
+ *         s_ann() (kuberay-version, recreate hash: annotation keys contain dots, so the whole
+ *         map), metadata.name, metadata.deletionTimestamp, metadata.resourceVersion (the status
+ *         stage's reload reuses unchanged rows), spec.restartPolicy, status.phase (s_head);
+ *         rcstatus_should_delete_pod() (status.phase, spec.containers[0].name,
+ *         status.containerStatuses[].name/state, spec.restartPolicy); rcstatus_calculate()
+ *         (labels, status.phase, status.conditions, status.podIP, metadata.name,
+ *         status.containerStatuses[0].name/state.waiting/state.terminated of the head);
+ *         rcstatus_scale_group() (metadata.name, the should-delete fields).
+ *   services: s_label() (ray.io/cluster, node-type, identifier), metadata.name (s_has_service),
+ *         rcstatus_calculate() (spec.ports[].name/nodePort/targetPort, spec.clusterIP,
+ *         metadata.name).
+ *   jobs: s_label() (ray.io/cluster, node-type), status.conditions (s_job_finished).
+ * A new read of a child field (here, in rcstatus.c or any helper given p->pods, p->svcs, p->jobs
+ * or one of their elements) MUST add its path here, or it silently reads nothing; the self-test
+ * (s_t_children) checks that the decisions and the status from projected children equal those
+ * from the full objects over every upstream RayCluster sample. */
+static const char *const s_keep_pod[] = {"metadata.name",
+                                         "metadata.resourceVersion",
+                                         "metadata.labels",
+                                         "metadata.annotations",
+                                         "metadata.deletionTimestamp",
+                                         "spec.restartPolicy",
+                                         "spec.containers.name",
+                                         "status.phase",
+                                         "status.podIP",
+                                         "status.conditions",
+                                         "status.containerStatuses.name",
+                                         "status.containerStatuses.state",
+                                         NULL};
+static const char *const s_keep_svc[] = {"metadata.name",   "metadata.resourceVersion",
+                                         "metadata.labels", "spec.ports",
+                                         "spec.clusterIP",  NULL};
+static const char *const s_keep_job[] = {"metadata.name", "metadata.resourceVersion",
+                                         "metadata.labels", "status.conditions", NULL};
+
+/* Child kinds, indexes of reconciler_t.proj. */
+enum { S_CHILD_POD = 0, S_CHILD_SVC, S_CHILD_JOB, S_CHILD_KINDS };
+
 typedef struct pass pass_t;
 typedef struct req req_t;
 
@@ -65,6 +110,9 @@ struct reconciler {
     json_t *causes; /* {key: {"rv", "eid", "gen"}} last bus event per key */
     json_t *desired; /* {key: hash of the desired set last written to desired_objects} */
     json_t *valid; /* {key: {"uid", "rv", "hash"}}: the object at (uid, rv) validated clean */
+    jproj_t *proj[S_CHILD_KINDS]; /* projections of the child kinds (s_keep_pod, ...) */
+    json_t *capture; /* self-test only: requests and Events recorded here instead of sent */
+    uint64_t rand_seq; /* self-test only (capture): deterministic replica name suffixes */
     pass_t *passes; /* passes in flight (list) */
     req_t *reqs; /* requests in flight (list) */
     uint64_t event_seq; /* makes Event names unique */
@@ -538,6 +586,10 @@ static void s_event(pass_t *p, bool warning, const char *reason, const char *act
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     p->events_sent++;
+    if (p->r->capture) {
+        json_array_append_new(p->r->capture, json_pack("{s:s, s:s}", "event", reason, "msg", msg));
+        return;
+    }
     s_event_raw(p->r, p->ns, p->name, jx_str(p->rc, "metadata.uid", ""),
                 jx_str(p->rc, "metadata.resourceVersion", ""), &p->cause, p->corr, warning, reason,
                 action, msg);
@@ -667,6 +719,15 @@ static void s_result(k8s_client_t *c, const k8s_result_t *res, void *arg)
 static void s_dispatch(pass_t *p, req_t *q)
 {
     reconciler_t *r = p->r;
+    if (r->capture) {
+        // self-test: the request is recorded, not sent, and ends without a result
+        json_array_append_new(r->capture, json_pack("{s:i, s:s, s:s, s:s, s:O?}", "what", q->what,
+                                                    "kind", q->kind, "name", q->name, "group",
+                                                    q->exp_group, "body", q->body));
+        s_req_free(r, q);
+        p->pending--;
+        return;
+    }
     if (r->cfg.fence && !r->cfg.fence(p->key, r->cfg.fence_arg)) {
         // The shard moved to another replica while this pass ran: nothing more may be written.
         // The write is not sent, so it is not an action and gets no audit row; the pass ends
@@ -1197,11 +1258,16 @@ static int s_next_index(json_t *used)
     }
 }
 
-static void s_rand_suffix(char out[S_RAND_LEN + 1])
+static void s_rand_suffix(reconciler_t *r, char out[S_RAND_LEN + 1])
 {
     unsigned char b[S_RAND_LEN];
-    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+    if (r->capture) {
+        uint64_t v = ++r->rand_seq;
+        for (int i = 0; i < S_RAND_LEN; i++, v /= 7)
+            b[i] = (unsigned char)(v % 7);
+    } else if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
         memset(b, (int)(loop_clock_ms() & 0xff), sizeof(b));
+    }
     size_t n = strlen(S_RAND_CHARS);
     for (int i = 0; i < S_RAND_LEN; i++)
         out[i] = S_RAND_CHARS[b[i] % n];
@@ -1276,7 +1342,7 @@ static bool s_multihost(pass_t *p, int gi, const json_t *wg, const json_t *gpods
     int64_t want = desired / hosts, have = (int64_t)json_object_size(reps);
     for (int64_t k = have; k < want && k - have < RECONCILE_MAX_CREATES_PER_GROUP; k++) {
         char suffix[S_RAND_LEN + 1], rname[S_NAME_MAX];
-        s_rand_suffix(suffix);
+        s_rand_suffix(p->r, suffix);
         snprintf(rname, sizeof(rname), "%s-%s", gname, suffix);
         podbuild_replica_t rep = {.replica_index = s_next_index(used), .replica_name = rname};
         for (int64_t h = 0; h < hosts; h++) {
@@ -1692,16 +1758,13 @@ static void s_stage_pods(pass_t *p)
 
 static int s_load_children(pass_t *p);
 
-static void s_stage_status(pass_t *p)
+/* calculateStatus of the pass at time `now` from its children (rcstatus_calculate() with the
+ * head services among p->svcs). Returns the new status, or NULL with the error in `err`. */
+static json_t *s_status_calc(pass_t *p, const char *now, buf_t *err)
 {
-    /* calculateStatus reads the cache again; when this pass sent no request, nothing it did can
-     * have changed the children since they were loaded at its start (a pass without requests runs
-     * in one go), so the list loaded then is what KubeRay's second cache list would see */
-    if (p->sent && s_load_children(p) != 0) {
-        p->status_error = true;
-        return;
-    }
     json_t *heads = json_array();
+    if (!heads)
+        return NULL;
     char *ident = names_identifier(p->name, NAMES_NODE_HEAD);
     size_t i;
     json_t *s;
@@ -1714,13 +1777,26 @@ static void s_stage_status(pass_t *p)
             json_array_append(heads, s);
     }
     free(ident);
+    rcstatus_err_t e = {.reason = p->fail_reason, .message = buf_str(&p->fail_msg)};
+    json_t *st = rcstatus_calculate(p->rcd, p->pods, heads, p->failed ? &e : NULL, now, err);
+    json_decref(heads);
+    return st;
+}
+
+static void s_stage_status(pass_t *p)
+{
+    /* calculateStatus reads the cache again; when this pass sent no request, nothing it did can
+     * have changed the children since they were loaded at its start (a pass without requests runs
+     * in one go), so the list loaded then is what KubeRay's second cache list would see */
+    if (p->sent && s_load_children(p) != 0) {
+        p->status_error = true;
+        return;
+    }
     char now[S_TIME_MAX];
     s_now_rfc3339(now, sizeof(now));
-    rcstatus_err_t e = {.reason = p->fail_reason, .message = buf_str(&p->fail_msg)};
     buf_t err;
     buf_init(&err, RECONCILE_MSG_MAX);
-    json_t *st = rcstatus_calculate(p->rcd, p->pods, heads, p->failed ? &e : NULL, now, &err);
-    json_decref(heads);
+    json_t *st = s_status_calc(p, now, &err);
     if (!st) {
         log_info("status not calculated", "key", p->key, "error", buf_str(&err), NULL);
         p->status_error = true;
@@ -2099,6 +2175,40 @@ static void s_index_children(json_t *map, const char *kind, json_t *arr)
     }
 }
 
+/* Compiles the child projections of `r` (s_keep_pod, ...). Returns 0 or ERR_NOMEM. */
+static int s_proj_init(reconciler_t *r)
+{
+    static const char *const *const keep[S_CHILD_KINDS] = {s_keep_pod, s_keep_svc, s_keep_job};
+    for (int k = 0; k < S_CHILD_KINDS; k++) {
+        if (!r->proj[k] && !(r->proj[k] = jproj_new(keep[k], NULL)))
+            return ERR_NOMEM;
+    }
+    return 0;
+}
+
+static void s_proj_free(reconciler_t *r)
+{
+    for (int k = 0; k < S_CHILD_KINDS; k++)
+        jproj_destroy(&r->proj[k]);
+}
+
+/* The projection (see s_keep_pod) of the child row text `json` of kind S_CHILD_*, or NULL (out of
+ * memory, not JSON). A text jproj rejects but json_loads() accepts (duplicate keys: jproj
+ * validates like jx_parse) is loaded whole, as before projections. */
+static json_t *s_child_parse(const reconciler_t *r, int kind, const char *json)
+{
+    jproj_result_t res;
+    int rc = jproj_parse(r->proj[kind], json, strlen(json), NULL, &res, NULL);
+    if (rc == ERR_PARSE)
+        return json_loads(json, 0, NULL);
+    if (rc != 0)
+        return NULL;
+    json_t *o = res.value;
+    res.value = NULL;
+    jproj_result_free(&res);
+    return o;
+}
+
 /* Reads the pods, services and Jobs of the pass's RayCluster from observed.db. A reload in the
  * same pass (the status stage) parses only the rows whose resourceVersion changed since the
  * first load: an unchanged row is the object already parsed. */
@@ -2142,7 +2252,7 @@ static int s_load_children(pass_t *p)
                 o = json_incref(prev);
         }
         if (!o)
-            o = json_loads(row->json, 0, NULL);
+            o = s_child_parse(p->r, pod ? S_CHILD_POD : job ? S_CHILD_JOB : S_CHILD_SVC, row->json);
         if (!o)
             continue;
         if (pod) {
@@ -2373,7 +2483,8 @@ reconciler_t *reconcile_new(loop_t *loop, const reconcile_config_t *cfg)
     r->status_sent = json_object();
     r->desired = json_object();
     r->valid = json_object();
-    if (!r->expect || !r->ensured || !r->causes || !r->status_sent || !r->desired || !r->valid) {
+    if (!r->expect || !r->ensured || !r->causes || !r->status_sent || !r->desired || !r->valid ||
+        s_proj_init(r) != 0) {
         reconcile_destroy(&r);
         return NULL;
     }
@@ -2395,6 +2506,8 @@ void reconcile_destroy(reconciler_t **r_p)
     json_decref(r->status_sent);
     json_decref(r->desired);
     json_decref(r->valid);
+    json_decref(r->capture);
+    s_proj_free(r);
     free(r);
     *r_p = NULL;
 }
@@ -2406,6 +2519,365 @@ void reconcile_stats(const reconciler_t *r, reconcile_stats_t *out)
 }
 
 /* ---------- self-test ---------- */
+
+/* ---------- self-test: projected children decide as the full objects ---------- */
+
+/* Gives the built `pod` (named `name`, n-th) the metadata and the status of variant `v` (0..5);
+ * variant 5 has a stale Recreate hash, and another operator's version when `old_version`. */
+static void s_t_pod_status(json_t *pod, int v, const char *name, int n, bool old_version)
+{
+    char rv[32];
+    snprintf(rv, sizeof(rv), "%d", 1000 + n);
+    jx_set_path(pod, "metadata.name", json_string(name));
+    jx_set_path(pod, "metadata.namespace", json_string("default"));
+    jx_set_path(pod, "metadata.uid", json_string(name));
+    jx_set_path(pod, "metadata.resourceVersion", json_string(rv));
+    jx_set_path(pod, "metadata.creationTimestamp", json_string("2024-01-01T00:00:00Z"));
+    jx_set_path(pod, "metadata.managedFields",
+                json_pack("[{s:s, s:s, s:{s:{}}}]", "manager", "kubelet", "operation", "Update",
+                          "fieldsV1", "f:status"));
+    jx_set_path(pod, "spec.nodeName", json_string("node-1"));
+    const char *c0 = jx_str(json_array_get(jx_get(pod, "spec.containers"), 0), "name", "ray");
+    const char *phase[] = {"Running", "Pending", "Failed", "Running", "Running", "Running"};
+    json_t *st = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s}, {s:s, s:s}]}", "phase", phase[v],
+                           "podIP", v == 1 ? "" : "10.1.0.7", "hostIP", "10.0.0.1", "startTime",
+                           "2024-01-01T00:00:01Z", "conditions", "type", "PodScheduled", "status",
+                           "True", "type", "Initialized", "status", "True");
+    json_t *conds = json_object_get(st, "conditions");
+    json_t *cs = NULL;
+    if (v == 0 || v >= 4) {
+        json_array_append_new(conds, json_pack("{s:s, s:s}", "type", "Ready", "status", "True"));
+        cs = json_pack("{s:s, s:b, s:i, s:{s:{s:s}}}", "name", c0, "ready", 1, "restartCount", 0,
+                       "state", "running", "startedAt", "2024-01-01T00:00:02Z");
+    } else if (v == 1 || v == 3) {
+        json_array_append_new(conds, json_pack("{s:s, s:s, s:s, s:s}", "type", "Ready", "status",
+                                               "False", "reason", "ContainersNotReady", "message",
+                                               "containers with unready status"));
+        cs = v == 1
+                 ? json_pack("{s:s, s:b, s:{s:{s:s, s:s}}}", "name", c0, "ready", 0, "state",
+                             "waiting", "reason", "ImagePullBackOff", "message", "back-off")
+                 : json_pack("{s:s, s:b, s:{s:{s:i, s:s, s:s}}}", "name", c0, "ready", 0, "state",
+                             "terminated", "exitCode", 1, "reason", "Error", "message", "boom");
+        if (v == 3)
+            jx_set_path(pod, "spec.restartPolicy", json_string("Never"));
+    }
+    if (cs)
+        json_object_set_new(st, "containerStatuses", json_pack("[o]", cs));
+    json_object_set_new(pod, "status", st);
+    if (v == 4)
+        jx_set_path(pod, "metadata.deletionTimestamp", json_string("2024-01-01T00:00:09Z"));
+    if (v == 5) {
+        json_t *ann = s_obj_child(json_object_get(pod, "metadata"), "annotations");
+        json_object_set_new(ann, RECONCILE_ANN_RECREATE_HASH, json_string("stale"));
+        if (old_version)
+            json_object_set_new(ann, RECONCILE_ANN_KUBERAY_VERSION, json_string("v0.0.1"));
+    }
+}
+
+/* The decisions of the stages that read children (GCS FT deletion, services, pods) and the status
+ * of RayCluster `rc` (hash `hash`) over the children texts `kids` ({"Pod": [text], "Service",
+ * "Job"}) parsed whole (project false) or projected. Returns a new summary object. */
+static json_t *s_t_decide(loop_t *loop, json_t *rc, const char *hash, const json_t *kids,
+                          bool project)
+{
+    reconciler_t r = {.loop = loop};
+    podbuild_opts_init(&r.pod_opts);
+    snprintf(r.cluster, sizeof(r.cluster), "c1");
+    r.cfg.cluster = r.cluster;
+    r.expect = json_object();
+    r.ensured = json_object();
+    r.capture = json_array();
+    pass_t p = {.r = &r, .rc = rc, .rcd = rc};
+    buf_init(&p.fail_msg, RECONCILE_MSG_MAX);
+    snprintf(p.ns, sizeof(p.ns), "default");
+    snprintf(p.name, sizeof(p.name), "%s", jx_str(rc, "metadata.name", ""));
+    snprintf(p.key, sizeof(p.key), "c1/default/%.400s", p.name);
+    snprintf(p.hash, sizeof(p.hash), "%s", hash);
+    p.pods = json_array();
+    p.svcs = json_array();
+    p.jobs = json_array();
+    p.names = json_object();
+    json_t *out = NULL;
+    if (s_proj_init(&r) != 0 || !r.expect || !r.ensured || !r.capture || !p.pods || !p.svcs ||
+        !p.jobs || !p.names)
+        goto done;
+    static const char *const kinds[] = {"Pod", "Service", "Job"};
+    for (int k = 0; k < S_CHILD_KINDS; k++) {
+        size_t i;
+        json_t *t;
+        json_t *arr = k == S_CHILD_POD ? p.pods : k == S_CHILD_SVC ? p.svcs : p.jobs;
+        json_array_foreach(json_object_get(kids, kinds[k]), i, t)
+        {
+            const char *text = json_string_value(t);
+            json_t *o = project ? s_child_parse(&r, k, text) : json_loads(text, 0, NULL);
+            if (k == S_CHILD_POD)
+                json_object_set_new(p.names, jx_str(o, "metadata.name", ""), json_true());
+            json_array_append_new(arr, o);
+        }
+    }
+    if (!s_gcs_ft(&p)) {
+        void (*const stages[])(pass_t *) = {s_stage_head_svc, s_stage_headless, s_stage_serve_svc,
+                                            s_stage_pods};
+        for (size_t s = 0; s < sizeof(stages) / sizeof(stages[0]) && !p.failed; s++)
+            stages[s](&p);
+    }
+    buf_t err;
+    buf_init(&err, RECONCILE_MSG_MAX);
+    json_t *st = s_status_calc(&p, "2024-01-01T00:00:10Z", &err);
+    out = json_pack("{s:O, s:b, s:s, s:s, s:I, s:b, s:o?, s:s}", "requests", r.capture, "failed",
+                    p.failed, "reason", p.fail_reason ? p.fail_reason : "", "message",
+                    buf_str(&p.fail_msg), "requeue", (json_int_t)p.requeue_ms, "short",
+                    p.short_requeue, "status", st, "status_error", buf_str(&err));
+    buf_free(&err);
+done:
+    json_decref(p.pods);
+    json_decref(p.svcs);
+    json_decref(p.jobs);
+    json_decref(p.names);
+    buf_free(&p.fail_msg);
+    json_decref(r.expect);
+    json_decref(r.ensured);
+    json_decref(r.capture);
+    s_proj_free(&r);
+    return out;
+}
+
+/* Appends the text of `o` (stolen) to kids[kind]. */
+static void s_t_kid(json_t *kids, const char *kind, json_t *o)
+{
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (!json_is_array(json_object_get(kids, kind)))
+        json_object_set_new(kids, kind, json_array());
+    if (text)
+        json_array_append_new(json_object_get(kids, kind), json_string(text));
+    free(text);
+    json_decref(o);
+}
+
+/* Coverage of the scenarios (what the decisions did, summed over all). */
+typedef struct {
+    int clusters, runs, equal, creates, deletes, patches, events, failed, statuses;
+} s_t_cov_t;
+
+/* One scenario `sc` (0..5) of the RayCluster `base`: its children built, given statuses, and
+ * the decisions from full and projected children compared. Returns false on a difference. */
+static bool s_t_scenario(loop_t *loop, const json_t *base, int sc, s_t_cov_t *cov, bool verbose)
+{
+    json_t *rc = json_deep_copy(base);
+    json_t *kids = json_object();
+    bool ok = false;
+    if (!rc || !kids)
+        goto out;
+    const char *name = jx_str(rc, "metadata.name", "");
+    if (sc == 2)
+        jx_set_path(rc, "spec.upgradeStrategy", json_pack("{s:s}", "type", "Recreate"));
+    if (sc == 2 || sc == 5)
+        jx_set_path(rc, "status.conditions",
+                    json_pack("[{s:s, s:s}]", "type", RCS_COND_PROVISIONED, "status", "True"));
+    if (sc == 3)
+        jx_set_path(rc, "status.conditions",
+                    json_pack("[{s:s, s:s}]", "type", RCS_COND_SUSPENDING, "status", "True"));
+    if (sc >= 4) {
+        json_t *ann = s_obj_child(json_object_get(rc, "metadata"), "annotations");
+        json_object_set_new(ann, RECONCILE_ANN_FT, json_string("true"));
+        jx_set_path(rc, "metadata.deletionTimestamp", json_string("2099-01-01T00:00:00Z"));
+        jx_set_path(rc, "metadata.finalizers", json_pack("[s]", RECONCILE_FINALIZER_REDIS));
+    }
+    char hash[RECONCILE_HASH_LEN + 1] = "";
+    if (reconcile_spec_hash(jx_get(rc, "spec"), hash, sizeof(hash)) != 0)
+        hash[0] = '\0';
+    podbuild_opts_t po;
+    podbuild_opts_init(&po);
+    po.recreate_hash = hash[0] ? hash : NULL;
+    int n = 0;
+    char pn[S_NAME_MAX];
+    json_t *hp = NULL;
+    buf_t err;
+    buf_init(&err, RECONCILE_MSG_MAX);
+    if (podbuild_head(rc, &po, &hp, &err) == 0) {
+        json_t *job = objbuild_redis_cleanup_job(rc, hp);
+        if (job) {
+            jx_set_path(job, "metadata.resourceVersion", json_string("900"));
+            jx_set_path(job, "status",
+                        json_pack("{s:[{s:s, s:s}]}", "conditions", "type", "Complete", "status",
+                                  (cov->clusters % 2) ? "True" : "False"));
+        }
+        if (sc >= 4)
+            s_t_kid(kids, "Job", job);
+        else
+            json_decref(job);
+        if (sc != 5 && sc != 1) {
+            snprintf(pn, sizeof(pn), "%s-head-x", name);
+            /* Recreate (sc 2): the head's hash current, stale, or stale from another version */
+            int v = sc == 0 ? 0 : sc == 2 ? (cov->clusters % 3 ? 5 : 0) : (sc + 3) % 6;
+            s_t_pod_status(hp, v, pn, n++, cov->clusters % 3 == 2);
+            s_t_kid(kids, "Pod", json_incref(hp));
+        }
+    }
+    json_decref(hp);
+    size_t gi;
+    json_t *wg;
+    json_array_foreach(jx_get(rc, "spec.workerGroupSpecs"), gi, wg)
+    {
+        int64_t hosts = jx_int(wg, "numOfHosts", 1), want = rcstatus_group_desired(wg);
+        if (hosts < 1)
+            hosts = 1;
+        int64_t reps = want / hosts + (sc == 1 ? 1 : 0) - (sc == 4 ? 1 : 0);
+        for (int64_t k = 0; k < reps && k < 3; k++) {
+            char rname[S_NAME_MAX];
+            snprintf(rname, sizeof(rname), "%s-r%lld", jx_str(wg, "groupName", ""), (long long)k);
+            for (int64_t h = 0; h < hosts && h < 4; h++) {
+                podbuild_replica_t rep = {.replica_index = (int)k,
+                                          .replica_name = hosts > 1 ? rname : NULL,
+                                          .host_index = (int)h};
+                json_t *wp = NULL;
+                buf_reset(&err);
+                if (podbuild_worker_ex(rc, (int)gi, &rep, &po, &wp, &err) != 0)
+                    continue;
+                snprintf(pn, sizeof(pn), "%s-%s-worker-%d", name, jx_str(wg, "groupName", ""), n);
+                s_t_pod_status(wp, sc == 0 ? 0 : (n + sc) % 6, pn, n, n % 2);
+                n++;
+                s_t_kid(kids, "Pod", wp);
+            }
+        }
+    }
+    if (sc != 2) {
+        buf_reset(&err);
+        json_t *svc = objbuild_head_service(rc, NULL, &err);
+        if (svc) {
+            jx_set_path(svc, "metadata.resourceVersion", json_string("800"));
+            jx_set_path(svc, "spec.clusterIP", json_string(sc == 3 ? "None" : "10.96.0.10"));
+            json_t *ports = jx_get(svc, "spec.ports");
+            if (json_array_size(ports) > 0)
+                json_object_set_new(json_array_get(ports, 0), "nodePort", json_integer(30001));
+        }
+        s_t_kid(kids, "Service", svc);
+        if (objbuild_needs_headless(rc) && sc != 1)
+            s_t_kid(kids, "Service", objbuild_headless_service(rc));
+        if (objbuild_needs_serve_service(rc)) {
+            buf_reset(&err);
+            s_t_kid(kids, "Service", objbuild_serve_service(rc, &err));
+        }
+    }
+    buf_free(&err);
+    json_t *full = s_t_decide(loop, rc, hash, kids, false);
+    json_t *proj = s_t_decide(loop, rc, hash, kids, true);
+    ok = full && proj && json_equal(full, proj);
+    cov->runs++;
+    if (!ok) {
+        char *a = full ? json_dumps(full, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        char *b = proj ? json_dumps(proj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        printf("reconcile: %s scenario %d: full %.2000s\nprojected %.2000s\n", name, sc,
+               a ? a : "(null)", b ? b : "(null)");
+        free(a);
+        free(b);
+    } else {
+        cov->equal++;
+        size_t i;
+        json_t *q;
+        json_array_foreach(json_object_get(full, "requests"), i, q)
+        {
+            int w = (int)jx_int(q, "what", 0);
+            cov->creates += w == R_CREATE;
+            cov->deletes += w == R_DELETE;
+            cov->patches += w == R_PATCH;
+            cov->events += json_object_get(q, "event") != NULL;
+        }
+        cov->failed += jx_bool(full, "failed", false);
+        cov->statuses += json_is_object(json_object_get(full, "status"));
+    }
+    json_decref(full);
+    json_decref(proj);
+out:
+    json_decref(rc);
+    json_decref(kids);
+    return ok;
+}
+
+/* Every RayCluster of the upstream samples, each scenario: decisions from projected children
+ * equal those from the full objects. */
+static int s_t_children(bool verbose)
+{
+    int failed = 0;
+    const char *shared = getenv("RF_SHARED_DIR");
+#ifdef RF_SHARED_DIR
+    if (!shared || !shared[0])
+        shared = RF_SHARED_DIR;
+#endif
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/kuberay/samples", shared ? shared : ".");
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    loop_t *loop = loop_new();
+    CHECK(loop != NULL);
+    s_t_cov_t cov = {0};
+    struct dirent *de;
+    while (d && loop && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 5, ".yaml") != 0)
+            continue;
+        char path[2048];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        json_t *docs = NULL;
+        if (yaml_load_file(path, 8u << 20, &docs, NULL) != 0)
+            continue;
+        size_t i;
+        json_t *doc;
+        json_array_foreach(docs, i, doc)
+        {
+            if (strcmp(jx_str(doc, "kind", ""), "RayCluster") != 0 ||
+                !jx_str(doc, "metadata.name", NULL))
+                continue;
+            json_t *rc = json_deep_copy(doc);
+            jx_set_path(rc, "metadata.namespace", json_string("default"));
+            jx_set_path(rc, "metadata.uid", json_string("uid-rc"));
+            jx_set_path(rc, "metadata.resourceVersion", json_string("77"));
+            if (rc && validate_apply_defaults(rc) == 0) {
+                for (int sc = 0; sc < 6; sc++)
+                    CHECK(s_t_scenario(loop, rc, sc, &cov, verbose));
+                cov.clusters++;
+            }
+            json_decref(rc);
+        }
+        json_decref(docs);
+    }
+    if (d)
+        closedir(d);
+    loop_destroy(&loop);
+    if (verbose)
+        printf("reconcile: projected children: %d clusters, %d/%d runs equal; %d creates, %d "
+               "deletes, %d patches, %d events, %d failed passes, %d statuses\n",
+               cov.clusters, cov.equal, cov.runs, cov.creates, cov.deletes, cov.patches, cov.events,
+               cov.failed, cov.statuses);
+    /* the scenarios reach every kind of decision */
+    CHECK(cov.clusters >= 10 && cov.equal == cov.runs);
+    CHECK(cov.creates > 0 && cov.deletes > 0 && cov.patches > 0 && cov.events > 0);
+    CHECK(cov.failed > 0 && cov.statuses > 0 && cov.statuses < cov.runs);
+
+    /* the projection keeps what the steps read and drops the rest; a text jproj rejects but
+     * json_loads() accepts (duplicate keys) is loaded whole; a bad text is no object */
+    reconciler_t r = {0};
+    CHECK(s_proj_init(&r) == 0);
+    json_t *o = s_child_parse(
+        &r, S_CHILD_POD,
+        "{\"metadata\":{\"name\":\"p\",\"labels\":{\"a\":\"b\"},\"managedFields\":[{}]},"
+        "\"spec\":{\"containers\":[{\"name\":\"ray\",\"image\":\"x\"}],\"nodeName\":\"n\"},"
+        "\"status\":{\"phase\":\"Running\",\"containerStatuses\":[{\"name\":\"ray\","
+        "\"image\":\"x\",\"state\":{\"terminated\":{\"exitCode\":1}}}]}}");
+    CHECK(o && !strcmp(jx_str(o, "metadata.name", ""), "p") && s_label(o, "a"));
+    CHECK(!strcmp(jx_str(json_array_get(jx_get(o, "spec.containers"), 0), "name", ""), "ray"));
+    CHECK(!json_object_get(json_array_get(jx_get(o, "spec.containers"), 0), "image"));
+    CHECK(!jx_get(o, "metadata.managedFields") && !jx_get(o, "spec.nodeName"));
+    json_t *cs0 = json_array_get(jx_get(o, "status.containerStatuses"), 0);
+    CHECK(jx_get(cs0, "state.terminated") && !json_object_get(cs0, "image"));
+    json_decref(o);
+    o = s_child_parse(&r, S_CHILD_SVC, "{\"metadata\":{\"name\":\"a\",\"name\":\"b\"}}");
+    CHECK(o && !strcmp(jx_str(o, "metadata.name", ""), "b"));
+    json_decref(o);
+    CHECK(s_child_parse(&r, S_CHILD_JOB, "{\"metadata\":") == NULL);
+    s_proj_free(&r);
+    return failed;
+}
 
 int reconcile_test(bool verbose)
 {
@@ -2451,7 +2923,7 @@ int reconcile_test(bool verbose)
     CHECK(s_next_index(used) == 3);
     json_decref(used);
     char sfx[S_RAND_LEN + 1];
-    s_rand_suffix(sfx);
+    s_rand_suffix(&fake, sfx);
     CHECK(strlen(sfx) == S_RAND_LEN && strspn(sfx, S_RAND_CHARS) == S_RAND_LEN);
     loop_destroy(&loop);
 
@@ -2548,5 +3020,8 @@ int reconcile_test(bool verbose)
     char th[RECONCILE_HASH_LEN + 1];
     s_json_hash(NULL, th);
     CHECK(th[0] == '\0');
+
+    /* children parsed with the keep lists decide as the full objects */
+    failed += s_t_children(verbose);
     return SELFTEST_RESULT("reconcile", verbose);
 }
