@@ -424,6 +424,14 @@ static bool s_satisfied(reconciler_t *r, const char *key, const char *group, con
         else
             ok = false;
     }
+    /* satisfied groups and keys hold nothing: drop them (a jansson object costs hundreds of
+     * bytes, times every RayCluster) */
+    if (json_object_size(g) == 0) {
+        json_t *k = json_object_get(r->expect, key);
+        json_object_del(k, group);
+        if (json_object_size(k) == 0)
+            json_object_del(r->expect, key);
+    }
     return ok;
 }
 
@@ -1804,6 +1812,11 @@ static void s_stage_status(pass_t *p)
         return;
     }
     buf_free(&err);
+    /* the entry below only matters while observed.db still shows the resourceVersion it was
+     * sent against; once that moved on, drop it */
+    json_t *stale = json_object_get(p->r->status_sent, p->key);
+    if (stale && strcmp(jx_str(stale, "rv", ""), jx_str(p->rc, "metadata.resourceVersion", "")))
+        json_object_del(p->r->status_sent, p->key);
     if (!rcstatus_changed(jx_get(p->rc, "status"), st)) {
         json_decref(st);
         return;
@@ -1813,10 +1826,14 @@ static void s_stage_status(pass_t *p)
     reconciler_t *r = p->r;
     const char *orv = jx_str(p->rc, "metadata.resourceVersion", "");
     json_t *sent = json_object_get(r->status_sent, p->key);
-    if (sent && strcmp(jx_str(sent, "rv", ""), orv) == 0 &&
-        !rcstatus_changed(json_object_get(sent, "status"), st)) {
-        json_decref(st);
-        return;
+    if (sent && strcmp(jx_str(sent, "rv", ""), orv) == 0) {
+        json_t *prev = json_loads(jx_str(sent, "status", ""), 0, NULL);
+        bool same = prev && !rcstatus_changed(prev, st);
+        json_decref(prev);
+        if (same) {
+            json_decref(st);
+            return;
+        }
     }
     // Only this reconciler (one replica per key) writes a RayCluster's status, so it replaces
     // /status whole without a resourceVersion precondition, which the lagging observed copy
@@ -1829,7 +1846,13 @@ static void s_stage_status(pass_t *p)
         p->status_error = true;
         return;
     }
-    json_object_set_new(r->status_sent, p->key, json_pack("{s:s,s:o}", "rv", orv, "status", st));
+    /* kept as compact text, not a tree: a status tree costs kilobytes, times every RayCluster */
+    char *st_text = json_dumps(st, JSON_COMPACT);
+    json_decref(st);
+    if (st_text)
+        json_object_set_new(r->status_sent, p->key,
+                            json_pack("{s:s,s:s}", "rv", orv, "status", st_text));
+    free(st_text);
     req_t *q = s_req_new(p, R_STATUS, "ray.io", "RayCluster", p->name, "RayCluster");
     if (!q) {
         json_decref(obj);
