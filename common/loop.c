@@ -723,6 +723,9 @@ int loop_test(bool verbose)
     s_probe_t p = {.loop = loop};
 
     // Timers fire nearest first; equal due times fire in arming order; a cancelled one never.
+    // (start is read before arming: the 30 ms timer is due 30 ms after its arming, which a
+    // loaded machine may delay past a clock read taken afterwards)
+    int64_t start = loop_clock_ms();
     int64_t a = loop_add_timer(loop, 30, s_t_record, &p);
     int64_t b = loop_add_timer(loop, 10, s_t_record, &p);
     int64_t c = loop_add_timer(loop, 10, s_t_record, &p);
@@ -733,7 +736,6 @@ int loop_test(bool verbose)
     CHECK(loop_cancel_timer(loop, 9999) == ERR_NOTFOUND);
     CHECK(loop_timer_count(loop) == 3);
     CHECK(loop_add_before_sleep(loop, s_h_hook, &p) == 0);
-    int64_t start = loop_clock_ms();
     while (p.n_fired < 3 && loop_clock_ms() - start < 2000)
         loop_run_once(loop, 100);
     CHECK(p.n_fired == 3);
