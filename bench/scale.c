@@ -32,6 +32,7 @@
 #include "validate.h"
 
 #define BENCH_CLUSTERS_DEFAULT 2000 /* RayClusters per run */
+#define BENCH_CLUSTERS_MAX 100000 /* most RayClusters per run */
 #define BENCH_RATE_DEFAULT 100.0 /* paced creates per second */
 #define BENCH_NODES 1000 /* kubesim nodes */
 #define BENCH_CONC_DEFAULT 64 /* schedulers' --concurrency */
@@ -62,13 +63,11 @@ static void s_sample(void *arg)
     if (now < s->next)
         return;
     s->next = now + BENCH_SAMPLE_S;
-    long long rss;
-    double cpu;
-    fleet_usage(s->f, &rss, &cpu);
+    fleet_split_t sp; /* one read of each process's /proc files per sample */
+    fleet_usage_split(s->f, &sp);
+    long long rss = sp.rss_bus + sp.rss_watcher + sp.rss_sched;
     if (rss > s->rss_peak)
         s->rss_peak = rss;
-    fleet_split_t sp;
-    fleet_usage_split(s->f, &sp);
     if (sp.rss_watcher > s->peak.rss_watcher)
         s->peak.rss_watcher = sp.rss_watcher;
     if (sp.rss_sched > s->peak.rss_sched)
@@ -147,9 +146,6 @@ static int s_run(int latency, int replicas, double rate, size_t n, int conc, boo
     while (!s_split(&f, replicas) && fleet_now() - t < BENCH_SPLIT_MAX_S)
         fleet_sleep_ms(50);
     sampler_t sm = {.f = &f, .prefix = "rc"};
-    double cpu0;
-    long long rss0;
-    fleet_usage(&f, &rss0, &cpu0);
     fleet_split_t sp0;
     fleet_usage_split(&f, &sp0);
     double t0 = fleet_now();
@@ -166,13 +162,12 @@ static int s_run(int latency, int replicas, double rate, size_t n, int conc, boo
     }
     r->ready = sm.ready;
     r->ready_s = sm.ready >= (long)n ? fleet_now() - t0 : -1;
-    long long rss;
-    double cpu;
-    fleet_usage(&f, &rss, &cpu);
-    r->rss_mb = (double)(rss > sm.rss_peak ? rss : sm.rss_peak) / (1024.0 * 1024.0);
-    r->cpu_s = cpu - cpu0;
     fleet_split_t sp1;
     fleet_usage_split(&f, &sp1);
+    long long rss = sp1.rss_bus + sp1.rss_watcher + sp1.rss_sched;
+    r->rss_mb = (double)(rss > sm.rss_peak ? rss : sm.rss_peak) / (1024.0 * 1024.0);
+    r->cpu_s = (sp1.cpu_bus + sp1.cpu_watcher + sp1.cpu_sched) -
+               (sp0.cpu_bus + sp0.cpu_watcher + sp0.cpu_sched);
     r->split = sm.peak;
     r->split.cpu_watcher = sp1.cpu_watcher - sp0.cpu_watcher;
     r->split.cpu_sched = sp1.cpu_sched - sp0.cpu_sched;
@@ -496,8 +491,19 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (n == 0 || nreps <= 0 || nlats <= 0 || rate <= 0 || (!paced && !unpaced)) {
-        fprintf(stderr, "bench-scale: bad arguments\n");
+    for (int i = 0; i < nreps; i++)
+        if (reps[i] < 1 || reps[i] > FLEET_REPLICAS_MAX)
+            nreps = -1; /* each count in 1..FLEET_REPLICAS_MAX */
+    const char *bad =
+        n == 0 || n > BENCH_CLUSTERS_MAX ? "--clusters: must be an integer in 1..100000"
+        : nreps <= 0
+            ? "--replicas: must be a comma-separated list of at most 8 counts, each in 1..16"
+        : nlats <= 0 ? "--latencies: must be a comma-separated list of milliseconds (at most 8)"
+        : rate <= 0  ? "--rate: must be a positive number of creates per second"
+        : !paced && !unpaced ? "--modes: must name paced, unpaced or both"
+                             : NULL;
+    if (bad) {
+        fprintf(stderr, "bench-scale: %s\n", bad);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);

@@ -527,28 +527,18 @@ FLEET_FN void fleet_stop(fleet_t *f, bool keep)
         fleet_rmdir(f->dir);
 }
 
-/* Sum of VmRSS (bytes) and CPU seconds of rayfleet's processes (bus, watcher, schedulers). */
-FLEET_FN void fleet_usage(fleet_t *f, long long *rss, double *cpu)
-{
-    *rss = fleet_rss(f->bus) + fleet_rss(f->watcher);
-    *cpu = fleet_cpu(f->bus) + fleet_cpu(f->watcher) + f->sched_cpu_dead;
-    for (int i = 0; i < f->nsched; i++)
-        if (f->sched[i] > 0) {
-            *rss += fleet_rss(f->sched[i]);
-            *cpu += fleet_cpu(f->sched[i]);
-        }
-}
-
-/* The same, split by process: watcher, schedulers (summed) and kubesim (not rayfleet's, for
- * comparison). Any pointer may be NULL. */
+/* VmRSS and CPU seconds split by process: bus, watcher, schedulers (summed, with replicas already
+ * reaped) and kubesim (not rayfleet's, for comparison). */
 typedef struct {
-    long long rss_watcher, rss_sched, rss_kubesim; /* VmRSS bytes */
-    double cpu_watcher, cpu_sched, cpu_kubesim; /* CPU seconds */
+    long long rss_bus, rss_watcher, rss_sched, rss_kubesim; /* VmRSS bytes */
+    double cpu_bus, cpu_watcher, cpu_sched, cpu_kubesim; /* CPU seconds */
 } fleet_split_t;
 
 FLEET_FN void fleet_usage_split(fleet_t *f, fleet_split_t *s)
 {
     memset(s, 0, sizeof(*s));
+    s->rss_bus = fleet_rss(f->bus);
+    s->cpu_bus = fleet_cpu(f->bus);
     s->rss_watcher = fleet_rss(f->watcher);
     s->cpu_watcher = fleet_cpu(f->watcher);
     s->rss_kubesim = fleet_rss(f->kubesim);

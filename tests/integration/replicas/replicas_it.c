@@ -34,6 +34,7 @@
  */
 #include "fleet.h"
 
+#include "lease.h"
 #include "log.h"
 #include "selftest.h"
 
@@ -55,23 +56,6 @@ static const char *g_backend = "sqlite"; /* --shards.lease of the replicas */
 static long g_groups = FLEET_SHARDS;
 #define IT_K8S_GROUPS 16
 
-/* Wall ms of a Kubernetes MicroTime "2006-01-02T15:04:05.000000Z", or -1. */
-static int64_t s_microtime_ms(const char *t)
-{
-    struct tm tm = {0};
-    char *end = t ? strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    if (!end)
-        return -1;
-    int64_t ms = (int64_t)timegm(&tm) * 1000;
-    if (*end == '.') {
-        int64_t frac = 0, scale = 100;
-        for (end++; *end >= '0' && *end <= '9'; end++, scale /= 10)
-            frac += (*end - '0') * scale;
-        ms += frac;
-    }
-    return ms;
-}
-
 /* Shard leases held unexpired now, by holder (index 0: "scheduler-0", 1: "scheduler-1"), from
  * <state>/leases.db or, with the kubernetes backend, from the Lease objects in kubesim (expiry:
  * spec.renewTime + the duration the holder wrote in its annotation). */
@@ -88,12 +72,12 @@ static void s_lease_holders(fleet_t *f, long out[2])
             json_array_foreach(json_object_get(list, "items"), i, l)
             {
                 json_t *ann = json_object_get(json_object_get(l, "metadata"), "annotations");
-                const char *name =
-                    json_string_value(json_object_get(ann, "rayfleet.io/lease-name"));
-                const char *dur =
-                    json_string_value(json_object_get(ann, "rayfleet.io/lease-duration-ms"));
+                const char *name = json_string_value(json_object_get(ann, LEASE_K8S_ANN_NAME));
+                const char *dur = json_string_value(json_object_get(ann, LEASE_K8S_ANN_DURATION));
                 const char *h = jx_str(l, "spec.holderIdentity", "");
-                int64_t renew = s_microtime_ms(jx_str(l, "spec.renewTime", NULL));
+                int64_t renew = -1;
+                if (lease_microtime_parse(jx_str(l, "spec.renewTime", ""), &renew) != 0)
+                    renew = -1;
                 if (!name || strncmp(name, "scheduler/shard/", 16) != 0 || !dur || renew < 0 ||
                     renew + strtoll(dur, NULL, 10) <= now)
                     continue;
