@@ -27,40 +27,19 @@
  * Usage: conformance_it [-v]. -v prints a line per sample and the totals. Exit 0 when every
  * check passes.
  */
-#include "apiserver.h"
-#include "bus.h"
-#include "err.h"
-#include "json.h"
-#include "k8s.h"
-#include "kubeconfig.h"
-#include "log.h"
+#include "harness.h"
 #include "names.h"
 #include "objbuild.h"
-#include "objstore.h"
 #include "podbuild.h"
-#include "reconcile.h"
-#include "selftest.h"
-#include "store.h"
 #include "validate.h"
-#include "watcher.h"
-#include "workq.h"
-#include "yaml.h"
 
-#include <curl/curl.h>
 #include <dirent.h>
-#include <signal.h>
 #include <sqlite3.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
-#include <zmq.h>
 
 #define CF_BATCH 16 /* samples applied at once */
 #define CF_WAIT_MS 30000 /* longest wait for a batch to settle */
 #define CF_SETTLE_MS 1500 /* extra time after a batch settled (duplicates, late pods) */
-#define CF_SHARDS 256 /* bus shards */
 #define CF_MAX_SAMPLES 512 /* samples at most */
 #define CF_MAX_FILE (8u << 20) /* largest sample file */
 #define CF_MAX_DEPTH 6 /* sample directory depth */
@@ -91,27 +70,13 @@ typedef struct {
     json_t *failed_rules; /* distinct failed rule names (owned array) */
 } sample_t;
 
-static loop_t *g_loop;
-static void *g_zctx;
-static bool g_verbose;
-static char g_dir[64];
-static apiserver_t *g_api;
-static reconciler_t *g_rec;
-static workq_t *g_q;
-static store_t *g_wdb, *g_sdb; /* destroyed after the loop */
+static harness_t g_h; /* kubesim, watcher, bus and reconciler on one loop */
 static sample_t *g_s; /* the samples */
 static size_t g_ns; /* their count */
 static int g_rules, g_fails; /* totals */
 static int g_docs, g_other_docs; /* documents; those not of a Ray kind */
 static int g_extras_applied, g_not_applied; /* other documents applied per sample namespace, not */
 static int failed; /* setup CHECK failures */
-
-static void s_pump(int64_t ms)
-{
-    int64_t end = loop_clock_ms() + ms;
-    while (loop_clock_ms() < end)
-        loop_run_once(g_loop, 10);
-}
 
 /* ---------- rules ---------- */
 
@@ -201,50 +166,17 @@ static bool s_streq(const char *a, const char *b)
     return a && b && !strcmp(a, b);
 }
 
-static const char *s_label(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(jx_get(o, "metadata.labels"), k));
-}
-
 /* ---------- kubesim access ---------- */
-
-static objstore_res_t *s_res(const char *group, const char *resource)
-{
-    return objstore_find(apiserver_store(g_api), group, resource);
-}
-
-/* A new array of the objects of `resource` in `ns`. */
-static json_t *s_list(const char *group, const char *resource, const char *ns)
-{
-    json_t *out = json_array();
-    objstore_list_t l = {0};
-    objstore_res_t *r = s_res(group, resource);
-    if (!r ||
-        objstore_list(apiserver_store(g_api), r, &(objstore_list_opts_t){.ns = ns}, &l, NULL) != 0)
-        return out;
-    json_array_extend(out, l.items);
-    objstore_list_free(&l);
-    return out;
-}
-
-static json_t *s_get(const char *group, const char *resource, const char *ns, const char *name)
-{
-    json_t *o = NULL;
-    objstore_res_t *r = s_res(group, resource);
-    if (!r || objstore_get(apiserver_store(g_api), r, ns, name, &o, NULL) != 0)
-        return NULL;
-    return o;
-}
 
 /* The live pods of sample `s` (labelled with its cluster, not terminating), as a new array. */
 static json_t *s_pods(const sample_t *s)
 {
-    json_t *all = s_list("", "pods", s->ns), *out = json_array();
+    json_t *all = harness_list(&g_h, "", "pods", s->ns), *out = json_array();
     size_t i;
     json_t *p;
     json_array_foreach(all, i, p)
     {
-        if (s_streq(s_label(p, "ray.io/cluster"), s->name) &&
+        if (s_streq(harness_label(p, "ray.io/cluster"), s->name) &&
             !jx_get(p, "metadata.deletionTimestamp"))
             json_array_append(out, p);
     }
@@ -274,7 +206,7 @@ static int64_t s_desired(const json_t *rc, const json_t *wg)
 /* The Events of `s`'s RayCluster, as a new array. */
 static json_t *s_events(const sample_t *s)
 {
-    json_t *all = s_list("", "events", s->ns), *out = json_array();
+    json_t *all = harness_list(&g_h, "", "events", s->ns), *out = json_array();
     size_t i;
     json_t *e;
     json_array_foreach(all, i, e)
@@ -289,7 +221,7 @@ static json_t *s_events(const sample_t *s)
 
 static bool s_has_service(const sample_t *s, const char *name)
 {
-    json_t *o = name ? s_get("", "services", s->ns, name) : NULL;
+    json_t *o = name ? harness_get(&g_h, "", "services", s->ns, name) : NULL;
     json_decref(o);
     return o != NULL;
 }
@@ -313,7 +245,7 @@ static bool s_settled(sample_t *s)
     bool suspended = jx_bool(spec, "suspend", false);
     size_t heads = 0, i;
     json_t *p;
-    json_array_foreach(pods, i, p) heads += s_streq(s_label(p, "ray.io/node-type"), "head");
+    json_array_foreach(pods, i, p) heads += s_streq(harness_label(p, "ray.io/node-type"), "head");
     bool ok = heads == (suspended ? 0u : 1u);
     json_t *wg;
     json_array_foreach(json_object_get(spec, "workerGroupSpecs"), i, wg)
@@ -321,8 +253,8 @@ static bool s_settled(sample_t *s)
         int64_t n = 0;
         size_t k;
         json_array_foreach(pods, k, p) n +=
-            s_streq(s_label(p, "ray.io/node-type"), "worker") &&
-            s_streq(s_label(p, "ray.io/group"), jx_str(wg, "groupName", ""));
+            s_streq(harness_label(p, "ray.io/node-type"), "worker") &&
+            s_streq(harness_label(p, "ray.io/group"), jx_str(wg, "groupName", ""));
         ok = ok && n == s_desired(s->stored, wg);
     }
     json_decref(pods);
@@ -335,54 +267,6 @@ static bool s_settled(sample_t *s)
         free(n);
     }
     return ok;
-}
-
-/* ---------- the scheduler side ---------- */
-
-static int s_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
-{
-    char key[RECONCILE_KEY_MAX];
-    if (reconcile_note_change(g_rec, &msg->object_changed, key, sizeof(key)) == 0)
-        workq_add(g_q, key);
-    return 0;
-}
-
-typedef struct {
-    int done, err;
-    char msg[512];
-} res_t;
-
-static void s_done(k8s_client_t *c, const k8s_result_t *r, void *arg)
-{
-    res_t *x = arg;
-    x->done = 1;
-    x->err = r->err;
-    snprintf(x->msg, sizeof(x->msg), "%s", r->message);
-}
-
-static int s_create(k8s_client_t *c, const k8s_res_t *res, const json_t *obj, char *msg,
-                    size_t msize)
-{
-    res_t x = {0};
-    int64_t id = k8s_create(c, res, obj, NULL, s_done, &x);
-    if (id < 0)
-        return (int)id;
-    int64_t end = loop_clock_ms() + CF_WAIT_MS;
-    while (!x.done && loop_clock_ms() < end)
-        loop_run_once(g_loop, 10);
-    if (msg)
-        snprintf(msg, msize, "%s", x.msg);
-    return x.done ? x.err : ERR_TIMEOUT;
-}
-
-static json_t *s_load_yaml_first(const char *path)
-{
-    json_t *docs = NULL;
-    if (yaml_load_file(path, CF_MAX_FILE, &docs, NULL) != 0)
-        return NULL;
-    json_t *d = json_incref(json_array_get(docs, 0));
-    json_decref(docs);
-    return d;
 }
 
 /* ---------- samples ---------- */
@@ -530,11 +414,11 @@ static void s_apply_extras(k8s_client_t *c, sample_t *s)
         } else {
             snprintf(version, sizeof(version), "%s", av);
         }
-        objstore_res_t *r = objstore_find_kind(apiserver_store(g_api), group, kind);
+        objstore_res_t *r = objstore_find_kind(apiserver_store(g_h.api), group, kind);
         const objstore_resdesc_t *d = r ? objstore_res_desc(r) : NULL;
         if (!d || !d->namespaced) {
             g_not_applied++;
-            if (g_verbose)
+            if (g_h.verbose)
                 printf("  %s: %s %s not applied (%s)\n", s->ns, kind, name,
                        d ? "cluster-scoped"
                          : "not served by kubesim; the simulated kubelet "
@@ -546,7 +430,7 @@ static void s_apply_extras(k8s_client_t *c, sample_t *s)
         k8s_res_t res = {
             .group = group, .version = version, .resource = d->resource, .namespace_ = s->ns};
         char msg[512];
-        int rc = s_create(c, &res, o, msg, sizeof(msg));
+        int rc = harness_create(&g_h, c, &res, o, msg, sizeof(msg));
         json_decref(o);
         if (rc == 0) {
             g_extras_applied++;
@@ -592,7 +476,7 @@ static void s_apply(k8s_client_t *c, sample_t *s)
     json_t *ns = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "Namespace",
                            "metadata", "name", s->ns);
     char msg[512];
-    int rc = s_create(c, &nsres, ns, msg, sizeof(msg));
+    int rc = harness_create(&g_h, c, &nsres, ns, msg, sizeof(msg));
     json_decref(ns);
     if (rc != 0) {
         snprintf(s->note, sizeof(s->note), "namespace not created: %s", msg);
@@ -602,7 +486,7 @@ static void s_apply(k8s_client_t *c, sample_t *s)
     s_apply_extras(c, s);
     k8s_res_t res = {
         .group = "ray.io", .version = "v1", .resource = "rayclusters", .namespace_ = s->ns};
-    rc = s_create(c, &res, s->rc, msg, sizeof(msg));
+    rc = harness_create(&g_h, c, &res, s->rc, msg, sizeof(msg));
     if (rc != 0) {
         snprintf(s->note, sizeof(s->note), "RayCluster rejected by kubesim: %s", msg);
         printf("FAIL %s#%s: %s\n", s->file, s->name, s->note);
@@ -610,7 +494,7 @@ static void s_apply(k8s_client_t *c, sample_t *s)
         return;
     }
     s->applied = true;
-    json_t *got = s_get("ray.io", "rayclusters", s->ns, s->name);
+    json_t *got = harness_get(&g_h, "ray.io", "rayclusters", s->ns, s->name);
     s->stored = got ? json_deep_copy(got) : NULL;
     json_decref(got);
     if (!s->stored || validate_apply_defaults(s->stored) != 0) {
@@ -674,7 +558,7 @@ static void s_check_labels(sample_t *s, const char *what, const json_t *pod, boo
         "labels: app.kubernetes.io/name = template's else kuberay");
     LBL("app.kubernetes.io/created-by", "kuberay-operator",
         "labels: app.kubernetes.io/created-by = kuberay-operator");
-    const char *crd = s_label(s->stored, OBJ_LABEL_ORIG_CRD);
+    const char *crd = harness_label(s->stored, OBJ_LABEL_ORIG_CRD);
     if (s_streq(crd, "RayService"))
         LBL(OBJ_LABEL_SERVE, head ? "false" : "true", "labels: RayService ray.io/serve");
 #undef LBL
@@ -744,7 +628,7 @@ static void s_check_address(sample_t *s, const char *what, const json_t *ray)
                 "ray start: worker --address in KUBERAY_GEN_RAY_START_CMD", NULL, NULL, false))
         return;
     char *svc = names_head_service(s->name, json_object_get(s->stored, "spec"));
-    json_t *obj = svc ? s_get("", "services", s->ns, svc) : NULL;
+    json_t *obj = svc ? harness_get(&g_h, "", "services", s->ns, svc) : NULL;
     const char *port = jx_str(s->stored, "spec.headGroupSpec.rayStartParams.port", "6379");
     snprintf(want, sizeof(want), "%s.%s.svc.cluster.local:%s", svc ? svc : "", s->ns, port);
     json_t *w = json_string(want), *g = json_string(addr);
@@ -780,8 +664,8 @@ static bool s_selects(const json_t *selector, const json_t *labels)
 static void s_check_pod(sample_t *s, const json_t *pod)
 {
     const json_t *spec = json_object_get(s->stored, "spec");
-    bool head = s_streq(s_label(pod, "ray.io/node-type"), "head");
-    const char *gname = s_label(pod, "ray.io/group");
+    bool head = s_streq(harness_label(pod, "ray.io/node-type"), "head");
+    const char *gname = harness_label(pod, "ray.io/group");
     char what[CF_NAME_MAX + 32];
     snprintf(what, sizeof(what), "%s pod %s", head ? "head" : "worker",
              jx_str(pod, "metadata.name", ""));
@@ -815,10 +699,11 @@ static void s_check_pod(sample_t *s, const json_t *pod)
             o.recreate_hash = hash;
         r = podbuild_head(s->stored, &o, &want, &err);
     } else {
-        const char *ri = s_label(pod, "ray.io/worker-group-replica-index");
-        const char *hi = s_label(pod, "ray.io/replica-host-index");
+        const char *ri = harness_label(pod, "ray.io/worker-group-replica-index");
+        const char *hi = harness_label(pod, "ray.io/replica-host-index");
         podbuild_replica_t rep = {.replica_index = ri ? (int)strtol(ri, NULL, 10) : 0,
-                                  .replica_name = s_label(pod, "ray.io/worker-group-replica-name"),
+                                  .replica_name =
+                                      harness_label(pod, "ray.io/worker-group-replica-name"),
                                   .host_index = hi ? (int)strtol(hi, NULL, 10) : 0};
         r = podbuild_worker_ex(s->stored, gi, &rep, NULL, &want, &err);
     }
@@ -919,7 +804,7 @@ static void s_check_service(sample_t *s, const char *kind, const json_t *want)
     char what[CF_NAME_MAX + 32];
     const char *name = jx_str(want, "metadata.name", "");
     snprintf(what, sizeof(what), "%s service %s", kind, name);
-    json_t *got = s_get("", "services", s->ns, name);
+    json_t *got = harness_get(&g_h, "", "services", s->ns, name);
     if (!s_rule(s, got != NULL, what, "service: exists with objbuild's name", NULL, NULL, false))
         return;
     s_rule_eq(s, what, "service: labels", jx_get(want, "metadata.labels"),
@@ -952,7 +837,7 @@ static void s_check_valid(sample_t *s)
     bool suspended = jx_bool(spec, "suspend", false);
     size_t heads = 0, i;
     json_t *p;
-    json_array_foreach(pods, i, p) heads += s_streq(s_label(p, "ray.io/node-type"), "head");
+    json_array_foreach(pods, i, p) heads += s_streq(harness_label(p, "ray.io/node-type"), "head");
     s_rule(s, heads == (suspended ? 0u : 1u), "cluster", "pods: exactly one head pod", NULL, NULL,
            false);
     json_t *wg;
@@ -961,8 +846,8 @@ static void s_check_valid(sample_t *s)
         int64_t n = 0;
         size_t k;
         json_array_foreach(pods, k, p) n +=
-            s_streq(s_label(p, "ray.io/node-type"), "worker") &&
-            s_streq(s_label(p, "ray.io/group"), jx_str(wg, "groupName", ""));
+            s_streq(harness_label(p, "ray.io/node-type"), "worker") &&
+            s_streq(harness_label(p, "ray.io/group"), jx_str(wg, "groupName", ""));
         char what[CF_NAME_MAX + 16];
         snprintf(what, sizeof(what), "group %s", jx_str(wg, "groupName", ""));
         if (!s_rule(s, n == s_desired(s->stored, wg), what,
@@ -980,11 +865,12 @@ static void s_check_valid(sample_t *s)
     if (s_rule(s, hs != NULL, "head service", "objbuild builds the head service", NULL, NULL,
                false))
         s_check_service(s, "head", hs);
-    json_t *hso = hs ? s_get("", "services", s->ns, jx_str(hs, "metadata.name", "")) : NULL;
+    json_t *hso =
+        hs ? harness_get(&g_h, "", "services", s->ns, jx_str(hs, "metadata.name", "")) : NULL;
     pods = s_pods(s);
     json_array_foreach(pods, i, p)
     {
-        bool is_head = s_streq(s_label(p, "ray.io/node-type"), "head");
+        bool is_head = s_streq(harness_label(p, "ray.io/node-type"), "head");
         bool sel = s_selects(jx_get(hso, "spec.selector"), jx_get(p, "metadata.labels"));
         s_rule(s, sel == is_head, "head service",
                "service: the head Service selects the head pod and no worker", NULL, NULL, false);
@@ -995,10 +881,10 @@ static void s_check_valid(sample_t *s)
     if (objbuild_needs_headless(s->stored)) {
         json_t *w = objbuild_headless_service(s->stored);
         s_check_service(s, "headless", w);
-        json_t *o = s_get("", "services", s->ns, jx_str(w, "metadata.name", ""));
+        json_t *o = harness_get(&g_h, "", "services", s->ns, jx_str(w, "metadata.name", ""));
         json_array_foreach(pods, i, p)
         {
-            bool is_head = s_streq(s_label(p, "ray.io/node-type"), "head");
+            bool is_head = s_streq(harness_label(p, "ray.io/node-type"), "head");
             bool sel = s_selects(jx_get(o, "spec.selector"), jx_get(p, "metadata.labels"));
             s_rule(s, sel != is_head, "headless service",
                    "service: the headless Service selects the workers, not the head", NULL, NULL,
@@ -1044,10 +930,10 @@ static void s_check_invalid(sample_t *s)
     s_rule(s, json_array_size(pods) == 0, "cluster", "rejected: no pods created", NULL, NULL,
            false);
     json_decref(pods);
-    json_t *svcs = s_list("", "services", s->ns);
+    json_t *svcs = harness_list(&g_h, "", "services", s->ns);
     size_t n = 0, i;
     json_t *v;
-    json_array_foreach(svcs, i, v) n += s_streq(s_label(v, "ray.io/cluster"), s->name);
+    json_array_foreach(svcs, i, v) n += s_streq(harness_label(v, "ray.io/cluster"), s->name);
     json_decref(svcs);
     s_rule(s, n == 0, "cluster", "rejected: no services created", NULL, NULL, false);
     json_t *ev = s_events(s), *e, *seen = NULL;
@@ -1090,91 +976,12 @@ static void s_audit_failures(store_t *db)
 
 /* ---------- the run ---------- */
 
-static int s_run(const char *kcpath)
+static int s_run(void)
 {
-    char dbpath[256], schedpath[256];
-    snprintf(dbpath, sizeof(dbpath), "%s/observed.db", g_dir);
-    snprintf(schedpath, sizeof(schedpath), "%s/scheduler.db", g_dir);
-    buf_t err;
-    buf_init(&err, 4096);
-    kubeconfig_t *kc = NULL;
     json_t *keep = json_array();
-    CHECK(kubeconfig_load(kcpath, NULL, &kc, &err) == 0);
-    k8s_config_t kcfg = {.qps = 5000, .burst = 5000};
-    k8s_client_t *admin = kc ? k8s_client_new(g_loop, kc, &kcfg) : NULL;
-    k8s_client_t *client = kc ? k8s_client_new(g_loop, kc, &kcfg) : NULL;
-    store_t *wdb = NULL, *obs = NULL, *sdb = NULL;
-    bus_pub_t *pub = NULL;
-    bus_sub_t *sub = NULL;
-    watcher_t *w = NULL;
-    audit_t *aud = NULL;
-    CHECK(admin && client);
-    if (!admin || !client)
+    failed += harness_start(&g_h);
+    if (!g_h.started)
         goto out;
-    const char *crds[] = {"ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml",
-                          "ray.io_rayservices.yaml", "ray.io_raycronjobs.yaml"};
-    for (size_t i = 0; i < sizeof(crds) / sizeof(crds[0]); i++) {
-        char path[512];
-        snprintf(path, sizeof(path), "%s/deploy/crds/%s", RF_SOURCE_DIR, crds[i]);
-        json_t *crd = s_load_yaml_first(path);
-        CHECK(crd != NULL);
-        k8s_res_t r = {.group = "apiextensions.k8s.io",
-                       .version = "v1",
-                       .resource = "customresourcedefinitions"};
-        CHECK(crd && s_create(admin, &r, crd, NULL, 0) == 0);
-        json_decref(crd);
-    }
-    s_pump(100);
-    int e = 0;
-    wdb = store_open(dbpath, STORE_READWRITE, &e);
-    obs = store_open(dbpath, STORE_READONLY, &e);
-    sdb = store_open(schedpath, STORE_READWRITE, &e);
-    CHECK(wdb && obs && sdb);
-    if (!wdb || !obs || !sdb)
-        goto out;
-    store_attach_loop(sdb, g_loop);
-    pub = bus_pub_new(
-        g_loop, g_zctx,
-        &(bus_options_t){.source = "watcher/cf", .endpoint = "@inproc://cf-it", .hwm = 1000000});
-    sub =
-        bus_sub_new(g_loop, g_zctx, &(bus_options_t){.endpoint = "inproc://cf-it", .hwm = 1000000},
-                    s_on_msg, NULL, NULL);
-    CHECK(pub && sub);
-    if (!pub || !sub)
-        goto out;
-    for (uint32_t sh = 0; sh < CF_SHARDS; sh++)
-        bus_sub_subscribe(sub, sh);
-    s_pump(100);
-    watcher_cluster_t cl = {.name = "c1", .kubeconfig = kcpath};
-    watcher_config_t wc = {.clusters = &cl,
-                           .nclusters = 1,
-                           .shards = CF_SHARDS,
-                           .store = wdb,
-                           .pub = pub,
-                           .backoff_base_ms = 20,
-                           .backoff_max_ms = 200,
-                           .qps = 5000,
-                           .burst = 5000};
-    w = watcher_new(g_loop, &wc, &err);
-    aud = audit_new(sdb, &(audit_actor_t){.service = "scheduler", .replica = "scheduler/0"});
-    g_rec = reconcile_new(g_loop, &(reconcile_config_t){.cluster = "c1",
-                                                        .observed = obs,
-                                                        .client = client,
-                                                        .audit = aud,
-                                                        .desired = sdb,
-                                                        .events = true});
-    workq_opts_t qo;
-    workq_opts_default(&qo);
-    qo.concurrency = CF_CONCURRENCY;
-    g_q = g_rec ? workq_new(g_loop, &qo, reconcile_fn, g_rec) : NULL;
-    CHECK(w && aud && g_rec && g_q);
-    if (!w || !aud || !g_q)
-        goto out;
-    CHECK(watcher_start(w) == 0);
-    int64_t end = loop_clock_ms() + CF_WAIT_MS;
-    while (!watcher_ready(w) && loop_clock_ms() < end)
-        loop_run_once(g_loop, 10);
-    CHECK(watcher_ready(w));
 
     /* the samples */
     const char *shared = getenv("RF_SHARED_DIR");
@@ -1186,11 +993,11 @@ static int s_run(const char *kcpath)
     for (size_t b = 0; b < g_ns; b += CF_BATCH) {
         size_t lim = b + CF_BATCH < g_ns ? b + CF_BATCH : g_ns;
         for (size_t i = b; i < lim; i++)
-            s_apply(admin, &g_s[i]);
+            s_apply(g_h.admin, &g_s[i]);
         int64_t bend = loop_clock_ms() + CF_WAIT_MS;
         bool all = false;
         while (!all && loop_clock_ms() < bend) {
-            loop_run_once(g_loop, 10);
+            loop_run_once(g_h.loop, 10);
             all = true;
             for (size_t i = b; i < lim; i++) {
                 if (!g_s[i].settled)
@@ -1198,7 +1005,7 @@ static int s_run(const char *kcpath)
                 all = all && g_s[i].settled;
             }
         }
-        s_pump(CF_SETTLE_MS);
+        harness_pump(&g_h, CF_SETTLE_MS);
         for (size_t i = b; i < lim; i++) {
             sample_t *s = &g_s[i];
             if (!s->applied || !s->stored)
@@ -1223,21 +1030,21 @@ static int s_run(const char *kcpath)
         pass += s->failures == 0;
         rejected += s->invalid;
         pods += s->pods;
-        if (g_verbose || s->failures) {
+        if (g_h.verbose || s->failures) {
             char *fr = json_dumps(s->failed_rules, JSON_COMPACT);
             printf("  %-4s %-52s %-10s %s %-8s pods %3d checks %4d failures %3d%s%s\n",
                    s->failures ? "FAIL" : "ok", s->file, s->kind, s->ns,
                    s->invalid ? "rejected" : "", s->pods, s->rules, s->failures,
                    s->failures ? " " : "", s->failures ? fr : "");
             free(fr);
-            if (s->invalid && g_verbose)
+            if (s->invalid && g_h.verbose)
                 printf("       expected %s: %s\n", s->reason, s->message);
             if (s->note[0])
                 printf("       note: %s\n", s->note);
         }
     }
     reconcile_stats_t rs;
-    reconcile_stats(g_rec, &rs);
+    reconcile_stats(g_h.rec, &rs);
     printf("conformance: %d documents: %zu samples (%d pass, %zu fail, %d rejected by "
            "validation), %d Ray documents that are not samples, %d other documents (%d "
            "applications into sample namespaces; %d documents or applications not applied, "
@@ -1245,31 +1052,19 @@ static int s_run(const char *kcpath)
            g_docs, g_ns, pass, g_ns - (size_t)pass, rejected, g_docs - (int)g_ns - g_other_docs,
            g_other_docs, g_extras_applied, g_not_applied, pods, g_rules, g_fails,
            (long long)elapsed);
-    if (g_verbose)
+    if (g_h.verbose)
         printf("  reconcile: passes %llu invalid %llu creates %llu deletes %llu status %llu "
                "events %llu write_errors %llu errors %llu\n",
                (unsigned long long)rs.passes, (unsigned long long)rs.invalid,
                (unsigned long long)rs.creates, (unsigned long long)rs.deletes,
                (unsigned long long)rs.status_writes, (unsigned long long)rs.events,
                (unsigned long long)rs.write_errors, (unsigned long long)rs.errors);
-    if (g_verbose)
-        s_audit_failures(sdb);
+    if (g_h.verbose)
+        s_audit_failures(g_h.sdb);
     CHECK(g_fails == 0);
 
 out:
-    workq_destroy(&g_q);
-    k8s_client_destroy(&client);
-    reconcile_destroy(&g_rec);
-    audit_destroy(&aud);
-    watcher_destroy(&w);
-    bus_sub_destroy(&sub);
-    bus_pub_destroy(&pub);
-    store_destroy(&obs);
-    g_wdb = wdb; /* attached to the loop: destroyed by main after the loop */
-    g_sdb = sdb;
-    k8s_client_destroy(&admin);
-    kubeconfig_destroy(&kc);
-    buf_free(&err);
+    harness_stop(&g_h);
     for (size_t i = 0; i < g_ns; i++) {
         json_decref(g_s[i].rc);
         json_decref(g_s[i].stored);
@@ -1281,53 +1076,19 @@ out:
 
 int main(int argc, char **argv)
 {
-    g_verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
-    signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    log_setup("conformance_it", getenv("CF_LOG") ? LOG_WARN : LOG_ERROR, 2);
+    bool verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
     g_s = calloc(CF_MAX_SAMPLES, sizeof(*g_s));
-    g_loop = loop_new();
-    g_zctx = zmq_ctx_new();
-    snprintf(g_dir, sizeof(g_dir), "/tmp/rf-conform-it-XXXXXX");
-    CHECK(g_s && g_loop && g_zctx && mkdtemp(g_dir) != NULL);
-    kubelet_opts_t ko;
-    kubelet_opts_default(&ko);
-    ko.nodes = 8;
-    ko.create_ms = 100;
-    ko.ready_ms = 300;
-    ko.terminate_ms = 200;
-    g_api = g_s && g_loop
-                ? apiserver_new(g_loop,
-                                &(apiserver_opts_t){.simulate = true, .nodes = 8, .kubelet = &ko})
-                : NULL;
-    CHECK(g_api != NULL);
-    if (g_api) {
-        char text[1024], path[256];
-        snprintf(text, sizeof(text),
-                 "apiVersion: v1\nkind: Config\ncurrent-context: sim\n"
-                 "clusters: [{name: sim, cluster: {server: 'http://127.0.0.1:%d'}}]\n"
-                 "contexts: [{name: sim, context: {cluster: sim, user: u}}]\n"
-                 "users: [{name: u, user: {}}]\n",
-                 apiserver_port(g_api));
-        snprintf(path, sizeof(path), "%s/config", g_dir);
-        FILE *f = fopen(path, "w");
-        if (f) {
-            fputs(text, f);
-            fclose(f);
-        }
-        s_run(path);
-        apiserver_destroy(&g_api);
-    }
-    if (g_zctx)
-        zmq_ctx_term(g_zctx);
-    loop_destroy(&g_loop);
-    store_destroy(&g_wdb);
-    store_destroy(&g_sdb);
+    CHECK(g_s != NULL);
+    failed += harness_init(&g_h, "conformance_it", verbose, getenv("CF_LOG") ? LOG_WARN : LOG_ERROR,
+                           &(harness_opts_t){.nodes = 8,
+                                             .wait_ms = CF_WAIT_MS,
+                                             .qps = 5000,
+                                             .admin_qps = 5000,
+                                             .concurrency = CF_CONCURRENCY,
+                                             .desired = true});
+    if (g_h.api && g_s)
+        s_run();
+    harness_end(&g_h);
     free(g_s);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-    if (system(cmd) != 0)
-        printf("cleanup of %s failed\n", g_dir);
-    curl_global_cleanup();
     return SELFTEST_RESULT("conformance_it", true);
 }

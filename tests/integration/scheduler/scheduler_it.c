@@ -17,120 +17,51 @@
  *
  * Usage: scheduler_it [-v]. Exit 0 when every check passes.
  */
-#include "apiserver.h"
-#include "audit.h"
-#include "bus.h"
-#include "err.h"
-#include "json.h"
-#include "k8s.h"
-#include "kubeconfig.h"
-#include "log.h"
-#include "objstore.h"
-#include "reconcile.h"
-#include "selftest.h"
-#include "store.h"
-#include "watcher.h"
-#include "workq.h"
-#include "yaml.h"
+#include "harness.h"
 
-#include <curl/curl.h>
-#include <signal.h>
 #include <sqlite3.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-#include <zmq.h>
 
 #define IT_WAIT_MS 30000 /* longest wait for one step */
-#define IT_SHARDS 256 /* shards */
 #define IT_NS "default" /* namespace of the cluster */
 #define IT_RC "raycluster-kuberay" /* the sample's name */
 #define IT_GROUP "workergroup" /* the sample's worker group */
 
-static loop_t *g_loop;
-static void *g_zctx;
-static bool g_verbose;
-static char g_dir[64];
-static apiserver_t *g_api;
-static reconciler_t *g_rec;
-static workq_t *g_q;
+static harness_t g_h; /* kubesim, watcher, bus and reconciler on one loop */
 static int g_ready_early; /* times state was "ready" while the head pod was not ready */
 static bool g_seen_ready; /* state "ready" observed once */
-static store_t *g_wdb, *g_sdb; /* destroyed after the loop */
-
-static void s_pump(int64_t ms)
-{
-    int64_t end = loop_clock_ms() + ms;
-    while (loop_clock_ms() < end)
-        loop_run_once(g_loop, 10);
-}
 
 /* ---------- kubesim access ---------- */
 
-static objstore_res_t *s_res(const char *group, const char *resource)
-{
-    return objstore_find(apiserver_store(g_api), group, resource);
-}
-
 static json_t *s_get(const char *group, const char *resource, const char *name)
 {
-    json_t *o = NULL;
-    objstore_res_t *r = s_res(group, resource);
-    if (!r || objstore_get(apiserver_store(g_api), r, IT_NS, name, &o, NULL) != 0)
-        return NULL;
-    return o;
-}
-
-static const char *s_label(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(jx_get(o, "metadata.labels"), k));
-}
-
-static bool s_pod_ready(const json_t *p)
-{
-    if (strcmp(jx_str(p, "status.phase", ""), "Running") != 0)
-        return false;
-    size_t i;
-    json_t *c;
-    json_array_foreach(jx_get(p, "status.conditions"), i, c)
-    {
-        if (!strcmp(jx_str(c, "type", ""), "Ready"))
-            return !strcmp(jx_str(c, "status", ""), "True");
-    }
-    return false;
+    return harness_get(&g_h, group, resource, IT_NS, name);
 }
 
 /* The live (not terminating) pods of the cluster with node type `type` (NULL: all), as a new
  * array. */
 static json_t *s_pods(const char *type)
 {
-    json_t *out = json_array();
-    objstore_list_t l = {0};
-    if (objstore_list(apiserver_store(g_api), s_res("", "pods"),
-                      &(objstore_list_opts_t){.ns = IT_NS}, &l, NULL) != 0)
-        return out;
+    json_t *all = harness_list(&g_h, "", "pods", IT_NS), *out = json_array();
     size_t i;
     json_t *p;
-    json_array_foreach(l.items, i, p)
+    json_array_foreach(all, i, p)
     {
-        const char *c = s_label(p, "ray.io/cluster"), *t = s_label(p, "ray.io/node-type");
+        const char *c = harness_label(p, "ray.io/cluster"),
+                   *t = harness_label(p, "ray.io/node-type");
         if (!c || strcmp(c, IT_RC) || jx_get(p, "metadata.deletionTimestamp"))
             continue;
         if (type && (!t || strcmp(t, type)))
             continue;
         json_array_append(out, p);
     }
-    objstore_list_free(&l);
+    json_decref(all);
     return out;
 }
 
 static size_t s_count(const char *type, bool ready_only)
 {
     json_t *a = s_pods(type);
-    size_t n = 0, i;
-    json_t *p;
-    json_array_foreach(a, i, p) if (!ready_only || s_pod_ready(p)) n++;
+    size_t n = harness_count_ready(a, ready_only);
     json_decref(a);
     return n;
 }
@@ -138,19 +69,16 @@ static size_t s_count(const char *type, bool ready_only)
 /* Every pod of the cluster, terminating ones included. */
 static size_t s_count_all(void)
 {
-    objstore_list_t l = {0};
+    json_t *all = harness_list(&g_h, "", "pods", IT_NS);
     size_t n = 0, i;
     json_t *p;
-    if (objstore_list(apiserver_store(g_api), s_res("", "pods"),
-                      &(objstore_list_opts_t){.ns = IT_NS}, &l, NULL) != 0)
-        return 0;
-    json_array_foreach(l.items, i, p)
+    json_array_foreach(all, i, p)
     {
-        const char *c = s_label(p, "ray.io/cluster");
+        const char *c = harness_label(p, "ray.io/cluster");
         if (c && !strcmp(c, IT_RC))
             n++;
     }
-    objstore_list_free(&l);
+    json_decref(all);
     return n;
 }
 
@@ -174,19 +102,7 @@ static const char *s_cond(const json_t *rc, const char *type)
 /* Changes the RayCluster's spec through an update of the main endpoint (generation bumps). */
 static int s_rc_modify(void (*fn)(json_t *rc, void *arg), void *arg)
 {
-    json_t *rc = s_rc();
-    if (!rc)
-        return ERR_NOTFOUND;
-    json_t *n = json_deep_copy(rc);
-    json_decref(rc);
-    fn(n, arg);
-    objstore_status_t st = {0};
-    int r = objstore_update(apiserver_store(g_api), s_res("ray.io", "rayclusters"), IT_NS, IT_RC,
-                            &n, &(objstore_update_opts_t){.precond = OBJSTORE_PRECOND_NONE}, NULL,
-                            NULL, &st);
-    if (r != 0 && g_verbose)
-        printf("  update failed: %s\n", st.message);
-    return r;
+    return harness_rc_modify(&g_h, IT_NS, IT_RC, fn, arg);
 }
 
 /* Watches "ready only once the head is ready" on every loop turn of the waits. */
@@ -198,25 +114,11 @@ static void s_observe_ready(void)
     if (rc && !strcmp(jx_str(rc, "status.state", ""), "ready")) {
         g_seen_ready = true;
         json_t *h = s_pods("head");
-        if (json_array_size(h) != 1 || !s_pod_ready(json_array_get(h, 0)))
+        if (json_array_size(h) != 1 || !harness_pod_ready(json_array_get(h, 0)))
             g_ready_early++;
         json_decref(h);
     }
     json_decref(rc);
-}
-
-typedef bool (*pred_fn)(void *arg);
-
-static bool s_wait(pred_fn fn, void *arg, int64_t ms)
-{
-    int64_t end = loop_clock_ms() + ms;
-    while (loop_clock_ms() < end) {
-        loop_run_once(g_loop, 10);
-        s_observe_ready();
-        if (fn(arg))
-            return true;
-    }
-    return false;
 }
 
 /* The cluster is ready: `workers` ready workers, 1 ready head, status state ready with the
@@ -239,7 +141,7 @@ static bool s_cluster_ready(void *arg)
 
 static void s_dump(void)
 {
-    if (!g_verbose)
+    if (!g_h.verbose)
         return;
     json_t *rc = s_rc();
     char *st = rc ? json_dumps(jx_get(rc, "status"), JSON_COMPACT) : NULL;
@@ -254,68 +156,19 @@ static void s_dump(void)
     {
         char *ps = json_dumps(jx_get(p, "status"), JSON_COMPACT);
         printf("  pod %s %s ready=%d node=%s %.600s\n", jx_str(p, "metadata.name", ""),
-               jx_str(p, "status.phase", ""), s_pod_ready(p), jx_str(p, "spec.nodeName", ""),
+               jx_str(p, "status.phase", ""), harness_pod_ready(p), jx_str(p, "spec.nodeName", ""),
                ps ? ps : "");
         free(ps);
     }
     json_decref(a);
     reconcile_stats_t rs;
-    reconcile_stats(g_rec, &rs);
+    reconcile_stats(g_h.rec, &rs);
     printf("  reconcile: passes %llu creates %llu deletes %llu status %llu events %llu errors "
            "%llu write_errors %llu skipped %llu\n",
            (unsigned long long)rs.passes, (unsigned long long)rs.creates,
            (unsigned long long)rs.deletes, (unsigned long long)rs.status_writes,
            (unsigned long long)rs.events, (unsigned long long)rs.errors,
            (unsigned long long)rs.write_errors, (unsigned long long)rs.skipped_groups);
-}
-
-/* ---------- the scheduler side ---------- */
-
-static int s_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
-{
-    char key[RECONCILE_KEY_MAX];
-    if (reconcile_note_change(g_rec, &msg->object_changed, key, sizeof(key)) == 0)
-        workq_add(g_q, key);
-    return 0;
-}
-
-typedef struct {
-    int done, err;
-} res_t;
-
-static void s_done(k8s_client_t *c, const k8s_result_t *r, void *arg)
-{
-    res_t *x = arg;
-    x->done = 1;
-    x->err = r->err;
-}
-
-static int s_create(k8s_client_t *c, const k8s_res_t *res, const json_t *obj)
-{
-    res_t x = {0};
-    int64_t id = k8s_create(c, res, obj, NULL, s_done, &x);
-    if (id < 0)
-        return (int)id;
-    int64_t end = loop_clock_ms() + IT_WAIT_MS;
-    while (!x.done && loop_clock_ms() < end)
-        loop_run_once(g_loop, 10);
-    return x.done ? x.err : ERR_TIMEOUT;
-}
-
-static json_t *s_load_yaml(const char *path)
-{
-    json_t *docs = NULL;
-    buf_t err;
-    buf_init(&err, 4096);
-    int rc = yaml_load_file(path, 16u << 20, &docs, &err);
-    if (rc != 0 && g_verbose)
-        printf("  %s: %s\n", path, buf_str(&err));
-    buf_free(&err);
-    if (rc != 0)
-        return NULL;
-    json_t *d = json_incref(json_array_get(docs, 0));
-    json_decref(docs);
-    return d;
 }
 
 /* ---------- spec edits ---------- */
@@ -399,7 +252,7 @@ static int s_audit_checks(store_t *db, const json_t *deleted_names, const char *
                              -1, &st, NULL) == SQLITE_OK);
     if (st && sqlite3_step(st) == SQLITE_ROW) {
         int64_t n = sqlite3_column_int64(st, 0);
-        if (g_verbose)
+        if (g_h.verbose)
             printf("  audit rows: %lld\n", (long long)n);
         CHECK(n > 0);
         for (int c = 1; c <= 5; c++)
@@ -422,7 +275,7 @@ static int s_audit_checks(store_t *db, const json_t *deleted_names, const char *
                 (!strcmp(l.rows[k]->reason, "CreatedWorkerPod") ||
                  !strcmp(l.rows[k]->reason, "CreatedHeadPod")))
                 created = true;
-        if (!created && g_verbose)
+        if (!created && g_h.verbose)
             printf("  no create audit row for pod %s\n", name);
         CHECK(created);
         store_audit_list_free(&l);
@@ -439,7 +292,7 @@ static int s_audit_checks(store_t *db, const json_t *deleted_names, const char *
         for (size_t k = 0; k < l.n; k++)
             if (!strcmp(l.rows[k]->verb, "delete"))
                 del = true;
-        if (!del && g_verbose)
+        if (!del && g_h.verbose)
             printf("  no delete audit row for pod %s\n", json_string_value(n));
         CHECK(del);
         store_audit_list_free(&l);
@@ -477,122 +330,28 @@ static int s_audit_checks(store_t *db, const json_t *deleted_names, const char *
 /* Kubernetes Events with KubeRay's reasons, from kubesim's store. */
 static bool s_has_event(const char *reason)
 {
-    objstore_list_t l = {0};
-    bool found = false;
-    if (objstore_list(apiserver_store(g_api), s_res("", "events"),
-                      &(objstore_list_opts_t){.ns = IT_NS}, &l, NULL) != 0)
-        return false;
-    size_t i;
-    json_t *e;
-    json_array_foreach(l.items, i, e) if (!strcmp(jx_str(e, "reason", ""), reason) &&
-                                          !strcmp(jx_str(e, "involvedObject.name", ""), IT_RC))
-        found = true;
-    objstore_list_free(&l);
-    return found;
+    return harness_has_event(&g_h, IT_NS, IT_RC, reason, NULL);
 }
 
 /* ---------- the scenario ---------- */
 
-static int s_scenario(const char *kcpath)
+static int s_scenario(void)
 {
-    int failed = 0;
-    char dbpath[256], schedpath[256];
-    snprintf(dbpath, sizeof(dbpath), "%s/observed.db", g_dir);
-    snprintf(schedpath, sizeof(schedpath), "%s/scheduler.db", g_dir);
-    buf_t err;
-    buf_init(&err, 4096);
-    kubeconfig_t *kc = NULL;
-    CHECK(kubeconfig_load(kcpath, NULL, &kc, &err) == 0);
-    k8s_client_t *admin = kc ? k8s_client_new(g_loop, kc, NULL) : NULL;
-    k8s_client_t *client =
-        kc ? k8s_client_new(g_loop, kc, &(k8s_config_t){.qps = 1000, .burst = 1000}) : NULL;
-    CHECK(admin && client);
-    if (!admin || !client)
-        goto out0;
-    /* rayfleet's CRDs */
-    const char *crds[] = {"ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml",
-                          "ray.io_rayservices.yaml", "ray.io_raycronjobs.yaml"};
-    for (size_t i = 0; i < 4; i++) {
-        char path[512];
-        snprintf(path, sizeof(path), "%s/deploy/crds/%s", RF_SOURCE_DIR, crds[i]);
-        json_t *crd = s_load_yaml(path);
-        CHECK(crd != NULL);
-        k8s_res_t r = {.group = "apiextensions.k8s.io",
-                       .version = "v1",
-                       .resource = "customresourcedefinitions"};
-        CHECK(crd && s_create(admin, &r, crd) == 0);
-        json_decref(crd);
-    }
-    s_pump(100);
-
-    int e = 0;
-    store_t *wdb = store_open(dbpath, STORE_READWRITE, &e);
-    store_t *obs = store_open(dbpath, STORE_READONLY, &e);
-    store_t *sdb = store_open(schedpath, STORE_READWRITE, &e);
-    CHECK(wdb && obs && sdb);
-    if (sdb)
-        store_attach_loop(sdb, g_loop);
-    bus_pub_t *pub = bus_pub_new(
-        g_loop, g_zctx,
-        &(bus_options_t){.source = "watcher/it", .endpoint = "@inproc://sched-it", .hwm = 1000000});
-    bus_sub_t *sub = bus_sub_new(g_loop, g_zctx,
-                                 &(bus_options_t){.endpoint = "inproc://sched-it", .hwm = 1000000},
-                                 s_on_msg, NULL, NULL);
-    CHECK(pub && sub);
-    for (uint32_t s = 0; sub && s < IT_SHARDS; s++)
-        bus_sub_subscribe(sub, s);
-    s_pump(100);
-    watcher_cluster_t cl = {.name = "c1", .kubeconfig = kcpath};
-    watcher_config_t wc = {.clusters = &cl,
-                           .nclusters = 1,
-                           .shards = IT_SHARDS,
-                           .store = wdb,
-                           .pub = pub,
-                           .backoff_base_ms = 20,
-                           .backoff_max_ms = 200,
-                           .qps = 1000,
-                           .burst = 1000};
-    watcher_t *w = wdb && pub ? watcher_new(g_loop, &wc, &err) : NULL;
-    CHECK(w != NULL);
-    audit_t *aud =
-        sdb ? audit_new(sdb, &(audit_actor_t){.service = "scheduler", .replica = "scheduler/0"})
-            : NULL;
-    g_rec = obs && client ? reconcile_new(g_loop, &(reconcile_config_t){.cluster = "c1",
-                                                                        .observed = obs,
-                                                                        .client = client,
-                                                                        .audit = aud,
-                                                                        .desired = sdb,
-                                                                        .events = true})
-                          : NULL;
-    CHECK(g_rec != NULL);
-    workq_opts_t qo;
-    workq_opts_default(&qo);
-    qo.concurrency = 4;
-    g_q = g_rec ? workq_new(g_loop, &qo, reconcile_fn, g_rec) : NULL;
-    CHECK(g_q != NULL);
-    if (!w || !g_q || !aud)
+    int failed = harness_start(&g_h);
+    if (!g_h.started)
         goto out;
-    CHECK(watcher_start(w) == 0);
-    int64_t end = loop_clock_ms() + IT_WAIT_MS;
-    while (!watcher_ready(w) && loop_clock_ms() < end)
-        loop_run_once(g_loop, 10);
-    CHECK(watcher_ready(w));
 
     /* 1. the sample reaches ready */
-    const char *shared = getenv("RF_SHARED_DIR");
-    char spath[512];
-    snprintf(spath, sizeof(spath), "%s/kuberay/samples/ray-cluster.sample.yaml",
-             shared ? shared : RF_SHARED_DIR);
-    json_t *sample = s_load_yaml(spath);
+    json_t *sample = harness_load_sample(&g_h, "ray-cluster.sample.yaml");
     CHECK(sample != NULL);
     k8s_res_t rcres = {
         .group = "ray.io", .version = "v1", .resource = "rayclusters", .namespace_ = IT_NS};
     int64_t t0 = loop_clock_ms();
-    CHECK(sample && s_create(admin, &rcres, sample) == 0);
+    CHECK(sample && harness_create(&g_h, g_h.admin, &rcres, sample, NULL, 0) == 0);
     json_decref(sample);
-    bool ok = s_wait(s_cluster_ready, (void *)(intptr_t)1, IT_WAIT_MS);
+    bool ok = harness_wait(&g_h, s_cluster_ready, (void *)(intptr_t)1, IT_WAIT_MS);
     CHECK(ok);
-    if (g_verbose)
+    if (g_h.verbose)
         printf("  sample ready in %lld ms\n", (long long)(loop_clock_ms() - t0));
     if (!ok)
         s_dump();
@@ -602,10 +361,11 @@ static int s_scenario(const char *kcpath)
     CHECK(hp && !strncmp(jx_str(hp, "metadata.name", ""), IT_RC "-head-", strlen(IT_RC) + 6));
     CHECK(hp && !strcmp(jx_str(hp, "metadata.generateName", ""), IT_RC "-head-"));
     CHECK(wp && !strcmp(jx_str(wp, "metadata.generateName", ""), IT_RC "-" IT_GROUP "-worker-"));
-    CHECK(hp && !strcmp(s_label(hp, "ray.io/node-type"), "head"));
-    CHECK(hp && !strcmp(s_label(hp, "ray.io/identifier"), IT_RC "-head"));
-    CHECK(wp && s_label(wp, "ray.io/group") && !strcmp(s_label(wp, "ray.io/group"), IT_GROUP));
-    CHECK(wp && !strcmp(s_label(wp, "ray.io/node-type"), "worker"));
+    CHECK(hp && !strcmp(harness_label(hp, "ray.io/node-type"), "head"));
+    CHECK(hp && !strcmp(harness_label(hp, "ray.io/identifier"), IT_RC "-head"));
+    CHECK(wp && harness_label(wp, "ray.io/group") &&
+          !strcmp(harness_label(wp, "ray.io/group"), IT_GROUP));
+    CHECK(wp && !strcmp(harness_label(wp, "ray.io/node-type"), "worker"));
     CHECK(wp &&
           !strcmp(jx_str(json_array_get(jx_get(wp, "metadata.ownerReferences"), 0), "kind", ""),
                   "RayCluster"));
@@ -615,7 +375,7 @@ static int s_scenario(const char *kcpath)
     json_decref(workers);
     json_t *svc = s_get("", "services", IT_RC "-head-svc");
     CHECK(svc != NULL);
-    CHECK(svc && !strcmp(s_label(svc, "ray.io/node-type"), "head"));
+    CHECK(svc && !strcmp(harness_label(svc, "ray.io/node-type"), "head"));
     CHECK(svc && !strcmp(jx_str(svc, "spec.clusterIP", ""), "None"));
     json_decref(svc);
     json_t *rc = s_rc();
@@ -645,11 +405,11 @@ static int s_scenario(const char *kcpath)
 
     /* 2. scale up 1 -> 3 */
     CHECK(s_rc_modify(s_set_replicas, (void *)(intptr_t)3) == 0);
-    ok = s_wait(s_cluster_ready, (void *)(intptr_t)3, IT_WAIT_MS);
+    ok = harness_wait(&g_h, s_cluster_ready, (void *)(intptr_t)3, IT_WAIT_MS);
     CHECK(ok);
     if (!ok)
         s_dump();
-    if (g_verbose)
+    if (g_h.verbose)
         printf("  scaled up to 3: %s\n", ok ? "ok" : "FAILED");
 
     /* 3. scale down with autoscaling: exactly the named pod goes */
@@ -665,21 +425,21 @@ static int s_scenario(const char *kcpath)
     json_decref(workers);
     json_array_append_new(deleted, json_string(victim));
     CHECK(s_rc_modify(s_scale_down_named, victim) == 0);
-    ok = s_wait(s_gone, victim, IT_WAIT_MS);
+    ok = harness_wait(&g_h, s_gone, victim, IT_WAIT_MS);
     CHECK(ok);
-    s_pump(2500); /* nothing else may go, nothing may be added */
+    harness_pump(&g_h, 2500); /* nothing else may go, nothing may be added */
     CHECK(s_names_are(keep));
-    CHECK(s_wait(s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS));
-    if (g_verbose)
+    CHECK(harness_wait(&g_h, s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS));
+    if (g_h.verbose)
         printf("  workersToDelete honoured: %s\n", s_names_are(keep) ? "ok" : "FAILED");
     json_decref(keep);
     /* with autoscaling, a surplus is not deleted by the operator */
     CHECK(s_rc_modify(s_clear_wtd, NULL) == 0);
     CHECK(s_rc_modify(s_set_replicas, (void *)(intptr_t)1) == 0);
-    s_pump(2500);
+    harness_pump(&g_h, 2500);
     CHECK(s_count("worker", false) == 2);
     CHECK(s_rc_modify(s_set_replicas, (void *)(intptr_t)2) == 0);
-    CHECK(s_wait(s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS));
+    CHECK(harness_wait(&g_h, s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS));
 
     /* 4. a failed worker is replaced */
     workers = s_pods("worker");
@@ -688,137 +448,87 @@ static int s_scenario(const char *kcpath)
     json_decref(workers);
     jx_set_path(fp, "status.phase", json_string("Failed"));
     CHECK(
-        objstore_update(apiserver_store(g_api), s_res("", "pods"), IT_NS, victim, &fp,
+        objstore_update(apiserver_store(g_h.api), harness_res(&g_h, "", "pods"), IT_NS, victim, &fp,
                         &(objstore_update_opts_t){.precond = OBJSTORE_PRECOND_NONE, .status = true},
                         NULL, NULL, NULL) == 0);
     json_array_append_new(deleted, json_string(victim));
-    CHECK(s_wait(s_gone, victim, IT_WAIT_MS));
-    ok = s_wait(s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS);
+    CHECK(harness_wait(&g_h, s_gone, victim, IT_WAIT_MS));
+    ok = harness_wait(&g_h, s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS);
     CHECK(ok);
     if (!ok)
         s_dump();
     CHECK(s_has_event("DeletedWorkerPod"));
-    if (g_verbose)
+    if (g_h.verbose)
         printf("  failed worker replaced: %s\n", ok ? "ok" : "FAILED");
 
     /* 5. a deleted head pod is recreated */
-    objstore_delete(apiserver_store(g_api), s_res("", "pods"), IT_NS, old_head,
+    objstore_delete(apiserver_store(g_h.api), harness_res(&g_h, "", "pods"), IT_NS, old_head,
                     &(objstore_delete_opts_t){.grace_set = true, .grace_seconds = 0}, NULL, NULL,
                     NULL);
-    CHECK(s_wait(s_gone, old_head, IT_WAIT_MS));
-    ok = s_wait(s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS);
+    CHECK(harness_wait(&g_h, s_gone, old_head, IT_WAIT_MS));
+    ok = harness_wait(&g_h, s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS);
     CHECK(ok);
     heads = s_pods("head");
     CHECK(json_array_size(heads) == 1 &&
           strcmp(jx_str(json_array_get(heads, 0), "metadata.name", ""), old_head) != 0);
     json_decref(heads);
-    if (g_verbose)
+    if (g_h.verbose)
         printf("  head recreated: %s\n", ok ? "ok" : "FAILED");
 
     /* 6. suspend, resume */
     CHECK(s_rc_modify(s_set_suspend, (void *)1) == 0);
-    ok = s_wait(s_suspended, NULL, IT_WAIT_MS);
+    ok = harness_wait(&g_h, s_suspended, NULL, IT_WAIT_MS);
     CHECK(ok);
     if (!ok)
         s_dump();
     CHECK(s_has_event("DeletedPod"));
     CHECK(s_rc_modify(s_set_suspend, NULL) == 0);
-    ok = s_wait(s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS);
+    ok = harness_wait(&g_h, s_cluster_ready, (void *)(intptr_t)2, IT_WAIT_MS);
     CHECK(ok);
     if (!ok)
         s_dump();
     rc = s_rc();
     CHECK(rc && !strcmp(s_cond(rc, "RayClusterSuspended"), "False"));
     json_decref(rc);
-    if (g_verbose)
+    if (g_h.verbose)
         printf("  suspend and resume: %s\n", ok ? "ok" : "FAILED");
 
     /* 7. no duplicate pod under latency and API errors */
-    apiserver_set_latency(g_api, 20, 80);
-    CHECK(apiserver_add_fault_spec(g_api, "create:pods:0.3:500") == 0);
+    apiserver_set_latency(g_h.api, 20, 80);
+    CHECK(apiserver_add_fault_spec(g_h.api, "create:pods:0.3:500") == 0);
     CHECK(s_rc_modify(s_set_replicas, (void *)(intptr_t)5) == 0);
-    ok = s_wait(s_cluster_ready, (void *)(intptr_t)5, 2 * IT_WAIT_MS);
+    ok = harness_wait(&g_h, s_cluster_ready, (void *)(intptr_t)5, 2 * IT_WAIT_MS);
     CHECK(ok);
-    apiserver_clear_faults(g_api);
-    s_pump(3000);
+    apiserver_clear_faults(g_h.api);
+    harness_pump(&g_h, 3000);
     size_t nw = s_count("worker", false), nh = s_count("head", false);
     CHECK(nw == 5 && nh == 1);
-    if (g_verbose)
+    if (g_h.verbose)
         printf("  under faults: %zu workers, %zu head\n", nw, nh);
     if (!ok)
         s_dump();
 
     /* 8. audit */
-    store_flush(sdb);
-    failed += s_audit_checks(sdb, deleted, old_head);
+    store_flush(g_h.sdb);
+    failed += s_audit_checks(g_h.sdb, deleted, old_head);
     json_decref(deleted);
     s_dump();
 
 out:
-    workq_destroy(&g_q);
-    k8s_client_destroy(&client);
-    reconcile_destroy(&g_rec);
-    audit_destroy(&aud);
-    watcher_destroy(&w);
-    bus_sub_destroy(&sub);
-    bus_pub_destroy(&pub);
-    store_destroy(&obs);
-    /* the stores attached to the loop are destroyed by main after the loop */
-    g_wdb = wdb;
-    g_sdb = sdb;
-out0:
-    k8s_client_destroy(&admin);
-    k8s_client_destroy(&client);
-    kubeconfig_destroy(&kc);
-    buf_free(&err);
+    harness_stop(&g_h);
     return failed;
 }
 
 int main(int argc, char **argv)
 {
-    g_verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
-    int failed = 0;
-    signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    log_setup("scheduler_it", g_verbose ? LOG_WARN : LOG_ERROR, 2);
-    g_loop = loop_new();
-    g_zctx = zmq_ctx_new();
-    snprintf(g_dir, sizeof(g_dir), "/tmp/rf-sched-it-XXXXXX");
-    CHECK(mkdtemp(g_dir) != NULL);
-    kubelet_opts_t ko;
-    kubelet_opts_default(&ko);
-    ko.nodes = 4;
-    ko.create_ms = 100;
-    ko.ready_ms = 300;
-    ko.terminate_ms = 200;
-    g_api =
-        apiserver_new(g_loop, &(apiserver_opts_t){.simulate = true, .nodes = 4, .kubelet = &ko});
-    CHECK(g_api != NULL);
-    if (g_api) {
-        char text[1024], path[256];
-        snprintf(text, sizeof(text),
-                 "apiVersion: v1\nkind: Config\ncurrent-context: sim\n"
-                 "clusters: [{name: sim, cluster: {server: 'http://127.0.0.1:%d'}}]\n"
-                 "contexts: [{name: sim, context: {cluster: sim, user: u}}]\n"
-                 "users: [{name: u, user: {}}]\n",
-                 apiserver_port(g_api));
-        snprintf(path, sizeof(path), "%s/config", g_dir);
-        FILE *f = fopen(path, "w");
-        if (f) {
-            fputs(text, f);
-            fclose(f);
-        }
-        failed += s_scenario(path);
-        apiserver_destroy(&g_api);
-    }
-    zmq_ctx_term(g_zctx);
-    loop_destroy(&g_loop);
-    store_destroy(&g_wdb);
-    store_destroy(&g_sdb);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-    if (system(cmd) != 0)
-        printf("cleanup of %s failed\n", g_dir);
-    curl_global_cleanup();
+    bool verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
+    g_h.on_turn = s_observe_ready;
+    int failed = harness_init(
+        &g_h, "scheduler_it", verbose, verbose ? LOG_WARN : LOG_ERROR,
+        &(harness_opts_t){
+            .nodes = 4, .wait_ms = IT_WAIT_MS, .qps = 1000, .concurrency = 4, .desired = true});
+    if (g_h.api)
+        failed += s_scenario();
+    harness_end(&g_h);
     return SELFTEST_RESULT("scheduler_it", true);
 }

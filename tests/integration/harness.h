@@ -1,0 +1,491 @@
+/*
+ * harness: the in-process rig shared by the reconciler's integration tests (integration.scheduler,
+ * scheduler2, fairness and conformance include this file; each is a single program, so the
+ * helpers are file-static and a program has one harness_t).
+ *
+ * harness_init() ignores SIGPIPE, starts curl and the logger, makes the loop, a ZeroMQ context
+ * and a temporary dir, and starts kubesim's API server on that loop with simulate=true (scheduler
+ * and kubelet: pods go Running/Ready with IPs), writing <dir>/config, a kubeconfig for it.
+ * harness_start() makes an admin client (the test's) and the reconciler's client, registers
+ * rayfleet's CRDs from deploy/crds, opens <dir>/observed.db (written by the watcher logic, read by
+ * the reconciler) and <dir>/scheduler.db (audit rows, desired state), wires an inproc:// bus
+ * (watcher publisher -> subscriber of every shard -> reconcile_note_change -> work queue ->
+ * reconcile_fn), starts the watcher and waits for it to be ready. harness_stop() tears that down;
+ * harness_end() destroys the API server, the loop and then the stores attached to it, removes the
+ * dir and stops curl.
+ *
+ * Also: pumping the loop, waiting for a predicate, creating an object through a client and
+ * waiting for the answer, loading YAML and the KubeRay samples, reading kubesim's store directly
+ * (get, labels, pod readiness, Events) and changing a RayCluster's spec through the main endpoint.
+ *
+ * The setup functions count failed assertions like CHECK (common/selftest.h) and return the
+ * count, which the test adds to its own.
+ */
+#ifndef RF_HARNESS_H
+#define RF_HARNESS_H
+
+#include "apiserver.h"
+#include "audit.h"
+#include "bus.h"
+#include "err.h"
+#include "json.h"
+#include "k8s.h"
+#include "kubeconfig.h"
+#include "log.h"
+#include "objstore.h"
+#include "reconcile.h"
+#include "selftest.h"
+#include "store.h"
+#include "watcher.h"
+#include "workq.h"
+#include "yaml.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define HARNESS_FN static __attribute__((unused)) /* helpers: each includer uses a subset */
+#define HARNESS_SHARDS 256 /* bus shards (all subscribed) */
+#define HARNESS_TURN_MS 10 /* loop wait of one turn while pumping or waiting */
+#define HARNESS_SETTLE_MS 100 /* pump after registering the CRDs and after subscribing */
+#define HARNESS_YAML_MAX (16u << 20) /* largest YAML file loaded */
+#define HARNESS_ERR_MAX 4096 /* bytes of an error text */
+#define HARNESS_MSG_MAX 512 /* bytes of an API answer's message kept by harness_create */
+#define HARNESS_HWM 1000000 /* bus high-water mark */
+#define HARNESS_BACKOFF_BASE_MS 20 /* watcher's retry backoff, first */
+#define HARNESS_BACKOFF_MAX_MS 200 /* watcher's retry backoff, longest */
+#define HARNESS_CREATE_MS 100 /* simulated kubelet: pod create delay */
+#define HARNESS_READY_MS 300 /* simulated kubelet: pod ready delay */
+#define HARNESS_TERMINATE_MS 200 /* simulated kubelet: pod terminate delay */
+#define HARNESS_CLUSTER "c1" /* member cluster name of the watcher and the reconciler */
+#define HARNESS_EP "inproc://harness-it" /* the bus endpoint */
+
+/* What differs between the tests using the harness. */
+typedef struct {
+    int nodes; /* kubesim nodes (and simulated kubelet nodes) */
+    int64_t wait_ms; /* longest wait for a create's answer and for the watcher to be ready */
+    int qps; /* the reconciler's and the watcher's client QPS and burst */
+    int admin_qps; /* the admin client's QPS and burst; 0: the client defaults */
+    int concurrency; /* reconcile passes in flight (work queue concurrency) */
+    bool desired; /* the reconciler records desired state in scheduler.db */
+} harness_opts_t;
+
+/* The rig. Zero-initialise, then harness_init(). */
+typedef struct {
+    harness_opts_t o; /* options */
+    bool verbose; /* -v: print progress and diagnostics */
+    loop_t *loop; /* the one loop everything runs on */
+    void *zctx; /* ZeroMQ context of the bus */
+    char dir[64]; /* temporary dir (kubeconfig, databases) */
+    char kcpath[128]; /* <dir>/config */
+    apiserver_t *api; /* kubesim's API server */
+    kubeconfig_t *kc; /* the kubeconfig loaded from kcpath */
+    k8s_client_t *admin; /* the test's own client */
+    k8s_client_t *client; /* the reconciler's client */
+    store_t *wdb; /* observed.db, the watcher's (destroyed by harness_end) */
+    store_t *obs; /* observed.db read-only, the reconciler's */
+    store_t *sdb; /* scheduler.db (attached to the loop; destroyed by harness_end) */
+    bus_pub_t *pub; /* the watcher's publisher */
+    bus_sub_t *sub; /* the scheduler side's subscriber */
+    watcher_t *w; /* the watcher logic */
+    audit_t *aud; /* the reconciler's auditor on sdb */
+    reconciler_t *rec; /* the reconciler */
+    workq_t *q; /* its work queue */
+    bool started; /* harness_start() built everything (the watcher may still not be ready) */
+    void (*on_turn)(void); /* called after every loop turn of harness_wait (NULL: none) */
+} harness_t;
+
+/* A predicate of harness_wait. */
+typedef bool (*harness_pred_fn)(void *arg);
+
+/* Runs the loop for `ms` milliseconds. */
+HARNESS_FN void harness_pump(harness_t *h, int64_t ms)
+{
+    int64_t end = loop_clock_ms() + ms;
+    while (loop_clock_ms() < end)
+        loop_run_once(h->loop, HARNESS_TURN_MS);
+}
+
+/* Runs the loop until fn(arg) holds (checked after each turn, after h->on_turn) or `ms` pass.
+ * Returns whether it held. */
+HARNESS_FN bool harness_wait(harness_t *h, harness_pred_fn fn, void *arg, int64_t ms)
+{
+    int64_t end = loop_clock_ms() + ms;
+    while (loop_clock_ms() < end) {
+        loop_run_once(h->loop, HARNESS_TURN_MS);
+        if (h->on_turn)
+            h->on_turn();
+        if (fn(arg))
+            return true;
+    }
+    return false;
+}
+
+/* $RF_SHARED_DIR when set and not empty, else the compile-time RF_SHARED_DIR. Borrowed. */
+HARNESS_FN const char *harness_shared_dir(void)
+{
+    const char *shared = getenv("RF_SHARED_DIR");
+    return shared && *shared ? shared : RF_SHARED_DIR;
+}
+
+/* The first document of the YAML file `path` (new reference), or NULL (the error is printed when
+ * verbose). */
+HARNESS_FN json_t *harness_load_yaml(harness_t *h, const char *path)
+{
+    json_t *docs = NULL;
+    buf_t err;
+    buf_init(&err, HARNESS_ERR_MAX);
+    int rc = yaml_load_file(path, HARNESS_YAML_MAX, &docs, &err);
+    if (rc != 0 && h->verbose)
+        printf("  %s: %s\n", path, buf_str(&err));
+    buf_free(&err);
+    if (rc != 0)
+        return NULL;
+    json_t *d = json_incref(json_array_get(docs, 0));
+    json_decref(docs);
+    return d;
+}
+
+/* The first document of <shared>/kuberay/samples/<file> (new reference), or NULL. */
+HARNESS_FN json_t *harness_load_sample(harness_t *h, const char *file)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/kuberay/samples/%s", harness_shared_dir(), file);
+    return harness_load_yaml(h, path);
+}
+
+typedef struct {
+    int done, err; /* answered; its error (0: success) */
+    char msg[HARNESS_MSG_MAX]; /* its message */
+} harness_res_t;
+
+HARNESS_FN void s_harness_done(k8s_client_t *c, const k8s_result_t *r, void *arg)
+{
+    (void)c;
+    harness_res_t *x = arg;
+    x->done = 1;
+    x->err = r->err;
+    snprintf(x->msg, sizeof(x->msg), "%s", r->message ? r->message : "");
+}
+
+/* Creates `obj` as `res` through client `c` and runs the loop until the answer (at most
+ * o.wait_ms). Returns 0, the request's error, or ERR_TIMEOUT; the answer's message goes to `msg`
+ * (`msize` bytes) when `msg` is not NULL. */
+HARNESS_FN int harness_create(harness_t *h, k8s_client_t *c, const k8s_res_t *res,
+                              const json_t *obj, char *msg, size_t msize)
+{
+    harness_res_t x = {0};
+    int64_t id = k8s_create(c, res, obj, NULL, s_harness_done, &x);
+    if (id < 0)
+        return (int)id;
+    int64_t end = loop_clock_ms() + h->o.wait_ms;
+    while (!x.done && loop_clock_ms() < end)
+        loop_run_once(h->loop, HARNESS_TURN_MS);
+    if (msg)
+        snprintf(msg, msize, "%s", x.msg);
+    return x.done ? x.err : ERR_TIMEOUT;
+}
+
+/* ---------- kubesim's store, read directly ---------- */
+
+/* The store's resource group/resource (borrowed), or NULL. */
+HARNESS_FN objstore_res_t *harness_res(harness_t *h, const char *group, const char *resource)
+{
+    return objstore_find(apiserver_store(h->api), group, resource);
+}
+
+/* The object ns/name of group/resource (new reference), or NULL. */
+HARNESS_FN json_t *harness_get(harness_t *h, const char *group, const char *resource,
+                               const char *ns, const char *name)
+{
+    json_t *o = NULL;
+    objstore_res_t *r = harness_res(h, group, resource);
+    if (!r || objstore_get(apiserver_store(h->api), r, ns, name, &o, NULL) != 0)
+        return NULL;
+    return o;
+}
+
+/* The objects of group/resource in `ns` (NULL: all namespaces), as a new array (empty when the
+ * resource is unknown or the list fails). */
+HARNESS_FN json_t *harness_list(harness_t *h, const char *group, const char *resource,
+                                const char *ns)
+{
+    json_t *out = json_array();
+    objstore_list_t l = {0};
+    objstore_res_t *r = harness_res(h, group, resource);
+    if (!r ||
+        objstore_list(apiserver_store(h->api), r, &(objstore_list_opts_t){.ns = ns}, &l, NULL) != 0)
+        return out;
+    json_array_extend(out, l.items);
+    objstore_list_free(&l);
+    return out;
+}
+
+/* Label `k` of object `o` (borrowed), or NULL. */
+HARNESS_FN const char *harness_label(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(jx_get(o, "metadata.labels"), k));
+}
+
+/* The pod is Running with condition Ready True. */
+HARNESS_FN bool harness_pod_ready(const json_t *p)
+{
+    if (strcmp(jx_str(p, "status.phase", ""), "Running") != 0)
+        return false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(jx_get(p, "status.conditions"), i, c)
+    {
+        if (!strcmp(jx_str(c, "type", ""), "Ready"))
+            return !strcmp(jx_str(c, "status", ""), "True");
+    }
+    return false;
+}
+
+/* How many pods of the array `pods` are ready (all of them when not `ready_only`). */
+HARNESS_FN size_t harness_count_ready(const json_t *pods, bool ready_only)
+{
+    size_t n = 0, i;
+    json_t *p;
+    json_array_foreach(pods, i, p) if (!ready_only || harness_pod_ready(p)) n++;
+    return n;
+}
+
+/* An Event in `ns` about the object named `name` with `reason` exists (and, when `part` is not
+ * NULL, its message contains `part`). */
+HARNESS_FN bool harness_has_event(harness_t *h, const char *ns, const char *name,
+                                  const char *reason, const char *part)
+{
+    json_t *all = harness_list(h, "", "events", ns);
+    bool found = false;
+    size_t i;
+    json_t *e;
+    json_array_foreach(all, i, e)
+    {
+        if (!strcmp(jx_str(e, "reason", ""), reason) &&
+            !strcmp(jx_str(e, "involvedObject.name", ""), name) &&
+            (!part || strstr(jx_str(e, "message", ""), part)))
+            found = true;
+    }
+    json_decref(all);
+    return found;
+}
+
+/* Changes RayCluster ns/name: fn(copy, arg) edits a copy, written through an update of the main
+ * endpoint (the generation bumps). Returns 0, ERR_NOTFOUND or the update's error (its message is
+ * printed when verbose). */
+HARNESS_FN int harness_rc_modify(harness_t *h, const char *ns, const char *name,
+                                 void (*fn)(json_t *rc, void *arg), void *arg)
+{
+    json_t *rc = harness_get(h, "ray.io", "rayclusters", ns, name);
+    if (!rc)
+        return ERR_NOTFOUND;
+    json_t *n = json_deep_copy(rc);
+    json_decref(rc);
+    fn(n, arg);
+    objstore_status_t st = {0};
+    int r = objstore_update(apiserver_store(h->api), harness_res(h, "ray.io", "rayclusters"), ns,
+                            name, &n, &(objstore_update_opts_t){.precond = OBJSTORE_PRECOND_NONE},
+                            NULL, NULL, &st);
+    json_decref(n);
+    if (r != 0 && h->verbose)
+        printf("  update failed: %s\n", st.message);
+    return r;
+}
+
+/* ---------- setup and teardown ---------- */
+
+/* Starts the process-wide pieces and kubesim (see the file comment) for program `name` with
+ * options `o`, logging at `level`. Returns the failed checks; h->api is NULL when kubesim did not
+ * start. */
+HARNESS_FN int harness_init(harness_t *h, const char *name, bool verbose, log_level_t level,
+                            const harness_opts_t *o)
+{
+    int failed = 0;
+    h->o = *o;
+    h->verbose = verbose;
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    log_setup(name, level, STDERR_FILENO);
+    h->loop = loop_new();
+    h->zctx = zmq_ctx_new();
+    snprintf(h->dir, sizeof(h->dir), "/tmp/rf-%.32s-XXXXXX", name);
+    CHECK(h->loop && h->zctx && mkdtemp(h->dir) != NULL);
+    kubelet_opts_t ko;
+    kubelet_opts_default(&ko);
+    ko.nodes = o->nodes;
+    ko.create_ms = HARNESS_CREATE_MS;
+    ko.ready_ms = HARNESS_READY_MS;
+    ko.terminate_ms = HARNESS_TERMINATE_MS;
+    h->api = h->loop ? apiserver_new(
+                           h->loop,
+                           &(apiserver_opts_t){.simulate = true, .nodes = o->nodes, .kubelet = &ko})
+                     : NULL;
+    CHECK(h->api != NULL);
+    if (!h->api)
+        return failed;
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "apiVersion: v1\nkind: Config\ncurrent-context: sim\n"
+             "clusters: [{name: sim, cluster: {server: 'http://127.0.0.1:%d'}}]\n"
+             "contexts: [{name: sim, context: {cluster: sim, user: u}}]\n"
+             "users: [{name: u, user: {}}]\n",
+             apiserver_port(h->api));
+    snprintf(h->kcpath, sizeof(h->kcpath), "%s/config", h->dir);
+    FILE *f = fopen(h->kcpath, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    return failed;
+}
+
+HARNESS_FN int s_harness_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
+{
+    (void)sub;
+    harness_t *h = arg;
+    char key[RECONCILE_KEY_MAX];
+    if (reconcile_note_change(h->rec, &msg->object_changed, key, sizeof(key)) == 0)
+        workq_add(h->q, key);
+    return 0;
+}
+
+/* Builds the clients, CRDs, databases, bus, watcher and reconciler (see the file comment) and
+ * waits up to o.wait_ms for the watcher to be ready. Returns the failed checks; h->started tells
+ * whether everything was built. */
+HARNESS_FN int harness_start(harness_t *h)
+{
+    int failed = 0;
+    char dbpath[256], schedpath[256];
+    snprintf(dbpath, sizeof(dbpath), "%s/observed.db", h->dir);
+    snprintf(schedpath, sizeof(schedpath), "%s/scheduler.db", h->dir);
+    buf_t err;
+    buf_init(&err, HARNESS_ERR_MAX);
+    CHECK(kubeconfig_load(h->kcpath, NULL, &h->kc, &err) == 0);
+    k8s_config_t acfg = {.qps = h->o.admin_qps, .burst = h->o.admin_qps};
+    h->admin = h->kc ? k8s_client_new(h->loop, h->kc, h->o.admin_qps ? &acfg : NULL) : NULL;
+    h->client =
+        h->kc ? k8s_client_new(h->loop, h->kc, &(k8s_config_t){.qps = h->o.qps, .burst = h->o.qps})
+              : NULL;
+    CHECK(h->admin && h->client);
+    if (!h->admin || !h->client)
+        goto out;
+    /* rayfleet's CRDs */
+    const char *crds[] = {"ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml",
+                          "ray.io_rayservices.yaml", "ray.io_raycronjobs.yaml"};
+    for (size_t i = 0; i < sizeof(crds) / sizeof(crds[0]); i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/deploy/crds/%s", RF_SOURCE_DIR, crds[i]);
+        json_t *crd = harness_load_yaml(h, path);
+        CHECK(crd != NULL);
+        k8s_res_t r = {.group = "apiextensions.k8s.io",
+                       .version = "v1",
+                       .resource = "customresourcedefinitions"};
+        CHECK(crd && harness_create(h, h->admin, &r, crd, NULL, 0) == 0);
+        json_decref(crd);
+    }
+    harness_pump(h, HARNESS_SETTLE_MS);
+
+    int e = 0;
+    h->wdb = store_open(dbpath, STORE_READWRITE, &e);
+    h->obs = store_open(dbpath, STORE_READONLY, &e);
+    h->sdb = store_open(schedpath, STORE_READWRITE, &e);
+    CHECK(h->wdb && h->obs && h->sdb);
+    if (!h->wdb || !h->obs || !h->sdb)
+        goto out;
+    store_attach_loop(h->sdb, h->loop);
+    h->pub = bus_pub_new(
+        h->loop, h->zctx,
+        &(bus_options_t){.source = "watcher/it", .endpoint = "@" HARNESS_EP, .hwm = HARNESS_HWM});
+    h->sub =
+        bus_sub_new(h->loop, h->zctx, &(bus_options_t){.endpoint = HARNESS_EP, .hwm = HARNESS_HWM},
+                    s_harness_on_msg, NULL, h);
+    CHECK(h->pub && h->sub);
+    if (!h->pub || !h->sub)
+        goto out;
+    for (uint32_t s = 0; s < HARNESS_SHARDS; s++)
+        bus_sub_subscribe(h->sub, s);
+    harness_pump(h, HARNESS_SETTLE_MS);
+    watcher_cluster_t cl = {.name = HARNESS_CLUSTER, .kubeconfig = h->kcpath};
+    watcher_config_t wc = {.clusters = &cl,
+                           .nclusters = 1,
+                           .shards = HARNESS_SHARDS,
+                           .store = h->wdb,
+                           .pub = h->pub,
+                           .backoff_base_ms = HARNESS_BACKOFF_BASE_MS,
+                           .backoff_max_ms = HARNESS_BACKOFF_MAX_MS,
+                           .qps = h->o.qps,
+                           .burst = h->o.qps};
+    h->w = watcher_new(h->loop, &wc, &err);
+    CHECK(h->w != NULL);
+    h->aud = audit_new(h->sdb, &(audit_actor_t){.service = "scheduler", .replica = "scheduler/0"});
+    CHECK(h->aud != NULL);
+    h->rec = reconcile_new(h->loop, &(reconcile_config_t){.cluster = HARNESS_CLUSTER,
+                                                          .observed = h->obs,
+                                                          .client = h->client,
+                                                          .audit = h->aud,
+                                                          .desired = h->o.desired ? h->sdb : NULL,
+                                                          .events = true});
+    CHECK(h->rec != NULL);
+    workq_opts_t qo;
+    workq_opts_default(&qo);
+    qo.concurrency = h->o.concurrency;
+    h->q = h->rec ? workq_new(h->loop, &qo, reconcile_fn, h->rec) : NULL;
+    CHECK(h->q != NULL);
+    if (!h->w || !h->q || !h->aud)
+        goto out;
+    h->started = true;
+    CHECK(watcher_start(h->w) == 0);
+    int64_t end = loop_clock_ms() + h->o.wait_ms;
+    while (!watcher_ready(h->w) && loop_clock_ms() < end)
+        loop_run_once(h->loop, HARNESS_TURN_MS);
+    CHECK(watcher_ready(h->w));
+out:
+    buf_free(&err);
+    return failed;
+}
+
+/* Destroys what harness_start() built except the two stores written on the loop (wdb, sdb),
+ * which harness_end() destroys after the loop. */
+HARNESS_FN void harness_stop(harness_t *h)
+{
+    workq_destroy(&h->q);
+    k8s_client_destroy(&h->client);
+    reconcile_destroy(&h->rec);
+    audit_destroy(&h->aud);
+    watcher_destroy(&h->w);
+    bus_sub_destroy(&h->sub);
+    bus_pub_destroy(&h->pub);
+    store_destroy(&h->obs);
+    k8s_client_destroy(&h->admin);
+    kubeconfig_destroy(&h->kc);
+    h->started = false;
+}
+
+/* Destroys kubesim, the ZeroMQ context, the loop and then the stores, removes the dir and stops
+ * curl. Call harness_stop() first. */
+HARNESS_FN void harness_end(harness_t *h)
+{
+    apiserver_destroy(&h->api);
+    if (h->zctx)
+        zmq_ctx_term(h->zctx);
+    h->zctx = NULL;
+    loop_destroy(&h->loop);
+    store_destroy(&h->wdb);
+    store_destroy(&h->sdb);
+    if (h->dir[0] && strstr(h->dir, "XXXXXX") == NULL) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", h->dir);
+        if (system(cmd) != 0)
+            printf("cleanup of %s failed\n", h->dir);
+    }
+    curl_global_cleanup();
+}
+
+#endif
