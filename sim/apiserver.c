@@ -3176,8 +3176,11 @@ static long t_http(const char *method, const char *url, const char *ctype, const
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
     }
     long code = 0;
-    if (curl_easy_perform(h) == CURLE_OK)
+    CURLcode rc = curl_easy_perform(h);
+    if (rc == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    else
+        printf("  %s %s: %s\n", method, url, curl_easy_strerror(rc));
     curl_slist_free_all(hl);
     curl_easy_cleanup(h);
     return code;

@@ -38,6 +38,7 @@
 #define HTTPD_READ_SIZE 65536 /* bytes read per recv() */
 #define HTTPD_IOV_MAX 64 /* segments per writev() */
 #define HTTPD_SWEEP_MS 10000 /* idle sweep period */
+#define HTTPD_LINGER_MS 2000 /* longest drain of unread input after an error reply */
 #define HTTPD_LISTEN_BACKLOG 1024
 
 typedef struct {
@@ -62,6 +63,9 @@ struct httpd_conn {
     bool dirty; /* on the dirty list */
     bool want_write; /* LOOP_WRITE is armed */
     bool sent_continue; /* 100 Continue sent for this request */
+    bool linger; /* an error reply left unread input: drain it before closing */
+    bool lingering; /* write side shut down; discarding input until EOF or the deadline */
+    int64_t linger_until; /* loop time at which a lingering connection is closed anyway */
     seg_t *q; /* output queue (ring) */
     size_t qhead; /* index of the first segment */
     size_t qlen; /* segments queued */
@@ -489,7 +493,17 @@ static int s_flush(httpd_conn_t *c)
         c->want_write = want;
         s_update_events(c);
     }
-    if (c->qlen == 0 && !c->keep_alive && c->state == ST_READING) {
+    if (c->qlen == 0 && !c->keep_alive && c->state == ST_READING && !c->lingering) {
+        /* After an early error reply the peer may still be sending its body. Closing now
+         * with unread input makes the kernel send RST, and the peer can lose the reply
+         * before reading it. Shut down the write side and drain instead (a lingering
+         * close, as nginx does); the sweep or the next read ends it. */
+        if (c->linger && !c->ssl && shutdown(c->fd, SHUT_WR) == 0) {
+            c->lingering = true;
+            c->linger_until = loop_now(c->srv->loop) + HTTPD_LINGER_MS;
+            s_update_events(c);
+            return 0;
+        }
         httpd_conn_abort(c);
         return ERR_CLOSED;
     }
@@ -604,6 +618,7 @@ static void s_error(httpd_conn_t *c, int status, const char *msg)
                      "\"Failure\",\"message\":\"%s\",\"reason\":\"%s\",\"code\":%d}\n",
                      msg, status == 413 ? "RequestEntityTooLarge" : "BadRequest", status);
     c->keep_alive = false;
+    c->linger = true;
     c->state = ST_HANDLING;
     c->consumed = c->in.len;
     httpd_respond(c, status, "application/json", NULL, body, (size_t)n);
@@ -894,6 +909,13 @@ static int s_on_conn(loop_t *loop, int fd, int revents, void *arg)
                 return 0;
             }
             c->last_active = loop_now(loop);
+            if (c->lingering) {
+                if (c->last_active >= c->linger_until) {
+                    httpd_conn_abort(c);
+                    return 0;
+                }
+                continue; /* draining after an error reply; discard */
+            }
             if (c->state == ST_STREAMING)
                 continue; /* watch clients send nothing useful; discard */
             if (buf_append(&c->in, tmp, (size_t)r) < 0) {
@@ -903,7 +925,8 @@ static int s_on_conn(loop_t *loop, int fd, int revents, void *arg)
             if ((size_t)r < sizeof(tmp) && !(c->ssl && SSL_pending(c->ssl) > 0))
                 break;
         }
-        s_parse(c);
+        if (!c->lingering)
+            s_parse(c);
     }
     if (!c->closed && (revents & LOOP_WRITE))
         s_flush(c);
@@ -1007,7 +1030,9 @@ static int64_t s_sweep(loop_t *loop, int64_t id, void *arg)
     int64_t now = loop_now(loop);
     for (httpd_conn_t *c = srv->conns, *n; c; c = n) {
         n = c->next;
-        if (c->state == ST_READING && c->qlen == 0 && now - c->last_active > HTTPD_IDLE_TIMEOUT_MS)
+        if (c->lingering ? now >= c->linger_until
+                         : c->state == ST_READING && c->qlen == 0 &&
+                               now - c->last_active > HTTPD_IDLE_TIMEOUT_MS)
             httpd_conn_abort(c);
     }
     return HTTPD_SWEEP_MS;
@@ -1245,7 +1270,19 @@ int httpd_test(bool verbose)
     const char *r3 = "POST /p HTTP/1.1\r\nContent-Length: 5000\r\n\r\n";
     CHECK(t_pump(loop, fd, r3, strlen(r3), &got, NULL));
     CHECK(strstr(buf_str(&got), "413 Request Entity Too Large") != NULL);
+    /* The reply ended in EOF (write side shut down), but the server still drains what the
+     * client goes on sending instead of resetting the connection, until the client closes. */
+    CHECK(httpd_conn_count(srv) == 1);
+    char junk[4096];
+    memset(junk, 'x', sizeof(junk));
+    CHECK(send(fd, junk, sizeof(junk), MSG_NOSIGNAL) == (ssize_t)sizeof(junk));
+    for (int i = 0; i < 20; i++)
+        loop_run_once(loop, 5);
+    CHECK(httpd_conn_count(srv) == 1);
     close(fd);
+    for (int i = 0; i < 200 && httpd_conn_count(srv) > 0; i++)
+        loop_run_once(loop, 5);
+    CHECK(httpd_conn_count(srv) == 0);
 
     /* Malformed request line. */
     fd = t_connect(port);
