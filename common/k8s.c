@@ -8,9 +8,12 @@
 #include "log.h"
 #include "selftest.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +44,7 @@ struct k8s_req {
     bool auth_retried; /* the one 401 retry was used */
     bool in_cb; /* a user callback of this request is running */
     bool cancelled; /* k8s_cancel() ran during in_cb */
+    bool slot; /* holds one of the client's max_inflight slots (non-watch attempt in flight) */
     int attempts; /* attempts sent */
     int64_t idle_ms; /* watch idle timeout */
     int64_t http_id; /* current HTTP request, 0 when none */
@@ -70,6 +74,7 @@ struct k8s_client {
     k8s_req_t *all; /* every live request */
     k8s_req_t *qhead, *qtail; /* rate-limiter FIFO */
     size_t qlen; /* its length */
+    int flight; /* slots held (non-watch attempts in flight) */
     k8s_req_t *chead, *ctail; /* requests waiting for credentials */
     double tokens; /* token bucket level */
     int64_t bucket_ms; /* last refill time */
@@ -335,9 +340,22 @@ static void s_unlink_queues(k8s_req_t *r)
     r->qnext = NULL;
 }
 
+static void s_arm_drain(k8s_client_t *c);
+
+/* Gives back r's in-flight slot; a request waiting for one goes on the next loop turn. */
+static void s_release_slot(k8s_req_t *r)
+{
+    if (!r->slot)
+        return;
+    r->slot = false;
+    r->c->flight--;
+    s_arm_drain(r->c);
+}
+
 static void s_req_free(k8s_req_t *r)
 {
     k8s_client_t *c = r->c;
+    s_release_slot(r);
     s_unlink_queues(r);
     if (r->http_id)
         http_cancel(c->http, r->http_id);
@@ -600,6 +618,7 @@ static void s_on_http(http_client_t *h, http_response_t *resp, void *arg)
     k8s_req_t *r = arg;
     k8s_client_t *c = r->c;
     r->http_id = 0;
+    s_release_slot(r);
     json_t *body = NULL;
     jproj_result_t pr = {0};
     bool projected = false;
@@ -794,12 +813,37 @@ static void s_refill(k8s_client_t *c)
 
 static int64_t s_drain(loop_t *loop, int64_t id, void *arg);
 
+/* Whether r may go now as far as in-flight slots go: watches never wait for one (they hold a
+ * connection for minutes); other requests wait while max_inflight are in flight, so that what
+ * the transport cannot send yet waits here, in order, and not in curl's pending list. */
+static bool s_slot_free(const k8s_req_t *r)
+{
+    return r->is_watch || r->c->flight < r->c->cfg.max_inflight;
+}
+
+/* Sends r, taking a slot unless it is a watch. */
+static void s_go(k8s_req_t *r)
+{
+    if (!r->is_watch) {
+        r->slot = true;
+        r->c->flight++;
+    }
+    s_send(r);
+}
+
+/* Arms the drain timer when the head of the FIFO can go: at once when it waits only for a slot
+ * that is free now, when a token comes back when it waits for one. A head waiting for a slot with
+ * none free is drained by s_release_slot(). */
 static void s_arm_drain(k8s_client_t *c)
 {
-    if (c->bucket_timer || !c->qhead)
+    if (c->bucket_timer || !c->qhead || !s_slot_free(c->qhead))
         return;
-    double need = 1.0 - c->tokens;
-    int64_t ms = need <= 0 ? 0 : (int64_t)(need * 1000.0 / c->cfg.qps) + 1;
+    int64_t ms = 0;
+    if (c->cfg.qps > 0) {
+        s_refill(c);
+        double need = 1.0 - c->tokens;
+        ms = need <= 0 ? 0 : (int64_t)(need * 1000.0 / c->cfg.qps) + 1;
+    }
     int64_t t = loop_add_timer(c->loop, ms, s_drain, c);
     c->bucket_timer = t > 0 ? t : 0;
 }
@@ -808,43 +852,48 @@ static int64_t s_drain(loop_t *loop, int64_t id, void *arg)
 {
     k8s_client_t *c = arg;
     c->bucket_timer = 0;
-    s_refill(c);
-    while (c->qhead && c->tokens >= 1.0) {
+    if (c->cfg.qps > 0)
+        s_refill(c);
+    while (c->qhead && (c->cfg.qps <= 0 || c->tokens >= 1.0) && s_slot_free(c->qhead)) {
         k8s_req_t *r = c->qhead;
         c->qhead = r->qnext;
         if (!c->qhead)
             c->qtail = NULL;
         c->qlen--;
         r->qnext = NULL;
-        c->tokens -= 1.0;
-        s_send(r);
+        if (c->cfg.qps > 0)
+            c->tokens -= 1.0;
+        s_go(r);
     }
     s_arm_drain(c);
     return LOOP_TIMER_DONE;
 }
 
-/* Puts a request through the rate limiter: sent now when a token is free and nobody waits. */
+/* Puts a request through the rate limiter and the in-flight bound: sent now when a token and a
+ * slot are free and nobody waits ahead of it (a watch needs no slot, and passes requests that
+ * wait only for one); otherwise it waits in the FIFO. */
 static void s_enqueue(k8s_req_t *r)
 {
     k8s_client_t *c = r->c;
     r->state = S_QUEUED;
     r->qnext = NULL;
-    if (c->cfg.qps > 0) {
+    if (c->cfg.qps > 0)
         s_refill(c);
-        if (c->qhead || c->tokens < 1.0) {
-            if (c->qtail)
-                c->qtail->qnext = r;
-            else
-                c->qhead = r;
-            c->qtail = r;
-            c->qlen++;
-            c->stats.throttled++;
-            s_arm_drain(c);
-            return;
-        }
-        c->tokens -= 1.0;
+    /* A watch with a token free goes ahead of requests that wait only for a slot. */
+    if ((c->qhead && !r->is_watch) || (c->cfg.qps > 0 && c->tokens < 1.0) || !s_slot_free(r)) {
+        if (c->qtail)
+            c->qtail->qnext = r;
+        else
+            c->qhead = r;
+        c->qtail = r;
+        c->qlen++;
+        c->stats.throttled++;
+        s_arm_drain(c);
+        return;
     }
-    s_send(r);
+    if (c->cfg.qps > 0)
+        c->tokens -= 1.0;
+    s_go(r);
 }
 
 static int64_t s_start_timer(loop_t *loop, int64_t id, void *arg)
@@ -1150,6 +1199,10 @@ k8s_client_t *k8s_client_new(loop_t *loop, const kubeconfig_t *kc, const k8s_con
         c->cfg.max_event = K8S_DEFAULT_MAX_EVENT;
     if (c->cfg.max_queue == 0)
         c->cfg.max_queue = K8S_DEFAULT_MAX_QUEUE;
+    if (c->cfg.max_connections <= 0)
+        c->cfg.max_connections = HTTP_DEFAULT_MAX_HOST_CONNECTIONS;
+    if (c->cfg.max_inflight <= 0)
+        c->cfg.max_inflight = (int)c->cfg.max_connections * K8S_INFLIGHT_PER_CONNECTION;
     c->tokens = c->cfg.burst;
     c->bucket_ms = loop_clock_ms();
     c->rng = (uint64_t)loop_clock_ms() * 6364136223846793005ULL + (uint64_t)getpid() + 1;
@@ -1158,7 +1211,10 @@ k8s_client_t *k8s_client_new(loop_t *loop, const kubeconfig_t *kc, const k8s_con
         goto fail;
     c->cfg.user_agent = c->user_agent;
     kubeconfig_tls(kc, &c->tls);
-    http_config_t hc = {.tls = c->tls, .user_agent = c->user_agent};
+    http_config_t hc = {.tls = c->tls,
+                        .user_agent = c->user_agent,
+                        .max_host_connections =
+                            c->cfg.max_connections > 0 ? c->cfg.max_connections : 0};
     c->http = http_client_new(loop, &hc);
     if (!c->http) {
         log_error("k8s: cannot create the HTTP client", "server", kc->server, NULL);
@@ -1204,6 +1260,12 @@ static void s_t_done(k8s_client_t *c, const k8s_result_t *res, void *arg)
     t->done++;
     t->res = *res;
     snprintf(t->reason, sizeof(t->reason), "%s", res->reason);
+}
+
+static int s_t_event(k8s_client_t *c, int64_t id, const char *type, json_t *object, void *arg)
+{
+    (void)c, (void)id, (void)type, (void)object, (void)arg;
+    return 0;
 }
 
 int k8s_test(bool verbose)
@@ -1339,6 +1401,45 @@ int k8s_test(bool verbose)
         CHECK(c == NULL);
     }
     k8s_client_destroy(&c);
+
+    /* The in-flight bound: a server that takes connections and never answers. With
+     * max_inflight 2 and no rate limit, 2 of 5 lists go to the transport and 3 wait in order;
+     * a watch does not wait for a slot; cancelling one in flight lets the next waiting one go. */
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof(sa);
+    CHECK(ls >= 0 && bind(ls, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(ls, 64) == 0 &&
+          getsockname(ls, (struct sockaddr *)&sa, &salen) == 0);
+    char srv[64];
+    snprintf(srv, sizeof(srv), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    kubeconfig_t kc2 = {.server = srv, .namespace_ = "default"};
+    c = loop ? k8s_client_new(loop, &kc2, &(k8s_config_t){.qps = -1, .max_inflight = 2}) : NULL;
+    CHECK(c != NULL);
+    if (c) {
+        s_t_result_t t = {0};
+        int64_t ids[5];
+        for (int i = 0; i < 5; i++)
+            ids[i] = k8s_list(c, &pods, NULL, s_t_done, &t);
+        loop_run_once(loop, 0);
+        k8s_stats_t st;
+        k8s_client_stats(c, &st);
+        CHECK(st.queued == 3 && st.in_flight == 5 && st.throttled == 3);
+        CHECK(k8s_watch(c, &pods, NULL, s_t_event, s_t_done, &t) > 0);
+        loop_run_once(loop, 0);
+        k8s_client_stats(c, &st);
+        CHECK(st.queued == 3 && st.attempts == 3);
+        CHECK(k8s_cancel(c, ids[0]) == 0);
+        for (int i = 0; i < 5; i++)
+            loop_run_once(loop, 5);
+        k8s_client_stats(c, &st);
+        CHECK(st.queued == 2 && st.attempts == 4 && t.done == 0);
+        CHECK(k8s_cancel(c, ids[4]) == 0); /* a waiting one: no slot to give back */
+        k8s_client_stats(c, &st);
+        CHECK(st.queued == 1 && st.attempts == 4);
+        k8s_client_destroy(&c);
+    }
+    if (ls >= 0)
+        close(ls);
     loop_destroy(&loop);
     return SELFTEST_RESULT("k8s", verbose);
 }

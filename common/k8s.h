@@ -24,7 +24,9 @@
  *
  * Rate limit: a token bucket (qps, burst) in front of every attempt (retries included). Requests
  * beyond the bucket wait in a bounded FIFO queue (max_queue, else ERR_BUSY) served by a loop
- * timer; nothing blocks the loop.
+ * timer; nothing blocks the loop. The same FIFO holds requests while max_inflight non-watch
+ * requests are in flight (4 per connection by default), so what the connections cannot carry yet
+ * waits here, in order, and not as curl handles; a watch needs no slot and passes them.
  *
  * Credentials: a static token; a token file, re-read when its mtime or size changes (checked at
  * most every K8S_TOKEN_CHECK_MS, and on 401; the read is a small local file, the one bounded
@@ -68,6 +70,7 @@
 #define K8S_MAX_RETRY_AFTER_MS 60000 /* a Retry-After longer than this is capped */
 #define K8S_DEFAULT_MAX_EVENT (16u * 1024 * 1024) /* largest watch event line */
 #define K8S_DEFAULT_MAX_QUEUE 100000 /* requests waiting for the rate limiter */
+#define K8S_INFLIGHT_PER_CONNECTION 4 /* default non-watch requests in flight per connection */
 #define K8S_TOKEN_CHECK_MS 1000 /* token file stat() at most this often */
 #define K8S_TOKEN_MAX_AGE_MS 60000 /* token file re-read at least this often */
 #define K8S_EXEC_EXPIRY_SLACK_S 10 /* an exec credential this close to expiry is renewed */
@@ -88,6 +91,10 @@ typedef struct {
     size_t max_body; /* largest response body; 0: HTTP_DEFAULT_MAX_BODY */
     size_t max_event; /* largest watch event; 0: K8S_DEFAULT_MAX_EVENT */
     size_t max_queue; /* rate-limiter queue bound; 0: K8S_DEFAULT_MAX_QUEUE */
+    int max_inflight; /* non-watch requests handed to the transport at once (more wait in the
+                       * rate-limiter FIFO, in order); 0: K8S_INFLIGHT_PER_CONNECTION times
+                       * the connections */
+    long max_connections; /* connections per API server; 0: HTTP_DEFAULT_MAX_HOST_CONNECTIONS */
     const char *user_agent; /* NULL: "rayfleet/<version>" (copied) */
 } k8s_config_t;
 
@@ -170,10 +177,10 @@ typedef struct {
     uint64_t requests; /* requests started */
     uint64_t attempts; /* HTTP attempts sent */
     uint64_t retries; /* attempts that were retries */
-    uint64_t throttled; /* attempts that waited for the rate limiter */
+    uint64_t throttled; /* attempts that waited for the rate limiter or an in-flight slot */
     uint64_t auth_reloads; /* token file re-reads and exec plugin runs */
     uint64_t events; /* watch events delivered */
-    size_t queued; /* requests waiting for the rate limiter now */
+    size_t queued; /* requests waiting for the rate limiter or an in-flight slot now */
     size_t in_flight; /* requests not yet ended */
 } k8s_stats_t;
 
