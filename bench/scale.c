@@ -22,7 +22,7 @@
  * the limit the ratio column compares rayfleet's pods/s with.
  *
  *   bench-scale [--clusters N] [--replicas LIST] [--latencies LIST] [--modes paced,unpaced]
- *               [--rate R] [--concurrency C] [--keep]
+ *               [--rate R] [--concurrency C] [--max-inflight M] [--connections K] [--keep]
  */
 #include "../tests/integration/replicas/fleet.h"
 
@@ -124,7 +124,8 @@ static bool s_split(fleet_t *f, int replicas)
 }
 
 /* One run. Returns 0 or -1. */
-static int s_run(int latency, int replicas, double rate, size_t n, int conc, bool keep, result_t *r)
+static int s_run(int latency, int replicas, double rate, size_t n, int conc, int inflight,
+                 int conns, bool keep, result_t *r)
 {
     memset(r, 0, sizeof(*r));
     fleet_t f = {0};
@@ -134,6 +135,8 @@ static int s_run(int latency, int replicas, double rate, size_t n, int conc, boo
                       .lease_ms = BENCH_LEASE_MS,
                       .qps = BENCH_QPS,
                       .concurrency = conc,
+                      .max_inflight = inflight,
+                      .connections = conns,
                       .log_level = "warn"};
     int64_t *acked = calloc(n, sizeof(*acked));
     int64_t *first = calloc(n, sizeof(*first));
@@ -460,6 +463,7 @@ int main(int argc, char **argv)
     bool paced = true, unpaced = true, keep = false;
     double rate = BENCH_RATE_DEFAULT;
     int conc = BENCH_CONC_DEFAULT;
+    long inflight = 0, conns = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--clusters") == 0 && v) {
@@ -480,14 +484,23 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--concurrency") == 0 && v) {
             long c = strtol(v, NULL, 10);
-            conc = c > 0 && c <= 100000 ? (int)c : BENCH_CONC_DEFAULT;
+            conc = c > 0 && c <= 10000 ? (int)c : -1;
+            i++;
+        } else if (strcmp(a, "--max-inflight") == 0 && v) {
+            inflight = strtol(v, NULL, 10);
+            inflight = inflight > 0 && inflight <= 100000 ? inflight : -1;
+            i++;
+        } else if (strcmp(a, "--connections") == 0 && v) {
+            conns = strtol(v, NULL, 10);
+            conns = conns > 0 && conns <= 1024 ? conns : -1;
             i++;
         } else if (strcmp(a, "--keep") == 0) {
             keep = true;
         } else {
             fprintf(stderr,
                     "usage: bench-scale [--clusters N] [--replicas 1,2,4] [--latencies 0,20] "
-                    "[--modes paced,unpaced] [--rate R] [--concurrency C] [--keep]\n");
+                    "[--modes paced,unpaced] [--rate R] [--concurrency C] [--max-inflight M] "
+                    "[--keep]\n");
             return 2;
         }
     }
@@ -501,16 +514,26 @@ int main(int argc, char **argv)
         : nlats <= 0 ? "--latencies: must be a comma-separated list of milliseconds (at most 8)"
         : rate <= 0  ? "--rate: must be a positive number of creates per second"
         : !paced && !unpaced ? "--modes: must name paced, unpaced or both"
+        : conc < 0           ? "--concurrency: must be an integer in 1..10000"
+        : inflight < 0       ? "--max-inflight: must be an integer in 1..100000"
+        : conns < 0          ? "--connections: must be an integer in 1..1024"
                              : NULL;
     if (bad) {
         fprintf(stderr, "bench-scale: %s\n", bad);
         return 2;
     }
+    char inflight_s[24] = "default", conns_s[24] = "default";
+    if (inflight > 0)
+        snprintf(inflight_s, sizeof(inflight_s), "%ld", inflight);
+    if (conns > 0)
+        snprintf(conns_s, sizeof(conns_s), "%ld", conns);
     signal(SIGPIPE, SIG_IGN);
     log_setup("bench-scale", LOG_ERROR, STDERR_FILENO);
     printf("bench-scale: %zu RayClusters (1 head + %d workers = %zu pods), kubesim %d nodes, "
-           "scheduler --concurrency %d, shard leases in SQLite (%d ms)\n",
-           n, BENCH_WORKERS, n * (1 + BENCH_WORKERS), BENCH_NODES, conc, BENCH_LEASE_MS);
+           "scheduler --concurrency %d --client.max-inflight %s --client.connections %s, shard "
+           "leases in SQLite (%d ms)\n",
+           n, BENCH_WORKERS, n * (1 + BENCH_WORKERS), BENCH_NODES, conc, inflight_s, conns_s,
+           BENCH_LEASE_MS);
     printf("%-4s %-4s %-8s %9s %8s %8s %7s %9s %9s %8s %7s %9s\n", "lat", "reps", "mode", "ready_s",
            "pods/s", "raw/s", "ratio", "p50_ms", "p99_ms", "rss_MB", "cpu_s", "writes/rc");
     fflush(stdout);
@@ -528,7 +551,8 @@ int main(int argc, char **argv)
                 if ((mode == 0 && !paced) || (mode == 1 && !unpaced))
                     continue;
                 result_t r;
-                if (s_run(lats[li], reps[ri], mode == 0 ? rate : 0, n, conc, keep, &r) != 0) {
+                if (s_run(lats[li], reps[ri], mode == 0 ? rate : 0, n, conc, (int)inflight,
+                          (int)conns, keep, &r) != 0) {
                     failures++;
                     continue;
                 }

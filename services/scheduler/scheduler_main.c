@@ -123,6 +123,14 @@ static const cfg_opt_t s_options[] = {
      "Delete surplus workers even with autoscaling on (ENABLE_RANDOM_POD_DELETE).", NULL},
     {"client.qps", CFG_INT, "100", 1, 100000, false, false, "Kubernetes client requests/s.", NULL},
     {"client.burst", CFG_INT, "200", 1, 100000, false, false, "Kubernetes client burst.", NULL},
+    {"client.max-inflight", CFG_INT, "0", 0, 100000, false, false,
+     "Kubernetes requests (not watches) in flight at once, more wait in order in the client; 0: "
+     "4 per connection.",
+     NULL},
+    {"client.connections", CFG_INT, "32", 1, 1024, false, false,
+     "Connections to the API server (HTTP/1.1 carries one request per connection at a time; "
+     "HTTP/2 multiplexes).",
+     NULL},
     {NULL},
 };
 
@@ -453,10 +461,13 @@ int main(int argc, char **argv)
         goto done;
     }
     m.kc = kc;
-    m.client = k8s_client_new(svc.loop, kc,
-                              &(k8s_config_t){.qps = (double)cfg_int(svc.cfg, "client.qps"),
-                                              .burst = (int)cfg_int(svc.cfg, "client.burst"),
-                                              .user_agent = "rayfleet-scheduler/" RF_VERSION});
+    m.client =
+        k8s_client_new(svc.loop, kc,
+                       &(k8s_config_t){.qps = (double)cfg_int(svc.cfg, "client.qps"),
+                                       .burst = (int)cfg_int(svc.cfg, "client.burst"),
+                                       .max_inflight = (int)cfg_int(svc.cfg, "client.max-inflight"),
+                                       .max_connections = cfg_int(svc.cfg, "client.connections"),
+                                       .user_agent = "rayfleet-scheduler/" RF_VERSION});
     if (!m.client || svc_state_path(&svc, cfg_str(svc.cfg, "audit.db"), &path) != 0)
         goto done;
     int e = 0;

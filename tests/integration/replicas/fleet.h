@@ -62,6 +62,8 @@ typedef struct {
     int64_t lease_ms; /* --shards.lease-duration */
     int qps; /* schedulers' --client.qps and --client.burst */
     int concurrency; /* schedulers' --concurrency */
+    int max_inflight; /* schedulers' --client.max-inflight; 0: their default */
+    int connections; /* schedulers' --client.connections; 0: their default */
     const char *log_level; /* services' --log-level */
     const char *lease_backend; /* --shards.lease: "sqlite" (NULL) or "kubernetes" */
 } fleet_opts_t;
@@ -352,7 +354,23 @@ FLEET_FN int fleet_start_scheduler(fleet_t *f, const fleet_opts_t *o, int i)
                     conc,
                     "--log-level",
                     (char *)o->log_level,
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL,
                     NULL};
+    char inflight[16], conns[16];
+    size_t at = sizeof(argv) / sizeof(argv[0]) - 5;
+    if (o->max_inflight > 0) {
+        snprintf(inflight, sizeof(inflight), "%d", o->max_inflight);
+        argv[at++] = "--client.max-inflight";
+        argv[at++] = inflight;
+    }
+    if (o->connections > 0) {
+        snprintf(conns, sizeof(conns), "%d", o->connections);
+        argv[at++] = "--client.connections";
+        argv[at++] = conns;
+    }
     f->sched[i] = fleet_spawn(f, name, "rayfleet-scheduler", argv);
     if (f->sched[i] <= 0)
         return -1;
