@@ -7,31 +7,18 @@
 set -uo pipefail
 ctl=${1:?usage: explain_test.sh PATH/TO/rayfleetctl RAYCLUSTER.yaml}
 yaml=${2:?usage: explain_test.sh PATH/TO/rayfleetctl RAYCLUSTER.yaml}
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../cli/testlib.sh
+source "$here/../cli/testlib.sh"
 tmp=$(mktemp -d /tmp/rfexplain.XXXXXX)
 state="$tmp/state"
-passed=0
-failed=0
 ns=default
 rc=demo
 
-ok() { passed=$((passed + 1)); echo "ok   - $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $1"; }
-# check NAME OUTPUT-TEXT PATTERN...: every grep -E pattern is in the text.
-has() {
-    local name=$1 text=$2; shift 2
-    local p
-    for p in "$@"; do
-        if ! grep -Eq -- "$p" <<<"$text"; then
-            bad "$name (no '$p' in:)"; sed 's/^/    | /' <<<"$text"; return
-        fi
-    done
-    ok "$name"
-}
 finish() {
     "$ctl" down --state-dir "$state" --timeout 5s >/dev/null 2>&1 || true
-    echo "$passed passed, $failed failed"
     rm -rf "$tmp"
-    [[ $failed -eq 0 ]]
+    tl_summary
 }
 trap 'finish; exit $?' EXIT
 

@@ -6,18 +6,16 @@
 # Usage: secrets_test.sh PATH/TO/rayfleetctl      Ends with "N passed, M failed".
 set -uo pipefail
 ctl=$1
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../cli/testlib.sh
+source "$here/../cli/testlib.sh"
 tmp=$(mktemp -d /tmp/rfsecrets.XXXXXX)
 state="$tmp/state"
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   - $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $1"; }
 check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
 finish() {
     "$ctl" down --state-dir "$state" --timeout 5s >/dev/null 2>&1 || true
-    echo "$passed passed, $failed failed"
     rm -rf "$tmp"
-    [[ $failed -eq 0 ]]
+    tl_summary
 }
 trap 'finish; exit $?' EXIT
 command -v kubectl >/dev/null || { bad "kubectl is installed"; exit 1; }
