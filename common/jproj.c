@@ -594,6 +594,23 @@ static int s_add_span(s_p_t *p, size_t off, size_t len)
 
 static int s_value(s_p_t *p, const s_node_t *node, int sl, json_t **out, int depth);
 
+/* After a member of an object or array: 1 after a ',' (another member follows), 0 after the
+ * closing `close`, or the error of anything else. */
+static int s_after_member(s_p_t *p, char close)
+{
+    s_ws(p);
+    if (p->i < p->n && p->d[p->i] == ',') {
+        p->i++;
+        s_ws(p);
+        return 1;
+    }
+    if (p->i < p->n && p->d[p->i] == close) {
+        p->i++;
+        return 0;
+    }
+    return s_fail(p, p->i, close == '}' ? "',' or '}' expected" : "',' or ']' expected");
+}
+
 static int s_object(s_p_t *p, const s_node_t *node, int sl, json_t **out, int depth)
 {
     const jproj_t *jp = p->jp;
@@ -649,17 +666,11 @@ static int s_object(s_p_t *p, const s_node_t *node, int sl, json_t **out, int de
         free(kheap);
         if (rc)
             goto done;
-        s_ws(p);
-        if (p->i < p->n && p->d[p->i] == ',') {
-            p->i++;
-            s_ws(p);
+        rc = s_after_member(p, '}');
+        if (rc > 0)
             continue;
-        }
-        if (p->i < p->n && p->d[p->i] == '}') {
-            p->i++;
+        if (rc == 0)
             break;
-        }
-        rc = s_fail(p, p->i, "',' or '}' expected");
         goto done;
     }
     rc = s_dups(p, base, open);
@@ -694,17 +705,11 @@ static int s_array(s_p_t *p, const s_node_t *node, bool at_span, json_t **out, i
             rc = ERR_NOMEM;
         if (rc)
             goto done;
-        s_ws(p);
-        if (p->i < p->n && p->d[p->i] == ',') {
-            p->i++;
-            s_ws(p);
+        rc = s_after_member(p, ']');
+        if (rc > 0)
             continue;
-        }
-        if (p->i < p->n && p->d[p->i] == ']') {
-            p->i++;
+        if (rc == 0)
             break;
-        }
-        rc = s_fail(p, p->i, "',' or ']' expected");
         goto done;
     }
 done:
