@@ -1291,9 +1291,7 @@ int jproj_test(bool verbose)
 
     /* every upstream sample and CRD, as compact and as indented ASCII JSON */
     {
-        const char *sh = getenv("RF_SHARED_DIR");
-        if (!sh || !*sh)
-            sh = RF_SHARED_DIR;
+        const char *sh = selftest_shared_dir();
         char path[4096];
         int docs = 0, fails = 0;
         snprintf(path, sizeof path, "%s/kuberay", sh);

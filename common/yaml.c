@@ -1445,9 +1445,7 @@ int yaml_test(bool verbose)
 
     // Files: missing, too big.
     CHECK(yaml_load_file("/nonexistent.yaml", 100, &docs, &err) == ERR_IO && docs == NULL);
-    const char *sh = getenv("RF_SHARED_DIR");
-    if (!sh || !*sh)
-        sh = RF_SHARED_DIR;
+    const char *sh = selftest_shared_dir();
     char path[4096];
     snprintf(path, sizeof path, "%s/kuberay/crd/ray.io_rayclusters.yaml", sh);
     CHECK(yaml_load_file(path, 1000, &docs, &err) == ERR_TOOBIG && docs == NULL);

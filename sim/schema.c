@@ -991,11 +991,7 @@ int schema_test(bool verbose)
     json_decref(sch);
 
     // The real RayCluster CRD and the upstream samples.
-    const char *shared = getenv("RF_SHARED_DIR");
-#ifdef RF_SHARED_DIR
-    if (!shared || !*shared)
-        shared = RF_SHARED_DIR;
-#endif
+    const char *shared = selftest_shared_dir();
     if (!shared || !*shared) {
         printf("schema: RF_SHARED_DIR not set; CRD checks skipped\n");
         return SELFTEST_RESULT("schema", verbose);

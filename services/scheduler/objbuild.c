@@ -582,11 +582,7 @@ static int s_bad_rand(void *ctx, unsigned char *out, size_t n)
 
 static json_t *s_load_sample(const char *file)
 {
-    const char *shared = getenv("RF_SHARED_DIR");
-#ifdef RF_SHARED_DIR
-    if (!shared || !shared[0])
-        shared = RF_SHARED_DIR;
-#endif
+    const char *shared = selftest_shared_dir();
     char path[1024];
     snprintf(path, sizeof(path), "%s/kuberay/samples/%s", shared ? shared : ".", file);
     json_t *docs = NULL;

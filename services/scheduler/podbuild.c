@@ -2765,9 +2765,7 @@ static int s_t_units(void)
 int podbuild_test(bool verbose)
 {
     int failed = 0;
-    const char *shared = getenv("RF_SHARED_DIR");
-    if (!shared || !*shared)
-        shared = RF_SHARED_DIR;
+    const char *shared = selftest_shared_dir();
     failed += s_t_units();
     failed += s_t_exact(shared);
     s_t_totals_t tot = {0, 0, 0, 0, 0};

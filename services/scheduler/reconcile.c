@@ -2822,11 +2822,7 @@ out:
 static int s_t_children(bool verbose)
 {
     int failed = 0;
-    const char *shared = getenv("RF_SHARED_DIR");
-#ifdef RF_SHARED_DIR
-    if (!shared || !shared[0])
-        shared = RF_SHARED_DIR;
-#endif
+    const char *shared = selftest_shared_dir();
     char dir[1024];
     snprintf(dir, sizeof(dir), "%s/kuberay/samples", shared ? shared : ".");
     DIR *d = opendir(dir);

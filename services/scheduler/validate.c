@@ -1138,11 +1138,7 @@ static const char *s_expected_reject(const char *file)
 static int s_samples(bool verbose, int *count)
 {
     int failed = 0;
-    const char *shared = getenv("RF_SHARED_DIR");
-#ifdef RF_SHARED_DIR
-    if (!shared || !shared[0])
-        shared = RF_SHARED_DIR;
-#endif
+    const char *shared = selftest_shared_dir();
     if (!shared)
         return 0;
     char dir[1024];
