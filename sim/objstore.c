@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rftime.h"
 #include "selftest.h"
 
 #define UID_LEN 36 /* characters of an RFC 4122 uid */
@@ -318,9 +319,7 @@ int64_t objstore_now_ms(const objstore_t *s)
 
 static void s_format_time(int64_t ms, char *buf, size_t size)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    if (rftime_format(ms, RFTIME_SEC, buf, size) != 0)
         snprintf(buf, size, "1970-01-01T00:00:00Z");
 }
 
