@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "procstat.h"
 #include "rftime.h"
 #include "selftest.h"
 
@@ -2698,14 +2699,8 @@ static int t_gc(objstore_t *s)
 
 static long t_rss_kb(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    if (!f)
-        return 0;
-    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+    int64_t b = procstat_rss_bytes(0);
+    return b > 0 ? (long)(b / 1024) : 0;
 }
 
 static double t_secs(void)
