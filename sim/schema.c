@@ -869,6 +869,9 @@ int schema_test(bool verbose)
                    "spec.name: Invalid value: \"AB\": spec.name in body should match '^[a-z]+$'"));
     CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"mode\":\"C\"}}",
                    "spec.mode: Unsupported value: \"C\": supported values: \"A\", \"B\""));
+    // A carriage return is quoted \r as Go's %q writes it (this file's old copy wrote \x0d).
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"mode\":\"C\\r\"}}",
+                   "spec.mode: Unsupported value: \"C\\r\": supported values: \"A\", \"B\""));
     CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"ios\":5}}", ""));
     CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"ios\":\"5%\"}}", ""));
     CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"ios\":true}}",
