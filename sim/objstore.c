@@ -308,9 +308,7 @@ struct objstore {
 static int64_t s_realtime_ms(void *arg)
 {
     (void)arg;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return rftime_now_ms();
 }
 
 int64_t objstore_now_ms(const objstore_t *s)

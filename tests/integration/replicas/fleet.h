@@ -22,6 +22,7 @@
 #include "json.h"
 #include "loop.h"
 #include "procstat.h"
+#include "rftime.h"
 #include "yaml.h"
 
 #include <dirent.h>
@@ -91,9 +92,7 @@ FLEET_FN double fleet_now(void)
 
 FLEET_FN int64_t fleet_wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return rftime_now_ms();
 }
 
 FLEET_FN void fleet_sleep_ms(int ms)
