@@ -64,8 +64,8 @@ int procstat_parse(const char *text, procstat_t *out)
             if (end - p != 1)
                 return ERR_PARSE;
             st.state = *p;
-        } else if (field == S_FIELD_UTIME || field == S_FIELD_STIME ||
-                   field == S_FIELD_START || field == S_FIELD_RSS) {
+        } else if (field == S_FIELD_UTIME || field == S_FIELD_STIME || field == S_FIELD_START ||
+                   field == S_FIELD_RSS) {
             char *stop = NULL;
             long long v = strtoll(p, &stop, 10);
             if (stop != end || (v < 0 && field != S_FIELD_RSS))
@@ -110,7 +110,8 @@ double procstat_cpu_of(pid_t pid)
 static int64_t s_kb_line(const char *text, const char *key)
 {
     size_t kn = strlen(key);
-    for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+    for (const char *line = text; line && *line;
+         line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
         if (strncmp(line, key, kn) != 0)
             continue;
         char *end = NULL;
@@ -156,13 +157,16 @@ int procstat_test(bool verbose)
     // A command name with spaces and ')' does not shift the fields.
     const char *line = "4242 (a b) (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 "
                        "120 35 0 0 20 0 3 0 98765 123456789 -7 18446744073709551615\n";
-    CHECK(procstat_parse(line, &st) == 0 && st.state == 'S' && st.utime == 120 &&
-          st.stime == 35 && st.starttime == 98765 && st.rss_pages == -7);
+    CHECK(procstat_parse(line, &st) == 0 && st.state == 'S' && st.utime == 120 && st.stime == 35 &&
+          st.starttime == 98765 && st.rss_pages == -7);
     const char *zombie = "7 (z) Z 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 55 0 0";
     CHECK(procstat_parse(zombie, &st) == 0 && st.state == 'Z' && st.utime == 3 &&
           st.starttime == 55 && st.rss_pages == 0);
     // Short, garbled or empty texts are errors, never a half-filled struct.
-    const char *bad[] = {"", "no parens", "1 (x) S 1 2 3", "1 (x) S 1 0 0 0 -1 0 0 0 0 0 x 0",
+    const char *bad[] = {"",
+                         "no parens",
+                         "1 (x) S 1 2 3",
+                         "1 (x) S 1 0 0 0 -1 0 0 0 0 0 x 0",
                          "1 (x) SS 1 0 0 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 9 0 0",
                          "1 (x) S 1 0 0 0 -1 0 0 0 0 0 -1 2 0 0 20 0 1 0 9 0 0",
                          "1 (x)S 1 0 0 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 9 0 0"};

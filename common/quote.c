@@ -77,16 +77,35 @@ int quote_go(buf_t *b, const char *s)
         }
         const char *esc = NULL;
         switch (r) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\a': esc = "\\a"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\v': esc = "\\v"; break;
-        default: break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\a':
+            esc = "\\a";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\v':
+            esc = "\\v";
+            break;
+        default:
+            break;
         }
         if (esc)
             rc = buf_puts(b, esc);
@@ -129,9 +148,12 @@ int quote_test(bool verbose)
     CHECK(s_is("\x01\x1f\x7f", "\"\\x01\\x1f\\x7f\""));
     CHECK(s_is("'single' ok ~", "\"'single' ok ~\""));
     // Printable UTF-8 is kept; non-printable runes are \u escapes.
-    CHECK(s_is("h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80", "\"h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80\""));
+    CHECK(s_is("h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
+               "\"h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80\""));
     CHECK(s_is("\xc2\x85", "\"\\u0085\""));
-    CHECK(s_is("a\xc2\xa0" "b", "\"a\\u00a0b\""));
+    CHECK(s_is("a\xc2\xa0"
+               "b",
+               "\"a\\u00a0b\""));
     CHECK(s_is("\xe2\x80\x8b\xef\xbb\xbf\xe2\x80\xa8", "\"\\u200b\\ufeff\\u2028\""));
     CHECK(s_is("\xf3\xb0\x80\x80", "\"\\U000f0000\""));
     // Invalid UTF-8: each bad byte is \xNN, decoding resumes after it.
@@ -141,7 +163,9 @@ int quote_test(bool verbose)
     CHECK(s_is("\xc0\xaf", "\"\\xc0\\xaf\""));
     CHECK(s_is("\xed\xa0\x80", "\"\\xed\\xa0\\x80\""));
     CHECK(s_is("\xf4\x90\x80\x80", "\"\\xf4\\x90\\x80\\x80\""));
-    CHECK(s_is("\xe6\x97" "x", "\"\\xe6\\x97x\""));
+    CHECK(s_is("\xe6\x97"
+               "x",
+               "\"\\xe6\\x97x\""));
     // Arguments and the bound.
     buf_t b;
     buf_init(&b, 4);

@@ -152,7 +152,6 @@ int selector_validate_label_value(const char *value, buf_t *err)
     return first ? 0 : ERR_INVAL;
 }
 
-
 /* ---- requirement lists ---- */
 
 static void s_req_free(req_t *r)

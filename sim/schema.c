@@ -248,7 +248,6 @@ typedef struct {
     int rc; /* ERR_NOMEM once an append failed */
 } vctx_t;
 
-
 /* Appends a JSON number as Go's %v prints the float64 or int64 kube decoded it into. */
 static void s_number(buf_t *b, const json_t *v)
 {
