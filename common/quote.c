@@ -138,34 +138,38 @@ static bool s_is(const char *in, const char *want)
 int quote_test(bool verbose)
 {
     int failed = 0;
-    // Expected values are Go's: fmt.Sprintf("%q", s).
-    CHECK(s_is("", "\"\""));
-    CHECK(s_is("abc", "\"abc\""));
-    CHECK(s_is("a\"b\\c", "\"a\\\"b\\\\c\""));
-    // Where selector.c and sim/schema.c drifted: Go writes \r, not \x0d.
-    CHECK(s_is("a\rb", "\"a\\rb\""));
-    CHECK(s_is("\a\b\f\n\t\v", "\"\\a\\b\\f\\n\\t\\v\""));
-    CHECK(s_is("\x01\x1f\x7f", "\"\\x01\\x1f\\x7f\""));
-    CHECK(s_is("'single' ok ~", "\"'single' ok ~\""));
-    // Printable UTF-8 is kept; non-printable runes are \u escapes.
-    CHECK(s_is("h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
-               "\"h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80\""));
-    CHECK(s_is("\xc2\x85", "\"\\u0085\""));
-    CHECK(s_is("a\xc2\xa0"
-               "b",
-               "\"a\\u00a0b\""));
-    CHECK(s_is("\xe2\x80\x8b\xef\xbb\xbf\xe2\x80\xa8", "\"\\u200b\\ufeff\\u2028\""));
-    CHECK(s_is("\xf3\xb0\x80\x80", "\"\\U000f0000\""));
-    // Invalid UTF-8: each bad byte is \xNN, decoding resumes after it.
-    CHECK(s_is("\xff", "\"\\xff\""));
-    CHECK(s_is("a\x80z", "\"a\\x80z\""));
-    CHECK(s_is("\xc3", "\"\\xc3\""));
-    CHECK(s_is("\xc0\xaf", "\"\\xc0\\xaf\""));
-    CHECK(s_is("\xed\xa0\x80", "\"\\xed\\xa0\\x80\""));
-    CHECK(s_is("\xf4\x90\x80\x80", "\"\\xf4\\x90\\x80\\x80\""));
-    CHECK(s_is("\xe6\x97"
-               "x",
-               "\"\\xe6\\x97x\""));
+    // {input, Go's fmt.Sprintf("%q", input)}
+    static const char *const cases[][2] = {
+        {"", "\"\""},
+        {"abc", "\"abc\""},
+        {"a\"b\\c", "\"a\\\"b\\\\c\""},
+        // Where selector.c and sim/schema.c drifted: Go writes \r, not \x0d.
+        {"a\rb", "\"a\\rb\""},
+        {"\a\b\f\n\t\v", "\"\\a\\b\\f\\n\\t\\v\""},
+        {"\x01\x1f\x7f", "\"\\x01\\x1f\\x7f\""},
+        {"'single' ok ~", "\"'single' ok ~\""},
+        // Printable UTF-8 is kept; non-printable runes are \u escapes.
+        {"h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
+         "\"h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80\""},
+        {"\xc2\x85", "\"\\u0085\""},
+        {"a\xc2\xa0"
+         "b",
+         "\"a\\u00a0b\""},
+        {"\xe2\x80\x8b\xef\xbb\xbf\xe2\x80\xa8", "\"\\u200b\\ufeff\\u2028\""},
+        {"\xf3\xb0\x80\x80", "\"\\U000f0000\""},
+        // Invalid UTF-8: each bad byte is \xNN, decoding resumes after it.
+        {"\xff", "\"\\xff\""},
+        {"a\x80z", "\"a\\x80z\""},
+        {"\xc3", "\"\\xc3\""},
+        {"\xc0\xaf", "\"\\xc0\\xaf\""},
+        {"\xed\xa0\x80", "\"\\xed\\xa0\\x80\""},
+        {"\xf4\x90\x80\x80", "\"\\xf4\\x90\\x80\\x80\""},
+        {"\xe6\x97"
+         "x",
+         "\"\\xe6\\x97x\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        CHECK(s_is(cases[i][0], cases[i][1]));
     // Arguments and the bound.
     buf_t b;
     buf_init(&b, 4);
