@@ -44,6 +44,7 @@
 #include "loop.h"
 #include "objstore.h"
 #include "patch.h"
+#include "procstat.h"
 #include "yaml.h"
 
 #include <curl/curl.h>
@@ -88,8 +89,6 @@
 #define BENCH_BUDGET_S 75.0 /* no new rate run starts that would end after this */
 #define BENCH_TARGET_WRITES 5000.0 /* scale goal: writes/s */
 #define BENCH_TARGET_EVENTS 50000.0 /* scale goal: watch events/s delivered */
-#define BENCH_STAT_UTIME 14 /* utime's field number in /proc/<pid>/stat */
-#define BENCH_STAT_STIME 15 /* stime's field number in /proc/<pid>/stat */
 #define BENCH_ERR_TEXT 512 /* bytes kept of the first failed response */
 #define BENCH_FAKE_OWNER_UID "0a1b2c3d-0000-4000-8000-000000000001" /* in-process: no GC runs */
 
@@ -206,56 +205,13 @@ static double s_cpu(pid_t pid)
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
     }
-    char path[64], line[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    bool ok = fgets(line, sizeof(line), f) != NULL;
-    fclose(f);
-    char *p = ok ? strrchr(line, ')') : NULL;
-    if (!p)
-        return -1;
-    // After the command's ")": state is field 3, utime 14 and stime 15 (proc(5)).
-    p++;
-    unsigned long long ticks[2] = {0, 0};
-    for (int field = 3; field <= BENCH_STAT_STIME; field++) {
-        while (*p == ' ')
-            p++;
-        char *end = p;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (field >= BENCH_STAT_UTIME)
-            ticks[field - BENCH_STAT_UTIME] = v;
-        while (*end && *end != ' ')
-            end++;
-        p = end;
-    }
-    long hz = sysconf(_SC_CLK_TCK);
-    return hz > 0 ? (double)(ticks[0] + ticks[1]) / (double)hz : -1;
+    return procstat_cpu_of(pid);
 }
 
 /* VmRSS of `pid` (0 = this process) in bytes, or -1. */
 static long long s_rss(pid_t pid)
 {
-    char path[64];
-    if (pid > 0)
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    else
-        snprintf(path, sizeof(path), "/proc/self/status");
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long long kb = -1;
-    while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            char *end = NULL;
-            kb = strtoll(line + 6, &end, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return kb < 0 ? -1 : kb * 1024;
+    return procstat_rss_bytes(pid > 0 ? pid : 0);
 }
 
 /* ---- the kubesim child ---------------------------------------------------------------- */

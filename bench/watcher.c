@@ -39,6 +39,7 @@
 #include "k8s.h"
 #include "kubeconfig.h"
 #include "log.h"
+#include "procstat.h"
 #include "store.h"
 #include "watcher.h"
 
@@ -190,15 +191,8 @@ typedef struct {
 
 static long s_rss_kb(void)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = 0;
-    while (f && fgets(line, sizeof(line), f))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kb = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kb;
+    int64_t b = procstat_rss_bytes(0);
+    return b > 0 ? (long)(b / 1024) : 0;
 }
 
 /* CPU seconds (user + system) this process has used. */
@@ -213,23 +207,8 @@ static double s_cpu_s(void)
 /* CPU seconds used by process pid (/proc/pid/stat utime + stime), 0 when unknown. */
 static double s_cpu_of(pid_t pid)
 {
-    char path[64], line[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(line, 1, sizeof(line) - 1, f) : 0;
-    if (f)
-        fclose(f);
-    line[n] = '\0';
-    const char *p = strrchr(line, ')');
-    /* after the command: state is field 3; utime and stime are fields 14 and 15 */
-    for (int field = 2; p && field < 14; field++)
-        p = strchr(p + 1, ' ');
-    if (!p)
-        return 0;
-    char *end;
-    double ut = (double)strtoull(p + 1, &end, 10);
-    double st = (double)strtoull(end, NULL, 10);
-    return (ut + st) / (double)sysconf(_SC_CLK_TCK);
+    double s = pid > 0 ? procstat_cpu_of(pid) : -1;
+    return s < 0 ? 0 : s;
 }
 
 /* CPU seconds used by this process's reaped children (the writers). */

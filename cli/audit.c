@@ -7,8 +7,8 @@
 #include "buf.h"
 #include "err.h"
 #include "fleetdb.h"
-#include "kubeconfig.h"
 #include "launch.h"
+#include "rftime.h"
 #include "proc.h"
 #include "sql.h"
 #include "store.h"
@@ -74,18 +74,8 @@ static int s_duration(const char *s, int64_t *out_ms)
 /* --since/--until: RFC 3339 (milliseconds kept) or a duration back from now_ms. */
 static int s_time(const char *s, int64_t now_ms, int64_t *out_ms)
 {
-    int64_t sec = 0;
-    if (kubeconfig_parse_time(s, &sec) == 0) {
-        int64_t ms = 0;
-        const char *dot = strchr(s, '.');
-        if (dot && strchr(s, 'T') && dot > strchr(s, 'T')) {
-            int mult = 100;
-            for (const char *p = dot + 1; *p >= '0' && *p <= '9' && mult; p++, mult /= 10)
-                ms += (*p - '0') * mult;
-        }
-        *out_ms = sec * 1000 + (sec < 0 ? -ms : ms);
+    if (rftime_parse(s, out_ms) == 0)
         return 0;
-    }
     int64_t d = 0;
     if (s_duration(s, &d) != 0)
         return -1;
@@ -119,23 +109,11 @@ static int s_result(const char *s, store_audit_filter_t *f)
     return -1;
 }
 
-/* RFC 3339 UTC with milliseconds. */
+/* RFC 3339 UTC with milliseconds ("-" when out of range). */
 static void s_rfc3339(int64_t ms, char *out, size_t size)
 {
-    time_t t = (time_t)(ms / 1000);
-    int frac = (int)(ms % 1000);
-    if (frac < 0) {
-        frac += 1000;
-        t -= 1;
-    }
-    struct tm tm;
-    if (!gmtime_r(&t, &tm)) {
+    if (rftime_format(ms, RFTIME_MILLI, out, size) != 0)
         snprintf(out, size, "-");
-        return;
-    }
-    char base[32];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, size, "%s.%03dZ", base, frac);
 }
 
 /* The json/csv columns: id, time, then the 22 columns of the statement. */

@@ -14,6 +14,7 @@
 #include "fleetdb.h"
 #include "json.h"
 #include "launch.h"
+#include "rftime.h"
 #include "sql.h"
 #include "store.h"
 
@@ -118,22 +119,11 @@ static json_int_t s_i(const json_t *o, const char *key)
     return json_integer_value(json_object_get(o, key));
 }
 
-/* RFC 3339 UTC with milliseconds. */
+/* RFC 3339 UTC with milliseconds ("-" when out of range). */
 static void s_rfc3339(int64_t ms, char *out, size_t size)
 {
-    time_t t = (time_t)(ms / 1000);
-    int frac = (int)(ms % 1000);
-    if (frac < 0) {
-        frac += 1000;
-        t -= 1;
-    }
-    struct tm tm;
-    char base[32];
-    if (!gmtime_r(&t, &tm) || strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+    if (rftime_format(ms, RFTIME_MILLI, out, size) != 0)
         snprintf(out, size, "-");
-        return;
-    }
-    snprintf(out, size, "%s.%03dZ", base, frac);
 }
 
 /* The current row of an audit statement (columns as s_cols) as a new JSON object, or NULL. */

@@ -5,6 +5,7 @@
 
 #include "err.h"
 #include "loop.h"
+#include "procstat.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,8 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROC_STAT_MAX 4096 /* largest /proc/PID/stat read */
-#define PROC_STAT_START_FIELD 19 /* starttime's index among the fields after "(comm)" */
 #define PROC_TAIL_BYTES 65536 /* most bytes of a log read by proc_tail */
 #define PROC_EXEC_FAILED 127 /* exit status of a child whose exec failed */
 
@@ -74,37 +73,14 @@ int proc_spawn(const char *name, char *const argv[], const char *log_path, proc_
 /* Reads /proc/PID/stat: the state letter and the start time. */
 static int s_stat(pid_t pid, char *state, unsigned long long *start)
 {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    procstat_t st;
+    if (pid <= 0 || procstat_read(pid, &st) != 0)
         return ERR_NOTFOUND;
-    char text[PROC_STAT_MAX];
-    ssize_t n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    if (n <= 0)
-        return ERR_NOTFOUND;
-    text[n] = '\0';
-    const char *p = strrchr(text, ')');
-    if (!p)
-        return ERR_NOTFOUND;
-    p++;
-    for (int field = 0; field <= PROC_STAT_START_FIELD; field++) {
-        while (*p == ' ')
-            p++;
-        if (!*p)
-            return ERR_NOTFOUND;
-        if (field == 0 && state)
-            *state = *p;
-        if (field == PROC_STAT_START_FIELD && start) {
-            char *end = NULL;
-            *start = strtoull(p, &end, 10);
-            return 0;
-        }
-        while (*p && *p != ' ')
-            p++;
-    }
-    return ERR_NOTFOUND;
+    if (state)
+        *state = st.state;
+    if (start)
+        *start = st.starttime;
+    return 0;
 }
 
 int proc_start_time(pid_t pid, unsigned long long *out)

@@ -11,6 +11,7 @@
 #include "kubeconfig.h"
 #include "launch.h"
 #include "proc.h"
+#include "rftime.h"
 #include "store.h"
 
 #include <inttypes.h>
@@ -98,7 +99,7 @@ static void s_table_free(s_table_t *t)
 static void s_age(const char *ts, char *out, size_t size)
 {
     int64_t then = 0;
-    if (!ts || kubeconfig_parse_time(ts, &then) != 0) {
+    if (!ts || rftime_parse_sec(ts, &then) != 0) {
         snprintf(out, size, "-");
         return;
     }

@@ -16,6 +16,7 @@
 #include "envwire.h"
 #include "err.h"
 #include "log.h"
+#include "rftime.h"
 #include "selftest.h"
 
 #include <errno.h>
@@ -135,14 +136,6 @@ struct bus_forwarder {
 };
 
 /* ---- Small helpers ---- */
-
-/* Wall-clock ms since the epoch, for Envelope.sent_at_ms only. */
-static int64_t s_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Logs a dropped message, at most once per BUS_LOG_INTERVAL_MS. */
 static void s_log_drop(ratelimit_t *rl, const char *who, const char *reason)
@@ -412,7 +405,7 @@ static int s_send_envelope(sender_t *tx, const char *topic, size_t topic_len, en
     m->source.p = tx->source;
     m->source.n = tx->source_len;
     m->sequence = ++tx->sequence;
-    m->sent_at_ms = s_wall_ms();
+    m->sent_at_ms = rftime_now_ms();
     size_t off = topic_len + 1;
     int n = s_encode(tx, m, off);
     if (n == ERR_TOOBIG) {
@@ -757,7 +750,7 @@ int bus_pub_publish_view(bus_pub_t *pub, const envwire_object_changed_t *oc)
     envwire_msg_t m = {.version = BUS_VERSION,
                        .source = {pub->tx.source, pub->tx.source_len},
                        .sequence = pub->tx.sequence + 1,
-                       .sent_at_ms = s_wall_ms(),
+                       .sent_at_ms = rftime_now_ms(),
                        .body = ENVWIRE_BODY_OBJECT_CHANGED,
                        .object_changed = *oc};
     size_t prefix = 0;

@@ -8,6 +8,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "rftime.h"
 #include "selftest.h"
 #include "yaml.h"
 
@@ -178,45 +179,7 @@ static bool s_parse_bool(const char *s, bool *out)
 
 static bool s_parse_duration(const char *s, int64_t *out)
 {
-    if (strcmp(s, "0") == 0) {
-        *out = 0;
-        return true;
-    }
-    int64_t total = 0;
-    const char *p = s;
-    if (!*p)
-        return false;
-    while (*p) {
-        if (*p < '0' || *p > '9')
-            return false;
-        int64_t n = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (n > (INT64_MAX - 9) / 10)
-                return false;
-            n = n * 10 + (*p++ - '0');
-        }
-        int64_t unit;
-        if (strncmp(p, "ms", 2) == 0) {
-            unit = 1;
-            p += 2;
-        } else if (*p == 's') {
-            unit = 1000;
-            p++;
-        } else if (*p == 'm') {
-            unit = 60000;
-            p++;
-        } else if (*p == 'h') {
-            unit = 3600000;
-            p++;
-        } else {
-            return false;
-        }
-        if (n > (INT64_MAX - total) / unit)
-            return false;
-        total += n * unit;
-    }
-    *out = total;
-    return true;
+    return rftime_duration_parse(s, out) == 0;
 }
 
 /* Splits a comma-separated list into v (items trimmed, empty ones dropped). */

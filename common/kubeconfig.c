@@ -7,6 +7,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "rftime.h"
 #include "selftest.h"
 #include "yaml.h"
 
@@ -665,60 +666,6 @@ void kubeconfig_cred_free(kubeconfig_cred_t *cred)
     memset(cred, 0, sizeof(*cred));
 }
 
-static int s_digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return ERR_PARSE;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-int kubeconfig_parse_time(const char *s, int64_t *out)
-{
-    /* YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm) */
-    int y, mo, d, h, mi, se;
-    if (!s || strlen(s) < 20 || s_digits(s, 4, &y) || s[4] != '-' || s_digits(s + 5, 2, &mo) ||
-        s[7] != '-' || s_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
-        s_digits(s + 11, 2, &h) || s[13] != ':' || s_digits(s + 14, 2, &mi) || s[16] != ':' ||
-        s_digits(s + 17, 2, &se))
-        return ERR_PARSE;
-    const char *p = s + 19;
-    if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return ERR_PARSE;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    int off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (s_digits(p + 1, 2, &oh) || p[3] != ':' || s_digits(p + 4, 2, &om))
-            return ERR_PARSE;
-        off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return ERR_PARSE;
-    }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
-        return ERR_PARSE;
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = se};
-    time_t t = timegm(&tm);
-    *out = (int64_t)t - off;
-    return 0;
-}
-
 int kubeconfig_cred_parse(const char *json, size_t len, kubeconfig_cred_t *cred, buf_t *err)
 {
     memset(cred, 0, sizeof(*cred));
@@ -752,7 +699,7 @@ int kubeconfig_cred_parse(const char *json, size_t len, kubeconfig_cred_t *cred,
                           "clientCertificateData+clientKeyData");
         goto out;
     }
-    if (exp && *exp && kubeconfig_parse_time(exp, &cred->expires_unix)) {
+    if (exp && *exp && rftime_parse_sec(exp, &cred->expires_unix)) {
         if (err)
             buf_puts(err, "exec plugin output: status.expirationTimestamp: not RFC 3339");
         goto out;
@@ -1056,13 +1003,6 @@ int kubeconfig_test(bool verbose)
     free(d);
     CHECK(kubeconfig_base64_decode("a*b", &d, &dl) == ERR_PARSE && d == NULL);
     CHECK(kubeconfig_base64_decode("aGVsbG8=x", &d, &dl) == ERR_PARSE);
-
-    /* time */
-    int64_t t = 0;
-    CHECK(kubeconfig_parse_time("1970-01-01T00:01:00Z", &t) == 0 && t == 60);
-    CHECK(kubeconfig_parse_time("1970-01-01T01:00:00.5+01:00", &t) == 0 && t == 0);
-    CHECK(kubeconfig_parse_time("1970-01-01 00:01:00", &t) == ERR_PARSE);
-    CHECK(kubeconfig_parse_time("nope", &t) == ERR_PARSE);
 
     /* token + CA data + cert/key data, current-context */
     snprintf(p, sizeof(p), "%s/config", dir);

@@ -126,10 +126,6 @@ int kubeconfig_cred_parse(const char *json, size_t len, kubeconfig_cred_t *cred,
 /* Frees the strings of *cred (wiping secrets) and zeroes it. NULL-safe. */
 void kubeconfig_cred_free(kubeconfig_cred_t *cred);
 
-/* Seconds since the Unix epoch of an RFC 3339 UTC/offset timestamp ("2025-01-31T12:00:05Z",
- * fractions allowed). Returns 0 and *out, or ERR_PARSE. */
-int kubeconfig_parse_time(const char *s, int64_t *out);
-
 /* Starts kc->exec's plugin on `loop`. `fn` runs once, from the loop, when it ends (never from
  * inside this call). Returns 0 and a handle in *run_out (which becomes invalid once fn ran), or
  * ERR_INVAL (no exec in kc), ERR_IO (pipe/spawn failed), ERR_NOMEM. */

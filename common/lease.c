@@ -6,6 +6,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "rftime.h"
 #include "selftest.h"
 
 #include <inttypes.h>
@@ -19,7 +20,6 @@
 #define LEASE_TAG 0x1ea5eb0du /* type tag of a live backend */
 #define LEASE_TAG_DEAD 0xdeadbeefu /* poisoned on destroy */
 #define MS_PER_S 1000
-#define US_PER_MS 1000
 #define FNV_OFFSET 0xcbf29ce484222325ull /* FNV-1a 64 (cache buckets) */
 #define FNV_PRIME 0x100000001b3ull
 
@@ -85,7 +85,7 @@ struct lease_backend {
     size_t ncache; /* cached Leases */
 };
 
-/* ---- Names, MicroTime ---- */
+/* ---- Names ---- */
 
 static bool s_alnum(char c)
 {
@@ -127,86 +127,6 @@ static int s_group(const char *name, size_t len, char *out, size_t size)
     if (rc == 0 && strlen(out) > LEASE_K8S_LABEL_MAX)
         rc = ERR_TOOBIG;
     return rc;
-}
-
-int lease_microtime_format(int64_t wall_ms, char *out, size_t size)
-{
-    if (!out || size <= LEASE_MICROTIME_LEN)
-        return ERR_TOOBIG;
-    time_t sec = (time_t)(wall_ms / MS_PER_S);
-    int64_t ms = wall_ms % MS_PER_S;
-    if (ms < 0) {
-        ms += MS_PER_S;
-        sec--;
-    }
-    struct tm tm;
-    if (!gmtime_r(&sec, &tm))
-        return ERR_INVAL;
-    char date[32];
-    if (strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-        return ERR_TOOBIG;
-    int n = snprintf(out, size, "%s.%06" PRId64 "Z", date, ms * US_PER_MS);
-    return (n > 0 && (size_t)n < size) ? 0 : ERR_TOOBIG;
-}
-
-/* Reads exactly `n` digits at p into *out. Returns 0 or ERR_PARSE. */
-static int s_digits(const char *p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return ERR_PARSE;
-        v = v * 10 + (p[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-int lease_microtime_parse(const char *s, int64_t *wall_ms)
-{
-    int y, mo, d, h, mi, se;
-    if (!s || !wall_ms || strlen(s) < 20)
-        return ERR_PARSE;
-    if (s_digits(s, 4, &y) || s[4] != '-' || s_digits(s + 5, 2, &mo) || s[7] != '-' ||
-        s_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || s_digits(s + 11, 2, &h) ||
-        s[13] != ':' || s_digits(s + 14, 2, &mi) || s[16] != ':' || s_digits(s + 17, 2, &se))
-        return ERR_PARSE;
-    const char *p = s + 19;
-    int64_t ms = 0;
-    if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return ERR_PARSE;
-        int64_t scale = 100;
-        while (*p >= '0' && *p <= '9') {
-            ms += (*p - '0') * scale;
-            scale /= 10;
-            p++;
-        }
-    }
-    int off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (s_digits(p + 1, 2, &oh) || p[3] != ':' || s_digits(p + 4, 2, &om))
-            return ERR_PARSE;
-        off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return ERR_PARSE;
-    }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
-        return ERR_PARSE;
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = se};
-    time_t t = timegm(&tm);
-    *wall_ms = ((int64_t)t - off) * MS_PER_S + ms;
-    return 0;
 }
 
 /* ---- Ops ---- */
@@ -565,7 +485,7 @@ static int64_t s_expiry_of(const json_t *lease)
     if (!t)
         t = jx_str(lease, "spec.acquireTime", NULL);
     int64_t at;
-    if (!t || lease_microtime_parse(t, &at) < 0)
+    if (!t || rftime_parse(t, &at) < 0)
         return 0;
     int64_t dur = 0;
     json_t *ann = jx_get(lease, "metadata.annotations");
@@ -602,14 +522,14 @@ static json_t *s_lease_body(lease_op_t *op, const json_t *base, const char *hold
     if (!obj)
         return NULL;
     int64_t now = store_wall_ms();
-    char ts[LEASE_MICROTIME_LEN + 1];
+    char ts[RFTIME_BUF];
     char dur[32];
     snprintf(dur, sizeof(dur), "%" PRId64, op->duration_ms);
     json_t *md = s_child(obj, "metadata");
     json_t *labels = md ? s_child(md, "labels") : NULL;
     json_t *ann = md ? s_child(md, "annotations") : NULL;
     json_t *spec = s_child(obj, "spec");
-    if (!md || !labels || !ann || !spec || lease_microtime_format(now, ts, sizeof(ts)) < 0)
+    if (!md || !labels || !ann || !spec || rftime_format(now, RFTIME_MICRO, ts, sizeof(ts)) < 0)
         goto fail;
     const char *old = jx_str(obj, "spec.holderIdentity", "");
     bool changed = strcmp(old, holder) != 0;
@@ -987,23 +907,9 @@ int lease_test(bool verbose)
     CHECK(lease_k8s_name("abc", kn, 3) == ERR_TOOBIG);
     char g[LEASE_K8S_LABEL_MAX + 1];
     CHECK(s_group("a/b/c", 3, g, sizeof(g)) == 0 && !strcmp(g, "a.b"));
-    char ts[LEASE_MICROTIME_LEN + 1];
-    CHECK(lease_microtime_format(1136214245123, ts, sizeof(ts)) == 0 &&
-          !strcmp(ts, "2006-01-02T15:04:05.123000Z"));
-    CHECK(lease_microtime_format(1, ts, 5) == ERR_TOOBIG);
-    int64_t ms = 0;
-    CHECK(lease_microtime_parse("2006-01-02T15:04:05.123456Z", &ms) == 0 && ms == 1136214245123);
-    CHECK(lease_microtime_parse("2006-01-02T15:04:05Z", &ms) == 0 && ms == 1136214245000);
-    CHECK(lease_microtime_parse("2006-01-02T16:04:05.5+01:00", &ms) == 0 && ms == 1136214245500);
-    CHECK(lease_microtime_parse("2006-01-02 15:04:05Z", &ms) == ERR_PARSE);
-    CHECK(lease_microtime_parse("2006-01-02T15:04:05.Z", &ms) == ERR_PARSE);
-    CHECK(lease_microtime_parse("2006-13-02T15:04:05Z", &ms) == ERR_PARSE);
-    CHECK(lease_microtime_parse(NULL, &ms) == ERR_PARSE);
-    int64_t now = store_wall_ms();
-    CHECK(lease_microtime_format(now, ts, sizeof(ts)) == 0 && lease_microtime_parse(ts, &ms) == 0 &&
-          ms == now);
 
     /* The Lease body and its expiry. */
+    int64_t now = store_wall_ms();
     lease_backend_t fake = {.kind = BACKEND_K8S, .ns = "ns"};
     lease_op_t op = {.b = &fake, .duration_ms = 1500};
     snprintf(op.name, sizeof(op.name), "c/shard/1");

@@ -57,7 +57,6 @@
 #define LEASE_K8S_ANN_NAME "rayfleet.io/lease-name" /* annotation: the original lease name */
 #define LEASE_K8S_ANN_DURATION "rayfleet.io/lease-duration-ms" /* annotation: duration in ms */
 #define LEASE_K8S_LABEL_GROUP "rayfleet.io/lease-group" /* label: the name up to its last '/' */
-#define LEASE_MICROTIME_LEN 27 /* "2006-01-02T15:04:05.000000Z" */
 
 typedef struct lease_backend lease_backend_t;
 
@@ -125,16 +124,8 @@ size_t lease_pending(const lease_backend_t *b);
  * size). */
 int lease_k8s_name(const char *name, char *out, size_t size);
 
-/* Formats wall-clock ms as a Kubernetes MicroTime "2006-01-02T15:04:05.000000Z" into out[size]
- * (size > LEASE_MICROTIME_LEN). Returns 0 or ERR_TOOBIG. */
-int lease_microtime_format(int64_t wall_ms, char *out, size_t size);
-
-/* Parses a MicroTime or RFC 3339 time ("...Z", optional fraction, or a "+hh:mm" offset) into
- * wall-clock ms. Returns 0 or ERR_PARSE. */
-int lease_microtime_parse(const char *s, int64_t *wall_ms);
-
 /* Self-test: the SQLite backend end to end (acquire, renew, conflict, expiry, release, list,
- * cancel, destroy with ops pending), name mapping, MicroTime, argument errors. The Kubernetes
+ * cancel, destroy with ops pending), name mapping, argument errors. The Kubernetes
  * backend against kubesim is tested in tests/integration/shards. */
 int lease_test(bool verbose);
 

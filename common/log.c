@@ -5,6 +5,7 @@
 #include "log.h"
 #include "buf.h"
 #include "err.h"
+#include "rftime.h"
 #include "selftest.h"
 
 #include <ctype.h>
@@ -92,13 +93,8 @@ void log_vkv(log_level_t level, const char *msg, va_list ap)
 {
     if (level < s_log.level || level > LOG_ERROR)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char when[64];
-    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    char when[RFTIME_BUF];
+    rftime_now(RFTIME_MILLI, when, sizeof(when));
 
     buf_t line;
     buf_init(&line, LOG_LINE_MAX - 2); /* room for the closing "}\n" */

@@ -5,6 +5,7 @@
  */
 #include "selector.h"
 #include "err.h"
+#include "quote.h"
 #include "selftest.h"
 
 #include <ctype.h>
@@ -151,27 +152,6 @@ int selector_validate_label_value(const char *value, buf_t *err)
     return first ? 0 : ERR_INVAL;
 }
 
-/* Appends `s` quoted as Go's %q does for printable ASCII (escapes for the rest). */
-static void s_quote(buf_t *b, const char *s)
-{
-    buf_puts(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            buf_printf(b, "\\%c", *p);
-        else if (*p == '\n')
-            buf_puts(b, "\\n");
-        else if (*p == '\t')
-            buf_puts(b, "\\t");
-        else if (*p == '\r')
-            buf_puts(b, "\\r");
-        else if (*p < 0x20 || *p == 0x7f)
-            buf_printf(b, "\\x%02x", *p);
-        else
-            buf_append(b, p, 1);
-    }
-    buf_puts(b, "\"");
-}
-
 /* ---- requirement lists ---- */
 
 static void s_req_free(req_t *r)
@@ -250,7 +230,7 @@ static void s_go_slice(buf_t *b, const req_t *r, bool nil_when_empty)
     for (size_t i = 0; i < r->nvalues; i++) {
         if (i)
             buf_puts(b, ", ");
-        s_quote(b, r->values[i]);
+        quote_go(b, r->values[i]);
     }
     buf_puts(b, "}");
 }
@@ -302,7 +282,7 @@ static void s_check_req(const req_t *r, bool nil_values, buf_t *errs, int *nerr)
                     if ((*nerr)++)
                         buf_puts(errs, ", ");
                     buf_printf(errs, "values[%zu]: Invalid value: ", i);
-                    s_quote(errs, r->values[i]);
+                    quote_go(errs, r->values[i]);
                     buf_puts(errs, ": for 'Gt', 'Lt' operators, the value must be an integer");
                 } else {
                     (*nerr)++;
@@ -315,7 +295,7 @@ static void s_check_req(const req_t *r, bool nil_values, buf_t *errs, int *nerr)
                 if ((*nerr)++)
                     buf_puts(errs, ", ");
                 buf_printf(errs, "values[%zu][%s]: Invalid value: ", i, r->key);
-                s_quote(errs, r->values[i]);
+                quote_go(errs, r->values[i]);
                 buf_printf(errs, ": %s", buf_str(&m));
             } else {
                 (*nerr)++;
@@ -337,7 +317,7 @@ static int s_validate_req(const req_t *r, bool nil_values, const char *prefix, b
     buf_init(&km, 4096);
     if (selector_validate_label_key(r->key, &km) != 0) {
         buf_puts(&errs, "key: Invalid value: ");
-        s_quote(&errs, r->key);
+        quote_go(&errs, r->key);
         buf_printf(&errs, ": %s", buf_str(&km));
         nerr++;
     }
@@ -509,7 +489,7 @@ static int s_parse_req(parser_t *p, req_t *r, buf_t *why)
     buf_init(&km, 4096);
     if (selector_validate_label_key(lit, &km) != 0) {
         buf_puts(why, "<nil>: Invalid value: ");
-        s_quote(why, lit);
+        quote_go(why, lit);
         buf_printf(why, ": %s", buf_str(&km));
         buf_free(&km);
         return ERR_INVAL;
@@ -917,7 +897,7 @@ int selector_from_label_selector(const json_t *ls, selector_t **out, buf_t *err)
             r.op = OP_NOTEXIST;
         } else {
             if (err) {
-                s_quote(err, op);
+                quote_go(err, op);
                 buf_puts(err, " is not a valid label selector operator");
             }
             rc = ERR_INVAL;

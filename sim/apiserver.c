@@ -18,6 +18,7 @@
 #include "json.h"
 #include "log.h"
 #include "patch.h"
+#include "rftime.h"
 #include "schema.h"
 #include "selector.h"
 #include "selftest.h"
@@ -676,36 +677,10 @@ static bool s_is_uint(const char *s)
 
 /* ---- Tables ----------------------------------------------------------------------------- */
 
-/* Parses an RFC 3339 time ("2025-01-31T12:00:05Z", optional fraction) into seconds since the
- * epoch. Returns false when malformed. */
+/* Parses an RFC 3339 time into seconds since the epoch. Returns false when malformed. */
 static bool s_parse_time(const char *s, int64_t *out)
 {
-    int v[6];
-    const int len[6] = {4, 2, 2, 2, 2, 2};
-    const char sep[6] = {'-', '-', 'T', ':', ':', 0};
-    const char *p = s;
-    if (!p)
-        return false;
-    for (int i = 0; i < 6; i++) {
-        v[i] = 0;
-        for (int k = 0; k < len[i]; k++) {
-            if (!isdigit((unsigned char)*p))
-                return false;
-            v[i] = v[i] * 10 + (*p++ - '0');
-        }
-        if (sep[i] && *p++ != sep[i])
-            return false;
-    }
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = v[0] - 1900;
-    tm.tm_mon = v[1] - 1;
-    tm.tm_mday = v[2];
-    tm.tm_hour = v[3];
-    tm.tm_min = v[4];
-    tm.tm_sec = v[5];
-    *out = (int64_t)timegm(&tm);
-    return true;
+    return rftime_parse_sec(s, out) == 0;
 }
 
 /* kube's duration.HumanDuration. */
@@ -1080,10 +1055,7 @@ static json_t *s_body(reqctx_t *x, bool yaml)
 
 static void s_now_rfc3339(apiserver_t *a, char *out, size_t n)
 {
-    time_t t = (time_t)(objstore_now_ms(a->store) / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    rftime_format(objstore_now_ms(a->store), RFTIME_SEC, out, n);
 }
 
 static void s_gc_soon(apiserver_t *a);

@@ -6,6 +6,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "rftime.h"
 #include "selftest.h"
 
 #include <stdio.h>
@@ -37,11 +38,7 @@ struct controllers {
 
 static void s_ts(const controllers_t *c, char *buf, size_t n)
 {
-    int64_t ms = objstore_now_ms(c->store);
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    rftime_format(objstore_now_ms(c->store), RFTIME_SEC, buf, n);
 }
 
 static int64_t s_on_timer(loop_t *loop, int64_t id, void *arg)

@@ -7,6 +7,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "rftime.h"
 #include "selftest.h"
 
 #include <ctype.h>
@@ -174,15 +175,7 @@ static int64_t s_now(const kubelet_t *k)
 /* Formats ms since the epoch as RFC 3339 (seconds, or microseconds when micro). */
 static void s_ts(int64_t ms, bool micro, char *buf, size_t n)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char date[24];
-    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
-    if (micro)
-        snprintf(buf, n, "%s.%03d000Z", date, (int)(ms % 1000));
-    else
-        snprintf(buf, n, "%sZ", date);
+    rftime_format(ms, micro ? RFTIME_MICRO : RFTIME_SEC, buf, n);
 }
 
 static json_t *s_tsj(int64_t ms)

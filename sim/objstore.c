@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "procstat.h"
+#include "rftime.h"
 #include "selftest.h"
 
 #define UID_LEN 36 /* characters of an RFC 4122 uid */
@@ -306,9 +308,7 @@ struct objstore {
 static int64_t s_realtime_ms(void *arg)
 {
     (void)arg;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return rftime_now_ms();
 }
 
 int64_t objstore_now_ms(const objstore_t *s)
@@ -318,9 +318,7 @@ int64_t objstore_now_ms(const objstore_t *s)
 
 static void s_format_time(int64_t ms, char *buf, size_t size)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    if (rftime_format(ms, RFTIME_SEC, buf, size) != 0)
         snprintf(buf, size, "1970-01-01T00:00:00Z");
 }
 
@@ -2699,14 +2697,8 @@ static int t_gc(objstore_t *s)
 
 static long t_rss_kb(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    if (!f)
-        return 0;
-    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+    int64_t b = procstat_rss_bytes(0);
+    return b > 0 ? (long)(b / 1024) : 0;
 }
 
 static double t_secs(void)

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "rftime.h"
 #include "selftest.h"
 
 #define CT_JSON "application/json"
@@ -341,11 +342,13 @@ static void s_new_lifetime(rayhead_t *h, int64_t now)
     h->start_ms = now;
     s_rand_hex(h, h->node_id, NODE_ID_HEX_LEN);
     s_rand_hex(h, h->actor_id, ACTOR_ID_HEX_LEN);
-    time_t secs = (time_t)(now / 1000);
-    struct tm tm;
-    char date[32] = "1970-01-01_00-00-00";
-    if (gmtime_r(&secs, &tm))
-        strftime(date, sizeof(date), "%Y-%m-%d_%H-%M-%S", &tm);
+    /* Ray's session date is the RFC 3339 one with '_' for 'T', '-' for ':' and no 'Z' */
+    char date[RFTIME_BUF] = "1970-01-01_00-00-00";
+    if (rftime_format(now, RFTIME_SEC, date, sizeof(date)) == 0) {
+        for (char *c = date; *c; c++)
+            *c = *c == 'T' ? '_' : *c == ':' ? '-' : *c;
+        date[RFTIME_SEC_LEN - 1] = '\0';
+    }
     snprintf(h->session, sizeof(h->session), "session_%s_%06d_1", date, (int)((now % 1000) * 1000));
     h->next_driver = 1;
 }

@@ -5,6 +5,7 @@
  */
 #include "schema.h"
 #include "err.h"
+#include "quote.h"
 #include "selftest.h"
 #include "yaml.h"
 
@@ -247,25 +248,6 @@ typedef struct {
     int rc; /* ERR_NOMEM once an append failed */
 } vctx_t;
 
-/* Appends `s` quoted as Go's %q does for printable text. */
-static void s_quote(buf_t *b, const char *s)
-{
-    buf_puts(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            buf_printf(b, "\\%c", *p);
-        else if (*p == '\n')
-            buf_puts(b, "\\n");
-        else if (*p == '\t')
-            buf_puts(b, "\\t");
-        else if (*p < 0x20 || *p == 0x7f)
-            buf_printf(b, "\\x%02x", *p);
-        else
-            buf_append(b, p, 1);
-    }
-    buf_puts(b, "\"");
-}
-
 /* Appends a JSON number as Go's %v prints the float64 or int64 kube decoded it into. */
 static void s_number(buf_t *b, const json_t *v)
 {
@@ -284,7 +266,7 @@ static void s_number(buf_t *b, const json_t *v)
 static void s_value(buf_t *b, const json_t *v)
 {
     if (json_is_string(v)) {
-        s_quote(b, json_string_value(v));
+        quote_go(b, json_string_value(v));
     } else if (json_is_number(v)) {
         s_number(b, v);
     } else if (json_is_boolean(v)) {
@@ -404,10 +386,10 @@ static void s_check_enum(vctx_t *c, const json_t *schema, const json_t *v)
         if (i)
             buf_puts(&c->msg, ", ");
         if (json_is_string(e)) {
-            s_quote(&c->msg, json_string_value(e));
+            quote_go(&c->msg, json_string_value(e));
         } else {
             char *t = json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
-            s_quote(&c->msg, t ? t : "null");
+            quote_go(&c->msg, t ? t : "null");
             free(t);
         }
     }
@@ -886,6 +868,9 @@ int schema_test(bool verbose)
                    "spec.name: Invalid value: \"AB\": spec.name in body should match '^[a-z]+$'"));
     CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"mode\":\"C\"}}",
                    "spec.mode: Unsupported value: \"C\": supported values: \"A\", \"B\""));
+    // A carriage return is quoted \r as Go's %q writes it (this file's old copy wrote \x0d).
+    CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"mode\":\"C\\r\"}}",
+                   "spec.mode: Unsupported value: \"C\\r\": supported values: \"A\", \"B\""));
     CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"ios\":5}}", ""));
     CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"ios\":\"5%\"}}", ""));
     CHECK(s_expect(sch, "{\"spec\":{\"name\":\"ab\",\"ios\":true}}",

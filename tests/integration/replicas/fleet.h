@@ -21,6 +21,8 @@
 #include "http.h"
 #include "json.h"
 #include "loop.h"
+#include "procstat.h"
+#include "rftime.h"
 #include "yaml.h"
 
 #include <dirent.h>
@@ -49,8 +51,6 @@
 #define FLEET_INFLIGHT 32 /* requests in flight while creating */
 #define FLEET_BODY_MAX 16384 /* bytes of one request body */
 #define FLEET_FILE_MAX (8u << 20) /* bytes of a CRD or sample file */
-#define FLEET_STAT_UTIME 14 /* /proc/<pid>/stat field: utime */
-#define FLEET_STAT_STIME 15 /* /proc/<pid>/stat field: stime */
 #define FLEET_NS "default" /* namespace of the RayClusters */
 #define FLEET_CLUSTER "default" /* member cluster name (the watcher's and scheduler's default) */
 #define FLEET_SHARDS 256 /* the services' default shard count */
@@ -92,9 +92,7 @@ FLEET_FN double fleet_now(void)
 
 FLEET_FN int64_t fleet_wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return rftime_now_ms();
 }
 
 FLEET_FN void fleet_sleep_ms(int ms)
@@ -106,49 +104,14 @@ FLEET_FN void fleet_sleep_ms(int ms)
 /* CPU seconds (user + system) used so far by `pid`, or -1. */
 FLEET_FN double fleet_cpu(pid_t pid)
 {
-    char path[64], line[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    bool ok = fgets(line, sizeof(line), f) != NULL;
-    fclose(f);
-    char *p = ok ? strrchr(line, ')') : NULL;
-    if (!p)
-        return -1;
-    p++;
-    unsigned long long ticks[2] = {0, 0};
-    for (int field = 3; field <= FLEET_STAT_STIME; field++) {
-        while (*p == ' ')
-            p++;
-        char *end = p;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (field >= FLEET_STAT_UTIME)
-            ticks[field - FLEET_STAT_UTIME] = v;
-        while (*end && *end != ' ')
-            end++;
-        p = end;
-    }
-    long hz = sysconf(_SC_CLK_TCK);
-    return hz > 0 ? (double)(ticks[0] + ticks[1]) / (double)hz : -1;
+    return pid > 0 ? procstat_cpu_of(pid) : -1;
 }
 
 /* VmRSS of `pid` in bytes, or 0. */
 FLEET_FN long long fleet_rss(pid_t pid)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    long long kb = 0;
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtoll(line + 6, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kb * 1024;
+    int64_t b = pid > 0 ? procstat_rss_bytes(pid) : -1;
+    return b > 0 ? b : 0;
 }
 
 /* Starts binary `bin` of f->bin with argv (argv[0] is replaced), output to logs/<name>.log.

@@ -36,6 +36,7 @@
 
 #include "lease.h"
 #include "log.h"
+#include "rftime.h"
 #include "selftest.h"
 
 #define IT_CLUSTERS 40 /* RayClusters created */
@@ -76,7 +77,7 @@ static void s_lease_holders(fleet_t *f, long out[2])
                 const char *dur = json_string_value(json_object_get(ann, LEASE_K8S_ANN_DURATION));
                 const char *h = jx_str(l, "spec.holderIdentity", "");
                 int64_t renew = -1;
-                if (lease_microtime_parse(jx_str(l, "spec.renewTime", ""), &renew) != 0)
+                if (rftime_parse(jx_str(l, "spec.renewTime", ""), &renew) != 0)
                     renew = -1;
                 if (!name || strncmp(name, "scheduler/shard/", 16) != 0 || !dur || renew < 0 ||
                     renew + strtoll(dur, NULL, 10) <= now)

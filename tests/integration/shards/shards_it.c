@@ -21,6 +21,7 @@
 #include "kubeconfig.h"
 #include "lease.h"
 #include "log.h"
+#include "rftime.h"
 #include "selftest.h"
 #include "shards.h"
 #include "store.h"
@@ -315,7 +316,7 @@ static int s_k8s_race(const kubeconfig_t *kc)
     CHECK(!strcmp(jx_str(got, "spec.holderIdentity", ""), winner));
     CHECK(jx_int(got, "spec.leaseDurationSeconds", 0) == 5);
     CHECK(jx_int(got, "spec.leaseTransitions", -1) == 1);
-    CHECK(strlen(rt) == LEASE_MICROTIME_LEN && lease_microtime_parse(rt, &ms) == 0);
+    CHECK(strlen(rt) == RFTIME_MICRO_LEN && rftime_parse(rt, &ms) == 0);
     CHECK(ms <= store_wall_ms() && ms > store_wall_ms() - IT_WAIT_MS);
     const char *grp =
         json_string_value(json_object_get(jx_get(got, "metadata.labels"), LEASE_K8S_LABEL_GROUP));
