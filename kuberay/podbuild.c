@@ -2324,7 +2324,7 @@ static void s_t_golden_path(const char *sample, char *out, size_t n)
     }
     char root[1024];
     snprintf(root, sizeof(root), "%s", __FILE__);
-    char *cut = strstr(root, "services/scheduler/podbuild.c");
+    char *cut = strstr(root, "kuberay/podbuild.c");
     if (cut)
         *cut = '\0';
     else
