@@ -67,7 +67,6 @@
 #define BENCH_SHARDS 256
 #define BENCH_HWM 2000000
 #define BENCH_PATH_MAX 4096
-#define BENCH_SELECTOR "ray.io/node-type in (head,worker,redis-cleanup)"
 
 /* ---------- the writer child ---------- */
 
@@ -363,7 +362,7 @@ static double s_raw_run(bench_t *b, int round)
     buf_init(&url, K8S_MAX_URL);
     buf_puts(&url, b->server);
     int rc = k8s_path(&(k8s_res_t){.version = "v1", .resource = "pods"},
-                      &(k8s_opts_t){.label_selector = BENCH_SELECTOR,
+                      &(k8s_opts_t){.label_selector = WATCHER_POD_SELECTOR,
                                     .resource_version = b->rv,
                                     .timeout_seconds = 600},
                       true, &url);

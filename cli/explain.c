@@ -13,7 +13,10 @@
 #include "err.h"
 #include "fleetdb.h"
 #include "json.h"
+#include "labels.h"
 #include "launch.h"
+#include "names.h"
+#include "rcstatus.h"
 #include "rftime.h"
 #include "sql.h"
 #include "store.h"
@@ -34,7 +37,7 @@
 #define S_GROUP_MAX 256 /* longest worker group name kept */
 #define S_WORKER_INFIX "-worker-" /* worker pod names: <cluster>-<group>-worker-<suffix> */
 #define S_HTTP_NOT_FOUND 404 /* a delete that found the object gone */
-#define S_GROUP_LABEL "\"ray.io/group\":\"" /* the group label inside a cut summary's text */
+#define S_GROUP_LABEL "\"" LABEL_GROUP "\":\"" /* the group label inside a cut summary's text */
 
 /* A kind the command line may name: its words (singular, lower case) and its API group. */
 typedef struct {
@@ -337,7 +340,7 @@ static void s_pod_group(const json_t *row, const json_t *rc, char *out, size_t s
     buf_init(&err, 256);
     if (sum[0] && jx_parse(sum, strlen(sum), "summary", &doc, &err) == 0) {
         json_t *labels = jx_getv(doc, "metadata", "labels", NULL);
-        const char *g = json_string_value(json_object_get(labels, "ray.io/group"));
+        const char *g = json_string_value(json_object_get(labels, LABEL_GROUP));
         if (g)
             snprintf(out, size, "%s", g);
         const char *head = jx_str(doc, "head", NULL);
@@ -385,26 +388,14 @@ static const json_t *s_group_spec(const json_t *rc, const char *group)
     return NULL;
 }
 
-/* The worker pods a group spec asks for, as KubeRay counts them: replicas (default minReplicas)
- * clamped to [minReplicas, maxReplicas], times numOfHosts; 0 when the cluster or group is
- * suspended. Sets *replicas and *hosts. */
+/* The worker pods a group spec asks for, counted by the KubeRay model as the scheduler counts
+ * them (rcstatus_group_wanted: clamped replicas times numOfHosts, 0 when the cluster or group is
+ * suspended). Sets *replicas (clamped) and *hosts. */
 static int64_t s_group_want(const json_t *rc, const json_t *wg, int64_t *replicas, int64_t *hosts)
 {
-    int64_t min = jx_int(wg, "minReplicas", 0);
-    int64_t max = jx_int(wg, "maxReplicas", INT32_MAX);
-    int64_t r = jx_int(wg, "replicas", min);
-    if (r < min)
-        r = min;
-    if (r > max)
-        r = max;
-    int64_t h = jx_int(wg, "numOfHosts", 1);
-    if (h < 1)
-        h = 1;
-    *replicas = r;
-    *hosts = h;
-    if (jx_bool(rc, "spec.suspend", false) || jx_bool(wg, "suspend", false))
-        return 0;
-    return r * h;
+    *replicas = rcstatus_group_replicas(wg);
+    *hosts = jx_int(wg, "numOfHosts", 1);
+    return rcstatus_group_wanted(rc, wg);
 }
 
 /* Whether spec.workerGroupSpecs[].scaleStrategy.workersToDelete of `rc` names `pod`; the group
@@ -1245,14 +1236,14 @@ static int s_drift_children(s_drift_t *d, const char *cluster, const char *ns, c
             jx_parse(js, len, "observed", &o, &err);
         buf_free(&err);
         json_t *labels = jx_get(o, "metadata.labels");
-        const char *type = json_string_value(json_object_get(labels, "ray.io/node-type"));
-        const char *group = json_string_value(json_object_get(labels, "ray.io/group"));
+        const char *type = json_string_value(json_object_get(labels, LABEL_NODE_TYPE));
+        const char *group = json_string_value(json_object_get(labels, LABEL_GROUP));
         char child[S_GROUP_MAX + S_NAME_LEN_MAX] = "";
-        if (!strcmp(kind, "Pod") && type && !strcmp(type, "head"))
+        if (!strcmp(kind, "Pod") && type && !strcmp(type, NAMES_NODE_HEAD))
             snprintf(child, sizeof(child), "head pod");
-        else if (!strcmp(kind, "Pod") && type && !strcmp(type, "worker") && group)
+        else if (!strcmp(kind, "Pod") && type && !strcmp(type, NAMES_NODE_WORKER) && group)
             snprintf(child, sizeof(child), "workers %s", group);
-        else if (!by_name && !strcmp(kind, "Service") && type && !strcmp(type, "head"))
+        else if (!by_name && !strcmp(kind, "Service") && type && !strcmp(type, NAMES_NODE_HEAD))
             snprintf(child, sizeof(child), "head service");
         else if (by_name && strcmp(kind, "Pod") != 0)
             snprintf(child, sizeof(child), "%s %s", kind, name);
@@ -1456,8 +1447,7 @@ static int s_drift_spec(s_drift_t *d, const char *only_ns)
         d->owners++;
         json_t *want = json_object();
         json_t *have = json_object();
-        bool susp = jx_bool(rc, "spec.suspend", false);
-        json_object_set_new(want, "head pod", json_integer(susp ? 0 : 1));
+        json_object_set_new(want, "head pod", json_integer(rcstatus_head_wanted(rc)));
         json_object_set_new(want, "head service", json_integer(1));
         size_t i;
         json_t *wg;

@@ -10,11 +10,10 @@
 #include <string.h>
 
 #include "err.h"
+#include "labels.h"
+#include "names.h"
 #include "selftest.h"
 
-#define LABEL_CLUSTER "ray.io/cluster"
-#define LABEL_NODE_TYPE "ray.io/node-type"
-#define LABEL_GROUP "ray.io/group"
 #define PATH_MAX_LEN 128 /* room for "/spec/workerGroupSpecs/<i>/scaleStrategy" */
 
 /* A scale-down candidate. */
@@ -42,7 +41,7 @@ static bool s_live_worker(const json_t *pod, const char *cluster)
     const char *c = s_label(pod, LABEL_CLUSTER);
     const char *t = s_label(pod, LABEL_NODE_TYPE);
     return json_is_object(pod) && s_str(md, "name") && c && strcmp(c, cluster) == 0 && t &&
-           strcmp(t, "worker") == 0 && !json_object_get(md, "deletionTimestamp");
+           strcmp(t, NAMES_NODE_WORKER) == 0 && !json_object_get(md, "deletionTimestamp");
 }
 
 static bool s_busy(const json_t *pod)

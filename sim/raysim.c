@@ -7,7 +7,9 @@
 #include "buf.h"
 #include "err.h"
 #include "json.h"
+#include "labels.h"
 #include "log.h"
+#include "names.h"
 #include "patch.h"
 #include "selftest.h"
 
@@ -62,8 +64,8 @@ static void s_head_drop(raysim_t *r, const char *key)
 
 static bool s_is_head(const json_t *pod)
 {
-    json_t *v = jx_getv(pod, "metadata", "labels", RAYSIM_HEAD_LABEL, NULL);
-    return json_is_string(v) && strcmp(json_string_value(v), RAYSIM_HEAD_VALUE) == 0;
+    json_t *v = jx_getv(pod, "metadata", "labels", LABEL_NODE_TYPE, NULL);
+    return json_is_string(v) && strcmp(json_string_value(v), NAMES_NODE_HEAD) == 0;
 }
 
 static int s_on_pod(const objstore_event_t *ev, void *arg)
@@ -351,7 +353,7 @@ int raysim_set_demand(raysim_t *r, const char *ns, const char *cluster, const js
 
 static bool s_cluster_filter(const json_t *obj, void *arg)
 {
-    json_t *v = jx_getv(obj, "metadata", "labels", RAYSIM_CLUSTER_LABEL, NULL);
+    json_t *v = jx_getv(obj, "metadata", "labels", LABEL_CLUSTER, NULL);
     return json_is_string(v) && strcmp(json_string_value(v), (const char *)arg) == 0;
 }
 

@@ -36,9 +36,6 @@
 #include <stdint.h>
 
 #define RAYSIM_AUTOSCALE_MS 1000 /* autoscaler iteration period */
-#define RAYSIM_HEAD_LABEL "ray.io/node-type" /* label marking head pods ... */
-#define RAYSIM_HEAD_VALUE "head" /* ... with this value */
-#define RAYSIM_CLUSTER_LABEL "ray.io/cluster" /* label naming the pod's RayCluster */
 
 typedef struct raysim raysim_t;
 

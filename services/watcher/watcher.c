@@ -7,6 +7,7 @@
 #include "json.h"
 #include "k8s.h"
 #include "kubeconfig.h"
+#include "labels.h"
 #include "log.h"
 #include "reflector.h"
 
@@ -20,10 +21,7 @@
 #include <time.h>
 
 #define S_RAY_GROUP "ray.io" /* API group of the Ray custom resources */
-#define S_KUBERAY_SELECTOR "app.kubernetes.io/created-by=kuberay-operator" /* §6 */
-#define S_POD_SELECTOR "ray.io/node-type in (head,worker,redis-cleanup)" /* §6 */
-#define S_LABEL_CLUSTER "ray.io/cluster" /* names the RayCluster of a child */
-#define S_LABEL_SERVICE_NAME "kubernetes.io/service-name" /* EndpointSlice -> Service */
+#define S_KUBERAY_SELECTOR LABEL_CREATED_BY "=" LABEL_CREATED_BY_KUBERAY /* §6 */
 #define S_KEY_MAX 600 /* "namespace/name" and similar keys */
 
 /* The kinds watched in every member cluster. */
@@ -86,7 +84,7 @@ static const wkind_t s_kinds[K_COUNT] = {
     [K_RAYJOB] = {S_RAY_GROUP, "v1", "rayjobs", "RayJob", NULL, "status.jobDeploymentStatus"},
     [K_RAYSERVICE] = {S_RAY_GROUP, "v1", "rayservices", "RayService", NULL, "status.serviceStatus"},
     [K_RAYCRONJOB] = {S_RAY_GROUP, "v1", "raycronjobs", "RayCronJob", NULL, NULL},
-    [K_POD] = {"", "v1", "pods", "Pod", S_POD_SELECTOR, "status.phase"},
+    [K_POD] = {"", "v1", "pods", "Pod", WATCHER_POD_SELECTOR, "status.phase"},
     [K_SERVICE] = {"", "v1", "services", "Service", S_KUBERAY_SELECTOR, NULL},
     [K_JOB] = {"batch", "v1", "jobs", "Job", S_KUBERAY_SELECTOR, NULL},
     [K_ENDPOINTSLICE] = {"discovery.k8s.io", "v1", "endpointslices", "EndpointSlice",
@@ -309,7 +307,7 @@ static int s_rec_make(int k, const json_t *obj, unsigned char *out, size_t cap)
         break;
     }
     json_t *labels = json_object_get(meta, "labels");
-    const char *rc = json_string_value(json_object_get(labels, S_LABEL_CLUSTER));
+    const char *rc = json_string_value(json_object_get(labels, LABEL_CLUSTER));
     if (!found && rc && *rc) {
         ok = ok && s_rec_owner(out, cap, &len, s_kinds[K_RAYCLUSTER].kind, rc, "");
         found = true;
@@ -319,7 +317,7 @@ static int s_rec_make(int k, const json_t *obj, unsigned char *out, size_t cap)
         ok = ok && s_rec_put(out, cap, &len, &b, 1);
     }
     const char *svc = k == K_ENDPOINTSLICE
-                          ? json_string_value(json_object_get(labels, S_LABEL_SERVICE_NAME))
+                          ? json_string_value(json_object_get(labels, LABEL_SERVICE_NAME))
                           : NULL;
     ok = ok && s_rec_str(out, cap, &len, svc ? svc : "");
     return ok ? (int)len : -1;

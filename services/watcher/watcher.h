@@ -58,7 +58,9 @@
 
 #include "buf.h"
 #include "bus.h"
+#include "labels.h"
 #include "loop.h"
+#include "names.h"
 #include "store.h"
 
 #include <stdbool.h>
@@ -66,6 +68,9 @@
 #include <stdint.h>
 
 #define WATCHER_DEFAULT_SHARDS 256 /* shards when the config says 0 */
+/* The pods watched: every node type KubeRay creates (spec §6). */
+#define WATCHER_POD_SELECTOR                                                                       \
+    LABEL_NODE_TYPE " in (" NAMES_NODE_HEAD "," NAMES_NODE_WORKER "," NAMES_NODE_REDIS_CLEANUP ")"
 #define WATCHER_MAX_CLUSTERS 64 /* member clusters at most */
 #define WATCHER_MAX_NAMESPACES 256 /* watched namespaces at most (0 = all) */
 #define WATCHER_CLUSTER_NAME_MAX 63 /* longest member cluster name */

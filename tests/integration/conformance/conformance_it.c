@@ -331,7 +331,8 @@ static void s_add_file(const char *rel, json_t *docs)
         } else {
             s->rc = json_pack("{s:s, s:s, s:{s:s, s:{s:s, s:s}}, s:O}", "apiVersion", "ray.io/v1",
                               "kind", "RayCluster", "metadata", "name", name, "labels",
-                              OBJ_LABEL_ORIG_CRD, kind, OBJ_LABEL_ORIG_NAME, name, "spec", spec);
+                              LABEL_ORIGINATED_FROM_CRD, kind, LABEL_ORIGINATED_FROM_CR_NAME, name,
+                              "spec", spec);
         }
         json_object_del(json_object_get(s->rc, "metadata"), "status");
         json_object_del(s->rc, "status");
@@ -558,9 +559,9 @@ static void s_check_labels(sample_t *s, const char *what, const json_t *pod, boo
         "labels: app.kubernetes.io/name = template's else kuberay");
     LBL("app.kubernetes.io/created-by", "kuberay-operator",
         "labels: app.kubernetes.io/created-by = kuberay-operator");
-    const char *crd = harness_label(s->stored, OBJ_LABEL_ORIG_CRD);
+    const char *crd = harness_label(s->stored, LABEL_ORIGINATED_FROM_CRD);
     if (s_streq(crd, "RayService"))
-        LBL(OBJ_LABEL_SERVE, head ? "false" : "true", "labels: RayService ray.io/serve");
+        LBL(LABEL_SERVE, head ? "false" : "true", "labels: RayService ray.io/serve");
 #undef LBL
     bool ok = true;
     const char *k;

@@ -203,3 +203,102 @@ has "explain the pod named in workersToDelete" "$out" \
     "was deleted at .* by scheduler/0 \(DeletedWorkerPod\)" \
     "generation 3" "why: scaleStrategy.workersToDelete of group workers names it" \
     "rayfleet deleted it"
+
+# --- the wanted counts: explain and drift count as the scheduler does -------------------------
+# Worker groups where a count could go wrong (numOfHosts 0, replicas above maxReplicas, below
+# minReplicas, a multi-host group) and a suspended cluster; minReplicas above maxReplicas is
+# rejected by validation (the rcstatus self-test covers it). The scheduler's desired rows and
+# drift's count from the spec alone must agree on every pod group: both are
+# rcstatus_group_wanted() now, where explain once counted numOfHosts 0 as one host.
+group() { # NAME REPLICAS MIN MAX HOSTS
+    cat <<EOF
+    - groupName: $1
+      replicas: $2
+      minReplicas: $3
+      maxReplicas: $4
+      numOfHosts: $5
+      rayStartParams: {}
+      template:
+        spec:
+          containers:
+            - name: ray-worker
+              image: rayproject/ray:2.46.0
+              resources: {requests: {cpu: 10m, memory: 64Mi}, limits: {cpu: 10m, memory: 64Mi}}
+EOF
+}
+cluster() { # NAME SUSPEND GROUPS...
+    local name=$1 suspend=$2; shift 2
+    cat <<EOF
+---
+apiVersion: ray.io/v1
+kind: RayCluster
+metadata: {name: $name, namespace: $ns}
+spec:
+  rayVersion: "2.46.0"
+  suspend: $suspend
+  headGroupSpec:
+    rayStartParams: {}
+    template:
+      spec:
+        containers:
+          - name: ray-head
+            image: rayproject/ray:2.46.0
+            resources: {requests: {cpu: 10m, memory: 64Mi}, limits: {cpu: 10m, memory: 64Mi}}
+  workerGroupSpecs:
+EOF
+    printf '%s\n' "$@"
+}
+{
+    cluster edge false "$(group nohosts 2 0 5 0)" "$(group clamped 5 0 1 1)" \
+        "$(group floor 0 2 4 1)" "$(group multi 1 0 3 2)"
+    cluster sleepy true "$(group idle 2 0 5 1)"
+} >"$tmp/edge.yaml"
+kc apply -f "$tmp/edge.yaml" >/dev/null && ok "kubectl apply the edge-case RayClusters" \
+    || bad "kubectl apply the edge-case RayClusters"
+# The wanted pod counts per owner and group: from the desired rows, and from the spec alone
+# (drift over a copy of observed.db without scheduler.db).
+wants() { # STATE_DIR -> lines "owner child want"
+    "$ctl" drift --state-dir "$1" --output json 2>/dev/null | python3 -c '
+import json, sys
+for r in json.load(sys.stdin):
+    if r["raycluster"] in ("edge", "sleepy") and (r["child"] == "head pod" or r["child"].startswith("workers ")):
+        print(r["raycluster"], r["child"].replace(" ", "_"), r["want"])' | sort
+}
+expected="edge head_pod 1
+edge workers_clamped 1
+edge workers_floor 2
+edge workers_multi 2
+edge workers_nohosts 0
+sleepy head_pod 0
+sleepy workers_idle 0"
+for i in $(seq 1 120); do
+    [[ "$(wants "$state")" == "$expected" ]] && break
+    sleep 0.5
+done
+got=$(wants "$state")
+[[ "$got" == "$expected" ]] && ok "desired rows: the scheduler's wanted counts of every edge case" \
+    || { bad "desired rows: the scheduler's wanted counts"; echo "$got" | sed 's/^/    | /'; }
+mkdir -p "$tmp/spec"
+python3 - "$state/observed.db" "$tmp/spec/observed.db" <<'PY'
+import sqlite3, sys
+src = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+dst = sqlite3.connect(sys.argv[2])
+src.backup(dst)
+dst.close(); src.close()
+PY
+spec=$(wants "$tmp/spec")
+[[ "$spec" == "$got" && -n "$spec" ]] \
+    && ok "drift from the spec alone counts every pod group as the scheduler does" \
+    || { bad "drift from the spec alone differs from the desired rows"; diff <(echo "$got") <(echo "$spec") | sed 's/^/    | /'; }
+"$ctl" drift --state-dir "$tmp/spec" | grep -q "computed from the spec in observed.db alone" \
+    && ok "the copy without scheduler.db is counted from the spec" || bad "the copy has desired rows"
+# explain counts the same for a multi-host pod: 1 replica x 2 hosts.
+mp=""
+for i in $(seq 1 60); do
+    mp=$(kc get pods -n $ns -l ray.io/cluster=edge,ray.io/group=multi -o jsonpath='{.items[0].metadata.name}' 2>/dev/null)
+    [[ -n "$mp" ]] && ctlx audit --name "$mp" --output json | grep -q CreatedWorkerPod && break
+    sleep 0.5
+done
+out=$(ctlx explain "pod/$mp")
+has "explain a multi-host pod: 2 workers in group multi (replicas 1 x numOfHosts 2)" "$out" \
+    "wanted 2 workers in group multi \(replicas 1 x numOfHosts 2\)"

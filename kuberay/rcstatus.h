@@ -60,8 +60,22 @@ json_t *rcstatus_calculate(const json_t *rc, const json_t *pods, const json_t *h
  * warrants a write. NULLs count as empty objects. */
 bool rcstatus_changed(const json_t *old_status, const json_t *new_status);
 
-/* GetWorkerGroupDesiredReplicas: 0 when suspended, else clamp(replicas) x numOfHosts. */
+/* The replicas of worker group `wg` as GetWorkerGroupDesiredReplicas clamps them, before
+ * numOfHosts and suspend: maxReplicas when minReplicas > maxReplicas, minReplicas when replicas
+ * is unset or below it, maxReplicas when above it, else replicas. */
+int64_t rcstatus_group_replicas(const json_t *wg);
+
+/* GetWorkerGroupDesiredReplicas: 0 when the group is suspended, else rcstatus_group_replicas()
+ * x numOfHosts (as set: 0 hosts want 0 pods). */
 int64_t rcstatus_group_desired(const json_t *wg);
+
+/* The worker pods the reconciler keeps for group `wg` of RayCluster `rc`: 0 when the cluster is
+ * suspended (reconcilePods deletes every pod), else rcstatus_group_desired(wg): the count of the
+ * scheduler's desired rows and of `rayfleetctl explain` and `drift`. */
+int64_t rcstatus_group_wanted(const json_t *rc, const json_t *wg);
+
+/* The head pods the reconciler keeps for RayCluster `rc`: 0 when suspended, else 1. */
+int64_t rcstatus_head_wanted(const json_t *rc);
 
 /* shouldDeletePod: Failed/Succeeded, or Running with the Ray container (containers[0] name)
  * terminated and restartPolicy Never. */

@@ -54,11 +54,11 @@ json_t *objbuild_head_service_labels(const json_t *rc)
     if (!id)
         return NULL;
     const json_t *tl = jx_get(rc, "spec.headGroupSpec.template.metadata.labels");
-    const char *app = json_string_value(json_object_get(tl, OBJ_LABEL_APP_NAME));
+    const char *app = json_string_value(json_object_get(tl, LABEL_APP_NAME));
     json_t *l =
-        json_pack("{s:s,s:s,s:s,s:s,s:s}", OBJ_LABEL_CLUSTER, s_name(rc), OBJ_LABEL_NODE_TYPE,
-                  NAMES_NODE_HEAD, OBJ_LABEL_IDENTIFIER, id, OBJ_LABEL_APP_NAME,
-                  app ? app : OBJ_APP_NAME, OBJ_LABEL_CREATED_BY, OBJ_CREATED_BY);
+        json_pack("{s:s,s:s,s:s,s:s,s:s}", LABEL_CLUSTER, s_name(rc), LABEL_NODE_TYPE,
+                  NAMES_NODE_HEAD, LABEL_IDENTIFIER, id, LABEL_APP_NAME,
+                  app ? app : LABEL_APP_NAME_KUBERAY, LABEL_CREATED_BY, LABEL_CREATED_BY_KUBERAY);
     free(id);
     return l;
 }
@@ -231,11 +231,11 @@ bool objbuild_needs_headless(const json_t *rc)
 json_t *objbuild_headless_service(const json_t *rc)
 {
     json_t *o = s_object(rc, "v1", "Service", names_headless_service(s_name(rc)),
-                         json_pack("{s:s}", OBJ_LABEL_HEADLESS, s_name(rc)), true);
+                         json_pack("{s:s}", LABEL_HEADLESS_WORKER_SVC, s_name(rc)), true);
     if (o &&
         jx_set_path(o, "spec",
                     json_pack("{s:s,s:s,s:{s:s,s:s},s:b}", "clusterIP", "None", "type", "ClusterIP",
-                              "selector", OBJ_LABEL_CLUSTER, s_name(rc), OBJ_LABEL_NODE_TYPE,
+                              "selector", LABEL_CLUSTER, s_name(rc), LABEL_NODE_TYPE,
                               NAMES_NODE_WORKER, "publishNotReadyAddresses", 1)) != 0) {
         json_decref(o);
         o = NULL;
@@ -246,7 +246,7 @@ json_t *objbuild_headless_service(const json_t *rc)
 bool objbuild_needs_serve_service(const json_t *rc)
 {
     const char *v = json_string_value(
-        json_object_get(jx_get(rc, "metadata.annotations"), OBJ_ANN_ENABLE_SERVE_SERVICE));
+        json_object_get(jx_get(rc, "metadata.annotations"), ANN_ENABLE_SERVE_SERVICE));
     return v && strcmp(v, "true") == 0;
 }
 
@@ -270,17 +270,17 @@ json_t *objbuild_serve_service(const json_t *rc, buf_t *err)
         return NULL;
     }
     char *label = names_serve_label(s_name(rc));
-    json_t *o =
-        s_object(rc, "v1", "Service", names_serve_service(s_name(rc)),
-                 json_pack("{s:s,s:s,s:s}", OBJ_LABEL_ORIG_NAME, s_name(rc), OBJ_LABEL_ORIG_CRD,
-                           "RayCluster", OBJ_LABEL_SERVE, label ? label : ""),
-                 true);
+    json_t *o = s_object(rc, "v1", "Service", names_serve_service(s_name(rc)),
+                         json_pack("{s:s,s:s,s:s}", LABEL_ORIGINATED_FROM_CR_NAME, s_name(rc),
+                                   LABEL_ORIGINATED_FROM_CRD, "RayCluster", LABEL_SERVE,
+                                   label ? label : ""),
+                         true);
     free(label);
     const char *type = jx_str(rc, "spec.headGroupSpec.serviceType", "");
     if (o) {
         jx_set_path(
             o, "spec",
-            json_pack("{s:{s:s},s:O}", "selector", OBJ_LABEL_CLUSTER, s_name(rc), "ports", ports));
+            json_pack("{s:{s:s},s:O}", "selector", LABEL_CLUSTER, s_name(rc), "ports", ports));
         if (type[0])
             jx_set_path(o, "spec.type", json_string(type));
     }
@@ -301,7 +301,7 @@ json_t *objbuild_ingress(const json_t *rc)
         goto out;
     json_object_foreach(jx_get(rc, "metadata.annotations"), k, v)
     {
-        if (strcmp(k, OBJ_ANN_INGRESS_CLASS) == 0)
+        if (strcmp(k, ANN_INGRESS_CLASS) == 0)
             klass = json_string_value(v);
         else
             json_object_set(ann, k, v);
@@ -314,9 +314,9 @@ json_t *objbuild_ingress(const json_t *rc)
             dash = jx_int(v, "port", OBJ_PORT_DASHBOARD);
     }
     o = s_object(rc, "networking.k8s.io/v1", "Ingress", names_ingress(s_name(rc)),
-                 json_pack("{s:s,s:s,s:s,s:s}", OBJ_LABEL_CLUSTER, s_name(rc), OBJ_LABEL_IDENTIFIER,
-                           id, OBJ_LABEL_APP_NAME, OBJ_APP_NAME, OBJ_LABEL_CREATED_BY,
-                           OBJ_CREATED_BY),
+                 json_pack("{s:s,s:s,s:s,s:s}", LABEL_CLUSTER, s_name(rc), LABEL_IDENTIFIER, id,
+                           LABEL_APP_NAME, LABEL_APP_NAME_KUBERAY, LABEL_CREATED_BY,
+                           LABEL_CREATED_BY_KUBERAY),
                  true);
     if (!o)
         goto out;
@@ -344,8 +344,8 @@ out:
 
 static json_t *s_rbac_labels(const json_t *rc)
 {
-    return json_pack("{s:s,s:s,s:s}", OBJ_LABEL_CLUSTER, s_name(rc), OBJ_LABEL_APP_NAME,
-                     OBJ_APP_NAME, OBJ_LABEL_CREATED_BY, OBJ_CREATED_BY);
+    return json_pack("{s:s,s:s,s:s}", LABEL_CLUSTER, s_name(rc), LABEL_APP_NAME,
+                     LABEL_APP_NAME_KUBERAY, LABEL_CREATED_BY, LABEL_CREATED_BY_KUBERAY);
 }
 
 json_t *objbuild_service_account(const json_t *rc)
@@ -425,7 +425,7 @@ json_t *objbuild_auth_secret(const json_t *rc, objbuild_rand_fn rnd, void *rnd_c
     /* Secret.data values are base64 of the bytes: the token text itself is base64(random). */
     s_base64((const unsigned char *)tok, strlen(tok), b64);
     json_t *o = s_object(rc, "v1", "Secret", names_check_name(s_name(rc)),
-                         json_pack("{s:s}", OBJ_LABEL_CLUSTER, s_name(rc)), true);
+                         json_pack("{s:s}", LABEL_CLUSTER, s_name(rc)), true);
     if (o && jx_set_path(o, "data", json_pack("{s:s}", OBJ_AUTH_TOKEN_KEY, b64)) != 0) {
         json_decref(o);
         o = NULL;
@@ -446,7 +446,7 @@ json_t *objbuild_gcs_pvc(const json_t *rc)
     const json_t *st = jx_get(rc, "spec.gcsFaultToleranceOptions.storage");
     bool retain = strcmp(jx_str(st, "deletionPolicy", ""), "Retain") == 0;
     json_t *o = s_object(rc, "v1", "PersistentVolumeClaim", names_gcs_pvc(s_name(rc)),
-                         json_pack("{s:s}", OBJ_LABEL_CLUSTER, s_name(rc)), !retain);
+                         json_pack("{s:s}", LABEL_CLUSTER, s_name(rc)), !retain);
     if (!o)
         return NULL;
     const json_t *modes = jx_get(st, "accessModes");
@@ -492,13 +492,13 @@ json_t *objbuild_redis_cleanup_job(const json_t *rc, const json_t *head_pod)
     char *name = names_redis_cleanup_job(s_name(rc));
     if (!pod || !name)
         goto out;
-    jx_set_path(pod, "metadata.labels." OBJ_LABEL_NODE_TYPE, json_string(NAMES_NODE_REDIS_CLEANUP));
+    jx_set_path(pod, "metadata.labels." LABEL_NODE_TYPE, json_string(NAMES_NODE_REDIS_CLEANUP));
     json_t *labels = jx_get(pod, "metadata.labels");
     if (!json_is_object(labels)) {
         jx_set_path(pod, "metadata.labels", json_object());
         labels = jx_get(pod, "metadata.labels");
     }
-    json_object_set_new(labels, OBJ_LABEL_NODE_TYPE, json_string(NAMES_NODE_REDIS_CLEANUP));
+    json_object_set_new(labels, LABEL_NODE_TYPE, json_string(NAMES_NODE_REDIS_CLEANUP));
     json_t *c = json_deep_copy(json_array_get(jx_get(pod, "spec.containers"), 0));
     if (!c)
         goto out;
@@ -659,11 +659,11 @@ int objbuild_test(bool verbose)
     json_t *svc = objbuild_head_service(rc, NULL, &err);
     CHECK(svc && strcmp(jx_str(svc, "metadata.name", ""), "raycluster-kuberay-head-svc") == 0);
     CHECK(strcmp(jx_str(svc, "metadata.namespace", ""), "default") == 0);
-    CHECK(s_label(svc, "spec.selector", OBJ_LABEL_CLUSTER, cn));
-    CHECK(s_label(svc, "spec.selector", OBJ_LABEL_NODE_TYPE, "head"));
-    CHECK(s_label(svc, "spec.selector", OBJ_LABEL_IDENTIFIER, "raycluster-kuberay-head"));
-    CHECK(s_label(svc, "spec.selector", OBJ_LABEL_APP_NAME, "kuberay"));
-    CHECK(s_label(svc, "spec.selector", OBJ_LABEL_CREATED_BY, "kuberay-operator"));
+    CHECK(s_label(svc, "spec.selector", LABEL_CLUSTER, cn));
+    CHECK(s_label(svc, "spec.selector", LABEL_NODE_TYPE, "head"));
+    CHECK(s_label(svc, "spec.selector", LABEL_IDENTIFIER, "raycluster-kuberay-head"));
+    CHECK(s_label(svc, "spec.selector", LABEL_APP_NAME, "kuberay"));
+    CHECK(s_label(svc, "spec.selector", LABEL_CREATED_BY, "kuberay-operator"));
     CHECK(json_object_size(jx_get(svc, "spec.selector")) == 5);
     CHECK(json_equal(jx_get(svc, "spec.selector"), jx_get(svc, "metadata.labels")));
     CHECK(s_ports_are(jx_get(svc, "spec.ports"),
@@ -696,13 +696,13 @@ int objbuild_test(bool verbose)
                                   "serve-grpc", "containerPort", 9000, "name", "metrics",
                                   "containerPort", 9090));
     jx_set_path(rc, "spec.headGroupSpec.template.metadata.labels",
-                json_pack("{s:s}", OBJ_LABEL_APP_NAME, "myapp"));
+                json_pack("{s:s}", LABEL_APP_NAME, "myapp"));
     jx_set_path(rc, "spec.headServiceAnnotations", json_pack("{s:s}", "a", "b"));
     jx_set_path(rc, "spec.headGroupSpec.serviceType", json_string("NodePort"));
     svc = objbuild_head_service(rc, NULL, &err);
     CHECK(svc &&
           s_ports_are(jx_get(svc, "spec.ports"), "7000-port:7000,metrics:9090,serve-grpc:9000"));
-    CHECK(svc && s_label(svc, "spec.selector", OBJ_LABEL_APP_NAME, "myapp") &&
+    CHECK(svc && s_label(svc, "spec.selector", LABEL_APP_NAME, "myapp") &&
           s_label(svc, "metadata.annotations", "a", "b"));
     CHECK(svc && strcmp(jx_str(svc, "spec.type", ""), "NodePort") == 0 &&
           !jx_get(svc, "spec.clusterIP"));
@@ -711,39 +711,39 @@ int objbuild_test(bool verbose)
     CHECK(serve && strcmp(jx_str(serve, "metadata.name", ""), "raycluster-kuberay-serve-svc") == 0);
     CHECK(serve && s_ports_are(jx_get(serve, "spec.ports"), "serve-grpc:9000") &&
           !jx_get(json_array_get(jx_get(serve, "spec.ports"), 0), "appProtocol"));
-    CHECK(serve && s_label(serve, "spec.selector", OBJ_LABEL_CLUSTER, cn) &&
+    CHECK(serve && s_label(serve, "spec.selector", LABEL_CLUSTER, cn) &&
           json_object_size(jx_get(serve, "spec.selector")) == 1);
-    CHECK(serve && s_label(serve, "metadata.labels", OBJ_LABEL_SERVE, "raycluster-kuberay-serve"));
-    CHECK(serve && s_label(serve, "metadata.labels", OBJ_LABEL_ORIG_CRD, "RayCluster") &&
+    CHECK(serve && s_label(serve, "metadata.labels", LABEL_SERVE, "raycluster-kuberay-serve"));
+    CHECK(serve && s_label(serve, "metadata.labels", LABEL_ORIGINATED_FROM_CRD, "RayCluster") &&
           s_owner_ok(serve, cn));
     CHECK(serve && strcmp(jx_str(serve, "spec.type", ""), "NodePort") == 0);
     json_decref(serve);
     /* headless */
     json_t *hl = objbuild_headless_service(rc);
     CHECK(hl && strcmp(jx_str(hl, "metadata.name", ""), "raycluster-kuberay-headless") == 0);
-    CHECK(hl && s_label(hl, "metadata.labels", OBJ_LABEL_HEADLESS, cn) &&
-          s_label(hl, "spec.selector", OBJ_LABEL_NODE_TYPE, "worker"));
+    CHECK(hl && s_label(hl, "metadata.labels", LABEL_HEADLESS_WORKER_SVC, cn) &&
+          s_label(hl, "spec.selector", LABEL_NODE_TYPE, "worker"));
     CHECK(hl && strcmp(jx_str(hl, "spec.clusterIP", ""), "None") == 0 &&
           jx_bool(hl, "spec.publishNotReadyAddresses", false) && !jx_get(hl, "spec.ports") &&
           s_owner_ok(hl, cn));
     json_decref(hl);
     /* ingress */
     jx_set_path(rc, "metadata.annotations",
-                json_pack("{s:s,s:s}", OBJ_ANN_INGRESS_CLASS, "nginx", "x", "y"));
+                json_pack("{s:s,s:s}", ANN_INGRESS_CLASS, "nginx", "x", "y"));
     json_object_set_new(c0, "ports",
                         json_pack("[{s:s,s:i}]", "name", "dashboard", "containerPort", 8266));
     json_t *ing = objbuild_ingress(rc);
     CHECK(ing && strcmp(jx_str(ing, "metadata.name", ""), "raycluster-kuberay-head-ingress") == 0);
     CHECK(ing && strcmp(jx_str(ing, "spec.ingressClassName", ""), "nginx") == 0 &&
           s_label(ing, "metadata.annotations", "x", "y") &&
-          !json_object_get(jx_get(ing, "metadata.annotations"), OBJ_ANN_INGRESS_CLASS));
+          !json_object_get(jx_get(ing, "metadata.annotations"), ANN_INGRESS_CLASS));
     const json_t *path0 =
         json_array_get(jx_get(json_array_get(jx_get(ing, "spec.rules"), 0), "http.paths"), 0);
     CHECK(path0 && strcmp(jx_str(path0, "path", ""), "/") == 0 &&
           strcmp(jx_str(path0, "pathType", ""), "Prefix") == 0 &&
           strcmp(jx_str(path0, "backend.service.name", ""), "raycluster-kuberay-head-svc") == 0 &&
           jx_int(path0, "backend.service.port.number", 0) == 8266);
-    CHECK(ing && s_label(ing, "metadata.labels", OBJ_LABEL_IDENTIFIER, "raycluster-kuberay-head") &&
+    CHECK(ing && s_label(ing, "metadata.labels", LABEL_IDENTIFIER, "raycluster-kuberay-head") &&
           s_owner_ok(ing, cn));
     json_decref(ing);
     json_decref(rc);
@@ -766,9 +766,9 @@ int objbuild_test(bool verbose)
            *rb = objbuild_role_binding(rc);
     CHECK(sa && strcmp(jx_str(sa, "metadata.name", ""), cn) == 0 &&
           strcmp(jx_str(sa, "kind", ""), "ServiceAccount") == 0);
-    CHECK(sa && s_label(sa, "metadata.labels", OBJ_LABEL_CLUSTER, cn) &&
-          s_label(sa, "metadata.labels", OBJ_LABEL_APP_NAME, "kuberay") &&
-          s_label(sa, "metadata.labels", OBJ_LABEL_CREATED_BY, "kuberay-operator") &&
+    CHECK(sa && s_label(sa, "metadata.labels", LABEL_CLUSTER, cn) &&
+          s_label(sa, "metadata.labels", LABEL_APP_NAME, "kuberay") &&
+          s_label(sa, "metadata.labels", LABEL_CREATED_BY, "kuberay-operator") &&
           s_owner_ok(sa, cn));
     json_t *want_rules =
         json_loads("[{\"apiGroups\":[\"\"],\"resources\":[\"pods\"],\"verbs\":[\"get\",\"list\","
@@ -807,11 +807,11 @@ int objbuild_test(bool verbose)
     CHECK(svc && strcmp(jx_str(svc, "spec.type", ""), "LoadBalancer") == 0 &&
           !jx_get(svc, "spec.clusterIP"));
     CHECK(svc && s_label(svc, "metadata.labels", "custom-label", "custom-ray-head-service-label") &&
-          s_label(svc, "metadata.labels", OBJ_LABEL_NODE_TYPE, "head") &&
+          s_label(svc, "metadata.labels", LABEL_NODE_TYPE, "head") &&
           s_label(svc, "metadata.annotations", "custom-annotation",
                   "custom-ray-head-service-annotation"));
     CHECK(svc && json_object_size(jx_get(svc, "spec.selector")) == 5 &&
-          s_label(svc, "spec.selector", OBJ_LABEL_CLUSTER, "custom-head-svc"));
+          s_label(svc, "spec.selector", LABEL_CLUSTER, "custom-head-svc"));
     CHECK(svc &&
           s_ports_are(jx_get(svc, "spec.ports"), "custom-ray-head-service-port:12345,client:10001,"
                                                  "dashboard:8265,gcs-server:6379,metrics:8080"));
@@ -827,7 +827,7 @@ int objbuild_test(bool verbose)
     CHECK(sec && strcmp(jx_str(sec, "data.auth_token", ""),
                         "QUFFQ0F3UUZCZ2NJQ1FvTERBME9EeEFSRWhNVUZSWVhHQmthR3h3ZEhoOD0=") == 0);
     CHECK(sec && strcmp(jx_str(sec, "metadata.name", ""), "custom-head-svc") == 0 &&
-          s_label(sec, "metadata.labels", OBJ_LABEL_CLUSTER, "custom-head-svc") &&
+          s_label(sec, "metadata.labels", LABEL_CLUSTER, "custom-head-svc") &&
           s_owner_ok(sec, "custom-head-svc"));
     json_decref(sec);
     CHECK(objbuild_auth_secret(rc, s_bad_rand, NULL) == NULL);
@@ -863,8 +863,8 @@ int objbuild_test(bool verbose)
         0, NULL);
     json_t *job = objbuild_redis_cleanup_job(rc, head);
     CHECK(job && strcmp(jx_str(job, "metadata.name", ""), "custom-head-svc-redis-cleanup") == 0);
-    CHECK(job && s_label(job, "metadata.labels", OBJ_LABEL_NODE_TYPE, "redis-cleanup") &&
-          s_label(job, "spec.template.metadata.labels", OBJ_LABEL_NODE_TYPE, "redis-cleanup") &&
+    CHECK(job && s_label(job, "metadata.labels", LABEL_NODE_TYPE, "redis-cleanup") &&
+          s_label(job, "spec.template.metadata.labels", LABEL_NODE_TYPE, "redis-cleanup") &&
           s_label(job, "metadata.annotations", "ray.io/ft-enabled", "true"));
     CHECK(job && jx_int(job, "spec.backoffLimit", -1) == 0 &&
           jx_int(job, "spec.activeDeadlineSeconds", 0) == 300 &&

@@ -9,6 +9,8 @@
 
 #include "err.h"
 #include "json.h"
+#include "labels.h"
+#include "names.h"
 #include "selftest.h"
 
 /* ---- quantities ---- */
@@ -285,22 +287,34 @@ static void s_head_ready(json_t *conds, const json_t *head, const char *now)
 
 /* ---- replicas ---- */
 
+int64_t rcstatus_group_replicas(const json_t *wg)
+{
+    int64_t mn = jx_int(wg, "minReplicas", 0), mx = jx_int(wg, "maxReplicas", RCS_MAX_REPLICAS);
+    const json_t *r = json_object_get(wg, "replicas");
+    if (mn > mx)
+        return mx;
+    if (!json_is_integer(r) || json_integer_value(r) < mn)
+        return mn;
+    if (json_integer_value(r) > mx)
+        return mx;
+    return json_integer_value(r);
+}
+
 int64_t rcstatus_group_desired(const json_t *wg)
 {
     if (jx_bool(wg, "suspend", false))
         return 0;
-    int64_t mn = jx_int(wg, "minReplicas", 0), mx = jx_int(wg, "maxReplicas", RCS_MAX_REPLICAS);
-    const json_t *r = json_object_get(wg, "replicas");
-    int64_t n;
-    if (mn > mx)
-        n = mx;
-    else if (!json_is_integer(r) || json_integer_value(r) < mn)
-        n = mn;
-    else if (json_integer_value(r) > mx)
-        n = mx;
-    else
-        n = json_integer_value(r);
-    return n * jx_int(wg, "numOfHosts", 1);
+    return rcstatus_group_replicas(wg) * jx_int(wg, "numOfHosts", 1);
+}
+
+int64_t rcstatus_group_wanted(const json_t *rc, const json_t *wg)
+{
+    return jx_bool(rc, "spec.suspend", false) ? 0 : rcstatus_group_desired(wg);
+}
+
+int64_t rcstatus_head_wanted(const json_t *rc)
+{
+    return jx_bool(rc, "spec.suspend", false) ? 0 : 1;
 }
 
 json_t *rcstatus_calculate(const json_t *rc, const json_t *pods, const json_t *head_services,
@@ -327,13 +341,13 @@ json_t *rcstatus_calculate(const json_t *rc, const json_t *pods, const json_t *h
     json_t *p;
     json_array_foreach(pods, i, p)
     {
-        const char *nt = s_label(p, "ray.io/node-type");
-        if (nt && strcmp(nt, "worker") == 0) {
+        const char *nt = s_label(p, LABEL_NODE_TYPE);
+        if (nt && strcmp(nt, NAMES_NODE_WORKER) == 0) {
             if (s_running_ready(p))
                 ready++;
             if (s_running(p))
                 avail++;
-        } else if (nt && strcmp(nt, "head") == 0 && !head) {
+        } else if (nt && strcmp(nt, NAMES_NODE_HEAD) == 0 && !head) {
             head = p;
         }
     }
@@ -447,9 +461,8 @@ json_t *rcstatus_calculate(const json_t *rc, const json_t *pods, const json_t *h
     if (fail) {
         if (errbuf)
             buf_printf(errbuf,
-                       "%s. cluster name %s, filter labels [map[ray.io/cluster:%s "
-                       "ray.io/identifier:%s-head "
-                       "ray.io/node-type:head]]",
+                       "%s. cluster name %s, filter labels [map[" LABEL_CLUSTER
+                       ":%s " LABEL_IDENTIFIER ":%s-head " LABEL_NODE_TYPE ":" NAMES_NODE_HEAD "]]",
                        fail, cname, cname, cname);
         json_decref(hi);
         json_decref(st);
@@ -826,6 +839,40 @@ int rcstatus_test(bool verbose)
     CHECK(rcstatus_scale_group(wg, p3, false, false, &s) == 0 &&
           s_names_are(s.delete_names, "w1,w2,w3"));
     rcstatus_scale_free(&s);
+    /* the wanted counts: every clamping rule, numOfHosts as set (0 hosts want no pod, where
+     * rayfleetctl explain once counted one host), group and cluster suspend */
+    json_t *g = json_object();
+    CHECK(rcstatus_group_replicas(g) == 0 && rcstatus_group_desired(g) == 0);
+    jx_set_path(g, "minReplicas", json_integer(2));
+    CHECK(rcstatus_group_replicas(g) == 2 && rcstatus_group_desired(g) == 2);
+    jx_set_path(g, "replicas", json_integer(1));
+    CHECK(rcstatus_group_replicas(g) == 2);
+    jx_set_path(g, "replicas", json_integer(7));
+    CHECK(rcstatus_group_replicas(g) == 7 && rcstatus_group_desired(g) == 7);
+    jx_set_path(g, "maxReplicas", json_integer(5));
+    CHECK(rcstatus_group_replicas(g) == 5);
+    jx_set_path(g, "minReplicas", json_integer(6));
+    CHECK(rcstatus_group_replicas(g) == 5 && rcstatus_group_desired(g) == 5);
+    jx_set_path(g, "replicas", json_string("7"));
+    CHECK(rcstatus_group_replicas(g) == 5);
+    jx_set_path(g, "minReplicas", json_integer(1));
+    CHECK(rcstatus_group_replicas(g) == 1);
+    jx_set_path(g, "replicas", json_integer(3));
+    jx_set_path(g, "numOfHosts", json_integer(0));
+    CHECK(rcstatus_group_replicas(g) == 3 && rcstatus_group_desired(g) == 0);
+    jx_set_path(g, "numOfHosts", json_integer(4));
+    CHECK(rcstatus_group_desired(g) == 12);
+    json_t *crc = json_pack("{s:{s:b}}", "spec", "suspend", 0);
+    CHECK(rcstatus_group_wanted(crc, g) == 12 && rcstatus_head_wanted(crc) == 1);
+    CHECK(rcstatus_group_wanted(NULL, g) == 12 && rcstatus_head_wanted(NULL) == 1);
+    jx_set_path(g, "suspend", json_true());
+    CHECK(rcstatus_group_replicas(g) == 3 && rcstatus_group_wanted(crc, g) == 0);
+    jx_set_path(g, "suspend", json_false());
+    jx_set_path(crc, "spec.suspend", json_true());
+    CHECK(rcstatus_group_desired(g) == 12 && rcstatus_group_wanted(crc, g) == 0 &&
+          rcstatus_head_wanted(crc) == 0);
+    json_decref(crc);
+    json_decref(g);
     json_decref(p1);
     json_decref(pf);
     json_decref(p3);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "labels.h"
 #include "selftest.h"
 #include "yaml.h"
 
@@ -756,12 +757,12 @@ int validate_spec(const json_t *spec, const json_t *annotations, const validate_
     const json_t *gcs = jx_get(spec, "gcsFaultToleranceOptions");
     if (gcs && json_is_null(gcs))
         gcs = NULL;
-    const char *ft_ann = s_map_str(annotations, VALIDATE_ANN_FT_ENABLED);
+    const char *ft_ann = s_map_str(annotations, ANN_FT_ENABLED);
     if (ft_ann && ft_ann[0] && gcs)
         return s_fail(msg,
                       "%s annotation and GcsFaultToleranceOptions are both set. Please use only "
                       "GcsFaultToleranceOptions to configure GCS fault tolerance",
-                      VALIDATE_ANN_FT_ENABLED);
+                      ANN_FT_ENABLED);
     bool ft_enabled = gcs || (ft_ann && strcasecmp(ft_ann, "true") == 0);
     const json_t *head = s_head_container(spec);
     if (!ft_enabled && s_env_exists(head, S_RAY_REDIS_ADDRESS, false))
@@ -786,8 +787,8 @@ int validate_spec(const json_t *spec, const json_t *annotations, const validate_
                 msg,
                 "cannot set `RAY_REDIS_ADDRESS` env var in head Pod when GcsFaultToleranceOptions "
                 "is enabled - use GcsFaultToleranceOptions.RedisAddress instead");
-        if (s_map_nonempty_str(annotations, VALIDATE_ANN_EXT_STORAGE_NS))
-            return s_fail(msg, "cannot set `ray.io/external-storage-namespace` annotation when "
+        if (s_map_nonempty_str(annotations, ANN_EXTERNAL_STORAGE_NS))
+            return s_fail(msg, "cannot set `" ANN_EXTERNAL_STORAGE_NS "` annotation when "
                                "GcsFaultToleranceOptions is enabled - use "
                                "GcsFaultToleranceOptions.ExternalStorageNamespace instead");
         if ((rc = s_gcs_backend(gcs, head, jx_get(hg, "template.spec.volumes"), gates, msg)))
@@ -955,7 +956,7 @@ int validate_upgrade_options(const json_t *rc, buf_t *msg)
             "The RayCluster spec is invalid: Spec.UpgradeStrategy.Type value %s is invalid, valid "
             "options are Recreate or None",
             type);
-    const char *crd = s_map_str(jx_get(rc, "metadata.labels"), VALIDATE_LABEL_ORIGINATED_CRD);
+    const char *crd = s_map_str(jx_get(rc, "metadata.labels"), LABEL_ORIGINATED_FROM_CRD);
     if (crd && (strcmp(crd, "RayJob") == 0 || strcmp(crd, "RayService") == 0))
         return s_fail(msg, "upgradeStrategy cannot be set when RayCluster is created by %s", crd);
     return 0;

@@ -30,10 +30,6 @@
 #define VALIDATE_DNS_LABEL_MAX 63
 /* DNS-1123 subdomain limit. */
 #define VALIDATE_DNS_SUBDOMAIN_MAX 253
-/* Annotation keys read by validation. */
-#define VALIDATE_ANN_FT_ENABLED "ray.io/ft-enabled"
-#define VALIDATE_ANN_EXT_STORAGE_NS "ray.io/external-storage-namespace"
-#define VALIDATE_LABEL_ORIGINATED_CRD "ray.io/originated-from-crd"
 
 /* The feature gates validation consults (KubeRay defaults from validate_gates_default()). */
 typedef struct {

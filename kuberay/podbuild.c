@@ -7,6 +7,7 @@
 
 #include "err.h"
 #include "json.h"
+#include "labels.h"
 #include "names.h"
 #include "selftest.h"
 #include "yaml.h"
@@ -20,24 +21,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define S_LABEL_NODE "ray.io/is-ray-node"
-#define S_LABEL_CLUSTER "ray.io/cluster"
-#define S_LABEL_TYPE "ray.io/node-type"
-#define S_LABEL_GROUP "ray.io/group"
-#define S_LABEL_ID "ray.io/identifier"
-#define S_LABEL_APP "app.kubernetes.io/name"
-#define S_LABEL_CREATED "app.kubernetes.io/created-by"
-#define S_LABEL_SERVE "ray.io/serve"
-#define S_LABEL_REPLICA_INDEX "ray.io/worker-group-replica-index"
-#define S_LABEL_REPLICA_NAME "ray.io/worker-group-replica-name"
-#define S_LABEL_HOST_INDEX "ray.io/replica-host-index"
-#define S_LABEL_CRD "ray.io/originated-from-crd"
-#define S_ANN_FT "ray.io/ft-enabled"
-#define S_ANN_STORAGE_NS "ray.io/external-storage-namespace"
-#define S_ANN_OVERWRITE "ray.io/overwrite-container-cmd"
-#define S_ANN_VERSION "ray.io/kuberay-version"
-#define S_ANN_HASH "ray.io/upgrade-strategy-recreate-hash"
-#define S_HEAD_GROUP "headgroup"
 #define S_AUTOSCALER "autoscaler"
 #define S_WAIT_GCS "wait-gcs-ready"
 #define S_SHM_VOLUME "shared-mem"
@@ -786,7 +769,7 @@ static int s_ctx_init(s_ctx_t *c, const json_t *rc, const podbuild_opts_t *o, bu
     }
     c->ns = jx_str(rc, "metadata.namespace", "default");
     c->uid = jx_str(rc, "metadata.uid", "");
-    const char *crd = s_str(jx_get(rc, "metadata.labels"), S_LABEL_CRD);
+    const char *crd = s_str(jx_get(rc, "metadata.labels"), LABEL_ORIGINATED_FROM_CRD);
     c->crd =
         crd && (strcmp(crd, "RayJob") == 0 || strcmp(crd, "RayService") == 0) ? crd : "RayCluster";
     c->autoscaling = json_is_true(json_object_get(c->spec, "enableInTreeAutoscaling"));
@@ -794,7 +777,7 @@ static int s_ctx_init(s_ctx_t *c, const json_t *rc, const podbuild_opts_t *o, bu
     c->as_v2 = ver && strcmp(ver, "v2") == 0;
     c->as_v1 = ver && strcmp(ver, "v1") == 0;
     const json_t *gcs = json_object_get(c->spec, "gcsFaultToleranceOptions");
-    const char *ftann = s_str(jx_get(rc, "metadata.annotations"), S_ANN_FT);
+    const char *ftann = s_str(jx_get(rc, "metadata.annotations"), ANN_FT_ENABLED);
     c->ft = s_lower_eq(ftann, "true") || (gcs && !json_is_null(gcs));
     const char *backend = s_str(gcs, "backend");
     c->ft_embedded = backend && strcmp(backend, "rocksdb") == 0;
@@ -825,12 +808,12 @@ static json_t *s_labels(const s_ctx_t *c, s_node_t type, const char *group, cons
                         const json_t *group_l)
 {
     char *id = names_identifier(c->name, type == S_HEAD ? NAMES_NODE_HEAD : NAMES_NODE_WORKER);
-    json_t *l =
-        id ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", S_LABEL_NODE, "yes", S_LABEL_CLUSTER,
-                       c->name, S_LABEL_TYPE, type == S_HEAD ? NAMES_NODE_HEAD : NAMES_NODE_WORKER,
-                       S_LABEL_GROUP, group, S_LABEL_ID, id, S_LABEL_APP, "kuberay",
-                       S_LABEL_CREATED, "kuberay-operator")
-           : NULL;
+    json_t *l = id ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", LABEL_IS_RAY_NODE,
+                               LABEL_IS_RAY_NODE_YES, LABEL_CLUSTER, c->name, LABEL_NODE_TYPE,
+                               type == S_HEAD ? NAMES_NODE_HEAD : NAMES_NODE_WORKER, LABEL_GROUP,
+                               group, LABEL_IDENTIFIER, id, LABEL_APP_NAME, LABEL_APP_NAME_KUBERAY,
+                               LABEL_CREATED_BY, LABEL_CREATED_BY_KUBERAY)
+                   : NULL;
     free(id);
     const json_t *srcs[2] = {tmpl_l, group_l};
     for (int i = 0; l && i < 2; i++) {
@@ -838,8 +821,7 @@ static json_t *s_labels(const s_ctx_t *c, s_node_t type, const char *group, cons
         json_t *v;
         json_object_foreach((json_t *)srcs[i], k, v)
         {
-            if (strcmp(k, S_LABEL_TYPE) == 0 || strcmp(k, S_LABEL_GROUP) == 0 ||
-                strcmp(k, S_LABEL_CLUSTER) == 0)
+            if (labels_is_protected(k))
                 continue;
             if (json_object_set(l, k, v) != 0) {
                 json_decref(l);
@@ -978,7 +960,7 @@ static int s_gcs_ft(const s_ctx_t *c, s_node_t type, json_t *ann, json_t *pspec,
 {
     int rc = 0;
     if (type == S_HEAD)
-        rc = s_set_str(ann, S_ANN_FT, c->ft ? "true" : "false");
+        rc = s_set_str(ann, ANN_FT_ENABLED, c->ft ? "true" : "false");
     if (rc || !c->ft)
         return rc;
     if (type == S_WORKER)
@@ -1010,13 +992,13 @@ static int s_gcs_ft(const s_ctx_t *c, s_node_t type, json_t *ann, json_t *pspec,
     }
     /* Redis backend */
     const char *ns = c->uid;
-    const char *a = s_str(jx_get(c->rc, "metadata.annotations"), S_ANN_STORAGE_NS);
+    const char *a = s_str(jx_get(c->rc, "metadata.annotations"), ANN_EXTERNAL_STORAGE_NS);
     if (a)
         ns = a;
     const char *o = s_str(opt, "externalStorageNamespace");
     if (o && *o)
         ns = o;
-    rc = s_set_str(ann, S_ANN_STORAGE_NS, ns);
+    rc = s_set_str(ann, ANN_EXTERNAL_STORAGE_NS, ns);
     if (rc == 0)
         rc = s_env_add_absent(ray, "RAY_external_storage_namespace", ns);
     if (rc)
@@ -1320,7 +1302,7 @@ static int s_build_pod(const s_ctx_t *c, s_node_t type, json_t *pod, json_t *par
     json_t *ray = json_array_get(json_object_get(pspec, "containers"), 0);
     int rc = labels && ann && ray ? 0 : ERR_NOMEM;
     if (rc == 0 && strcmp(c->crd, "RayService") == 0)
-        rc = s_set_str(labels, S_LABEL_SERVE, type == S_HEAD ? "false" : "true");
+        rc = s_set_str(labels, LABEL_SERVE, type == S_HEAD ? "false" : "true");
     if (rc == 0 && !json_object_get(params, "plasma-directory"))
         rc = s_add_empty_dir(pspec, ray, S_SHM_VOLUME, S_SHM_PATH, true);
     if (rc == 0 && type == S_HEAD && c->autoscaling) {
@@ -1349,7 +1331,7 @@ static int s_build_pod(const s_ctx_t *c, s_node_t type, json_t *pod, json_t *par
         rc = s_derive_resources(params, json_object_get(ray, "resources"));
     if (rc == 0)
         rc = podbuild_start_command(params, type == S_HEAD, &start);
-    bool overwrite = s_lower_eq(s_str(ann, S_ANN_OVERWRITE), "true");
+    bool overwrite = s_lower_eq(s_str(ann, ANN_OVERWRITE_CONTAINER_CMD), "true");
     if (rc == 0 && !overwrite && !strstr(buf_str(&user), "ray start")) {
         buf_t args;
         buf_init(&args, PODBUILD_MAX_TEXT);
@@ -1396,10 +1378,10 @@ static int s_build_pod(const s_ctx_t *c, s_node_t type, json_t *pod, json_t *par
             rc = json_object_set(ann, k, v);
     }
     if (rc == 0 && type == S_HEAD) {
-        rc = s_set_str(ann, S_ANN_VERSION,
+        rc = s_set_str(ann, ANN_KUBERAY_VERSION,
                        c->o->kuberay_version ? c->o->kuberay_version : PODBUILD_KUBERAY_VERSION);
         if (rc == 0 && c->o->recreate_hash)
-            rc = s_set_str(ann, S_ANN_HASH, c->o->recreate_hash);
+            rc = s_set_str(ann, ANN_RECREATE_HASH, c->o->recreate_hash);
     }
     if (rc == 0 && json_object_size(ann) == 0)
         json_object_del(meta, "annotations");
@@ -1451,8 +1433,9 @@ static int s_template_annotations(const s_ctx_t *c, json_t *meta)
     json_t *ann = s_obj(meta, "annotations");
     if (!ann)
         return ERR_NOMEM;
-    if (s_lower_eq(s_str(jx_get(c->rc, "metadata.annotations"), S_ANN_OVERWRITE), "true"))
-        return s_set_str(ann, S_ANN_OVERWRITE, "true");
+    if (s_lower_eq(s_str(jx_get(c->rc, "metadata.annotations"), ANN_OVERWRITE_CONTAINER_CMD),
+                   "true"))
+        return s_set_str(ann, ANN_OVERWRITE_CONTAINER_CMD, "true");
     return 0;
 }
 
@@ -1496,13 +1479,13 @@ int podbuild_head(const json_t *raycluster, const podbuild_opts_t *opts, json_t 
     json_t *meta = json_object_get(pod, "metadata");
     json_t *pspec = json_object_get(pod, "spec");
     json_t *ray = json_array_get(json_object_get(pspec, "containers"), 0);
-    rc = s_names(&c, meta, S_HEAD, S_HEAD_GROUP);
+    rc = s_names(&c, meta, S_HEAD, LABEL_GROUP_HEAD);
     if (rc == 0)
         rc = s_apply_group_resources(params, json_object_get(group, "resources"));
     if (rc == 0)
         rc = s_apply_group_labels(params, json_object_get(group, "labels"));
     if (rc == 0) {
-        json_t *l = s_labels(&c, S_HEAD, S_HEAD_GROUP, jx_get(tmpl, "metadata.labels"),
+        json_t *l = s_labels(&c, S_HEAD, LABEL_GROUP_HEAD, jx_get(tmpl, "metadata.labels"),
                              json_object_get(group, "labels"));
         rc = l && json_object_set_new(meta, "labels", l) == 0 ? 0 : ERR_NOMEM;
     }
@@ -1633,7 +1616,7 @@ int podbuild_worker_ex(const json_t *raycluster, int group_index, const podbuild
     if (rc == 0 && opts->gate_multihost_indexing) {
         char tmp[32];
         snprintf(tmp, sizeof(tmp), "%d", replica->replica_index);
-        rc = s_set_str(labels, S_LABEL_REPLICA_INDEX, tmp);
+        rc = s_set_str(labels, LABEL_REPLICA_INDEX, tmp);
         if (rc == 0 && jx_int(group, "numOfHosts", 1) > 1) {
             char suffix[S_RAND_LEN + 1];
             buf_t b;
@@ -1645,11 +1628,11 @@ int podbuild_worker_ex(const json_t *raycluster, int group_index, const podbuild
                 rc = buf_printf(&b, "%s-%s", gname, suffix);
             }
             if (rc == 0)
-                rc = s_set_str(labels, S_LABEL_REPLICA_NAME, buf_str(&b));
+                rc = s_set_str(labels, LABEL_REPLICA_NAME, buf_str(&b));
             buf_free(&b);
             snprintf(tmp, sizeof(tmp), "%d", replica->host_index);
             if (rc == 0)
-                rc = s_set_str(labels, S_LABEL_HOST_INDEX, tmp);
+                rc = s_set_str(labels, LABEL_HOST_INDEX, tmp);
         }
     }
     if (rc == 0)
@@ -1812,9 +1795,9 @@ static void s_t_check_pod(s_chk_t *st, const json_t *rc, const json_t *pod, bool
     const json_t *pspec = json_object_get(pod, "spec");
     const json_t *ray = jx_get(pspec, "containers.0");
     bool autoscaling = json_is_true(json_object_get(spec, "enableInTreeAutoscaling"));
-    const char *crd = s_str(jx_get(rc, "metadata.labels"), S_LABEL_CRD);
+    const char *crd = s_str(jx_get(rc, "metadata.labels"), LABEL_ORIGINATED_FROM_CRD);
     bool service = s_t_str_eq(crd, "RayService");
-    bool ft = s_lower_eq(s_str(jx_get(rc, "metadata.annotations"), S_ANN_FT), "true") ||
+    bool ft = s_lower_eq(s_str(jx_get(rc, "metadata.annotations"), ANN_FT_ENABLED), "true") ||
               json_is_object(json_object_get(spec, "gcsFaultToleranceOptions"));
     char expect[512];
 
@@ -1832,57 +1815,58 @@ static void s_t_check_pod(s_chk_t *st, const json_t *rc, const json_t *pod, bool
     RULE(st, s_t_str_eq(s_str(meta, "generateName"), expect), "§1.3 generateName prefix rule");
     RULE(st, !json_object_get(meta, "name"), "§1.3 no fixed name with generateName");
     /* §1.4 labels */
-    RULE(st, s_t_str_eq(s_str(labels, S_LABEL_NODE), "yes"), "§1.4 label ray.io/is-ray-node=yes");
-    RULE(st, s_t_str_eq(s_str(labels, S_LABEL_CLUSTER), name), "§1.4 label ray.io/cluster");
-    RULE(st, s_t_str_eq(s_str(labels, S_LABEL_TYPE), head ? "head" : "worker"),
+    RULE(st, s_t_str_eq(s_str(labels, LABEL_IS_RAY_NODE), "yes"),
+         "§1.4 label ray.io/is-ray-node=yes");
+    RULE(st, s_t_str_eq(s_str(labels, LABEL_CLUSTER), name), "§1.4 label ray.io/cluster");
+    RULE(st, s_t_str_eq(s_str(labels, LABEL_NODE_TYPE), head ? "head" : "worker"),
          "§1.4 label ray.io/node-type");
-    RULE(st, s_t_str_eq(s_str(labels, S_LABEL_GROUP), gname), "§1.4 label ray.io/group");
+    RULE(st, s_t_str_eq(s_str(labels, LABEL_GROUP), gname), "§1.4 label ray.io/group");
     snprintf(expect, sizeof(expect), "%s-%s", name, head ? "head" : "worker");
     char *id = names_check_label(expect);
-    RULE(st, s_t_str_eq(s_str(labels, S_LABEL_ID), id), "§1.4 label ray.io/identifier");
+    RULE(st, s_t_str_eq(s_str(labels, LABEL_IDENTIFIER), id), "§1.4 label ray.io/identifier");
     free(id);
-    const char *app = s_str(jx_get(tmpl, "metadata.labels"), S_LABEL_APP);
-    const char *gapp = s_str(json_object_get(group, "labels"), S_LABEL_APP);
+    const char *app = s_str(jx_get(tmpl, "metadata.labels"), LABEL_APP_NAME);
+    const char *gapp = s_str(json_object_get(group, "labels"), LABEL_APP_NAME);
     RULE(st,
-         s_t_str_eq(s_str(labels, S_LABEL_APP), gapp  ? gapp
-                                                : app ? app
-                                                      : "kuberay"),
+         s_t_str_eq(s_str(labels, LABEL_APP_NAME), gapp  ? gapp
+                                                   : app ? app
+                                                         : "kuberay"),
          "§1.4 label app.kubernetes.io/name");
-    RULE(st, s_t_str_eq(s_str(labels, S_LABEL_CREATED), "kuberay-operator"),
+    RULE(st, s_t_str_eq(s_str(labels, LABEL_CREATED_BY), "kuberay-operator"),
          "§1.4 label app.kubernetes.io/created-by");
     const char *k;
     json_t *v;
     json_object_foreach(jx_get(tmpl, "metadata.labels"), k, v)
     {
-        if (strcmp(k, S_LABEL_TYPE) == 0 || strcmp(k, S_LABEL_GROUP) == 0 ||
-            strcmp(k, S_LABEL_CLUSTER) == 0 || json_object_get(json_object_get(group, "labels"), k))
+        if (strcmp(k, LABEL_NODE_TYPE) == 0 || strcmp(k, LABEL_GROUP) == 0 ||
+            strcmp(k, LABEL_CLUSTER) == 0 || json_object_get(json_object_get(group, "labels"), k))
             continue;
         RULE(st, json_equal(json_object_get(labels, k), v), "§1.4 template label merged");
     }
     json_object_foreach(json_object_get(group, "labels"), k, v)
     {
-        if (strcmp(k, S_LABEL_TYPE) == 0 || strcmp(k, S_LABEL_GROUP) == 0 ||
-            strcmp(k, S_LABEL_CLUSTER) == 0)
+        if (strcmp(k, LABEL_NODE_TYPE) == 0 || strcmp(k, LABEL_GROUP) == 0 ||
+            strcmp(k, LABEL_CLUSTER) == 0)
             continue;
         RULE(st, json_equal(json_object_get(labels, k), v), "§1.4 group labels win");
     }
     if (!head) {
-        RULE(st, s_t_str_eq(s_str(labels, S_LABEL_REPLICA_INDEX), "0"),
+        RULE(st, s_t_str_eq(s_str(labels, LABEL_REPLICA_INDEX), "0"),
              "§1.4 RayMultiHostIndexing replica-index label");
         bool multi = jx_int(group, "numOfHosts", 1) > 1;
-        const char *rn = s_str(labels, S_LABEL_REPLICA_NAME);
+        const char *rn = s_str(labels, LABEL_REPLICA_NAME);
         RULE(st,
              multi ? (rn && strncmp(rn, gname, strlen(gname)) == 0 &&
                       strlen(rn) == strlen(gname) + 1 + S_RAND_LEN)
                    : rn == NULL,
              "§1.4 replica-name label iff numOfHosts>1, <group>-<rand5>");
         RULE(st,
-             multi ? s_t_str_eq(s_str(labels, S_LABEL_HOST_INDEX), "0")
-                   : !json_object_get(labels, S_LABEL_HOST_INDEX),
+             multi ? s_t_str_eq(s_str(labels, LABEL_HOST_INDEX), "0")
+                   : !json_object_get(labels, LABEL_HOST_INDEX),
              "§1.4 replica-host-index label iff numOfHosts>1");
     }
     if (service)
-        RULE(st, s_t_str_eq(s_str(labels, S_LABEL_SERVE), head ? "false" : "true"),
+        RULE(st, s_t_str_eq(s_str(labels, LABEL_SERVE), head ? "false" : "true"),
              "§1.4 RayService ray.io/serve label");
     /* owner reference */
     const json_t *own = jx_get(meta, "ownerReferences.0");
@@ -1902,16 +1886,16 @@ static void s_t_check_pod(s_chk_t *st, const json_t *rc, const json_t *pod, bool
          "§1.3 owner controller and blockOwnerDeletion");
     /* annotations */
     if (head) {
-        RULE(st, s_t_str_eq(s_str(ann, S_ANN_FT), ft ? "true" : "false"),
+        RULE(st, s_t_str_eq(s_str(ann, ANN_FT_ENABLED), ft ? "true" : "false"),
              "§1.4 head ray.io/ft-enabled");
-        RULE(st, s_t_str_eq(s_str(ann, S_ANN_VERSION), PODBUILD_KUBERAY_VERSION),
+        RULE(st, s_t_str_eq(s_str(ann, ANN_KUBERAY_VERSION), PODBUILD_KUBERAY_VERSION),
              "§1.4 head ray.io/kuberay-version");
     } else {
-        RULE(st, !json_object_get(ann, S_ANN_FT), "§1.4 ft-enabled on head only");
+        RULE(st, !json_object_get(ann, ANN_FT_ENABLED), "§1.4 ft-enabled on head only");
     }
     json_object_foreach(jx_get(tmpl, "metadata.annotations"), k, v)
     {
-        RULE(st, json_equal(json_object_get(ann, k), v) || strcmp(k, S_ANN_FT) == 0,
+        RULE(st, json_equal(json_object_get(ann, k), v) || strcmp(k, ANN_FT_ENABLED) == 0,
              "§1.4 template annotations kept");
     }
     /* the ray start command (§1.6) */
@@ -2016,8 +2000,10 @@ static void s_t_check_pod(s_chk_t *st, const json_t *rc, const json_t *pod, bool
     s_cmd_string(json_object_get(src_ray, "command"), &user);
     s_cmd_string(json_object_get(src_ray, "args"), &user);
     bool overwrite =
-        s_lower_eq(s_str(jx_get(rc, "metadata.annotations"), S_ANN_OVERWRITE), "true") ||
-        s_lower_eq(s_str(jx_get(tmpl, "metadata.annotations"), S_ANN_OVERWRITE), "true");
+        s_lower_eq(s_str(jx_get(rc, "metadata.annotations"), ANN_OVERWRITE_CONTAINER_CMD),
+                   "true") ||
+        s_lower_eq(s_str(jx_get(tmpl, "metadata.annotations"), ANN_OVERWRITE_CONTAINER_CMD),
+                   "true");
     if (!overwrite && !strstr(buf_str(&user), "ray start")) {
         const json_t *cmd = json_object_get(ray, "command");
         RULE(st,
@@ -2236,7 +2222,7 @@ static void s_t_check_pod(s_chk_t *st, const json_t *rc, const json_t *pod, bool
     else if (ft && !s_t_str_eq(jx_str(spec, "gcsFaultToleranceOptions.backend", NULL), "rocksdb")) {
         RULE(st, s_t_env_index(ray, "RAY_external_storage_namespace") >= 0,
              "§4.1 head RAY_external_storage_namespace");
-        RULE(st, s_str(ann, S_ANN_STORAGE_NS) != NULL,
+        RULE(st, s_str(ann, ANN_EXTERNAL_STORAGE_NS) != NULL,
              "§4.1 head ray.io/external-storage-namespace annotation");
         if (json_is_object(json_object_get(spec, "gcsFaultToleranceOptions")))
             RULE(st, s_t_env_index(ray, "RAY_REDIS_ADDRESS") >= 0, "§4.1 head RAY_REDIS_ADDRESS");
@@ -2267,8 +2253,8 @@ static json_t *s_t_wrap(const json_t *doc)
         if (!json_is_object(spec))
             return NULL;
         rc = json_pack("{s:s, s:s, s:{s:s, s:{s:s, s:s}}, s:O}", "apiVersion", "ray.io/v1", "kind",
-                       "RayCluster", "metadata", "name", name, "labels", S_LABEL_CRD, kind,
-                       "ray.io/originated-from-cr-name", name, "spec", spec);
+                       "RayCluster", "metadata", "name", name, "labels", LABEL_ORIGINATED_FROM_CRD,
+                       kind, LABEL_ORIGINATED_FROM_CR_NAME, name, "spec", spec);
     }
     if (!rc)
         return NULL;
@@ -2324,7 +2310,7 @@ static void s_t_golden_path(const char *sample, char *out, size_t n)
     }
     char root[1024];
     snprintf(root, sizeof(root), "%s", __FILE__);
-    char *cut = strstr(root, "services/scheduler/podbuild.c");
+    char *cut = strstr(root, "kuberay/podbuild.c");
     if (cut)
         *cut = '\0';
     else
@@ -2626,7 +2612,7 @@ static int s_t_exact(const char *shared)
                              jx_str(rc, "metadata.uid", NULL)));
             CHECK(s_t_str_eq(
                 s_str(jx_getv(json_object_get(all, "head"), "metadata", "annotations", NULL),
-                      S_ANN_FT),
+                      ANN_FT_ENABLED),
                 "true"));
             CHECK(s_t_str_eq(s_t_ray_env(all, 0, "RAY_gcs_rpc_server_reconnect_timeout_s"), "600"));
         }
@@ -2638,17 +2624,17 @@ static int s_t_exact(const char *shared)
                              "  --memory=40000000000  --metrics-export-port=8080  --num-cpus=1  "
                              "--resources='{\"TPU\":4}' "));
             const json_t *l = jx_get(w, "metadata.labels");
-            CHECK(s_t_str_eq(s_str(l, S_LABEL_HOST_INDEX), "0"));
-            CHECK(s_t_str_eq(s_str(l, S_LABEL_REPLICA_INDEX), "0"));
-            const char *rn = s_str(l, S_LABEL_REPLICA_NAME);
+            CHECK(s_t_str_eq(s_str(l, LABEL_HOST_INDEX), "0"));
+            CHECK(s_t_str_eq(s_str(l, LABEL_REPLICA_INDEX), "0"));
+            const char *rn = s_str(l, LABEL_REPLICA_NAME);
             CHECK(rn && strncmp(rn, "tpu-group-", 10) == 0 && strlen(rn) == 15);
             podbuild_replica_t rep = {3, "tpu-group-abcde", 1};
             json_t *w2 = NULL;
             CHECK(podbuild_worker_ex(rc, 0, &rep, NULL, &w2, NULL) == 0);
             l = jx_get(w2, "metadata.labels");
-            CHECK(s_t_str_eq(s_str(l, S_LABEL_REPLICA_NAME), "tpu-group-abcde"));
-            CHECK(s_t_str_eq(s_str(l, S_LABEL_HOST_INDEX), "1"));
-            CHECK(s_t_str_eq(s_str(l, S_LABEL_REPLICA_INDEX), "3"));
+            CHECK(s_t_str_eq(s_str(l, LABEL_REPLICA_NAME), "tpu-group-abcde"));
+            CHECK(s_t_str_eq(s_str(l, LABEL_HOST_INDEX), "1"));
+            CHECK(s_t_str_eq(s_str(l, LABEL_REPLICA_INDEX), "3"));
             json_decref(w2);
         }
         json_decref(all);
@@ -2736,7 +2722,7 @@ static int s_t_units(void)
     CHECK(s_t_str_eq(s_str(jx_get(pod, "metadata.labels"), "ray.io/cluster"), "c1"));
     CHECK(s_t_str_eq(jx_str(pod, "spec.containers.2.name", NULL), "side"));
     CHECK(s_t_str_eq(jx_str(pod, "spec.containers.1.name", NULL), "autoscaler"));
-    CHECK(s_t_str_eq(s_str(jx_get(pod, "metadata.annotations"), S_ANN_HASH), "HASH"));
+    CHECK(s_t_str_eq(s_str(jx_get(pod, "metadata.annotations"), ANN_RECREATE_HASH), "HASH"));
     CHECK(s_t_str_eq(s_t_env_value(jx_get(pod, "spec.containers.0"), "RAY_ADDRESS"),
                      "127.0.0.1:6380"));
     json_decref(pod);

@@ -21,21 +21,13 @@
 #include <jansson.h>
 
 #include "buf.h"
+#include "labels.h"
 
-/* Label keys and values (utils/constant.go). */
-#define OBJ_LABEL_CLUSTER "ray.io/cluster"
-#define OBJ_LABEL_NODE_TYPE "ray.io/node-type"
-#define OBJ_LABEL_IDENTIFIER "ray.io/identifier"
-#define OBJ_LABEL_APP_NAME "app.kubernetes.io/name"
-#define OBJ_LABEL_CREATED_BY "app.kubernetes.io/created-by"
-#define OBJ_LABEL_HEADLESS "ray.io/headless-worker-svc"
-#define OBJ_LABEL_ORIG_NAME "ray.io/originated-from-cr-name"
-#define OBJ_LABEL_ORIG_CRD "ray.io/originated-from-crd"
-#define OBJ_LABEL_SERVE "ray.io/serve"
-#define OBJ_APP_NAME "kuberay"
-#define OBJ_CREATED_BY "kuberay-operator"
-#define OBJ_ANN_ENABLE_SERVE_SERVICE "ray.io/enable-serve-service"
-#define OBJ_ANN_INGRESS_CLASS "kubernetes.io/ingress.class"
+/* The label names reconcile.c still spells the objbuild way; labels.h defines them. */
+#define OBJ_LABEL_CLUSTER LABEL_CLUSTER
+#define OBJ_LABEL_NODE_TYPE LABEL_NODE_TYPE
+#define OBJ_LABEL_IDENTIFIER LABEL_IDENTIFIER
+#define OBJ_ANN_ENABLE_SERVE_SERVICE ANN_ENABLE_SERVE_SERVICE
 
 /* Default head ports (utils/constant.go). */
 #define OBJ_PORT_CLIENT 10001
