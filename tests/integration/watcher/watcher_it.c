@@ -285,10 +285,11 @@ static bool s_equal(apiserver_t *api, store_t *ro, const char *cluster, bool ver
         objstore_list_free(&l);
     }
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(store_handle(ro),
-                           "SELECT kind, namespace, name, uid, resource_version FROM "
-                           "observed_objects WHERE cluster = ?1",
-                           -1, &st, NULL) == SQLITE_OK) {
+    store_query_t *q = store_query_open(store_path(ro), NULL, 0, NULL);
+    if (q && sqlite3_prepare_v2(store_query_handle(q),
+                                "SELECT kind, namespace, name, uid, resource_version FROM "
+                                "observed_objects WHERE cluster = ?1",
+                                -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);
         while (sqlite3_step(st) == SQLITE_ROW) {
             char key[512];
@@ -299,6 +300,7 @@ static bool s_equal(apiserver_t *api, store_t *ro, const char *cluster, bool ver
         }
     }
     sqlite3_finalize(st);
+    store_query_close(&q);
     bool eq = json_equal(want, have);
     if (!eq && verbose) {
         const char *key;
