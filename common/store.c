@@ -1311,6 +1311,37 @@ void store_observed_list_free(store_observed_list_t *list)
         s_rows_free((void ***)&list->rows, &list->n);
 }
 
+/* Steps the bound statement `st`, calling visit(st, ctx) on each row until it returns non-zero,
+ * then resets `st` and clears its bindings. Returns 0, visit's value, or the step's error. */
+static int s_scan(store_t *s, sqlite3_stmt *st, int (*visit)(sqlite3_stmt *, void *), void *ctx)
+{
+    int rc = SQLITE_DONE;
+    int ret = 0;
+    while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        ret = visit(st, ctx);
+    if (!ret && rc != SQLITE_DONE) {
+        s_log_db(s, "store: scan failed");
+        ret = s_err(rc) ? s_err(rc) : ERR_DB;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return ret;
+}
+
+/* The callback of store_observed_scan(). */
+typedef struct {
+    store_observed_fn fn;
+    void *arg;
+} s_obs_scan_t;
+
+static int s_obs_visit(sqlite3_stmt *st, void *ctx)
+{
+    s_obs_scan_t *sc = ctx;
+    store_observed_t row;
+    s_row_view(st, s_obs_fields, S_OBS_NFIELDS, &row);
+    return sc->fn(&row, sc->arg);
+}
+
 int store_observed_scan(store_t *store, const char *cluster, const char *kind, const char *ns,
                         store_observed_fn fn, void *arg)
 {
@@ -1325,20 +1356,8 @@ int store_observed_scan(store_t *store, const char *cluster, const char *kind, c
     if (!ns)
         vals[2].type = SQLITE_NULL;
     s_bind(st, vals, 3);
-    int rc;
-    int ret = 0;
-    while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_observed_t row;
-        s_row_view(st, s_obs_fields, S_OBS_NFIELDS, &row);
-        ret = fn(&row, arg);
-    }
-    if (!ret && rc != SQLITE_DONE) {
-        s_log_db(store, "store: observed scan failed");
-        ret = s_err(rc) ? s_err(rc) : ERR_DB;
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return ret;
+    s_obs_scan_t sc = {fn, arg};
+    return s_scan(store, st, s_obs_visit, &sc);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1576,6 +1595,20 @@ int store_lease_get(store_t *store, const char *name, store_lease_t *out)
     return s_lease_read(store, out);
 }
 
+/* The callback of store_lease_scan(). */
+typedef struct {
+    store_lease_fn fn;
+    void *arg;
+} s_lease_scan_t;
+
+static int s_lease_visit(sqlite3_stmt *st, void *ctx)
+{
+    s_lease_scan_t *sc = ctx;
+    store_lease_t lease;
+    s_lease_row(st, &lease);
+    return sc->fn(&lease, sc->arg);
+}
+
 int store_lease_scan(store_t *store, const char *prefix, size_t limit, store_lease_fn fn, void *arg)
 {
     if (!store || !prefix || limit < 1 || limit > INT64_MAX || !fn)
@@ -1585,20 +1618,8 @@ int store_lease_scan(store_t *store, const char *prefix, size_t limit, store_lea
         return ERR_STATE;
     sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (int64_t)limit);
-    int rc;
-    int ret = 0;
-    while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_lease_t lease;
-        s_lease_row(st, &lease);
-        ret = fn(&lease, arg);
-    }
-    if (!ret && rc != SQLITE_DONE) {
-        s_log_db(store, "store: lease scan failed");
-        ret = s_err(rc) ? s_err(rc) : ERR_DB;
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return ret;
+    s_lease_scan_t sc = {fn, arg};
+    return s_scan(store, st, s_lease_visit, &sc);
 }
 
 /* ---------------------------------------------------------------------------------------------
