@@ -10,10 +10,10 @@
  *
  * Schemas by owner: the tables belong to four owners, each with its own ordered list of migration
  * steps and its own version (a row of the table schema_versions(owner, version)):
- * STORE_OBSERVED (observed_objects: the watcher), STORE_DESIRED (desired_objects) and STORE_AUDIT
- * (audit: a reconciler's decisions and actions) and STORE_LEASES (leases: the SQLite lease
- * backend). A file receives only the tables of the owners named in the flags of its read-write
- * opens (no owner bit: all four, as before per-owner schemas). Each step runs in its own
+ * STORE_OBSERVED (observed_objects: the watcher), STORE_DESIRED (desired_objects) and
+ * STORE_AUDIT (audit: a reconciler's decisions and actions), STORE_LEASES (leases: the SQLite
+ * lease backend). A file receives only the tables of the owners named in the flags of its
+ * read-write opens (no owner bit: all four, as before per-owner schemas). Each step runs in its own
  * transaction together with the bump of its owner's version, so a crash leaves the file at a step
  * boundary; reopening an up-to-date file applies nothing. PRAGMA user_version holds the layout
  * (STORE_LAYOUT_VERSION); a file of the single global list that came before (user_version 1 or 2,
