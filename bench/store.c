@@ -312,12 +312,15 @@ static double s_store_run(const bench_t *b, const char *path, bool audit, double
     double dc = s_cpu() - c0;
     store_stats_t st;
     store_stats(s, &st);
+    store_destroy(&s);
+    sqlite3 *db = NULL;
     if (ok && (st.rows_written != b->rows || st.dropped != 0 ||
-               s_count(store_handle(s), audit ? "audit" : "observed_objects") != (int64_t)b->rows))
+               sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+               s_count(db, audit ? "audit" : "observed_objects") != (int64_t)b->rows))
         ok = false;
+    sqlite3_close(db);
     if (!ok)
         fprintf(stderr, "bench-store: store run failed\n");
-    store_destroy(&s);
     *cpu_rate = ok ? (double)b->rows / dc : -1;
     return ok ? (double)b->rows / dt : -1;
 }

@@ -404,7 +404,7 @@ static int s_prune_file(const char *db, int64_t before, int64_t chunk, int64_t p
     char when[40];
     s_rfc3339(before, when, sizeof(when));
     int err = 0;
-    store_t *s = store_open(db, STORE_READWRITE, &err);
+    store_t *s = store_open(db, STORE_READWRITE | STORE_AUDIT, &err);
     if (!s) {
         fprintf(stderr, "rayfleetctl audit prune: cannot open %s for writing: %s\n", db,
                 err_str(err));

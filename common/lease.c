@@ -375,38 +375,24 @@ static int s_entry_add(lease_op_t *op, size_t *cap, const char *name, const char
     return 0;
 }
 
+/* One lease listed by s_sqlite_list(). */
+typedef struct {
+    lease_op_t *op;
+    size_t cap; /* entries allocated */
+} sqlite_list_t;
+
+static int s_sqlite_list_row(const store_lease_t *lease, void *arg)
+{
+    sqlite_list_t *l = arg;
+    return s_entry_add(l->op, &l->cap, lease->name, lease->holder, lease->expires_ms);
+}
+
 static void s_sqlite_list(lease_op_t *op)
 {
-    sqlite3 *db = store_handle(op->b->store);
-    sqlite3_stmt *st = NULL;
-    size_t cap = 0;
-    int err = 0;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT name, holder, expires_ms FROM leases "
-                           "WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name LIMIT ?2",
-                           -1, &st, NULL) != SQLITE_OK) {
-        log_warn("lease list prepare failed", "error", sqlite3_errmsg(db), NULL);
+    sqlite_list_t l = {.op = op};
+    int err = store_lease_scan(op->b->store, op->name, LEASE_LIST_MAX, s_sqlite_list_row, &l);
+    if (err < 0 && err != ERR_BUSY && err != ERR_NOMEM && err != ERR_TOOBIG)
         err = ERR_DB;
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, LEASE_LIST_MAX);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        const char *holder = (const char *)sqlite3_column_text(st, 1);
-        if (!name)
-            continue;
-        err = s_entry_add(op, &cap, name, holder, sqlite3_column_int64(st, 2));
-        if (err < 0)
-            goto out;
-    }
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        err = ERR_BUSY;
-    else if (rc != SQLITE_DONE)
-        err = ERR_DB;
-out:
-    sqlite3_finalize(st);
     if (err < 0)
         s_entries_free(op);
     op->err = err;
@@ -936,8 +922,8 @@ int lease_test(bool verbose)
     snprintf(path, sizeof(path), "%s/leases.db", dir);
     loop_t *loop = loop_new();
     int err = 0;
-    store_t *s1 = store_open(path, STORE_READWRITE, &err);
-    store_t *s2 = store_open(path, STORE_READWRITE, &err);
+    store_t *s1 = store_open(path, STORE_READWRITE | STORE_LEASES, &err);
+    store_t *s2 = store_open(path, STORE_READWRITE | STORE_LEASES, &err);
     CHECK(loop && s1 && s2);
     CHECK(lease_sqlite_new(NULL, s1) == NULL);
     CHECK(lease_k8s_new(loop, NULL, "ns") == NULL);

@@ -804,7 +804,7 @@ int shards_test(bool verbose)
     snprintf(path, sizeof(path), "%s/leases.db", dir);
     loop_t *loop = loop_new();
     int err = 0;
-    store_t *store = store_open(path, STORE_READWRITE, &err);
+    store_t *store = store_open(path, STORE_READWRITE | STORE_LEASES, &err);
     lease_backend_t *be = lease_sqlite_new(loop, store);
     CHECK(loop && store && be);
     t_cb_t cbs = {0};

@@ -27,10 +27,11 @@
 #include <string.h>
 #include <time.h>
 
-/* The schema, one step per schema version: step i brings user_version from i to i + 1. Only ever
- * append steps; never edit one that has shipped. */
-static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
-    /* 1: the first tables. */
+/* The schemas, one per owner of tables. steps[i] brings the owner's version from i to i + 1.
+ * Only ever append steps; never edit one that has shipped. A file written before per-owner versions
+ * (user_version 1 or 2, one global list) held all four; s_layout() maps it onto these. */
+static const char *const s_obs_steps[] = {
+    /* observed 1: the watcher's table. */
     "CREATE TABLE observed_objects ("
     "  cluster TEXT NOT NULL,"
     "  api_group TEXT NOT NULL,"
@@ -52,7 +53,11 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     ") STRICT;"
     /* A reconciler reads its Ray object's children: pods and services by owner. */
     "CREATE INDEX observed_by_owner ON observed_objects"
-    "  (cluster, namespace, owner_kind, owner_name, kind, name);"
+    "  (cluster, namespace, owner_kind, owner_name, kind, name);",
+};
+
+static const char *const s_des_steps[] = {
+    /* desired 1: what reconcilers want. */
     "CREATE TABLE desired_objects ("
     "  cluster TEXT NOT NULL,"
     "  namespace TEXT NOT NULL,"
@@ -72,7 +77,11 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     /* Drift joins desired children with observed rows on the observed primary key; this index
      * answers the other direction: "which owner wants this object?". */
     "CREATE INDEX desired_by_child ON desired_objects"
-    "  (cluster, child_kind, namespace, child_name);"
+    "  (cluster, child_kind, namespace, child_name);",
+};
+
+static const char *const s_audit_steps[] = {
+    /* audit 1: the audit table and its indexes. */
     "CREATE TABLE audit ("
     "  id INTEGER PRIMARY KEY,"
     "  time_ms INTEGER NOT NULL,"
@@ -105,7 +114,13 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     "CREATE INDEX audit_by_time ON audit (time_ms);"
     "CREATE INDEX audit_by_verb ON audit (verb, result_status, time_ms);"
     "CREATE INDEX audit_by_actor ON audit (actor_service, time_ms);"
-    "CREATE INDEX audit_by_correlation ON audit (correlation_id);"
+    "CREATE INDEX audit_by_correlation ON audit (correlation_id);",
+    /* audit 2: everything done because of one Ray object (rayfleetctl explain raycluster/NAME). */
+    "CREATE INDEX audit_by_cause ON audit (cause_key, id);",
+};
+
+static const char *const s_lease_steps[] = {
+    /* leases 1: shard leases of reconciler replicas. */
     "CREATE TABLE leases ("
     "  name TEXT PRIMARY KEY,"
     "  holder TEXT NOT NULL,"
@@ -114,8 +129,26 @@ static const char *const s_migrations[STORE_SCHEMA_VERSION] = {
     "  expires_ms INTEGER NOT NULL,"
     "  transitions INTEGER NOT NULL"
     ") STRICT;",
-    /* 2: everything done because of one Ray object (rayfleetctl explain raycluster/NAME). */
-    "CREATE INDEX audit_by_cause ON audit (cause_key, id);",
+};
+
+/* The owners of the built-in tables, by index (bit (STORE_OBSERVED << index) of the open flags). */
+enum { S_OWN_OBS, S_OWN_DES, S_OWN_AUDIT, S_OWN_LEASE, S_OWN_COUNT, S_OWN_NONE = -1 };
+
+/* One owner's schema: its name in schema_versions and its ordered migration steps. */
+typedef struct {
+    const char *owner; /* key of its row in schema_versions */
+    const char *const *steps; /* steps[0..nsteps-1] */
+    int nsteps; /* the version this build writes */
+    int legacy; /* its version in a legacy file at user_version 2 (at 1: all were 1) */
+} s_schema_t;
+
+#define S_NSTEPS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static const s_schema_t s_schemas[S_OWN_COUNT] = {
+    [S_OWN_OBS] = {"observed", s_obs_steps, S_NSTEPS(s_obs_steps), 1},
+    [S_OWN_DES] = {"desired", s_des_steps, S_NSTEPS(s_des_steps), 1},
+    [S_OWN_AUDIT] = {"audit", s_audit_steps, S_NSTEPS(s_audit_steps), 2},
+    [S_OWN_LEASE] = {"leases", s_lease_steps, S_NSTEPS(s_lease_steps), 1},
 };
 
 /* Column lists, in the order of the field tables below. */
@@ -140,6 +173,7 @@ enum {
     S_OBS_DELETE,
     S_OBS_GET,
     S_OBS_LIST_OWNER,
+    S_OBS_SCAN,
     S_DES_PUT,
     S_DES_DELETE_ONE,
     S_DES_DELETE_OWNER,
@@ -149,7 +183,22 @@ enum {
     S_LEASE_GET,
     S_LEASE_PUT,
     S_LEASE_RELEASE,
+    S_LEASE_SCAN,
     S_STMT_COUNT
+};
+
+/* The owner whose tables each statement reads or writes: it is prepared only when the file holds
+ * that owner's tables at the current version. */
+static const int s_sql_owner[S_STMT_COUNT] = {
+    [S_BEGIN] = S_OWN_NONE,           [S_COMMIT] = S_OWN_NONE,
+    [S_ROLLBACK] = S_OWN_NONE,        [S_OBS_UPSERT] = S_OWN_OBS,
+    [S_OBS_DELETE] = S_OWN_OBS,       [S_OBS_GET] = S_OWN_OBS,
+    [S_OBS_LIST_OWNER] = S_OWN_OBS,   [S_OBS_SCAN] = S_OWN_OBS,
+    [S_DES_PUT] = S_OWN_DES,          [S_DES_DELETE_ONE] = S_OWN_DES,
+    [S_DES_DELETE_OWNER] = S_OWN_DES, [S_DES_LIST_OWNER] = S_OWN_DES,
+    [S_AUDIT_INSERT] = S_OWN_AUDIT,   [S_AUDIT_TARGET] = S_OWN_AUDIT,
+    [S_LEASE_GET] = S_OWN_LEASE,      [S_LEASE_PUT] = S_OWN_LEASE,
+    [S_LEASE_RELEASE] = S_OWN_LEASE,  [S_LEASE_SCAN] = S_OWN_LEASE,
 };
 
 static const char *const s_sql[S_STMT_COUNT] = {
@@ -175,6 +224,12 @@ static const char *const s_sql[S_STMT_COUNT] = {
                          "WHERE cluster = ?1 AND namespace = ?2 AND owner_kind = ?3 "
                          "AND owner_name = ?4 AND (?5 IS NULL OR owner_uid = ?5) "
                          "ORDER BY kind, name",
+    /* Every column but the JSON (read as NULL), through the primary key's (cluster, kind) prefix.
+     */
+    [S_OBS_SCAN] = "SELECT cluster, api_group, kind, namespace, name, uid, resource_version, "
+                   "generation, owner_kind, owner_name, owner_uid, phase, conditions, deleting, "
+                   "updated_ms, NULL FROM observed_objects WHERE cluster = ?1 AND kind = ?2 "
+                   "AND (?3 IS NULL OR namespace = ?3)",
     [S_DES_PUT] = "INSERT OR REPLACE INTO desired_objects (" S_DES_COLS ") "
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [S_DES_DELETE_ONE] = "DELETE FROM desired_objects WHERE cluster = ?1 AND namespace = ?2 "
@@ -200,6 +255,8 @@ static const char *const s_sql[S_STMT_COUNT] = {
                     "expires_ms = excluded.expires_ms, transitions = excluded.transitions",
     [S_LEASE_RELEASE] = "UPDATE leases SET holder = '', expires_ms = 0, renewed_ms = ?3 "
                         "WHERE name = ?1 AND holder = ?2",
+    [S_LEASE_SCAN] = "SELECT name, holder, acquired_ms, renewed_ms, expires_ms, transitions "
+                     "FROM leases WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name LIMIT ?2",
 };
 
 /* How a struct member maps to its column. */
@@ -316,6 +373,7 @@ struct store {
     sqlite3 *db; /* the connection */
     char *path; /* for logs */
     bool readonly; /* opened with STORE_READONLY */
+    unsigned owners; /* STORE_OBSERVED... bits of the owners whose tables are current here */
     int busy_timeout_ms; /* current busy timeout */
     size_t batch_max; /* queued writes that trigger an early flush */
     size_t flush_at; /* queue length at which a write tries the next early flush */
@@ -394,50 +452,182 @@ static int s_exec(store_t *s, const char *sql)
     return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 }
 
-/* Applies the missing migration steps, each in its own transaction. The version is read again
- * inside each transaction, so two processes opening a new file at once do not both apply a step. */
-static int s_migrate(store_t *s)
+/* Reads the version of `owner` from schema_versions into *out (0: no row). Returns an SQLite code.
+ */
+static int s_owner_version(store_t *s, const char *owner, int *out)
 {
-    for (;;) {
-        int rc = s_exec(s, "BEGIN IMMEDIATE");
+    *out = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT version FROM schema_versions WHERE owner = ?1", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *out = sqlite3_column_int(st, 0);
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Logs why a file is refused and returns ERR_STATE. */
+static int s_refuse(const store_t *s, bool newer, const char *owner, int have, int want)
+{
+    char h[16];
+    char w[16];
+    snprintf(h, sizeof(h), "%d", have);
+    snprintf(w, sizeof(w), "%d", want);
+    log_error(newer ? "store: database schema is newer than this build; refusing to open it"
+                    : "store: database schema is not current; open it read-write to migrate",
+              "path", s->path, "owner", owner, "schema_version", h, "supported_version", w, NULL);
+    return ERR_STATE;
+}
+
+/* Checks, before anything is written (even the switch to WAL rewrites the header), that this build
+ * can use the file at layout version `uv`: returns 0, ERR_STATE (logged: the layout or the schema
+ * of an owner in `want` is newer than this build or, read-only, not current; the file is left as it
+ * was) or an error reading the versions. */
+static int s_check(store_t *s, unsigned want, int uv)
+{
+    if (uv > STORE_LAYOUT_VERSION || (s->readonly && uv != STORE_LAYOUT_VERSION))
+        return s_refuse(s, uv > STORE_LAYOUT_VERSION, "layout", uv, STORE_LAYOUT_VERSION);
+    if (uv < STORE_LAYOUT_VERSION)
+        return 0;
+    for (int i = 0; i < S_OWN_COUNT; i++) {
+        if (!(want & (STORE_OBSERVED << i)))
+            continue;
+        int v = 0;
+        int rc = s_owner_version(s, s_schemas[i].owner, &v);
         if (rc != SQLITE_OK) {
-            s_log_db(s, "store: cannot begin a migration");
-            return s_err(rc);
+            s_log_db(s, "store: cannot read the schema versions");
+            return s_err(rc) ? s_err(rc) : ERR_DB;
         }
-        int version = 0;
-        rc = s_user_version(s, &version);
-        if (rc != SQLITE_OK)
-            goto fail;
-        if (version > STORE_SCHEMA_VERSION) {
-            s_exec(s, "ROLLBACK");
-            return ERR_STATE;
-        }
-        if (version == STORE_SCHEMA_VERSION) {
-            s_exec(s, "ROLLBACK");
-            s->stats.schema_version = (unsigned)version;
-            return 0;
-        }
-        rc = s_exec(s, s_migrations[version]);
-        if (rc != SQLITE_OK)
-            goto fail;
-        char sql[64];
-        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version + 1);
-        rc = s_exec(s, sql);
-        if (rc != SQLITE_OK)
-            goto fail;
-        rc = s_exec(s, "COMMIT");
-        if (rc != SQLITE_OK)
-            goto fail;
-        s->stats.migrations_applied++;
-        char from[16];
-        snprintf(from, sizeof(from), "%d", version);
-        log_info("store: schema migrated", "path", s->path, "from_version", from, NULL);
-        continue;
-    fail:
-        s_log_db(s, "store: migration failed");
+        if (v > s_schemas[i].nsteps || (s->readonly && v != s_schemas[i].nsteps))
+            return s_refuse(s, v > s_schemas[i].nsteps, s_schemas[i].owner, v, s_schemas[i].nsteps);
+    }
+    return 0;
+}
+
+/* Begins a migration transaction and reads the layout version in it into *uv. */
+static int s_begin_migration(store_t *s, int *uv)
+{
+    int rc = s_exec(s, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK) {
+        s_log_db(s, "store: cannot begin a migration");
+        return s_err(rc) ? s_err(rc) : ERR_DB;
+    }
+    rc = s_user_version(s, uv);
+    if (rc != SQLITE_OK) {
+        s_log_db(s, "store: cannot read the schema version");
         s_exec(s, "ROLLBACK");
         return s_err(rc) ? s_err(rc) : ERR_DB;
     }
+    return 0;
+}
+
+/* Commits a migration step, or rolls it back (logged) when rc or the commit failed. */
+static int s_end_migration(store_t *s, int rc)
+{
+    if (rc == SQLITE_OK)
+        rc = s_exec(s, "COMMIT");
+    if (rc == SQLITE_OK)
+        return 0;
+    s_log_db(s, "store: migration failed");
+    s_exec(s, "ROLLBACK");
+    return s_err(rc) ? s_err(rc) : ERR_DB;
+}
+
+/* Brings the file to the per-owner layout (STORE_LAYOUT_VERSION): creates schema_versions and, in a
+ * legacy file (user_version 1 or 2: one global list that created all four owners' tables at
+ * once), records the version each owner had there. Versions are read again inside the transaction,
+ * so two processes opening a new file at once do not both convert it. */
+static int s_layout(store_t *s)
+{
+    int uv = 0;
+    int err = s_begin_migration(s, &uv);
+    if (err)
+        return err;
+    if (uv >= STORE_LAYOUT_VERSION) {
+        s_exec(s, "ROLLBACK");
+        return uv > STORE_LAYOUT_VERSION ? s_refuse(s, true, "layout", uv, STORE_LAYOUT_VERSION)
+                                         : 0;
+    }
+    int rc = s_exec(s, "CREATE TABLE schema_versions (owner TEXT PRIMARY KEY, "
+                       "version INTEGER NOT NULL) STRICT");
+    for (int i = 0; i < S_OWN_COUNT && rc == SQLITE_OK && uv > 0; i++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_versions VALUES ('%s', %d)",
+                 s_schemas[i].owner, uv == 1 ? 1 : s_schemas[i].legacy);
+        rc = s_exec(s, sql);
+    }
+    if (rc == SQLITE_OK) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_LAYOUT_VERSION);
+        rc = s_exec(s, sql);
+    }
+    err = s_end_migration(s, rc);
+    if (!err && uv > 0) {
+        char from[16];
+        snprintf(from, sizeof(from), "%d", uv);
+        log_info("store: legacy schema mapped onto per-owner versions", "path", s->path,
+                 "from_version", from, NULL);
+    }
+    return err;
+}
+
+/* Applies the missing migration steps of owner `i`, each in its own transaction together with the
+ * bump of its version, so a crash leaves the file at a step boundary. */
+static int s_migrate(store_t *s, int i)
+{
+    const s_schema_t *sc = &s_schemas[i];
+    for (;;) {
+        int uv = 0;
+        int err = s_begin_migration(s, &uv);
+        if (err)
+            return err;
+        int version = 0;
+        int rc = s_owner_version(s, sc->owner, &version);
+        if (rc == SQLITE_OK && version >= sc->nsteps) {
+            s_exec(s, "ROLLBACK");
+            return version > sc->nsteps ? s_refuse(s, true, sc->owner, version, sc->nsteps) : 0;
+        }
+        if (rc == SQLITE_OK)
+            rc = s_exec(s, sc->steps[version]);
+        if (rc == SQLITE_OK) {
+            char sql[160];
+            snprintf(sql, sizeof(sql),
+                     "INSERT INTO schema_versions VALUES ('%s', %d) "
+                     "ON CONFLICT (owner) DO UPDATE SET version = excluded.version",
+                     sc->owner, version + 1);
+            rc = s_exec(s, sql);
+        }
+        err = s_end_migration(s, rc);
+        if (err)
+            return err;
+        s->stats.migrations_applied++;
+        char from[16];
+        snprintf(from, sizeof(from), "%d", version);
+        log_info("store: schema migrated", "path", s->path, "owner", sc->owner, "from_version",
+                 from, NULL);
+    }
+}
+
+/* Sets s->owners to the built-in owners whose tables the file holds at the current version. */
+static int s_present(store_t *s)
+{
+    s->owners = 0;
+    for (int i = 0; i < S_OWN_COUNT; i++) {
+        int v = 0;
+        int rc = s_owner_version(s, s_schemas[i].owner, &v);
+        if (rc != SQLITE_OK) {
+            s_log_db(s, "store: cannot read the schema versions");
+            return s_err(rc) ? s_err(rc) : ERR_DB;
+        }
+        if (v == s_schemas[i].nsteps)
+            s->owners |= STORE_OBSERVED << i;
+    }
+    return 0;
 }
 
 /* Sets the pragmas of a read-write connection. WAL lets readers in other processes read while we
@@ -466,9 +656,13 @@ static int s_pragmas(store_t *s)
     return s_exec(s, "PRAGMA foreign_keys = ON") == SQLITE_OK ? 0 : ERR_DB;
 }
 
+/* Prepares the statements of the owners present (the others stay NULL: their functions return
+ * ERR_STATE). */
 static int s_prepare(store_t *s)
 {
     for (int i = 0; i < S_STMT_COUNT; i++) {
+        if (s_sql_owner[i] != S_OWN_NONE && !(s->owners & (STORE_OBSERVED << s_sql_owner[i])))
+            continue;
         int rc =
             sqlite3_prepare_v3(s->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[i], NULL);
         if (rc != SQLITE_OK) {
@@ -483,7 +677,9 @@ store_t *store_open(const char *path, int flags, int *err_out)
 {
     int err = ERR_INVAL;
     store_t *s = NULL;
-    if (!path || !*path || (flags != STORE_READWRITE && flags != STORE_READONLY))
+    unsigned want = (unsigned)flags & STORE_OWNERS_ALL;
+    int mode = flags & ~STORE_OWNERS_ALL;
+    if (!path || !*path || (mode != STORE_READWRITE && mode != STORE_READONLY))
         goto fail;
     err = ERR_NOMEM;
     s = calloc(1, sizeof(*s));
@@ -492,7 +688,9 @@ store_t *store_open(const char *path, int flags, int *err_out)
     s->path = strdup(path);
     if (!s->path)
         goto fail;
-    s->readonly = flags == STORE_READONLY;
+    s->readonly = mode == STORE_READONLY;
+    if (!s->readonly && !want)
+        want = STORE_OWNERS_ALL;
     s->batch_max = STORE_BATCH_MAX_DEFAULT;
     s->flush_at = STORE_BATCH_MAX_DEFAULT;
     s->busy_timeout_ms = STORE_BUSY_TIMEOUT_MS_DEFAULT;
@@ -507,8 +705,6 @@ store_t *store_open(const char *path, int flags, int *err_out)
     }
     sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
 
-    // The version is checked before anything writes (even the switch to WAL rewrites the header),
-    // so a file from a newer rayfleet is left exactly as it was.
     int version = 0;
     rc = s_user_version(s, &version);
     if (rc != SQLITE_OK) {
@@ -516,34 +712,19 @@ store_t *store_open(const char *path, int flags, int *err_out)
         err = (rc & 0xff) == SQLITE_NOTADB ? ERR_DB : s_err(rc);
         goto fail;
     }
-    char have[16];
-    char want[16];
-    snprintf(have, sizeof(have), "%d", version);
-    snprintf(want, sizeof(want), "%d", STORE_SCHEMA_VERSION);
-    if (version > STORE_SCHEMA_VERSION || (s->readonly && version != STORE_SCHEMA_VERSION)) {
-        log_error(version > STORE_SCHEMA_VERSION
-                      ? "store: database schema is newer than this build; refusing "
-                        "to open it"
-                      : "store: database schema is not current; open it read-write "
-                        "to migrate",
-                  "path", path, "schema_version", have, "supported_version", want, NULL);
-        err = ERR_STATE;
-        goto fail;
-    }
-    err = s_pragmas(s);
+    err = s_check(s, want, version);
+    if (!err)
+        err = s_pragmas(s);
+    if (!err && !s->readonly)
+        err = s_layout(s);
+    for (int i = 0; i < S_OWN_COUNT && !err && !s->readonly; i++)
+        if (want & (STORE_OBSERVED << i))
+            err = s_migrate(s, i);
+    if (!err)
+        err = s_present(s);
     if (err)
         goto fail;
-    if (!s->readonly) {
-        err = s_migrate(s);
-        if (err == ERR_STATE)
-            log_error("store: database schema is newer than this build; refusing to "
-                      "open it",
-                      "path", path, "supported_version", want, NULL);
-        if (err)
-            goto fail;
-    } else {
-        s->stats.schema_version = (unsigned)version;
-    }
+    s->stats.schema_version = STORE_LAYOUT_VERSION;
     err = s_prepare(s);
     if (err)
         goto fail;
@@ -623,9 +804,9 @@ void store_stats(const store_t *store, store_stats_t *out)
     *out = store->stats;
 }
 
-sqlite3 *store_handle(store_t *store)
+const char *store_path(const store_t *store)
 {
-    return store ? store->db : NULL;
+    return store ? store->path : NULL;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -813,7 +994,7 @@ static void *s_chunk_alloc(store_t *s, size_t bytes)
  * hard bound and after when it reaches the batch bound. */
 static int s_enqueue(store_t *s, int stmt, const s_val_t *vals, int n)
 {
-    if (s->readonly)
+    if (s->readonly || !s->stmts[stmt])
         return ERR_STATE;
     size_t bytes = sizeof(s_op_t) + (size_t)n * sizeof(s_val_t);
     for (int i = 0; i < n; i++)
@@ -884,15 +1065,57 @@ static bool s_empty(const char *str)
  * Reading rows back into structs.
  */
 
+/* Whether the member is a string. */
+static bool s_is_text(const s_field_t *f)
+{
+    return f->kind == F_KEY || f->kind == F_TEXT || f->kind == F_SUMMARY;
+}
+
+/* Stores column i of the current row of `st` into the member of `mem` that fields[i] names; a text
+ * member is set to `text` (the column's text, or a copy of it, or NULL). */
+static void s_field_set(sqlite3_stmt *st, const s_field_t *fields, int i, char *mem,
+                        const char *text)
+{
+    void *p = mem + fields[i].off;
+    switch (fields[i].kind) {
+    case F_KEY:
+    case F_TEXT:
+    case F_SUMMARY:
+        *(const char **)p = text;
+        break;
+    case F_I64:
+    case F_I64_NZ:
+    case F_TIME:
+        *(int64_t *)p = sqlite3_column_int64(st, i);
+        break;
+    case F_U64_NZ:
+        *(uint64_t *)p = (uint64_t)sqlite3_column_int64(st, i);
+        break;
+    case F_INT:
+        *(int *)p = sqlite3_column_int(st, i);
+        break;
+    case F_BOOL:
+        *(bool *)p = sqlite3_column_int(st, i) != 0;
+        break;
+    }
+}
+
+/* Fills the struct at `out` laid out by `fields` from the current row of `st`, columns 0..n-1,
+ * its strings pointing into the statement's row (valid until the next step or reset). */
+static void s_row_view(sqlite3_stmt *st, const s_field_t *fields, int n, void *out)
+{
+    for (int i = 0; i < n; i++)
+        s_field_set(st, fields, i, out,
+                    s_is_text(&fields[i]) ? (const char *)sqlite3_column_text(st, i) : NULL);
+}
+
 /* Reads the current row of `st`, columns 0..n-1, into a new struct of `size` bytes laid out by
  * `fields`, with the text in the same allocation. Returns the struct or NULL (out of memory). */
 static void *s_row_read(sqlite3_stmt *st, const s_field_t *fields, int n, size_t size)
 {
     size_t bytes = size;
     for (int i = 0; i < n; i++) {
-        bool text =
-            fields[i].kind == F_KEY || fields[i].kind == F_TEXT || fields[i].kind == F_SUMMARY;
-        if (text && sqlite3_column_type(st, i) != SQLITE_NULL) {
+        if (s_is_text(&fields[i]) && sqlite3_column_type(st, i) != SQLITE_NULL) {
             sqlite3_column_text(st,
                                 i); // converts first, so the byte count is the text's
             bytes += (size_t)sqlite3_column_bytes(st, i) + 1;
@@ -903,38 +1126,16 @@ static void *s_row_read(sqlite3_stmt *st, const s_field_t *fields, int n, size_t
         return NULL;
     char *arena = mem + size;
     for (int i = 0; i < n; i++) {
-        void *p = mem + fields[i].off;
-        switch (fields[i].kind) {
-        case F_KEY:
-        case F_TEXT:
-        case F_SUMMARY: {
-            const unsigned char *t = sqlite3_column_text(st, i);
-            if (!t) {
-                *(const char **)p = NULL;
-                break;
-            }
+        const unsigned char *t = s_is_text(&fields[i]) ? sqlite3_column_text(st, i) : NULL;
+        const char *copy = NULL;
+        if (t) {
             size_t len = (size_t)sqlite3_column_bytes(st, i);
             memcpy(arena, t, len);
             arena[len] = '\0';
-            *(const char **)p = arena;
+            copy = arena;
             arena += len + 1;
-            break;
         }
-        case F_I64:
-        case F_I64_NZ:
-        case F_TIME:
-            *(int64_t *)p = sqlite3_column_int64(st, i);
-            break;
-        case F_U64_NZ:
-            *(uint64_t *)p = (uint64_t)sqlite3_column_int64(st, i);
-            break;
-        case F_INT:
-            *(int *)p = sqlite3_column_int(st, i);
-            break;
-        case F_BOOL:
-            *(bool *)p = sqlite3_column_int(st, i) != 0;
-            break;
-        }
+        s_field_set(st, fields, i, mem, copy);
     }
     return mem;
 }
@@ -1049,6 +1250,8 @@ int store_observed_get(store_t *store, const char *cluster, const char *kind, co
     s_val_t vals[4];
     s_key_vals(vals, keys, 4);
     sqlite3_stmt *st = store->stmts[S_OBS_GET];
+    if (!st)
+        return ERR_STATE;
     s_bind(st, vals, 4);
     s_rows_t rows;
     int rc = s_collect(store, st, s_obs_fields, S_OBS_NFIELDS, sizeof(store_observed_t), 1, false,
@@ -1089,6 +1292,8 @@ int store_observed_list_owner(store_t *store, const char *cluster, const char *n
     if (owner_uid)
         s_key_vals(&vals[4], &owner_uid, 1);
     sqlite3_stmt *st = store->stmts[S_OBS_LIST_OWNER];
+    if (!st)
+        return ERR_STATE;
     s_bind(st, vals, 5);
     s_rows_t rows;
     int rc = s_collect(store, st, s_obs_fields, S_OBS_NFIELDS, sizeof(store_observed_t),
@@ -1104,6 +1309,55 @@ void store_observed_list_free(store_observed_list_t *list)
 {
     if (list)
         s_rows_free((void ***)&list->rows, &list->n);
+}
+
+/* Steps the bound statement `st`, calling visit(st, ctx) on each row until it returns non-zero,
+ * then resets `st` and clears its bindings. Returns 0, visit's value, or the step's error. */
+static int s_scan(store_t *s, sqlite3_stmt *st, int (*visit)(sqlite3_stmt *, void *), void *ctx)
+{
+    int rc = SQLITE_DONE;
+    int ret = 0;
+    while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        ret = visit(st, ctx);
+    if (!ret && rc != SQLITE_DONE) {
+        s_log_db(s, "store: scan failed");
+        ret = s_err(rc) ? s_err(rc) : ERR_DB;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return ret;
+}
+
+/* The callback of store_observed_scan(). */
+typedef struct {
+    store_observed_fn fn;
+    void *arg;
+} s_obs_scan_t;
+
+static int s_obs_visit(sqlite3_stmt *st, void *ctx)
+{
+    s_obs_scan_t *sc = ctx;
+    store_observed_t row;
+    s_row_view(st, s_obs_fields, S_OBS_NFIELDS, &row);
+    return sc->fn(&row, sc->arg);
+}
+
+int store_observed_scan(store_t *store, const char *cluster, const char *kind, const char *ns,
+                        store_observed_fn fn, void *arg)
+{
+    if (!store || s_empty(kind) || !fn)
+        return ERR_INVAL;
+    sqlite3_stmt *st = store->stmts[S_OBS_SCAN];
+    if (!st)
+        return ERR_STATE;
+    const char *keys[] = {cluster, kind, ns};
+    s_val_t vals[3];
+    s_key_vals(vals, keys, 3);
+    if (!ns)
+        vals[2].type = SQLITE_NULL;
+    s_bind(st, vals, 3);
+    s_obs_scan_t sc = {fn, arg};
+    return s_scan(store, st, s_obs_visit, &sc);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1149,6 +1403,8 @@ int store_desired_list_owner(store_t *store, const char *cluster, const char *ns
     s_val_t vals[4];
     s_key_vals(vals, keys, 4);
     sqlite3_stmt *st = store->stmts[S_DES_LIST_OWNER];
+    if (!st)
+        return ERR_STATE;
     s_bind(st, vals, 4);
     s_rows_t rows;
     int rc = s_collect(store, st, s_des_fields, S_DES_NFIELDS, sizeof(store_desired_t),
@@ -1198,6 +1454,8 @@ int store_audit_query_target(store_t *store, const char *cluster, const char *ki
     vals[5] = (s_val_t){.type = SQLITE_INTEGER, .i = until_ms ? until_ms : INT64_MAX};
     vals[6] = (s_val_t){.type = SQLITE_INTEGER, .i = (int64_t)limit};
     sqlite3_stmt *st = store->stmts[S_AUDIT_TARGET];
+    if (!st)
+        return ERR_STATE;
     s_bind(st, vals, 7);
     s_rows_t rows;
     int rc = s_collect(store, st, s_audit_fields, S_AUDIT_NFIELDS, sizeof(store_audit_t), limit,
@@ -1224,6 +1482,20 @@ static bool s_lease_str_ok(const char *str)
     return str && *str && strnlen(str, STORE_LEASE_NAME_MAX + 1) <= STORE_LEASE_NAME_MAX;
 }
 
+/* Copies the current lease row of `st` (the columns of S_LEASE_GET) into *out. */
+static void s_lease_row(sqlite3_stmt *st, store_lease_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    const char *holder = (const char *)sqlite3_column_text(st, 1);
+    snprintf(out->name, sizeof(out->name), "%s", name ? name : "");
+    snprintf(out->holder, sizeof(out->holder), "%s", holder ? holder : "");
+    out->acquired_ms = sqlite3_column_int64(st, 2);
+    out->renewed_ms = sqlite3_column_int64(st, 3);
+    out->expires_ms = sqlite3_column_int64(st, 4);
+    out->transitions = sqlite3_column_int64(st, 5);
+}
+
 /* Reads the lease row of the bound S_LEASE_GET into *out. Returns 0, ERR_NOTFOUND or an error;
  * resets the statement. */
 static int s_lease_read(store_t *s, store_lease_t *out)
@@ -1231,21 +1503,12 @@ static int s_lease_read(store_t *s, store_lease_t *out)
     sqlite3_stmt *st = s->stmts[S_LEASE_GET];
     int rc = sqlite3_step(st);
     int err = 0;
-    if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof(*out));
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        const char *holder = (const char *)sqlite3_column_text(st, 1);
-        snprintf(out->name, sizeof(out->name), "%s", name ? name : "");
-        snprintf(out->holder, sizeof(out->holder), "%s", holder ? holder : "");
-        out->acquired_ms = sqlite3_column_int64(st, 2);
-        out->renewed_ms = sqlite3_column_int64(st, 3);
-        out->expires_ms = sqlite3_column_int64(st, 4);
-        out->transitions = sqlite3_column_int64(st, 5);
-    } else if (rc == SQLITE_DONE) {
+    if (rc == SQLITE_ROW)
+        s_lease_row(st, out);
+    else if (rc == SQLITE_DONE)
         err = ERR_NOTFOUND;
-    } else {
+    else
         err = s_err(rc) ? s_err(rc) : ERR_DB;
-    }
     sqlite3_reset(st);
     return err;
 }
@@ -1256,7 +1519,7 @@ int store_lease_try_acquire(store_t *store, const char *name, const char *holder
     if (!store || !s_lease_str_ok(name) || !s_lease_str_ok(holder) || duration_ms <= 0 ||
         now_ms > INT64_MAX - duration_ms)
         return ERR_INVAL;
-    if (store->readonly)
+    if (store->readonly || !store->stmts[S_LEASE_PUT])
         return ERR_STATE;
     store_t *s = store;
     int rc = s_step_done(s->stmts[S_BEGIN]);
@@ -1308,7 +1571,7 @@ int store_lease_release(store_t *store, const char *name, const char *holder)
 {
     if (!store || !s_lease_str_ok(name) || !s_lease_str_ok(holder))
         return ERR_INVAL;
-    if (store->readonly)
+    if (store->readonly || !store->stmts[S_LEASE_RELEASE])
         return ERR_STATE;
     sqlite3_stmt *st = store->stmts[S_LEASE_RELEASE];
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -1326,8 +1589,37 @@ int store_lease_get(store_t *store, const char *name, store_lease_t *out)
 {
     if (!store || !out || !s_lease_str_ok(name))
         return ERR_INVAL;
+    if (!store->stmts[S_LEASE_GET])
+        return ERR_STATE;
     sqlite3_bind_text(store->stmts[S_LEASE_GET], 1, name, -1, SQLITE_STATIC);
     return s_lease_read(store, out);
+}
+
+/* The callback of store_lease_scan(). */
+typedef struct {
+    store_lease_fn fn;
+    void *arg;
+} s_lease_scan_t;
+
+static int s_lease_visit(sqlite3_stmt *st, void *ctx)
+{
+    s_lease_scan_t *sc = ctx;
+    store_lease_t lease;
+    s_lease_row(st, &lease);
+    return sc->fn(&lease, sc->arg);
+}
+
+int store_lease_scan(store_t *store, const char *prefix, size_t limit, store_lease_fn fn, void *arg)
+{
+    if (!store || !prefix || limit < 1 || limit > INT64_MAX || !fn)
+        return ERR_INVAL;
+    sqlite3_stmt *st = store->stmts[S_LEASE_SCAN];
+    if (!st)
+        return ERR_STATE;
+    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)limit);
+    s_lease_scan_t sc = {fn, arg};
+    return s_scan(store, st, s_lease_visit, &sc);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1430,6 +1722,8 @@ int store_audit_query(store_t *store, const store_audit_filter_t *f, store_audit
     }
     if (!store || !f || !out || f->limit < 1 || f->limit > STORE_LIST_MAX)
         return ERR_INVAL;
+    if (!(store->owners & STORE_AUDIT))
+        return ERR_STATE;
     sqlite3_stmt *st = NULL;
     int rc = store_audit_prepare(store->db, f, &st, NULL);
     if (rc) {
@@ -1454,7 +1748,7 @@ int store_audit_prune_chunk(store_t *store, int64_t before_ms, size_t max_rows, 
         *deleted = 0;
     if (!store || max_rows < 1 || max_rows > STORE_PRUNE_CHUNK_MAX)
         return ERR_INVAL;
-    if (store->readonly)
+    if (store->readonly || !(store->owners & STORE_AUDIT))
         return ERR_STATE;
     // The oldest rows first, found through audit_by_time; one chunk per transaction.
     const char *sql = "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time_ms < ?1 "
@@ -1929,6 +2223,24 @@ static void s_test_plan(sqlite3 *db, const char *sql, char *out, size_t cap)
 }
 
 /* A pod row owned by RayCluster rc1 in namespace ns1. */
+/* Scan callbacks: append "ns/name" of each row (or name of each lease) to a buf_t; stop with 7
+ * when the buffer's text ends with "!". */
+static int s_test_scan_obs(const store_observed_t *row, void *arg)
+{
+    buf_t *b = arg;
+    if (row->json || strcmp(row->owner_uid, "uid-rc1") != 0 || row->updated_ms <= 0)
+        return ERR_STATE;
+    buf_printf(b, "%s/%s;", row->ns, row->name);
+    return strcmp(row->name, "stop") == 0 ? 7 : 0;
+}
+
+static int s_test_scan_lease(const store_lease_t *lease, void *arg)
+{
+    buf_t *b = arg;
+    buf_printf(b, "%s=%s;", lease->name, lease->holder);
+    return 0;
+}
+
 static store_observed_t s_test_pod(const char *name, const char *phase, const char *json)
 {
     return (store_observed_t){.cluster = "c1",
@@ -2023,7 +2335,7 @@ static int s_test_query(bool verbose)
     buf_init(&sql, 4096);
     sqlite3_stmt *st = NULL;
     f = (store_audit_filter_t){.name = "x"};
-    CHECK(store_audit_prepare(store_handle(s), &f, &st, &sql) == 0 && st);
+    CHECK(store_audit_prepare(s->db, &f, &st, &sql) == 0 && st);
     CHECK(strstr(buf_str(&sql), "target_name = ?1") != NULL);
     sqlite3_finalize(st);
     CHECK(store_audit_prepare(NULL, &f, &st, NULL) == ERR_INVAL);
@@ -2034,8 +2346,8 @@ static int s_test_query(bool verbose)
     CHECK(store_audit_prune_chunk(s, 1020, 7, &n) == 0 && n == 7);
     CHECK(store_audit_prune_chunk(s, 1020, 7, &n) == 0 && n == 6);
     CHECK(store_audit_prune_chunk(s, 1020, 7, &n) == 0 && n == 0);
-    CHECK(s_test_int(store_handle(s), "SELECT count(*) FROM audit") == 30);
-    CHECK(s_test_int(store_handle(s), "SELECT min(time_ms) FROM audit") == 1020);
+    CHECK(s_test_int(s->db, "SELECT count(*) FROM audit") == 30);
+    CHECK(s_test_int(s->db, "SELECT min(time_ms) FROM audit") == 1020);
     CHECK(store_audit_prune_chunk(s, 1020, 0, &n) == ERR_INVAL);
     CHECK(store_audit_prune_chunk(NULL, 1020, 1, &n) == ERR_INVAL);
     store_t *ro = store_open(path, STORE_READONLY, &err);
@@ -2129,18 +2441,23 @@ int store_test(bool verbose)
     CHECK(store_open(path, STORE_READONLY, &err) == NULL && err == ERR_NOTFOUND);
     store_destroy(NULL);
 
-    // Migrations from zero, then a reopen that applies nothing.
+    // Migrations from zero (every owner's steps), then a reopen that applies nothing.
     store_t *s = store_open(path, STORE_READWRITE, &err);
     CHECK(s != NULL && err == 0);
     if (!s) {
         s_test_rmdir(dir);
         return SELFTEST_RESULT("store", verbose);
     }
+    unsigned all_steps = 0;
+    for (int i = 0; i < S_OWN_COUNT; i++)
+        all_steps += (unsigned)s_schemas[i].nsteps;
     store_stats(s, &stats);
-    CHECK(stats.migrations_applied == STORE_SCHEMA_VERSION);
-    CHECK(stats.schema_version == STORE_SCHEMA_VERSION);
-    sqlite3 *db = store_handle(s);
-    CHECK(s_test_int(db, "PRAGMA user_version") == STORE_SCHEMA_VERSION);
+    CHECK(all_steps == 5 && stats.migrations_applied == all_steps);
+    CHECK(stats.schema_version == STORE_LAYOUT_VERSION);
+    sqlite3 *db = s->db;
+    CHECK(s_test_int(db, "PRAGMA user_version") == STORE_LAYOUT_VERSION);
+    CHECK(s_test_int(db, "SELECT version FROM schema_versions WHERE owner = 'audit'") == 2);
+    CHECK(s_test_int(db, "SELECT sum(version) FROM schema_versions") == 5);
     CHECK(s_test_int(db, "PRAGMA foreign_keys") == 1);
     CHECK(s_test_int(db, "PRAGMA synchronous") == 1);
     CHECK(s_test_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = "
@@ -2155,28 +2472,119 @@ int store_test(bool verbose)
         return SELFTEST_RESULT("store", verbose);
     }
     store_stats(s, &stats);
-    CHECK(stats.migrations_applied == 0 && stats.schema_version == STORE_SCHEMA_VERSION);
-    db = store_handle(s);
+    CHECK(stats.migrations_applied == 0 && stats.schema_version == STORE_LAYOUT_VERSION);
+    db = s->db;
     CHECK(s_test_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'audit_by_cause'") == 1);
 
-    // A file at schema version 1 (as the first release wrote it) is migrated, not recreated.
-    char v1[512];
-    snprintf(v1, sizeof(v1), "%s/v1.db", dir);
-    sqlite3 *old = NULL;
-    CHECK(sqlite3_open(v1, &old) == SQLITE_OK);
-    CHECK(sqlite3_exec(old, s_migrations[0], NULL, NULL, NULL) == SQLITE_OK);
-    CHECK(sqlite3_exec(old, "PRAGMA user_version = 1", NULL, NULL, NULL) == SQLITE_OK);
-    sqlite3_close(old);
-    store_t *s1 = store_open(v1, STORE_READWRITE, &err);
-    CHECK(s1 != NULL);
-    if (s1) {
-        store_stats(s1, &stats);
-        CHECK(stats.migrations_applied == 1 && stats.schema_version == STORE_SCHEMA_VERSION);
-        CHECK(s_test_int(store_handle(s1),
-                         "SELECT count(*) FROM sqlite_master WHERE name = 'audit_by_cause'") == 1);
-        store_destroy(&s1);
+    // Files of the single global list that came before: at user_version 1 (the first release) and
+    // 2 (the base of per-owner schemas, with rows). They are mapped and migrated, not recreated.
+    for (int uv = 1; uv <= 2; uv++) {
+        char legacy[512];
+        snprintf(legacy, sizeof(legacy), "%s/legacy%d.db", dir, uv);
+        sqlite3 *old = NULL;
+        CHECK(sqlite3_open(legacy, &old) == SQLITE_OK);
+        for (int i = 0; i < S_OWN_COUNT; i++)
+            CHECK(sqlite3_exec(old, s_schemas[i].steps[0], NULL, NULL, NULL) == SQLITE_OK);
+        if (uv == 2)
+            CHECK(sqlite3_exec(old, s_audit_steps[1], NULL, NULL, NULL) == SQLITE_OK);
+        CHECK(sqlite3_exec(old,
+                           "INSERT INTO leases VALUES ('l/1', 'r/1', 1, 2, 3, 4);"
+                           "INSERT INTO audit (time_ms, cluster, target_group, target_kind, "
+                           "target_namespace, target_name, verb, result_status, latency_ms) "
+                           "VALUES (5, 'c', '', 'Pod', 'ns', 'p', 'create', 201, 1)",
+                           NULL, NULL, NULL) == SQLITE_OK);
+        char pragma[64];
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", uv);
+        CHECK(sqlite3_exec(old, pragma, NULL, NULL, NULL) == SQLITE_OK);
+        sqlite3_close(old);
+        // A read-only open cannot map it; an open of one owner maps all four and migrates that one.
+        CHECK(store_open(legacy, STORE_READONLY, &err) == NULL && err == ERR_STATE);
+        store_t *s1 = store_open(legacy, STORE_READWRITE | STORE_LEASES, &err);
+        CHECK(s1 != NULL);
+        if (s1) {
+            store_stats(s1, &stats);
+            CHECK(stats.migrations_applied == 0 && stats.schema_version == STORE_LAYOUT_VERSION);
+            CHECK(s_test_int(s1->db, "SELECT version FROM schema_versions WHERE owner = 'audit'") ==
+                  uv);
+            CHECK(s_test_int(s1->db, "SELECT count(*) FROM schema_versions WHERE version = 1") ==
+                  (uv == 1 ? 4 : 3));
+            store_lease_t l;
+            CHECK(store_lease_get(s1, "l/1", &l) == 0 && l.transitions == 4);
+            store_destroy(&s1);
+        }
+        s1 = store_open(legacy, STORE_READWRITE, &err);
+        CHECK(s1 != NULL);
+        if (s1) {
+            store_stats(s1, &stats);
+            CHECK(stats.migrations_applied == (uv == 1 ? 1u : 0u));
+            CHECK(s_test_int(s1->db,
+                             "SELECT count(*) FROM sqlite_master WHERE name = 'audit_by_cause'") ==
+                  1);
+            store_audit_list_t al = {0};
+            CHECK(store_audit_query_target(s1, "c", "Pod", "ns", "p", 0, 0, 10, &al) == 0 &&
+                  al.n == 1 && al.rows[0]->result_status == 201);
+            store_audit_list_free(&al);
+            store_destroy(&s1);
+        }
+        unlink(legacy);
     }
-    unlink(v1);
+
+    // Each owner's tables only: a leases file has no observed, desired or audit table, and their
+    // functions say so; a second owner added later gets its tables on its first open.
+    char own[512];
+    snprintf(own, sizeof(own), "%s/own.db", dir);
+    store_t *so = store_open(own, STORE_READWRITE | STORE_LEASES, &err);
+    CHECK(so != NULL);
+    if (so) {
+        store_stats(so, &stats);
+        CHECK(stats.migrations_applied == 1);
+        CHECK(s_test_int(so->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'") == 2);
+        CHECK(store_lease_try_acquire(so, "x", "h", 1000, store_wall_ms(), NULL) == 0);
+        CHECK(store_observed_upsert(so, &(store_observed_t){.kind = "Pod", .name = "p"}) ==
+              ERR_STATE);
+        CHECK(store_audit_append(so, &(store_audit_t){.verb = "create"}) == ERR_STATE);
+        CHECK(store_audit_prune_chunk(so, 1, 10, NULL) == ERR_STATE);
+        store_audit_list_t al = {0};
+        CHECK(store_audit_query(so, &(store_audit_filter_t){.limit = 1}, &al) == ERR_STATE);
+        store_destroy(&so);
+    }
+    // Read-only: an owner that is not there is refused; without owners, what is there is usable.
+    CHECK(store_open(own, STORE_READONLY | STORE_AUDIT, &err) == NULL && err == ERR_STATE);
+    so = store_open(own, STORE_READONLY, &err);
+    CHECK(so != NULL);
+    if (so) {
+        store_lease_t l;
+        CHECK(store_lease_get(so, "x", &l) == 0 && strcmp(l.holder, "h") == 0);
+        store_observed_t *o = NULL;
+        CHECK(store_observed_get(so, "", "Pod", "", "p", &o) == ERR_STATE && !o);
+        store_destroy(&so);
+    }
+    so = store_open(own, STORE_READWRITE | STORE_AUDIT, &err);
+    CHECK(so != NULL);
+    if (so) {
+        store_stats(so, &stats);
+        CHECK(stats.migrations_applied == 2);
+        CHECK(store_audit_append(so, &(store_audit_t){.verb = "create"}) == 0);
+        CHECK(store_flush(so) == 0);
+        CHECK(s_test_int(so->db, "SELECT count(*) FROM sqlite_schema WHERE name = "
+                                 "'observed_objects' OR name = 'desired_objects'") == 0);
+        // An owner's schema from a newer build refuses opens of that owner only, untouched.
+        CHECK(sqlite3_exec(so->db, "UPDATE schema_versions SET version = 9 WHERE owner = 'audit'",
+                           NULL, NULL, NULL) == SQLITE_OK);
+        store_destroy(&so);
+    }
+    CHECK(store_open(own, STORE_READWRITE | STORE_AUDIT, &err) == NULL && err == ERR_STATE);
+    CHECK(store_open(own, STORE_READWRITE, &err) == NULL && err == ERR_STATE);
+    CHECK(store_open(own, STORE_READONLY | STORE_AUDIT, &err) == NULL && err == ERR_STATE);
+    so = store_open(own, STORE_READWRITE | STORE_LEASES, &err);
+    CHECK(so != NULL);
+    if (so) {
+        CHECK(s_test_int(so->db, "SELECT version FROM schema_versions WHERE owner = 'audit'") == 9);
+        CHECK(store_audit_append(so, &(store_audit_t){.verb = "create"}) == ERR_STATE);
+        store_destroy(&so);
+    }
+    CHECK(store_open(own, STORE_READWRITE | 0x1000, &err) == NULL && err == ERR_INVAL);
+
     sqlite3_stmt *jm = NULL;
     CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &jm, NULL) == SQLITE_OK);
     CHECK(sqlite3_step(jm) == SQLITE_ROW &&
@@ -2191,14 +2599,14 @@ int store_test(bool verbose)
     sqlite3 *raw = NULL;
     CHECK(sqlite3_open(newer, &raw) == SQLITE_OK);
     char sql[128];
-    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION + 1);
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_LAYOUT_VERSION + 1);
     CHECK(sqlite3_exec(raw, sql, NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(raw);
     CHECK(store_open(newer, STORE_READWRITE, &err) == NULL && err == ERR_STATE);
     CHECK(store_open(newer, STORE_READONLY, &err) == NULL && err == ERR_STATE);
     raw = NULL;
     CHECK(sqlite3_open(newer, &raw) == SQLITE_OK);
-    CHECK(s_test_int(raw, "PRAGMA user_version") == STORE_SCHEMA_VERSION + 1);
+    CHECK(s_test_int(raw, "PRAGMA user_version") == STORE_LAYOUT_VERSION + 1);
     CHECK(s_test_int(raw, "SELECT count(*) FROM sqlite_schema") == 0);
     sqlite3_stmt *mode = NULL;
     CHECK(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &mode, NULL) == SQLITE_OK);
@@ -2287,7 +2695,40 @@ int store_test(bool verbose)
     CHECK(store_observed_list_owner(s, "c1", "ns1", "RayCluster", "rc1", NULL, &list) == 0);
     CHECK(list.n == 2);
     store_observed_list_free(&list);
+    // Scans: the key columns without the JSON, by cluster, kind and optionally namespace.
+    store_observed_t ons = s_test_pod("pod-x", "Running", "{}");
+    ons.ns = "ns2";
+    CHECK(store_observed_upsert(s, &ons) == 0);
+    CHECK(store_flush(s) == 0);
+    buf_t scan;
+    buf_init(&scan, 4096);
+    CHECK(store_observed_scan(s, "c1", "Pod", NULL, s_test_scan_obs, &scan) == 0);
+    CHECK(strcmp(buf_str(&scan), "ns1/pod-a;ns1/pod-z;ns2/pod-x;") == 0);
+    buf_reset(&scan);
+    CHECK(store_observed_scan(s, "c1", "Pod", "ns2", s_test_scan_obs, &scan) == 0);
+    CHECK(strcmp(buf_str(&scan), "ns2/pod-x;") == 0);
+    buf_reset(&scan);
+    CHECK(store_observed_scan(s, "c2", "Pod", NULL, s_test_scan_obs, &scan) == 0);
+    CHECK(store_observed_scan(s, "c1", "Service", "ns2", s_test_scan_obs, &scan) == 0);
+    CHECK(strcmp(buf_str(&scan), "") == 0);
+    ons.name = "stop";
+    CHECK(store_observed_upsert(s, &ons) == 0);
+    CHECK(store_flush(s) == 0);
+    CHECK(store_observed_scan(s, "c1", "Pod", "ns2", s_test_scan_obs, &scan) == 7);
+    CHECK(strcmp(buf_str(&scan), "ns2/pod-x;ns2/stop;") == 0 ||
+          strcmp(buf_str(&scan), "ns2/stop;") == 0);
+    // A callback may queue writes; the scan statement is reusable at once.
+    CHECK(store_observed_delete(s, "c1", "Pod", "ns2", "stop") == 0);
+    CHECK(store_observed_delete(s, "c1", "Pod", "ns2", "pod-x") == 0);
+    CHECK(store_flush(s) == 0);
+    buf_reset(&scan);
+    CHECK(store_observed_scan(s, "c1", "Pod", NULL, s_test_scan_obs, &scan) == 0);
+    CHECK(strcmp(buf_str(&scan), "ns1/pod-a;ns1/pod-z;") == 0);
+    CHECK(store_observed_scan(s, "c1", NULL, NULL, s_test_scan_obs, &scan) == ERR_INVAL);
+    CHECK(store_observed_scan(s, "c1", "Pod", NULL, NULL, NULL) == ERR_INVAL);
     char plan[1024];
+    s_test_plan(db, s_sql[S_OBS_SCAN], plan, sizeof(plan));
+    CHECK(strstr(plan, "sqlite_autoindex_observed_objects_1") != NULL);
     s_test_plan(db, s_sql[S_OBS_LIST_OWNER], plan, sizeof(plan));
     CHECK(strstr(plan, "USING INDEX observed_by_owner") && !strstr(plan, "TEMP B-TREE"));
     if (verbose)
@@ -2501,6 +2942,17 @@ int store_test(bool verbose)
     CHECK(store_lease_try_acquire(s, longname, "a", 10, 1, NULL) == ERR_INVAL);
     CHECK(store_lease_release(s, "x", NULL) == ERR_INVAL);
     CHECK(store_lease_get(s, NULL, &lease) == ERR_INVAL);
+    CHECK(store_lease_try_acquire(s, "sched/shard/10", "d", 100, 1300, NULL) == 0);
+    CHECK(store_lease_try_acquire(s, "schedX", "e", 100, 1300, NULL) == 0);
+    buf_reset(&scan);
+    CHECK(store_lease_scan(s, "sched/", 10, s_test_scan_lease, &scan) == 0);
+    CHECK(strcmp(buf_str(&scan), "sched/shard/1=c;sched/shard/10=d;") == 0);
+    buf_reset(&scan);
+    CHECK(store_lease_scan(s, "", 1, s_test_scan_lease, &scan) == 0);
+    CHECK(strcmp(buf_str(&scan), "sched/shard/1=c;") == 0);
+    CHECK(store_lease_scan(s, "", 0, s_test_scan_lease, &scan) == ERR_INVAL);
+    CHECK(store_lease_scan(s, NULL, 1, s_test_scan_lease, &scan) == ERR_INVAL);
+    buf_free(&scan);
     CHECK(store_wall_ms() > 1600000000000LL);
 
     // Audit: append, query by target (newest first, window, limit), through the index.
@@ -2587,7 +3039,7 @@ int store_test(bool verbose)
         CHECK(store_lease_release(ro, "sched/shard/1", "a") == ERR_STATE);
         CHECK(store_lease_get(ro, "sched/shard/1", &lease) == 0);
         CHECK(store_flush(ro) == 0);
-        CHECK(sqlite3_exec(store_handle(ro), "DELETE FROM leases", NULL, NULL, NULL) != SQLITE_OK);
+        CHECK(sqlite3_exec(ro->db, "DELETE FROM leases", NULL, NULL, NULL) != SQLITE_OK);
         store_destroy(&ro);
     }
 

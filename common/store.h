@@ -3,15 +3,28 @@
  * state (what a reconciler decided should exist, and why), audit records, and leases.
  *
  * One writing process per database file, many readers (DESIGN.md, "state"). A process opens its
- * file read-write with store_open(path, STORE_READWRITE, &err), which creates the file, sets WAL
- * mode, synchronous=NORMAL and foreign keys, and brings the schema up to date; rayfleetctl opens it
- * with STORE_READONLY (SQLITE_OPEN_READONLY plus query_only), which refuses every write.
+ * file read-write with store_open(path, STORE_READWRITE | <owners>, &err), which creates the file,
+ * sets WAL mode, synchronous=NORMAL and foreign keys, and brings the schemas of the named owners up
+ * to date; rayfleetctl opens it with STORE_READONLY (SQLITE_OPEN_READONLY plus query_only), which
+ * refuses every write.
  *
- * Schema migrations: PRAGMA user_version counts the migration steps applied. Each step runs in its
- * own transaction together with the bump of user_version, so a crash leaves the file at a step
- * boundary. Reopening an up-to-date file applies nothing. A file written by a NEWER rayfleet
- * (user_version above STORE_SCHEMA_VERSION) is refused with ERR_STATE and left untouched; a
- * read-only open also refuses an OLDER file, since it cannot migrate it.
+ * Schemas by owner: the tables belong to four owners, each with its own ordered list of migration
+ * steps and its own version (a row of the table schema_versions(owner, version)):
+ * STORE_OBSERVED (observed_objects: the watcher), STORE_DESIRED (desired_objects) and
+ * STORE_AUDIT (audit: a reconciler's decisions and actions), STORE_LEASES (leases: the SQLite
+ * lease backend). A file receives only the tables of the owners named in the flags of its
+ * read-write opens (no owner bit: all four, as before per-owner schemas). Each step runs in its own
+ * transaction together with the bump of its owner's version, so a crash leaves the file at a step
+ * boundary; reopening an up-to-date file applies nothing. PRAGMA user_version holds the layout
+ * (STORE_LAYOUT_VERSION); a file of the single global list that came before (user_version 1 or 2,
+ * all four owners' tables) is mapped onto per-owner versions on its first read-write open and then
+ * migrated. A file whose layout, or the schema of an owner being opened, is NEWER than this build
+ * is refused with ERR_STATE and left untouched; a read-only open also refuses an older one, since
+ * it cannot migrate it. Statements are prepared only for the owners whose tables the file holds at
+ * the current version: the functions of a missing owner return ERR_STATE.
+ *
+ * Queries go through the functions below only: no raw handle of a store_t leaves this module.
+ * Arbitrary read-only SQL (rayfleetctl sql, tests) goes through store_query_open() on the file.
  *
  * Batched writes: the observed, desired and audit writes do not touch the database when called.
  * They copy their values into a bounded in-memory queue, and store_flush() applies the whole queue
@@ -59,6 +72,12 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 /* Opening modes for store_open(). */
 #define STORE_READWRITE 0 /* read and write; creates the file and migrates it */
 #define STORE_READONLY 1 /* reads only (SQLITE_OPEN_READONLY); every write fails */
+/* Owners of tables, or-ed into the mode of store_open(). */
+#define STORE_OBSERVED 0x100 /* observed_objects */
+#define STORE_DESIRED 0x200 /* desired_objects */
+#define STORE_AUDIT 0x400 /* audit */
+#define STORE_LEASES 0x800 /* leases */
+#define STORE_OWNERS_ALL (STORE_OBSERVED | STORE_DESIRED | STORE_AUDIT | STORE_LEASES)
 
 /* How long a statement waits for another connection's lock before SQLITE_BUSY. Short: the event
  * loop must not block. */
@@ -76,8 +95,9 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 #define STORE_LEASE_NAME_MAX 255
 /* Most rows one list call returns. */
 #define STORE_LIST_MAX 100000
-/* The schema version this build writes (the number of migration steps). */
-#define STORE_SCHEMA_VERSION 2
+/* The file layout this build writes (PRAGMA user_version): 1 and 2 were the single global list of
+ * migrations, 3 the per-owner versions in schema_versions. */
+#define STORE_LAYOUT_VERSION 3
 
 typedef struct store store_t;
 
@@ -186,16 +206,19 @@ typedef struct {
     uint64_t dropped; /* queued writes SQLite rejected (logged, skipped) */
     size_t queued; /* writes waiting for the next flush */
     size_t queued_bytes; /* bytes they hold */
-    unsigned migrations_applied; /* migration steps this open applied */
-    unsigned schema_version; /* user_version after open */
+    unsigned migrations_applied; /* migration steps this open applied, all owners together */
+    unsigned schema_version; /* the file layout after open (STORE_LAYOUT_VERSION) */
 } store_stats_t;
 
 /* Opens (STORE_READWRITE: creates if missing, and migrates) or STORE_READONLY the database at
- * `path`. Returns the store, or NULL with *err_out (may be NULL) set to: ERR_INVAL (bad arguments),
- * ERR_NOMEM, ERR_NOTFOUND (the file, read-only, or its directory is missing), ERR_STATE (the file's
- * schema is newer than this build, or, read-only, not the current version; the file is left
- * untouched), ERR_BUSY (another process held a lock too long), ERR_DB (any other SQLite error,
- * logged with SQLite's message). The caller owns the store and destroys it with store_destroy(). */
+ * `path`. `flags` is the mode or-ed with the owners (STORE_OBSERVED, ...) whose tables the caller
+ * uses: read-write, their schemas are created or migrated (no owner: all four); read-only, they
+ * must be current (no owner: whatever the file holds). Returns the store, or NULL with *err_out
+ * (may be NULL) set to: ERR_INVAL (bad arguments), ERR_NOMEM, ERR_NOTFOUND (the file, read-only, or
+ * its directory is missing), ERR_STATE (the file's layout or an owner's schema is newer than this
+ * build, or, read-only, not current; the file is left untouched), ERR_BUSY (another process held a
+ * lock too long), ERR_DB (any other SQLite error, logged with SQLite's message). The caller owns
+ * the store and destroys it with store_destroy(). */
 store_t *store_open(const char *path, int flags, int *err_out);
 
 /* Flushes what is queued (best effort: if that fails, logs how many writes are lost), finalizes the
@@ -232,8 +255,8 @@ int store_attach_loop_every(store_t *store, loop_t *loop, int64_t every_ms);
 /* Fills *out with the counters. */
 void store_stats(const store_t *store, store_stats_t *out);
 
-/* The SQLite handle, borrowed, for read-only queries (rayfleetctl sql). Never write through it. */
-sqlite3 *store_handle(store_t *store);
+/* The path the store was opened with, borrowed (for store_query_open() on the same file). */
+const char *store_path(const store_t *store);
 
 /* Wall-clock ms since the epoch (for lease and audit times). */
 int64_t store_wall_ms(void);
@@ -268,6 +291,18 @@ int store_observed_list_owner(store_t *store, const char *cluster, const char *n
 
 /* Frees the rows of a list and empties it. NULL-safe. */
 void store_observed_list_free(store_observed_list_t *list);
+
+/* Called by store_observed_scan() for each row. The row is borrowed for the call (its json is
+ * NULL). Returns 0 to go on; anything else ends the scan, which returns it. The callback may queue
+ * writes (store_observed_delete(), ...) but must not start another scan of the same store. */
+typedef int (*store_observed_fn)(const store_observed_t *row, void *arg);
+
+/* Calls fn for every committed observed row of (cluster, kind) and, when ns is not NULL, that
+ * namespace, in no particular order, without reading the JSON (a resync scan or a relist's stale
+ * check over the primary key). Returns 0, fn's non-zero value, ERR_INVAL (no kind or fn),
+ * ERR_STATE (no observed table), ERR_BUSY or ERR_DB. */
+int store_observed_scan(store_t *store, const char *cluster, const char *kind, const char *ns,
+                        store_observed_fn fn, void *arg);
 
 /* Queues an insert-or-replace of a desired child keyed by (cluster, namespace, owner_kind,
  * owner_name, child_kind, child_name). Returns as store_observed_upsert(). */
@@ -320,6 +355,16 @@ int store_lease_release(store_t *store, const char *name, const char *holder);
 
 /* Reads the lease `name` into *out. Returns 0, ERR_NOTFOUND, ERR_INVAL or ERR_DB. */
 int store_lease_get(store_t *store, const char *name, store_lease_t *out);
+
+/* Called by store_lease_scan() for each lease, borrowed for the call. Returns 0 to go on; anything
+ * else ends the scan, which returns it. */
+typedef int (*store_lease_fn)(const store_lease_t *lease, void *arg);
+
+/* Calls fn for each committed lease whose name begins with `prefix` ("": all), in name order, at
+ * most `limit` (>= 1) of them. Returns 0, fn's non-zero value, ERR_INVAL, ERR_STATE (no leases
+ * table), ERR_BUSY or ERR_DB. */
+int store_lease_scan(store_t *store, const char *prefix, size_t limit, store_lease_fn fn,
+                     void *arg);
 
 /* ---- Audit queries by filter, pruning, and the read-only query connection (rayfleetctl) ---- */
 

@@ -177,33 +177,39 @@ static int s_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
     return 0;
 }
 
+/* One scan of s_resync_scan(). */
+typedef struct {
+    main_t *m;
+    bool only_pending; /* only the shards marked in resync_pending */
+    size_t n; /* keys queued */
+} resync_t;
+
+/* Queues the key of one observed RayCluster when its shard is in scope. */
+static int s_resync_row(const store_observed_t *row, void *arg)
+{
+    resync_t *r = arg;
+    main_t *m = r->m;
+    uint32_t shard = bus_shard_of(m->cluster, row->ns, row->name, m->shards);
+    if (!s_owns(m, shard) || (r->only_pending && !m->resync_pending[shard]))
+        return 0;
+    char key[RECONCILE_KEY_MAX];
+    if (reconcile_key(m->cluster, row->ns ? row->ns : "", row->name ? row->name : "", key,
+                      sizeof(key)) > 0 &&
+        workq_add(m->q, key) == 0)
+        r->n++;
+    return 0;
+}
+
 /* Queues every RayCluster of the owned shards (only_pending: only of the shards marked in
  * resync_pending, whose marks are cleared). */
 static void s_resync_scan(main_t *m, bool only_pending)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(store_handle(m->obs),
-                           "SELECT namespace, name FROM observed_objects WHERE cluster = ?1 AND "
-                           "kind = 'RayCluster'",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, m->cluster, -1, SQLITE_STATIC);
-        size_t n = 0;
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const char *ns = (const char *)sqlite3_column_text(st, 0);
-            const char *name = (const char *)sqlite3_column_text(st, 1);
-            uint32_t shard = bus_shard_of(m->cluster, ns, name, m->shards);
-            if (!s_owns(m, shard) || (only_pending && !m->resync_pending[shard]))
-                continue;
-            char key[RECONCILE_KEY_MAX];
-            if (reconcile_key(m->cluster, ns ? ns : "", name ? name : "", key, sizeof(key)) > 0 &&
-                workq_add(m->q, key) == 0)
-                n++;
-        }
+    resync_t r = {.m = m, .only_pending = only_pending};
+    if (store_observed_scan(m->obs, m->cluster, "RayCluster", NULL, s_resync_row, &r) == 0) {
         char nbuf[32];
-        snprintf(nbuf, sizeof(nbuf), "%zu", n);
+        snprintf(nbuf, sizeof(nbuf), "%zu", r.n);
         log_debug("resync", "keys", nbuf, "scope", only_pending ? "acquired" : "all", NULL);
     }
-    sqlite3_finalize(st);
     if (only_pending)
         memset(m->resync_pending, 0, m->shards * sizeof(*m->resync_pending));
 }

@@ -733,6 +733,27 @@ static void s_on_event(reflector_t *r, reflector_event_t type, json_t *obj, json
     s_handle(x, type, obj, raw, len, rec, rlen);
 }
 
+/* The stale rows s_on_synced() collects. */
+typedef struct {
+    wres_t *x; /* the resource that synced */
+    json_t *stale; /* array of the rows its list did not contain */
+} stale_t;
+
+/* Collects one observed row that x's reflector does not hold. */
+static int s_stale_row(const store_observed_t *row, void *arg)
+{
+    stale_t *t = arg;
+    if (!row->ns || !row->name || reflector_lookup(t->x->r, row->ns, row->name, NULL))
+        return 0;
+    json_t *o =
+        json_pack("{s:{s:s, s:s, s:s?, s:s?}, s:s?, s:s?, s:s?}", "metadata", "namespace", row->ns,
+                  "name", row->name, "uid", row->uid, "resourceVersion", row->resource_version,
+                  "ok", row->owner_kind, "on", row->owner_name, "ou", row->owner_uid);
+    if (o)
+        json_array_append_new(t->stale, o);
+    return 0;
+}
+
 /* Deletes the rows of x's kind (and namespace) that its first list did not contain. */
 static void s_on_synced(reflector_t *r, void *arg)
 {
@@ -743,39 +764,10 @@ static void s_on_synced(reflector_t *r, void *arg)
         log_info("watcher: resource synced", "cluster", x->cl->name, "resource", kd->resource,
                  "namespace", x->ns ? x->ns : "", NULL);
     x->warned = false;
-    sqlite3 *db = store_handle(w->store);
-    sqlite3_stmt *st = NULL;
-    const char *sql = x->ns ? "SELECT namespace, name, uid, resource_version, owner_kind, "
-                              "owner_name, owner_uid FROM observed_objects WHERE cluster = ?1 "
-                              "AND kind = ?2 AND namespace = ?3"
-                            : "SELECT namespace, name, uid, resource_version, owner_kind, "
-                              "owner_name, owner_uid FROM observed_objects WHERE cluster = ?1 "
-                              "AND kind = ?2";
-    if (!db || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        log_error("watcher: cannot read observed rows", "kind", kd->kind, NULL);
-        return;
-    }
-    sqlite3_bind_text(st, 1, x->cl->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, kd->kind, -1, SQLITE_STATIC);
-    if (x->ns)
-        sqlite3_bind_text(st, 3, x->ns, -1, SQLITE_STATIC);
     json_t *stale = json_array();
-    while (stale && sqlite3_step(st) == SQLITE_ROW) {
-        const char *ns = (const char *)sqlite3_column_text(st, 0);
-        const char *name = (const char *)sqlite3_column_text(st, 1);
-        if (!ns || !name || reflector_lookup(x->r, ns, name, NULL))
-            continue;
-        json_t *o =
-            json_pack("{s:{s:s, s:s, s:s?, s:s?}, s:s?, s:s?, s:s?}", "metadata", "namespace", ns,
-                      "name", name, "uid", (const char *)sqlite3_column_text(st, 2),
-                      "resourceVersion", (const char *)sqlite3_column_text(st, 3), "ok",
-                      (const char *)sqlite3_column_text(st, 4), "on",
-                      (const char *)sqlite3_column_text(st, 5), "ou",
-                      (const char *)sqlite3_column_text(st, 6));
-        if (o)
-            json_array_append_new(stale, o);
-    }
-    sqlite3_finalize(st);
+    if (!stale || store_observed_scan(w->store, x->cl->name, kd->kind, x->ns, s_stale_row,
+                                      &(stale_t){.x = x, .stale = stale}) != 0)
+        log_error("watcher: cannot read observed rows", "kind", kd->kind, NULL);
     size_t i;
     json_t *o;
     json_array_foreach(stale, i, o)

@@ -100,7 +100,7 @@ int main(int argc, char **argv)
     int rc = svc_state_path(&svc, "observed.db", &path);
     if (rc != 0)
         goto done;
-    store = store_open(buf_str(&path), STORE_READWRITE, &rc);
+    store = store_open(buf_str(&path), STORE_READWRITE | STORE_OBSERVED, &rc);
     if (!store) {
         log_error("watcher: cannot open the store", "path", buf_str(&path), "error", err_str(rc),
                   NULL);

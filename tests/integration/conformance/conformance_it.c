@@ -961,18 +961,22 @@ static void s_audit_failures(store_t *db)
 {
     store_flush(db);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(store_handle(db),
-                           "SELECT target_kind, verb, result_status, "
-                           "substr(coalesce(result_error, ''), 1, 48), count(*) FROM audit "
-                           "WHERE result_status >= 400 OR result_status = 0 GROUP BY 1, 2, 3, 4 "
-                           "ORDER BY 5 DESC LIMIT 20",
-                           -1, &st, NULL) != SQLITE_OK)
+    store_query_t *q = store_query_open(store_path(db), NULL, 0, NULL);
+    if (!q || sqlite3_prepare_v2(store_query_handle(q),
+                                 "SELECT target_kind, verb, result_status, "
+                                 "substr(coalesce(result_error, ''), 1, 48), count(*) FROM audit "
+                                 "WHERE result_status >= 400 OR result_status = 0 "
+                                 "GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC LIMIT 20",
+                                 -1, &st, NULL) != SQLITE_OK) {
+        store_query_close(&q);
         return;
+    }
     while (sqlite3_step(st) == SQLITE_ROW)
         printf("  failed writes: %lld x %s %s -> %lld %s\n", (long long)sqlite3_column_int64(st, 4),
                (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 0),
                (long long)sqlite3_column_int64(st, 2), (const char *)sqlite3_column_text(st, 3));
     sqlite3_finalize(st);
+    store_query_close(&q);
 }
 
 /* ---------- the run ---------- */

@@ -241,7 +241,9 @@ static bool s_suspended(void *arg)
 static int s_audit_checks(store_t *db, const json_t *deleted_names, const char *old_head)
 {
     int failed = 0;
-    sqlite3 *h = store_handle(db);
+    store_query_t *q = store_query_open(store_path(db), NULL, 0, NULL);
+    CHECK(q != NULL);
+    sqlite3 *h = store_query_handle(q);
     sqlite3_stmt *st = NULL;
     /* every row carries its cause and a correlation id */
     CHECK(sqlite3_prepare_v2(h,
@@ -324,6 +326,7 @@ static int s_audit_checks(store_t *db, const json_t *deleted_names, const char *
     if (st && sqlite3_step(st) == SQLITE_ROW)
         CHECK(sqlite3_column_int64(st, 0) == 0);
     sqlite3_finalize(st);
+    store_query_close(&q);
     return failed;
 }
 

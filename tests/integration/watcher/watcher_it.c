@@ -260,7 +260,7 @@ static bool s_filter(const json_t *o, void *arg)
 }
 
 /* True when the observed rows of `cluster` equal the server's watched objects. */
-static bool s_equal(apiserver_t *api, store_t *ro, const char *cluster, bool verbose)
+static bool s_equal(apiserver_t *api, store_query_t *q, const char *cluster, bool verbose)
 {
     json_t *want = json_object(), *have = json_object();
     for (size_t k = 0; k < sizeof(s_wk) / sizeof(s_wk[0]); k++) {
@@ -285,10 +285,10 @@ static bool s_equal(apiserver_t *api, store_t *ro, const char *cluster, bool ver
         objstore_list_free(&l);
     }
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(store_handle(ro),
-                           "SELECT kind, namespace, name, uid, resource_version FROM "
-                           "observed_objects WHERE cluster = ?1",
-                           -1, &st, NULL) == SQLITE_OK) {
+    if (q && sqlite3_prepare_v2(store_query_handle(q),
+                                "SELECT kind, namespace, name, uid, resource_version FROM "
+                                "observed_objects WHERE cluster = ?1",
+                                -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, cluster, -1, SQLITE_STATIC);
         while (sqlite3_step(st) == SQLITE_ROW) {
             char key[512];
@@ -316,16 +316,21 @@ static bool s_equal(apiserver_t *api, store_t *ro, const char *cluster, bool ver
     return eq;
 }
 
+/* Waits until the watcher's rows (read through a query connection on ro's file) equal the
+ * server's objects. */
 static bool s_wait_equal(apiserver_t *api, store_t *ro, const char *cluster)
 {
+    store_query_t *q = store_query_open(store_path(ro), NULL, 0, NULL);
     int64_t end = loop_clock_ms() + IT_WAIT_MS;
-    while (loop_clock_ms() < end) {
+    bool eq = false;
+    while (!eq && loop_clock_ms() < end) {
         loop_run_once(g_loop, 20);
-        if (s_equal(api, ro, cluster, false))
-            return true;
+        eq = s_equal(api, q, cluster, false);
     }
-    s_equal(api, ro, cluster, true);
-    return false;
+    if (!eq)
+        s_equal(api, q, cluster, true);
+    store_query_close(&q);
+    return eq;
 }
 
 static void s_pump(int64_t ms)
