@@ -37,7 +37,6 @@
 
 #define HTTPD_READ_SIZE 65536 /* bytes read per recv() */
 #define HTTPD_IOV_MAX 64 /* segments per writev() */
-#define HTTPD_SWEEP_MS 10000 /* idle sweep period */
 #define HTTPD_LINGER_MS 2000 /* longest drain of unread input after an error reply */
 #define HTTPD_LISTEN_BACKLOG 1024
 
@@ -89,6 +88,8 @@ struct httpd {
     int lfd; /* listening socket */
     int port; /* bound port */
     size_t max_body; /* request body bound */
+    httpd_limits_t lim; /* header, connection and idle bounds */
+    int64_t sweep_ms; /* idle sweep period */
     httpd_handler_fn *handler; /* request handler */
     void *arg; /* its argument */
     httpd_conn_t *conns; /* open connections */
@@ -548,7 +549,7 @@ int httpd_respond(httpd_conn_t *c, int status, const char *content_type, const c
     if (c->state != ST_HANDLING)
         return ERR_STATE;
     buf_t b;
-    buf_init(&b, HTTPD_MAX_HEADER + len + 64);
+    buf_init(&b, c->srv->lim.max_header + len + 64);
     int rc = s_head(c, &b, status, content_type, extra_headers);
     if (!rc)
         rc = buf_printf(&b, "Content-Length: %zu\r\n\r\n", len);
@@ -571,7 +572,7 @@ int httpd_stream_begin(httpd_conn_t *c, int status, const char *content_type,
     if (c->state != ST_HANDLING)
         return ERR_STATE;
     buf_t b;
-    buf_init(&b, HTTPD_MAX_HEADER);
+    buf_init(&b, c->srv->lim.max_header);
     int rc = s_head(c, &b, status, content_type, extra_headers);
     if (!rc)
         rc = buf_puts(&b, "Transfer-Encoding: chunked\r\n\r\n");
@@ -693,7 +694,7 @@ static void s_parse(httpd_conn_t *c)
         char *data = c->in.data;
         char *hend = memmem(data, c->in.len, "\r\n\r\n", 4);
         if (!hend) {
-            if (c->in.len > HTTPD_MAX_HEADER)
+            if (c->in.len > srv->lim.max_header)
                 s_error(c, 431, "request header too large");
             return;
         }
@@ -919,7 +920,13 @@ static int s_on_conn(loop_t *loop, int fd, int revents, void *arg)
             if (c->state == ST_STREAMING)
                 continue; /* watch clients send nothing useful; discard */
             if (buf_append(&c->in, tmp, (size_t)r) < 0) {
-                s_error(c, 413, "the request is too large");
+                /* Past the bound: 431 while the header is still open, 413 for a body. */
+                bool head_done = (c->in.len && memmem(c->in.data, c->in.len, "\r\n\r\n", 4)) ||
+                                 memmem(tmp, (size_t)r, "\r\n\r\n", 4);
+                if (head_done)
+                    s_error(c, 413, "the request is too large");
+                else
+                    s_error(c, 431, "request header too large");
                 return 0;
             }
             if ((size_t)r < sizeof(tmp) && !(c->ssl && SSL_pending(c->ssl) > 0))
@@ -945,7 +952,7 @@ static int s_on_accept(loop_t *loop, int fd, int revents, void *arg)
                 log_warn("httpd: accept failed", "error", strerror(errno), NULL);
             break;
         }
-        if (srv->nconns >= HTTPD_MAX_CONNS) {
+        if (srv->nconns >= srv->lim.max_conns) {
             close(cfd);
             continue;
         }
@@ -961,7 +968,7 @@ static int s_on_accept(loop_t *loop, int fd, int revents, void *arg)
         c->state = ST_READING;
         c->keep_alive = true;
         c->last_active = loop_now(loop);
-        buf_init(&c->in, HTTPD_MAX_HEADER + srv->max_body + 64);
+        buf_init(&c->in, srv->lim.max_header + srv->max_body + 64);
         if (srv->tls) {
             c->ssl = SSL_new(srv->tls);
             if (!c->ssl || SSL_set_fd(c->ssl, cfd) != 1) {
@@ -1030,12 +1037,12 @@ static int64_t s_sweep(loop_t *loop, int64_t id, void *arg)
     int64_t now = loop_now(loop);
     for (httpd_conn_t *c = srv->conns, *n; c; c = n) {
         n = c->next;
-        if (c->lingering ? now >= c->linger_until
-                         : c->state == ST_READING && c->qlen == 0 &&
-                               now - c->last_active > HTTPD_IDLE_TIMEOUT_MS)
+        if (c->lingering
+                ? now >= c->linger_until
+                : c->state == ST_READING && c->qlen == 0 && now - c->last_active > srv->lim.idle_ms)
             httpd_conn_abort(c);
     }
-    return HTTPD_SWEEP_MS;
+    return srv->sweep_ms;
 }
 
 httpd_t *httpd_new(loop_t *loop, const char *host, int port, size_t max_body,
@@ -1047,6 +1054,8 @@ httpd_t *httpd_new(loop_t *loop, const char *host, int port, size_t max_body,
     srv->loop = loop;
     srv->lfd = -1;
     srv->max_body = max_body ? max_body : HTTPD_DEFAULT_MAX_BODY;
+    srv->lim = (httpd_limits_t){HTTPD_MAX_HEADER, HTTPD_MAX_CONNS, HTTPD_IDLE_TIMEOUT_MS};
+    srv->sweep_ms = HTTPD_SWEEP_MS;
     srv->handler = handler;
     srv->arg = arg;
     srv->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1106,6 +1115,29 @@ void httpd_destroy(httpd_t **srv_p)
         loop_cancel_timer(srv->loop, srv->flush_timer);
     free(srv);
     *srv_p = NULL;
+}
+
+int httpd_set_limits(httpd_t *srv, const httpd_limits_t *limits)
+{
+    if (!srv || !limits || limits->idle_ms < 0)
+        return ERR_INVAL;
+    httpd_limits_t lim = *limits;
+    lim.max_header = lim.max_header ? lim.max_header : HTTPD_MAX_HEADER;
+    lim.max_conns = lim.max_conns ? lim.max_conns : HTTPD_MAX_CONNS;
+    lim.idle_ms = lim.idle_ms ? lim.idle_ms : HTTPD_IDLE_TIMEOUT_MS;
+    int64_t sweep = lim.idle_ms / 4 < HTTPD_SWEEP_MS ? lim.idle_ms / 4 : HTTPD_SWEEP_MS;
+    sweep = sweep > 0 ? sweep : 1;
+    if (sweep != srv->sweep_ms) {
+        int64_t id = loop_add_timer(srv->loop, sweep, s_sweep, srv);
+        if (id < 0)
+            return (int)id;
+        if (srv->sweep_timer > 0)
+            loop_cancel_timer(srv->loop, srv->sweep_timer);
+        srv->sweep_timer = id;
+        srv->sweep_ms = sweep;
+    }
+    srv->lim = lim;
+    return 0;
 }
 
 int httpd_set_tls(httpd_t *srv, SSL_CTX *ctx)
@@ -1368,6 +1400,38 @@ int httpd_test(bool verbose)
     CHECK(st.closes == closes + 1);
     httpd_destroy(&srv);
     close(fd);
+
+    /* Per-server limits: a small header bound (431), two connections at most, idle close. */
+    srv = httpd_new(loop, "127.0.0.1", 0, 16, t_handler, &st);
+    CHECK(srv != NULL);
+    CHECK(httpd_set_limits(srv, &(httpd_limits_t){.idle_ms = -1}) == ERR_INVAL);
+    CHECK(httpd_set_limits(srv, &(httpd_limits_t){256, 2, 200}) == 0);
+    port = httpd_port(srv);
+    buf_init(&got, 1 << 16);
+    fd = t_connect(port);
+    char big[600];
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "GET /x HTTP/1.1\r\nX-Big: ", 25);
+    CHECK(t_pump(loop, fd, big, sizeof(big), &got, NULL));
+    CHECK(strstr(buf_str(&got), "431 Request Header Fields Too Large") != NULL);
+    close(fd);
+    for (int i = 0; i < 100 && httpd_conn_count(srv) > 0; i++)
+        loop_run_once(loop, 5);
+    CHECK(httpd_conn_count(srv) == 0);
+    int c1 = t_connect(port), c2 = t_connect(port), c3 = t_connect(port);
+    buf_reset(&got);
+    CHECK(t_pump(loop, c3, NULL, 0, &got, NULL)); /* the third is closed at accept */
+    CHECK(httpd_conn_count(srv) == 2);
+    int64_t t0 = loop_clock_ms();
+    for (int i = 0; i < 200 && httpd_conn_count(srv) > 0; i++)
+        loop_run_once(loop, 10);
+    CHECK(httpd_conn_count(srv) == 0); /* both idle ones closed by the sweep */
+    CHECK(loop_clock_ms() - t0 >= 150);
+    close(c1);
+    close(c2);
+    close(c3);
+    buf_free(&got);
+    httpd_destroy(&srv);
     loop_destroy(&loop);
     return SELFTEST_RESULT("httpd", verbose);
 }
