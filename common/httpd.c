@@ -62,6 +62,7 @@ struct httpd_conn {
     bool dirty; /* on the dirty list */
     bool want_write; /* LOOP_WRITE is armed */
     bool sent_continue; /* 100 Continue sent for this request */
+    bool head; /* the request being handled is HEAD: its response carries no body */
     bool linger; /* an error reply left unread input: drain it before closing */
     bool lingering; /* write side shut down; discarding input until EOF or the deadline */
     int64_t linger_until; /* loop time at which a lingering connection is closed anyway */
@@ -553,7 +554,7 @@ int httpd_respond(httpd_conn_t *c, int status, const char *content_type, const c
     int rc = s_head(c, &b, status, content_type, extra_headers);
     if (!rc)
         rc = buf_printf(&b, "Content-Length: %zu\r\n\r\n", len);
-    if (!rc && len)
+    if (!rc && len && !c->head)
         rc = buf_append(&b, body, len);
     if (!rc)
         rc = s_enqueue_copy(c, b.data, b.len);
@@ -833,6 +834,7 @@ static void s_parse(httpd_conn_t *c)
         }
         /* Otherwise the body ends the buffer, whose NUL terminates it. */
         c->consumed = total;
+        c->head = strcmp(req.method, "HEAD") == 0;
         c->state = ST_HANDLING;
         c->last_active = loop_now(srv->loop);
         /* Stop reading until the response starts: the request points into the buffer. */

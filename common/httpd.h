@@ -127,8 +127,9 @@ int httpd_port(const httpd_t *srv);
 size_t httpd_conn_count(const httpd_t *srv);
 
 /* Sends a complete response: status line, Content-Type (if not NULL), Content-Length,
- * `extra_headers` (NULL or complete "Name: value\r\n" lines) and a copy of the body. Ends the
- * current request. Returns 0, ERR_STATE if a response was started already, or ERR_NOMEM. */
+ * `extra_headers` (NULL or complete "Name: value\r\n" lines) and a copy of the body (none for a
+ * HEAD request, whose Content-Length still tells the body's length). Ends the current request.
+ * Returns 0, ERR_STATE if a response was started already, or ERR_NOMEM. */
 int httpd_respond(httpd_conn_t *c, int status, const char *content_type, const char *extra_headers,
                   const void *body, size_t len);
 
