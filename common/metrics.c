@@ -154,9 +154,8 @@ static metric_t *s_register(metrics_t *m, metric_type_t type, const char *name, 
         (help && strlen(help) > METRICS_MAX_HELP) || nbounds > METRICS_MAX_BUCKETS ||
         (nbounds && !bounds))
         return NULL;
-    for (const metric_t *f = m->first; f; f = f->next)
-        if (strcmp(f->name, name) == 0)
-            return NULL;
+    if (metrics_find(m, name))
+        return NULL;
     size_t nlabels = 0;
     for (; labels && labels[nlabels]; nlabels++) {
         if (nlabels == METRICS_MAX_LABELS || !s_valid_name(labels[nlabels], true) ||
@@ -216,6 +215,14 @@ metric_t *metrics_histogram(metrics_t *m, const char *name, const char *help,
                             const char *const *labels, const double *bounds, size_t nbounds)
 {
     return s_register(m, METRIC_HISTOGRAM, name, help, labels, bounds, nbounds);
+}
+
+metric_t *metrics_find(metrics_t *m, const char *name)
+{
+    for (metric_t *f = m && name ? m->first : NULL; f; f = f->next)
+        if (strcmp(f->name, name) == 0)
+            return f;
+    return NULL;
 }
 
 /* ---- series -------------------------------------------------------------------------------- */
@@ -441,6 +448,8 @@ int metrics_test(bool verbose)
                                     (const char *const[]){"code", "path", NULL});
     CHECK(req != NULL);
     CHECK(metrics_counter(m, "rf_requests_total", "again", NULL) == NULL);
+    CHECK(metrics_find(m, "rf_requests_total") == req);
+    CHECK(metrics_find(m, "rf_nothing") == NULL);
     CHECK(metrics_gauge(m, "9bad", "x", NULL) == NULL);
     CHECK(metrics_gauge(m, "bad-name", "x", NULL) == NULL);
     CHECK(metrics_gauge(m, "", "x", NULL) == NULL);

@@ -73,6 +73,9 @@ metric_t *metrics_gauge(metrics_t *m, const char *name, const char *help,
 metric_t *metrics_histogram(metrics_t *m, const char *name, const char *help,
                             const char *const *labels, const double *bounds, size_t nbounds);
 
+/* The family registered under `name`, or NULL. */
+metric_t *metrics_find(metrics_t *m, const char *name);
+
 /* The series of `fam` with these label values (one per label name, in order; NULL when the
  * family has no labels), made on first use. NULL when a value is NULL or longer than
  * METRICS_MAX_VALUE, at the series bound, or out of memory. */
