@@ -1210,7 +1210,8 @@ static void t_handler(httpd_conn_t *c, const httpd_req_t *req, void *arg)
     httpd_respond(c, 200, "text/plain", "X-Test: 1\r\n", out, (size_t)n);
 }
 
-static int t_connect(int port)
+/* Test support (see httpd.h). */
+int httpd_test_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa;
@@ -1226,10 +1227,8 @@ static int t_connect(int port)
     return fd;
 }
 
-/* Sends `req` (may be NULL) and pumps the loop until `want` shows up in the received bytes (or
- * the peer closes when want is NULL). Returns true when it did. */
-static bool t_pump(loop_t *loop, int fd, const char *req, size_t reqlen, buf_t *got,
-                   const char *want)
+bool httpd_test_pump(loop_t *loop, int fd, const char *req, size_t reqlen, buf_t *got,
+                     const char *want)
 {
     size_t off = 0;
     int iters = want && strcmp(want, "never") == 0 ? 40 : 400;
@@ -1284,11 +1283,11 @@ int httpd_test(bool verbose)
     CHECK(port > 0);
 
     /* Simple GET, then a pipelined pair with a body, on one keep-alive connection. */
-    int fd = t_connect(port);
+    int fd = httpd_test_connect(port);
     buf_t got;
     buf_init(&got, 1 << 20);
     const char *r1 = "GET /x?sel=a%3Db HTTP/1.1\r\nHost: h\r\nUser-Agent: t\r\n\r\n";
-    CHECK(t_pump(loop, fd, r1, strlen(r1), &got, "body="));
+    CHECK(httpd_test_pump(loop, fd, r1, strlen(r1), &got, "body="));
     CHECK(strstr(buf_str(&got), "HTTP/1.1 200 OK\r\n") != NULL);
     CHECK(strstr(buf_str(&got), "GET /x sel=[a=b] ua=t len=0") != NULL);
     CHECK(strstr(buf_str(&got), "X-Test: 1\r\n") != NULL);
@@ -1296,13 +1295,13 @@ int httpd_test(bool verbose)
     buf_reset(&got);
     const char *r2 = "POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcPUT /q HTTP/1.1\r\n"
                      "Transfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n1\r\nz\r\n0\r\n\r\n";
-    CHECK(t_pump(loop, fd, r2, strlen(r2), &got, "body=xyz"));
+    CHECK(httpd_test_pump(loop, fd, r2, strlen(r2), &got, "body=xyz"));
     CHECK(strstr(buf_str(&got), "POST /p sel=[] ua=- len=3 body=abc") != NULL);
     CHECK(strstr(buf_str(&got), "PUT /q sel=[] ua=- len=3 body=xyz") != NULL);
     /* Body too large: 413 and close. */
     buf_reset(&got);
     const char *r3 = "POST /p HTTP/1.1\r\nContent-Length: 5000\r\n\r\n";
-    CHECK(t_pump(loop, fd, r3, strlen(r3), &got, NULL));
+    CHECK(httpd_test_pump(loop, fd, r3, strlen(r3), &got, NULL));
     CHECK(strstr(buf_str(&got), "413 Request Entity Too Large") != NULL);
     /* The reply ended in EOF (write side shut down), but the server still drains what the
      * client goes on sending instead of resetting the connection, until the client closes. */
@@ -1319,31 +1318,31 @@ int httpd_test(bool verbose)
     CHECK(httpd_conn_count(srv) == 0);
 
     /* Malformed request line. */
-    fd = t_connect(port);
+    fd = httpd_test_connect(port);
     buf_reset(&got);
-    CHECK(t_pump(loop, fd, "BAD\r\n\r\n", 7, &got, NULL));
+    CHECK(httpd_test_pump(loop, fd, "BAD\r\n\r\n", 7, &got, NULL));
     CHECK(strstr(buf_str(&got), "400 Bad Request") != NULL);
     close(fd);
 
     /* HTTP/1.0 closes after the response; Expect: 100-continue gets its interim answer. */
-    fd = t_connect(port);
+    fd = httpd_test_connect(port);
     buf_reset(&got);
     const char *r4 = "POST /c HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
-    CHECK(t_pump(loop, fd, r4, strlen(r4), &got, "100 Continue"));
-    CHECK(t_pump(loop, fd, "ok", 2, &got, NULL));
+    CHECK(httpd_test_pump(loop, fd, r4, strlen(r4), &got, "100 Continue"));
+    CHECK(httpd_test_pump(loop, fd, "ok", 2, &got, NULL));
     CHECK(strstr(buf_str(&got), "body=ok") != NULL);
     CHECK(strstr(buf_str(&got), "Connection: close") != NULL);
     close(fd);
 
     /* Streaming: two watchers share one chunk; end one, abort the other. */
-    int w1 = t_connect(port), w2 = t_connect(port);
+    int w1 = httpd_test_connect(port), w2 = httpd_test_connect(port);
     buf_t g2;
     buf_init(&g2, 1 << 20);
     buf_reset(&got);
     const char *rs = "GET /stream HTTP/1.1\r\n\r\n";
-    CHECK(t_pump(loop, w1, rs, strlen(rs), &got, "chunked\r\n\r\n"));
+    CHECK(httpd_test_pump(loop, w1, rs, strlen(rs), &got, "chunked\r\n\r\n"));
     httpd_conn_t *s1 = st.stream;
-    CHECK(t_pump(loop, w2, rs, strlen(rs), &g2, "chunked\r\n\r\n"));
+    CHECK(httpd_test_pump(loop, w2, rs, strlen(rs), &g2, "chunked\r\n\r\n"));
     httpd_conn_t *s2 = st.stream;
     CHECK(s1 && s2 && s1 != s2);
     ch = httpd_chunk_framed("{\"type\":\"ADDED\"}\n", 17);
@@ -1351,34 +1350,34 @@ int httpd_test(bool verbose)
     CHECK(httpd_stream_send(s2, ch) == 0);
     CHECK(ch->refs == 3);
     CHECK(httpd_respond(s1, 200, NULL, NULL, "", 0) == ERR_STATE);
-    CHECK(t_pump(loop, w1, NULL, 0, &got, "ADDED"));
-    CHECK(t_pump(loop, w2, NULL, 0, &g2, "ADDED"));
+    CHECK(httpd_test_pump(loop, w1, NULL, 0, &got, "ADDED"));
+    CHECK(httpd_test_pump(loop, w2, NULL, 0, &g2, "ADDED"));
     CHECK(ch->refs == 1);
     httpd_chunk_unref(&ch);
     CHECK(httpd_stream_end(s1) == 0);
     CHECK(httpd_stream_end(s1) == ERR_STATE);
-    CHECK(t_pump(loop, w1, NULL, 0, &got, "\r\n0\r\n\r\n"));
+    CHECK(httpd_test_pump(loop, w1, NULL, 0, &got, "\r\n0\r\n\r\n"));
     /* The ended connection serves another request. */
     buf_reset(&got);
-    CHECK(t_pump(loop, w1, "GET /again HTTP/1.1\r\n\r\n", 23, &got, "body="));
+    CHECK(httpd_test_pump(loop, w1, "GET /again HTTP/1.1\r\n\r\n", 23, &got, "body="));
     int closes = st.closes;
     httpd_conn_abort(s2);
     CHECK(st.closes == closes + 1);
     CHECK(httpd_conn_closed(s2));
     CHECK(httpd_stream_send(s2, NULL) == ERR_CLOSED);
-    CHECK(t_pump(loop, w2, NULL, 0, &g2, NULL));
+    CHECK(httpd_test_pump(loop, w2, NULL, 0, &g2, NULL));
     close(w1);
     close(w2);
 
     /* Deferred answer, and a peer that hangs up on a deferred request. */
-    fd = t_connect(port);
+    fd = httpd_test_connect(port);
     buf_reset(&got);
-    CHECK(t_pump(loop, fd, "GET /defer HTTP/1.1\r\n\r\n", 23, &got, "never") == false);
+    CHECK(httpd_test_pump(loop, fd, "GET /defer HTTP/1.1\r\n\r\n", 23, &got, "never") == false);
     CHECK(st.deferred != NULL);
     if (st.deferred)
         CHECK(httpd_respond(st.deferred, 204, NULL, NULL, NULL, 0) == 0);
-    CHECK(t_pump(loop, fd, NULL, 0, &got, "204 No Content"));
-    CHECK(t_pump(loop, fd, "GET /defer HTTP/1.1\r\n\r\n", 23, &got, "never") == false);
+    CHECK(httpd_test_pump(loop, fd, NULL, 0, &got, "204 No Content"));
+    CHECK(httpd_test_pump(loop, fd, "GET /defer HTTP/1.1\r\n\r\n", 23, &got, "never") == false);
     closes = st.closes;
     close(fd);
     for (int i = 0; i < 20; i++)
@@ -1391,9 +1390,9 @@ int httpd_test(bool verbose)
         loop_run_once(loop, 1);
 
     /* A connection left open is closed by destroy. */
-    fd = t_connect(port);
+    fd = httpd_test_connect(port);
     buf_reset(&got);
-    CHECK(t_pump(loop, fd, "GET /stream HTTP/1.1\r\n\r\n", 24, &got, "chunked"));
+    CHECK(httpd_test_pump(loop, fd, "GET /stream HTTP/1.1\r\n\r\n", 24, &got, "chunked"));
     buf_free(&got);
     buf_free(&g2);
     closes = st.closes;
@@ -1410,19 +1409,19 @@ int httpd_test(bool verbose)
     CHECK(httpd_set_limits(srv, &(httpd_limits_t){256, 2, 200}) == 0);
     port = httpd_port(srv);
     buf_init(&got, 1 << 16);
-    fd = t_connect(port);
+    fd = httpd_test_connect(port);
     char big[600];
     memset(big, 'a', sizeof(big));
     memcpy(big, "GET /x HTTP/1.1\r\nX-Big: ", 25);
-    CHECK(t_pump(loop, fd, big, sizeof(big), &got, NULL));
+    CHECK(httpd_test_pump(loop, fd, big, sizeof(big), &got, NULL));
     CHECK(strstr(buf_str(&got), "431 Request Header Fields Too Large") != NULL);
     close(fd);
     for (int i = 0; i < 100 && httpd_conn_count(srv) > 0; i++)
         loop_run_once(loop, 5);
     CHECK(httpd_conn_count(srv) == 0);
-    int c1 = t_connect(port), c2 = t_connect(port), c3 = t_connect(port);
+    int c1 = httpd_test_connect(port), c2 = httpd_test_connect(port), c3 = httpd_test_connect(port);
     buf_reset(&got);
-    CHECK(t_pump(loop, c3, NULL, 0, &got, NULL)); /* the third is closed at accept */
+    CHECK(httpd_test_pump(loop, c3, NULL, 0, &got, NULL)); /* the third is closed at accept */
     CHECK(httpd_conn_count(srv) == 2);
     int64_t t0 = loop_clock_ms();
     for (int i = 0; i < 200 && httpd_conn_count(srv) > 0; i++)

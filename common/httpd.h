@@ -34,6 +34,7 @@
 #ifndef RF_HTTPD_H
 #define RF_HTTPD_H
 
+#include "buf.h"
 #include "loop.h"
 
 #include <stdbool.h>
@@ -180,5 +181,18 @@ int httpd_pct_decode(const char *in, size_t n, char *out, size_t outsz);
 
 /* The reason phrase for an HTTP status ("OK", "Not Found", ...). Never NULL. */
 const char *httpd_status_text(int status);
+
+/* Test support (self-tests and integration tests): a non-blocking TCP connection to
+ * 127.0.0.1:port, or -1. */
+int httpd_test_connect(int port);
+
+/* Test support: sends req[reqlen] (req may be NULL) on fd while running `loop`, appending what
+ * arrives to `got`, until `want` shows up in it (or, when want is NULL, the peer closes), for at
+ * most about 2 s (200 ms when want is "never"). Returns true when it did. */
+bool httpd_test_pump(loop_t *loop, int fd, const char *req, size_t reqlen, buf_t *got,
+                     const char *want);
+
+/* Self-test. */
+int httpd_test(bool verbose);
 
 #endif

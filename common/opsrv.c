@@ -8,15 +8,10 @@
 #include "log.h"
 #include "selftest.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define OPSRV_WHY_MAX 65536 /* longest list of not-ready reasons */
@@ -130,41 +125,13 @@ static int t_ready(void *arg, buf_t *why)
     return *reasons;
 }
 
-static int t_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    fcntl(fd, F_SETFL, O_NONBLOCK);
-    return fd;
-}
-
-/* Sends req on fd and pumps the loop until the peer closes (want NULL) or `want` arrives.
- * Returns the status of the first response in got, or -1. */
+/* Sends req on fd and runs the loop until the peer closes (want NULL) or `want` arrives.
+ * Returns the status of the response in got, or -1. */
 static int t_send(loop_t *loop, int fd, const char *req, buf_t *got, const char *want)
 {
-    size_t off = 0, len = req ? strlen(req) : 0;
     buf_reset(got);
-    bool done = false;
-    for (int i = 0; i < 400 && !done; i++) {
-        if (off < len) {
-            ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
-            if (w > 0)
-                off += (size_t)w;
-        }
-        loop_run_once(loop, 5);
-        char tmp[8192];
-        ssize_t r;
-        while ((r = recv(fd, tmp, sizeof(tmp), 0)) > 0)
-            buf_append(got, tmp, (size_t)r);
-        done = want ? got->len && strstr(buf_str(got), want) : r == 0;
-    }
-    if (!done || strncmp(buf_str(got), "HTTP/1.1 ", 9) != 0)
+    if (!httpd_test_pump(loop, fd, req, req ? strlen(req) : 0, got, want) ||
+        strncmp(buf_str(got), "HTTP/1.1 ", 9) != 0)
         return -1;
     return (int)strtol(buf_str(got) + 9, NULL, 10);
 }
@@ -175,7 +142,7 @@ static int t_get(loop_t *loop, int port, const char *method, const char *path, b
     char req[512];
     snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", method,
              path);
-    int fd = t_connect(port);
+    int fd = httpd_test_connect(port);
     int status = fd >= 0 ? t_send(loop, fd, req, got, NULL) : -1;
     if (fd >= 0)
         close(fd);
@@ -255,24 +222,24 @@ int opsrv_test(bool verbose)
     CHECK(t_get(loop, port, "POST", "/healthz", &got) == 405);
     CHECK(strstr(buf_str(&got), "\r\nAllow: GET, HEAD\r\n") != NULL);
     CHECK(t_get(loop, port, "DELETE", "/metrics", &got) == 405);
-    int fd = t_connect(port);
+    int fd = httpd_test_connect(port);
     CHECK(t_send(loop, fd, "NONSENSE\r\n\r\n", &got, NULL) == 400);
     close(fd);
     char big[OPSRV_MAX_HEADER + 200];
     memset(big, 'a', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     memcpy(big, "GET /healthz HTTP/1.1\r\nX: ", 26);
-    fd = t_connect(port);
+    fd = httpd_test_connect(port);
     CHECK(t_send(loop, fd, big, &got, NULL) == 431);
     close(fd);
-    fd = t_connect(port);
+    fd = httpd_test_connect(port);
     CHECK(t_send(loop, fd, "POST /healthz HTTP/1.1\r\nContent-Length: 100000\r\n\r\n", &got,
                  NULL) == 413);
     close(fd);
     CHECK(t_conns(loop, srv, 0));
 
     /* Keep-alive: two requests on one connection; then the idle connection is closed. */
-    fd = t_connect(port);
+    fd = httpd_test_connect(port);
     CHECK(t_send(loop, fd, "GET /healthz HTTP/1.1\r\n\r\n", &got, "ok\n") == 200);
     CHECK(t_send(loop, fd, "GET /readyz HTTP/1.1\r\n\r\n", &got, "\r\n\r\n") == 503);
     CHECK(t_send(loop, fd, NULL, &got, NULL) == -1); /* EOF: closed when idle */
@@ -282,9 +249,9 @@ int opsrv_test(bool verbose)
     /* Many connections: max_conns are served at once, one more is closed at accept. */
     int fds[9];
     for (int i = 0; i < 8; i++)
-        fds[i] = t_connect(port);
+        fds[i] = httpd_test_connect(port);
     CHECK(t_conns(loop, srv, 8));
-    fds[8] = t_connect(port);
+    fds[8] = httpd_test_connect(port);
     CHECK(fds[8] >= 0 && t_send(loop, fds[8], NULL, &got, NULL) == -1 && got.len == 0);
     for (int i = 0; i < 8; i++)
         CHECK(t_send(loop, fds[i], "GET /healthz HTTP/1.1\r\n\r\n", &got, "ok\n") == 200);
