@@ -1018,30 +1018,9 @@ int watcher_unsynced(const watcher_t *w, buf_t *out)
     return n;
 }
 
-int watcher_probe(const char *path, buf_t *body, void *arg)
+int watcher_readiness(void *w, buf_t *why)
 {
-    watcher_t *w = arg;
-    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/livez") == 0) {
-        buf_puts(body, "ok\n");
-        return 200;
-    }
-    if (strcmp(path, "/readyz") == 0) {
-        buf_t list;
-        buf_init(&list, WATCHER_PROBE_BODY_MAX);
-        int n = watcher_unsynced(w, &list);
-        if (n == 0) {
-            buf_puts(body, "ok\n");
-            buf_free(&list);
-            return 200;
-        }
-        buf_puts(body, "not synced:\n");
-        if (list.len)
-            buf_append(body, list.data, list.len);
-        buf_free(&list);
-        return 503;
-    }
-    buf_puts(body, "not found\n");
-    return 404;
+    return watcher_unsynced(w, why);
 }
 
 void watcher_stats(const watcher_t *w, watcher_stats_t *out)
@@ -1059,6 +1038,88 @@ void watcher_stats(const watcher_t *w, watcher_stats_t *out)
             out->list_failures += rs.failures;
             out->objects += reflector_count(w->clusters[c].res[i].r);
         }
+}
+
+/* The counters /metrics exports, read from watcher_stats() at each scrape. */
+static const struct {
+    const char *name; /* family name */
+    const char *help; /* its help text */
+    metric_type_t type; /* counter or gauge */
+    const char *reason; /* value of the "reason" label, or NULL for a family without labels */
+    size_t off; /* offset of the field in watcher_stats_t */
+    bool is_size; /* the field is a size_t (else uint64_t) */
+} s_exported[] = {
+#define X_(name, help, type, reason, field, sz)                                                    \
+    {                                                                                              \
+        "rayfleet_watcher_" name, help, type, reason, offsetof(watcher_stats_t, field), sz         \
+    }
+    X_("reflector_events_total", "Events handled from the reflectors.", METRIC_COUNTER, NULL,
+       events_in, false),
+    X_("rows_written_total", "Observed rows upserted or deleted.", METRIC_COUNTER, NULL,
+       rows_written, false),
+    X_("write_errors_total", "Row writes the store refused (retried from the cache).",
+       METRIC_COUNTER, NULL, write_errors, false),
+    X_("stale_rows_deleted_total", "Stale rows deleted at the first sync.", METRIC_COUNTER, NULL,
+       stale_deleted, false),
+    X_("events_published_total", "ObjectChanged events published on the bus.", METRIC_COUNTER, NULL,
+       events_published, false),
+    X_("events_dropped_total", "Events dropped, by reason.", METRIC_COUNTER, "hwm", drops_hwm,
+       false),
+    X_("events_dropped_total", "Events dropped, by reason.", METRIC_COUNTER, "queue", drops_queue,
+       false),
+    X_("flush_busy_total", "Store flushes that met a locked database.", METRIC_COUNTER, NULL,
+       flush_busy, false),
+    X_("relists_total", "Relists after an expired resource version (410).", METRIC_COUNTER, NULL,
+       relists, false),
+    X_("list_failures_total", "Failed lists and watches.", METRIC_COUNTER, NULL, list_failures,
+       false),
+    X_("pending_events", "Events waiting for the next flush.", METRIC_GAUGE, NULL, pending, true),
+    X_("objects", "Objects in the reflector caches.", METRIC_GAUGE, NULL, objects, true),
+#undef X_
+};
+
+static double s_read_stat(void *arg, int which)
+{
+    watcher_stats_t st;
+    watcher_stats(arg, &st);
+    const char *field = (const char *)&st + s_exported[which].off;
+    if (s_exported[which].is_size)
+        return (double)*(const size_t *)(const void *)field;
+    return (double)*(const uint64_t *)(const void *)field;
+}
+
+static double s_read_ready(void *arg, int which)
+{
+    return watcher_ready(arg) ? 1 : 0;
+}
+
+int watcher_metrics(watcher_t *w, metrics_t *m)
+{
+    if (!w || !m)
+        return ERR_INVAL;
+    static const char *const reason[] = {"reason", NULL};
+    for (size_t i = 0; i < sizeof(s_exported) / sizeof(s_exported[0]); i++) {
+        const char *name = s_exported[i].name;
+        /* A family of two series (by reason) is made at its first row, reused at the next. */
+        bool again = i > 0 && strcmp(s_exported[i - 1].name, name) == 0;
+        metric_t *fam = again ? metrics_find(m, name) : NULL;
+        if (!again && metrics_find(m, name))
+            return ERR_EXISTS;
+        if (!fam && s_exported[i].type == METRIC_COUNTER)
+            fam =
+                metrics_counter(m, name, s_exported[i].help, s_exported[i].reason ? reason : NULL);
+        else if (!fam)
+            fam = metrics_gauge(m, name, s_exported[i].help, NULL);
+        const char *const values[] = {s_exported[i].reason};
+        int rc = fam ? metric_series_fn(fam, s_exported[i].reason ? values : NULL, s_read_stat, w,
+                                        (int)i)
+                     : ERR_INVAL;
+        if (rc != 0)
+            return rc;
+    }
+    metric_t *ready = metrics_gauge(m, "rayfleet_watcher_ready",
+                                    "1 once every reflector has applied its first list.", NULL);
+    return ready ? metric_series_fn(ready, NULL, s_read_ready, w, 0) : ERR_EXISTS;
 }
 
 void watcher_log_stats(const watcher_t *w)

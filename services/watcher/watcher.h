@@ -60,6 +60,7 @@
 #include "bus.h"
 #include "labels.h"
 #include "loop.h"
+#include "metrics.h"
 #include "names.h"
 #include "store.h"
 
@@ -86,7 +87,6 @@
 #define WATCHER_CONDITIONS_MAX 1024 /* longest conditions summary stored */
 #define WATCHER_READY_CHECK_MS 2000 /* period of the not-ready check (logging) */
 #define WATCHER_DEFAULT_BACKOFF_MAX_MS 30000 /* reflector backoff cap by default */
-#define WATCHER_PROBE_BODY_MAX 65536 /* longest /readyz body */
 
 /* One member cluster. Strings are copied by watcher_new(). */
 typedef struct {
@@ -160,9 +160,13 @@ bool watcher_ready(const watcher_t *w);
  * Returns how many there are (0: ready) or a negative buffer error. */
 int watcher_unsynced(const watcher_t *w, buf_t *out);
 
-/* Answers a health probe (health_fn): "/healthz" 200, "/readyz" 200 or 503 with the unsynced
- * list, anything else 404. */
-int watcher_probe(const char *path, buf_t *body, void *arg);
+/* Readiness for common/opsrv (opsrv_ready_fn; w is the watcher_t): watcher_unsynced(). */
+int watcher_readiness(void *w, buf_t *why);
+
+/* Registers the counters of watcher_stats() (rayfleet_watcher_*_total, read at each scrape),
+ * the pending_events and objects gauges and rayfleet_watcher_ready in `m`. Returns 0,
+ * ERR_EXISTS (a name is taken in m), ERR_INVAL or ERR_NOMEM. */
+int watcher_metrics(watcher_t *w, metrics_t *m);
 
 /* Fills *out with the counters. */
 void watcher_stats(const watcher_t *w, watcher_stats_t *out);

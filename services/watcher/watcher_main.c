@@ -1,12 +1,14 @@
 /*
  * rayfleet-watcher: lists and watches every member cluster, writes observed state to
  * <state-dir>/observed.db (its only writer) and publishes ObjectChanged on the bus. Serves
- * /healthz and /readyz on 127.0.0.1:<health.port>. SIGUSR1 logs the counters. See watcher.h.
+ * /healthz, /readyz and /metrics (common/opsrv) on <health.host>:<health.port>. SIGUSR1 logs
+ * the counters. See watcher.h.
  */
 #include "bus.h"
 #include "err.h"
-#include "health.h"
 #include "log.h"
+#include "metrics.h"
+#include "opsrv.h"
 #include "store.h"
 #include "svc.h"
 #include "watcher.h"
@@ -36,9 +38,9 @@ static const cfg_opt_t s_options[] = {
     {"bus.curve-server-key", CFG_STRING, NULL, 0, 0, false, false,
      "Z85 CurveZMQ public key of the bus forwarder; set it to use CURVE.", NULL},
     {"health.host", CFG_STRING, "127.0.0.1", 0, 0, false, false,
-     "Address of the /healthz and /readyz listener.", NULL},
+     "Address of the /healthz, /readyz and /metrics listener.", NULL},
     {"health.port", CFG_INT, "8082", 0, 65535, false, false,
-     "Port of the /healthz and /readyz listener; 0: off.", NULL},
+     "Port of the /healthz, /readyz and /metrics listener; 0: off.", NULL},
     {"resync", CFG_DURATION, "10m", 0, 86400000, false, false,
      "Period at which every cached object is rewritten and republished as RESYNC; 0: off.", NULL},
     {"client.qps", CFG_INT, "50", 1, 100000, false, false,
@@ -65,7 +67,8 @@ int main(int argc, char **argv)
     store_t *store = NULL;
     bus_pub_t *pub = NULL;
     watcher_t *w = NULL;
-    health_t *h = NULL;
+    opsrv_t *ops = NULL;
+    metrics_t *metrics = NULL;
     watcher_cluster_t *clusters = NULL;
     char **scratch = NULL;
     size_t nclusters = 0;
@@ -137,8 +140,16 @@ int main(int argc, char **argv)
     }
     int port = (int)cfg_int(svc.cfg, "health.port");
     if (port > 0) {
-        h = health_new(svc.loop, cfg_str(svc.cfg, "health.host"), port, watcher_probe, w);
-        if (!h)
+        metrics = metrics_new();
+        if (!metrics || watcher_metrics(w, metrics) != 0)
+            goto done;
+        opsrv_config_t oc = {.host = cfg_str(svc.cfg, "health.host"),
+                             .port = port,
+                             .metrics = metrics,
+                             .ready = watcher_readiness,
+                             .ready_arg = w};
+        ops = opsrv_new(svc.loop, &oc);
+        if (!ops)
             goto done;
     }
     loop_watch_signal(svc.loop, SIGUSR1, s_usr1, w);
@@ -148,7 +159,8 @@ int main(int argc, char **argv)
     code = svc_run(&svc);
     watcher_log_stats(w);
 done:
-    health_destroy(&h);
+    opsrv_destroy(&ops);
+    metrics_destroy(&metrics);
     watcher_destroy(&w);
     bus_pub_destroy(&pub);
     store_destroy(&store);

@@ -7,10 +7,12 @@
  * when the event arrives, read through a second, read-only connection); a pod's event carries
  * its RayCluster's key, uid and shard; unlabelled pods are not watched; an EndpointSlice made by
  * kubesim's controller is published under the RayCluster of its Service; /readyz is 503 until a
- * late-created CRD syncs; after a forced 410 with changes in the gap, after dropped watches,
- * under 30% injected errors with latency, and after a restart with deletions while down, the
- * observed table equals the server's objects exactly ((kind, ns, name, uid, resourceVersion)).
- * The basic sequence runs again over TLS with a bearer token and with a client certificate.
+ * late-created CRD syncs, and /metrics (common/opsrv) shows rayfleet_watcher_ready 0 then 1 and
+ * the published-events counter as watcher_stats() counts it; after a forced 410 with changes in the
+ * gap, after dropped watches, under 30% injected errors with latency, and after a restart with
+ * deletions while down, the observed table equals the server's objects exactly ((kind, ns, name,
+ * uid, resourceVersion)). The basic sequence runs again over TLS with a bearer token and with a
+ * client certificate.
  *
  * Usage: watcher_it [-v]. Exit 0 when every check passes.
  */
@@ -18,12 +20,13 @@
 #include "bus.h"
 #include "controllers.h"
 #include "err.h"
-#include "health.h"
 #include "json.h"
 #include "k8s.h"
 #include "kubeconfig.h"
 #include "log.h"
+#include "metrics.h"
 #include "objstore.h"
+#include "opsrv.h"
 #include "selftest.h"
 #include "store.h"
 #include "tls.h"
@@ -519,22 +522,33 @@ static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, boo
     CHECK(w != NULL);
     if (!w)
         goto out;
-    health_t *h = health_new(g_loop, "127.0.0.1", 0, watcher_probe, w);
+    metrics_t *reg = metrics_new();
+    CHECK(reg && watcher_metrics(w, reg) == 0);
+    CHECK(watcher_metrics(w, reg) == ERR_EXISTS); /* the names are taken */
+    opsrv_t *h = opsrv_new(
+        g_loop, &(opsrv_config_t){.metrics = reg, .ready = watcher_readiness, .ready_arg = w});
     CHECK(h != NULL);
     CHECK(watcher_start(w) == 0);
     CHECK(watcher_start(w) == ERR_STATE);
 
     /* RayCronJob's CRD is missing: not ready, /readyz says which */
-    char body[4096];
+    char body[16384];
     s_pump(500);
     CHECK(!watcher_ready(w));
-    CHECK(s_http_get(health_port(h), "/healthz", body, sizeof(body)) == 200);
-    CHECK(s_http_get(health_port(h), "/readyz", body, sizeof(body)) == 503 &&
+    CHECK(s_http_get(opsrv_port(h), "/healthz", body, sizeof(body)) == 200);
+    CHECK(s_http_get(opsrv_port(h), "/readyz", body, sizeof(body)) == 503 &&
           strstr(body, "c1/ray.io/raycronjobs"));
-    CHECK(s_http_get(health_port(h), "/nope", body, sizeof(body)) == 404);
+    CHECK(s_http_get(opsrv_port(h), "/nope", body, sizeof(body)) == 404);
+    CHECK(s_http_get(opsrv_port(h), "/metrics", body, sizeof(body)) == 200 &&
+          strstr(body, "\r\nContent-Type: " METRICS_CONTENT_TYPE "\r\n") &&
+          strstr(body, "\n# TYPE rayfleet_watcher_ready gauge\nrayfleet_watcher_ready 0\n"));
     CHECK(s_create_crd(admin, "ray.io_raycronjobs.yaml") == 0);
     CHECK(s_wait_ready(w));
-    CHECK(s_http_get(health_port(h), "/readyz", body, sizeof(body)) == 200);
+    CHECK(s_http_get(opsrv_port(h), "/readyz", body, sizeof(body)) == 200);
+    CHECK(s_http_get(opsrv_port(h), "/metrics", body, sizeof(body)) == 200 &&
+          strstr(body, "\nrayfleet_watcher_ready 1\n") &&
+          strstr(body, "\nrayfleet_watcher_events_dropped_total{reason=\"queue\"} 0\n") &&
+          strstr(body, "\n# TYPE rayfleet_watcher_relists_total counter\n"));
 
     /* creates, updates, deletes */
     json_t *rc = s_put(api, "ray.io", "rayclusters", "default", s_raycluster("rc1", "1"));
@@ -609,6 +623,19 @@ static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, boo
           row->phase && !strcmp(row->phase, "ready") && row->conditions &&
           !strcmp(row->conditions, "Ready=True,HeadPodReady=True"));
     store_observed_free(&row);
+    /* /metrics reads the watcher's own counters at scrape time */
+    {
+        watcher_stats_t ws;
+        watcher_stats(w, &ws);
+        CHECK(s_http_get(opsrv_port(h), "/metrics", body, sizeof(body)) == 200);
+        const char *p = strstr(body, "\nrayfleet_watcher_events_published_total ");
+        unsigned long long pub_n = p ? strtoull(strchr(p + 1, ' ') + 1, NULL, 10) : 0;
+        CHECK(p && pub_n >= 1 && pub_n >= ws.events_published);
+        p = strstr(body, "\nrayfleet_watcher_objects ");
+        CHECK(p && strtoull(strchr(p + 1, ' ') + 1, NULL, 10) >= 2);
+        watcher_stats(w, &ws);
+        CHECK(pub_n <= ws.events_published);
+    }
 
     if (full) {
         /* the gap: watches dropped, changes, history compacted (410 on re-watch) */
@@ -683,7 +710,8 @@ static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, boo
                    (unsigned long long)(ws1.drops_hwm + ws1.drops_queue));
 
         /* restart: deletions and creations while the watcher is down */
-        health_destroy(&h);
+        opsrv_destroy(&h);
+        metrics_destroy(&reg); /* its series read the watcher being destroyed */
         watcher_destroy(&w);
         uint64_t last_id = col.last_id;
         for (int i = 0; i < 10; i++) {
@@ -711,7 +739,8 @@ static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, boo
     if (g_verbose)
         printf("  [%s] %zu events received, rows missing %d, bad shards %d, ids backwards %d\n",
                tag, col.n, col.missing_rows, col.bad_shard, col.id_backwards);
-    health_destroy(&h);
+    opsrv_destroy(&h);
+    metrics_destroy(&reg);
 out:
     watcher_destroy(&w);
     bus_sub_destroy(&sub);

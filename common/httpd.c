@@ -37,7 +37,6 @@
 
 #define HTTPD_READ_SIZE 65536 /* bytes read per recv() */
 #define HTTPD_IOV_MAX 64 /* segments per writev() */
-#define HTTPD_SWEEP_MS 10000 /* idle sweep period */
 #define HTTPD_LINGER_MS 2000 /* longest drain of unread input after an error reply */
 #define HTTPD_LISTEN_BACKLOG 1024
 
@@ -63,6 +62,7 @@ struct httpd_conn {
     bool dirty; /* on the dirty list */
     bool want_write; /* LOOP_WRITE is armed */
     bool sent_continue; /* 100 Continue sent for this request */
+    bool head; /* the request being handled is HEAD: its response carries no body */
     bool linger; /* an error reply left unread input: drain it before closing */
     bool lingering; /* write side shut down; discarding input until EOF or the deadline */
     int64_t linger_until; /* loop time at which a lingering connection is closed anyway */
@@ -89,6 +89,8 @@ struct httpd {
     int lfd; /* listening socket */
     int port; /* bound port */
     size_t max_body; /* request body bound */
+    httpd_limits_t lim; /* header, connection and idle bounds */
+    int64_t sweep_ms; /* idle sweep period */
     httpd_handler_fn *handler; /* request handler */
     void *arg; /* its argument */
     httpd_conn_t *conns; /* open connections */
@@ -548,11 +550,11 @@ int httpd_respond(httpd_conn_t *c, int status, const char *content_type, const c
     if (c->state != ST_HANDLING)
         return ERR_STATE;
     buf_t b;
-    buf_init(&b, HTTPD_MAX_HEADER + len + 64);
+    buf_init(&b, c->srv->lim.max_header + len + 64);
     int rc = s_head(c, &b, status, content_type, extra_headers);
     if (!rc)
         rc = buf_printf(&b, "Content-Length: %zu\r\n\r\n", len);
-    if (!rc && len)
+    if (!rc && len && !c->head)
         rc = buf_append(&b, body, len);
     if (!rc)
         rc = s_enqueue_copy(c, b.data, b.len);
@@ -571,7 +573,7 @@ int httpd_stream_begin(httpd_conn_t *c, int status, const char *content_type,
     if (c->state != ST_HANDLING)
         return ERR_STATE;
     buf_t b;
-    buf_init(&b, HTTPD_MAX_HEADER);
+    buf_init(&b, c->srv->lim.max_header);
     int rc = s_head(c, &b, status, content_type, extra_headers);
     if (!rc)
         rc = buf_puts(&b, "Transfer-Encoding: chunked\r\n\r\n");
@@ -693,7 +695,7 @@ static void s_parse(httpd_conn_t *c)
         char *data = c->in.data;
         char *hend = memmem(data, c->in.len, "\r\n\r\n", 4);
         if (!hend) {
-            if (c->in.len > HTTPD_MAX_HEADER)
+            if (c->in.len > srv->lim.max_header)
                 s_error(c, 431, "request header too large");
             return;
         }
@@ -832,6 +834,7 @@ static void s_parse(httpd_conn_t *c)
         }
         /* Otherwise the body ends the buffer, whose NUL terminates it. */
         c->consumed = total;
+        c->head = strcmp(req.method, "HEAD") == 0;
         c->state = ST_HANDLING;
         c->last_active = loop_now(srv->loop);
         /* Stop reading until the response starts: the request points into the buffer. */
@@ -919,7 +922,13 @@ static int s_on_conn(loop_t *loop, int fd, int revents, void *arg)
             if (c->state == ST_STREAMING)
                 continue; /* watch clients send nothing useful; discard */
             if (buf_append(&c->in, tmp, (size_t)r) < 0) {
-                s_error(c, 413, "the request is too large");
+                /* Past the bound: 431 while the header is still open, 413 for a body. */
+                bool head_done = (c->in.len && memmem(c->in.data, c->in.len, "\r\n\r\n", 4)) ||
+                                 memmem(tmp, (size_t)r, "\r\n\r\n", 4);
+                if (head_done)
+                    s_error(c, 413, "the request is too large");
+                else
+                    s_error(c, 431, "request header too large");
                 return 0;
             }
             if ((size_t)r < sizeof(tmp) && !(c->ssl && SSL_pending(c->ssl) > 0))
@@ -945,7 +954,7 @@ static int s_on_accept(loop_t *loop, int fd, int revents, void *arg)
                 log_warn("httpd: accept failed", "error", strerror(errno), NULL);
             break;
         }
-        if (srv->nconns >= HTTPD_MAX_CONNS) {
+        if (srv->nconns >= srv->lim.max_conns) {
             close(cfd);
             continue;
         }
@@ -961,7 +970,7 @@ static int s_on_accept(loop_t *loop, int fd, int revents, void *arg)
         c->state = ST_READING;
         c->keep_alive = true;
         c->last_active = loop_now(loop);
-        buf_init(&c->in, HTTPD_MAX_HEADER + srv->max_body + 64);
+        buf_init(&c->in, srv->lim.max_header + srv->max_body + 64);
         if (srv->tls) {
             c->ssl = SSL_new(srv->tls);
             if (!c->ssl || SSL_set_fd(c->ssl, cfd) != 1) {
@@ -1030,12 +1039,12 @@ static int64_t s_sweep(loop_t *loop, int64_t id, void *arg)
     int64_t now = loop_now(loop);
     for (httpd_conn_t *c = srv->conns, *n; c; c = n) {
         n = c->next;
-        if (c->lingering ? now >= c->linger_until
-                         : c->state == ST_READING && c->qlen == 0 &&
-                               now - c->last_active > HTTPD_IDLE_TIMEOUT_MS)
+        if (c->lingering
+                ? now >= c->linger_until
+                : c->state == ST_READING && c->qlen == 0 && now - c->last_active > srv->lim.idle_ms)
             httpd_conn_abort(c);
     }
-    return HTTPD_SWEEP_MS;
+    return srv->sweep_ms;
 }
 
 httpd_t *httpd_new(loop_t *loop, const char *host, int port, size_t max_body,
@@ -1047,6 +1056,8 @@ httpd_t *httpd_new(loop_t *loop, const char *host, int port, size_t max_body,
     srv->loop = loop;
     srv->lfd = -1;
     srv->max_body = max_body ? max_body : HTTPD_DEFAULT_MAX_BODY;
+    srv->lim = (httpd_limits_t){HTTPD_MAX_HEADER, HTTPD_MAX_CONNS, HTTPD_IDLE_TIMEOUT_MS};
+    srv->sweep_ms = HTTPD_SWEEP_MS;
     srv->handler = handler;
     srv->arg = arg;
     srv->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1106,6 +1117,29 @@ void httpd_destroy(httpd_t **srv_p)
         loop_cancel_timer(srv->loop, srv->flush_timer);
     free(srv);
     *srv_p = NULL;
+}
+
+int httpd_set_limits(httpd_t *srv, const httpd_limits_t *limits)
+{
+    if (!srv || !limits || limits->idle_ms < 0)
+        return ERR_INVAL;
+    httpd_limits_t lim = *limits;
+    lim.max_header = lim.max_header ? lim.max_header : HTTPD_MAX_HEADER;
+    lim.max_conns = lim.max_conns ? lim.max_conns : HTTPD_MAX_CONNS;
+    lim.idle_ms = lim.idle_ms ? lim.idle_ms : HTTPD_IDLE_TIMEOUT_MS;
+    int64_t sweep = lim.idle_ms / 4 < HTTPD_SWEEP_MS ? lim.idle_ms / 4 : HTTPD_SWEEP_MS;
+    sweep = sweep > 0 ? sweep : 1;
+    if (sweep != srv->sweep_ms) {
+        int64_t id = loop_add_timer(srv->loop, sweep, s_sweep, srv);
+        if (id < 0)
+            return (int)id;
+        if (srv->sweep_timer > 0)
+            loop_cancel_timer(srv->loop, srv->sweep_timer);
+        srv->sweep_timer = id;
+        srv->sweep_ms = sweep;
+    }
+    srv->lim = lim;
+    return 0;
 }
 
 int httpd_set_tls(httpd_t *srv, SSL_CTX *ctx)
@@ -1176,7 +1210,8 @@ static void t_handler(httpd_conn_t *c, const httpd_req_t *req, void *arg)
     httpd_respond(c, 200, "text/plain", "X-Test: 1\r\n", out, (size_t)n);
 }
 
-static int t_connect(int port)
+/* Test support (see httpd.h). */
+int httpd_test_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa;
@@ -1192,10 +1227,8 @@ static int t_connect(int port)
     return fd;
 }
 
-/* Sends `req` (may be NULL) and pumps the loop until `want` shows up in the received bytes (or
- * the peer closes when want is NULL). Returns true when it did. */
-static bool t_pump(loop_t *loop, int fd, const char *req, size_t reqlen, buf_t *got,
-                   const char *want)
+bool httpd_test_pump(loop_t *loop, int fd, const char *req, size_t reqlen, buf_t *got,
+                     const char *want)
 {
     size_t off = 0;
     int iters = want && strcmp(want, "never") == 0 ? 40 : 400;
@@ -1250,11 +1283,11 @@ int httpd_test(bool verbose)
     CHECK(port > 0);
 
     /* Simple GET, then a pipelined pair with a body, on one keep-alive connection. */
-    int fd = t_connect(port);
+    int fd = httpd_test_connect(port);
     buf_t got;
     buf_init(&got, 1 << 20);
     const char *r1 = "GET /x?sel=a%3Db HTTP/1.1\r\nHost: h\r\nUser-Agent: t\r\n\r\n";
-    CHECK(t_pump(loop, fd, r1, strlen(r1), &got, "body="));
+    CHECK(httpd_test_pump(loop, fd, r1, strlen(r1), &got, "body="));
     CHECK(strstr(buf_str(&got), "HTTP/1.1 200 OK\r\n") != NULL);
     CHECK(strstr(buf_str(&got), "GET /x sel=[a=b] ua=t len=0") != NULL);
     CHECK(strstr(buf_str(&got), "X-Test: 1\r\n") != NULL);
@@ -1262,13 +1295,13 @@ int httpd_test(bool verbose)
     buf_reset(&got);
     const char *r2 = "POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcPUT /q HTTP/1.1\r\n"
                      "Transfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n1\r\nz\r\n0\r\n\r\n";
-    CHECK(t_pump(loop, fd, r2, strlen(r2), &got, "body=xyz"));
+    CHECK(httpd_test_pump(loop, fd, r2, strlen(r2), &got, "body=xyz"));
     CHECK(strstr(buf_str(&got), "POST /p sel=[] ua=- len=3 body=abc") != NULL);
     CHECK(strstr(buf_str(&got), "PUT /q sel=[] ua=- len=3 body=xyz") != NULL);
     /* Body too large: 413 and close. */
     buf_reset(&got);
     const char *r3 = "POST /p HTTP/1.1\r\nContent-Length: 5000\r\n\r\n";
-    CHECK(t_pump(loop, fd, r3, strlen(r3), &got, NULL));
+    CHECK(httpd_test_pump(loop, fd, r3, strlen(r3), &got, NULL));
     CHECK(strstr(buf_str(&got), "413 Request Entity Too Large") != NULL);
     /* The reply ended in EOF (write side shut down), but the server still drains what the
      * client goes on sending instead of resetting the connection, until the client closes. */
@@ -1285,31 +1318,31 @@ int httpd_test(bool verbose)
     CHECK(httpd_conn_count(srv) == 0);
 
     /* Malformed request line. */
-    fd = t_connect(port);
+    fd = httpd_test_connect(port);
     buf_reset(&got);
-    CHECK(t_pump(loop, fd, "BAD\r\n\r\n", 7, &got, NULL));
+    CHECK(httpd_test_pump(loop, fd, "BAD\r\n\r\n", 7, &got, NULL));
     CHECK(strstr(buf_str(&got), "400 Bad Request") != NULL);
     close(fd);
 
     /* HTTP/1.0 closes after the response; Expect: 100-continue gets its interim answer. */
-    fd = t_connect(port);
+    fd = httpd_test_connect(port);
     buf_reset(&got);
     const char *r4 = "POST /c HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
-    CHECK(t_pump(loop, fd, r4, strlen(r4), &got, "100 Continue"));
-    CHECK(t_pump(loop, fd, "ok", 2, &got, NULL));
+    CHECK(httpd_test_pump(loop, fd, r4, strlen(r4), &got, "100 Continue"));
+    CHECK(httpd_test_pump(loop, fd, "ok", 2, &got, NULL));
     CHECK(strstr(buf_str(&got), "body=ok") != NULL);
     CHECK(strstr(buf_str(&got), "Connection: close") != NULL);
     close(fd);
 
     /* Streaming: two watchers share one chunk; end one, abort the other. */
-    int w1 = t_connect(port), w2 = t_connect(port);
+    int w1 = httpd_test_connect(port), w2 = httpd_test_connect(port);
     buf_t g2;
     buf_init(&g2, 1 << 20);
     buf_reset(&got);
     const char *rs = "GET /stream HTTP/1.1\r\n\r\n";
-    CHECK(t_pump(loop, w1, rs, strlen(rs), &got, "chunked\r\n\r\n"));
+    CHECK(httpd_test_pump(loop, w1, rs, strlen(rs), &got, "chunked\r\n\r\n"));
     httpd_conn_t *s1 = st.stream;
-    CHECK(t_pump(loop, w2, rs, strlen(rs), &g2, "chunked\r\n\r\n"));
+    CHECK(httpd_test_pump(loop, w2, rs, strlen(rs), &g2, "chunked\r\n\r\n"));
     httpd_conn_t *s2 = st.stream;
     CHECK(s1 && s2 && s1 != s2);
     ch = httpd_chunk_framed("{\"type\":\"ADDED\"}\n", 17);
@@ -1317,34 +1350,34 @@ int httpd_test(bool verbose)
     CHECK(httpd_stream_send(s2, ch) == 0);
     CHECK(ch->refs == 3);
     CHECK(httpd_respond(s1, 200, NULL, NULL, "", 0) == ERR_STATE);
-    CHECK(t_pump(loop, w1, NULL, 0, &got, "ADDED"));
-    CHECK(t_pump(loop, w2, NULL, 0, &g2, "ADDED"));
+    CHECK(httpd_test_pump(loop, w1, NULL, 0, &got, "ADDED"));
+    CHECK(httpd_test_pump(loop, w2, NULL, 0, &g2, "ADDED"));
     CHECK(ch->refs == 1);
     httpd_chunk_unref(&ch);
     CHECK(httpd_stream_end(s1) == 0);
     CHECK(httpd_stream_end(s1) == ERR_STATE);
-    CHECK(t_pump(loop, w1, NULL, 0, &got, "\r\n0\r\n\r\n"));
+    CHECK(httpd_test_pump(loop, w1, NULL, 0, &got, "\r\n0\r\n\r\n"));
     /* The ended connection serves another request. */
     buf_reset(&got);
-    CHECK(t_pump(loop, w1, "GET /again HTTP/1.1\r\n\r\n", 23, &got, "body="));
+    CHECK(httpd_test_pump(loop, w1, "GET /again HTTP/1.1\r\n\r\n", 23, &got, "body="));
     int closes = st.closes;
     httpd_conn_abort(s2);
     CHECK(st.closes == closes + 1);
     CHECK(httpd_conn_closed(s2));
     CHECK(httpd_stream_send(s2, NULL) == ERR_CLOSED);
-    CHECK(t_pump(loop, w2, NULL, 0, &g2, NULL));
+    CHECK(httpd_test_pump(loop, w2, NULL, 0, &g2, NULL));
     close(w1);
     close(w2);
 
     /* Deferred answer, and a peer that hangs up on a deferred request. */
-    fd = t_connect(port);
+    fd = httpd_test_connect(port);
     buf_reset(&got);
-    CHECK(t_pump(loop, fd, "GET /defer HTTP/1.1\r\n\r\n", 23, &got, "never") == false);
+    CHECK(httpd_test_pump(loop, fd, "GET /defer HTTP/1.1\r\n\r\n", 23, &got, "never") == false);
     CHECK(st.deferred != NULL);
     if (st.deferred)
         CHECK(httpd_respond(st.deferred, 204, NULL, NULL, NULL, 0) == 0);
-    CHECK(t_pump(loop, fd, NULL, 0, &got, "204 No Content"));
-    CHECK(t_pump(loop, fd, "GET /defer HTTP/1.1\r\n\r\n", 23, &got, "never") == false);
+    CHECK(httpd_test_pump(loop, fd, NULL, 0, &got, "204 No Content"));
+    CHECK(httpd_test_pump(loop, fd, "GET /defer HTTP/1.1\r\n\r\n", 23, &got, "never") == false);
     closes = st.closes;
     close(fd);
     for (int i = 0; i < 20; i++)
@@ -1357,9 +1390,9 @@ int httpd_test(bool verbose)
         loop_run_once(loop, 1);
 
     /* A connection left open is closed by destroy. */
-    fd = t_connect(port);
+    fd = httpd_test_connect(port);
     buf_reset(&got);
-    CHECK(t_pump(loop, fd, "GET /stream HTTP/1.1\r\n\r\n", 24, &got, "chunked"));
+    CHECK(httpd_test_pump(loop, fd, "GET /stream HTTP/1.1\r\n\r\n", 24, &got, "chunked"));
     buf_free(&got);
     buf_free(&g2);
     closes = st.closes;
@@ -1368,6 +1401,38 @@ int httpd_test(bool verbose)
     CHECK(st.closes == closes + 1);
     httpd_destroy(&srv);
     close(fd);
+
+    /* Per-server limits: a small header bound (431), two connections at most, idle close. */
+    srv = httpd_new(loop, "127.0.0.1", 0, 16, t_handler, &st);
+    CHECK(srv != NULL);
+    CHECK(httpd_set_limits(srv, &(httpd_limits_t){.idle_ms = -1}) == ERR_INVAL);
+    CHECK(httpd_set_limits(srv, &(httpd_limits_t){256, 2, 200}) == 0);
+    port = httpd_port(srv);
+    buf_init(&got, 1 << 16);
+    fd = httpd_test_connect(port);
+    char big[600];
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "GET /x HTTP/1.1\r\nX-Big: ", 25);
+    CHECK(httpd_test_pump(loop, fd, big, sizeof(big), &got, NULL));
+    CHECK(strstr(buf_str(&got), "431 Request Header Fields Too Large") != NULL);
+    close(fd);
+    for (int i = 0; i < 100 && httpd_conn_count(srv) > 0; i++)
+        loop_run_once(loop, 5);
+    CHECK(httpd_conn_count(srv) == 0);
+    int c1 = httpd_test_connect(port), c2 = httpd_test_connect(port), c3 = httpd_test_connect(port);
+    buf_reset(&got);
+    CHECK(httpd_test_pump(loop, c3, NULL, 0, &got, NULL)); /* the third is closed at accept */
+    CHECK(httpd_conn_count(srv) == 2);
+    int64_t t0 = loop_clock_ms();
+    for (int i = 0; i < 200 && httpd_conn_count(srv) > 0; i++)
+        loop_run_once(loop, 10);
+    CHECK(httpd_conn_count(srv) == 0); /* both idle ones closed by the sweep */
+    CHECK(loop_clock_ms() - t0 >= 150);
+    close(c1);
+    close(c2);
+    close(c3);
+    buf_free(&got);
+    httpd_destroy(&srv);
     loop_destroy(&loop);
     return SELFTEST_RESULT("httpd", verbose);
 }

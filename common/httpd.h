@@ -1,5 +1,8 @@
 /*
- * httpd: a small single-threaded HTTP/1.1 server on common/loop, made for kubesim.
+ * httpd: the HTTP/1.1 server of rayfleet, single-threaded on common/loop. Written for kubesim
+ * (its API server's watch fan-out is the hard case), and used by common/opsrv for every
+ * service's /healthz, /readyz and /metrics. One server, two users: per-server limits
+ * (httpd_set_limits) let the small ops endpoint keep tight bounds while kubesim keeps its own.
  *
  * Why not libmicrohttpd: kubesim's hot path is watch fan-out, one event serialized once and
  * queued to thousands of streaming connections. Here every queued segment is a reference-counted
@@ -31,8 +34,8 @@
 #ifndef RF_HTTPD_H
 #define RF_HTTPD_H
 
+#include "buf.h"
 #include "loop.h"
-#include "tls.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,6 +47,12 @@
 #define HTTPD_MAX_QUEUED ((size_t)256 << 20) /* unsent bytes per connection before drop */
 #define HTTPD_IDLE_TIMEOUT_MS (300 * 1000) /* idle keep-alive connections are closed */
 #define HTTPD_MAX_CONNS 20000 /* accepted connections at once */
+#define HTTPD_SWEEP_MS 10000 /* idle sweep period (shorter when the idle timeout is shorter) */
+
+/* OpenSSL's context type, declared here so this header does not pull in OpenSSL (whose err.h
+ * defines an ERR_STATE type that collides with common/err.h). */
+struct ssl_ctx_st;
+typedef struct ssl_ctx_st SSL_CTX;
 
 typedef struct httpd httpd_t;
 typedef struct httpd_conn httpd_conn_t;
@@ -86,6 +95,17 @@ typedef void(httpd_close_fn)(httpd_conn_t *c, void *arg);
 httpd_t *httpd_new(loop_t *loop, const char *host, int port, size_t max_body,
                    httpd_handler_fn *handler, void *arg);
 
+/* Per-server bounds; a zero field keeps the default shown. */
+typedef struct {
+    size_t max_header; /* request line + headers bound, else 431 (HTTPD_MAX_HEADER) */
+    size_t max_conns; /* connections at once; more are closed at accept (HTTPD_MAX_CONNS) */
+    int64_t idle_ms; /* an idle connection (no request pending) is closed (HTTPD_IDLE_TIMEOUT_MS) */
+} httpd_limits_t;
+
+/* Replaces the server's limits (connections open now keep their input bound). The idle sweep
+ * then runs every min(HTTPD_SWEEP_MS, idle_ms / 4) ms. Returns 0, ERR_INVAL or ERR_NOMEM. */
+int httpd_set_limits(httpd_t *srv, const httpd_limits_t *limits);
+
 /* Makes every connection accepted from now on speak TLS with `ctx` (borrowed; must outlive the
  * server). Returns 0. */
 int httpd_set_tls(httpd_t *srv, SSL_CTX *ctx);
@@ -108,8 +128,9 @@ int httpd_port(const httpd_t *srv);
 size_t httpd_conn_count(const httpd_t *srv);
 
 /* Sends a complete response: status line, Content-Type (if not NULL), Content-Length,
- * `extra_headers` (NULL or complete "Name: value\r\n" lines) and a copy of the body. Ends the
- * current request. Returns 0, ERR_STATE if a response was started already, or ERR_NOMEM. */
+ * `extra_headers` (NULL or complete "Name: value\r\n" lines) and a copy of the body (none for a
+ * HEAD request, whose Content-Length still tells the body's length). Ends the current request.
+ * Returns 0, ERR_STATE if a response was started already, or ERR_NOMEM. */
 int httpd_respond(httpd_conn_t *c, int status, const char *content_type, const char *extra_headers,
                   const void *body, size_t len);
 
@@ -160,5 +181,18 @@ int httpd_pct_decode(const char *in, size_t n, char *out, size_t outsz);
 
 /* The reason phrase for an HTTP status ("OK", "Not Found", ...). Never NULL. */
 const char *httpd_status_text(int status);
+
+/* Test support (self-tests and integration tests): a non-blocking TCP connection to
+ * 127.0.0.1:port, or -1. */
+int httpd_test_connect(int port);
+
+/* Test support: sends req[reqlen] (req may be NULL) on fd while running `loop`, appending what
+ * arrives to `got`, until `want` shows up in it (or, when want is NULL, the peer closes), for at
+ * most about 2 s (200 ms when want is "never"). Returns true when it did. */
+bool httpd_test_pump(loop_t *loop, int fd, const char *req, size_t reqlen, buf_t *got,
+                     const char *want);
+
+/* Self-test. */
+int httpd_test(bool verbose);
 
 #endif
