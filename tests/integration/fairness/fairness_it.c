@@ -29,13 +29,7 @@ static harness_t g_h; /* kubesim, watcher, bus and reconciler on one loop */
 /* One integer from `sql` on the scheduler's database (committed rows only); -1 on error. */
 static int64_t s_int(const char *sql)
 {
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(store_handle(g_h.sdb), sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
+    return harness_sql_int(&g_h, sql);
 }
 
 #define FT_BIG_WORKER_CREATES                                                                      \

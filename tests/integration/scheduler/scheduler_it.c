@@ -270,17 +270,6 @@ static void s_add_secret_env(json_t *rc)
     json_decref(groups);
 }
 
-/* The one integer `sql` yields on h; -1 when it yields no row (or fails). */
-static int64_t s_one(sqlite3 *h, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* The audit rows about the head pod of the first start, `old_head`, which the test deleted: the
  * scheduler created it (the first head it created) and never deleted it; a head was created
  * again after it was gone. Returns the failed-check count. */
@@ -403,23 +392,24 @@ static int s_audit_checks(store_t *db, const json_t *deleted_names, const char *
                                    10, &l) == 0);
     CHECK(l.n >= 1 && !strcmp(l.rows[l.n - 1]->reason, "CreatedService"));
     store_audit_list_free(&l);
-    CHECK(s_one(h, "SELECT count(*) FROM audit WHERE target_kind = 'Event' AND "
-                   "result_status = 201") > 0);
+    CHECK(harness_sql_int(&g_h, "SELECT count(*) FROM audit WHERE target_kind = 'Event' AND "
+                                "result_status = 201") > 0);
     /* no secret leaked into summaries: every pod's container has IT_SECRET_ENV=IT_SECRET_VALUE;
      * the pod creates' summaries show the entry, redacted, and never the value (a truncated
      * summary holds the JSON as an escaped string: backslashes are dropped before the match) */
-    int64_t shown =
-        s_one(h, "SELECT count(*) FROM audit WHERE target_kind = 'Pod' AND verb = "
-                 "'create' AND replace(request_summary, '\\', '') LIKE '%\"" IT_SECRET_ENV
-                 "\",\"value\":\"" REDACT_MARK "\"%'");
-    int64_t creates =
-        s_one(h, "SELECT count(*) FROM audit WHERE target_kind = 'Pod' AND verb = 'create'");
+    int64_t shown = harness_sql_int(
+        &g_h, "SELECT count(*) FROM audit WHERE target_kind = 'Pod' AND verb = "
+              "'create' AND replace(request_summary, '\\', '') LIKE '%\"" IT_SECRET_ENV
+              "\",\"value\":\"" REDACT_MARK "\"%'");
+    int64_t creates = harness_sql_int(
+        &g_h, "SELECT count(*) FROM audit WHERE target_kind = 'Pod' AND verb = 'create'");
     if (g_h.verbose)
         printf("  pod creates: %lld, with the secret env redacted in the summary: %lld\n",
                (long long)creates, (long long)shown);
     CHECK(creates > 0 && shown == creates);
-    CHECK(s_one(h, "SELECT count(*) FROM audit WHERE request_summary LIKE '%" IT_SECRET_VALUE
-                   "%'") == 0);
+    CHECK(harness_sql_int(&g_h,
+                          "SELECT count(*) FROM audit WHERE request_summary LIKE '%" IT_SECRET_VALUE
+                          "%'") == 0);
     return failed;
 }
 
