@@ -770,7 +770,8 @@ int envwire_test(bool verbose)
     for (int i = 0; i < 40; i++) {
         s_rand_msg(&rs, &m, store);
         int n = envwire_encode(&m, mine, sizeof mine);
-        CHECK(n >= 0);
+        s_to_pbc(&m, &env, &oc, &hb);
+        CHECK(n == (int)rayfleet__envelope__get_packed_size(&env)); /* protobuf-c's exact size */
         for (int cut = 0; cut < n; cut++) {
             int rc = s_decode_exact(mine, (size_t)cut, &d);
             if (rc != 0 && rc != ERR_PARSE)

@@ -836,9 +836,10 @@ typedef struct {
     char names[T_MAX_KEYS][32]; /* keys seen */
     int starts[T_MAX_KEYS]; /* starts per key */
     bool running[T_MAX_KEYS]; /* currently in flight (async) */
-    int64_t first_start[T_MAX_KEYS]; /* time of the first start */
-    int64_t last_start[T_MAX_KEYS]; /* time of the last start */
+    int64_t first_start[T_MAX_KEYS]; /* the queue's time of the first start (item last_start) */
+    int64_t last_start[T_MAX_KEYS]; /* the queue's time of the last start */
     int order[T_MAX_LOG]; /* key index per start */
+    int64_t at[T_MAX_LOG]; /* the queue's time of each start */
     int nlog; /* starts recorded */
     int nkeys; /* keys seen */
     size_t max_in_flight; /* largest in-flight count observed */
@@ -867,11 +868,16 @@ static void t_reconcile(workq_t *q, const char *key, void *arg)
         r->failed_concurrent++;
     }
     r->starts[i]++;
+    /* the queue's own start time, so that the checks below compare the times it acted on, not
+     * when a loaded machine let the test look */
+    const item_t *it = s_find(q, key);
+    int64_t at = it ? it->last_start : -1;
     if (r->starts[i] == 1) {
-        r->first_start[i] = loop_clock_ms();
+        r->first_start[i] = at;
     }
-    r->last_start[i] = loop_clock_ms();
+    r->last_start[i] = at;
     if (r->nlog < T_MAX_LOG) {
+        r->at[r->nlog] = at;
         r->order[r->nlog++] = i;
     }
     if (q->in_flight > r->max_in_flight) {
@@ -918,6 +924,22 @@ static void t_run_for(loop_t *loop, int64_t ms)
     while (loop_clock_ms() < end) {
         loop_run_once(loop, end - loop_clock_ms());
     }
+}
+
+/* Most a test waits for something the queue must do (only a bound: a loaded machine may be slow,
+ * the checks never depend on how long it took). */
+#define T_WAIT_MS 10000
+
+/* Runs the loop until the key at index i of r (t_idx) has started `n` times, at most T_WAIT_MS.
+ * Returns whether it has. */
+static bool t_run_until_starts(loop_t *loop, t_rec_t *r, const char *key, int n)
+{
+    int64_t end = loop_clock_ms() + T_WAIT_MS;
+    int i = t_idx(r, key);
+    while (r->starts[i] < n && loop_clock_ms() < end) {
+        loop_run_once(loop, 5);
+    }
+    return r->starts[i] >= n;
 }
 
 static void t_reset(t_rec_t *r, int mode)
@@ -1035,24 +1057,31 @@ int workq_test(bool verbose)
     }
     workq_destroy(&q);
 
-    /* 4. add_after timing: due after the delay, the earlier time kept. */
+    /* 4. add_after timing: due after the delay, the earlier time kept. The due times are read
+     * from the items, bracketed by the clock around the add that set them; the starts are
+     * checked by order and against the due times, never by elapsed wall-clock time. */
     t_reset(r, 0);
     q = workq_new(loop, NULL, t_reconcile, r);
     int64_t t0 = loop_clock_ms();
     CHECK(workq_add_after(q, "late", 60) == 0);
+    int64_t t1 = loop_clock_ms();
     CHECK(workq_add_after(q, "early", 200) == 0);
+    int64_t t2 = loop_clock_ms();
     CHECK(workq_add_after(q, "early", 30) == 0); /* earlier wins */
+    int64_t t3 = loop_clock_ms();
     CHECK(workq_add_after(q, "late", 300) == 0); /* later ignored */
     workq_stats(q, &st);
-    CHECK(st.delayed == 2 && st.depth == 0);
-    t_run_for(loop, 15);
-    CHECK(r->nlog == 0);
-    t_run_for(loop, 150);
+    CHECK(st.delayed == 2 && st.depth == 0 && r->nlog == 0);
+    const item_t *ei = s_find(q, "early"), *li = s_find(q, "late");
+    CHECK(ei && ei->heap_idx >= 0 && ei->ready_at >= t2 + 30 && ei->ready_at <= t3 + 30);
+    CHECK(li && li->heap_idx >= 0 && li->ready_at >= t0 + 60 && li->ready_at <= t1 + 60);
+    int64_t early_due = ei ? ei->ready_at : 0, late_due = li ? li->ready_at : 0;
+    CHECK(t_run_until_starts(loop, r, "late", 1));
     CHECK(r->nlog == 2);
     int ie = t_idx(r, "early"), il = t_idx(r, "late");
     CHECK(r->starts[ie] == 1 && r->starts[il] == 1);
-    CHECK(r->first_start[ie] - t0 >= 30 && r->first_start[ie] - t0 < 30 + 40);
-    CHECK(r->first_start[il] - t0 >= 60 && r->first_start[il] - t0 < 60 + 40);
+    CHECK(r->order[0] == ie && r->order[1] == il); /* by due time */
+    CHECK(r->first_start[ie] >= early_due && r->first_start[il] >= late_due);
     /* An immediate add supersedes a pending delayed one. */
     CHECK(workq_add_after(q, "moved", 10000) == 0);
     CHECK(workq_add(q, "moved") == 0);
@@ -1089,15 +1118,19 @@ int workq_test(bool verbose)
     CHECK(workq_num_requeues(q, "absent") == 0);
     /* The key is still waiting (first rate-limited add: 5 ms); it starts and
      * fails: requeue. */
-    t_run_for(loop, 30);
+    CHECK(t_run_until_starts(loop, r, "f", 1));
     CHECK(r->starts[0] == 1);
+    int64_t t_fail = loop_clock_ms();
     CHECK(t_finish(q, r, "f", workq_error()) == 0);
     CHECK(workq_num_requeues(q, "f") == 1);
     workq_stats(q, &st);
     CHECK(st.delayed == 1);
-    t_run_for(loop, 30);
+    const item_t *fi = s_find(q, "f");
+    CHECK(fi && fi->ready_at >= t_fail + 5 && fi->ready_at <= loop_clock_ms() + 5);
+    CHECK(t_run_until_starts(loop, r, "f", 2));
     CHECK(r->starts[0] == 2);
     CHECK(r->last_start[0] - r->first_start[0] >= 5);
+    CHECK(r->last_start[0] >= t_fail + 5);
     /* Success forgets. */
     CHECK(t_finish(q, r, "f", workq_ok()) == 0);
     CHECK(workq_num_requeues(q, "f") == 0);
@@ -1135,15 +1168,16 @@ int workq_test(bool verbose)
     t_spin(loop, 2);
     t0 = loop_clock_ms();
     CHECK(t_finish(q, r, "ra", workq_requeue_after(40)) == 0);
+    t1 = loop_clock_ms();
     workq_stats(q, &st);
-    CHECK(st.delayed == 1);
-    t_run_for(loop, 20);
-    CHECK(r->starts[0] == 1);
-    t_run_for(loop, 60);
+    CHECK(st.delayed == 1 && r->starts[0] == 1);
+    const item_t *rai = s_find(q, "ra");
+    CHECK(rai && rai->heap_idx >= 0 && rai->ready_at >= t0 + 40 && rai->ready_at <= t1 + 40);
+    CHECK(t_run_until_starts(loop, r, "ra", 2));
     CHECK(r->starts[0] == 2 && r->last_start[0] - t0 >= 40);
     CHECK(t_finish(q, r, "ra", (workq_result_t){.kind = WORKQ_REQUEUE}) == 0);
     CHECK(workq_num_requeues(q, "ra") == 1);
-    t_run_for(loop, 30);
+    CHECK(t_run_until_starts(loop, r, "ra", 3));
     CHECK(r->starts[0] == 3);
     CHECK(t_finish(q, r, "ra", workq_ok()) == 0);
     workq_destroy(&q);
@@ -1175,26 +1209,54 @@ int workq_test(bool verbose)
     CHECK(r->starts[t_idx(r, "hot")] >= 10); /* and the hot key still progresses */
     workq_destroy(&q);
 
-    /* The per-key rate: a hot key starts at most once per interval. */
+    /* The per-key rate: a hot key starts at most once per interval. With an interval no test
+     * run reaches, the re-add is deferred exactly once, to its last start + the interval. */
     t_reset(r, 2);
     r->hot = "hot";
     workq_opts_default(&o);
+    o.key_min_interval_ms = 3600 * 1000;
+    q = workq_new(loop, &o, t_reconcile, r);
+    CHECK(workq_add(q, "hot") == 0);
+    t_spin(loop, 10);
+    workq_stats(q, &st);
+    const item_t *hi = s_find(q, "hot");
+    CHECK(r->starts[t_idx(r, "hot")] == 1 && st.rate_deferred == 1 && st.delayed == 1);
+    CHECK(hi && hi->heap_idx >= 0 && hi->ready_at == r->last_start[t_idx(r, "hot")] + 3600 * 1000);
+    workq_destroy(&q);
+    /* With 20 ms, every start of the hot key is at least 20 ms after the one before (the
+     * queue's own start times), and it keeps progressing. */
+    t_reset(r, 2);
+    r->hot = "hot";
     o.key_min_interval_ms = 20;
     q = workq_new(loop, &o, t_reconcile, r);
     CHECK(workq_add(q, "hot") == 0);
-    t0 = loop_clock_ms();
-    t_run_for(loop, 200);
-    int hs = r->starts[t_idx(r, "hot")];
-    CHECK(hs >= 5 && hs <= 12);
+    CHECK(t_run_until_starts(loop, r, "hot", 6));
+    int64_t min_gap = INT64_MAX;
+    for (int i = 1; i < r->nlog; i++) {
+        if (r->at[i] - r->at[i - 1] < min_gap) {
+            min_gap = r->at[i] - r->at[i - 1];
+        }
+    }
+    CHECK(r->nlog >= 6 && min_gap >= 20);
     workq_stats(q, &st);
-    CHECK(st.rate_deferred > 0 || hs <= 11);
-    /* The idle item is swept after its interval. */
+    CHECK(st.starts == (uint64_t)r->nlog);
+    /* The idle item is swept after its interval: once the hot key stopped re-adding itself and
+     * 20 ms passed since its last start, the next dispatch frees it. */
     r->hot = NULL;
-    t_run_for(loop, 60);
+    int64_t end = loop_clock_ms() + T_WAIT_MS;
+    while ((workq_pending(q, "hot") || workq_in_flight(q, "hot")) && loop_clock_ms() < end) {
+        loop_run_once(loop, 5);
+    }
+    CHECK(!workq_pending(q, "hot") && !workq_in_flight(q, "hot") && s_find(q, "hot") != NULL);
+    int64_t hot_last = r->last_start[t_idx(r, "hot")];
+    while (loop_clock_ms() < hot_last + 20) {
+        loop_run_once(loop, 5);
+    }
     CHECK(workq_add(q, "other") == 0);
-    t_run_for(loop, 60);
+    CHECK(t_run_until_starts(loop, r, "other", 1));
+    CHECK(s_find(q, "hot") == NULL);
     workq_stats(q, &st);
-    CHECK(st.keys <= 1);
+    CHECK(st.keys == 1); /* "other", idle until its own interval passes */
     workq_destroy(&q);
 
     /* 8. Bounded length. */
@@ -1211,12 +1273,20 @@ int workq_test(bool verbose)
     CHECK(workq_add(q, "b") == 0); /* moves from the heap, no new slot */
     workq_stats(q, &st);
     CHECK(st.rejected == 3 && st.depth == 2 && st.delayed == 0);
+    int64_t tb = loop_clock_ms(); /* b became ready (moved from the heap) before this */
     t_spin(loop, 2);
     /* a is in flight: c fits now; an add of a while in flight takes a slot
      * (dirty). */
     CHECK(workq_add(q, "c") == 0);
+    const item_t *bi = s_find(q, "b");
+    int64_t ts0 = loop_clock_ms();
     workq_stats(q, &st);
-    CHECK(st.in_flight == 1 && st.depth == 2 && st.longest_wait_ms >= 0);
+    int64_t ts1 = loop_clock_ms();
+    /* the oldest ready key is b, at the FIFO's head: its wait is exactly stats time minus its
+     * ready time */
+    CHECK(bi && q->qhead == bi && bi->ready_since <= tb);
+    CHECK(st.in_flight == 1 && st.depth == 2 && bi && st.longest_wait_ms >= ts0 - bi->ready_since &&
+          st.longest_wait_ms <= ts1 - bi->ready_since);
     CHECK(workq_add(q, "a") == ERR_TOOBIG);
     workq_destroy(&q);
 
@@ -1227,10 +1297,16 @@ int workq_test(bool verbose)
     o.on_latency = t_latency;
     o.latency_arg = &observed;
     q = workq_new(loop, &o, t_reconcile, r);
+    int64_t ta = loop_clock_ms();
     CHECK(workq_add(q, "lat") == 0);
-    t_run_for(loop, 5);
+    const item_t *lt = s_find(q, "lat");
+    int64_t lat_ready = lt ? lt->ready_since : -1; /* the item is freed once done */
+    CHECK(lt && lat_ready >= ta && lat_ready <= loop_clock_ms());
+    CHECK(t_run_until_starts(loop, r, "lat", 1));
     workq_stats(q, &st);
-    CHECK(st.starts == 1 && st.latency_last_ms >= 0 && st.latency_max_ms >= st.latency_last_ms);
+    /* the latency is exactly its start minus when it became ready */
+    CHECK(st.starts == 1 && st.latency_last_ms == r->first_start[0] - lat_ready &&
+          st.latency_max_ms == st.latency_last_ms);
     CHECK(st.latency_sum_ms == st.latency_last_ms);
     CHECK(observed == st.latency_last_ms);
     workq_stats(NULL, &st);
@@ -1270,7 +1346,8 @@ int workq_test(bool verbose)
     t_reset(r, 3);
     q = workq_new(loop, NULL, t_reconcile, r);
     CHECK(workq_add(q, "e") == 0);
-    t_run_for(loop, 40);
+    CHECK(t_run_until_starts(loop, r, "e", 2));
+    t_spin(loop, 3);
     CHECK(r->starts[0] == 2);
     CHECK(workq_num_requeues(q, "e") == 0);
     workq_stats(q, &st);

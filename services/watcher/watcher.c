@@ -208,7 +208,8 @@ static bool s_cached(const wcluster_t *cl, int k, const char *ns, const char *na
 }
 
 /* ---------- the extra record cached per object ----------
- * Ray kinds:  'R', generation (8 bytes, little-endian).
+ * Ray kinds:  'R', generation (8 bytes, little-endian), then, when its controller ownerReference
+ *             is a Ray object, that owner as s_rec_owner() writes it (nothing else otherwise).
  * The others: 'C', then the owner as its controller ownerReference or ray.io/cluster label gives
  * it (s_rec_owner()): kind index (K_*, or S_REC_KIND_TEXT then the kind text NUL), uid mode
  * (S_REC_UID_*: none, 16 bytes, or text NUL), name NUL; then the kubernetes.io/service-name
@@ -227,9 +228,9 @@ static bool s_cached(const wcluster_t *cl, int k, const char *ns, const char *na
 typedef struct {
     bool ray; /* a Ray object's record */
     int64_t generation; /* Ray: its generation */
-    const char *okind; /* child: owner kind, "" none */
-    const char *oname; /* child: owner name */
-    const char *ouid; /* child: owner uid, "" unknown */
+    const char *okind; /* owner kind (a Ray object's: its Ray owner), "" none */
+    const char *oname; /* owner name */
+    const char *ouid; /* owner uid, "" unknown */
     const char *svc; /* child: the service-name label, "" none */
     char uid_buf[REFLECTOR_UID_TEXT]; /* storage of a packed owner uid */
 } rec_t;
@@ -272,23 +273,12 @@ static bool s_rec_owner(unsigned char *out, size_t cap, size_t *len, const char 
     return ok && s_rec_str(out, cap, len, name);
 }
 
-/* The record of obj, an object of kind k, into out (cap bytes). Returns its length, or -1 when
- * it does not fit. */
-static int s_rec_make(int k, const json_t *obj, unsigned char *out, size_t cap)
+/* Writes the owner of meta (an object's metadata) into the record when its controller
+ * ownerReference names a Ray object (apiVersion ray.io/...); *found tells whether it did. */
+static bool s_rec_ray_controller(unsigned char *out, size_t cap, size_t *len, const json_t *meta,
+                                 bool *found)
 {
-    size_t len = 0;
-    const json_t *meta = json_object_get(obj, "metadata");
-    if (strcmp(s_kinds[k].group, S_RAY_GROUP) == 0) {
-        json_t *g = json_object_get(meta, "generation");
-        uint64_t gen = json_is_integer(g) ? (uint64_t)json_integer_value(g) : 0;
-        unsigned char b[9] = {S_REC_RAY};
-        for (int i = 0; i < 8; i++)
-            b[1 + i] = (unsigned char)(gen >> (8 * i));
-        return s_rec_put(out, cap, &len, b, sizeof(b)) ? (int)len : -1;
-    }
-    unsigned char tag = S_REC_CHILD;
-    bool ok = s_rec_put(out, cap, &len, &tag, 1);
-    bool found = false;
+    *found = false;
     size_t i;
     json_t *ref;
     json_array_foreach(json_object_get(meta, "ownerReferences"), i, ref)
@@ -296,16 +286,36 @@ static int s_rec_make(int k, const json_t *obj, unsigned char *out, size_t cap)
         if (!jx_bool(ref, "controller", false))
             continue;
         const char *api = jx_str(ref, "apiVersion", "");
-        if (strncmp(api, S_RAY_GROUP "/", strlen(S_RAY_GROUP) + 1) != 0)
-            break;
         const char *kind = jx_str(ref, "kind", "");
         const char *name = jx_str(ref, "name", "");
-        if (*kind && *name) {
-            ok = ok && s_rec_owner(out, cap, &len, kind, name, jx_str(ref, "uid", ""));
-            found = true;
-        }
-        break;
+        if (strncmp(api, S_RAY_GROUP "/", strlen(S_RAY_GROUP) + 1) != 0 || !*kind || !*name)
+            return true;
+        *found = true;
+        return s_rec_owner(out, cap, len, kind, name, jx_str(ref, "uid", ""));
     }
+    return true;
+}
+
+/* The record of obj, an object of kind k, into out (cap bytes). Returns its length, or -1 when
+ * it does not fit. */
+static int s_rec_make(int k, const json_t *obj, unsigned char *out, size_t cap)
+{
+    size_t len = 0;
+    bool found = false;
+    const json_t *meta = json_object_get(obj, "metadata");
+    if (strcmp(s_kinds[k].group, S_RAY_GROUP) == 0) {
+        json_t *g = json_object_get(meta, "generation");
+        uint64_t gen = json_is_integer(g) ? (uint64_t)json_integer_value(g) : 0;
+        unsigned char b[9] = {S_REC_RAY};
+        for (int i = 0; i < 8; i++)
+            b[1 + i] = (unsigned char)(gen >> (8 * i));
+        bool ok = s_rec_put(out, cap, &len, b, sizeof(b)) &&
+                  s_rec_ray_controller(out, cap, &len, meta, &found);
+        return ok ? (int)len : -1;
+    }
+    unsigned char tag = S_REC_CHILD;
+    bool ok = s_rec_put(out, cap, &len, &tag, 1);
+    ok = ok && s_rec_ray_controller(out, cap, &len, meta, &found);
     json_t *labels = json_object_get(meta, "labels");
     const char *rc = json_string_value(json_object_get(labels, LABEL_CLUSTER));
     if (!found && rc && *rc) {
@@ -334,27 +344,13 @@ static const char *s_rec_get_str(const unsigned char **p, const unsigned char *e
     return s;
 }
 
-/* Decodes a record (n bytes). Returns false (and a record of nothing) when malformed. */
-static bool s_rec_read(const void *data, size_t n, rec_t *out)
+/* Decodes the owner part of a record (s_rec_owner(), or S_REC_NONE) at *pp (before end) into
+ * out's okind, oname and ouid, advancing *pp. false when malformed. */
+static bool s_rec_get_owner(const unsigned char **pp, const unsigned char *end, rec_t *out)
 {
-    memset(out, 0, sizeof(*out));
-    out->okind = out->oname = out->ouid = out->svc = "";
-    const unsigned char *p = data, *end = p ? p + n : NULL;
-    if (!p || n == 0)
+    const unsigned char *p = *pp;
+    if (p >= end)
         return false;
-    if (p[0] == S_REC_RAY) {
-        if (n != 9)
-            return false;
-        uint64_t g = 0;
-        for (int i = 0; i < 8; i++)
-            g |= (uint64_t)p[1 + i] << (8 * i);
-        out->ray = true;
-        out->generation = (int64_t)g;
-        return true;
-    }
-    if (p[0] != S_REC_CHILD || n < 2)
-        return false;
-    p++;
     unsigned char kb = *p++;
     const char *kind = "", *name = "", *uid = "";
     if (kb != S_REC_NONE) {
@@ -382,14 +378,45 @@ static bool s_rec_read(const void *data, size_t n, rec_t *out)
         if (!name)
             return false;
     }
-    const char *svc = p < end ? s_rec_get_str(&p, end) : NULL;
-    if (!svc)
-        return false;
     out->okind = kind;
     out->oname = name;
     out->ouid = uid;
-    out->svc = svc;
+    *pp = p;
     return true;
+}
+
+/* Decodes a record (n bytes). Returns false (and a record of nothing) when malformed. */
+static bool s_rec_read(const void *data, size_t n, rec_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->okind = out->oname = out->ouid = out->svc = "";
+    const unsigned char *p = data, *end = p ? p + n : NULL;
+    if (!p || n == 0)
+        return false;
+    bool ok;
+    if (p[0] == S_REC_RAY) {
+        if (n < 9)
+            return false;
+        uint64_t g = 0;
+        for (int i = 0; i < 8; i++)
+            g |= (uint64_t)p[1 + i] << (8 * i);
+        out->ray = true;
+        out->generation = (int64_t)g;
+        p += 9;
+        ok = p == end || (s_rec_get_owner(&p, end, out) && p == end);
+    } else {
+        p++;
+        ok = data && ((const unsigned char *)data)[0] == S_REC_CHILD && n >= 2 &&
+             s_rec_get_owner(&p, end, out);
+        const char *svc = ok && p < end ? s_rec_get_str(&p, end) : NULL;
+        ok = svc != NULL;
+        out->svc = ok ? svc : "";
+    }
+    if (!ok) {
+        memset(out, 0, sizeof(*out));
+        out->okind = out->oname = out->ouid = out->svc = "";
+    }
+    return ok;
 }
 
 /* The reflectors' extra function: the record of obj. */
@@ -485,6 +512,76 @@ static void s_owner(const wcluster_t *cl, int k, const json_t *obj, const void *
     }
 }
 
+/* The top Ray owner of a changed object: the end of the chain of Ray controller references that
+ * starts at its owner (watcher.h, "Top owner"). Strings borrowed from the Ray caches, the decoded
+ * records below or the record of the changed object. */
+typedef struct {
+    const char *kind; /* the top owner's kind, "" when it is the owner itself (or none) */
+    const char *name; /* its name */
+    const char *uid; /* its uid, "" unknown */
+    int64_t generation; /* its generation, 0 unknown */
+    rec_t rec[2]; /* records decoded on the way (a reference's uid may point into one) */
+    reflector_item_t item; /* the cache entry looked up last (its uid may point into it) */
+} top_t;
+
+/* True when kind/name is one of the n entries of seen. */
+static bool s_seen(const char *const seen[][2], size_t n, const char *kind, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(seen[i][0], kind) == 0 && strcmp(seen[i][1], name) == 0)
+            return true;
+    return false;
+}
+
+/* The top Ray owner of a changed object in namespace ns whose owner is o into *t; `self` is the
+ * decoded record of the changed object (used when it is its own owner, NULL unknown). */
+static void s_top_owner(watcher_t *w, const wcluster_t *cl, const char *ns, const owner_t *o,
+                        const rec_t *self, top_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->kind = t->name = t->uid = "";
+    if (!*o->kind)
+        return;
+    const char *seen[WATCHER_OWNER_DEPTH + 1][2] = {{o->kind, o->name}};
+    const char *kind = o->kind, *name = o->name, *uid = o->uid;
+    int64_t gen = o->generation;
+    const rec_t *r = o->self && self && self->ray ? self : NULL;
+    size_t steps = 0;
+    for (;;) {
+        if (!r) {
+            int k = s_kind_of(kind);
+            rec_t *slot = &t->rec[steps & 1]; /* the other slot may hold uid */
+            if (k < 0 || strcmp(s_kinds[k].group, S_RAY_GROUP) != 0 ||
+                !s_cached(cl, k, ns, name, &t->item) || (*uid && strcmp(uid, t->item.uid) != 0) ||
+                !s_rec_read(t->item.extra, t->item.extra_len, slot) || !slot->ray)
+                break; /* not cached (or another object of that name): the end of the chain */
+            uid = t->item.uid;
+            gen = slot->generation;
+            r = slot;
+        }
+        if (!*r->okind)
+            break; /* no Ray owner: kind/name is the top */
+        if (steps == WATCHER_OWNER_DEPTH || s_seen(seen, steps + 1, r->okind, r->oname)) {
+            w->st.owner_chains_cut++;
+            return;
+        }
+        kind = r->okind;
+        name = r->oname;
+        uid = r->ouid;
+        gen = 0;
+        r = NULL;
+        steps++;
+        seen[steps][0] = kind;
+        seen[steps][1] = name;
+    }
+    if (steps == 0)
+        return;
+    t->kind = kind;
+    t->name = name;
+    t->uid = uid;
+    t->generation = gen;
+}
+
 /* "Type=Status,..." of status.conditions into w->scratch; returns it or NULL when none. */
 static const char *s_conditions(watcher_t *w, const json_t *obj)
 {
@@ -567,6 +664,28 @@ static void s_queue_event(watcher_t *w, const wcluster_t *cl, int k, int32_t typ
         return;
     }
     w->npend++;
+}
+
+/* Queues the event under the owner o and, when o has a top Ray owner, under that one too. `rec`
+ * (rlen bytes) is obj's record, NULL when unknown. */
+static void s_queue_events(watcher_t *w, const wcluster_t *cl, int k, int32_t type,
+                           const owner_t *o, const char *ns, const json_t *obj, const void *rec,
+                           size_t rlen)
+{
+    s_queue_event(w, cl, k, type, o, ns, obj);
+    if (!w->pub)
+        return;
+    rec_t self;
+    top_t t;
+    s_top_owner(w, cl, ns, o, rec && s_rec_read(rec, rlen, &self) ? &self : NULL, &t);
+    if (!*t.kind)
+        return;
+    owner_t top = {.group = S_RAY_GROUP,
+                   .kind = t.kind,
+                   .name = t.name,
+                   .uid = t.uid,
+                   .generation = t.generation};
+    s_queue_event(w, cl, k, type, &top, ns, obj);
 }
 
 static int32_t s_type(reflector_event_t t)
@@ -713,7 +832,7 @@ static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const
         return;
     }
     s_row_queued(w);
-    s_queue_event(w, x->cl, x->kind, s_type(type), &o, ns, obj);
+    s_queue_events(w, x->cl, x->kind, s_type(type), &o, ns, obj, rec, rlen);
 }
 
 static void s_on_event(reflector_t *r, reflector_event_t type, json_t *obj, json_t *old, void *arg)
@@ -787,7 +906,7 @@ static void s_on_synced(reflector_t *r, void *arg)
         if (s_kind_of(ow.kind) >= 0 && strcmp(s_kinds[s_kind_of(ow.kind)].group, S_RAY_GROUP) == 0)
             ow.group = S_RAY_GROUP;
         ow.self = strcmp(ow.kind, kd->kind) == 0 && strcmp(ow.name, name) == 0;
-        s_queue_event(w, x->cl, x->kind, RAYFLEET__EVENT_TYPE__EVENT_DELETED, &ow, ns, o);
+        s_queue_events(w, x->cl, x->kind, RAYFLEET__EVENT_TYPE__EVENT_DELETED, &ow, ns, o, NULL, 0);
     }
     json_decref(stale);
 #ifdef __GLIBC__

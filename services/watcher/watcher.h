@@ -15,6 +15,16 @@
  * The owner's uid (when the reference does not give it) and generation come from the Ray
  * reflectors' caches when the owner is cached; otherwise they are left empty / 0.
  *
+ * Top owner: a Ray object can itself be owned by another Ray object (a RayCluster created by a
+ * RayJob or RayService: its controller ownerReference has apiVersion ray.io/...). The chain of
+ * such references is followed through the Ray reflectors' caches, from the owner above, to its
+ * end, the top owner; when that is not the owner itself, the change is published a second time
+ * under the top owner's key and shard (the object that changed as the child), so the parent's
+ * controller wakes up too: a pod of a RayJob's RayCluster is published under the RayCluster and
+ * under the RayJob. The chain ends at an owner that is not cached (its name and uid as the
+ * reference gives them, generation 0). A chain longer than WATCHER_OWNER_DEPTH references or with
+ * a cycle publishes under the owner's key only (counted in owner_chains_cut).
+ *
  * Memory: the reflectors run in compact mode (common/reflector): per object they keep one
  * allocation with its key, uid, resourceVersion and a small record of what the watcher looks up
  * later (a Ray object: its generation; a child: its owner as the controller ownerReference or the
@@ -87,6 +97,7 @@
 #define WATCHER_CONDITIONS_MAX 1024 /* longest conditions summary stored */
 #define WATCHER_READY_CHECK_MS 2000 /* period of the not-ready check (logging) */
 #define WATCHER_DEFAULT_BACKOFF_MAX_MS 30000 /* reflector backoff cap by default */
+#define WATCHER_OWNER_DEPTH 8 /* Ray owner references followed to the top owner at most */
 
 /* One member cluster. Strings are copied by watcher_new(). */
 typedef struct {
@@ -128,6 +139,7 @@ typedef struct {
     uint64_t flush_busy; /* flushes that met a locked database */
     uint64_t relists; /* relists after 410 (sum over reflectors) */
     uint64_t list_failures; /* failed lists and watches (sum over reflectors) */
+    uint64_t owner_chains_cut; /* owner chains with a cycle or deeper than WATCHER_OWNER_DEPTH */
     uint64_t last_event_id; /* the last event id assigned */
     size_t pending; /* events waiting for a flush now */
     size_t objects; /* objects in the reflector caches now */

@@ -41,6 +41,7 @@
 #include "yaml.h"
 
 #include <curl/curl.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -275,6 +276,21 @@ HARNESS_FN bool harness_has_event(harness_t *h, const char *ns, const char *name
     }
     json_decref(all);
     return found;
+}
+
+/* The one integer `sql` yields on the scheduler's database (committed rows only); -1 when it
+ * yields no row, a NULL, or fails, so that a check of the value cannot pass on a missing row. */
+HARNESS_FN int64_t harness_sql_int(harness_t *h, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    store_query_t *q = store_query_open(store_path(h->sdb), NULL, 0, NULL);
+    if (q && sqlite3_prepare_v2(store_query_handle(q), sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    store_query_close(&q);
+    return v;
 }
 
 /* Changes RayCluster ns/name: fn(copy, arg) edits a copy, written through an update of the main

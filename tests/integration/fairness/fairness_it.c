@@ -29,15 +29,7 @@ static harness_t g_h; /* kubesim, watcher, bus and reconciler on one loop */
 /* One integer from `sql` on the scheduler's database (committed rows only); -1 on error. */
 static int64_t s_int(const char *sql)
 {
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    store_query_t *q = store_query_open(store_path(g_h.sdb), NULL, 0, NULL);
-    if (q && sqlite3_prepare_v2(store_query_handle(q), sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    store_query_close(&q);
-    return v;
+    return harness_sql_int(&g_h, sql);
 }
 
 #define FT_BIG_WORKER_CREATES                                                                      \

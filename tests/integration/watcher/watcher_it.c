@@ -6,7 +6,9 @@
  * (ADDED before MODIFIED before DELETED for one object, and every event's row already committed
  * when the event arrives, read through a second, read-only connection); a pod's event carries
  * its RayCluster's key, uid and shard; unlabelled pods are not watched; an EndpointSlice made by
- * kubesim's controller is published under the RayCluster of its Service; /readyz is 503 until a
+ * kubesim's controller is published under the RayCluster of its Service; a RayJob's RayCluster
+ * and that cluster's pod are published under their own owner's key and under the RayJob's (its
+ * shard), an owner cycle under the own key only; /readyz is 503 until a
  * late-created CRD syncs, and /metrics (common/opsrv) shows rayfleet_watcher_ready 0 then 1 and
  * the published-events counter as watcher_stats() counts it; after a forced 410 with changes in the
  * gap, after dropped watches, under 30% injected errors with latency, and after a restart with
@@ -200,6 +202,28 @@ static json_t *s_raycluster(const char *name, const char *val)
                      "ray.io/v1", "kind", "RayCluster", "metadata", "name", name, "annotations",
                      "v", val, "spec", "headGroupSpec", "template", "spec", "containers", "name",
                      "ray-head", "image", "rayproject/ray");
+}
+
+/* A RayJob, owned (controller) by the Ray object okind/oname/ouid when okind is given. */
+static json_t *s_rayjob(const char *name, const char *okind, const char *oname, const char *ouid)
+{
+    json_t *meta = json_pack("{s:s}", "name", name);
+    if (okind)
+        json_object_set_new(meta, "ownerReferences",
+                            json_pack("[{s:s, s:s, s:s, s:s, s:b}]", "apiVersion", "ray.io/v1",
+                                      "kind", okind, "name", oname, "uid", ouid, "controller", 1));
+    return json_pack("{s:s, s:s, s:o, s:{s:s}}", "apiVersion", "ray.io/v1", "kind", "RayJob",
+                     "metadata", meta, "spec", "entrypoint", "python job.py");
+}
+
+/* s_raycluster() owned (controller) by the RayJob jname/juid. */
+static json_t *s_raycluster_of(const char *name, const char *jname, const char *juid)
+{
+    json_t *rc = s_raycluster(name, "1");
+    json_object_set_new(jx_get(rc, "metadata"), "ownerReferences",
+                        json_pack("[{s:s, s:s, s:s, s:s, s:b}]", "apiVersion", "ray.io/v1", "kind",
+                                  "RayJob", "name", jname, "uid", juid, "controller", 1));
+    return rc;
 }
 
 static json_t *s_pod(const char *name, const char *cluster, const char *type, const char *owner_uid,
@@ -463,6 +487,144 @@ static const rec_t *s_last(const col_t *c, const char *ckind, const char *cname)
         if (!strcmp(c->ev[i].ckind, ckind) && !strcmp(c->ev[i].cname, cname))
             return &c->ev[i];
     return NULL;
+}
+
+/* Events published under the key kind/name about the object ckind/cname ("" ckind: the key's
+ * object itself) of event type `type` (0: any but RESYNC). */
+static int s_count(const col_t *c, const char *kind, const char *name, const char *ckind,
+                   const char *cname, int type)
+{
+    int n = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        const rec_t *r = &c->ev[i];
+        if (!strcmp(r->kind, kind) && !strcmp(r->name, name) && !strcmp(r->ckind, ckind) &&
+            (!*ckind || !strcmp(r->cname, cname)) && (type ? r->type == type : r->type != 4))
+            n++;
+    }
+    return n;
+}
+
+/* The last event under the key kind/name about ckind/cname, NULL when none. */
+static const rec_t *s_last_under(const col_t *c, const char *kind, const char *name,
+                                 const char *ckind, const char *cname)
+{
+    for (size_t i = c->n; i-- > 0;) {
+        const rec_t *r = &c->ev[i];
+        if (!strcmp(r->kind, kind) && !strcmp(r->name, name) && !strcmp(r->ckind, ckind) &&
+            !strcmp(r->cname, cname))
+            return r;
+    }
+    return NULL;
+}
+
+/* A RayJob's RayCluster and its pod are published under their owner and under the RayJob (the
+ * top owner); an owner cycle publishes under the object's own key only. Returns the failed-check
+ * count. */
+static int s_top_owner_checks(apiserver_t *api, store_t *ro, watcher_t *w, const col_t *col)
+{
+    int failed = 0;
+    json_t *rj = s_put(api, "ray.io", "rayjobs", "default", s_rayjob("rj1", NULL, NULL, NULL));
+    CHECK(rj != NULL);
+    char rjuid[64], rcuid[64];
+    snprintf(rjuid, sizeof(rjuid), "%s", jx_str(rj, "metadata.uid", ""));
+    json_decref(rj);
+    CHECK(s_wait_equal(api, ro, "c1")); /* the RayJob is cached before its cluster arrives */
+    json_t *rc =
+        s_put(api, "ray.io", "rayclusters", "default", s_raycluster_of("rj1-rc", "rj1", rjuid));
+    CHECK(rc != NULL);
+    snprintf(rcuid, sizeof(rcuid), "%s", jx_str(rc, "metadata.uid", ""));
+    json_decref(rc);
+    CHECK(s_wait_equal(api, ro, "c1"));
+    json_decref(
+        s_put(api, "", "pods", "default", s_pod("rj1-rc-head", "rj1-rc", "head", rcuid, "1")));
+    json_decref(
+        s_put(api, "", "pods", "default", s_pod("rj1-rc-head", "rj1-rc", "head", rcuid, "2")));
+    CHECK(s_wait_equal(api, ro, "c1"));
+    s_pump(100);
+    uint32_t rj_shard = bus_shard_of("c1", "default", "rj1", IT_SHARDS);
+    uint32_t rc_shard = bus_shard_of("c1", "default", "rj1-rc", IT_SHARDS);
+    /* the RayCluster: under its own key, and under the RayJob's with the cluster as the child */
+    CHECK(s_count(col, "RayCluster", "rj1-rc", "", "", 1) == 1);
+    CHECK(s_count(col, "RayJob", "rj1", "RayCluster", "rj1-rc", 1) == 1);
+    const rec_t *e = s_last_under(col, "RayJob", "rj1", "RayCluster", "rj1-rc");
+    CHECK(e && !strcmp(e->uid, rjuid) && !strcmp(e->cuid, rcuid) && e->gen >= 1 &&
+          e->shard == rj_shard);
+    /* its pod: under the RayCluster and under the RayJob, added then modified on both keys */
+    CHECK(s_count(col, "RayCluster", "rj1-rc", "Pod", "rj1-rc-head", 1) == 1);
+    CHECK(s_count(col, "RayCluster", "rj1-rc", "Pod", "rj1-rc-head", 2) == 1);
+    CHECK(s_count(col, "RayJob", "rj1", "Pod", "rj1-rc-head", 1) == 1);
+    CHECK(s_count(col, "RayJob", "rj1", "Pod", "rj1-rc-head", 2) == 1);
+    e = s_last_under(col, "RayCluster", "rj1-rc", "Pod", "rj1-rc-head");
+    CHECK(e && !strcmp(e->uid, rcuid) && e->shard == rc_shard);
+    e = s_last_under(col, "RayJob", "rj1", "Pod", "rj1-rc-head");
+    CHECK(e && !strcmp(e->uid, rjuid) && e->gen >= 1 && e->shard == rj_shard && e->type == 2);
+    /* a RayCluster without a Ray owner has no second key */
+    CHECK(s_count(col, "RayJob", "rj1", "RayCluster", "rc1", 0) == 0);
+    for (size_t i = 0; i < col->n; i++)
+        CHECK(strcmp(col->ev[i].ckind, "Pod") || strncmp(col->ev[i].cname, "rc1-", 4) ||
+              !strcmp(col->ev[i].kind, "RayCluster"));
+    /* deleting the pod is published on both keys too */
+    s_del(api, "", "pods", "default", "rj1-rc-head");
+    CHECK(s_wait_equal(api, ro, "c1"));
+    s_pump(100);
+    CHECK(s_count(col, "RayCluster", "rj1-rc", "Pod", "rj1-rc-head", 3) == 1);
+    CHECK(s_count(col, "RayJob", "rj1", "Pod", "rj1-rc-head", 3) == 1);
+
+    /* a cycle: RayJob cyc owned by RayCluster cyc-rc, itself owned by the RayJob */
+    watcher_stats_t ws0, ws1;
+    watcher_stats(w, &ws0);
+    json_t *cj = s_put(api, "ray.io", "rayjobs", "default", s_rayjob("cyc", NULL, NULL, NULL));
+    char cjuid[64], ccuid[64];
+    snprintf(cjuid, sizeof(cjuid), "%s", jx_str(cj, "metadata.uid", ""));
+    json_decref(cj);
+    CHECK(s_wait_equal(api, ro, "c1"));
+    json_t *cc =
+        s_put(api, "ray.io", "rayclusters", "default", s_raycluster_of("cyc-rc", "cyc", cjuid));
+    snprintf(ccuid, sizeof(ccuid), "%s", jx_str(cc, "metadata.uid", ""));
+    json_decref(cc);
+    CHECK(s_wait_equal(api, ro, "c1"));
+    json_decref(
+        s_put(api, "ray.io", "rayjobs", "default", s_rayjob("cyc", "RayCluster", "cyc-rc", ccuid)));
+    CHECK(s_wait_equal(api, ro, "c1"));
+    s_pump(100);
+    watcher_stats(w, &ws1);
+    CHECK(ws1.owner_chains_cut >= ws0.owner_chains_cut + 1);
+    CHECK(s_count(col, "RayJob", "cyc", "", "", 2) == 1); /* the update, under its own key */
+    CHECK(s_count(col, "RayCluster", "cyc-rc", "RayJob", "cyc", 0) == 0);
+    CHECK(s_count(col, "RayJob", "cyc", "RayCluster", "cyc-rc", 1) == 1); /* before the cycle */
+
+    /* depth: a chain of WATCHER_OWNER_DEPTH references reaches its top; one more is cut */
+    for (int chain = 0; chain < 2; chain++) {
+        int len = WATCHER_OWNER_DEPTH + chain; /* references from <p>0 to its top */
+        char puid[64] = "", prev[32] = "";
+        for (int i = len; i >= 0; i--) { /* top first: each owner is cached before its child */
+            char n[32];
+            snprintf(n, sizeof(n), "%s%d", chain ? "deep" : "chain", i);
+            json_t *o = s_put(api, "ray.io", "rayjobs", "default",
+                              s_rayjob(n, *prev ? "RayJob" : NULL, prev, puid));
+            CHECK(o != NULL);
+            snprintf(puid, sizeof(puid), "%s", jx_str(o, "metadata.uid", ""));
+            snprintf(prev, sizeof(prev), "%s", n);
+            json_decref(o);
+        }
+    }
+    watcher_stats(w, &ws0);
+    CHECK(s_wait_equal(api, ro, "c1"));
+    s_pump(100);
+    watcher_stats(w, &ws1);
+    char top[32];
+    snprintf(top, sizeof(top), "chain%d", WATCHER_OWNER_DEPTH);
+    CHECK(s_count(col, "RayJob", top, "RayJob", "chain0", 1) == 1);
+    CHECK(s_count(col, "RayJob", "chain0", "", "", 1) == 1);
+    snprintf(top, sizeof(top), "deep%d", WATCHER_OWNER_DEPTH + 1);
+    CHECK(s_count(col, "RayJob", top, "RayJob", "deep1", 1) == 1); /* 8 references: reached */
+    CHECK(s_count(col, "RayJob", top, "RayJob", "deep0", 0) == 0); /* 9: cut */
+    CHECK(s_count(col, "RayJob", "deep0", "", "", 1) == 1);
+    CHECK(ws1.owner_chains_cut >= 1);
+    if (g_verbose)
+        printf("  top owner: RayJob rj1 shard %u, RayCluster rj1-rc shard %u, chains cut %llu\n",
+               rj_shard, rc_shard, (unsigned long long)ws1.owner_chains_cut);
+    return failed;
 }
 
 /* Runs the scenario against `api` with the kubeconfig at kcpath. `full` adds the gap, chaos and
@@ -732,6 +894,9 @@ static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, boo
         s_history(&col, "RayCluster", "rc2", hist, sizeof(hist));
         CHECK(hist[strlen(hist) - 1] == 'D');
     }
+    /* last: the gap, chaos and restart phases above run on the objects they always had */
+    if (w)
+        failed += s_top_owner_checks(api, ro, w, &col);
     s_pump(100);
     CHECK(col.missing_rows == 0);
     CHECK(col.bad_shard == 0);
