@@ -126,9 +126,9 @@ struct pass {
     char key[RECONCILE_KEY_MAX]; /* the key */
     char ns[RECONCILE_KEY_MAX]; /* namespace */
     char name[RECONCILE_KEY_MAX]; /* RayCluster name */
-    char corr[AUDIT_CORR_LEN]; /* correlation id */
+    char corr[ACTLOG_CORR_LEN]; /* correlation id */
     char cause_rv[64]; /* cause resourceVersion (storage of cause.resource_version) */
-    audit_cause_t cause; /* the cause */
+    actlog_cause_t cause; /* the cause */
     json_t *rc; /* observed RayCluster */
     json_t *rcd; /* defaulted copy used for decisions */
     json_t *pods; /* observed pods */
@@ -171,10 +171,10 @@ struct req {
     const char *rcs_reason; /* ReplicaFailure reason on failure, or NULL */
     const char *event_reason; /* R_EVENT: the reason of the Event */
     json_t *body; /* request body for the audit summary, or NULL */
-    audit_cause_t cause; /* copied cause */
+    actlog_cause_t cause; /* copied cause */
     char cause_key[RECONCILE_KEY_MAX]; /* storage of cause.key */
     char cause_rv[64]; /* storage of cause.resource_version */
-    char corr[AUDIT_CORR_LEN]; /* correlation id */
+    char corr[ACTLOG_CORR_LEN]; /* correlation id */
     char rc_name[S_NAME_MAX]; /* the RayCluster, for Events about the result */
     char rc_uid[S_NAME_MAX]; /* its uid */
     bool warn_event_on_fail; /* emit the fail_reason event on failure */
@@ -504,28 +504,28 @@ static void s_audit(reconciler_t *r, req_t *q, const char *verb, const char *nam
 {
     if (!r->cfg.audit)
         return;
-    audit_record(r->cfg.audit, &(audit_entry_t){.cluster = r->cluster,
-                                                .group = q->group,
-                                                .kind = q->kind,
-                                                .ns = q->ns,
-                                                .name = name,
-                                                .uid = uid,
-                                                .verb = verb,
-                                                .reason = reason,
-                                                .message = message,
-                                                .cause = &q->cause,
-                                                .correlation_id = q->corr,
-                                                .request = q->body,
-                                                .result_status = (int)status,
-                                                .result_error = error,
-                                                .latency_ms = loop_clock_ms() - q->t0});
+    actlog_record(r->cfg.audit, &(actlog_entry_t){.cluster = r->cluster,
+                                                  .group = q->group,
+                                                  .kind = q->kind,
+                                                  .ns = q->ns,
+                                                  .name = name,
+                                                  .uid = uid,
+                                                  .verb = verb,
+                                                  .reason = reason,
+                                                  .message = message,
+                                                  .cause = &q->cause,
+                                                  .correlation_id = q->corr,
+                                                  .request = q->body,
+                                                  .result_status = (int)status,
+                                                  .result_error = error,
+                                                  .latency_ms = loop_clock_ms() - q->t0});
 }
 
 static void s_event_cb(k8s_client_t *c, const k8s_result_t *res, void *arg);
 
 /* Sends a core/v1 Event about the pass's RayCluster (fire and forget; audited). */
 static void s_event_raw(reconciler_t *r, const char *ns, const char *rc_name, const char *rc_uid,
-                        const char *rc_rv, const audit_cause_t *cause, const char *corr,
+                        const char *rc_rv, const actlog_cause_t *cause, const char *corr,
                         bool warning, const char *reason, const char *action, const char *msg)
 {
     if (!r->cfg.events)
@@ -2351,7 +2351,7 @@ void reconcile_fn(workq_t *q, const char *key, void *arg)
     if (r->passes)
         r->passes->prev = p;
     r->passes = p;
-    audit_new_correlation_id(p->corr);
+    actlog_new_correlation_id(p->corr);
     char cl[RECONCILE_KEY_MAX];
     if (reconcile_parse_key(key, cl, p->ns, p->name) != 0 || strcmp(cl, r->cluster) != 0) {
         log_warn("reconcile key ignored", "key", key, NULL);

@@ -66,14 +66,14 @@
  * the same store batch) only when it changed, so a steady-state pass writes nothing. A pass that
  * finds the RayCluster gone deletes its rows.
  *
- * Every write, Kubernetes Events included, leaves an audit row (audit.h) with the pass's cause
+ * Every write, Kubernetes Events included, leaves an audit row (actlog.h) with the pass's cause
  * (the triggering bus event, else the observed RayCluster's generation and resourceVersion) and
  * its correlation id. Events are core/v1 Event objects from component raycluster-controller.
  */
 #ifndef RF_RECONCILE_H
 #define RF_RECONCILE_H
 
-#include "audit.h"
+#include "actlog.h"
 #include "envwire.h"
 #include "k8s.h"
 #include "loop.h"
@@ -126,7 +126,7 @@ typedef struct {
     const char *cluster; /* member cluster name used in keys and rows (required) */
     store_t *observed; /* observed.db, read-only (required) */
     k8s_client_t *client; /* the member cluster's API client (required) */
-    audit_t *audit; /* audit writer, or NULL */
+    actlog_t *audit; /* audit writer, or NULL */
     const podbuild_opts_t *pod_opts; /* NULL: KubeRay defaults */
     const validate_gates_t *gates; /* NULL: KubeRay defaults */
     bool random_delete; /* ENABLE_RANDOM_POD_DELETE=true */

@@ -42,7 +42,7 @@
  * On SIGTERM the replica stops its shards (shards_stop(): on_release, then the leases are
  * released after the margin) so the others take over at once instead of after expiry.
  */
-#include "audit.h"
+#include "actlog.h"
 #include "bus.h"
 #include "err.h"
 #include "k8s.h"
@@ -145,7 +145,7 @@ typedef struct {
     store_t *db; /* scheduler.db */
     k8s_client_t *client; /* API client */
     const kubeconfig_t *kc; /* the kubeconfig the clients use */
-    audit_t *audit; /* audit writer */
+    actlog_t *audit; /* audit writer */
     reconciler_t *rec; /* reconciler, once obs is open */
     workq_t *q; /* its queue */
     bus_sub_t *sub; /* bus subscriber */
@@ -476,8 +476,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "scheduler: %s: %s\n", buf_str(&path), err_str(e));
         goto done;
     }
-    m.audit = audit_new(
-        m.db, &(audit_actor_t){.service = "scheduler", .replica = cfg_str(svc.cfg, "replica")});
+    m.audit = actlog_new(
+        m.db, &(actlog_actor_t){.service = "scheduler", .replica = cfg_str(svc.cfg, "replica")});
     buf_reset(&path);
     if (!m.audit || svc_state_path(&svc, "observed.db", &path) != 0)
         goto done;
@@ -514,7 +514,7 @@ done:
     bus_sub_destroy(&m.sub);
     k8s_client_destroy(&m.client);
     reconcile_destroy(&m.rec);
-    audit_destroy(&m.audit);
+    actlog_destroy(&m.audit);
     store_destroy(&m.obs);
     kubeconfig_destroy(&kc);
     free(m.owned);
