@@ -195,7 +195,7 @@ static void s_resync_scan(main_t *m, bool only_pending)
             if (!s_owns(m, shard) || (only_pending && !m->resync_pending[shard]))
                 continue;
             char key[RECONCILE_KEY_MAX];
-            if (reconcile_key(m->cluster, ns ? ns : "", name ? name : "", key, sizeof(key)) > 0 &&
+            if (ctrl_key(m->cluster, ns ? ns : "", name ? name : "", key, sizeof(key)) > 0 &&
                 workq_add(m->q, key) == 0)
                 n++;
         }
@@ -232,7 +232,7 @@ static bool s_fence(const char *key, void *arg)
 {
     main_t *m = arg;
     char cl[RECONCILE_KEY_MAX], ns[RECONCILE_KEY_MAX], name[RECONCILE_KEY_MAX];
-    return reconcile_parse_key(key, cl, ns, name) == 0 &&
+    return ctrl_parse_key(key, cl, ns, name) == 0 &&
            s_owns(m, bus_shard_of(cl, ns, name, m->shards));
 }
 
@@ -241,7 +241,7 @@ static void s_reconcile(workq_t *q, const char *key, void *arg)
 {
     main_t *m = arg;
     char cl[RECONCILE_KEY_MAX], ns[RECONCILE_KEY_MAX], name[RECONCILE_KEY_MAX];
-    if (reconcile_parse_key(key, cl, ns, name) != 0 ||
+    if (ctrl_parse_key(key, cl, ns, name) != 0 ||
         !s_owns(m, bus_shard_of(cl, ns, name, m->shards))) {
         m->dropped++;
         workq_forget(q, key);
