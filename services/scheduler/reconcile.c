@@ -1703,7 +1703,7 @@ void reconcile_stats(const reconciler_t *r, reconcile_stats_t *out)
                                .skipped_groups = cs.skipped_groups};
 }
 
-const ctrl_t *reconcile_ctrl(const reconciler_t *r)
+ctrl_t *reconcile_ctrl(const reconciler_t *r)
 {
     return r ? r->ctrl : NULL;
 }

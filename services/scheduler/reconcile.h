@@ -187,7 +187,7 @@ int reconcile_spec_hash(const json_t *spec, char *out, size_t size);
 void reconcile_stats(const reconciler_t *r, reconcile_stats_t *out);
 
 /* The controller runtime running the reconciler's passes (for its ctrl_stats()). */
-const ctrl_t *reconcile_ctrl(const reconciler_t *r);
+ctrl_t *reconcile_ctrl(const reconciler_t *r);
 
 /* Self-test: keys, argument errors, expectations, SHA-1 and the Recreate hash, finalizer, time
  * and duration helpers (the behaviour is tested end to end in tests/integration/scheduler and
