@@ -288,6 +288,19 @@ bool ctrl_expect_satisfied(ctrl_pass_t *p, const char *group, expect_seen_fn *se
 
 /* ---------- requests ---------- */
 
+/* Copies `cause` (NULL: none) into q, its strings into q's storage; `key` replaces a NULL key. */
+static void s_req_cause(req_t *q, const actlog_cause_t *cause, const char *key)
+{
+    if (!cause)
+        return;
+    snprintf(q->cause_key, sizeof(q->cause_key), "%s", cause->key ? cause->key : key);
+    snprintf(q->cause_rv, sizeof(q->cause_rv), "%s",
+             cause->resource_version ? cause->resource_version : "");
+    q->cause = *cause;
+    q->cause.key = q->cause_key;
+    q->cause.resource_version = q->cause_rv[0] ? q->cause_rv : NULL;
+}
+
 /* A request of the pass for the verb, target and audit fields of `r` (NULL on out of memory). */
 static req_t *s_req_new(ctrl_pass_t *p, const ctrl_req_t *r)
 {
@@ -303,12 +316,7 @@ static req_t *s_req_new(ctrl_pass_t *p, const ctrl_req_t *r)
     snprintf(q->ns, sizeof(q->ns), "%s", p->ns);
     snprintf(q->name, sizeof(q->name), "%s", r->name ? r->name : "");
     snprintf(q->noun, sizeof(q->noun), "%s", r->noun ? r->noun : q->kind);
-    snprintf(q->cause_key, sizeof(q->cause_key), "%s", p->cause.key ? p->cause.key : p->key);
-    snprintf(q->cause_rv, sizeof(q->cause_rv), "%s",
-             p->cause.resource_version ? p->cause.resource_version : "");
-    q->cause = p->cause;
-    q->cause.key = q->cause_key;
-    q->cause.resource_version = q->cause_rv[0] ? q->cause_rv : NULL;
+    s_req_cause(q, &p->cause, p->key);
     memcpy(q->corr, p->corr, sizeof(q->corr));
     q->ok_reason = r->ok_reason;
     q->fail_reason = r->fail_reason;
@@ -438,14 +446,7 @@ void ctrl_event_about(ctrl_t *c, const ctrl_ref_t *obj, const actlog_cause_t *ca
     snprintf(q->name, sizeof(q->name), "%s", ename);
     snprintf(q->event_reason, sizeof(q->event_reason), "%s", reason);
     snprintf(q->ikind, sizeof(q->ikind), "%s", obj->kind ? obj->kind : "");
-    if (cause) {
-        snprintf(q->cause_key, sizeof(q->cause_key), "%s", cause->key ? cause->key : "");
-        snprintf(q->cause_rv, sizeof(q->cause_rv), "%s",
-                 cause->resource_version ? cause->resource_version : "");
-        q->cause = *cause;
-        q->cause.key = q->cause_key;
-        q->cause.resource_version = q->cause_rv[0] ? q->cause_rv : NULL;
-    }
+    s_req_cause(q, cause, "");
     if (corr)
         memcpy(q->corr, corr, sizeof(q->corr));
     q->body = ev;

@@ -98,12 +98,12 @@ typedef struct {
 
 /* The kind a controller reconciles. Strings and arrays are borrowed for the ctrl_t's life. */
 typedef struct {
-    const char *group; /* API group of the kind ("ray.io"; "" core) */
+    const char *group; /* API group of the kind ("example.com"; "" core) */
     const char *version; /* API version ("v1") */
     const char *kind; /* kind, as observed.db rows and bus events name it */
     const char *resource; /* resource (plural) */
-    const char *component; /* Event source component ("raycluster-controller") */
-    const char *instance; /* Event reportingInstance ("rayfleet-scheduler") */
+    const char *component; /* Event source component ("widget-controller") */
+    const char *instance; /* Event reportingInstance ("rayfleet-<service>") */
     size_t pass_size; /* bytes of the kind's per-pass state (ctrl_pass_t.data, zeroed) */
     /* After the object was read (p->obj set): defaults, validation, ... Returns what to do. */
     ctrl_begin_t (*begin)(ctrl_pass_t *p);
@@ -263,7 +263,7 @@ void ctrl_event(ctrl_pass_t *p, bool warning, const char *reason, const char *ac
 
 /* The object an Event is about. */
 typedef struct {
-    const char *api_version; /* "ray.io/v1", "v1", ... */
+    const char *api_version; /* "example.com/v1", "v1", ... */
     const char *kind; /* its kind */
     const char *ns; /* namespace */
     const char *name; /* name */

@@ -346,6 +346,24 @@ static bool s_owned_by_rc(const json_t *o, const json_t *rc)
     return false;
 }
 
+/* Creates (CTRL_CREATE) or updates the Ingress `name` with `body` (borrowed). */
+static void s_send_ingress(pass_t *p, ctrl_verb_t verb, const char *name, const json_t *body)
+{
+    bool create = verb == CTRL_CREATE;
+    ctrl_send(
+        p->cp,
+        &(ctrl_req_t){.verb = verb,
+                      .group = "networking.k8s.io",
+                      .version = "v1",
+                      .resource = "ingresses",
+                      .kind = "Ingress",
+                      .name = name,
+                      .noun = "ingress",
+                      .ok_reason = create ? "CreatedIngress" : "UpdatedIngress",
+                      .fail_reason = create ? "FailedToCreateIngress" : "FailedToUpdateIngress"},
+        body);
+}
+
 /* reconcileIngress: create when absent; an owned Ingress whose labels, annotations or spec
  * differ is updated (a desired ingressClassName left unset adopts the live one); an Ingress of
  * that name not owned by the RayCluster is left alone with a Warning. */
@@ -359,17 +377,7 @@ static void s_ingress_got(ctrl_pass_t *cp, const k8s_result_t *res)
     }
     const char *name = jx_str(want, "metadata.name", "");
     if (res->err == ERR_NOTFOUND) {
-        ctrl_send(p->cp,
-                  &(ctrl_req_t){.verb = CTRL_CREATE,
-                                .group = "networking.k8s.io",
-                                .version = "v1",
-                                .resource = "ingresses",
-                                .kind = "Ingress",
-                                .name = name,
-                                .noun = "ingress",
-                                .ok_reason = "CreatedIngress",
-                                .fail_reason = "FailedToCreateIngress"},
-                  want);
+        s_send_ingress(p, CTRL_CREATE, name, want);
         json_decref(want);
         return;
     }
@@ -412,17 +420,7 @@ static void s_ingress_got(ctrl_pass_t *cp, const k8s_result_t *res)
     json_object_set(meta, "labels", wl ? (json_t *)wl : json_object());
     json_object_set(meta, "annotations", wa ? (json_t *)wa : json_object());
     json_object_set(upd, "spec", wspec);
-    ctrl_send(p->cp,
-              &(ctrl_req_t){.verb = CTRL_UPDATE,
-                            .group = "networking.k8s.io",
-                            .version = "v1",
-                            .resource = "ingresses",
-                            .kind = "Ingress",
-                            .name = name,
-                            .noun = "ingress",
-                            .ok_reason = "UpdatedIngress",
-                            .fail_reason = "FailedToUpdateIngress"},
-              upd);
+    s_send_ingress(p, CTRL_UPDATE, name, upd);
     json_decref(upd);
     json_decref(want);
 }
