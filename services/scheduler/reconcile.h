@@ -189,7 +189,7 @@ void reconcile_stats(const reconciler_t *r, reconcile_stats_t *out);
 /* The controller runtime running the reconciler's passes (for its ctrl_stats()). */
 ctrl_t *reconcile_ctrl(const reconciler_t *r);
 
-/* Self-test: keys, argument errors, expectations, SHA-1 and the Recreate hash, finalizer, time
+/* Self-test: argument errors, expectations, SHA-1 and the Recreate hash, finalizer, time
  * and duration helpers (the behaviour is tested end to end in tests/integration/scheduler and
  * tests/integration/scheduler2). */
 int reconcile_test(bool verbose);

@@ -12,7 +12,8 @@
  * cause; the pass runs from the work queue. Checked: the Secret exists with the data; one audit
  * row for its create (status 201, the cause's key, event id and resourceVersion, a correlation
  * id) and one for the Event, which kubesim holds with involvedObject v1 ConfigMap and the
- * controller's component; the desired row; a second pass writes nothing (ensured); a fenced pass
+ * controller's component; an Event about another object (the Secret) with its audit row; the
+ * desired row; a second pass writes nothing (ensured); a fenced pass
  * writes nothing and audits nothing; a ConfigMap gone from observed.db has its desired rows
  * deleted; an unlabelled ConfigMap gets nothing.
  */
@@ -263,6 +264,32 @@ int main(int argc, char **argv)
               !strcmp(dl.rows[0]->correlation_id, corr));
     store_desired_list_free(&dl);
 
+    /* an Event about any object (here the Secret), audited with the given correlation id */
+    ctrl_event_about(
+        c,
+        &(ctrl_ref_t){.api_version = "v1", .kind = "Secret", .ns = "default", .name = "cfg-mirror"},
+        NULL, corr, true, "Checked", "Check", "the mirror Secret was checked");
+    CHECK(harness_wait(&h, s_passes_done, &w, o.wait_ms));
+    CHECK(harness_has_event(&h, "default", "cfg-mirror", "Checked", "was checked"));
+    evs = harness_list(&h, "", "events", "default");
+    nev = 0;
+    json_array_foreach(evs, i, ev)
+    {
+        if (strcmp(jx_str(ev, "reason", ""), "Checked") != 0)
+            continue;
+        nev++;
+        CHECK(!strcmp(jx_str(ev, "involvedObject.kind", ""), "Secret"));
+        CHECK(!strcmp(jx_str(ev, "type", ""), "Warning"));
+        CHECK(s_audit(&h, "Event", jx_str(ev, "metadata.name", ""), &al) == 0 && al.n == 1);
+        if (al.n == 1)
+            CHECK(!strcmp(al.rows[0]->message,
+                          "Recorded Event Checked on Secret default/cfg-mirror") &&
+                  !strcmp(al.rows[0]->correlation_id, corr));
+        store_audit_list_free(&al);
+    }
+    CHECK(nev == 1);
+    json_decref(evs);
+
     /* 2. a second pass: the Secret is ensured, nothing is written */
     CHECK(workq_add(h.q, key) == 0);
     w.passes = 2;
@@ -271,7 +298,7 @@ int main(int argc, char **argv)
     store_audit_list_free(&al);
     ctrl_stats_t st;
     ctrl_stats(c, &st);
-    CHECK(st.creates == 1 && st.events == 1 && st.write_errors == 0 && st.errors == 0);
+    CHECK(st.creates == 1 && st.events == 2 && st.write_errors == 0 && st.errors == 0);
 
     /* 3. fenced: the shard is lost, the write is withheld and not audited */
     failed += s_configmap(&h, "cfg2", true);
