@@ -71,7 +71,6 @@ struct workq {
     int64_t delay_timer_at; /* when the delay timer fires */
     double tokens; /* overall retry bucket */
     int64_t tokens_at; /* when `tokens` was last refilled */
-    expect_t *expect; /* creation/deletion expectations */
     workq_stats_t st; /* counters (gauges computed on demand) */
 };
 
@@ -85,7 +84,6 @@ void workq_opts_default(workq_opts_t *o)
     o->bucket_qps = WORKQ_DEFAULT_BUCKET_QPS;
     o->bucket_burst = WORKQ_DEFAULT_BUCKET_BURST;
     o->key_min_interval_ms = WORKQ_DEFAULT_KEY_MIN_INTERVAL_MS;
-    o->expect_timeout_ms = EXPECT_DEFAULT_TIMEOUT_MS;
 }
 
 workq_result_t workq_ok(void)
@@ -613,19 +611,15 @@ workq_t *workq_new(loop_t *loop, const workq_opts_t *opts, workq_reconcile_fn *f
         if (q->o.key_min_interval_ms < 0) {
             q->o.key_min_interval_ms = d.key_min_interval_ms;
         }
-        if (q->o.expect_timeout_ms <= 0) {
-            q->o.expect_timeout_ms = d.expect_timeout_ms;
-        }
     }
     q->loop = loop;
     q->fn = fn;
     q->arg = arg;
     q->nbuckets = WORKQ_INITIAL_BUCKETS;
     q->buckets = calloc(q->nbuckets, sizeof(*q->buckets));
-    q->expect = expect_new(q->o.expect_timeout_ms);
     q->tokens = (double)q->o.bucket_burst;
     q->tokens_at = s_now();
-    if (!q->buckets || !q->expect) {
+    if (!q->buckets) {
         workq_destroy(&q);
         return NULL;
     }
@@ -654,7 +648,6 @@ void workq_destroy(workq_t **qp)
     }
     free(q->buckets);
     free(q->heap);
-    expect_destroy(&q->expect);
     free(q);
     *qp = NULL;
 }
@@ -793,36 +786,6 @@ void workq_stats(const workq_t *q, workq_stats_t *out)
     out->longest_wait_ms = q->qhead ? s_now() - q->qhead->ready_since : 0;
 }
 
-expect_t *workq_expectations(workq_t *q)
-{
-    return q ? q->expect : NULL;
-}
-
-int workq_expect_creations(workq_t *q, const char *key, const char *group, int n)
-{
-    return q ? expect_creations(q->expect, key, group, n, s_now()) : ERR_INVAL;
-}
-
-int workq_expect_deletions(workq_t *q, const char *key, const char *group, int n)
-{
-    return q ? expect_deletions(q->expect, key, group, n, s_now()) : ERR_INVAL;
-}
-
-int workq_observed_creation(workq_t *q, const char *key, const char *group, const char *id)
-{
-    return q ? expect_observed_creation(q->expect, key, group, id) : ERR_INVAL;
-}
-
-int workq_observed_deletion(workq_t *q, const char *key, const char *group, const char *id)
-{
-    return q ? expect_observed_deletion(q->expect, key, group, id) : ERR_INVAL;
-}
-
-bool workq_expectations_satisfied(const workq_t *q, const char *key, const char *group)
-{
-    return q ? expect_satisfied(q->expect, key, group, s_now()) : true;
-}
-
 /* ---- self-test ---- */
 
 /* Most keys a test tracks. */
@@ -914,15 +877,6 @@ static void t_spin(loop_t *loop, int iterations)
 {
     for (int i = 0; i < iterations; i++) {
         loop_run_once(loop, 1);
-    }
-}
-
-/* Runs the loop until `ms` have passed. */
-static void t_run_for(loop_t *loop, int64_t ms)
-{
-    int64_t end = loop_clock_ms() + ms;
-    while (loop_clock_ms() < end) {
-        loop_run_once(loop, end - loop_clock_ms());
     }
 }
 
@@ -1313,32 +1267,8 @@ int workq_test(bool verbose)
     CHECK(st.starts == 0);
     CHECK(!workq_in_flight(NULL, "x") && !workq_pending(NULL, "x"));
 
-    /* 10. Expectations through the queue. */
-    CHECK(workq_expectations(q) != NULL);
-    CHECK(workq_expectations_satisfied(q, "c/ns/rc", "workers"));
-    CHECK(workq_expect_creations(q, "c/ns/rc", "workers", 2) == 0);
-    CHECK(!workq_expectations_satisfied(q, "c/ns/rc", "workers"));
-    CHECK(workq_observed_creation(q, "c/ns/rc", "workers", "p1") == 0);
-    CHECK(workq_observed_creation(q, "c/ns/rc", "workers", "p1") == 0);
-    CHECK(!workq_expectations_satisfied(q, "c/ns/rc", "workers"));
-    CHECK(workq_observed_creation(q, "c/ns/rc", "workers", "p2") == 0);
-    CHECK(workq_expectations_satisfied(q, "c/ns/rc", "workers"));
-    CHECK(workq_expect_deletions(q, "c/ns/rc", "workers", 1) == 0);
-    CHECK(!workq_expectations_satisfied(q, "c/ns/rc", NULL));
-    CHECK(workq_observed_deletion(q, "c/ns/rc", "workers", "p1") == 0);
-    CHECK(workq_expectations_satisfied(q, "c/ns/rc", NULL));
-    CHECK(workq_expect_creations(NULL, "k", "g", 1) == ERR_INVAL);
-    CHECK(workq_expectations_satisfied(NULL, "k", "g"));
-    workq_destroy(&q);
-
-    /* Expectations timeout through a queue with a short timeout. */
-    workq_opts_default(&o);
-    o.expect_timeout_ms = 30;
-    q = workq_new(loop, &o, t_reconcile, r);
-    CHECK(workq_expect_creations(q, "k", "g", 1) == 0);
-    CHECK(!workq_expectations_satisfied(q, "k", "g"));
-    t_run_for(loop, 45);
-    CHECK(workq_expectations_satisfied(q, "k", "g"));
+    /* 10. Expectations: moved to the controller runtime (ctrl/expect.c), whose
+     * self-test keeps these assertions. */
     workq_destroy(&q);
 
     /* 11. Error result from a sync reconcile: retried once after the backoff,

@@ -1,8 +1,8 @@
 /*
  * workq: the reconcile driver shared by every reconciler: client-go's workqueue
  * (rate-limited, delaying, deduplicating) reimplemented on the event loop, with
- * controller-runtime's mapping of reconcile results and creation/deletion
- * expectations (common/expect.h).
+ * controller-runtime's mapping of reconcile results. Creation and deletion
+ * expectations are the controller runtime's (ctrl/expect.h).
  *
  * Keys are strings ("cluster/namespace/name"), never objects: the reconcile
  * reads the current state from the cache. Semantics (k8s-api-semantics.md §11):
@@ -47,7 +47,6 @@
 #ifndef RF_WORKQ_H
 #define RF_WORKQ_H
 
-#include "expect.h"
 #include "loop.h"
 
 #include <stdbool.h>
@@ -109,8 +108,6 @@ typedef struct {
     int bucket_burst; /* overall retry burst; <= 0 takes the default */
     int64_t key_min_interval_ms; /* per-key start interval; < 0 takes the default,
                                     0 none */
-    int64_t expect_timeout_ms; /* expectations timeout; <= 0 takes the default (5
-                                  min) */
     workq_latency_fn *on_latency; /* optional latency observer */
     void *latency_arg; /* its argument */
 } workq_opts_t;
@@ -139,7 +136,7 @@ void workq_opts_default(workq_opts_t *o);
  * may be NULL (all defaults). NULL when out of memory or fn/loop is NULL. */
 workq_t *workq_new(loop_t *loop, const workq_opts_t *opts, workq_reconcile_fn *fn, void *arg);
 
-/* Cancels timers and frees every key and expectation; sets *qp to NULL.
+/* Cancels timers and frees every key; sets *qp to NULL.
  * NULL-safe. Reconciles still in flight must not call workq_done() afterwards.
  */
 void workq_destroy(workq_t **qp);
@@ -188,16 +185,6 @@ bool workq_pending(const workq_t *q, const char *key);
 
 /* Fills `out` with the current statistics. */
 void workq_stats(const workq_t *q, workq_stats_t *out);
-
-/* The queue's expectations (owned by the queue), for direct use. */
-expect_t *workq_expectations(workq_t *q);
-
-/* Expectations at the loop's current time, as expect_*() (see expect.h). */
-int workq_expect_creations(workq_t *q, const char *key, const char *group, int n);
-int workq_expect_deletions(workq_t *q, const char *key, const char *group, int n);
-int workq_observed_creation(workq_t *q, const char *key, const char *group, const char *id);
-int workq_observed_deletion(workq_t *q, const char *key, const char *group, const char *id);
-bool workq_expectations_satisfied(const workq_t *q, const char *key, const char *group);
 
 /* Self-test. */
 int workq_test(bool verbose);

@@ -30,7 +30,7 @@
 #define S_B32HEX "0123456789ABCDEFGHIJKLMNOPQRSTUV" /* Go base32.HexEncoding alphabet */
 #define S_MS_PER_S 1000 /* milliseconds per second */
 
-/* Pass stages, in KubeRay's order. */
+/* Stages of a pass, in KubeRay's order (s_stages). */
 enum {
     S_SA = 0,
     S_ROLE,
@@ -43,15 +43,8 @@ enum {
     S_GCS_PVC,
     S_PODS,
     S_STATUS,
-    S_DONE
+    S_STAGES
 };
-
-/* What a request does, for its result handling. */
-enum { R_CREATE = 1, R_DELETE, R_STATUS, R_EVENT, R_PATCH, R_GET, R_UPDATE };
-
-/* What a write's answer is read for (s_result(), s_event_cb()): 2xx bodies are decoded to these
- * paths only (k8s.h `keep`); error Status bodies stay whole. GETs decode everything. */
-static const char *const s_write_keep[] = {"metadata.name", "metadata.uid", NULL};
 
 /* The children of a RayCluster (observed.db rows, s_load_children()) are parsed keeping only
  * these paths (jproj.h; arrays are transparent, so "spec.containers.name" keeps each container's
@@ -96,7 +89,6 @@ static const char *const s_keep_job[] = {"metadata.name", "metadata.resourceVers
 enum { S_CHILD_POD = 0, S_CHILD_SVC, S_CHILD_JOB, S_CHILD_KINDS };
 
 typedef struct pass pass_t;
-typedef struct req req_t;
 
 struct reconciler {
     loop_t *loop; /* the event loop (borrowed) */
@@ -104,102 +96,26 @@ struct reconciler {
     char cluster[S_NAME_MAX]; /* member cluster name (copy) */
     podbuild_opts_t pod_opts; /* pod builder settings */
     validate_gates_t gates; /* feature gates */
-    json_t *expect; /* {key: {group: {name: {"t": ms, "op": "c"|"d"}}}} */
-    json_t *ensured; /* {key: {"Kind/name": ms}} objects created or found existing */
-    json_t *status_sent; /* {key: {"rv": observed RV at the write, "status": what was sent}} */
-    json_t *causes; /* {key: {"rv", "eid", "gen"}} last bus event per key */
-    json_t *desired; /* {key: hash of the desired set last written to desired_objects} */
-    json_t *valid; /* {key: {"uid", "rv", "hash"}}: the object at (uid, rv) validated clean */
+    ctrl_t *ctrl; /* the controller runtime running the passes */
     jproj_t *proj[S_CHILD_KINDS]; /* projections of the child kinds (s_keep_pod, ...) */
-    json_t *capture; /* self-test only: requests and Events recorded here instead of sent */
     uint64_t rand_seq; /* self-test only (capture): deterministic replica name suffixes */
-    pass_t *passes; /* passes in flight (list) */
-    req_t *reqs; /* requests in flight (list) */
-    uint64_t event_seq; /* makes Event names unique */
-    reconcile_stats_t stats; /* counters */
+    uint64_t invalid; /* passes stopped by validation */
 };
 
+/* The RayCluster state of a pass (the runtime's ctrl_pass_t.data). */
 struct pass {
-    pass_t *next, *prev; /* list links */
+    ctrl_pass_t *cp; /* the runtime's pass: key, namespace, name, flags, failure */
     reconciler_t *r; /* owner */
-    workq_t *q; /* the queue to report to */
-    char key[RECONCILE_KEY_MAX]; /* the key */
-    char ns[RECONCILE_KEY_MAX]; /* namespace */
-    char name[RECONCILE_KEY_MAX]; /* RayCluster name */
-    char corr[AUDIT_CORR_LEN]; /* correlation id */
-    char cause_rv[64]; /* cause resourceVersion (storage of cause.resource_version) */
-    audit_cause_t cause; /* the cause */
-    json_t *rc; /* observed RayCluster */
+    json_t *rc; /* observed RayCluster (borrowed from cp->obj) */
     json_t *rcd; /* defaulted copy used for decisions */
     json_t *pods; /* observed pods */
     json_t *svcs; /* observed services */
     json_t *names; /* {pod name: true} of observed pods */
     json_t *jobs; /* observed batch Jobs owned by the RayCluster */
     char hash[RECONCILE_HASH_LEN + 1]; /* Recreate hash of the defaulted spec */
-    int64_t requeue_ms; /* > 0: requeue period of a clean end (finalizer handling) */
-    int stage; /* next stage */
-    int pending; /* requests of the current stage in flight */
-    bool failed; /* the reconcile failed */
-    bool fenced; /* a write was withheld: this replica lost the key's shard */
-    const char *fail_reason; /* ReplicaFailure reason, or NULL */
-    buf_t fail_msg; /* the error text */
-    bool short_requeue; /* an expectation is unmet or the status changed */
-    bool status_error; /* status calculation or write failed */
-    bool sent; /* a request of this pass was sent (children may have changed since loaded) */
-    int inflight; /* requests of this pass sent and not answered yet (<= RECONCILE_PASS_WINDOW) */
-    req_t *wait_head, *wait_tail; /* requests queued behind the window (FIFO), counted in pending */
-    bool pumping; /* s_pump() is running (no re-entry) */
-    uint64_t events_sent; /* Events this pass emitted */
 };
-
-struct req {
-    req_t *next, *prev; /* list links */
-    reconciler_t *r; /* owner */
-    pass_t *p; /* the pass waiting for it, or NULL (Events) */
-    int what; /* R_* */
-    int64_t id; /* k8s request id */
-    int64_t t0; /* start, monotonic ms */
-    char group[64]; /* API group of the target */
-    char kind[32]; /* kind of the target */
-    char ns[S_NAME_MAX]; /* namespace of the target */
-    char name[S_NAME_MAX]; /* name, or generateName prefix */
-    char noun[32]; /* "head Pod", "worker Pod", "service", ... for messages */
-    char exp_group[S_NAME_MAX]; /* expectation group for pod writes, "" none */
-    char ensure[S_NAME_MAX]; /* ensured-set entry to record on success, "" none */
-    const char *ok_reason; /* event reason on success, or NULL */
-    const char *fail_reason; /* event reason on failure, or NULL */
-    const char *rcs_reason; /* ReplicaFailure reason on failure, or NULL */
-    const char *event_reason; /* R_EVENT: the reason of the Event */
-    json_t *body; /* request body for the audit summary, or NULL */
-    audit_cause_t cause; /* copied cause */
-    char cause_key[RECONCILE_KEY_MAX]; /* storage of cause.key */
-    char cause_rv[64]; /* storage of cause.resource_version */
-    char corr[AUDIT_CORR_LEN]; /* correlation id */
-    char rc_name[S_NAME_MAX]; /* the RayCluster, for Events about the result */
-    char rc_uid[S_NAME_MAX]; /* its uid */
-    bool warn_event_on_fail; /* emit the fail_reason event on failure */
-    void (*on_get)(pass_t *p, const k8s_result_t *res); /* R_GET: the reader's handler */
-    req_t *wnext; /* next request queued behind the pass's window */
-    char r_group[64]; /* target resource: API group (copy of the k8s_res_t) */
-    char r_version[16]; /* API version */
-    char r_resource[64]; /* resource (plural) */
-    char r_sub[16]; /* subresource, "" none */
-    bool r_named; /* the request URL names the object (q->name) */
-};
-
-static void s_advance(pass_t *p);
-static void s_pump(pass_t *p);
 
 /* ---------- small helpers ---------- */
-
-static void s_now_rfc3339(char *out, size_t n)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 static const char *s_label(const json_t *o, const char *k)
 {
@@ -221,49 +137,6 @@ static bool s_cond_true(const json_t *rc, const char *type)
             return strcmp(jx_str(c, "status", ""), "True") == 0;
     }
     return false;
-}
-
-static json_t *s_obj_child(json_t *parent, const char *k)
-{
-    json_t *o = json_object_get(parent, k);
-    if (!json_is_object(o)) {
-        o = json_object();
-        if (!o || json_object_set_new(parent, k, o) != 0)
-            return NULL;
-    }
-    return o;
-}
-
-int reconcile_key(const char *cluster, const char *ns, const char *name, char *out, size_t size)
-{
-    if (!cluster || !ns || !name || !out)
-        return ERR_INVAL;
-    size_t a = strlen(cluster), b = strlen(ns), c = strlen(name);
-    if (a + b + c + 3 > size || a + b + c + 2 > INT32_MAX)
-        return ERR_TOOBIG;
-    memcpy(out, cluster, a);
-    out[a] = '/';
-    memcpy(out + a + 1, ns, b);
-    out[a + 1 + b] = '/';
-    memcpy(out + a + b + 2, name, c + 1);
-    return (int)(a + b + c + 2);
-}
-
-int reconcile_parse_key(const char *key, char *cluster, char *ns, char *name)
-{
-    if (!key || !cluster || !ns || !name)
-        return ERR_INVAL;
-    const char *a = strchr(key, '/');
-    const char *b = a ? strchr(a + 1, '/') : NULL;
-    if (!a || !b || a == key || b == a + 1 || !b[1] || strchr(b + 1, '/') ||
-        strlen(key) >= RECONCILE_KEY_MAX)
-        return ERR_INVAL;
-    memcpy(cluster, key, (size_t)(a - key));
-    cluster[a - key] = '\0';
-    memcpy(ns, a + 1, (size_t)(b - a - 1));
-    ns[b - a - 1] = '\0';
-    memcpy(name, b + 1, strlen(b + 1) + 1);
-    return 0;
 }
 
 /* ---------- the Recreate hash ---------- */
@@ -388,496 +261,7 @@ int reconcile_spec_hash(const json_t *spec, char *out, size_t size)
     return 0;
 }
 
-/* ---------- expectations (by name) ---------- */
-
-static void s_expect(reconciler_t *r, const char *key, const char *group, const char *name,
-                     bool create)
-{
-    json_t *k = s_obj_child(r->expect, key);
-    json_t *g = k ? s_obj_child(k, group) : NULL;
-    if (g)
-        json_object_set_new(
-            g, name,
-            json_pack("{s:I, s:s}", "t", (json_int_t)loop_now(r->loop), "op", create ? "c" : "d"));
-}
-
-/* True when every create and delete recorded for (key, group) is reflected in `names`. Drops
- * the entries that are. */
-static bool s_satisfied(reconciler_t *r, const char *key, const char *group, const json_t *names)
-{
-    json_t *g = json_object_get(json_object_get(r->expect, key), group);
-    if (!g)
-        return true;
-    int64_t now = loop_now(r->loop);
-    bool ok = true;
-    const char *n;
-    json_t *e;
-    void *tmp;
-    json_object_foreach_safe(g, tmp, n, e)
-    {
-        bool create = strcmp(jx_str(e, "op", "c"), "c") == 0;
-        int64_t age = now - jx_int(e, "t", 0);
-        bool seen = json_object_get(names, n) != NULL;
-        if (create ? (seen || age > RECONCILE_CREATE_EXPECT_MS)
-                   : (!seen || age > RECONCILE_DELETE_EXPECT_MS))
-            json_object_del(g, n);
-        else
-            ok = false;
-    }
-    /* satisfied groups and keys hold nothing: drop them (a jansson object costs hundreds of
-     * bytes, times every RayCluster) */
-    if (json_object_size(g) == 0) {
-        json_t *k = json_object_get(r->expect, key);
-        json_object_del(k, group);
-        if (json_object_size(k) == 0)
-            json_object_del(r->expect, key);
-    }
-    return ok;
-}
-
-/* ---------- requests ---------- */
-
-static req_t *s_req_new(pass_t *p, int what, const char *group, const char *kind, const char *name,
-                        const char *noun)
-{
-    req_t *q = calloc(1, sizeof(*q));
-    if (!q)
-        return NULL;
-    q->r = p->r;
-    q->p = p;
-    q->what = what;
-    q->t0 = loop_clock_ms();
-    snprintf(q->group, sizeof(q->group), "%s", group ? group : "");
-    snprintf(q->kind, sizeof(q->kind), "%s", kind);
-    snprintf(q->ns, sizeof(q->ns), "%s", p->ns);
-    snprintf(q->name, sizeof(q->name), "%s", name ? name : "");
-    snprintf(q->noun, sizeof(q->noun), "%s", noun ? noun : kind);
-    snprintf(q->cause_key, sizeof(q->cause_key), "%s", p->cause.key ? p->cause.key : p->key);
-    snprintf(q->cause_rv, sizeof(q->cause_rv), "%s",
-             p->cause.resource_version ? p->cause.resource_version : "");
-    q->cause = p->cause;
-    q->cause.key = q->cause_key;
-    q->cause.resource_version = q->cause_rv[0] ? q->cause_rv : NULL;
-    memcpy(q->corr, p->corr, sizeof(q->corr));
-    snprintf(q->rc_name, sizeof(q->rc_name), "%s", p->name);
-    snprintf(q->rc_uid, sizeof(q->rc_uid), "%s", jx_str(p->rc, "metadata.uid", ""));
-    return q;
-}
-
-static void s_req_link(reconciler_t *r, req_t *q)
-{
-    q->next = r->reqs;
-    if (r->reqs)
-        r->reqs->prev = q;
-    r->reqs = q;
-}
-
-static void s_req_free(reconciler_t *r, req_t *q)
-{
-    if (q->prev)
-        q->prev->next = q->next;
-    else if (r->reqs == q)
-        r->reqs = q->next;
-    if (q->next)
-        q->next->prev = q->prev;
-    json_decref(q->body);
-    free(q);
-}
-
-/* Marks the pass failed with `reason` (ReplicaFailure, may be NULL) and message (first wins). */
-static void s_fail(pass_t *p, const char *rcs_reason, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void s_fail(pass_t *p, const char *rcs_reason, const char *fmt, ...)
-{
-    if (p->failed)
-        return;
-    p->failed = true;
-    p->fail_reason = rcs_reason;
-    va_list ap;
-    va_start(ap, fmt);
-    buf_vprintf(&p->fail_msg, fmt, ap);
-    va_end(ap);
-}
-
-static void s_audit(reconciler_t *r, req_t *q, const char *verb, const char *name, const char *uid,
-                    const char *reason, const char *message, long status, const char *error)
-{
-    if (!r->cfg.audit)
-        return;
-    audit_record(r->cfg.audit, &(audit_entry_t){.cluster = r->cluster,
-                                                .group = q->group,
-                                                .kind = q->kind,
-                                                .ns = q->ns,
-                                                .name = name,
-                                                .uid = uid,
-                                                .verb = verb,
-                                                .reason = reason,
-                                                .message = message,
-                                                .cause = &q->cause,
-                                                .correlation_id = q->corr,
-                                                .request = q->body,
-                                                .result_status = (int)status,
-                                                .result_error = error,
-                                                .latency_ms = loop_clock_ms() - q->t0});
-}
-
-static void s_event_cb(k8s_client_t *c, const k8s_result_t *res, void *arg);
-
-/* Sends a core/v1 Event about the pass's RayCluster (fire and forget; audited). */
-static void s_event_raw(reconciler_t *r, const char *ns, const char *rc_name, const char *rc_uid,
-                        const char *rc_rv, const audit_cause_t *cause, const char *corr,
-                        bool warning, const char *reason, const char *action, const char *msg)
-{
-    if (!r->cfg.events)
-        return;
-    char now[S_TIME_MAX], ename[S_NAME_MAX];
-    s_now_rfc3339(now, sizeof(now));
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t nano = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + ++r->event_seq;
-    snprintf(ename, sizeof(ename), "%.400s.%llx", rc_name, (unsigned long long)nano);
-    json_t *ev = json_pack(
-        "{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:{s:s}, "
-        "s:s, s:s, s:i, s:s, s:s, s:s}",
-        "apiVersion", "v1", "kind", "Event", "metadata", "name", ename, "namespace", ns,
-        "involvedObject", "apiVersion", "ray.io/v1", "kind", "RayCluster", "name", rc_name,
-        "namespace", ns, "uid", rc_uid ? rc_uid : "", "resourceVersion", rc_rv ? rc_rv : "",
-        "reason", reason, "message", msg, "type", warning ? "Warning" : "Normal", "source",
-        "component", RECONCILE_COMPONENT, "firstTimestamp", now, "lastTimestamp", now, "count", 1,
-        "reportingComponent", RECONCILE_COMPONENT, "reportingInstance", "rayfleet-scheduler",
-        "action", action ? action : "Reconcile");
-    req_t *q = ev ? calloc(1, sizeof(*q)) : NULL;
-    if (!q) {
-        json_decref(ev);
-        return;
-    }
-    q->r = r;
-    q->what = R_EVENT;
-    q->t0 = loop_clock_ms();
-    snprintf(q->kind, sizeof(q->kind), "Event");
-    snprintf(q->ns, sizeof(q->ns), "%s", ns);
-    snprintf(q->name, sizeof(q->name), "%s", ename);
-    q->event_reason = reason;
-    if (cause) {
-        snprintf(q->cause_key, sizeof(q->cause_key), "%s", cause->key ? cause->key : "");
-        snprintf(q->cause_rv, sizeof(q->cause_rv), "%s",
-                 cause->resource_version ? cause->resource_version : "");
-        q->cause = *cause;
-        q->cause.key = q->cause_key;
-        q->cause.resource_version = q->cause_rv[0] ? q->cause_rv : NULL;
-    }
-    if (corr)
-        memcpy(q->corr, corr, sizeof(q->corr));
-    q->body = ev;
-    k8s_res_t res = {.version = "v1", .resource = "events", .namespace_ = ns};
-    int64_t id =
-        k8s_create(r->cfg.client, &res, ev, &(k8s_opts_t){.keep = s_write_keep}, s_event_cb, q);
-    r->stats.events++;
-    if (id < 0) {
-        s_audit(r, q, "create", q->name, NULL, reason, msg, 0, err_str((int)id));
-        json_decref(ev);
-        free(q);
-        return;
-    }
-    q->id = id;
-    s_req_link(r, q);
-}
-
-static void s_event(pass_t *p, bool warning, const char *reason, const char *action,
-                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void s_event(pass_t *p, bool warning, const char *reason, const char *action,
-                    const char *fmt, ...)
-{
-    char msg[RECONCILE_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    p->events_sent++;
-    if (p->r->capture) {
-        json_array_append_new(p->r->capture, json_pack("{s:s, s:s}", "event", reason, "msg", msg));
-        return;
-    }
-    s_event_raw(p->r, p->ns, p->name, jx_str(p->rc, "metadata.uid", ""),
-                jx_str(p->rc, "metadata.resourceVersion", ""), &p->cause, p->corr, warning, reason,
-                action, msg);
-}
-
-static void s_event_cb(k8s_client_t *c, const k8s_result_t *res, void *arg)
-{
-    req_t *q = arg;
-    char msg[S_NAME_MAX + 64];
-    snprintf(msg, sizeof(msg), "Recorded Event %s on RayCluster %s/%s", q->event_reason, q->ns,
-             jx_str(q->body, "involvedObject.name", ""));
-    s_audit(q->r, q, "create", q->name, jx_str(res->body, "metadata.uid", NULL), q->event_reason,
-            msg, res->status, res->err ? res->message : NULL);
-    if (res->err)
-        log_warn("event not recorded", "reason", q->event_reason, "error", err_str(res->err), NULL);
-    s_req_free(q->r, q);
-}
-
-/* A request of the pass has ended: result handling common to every verb. */
-static void s_result(k8s_client_t *c, const k8s_result_t *res, void *arg)
-{
-    req_t *q = arg;
-    reconciler_t *r = q->r;
-    pass_t *p = q->p;
-    int err = res->err;
-    if (q->what == R_GET) {
-        /* reads are not audited; the handler may start writes of the same pass */
-        if (p && q->on_get)
-            q->on_get(p, res);
-        s_req_free(r, q);
-        if (p) {
-            p->inflight--;
-            s_pump(p);
-            if (--p->pending == 0)
-                s_advance(p);
-        }
-        return;
-    }
-    bool exists = q->what == R_CREATE && err == ERR_EXISTS;
-    bool gone = q->what == R_DELETE && err == ERR_NOTFOUND;
-    const char *name = q->name;
-    if (q->what == R_CREATE && err == 0)
-        name = jx_str(res->body, "metadata.name", q->name);
-    const char *uid = jx_str(res->body, "metadata.uid", NULL);
-    char msg[RECONCILE_MSG_MAX];
-    const char *verb = q->what == R_CREATE   ? "create"
-                       : q->what == R_DELETE ? "delete"
-                       : q->what == R_PATCH  ? "patch"
-                       : q->what == R_UPDATE ? "update"
-                                             : "status";
-    if (err == 0 || exists || gone) {
-        if (q->what == R_CREATE)
-            snprintf(msg, sizeof(msg), exists ? "%s %s/%s exists already" : "Created %s %s/%s",
-                     q->noun, q->ns, name);
-        else if (q->what == R_DELETE)
-            snprintf(msg, sizeof(msg), gone ? "%s %s/%s was gone already" : "Deleted %s %s/%s",
-                     q->noun, q->ns, name);
-        else if (q->what == R_PATCH)
-            snprintf(msg, sizeof(msg), "Patched %s %s/%s", q->noun, q->ns, name);
-        else if (q->what == R_UPDATE)
-            snprintf(msg, sizeof(msg), "Updated %s %s/%s", q->noun, q->ns, name);
-        else
-            snprintf(msg, sizeof(msg), "Updated the status of RayCluster %s/%s", q->ns, name);
-        s_audit(r, q, verb, name, uid, q->ok_reason, msg, res->status, err ? res->message : NULL);
-        if (p && q->ok_reason && err == 0)
-            s_event(p, false, q->ok_reason,
-                    q->what == R_CREATE   ? "Create"
-                    : q->what == R_DELETE ? "Delete"
-                                          : "Update",
-                    "%s", msg);
-        if (p && q->exp_group[0] && q->what == R_CREATE && err == 0)
-            s_expect(r, p->key, q->exp_group, name, true);
-        if (p && q->ensure[0]) {
-            json_t *e = s_obj_child(r->ensured, p->key);
-            if (e)
-                json_object_set_new(e, q->ensure, json_integer(loop_now(r->loop)));
-        }
-    } else {
-        r->stats.write_errors++;
-        if (q->what == R_CREATE)
-            snprintf(msg, sizeof(msg), "Failed to create %s %s/%s, %s", q->noun, q->ns, name,
-                     res->message[0] ? res->message : err_str(err));
-        else if (q->what == R_DELETE)
-            snprintf(msg, sizeof(msg), "Failed to delete %s %s/%s, %s", q->noun, q->ns, name,
-                     res->message[0] ? res->message : err_str(err));
-        else if (q->what == R_PATCH)
-            snprintf(msg, sizeof(msg), "Failed to patch %s %s/%s, %s", q->noun, q->ns, name,
-                     res->message[0] ? res->message : err_str(err));
-        else if (q->what == R_UPDATE)
-            snprintf(msg, sizeof(msg), "Failed to update %s %s/%s, %s", q->noun, q->ns, name,
-                     res->message[0] ? res->message : err_str(err));
-        else
-            snprintf(msg, sizeof(msg), "Failed to update the status of RayCluster %s/%s, %s", q->ns,
-                     name, res->message[0] ? res->message : err_str(err));
-        s_audit(r, q, verb, name, uid, q->fail_reason, msg, res->status,
-                res->message[0] ? res->message : err_str(err));
-        if (p) {
-            if (q->fail_reason)
-                s_event(p, true, q->fail_reason,
-                        q->what == R_CREATE   ? "Create"
-                        : q->what == R_DELETE ? "Delete"
-                                              : "Update",
-                        "%s", msg);
-            if (q->what == R_STATUS) {
-                p->status_error = true;
-                json_object_del(r->status_sent, p->key);
-            } else
-                s_fail(p, q->rcs_reason, "%s", msg);
-            /* the write failed: its expectation will never be met */
-            if (q->exp_group[0] && q->what == R_DELETE) {
-                json_t *g = json_object_get(json_object_get(r->expect, p->key), q->exp_group);
-                json_object_del(g, q->name);
-            }
-        }
-    }
-    s_req_free(r, q);
-    if (p) {
-        p->inflight--;
-        s_pump(p);
-        p->pending--;
-        if (p->pending == 0)
-            s_advance(p);
-    }
-}
-
-/* Sends `q` now (fence check, then the k8s call). Counted in p->pending already. */
-static void s_dispatch(pass_t *p, req_t *q)
-{
-    reconciler_t *r = p->r;
-    if (r->capture) {
-        // self-test: the request is recorded, not sent, and ends without a result
-        json_array_append_new(r->capture, json_pack("{s:i, s:s, s:s, s:s, s:O?}", "what", q->what,
-                                                    "kind", q->kind, "name", q->name, "group",
-                                                    q->exp_group, "body", q->body));
-        s_req_free(r, q);
-        p->pending--;
-        return;
-    }
-    if (r->cfg.fence && !r->cfg.fence(p->key, r->cfg.fence_arg)) {
-        // The shard moved to another replica while this pass ran: nothing more may be written.
-        // The write is not sent, so it is not an action and gets no audit row; the pass ends
-        // quietly and the new owner reconciles the key.
-        r->stats.fenced++;
-        if (!p->fenced)
-            log_info("pass fenced: shard no longer owned", "key", p->key, "object", q->name, NULL);
-        p->fenced = true;
-        if (q->exp_group[0] && q->what == R_DELETE) { // never sent: never to be observed
-            json_t *g = json_object_get(json_object_get(r->expect, p->key), q->exp_group);
-            json_object_del(g, q->name);
-        }
-        s_req_free(r, q);
-        p->pending--; // the caller (a stage or a result) still holds the pass: no advance here
-        return;
-    }
-    k8s_res_t res = {.group = q->r_group,
-                     .version = q->r_version,
-                     .resource = q->r_resource,
-                     .namespace_ = q->ns,
-                     .name = q->r_named ? q->name : NULL,
-                     .subresource = q->r_sub[0] ? q->r_sub : NULL};
-    const json_t *obj = q->body;
-    const k8s_opts_t wo = {.keep = s_write_keep};
-    int64_t id;
-    p->sent = true;
-    q->t0 = loop_clock_ms();
-    if (q->what == R_CREATE) {
-        id = k8s_create(r->cfg.client, &res, obj, &wo, s_result, q);
-        r->stats.creates++;
-    } else if (q->what == R_DELETE) {
-        id = k8s_delete(r->cfg.client, &res, &wo, s_result, q);
-        r->stats.deletes++;
-    } else if (q->what == R_PATCH) {
-        id = k8s_patch(r->cfg.client, &res, K8S_PATCH_MERGE, obj, &wo, s_result, q);
-        r->stats.updates++;
-    } else if (q->what == R_UPDATE) {
-        id = k8s_update(r->cfg.client, &res, obj, &wo, s_result, q);
-        r->stats.updates++;
-    } else if (q->what == R_GET) {
-        id = k8s_get(r->cfg.client, &res, NULL, s_result, q);
-    } else {
-        id = k8s_patch(r->cfg.client, &res, K8S_PATCH_JSON, obj, &wo, s_result, q);
-        r->stats.status_writes++;
-    }
-    s_req_link(r, q);
-    p->inflight++;
-    if (id < 0) {
-        k8s_result_t fake = {.err = (int)id, .reason = "", .message = err_str((int)id)};
-        /* handled as if the server had answered, without re-entering s_advance now */
-        p->pending++;
-        s_result(r->cfg.client, &fake, q);
-        p->pending--;
-        return;
-    }
-    q->id = id;
-}
-
-/* Sends the requests queued behind the pass's window while fewer than RECONCILE_PASS_WINDOW are
- * in flight, oldest first. */
-static void s_pump(pass_t *p)
-{
-    if (p->pumping)
-        return;
-    p->pumping = true;
-    while (p->wait_head && p->inflight < RECONCILE_PASS_WINDOW) {
-        req_t *q = p->wait_head;
-        p->wait_head = q->wnext;
-        if (!p->wait_head)
-            p->wait_tail = NULL;
-        q->wnext = NULL;
-        s_dispatch(p, q);
-    }
-    p->pumping = false;
-}
-
-/* Starts a request for the pass. `obj` (borrowed, not modified afterwards: k8s serializes it when
- * the request is sent, and it is kept by reference for the audit summary) is the body for
- * create/update/patch. At most RECONCILE_PASS_WINDOW requests of one pass are in flight; the
- * rest wait in the pass's FIFO and are sent as earlier ones finish, so one huge scale-up never
- * queues more than the window ahead of other keys' writes in the client. On a synchronous error
- * the result is handled at once. */
-static void s_send(pass_t *p, req_t *q, const k8s_res_t *res, const json_t *obj)
-{
-    if (obj)
-        q->body = json_incref((json_t *)obj);
-    snprintf(q->r_group, sizeof(q->r_group), "%s", res->group ? res->group : "");
-    snprintf(q->r_version, sizeof(q->r_version), "%s", res->version ? res->version : "");
-    snprintf(q->r_resource, sizeof(q->r_resource), "%s", res->resource ? res->resource : "");
-    snprintf(q->r_sub, sizeof(q->r_sub), "%s", res->subresource ? res->subresource : "");
-    q->r_named = res->name != NULL;
-    if (res->name)
-        snprintf(q->name, sizeof(q->name), "%s", res->name);
-    p->pending++;
-    if (p->wait_tail)
-        p->wait_tail->wnext = q;
-    else
-        p->wait_head = q;
-    p->wait_tail = q;
-    s_pump(p);
-}
-
 /* ---------- sub-reconcilers ---------- */
-
-static bool s_ensured(pass_t *p, const char *entry, int64_t max_age_ms)
-{
-    json_t *v = json_object_get(json_object_get(p->r->ensured, p->key), entry);
-    if (!v)
-        return false;
-    return max_age_ms <= 0 || loop_now(p->r->loop) - json_integer_value(v) < max_age_ms;
-}
-
-/* Creates `obj` (stolen) unless ensured already; AlreadyExists counts as success. */
-static void s_create_once(pass_t *p, json_t *obj, const char *group, const char *version,
-                          const char *resource, const char *noun, const char *ok_reason,
-                          const char *fail_reason, int64_t max_age_ms)
-{
-    if (!obj) {
-        s_fail(p, NULL, "failed to build the %s", noun);
-        return;
-    }
-    const char *kind = jx_str(obj, "kind", "");
-    const char *name = jx_str(obj, "metadata.name", "");
-    char entry[S_NAME_MAX];
-    snprintf(entry, sizeof(entry), "%s/%s", kind, name);
-    if (s_ensured(p, entry, max_age_ms)) {
-        json_decref(obj);
-        return;
-    }
-    req_t *q = s_req_new(p, R_CREATE, group, kind, name, noun);
-    if (!q) {
-        json_decref(obj);
-        s_fail(p, NULL, "out of memory");
-        return;
-    }
-    q->ok_reason = ok_reason;
-    q->fail_reason = fail_reason;
-    snprintf(q->ensure, sizeof(q->ensure), "%s", entry);
-    k8s_res_t res = {.group = group, .version = version, .resource = resource, .namespace_ = p->ns};
-    s_send(p, q, &res, obj);
-    json_decref(obj);
-}
 
 static bool s_autoscaling(const pass_t *p)
 {
@@ -887,40 +271,39 @@ static bool s_autoscaling(const pass_t *p)
 /* Starts a GET of ns/name for the pass; `fn` handles the answer. */
 static void s_get_for(pass_t *p, const char *group, const char *version, const char *resource,
                       const char *kind, const char *name,
-                      void (*fn)(pass_t *p, const k8s_result_t *res))
+                      void (*fn)(ctrl_pass_t *cp, const k8s_result_t *res))
 {
-    req_t *q = s_req_new(p, R_GET, group, kind, name, kind);
-    if (!q) {
-        s_fail(p, NULL, "out of memory");
-        return;
-    }
-    q->on_get = fn;
-    k8s_res_t res = {.group = group,
-                     .version = version,
-                     .resource = resource,
-                     .namespace_ = p->ns,
-                     .name = name};
-    s_send(p, q, &res, NULL);
+    ctrl_send(p->cp,
+              &(ctrl_req_t){.verb = CTRL_GET,
+                            .group = group,
+                            .version = version,
+                            .resource = resource,
+                            .kind = kind,
+                            .name = name,
+                            .on_get = fn},
+              NULL);
 }
 
-static void s_sa_got(pass_t *p, const k8s_result_t *res)
+static void s_sa_got(ctrl_pass_t *cp, const k8s_result_t *res)
 {
+    pass_t *p = cp->data;
     const char *sa = jx_str(p->rcd, "spec.headGroupSpec.template.spec.serviceAccountName", "");
     if (res->err == ERR_NOTFOUND) {
-        s_event(p, true, "AutoscalerServiceAccountNotFound", "Create",
-                "If users specify ServiceAccountName for the head Pod, they need to create a "
-                "ServiceAccount themselves. However, ServiceAccount %s is not found. Please "
-                "create one. See the PR description of #1128 for more details.",
-                sa);
-        s_fail(p, NULL, "ServiceAccount %s/%s not found", p->ns, sa);
+        ctrl_event(p->cp, true, "AutoscalerServiceAccountNotFound", "Create",
+                   "If users specify ServiceAccountName for the head Pod, they need to create a "
+                   "ServiceAccount themselves. However, ServiceAccount %s is not found. Please "
+                   "create one. See the PR description of #1128 for more details.",
+                   sa);
+        ctrl_fail(p->cp, NULL, "ServiceAccount %s/%s not found", p->cp->ns, sa);
     } else if (res->err) {
-        s_fail(p, NULL, "failed to get ServiceAccount %s/%s, %s", p->ns, sa,
-               res->message[0] ? res->message : err_str(res->err));
+        ctrl_fail(p->cp, NULL, "failed to get ServiceAccount %s/%s, %s", p->cp->ns, sa,
+                  res->message[0] ? res->message : err_str(res->err));
     }
 }
 
-static void s_stage_sa(pass_t *p)
+static void s_stage_sa(ctrl_pass_t *cp)
 {
+    pass_t *p = cp->data;
     if (!s_autoscaling(p))
         return;
     /* a user-named ServiceAccount is the user's to create; KubeRay checks it exists */
@@ -929,23 +312,25 @@ static void s_stage_sa(pass_t *p)
         s_get_for(p, "", "v1", "serviceaccounts", "ServiceAccount", user, s_sa_got);
         return;
     }
-    s_create_once(p, objbuild_service_account(p->rcd), "", "v1", "serviceaccounts",
-                  "service account", "CreatedServiceAccount", "FailedToCreateServiceAccount", 0);
+    ctrl_create_once(p->cp, objbuild_service_account(p->rcd), "", "v1", "serviceaccounts",
+                     "service account", "CreatedServiceAccount", "FailedToCreateServiceAccount", 0);
 }
 
-static void s_stage_role(pass_t *p)
+static void s_stage_role(ctrl_pass_t *cp)
 {
+    pass_t *p = cp->data;
     if (s_autoscaling(p))
-        s_create_once(p, objbuild_role(p->rcd), "rbac.authorization.k8s.io", "v1", "roles", "role",
-                      "CreatedRole", "FailedToCreateRole", 0);
+        ctrl_create_once(p->cp, objbuild_role(p->rcd), "rbac.authorization.k8s.io", "v1", "roles",
+                         "role", "CreatedRole", "FailedToCreateRole", 0);
 }
 
-static void s_stage_role_binding(pass_t *p)
+static void s_stage_role_binding(ctrl_pass_t *cp)
 {
+    pass_t *p = cp->data;
     if (s_autoscaling(p))
-        s_create_once(p, objbuild_role_binding(p->rcd), "rbac.authorization.k8s.io", "v1",
-                      "rolebindings", "role binding", "CreatedRoleBinding",
-                      "FailedToCreateRoleBinding", 0);
+        ctrl_create_once(p->cp, objbuild_role_binding(p->rcd), "rbac.authorization.k8s.io", "v1",
+                         "rolebindings", "role binding", "CreatedRoleBinding",
+                         "FailedToCreateRoleBinding", 0);
 }
 
 static bool s_owned_by_rc(const json_t *o, const json_t *rc)
@@ -961,45 +346,53 @@ static bool s_owned_by_rc(const json_t *o, const json_t *rc)
     return false;
 }
 
+/* Creates (CTRL_CREATE) or updates the Ingress `name` with `body` (borrowed). */
+static void s_send_ingress(pass_t *p, ctrl_verb_t verb, const char *name, const json_t *body)
+{
+    bool create = verb == CTRL_CREATE;
+    ctrl_send(
+        p->cp,
+        &(ctrl_req_t){.verb = verb,
+                      .group = "networking.k8s.io",
+                      .version = "v1",
+                      .resource = "ingresses",
+                      .kind = "Ingress",
+                      .name = name,
+                      .noun = "ingress",
+                      .ok_reason = create ? "CreatedIngress" : "UpdatedIngress",
+                      .fail_reason = create ? "FailedToCreateIngress" : "FailedToUpdateIngress"},
+        body);
+}
+
 /* reconcileIngress: create when absent; an owned Ingress whose labels, annotations or spec
  * differ is updated (a desired ingressClassName left unset adopts the live one); an Ingress of
  * that name not owned by the RayCluster is left alone with a Warning. */
-static void s_ingress_got(pass_t *p, const k8s_result_t *res)
+static void s_ingress_got(ctrl_pass_t *cp, const k8s_result_t *res)
 {
+    pass_t *p = cp->data;
     json_t *want = objbuild_ingress(p->rcd);
     if (!want) {
-        s_fail(p, NULL, "failed to build the ingress");
+        ctrl_fail(p->cp, NULL, "failed to build the ingress");
         return;
     }
     const char *name = jx_str(want, "metadata.name", "");
     if (res->err == ERR_NOTFOUND) {
-        req_t *q = s_req_new(p, R_CREATE, "networking.k8s.io", "Ingress", name, "ingress");
-        if (!q) {
-            s_fail(p, NULL, "out of memory");
-        } else {
-            q->ok_reason = "CreatedIngress";
-            q->fail_reason = "FailedToCreateIngress";
-            k8s_res_t r = {.group = "networking.k8s.io",
-                           .version = "v1",
-                           .resource = "ingresses",
-                           .namespace_ = p->ns};
-            s_send(p, q, &r, want);
-        }
+        s_send_ingress(p, CTRL_CREATE, name, want);
         json_decref(want);
         return;
     }
     if (res->err || !res->body) {
-        s_fail(p, NULL, "failed to get ingress %s/%s, %s", p->ns, name,
-               res->message[0] ? res->message : err_str(res->err ? res->err : ERR_PROTO));
+        ctrl_fail(p->cp, NULL, "failed to get ingress %s/%s, %s", p->cp->ns, name,
+                  res->message[0] ? res->message : err_str(res->err ? res->err : ERR_PROTO));
         json_decref(want);
         return;
     }
     const json_t *live = res->body;
     if (!s_owned_by_rc(live, p->rc)) {
-        s_event(p, true, "FailedToCreateIngress", "Create",
-                "Failed to create ingress %s/%s: an Ingress with that name exists and is not "
-                "owned by RayCluster %s",
-                p->ns, name, p->name);
+        ctrl_event(p->cp, true, "FailedToCreateIngress", "Create",
+                   "Failed to create ingress %s/%s: an Ingress with that name exists and is not "
+                   "owned by RayCluster %s",
+                   p->cp->ns, name, p->cp->name);
         json_decref(want);
         return;
     }
@@ -1017,36 +410,29 @@ static void s_ingress_got(pass_t *p, const k8s_result_t *res)
         return;
     }
     json_t *upd = json_deep_copy(live);
-    req_t *q = upd ? s_req_new(p, R_UPDATE, "networking.k8s.io", "Ingress", name, "ingress") : NULL;
-    if (!q) {
+    if (!upd) {
         json_decref(upd);
         json_decref(want);
-        s_fail(p, NULL, "out of memory");
+        ctrl_fail(p->cp, NULL, "out of memory");
         return;
     }
     json_t *meta = json_object_get(upd, "metadata");
     json_object_set(meta, "labels", wl ? (json_t *)wl : json_object());
     json_object_set(meta, "annotations", wa ? (json_t *)wa : json_object());
     json_object_set(upd, "spec", wspec);
-    q->ok_reason = "UpdatedIngress";
-    q->fail_reason = "FailedToUpdateIngress";
-    k8s_res_t r = {.group = "networking.k8s.io",
-                   .version = "v1",
-                   .resource = "ingresses",
-                   .namespace_ = p->ns,
-                   .name = name};
-    s_send(p, q, &r, upd);
+    s_send_ingress(p, CTRL_UPDATE, name, upd);
     json_decref(upd);
     json_decref(want);
 }
 
-static void s_stage_ingress(pass_t *p)
+static void s_stage_ingress(ctrl_pass_t *cp)
 {
+    pass_t *p = cp->data;
     if (!jx_bool(p->rcd, "spec.headGroupSpec.enableIngress", false))
         return;
     json_t *want = objbuild_ingress(p->rcd);
     if (!want) {
-        s_fail(p, NULL, "failed to build the ingress");
+        ctrl_fail(p->cp, NULL, "failed to build the ingress");
         return;
     }
     char name[S_NAME_MAX];
@@ -1060,30 +446,32 @@ static int s_rand(void *ctx, unsigned char *out, size_t n)
     return getrandom(out, n, 0) == (ssize_t)n ? 0 : ERR_IO;
 }
 
-static void s_stage_auth_secret(pass_t *p)
+static void s_stage_auth_secret(ctrl_pass_t *cp)
 {
+    pass_t *p = cp->data;
     if (objbuild_needs_auth_secret(p->rcd))
-        s_create_once(p, objbuild_auth_secret(p->rcd, s_rand, NULL), "", "v1", "secrets", "secret",
-                      NULL, NULL, 0);
+        ctrl_create_once(p->cp, objbuild_auth_secret(p->rcd, s_rand, NULL), "", "v1", "secrets",
+                         "secret", NULL, NULL, 0);
 }
 
-static void s_stage_head_svc(pass_t *p)
+static void s_stage_head_svc(ctrl_pass_t *cp)
 {
+    pass_t *p = cp->data;
     int n = 0;
     size_t i;
     json_t *s;
-    char *ident = names_identifier(p->name, NAMES_NODE_HEAD);
+    char *ident = names_identifier(p->cp->name, NAMES_NODE_HEAD);
     json_array_foreach(p->svcs, i, s)
     {
         const char *c = s_label(s, OBJ_LABEL_CLUSTER), *t = s_label(s, OBJ_LABEL_NODE_TYPE);
         const char *id = s_label(s, OBJ_LABEL_IDENTIFIER);
-        if (c && t && id && ident && !strcmp(c, p->name) && !strcmp(t, NAMES_NODE_HEAD) &&
+        if (c && t && id && ident && !strcmp(c, p->cp->name) && !strcmp(t, NAMES_NODE_HEAD) &&
             !strcmp(id, ident))
             n++;
     }
     free(ident);
     if (n > 1) {
-        s_fail(p, NULL, "%d head service found", n);
+        ctrl_fail(p->cp, NULL, "%d head service found", n);
         return;
     }
     if (n == 1)
@@ -1092,13 +480,13 @@ static void s_stage_head_svc(pass_t *p)
     buf_init(&err, RECONCILE_MSG_MAX);
     json_t *svc = objbuild_head_service(p->rcd, NULL, &err);
     if (!svc) {
-        s_fail(p, NULL, "%s", err.len ? buf_str(&err) : "failed to build the head service");
+        ctrl_fail(p->cp, NULL, "%s", err.len ? buf_str(&err) : "failed to build the head service");
         buf_free(&err);
         return;
     }
     buf_free(&err);
-    s_create_once(p, svc, "", "v1", "services", "service", "CreatedService",
-                  "FailedToCreateService", RECONCILE_CREATE_EXPECT_MS);
+    ctrl_create_once(p->cp, svc, "", "v1", "services", "service", "CreatedService",
+                     "FailedToCreateService", RECONCILE_CREATE_EXPECT_MS);
 }
 
 static bool s_has_service(pass_t *p, const char *name)
@@ -1113,23 +501,25 @@ static bool s_has_service(pass_t *p, const char *name)
     return false;
 }
 
-static void s_stage_headless(pass_t *p)
+static void s_stage_headless(ctrl_pass_t *cp)
 {
+    pass_t *p = cp->data;
     if (!objbuild_needs_headless(p->rcd))
         return;
-    char *n = names_headless_service(p->name);
+    char *n = names_headless_service(p->cp->name);
     bool have = n && s_has_service(p, n);
     free(n);
     if (!have)
-        s_create_once(p, objbuild_headless_service(p->rcd), "", "v1", "services", "service",
-                      "CreatedService", "FailedToCreateService", 0);
+        ctrl_create_once(p->cp, objbuild_headless_service(p->rcd), "", "v1", "services", "service",
+                         "CreatedService", "FailedToCreateService", 0);
 }
 
-static void s_stage_serve_svc(pass_t *p)
+static void s_stage_serve_svc(ctrl_pass_t *cp)
 {
+    pass_t *p = cp->data;
     if (!objbuild_needs_serve_service(p->rcd))
         return;
-    char *n = names_serve_service(p->name);
+    char *n = names_serve_service(p->cp->name);
     bool have = n && s_has_service(p, n);
     free(n);
     if (have)
@@ -1138,18 +528,19 @@ static void s_stage_serve_svc(pass_t *p)
     buf_init(&err, RECONCILE_MSG_MAX);
     json_t *svc = objbuild_serve_service(p->rcd, &err);
     if (!svc)
-        s_fail(p, NULL, "%s", buf_str(&err));
+        ctrl_fail(p->cp, NULL, "%s", buf_str(&err));
     else
-        s_create_once(p, svc, "", "v1", "services", "service", "CreatedService",
-                      "FailedToCreateService", 0);
+        ctrl_create_once(p->cp, svc, "", "v1", "services", "service", "CreatedService",
+                         "FailedToCreateService", 0);
     buf_free(&err);
 }
 
-static void s_stage_gcs_pvc(pass_t *p)
+static void s_stage_gcs_pvc(ctrl_pass_t *cp)
 {
+    pass_t *p = cp->data;
     if (objbuild_needs_gcs_pvc(p->rcd))
-        s_create_once(p, objbuild_gcs_pvc(p->rcd), "", "v1", "persistentvolumeclaims", "PVC",
-                      "CreatedPVC", "FailedToCreatePVC", 0);
+        ctrl_create_once(p->cp, objbuild_gcs_pvc(p->rcd), "", "v1", "persistentvolumeclaims", "PVC",
+                         "CreatedPVC", "FailedToCreatePVC", 0);
 }
 
 /* ---------- pods ---------- */
@@ -1157,20 +548,18 @@ static void s_stage_gcs_pvc(pass_t *p)
 static void s_delete_pod(pass_t *p, const char *name, const char *group, const char *noun,
                          const char *ok_reason, const char *fail_reason, const char *rcs_reason)
 {
-    req_t *q = s_req_new(p, R_DELETE, "", "Pod", name, noun);
-    if (!q) {
-        s_fail(p, NULL, "out of memory");
-        return;
-    }
-    q->ok_reason = ok_reason;
-    q->fail_reason = fail_reason;
-    q->rcs_reason = rcs_reason;
-    if (group) {
-        snprintf(q->exp_group, sizeof(q->exp_group), "%s", group);
-        s_expect(p->r, p->key, group, name, false);
-    }
-    k8s_res_t res = {.version = "v1", .resource = "pods", .namespace_ = p->ns, .name = name};
-    s_send(p, q, &res, NULL);
+    ctrl_send(p->cp,
+              &(ctrl_req_t){.verb = CTRL_DELETE,
+                            .version = "v1",
+                            .resource = "pods",
+                            .kind = "Pod",
+                            .name = name,
+                            .noun = noun,
+                            .ok_reason = ok_reason,
+                            .fail_reason = fail_reason,
+                            .rcs_reason = rcs_reason,
+                            .exp_group = group},
+              NULL);
 }
 
 /* Creates `pod` (stolen) in expectation group `group`. */
@@ -1178,28 +567,31 @@ static void s_create_pod(pass_t *p, json_t *pod, const char *group, bool head)
 {
     const char *gn = jx_str(pod, "metadata.generateName", "");
     const char *nm = jx_str(pod, "metadata.name", "");
-    req_t *q = s_req_new(p, R_CREATE, "", "Pod", nm[0] ? nm : gn, head ? "head Pod" : "worker Pod");
-    if (!q) {
-        json_decref(pod);
-        s_fail(p, NULL, "out of memory");
-        return;
-    }
-    q->ok_reason = head ? "CreatedHeadPod" : "CreatedWorkerPod";
-    q->fail_reason = head ? "FailedToCreateHeadPod" : "FailedToCreateWorkerPod";
-    q->rcs_reason = head ? "FailedCreateHeadPod" : "FailedCreateWorkerPod";
-    snprintf(q->exp_group, sizeof(q->exp_group), "%s", group);
-    k8s_res_t res = {.version = "v1", .resource = "pods", .namespace_ = p->ns};
-    s_send(p, q, &res, pod);
+    ctrl_send(
+        p->cp,
+        &(ctrl_req_t){.verb = CTRL_CREATE,
+                      .version = "v1",
+                      .resource = "pods",
+                      .kind = "Pod",
+                      .name = nm[0] ? nm : gn,
+                      .noun = head ? "head Pod" : "worker Pod",
+                      .ok_reason = head ? "CreatedHeadPod" : "CreatedWorkerPod",
+                      .fail_reason = head ? "FailedToCreateHeadPod" : "FailedToCreateWorkerPod",
+                      .rcs_reason = head ? "FailedCreateHeadPod" : "FailedCreateWorkerPod",
+                      .exp_group = group},
+        pod);
     json_decref(pod);
+}
+
+/* True when pod `name` is in observed.db (expect.h's seen predicate over the pass's pods). */
+static bool s_pod_seen(const char *name, void *arg)
+{
+    return json_object_get(arg, name) != NULL;
 }
 
 static bool s_group_satisfied(pass_t *p, const char *group)
 {
-    if (s_satisfied(p->r, p->key, group, p->names))
-        return true;
-    p->r->stats.skipped_groups++;
-    p->short_requeue = true;
-    return false;
+    return ctrl_expect_satisfied(p->cp, group, s_pod_seen, p->names);
 }
 
 static void s_head(pass_t *p)
@@ -1224,9 +616,9 @@ static void s_head(pass_t *p)
             const char *hn = jx_str(h, "metadata.name", "");
             s_delete_pod(p, hn, RECONCILE_HEAD_GROUP, "head Pod", "DeletedHeadPod",
                          "FailedToDeleteHeadPod", "FailedDeleteHeadPod");
-            s_fail(p, NULL,
-                   "The head Pod %s will be deleted; Pod status: %s; Pod restart policy: %s", hn,
-                   jx_str(h, "status.phase", ""), jx_str(h, "spec.restartPolicy", ""));
+            ctrl_fail(p->cp, NULL,
+                      "The head Pod %s will be deleted; Pod status: %s; Pod restart policy: %s", hn,
+                      jx_str(h, "status.phase", ""), jx_str(h, "spec.restartPolicy", ""));
         }
     } else if (n == 0) {
         const char *dis = s_ann(p->rc, RECONCILE_ANN_DISABLE_HEAD_RESTART);
@@ -1239,7 +631,7 @@ static void s_head(pass_t *p)
             if (podbuild_head(p->rcd, &o, &hp, &err) == 0)
                 s_create_pod(p, hp, RECONCILE_HEAD_GROUP, true);
             else
-                s_fail(p, "FailedCreateHeadPod", "%s", buf_str(&err));
+                ctrl_fail(p->cp, "FailedCreateHeadPod", "%s", buf_str(&err));
             buf_free(&err);
         }
     } else {
@@ -1247,7 +639,7 @@ static void s_head(pass_t *p)
         buf_init(&names, RECONCILE_MSG_MAX);
         json_array_foreach(heads, i, pod)
             buf_printf(&names, "%s%s", i ? " " : "", jx_str(pod, "metadata.name", ""));
-        s_fail(p, NULL, "%zu head pods found [%s]", n, buf_str(&names));
+        ctrl_fail(p->cp, NULL, "%zu head pods found [%s]", n, buf_str(&names));
         buf_free(&names);
     }
     json_decref(heads);
@@ -1269,7 +661,7 @@ static int s_next_index(json_t *used)
 static void s_rand_suffix(reconciler_t *r, char out[S_RAND_LEN + 1])
 {
     unsigned char b[S_RAND_LEN];
-    if (r->capture) {
+    if (ctrl_capturing(r->ctrl)) {
         uint64_t v = ++r->rand_seq;
         for (int i = 0; i < S_RAND_LEN; i++, v /= 7)
             b[i] = (unsigned char)(v % 7);
@@ -1334,16 +726,16 @@ static bool s_multihost(pass_t *p, int gi, const json_t *wg, const json_t *gpods
         }
     }
     if (deleted) {
-        s_fail(p, NULL, "delete %d worker Pods of incomplete, unhealthy or named replicas",
-               deleted);
+        ctrl_fail(p->cp, NULL, "delete %d worker Pods of incomplete, unhealthy or named replicas",
+                  deleted);
         stop = true;
         goto out;
     }
     if (desired % hosts != 0) {
-        s_fail(p, NULL,
-               "desired worker pods (%lld) is not a multiple of NumOfHosts (%lld) for "
-               "group %s",
-               (long long)desired, (long long)hosts, gname);
+        ctrl_fail(p->cp, NULL,
+                  "desired worker pods (%lld) is not a multiple of NumOfHosts (%lld) for "
+                  "group %s",
+                  (long long)desired, (long long)hosts, gname);
         stop = true;
         goto out;
     }
@@ -1361,7 +753,7 @@ static bool s_multihost(pass_t *p, int gi, const json_t *wg, const json_t *gpods
             if (podbuild_worker_ex(p->rcd, gi, &rep, &p->r->pod_opts, &wp, &err) == 0)
                 s_create_pod(p, wp, gname, false);
             else
-                s_fail(p, "FailedCreateWorkerPod", "%s", buf_str(&err));
+                ctrl_fail(p->cp, "FailedCreateWorkerPod", "%s", buf_str(&err));
             buf_free(&err);
         }
     }
@@ -1405,7 +797,7 @@ static bool s_worker_group(pass_t *p, int gi, const json_t *wg)
     }
     rcstatus_scale_t sc;
     if (rcstatus_scale_group(wg, gpods, s_autoscaling(p), p->r->cfg.random_delete, &sc) != 0) {
-        s_fail(p, NULL, "out of memory");
+        ctrl_fail(p->cp, NULL, "out of memory");
         stop = true;
         goto out;
     }
@@ -1414,7 +806,8 @@ static bool s_worker_group(pass_t *p, int gi, const json_t *wg)
         s_delete_pod(p, json_string_value(nm), gname, "worker Pod", "DeletedWorkerPod",
                      "FailedToDeleteWorkerPod", "FailedDeleteWorkerPod");
     if (sc.unhealthy) {
-        s_fail(p, NULL, "delete %zu unhealthy worker Pods", json_array_size(sc.delete_names));
+        ctrl_fail(p->cp, NULL, "delete %zu unhealthy worker Pods",
+                  json_array_size(sc.delete_names));
         stop = true;
     }
     if (!stop && sc.create > 0) {
@@ -1433,7 +826,7 @@ static bool s_worker_group(pass_t *p, int gi, const json_t *wg)
             if (podbuild_worker_ex(p->rcd, gi, &rep, &p->r->pod_opts, &wp, &err) == 0)
                 s_create_pod(p, wp, gname, false);
             else
-                s_fail(p, "FailedCreateWorkerPod", "%s", buf_str(&err));
+                ctrl_fail(p->cp, "FailedCreateWorkerPod", "%s", buf_str(&err));
             buf_free(&err);
         }
         json_decref(used);
@@ -1494,14 +887,18 @@ static bool s_recreate(pass_t *p)
         json_t *patch =
             json_pack("{s:{s:{s:s, s:s}}}", "metadata", "annotations", RECONCILE_ANN_RECREATE_HASH,
                       p->hash, RECONCILE_ANN_KUBERAY_VERSION, want);
-        req_t *q = patch ? s_req_new(p, R_PATCH, "", "Pod", hn, "head Pod") : NULL;
-        if (!q) {
-            json_decref(patch);
-            s_fail(p, NULL, "out of memory");
+        if (!patch) {
+            ctrl_fail(p->cp, NULL, "out of memory");
             return true;
         }
-        k8s_res_t res = {.version = "v1", .resource = "pods", .namespace_ = p->ns, .name = hn};
-        s_send(p, q, &res, patch);
+        ctrl_send(p->cp,
+                  &(ctrl_req_t){.verb = CTRL_PATCH,
+                                .version = "v1",
+                                .resource = "pods",
+                                .kind = "Pod",
+                                .name = hn,
+                                .noun = "head Pod"},
+                  patch);
         json_decref(patch);
         return false;
     }
@@ -1509,12 +906,12 @@ static bool s_recreate(pass_t *p)
     if (have && !strcmp(have, p->hash))
         return false;
     log_info("RayCluster spec changed with Recreate upgrade strategy; deleting all pods", "key",
-             p->key, "hash", p->hash, "head_hash", have ? have : "", NULL);
+             p->cp->key, "hash", p->hash, "head_hash", have ? have : "", NULL);
     if (s_delete_all_pods(p, NULL, "FailedToDeletePodCollection", "FailedDeleteAllPods") > 0)
-        s_event(p, false, "DeletedPod", "Delete",
-                "Deleted all pods for RayCluster %s/%s due to spec change with Recreate Upgrade "
-                "Strategy",
-                p->ns, p->name);
+        ctrl_event(p->cp, false, "DeletedPod", "Delete",
+                   "Deleted all pods for RayCluster %s/%s due to spec change with Recreate Upgrade "
+                   "Strategy",
+                   p->cp->ns, p->cp->name);
     return true;
 }
 
@@ -1553,18 +950,19 @@ static void s_patch_finalizer(pass_t *p, bool add)
         fins ? json_pack("{s:{s:o, s:s}}", "metadata", "finalizers", fins, "resourceVersion",
                          jx_str(p->rc, "metadata.resourceVersion", ""))
              : NULL;
-    req_t *q = patch ? s_req_new(p, R_PATCH, "ray.io", "RayCluster", p->name, "RayCluster") : NULL;
-    if (!q) {
-        json_decref(patch);
-        s_fail(p, NULL, "out of memory");
+    if (!patch) {
+        ctrl_fail(p->cp, NULL, "out of memory");
         return;
     }
-    k8s_res_t res = {.group = "ray.io",
-                     .version = "v1",
-                     .resource = "rayclusters",
-                     .namespace_ = p->ns,
-                     .name = p->name};
-    s_send(p, q, &res, patch);
+    ctrl_send(p->cp,
+              &(ctrl_req_t){.verb = CTRL_PATCH,
+                            .group = RECONCILE_GROUP,
+                            .version = RECONCILE_VERSION,
+                            .resource = RECONCILE_RESOURCE,
+                            .kind = RECONCILE_KIND,
+                            .name = p->cp->name,
+                            .noun = RECONCILE_KIND},
+              patch);
     json_decref(patch);
 }
 
@@ -1624,7 +1022,7 @@ static void s_gcs_ft_deleting(pass_t *p)
 {
     log_info("The RayCluster with GCS enabled is being deleted. Start to handle the Redis "
              "cleanup finalizer.",
-             "key", p->key, NULL);
+             "key", p->cp->key, NULL);
     s_delete_all_pods(p, NAMES_NODE_HEAD, NULL, NULL);
     s_delete_all_pods(p, NAMES_NODE_WORKER, NULL, NULL);
     size_t i, heads = 0;
@@ -1637,7 +1035,7 @@ static void s_gcs_ft_deleting(pass_t *p)
     }
     if (heads > 0) {
         /* wait for the head Pod to be deleted before creating the Redis cleanup Job */
-        p->requeue_ms = RECONCILE_HEAD_GONE_REQUEUE_MS;
+        p->cp->requeue_ms = RECONCILE_HEAD_GONE_REQUEUE_MS;
         return;
     }
     int64_t timeout = RECONCILE_FT_TIMEOUT_S;
@@ -1659,10 +1057,10 @@ static void s_gcs_ft_deleting(pass_t *p)
             sns = s_ann(p->rc, RECONCILE_ANN_STORAGE_NS);
         if (!sns || !sns[0])
             sns = jx_str(p->rc, "metadata.uid", "");
-        s_event(p, true, "ForceDeletedStuckCluster", "Cleanup",
-                "Force-removed GCS FT finalizer after %s due to Redis cleanup timeout; Redis "
-                "storage namespace \"%s\" may need manual cleanup",
-                d, sns);
+        ctrl_event(p->cp, true, "ForceDeletedStuckCluster", "Cleanup",
+                   "Force-removed GCS FT finalizer after %s due to Redis cleanup timeout; Redis "
+                   "storage namespace \"%s\" may need manual cleanup",
+                   d, sns);
         s_patch_finalizer(p, false);
         return;
     }
@@ -1670,30 +1068,31 @@ static void s_gcs_ft_deleting(pass_t *p)
     json_array_foreach(p->jobs, i, o)
     {
         const char *c = s_label(o, OBJ_LABEL_CLUSTER), *t = s_label(o, OBJ_LABEL_NODE_TYPE);
-        if (c && t && !strcmp(c, p->name) && !strcmp(t, NAMES_NODE_REDIS_CLEANUP))
+        if (c && t && !strcmp(c, p->cp->name) && !strcmp(t, NAMES_NODE_REDIS_CLEANUP))
             job = o;
     }
     if (job) {
         if (s_job_finished(job))
             s_patch_finalizer(p, false);
         else
-            p->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
+            p->cp->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
         return;
     }
     json_t *hp = NULL;
     buf_t err;
     buf_init(&err, RECONCILE_MSG_MAX);
     if (podbuild_head(p->rcd, &p->r->pod_opts, &hp, &err) != 0) {
-        s_fail(p, NULL, "%s", buf_str(&err));
+        ctrl_fail(p->cp, NULL, "%s", buf_str(&err));
         buf_free(&err);
         return;
     }
     buf_free(&err);
     json_t *jobobj = objbuild_redis_cleanup_job(p->rcd, hp);
     json_decref(hp);
-    s_create_once(p, jobobj, "batch", "v1", "jobs", "Redis cleanup Job", "CreatedRedisCleanupJob",
-                  "FailedToCreateRedisCleanupJob", RECONCILE_CREATE_EXPECT_MS);
-    p->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
+    ctrl_create_once(p->cp, jobobj, "batch", "v1", "jobs", "Redis cleanup Job",
+                     "CreatedRedisCleanupJob", "FailedToCreateRedisCleanupJob",
+                     RECONCILE_CREATE_EXPECT_MS);
+    p->cp->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
 }
 
 /* Pipeline step 10. Returns true when the pass ends here (after its writes). */
@@ -1709,11 +1108,11 @@ static bool s_gcs_ft(pass_t *p)
         if (!deleting) {
             if (s_has_redis_finalizer(p->rc))
                 return false;
-            log_info("Add a finalizer", "key", p->key, "finalizer", RECONCILE_FINALIZER_REDIS,
+            log_info("Add a finalizer", "key", p->cp->key, "finalizer", RECONCILE_FINALIZER_REDIS,
                      NULL);
             s_patch_finalizer(p, true);
             /* only start the RayCluster reconciliation after the finalizer is added */
-            p->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
+            p->cp->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
             return true;
         }
         s_gcs_ft_deleting(p);
@@ -1724,8 +1123,9 @@ static bool s_gcs_ft(pass_t *p)
     return deleting;
 }
 
-static void s_stage_pods(pass_t *p)
+static void s_stage_pods(ctrl_pass_t *cp)
 {
+    pass_t *p = cp->data;
     /* suspend (gate RayClusterStatusConditions, on) */
     if (s_cond_true(p->rc, RCS_COND_SUSPENDING)) {
         size_t i, n = 0;
@@ -1742,8 +1142,9 @@ static void s_stage_pods(pass_t *p)
             n++;
         }
         if (n)
-            s_event(p, false, "DeletedPod", "Delete",
-                    "Deleted Pods for RayCluster %s/%s due to suspension", p->ns, p->name);
+            ctrl_event(p->cp, false, "DeletedPod", "Delete",
+                       "Deleted Pods for RayCluster %s/%s due to suspension", p->cp->ns,
+                       p->cp->name);
         return;
     }
     if (s_cond_true(p->rc, RCS_COND_SUSPENDED))
@@ -1751,7 +1152,7 @@ static void s_stage_pods(pass_t *p)
     if (s_recreate(p))
         return;
     s_head(p);
-    if (p->failed)
+    if (p->cp->failed)
         return;
     size_t gi;
     json_t *wg;
@@ -1773,101 +1174,47 @@ static json_t *s_status_calc(pass_t *p, const char *now, buf_t *err)
     json_t *heads = json_array();
     if (!heads)
         return NULL;
-    char *ident = names_identifier(p->name, NAMES_NODE_HEAD);
+    char *ident = names_identifier(p->cp->name, NAMES_NODE_HEAD);
     size_t i;
     json_t *s;
     json_array_foreach(p->svcs, i, s)
     {
         const char *c = s_label(s, OBJ_LABEL_CLUSTER), *t = s_label(s, OBJ_LABEL_NODE_TYPE);
         const char *id = s_label(s, OBJ_LABEL_IDENTIFIER);
-        if (c && t && id && ident && !strcmp(c, p->name) && !strcmp(t, NAMES_NODE_HEAD) &&
+        if (c && t && id && ident && !strcmp(c, p->cp->name) && !strcmp(t, NAMES_NODE_HEAD) &&
             !strcmp(id, ident))
             json_array_append(heads, s);
     }
     free(ident);
-    rcstatus_err_t e = {.reason = p->fail_reason, .message = buf_str(&p->fail_msg)};
-    json_t *st = rcstatus_calculate(p->rcd, p->pods, heads, p->failed ? &e : NULL, now, err);
+    rcstatus_err_t e = {.reason = p->cp->fail_reason, .message = buf_str(&p->cp->fail_msg)};
+    json_t *st = rcstatus_calculate(p->rcd, p->pods, heads, p->cp->failed ? &e : NULL, now, err);
     json_decref(heads);
     return st;
 }
 
-static void s_stage_status(pass_t *p)
+static void s_stage_status(ctrl_pass_t *cp)
 {
+    pass_t *p = cp->data;
     /* calculateStatus reads the cache again; when this pass sent no request, nothing it did can
      * have changed the children since they were loaded at its start (a pass without requests runs
      * in one go), so the list loaded then is what KubeRay's second cache list would see */
-    if (p->sent && s_load_children(p) != 0) {
-        p->status_error = true;
+    if (p->cp->sent && s_load_children(p) != 0) {
+        p->cp->status_error = true;
         return;
     }
     char now[S_TIME_MAX];
-    s_now_rfc3339(now, sizeof(now));
+    ctrl_now_rfc3339(now, sizeof(now));
     buf_t err;
     buf_init(&err, RECONCILE_MSG_MAX);
     json_t *st = s_status_calc(p, now, &err);
     if (!st) {
-        log_info("status not calculated", "key", p->key, "error", buf_str(&err), NULL);
-        p->status_error = true;
+        log_info("status not calculated", "key", p->cp->key, "error", buf_str(&err), NULL);
+        p->cp->status_error = true;
         buf_free(&err);
         return;
     }
     buf_free(&err);
-    /* the entry below only matters while observed.db still shows the resourceVersion it was
-     * sent against; once that moved on, drop it */
-    json_t *stale = json_object_get(p->r->status_sent, p->key);
-    if (stale && strcmp(jx_str(stale, "rv", ""), jx_str(p->rc, "metadata.resourceVersion", "")))
-        json_object_del(p->r->status_sent, p->key);
-    if (!rcstatus_changed(jx_get(p->rc, "status"), st)) {
-        json_decref(st);
-        return;
-    }
-    // observed.db may not have caught up with our own last status write yet: the same status
-    // sent against the same observed resourceVersion is not sent again.
-    reconciler_t *r = p->r;
-    const char *orv = jx_str(p->rc, "metadata.resourceVersion", "");
-    json_t *sent = json_object_get(r->status_sent, p->key);
-    if (sent && strcmp(jx_str(sent, "rv", ""), orv) == 0) {
-        json_t *prev = json_loads(jx_str(sent, "status", ""), 0, NULL);
-        bool same = prev && !rcstatus_changed(prev, st);
-        json_decref(prev);
-        if (same) {
-            json_decref(st);
-            return;
-        }
-    }
-    // Only this reconciler (one replica per key) writes a RayCluster's status, so it replaces
-    // /status whole without a resourceVersion precondition, which the lagging observed copy
-    // would fail; the uid test keeps it from landing on a re-created namesake.
-    json_t *obj = json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:O}]", "op", "test", "path", "/metadata/uid",
-                            "value", jx_str(p->rc, "metadata.uid", ""), "op", "replace", "path",
-                            "/status", "value", st);
-    if (!obj) {
-        json_decref(st);
-        p->status_error = true;
-        return;
-    }
-    /* kept as compact text, not a tree: a status tree costs kilobytes, times every RayCluster */
-    char *st_text = json_dumps(st, JSON_COMPACT);
-    json_decref(st);
-    if (st_text)
-        json_object_set_new(r->status_sent, p->key,
-                            json_pack("{s:s,s:s}", "rv", orv, "status", st_text));
-    free(st_text);
-    req_t *q = s_req_new(p, R_STATUS, "ray.io", "RayCluster", p->name, "RayCluster");
-    if (!q) {
-        json_decref(obj);
-        p->status_error = true;
-        return;
-    }
-    p->short_requeue = true;
-    k8s_res_t res = {.group = "ray.io",
-                     .version = "v1",
-                     .resource = "rayclusters",
-                     .namespace_ = p->ns,
-                     .name = p->name,
-                     .subresource = "status"};
-    s_send(p, q, &res, obj);
-    json_decref(obj);
+    ctrl_status_write(p->cp, st, rcstatus_changed);
 }
 
 /* ---------- desired objects (desired_objects rows, issue 6) ---------- */
@@ -2009,179 +1356,46 @@ static json_t *s_desired_set(const json_t *rcd, const char *name)
     return set;
 }
 
-/* Deletes the desired rows of the pass's RayCluster and forgets their hash. */
-static void s_desired_forget(pass_t *p)
-{
-    reconciler_t *r = p->r;
-    if (!r->cfg.desired)
-        return;
-    json_object_del(r->desired, p->key);
-    int rc = store_desired_delete(r->cfg.desired, r->cluster, p->ns, RECONCILE_OWNER_KIND, p->name,
-                                  NULL, NULL);
-    if (rc != 0)
-        log_warn("desired rows not deleted", "key", p->key, "error", err_str(rc), NULL);
-}
-
-/* Records the children the pass wants in desired_objects when the set differs from the one last
- * written for the key (the owner's rows deleted, then the set put, in one store batch). */
+/* Records the children the pass wants in desired_objects (ctrl_desired_record(): rewritten only
+ * when the set, with the RayCluster's uid, hashes differently from the one last written). */
 static void s_desired_record(pass_t *p)
 {
-    reconciler_t *r = p->r;
-    if (!r->cfg.desired)
+    if (!p->r->cfg.desired)
         return;
-    json_t *set = s_desired_set(p->rcd, p->name);
+    json_t *set = s_desired_set(p->rcd, p->cp->name);
     const char *uid = jx_str(p->rc, "metadata.uid", "");
     json_t *whole = set ? json_pack("{s:s, s:O}", "uid", uid, "set", set) : NULL;
     char h[RECONCILE_HASH_LEN + 1];
     s_json_hash(whole, h);
     json_decref(whole);
-    if (!set || !h[0]) {
-        log_warn("desired rows not computed", "key", p->key, "error", err_str(ERR_NOMEM), NULL);
-        json_decref(set);
-        return;
-    }
-    const char *last = json_string_value(json_object_get(r->desired, p->key));
-    if (last && !strcmp(last, h)) {
-        json_decref(set);
-        return;
-    }
-    int rc = store_desired_delete(r->cfg.desired, r->cluster, p->ns, RECONCILE_OWNER_KIND, p->name,
-                                  NULL, NULL);
-    size_t i;
-    json_t *w;
-    json_array_foreach(set, i, w)
-    {
-        if (rc)
-            break;
-        char *js = json_dumps(json_object_get(w, "json"), JSON_COMPACT | JSON_SORT_KEYS);
-        store_desired_t d = {.cluster = r->cluster,
-                             .ns = p->ns,
-                             .owner_kind = RECONCILE_OWNER_KIND,
-                             .owner_name = p->name,
-                             .owner_uid = uid,
-                             .child_group = jx_str(w, "group", ""),
-                             .child_kind = jx_str(w, "kind", ""),
-                             .child_name = jx_str(w, "name", ""),
-                             .spec_hash = jx_str(w, "hash", NULL),
-                             .json = js,
-                             .reason = jx_str(w, "reason", ""),
-                             .correlation_id = p->corr};
-        rc = js ? store_desired_put(r->cfg.desired, &d) : ERR_NOMEM;
-        free(js);
-    }
-    if (rc == 0)
-        rc = json_object_set_new(r->desired, p->key, json_string(h)) == 0 ? 0 : ERR_NOMEM;
-    if (rc != 0) {
-        /* not remembered: the next pass writes the set again */
-        json_object_del(r->desired, p->key);
-        log_warn("desired rows not written", "key", p->key, "error", err_str(rc), NULL);
-    }
+    ctrl_desired_record(p->cp, set, h);
     json_decref(set);
 }
 
 /* ---------- the pass ---------- */
 
-static void s_pass_free(pass_t *p)
+static const ctrl_stage_t s_stages[S_STAGES] = {
+    [S_SA] = {s_stage_sa, false},
+    [S_ROLE] = {s_stage_role, false},
+    [S_ROLE_BINDING] = {s_stage_role_binding, false},
+    [S_INGRESS] = {s_stage_ingress, false},
+    [S_AUTH_SECRET] = {s_stage_auth_secret, false},
+    [S_HEAD_SVC] = {s_stage_head_svc, false},
+    [S_HEADLESS_SVC] = {s_stage_headless, false},
+    [S_SERVE_SVC] = {s_stage_serve_svc, false},
+    [S_GCS_PVC] = {s_stage_gcs_pvc, false},
+    [S_PODS] = {s_stage_pods, false},
+    [S_STATUS] = {s_stage_status, true}, /* the status is written after a failure too */
+};
+
+static void s_pass_free(ctrl_pass_t *cp)
 {
-    reconciler_t *r = p->r;
-    if (p->prev)
-        p->prev->next = p->next;
-    else if (r->passes == p)
-        r->passes = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    json_decref(p->rc);
+    pass_t *p = cp->data;
     json_decref(p->rcd);
     json_decref(p->pods);
     json_decref(p->svcs);
     json_decref(p->names);
     json_decref(p->jobs);
-    while (p->wait_head) {
-        req_t *q = p->wait_head;
-        p->wait_head = q->wnext;
-        json_decref(q->body);
-        free(q);
-    }
-    buf_free(&p->fail_msg);
-    free(p);
-}
-
-static void s_finish(pass_t *p, workq_result_t res)
-{
-    workq_t *q = p->q;
-    char key[RECONCILE_KEY_MAX];
-    snprintf(key, sizeof(key), "%s", p->key);
-    if (res.kind == WORKQ_ERROR)
-        p->r->stats.errors++;
-    s_pass_free(p);
-    workq_done(q, key, res);
-}
-
-static void s_advance(pass_t *p)
-{
-    while (p->pending == 0) {
-        int st = p->stage++;
-        if (st == S_DONE) {
-            workq_result_t res;
-            if (p->fenced) {
-                res = workq_ok(); // the shard's new owner has the key now
-            } else if (p->failed || p->status_error) {
-                if (p->failed)
-                    log_info("reconcile failed", "key", p->key, "error", buf_str(&p->fail_msg),
-                             NULL);
-                res = workq_error();
-            } else if (p->requeue_ms > 0) {
-                res = workq_requeue_after(p->requeue_ms);
-            } else if (p->short_requeue) {
-                res = workq_requeue_after(RECONCILE_SHORT_REQUEUE_MS);
-            } else {
-                res = workq_requeue_after(p->r->cfg.requeue_ms);
-            }
-            s_finish(p, res);
-            return;
-        }
-        if (p->failed && st < S_STATUS) {
-            p->stage = S_STATUS;
-            continue;
-        }
-        switch (st) {
-        case S_SA:
-            s_stage_sa(p);
-            break;
-        case S_ROLE:
-            s_stage_role(p);
-            break;
-        case S_ROLE_BINDING:
-            s_stage_role_binding(p);
-            break;
-        case S_INGRESS:
-            s_stage_ingress(p);
-            break;
-        case S_AUTH_SECRET:
-            s_stage_auth_secret(p);
-            break;
-        case S_HEAD_SVC:
-            s_stage_head_svc(p);
-            break;
-        case S_HEADLESS_SVC:
-            s_stage_headless(p);
-            break;
-        case S_SERVE_SVC:
-            s_stage_serve_svc(p);
-            break;
-        case S_GCS_PVC:
-            s_stage_gcs_pvc(p);
-            break;
-        case S_PODS:
-            s_stage_pods(p);
-            break;
-        case S_STATUS:
-            s_stage_status(p);
-            break;
-        default:
-            break;
-        }
-    }
 }
 
 /* Adds the objects of `arr` to `map` under "<kind>/<name>" (the status stage's reload reuses them).
@@ -2238,8 +1452,8 @@ static json_t *s_child_parse(const reconciler_t *r, int kind, const char *json)
 static int s_load_children(pass_t *p)
 {
     store_observed_list_t l = {0};
-    int rc = store_observed_list_owner(p->r->cfg.observed, p->r->cluster, p->ns, "RayCluster",
-                                       p->name, NULL, &l);
+    int rc = store_observed_list_owner(p->r->cfg.observed, p->r->cluster, p->cp->ns, "RayCluster",
+                                       p->cp->name, NULL, &l);
     if (rc != 0)
         return rc;
     json_t *old = NULL;
@@ -2301,195 +1515,127 @@ static int s_validate(pass_t *p)
     int out = 0;
     const json_t *spec = jx_get(p->rcd, "spec");
     if (validate_metadata(p->rcd, &m) != 0) {
-        s_event(p, true, VALIDATE_REASON_METADATA, "Validate", "%s %s/%s: %s",
-                VALIDATE_PREFIX_METADATA, p->ns, p->name, buf_str(&m));
+        ctrl_event(p->cp, true, VALIDATE_REASON_METADATA, "Validate", "%s %s/%s: %s",
+                   VALIDATE_PREFIX_METADATA, p->cp->ns, p->cp->name, buf_str(&m));
         out = 1;
         goto done;
     }
     if (validate_spec(spec, jx_get(p->rcd, "metadata.annotations"), &p->r->gates, &m) != 0) {
-        s_event(p, true, VALIDATE_REASON_SPEC, "Validate", "%s %s/%s: %s", VALIDATE_PREFIX_SPEC,
-                p->ns, p->name, buf_str(&m));
+        ctrl_event(p->cp, true, VALIDATE_REASON_SPEC, "Validate", "%s %s/%s: %s",
+                   VALIDATE_PREFIX_SPEC, p->cp->ns, p->cp->name, buf_str(&m));
         out = 1;
         goto done;
     }
     buf_reset(&m);
     if (validate_autoscaler_v1_warning(spec, &m) == 1)
-        s_event(p, true, VALIDATE_REASON_SPEC, "Validate", "%s", buf_str(&m));
+        ctrl_event(p->cp, true, VALIDATE_REASON_SPEC, "Validate", "%s", buf_str(&m));
     buf_reset(&m);
     if (validate_upgrade_options(p->rcd, &m) != 0) {
-        s_event(p, true, VALIDATE_REASON_SPEC, "Validate", "%s %s/%s: %s", VALIDATE_PREFIX_UPGRADE,
-                p->ns, p->name, buf_str(&m));
+        ctrl_event(p->cp, true, VALIDATE_REASON_SPEC, "Validate", "%s %s/%s: %s",
+                   VALIDATE_PREFIX_UPGRADE, p->cp->ns, p->cp->name, buf_str(&m));
         out = 1;
         goto done;
     }
     buf_reset(&m);
     if (validate_status(p->rcd, &m) != 0) {
-        s_event(p, true, VALIDATE_REASON_STATUS, "Validate", "%s", buf_str(&m));
+        ctrl_event(p->cp, true, VALIDATE_REASON_STATUS, "Validate", "%s", buf_str(&m));
         out = 2;
     }
 done:
     if (out)
-        p->r->stats.invalid++;
+        p->r->invalid++;
     buf_free(&m);
     return out;
 }
 
-void reconcile_fn(workq_t *q, const char *key, void *arg)
+/* The pass's start once the runtime has read the RayCluster (pipeline steps 2-10). */
+static ctrl_begin_t s_begin(ctrl_pass_t *cp)
 {
-    reconciler_t *r = arg;
-    r->stats.passes++;
-    pass_t *p = calloc(1, sizeof(*p));
-    if (!p) {
-        workq_done(q, key, workq_error());
-        return;
-    }
+    pass_t *p = cp->data;
+    reconciler_t *r = ctrl_arg(cp->c);
+    p->cp = cp;
     p->r = r;
-    p->q = q;
-    buf_init(&p->fail_msg, RECONCILE_MSG_MAX);
-    snprintf(p->key, sizeof(p->key), "%s", key);
-    p->next = r->passes;
-    if (r->passes)
-        r->passes->prev = p;
-    r->passes = p;
-    audit_new_correlation_id(p->corr);
-    char cl[RECONCILE_KEY_MAX];
-    if (reconcile_parse_key(key, cl, p->ns, p->name) != 0 || strcmp(cl, r->cluster) != 0) {
-        log_warn("reconcile key ignored", "key", key, NULL);
-        s_finish(p, workq_ok());
-        return;
-    }
-    /* 1. the RayCluster */
-    store_observed_t *row = NULL;
-    int rc = store_observed_get(r->cfg.observed, r->cluster, "RayCluster", p->ns, p->name, &row);
-    if (rc == ERR_NOTFOUND) {
-        r->stats.not_found++;
-        json_object_del(r->expect, key);
-        json_object_del(r->ensured, key);
-        json_object_del(r->causes, key);
-        json_object_del(r->status_sent, key);
-        json_object_del(r->valid, key);
-        s_desired_forget(p);
-        s_finish(p, workq_ok());
-        return;
-    }
-    if (rc != 0) {
-        s_finish(p, workq_error());
-        return;
-    }
-    p->rc = row->json ? json_loads(row->json, 0, NULL) : NULL;
-    /* the cause: the last bus event for the key, else the observed RayCluster */
-    json_t *c = json_object_get(r->causes, key);
-    p->cause.key = p->key;
-    p->cause.generation = row->generation;
-    snprintf(p->cause_rv, sizeof(p->cause_rv), "%s",
-             c ? jx_str(c, "rv", "") : (row->resource_version ? row->resource_version : ""));
-    if (c) {
-        p->cause.event_id = (uint64_t)jx_int(c, "eid", 0);
-        if (jx_int(c, "gen", 0) > 0)
-            p->cause.generation = jx_int(c, "gen", 0);
-        json_object_del(r->causes, key);
-    }
-    p->cause.resource_version = p->cause_rv;
-    store_observed_free(&row);
-    if (!p->rc) {
-        s_finish(p, workq_error());
-        return;
-    }
+    p->rc = cp->obj;
     /* 2. managedBy */
     const char *mb = jx_str(p->rc, "spec.managedBy", "");
     if (mb[0] && strcmp(mb, RECONCILE_MANAGED_BY) != 0) {
-        if (json_object_get(r->desired, key))
-            s_desired_forget(p);
-        s_finish(p, workq_ok());
-        return;
+        if (ctrl_desired_written(cp))
+            ctrl_desired_forget(cp);
+        return CTRL_BEGIN_OK;
     }
     /* 3-9. defaults and validation. The defaults only fill spec fields (rayStartParams, replicas,
      * min/max, numOfHosts) that no step reads from p->rc, so they are applied in place and p->rcd
      * is the same object. An object already validated clean (no event, no error) at the same
-     * (uid, resourceVersion) is not validated again and keeps its Recreate hash: validation and
-     * the hash are functions of the object and the reconciler's fixed gates only, and a clean
-     * validation emits nothing, so what KubeRay shows (events on invalid specs each reconcile,
-     * the autoscaler v1 warning each reconcile) is unchanged. */
-    if (validate_apply_defaults(p->rc) != 0) {
-        s_finish(p, workq_error());
-        return;
-    }
+     * (uid, resourceVersion) is not validated again and keeps its Recreate hash (the runtime's
+     * memo): validation and the hash are functions of the object and the reconciler's fixed gates
+     * only, and a clean validation emits nothing, so what KubeRay shows (events on invalid specs
+     * each reconcile, the autoscaler v1 warning each reconcile) is unchanged. */
+    if (validate_apply_defaults(p->rc) != 0)
+        return CTRL_BEGIN_ERROR;
     p->rcd = json_incref(p->rc);
     const char *uid = jx_str(p->rc, "metadata.uid", "");
     const char *orv = jx_str(p->rc, "metadata.resourceVersion", "");
-    json_t *vc = json_object_get(r->valid, key);
-    if (vc && orv[0] && !strcmp(jx_str(vc, "uid", ""), uid) && !strcmp(jx_str(vc, "rv", ""), orv)) {
-        snprintf(p->hash, sizeof(p->hash), "%s", jx_str(vc, "hash", ""));
+    const char *memo = ctrl_memo_get(cp, uid, orv);
+    if (memo) {
+        snprintf(p->hash, sizeof(p->hash), "%s", memo);
     } else {
-        uint64_t ev0 = p->events_sent;
+        uint64_t ev0 = cp->events_sent;
         int v = s_validate(p);
-        if (v == 1) {
-            s_finish(p, workq_ok());
-            return;
-        }
-        if (v == 2) {
-            s_finish(p, workq_error());
-            return;
-        }
+        if (v == 1)
+            return CTRL_BEGIN_OK;
+        if (v == 2)
+            return CTRL_BEGIN_ERROR;
         if (reconcile_spec_hash(jx_get(p->rcd, "spec"), p->hash, sizeof(p->hash)) != 0)
             p->hash[0] = '\0';
-        if (p->events_sent == ev0 && orv[0] && p->hash[0]) {
-            if (json_object_size(r->valid) >= RECONCILE_MAX_VALID)
-                json_object_clear(r->valid);
-            json_object_set_new(
-                r->valid, key,
-                json_pack("{s:s, s:s, s:s}", "uid", uid, "rv", orv, "hash", p->hash));
-        }
+        if (cp->events_sent == ev0 && orv[0] && p->hash[0])
+            ctrl_memo_put(cp, uid, orv, p->hash);
     }
-    if (s_load_children(p) != 0) {
-        s_finish(p, workq_error());
-        return;
-    }
+    if (s_load_children(p) != 0)
+        return CTRL_BEGIN_ERROR;
     /* 10. GCS FT Redis finalizer and deletion; a deleting RayCluster goes no further */
-    if (s_gcs_ft(p)) {
-        p->stage = S_DONE;
-        s_advance(p);
-        return;
-    }
+    if (s_gcs_ft(p))
+        return CTRL_BEGIN_END;
     s_desired_record(p);
-    p->stage = S_SA;
-    s_advance(p);
+    return CTRL_BEGIN_STAGES;
+}
+
+/* The RayCluster kind on the controller runtime. */
+static const ctrl_kind_t s_kind = {.group = RECONCILE_GROUP,
+                                   .version = RECONCILE_VERSION,
+                                   .kind = RECONCILE_KIND,
+                                   .resource = RECONCILE_RESOURCE,
+                                   .component = RECONCILE_COMPONENT,
+                                   .instance = RECONCILE_INSTANCE,
+                                   .pass_size = sizeof(pass_t),
+                                   .begin = s_begin,
+                                   .stages = s_stages,
+                                   .nstages = S_STAGES,
+                                   .pass_free = s_pass_free};
+
+void reconcile_fn(workq_t *q, const char *key, void *arg)
+{
+    reconciler_t *r = arg;
+    ctrl_fn(q, key, r->ctrl);
 }
 
 int reconcile_note_change(reconciler_t *r, const envwire_object_changed_t *oc, char *out,
                           size_t size)
 {
-    if (!r || !oc || !out || !envwire_str_eq(oc->kind, "RayCluster") ||
-        !envwire_str_eq(oc->cluster, r->cluster) || oc->name.n == 0)
-        return ERR_INVAL;
-    int n = snprintf(out, size, "%.*s/%.*s/%.*s", (int)oc->cluster.n,
-                     oc->cluster.p ? oc->cluster.p : "", (int)oc->namespace_.n,
-                     oc->namespace_.p ? oc->namespace_.p : "", (int)oc->name.n, oc->name.p);
-    if (n < 0 || (size_t)n >= size || (size_t)n >= RECONCILE_KEY_MAX)
-        return ERR_TOOBIG;
-    if (json_object_size(r->causes) >= RECONCILE_MAX_CAUSES)
-        json_object_clear(r->causes);
-    char rv[64];
-    snprintf(rv, sizeof(rv), "%.*s", (int)oc->resource_version.n,
-             oc->resource_version.p ? oc->resource_version.p : "");
-    json_object_set_new(r->causes, out,
-                        json_pack("{s:s, s:I, s:I}", "rv", rv, "eid", (json_int_t)oc->event_id,
-                                  "gen", (json_int_t)oc->generation));
-    return 0;
+    return r ? ctrl_note_change(r->ctrl, oc, out, size) : ERR_INVAL;
 }
 
-reconciler_t *reconcile_new(loop_t *loop, const reconcile_config_t *cfg)
+/* A reconciler for `cfg` whose runtime captures its requests into `capture` (self-tests) when
+ * not NULL. */
+static reconciler_t *s_new(loop_t *loop, const reconcile_config_t *cfg, json_t *capture)
 {
-    if (!loop || !cfg || !cfg->cluster || !cfg->cluster[0] || !cfg->observed || !cfg->client ||
-        strlen(cfg->cluster) >= S_NAME_MAX)
+    if (!loop || !cfg || !cfg->cluster || !cfg->cluster[0] ||
+        ((!cfg->observed || !cfg->client) && !capture) || strlen(cfg->cluster) >= S_NAME_MAX)
         return NULL;
     reconciler_t *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->loop = loop;
     r->cfg = *cfg;
-    if (r->cfg.requeue_ms <= 0)
-        r->cfg.requeue_ms = RECONCILE_REQUEUE_MS;
     snprintf(r->cluster, sizeof(r->cluster), "%s", cfg->cluster);
     r->cfg.cluster = r->cluster;
     if (cfg->pod_opts)
@@ -2500,18 +1646,28 @@ reconciler_t *reconcile_new(loop_t *loop, const reconcile_config_t *cfg)
         r->gates = *cfg->gates;
     else
         validate_gates_default(&r->gates);
-    r->expect = json_object();
-    r->ensured = json_object();
-    r->causes = json_object();
-    r->status_sent = json_object();
-    r->desired = json_object();
-    r->valid = json_object();
-    if (!r->expect || !r->ensured || !r->causes || !r->status_sent || !r->desired || !r->valid ||
-        s_proj_init(r) != 0) {
+    r->ctrl = ctrl_new(loop, &(ctrl_config_t){.kind = &s_kind,
+                                              .cluster = r->cluster,
+                                              .observed = cfg->observed,
+                                              .client = cfg->client,
+                                              .audit = cfg->audit,
+                                              .desired = cfg->desired,
+                                              .events = cfg->events,
+                                              .requeue_ms = cfg->requeue_ms,
+                                              .fence = cfg->fence,
+                                              .fence_arg = cfg->fence_arg,
+                                              .arg = r,
+                                              .capture = capture});
+    if (!r->ctrl || s_proj_init(r) != 0) {
         reconcile_destroy(&r);
         return NULL;
     }
     return r;
+}
+
+reconciler_t *reconcile_new(loop_t *loop, const reconcile_config_t *cfg)
+{
+    return s_new(loop, cfg, NULL);
 }
 
 void reconcile_destroy(reconciler_t **r_p)
@@ -2519,17 +1675,7 @@ void reconcile_destroy(reconciler_t **r_p)
     if (!r_p || !*r_p)
         return;
     reconciler_t *r = *r_p;
-    while (r->passes)
-        s_pass_free(r->passes);
-    while (r->reqs)
-        s_req_free(r, r->reqs);
-    json_decref(r->expect);
-    json_decref(r->ensured);
-    json_decref(r->causes);
-    json_decref(r->status_sent);
-    json_decref(r->desired);
-    json_decref(r->valid);
-    json_decref(r->capture);
+    ctrl_destroy(&r->ctrl);
     s_proj_free(r);
     free(r);
     *r_p = NULL;
@@ -2537,11 +1683,42 @@ void reconcile_destroy(reconciler_t **r_p)
 
 void reconcile_stats(const reconciler_t *r, reconcile_stats_t *out)
 {
-    if (r && out)
-        *out = r->stats;
+    if (!r || !out)
+        return;
+    ctrl_stats_t cs;
+    ctrl_stats(r->ctrl, &cs);
+    *out = (reconcile_stats_t){.passes = cs.passes,
+                               .not_found = cs.not_found,
+                               .invalid = r->invalid,
+                               .creates = cs.creates,
+                               .deletes = cs.deletes,
+                               .status_writes = cs.status_writes,
+                               .updates = cs.updates,
+                               .events = cs.events,
+                               .fenced = cs.fenced,
+                               .write_errors = cs.write_errors,
+                               .errors = cs.errors,
+                               .skipped_groups = cs.skipped_groups};
+}
+
+ctrl_t *reconcile_ctrl(const reconciler_t *r)
+{
+    return r ? r->ctrl : NULL;
 }
 
 /* ---------- self-test ---------- */
+
+/* parent[k], made an empty object when it is not one. */
+static json_t *s_t_obj_child(json_t *parent, const char *k)
+{
+    json_t *o = json_object_get(parent, k);
+    if (!json_is_object(o)) {
+        o = json_object();
+        if (!o || json_object_set_new(parent, k, o) != 0)
+            return NULL;
+    }
+    return o;
+}
 
 /* ---------- self-test: projected children decide as the full objects ---------- */
 
@@ -2590,7 +1767,7 @@ static void s_t_pod_status(json_t *pod, int v, const char *name, int n, bool old
     if (v == 4)
         jx_set_path(pod, "metadata.deletionTimestamp", json_string("2024-01-01T00:00:09Z"));
     if (v == 5) {
-        json_t *ann = s_obj_child(json_object_get(pod, "metadata"), "annotations");
+        json_t *ann = s_t_obj_child(json_object_get(pod, "metadata"), "annotations");
         json_object_set_new(ann, RECONCILE_ANN_RECREATE_HASH, json_string("stale"));
         if (old_version)
             json_object_set_new(ann, RECONCILE_ANN_KUBERAY_VERSION, json_string("v0.0.1"));
@@ -2603,65 +1780,58 @@ static void s_t_pod_status(json_t *pod, int v, const char *name, int n, bool old
 static json_t *s_t_decide(loop_t *loop, json_t *rc, const char *hash, const json_t *kids,
                           bool project)
 {
-    reconciler_t r = {.loop = loop};
-    podbuild_opts_init(&r.pod_opts);
-    snprintf(r.cluster, sizeof(r.cluster), "c1");
-    r.cfg.cluster = r.cluster;
-    r.expect = json_object();
-    r.ensured = json_object();
-    r.capture = json_array();
-    pass_t p = {.r = &r, .rc = rc, .rcd = rc};
-    buf_init(&p.fail_msg, RECONCILE_MSG_MAX);
-    snprintf(p.ns, sizeof(p.ns), "default");
-    snprintf(p.name, sizeof(p.name), "%s", jx_str(rc, "metadata.name", ""));
-    snprintf(p.key, sizeof(p.key), "c1/default/%.400s", p.name);
-    snprintf(p.hash, sizeof(p.hash), "%s", hash);
-    p.pods = json_array();
-    p.svcs = json_array();
-    p.jobs = json_array();
-    p.names = json_object();
+    json_t *capture = json_array();
+    reconciler_t *r = capture ? s_new(loop, &(reconcile_config_t){.cluster = "c1"}, capture) : NULL;
+    char key[CTRL_KEY_MAX];
+    snprintf(key, sizeof(key), "c1/default/%.400s", jx_str(rc, "metadata.name", ""));
+    ctrl_pass_t *cp = r ? ctrl_test_pass(r->ctrl, key, rc) : NULL;
+    pass_t *p = cp ? cp->data : NULL;
     json_t *out = NULL;
-    if (s_proj_init(&r) != 0 || !r.expect || !r.ensured || !r.capture || !p.pods || !p.svcs ||
-        !p.jobs || !p.names)
+    if (!p)
+        goto done;
+    p->cp = cp;
+    p->r = r;
+    p->rc = rc;
+    p->rcd = json_incref(rc);
+    snprintf(p->hash, sizeof(p->hash), "%s", hash);
+    p->pods = json_array();
+    p->svcs = json_array();
+    p->jobs = json_array();
+    p->names = json_object();
+    if (!p->pods || !p->svcs || !p->jobs || !p->names)
         goto done;
     static const char *const kinds[] = {"Pod", "Service", "Job"};
     for (int k = 0; k < S_CHILD_KINDS; k++) {
         size_t i;
         json_t *t;
-        json_t *arr = k == S_CHILD_POD ? p.pods : k == S_CHILD_SVC ? p.svcs : p.jobs;
+        json_t *arr = k == S_CHILD_POD ? p->pods : k == S_CHILD_SVC ? p->svcs : p->jobs;
         json_array_foreach(json_object_get(kids, kinds[k]), i, t)
         {
             const char *text = json_string_value(t);
-            json_t *o = project ? s_child_parse(&r, k, text) : json_loads(text, 0, NULL);
+            json_t *o = project ? s_child_parse(r, k, text) : json_loads(text, 0, NULL);
             if (k == S_CHILD_POD)
-                json_object_set_new(p.names, jx_str(o, "metadata.name", ""), json_true());
+                json_object_set_new(p->names, jx_str(o, "metadata.name", ""), json_true());
             json_array_append_new(arr, o);
         }
     }
-    if (!s_gcs_ft(&p)) {
-        void (*const stages[])(pass_t *) = {s_stage_head_svc, s_stage_headless, s_stage_serve_svc,
-                                            s_stage_pods};
-        for (size_t s = 0; s < sizeof(stages) / sizeof(stages[0]) && !p.failed; s++)
-            stages[s](&p);
+    if (!s_gcs_ft(p)) {
+        void (*const stages[])(ctrl_pass_t *) = {s_stage_head_svc, s_stage_headless,
+                                                 s_stage_serve_svc, s_stage_pods};
+        for (size_t s = 0; s < sizeof(stages) / sizeof(stages[0]) && !cp->failed; s++)
+            stages[s](cp);
     }
     buf_t err;
     buf_init(&err, RECONCILE_MSG_MAX);
-    json_t *st = s_status_calc(&p, "2024-01-01T00:00:10Z", &err);
-    out = json_pack("{s:O, s:b, s:s, s:s, s:I, s:b, s:o?, s:s}", "requests", r.capture, "failed",
-                    p.failed, "reason", p.fail_reason ? p.fail_reason : "", "message",
-                    buf_str(&p.fail_msg), "requeue", (json_int_t)p.requeue_ms, "short",
-                    p.short_requeue, "status", st, "status_error", buf_str(&err));
+    json_t *st = s_status_calc(p, "2024-01-01T00:00:10Z", &err);
+    out = json_pack("{s:O, s:b, s:s, s:s, s:I, s:b, s:o?, s:s}", "requests", capture, "failed",
+                    cp->failed, "reason", cp->fail_reason ? cp->fail_reason : "", "message",
+                    buf_str(&cp->fail_msg), "requeue", (json_int_t)cp->requeue_ms, "short",
+                    cp->short_requeue, "status", st, "status_error", buf_str(&err));
     buf_free(&err);
 done:
-    json_decref(p.pods);
-    json_decref(p.svcs);
-    json_decref(p.jobs);
-    json_decref(p.names);
-    buf_free(&p.fail_msg);
-    json_decref(r.expect);
-    json_decref(r.ensured);
-    json_decref(r.capture);
-    s_proj_free(&r);
+    ctrl_test_pass_free(&cp);
+    reconcile_destroy(&r);
+    json_decref(capture);
     return out;
 }
 
@@ -2701,7 +1871,7 @@ static bool s_t_scenario(loop_t *loop, const json_t *base, int sc, s_t_cov_t *co
         jx_set_path(rc, "status.conditions",
                     json_pack("[{s:s, s:s}]", "type", RCS_COND_SUSPENDING, "status", "True"));
     if (sc >= 4) {
-        json_t *ann = s_obj_child(json_object_get(rc, "metadata"), "annotations");
+        json_t *ann = s_t_obj_child(json_object_get(rc, "metadata"), "annotations");
         json_object_set_new(ann, RECONCILE_ANN_FT, json_string("true"));
         jx_set_path(rc, "metadata.deletionTimestamp", json_string("2099-01-01T00:00:00Z"));
         jx_set_path(rc, "metadata.finalizers", json_pack("[s]", RECONCILE_FINALIZER_REDIS));
@@ -2801,9 +1971,9 @@ static bool s_t_scenario(loop_t *loop, const json_t *base, int sc, s_t_cov_t *co
         json_array_foreach(json_object_get(full, "requests"), i, q)
         {
             int w = (int)jx_int(q, "what", 0);
-            cov->creates += w == R_CREATE;
-            cov->deletes += w == R_DELETE;
-            cov->patches += w == R_PATCH;
+            cov->creates += w == CTRL_CREATE;
+            cov->deletes += w == CTRL_DELETE;
+            cov->patches += w == CTRL_PATCH;
             cov->events += json_object_get(q, "event") != NULL;
         }
         cov->failed += jx_bool(full, "failed", false);
@@ -2901,17 +2071,7 @@ static int s_t_children(bool verbose)
 int reconcile_test(bool verbose)
 {
     int failed = 0;
-    char k[RECONCILE_KEY_MAX], c[RECONCILE_KEY_MAX], ns[RECONCILE_KEY_MAX], n[RECONCILE_KEY_MAX];
-    CHECK(reconcile_key("c1", "default", "rc", k, sizeof(k)) == 13 && !strcmp(k, "c1/default/rc"));
-    CHECK(reconcile_key("c1", "default", "rc", k, 5) == ERR_TOOBIG);
-    CHECK(reconcile_key(NULL, "default", "rc", k, sizeof(k)) == ERR_INVAL);
-    CHECK(reconcile_parse_key("c1/default/rc", c, ns, n) == 0);
-    CHECK(!strcmp(c, "c1") && !strcmp(ns, "default") && !strcmp(n, "rc"));
-    CHECK(reconcile_parse_key("c1/default", c, ns, n) == ERR_INVAL);
-    CHECK(reconcile_parse_key("c1//rc", c, ns, n) == ERR_INVAL);
-    CHECK(reconcile_parse_key("/a/b", c, ns, n) == ERR_INVAL);
-    CHECK(reconcile_parse_key("a/b/c/d", c, ns, n) == ERR_INVAL);
-    CHECK(reconcile_parse_key(NULL, c, ns, n) == ERR_INVAL);
+    /* keys: ctrl_key() and ctrl_parse_key(), tested by ctrl_test() */
 
     /* argument errors */
     CHECK(reconcile_new(NULL, &(reconcile_config_t){0}) == NULL);
@@ -2919,22 +2079,33 @@ int reconcile_test(bool verbose)
     CHECK(reconcile_new(loop, &(reconcile_config_t){.cluster = "c1"}) == NULL);
     reconcile_destroy(NULL);
 
-    /* expectations by name, against a fake reconciler (no client needed) */
-    reconciler_t fake = {.loop = loop};
-    fake.expect = json_object();
-    json_t *names = json_object();
-    CHECK(s_satisfied(&fake, "k", "g", names));
-    s_expect(&fake, "k", "g", "p1", true);
-    CHECK(!s_satisfied(&fake, "k", "g", names));
-    json_object_set_new(names, "p1", json_true());
-    CHECK(s_satisfied(&fake, "k", "g", names));
-    s_expect(&fake, "k", "g", "p1", false);
-    CHECK(!s_satisfied(&fake, "k", "g", names));
-    CHECK(s_satisfied(&fake, "k", "other", names));
-    json_object_del(names, "p1");
-    CHECK(s_satisfied(&fake, "k", "g", names));
-    json_decref(names);
-    json_decref(fake.expect);
+    /* expectations by name, through a capturing reconciler's pass (no client needed) */
+    json_t *capture = json_array();
+    reconciler_t *fake = s_new(loop, &(reconcile_config_t){.cluster = "c1"}, capture);
+    json_t *rco = json_pack("{s:{s:s}}", "metadata", "name", "k");
+    ctrl_pass_t *cp = fake ? ctrl_test_pass(fake->ctrl, "c1/default/k", rco) : NULL;
+    CHECK(cp != NULL);
+    pass_t *tp = cp ? cp->data : NULL;
+    if (tp) {
+        tp->cp = cp;
+        tp->r = fake;
+        tp->names = json_object();
+        CHECK(s_group_satisfied(tp, "g"));
+        ctrl_expect(cp, "g", "p1", true);
+        CHECK(!s_group_satisfied(tp, "g") && cp->short_requeue);
+        json_object_set_new(tp->names, "p1", json_true());
+        CHECK(s_group_satisfied(tp, "g"));
+        ctrl_expect(cp, "g", "p1", false);
+        CHECK(!s_group_satisfied(tp, "g"));
+        CHECK(s_group_satisfied(tp, "other"));
+        json_object_del(tp->names, "p1");
+        CHECK(s_group_satisfied(tp, "g"));
+        reconcile_stats_t rs;
+        reconcile_stats(fake, &rs);
+        CHECK(rs.skipped_groups == 2);
+    }
+    ctrl_test_pass_free(&cp);
+    json_decref(rco);
 
     /* replica indexes */
     json_t *used = json_pack("{s:b, s:b}", "0", 1, "2", 1);
@@ -2942,8 +2113,13 @@ int reconcile_test(bool verbose)
     CHECK(s_next_index(used) == 3);
     json_decref(used);
     char sfx[S_RAND_LEN + 1];
-    s_rand_suffix(&fake, sfx);
-    CHECK(strlen(sfx) == S_RAND_LEN && strspn(sfx, S_RAND_CHARS) == S_RAND_LEN);
+    CHECK(fake != NULL);
+    if (fake) {
+        s_rand_suffix(fake, sfx);
+        CHECK(strlen(sfx) == S_RAND_LEN && strspn(sfx, S_RAND_CHARS) == S_RAND_LEN);
+    }
+    reconcile_destroy(&fake);
+    json_decref(capture);
     loop_destroy(&loop);
 
     /* SHA-1 (FIPS 180 vectors) and Go's base32 hex encoding */

@@ -1,10 +1,13 @@
 /*
- * reconcile: the RayCluster reconciler, KubeRay's raycluster_controller.go on rayfleet's parts.
+ * reconcile: the RayCluster reconciler, KubeRay's raycluster_controller.go on rayfleet's parts:
+ * the RayCluster kind and its stages on the controller runtime (ctrl/ctrl.h), which runs the
+ * passes, windows and fences the writes, audits them, records Events, keeps the causes, the
+ * expectations, the status guard and the desired rows.
  *
  * One pass for one key ("cluster/namespace/name"), started by the work queue (workq.h):
- *   1. read the RayCluster and its pods and services from observed.db (read-only connection;
- *      the watcher is its only writer). NotFound: forget the key's expectations, done.
- *      `managedBy` other than ray.io/kuberay-operator: done.
+ *   1. the runtime reads the RayCluster from observed.db (read-only connection; the watcher is
+ *      its only writer). NotFound: the key's state is forgotten, done. Then (s_begin) the pods,
+ *      services and Jobs are read; `managedBy` other than ray.io/kuberay-operator: done.
  *   2. default nil rayStartParams, validate (validate.h) with KubeRay's Warning events
  *      InvalidRayClusterMetadata / InvalidRayClusterSpec / the UpgradeStrategy message (no
  *      requeue) and InvalidRayClusterStatus (error requeue);
@@ -66,14 +69,15 @@
  * the same store batch) only when it changed, so a steady-state pass writes nothing. A pass that
  * finds the RayCluster gone deletes its rows.
  *
- * Every write, Kubernetes Events included, leaves an audit row (audit.h) with the pass's cause
+ * Every write, Kubernetes Events included, leaves an audit row (actlog.h) with the pass's cause
  * (the triggering bus event, else the observed RayCluster's generation and resourceVersion) and
  * its correlation id. Events are core/v1 Event objects from component raycluster-controller.
  */
 #ifndef RF_RECONCILE_H
 #define RF_RECONCILE_H
 
-#include "audit.h"
+#include "actlog.h"
+#include "ctrl.h"
 #include "envwire.h"
 #include "k8s.h"
 #include "loop.h"
@@ -86,24 +90,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RECONCILE_REQUEUE_MS (300 * 1000) /* RAYCLUSTER_DEFAULT_REQUEUE_SECONDS default */
-#define RECONCILE_SHORT_REQUEUE_MS (2 * 1000) /* DefaultRequeueDuration */
-#define RECONCILE_CREATE_EXPECT_MS (30 * 1000) /* a create counts as seen after this */
-#define RECONCILE_DELETE_EXPECT_MS (5 * 60 * 1000) /* a delete counts as seen after this */
-#define RECONCILE_KEY_MAX 512 /* longest key */
-#define RECONCILE_MAX_CAUSES 100000 /* keys whose last bus event is remembered */
+#define RECONCILE_REQUEUE_MS CTRL_REQUEUE_MS /* RAYCLUSTER_DEFAULT_REQUEUE_SECONDS default */
+#define RECONCILE_SHORT_REQUEUE_MS CTRL_SHORT_REQUEUE_MS /* DefaultRequeueDuration */
+#define RECONCILE_CREATE_EXPECT_MS EXPECT_CREATE_MS /* a create counts as seen after this */
+#define RECONCILE_DELETE_EXPECT_MS EXPECT_DELETE_MS /* a delete counts as seen after this */
+#define RECONCILE_KEY_MAX CTRL_KEY_MAX /* longest key */
 #define RECONCILE_MAX_CREATES_PER_GROUP 1000 /* pods created for one group in one pass */
-/* Requests of one pass in flight at once; the rest wait in the pass and go as earlier ones answer,
- * so a pass never queues more than this ahead of other keys' writes in the client (8 connections
- * per host, FIFO): a scale-up by thousands costs other keys at most 16 requests of waiting, and
- * with 64 concurrent passes the client holds at most 1,024 requests. */
-#define RECONCILE_PASS_WINDOW 16
-/* Keys whose clean validation and Recreate hash are remembered by (uid, resourceVersion): about
- * 500 bytes each (key, uid, rv and hash in a small jansson object), so at most ~10 MB; cleared
- * whole when reached (like the causes), which costs one re-validation per key. Issue 7's fleet
- * is 10,000 RayClusters per scheduler. */
-#define RECONCILE_MAX_VALID 20000
+#define RECONCILE_PASS_WINDOW CTRL_PASS_WINDOW /* requests of one pass in flight at once */
+/* Clean validations and Recreate hashes are remembered by (uid, resourceVersion) as the
+ * runtime's memo (CTRL_MAX_MEMOS keys; issue 7's fleet is 10,000 RayClusters per scheduler). */
+#define RECONCILE_GROUP "ray.io" /* API group of the RayCluster kind */
+#define RECONCILE_VERSION "v1" /* its API version */
+#define RECONCILE_KIND "RayCluster" /* the kind */
+#define RECONCILE_RESOURCE "rayclusters" /* its resource */
 #define RECONCILE_COMPONENT "raycluster-controller" /* Event source component */
+#define RECONCILE_INSTANCE "rayfleet-scheduler" /* Event reportingInstance */
 #define RECONCILE_MANAGED_BY "ray.io/kuberay-operator" /* the only spec.managedBy handled */
 #define RECONCILE_ANN_DISABLE_HEAD_RESTART "ray.io/disable-provisioned-head-restart"
 #define RECONCILE_HEAD_GROUP "head" /* expectation group of the head pod */
@@ -117,7 +118,6 @@
 #define RECONCILE_ANN_RECREATE_HASH "ray.io/upgrade-strategy-recreate-hash" /* head pod */
 #define RECONCILE_ANN_KUBERAY_VERSION "ray.io/kuberay-version" /* head pod */
 #define RECONCILE_HASH_LEN 32 /* base32hex(sha1) characters */
-#define RECONCILE_OWNER_KIND "RayCluster" /* owner_kind of the desired rows */
 
 typedef struct reconciler reconciler_t;
 
@@ -126,7 +126,7 @@ typedef struct {
     const char *cluster; /* member cluster name used in keys and rows (required) */
     store_t *observed; /* observed.db, read-only (required) */
     k8s_client_t *client; /* the member cluster's API client (required) */
-    audit_t *audit; /* audit writer, or NULL */
+    actlog_t *audit; /* audit writer, or NULL */
     const podbuild_opts_t *pod_opts; /* NULL: KubeRay defaults */
     const validate_gates_t *gates; /* NULL: KubeRay defaults */
     bool random_delete; /* ENABLE_RANDOM_POD_DELETE=true */
@@ -173,13 +173,6 @@ void reconcile_fn(workq_t *q, const char *key, void *arg);
 int reconcile_note_change(reconciler_t *r, const envwire_object_changed_t *oc, char *out,
                           size_t size);
 
-/* Writes "cluster/ns/name" into out[size]. Returns its length or ERR_TOOBIG / ERR_INVAL. */
-int reconcile_key(const char *cluster, const char *ns, const char *name, char *out, size_t size);
-
-/* Splits a key into its three parts (copied into the buffers, each RECONCILE_KEY_MAX bytes).
- * Returns 0 or ERR_INVAL. */
-int reconcile_parse_key(const char *key, char *cluster, char *ns, char *name);
-
 /* The Recreate-strategy hash of a RayCluster spec (spec §1.9/§1.10): base32hex(sha1(JSON(spec')))
  * where spec' is `spec` without every worker group's replicas, minReplicas, maxReplicas and
  * scaleStrategy.workersToDelete, the head and worker templates' tolerations and schedulingGates,
@@ -193,7 +186,10 @@ int reconcile_spec_hash(const json_t *spec, char *out, size_t size);
 /* Fills *out with the counters. */
 void reconcile_stats(const reconciler_t *r, reconcile_stats_t *out);
 
-/* Self-test: keys, argument errors, expectations, SHA-1 and the Recreate hash, finalizer, time
+/* The controller runtime running the reconciler's passes (for its ctrl_stats()). */
+ctrl_t *reconcile_ctrl(const reconciler_t *r);
+
+/* Self-test: argument errors, expectations, SHA-1 and the Recreate hash, finalizer, time
  * and duration helpers (the behaviour is tested end to end in tests/integration/scheduler and
  * tests/integration/scheduler2). */
 int reconcile_test(bool verbose);

@@ -25,7 +25,7 @@
 #define RF_HARNESS_H
 
 #include "apiserver.h"
-#include "audit.h"
+#include "actlog.h"
 #include "bus.h"
 #include "err.h"
 #include "json.h"
@@ -95,7 +95,7 @@ typedef struct {
     bus_pub_t *pub; /* the watcher's publisher */
     bus_sub_t *sub; /* the scheduler side's subscriber */
     watcher_t *w; /* the watcher logic */
-    audit_t *aud; /* the reconciler's auditor on sdb */
+    actlog_t *aud; /* the reconciler's auditor on sdb */
     reconciler_t *rec; /* the reconciler */
     workq_t *q; /* its work queue */
     bool started; /* harness_start() built everything (the watcher may still not be ready) */
@@ -440,7 +440,8 @@ HARNESS_FN int harness_start(harness_t *h)
                            .burst = h->o.qps};
     h->w = watcher_new(h->loop, &wc, &err);
     CHECK(h->w != NULL);
-    h->aud = audit_new(h->sdb, &(audit_actor_t){.service = "scheduler", .replica = "scheduler/0"});
+    h->aud =
+        actlog_new(h->sdb, &(actlog_actor_t){.service = "scheduler", .replica = "scheduler/0"});
     CHECK(h->aud != NULL);
     h->rec = reconcile_new(h->loop, &(reconcile_config_t){.cluster = HARNESS_CLUSTER,
                                                           .observed = h->obs,
@@ -474,7 +475,7 @@ HARNESS_FN void harness_stop(harness_t *h)
     workq_destroy(&h->q);
     k8s_client_destroy(&h->client);
     reconcile_destroy(&h->rec);
-    audit_destroy(&h->aud);
+    actlog_destroy(&h->aud);
     watcher_destroy(&h->w);
     bus_sub_destroy(&h->sub);
     bus_pub_destroy(&h->pub);

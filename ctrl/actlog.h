@@ -1,7 +1,8 @@
 /*
- * audit: the scheduler's audit writer. Every API write the scheduler makes (create, update,
- * patch, delete, status, Event) leaves one row in the `audit` table of the scheduler's OWN
- * database (<state-dir>/scheduler.db; the scheduler is its only writer) through
+ * actlog: the controllers' audit writer (the action log). Every API write a controller makes
+ * through the runtime (ctrl.h: create, update, patch, delete, status, Event) leaves one row in
+ * the `audit` table of the controller's OWN database (the scheduler's <state-dir>/scheduler.db;
+ * the controller is its only writer) through
  * store_audit_append(), which batches rows and commits them once per loop turn.
  *
  * A row says who acted (service, replica, version), on what (cluster, group, kind, namespace,
@@ -16,10 +17,10 @@
  * fields are replaced, valueFrom references kept, a Secret's data hidden, and "password=..."
  * style values inside strings (a rendered `ray start --redis-password=...`) replaced.
  *
- * Summaries are compact JSON cut to AUDIT_SUMMARY_MAX bytes (a cut summary ends with "...").
+ * Summaries are compact JSON cut to ACTLOG_SUMMARY_MAX bytes (a cut summary ends with "...").
  */
-#ifndef RF_AUDIT_H
-#define RF_AUDIT_H
+#ifndef RF_ACTLOG_H
+#define RF_ACTLOG_H
 
 #include "buf.h"
 #include "store.h"
@@ -29,19 +30,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AUDIT_SUMMARY_MAX 2048 /* longest request summary written, bytes (below the store's) */
-#define AUDIT_CORR_LEN 33 /* correlation id: 32 hex characters and a NUL */
-#define AUDIT_REDACTED "(redacted)" /* what replaces a secret value */
-#define AUDIT_FIELD_MAX 256 /* longest actor string kept */
+#define ACTLOG_SUMMARY_MAX 2048 /* longest request summary written, bytes (below the store's) */
+#define ACTLOG_CORR_LEN 33 /* correlation id: 32 hex characters and a NUL */
+#define ACTLOG_REDACTED "(redacted)" /* what replaces a secret value */
+#define ACTLOG_FIELD_MAX 256 /* longest actor string kept */
 
-typedef struct audit audit_t;
+typedef struct actlog actlog_t;
 
-/* Who acts. Strings are copied by audit_new(). */
+/* Who acts. Strings are copied by actlog_new(). */
 typedef struct {
     const char *service; /* "scheduler" */
     const char *replica; /* "scheduler/0" */
     const char *version; /* rayfleet version; NULL: RF_VERSION */
-} audit_actor_t;
+} actlog_actor_t;
 
 /* The cause of a reconcile: what the observed state said when it started. */
 typedef struct {
@@ -49,7 +50,7 @@ typedef struct {
     int64_t generation; /* metadata.generation of the observed owner, 0: unknown */
     const char *resource_version; /* resourceVersion of the observed object that changed */
     uint64_t event_id; /* the bus event id, 0: none (resync, requeue) */
-} audit_cause_t;
+} actlog_cause_t;
 
 /* One action and its result. Strings are borrowed for the call. */
 typedef struct {
@@ -62,41 +63,41 @@ typedef struct {
     const char *verb; /* create, update, patch, delete, status */
     const char *reason; /* KubeRay's event reason, or NULL */
     const char *message; /* a sentence saying why */
-    const audit_cause_t *cause; /* the reconcile's cause, or NULL */
+    const actlog_cause_t *cause; /* the reconcile's cause, or NULL */
     const char *correlation_id; /* the reconcile's correlation id */
     const json_t *request; /* the request body (redacted and summarised here), or NULL */
     int result_status; /* HTTP status, 0 when no response came */
     const char *result_error; /* error text, NULL on success */
     int64_t latency_ms; /* request to result */
-} audit_entry_t;
+} actlog_entry_t;
 
 /* Counters. */
 typedef struct {
     uint64_t rows; /* rows handed to the store */
     uint64_t failures; /* rows the store refused (logged) */
-} audit_stats_t;
+} actlog_stats_t;
 
 /* A writer appending to `db` (borrowed, opened read-write by the caller) as `actor`. Returns
  * NULL on bad arguments or out of memory. */
-audit_t *audit_new(store_t *db, const audit_actor_t *actor);
+actlog_t *actlog_new(store_t *db, const actlog_actor_t *actor);
 
 /* Frees the writer and NULLs *a_p. NULL-safe. Rows already appended stay queued in the store. */
-void audit_destroy(audit_t **a_p);
+void actlog_destroy(actlog_t **a_p);
 
 /* Appends one row for `e`. Returns 0, ERR_INVAL (no verb) or the store's error (logged). */
-int audit_record(audit_t *a, const audit_entry_t *e);
+int actlog_record(actlog_t *a, const actlog_entry_t *e);
 
 /* Appends the redacted summary of `obj` (`obj` is not modified) to `out`: compact JSON, at most
  * max(max, REDACT_SUMMARY_MIN) bytes, still valid JSON when cut. Returns 0 or ERR_NOMEM. */
-int audit_summary(const json_t *obj, size_t max, buf_t *out);
+int actlog_summary(const json_t *obj, size_t max, buf_t *out);
 
-/* Writes a fresh random correlation id (32 hex characters) into out[AUDIT_CORR_LEN]. */
-void audit_new_correlation_id(char out[AUDIT_CORR_LEN]);
+/* Writes a fresh random correlation id (32 hex characters) into out[ACTLOG_CORR_LEN]. */
+void actlog_new_correlation_id(char out[ACTLOG_CORR_LEN]);
 
 /* Fills *out with the counters. */
-void audit_stats(const audit_t *a, audit_stats_t *out);
+void actlog_stats(const actlog_t *a, actlog_stats_t *out);
 
 /* Self-test. */
-int audit_test(bool verbose);
+int actlog_test(bool verbose);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * audit: the scheduler's audit writer (see audit.h).
+ * actlog: the controllers' audit writer (see actlog.h).
  */
-#include "audit.h"
+#include "actlog.h"
 
 #include "err.h"
 #include "log.h"
@@ -16,12 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-struct audit {
+struct actlog {
     store_t *db; /* the scheduler's database (borrowed) */
-    char service[AUDIT_FIELD_MAX]; /* actor service */
-    char replica[AUDIT_FIELD_MAX]; /* actor replica */
-    char version[AUDIT_FIELD_MAX]; /* actor version */
-    audit_stats_t stats; /* counters */
+    char service[ACTLOG_FIELD_MAX]; /* actor service */
+    char replica[ACTLOG_FIELD_MAX]; /* actor replica */
+    char version[ACTLOG_FIELD_MAX]; /* actor version */
+    actlog_stats_t stats; /* counters */
 };
 
 static void s_copy(char *dst, size_t cap, const char *src)
@@ -29,11 +29,11 @@ static void s_copy(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
-audit_t *audit_new(store_t *db, const audit_actor_t *actor)
+actlog_t *actlog_new(store_t *db, const actlog_actor_t *actor)
 {
     if (!db || !actor)
         return NULL;
-    audit_t *a = calloc(1, sizeof(*a));
+    actlog_t *a = calloc(1, sizeof(*a));
     if (!a)
         return NULL;
     a->db = db;
@@ -43,7 +43,7 @@ audit_t *audit_new(store_t *db, const audit_actor_t *actor)
     return a;
 }
 
-void audit_destroy(audit_t **a_p)
+void actlog_destroy(actlog_t **a_p)
 {
     if (!a_p || !*a_p)
         return;
@@ -51,7 +51,7 @@ void audit_destroy(audit_t **a_p)
     *a_p = NULL;
 }
 
-int audit_summary(const json_t *obj, size_t max, buf_t *out)
+int actlog_summary(const json_t *obj, size_t max, buf_t *out)
 {
     if (!obj)
         return 0;
@@ -60,7 +60,7 @@ int audit_summary(const json_t *obj, size_t max, buf_t *out)
     return rc == ERR_TOOBIG ? 0 : rc;
 }
 
-void audit_new_correlation_id(char out[AUDIT_CORR_LEN])
+void actlog_new_correlation_id(char out[ACTLOG_CORR_LEN])
 {
     static uint64_t s_counter;
     unsigned char b[16];
@@ -77,17 +77,17 @@ void audit_new_correlation_id(char out[AUDIT_CORR_LEN])
         out[2 * i] = hex[b[i] >> 4];
         out[2 * i + 1] = hex[b[i] & 15];
     }
-    out[AUDIT_CORR_LEN - 1] = '\0';
+    out[ACTLOG_CORR_LEN - 1] = '\0';
 }
 
-int audit_record(audit_t *a, const audit_entry_t *e)
+int actlog_record(actlog_t *a, const actlog_entry_t *e)
 {
     if (!a || !e || !e->verb)
         return ERR_INVAL;
     buf_t sum;
-    buf_init(&sum, AUDIT_SUMMARY_MAX + 8);
+    buf_init(&sum, ACTLOG_SUMMARY_MAX + 8);
     if (e->request)
-        audit_summary(e->request, AUDIT_SUMMARY_MAX, &sum);
+        actlog_summary(e->request, ACTLOG_SUMMARY_MAX, &sum);
     store_audit_t rec = {
         .actor_service = a->service,
         .actor_replica = a->replica,
@@ -123,7 +123,7 @@ int audit_record(audit_t *a, const audit_entry_t *e)
     return 0;
 }
 
-void audit_stats(const audit_t *a, audit_stats_t *out)
+void actlog_stats(const actlog_t *a, actlog_stats_t *out)
 {
     if (a && out)
         *out = a->stats;
@@ -131,7 +131,7 @@ void audit_stats(const audit_t *a, audit_stats_t *out)
 
 /* ---- self-test ---- */
 
-int audit_test(bool verbose)
+int actlog_test(bool verbose)
 {
     int failed = 0;
     /* redaction */
@@ -146,7 +146,7 @@ int audit_test(bool verbose)
     CHECK(pod != NULL);
     buf_t b;
     buf_init(&b, 1 << 16);
-    CHECK(audit_summary(pod, AUDIT_SUMMARY_MAX, &b) == 0);
+    CHECK(actlog_summary(pod, ACTLOG_SUMMARY_MAX, &b) == 0);
     const char *s = buf_str(&b);
     CHECK(strstr(s, "hunter2") == NULL);
     CHECK(strstr(s, "tok123") == NULL);
@@ -166,7 +166,7 @@ int audit_test(bool verbose)
     buf_reset(&b);
     json_t *sec = json_pack("{s:s, s:{s:s}, s:{s:s}}", "kind", "Secret", "metadata", "name", "x",
                             "data", "auth_token", "c2VjcmV0");
-    CHECK(audit_summary(sec, AUDIT_SUMMARY_MAX, &b) == 0);
+    CHECK(actlog_summary(sec, ACTLOG_SUMMARY_MAX, &b) == 0);
     CHECK(strstr(buf_str(&b), "c2VjcmV0") == NULL);
     CHECK(strstr(buf_str(&b), "auth_token") != NULL);
     /* bounded, and still valid JSON */
@@ -176,7 +176,7 @@ int audit_test(bool verbose)
     memset(filler, 'y', sizeof filler - 1);
     filler[sizeof filler - 1] = '\0';
     json_object_set_new(big, "blob", json_string(filler));
-    CHECK(audit_summary(big, REDACT_SUMMARY_MIN, &b) == 0);
+    CHECK(actlog_summary(big, REDACT_SUMMARY_MIN, &b) == 0);
     CHECK(b.len <= REDACT_SUMMARY_MIN);
     json_t *back = json_loads(buf_str(&b), 0, NULL);
     CHECK(back != NULL);
@@ -185,15 +185,15 @@ int audit_test(bool verbose)
     buf_free(&b);
     json_decref(sec);
     json_decref(pod);
-    CHECK(audit_summary(NULL, AUDIT_SUMMARY_MAX, &b) == 0);
+    CHECK(actlog_summary(NULL, ACTLOG_SUMMARY_MAX, &b) == 0);
 
-    char c1[AUDIT_CORR_LEN], c2[AUDIT_CORR_LEN];
-    audit_new_correlation_id(c1);
-    audit_new_correlation_id(c2);
+    char c1[ACTLOG_CORR_LEN], c2[ACTLOG_CORR_LEN];
+    actlog_new_correlation_id(c1);
+    actlog_new_correlation_id(c2);
     CHECK(strlen(c1) == 32 && strcmp(c1, c2) != 0);
 
     /* rows through a real store */
-    CHECK(audit_new(NULL, &(audit_actor_t){0}) == NULL);
+    CHECK(actlog_new(NULL, &(actlog_actor_t){0}) == NULL);
     char dir[] = "/tmp/rf-audit-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char path[128];
@@ -201,24 +201,25 @@ int audit_test(bool verbose)
     int err = 0;
     store_t *db = store_open(path, STORE_READWRITE, &err);
     CHECK(db != NULL);
-    audit_t *a = audit_new(db, &(audit_actor_t){.service = "scheduler", .replica = "scheduler/0"});
+    actlog_t *a =
+        actlog_new(db, &(actlog_actor_t){.service = "scheduler", .replica = "scheduler/0"});
     CHECK(a != NULL);
-    CHECK(audit_record(a, &(audit_entry_t){0}) == ERR_INVAL);
-    audit_cause_t cause = {
+    CHECK(actlog_record(a, &(actlog_entry_t){0}) == ERR_INVAL);
+    actlog_cause_t cause = {
         .key = "c/default/rc", .generation = 3, .resource_version = "42", .event_id = 7};
     json_t *req = json_pack("{s:s,s:{s:s}}", "kind", "Pod", "metadata", "name", "rc-head-x");
-    CHECK(audit_record(a, &(audit_entry_t){.cluster = "c",
-                                           .kind = "Pod",
-                                           .ns = "default",
-                                           .name = "rc-head-x",
-                                           .verb = "create",
-                                           .reason = "CreatedHeadPod",
-                                           .message = "Created head Pod default/rc-head-x",
-                                           .cause = &cause,
-                                           .correlation_id = c1,
-                                           .request = req,
-                                           .result_status = 201,
-                                           .latency_ms = 3}) == 0);
+    CHECK(actlog_record(a, &(actlog_entry_t){.cluster = "c",
+                                             .kind = "Pod",
+                                             .ns = "default",
+                                             .name = "rc-head-x",
+                                             .verb = "create",
+                                             .reason = "CreatedHeadPod",
+                                             .message = "Created head Pod default/rc-head-x",
+                                             .cause = &cause,
+                                             .correlation_id = c1,
+                                             .request = req,
+                                             .result_status = 201,
+                                             .latency_ms = 3}) == 0);
     json_decref(req);
     CHECK(store_flush(db) == 0);
     store_audit_list_t l = {0};
@@ -234,11 +235,11 @@ int audit_test(bool verbose)
         CHECK(r->result_status == 201 && r->request_summary && strstr(r->request_summary, "Pod"));
     }
     store_audit_list_free(&l);
-    audit_stats_t st = {0};
-    audit_stats(a, &st);
+    actlog_stats_t st = {0};
+    actlog_stats(a, &st);
     CHECK(st.rows == 1 && st.failures == 0);
-    audit_destroy(&a);
-    audit_destroy(&a);
+    actlog_destroy(&a);
+    actlog_destroy(&a);
     CHECK(a == NULL);
     store_destroy(&db);
     unlink(path);
@@ -248,5 +249,5 @@ int audit_test(bool verbose)
     snprintf(wal, sizeof(wal), "%s-shm", path);
     unlink(wal);
     rmdir(dir);
-    return SELFTEST_RESULT("audit", verbose);
+    return SELFTEST_RESULT("actlog", verbose);
 }

@@ -1,0 +1,1365 @@
+/*
+ * ctrl: the controller runtime (see ctrl.h).
+ */
+#include "ctrl.h"
+
+#include "err.h"
+#include "json.h"
+#include "keytab.h"
+#include "log.h"
+#include "selftest.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define S_TIME_MAX 32 /* RFC 3339 time */
+#define S_REASON_MAX 64 /* longest Event reason kept by a request */
+
+/* What a write's answer is read for (s_result(), s_event_cb()): 2xx bodies are decoded to these
+ * paths only (k8s.h `keep`); error Status bodies stay whole. GETs decode everything. */
+static const char *const s_write_keep[] = {"metadata.name", "metadata.uid", NULL};
+
+typedef struct ctrl_req req_t;
+
+/* An ensured child of a key: created or found existing at `t`. */
+typedef struct {
+    char *entry; /* "Kind/name" */
+    int64_t t; /* when, loop ms */
+} ens_t;
+
+/* The state the runtime keeps per key between passes. */
+typedef struct {
+    bool has_cause; /* a bus event is noted for the next pass */
+    char cause_rv[CTRL_RV_MAX]; /* its resourceVersion */
+    uint64_t cause_eid; /* its event id */
+    int64_t cause_gen; /* its generation, 0 unknown */
+    bool has_memo; /* memo holds */
+    char memo_uid[CTRL_MEMO_MAX]; /* ... for this uid */
+    char memo_rv[CTRL_MEMO_MAX]; /* ... and this resourceVersion */
+    char memo[CTRL_MEMO_MAX]; /* the kind's memo */
+    bool has_desired; /* desired rows were written with this hash */
+    char desired[CTRL_MEMO_MAX]; /* hash of the desired set last written */
+    char *status_rv; /* observed resourceVersion the last status write was sent against, or NULL */
+    char *status_text; /* the status sent then, compact JSON (a tree would cost kilobytes) */
+    ens_t *ens; /* ensured children */
+    size_t nens, capens; /* used and allocated */
+} kstate_t;
+
+struct ctrl {
+    loop_t *loop; /* the event loop (borrowed) */
+    ctrl_config_t cfg; /* settings (pointers borrowed) */
+    const ctrl_kind_t *kind; /* the kind */
+    char cluster[CTRL_KEY_MAX]; /* member cluster name (copy) */
+    char api_version[128]; /* "group/version" of the kind */
+    keytab_t *keys; /* key -> kstate_t */
+    expect_t *expect; /* expectations by name */
+    size_t ncauses; /* keys with has_cause */
+    size_t nmemos; /* keys with has_memo */
+    ctrl_pass_t *passes; /* passes in flight (list) */
+    req_t *reqs; /* requests in flight (list) */
+    uint64_t event_seq; /* makes Event names unique */
+    ctrl_stats_t stats; /* counters */
+};
+
+struct ctrl_req {
+    req_t *next, *prev; /* list links */
+    ctrl_t *c; /* owner */
+    ctrl_pass_t *p; /* the pass waiting for it, or NULL (Events) */
+    bool linked; /* in c->reqs */
+    ctrl_verb_t what; /* the verb */
+    int64_t id; /* k8s request id */
+    int64_t t0; /* start, monotonic ms */
+    char group[64]; /* API group of the target */
+    char kind[32]; /* kind of the target */
+    char ns[CTRL_KEY_MAX]; /* namespace of the target */
+    char name[CTRL_KEY_MAX]; /* name, or generateName prefix */
+    char noun[32]; /* "head Pod", "worker Pod", "service", ... for messages */
+    bool has_exp; /* exp_group was given (it may be "") */
+    char exp_group[CTRL_KEY_MAX]; /* expectation group, "" none */
+    char ensure[CTRL_KEY_MAX]; /* ensured entry to record on success, "" none */
+    const char *ok_reason; /* event reason on success, or NULL (static string) */
+    const char *fail_reason; /* event reason on failure, or NULL (static string) */
+    const char *rcs_reason; /* the pass's failure reason on failure, or NULL (static string) */
+    char event_reason[S_REASON_MAX]; /* CTRL_EVENT: the reason of the Event */
+    char ikind[32]; /* CTRL_EVENT: the kind of the involved object */
+    json_t *body; /* request body for the audit summary, or NULL */
+    actlog_cause_t cause; /* copied cause */
+    char cause_key[CTRL_KEY_MAX]; /* storage of cause.key */
+    char cause_rv[CTRL_RV_MAX]; /* storage of cause.resource_version */
+    char corr[ACTLOG_CORR_LEN]; /* correlation id */
+    void (*on_get)(ctrl_pass_t *p, const k8s_result_t *res); /* CTRL_GET: the reader's handler */
+    req_t *wnext; /* next request queued behind the pass's window */
+    char r_group[64]; /* target resource: API group */
+    char r_version[16]; /* API version */
+    char r_resource[64]; /* resource (plural) */
+    char r_sub[16]; /* subresource, "" none */
+    bool r_named; /* the request URL names the object (q->name) */
+};
+
+static void s_advance(ctrl_pass_t *p);
+static void s_pump(ctrl_pass_t *p);
+
+/* ---------- keys ---------- */
+
+int ctrl_key(const char *cluster, const char *ns, const char *name, char *out, size_t size)
+{
+    if (!cluster || !ns || !name || !out)
+        return ERR_INVAL;
+    size_t a = strlen(cluster), b = strlen(ns), c = strlen(name);
+    if (a + b + c + 3 > size || a + b + c + 2 > INT32_MAX)
+        return ERR_TOOBIG;
+    memcpy(out, cluster, a);
+    out[a] = '/';
+    memcpy(out + a + 1, ns, b);
+    out[a + 1 + b] = '/';
+    memcpy(out + a + b + 2, name, c + 1);
+    return (int)(a + b + c + 2);
+}
+
+int ctrl_parse_key(const char *key, char *cluster, char *ns, char *name)
+{
+    if (!key || !cluster || !ns || !name)
+        return ERR_INVAL;
+    const char *a = strchr(key, '/');
+    const char *b = a ? strchr(a + 1, '/') : NULL;
+    if (!a || !b || a == key || b == a + 1 || !b[1] || strchr(b + 1, '/') ||
+        strlen(key) >= CTRL_KEY_MAX)
+        return ERR_INVAL;
+    memcpy(cluster, key, (size_t)(a - key));
+    cluster[a - key] = '\0';
+    memcpy(ns, a + 1, (size_t)(b - a - 1));
+    ns[b - a - 1] = '\0';
+    memcpy(name, b + 1, strlen(b + 1) + 1);
+    return 0;
+}
+
+void ctrl_now_rfc3339(char *out, size_t n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---------- per-key state ---------- */
+
+static void s_status_forget(kstate_t *ks)
+{
+    free(ks->status_rv);
+    free(ks->status_text);
+    ks->status_rv = NULL;
+    ks->status_text = NULL;
+}
+
+static void s_kstate_free(void *val)
+{
+    kstate_t *ks = val;
+    s_status_forget(ks);
+    for (size_t i = 0; i < ks->nens; i++)
+        free(ks->ens[i].entry);
+    free(ks->ens);
+    free(ks);
+}
+
+/* The state of `key`, created empty when `create` and missing; NULL when absent or out of
+ * memory. */
+static kstate_t *s_kstate(ctrl_t *c, const char *key, bool create)
+{
+    kstate_t *ks = keytab_get(c->keys, key);
+    if (ks || !create)
+        return ks;
+    ks = calloc(1, sizeof(*ks));
+    if (!ks || keytab_put(c->keys, key, ks) != 0)
+        return NULL;
+    return ks;
+}
+
+/* Forgets everything kept for `key` (the object is gone). */
+static void s_forget_key(ctrl_t *c, const char *key)
+{
+    kstate_t *ks = keytab_get(c->keys, key);
+    if (ks) {
+        c->ncauses -= ks->has_cause;
+        c->nmemos -= ks->has_memo;
+        keytab_del(c->keys, key);
+    }
+    expect_forget_key(c->expect, key);
+}
+
+static bool s_clear_cause(const char *key, void *val, void *arg)
+{
+    ((kstate_t *)val)->has_cause = false;
+    return false;
+}
+
+static bool s_clear_memo(const char *key, void *val, void *arg)
+{
+    ((kstate_t *)val)->has_memo = false;
+    return false;
+}
+
+static void s_ensure_put(ctrl_t *c, const char *key, const char *entry)
+{
+    kstate_t *ks = s_kstate(c, key, true);
+    if (!ks)
+        return;
+    int64_t now = loop_now(c->loop);
+    for (size_t i = 0; i < ks->nens; i++) {
+        if (!strcmp(ks->ens[i].entry, entry)) {
+            ks->ens[i].t = now;
+            return;
+        }
+    }
+    if (ks->nens == ks->capens) {
+        size_t cap = ks->capens ? ks->capens * 2 : 4;
+        ens_t *v = realloc(ks->ens, cap * sizeof(*v));
+        if (!v)
+            return;
+        ks->ens = v;
+        ks->capens = cap;
+    }
+    size_t n = strlen(entry) + 1;
+    char *e = malloc(n);
+    if (!e)
+        return;
+    memcpy(e, entry, n);
+    ks->ens[ks->nens++] = (ens_t){.entry = e, .t = now};
+}
+
+bool ctrl_ensured(ctrl_pass_t *p, const char *entry, int64_t max_age_ms)
+{
+    kstate_t *ks = keytab_get(p->c->keys, p->key);
+    for (size_t i = 0; ks && i < ks->nens; i++) {
+        if (!strcmp(ks->ens[i].entry, entry))
+            return max_age_ms <= 0 || loop_now(p->c->loop) - ks->ens[i].t < max_age_ms;
+    }
+    return false;
+}
+
+const char *ctrl_memo_get(ctrl_pass_t *p, const char *uid, const char *rv)
+{
+    kstate_t *ks = keytab_get(p->c->keys, p->key);
+    if (!ks || !ks->has_memo || !uid || !rv || !rv[0] || strcmp(ks->memo_uid, uid) != 0 ||
+        strcmp(ks->memo_rv, rv) != 0)
+        return NULL;
+    return ks->memo;
+}
+
+void ctrl_memo_put(ctrl_pass_t *p, const char *uid, const char *rv, const char *memo)
+{
+    ctrl_t *c = p->c;
+    if (!uid || !rv || !memo || strlen(uid) >= CTRL_MEMO_MAX || strlen(rv) >= CTRL_MEMO_MAX ||
+        strlen(memo) >= CTRL_MEMO_MAX)
+        return;
+    if (c->nmemos >= CTRL_MAX_MEMOS) {
+        keytab_sweep(c->keys, s_clear_memo, NULL);
+        c->nmemos = 0;
+    }
+    kstate_t *ks = s_kstate(c, p->key, true);
+    if (!ks)
+        return;
+    if (!ks->has_memo)
+        c->nmemos++;
+    ks->has_memo = true;
+    snprintf(ks->memo_uid, sizeof(ks->memo_uid), "%s", uid);
+    snprintf(ks->memo_rv, sizeof(ks->memo_rv), "%s", rv);
+    snprintf(ks->memo, sizeof(ks->memo), "%s", memo);
+}
+
+/* ---------- expectations ---------- */
+
+void ctrl_expect(ctrl_pass_t *p, const char *group, const char *name, bool create)
+{
+    expect_record(p->c->expect, p->key, group, name, create, loop_now(p->c->loop));
+}
+
+bool ctrl_expect_satisfied(ctrl_pass_t *p, const char *group, expect_seen_fn *seen, void *arg)
+{
+    if (expect_satisfied(p->c->expect, p->key, group, seen, arg, loop_now(p->c->loop)))
+        return true;
+    p->c->stats.skipped_groups++;
+    p->short_requeue = true;
+    return false;
+}
+
+/* ---------- requests ---------- */
+
+/* Copies `cause` (NULL: none) into q, its strings into q's storage; `key` replaces a NULL key. */
+static void s_req_cause(req_t *q, const actlog_cause_t *cause, const char *key)
+{
+    if (!cause)
+        return;
+    snprintf(q->cause_key, sizeof(q->cause_key), "%s", cause->key ? cause->key : key);
+    snprintf(q->cause_rv, sizeof(q->cause_rv), "%s",
+             cause->resource_version ? cause->resource_version : "");
+    q->cause = *cause;
+    q->cause.key = q->cause_key;
+    q->cause.resource_version = q->cause_rv[0] ? q->cause_rv : NULL;
+}
+
+/* A request of the pass for the verb, target and audit fields of `r` (NULL on out of memory). */
+static req_t *s_req_new(ctrl_pass_t *p, const ctrl_req_t *r)
+{
+    req_t *q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    q->c = p->c;
+    q->p = p;
+    q->what = r->verb;
+    q->t0 = loop_clock_ms();
+    snprintf(q->group, sizeof(q->group), "%s", r->group ? r->group : "");
+    snprintf(q->kind, sizeof(q->kind), "%s", r->kind ? r->kind : "");
+    snprintf(q->ns, sizeof(q->ns), "%s", p->ns);
+    snprintf(q->name, sizeof(q->name), "%s", r->name ? r->name : "");
+    snprintf(q->noun, sizeof(q->noun), "%s", r->noun ? r->noun : q->kind);
+    s_req_cause(q, &p->cause, p->key);
+    memcpy(q->corr, p->corr, sizeof(q->corr));
+    q->ok_reason = r->ok_reason;
+    q->fail_reason = r->fail_reason;
+    q->rcs_reason = r->rcs_reason;
+    q->has_exp = r->exp_group != NULL;
+    snprintf(q->exp_group, sizeof(q->exp_group), "%s", r->exp_group ? r->exp_group : "");
+    snprintf(q->ensure, sizeof(q->ensure), "%s", r->ensure ? r->ensure : "");
+    q->on_get = r->on_get;
+    snprintf(q->r_group, sizeof(q->r_group), "%s", r->group ? r->group : "");
+    snprintf(q->r_version, sizeof(q->r_version), "%s", r->version ? r->version : "");
+    snprintf(q->r_resource, sizeof(q->r_resource), "%s", r->resource ? r->resource : "");
+    snprintf(q->r_sub, sizeof(q->r_sub), "%s", r->subresource ? r->subresource : "");
+    q->r_named = r->verb != CTRL_CREATE;
+    return q;
+}
+
+static void s_req_link(ctrl_t *c, req_t *q)
+{
+    q->next = c->reqs;
+    if (c->reqs)
+        c->reqs->prev = q;
+    c->reqs = q;
+    q->linked = true;
+    c->stats.requests_inflight++;
+}
+
+static void s_req_free(ctrl_t *c, req_t *q)
+{
+    if (q->linked) {
+        if (q->prev)
+            q->prev->next = q->next;
+        else if (c->reqs == q)
+            c->reqs = q->next;
+        if (q->next)
+            q->next->prev = q->prev;
+        c->stats.requests_inflight--;
+    }
+    json_decref(q->body);
+    free(q);
+}
+
+void ctrl_fail(ctrl_pass_t *p, const char *reason, const char *fmt, ...)
+{
+    if (p->failed)
+        return;
+    p->failed = true;
+    p->fail_reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&p->fail_msg, fmt, ap);
+    va_end(ap);
+}
+
+static void s_audit(ctrl_t *c, req_t *q, const char *verb, const char *name, const char *uid,
+                    const char *reason, const char *message, long status, const char *error)
+{
+    if (!c->cfg.audit)
+        return;
+    actlog_record(c->cfg.audit, &(actlog_entry_t){.cluster = c->cluster,
+                                                  .group = q->group,
+                                                  .kind = q->kind,
+                                                  .ns = q->ns,
+                                                  .name = name,
+                                                  .uid = uid,
+                                                  .verb = verb,
+                                                  .reason = reason,
+                                                  .message = message,
+                                                  .cause = &q->cause,
+                                                  .correlation_id = q->corr,
+                                                  .request = q->body,
+                                                  .result_status = (int)status,
+                                                  .result_error = error,
+                                                  .latency_ms = loop_clock_ms() - q->t0});
+}
+
+/* ---------- events ---------- */
+
+static void s_event_cb(k8s_client_t *k, const k8s_result_t *res, void *arg)
+{
+    req_t *q = arg;
+    char msg[CTRL_KEY_MAX + 128];
+    snprintf(msg, sizeof(msg), "Recorded Event %s on %s %s/%s", q->event_reason, q->ikind, q->ns,
+             jx_str(q->body, "involvedObject.name", ""));
+    s_audit(q->c, q, "create", q->name, jx_str(res->body, "metadata.uid", NULL), q->event_reason,
+            msg, res->status, res->err ? res->message : NULL);
+    if (res->err)
+        log_warn("event not recorded", "reason", q->event_reason, "error", err_str(res->err), NULL);
+    s_req_free(q->c, q);
+}
+
+void ctrl_event_about(ctrl_t *c, const ctrl_ref_t *obj, const actlog_cause_t *cause,
+                      const char *corr, bool warning, const char *reason, const char *action,
+                      const char *msg)
+{
+    if (!c || !obj || !reason || !msg || !c->cfg.events || !c->cfg.client)
+        return;
+    const char *ns = obj->ns ? obj->ns : "";
+    char now[S_TIME_MAX], ename[CTRL_KEY_MAX];
+    ctrl_now_rfc3339(now, sizeof(now));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t nano = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + ++c->event_seq;
+    snprintf(ename, sizeof(ename), "%.400s.%llx", obj->name ? obj->name : "",
+             (unsigned long long)nano);
+    json_t *ev = json_pack(
+        "{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:{s:s}, "
+        "s:s, s:s, s:i, s:s, s:s, s:s}",
+        "apiVersion", "v1", "kind", "Event", "metadata", "name", ename, "namespace", ns,
+        "involvedObject", "apiVersion", obj->api_version ? obj->api_version : "", "kind",
+        obj->kind ? obj->kind : "", "name", obj->name ? obj->name : "", "namespace", ns, "uid",
+        obj->uid ? obj->uid : "", "resourceVersion",
+        obj->resource_version ? obj->resource_version : "", "reason", reason, "message", msg,
+        "type", warning ? "Warning" : "Normal", "source", "component", c->kind->component,
+        "firstTimestamp", now, "lastTimestamp", now, "count", 1, "reportingComponent",
+        c->kind->component, "reportingInstance", c->kind->instance ? c->kind->instance : "",
+        "action", action ? action : "Reconcile");
+    req_t *q = ev ? calloc(1, sizeof(*q)) : NULL;
+    if (!q) {
+        json_decref(ev);
+        return;
+    }
+    q->c = c;
+    q->what = CTRL_EVENT;
+    q->t0 = loop_clock_ms();
+    snprintf(q->kind, sizeof(q->kind), "Event");
+    snprintf(q->ns, sizeof(q->ns), "%s", ns);
+    snprintf(q->name, sizeof(q->name), "%s", ename);
+    snprintf(q->event_reason, sizeof(q->event_reason), "%s", reason);
+    snprintf(q->ikind, sizeof(q->ikind), "%s", obj->kind ? obj->kind : "");
+    s_req_cause(q, cause, "");
+    if (corr)
+        memcpy(q->corr, corr, sizeof(q->corr));
+    q->body = ev;
+    k8s_res_t res = {.version = "v1", .resource = "events", .namespace_ = ns};
+    int64_t id =
+        k8s_create(c->cfg.client, &res, ev, &(k8s_opts_t){.keep = s_write_keep}, s_event_cb, q);
+    c->stats.events++;
+    if (id < 0) {
+        s_audit(c, q, "create", q->name, NULL, reason, msg, 0, err_str((int)id));
+        s_req_free(c, q);
+        return;
+    }
+    q->id = id;
+    s_req_link(c, q);
+}
+
+/* The Event of the pass's object with message `msg`. */
+static void s_event_msg(ctrl_pass_t *p, bool warning, const char *reason, const char *action,
+                        const char *msg)
+{
+    ctrl_t *c = p->c;
+    p->events_sent++;
+    if (c->cfg.capture) {
+        json_array_append_new(c->cfg.capture, json_pack("{s:s, s:s}", "event", reason, "msg", msg));
+        return;
+    }
+    ctrl_event_about(
+        c,
+        &(ctrl_ref_t){.api_version = c->api_version,
+                      .kind = c->kind->kind,
+                      .ns = p->ns,
+                      .name = p->name,
+                      .uid = jx_str(p->obj, "metadata.uid", ""),
+                      .resource_version = jx_str(p->obj, "metadata.resourceVersion", "")},
+        &p->cause, p->corr, warning, reason, action, msg);
+}
+
+void ctrl_event(ctrl_pass_t *p, bool warning, const char *reason, const char *action,
+                const char *fmt, ...)
+{
+    char msg[CTRL_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    s_event_msg(p, warning, reason, action, msg);
+}
+
+/* ---------- results ---------- */
+
+/* Ends a request of the pass: the window moves on, and the stage when it was the last one. */
+static void s_req_answered(ctrl_pass_t *p)
+{
+    p->inflight--;
+    s_pump(p);
+    if (--p->pending == 0)
+        s_advance(p);
+}
+
+static const char *s_action(ctrl_verb_t what)
+{
+    return what == CTRL_CREATE ? "Create" : what == CTRL_DELETE ? "Delete" : "Update";
+}
+
+/* A request of the pass has ended: result handling common to every verb. */
+static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
+{
+    req_t *q = arg;
+    ctrl_t *c = q->c;
+    ctrl_pass_t *p = q->p;
+    int err = res->err;
+    if (q->what == CTRL_GET) {
+        /* reads are not audited; the handler may start writes of the same pass */
+        if (p && q->on_get)
+            q->on_get(p, res);
+        s_req_free(c, q);
+        if (p)
+            s_req_answered(p);
+        return;
+    }
+    bool exists = q->what == CTRL_CREATE && err == ERR_EXISTS;
+    bool gone = q->what == CTRL_DELETE && err == ERR_NOTFOUND;
+    const char *name = q->name;
+    if (q->what == CTRL_CREATE && err == 0)
+        name = jx_str(res->body, "metadata.name", q->name);
+    const char *uid = jx_str(res->body, "metadata.uid", NULL);
+    char msg[CTRL_MSG_MAX];
+    const char *verb = q->what == CTRL_CREATE   ? "create"
+                       : q->what == CTRL_DELETE ? "delete"
+                       : q->what == CTRL_PATCH  ? "patch"
+                       : q->what == CTRL_UPDATE ? "update"
+                                                : "status";
+    if (err == 0 || exists || gone) {
+        if (q->what == CTRL_CREATE)
+            snprintf(msg, sizeof(msg), exists ? "%s %s/%s exists already" : "Created %s %s/%s",
+                     q->noun, q->ns, name);
+        else if (q->what == CTRL_DELETE)
+            snprintf(msg, sizeof(msg), gone ? "%s %s/%s was gone already" : "Deleted %s %s/%s",
+                     q->noun, q->ns, name);
+        else if (q->what == CTRL_PATCH)
+            snprintf(msg, sizeof(msg), "Patched %s %s/%s", q->noun, q->ns, name);
+        else if (q->what == CTRL_UPDATE)
+            snprintf(msg, sizeof(msg), "Updated %s %s/%s", q->noun, q->ns, name);
+        else
+            snprintf(msg, sizeof(msg), "Updated the status of %s %s/%s", q->kind, q->ns, name);
+        s_audit(c, q, verb, name, uid, q->ok_reason, msg, res->status, err ? res->message : NULL);
+        if (p && q->ok_reason && err == 0)
+            s_event_msg(p, false, q->ok_reason, s_action(q->what), msg);
+        if (p && q->exp_group[0] && q->what == CTRL_CREATE && err == 0)
+            ctrl_expect(p, q->exp_group, name, true);
+        if (p && q->ensure[0])
+            s_ensure_put(c, p->key, q->ensure);
+    } else {
+        c->stats.write_errors++;
+        const char *why = res->message[0] ? res->message : err_str(err);
+        if (q->what == CTRL_CREATE)
+            snprintf(msg, sizeof(msg), "Failed to create %s %s/%s, %s", q->noun, q->ns, name, why);
+        else if (q->what == CTRL_DELETE)
+            snprintf(msg, sizeof(msg), "Failed to delete %s %s/%s, %s", q->noun, q->ns, name, why);
+        else if (q->what == CTRL_PATCH)
+            snprintf(msg, sizeof(msg), "Failed to patch %s %s/%s, %s", q->noun, q->ns, name, why);
+        else if (q->what == CTRL_UPDATE)
+            snprintf(msg, sizeof(msg), "Failed to update %s %s/%s, %s", q->noun, q->ns, name, why);
+        else
+            snprintf(msg, sizeof(msg), "Failed to update the status of %s %s/%s, %s", q->kind,
+                     q->ns, name, why);
+        s_audit(c, q, verb, name, uid, q->fail_reason, msg, res->status, why);
+        if (p) {
+            if (q->fail_reason)
+                s_event_msg(p, true, q->fail_reason, s_action(q->what), msg);
+            if (q->what == CTRL_STATUS) {
+                p->status_error = true;
+                kstate_t *ks = keytab_get(c->keys, p->key);
+                if (ks)
+                    s_status_forget(ks);
+            } else {
+                ctrl_fail(p, q->rcs_reason, "%s", msg);
+            }
+            /* the write failed: its expectation will never be met */
+            if (q->exp_group[0] && q->what == CTRL_DELETE)
+                expect_drop(c->expect, p->key, q->exp_group, q->name);
+        }
+    }
+    s_req_free(c, q);
+    if (p)
+        s_req_answered(p);
+}
+
+/* Sends `q` now (fence check, then the k8s call). Counted in p->pending already. */
+static void s_dispatch(ctrl_pass_t *p, req_t *q)
+{
+    ctrl_t *c = p->c;
+    if (c->cfg.capture) {
+        // self-test: the request is recorded, not sent, and ends without a result
+        json_array_append_new(c->cfg.capture,
+                              json_pack("{s:i, s:s, s:s, s:s, s:O?}", "what", (int)q->what, "kind",
+                                        q->kind, "name", q->name, "group", q->exp_group, "body",
+                                        q->body));
+        s_req_free(c, q);
+        p->pending--;
+        return;
+    }
+    if (c->cfg.fence && !c->cfg.fence(p->key, c->cfg.fence_arg)) {
+        // The shard moved to another replica while this pass ran: nothing more may be written.
+        // The write is not sent, so it is not an action and gets no audit row; the pass ends
+        // quietly and the new owner reconciles the key.
+        c->stats.fenced++;
+        if (!p->fenced)
+            log_info("pass fenced: shard no longer owned", "key", p->key, "object", q->name, NULL);
+        p->fenced = true;
+        if (q->exp_group[0] && q->what == CTRL_DELETE) // never sent: never to be observed
+            expect_drop(c->expect, p->key, q->exp_group, q->name);
+        s_req_free(c, q);
+        p->pending--; // the caller (a stage or a result) still holds the pass: no advance here
+        return;
+    }
+    k8s_res_t res = {.group = q->r_group,
+                     .version = q->r_version,
+                     .resource = q->r_resource,
+                     .namespace_ = q->ns,
+                     .name = q->r_named ? q->name : NULL,
+                     .subresource = q->r_sub[0] ? q->r_sub : NULL};
+    const json_t *obj = q->body;
+    const k8s_opts_t wo = {.keep = s_write_keep};
+    k8s_client_t *k = c->cfg.client;
+    int64_t id;
+    p->sent = true;
+    q->t0 = loop_clock_ms();
+    if (q->what == CTRL_CREATE) {
+        id = k8s_create(k, &res, obj, &wo, s_result, q);
+        c->stats.creates++;
+    } else if (q->what == CTRL_DELETE) {
+        id = k8s_delete(k, &res, &wo, s_result, q);
+        c->stats.deletes++;
+    } else if (q->what == CTRL_PATCH) {
+        id = k8s_patch(k, &res, K8S_PATCH_MERGE, obj, &wo, s_result, q);
+        c->stats.updates++;
+    } else if (q->what == CTRL_UPDATE) {
+        id = k8s_update(k, &res, obj, &wo, s_result, q);
+        c->stats.updates++;
+    } else if (q->what == CTRL_GET) {
+        id = k8s_get(k, &res, NULL, s_result, q);
+    } else {
+        id = k8s_patch(k, &res, K8S_PATCH_JSON, obj, &wo, s_result, q);
+        c->stats.status_writes++;
+    }
+    s_req_link(c, q);
+    p->inflight++;
+    if (id < 0) {
+        k8s_result_t fake = {.err = (int)id, .reason = "", .message = err_str((int)id)};
+        /* handled as if the server had answered, without re-entering s_advance now */
+        p->pending++;
+        s_result(k, &fake, q);
+        p->pending--;
+        return;
+    }
+    q->id = id;
+}
+
+/* Sends the requests queued behind the pass's window while fewer than CTRL_PASS_WINDOW are in
+ * flight, oldest first. */
+static void s_pump(ctrl_pass_t *p)
+{
+    if (p->pumping)
+        return;
+    p->pumping = true;
+    while (p->wait_head && p->inflight < CTRL_PASS_WINDOW) {
+        req_t *q = p->wait_head;
+        p->wait_head = q->wnext;
+        if (!p->wait_head)
+            p->wait_tail = NULL;
+        q->wnext = NULL;
+        s_dispatch(p, q);
+    }
+    p->pumping = false;
+}
+
+/* Queues `q` with body `obj` (a reference is taken) behind the pass's window and pumps it. */
+static void s_send(ctrl_pass_t *p, req_t *q, const json_t *obj)
+{
+    if (obj)
+        q->body = json_incref((json_t *)obj);
+    p->pending++;
+    if (p->wait_tail)
+        p->wait_tail->wnext = q;
+    else
+        p->wait_head = q;
+    p->wait_tail = q;
+    s_pump(p);
+}
+
+void ctrl_send(ctrl_pass_t *p, const ctrl_req_t *r, const json_t *body)
+{
+    req_t *q = r ? s_req_new(p, r) : NULL;
+    if (!q) {
+        ctrl_fail(p, NULL, "out of memory");
+        return;
+    }
+    if (r->verb == CTRL_DELETE && r->exp_group)
+        ctrl_expect(p, r->exp_group, q->name, false);
+    s_send(p, q, body);
+}
+
+void ctrl_create_once(ctrl_pass_t *p, json_t *obj, const char *group, const char *version,
+                      const char *resource, const char *noun, const char *ok_reason,
+                      const char *fail_reason, int64_t max_age_ms)
+{
+    if (!obj) {
+        ctrl_fail(p, NULL, "failed to build the %s", noun);
+        return;
+    }
+    const char *kind = jx_str(obj, "kind", "");
+    const char *name = jx_str(obj, "metadata.name", "");
+    char entry[CTRL_KEY_MAX];
+    snprintf(entry, sizeof(entry), "%s/%s", kind, name);
+    if (ctrl_ensured(p, entry, max_age_ms)) {
+        json_decref(obj);
+        return;
+    }
+    ctrl_send(p,
+              &(ctrl_req_t){.verb = CTRL_CREATE,
+                            .group = group,
+                            .version = version,
+                            .resource = resource,
+                            .kind = kind,
+                            .name = name,
+                            .noun = noun,
+                            .ok_reason = ok_reason,
+                            .fail_reason = fail_reason,
+                            .ensure = entry},
+              obj);
+    json_decref(obj);
+}
+
+/* ---------- the status-patch guard ---------- */
+
+void ctrl_status_write(ctrl_pass_t *p, json_t *st, bool (*changed)(const json_t *, const json_t *))
+{
+    ctrl_t *c = p->c;
+    const char *orv = jx_str(p->obj, "metadata.resourceVersion", "");
+    /* what was sent only matters while observed.db still shows the resourceVersion it was sent
+     * against; once that moved on, drop it */
+    kstate_t *ks = keytab_get(c->keys, p->key);
+    if (ks && ks->status_rv && strcmp(ks->status_rv, orv) != 0)
+        s_status_forget(ks);
+    if (!changed(jx_get(p->obj, "status"), st)) {
+        json_decref(st);
+        return;
+    }
+    // observed.db may not have caught up with our own last status write yet: the same status
+    // sent against the same observed resourceVersion is not sent again.
+    if (ks && ks->status_rv && ks->status_text) {
+        json_t *prev = json_loads(ks->status_text, 0, NULL);
+        bool same = prev && !changed(prev, st);
+        json_decref(prev);
+        if (same) {
+            json_decref(st);
+            return;
+        }
+    }
+    // Only the owner replica writes an object's status, so it replaces /status whole without a
+    // resourceVersion precondition, which the lagging observed copy would fail; the uid test
+    // keeps it from landing on a re-created namesake.
+    json_t *obj = json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:O}]", "op", "test", "path", "/metadata/uid",
+                            "value", jx_str(p->obj, "metadata.uid", ""), "op", "replace", "path",
+                            "/status", "value", st);
+    if (!obj) {
+        json_decref(st);
+        p->status_error = true;
+        return;
+    }
+    char *st_text = json_dumps(st, JSON_COMPACT);
+    json_decref(st);
+    ks = st_text ? s_kstate(c, p->key, true) : NULL;
+    size_t rvn = strlen(orv) + 1;
+    char *rv = ks ? malloc(rvn) : NULL;
+    if (rv) {
+        memcpy(rv, orv, rvn);
+        s_status_forget(ks);
+        ks->status_rv = rv;
+        ks->status_text = st_text;
+    } else {
+        free(st_text);
+    }
+    const ctrl_kind_t *kd = c->kind;
+    req_t *q = s_req_new(p, &(ctrl_req_t){.verb = CTRL_STATUS,
+                                          .group = kd->group,
+                                          .version = kd->version,
+                                          .resource = kd->resource,
+                                          .subresource = "status",
+                                          .kind = kd->kind,
+                                          .name = p->name});
+    if (!q) {
+        json_decref(obj);
+        p->status_error = true;
+        return;
+    }
+    p->short_requeue = true;
+    s_send(p, q, obj);
+    json_decref(obj);
+}
+
+/* ---------- the desired-set writer ---------- */
+
+bool ctrl_desired_written(ctrl_pass_t *p)
+{
+    kstate_t *ks = keytab_get(p->c->keys, p->key);
+    return ks && ks->has_desired;
+}
+
+/* Deletes the desired rows of the object ns/name of `c`. */
+static void s_desired_delete(ctrl_t *c, const char *key, const char *ns, const char *name)
+{
+    int rc = store_desired_delete(c->cfg.desired, c->cluster, ns, c->kind->kind, name, NULL, NULL);
+    if (rc != 0)
+        log_warn("desired rows not deleted", "key", key, "error", err_str(rc), NULL);
+}
+
+void ctrl_desired_forget(ctrl_pass_t *p)
+{
+    ctrl_t *c = p->c;
+    if (!c->cfg.desired)
+        return;
+    kstate_t *ks = keytab_get(c->keys, p->key);
+    if (ks)
+        ks->has_desired = false;
+    s_desired_delete(c, p->key, p->ns, p->name);
+}
+
+void ctrl_desired_record(ctrl_pass_t *p, const json_t *set, const char *h)
+{
+    ctrl_t *c = p->c;
+    if (!c->cfg.desired)
+        return;
+    if (!set || !h || !h[0] || strlen(h) >= CTRL_MEMO_MAX) {
+        log_warn("desired rows not computed", "key", p->key, "error", err_str(ERR_NOMEM), NULL);
+        return;
+    }
+    kstate_t *ks = s_kstate(c, p->key, true);
+    if (ks && ks->has_desired && !strcmp(ks->desired, h))
+        return;
+    const char *uid = jx_str(p->obj, "metadata.uid", "");
+    int rc = ks ? store_desired_delete(c->cfg.desired, c->cluster, p->ns, c->kind->kind, p->name,
+                                       NULL, NULL)
+                : ERR_NOMEM;
+    size_t i;
+    json_t *w;
+    json_array_foreach(set, i, w)
+    {
+        if (rc)
+            break;
+        char *js = json_dumps(json_object_get(w, "json"), JSON_COMPACT | JSON_SORT_KEYS);
+        store_desired_t d = {.cluster = c->cluster,
+                             .ns = p->ns,
+                             .owner_kind = c->kind->kind,
+                             .owner_name = p->name,
+                             .owner_uid = uid,
+                             .child_group = jx_str(w, "group", ""),
+                             .child_kind = jx_str(w, "kind", ""),
+                             .child_name = jx_str(w, "name", ""),
+                             .spec_hash = jx_str(w, "hash", NULL),
+                             .json = js,
+                             .reason = jx_str(w, "reason", ""),
+                             .correlation_id = p->corr};
+        rc = js ? store_desired_put(c->cfg.desired, &d) : ERR_NOMEM;
+        free(js);
+    }
+    if (rc == 0) {
+        ks->has_desired = true;
+        snprintf(ks->desired, sizeof(ks->desired), "%s", h);
+    } else {
+        /* not remembered: the next pass writes the set again */
+        if (ks)
+            ks->has_desired = false;
+        log_warn("desired rows not written", "key", p->key, "error", err_str(rc), NULL);
+    }
+}
+
+/* ---------- the pass ---------- */
+
+/* A new pass of `c` for `key`, linked (NULL on out of memory). */
+static ctrl_pass_t *s_pass_new(ctrl_t *c, const char *key)
+{
+    ctrl_pass_t *p = calloc(1, sizeof(*p) + c->kind->pass_size);
+    if (!p)
+        return NULL;
+    p->c = c;
+    p->data = c->kind->pass_size ? (void *)(p + 1) : NULL;
+    buf_init(&p->fail_msg, CTRL_MSG_MAX);
+    snprintf(p->key, sizeof(p->key), "%s", key);
+    p->next = c->passes;
+    if (c->passes)
+        c->passes->prev = p;
+    c->passes = p;
+    c->stats.passes_inflight++;
+    actlog_new_correlation_id(p->corr);
+    return p;
+}
+
+static void s_pass_free(ctrl_pass_t *p)
+{
+    ctrl_t *c = p->c;
+    if (p->prev)
+        p->prev->next = p->next;
+    else if (c->passes == p)
+        c->passes = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    c->stats.passes_inflight--;
+    if (c->kind->pass_free)
+        c->kind->pass_free(p);
+    json_decref(p->obj);
+    while (p->wait_head) {
+        req_t *q = p->wait_head;
+        p->wait_head = q->wnext;
+        json_decref(q->body);
+        free(q);
+    }
+    buf_free(&p->fail_msg);
+    free(p);
+}
+
+static void s_finish(ctrl_pass_t *p, workq_result_t res)
+{
+    workq_t *q = p->q;
+    char key[CTRL_KEY_MAX];
+    snprintf(key, sizeof(key), "%s", p->key);
+    if (res.kind == WORKQ_ERROR)
+        p->c->stats.errors++;
+    s_pass_free(p);
+    if (q)
+        workq_done(q, key, res);
+}
+
+static void s_advance(ctrl_pass_t *p)
+{
+    const ctrl_kind_t *kd = p->c->kind;
+    while (p->pending == 0) {
+        size_t st = p->stage++;
+        if (st >= kd->nstages) {
+            workq_result_t res;
+            if (p->fenced) {
+                res = workq_ok(); // the shard's new owner has the key now
+            } else if (p->failed || p->status_error) {
+                if (p->failed)
+                    log_info("reconcile failed", "key", p->key, "error", buf_str(&p->fail_msg),
+                             NULL);
+                res = workq_error();
+            } else if (p->requeue_ms > 0) {
+                res = workq_requeue_after(p->requeue_ms);
+            } else if (p->short_requeue) {
+                res = workq_requeue_after(CTRL_SHORT_REQUEUE_MS);
+            } else {
+                res = workq_requeue_after(p->c->cfg.requeue_ms);
+            }
+            s_finish(p, res);
+            return;
+        }
+        if (p->failed && !kd->stages[st].always)
+            continue;
+        kd->stages[st].fn(p);
+    }
+}
+
+void ctrl_fn(workq_t *q, const char *key, void *arg)
+{
+    ctrl_t *c = arg;
+    c->stats.passes++;
+    ctrl_pass_t *p = s_pass_new(c, key);
+    if (!p) {
+        workq_done(q, key, workq_error());
+        return;
+    }
+    p->q = q;
+    char cl[CTRL_KEY_MAX];
+    if (ctrl_parse_key(key, cl, p->ns, p->name) != 0 || strcmp(cl, c->cluster) != 0) {
+        log_warn("reconcile key ignored", "key", key, NULL);
+        s_finish(p, workq_ok());
+        return;
+    }
+    /* 1. the object */
+    store_observed_t *row = NULL;
+    int rc = store_observed_get(c->cfg.observed, c->cluster, c->kind->kind, p->ns, p->name, &row);
+    if (rc == ERR_NOTFOUND) {
+        c->stats.not_found++;
+        s_forget_key(c, key);
+        if (c->cfg.desired)
+            s_desired_delete(c, key, p->ns, p->name);
+        s_finish(p, workq_ok());
+        return;
+    }
+    if (rc != 0) {
+        s_finish(p, workq_error());
+        return;
+    }
+    p->obj = row->json ? json_loads(row->json, 0, NULL) : NULL;
+    /* 2. the cause: the last bus event for the key, else the observed object */
+    kstate_t *ks = keytab_get(c->keys, key);
+    bool noted = ks && ks->has_cause;
+    p->cause.key = p->key;
+    p->cause.generation = row->generation;
+    snprintf(p->cause_rv, sizeof(p->cause_rv), "%s",
+             noted ? ks->cause_rv : (row->resource_version ? row->resource_version : ""));
+    if (noted) {
+        p->cause.event_id = ks->cause_eid;
+        if (ks->cause_gen > 0)
+            p->cause.generation = ks->cause_gen;
+        ks->has_cause = false;
+        c->ncauses--;
+    }
+    p->cause.resource_version = p->cause_rv;
+    store_observed_free(&row);
+    if (!p->obj) {
+        s_finish(p, workq_error());
+        return;
+    }
+    /* 3. the kind's decision */
+    switch (c->kind->begin ? c->kind->begin(p) : CTRL_BEGIN_STAGES) {
+    case CTRL_BEGIN_OK:
+        s_finish(p, workq_ok());
+        return;
+    case CTRL_BEGIN_ERROR:
+        s_finish(p, workq_error());
+        return;
+    case CTRL_BEGIN_END:
+        p->stage = c->kind->nstages;
+        break;
+    case CTRL_BEGIN_STAGES:
+        p->stage = 0;
+        break;
+    }
+    /* 4. the stages */
+    s_advance(p);
+}
+
+int ctrl_note_change(ctrl_t *c, const envwire_object_changed_t *oc, char *out, size_t size)
+{
+    if (!c || !oc || !out || !envwire_str_eq(oc->kind, c->kind->kind) ||
+        !envwire_str_eq(oc->cluster, c->cluster) || oc->name.n == 0)
+        return ERR_INVAL;
+    int n = snprintf(out, size, "%.*s/%.*s/%.*s", (int)oc->cluster.n,
+                     oc->cluster.p ? oc->cluster.p : "", (int)oc->namespace_.n,
+                     oc->namespace_.p ? oc->namespace_.p : "", (int)oc->name.n, oc->name.p);
+    if (n < 0 || (size_t)n >= size || (size_t)n >= CTRL_KEY_MAX)
+        return ERR_TOOBIG;
+    if (c->ncauses >= CTRL_MAX_CAUSES) {
+        keytab_sweep(c->keys, s_clear_cause, NULL);
+        c->ncauses = 0;
+    }
+    kstate_t *ks = s_kstate(c, out, true);
+    if (!ks)
+        return 0; /* the pass falls back on the observed object as its cause */
+    if (!ks->has_cause)
+        c->ncauses++;
+    ks->has_cause = true;
+    snprintf(ks->cause_rv, sizeof(ks->cause_rv), "%.*s", (int)oc->resource_version.n,
+             oc->resource_version.p ? oc->resource_version.p : "");
+    ks->cause_eid = oc->event_id;
+    ks->cause_gen = oc->generation;
+    return 0;
+}
+
+/* ---------- the runtime ---------- */
+
+ctrl_t *ctrl_new(loop_t *loop, const ctrl_config_t *cfg)
+{
+    const ctrl_kind_t *kd = cfg ? cfg->kind : NULL;
+    if (!loop || !kd || !kd->kind || !kd->version || !kd->resource || !kd->component ||
+        (kd->nstages && !kd->stages) || !cfg->cluster || !cfg->cluster[0] ||
+        ((!cfg->observed || !cfg->client) && !cfg->capture) || strlen(cfg->cluster) >= CTRL_KEY_MAX)
+        return NULL;
+    ctrl_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->loop = loop;
+    c->cfg = *cfg;
+    c->kind = kd;
+    if (c->cfg.requeue_ms <= 0)
+        c->cfg.requeue_ms = CTRL_REQUEUE_MS;
+    snprintf(c->cluster, sizeof(c->cluster), "%s", cfg->cluster);
+    c->cfg.cluster = c->cluster;
+    if (kd->group && kd->group[0])
+        snprintf(c->api_version, sizeof(c->api_version), "%s/%s", kd->group, kd->version);
+    else
+        snprintf(c->api_version, sizeof(c->api_version), "%s", kd->version);
+    c->keys = keytab_new(s_kstate_free);
+    c->expect = expect_new(0, 0);
+    if (!c->keys || !c->expect) {
+        ctrl_destroy(&c);
+        return NULL;
+    }
+    return c;
+}
+
+void ctrl_destroy(ctrl_t **c_p)
+{
+    if (!c_p || !*c_p)
+        return;
+    ctrl_t *c = *c_p;
+    while (c->passes)
+        s_pass_free(c->passes);
+    while (c->reqs)
+        s_req_free(c, c->reqs);
+    keytab_destroy(&c->keys);
+    expect_destroy(&c->expect);
+    free(c);
+    *c_p = NULL;
+}
+
+void *ctrl_arg(const ctrl_t *c)
+{
+    return c ? c->cfg.arg : NULL;
+}
+
+loop_t *ctrl_loop(const ctrl_t *c)
+{
+    return c ? c->loop : NULL;
+}
+
+const char *ctrl_cluster(const ctrl_t *c)
+{
+    return c ? c->cluster : NULL;
+}
+
+const ctrl_config_t *ctrl_config(const ctrl_t *c)
+{
+    return c ? &c->cfg : NULL;
+}
+
+bool ctrl_capturing(const ctrl_t *c)
+{
+    return c && c->cfg.capture;
+}
+
+void ctrl_stats(const ctrl_t *c, ctrl_stats_t *out)
+{
+    if (!c || !out)
+        return;
+    *out = c->stats;
+    out->keys = keytab_size(c->keys);
+    out->expect_keys = expect_count(c->expect);
+}
+
+ctrl_pass_t *ctrl_test_pass(ctrl_t *c, const char *key, json_t *obj)
+{
+    char cl[CTRL_KEY_MAX];
+    ctrl_pass_t *p = c && key && strlen(key) < CTRL_KEY_MAX ? s_pass_new(c, key) : NULL;
+    if (!p)
+        return NULL;
+    if (ctrl_parse_key(key, cl, p->ns, p->name) != 0) {
+        s_pass_free(p);
+        return NULL;
+    }
+    p->obj = json_incref(obj);
+    p->cause.key = p->key;
+    return p;
+}
+
+void ctrl_test_pass_free(ctrl_pass_t **p_p)
+{
+    if (!p_p || !*p_p)
+        return;
+    s_pass_free(*p_p);
+    *p_p = NULL;
+}
+
+/* ---------- self-test ---------- */
+
+static bool s_t_changed(const json_t *a, const json_t *b)
+{
+    return !json_equal(a, b);
+}
+
+static bool s_t_seen(const char *name, void *arg)
+{
+    return json_object_get(arg, name) != NULL;
+}
+
+/* The number of captured entries with "what" == `what`. */
+static size_t s_t_count(const json_t *capture, ctrl_verb_t what)
+{
+    size_t i, n = 0;
+    json_t *e;
+    json_array_foreach(capture, i, e)
+    {
+        if (jx_int(e, "what", 0) == what)
+            n++;
+    }
+    return n;
+}
+
+int ctrl_test(bool verbose)
+{
+    int failed = 0;
+    char k[CTRL_KEY_MAX], cl[CTRL_KEY_MAX], ns[CTRL_KEY_MAX], n[CTRL_KEY_MAX];
+    CHECK(ctrl_key("c1", "default", "rc", k, sizeof(k)) == 13 && !strcmp(k, "c1/default/rc"));
+    CHECK(ctrl_key("c1", "default", "rc", k, 5) == ERR_TOOBIG);
+    CHECK(ctrl_key(NULL, "default", "rc", k, sizeof(k)) == ERR_INVAL);
+    CHECK(ctrl_parse_key("c1/default/rc", cl, ns, n) == 0);
+    CHECK(!strcmp(cl, "c1") && !strcmp(ns, "default") && !strcmp(n, "rc"));
+    CHECK(ctrl_parse_key("c1/default", cl, ns, n) == ERR_INVAL);
+    CHECK(ctrl_parse_key("c1//rc", cl, ns, n) == ERR_INVAL);
+    CHECK(ctrl_parse_key("/a/b", cl, ns, n) == ERR_INVAL);
+    CHECK(ctrl_parse_key("a/b/c/d", cl, ns, n) == ERR_INVAL);
+    CHECK(ctrl_parse_key(NULL, cl, ns, n) == ERR_INVAL);
+    char now[S_TIME_MAX];
+    ctrl_now_rfc3339(now, sizeof(now));
+    CHECK(strlen(now) == 20 && now[4] == '-' && now[10] == 'T' && now[19] == 'Z');
+
+    /* settings */
+    loop_t *loop = loop_new();
+    static const ctrl_kind_t kind = {.group = "example.com",
+                                     .version = "v1",
+                                     .kind = "Widget",
+                                     .resource = "widgets",
+                                     .component = "widget-controller"};
+    json_t *capture = json_array();
+    CHECK(ctrl_new(NULL, &(ctrl_config_t){.kind = &kind}) == NULL);
+    CHECK(ctrl_new(loop, &(ctrl_config_t){.kind = &kind, .cluster = "c1"}) == NULL);
+    CHECK(ctrl_new(loop, &(ctrl_config_t){.cluster = "c1", .capture = capture}) == NULL);
+    CHECK(ctrl_new(loop, &(ctrl_config_t){.kind = &kind, .cluster = "c1"}) == NULL);
+    ctrl_destroy(NULL);
+    ctrl_t *c = ctrl_new(
+        loop, &(ctrl_config_t){.kind = &kind, .cluster = "c1", .capture = capture, .arg = capture});
+    CHECK(c && ctrl_capturing(c) && ctrl_arg(c) == capture && ctrl_loop(c) == loop);
+    CHECK(c && !strcmp(ctrl_cluster(c), "c1") && ctrl_config(c)->requeue_ms == CTRL_REQUEUE_MS);
+    if (!c || !loop || !capture) {
+        ctrl_destroy(&c);
+        loop_destroy(&loop);
+        json_decref(capture);
+        return SELFTEST_RESULT("ctrl", verbose);
+    }
+
+    /* causes: only this kind and cluster; remembered per key */
+    envwire_object_changed_t oc = {0};
+    oc.kind = (envwire_str_t){"Widget", 6};
+    oc.cluster = (envwire_str_t){"c1", 2};
+    oc.namespace_ = (envwire_str_t){"ns", 2};
+    oc.name = (envwire_str_t){"w", 1};
+    oc.resource_version = (envwire_str_t){"42", 2};
+    oc.event_id = 7;
+    oc.generation = 3;
+    CHECK(ctrl_note_change(c, &oc, k, sizeof(k)) == 0 && !strcmp(k, "c1/ns/w"));
+    CHECK(ctrl_note_change(c, &oc, k, 4) == ERR_TOOBIG);
+    oc.kind = (envwire_str_t){"Pod", 3};
+    CHECK(ctrl_note_change(c, &oc, k, sizeof(k)) == ERR_INVAL);
+    oc.kind = (envwire_str_t){"Widget", 6};
+    oc.cluster = (envwire_str_t){"c2", 2};
+    CHECK(ctrl_note_change(c, &oc, k, sizeof(k)) == ERR_INVAL);
+    ctrl_stats_t st = {0};
+    ctrl_stats(c, &st);
+    CHECK(st.keys == 1 && st.passes_inflight == 0);
+
+    /* a pass: requests are captured in order, with the kind in status writes */
+    json_t *obj = json_pack("{s:{s:s, s:s, s:s}, s:{s:i}}", "metadata", "name", "w", "uid", "u1",
+                            "resourceVersion", "42", "status", "ready", 0);
+    ctrl_pass_t *p = ctrl_test_pass(c, "c1/ns/w", obj);
+    CHECK(p && !strcmp(p->ns, "ns") && !strcmp(p->name, "w") && p->obj == obj);
+    CHECK(ctrl_test_pass(c, "bad", obj) == NULL);
+    ctrl_stats(c, &st);
+    CHECK(st.passes_inflight == 1);
+    json_t *child = json_pack("{s:s, s:{s:s}}", "kind", "ConfigMap", "metadata", "name", "w-cm");
+    ctrl_create_once(p, child, "", "v1", "configmaps", "config map", "Created", "FailedToCreate",
+                     0);
+    CHECK(s_t_count(capture, CTRL_CREATE) == 1);
+    CHECK(!strcmp(jx_str(json_array_get(capture, 0), "name", ""), "w-cm"));
+    ctrl_create_once(p, NULL, "", "v1", "configmaps", "config map", NULL, NULL, 0);
+    CHECK(p->failed && strstr(buf_str(&p->fail_msg), "config map"));
+    ctrl_fail(p, "Other", "second failure");
+    CHECK(p->fail_reason == NULL && !strstr(buf_str(&p->fail_msg), "second"));
+    ctrl_event(p, true, "Warned", "Validate", "widget %s is odd", p->name);
+    CHECK(p->events_sent == 1);
+    CHECK(!strcmp(jx_str(json_array_get(capture, 1), "msg", ""), "widget w is odd"));
+
+    /* the status guard: unchanged -> nothing; changed -> one write; the same status again
+     * against the same observed resourceVersion -> nothing; a new resourceVersion -> again */
+    json_array_clear(capture);
+    ctrl_status_write(p, json_pack("{s:i}", "ready", 0), s_t_changed);
+    CHECK(json_array_size(capture) == 0 && !p->short_requeue);
+    ctrl_status_write(p, json_pack("{s:i}", "ready", 1), s_t_changed);
+    CHECK(s_t_count(capture, CTRL_STATUS) == 1 && p->short_requeue);
+    json_t *sbody = jx_get(json_array_get(capture, 0), "body");
+    CHECK(json_array_size(sbody) == 2 &&
+          !strcmp(jx_str(json_array_get(sbody, 0), "value", ""), "u1"));
+    ctrl_status_write(p, json_pack("{s:i}", "ready", 1), s_t_changed);
+    CHECK(s_t_count(capture, CTRL_STATUS) == 1);
+    ctrl_status_write(p, json_pack("{s:i}", "ready", 2), s_t_changed);
+    CHECK(s_t_count(capture, CTRL_STATUS) == 2);
+    jx_set_path(obj, "metadata.resourceVersion", json_string("43"));
+    ctrl_status_write(p, json_pack("{s:i}", "ready", 2), s_t_changed);
+    CHECK(s_t_count(capture, CTRL_STATUS) == 3);
+
+    /* expectations: a delete is recorded when sent; unmet -> skipped and short requeue */
+    json_array_clear(capture);
+    p->short_requeue = false;
+    json_t *seen = json_pack("{s:b}", "pod-a", 1);
+    ctrl_send(p,
+              &(ctrl_req_t){.verb = CTRL_DELETE,
+                            .version = "v1",
+                            .resource = "pods",
+                            .kind = "Pod",
+                            .name = "pod-a",
+                            .exp_group = "g"},
+              NULL);
+    CHECK(s_t_count(capture, CTRL_DELETE) == 1 && p->pending == 0);
+    CHECK(!ctrl_expect_satisfied(p, "g", s_t_seen, seen) && p->short_requeue);
+    CHECK(ctrl_expect_satisfied(p, "other", s_t_seen, seen));
+    json_object_del(seen, "pod-a");
+    CHECK(ctrl_expect_satisfied(p, "g", s_t_seen, seen));
+    ctrl_expect(p, "g", "pod-b", true);
+    CHECK(!ctrl_expect_satisfied(p, "g", s_t_seen, seen));
+    ctrl_stats(c, &st);
+    CHECK(st.skipped_groups == 2 && st.expect_keys == 1);
+    json_decref(seen);
+
+    /* the memo: kept per (uid, rv) */
+    CHECK(ctrl_memo_get(p, "u1", "43") == NULL);
+    ctrl_memo_put(p, "u1", "43", "HASH");
+    CHECK(ctrl_memo_get(p, "u1", "43") && !strcmp(ctrl_memo_get(p, "u1", "43"), "HASH"));
+    CHECK(ctrl_memo_get(p, "u1", "44") == NULL && ctrl_memo_get(p, "u2", "43") == NULL);
+    char longv[CTRL_MEMO_MAX + 8];
+    memset(longv, 'x', sizeof(longv) - 1);
+    longv[sizeof(longv) - 1] = '\0';
+    ctrl_memo_put(p, "u1", "44", longv);
+    CHECK(ctrl_memo_get(p, "u1", "44") == NULL);
+
+    /* ensured entries: none recorded in capture mode (no answer comes) */
+    CHECK(!ctrl_ensured(p, "ConfigMap/w-cm", 0));
+
+    /* the window: at most CTRL_PASS_WINDOW in flight; captured requests end at once */
+    json_array_clear(capture);
+    for (int i = 0; i < 3 * CTRL_PASS_WINDOW; i++) {
+        char pn[32];
+        snprintf(pn, sizeof(pn), "p-%d", i);
+        ctrl_send(p,
+                  &(ctrl_req_t){.verb = CTRL_CREATE,
+                                .version = "v1",
+                                .resource = "pods",
+                                .kind = "Pod",
+                                .name = pn},
+                  NULL);
+    }
+    CHECK(s_t_count(capture, CTRL_CREATE) == 3 * CTRL_PASS_WINDOW && p->pending == 0);
+    CHECK(!strcmp(jx_str(json_array_get(capture, 3 * CTRL_PASS_WINDOW - 1), "name", ""), "p-47"));
+
+    ctrl_test_pass_free(&p);
+    CHECK(p == NULL);
+    ctrl_stats(c, &st);
+    CHECK(st.passes_inflight == 0 && st.requests_inflight == 0);
+    json_decref(obj);
+    ctrl_destroy(&c);
+    CHECK(c == NULL);
+    json_decref(capture);
+    loop_destroy(&loop);
+    return SELFTEST_RESULT("ctrl", verbose);
+}

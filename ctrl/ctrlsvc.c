@@ -1,0 +1,552 @@
+/*
+ * ctrlsvc: the main() of a controller process (see ctrlsvc.h).
+ */
+#include "ctrlsvc.h"
+
+#include "bus.h"
+#include "err.h"
+#include "kubeconfig.h"
+#include "lease.h"
+#include "log.h"
+#include "loop.h"
+#include "selftest.h"
+#include "shards.h"
+#include "workq.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define S_PATH_MAX 4096 /* longest state path */
+
+static const char *const s_lease_modes[] = {"off", "sqlite", "kubernetes", NULL};
+
+/* The options every controller has; "audit.db" and "replica" get their defaults from the name. */
+static const cfg_opt_t s_options[] = {
+    {"cluster", CFG_STRING, "default", 0, 0, false, false,
+     "Member cluster name (as the watcher names it); its API server comes from --kubeconfig "
+     "(else $KUBECONFIG, ~/.kube/config, or in-cluster).",
+     NULL},
+    {"context", CFG_STRING, NULL, 0, 0, false, false, "Kubeconfig context; none: current.", NULL},
+    {"bus.endpoint", CFG_STRING, BUS_BACKEND_DEFAULT, 0, 0, false, false,
+     "Bus backend the controller subscribes to.", NULL},
+    {"bus.hwm", CFG_INT, "100000", 1, BUS_HWM_MAX, false, false, "Subscriber high-water mark.",
+     NULL},
+    {"bus.curve-server-key", CFG_STRING, NULL, 0, 0, false, false,
+     "Z85 CurveZMQ public key of the bus forwarder; set it to use CURVE.", NULL},
+    {"shards", CFG_INT, "256", 1, BUS_SHARD_LIMIT - 1, false, false,
+     "Number of shards keys hash into (must match the watcher's).", NULL},
+    {"shards.owned", CFG_LIST, NULL, 0, 0, false, false,
+     "Shards this replica reconciles, as numbers or ranges \"a-b\"; none: all.", NULL},
+    {"shards.lease", CFG_STRING, "off", 0, 0, false, false,
+     "Shard ownership: off (own --shards.owned, else all), sqlite (leases in "
+     "<state-dir>/" CTRLSVC_LEASES_DB ", replicas on one host) or kubernetes (Lease objects).",
+     s_lease_modes},
+    {"shards.lease-duration", CFG_DURATION, "10s", 100, 3600000, false, false,
+     "Shard lease duration; a dead replica's shards are taken over within two of them.", NULL},
+    {"shards.lease-groups", CFG_INT, "0", 0, BUS_SHARD_LIMIT - 1, false, false,
+     "Leases the shards are grouped under (shard s in group s % N); 0: one per shard with "
+     "sqlite, 16 with kubernetes (each renewal is an API request).",
+     NULL},
+    {"shards.lease-namespace", CFG_STRING, NULL, 0, 0, false, false,
+     "Namespace of the Lease objects (kubernetes); none: the kubeconfig's, else default.", NULL},
+    {"replica", CFG_STRING, NULL, 0, 0, false, false,
+     "This replica's name in audit rows and (with '/' as '-') its lease holder id; unique.", NULL},
+    {"audit.db", CFG_STRING, NULL, 0, 0, false, false,
+     "Audit database file in the state dir; each replica needs its own.", NULL},
+    {"concurrency", CFG_INT, "8", 1, 10000, false, false,
+     "Reconciles in flight at once (KubeRay's --reconcile-concurrency).", NULL},
+    {"resync", CFG_DURATION, "5m", 0, 86400000, false, false,
+     "Period at which every object of the owned shards is queued again; 0: off.", NULL},
+    {"requeue", CFG_DURATION, "300s", 1000, 86400000, false, false,
+     "Requeue period after a clean reconcile.", NULL},
+    {"client.qps", CFG_INT, "100", 1, 100000, false, false, "Kubernetes client requests/s.", NULL},
+    {"client.burst", CFG_INT, "200", 1, 100000, false, false, "Kubernetes client burst.", NULL},
+    {"client.max-inflight", CFG_INT, "0", 0, 100000, false, false,
+     "Kubernetes requests (not watches) in flight at once, more wait in order in the client; 0: "
+     "4 per connection.",
+     NULL},
+    {"client.connections", CFG_INT, "32", 1, 1024, false, false,
+     "Connections to the API server (HTTP/1.1 carries one request per connection at a time; "
+     "HTTP/2 multiplexes).",
+     NULL},
+    {NULL},
+};
+
+/* The process. */
+typedef struct {
+    const ctrlsvc_def_t *def; /* the service */
+    svc_t *svc; /* the process */
+    const char *cluster; /* member cluster name */
+    uint32_t shards; /* shard count */
+    uint32_t groups; /* lease groups (shard s in group s % groups); 0 without leases */
+    bool *owned; /* owned[shard] */
+    char *obs_path; /* observed.db path */
+    store_t *obs; /* observed.db, read-only, once it exists */
+    store_t *db; /* the audit database */
+    k8s_client_t *client; /* API client */
+    const kubeconfig_t *kc; /* the kubeconfig the clients use */
+    actlog_t *audit; /* audit writer */
+    ctrl_t *ctrl; /* the controller, once obs is open */
+    bool opened; /* def->open() was called (close() is due) */
+    workq_t *q; /* its queue */
+    bus_sub_t *sub; /* bus subscriber */
+    store_t *leases_db; /* leases.db (sqlite lease backend), or NULL */
+    lease_backend_t *lease; /* lease backend, or NULL (--shards.lease off) */
+    k8s_client_t *lease_client; /* the kubernetes lease backend's own client, or NULL */
+    shards_t *sh; /* shard ownership, or NULL (--shards.lease off) */
+    bool *resync_pending; /* resync_pending[shard]: acquired, keys not queued yet */
+    bool resync_armed; /* the zero-delay resync timer is armed */
+    uint64_t dropped; /* keys dropped at dispatch: shard not owned */
+} run_t;
+
+/* True when this replica owns `shard` now. */
+static bool s_owns(const run_t *m, uint32_t shard)
+{
+    if (shard >= m->shards)
+        return false;
+    return m->sh ? shards_owns(m->sh, shard % m->groups) : m->owned[shard];
+}
+
+static int s_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
+{
+    run_t *m = arg;
+    char key[CTRL_KEY_MAX];
+    if (!m->ctrl || !s_owns(m, msg->object_changed.shard))
+        return 0;
+    if (ctrl_note_change(m->ctrl, &msg->object_changed, key, sizeof(key)) == 0)
+        workq_add(m->q, key);
+    return 0;
+}
+
+/* One scan of s_resync_scan(). */
+typedef struct {
+    run_t *m;
+    bool only_pending; /* only the shards marked in resync_pending */
+    size_t n; /* keys queued */
+} resync_t;
+
+/* Queues the key of one observed object of the kind when its shard is in scope. */
+static int s_resync_row(const store_observed_t *row, void *arg)
+{
+    resync_t *r = arg;
+    run_t *m = r->m;
+    uint32_t shard = bus_shard_of(m->cluster, row->ns, row->name, m->shards);
+    if (!s_owns(m, shard) || (r->only_pending && !m->resync_pending[shard]))
+        return 0;
+    char key[CTRL_KEY_MAX];
+    if (ctrl_key(m->cluster, row->ns ? row->ns : "", row->name ? row->name : "", key, sizeof(key)) >
+            0 &&
+        workq_add(m->q, key) == 0)
+        r->n++;
+    return 0;
+}
+
+/* Queues every object of the kind of the owned shards (only_pending: only of the shards marked
+ * in resync_pending, whose marks are cleared). */
+static void s_resync_scan(run_t *m, bool only_pending)
+{
+    resync_t r = {.m = m, .only_pending = only_pending};
+    if (store_observed_scan(m->obs, m->cluster, ctrl_config(m->ctrl)->kind->kind, NULL,
+                            s_resync_row, &r) == 0) {
+        char nbuf[32];
+        snprintf(nbuf, sizeof(nbuf), "%zu", r.n);
+        log_debug("resync", "keys", nbuf, "scope", only_pending ? "acquired" : "all", NULL);
+    }
+    if (only_pending)
+        memset(m->resync_pending, 0, m->shards * sizeof(*m->resync_pending));
+}
+
+/* The periodic resync timer. */
+static int64_t s_resync(loop_t *loop, int64_t id, void *arg)
+{
+    run_t *m = arg;
+    if (m->obs && m->q)
+        s_resync_scan(m, false);
+    return cfg_duration_ms(m->svc->cfg, "resync");
+}
+
+/* The zero-delay timer armed by on_acquire: one scan for every shard acquired meanwhile. */
+static int64_t s_resync_acquired(loop_t *loop, int64_t id, void *arg)
+{
+    run_t *m = arg;
+    m->resync_armed = false;
+    if (m->obs && m->q) /* else s_try_open's full resync covers them */
+        s_resync_scan(m, true);
+    return LOOP_TIMER_DONE;
+}
+
+/* True when the shard of `key` is owned now. */
+static bool s_owns_key(const run_t *m, const char *key)
+{
+    char cl[CTRL_KEY_MAX], ns[CTRL_KEY_MAX], name[CTRL_KEY_MAX];
+    return ctrl_parse_key(key, cl, ns, name) == 0 &&
+           s_owns(m, bus_shard_of(cl, ns, name, m->shards));
+}
+
+/* The fence before each API write of a pass (ctrl_config_t.fence). */
+static bool s_fence(const char *key, void *arg)
+{
+    return s_owns_key(arg, key);
+}
+
+/* The work queue's dispatch: the fence before a pass starts. */
+static void s_reconcile(workq_t *q, const char *key, void *arg)
+{
+    run_t *m = arg;
+    if (!s_owns_key(m, key)) {
+        m->dropped++;
+        workq_forget(q, key);
+        workq_done(q, key, workq_ok());
+        return;
+    }
+    ctrl_fn(q, key, m->ctrl);
+}
+
+/* A lease group was acquired: subscribe to each of its shards and queue their objects. */
+static void s_on_acquire(shards_t *sh, uint32_t group, void *arg)
+{
+    run_t *m = arg;
+    char sbuf[16];
+    snprintf(sbuf, sizeof(sbuf), "%" PRIu32, group);
+    for (uint32_t shard = group; shard < m->shards; shard += m->groups) {
+        if (bus_sub_subscribe(m->sub, shard) != 0)
+            log_error("bus subscribe failed", "group", sbuf, NULL);
+        m->resync_pending[shard] = true;
+    }
+    if (!m->resync_armed && loop_add_timer(m->svc->loop, 0, s_resync_acquired, m) >= 0)
+        m->resync_armed = true;
+    log_info("shard acquired", "shard", sbuf, NULL);
+}
+
+static void s_on_release(shards_t *sh, uint32_t group, void *arg)
+{
+    run_t *m = arg;
+    char sbuf[16];
+    snprintf(sbuf, sizeof(sbuf), "%" PRIu32, group);
+    for (uint32_t shard = group; shard < m->shards; shard += m->groups) {
+        bus_sub_unsubscribe(m->sub, shard);
+        m->resync_pending[shard] = false;
+    }
+    /* queued keys of the shard are dropped by s_reconcile(); passes in flight run to their end
+     * (see the file comment) */
+    log_info("shard released", "shard", sbuf, NULL);
+}
+
+/* Opens observed.db read-only once the watcher has created it, then starts reconciling. */
+static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
+{
+    run_t *m = arg;
+    int err = ERR_NOTFOUND;
+    if (access(m->obs_path, F_OK) == 0)
+        m->obs = store_open(m->obs_path, STORE_READONLY, &err);
+    if (!m->obs) {
+        log_info("waiting for observed state", "path", m->obs_path, "error", err_str(err), NULL);
+        return CTRLSVC_OPEN_RETRY_MS;
+    }
+    ctrlsvc_env_t env = {.svc = m->svc,
+                         .cluster = m->cluster,
+                         .observed = m->obs,
+                         .client = m->client,
+                         .audit = m->audit,
+                         .db = m->db,
+                         .fence = s_fence,
+                         .fence_arg = m,
+                         .requeue_ms = cfg_duration_ms(m->svc->cfg, "requeue")};
+    m->opened = true;
+    m->ctrl = m->def->open(&env, m->def->arg);
+    workq_opts_t qo;
+    workq_opts_default(&qo);
+    qo.concurrency = (int)cfg_int(m->svc->cfg, "concurrency");
+    m->q = m->ctrl ? workq_new(loop, &qo, s_reconcile, m) : NULL;
+    if (!m->q) {
+        log_error("controller could not start", "service", m->def->name, NULL);
+        return ERR_NOMEM - 100;
+    }
+    log_info("controller started", "service", m->def->name, "cluster", m->cluster, "observed",
+             m->obs_path, NULL);
+    s_resync_scan(m, false);
+    memset(m->resync_pending, 0, m->shards * sizeof(*m->resync_pending));
+    if (cfg_duration_ms(m->svc->cfg, "resync") > 0)
+        loop_add_timer(loop, cfg_duration_ms(m->svc->cfg, "resync"), s_resync, m);
+    return LOOP_TIMER_DONE;
+}
+
+/* Starts shard leases when --shards.lease is sqlite or kubernetes. Returns 0, or an err_t
+ * (reported on stderr). */
+static int s_start_leases(run_t *m)
+{
+    const char *name = m->def->name;
+    const char *mode = cfg_str(m->svc->cfg, "shards.lease");
+    if (strcmp(mode, "off") == 0)
+        return 0;
+    size_t nowned = 0;
+    cfg_list(m->svc->cfg, "shards.owned", &nowned);
+    if (nowned > 0) {
+        fprintf(stderr, "%s: --shards.owned and --shards.lease %s exclude each other\n", name,
+                mode);
+        return ERR_INVAL;
+    }
+    int e = 0;
+    if (strcmp(mode, "sqlite") == 0) {
+        buf_t path;
+        buf_init(&path, S_PATH_MAX);
+        if (svc_state_path(m->svc, CTRLSVC_LEASES_DB, &path) == 0)
+            m->leases_db = store_open(buf_str(&path), STORE_READWRITE | STORE_LEASES, &e);
+        if (!m->leases_db)
+            fprintf(stderr, "%s: %s: %s\n", name, buf_str(&path), err_str(e));
+        buf_free(&path);
+        m->lease = m->leases_db ? lease_sqlite_new(m->svc->loop, m->leases_db) : NULL;
+    } else { // "kubernetes": cfg admits only the declared choices
+        const char *ns = cfg_str(m->svc->cfg, "shards.lease-namespace");
+        if (!ns || !*ns)
+            ns = k8s_client_namespace(m->client);
+        char ua[CTRLSVC_NAME_MAX + 64];
+        snprintf(ua, sizeof(ua), "rayfleet-%s-leases/%s", name, RF_VERSION);
+        m->lease_client = k8s_client_new(m->svc->loop, m->kc,
+                                         &(k8s_config_t){.qps = CTRLSVC_LEASE_QPS,
+                                                         .burst = CTRLSVC_LEASE_QPS,
+                                                         .user_agent = ua});
+        m->lease = m->lease_client
+                       ? lease_k8s_new(m->svc->loop, m->lease_client, ns && *ns ? ns : "default")
+                       : NULL;
+    }
+    if (!m->lease)
+        return ERR_NOMEM;
+    /* holder ids may not contain '/': "scheduler/1" holds as "scheduler-1" */
+    char id[SHARDS_NAME_MAX + 1];
+    snprintf(id, sizeof(id), "%s", cfg_str(m->svc->cfg, "replica"));
+    for (char *p = id; *p; p++)
+        if (*p == '/')
+            *p = '-';
+    int64_t lease_ms = cfg_duration_ms(m->svc->cfg, "shards.lease-duration");
+    m->groups = (uint32_t)cfg_int(m->svc->cfg, "shards.lease-groups");
+    if (m->groups == 0)
+        m->groups = strcmp(mode, "sqlite") == 0 ? m->shards : CTRLSVC_K8S_LEASE_GROUPS;
+    if (m->groups > m->shards)
+        m->groups = m->shards;
+    m->sh = shards_new(
+        m->svc->loop, m->lease, name, id, m->groups, lease_ms, lease_ms / CTRLSVC_RENEW_DIV,
+        &(shards_callbacks_t){.on_acquire = s_on_acquire, .on_release = s_on_release, .arg = m});
+    if (!m->sh) {
+        fprintf(stderr, "%s: cannot start shard leases (replica id %s)\n", name, id);
+        return ERR_INVAL;
+    }
+    char gbuf[16];
+    snprintf(gbuf, sizeof(gbuf), "%" PRIu32, m->groups);
+    log_info("shard leases", "backend", mode, "replica", id, "groups", gbuf, NULL);
+    return 0;
+}
+
+/* Stops the shards cleanly after the loop ended: releases every lease so the other replicas
+ * take over at once (bounded by CTRLSVC_STOP_MAX_MS; the leases expire otherwise). */
+static void s_stop_leases(run_t *m)
+{
+    if (!m->sh || shards_stop(m->sh) != 0)
+        return;
+    int64_t deadline = loop_clock_ms() + CTRLSVC_STOP_MAX_MS;
+    while (shards_pending(m->sh) > 0 && loop_clock_ms() < deadline)
+        loop_run_once(m->svc->loop, CTRLSVC_STOP_POLL_MS);
+}
+
+int ctrlsvc_parse_owned(const char *const *items, size_t n, uint32_t shards, bool *owned)
+{
+    for (uint32_t s = 0; s < shards; s++)
+        owned[s] = n == 0;
+    for (size_t i = 0; i < n; i++) {
+        char *end = NULL;
+        long a = strtol(items[i], &end, 10), b = a;
+        if (end == items[i])
+            return ERR_INVAL;
+        if (*end == '-') {
+            const char *s2 = end + 1;
+            b = strtol(s2, &end, 10);
+            if (end == s2)
+                return ERR_INVAL;
+        }
+        if (*end || a < 0 || b < a || b >= (long)shards)
+            return ERR_INVAL;
+        for (long s = a; s <= b; s++)
+            owned[s] = true;
+    }
+    return 0;
+}
+
+/* The option table of `def`: s_options with the name's defaults, then the service's own, into
+ * out[max] (NULL-key terminated); `names` holds the default strings. Returns 0 or ERR_TOOBIG. */
+static int s_table(const ctrlsvc_def_t *def, cfg_opt_t *out, size_t max,
+                   char names[2][CTRLSVC_NAME_MAX + 8])
+{
+    snprintf(names[0], sizeof(names[0]), "%s/0", def->name);
+    snprintf(names[1], sizeof(names[1]), "%s.db", def->name);
+    size_t n = 0;
+    for (const cfg_opt_t *o = s_options; o->key && n < max; o++) {
+        out[n] = *o;
+        if (!strcmp(o->key, "replica"))
+            out[n].def = names[0];
+        else if (!strcmp(o->key, "audit.db"))
+            out[n].def = names[1];
+        n++;
+    }
+    for (const cfg_opt_t *o = def->options; o && o->key && n < max; o++)
+        out[n++] = *o;
+    if (n >= max)
+        return ERR_TOOBIG;
+    out[n] = (cfg_opt_t){0};
+    return 0;
+}
+
+int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
+{
+    if (!def || !def->name || !def->open || strlen(def->name) >= CTRLSVC_NAME_MAX) {
+        fprintf(stderr, "controller: bad service definition\n");
+        return SVC_EXIT_FAILURE;
+    }
+    cfg_opt_t table[sizeof(s_options) / sizeof(s_options[0]) + CTRLSVC_MAX_OPTIONS];
+    char names[2][CTRLSVC_NAME_MAX + 8];
+    if (s_table(def, table, sizeof(table) / sizeof(table[0]), names) != 0) {
+        fprintf(stderr, "%s: too many options\n", def->name);
+        return SVC_EXIT_FAILURE;
+    }
+    svc_t svc;
+    if (svc_start(&svc, def->name, table, argc, argv) != 0)
+        return svc.exit_code;
+    int code = SVC_EXIT_FAILURE;
+    run_t m = {.def = def, .svc = &svc, .cluster = cfg_str(svc.cfg, "cluster")};
+    m.shards = (uint32_t)cfg_int(svc.cfg, "shards");
+    kubeconfig_t *kc = NULL;
+    buf_t path, err;
+    buf_init(&path, S_PATH_MAX);
+    buf_init(&err, S_PATH_MAX);
+    m.owned = calloc(m.shards, sizeof(*m.owned));
+    m.resync_pending = calloc(m.shards, sizeof(*m.resync_pending));
+    if (!m.owned || !m.resync_pending)
+        goto done;
+    size_t nowned = 0;
+    const char *const *owned = cfg_list(svc.cfg, "shards.owned", &nowned);
+    if (ctrlsvc_parse_owned(owned, nowned, m.shards, m.owned) != 0) {
+        fprintf(stderr, "%s: shards.owned: want numbers or ranges a-b below %u\n", def->name,
+                m.shards);
+        code = SVC_EXIT_USAGE;
+        goto done;
+    }
+    const char *kcpath = cfg_str(svc.cfg, "kubeconfig");
+    int rc = !kcpath && !getenv("KUBECONFIG") && getenv("KUBERNETES_SERVICE_HOST")
+                 ? kubeconfig_in_cluster(NULL, &kc, &err)
+                 : kubeconfig_load(kcpath, cfg_str(svc.cfg, "context"), &kc, &err);
+    if (rc != 0) {
+        fprintf(stderr, "%s: kubeconfig: %s\n", def->name, buf_str(&err));
+        code = SVC_EXIT_USAGE;
+        goto done;
+    }
+    m.kc = kc;
+    char ua[CTRLSVC_NAME_MAX + 64];
+    snprintf(ua, sizeof(ua), "rayfleet-%s/%s", def->name, RF_VERSION);
+    m.client =
+        k8s_client_new(svc.loop, kc,
+                       &(k8s_config_t){.qps = (double)cfg_int(svc.cfg, "client.qps"),
+                                       .burst = (int)cfg_int(svc.cfg, "client.burst"),
+                                       .max_inflight = (int)cfg_int(svc.cfg, "client.max-inflight"),
+                                       .max_connections = cfg_int(svc.cfg, "client.connections"),
+                                       .user_agent = ua});
+    if (!m.client || svc_state_path(&svc, cfg_str(svc.cfg, "audit.db"), &path) != 0)
+        goto done;
+    int e = 0;
+    m.db = store_open(buf_str(&path), STORE_READWRITE | STORE_AUDIT | STORE_DESIRED, &e);
+    if (!m.db || store_attach_loop_every(m.db, svc.loop, CTRLSVC_FLUSH_EVERY_MS) != 0) {
+        fprintf(stderr, "%s: %s: %s\n", def->name, buf_str(&path), err_str(e));
+        goto done;
+    }
+    m.audit = actlog_new(
+        m.db, &(actlog_actor_t){.service = def->name, .replica = cfg_str(svc.cfg, "replica")});
+    buf_reset(&path);
+    if (!m.audit || svc_state_path(&svc, "observed.db", &path) != 0)
+        goto done;
+    m.obs_path = buf_take(&path, NULL);
+    m.sub =
+        bus_sub_new(svc.loop, svc.zctx,
+                    &(bus_options_t){.endpoint = cfg_str(svc.cfg, "bus.endpoint"),
+                                     .hwm = (int)cfg_int(svc.cfg, "bus.hwm"),
+                                     .curve_server_key = cfg_str(svc.cfg, "bus.curve-server-key")},
+                    s_on_msg, NULL, &m);
+    if (!m.obs_path || !m.sub)
+        goto done;
+    if (s_start_leases(&m) != 0) {
+        code = SVC_EXIT_USAGE;
+        goto done;
+    }
+    for (uint32_t s = 0; !m.sh && s < m.shards; s++)
+        if (m.owned[s] && bus_sub_subscribe(m.sub, s) != 0)
+            goto done;
+    if (loop_add_timer(svc.loop, 0, s_try_open, &m) < 0)
+        goto done;
+    code = svc_run(&svc);
+    s_stop_leases(&m);
+    if (m.sh) {
+        char dbuf[32];
+        snprintf(dbuf, sizeof(dbuf), "%" PRIu64, m.dropped);
+        log_info("controller stopped", "service", def->name, "dropped_unowned", dbuf, NULL);
+    }
+done:
+    shards_destroy(&m.sh);
+    lease_backend_destroy(&m.lease);
+    k8s_client_destroy(&m.lease_client);
+    workq_destroy(&m.q);
+    bus_sub_destroy(&m.sub);
+    k8s_client_destroy(&m.client);
+    if (m.opened && def->close)
+        def->close(def->arg);
+    actlog_destroy(&m.audit);
+    store_destroy(&m.obs);
+    kubeconfig_destroy(&kc);
+    free(m.owned);
+    free(m.resync_pending);
+    free(m.obs_path);
+    buf_free(&path);
+    buf_free(&err);
+    svc_end(&svc);
+    store_destroy(&m.leases_db);
+    store_destroy(&m.db); /* attached to the loop: after it */
+    return code;
+}
+
+/* ---------- self-test ---------- */
+
+int ctrlsvc_test(bool verbose)
+{
+    int failed = 0;
+    bool owned[16];
+    CHECK(ctrlsvc_parse_owned(NULL, 0, 16, owned) == 0 && owned[0] && owned[15]);
+    const char *spec[] = {"3", "8-10"};
+    CHECK(ctrlsvc_parse_owned(spec, 2, 16, owned) == 0);
+    CHECK(owned[3] && owned[8] && owned[9] && owned[10] && !owned[0] && !owned[7] && !owned[11]);
+    const char *bad[][1] = {{"x"}, {"3-"}, {"5-2"}, {"16"}, {"-1"}, {"2x"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK(ctrlsvc_parse_owned(bad[i], 1, 16, owned) == ERR_INVAL);
+
+    /* the table: the common options with the name's defaults, then the service's */
+    static const cfg_opt_t own[] = {
+        {"random-pod-delete", CFG_BOOL, "false", 0, 0, false, false, "x", NULL}, {NULL}};
+    ctrlsvc_def_t def = {.name = "widgets", .options = own};
+    cfg_opt_t table[sizeof(s_options) / sizeof(s_options[0]) + 2];
+    char names[2][CTRLSVC_NAME_MAX + 8];
+    CHECK(s_table(&def, table, sizeof(table) / sizeof(table[0]), names) == 0);
+    size_t n = 0;
+    const char *replica = NULL, *db = NULL;
+    bool has_own = false;
+    for (; table[n].key; n++) {
+        if (!strcmp(table[n].key, "replica"))
+            replica = table[n].def;
+        if (!strcmp(table[n].key, "audit.db"))
+            db = table[n].def;
+        has_own = has_own || !strcmp(table[n].key, "random-pod-delete");
+    }
+    CHECK(n == sizeof(s_options) / sizeof(s_options[0]));
+    CHECK(replica && !strcmp(replica, "widgets/0") && db && !strcmp(db, "widgets.db") && has_own);
+    CHECK(s_table(&def, table, 4, names) == ERR_TOOBIG);
+    CHECK(ctrlsvc_main(NULL, 0, NULL) == SVC_EXIT_FAILURE);
+    return SELFTEST_RESULT("ctrlsvc", verbose);
+}

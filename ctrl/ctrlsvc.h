@@ -1,0 +1,122 @@
+/*
+ * ctrlsvc: the main() of a controller process on the runtime (ctrl.h). A service describes
+ * itself (ctrlsvc_def_t: its name, its own options, how to build its controller) and calls
+ * ctrlsvc_main(); the rest is the same for every controller:
+ *
+ * Options (besides svc.h's standard ones and the service's own): the member cluster, its
+ * kubeconfig context, the bus (endpoint, high-water mark, CurveZMQ key), the shards and their
+ * ownership (--shards.owned, or leases with --shards.lease sqlite|kubernetes), the replica name,
+ * the audit database, the work queue's concurrency, the resync and requeue periods and the
+ * Kubernetes client's limits.
+ *
+ * Wiring. One Kubernetes client per member cluster (today one member). The audit database
+ * (<state-dir>/<name>.db unless --audit.db says otherwise; audit and desired rows) commits at
+ * most every CTRLSVC_FLUSH_EVERY_MS. observed.db is opened read-only once the watcher has created
+ * it (retried every CTRLSVC_OPEN_RETRY_MS); then the service's open() builds its controller and a
+ * work queue starts it. The bus subscriber (one subscription per owned shard) notes every
+ * ObjectChanged about the kind as the cause of the key's next pass (ctrl_note_change()) and queues
+ * the key. A resync queues every object of the kind of the owned shards from observed.db at start,
+ * every --resync, and for the shards acquired in one loop turn, so a lost bus event costs latency,
+ * never correctness.
+ *
+ * Replicas (issue 7). With --shards.lease off (the default) a replica owns the shards of
+ * --shards.owned (none listed: all) for ever. With --shards.lease sqlite|kubernetes the replicas
+ * split the shards between them with leases (common/shards.h): sqlite keeps them in
+ * <state-dir>/leases.db, shared by the replicas of one host; kubernetes keeps them as Lease
+ * objects in --shards.lease-namespace, for replicas on several hosts. Each replica then writes
+ * its audit rows into its own --audit.db file (the store rule: one writing process per database
+ * file). leases.db is the one exception to that rule: every replica writes it, each lease
+ * operation being a short immediate transaction committed at once (store_lease_try_acquire()),
+ * never a batched write, so the writers only ever wait for each other for the length of one
+ * such transaction.
+ *
+ * Ownership and fencing. on_acquire(shard) subscribes the bus to the shard and queues every object
+ * of it from observed.db (a resync, batched: one scan for all shards acquired in one loop turn).
+ * on_release(shard) unsubscribes. The work queue's dispatch drops a key whose shard is not owned
+ * (shards_owns(), which reads the monotonic clock itself) before its pass starts, so no pass of a
+ * key of a released or lost shard STARTS after the release; and the runtime asks the fence right
+ * before each API write, so a pass that started while the shard was owned sends nothing once it is
+ * not (the write is withheld, unaudited, and the pass ends). What remains is a write already sent
+ * when the shard is lost: the shards module releases a lease margin_ms after on_release(), and a
+ * lost lease is only taken by another replica after its expiry, at least margin_ms after our local
+ * deadline, so such a write lands before the new owner can start as long as it completes within
+ * margin_ms (lease-duration / SHARDS_MARGIN_DIV: 2.5 s for the default 10 s lease).
+ *
+ * Lease groups. A lease covers a group of shards: shard s belongs to group s % G, with G from
+ * --shards.lease-groups (0: as many groups as shards for sqlite, where a lease operation is a
+ * local transaction; CTRLSVC_K8S_LEASE_GROUPS for kubernetes, where every renewal is an API
+ * request: 256 Lease objects renewed every lease-duration / 4 would cost a replica hundreds of
+ * requests per second and, sharing the reconciler's rate limit, starve its writes — measured:
+ * with 256 Lease objects, --client.qps 40 and a 2 s lease, replicas lost their shards before a
+ * round ended). The Kubernetes lease backend also gets a client of its own, so lease renewals
+ * never queue behind reconcile writes in the client's rate limiter (a lease that waits there
+ * expires).
+ *
+ * On SIGTERM the replica stops its shards (shards_stop(): on_release, then the leases are
+ * released after the margin) so the others take over at once instead of after expiry.
+ */
+#ifndef RF_CTRLSVC_H
+#define RF_CTRLSVC_H
+
+#include "actlog.h"
+#include "cfg.h"
+#include "ctrl.h"
+#include "k8s.h"
+#include "store.h"
+#include "svc.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CTRLSVC_OPEN_RETRY_MS 1000 /* retry period of the observed.db open */
+#define CTRLSVC_RENEW_DIV                                                                          \
+    4 /* shard leases are renewed every lease-duration / CTRLSVC_RENEW_DIV                         \
+       */
+#define CTRLSVC_LEASES_DB "leases.db" /* the SQLite lease backend's file in the state dir */
+#define CTRLSVC_STOP_POLL_MS 20 /* shutdown: period at which pending lease releases are checked */
+#define CTRLSVC_STOP_MAX_MS 5000 /* shutdown: longest wait for the lease releases */
+#define CTRLSVC_K8S_LEASE_GROUPS 16 /* default lease groups with Kubernetes Lease objects */
+#define CTRLSVC_LEASE_QPS 1000 /* the lease client's rate limit (bounded anyway by the groups) */
+/* The audit database (audit and desired rows) commits at most every 10 ms instead of every loop
+ * turn: under load a turn is well under a millisecond, so this turns hundreds of small
+ * transactions a second into at most 100. Nothing in a controller reads these rows back; a crash
+ * loses at most the last 10 ms of rows (store_destroy() flushes on a clean stop). */
+#define CTRLSVC_FLUSH_EVERY_MS 10
+#define CTRLSVC_NAME_MAX 64 /* longest service name */
+#define CTRLSVC_MAX_OPTIONS 64 /* most options of a service of its own */
+
+/* What the runner hands the service's open(); pointers are valid until the process ends. */
+typedef struct {
+    svc_t *svc; /* the process (loop, configuration) */
+    const char *cluster; /* member cluster name */
+    store_t *observed; /* observed.db, read-only */
+    k8s_client_t *client; /* the member cluster's API client */
+    actlog_t *audit; /* the audit writer */
+    store_t *db; /* the writable audit database, for desired rows */
+    bool (*fence)(const char *key, void *arg); /* the write fence (ctrl_config_t.fence) */
+    void *fence_arg; /* its argument */
+    int64_t requeue_ms; /* --requeue */
+} ctrlsvc_env_t;
+
+/* A controller service. Strings and tables are borrowed for the process's life. */
+typedef struct {
+    const char *name; /* "scheduler": service, lease component, <name>.db, replica <name>/0 */
+    const cfg_opt_t *options; /* the service's own options (NULL-key terminated), or NULL */
+    /* Builds the controller once observed.db is open. Returns its runtime, or NULL (the process
+     * ends with an error). */
+    ctrl_t *(*open)(const ctrlsvc_env_t *env, void *arg);
+    void (*close)(void *arg); /* destroys what open() built (after the queue and client) */
+    void *arg; /* handed to open and close */
+} ctrlsvc_def_t;
+
+/* Runs the controller process `def` with argv; returns main()'s exit code. */
+int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv);
+
+/* Parses shard specs ("3", "0-15") into owned[0..shards-1] (all true when n is 0). Returns 0 or
+ * ERR_INVAL. */
+int ctrlsvc_parse_owned(const char *const *items, size_t n, uint32_t shards, bool *owned);
+
+/* Self-test: the option table and the shard specs. */
+int ctrlsvc_test(bool verbose);
+
+#endif
