@@ -92,6 +92,7 @@ typedef struct {
     store_t *wdb; /* observed.db, the watcher's (destroyed by harness_end) */
     store_t *obs; /* observed.db read-only, the reconciler's */
     store_t *sdb; /* scheduler.db (attached to the loop; destroyed by harness_end) */
+    store_query_t *sq; /* read-only query connection on sdb for harness_sql_int (lazily opened) */
     bus_pub_t *pub; /* the watcher's publisher */
     bus_sub_t *sub; /* the scheduler side's subscriber */
     watcher_t *w; /* the watcher logic */
@@ -284,12 +285,12 @@ HARNESS_FN int64_t harness_sql_int(harness_t *h, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     int64_t v = -1;
-    store_query_t *q = store_query_open(store_path(h->sdb), NULL, 0, NULL);
-    if (q && sqlite3_prepare_v2(store_query_handle(q), sql, -1, &st, NULL) == SQLITE_OK &&
+    if (!h->sq) /* one connection for every call: a poll loop calls this every 10 ms */
+        h->sq = store_query_open(store_path(h->sdb), NULL, 0, NULL);
+    if (h->sq && sqlite3_prepare_v2(store_query_handle(h->sq), sql, -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
         v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    store_query_close(&q);
     return v;
 }
 
@@ -494,6 +495,7 @@ HARNESS_FN void harness_end(harness_t *h)
         zmq_ctx_term(h->zctx);
     h->zctx = NULL;
     loop_destroy(&h->loop);
+    store_query_close(&h->sq);
     store_destroy(&h->wdb);
     store_destroy(&h->sdb);
     if (h->dir[0] && strstr(h->dir, "XXXXXX") == NULL) {
