@@ -4,7 +4,6 @@
  */
 #include "buf.h"
 #include "err.h"
-#include "selftest.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -169,6 +168,9 @@ const char *buf_str(const buf_t *b)
     return b->data ? b->data : "";
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 int buf_test(bool verbose)
 {
     int failed = 0;
@@ -219,3 +221,5 @@ int buf_test(bool verbose)
     buf_free(&b);
     return SELFTEST_RESULT("buf", verbose);
 }
+
+#endif /* RF_SELFTEST */

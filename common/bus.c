@@ -17,7 +17,6 @@
 #include "err.h"
 #include "log.h"
 #include "rftime.h"
-#include "selftest.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -1346,6 +1345,9 @@ const char *bus_forwarder_backend(const bus_forwarder_t *fwd)
     return fwd->backend;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- Self-test ---- */
 
 /* What the test handlers saw. */
@@ -2170,3 +2172,5 @@ done:
     zmq_ctx_term(zctx);
     return SELFTEST_RESULT("bus", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -9,7 +9,6 @@
 #include "json.h"
 #include "log.h"
 #include "rftime.h"
-#include "selftest.h"
 #include "yaml.h"
 
 #include <ctype.h>
@@ -783,6 +782,9 @@ int cfg_usage(const cfg_opt_t *table, const char *prog, buf_t *out)
     return rc;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 static const cfg_opt_t s_test_table[] = {
@@ -1075,3 +1077,5 @@ int cfg_test(bool verbose)
     }
     return SELFTEST_RESULT("cfg", verbose);
 }
+
+#endif /* RF_SELFTEST */

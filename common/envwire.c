@@ -10,7 +10,6 @@
  */
 #include "envwire.h"
 #include "err.h"
-#include "selftest.h"
 #include "rayfleet.pb-c.h"
 
 #include <limits.h>
@@ -460,6 +459,9 @@ int envwire_decode(const uint8_t *buf, size_t len, envwire_msg_t *out)
     return 0;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- Self-test ---- */
 
 /* Bytes of string storage one random message may use (all its strings together). */
@@ -903,3 +905,5 @@ int envwire_test(bool verbose)
 
     return SELFTEST_RESULT("envwire", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -2,7 +2,6 @@
  * err: names for the error codes of err.h, and the HTTP-status mapping.
  */
 #include "err.h"
-#include "selftest.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +51,9 @@ err_t err_from_http_status(long status)
     }
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 int err_test(bool verbose)
 {
     int failed = 0;
@@ -70,3 +72,5 @@ int err_test(bool verbose)
     CHECK(err_from_http_status(302) == ERR_PROTO);
     return SELFTEST_RESULT("err", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "err.h"
-#include "selftest.h"
 
 #define S_B32_GROUP_IN 5 /* bytes per base32 group */
 #define S_B32_GROUP_OUT 8 /* characters per base32 group */
@@ -89,6 +88,9 @@ int hash_sha1_b32hex(const void *text, size_t n, hash_case_t c, char *out, size_
     return rc ? rc : hash_base32hex(d, sizeof(d), c, out, size);
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 static bool s_sha1_is(const void *data, size_t n, const char *want_hex)
@@ -160,3 +162,5 @@ int hash_test(bool verbose)
     CHECK(hash_hex("", 0, h, 1) == 0 && h[0] == '\0');
     return SELFTEST_RESULT("hash", verbose);
 }
+
+#endif /* RF_SELFTEST */

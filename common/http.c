@@ -14,7 +14,6 @@
 #include "http.h"
 #include "err.h"
 #include "log.h"
-#include "selftest.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -958,6 +957,9 @@ void http_client_stats(const http_client_t *c, http_stats_t *out)
     *out = c ? c->stats : (http_stats_t){0};
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---------------------------------------------------------------------------------------------
  * Self-test: a libmicrohttpd server on 127.0.0.1 with its own threads (one per
  * connection, so that slow and streaming handlers may sleep), and the client
@@ -1777,3 +1779,5 @@ int http_test(bool verbose)
     curl_global_cleanup();
     return SELFTEST_RESULT("http", verbose);
 }
+
+#endif /* RF_SELFTEST */

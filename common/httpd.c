@@ -18,7 +18,6 @@
 #include "buf.h"
 #include "err.h"
 #include "log.h"
-#include "selftest.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1168,6 +1167,9 @@ size_t httpd_conn_count(const httpd_t *srv)
     return srv->nconns;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test -------------------------------------------------------------------------- */
 
 typedef struct {
@@ -1436,3 +1438,5 @@ int httpd_test(bool verbose)
     loop_destroy(&loop);
     return SELFTEST_RESULT("httpd", verbose);
 }
+
+#endif /* RF_SELFTEST */

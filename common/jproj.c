@@ -10,7 +10,6 @@
 #include "jproj.h"
 
 #include "err.h"
-#include "selftest.h"
 #include "yaml.h"
 
 #include <dirent.h>
@@ -844,6 +843,9 @@ int jproj_parse(const jproj_t *jp, const char *data, size_t len, const char *nam
     return rc;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---------- self-test ---------- */
 
 /* The reference projection: P(v, n) of jproj.h over a tree jx_parse() built. */
@@ -1457,3 +1459,5 @@ out:
     buf_free(&err);
     return SELFTEST_RESULT("jproj", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -4,7 +4,6 @@
  */
 #include "json.h"
 #include "err.h"
-#include "selftest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -337,6 +336,9 @@ out:
     return rc;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 int json_test(bool verbose)
 {
     int failed = 0;
@@ -461,3 +463,5 @@ int json_test(bool verbose)
     buf_free(&err);
     return SELFTEST_RESULT("json", verbose);
 }
+
+#endif /* RF_SELFTEST */

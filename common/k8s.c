@@ -6,7 +6,6 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
-#include "selftest.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -1246,6 +1245,9 @@ void k8s_client_destroy(k8s_client_t **client_p)
     *client_p = NULL;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---------- self-test ---------- */
 
 typedef struct {
@@ -1443,3 +1445,5 @@ int k8s_test(bool verbose)
     loop_destroy(&loop);
     return SELFTEST_RESULT("k8s", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -8,7 +8,6 @@
 #include "json.h"
 #include "log.h"
 #include "rftime.h"
-#include "selftest.h"
 #include "yaml.h"
 
 #include <errno.h>
@@ -943,6 +942,9 @@ void kubeconfig_exec_cancel(kubeconfig_run_t **run_p)
     *run_p = NULL;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---------- self-test ---------- */
 
 static int s_write(const char *path, const char *text, int mode)
@@ -1220,3 +1222,5 @@ int kubeconfig_test(bool verbose)
     buf_free(&err);
     return SELFTEST_RESULT("kubeconfig", verbose);
 }
+
+#endif /* RF_SELFTEST */

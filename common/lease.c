@@ -7,7 +7,6 @@
 #include "json.h"
 #include "log.h"
 #include "rftime.h"
-#include "selftest.h"
 
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -833,6 +832,9 @@ size_t lease_pending(const lease_backend_t *b)
     return b ? b->nops : 0;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- Self-test ---- */
 
 /* What a test callback saw. */
@@ -998,3 +1000,5 @@ int lease_test(bool verbose)
     rmdir(dir);
     return SELFTEST_RESULT("lease", verbose);
 }
+
+#endif /* RF_SELFTEST */

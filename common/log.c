@@ -6,7 +6,6 @@
 #include "buf.h"
 #include "err.h"
 #include "rftime.h"
-#include "selftest.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -161,6 +160,9 @@ RF_LOG_LEVEL_FN(log_info, LOG_INFO)
 RF_LOG_LEVEL_FN(log_warn, LOG_WARN)
 RF_LOG_LEVEL_FN(log_error, LOG_ERROR)
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* Reads everything written to the pipe so far into `out` (NUL-terminated). */
 static void s_drain(int fd, char *out, size_t cap)
 {
@@ -217,3 +219,5 @@ int log_test(bool verbose)
     close(p[1]);
     return SELFTEST_RESULT("log", verbose);
 }
+
+#endif /* RF_SELFTEST */

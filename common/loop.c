@@ -9,7 +9,6 @@
  */
 #include "loop.h"
 #include "err.h"
-#include "selftest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -632,6 +631,9 @@ int loop_run(loop_t *loop)
     return 0;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---------------------------------------------------------------------------------------------
  * Self-test
  */
@@ -832,3 +834,5 @@ int loop_test(bool verbose)
     loop_destroy(&loop);
     return SELFTEST_RESULT("loop", verbose);
 }
+
+#endif /* RF_SELFTEST */

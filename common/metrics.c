@@ -8,7 +8,6 @@
 #include "metrics.h"
 
 #include "err.h"
-#include "selftest.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -426,6 +425,9 @@ int metrics_render(const metrics_t *m, buf_t *out)
     return rc;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ----------------------------------------------------------------------------- */
 
 static double t_read(void *arg, int which)
@@ -586,3 +588,5 @@ int metrics_test(bool verbose)
     metrics_destroy(&m);
     return SELFTEST_RESULT("metrics", verbose);
 }
+
+#endif /* RF_SELFTEST */

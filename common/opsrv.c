@@ -6,7 +6,6 @@
 #include "err.h"
 #include "httpd.h"
 #include "log.h"
-#include "selftest.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -114,6 +113,9 @@ int opsrv_port(const opsrv_t *srv)
 {
     return srv && srv->http ? httpd_port(srv->http) : 0;
 }
+
+#ifdef RF_SELFTEST
+#include "selftest.h"
 
 /* ---- self-test ----------------------------------------------------------------------------- */
 
@@ -279,3 +281,5 @@ int opsrv_test(bool verbose)
     loop_destroy(&loop);
     return SELFTEST_RESULT("opsrv", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -5,7 +5,6 @@
  */
 #include "patch.h"
 #include "err.h"
-#include "selftest.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -829,6 +828,9 @@ int patch_apply_approx(const json_t *target, const json_t *patch, const char *ki
     return s_strategic(target, patch, kind, true, out, err);
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 /* True when applying `how` ("merge", "json", "smp:<Kind>", "apply:<Kind>") of `p` to `t` gives
@@ -1062,3 +1064,5 @@ int patch_test(bool verbose)
     }
     return SELFTEST_RESULT("patch", verbose);
 }
+
+#endif /* RF_SELFTEST */

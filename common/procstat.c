@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "err.h"
-#include "selftest.h"
 
 #define S_FIELD_STATE 3 /* proc(5) field numbers, counting pid as 1 and comm as 2 */
 #define S_FIELD_UTIME 14
@@ -147,6 +146,9 @@ int64_t procstat_rss_bytes(pid_t pid)
     return m.vm_rss_kb * S_KIB;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 int procstat_test(bool verbose)
@@ -205,3 +207,5 @@ int procstat_test(bool verbose)
     CHECK(procstat_cpu_of(4194305 + 7) == -1 && procstat_rss_bytes(4194305 + 7) == -1);
     return SELFTEST_RESULT("procstat", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "err.h"
-#include "selftest.h"
 
 #define S_RUNE_MAX 0x10FFFF
 #define S_BMP_END 0x10000
@@ -122,6 +121,9 @@ int quote_go(buf_t *b, const char *s)
     return rc ? rc : buf_puts(b, "\"");
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 static bool s_is(const char *in, const char *want)
@@ -178,3 +180,5 @@ int quote_test(bool verbose)
     buf_free(&b);
     return SELFTEST_RESULT("quote", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -4,7 +4,6 @@
 #include "redact.h"
 
 #include "err.h"
-#include "selftest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,21 +218,6 @@ json_t *redact_object(const json_t *obj)
         return NULL;
     }
     return copy;
-}
-
-/* Whether redact_object() would change `obj` (true also when out of memory, or for any Secret):
- * a dry walk, so that a summary of an object with nothing to redact skips the deep copy. */
-static bool s_needs_redaction(const json_t *obj)
-{
-    json_t *kind = json_object_get(obj, "kind");
-    if (json_is_string(kind) && strcmp(json_string_value(kind), "Secret") == 0)
-        return true;
-    buf_t tmp;
-    buf_init(&tmp, 1u << 20);
-    // dry: s_walk() only reads the object (jansson's iterators take non-const pointers)
-    int rc = s_walk((json_t *)obj, 0, &tmp, true);
-    buf_free(&tmp);
-    return rc != 0;
 }
 
 /* The cut summary {"truncated":true, the members of `ids`, "head": `head` bytes of `full`};
@@ -675,6 +659,25 @@ done:
     return rc;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
+/* (Self-test only: the redacting writer decides as it walks.) Whether redact_object() would change
+ * `obj` (true also when out of memory, or for any Secret): a dry walk, so that a summary of an
+ * object with nothing to redact skips the deep copy. */
+static bool s_needs_redaction(const json_t *obj)
+{
+    json_t *kind = json_object_get(obj, "kind");
+    if (json_is_string(kind) && strcmp(json_string_value(kind), "Secret") == 0)
+        return true;
+    buf_t tmp;
+    buf_init(&tmp, 1u << 20);
+    // dry: s_walk() only reads the object (jansson's iterators take non-const pointers)
+    int rc = s_walk((json_t *)obj, 0, &tmp, true);
+    buf_free(&tmp);
+    return rc != 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Self-test.
  */
@@ -965,3 +968,5 @@ int redact_test(bool verbose)
     json_decref(deep);
     return SELFTEST_RESULT("redact", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -6,7 +6,6 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
-#include "selftest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -991,6 +990,9 @@ void reflector_stats(const reflector_t *r, reflector_stats_t *out)
     *out = r->stats;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---------- self-test ---------- */
 
 typedef struct {
@@ -1310,3 +1312,5 @@ int reflector_test(bool verbose)
     loop_destroy(&loop);
     return SELFTEST_RESULT("reflector", verbose);
 }
+
+#endif /* RF_SELFTEST */

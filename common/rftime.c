@@ -8,7 +8,6 @@
 #include <time.h>
 
 #include "err.h"
-#include "selftest.h"
 
 #define S_MS_PER_S 1000LL
 #define S_S_PER_DAY 86400LL
@@ -296,6 +295,9 @@ int rftime_duration_parse(const char *s, int64_t *ms)
     return 0;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 static bool s_fmt_is(int64_t ms, rftime_prec_t prec, const char *want)
@@ -468,3 +470,5 @@ int rftime_test(bool verbose)
     CHECK(rftime_duration_parse(NULL, &ms) == ERR_INVAL);
     return SELFTEST_RESULT("rftime", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -6,7 +6,6 @@
 #include "selector.h"
 #include "err.h"
 #include "quote.h"
-#include "selftest.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1082,6 +1081,9 @@ int selector_to_string(const selector_t *s, buf_t *out)
     return rc;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 static bool s_lmatch(const char *sel, const char *labels_json)
@@ -1332,3 +1334,5 @@ int selector_test(bool verbose)
     }
     return SELFTEST_RESULT("selector", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -5,7 +5,6 @@
 
 #include "err.h"
 #include "log.h"
-#include "selftest.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -693,6 +692,9 @@ void shards_stats(const shards_t *sh, shards_stats_t *out)
         out->target += sh->st[i].target ? 1 : 0;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- Self-test ---- */
 
 /* Counts shards per member and checks balance. */
@@ -861,3 +863,5 @@ int shards_test(bool verbose)
     rmdir(dir);
     return SELFTEST_RESULT("shards", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -16,7 +16,6 @@
 #include "buf.h"
 #include "err.h"
 #include "log.h"
-#include "selftest.h"
 
 #include <sqlite3.h>
 
@@ -2167,6 +2166,9 @@ int store_attach_loop_every(store_t *store, loop_t *loop, int64_t every_ms)
     return loop_add_before_sleep(loop, s_flush_hook, store);
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---------------------------------------------------------------------------------------------
  * Self-test.
  */
@@ -3058,3 +3060,5 @@ int store_test(bool verbose)
     failed += s_test_query(verbose);
     return SELFTEST_RESULT("store", verbose);
 }
+
+#endif /* RF_SELFTEST */

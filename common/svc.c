@@ -4,7 +4,6 @@
 #include "svc.h"
 #include "err.h"
 #include "log.h"
-#include "selftest.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -136,6 +135,9 @@ int svc_state_path(svc_t *svc, const char *file, buf_t *out)
     return buf_printf(out, "%s/%s", dir, file);
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 int svc_test(bool verbose)
 {
     int failed = 0;
@@ -184,3 +186,5 @@ int svc_test(bool verbose)
     log_setup("rayfleet", LOG_INFO, STDERR_FILENO);
     return SELFTEST_RESULT("svc", verbose);
 }
+
+#endif /* RF_SELFTEST */

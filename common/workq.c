@@ -14,7 +14,6 @@
 #include "workq.h"
 #include "err.h"
 #include "log.h"
-#include "selftest.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -786,6 +785,9 @@ void workq_stats(const workq_t *q, workq_stats_t *out)
     out->longest_wait_ms = q->qhead ? s_now() - q->qhead->ready_since : 0;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 /* Most keys a test tracks. */
@@ -1300,3 +1302,5 @@ int workq_test(bool verbose)
     loop_destroy(&loop);
     return SELFTEST_RESULT("workq", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -14,7 +14,6 @@
 #include <yaml.h>
 #include "err.h"
 #include "json.h"
-#include "selftest.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1168,6 +1167,9 @@ int yaml_dump_all(const json_t *docs, buf_t *out)
     return rc;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 /* Loads `text` and returns the docs array (or NULL); the error text goes to err. */
@@ -1467,3 +1469,5 @@ int yaml_test(bool verbose)
     buf_free(&err);
     return SELFTEST_RESULT("yaml", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -6,7 +6,6 @@
 #include "err.h"
 #include "log.h"
 #include "redact.h"
-#include "selftest.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -128,6 +127,9 @@ void actlog_stats(const actlog_t *a, actlog_stats_t *out)
     if (a && out)
         *out = a->stats;
 }
+
+#ifdef RF_SELFTEST
+#include "selftest.h"
 
 /* ---- self-test ---- */
 
@@ -251,3 +253,5 @@ int actlog_test(bool verbose)
     rmdir(dir);
     return SELFTEST_RESULT("actlog", verbose);
 }
+
+#endif /* RF_SELFTEST */

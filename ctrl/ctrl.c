@@ -7,7 +7,6 @@
 #include "json.h"
 #include "keytab.h"
 #include "log.h"
-#include "selftest.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -1173,6 +1172,9 @@ void ctrl_test_pass_free(ctrl_pass_t **p_p)
     *p_p = NULL;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---------- self-test ---------- */
 
 static bool s_t_changed(const json_t *a, const json_t *b)
@@ -1363,3 +1365,5 @@ int ctrl_test(bool verbose)
     loop_destroy(&loop);
     return SELFTEST_RESULT("ctrl", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -9,7 +9,6 @@
 #include "lease.h"
 #include "log.h"
 #include "loop.h"
-#include "selftest.h"
 #include "shards.h"
 #include "workq.h"
 
@@ -513,6 +512,9 @@ done:
     return code;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---------- self-test ---------- */
 
 int ctrlsvc_test(bool verbose)
@@ -550,3 +552,5 @@ int ctrlsvc_test(bool verbose)
     CHECK(ctrlsvc_main(NULL, 0, NULL) == SVC_EXIT_FAILURE);
     return SELFTEST_RESULT("ctrlsvc", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -5,7 +5,6 @@
 
 #include "err.h"
 #include "keytab.h"
-#include "selftest.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +181,9 @@ size_t expect_count(const expect_t *e)
     return e ? keytab_size(e->keys) : 0;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---------- self-test ---------- */
 
 /* The observed names of the test: a NULL-terminated list. */
@@ -301,3 +303,5 @@ int expect_test(bool verbose)
     expect_destroy(NULL);
     return SELFTEST_RESULT("expect", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -4,7 +4,6 @@
 #include "keytab.h"
 
 #include "err.h"
-#include "selftest.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -185,6 +184,9 @@ void keytab_sweep(keytab_t *t, keytab_visit_fn *fn, void *arg)
     }
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---------- self-test ---------- */
 
 static int s_t_freed; /* values released by s_t_free */
@@ -244,3 +246,5 @@ int keytab_test(bool verbose)
     CHECK(keytab_get(NULL, "a") == NULL && keytab_size(NULL) == 0);
     return SELFTEST_RESULT("keytab", verbose);
 }
+
+#endif /* RF_SELFTEST */

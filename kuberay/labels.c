@@ -9,13 +9,15 @@
 
 #include "buf.h"
 #include "selector.h"
-#include "selftest.h"
 
 bool labels_is_protected(const char *key)
 {
     return key && (strcmp(key, LABEL_NODE_TYPE) == 0 || strcmp(key, LABEL_GROUP) == 0 ||
                    strcmp(key, LABEL_CLUSTER) == 0);
 }
+
+#ifdef RF_SELFTEST
+#include "selftest.h"
 
 int labels_test(bool verbose)
 {
@@ -101,3 +103,5 @@ int labels_test(bool verbose)
     buf_free(&err);
     return SELFTEST_RESULT("labels", verbose);
 }
+
+#endif /* RF_SELFTEST */

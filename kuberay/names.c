@@ -8,7 +8,6 @@
 
 #include "buf.h"
 #include "json.h"
-#include "selftest.h"
 
 bool names_is_punct(unsigned char c)
 {
@@ -214,6 +213,9 @@ char *names_autoscaler_role(const char *cluster)
     return names_check_name(cluster);
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 static bool s_eq(char *got, const char *want)
@@ -305,3 +307,5 @@ int names_test(bool verbose)
     json_decref(spec3);
     return SELFTEST_RESULT("names", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -8,7 +8,6 @@
 #include "json.h"
 #include "err.h"
 #include "names.h"
-#include "selftest.h"
 #include "yaml.h"
 
 static const char *s_name(const json_t *rc)
@@ -562,6 +561,9 @@ out:
     return job;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 static int s_fixed_rand(void *ctx, unsigned char *out, size_t n)
@@ -887,3 +889,5 @@ int objbuild_test(bool verbose)
     buf_free(&err);
     return SELFTEST_RESULT("objbuild", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -9,7 +9,6 @@
 #include "json.h"
 #include "labels.h"
 #include "names.h"
-#include "selftest.h"
 #include "yaml.h"
 
 #include <ctype.h>
@@ -1670,6 +1669,9 @@ int podbuild_worker(const json_t *raycluster, int group_index, const podbuild_op
     return podbuild_worker_ex(raycluster, group_index, NULL, opts, pod_out, err);
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ================================ self-test ================================ */
 
 /* The conformance state for one Pod: the sample and Pod named in every failure message. */
@@ -2765,3 +2767,5 @@ int podbuild_test(bool verbose)
                tot.samples, tot.pods, tot.rules, tot.failed, tot.unbuilt);
     return SELFTEST_RESULT("podbuild", verbose);
 }
+
+#endif /* RF_SELFTEST */

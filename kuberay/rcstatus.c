@@ -11,7 +11,6 @@
 #include "json.h"
 #include "labels.h"
 #include "names.h"
-#include "selftest.h"
 
 /* ---- quantities ---- */
 
@@ -613,6 +612,9 @@ void rcstatus_scale_free(rcstatus_scale_t *s)
     }
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 static json_t *s_pod(const char *name, const char *type, const char *phase, const char *ready)
@@ -882,3 +884,5 @@ int rcstatus_test(bool verbose)
     buf_free(&eb);
     return SELFTEST_RESULT("rcstatus", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -10,7 +10,6 @@
 
 #include "json.h"
 #include "labels.h"
-#include "selftest.h"
 #include "yaml.h"
 
 #define S_ENABLE_V2_ENV "RAY_enable_autoscaler_v2"
@@ -1058,6 +1057,9 @@ int validate_event_message(buf_t *out, const char *prefix, const json_t *rc, con
     return r < 0 ? r : 0;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 #define S_BASE_RC                                                                                  \
@@ -1617,3 +1619,5 @@ int validate_test(bool verbose)
         printf("validate: %d sample RayClusters checked\n", count);
     return SELFTEST_RESULT("validate", verbose);
 }
+
+#endif /* RF_SELFTEST */

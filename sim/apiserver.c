@@ -21,7 +21,6 @@
 #include "rftime.h"
 #include "schema.h"
 #include "selector.h"
-#include "selftest.h"
 #include "tls.h"
 #include "yaml.h"
 
@@ -3103,6 +3102,9 @@ objstore_t *apiserver_store(apiserver_t *a)
     return a->store;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test -------------------------------------------------------------------------- */
 
 /* The client half runs in a forked child with blocking libcurl calls while the parent drives
@@ -3589,3 +3591,5 @@ int apiserver_test(bool verbose)
     loop_destroy(&loop);
     return SELFTEST_RESULT("apiserver", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -12,7 +12,6 @@
 #include "err.h"
 #include "labels.h"
 #include "names.h"
-#include "selftest.h"
 
 #define PATH_MAX_LEN 128 /* room for "/spec/workerGroupSpecs/<i>/scaleStrategy" */
 
@@ -240,6 +239,9 @@ done:
 
 /* ------------------------------------------------------------------------------------------
  */
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* Self-test */
 
 static json_t *s_pod(const char *name, const char *group, const char *created, bool running,
@@ -453,3 +455,5 @@ int autoscale_test(bool verbose)
     json_decref(pods);
     return SELFTEST_RESULT("autoscale", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -7,7 +7,6 @@
 #include "json.h"
 #include "log.h"
 #include "rftime.h"
-#include "selftest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -830,6 +829,9 @@ void controllers_destroy(controllers_t **cp)
     *cp = NULL;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test -------------------------------------------------------------------------- */
 
 #include "kubelet.h"
@@ -1018,3 +1020,5 @@ int controllers_test(bool verbose)
     objstore_destroy(&s);
     return SELFTEST_RESULT("controllers", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -8,7 +8,6 @@
 #include "json.h"
 #include "log.h"
 #include "rftime.h"
-#include "selftest.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -2085,6 +2084,9 @@ size_t kubelet_pending_count(const kubelet_t *k)
     return n;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test -------------------------------------------------------------------------- */
 
 typedef struct {
@@ -2447,3 +2449,5 @@ int kubelet_test(bool verbose)
     objstore_destroy(&s);
     return SELFTEST_RESULT("kubelet", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -27,7 +27,6 @@
 #include "log.h"
 #include "procstat.h"
 #include "rftime.h"
-#include "selftest.h"
 
 #define UID_LEN 36 /* characters of an RFC 4122 uid */
 #define MAP_MIN_CAP 16 /* smallest hash table */
@@ -2575,6 +2574,9 @@ int objstore_tick(objstore_t *s)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* self-test                                                                                    */
 
 #define T_EPOCH_MS 1700000000000LL /* 2023-11-14T22:13:20Z */
@@ -3373,3 +3375,5 @@ out:
     failed += t_perf(verbose);
     return SELFTEST_RESULT("objstore", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -19,7 +19,6 @@
 
 #include "err.h"
 #include "rftime.h"
-#include "selftest.h"
 
 #define CT_JSON "application/json"
 #define CT_TEXT "text/plain; charset=utf-8"
@@ -2136,6 +2135,9 @@ int rayhead_handle(rayhead_t *head, int64_t now_ms, int port, const char *method
 
 /* ------------------------------------------------------------------------------------------
  */
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* Self-test */
 
 #define T0 1700000000000LL /* a Unix ms start time for the tests */
@@ -2809,3 +2811,5 @@ int rayhead_test(bool verbose)
     rayhead_response_free(&s_resp);
     return SELFTEST_RESULT("rayhead", verbose);
 }
+
+#endif /* RF_SELFTEST */

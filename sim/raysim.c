@@ -11,7 +11,6 @@
 #include "log.h"
 #include "names.h"
 #include "patch.h"
-#include "selftest.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -474,6 +473,9 @@ void raysim_destroy(raysim_t **rp)
     *rp = NULL;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test -------------------------------------------------------------------------- */
 
 #include "controllers.h"
@@ -677,3 +679,5 @@ int raysim_test(bool verbose)
     objstore_destroy(&s);
     return SELFTEST_RESULT("raysim", verbose);
 }
+
+#endif /* RF_SELFTEST */

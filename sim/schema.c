@@ -6,7 +6,6 @@
 #include "schema.h"
 #include "err.h"
 #include "quote.h"
-#include "selftest.h"
 #include "yaml.h"
 
 #include <dirent.h>
@@ -687,6 +686,9 @@ json_t *schema_invalid_status(const char *kind, const char *group, const char *n
     return st;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---- self-test ---- */
 
 /* Joins "<field>: <message>" of every cause with " | " for easy comparison. */
@@ -1073,3 +1075,5 @@ int schema_test(bool verbose)
     buf_free(&p);
     return SELFTEST_RESULT("schema", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -13,7 +13,6 @@
 
 #include "err.h"
 #include "log.h"
-#include "selftest.h"
 #include "tls.h"
 
 #include <string.h>
@@ -202,6 +201,9 @@ int tls_base64(const void *data, size_t len, buf_t *out)
     return 0;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 int tls_test(bool verbose)
 {
     int failed = 0;
@@ -242,3 +244,5 @@ int tls_test(bool verbose)
     buf_free(&b);
     return SELFTEST_RESULT("tls", verbose);
 }
+
+#endif /* RF_SELFTEST */

@@ -10,7 +10,6 @@
 #include "names.h"
 #include "objbuild.h"
 #include "rcstatus.h"
-#include "selftest.h"
 #include "yaml.h"
 
 #include <dirent.h>
@@ -1706,6 +1705,9 @@ ctrl_t *reconcile_ctrl(const reconciler_t *r)
     return r ? r->ctrl : NULL;
 }
 
+#ifdef RF_SELFTEST
+#include "selftest.h"
+
 /* ---------- self-test ---------- */
 
 /* parent[k], made an empty object when it is not one. */
@@ -2220,3 +2222,5 @@ int reconcile_test(bool verbose)
     failed += s_t_children(verbose);
     return SELFTEST_RESULT("reconcile", verbose);
 }
+
+#endif /* RF_SELFTEST */
