@@ -1,8 +1,12 @@
 /*
  * audit_fixture: writes audit rows through the store API for the integration.audit test.
  *
- *   audit_fixture DB create N BASE_MS   N rows, row i at BASE_MS + i * 60000 (one a minute)
- *   audit_fixture DB append NAME        one row for Pod NAME, now
+ *   audit_fixture DB create N BASE_MS STEP_MS   N rows, row i at BASE_MS + i * STEP_MS
+ *   audit_fixture DB append NAME                one row for Pod NAME, now
+ *
+ * The test spaces rows an hour apart, half an hour off its relative cutoffs (--since 60h,
+ * prune --older-than 100h): a row is 30 minutes from any cutoff, so the counts do not depend on
+ * how long the test takes to run (under ASan and CPU load it takes minutes, not seconds).
  *
  * Row i: cluster c(i%2), kind Pod/Service/RayCluster (i%3), namespace ns(i%4), name obj-(i%10),
  * verb create/update/patch/delete/status (i%5), actor submitter when i%7 == 0 else scheduler,
@@ -64,7 +68,7 @@ static int s_append(store_t *s, int64_t i, int64_t time_ms, const char *name_ove
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: audit_fixture DB create N BASE_MS | DB append NAME\n");
+        fprintf(stderr, "usage: audit_fixture DB create N BASE_MS STEP_MS | DB append NAME\n");
         return 2;
     }
     json_error_t je;
@@ -88,11 +92,12 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc = 0;
-    if (strcmp(argv[2], "create") == 0 && argc == 5) {
+    if (strcmp(argv[2], "create") == 0 && argc == 6) {
         int64_t n = strtoll(argv[3], NULL, 10);
         int64_t base = strtoll(argv[4], NULL, 10);
+        int64_t step = strtoll(argv[5], NULL, 10);
         for (int64_t i = 0; i < n && !rc; i++)
-            rc = s_append(s, i, base + i * 60000, NULL, buf_str(&sum));
+            rc = s_append(s, i, base + i * step, NULL, buf_str(&sum));
     } else if (strcmp(argv[2], "append") == 0) {
         rc = s_append(s, 0, 0, argv[3], buf_str(&sum));
     } else {

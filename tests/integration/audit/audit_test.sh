@@ -25,10 +25,14 @@ command -v sqlite3 >/dev/null || { echo "FAIL sqlite3 is required (scripts/deps.
 state="$tmp/state"
 mkdir -p "$state"
 db="$state/scheduler.db"
+# Rows an hour apart, each half an hour off the whole hours that the relative cutoffs below
+# (--since 60h, --since 120h, prune --older-than 100h) fall on: the counts stay the same however
+# long the test runs (up to 30 minutes), instead of depending on it finishing within 30 s.
+hour=3600000
 now_ms=$(python3 -c 'import time; print(int(time.time()*1000))')
-base=$((now_ms - 300 * 60000 + 30000)) # row i at now - (300 - i) min + 30 s
-"$fix" "$db" create 300 "$base" || { echo "FAIL fixture"; exit 1; }
-"$fix" "$state/observed.db" create 0 0 || { echo "FAIL fixture observed"; exit 1; }
+base=$((now_ms - 300 * hour + hour / 2)) # row i at now - (300 - i) h + 30 min
+"$fix" "$db" create 300 "$base" "$hour" || { echo "FAIL fixture"; exit 1; }
+"$fix" "$state/observed.db" create 0 0 0 || { echo "FAIL fixture observed"; exit 1; }
 check "fixture wrote 300 rows" test "$(sqlite3 "$db" 'SELECT count(*) FROM audit')" = 300
 
 # --- filters: the ids rayfleetctl prints (json) equal those of the same SQL run by sqlite3 ----
@@ -59,11 +63,11 @@ same "--result 409" "result_status = 409" --result 409
 same "--result error" "result_status = 0 OR result_status >= 400 OR result_error IS NOT NULL" --result error
 same "--actor" "actor_service = 'submitter'" --actor submitter
 same "--correlation" "correlation_id = 'corr-3'" --correlation corr-3
-same "--since/--until RFC 3339" "time_ms >= $((base + 600000)) AND time_ms < $((base + 1200000))" \
-    --since "$(rfc $((base + 600000)))" --until "$(rfc $((base + 1200000)))"
-same "--since 60m (relative)" "time_ms >= $((now_ms - 3600000))" --since 60m
-same "combined" "verb = 'create' AND actor_service = 'scheduler' AND time_ms >= $((now_ms - 7200000))" \
-    --verb create --actor scheduler --since 2h
+same "--since/--until RFC 3339" "time_ms >= $((base + 10 * hour)) AND time_ms < $((base + 20 * hour))" \
+    --since "$(rfc $((base + 10 * hour)))" --until "$(rfc $((base + 20 * hour)))"
+same "--since 60h (relative)" "time_ms >= $((now_ms - 60 * hour))" --since 60h
+same "combined" "verb = 'create' AND actor_service = 'scheduler' AND time_ms >= $((now_ms - 120 * hour))" \
+    --verb create --actor scheduler --since 120h
 check "--limit 5 prints the newest five, oldest first" test "$("$ctl" audit --db "$db" --output json --limit 5 |
     python3 -c 'import json,sys; print(" ".join(str(r["id"]) for r in json.load(sys.stdin)))')" = "296 297 298 299 300"
 check "export = every row, oldest first" test "$("$ctl" audit export --db "$db" --output json |
@@ -125,12 +129,12 @@ import json; l=[json.loads(x) for x in open('$tmp/follow.out')]; assert len(l)==
 check "--follow exits 0 on SIGINT" test "$frc" = 0
 
 # --- prune -------------------------------------------------------------------------------------
-keep_before="$(sqlite3 "$db" "SELECT count(*) FROM audit WHERE time_ms >= $((now_ms - 6000000))")"
-check "prune --dry-run counts" bash -c "'$ctl' audit prune --db '$db' --older-than 100m --dry-run | grep -q '^audit prune: 200 rows older than'"
-"$ctl" audit prune --db "$db" --older-than 100m --chunk 7 --pause 1ms >"$tmp/prune.out" 2>&1
+keep_before="$(sqlite3 "$db" "SELECT count(*) FROM audit WHERE time_ms >= $((now_ms - 100 * hour))")"
+check "prune --dry-run counts" bash -c "'$ctl' audit prune --db '$db' --older-than 100h --dry-run | grep -q '^audit prune: 200 rows older than'"
+"$ctl" audit prune --db "$db" --older-than 100h --chunk 7 --pause 1ms >"$tmp/prune.out" 2>&1
 check "prune deletes the 200 old rows in chunks of 7" grep -q "deleted 200 rows older than .* in 29 chunks of at most 7" "$tmp/prune.out"
 check "prune keeps every newer row" test "$(sqlite3 "$db" 'SELECT count(*) FROM audit')" = "$keep_before"
-check "prune leaves no old row" test "$(sqlite3 "$db" "SELECT count(*) FROM audit WHERE time_ms < $((now_ms - 6000000))")" = 0
+check "prune leaves no old row" test "$(sqlite3 "$db" "SELECT count(*) FROM audit WHERE time_ms < $((now_ms - 100 * hour))")" = 0
 check "prune --older-than is required" bash -c "'$ctl' audit prune --db '$db' 2>&1 | grep -q 'older-than'"
 
 # --- sql: read-only for real -------------------------------------------------------------------

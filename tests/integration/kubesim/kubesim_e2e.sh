@@ -24,16 +24,37 @@ url=$(cat "$work/ready")
 k() { kubectl --kubeconfig "$work/kc" --cache-dir "$work/cache" "$@"; }
 proxy="$url/api/v1/namespaces/default/services/demo-head-svc:dashboard/proxy"
 
-# Poll a Ray job's status through the proxy until it is terminal; print each new status.
-job_states() {
-    local id=$1 last="" s
-    for _ in $(seq 200); do
-        s=$(curl -s "$proxy/api/jobs/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null)
-        if [[ -n "$s" && "$s" != "$last" ]]; then echo -n "$s "; last=$s; fi
-        case "$s" in SUCCEEDED|FAILED|STOPPED) echo; return 0 ;; esac
-        sleep 0.05
-    done
-    echo; return 1
+# Submit a Ray job (when BODY is given) and poll its status through the proxy until it is
+# terminal; print each new status. One python3 process submits and polls (every 20 ms, for at
+# most 60 s), so no process start-up under CPU load sits between the submission and the first
+# poll or between two polls. The submission's response goes to $work/submit.
+job_states() { # job_states ID [BODY]
+    python3 - "$proxy" "$1" "${2:-}" "$work/submit" <<'PY'
+import json, sys, time, urllib.request
+proxy, jid, body, out = sys.argv[1:5]
+http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+if body:
+    req = urllib.request.Request(proxy + "/api/jobs/", data=body.encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with http.open(req, timeout=30) as r, open(out, "w") as f:
+        f.write(r.read().decode())
+last, deadline = "", time.monotonic() + 60
+while time.monotonic() < deadline:
+    try:
+        with http.open(proxy + "/api/jobs/" + jid, timeout=30) as r:
+            s = json.load(r)["status"]
+    except Exception:
+        s = ""
+    if s and s != last:
+        print(s, end=" ", flush=True)
+        last = s
+    if s in ("SUCCEEDED", "FAILED", "STOPPED"):
+        print()
+        sys.exit(0)
+    time.sleep(0.02)
+print()
+sys.exit(1)
+PY
 }
 # Poll a Serve app's status through the proxy until it leaves DEPLOYING; print each new status.
 app_states() {
@@ -78,13 +99,18 @@ check "EndpointSlice lists the ready head" bash -c "kubectl --kubeconfig $work/k
 for _ in $(seq 100); do curl -sf "$proxy/api/version" >/dev/null && break; sleep 0.1; done
 check "dashboard /api/version through the service proxy" bash -c "curl -sf '$proxy/api/version' | grep -q ray_version"
 
-curl -s -X POST -H 'Content-Type: application/json' -d '{"entrypoint":"python ok.py FAKE:pending=0.3,sleep=0.5","submission_id":"job-ok"}' "$proxy/api/jobs/" >"$work/submit"
+# PENDING 1 s and RUNNING 3 s, so the 20 ms poll sees each state unless it stalls for seconds;
+# the recorded times prove the two phases whatever the poll saw.
+states=$(job_states job-ok '{"entrypoint":"python ok.py FAKE:pending=1,sleep=3","submission_id":"job-ok"}')
 check "job submitted" grep -q '"submission_id": *"job-ok"' "$work/submit"
-states=$(job_states job-ok)
 check "job goes PENDING -> RUNNING -> SUCCEEDED (saw: $states)" test "$states" = "PENDING RUNNING SUCCEEDED "
+check "job ran a driver, exited 0, and ended 1 s + 3 s after its submission" python3 -c "
+import json, urllib.request
+j = json.load(urllib.request.build_opener(urllib.request.ProxyHandler({})).open('$proxy/api/jobs/job-ok'))
+assert j['status'] == 'SUCCEEDED' and j['driver_info'] and j['driver_exit_code'] == 0, j
+assert j['end_time'] - j['start_time'] == 4000, (j['start_time'], j['end_time'])"
 
-curl -s -X POST -H 'Content-Type: application/json' -d '{"entrypoint":"python bad.py FAKE:sleep=0.3,exit=3","submission_id":"job-bad"}' "$proxy/api/jobs/" >/dev/null
-states=$(job_states job-bad)
+states=$(job_states job-bad '{"entrypoint":"python bad.py FAKE:sleep=0.3,exit=3","submission_id":"job-bad"}')
 check "scripted job goes to FAILED (saw: $states)" bash -c "[[ '$states' == *FAILED* && '$states' != *SUCCEEDED* ]]"
 check "failed job reports its exit code" bash -c "curl -s '$proxy/api/jobs/job-bad' | grep -q '\"driver_exit_code\": *3'"
 check "duplicate submission id is refused" bash -c "curl -s -o /dev/null -w '%{http_code}' -X POST -d '{\"entrypoint\":\"x\",\"submission_id\":\"job-ok\"}' '$proxy/api/jobs/' | grep -qx 500"
