@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "err.h"
 #include "log.h"
+#include "rftime.h"
 #include "selftest.h"
 
 #include <sqlite3.h>
@@ -389,9 +390,7 @@ struct store {
 
 int64_t store_wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return rftime_now_ms();
 }
 
 /* ---------------------------------------------------------------------------------------------
