@@ -129,11 +129,8 @@ static void s_make(uint64_t i, int64_t span_ms, uint64_t nrows, s_row_t *r, stor
 }
 
 #define S_INSERT                                                                                   \
-    "INSERT INTO audit (time_ms, actor_service, actor_replica, actor_version, cluster, "           \
-    "target_group, target_kind, target_namespace, target_name, target_uid, verb, reason, "         \
-    "message, cause_key, cause_generation, cause_resource_version, cause_event_id, "               \
-    "correlation_id, request_summary, result_status, result_error, latency_ms) VALUES (?1, ?2, "   \
-    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+    "INSERT INTO audit (" STORE_AUDIT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "     \
+    "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
 
 static void s_bt(sqlite3_stmt *st, int i, const char *s)
 {

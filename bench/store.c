@@ -205,12 +205,8 @@ static double s_plain_run(const bench_t *b, const char *path, bool audit, double
     if (!db)
         return -1;
     const char *sql =
-        audit ? "INSERT INTO audit (time_ms, actor_service, actor_replica, actor_version, "
-                "cluster, target_group, target_kind, target_namespace, target_name, target_uid, "
-                "verb, reason, message, cause_key, cause_generation, cause_resource_version, "
-                "cause_event_id, correlation_id, request_summary, result_status, result_error, "
-                "latency_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-                "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+        audit ? "INSERT INTO audit (" STORE_AUDIT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
               : "INSERT INTO observed_objects (cluster, api_group, kind, namespace, name, uid, "
                 "resource_version, generation, owner_kind, owner_name, owner_uid, phase, "
                 "conditions, deleting, updated_ms, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "

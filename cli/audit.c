@@ -118,30 +118,8 @@ static void s_rfc3339(int64_t ms, char *out, size_t size)
 
 /* The json/csv columns: id, time, then the 22 columns of the statement. */
 #define S_FULL_COLS (2 + STORE_AUDIT_NCOLS - 1)
-static const char *const s_full_names[S_FULL_COLS] = {"id",
-                                                      "time",
-                                                      "time_ms",
-                                                      "actor_service",
-                                                      "actor_replica",
-                                                      "actor_version",
-                                                      "cluster",
-                                                      "target_group",
-                                                      "target_kind",
-                                                      "target_namespace",
-                                                      "target_name",
-                                                      "target_uid",
-                                                      "verb",
-                                                      "reason",
-                                                      "message",
-                                                      "cause_key",
-                                                      "cause_generation",
-                                                      "cause_resource_version",
-                                                      "cause_event_id",
-                                                      "correlation_id",
-                                                      "request_summary",
-                                                      "result_status",
-                                                      "result_error",
-                                                      "latency_ms"};
+static const char *const s_full_names[S_FULL_COLS] = {"id", "time",
+                                                      STORE_AUDIT_COLUMN_LIST(STORE_AUDIT_NAME_)};
 #define S_TABLE_COLS 12
 static const char *const s_table_names[S_TABLE_COLS] = {"ID",     "TIME(UTC)",   "ACTOR",  "VERB",
                                                         "RESULT", "KIND",        "OBJECT", "REASON",

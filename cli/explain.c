@@ -68,36 +68,8 @@ static const s_kind_t s_kinds[] = {
 #define S_NKINDS (sizeof(s_kinds) / sizeof(s_kinds[0]))
 
 /* The audit columns, in the order of a store_audit_prepare() statement, then id. */
-static const char *const s_cols[STORE_AUDIT_NCOLS] = {"time_ms",
-                                                      "actor_service",
-                                                      "actor_replica",
-                                                      "actor_version",
-                                                      "cluster",
-                                                      "target_group",
-                                                      "target_kind",
-                                                      "target_namespace",
-                                                      "target_name",
-                                                      "target_uid",
-                                                      "verb",
-                                                      "reason",
-                                                      "message",
-                                                      "cause_key",
-                                                      "cause_generation",
-                                                      "cause_resource_version",
-                                                      "cause_event_id",
-                                                      "correlation_id",
-                                                      "request_summary",
-                                                      "result_status",
-                                                      "result_error",
-                                                      "latency_ms",
-                                                      "id"};
-
-/* The same columns as SQL, for the queries store_audit_prepare() cannot express. */
-#define S_COLS_SQL                                                                                 \
-    "time_ms, actor_service, actor_replica, actor_version, cluster, target_group, target_kind, "   \
-    "target_namespace, target_name, target_uid, verb, reason, message, cause_key, "                \
-    "cause_generation, cause_resource_version, cause_event_id, correlation_id, request_summary, "  \
-    "result_status, result_error, latency_ms, id"
+static const char *const s_cols[STORE_AUDIT_NCOLS] = {
+    STORE_AUDIT_COLUMN_LIST(STORE_AUDIT_NAME_) "id"};
 
 /* One explain run: the connection and what the command line asked. */
 typedef struct {
@@ -878,9 +850,10 @@ static int s_explain_ray(s_ex_t *x)
         buf_reset(&key);
         if (buf_printf(&key, "%s/%s/%s", json_string_value(c), x->ns, x->name) != 0)
             goto done;
-        sqlite3_stmt *st = s_prepare(x, "SELECT " S_COLS_SQL " FROM audit WHERE cause_key = ?1 OR "
-                                        "(cluster = ?2 AND target_kind = ?3 AND target_namespace "
-                                        "= ?4 AND target_name = ?5) ORDER BY id LIMIT ?6");
+        sqlite3_stmt *st =
+            s_prepare(x, "SELECT " STORE_AUDIT_COLUMNS ", id FROM audit WHERE cause_key = ?1 OR "
+                         "(cluster = ?2 AND target_kind = ?3 AND target_namespace "
+                         "= ?4 AND target_name = ?5) ORDER BY id LIMIT ?6");
         if (!st)
             goto done;
         sqlite3_bind_text(st, 1, buf_str(&key), -1, SQLITE_STATIC);

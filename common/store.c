@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "err.h"
 #include "log.h"
+#include "rftime.h"
 
 #include <sqlite3.h>
 
@@ -157,11 +158,6 @@ static const s_schema_t s_schemas[S_OWN_COUNT] = {
 #define S_DES_COLS                                                                                 \
     "cluster, namespace, owner_kind, owner_name, owner_uid, child_group, child_kind, child_name, " \
     "spec_hash, json, reason, correlation_id, decided_ms"
-#define S_AUDIT_COLS                                                                               \
-    "time_ms, actor_service, actor_replica, actor_version, cluster, target_group, target_kind, "   \
-    "target_namespace, target_name, target_uid, verb, reason, message, cause_key, "                \
-    "cause_generation, cause_resource_version, cause_event_id, correlation_id, request_summary, "  \
-    "result_status, result_error, latency_ms"
 
 /* The prepared statements, by index into s->stmts. */
 enum {
@@ -239,9 +235,10 @@ static const char *const s_sql[S_STMT_COUNT] = {
     [S_DES_LIST_OWNER] = "SELECT " S_DES_COLS " FROM desired_objects "
                          "WHERE cluster = ?1 AND namespace = ?2 AND owner_kind = ?3 "
                          "AND owner_name = ?4 ORDER BY child_kind, child_name",
-    [S_AUDIT_INSERT] = "INSERT INTO audit (" S_AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                       "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
-    [S_AUDIT_TARGET] = "SELECT " S_AUDIT_COLS ", id FROM audit "
+    [S_AUDIT_INSERT] =
+        "INSERT INTO audit (" STORE_AUDIT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+        "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+    [S_AUDIT_TARGET] = "SELECT " STORE_AUDIT_COLUMNS ", id FROM audit "
                        "WHERE cluster = ?1 AND target_kind = ?2 AND target_namespace = ?3 "
                        "AND target_name = ?4 AND time_ms >= ?5 AND time_ms < ?6 "
                        "ORDER BY time_ms DESC, id DESC LIMIT ?7",
@@ -392,9 +389,7 @@ struct store {
 
 int64_t store_wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return rftime_now_ms();
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1647,9 +1642,10 @@ int store_audit_prepare(sqlite3 *db, const store_audit_filter_t *f, sqlite3_stmt
     buf_t sql;
     buf_init(&sql, 4096);
     int np = 0;
-    int rc = buf_puts(&sql, f->order == STORE_AUDIT_LAST
-                                ? "SELECT * FROM (SELECT " S_AUDIT_COLS ", id FROM audit WHERE 1"
-                                : "SELECT " S_AUDIT_COLS ", id FROM audit WHERE 1");
+    int rc =
+        buf_puts(&sql, f->order == STORE_AUDIT_LAST
+                           ? "SELECT * FROM (SELECT " STORE_AUDIT_COLUMNS ", id FROM audit WHERE 1"
+                           : "SELECT " STORE_AUDIT_COLUMNS ", id FROM audit WHERE 1");
     if (!rc)
         rc = s_filter_text(&sql, "cluster", f->cluster, &np);
     if (!rc)
@@ -2339,6 +2335,12 @@ static int s_test_query(bool verbose)
     f = (store_audit_filter_t){.name = "x"};
     CHECK(store_audit_prepare(s->db, &f, &st, &sql) == 0 && st);
     CHECK(strstr(buf_str(&sql), "target_name = ?1") != NULL);
+    // The one column list: the statement's columns are STORE_AUDIT_COLUMN_LIST's names, then id.
+    static const char *const names[STORE_AUDIT_NCOLS] = {
+        STORE_AUDIT_COLUMN_LIST(STORE_AUDIT_NAME_) "id"};
+    CHECK(st && sqlite3_column_count(st) == STORE_AUDIT_NCOLS);
+    for (int i = 0; st && i < sqlite3_column_count(st) && i < STORE_AUDIT_NCOLS; i++)
+        CHECK(!strcmp(sqlite3_column_name(st, i), names[i]));
     sqlite3_finalize(st);
     CHECK(store_audit_prepare(NULL, &f, &st, NULL) == ERR_INVAL);
 

@@ -374,9 +374,40 @@ int store_lease_scan(store_t *store, const char *prefix, size_t limit, store_lea
 #define STORE_AUDIT_BY_ID 2 /* id ASC (follow: rows appended after after_id) */
 #define STORE_AUDIT_LAST 3 /* the newest `limit` rows (limit required), returned oldest first */
 
-/* Number of columns of a statement made by store_audit_prepare(): the 22 columns of the audit
- * table in the order of store_audit_t (time_ms .. latency_ms), then id (column
- * STORE_AUDIT_NCOLS - 1). */
+/* The audit table's columns in the order of store_audit_t (time_ms .. latency_ms), defined once:
+ * STORE_AUDIT_COLUMN_LIST(X) expands X(sep, column) for each, sep being empty for the first and
+ * ", " for the others. STORE_AUDIT_COLUMNS is the SQL list ("time_ms, actor_service, ...,
+ * latency_ms") for INSERTs and SELECTs; STORE_AUDIT_NAME_ makes string initializers
+ * ({STORE_AUDIT_COLUMN_LIST(STORE_AUDIT_NAME_) "id"}). */
+#define STORE_AUDIT_COLUMN_LIST(X)                                                                 \
+    X(, time_ms)                                                                                   \
+    X(", ", actor_service)                                                                         \
+    X(", ", actor_replica)                                                                         \
+    X(", ", actor_version)                                                                         \
+    X(", ", cluster)                                                                               \
+    X(", ", target_group)                                                                          \
+    X(", ", target_kind)                                                                           \
+    X(", ", target_namespace)                                                                      \
+    X(", ", target_name)                                                                           \
+    X(", ", target_uid)                                                                            \
+    X(", ", verb)                                                                                  \
+    X(", ", reason)                                                                                \
+    X(", ", message)                                                                               \
+    X(", ", cause_key)                                                                             \
+    X(", ", cause_generation)                                                                      \
+    X(", ", cause_resource_version)                                                                \
+    X(", ", cause_event_id)                                                                        \
+    X(", ", correlation_id)                                                                        \
+    X(", ", request_summary)                                                                       \
+    X(", ", result_status)                                                                         \
+    X(", ", result_error)                                                                          \
+    X(", ", latency_ms)
+#define STORE_AUDIT_SQL_(sep, column) sep #column
+#define STORE_AUDIT_NAME_(sep, column) #column,
+#define STORE_AUDIT_COLUMNS STORE_AUDIT_COLUMN_LIST(STORE_AUDIT_SQL_)
+
+/* Number of columns of a statement made by store_audit_prepare(): the 22 STORE_AUDIT_COLUMNS,
+ * then id (column STORE_AUDIT_NCOLS - 1). */
 #define STORE_AUDIT_NCOLS 23
 
 /* A query of the audit table. Every criterion is optional (NULL, 0 or false: any); all that are

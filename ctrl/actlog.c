@@ -4,15 +4,16 @@
 #include "actlog.h"
 
 #include "err.h"
+#include "hash.h"
 #include "log.h"
 #include "redact.h"
+#include "rftime.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 struct actlog {
@@ -64,19 +65,12 @@ void actlog_new_correlation_id(char out[ACTLOG_CORR_LEN])
     static uint64_t s_counter;
     unsigned char b[16];
     if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        uint64_t x = (uint64_t)rftime_now_ms();
         uint64_t y = ++s_counter ^ ((uint64_t)getpid() << 32);
         memcpy(b, &x, 8);
         memcpy(b + 8, &y, 8);
     }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < sizeof(b); i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
-    }
-    out[ACTLOG_CORR_LEN - 1] = '\0';
+    hash_hex(b, sizeof(b), out, ACTLOG_CORR_LEN);
 }
 
 int actlog_record(actlog_t *a, const actlog_entry_t *e)

@@ -7,14 +7,13 @@
 #include "json.h"
 #include "keytab.h"
 #include "log.h"
+#include "rftime.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#define S_TIME_MAX 32 /* RFC 3339 time */
 #define S_REASON_MAX 64 /* longest Event reason kept by a request */
 
 /* What a write's answer is read for (s_result(), s_event_cb()): 2xx bodies are decoded to these
@@ -133,15 +132,6 @@ int ctrl_parse_key(const char *key, char *cluster, char *ns, char *name)
     ns[b - a - 1] = '\0';
     memcpy(name, b + 1, strlen(b + 1) + 1);
     return 0;
-}
-
-void ctrl_now_rfc3339(char *out, size_t n)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* ---------- per-key state ---------- */
@@ -413,11 +403,10 @@ void ctrl_event_about(ctrl_t *c, const ctrl_ref_t *obj, const actlog_cause_t *ca
     if (!c || !obj || !reason || !msg || !c->cfg.events || !c->cfg.client)
         return;
     const char *ns = obj->ns ? obj->ns : "";
-    char now[S_TIME_MAX], ename[CTRL_KEY_MAX];
-    ctrl_now_rfc3339(now, sizeof(now));
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t nano = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + ++c->event_seq;
+    char now[RFTIME_BUF], ename[CTRL_KEY_MAX];
+    int64_t wall_ms = rftime_now_ms();
+    rftime_format(wall_ms, RFTIME_SEC, now, sizeof(now));
+    uint64_t nano = (uint64_t)wall_ms * RFTIME_NS_PER_MS + ++c->event_seq;
     snprintf(ename, sizeof(ename), "%.400s.%llx", obj->name ? obj->name : "",
              (unsigned long long)nano);
     json_t *ev = json_pack(
@@ -1214,8 +1203,8 @@ int ctrl_test(bool verbose)
     CHECK(ctrl_parse_key("/a/b", cl, ns, n) == ERR_INVAL);
     CHECK(ctrl_parse_key("a/b/c/d", cl, ns, n) == ERR_INVAL);
     CHECK(ctrl_parse_key(NULL, cl, ns, n) == ERR_INVAL);
-    char now[S_TIME_MAX];
-    ctrl_now_rfc3339(now, sizeof(now));
+    char now[RFTIME_BUF];
+    CHECK(rftime_now(RFTIME_SEC, now, sizeof(now)) == 0);
     CHECK(strlen(now) == 20 && now[4] == '-' && now[10] == 'T' && now[19] == 'Z');
 
     /* settings */

@@ -312,9 +312,6 @@ const char *ctrl_memo_get(ctrl_pass_t *p, const char *uid, const char *rv);
  * not kept. */
 void ctrl_memo_put(ctrl_pass_t *p, const char *uid, const char *rv, const char *memo);
 
-/* The wall-clock time now as RFC 3339 UTC seconds ("2024-01-01T00:00:10Z") into out[n]. */
-void ctrl_now_rfc3339(char *out, size_t n);
-
 /* True when requests are captured (self-tests) instead of sent. */
 bool ctrl_capturing(const ctrl_t *c);
 

@@ -23,12 +23,6 @@
 #include "buf.h"
 #include "labels.h"
 
-/* The label names reconcile.c still spells the objbuild way; labels.h defines them. */
-#define OBJ_LABEL_CLUSTER LABEL_CLUSTER
-#define OBJ_LABEL_NODE_TYPE LABEL_NODE_TYPE
-#define OBJ_LABEL_IDENTIFIER LABEL_IDENTIFIER
-#define OBJ_ANN_ENABLE_SERVE_SERVICE ANN_ENABLE_SERVE_SERVICE
-
 /* Default head ports (utils/constant.go). */
 #define OBJ_PORT_CLIENT 10001
 #define OBJ_PORT_GCS 6379

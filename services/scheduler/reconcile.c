@@ -4,12 +4,14 @@
 #include "reconcile.h"
 
 #include "err.h"
+#include "hash.h"
 #include "jproj.h"
 #include "json.h"
 #include "log.h"
 #include "names.h"
 #include "objbuild.h"
 #include "rcstatus.h"
+#include "rftime.h"
 #include "yaml.h"
 
 #include <dirent.h>
@@ -18,15 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #define S_NAME_MAX RECONCILE_KEY_MAX /* longest object name handled */
-#define S_TIME_MAX 32 /* RFC 3339 time */
 #define S_RAND_CHARS "bcdfghjklmnpqrstvwxz2456789" /* k8s rand.String alphabet */
 #define S_RAND_LEN 5 /* multi-host replica name suffix */
-#define S_SHA1_LEN 20 /* SHA-1 digest bytes */
-#define S_SHA1_BLOCK 64 /* SHA-1 block bytes */
-#define S_B32HEX "0123456789ABCDEFGHIJKLMNOPQRSTUV" /* Go base32.HexEncoding alphabet */
 #define S_MS_PER_S 1000 /* milliseconds per second */
 
 /* Stages of a pass, in KubeRay's order (s_stages). */
@@ -140,88 +137,6 @@ static bool s_cond_true(const json_t *rc, const char *type)
 
 /* ---------- the Recreate hash ---------- */
 
-static uint32_t s_rol(uint32_t x, int n)
-{
-    return (x << n) | (x >> (32 - n));
-}
-
-static void s_sha1_block(uint32_t h[5], const unsigned char *b)
-{
-    uint32_t w[80];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 |
-               (uint32_t)b[4 * i + 2] << 8 | (uint32_t)b[4 * i + 3];
-    for (int i = 16; i < 80; i++)
-        w[i] = s_rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    uint32_t a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20) {
-            f = (bb & c) | (~bb & d);
-            k = 0x5A827999u;
-        } else if (i < 40) {
-            f = bb ^ c ^ d;
-            k = 0x6ED9EBA1u;
-        } else if (i < 60) {
-            f = (bb & c) | (bb & d) | (c & d);
-            k = 0x8F1BBCDCu;
-        } else {
-            f = bb ^ c ^ d;
-            k = 0xCA62C1D6u;
-        }
-        uint32_t t = s_rol(a, 5) + f + e + k + w[i];
-        e = d;
-        d = c;
-        c = s_rol(bb, 30);
-        bb = a;
-        a = t;
-    }
-    h[0] += a;
-    h[1] += bb;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
-}
-
-/* SHA-1 (FIPS 180-4) of data[n] into out. */
-static void s_sha1(const unsigned char *data, size_t n, unsigned char out[S_SHA1_LEN])
-{
-    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
-    size_t i = 0;
-    for (; n - i >= S_SHA1_BLOCK; i += S_SHA1_BLOCK)
-        s_sha1_block(h, data + i);
-    unsigned char last[2 * S_SHA1_BLOCK] = {0};
-    size_t rest = n - i;
-    memcpy(last, data + i, rest);
-    last[rest] = 0x80;
-    size_t total = rest + 9 <= S_SHA1_BLOCK ? S_SHA1_BLOCK : 2 * S_SHA1_BLOCK;
-    uint64_t bits = (uint64_t)n * 8;
-    for (int k = 0; k < 8; k++)
-        last[total - 1 - k] = (unsigned char)(bits >> (8 * k));
-    for (size_t off = 0; off < total; off += S_SHA1_BLOCK)
-        s_sha1_block(h, last + off);
-    for (int k = 0; k < 5; k++) {
-        out[4 * k] = (unsigned char)(h[k] >> 24);
-        out[4 * k + 1] = (unsigned char)(h[k] >> 16);
-        out[4 * k + 2] = (unsigned char)(h[k] >> 8);
-        out[4 * k + 3] = (unsigned char)h[k];
-    }
-}
-
-/* Go's base32.HexEncoding of the 20-byte digest: exactly 32 characters, no padding. */
-static void s_base32hex(const unsigned char in[S_SHA1_LEN], char out[RECONCILE_HASH_LEN + 1])
-{
-    int o = 0;
-    for (int g = 0; g < S_SHA1_LEN; g += 5) {
-        uint64_t v = 0;
-        for (int k = 0; k < 5; k++)
-            v = v << 8 | in[g + k];
-        for (int k = 7; k >= 0; k--)
-            out[o++] = S_B32HEX[(v >> (5 * k)) & 31];
-    }
-    out[o] = '\0';
-}
-
 static void s_strip_template(json_t *tmpl_spec)
 {
     json_object_del(tmpl_spec, "tolerations");
@@ -253,11 +168,9 @@ int reconcile_spec_hash(const json_t *spec, char *out, size_t size)
     json_decref(s);
     if (!text)
         return ERR_NOMEM;
-    unsigned char d[S_SHA1_LEN];
-    s_sha1((const unsigned char *)text, strlen(text), d);
+    int rc = hash_sha1_b32hex(text, strlen(text), HASH_UPPER, out, size);
     free(text);
-    s_base32hex(d, out);
-    return 0;
+    return rc;
 }
 
 /* ---------- sub-reconcilers ---------- */
@@ -462,8 +375,8 @@ static void s_stage_head_svc(ctrl_pass_t *cp)
     char *ident = names_identifier(p->cp->name, NAMES_NODE_HEAD);
     json_array_foreach(p->svcs, i, s)
     {
-        const char *c = s_label(s, OBJ_LABEL_CLUSTER), *t = s_label(s, OBJ_LABEL_NODE_TYPE);
-        const char *id = s_label(s, OBJ_LABEL_IDENTIFIER);
+        const char *c = s_label(s, LABEL_CLUSTER), *t = s_label(s, LABEL_NODE_TYPE);
+        const char *id = s_label(s, LABEL_IDENTIFIER);
         if (c && t && id && ident && !strcmp(c, p->cp->name) && !strcmp(t, NAMES_NODE_HEAD) &&
             !strcmp(id, ident))
             n++;
@@ -600,7 +513,7 @@ static void s_head(pass_t *p)
     json_t *pod;
     json_array_foreach(p->pods, i, pod)
     {
-        const char *t = s_label(pod, OBJ_LABEL_NODE_TYPE);
+        const char *t = s_label(pod, LABEL_NODE_TYPE);
         if (t && !strcmp(t, NAMES_NODE_HEAD))
             json_array_append(heads, pod);
     }
@@ -620,7 +533,7 @@ static void s_head(pass_t *p)
                       jx_str(h, "status.phase", ""), jx_str(h, "spec.restartPolicy", ""));
         }
     } else if (n == 0) {
-        const char *dis = s_ann(p->rc, RECONCILE_ANN_DISABLE_HEAD_RESTART);
+        const char *dis = s_ann(p->rc, ANN_DISABLE_HEAD_RESTART);
         if (!(s_cond_true(p->rc, RCS_COND_PROVISIONED) && dis && !strcmp(dis, "true"))) {
             json_t *hp = NULL;
             buf_t err;
@@ -685,8 +598,8 @@ static bool s_multihost(pass_t *p, int gi, const json_t *wg, const json_t *gpods
     json_t *pod;
     json_array_foreach(gpods, i, pod)
     {
-        const char *rn = s_label(pod, "ray.io/worker-group-replica-name");
-        const char *ri = s_label(pod, "ray.io/worker-group-replica-index");
+        const char *rn = s_label(pod, LABEL_REPLICA_NAME);
+        const char *ri = s_label(pod, LABEL_REPLICA_INDEX);
         if (ri)
             json_object_set_new(used, ri, json_true());
         json_t *arr = json_object_get(reps, rn ? rn : "");
@@ -782,7 +695,7 @@ static bool s_worker_group(pass_t *p, int gi, const json_t *wg)
     json_t *pod;
     json_array_foreach(p->pods, i, pod)
     {
-        const char *t = s_label(pod, OBJ_LABEL_NODE_TYPE), *g = s_label(pod, "ray.io/group");
+        const char *t = s_label(pod, LABEL_NODE_TYPE), *g = s_label(pod, LABEL_GROUP);
         if (t && g && !strcmp(t, NAMES_NODE_WORKER) && !strcmp(g, gname))
             json_array_append(gpods, pod);
     }
@@ -813,7 +726,7 @@ static bool s_worker_group(pass_t *p, int gi, const json_t *wg)
         json_t *used = json_object();
         json_array_foreach(gpods, i, pod)
         {
-            const char *ri = s_label(pod, "ray.io/worker-group-replica-index");
+            const char *ri = s_label(pod, LABEL_REPLICA_INDEX);
             if (ri && used)
                 json_object_set_new(used, ri, json_true());
         }
@@ -847,11 +760,11 @@ static size_t s_delete_all_pods(pass_t *p, const char *only, const char *fail_re
     json_t *pod;
     json_array_foreach(p->pods, i, pod)
     {
-        const char *t = s_label(pod, OBJ_LABEL_NODE_TYPE);
+        const char *t = s_label(pod, LABEL_NODE_TYPE);
         bool head = t && !strcmp(t, NAMES_NODE_HEAD);
         if (jx_get(pod, "metadata.deletionTimestamp") || (only && (!t || strcmp(t, only))))
             continue;
-        const char *g = head ? RECONCILE_HEAD_GROUP : s_label(pod, "ray.io/group");
+        const char *g = head ? RECONCILE_HEAD_GROUP : s_label(pod, LABEL_GROUP);
         s_delete_pod(p, jx_str(pod, "metadata.name", ""), g ? g : "", head ? "head Pod" : "Pod",
                      NULL, fail_reason, rcs_reason);
         n++;
@@ -869,7 +782,7 @@ static bool s_recreate(pass_t *p)
     json_t *pod;
     json_array_foreach(p->pods, i, pod)
     {
-        const char *t = s_label(pod, OBJ_LABEL_NODE_TYPE);
+        const char *t = s_label(pod, LABEL_NODE_TYPE);
         if (t && !strcmp(t, NAMES_NODE_HEAD)) {
             head = pod;
             n++;
@@ -879,13 +792,12 @@ static bool s_recreate(pass_t *p)
         return false;
     const char *want =
         p->r->pod_opts.kuberay_version ? p->r->pod_opts.kuberay_version : PODBUILD_KUBERAY_VERSION;
-    const char *ver = s_ann(head, RECONCILE_ANN_KUBERAY_VERSION);
+    const char *ver = s_ann(head, ANN_KUBERAY_VERSION);
     const char *hn = jx_str(head, "metadata.name", "");
     if (ver && ver[0] && strcmp(ver, want) != 0) {
         /* pods of another operator version: refresh the head's annotations, recreate nothing */
-        json_t *patch =
-            json_pack("{s:{s:{s:s, s:s}}}", "metadata", "annotations", RECONCILE_ANN_RECREATE_HASH,
-                      p->hash, RECONCILE_ANN_KUBERAY_VERSION, want);
+        json_t *patch = json_pack("{s:{s:{s:s, s:s}}}", "metadata", "annotations",
+                                  ANN_RECREATE_HASH, p->hash, ANN_KUBERAY_VERSION, want);
         if (!patch) {
             ctrl_fail(p->cp, NULL, "out of memory");
             return true;
@@ -901,7 +813,7 @@ static bool s_recreate(pass_t *p)
         json_decref(patch);
         return false;
     }
-    const char *have = s_ann(head, RECONCILE_ANN_RECREATE_HASH);
+    const char *have = s_ann(head, ANN_RECREATE_HASH);
     if (have && !strcmp(have, p->hash))
         return false;
     log_info("RayCluster spec changed with Recreate upgrade strategy; deleting all pods", "key",
@@ -922,7 +834,7 @@ static bool s_has_redis_finalizer(const json_t *rc)
     json_t *f;
     json_array_foreach(jx_get(rc, "metadata.finalizers"), i, f)
     {
-        if (json_is_string(f) && !strcmp(json_string_value(f), RECONCILE_FINALIZER_REDIS))
+        if (json_is_string(f) && !strcmp(json_string_value(f), FINALIZER_GCS_FT_REDIS_CLEANUP))
             return true;
     }
     return false;
@@ -936,11 +848,12 @@ static void s_patch_finalizer(pass_t *p, bool add)
     json_t *f;
     json_array_foreach(jx_get(p->rc, "metadata.finalizers"), i, f)
     {
-        if (fins && (!json_is_string(f) || strcmp(json_string_value(f), RECONCILE_FINALIZER_REDIS)))
+        if (fins &&
+            (!json_is_string(f) || strcmp(json_string_value(f), FINALIZER_GCS_FT_REDIS_CLEANUP)))
             json_array_append(fins, f);
     }
     if (fins && add)
-        json_array_append_new(fins, json_string(RECONCILE_FINALIZER_REDIS));
+        json_array_append_new(fins, json_string(FINALIZER_GCS_FT_REDIS_CLEANUP));
     if (fins && json_array_size(fins) == 0) {
         json_decref(fins);
         fins = json_null();
@@ -963,43 +876,6 @@ static void s_patch_finalizer(pass_t *p, bool add)
                             .noun = RECONCILE_KIND},
               patch);
     json_decref(patch);
-}
-
-/* Seconds since the epoch of an RFC 3339 UTC time "YYYY-MM-DDTHH:MM:SS[.frac]Z"; -1 if bad. */
-static int64_t s_parse_time(const char *s)
-{
-    static const int pos[6] = {0, 5, 8, 11, 14, 17}, len[6] = {4, 2, 2, 2, 2, 2};
-    int v[6];
-    if (!s || strlen(s) < 19)
-        return -1;
-    for (int k = 0; k < 6; k++) {
-        v[k] = 0;
-        for (int d = 0; d < len[k]; d++) {
-            char c = s[pos[k] + d];
-            if (c < '0' || c > '9')
-                return -1;
-            v[k] = v[k] * 10 + (c - '0');
-        }
-    }
-    struct tm tm = {.tm_year = v[0] - 1900,
-                    .tm_mon = v[1] - 1,
-                    .tm_mday = v[2],
-                    .tm_hour = v[3],
-                    .tm_min = v[4],
-                    .tm_sec = v[5]};
-    return (int64_t)timegm(&tm);
-}
-
-/* Go's time.Duration %v of whole seconds: "45s", "5m0s", "1h0m0s". */
-static void s_go_duration(int64_t sec, char *out, size_t n)
-{
-    if (sec >= 3600)
-        snprintf(out, n, "%lldh%lldm%llds", (long long)(sec / 3600), (long long)(sec / 60 % 60),
-                 (long long)(sec % 60));
-    else if (sec >= 60)
-        snprintf(out, n, "%lldm%llds", (long long)(sec / 60), (long long)(sec % 60));
-    else
-        snprintf(out, n, "%llds", (long long)sec);
 }
 
 static bool s_job_finished(const json_t *job)
@@ -1028,7 +904,7 @@ static void s_gcs_ft_deleting(pass_t *p)
     json_t *o;
     json_array_foreach(p->pods, i, o)
     {
-        const char *t = s_label(o, OBJ_LABEL_NODE_TYPE);
+        const char *t = s_label(o, LABEL_NODE_TYPE);
         if (t && !strcmp(t, NAMES_NODE_HEAD))
             heads++;
     }
@@ -1038,22 +914,24 @@ static void s_gcs_ft_deleting(pass_t *p)
         return;
     }
     int64_t timeout = RECONCILE_FT_TIMEOUT_S;
-    const char *ts = s_ann(p->rc, RECONCILE_ANN_FT_TIMEOUT);
+    const char *ts = s_ann(p->rc, ANN_FT_DELETION_TIMEOUT);
     if (ts && ts[0]) {
         char *end = NULL;
         long long v = strtoll(ts, &end, 10);
         if (end && !*end && v > 0)
             timeout = v;
     }
-    int64_t since = s_parse_time(jx_str(p->rc, "metadata.deletionTimestamp", ""));
-    int64_t now = (int64_t)time(NULL);
+    int64_t since = -1;
+    if (rftime_parse_sec(jx_str(p->rc, "metadata.deletionTimestamp", ""), &since) != 0)
+        since = -1;
+    int64_t now = rftime_now_ms() / S_MS_PER_S;
     if (since >= 0 && now - since >= timeout) {
-        char d[64];
-        s_go_duration(timeout, d, sizeof(d));
+        char d[RFTIME_DURATION_BUF];
+        rftime_duration_format(timeout * RFTIME_NS_PER_S, d, sizeof(d));
         const char *sns =
             jx_str(p->rcd, "spec.gcsFaultToleranceOptions.externalStorageNamespace", NULL);
         if (!sns || !sns[0])
-            sns = s_ann(p->rc, RECONCILE_ANN_STORAGE_NS);
+            sns = s_ann(p->rc, ANN_EXTERNAL_STORAGE_NS);
         if (!sns || !sns[0])
             sns = jx_str(p->rc, "metadata.uid", "");
         ctrl_event(p->cp, true, "ForceDeletedStuckCluster", "Cleanup",
@@ -1066,7 +944,7 @@ static void s_gcs_ft_deleting(pass_t *p)
     const json_t *job = NULL;
     json_array_foreach(p->jobs, i, o)
     {
-        const char *c = s_label(o, OBJ_LABEL_CLUSTER), *t = s_label(o, OBJ_LABEL_NODE_TYPE);
+        const char *c = s_label(o, LABEL_CLUSTER), *t = s_label(o, LABEL_NODE_TYPE);
         if (c && t && !strcmp(c, p->cp->name) && !strcmp(t, NAMES_NODE_REDIS_CLEANUP))
             job = o;
     }
@@ -1097,7 +975,7 @@ static void s_gcs_ft_deleting(pass_t *p)
 /* Pipeline step 10. Returns true when the pass ends here (after its writes). */
 static bool s_gcs_ft(pass_t *p)
 {
-    const char *fa = s_ann(p->rc, RECONCILE_ANN_FT);
+    const char *fa = s_ann(p->rc, ANN_FT_ENABLED);
     const json_t *opts = jx_get(p->rcd, "spec.gcsFaultToleranceOptions");
     bool ft = (fa && !strcmp(fa, "true")) || json_is_object(opts);
     const char *backend = jx_str(opts, "backend", "");
@@ -1107,8 +985,8 @@ static bool s_gcs_ft(pass_t *p)
         if (!deleting) {
             if (s_has_redis_finalizer(p->rc))
                 return false;
-            log_info("Add a finalizer", "key", p->cp->key, "finalizer", RECONCILE_FINALIZER_REDIS,
-                     NULL);
+            log_info("Add a finalizer", "key", p->cp->key, "finalizer",
+                     FINALIZER_GCS_FT_REDIS_CLEANUP, NULL);
             s_patch_finalizer(p, true);
             /* only start the RayCluster reconciliation after the finalizer is added */
             p->cp->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
@@ -1133,9 +1011,9 @@ static void s_stage_pods(ctrl_pass_t *cp)
         {
             if (jx_get(pod, "metadata.deletionTimestamp"))
                 continue;
-            const char *t = s_label(pod, OBJ_LABEL_NODE_TYPE);
-            const char *g = t && !strcmp(t, NAMES_NODE_HEAD) ? RECONCILE_HEAD_GROUP
-                                                             : s_label(pod, "ray.io/group");
+            const char *t = s_label(pod, LABEL_NODE_TYPE);
+            const char *g =
+                t && !strcmp(t, NAMES_NODE_HEAD) ? RECONCILE_HEAD_GROUP : s_label(pod, LABEL_GROUP);
             s_delete_pod(p, jx_str(pod, "metadata.name", ""), g ? g : "", "Pod", NULL,
                          "FailedToDeletePodCollection", "FailedDeleteAllPods");
             n++;
@@ -1178,8 +1056,8 @@ static json_t *s_status_calc(pass_t *p, const char *now, buf_t *err)
     json_t *s;
     json_array_foreach(p->svcs, i, s)
     {
-        const char *c = s_label(s, OBJ_LABEL_CLUSTER), *t = s_label(s, OBJ_LABEL_NODE_TYPE);
-        const char *id = s_label(s, OBJ_LABEL_IDENTIFIER);
+        const char *c = s_label(s, LABEL_CLUSTER), *t = s_label(s, LABEL_NODE_TYPE);
+        const char *id = s_label(s, LABEL_IDENTIFIER);
         if (c && t && id && ident && !strcmp(c, p->cp->name) && !strcmp(t, NAMES_NODE_HEAD) &&
             !strcmp(id, ident))
             json_array_append(heads, s);
@@ -1201,8 +1079,8 @@ static void s_stage_status(ctrl_pass_t *cp)
         p->cp->status_error = true;
         return;
     }
-    char now[S_TIME_MAX];
-    ctrl_now_rfc3339(now, sizeof(now));
+    char now[RFTIME_BUF];
+    rftime_now(RFTIME_SEC, now, sizeof(now));
     buf_t err;
     buf_init(&err, RECONCILE_MSG_MAX);
     json_t *st = s_status_calc(p, now, &err);
@@ -1218,21 +1096,13 @@ static void s_stage_status(ctrl_pass_t *cp)
 
 /* ---------- desired objects (desired_objects rows, issue 6) ---------- */
 
-/* base32hex(sha1(text)) into out. */
-static void s_text_hash(const char *text, char out[RECONCILE_HASH_LEN + 1])
-{
-    unsigned char d[S_SHA1_LEN];
-    s_sha1((const unsigned char *)text, strlen(text), d);
-    s_base32hex(d, out);
-}
-
 /* The hash of a JSON value's compact sorted form into out; "" when it cannot be dumped. */
 static void s_json_hash(const json_t *v, char out[RECONCILE_HASH_LEN + 1])
 {
     out[0] = '\0';
     char *text = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
-    if (text)
-        s_text_hash(text, out);
+    if (text && hash_sha1_b32hex(text, strlen(text), HASH_UPPER, out, RECONCILE_HASH_LEN + 1) != 0)
+        out[0] = '\0';
     free(text);
 }
 
@@ -1312,15 +1182,16 @@ static json_t *s_desired_set(const json_t *rcd, const char *name)
                     "a worker group has numOfHosts > 1: the headless worker Service");
     if (!rc && objbuild_needs_serve_service(rcd))
         rc = s_want(set, "", "Service", names_serve_service(name), NULL, NULL,
-                    "annotation " OBJ_ANN_ENABLE_SERVE_SERVICE "=true: the serve Service");
+                    "annotation " ANN_ENABLE_SERVE_SERVICE "=true: the serve Service");
     if (!rc && objbuild_needs_gcs_pvc(rcd))
         rc = s_want(set, "", "PersistentVolumeClaim", names_gcs_pvc(name), NULL, NULL,
                     "spec.gcsFaultToleranceOptions.backend=rocksdb without a claimName");
     bool susp = jx_bool(rcd, "spec.suspend", false);
     if (!rc)
-        rc = s_want_pods(
-            set, RECONCILE_HEAD_GROUP, susp ? 0 : 1, 1, jx_get(rcd, "spec.headGroupSpec.template"),
-            susp ? "spec.suspend=true: no head pod" : "spec.headGroupSpec: one head pod");
+        rc = s_want_pods(set, RECONCILE_HEAD_GROUP, rcstatus_head_wanted(rcd), 1,
+                         jx_get(rcd, "spec.headGroupSpec.template"),
+                         susp ? "spec.suspend=true: no head pod"
+                              : "spec.headGroupSpec: one head pod");
     size_t i;
     json_t *wg;
     json_array_foreach(jx_get(rcd, "spec.workerGroupSpecs"), i, wg)
@@ -1328,7 +1199,7 @@ static json_t *s_desired_set(const json_t *rcd, const char *name)
         if (rc)
             break;
         int64_t hosts = jx_int(wg, "numOfHosts", 1);
-        int64_t want = susp ? 0 : rcstatus_group_desired(wg);
+        int64_t want = rcstatus_group_wanted(rcd, wg);
         const json_t *raw = json_object_get(wg, "replicas");
         if (susp)
             snprintf(why, sizeof(why), "spec.suspend=true: no worker pods");
@@ -1770,9 +1641,9 @@ static void s_t_pod_status(json_t *pod, int v, const char *name, int n, bool old
         jx_set_path(pod, "metadata.deletionTimestamp", json_string("2024-01-01T00:00:09Z"));
     if (v == 5) {
         json_t *ann = s_t_obj_child(json_object_get(pod, "metadata"), "annotations");
-        json_object_set_new(ann, RECONCILE_ANN_RECREATE_HASH, json_string("stale"));
+        json_object_set_new(ann, ANN_RECREATE_HASH, json_string("stale"));
         if (old_version)
-            json_object_set_new(ann, RECONCILE_ANN_KUBERAY_VERSION, json_string("v0.0.1"));
+            json_object_set_new(ann, ANN_KUBERAY_VERSION, json_string("v0.0.1"));
     }
 }
 
@@ -1874,9 +1745,9 @@ static bool s_t_scenario(loop_t *loop, const json_t *base, int sc, s_t_cov_t *co
                     json_pack("[{s:s, s:s}]", "type", RCS_COND_SUSPENDING, "status", "True"));
     if (sc >= 4) {
         json_t *ann = s_t_obj_child(json_object_get(rc, "metadata"), "annotations");
-        json_object_set_new(ann, RECONCILE_ANN_FT, json_string("true"));
+        json_object_set_new(ann, ANN_FT_ENABLED, json_string("true"));
         jx_set_path(rc, "metadata.deletionTimestamp", json_string("2099-01-01T00:00:00Z"));
-        jx_set_path(rc, "metadata.finalizers", json_pack("[s]", RECONCILE_FINALIZER_REDIS));
+        jx_set_path(rc, "metadata.finalizers", json_pack("[s]", FINALIZER_GCS_FT_REDIS_CLEANUP));
     }
     char hash[RECONCILE_HASH_LEN + 1] = "";
     if (reconcile_spec_hash(jx_get(rc, "spec"), hash, sizeof(hash)) != 0)
@@ -2125,16 +1996,16 @@ int reconcile_test(bool verbose)
     loop_destroy(&loop);
 
     /* SHA-1 (FIPS 180 vectors) and Go's base32 hex encoding */
-    unsigned char d[S_SHA1_LEN];
+    unsigned char d[HASH_SHA1_LEN];
     char h32[RECONCILE_HASH_LEN + 1];
-    s_sha1((const unsigned char *)"abc", 3, d);
-    s_base32hex(d, h32);
+    CHECK(hash_sha1("abc", 3, d) == 0 &&
+          hash_sha1_b32hex("abc", 3, HASH_UPPER, h32, sizeof(h32)) == 0);
     CHECK(d[0] == 0xa9 && d[1] == 0x99 && d[19] == 0x9d);
     CHECK(!strcmp(h32, "L6CJSDI70Q0MLEHU4LONGK62DIED1M4T"));
     const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-    s_sha1((const unsigned char *)two, strlen(two), d);
+    CHECK(hash_sha1(two, strlen(two), d) == 0);
     CHECK(d[0] == 0x84 && d[1] == 0x98 && d[18] == 0x70 && d[19] == 0xf1);
-    s_sha1((const unsigned char *)"", 0, d);
+    CHECK(hash_sha1("", 0, d) == 0);
     CHECK(d[0] == 0xda && d[1] == 0x39 && d[19] == 0x09);
 
     /* the Recreate hash ignores replicas, workersToDelete, tolerations and upgradeStrategy */
@@ -2162,21 +2033,23 @@ int reconcile_test(bool verbose)
 
     /* finalizer, times and durations */
     json_t *rcf =
-        json_pack("{s:{s:[s, s]}}", "metadata", "finalizers", "x", RECONCILE_FINALIZER_REDIS);
+        json_pack("{s:{s:[s, s]}}", "metadata", "finalizers", "x", FINALIZER_GCS_FT_REDIS_CLEANUP);
     CHECK(s_has_redis_finalizer(rcf));
     json_array_remove(jx_get(rcf, "metadata.finalizers"), 1);
     CHECK(!s_has_redis_finalizer(rcf));
     json_decref(rcf);
-    CHECK(s_parse_time("1970-01-01T00:01:40Z") == 100);
-    CHECK(s_parse_time("2024-02-29T12:00:00.123Z") == 1709208000);
-    CHECK(s_parse_time("2024-02-29") == -1 && s_parse_time("2024-0x-29T12:00:00Z") == -1);
-    char dur[64];
-    s_go_duration(300, dur, sizeof(dur));
-    CHECK(!strcmp(dur, "5m0s"));
-    s_go_duration(45, dur, sizeof(dur));
-    CHECK(!strcmp(dur, "45s"));
-    s_go_duration(3661, dur, sizeof(dur));
-    CHECK(!strcmp(dur, "1h1m1s"));
+    int64_t sec = -1;
+    CHECK(rftime_parse_sec("1970-01-01T00:01:40Z", &sec) == 0 && sec == 100);
+    CHECK(rftime_parse_sec("2024-02-29T12:00:00.123Z", &sec) == 0 && sec == 1709208000);
+    CHECK(rftime_parse_sec("2024-02-29", &sec) != 0 &&
+          rftime_parse_sec("2024-0x-29T12:00:00Z", &sec) != 0);
+    char dur[RFTIME_DURATION_BUF];
+    CHECK(rftime_duration_format(300 * RFTIME_NS_PER_S, dur, sizeof(dur)) == 0 &&
+          !strcmp(dur, "5m0s"));
+    CHECK(rftime_duration_format(45 * RFTIME_NS_PER_S, dur, sizeof(dur)) == 0 &&
+          !strcmp(dur, "45s"));
+    CHECK(rftime_duration_format(3661 * RFTIME_NS_PER_S, dur, sizeof(dur)) == 0 &&
+          !strcmp(dur, "1h1m1s"));
     json_t *job = json_pack("{s:{s:[{s:s, s:s}]}}", "status", "conditions", "type", "Complete",
                             "status", "True");
     CHECK(s_job_finished(job));

@@ -79,7 +79,9 @@
 #include "actlog.h"
 #include "ctrl.h"
 #include "envwire.h"
+#include "hash.h"
 #include "k8s.h"
+#include "labels.h"
 #include "loop.h"
 #include "podbuild.h"
 #include "store.h"
@@ -106,18 +108,11 @@
 #define RECONCILE_COMPONENT "raycluster-controller" /* Event source component */
 #define RECONCILE_INSTANCE "rayfleet-scheduler" /* Event reportingInstance */
 #define RECONCILE_MANAGED_BY "ray.io/kuberay-operator" /* the only spec.managedBy handled */
-#define RECONCILE_ANN_DISABLE_HEAD_RESTART "ray.io/disable-provisioned-head-restart"
 #define RECONCILE_HEAD_GROUP "head" /* expectation group of the head pod */
 #define RECONCILE_MSG_MAX 4096 /* longest error or event message */
 #define RECONCILE_HEAD_GONE_REQUEUE_MS (10 * 1000) /* GCS FT deletion: head pod still listed */
-#define RECONCILE_FINALIZER_REDIS "ray.io/gcs-ft-redis-cleanup-finalizer" /* GCS FT finalizer */
-#define RECONCILE_ANN_FT "ray.io/ft-enabled" /* legacy GCS FT switch annotation */
-#define RECONCILE_ANN_FT_TIMEOUT "ray.io/gcs-ft-deletion-timeout" /* seconds, integer > 0 */
 #define RECONCILE_FT_TIMEOUT_S 300 /* default Redis cleanup timeout */
-#define RECONCILE_ANN_STORAGE_NS "ray.io/external-storage-namespace" /* Redis namespace */
-#define RECONCILE_ANN_RECREATE_HASH "ray.io/upgrade-strategy-recreate-hash" /* head pod */
-#define RECONCILE_ANN_KUBERAY_VERSION "ray.io/kuberay-version" /* head pod */
-#define RECONCILE_HASH_LEN 32 /* base32hex(sha1) characters */
+#define RECONCILE_HASH_LEN HASH_SHA1_B32HEX_LEN /* base32hex(sha1) characters */
 
 typedef struct reconciler reconciler_t;
 

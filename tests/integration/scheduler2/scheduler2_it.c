@@ -230,7 +230,7 @@ static int s_recreate(k8s_client_t *admin, const k8s_res_t *rcres)
     if (!ok)
         s_dump();
     json_t *heads = s_pods("head");
-    const char *hash = s_ann(json_array_get(heads, 0), RECONCILE_ANN_RECREATE_HASH);
+    const char *hash = s_ann(json_array_get(heads, 0), ANN_RECREATE_HASH);
     CHECK(hash && strlen(hash) == RECONCILE_HASH_LEN);
     char old_hash[RECONCILE_HASH_LEN + 1] = "";
     snprintf(old_hash, sizeof(old_hash), "%s", hash ? hash : "");
@@ -261,7 +261,7 @@ static int s_recreate(k8s_client_t *admin, const k8s_res_t *rcres)
     json_decref(old);
     CHECK(s_has_event("DeletedPod", "Recreate"));
     heads = s_pods("head");
-    hash = s_ann(json_array_get(heads, 0), RECONCILE_ANN_RECREATE_HASH);
+    hash = s_ann(json_array_get(heads, 0), ANN_RECREATE_HASH);
     CHECK(hash && strcmp(hash, old_hash) != 0);
     json_decref(heads);
     if (g_h.verbose)
@@ -296,7 +296,8 @@ static bool s_has_finalizer(void *arg)
     json_t *f;
     json_array_foreach(jx_get(rc, "metadata.finalizers"), i, f)
     {
-        if (!strcmp(json_string_value(f) ? json_string_value(f) : "", RECONCILE_FINALIZER_REDIS))
+        if (!strcmp(json_string_value(f) ? json_string_value(f) : "",
+                    FINALIZER_GCS_FT_REDIS_CLEANUP))
             ok = true;
     }
     json_decref(rc);
@@ -397,7 +398,7 @@ static int s_gcs_ft_stuck(k8s_client_t *admin, const k8s_res_t *rcres)
     jx_set_path(rc, "spec.gcsFaultToleranceOptions",
                 json_pack("{s:s, s:s}", "redisAddress", "redis:6379", "externalStorageNamespace",
                           "ns-stuck"));
-    jx_set_path(rc, "metadata.annotations", json_pack("{s:s}", RECONCILE_ANN_FT_TIMEOUT, "2"));
+    jx_set_path(rc, "metadata.annotations", json_pack("{s:s}", ANN_FT_DELETION_TIMEOUT, "2"));
     CHECK(rc && harness_create(&g_h, admin, rcres, rc, NULL, 0) == 0);
     json_decref(rc);
     bool ok = harness_wait(&g_h, s_has_finalizer, NULL, IT_WAIT_MS);
