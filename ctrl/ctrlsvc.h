@@ -84,6 +84,9 @@
 #define CTRLSVC_FLUSH_EVERY_MS 10
 #define CTRLSVC_NAME_MAX 64 /* longest service name */
 #define CTRLSVC_MAX_OPTIONS 64 /* most options of a service of its own */
+/* --health.port of a service that names none (ctrlsvc_def_t.health_port 0); the watcher's is 8082
+ */
+#define CTRLSVC_HEALTH_PORT 8083
 
 /* What the runner hands the service's open(); pointers are valid until the process ends. */
 typedef struct {
@@ -107,6 +110,9 @@ typedef struct {
     ctrl_t *(*open)(const ctrlsvc_env_t *env, void *arg);
     void (*close)(void *arg); /* destroys what open() built (after the queue and client) */
     void *arg; /* handed to open and close */
+    /* Default of --health.port: > 0 that port, < 0 off unless the option is given, 0
+     * CTRLSVC_HEALTH_PORT. Services that may run side by side on one host need distinct ones. */
+    int health_port;
 } ctrlsvc_def_t;
 
 /* Runs the controller process `def` with argv; returns main()'s exit code. */
