@@ -52,6 +52,17 @@
  * never queue behind reconcile writes in the client's rate limiter (a lease that waits there
  * expires).
  *
+ * Operations endpoint (common/opsrv) on --health.host:--health.port (default: the service's
+ * health_port, else CTRLSVC_HEALTH_PORT; 0: off). /healthz while the loop turns; /readyz 200 once
+ * observed.db is open, the controller is built and, with leases, the shard membership has started
+ * (a first member list), else 503 with one reason per line; /metrics read at scrape time from
+ * ctrl_stats(), workq_stats() and the owned shards: rayfleet_controller_*{controller=<kind in
+ * lower case>} and the controller-runtime names KubeRay's dashboards read
+ * (controller_runtime_reconcile_total{controller,result},
+ * controller_runtime_reconcile_errors_total, controller_runtime_active_workers,
+ * workqueue_depth{name}, workqueue_adds_total, workqueue_retries_total). Replicas on one host need
+ * distinct ports (rayfleetctl up gives each a free one; test fleets pass 0).
+ *
  * On SIGTERM the replica stops its shards (shards_stop(): on_release, then the leases are
  * released after the margin) so the others take over at once instead of after expiry.
  */
@@ -122,7 +133,7 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv);
  * ERR_INVAL. */
 int ctrlsvc_parse_owned(const char *const *items, size_t n, uint32_t shards, bool *owned);
 
-/* Self-test: the option table and the shard specs. */
+/* Self-test: the option table, the shard specs, readiness and the metric families. */
 int ctrlsvc_test(bool verbose);
 
 #endif

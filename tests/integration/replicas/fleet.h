@@ -6,8 +6,10 @@
  * its ready file, registers the ray.io CRDs of deploy/crds, starts rayfleet-bus (ipc:// sockets in
  * the state dir), rayfleet-watcher and N rayfleet-scheduler replicas, each with --replica
  * scheduler/<i>, its own --audit.db scheduler-<i>.db and shard leases in the shared
- * <state>/leases.db (--shards.lease sqlite). Children die with the parent (PR_SET_PDEATHSIG) and
- * log into <state>/logs/<name>.log. Requests go through common/http on a loop of this process.
+ * <state>/leases.db (--shards.lease sqlite), and no health port (--health.port 0: fixed ports
+ * clash between fleets) unless fleet_opts_t.health gives each a free one. Children die with the
+ * parent (PR_SET_PDEATHSIG) and log into <state>/logs/<name>.log. Requests go through common/http
+ * on a loop of this process.
  *
  * Also: RayCluster creation at a pace (or unpaced) with K requests in flight, recording when each
  * create was acknowledged; readiness counted from the watcher's observed.db; audit rows of every
