@@ -9,12 +9,15 @@
 #include "lease.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
+#include "opsrv.h"
 #include "shards.h"
 #include "workq.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -72,6 +75,10 @@ static const cfg_opt_t s_options[] = {
      "Connections to the API server (HTTP/1.1 carries one request per connection at a time; "
      "HTTP/2 multiplexes).",
      NULL},
+    {"health.host", CFG_STRING, "127.0.0.1", 0, 0, false, false,
+     "Address of the /healthz, /readyz and /metrics listener.", NULL},
+    {"health.port", CFG_INT, NULL, 0, 65535, false, false,
+     "Port of the /healthz, /readyz and /metrics listener; 0: off.", NULL},
     {NULL},
 };
 
@@ -100,6 +107,8 @@ typedef struct {
     bool *resync_pending; /* resync_pending[shard]: acquired, keys not queued yet */
     bool resync_armed; /* the zero-delay resync timer is armed */
     uint64_t dropped; /* keys dropped at dispatch: shard not owned */
+    metrics_t *metrics; /* the registry /metrics serves, or NULL (--health.port 0) */
+    opsrv_t *ops; /* the operations endpoint, or NULL */
 } run_t;
 
 /* True when this replica owns `shard` now. */
@@ -235,6 +244,250 @@ static void s_on_release(shards_t *sh, uint32_t group, void *arg)
     log_info("shard released", "shard", sbuf, NULL);
 }
 
+/* ---------- the operations endpoint: /healthz, /readyz, /metrics ---------- */
+
+/* What a series reads at scrape time (s_read_metric()). */
+typedef enum {
+    M_PASSES,
+    M_NOT_FOUND,
+    M_CREATES,
+    M_DELETES,
+    M_STATUS_WRITES,
+    M_UPDATES,
+    M_EVENTS,
+    M_FENCED,
+    M_WRITE_ERRORS,
+    M_ERRORS,
+    M_SKIPPED_GROUPS,
+    M_PASSES_INFLIGHT,
+    M_REQUESTS_INFLIGHT,
+    M_KEYS,
+    M_QUEUE_DEPTH,
+    M_QUEUE_DELAYED,
+    M_LONGEST_WAIT,
+    M_QUEUE_ADDS,
+    M_QUEUE_RETRIES,
+    M_SHARDS_OWNED,
+    M_DROPPED,
+    M_ENDED_OK, /* passes ended without an error */
+    M_READY
+} s_metric_t;
+
+/* The families registered once the controller exists, labelled with its name (the kind in lower
+ * case, as controller-runtime names a controller: "raycluster"). The rayfleet_controller_* names
+ * follow the watcher's rayfleet_watcher_*; the others are the names controller-runtime exports,
+ * which KubeRay's dashboards read (its results requeue and requeue_after are not told apart from
+ * success here). */
+static const struct {
+    const char *name; /* family name */
+    const char *help; /* help text */
+    bool counter; /* counter, else gauge */
+    const char *label; /* the label carrying the controller's name */
+    const char *result; /* value of the "result" label, or NULL: no such label */
+    s_metric_t which; /* what it reads */
+} s_exported[] = {
+#define C_(name, help, which)                                                                      \
+    {                                                                                              \
+        "rayfleet_controller_" name, help, true, "controller", NULL, which                         \
+    }
+#define G_(name, help, which)                                                                      \
+    {                                                                                              \
+        "rayfleet_controller_" name, help, false, "controller", NULL, which                        \
+    }
+    C_("passes_total", "Passes started.", M_PASSES),
+    C_("passes_not_found_total", "Passes whose object was gone.", M_NOT_FOUND),
+    C_("creates_total", "Create requests sent.", M_CREATES),
+    C_("deletes_total", "Delete requests sent.", M_DELETES),
+    C_("status_writes_total", "Status writes sent.", M_STATUS_WRITES),
+    C_("updates_total", "Other updates and patches sent.", M_UPDATES),
+    C_("events_total", "Kubernetes Events sent.", M_EVENTS),
+    C_("fenced_total", "Writes withheld because the shard was no longer owned.", M_FENCED),
+    C_("write_errors_total", "Writes that failed.", M_WRITE_ERRORS),
+    C_("errors_total", "Passes that ended with an error.", M_ERRORS),
+    C_("skipped_groups_total", "Expectation groups skipped as unmet.", M_SKIPPED_GROUPS),
+    C_("keys_dropped_total", "Queued keys dropped because their shard was not owned.", M_DROPPED),
+    G_("passes_inflight", "Passes running now.", M_PASSES_INFLIGHT),
+    G_("requests_inflight", "API requests sent and not answered now.", M_REQUESTS_INFLIGHT),
+    G_("keys", "Keys holding state.", M_KEYS),
+    G_("queue_depth", "Keys queued and ready.", M_QUEUE_DEPTH),
+    G_("queue_delayed", "Keys waiting for a requeue or backoff.", M_QUEUE_DELAYED),
+    G_("queue_longest_wait_seconds", "How long the oldest ready key has waited.", M_LONGEST_WAIT),
+    G_("shards_owned", "Shards this replica owns now.", M_SHARDS_OWNED),
+#undef C_
+#undef G_
+    {"controller_runtime_reconcile_total", "Total number of reconciliations per controller.", true,
+     "controller", "success", M_ENDED_OK},
+    {"controller_runtime_reconcile_total", "Total number of reconciliations per controller.", true,
+     "controller", "error", M_ERRORS},
+    {"controller_runtime_reconcile_errors_total",
+     "Total number of reconciliation errors per controller.", true, "controller", NULL, M_ERRORS},
+    {"controller_runtime_active_workers", "Number of currently used workers per controller.", false,
+     "controller", NULL, M_PASSES_INFLIGHT},
+    {"workqueue_depth", "Current depth of workqueue.", false, "name", NULL, M_QUEUE_DEPTH},
+    {"workqueue_adds_total", "Total number of adds handled by workqueue.", true, "name", NULL,
+     M_QUEUE_ADDS},
+    {"workqueue_retries_total", "Total number of retries handled by workqueue.", true, "name", NULL,
+     M_QUEUE_RETRIES},
+};
+
+/* Shards owned now. */
+static size_t s_owned_count(const run_t *m)
+{
+    size_t n = 0;
+    for (uint32_t s = 0; s < m->shards; s++)
+        n += s_owns(m, s);
+    return n;
+}
+
+/* Readiness (opsrv_ready_fn): observed.db open, the controller built, and with leases the shard
+ * membership started (a first list of the members). */
+static int s_readiness(void *arg, buf_t *why)
+{
+    run_t *m = arg;
+    int n = 0, rc = 0;
+    if (!m->obs) {
+        rc = buf_printf(why, "observed database %s not open yet (the watcher creates it)\n",
+                        m->obs_path ? m->obs_path : "observed.db");
+        n++;
+    } else if (!m->ctrl || !m->q) {
+        rc = buf_printf(why, "controller %s not started\n", m->def->name);
+        n++;
+    }
+    if (rc == 0 && m->sh) {
+        shards_stats_t st;
+        shards_stats(m->sh, &st);
+        if (st.members == 0) {
+            rc = buf_printf(why, "shard membership not started (no member list yet)\n");
+            n++;
+        }
+    }
+    return rc < 0 ? rc : n;
+}
+
+static double s_read_metric(void *arg, int which)
+{
+    const run_t *m = arg;
+    ctrl_stats_t cs = {0};
+    workq_stats_t qs = {0};
+    if (m->ctrl)
+        ctrl_stats(m->ctrl, &cs);
+    if (m->q)
+        workq_stats(m->q, &qs);
+    switch ((s_metric_t)which) {
+    case M_PASSES:
+        return (double)cs.passes;
+    case M_NOT_FOUND:
+        return (double)cs.not_found;
+    case M_CREATES:
+        return (double)cs.creates;
+    case M_DELETES:
+        return (double)cs.deletes;
+    case M_STATUS_WRITES:
+        return (double)cs.status_writes;
+    case M_UPDATES:
+        return (double)cs.updates;
+    case M_EVENTS:
+        return (double)cs.events;
+    case M_FENCED:
+        return (double)cs.fenced;
+    case M_WRITE_ERRORS:
+        return (double)cs.write_errors;
+    case M_ERRORS:
+        return (double)cs.errors;
+    case M_SKIPPED_GROUPS:
+        return (double)cs.skipped_groups;
+    case M_PASSES_INFLIGHT:
+        return (double)cs.passes_inflight;
+    case M_REQUESTS_INFLIGHT:
+        return (double)cs.requests_inflight;
+    case M_KEYS:
+        return (double)cs.keys;
+    case M_QUEUE_DEPTH:
+        return (double)qs.depth;
+    case M_QUEUE_DELAYED:
+        return (double)qs.delayed;
+    case M_LONGEST_WAIT:
+        return (double)qs.longest_wait_ms / 1000.0;
+    case M_QUEUE_ADDS:
+        return (double)qs.adds;
+    case M_QUEUE_RETRIES:
+        return (double)qs.retries;
+    case M_SHARDS_OWNED:
+        return (double)s_owned_count(m);
+    case M_DROPPED:
+        return (double)m->dropped;
+    case M_ENDED_OK:
+        return cs.passes >= cs.passes_inflight + cs.errors
+                   ? (double)(cs.passes - cs.passes_inflight - cs.errors)
+                   : 0;
+    case M_READY: {
+        buf_t why;
+        buf_init(&why, 1024);
+        int n = s_readiness((void *)m, &why);
+        buf_free(&why);
+        return n == 0 ? 1 : 0;
+    }
+    }
+    return 0;
+}
+
+/* Registers the families of s_exported with `name` as the controller's label value. Returns 0 or
+ * an err_t. */
+static int s_register_metrics(metrics_t *reg, const char *name, run_t *m)
+{
+    for (size_t i = 0; i < sizeof(s_exported) / sizeof(s_exported[0]); i++) {
+        metric_t *fam = metrics_find(reg, s_exported[i].name);
+        const char *labels[] = {s_exported[i].label, s_exported[i].result ? "result" : NULL, NULL};
+        if (!fam && s_exported[i].counter)
+            fam = metrics_counter(reg, s_exported[i].name, s_exported[i].help, labels);
+        else if (!fam)
+            fam = metrics_gauge(reg, s_exported[i].name, s_exported[i].help, labels);
+        const char *values[] = {name, s_exported[i].result};
+        int rc = fam ? metric_series_fn(fam, values, s_read_metric, m, (int)s_exported[i].which)
+                     : ERR_INVAL;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The controller's name in metrics: its kind in lower case, into out[size]. */
+static void s_metric_name(const ctrl_t *c, char *out, size_t size)
+{
+    snprintf(out, size, "%s", ctrl_config(c)->kind->kind);
+    for (char *p = out; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+}
+
+/* Starts the registry (with rayfleet_controller_ready) and the endpoint on --health.host and
+ * --health.port (0: none). Returns 0 or an err_t (reported). */
+static int s_start_ops(run_t *m)
+{
+    int port = (int)cfg_int(m->svc->cfg, "health.port");
+    if (port == 0)
+        return 0;
+    m->metrics = metrics_new();
+    metric_t *ready =
+        m->metrics ? metrics_gauge(m->metrics, "rayfleet_controller_ready",
+                                   "1 once observed state is open, the controller runs and (with "
+                                   "leases) the shard membership has started.",
+                                   NULL)
+                   : NULL;
+    if (!ready || metric_series_fn(ready, NULL, s_read_metric, m, M_READY) != 0)
+        return ERR_NOMEM;
+    m->ops = opsrv_new(m->svc->loop, &(opsrv_config_t){.host = cfg_str(m->svc->cfg, "health.host"),
+                                                       .port = port,
+                                                       .metrics = m->metrics,
+                                                       .ready = s_readiness,
+                                                       .ready_arg = m});
+    if (!m->ops) {
+        fprintf(stderr, "%s: cannot serve /healthz, /readyz and /metrics on %s:%d\n", m->def->name,
+                cfg_str(m->svc->cfg, "health.host"), port);
+        return ERR_INVAL;
+    }
+    return 0;
+}
+
 /* Opens observed.db read-only once the watcher has created it, then starts reconciling. */
 static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
 {
@@ -265,6 +518,10 @@ static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
         log_error("controller could not start", "service", m->def->name, NULL);
         return ERR_NOMEM - 100;
     }
+    char mname[CTRLSVC_NAME_MAX];
+    s_metric_name(m->ctrl, mname, sizeof(mname));
+    if (m->metrics && s_register_metrics(m->metrics, mname, m) != 0)
+        log_warn("controller metrics not registered", "controller", mname, NULL);
     log_info("controller started", "service", m->def->name, "cluster", m->cluster, "observed",
              m->obs_path, NULL);
     s_resync_scan(m, false);
@@ -374,13 +631,18 @@ int ctrlsvc_parse_owned(const char *const *items, size_t n, uint32_t shards, boo
     return 0;
 }
 
-/* The option table of `def`: s_options with the name's defaults, then the service's own, into
- * out[max] (NULL-key terminated); `names` holds the default strings. Returns 0 or ERR_TOOBIG. */
+/* The option table of `def`: s_options with the name's and the port's defaults, then the service's
+ * own, into out[max] (NULL-key terminated); `names` holds the default strings. Returns 0 or
+ * ERR_TOOBIG. */
 static int s_table(const ctrlsvc_def_t *def, cfg_opt_t *out, size_t max,
-                   char names[2][CTRLSVC_NAME_MAX + 8])
+                   char names[3][CTRLSVC_NAME_MAX + 8])
 {
     snprintf(names[0], sizeof(names[0]), "%s/0", def->name);
     snprintf(names[1], sizeof(names[1]), "%s.db", def->name);
+    snprintf(names[2], sizeof(names[2]), "%d",
+             def->health_port > 0   ? def->health_port
+             : def->health_port < 0 ? 0
+                                    : CTRLSVC_HEALTH_PORT);
     size_t n = 0;
     for (const cfg_opt_t *o = s_options; o->key && n < max; o++) {
         out[n] = *o;
@@ -388,6 +650,8 @@ static int s_table(const ctrlsvc_def_t *def, cfg_opt_t *out, size_t max,
             out[n].def = names[0];
         else if (!strcmp(o->key, "audit.db"))
             out[n].def = names[1];
+        else if (!strcmp(o->key, "health.port"))
+            out[n].def = names[2];
         n++;
     }
     for (const cfg_opt_t *o = def->options; o && o->key && n < max; o++)
@@ -405,7 +669,7 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
         return SVC_EXIT_FAILURE;
     }
     cfg_opt_t table[sizeof(s_options) / sizeof(s_options[0]) + CTRLSVC_MAX_OPTIONS];
-    char names[2][CTRLSVC_NAME_MAX + 8];
+    char names[3][CTRLSVC_NAME_MAX + 8];
     if (s_table(def, table, sizeof(table) / sizeof(table[0]), names) != 0) {
         fprintf(stderr, "%s: too many options\n", def->name);
         return SVC_EXIT_FAILURE;
@@ -480,6 +744,8 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
     for (uint32_t s = 0; !m.sh && s < m.shards; s++)
         if (m.owned[s] && bus_sub_subscribe(m.sub, s) != 0)
             goto done;
+    if (s_start_ops(&m) != 0)
+        goto done;
     if (loop_add_timer(svc.loop, 0, s_try_open, &m) < 0)
         goto done;
     code = svc_run(&svc);
@@ -490,6 +756,7 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
         log_info("controller stopped", "service", def->name, "dropped_unowned", dbuf, NULL);
     }
 done:
+    opsrv_destroy(&m.ops);
     shards_destroy(&m.sh);
     lease_backend_destroy(&m.lease);
     k8s_client_destroy(&m.lease_client);
@@ -507,6 +774,7 @@ done:
     buf_free(&path);
     buf_free(&err);
     svc_end(&svc);
+    metrics_destroy(&m.metrics);
     store_destroy(&m.leases_db);
     store_destroy(&m.db); /* attached to the loop: after it */
     return code;
@@ -534,22 +802,59 @@ int ctrlsvc_test(bool verbose)
         {"random-pod-delete", CFG_BOOL, "false", 0, 0, false, false, "x", NULL}, {NULL}};
     ctrlsvc_def_t def = {.name = "widgets", .options = own};
     cfg_opt_t table[sizeof(s_options) / sizeof(s_options[0]) + 2];
-    char names[2][CTRLSVC_NAME_MAX + 8];
+    char names[3][CTRLSVC_NAME_MAX + 8];
     CHECK(s_table(&def, table, sizeof(table) / sizeof(table[0]), names) == 0);
     size_t n = 0;
-    const char *replica = NULL, *db = NULL;
+    const char *replica = NULL, *db = NULL, *port = NULL;
     bool has_own = false;
     for (; table[n].key; n++) {
         if (!strcmp(table[n].key, "replica"))
             replica = table[n].def;
         if (!strcmp(table[n].key, "audit.db"))
             db = table[n].def;
+        if (!strcmp(table[n].key, "health.port"))
+            port = table[n].def;
         has_own = has_own || !strcmp(table[n].key, "random-pod-delete");
     }
     CHECK(n == sizeof(s_options) / sizeof(s_options[0]));
     CHECK(replica && !strcmp(replica, "widgets/0") && db && !strcmp(db, "widgets.db") && has_own);
+    CHECK(port && !strcmp(port, "8083"));
     CHECK(s_table(&def, table, 4, names) == ERR_TOOBIG);
+    /* the service's own port default, or off */
+    def.health_port = 9100;
+    CHECK(s_table(&def, table, sizeof(table) / sizeof(table[0]), names) == 0);
+    CHECK(!strcmp(names[2], "9100"));
+    def.health_port = -1;
+    CHECK(s_table(&def, table, sizeof(table) / sizeof(table[0]), names) == 0);
+    CHECK(!strcmp(names[2], "0"));
     CHECK(ctrlsvc_main(NULL, 0, NULL) == SVC_EXIT_FAILURE);
+
+    /* readiness before observed.db is open, and the families at scrape time */
+    run_t m = {.def = &def, .obs_path = "/state/observed.db"};
+    buf_t why, out;
+    buf_init(&why, 1024);
+    buf_init(&out, 1 << 16);
+    CHECK(s_readiness(&m, &why) == 1);
+    CHECK(!strcmp(buf_str(&why), "observed database /state/observed.db not open yet (the watcher "
+                                 "creates it)\n"));
+    metrics_t *reg = metrics_new();
+    CHECK(reg && s_register_metrics(reg, "widget", &m) == 0);
+    CHECK(reg && s_register_metrics(reg, "widget", &m) == ERR_EXISTS); /* once per name */
+    m.dropped = 3;
+    CHECK(reg && metrics_render(reg, &out) == 0);
+    const char *txt = buf_str(&out);
+    CHECK(strstr(txt, "# TYPE rayfleet_controller_passes_total counter\n"
+                      "rayfleet_controller_passes_total{controller=\"widget\"} 0\n") != NULL);
+    CHECK(strstr(txt, "rayfleet_controller_keys_dropped_total{controller=\"widget\"} 3\n"));
+    CHECK(strstr(txt,
+                 "controller_runtime_reconcile_total{controller=\"widget\",result=\"success\"} "
+                 "0\ncontroller_runtime_reconcile_total{controller=\"widget\",result=\"error\"} "
+                 "0\n"));
+    CHECK(strstr(txt, "# TYPE workqueue_depth gauge\nworkqueue_depth{name=\"widget\"} 0\n"));
+    CHECK(s_read_metric(&m, M_READY) == 0);
+    metrics_destroy(&reg);
+    buf_free(&why);
+    buf_free(&out);
     return SELFTEST_RESULT("ctrlsvc", verbose);
 }
 

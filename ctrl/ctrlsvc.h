@@ -52,6 +52,17 @@
  * never queue behind reconcile writes in the client's rate limiter (a lease that waits there
  * expires).
  *
+ * Operations endpoint (common/opsrv) on --health.host:--health.port (default: the service's
+ * health_port, else CTRLSVC_HEALTH_PORT; 0: off). /healthz while the loop turns; /readyz 200 once
+ * observed.db is open, the controller is built and, with leases, the shard membership has started
+ * (a first member list), else 503 with one reason per line; /metrics read at scrape time from
+ * ctrl_stats(), workq_stats() and the owned shards: rayfleet_controller_*{controller=<kind in
+ * lower case>} and the controller-runtime names KubeRay's dashboards read
+ * (controller_runtime_reconcile_total{controller,result},
+ * controller_runtime_reconcile_errors_total, controller_runtime_active_workers,
+ * workqueue_depth{name}, workqueue_adds_total, workqueue_retries_total). Replicas on one host need
+ * distinct ports (rayfleetctl up gives each a free one; test fleets pass 0).
+ *
  * On SIGTERM the replica stops its shards (shards_stop(): on_release, then the leases are
  * released after the margin) so the others take over at once instead of after expiry.
  */
@@ -84,6 +95,9 @@
 #define CTRLSVC_FLUSH_EVERY_MS 10
 #define CTRLSVC_NAME_MAX 64 /* longest service name */
 #define CTRLSVC_MAX_OPTIONS 64 /* most options of a service of its own */
+/* --health.port of a service that names none (ctrlsvc_def_t.health_port 0); the watcher's is 8082
+ */
+#define CTRLSVC_HEALTH_PORT 8083
 
 /* What the runner hands the service's open(); pointers are valid until the process ends. */
 typedef struct {
@@ -107,6 +121,9 @@ typedef struct {
     ctrl_t *(*open)(const ctrlsvc_env_t *env, void *arg);
     void (*close)(void *arg); /* destroys what open() built (after the queue and client) */
     void *arg; /* handed to open and close */
+    /* Default of --health.port: > 0 that port, < 0 off unless the option is given, 0
+     * CTRLSVC_HEALTH_PORT. Services that may run side by side on one host need distinct ones. */
+    int health_port;
 } ctrlsvc_def_t;
 
 /* Runs the controller process `def` with argv; returns main()'s exit code. */
@@ -116,7 +133,7 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv);
  * ERR_INVAL. */
 int ctrlsvc_parse_owned(const char *const *items, size_t n, uint32_t shards, bool *owned);
 
-/* Self-test: the option table and the shard specs. */
+/* Self-test: the option table, the shard specs, readiness and the metric families. */
 int ctrlsvc_test(bool verbose);
 
 #endif

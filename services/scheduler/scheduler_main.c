@@ -57,6 +57,7 @@ int main(int argc, char **argv)
                                          .options = s_options,
                                          .open = s_open,
                                          .close = s_close,
-                                         .arg = &rec},
+                                         .arg = &rec,
+                                         .health_port = 8083},
                         argc, argv);
 }

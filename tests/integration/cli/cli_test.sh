@@ -113,6 +113,20 @@ else
     check "kubectl is installed (scripts/deps.sh does not provide it)" false
 fi
 
+# --- the scheduler's /healthz, /readyz, /metrics (on the free port up gave it) ---------------
+if [[ -x "$bin/rayfleet-scheduler" ]]; then
+    sport=$(sed -n 's/.*scheduler ready (pid [0-9]*, \/readyz 200, health port \([0-9]*\)).*/\1/p' "$tmp/up.err")
+    check "up waited for the scheduler's /readyz on its own port" test -n "$sport"
+    if [[ -n $sport ]] && command -v curl >/dev/null; then
+        check "scheduler /healthz 200" bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$sport/healthz) == 200 ]]"
+        check "scheduler /readyz 200" bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$sport/readyz) == 200 ]]"
+        curl -s -D "$tmp/metrics.h" -o "$tmp/metrics.txt" "http://127.0.0.1:$sport/metrics"
+        check "scheduler /metrics is Prometheus text" grep -qi '^content-type: text/plain; version=0.0.4' "$tmp/metrics.h"
+        check "scheduler /metrics counts the RayCluster's passes" awk \
+            '$1 == "rayfleet_controller_passes_total{controller=\"raycluster\"}" && $2 > 0 {f=1} END {exit !f}' "$tmp/metrics.txt"
+    fi
+fi
+
 # --- status ----------------------------------------------------------------------------------
 "$ctl" status --state-dir "$state" >"$tmp/status.out" 2>&1
 rc=$?

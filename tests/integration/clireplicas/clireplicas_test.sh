@@ -56,6 +56,8 @@ tr '\0' ' ' <"/proc/$(awk '$1 == "scheduler-1" {print $2}' "$state/pids")/cmdlin
 has "replica 1 runs with its replica id, audit file and SQLite leases" "$(cat "$tmp/cmd1")" \
     "--replica scheduler/1" "--audit.db scheduler-1.db" "--shards.lease sqlite"
 [[ -s "$state/logs/scheduler-2.log" ]] && ok "each replica has its own log" || bad "logs/scheduler-2.log"
+ports=$(sed -n 's/.*scheduler-[0-9] ready (pid [0-9]*, \/readyz 200, health port \([0-9]*\)).*/\1/p' "$tmp/up.err" | sort -u | wc -l)
+[[ $ports -eq 3 ]] && ok "each replica was ready on /readyz of its own health port" || bad "replica health ports: $ports distinct"
 
 # status: the replicas and their shards, adding up to the total (256) once balanced.
 for i in $(seq 1 60); do

@@ -6,8 +6,10 @@
  * its ready file, registers the ray.io CRDs of deploy/crds, starts rayfleet-bus (ipc:// sockets in
  * the state dir), rayfleet-watcher and N rayfleet-scheduler replicas, each with --replica
  * scheduler/<i>, its own --audit.db scheduler-<i>.db and shard leases in the shared
- * <state>/leases.db (--shards.lease sqlite). Children die with the parent (PR_SET_PDEATHSIG) and
- * log into <state>/logs/<name>.log. Requests go through common/http on a loop of this process.
+ * <state>/leases.db (--shards.lease sqlite), and no health port (--health.port 0: fixed ports
+ * clash between fleets) unless fleet_opts_t.health gives each a free one. Children die with the
+ * parent (PR_SET_PDEATHSIG) and log into <state>/logs/<name>.log. Requests go through common/http
+ * on a loop of this process.
  *
  * Also: RayCluster creation at a pace (or unpaced) with K requests in flight, recording when each
  * create was acknowledged; readiness counted from the watcher's observed.db; audit rows of every
@@ -37,7 +39,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -66,6 +71,7 @@ typedef struct {
     int connections; /* schedulers' --client.connections; 0: their default */
     const char *log_level; /* services' --log-level */
     const char *lease_backend; /* --shards.lease: "sqlite" (NULL) or "kubernetes" */
+    bool health; /* schedulers serve /healthz, /readyz, /metrics on a free port each (else off) */
 } fleet_opts_t;
 
 typedef struct {
@@ -76,6 +82,7 @@ typedef struct {
     char base[128]; /* kubesim URL */
     pid_t kubesim, bus, watcher; /* children */
     pid_t sched[FLEET_REPLICAS_MAX]; /* scheduler replicas (0: not running) */
+    int sched_health[FLEET_REPLICAS_MAX]; /* their --health.port (0: off) */
     int nsched; /* replicas started */
     double sched_cpu_dead; /* CPU seconds of replicas already reaped */
     loop_t *loop; /* this process's loop */
@@ -282,10 +289,28 @@ FLEET_FN bool fleet_exists(const char *p)
     return stat(p, &st) == 0;
 }
 
-/* Starts scheduler replica i. Returns 0 or -1. */
+/* A TCP port of 127.0.0.1 free now (the kernel's pick), or 0. */
+FLEET_FN int fleet_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* Starts scheduler replica i (its health port: a free one with o->health, else off: fixed
+ * ports would clash between replicas and fleets). Returns 0 or -1. */
 FLEET_FN int fleet_start_scheduler(fleet_t *f, const fleet_opts_t *o, int i)
 {
-    char name[32], replica[32], db[64], kc[PATH_MAX], be[PATH_MAX], lease[32], qps[32], conc[32];
+    char name[32], replica[32], db[64], kc[PATH_MAX], be[PATH_MAX], lease[32], qps[32], conc[32],
+        health[16];
+    f->sched_health[i] = o->health ? fleet_free_port() : 0;
+    snprintf(health, sizeof(health), "%d", f->sched_health[i]);
     snprintf(name, sizeof(name), "scheduler-%d", i);
     snprintf(replica, sizeof(replica), "scheduler/%d", i);
     snprintf(db, sizeof(db), "scheduler-%d.db", i);
@@ -317,6 +342,8 @@ FLEET_FN int fleet_start_scheduler(fleet_t *f, const fleet_opts_t *o, int i)
                     conc,
                     "--log-level",
                     (char *)o->log_level,
+                    "--health.port",
+                    health,
                     NULL,
                     NULL,
                     NULL,
