@@ -11,7 +11,8 @@
  * - Go's time.Duration.String() ("1h2m3s", "1.5s", "300ms", "0s") and the duration syntax the
  *   configuration takes ("500ms", "1h30m", "0").
  *
- * Pure functions apart from rftime_now_ms(); no time zone, locale or libc calendar is used.
+ * Pure functions apart from rftime_now_ms() and rftime_now_us(); no time zone, locale or libc
+ * calendar is used.
  */
 #ifndef RF_RFTIME_H
 #define RF_RFTIME_H
@@ -51,6 +52,9 @@ int rftime_format(int64_t wall_ms, rftime_prec_t prec, char *out, size_t size);
 
 /* The wall clock (CLOCK_REALTIME) in milliseconds since the epoch. */
 int64_t rftime_now_ms(void);
+
+/* The wall clock (CLOCK_REALTIME) in microseconds since the epoch. */
+int64_t rftime_now_us(void);
 
 /* Formats the wall clock now, as rftime_format(). */
 int rftime_now(rftime_prec_t prec, char *out, size_t size);

@@ -10,6 +10,7 @@
 #include "labels.h"
 #include "log.h"
 #include "reflector.h"
+#include "rftime.h"
 
 #include <sqlite3.h>
 #ifdef __GLIBC__
@@ -175,13 +176,6 @@ static void s_rlog(watcher_t *w, rlog_t *rl, const char *msg, const char *k, con
     log_warn(msg, k, v, "suppressed", n, NULL);
     rl->last_ms = now ? now : 1;
     rl->suppressed = 0;
-}
-
-static int64_t s_wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int s_kind_of(const char *kind)
@@ -943,7 +937,7 @@ static envwire_str_t s_view(const watcher_t *w, const pend_t *p, int i)
 static void s_publish(watcher_t *w)
 {
     uint64_t id = w->st.last_event_id;
-    uint64_t now = (uint64_t)s_wall_us();
+    uint64_t now = (uint64_t)rftime_now_us();
     if (now > id)
         id = now;
     for (size_t i = 0; i < w->npend; i++) {
