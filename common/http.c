@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 typedef enum {
     REQ_PENDING_ADD, /* created inside a curl callback; s_settle() adds it to the multi */
@@ -295,18 +296,35 @@ static int s_on_fd(loop_t *loop, int fd, int revents, void *arg)
     return 0;
 }
 
+/* Stops watching socket s on the loop, if we watch it. */
+static void s_forget_fd(http_client_t *c, int s)
+{
+    int at = s_fd_index(c, s);
+    if (at < 0)
+        return;
+    loop_remove_fd(c->loop, s);
+    c->fds[at] = c->fds[--c->n_fds];
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: forget the socket on the loop, then close it. The loop is shared
+ * (httpd, other clients) and keys fds by number, which the kernel hands out again as soon as
+ * it is closed: removal must precede the close whatever order libcurl reports the two in, or
+ * a late CURL_POLL_REMOVE would take the new owner's registration. */
+static int s_curl_close(void *clientp, curl_socket_t s)
+{
+    s_forget_fd(clientp, s);
+    return close(s) == 0 ? 0 : 1;
+}
+
 /* CURLMOPT_SOCKETFUNCTION: watch, re-watch or forget one of curl's sockets. */
 static int s_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     http_client_t *c = userp;
-    int at = s_fd_index(c, s);
     if (what == CURL_POLL_REMOVE) {
-        if (at >= 0) {
-            loop_remove_fd(c->loop, s);
-            c->fds[at] = c->fds[--c->n_fds];
-        }
+        s_forget_fd(c, s);
         return 0;
     }
+    int at = s_fd_index(c, s);
     int events = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
         events |= LOOP_READ;
@@ -707,6 +725,8 @@ static int s_setup_easy(http_client_t *c, req_t *r, const http_request_t *in)
     rc |= curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     rc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     rc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, s_curl_close);
+    rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
     rc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     rc |= curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     rc |= curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
@@ -1287,6 +1307,77 @@ static void s_t_reset(t_result_t *t)
     memset(t, 0, sizeof *t);
 }
 
+/* A raw fd sharing the loop with the client: counts its readable events. */
+static int s_t_pipe_read(loop_t *loop, int fd, int revents, void *arg)
+{
+    char b[16];
+    if (read(fd, b, sizeof b) > 0)
+        (*(int *)arg)++;
+    return 0;
+}
+
+/* Two users of one loop, fd numbers reused at once: every transfer closes its connection, and
+ * between transfers a pipe takes a low free number (often one a socket just had) and registers
+ * it. The client must leave that registration alone (no late removal of a closed socket) and
+ * must not keep a stale one that takes its own next socket's events. Returns the failed-check
+ * count. */
+static int s_t_fd_reuse(loop_t *loop, const char *base)
+{
+    int failed = 0;
+    http_client_t *c = http_client_new(loop, NULL);
+    CHECK(c);
+    char url[128];
+    snprintf(url, sizeof url, "%s/hello", base);
+    http_header_t close_hdr[] = {{"Connection", "close"}};
+    t_result_t t = {0};
+    int reads = 0, fresh = 0;
+    for (int i = 0; c && i < 8; i++) {
+        s_t_reset(&t);
+        CHECK(http_request(c, &(http_request_t){.url = url,
+                                                .headers = close_hdr,
+                                                .n_headers = 1,
+                                                .on_done = s_t_done,
+                                                .arg = &t}) > 0);
+        s_t_run(loop, &t.done, 1);
+        CHECK(t.done == 1 && t.status == 200);
+        int p[2];
+        CHECK(pipe(p) == 0);
+        CHECK(loop_add_fd(loop, p[0], LOOP_READ, s_t_pipe_read, &reads) == 0);
+        // One more transfer on a new connection, then the pipe must still be watched.
+        s_t_reset(&t);
+        CHECK(http_request(c, &(http_request_t){.url = url,
+                                                .headers = close_hdr,
+                                                .n_headers = 1,
+                                                .on_done = s_t_done,
+                                                .arg = &t}) > 0);
+        s_t_run(loop, &t.done, 1);
+        CHECK(t.done == 1 && t.status == 200);
+        CHECK(write(p[1], "x", 1) == 1);
+        int want = reads + 1;
+        s_t_run(loop, &reads, want);
+        CHECK(reads == want);
+        fresh += t.connects == 1;
+        CHECK(loop_remove_fd(loop, p[0]) == 0); // removal before close
+        close(p[0]);
+        close(p[1]);
+    }
+    CHECK(fresh == 8); // each transfer opened a connection of its own
+    // The client's destruction, too, leaves alone the fd that took its last socket's number.
+    int p[2];
+    CHECK(pipe(p) == 0);
+    CHECK(loop_add_fd(loop, p[0], LOOP_READ, s_t_pipe_read, &reads) == 0);
+    http_client_destroy(&c);
+    CHECK(write(p[1], "x", 1) == 1);
+    int want = reads + 1;
+    s_t_run(loop, &reads, want);
+    CHECK(reads == want);
+    CHECK(loop_remove_fd(loop, p[0]) == 0);
+    close(p[0]);
+    close(p[1]);
+    s_t_reset(&t);
+    return failed;
+}
+
 /* Reads a whole small file into a NUL-terminated heap string, or NULL. */
 static char *s_t_slurp(const char *path, size_t *len)
 {
@@ -1769,6 +1860,7 @@ int http_test(bool verbose)
     CHECK(loop_timer_count(loop) == 0);
     s_t_reset(&t);
 
+    failed += s_t_fd_reuse(loop, base);
     failed += s_t_tls(loop, verbose);
 
     s_t_server_stop(&srv);
