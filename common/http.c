@@ -1360,6 +1360,38 @@ static int s_t_pipe_read(loop_t *loop, int fd, int revents, void *arg)
     return 0;
 }
 
+/* GET url with "Connection: close" and runs the loop until it is done. Returns the
+ * failed-check count. */
+static int s_t_get_close(loop_t *loop, http_client_t *c, const char *url, t_result_t *t)
+{
+    int failed = 0;
+    http_header_t close_hdr[] = {{"Connection", "close"}};
+    s_t_reset(t);
+    CHECK(http_request(c, &(http_request_t){.url = url,
+                                            .headers = close_hdr,
+                                            .n_headers = 1,
+                                            .on_done = s_t_done,
+                                            .arg = t}) > 0);
+    s_t_run(loop, &t->done, 1);
+    CHECK(t->done == 1 && t->status == 200);
+    return failed;
+}
+
+/* Writes a byte into pipe p and runs the loop until its read end's handler counted it, then
+ * unwatches (before closing) and closes the pipe. Returns the failed-check count. */
+static int s_t_pipe_check(loop_t *loop, int p[2], int *reads)
+{
+    int failed = 0;
+    CHECK(write(p[1], "x", 1) == 1);
+    int want = *reads + 1;
+    s_t_run(loop, reads, want);
+    CHECK(*reads == want);
+    CHECK(loop_remove_fd(loop, p[0]) == 0); // removal before close
+    close(p[0]);
+    close(p[1]);
+    return failed;
+}
+
 /* Two users of one loop, fd numbers reused at once: every transfer closes its connection, and
  * between transfers a pipe takes a low free number (often one a socket just had) and registers
  * it. The client must leave that registration alone (no late removal of a closed socket) and
@@ -1372,52 +1404,24 @@ static int s_t_fd_reuse(loop_t *loop, const char *base)
     CHECK(c);
     char url[128];
     snprintf(url, sizeof url, "%s/hello", base);
-    http_header_t close_hdr[] = {{"Connection", "close"}};
     t_result_t t = {0};
     int reads = 0, fresh = 0;
+    int p[2];
     for (int i = 0; c && i < 8; i++) {
-        s_t_reset(&t);
-        CHECK(http_request(c, &(http_request_t){.url = url,
-                                                .headers = close_hdr,
-                                                .n_headers = 1,
-                                                .on_done = s_t_done,
-                                                .arg = &t}) > 0);
-        s_t_run(loop, &t.done, 1);
-        CHECK(t.done == 1 && t.status == 200);
-        int p[2];
+        failed += s_t_get_close(loop, c, url, &t);
         CHECK(pipe(p) == 0);
         CHECK(loop_add_fd(loop, p[0], LOOP_READ, s_t_pipe_read, &reads) == 0);
         // One more transfer on a new connection, then the pipe must still be watched.
-        s_t_reset(&t);
-        CHECK(http_request(c, &(http_request_t){.url = url,
-                                                .headers = close_hdr,
-                                                .n_headers = 1,
-                                                .on_done = s_t_done,
-                                                .arg = &t}) > 0);
-        s_t_run(loop, &t.done, 1);
-        CHECK(t.done == 1 && t.status == 200);
-        CHECK(write(p[1], "x", 1) == 1);
-        int want = reads + 1;
-        s_t_run(loop, &reads, want);
-        CHECK(reads == want);
+        failed += s_t_get_close(loop, c, url, &t);
         fresh += t.connects == 1;
-        CHECK(loop_remove_fd(loop, p[0]) == 0); // removal before close
-        close(p[0]);
-        close(p[1]);
+        failed += s_t_pipe_check(loop, p, &reads);
     }
     CHECK(fresh == 8); // each transfer opened a connection of its own
-    // The client's destruction, too, leaves alone the fd that took its last socket's number.
-    int p[2];
+    // The client's destruction, too, leaves alone an fd registered after its last transfer.
     CHECK(pipe(p) == 0);
     CHECK(loop_add_fd(loop, p[0], LOOP_READ, s_t_pipe_read, &reads) == 0);
     http_client_destroy(&c);
-    CHECK(write(p[1], "x", 1) == 1);
-    int want = reads + 1;
-    s_t_run(loop, &reads, want);
-    CHECK(reads == want);
-    CHECK(loop_remove_fd(loop, p[0]) == 0);
-    close(p[0]);
-    close(p[1]);
+    failed += s_t_pipe_check(loop, p, &reads);
     s_t_reset(&t);
     return failed;
 }
