@@ -1,0 +1,122 @@
+/*
+ * raydash: an asynchronous client of the Ray dashboard's Jobs API (port 8265), on the loop.
+ *
+ * ../shared/spec/ray-head-api.md §0-§1 and ../shared/spec/kuberay-behavior.md §2.6. A head is
+ * reached either directly (http://<host:port>, a raydash_t made with an http_client_t) or through
+ * the Kubernetes API server's service proxy
+ * (<apiserver>/api/v1/namespaces/<ns>/services/<svc>:dashboard/proxy/api/jobs/..., a raydash_t
+ * made with a k8s_client_t: the API server's auth and TLS apply, as KubeRay's
+ * --use-kubernetes-proxy does). Timeouts as KubeRay's: 2 s direct, 10 s through the proxy. Bodies
+ * are bounded (RAYDASH_MAX_BODY). A token (the cluster's auth Secret `auth_token`) is sent as
+ * `x-ray-authorization: Bearer <t>` and never logged. No browser-looking header or user agent is
+ * ever sent (the dashboard's browser guard).
+ *
+ * Results: err 0 on 2xx; ERR_NOTFOUND on 404 (message "Job <id> does not exist on the cluster",
+ * KubeRay's wording); ERR_EXISTS for a submit answered by any 4xx/5xx whose body contains
+ * "Please use a different submission_id" (the job exists: KubeRay treats it as submitted);
+ * ERR_SERVER (5xx), ERR_INVAL (other 4xx), ERR_PROTO (2xx whose body is not what the API
+ * returns), ERR_TIMEOUT, ERR_CONNREFUSED, ERR_HTTP (transport); with the proxy, the API
+ * server's own 503 "no endpoints available" / "connection refused" come back as ERR_SERVER with
+ * its text. `message` names what failed (status and the first line of the body, bounded).
+ */
+#ifndef RF_RAYDASH_H
+#define RF_RAYDASH_H
+
+#include "http.h"
+#include "k8s.h"
+#include "loop.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RAYDASH_DIRECT_TIMEOUT_MS 2000 /* RayHTTPClientDirectTimeoutSeconds */
+#define RAYDASH_PROXY_TIMEOUT_MS 10000 /* RayHTTPClientProxyTimeoutSeconds */
+#define RAYDASH_MAX_BODY (4u << 20) /* largest response body accepted (logs included) */
+#define RAYDASH_MSG_MAX 512 /* longest message kept in a result */
+#define RAYDASH_PORT_NAME "dashboard" /* head Service port name used through the proxy */
+
+typedef struct raydash raydash_t;
+
+/* Where the head is. Strings borrowed for the call. */
+typedef struct {
+    const char *address; /* direct: "host:port" (status.dashboardURL); unused with the proxy */
+    const char *ns; /* proxy: namespace of the head Service */
+    const char *service; /* proxy: the head Service's name */
+    const char *token; /* x-ray-authorization bearer token, or NULL */
+} raydash_target_t;
+
+/* A job as GET /api/jobs/{id} (JobDetails) gives it. Strings point into `body`. */
+typedef struct {
+    const char *submission_id; /* "" when null */
+    const char *status; /* PENDING RUNNING STOPPED SUCCEEDED FAILED ("" when absent) */
+    const char *message; /* "" when null */
+    const char *error_type; /* "" when null */
+    int64_t start_time_ms; /* 0 when null */
+    int64_t end_time_ms; /* 0 when null */
+} raydash_job_t;
+
+/* The outcome of one call, valid only during the callback. */
+typedef struct {
+    int64_t id; /* the id the call returned */
+    int err; /* see the file comment */
+    long status; /* HTTP status (0 when none was received) */
+    const char *message; /* never NULL */
+    const json_t *body; /* the decoded JSON answer on 2xx, else NULL (borrowed) */
+    raydash_job_t job; /* raydash_get_job(): the parsed job on success */
+    bool stopped; /* raydash_stop_job(): the answer's "stopped" */
+    const char *logs; /* raydash_job_logs(): the logs text on success, else NULL */
+    int64_t elapsed_us; /* time from the call to the answer */
+} raydash_result_t;
+
+typedef void(raydash_done_fn)(const raydash_result_t *res, void *arg);
+
+/* Settings. Exactly one of http and k8s; both borrowed and must outlive the raydash_t. */
+typedef struct {
+    http_client_t *http; /* direct connections (TLS settings are the client's) */
+    k8s_client_t *k8s; /* through the API server's service proxy */
+    int64_t timeout_ms; /* 0: RAYDASH_DIRECT_TIMEOUT_MS or RAYDASH_PROXY_TIMEOUT_MS */
+} raydash_config_t;
+
+/* A client; NULL on bad settings or out of memory. */
+raydash_t *raydash_new(loop_t *loop, const raydash_config_t *cfg);
+
+/* Frees it; calls in flight are cancelled (their callbacks never run). NULL-safe; NULLs *d_p. */
+void raydash_destroy(raydash_t **d_p);
+
+/* POST /api/jobs/ with `req` (borrowed for the call: {"entrypoint", "submission_id", ...}).
+ * Each call returns a request id > 0 or a negative err_t (then fn is never called). */
+int64_t raydash_submit(raydash_t *d, const raydash_target_t *t, const json_t *req,
+                       raydash_done_fn *fn, void *arg);
+/* GET /api/jobs/{id}. */
+int64_t raydash_get_job(raydash_t *d, const raydash_target_t *t, const char *job_id,
+                        raydash_done_fn *fn, void *arg);
+/* GET /api/jobs/ (body: the array). */
+int64_t raydash_list_jobs(raydash_t *d, const raydash_target_t *t, raydash_done_fn *fn, void *arg);
+/* POST /api/jobs/{id}/stop. */
+int64_t raydash_stop_job(raydash_t *d, const raydash_target_t *t, const char *job_id,
+                         raydash_done_fn *fn, void *arg);
+/* DELETE /api/jobs/{id}. */
+int64_t raydash_delete_job(raydash_t *d, const raydash_target_t *t, const char *job_id,
+                           raydash_done_fn *fn, void *arg);
+/* GET /api/jobs/{id}/logs. */
+int64_t raydash_job_logs(raydash_t *d, const raydash_target_t *t, const char *job_id,
+                         raydash_done_fn *fn, void *arg);
+
+/* Cancels a call (its callback never runs). Returns 0 or ERR_NOTFOUND. */
+int raydash_cancel(raydash_t *d, int64_t id);
+
+/* True for a terminal Ray job status (STOPPED, SUCCEEDED, FAILED). */
+bool raydash_status_terminal(const char *status);
+
+/* Calls made, answered, failed, and in flight. */
+typedef struct {
+    uint64_t calls, answered, failed, inflight;
+} raydash_stats_t;
+void raydash_stats(const raydash_t *d, raydash_stats_t *out);
+
+/* Self-test (against an in-process httpd playing a head, and kubesim's proxy where linked). */
+int raydash_test(bool verbose);
+
+#endif
