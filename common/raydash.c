@@ -726,6 +726,12 @@ static void s_t_done(const raydash_result_t *r, void *arg)
     x->elapsed_us = r->elapsed_us;
 }
 
+/* A callback that destroys the client (*arg) from inside. */
+static void s_t_destroy_cb(const raydash_result_t *r, void *arg)
+{
+    raydash_destroy((raydash_t **)arg);
+}
+
 /* Runs the loop until x->done or `ms` pass; true when exactly one callback ran. */
 static bool s_t_wait(loop_t *loop, s_t_res_t *x, int64_t ms)
 {
@@ -944,6 +950,16 @@ int raydash_test(bool verbose)
     for (int i = 0; i < 10; i++)
         loop_run_once(loop, 10);
     CHECK(x.done == 0);
+
+    /* a callback may destroy the client: its other calls end without callback */
+    raydash_t *d2 = raydash_new(loop, &(raydash_config_t){.http = http});
+    memset(&x, 0, sizeof(x));
+    CHECK(d2 && raydash_get_job(d2, &t, "j1", s_t_destroy_cb, &d2) > 0);
+    CHECK(d2 && raydash_get_job(d2, &t, "slow", s_t_done, &x) > 0);
+    for (int i = 0; i < 300 && d2; i++)
+        loop_run_once(loop, 10);
+    CHECK(d2 == NULL && x.done == 0);
+    raydash_destroy(&d2);
 
     /* a slow head: ERR_TIMEOUT after the client's timeout */
     raydash_t *fast = raydash_new(loop, &(raydash_config_t){.http = http, .timeout_ms = 200});
