@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -36,7 +37,8 @@ struct k8s_req {
     char *url; /* full URL */
     char *body; /* serialized body or NULL */
     size_t body_len; /* bytes at body */
-    const char *content_type; /* static, or NULL */
+    const char *content_type; /* static or ct_copy, or NULL */
+    char *ct_copy; /* k8s_raw(): owned copy of its content type, or NULL */
     bool idempotent; /* 5xx / transport errors may be retried */
     bool is_watch; /* streaming */
     bool streaming; /* a 2xx stream started: never retried */
@@ -44,6 +46,12 @@ struct k8s_req {
     bool in_cb; /* a user callback of this request is running */
     bool cancelled; /* k8s_cancel() ran during in_cb */
     bool slot; /* holds one of the client's max_inflight slots (non-watch attempt in flight) */
+    bool raw; /* k8s_raw(): any body is accepted, the caller reads res->raw */
+    int max_retries; /* retries allowed after the first attempt */
+    int64_t timeout_ms; /* per attempt */
+    size_t max_body; /* largest response body */
+    http_header_t *extra; /* k8s_raw() extra headers (owned copies; values wiped on free) */
+    size_t n_extra; /* entries in extra */
     int attempts; /* attempts sent */
     int64_t idle_ms; /* watch idle timeout */
     int64_t http_id; /* current HTTP request, 0 when none */
@@ -351,6 +359,18 @@ static void s_release_slot(k8s_req_t *r)
     s_arm_drain(r->c);
 }
 
+/* Frees a request's extra headers, wiping their values (they may hold tokens). */
+static void s_free_extra(k8s_req_t *r)
+{
+    for (size_t i = 0; i < r->n_extra; i++) {
+        free((char *)r->extra[i].name);
+        s_wipe_str((char *)r->extra[i].value);
+    }
+    free(r->extra);
+    r->extra = NULL;
+    r->n_extra = 0;
+}
+
 static void s_req_free(k8s_req_t *r)
 {
     k8s_client_t *c = r->c;
@@ -366,6 +386,8 @@ static void s_req_free(k8s_req_t *r)
         c->all = r->next;
     if (r->next)
         r->next->prev = r->prev;
+    s_free_extra(r);
+    free(r->ct_copy);
     free(r->url);
     free(r->body);
     buf_free(&r->line);
@@ -661,13 +683,13 @@ static void s_on_http(http_client_t *h, http_response_t *resp, void *arg)
             }
             err = rc;
         }
-    } else if (!err && !body && resp->body.len > 0) {
+    } else if (!err && !body && resp->body.len > 0 && !r->raw) {
         err = ERR_PARSE;
         message = "response body is not JSON";
     }
 
     /* retry decisions */
-    bool can_retry = !r->streaming && r->attempts <= c->cfg.max_retries;
+    bool can_retry = !r->streaming && r->attempts <= r->max_retries;
     int64_t delay = -1;
     bool retry = false;
     if (status == 401 && !r->auth_retried && s_refreshable(c) && !r->streaming) {
@@ -743,11 +765,18 @@ static void s_send(k8s_req_t *r)
     }
     s_token_file_check(c, false);
     const char *token = c->kc->exec ? c->cred.token : c->token ? c->token : c->kc->token;
-    http_header_t hdr[4];
+    http_header_t hdr[3 + K8S_RAW_MAX_HEADERS];
     size_t nh = 0;
-    hdr[nh++] = (http_header_t){"Accept", "application/json"};
+    bool accept = true;
+    for (size_t i = 0; i < r->n_extra; i++)
+        if (strcasecmp(r->extra[i].name, "Accept") == 0)
+            accept = false;
+    if (accept)
+        hdr[nh++] = (http_header_t){"Accept", "application/json"};
     if (r->content_type)
         hdr[nh++] = (http_header_t){"Content-Type", r->content_type};
+    for (size_t i = 0; i < r->n_extra; i++)
+        hdr[nh++] = r->extra[i];
     char *auth = NULL;
     if (token && *token) {
         size_t n = strlen(token) + 8;
@@ -776,9 +805,9 @@ static void s_send(k8s_req_t *r)
                           .body = r->body,
                           .body_len = r->body_len,
                           .body_borrowed = true,
-                          .timeout_ms = r->is_watch ? HTTP_NO_TIMEOUT : c->cfg.timeout_ms,
+                          .timeout_ms = r->is_watch ? HTTP_NO_TIMEOUT : r->timeout_ms,
                           .idle_timeout_ms = r->is_watch ? r->idle_ms : 0,
-                          .max_body = c->cfg.max_body,
+                          .max_body = r->max_body,
                           .tls = own_tls ? &tls : NULL,
                           .on_done = s_on_http,
                           .on_data = r->is_watch ? s_on_data : NULL,
@@ -943,6 +972,30 @@ done:
     return rc;
 }
 
+/* Gives a built request its id, the client's per-attempt defaults where unset, and links it;
+ * its first attempt starts from a zero-delay timer so that no callback runs inside the caller's
+ * call. Returns 0 or the timer's error (then r is not linked and the caller frees it). */
+static int s_launch(k8s_client_t *c, k8s_req_t *r)
+{
+    if (!r->raw) {
+        r->max_retries = c->cfg.max_retries;
+        r->timeout_ms = c->cfg.timeout_ms;
+        r->max_body = c->cfg.max_body;
+    }
+    r->id = ++c->next_id;
+    r->state = S_BACKOFF;
+    int64_t t = loop_add_timer(c->loop, 0, s_start_timer, r);
+    if (t < 0)
+        return (int)t;
+    r->timer = t;
+    r->next = c->all;
+    if (c->all)
+        c->all->prev = r;
+    c->all = r;
+    c->stats.requests++;
+    return 0;
+}
+
 static int64_t s_start(k8s_client_t *c, const char *method, const k8s_res_t *res,
                        const k8s_opts_t *opts, bool watch, bool list, json_t *body_owned,
                        const char *content_type, bool idempotent, k8s_done_fn *fn,
@@ -997,19 +1050,9 @@ static int64_t s_start(k8s_client_t *c, const char *method, const k8s_res_t *res
         r->idle_ms = 1000 * ((opts && opts->timeout_seconds > 0)
                                  ? opts->timeout_seconds + K8S_WATCH_IDLE_SLACK_S
                                  : K8S_WATCH_DEFAULT_IDLE_S);
-    r->id = ++c->next_id;
-    /* Started from a timer so no callback runs inside the caller's call. */
-    r->state = S_BACKOFF;
-    r->timer = loop_add_timer(c->loop, 0, s_start_timer, r);
-    if (r->timer < 0) {
-        rc = r->timer;
+    rc = s_launch(c, r);
+    if (rc)
         goto fail;
-    }
-    r->next = c->all;
-    if (c->all)
-        c->all->prev = r;
-    c->all = r;
-    c->stats.requests++;
     json_decref(body_owned);
     return r->id;
 fail:
@@ -1125,6 +1168,115 @@ int64_t k8s_watch(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts,
     if (res && res->name)
         return ERR_INVAL;
     return s_start(c, "GET", res, opts, true, false, NULL, NULL, true, on_done, on_event, arg);
+}
+
+/* True when `s` holds a byte that may not appear in a request line or header (controls, DEL);
+ * `space` also refuses the blank. */
+static bool s_has_ctl(const char *s, bool space)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || (space && *p == ' '))
+            return true;
+    return false;
+}
+
+/* Copies the extra headers of `o` into r (validated: a name without ':' or blanks, no control
+ * bytes anywhere). Returns 0, ERR_INVAL, ERR_TOOBIG (too many) or ERR_NOMEM. */
+static int s_copy_extra(k8s_req_t *r, const k8s_raw_opts_t *o)
+{
+    if (!o || o->n_headers == 0)
+        return 0;
+    if (!o->headers)
+        return ERR_INVAL;
+    if (o->n_headers > K8S_RAW_MAX_HEADERS)
+        return ERR_TOOBIG;
+    for (size_t i = 0; i < o->n_headers; i++) {
+        const char *n = o->headers[i].name, *v = o->headers[i].value;
+        if (!n || !*n || strchr(n, ':') || s_has_ctl(n, true) || (v && s_has_ctl(v, false)))
+            return ERR_INVAL;
+    }
+    r->extra = calloc(o->n_headers, sizeof(*r->extra));
+    if (!r->extra)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < o->n_headers; i++) {
+        const char *v = o->headers[i].value ? o->headers[i].value : "";
+        r->extra[i].name = strdup(o->headers[i].name);
+        r->extra[i].value = strdup(v);
+        r->n_extra++;
+        if (!r->extra[i].name || !r->extra[i].value)
+            return ERR_NOMEM;
+    }
+    return 0;
+}
+
+int64_t k8s_raw(k8s_client_t *c, const char *method, const char *path, const char *content_type,
+                const void *body, size_t len, const k8s_raw_opts_t *o, k8s_done_fn *fn, void *arg)
+{
+    static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", NULL};
+    if (!c || !fn || !method || !path || path[0] != '/' || s_has_ctl(path, true) ||
+        strchr(path, '#') || (len && !body) || (content_type && s_has_ctl(content_type, false)))
+        return ERR_INVAL;
+    const char *m = NULL; /* a static string: requests keep the method pointer */
+    for (size_t i = 0; methods[i] && !m; i++)
+        if (strcmp(methods[i], method) == 0)
+            m = methods[i];
+    if (!m)
+        return ERR_INVAL;
+    if (len > HTTP_DEFAULT_MAX_BODY)
+        return ERR_TOOBIG;
+    if (c->qlen >= c->cfg.max_queue)
+        return ERR_BUSY;
+    buf_t url;
+    buf_init(&url, K8S_MAX_URL);
+    int rc = buf_puts(&url, c->kc->server);
+    if (!rc)
+        rc = buf_puts(&url, path);
+    if (rc) {
+        buf_free(&url);
+        return rc;
+    }
+    k8s_req_t *r = calloc(1, sizeof(*r));
+    if (!r) {
+        buf_free(&url);
+        return ERR_NOMEM;
+    }
+    r->c = c;
+    r->raw = true;
+    r->method = m;
+    buf_init(&r->line, c->cfg.max_event);
+    rc = ERR_NOMEM;
+    if (!(r->url = buf_take(&url, NULL)))
+        goto fail;
+    if (content_type && !(r->ct_copy = strdup(content_type)))
+        goto fail;
+    r->content_type = r->ct_copy;
+    if (len) {
+        if (!(r->body = malloc(len)))
+            goto fail;
+        memcpy(r->body, body, len);
+        r->body_len = len;
+    }
+    if ((rc = s_copy_extra(r, o)))
+        goto fail;
+    /* only what cannot have changed anything on the server is retried (file comment) */
+    r->idempotent = m == methods[0] || m == methods[1];
+    int mr = o ? o->max_retries : 0;
+    r->max_retries = mr < 0 ? 0 : mr > 0 ? mr : c->cfg.max_retries;
+    r->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : c->cfg.timeout_ms;
+    r->max_body = o && o->max_body > 0 ? o->max_body : c->cfg.max_body;
+    r->on_done = fn;
+    r->arg = arg;
+    if ((rc = s_launch(c, r)))
+        goto fail;
+    return r->id;
+fail:
+    s_free_extra(r);
+    free(r->ct_copy);
+    free(r->url);
+    free(r->body);
+    free(r);
+    buf_free(&url);
+    return rc;
 }
 
 int k8s_cancel(k8s_client_t *c, int64_t id)
@@ -1246,6 +1398,7 @@ void k8s_client_destroy(k8s_client_t **client_p)
 }
 
 #ifdef RF_SELFTEST
+#include "httpd.h"
 #include "selftest.h"
 
 /* ---------- self-test ---------- */
@@ -1254,6 +1407,8 @@ typedef struct {
     int done;
     k8s_result_t res;
     char reason[64];
+    char raw[64]; /* the start of res.raw, NUL-terminated */
+    char body_m[16]; /* the decoded body's "m", "" when none */
 } s_t_result_t;
 
 static void s_t_done(k8s_client_t *c, const k8s_result_t *res, void *arg)
@@ -1262,12 +1417,161 @@ static void s_t_done(k8s_client_t *c, const k8s_result_t *res, void *arg)
     t->done++;
     t->res = *res;
     snprintf(t->reason, sizeof(t->reason), "%s", res->reason);
+    size_t n = res->raw_len < sizeof(t->raw) - 1 ? res->raw_len : sizeof(t->raw) - 1;
+    if (res->raw)
+        memcpy(t->raw, res->raw, n);
+    t->raw[res->raw ? n : 0] = 0;
+    snprintf(t->body_m, sizeof(t->body_m), "%s", jx_str(res->body, "m", ""));
+    t->res.raw = NULL; /* only valid during the callback */
+    t->res.body = NULL;
 }
 
 static int s_t_event(k8s_client_t *c, int64_t id, const char *type, json_t *object, void *arg)
 {
     (void)c, (void)id, (void)type, (void)object, (void)arg;
     return 0;
+}
+
+/* What the raw-request test server saw. */
+typedef struct {
+    int hits; /* requests answered or held */
+    char method[16]; /* the last request's method */
+    char ctype[64]; /* its Content-Type */
+    char extra[64]; /* its X-Test header */
+    char accept[64]; /* its Accept header */
+    char body[64]; /* its body */
+} s_t_srv_t;
+
+/* The raw-request test server: /text a 200 text/plain, /json echoes the method as JSON, /busy a
+ * 503 text, /big 64 KiB of text, /never no answer. */
+static void s_t_handler(httpd_conn_t *conn, const httpd_req_t *req, void *arg)
+{
+    s_t_srv_t *t = arg;
+    t->hits++;
+    const char *h;
+    snprintf(t->method, sizeof(t->method), "%s", req->method);
+    snprintf(t->ctype, sizeof(t->ctype), "%s",
+             (h = httpd_req_header(req, "Content-Type")) ? h : "");
+    snprintf(t->extra, sizeof(t->extra), "%s", (h = httpd_req_header(req, "X-Test")) ? h : "");
+    snprintf(t->accept, sizeof(t->accept), "%s", (h = httpd_req_header(req, "Accept")) ? h : "");
+    snprintf(t->body, sizeof(t->body), "%s", req->body);
+    if (strcmp(req->path, "/text") == 0) {
+        httpd_respond(conn, 200, "text/plain", NULL, "plain words", 11);
+    } else if (strcmp(req->path, "/json") == 0) {
+        char b[64];
+        int n = snprintf(b, sizeof(b), "{\"m\":\"%s\"}", req->method);
+        httpd_respond(conn, 201, "application/json", NULL, b, (size_t)n);
+    } else if (strcmp(req->path, "/busy") == 0) {
+        httpd_respond(conn, 503, "text/plain", NULL, "overloaded", 10);
+    } else if (strcmp(req->path, "/big") == 0) {
+        static char big[65536];
+        memset(big, 'x', sizeof(big));
+        httpd_respond(conn, 200, "text/plain", NULL, big, sizeof(big));
+    } else if (strcmp(req->path, "/never") != 0) {
+        httpd_respond(conn, 404, "text/plain", NULL, "no", 2);
+    }
+}
+
+/* Runs the loop until t->done or 5 s pass. */
+static bool s_t_wait(loop_t *loop, s_t_result_t *t)
+{
+    int64_t end = loop_clock_ms() + 5000;
+    while (!t->done && loop_clock_ms() < end)
+        loop_run_once(loop, 10);
+    return t->done == 1;
+}
+
+/* k8s_raw() against an in-process httpd: any media type, headers, retries by method. */
+static int s_t_raw(loop_t *loop)
+{
+    int failed = 0;
+    s_t_srv_t srv = {0};
+    httpd_t *h = httpd_new(loop, "127.0.0.1", 0, 0, s_t_handler, &srv);
+    CHECK(h != NULL);
+    if (!h)
+        return failed;
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", httpd_port(h));
+    kubeconfig_t kc = {.server = url, .namespace_ = "default", .token = "api-token"};
+    k8s_client_t *c =
+        k8s_client_new(loop, &kc, &(k8s_config_t){.max_retries = 2, .backoff_base_ms = 5});
+    CHECK(c != NULL);
+    if (!c) {
+        httpd_destroy(&h);
+        return failed;
+    }
+    s_t_result_t t = {0};
+    /* argument errors: no request */
+    const http_header_t crlf[] = {{"X-Test", "a\r\nInjected: 1"}};
+    const http_header_t colon[] = {{"X:Test", "a"}};
+    CHECK(k8s_raw(c, "GET", "text", NULL, NULL, 0, NULL, s_t_done, &t) == ERR_INVAL);
+    CHECK(k8s_raw(c, "GET", "/a b", NULL, NULL, 0, NULL, s_t_done, &t) == ERR_INVAL);
+    CHECK(k8s_raw(c, "GET", "/a\nb", NULL, NULL, 0, NULL, s_t_done, &t) == ERR_INVAL);
+    CHECK(k8s_raw(c, "BREW", "/text", NULL, NULL, 0, NULL, s_t_done, &t) == ERR_INVAL);
+    CHECK(k8s_raw(c, "GET", "/text", NULL, NULL, 0, NULL, NULL, &t) == ERR_INVAL);
+    CHECK(k8s_raw(c, "POST", "/text", NULL, NULL, 3, NULL, s_t_done, &t) == ERR_INVAL);
+    CHECK(k8s_raw(c, "GET", "/text", NULL, NULL, 0,
+                  &(k8s_raw_opts_t){.headers = crlf, .n_headers = 1}, s_t_done, &t) == ERR_INVAL);
+    CHECK(k8s_raw(c, "GET", "/text", NULL, NULL, 0,
+                  &(k8s_raw_opts_t){.headers = colon, .n_headers = 1}, s_t_done, &t) == ERR_INVAL);
+    CHECK(k8s_raw(c, "GET", "/text", NULL, NULL, 0,
+                  &(k8s_raw_opts_t){.headers = crlf, .n_headers = K8S_RAW_MAX_HEADERS + 1},
+                  s_t_done, &t) == ERR_TOOBIG);
+    loop_run_once(loop, 10);
+    CHECK(t.done == 0 && srv.hits == 0);
+
+    /* a text answer is handed over as it is, without an error */
+    CHECK(k8s_raw(c, "GET", "/text", NULL, NULL, 0, NULL, s_t_done, &t) > 0);
+    CHECK(s_t_wait(loop, &t));
+    CHECK(t.res.err == 0 && t.res.status == 200 && t.res.attempts == 1);
+    CHECK(strcmp(t.raw, "plain words") == 0);
+    CHECK(strcmp(srv.accept, "application/json") == 0);
+
+    /* a POST with a body, a content type and an extra header; a JSON answer is decoded */
+    const http_header_t extra[] = {{"X-Test", "v1"}, {"Accept", "*/*"}};
+    memset(&t, 0, sizeof(t));
+    CHECK(k8s_raw(c, "POST", "/json", "application/json", "{\"a\":1}", 7,
+                  &(k8s_raw_opts_t){.headers = extra, .n_headers = 2}, s_t_done, &t) > 0);
+    CHECK(s_t_wait(loop, &t));
+    CHECK(t.res.err == 0 && t.res.status == 201 && strcmp(t.body_m, "POST") == 0);
+    CHECK(strcmp(srv.method, "POST") == 0 && strcmp(srv.ctype, "application/json") == 0 &&
+          strcmp(srv.extra, "v1") == 0 && strcmp(srv.body, "{\"a\":1}") == 0 &&
+          strcmp(srv.accept, "*/*") == 0);
+
+    /* 503: a POST is never retried, a GET is (max_retries 2), unless max_retries < 0 */
+    memset(&t, 0, sizeof(t));
+    srv.hits = 0;
+    CHECK(k8s_raw(c, "POST", "/busy", NULL, NULL, 0, NULL, s_t_done, &t) > 0);
+    CHECK(s_t_wait(loop, &t));
+    CHECK(t.res.err == ERR_SERVER && t.res.status == 503 && t.res.attempts == 1 && srv.hits == 1);
+    CHECK(strcmp(t.raw, "overloaded") == 0);
+    memset(&t, 0, sizeof(t));
+    srv.hits = 0;
+    CHECK(k8s_raw(c, "GET", "/busy", NULL, NULL, 0, NULL, s_t_done, &t) > 0);
+    CHECK(s_t_wait(loop, &t));
+    CHECK(t.res.err == ERR_SERVER && t.res.attempts == 3 && srv.hits == 3);
+    memset(&t, 0, sizeof(t));
+    srv.hits = 0;
+    CHECK(k8s_raw(c, "GET", "/busy", NULL, NULL, 0, &(k8s_raw_opts_t){.max_retries = -1}, s_t_done,
+                  &t) > 0);
+    CHECK(s_t_wait(loop, &t));
+    CHECK(t.res.err == ERR_SERVER && t.res.attempts == 1 && srv.hits == 1);
+
+    /* per-request bounds: body size and timeout */
+    memset(&t, 0, sizeof(t));
+    CHECK(k8s_raw(c, "GET", "/big", NULL, NULL, 0,
+                  &(k8s_raw_opts_t){.max_body = 1024, .max_retries = -1}, s_t_done, &t) > 0);
+    CHECK(s_t_wait(loop, &t));
+    CHECK(t.res.err == ERR_TOOBIG);
+    memset(&t, 0, sizeof(t));
+    int64_t t0 = loop_clock_ms();
+    CHECK(k8s_raw(c, "GET", "/never", NULL, NULL, 0,
+                  &(k8s_raw_opts_t){.timeout_ms = 150, .max_retries = -1}, s_t_done, &t) > 0);
+    CHECK(s_t_wait(loop, &t));
+    CHECK(t.res.err == ERR_TIMEOUT && loop_clock_ms() - t0 < 2000);
+    k8s_client_destroy(&c);
+    httpd_destroy(&h);
+    return failed;
 }
 
 int k8s_test(bool verbose)
@@ -1442,6 +1746,8 @@ int k8s_test(bool verbose)
     }
     if (ls >= 0)
         close(ls);
+    if (loop)
+        failed += s_t_raw(loop);
     loop_destroy(&loop);
     return SELFTEST_RESULT("k8s", verbose);
 }

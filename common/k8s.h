@@ -45,6 +45,14 @@
  * object and handed to the event callback. An ERROR event is delivered as type "ERROR" with its
  * Status object; the server then ends the stream. A normal end runs on_done with err 0.
  *
+ * Raw requests (k8s_raw): any path on the API server (the service proxy to a Pod's or Service's
+ * HTTP port, /version, ...) with any body and content type, on the same auth, TLS, rate limit and
+ * in-flight FIFO. The answer is handed over whatever its media type: res->status and res->raw
+ * always; res->body only when the text is JSON (a non-JSON 2xx is not an error here); err from
+ * the status as above. Retries follow the rules above with the method deciding idempotence (GET
+ * and HEAD only: a POST, PUT, PATCH or DELETE through a proxy is never retried on 5xx or a
+ * transport error), and k8s_raw_opts_t.max_retries can turn them off.
+ *
  * Callbacks run on the loop thread, never from inside the call that started the request. Any
  * callback may start or cancel requests; none may destroy the client.
  */
@@ -77,6 +85,7 @@
 #define K8S_WATCH_IDLE_SLACK_S 90 /* watch idle timeout = timeoutSeconds + this */
 #define K8S_WATCH_DEFAULT_IDLE_S 300 /* watch idle timeout without timeoutSeconds */
 #define K8S_MAX_URL 8192 /* longest request URL */
+#define K8S_RAW_MAX_HEADERS 8 /* extra request headers of one k8s_raw() call */
 
 typedef struct k8s_client k8s_client_t;
 
@@ -135,6 +144,17 @@ typedef struct {
                 * paths and kind/apiVersion (the text is still fully validated);
                 * non-2xx Status bodies and ERROR events stay complete. Copied. */
 } k8s_opts_t;
+
+/* Options of k8s_raw(); zero = the client's settings. Borrowed for the call (copied). */
+typedef struct {
+    int64_t timeout_ms; /* per attempt; 0: k8s_config_t.timeout_ms */
+    size_t max_body; /* largest response body; 0: k8s_config_t.max_body */
+    int max_retries; /* 0: k8s_config_t.max_retries; < 0: one attempt only */
+    const http_header_t *headers; /* extra request headers (at most K8S_RAW_MAX_HEADERS; no CR,
+                                   * LF or other control bytes), or NULL; their values are wiped
+                                   * from memory when the request ends (they may hold tokens) */
+    size_t n_headers; /* entries in headers */
+} k8s_raw_opts_t;
 
 /* PATCH media types. */
 typedef enum {
@@ -217,6 +237,16 @@ int64_t k8s_delete(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts
 /* A watch: on_event per event, then on_done once when the stream ends (err 0: normal end). */
 int64_t k8s_watch(k8s_client_t *c, const k8s_res_t *res, const k8s_opts_t *opts,
                   k8s_event_fn *on_event, k8s_done_fn *on_done, void *arg);
+
+/* A raw request (file comment): `method` one of GET HEAD POST PUT PATCH DELETE; `path` the
+ * already-escaped path and query after the server URL, starting with '/' (no blanks, control
+ * bytes or '#'); `body` (len bytes, copied; NULL when len is 0) sent with `content_type` (NULL:
+ * no Content-Type). An "Accept: application/json" is sent unless o names an Accept header.
+ * Returns the request id (> 0), ERR_INVAL (bad method, path, header or NULL callback), ERR_BUSY,
+ * ERR_TOOBIG (URL or body over HTTP_DEFAULT_MAX_BODY, too many headers) or ERR_NOMEM; on error no
+ * callback runs. */
+int64_t k8s_raw(k8s_client_t *c, const char *method, const char *path, const char *content_type,
+                const void *body, size_t len, const k8s_raw_opts_t *o, k8s_done_fn *fn, void *arg);
 
 /* Cancels request `id` (queued, waiting, in flight or streaming): none of its callbacks runs
  * again. Safe from inside any callback, including its own. Returns 0 or ERR_NOTFOUND. */

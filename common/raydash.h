@@ -12,12 +12,23 @@
  * ever sent (the dashboard's browser guard).
  *
  * Results: err 0 on 2xx; ERR_NOTFOUND on 404 (message "Job <id> does not exist on the cluster",
- * KubeRay's wording); ERR_EXISTS for a submit answered by any 4xx/5xx whose body contains
- * "Please use a different submission_id" (the job exists: KubeRay treats it as submitted);
- * ERR_SERVER (5xx), ERR_INVAL (other 4xx), ERR_PROTO (2xx whose body is not what the API
- * returns), ERR_TIMEOUT, ERR_CONNREFUSED, ERR_HTTP (transport); with the proxy, the API
- * server's own 503 "no endpoints available" / "connection refused" come back as ERR_SERVER with
- * its text. `message` names what failed (status and the first line of the body, bounded).
+ * KubeRay's wording, for the calls naming a job; as KubeRay, any 404 counts, the proxy's own
+ * `services "x" not found` included); ERR_EXISTS for a submit answered by any 4xx/5xx whose body
+ * contains "Please use a different submission_id" (the job exists: KubeRay treats it as
+ * submitted); ERR_SERVER (5xx), ERR_UNAUTHORIZED (401, token missing), ERR_FORBIDDEN (403, token
+ * wrong), ERR_INVAL (other 4xx), ERR_PROTO (2xx whose body is not what the API returns),
+ * ERR_TIMEOUT, ERR_CONNREFUSED, ERR_TOOBIG (body over RAYDASH_MAX_BODY), ERR_HTTP (transport);
+ * with the proxy, the API server's own 503 "no endpoints available" / "connection refused" come
+ * back as ERR_SERVER with its Status message. `message` names what failed ("<call>: HTTP
+ * <status>: <first line of the body>", bounded, control bytes replaced), "" on success.
+ *
+ * Arguments refused before any request (ERR_INVAL): a job id empty, longer than 256 bytes,
+ * holding a control byte, or "." / ".." (ids are percent-escaped as one path segment); a token
+ * with a control byte; an address other than host:port (optionally with http:// or https:// and
+ * a trailing '/'); a proxy target without namespace or service. Through the proxy each call is one
+ * attempt (k8s_raw with retries off): KubeRay does not retry either, the caller calls again.
+ * Callbacks run from the loop, never inside the call; one may make calls, cancel others, or
+ * destroy the client.
  */
 #ifndef RF_RAYDASH_H
 #define RF_RAYDASH_H
@@ -110,7 +121,8 @@ int raydash_cancel(raydash_t *d, int64_t id);
 /* True for a terminal Ray job status (STOPPED, SUCCEEDED, FAILED). */
 bool raydash_status_terminal(const char *status);
 
-/* Calls made, answered, failed, and in flight. */
+/* Calls made (accepted), answered (callback run, any err), failed (of those, err != 0), and in
+ * flight. Cancelled calls count in none but `calls`. */
 typedef struct {
     uint64_t calls, answered, failed, inflight;
 } raydash_stats_t;
