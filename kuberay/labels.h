@@ -64,6 +64,8 @@
 #define LABEL_CREATED_BY_KUBERAY "kuberay-operator"
 /* RayNodeHeadGroupLabelValue: LABEL_GROUP of the head pod. */
 #define LABEL_GROUP_HEAD "headgroup"
+/* RayOriginatedFromCRDLabelValue(RayJobCRD): LABEL_ORIGINATED_FROM_CRD of a RayJob's objects. */
+#define LABEL_CRD_RAYJOB "RayJob"
 
 /* ---- Annotations ---- */
 

@@ -38,6 +38,8 @@ typedef struct {
     bool history_server; /* RayClusterHistoryServer (default off) */
     bool network_policy; /* RayClusterNetworkPolicy (default off) */
     bool mtls; /* RayClusterMTLS (default off) */
+    bool sidecar_submitter_restart; /* SidecarSubmitterRestart (default off): RayJob SidecarMode
+                                       submitter restarts (submitterConfig allowed) */
 } validate_gates_t;
 
 /* Fills `g` with KubeRay v1.7's default gate values. */
