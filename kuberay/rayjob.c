@@ -1371,8 +1371,13 @@ json_t *rayjob_submit_body(const json_t *rj, const char *job_id, buf_t *err)
     int rc = ok ? s_runtime_env(jx_str(spec, "runtimeEnvYAML", ""), &env, err) : ERR_NOMEM;
     if (rc == 0 && env && json_object_size(env) > 0)
         rc = json_object_set(body, "runtime_env", env) ? ERR_NOMEM : 0;
-    double cpus = s_float32(spec, "entrypointNumCpus");
-    double gpus = s_float32(spec, "entrypointNumGpus");
+    /* Go marshals the float32 in its shortest form, which reads back as the number written. */
+    const json_t *jc = json_object_get(spec, "entrypointNumCpus");
+    const json_t *jg = json_object_get(spec, "entrypointNumGpus");
+    double cpus =
+        json_is_number(jc) && (float)json_number_value(jc) != 0 ? json_number_value(jc) : 0;
+    double gpus =
+        json_is_number(jg) && (float)json_number_value(jg) != 0 ? json_number_value(jg) : 0;
     if (rc == 0 && cpus != 0)
         rc = json_object_set_new(body, "entrypoint_num_cpus", json_real(cpus)) ? ERR_NOMEM : 0;
     if (rc == 0 && gpus != 0)
@@ -2200,7 +2205,7 @@ static int s_test_shell(void)
     CHECK(body && json_real_value(jx_get(body, "entrypoint_resources.r")) == 1.5);
     CHECK(body && strcmp(jx_str(body, "entrypoint", ""), "  echo hi \n") == 0);
     CHECK(body && jx_get(body, "metadata") == NULL && jx_get(body, "runtime_env") == NULL);
-    CHECK(body && json_real_value(jx_get(body, "entrypoint_num_cpus")) == (double)0.1f);
+    CHECK(body && json_real_value(jx_get(body, "entrypoint_num_cpus")) == 0.1);
     json_decref(body);
     /* dashboard URL: the domain, and a head container without a dashboard port */
     rc = json_pack("{s:{s:s,s:s},s:{s:{s:{s:{s:[{s:s,s:[{s:s,s:i}]}]}}}}}", "metadata", "name", "c",
