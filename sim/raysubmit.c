@@ -1296,11 +1296,123 @@ static int s_test_run(bool verbose)
     return failed;
 }
 
+/* Registers what the run tests need on a fresh store with a fake clock. */
+static objstore_t *s_test_store(s_clock_t *clk)
+{
+    objstore_t *s = objstore_new(0);
+    if (!s)
+        return NULL;
+    objstore_set_clock(s, s_fake_clock, clk);
+    objstore_resdesc_t d[] = {
+        {.group = "", .version = "v1", .resource = "namespaces", .kind = "Namespace"},
+        {.group = "",
+         .version = "v1",
+         .resource = "pods",
+         .kind = "Pod",
+         .namespaced = true,
+         .has_status = true,
+         .graceful = true},
+        {.group = "", .version = "v1", .resource = "nodes", .kind = "Node", .has_status = true},
+        {.group = "",
+         .version = "v1",
+         .resource = "services",
+         .kind = "Service",
+         .namespaced = true,
+         .has_status = true},
+        {.group = "",
+         .version = "v1",
+         .resource = "endpoints",
+         .kind = "Endpoints",
+         .namespaced = true},
+        {.group = "batch",
+         .version = "v1",
+         .resource = "jobs",
+         .kind = "Job",
+         .namespaced = true,
+         .has_status = true},
+    };
+    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
+        objstore_register(s, &d[i]);
+    objstore_status_t st;
+    json_t *o = json_pack("{s:{s:s}}", "metadata", "name", "default");
+    objstore_create(s, objstore_find(s, "", "namespaces"), NULL, &o, NULL, &st);
+    return s;
+}
+
+#define S_SCALE_PODS 2000 /* submitter pods in the scale test */
+
 /* Thousands of submitter pods at once against one head, driven to completion. */
 static int s_test_scale(bool verbose)
 {
     int failed = 0;
-    (void)verbose;
+    s_env_t e = {.clk = {.now = 1700000000000LL}};
+    e.s = s_test_store(&e.clk);
+    kubelet_opts_t ko;
+    kubelet_opts_default(&ko);
+    ko.nodes = 4;
+    ko.node_pods = "1000";
+    ko.node_cpu = "1000";
+    ko.jitter_ms = 0;
+    ko.create_ms = 100;
+    ko.ready_ms = 100;
+    e.k = kubelet_new(NULL, e.s, &ko);
+    e.c = controllers_new(NULL, e.s);
+    rayhead_options_t ho;
+    rayhead_options_default(&ho);
+    ho.job_pending_ms = 200;
+    ho.job_run_ms = 500;
+    e.r = raysim_new(NULL, e.s, &ho);
+    CHECK(e.s && e.k && e.c && e.r);
+    kubelet_set_raysim(e.k, e.r);
+    json_t *cs = json_array();
+    json_array_append_new(cs, s_head_container());
+    CHECK(s_create_head(&e, "big-head", "big", cs) == 0);
+    objstore_status_t st;
+    json_t *o =
+        json_pack("{s:{s:s},s:{s:b,s:{s:s,s:s},s:[{s:s,s:i}]}}", "metadata", "name", "big-head-svc",
+                  "spec", "publishNotReadyAddresses", 1, "selector", "ray.io/cluster", "big",
+                  "ray.io/node-type", "head", "ports", "name", "dashboard", "port", 8265);
+    CHECK(objstore_create(e.s, objstore_find(e.s, "", "services"), "default", &o, NULL, &st) == 0);
+    s_step(&e, 300);
+    objstore_res_t *rp = objstore_find(e.s, "", "pods");
+    for (int i = 0; i < S_SCALE_PODS; i++) {
+        char id[32], name[40];
+        snprintf(id, sizeof(id), "s-%d", i);
+        snprintf(name, sizeof(name), "sub-%d", i);
+        char *script =
+            s_kuberay_script("http://big-head-svc.default.svc:8265", id, "", "python x.py");
+        json_t *pod =
+            json_pack("{s:{s:s},s:{s:s,s:[o]}}", "metadata", "name", name, "spec", "restartPolicy",
+                      "Never", "containers", s_container(RAYSUBMIT_CONTAINER, script));
+        free(script);
+        CHECK(objstore_create(e.s, rp, "default", &pod, NULL, &st) == 0);
+    }
+    int64_t t0 = loop_clock_ms();
+    size_t peak = 0;
+    for (int round = 0; round < 200; round++) {
+        s_step(&e, 50);
+        size_t n = kubelet_submitter_count(e.k);
+        peak = n > peak ? n : peak;
+        if (round > 10 && n == 0)
+            break;
+    }
+    int64_t t1 = loop_clock_ms();
+    CHECK(peak == S_SCALE_PODS);
+    CHECK(kubelet_submitter_count(e.k) == 0);
+    rayhead_submit_count_t sc;
+    raysim_submit_counts(e.r, NULL, &sc);
+    CHECK(sc.attempts == S_SCALE_PODS && sc.accepted == S_SCALE_PODS);
+    json_t *last = s_get(&e, "pods", "sub-1999");
+    CHECK(last && strcmp(jx_str(last, "status.phase", ""), "Succeeded") == 0);
+    json_decref(last);
+    if (verbose)
+        printf("raysubmit: %d submitter pods ran to the end in %lld ms of CPU (peak %zu running)\n",
+               S_SCALE_PODS, (long long)(t1 - t0), peak);
+    kubelet_set_raysim(e.k, NULL);
+    raysim_destroy(&e.r);
+    controllers_destroy(&e.c);
+    kubelet_destroy(&e.k);
+    objstore_destroy(&e.s);
     return failed;
 }
 
