@@ -2515,6 +2515,25 @@ static void s_admin(reqctx_t *x, const char *what)
             NULL);
         return;
     }
+    if (strcmp(what, "ray-submissions") == 0) {
+        // GET [?submissionId=ID]: POST /api/jobs/ over every simulated head, live or gone
+        if (!a->ray) {
+            s_fail(x, 409, "Conflict", "this kubesim runs without simulated workloads");
+            return;
+        }
+        char sid[AS_PARAM_MAX];
+        bool one = s_param(x, "submissionId", sid, sizeof(sid));
+        rayhead_submit_count_t c;
+        raysim_submit_counts(a->ray, one ? sid : NULL, &c);
+        s_reply_json(x, 200,
+                     json_pack("{s:o,s:I,s:I,s:I,s:I}", "submissionId",
+                               one ? json_string(sid) : json_null(), "attempts",
+                               (json_int_t)c.attempts, "accepted", (json_int_t)c.accepted, "heads",
+                               (json_int_t)raysim_head_count(a->ray), "submitters",
+                               (json_int_t)kubelet_submitter_count(a->kubelet)),
+                     NULL);
+        return;
+    }
     if (strcmp(m, "POST") != 0 && !(strcmp(what, "faults") == 0 && strcmp(m, "DELETE") == 0)) {
         s_fail(x, 405, "MethodNotAllowed", "use POST");
         return;
@@ -3015,6 +3034,7 @@ apiserver_t *apiserver_new(loop_t *loop, const apiserver_opts_t *opts)
         a->ray = a->ctrl ? raysim_new(loop, a->store, NULL) : NULL;
         if (!a->ray)
             goto fail;
+        kubelet_set_raysim(a->kubelet, a->ray);
     }
     a->http =
         httpd_new(loop, o.host ? o.host : "127.0.0.1", o.port, APISERVER_MAX_BODY, s_on_request, a);
@@ -3059,6 +3079,7 @@ void apiserver_destroy(apiserver_t **ap)
     if (a->gc_soon_timer > 0)
         loop_cancel_timer(a->loop, a->gc_soon_timer);
     httpd_chunk_unref(&a->ev_chunk);
+    kubelet_set_raysim(a->kubelet, NULL);
     raysim_destroy(&a->ray);
     controllers_destroy(&a->ctrl);
     kubelet_destroy(&a->kubelet);

@@ -7,6 +7,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "raysubmit.h"
 #include "rftime.h"
 
 #include <ctype.h>
@@ -38,8 +39,12 @@ enum {
     A_NODEINIT, /* node: write the initial status */
     A_LEASE, /* node: renew the Lease */
     A_EVICT, /* node: lost long enough, delete its pods */
-    A_NODEGONE /* node: the Node was deleted, force-delete its pods */
+    A_NODEGONE, /* node: the Node was deleted, force-delete its pods */
+    A_SUBSTEP /* submitter: the next step of its script */
 };
+
+/* What a heap item is embedded in. */
+enum { HK_POD = 0, HK_NODE, HK_SUB };
 
 /* Pod stages. */
 enum {
@@ -62,7 +67,7 @@ typedef struct {
     uint64_t seq; /* insertion order, breaks ties */
     size_t idx; /* position in the heap, SIZE_MAX when not queued */
     int action; /* A_* */
-    bool is_node; /* the owner is a knode_t */
+    int kind; /* HK_*: the owner is a kpod_t, knode_t or ksub_t */
 } hitem_t;
 
 typedef struct knode {
@@ -114,7 +119,19 @@ typedef struct kpod {
     int64_t t_sched, t_accept, t_start, t_ready, t_end; /* stage times */
     uint64_t unsched_hash; /* hash of the last Unschedulable message written, 0 = none */
     char cid[65]; /* container id hex */
+    int sub_idx; /* index of the submitter container (raysubmit.h), -1 none */
+    struct ksub *sub; /* its run while it runs, else NULL */
+    bool sub_done; /* a non-first submitter container has terminated */
+    int sub_exit; /* its exit code */
+    int64_t sub_start, sub_end; /* its start and finish times */
 } kpod_t;
+
+/* A running submitter container: its own heap item, apart from the pod's stages. */
+typedef struct ksub {
+    hitem_t h; /* next step */
+    kpod_t *pod; /* the pod it runs in */
+    raysubmit_t *run; /* the script's state */
+} ksub_t;
 
 struct kubelet {
     loop_t *loop; /* event loop or NULL */
@@ -145,6 +162,8 @@ struct kubelet {
     int64_t timer; /* loop timer id, 0 = none */
     int64_t timer_due; /* store time it was armed for */
     bool in_tick; /* kubelet_tick running */
+    raysim_t *ray; /* the Ray side submitters call, or NULL */
+    size_t nsubs; /* submitters running */
 };
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -779,7 +798,7 @@ static knode_t *s_node_add(kubelet_t *k, const json_t *obj)
     if (!n)
         return NULL;
     n->h.idx = SIZE_MAX;
-    n->h.is_node = true;
+    n->h.kind = HK_NODE;
     snprintf(n->name, sizeof(n->name), "%s", jx_str(obj, "metadata.name", ""));
     snprintf(n->ip, sizeof(n->ip), "10.1.%zu.%zu", (k->nnodes / 250) % 250, k->nnodes % 250 + 1);
     s_node_read(k, n, obj);
@@ -920,6 +939,7 @@ static void s_read_script(kubelet_t *k, kpod_t *p, const json_t *pod)
             p->exit_code = (int)v;
     }
     p->fail_ann = (int)kubelet_fail_parse(s_ann(pod, KUBELET_ANN_FAIL));
+    p->sub_idx = run || ec || p->fail_ann ? -1 : raysubmit_find(pod);
 }
 
 /* ---- pods: status ----------------------------------------------------------------------- */
@@ -964,7 +984,7 @@ static const char *s_qos(const json_t *pod)
 }
 
 static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c, bool first,
-                                  bool init)
+                                  bool init, bool sub)
 {
     const char *name = jx_str(c, "name", "");
     const char *image = jx_str(c, "image", "");
@@ -983,6 +1003,12 @@ static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c
         reason = p->creason[0] ? p->creason : NULL;
         msg = p->cmsg[0] ? p->cmsg : NULL;
         exitc = p->cexit;
+    } else if (sub && p->sub_done) {
+        /* A sidecar submitter that has exited: terminated on its own. */
+        stv = CS_TERMINATED;
+        reason = p->sub_exit ? "Error" : "Completed";
+        exitc = p->sub_exit;
+        started = p->sub_start;
     } else if (p->stage == PS_ACCEPTED || p->stage == PS_PULLFAIL || p->stage == PS_BOUND) {
         stv = CS_WAITING;
         reason = "ContainerCreating";
@@ -1008,7 +1034,10 @@ static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c
                             json_pack("{s:i,s:s,s:o,s:o,s:s}", "exitCode", exitc, "reason",
                                       reason ? reason : "Completed", "startedAt",
                                       s_tsj(started ? started : p->t_accept), "finishedAt",
-                                      s_tsj(p->t_end ? p->t_end : s_now(k)), "containerID", idb));
+                                      s_tsj(sub && p->sub_done ? p->sub_end
+                                            : p->t_end         ? p->t_end
+                                                               : s_now(k)),
+                                      "containerID", idb));
     }
     bool ready = !init && stv == CS_RUNNING && s_pod_ready(p);
     json_t *cs = json_pack("{s:s,s:s,s:s,s:o,s:b,s:b,s:i,s:o}", "name", name, "image", image,
@@ -1033,7 +1062,7 @@ static json_t *s_pod_status(kubelet_t *k, const kpod_t *p, const json_t *pod)
         phase = "Running";
     else if (p->stage == PS_DONE)
         phase = p->succeeded ? "Succeeded" : "Failed";
-    bool ready = s_pod_ready(p);
+    bool ready = s_pod_ready(p) && !(p->sub_idx > 0 && p->sub_done);
     json_t *cs = json_array();
     json_t *ics = json_array();
     json_t *arr = jx_get(pod, "spec.containers");
@@ -1043,7 +1072,7 @@ static json_t *s_pod_status(kubelet_t *k, const kpod_t *p, const json_t *pod)
     buf_init(&unready, 4096);
     json_array_foreach(arr, i, c)
     {
-        json_t *one = s_container_status(k, p, c, i == 0, false);
+        json_t *one = s_container_status(k, p, c, i == 0, false, i > 0 && (int)i == p->sub_idx);
         if (one && !json_is_true(json_object_get(one, "ready")))
             buf_printf(&unready, "%s%s", unready.len ? " " : "", jx_str(c, "name", ""));
         json_array_append_new(cs, one);
@@ -1051,7 +1080,7 @@ static json_t *s_pod_status(kubelet_t *k, const kpod_t *p, const json_t *pod)
     arr = jx_get(pod, "spec.initContainers");
     json_array_foreach(arr, i, c)
     {
-        json_array_append_new(ics, s_container_status(k, p, c, false, true));
+        json_array_append_new(ics, s_container_status(k, p, c, false, true, false));
     }
     char msg[S_MSG_LEN];
     snprintf(msg, sizeof(msg), "containers with unready status: [%s]",
@@ -1134,8 +1163,51 @@ static int s_pod_write(kubelet_t *k, kpod_t *p)
 
 /* ---- pods: events ----------------------------------------------------------------------- */
 
+/* Stops p's submitter run, if any (the container is gone or stopped). */
+static void s_sub_end(kubelet_t *k, kpod_t *p)
+{
+    ksub_t *ks = p->sub;
+    if (!ks)
+        return;
+    s_heap_remove(k, &ks->h);
+    raysubmit_destroy(&ks->run);
+    free(ks);
+    p->sub = NULL;
+    k->nsubs--;
+}
+
+/* Starts p's submitter container (at a start of the pod's containers): the first start of a
+ * sidecar submitter, every start of a first-container one. No-op without the Ray side. */
+static void s_sub_begin(kubelet_t *k, kpod_t *p)
+{
+    if (p->sub_idx < 0 || !k->ray || (p->sub_idx > 0 && (p->sub || p->sub_done)))
+        return;
+    s_sub_end(k, p);
+    json_t *pod = NULL;
+    if (s_pod_get(k, p, &pod) < 0)
+        return;
+    raysubmit_opts_t ro = {.poll_ms = k->o.submit_poll_ms, .dns_fail_ms = k->o.submit_dns_fail_ms};
+    ksub_t *ks = calloc(1, sizeof(*ks));
+    if (ks)
+        ks->run = raysubmit_new(pod, p->sub_idx, &ro, s_now(k));
+    json_decref(pod);
+    if (!ks || !ks->run) {
+        free(ks);
+        log_warn("kubelet: cannot run a submitter", "pod", p->key, NULL);
+        return;
+    }
+    ks->h.idx = SIZE_MAX;
+    ks->h.kind = HK_SUB;
+    ks->pod = p;
+    p->sub = ks;
+    p->sub_start = s_now(k);
+    k->nsubs++;
+    s_sched_in(k, &ks->h, A_SUBSTEP, 0);
+}
+
 static void s_pod_free(kubelet_t *k, kpod_t *p)
 {
+    s_sub_end(k, p);
     s_heap_remove(k, &p->h);
     s_charge(k, p, false);
     if (p->ip)
@@ -1210,6 +1282,7 @@ static void s_pod_adopt(kubelet_t *k, kpod_t *p, const json_t *pod)
 static void s_pod_deleting(kubelet_t *k, kpod_t *p, const json_t *pod)
 {
     p->deleting = true;
+    s_sub_end(k, p); /* SIGTERM */
     if (p->node && p->node->lost)
         return; /* no kubelet to finish it */
     int64_t grace = jx_int(pod, "metadata.deletionGracePeriodSeconds", OBJSTORE_GRACE_DEFAULT);
@@ -1264,6 +1337,7 @@ static int s_on_pod(const objstore_event_t *ev, void *arg)
             return 0;
         }
         p->h.idx = SIZE_MAX;
+        p->sub_idx = -1;
         snprintf(p->key, sizeof(p->key), "%s", key);
         p->nslen = strlen(ns);
         snprintf(p->uid, sizeof(p->uid), "%s", uid);
@@ -1317,7 +1391,7 @@ static void s_after_start(kubelet_t *k, kpod_t *p)
     } else if (p->fail_ann == KUBELET_FAIL_CRASH || p->fail_ann == KUBELET_FAIL_OOM) {
         p->inject = p->fail_ann;
         s_sched_at(k, &p->h, A_CRASH, p->t_start + k->o.crash_after_ms);
-    } else if (p->has_run) {
+    } else if (p->has_run && !(p->sub && p->sub_idx == 0)) {
         s_sched_at(k, &p->h, A_EXIT, p->t_start + p->run_ms);
     }
 }
@@ -1350,6 +1424,7 @@ static int s_do_start(kubelet_t *k, kpod_t *p)
     }
     p->t_start = s_now(k);
     s_set_c0(p, CS_RUNNING, NULL, NULL, 0);
+    s_sub_begin(k, p);
     if (k->o.ready_ms <= 0) {
         p->stage = PS_READY;
         p->t_ready = p->t_start;
@@ -1367,6 +1442,8 @@ static int s_do_stop(kubelet_t *k, kpod_t *p, int exitc, const char *reason)
 {
     int64_t now = s_now(k);
     p->t_end = now;
+    if (p->sub_idx == 0 || !p->restart_always)
+        s_sub_end(k, p);
     if (!p->restart_always) {
         p->stage = PS_DONE;
         p->succeeded = exitc == 0;
@@ -1463,6 +1540,32 @@ static int s_run_pod(kubelet_t *k, kpod_t *p, int action)
     default:
         return 0;
     }
+}
+
+/* One step of a running submitter; its exit ends its container. Returns writes made. */
+static int s_run_sub(kubelet_t *k, ksub_t *ks)
+{
+    kpod_t *p = ks->pod;
+    if (p->deleting || p->stage == PS_DONE || (p->node && p->node->lost))
+        return 0;
+    int64_t next = 0;
+    int code = 1;
+    int rc = raysubmit_step(ks->run, k->ray, s_now(k), &next, &code);
+    if (rc == 0) {
+        s_sched_at(k, &ks->h, A_SUBSTEP, next);
+        return 0;
+    }
+    if (rc < 0)
+        code = 1;
+    if (p->sub_idx == 0) {
+        s_heap_remove(k, &p->h); /* readiness no longer matters */
+        return s_do_stop(k, p, code, code ? "Error" : "Completed");
+    }
+    s_sub_end(k, p);
+    p->sub_done = true;
+    p->sub_exit = code;
+    p->sub_end = s_now(k);
+    return s_pod_write(k, p);
 }
 
 /* ---- scheduling ------------------------------------------------------------------------- */
@@ -1765,8 +1868,10 @@ int kubelet_tick(kubelet_t *k)
             int action = h->action;
             s_heap_remove(k, h);
             budget--;
-            if (h->is_node)
+            if (h->kind == HK_NODE)
                 writes += s_run_node(k, (knode_t *)h, action);
+            else if (h->kind == HK_SUB)
+                writes += s_run_sub(k, (ksub_t *)h);
             else
                 writes += s_run_pod(k, (kpod_t *)h, action);
         }
@@ -1798,6 +1903,8 @@ void kubelet_opts_default(kubelet_opts_t *o)
     o->lease_ms = KUBELET_LEASE_MS;
     o->eviction_ms = KUBELET_EVICTION_MS;
     o->pod_cidr = KUBELET_POD_CIDR;
+    o->submit_poll_ms = KUBELET_SUBMIT_POLL_MS;
+    o->submit_dns_fail_ms = KUBELET_SUBMIT_DNS_FAIL_MS;
 }
 
 static int s_create_node(kubelet_t *k, const char *name, const char *cpu, const char *mem,
@@ -1949,6 +2056,10 @@ void kubelet_destroy(kubelet_t **kp)
         kpod_t *p = k->buckets[b];
         while (p) {
             kpod_t *nx = p->hnext;
+            if (p->sub) {
+                raysubmit_destroy(&p->sub->run);
+                free(p->sub);
+            }
             free(p);
             p = nx;
         }
@@ -2022,12 +2133,16 @@ static void s_node_pods_ready(kubelet_t *k, knode_t *n, bool lost)
             p->t_ready = s_now(k);
             if (lost) {
                 s_heap_remove(k, &p->h);
+                if (p->sub)
+                    s_heap_remove(k, &p->sub->h);
                 s_pod_write(k, p);
             } else if (p->deleting) {
                 s_sched_in(k, &p->h, A_FINAL, 0);
             } else {
                 s_pod_write(k, p);
                 s_resume(k, p);
+                if (p->sub)
+                    s_sched_in(k, &p->sub->h, A_SUBSTEP, 0);
             }
         }
 }
@@ -2064,6 +2179,17 @@ int kubelet_restore_node(kubelet_t *k, const char *name)
         s_sched_in(k, &n->h, A_LEASE, 0);
     s_arm(k);
     return 0;
+}
+
+void kubelet_set_raysim(kubelet_t *k, raysim_t *r)
+{
+    if (k)
+        k->ray = r;
+}
+
+size_t kubelet_submitter_count(const kubelet_t *k)
+{
+    return k ? k->nsubs : 0;
 }
 
 size_t kubelet_node_count(const kubelet_t *k)

@@ -28,6 +28,17 @@
  *   Completed) or Failed (reason Error). restartPolicy Always restarts the container instead
  *   (restartCount+1, CrashLoopBackOff when the exit code is non-zero); OnFailure is treated as
  *   Never (documented simplification).
+ * - KubeRay submitters (raysubmit.h), once kubelet_set_raysim() gave the Ray side: a container
+ *   whose command runs `ray job submit` (a K8sJobMode Job pod's, or the `ray-job-submitter`
+ *   container of a SidecarMode head pod) is RUN against the simulated heads from its start: it
+ *   exits when the script would (health wait, `ray job status`, submission, `ray job logs
+ *   --follow`), each running submitter being one item of the due heap re-armed every
+ *   `submit_poll_ms`. Its exit code ends the container: the first container ends the pod as
+ *   above (Succeeded / Failed, or a restart); another container is terminated alone (exitCode,
+ *   reason Completed / Error, finishedAt) while the pod stays Running (its Ready condition goes
+ *   False, as Kubernetes reports a pod with a terminated container). The annotations
+ *   KUBELET_ANN_RUN_SECONDS, KUBELET_ANN_EXIT_CODE and KUBELET_ANN_FAIL win: a pod carrying one
+ *   is scripted as before and its submitter is not run.
  * - Failures (kubelet_inject() or annotation KUBELET_ANN_FAIL = ImagePull|Crash|OOM):
  *   ImagePull: the first container waits ErrImagePull, then ImagePullBackOff, and the pod stays
  *   Pending (the annotation makes it permanent; an injection on a running pod restarts the
@@ -56,6 +67,7 @@
 
 #include "loop.h"
 #include "objstore.h"
+#include "raysim.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -82,6 +94,8 @@
 #define KUBELET_LEASE_MS 10000 /* Lease renewal period (0 = no leases) */
 #define KUBELET_LEASE_DURATION_S 40 /* Lease spec.leaseDurationSeconds */
 #define KUBELET_EVICTION_MS 300000 /* node loss -> pods deleted (tolerationSeconds 300) */
+#define KUBELET_SUBMIT_POLL_MS 200 /* a running submitter's poll period (simulated) */
+#define KUBELET_SUBMIT_DNS_FAIL_MS 10000 /* submitter: NXDOMAIN this long -> exit 1 */
 #define KUBELET_TICK_BUDGET 20000 /* due items processed per timer run before yielding */
 #define KUBELET_SCHED_BUDGET 20000 /* pending pods tried per scheduling pass */
 #define KUBELET_NAME_MAX 320 /* bytes of "namespace/name" */
@@ -106,6 +120,8 @@ typedef struct {
     int64_t lease_ms; /* Lease renewal period; 0 = no leases */
     int64_t eviction_ms; /* node loss -> its pods deleted */
     const char *pod_cidr; /* pod IP range "a.b.c.d/n", n >= 8 (borrowed during kubelet_new) */
+    int64_t submit_poll_ms; /* submitter containers: health / follow poll period */
+    int64_t submit_dns_fail_ms; /* submitter containers: NXDOMAIN time before exit 1 */
     uint64_t seed; /* random seed (jitter, container ids); 0 = fixed default */
 } kubelet_opts_t;
 
@@ -162,6 +178,14 @@ int kubelet_parse_quantity(const char *s, int64_t *milli);
 size_t kubelet_node_count(const kubelet_t *k);
 size_t kubelet_pod_count(const kubelet_t *k);
 size_t kubelet_pending_count(const kubelet_t *k);
+
+/* Gives the kubelet the Ray side that submitter containers call (NULL: submitters are scripted
+ * like any Job pod). Borrowed: clear it (NULL) before destroying r. Takes effect at the next
+ * container start. */
+void kubelet_set_raysim(kubelet_t *k, raysim_t *r);
+
+/* Number of submitter containers running now. */
+size_t kubelet_submitter_count(const kubelet_t *k);
 
 /* Self-test. */
 int kubelet_test(bool verbose);

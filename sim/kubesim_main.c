@@ -50,6 +50,9 @@ static void s_usage(FILE *f)
            "  --pod-start-ms N       pod bound -> Running delay (default 0)\n"
            "  --pod-ready-ms N       Running -> Ready delay (default 0)\n"
            "  --pod-jitter-ms N      random 0..N ms added to each pod stage\n"
+           "  --submit-poll-ms N     KubeRay submitter containers' poll period (default 200)\n"
+           "  --submit-dns-fail-ms N submitter exits 1 after its Service name failed to\n"
+           "                         resolve this long (default 10000)\n"
            "  --help, --version\n"
            "\n"
            "Simulation admin calls (POST, JSON body) on /kubesim/...:\n"
@@ -59,7 +62,10 @@ static void s_usage(FILE *f)
            "  demand     {\"namespace\":NS,\"cluster\":NAME,\"demand\":{GROUP:REPLICAS}}\n"
            "             (the Ray autoscaler emulation, for enableInTreeAutoscaling)\n"
            "  ray-head   {\"namespace\":NS,\"pod\":HEADPOD,\"gcsDown\":BOOL,\"restart\":BOOL}\n"
-           "and faults, latency, throttle, drop-watches, compact, bookmark; GET stats.\n"
+           "and faults, latency, throttle, drop-watches, compact, bookmark; GET stats;\n"
+           "GET ray-submissions[?submissionId=ID]: POST /api/jobs/ counted over every\n"
+           "simulated head, live or gone ({\"attempts\":N,\"accepted\":N,...}).\n"
+           "KubeRay submitter containers (`ray job submit`) run for real against the heads.\n"
            "Pods: annotations sim.rayfleet.io/fail, exit-code, run-seconds script outcomes.\n"
            "Ray jobs: an entrypoint word FAKE:pending=S,sleep=S,exit=N,log=TEXT scripts them.\n");
 }
@@ -99,6 +105,8 @@ static const char *s_rule(const char *flag)
         {"--pod-start-ms", "an integer between 0 and 3600000"},
         {"--pod-ready-ms", "an integer between 0 and 3600000"},
         {"--pod-jitter-ms", "an integer between 0 and 3600000"},
+        {"--submit-poll-ms", "an integer between 1 and 3600000"},
+        {"--submit-dns-fail-ms", "an integer between 1 and 3600000"},
         {"--token", "1 to 199 characters"},
         {"--minor", "at most 3 characters, such as 32"},
         {"--simulate", "on or off"},
@@ -241,6 +249,10 @@ int main(int argc, char **argv)
             ko.ready_ms = n;
         else if (strcmp(a, "--pod-jitter-ms") == 0 && s_num(v, 3600000, &n))
             ko.jitter_ms = n;
+        else if (strcmp(a, "--submit-poll-ms") == 0 && s_num(v, 3600000, &n) && n > 0)
+            ko.submit_poll_ms = n;
+        else if (strcmp(a, "--submit-dns-fail-ms") == 0 && s_num(v, 3600000, &n) && n > 0)
+            ko.submit_dns_fail_ms = n;
         else if (strcmp(a, "--kubeconfig-out") == 0)
             kubeconfig = v;
         else if (strcmp(a, "--ready-file") == 0)

@@ -123,6 +123,8 @@ struct rayhead {
     json_t *serve_top; /* top-level options of the last PUT (owned) */
     app_t *apps[RAYHEAD_MAX_APPS]; /* applications, in creation order */
     size_t napps; /* applications used */
+    rayhead_submit_count_t submits; /* POST /api/jobs/ answered, every lifetime */
+    json_t *submit_ids; /* submission id -> [attempts, accepted], every lifetime (owned) */
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -445,6 +447,9 @@ rayhead_t *rayhead_new(const rayhead_options_t *opts)
     h->rng = opts->seed ? opts->seed : 1;
     h->next_pid = FAKE_PID_BASE;
     h->serve_shutdown_at = -1;
+    h->submit_ids = json_object();
+    if (!h->submit_ids)
+        goto fail;
     s_new_lifetime(h, opts->start_ms);
     return h;
 fail:
@@ -459,6 +464,7 @@ void rayhead_destroy(rayhead_t **head_p)
     rayhead_t *h = *head_p;
     s_wipe(h);
     free(h->jobs);
+    json_decref(h->submit_ids);
     free(h->ray_version);
     free(h->head_ip);
     free(h);
@@ -2088,6 +2094,88 @@ static int s_agent(phase_t ph, const char *path, rayhead_response_t *out)
     return rc;
 }
 
+/* Counts one POST /api/jobs/ the dashboard answered: the head's totals and, when the request
+ * (or, for a generated id, the answer `accepted`) names a submission id, that id's counts.
+ * `accepted` is the 200 answer, NULL when the submission was refused. */
+static void s_count_submit(rayhead_t *h, const char *body, size_t len,
+                           const rayhead_response_t *accepted)
+{
+    h->submits.attempts++;
+    if (accepted)
+        h->submits.accepted++;
+    json_t *req = json_loadb(body ? body : "", len, 0, NULL);
+    const char *sid = json_string_value(json_object_get(req, "submission_id"));
+    if (!sid)
+        sid = json_string_value(json_object_get(req, "job_id"));
+    json_t *ans = NULL;
+    if (!sid && accepted) {
+        ans = json_loadb(buf_str(&accepted->body), accepted->body.len, 0, NULL);
+        sid = json_string_value(json_object_get(ans, "submission_id"));
+    }
+    if (sid) {
+        json_t *pair = json_object_get(h->submit_ids, sid);
+        if (!pair && json_object_size(h->submit_ids) < RAYHEAD_MAX_SUBMIT_IDS) {
+            pair = json_pack("[I,I]", (json_int_t)0, (json_int_t)0);
+            if (pair && json_object_set_new(h->submit_ids, sid, pair) < 0)
+                pair = NULL;
+        }
+        if (pair) {
+            json_t *a = json_array_get(pair, 0), *b = json_array_get(pair, 1);
+            json_integer_set(a, json_integer_value(a) + 1);
+            if (accepted)
+                json_integer_set(b, json_integer_value(b) + 1);
+        }
+    }
+    json_decref(ans);
+    json_decref(req);
+}
+
+void rayhead_submit_counts(const rayhead_t *head, const char *submission_id,
+                           rayhead_submit_count_t *out)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof(*out));
+    if (!head)
+        return;
+    if (!submission_id) {
+        *out = head->submits;
+        return;
+    }
+    json_t *pair = json_object_get(head->submit_ids, submission_id);
+    out->attempts = (uint64_t)json_integer_value(json_array_get(pair, 0));
+    out->accepted = (uint64_t)json_integer_value(json_array_get(pair, 1));
+}
+
+int rayhead_submit_fold(const rayhead_t *head, json_t *into, rayhead_submit_count_t *totals)
+{
+    if (!head || !json_is_object(into))
+        return ERR_INVAL;
+    if (totals) {
+        totals->attempts += head->submits.attempts;
+        totals->accepted += head->submits.accepted;
+    }
+    const char *sid;
+    json_t *pair;
+    json_object_foreach(head->submit_ids, sid, pair)
+    {
+        json_t *dst = json_object_get(into, sid);
+        if (!dst) {
+            if (json_object_size(into) >= RAYHEAD_MAX_SUBMIT_IDS)
+                continue;
+            dst = json_pack("[I,I]", (json_int_t)0, (json_int_t)0);
+            if (!dst || json_object_set_new(into, sid, dst) < 0)
+                return ERR_NOMEM;
+        }
+        for (size_t i = 0; i < 2; i++) {
+            json_t *d = json_array_get(dst, i);
+            json_integer_set(d,
+                             json_integer_value(d) + json_integer_value(json_array_get(pair, i)));
+        }
+    }
+    return 0;
+}
+
 int rayhead_handle(rayhead_t *head, int64_t now_ms, int port, const char *method,
                    const char *path_and_query, const char *body, size_t body_len,
                    rayhead_response_t *out)
@@ -2119,6 +2207,8 @@ int rayhead_handle(rayhead_t *head, int64_t now_ms, int port, const char *method
     if (!path)
         return ERR_NOMEM;
     int rc;
+    bool submit = port == RAYHEAD_PORT_DASHBOARD && strcmp(method, "POST") == 0 &&
+                  strcmp(path, "/api/jobs/") == 0;
     if (port == RAYHEAD_PORT_DASHBOARD)
         rc = s_dashboard(head, now_ms, ph, method, path, q ? q + 1 : NULL, body, body_len, out);
     else if (port == RAYHEAD_PORT_AGENT)
@@ -2126,6 +2216,8 @@ int rayhead_handle(rayhead_t *head, int64_t now_ms, int port, const char *method
     else
         rc = s_serve_proxy(head, now_ms, path, out);
     free(path);
+    if (submit)
+        s_count_submit(head, body, body_len, rc == 0 && out->status == 200 ? out : NULL);
     if (rc != 0) {
         buf_free(&out->body);
         out->status = 0;
@@ -2404,6 +2496,23 @@ static int s_test_jobs(bool verbose)
                      "submission_id."));
     CHECK(s_has_prefix(buf_str(&s_resp.body), "Request failed with status code 400: Traceback"));
     CHECK(strcmp(s_resp.content_type, CT_TEXT) == 0 && !s_body_is_json());
+    // submission counts: rj-1 tried twice, accepted once; kept across a restart
+    {
+        rayhead_submit_count_t sc;
+        rayhead_submit_counts(h, "rj-1", &sc);
+        CHECK(sc.attempts == 2 && sc.accepted == 1);
+        rayhead_submit_counts(h, "nope", &sc);
+        CHECK(sc.attempts == 0 && sc.accepted == 0);
+        rayhead_submit_counts(h, NULL, &sc);
+        CHECK(sc.attempts >= 2 && sc.accepted >= 1 && sc.attempts > sc.accepted);
+        json_t *fold = json_object();
+        rayhead_submit_count_t tot = {0, 0};
+        CHECK(rayhead_submit_fold(h, fold, &tot) == 0);
+        CHECK(tot.attempts == sc.attempts && tot.accepted == sc.accepted);
+        CHECK(json_integer_value(json_array_get(json_object_get(fold, "rj-1"), 0)) == 2);
+        CHECK(rayhead_submit_fold(h, NULL, NULL) == ERR_INVAL);
+        json_decref(fold);
+    }
     // scripted FAILED
     CHECK(s_req(h, T0 + 10000, D, "POST", "/api/jobs/",
                 "{\"entrypoint\":\"python t.py FAKE:pending=0.5,sleep=1,exit=3 "

@@ -68,6 +68,7 @@
 #ifndef RF_RAYHEAD_H
 #define RF_RAYHEAD_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,6 +85,7 @@
 #define RAYHEAD_MAX_APPS 256 /* Serve applications per config */
 #define RAYHEAD_MAX_DEPLOYMENTS 64 /* deployments per application */
 #define RAYHEAD_LOG_MAX (256u * 1024u) /* bytes of scripted log per job */
+#define RAYHEAD_MAX_SUBMIT_IDS 100000 /* submission ids counted per head (totals go on) */
 #define RAYHEAD_LOG_TAIL_MAX 20000 /* chars of log quoted in a FAILED message, as Ray does */
 
 #define RAYHEAD_DEFAULT_PORTS_OPEN_MS 0 /* phase (a) length after start */
@@ -139,6 +141,13 @@ typedef struct {
 } rayhead_response_t;
 
 typedef struct rayhead rayhead_t;
+
+/* Submission counts: POST /api/jobs/ requests the dashboard answered (any phase but (a): a
+ * refused connection is no attempt) and those answered 200. Kept across rayhead_restart(). */
+typedef struct {
+    uint64_t attempts; /* POSTs answered */
+    uint64_t accepted; /* of which 200 (a job was created) */
+} rayhead_submit_count_t;
 
 /* Fills `opts` with the RAYHEAD_DEFAULT_* values (start_ms 0, strict off, seed
  * 1). */
@@ -210,6 +219,15 @@ int rayhead_add_imperative_app(rayhead_t *head, int64_t now_ms, const char *name
  * DELETING ones). */
 size_t rayhead_job_count(const rayhead_t *head);
 size_t rayhead_app_count(const rayhead_t *head);
+
+/* Submission counts of the head (submission_id NULL: all POSTs) or of one submission id (the
+ * POSTs whose body named it, or, for a generated id, the accepted one). Zeros for NULL head. */
+void rayhead_submit_counts(const rayhead_t *head, const char *submission_id,
+                           rayhead_submit_count_t *out);
+
+/* Adds the head's per-submission-id counts into `into` (object id -> [attempts, accepted]) and,
+ * when totals is not NULL, its totals into *totals. Returns 0, ERR_INVAL or ERR_NOMEM. */
+int rayhead_submit_fold(const rayhead_t *head, json_t *into, rayhead_submit_count_t *totals);
 
 /* Self-test; returns 0 when every check passes. */
 int rayhead_test(bool verbose);

@@ -36,6 +36,8 @@ struct raysim {
     char version[64]; /* copy of hopt.ray_version */
     json_t *heads; /* "ns/name" -> integer (s_head_t *) */
     json_t *demands; /* "ns/cluster" -> demand object */
+    json_t *gone_ids; /* submission id -> [attempts, accepted] of heads that are gone */
+    rayhead_submit_count_t gone; /* submission totals of heads that are gone */
     int64_t timer; /* autoscaler timer id, 0 = none */
 };
 
@@ -57,6 +59,7 @@ static void s_head_drop(raysim_t *r, const char *key)
     s_head_t *h = s_head_of(json_object_get(r->heads, key));
     if (!h)
         return;
+    rayhead_submit_fold(h->head, r->gone_ids, &r->gone);
     json_object_del(r->heads, key);
     s_head_free(h);
 }
@@ -118,6 +121,10 @@ static int s_on_pod(const objstore_event_t *ev, void *arg)
 
 /* ---- proxy ------------------------------------------------------------------------------ */
 
+/* Content type of the answers the proxy makes itself (Status documents), told apart from a
+ * head's by address in raysim_dial(). */
+static const char s_ct_status[] = "application/json";
+
 static int s_status(rayhead_response_t *out, int code, const char *reason, const char *msg)
 {
     objstore_status_t st;
@@ -132,7 +139,7 @@ static int s_status(rayhead_response_t *out, int code, const char *reason, const
         return ERR_NOMEM;
     out->refused = false;
     out->status = code;
-    out->content_type = "application/json";
+    out->content_type = s_ct_status;
     int rc = buf_puts(&out->body, text);
     free(text);
     return rc;
@@ -142,7 +149,7 @@ static int s_refused(rayhead_response_t *out, const char *ip, int port)
 {
     out->refused = false;
     out->status = 503;
-    out->content_type = "application/json";
+    out->content_type = s_ct_status;
     buf_reset(&out->body);
     return rayhead_refused_status(ip, port, &out->body);
 }
@@ -308,6 +315,62 @@ int raysim_proxy_pod(raysim_t *r, const char *ns, const char *pod, const char *p
     return rc;
 }
 
+int raysim_dial(raysim_t *r, const char *ns, const char *service, const char *pod, int port,
+                const char *method, const char *path_and_query, const char *body, size_t len,
+                int64_t now_ms, rayhead_response_t *out)
+{
+    if (!out)
+        return ERR_INVAL;
+    s_init_out(out);
+    if (!r || !ns || (!service == !pod) || !method || !path_and_query || port <= 0)
+        return ERR_INVAL;
+    if (service) {
+        json_t *svc = NULL;
+        objstore_status_t st;
+        if (!r->rsvcs || objstore_get(r->store, r->rsvcs, ns, service, &svc, &st) < 0)
+            return ERR_NOTFOUND;
+        json_decref(svc);
+    }
+    char p[16];
+    snprintf(p, sizeof(p), "%d", port);
+    rayhead_response_free(out);
+    int rc = service
+                 ? raysim_proxy(r, ns, service, p, method, path_and_query, body, len, now_ms, out)
+                 : raysim_proxy_pod(r, ns, pod, p, method, path_and_query, body, len, now_ms, out);
+    if (rc < 0)
+        return rc;
+    if (out->content_type == s_ct_status) {
+        rayhead_response_free(out);
+        s_init_out(out);
+        return ERR_CONNREFUSED;
+    }
+    return 0;
+}
+
+int raysim_submit_counts(const raysim_t *r, const char *submission_id, rayhead_submit_count_t *out)
+{
+    if (!r || !out)
+        return ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    if (submission_id) {
+        json_t *pair = json_object_get(r->gone_ids, submission_id);
+        out->attempts = (uint64_t)json_integer_value(json_array_get(pair, 0));
+        out->accepted = (uint64_t)json_integer_value(json_array_get(pair, 1));
+    } else {
+        *out = r->gone;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(r->heads, k, v)
+    {
+        rayhead_submit_count_t c;
+        rayhead_submit_counts(s_head_of(v)->head, submission_id, &c);
+        out->attempts += c.attempts;
+        out->accepted += c.accepted;
+    }
+    return 0;
+}
+
 rayhead_t *raysim_head(raysim_t *r, const char *ns, const char *pod)
 {
     if (!r || !ns || !pod)
@@ -437,8 +500,9 @@ raysim_t *raysim_new(loop_t *loop, objstore_t *store, const rayhead_options_t *h
     r->reps = objstore_find(store, "", "endpoints");
     r->heads = json_object();
     r->demands = json_object();
+    r->gone_ids = json_object();
     objstore_status_t st;
-    if (!r->rpods || !r->heads || !r->demands ||
+    if (!r->rpods || !r->heads || !r->demands || !r->gone_ids ||
         objstore_watch(store, r->rpods, NULL, NULL, NULL, NULL, s_on_pod, r, &r->wpods, &st) < 0)
         goto fail;
     if (loop) {
@@ -469,6 +533,7 @@ void raysim_destroy(raysim_t **rp)
     }
     json_decref(r->heads);
     json_decref(r->demands);
+    json_decref(r->gone_ids);
     free(r);
     *rp = NULL;
 }

@@ -16,6 +16,10 @@
  *   service "x"`, 503 `no endpoints available for service "x"`, 503 `error trying to reach
  *   service: dial tcp IP:PORT: connect: connection refused` (rayhead_refused_status) when the
  *   pod has no head or the port is closed; otherwise rayhead_handle()'s answer.
+ * - Dial: raysim_dial() is the same path as a client inside the cluster sees it (NXDOMAIN,
+ *   connection refused or the head's answer), used by the simulated submitter (raysubmit.h).
+ * - Submission counts: every head counts the POST /api/jobs/ it answered (rayhead.h); the counts
+ *   of heads that go away are kept, so raysim_submit_counts() totals every head ever run.
  * - Autoscaler. raysim_set_demand() records {group: replicas} for a RayCluster. Every
  *   RAYSIM_AUTOSCALE_MS the emulation reads each such cluster with
  *   spec.enableInTreeAutoscaling true and its pods (label ray.io/cluster), runs
@@ -62,6 +66,21 @@ int raysim_proxy(raysim_t *r, const char *ns, const char *service, const char *p
 int raysim_proxy_pod(raysim_t *r, const char *ns, const char *pod, const char *port,
                      const char *method, const char *path_and_query, const char *body, size_t len,
                      int64_t now_ms, rayhead_response_t *out);
+
+/* A call as a process in a pod makes it (DNS, then a TCP connection; no API server): to Service
+ * ns/service port `port` (by number; the endpoint chosen as raysim_proxy() does), or, with
+ * service NULL, to pod ns/pod's own head (127.0.0.1:port). Exactly one of service and pod is set.
+ * Fills *out (initialised here; free with rayhead_response_free() after any return). Returns 0
+ * with the head's answer; ERR_NOTFOUND when the Service does not exist (NXDOMAIN);
+ * ERR_CONNREFUSED when nothing answers (no such port or endpoints, no head, port closed);
+ * ERR_INVAL, ERR_NOMEM or ERR_TOOBIG otherwise. */
+int raysim_dial(raysim_t *r, const char *ns, const char *service, const char *pod, int port,
+                const char *method, const char *path_and_query, const char *body, size_t len,
+                int64_t now_ms, rayhead_response_t *out);
+
+/* Sums the submission counts (rayhead_submit_counts()) of every head, live or gone since,
+ * for one submission id or (NULL) all POST /api/jobs/. Returns 0 or ERR_INVAL. */
+int raysim_submit_counts(const raysim_t *r, const char *submission_id, rayhead_submit_count_t *out);
 
 /* The head behind pod ns/pod (borrowed; valid until the pod goes), or NULL. For admin endpoints
  * (rayhead_set_gcs_down, ...) and tests. */
