@@ -45,6 +45,7 @@ static const s_service_t s_services[] = {
     {"bus", "rayfleet-bus", false},
     {"watcher", "rayfleet-watcher", false},
     {"scheduler", "rayfleet-scheduler", true},
+    {"submitter", "rayfleet-submitter", true},
 };
 #define S_NSERVICES (sizeof(s_services) / sizeof(s_services[0]))
 
@@ -61,6 +62,7 @@ typedef struct {
     proc_entry_t procs[PROC_MAX]; /* started processes, in order */
     size_t nprocs; /* how many */
     bool with_self; /* procs[0] is rayfleetctl itself (foreground) */
+    bool sim; /* against kubesim (dashboards reachable only through the service proxy) */
     int signal; /* SIGINT/SIGTERM received while starting */
 } s_up_t;
 
@@ -604,6 +606,8 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
         s_fmt(port, sizeof(port), "%d", health);
         r = s_arg(&a, "health.port", port);
     }
+    if (r == 0 && u->sim && s_has_flag(h, "use-kubernetes-proxy"))
+        r = s_arg(&a, "use-kubernetes-proxy", "true");
     if (r == 0 && s_has_flag(h, "metrics.port")) {
         char port[16];
         s_fmt(port, sizeof(port), "%d", s_free_port());
@@ -830,6 +834,7 @@ int launch_up(int argc, char **argv)
         u->with_self = true;
     }
     if (sim) {
+        u->sim = true;
         s_path(u->kubeconfig, u->state, "kubeconfig");
         s_reset_databases(u->state);
         if (s_start_kubesim(u, nodes) != 0)

@@ -94,6 +94,7 @@ struct ctrl_req {
     char r_version[16]; /* API version */
     char r_resource[64]; /* resource (plural) */
     char r_sub[16]; /* subresource, "" none */
+    char propagation[16]; /* CTRL_DELETE: propagationPolicy, "" none */
     bool r_named; /* the request URL names the object (q->name) */
 };
 
@@ -318,6 +319,7 @@ static req_t *s_req_new(ctrl_pass_t *p, const ctrl_req_t *r)
     snprintf(q->r_version, sizeof(q->r_version), "%s", r->version ? r->version : "");
     snprintf(q->r_resource, sizeof(q->r_resource), "%s", r->resource ? r->resource : "");
     snprintf(q->r_sub, sizeof(q->r_sub), "%s", r->subresource ? r->subresource : "");
+    snprintf(q->propagation, sizeof(q->propagation), "%s", r->propagation ? r->propagation : "");
     q->r_named = r->verb != CTRL_CREATE;
     return q;
 }
@@ -522,11 +524,11 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
         name = jx_str(res->body, "metadata.name", q->name);
     const char *uid = jx_str(res->body, "metadata.uid", NULL);
     char msg[CTRL_MSG_MAX];
-    const char *verb = q->what == CTRL_CREATE   ? "create"
-                       : q->what == CTRL_DELETE ? "delete"
-                       : q->what == CTRL_PATCH  ? "patch"
-                       : q->what == CTRL_UPDATE ? "update"
-                                                : "status";
+    const char *verb = q->what == CTRL_CREATE                                ? "create"
+                       : q->what == CTRL_DELETE                              ? "delete"
+                       : q->what == CTRL_PATCH || q->what == CTRL_JSON_PATCH ? "patch"
+                       : q->what == CTRL_UPDATE                              ? "update"
+                                                                             : "status";
     if (err == 0 || exists || gone) {
         if (q->what == CTRL_CREATE)
             snprintf(msg, sizeof(msg), exists ? "%s %s/%s exists already" : "Created %s %s/%s",
@@ -534,7 +536,7 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
         else if (q->what == CTRL_DELETE)
             snprintf(msg, sizeof(msg), gone ? "%s %s/%s was gone already" : "Deleted %s %s/%s",
                      q->noun, q->ns, name);
-        else if (q->what == CTRL_PATCH)
+        else if (q->what == CTRL_PATCH || q->what == CTRL_JSON_PATCH)
             snprintf(msg, sizeof(msg), "Patched %s %s/%s", q->noun, q->ns, name);
         else if (q->what == CTRL_UPDATE)
             snprintf(msg, sizeof(msg), "Updated %s %s/%s", q->noun, q->ns, name);
@@ -554,7 +556,7 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
             snprintf(msg, sizeof(msg), "Failed to create %s %s/%s, %s", q->noun, q->ns, name, why);
         else if (q->what == CTRL_DELETE)
             snprintf(msg, sizeof(msg), "Failed to delete %s %s/%s, %s", q->noun, q->ns, name, why);
-        else if (q->what == CTRL_PATCH)
+        else if (q->what == CTRL_PATCH || q->what == CTRL_JSON_PATCH)
             snprintf(msg, sizeof(msg), "Failed to patch %s %s/%s, %s", q->noun, q->ns, name, why);
         else if (q->what == CTRL_UPDATE)
             snprintf(msg, sizeof(msg), "Failed to update %s %s/%s, %s", q->noun, q->ns, name, why);
@@ -627,10 +629,13 @@ static void s_dispatch(ctrl_pass_t *p, req_t *q)
         id = k8s_create(k, &res, obj, &wo, s_result, q);
         c->stats.creates++;
     } else if (q->what == CTRL_DELETE) {
-        id = k8s_delete(k, &res, &wo, s_result, q);
+        k8s_opts_t dopts = wo;
+        dopts.propagation_policy = q->propagation[0] ? q->propagation : NULL;
+        id = k8s_delete(k, &res, &dopts, s_result, q);
         c->stats.deletes++;
-    } else if (q->what == CTRL_PATCH) {
-        id = k8s_patch(k, &res, K8S_PATCH_MERGE, obj, &wo, s_result, q);
+    } else if (q->what == CTRL_PATCH || q->what == CTRL_JSON_PATCH) {
+        id = k8s_patch(k, &res, q->what == CTRL_PATCH ? K8S_PATCH_MERGE : K8S_PATCH_JSON, obj, &wo,
+                       s_result, q);
         c->stats.updates++;
     } else if (q->what == CTRL_UPDATE) {
         id = k8s_update(k, &res, obj, &wo, s_result, q);
@@ -761,6 +766,10 @@ void ctrl_status_write(ctrl_pass_t *p, json_t *st, bool (*changed)(const json_t 
     json_t *obj = json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:O}]", "op", "test", "path", "/metadata/uid",
                             "value", jx_str(p->obj, "metadata.uid", ""), "op", "replace", "path",
                             "/status", "value", st);
+    if (obj && c->kind->status_precondition)
+        json_array_insert_new(obj, 1,
+                              json_pack("{s:s,s:s,s:s}", "op", "test", "path",
+                                        "/metadata/resourceVersion", "value", orv));
     if (!obj) {
         json_decref(st);
         p->status_error = true;
@@ -955,8 +964,48 @@ static void s_advance(ctrl_pass_t *p)
         }
         if (p->failed && !kd->stages[st].always)
             continue;
+        p->in_stage = true;
         kd->stages[st].fn(p);
+        p->in_stage = false;
     }
+}
+
+void ctrl_hold(ctrl_pass_t *p)
+{
+    p->pending++;
+    p->holds++;
+}
+
+void ctrl_release(ctrl_pass_t *p)
+{
+    if (p->holds <= 0)
+        return;
+    p->holds--;
+    if (--p->pending == 0 && !p->in_stage && !p->pumping)
+        s_advance(p);
+}
+
+void ctrl_audit(ctrl_pass_t *p, const char *group, const char *kind, const char *name,
+                const char *verb, const char *reason, const char *message, const json_t *request,
+                long status, const char *error, int64_t latency_ms)
+{
+    ctrl_t *c = p->c;
+    if (!c->cfg.audit)
+        return;
+    actlog_record(c->cfg.audit, &(actlog_entry_t){.cluster = c->cluster,
+                                                  .group = group ? group : "",
+                                                  .kind = kind,
+                                                  .ns = p->ns,
+                                                  .name = name,
+                                                  .verb = verb,
+                                                  .reason = reason,
+                                                  .message = message,
+                                                  .cause = &p->cause,
+                                                  .correlation_id = p->corr,
+                                                  .request = request,
+                                                  .result_status = (int)status,
+                                                  .result_error = error,
+                                                  .latency_ms = latency_ms});
 }
 
 void ctrl_fn(workq_t *q, const char *key, void *arg)

@@ -79,7 +79,8 @@ typedef enum {
     CTRL_EVENT,
     CTRL_PATCH, /* a merge patch */
     CTRL_GET, /* a read: not audited, its answer handed to on_get */
-    CTRL_UPDATE
+    CTRL_UPDATE,
+    CTRL_JSON_PATCH /* a JSON patch (RFC 6902), e.g. appending a finalizer */
 } ctrl_verb_t;
 
 /* What begin() decided. */
@@ -110,6 +111,11 @@ typedef struct {
     const ctrl_stage_t *stages; /* the stages, in order */
     size_t nstages; /* how many */
     void (*pass_free)(ctrl_pass_t *p); /* releases the kind's pass state (p->data), or NULL */
+    /* ctrl_status_write() also tests the observed metadata.resourceVersion, so a status computed
+     * from a lagging observed copy is refused (409/422) instead of landing: for kinds whose status
+     * records decisions that must be made once (a generated id). The pass then fails and is
+     * retried once the watcher has caught up. */
+    bool status_precondition;
 } ctrl_kind_t;
 
 /* Settings; pointers are borrowed and must outlive the ctrl_t. */
@@ -181,6 +187,8 @@ struct ctrl_pass {
     int inflight; /* requests sent and not answered (<= CTRL_PASS_WINDOW) */
     struct ctrl_req *wait_head, *wait_tail; /* requests waiting behind the window (FIFO) */
     bool pumping; /* the window is being pumped (no re-entry) */
+    bool in_stage; /* a stage function is running (ctrl_release() must not advance) */
+    int holds; /* ctrl_hold()s not released */
 };
 
 /* A request of a pass (ctrl_send()). Strings are copied. */
@@ -203,6 +211,7 @@ typedef struct {
     const char *exp_group;
     const char *ensure; /* ensured entry recorded on success (ctrl_ensured()), NULL none */
     void (*on_get)(ctrl_pass_t *p, const k8s_result_t *res); /* CTRL_GET: the answer */
+    const char *propagation; /* CTRL_DELETE: propagationPolicy (Background, ...), or NULL */
 } ctrl_req_t;
 
 /* A runtime for cfg->kind on cfg->cluster. Returns NULL on bad settings or out of memory. */
@@ -276,6 +285,20 @@ typedef struct {
 void ctrl_event_about(ctrl_t *c, const ctrl_ref_t *obj, const actlog_cause_t *cause,
                       const char *corr, bool warning, const char *reason, const char *action,
                       const char *msg);
+
+/* Holds the current stage open for an asynchronous call that is not a Kubernetes request (a Ray
+ * dashboard call): the stage ends when every request and every hold is released. Release exactly
+ * once, from the call's callback (or at once when the call could not start). */
+void ctrl_hold(ctrl_pass_t *p);
+void ctrl_release(ctrl_pass_t *p);
+
+/* Audits an action of the pass that is not a Kubernetes write (a Ray dashboard call): one audit
+ * row with the pass's cause and correlation id. `kind`/`name` name the target, `verb` the action
+ * ("submit", "stop"), `request` (or NULL) is summarised (redacted), `status` the HTTP status
+ * (0 none), `error` NULL on success. */
+void ctrl_audit(ctrl_pass_t *p, const char *group, const char *kind, const char *name,
+                const char *verb, const char *reason, const char *message, const json_t *request,
+                long status, const char *error, int64_t latency_ms);
 
 /* Records that `name` was just created (create true) or deleted in expectation group `group`
  * (ctrl_send() does this itself for requests with exp_group). */

@@ -762,9 +762,12 @@ done:
     k8s_client_destroy(&m.lease_client);
     workq_destroy(&m.q);
     bus_sub_destroy(&m.sub);
-    k8s_client_destroy(&m.client);
+    /* the controller before its client: it may cancel calls it made through the client (a Ray
+     * dashboard call through the service proxy); the requests of passes it frees stay in the
+     * client, which then drops them without a callback (the loop does not turn in between) */
     if (m.opened && def->close)
         def->close(def->arg);
+    k8s_client_destroy(&m.client);
     actlog_destroy(&m.audit);
     store_destroy(&m.obs);
     kubeconfig_destroy(&kc);

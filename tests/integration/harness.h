@@ -39,6 +39,9 @@
 #include "watcher.h"
 #include "workq.h"
 #include "yaml.h"
+#ifdef HARNESS_SUBMITTER
+#include "submitter.h" /* the RayJob controller runs beside the scheduler */
+#endif
 
 #include <curl/curl.h>
 #include <sqlite3.h>
@@ -100,6 +103,14 @@ typedef struct {
     reconciler_t *rec; /* the reconciler */
     workq_t *q; /* its work queue */
     bool started; /* harness_start() built everything (the watcher may still not be ready) */
+#ifdef HARNESS_SUBMITTER
+    store_t *subdb; /* submitter.db: the submitter's audit rows (destroyed by harness_end) */
+    actlog_t *subaud; /* its auditor */
+    k8s_client_t *subclient; /* its client */
+    submitter_t *subm; /* the RayJob controller (dashboards through kubesim's service proxy) */
+    workq_t *subq; /* its work queue */
+    rj_settings_t subset; /* its settings (tests may change them before harness_start) */
+#endif
     void (*on_turn)(void); /* called after every loop turn of harness_wait (NULL: none) */
 } harness_t;
 
@@ -370,6 +381,11 @@ HARNESS_FN int s_harness_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *
     char key[RECONCILE_KEY_MAX];
     if (reconcile_note_change(h->rec, &msg->object_changed, key, sizeof(key)) == 0)
         workq_add(h->q, key);
+#ifdef HARNESS_SUBMITTER
+    if (h->subm &&
+        ctrl_note_change(submitter_ctrl(h->subm), &msg->object_changed, key, sizeof(key)) == 0)
+        workq_add(h->subq, key);
+#endif
     return 0;
 }
 
@@ -458,6 +474,38 @@ HARNESS_FN int harness_start(harness_t *h)
     CHECK(h->q != NULL);
     if (!h->w || !h->q || !h->aud)
         goto out;
+#ifdef HARNESS_SUBMITTER
+    {
+        char subpath[256];
+        snprintf(subpath, sizeof(subpath), "%s/submitter.db", h->dir);
+        h->subdb = store_open(subpath, STORE_READWRITE, &e);
+        CHECK(h->subdb != NULL);
+        if (h->subdb)
+            store_attach_loop(h->subdb, h->loop);
+        h->subaud = h->subdb ? actlog_new(h->subdb, &(actlog_actor_t){.service = "submitter",
+                                                                      .replica = "submitter/0"})
+                             : NULL;
+        h->subclient =
+            k8s_client_new(h->loop, h->kc, &(k8s_config_t){.qps = h->o.qps, .burst = h->o.qps});
+        if (h->subset.grace_s == 0)
+            rjstate_settings_default(&h->subset);
+        h->subm = h->subclient && h->subaud
+                      ? submitter_new(h->loop, &(submitter_config_t){.cluster = HARNESS_CLUSTER,
+                                                                     .observed = h->obs,
+                                                                     .client = h->subclient,
+                                                                     .audit = h->subaud,
+                                                                     .events = true,
+                                                                     .use_proxy = true,
+                                                                     .job_poll_ms = 200,
+                                                                     .settings = &h->subset})
+                      : NULL;
+        CHECK(h->subm != NULL);
+        h->subq = h->subm ? workq_new(h->loop, &qo, ctrl_fn, submitter_ctrl(h->subm)) : NULL;
+        CHECK(h->subq != NULL);
+        if (!h->subq)
+            goto out;
+    }
+#endif
     h->started = true;
     CHECK(watcher_start(h->w) == 0);
     int64_t end = loop_clock_ms() + h->o.wait_ms;
@@ -473,6 +521,12 @@ out:
  * which harness_end() destroys after the loop. */
 HARNESS_FN void harness_stop(harness_t *h)
 {
+#ifdef HARNESS_SUBMITTER
+    workq_destroy(&h->subq);
+    submitter_destroy(&h->subm); /* cancels its dashboard calls through its client */
+    k8s_client_destroy(&h->subclient);
+    actlog_destroy(&h->subaud);
+#endif
     workq_destroy(&h->q);
     k8s_client_destroy(&h->client);
     reconcile_destroy(&h->rec);
@@ -498,6 +552,9 @@ HARNESS_FN void harness_end(harness_t *h)
     store_query_close(&h->sq);
     store_destroy(&h->wdb);
     store_destroy(&h->sdb);
+#ifdef HARNESS_SUBMITTER
+    store_destroy(&h->subdb);
+#endif
     if (h->dir[0] && strstr(h->dir, "XXXXXX") == NULL) {
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", h->dir);

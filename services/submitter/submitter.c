@@ -1,0 +1,570 @@
+/*
+ * submitter: the RayJob controller (see submitter.h).
+ */
+#include "submitter.h"
+
+#include "err.h"
+#include "json.h"
+#include "labels.h"
+#include "log.h"
+#include "raydash.h"
+#include "rayjob.h"
+#include "rftime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define S_ERR_MAX 2048 /* bytes of a builder's error */
+#define S_HOST_MAX 256 /* bytes of a dashboard host part */
+
+struct submitter {
+    loop_t *loop;
+    submitter_config_t cfg;
+    rj_settings_t set; /* copied settings */
+    ctrl_t *ctrl;
+    raydash_t *dash;
+    http_client_t *http; /* direct dashboard connections (not with the proxy) */
+};
+
+/* A pass's own state (ctrl_pass_t.data). */
+typedef struct {
+    json_t *cluster; /* observed RayCluster, or NULL */
+    json_t *job; /* observed submitter Job, or NULL */
+    json_t *head_pod; /* observed head pod (SidecarMode), or NULL */
+    rj_out_t out; /* the step's decision */
+    int64_t call; /* raydash call in flight, 0 none */
+    ctrl_pass_t *cp; /* the pass (for callbacks) */
+    rj_info_t info; /* the Ray job (info stage) */
+    char *info_status, *info_msg; /* storage of info's strings */
+    bool submit_failed; /* HTTPMode submission failed */
+    int64_t t0; /* start of the dashboard call, loop ms */
+} pass_t;
+
+static int s_rand(void *ctx, unsigned char *out, size_t n)
+{
+    (void)ctx;
+    return getrandom(out, n, 0) == (ssize_t)n ? 0 : ERR_IO;
+}
+
+/* ---------- reading what the RayJob owns ---------- */
+
+/* The observed object (cluster, kind, ns, name) as a tree, or NULL; with owner_uid set, only
+ * when its controller ownerReference is that uid (a namesake the RayJob does not own is not its
+ * child). */
+static json_t *s_load(submitter_t *s, const char *kind, const char *ns, const char *name,
+                      const char *owner_uid)
+{
+    if (!name || !*name)
+        return NULL;
+    store_observed_t *row = NULL;
+    if (store_observed_get(s->cfg.observed, s->cfg.cluster, kind, ns, name, &row) != 0)
+        return NULL;
+    json_t *obj = row->json ? json_loads(row->json, 0, NULL) : NULL;
+    store_observed_free(&row);
+    if (obj && owner_uid) {
+        bool owned = false;
+        size_t i;
+        json_t *ref;
+        json_array_foreach(jx_get(obj, "metadata.ownerReferences"), i, ref) owned =
+            owned ||
+            (jx_bool(ref, "controller", false) && strcmp(jx_str(ref, "uid", ""), owner_uid) == 0);
+        if (!owned) {
+            json_decref(obj);
+            obj = NULL;
+        }
+    }
+    return obj;
+}
+
+/* The head pod of RayCluster ns/cn (not being deleted), or NULL. */
+static json_t *s_load_head_pod(submitter_t *s, const char *ns, const char *cn)
+{
+    if (!cn || !*cn)
+        return NULL;
+    store_observed_list_t l = {0};
+    if (store_observed_list_owner(s->cfg.observed, s->cfg.cluster, ns, "RayCluster", cn, NULL,
+                                  &l) != 0)
+        return NULL;
+    json_t *pod = NULL;
+    for (size_t i = 0; i < l.n && !pod; i++) {
+        const store_observed_t *r = l.rows[i];
+        if (strcmp(r->kind, "Pod") != 0 || r->deleting || !r->json)
+            continue;
+        json_t *o = json_loads(r->json, 0, NULL);
+        const char *nt =
+            json_string_value(json_object_get(jx_get(o, "metadata.labels"), LABEL_NODE_TYPE));
+        if (nt && strcmp(nt, "head") == 0)
+            pod = o;
+        else
+            json_decref(o);
+    }
+    store_observed_list_free(&l);
+    return pod;
+}
+
+/* ---------- the dashboard ---------- */
+
+/* Fills *t from status.dashboardURL ("<svc>.<ns>.svc.<domain>:<port>") for the RayJob in ns;
+ * the strings live in host/svc. Returns false when there is no URL. */
+static bool s_target(const json_t *rj, const char *ns, raydash_target_t *t, char *svc)
+{
+    const char *url = jx_str(rj, "status.dashboardURL", "");
+    if (!*url)
+        return false;
+    size_t n = strcspn(url, ".:");
+    if (n == 0 || n >= S_HOST_MAX)
+        return false;
+    memcpy(svc, url, n);
+    svc[n] = '\0';
+    *t = (raydash_target_t){.address = url, .ns = ns, .service = svc};
+    return true;
+}
+
+static void s_on_info(const raydash_result_t *res, void *arg)
+{
+    pass_t *d = arg;
+    d->call = 0;
+    if (res->err == 0) {
+        d->info_status = strdup(res->job.status ? res->job.status : "");
+        d->info_msg = strdup(res->job.message ? res->job.message : "");
+        d->info = (rj_info_t){.kind = RJ_INFO_OK,
+                              .status = d->info_status,
+                              .message = d->info_msg,
+                              .start_ms = res->job.start_time_ms,
+                              .end_ms = res->job.end_time_ms};
+        if (!d->info_status || !d->info_msg)
+            d->info.kind = RJ_INFO_ERROR;
+    } else if (res->err == ERR_NOTFOUND) {
+        d->info = (rj_info_t){.kind = RJ_INFO_NOT_FOUND};
+    } else {
+        d->info = (rj_info_t){.kind = RJ_INFO_ERROR};
+        log_info("job info failed", "key", d->cp->key, "error", res->message, NULL);
+    }
+    ctrl_release(d->cp);
+}
+
+/* Stage: read the Ray job when the step asked for it. */
+static void s_stage_info(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    submitter_t *s = ctrl_arg(p->c);
+    if (!d->out.wants_info)
+        return;
+    raydash_target_t t;
+    char svc[S_HOST_MAX];
+    const char *jid = jx_str(p->obj, "status.jobId", "");
+    if (!s_target(p->obj, p->ns, &t, svc) || !*jid) {
+        d->info = (rj_info_t){.kind = RJ_INFO_ERROR};
+        return;
+    }
+    ctrl_hold(p);
+    int64_t id = raydash_get_job(s->dash, &t, jid, s_on_info, d);
+    if (id < 0) {
+        d->info = (rj_info_t){.kind = RJ_INFO_ERROR};
+        ctrl_release(p);
+        return;
+    }
+    d->call = id;
+}
+
+static void s_on_submit(const raydash_result_t *res, void *arg)
+{
+    pass_t *d = arg;
+    ctrl_pass_t *p = d->cp;
+    d->call = 0;
+    const char *jid = jx_str(d->out.submit, "submission_id", "");
+    bool ok = res->err == 0 || res->err == ERR_EXISTS;
+    char msg[CTRL_MSG_MAX];
+    if (ok)
+        snprintf(msg, sizeof(msg), "%s Ray job %s to RayCluster %s",
+                 res->err == ERR_EXISTS ? "Already submitted" : "Submitted", jid,
+                 jx_str(p->obj, "status.rayClusterName", ""));
+    else
+        snprintf(msg, sizeof(msg), "Failed to submit Ray job %s: %s", jid, res->message);
+    ctrl_audit(p, "", "RayJob", p->name, "submit", ok ? NULL : "SubmissionFailed", msg,
+               d->out.submit, res->status, ok ? NULL : res->message, loop_clock_ms() - d->t0);
+    if (!ok) {
+        d->submit_failed = true;
+        log_info("job submission failed", "key", p->key, "job", jid, "error", res->message, NULL);
+    }
+    ctrl_release(p);
+}
+
+static void s_on_stop(const raydash_result_t *res, void *arg)
+{
+    pass_t *d = arg;
+    ctrl_pass_t *p = d->cp;
+    d->call = 0;
+    const char *jid = jx_str(p->obj, "status.jobId", "");
+    char msg[CTRL_MSG_MAX];
+    snprintf(msg, sizeof(msg), res->err ? "Failed to stop Ray job %s: %s" : "Stopped Ray job %s%s",
+             jid, res->err ? res->message : "");
+    ctrl_audit(p, "", "RayJob", p->name, "stop", NULL, msg, NULL, res->status,
+               res->err ? res->message : NULL, loop_clock_ms() - d->t0);
+    if (res->err)
+        log_info("job stop failed", "key", p->key, "job", jid, "error", res->message, NULL);
+    ctrl_release(p);
+}
+
+/* Starts a dashboard call with a hold; false when it could not start (released). */
+static void s_dash_call(ctrl_pass_t *p, int op)
+{
+    pass_t *d = p->data;
+    submitter_t *s = ctrl_arg(p->c);
+    raydash_target_t t;
+    char svc[S_HOST_MAX];
+    if (!s_target(p->obj, p->ns, &t, svc)) {
+        if (op == RJ_ACT_SUBMIT)
+            d->submit_failed = true;
+        return;
+    }
+    ctrl_hold(p);
+    d->t0 = loop_clock_ms();
+    int64_t id =
+        op == RJ_ACT_SUBMIT
+            ? raydash_submit(s->dash, &t, d->out.submit, s_on_submit, d)
+            : raydash_stop_job(s->dash, &t, jx_str(p->obj, "status.jobId", ""), s_on_stop, d);
+    if (id < 0) {
+        if (op == RJ_ACT_SUBMIT)
+            d->submit_failed = true;
+        log_info("dashboard call not started", "key", p->key, "error", err_str((int)id), NULL);
+        ctrl_release(p);
+        return;
+    }
+    d->call = id;
+}
+
+/* ---------- the pass ---------- */
+
+/* One step over what is loaded; false (the pass failed) when a builder failed. */
+static bool s_step(ctrl_pass_t *p, const rj_info_t *info)
+{
+    pass_t *d = p->data;
+    submitter_t *s = ctrl_arg(p->c);
+    rjstate_out_free(&d->out);
+    rj_in_t in = {.rj = p->obj,
+                  .cluster = d->cluster,
+                  .job = d->job,
+                  .head_pod = d->head_pod,
+                  .now_ms = rftime_now_ms(),
+                  .set = &s->set,
+                  .rnd = s_rand};
+    if (info)
+        in.info = *info;
+    buf_t err;
+    buf_init(&err, S_ERR_MAX);
+    int rc = rjstate_step(&in, &d->out, &err);
+    if (rc != 0)
+        ctrl_fail(p, NULL, "RayJob %s/%s: %s", p->ns, p->name,
+                  err.len ? buf_str(&err) : err_str(rc));
+    buf_free(&err);
+    return rc == 0;
+}
+
+static ctrl_begin_t s_begin(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    submitter_t *s = ctrl_arg(p->c);
+    d->cp = p;
+    const char *cn = jx_str(p->obj, "status.rayClusterName", "");
+    json_t *sel = jx_get(p->obj, "spec.clusterSelector");
+    bool selector = json_is_object(sel) && json_object_size(sel) > 0;
+    const char *uid = jx_str(p->obj, "metadata.uid", "");
+    d->cluster = s_load(s, "RayCluster", p->ns, cn, selector ? NULL : uid);
+    d->job = s_load(s, "Job", p->ns, p->name, uid);
+    if (strcmp(rayjob_mode(p->obj), RAYJOB_MODE_SIDECAR) == 0)
+        d->head_pod = s_load_head_pod(s, p->ns, cn);
+    if (!s_step(p, NULL))
+        return CTRL_BEGIN_ERROR;
+    /* a spec that stays invalid is reported once, not at every resync */
+    if (d->out.invalid &&
+        strcmp(jx_str(p->obj, "status.jobDeploymentStatus", ""), RJ_VALIDATION_FAILED) == 0 &&
+        d->out.status == NULL)
+        d->out.nevents = 0;
+    if (d->out.why[0])
+        log_debug("rayjob step", "key", p->key, "why", d->out.why, NULL);
+    return CTRL_BEGIN_STAGES;
+}
+
+/* Sends a JSON patch of the RayJob itself. */
+static void s_patch_self(ctrl_pass_t *p, json_t *patch, const char *ok, const char *fail)
+{
+    if (!patch) {
+        ctrl_fail(p, NULL, "out of memory");
+        return;
+    }
+    ctrl_send(p,
+              &(ctrl_req_t){.verb = CTRL_JSON_PATCH,
+                            .group = "ray.io",
+                            .version = "v1",
+                            .resource = "rayjobs",
+                            .kind = "RayJob",
+                            .name = p->name,
+                            .noun = "RayJob",
+                            .ok_reason = ok,
+                            .fail_reason = fail},
+              patch);
+    json_decref(patch);
+}
+
+/* Suspends every worker group of the observed cluster (DeleteWorkers). */
+static void s_suspend_workers(ctrl_pass_t *p, const json_t *rc)
+{
+    json_t *patch = json_array();
+    size_t i;
+    json_t *g;
+    json_array_foreach(jx_get(rc, "spec.workerGroupSpecs"), i, g)
+    {
+        char path[64];
+        snprintf(path, sizeof(path), "/spec/workerGroupSpecs/%zu/groupName", i);
+        json_array_append_new(patch, json_pack("{s:s,s:s,s:s}", "op", "test", "path", path, "value",
+                                               jx_str(g, "groupName", "")));
+        snprintf(path, sizeof(path), "/spec/workerGroupSpecs/%zu/suspend", i);
+        json_array_append_new(patch,
+                              json_pack("{s:s,s:s,s:b}", "op", "add", "path", path, "value", 1));
+    }
+    ctrl_send(p,
+              &(ctrl_req_t){.verb = CTRL_JSON_PATCH,
+                            .group = "ray.io",
+                            .version = "v1",
+                            .resource = "rayclusters",
+                            .kind = "RayCluster",
+                            .name = jx_str(rc, "metadata.name", ""),
+                            .noun = "RayCluster",
+                            .ok_reason = "UpdatedRayCluster",
+                            .fail_reason = "FailedToUpdateRayCluster"},
+              patch);
+    json_decref(patch);
+}
+
+/* Stage: step again with the Ray job's info, then carry out the decision. */
+static void s_stage_act(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    if (d->out.wants_info && !s_step(p, &d->info))
+        return;
+    rj_out_t *o = &d->out;
+    for (size_t i = 0; i < o->nevents; i++)
+        ctrl_event(p, o->events[i].warning, o->events[i].reason, "Reconcile", "%s",
+                   o->events[i].msg);
+    if (o->actions & RJ_ACT_STOP_JOB)
+        s_dash_call(p, RJ_ACT_STOP_JOB);
+    if (o->actions & RJ_ACT_CREATE_CLUSTER)
+        ctrl_create_once(p, json_incref(o->cluster), "ray.io", "v1", "rayclusters", "RayCluster",
+                         "CreatedRayCluster", "FailedToCreateRayCluster", 0);
+    if (o->actions & RJ_ACT_HEAD_SERVICE)
+        ctrl_create_once(p, json_incref(o->service), "", "v1", "services", "Service",
+                         "CreatedService", "FailedToCreateService", 0);
+    if (o->actions & RJ_ACT_CREATE_JOB)
+        ctrl_create_once(p, json_incref(o->job), "batch", "v1", "jobs", "submitter Job",
+                         "CreatedRayJobSubmitter", "FailedToCreateRayJobSubmitter", 0);
+    if (o->actions & RJ_ACT_SUBMIT)
+        s_dash_call(p, RJ_ACT_SUBMIT);
+    if (o->actions & RJ_ACT_DELETE_CLUSTER)
+        ctrl_send(p,
+                  &(ctrl_req_t){.verb = CTRL_DELETE,
+                                .group = "ray.io",
+                                .version = "v1",
+                                .resource = "rayclusters",
+                                .kind = "RayCluster",
+                                .name = jx_str(d->cluster, "metadata.name", ""),
+                                .noun = "RayCluster",
+                                .ok_reason = "DeletedRayCluster",
+                                .fail_reason = "FailedToDeleteRayCluster"},
+                  NULL);
+    if (o->actions & RJ_ACT_DELETE_JOB)
+        ctrl_send(p,
+                  &(ctrl_req_t){.verb = CTRL_DELETE,
+                                .group = "batch",
+                                .version = "v1",
+                                .resource = "jobs",
+                                .kind = "Job",
+                                .name = p->name,
+                                .noun = "submitter Job",
+                                .ok_reason = "DeletedRayJobSubmitter",
+                                .fail_reason = "FailedToDeleteRayJobSubmitter",
+                                .propagation = "Background"},
+                  NULL);
+    if (o->actions & RJ_ACT_SUSPEND_WORKERS)
+        s_suspend_workers(p, d->cluster);
+    if (o->actions & RJ_ACT_DELETE_SELF)
+        ctrl_send(p,
+                  &(ctrl_req_t){.verb = CTRL_DELETE,
+                                .group = "ray.io",
+                                .version = "v1",
+                                .resource = "rayjobs",
+                                .kind = "RayJob",
+                                .name = p->name,
+                                .noun = "RayJob",
+                                .ok_reason = "DeletedRayJob",
+                                .fail_reason = "FailedToDeleteRayJob"},
+                  NULL);
+}
+
+/* True when the RayJob's status differs from `now` (the step already compared; any change). */
+static bool s_changed(const json_t *old, const json_t *now)
+{
+    return !old || !json_equal(old, now);
+}
+
+/* Stage: the status write. */
+static void s_stage_status(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    rj_out_t *o = &d->out;
+    if (o->wants_info)
+        return; /* the act stage failed to step again */
+    json_t *st = o->status;
+    o->status = NULL;
+    if (d->submit_failed) {
+        if (!st) {
+            json_t *cur = jx_get(p->obj, "status");
+            st = json_is_object(cur) ? json_deep_copy(cur) : json_object();
+        }
+        rjstate_submit_failed(st, rftime_now_ms());
+    }
+    if (st)
+        ctrl_status_write(p, st, s_changed);
+}
+
+/* Stage: the finalizer, after the status. */
+static void s_stage_after(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    submitter_t *s = ctrl_arg(p->c);
+    rj_out_t *o = &d->out;
+    if (p->status_error)
+        return;
+    if (o->actions & RJ_ACT_ADD_FINALIZER) {
+        json_t *fins = jx_get(p->obj, "metadata.finalizers");
+        json_t *patch = json_is_array(fins)
+                            ? json_pack("[{s:s,s:s,s:s}]", "op", "add", "path",
+                                        "/metadata/finalizers/-", "value", FINALIZER_RAYJOB)
+                            : json_pack("[{s:s,s:s,s:[s]}]", "op", "add", "path",
+                                        "/metadata/finalizers", "value", FINALIZER_RAYJOB);
+        s_patch_self(p, patch, NULL, "FailedToUpdateRayJob");
+    }
+    if (o->actions & RJ_ACT_REMOVE_FINALIZER) {
+        size_t i;
+        json_t *f;
+        json_array_foreach(jx_get(p->obj, "metadata.finalizers"), i, f)
+        {
+            if (!json_string_value(f) || strcmp(json_string_value(f), FINALIZER_RAYJOB) != 0)
+                continue;
+            char path[64];
+            snprintf(path, sizeof(path), "/metadata/finalizers/%zu", i);
+            s_patch_self(p,
+                         json_pack("[{s:s,s:s,s:s},{s:s,s:s}]", "op", "test", "path", path, "value",
+                                   FINALIZER_RAYJOB, "op", "remove", "path", path),
+                         NULL, "FailedToUpdateRayJob");
+            break;
+        }
+    }
+    /* when to look again */
+    int64_t rq = o->requeue_ms;
+    const char *ds = o->status ? jx_str(o->status, "jobDeploymentStatus", "")
+                               : jx_str(p->obj, "status.jobDeploymentStatus", "");
+    const char *mode = rayjob_mode(p->obj);
+    if (strcmp(ds, RJ_RUNNING) == 0 &&
+        (strcmp(mode, RAYJOB_MODE_HTTP) == 0 || strcmp(mode, RAYJOB_MODE_INTERACTIVE) == 0)) {
+        if (rq == 0 || s->cfg.job_poll_ms < rq)
+            rq = s->cfg.job_poll_ms;
+    }
+    if (rq > 0)
+        p->requeue_ms = rq;
+}
+
+static void s_pass_free(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    submitter_t *s = ctrl_arg(p->c);
+    if (d->call > 0)
+        raydash_cancel(s->dash, d->call);
+    json_decref(d->cluster);
+    json_decref(d->job);
+    json_decref(d->head_pod);
+    rjstate_out_free(&d->out);
+    free(d->info_status);
+    free(d->info_msg);
+}
+
+static const ctrl_stage_t s_stages[] = {
+    {s_stage_info, false},
+    {s_stage_act, false},
+    {s_stage_status, false},
+    {s_stage_after, false},
+};
+
+static const ctrl_kind_t s_kind = {.group = "ray.io",
+                                   .version = "v1",
+                                   .kind = "RayJob",
+                                   .resource = "rayjobs",
+                                   .component = SUBMITTER_COMPONENT,
+                                   .instance = SUBMITTER_INSTANCE,
+                                   .pass_size = sizeof(pass_t),
+                                   .begin = s_begin,
+                                   .stages = s_stages,
+                                   .nstages = sizeof(s_stages) / sizeof(s_stages[0]),
+                                   .pass_free = s_pass_free,
+                                   .status_precondition = true};
+
+submitter_t *submitter_new(loop_t *loop, const submitter_config_t *cfg)
+{
+    if (!loop || !cfg || !cfg->cluster || !cfg->observed || !cfg->client)
+        return NULL;
+    submitter_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->loop = loop;
+    s->cfg = *cfg;
+    if (s->cfg.job_poll_ms <= 0)
+        s->cfg.job_poll_ms = SUBMITTER_JOB_POLL_MS;
+    if (cfg->settings)
+        s->set = *cfg->settings;
+    else
+        rjstate_settings_default(&s->set);
+    s->cfg.settings = &s->set;
+    raydash_config_t dc = {0};
+    if (cfg->use_proxy) {
+        dc.k8s = cfg->client;
+    } else {
+        s->http = http_client_new(loop, &(http_config_t){0});
+        dc.http = s->http;
+    }
+    s->dash = (dc.k8s || dc.http) ? raydash_new(loop, &dc) : NULL;
+    s->ctrl = s->dash ? ctrl_new(loop, &(ctrl_config_t){.kind = &s_kind,
+                                                        .cluster = cfg->cluster,
+                                                        .observed = cfg->observed,
+                                                        .client = cfg->client,
+                                                        .audit = cfg->audit,
+                                                        .events = cfg->events,
+                                                        .requeue_ms = cfg->requeue_ms,
+                                                        .fence = cfg->fence,
+                                                        .fence_arg = cfg->fence_arg,
+                                                        .arg = s})
+                      : NULL;
+    if (!s->ctrl) {
+        submitter_destroy(&s);
+        return NULL;
+    }
+    return s;
+}
+
+ctrl_t *submitter_ctrl(submitter_t *s)
+{
+    return s ? s->ctrl : NULL;
+}
+
+void submitter_destroy(submitter_t **s_p)
+{
+    if (!s_p || !*s_p)
+        return;
+    submitter_t *s = *s_p;
+    ctrl_destroy(&s->ctrl); /* passes cancel their dashboard calls */
+    raydash_destroy(&s->dash);
+    http_client_destroy(&s->http);
+    free(s);
+    *s_p = NULL;
+}

@@ -1,0 +1,133 @@
+/*
+ * rayfleet-submitter: reconciles RayJobs (submitter.h) as a controller process of the runtime
+ * (ctrl/ctrlsvc.h: options, kubeconfig and client, the audit database <state-dir>/submitter.db,
+ * observed.db opened read-only once the watcher has created it, the bus subscription with
+ * causes, the work queue, shard ownership with leases and the write fence, resync, shutdown;
+ * /healthz /readyz /metrics on 127.0.0.1:8084 by default).
+ *
+ * Its own options: --use-kubernetes-proxy (KubeRay's flag: reach Ray dashboards through the API
+ * server's service proxy instead of directly; rayfleetctl up --sim sets it, the simulated heads
+ * being reachable only that way), --cluster-domain (KubeRay's CLUSTER_DOMAIN), --job-poll, and
+ * the feature gates KubeRay's RayJob reads (--feature-gates RayJobDeletionPolicy=false,...).
+ * KubeRay's operator environment is honoured: RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_
+ * SECONDS, RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS, DELETE_RAYJOB_CR_AFTER_JOB_FINISHES.
+ */
+#include "ctrlsvc.h"
+#include "err.h"
+#include "log.h"
+#include "submitter.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const cfg_opt_t s_options[] = {
+    {"use-kubernetes-proxy", CFG_BOOL, "false", 0, 0, false, false,
+     "Reach Ray dashboards through the API server's service proxy.", NULL},
+    {"cluster-domain", CFG_STRING, "", 0, 0, false, false,
+     "Cluster domain of dashboard URLs (default: $CLUSTER_DOMAIN, else cluster.local).", NULL},
+    {"job-poll", CFG_DURATION, "1s", 0, 0, false, false,
+     "Poll period of a running Ray job in HTTPMode and InteractiveMode.", NULL},
+    {"feature-gates", CFG_STRING, "", 0, 0, false, false,
+     "Feature gates, e.g. RayJobDeletionPolicy=false,SidecarSubmitterRestart=true.", NULL},
+    {NULL},
+};
+
+/* The submitter's settings, built in s_open. */
+typedef struct {
+    submitter_t *sub;
+    rj_settings_t set;
+} app_t;
+
+/* An integer from the environment, or def. */
+static int64_t s_env_int(const char *name, int64_t def)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    char *end = NULL;
+    long long n = strtoll(v, &end, 10);
+    if (*end || n < 0) {
+        log_warn("ignored: not a non-negative integer", "env", name, "value", v, NULL);
+        return def;
+    }
+    return n;
+}
+
+/* Applies "A=true,B=false" to the gates; false with a log line naming the bad item. */
+static bool s_gates(const char *spec, validate_gates_t *g)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", spec);
+    for (char *save = NULL, *it = strtok_r(buf, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(it, '=');
+        if (!eq) {
+            log_error("--feature-gates: item must be Name=true|false", "item", it, NULL);
+            return false;
+        }
+        *eq = '\0';
+        bool on = strcasecmp(eq + 1, "true") == 0;
+        if (!on && strcasecmp(eq + 1, "false") != 0) {
+            log_error("--feature-gates: value must be true or false", "gate", it, NULL);
+            return false;
+        }
+        if (strcmp(it, "RayJobDeletionPolicy") == 0)
+            g->job_deletion_policy = on;
+        else if (strcmp(it, "SidecarSubmitterRestart") == 0)
+            g->sidecar_submitter_restart = on;
+        else
+            log_warn("--feature-gates: gate not used by the submitter", "gate", it, NULL);
+    }
+    return true;
+}
+
+static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
+{
+    app_t *a = arg;
+    const cfg_t *cfg = env->svc->cfg;
+    rjstate_settings_default(&a->set);
+    a->set.grace_s =
+        s_env_int("RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS", RJ_DEFAULT_GRACE_S);
+    a->set.check_timeout_s =
+        s_env_int("RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS", RJ_DEFAULT_CHECK_TIMEOUT_S);
+    const char *del = getenv("DELETE_RAYJOB_CR_AFTER_JOB_FINISHES");
+    a->set.delete_cr_after_finish = del && strcasecmp(del, "true") == 0;
+    const char *dom = cfg_str(cfg, "cluster-domain");
+    if (!dom || !*dom)
+        dom = getenv("CLUSTER_DOMAIN");
+    a->set.domain = dom && *dom ? dom : NULL;
+    if (!s_gates(cfg_str(cfg, "feature-gates"), &a->set.gates))
+        return NULL;
+    a->sub = submitter_new(env->svc->loop,
+                           &(submitter_config_t){.cluster = env->cluster,
+                                                 .observed = env->observed,
+                                                 .client = env->client,
+                                                 .audit = env->audit,
+                                                 .fence = env->fence,
+                                                 .fence_arg = env->fence_arg,
+                                                 .events = true,
+                                                 .use_proxy = cfg_bool(cfg, "use-kubernetes-proxy"),
+                                                 .job_poll_ms = cfg_duration_ms(cfg, "job-poll"),
+                                                 .requeue_ms = env->requeue_ms,
+                                                 .settings = &a->set});
+    return submitter_ctrl(a->sub);
+}
+
+static void s_close(void *arg)
+{
+    app_t *a = arg;
+    submitter_destroy(&a->sub);
+}
+
+int main(int argc, char **argv)
+{
+    app_t app = {0};
+    return ctrlsvc_main(&(ctrlsvc_def_t){.name = "submitter",
+                                         .options = s_options,
+                                         .open = s_open,
+                                         .close = s_close,
+                                         .arg = &app,
+                                         .health_port = 8084},
+                        argc, argv);
+}
