@@ -362,7 +362,7 @@ static int s_files(const args_t *a, const char *cmd, fleetdb_files_t *files)
         fprintf(stderr,
                 "rayfleetctl %s: %s holds more than %d scheduler databases; read them with "
                 "--db FILE one at a time\n",
-                cmd, dir, FLEETDB_MAX_FILES);
+                cmd, dir, FLEETDB_MAX_SCHEDULER_FILES);
         return 1;
     }
     if (rc != 0) {

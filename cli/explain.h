@@ -48,6 +48,7 @@
 #define EXPLAIN_OBJECT_MAX (16u * 1024u * 1024u) /* longest observed JSON parsed */
 #define EXPLAIN_TEXT_MAX (1024u * 1024u) /* longest explanation text of one row */
 #define EXPLAIN_DEFAULT_NS "default" /* -n default */
+#define EXPLAIN_RAYJOB_LAST 20 /* newest audit rows shown about a RayJob and its children */
 
 /* `rayfleetctl explain ARGS`; returns the exit code (0 found, 1 not found or error, 2 usage). */
 int explain_main(int argc, char **argv);

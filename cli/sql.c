@@ -419,7 +419,7 @@ int sql_main(int argc, char **argv)
             fprintf(stderr,
                     "rayfleetctl sql: %s holds more than %d scheduler databases; query them with "
                     "--db FILE one at a time\n",
-                    dir, FLEETDB_MAX_FILES);
+                    dir, FLEETDB_MAX_SCHEDULER_FILES);
             free(files);
             return 1;
         }
