@@ -877,6 +877,27 @@ static void s_rayjob_why(const json_t *rj, const json_t *rc, const json_t *job, 
     buf_free(&err);
 }
 
+/* Appends "not observed" and, when rayfleet wrote to the object, its newest audit row's verb,
+ * actor and time (the watcher may not list that kind, or not yet). */
+static void s_not_observed(s_ex_t *x, const char *cluster, const char *kind, const char *name,
+                           buf_t *b)
+{
+    buf_puts(b, "not observed");
+    json_t *rows = json_array();
+    store_audit_filter_t f = {.cluster = cluster,
+                              .kind = kind,
+                              .ns = x->ns,
+                              .name = name,
+                              .limit = 1,
+                              .order = STORE_AUDIT_NEWEST};
+    if (rows && s_filter(x, &f, rows, 1) == 0 && json_array_size(rows) > 0) {
+        const json_t *r = json_array_get(rows, 0);
+        buf_printf(b, " (last %s by %s at %s: %" JSON_INTEGER_FORMAT ")", s_s(r, "verb"),
+                   s_s(r, "actor_service"), s_s(r, "time"), s_i(r, "result_status"));
+    }
+    json_decref(rows);
+}
+
 /* Appends one owned object's line: kind ns/name, then its observed state (phase, conditions) or
  * "not observed". Adds {kind, name, observed} to `owned`. */
 static void s_rayjob_owned(s_ex_t *x, const char *cluster, const char *kind, const char *name,
@@ -887,7 +908,7 @@ static void s_rayjob_owned(s_ex_t *x, const char *cluster, const char *kind, con
     if (!name[0])
         buf_puts(b, "none yet");
     else if (!o)
-        buf_puts(b, "not observed");
+        s_not_observed(x, cluster, kind, name, b);
     else
         buf_printf(b, "state %s, conditions %s%s", s_s(o, "phase")[0] ? s_s(o, "phase") : "-",
                    s_s(o, "conditions")[0] ? s_s(o, "conditions") : "-",
@@ -1791,7 +1812,8 @@ static int s_drift_run(int argc, char **words)
             printf(", %d child%s of kinds the watcher does not observe", d.unobserved,
                    d.unobserved == 1 ? "" : "ren");
         if (desired && fleetdb_count(d.x.fdb) > 1)
-            printf(" (desired rows of the %zu scheduler replicas' files versus %s)\n",
+            printf(" (desired rows of %zu controller files (scheduler replicas, submitter) versus "
+                   "%s)\n",
                    fleetdb_count(d.x.fdb), SQL_OBSERVED_DB);
         else if (desired)
             printf(" (desired rows of %s versus %s)\n", SQL_SCHEDULER_DB, SQL_OBSERVED_DB);
