@@ -325,7 +325,9 @@ static int s_explain(fleetdb_t *fdb, const store_audit_filter_t *f)
     }
     buf_free(&why);
     if (fleetdb_count(fdb) > 1)
-        printf("FILES: %zu (the union of every replica's audit table)\n", fleetdb_count(fdb));
+        printf("FILES: %zu (the union of every scheduler replica's and controller's audit "
+               "table)\n",
+               fleetdb_count(fdb));
     printf("SQL: %s\n", buf_str(&sql));
     while (sqlite3_step(st) == SQLITE_ROW)
         printf("QUERY PLAN: %s\n", s_coltext(st, 3) ? s_coltext(st, 3) : "");

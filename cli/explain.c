@@ -1811,10 +1811,9 @@ static int s_drift_run(int argc, char **words)
         if (d.unobserved)
             printf(", %d child%s of kinds the watcher does not observe", d.unobserved,
                    d.unobserved == 1 ? "" : "ren");
-        if (desired && fleetdb_count(d.x.fdb) > 1)
-            printf(" (desired rows of %zu controller files (scheduler replicas, submitter) versus "
-                   "%s)\n",
-                   fleetdb_count(d.x.fdb), SQL_OBSERVED_DB);
+        if (desired && fleetdb_scheduler_count(d.x.fdb) > 1)
+            printf(" (desired rows of the %zu scheduler replicas' files versus %s)\n",
+                   fleetdb_scheduler_count(d.x.fdb), SQL_OBSERVED_DB);
         else if (desired)
             printf(" (desired rows of %s versus %s)\n", SQL_SCHEDULER_DB, SQL_OBSERVED_DB);
         else

@@ -186,6 +186,16 @@ size_t fleetdb_count(const fleetdb_t *f)
     return f ? f->n : 0;
 }
 
+size_t fleetdb_scheduler_count(const fleetdb_t *f)
+{
+    size_t n = 0;
+    char schema[S_SCHEMA_MAX];
+    for (size_t k = 0; f && k < f->n; k++)
+        if (!s_controller_schema(f->path[k], schema, sizeof(schema)))
+            n++;
+    return n;
+}
+
 const char *fleetdb_schema(const fleetdb_t *f, size_t k)
 {
     return f && k < f->n ? f->schema[k] : NULL;

@@ -101,6 +101,9 @@ store_query_t *fleetdb_query(fleetdb_t *f);
 /* Number of files. */
 size_t fleetdb_count(const fleetdb_t *f);
 
+/* Number of scheduler files (those that are not FLEETDB_CONTROLLER_FILES). */
+size_t fleetdb_scheduler_count(const fleetdb_t *f);
+
 /* The schema of file k ("main", "replica1", ..., "submitter"), or NULL when k is out of range. */
 const char *fleetdb_schema(const fleetdb_t *f, size_t k);
 
