@@ -325,7 +325,9 @@ static int s_explain(fleetdb_t *fdb, const store_audit_filter_t *f)
     }
     buf_free(&why);
     if (fleetdb_count(fdb) > 1)
-        printf("FILES: %zu (the union of every replica's audit table)\n", fleetdb_count(fdb));
+        printf("FILES: %zu (the union of every scheduler replica's and controller's audit "
+               "table)\n",
+               fleetdb_count(fdb));
     printf("SQL: %s\n", buf_str(&sql));
     while (sqlite3_step(st) == SQLITE_ROW)
         printf("QUERY PLAN: %s\n", s_coltext(st, 3) ? s_coltext(st, 3) : "");
@@ -362,7 +364,7 @@ static int s_files(const args_t *a, const char *cmd, fleetdb_files_t *files)
         fprintf(stderr,
                 "rayfleetctl %s: %s holds more than %d scheduler databases; read them with "
                 "--db FILE one at a time\n",
-                cmd, dir, FLEETDB_MAX_FILES);
+                cmd, dir, FLEETDB_MAX_SCHEDULER_FILES);
         return 1;
     }
     if (rc != 0) {

@@ -18,6 +18,7 @@
 #include "names.h"
 #include "rcstatus.h"
 #include "rftime.h"
+#include "rjstate.h"
 #include "sql.h"
 #include "store.h"
 
@@ -830,6 +831,243 @@ done:
     return code;
 }
 
+/* ---- RayJob: where it is and why ----------------------------------------------------------- */
+
+/* Deterministic bytes for rjstate's generated names (explain never creates what they name). */
+static int s_norand(void *ctx, unsigned char *out, size_t n)
+{
+    (void)ctx;
+    memset(out, 0, n);
+    return 0;
+}
+
+/* One sentence: why the RayJob `rj` is where it is, from one rjstate_step() over what is
+ * observed (its RayCluster `rc` and submitter Job `job`, each may be NULL) with KubeRay's default
+ * settings; where the step wants the dashboard, the Ray job status the RayJob last recorded
+ * stands for its answer. Falls back to the status fields when the step cannot run. */
+static void s_rayjob_why(const json_t *rj, const json_t *rc, const json_t *job, buf_t *b)
+{
+    rj_settings_t set;
+    rjstate_settings_default(&set);
+    rj_in_t in = {.rj = rj,
+                  .cluster = rc,
+                  .job = job,
+                  .now_ms = rftime_now_ms(),
+                  .set = &set,
+                  .rnd = s_norand};
+    rj_out_t out = {0};
+    buf_t err;
+    buf_init(&err, 1024);
+    int rc_step = rjstate_step(&in, &out, &err);
+    if (rc_step == 0 && out.wants_info) {
+        rjstate_out_free(&out);
+        in.info = (rj_info_t){.kind = RJ_INFO_OK,
+                              .status = jx_str(rj, "status.jobStatus", "PENDING"),
+                              .message = jx_str(rj, "status.message", "")};
+        rc_step = rjstate_step(&in, &out, &err);
+    }
+    if (rc_step == 0 && out.why[0]) {
+        buf_puts(b, out.why);
+    } else {
+        const char *d = jx_str(rj, "status.jobDeploymentStatus", "");
+        const char *msg = jx_str(rj, "status.message", "");
+        buf_printf(b, "deployment status %s%s%s", d[0] ? d : "(new)", msg[0] ? ": " : "", msg);
+    }
+    rjstate_out_free(&out);
+    buf_free(&err);
+}
+
+/* Appends "not observed" and, when rayfleet wrote to the object, its newest audit row's verb,
+ * actor and time (the watcher may not list that kind, or not yet). */
+static void s_not_observed(s_ex_t *x, const char *cluster, const char *kind, const char *name,
+                           buf_t *b)
+{
+    buf_puts(b, "not observed");
+    json_t *rows = json_array();
+    store_audit_filter_t f = {.cluster = cluster,
+                              .kind = kind,
+                              .ns = x->ns,
+                              .name = name,
+                              .limit = 1,
+                              .order = STORE_AUDIT_NEWEST};
+    if (rows && s_filter(x, &f, rows, 1) == 0 && json_array_size(rows) > 0) {
+        const json_t *r = json_array_get(rows, 0);
+        buf_printf(b, " (last %s by %s at %s: %" JSON_INTEGER_FORMAT ")", s_s(r, "verb"),
+                   s_s(r, "actor_service"), s_s(r, "time"), s_i(r, "result_status"));
+    }
+    json_decref(rows);
+}
+
+/* Appends one owned object's line: kind ns/name, then its observed state (phase, conditions) or
+ * "not observed". Adds {kind, name, observed} to `owned`. */
+static void s_rayjob_owned(s_ex_t *x, const char *cluster, const char *kind, const char *name,
+                           buf_t *b, json_t *owned)
+{
+    json_t *o = name[0] ? s_observed(x, cluster, kind, x->ns, name) : NULL;
+    buf_printf(b, "\n  %-10s %s/%s: ", kind, x->ns, name[0] ? name : "-");
+    if (!name[0])
+        buf_puts(b, "none yet");
+    else if (!o)
+        s_not_observed(x, cluster, kind, name, b);
+    else
+        buf_printf(b, "state %s, conditions %s%s", s_s(o, "phase")[0] ? s_s(o, "phase") : "-",
+                   s_s(o, "conditions")[0] ? s_s(o, "conditions") : "-",
+                   json_is_true(json_object_get(o, "deleting")) ? " (being deleted)" : "");
+    if (o)
+        json_object_del(o, "object");
+    json_array_append_new(owned, json_pack("{s:s, s:s, s:o}", "kind", kind, "name", name,
+                                           "observed", o ? o : json_null()));
+}
+
+/* The newest audit rows (at most EXPLAIN_RAYJOB_LAST) about the RayJob and its children: caused
+ * by it or by its RayCluster, or targeting it, its RayCluster, its submitter Job or its head
+ * Service; appended oldest first to `out`. Returns 0 or 1 (error printed). */
+static int s_rayjob_last(s_ex_t *x, const char *cluster, const char *rcname, const char *svc,
+                         json_t *out)
+{
+    char k1[S_GROUP_MAX * 3 + 3], k2[S_GROUP_MAX * 3 + 3];
+    snprintf(k1, sizeof(k1), "%s/%s/%s", cluster, x->ns, x->name);
+    snprintf(k2, sizeof(k2), "%s/%s/%s", cluster, x->ns, rcname[0] ? rcname : "-");
+    sqlite3_stmt *st = s_prepare(
+        x, "SELECT * FROM (SELECT " STORE_AUDIT_COLUMNS ", id FROM audit WHERE cause_key IN (?1, "
+           "?2) OR (cluster = ?3 AND target_namespace = ?4 AND ((target_kind = 'RayJob' AND "
+           "target_name = ?5) OR (target_kind = 'RayCluster' AND target_name = ?6) OR (target_kind "
+           "= 'Job' AND target_name = ?5) OR (target_kind = 'Service' AND target_name = ?7))) "
+           "ORDER BY time_ms DESC, id DESC LIMIT ?8) ORDER BY time_ms, id");
+    if (!st)
+        return 1;
+    sqlite3_bind_text(st, 1, k1, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, k2, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, cluster, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, x->ns, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, x->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 6, rcname, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 7, svc, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 8, EXPLAIN_RAYJOB_LAST);
+    return s_collect(x, st, out, EXPLAIN_RAYJOB_LAST);
+}
+
+/* Appends the RayJob section of explain (status, why, owned objects, last audit rows, Events) to
+ * `b`, and the same as "rayjob" to `doc`. `obs` is the RayJob's observed row (with "object"), or
+ * NULL; `rows` its audit rows (explain's listing). Returns 0 or 1 (error printed). */
+static int s_rayjob_section(s_ex_t *x, const json_t *obs, const json_t *rows, buf_t *b, json_t *doc)
+{
+    const json_t *rj = obs ? json_object_get(obs, "object") : NULL;
+    const char *cluster =
+        obs ? s_s(obs, "cluster") : json_string_value(json_array_get(x->clusters, 0));
+    if (!cluster)
+        cluster = "";
+    json_t *sec = json_object();
+    json_t *owned = json_array();
+    json_t *last = json_array();
+    json_t *events = json_array();
+    buf_t why;
+    buf_init(&why, RJ_MSG_MAX + 64);
+    int code = 1;
+    if (!sec || !owned || !last || !events)
+        goto done;
+    const char *rcname = rj ? jx_str(rj, "status.rayClusterName", "") : "";
+    char svc[S_GROUP_MAX + 16];
+    snprintf(svc, sizeof(svc), "%s-head-svc", x->name);
+    if (rj) {
+        json_t *rco = rcname[0] ? s_observed(x, cluster, "RayCluster", x->ns, rcname) : NULL;
+        json_t *jo = s_observed(x, cluster, "Job", x->ns, x->name);
+        s_rayjob_why(rj, rco ? json_object_get(rco, "object") : NULL,
+                     jo ? json_object_get(jo, "object") : NULL, &why);
+        json_decref(rco);
+        json_decref(jo);
+        static const struct {
+            const char *label, *path;
+        } fields[] = {{"deployment status", "status.jobDeploymentStatus"},
+                      {"job status", "status.jobStatus"},
+                      {"reason", "status.reason"},
+                      {"message", "status.message"},
+                      {"job id", "status.jobId"},
+                      {"cluster", "status.rayClusterName"},
+                      {"dashboard", "status.dashboardURL"},
+                      {"start", "status.startTime"},
+                      {"end", "status.endTime"}};
+        json_t *st = json_object();
+        buf_printf(b, "\nwhy: %s\nstatus:", buf_str(&why));
+        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+            const char *v = jx_str(rj, fields[i].path, "");
+            buf_printf(b, "\n  %-18s %s", fields[i].label, v[0] ? v : "-");
+            json_object_set_new(st, fields[i].label, json_string(v));
+        }
+        json_object_set_new(sec, "why", json_string(buf_str(&why)));
+        json_object_set_new(sec, "status", st ? st : json_null());
+    } else {
+        buf_puts(b, "\nwhy: not observed now (deleted, or the watcher has not seen it)");
+        json_object_set_new(sec, "why", json_null());
+    }
+    buf_puts(b, "\nowns:");
+    s_rayjob_owned(x, cluster, "RayCluster", rcname, b, owned);
+    s_rayjob_owned(x, cluster, "Job", x->name, b, owned);
+    s_rayjob_owned(x, cluster, "Service", svc, b, owned);
+    if (s_rayjob_last(x, cluster, rcname, svc, last) != 0)
+        goto done;
+    buf_printf(b, "\nlast %zu audit row%s about it and its children:", json_array_size(last),
+               json_array_size(last) == 1 ? "" : "s");
+    size_t i;
+    json_t *r;
+    json_array_foreach(last, i, r)
+    {
+        buf_printf(b, "\n  %s %-10s %-7s %s %s/%s", s_s(r, "time"), s_s(r, "actor_service"),
+                   s_s(r, "verb"), s_s(r, "target_kind"), s_s(r, "target_namespace"),
+                   s_s(r, "target_name"));
+        if (s_s(r, "reason")[0])
+            buf_printf(b, " (%s)", s_s(r, "reason"));
+        if (s_ok(r))
+            buf_printf(b, " %" JSON_INTEGER_FORMAT, s_i(r, "result_status"));
+        else
+            buf_printf(b, " FAILED %" JSON_INTEGER_FORMAT " %s", s_i(r, "result_status"),
+                       s_s(r, "result_error"));
+        if (!strcmp(s_s(r, "verb"), "submit") || !strcmp(s_s(r, "verb"), "stop"))
+            if (s_s(r, "message")[0])
+                buf_printf(b, ": %s", s_s(r, "message"));
+    }
+    json_array_foreach(rows, i, r)
+    {
+        if (strcmp(s_s(r, "target_kind"), "Event") != 0)
+            continue;
+        // the Event's own type and message are in the request body the row kept
+        const char *body = s_s(r, "request_summary");
+        json_t *ev = NULL;
+        buf_t perr;
+        buf_init(&perr, 256);
+        if (jx_parse(body, strlen(body), "event", &ev, &perr) != 0 || !json_is_object(ev)) {
+            json_decref(ev);
+            ev = NULL;
+        }
+        buf_free(&perr);
+        json_t *e =
+            json_pack("{s:s, s:s, s:s, s:s}", "time", s_s(r, "time"), "type",
+                      ev ? jx_str(ev, "type", "") : "", "reason", s_s(r, "reason"), "message",
+                      ev ? jx_str(ev, "message", s_s(r, "message")) : s_s(r, "message"));
+        json_decref(ev);
+        if (e)
+            json_array_append_new(events, e);
+    }
+    buf_printf(b, "\nevents (%zu):", json_array_size(events));
+    json_array_foreach(events, i, r)
+    {
+        buf_printf(b, "\n  %s %s %s: %s", s_s(r, "time"), s_s(r, "type")[0] ? s_s(r, "type") : "-",
+                   s_s(r, "reason")[0] ? s_s(r, "reason") : "-", s_s(r, "message"));
+    }
+    json_object_set_new(sec, "owns", json_incref(owned));
+    json_object_set_new(sec, "last_audit", json_incref(last));
+    json_object_set_new(sec, "events", json_incref(events));
+    json_object_set(doc, "rayjob", sec);
+    code = 0;
+done:
+    json_decref(sec);
+    json_decref(owned);
+    json_decref(last);
+    json_decref(events);
+    buf_free(&why);
+    return code;
+}
+
 /* explain for a Ray object: everything done for it, grouped by reconcile. */
 static int s_explain_ray(s_ex_t *x)
 {
@@ -874,6 +1112,10 @@ static int s_explain_ray(s_ex_t *x)
                    json_is_true(json_object_get(obs, "deleting")) ? " (being deleted)" : "");
     else
         buf_puts(&text, x->observed ? ": not observed now" : ": observed.db is missing");
+    if (!strcmp(x->kind->kind, "RayJob") && s_rayjob_section(x, obs, rows, &text, doc) != 0) {
+        json_decref(obs);
+        goto done;
+    }
     buf_printf(&text, "\n%zu action%s by rayfleet", json_array_size(rows),
                json_array_size(rows) == 1 ? "" : "s");
     /* Group by correlation id, in the order of each reconcile's first row. */
@@ -1121,7 +1363,7 @@ static int s_explain_run(int argc, char **words)
     if (fr == ERR_TOOBIG)
         fprintf(stderr,
                 "rayfleetctl explain: note: reading the first %d scheduler databases of %s\n",
-                FLEETDB_MAX_FILES, dir);
+                FLEETDB_MAX_SCHEDULER_FILES, dir);
     x.observed = access(obs, F_OK) == 0;
     int err = 0;
     x.fdb = fleetdb_open(files, x.observed ? obs : NULL, &err);
@@ -1569,9 +1811,9 @@ static int s_drift_run(int argc, char **words)
         if (d.unobserved)
             printf(", %d child%s of kinds the watcher does not observe", d.unobserved,
                    d.unobserved == 1 ? "" : "ren");
-        if (desired && fleetdb_count(d.x.fdb) > 1)
+        if (desired && fleetdb_scheduler_count(d.x.fdb) > 1)
             printf(" (desired rows of the %zu scheduler replicas' files versus %s)\n",
-                   fleetdb_count(d.x.fdb), SQL_OBSERVED_DB);
+                   fleetdb_scheduler_count(d.x.fdb), SQL_OBSERVED_DB);
         else if (desired)
             printf(" (desired rows of %s versus %s)\n", SQL_SCHEDULER_DB, SQL_OBSERVED_DB);
         else

@@ -3,11 +3,12 @@
  * and `rayfleetctl drift` (the children each RayCluster's spec asks for versus those observed).
  *
  * explain reads, through one read-only query connection (store_query_open()), the audit table of
- * STATE/scheduler.db and, ATTACHed read-only as schema `observed`, STATE/observed.db (the
- * watcher's observed_objects). With scheduler replicas, the audit and desired_objects tables are
- * those of every replica's file as one (fleetdb.h: scheduler-<i>.db ATTACHed read-only, each
- * statement prefixed with a WITH clause naming their union), so explain and drift see the rows of
- * whichever replica reconciled the object. For the object it:
+ * STATE/scheduler.db (and of STATE/submitter.db, the RayJob controller's; fleetdb.h) and, ATTACHed
+ * read-only as schema `observed`, STATE/observed.db (the watcher's observed_objects). With
+ * scheduler replicas, the audit and desired_objects tables are those of every replica's file as one
+ * (fleetdb.h: scheduler-<i>.db ATTACHed read-only, each statement prefixed with a WITH clause
+ * naming their union), so explain and drift see the rows of whichever replica reconciled the
+ * object. For the object it:
  *   1. lists the audit rows whose target is that object (create, delete, patch, status, ...),
  *      oldest first, each with its reason (KubeRay's event reason and sentence), actor and result;
  *   2. follows each row's cause: the Ray object named by cause_key ("cluster/namespace/name"),
@@ -25,8 +26,16 @@
  * (scaleStrategy.workersToDelete naming it, a smaller wanted count) and says when it cannot tell.
  * For Ray objects (raycluster/NAME, rayjob/NAME, rayservice/NAME) it lists everything done for the
  * object, grouped by reconcile (correlation id): the rows whose cause_key is the object and the
- * rows targeting it. NOTE: cause_key has no index in the audit table, so that listing scans the
- * table (bounded by EXPLAIN_TIMEOUT_MS).
+ * rows targeting it. For a RayJob it first says where the RayJob is and why: "why:" is the
+ * sentence of one kuberay/rjstate step over the observed RayJob, its RayCluster and submitter Job
+ * (KubeRay's default settings; where the step would ask the dashboard, the job status the RayJob
+ * recorded stands for the answer); then its status (deployment and job status, reason, message,
+ * job id, cluster, dashboard URL, start, end), the objects it owns (its RayCluster, the submitter
+ * Job, the head Service <rayjob>-head-svc: observed state and conditions, or the newest audit row
+ * when not observed), the newest EXPLAIN_RAYJOB_LAST audit rows about it and those children
+ * (scheduler and submitter, including the submitter's submit/stop rows), and its Events (from the
+ * audit rows that created them: type, reason, message). NOTE: cause_key has no index in the audit
+ * table, so that listing scans the table (bounded by EXPLAIN_TIMEOUT_MS).
  *
  * Exit codes: 0 the object has audit rows; 1 no audit row (not created or touched by rayfleet),
  * or a database error; 2 usage error.
@@ -48,6 +57,7 @@
 #define EXPLAIN_OBJECT_MAX (16u * 1024u * 1024u) /* longest observed JSON parsed */
 #define EXPLAIN_TEXT_MAX (1024u * 1024u) /* longest explanation text of one row */
 #define EXPLAIN_DEFAULT_NS "default" /* -n default */
+#define EXPLAIN_RAYJOB_LAST 20 /* newest audit rows shown about a RayJob and its children */
 
 /* `rayfleetctl explain ARGS`; returns the exit code (0 found, 1 not found or error, 2 usage). */
 int explain_main(int argc, char **argv);

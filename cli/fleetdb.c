@@ -30,6 +30,25 @@ struct fleetdb {
     char path[FLEETDB_MAX_FILES][PATH_MAX]; /* path of each file */
 };
 
+/* The other controllers' audit files (fleetdb.h). */
+static const char *const s_controller_files[FLEETDB_NCONTROLLER_FILES] = FLEETDB_CONTROLLER_FILES;
+
+/* When `path` names a controller file, writes its schema (the name without .db) to `out` and
+ * returns true. */
+static bool s_controller_schema(const char *path, char *out, size_t size)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    for (size_t i = 0; i < FLEETDB_NCONTROLLER_FILES; i++) {
+        size_t len = strlen(s_controller_files[i]);
+        if (strcmp(base, s_controller_files[i]) == 0 && len > 3 && len - 3 < size) {
+            snprintf(out, size, "%.*s", (int)(len - 3), s_controller_files[i]);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* One file found by fleetdb_find(). */
 typedef struct {
     long replica; /* i of scheduler-<i>.db, S_NO_REPLICA for scheduler.db */
@@ -67,7 +86,7 @@ int fleetdb_find(const char *state_dir, fleetdb_files_t *out)
     DIR *d = opendir(state_dir);
     if (!d)
         return ERR_NOTFOUND;
-    s_found_t found[FLEETDB_MAX_FILES + 1];
+    s_found_t found[FLEETDB_MAX_SCHEDULER_FILES + 1];
     size_t n = 0;
     bool more = false;
     struct dirent *ent;
@@ -78,7 +97,7 @@ int fleetdb_find(const char *state_dir, fleetdb_files_t *out)
             continue;
         s_found_t f = {.replica = r};
         snprintf(f.name, sizeof(f.name), "%s", ent->d_name);
-        if (n < FLEETDB_MAX_FILES + 1) {
+        if (n < FLEETDB_MAX_SCHEDULER_FILES + 1) {
             found[n++] = f;
         } else {
             more = true;
@@ -93,13 +112,18 @@ int fleetdb_find(const char *state_dir, fleetdb_files_t *out)
     }
     closedir(d);
     qsort(found, n, sizeof(found[0]), s_found_cmp);
-    if (n > FLEETDB_MAX_FILES) {
-        n = FLEETDB_MAX_FILES;
+    if (n > FLEETDB_MAX_SCHEDULER_FILES) {
+        n = FLEETDB_MAX_SCHEDULER_FILES;
         more = true;
     }
     for (size_t i = 0; i < n; i++) {
         int w = snprintf(out->path[out->n], PATH_MAX, "%s/%s", state_dir, found[i].name);
         if (w > 0 && w < PATH_MAX)
+            out->n++;
+    }
+    for (size_t i = 0; i < FLEETDB_NCONTROLLER_FILES; i++) {
+        int w = snprintf(out->path[out->n], PATH_MAX, "%s/%s", state_dir, s_controller_files[i]);
+        if (w > 0 && w < PATH_MAX && access(out->path[out->n], F_OK) == 0)
             out->n++;
     }
     if (more)
@@ -129,7 +153,8 @@ fleetdb_t *fleetdb_open(const fleetdb_files_t *files, const char *observed, int 
             snprintf(f->schema[k], S_SCHEMA_MAX, "main");
             continue;
         }
-        snprintf(f->schema[k], S_SCHEMA_MAX, "%s%zu", FLEETDB_SCHEMA_PREFIX, k);
+        if (!s_controller_schema(f->path[k], f->schema[k], S_SCHEMA_MAX))
+            snprintf(f->schema[k], S_SCHEMA_MAX, "%s%zu", FLEETDB_SCHEMA_PREFIX, k);
         att[natt++] = (store_query_attach_t){.schema = f->schema[k], .path = f->path[k]};
     }
     if (observed)
@@ -159,6 +184,16 @@ store_query_t *fleetdb_query(fleetdb_t *f)
 size_t fleetdb_count(const fleetdb_t *f)
 {
     return f ? f->n : 0;
+}
+
+size_t fleetdb_scheduler_count(const fleetdb_t *f)
+{
+    size_t n = 0;
+    char schema[S_SCHEMA_MAX];
+    for (size_t k = 0; f && k < f->n; k++)
+        if (!s_controller_schema(f->path[k], schema, sizeof(schema)))
+            n++;
+    return n;
 }
 
 const char *fleetdb_schema(const fleetdb_t *f, size_t k)

@@ -1,18 +1,24 @@
 /*
- * fleetdb: the scheduler databases of every scheduler replica of a state dir, read as one.
+ * fleetdb: the audit databases of every controller of a state dir, read as one: the scheduler's
+ * (one file per scheduler replica) and the other controllers' (FLEETDB_CONTROLLER_FILES, today
+ * STATE/submitter.db of rayfleet-submitter, the RayJob controller; same store schema, created by
+ * ctrl/ctrlsvc.c as <state-dir>/<name>.db). Each audit row's actor_service says who wrote it.
  *
  * Files. One scheduler (the default of `rayfleetctl up`) writes STATE/scheduler.db. With
  * `rayfleetctl up --scheduler-replicas N` (N > 1), replica i (--replica scheduler/i) writes its
  * own STATE/scheduler-<i>.db (--audit.db; the store's rule is one writing process per file): its
  * audit rows AND its desired_objects rows (the reconciler writes desired rows into the same file
  * as its audit rows; see services/scheduler/scheduler_main.c). fleetdb_find() lists scheduler.db
- * and every scheduler-<i>.db present, scheduler.db first, then by i.
+ * and every scheduler-<i>.db present, scheduler.db first, then by i, then the controller files
+ * present (submitter.db), in the order of FLEETDB_CONTROLLER_FILES.
  *
  * Mechanism. ONE read-only query connection made by store_query_open(), so every guarantee of
  * `rayfleetctl sql` holds unchanged (SQLITE_OPEN_READONLY, PRAGMA query_only, extension loading
  * off, and the authorizer that denies writes, ATTACH, DETACH and setting PRAGMAs): the first file
  * is `main`, the others are ATTACHed read-only (mode=ro) by store_query_open() itself, before it
- * installs the authorizer, as schemas `replica1`, `replica2`, ..., and observed.db as `observed`.
+ * installs the authorizer, as schemas `replica1`, `replica2`, ..., a controller file as its
+ * name without .db (`submitter`, unless it is the only file: then it is `main`), and observed.db
+ * as `observed`.
  * The union cannot be a TEMP VIEW: the authorizer denies CREATE TEMP VIEW and query_only denies
  * writing even the temp schema, and store_query_open() has no hook before them (see the report
  * of issue 7). So fleetdb_rewrite() puts a WITH clause in front of the statement instead:
@@ -51,23 +57,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FLEETDB_MAX_FILES 9 /* most scheduler files read as one (SQLite attaches 10 at most) */
+#define FLEETDB_MAX_SCHEDULER_FILES 9 /* most scheduler files read as one */
+#define FLEETDB_CONTROLLER_FILES                                                                   \
+    {                                                                                              \
+        "submitter.db"                                                                             \
+    } /* other controllers' files, read after them */
+#define FLEETDB_NCONTROLLER_FILES 1 /* how many FLEETDB_CONTROLLER_FILES names */
+#define FLEETDB_MAX_FILES                                                                          \
+    (FLEETDB_MAX_SCHEDULER_FILES + FLEETDB_NCONTROLLER_FILES) /* SQLite attaches 10 at most:       \
+                                                                 9 files + observed */
 #define FLEETDB_MAIN_FILE "scheduler.db" /* the file of a single scheduler */
 #define FLEETDB_REPLICA_PREFIX "scheduler-" /* replica i writes scheduler-<i>.db */
 #define FLEETDB_SCHEMA_PREFIX "replica" /* files after the first are attached as replica<k> */
 #define FLEETDB_SQL_MAX (256u * 1024u) /* longest rewritten statement */
 
-/* The scheduler files of a state dir. */
+/* The audit files of a state dir. */
 typedef struct {
-    char path[FLEETDB_MAX_FILES][PATH_MAX]; /* the files, scheduler.db first, then by replica */
+    char path[FLEETDB_MAX_FILES][PATH_MAX]; /* scheduler.db first, then by replica, then the
+                                             * controller files */
     size_t n; /* how many */
 } fleetdb_files_t;
 
 typedef struct fleetdb fleetdb_t;
 
 /* Fills *out with STATE/scheduler.db (when present) and every STATE/scheduler-<i>.db present
- * (i a decimal number), ordered by i. Returns 0, ERR_NOTFOUND (none; out->n is 0), ERR_TOOBIG
- * (more than FLEETDB_MAX_FILES; the first ones are kept) or ERR_INVAL. */
+ * (i a decimal number), ordered by i, then each FLEETDB_CONTROLLER_FILES present. Returns 0,
+ * ERR_NOTFOUND (none; out->n is 0), ERR_TOOBIG (more than FLEETDB_MAX_SCHEDULER_FILES scheduler
+ * files; the first ones are kept, the controller files still follow) or ERR_INVAL. */
 int fleetdb_find(const char *state_dir, fleetdb_files_t *out);
 
 /* Opens files->path[0..n-1] (n >= 1, each must exist) read-only through store_query_open(),
@@ -85,7 +101,10 @@ store_query_t *fleetdb_query(fleetdb_t *f);
 /* Number of files. */
 size_t fleetdb_count(const fleetdb_t *f);
 
-/* The schema of file k ("main", "replica1", ...), or NULL when k is out of range. */
+/* Number of scheduler files (those that are not FLEETDB_CONTROLLER_FILES). */
+size_t fleetdb_scheduler_count(const fleetdb_t *f);
+
+/* The schema of file k ("main", "replica1", ..., "submitter"), or NULL when k is out of range. */
 const char *fleetdb_schema(const fleetdb_t *f, size_t k);
 
 /* The path of file k, or NULL when k is out of range. */

@@ -607,7 +607,7 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
         r = s_arg(&a, "health.port", port);
     }
     if (r == 0 && u->sim && s_has_flag(h, "use-kubernetes-proxy"))
-        r = s_arg(&a, "use-kubernetes-proxy=true", NULL);
+        r = s_arg(&a, "use-kubernetes-proxy=true", NULL); // a bool: one word, not "--flag true"
     if (r == 0 && s_has_flag(h, "metrics.port")) {
         char port[16];
         s_fmt(port, sizeof(port), "%d", s_free_port());

@@ -163,8 +163,112 @@ if command -v sqlite3 >/dev/null; then
     check "audit shows the cause" grep -q "ray.io/RayCluster/default/demo gen 1 rv 42" "$tmp/audit.out"
     check "audit --limit 1 keeps the newest" bash -c "'$ctl' audit --db '$db' --limit 1 | grep -q demo-workers-y && ! '$ctl' audit --db '$db' --limit 1 | grep -q demo-head-x"
     check "audit leaves the database unchanged" test "$(sqlite3 "$db" 'SELECT count(*) FROM audit')" = 2
+    # submitter.db (the RayJob controller's audit) is read with the scheduler's files as one.
+    mkdir -p "$tmp/two"
+    cp "$db" "$tmp/two/scheduler.db"
+    cp "$db" "$tmp/two/submitter.db"
+    sqlite3 "$tmp/two/submitter.db" "DELETE FROM audit;
+        INSERT INTO audit VALUES (1, 1700000000050, 'submitter', 'submitter/0', '0.1.0', 'default',
+        'ray.io', 'RayJob', 'default', 'job1', NULL, 'submit', NULL, 'submitted job1-abc',
+        'default/default/job1', 1, '7', NULL, 'c2', '{}', 200, NULL, 5);"
+    "$ctl" audit --state-dir "$tmp/two" >"$tmp/audit2.out" 2>&1
+    check "audit reads submitter.db with scheduler.db" bash -c \
+        "grep -q 'submitter/0 .*submit .*RayJob .*default/job1' '$tmp/audit2.out' && grep -q demo-head-x '$tmp/audit2.out'"
+    check "audit orders both files' rows by time" bash -c \
+        "[[ \$(grep -Eo 'demo-head-x|RayJob +default/job1|demo-workers-y' '$tmp/audit2.out' | awk '{print \$NF}' | tr '\n' ' ') == 'demo-head-x default/job1 demo-workers-y ' ]]"
+    check "audit --actor submitter keeps the submitter's rows" bash -c \
+        "'$ctl' audit --state-dir '$tmp/two' --actor submitter | grep -q job1 && ! '$ctl' audit --state-dir '$tmp/two' --actor submitter | grep -q demo-head-x"
+    check "sql: audit is the union, submitter.audit one file" bash -c \
+        "[[ \$('$ctl' sql --state-dir '$tmp/two' --output csv 'SELECT (SELECT count(*) FROM audit), (SELECT count(*) FROM submitter.audit)' | tail -1) == '3,1' ]]"
+    rm -f "$tmp/two/scheduler.db"
+    check "audit with submitter.db alone" bash -c "'$ctl' audit --state-dir '$tmp/two' | grep -q job1"
 else
     check "sqlite3 is installed (scripts/deps.sh installs it)" false
+fi
+
+# --- RayJobs: the submitter runs them; status, explain and audit show them --------------------
+if command -v kubectl >/dev/null && [[ -x "$bin/rayfleet-submitter" ]]; then
+    kc_ apply -f - >/dev/null <<'YAML'
+apiVersion: ray.io/v1
+kind: RayJob
+metadata:
+  name: pi
+spec:
+  entrypoint: python x.py FAKE:sleep=1
+  shutdownAfterJobFinishes: false
+  rayClusterSpec:
+    headGroupSpec:
+      rayStartParams: {}
+      template:
+        spec:
+          containers:
+          - name: ray-head
+            image: rayproject/ray:2.9.0
+    workerGroupSpecs:
+    - groupName: small
+      replicas: 1
+      minReplicas: 1
+      maxReplicas: 1
+      rayStartParams: {}
+      template:
+        spec:
+          containers:
+          - name: ray-worker
+            image: rayproject/ray:2.9.0
+YAML
+    check "kubectl wait RayJob pi Complete" \
+        kc_ wait --for=jsonpath='{.status.jobDeploymentStatus}'=Complete rayjob/pi --timeout=90s
+    rjc=$(kc_ get rayjob pi -o jsonpath='{.status.rayClusterName}')
+    rjid=$(kc_ get rayjob pi -o jsonpath='{.status.jobId}')
+    check "the RayJob has a cluster and a job id" test -n "$rjc" -a -n "$rjid"
+    "$ctl" status --state-dir "$state" >"$tmp/status2.out" 2>&1
+    check "status: RayJob columns (the CRD's printer columns, and the job id)" grep -q \
+        "^NAMESPACE .*NAME .*JOB-STATUS .*DEPLOYMENT .*CLUSTER .*JOB-ID .*START .*END .*AGE" "$tmp/status2.out"
+    check "status: pi SUCCEEDED Complete on its cluster" grep -Eq \
+        "^default +pi +SUCCEEDED +Complete +$rjc +$rjid +[0-9T:-]+Z +[0-9T:-]+Z " "$tmp/status2.out"
+    "$ctl" explain rayjob/pi --state-dir "$state" >"$tmp/explain-rj.out" 2>&1
+    rc=$?
+    check "explain rayjob/pi exits 0" test $rc -eq 0
+    check "explain rayjob: why (rjstate)" grep -q "^why: the job is complete" "$tmp/explain-rj.out"
+    check "explain rayjob: status" bash -c "grep -Eq '^  deployment status +Complete' '$tmp/explain-rj.out' && grep -Eq '^  job status +SUCCEEDED' '$tmp/explain-rj.out' && grep -Eq '^  job id +$rjid\$' '$tmp/explain-rj.out' && grep -Eq '^  dashboard +$rjc-head-svc' '$tmp/explain-rj.out'"
+    check "explain rayjob: names its cluster and its state" grep -Eq \
+        "^  RayCluster default/$rjc: state ready" "$tmp/explain-rj.out"
+    check "explain rayjob: the submission (submitter Job, Complete)" bash -c \
+        "grep -Eq '^  Job +default/pi: .*Complete=True' '$tmp/explain-rj.out' && grep -Eq 'submitter +create +Job default/pi \(CreatedRayJobSubmitter\) 201' '$tmp/explain-rj.out'"
+    check "explain rayjob: the head Service" grep -Eq "^  Service +default/pi-head-svc: " "$tmp/explain-rj.out"
+    check "explain rayjob: scheduler rows of its cluster too" grep -Eq \
+        " scheduler +[a-z]+ +(RayCluster default/$rjc|Event default/$rjc\.)" "$tmp/explain-rj.out"
+    check "explain rayjob: its Events" grep -q \
+        "Normal CreatedRayCluster: Created RayCluster default/$rjc" "$tmp/explain-rj.out"
+    "$ctl" explain rayjob/pi --state-dir "$state" --output json >"$tmp/explain-rj.json" 2>&1
+    check "explain rayjob --output json" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["rayjob"]
+assert d["why"] == "the job is complete", d["why"]
+assert d["status"]["job id"] == sys.argv[2] and d["owns"][0]["name"] == sys.argv[3], d
+' "$tmp/explain-rj.json" "$rjid" "$rjc"
+    "$ctl" audit --state-dir "$state" --limit 1000 >"$tmp/audit-rj.out" 2>&1
+    check "audit shows the submitter's rows" bash -c \
+        "grep -Eq 'submitter/0 +create +201 +RayCluster +default/$rjc ' '$tmp/audit-rj.out' && grep -Eq 'submitter/0 +status +200 +RayJob +default/pi ' '$tmp/audit-rj.out'"
+    check "audit shows the scheduler's rows too" grep -Eq "scheduler/0 +create +201 +Pod " "$tmp/audit-rj.out"
+    # An invalid RayJob: ValidationFailed, and explain says why.
+    kc_ apply -f - >/dev/null <<'YAML'
+apiVersion: ray.io/v1
+kind: RayJob
+metadata:
+  name: bad
+spec:
+  entrypoint: python x.py
+  shutdownAfterJobFinishes: false
+  ttlSecondsAfterFinished: 10
+YAML
+    check "kubectl wait RayJob bad ValidationFailed" \
+        kc_ wait --for=jsonpath='{.status.jobDeploymentStatus}'=ValidationFailed rayjob/bad --timeout=60s
+    "$ctl" explain rayjob/bad --state-dir "$state" >"$tmp/explain-bad.out" 2>&1
+    check "explain invalid rayjob: ValidationFailed and the message" bash -c \
+        "grep -Eq '^  deployment status +ValidationFailed' '$tmp/explain-bad.out' && grep -Eq '^  message +The RayJob spec is invalid: .*TTLSecondsAfterFinished' '$tmp/explain-bad.out' && grep -q '^why: invalid: ' '$tmp/explain-bad.out'"
+    check "explain invalid rayjob: no cluster, the Warning Event" bash -c \
+        "grep -Eq '^  RayCluster default/-: none yet' '$tmp/explain-bad.out' && grep -Eq 'Warning InvalidRayJobSpec: ' '$tmp/explain-bad.out'"
 fi
 
 # --- down ------------------------------------------------------------------------------------
