@@ -101,7 +101,7 @@ static void s_fmt_gotime(int64_t ms, char *out)
     if (strlen(t) >= 20) {
         t[10] = ' ';
         t[19] = '\0';
-        snprintf(out, S_TIME_MAX, "%s +0000 UTC", t);
+        snprintf(out, S_TIME_MAX, "%.19s +0000 UTC", t); /* bounded: no truncation */
     } else {
         snprintf(out, S_TIME_MAX, "%s", t);
     }
