@@ -101,7 +101,7 @@ static void s_fmt_gotime(int64_t ms, char *out)
     if (strlen(t) >= 20) {
         t[10] = ' ';
         t[19] = '\0';
-        snprintf(out, S_TIME_MAX, "%.20s +0000 UTC", t);
+        snprintf(out, S_TIME_MAX, "%.19s +0000 UTC", t); /* bounded: no truncation */
     } else {
         snprintf(out, S_TIME_MAX, "%s", t);
     }
@@ -745,7 +745,8 @@ static int s_finished(step_t *s)
                 int pol = s_policy(jx_str(r, "policy", ""));
                 if (!match || !pol || s_satisfied(s, pol))
                     continue;
-                int64_t at = end + jx_int(r, "ttlSeconds", 0) * S_MS;
+                int64_t at =
+                    end + jx_int(r, "condition.ttlSeconds", 0) * S_MS; /* in the condition */
                 if (s->in->now_ms >= at) {
                     if (pol > best)
                         best = pol;
@@ -1252,7 +1253,7 @@ int rjstate_test(bool verbose)
     json_object_del(json_object_get(rj2, "spec"), "shutdownAfterJobFinishes");
     json_object_del(json_object_get(rj2, "spec"), "ttlSecondsAfterFinished");
     json_object_set_new(json_object_get(rj2, "spec"), "deletionStrategy",
-                        json_pack("{s:[{s:s, s:{s:s}, s:i}, {s:s, s:{s:s}, s:i}]}", "deletionRules",
+                        json_pack("{s:[{s:s, s:{s:s, s:i}}, {s:s, s:{s:s, s:i}}]}", "deletionRules",
                                   "policy", "DeleteWorkers", "condition", "jobStatus", "SUCCEEDED",
                                   "ttlSeconds", 0, "policy", "DeleteCluster", "condition",
                                   "jobStatus", "SUCCEEDED", "ttlSeconds", 10));

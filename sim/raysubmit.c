@@ -305,6 +305,13 @@ static int s_words(const json_t *c, s_toks_t *out, const char **script)
     return rc;
 }
 
+/* True when the words are an argv (no shell script) run by KubeRay's lightweight Go submitter
+ * (ray-operator/rayjob-submitter, image quay.io/kuberay/submitter, binary `/submitter`). */
+static bool s_is_light(const s_toks_t *t, const char *script)
+{
+    return !script && t->n > 0 && t->v[0].text && strcmp(s_base(t->v[0].text), "submitter") == 0;
+}
+
 /* True when words t[i..] start with `ray job <verb>`. */
 static bool s_is_ray_job(const s_toks_t *t, size_t i, const char *verb)
 {
@@ -334,9 +341,11 @@ bool raysubmit_detect(const json_t *container)
     s_toks_t t = {0};
     const char *script;
     bool found = false;
-    if (s_words(container, &t, &script) == 0)
+    if (s_words(container, &t, &script) == 0) {
+        found = s_is_light(&t, script);
         for (size_t i = 0; i < t.n && !found; i++)
             found = s_is_ray_job(&t, i, "submit");
+    }
     s_toks_free(&t);
     return found;
 }
@@ -474,11 +483,11 @@ static int s_address(raysubmit_spec_t *spec, const char *ns)
     return rc;
 }
 
-/* Parses the options and entrypoint of `ray job submit` at words t[i..]. */
+/* Parses the options and entrypoint of `ray job submit` whose options start at word t[i]. */
 static int s_parse_submit(const s_toks_t *t, size_t i, const char *script, raysubmit_spec_t *spec)
 {
     int rc = 0;
-    for (i += 3; i < t->n && t->v[i].text && rc == 0; i++) {
+    for (; i < t->n && t->v[i].text && rc == 0; i++) {
         const char *w = t->v[i].text;
         if (strcmp(w, "--") == 0) {
             i++;
@@ -563,10 +572,18 @@ int raysubmit_parse(const json_t *container, const char *ns, raysubmit_spec_t *o
     const char *script = NULL;
     int rc = s_words(container, &t, &script);
     bool found = false;
-    for (size_t i = 0; rc == 0 && i < t.n; i++) {
+    if (rc == 0 && s_is_light(&t, script)) {
+        /* The Go submitter takes the CLI's options (flag package: `--opt value`, `--opt=value`)
+         * and `-- <entrypoint>`, submits (an existing submission id counts as submitted), then
+         * tails the logs until the job ends and exits 0. Played as `ray job status` (no second
+         * POST), `ray job submit --no-wait`, `ray job logs --follow`; no health wait. */
+        found = out->check_status = out->no_wait = out->logs = out->follow = true;
+        rc = s_parse_submit(&t, 1, NULL, out);
+    }
+    for (size_t i = 0; rc == 0 && !s_is_light(&t, script) && i < t.n; i++) {
         if (!found && s_is_ray_job(&t, i, "submit")) {
             found = true;
-            rc = s_parse_submit(&t, i, script, out);
+            rc = s_parse_submit(&t, i + 3, script, out);
         } else if (s_is_ray_job(&t, i, "status")) {
             out->check_status = true;
         } else if (s_is_ray_job(&t, i, "logs")) {
@@ -1060,6 +1077,21 @@ static int s_test_parse(bool verbose)
     CHECK(raysubmit_parse(c, "ns3", &sp) == 0);
     CHECK(strcmp(sp.address, "http://h.n:1234") == 0 && strcmp(sp.service_ns, "n") == 0);
     CHECK(sp.port == 1234 && sp.error[0] != '\0');
+    raysubmit_spec_free(&sp);
+    json_decref(c);
+    /* KubeRay's lightweight Go submitter (sample ray-job.light-weight-submitter.yaml). */
+    c = json_pack("{s:s,s:[s],s:[s,s,s,s,s],s:[{s:s,s:s},{s:s,s:s}]}", "name", "my-submitter",
+                  "command", "/submitter", "args", "--runtime-env-json", "{\"pip\": [\"x\"]}", "--",
+                  "python", "/home/ray/a.py", "env", "name", "RAY_DASHBOARD_ADDRESS", "value",
+                  "h-svc.ns4.svc.cluster.local:8265", "name", "RAY_JOB_SUBMISSION_ID", "value",
+                  "lw-1");
+    CHECK(raysubmit_detect(c));
+    CHECK(raysubmit_parse(c, "default", &sp) == 0);
+    CHECK(sp.service && strcmp(sp.service, "h-svc") == 0 && strcmp(sp.service_ns, "ns4") == 0);
+    CHECK(sp.port == 8265 && strcmp(sp.submission_id, "lw-1") == 0);
+    CHECK(sp.entrypoint && strcmp(sp.entrypoint, "python /home/ray/a.py") == 0);
+    CHECK(json_array_size(json_object_get(sp.runtime_env, "pip")) == 1 && !sp.error[0]);
+    CHECK(!sp.wait_health && sp.check_status && sp.no_wait && sp.logs && sp.follow);
     raysubmit_spec_free(&sp);
     json_decref(c);
     c = json_pack("{s:s,s:[s,s,s]}", "name", "plain", "command", "python", "-c", "print(1)");

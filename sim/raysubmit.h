@@ -14,7 +14,11 @@
  * (`--opt value` and `--opt=value`), and the entrypoint: in a shell script the raw text from the
  * word after `--` to the end of that command (the next unquoted separator, e.g. the ` ;` before
  * `fi ; ray job logs`), quotes kept as written, so it equals the RayJob's spec.entrypoint; in
- * argv form the words joined with spaces. Env RAY_DASHBOARD_ADDRESS / RAY_JOB_SUBMISSION_ID
+ * argv form the words joined with spaces. KubeRay's lightweight Go submitter (argv `/submitter
+ * [options] -- <entrypoint>`, image quay.io/kuberay/submitter) is a submitter too: same options,
+ * played as `ray job status` + `ray job submit --no-wait` + `ray job logs --follow` without the
+ * health wait (the Go binary POSTs, takes an existing submission id as submitted, tails the logs
+ * and exits 0). Env RAY_DASHBOARD_ADDRESS / RAY_JOB_SUBMISSION_ID
  * stand in for a missing --address / --submission-id. The script also says whether it waits for
  * /api/gcs_healthz first (`until ... gcs_healthz ...`), checks `ray job status` first, and runs
  * `ray job logs [--follow]` afterwards.
@@ -90,7 +94,8 @@ typedef struct {
 
 typedef struct raysubmit raysubmit_t;
 
-/* True when container's command + args contain `ray job submit`. */
+/* True when container's command + args contain `ray job submit` or run the lightweight Go
+ * submitter `/submitter`. */
 bool raysubmit_detect(const json_t *container);
 
 /* Index of the submitter container of pod (container named RAYSUBMIT_CONTAINER first, else the
