@@ -99,6 +99,26 @@ int buf_printf(buf_t *b, const char *fmt, ...)
     return rc;
 }
 
+int buf_url_escape(buf_t *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t start_len = b->len;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char ch = *p;
+        bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == '~';
+        char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+        int rc = plain ? buf_append(b, p, 1) : buf_append(b, e, 3);
+        if (rc) {
+            b->len = start_len;
+            if (b->data)
+                b->data[start_len] = '\0';
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int buf_json_escape(buf_t *b, const char *s)
 {
     size_t start_len = b->len;
@@ -207,6 +227,14 @@ int buf_test(bool verbose)
     // JSON escaping, including control characters, and rollback when the bound is hit.
     CHECK(buf_json_escape(&b, "a\"b\\c\nd\x01") == 0);
     CHECK(strcmp(buf_str(&b), "a\\\"b\\\\c\\nd\\u0001") == 0);
+    buf_free(&b);
+    buf_init(&b, 64);
+    CHECK(buf_url_escape(&b, "a/b c?d~e.f_g-h%") == 0);
+    CHECK(strcmp(buf_str(&b), "a%2Fb%20c%3Fd~e.f_g-h%25") == 0);
+    buf_free(&b);
+    buf_init(&b, 8); /* over the bound: restored */
+    CHECK(buf_puts(&b, "x") == 0 && buf_url_escape(&b, "//////") == ERR_TOOBIG);
+    CHECK(strcmp(buf_str(&b), "x") == 0);
     buf_free(&b);
     buf_init(&b, 8);
     CHECK(buf_puts(&b, "ab") == 0);

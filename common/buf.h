@@ -44,6 +44,11 @@ int buf_vprintf(buf_t *b, const char *fmt, va_list ap);
 /* Appends `s` as the body of a JSON string (escaped, without the quotes). */
 int buf_json_escape(buf_t *b, const char *s);
 
+/* Appends `s` percent-encoded as one URL path segment or query value: every byte but RFC 3986's
+ * unreserved ones (ALPHA DIGIT - . _ ~) becomes %XX (upper-case hex), '/' included. On error the
+ * buffer is restored. */
+int buf_url_escape(buf_t *b, const char *s);
+
 /* Takes the bytes out: returns the NUL-terminated data (caller frees with free(), never NULL
  * unless out of memory) and leaves the buffer empty. `len_out` may be NULL. */
 char *buf_take(buf_t *b, size_t *len_out);

@@ -125,30 +125,10 @@ static void s_wipe_str(char *s)
     free(s);
 }
 
-static int s_escape(buf_t *out, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        unsigned char ch = *p;
-        bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                     (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == '~';
-        int rc;
-        if (plain) {
-            rc = buf_append(out, p, 1);
-        } else {
-            char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-            rc = buf_append(out, e, 3);
-        }
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 static int s_seg(buf_t *out, const char *s)
 {
     int rc = buf_puts(out, "/");
-    return rc ? rc : s_escape(out, s);
+    return rc ? rc : buf_url_escape(out, s);
 }
 
 static int s_param(buf_t *out, bool *first, const char *key, const char *value)
@@ -160,7 +140,7 @@ static int s_param(buf_t *out, bool *first, const char *key, const char *value)
     if (!rc)
         rc = buf_puts(out, "=");
     if (!rc)
-        rc = s_escape(out, value);
+        rc = buf_url_escape(out, value);
     return rc;
 }
 

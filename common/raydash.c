@@ -77,22 +77,6 @@ static bool s_has_ctl(const char *s)
     return false;
 }
 
-/* Appends `s` percent-escaped as one path segment (RFC 3986 unreserved bytes stay). */
-static int s_escape(buf_t *out, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        unsigned char ch = *p;
-        bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                     (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == '~';
-        char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-        int rc = plain ? buf_append(out, p, 1) : buf_append(out, e, 3);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 /* A job id is usable: not empty, at most RAYDASH_MAX_JOB_ID bytes, no control byte. "." and ".."
  * would change the path's meaning once normalised: refused too. */
 static bool s_job_id_ok(const char *id)
@@ -109,7 +93,7 @@ static int s_jobs_path(buf_t *out, s_op_t op, const char *job_id)
     int rc = buf_puts(out, "/api/jobs/");
     if (rc || op == OP_SUBMIT || op == OP_LIST)
         return rc;
-    rc = s_escape(out, job_id);
+    rc = buf_url_escape(out, job_id);
     if (!rc && op == OP_STOP)
         rc = buf_puts(out, "/stop");
     if (!rc && op == OP_LOGS)
@@ -324,11 +308,11 @@ static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const 
     if (d->k8s) {
         rc = buf_puts(&url, "/api/v1/namespaces/");
         if (!rc)
-            rc = s_escape(&url, t->ns);
+            rc = buf_url_escape(&url, t->ns);
         if (!rc)
             rc = buf_puts(&url, "/services/");
         if (!rc)
-            rc = s_escape(&url, t->service);
+            rc = buf_url_escape(&url, t->service);
         if (!rc)
             rc = buf_puts(&url, ":" RAYDASH_PORT_NAME "/proxy");
     } else {
