@@ -282,6 +282,41 @@ static json_t *s_child_obj(json_t *cur, const char *key, int *rc)
     return next;
 }
 
+/* obj[key] when `is` says it has the wanted type, else a new `make()` stored there. */
+static json_t *s_child_typed(json_t *obj, const char *key, int (*is)(const json_t *),
+                             json_t *(*make)(void))
+{
+    if (!json_is_object(obj) || !key)
+        return NULL;
+    json_t *v = json_object_get(obj, key);
+    if (v && is(v))
+        return v;
+    v = make();
+    if (!v || json_object_set_new(obj, key, v) != 0)
+        return NULL;
+    return v;
+}
+
+static int s_is_object(const json_t *v)
+{
+    return json_is_object(v);
+}
+
+static int s_is_array(const json_t *v)
+{
+    return json_is_array(v);
+}
+
+json_t *jx_child_obj(json_t *obj, const char *key)
+{
+    return s_child_typed(obj, key, s_is_object, json_object);
+}
+
+json_t *jx_child_arr(json_t *obj, const char *key)
+{
+    return s_child_typed(obj, key, s_is_array, json_array);
+}
+
 int jx_set_path(json_t *obj, const char *path, json_t *value)
 {
     int rc = 0;
@@ -455,6 +490,13 @@ int json_test(bool verbose)
     CHECK(jx_set_path(one = json_array(), "a", json_true()) == ERR_INVAL);
     CHECK(jx_setv(one, json_true(), "a", NULL) == ERR_INVAL);
     CHECK(jx_set_path(o, "x", NULL) == ERR_NOMEM);
+    /* child getters: existing kept, missing created, wrong type replaced, non-object refused */
+    json_t *kid = json_pack("{s:{s:i}, s:i}", "o", "k", 1, "n", 2);
+    CHECK(jx_child_obj(kid, "o") == json_object_get(kid, "o") && jx_int(kid, "o.k", 0) == 1);
+    CHECK(json_is_array(jx_child_arr(kid, "new")) && json_is_array(json_object_get(kid, "new")));
+    CHECK(json_is_object(jx_child_obj(kid, "n")) && json_is_object(json_object_get(kid, "n")));
+    CHECK(jx_child_obj(one, "x") == NULL && jx_child_arr(NULL, "x") == NULL);
+    json_decref(kid);
     json_decref(one);
     json_decref(o);
     json_decref(a);

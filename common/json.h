@@ -91,6 +91,12 @@ int jx_hash(const json_t *obj, uint64_t *out);
  * object), or ERR_NOMEM. Arrays are not traversed by setters. */
 int jx_set_path(json_t *obj, const char *path, json_t *value);
 
+/* The object (jx_child_obj) or array (jx_child_arr) at obj[key], created when missing and
+ * replacing a value of another type; borrowed from obj. NULL when obj is not an object or out of
+ * memory. For builders that fill nested fields of a tree they own. */
+json_t *jx_child_obj(json_t *obj, const char *key);
+json_t *jx_child_arr(json_t *obj, const char *key);
+
 /* Like jx_set_path() with whole keys given as const char * arguments ending with NULL. */
 int jx_setv(json_t *obj, json_t *value, ...);
 

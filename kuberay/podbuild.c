@@ -90,29 +90,6 @@ static bool s_lower_eq(const char *a, const char *b)
     return a && strcasecmp(a, b) == 0;
 }
 
-/* Gets obj[key] as an object, creating (or replacing a non-object) when absent. */
-static json_t *s_obj(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (json_is_object(v))
-        return v;
-    v = json_object();
-    if (!v || json_object_set_new(obj, key, v) != 0)
-        return NULL;
-    return v;
-}
-
-static json_t *s_arr(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (json_is_array(v))
-        return v;
-    v = json_array();
-    if (!v || json_object_set_new(obj, key, v) != 0)
-        return NULL;
-    return v;
-}
-
 static int s_set_str(json_t *obj, const char *key, const char *val)
 {
     return json_object_set_new(obj, key, json_string(val)) == 0 ? 0 : ERR_NOMEM;
@@ -339,7 +316,7 @@ static bool s_env_exists(const json_t *env, const char *name)
 /* Appends `e` (stolen) to container.env; NULL `e` means out of memory. */
 static int s_env_add(json_t *container, json_t *e)
 {
-    json_t *env = e ? s_arr(container, "env") : NULL;
+    json_t *env = e ? jx_child_arr(container, "env") : NULL;
     if (!env || json_array_append_new(env, e) != 0) {
         json_decref(e);
         return ERR_NOMEM;
@@ -847,7 +824,7 @@ static int s_token_auth_env(const s_ctx_t *c, json_t *container)
             const char *n = s_str(m, "name");
             mounted = mounted || (n && strcmp(n, S_TOKEN_VOLUME) == 0);
         }
-        json_t *mounts = rc == 0 && !mounted ? s_arr(container, "volumeMounts") : NULL;
+        json_t *mounts = rc == 0 && !mounted ? jx_child_arr(container, "volumeMounts") : NULL;
         if (rc == 0 && !mounted &&
             (!mounts || json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}", "name",
                                                                 S_TOKEN_VOLUME, "mountPath",
@@ -877,7 +854,7 @@ static int s_token_auth_pod(const s_ctx_t *c, json_t *pspec, json_t *ray)
 {
     int rc = s_token_auth_env(c, ray);
     if (rc == 0 && c->k8s_auth) {
-        json_t *vols = s_arr(pspec, "volumes");
+        json_t *vols = jx_child_arr(pspec, "volumes");
         bool have = false;
         size_t i;
         json_t *v;
@@ -934,7 +911,7 @@ static json_t *s_autoscaler_container(const s_ctx_t *c, const json_t *ray)
     for (size_t i = 0; rc == 0 && i < sizeof(append) / sizeof(append[0]); i++) {
         json_t *v = json_object_get(ao, append[i]);
         if (json_is_array(v) && json_array_size(v) > 0) {
-            json_t *dst = s_arr(a, append[i]);
+            json_t *dst = jx_child_arr(a, append[i]);
             json_t *cp = json_deep_copy(v);
             rc = dst && cp && json_array_extend(dst, cp) == 0 ? 0 : ERR_NOMEM;
             json_decref(cp);
@@ -974,8 +951,8 @@ static int s_gcs_ft(const s_ctx_t *c, s_node_t type, json_t *ann, json_t *pspec,
         const char *sub = jx_str(opt, "storage.subPath", NULL);
         const char *claim = jx_str(opt, "storage.claimName", NULL);
         char *pvc = claim && *claim ? strdup(claim) : names_gcs_pvc(c->name);
-        json_t *mounts = s_arr(ray, "volumeMounts");
-        json_t *vols = s_arr(pspec, "volumes");
+        json_t *mounts = jx_child_arr(ray, "volumeMounts");
+        json_t *vols = jx_child_arr(pspec, "volumes");
         json_t *m = json_pack("{s:s, s:s}", "name", S_GCS_VOLUME, "mountPath", S_GCS_PATH);
         if (m && sub && *sub)
             json_object_set_new(m, "subPath", json_string(sub));
@@ -1038,7 +1015,7 @@ static int s_add_metrics_port(json_t *ray)
 {
     if (s_has_port(ray, "metrics"))
         return 0;
-    json_t *ports = s_arr(ray, "ports");
+    json_t *ports = jx_child_arr(ray, "ports");
     json_t *p =
         json_pack("{s:s, s:i}", "name", "metrics", "containerPort", PODBUILD_DEFAULT_METRICS_PORT);
     if (!ports || !p || json_array_append_new(ports, p) != 0)
@@ -1096,7 +1073,7 @@ static int s_add_empty_dir(json_t *pspec, json_t *container, const char *vol, co
         if (p && strcmp(p, path) == 0)
             return 0;
     }
-    json_t *vols = s_arr(pspec, "volumes");
+    json_t *vols = jx_child_arr(pspec, "volumes");
     if (!vols)
         return ERR_NOMEM;
     bool have = false;
@@ -1121,7 +1098,7 @@ static int s_add_empty_dir(json_t *pspec, json_t *container, const char *vol, co
             json_array_append_new(vols, json_pack("{s:s, s:o}", "name", vol, "emptyDir", ed)) != 0)
             return ERR_NOMEM;
     }
-    json_t *mounts = s_arr(container, "volumeMounts");
+    json_t *mounts = jx_child_arr(container, "volumeMounts");
     if (!mounts ||
         json_array_append_new(mounts, json_pack("{s:s, s:s}", "mountPath", path, "name", vol)) != 0)
         return ERR_NOMEM;
@@ -1296,8 +1273,8 @@ static int s_build_pod(const s_ctx_t *c, s_node_t type, json_t *pod, json_t *par
 {
     json_t *meta = json_object_get(pod, "metadata");
     json_t *pspec = json_object_get(pod, "spec");
-    json_t *labels = s_obj(meta, "labels");
-    json_t *ann = s_obj(meta, "annotations");
+    json_t *labels = jx_child_obj(meta, "labels");
+    json_t *ann = jx_child_obj(meta, "annotations");
     json_t *ray = json_array_get(json_object_get(pspec, "containers"), 0);
     int rc = labels && ann && ray ? 0 : ERR_NOMEM;
     if (rc == 0 && strcmp(c->crd, "RayService") == 0)
@@ -1429,7 +1406,7 @@ static int s_names(const s_ctx_t *c, json_t *meta, s_node_t type, const char *gr
 
 static int s_template_annotations(const s_ctx_t *c, json_t *meta)
 {
-    json_t *ann = s_obj(meta, "annotations");
+    json_t *ann = jx_child_obj(meta, "annotations");
     if (!ann)
         return ERR_NOMEM;
     if (s_lower_eq(s_str(jx_get(c->rc, "metadata.annotations"), ANN_OVERWRITE_CONTAINER_CMD),
@@ -1511,7 +1488,7 @@ int podbuild_head(const json_t *raycluster, const podbuild_opts_t *opts, json_t 
         }
     }
     if (rc == 0)
-        rc = s_gcs_ft(&c, S_HEAD, s_obj(meta, "annotations"), pspec, ray, params);
+        rc = s_gcs_ft(&c, S_HEAD, jx_child_obj(meta, "annotations"), pspec, ray, params);
     if (rc == 0)
         rc = s_add_metrics_port(ray);
     if (rc == 0 && c.auth)
@@ -1596,7 +1573,7 @@ int podbuild_worker_ex(const json_t *raycluster, int group_index, const podbuild
     rc = s_names(&c, meta, S_WORKER, gname);
     if (rc == 0 && opts->init_container_injection) {
         json_t *ic = s_wait_gcs(&c, ray);
-        json_t *ics = ic ? s_arr(pspec, "initContainers") : NULL;
+        json_t *ics = ic ? jx_child_arr(pspec, "initContainers") : NULL;
         if (!ics || json_array_append_new(ics, ic) != 0)
             rc = ERR_NOMEM;
     }
@@ -1639,7 +1616,7 @@ int podbuild_worker_ex(const json_t *raycluster, int group_index, const podbuild
     if (rc == 0)
         rc = s_template_annotations(&c, meta);
     if (rc == 0)
-        rc = s_gcs_ft(&c, S_WORKER, s_obj(meta, "annotations"), pspec, ray, params);
+        rc = s_gcs_ft(&c, S_WORKER, jx_child_obj(meta, "annotations"), pspec, ray, params);
     if (rc == 0)
         rc = s_add_metrics_port(ray);
     if (rc == 0 && c.autoscaling && c.as_v2)
@@ -2260,7 +2237,7 @@ static json_t *s_t_wrap(const json_t *doc)
     }
     if (!rc)
         return NULL;
-    json_t *meta = s_obj(rc, "metadata");
+    json_t *meta = jx_child_obj(rc, "metadata");
     if (!json_object_get(meta, "namespace"))
         json_object_set_new(meta, "namespace", json_string("default"));
     char uid[128];

@@ -133,30 +133,6 @@ static json_int_t s_container_port(const json_t *container, const char *name, js
     return def;
 }
 
-/* The array `obj[key]`, created (replacing a non-array) when needed; borrowed; NULL on NOMEM. */
-static json_t *s_arr(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (json_is_array(v))
-        return v;
-    v = json_array();
-    if (!v || json_object_set_new(obj, key, v) != 0)
-        return NULL;
-    return v;
-}
-
-/* The object `obj[key]`, created (replacing a non-object) when needed; borrowed; NULL on NOMEM. */
-static json_t *s_obj(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (json_is_object(v))
-        return v;
-    v = json_object();
-    if (!v || json_object_set_new(obj, key, v) != 0)
-        return NULL;
-    return v;
-}
-
 static bool s_env_exists(const json_t *container, const char *name)
 {
     size_t i;
@@ -172,7 +148,7 @@ static bool s_env_exists(const json_t *container, const char *name)
 /* Appends corev1.EnvVar{Name, Value} as Go marshals it: an empty value is omitted. */
 static int s_env_append(json_t *container, const char *name, const char *value)
 {
-    json_t *env = s_arr(container, "env");
+    json_t *env = jx_child_arr(container, "env");
     json_t *e = json_pack("{s:s}", "name", name);
     if (e && value && value[0] && json_object_set_new(e, "value", json_string(value)) != 0) {
         json_decref(e);
@@ -1117,7 +1093,7 @@ static int s_token_auth_env(json_t *container, const json_t *cluster_spec, const
     char *def = secret[0] ? NULL : names_check_name(cluster_name);
     if (!secret[0] && !def)
         return ERR_NOMEM;
-    json_t *env = s_arr(container, "env");
+    json_t *env = jx_child_arr(container, "env");
     json_t *e = json_pack("{s:s,s:{s:{s:s,s:s}}}", "name", S_ENV_AUTH_TOKEN, "valueFrom",
                           "secretKeyRef", "name", def ? def : secret, "key", OBJ_AUTH_TOKEN_KEY);
     free(def);
@@ -1258,7 +1234,7 @@ json_t *rayjob_cluster(const json_t *rj, const char *cluster_name, const validat
         json_t *spec = json_object_get(rc, "spec");
         json_t *c = s_sidecar(rj, spec, cluster_name, g, err);
         json_t *pspec = c ? jx_get(spec, "headGroupSpec.template.spec") : NULL;
-        json_t *containers = pspec ? s_arr(pspec, "containers") : NULL;
+        json_t *containers = pspec ? jx_child_arr(pspec, "containers") : NULL;
         if (!containers || json_array_append_new(containers, c) != 0 ||
             json_object_set_new(pspec, "restartPolicy", json_string("Never")) != 0) {
             if (c && !containers)
@@ -1331,8 +1307,8 @@ json_t *rayjob_submitter_job(const json_t *rj, const json_t *rc, buf_t *err)
         return NULL;
     }
     json_t *labels = s_submitter_labels(rj);
-    json_t *meta = s_obj(tmpl, "metadata");
-    json_t *tl = meta ? s_obj(meta, "labels") : NULL;
+    json_t *meta = jx_child_obj(tmpl, "metadata");
+    json_t *tl = meta ? jx_child_obj(meta, "labels") : NULL;
     bool ok = labels && tl && json_object_update(tl, labels) == 0;
     const json_t *sc = jx_get(rj, "spec.submitterConfig.backoffLimit");
     json_int_t backoff =
