@@ -696,6 +696,11 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
         code = SVC_EXIT_USAGE;
         goto done;
     }
+    if (def->check && def->check(svc.cfg, def->arg, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", def->name, buf_str(&err));
+        code = SVC_EXIT_USAGE;
+        goto done;
+    }
     const char *kcpath = cfg_str(svc.cfg, "kubeconfig");
     int rc = !kcpath && !getenv("KUBECONFIG") && getenv("KUBERNETES_SERVICE_HOST")
                  ? kubeconfig_in_cluster(NULL, &kc, &err)

@@ -119,7 +119,11 @@ typedef struct {
     /* Builds the controller once observed.db is open. Returns its runtime, or NULL (the process
      * ends with an error). */
     ctrl_t *(*open)(const ctrlsvc_env_t *env, void *arg);
-    void (*close)(void *arg); /* destroys what open() built (after the queue and client) */
+    void (*close)(void *arg); /* destroys what open() built (after the queue, before the client) */
+    /* Checks the service's own options right after they are loaded (before anything starts):
+     * returns 0, or an error with the message (naming the option and its rule) in err; the
+     * process then exits with a usage error. NULL: none. */
+    int (*check)(const cfg_t *cfg, void *arg, buf_t *err);
     void *arg; /* handed to open and close */
     /* Default of --health.port: > 0 that port, < 0 off unless the option is given, 0
      * CTRLSVC_HEALTH_PORT. Services that may run side by side on one host need distinct ones. */

@@ -2,11 +2,13 @@
 #include "validate.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "json.h"
 #include "labels.h"
@@ -40,6 +42,68 @@ void validate_gates_default(validate_gates_t *g)
         return;
     memset(g, 0, sizeof(*g));
     g->job_deletion_policy = true;
+}
+
+/* KubeRay v1.7's gates (ray-operator/pkg/features/features.go) and the field each sets, if any. */
+static const struct {
+    const char *name;
+    size_t off; /* offset of the bool in validate_gates_t, or SIZE_MAX: not consulted here */
+} s_gate_names[] = {
+    {"RayClusterStatusConditions", SIZE_MAX},
+    {"RayJobDeletionPolicy", offsetof(validate_gates_t, job_deletion_policy)},
+    {"RayMultiHostIndexing", SIZE_MAX},
+    {"RayServiceIncrementalUpgrade", SIZE_MAX},
+    {"RayCronJob", SIZE_MAX},
+    {"SidecarSubmitterRestart", offsetof(validate_gates_t, sidecar_submitter_restart)},
+    {"RayClusterNetworkPolicy", offsetof(validate_gates_t, network_policy)},
+    {"GCSFaultToleranceEmbeddedStorage", offsetof(validate_gates_t, gcs_embedded_storage)},
+    {"RayClusterMTLS", offsetof(validate_gates_t, mtls)},
+    {"RayClusterHistoryServer", offsetof(validate_gates_t, history_server)},
+    {"KubernetesWAS", SIZE_MAX},
+};
+
+int validate_gates_parse(const char *spec, validate_gates_t *g, buf_t *err)
+{
+    if (!g)
+        return ERR_INVAL;
+    validate_gates_t out = *g;
+    const char *p = spec ? spec : "";
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        const char *item = p, *end = p + n;
+        p = *end ? end + 1 : end;
+        while (item < end && *item == ' ')
+            item++;
+        while (end > item && end[-1] == ' ')
+            end--;
+        if (item == end)
+            continue;
+        const char *eq = memchr(item, '=', (size_t)(end - item));
+        int klen = (int)((eq ? eq : end) - item);
+        size_t gi = 0, ng = sizeof(s_gate_names) / sizeof(s_gate_names[0]);
+        while (gi < ng && !(strlen(s_gate_names[gi].name) == (size_t)klen &&
+                            strncmp(s_gate_names[gi].name, item, (size_t)klen) == 0))
+            gi++;
+        if (gi == ng) {
+            buf_printf(err, "unrecognized feature gate: %.*s", klen, item);
+            return ERR_INVAL;
+        }
+        if (!eq) {
+            buf_printf(err, "missing bool value for %.*s", klen, item);
+            return ERR_INVAL;
+        }
+        int vlen = (int)(end - eq - 1);
+        bool on = vlen == 4 && strncasecmp(eq + 1, "true", 4) == 0;
+        if (!on && !(vlen == 5 && strncasecmp(eq + 1, "false", 5) == 0)) {
+            buf_printf(err, "invalid value of %.*s=%.*s, must be true or false", klen, item, vlen,
+                       eq + 1);
+            return ERR_INVAL;
+        }
+        if (s_gate_names[gi].off != SIZE_MAX)
+            *(bool *)((char *)&out + s_gate_names[gi].off) = on;
+    }
+    *g = out;
+    return 0;
 }
 
 /* Appends a formatted message and returns VALIDATE_INVALID (or the buf error). */
@@ -1206,6 +1270,29 @@ int validate_test(bool verbose)
     int failed = 0;
     validate_gates_t g;
     validate_gates_default(&g);
+    /* --feature-gates */
+    {
+        buf_t e;
+        buf_init(&e, 512);
+        validate_gates_t pg = g;
+        CHECK(validate_gates_parse(" RayJobDeletionPolicy=false, SidecarSubmitterRestart=TRUE,"
+                                   "RayCronJob=true",
+                                   &pg, &e) == 0);
+        CHECK(!pg.job_deletion_policy && pg.sidecar_submitter_restart && !pg.mtls);
+        CHECK(validate_gates_parse(NULL, &pg, &e) == 0 && validate_gates_parse("", &pg, &e) == 0);
+        validate_gates_t keep = pg;
+        CHECK(validate_gates_parse("RayClusterMTLS=true,Bogus=true", &pg, &e) == ERR_INVAL);
+        CHECK(strcmp(buf_str(&e), "unrecognized feature gate: Bogus") == 0 && !pg.mtls &&
+              memcmp(&pg, &keep, sizeof(pg)) == 0);
+        buf_reset(&e);
+        CHECK(validate_gates_parse("RayClusterMTLS", &pg, &e) == ERR_INVAL &&
+              strcmp(buf_str(&e), "missing bool value for RayClusterMTLS") == 0);
+        buf_reset(&e);
+        CHECK(validate_gates_parse("RayClusterMTLS=yes", &pg, &e) == ERR_INVAL &&
+              strcmp(buf_str(&e), "invalid value of RayClusterMTLS=yes, must be true or false") ==
+                  0);
+        buf_free(&e);
+    }
     json_t *rc;
 
     CHECK(s_spec_is(s_base(), NULL, NULL));

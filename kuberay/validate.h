@@ -45,6 +45,13 @@ typedef struct {
 /* Fills `g` with KubeRay v1.7's default gate values. */
 void validate_gates_default(validate_gates_t *g);
 
+/* Applies KubeRay's --feature-gates value ("A=true,B=false"; spaces around items allowed; NULL
+ * or "" changes nothing) to `g`. Every gate of KubeRay v1.7 is accepted (those validation does
+ * not consult are recognised and ignored). Returns 0, or ERR_INVAL with the error appended to
+ * err: "unrecognized feature gate: X", "missing bool value for X", or "invalid value of X=V,
+ * must be true or false". `g` is only changed when the whole value is valid. */
+int validate_gates_parse(const char *spec, validate_gates_t *g, buf_t *err);
+
 /* ValidateRayClusterMetadata on the RayCluster object `rc` (reads metadata.name). */
 int validate_metadata(const json_t *rc, buf_t *msg);
 

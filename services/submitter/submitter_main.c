@@ -16,6 +16,7 @@
 #include "err.h"
 #include "log.h"
 #include "submitter.h"
+#include "validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,33 +56,6 @@ static int64_t s_env_int(const char *name, int64_t def)
     return n;
 }
 
-/* Applies "A=true,B=false" to the gates; false with a log line naming the bad item. */
-static bool s_gates(const char *spec, validate_gates_t *g)
-{
-    char buf[1024];
-    snprintf(buf, sizeof(buf), "%s", spec);
-    for (char *save = NULL, *it = strtok_r(buf, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(it, '=');
-        if (!eq) {
-            log_error("--feature-gates: item must be Name=true|false", "item", it, NULL);
-            return false;
-        }
-        *eq = '\0';
-        bool on = strcasecmp(eq + 1, "true") == 0;
-        if (!on && strcasecmp(eq + 1, "false") != 0) {
-            log_error("--feature-gates: value must be true or false", "gate", it, NULL);
-            return false;
-        }
-        if (strcmp(it, "RayJobDeletionPolicy") == 0)
-            g->job_deletion_policy = on;
-        else if (strcmp(it, "SidecarSubmitterRestart") == 0)
-            g->sidecar_submitter_restart = on;
-        else
-            log_warn("--feature-gates: gate not used by the submitter", "gate", it, NULL);
-    }
-    return true;
-}
-
 static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
 {
     app_t *a = arg;
@@ -97,7 +71,11 @@ static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
     if (!dom || !*dom)
         dom = getenv("CLUSTER_DOMAIN");
     a->set.domain = dom && *dom ? dom : NULL;
-    if (!s_gates(cfg_str(cfg, "feature-gates"), &a->set.gates))
+    buf_t err; /* checked at start (s_check): cannot fail here */
+    buf_init(&err, 512);
+    int rc = validate_gates_parse(cfg_str(cfg, "feature-gates"), &a->set.gates, &err);
+    buf_free(&err);
+    if (rc != 0)
         return NULL;
     a->sub = submitter_new(env->svc->loop,
                            &(submitter_config_t){.cluster = env->cluster,
@@ -114,6 +92,16 @@ static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
     return submitter_ctrl(a->sub);
 }
 
+/* The options that can be wrong: --feature-gates. */
+static int s_check(const cfg_t *cfg, void *arg, buf_t *err)
+{
+    (void)arg;
+    validate_gates_t g;
+    validate_gates_default(&g);
+    int rc = buf_puts(err, "--feature-gates: ");
+    return rc ? rc : validate_gates_parse(cfg_str(cfg, "feature-gates"), &g, err);
+}
+
 static void s_close(void *arg)
 {
     app_t *a = arg;
@@ -127,6 +115,7 @@ int main(int argc, char **argv)
                                          .options = s_options,
                                          .open = s_open,
                                          .close = s_close,
+                                         .check = s_check,
                                          .arg = &app,
                                          .health_port = 8084},
                         argc, argv);
