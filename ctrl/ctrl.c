@@ -970,6 +970,57 @@ static void s_advance(ctrl_pass_t *p)
     }
 }
 
+bool ctrl_has_finalizer(const json_t *obj, const char *name)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(jx_get(obj, "metadata.finalizers"), i, f)
+    {
+        if (json_is_string(f) && strcmp(json_string_value(f), name) == 0)
+            return true;
+    }
+    return false;
+}
+
+void ctrl_finalizer(ctrl_pass_t *p, const char *name, bool add)
+{
+    if (ctrl_has_finalizer(p->obj, name) == add)
+        return;
+    json_t *fins = json_array();
+    size_t i;
+    json_t *f;
+    json_array_foreach(jx_get(p->obj, "metadata.finalizers"), i, f)
+    {
+        if (fins && (!json_is_string(f) || strcmp(json_string_value(f), name) != 0))
+            json_array_append(fins, f);
+    }
+    if (fins && add)
+        json_array_append_new(fins, json_string(name));
+    if (fins && json_array_size(fins) == 0) {
+        json_decref(fins);
+        fins = json_null();
+    }
+    json_t *patch =
+        fins ? json_pack("{s:{s:o, s:s}}", "metadata", "finalizers", fins, "resourceVersion",
+                         jx_str(p->obj, "metadata.resourceVersion", ""))
+             : NULL;
+    if (!patch) {
+        ctrl_fail(p, NULL, "out of memory");
+        return;
+    }
+    const ctrl_kind_t *kd = p->c->kind;
+    ctrl_send(p,
+              &(ctrl_req_t){.verb = CTRL_PATCH,
+                            .group = kd->group,
+                            .version = kd->version,
+                            .resource = kd->resource,
+                            .kind = kd->kind,
+                            .name = p->name,
+                            .noun = kd->kind},
+              patch);
+    json_decref(patch);
+}
+
 void ctrl_hold(ctrl_pass_t *p)
 {
     p->pending++;
@@ -1338,6 +1389,25 @@ int ctrl_test(bool verbose)
     jx_set_path(obj, "metadata.resourceVersion", json_string("43"));
     ctrl_status_write(p, json_pack("{s:i}", "ready", 2), s_t_changed);
     CHECK(s_t_count(capture, CTRL_STATUS) == 3);
+
+    /* finalizers: the whole list with the observed resourceVersion; nothing when already so */
+    json_array_clear(capture);
+    jx_set_path(obj, "metadata.finalizers", json_pack("[s]", "other.io/keep"));
+    CHECK(ctrl_has_finalizer(obj, "other.io/keep") && !ctrl_has_finalizer(obj, "w.io/f"));
+    ctrl_finalizer(p, "w.io/f", true);
+    json_t *fb = jx_get(json_array_get(capture, 0), "body");
+    CHECK(
+        s_t_count(capture, CTRL_PATCH) == 1 &&
+        !strcmp(jx_str(fb, "metadata.resourceVersion", ""), "43") &&
+        json_array_size(jx_get(fb, "metadata.finalizers")) == 2 &&
+        !strcmp(json_string_value(json_array_get(jx_get(fb, "metadata.finalizers"), 1)), "w.io/f"));
+    ctrl_finalizer(p, "w.io/f", false); /* not there: nothing */
+    ctrl_finalizer(p, "other.io/keep", true); /* there: nothing */
+    CHECK(json_array_size(capture) == 1);
+    ctrl_finalizer(p, "other.io/keep", false); /* the last one: the list becomes null */
+    CHECK(json_array_size(capture) == 2 &&
+          json_is_null(jx_get(jx_get(json_array_get(capture, 1), "body"), "metadata.finalizers")));
+    json_object_del(json_object_get(obj, "metadata"), "finalizers");
 
     /* expectations: a delete is recorded when sent; unmet -> skipped and short requeue */
     json_array_clear(capture);

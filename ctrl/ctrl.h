@@ -286,6 +286,15 @@ void ctrl_event_about(ctrl_t *c, const ctrl_ref_t *obj, const actlog_cause_t *ca
                       const char *corr, bool warning, const char *reason, const char *action,
                       const char *msg);
 
+/* True when `name` is in obj's metadata.finalizers. */
+bool ctrl_has_finalizer(const json_t *obj, const char *name);
+
+/* Adds (add) or removes finalizer `name` on the pass's object: a merge patch of the whole
+ * metadata.finalizers list with the observed resourceVersion as its precondition, so no other
+ * finalizer is lost and ours is never added twice (a lagging observed copy gets 409 and the pass is
+ * retried). Nothing is sent when the list already is so. */
+void ctrl_finalizer(ctrl_pass_t *p, const char *name, bool add);
+
 /* Holds the current stage open for an asynchronous call that is not a Kubernetes request (a Ray
  * dashboard call): the stage ends when every request and every hold is released. Release exactly
  * once, from the call's callback (or at once when the call could not start). */

@@ -163,6 +163,19 @@ static int64_t s_spec_int(const step_t *s, const char *key, int64_t def)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
 }
 
+/* The RayJob carries ray.io/rayjob-finalizer. */
+static bool s_has_finalizer(const json_t *rj)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(jx_get(rj, "metadata.finalizers"), i, f)
+    {
+        if (json_is_string(f) && strcmp(json_string_value(f), FINALIZER_RAYJOB) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* ---------- checks shared by states ---------- */
 
 /* activeDeadlineSeconds passed: Failed/DeadlineExceeded. */
@@ -326,17 +339,12 @@ static void s_check_sidecar(step_t *s, sub_t *r)
 /* New: ids, cluster name, Initializing, startTime (initRayJobStatusIfNeed). */
 static int s_new(step_t *s)
 {
-    if (!json_is_array(jx_get(s->rj, "metadata.finalizers")) ||
-        !json_array_size(jx_get(s->rj, "metadata.finalizers")))
+    /* the finalizer first, in a pass of its own (KubeRay: an Update before the status) */
+    if (!s_has_finalizer(s->rj)) {
         s->out->actions |= RJ_ACT_ADD_FINALIZER;
-    else {
-        bool has = false;
-        size_t i;
-        json_t *f;
-        json_array_foreach(jx_get(s->rj, "metadata.finalizers"), i, f) has =
-            has || strcmp(json_string_value(f) ? json_string_value(f) : "", FINALIZER_RAYJOB) == 0;
-        if (!has)
-            s->out->actions |= RJ_ACT_ADD_FINALIZER;
+        s->out->requeue_ms = RJ_REQUEUE_MS;
+        s_why(s, "new: adding the finalizer " FINALIZER_RAYJOB);
+        return 0;
     }
     const char *name = jx_str(s->rj, "metadata.name", "");
     const char *jid = s_sget(s, "jobId"), *cn = s_sget(s, "rayClusterName"),
@@ -822,7 +830,7 @@ static void s_backoff(step_t *s)
 
 /* True when two statuses differ in what KubeRay compares, ignoring the cluster status's
  * lastUpdateTime (it moves without anything changing). */
-static bool s_status_changed(const json_t *old, const json_t *now)
+bool rjstate_status_changed(const json_t *old, const json_t *now)
 {
     json_t *a = old ? json_deep_copy(old) : json_object();
     json_t *b = json_deep_copy(now);
@@ -871,12 +879,7 @@ int rjstate_step(const rj_in_t *in, rj_out_t *out, buf_t *err)
         const char *jid = s_sget(&s, "jobId");
         if (!s_job_terminal(js) && jid && *jid && s_sget(&s, "dashboardURL"))
             out->actions |= RJ_ACT_STOP_JOB;
-        bool has = false;
-        size_t i;
-        json_t *f;
-        json_array_foreach(jx_get(in->rj, "metadata.finalizers"), i, f) has =
-            has || (json_string_value(f) && strcmp(json_string_value(f), FINALIZER_RAYJOB) == 0);
-        if (has)
+        if (s_has_finalizer(in->rj))
             out->actions |= RJ_ACT_REMOVE_FINALIZER;
         out->requeue_ms = RJ_REQUEUE_MS;
         s_why(&s, "being deleted%s",
@@ -931,8 +934,8 @@ int rjstate_step(const rj_in_t *in, rj_out_t *out, buf_t *err)
         s_why(&s, "deployment status %s: nothing to do", d);
         early = true;
     }
-    if (rc != 0 || out->wants_info)
-        goto done;
+    if (rc != 0 || out->wants_info || (out->actions & RJ_ACT_ADD_FINALIZER))
+        goto done; /* the finalizer goes alone: the status follows in the next step */
     if (!early)
         s_backoff(&s);
     /* endTime when the deployment becomes terminal */
@@ -940,18 +943,15 @@ int rjstate_step(const rj_in_t *in, rj_out_t *out, buf_t *err)
         !rjstate_terminal(jx_str(in->rj, "status.jobDeploymentStatus", "")))
         s_set_now(&s, "endTime");
 status:
-    if (s_status_changed(ost, s.st)) {
+    if (rjstate_status_changed(ost, s.st)) {
         out->status = s.st;
         s.st = NULL;
     }
 done:
     json_decref(s.st);
     json_decref(empty);
-    if (rc != 0) {
-        json_t *keep_err = NULL;
-        (void)keep_err;
+    if (rc != 0)
         rjstate_out_free(out);
-    }
     return rc;
 }
 
@@ -1048,8 +1048,14 @@ int rjstate_test(bool verbose)
     /* K8sJobMode, the whole happy path */
     json_t *rj = s_t_rayjob(RAYJOB_MODE_K8SJOB);
     json_object_del(json_object_get(rj, "metadata"), "finalizers");
+    /* the finalizer alone first, then the ids */
     CHECK(s_t_step(rj, NULL, NULL, NULL, T0, &o) == 0);
-    CHECK(o.status && (o.actions & RJ_ACT_ADD_FINALIZER));
+    CHECK(!o.status && o.actions == RJ_ACT_ADD_FINALIZER);
+    rjstate_out_free(&o);
+    json_object_set_new(json_object_get(rj, "metadata"), "finalizers",
+                        json_pack("[s]", FINALIZER_RAYJOB));
+    CHECK(s_t_step(rj, NULL, NULL, NULL, T0, &o) == 0);
+    CHECK(o.status && o.actions == 0);
     s_t_apply(rj, &o);
     CHECK(strcmp(s_t_ds(rj), RJ_INITIALIZING) == 0);
     const char *jid = jx_str(rj, "status.jobId", "");

@@ -12,9 +12,10 @@
  * write when anything changed. Timestamps are RFC 3339 (second precision, as metav1.Time).
  *
  * Differences from KubeRay, on purpose:
- *  - A New RayJob gets its ids and Initializing in the same step as its finalizer (KubeRay: the
- *    finalizer Update, then the status); the service writes the status first, with a
- *    resourceVersion precondition, so a lagging observed copy can never write a second set of ids.
+ *  - A New RayJob without the finalizer gets only the finalizer in one step, its ids and
+ *    Initializing in the next (KubeRay: the finalizer Update, then the status, in one reconcile);
+ *    each write carries the observed resourceVersion as its precondition, so a lagging observed
+ *    copy can never write a second set of ids.
  *  - The dashboard is asked only when the step needs it (out.wants_info); the service asks, then
  *    steps again with the answer.
  */
@@ -71,7 +72,7 @@ enum {
     RJ_ACT_DELETE_JOB = 1u << 7, /* delete the submitter Job (propagation Background) */
     RJ_ACT_SUSPEND_WORKERS = 1u << 8, /* set suspend: true on every worker group of the cluster */
     RJ_ACT_DELETE_SELF = 1u << 9, /* delete the RayJob */
-    RJ_ACT_ADD_FINALIZER = 1u << 10 /* add ray.io/rayjob-finalizer (after the status write) */
+    RJ_ACT_ADD_FINALIZER = 1u << 10 /* add ray.io/rayjob-finalizer (alone in its step) */
 };
 
 /* What the dashboard said about the Ray job (GET /api/jobs/<id>), when the step needed it. */
@@ -149,6 +150,11 @@ void rjstate_submit_failed(json_t *status, int64_t now_ms);
 
 /* Frees what out holds and zeroes it. */
 void rjstate_out_free(rj_out_t *out);
+
+/* True when RayJob status `now` differs from `old` (NULL: none) in anything but the copied
+ * cluster status's lastUpdateTime, which moves without anything changing: the comparison of
+ * rjstate_step()'s status write and of the service's status guard. */
+bool rjstate_status_changed(const json_t *old, const json_t *now);
 
 /* True for Complete and Failed. */
 bool rjstate_terminal(const char *deployment_status);

@@ -828,56 +828,6 @@ static bool s_recreate(pass_t *p)
 
 /* ---------- GCS fault tolerance: the Redis cleanup finalizer (spec §1.11) ---------- */
 
-static bool s_has_redis_finalizer(const json_t *rc)
-{
-    size_t i;
-    json_t *f;
-    json_array_foreach(jx_get(rc, "metadata.finalizers"), i, f)
-    {
-        if (json_is_string(f) && !strcmp(json_string_value(f), FINALIZER_GCS_FT_REDIS_CLEANUP))
-            return true;
-    }
-    return false;
-}
-
-/* Merge-patches metadata.finalizers with ours added or removed (resourceVersion precondition). */
-static void s_patch_finalizer(pass_t *p, bool add)
-{
-    json_t *fins = json_array();
-    size_t i;
-    json_t *f;
-    json_array_foreach(jx_get(p->rc, "metadata.finalizers"), i, f)
-    {
-        if (fins &&
-            (!json_is_string(f) || strcmp(json_string_value(f), FINALIZER_GCS_FT_REDIS_CLEANUP)))
-            json_array_append(fins, f);
-    }
-    if (fins && add)
-        json_array_append_new(fins, json_string(FINALIZER_GCS_FT_REDIS_CLEANUP));
-    if (fins && json_array_size(fins) == 0) {
-        json_decref(fins);
-        fins = json_null();
-    }
-    json_t *patch =
-        fins ? json_pack("{s:{s:o, s:s}}", "metadata", "finalizers", fins, "resourceVersion",
-                         jx_str(p->rc, "metadata.resourceVersion", ""))
-             : NULL;
-    if (!patch) {
-        ctrl_fail(p->cp, NULL, "out of memory");
-        return;
-    }
-    ctrl_send(p->cp,
-              &(ctrl_req_t){.verb = CTRL_PATCH,
-                            .group = RECONCILE_GROUP,
-                            .version = RECONCILE_VERSION,
-                            .resource = RECONCILE_RESOURCE,
-                            .kind = RECONCILE_KIND,
-                            .name = p->cp->name,
-                            .noun = RECONCILE_KIND},
-              patch);
-    json_decref(patch);
-}
-
 static bool s_job_finished(const json_t *job)
 {
     size_t i;
@@ -938,7 +888,7 @@ static void s_gcs_ft_deleting(pass_t *p)
                    "Force-removed GCS FT finalizer after %s due to Redis cleanup timeout; Redis "
                    "storage namespace \"%s\" may need manual cleanup",
                    d, sns);
-        s_patch_finalizer(p, false);
+        ctrl_finalizer(p->cp, FINALIZER_GCS_FT_REDIS_CLEANUP, false);
         return;
     }
     const json_t *job = NULL;
@@ -950,7 +900,7 @@ static void s_gcs_ft_deleting(pass_t *p)
     }
     if (job) {
         if (s_job_finished(job))
-            s_patch_finalizer(p, false);
+            ctrl_finalizer(p->cp, FINALIZER_GCS_FT_REDIS_CLEANUP, false);
         else
             p->cp->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
         return;
@@ -983,11 +933,11 @@ static bool s_gcs_ft(pass_t *p)
     bool deleting = jx_get(p->rc, "metadata.deletionTimestamp") != NULL;
     if (ft && redis && !p->r->cfg.no_redis_cleanup) {
         if (!deleting) {
-            if (s_has_redis_finalizer(p->rc))
+            if (ctrl_has_finalizer(p->rc, FINALIZER_GCS_FT_REDIS_CLEANUP))
                 return false;
             log_info("Add a finalizer", "key", p->cp->key, "finalizer",
                      FINALIZER_GCS_FT_REDIS_CLEANUP, NULL);
-            s_patch_finalizer(p, true);
+            ctrl_finalizer(p->cp, FINALIZER_GCS_FT_REDIS_CLEANUP, true);
             /* only start the RayCluster reconciliation after the finalizer is added */
             p->cp->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
             return true;
@@ -995,8 +945,9 @@ static bool s_gcs_ft(pass_t *p)
         s_gcs_ft_deleting(p);
         return true;
     }
-    if (deleting && ft && !strcmp(backend, "rocksdb") && s_has_redis_finalizer(p->rc))
-        s_patch_finalizer(p, false);
+    if (deleting && ft && !strcmp(backend, "rocksdb") &&
+        ctrl_has_finalizer(p->rc, FINALIZER_GCS_FT_REDIS_CLEANUP))
+        ctrl_finalizer(p->cp, FINALIZER_GCS_FT_REDIS_CLEANUP, false);
     return deleting;
 }
 
@@ -2034,9 +1985,9 @@ int reconcile_test(bool verbose)
     /* finalizer, times and durations */
     json_t *rcf =
         json_pack("{s:{s:[s, s]}}", "metadata", "finalizers", "x", FINALIZER_GCS_FT_REDIS_CLEANUP);
-    CHECK(s_has_redis_finalizer(rcf));
+    CHECK(ctrl_has_finalizer(rcf, FINALIZER_GCS_FT_REDIS_CLEANUP));
     json_array_remove(jx_get(rcf, "metadata.finalizers"), 1);
-    CHECK(!s_has_redis_finalizer(rcf));
+    CHECK(!ctrl_has_finalizer(rcf, FINALIZER_GCS_FT_REDIS_CLEANUP));
     json_decref(rcf);
     int64_t sec = -1;
     CHECK(rftime_parse_sec("1970-01-01T00:01:40Z", &sec) == 0 && sec == 100);

@@ -288,25 +288,23 @@ static ctrl_begin_t s_begin(ctrl_pass_t *p)
     return CTRL_BEGIN_STAGES;
 }
 
-/* Sends a JSON patch of the RayJob itself. */
-static void s_patch_self(ctrl_pass_t *p, json_t *patch, const char *ok, const char *fail)
+/* Deletes an object the RayJob owns (or the RayJob itself) with KubeRay's Event reasons `ok` and
+ * `fail` (static strings: the runtime keeps the pointers). */
+static void s_delete(ctrl_pass_t *p, const char *group, const char *resource, const char *kind,
+                     const char *name, const char *ok, const char *fail, const char *propagation)
 {
-    if (!patch) {
-        ctrl_fail(p, NULL, "out of memory");
-        return;
-    }
     ctrl_send(p,
-              &(ctrl_req_t){.verb = CTRL_JSON_PATCH,
-                            .group = "ray.io",
+              &(ctrl_req_t){.verb = CTRL_DELETE,
+                            .group = group,
                             .version = "v1",
-                            .resource = "rayjobs",
-                            .kind = "RayJob",
-                            .name = p->name,
-                            .noun = "RayJob",
+                            .resource = resource,
+                            .kind = kind,
+                            .name = name,
+                            .noun = strcmp(kind, "Job") == 0 ? "submitter Job" : kind,
                             .ok_reason = ok,
-                            .fail_reason = fail},
-              patch);
-    json_decref(patch);
+                            .fail_reason = fail,
+                            .propagation = propagation},
+              NULL);
 }
 
 /* Suspends every worker group of the observed cluster (DeleteWorkers). */
@@ -339,6 +337,26 @@ static void s_suspend_workers(ctrl_pass_t *p, const json_t *rc)
     json_decref(patch);
 }
 
+/* When to look again: as the step says and, while a Ray job runs without a submitter to wake the
+ * RayJob when it ends (HTTPMode, InteractiveMode), every --job-poll. */
+static void s_requeue(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    submitter_t *s = ctrl_arg(p->c);
+    const rj_out_t *o = &d->out;
+    int64_t rq = o->requeue_ms;
+    const char *ds = o->status ? jx_str(o->status, "jobDeploymentStatus", "")
+                               : jx_str(p->obj, "status.jobDeploymentStatus", "");
+    const char *mode = rayjob_mode(p->obj);
+    if (strcmp(ds, RJ_RUNNING) == 0 &&
+        (strcmp(mode, RAYJOB_MODE_HTTP) == 0 || strcmp(mode, RAYJOB_MODE_INTERACTIVE) == 0)) {
+        if (rq == 0 || s->cfg.job_poll_ms < rq)
+            rq = s->cfg.job_poll_ms;
+    }
+    if (rq > 0)
+        p->requeue_ms = rq;
+}
+
 /* Stage: step again with the Ray job's info, then carry out the decision. */
 static void s_stage_act(ctrl_pass_t *p)
 {
@@ -363,50 +381,19 @@ static void s_stage_act(ctrl_pass_t *p)
     if (o->actions & RJ_ACT_SUBMIT)
         s_dash_call(p, RJ_ACT_SUBMIT);
     if (o->actions & RJ_ACT_DELETE_CLUSTER)
-        ctrl_send(p,
-                  &(ctrl_req_t){.verb = CTRL_DELETE,
-                                .group = "ray.io",
-                                .version = "v1",
-                                .resource = "rayclusters",
-                                .kind = "RayCluster",
-                                .name = jx_str(d->cluster, "metadata.name", ""),
-                                .noun = "RayCluster",
-                                .ok_reason = "DeletedRayCluster",
-                                .fail_reason = "FailedToDeleteRayCluster"},
-                  NULL);
+        s_delete(p, "ray.io", "rayclusters", "RayCluster", jx_str(d->cluster, "metadata.name", ""),
+                 "DeletedRayCluster", "FailedToDeleteRayCluster", NULL);
     if (o->actions & RJ_ACT_DELETE_JOB)
-        ctrl_send(p,
-                  &(ctrl_req_t){.verb = CTRL_DELETE,
-                                .group = "batch",
-                                .version = "v1",
-                                .resource = "jobs",
-                                .kind = "Job",
-                                .name = p->name,
-                                .noun = "submitter Job",
-                                .ok_reason = "DeletedRayJobSubmitter",
-                                .fail_reason = "FailedToDeleteRayJobSubmitter",
-                                .propagation = "Background"},
-                  NULL);
+        s_delete(p, "batch", "jobs", "Job", p->name, "DeletedRayJobSubmitter",
+                 "FailedToDeleteRayJobSubmitter", "Background");
     if (o->actions & RJ_ACT_SUSPEND_WORKERS)
         s_suspend_workers(p, d->cluster);
+    if (o->actions & (RJ_ACT_ADD_FINALIZER | RJ_ACT_REMOVE_FINALIZER))
+        ctrl_finalizer(p, FINALIZER_RAYJOB, o->actions & RJ_ACT_ADD_FINALIZER);
+    s_requeue(p);
     if (o->actions & RJ_ACT_DELETE_SELF)
-        ctrl_send(p,
-                  &(ctrl_req_t){.verb = CTRL_DELETE,
-                                .group = "ray.io",
-                                .version = "v1",
-                                .resource = "rayjobs",
-                                .kind = "RayJob",
-                                .name = p->name,
-                                .noun = "RayJob",
-                                .ok_reason = "DeletedRayJob",
-                                .fail_reason = "FailedToDeleteRayJob"},
-                  NULL);
-}
-
-/* True when the RayJob's status differs from `now` (the step already compared; any change). */
-static bool s_changed(const json_t *old, const json_t *now)
-{
-    return !old || !json_equal(old, now);
+        s_delete(p, "ray.io", "rayjobs", "RayJob", p->name, "DeletedRayJob", "FailedToDeleteRayJob",
+                 NULL);
 }
 
 /* Stage: the status write. */
@@ -426,54 +413,7 @@ static void s_stage_status(ctrl_pass_t *p)
         rjstate_submit_failed(st, rftime_now_ms());
     }
     if (st)
-        ctrl_status_write(p, st, s_changed);
-}
-
-/* Stage: the finalizer, after the status. */
-static void s_stage_after(ctrl_pass_t *p)
-{
-    pass_t *d = p->data;
-    submitter_t *s = ctrl_arg(p->c);
-    rj_out_t *o = &d->out;
-    if (p->status_error)
-        return;
-    if (o->actions & RJ_ACT_ADD_FINALIZER) {
-        json_t *fins = jx_get(p->obj, "metadata.finalizers");
-        json_t *patch = json_is_array(fins)
-                            ? json_pack("[{s:s,s:s,s:s}]", "op", "add", "path",
-                                        "/metadata/finalizers/-", "value", FINALIZER_RAYJOB)
-                            : json_pack("[{s:s,s:s,s:[s]}]", "op", "add", "path",
-                                        "/metadata/finalizers", "value", FINALIZER_RAYJOB);
-        s_patch_self(p, patch, NULL, "FailedToUpdateRayJob");
-    }
-    if (o->actions & RJ_ACT_REMOVE_FINALIZER) {
-        size_t i;
-        json_t *f;
-        json_array_foreach(jx_get(p->obj, "metadata.finalizers"), i, f)
-        {
-            if (!json_string_value(f) || strcmp(json_string_value(f), FINALIZER_RAYJOB) != 0)
-                continue;
-            char path[64];
-            snprintf(path, sizeof(path), "/metadata/finalizers/%zu", i);
-            s_patch_self(p,
-                         json_pack("[{s:s,s:s,s:s},{s:s,s:s}]", "op", "test", "path", path, "value",
-                                   FINALIZER_RAYJOB, "op", "remove", "path", path),
-                         NULL, "FailedToUpdateRayJob");
-            break;
-        }
-    }
-    /* when to look again */
-    int64_t rq = o->requeue_ms;
-    const char *ds = o->status ? jx_str(o->status, "jobDeploymentStatus", "")
-                               : jx_str(p->obj, "status.jobDeploymentStatus", "");
-    const char *mode = rayjob_mode(p->obj);
-    if (strcmp(ds, RJ_RUNNING) == 0 &&
-        (strcmp(mode, RAYJOB_MODE_HTTP) == 0 || strcmp(mode, RAYJOB_MODE_INTERACTIVE) == 0)) {
-        if (rq == 0 || s->cfg.job_poll_ms < rq)
-            rq = s->cfg.job_poll_ms;
-    }
-    if (rq > 0)
-        p->requeue_ms = rq;
+        ctrl_status_write(p, st, rjstate_status_changed);
 }
 
 static void s_pass_free(ctrl_pass_t *p)
@@ -494,7 +434,6 @@ static const ctrl_stage_t s_stages[] = {
     {s_stage_info, false},
     {s_stage_act, false},
     {s_stage_status, false},
-    {s_stage_after, false},
 };
 
 static const ctrl_kind_t s_kind = {.group = "ray.io",
