@@ -1103,12 +1103,13 @@ static int s_test_parse(bool verbose)
     return failed;
 }
 
-static int s_test_run(bool verbose)
+/* Registers what the run tests need on a fresh store with a fake clock. */
+static objstore_t *s_test_store(s_clock_t *clk)
 {
-    int failed = 0;
-    s_env_t e = {.clk = {.now = 1700000000000LL}};
-    e.s = objstore_new(0);
-    objstore_set_clock(e.s, s_fake_clock, &e.clk);
+    objstore_t *s = objstore_new(0);
+    if (!s)
+        return NULL;
+    objstore_set_clock(s, s_fake_clock, clk);
     objstore_resdesc_t d[] = {
         {.group = "", .version = "v1", .resource = "namespaces", .kind = "Namespace"},
         {.group = "",
@@ -1138,10 +1139,21 @@ static int s_test_run(bool verbose)
          .has_status = true},
     };
     for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
-        CHECK(objstore_register(e.s, &d[i]) != NULL);
+        objstore_register(s, &d[i]);
     objstore_status_t st;
     json_t *o = json_pack("{s:{s:s}}", "metadata", "name", "default");
-    objstore_create(e.s, objstore_find(e.s, "", "namespaces"), NULL, &o, NULL, &st);
+    objstore_create(s, objstore_find(s, "", "namespaces"), NULL, &o, NULL, &st);
+    return s;
+}
+
+static int s_test_run(bool verbose)
+{
+    int failed = 0;
+    s_env_t e = {.clk = {.now = 1700000000000LL}};
+    e.s = s_test_store(&e.clk);
+    CHECK(e.s != NULL);
+    objstore_status_t st;
+    json_t *o;
     kubelet_opts_t ko;
     kubelet_opts_default(&ko);
     ko.nodes = 2;
@@ -1326,49 +1338,6 @@ static int s_test_run(bool verbose)
     kubelet_destroy(&e.k);
     objstore_destroy(&e.s);
     return failed;
-}
-
-/* Registers what the run tests need on a fresh store with a fake clock. */
-static objstore_t *s_test_store(s_clock_t *clk)
-{
-    objstore_t *s = objstore_new(0);
-    if (!s)
-        return NULL;
-    objstore_set_clock(s, s_fake_clock, clk);
-    objstore_resdesc_t d[] = {
-        {.group = "", .version = "v1", .resource = "namespaces", .kind = "Namespace"},
-        {.group = "",
-         .version = "v1",
-         .resource = "pods",
-         .kind = "Pod",
-         .namespaced = true,
-         .has_status = true,
-         .graceful = true},
-        {.group = "", .version = "v1", .resource = "nodes", .kind = "Node", .has_status = true},
-        {.group = "",
-         .version = "v1",
-         .resource = "services",
-         .kind = "Service",
-         .namespaced = true,
-         .has_status = true},
-        {.group = "",
-         .version = "v1",
-         .resource = "endpoints",
-         .kind = "Endpoints",
-         .namespaced = true},
-        {.group = "batch",
-         .version = "v1",
-         .resource = "jobs",
-         .kind = "Job",
-         .namespaced = true,
-         .has_status = true},
-    };
-    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
-        objstore_register(s, &d[i]);
-    objstore_status_t st;
-    json_t *o = json_pack("{s:{s:s}}", "metadata", "name", "default");
-    objstore_create(s, objstore_find(s, "", "namespaces"), NULL, &o, NULL, &st);
-    return s;
 }
 
 #define S_SCALE_PODS 2000 /* submitter pods in the scale test */
