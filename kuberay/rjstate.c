@@ -994,12 +994,21 @@ static json_t *s_t_rayjob(const char *mode)
     return rj;
 }
 
-static int s_t_step(json_t *rj, const json_t *rc, const json_t *job, const rj_info_t *info,
-                    int64_t now, rj_out_t *out)
+/* One step with a head pod and settings (NULL: defaults). */
+static int s_t_step_x(json_t *rj, const json_t *rc, const json_t *job, const json_t *pod,
+                      const rj_info_t *info, int64_t now, const rj_settings_t *setp, rj_out_t *out)
 {
     rj_settings_t set;
     rjstate_settings_default(&set);
-    rj_in_t in = {.rj = rj, .cluster = rc, .job = job, .now_ms = now, .set = &set, .rnd = s_t_rand};
+    if (setp)
+        set = *setp;
+    rj_in_t in = {.rj = rj,
+                  .cluster = rc,
+                  .job = job,
+                  .head_pod = pod,
+                  .now_ms = now,
+                  .set = &set,
+                  .rnd = s_t_rand};
     if (info)
         in.info = *info;
     buf_t err;
@@ -1017,6 +1026,27 @@ static void s_t_apply(json_t *rj, rj_out_t *out)
     if (out->status)
         json_object_set(rj, "status", out->status);
     rjstate_out_free(out);
+}
+
+static int s_t_step(json_t *rj, const json_t *rc, const json_t *job, const rj_info_t *info,
+                    int64_t now, rj_out_t *out)
+{
+    return s_t_step_x(rj, rc, job, NULL, info, now, NULL, out);
+}
+
+/* A copy of `rj` Running (jobStatus js) or terminal, with endTime T0 when terminal. */
+static json_t *s_t_at(const json_t *rj, const char *ds, const char *js)
+{
+    json_t *c = json_deep_copy(rj);
+    json_t *st = json_object_get(c, "status");
+    json_object_set_new(st, "jobDeploymentStatus", json_string(ds));
+    json_object_set_new(st, "jobStatus", json_string(js));
+    json_object_del(st, "reason");
+    if (rjstate_terminal(ds))
+        json_object_set_new(st, "endTime", json_string("2023-11-14T22:13:20Z"));
+    else
+        json_object_del(st, "endTime");
+    return c;
 }
 
 static const char *s_t_ds(const json_t *rj)
@@ -1298,6 +1328,95 @@ int rjstate_test(bool verbose)
                         json_pack("[s]", FINALIZER_RAYJOB));
     CHECK(s_t_step(rj2, rc, NULL, NULL, T0, &o) == 0 &&
           o.actions == (RJ_ACT_STOP_JOB | RJ_ACT_REMOVE_FINALIZER));
+    rjstate_out_free(&o);
+    json_decref(rj2);
+
+    /* preRunningDeadlineSeconds in Initializing: Failed / PreRunningDeadlineExceeded, no retry
+     * needed to be asked for */
+    rj2 = s_t_at(rj, RJ_INITIALIZING, "");
+    json_object_set_new(json_object_get(rj2, "spec"), "preRunningDeadlineSeconds", json_integer(2));
+    CHECK(s_t_step(rj2, NULL, NULL, NULL, T0 + 1000, &o) == 0 &&
+          (o.actions & RJ_ACT_CREATE_CLUSTER));
+    rjstate_out_free(&o);
+    CHECK(s_t_step(rj2, NULL, NULL, NULL, T0 + 2000, &o) == 0 && !o.actions);
+    s_t_apply(rj2, &o);
+    CHECK(strcmp(s_t_ds(rj2), RJ_FAILED) == 0 &&
+          strcmp(jx_str(rj2, "status.reason", ""), RJ_R_PRE_RUNNING_DEADLINE) == 0);
+    CHECK(strcmp(jx_str(rj2, "status.message", ""),
+                 "The RayJob has passed the preRunningDeadlineSeconds. StartTime: 2023-11-14 "
+                 "22:13:20 +0000 UTC. PreRunningDeadlineSeconds: 2") == 0);
+    json_decref(rj2);
+
+    /* grace period: the Ray job ended long ago but the submitter never finished */
+    rj2 = s_t_at(rj, RJ_RUNNING, "SUCCEEDED");
+    json_object_set_new(json_object_get(rj2, "status"), "rayJobInfo",
+                        json_pack("{s:s}", "endTime", "2023-11-14T22:13:20Z"));
+    job = s_t_job(NULL, NULL, NULL);
+    CHECK(s_t_step(rj2, rc, job, NULL, T0 + 299000, &o) == 0 && o.wants_info);
+    rjstate_out_free(&o);
+    CHECK(s_t_step(rj2, rc, job, NULL, T0 + 300000, &o) == 0);
+    s_t_apply(rj2, &o);
+    CHECK(strcmp(s_t_ds(rj2), RJ_COMPLETE) == 0 &&
+          strcmp(jx_str(rj2, "status.reason", ""), RJ_R_GRACE) == 0);
+    json_decref(job);
+    json_decref(rj2);
+
+    /* the submitter finished 30 s ago and the Ray job is still not terminal */
+    rj2 = s_t_at(rj, RJ_RUNNING, "RUNNING");
+    job = s_t_job("Complete", "", "");
+    int64_t fin = 0;
+    rftime_parse("2023-11-14T22:13:21Z", &fin);
+    CHECK(s_t_step(rj2, rc, job, NULL, fin + 30000, &o) == 0);
+    s_t_apply(rj2, &o);
+    CHECK(strcmp(s_t_ds(rj2), RJ_FAILED) == 0 &&
+          strcmp(jx_str(rj2, "status.jobStatus", ""), "FAILED") == 0 &&
+          strstr(jx_str(rj2, "status.message", ""), "did not reach terminal state within 30s"));
+    json_decref(job);
+    json_decref(rj2);
+
+    /* SidecarMode: the head pod gone, then the submitter container failed */
+    rj2 = s_t_at(rj, RJ_RUNNING, "RUNNING");
+    json_object_set_new(json_object_get(rj2, "spec"), "submissionMode",
+                        json_string(RAYJOB_MODE_SIDECAR));
+    CHECK(s_t_step_x(rj2, rc, NULL, NULL, NULL, T0, NULL, &o) == 0);
+    CHECK(o.status && !strcmp(jx_str(o.status, "message", ""), "Ray head pod not found."));
+    rjstate_out_free(&o);
+    json_t *pod = json_pack("{s:{s:[{s:s, s:{s:{s:i, s:s, s:s}}}]}}", "status", "containerStatuses",
+                            "name", RAYJOB_SUBMITTER_CONTAINER, "state", "terminated", "exitCode",
+                            1, "reason", "Error", "finishedAt", "2023-11-14T22:13:30Z");
+    CHECK(s_t_step_x(rj2, rc, NULL, pod, NULL, T0 + 11000, NULL, &o) == 0);
+    CHECK(o.status && !strcmp(jx_str(o.status, "reason", ""), RJ_R_SUBMISSION_FAILED) &&
+          !strcmp(jx_str(o.status, "message", ""),
+                  "Ray head pod container ray-job-submitter terminated with exit code 1: Error"));
+    rjstate_out_free(&o);
+    json_decref(pod);
+    json_decref(rj2);
+
+    /* legacy deletionStrategy (a TTL needs shutdownAfterJobFinishes, which the policies then
+     * replace): onSuccess DeleteSelf after the TTL; onFailure DeleteCluster */
+    rj2 = s_t_at(rj, RJ_COMPLETE, "SUCCEEDED");
+    json_object_set_new(json_object_get(rj2, "spec"), "ttlSecondsAfterFinished", json_integer(5));
+    json_object_set_new(json_object_get(rj2, "spec"), "deletionStrategy",
+                        json_pack("{s:{s:s}, s:{s:s}}", "onSuccess", "policy", "DeleteSelf",
+                                  "onFailure", "policy", "DeleteCluster"));
+    CHECK(s_t_step(rj2, rc, NULL, NULL, T0 + 1000, &o) == 0 && !o.actions &&
+          o.requeue_ms == 4000 + RJ_TTL_SLACK_MS);
+    rjstate_out_free(&o);
+    CHECK(s_t_step(rj2, rc, NULL, NULL, T0 + 5000, &o) == 0 && o.actions == RJ_ACT_DELETE_SELF);
+    rjstate_out_free(&o);
+    json_object_set_new(json_object_get(rj2, "status"), "jobStatus", json_string("FAILED"));
+    CHECK(s_t_step(rj2, rc, NULL, NULL, T0 + 50000, &o) == 0 && o.actions == RJ_ACT_DELETE_CLUSTER);
+    rjstate_out_free(&o);
+    json_decref(rj2);
+
+    /* shutdownAfterJobFinishes with DELETE_RAYJOB_CR_AFTER_JOB_FINISHES: the RayJob goes */
+    rj2 = s_t_at(rj, RJ_COMPLETE, "SUCCEEDED");
+    json_object_set_new(json_object_get(rj2, "spec"), "ttlSecondsAfterFinished", json_integer(0));
+    rj_settings_t delset;
+    rjstate_settings_default(&delset);
+    delset.delete_cr_after_finish = true;
+    CHECK(s_t_step_x(rj2, rc, NULL, NULL, NULL, T0, &delset, &o) == 0 &&
+          o.actions == RJ_ACT_DELETE_SELF);
     rjstate_out_free(&o);
     json_decref(rj2);
 

@@ -21,6 +21,13 @@
  *   selector    clusterSelector on an existing RayCluster (HTTPMode): Complete; the cluster stays.
  *   delete      a running RayJob deleted: the Ray job is stopped, the finalizer removed, gone.
  *   managedby   spec.managedBy kueue: left alone (no status).
+ *   interactive InteractiveMode: Waiting; the user submits to the head and sets spec.jobId:
+ *               Running, then Complete with that id.
+ *   prerunning  preRunningDeadlineSeconds on a cluster that never gets ready:
+ *               Failed/PreRunningDeadlineExceeded.
+ *   deleteself  deletionRules DeleteSelf on SUCCEEDED: the RayJob is deleted (audited).
+ *   invalid-more four more bad specs, each ValidationFailed with KubeRay's exact message, a
+ *               Warning InvalidRayJobSpec and no cluster.
  *
  * Usage: submitter_it [-v] [scenario...]. Exit 0 when every check passes.
  */
@@ -443,6 +450,148 @@ static int s_delete(void)
     return failed;
 }
 
+/* Merge-patches RayJob `name` through the admin client, as kubectl patch does. */
+static int s_patch(const char *name, json_t *patch)
+{
+    harness_res_t x = {0};
+    k8s_res_t res = {.group = "ray.io",
+                     .version = "v1",
+                     .resource = "rayjobs",
+                     .namespace_ = IT_NS,
+                     .name = name};
+    int64_t id = k8s_patch(g_h.admin, &res, K8S_PATCH_MERGE, patch, NULL, s_harness_done, &x);
+    json_decref(patch);
+    int64_t until = loop_clock_ms() + IT_WAIT_MS;
+    while (id > 0 && !x.done && loop_clock_ms() < until)
+        loop_run_once(g_h.loop, HARNESS_TURN_MS);
+    return id < 0 ? (int)id : x.done ? x.err : ERR_TIMEOUT;
+}
+
+/* InteractiveMode: Waiting until the user submits to the head and sets spec.jobId. */
+static int s_interactive(void)
+{
+    int failed = 0;
+    json_t *rj = s_rayjob("rj-int", RAYJOB_MODE_INTERACTIVE, "python x.py");
+    CHECK(rj && s_create("rayjobs", rj) == 0);
+    json_decref(rj);
+    CHECK(s_wait_ds("rj-int", RJ_WAITING, IT_WAIT_MS));
+    json_t *o = s_rj("rj-int");
+    CHECK(!jx_get(o, "status.jobId") && *jx_str(o, "status.dashboardURL", ""));
+    /* the user's own submission, straight to the head (as `ray job submit` would) */
+    const char *cn = jx_str(o, "status.rayClusterName", "");
+    json_t *pods = harness_list(&g_h, "", "pods", IT_NS);
+    size_t i;
+    json_t *pd;
+    bool submitted = false;
+    json_array_foreach(pods, i, pd)
+    {
+        const char *c = harness_label(pd, "ray.io/cluster"),
+                   *t = harness_label(pd, "ray.io/node-type");
+        rayhead_t *hd =
+            c && t && !strcmp(c, cn) && !strcmp(t, "head")
+                ? raysim_head(apiserver_raysim(g_h.api), IT_NS, jx_str(pd, "metadata.name", ""))
+                : NULL;
+        if (!hd)
+            continue;
+        const char *body = "{\"entrypoint\": \"python x.py FAKE:sleep=0.5\", "
+                           "\"submission_id\": \"mine-1\"}";
+        rayhead_response_t resp;
+        submitted = rayhead_handle(hd, rftime_now_ms(), RAYHEAD_PORT_DASHBOARD, "POST",
+                                   "/api/jobs/", body, strlen(body), &resp) == 0 &&
+                    resp.status == 200;
+        rayhead_response_free(&resp);
+    }
+    json_decref(pods);
+    json_decref(o);
+    CHECK(submitted);
+    CHECK(s_patch("rj-int", json_pack("{s:{s:s}}", "spec", "jobId", "mine-1")) == 0);
+    CHECK(s_wait_ds("rj-int", RJ_COMPLETE, IT_WAIT_MS));
+    o = s_rj("rj-int");
+    CHECK(strcmp(jx_str(o, "status.jobId", ""), "mine-1") == 0 &&
+          strcmp(jx_str(o, "status.jobStatus", ""), "SUCCEEDED") == 0);
+    json_decref(o);
+    return failed;
+}
+
+/* preRunningDeadlineSeconds: a cluster that never gets ready (its head asks for a node
+ * selector no node has) fails the RayJob with PreRunningDeadlineExceeded. */
+static int s_prerunning(void)
+{
+    int failed = 0;
+    json_t *rj = s_rayjob("rj-prd", RAYJOB_MODE_HTTP, "python x.py");
+    json_object_set_new(json_object_get(rj, "spec"), "preRunningDeadlineSeconds", json_integer(2));
+    jx_set_path(jx_get(rj, "spec.rayClusterSpec.headGroupSpec.template.spec"), "nodeSelector",
+                json_pack("{s:s}", "example.com/none", "true"));
+    CHECK(rj && s_create("rayjobs", rj) == 0);
+    json_decref(rj);
+    CHECK(s_wait_ds("rj-prd", RJ_FAILED, IT_WAIT_MS));
+    json_t *o = s_rj("rj-prd");
+    CHECK(strcmp(jx_str(o, "status.reason", ""), RJ_R_PRE_RUNNING_DEADLINE) == 0);
+    json_decref(o);
+    return failed;
+}
+
+/* deletionRules: DeleteSelf once the job SUCCEEDED (ttl 0): the RayJob and what it owns go. */
+static int s_deleteself(void)
+{
+    int failed = 0;
+    json_t *rj = s_rayjob("rj-self", RAYJOB_MODE_HTTP, "python x.py FAKE:sleep=0.5");
+    json_object_set_new(json_object_get(rj, "spec"), "deletionStrategy",
+                        json_pack("{s:[{s:s, s:{s:s, s:i}}]}", "deletionRules", "policy",
+                                  "DeleteSelf", "condition", "jobStatus", "SUCCEEDED", "ttlSeconds",
+                                  0));
+    CHECK(rj && s_create("rayjobs", rj) == 0);
+    json_decref(rj);
+    CHECK(s_wait_ds("rj-self", RJ_COMPLETE, IT_WAIT_MS));
+    CHECK(s_wait_gone("ray.io", "rayjobs", "rj-self", IT_WAIT_MS));
+    harness_pump(&g_h, 50);
+    CHECK(s_audit_count("delete", "RayJob", "rj-self") == 1);
+    return failed;
+}
+
+/* More bad specs: each gets ValidationFailed with KubeRay's message, a Warning, nothing else. */
+static int s_invalid_more(void)
+{
+    int failed = 0;
+    static const struct {
+        const char *name, *field, *value, *msg;
+        bool selector; /* also set a clusterSelector */
+    } cases[] = {
+        {"rj-bad-ttl", "spec.ttlSecondsAfterFinished", "10",
+         "The RayJob spec is invalid: a RayJob with shutdownAfterJobFinishes set to false cannot "
+         "have TTLSecondsAfterFinished",
+         false},
+        {"rj-bad-ads", "spec.activeDeadlineSeconds", "0",
+         "The RayJob spec is invalid: activeDeadlineSeconds must be a positive integer", false},
+        {"rj-bad-env", "spec.runtimeEnvYAML", "\"a: [1\"",
+         "failed to unmarshal RuntimeEnvYAML: ", false},
+        {"rj-bad-mode", "spec.submissionMode", "\"SidecarMode\"",
+         "ClusterSelector is not supported in SidecarMode", true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *rj = s_rayjob(cases[i].name, NULL, NULL);
+        jx_set_path(rj, cases[i].field, json_loads(cases[i].value, JSON_DECODE_ANY, NULL));
+        if (cases[i].selector)
+            json_object_set_new(json_object_get(rj, "spec"), "clusterSelector",
+                                json_pack("{s:s}", "ray.io/cluster", "x"));
+        CHECK(rj && s_create("rayjobs", rj) == 0);
+        json_decref(rj);
+    }
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK(s_wait_ds(cases[i].name, RJ_VALIDATION_FAILED, IT_WAIT_MS));
+        CHECK(s_wait_event(cases[i].name, RAYJOB_EV_INVALID_SPEC));
+        json_t *o = s_rj(cases[i].name);
+        const char *m = jx_str(o, "status.message", "");
+        if (g_h.verbose)
+            printf("  %s: %s\n", cases[i].name, m);
+        CHECK(strncmp(m, cases[i].msg, strlen(cases[i].msg)) == 0);
+        CHECK(strcmp(jx_str(o, "status.reason", ""), "ValidationFailed") == 0);
+        CHECK(!jx_get(o, "status.rayClusterName"));
+        json_decref(o);
+    }
+    return failed;
+}
+
 static int s_managedby(void)
 {
     int failed = 0;
@@ -464,10 +613,21 @@ typedef struct {
 } scenario_t;
 
 static const scenario_t s_scenarios[] = {
-    {"k8sjob", s_k8sjob},     {"http", s_http},           {"sidecar", s_sidecar},
-    {"retry", s_retry},       {"invalid", s_invalid},     {"shutdown", s_shutdown},
-    {"deadline", s_deadline}, {"suspend", s_suspend},     {"selector", s_selector},
-    {"delete", s_delete},     {"managedby", s_managedby},
+    {"k8sjob", s_k8sjob},
+    {"http", s_http},
+    {"sidecar", s_sidecar},
+    {"retry", s_retry},
+    {"invalid", s_invalid},
+    {"shutdown", s_shutdown},
+    {"deadline", s_deadline},
+    {"suspend", s_suspend},
+    {"selector", s_selector},
+    {"delete", s_delete},
+    {"managedby", s_managedby},
+    {"interactive", s_interactive},
+    {"prerunning", s_prerunning},
+    {"deleteself", s_deleteself},
+    {"invalid-more", s_invalid_more},
 };
 
 int main(int argc, char **argv)
