@@ -256,9 +256,19 @@ static bool s_step(ctrl_pass_t *p, const rj_info_t *info)
     buf_t err;
     buf_init(&err, S_ERR_MAX);
     int rc = rjstate_step(&in, &d->out, &err);
-    if (rc != 0)
-        ctrl_fail(p, NULL, "RayJob %s/%s: %s", p->ns, p->name,
-                  err.len ? buf_str(&err) : err_str(rc));
+    if (rc != 0) {
+        /* a builder refused what the RayJob asks for: the user sees it once per version of the
+         * RayJob as a Warning (the pass fails and is retried with backoff, logged each time) */
+        const char *why = err.len ? buf_str(&err) : err_str(rc);
+        const char *uid = jx_str(p->obj, "metadata.uid", "");
+        const char *rv = jx_str(p->obj, "metadata.resourceVersion", "");
+        const char *memo = ctrl_memo_get(p, uid, rv);
+        if (!memo || strcmp(memo, "build-failed") != 0) {
+            ctrl_event(p, true, "FailedToReconcileRayJob", "Reconcile", "%s", why);
+            ctrl_memo_put(p, uid, rv, "build-failed");
+        }
+        ctrl_fail(p, NULL, "RayJob %s/%s: %s", p->ns, p->name, why);
+    }
     buf_free(&err);
     return rc == 0;
 }

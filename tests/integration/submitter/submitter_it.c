@@ -26,6 +26,8 @@
  *   prerunning  preRunningDeadlineSeconds on a cluster that never gets ready:
  *               Failed/PreRunningDeadlineExceeded.
  *   deleteself  deletionRules DeleteSelf on SUCCEEDED: the RayJob is deleted (audited).
+ *   builderr    a submitterPodTemplate without containers: Warning FailedToReconcileRayJob naming
+ *               the rule, Initializing, no Job.
  *   invalid-more four more bad specs, each ValidationFailed with KubeRay's exact message, a
  *               Warning InvalidRayJobSpec and no cluster.
  *
@@ -592,6 +594,29 @@ static int s_invalid_more(void)
     return failed;
 }
 
+/* A spec the validation lets through but the submitter Job cannot be built from: a Warning that
+ * names the rule, the RayJob stays Initializing, nothing half-made. */
+static int s_builderr(void)
+{
+    int failed = 0;
+    json_t *rj = s_rayjob("rj-nosub", NULL, "python x.py");
+    json_object_set_new(
+        json_object_get(rj, "spec"), "submitterPodTemplate",
+        json_pack("{s:{s:[], s:s}}", "spec", "containers", "restartPolicy", "Never"));
+    CHECK(rj && s_create("rayjobs", rj) == 0);
+    json_decref(rj);
+    CHECK(s_wait_event("rj-nosub", "FailedToReconcileRayJob"));
+    CHECK(harness_has_event(&g_h, IT_NS, "rj-nosub", "FailedToReconcileRayJob",
+                            "submitterPodTemplate should have at least one container"));
+    json_t *o = s_rj("rj-nosub");
+    CHECK(strcmp(jx_str(o, "status.jobDeploymentStatus", ""), RJ_INITIALIZING) == 0);
+    json_decref(o);
+    json_t *job = harness_get(&g_h, "batch", "jobs", IT_NS, "rj-nosub");
+    CHECK(job == NULL);
+    json_decref(job);
+    return failed;
+}
+
 static int s_managedby(void)
 {
     int failed = 0;
@@ -628,6 +653,7 @@ static const scenario_t s_scenarios[] = {
     {"prerunning", s_prerunning},
     {"deleteself", s_deleteself},
     {"invalid-more", s_invalid_more},
+    {"builderr", s_builderr},
 };
 
 int main(int argc, char **argv)
