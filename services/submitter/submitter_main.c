@@ -92,10 +92,19 @@ static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
     return submitter_ctrl(a->sub);
 }
 
-/* The options that can be wrong: --feature-gates. */
+/* The options that can be wrong: --cluster-domain, --feature-gates. */
 static int s_check(const cfg_t *cfg, void *arg, buf_t *err)
 {
     (void)arg;
+    const char *dom = cfg_str(cfg, "cluster-domain");
+    size_t n = dom ? strlen(dom) : 0;
+    if (n > 253 || (n && strspn(dom, "abcdefghijklmnopqrstuvwxyz0123456789.-") != n)) {
+        buf_printf(err,
+                   "--cluster-domain: \"%.64s\" must be a DNS name (lower-case letters, digits, "
+                   "'-' and '.'; at most 253 characters)",
+                   dom);
+        return ERR_INVAL;
+    }
     validate_gates_t g;
     validate_gates_default(&g);
     int rc = buf_puts(err, "--feature-gates: ");

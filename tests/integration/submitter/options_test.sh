@@ -7,15 +7,18 @@ bin=$1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 failed=0
-expect() { # expect GATES MESSAGE
-    out=$("$bin" --state-dir "$dir" --feature-gates "$1" 2>&1)
+expect() { # expect GATES MESSAGE [MORE OPTIONS...]
+    local gates=$1 msg=$2
+    shift 2
+    out=$("$bin" --state-dir "$dir" --feature-gates "$gates" "$@" 2>&1)
     code=$?
-    if [ "$code" -ne 2 ]; then echo "--feature-gates $1: exit $code, want 2"; failed=1; fi
-    if ! grep -qF -- "$2" <<<"$out"; then echo "--feature-gates $1: no '$2' in: $out"; failed=1; fi
+    if [ "$code" -ne 2 ]; then echo "$gates $*: exit $code, want 2"; failed=1; fi
+    if ! grep -qF -- "$msg" <<<"$out"; then echo "$gates $*: no '$msg' in: $out"; failed=1; fi
 }
 expect "RayJobDeletionPolicy=maybe" \
     "--feature-gates: invalid value of RayJobDeletionPolicy=maybe, must be true or false"
 expect "Nope=true" "--feature-gates: unrecognized feature gate: Nope"
 expect "SidecarSubmitterRestart" "--feature-gates: missing bool value for SidecarSubmitterRestart"
+expect "" "--cluster-domain: \"Bad Domain\" must be a DNS name" --cluster-domain "Bad Domain"
 [ "$failed" -eq 0 ] && echo "submitter.options: ok"
 exit "$failed"
