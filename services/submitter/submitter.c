@@ -90,7 +90,8 @@ static json_t *s_load_head_pod(submitter_t *s, const char *ns, const char *cn)
     json_t *pod = NULL;
     for (size_t i = 0; i < l.n && !pod; i++) {
         const store_observed_t *r = l.rows[i];
-        if (strcmp(r->kind, "Pod") != 0 || r->deleting || !r->json)
+        /* only head pods are parsed: their names carry "-head" (names_head_pod()) */
+        if (strcmp(r->kind, "Pod") != 0 || r->deleting || !r->json || !strstr(r->name, "-head"))
             continue;
         json_t *o = json_loads(r->json, 0, NULL);
         const char *nt =
