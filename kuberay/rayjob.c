@@ -1387,7 +1387,6 @@ json_t *rayjob_submit_body(const json_t *rj, const char *job_id, buf_t *err)
 #ifdef RF_SELFTEST
 #include "selftest.h"
 
-#include <dirent.h>
 
 /* ---- self-test ---- */
 
@@ -2020,73 +2019,43 @@ static int s_sample_builders(const char *file, json_t *rj, bool verbose)
     return failed;
 }
 
+/* One RayJob sample document (selftest_samples()): validates clean and builds. */
+static int s_test_sample(const char *file, json_t *doc, void *arg)
+{
+    int failed = 0;
+    bool verbose = *(const bool *)arg;
+    if (!jx_str(doc, "metadata.namespace", NULL))
+        jx_set_path(doc, "metadata.namespace", json_string("default"));
+    jx_set_path(doc, "metadata.uid", json_string("uid-1"));
+    /* The API server names a generateName object. */
+    const char *gen = jx_str(doc, "metadata.generateName", NULL);
+    if (!jx_str(doc, "metadata.name", NULL) && gen) {
+        char named[256];
+        snprintf(named, sizeof(named), "%sqwxyz", gen);
+        jx_set_path(doc, "metadata.name", json_string(named));
+    }
+    /* The API server's CRD defaults on the embedded RayClusterSpec. */
+    json_t *wrap = json_pack("{s:O}", "spec", jx_get(doc, "spec.rayClusterSpec"));
+    if (jx_get(doc, "spec.rayClusterSpec"))
+        validate_apply_defaults(wrap);
+    json_decref(wrap);
+    buf_t m;
+    buf_init(&m, S_MSG_MAX);
+    const char *reason = NULL;
+    int r = rayjob_validate(doc, NULL, &reason, &m);
+    CHECK(r == 0);
+    if (r != 0)
+        printf("rayjob sample %s: %s %s\n", file, reason ? reason : "", buf_str(&m));
+    buf_free(&m);
+    if (r == 0 && jx_get(doc, "spec.rayClusterSpec"))
+        failed += s_sample_builders(file, doc, verbose);
+    return failed;
+}
+
 /* Every RayJob document of ../shared/kuberay/samples/ray-job.*.yaml validates clean and builds. */
 static int s_test_samples(bool verbose, int *count)
 {
-    int failed = 0;
-    const char *shared = selftest_shared_dir();
-    if (!shared)
-        return 0;
-    char dir[1024];
-    snprintf(dir, sizeof(dir), "%s/kuberay/samples", shared);
-    DIR *d = opendir(dir);
-    if (!d) {
-        printf("rayjob: cannot open %s\n", dir);
-        return 1;
-    }
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t l = strlen(de->d_name);
-        if (strncmp(de->d_name, "ray-job.", 8) != 0 || l < 6 ||
-            strcmp(de->d_name + l - 5, ".yaml") != 0)
-            continue;
-        char path[2048];
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        json_t *docs = NULL;
-        buf_t err;
-        buf_init(&err, S_MSG_MAX);
-        if (yaml_load_file(path, 16u << 20, &docs, &err) != 0) {
-            printf("rayjob: %s: %s\n", path, buf_str(&err));
-            failed++;
-        }
-        buf_free(&err);
-        size_t i;
-        json_t *doc;
-        json_array_foreach(docs, i, doc)
-        {
-            if (strcmp(jx_str(doc, "kind", ""), "RayJob") != 0)
-                continue;
-            (*count)++;
-            if (!jx_str(doc, "metadata.namespace", NULL))
-                jx_set_path(doc, "metadata.namespace", json_string("default"));
-            jx_set_path(doc, "metadata.uid", json_string("uid-1"));
-            /* The API server names a generateName object. */
-            const char *gen = jx_str(doc, "metadata.generateName", NULL);
-            if (!jx_str(doc, "metadata.name", NULL) && gen) {
-                char named[256];
-                snprintf(named, sizeof(named), "%sqwxyz", gen);
-                jx_set_path(doc, "metadata.name", json_string(named));
-            }
-            /* The API server's CRD defaults on the embedded RayClusterSpec. */
-            json_t *wrap = json_pack("{s:O}", "spec", jx_get(doc, "spec.rayClusterSpec"));
-            if (jx_get(doc, "spec.rayClusterSpec"))
-                validate_apply_defaults(wrap);
-            json_decref(wrap);
-            buf_t m;
-            buf_init(&m, S_MSG_MAX);
-            const char *reason = NULL;
-            int r = rayjob_validate(doc, NULL, &reason, &m);
-            CHECK(r == 0);
-            if (r != 0)
-                printf("rayjob sample %s: %s %s\n", de->d_name, reason ? reason : "", buf_str(&m));
-            buf_free(&m);
-            if (r == 0 && jx_get(doc, "spec.rayClusterSpec"))
-                failed += s_sample_builders(de->d_name, doc, verbose);
-        }
-        json_decref(docs);
-    }
-    closedir(d);
-    return failed;
+    return selftest_samples("ray-job.", "RayJob", s_test_sample, &verbose, count);
 }
 
 static int s_test_shell(void)

@@ -1199,70 +1199,36 @@ static const char *s_expected_reject(const char *file)
     return NULL;
 }
 
-#include <dirent.h>
+/* One RayCluster sample document (selftest_samples()): valid, or rejected as KubeRay does. */
+static int s_sample(const char *file, json_t *doc, void *arg)
+{
+    int failed = 0;
+    bool verbose = *(const bool *)arg;
+    validate_apply_defaults(doc);
+    buf_t m;
+    buf_init(&m, S_MSG_MAX);
+    int r = validate_metadata(doc, &m);
+    if (r == 0)
+        r = validate_spec(jx_get(doc, "spec"), jx_get(doc, "metadata.annotations"), NULL, &m);
+    if (r == 0)
+        r = validate_upgrade_options(doc, &m);
+    const char *want = s_expected_reject(file);
+    bool ok = want ? (r == VALIDATE_INVALID && strcmp(buf_str(&m), want) == 0) : r == 0;
+    if (!ok) {
+        printf("validate sample %s: rc %d '%s' (want %s)\n", file, r, buf_str(&m),
+               want ? want : "valid");
+        failed++;
+    } else if (verbose && want) {
+        printf("validate sample %s rejected as KubeRay does: %s\n", file, want);
+    }
+    buf_free(&m);
+    return failed;
+}
 
 /* Validates every RayCluster document in the samples directory; returns failures. */
 static int s_samples(bool verbose, int *count)
 {
-    int failed = 0;
-    const char *shared = selftest_shared_dir();
-    if (!shared)
-        return 0;
-    char dir[1024];
-    snprintf(dir, sizeof(dir), "%s/kuberay/samples", shared);
-    DIR *d = opendir(dir);
-    if (!d) {
-        printf("validate: cannot open %s\n", dir);
-        return 1;
-    }
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t l = strlen(de->d_name);
-        if (l < 6 || strcmp(de->d_name + l - 5, ".yaml") != 0)
-            continue;
-        char path[2048];
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        json_t *docs = NULL;
-        buf_t err;
-        buf_init(&err, S_MSG_MAX);
-        if (yaml_load_file(path, 16u << 20, &docs, &err) != 0) {
-            printf("validate: %s: %s\n", path, buf_str(&err));
-            failed++;
-            buf_free(&err);
-            continue;
-        }
-        buf_free(&err);
-        size_t i;
-        json_t *doc;
-        json_array_foreach(docs, i, doc)
-        {
-            if (strcmp(jx_str(doc, "kind", ""), "RayCluster") != 0)
-                continue;
-            (*count)++;
-            validate_apply_defaults(doc);
-            buf_t m;
-            buf_init(&m, S_MSG_MAX);
-            int r = validate_metadata(doc, &m);
-            if (r == 0)
-                r = validate_spec(jx_get(doc, "spec"), jx_get(doc, "metadata.annotations"), NULL,
-                                  &m);
-            if (r == 0)
-                r = validate_upgrade_options(doc, &m);
-            const char *want = s_expected_reject(de->d_name);
-            bool ok = want ? (r == VALIDATE_INVALID && strcmp(buf_str(&m), want) == 0) : r == 0;
-            if (!ok) {
-                printf("validate sample %s: rc %d '%s' (want %s)\n", de->d_name, r, buf_str(&m),
-                       want ? want : "valid");
-                failed++;
-            } else if (verbose && want) {
-                printf("validate sample %s rejected as KubeRay does: %s\n", de->d_name, want);
-            }
-            buf_free(&m);
-        }
-        json_decref(docs);
-    }
-    closedir(d);
-    return failed;
+    return selftest_samples(NULL, "RayCluster", s_sample, &verbose, count);
 }
 
 int validate_test(bool verbose)
