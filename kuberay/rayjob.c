@@ -1387,7 +1387,6 @@ json_t *rayjob_submit_body(const json_t *rj, const char *job_id, buf_t *err)
 #ifdef RF_SELFTEST
 #include "selftest.h"
 
-
 /* ---- self-test ---- */
 
 #define S_BASE_RJ                                                                                  \
