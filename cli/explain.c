@@ -351,14 +351,7 @@ static void s_pod_group(const json_t *row, const json_t *rc, char *out, size_t s
 /* The worker group spec named `group` in RayCluster `rc`, borrowed, or NULL. */
 static const json_t *s_group_spec(const json_t *rc, const char *group)
 {
-    size_t i;
-    json_t *wg;
-    json_array_foreach(jx_get(rc, "spec.workerGroupSpecs"), i, wg)
-    {
-        if (strcmp(jx_str(wg, "groupName", ""), group) == 0)
-            return wg;
-    }
-    return NULL;
+    return jx_array_find(jx_get(rc, "spec.workerGroupSpecs"), "groupName", group);
 }
 
 /* The worker pods a group spec asks for, counted by the KubeRay model as the scheduler counts

@@ -307,6 +307,19 @@ static int s_is_array(const json_t *v)
     return json_is_array(v);
 }
 
+json_t *jx_array_find(const json_t *arr, const char *key, const char *value)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        const char *v = json_string_value(json_object_get(e, key));
+        if (v && value && strcmp(v, value) == 0)
+            return e;
+    }
+    return NULL;
+}
+
 json_t *jx_child_obj(json_t *obj, const char *key)
 {
     return s_child_typed(obj, key, s_is_object, json_object);
@@ -496,6 +509,11 @@ int json_test(bool verbose)
     CHECK(json_is_array(jx_child_arr(kid, "new")) && json_is_array(json_object_get(kid, "new")));
     CHECK(json_is_object(jx_child_obj(kid, "n")) && json_is_object(json_object_get(kid, "n")));
     CHECK(jx_child_obj(one, "x") == NULL && jx_child_arr(NULL, "x") == NULL);
+    json_t *conds = json_pack("[{s:s, s:s}, {s:i}, {s:s, s:s}]", "type", "Ready", "status", "False",
+                              "type", 1, "type", "Scheduled", "status", "True");
+    CHECK(jx_array_find(conds, "type", "Scheduled") == json_array_get(conds, 2));
+    CHECK(jx_array_find(conds, "type", "Other") == NULL && jx_array_find(kid, "type", "R") == NULL);
+    json_decref(conds);
     json_decref(kid);
     json_decref(one);
     json_decref(o);

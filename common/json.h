@@ -91,6 +91,11 @@ int jx_hash(const json_t *obj, uint64_t *out);
  * object), or ERR_NOMEM. Arrays are not traversed by setters. */
 int jx_set_path(json_t *obj, const char *path, json_t *value);
 
+/* The first object of array `arr` whose string member `key` equals `value` (a condition by
+ * "type", an env var or container by "name", ...), borrowed; NULL when none or `arr` is not an
+ * array. */
+json_t *jx_array_find(const json_t *arr, const char *key, const char *value);
+
 /* The object (jx_child_obj) or array (jx_child_arr) at obj[key], created when missing and
  * replacing a value of another type; borrowed from obj. NULL when obj is not an object or out of
  * memory. For builders that fill nested fields of a tree they own. */

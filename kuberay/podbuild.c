@@ -1692,15 +1692,7 @@ static const char *s_t_env_value(const json_t *container, const char *name)
 
 static const json_t *s_t_named(const json_t *arr, const char *name)
 {
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e)
-    {
-        const char *n = s_str(e, "name");
-        if (n && strcmp(n, name) == 0)
-            return e;
-    }
-    return NULL;
+    return jx_array_find(arr, "name", name);
 }
 
 static bool s_t_str_eq(const char *a, const char *b)

@@ -1824,14 +1824,7 @@ static void s_give_status(json_t *rj, const char *dashboard_url)
 
 static const json_t *s_env_of(const json_t *c, const char *name)
 {
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(c, "env"), i, e)
-    {
-        if (strcmp(jx_str(e, "name", ""), name) == 0)
-            return e;
-    }
-    return NULL;
+    return jx_array_find(json_object_get(c, "env"), "name", name);
 }
 
 static bool s_owned_by(const json_t *obj, const json_t *rj)

@@ -166,14 +166,7 @@ static const char *s_label(const json_t *o, const char *key)
 
 static const json_t *s_pod_cond(const json_t *pod, const char *type)
 {
-    size_t i;
-    json_t *c;
-    json_array_foreach(jx_get(pod, "status.conditions"), i, c)
-    {
-        if (strcmp(jx_str(c, "type", ""), type) == 0)
-            return c;
-    }
-    return NULL;
+    return jx_array_find(jx_get(pod, "status.conditions"), "type", type);
 }
 
 static bool s_running(const json_t *pod)

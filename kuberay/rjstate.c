@@ -288,50 +288,38 @@ static void s_check_sidecar(step_t *s, sub_t *r)
         r->failed = true;
         return;
     }
-    size_t i;
-    json_t *cs;
-    json_array_foreach(jx_get(pod, "status.containerStatuses"), i, cs)
-    {
-        if (strcmp(jx_str(cs, "name", ""), RAYJOB_SUBMITTER_CONTAINER) != 0)
-            continue;
-        json_t *term = jx_get(cs, "state.terminated");
-        bool restart = s->in->set->gates.sidecar_submitter_restart;
-        if (!term) {
-            if (restart) {
-                json_t *last = jx_get(cs, "lastState.terminated");
-                int64_t limit = jx_int(s->spec, "submitterConfig.backoffLimit",
-                                       RAYJOB_DEFAULT_SUBMITTER_BACKOFF);
-                if (last && jx_int(last, "exitCode", 0) != 0 &&
-                    jx_int(cs, "restartCount", 0) >= limit) {
-                    char msg[RJ_MSG_MAX];
-                    snprintf(msg, sizeof(msg),
-                             "Ray head pod container %s terminated with exit code %d: %s",
-                             RAYJOB_SUBMITTER_CONTAINER, (int)jx_int(last, "exitCode", 0),
-                             jx_str(last, "reason", ""));
-                    s_goto(s, RJ_FAILED, RJ_R_SUBMISSION_FAILED, msg);
-                    s_why(s, "%s", msg);
-                    r->failed = true;
-                }
-            }
-            return;
-        }
+    const json_t *cs =
+        jx_array_find(jx_get(pod, "status.containerStatuses"), "name", RAYJOB_SUBMITTER_CONTAINER);
+    if (!cs)
+        return;
+    /* without the restart gate a non-zero exit fails the RayJob; with it (the container restarts
+     * OnFailure) only once the restarts reached submitterConfig.backoffLimit */
+    bool restart = s->in->set->gates.sidecar_submitter_restart;
+    bool limit_reached =
+        jx_int(cs, "restartCount", 0) >=
+        jx_int(s->spec, "submitterConfig.backoffLimit", RAYJOB_DEFAULT_SUBMITTER_BACKOFF);
+    const json_t *term = jx_get(cs, "state.terminated"), *failure = NULL;
+    if (term) {
         r->finished = true;
         const char *fa = jx_str(term, "finishedAt", "");
         if (!*fa || rftime_parse(fa, &r->finished_ms) != 0)
             r->finished_ms = -1;
-        int code = (int)jx_int(term, "exitCode", 0);
-        if (code != 0 && (!restart || jx_int(cs, "restartCount", 0) >=
-                                          jx_int(s->spec, "submitterConfig.backoffLimit",
-                                                 RAYJOB_DEFAULT_SUBMITTER_BACKOFF))) {
-            char msg[RJ_MSG_MAX];
-            snprintf(msg, sizeof(msg), "Ray head pod container %s terminated with exit code %d: %s",
-                     RAYJOB_SUBMITTER_CONTAINER, code, jx_str(term, "reason", ""));
-            s_goto(s, RJ_FAILED, RJ_R_SUBMISSION_FAILED, msg);
-            s_why(s, "%s", msg);
-            r->failed = true;
-        }
-        return;
+        if (jx_int(term, "exitCode", 0) != 0 && (!restart || limit_reached))
+            failure = term;
+    } else if (restart && limit_reached) {
+        const json_t *last = jx_get(cs, "lastState.terminated");
+        if (last && jx_int(last, "exitCode", 0) != 0)
+            failure = last;
     }
+    if (!failure)
+        return;
+    char msg[RJ_MSG_MAX];
+    snprintf(msg, sizeof(msg), "Ray head pod container %s terminated with exit code %d: %s",
+             RAYJOB_SUBMITTER_CONTAINER, (int)jx_int(failure, "exitCode", 0),
+             jx_str(failure, "reason", ""));
+    s_goto(s, RJ_FAILED, RJ_R_SUBMISSION_FAILED, msg);
+    s_why(s, "%s", msg);
+    r->failed = true;
 }
 
 /* ---------- states ---------- */

@@ -355,14 +355,7 @@ static const json_t *s_head_container(const json_t *spec)
 
 static const json_t *s_env_by_name(const json_t *env, const char *name)
 {
-    size_t i;
-    json_t *e;
-    json_array_foreach(env, i, e)
-    {
-        if (strcmp(jx_str(e, "name", ""), name) == 0)
-            return e;
-    }
-    return NULL;
+    return jx_array_find(env, "name", name);
 }
 
 static bool s_env_exists(const json_t *container_or_env, const char *name, bool is_env_list)
