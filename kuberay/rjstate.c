@@ -878,7 +878,7 @@ int rjstate_step(const rj_in_t *in, rj_out_t *out, buf_t *err)
     buf_t msg;
     buf_init(&msg, RJ_MSG_MAX);
     const char *reason = NULL;
-    int v = rayjob_validate(in->rj, &in->set->gates, &reason, &msg);
+    int v = in->validated ? 0 : rayjob_validate(in->rj, &in->set->gates, &reason, &msg);
     if (v != 0) {
         if (v != VALIDATE_INVALID) {
             buf_free(&msg);

@@ -111,6 +111,7 @@ typedef struct {
     rj_info_t info; /* the Ray job, when rjstate_needs_info() said so */
     int64_t now_ms; /* wall clock, epoch ms */
     const rj_settings_t *set; /* settings */
+    bool validated; /* the caller knows this version of the RayJob validates clean (skip it) */
     objbuild_rand_fn rnd; /* random bytes for generated names */
     void *rnd_ctx;
 } rj_in_t;

@@ -254,16 +254,21 @@ static bool s_step(ctrl_pass_t *p, const rj_info_t *info)
                   .rnd = s_rand};
     if (info)
         in.info = *info;
+    /* a version of the RayJob validated clean once is not validated again (its runtimeEnvYAML is
+     * parsed once, not at every poll): the memo is "valid", or "build-failed" (valid too) */
+    const char *uid = jx_str(p->obj, "metadata.uid", "");
+    const char *rv = jx_str(p->obj, "metadata.resourceVersion", "");
+    const char *memo = ctrl_memo_get(p, uid, rv);
+    in.validated = memo != NULL;
     buf_t err;
     buf_init(&err, S_ERR_MAX);
     int rc = rjstate_step(&in, &d->out, &err);
+    if (rc == 0 && !d->out.invalid && !memo)
+        ctrl_memo_put(p, uid, rv, "valid");
     if (rc != 0) {
         /* a builder refused what the RayJob asks for: the user sees it once per version of the
          * RayJob as a Warning (the pass fails and is retried with backoff, logged each time) */
         const char *why = err.len ? buf_str(&err) : err_str(rc);
-        const char *uid = jx_str(p->obj, "metadata.uid", "");
-        const char *rv = jx_str(p->obj, "metadata.resourceVersion", "");
-        const char *memo = ctrl_memo_get(p, uid, rv);
         if (!memo || strcmp(memo, "build-failed") != 0) {
             ctrl_event(p, true, "FailedToReconcileRayJob", "Reconcile", "%s", why);
             ctrl_memo_put(p, uid, rv, "build-failed");
