@@ -42,6 +42,10 @@ typedef struct {
     char desired[CTRL_MEMO_MAX]; /* hash of the desired set last written */
     char *status_rv; /* observed resourceVersion the last status write was sent against, or NULL */
     char *status_text; /* the status sent then, compact JSON (a tree would cost kilobytes) */
+    /* status_precondition kinds: the observed resourceVersion a write of the object itself (its
+     * status or metadata) succeeded against; while observed.db still shows it, the observed copy
+     * predates our own write and a pass on it would only be refused ("" none) */
+    char self_rv[CTRL_RV_MAX];
     ens_t *ens; /* ensured children */
     size_t nens, capens; /* used and allocated */
 } kstate_t;
@@ -502,6 +506,18 @@ static const char *s_action(ctrl_verb_t what)
 }
 
 /* A request of the pass has ended: result handling common to every verb. */
+/* True when request q of pass p changes p's object itself (its status, or a patch or update of
+ * it; deleting it is not a change a later pass could be stale about). */
+static bool s_writes_self(const ctrl_t *c, const ctrl_pass_t *p, const req_t *q)
+{
+    if (q->what == CTRL_STATUS)
+        return true;
+    if (q->what != CTRL_PATCH && q->what != CTRL_JSON_PATCH && q->what != CTRL_UPDATE)
+        return false;
+    return strcmp(q->r_resource, c->kind->resource) == 0 &&
+           strcmp(q->r_group, c->kind->group) == 0 && strcmp(q->name, p->name) == 0;
+}
+
 static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
 {
     req_t *q = arg;
@@ -529,6 +545,12 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
                        : q->what == CTRL_PATCH || q->what == CTRL_JSON_PATCH ? "patch"
                        : q->what == CTRL_UPDATE                              ? "update"
                                                                              : "status";
+    if (err == 0 && p && c->kind->status_precondition && s_writes_self(c, p, q)) {
+        kstate_t *ks = s_kstate(c, p->key, true);
+        if (ks)
+            snprintf(ks->self_rv, sizeof(ks->self_rv), "%s",
+                     jx_str(p->obj, "metadata.resourceVersion", ""));
+    }
     if (err == 0 || exists || gone) {
         if (q->what == CTRL_CREATE)
             snprintf(msg, sizeof(msg), exists ? "%s %s/%s exists already" : "Created %s %s/%s",
@@ -1088,6 +1110,17 @@ void ctrl_fn(workq_t *q, const char *key, void *arg)
     }
     if (rc != 0) {
         s_finish(p, workq_error());
+        return;
+    }
+    /* read your writes: a copy older than our own last write of the object is not reconciled
+     * (the write would be refused); the watcher's event for that write queues the key again,
+     * the short requeue only covers a lost event */
+    kstate_t *self = c->kind->status_precondition ? keytab_get(c->keys, key) : NULL;
+    if (self && self->self_rv[0] && row->resource_version &&
+        strcmp(self->self_rv, row->resource_version) == 0) {
+        c->stats.stale_skips++;
+        store_observed_free(&row);
+        s_finish(p, workq_requeue_after(CTRL_SHORT_REQUEUE_MS));
         return;
     }
     p->obj = row->json ? json_loads(row->json, 0, NULL) : NULL;

@@ -116,6 +116,8 @@ typedef struct {
      * records decisions that must be made once (a generated id). The pass then fails and is
      * retried once the watcher has caught up. */
     bool status_precondition;
+    /* (With status_precondition, a pass whose observed copy is still the one an own write of
+     * the object succeeded against is not run: it would be refused; see stale_skips.) */
 } ctrl_kind_t;
 
 /* Settings; pointers are borrowed and must outlive the ctrl_t. */
@@ -152,6 +154,7 @@ typedef struct {
     uint64_t write_errors; /* writes that failed (AlreadyExists and delete NotFound excluded) */
     uint64_t errors; /* passes that ended with an error */
     uint64_t skipped_groups; /* expectation groups skipped as unmet */
+    uint64_t stale_skips; /* passes not run: observed.db had not caught up with our own write */
     uint64_t passes_inflight; /* passes running now */
     uint64_t requests_inflight; /* requests sent and not answered now (Events included) */
     uint64_t keys; /* keys holding state */
