@@ -77,6 +77,8 @@ typedef struct {
     size_t lat_n; /* RayJobs with both instants */
     double writes_per_rj; /* writes per RayJob (creates excluded) */
     double gets_per_rj; /* raw: dashboard GETs per RayJob */
+    double jd50_ms, jd99_ms; /* rayfleet: Ray job end -> its submitter Job's last change observed */
+    size_t agree, checked; /* rayfleet: end instants whose second is status.rayJobInfo.endTime's */
     fleet_split_t peak; /* peak RSS per process kind, CPU seconds during the run */
     long long rss_self; /* raw: this process's peak VmRSS */
     double cpu_self; /* raw: its CPU seconds */
@@ -306,6 +308,47 @@ static int s_audit(fleet_t *f, size_t n, int64_t *done, size_t *writes)
     return 0;
 }
 
+/* From observed.db at the end: when the watcher saw each submitter Job's last change (its
+ * completion: with ttl 0 only the cluster is deleted) into jobdone[], and how many end instants
+ * of end_ms[] fall in the second status.rayJobInfo.endTime says (the probe's cross-check). */
+static void s_observed_end(fleet_t *f, size_t n, const int64_t *end_ms, int64_t *jobdone,
+                           result_t *r)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/observed.db", f->dir);
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return;
+    }
+    sqlite3_busy_timeout(db, 2000);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT kind, name, updated_ms, json_extract(json, "
+                           "'$.status.rayJobInfo.endTime') FROM observed_objects WHERE kind IN "
+                           "('Job', 'RayJob') AND name LIKE '" BENCH_PREFIX "-%'",
+                           -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *kind = (const char *)sqlite3_column_text(st, 0);
+            long i = s_index((const char *)sqlite3_column_text(st, 1), n);
+            if (i < 0 || !kind)
+                continue;
+            if (strcmp(kind, "Job") == 0) {
+                jobdone[i] = sqlite3_column_int64(st, 2);
+                continue;
+            }
+            const char *et = (const char *)sqlite3_column_text(st, 3);
+            int64_t sec = 0;
+            if (et && end_ms[i] > 0 && rftime_parse_sec(et, &sec) == 0) {
+                r->checked++;
+                r->agree += end_ms[i] / 1000 == sec;
+            }
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 /* The rayfleet run. Returns 0 or -1. */
 static int s_rayfleet(size_t n, int sleep_s, int conc, int nodes, double max_s, bool keep,
                       result_t *r)
@@ -323,11 +366,12 @@ static int s_rayfleet(size_t n, int sleep_s, int conc, int nodes, double max_s, 
                       .submitter = true};
     rfside_t s = {.f = &f, .n = n, .sleep_s = sleep_s};
     int64_t *acked = calloc(n, sizeof(*acked)), *done = calloc(n, sizeof(*done));
+    int64_t *jobdone = calloc(n, sizeof(*jobdone));
     s.probed = calloc(n, 1);
     s.end_ms = calloc(n, sizeof(*s.end_ms));
     json_t *tmpl = NULL;
     int rc = -1;
-    if (!acked || !done || !s.probed || !s.end_ms || fleet_start(&f, &o) != 0 ||
+    if (!acked || !done || !jobdone || !s.probed || !s.end_ms || fleet_start(&f, &o) != 0 ||
         !(tmpl = s_template(&f, sleep_s))) {
         fprintf(stderr, "bench-rayjob: cannot start the fleet (state %s)\n", f.dir);
         goto out;
@@ -372,6 +416,11 @@ static int s_rayfleet(size_t n, int sleep_s, int conc, int nodes, double max_s, 
         if (have == n && s.complete >= (long)n)
             r->all_s = (double)(last - w0) / 1000.0;
         r->writes_per_rj = (double)writes / (double)n;
+        s_observed_end(&f, n, s.end_ms, jobdone, r);
+        result_t jd = {0};
+        s_latency(s.end_ms, jobdone, n, &jd);
+        r->jd50_ms = jd.p50_ms;
+        r->jd99_ms = jd.p99_ms;
         s_latency(s.end_ms, done, n, r);
         rc = 0;
     }
@@ -384,6 +433,7 @@ out:
         fprintf(stderr, "bench-rayjob: rayfleet state kept in %s\n", f.dir);
     free(acked);
     free(done);
+    free(jobdone);
     free(s.probed);
     free(s.end_ms);
     return rc;
@@ -1001,6 +1051,9 @@ int main(int argc, char **argv)
            (double)rf.peak.rss_watcher / mb, rf.peak.cpu_sched, (double)rf.peak.rss_sched / mb,
            rf.peak.cpu_submitter, (double)rf.peak.rss_submitter / mb, rf.peak.cpu_kubesim,
            (double)rf.peak.rss_kubesim / mb, rf.lat_n);
+    printf("rayfleet Ray job end -> submitter Job's completion observed (watcher) p50 %.0f ms p99 "
+           "%.0f ms; end instants in the second of status.rayJobInfo.endTime: %zu of %zu\n",
+           rf.jd50_ms, rf.jd99_ms, rf.agree, rf.checked);
     printf("all_s: first create sent -> last Complete status write answered; rj/s = N / all_s; "
            "ratio = rayfleet rj/s / raw rj/s; p50/p99: the head's Ray job end_time (ms) -> the "
            "Complete status write answered (rayfleet: submitter.db audit time_ms); writes/rj: "
