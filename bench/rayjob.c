@@ -73,6 +73,7 @@
 typedef struct {
     double all_s; /* first create sent -> last Complete answered; < 0: not all Complete */
     long complete; /* RayJobs Complete at the end */
+    long failed; /* RayJobs Failed at the end (rayfleet: observed.db) */
     double p50_ms, p99_ms; /* Ray job end -> Complete status answered */
     size_t lat_n; /* RayJobs with both instants */
     double writes_per_rj; /* writes per RayJob (creates excluded) */
@@ -148,6 +149,7 @@ typedef struct {
     int sleep_s; /* scripted job seconds */
     double next; /* next sample time */
     long complete; /* RayJobs Complete in observed.db */
+    long rj_failed; /* RayJobs Failed in observed.db (terminal too) */
     fleet_split_t peak; /* peak RSS per process kind */
     uint8_t *probed; /* per RayJob: 0 not asked, 1 in flight, 2 answered, 3 failed */
     int64_t *end_ms; /* per RayJob: the head's end instant (0: unknown) */
@@ -255,11 +257,14 @@ static void s_sample(void *arg)
         sqlite3_busy_timeout(db, 1000);
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(db,
-                               "SELECT count(*) FROM observed_objects WHERE kind = 'RayJob' AND "
-                               "name LIKE '" BENCH_PREFIX "-%' AND phase = 'Complete'",
+                               "SELECT count(phase = 'Complete' OR NULL), count(phase = 'Failed' "
+                               "OR NULL) FROM observed_objects WHERE kind = 'RayJob' AND name "
+                               "LIKE '" BENCH_PREFIX "-%'",
                                -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
+            sqlite3_step(st) == SQLITE_ROW) {
             s->complete = (long)sqlite3_column_int64(st, 0);
+            s->rj_failed = (long)sqlite3_column_int64(st, 1);
+        }
         sqlite3_finalize(st);
         s_probe(s, db);
     }
@@ -385,7 +390,7 @@ static int s_rayfleet(size_t n, int sleep_s, int conc, int nodes, double max_s, 
         fleet_create_objs(&f, BENCH_RJ_PATH, tmpl, BENCH_PREFIX, n, 0, acked, s_sample, &s, false);
     if (failed)
         fprintf(stderr, "bench-rayjob: %zu RayJob creates failed\n", failed);
-    while (s.complete < (long)n && fleet_now() - t0 < max_s) {
+    while (s.complete + s.rj_failed < (long)n && fleet_now() - t0 < max_s) {
         s.next = 0;
         s_sample(&s);
         double until = fleet_now() + BENCH_SAMPLE_S;
@@ -403,6 +408,7 @@ static int s_rayfleet(size_t n, int sleep_s, int conc, int nodes, double max_s, 
     r->peak.cpu_submitter = sp1.cpu_submitter - sp0.cpu_submitter;
     r->peak.cpu_kubesim = sp1.cpu_kubesim - sp0.cpu_kubesim;
     r->complete = s.complete;
+    r->failed = s.rj_failed;
     fleet_sleep_ms(500); /* last audit batches committed */
     size_t writes = 0;
     if (s_audit(&f, n, done, &writes) == 0) {
@@ -413,8 +419,9 @@ static int s_rayfleet(size_t n, int sleep_s, int conc, int nodes, double max_s, 
                 have++;
                 last = done[i] > last ? done[i] : last;
             }
-        if (have == n && s.complete >= (long)n)
+        if (have > 0)
             r->all_s = (double)(last - w0) / 1000.0;
+        r->complete = (long)have < r->complete ? (long)have : r->complete;
         r->writes_per_rj = (double)writes / (double)n;
         s_observed_end(&f, n, s.end_ms, jobdone, r);
         result_t jd = {0};
@@ -947,7 +954,7 @@ static int s_raw(size_t n, int sleep_s, int nodes, double max_s, result_t *r)
             last = done[i] > last ? done[i] : last;
         }
     }
-    if (r->complete == (long)n)
+    if (r->complete > 0)
         r->all_s = (double)(last - w.first_ms) / 1000.0;
     r->writes_per_rj = (double)w.writes / (double)n;
     r->gets_per_rj = (double)w.gets / (double)n;
@@ -978,13 +985,14 @@ static void s_row(const char *side, size_t n, const result_t *r, double raw_rate
     if (r->all_s > 0)
         snprintf(all, sizeof(all), "%.1f", r->all_s);
     else
-        snprintf(all, sizeof(all), "T/O %ld", r->complete);
-    double rate = r->all_s > 0 ? (double)n / r->all_s : 0;
+        snprintf(all, sizeof(all), "-");
+    double rate = r->all_s > 0 ? (double)r->complete / r->all_s : 0;
     char ratio[16] = "-";
     if (raw_rate > 0)
         snprintf(ratio, sizeof(ratio), "%.2f", rate / raw_rate);
-    printf("%-8s %6zu %9s %8.1f %7s %8.0f %8.0f %9.1f %8.1f\n", side, n, all, rate, ratio,
-           r->p50_ms, r->p99_ms, r->writes_per_rj, r->gets_per_rj);
+    printf("%-8s %6zu %8ld %6ld %9s %8.1f %7s %8.0f %8.0f %9.1f %8.1f\n", side, n, r->complete,
+           r->failed, all, rate, ratio, r->p50_ms, r->p99_ms, r->writes_per_rj, r->gets_per_rj);
+    fflush(stdout);
 }
 
 int main(int argc, char **argv)
@@ -1028,22 +1036,24 @@ int main(int argc, char **argv)
     fflush(stdout);
     result_t raw = {.all_s = -1}, rf;
     int failures = 0;
-    if (!skip_raw && s_raw(n, BENCH_SLEEP_S, nodes, max_s, &raw) != 0)
-        failures++;
-    if (s_rayfleet(n, BENCH_SLEEP_S, conc, nodes, max_s, keep, &rf) != 0)
-        failures++;
-    double raw_rate = raw.all_s > 0 ? (double)n / raw.all_s : 0;
-    printf("%-8s %6s %9s %8s %7s %8s %8s %9s %8s\n", "side", "N", "all_s", "rj/s", "ratio",
-           "p50_ms", "p99_ms", "writes/rj", "gets/rj");
-    if (!skip_raw)
-        s_row("raw", n, &raw, 0);
-    s_row("rayfleet", n, &rf, raw_rate);
     const double mb = 1048576.0;
-    if (!skip_raw)
+    printf("%-8s %6s %8s %6s %9s %8s %7s %8s %8s %9s %8s\n", "side", "N", "complete", "failed",
+           "all_s", "rj/s", "ratio", "p50_ms", "p99_ms", "writes/rj", "gets/rj");
+    fflush(stdout);
+    if (!skip_raw) {
+        if (s_raw(n, BENCH_SLEEP_S, nodes, max_s, &raw) != 0)
+            failures++;
+        s_row("raw", n, &raw, 0);
         printf("raw      client %.1f s CPU %.0f MB; kubesim %.1f s CPU %.0f MB; end->Complete "
                "samples %zu\n",
                raw.cpu_self, (double)raw.rss_self / mb, raw.peak.cpu_kubesim,
                (double)raw.peak.rss_kubesim / mb, raw.lat_n);
+        fflush(stdout);
+    }
+    if (s_rayfleet(n, BENCH_SLEEP_S, conc, nodes, max_s, keep, &rf) != 0)
+        failures++;
+    double raw_rate = raw.all_s > 0 ? (double)raw.complete / raw.all_s : 0;
+    s_row("rayfleet", n, &rf, raw_rate);
     printf("rayfleet bus %.1f s %.0f MB, watcher %.1f s %.0f MB, scheduler %.1f s %.0f MB, "
            "submitter %.1f s %.0f MB (CPU s, peak RSS); kubesim %.1f s CPU %.0f MB; "
            "end->Complete samples %zu\n",
@@ -1054,11 +1064,13 @@ int main(int argc, char **argv)
     printf("rayfleet Ray job end -> submitter Job's completion observed (watcher) p50 %.0f ms p99 "
            "%.0f ms; end instants in the second of status.rayJobInfo.endTime: %zu of %zu\n",
            rf.jd50_ms, rf.jd99_ms, rf.agree, rf.checked);
-    printf("all_s: first create sent -> last Complete status write answered; rj/s = N / all_s; "
+    printf("complete/failed: RayJobs at Complete / Failed when every one was terminal (or the "
+           "wait ended); all_s: first create sent -> last Complete status write answered; rj/s = "
+           "complete / all_s; "
            "ratio = rayfleet rj/s / raw rj/s; p50/p99: the head's Ray job end_time (ms) -> the "
            "Complete status write answered (rayfleet: submitter.db audit time_ms); writes/rj: "
            "API writes per RayJob besides its create (rayfleet: audit rows of submitter + "
            "scheduler); gets/rj: raw's dashboard GETs through the proxy.\n");
-    failures += rf.all_s < 0 || (!skip_raw && raw.all_s < 0);
+    failures += rf.complete < (long)n || (!skip_raw && raw.complete < (long)n);
     return failures ? 1 : 0;
 }
