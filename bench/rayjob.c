@@ -60,7 +60,7 @@
 #define BENCH_CONC_DEFAULT 64 /* the services' --concurrency */
 #define BENCH_QPS 100000 /* their client qps: no client-side limit */
 #define BENCH_SAMPLE_S 0.2 /* observed.db / RSS sampling period */
-#define BENCH_PROBES 16 /* head probes in flight (rayfleet side) */
+#define BENCH_PROBES 64 /* head probes in flight (rayfleet side) */
 #define BENCH_RAW_INFLIGHT FLEET_INFLIGHT /* raw client's requests in flight */
 #define BENCH_POLL_WAIT_MS 250 /* raw: poll period before the job runs / before healthy */
 #define BENCH_POLL_END_MS 100 /* raw: poll period once the scripted end is due */
