@@ -16,6 +16,7 @@ for b in "${benches[@]}"; do
     echo "== $(basename "$b")"
     case "$(basename "$b")" in
     bench-scale) "$b" --clusters 1000 --replicas 1,4 --modes unpaced --latencies 0,20 ;;
+    bench-rayjob) "$b" --rayjobs 1000 ;; # the issue's figure: build/bin/bench-rayjob --rayjobs 10000
     *) "$b" ;;
     esac
     echo

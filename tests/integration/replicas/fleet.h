@@ -7,13 +7,16 @@
  * the state dir), rayfleet-watcher and N rayfleet-scheduler replicas, each with --replica
  * scheduler/<i>, its own --audit.db scheduler-<i>.db and shard leases in the shared
  * <state>/leases.db (--shards.lease sqlite), and no health port (--health.port 0: fixed ports
- * clash between fleets) unless fleet_opts_t.health gives each a free one. Children die with the
- * parent (PR_SET_PDEATHSIG) and log into <state>/logs/<name>.log. Requests go through common/http
- * on a loop of this process.
+ * clash between fleets) unless fleet_opts_t.health gives each a free one. With
+ * fleet_opts_t.submitter, rayfleet-submitter too (bench-rayjob): --use-kubernetes-proxy=true
+ * (kubesim's heads are reachable only through the service proxy), its own --audit.db submitter.db,
+ * no health port. Children die with the parent (PR_SET_PDEATHSIG) and log into
+ * <state>/logs/<name>.log. Requests go through common/http on a loop of this process.
  *
  * Also: RayCluster creation at a pace (or unpaced) with K requests in flight, recording when each
- * create was acknowledged; readiness counted from the watcher's observed.db; audit rows of every
- * replica's database; VmRSS and CPU seconds of the children from /proc.
+ * create was acknowledged (or of any namespaced object from a template: fleet_create_objs());
+ * readiness counted from the watcher's observed.db; audit rows of every replica's database; VmRSS
+ * and CPU seconds of the children from /proc.
  */
 #ifndef RF_FLEET_H
 #define RF_FLEET_H
@@ -72,6 +75,7 @@ typedef struct {
     const char *log_level; /* services' --log-level */
     const char *lease_backend; /* --shards.lease: "sqlite" (NULL) or "kubernetes" */
     bool health; /* schedulers serve /healthz, /readyz, /metrics on a free port each (else off) */
+    bool submitter; /* also start rayfleet-submitter (the RayJob controller) */
 } fleet_opts_t;
 
 typedef struct {
@@ -80,7 +84,7 @@ typedef struct {
     char shared[PATH_MAX - 64]; /* RF_SHARED_DIR */
     char src[PATH_MAX - 64]; /* source tree (deploy/crds) */
     char base[128]; /* kubesim URL */
-    pid_t kubesim, bus, watcher; /* children */
+    pid_t kubesim, bus, watcher, submitter; /* children (submitter: 0 unless asked for) */
     pid_t sched[FLEET_REPLICAS_MAX]; /* scheduler replicas (0: not running) */
     int sched_health[FLEET_REPLICAS_MAX]; /* their --health.port (0: off) */
     int nsched; /* replicas started */
@@ -369,6 +373,40 @@ FLEET_FN int fleet_start_scheduler(fleet_t *f, const fleet_opts_t *o, int i)
     return 0;
 }
 
+/* Starts rayfleet-submitter (the RayJob controller) with its own audit database submitter.db,
+ * dashboards reached through kubesim's service proxy, no health port. Returns 0 or -1. */
+FLEET_FN int fleet_start_submitter(fleet_t *f, const fleet_opts_t *o)
+{
+    char kc[PATH_MAX], be[PATH_MAX], qps[32], conc[32];
+    snprintf(kc, sizeof(kc), "%s/kubeconfig", f->dir);
+    snprintf(be, sizeof(be), "ipc://%s/be.sock", f->dir);
+    snprintf(qps, sizeof(qps), "%d", o->qps > 0 ? o->qps : 100000);
+    snprintf(conc, sizeof(conc), "%d", o->concurrency > 0 ? o->concurrency : 8);
+    char *argv[] = {NULL,
+                    "--kubeconfig",
+                    kc,
+                    "--state-dir",
+                    f->dir,
+                    "--bus.endpoint",
+                    be,
+                    "--audit.db",
+                    "submitter.db",
+                    "--use-kubernetes-proxy=true",
+                    "--client.qps",
+                    qps,
+                    "--client.burst",
+                    qps,
+                    "--concurrency",
+                    conc,
+                    "--log-level",
+                    (char *)o->log_level,
+                    "--health.port",
+                    "0",
+                    NULL};
+    f->submitter = fleet_spawn(f, "submitter", "rayfleet-submitter", argv);
+    return f->submitter > 0 ? 0 : -1;
+}
+
 /* Starts everything. Returns 0 or -1 (reason on stderr); call fleet_stop() either way. */
 FLEET_FN int fleet_start(fleet_t *f, const fleet_opts_t *o)
 {
@@ -481,6 +519,8 @@ FLEET_FN int fleet_start(fleet_t *f, const fleet_opts_t *o)
     for (int i = 0; i < o->replicas && i < FLEET_REPLICAS_MAX; i++)
         if (fleet_start_scheduler(f, o, i) != 0)
             return -1;
+    if (o->submitter && fleet_start_submitter(f, o) != 0)
+        return -1;
     snprintf(p, sizeof(p), "%s/observed.db", f->dir);
     deadline = fleet_now() + FLEET_READY_MS / 1000.0;
     while (fleet_now() < deadline && !fleet_exists(p))
@@ -524,6 +564,7 @@ FLEET_FN void fleet_stop(fleet_t *f, bool keep)
 {
     for (int i = 0; i < f->nsched; i++)
         fleet_kill(&f->sched[i], false);
+    fleet_kill(&f->submitter, false);
     fleet_kill(&f->watcher, false);
     fleet_kill(&f->bus, false);
     fleet_kill(&f->kubesim, false);
@@ -536,10 +577,12 @@ FLEET_FN void fleet_stop(fleet_t *f, bool keep)
 }
 
 /* VmRSS and CPU seconds split by process: bus, watcher, schedulers (summed, with replicas already
- * reaped) and kubesim (not rayfleet's, for comparison). */
+ * reaped), the submitter (0 when not started) and kubesim (not rayfleet's, for comparison). */
 typedef struct {
     long long rss_bus, rss_watcher, rss_sched, rss_kubesim; /* VmRSS bytes */
     double cpu_bus, cpu_watcher, cpu_sched, cpu_kubesim; /* CPU seconds */
+    long long rss_submitter; /* VmRSS bytes of rayfleet-submitter */
+    double cpu_submitter; /* its CPU seconds */
 } fleet_split_t;
 
 FLEET_FN void fleet_usage_split(fleet_t *f, fleet_split_t *s)
@@ -551,6 +594,8 @@ FLEET_FN void fleet_usage_split(fleet_t *f, fleet_split_t *s)
     s->cpu_watcher = fleet_cpu(f->watcher);
     s->rss_kubesim = fleet_rss(f->kubesim);
     s->cpu_kubesim = fleet_cpu(f->kubesim);
+    s->rss_submitter = fleet_rss(f->submitter);
+    s->cpu_submitter = f->submitter > 0 ? fleet_cpu(f->submitter) : 0;
     s->cpu_sched = f->sched_cpu_dead;
     for (int i = 0; i < f->nsched; i++)
         if (f->sched[i] > 0) {
@@ -576,6 +621,8 @@ struct fleet_create {
     size_t n; /* RayClusters to create */
     double rate; /* creates per second, 0: unpaced */
     bool pods; /* create bare pods (the raw baseline) instead of RayClusters */
+    const char *coll; /* fleet_create_objs(): collection path; NULL: RayClusters */
+    json_t *tmpl; /* fleet_create_objs(): object template; NULL: f->cr */
     size_t started, done, failed; /* progress */
     double t0; /* monotonic start */
     int64_t *acked_ms; /* acked_ms[i]: wall-clock ms at the 201 */
@@ -636,10 +683,13 @@ FLEET_FN void fleet_create_start(fleet_create_t *c, int k)
         }
         return;
     }
-    json_t *md = json_object_get(c->f->cr, "metadata");
+    json_t *obj = c->tmpl ? c->tmpl : c->f->cr;
+    if (c->coll)
+        snprintf(s->url, sizeof(s->url), "%s%s", c->f->base, c->coll);
+    json_t *md = json_object_get(obj, "metadata");
     json_object_set_new(md, "name", json_string(name));
     json_object_set_new(md, "namespace", json_string(FLEET_NS));
-    size_t len = json_dumpb(c->f->cr, s->body, sizeof(s->body), JSON_COMPACT);
+    size_t len = json_dumpb(obj, s->body, sizeof(s->body), JSON_COMPACT);
     http_header_t h[] = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
     http_request_t req = {.method = "POST",
                           .url = s->url,
@@ -662,14 +712,34 @@ FLEET_FN void fleet_create_start(fleet_create_t *c, int k)
  * requests in flight go); acked_ms[i] receives each acknowledgement's wall-clock time (0 when
  * it failed). `tick` (may be NULL) runs every loop turn. pods: bare pods instead (the raw
  * baseline). Returns the failures. */
+FLEET_FN size_t fleet_create_objs(fleet_t *f, const char *coll, json_t *tmpl, const char *prefix,
+                                  size_t n, double rate, int64_t *acked_ms, void (*tick)(void *),
+                                  void *tick_arg, bool pods);
+
 FLEET_FN size_t fleet_create(fleet_t *f, const char *prefix, size_t n, double rate,
                              int64_t *acked_ms, void (*tick)(void *), void *tick_arg, bool pods)
+{
+    return fleet_create_objs(f, NULL, NULL, prefix, n, rate, acked_ms, tick, tick_arg, pods);
+}
+
+/* Like fleet_create(), for objects of template `tmpl` (name and namespace set per object) POSTed
+ * to collection path `coll` (e.g. "/apis/ray.io/v1/namespaces/default/rayjobs"); NULL coll and
+ * tmpl: RayClusters of f->cr. Returns the failures. */
+FLEET_FN size_t fleet_create_objs(fleet_t *f, const char *coll, json_t *tmpl, const char *prefix,
+                                  size_t n, double rate, int64_t *acked_ms, void (*tick)(void *),
+                                  void *tick_arg, bool pods)
 {
     fleet_create_t *c = calloc(1, sizeof(*c));
     if (!c)
         return n;
-    *c = (fleet_create_t){
-        .f = f, .prefix = prefix, .n = n, .rate = rate, .acked_ms = acked_ms, .pods = pods};
+    *c = (fleet_create_t){.f = f,
+                          .prefix = prefix,
+                          .n = n,
+                          .rate = rate,
+                          .acked_ms = acked_ms,
+                          .pods = pods,
+                          .coll = coll,
+                          .tmpl = tmpl};
     c->t0 = fleet_now();
     while (c->done < n) {
         for (int k = 0; k < FLEET_INFLIGHT && c->started < n; k++) {
