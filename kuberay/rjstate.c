@@ -821,21 +821,39 @@ static void s_backoff(step_t *s)
 
 /* True when two statuses differ in what KubeRay compares, ignoring the cluster status's
  * lastUpdateTime (it moves without anything changing). */
+/* a and b (objects, either may be NULL) differ in a member other than `skip`. */
+static bool s_differ_but(const json_t *a, const json_t *b, const char *skip)
+{
+    const char *k;
+    json_t *v;
+    size_t na = 0, nb = 0;
+    json_object_foreach((json_t *)a, k, v)
+    {
+        if (skip && strcmp(k, skip) == 0)
+            continue;
+        na++;
+        if (!json_equal(v, json_object_get(b, k)))
+            return true;
+    }
+    json_object_foreach((json_t *)b, k, v) nb += !(skip && strcmp(k, skip) == 0);
+    return na != nb;
+}
+
 bool rjstate_status_changed(const json_t *old, const json_t *now)
 {
-    json_t *a = old ? json_deep_copy(old) : json_object();
-    json_t *b = json_deep_copy(now);
-    if (!a || !b) {
-        json_decref(a);
-        json_decref(b);
+    /* compared in place (this runs twice a pass): every member but rayClusterStatus exactly,
+     * that one without its lastUpdateTime; no status is an empty one */
+    if (!json_is_object(now))
         return true;
-    }
-    json_object_del(json_object_get(a, "rayClusterStatus"), "lastUpdateTime");
-    json_object_del(json_object_get(b, "rayClusterStatus"), "lastUpdateTime");
-    bool same = json_equal(a, b);
-    json_decref(a);
-    json_decref(b);
-    return !same;
+    if (!json_is_object(old))
+        return json_object_size(now) > 0;
+    if (s_differ_but(old, now, "rayClusterStatus"))
+        return true;
+    const json_t *a = json_object_get(old, "rayClusterStatus");
+    const json_t *b = json_object_get(now, "rayClusterStatus");
+    if (json_is_object(a) && json_is_object(b))
+        return s_differ_but(a, b, "lastUpdateTime");
+    return !json_equal(a, b) && (a || b);
 }
 
 int rjstate_step(const rj_in_t *in, rj_out_t *out, buf_t *err)
@@ -1419,6 +1437,31 @@ int rjstate_test(bool verbose)
           o.actions == RJ_ACT_DELETE_SELF);
     rjstate_out_free(&o);
     json_decref(rj2);
+
+    /* the status comparison: the copied cluster status's lastUpdateTime does not count */
+    {
+        json_t *a = json_pack("{s:s, s:{s:s, s:s}}", "jobStatus", "RUNNING", "rayClusterStatus",
+                              "state", "ready", "lastUpdateTime", "2023-11-14T22:13:20Z");
+        json_t *b = json_deep_copy(a);
+        CHECK(!rjstate_status_changed(a, b));
+        json_object_set_new(json_object_get(b, "rayClusterStatus"), "lastUpdateTime",
+                            json_string("2023-11-14T22:13:59Z"));
+        CHECK(!rjstate_status_changed(a, b));
+        json_object_set_new(json_object_get(b, "rayClusterStatus"), "state", json_string("x"));
+        CHECK(rjstate_status_changed(a, b));
+        json_decref(b);
+        b = json_deep_copy(a);
+        json_object_set_new(b, "message", json_string("m"));
+        CHECK(rjstate_status_changed(a, b) && rjstate_status_changed(b, a));
+        json_object_del(b, "rayClusterStatus");
+        json_object_del(b, "message");
+        CHECK(rjstate_status_changed(a, b) && rjstate_status_changed(b, a));
+        json_t *e = json_object();
+        CHECK(!rjstate_status_changed(NULL, e) && rjstate_status_changed(NULL, a));
+        json_decref(e);
+        json_decref(b);
+        json_decref(a);
+    }
 
     /* managedBy another controller: nothing at all */
     rj2 = s_t_rayjob(RAYJOB_MODE_K8SJOB);
