@@ -7,12 +7,13 @@
 #include <string.h>
 
 static const char *const s_names[] = {
-    "ok",          "out of memory",      "invalid argument",    "I/O error",
-    "timed out",   "connection refused", "protocol error",      "too big",
-    "busy",        "not found",          "already exists",      "conflict",
-    "parse error", "TLS error",          "HTTP transfer error", "closed",
-    "try again",   "gone (expired)",     "unauthorized",        "forbidden",
-    "throttled",   "server error",       "database error",      "not allowed in this state",
+    "ok",           "out of memory",      "invalid argument",    "I/O error",
+    "timed out",    "connection refused", "protocol error",      "too big",
+    "busy",         "not found",          "already exists",      "conflict",
+    "parse error",  "TLS error",          "HTTP transfer error", "closed",
+    "try again",    "gone (expired)",     "unauthorized",        "forbidden",
+    "throttled",    "server error",       "database error",      "not allowed in this state",
+    "out of range",
 };
 
 const char *err_str(int code)
@@ -61,6 +62,7 @@ int err_test(bool verbose)
     CHECK(strcmp(err_str(ERR_OK), "ok") == 0);
     CHECK(strcmp(err_str(ERR_NOMEM), "out of memory") == 0);
     CHECK(strcmp(err_str(ERR_STATE), "not allowed in this state") == 0);
+    CHECK(strcmp(err_str(ERR_RANGE), "out of range") == 0);
     CHECK(strcmp(err_str(5), "unknown error") == 0);
     CHECK(strcmp(err_str(ERR_LAST), "unknown error") == 0);
     CHECK(strcmp(err_str(-1000), "unknown error") == 0);

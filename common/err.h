@@ -34,7 +34,8 @@ typedef enum {
     ERR_SERVER = -21, /* the server failed (HTTP 5xx) */
     ERR_DB = -22, /* SQLite reported an error */
     ERR_STATE = -23, /* the call is not allowed in the object's current state */
-    ERR_LAST = -24 /* one past the last code; not an error */
+    ERR_RANGE = -24, /* a number or index lies outside the range allowed */
+    ERR_LAST = -25 /* one past the last code; not an error */
 } err_t;
 
 /* A short, static, English description of `code` (0 or negative). Never NULL. */

@@ -300,6 +300,110 @@ int rftime_duration_parse(const char *s, int64_t *ms)
     return 0;
 }
 
+/* The nanoseconds of a Go duration unit of `n` bytes at p, or 0 when it is not one. */
+static uint64_t s_go_unit(const char *p, size_t n)
+{
+    static const struct {
+        const char *name;
+        uint64_t ns;
+    } units[] = {
+        {"ns", 1},           {"us", 1000},         {"\xc2\xb5s", 1000}, /* U+00B5 micro sign */
+        {"\xce\xbcs", 1000}, /* U+03BC Greek small letter mu */
+        {"ms", 1000000},     {"s", 1000000000ULL}, {"m", 60000000000ULL}, {"h", 3600000000000ULL}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strlen(units[i].name) == n && memcmp(units[i].name, p, n) == 0)
+            return units[i].ns;
+    return 0;
+}
+
+int rftime_go_duration_parse(const char *s, int64_t *ns)
+{
+    if (!s || !ns)
+        return ERR_INVAL;
+    const uint64_t lim = 1ULL << 63; /* the largest magnitude (of a negative duration) */
+    const char *p = s;
+    bool neg = false;
+    if (*p == '-' || *p == '+')
+        neg = *p++ == '-';
+    if (strcmp(p, "0") == 0) {
+        *ns = 0;
+        return 0;
+    }
+    if (!*p)
+        return ERR_PARSE;
+    uint64_t d = 0;
+    while (*p) {
+        if (!(*p == '.' || (*p >= '0' && *p <= '9')))
+            return ERR_PARSE;
+        /* leadingInt */
+        const char *start = p;
+        uint64_t v = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (v > lim / 10)
+                return ERR_PARSE;
+            v = v * 10 + (uint64_t)(*p++ - '0');
+            if (v > lim)
+                return ERR_PARSE;
+        }
+        bool pre = p != start;
+        /* leadingFraction: digits past what fits are consumed and dropped */
+        uint64_t f = 0;
+        double scale = 1;
+        bool post = false;
+        if (*p == '.') {
+            p++;
+            const char *fs = p;
+            bool overflow = false;
+            while (*p >= '0' && *p <= '9') {
+                if (!overflow) {
+                    if (f > (UINT64_MAX >> 1) / 10) {
+                        overflow = true;
+                    } else {
+                        uint64_t y = f * 10 + (uint64_t)(*p - '0');
+                        if (y > lim)
+                            overflow = true;
+                        else {
+                            f = y;
+                            scale *= 10;
+                        }
+                    }
+                }
+                p++;
+            }
+            post = p != fs;
+        }
+        if (!pre && !post)
+            return ERR_PARSE;
+        const char *us = p;
+        while (*p && *p != '.' && !(*p >= '0' && *p <= '9'))
+            p++;
+        if (p == us)
+            return ERR_PARSE; /* missing unit */
+        uint64_t unit = s_go_unit(us, (size_t)(p - us));
+        if (!unit)
+            return ERR_PARSE; /* unknown unit */
+        if (v > lim / unit)
+            return ERR_PARSE;
+        v *= unit;
+        if (f > 0) {
+            v += (uint64_t)((double)f * ((double)unit / scale));
+            if (v > lim)
+                return ERR_PARSE;
+        }
+        d += v;
+        if (d > lim)
+            return ERR_PARSE;
+    }
+    if (neg) {
+        *ns = d == lim ? INT64_MIN : -(int64_t)d;
+        return 0;
+    }
+    if (d > lim - 1)
+        return ERR_PARSE;
+    *ns = (int64_t)d;
+    return 0;
+}
+
 #ifdef RF_SELFTEST
 #include "selftest.h"
 
@@ -475,6 +579,83 @@ int rftime_test(bool verbose)
         }
     }
     CHECK(rftime_duration_parse(NULL, &ms) == ERR_INVAL);
+
+    // Go's time.ParseDuration (its own test table, time/time_test.go parseDurationTests).
+    static const struct {
+        const char *in;
+        int64_t ns;
+    } god[] = {{"0", 0},
+               {"5s", 5 * RFTIME_NS_PER_S},
+               {"30s", 30 * RFTIME_NS_PER_S},
+               {"1478s", 1478 * RFTIME_NS_PER_S},
+               {"-5s", -5 * RFTIME_NS_PER_S},
+               {"+5s", 5 * RFTIME_NS_PER_S},
+               {"-0", 0},
+               {"+0", 0},
+               {"5.0s", 5 * RFTIME_NS_PER_S},
+               {"5.6s", 5 * RFTIME_NS_PER_S + 600 * RFTIME_NS_PER_MS},
+               {"5.s", 5 * RFTIME_NS_PER_S},
+               {".5s", 500 * RFTIME_NS_PER_MS},
+               {"1.0s", RFTIME_NS_PER_S},
+               {"1.004s", RFTIME_NS_PER_S + 4 * RFTIME_NS_PER_MS},
+               {"100.00100s", 100 * RFTIME_NS_PER_S + RFTIME_NS_PER_MS},
+               {"10ns", 10},
+               {"11us", 11000},
+               {"12\xc2\xb5s", 12000},
+               {"12\xce\xbcs", 12000},
+               {"13ms", 13 * RFTIME_NS_PER_MS},
+               {"14s", 14 * RFTIME_NS_PER_S},
+               {"15m", 15 * 60 * RFTIME_NS_PER_S},
+               {"16h", 16 * 3600 * RFTIME_NS_PER_S},
+               {"3h30m", 12600 * RFTIME_NS_PER_S},
+               {"10.5s4m", 4 * 60 * RFTIME_NS_PER_S + 10500 * RFTIME_NS_PER_MS},
+               {"-2m3.4s", -(2 * 60 * RFTIME_NS_PER_S + 3400 * RFTIME_NS_PER_MS)},
+               {"1h2m3s4ms5us6ns", 3723004005006LL},
+               {"39h9m14.425s", 140954425 * RFTIME_NS_PER_MS},
+               {"52763797000ns", 52763797000LL},
+               {"0.3333333333333333333h", 20 * 60 * RFTIME_NS_PER_S},
+               {"9007199254740993ns", 9007199254740993LL},
+               {"9223372036854775807ns", INT64_MAX},
+               {"9223372036854775.807us", INT64_MAX},
+               {"9223372036s854ms775us807ns", INT64_MAX},
+               {"-9223372036854775808ns", INT64_MIN},
+               {"-9223372036854775.808us", INT64_MIN},
+               {"0.100000000000000000000h", 6 * 60 * RFTIME_NS_PER_S},
+               {"0.830103483285477580700h", 2988372539827LL}};
+    for (size_t i = 0; i < sizeof(god) / sizeof(god[0]); i++) {
+        int64_t ns = 42;
+        if (rftime_go_duration_parse(god[i].in, &ns) != 0 || ns != god[i].ns) {
+            printf("rftime: Go duration '%s' gave %lld\n", god[i].in, (long long)ns);
+            failed++;
+        }
+    }
+    const char *gobad[] = {"",
+                           "3",
+                           "-",
+                           "s",
+                           ".",
+                           "-.",
+                           ".s",
+                           "+.s",
+                           "1d",
+                           "\x85\x85",
+                           "\xff"
+                           "ff",
+                           "hello \xff world",
+                           "9223372036854775808ns",
+                           "9223372036854775.808us",
+                           "-9223372036854775809ns",
+                           "1x",
+                           "1.5"};
+    for (size_t i = 0; i < sizeof(gobad) / sizeof(gobad[0]); i++) {
+        int64_t ns = 42;
+        if (rftime_go_duration_parse(gobad[i], &ns) != ERR_PARSE || ns != 42) {
+            printf("rftime: accepted bad Go duration '%s'\n", gobad[i]);
+            failed++;
+        }
+    }
+    CHECK(rftime_go_duration_parse(NULL, &ms) == ERR_INVAL &&
+          rftime_go_duration_parse("1s", NULL) == ERR_INVAL);
     return SELFTEST_RESULT("rftime", verbose);
 }
 

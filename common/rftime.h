@@ -69,8 +69,16 @@ int rftime_duration_format(int64_t ns, char *out, size_t size);
  * is an error. Returns 0, ERR_INVAL or ERR_PARSE. */
 int rftime_duration_parse(const char *s, int64_t *ms);
 
+/* Parses a duration exactly as Go's time.ParseDuration into nanoseconds: an optional sign, then
+ * "0" or one or more <number><unit> where the number may have a fraction ("1.5h", ".5s", "5.s")
+ * and the unit is ns, us, µs (U+00B5 or U+03BC), ms, s, m or h; the fraction is truncated toward
+ * zero past the nanosecond, and a magnitude beyond int64 is an error. Returns 0, ERR_INVAL (NULL
+ * argument) or ERR_PARSE (Go's "invalid duration", "missing unit", "unknown unit" or overflow);
+ * *ns is untouched on error. */
+int rftime_go_duration_parse(const char *s, int64_t *ns);
+
 /* Self-test: parse edges and bad input, round trips, the three precisions, negative times,
- * Go duration strings, duration parse bounds. */
+ * Go duration strings, duration parse bounds, Go's ParseDuration. */
 int rftime_test(bool verbose);
 
 #endif

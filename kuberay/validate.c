@@ -42,6 +42,7 @@ void validate_gates_default(validate_gates_t *g)
         return;
     memset(g, 0, sizeof(*g));
     g->job_deletion_policy = true;
+    g->incremental_upgrade = true;
 }
 
 /* KubeRay v1.7's gates (ray-operator/pkg/features/features.go) and the field each sets, if any. */
@@ -52,7 +53,7 @@ static const struct {
     {"RayClusterStatusConditions", SIZE_MAX},
     {"RayJobDeletionPolicy", offsetof(validate_gates_t, job_deletion_policy)},
     {"RayMultiHostIndexing", SIZE_MAX},
-    {"RayServiceIncrementalUpgrade", SIZE_MAX},
+    {"RayServiceIncrementalUpgrade", offsetof(validate_gates_t, incremental_upgrade)},
     {"RayCronJob", SIZE_MAX},
     {"SidecarSubmitterRestart", offsetof(validate_gates_t, sidecar_submitter_restart)},
     {"RayClusterNetworkPolicy", offsetof(validate_gates_t, network_policy)},
@@ -1238,6 +1239,9 @@ int validate_test(bool verbose)
                                    "RayCronJob=true",
                                    &pg, &e) == 0);
         CHECK(!pg.job_deletion_policy && pg.sidecar_submitter_restart && !pg.mtls);
+        CHECK(g.incremental_upgrade && pg.incremental_upgrade &&
+              validate_gates_parse("RayServiceIncrementalUpgrade=false", &pg, &e) == 0 &&
+              !pg.incremental_upgrade);
         CHECK(validate_gates_parse(NULL, &pg, &e) == 0 && validate_gates_parse("", &pg, &e) == 0);
         validate_gates_t keep = pg;
         CHECK(validate_gates_parse("RayClusterMTLS=true,Bogus=true", &pg, &e) == ERR_INVAL);

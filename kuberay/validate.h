@@ -40,6 +40,8 @@ typedef struct {
     bool mtls; /* RayClusterMTLS (default off) */
     bool sidecar_submitter_restart; /* SidecarSubmitterRestart (default off): RayJob SidecarMode
                                        submitter restarts (submitterConfig allowed) */
+    bool incremental_upgrade; /* RayServiceIncrementalUpgrade (default on): RayService upgrade
+                                 type NewClusterWithIncrementalUpgrade takes effect */
 } validate_gates_t;
 
 /* Fills `g` with KubeRay v1.7's default gate values. */
