@@ -1,12 +1,15 @@
 /*
- * raydash: the Ray dashboard Jobs API client. See raydash.h.
+ * raydash: the Ray head's HTTP client (dashboard Jobs and Serve APIs, Serve proxy health). See
+ * raydash.h.
  *
  * Each call becomes one HTTP request: on the http client (direct) or a k8s_raw() request (through
- * the API server's service proxy, one attempt: KubeRay's client does not retry either, the
- * reconciler calls again). The answer is mapped onto raydash_result_t in s_finish(): transport
- * errors pass through, the status picks the err_t, and a 2xx body must have the shape the API
- * returns for that call. Job ids are percent-escaped into the path (they come from spec.jobId);
- * the token header is built for the call, handed to the transport (which copies it) and wiped.
+ * the API server's service or pod proxy, one attempt: KubeRay's client does not retry either, the
+ * reconciler calls again). A call's base (s_dash_base() for the dashboard, s_pod_base() for a
+ * pod's Serve proxy) and path (s_path()) make its URL; s_send() hands it to the transport. The
+ * answer is mapped onto raydash_result_t in s_finish(): transport errors pass through, the status
+ * picks the err_t, and a 2xx body must have the shape the API returns for that call. Job ids and
+ * proxy names are percent-escaped into the path (they come from the spec); the token header is
+ * built for the call, handed to the transport (which copies it) and wiped.
  */
 #include "raydash.h"
 
@@ -31,8 +34,22 @@
 #define RAYDASH_MAX_URL 4096 /* longest direct URL */
 #define RAYDASH_MAX_TOKEN 8192 /* longest token accepted */
 #define RAYDASH_DUPLICATE "Please use a different submission_id" /* Ray's duplicate-id text */
+#define RAYDASH_SERVE_PATH "/api/serve/applications/" /* Serve REST API (trailing '/' needed) */
+#define RAYDASH_SERVE_QUERY "?api_type=declarative" /* KubeRay's GET filter (Ray >= 2.50) */
+#define RAYDASH_HEALTHZ_PATH "/-/healthz" /* the Serve proxy's health check */
+#define RAYDASH_MAX_IP 64 /* longest pod address accepted (IPv6 with a zone fits) */
 
-typedef enum { OP_SUBMIT, OP_GET, OP_LIST, OP_STOP, OP_DELETE, OP_LOGS } s_op_t;
+typedef enum {
+    OP_SUBMIT,
+    OP_GET,
+    OP_LIST,
+    OP_STOP,
+    OP_DELETE,
+    OP_LOGS,
+    OP_SERVE_GET,
+    OP_SERVE_PUT,
+    OP_SERVE_HEALTHZ
+} s_op_t;
 
 typedef struct s_call s_call_t;
 struct s_call {
@@ -57,8 +74,9 @@ struct raydash {
     raydash_stats_t stats; /* counters (inflight computed) */
 };
 
-static const char *const s_op_name[] = {"submit",   "get job",    "list jobs",
-                                        "stop job", "delete job", "job logs"};
+static const char *const s_op_name[] = {"submit",         "get job",        "list jobs",
+                                        "stop job",       "delete job",     "job logs",
+                                        "get serve apps", "put serve apps", "serve healthz"};
 
 /* Monotonic microseconds. */
 static int64_t s_now_us(void)
@@ -86,10 +104,16 @@ static bool s_job_id_ok(const char *id)
            strcmp(id, "..") != 0;
 }
 
-/* Appends the Jobs API path of `op` ("/api/jobs/", "/api/jobs/<id>", "/api/jobs/<id>/stop",
- * ...). */
-static int s_jobs_path(buf_t *out, s_op_t op, const char *job_id)
+/* Appends the path of `op` after its base: the Jobs API's ("/api/jobs/", "/api/jobs/<id>",
+ * "/api/jobs/<id>/stop", ...), the Serve API's, or the Serve proxy's health check. */
+static int s_path(buf_t *out, s_op_t op, const char *job_id)
 {
+    if (op == OP_SERVE_GET)
+        return buf_puts(out, RAYDASH_SERVE_PATH RAYDASH_SERVE_QUERY);
+    if (op == OP_SERVE_PUT)
+        return buf_puts(out, RAYDASH_SERVE_PATH);
+    if (op == OP_SERVE_HEALTHZ)
+        return buf_puts(out, RAYDASH_HEALTHZ_PATH);
     int rc = buf_puts(out, "/api/jobs/");
     if (rc || op == OP_SUBMIT || op == OP_LIST)
         return rc;
@@ -158,7 +182,7 @@ static void s_finish(s_call_t *call, int terr, long status, const char *text, co
     buf_t msg;
     buf_init(&msg, RAYDASH_MSG_MAX);
     json_t *parsed = NULL;
-    if (!terr && status >= 200 && status < 300 && !body && n > 0)
+    if (!terr && status >= 200 && status < 300 && !body && n > 0 && call->op != OP_SERVE_HEALTHZ)
         jx_parse(raw, n, "dashboard answer", &parsed, NULL);
     if (parsed)
         body = parsed;
@@ -219,6 +243,15 @@ static void s_finish(s_call_t *call, int terr, long status, const char *text, co
             ok = json_is_object(body) && json_is_string(json_object_get(body, "logs"));
             res.logs = ok ? json_string_value(json_object_get(body, "logs")) : NULL;
             break;
+        case OP_SERVE_GET:
+            ok = json_is_object(body) && json_is_object(json_object_get(body, "applications"));
+            break;
+        case OP_SERVE_PUT: /* an empty body; KubeRay reads none */
+            ok = true;
+            break;
+        case OP_SERVE_HEALTHZ: /* KubeRay: 200 only; the body ("success") is not read */
+            ok = status == 200;
+            break;
         }
         if (ok) {
             res.body = body;
@@ -277,79 +310,128 @@ static void s_wipe(buf_t *b)
     buf_free(b);
 }
 
-/* Starts one call. Returns its id or a negative err_t (then fn never runs). */
-static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const char *job_id,
-                      const json_t *req, raydash_done_fn *fn, void *arg)
+/* The HTTP method of `op`. */
+static const char *s_method(s_op_t op)
 {
-    if (!d || !t || !fn)
-        return ERR_INVAL;
-    bool with_id = op == OP_GET || op == OP_STOP || op == OP_DELETE || op == OP_LOGS;
-    if (with_id && !s_job_id_ok(job_id))
-        return ERR_INVAL;
-    if (op == OP_SUBMIT && !json_is_object(req))
-        return ERR_INVAL;
-    if (t->token && (!*t->token || s_has_ctl(t->token) ||
-                     strnlen(t->token, RAYDASH_MAX_TOKEN + 1) > RAYDASH_MAX_TOKEN))
-        return ERR_INVAL;
-    if (d->k8s ? (!t->ns || !*t->ns || !t->service || !*t->service || s_has_ctl(t->ns) ||
-                  s_has_ctl(t->service))
-               : (!t->address || !*t->address))
-        return ERR_INVAL;
+    switch (op) {
+    case OP_SUBMIT:
+    case OP_STOP:
+        return "POST";
+    case OP_DELETE:
+        return "DELETE";
+    case OP_SERVE_PUT:
+        return "PUT";
+    default:
+        return "GET";
+    }
+}
 
-    const char *method = op == OP_SUBMIT || op == OP_STOP ? "POST"
-                         : op == OP_DELETE                ? "DELETE"
-                                                          : "GET";
-    buf_t url, auth;
-    buf_init(&url, RAYDASH_MAX_URL);
+/* Appends the dashboard's base for `t`: "http://host:port" (direct) or the API server's service
+ * proxy path (proxy). Returns 0, ERR_INVAL when `t` does not fit the client's mode, or the
+ * buffer's error. */
+static int s_dash_base(const raydash_t *d, const raydash_target_t *t, buf_t *url)
+{
+    if (d->k8s) {
+        if (!t->ns || !*t->ns || !t->service || !*t->service || s_has_ctl(t->ns) ||
+            s_has_ctl(t->service))
+            return ERR_INVAL;
+        int rc = buf_puts(url, "/api/v1/namespaces/");
+        if (!rc)
+            rc = buf_url_escape(url, t->ns);
+        if (!rc)
+            rc = buf_puts(url, "/services/");
+        if (!rc)
+            rc = buf_url_escape(url, t->service);
+        if (!rc)
+            rc = buf_puts(url, ":" RAYDASH_PORT_NAME "/proxy");
+        return rc;
+    }
+    /* "host:port", or a URL with its scheme (trailing '/' dropped); nothing else */
+    const char *a = t->address;
+    if (!a || !*a)
+        return ERR_INVAL;
+    size_t skip = strncmp(a, "http://", 7) == 0 ? 7 : strncmp(a, "https://", 8) == 0 ? 8 : 0;
+    size_t n = strlen(a);
+    while (n > skip && a[n - 1] == '/')
+        n--;
+    bool ok = n > skip && !s_has_ctl(a);
+    for (size_t i = skip; ok && i < n; i++)
+        ok = !strchr(" /?#@\\", a[i]);
+    if (!ok)
+        return ERR_INVAL;
+    int rc = skip ? 0 : buf_puts(url, "http://");
+    return rc ? rc : buf_append(url, a, n);
+}
+
+/* Appends the base of the Serve proxy on pod `p`: "http://<ip>:<port>" (direct; an IPv6 address
+ * bracketed) or the API server's pod proxy path (proxy). The address is an IP or a host name:
+ * ASCII letters, digits, '.', '-' and ':' only. Returns 0, ERR_INVAL when `p` does not fit the
+ * client's mode, or the buffer's error. */
+static int s_pod_base(const raydash_t *d, const raydash_pod_t *p, buf_t *url)
+{
+    if (p->port < 0 || p->port > 65535)
+        return ERR_INVAL;
+    long port = p->port ? p->port : RAYDASH_SERVE_PORT;
+    if (d->k8s) {
+        if (!p->ns || !*p->ns || !p->pod || !*p->pod || s_has_ctl(p->ns) || s_has_ctl(p->pod))
+            return ERR_INVAL;
+        int rc = buf_puts(url, "/api/v1/namespaces/");
+        if (!rc)
+            rc = buf_url_escape(url, p->ns);
+        if (!rc)
+            rc = buf_puts(url, "/pods/");
+        if (!rc)
+            rc = buf_url_escape(url, p->pod);
+        if (!rc)
+            rc = buf_printf(url, ":%ld/proxy", port);
+        return rc;
+    }
+    size_t n = p->ip ? strnlen(p->ip, RAYDASH_MAX_IP + 1) : 0;
+    if (n == 0 || n > RAYDASH_MAX_IP)
+        return ERR_INVAL;
+    for (size_t i = 0; i < n; i++) {
+        char c = p->ip[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-' || c == ':';
+        if (!ok)
+            return ERR_INVAL;
+    }
+    bool v6 = strchr(p->ip, ':') != NULL;
+    return buf_printf(url, "http://%s%s%s:%ld", v6 ? "[" : "", p->ip, v6 ? "]" : "", port);
+}
+
+/* Sends call `op` to `url` (borrowed: a direct URL, or a path on the API server) with `token`
+ * (or NULL) and `req` serialized as its JSON body (or NULL: none). `job_id` (or NULL) names the
+ * job in messages. Returns the call's id or a negative err_t (then fn never runs). */
+static int64_t s_send(raydash_t *d, s_op_t op, const char *job_id, const buf_t *url,
+                      const char *token, const json_t *req, raydash_done_fn *fn, void *arg)
+{
+    if (token &&
+        (!*token || s_has_ctl(token) || strnlen(token, RAYDASH_MAX_TOKEN + 1) > RAYDASH_MAX_TOKEN))
+        return ERR_INVAL;
+    if (d->k8s && url->len > RAYDASH_MAX_PATH)
+        return ERR_TOOBIG;
+    const char *method = s_method(op);
+    bool with_body = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0;
+    buf_t auth;
     buf_init(&auth, RAYDASH_MAX_TOKEN + 16);
     char *body = NULL;
+    size_t body_len = 0;
     s_call_t *call = NULL;
     int64_t rc = 0;
-    if (d->k8s) {
-        rc = buf_puts(&url, "/api/v1/namespaces/");
-        if (!rc)
-            rc = buf_url_escape(&url, t->ns);
-        if (!rc)
-            rc = buf_puts(&url, "/services/");
-        if (!rc)
-            rc = buf_url_escape(&url, t->service);
-        if (!rc)
-            rc = buf_puts(&url, ":" RAYDASH_PORT_NAME "/proxy");
-    } else {
-        /* "host:port", or a URL with its scheme (trailing '/' dropped); nothing else */
-        const char *a = t->address;
-        size_t skip = strncmp(a, "http://", 7) == 0 ? 7 : strncmp(a, "https://", 8) == 0 ? 8 : 0;
-        size_t n = strlen(a);
-        while (n > skip && a[n - 1] == '/')
-            n--;
-        bool ok = n > skip && !s_has_ctl(a);
-        for (size_t i = skip; ok && i < n; i++)
-            ok = !strchr(" /?#@\\", a[i]);
-        if (!ok) {
-            rc = ERR_INVAL;
-            goto fail;
-        }
-        if (!skip)
-            rc = buf_puts(&url, "http://");
-        if (!rc)
-            rc = buf_append(&url, a, n);
-    }
-    if (!rc)
-        rc = s_jobs_path(&url, op, job_id);
-    if (!rc && d->k8s && url.len > RAYDASH_MAX_PATH)
-        rc = ERR_TOOBIG;
-    if (rc)
-        goto fail;
-    size_t body_len = 0;
-    if (op == OP_SUBMIT) {
+    if (req) {
         body = json_dumps(req, JSON_COMPACT);
         if (!body) {
             rc = ERR_NOMEM;
             goto fail;
         }
         body_len = strlen(body);
+        if (body_len > RAYDASH_MAX_BODY) {
+            rc = ERR_TOOBIG;
+            goto fail;
+        }
     }
-    if (t->token && (rc = buf_printf(&auth, "Bearer %s", t->token)))
+    if (token && (rc = buf_printf(&auth, "Bearer %s", token)))
         goto fail;
     call = calloc(1, sizeof(*call));
     if (!call) {
@@ -361,12 +443,12 @@ static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const 
     call->fn = fn;
     call->arg = arg;
     call->start_us = s_now_us();
-    if (with_id)
+    if (job_id)
         snprintf(call->job_id, sizeof(call->job_id), "%s", job_id);
 
     http_header_t hdr[4];
     size_t nh = 0;
-    if (t->token)
+    if (token)
         hdr[nh++] = (http_header_t){"x-ray-authorization", buf_str(&auth)};
     if (d->k8s) {
         k8s_raw_opts_t o = {.timeout_ms = d->timeout_ms,
@@ -374,16 +456,15 @@ static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const 
                             .max_retries = -1,
                             .headers = hdr,
                             .n_headers = nh};
-        rc = k8s_raw(d->k8s, method, buf_str(&url),
-                     strcmp(method, "POST") == 0 ? "application/json" : NULL, body, body_len, &o,
-                     s_on_k8s, call);
+        rc = k8s_raw(d->k8s, method, buf_str(url), with_body ? "application/json" : NULL, body,
+                     body_len, &o, s_on_k8s, call);
     } else {
         hdr[nh++] = (http_header_t){"User-Agent", RAYDASH_USER_AGENT};
         hdr[nh++] = (http_header_t){"Accept", "application/json"};
-        if (strcmp(method, "POST") == 0)
+        if (with_body)
             hdr[nh++] = (http_header_t){"Content-Type", "application/json"};
         http_request_t hr = {.method = method,
-                             .url = buf_str(&url),
+                             .url = buf_str(url),
                              .headers = hdr,
                              .n_headers = nh,
                              .body = body,
@@ -406,12 +487,32 @@ static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const 
     d->stats.calls++;
     free(body);
     s_wipe(&auth);
-    buf_free(&url);
     return call->id;
 fail:
     free(call);
     free(body);
     s_wipe(&auth);
+    return rc;
+}
+
+/* Starts one dashboard call. Returns its id or a negative err_t (then fn never runs). */
+static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const char *job_id,
+                      const json_t *req, raydash_done_fn *fn, void *arg)
+{
+    if (!d || !t || !fn)
+        return ERR_INVAL;
+    bool with_id = op == OP_GET || op == OP_STOP || op == OP_DELETE || op == OP_LOGS;
+    if (with_id && !s_job_id_ok(job_id))
+        return ERR_INVAL;
+    if ((op == OP_SUBMIT || op == OP_SERVE_PUT) && !json_is_object(req))
+        return ERR_INVAL;
+    buf_t url;
+    buf_init(&url, RAYDASH_MAX_URL);
+    int64_t rc = s_dash_base(d, t, &url);
+    if (!rc)
+        rc = s_path(&url, op, job_id);
+    if (!rc)
+        rc = s_send(d, op, with_id ? job_id : NULL, &url, t->token, req, fn, arg);
     buf_free(&url);
     return rc;
 }
@@ -488,6 +589,62 @@ int64_t raydash_job_logs(raydash_t *d, const raydash_target_t *t, const char *jo
                          raydash_done_fn *fn, void *arg)
 {
     return s_call(d, t, OP_LOGS, job_id, NULL, fn, arg);
+}
+
+int64_t raydash_serve_get(raydash_t *d, const raydash_target_t *t, raydash_done_fn *fn, void *arg)
+{
+    return s_call(d, t, OP_SERVE_GET, NULL, NULL, fn, arg);
+}
+
+int64_t raydash_serve_put(raydash_t *d, const raydash_target_t *t, const json_t *config,
+                          raydash_done_fn *fn, void *arg)
+{
+    return s_call(d, t, OP_SERVE_PUT, NULL, config, fn, arg);
+}
+
+int64_t raydash_serve_healthz(raydash_t *d, const raydash_pod_t *pod, raydash_done_fn *fn,
+                              void *arg)
+{
+    if (!d || !pod || !fn)
+        return ERR_INVAL;
+    buf_t url;
+    buf_init(&url, RAYDASH_MAX_URL);
+    int64_t rc = s_pod_base(d, pod, &url);
+    if (!rc)
+        rc = s_path(&url, OP_SERVE_HEALTHZ, NULL);
+    if (!rc)
+        rc = s_send(d, OP_SERVE_HEALTHZ, NULL, &url, NULL, NULL, fn, arg);
+    buf_free(&url);
+    return rc;
+}
+
+int raydash_serve_ready(const json_t *answer, size_t *napps, bool *all_running)
+{
+    if (napps)
+        *napps = 0;
+    if (all_running)
+        *all_running = false;
+    json_t *apps = json_object_get(answer, "applications");
+    if (!json_is_object(answer) || !json_is_object(apps))
+        return ERR_PROTO;
+    size_t n = 0;
+    bool running = true;
+    const char *name;
+    json_t *app;
+    json_object_foreach(apps, name, app)
+    {
+        json_t *st = json_object_get(app, "status");
+        if (!json_is_object(app) || (st && !json_is_string(st) && !json_is_null(st)))
+            return ERR_PROTO;
+        if (!json_is_string(st) || strcmp(json_string_value(st), "RUNNING") != 0)
+            running = false;
+        n++;
+    }
+    if (napps)
+        *napps = n;
+    if (all_running)
+        *all_running = n > 0 && running;
+    return 0;
 }
 
 int raydash_cancel(raydash_t *d, int64_t id)
