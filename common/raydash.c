@@ -1,12 +1,15 @@
 /*
- * raydash: the Ray dashboard Jobs API client. See raydash.h.
+ * raydash: the Ray head's HTTP client (dashboard Jobs and Serve APIs, Serve proxy health). See
+ * raydash.h.
  *
  * Each call becomes one HTTP request: on the http client (direct) or a k8s_raw() request (through
- * the API server's service proxy, one attempt: KubeRay's client does not retry either, the
- * reconciler calls again). The answer is mapped onto raydash_result_t in s_finish(): transport
- * errors pass through, the status picks the err_t, and a 2xx body must have the shape the API
- * returns for that call. Job ids are percent-escaped into the path (they come from spec.jobId);
- * the token header is built for the call, handed to the transport (which copies it) and wiped.
+ * the API server's service or pod proxy, one attempt: KubeRay's client does not retry either, the
+ * reconciler calls again). A call's base (s_dash_base() for the dashboard, s_pod_base() for a
+ * pod's Serve proxy) and path (s_path()) make its URL; s_send() hands it to the transport. The
+ * answer is mapped onto raydash_result_t in s_finish(): transport errors pass through, the status
+ * picks the err_t, and a 2xx body must have the shape the API returns for that call. Job ids and
+ * proxy names are percent-escaped into the path (they come from the spec); the token header is
+ * built for the call, handed to the transport (which copies it) and wiped.
  */
 #include "raydash.h"
 
@@ -31,8 +34,22 @@
 #define RAYDASH_MAX_URL 4096 /* longest direct URL */
 #define RAYDASH_MAX_TOKEN 8192 /* longest token accepted */
 #define RAYDASH_DUPLICATE "Please use a different submission_id" /* Ray's duplicate-id text */
+#define RAYDASH_SERVE_PATH "/api/serve/applications/" /* Serve REST API (trailing '/' needed) */
+#define RAYDASH_SERVE_QUERY "?api_type=declarative" /* KubeRay's GET filter (Ray >= 2.50) */
+#define RAYDASH_HEALTHZ_PATH "/-/healthz" /* the Serve proxy's health check */
+#define RAYDASH_MAX_IP 64 /* longest pod address accepted (IPv6 with a zone fits) */
 
-typedef enum { OP_SUBMIT, OP_GET, OP_LIST, OP_STOP, OP_DELETE, OP_LOGS } s_op_t;
+typedef enum {
+    OP_SUBMIT,
+    OP_GET,
+    OP_LIST,
+    OP_STOP,
+    OP_DELETE,
+    OP_LOGS,
+    OP_SERVE_GET,
+    OP_SERVE_PUT,
+    OP_SERVE_HEALTHZ
+} s_op_t;
 
 typedef struct s_call s_call_t;
 struct s_call {
@@ -57,8 +74,9 @@ struct raydash {
     raydash_stats_t stats; /* counters (inflight computed) */
 };
 
-static const char *const s_op_name[] = {"submit",   "get job",    "list jobs",
-                                        "stop job", "delete job", "job logs"};
+static const char *const s_op_name[] = {"submit",         "get job",        "list jobs",
+                                        "stop job",       "delete job",     "job logs",
+                                        "get serve apps", "put serve apps", "serve healthz"};
 
 /* Monotonic microseconds. */
 static int64_t s_now_us(void)
@@ -86,10 +104,16 @@ static bool s_job_id_ok(const char *id)
            strcmp(id, "..") != 0;
 }
 
-/* Appends the Jobs API path of `op` ("/api/jobs/", "/api/jobs/<id>", "/api/jobs/<id>/stop",
- * ...). */
-static int s_jobs_path(buf_t *out, s_op_t op, const char *job_id)
+/* Appends the path of `op` after its base: the Jobs API's ("/api/jobs/", "/api/jobs/<id>",
+ * "/api/jobs/<id>/stop", ...), the Serve API's, or the Serve proxy's health check. */
+static int s_path(buf_t *out, s_op_t op, const char *job_id)
 {
+    if (op == OP_SERVE_GET)
+        return buf_puts(out, RAYDASH_SERVE_PATH RAYDASH_SERVE_QUERY);
+    if (op == OP_SERVE_PUT)
+        return buf_puts(out, RAYDASH_SERVE_PATH);
+    if (op == OP_SERVE_HEALTHZ)
+        return buf_puts(out, RAYDASH_HEALTHZ_PATH);
     int rc = buf_puts(out, "/api/jobs/");
     if (rc || op == OP_SUBMIT || op == OP_LIST)
         return rc;
@@ -158,7 +182,7 @@ static void s_finish(s_call_t *call, int terr, long status, const char *text, co
     buf_t msg;
     buf_init(&msg, RAYDASH_MSG_MAX);
     json_t *parsed = NULL;
-    if (!terr && status >= 200 && status < 300 && !body && n > 0)
+    if (!terr && status >= 200 && status < 300 && !body && n > 0 && call->op != OP_SERVE_HEALTHZ)
         jx_parse(raw, n, "dashboard answer", &parsed, NULL);
     if (parsed)
         body = parsed;
@@ -219,6 +243,15 @@ static void s_finish(s_call_t *call, int terr, long status, const char *text, co
             ok = json_is_object(body) && json_is_string(json_object_get(body, "logs"));
             res.logs = ok ? json_string_value(json_object_get(body, "logs")) : NULL;
             break;
+        case OP_SERVE_GET:
+            ok = json_is_object(body) && json_is_object(json_object_get(body, "applications"));
+            break;
+        case OP_SERVE_PUT: /* an empty body; KubeRay reads none */
+            ok = true;
+            break;
+        case OP_SERVE_HEALTHZ: /* KubeRay: 200 only; the body ("success") is not read */
+            ok = status == 200;
+            break;
         }
         if (ok) {
             res.body = body;
@@ -277,79 +310,128 @@ static void s_wipe(buf_t *b)
     buf_free(b);
 }
 
-/* Starts one call. Returns its id or a negative err_t (then fn never runs). */
-static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const char *job_id,
-                      const json_t *req, raydash_done_fn *fn, void *arg)
+/* The HTTP method of `op`. */
+static const char *s_method(s_op_t op)
 {
-    if (!d || !t || !fn)
-        return ERR_INVAL;
-    bool with_id = op == OP_GET || op == OP_STOP || op == OP_DELETE || op == OP_LOGS;
-    if (with_id && !s_job_id_ok(job_id))
-        return ERR_INVAL;
-    if (op == OP_SUBMIT && !json_is_object(req))
-        return ERR_INVAL;
-    if (t->token && (!*t->token || s_has_ctl(t->token) ||
-                     strnlen(t->token, RAYDASH_MAX_TOKEN + 1) > RAYDASH_MAX_TOKEN))
-        return ERR_INVAL;
-    if (d->k8s ? (!t->ns || !*t->ns || !t->service || !*t->service || s_has_ctl(t->ns) ||
-                  s_has_ctl(t->service))
-               : (!t->address || !*t->address))
-        return ERR_INVAL;
+    switch (op) {
+    case OP_SUBMIT:
+    case OP_STOP:
+        return "POST";
+    case OP_DELETE:
+        return "DELETE";
+    case OP_SERVE_PUT:
+        return "PUT";
+    default:
+        return "GET";
+    }
+}
 
-    const char *method = op == OP_SUBMIT || op == OP_STOP ? "POST"
-                         : op == OP_DELETE                ? "DELETE"
-                                                          : "GET";
-    buf_t url, auth;
-    buf_init(&url, RAYDASH_MAX_URL);
+/* Appends the dashboard's base for `t`: "http://host:port" (direct) or the API server's service
+ * proxy path (proxy). Returns 0, ERR_INVAL when `t` does not fit the client's mode, or the
+ * buffer's error. */
+static int s_dash_base(const raydash_t *d, const raydash_target_t *t, buf_t *url)
+{
+    if (d->k8s) {
+        if (!t->ns || !*t->ns || !t->service || !*t->service || s_has_ctl(t->ns) ||
+            s_has_ctl(t->service))
+            return ERR_INVAL;
+        int rc = buf_puts(url, "/api/v1/namespaces/");
+        if (!rc)
+            rc = buf_url_escape(url, t->ns);
+        if (!rc)
+            rc = buf_puts(url, "/services/");
+        if (!rc)
+            rc = buf_url_escape(url, t->service);
+        if (!rc)
+            rc = buf_puts(url, ":" RAYDASH_PORT_NAME "/proxy");
+        return rc;
+    }
+    /* "host:port", or a URL with its scheme (trailing '/' dropped); nothing else */
+    const char *a = t->address;
+    if (!a || !*a)
+        return ERR_INVAL;
+    size_t skip = strncmp(a, "http://", 7) == 0 ? 7 : strncmp(a, "https://", 8) == 0 ? 8 : 0;
+    size_t n = strlen(a);
+    while (n > skip && a[n - 1] == '/')
+        n--;
+    bool ok = n > skip && !s_has_ctl(a);
+    for (size_t i = skip; ok && i < n; i++)
+        ok = !strchr(" /?#@\\", a[i]);
+    if (!ok)
+        return ERR_INVAL;
+    int rc = skip ? 0 : buf_puts(url, "http://");
+    return rc ? rc : buf_append(url, a, n);
+}
+
+/* Appends the base of the Serve proxy on pod `p`: "http://<ip>:<port>" (direct; an IPv6 address
+ * bracketed) or the API server's pod proxy path (proxy). The address is an IP or a host name:
+ * ASCII letters, digits, '.', '-' and ':' only. Returns 0, ERR_INVAL when `p` does not fit the
+ * client's mode, or the buffer's error. */
+static int s_pod_base(const raydash_t *d, const raydash_pod_t *p, buf_t *url)
+{
+    if (p->port < 0 || p->port > 65535)
+        return ERR_INVAL;
+    long port = p->port ? p->port : RAYDASH_SERVE_PORT;
+    if (d->k8s) {
+        if (!p->ns || !*p->ns || !p->pod || !*p->pod || s_has_ctl(p->ns) || s_has_ctl(p->pod))
+            return ERR_INVAL;
+        int rc = buf_puts(url, "/api/v1/namespaces/");
+        if (!rc)
+            rc = buf_url_escape(url, p->ns);
+        if (!rc)
+            rc = buf_puts(url, "/pods/");
+        if (!rc)
+            rc = buf_url_escape(url, p->pod);
+        if (!rc)
+            rc = buf_printf(url, ":%ld/proxy", port);
+        return rc;
+    }
+    size_t n = p->ip ? strnlen(p->ip, RAYDASH_MAX_IP + 1) : 0;
+    if (n == 0 || n > RAYDASH_MAX_IP)
+        return ERR_INVAL;
+    for (size_t i = 0; i < n; i++) {
+        char c = p->ip[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-' || c == ':';
+        if (!ok)
+            return ERR_INVAL;
+    }
+    bool v6 = strchr(p->ip, ':') != NULL;
+    return buf_printf(url, "http://%s%s%s:%ld", v6 ? "[" : "", p->ip, v6 ? "]" : "", port);
+}
+
+/* Sends call `op` to `url` (borrowed: a direct URL, or a path on the API server) with `token`
+ * (or NULL) and `req` serialized as its JSON body (or NULL: none). `job_id` (or NULL) names the
+ * job in messages. Returns the call's id or a negative err_t (then fn never runs). */
+static int64_t s_send(raydash_t *d, s_op_t op, const char *job_id, const buf_t *url,
+                      const char *token, const json_t *req, raydash_done_fn *fn, void *arg)
+{
+    if (token &&
+        (!*token || s_has_ctl(token) || strnlen(token, RAYDASH_MAX_TOKEN + 1) > RAYDASH_MAX_TOKEN))
+        return ERR_INVAL;
+    if (d->k8s && url->len > RAYDASH_MAX_PATH)
+        return ERR_TOOBIG;
+    const char *method = s_method(op);
+    bool with_body = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0;
+    buf_t auth;
     buf_init(&auth, RAYDASH_MAX_TOKEN + 16);
     char *body = NULL;
+    size_t body_len = 0;
     s_call_t *call = NULL;
     int64_t rc = 0;
-    if (d->k8s) {
-        rc = buf_puts(&url, "/api/v1/namespaces/");
-        if (!rc)
-            rc = buf_url_escape(&url, t->ns);
-        if (!rc)
-            rc = buf_puts(&url, "/services/");
-        if (!rc)
-            rc = buf_url_escape(&url, t->service);
-        if (!rc)
-            rc = buf_puts(&url, ":" RAYDASH_PORT_NAME "/proxy");
-    } else {
-        /* "host:port", or a URL with its scheme (trailing '/' dropped); nothing else */
-        const char *a = t->address;
-        size_t skip = strncmp(a, "http://", 7) == 0 ? 7 : strncmp(a, "https://", 8) == 0 ? 8 : 0;
-        size_t n = strlen(a);
-        while (n > skip && a[n - 1] == '/')
-            n--;
-        bool ok = n > skip && !s_has_ctl(a);
-        for (size_t i = skip; ok && i < n; i++)
-            ok = !strchr(" /?#@\\", a[i]);
-        if (!ok) {
-            rc = ERR_INVAL;
-            goto fail;
-        }
-        if (!skip)
-            rc = buf_puts(&url, "http://");
-        if (!rc)
-            rc = buf_append(&url, a, n);
-    }
-    if (!rc)
-        rc = s_jobs_path(&url, op, job_id);
-    if (!rc && d->k8s && url.len > RAYDASH_MAX_PATH)
-        rc = ERR_TOOBIG;
-    if (rc)
-        goto fail;
-    size_t body_len = 0;
-    if (op == OP_SUBMIT) {
+    if (req) {
         body = json_dumps(req, JSON_COMPACT);
         if (!body) {
             rc = ERR_NOMEM;
             goto fail;
         }
         body_len = strlen(body);
+        if (body_len > RAYDASH_MAX_BODY) {
+            rc = ERR_TOOBIG;
+            goto fail;
+        }
     }
-    if (t->token && (rc = buf_printf(&auth, "Bearer %s", t->token)))
+    if (token && (rc = buf_printf(&auth, "Bearer %s", token)))
         goto fail;
     call = calloc(1, sizeof(*call));
     if (!call) {
@@ -361,12 +443,12 @@ static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const 
     call->fn = fn;
     call->arg = arg;
     call->start_us = s_now_us();
-    if (with_id)
+    if (job_id)
         snprintf(call->job_id, sizeof(call->job_id), "%s", job_id);
 
     http_header_t hdr[4];
     size_t nh = 0;
-    if (t->token)
+    if (token)
         hdr[nh++] = (http_header_t){"x-ray-authorization", buf_str(&auth)};
     if (d->k8s) {
         k8s_raw_opts_t o = {.timeout_ms = d->timeout_ms,
@@ -374,16 +456,15 @@ static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const 
                             .max_retries = -1,
                             .headers = hdr,
                             .n_headers = nh};
-        rc = k8s_raw(d->k8s, method, buf_str(&url),
-                     strcmp(method, "POST") == 0 ? "application/json" : NULL, body, body_len, &o,
-                     s_on_k8s, call);
+        rc = k8s_raw(d->k8s, method, buf_str(url), with_body ? "application/json" : NULL, body,
+                     body_len, &o, s_on_k8s, call);
     } else {
         hdr[nh++] = (http_header_t){"User-Agent", RAYDASH_USER_AGENT};
         hdr[nh++] = (http_header_t){"Accept", "application/json"};
-        if (strcmp(method, "POST") == 0)
+        if (with_body)
             hdr[nh++] = (http_header_t){"Content-Type", "application/json"};
         http_request_t hr = {.method = method,
-                             .url = buf_str(&url),
+                             .url = buf_str(url),
                              .headers = hdr,
                              .n_headers = nh,
                              .body = body,
@@ -406,12 +487,32 @@ static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const 
     d->stats.calls++;
     free(body);
     s_wipe(&auth);
-    buf_free(&url);
     return call->id;
 fail:
     free(call);
     free(body);
     s_wipe(&auth);
+    return rc;
+}
+
+/* Starts one dashboard call. Returns its id or a negative err_t (then fn never runs). */
+static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const char *job_id,
+                      const json_t *req, raydash_done_fn *fn, void *arg)
+{
+    if (!d || !t || !fn)
+        return ERR_INVAL;
+    bool with_id = op == OP_GET || op == OP_STOP || op == OP_DELETE || op == OP_LOGS;
+    if (with_id && !s_job_id_ok(job_id))
+        return ERR_INVAL;
+    if ((op == OP_SUBMIT || op == OP_SERVE_PUT) && !json_is_object(req))
+        return ERR_INVAL;
+    buf_t url;
+    buf_init(&url, RAYDASH_MAX_URL);
+    int64_t rc = s_dash_base(d, t, &url);
+    if (!rc)
+        rc = s_path(&url, op, job_id);
+    if (!rc)
+        rc = s_send(d, op, with_id ? job_id : NULL, &url, t->token, req, fn, arg);
     buf_free(&url);
     return rc;
 }
@@ -490,6 +591,62 @@ int64_t raydash_job_logs(raydash_t *d, const raydash_target_t *t, const char *jo
     return s_call(d, t, OP_LOGS, job_id, NULL, fn, arg);
 }
 
+int64_t raydash_serve_get(raydash_t *d, const raydash_target_t *t, raydash_done_fn *fn, void *arg)
+{
+    return s_call(d, t, OP_SERVE_GET, NULL, NULL, fn, arg);
+}
+
+int64_t raydash_serve_put(raydash_t *d, const raydash_target_t *t, const json_t *config,
+                          raydash_done_fn *fn, void *arg)
+{
+    return s_call(d, t, OP_SERVE_PUT, NULL, config, fn, arg);
+}
+
+int64_t raydash_serve_healthz(raydash_t *d, const raydash_pod_t *pod, raydash_done_fn *fn,
+                              void *arg)
+{
+    if (!d || !pod || !fn)
+        return ERR_INVAL;
+    buf_t url;
+    buf_init(&url, RAYDASH_MAX_URL);
+    int64_t rc = s_pod_base(d, pod, &url);
+    if (!rc)
+        rc = s_path(&url, OP_SERVE_HEALTHZ, NULL);
+    if (!rc)
+        rc = s_send(d, OP_SERVE_HEALTHZ, NULL, &url, NULL, NULL, fn, arg);
+    buf_free(&url);
+    return rc;
+}
+
+int raydash_serve_ready(const json_t *answer, size_t *napps, bool *all_running)
+{
+    if (napps)
+        *napps = 0;
+    if (all_running)
+        *all_running = false;
+    json_t *apps = json_object_get(answer, "applications");
+    if (!json_is_object(answer) || !json_is_object(apps))
+        return ERR_PROTO;
+    size_t n = 0;
+    bool running = true;
+    const char *name;
+    json_t *app;
+    json_object_foreach(apps, name, app)
+    {
+        json_t *st = json_object_get(app, "status");
+        if (!json_is_object(app) || (st && !json_is_string(st) && !json_is_null(st)))
+            return ERR_PROTO;
+        if (!json_is_string(st) || strcmp(json_string_value(st), "RUNNING") != 0)
+            running = false;
+        n++;
+    }
+    if (napps)
+        *napps = n;
+    if (all_running)
+        *all_running = n > 0 && running;
+    return 0;
+}
+
 int raydash_cancel(raydash_t *d, int64_t id)
 {
     if (!d)
@@ -525,6 +682,10 @@ void raydash_stats(const raydash_t *d, raydash_stats_t *out)
 
 #define T_TOKEN "sekret-ray-token" /* the head's token (must never reach a log) */
 #define T_PREFIX "/api/v1/namespaces/ns1/services/head-svc:dashboard/proxy" /* proxy mode */
+#define T_POD_PREFIX "/api/v1/namespaces/ns1/pods/head-pod:8000/proxy" /* proxy, Serve proxy */
+#define T_SERVE_EMPTY                                                                              \
+    "{\"deploy_mode\":\"MULTI_APP\",\"controller_info\":{},\"proxies\":{},\"applications\":{},"    \
+    "\"target_capacity\":null}" /* GET while Serve does not run */
 
 /* The fake head: what it saw. */
 typedef struct {
@@ -534,8 +695,14 @@ typedef struct {
     char ua[128]; /* its User-Agent */
     char ctype[64]; /* its Content-Type */
     char k8s_auth[64]; /* its Authorization (the API server's token, proxy mode) */
+    char query[128]; /* the last request's query */
     bool browser; /* a browser-looking request came (Referer, Origin, Sec-Fetch-*, Mozilla) */
-    bool proxy; /* paths must start with T_PREFIX */
+    bool proxy; /* paths must start with T_PREFIX (T_POD_PREFIX for the Serve proxy) */
+    bool serve_deployed; /* a config was accepted: the apps exist, the Serve proxy routes */
+    int serve_gets; /* GETs answered since: app1 is DEPLOYING at the first, then RUNNING */
+    bool serve_bad_shape; /* GET answers "applications" as an array */
+    int healthz_mode; /* 0 as Serve does, 1 no answer, 2 answers 204, 3 draining */
+    bool healthz_token; /* a token came with the last /-/healthz */
 } s_t_head_t;
 
 /* Answers a text body. */
@@ -566,11 +733,22 @@ static void s_t_handle(httpd_conn_t *c, const httpd_req_t *req, void *arg)
                 "\"ServiceUnavailable\",\"code\":503}");
             return;
         }
-        if (strncmp(path, T_PREFIX, strlen(T_PREFIX)) != 0) {
+        if (strncmp(path, "/api/v1/namespaces/ns1/pods/nopod:8000/proxy/", 45) == 0) {
+            s_t_json(c, 503,
+                     "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
+                     "\"message\":\"error trying to reach service: dial tcp 10.0.0.9:8000: "
+                     "connect: connection refused\",\"reason\":\"ServiceUnavailable\",\"code\":"
+                     "503}");
+            return;
+        }
+        if (strncmp(path, T_POD_PREFIX, strlen(T_POD_PREFIX)) == 0) {
+            path += strlen(T_POD_PREFIX);
+        } else if (strncmp(path, T_PREFIX, strlen(T_PREFIX)) == 0) {
+            path += strlen(T_PREFIX);
+        } else {
             s_t_json(c, 404, "{\"kind\":\"Status\",\"message\":\"not found\",\"code\":404}");
             return;
         }
-        path += strlen(T_PREFIX);
     }
     snprintf(h->path, sizeof(h->path), "%s", path);
     snprintf(h->method, sizeof(h->method), "%s", req->method);
@@ -579,6 +757,7 @@ static void s_t_handle(httpd_conn_t *c, const httpd_req_t *req, void *arg)
              (v = httpd_req_header(req, "Content-Type")) ? v : "");
     snprintf(h->k8s_auth, sizeof(h->k8s_auth), "%s",
              (v = httpd_req_header(req, "Authorization")) ? v : "");
+    snprintf(h->query, sizeof(h->query), "%s", req->query);
     for (size_t i = 0; i < req->nheaders; i++)
         if (strcasecmp(req->headers[i].name, "Referer") == 0 ||
             strcasecmp(req->headers[i].name, "Origin") == 0 ||
@@ -590,6 +769,20 @@ static void s_t_handle(httpd_conn_t *c, const httpd_req_t *req, void *arg)
         s_t_text(c, 405, "Method Not Allowed for browser traffic.");
         return;
     }
+    if (strcmp(path, "/-/healthz") == 0) { /* the Serve proxy: no token needed */
+        h->healthz_token = httpd_req_header(req, "x-ray-authorization") != NULL;
+        if (h->healthz_mode == 1)
+            return;
+        if (h->healthz_mode == 2)
+            httpd_respond(c, 204, NULL, NULL, "", 0);
+        else if (h->healthz_mode == 3)
+            s_t_text(c, 503, "This node is being drained.");
+        else if (!h->serve_deployed)
+            s_t_text(c, 503, "Route table is not populated yet.");
+        else
+            s_t_text(c, 200, "success");
+        return;
+    }
     v = httpd_req_header(req, "x-ray-authorization");
     if (!v || strcmp(v, "Bearer " T_TOKEN) != 0) {
         s_t_text(c, v ? 403 : 401,
@@ -598,7 +791,43 @@ static void s_t_handle(httpd_conn_t *c, const httpd_req_t *req, void *arg)
         return;
     }
     bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
-    if (post && strcmp(path, "/api/jobs/") == 0) {
+    if (get && strcmp(path, "/api/serve/applications/") == 0) {
+        if (strcmp(req->query, "api_type=declarative") != 0) {
+            s_t_text(c, 400,
+                     "Invalid 'api_type' value. Must be one of ['declarative', 'imperative']");
+        } else if (h->serve_bad_shape) {
+            s_t_json(c, 200, "{\"applications\": []}");
+        } else if (!h->serve_deployed) {
+            s_t_json(c, 200, T_SERVE_EMPTY);
+        } else {
+            char out[512];
+            snprintf(out, sizeof(out),
+                     "{\"deploy_mode\":\"MULTI_APP\",\"applications\":{\"app1\":{\"name\":"
+                     "\"app1\",\"route_prefix\":\"/a\",\"status\":\"%s\",\"message\":\"\","
+                     "\"deployments\":{}},\"app2\":{\"name\":\"app2\",\"route_prefix\":\"/b\","
+                     "\"status\":\"RUNNING\",\"message\":\"\",\"deployments\":{}}}}",
+                     h->serve_gets++ == 0 ? "DEPLOYING" : "RUNNING");
+            s_t_json(c, 200, out);
+        }
+    } else if (strcmp(req->method, "PUT") == 0 && strcmp(path, "/api/serve/applications/") == 0) {
+        json_t *b = NULL;
+        jx_parse(req->body, req->body_len, "serve config", &b, NULL);
+        json_t *apps = json_object_get(b, "applications");
+        const char *imp = jx_str(json_array_get(apps, 0), "import_path", "");
+        if (!json_is_array(apps)) {
+            s_t_text(
+                c, 400,
+                "ValidationError(model='ServeDeploySchema', errors=[{'loc': ('applications',), "
+                "'msg': 'field required', 'type': 'value_error.missing'}])\nsecond line");
+        } else if (strcmp(imp, "boom.x") == 0) {
+            s_t_text(c, 500, "Traceback (most recent call last):\n  File \"serve_head.py\"");
+        } else {
+            h->serve_deployed = true;
+            h->serve_gets = 0;
+            httpd_respond(c, 200, "text/plain", NULL, "", 0);
+        }
+        json_decref(b);
+    } else if (post && strcmp(path, "/api/jobs/") == 0) {
         json_t *b = NULL;
         jx_parse(req->body, req->body_len, "submit", &b, NULL);
         const char *sid = jx_str(b, "submission_id", "");
@@ -687,6 +916,10 @@ typedef struct {
     size_t list_n; /* array size of res->body (list) */
     bool body_null; /* res->body was NULL */
     int64_t elapsed_us; /* res->elapsed_us */
+    int ready_rc; /* raydash_serve_ready(res->body) */
+    size_t napps; /* its application count */
+    bool ready; /* its readiness */
+    char app1[16]; /* res->body's applications.app1.status, "" when none */
 } s_t_res_t;
 
 static void s_t_done(const raydash_result_t *r, void *arg)
@@ -708,6 +941,8 @@ static void s_t_done(const raydash_result_t *r, void *arg)
     x->list_n = json_is_array(r->body) ? json_array_size(r->body) : 0;
     x->body_null = r->body == NULL;
     x->elapsed_us = r->elapsed_us;
+    x->ready_rc = raydash_serve_ready(r->body, &x->napps, &x->ready);
+    snprintf(x->app1, sizeof(x->app1), "%s", jx_str(r->body, "applications.app1.status", ""));
 }
 
 /* A callback that destroys the client (*arg) from inside. */
@@ -814,6 +1049,119 @@ static int s_t_common(loop_t *loop, raydash_t *d, const raydash_target_t *t, s_t
     return failed;
 }
 
+/* The Serve calls both modes share: GET before any PUT (no apps, not ready; the declarative
+ * filter sent), the health check refused before Serve runs (503 "Route table is not populated
+ * yet.", no token sent), a config refused by validation (400 -> ERR_INVAL with the first line) or
+ * failing (500), a good PUT (method, path, content type), app1 DEPLOYING then RUNNING, the health
+ * check 200 after, draining, a 204, a GET of the wrong shape. `pod` is the fake head's. */
+static int s_t_serve(loop_t *loop, raydash_t *d, const raydash_target_t *t,
+                     const raydash_pod_t *pod, s_t_head_t *h)
+{
+    int failed = 0;
+    s_t_res_t x;
+    h->serve_deployed = false;
+    h->healthz_mode = 0;
+    T_RUN(&x, raydash_serve_get(d, t, s_t_done, &x));
+    CHECK(x.err == 0 && x.status == 200 && !x.body_null && *x.message == 0);
+    CHECK(x.ready_rc == 0 && x.napps == 0 && !x.ready);
+    CHECK(strcmp(h->method, "GET") == 0 && strcmp(h->path, "/api/serve/applications/") == 0 &&
+          strcmp(h->query, "api_type=declarative") == 0);
+    T_RUN(&x, raydash_serve_healthz(d, pod, s_t_done, &x));
+    CHECK(x.err == ERR_SERVER && x.status == 503 &&
+          strcmp(x.message, "serve healthz: HTTP 503: Route table is not populated yet.") == 0);
+    CHECK(strcmp(h->path, "/-/healthz") == 0 && strcmp(h->method, "GET") == 0 && !h->healthz_token);
+
+    json_t *cfg =
+        json_pack("{s:s, s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}]}", "proxy_location", "EveryNode",
+                  "applications", "name", "app1", "route_prefix", "/a", "import_path", "m.a:app",
+                  "name", "app2", "route_prefix", "/b", "import_path", "m.b:app");
+    json_t *bad = json_pack("{s:s}", "proxy_location", "EveryNode");
+    T_RUN(&x, raydash_serve_put(d, t, bad, s_t_done, &x));
+    CHECK(x.err == ERR_INVAL && x.status == 400 && x.body_null &&
+          strncmp(x.message, "put serve apps: HTTP 400: ValidationError(model='ServeDeploySchema'",
+                  67) == 0 &&
+          strstr(x.message, "second line") == NULL);
+    CHECK(strcmp(h->method, "PUT") == 0 && strcmp(h->path, "/api/serve/applications/") == 0 &&
+          strcmp(h->ctype, "application/json") == 0 && !h->browser);
+    json_object_set_new(bad, "applications",
+                        json_pack("[{s:s, s:s}]", "name", "x", "import_path", "boom.x"));
+    T_RUN(&x, raydash_serve_put(d, t, bad, s_t_done, &x));
+    CHECK(x.err == ERR_SERVER && x.status == 500 &&
+          strcmp(x.message, "put serve apps: HTTP 500: Traceback (most recent call last):") == 0);
+    json_decref(bad);
+    T_RUN(&x, raydash_serve_put(d, t, cfg, s_t_done, &x));
+    CHECK(x.err == 0 && x.status == 200 && *x.message == 0 && h->serve_deployed);
+    json_decref(cfg);
+
+    T_RUN(&x, raydash_serve_get(d, t, s_t_done, &x));
+    CHECK(x.err == 0 && x.ready_rc == 0 && x.napps == 2 && !x.ready &&
+          strcmp(x.app1, "DEPLOYING") == 0);
+    T_RUN(&x, raydash_serve_get(d, t, s_t_done, &x));
+    CHECK(x.err == 0 && x.ready_rc == 0 && x.napps == 2 && x.ready &&
+          strcmp(x.app1, "RUNNING") == 0);
+    T_RUN(&x, raydash_serve_healthz(d, pod, s_t_done, &x));
+    CHECK(x.err == 0 && x.status == 200 && *x.message == 0 && x.body_null && !h->healthz_token);
+    h->healthz_mode = 3;
+    T_RUN(&x, raydash_serve_healthz(d, pod, s_t_done, &x));
+    CHECK(x.err == ERR_SERVER && strstr(x.message, "HTTP 503: This node is being drained."));
+    h->healthz_mode = 2;
+    T_RUN(&x, raydash_serve_healthz(d, pod, s_t_done, &x));
+    CHECK(x.err == ERR_PROTO && x.status == 204);
+    h->healthz_mode = 0;
+    h->serve_bad_shape = true;
+    T_RUN(&x, raydash_serve_get(d, t, s_t_done, &x));
+    CHECK(x.err == ERR_PROTO && x.status == 200 && x.body_null &&
+          strstr(x.message, "get serve apps: HTTP 200: unexpected answer"));
+    h->serve_bad_shape = false;
+    return failed;
+}
+
+/* raydash_serve_ready() over answers of every shape. */
+static int s_t_ready(void)
+{
+    int failed = 0;
+    static const struct {
+        const char *answer; /* JSON, or NULL for a NULL answer */
+        int rc; /* expected return */
+        size_t napps; /* expected count */
+        bool ready; /* expected readiness */
+    } cases[] = {
+        {NULL, ERR_PROTO, 0, false},
+        {"[]", ERR_PROTO, 0, false},
+        {"{}", ERR_PROTO, 0, false},
+        {"{\"applications\": []}", ERR_PROTO, 0, false},
+        {"{\"applications\": null}", ERR_PROTO, 0, false},
+        {T_SERVE_EMPTY, 0, 0, false},
+        {"{\"applications\": {\"a\": {\"status\": \"RUNNING\"}}}", 0, 1, true},
+        {"{\"applications\": {\"\": {\"status\": \"RUNNING\"}}}", 0, 1, true},
+        {"{\"applications\": {\"a\": {\"status\": \"RUNNING\"}, \"b\": {\"status\": "
+         "\"DEPLOYING\"}}}",
+         0, 2, false},
+        {"{\"applications\": {\"a\": {\"status\": \"running\"}}}", 0, 1, false},
+        {"{\"applications\": {\"a\": {\"status\": \"UNHEALTHY\"}}}", 0, 1, false},
+        {"{\"applications\": {\"a\": {\"status\": null}}}", 0, 1, false},
+        {"{\"applications\": {\"a\": {\"name\": \"a\"}}}", 0, 1, false},
+        {"{\"applications\": {\"a\": {\"status\": 1}}}", ERR_PROTO, 0, false},
+        {"{\"applications\": {\"a\": \"RUNNING\"}}", ERR_PROTO, 0, false},
+        {"{\"applications\": {\"a\": {\"status\": \"RUNNING\"}, \"b\": null}}", ERR_PROTO, 0,
+         false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *a = NULL;
+        if (cases[i].answer)
+            CHECK(jx_parse(cases[i].answer, strlen(cases[i].answer), "case", &a, NULL) == 0);
+        size_t n = 99;
+        bool ready = true;
+        int rc = raydash_serve_ready(a, &n, &ready);
+        CHECK(rc == cases[i].rc && n == cases[i].napps && ready == cases[i].ready);
+        if (rc != cases[i].rc || n != cases[i].napps || ready != cases[i].ready)
+            printf("  serve_ready case %zu: rc %d napps %zu ready %d\n", i, rc, n, ready);
+        CHECK(raydash_serve_ready(a, NULL, NULL) == cases[i].rc);
+        json_decref(a);
+    }
+    return failed;
+}
+
 int raydash_test(bool verbose)
 {
     int failed = 0;
@@ -822,6 +1170,7 @@ int raydash_test(bool verbose)
           raydash_status_terminal("FAILED") && !raydash_status_terminal("RUNNING") &&
           !raydash_status_terminal("PENDING") && !raydash_status_terminal("") &&
           !raydash_status_terminal(NULL));
+    failed += s_t_ready();
     loop_t *loop = loop_new();
     s_t_head_t head = {0};
     httpd_t *srv = loop ? httpd_new(loop, "127.0.0.1", 0, 0, s_t_handle, &head) : NULL;
@@ -853,6 +1202,8 @@ int raydash_test(bool verbose)
 
     /* direct mode: the whole API */
     failed += s_t_common(loop, d, &t, &head);
+    raydash_pod_t pod = {.ip = "127.0.0.1", .port = httpd_port(srv)};
+    failed += s_t_serve(loop, d, &t, &pod, &head);
 
     /* refused before any request: bad ids, targets, tokens, bodies */
     int hits = head.hits;
@@ -887,6 +1238,43 @@ int raydash_test(bool verbose)
         bad.address = bad_addrs[i];
         CHECK(raydash_list_jobs(d, &bad, s_t_done, &x) == ERR_INVAL);
     }
+    /* the Serve calls: a config that is not an object or too big, pods that do not fit */
+    CHECK(raydash_serve_put(d, &t, NULL, s_t_done, &x) == ERR_INVAL);
+    json_t *cfg = json_array();
+    CHECK(raydash_serve_put(d, &t, cfg, s_t_done, &x) == ERR_INVAL);
+    json_decref(cfg);
+    char *huge = malloc(RAYDASH_MAX_BODY + 1);
+    if (huge) {
+        memset(huge, 'x', RAYDASH_MAX_BODY);
+        huge[RAYDASH_MAX_BODY] = 0;
+        cfg = json_pack("{s:s}", "import_path", huge);
+        CHECK(cfg && raydash_serve_put(d, &t, cfg, s_t_done, &x) == ERR_TOOBIG);
+        json_decref(cfg);
+        free(huge);
+    }
+    CHECK(raydash_serve_get(d, NULL, s_t_done, &x) == ERR_INVAL);
+    CHECK(raydash_serve_get(d, &t, NULL, &x) == ERR_INVAL);
+    CHECK(raydash_serve_healthz(d, NULL, s_t_done, &x) == ERR_INVAL);
+    CHECK(raydash_serve_healthz(d, &pod, NULL, &x) == ERR_INVAL);
+    CHECK(raydash_serve_healthz(NULL, &pod, s_t_done, &x) == ERR_INVAL);
+    char long_ip[80];
+    memset(long_ip, '1', sizeof(long_ip) - 1);
+    long_ip[sizeof(long_ip) - 1] = 0;
+    const raydash_pod_t bad_pods[] = {
+        {.port = 8000},
+        {.ip = "", .port = 8000},
+        {.ip = "1.2.3.4/x", .port = 8000},
+        {.ip = "a b", .port = 8000},
+        {.ip = "h\n", .port = 8000},
+        {.ip = "u@h", .port = 8000},
+        {.ip = "[::1]", .port = 8000},
+        {.ip = long_ip, .port = 8000},
+        {.ip = "1.2.3.4", .port = -1},
+        {.ip = "1.2.3.4", .port = 65536},
+        {.ns = "ns1", .pod = "head-pod", .port = 8000}, /* direct needs the ip */
+    };
+    for (size_t i = 0; i < sizeof(bad_pods) / sizeof(bad_pods[0]); i++)
+        CHECK(raydash_serve_healthz(d, &bad_pods[i], s_t_done, &x) == ERR_INVAL);
     loop_run_once(loop, 20);
     CHECK(head.hits == hits && x.done == 0);
 
@@ -915,6 +1303,13 @@ int raydash_test(bool verbose)
     bad.address = "127.0.0.1:1";
     T_RUN(&x, raydash_get_job(d, &bad, "j1", s_t_done, &x));
     CHECK(x.err == ERR_CONNREFUSED && x.status == 0 && strncmp(x.message, "get job: ", 9) == 0);
+    raydash_pod_t rp = {.ip = "127.0.0.1", .port = 1};
+    T_RUN(&x, raydash_serve_healthz(d, &rp, s_t_done, &x));
+    CHECK(x.err == ERR_CONNREFUSED && x.status == 0 &&
+          strncmp(x.message, "serve healthz: ", 15) == 0);
+    rp.ip = "::1"; /* bracketed in the URL: refused (or unreachable), never a malformed URL */
+    T_RUN(&x, raydash_serve_healthz(d, &rp, s_t_done, &x));
+    CHECK(x.err == ERR_CONNREFUSED);
 
     /* cancel: the callback never runs; stats */
     raydash_stats_t st;
@@ -951,6 +1346,10 @@ int raydash_test(bool verbose)
     if (fast) {
         T_RUN(&x, raydash_get_job(fast, &t, "slow", s_t_done, &x));
         CHECK(x.err == ERR_TIMEOUT && x.elapsed_us >= 150000 && x.elapsed_us < 2000000);
+        head.healthz_mode = 1;
+        T_RUN(&x, raydash_serve_healthz(fast, &pod, s_t_done, &x));
+        CHECK(x.err == ERR_TIMEOUT && x.elapsed_us >= 150000 && x.elapsed_us < 2000000);
+        head.healthz_mode = 0;
         /* destroyed with a call in flight: no callback */
         memset(&x, 0, sizeof(x));
         CHECK(raydash_get_job(fast, &t, "slow", s_t_done, &x) > 0);
@@ -977,6 +1376,21 @@ int raydash_test(bool verbose)
         raydash_target_t pt = {.ns = "ns1", .service = "head-svc", .token = T_TOKEN};
         failed += s_t_common(loop, d, &pt, &head);
         CHECK(strcmp(head.k8s_auth, "Bearer api-server-token") == 0);
+        raydash_pod_t pp = {.ns = "ns1", .pod = "head-pod"}; /* port 0: 8000 (T_POD_PREFIX) */
+        failed += s_t_serve(loop, d, &pt, &pp, &head);
+        CHECK(strcmp(head.k8s_auth, "Bearer api-server-token") == 0);
+        pp.pod = "nopod"; /* the API server cannot reach the pod's port 8000 */
+        T_RUN(&x, raydash_serve_healthz(d, &pp, s_t_done, &x));
+        if (verbose)
+            printf("  nopod: %d %ld %s\n", x.err, x.status, x.message);
+        CHECK(x.err == ERR_SERVER && x.status == 503 &&
+              strstr(x.message, "dial tcp 10.0.0.9:8000: connect: connection refused"));
+        pp.ns = NULL;
+        CHECK(raydash_serve_healthz(d, &pp, s_t_done, &x) == ERR_INVAL);
+        pp = (raydash_pod_t){.ip = "127.0.0.1", .port = 8000}; /* the proxy needs ns and pod */
+        CHECK(raydash_serve_healthz(d, &pp, s_t_done, &x) == ERR_INVAL);
+        pp = (raydash_pod_t){.ns = "ns1", .pod = "a\tb"};
+        CHECK(raydash_serve_healthz(d, &pp, s_t_done, &x) == ERR_INVAL);
         raydash_target_t nt = pt;
         nt.service = "nohead";
         json_t *req = json_pack("{s:s, s:s}", "entrypoint", "x", "submission_id", "p1");

@@ -9,6 +9,15 @@
  * delete, after which the job is gone; a Service without endpoints is the proxy's 503
  * (ERR_SERVER with its text); an unknown Service is an error naming it.
  *
+ * Serve (through the same Service proxy, and the head pod's proxy for the Serve proxy's health
+ * check): GET before any PUT has no applications (not ready); the health check is refused (the
+ * head's port 8000 is closed until Serve runs: the proxy's 503); a config Serve's validation
+ * refuses is ERR_INVAL with Serve's ValidationError; a two-app config is accepted; the health
+ * check answers 503 "Route table is not populated yet." while the apps deploy; the apps go
+ * DEPLOYING -> RUNNING on the head's timings (rayhead's defaults: kubesim takes no head options);
+ * then the health check answers 200, 503 while the proxy drains, and an unknown pod is
+ * ERR_NOTFOUND.
+ *
  * Usage: raydash_it [-v]. Exit 0 when every check passes.
  */
 #include "apiserver.h"
@@ -57,6 +66,10 @@ typedef struct {
     bool stopped;
     bool has_logs;
     size_t list_n;
+    int ready_rc; /* raydash_serve_ready(body) */
+    size_t napps; /* its application count */
+    bool ready; /* its readiness */
+    char app1[24], app2[24]; /* applications.app{1,2}.status, "" when absent */
 } r_res_t;
 
 static void s_r_done(const raydash_result_t *r, void *arg)
@@ -72,6 +85,9 @@ static void s_r_done(const raydash_result_t *r, void *arg)
     x->stopped = r->stopped;
     x->has_logs = r->logs != NULL;
     x->list_n = json_is_array(r->body) ? json_array_size(r->body) : 0;
+    x->ready_rc = raydash_serve_ready(r->body, &x->napps, &x->ready);
+    snprintf(x->app1, sizeof(x->app1), "%s", jx_str(r->body, "applications.app1.status", ""));
+    snprintf(x->app2, sizeof(x->app2), "%s", jx_str(r->body, "applications.app2.status", ""));
 }
 
 /* Runs the loop until *flag >= 1 or IT_WAIT_MS pass. */
@@ -124,7 +140,86 @@ static void s_until_terminal(raydash_t *d, const raydash_target_t *t, const char
     (void)failed;
 }
 
-static int s_tests(k8s_client_t *kc)
+/* The Serve API and the Serve proxy's health check of head pod default/demo-head (head: its
+ * simulated head), with the dashboard at `t`. */
+static int s_serve(raydash_t *d, const raydash_target_t *t, rayhead_t *head)
+{
+    int failed = 0;
+    r_res_t x;
+    RUN(&x, raydash_serve_get(d, t, s_r_done, &x));
+    CHECK(x.err == 0 && x.status == 200 && x.ready_rc == 0 && x.napps == 0 && !x.ready);
+    raydash_pod_t pod = {.ns = "default", .pod = "demo-head"}; /* port 0: 8000 */
+    RUN(&x, raydash_serve_healthz(d, &pod, s_r_done, &x));
+    if (g_verbose)
+        printf("  healthz before Serve: err %d status %ld %s\n", x.err, x.status, x.message);
+    CHECK(x.err == ERR_SERVER && x.status == 503 &&
+          strstr(x.message, ":8000: connect: connection refused"));
+
+    json_t *bad =
+        json_pack("{s:[{s:s, s:s}]}", "applications", "name", "app1", "import_path", "nodots");
+    RUN(&x, raydash_serve_put(d, t, bad, s_r_done, &x));
+    json_decref(bad);
+    if (g_verbose)
+        printf("  bad config: err %d status %ld %s\n", x.err, x.status, x.message);
+    CHECK(x.err == ERR_INVAL && x.status == 400 &&
+          strncmp(x.message, "put serve apps: HTTP 400: ValidationError(", 42) == 0 &&
+          strstr(x.message, "Got invalid import path \"nodots\""));
+    RUN(&x, raydash_serve_get(d, t, s_r_done, &x));
+    CHECK(x.err == 0 && x.napps == 0); /* nothing deployed */
+
+    json_t *cfg = json_pack("{s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}]}", "applications", "name",
+                            "app1", "route_prefix", "/a", "import_path", "fruit.stand:app", "name",
+                            "app2", "route_prefix", "/b", "import_path", "calc.main:app");
+    int64_t put_ms = loop_clock_ms();
+    RUN(&x, raydash_serve_put(d, t, cfg, s_r_done, &x));
+    json_decref(cfg);
+    CHECK(x.err == 0 && x.status == 200 && *x.message == 0);
+    RUN(&x, raydash_serve_get(d, t, s_r_done, &x));
+    CHECK(x.err == 0 && x.ready_rc == 0 && x.napps == 2 && !x.ready &&
+          strcmp(x.app1, "DEPLOYING") == 0 && strcmp(x.app2, "DEPLOYING") == 0);
+    RUN(&x, raydash_serve_healthz(d, &pod, s_r_done, &x));
+    if (g_verbose)
+        printf("  healthz while deploying: err %d status %ld %s\n", x.err, x.status, x.message);
+    CHECK(x.err == ERR_SERVER && x.status == 503 &&
+          strcmp(x.message, "serve healthz: HTTP 503: Route table is not populated yet.") == 0);
+
+    /* DEPLOYING -> RUNNING on the head's timings */
+    int64_t end = loop_clock_ms() + IT_WAIT_MS;
+    do {
+        RUN(&x, raydash_serve_get(d, t, s_r_done, &x));
+        if (x.err || x.ready)
+            break;
+        CHECK(strcmp(x.app1, "DEPLOYING") == 0 && strcmp(x.app2, "DEPLOYING") == 0);
+        int64_t pause = loop_clock_ms() + 100;
+        while (loop_clock_ms() < pause)
+            loop_run_once(g_loop, IT_TURN_MS);
+    } while (loop_clock_ms() < end);
+    int64_t took = loop_clock_ms() - put_ms;
+    if (g_verbose)
+        printf("  apps RUNNING after %lld ms\n", (long long)took);
+    CHECK(x.err == 0 && x.ready_rc == 0 && x.napps == 2 && x.ready &&
+          strcmp(x.app1, "RUNNING") == 0 && strcmp(x.app2, "RUNNING") == 0);
+    CHECK(took >= RAYHEAD_DEFAULT_SERVE_BUILD_MS + RAYHEAD_DEFAULT_SERVE_UPDATE_MS - 200);
+
+    RUN(&x, raydash_serve_healthz(d, &pod, s_r_done, &x));
+    CHECK(x.err == 0 && x.status == 200 && *x.message == 0);
+    pod.port = 8000;
+    RUN(&x, raydash_serve_healthz(d, &pod, s_r_done, &x));
+    CHECK(x.err == 0 && x.status == 200);
+    CHECK(head != NULL);
+    if (head) {
+        rayhead_set_serve_draining(head, true);
+        RUN(&x, raydash_serve_healthz(d, &pod, s_r_done, &x));
+        CHECK(x.err == ERR_SERVER && x.status == 503 && strstr(x.message, "being drained"));
+        rayhead_set_serve_draining(head, false);
+    }
+    pod.pod = "no-such-pod";
+    RUN(&x, raydash_serve_healthz(d, &pod, s_r_done, &x));
+    CHECK(x.err == ERR_NOTFOUND && x.status == 404 && strstr(x.message, "no-such-pod"));
+    return failed;
+}
+
+static int s_tests(k8s_client_t *kc, raysim_t *ray)
 {
     int failed = 0;
     k8s_res_t pods = {.version = "v1", .resource = "pods", .namespace_ = "default"};
@@ -223,6 +318,8 @@ static int s_tests(k8s_client_t *kc)
         printf("  no service: err %d status %ld %s\n", x.err, x.status, x.message);
     CHECK(x.err == ERR_NOTFOUND && strstr(x.message, "missing-svc"));
 
+    failed += s_serve(d, &t, raysim_head(ray, "default", "demo-head"));
+
     raydash_stats_t st;
     raydash_stats(d, &st);
     CHECK(st.inflight == 0 && st.calls == st.answered);
@@ -256,7 +353,7 @@ int main(int argc, char **argv)
     k8s_client_t *c = k8s_client_new(g_loop, &kc, NULL);
     CHECK(c != NULL);
     if (c)
-        failed += s_tests(c);
+        failed += s_tests(c, apiserver_raysim(api));
     k8s_client_destroy(&c);
     apiserver_destroy(&api);
     loop_destroy(&g_loop);
