@@ -669,6 +669,25 @@ int gateway_tick(gateway_t *g)
     json_array_foreach(classes, i, o) writes += s_sync_class(g, o, now);
     json_array_foreach(gws, i, o) writes += s_sync_gateway(g, o, routes, now);
     json_array_foreach(routes, i, o) writes += s_sync_route(g, o, now);
+    /* Forget the round-robin state of rules whose route is gone. */
+    json_t *live = json_object();
+    json_array_foreach(routes, i, o)
+    {
+        char key[S_KEY_MAX];
+        snprintf(key, sizeof(key), "%s/%s", s_ns(o), s_name(o));
+        json_object_set_new(live, key, json_true());
+    }
+    const char *k;
+    void *tmp;
+    json_object_foreach_safe(g->wrr, tmp, k, o)
+    {
+        const char *slash = strrchr(k, '/');
+        char key[S_KEY_MAX];
+        snprintf(key, sizeof(key), "%.*s", slash ? (int)(slash - k) : 0, k);
+        if (!json_object_get(live, key))
+            json_object_del(g->wrr, k);
+    }
+    json_decref(live);
     json_decref(classes);
     json_decref(gws);
     json_decref(routes);
@@ -1351,6 +1370,17 @@ int gateway_test(bool verbose)
     t_traffic(&e, "rs-gateway", "/", 3, &a, &b, &other, &status);
     CHECK(other == 3 && status == 500);
     CHECK(gateway_proxy(NULL, "default", "x", "GET", "/", NULL, 0, 0, NULL) == ERR_INVAL);
+
+    /* A deleted route's round-robin state is dropped; the Gateway counts one route less. */
+    CHECK(json_object_get(e.g->wrr, "default/broken/0") != NULL);
+    CHECK(objstore_delete(e.s, t_res(e.s, "HTTPRoute"), "default", "broken", NULL, NULL, NULL,
+                          &st) == 0);
+    CHECK(gateway_tick(e.g) > 0);
+    CHECK(json_object_get(e.g->wrr, "default/broken/0") == NULL);
+    CHECK(json_object_get(e.g->wrr, "default/rs-httproute/0") != NULL);
+    gw = t_get(&e, "Gateway", "default", "rs-gateway");
+    CHECK(jx_int(json_array_get(jx_get(gw, "status.listeners"), 0), "attachedRoutes", -1) == 1);
+    json_decref(gw);
 
     gateway_destroy(&e.g);
     CHECK(e.g == NULL);

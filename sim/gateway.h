@@ -20,7 +20,8 @@
  *     attachedRoutes, Accepted/Programmed/ResolvedRefs True, Conflicted False NoConflicts) and
  *     an address (IPAddress 10.96.128.x, stable per Gateway); a Gateway whose class does not
  *     exist stays as upstream's CRD defaults it: Accepted and Programmed Unknown, reason
- *     Pending, "Waiting for controller" (no controller owns it);
+ *     Pending, "Waiting for controller" (no controller owns it); one whose class goes away
+ *     keeps its last status, as no controller writes it any more;
  *   - an HTTPRoute: one status.parents entry per parentRef naming a Gateway that exists and has
  *     a class (controllerName = the class's spec.controllerName): Accepted=True (Accepted), or
  *     False NotAllowedByListeners (allowedRoutes Same/All/Selector-by-matchLabels; or
