@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "controllers.h"
 #include "err.h"
+#include "gateway.h"
 #include "httpd.h"
 #include "json.h"
 #include "log.h"
@@ -92,6 +93,7 @@ struct apiserver {
     kubelet_t *kubelet; /* simulated scheduler and kubelet, or NULL */
     controllers_t *ctrl; /* simulated Job and EndpointSlice controllers, or NULL */
     raysim_t *ray; /* Ray heads behind the service proxy, or NULL */
+    gateway_t *gw; /* Gateway API controller and data plane, or NULL */
     uint32_t service_ips; /* cluster IPs handed out so far */
     char token[256]; /* bearer token accepted over TLS ("" = none) */
     objstore_t *store; /* the objects */
@@ -722,7 +724,8 @@ static json_t *s_age_cell(apiserver_t *a, const json_t *ts)
     return json_string(age);
 }
 
-/* Evaluates a simple JSONPath (".a.b[0].c", optional {} braces) on obj; borrowed or NULL. */
+/* Evaluates a simple JSONPath (".a.b[0].c", optional {} braces; [*] takes the first element,
+ * [?(@.k=="v")] the first whose k is "v") on obj; borrowed or NULL. */
 static const json_t *s_jsonpath(const json_t *obj, const char *path)
 {
     char buf[512];
@@ -756,7 +759,28 @@ static const json_t *s_jsonpath(const json_t *obj, const char *path)
                 return NULL;
             *e = '\0';
             char *q = p + 1;
-            if (*q == '\'' || *q == '"') {
+            if (q[0] == '?' && q[1] == '(' && q[2] == '@' && q[3] == '.') {
+                /* [?(@.key=="value")]: the first element whose key is that string. */
+                char *key = q + 4, *eq = strstr(key, "==");
+                size_t vl = eq ? strlen(eq + 2) : 0;
+                if (!eq || vl < 3 || !json_is_array(cur) || eq[2 + vl - 1] != ')')
+                    return NULL;
+                *eq = '\0';
+                char *val = eq + 3;
+                val[vl - 3] = '\0'; /* drop the closing quote and ')' */
+                const json_t *hit = NULL;
+                size_t k;
+                json_t *el;
+                json_array_foreach(cur, k, el)
+                {
+                    const char *ev = json_string_value(json_object_get(el, key));
+                    if (!hit && ev && strcmp(ev, val) == 0)
+                        hit = el;
+                }
+                cur = hit;
+            } else if (strcmp(q, "*") == 0) {
+                cur = json_is_array(cur) ? json_array_get(cur, 0) : NULL; /* the first one */
+            } else if (*q == '\'' || *q == '"') {
                 size_t ql = strlen(q);
                 if (ql < 2)
                     return NULL;
@@ -1169,6 +1193,7 @@ static json_t *s_after_write(reqctx_t *x, json_t *obj, bool deleted)
                 json_decref(upd);
             }
         }
+        gateway_rebind(a->gw);
     }
     s_gc_soon(a);
     return obj;
@@ -2586,6 +2611,8 @@ static void s_admin(reqctx_t *x, const char *what)
     s_reply_json(x, 200, json_pack("{s:I}", "count", count), NULL);
 }
 
+static int s_proxy_target(reqctx_t *x, buf_t *target);
+
 /* GET|POST|PUT|DELETE .../namespaces/{ns}/{services|pods}/{name}[:{port}]/proxy[/rest]: the API
  * server's proxy to a Service or Pod, which kubesim answers from the simulated Ray head behind
  * it (sim/raysim.h). The path after "/proxy" and the query go to the head unchanged. */
@@ -2604,16 +2631,9 @@ static void s_proxy(reqctx_t *x, bool pod, const char *name_port)
         *colon = '\0';
         port = colon + 1;
     }
-    // The rest of the raw (still percent-encoded) path after "/<name>/proxy".
-    const char *raw = x->req->path;
-    const char *at = strstr(raw, "/proxy");
-    while (at && at[6] != '\0' && at[6] != '/')
-        at = strstr(at + 6, "/proxy");
-    const char *rest = at ? at + 6 : "";
     buf_t target;
     buf_init(&target, AS_PATH_MAX + 4096);
-    if (buf_puts(&target, *rest ? rest : "/") < 0 ||
-        (x->req->query[0] && buf_printf(&target, "?%s", x->req->query) < 0)) {
+    if (s_proxy_target(x, &target) < 0) {
         buf_free(&target);
         s_fail(x, 414, "RequestURITooLong", "proxy target too long");
         return;
@@ -2624,6 +2644,50 @@ static void s_proxy(reqctx_t *x, bool pod, const char *name_port)
                                x->req->body, x->req->body_len, objstore_now_ms(a->store), &resp)
             : raysim_proxy(a->ray, x->ns, name, port, x->req->method, buf_str(&target),
                            x->req->body, x->req->body_len, objstore_now_ms(a->store), &resp);
+    buf_free(&target);
+    if (rc < 0)
+        s_fail(x, 500, "InternalError", err_str(rc));
+    else
+        s_reply_text(x, resp.status, resp.content_type ? resp.content_type : "text/plain", NULL,
+                     buf_str(&resp.body), resp.body.len);
+    rayhead_response_free(&resp);
+}
+
+/* Appends the raw (still percent-encoded) path after the first "/proxy" segment and the query
+ * to target ("/" when the path ends there). Returns 0 or the buffer's error. */
+static int s_proxy_target(reqctx_t *x, buf_t *target)
+{
+    const char *raw = x->req->path;
+    const char *at = strstr(raw, "/proxy");
+    while (at && at[6] != '\0' && at[6] != '/')
+        at = strstr(at + 6, "/proxy");
+    const char *rest = at ? at + 6 : "";
+    if (buf_puts(target, *rest ? rest : "/") < 0 ||
+        (x->req->query[0] && buf_printf(target, "?%s", x->req->query) < 0))
+        return ERR_TOOBIG;
+    return 0;
+}
+
+/* GET|POST|PUT|DELETE /kubesim/gateways/{ns}/{gateway}/proxy[/rest]: a request sent to Gateway
+ * ns/gateway, routed by its HTTPRoutes to a backend Service (gateway_proxy()). */
+static void s_gateway_proxy(reqctx_t *x, const char *ns, const char *name)
+{
+    apiserver_t *a = x->a;
+    if (!a->gw) {
+        s_fail(x, 503, "ServiceUnavailable",
+               "this kubesim runs without simulated workloads or without the Gateway API");
+        return;
+    }
+    buf_t target;
+    buf_init(&target, AS_PATH_MAX + 4096);
+    if (s_proxy_target(x, &target) < 0) {
+        buf_free(&target);
+        s_fail(x, 414, "RequestURITooLong", "proxy target too long");
+        return;
+    }
+    rayhead_response_t resp;
+    int rc = gateway_proxy(a->gw, ns, name, x->req->method, buf_str(&target), x->req->body,
+                           x->req->body_len, objstore_now_ms(a->store), &resp);
     buf_free(&target);
     if (rc < 0)
         s_fail(x, 500, "InternalError", err_str(rc));
@@ -2743,6 +2807,10 @@ static void s_route(reqctx_t *x, char *path, bool delayed)
         i = 3;
     } else if (nseg == 2 && strcmp(seg[0], "kubesim") == 0) {
         s_admin(x, seg[1]);
+        return;
+    } else if (nseg >= 5 && strcmp(seg[0], "kubesim") == 0 && strcmp(seg[1], "gateways") == 0 &&
+               strcmp(seg[4], "proxy") == 0) {
+        s_gateway_proxy(x, seg[2], seg[3]);
         return;
     } else {
         s_not_found_path(x);
@@ -3000,6 +3068,38 @@ static int s_bootstrap(apiserver_t *a, int nodes)
     return 0;
 }
 
+/* The Gateway API add-on: its CRDs as a cluster add-on installs them (Established at once),
+ * and with simulate the controller and data plane behind them. */
+static int s_install_gateway_api(apiserver_t *a, bool simulate)
+{
+    json_t *crds = gateway_crds();
+    if (!crds)
+        return ERR_NOMEM;
+    objstore_res_t *r =
+        objstore_find(a->store, "apiextensions.k8s.io", "customresourcedefinitions");
+    int rc = 0;
+    size_t i;
+    json_t *crd;
+    json_array_foreach(crds, i, crd)
+    {
+        json_t *obj = json_incref(crd), *out = NULL, *upd = NULL;
+        objstore_status_t st;
+        rc = objstore_create(a->store, r, NULL, &obj, &out, &st);
+        if (rc == 0)
+            rc = s_crd_sync(a, out, &upd);
+        json_decref(out);
+        json_decref(upd);
+        if (rc < 0)
+            break;
+    }
+    json_decref(crds);
+    if (rc == 0 && simulate) {
+        a->gw = gateway_new(a->loop, a->store, a->ray);
+        rc = a->gw ? 0 : ERR_NOMEM;
+    }
+    return rc;
+}
+
 /* ---- lifetime --------------------------------------------------------------------------- */
 
 apiserver_t *apiserver_new(loop_t *loop, const apiserver_opts_t *opts)
@@ -3036,6 +3136,8 @@ apiserver_t *apiserver_new(loop_t *loop, const apiserver_opts_t *opts)
             goto fail;
         kubelet_set_raysim(a->kubelet, a->ray);
     }
+    if (!o.no_gateway_api && s_install_gateway_api(a, o.simulate) < 0)
+        goto fail;
     a->http =
         httpd_new(loop, o.host ? o.host : "127.0.0.1", o.port, APISERVER_MAX_BODY, s_on_request, a);
     if (!a->http)
@@ -3079,6 +3181,7 @@ void apiserver_destroy(apiserver_t **ap)
     if (a->gc_soon_timer > 0)
         loop_cancel_timer(a->loop, a->gc_soon_timer);
     httpd_chunk_unref(&a->ev_chunk);
+    gateway_destroy(&a->gw);
     kubelet_set_raysim(a->kubelet, NULL);
     raysim_destroy(&a->ray);
     controllers_destroy(&a->ctrl);

@@ -21,6 +21,10 @@
  *   health checks needs `Authorization: Bearer <token>` or a client certificate signed by the
  *   CA, else 401 Unauthorized (the plain port stays unauthenticated, as kubectl sends no
  *   credentials over http);
+ * - the Gateway API add-on (sim/gateway.h), unless no_gateway_api: its CRDs are created at boot
+ *   (as a cluster add-on would; a user may delete or replace them), and with simulate its
+ *   controller writes their status and GET|POST|PUT|DELETE
+ *   /kubesim/gateways/{ns}/{gateway}/proxy/{path} sends a request through a Gateway;
  * - /kubesim/... admin endpoints for fault injection (see apiserver_fault_t and the README).
  * The objstore is exposed so in-process simulators (kubelet, scheduler, Ray heads) can read and
  * write objects; their writes reach watchers the same way.
@@ -67,6 +71,8 @@ typedef struct {
                       protocol tests that want pods left alone do not) */
     const kubelet_opts_t *kubelet; /* with simulate: kubelet settings (NULL = defaults); the
                                       Nodes are then the kubelet's (`nodes` of them) */
+    bool no_gateway_api; /* do not install the Gateway API add-on (sim/gateway.h: its CRDs at
+                            boot and, with simulate, its controller and data plane) */
 } apiserver_opts_t;
 
 /* An injected error rule: requests matching verb and resource fail with `code` at `rate`. */

@@ -47,6 +47,9 @@ static void s_usage(FILE *f)
            "  --log-level L          debug, info, warn, error (default info)\n"
            "  --simulate on|off      simulated scheduler, kubelet, Job/EndpointSlice\n"
            "                         controllers and Ray heads (default on)\n"
+           "  --gateway-api on|off   Gateway API add-on: gateway.networking.k8s.io/v1 CRDs\n"
+           "                         (GatewayClass, Gateway, HTTPRoute) installed at boot and,\n"
+           "                         with --simulate on, a gateway controller (default on)\n"
            "  --pod-start-ms N       pod bound -> Running delay (default 0)\n"
            "  --pod-ready-ms N       Running -> Ready delay (default 0)\n"
            "  --pod-jitter-ms N      random 0..N ms added to each pod stage\n"
@@ -65,6 +68,8 @@ static void s_usage(FILE *f)
            "and faults, latency, throttle, drop-watches, compact, bookmark; GET stats;\n"
            "GET ray-submissions[?submissionId=ID]: POST /api/jobs/ counted over every\n"
            "simulated head, live or gone ({\"attempts\":N,\"accepted\":N,...}).\n"
+           "Any method on gateways/NS/GATEWAY/proxy/PATH: a request through that Gateway,\n"
+           "routed by its HTTPRoutes (weighted round-robin) to a backend Service's head.\n"
            "KubeRay submitter containers (`ray job submit`) run for real against the heads.\n"
            "Pods: annotations sim.rayfleet.io/fail, exit-code, run-seconds script outcomes.\n"
            "Ray jobs: an entrypoint word FAKE:pending=S,sleep=S,exit=N,log=TEXT scripts them.\n");
@@ -110,6 +115,7 @@ static const char *s_rule(const char *flag)
         {"--token", "1 to 199 characters"},
         {"--minor", "at most 3 characters, such as 32"},
         {"--simulate", "on or off"},
+        {"--gateway-api", "on or off"},
         {"--log-level", "one of debug, info, warn, error"},
         {"--fault", "VERB:RESOURCE:RATE[:CODE], at most 64 of them"},
     };
@@ -243,6 +249,8 @@ int main(int argc, char **argv)
             o.minor = v;
         else if (strcmp(a, "--simulate") == 0 && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0))
             o.simulate = strcmp(v, "on") == 0;
+        else if (strcmp(a, "--gateway-api") == 0 && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0))
+            o.no_gateway_api = strcmp(v, "off") == 0;
         else if (strcmp(a, "--pod-start-ms") == 0 && s_num(v, 3600000, &n))
             ko.create_ms = n;
         else if (strcmp(a, "--pod-ready-ms") == 0 && s_num(v, 3600000, &n))

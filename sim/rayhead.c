@@ -105,6 +105,7 @@ struct rayhead {
     rayhead_options_t opts; /* settings; ray_version/head_ip point at the copies below */
     char *ray_version; /* owned copy */
     char *head_ip; /* owned copy */
+    char *cluster; /* owned copy, "" = not named */
     int64_t start_ms; /* start of the current process lifetime */
     bool gcs_down; /* phase (d) */
     bool serve_draining; /* proxy drain switch */
@@ -440,10 +441,12 @@ rayhead_t *rayhead_new(const rayhead_options_t *opts)
     h->opts = *opts;
     h->ray_version = s_strdup(opts->ray_version ? opts->ray_version : RAYHEAD_DEFAULT_RAY_VERSION);
     h->head_ip = s_strdup(opts->head_ip ? opts->head_ip : RAYHEAD_DEFAULT_HEAD_IP);
-    if (!h->ray_version || !h->head_ip)
+    h->cluster = s_strdup(opts->cluster ? opts->cluster : "");
+    if (!h->ray_version || !h->head_ip || !h->cluster)
         goto fail;
     h->opts.ray_version = h->ray_version;
     h->opts.head_ip = h->head_ip;
+    h->opts.cluster = h->cluster;
     h->rng = opts->seed ? opts->seed : 1;
     h->next_pid = FAKE_PID_BASE;
     h->serve_shutdown_at = -1;
@@ -467,6 +470,7 @@ void rayhead_destroy(rayhead_t **head_p)
     json_decref(h->submit_ids);
     free(h->ray_version);
     free(h->head_ip);
+    free(h->cluster);
     free(h);
     *head_p = NULL;
 }
@@ -2014,6 +2018,10 @@ static int s_serve_proxy(rayhead_t *h, int64_t now, const char *path, rayhead_re
     out->status = 200;
     out->content_type = CT_TEXT;
     buf_reset(&out->body);
+    if (h->cluster[0])
+        return buf_printf(&out->body,
+                          "Hello from simulated Serve application '%s' on cluster '%s'.",
+                          best->name, h->cluster);
     return buf_printf(&out->body, "Hello from simulated Serve application '%s'.", best->name);
 }
 

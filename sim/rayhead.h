@@ -124,6 +124,9 @@ typedef struct {
     int64_t serve_delete_ms; /* DELETING before an app disappears */
     const char *ray_version; /* borrowed until rayhead_new() returns (copied) */
     const char *head_ip; /* borrowed until rayhead_new() returns (copied) */
+    const char *cluster; /* the RayCluster this head belongs to (its pod's ray.io/cluster label),
+                            named in the Serve proxy's answer; NULL or "" = not named; borrowed
+                            until rayhead_new() returns (copied) */
     bool strict; /* unknown keys in POST /api/jobs/ -> 400 (real Ray) */
     int duplicate_status; /* status for a duplicate submission_id: 500 or 400 */
     bool stop_ignored; /* stop answers {"stopped": true} but the job keeps running

@@ -102,6 +102,7 @@ static int s_on_pod(const objstore_event_t *ev, void *arg)
         rayhead_options_t o = r->hopt;
         o.start_ms = now;
         o.head_ip = ip;
+        o.cluster = json_string_value(jx_getv(ev->obj, "metadata", "labels", LABEL_CLUSTER, NULL));
         h->head = rayhead_new(&o);
         snprintf(h->uid, sizeof(h->uid), "%s", uid);
         snprintf(h->ip, sizeof(h->ip), "%s", ip);

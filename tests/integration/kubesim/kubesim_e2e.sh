@@ -129,6 +129,108 @@ states=$(app_states app2)
 check "bad import path goes DEPLOYING -> DEPLOY_FAILED (saw: $states)" bash -c "[[ '$states' == DEPLOYING*DEPLOY_FAILED* ]]"
 check "DEPLOY_FAILED message names the missing module" bash -c "curl -s '$proxy/api/serve/applications/' | grep -q 'No module named'"
 
+# The Gateway API add-on: CRDs from boot, the simulated controller's status, weighted traffic.
+check "Gateway API CRDs installed at boot" bash -c "kubectl --kubeconfig $work/kc --cache-dir $work/cache get crd -o name | grep -c 'gateway.networking.k8s.io' | grep -qx 3"
+check "Gateway API in discovery" bash -c "kubectl --kubeconfig $work/kc --cache-dir $work/cache api-resources --api-group=gateway.networking.k8s.io -o name | sort | tr '\n' ' ' | grep -qx 'gatewayclasses.gateway.networking.k8s.io gateways.gateway.networking.k8s.io httproutes.gateway.networking.k8s.io '"
+cat >"$work/gw-bad.yaml" <<'YAML'
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: bad}
+spec:
+  listeners: [{name: http, protocol: HTTP, port: 80}]
+YAML
+check "a Gateway without gatewayClassName is refused" bash -c "kubectl --kubeconfig $work/kc --cache-dir $work/cache apply -f $work/gw-bad.yaml 2>&1 | grep -q 'spec.gatewayClassName: Required value'"
+gwheads=""
+for c in gw-a gw-b; do
+    gwheads+="apiVersion: v1
+kind: Pod
+metadata: {name: $c-head, labels: {ray.io/node-type: head, ray.io/cluster: $c}}
+spec:
+  containers:
+  - {name: ray-head, image: rayproject/ray:2.46.0, ports: [{containerPort: 8265, name: dashboard}, {containerPort: 8000, name: serve}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: $c-serve-svc}
+spec:
+  selector: {ray.io/node-type: head, ray.io/cluster: $c}
+  ports: [{name: serve, port: 8000}, {name: dashboard, port: 8265}]
+---
+"
+done
+echo "$gwheads" >"$work/gw-heads.yaml"
+check "two RayCluster heads with serve Services" k apply -f "$work/gw-heads.yaml"
+check "both heads Ready" k wait --for=condition=Ready pod/gw-a-head pod/gw-b-head --timeout=30s
+for c in gw-a gw-b; do
+    sp="$url/api/v1/namespaces/default/services/$c-serve-svc:dashboard/proxy"
+    for _ in $(seq 100); do curl -sf "$sp/api/version" >/dev/null && break; sleep 0.1; done
+    curl -s -o /dev/null -X PUT -H 'Content-Type: application/json' --data @"$work/serve.json" "$sp/api/serve/applications/"
+done
+for _ in $(seq 100); do curl -sf "$url/api/v1/namespaces/default/services/gw-b-serve-svc:serve/proxy/" >/dev/null && break; sleep 0.1; done
+check "the Serve answer names its RayCluster (service proxy)" bash -c "curl -s '$url/api/v1/namespaces/default/services/gw-a-serve-svc:serve/proxy/' | grep -qx \"Hello from simulated Serve application 'app1' on cluster 'gw-a'.\""
+cat >"$work/gw.yaml" <<'YAML'
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: istio}
+spec: {controllerName: istio.io/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: rs-gateway}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, protocol: HTTP, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: rs-httproute}
+spec:
+  parentRefs: [{name: rs-gateway, namespace: default}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /}}]
+    backendRefs:
+    - {kind: Service, name: gw-a-serve-svc, namespace: default, port: 8000, weight: 30}
+    - {kind: Service, name: gw-b-serve-svc, namespace: default, port: 8000, weight: 70}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: broken}
+spec:
+  parentRefs: [{name: rs-gateway}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /broken}}]
+    backendRefs: [{name: no-such-svc, port: 8000}]
+YAML
+check "GatewayClass, Gateway and HTTPRoutes applied" k apply -f "$work/gw.yaml"
+check "GatewayClass Accepted" k wait --for=condition=Accepted gatewayclass/istio --timeout=10s
+check "Gateway Accepted and Programmed" k wait --for=condition=Programmed --for=condition=Accepted gateway/rs-gateway --timeout=10s
+check "kubectl get gateway shows the class, an address and PROGRAMMED True" bash -c "kubectl --kubeconfig $work/kc --cache-dir $work/cache get gateway rs-gateway --no-headers | grep -Eq '^rs-gateway +istio +10\.96\.[0-9.]+ +True '"
+check "HTTPRoute Accepted and ResolvedRefs by the class's controller" bash -c "kubectl --kubeconfig $work/kc --cache-dir $work/cache get httproute rs-httproute -o jsonpath='{.status.parents[0].controllerName} {.status.parents[0].conditions[*].type}={.status.parents[0].conditions[*].status}' | grep -qx 'istio.io/gateway-controller Accepted ResolvedRefs=True True'"
+check "a missing backend Service: ResolvedRefs False/BackendNotFound" bash -c "kubectl --kubeconfig $work/kc --cache-dir $work/cache get httproute broken -o jsonpath='{.status.parents[0].conditions[1].status}/{.status.parents[0].conditions[1].reason}' | grep -qx False/BackendNotFound"
+gwsplit() { # gwsplit N: N requests through the Gateway; prints "a b other"
+    python3 - "$url/kubesim/gateways/default/rs-gateway/proxy/" "$1" <<'PY'
+import sys, urllib.request, urllib.error
+url, n = sys.argv[1], int(sys.argv[2])
+http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+c = {"gw-a": 0, "gw-b": 0, "other": 0}
+for _ in range(n):
+    try:
+        body = http.open(url, timeout=30).read().decode()
+    except urllib.error.HTTPError:
+        body = ""
+    k = "gw-a" if "on cluster 'gw-a'." in body else "gw-b" if "on cluster 'gw-b'." in body else "other"
+    c[k] += 1
+print(c["gw-a"], c["gw-b"], c["other"])
+PY
+}
+split=$(gwsplit 100)
+check "100 requests through the Gateway at 30/70 split exactly (saw: $split)" test "$split" = "30 70 0"
+check "a path of the broken route answers 500" bash -c "curl -s -o /dev/null -w '%{http_code}' '$url/kubesim/gateways/default/rs-gateway/proxy/broken/x' | grep -qx 500"
+check "an unknown Gateway answers 404" bash -c "curl -s -o /dev/null -w '%{http_code}' '$url/kubesim/gateways/default/nope/proxy/' | grep -qx 404"
+check "weights moved to 0/100" k patch httproute rs-httproute --type=json -p '[{"op":"replace","path":"/spec/rules/0/backendRefs/0/weight","value":0},{"op":"replace","path":"/spec/rules/0/backendRefs/1/weight","value":100}]'
+split=$(gwsplit 50)
+check "a 0-weight backend is never hit (saw: $split)" test "$split" = "0 50 0"
+
 # A pod too large for any node stays Pending as Unschedulable.
 k run huge --image=busybox --restart=Never --overrides='{"spec":{"containers":[{"name":"huge","image":"busybox","resources":{"requests":{"cpu":"1000"}}}]}}' >/dev/null 2>&1
 sleep 0.5
