@@ -1,6 +1,8 @@
 /* rcstatus: KubeRay's RayCluster status and scaling decisions (see rcstatus.h). */
 #include "rcstatus.h"
 
+#include "conds.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -199,58 +201,12 @@ static bool s_all_running(const json_t *pods)
 
 /* ---- conditions ---- */
 
-static json_t *s_find_cond(json_t *conds, const char *type, size_t *idx)
-{
-    size_t i;
-    json_t *c;
-    json_array_foreach(conds, i, c)
-    {
-        if (strcmp(jx_str(c, "type", ""), type) == 0) {
-            if (idx)
-                *idx = i;
-            return c;
-        }
-    }
-    return NULL;
-}
-
-static bool s_cond_true(json_t *conds, const char *type)
-{
-    return strcmp(jx_str(s_find_cond(conds, type, NULL), "status", ""), "True") == 0;
-}
-
-/* meta.SetStatusCondition. */
-static void s_set_cond(json_t *conds, const char *type, const char *status, const char *reason,
-                       const char *msg, const char *now)
-{
-    json_t *c = s_find_cond(conds, type, NULL);
-    if (!c) {
-        json_array_append_new(conds, json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", type, "status",
-                                               status, "reason", reason, "message", msg ? msg : "",
-                                               "lastTransitionTime", now));
-        return;
-    }
-    if (strcmp(jx_str(c, "status", ""), status) != 0) {
-        json_object_set_new(c, "status", json_string(status));
-        json_object_set_new(c, "lastTransitionTime", json_string(now));
-    }
-    json_object_set_new(c, "reason", json_string(reason));
-    json_object_set_new(c, "message", json_string(msg ? msg : ""));
-}
-
-static void s_remove_cond(json_t *conds, const char *type)
-{
-    size_t i;
-    if (s_find_cond(conds, type, &i))
-        json_array_remove(conds, i);
-}
-
 /* HeadPodReady from the head pod (spec §1.12). */
 static void s_head_ready(json_t *conds, const json_t *head, const char *now)
 {
     const json_t *rc = s_pod_cond(head, "Ready");
     if (!rc) {
-        s_set_cond(conds, RCS_COND_HEAD_READY, "False", RCS_REASON_UNKNOWN, "", now);
+        conds_set(conds, RCS_COND_HEAD_READY, "False", RCS_REASON_UNKNOWN, "", now, -1);
         return;
     }
     const char *status = jx_str(rc, "status", "False");
@@ -273,7 +229,7 @@ static void s_head_ready(json_t *conds, const json_t *head, const char *now)
         reason = RCS_REASON_HEAD_READY;
     if (!reason[0])
         reason = RCS_REASON_UNKNOWN;
-    s_set_cond(conds, RCS_COND_HEAD_READY, status, reason, buf_str(&msg), now);
+    conds_set(conds, RCS_COND_HEAD_READY, status, reason, buf_str(&msg), now, -1);
     buf_free(&msg);
 }
 
@@ -321,9 +277,9 @@ json_t *rcstatus_calculate(const json_t *rc, const json_t *pods, const json_t *h
     json_t *conds = json_object_get(st, "conditions");
     const char *cname = jx_str(rc, "metadata.name", "");
     if (err && err->reason && err->reason[0])
-        s_set_cond(conds, RCS_COND_REPLICA_FAILURE, "True", err->reason, err->message, now);
+        conds_set(conds, RCS_COND_REPLICA_FAILURE, "True", err->reason, err->message, now, -1);
     else if (!err)
-        s_remove_cond(conds, RCS_COND_REPLICA_FAILURE);
+        conds_remove(conds, RCS_COND_REPLICA_FAILURE);
     json_object_set_new(st, "observedGeneration",
                         json_integer(jx_int(rc, "metadata.generation", 0)));
 
@@ -381,36 +337,36 @@ json_t *rcstatus_calculate(const json_t *rc, const json_t *pods, const json_t *h
     }
     /* conditions (gate RayClusterStatusConditions on) */
     if (!head)
-        s_set_cond(conds, RCS_COND_HEAD_READY, "False", RCS_REASON_HEAD_NOT_FOUND,
-                   RCS_MSG_HEAD_NOT_FOUND, now);
+        conds_set(conds, RCS_COND_HEAD_READY, "False", RCS_REASON_HEAD_NOT_FOUND,
+                  RCS_MSG_HEAD_NOT_FOUND, now, -1);
     else
         s_head_ready(conds, head, now);
-    const char *susp = s_cond_true(conds, RCS_COND_SUSPENDING)  ? RCS_COND_SUSPENDING
-                       : s_cond_true(conds, RCS_COND_SUSPENDED) ? RCS_COND_SUSPENDED
-                                                                : "";
-    if (!s_cond_true(conds, RCS_COND_PROVISIONED) && strcmp(susp, RCS_COND_SUSPENDED) != 0) {
+    const char *susp = conds_true(conds, RCS_COND_SUSPENDING)  ? RCS_COND_SUSPENDING
+                       : conds_true(conds, RCS_COND_SUSPENDED) ? RCS_COND_SUSPENDED
+                                                               : "";
+    if (!conds_true(conds, RCS_COND_PROVISIONED) && strcmp(susp, RCS_COND_SUSPENDED) != 0) {
         if (s_all_running(pods))
-            s_set_cond(conds, RCS_COND_PROVISIONED, "True", RCS_REASON_FIRST_READY,
-                       RCS_MSG_FIRST_READY, now);
+            conds_set(conds, RCS_COND_PROVISIONED, "True", RCS_REASON_FIRST_READY,
+                      RCS_MSG_FIRST_READY, now, -1);
         else
-            s_set_cond(conds, RCS_COND_PROVISIONED, "False", RCS_REASON_PROVISIONING,
-                       RCS_MSG_PROVISIONING, now);
+            conds_set(conds, RCS_COND_PROVISIONED, "False", RCS_REASON_PROVISIONING,
+                      RCS_MSG_PROVISIONING, now, -1);
     }
     const json_t *spec_suspend = jx_get(rc, "spec.suspend");
     if (strcmp(susp, RCS_COND_SUSPENDING) == 0) {
         if (npods == 0) {
-            s_set_cond(conds, RCS_COND_PROVISIONED, "False", RCS_REASON_PROVISIONING,
-                       RCS_MSG_SUSPENDED, now);
-            s_set_cond(conds, RCS_COND_SUSPENDING, "False", RCS_COND_SUSPENDING, "", now);
-            s_set_cond(conds, RCS_COND_SUSPENDED, "True", RCS_COND_SUSPENDED, "", now);
+            conds_set(conds, RCS_COND_PROVISIONED, "False", RCS_REASON_PROVISIONING,
+                      RCS_MSG_SUSPENDED, now, -1);
+            conds_set(conds, RCS_COND_SUSPENDING, "False", RCS_COND_SUSPENDING, "", now, -1);
+            conds_set(conds, RCS_COND_SUSPENDED, "True", RCS_COND_SUSPENDED, "", now, -1);
         }
     } else if (strcmp(susp, RCS_COND_SUSPENDED) == 0) {
         if (json_is_false(spec_suspend))
-            s_set_cond(conds, RCS_COND_SUSPENDED, "False", RCS_COND_SUSPENDED, "", now);
+            conds_set(conds, RCS_COND_SUSPENDED, "False", RCS_COND_SUSPENDED, "", now, -1);
     } else {
-        s_set_cond(conds, RCS_COND_SUSPENDED, "False", RCS_COND_SUSPENDED, "", now);
-        s_set_cond(conds, RCS_COND_SUSPENDING, json_is_true(spec_suspend) ? "True" : "False",
-                   RCS_COND_SUSPENDING, "", now);
+        conds_set(conds, RCS_COND_SUSPENDED, "False", RCS_COND_SUSPENDED, "", now, -1);
+        conds_set(conds, RCS_COND_SUSPENDING, json_is_true(spec_suspend) ? "True" : "False",
+                  RCS_COND_SUSPENDING, "", now, -1);
     }
     if (json_is_true(spec_suspend) && npods == 0)
         json_object_set_new(st, "state", json_string(RCS_STATE_SUSPENDED));
@@ -624,7 +580,7 @@ static json_t *s_pod(const char *name, const char *type, const char *phase, cons
 
 static const char *s_cond_field(const json_t *st, const char *type, const char *field)
 {
-    return jx_str(s_find_cond(json_object_get(st, "conditions"), type, NULL), field, "(none)");
+    return jx_str(conds_find(json_object_get(st, "conditions"), type, NULL), field, "(none)");
 }
 
 static bool s_names_are(const json_t *arr, const char *want)
@@ -741,7 +697,7 @@ int rcstatus_test(bool verbose)
     jx_set_path(rc, "status", json_incref(st3));
     json_t *st4 = rcstatus_calculate(rc, pods2, svcs, NULL, "t", &eb);
     CHECK(st4 &&
-          s_find_cond(json_object_get(st4, "conditions"), RCS_COND_REPLICA_FAILURE, NULL) == NULL);
+          conds_find(json_object_get(st4, "conditions"), RCS_COND_REPLICA_FAILURE, NULL) == NULL);
     json_decref(st3);
     json_decref(st4);
     /* suspend: Suspending, then Suspended once no pods */
