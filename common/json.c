@@ -320,6 +320,18 @@ json_t *jx_array_find(const json_t *arr, const char *key, const char *value)
     return NULL;
 }
 
+bool jx_array_has_string(const json_t *arr, const char *value)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        if (value && json_is_string(e) && strcmp(json_string_value(e), value) == 0)
+            return true;
+    }
+    return false;
+}
+
 json_t *jx_child_obj(json_t *obj, const char *key)
 {
     return s_child_typed(obj, key, s_is_object, json_object);

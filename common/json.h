@@ -96,6 +96,9 @@ int jx_set_path(json_t *obj, const char *path, json_t *value);
  * array. */
 json_t *jx_array_find(const json_t *arr, const char *key, const char *value);
 
+/* True when array `arr` holds the string `value` (a finalizer in metadata.finalizers, ...). */
+bool jx_array_has_string(const json_t *arr, const char *value);
+
 /* The object (jx_child_obj) or array (jx_child_arr) at obj[key], created when missing and
  * replacing a value of another type; borrowed from obj. NULL when obj is not an object or out of
  * memory. For builders that fill nested fields of a tree they own. */

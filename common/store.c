@@ -169,6 +169,7 @@ enum {
     S_OBS_GET,
     S_OBS_LIST_OWNER,
     S_OBS_SCAN,
+    S_OBS_LIST_PREFIX,
     S_DES_PUT,
     S_DES_DELETE_ONE,
     S_DES_DELETE_OWNER,
@@ -189,6 +190,7 @@ static const int s_sql_owner[S_STMT_COUNT] = {
     [S_ROLLBACK] = S_OWN_NONE,        [S_OBS_UPSERT] = S_OWN_OBS,
     [S_OBS_DELETE] = S_OWN_OBS,       [S_OBS_GET] = S_OWN_OBS,
     [S_OBS_LIST_OWNER] = S_OWN_OBS,   [S_OBS_SCAN] = S_OWN_OBS,
+    [S_OBS_LIST_PREFIX] = S_OWN_OBS,
     [S_DES_PUT] = S_OWN_DES,          [S_DES_DELETE_ONE] = S_OWN_DES,
     [S_DES_DELETE_OWNER] = S_OWN_DES, [S_DES_LIST_OWNER] = S_OWN_DES,
     [S_AUDIT_INSERT] = S_OWN_AUDIT,   [S_AUDIT_TARGET] = S_OWN_AUDIT,
@@ -225,6 +227,10 @@ static const char *const s_sql[S_STMT_COUNT] = {
                    "generation, owner_kind, owner_name, owner_uid, phase, conditions, deleting, "
                    "updated_ms, NULL FROM observed_objects WHERE cluster = ?1 AND kind = ?2 "
                    "AND (?3 IS NULL OR namespace = ?3)",
+    /* A name range of one kind in one namespace, through the primary key. */
+    [S_OBS_LIST_PREFIX] = "SELECT " S_OBS_COLS " FROM observed_objects "
+                          "WHERE cluster = ?1 AND kind = ?2 AND namespace = ?3 "
+                          "AND name >= ?4 AND name < ?5 ORDER BY name",
     [S_DES_PUT] = "INSERT OR REPLACE INTO desired_objects (" S_DES_COLS ") "
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [S_DES_DELETE_ONE] = "DELETE FROM desired_objects WHERE cluster = ?1 AND namespace = ?2 "
@@ -1286,6 +1292,38 @@ int store_observed_list_owner(store_t *store, const char *cluster, const char *n
     if (owner_uid)
         s_key_vals(&vals[4], &owner_uid, 1);
     sqlite3_stmt *st = store->stmts[S_OBS_LIST_OWNER];
+    if (!st)
+        return ERR_STATE;
+    s_bind(st, vals, 5);
+    s_rows_t rows;
+    int rc = s_collect(store, st, s_obs_fields, S_OBS_NFIELDS, sizeof(store_observed_t),
+                       STORE_LIST_MAX, true, -1, 0, &rows);
+    if (rc)
+        return rc;
+    out->rows = (store_observed_t **)rows.rows;
+    out->n = rows.n;
+    return 0;
+}
+
+int store_observed_list_prefix(store_t *store, const char *cluster, const char *kind,
+                               const char *ns, const char *prefix, store_observed_list_t *out)
+{
+    if (out) {
+        out->rows = NULL;
+        out->n = 0;
+    }
+    size_t n = prefix ? strlen(prefix) : 0;
+    if (!store || !out || s_empty(kind) || n == 0 || n > STORE_NAME_MAX ||
+        (unsigned char)prefix[n - 1] == 0xff)
+        return ERR_INVAL;
+    /* the names in [prefix, prefix with its last byte + 1) are those that start with it */
+    char end[STORE_NAME_MAX + 1];
+    memcpy(end, prefix, n + 1);
+    end[n - 1] = (char)((unsigned char)end[n - 1] + 1);
+    const char *keys[] = {cluster, kind, ns, prefix, end};
+    s_val_t vals[5];
+    s_key_vals(vals, keys, 5);
+    sqlite3_stmt *st = store->stmts[S_OBS_LIST_PREFIX];
     if (!st)
         return ERR_STATE;
     s_bind(st, vals, 5);

@@ -95,6 +95,7 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 #define STORE_LEASE_NAME_MAX 255
 /* Most rows one list call returns. */
 #define STORE_LIST_MAX 100000
+#define STORE_NAME_MAX 253 /* longest object name (a DNS subdomain) */
 /* The file layout this build writes (PRAGMA user_version): 1 and 2 were the single global list of
  * migrations, 3 the per-owner versions in schema_versions. */
 #define STORE_LAYOUT_VERSION 3
@@ -276,6 +277,12 @@ int store_observed_delete(store_t *store, const char *cluster, const char *kind,
  * Returns 0, ERR_NOTFOUND (*out is NULL), ERR_INVAL, ERR_NOMEM or ERR_DB. */
 int store_observed_get(store_t *store, const char *cluster, const char *kind, const char *ns,
                        const char *name, store_observed_t **out);
+
+/* Lists the committed observed rows of `kind` in namespace ns whose name starts with `prefix`
+ * (through the primary key: a range, not a scan), by name, at most STORE_LIST_MAX; free with
+ * store_observed_list_free(). Returns 0, ERR_INVAL, ERR_NOMEM, ERR_TOOBIG or ERR_DB. */
+int store_observed_list_prefix(store_t *store, const char *cluster, const char *kind,
+                               const char *ns, const char *prefix, store_observed_list_t *out);
 
 /* Frees a row returned by store_observed_get() and sets *row_p to NULL. NULL-safe. */
 void store_observed_free(store_observed_t **row_p);

@@ -992,16 +992,62 @@ static void s_advance(ctrl_pass_t *p)
     }
 }
 
+/* ---------- observed objects ---------- */
+
+json_t *ctrl_observed_get(ctrl_t *c, const char *kind, const char *ns, const char *name,
+                          const char *owner_uid)
+{
+    if (!c || !name || !*name)
+        return NULL;
+    store_observed_t *row = NULL;
+    if (store_observed_get(c->cfg.observed, c->cluster, kind, ns, name, &row) != 0)
+        return NULL;
+    json_t *obj = row->json ? json_loads(row->json, 0, NULL) : NULL;
+    store_observed_free(&row);
+    if (obj && owner_uid) {
+        bool owned = false;
+        size_t i;
+        json_t *ref;
+        json_array_foreach(jx_get(obj, "metadata.ownerReferences"), i, ref) owned =
+            owned ||
+            (jx_bool(ref, "controller", false) && strcmp(jx_str(ref, "uid", ""), owner_uid) == 0);
+        if (!owned) {
+            json_decref(obj);
+            obj = NULL;
+        }
+    }
+    return obj;
+}
+
+json_t *ctrl_observed_head_pod(ctrl_t *c, const char *ns, const char *cluster)
+{
+    if (!c || !cluster || !*cluster)
+        return NULL;
+    store_observed_list_t l = {0};
+    if (store_observed_list_owner(c->cfg.observed, c->cluster, ns, "RayCluster", cluster, NULL,
+                                  &l) != 0)
+        return NULL;
+    json_t *pod = NULL;
+    for (size_t i = 0; i < l.n && !pod; i++) {
+        const store_observed_t *r = l.rows[i];
+        /* only head pods are parsed: their names carry "-head" (names_head_pod()) */
+        if (strcmp(r->kind, "Pod") != 0 || r->deleting || !r->json || !strstr(r->name, "-head"))
+            continue;
+        json_t *o = json_loads(r->json, 0, NULL);
+        const char *nt =
+            json_string_value(json_object_get(jx_get(o, "metadata.labels"), "ray.io/node-type"));
+        if (nt && strcmp(nt, "head") == 0)
+            pod = o;
+        else
+            json_decref(o);
+    }
+    store_observed_list_free(&l);
+    return pod;
+}
+
 bool ctrl_has_finalizer(const json_t *obj, const char *name)
 {
-    size_t i;
-    json_t *f;
-    json_array_foreach(jx_get(obj, "metadata.finalizers"), i, f)
-    {
-        if (json_is_string(f) && strcmp(json_string_value(f), name) == 0)
-            return true;
-    }
-    return false;
+    return jx_array_has_string(jx_get(obj, "metadata.finalizers"), name);
 }
 
 void ctrl_finalizer(ctrl_pass_t *p, const char *name, bool add)

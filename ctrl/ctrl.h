@@ -340,6 +340,16 @@ void ctrl_desired_forget(ctrl_pass_t *p);
 /* True when desired rows were written for the key (and not forgotten). */
 bool ctrl_desired_written(ctrl_pass_t *p);
 
+/* The observed object (kind, ns, name) of the runtime's cluster as a tree (the caller owns it),
+ * or NULL; with owner_uid set, only when its controller ownerReference is that uid (a namesake
+ * the object does not own is not its child). */
+json_t *ctrl_observed_get(ctrl_t *c, const char *kind, const char *ns, const char *name,
+                          const char *owner_uid);
+
+/* The head pod (label ray.io/node-type=head, not being deleted) of RayCluster ns/cluster as
+ * observed, or NULL (the caller owns it). */
+json_t *ctrl_observed_head_pod(ctrl_t *c, const char *ns, const char *cluster);
+
 /* The memo kept for the key at (uid, resourceVersion), or NULL. */
 const char *ctrl_memo_get(ctrl_pass_t *p, const char *uid, const char *rv);
 

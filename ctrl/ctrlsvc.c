@@ -788,6 +788,28 @@ done:
     return code;
 }
 
+const char *ctrlsvc_cluster_domain(const cfg_t *cfg)
+{
+    const char *dom = cfg_str(cfg, "cluster-domain");
+    if (!dom || !*dom)
+        dom = getenv("CLUSTER_DOMAIN");
+    return dom && *dom ? dom : NULL;
+}
+
+int ctrlsvc_check_cluster_domain(const cfg_t *cfg, buf_t *err)
+{
+    const char *dom = cfg_str(cfg, "cluster-domain");
+    size_t n = dom ? strlen(dom) : 0;
+    if (n > 253 || (n && strspn(dom, "abcdefghijklmnopqrstuvwxyz0123456789.-") != n)) {
+        buf_printf(err,
+                   "--cluster-domain: \"%.64s\" must be a DNS name (lower-case letters, digits, "
+                   "'-' and '.'; at most 253 characters)",
+                   dom);
+        return ERR_INVAL;
+    }
+    return 0;
+}
+
 #ifdef RF_SELFTEST
 #include "selftest.h"
 

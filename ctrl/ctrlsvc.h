@@ -130,6 +130,14 @@ typedef struct {
     int health_port;
 } ctrlsvc_def_t;
 
+/* The cluster domain of Ray dashboard URLs: the service's --cluster-domain option, else
+ * $CLUSTER_DOMAIN (KubeRay's), else NULL (cluster.local). */
+const char *ctrlsvc_cluster_domain(const cfg_t *cfg);
+
+/* Checks --cluster-domain (a DNS name of at most 253 characters); 0 or ERR_INVAL with the rule
+ * in err. */
+int ctrlsvc_check_cluster_domain(const cfg_t *cfg, buf_t *err);
+
 /* Runs the controller process `def` with argv; returns main()'s exit code. */
 int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv);
 

@@ -166,14 +166,7 @@ static int64_t s_spec_int(const step_t *s, const char *key, int64_t def)
 /* The RayJob carries ray.io/rayjob-finalizer. */
 static bool s_has_finalizer(const json_t *rj)
 {
-    size_t i;
-    json_t *f;
-    json_array_foreach(jx_get(rj, "metadata.finalizers"), i, f)
-    {
-        if (json_is_string(f) && strcmp(json_string_value(f), FINALIZER_RAYJOB) == 0)
-            return true;
-    }
-    return false;
+    return jx_array_has_string(jx_get(rj, "metadata.finalizers"), FINALIZER_RAYJOB);
 }
 
 /* ---------- checks shared by states ---------- */

@@ -48,63 +48,6 @@ static int s_rand(void *ctx, unsigned char *out, size_t n)
     return getrandom(out, n, 0) == (ssize_t)n ? 0 : ERR_IO;
 }
 
-/* ---------- reading what the RayJob owns ---------- */
-
-/* The observed object (cluster, kind, ns, name) as a tree, or NULL; with owner_uid set, only
- * when its controller ownerReference is that uid (a namesake the RayJob does not own is not its
- * child). */
-static json_t *s_load(submitter_t *s, const char *kind, const char *ns, const char *name,
-                      const char *owner_uid)
-{
-    if (!name || !*name)
-        return NULL;
-    store_observed_t *row = NULL;
-    if (store_observed_get(s->cfg.observed, s->cfg.cluster, kind, ns, name, &row) != 0)
-        return NULL;
-    json_t *obj = row->json ? json_loads(row->json, 0, NULL) : NULL;
-    store_observed_free(&row);
-    if (obj && owner_uid) {
-        bool owned = false;
-        size_t i;
-        json_t *ref;
-        json_array_foreach(jx_get(obj, "metadata.ownerReferences"), i, ref) owned =
-            owned ||
-            (jx_bool(ref, "controller", false) && strcmp(jx_str(ref, "uid", ""), owner_uid) == 0);
-        if (!owned) {
-            json_decref(obj);
-            obj = NULL;
-        }
-    }
-    return obj;
-}
-
-/* The head pod of RayCluster ns/cn (not being deleted), or NULL. */
-static json_t *s_load_head_pod(submitter_t *s, const char *ns, const char *cn)
-{
-    if (!cn || !*cn)
-        return NULL;
-    store_observed_list_t l = {0};
-    if (store_observed_list_owner(s->cfg.observed, s->cfg.cluster, ns, "RayCluster", cn, NULL,
-                                  &l) != 0)
-        return NULL;
-    json_t *pod = NULL;
-    for (size_t i = 0; i < l.n && !pod; i++) {
-        const store_observed_t *r = l.rows[i];
-        /* only head pods are parsed: their names carry "-head" (names_head_pod()) */
-        if (strcmp(r->kind, "Pod") != 0 || r->deleting || !r->json || !strstr(r->name, "-head"))
-            continue;
-        json_t *o = json_loads(r->json, 0, NULL);
-        const char *nt =
-            json_string_value(json_object_get(jx_get(o, "metadata.labels"), LABEL_NODE_TYPE));
-        if (nt && strcmp(nt, "head") == 0)
-            pod = o;
-        else
-            json_decref(o);
-    }
-    store_observed_list_free(&l);
-    return pod;
-}
-
 /* ---------- the dashboard ---------- */
 
 /* Fills *t from status.dashboardURL ("<svc>.<ns>.svc.<domain>:<port>") for the RayJob in ns;
@@ -282,16 +225,15 @@ static bool s_step(ctrl_pass_t *p, const rj_info_t *info)
 static ctrl_begin_t s_begin(ctrl_pass_t *p)
 {
     pass_t *d = p->data;
-    submitter_t *s = ctrl_arg(p->c);
     d->cp = p;
     const char *cn = jx_str(p->obj, "status.rayClusterName", "");
     json_t *sel = jx_get(p->obj, "spec.clusterSelector");
     bool selector = json_is_object(sel) && json_object_size(sel) > 0;
     const char *uid = jx_str(p->obj, "metadata.uid", "");
-    d->cluster = s_load(s, "RayCluster", p->ns, cn, selector ? NULL : uid);
-    d->job = s_load(s, "Job", p->ns, p->name, uid);
+    d->cluster = ctrl_observed_get(p->c, "RayCluster", p->ns, cn, selector ? NULL : uid);
+    d->job = ctrl_observed_get(p->c, "Job", p->ns, p->name, uid);
     if (strcmp(rayjob_mode(p->obj), RAYJOB_MODE_SIDECAR) == 0)
-        d->head_pod = s_load_head_pod(s, p->ns, cn);
+        d->head_pod = ctrl_observed_head_pod(p->c, p->ns, cn);
     if (!s_step(p, NULL))
         return CTRL_BEGIN_ERROR;
     /* a spec that stays invalid is reported once, not at every resync */

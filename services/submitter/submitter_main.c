@@ -67,10 +67,7 @@ static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
         s_env_int("RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS", RJ_DEFAULT_CHECK_TIMEOUT_S);
     const char *del = getenv("DELETE_RAYJOB_CR_AFTER_JOB_FINISHES");
     a->set.delete_cr_after_finish = del && strcasecmp(del, "true") == 0;
-    const char *dom = cfg_str(cfg, "cluster-domain");
-    if (!dom || !*dom)
-        dom = getenv("CLUSTER_DOMAIN");
-    a->set.domain = dom && *dom ? dom : NULL;
+    a->set.domain = ctrlsvc_cluster_domain(cfg);
     buf_t err; /* checked at start (s_check): cannot fail here */
     buf_init(&err, 512);
     int rc = validate_gates_parse(cfg_str(cfg, "feature-gates"), &a->set.gates, &err);
@@ -96,18 +93,12 @@ static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
 static int s_check(const cfg_t *cfg, void *arg, buf_t *err)
 {
     (void)arg;
-    const char *dom = cfg_str(cfg, "cluster-domain");
-    size_t n = dom ? strlen(dom) : 0;
-    if (n > 253 || (n && strspn(dom, "abcdefghijklmnopqrstuvwxyz0123456789.-") != n)) {
-        buf_printf(err,
-                   "--cluster-domain: \"%.64s\" must be a DNS name (lower-case letters, digits, "
-                   "'-' and '.'; at most 253 characters)",
-                   dom);
-        return ERR_INVAL;
-    }
+    int rc = ctrlsvc_check_cluster_domain(cfg, err);
+    if (rc)
+        return rc;
     validate_gates_t g;
     validate_gates_default(&g);
-    int rc = buf_puts(err, "--feature-gates: ");
+    rc = buf_puts(err, "--feature-gates: ");
     return rc ? rc : validate_gates_parse(cfg_str(cfg, "feature-gates"), &g, err);
 }
 
