@@ -33,8 +33,8 @@ struct fleetdb {
 /* The other controllers' audit files (fleetdb.h). */
 static const char *const s_controller_files[FLEETDB_NCONTROLLER_FILES] = FLEETDB_CONTROLLER_FILES;
 
-/* When `path` names a controller file, writes its schema (the name without .db) to `out` and
- * returns true. */
+/* When `path` names a controller file, writes its schema (the name without .db, '-' written
+ * '_': serve-upgrade.db is schema serve_upgrade) to `out` and returns true. */
 static bool s_controller_schema(const char *path, char *out, size_t size)
 {
     const char *base = strrchr(path, '/');
@@ -43,6 +43,9 @@ static bool s_controller_schema(const char *path, char *out, size_t size)
         size_t len = strlen(s_controller_files[i]);
         if (strcmp(base, s_controller_files[i]) == 0 && len > 3 && len - 3 < size) {
             snprintf(out, size, "%.*s", (int)(len - 3), s_controller_files[i]);
+            for (char *c = out; *c; c++)
+                if (*c == '-')
+                    *c = '_';
             return true;
         }
     }

@@ -1,7 +1,8 @@
 /*
  * fleetdb: the audit databases of every controller of a state dir, read as one: the scheduler's
  * (one file per scheduler replica) and the other controllers' (FLEETDB_CONTROLLER_FILES, today
- * STATE/submitter.db of rayfleet-submitter, the RayJob controller; same store schema, created by
+ * STATE/submitter.db of rayfleet-submitter, the RayJob controller, and STATE/serve-upgrade.db of
+ * rayfleet-serve-upgrade, the RayService controller; same store schema, created by
  * ctrl/ctrlsvc.c as <state-dir>/<name>.db). Each audit row's actor_service says who wrote it.
  *
  * Files. One scheduler (the default of `rayfleetctl up`) writes STATE/scheduler.db. With
@@ -10,7 +11,7 @@
  * audit rows AND its desired_objects rows (the reconciler writes desired rows into the same file
  * as its audit rows; see services/scheduler/scheduler_main.c). fleetdb_find() lists scheduler.db
  * and every scheduler-<i>.db present, scheduler.db first, then by i, then the controller files
- * present (submitter.db), in the order of FLEETDB_CONTROLLER_FILES.
+ * present (submitter.db, serve-upgrade.db), in the order of FLEETDB_CONTROLLER_FILES.
  *
  * Mechanism. ONE read-only query connection made by store_query_open(), so every guarantee of
  * `rayfleetctl sql` holds unchanged (SQLITE_OPEN_READONLY, PRAGMA query_only, extension loading
@@ -57,15 +58,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FLEETDB_MAX_SCHEDULER_FILES 9 /* most scheduler files read as one */
+#define FLEETDB_MAX_SCHEDULER_FILES 8 /* most scheduler files read as one */
 #define FLEETDB_CONTROLLER_FILES                                                                   \
     {                                                                                              \
-        "submitter.db"                                                                             \
+        "submitter.db", "serve-upgrade.db"                                                         \
     } /* other controllers' files, read after them */
-#define FLEETDB_NCONTROLLER_FILES 1 /* how many FLEETDB_CONTROLLER_FILES names */
+#define FLEETDB_NCONTROLLER_FILES 2 /* how many FLEETDB_CONTROLLER_FILES names */
 #define FLEETDB_MAX_FILES                                                                          \
     (FLEETDB_MAX_SCHEDULER_FILES + FLEETDB_NCONTROLLER_FILES) /* SQLite attaches 10 at most:       \
-                                                                 9 files + observed */
+                                                                 8 + 2 files + observed */
 #define FLEETDB_MAIN_FILE "scheduler.db" /* the file of a single scheduler */
 #define FLEETDB_REPLICA_PREFIX "scheduler-" /* replica i writes scheduler-<i>.db */
 #define FLEETDB_SCHEMA_PREFIX "replica" /* files after the first are attached as replica<k> */

@@ -46,6 +46,7 @@ static const s_service_t s_services[] = {
     {"watcher", "rayfleet-watcher", false},
     {"scheduler", "rayfleet-scheduler", true},
     {"submitter", "rayfleet-submitter", true},
+    {"serve-upgrade", "rayfleet-serve-upgrade", true},
 };
 #define S_NSERVICES (sizeof(s_services) / sizeof(s_services[0]))
 

@@ -349,7 +349,8 @@ static const args_opt_t s_sql_opts[] = {
      "State directory of 'rayfleetctl up' (default " LAUNCH_DEFAULT_STATE_DIR
      "): main = scheduler.db, observed.db attached as schema 'observed'; with several scheduler "
      "replicas, audit and desired_objects name the union of every replica's file; submitter.db "
-     "(the RayJob controller's audit) joins that union as schema 'submitter'."},
+     "(the RayJob controller's audit) and serve-upgrade.db (the RayService controller's) join "
+     "that union as schemas 'submitter' and 'serve_upgrade'."},
     {"db", "FILE", "Query this SQLite file only (schema 'main')."},
     {"output", "FORMAT", "table (default), json (one array), jsonl (one object per line) or csv."},
     {"limit", "N",
@@ -372,8 +373,9 @@ int sql_main(int argc, char **argv)
         "desired_objects, leases; observed.db as observed.observed_objects). With several "
         "scheduler replicas (scheduler-<i>.db), `audit` and `desired_objects` are the union of "
         "every replica's rows (order by time_ms); main.audit, replica1.audit, ... name one file. "
-        "submitter.db (rayfleet-submitter, the RayJob controller) is part of the union too, as "
-        "schema submitter (actor_service says which service wrote a row). "
+        "submitter.db (rayfleet-submitter, the RayJob controller) and serve-upgrade.db "
+        "(rayfleet-serve-upgrade, the RayService controller) are part of the union too, as "
+        "schemas submitter and serve_upgrade (actor_service says which service wrote a row). "
         "Writes, ATTACH, DETACH, PRAGMAs that set values, load_extension() and several statements "
         "are refused.",
         s_sql_opts, 1, argc, argv, &a);

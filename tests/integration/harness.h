@@ -42,6 +42,9 @@
 #ifdef HARNESS_SUBMITTER
 #include "submitter.h" /* the RayJob controller runs beside the scheduler */
 #endif
+#ifdef HARNESS_SERVEUP
+#include "serveup.h" /* the RayService controller runs beside the scheduler */
+#endif
 
 #include <curl/curl.h>
 #include <sqlite3.h>
@@ -110,6 +113,15 @@ typedef struct {
     submitter_t *subm; /* the RayJob controller (dashboards through kubesim's service proxy) */
     workq_t *subq; /* its work queue */
     rj_settings_t subset; /* its settings (tests may change them before harness_start) */
+#endif
+#ifdef HARNESS_SERVEUP
+    store_t *sudb; /* serve-upgrade.db: its audit rows (destroyed by harness_end) */
+    store_t *sulease; /* leases.db: its deletion deadlines (destroyed by harness_end) */
+    actlog_t *suaud; /* its auditor */
+    k8s_client_t *suclient; /* its client */
+    serveup_t *su; /* the RayService controller (dashboards through kubesim's proxy) */
+    workq_t *suq; /* its work queue */
+    rs_settings_t suset; /* its settings (tests may change them before harness_start) */
 #endif
     void (*on_turn)(void); /* called after every loop turn of harness_wait (NULL: none) */
 } harness_t;
@@ -386,6 +398,10 @@ HARNESS_FN int s_harness_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *
         ctrl_note_change(submitter_ctrl(h->subm), &msg->object_changed, key, sizeof(key)) == 0)
         workq_add(h->subq, key);
 #endif
+#ifdef HARNESS_SERVEUP
+    if (h->su && ctrl_note_change(serveup_ctrl(h->su), &msg->object_changed, key, sizeof(key)) == 0)
+        workq_add(h->suq, key);
+#endif
     return 0;
 }
 
@@ -506,6 +522,41 @@ HARNESS_FN int harness_start(harness_t *h)
             goto out;
     }
 #endif
+#ifdef HARNESS_SERVEUP
+    {
+        char supath[256];
+        snprintf(supath, sizeof(supath), "%s/serve-upgrade.db", h->dir);
+        h->sudb = store_open(supath, STORE_READWRITE, &e);
+        CHECK(h->sudb != NULL);
+        if (h->sudb)
+            store_attach_loop(h->sudb, h->loop);
+        snprintf(supath, sizeof(supath), "%s/leases.db", h->dir);
+        h->sulease = store_open(supath, STORE_READWRITE | STORE_LEASES, &e);
+        CHECK(h->sulease != NULL);
+        h->suaud = h->sudb ? actlog_new(h->sudb, &(actlog_actor_t){.service = "serve-upgrade",
+                                                                   .replica = "serve-upgrade/0"})
+                           : NULL;
+        h->suclient =
+            k8s_client_new(h->loop, h->kc, &(k8s_config_t){.qps = h->o.qps, .burst = h->o.qps});
+        if (!h->suset.version)
+            rsstate_settings_default(&h->suset);
+        h->su = h->suclient && h->suaud && h->sulease
+                    ? serveup_new(h->loop, &(serveup_config_t){.cluster = HARNESS_CLUSTER,
+                                                               .observed = h->obs,
+                                                               .deadlines = h->sulease,
+                                                               .client = h->suclient,
+                                                               .audit = h->suaud,
+                                                               .events = true,
+                                                               .use_proxy = true,
+                                                               .settings = &h->suset})
+                    : NULL;
+        CHECK(h->su != NULL);
+        h->suq = h->su ? workq_new(h->loop, &qo, ctrl_fn, serveup_ctrl(h->su)) : NULL;
+        CHECK(h->suq != NULL);
+        if (!h->suq)
+            goto out;
+    }
+#endif
     h->started = true;
     CHECK(watcher_start(h->w) == 0);
     int64_t end = loop_clock_ms() + h->o.wait_ms;
@@ -521,6 +572,12 @@ out:
  * which harness_end() destroys after the loop. */
 HARNESS_FN void harness_stop(harness_t *h)
 {
+#ifdef HARNESS_SERVEUP
+    workq_destroy(&h->suq);
+    serveup_destroy(&h->su); /* cancels its dashboard calls through its client */
+    k8s_client_destroy(&h->suclient);
+    actlog_destroy(&h->suaud);
+#endif
 #ifdef HARNESS_SUBMITTER
     workq_destroy(&h->subq);
     submitter_destroy(&h->subm); /* cancels its dashboard calls through its client */
@@ -554,6 +611,10 @@ HARNESS_FN void harness_end(harness_t *h)
     store_destroy(&h->sdb);
 #ifdef HARNESS_SUBMITTER
     store_destroy(&h->subdb);
+#endif
+#ifdef HARNESS_SERVEUP
+    store_destroy(&h->sudb);
+    store_destroy(&h->sulease);
 #endif
     if (h->dir[0] && strstr(h->dir, "XXXXXX") == NULL) {
         char cmd[128];

@@ -134,9 +134,10 @@ has "audit (json, export csv, filters) equals the union of the replicas' files, 
 has "audit's table shows the replicas as actors" "$(cat "$tmp/audit.table")" \
     "^Audit rows \(5, newest 5 at most\)" "scheduler/[0-2]"
 explain_plan=$(ctlx audit --explain --verb create)
-# 3 replicas' files and the submitter's submitter.db (fleetdb.h: every controller's audit)
+# 3 replicas' files, submitter.db and serve-upgrade.db (fleetdb.h: every controller's audit)
 has "audit --explain: every file answers from its index" "$explain_plan" \
-    "^FILES: 4" "replica2.audit USING INDEX audit_by_verb" "submitter.audit USING INDEX"
+    "^FILES: 5" "replica2.audit USING INDEX audit_by_verb" "submitter.audit USING INDEX" \
+    "serve_upgrade.audit USING INDEX"
 
 # --- explain a pod written by a non-first replica ---------------------------------------------
 read -r _ pod actor < <(grep '^POD' <<<"$cmp")
@@ -202,7 +203,8 @@ has "prune --dry-run counts in every file" "$out" "scheduler-0.db" "scheduler-2.
     "would be deleted in all \(dry run\)"
 out=$(ctlx audit prune --older-than 0s --pause 0s)
 has "prune deletes from every file" "$out" "from .*scheduler-0.db" "from .*scheduler-1.db" \
-    "from .*scheduler-2.db" "from .*submitter.db" "in all from 4 files"
+    "from .*scheduler-2.db" "from .*submitter.db" "from .*serve-upgrade.db" \
+    "in all from 5 files"
 left=$(python3 - "$state" <<'PY'
 import glob, sqlite3, sys, time
 now = int(time.time() * 1000) - 1000

@@ -1,0 +1,719 @@
+/*
+ * serveup: the RayService controller (see serveup.h).
+ */
+#include "serveup.h"
+
+#include "err.h"
+#include "json.h"
+#include "labels.h"
+#include "log.h"
+#include "names.h"
+#include "raydash.h"
+#include "rayjob.h"
+#include "rayservice.h"
+#include "rftime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define S_ERR_MAX 2048 /* bytes of a builder's error */
+#define S_NAME_MAX 2048 /* bytes of a lease name, a Service name, a pushed-config key */
+#define S_SERVE_PORT 8000 /* the Serve proxy's port when the head declares none */
+
+struct serveup {
+    loop_t *loop;
+    serveup_config_t cfg;
+    rs_settings_t set; /* copied settings */
+    ctrl_t *ctrl;
+    raydash_t *dash;
+    http_client_t *http; /* direct connections (not with the proxy) */
+    json_t *pushed; /* "ns/rayservice/cluster" -> fingerprint of the serveConfigV2 pushed */
+};
+
+typedef struct probe probe_t;
+
+/* The argument of a probe's callback (kept in the probe: nothing to free when cancelled). */
+typedef struct {
+    ctrl_pass_t *p;
+    probe_t *pr;
+    bool health;
+} probe_cb_t;
+
+/* One probed cluster (0 active, 1 pending). */
+struct probe {
+    json_t *rc; /* borrowed from pass_t.owned */
+    json_t *head_pod; /* owned */
+    rs_probe_t health, serve;
+    json_t *apps; /* owned: the answer's applications */
+    int64_t call_health, call_serve; /* raydash calls in flight, 0 none */
+    char *dash_addr; /* storage of the dashboard target */
+    char *dash_svc;
+    probe_cb_t cb_health, cb_serve;
+};
+
+/* The argument of a push's callback. */
+typedef struct {
+    ctrl_pass_t *p;
+    int idx;
+    char cluster[256];
+    char fp[RS_FP_MAX];
+    int64_t t0;
+} push_cb_t;
+
+typedef struct {
+    ctrl_pass_t *cp;
+    json_t *owned; /* array of the RayClusters it originated */
+    rs_owned_t *own; /* their deadlines (rs_in_t.owned) */
+    size_t nown;
+    probe_t pr[2];
+    json_t *head_svc, *serve_svc;
+    long endpoints;
+    rs_out_t out;
+    bool stepped;
+    int64_t push_call[2];
+    push_cb_t push_cb[2];
+} pass_t;
+
+static int s_rand(void *ctx, unsigned char *out, size_t n)
+{
+    (void)ctx;
+    return getrandom(out, n, 0) == (ssize_t)n ? 0 : ERR_IO;
+}
+
+/* ---------- reading what the RayService owns ---------- */
+
+static void s_lease_name(const char *ns, const char *cluster, char *out, size_t n)
+{
+    snprintf(out, n, SERVEUP_LEASE_PREFIX "%s/%s", ns, cluster);
+}
+
+/* The deadline recorded for cluster ns/name, -1 none. */
+static int64_t s_deadline(serveup_t *s, const char *ns, const char *name)
+{
+    if (!s->cfg.deadlines)
+        return -1;
+    char ln[S_NAME_MAX];
+    s_lease_name(ns, name, ln, sizeof(ln));
+    store_lease_t l;
+    if (store_lease_get(s->cfg.deadlines, ln, &l) != 0 || !l.holder[0])
+        return -1;
+    return l.expires_ms;
+}
+
+static void s_forget_deadline(serveup_t *s, const char *ns, const char *name, const char *holder)
+{
+    if (!s->cfg.deadlines)
+        return;
+    char ln[S_NAME_MAX];
+    s_lease_name(ns, name, ln, sizeof(ln));
+    (void)store_lease_release(s->cfg.deadlines, ln, holder);
+}
+
+/* Ready endpoints of the serve Service (distinct targetRef uids, KubeRay's
+ * calculateNumServeEndpointsFromSlices) from its EndpointSlices. */
+static long s_count_endpoints(const json_t *slices)
+{
+    json_t *seen = json_object();
+    size_t i, j;
+    json_t *sl, *ep;
+    json_array_foreach(slices, i, sl)
+    {
+        json_array_foreach(json_object_get(sl, "endpoints"), j, ep)
+        {
+            const char *uid = jx_str(ep, "targetRef.uid", "");
+            if (*uid && jx_bool(ep, "conditions.ready", false))
+                json_object_set_new(seen, uid, json_true());
+        }
+    }
+    long n = (long)json_object_size(seen);
+    json_decref(seen);
+    return n;
+}
+
+/* Reads the rows of list l into the pass: RayClusters labelled as originated from the
+ * RayService, its head and serve Services, the serve Service's EndpointSlices (into slices). */
+static void s_take(ctrl_pass_t *p, const store_observed_list_t *l, const char *head_name,
+                   const char *serve_name, json_t *slices)
+{
+    pass_t *d = p->data;
+    const char *uid = jx_str(p->obj, "metadata.uid", "");
+    for (size_t i = 0; i < l->n; i++) {
+        const store_observed_t *r = l->rows[i];
+        if (!r->json)
+            continue;
+        bool is_rc = strcmp(r->kind, "RayCluster") == 0;
+        bool svc = strcmp(r->kind, "Service") == 0 &&
+                   (strcmp(r->name, head_name) == 0 || strcmp(r->name, serve_name) == 0);
+        bool slice = strcmp(r->kind, "EndpointSlice") == 0;
+        if (!is_rc && !svc && !slice)
+            continue;
+        json_t *o = json_loads(r->json, 0, NULL);
+        if (!o)
+            continue;
+        const json_t *lb = jx_get(o, "metadata.labels");
+        if (is_rc) {
+            /* KubeRay lists its clusters by label */
+            const char *cr = json_string_value(json_object_get(lb, LABEL_ORIGINATED_FROM_CR_NAME));
+            const char *crd = json_string_value(json_object_get(lb, LABEL_ORIGINATED_FROM_CRD));
+            if (cr && crd && strcmp(cr, p->name) == 0 && strcmp(crd, RAYSERVICE_CRD) == 0)
+                json_array_append(d->owned, o);
+        } else if (svc) {
+            /* only the RayService's own (a namesake it does not control is not its Service) */
+            const char *ou = r->owner_uid ? r->owner_uid : "";
+            if (strcmp(ou, uid) == 0) {
+                if (strcmp(r->name, head_name) == 0 && !d->head_svc)
+                    d->head_svc = json_incref(o);
+                else if (strcmp(r->name, serve_name) == 0 && !d->serve_svc)
+                    d->serve_svc = json_incref(o);
+            }
+        } else {
+            const char *sn = json_string_value(json_object_get(lb, LABEL_SERVICE_NAME));
+            if (sn && strcmp(sn, serve_name) == 0)
+                json_array_append(slices, o);
+        }
+        json_decref(o);
+    }
+}
+
+static ctrl_begin_t s_load(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    serveup_t *s = ctrl_arg(p->c);
+    const json_t *rs = p->obj;
+    char *serve_name = rayservice_serve_service_name(rs);
+    char *base = names_trim_job_name(p->name);
+    char head_name[S_NAME_MAX], prefix[S_NAME_MAX];
+    snprintf(head_name, sizeof(head_name), "%s-head-svc", p->name);
+    snprintf(prefix, sizeof(prefix), "%s-", base ? base : p->name);
+    free(base);
+    d->owned = json_array();
+    json_t *slices = json_array();
+    int rc = serve_name && d->owned && slices ? 0 : ERR_NOMEM;
+    store_observed_list_t l = {0};
+    /* its Services and their EndpointSlices are owned by it */
+    if (rc == 0)
+        rc = store_observed_list_owner(s->cfg.observed, s->cfg.cluster, p->ns, "RayService",
+                                       p->name, NULL, &l);
+    if (rc == 0)
+        s_take(p, &l, head_name, serve_name, slices);
+    store_observed_list_free(&l);
+    /* its RayClusters are named <name>-<5 random characters> (GenerateRayClusterName); a Ray
+     * object's row is its own owner, so they are found by that name range, then by label */
+    if (rc == 0)
+        rc = store_observed_list_prefix(s->cfg.observed, s->cfg.cluster, "RayCluster", p->ns,
+                                        prefix, &l);
+    if (rc == 0)
+        s_take(p, &l, head_name, serve_name, slices);
+    store_observed_list_free(&l);
+    free(serve_name);
+    d->endpoints = s_count_endpoints(slices);
+    json_decref(slices);
+    if (rc != 0) {
+        log_info("observed rows unreadable", "key", p->key, "error", err_str(rc), NULL);
+        return CTRL_BEGIN_ERROR;
+    }
+
+    d->nown = json_array_size(d->owned);
+    d->own = calloc(d->nown ? d->nown : 1, sizeof(*d->own));
+    if (!d->own)
+        return CTRL_BEGIN_ERROR;
+    const char *names[2] = {jx_str(rs, "status.activeServiceStatus.rayClusterName", ""),
+                            jx_str(rs, "status.pendingServiceStatus.rayClusterName", "")};
+    for (size_t i = 0; i < d->nown; i++) {
+        json_t *c = json_array_get(d->owned, i);
+        const char *cn = jx_str(c, "metadata.name", "");
+        d->own[i].rc = c;
+        d->own[i].due_ms = s_deadline(s, p->ns, cn);
+        if (jx_get(c, "metadata.deletionTimestamp")) {
+            /* its delete was accepted: the deadline has served */
+            if (d->own[i].due_ms >= 0)
+                s_forget_deadline(s, p->ns, cn, p->name);
+            continue;
+        }
+        for (int k = 0; k < 2; k++) {
+            if (*names[k] && strcmp(cn, names[k]) == 0 && !d->pr[k].rc) {
+                d->pr[k].rc = c;
+                d->pr[k].head_pod = ctrl_observed_head_pod(p->c, p->ns, cn);
+            }
+        }
+    }
+    return CTRL_BEGIN_STAGES;
+}
+
+static ctrl_begin_t s_begin(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    d->cp = p;
+    return s_load(p);
+}
+
+/* ---------- probes ---------- */
+
+static void s_on_health(const raydash_result_t *res, void *arg)
+{
+    probe_t *pr = arg;
+    pr->call_health = 0;
+    pr->health = res->err == 0 ? RS_PROBE_OK : RS_PROBE_FAIL;
+}
+
+static void s_on_serve(const raydash_result_t *res, void *arg)
+{
+    probe_t *pr = arg;
+    pr->call_serve = 0;
+    const json_t *apps = res->err == 0 ? json_object_get(res->body, "applications") : NULL;
+    if (res->err == 0 && (json_is_object(apps) || json_is_null(apps) || !apps)) {
+        pr->serve = RS_PROBE_OK;
+        pr->apps = json_is_object(apps) ? json_deep_copy(apps) : json_object();
+    } else {
+        pr->serve = RS_PROBE_FAIL;
+    }
+}
+
+static void s_probe_done(const raydash_result_t *res, void *arg)
+{
+    probe_cb_t *cb = arg;
+    if (cb->health)
+        s_on_health(res, cb->pr);
+    else
+        s_on_serve(res, cb->pr);
+    ctrl_release(cb->p);
+}
+
+/* The head pod's Serve proxy port (container port "serve", else 8000). */
+static long s_serve_port(const json_t *pod)
+{
+    size_t i;
+    json_t *c, *pt;
+    json_array_foreach(jx_get(pod, "spec.containers"), i, c)
+    {
+        size_t j;
+        json_array_foreach(json_object_get(c, "ports"), j, pt)
+        {
+            if (strcmp(jx_str(pt, "name", ""), "serve") == 0)
+                return (long)jx_int(pt, "containerPort", S_SERVE_PORT);
+        }
+    }
+    return S_SERVE_PORT;
+}
+
+static int64_t s_start(ctrl_pass_t *p, probe_t *pr, bool health)
+{
+    serveup_t *s = ctrl_arg(p->c);
+    probe_cb_t *cb = health ? &pr->cb_health : &pr->cb_serve;
+    *cb = (probe_cb_t){.p = p, .pr = pr, .health = health};
+    ctrl_hold(p);
+    int64_t id;
+    if (health) {
+        raydash_pod_t pod = {.ns = p->ns,
+                             .pod = jx_str(pr->head_pod, "metadata.name", ""),
+                             .ip = jx_str(pr->head_pod, "status.podIP", ""),
+                             .port = s_serve_port(pr->head_pod)};
+        id = raydash_serve_healthz(s->dash, &pod, s_probe_done, cb);
+    } else {
+        raydash_target_t t = {.address = pr->dash_addr, .ns = p->ns, .service = pr->dash_svc};
+        id = raydash_serve_get(s->dash, &t, s_probe_done, cb);
+    }
+    if (id < 0) {
+        if (health)
+            pr->health = RS_PROBE_FAIL;
+        else
+            pr->serve = RS_PROBE_FAIL;
+        ctrl_release(p);
+    }
+    return id;
+}
+
+/* Fills pr's dashboard target from its cluster; false when there is none. */
+static bool s_target(serveup_t *s, probe_t *pr)
+{
+    buf_t url;
+    buf_init(&url, 512);
+    bool ok = rayjob_dashboard_url(pr->rc, s->cfg.domain, &url) == 0;
+    pr->dash_addr = ok ? strdup(buf_str(&url)) : NULL;
+    pr->dash_svc = ok ? rayjob_head_service_name(pr->rc) : NULL;
+    buf_free(&url);
+    return pr->dash_addr && pr->dash_svc;
+}
+
+/* Stage: probe the active and pending clusters whose head is ready. */
+static void s_stage_probe(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    serveup_t *s = ctrl_arg(p->c);
+    if (jx_get(p->obj, "metadata.deletionTimestamp") || jx_bool(p->obj, "spec.suspend", false))
+        return;
+    for (int k = 0; k < 2; k++) {
+        probe_t *pr = &d->pr[k];
+        if (!pr->rc || !rsstate_head_ready(pr->rc, pr->head_pod)) {
+            log_debug("rayservice probe skipped", "key", p->key, "cluster",
+                      pr->rc ? jx_str(pr->rc, "metadata.name", "") : "(none)", "head_pod",
+                      pr->head_pod ? "yes" : "no", NULL);
+            continue;
+        }
+        if (pr->head_pod && *jx_str(pr->head_pod, "status.podIP", "")) {
+            int64_t id = s_start(p, pr, true);
+            pr->call_health = id > 0 ? id : 0;
+        }
+        if (s_target(s, pr)) {
+            int64_t id = s_start(p, pr, false);
+            pr->call_serve = id > 0 ? id : 0;
+        } else {
+            pr->serve = RS_PROBE_FAIL;
+        }
+    }
+}
+
+/* ---------- acting ---------- */
+
+static void s_pushed_key(const ctrl_pass_t *p, const char *cluster, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s/%s", p->ns, p->name, cluster);
+}
+
+static void s_on_push(const raydash_result_t *res, void *arg)
+{
+    push_cb_t *cb = arg;
+    ctrl_pass_t *p = cb->p;
+    pass_t *d = p->data;
+    serveup_t *s = ctrl_arg(p->c);
+    d->push_call[cb->idx] = 0;
+    bool ok = res->err == 0;
+    char msg[CTRL_MSG_MAX];
+    if (ok) {
+        snprintf(msg, sizeof(msg), "Updated serve applications to the RayCluster %s/%s", p->ns,
+                 cb->cluster);
+        char key[S_NAME_MAX];
+        s_pushed_key(p, cb->cluster, key, sizeof(key));
+        if (json_object_size(s->pushed) >= SERVEUP_PUSHED_MAX)
+            json_object_clear(s->pushed); /* each config is pushed once more, no harm */
+        json_object_set_new(s->pushed, key, json_string(cb->fp));
+    } else {
+        snprintf(msg, sizeof(msg),
+                 "Failed to update serve applications to the RayCluster %s/%s: fail to create / "
+                 "update Serve applications. err: %s",
+                 p->ns, cb->cluster, res->message);
+        log_info("serve push failed", "key", p->key, "cluster", cb->cluster, "error", res->message,
+                 NULL);
+    }
+    ctrl_event(p, !ok, ok ? "UpdatedServeApplications" : "FailedToUpdateServeApplications",
+               "Reconcile", "%s", msg);
+    ctrl_audit(p, "ray.io", "RayCluster", cb->cluster, "serve-push",
+               ok ? NULL : "FailedToUpdateServeApplications", msg, d->out.push[cb->idx],
+               res->status, ok ? NULL : res->message, loop_clock_ms() - cb->t0);
+    ctrl_release(p);
+}
+
+static void s_push(ctrl_pass_t *p, int idx)
+{
+    pass_t *d = p->data;
+    serveup_t *s = ctrl_arg(p->c);
+    probe_t *pr = &d->pr[idx];
+    if (!pr->dash_addr || !pr->dash_svc)
+        return;
+    push_cb_t *cb = &d->push_cb[idx];
+    memset(cb, 0, sizeof(*cb));
+    cb->p = p;
+    cb->idx = idx;
+    snprintf(cb->cluster, sizeof(cb->cluster), "%s", jx_str(pr->rc, "metadata.name", ""));
+    rsstate_config_fp(p->obj, cb->fp);
+    cb->t0 = loop_clock_ms();
+    raydash_target_t t = {.address = pr->dash_addr, .ns = p->ns, .service = pr->dash_svc};
+    ctrl_hold(p);
+    int64_t id = raydash_serve_put(s->dash, &t, d->out.push[idx], s_on_push, cb);
+    if (id < 0) {
+        log_info("serve push not started", "key", p->key, "error", err_str((int)id), NULL);
+        ctrl_release(p);
+        return;
+    }
+    d->push_call[idx] = id;
+}
+
+static void s_send(ctrl_pass_t *p, ctrl_verb_t verb, const char *group, const char *resource,
+                   const char *kind, const char *name, const char *noun, const char *ok,
+                   const char *fail, const json_t *body, const char *propagation)
+{
+    ctrl_send(p,
+              &(ctrl_req_t){.verb = verb,
+                            .group = group,
+                            .version = "v1",
+                            .resource = resource,
+                            .kind = kind,
+                            .name = name,
+                            .noun = noun,
+                            .ok_reason = ok,
+                            .fail_reason = fail,
+                            .propagation = propagation},
+              body);
+}
+
+/* Points Service `name` at goal's selector (merge patch: ClusterIP and the rest kept). */
+static void s_point(ctrl_pass_t *p, const json_t *goal)
+{
+    json_t *patch = json_pack("{s:{s:O}}", "spec", "selector", jx_get(goal, "spec.selector"));
+    if (!patch)
+        return;
+    s_send(p, CTRL_PATCH, "", "services", "Service", jx_str(goal, "metadata.name", ""), "Service",
+           "UpdatedService", "FailedToUpdateService", patch, NULL);
+    json_decref(patch);
+}
+
+static void s_label_pod(ctrl_pass_t *p, const json_t *pod, const char *value)
+{
+    json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "labels", LABEL_SERVE, value);
+    if (!patch)
+        return;
+    s_send(p, CTRL_PATCH, "", "pods", "Pod", jx_str(pod, "metadata.name", ""), "head Pod", NULL,
+           "FailedToUpdateHeadPodServeLabel", patch, NULL);
+    json_decref(patch);
+}
+
+/* Records the deadlines the step asked for. */
+static void s_record(ctrl_pass_t *p, const rs_out_t *o)
+{
+    serveup_t *s = ctrl_arg(p->c);
+    int64_t now = rftime_now_ms();
+    for (size_t i = 0; i < o->nrecord; i++) {
+        char ln[S_NAME_MAX], msg[CTRL_MSG_MAX], when[40] = "";
+        s_lease_name(p->ns, o->record[i], ln, sizeof(ln));
+        int64_t dur = o->record_due[i] - now;
+        rftime_format(o->record_due[i], RFTIME_SEC, when, sizeof(when));
+        int rc = s->cfg.deadlines ? store_lease_try_acquire(s->cfg.deadlines, ln, p->name,
+                                                            dur > 0 ? dur : 1, now, NULL)
+                                  : 0;
+        snprintf(msg, sizeof(msg), "RayCluster %s/%s is no longer active or pending: deleted at %s",
+                 p->ns, o->record[i], when);
+        ctrl_audit(p, "ray.io", "RayCluster", o->record[i], "schedule-delete",
+                   rc ? "FailedToScheduleDelete" : NULL, msg, NULL, 0, rc ? err_str(rc) : NULL, 0);
+    }
+}
+
+static bool s_step(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    serveup_t *s = ctrl_arg(p->c);
+    rs_cluster_in_t c[2];
+    char fps[2][RS_FP_MAX];
+    for (int k = 0; k < 2; k++) {
+        probe_t *pr = &d->pr[k];
+        c[k] = (rs_cluster_in_t){.rc = pr->rc,
+                                 .head_pod = pr->head_pod,
+                                 .health = pr->health,
+                                 .serve = pr->serve,
+                                 .apps = pr->apps};
+        if (pr->rc) {
+            char key[S_NAME_MAX];
+            s_pushed_key(p, jx_str(pr->rc, "metadata.name", ""), key, sizeof(key));
+            const char *fp = json_string_value(json_object_get(s->pushed, key));
+            if (fp) {
+                snprintf(fps[k], sizeof(fps[k]), "%s", fp);
+                c[k].pushed = fps[k];
+            }
+        }
+    }
+    const char *uid = jx_str(p->obj, "metadata.uid", "");
+    const char *rv = jx_str(p->obj, "metadata.resourceVersion", "");
+    const char *memo = ctrl_memo_get(p, uid, rv);
+    rs_in_t in = {.rs = p->obj,
+                  .owned = d->own,
+                  .nowned = d->nown,
+                  .active = c[0],
+                  .pending = c[1],
+                  .head_svc = d->head_svc,
+                  .serve_svc = d->serve_svc,
+                  .endpoints = d->endpoints,
+                  .now_ms = rftime_now_ms(),
+                  .set = &s->set,
+                  .validated = memo != NULL,
+                  .rnd = s_rand};
+    buf_t err;
+    buf_init(&err, S_ERR_MAX);
+    int rc = rsstate_step(&in, &d->out, &err);
+    if (rc == 0 && !d->out.invalid && !memo)
+        ctrl_memo_put(p, uid, rv, "valid");
+    if (rc != 0) {
+        const char *why = err.len ? buf_str(&err) : err_str(rc);
+        if (!memo || strcmp(memo, "build-failed") != 0) {
+            ctrl_event(p, true, "FailedToReconcileRayService", "Reconcile", "%s", why);
+            ctrl_memo_put(p, uid, rv, "build-failed");
+        }
+        ctrl_fail(p, NULL, "RayService %s/%s: %s", p->ns, p->name, why);
+    }
+    buf_free(&err);
+    /* a spec that stays invalid is reported once, not at every resync */
+    if (rc == 0 && d->out.invalid && !d->out.status)
+        d->out.nevents = 0;
+    if (rc == 0 && d->out.why[0])
+        log_debug("rayservice step", "key", p->key, "why", d->out.why, NULL);
+    return rc == 0;
+}
+
+/* Stage: step with what was observed and probed, and carry the decision out. */
+static void s_stage_act(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    if (!s_step(p))
+        return;
+    d->stepped = true;
+    rs_out_t *o = &d->out;
+    for (size_t i = 0; i < o->nevents; i++)
+        ctrl_event(p, o->events[i].warning, o->events[i].reason, "Reconcile", "%s",
+                   o->events[i].msg);
+    s_record(p, o);
+    for (size_t i = 0; i < o->ndeletes; i++)
+        s_send(p, CTRL_DELETE, "ray.io", "rayclusters", "RayCluster", o->deletes[i], "RayCluster",
+               "DeletedRayCluster", "FailedToDeleteRayCluster", NULL, "Background");
+    if (o->actions & RS_ACT_CREATE_CLUSTER)
+        ctrl_create_once(p, json_incref(o->cluster), "ray.io", "v1", "rayclusters", "RayCluster",
+                         "CreatedRayCluster", "FailedToCreateRayCluster", 0);
+    for (int k = 0; k < 2; k++) {
+        if (o->actions & (k == 0 ? RS_ACT_UPDATE_ACTIVE : RS_ACT_UPDATE_PENDING))
+            s_send(p, CTRL_UPDATE, "ray.io", "rayclusters", "RayCluster",
+                   jx_str(o->update[k], "metadata.name", ""), "RayCluster", "UpdatedRayCluster",
+                   "FailedToUpdateRayCluster", o->update[k], NULL);
+        if (o->actions & (k == 0 ? RS_ACT_LABEL_ACTIVE : RS_ACT_LABEL_PENDING))
+            s_label_pod(p, d->pr[k].head_pod, o->label[k]);
+        if (o->actions & (k == 0 ? RS_ACT_PUSH_ACTIVE : RS_ACT_PUSH_PENDING))
+            s_push(p, k);
+    }
+    if (o->actions & RS_ACT_CREATE_HEAD_SVC)
+        ctrl_create_once(p, json_incref(o->head_svc), "", "v1", "services", "Service",
+                         "CreatedService", "FailedToCreateService", 0);
+    else if (o->actions & RS_ACT_POINT_HEAD_SVC)
+        s_point(p, o->head_svc);
+    if (o->actions & RS_ACT_CREATE_SERVE_SVC)
+        ctrl_create_once(p, json_incref(o->serve_svc), "", "v1", "services", "Service",
+                         "CreatedService", "FailedToCreateService", 0);
+    else if (o->actions & RS_ACT_POINT_SERVE_SVC)
+        s_point(p, o->serve_svc);
+    if (o->actions & RS_ACT_DELETE_SERVICES) {
+        if (d->head_svc)
+            s_send(p, CTRL_DELETE, "", "services", "Service",
+                   jx_str(d->head_svc, "metadata.name", ""), "Service", "DeletedService",
+                   "FailedToDeleteService", NULL, NULL);
+        if (d->serve_svc)
+            s_send(p, CTRL_DELETE, "", "services", "Service",
+                   jx_str(d->serve_svc, "metadata.name", ""), "Service", "DeletedService",
+                   "FailedToDeleteService", NULL, NULL);
+    }
+    if (o->actions & (RS_ACT_ADD_FINALIZER | RS_ACT_REMOVE_FINALIZER))
+        ctrl_finalizer(p, RAYSERVICE_FINALIZER, o->actions & RS_ACT_ADD_FINALIZER);
+    if (o->requeue_ms > 0)
+        p->requeue_ms = o->requeue_ms;
+}
+
+/* Stage: the status write. */
+static void s_stage_status(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    if (!d->stepped || !d->out.status)
+        return;
+    json_t *st = d->out.status;
+    d->out.status = NULL;
+    ctrl_status_write(p, st, rsstate_status_changed);
+}
+
+static void s_pass_free(ctrl_pass_t *p)
+{
+    pass_t *d = p->data;
+    serveup_t *s = ctrl_arg(p->c);
+    for (int k = 0; k < 2; k++) {
+        probe_t *pr = &d->pr[k];
+        if (pr->call_health > 0)
+            raydash_cancel(s->dash, pr->call_health);
+        if (pr->call_serve > 0)
+            raydash_cancel(s->dash, pr->call_serve);
+        if (d->push_call[k] > 0)
+            raydash_cancel(s->dash, d->push_call[k]);
+        json_decref(pr->head_pod);
+        json_decref(pr->apps);
+        free(pr->dash_addr);
+        free(pr->dash_svc);
+    }
+    json_decref(d->owned);
+    json_decref(d->head_svc);
+    json_decref(d->serve_svc);
+    free(d->own);
+    rsstate_out_free(&d->out);
+}
+
+static const ctrl_stage_t s_stages[] = {
+    {s_stage_probe, false},
+    {s_stage_act, false},
+    {s_stage_status, false},
+};
+
+static const ctrl_kind_t s_kind = {.group = "ray.io",
+                                   .version = "v1",
+                                   .kind = "RayService",
+                                   .resource = "rayservices",
+                                   .component = SERVEUP_COMPONENT,
+                                   .instance = SERVEUP_INSTANCE,
+                                   .pass_size = sizeof(pass_t),
+                                   .begin = s_begin,
+                                   .stages = s_stages,
+                                   .nstages = sizeof(s_stages) / sizeof(s_stages[0]),
+                                   .pass_free = s_pass_free,
+                                   .status_precondition = true};
+
+serveup_t *serveup_new(loop_t *loop, const serveup_config_t *cfg)
+{
+    if (!loop || !cfg || !cfg->cluster || !cfg->observed || !cfg->client)
+        return NULL;
+    serveup_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->loop = loop;
+    s->cfg = *cfg;
+    if (cfg->settings)
+        s->set = *cfg->settings;
+    else
+        rsstate_settings_default(&s->set);
+    if (s->set.steady_poll_ms <= 0)
+        s->set.steady_poll_ms = RS_POLL_STEADY_MS;
+    s->cfg.settings = &s->set;
+    s->pushed = json_object();
+    raydash_config_t dc = {0};
+    if (cfg->use_proxy) {
+        dc.k8s = cfg->client;
+    } else {
+        s->http = http_client_new(loop, &(http_config_t){0});
+        dc.http = s->http;
+    }
+    s->dash = (dc.k8s || dc.http) ? raydash_new(loop, &dc) : NULL;
+    s->ctrl = s->dash && s->pushed ? ctrl_new(loop, &(ctrl_config_t){.kind = &s_kind,
+                                                                     .cluster = cfg->cluster,
+                                                                     .observed = cfg->observed,
+                                                                     .client = cfg->client,
+                                                                     .audit = cfg->audit,
+                                                                     .events = cfg->events,
+                                                                     .requeue_ms = cfg->requeue_ms,
+                                                                     .fence = cfg->fence,
+                                                                     .fence_arg = cfg->fence_arg,
+                                                                     .arg = s})
+                                   : NULL;
+    if (!s->ctrl) {
+        serveup_destroy(&s);
+        return NULL;
+    }
+    return s;
+}
+
+ctrl_t *serveup_ctrl(serveup_t *s)
+{
+    return s ? s->ctrl : NULL;
+}
+
+void serveup_destroy(serveup_t **s_p)
+{
+    if (!s_p || !*s_p)
+        return;
+    serveup_t *s = *s_p;
+    ctrl_destroy(&s->ctrl); /* passes cancel their dashboard calls */
+    raydash_destroy(&s->dash);
+    http_client_destroy(&s->http);
+    json_decref(s->pushed);
+    free(s);
+    *s_p = NULL;
+}
