@@ -186,16 +186,16 @@ enum {
 /* The owner whose tables each statement reads or writes: it is prepared only when the file holds
  * that owner's tables at the current version. */
 static const int s_sql_owner[S_STMT_COUNT] = {
-    [S_BEGIN] = S_OWN_NONE,           [S_COMMIT] = S_OWN_NONE,
-    [S_ROLLBACK] = S_OWN_NONE,        [S_OBS_UPSERT] = S_OWN_OBS,
-    [S_OBS_DELETE] = S_OWN_OBS,       [S_OBS_GET] = S_OWN_OBS,
-    [S_OBS_LIST_OWNER] = S_OWN_OBS,   [S_OBS_SCAN] = S_OWN_OBS,
-    [S_OBS_LIST_PREFIX] = S_OWN_OBS,
-    [S_DES_PUT] = S_OWN_DES,          [S_DES_DELETE_ONE] = S_OWN_DES,
-    [S_DES_DELETE_OWNER] = S_OWN_DES, [S_DES_LIST_OWNER] = S_OWN_DES,
-    [S_AUDIT_INSERT] = S_OWN_AUDIT,   [S_AUDIT_TARGET] = S_OWN_AUDIT,
-    [S_LEASE_GET] = S_OWN_LEASE,      [S_LEASE_PUT] = S_OWN_LEASE,
-    [S_LEASE_RELEASE] = S_OWN_LEASE,  [S_LEASE_SCAN] = S_OWN_LEASE,
+    [S_BEGIN] = S_OWN_NONE,          [S_COMMIT] = S_OWN_NONE,
+    [S_ROLLBACK] = S_OWN_NONE,       [S_OBS_UPSERT] = S_OWN_OBS,
+    [S_OBS_DELETE] = S_OWN_OBS,      [S_OBS_GET] = S_OWN_OBS,
+    [S_OBS_LIST_OWNER] = S_OWN_OBS,  [S_OBS_SCAN] = S_OWN_OBS,
+    [S_OBS_LIST_PREFIX] = S_OWN_OBS, [S_DES_PUT] = S_OWN_DES,
+    [S_DES_DELETE_ONE] = S_OWN_DES,  [S_DES_DELETE_OWNER] = S_OWN_DES,
+    [S_DES_LIST_OWNER] = S_OWN_DES,  [S_AUDIT_INSERT] = S_OWN_AUDIT,
+    [S_AUDIT_TARGET] = S_OWN_AUDIT,  [S_LEASE_GET] = S_OWN_LEASE,
+    [S_LEASE_PUT] = S_OWN_LEASE,     [S_LEASE_RELEASE] = S_OWN_LEASE,
+    [S_LEASE_SCAN] = S_OWN_LEASE,
 };
 
 static const char *const s_sql[S_STMT_COUNT] = {
