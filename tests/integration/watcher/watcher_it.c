@@ -8,7 +8,11 @@
  * its RayCluster's key, uid and shard; unlabelled pods are not watched; an EndpointSlice made by
  * kubesim's controller is published under the RayCluster of its Service; a RayJob's RayCluster
  * and that cluster's pod are published under their own owner's key and under the RayJob's (its
- * shard), an owner cycle under the own key only; /readyz is 503 until a
+ * shard), an owner cycle under the own key only; Services labelled by origin without created-by
+ * (a RayService's head and serve Services, a RayJob's head Service) and their EndpointSlices have
+ * rows owned by the RayService / RayJob and events under its key (a slice change included), a
+ * created-by Service with origin labels is seen once, a Service moved between the two selectors
+ * keeps its row, and a restart deletes the stale rows of one selector only; /readyz is 503 until a
  * late-created CRD syncs, and /metrics (common/opsrv) shows rayfleet_watcher_ready 0 then 1 and
  * the published-events counter as watcher_stats() counts it; after a forced 410 with changes in the
  * gap, after dropped watches, under 30% injected errors with latency, and after a restart with
