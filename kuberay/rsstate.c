@@ -356,14 +356,19 @@ static void s_init_timeout(step_t *s, json_t *st)
         s_requeue(s, limit - (s->in->now_ms - since));
         return;
     }
-    char msg[256];
-    snprintf(msg, sizeof(msg), "RayService failed to become ready within %s",
-             s_ann(s->rs, ANN_INITIALIZING_TIMEOUT));
+    char lim[64], spent[64], msg[256];
+    rftime_duration_format(limit * 1000000, lim, sizeof(lim));
+    rftime_duration_format((s->in->now_ms - since) * 1000000, spent, sizeof(spent));
+    snprintf(msg, sizeof(msg),
+             "RayService failed to become ready within the configured timeout of %s. Time spent "
+             "initializing: %s",
+             lim, spent);
     conds_set(conds, RS_COND_READY, "False", RS_R_INIT_TIMEOUT, msg, s->now, s->gen);
-    conds_set(conds, RS_COND_UPGRADE, "False", RS_R_INIT_TIMEOUT, msg, s->now, s->gen);
     json_object_set_new(st, "activeServiceStatus", json_object());
     json_object_set_new(st, "pendingServiceStatus", json_object());
-    s_event(s, true, S_EV_INIT_TIMEOUT, "%s/%s: %s", s->ns, s->name, msg);
+    s_event(s, true, S_EV_INIT_TIMEOUT,
+            "RayService initializing timeout exceeded after %s (configured timeout: %s)", spent,
+            lim);
 }
 
 /* calculateConditions. */

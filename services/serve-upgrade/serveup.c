@@ -21,6 +21,10 @@
 #define S_ERR_MAX 2048 /* bytes of a builder's error */
 #define S_NAME_MAX 2048 /* bytes of a lease name, a Service name, a pushed-config key */
 #define S_SERVE_PORT 8000 /* the Serve proxy's port when the head declares none */
+/* A create is not repeated within this time while the watcher has not shown the object yet; after
+ * it, an object observed missing is created again (suspend deletes the Services, a user may delete
+ * them) and AlreadyExists counts as success. */
+#define S_ENSURE_MS 5000
 
 struct serveup {
     loop_t *loop;
@@ -464,8 +468,8 @@ static void s_label_pod(ctrl_pass_t *p, const json_t *pod, const char *value)
     json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "labels", LABEL_SERVE, value);
     if (!patch)
         return;
-    s_send(p, CTRL_PATCH, "", "pods", "Pod", jx_str(pod, "metadata.name", ""), "head Pod", NULL,
-           "FailedToUpdateHeadPodServeLabel", patch, NULL);
+    s_send(p, CTRL_PATCH, "", "pods", "Pod", jx_str(pod, "metadata.name", ""), "head Pod",
+           "UpdatedHeadPodServeLabel", "FailedToUpdateHeadPodServeLabel", patch, NULL);
     json_decref(patch);
 }
 
@@ -566,7 +570,7 @@ static void s_stage_act(ctrl_pass_t *p)
                "DeletedRayCluster", "FailedToDeleteRayCluster", NULL, "Background");
     if (o->actions & RS_ACT_CREATE_CLUSTER)
         ctrl_create_once(p, json_incref(o->cluster), "ray.io", "v1", "rayclusters", "RayCluster",
-                         "CreatedRayCluster", "FailedToCreateRayCluster", 0);
+                         "CreatedRayCluster", "FailedToCreateRayCluster", S_ENSURE_MS);
     for (int k = 0; k < 2; k++) {
         if (o->actions & (k == 0 ? RS_ACT_UPDATE_ACTIVE : RS_ACT_UPDATE_PENDING))
             s_send(p, CTRL_UPDATE, "ray.io", "rayclusters", "RayCluster",
@@ -579,12 +583,12 @@ static void s_stage_act(ctrl_pass_t *p)
     }
     if (o->actions & RS_ACT_CREATE_HEAD_SVC)
         ctrl_create_once(p, json_incref(o->head_svc), "", "v1", "services", "Service",
-                         "CreatedService", "FailedToCreateService", 0);
+                         "CreatedService", "FailedToCreateService", S_ENSURE_MS);
     else if (o->actions & RS_ACT_POINT_HEAD_SVC)
         s_point(p, o->head_svc);
     if (o->actions & RS_ACT_CREATE_SERVE_SVC)
         ctrl_create_once(p, json_incref(o->serve_svc), "", "v1", "services", "Service",
-                         "CreatedService", "FailedToCreateService", 0);
+                         "CreatedService", "FailedToCreateService", S_ENSURE_MS);
     else if (o->actions & RS_ACT_POINT_SERVE_SVC)
         s_point(p, o->serve_svc);
     if (o->actions & RS_ACT_DELETE_SERVICES) {
