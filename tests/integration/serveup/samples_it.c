@@ -81,9 +81,10 @@ static const sample_t s_samples[] = {
      "workers select gke-accelerator nvidia-l4: Pending; the simulated llm_app is RUNNING on the "
      "head (hf-secret missing: see gemma4)"},
     {"ray-service.incremental-upgrade.yaml", 0,
-     "NewClusterWithIncrementalUpgrade: the first cluster is created as with NewCluster "
-     "(rsstate: incremental upgrades not implemented, no Gateway/HTTPRoute); autoscaling, 0 "
-     "workers"},
+     "NewClusterWithIncrementalUpgrade: the first cluster is created and served as with "
+     "NewCluster (autoscaling, 0 workers); rsstate does not implement incremental upgrades, so "
+     "KubeRay's per-cluster <cluster>-serve-svc, Gateway <rs>-gateway (class istio), HTTPRoute "
+     "and targetCapacity/trafficRoutedPercent are missing (not asserted)"},
     {"ray-service.llm-serve.yaml", 0,
      "the hf-token Secret goes in beside it; the 32-CPU GPU worker may or may not find a free "
      "kubesim node (GPUs are not modelled), the simulated llms app needs none"},
