@@ -15,7 +15,8 @@
  * dir and stops curl.
  *
  * Also: pumping the loop, waiting for a predicate, creating an object through a client and
- * waiting for the answer, loading YAML and the KubeRay samples, reading kubesim's store directly
+ * waiting for the answer, loading YAML and the KubeRay samples, applying a YAML file as `kubectl
+ * create -n NS -f FILE` does (namespaces created first), reading kubesim's store directly
  * (get, labels, pod readiness, Events) and changing a RayCluster's spec through the main endpoint.
  *
  * The setup functions count failed assertions like CHECK (common/selftest.h) and return the
@@ -215,6 +216,86 @@ HARNESS_FN int harness_create(harness_t *h, k8s_client_t *c, const k8s_res_t *re
     if (msg)
         snprintf(msg, msize, "%s", x.msg);
     return x.done ? x.err : ERR_TIMEOUT;
+}
+
+/* Creates namespace `ns` through the admin client unless it exists. Returns 0 or the create's
+ * error (printed). */
+HARNESS_FN int harness_ensure_ns(harness_t *h, const char *ns)
+{
+    json_t *o = NULL;
+    objstore_res_t *nsr = objstore_find(apiserver_store(h->api), "", "namespaces");
+    if (nsr && objstore_get(apiserver_store(h->api), nsr, NULL, ns, &o, NULL) == 0) {
+        json_decref(o);
+        return 0;
+    }
+    json_t *obj = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "Namespace",
+                            "metadata", "name", ns);
+    k8s_res_t r = {.group = "", .version = "v1", .resource = "namespaces"};
+    char msg[HARNESS_MSG_MAX];
+    int rc = obj ? harness_create(h, h->admin, &r, obj, msg, sizeof(msg)) : ERR_NOMEM;
+    json_decref(obj);
+    if (rc == ERR_EXISTS)
+        rc = 0;
+    if (rc != 0)
+        printf("  namespace %s: %s (%s)\n", ns, err_str(rc), rc == ERR_NOMEM ? "" : msg);
+    return rc;
+}
+
+/* Applies the YAML file `path` as `kubectl create -n <ns> -f <path>` does: every document in
+ * order (an empty one skipped), its kind resolved through kubesim's resource registry, created
+ * through the admin client in `ns` (or the document's own namespace), each namespace created
+ * first. A kind the cluster does not serve is refused like kubectl's "no matches for kind" and the
+ * other documents still go in; its name is appended to `missing` (`msize` bytes, comma separated;
+ * may be NULL). Returns the failed checks (a load or create error, printed). */
+HARNESS_FN int harness_apply_file(harness_t *h, const char *path, const char *ns, char *missing,
+                                  size_t msize)
+{
+    int failed = 0;
+    if (missing && msize)
+        missing[0] = '\0';
+    json_t *docs = NULL;
+    buf_t err;
+    buf_init(&err, HARNESS_ERR_MAX);
+    int rc = yaml_load_file(path, HARNESS_YAML_MAX, &docs, &err);
+    if (rc != 0)
+        printf("  %s: %s\n", path, buf_str(&err));
+    buf_free(&err);
+    CHECK(rc == 0);
+    CHECK(harness_ensure_ns(h, ns) == 0);
+    size_t k;
+    json_t *doc;
+    json_array_foreach(docs, k, doc)
+    {
+        if (!json_is_object(doc)) /* an empty document (trailing ---) */
+            continue;
+        const char *av = jx_str(doc, "apiVersion", ""), *kind = jx_str(doc, "kind", "");
+        const char *slash = strchr(av, '/');
+        char group[128];
+        snprintf(group, sizeof(group), "%.*s", slash ? (int)(slash - av) : 0, av);
+        objstore_res_t *res = objstore_find_kind(apiserver_store(h->api), group, kind);
+        if (!res) { /* kubectl: no matches for kind "<kind>" in version "<apiVersion>" */
+            if (missing && msize) {
+                size_t len = strlen(missing);
+                snprintf(missing + len, msize - len, "%s%s", len ? "," : "", kind);
+            }
+            continue;
+        }
+        const objstore_resdesc_t *d = objstore_res_desc(res);
+        const char *dns = jx_str(doc, "metadata.namespace", ns);
+        if (d->namespaced)
+            CHECK(harness_ensure_ns(h, dns) == 0);
+        k8s_res_t r = {.group = group,
+                       .version = slash ? slash + 1 : av,
+                       .resource = d->resource,
+                       .namespace_ = d->namespaced ? dns : NULL};
+        char msg[HARNESS_MSG_MAX];
+        rc = harness_create(h, h->admin, &r, doc, msg, sizeof(msg));
+        if (rc != 0)
+            printf("  %s: create %s: %s (%s)\n", path, kind, err_str(rc), msg);
+        CHECK(rc == 0);
+    }
+    json_decref(docs);
+    return failed;
 }
 
 /* ---------- kubesim's store, read directly ---------- */
