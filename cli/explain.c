@@ -402,11 +402,25 @@ static const char *s_past(const char *verb)
     return NULL;
 }
 
-/* Whether a row's result is a success. */
+/* Whether a row's verb is a call that is not a Kubernetes write (a job submission or stop, a
+ * Serve config push, a recorded deletion deadline): its message says what was done. */
+static bool s_verb_has_message(const char *verb)
+{
+    static const char *const verbs[] = {"submit", "stop", "serve-push", "schedule-delete"};
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (!strcmp(verb, verbs[i]))
+            return true;
+    return false;
+}
+
+/* Whether a row's result is a success: no error and an HTTP status below 400, or, for a record
+ * without an HTTP call (a deletion deadline: status 0), no error. */
 static bool s_ok(const json_t *row)
 {
     json_int_t st = s_i(row, "result_status");
-    return st > 0 && st < 400 && !json_is_string(json_object_get(row, "result_error"));
+    if (json_is_string(json_object_get(row, "result_error")))
+        return false;
+    return (st > 0 && st < 400) || (st == 0 && s_verb_has_message(s_s(row, "verb")));
 }
 
 /* Appends "RayCluster default/demo generation 1 (resourceVersion 25, bus event 17953...)" for
@@ -894,9 +908,21 @@ static void s_not_observed(s_ex_t *x, const char *cluster, const char *kind, con
     json_decref(rows);
 }
 
+/* Appends which RayCluster Service `svc` selects ("selects ray.io/cluster=NAME", or "selects no
+ * ray.io/cluster"), and sets it as "selects" (the name or null) in `row`. */
+static void s_selects(const json_t *svc, buf_t *b, json_t *row)
+{
+    const char *c = json_string_value(json_object_get(jx_get(svc, "spec.selector"), LABEL_CLUSTER));
+    if (c && c[0])
+        buf_printf(b, "selects %s=%s", LABEL_CLUSTER, c);
+    else
+        buf_puts(b, "selects no " LABEL_CLUSTER);
+    json_object_set_new(row, "selects", c && c[0] ? json_string(c) : json_null());
+}
+
 /* Appends one owned object's line: kind ns/name, its role when given ("active", ...), then its
- * observed state (phase, conditions) or "not observed". Adds {kind, name, [role,] observed} to
- * `owned`. */
+ * observed state (phase, conditions; for a Service the cluster it selects) or "not observed". Adds
+ * {kind, name, [role,] observed} to `owned`. */
 static void s_owned(s_ex_t *x, const char *cluster, const char *kind, const char *name,
                     const char *role, buf_t *b, json_t *owned)
 {
@@ -908,6 +934,8 @@ static void s_owned(s_ex_t *x, const char *cluster, const char *kind, const char
         buf_puts(b, "none yet");
     else if (!o)
         s_not_observed(x, cluster, kind, name, b);
+    else if (!strcmp(kind, "Service"))
+        s_selects(json_object_get(o, "object"), b, o);
     else
         buf_printf(b, "state %s, conditions %s%s", s_s(o, "phase")[0] ? s_s(o, "phase") : "-",
                    s_s(o, "conditions")[0] ? s_s(o, "conditions") : "-",
@@ -971,17 +999,6 @@ static int s_last_rows(s_ex_t *x, const char *cluster, const char *const *causes
     return s_collect(x, st, out, EXPLAIN_RAYJOB_LAST);
 }
 
-/* Whether a row's verb is a call that is not a Kubernetes write (a job submission or stop, a
- * Serve config push, a recorded deletion deadline): its message says what was done. */
-static bool s_verb_has_message(const char *verb)
-{
-    static const char *const verbs[] = {"submit", "stop", "serve-push", "schedule-delete"};
-    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-        if (!strcmp(verb, verbs[i]))
-            return true;
-    return false;
-}
-
 /* Appends the "last audit rows" listing of `last` (s_last_rows()). */
 static void s_last_text(const json_t *last, buf_t *b)
 {
@@ -996,9 +1013,9 @@ static void s_last_text(const json_t *last, buf_t *b)
                    s_s(r, "target_name"));
         if (s_s(r, "reason")[0])
             buf_printf(b, " (%s)", s_s(r, "reason"));
-        if (s_ok(r))
+        if (s_ok(r) && s_i(r, "result_status") > 0)
             buf_printf(b, " %" JSON_INTEGER_FORMAT, s_i(r, "result_status"));
-        else
+        else if (!s_ok(r))
             buf_printf(b, " FAILED %" JSON_INTEGER_FORMAT " %s", s_i(r, "result_status"),
                        s_s(r, "result_error"));
         if (s_verb_has_message(s_s(r, "verb")) && s_s(r, "message")[0])
@@ -1300,13 +1317,32 @@ static void s_rs_next(const rs_out_t *o, json_t *next)
         json_array_append_new(next, json_sprintf("delete RayCluster %s", o->deletes[i]));
 }
 
+/* The deletion deadline serve-upgrade recorded for its dangling RayCluster `cn`, as its newest
+ * successful schedule-delete row among `rows` says: the row's time plus the RayService's
+ * rayClusterDeletionDelaySeconds (the step records now + delay; the lease holding the exact value
+ * is serve-upgrade's, in leases.db). -1 when none is recorded. */
+static int64_t s_rs_due(const json_t *rs, const json_t *rows, const char *cn)
+{
+    int64_t due = -1;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        if (!strcmp(s_s(r, "verb"), "schedule-delete") &&
+            !strcmp(s_s(r, "target_kind"), "RayCluster") && !strcmp(s_s(r, "target_name"), cn) &&
+            !json_is_string(json_object_get(r, "result_error")))
+            due = s_i(r, "time_ms") + (int64_t)rayservice_delete_delay_s(rs) * 1000;
+    }
+    return due;
+}
+
 /* One sentence: which cluster serves the RayService `rs` and why, from one rsstate_step() over
  * what is observed (its RayClusters `clusters`, their head pods, its Services, `endpoints`) with
  * KubeRay's default settings and no Serve probe (explain calls no Ray head). Its actions, in
- * words, go to `next`. Deletion deadlines are not read (each dangling cluster counts as having
- * none yet). */
+ * words, go to `next`. The deletion deadlines of dangling clusters are those its audit rows `rows`
+ * recorded (s_rs_due()). */
 static void s_rayservice_why(s_ex_t *x, const char *cluster, const json_t *rs,
-                             const json_t *clusters, const json_t *head_svc,
+                             const json_t *clusters, const json_t *rows, const json_t *head_svc,
                              const json_t *serve_svc, long endpoints, buf_t *b, json_t *next)
 {
     rs_owned_t own[S_RS_CLUSTERS_MAX];
@@ -1321,8 +1357,8 @@ static void s_rayservice_why(s_ex_t *x, const char *cluster, const json_t *rs,
     {
         if (nown >= S_RS_CLUSTERS_MAX)
             break;
-        own[nown++] = (rs_owned_t){.rc = rc, .due_ms = -1};
         const char *cn = jx_str(rc, "metadata.name", "");
+        own[nown++] = (rs_owned_t){.rc = rc, .due_ms = s_rs_due(rs, rows, cn)};
         for (int k = 0; k < 2; k++) {
             if (!jx_get(rc, "metadata.deletionTimestamp") && names[k][0] && !strcmp(cn, names[k]) &&
                 !c[k].rc) {
@@ -1462,7 +1498,8 @@ static int s_rayservice_section(s_ex_t *x, const json_t *obs, const json_t *rows
         head_svc = s_rs_service(x, cluster, head_name);
         serve_svc = s_rs_service(x, cluster, serve_name);
         long endpoints = serve_svc ? s_rs_endpoints(x, cluster, serve_name) : 0;
-        s_rayservice_why(x, cluster, rs, clusters, head_svc, serve_svc, endpoints, &why, next);
+        s_rayservice_why(x, cluster, rs, clusters, rows, head_svc, serve_svc, endpoints, &why,
+                         next);
     }
     if (rs) {
         static const s_field_t fields[] = {
@@ -1527,11 +1564,18 @@ static int s_rayservice_section(s_ex_t *x, const json_t *obs, const json_t *rows
     json_array_foreach(names, i, n)
     {
         const char *cn = json_string_value(n);
-        s_owned(x, cluster, "RayCluster", cn,
-                !strcmp(cn, an)   ? "active"
-                : !strcmp(cn, pn) ? "pending"
-                                  : "neither active nor pending",
-                b, owned);
+        char role[96] = "dangling (neither active nor pending)";
+        int64_t due = rs ? s_rs_due(rs, rows, cn) : -1;
+        if (!strcmp(cn, an))
+            snprintf(role, sizeof(role), "active");
+        else if (!strcmp(cn, pn))
+            snprintf(role, sizeof(role), "pending");
+        else if (due >= 0) {
+            char when[40];
+            s_rfc3339(due, when, sizeof(when));
+            snprintf(role, sizeof(role), "dangling, deletion due at %s", when);
+        }
+        s_owned(x, cluster, "RayCluster", cn, role, b, owned);
     }
     if (!json_array_size(names))
         s_owned(x, cluster, "RayCluster", "", NULL, b, owned);
@@ -1668,9 +1712,9 @@ static int s_explain_ray(s_ex_t *x)
                        s_s(a, "target_namespace"), s_s(a, "target_name"));
             if (s_s(a, "reason")[0])
                 buf_printf(&text, " (%s)", s_s(a, "reason"));
-            if (s_ok(a))
+            if (s_ok(a) && s_i(a, "result_status") > 0)
                 buf_printf(&text, " %" JSON_INTEGER_FORMAT, s_i(a, "result_status"));
-            else
+            else if (!s_ok(a))
                 buf_printf(&text, " FAILED %" JSON_INTEGER_FORMAT " %s", s_i(a, "result_status"),
                            s_s(a, "result_error"));
         }
