@@ -1849,7 +1849,9 @@ static int s_explain_run(int argc, char **words)
         "object as observed now), and the other actions of the same reconcile. KIND: pod, "
         "service, event, raycluster, rayjob, rayservice, configmap, secret, serviceaccount, "
         "role, rolebinding, ingress, pvc, job, endpointslice (any case, plural or short name "
-        "such as svc). For a Ray object, lists everything done for it, grouped by reconcile. "
+        "such as svc). For a Ray object, lists everything done for it, grouped by reconcile; "
+        "for a RayJob, where it is and why; for a RayService, which RayCluster serves and why "
+        "(one reconcile step over what is observed, without calling Serve). "
         "Exit 0 when rayfleet acted on the object, 1 when it has no audit row (not created by "
         "rayfleet) or on error, 2 on a usage error.",
         s_explain_opts, 1, argc, words, &a);
