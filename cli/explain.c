@@ -19,6 +19,9 @@
 #include "rcstatus.h"
 #include "rftime.h"
 #include "rjstate.h"
+#include "rayservice.h"
+#include "rsstate.h"
+#include "conds.h"
 #include "sql.h"
 #include "store.h"
 
@@ -399,11 +402,25 @@ static const char *s_past(const char *verb)
     return NULL;
 }
 
-/* Whether a row's result is a success. */
+/* Whether a row's verb is a call that is not a Kubernetes write (a job submission or stop, a
+ * Serve config push, a recorded deletion deadline): its message says what was done. */
+static bool s_verb_has_message(const char *verb)
+{
+    static const char *const verbs[] = {"submit", "stop", "serve-push", "schedule-delete"};
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (!strcmp(verb, verbs[i]))
+            return true;
+    return false;
+}
+
+/* Whether a row's result is a success: no error and an HTTP status below 400, or, for a record
+ * without an HTTP call (a deletion deadline: status 0), no error. */
 static bool s_ok(const json_t *row)
 {
     json_int_t st = s_i(row, "result_status");
-    return st > 0 && st < 400 && !json_is_string(json_object_get(row, "result_error"));
+    if (json_is_string(json_object_get(row, "result_error")))
+        return false;
+    return (st > 0 && st < 400) || (st == 0 && s_verb_has_message(s_s(row, "verb")));
 }
 
 /* Appends "RayCluster default/demo generation 1 (resourceVersion 25, bus event 17953...)" for
@@ -891,114 +908,100 @@ static void s_not_observed(s_ex_t *x, const char *cluster, const char *kind, con
     json_decref(rows);
 }
 
-/* Appends one owned object's line: kind ns/name, then its observed state (phase, conditions) or
- * "not observed". Adds {kind, name, observed} to `owned`. */
-static void s_rayjob_owned(s_ex_t *x, const char *cluster, const char *kind, const char *name,
-                           buf_t *b, json_t *owned)
+/* Appends which RayCluster Service `svc` selects ("selects ray.io/cluster=NAME", or "selects no
+ * ray.io/cluster"), and sets it as "selects" (the name or null) in `row`. */
+static void s_selects(const json_t *svc, buf_t *b, json_t *row)
+{
+    const char *c = json_string_value(json_object_get(jx_get(svc, "spec.selector"), LABEL_CLUSTER));
+    if (c && c[0])
+        buf_printf(b, "selects %s=%s", LABEL_CLUSTER, c);
+    else
+        buf_puts(b, "selects no " LABEL_CLUSTER);
+    json_object_set_new(row, "selects", c && c[0] ? json_string(c) : json_null());
+}
+
+/* Appends one owned object's line: kind ns/name, its role when given ("active", ...), then its
+ * observed state (phase, conditions; for a Service the cluster it selects) or "not observed". Adds
+ * {kind, name, [role,] observed} to `owned`. */
+static void s_owned(s_ex_t *x, const char *cluster, const char *kind, const char *name,
+                    const char *role, buf_t *b, json_t *owned)
 {
     json_t *o = name[0] ? s_observed(x, cluster, kind, x->ns, name) : NULL;
     buf_printf(b, "\n  %-10s %s/%s: ", kind, x->ns, name[0] ? name : "-");
+    if (role)
+        buf_printf(b, "%s, ", role);
     if (!name[0])
         buf_puts(b, "none yet");
     else if (!o)
         s_not_observed(x, cluster, kind, name, b);
+    else if (!strcmp(kind, "Service"))
+        s_selects(json_object_get(o, "object"), b, o);
     else
         buf_printf(b, "state %s, conditions %s%s", s_s(o, "phase")[0] ? s_s(o, "phase") : "-",
                    s_s(o, "conditions")[0] ? s_s(o, "conditions") : "-",
                    json_is_true(json_object_get(o, "deleting")) ? " (being deleted)" : "");
     if (o)
         json_object_del(o, "object");
-    json_array_append_new(owned, json_pack("{s:s, s:s, s:o}", "kind", kind, "name", name,
-                                           "observed", o ? o : json_null()));
+    json_t *e =
+        json_pack("{s:s, s:s, s:o}", "kind", kind, "name", name, "observed", o ? o : json_null());
+    if (e && role)
+        json_object_set_new(e, "role", json_string(role));
+    json_array_append_new(owned, e);
 }
 
-/* The newest audit rows (at most EXPLAIN_RAYJOB_LAST) about the RayJob and its children: caused
- * by it or by its RayCluster, or targeting it, its RayCluster, its submitter Job or its head
- * Service; appended oldest first to `out`. Returns 0 or 1 (error printed). */
-static int s_rayjob_last(s_ex_t *x, const char *cluster, const char *rcname, const char *svc,
-                         json_t *out)
+/* An object named in the "last audit rows" query: its kind and name. */
+typedef struct {
+    const char *kind;
+    const char *name;
+} s_target_t;
+
+#define S_LAST_MAX 32 /* most cause keys, and most targets, of one "last audit rows" query */
+
+/* The newest audit rows (at most EXPLAIN_RAYJOB_LAST) about a Ray object and its children: those
+ * whose cause_key is cluster/ns/causes[i] (the objects whose reconciles they belong to), or whose
+ * target is one of `targets` (in cluster and x->ns); appended oldest first to `out`. An empty name
+ * matches nothing; at most S_LAST_MAX of each are used. Returns 0 or 1 (error printed). */
+static int s_last_rows(s_ex_t *x, const char *cluster, const char *const *causes, size_t ncauses,
+                       const s_target_t *targets, size_t ntargets, json_t *out)
 {
-    char k1[S_GROUP_MAX * 3 + 3], k2[S_GROUP_MAX * 3 + 3];
-    snprintf(k1, sizeof(k1), "%s/%s/%s", cluster, x->ns, x->name);
-    snprintf(k2, sizeof(k2), "%s/%s/%s", cluster, x->ns, rcname[0] ? rcname : "-");
-    sqlite3_stmt *st = s_prepare(
-        x, "SELECT * FROM (SELECT " STORE_AUDIT_COLUMNS ", id FROM audit WHERE cause_key IN (?1, "
-           "?2) OR (cluster = ?3 AND target_namespace = ?4 AND ((target_kind = 'RayJob' AND "
-           "target_name = ?5) OR (target_kind = 'RayCluster' AND target_name = ?6) OR (target_kind "
-           "= 'Job' AND target_name = ?5) OR (target_kind = 'Service' AND target_name = ?7))) "
-           "ORDER BY time_ms DESC, id DESC LIMIT ?8) ORDER BY time_ms, id");
+    ncauses = ncauses < S_LAST_MAX ? ncauses : S_LAST_MAX;
+    ntargets = ntargets < S_LAST_MAX ? ntargets : S_LAST_MAX;
+    buf_t sql;
+    buf_init(&sql, 8192);
+    buf_puts(&sql, "SELECT * FROM (SELECT " STORE_AUDIT_COLUMNS
+                   ", id FROM audit WHERE cause_key IN (NULL");
+    for (size_t i = 0; i < ncauses; i++)
+        buf_printf(&sql, ", ?%zu", 4 + i);
+    buf_puts(&sql, ") OR (cluster = ?1 AND target_namespace = ?2 AND (0");
+    for (size_t i = 0; i < ntargets; i++)
+        buf_printf(&sql, " OR (target_kind = ?%zu AND target_name = ?%zu)", 4 + ncauses + 2 * i,
+                   5 + ncauses + 2 * i);
+    buf_puts(&sql, ")) ORDER BY time_ms DESC, id DESC LIMIT ?3) ORDER BY time_ms, id");
+    sqlite3_stmt *st = sql.len ? s_prepare(x, buf_str(&sql)) : NULL;
+    buf_free(&sql);
     if (!st)
         return 1;
-    sqlite3_bind_text(st, 1, k1, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, k2, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, cluster, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 4, x->ns, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 5, x->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 6, rcname, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 7, svc, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 8, EXPLAIN_RAYJOB_LAST);
+    sqlite3_bind_text(st, 1, cluster, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, x->ns, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, EXPLAIN_RAYJOB_LAST);
+    char key[S_GROUP_MAX * 3 + 3];
+    for (size_t i = 0; i < ncauses; i++) {
+        snprintf(key, sizeof(key), "%s/%s/%s", cluster, x->ns, causes[i]);
+        if (causes[i][0]) /* else NULL: matches nothing */
+            sqlite3_bind_text(st, (int)(4 + i), key, -1, SQLITE_TRANSIENT);
+    }
+    for (size_t i = 0; i < ntargets; i++) {
+        sqlite3_bind_text(st, (int)(4 + ncauses + 2 * i), targets[i].kind, -1, SQLITE_TRANSIENT);
+        if (targets[i].name[0])
+            sqlite3_bind_text(st, (int)(5 + ncauses + 2 * i), targets[i].name, -1,
+                              SQLITE_TRANSIENT);
+    }
     return s_collect(x, st, out, EXPLAIN_RAYJOB_LAST);
 }
 
-/* Appends the RayJob section of explain (status, why, owned objects, last audit rows, Events) to
- * `b`, and the same as "rayjob" to `doc`. `obs` is the RayJob's observed row (with "object"), or
- * NULL; `rows` its audit rows (explain's listing). Returns 0 or 1 (error printed). */
-static int s_rayjob_section(s_ex_t *x, const json_t *obs, const json_t *rows, buf_t *b, json_t *doc)
+/* Appends the "last audit rows" listing of `last` (s_last_rows()). */
+static void s_last_text(const json_t *last, buf_t *b)
 {
-    const json_t *rj = obs ? json_object_get(obs, "object") : NULL;
-    const char *cluster =
-        obs ? s_s(obs, "cluster") : json_string_value(json_array_get(x->clusters, 0));
-    if (!cluster)
-        cluster = "";
-    json_t *sec = json_object();
-    json_t *owned = json_array();
-    json_t *last = json_array();
-    json_t *events = json_array();
-    buf_t why;
-    buf_init(&why, RJ_MSG_MAX + 64);
-    int code = 1;
-    if (!sec || !owned || !last || !events)
-        goto done;
-    const char *rcname = rj ? jx_str(rj, "status.rayClusterName", "") : "";
-    char svc[S_GROUP_MAX + 16];
-    snprintf(svc, sizeof(svc), "%s-head-svc", x->name);
-    if (rj) {
-        json_t *rco = rcname[0] ? s_observed(x, cluster, "RayCluster", x->ns, rcname) : NULL;
-        json_t *jo = s_observed(x, cluster, "Job", x->ns, x->name);
-        s_rayjob_why(rj, rco ? json_object_get(rco, "object") : NULL,
-                     jo ? json_object_get(jo, "object") : NULL, &why);
-        json_decref(rco);
-        json_decref(jo);
-        static const struct {
-            const char *label, *path;
-        } fields[] = {{"deployment status", "status.jobDeploymentStatus"},
-                      {"job status", "status.jobStatus"},
-                      {"reason", "status.reason"},
-                      {"message", "status.message"},
-                      {"job id", "status.jobId"},
-                      {"cluster", "status.rayClusterName"},
-                      {"dashboard", "status.dashboardURL"},
-                      {"start", "status.startTime"},
-                      {"end", "status.endTime"}};
-        json_t *st = json_object();
-        buf_printf(b, "\nwhy: %s\nstatus:", buf_str(&why));
-        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-            const char *v = jx_str(rj, fields[i].path, "");
-            buf_printf(b, "\n  %-18s %s", fields[i].label, v[0] ? v : "-");
-            json_object_set_new(st, fields[i].label, json_string(v));
-        }
-        json_object_set_new(sec, "why", json_string(buf_str(&why)));
-        json_object_set_new(sec, "status", st ? st : json_null());
-    } else {
-        buf_puts(b, "\nwhy: not observed now (deleted, or the watcher has not seen it)");
-        json_object_set_new(sec, "why", json_null());
-    }
-    buf_puts(b, "\nowns:");
-    s_rayjob_owned(x, cluster, "RayCluster", rcname, b, owned);
-    s_rayjob_owned(x, cluster, "Job", x->name, b, owned);
-    s_rayjob_owned(x, cluster, "Service", svc, b, owned);
-    if (s_rayjob_last(x, cluster, rcname, svc, last) != 0)
-        goto done;
     buf_printf(b, "\nlast %zu audit row%s about it and its children:", json_array_size(last),
                json_array_size(last) == 1 ? "" : "s");
     size_t i;
@@ -1010,15 +1013,22 @@ static int s_rayjob_section(s_ex_t *x, const json_t *obs, const json_t *rows, bu
                    s_s(r, "target_name"));
         if (s_s(r, "reason")[0])
             buf_printf(b, " (%s)", s_s(r, "reason"));
-        if (s_ok(r))
+        if (s_ok(r) && s_i(r, "result_status") > 0)
             buf_printf(b, " %" JSON_INTEGER_FORMAT, s_i(r, "result_status"));
-        else
+        else if (!s_ok(r))
             buf_printf(b, " FAILED %" JSON_INTEGER_FORMAT " %s", s_i(r, "result_status"),
                        s_s(r, "result_error"));
-        if (!strcmp(s_s(r, "verb"), "submit") || !strcmp(s_s(r, "verb"), "stop"))
-            if (s_s(r, "message")[0])
-                buf_printf(b, ": %s", s_s(r, "message"));
+        if (s_verb_has_message(s_s(r, "verb")) && s_s(r, "message")[0])
+            buf_printf(b, ": %s", s_s(r, "message"));
     }
+}
+
+/* The Events among a Ray object's audit rows `rows` (the rows that created them: type, reason,
+ * message), appended to `events` as {time, type, reason, message}, and listed into `b`. */
+static void s_events(const json_t *rows, json_t *events, buf_t *b)
+{
+    size_t i;
+    json_t *r;
     json_array_foreach(rows, i, r)
     {
         if (strcmp(s_s(r, "target_kind"), "Event") != 0)
@@ -1047,16 +1057,553 @@ static int s_rayjob_section(s_ex_t *x, const json_t *obs, const json_t *rows, bu
         buf_printf(b, "\n  %s %s %s: %s", s_s(r, "time"), s_s(r, "type")[0] ? s_s(r, "type") : "-",
                    s_s(r, "reason")[0] ? s_s(r, "reason") : "-", s_s(r, "message"));
     }
-    json_object_set_new(sec, "owns", json_incref(owned));
-    json_object_set_new(sec, "last_audit", json_incref(last));
-    json_object_set_new(sec, "events", json_incref(events));
+}
+
+/* A status line of a Ray object's section: its label and where the value is. */
+typedef struct {
+    const char *label;
+    const char *path;
+} s_field_t;
+
+/* Appends "\n  LABEL  value" for each field of `obj` (strings and integers; "-" when absent) and
+ * sets label -> value (the string or integer, "" when absent) in `st`. */
+static void s_fields(const json_t *obj, const s_field_t *fields, size_t n, buf_t *b, json_t *st)
+{
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = jx_get(obj, fields[i].path);
+        char num[32];
+        const char *text = json_string_value(v);
+        if (json_is_integer(v)) {
+            snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            text = num;
+        }
+        buf_printf(b, "\n  %-18s %s", fields[i].label, text && text[0] ? text : "-");
+        json_object_set_new(st, fields[i].label,
+                            json_is_integer(v) ? json_integer(json_integer_value(v))
+                                               : json_string(text ? text : ""));
+    }
+}
+
+/* The end of a Ray object's section: the newest audit rows about it and its children (see
+ * s_last_rows()) and its Events (from its audit rows `rows`), into `b` and, as "last_audit" and
+ * "events", into `sec`. Returns 0 or 1 (error printed). */
+static int s_section_tail(s_ex_t *x, const char *cluster, const char *const *causes, size_t ncauses,
+                          const s_target_t *targets, size_t ntargets, const json_t *rows,
+                          json_t *sec, buf_t *b)
+{
+    json_t *last = json_array();
+    json_t *events = json_array();
+    int code = 1;
+    if (last && events && s_last_rows(x, cluster, causes, ncauses, targets, ntargets, last) == 0) {
+        s_last_text(last, b);
+        s_events(rows, events, b);
+        json_object_set(sec, "last_audit", last);
+        json_object_set(sec, "events", events);
+        code = 0;
+    }
+    json_decref(last);
+    json_decref(events);
+    return code;
+}
+
+/* The cluster a Ray object's section reads: the one it is observed in, else the first candidate. */
+static const char *s_section_cluster(const s_ex_t *x, const json_t *obs)
+{
+    const char *c = obs ? s_s(obs, "cluster") : json_string_value(json_array_get(x->clusters, 0));
+    return c ? c : "";
+}
+
+#define S_WHY_UNOBSERVED "\nwhy: not observed now (deleted, or the watcher has not seen it)"
+
+/* Appends the RayJob section of explain (status, why, owned objects, last audit rows, Events) to
+ * `b`, and the same as "rayjob" to `doc`. `obs` is the RayJob's observed row (with "object"), or
+ * NULL; `rows` its audit rows (explain's listing). Returns 0 or 1 (error printed). */
+static int s_rayjob_section(s_ex_t *x, const json_t *obs, const json_t *rows, buf_t *b, json_t *doc)
+{
+    const json_t *rj = obs ? json_object_get(obs, "object") : NULL;
+    const char *cluster = s_section_cluster(x, obs);
+    json_t *sec = json_object();
+    json_t *owned = json_array();
+    buf_t why;
+    buf_init(&why, RJ_MSG_MAX + 64);
+    int code = 1;
+    if (!sec || !owned)
+        goto done;
+    const char *rcname = rj ? jx_str(rj, "status.rayClusterName", "") : "";
+    char svc[S_GROUP_MAX + 16];
+    snprintf(svc, sizeof(svc), "%s-head-svc", x->name);
+    if (rj) {
+        json_t *rco = rcname[0] ? s_observed(x, cluster, "RayCluster", x->ns, rcname) : NULL;
+        json_t *jo = s_observed(x, cluster, "Job", x->ns, x->name);
+        s_rayjob_why(rj, rco ? json_object_get(rco, "object") : NULL,
+                     jo ? json_object_get(jo, "object") : NULL, &why);
+        json_decref(rco);
+        json_decref(jo);
+        static const s_field_t fields[] = {{"deployment status", "status.jobDeploymentStatus"},
+                                           {"job status", "status.jobStatus"},
+                                           {"reason", "status.reason"},
+                                           {"message", "status.message"},
+                                           {"job id", "status.jobId"},
+                                           {"cluster", "status.rayClusterName"},
+                                           {"dashboard", "status.dashboardURL"},
+                                           {"start", "status.startTime"},
+                                           {"end", "status.endTime"}};
+        json_t *st = json_object();
+        buf_printf(b, "\nwhy: %s\nstatus:", buf_str(&why));
+        s_fields(rj, fields, sizeof(fields) / sizeof(fields[0]), b, st);
+        json_object_set_new(sec, "why", json_string(buf_str(&why)));
+        json_object_set_new(sec, "status", st ? st : json_null());
+    } else {
+        buf_puts(b, S_WHY_UNOBSERVED);
+        json_object_set_new(sec, "why", json_null());
+    }
+    buf_puts(b, "\nowns:");
+    s_owned(x, cluster, "RayCluster", rcname, NULL, b, owned);
+    s_owned(x, cluster, "Job", x->name, NULL, b, owned);
+    s_owned(x, cluster, "Service", svc, NULL, b, owned);
+    json_object_set(sec, "owns", owned);
+    const char *causes[] = {x->name, rcname};
+    const s_target_t targets[] = {
+        {"RayJob", x->name}, {"RayCluster", rcname}, {"Job", x->name}, {"Service", svc}};
+    if (s_section_tail(x, cluster, causes, 2, targets, 4, rows, sec, b) != 0)
+        goto done;
     json_object_set(doc, "rayjob", sec);
     code = 0;
 done:
     json_decref(sec);
     json_decref(owned);
-    json_decref(last);
-    json_decref(events);
+    buf_free(&why);
+    return code;
+}
+
+/* ---- RayService: which cluster serves and why ---------------------------------------------- */
+
+#define S_RS_CLUSTERS_MAX 16 /* most RayClusters of one RayService explain reads or lists */
+#define S_RS_SLICES_MAX 1000 /* most EndpointSlices of the serve Service read */
+#define S_RS_NOT_PROBED "Serve state not probed by explain"
+#define S_LABEL_PATH(l) "'$.metadata.labels.\"" l "\"'" /* json_extract() path of a label */
+
+/* The parsed `json` column (0) of each row of `st` (finalized here), at most `max`, appended to
+ * `out`. */
+static void s_objects(sqlite3_stmt *st, json_t *out, size_t max)
+{
+    while (json_array_size(out) < max && sqlite3_step(st) == SQLITE_ROW) {
+        const char *js = (const char *)sqlite3_column_text(st, 0);
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        json_t *o = NULL;
+        buf_t err;
+        buf_init(&err, 256);
+        if (js && len <= EXPLAIN_OBJECT_MAX && jx_parse(js, len, "observed", &o, &err) == 0)
+            json_array_append_new(out, o);
+        buf_free(&err);
+    }
+    sqlite3_finalize(st);
+}
+
+/* The RayClusters the RayService originated, as serve-upgrade finds them: observed, named
+ * <trimmed name>- (a range of the primary key), labelled originated-from-cr-name = the RayService
+ * and originated-from-crd = RayService; at most S_RS_CLUSTERS_MAX, by name, into `out`. */
+static void s_rs_clusters(s_ex_t *x, const char *cluster, json_t *out)
+{
+    char *base = names_trim_job_name(x->name);
+    char lo[S_GROUP_MAX], hi[S_GROUP_MAX];
+    snprintf(lo, sizeof(lo), "%s-", base ? base : x->name);
+    snprintf(hi, sizeof(hi), "%s.", base ? base : x->name); /* '.' follows '-' */
+    free(base);
+    sqlite3_stmt *st = s_prepare(x,
+                                 "SELECT json FROM observed.observed_objects WHERE cluster = ?1 "
+                                 "AND kind = 'RayCluster' "
+                                 "AND namespace = ?2 AND name >= ?3 AND name < ?4 AND "
+                                 "json_extract(json, " S_LABEL_PATH(LABEL_ORIGINATED_FROM_CR_NAME) ") = ?5 AND json_extract(json, " S_LABEL_PATH(
+                                     LABEL_ORIGINATED_FROM_CRD) ") = '" RAYSERVICE_CRD
+                                                                "' ORDER BY name LIMIT ?6");
+    if (!st)
+        return;
+    sqlite3_bind_text(st, 1, cluster, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, x->ns, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, lo, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, hi, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, x->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 6, S_RS_CLUSTERS_MAX);
+    s_objects(st, out, S_RS_CLUSTERS_MAX);
+}
+
+/* The observed head pod of RayCluster `rc` (not being deleted), or NULL. The caller owns it. */
+static json_t *s_head_pod(s_ex_t *x, const char *cluster, const char *rc)
+{
+    sqlite3_stmt *st = s_prepare(
+        x, "SELECT json FROM observed.observed_objects WHERE cluster = ?1 AND namespace = ?2 AND "
+           "kind = 'Pod' AND owner_kind = 'RayCluster' AND owner_name = ?3 AND deleting = 0 AND "
+           "json_extract(json, " S_LABEL_PATH(LABEL_NODE_TYPE) ") = '" NAMES_NODE_HEAD "' LIMIT 1");
+    json_t *pods = json_array();
+    if (!st || !pods) {
+        sqlite3_finalize(st);
+        json_decref(pods);
+        return NULL;
+    }
+    sqlite3_bind_text(st, 1, cluster, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, x->ns, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, rc, -1, SQLITE_TRANSIENT);
+    s_objects(st, pods, 1);
+    json_t *pod = json_incref(json_array_get(pods, 0));
+    json_decref(pods);
+    return pod;
+}
+
+/* The RayService's Service `name` as observed (the object), when the RayService owns it; else
+ * NULL. The caller owns it. */
+static json_t *s_rs_service(s_ex_t *x, const char *cluster, const char *name)
+{
+    json_t *row = s_observed(x, cluster, "Service", x->ns, name);
+    json_t *svc = NULL;
+    if (row && !strcmp(s_s(row, "owner_kind"), "RayService") &&
+        !strcmp(s_s(row, "owner_name"), x->name))
+        svc = json_incref(json_object_get(row, "object"));
+    json_decref(row);
+    return svc;
+}
+
+/* The ready serve endpoints of Service `serve` (its EndpointSlices, by their service-name label,
+ * counted as KubeRay does: rayservice_serve_endpoints()). */
+static long s_rs_endpoints(s_ex_t *x, const char *cluster, const char *serve)
+{
+    sqlite3_stmt *st = s_prepare(
+        x, "SELECT json FROM observed.observed_objects WHERE cluster = ?1 AND namespace = ?2 AND "
+           "kind = 'EndpointSlice' AND json_extract(json, " S_LABEL_PATH(
+               LABEL_SERVICE_NAME) ") = ?3 LIMIT ?4");
+    json_t *slices = json_array();
+    if (!st || !slices) {
+        sqlite3_finalize(st);
+        json_decref(slices);
+        return 0;
+    }
+    sqlite3_bind_text(st, 1, cluster, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, x->ns, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, serve, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, S_RS_SLICES_MAX);
+    s_objects(st, slices, S_RS_SLICES_MAX);
+    long n = rayservice_serve_endpoints(slices);
+    json_decref(slices);
+    return n;
+}
+
+/* What the RayService's next reconcile would do (rs_out_t.actions), in words, into `next`. */
+static void s_rs_next(const rs_out_t *o, json_t *next)
+{
+    static const struct {
+        unsigned bit;
+        const char *what;
+    } acts[] = {
+        {RS_ACT_ADD_FINALIZER, "add the finalizer"},
+        {RS_ACT_REMOVE_FINALIZER, "remove the finalizer"},
+        {RS_ACT_CREATE_CLUSTER, "create the pending RayCluster"},
+        {RS_ACT_UPDATE_ACTIVE, "update the active RayCluster in place"},
+        {RS_ACT_UPDATE_PENDING, "update the pending RayCluster in place"},
+        {RS_ACT_LABEL_ACTIVE, "set ray.io/serve on the active head pod"},
+        {RS_ACT_LABEL_PENDING, "set ray.io/serve on the pending head pod"},
+        {RS_ACT_CREATE_HEAD_SVC, "create the head Service"},
+        {RS_ACT_POINT_HEAD_SVC, "point the head Service at the ready RayCluster"},
+        {RS_ACT_CREATE_SERVE_SVC, "create the serve Service"},
+        {RS_ACT_POINT_SERVE_SVC, "point the serve Service at the ready RayCluster"},
+        {RS_ACT_DELETE_SERVICES, "delete the head and serve Services"},
+    };
+    for (size_t i = 0; i < sizeof(acts) / sizeof(acts[0]); i++)
+        if (o->actions & acts[i].bit)
+            json_array_append_new(next, json_string(acts[i].what));
+    for (size_t i = 0; i < o->nrecord; i++)
+        json_array_append_new(
+            next, json_sprintf("record the deletion deadline of RayCluster %s", o->record[i]));
+    for (size_t i = 0; i < o->ndeletes; i++)
+        json_array_append_new(next, json_sprintf("delete RayCluster %s", o->deletes[i]));
+}
+
+/* The deletion deadline serve-upgrade recorded for its dangling RayCluster `cn`, as its newest
+ * successful schedule-delete row among `rows` says: the row's time plus the RayService's
+ * rayClusterDeletionDelaySeconds (the step records now + delay; the lease holding the exact value
+ * is serve-upgrade's, in leases.db). -1 when none is recorded. */
+static int64_t s_rs_due(const json_t *rs, const json_t *rows, const char *cn)
+{
+    int64_t due = -1;
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        if (!strcmp(s_s(r, "verb"), "schedule-delete") &&
+            !strcmp(s_s(r, "target_kind"), "RayCluster") && !strcmp(s_s(r, "target_name"), cn) &&
+            !json_is_string(json_object_get(r, "result_error")))
+            due = s_i(r, "time_ms") + (int64_t)rayservice_delete_delay_s(rs) * 1000;
+    }
+    return due;
+}
+
+/* One sentence: which cluster serves the RayService `rs` and why, from one rsstate_step() over
+ * what is observed (its RayClusters `clusters`, their head pods, its Services, `endpoints`) with
+ * KubeRay's default settings and no Serve probe (explain calls no Ray head). Its actions, in
+ * words, go to `next`. The deletion deadlines of dangling clusters are those its audit rows `rows`
+ * recorded (s_rs_due()). */
+static void s_rayservice_why(s_ex_t *x, const char *cluster, const json_t *rs,
+                             const json_t *clusters, const json_t *rows, const json_t *head_svc,
+                             const json_t *serve_svc, long endpoints, buf_t *b, json_t *next)
+{
+    rs_owned_t own[S_RS_CLUSTERS_MAX];
+    size_t nown = 0;
+    rs_cluster_in_t c[2] = {{0}, {0}};
+    json_t *pods[2] = {NULL, NULL};
+    const char *names[2] = {jx_str(rs, "status.activeServiceStatus.rayClusterName", ""),
+                            jx_str(rs, "status.pendingServiceStatus.rayClusterName", "")};
+    size_t i;
+    json_t *rc;
+    json_array_foreach(clusters, i, rc)
+    {
+        if (nown >= S_RS_CLUSTERS_MAX)
+            break;
+        const char *cn = jx_str(rc, "metadata.name", "");
+        own[nown++] = (rs_owned_t){.rc = rc, .due_ms = s_rs_due(rs, rows, cn)};
+        for (int k = 0; k < 2; k++) {
+            if (!jx_get(rc, "metadata.deletionTimestamp") && names[k][0] && !strcmp(cn, names[k]) &&
+                !c[k].rc) {
+                c[k].rc = rc;
+                c[k].head_pod = pods[k] = s_head_pod(x, cluster, cn);
+            }
+        }
+    }
+    rs_settings_t set;
+    rsstate_settings_default(&set);
+    rs_in_t in = {.rs = rs,
+                  .owned = own,
+                  .nowned = nown,
+                  .active = c[0],
+                  .pending = c[1],
+                  .head_svc = head_svc,
+                  .serve_svc = serve_svc,
+                  .endpoints = endpoints,
+                  .now_ms = rftime_now_ms(),
+                  .set = &set,
+                  .rnd = s_norand};
+    rs_out_t out;
+    buf_t err;
+    buf_init(&err, RS_MSG_MAX);
+    int rc_step = rsstate_step(&in, &out, &err);
+    const char *npn = jx_str(out.status, "pendingServiceStatus.rayClusterName", "");
+    const char *nan = jx_str(out.status, "activeServiceStatus.rayClusterName", "");
+    if (rc_step != 0) {
+        buf_printf(b, "the reconcile cannot build its objects: %s",
+                   err.len ? buf_str(&err) : err_str(rc_step));
+    } else if (*npn && strcmp(npn, names[1]) != 0 && strcmp(npn, names[0]) != 0) {
+        /* the step named a new pending cluster (with explain's placeholder randomness) */
+        if (*nan)
+            buf_printf(b,
+                       "upgrading: RayCluster %s serves; the spec changed, so serve-upgrade is "
+                       "about to name a new pending RayCluster",
+                       nan);
+        else
+            buf_puts(b, "initializing: serve-upgrade is about to name the first RayCluster");
+    } else {
+        buf_puts(b, out.why[0] ? out.why : "-");
+    }
+    if (rc_step == 0 && !out.done && !out.invalid && !jx_bool(rs, "spec.suspend", false))
+        buf_puts(b, " (" S_RS_NOT_PROBED ")");
+    if (rc_step == 0)
+        s_rs_next(&out, next);
+    rsstate_out_free(&out);
+    buf_free(&err);
+    json_decref(pods[0]);
+    json_decref(pods[1]);
+}
+
+/* Appends the "serves:" line: the cluster the serve Service selects (ray.io/cluster as observed),
+ * and the active and pending clusters of the status; the same into `sec` as "serving". */
+static void s_rs_serving(s_ex_t *x, const json_t *rs, const char *serve_name,
+                         const json_t *serve_svc, const json_t *head_svc, buf_t *b, json_t *sec)
+{
+    const char *sel =
+        json_string_value(json_object_get(jx_get(serve_svc, "spec.selector"), LABEL_CLUSTER));
+    const char *hsel =
+        json_string_value(json_object_get(jx_get(head_svc, "spec.selector"), LABEL_CLUSTER));
+    const char *an = jx_str(rs, "status.activeServiceStatus.rayClusterName", "");
+    const char *pn = jx_str(rs, "status.pendingServiceStatus.rayClusterName", "");
+    if (sel && sel[0])
+        buf_printf(b, "\nserves: RayCluster %s (the serve Service %s/%s selects %s=%s)", sel, x->ns,
+                   serve_name, LABEL_CLUSTER, sel);
+    else if (serve_svc)
+        buf_printf(b, "\nserves: no RayCluster (the serve Service %s/%s selects no %s)", x->ns,
+                   serve_name, LABEL_CLUSTER);
+    else
+        buf_printf(b, "\nserves: no RayCluster yet (the serve Service %s/%s is not observed)",
+                   x->ns, serve_name);
+    buf_printf(b, "; active %s, pending %s", an[0] ? an : "-", pn[0] ? pn : "-");
+    json_t *o =
+        json_pack("{s:s, s:s, s:s}", "serve_service", serve_name, "active", an, "pending", pn);
+    if (o) {
+        json_object_set_new(o, "cluster", sel && sel[0] ? json_string(sel) : json_null());
+        json_object_set_new(o, "head_service_cluster",
+                            hsel && hsel[0] ? json_string(hsel) : json_null());
+    }
+    json_object_set_new(sec, "serving", o ? o : json_null());
+}
+
+/* Adds `name` to the array of names `names` unless it is empty, there or the array is full. */
+static void s_name_add(json_t *names, const char *name)
+{
+    if (!name[0] || json_array_size(names) >= S_RS_CLUSTERS_MAX)
+        return;
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        if (!strcmp(json_string_value(n), name))
+            return;
+    }
+    json_array_append_new(names, json_string(name));
+}
+
+/* Appends the RayService section of explain (why, status, which cluster serves, the objects it
+ * owns, last audit rows, Events) to `b`, and the same as "rayservice" to `doc`. `obs` is the
+ * RayService's observed row (with "object"), or NULL; `rows` its audit rows. Returns 0 or 1
+ * (error printed). */
+static int s_rayservice_section(s_ex_t *x, const json_t *obs, const json_t *rows, buf_t *b,
+                                json_t *doc)
+{
+    const json_t *rs = obs ? json_object_get(obs, "object") : NULL;
+    const char *cluster = s_section_cluster(x, obs);
+    json_t *sec = json_object();
+    json_t *owned = json_array();
+    json_t *clusters = json_array(); /* observed RayClusters it originated */
+    json_t *names = json_array(); /* names of every RayCluster it has or had */
+    json_t *next = json_array();
+    json_t *head_svc = NULL, *serve_svc = NULL;
+    char *serve_name = NULL;
+    buf_t why;
+    buf_init(&why, RS_MSG_MAX + 64);
+    int code = 1;
+    if (!sec || !owned || !clusters || !names || !next)
+        goto done;
+    char head_name[S_GROUP_MAX + 16];
+    snprintf(head_name, sizeof(head_name), "%s-head-svc", x->name);
+    serve_name = rs ? rayservice_serve_service_name(rs) : NULL;
+    if (!serve_name) {
+        /* not observed: the default name (a custom serveService name is in the spec) */
+        char dflt[S_GROUP_MAX + 16];
+        snprintf(dflt, sizeof(dflt), "%s-serve-svc", x->name);
+        serve_name = strdup(dflt);
+        if (!serve_name)
+            goto done;
+    }
+    const char *an = rs ? jx_str(rs, "status.activeServiceStatus.rayClusterName", "") : "";
+    const char *pn = rs ? jx_str(rs, "status.pendingServiceStatus.rayClusterName", "") : "";
+    s_name_add(names, an);
+    s_name_add(names, pn);
+    if (rs && x->observed) {
+        s_rs_clusters(x, cluster, clusters);
+        head_svc = s_rs_service(x, cluster, head_name);
+        serve_svc = s_rs_service(x, cluster, serve_name);
+        long endpoints = serve_svc ? s_rs_endpoints(x, cluster, serve_name) : 0;
+        s_rayservice_why(x, cluster, rs, clusters, rows, head_svc, serve_svc, endpoints, &why,
+                         next);
+    }
+    if (rs) {
+        static const s_field_t fields[] = {
+            {"service status", "status.serviceStatus"},
+            {"serve endpoints", "status.numServeEndpoints"},
+            {"active cluster", "status.activeServiceStatus.rayClusterName"},
+            {"pending cluster", "status.pendingServiceStatus.rayClusterName"},
+            {"observed generation", "status.observedGeneration"}};
+        json_t *st = json_object();
+        if (!x->observed)
+            buf_puts(&why, "observed.db is missing");
+        buf_printf(b, "\nwhy: %s", buf_str(&why));
+        s_rs_serving(x, rs, serve_name, serve_svc, head_svc, b, sec);
+        buf_puts(b, "\nstatus:");
+        s_fields(rs, fields, sizeof(fields) / sizeof(fields[0]), b, st);
+        static const char *const types[] = {RS_COND_READY, RS_COND_UPGRADE, RS_COND_ROLLBACK,
+                                            RS_COND_SUSPENDING, RS_COND_SUSPENDED};
+        const json_t *conds = jx_get(rs, "status.conditions");
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+            const json_t *cd = conds_find(conds, types[i], NULL);
+            if (!cd && i > 1)
+                continue; /* Ready and UpgradeInProgress always, the others when set */
+            buf_printf(b, "\n  %-18s %s", types[i], cd ? jx_str(cd, "status", "-") : "-");
+            if (cd)
+                buf_printf(b, " (%s: %s)", jx_str(cd, "reason", "-"), jx_str(cd, "message", ""));
+            json_object_set_new(
+                st, types[i],
+                cd ? json_pack("{s:s, s:s, s:s}", "status", jx_str(cd, "status", ""), "reason",
+                               jx_str(cd, "reason", ""), "message", jx_str(cd, "message", ""))
+                   : json_null());
+        }
+        json_object_set_new(sec, "why", json_string(buf_str(&why)));
+        json_object_set_new(sec, "status", st ? st : json_null());
+        if (json_array_size(next)) {
+            buf_puts(b, "\nnext reconcile (one step over what is observed, " S_RS_NOT_PROBED "):");
+            size_t i;
+            json_t *n;
+            json_array_foreach(next, i, n)
+            {
+                buf_printf(b, "%s%s", i ? "; " : " ", json_string_value(n));
+            }
+        }
+        json_object_set(sec, "next", next);
+    } else {
+        buf_puts(b, S_WHY_UNOBSERVED);
+        json_object_set_new(sec, "why", json_null());
+    }
+    /* its clusters: named in the status, observed, and those its audit rows name (gone ones) */
+    size_t i;
+    json_t *r;
+    json_array_foreach(clusters, i, r)
+    {
+        s_name_add(names, jx_str(r, "metadata.name", ""));
+    }
+    json_array_foreach(rows, i, r)
+    {
+        if (!strcmp(s_s(r, "target_kind"), "RayCluster"))
+            s_name_add(names, s_s(r, "target_name"));
+    }
+    buf_puts(b, "\nowns:");
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        const char *cn = json_string_value(n);
+        char role[96] = "dangling (neither active nor pending)";
+        int64_t due = rs ? s_rs_due(rs, rows, cn) : -1;
+        if (!strcmp(cn, an))
+            snprintf(role, sizeof(role), "active");
+        else if (!strcmp(cn, pn))
+            snprintf(role, sizeof(role), "pending");
+        else if (due >= 0) {
+            char when[40];
+            s_rfc3339(due, when, sizeof(when));
+            snprintf(role, sizeof(role), "dangling, deletion due at %s", when);
+        }
+        s_owned(x, cluster, "RayCluster", cn, role, b, owned);
+    }
+    if (!json_array_size(names))
+        s_owned(x, cluster, "RayCluster", "", NULL, b, owned);
+    s_owned(x, cluster, "Service", head_name, "head", b, owned);
+    s_owned(x, cluster, "Service", serve_name, "serve", b, owned);
+    json_object_set(sec, "owns", owned);
+    const char *causes[1 + S_RS_CLUSTERS_MAX] = {x->name};
+    s_target_t targets[3 + S_RS_CLUSTERS_MAX] = {
+        {"RayService", x->name}, {"Service", head_name}, {"Service", serve_name}};
+    size_t ncauses = 1, ntargets = 3;
+    json_array_foreach(names, i, n)
+    {
+        causes[ncauses++] = json_string_value(n);
+        targets[ntargets++] = (s_target_t){"RayCluster", json_string_value(n)};
+    }
+    if (s_section_tail(x, cluster, causes, ncauses, targets, ntargets, rows, sec, b) != 0)
+        goto done;
+    json_object_set(doc, "rayservice", sec);
+    code = 0;
+done:
+    json_decref(sec);
+    json_decref(owned);
+    json_decref(clusters);
+    json_decref(names);
+    json_decref(next);
+    json_decref(head_svc);
+    json_decref(serve_svc);
+    free(serve_name);
     buf_free(&why);
     return code;
 }
@@ -1105,7 +1652,9 @@ static int s_explain_ray(s_ex_t *x)
                    json_is_true(json_object_get(obs, "deleting")) ? " (being deleted)" : "");
     else
         buf_puts(&text, x->observed ? ": not observed now" : ": observed.db is missing");
-    if (!strcmp(x->kind->kind, "RayJob") && s_rayjob_section(x, obs, rows, &text, doc) != 0) {
+    if ((!strcmp(x->kind->kind, "RayJob") && s_rayjob_section(x, obs, rows, &text, doc) != 0) ||
+        (!strcmp(x->kind->kind, "RayService") &&
+         s_rayservice_section(x, obs, rows, &text, doc) != 0)) {
         json_decref(obs);
         goto done;
     }
@@ -1163,9 +1712,9 @@ static int s_explain_ray(s_ex_t *x)
                        s_s(a, "target_namespace"), s_s(a, "target_name"));
             if (s_s(a, "reason")[0])
                 buf_printf(&text, " (%s)", s_s(a, "reason"));
-            if (s_ok(a))
+            if (s_ok(a) && s_i(a, "result_status") > 0)
                 buf_printf(&text, " %" JSON_INTEGER_FORMAT, s_i(a, "result_status"));
-            else
+            else if (!s_ok(a))
                 buf_printf(&text, " FAILED %" JSON_INTEGER_FORMAT " %s", s_i(a, "result_status"),
                            s_s(a, "result_error"));
         }
@@ -1300,7 +1849,9 @@ static int s_explain_run(int argc, char **words)
         "object as observed now), and the other actions of the same reconcile. KIND: pod, "
         "service, event, raycluster, rayjob, rayservice, configmap, secret, serviceaccount, "
         "role, rolebinding, ingress, pvc, job, endpointslice (any case, plural or short name "
-        "such as svc). For a Ray object, lists everything done for it, grouped by reconcile. "
+        "such as svc). For a Ray object, lists everything done for it, grouped by reconcile; "
+        "for a RayJob, where it is and why; for a RayService, which RayCluster serves and why "
+        "(one reconcile step over what is observed, without calling Serve). "
         "Exit 0 when rayfleet acted on the object, 1 when it has no audit row (not created by "
         "rayfleet) or on error, 2 on a usage error.",
         s_explain_opts, 1, argc, words, &a);

@@ -34,8 +34,25 @@
  * Job, the head Service <rayjob>-head-svc: observed state and conditions, or the newest audit row
  * when not observed), the newest EXPLAIN_RAYJOB_LAST audit rows about it and those children
  * (scheduler and submitter, including the submitter's submit/stop rows), and its Events (from the
- * audit rows that created them: type, reason, message). NOTE: cause_key has no index in the audit
- * table, so that listing scans the table (bounded by EXPLAIN_TIMEOUT_MS).
+ * audit rows that created them: type, reason, message).
+ * For a RayService (audit rows of STATE/serve-upgrade.db, actor_service "serve-upgrade", in the
+ * same union) it says which cluster serves and why: "why:" is the sentence of one kuberay/rsstate
+ * step over the observed RayService, the RayClusters it originated (named <rs>-..., labelled
+ * originated-from it, as serve-upgrade finds them), the active and pending clusters' head pods,
+ * its head and serve Services and the serve Service's ready endpoints (its EndpointSlices,
+ * rayservice_serve_endpoints()), with KubeRay's default settings and NO Serve probe (explain calls
+ * no Ray head: the sentence says "Serve state not probed by explain"; the deletion deadline of a
+ * dangling cluster is taken as its schedule-delete row's time plus the deletion delay); "serves:"
+ * is the cluster the serve Service's selector names (ray.io/cluster, as observed) with the active
+ * and pending clusters of the status; then its status (serviceStatus, numServeEndpoints, the
+ * clusters, observedGeneration, the Ready and UpgradeInProgress conditions with reason and message,
+ * the rollback and suspend conditions when set), what the step would do next when anything, the
+ * objects it owns (each RayCluster it has or had: active, pending or dangling, with its state; the
+ * head and serve Services with the cluster each selects), the newest EXPLAIN_RAYJOB_LAST audit
+ * rows about it, its clusters and Services (scheduler and serve-upgrade: creates, patches,
+ * serve-push, schedule-delete), and its Events. --output json carries each section under
+ * "rayjob" / "rayservice". NOTE: cause_key has no index in the audit table, so these listings scan
+ * the table (bounded by EXPLAIN_TIMEOUT_MS).
  *
  * Exit codes: 0 the object has audit rows; 1 no audit row (not created or touched by rayfleet),
  * or a database error; 2 usage error.
@@ -57,7 +74,7 @@
 #define EXPLAIN_OBJECT_MAX (16u * 1024u * 1024u) /* longest observed JSON parsed */
 #define EXPLAIN_TEXT_MAX (1024u * 1024u) /* longest explanation text of one row */
 #define EXPLAIN_DEFAULT_NS "default" /* -n default */
-#define EXPLAIN_RAYJOB_LAST 20 /* newest audit rows shown about a RayJob and its children */
+#define EXPLAIN_RAYJOB_LAST 20 /* newest audit rows shown about a RayJob/RayService, children */
 
 /* `rayfleetctl explain ARGS`; returns the exit code (0 found, 1 not found or error, 2 usage). */
 int explain_main(int argc, char **argv);

@@ -238,21 +238,26 @@ static int s_services(kube_t *k)
     int r = s_list(k, "rayservices", &list);
     if (r != 0)
         return r == ERR_NOTFOUND ? 0 : r;
-    s_table_t t = {.ncols = 7,
-                   .header = {"NAMESPACE", "NAME", "SERVICE-STATUS", "READY", "UPGRADING",
-                              "ACTIVE-CLUSTER", "AGE"}};
+    /* the CRD's printer columns (service status, num serve endpoints), then the conditions and
+     * the clusters */
+    s_table_t t = {.ncols = 9,
+                   .header = {"NAMESPACE", "NAME", "SERVICE-STATUS", "SERVE-ENDPOINTS", "READY",
+                              "UPGRADING", "ACTIVE-CLUSTER", "PENDING-CLUSTER", "AGE"}};
     size_t i;
     json_t *o;
     json_array_foreach(jx_get(list, "items"), i, o)
     {
-        char age[32];
+        char age[32], endpoints[32];
         s_age(jx_str(o, "metadata.creationTimestamp", NULL), age, sizeof(age));
+        s_int(o, "status.numServeEndpoints", endpoints, sizeof(endpoints));
         const char *row[] = {jx_str(o, "metadata.namespace", "-"),
                              jx_str(o, "metadata.name", "-"),
                              jx_str(o, "status.serviceStatus", "-"),
+                             endpoints,
                              s_condition(o, "Ready"),
                              s_condition(o, "UpgradeInProgress"),
                              jx_str(o, "status.activeServiceStatus.rayClusterName", "-"),
+                             jx_str(o, "status.pendingServiceStatus.rayClusterName", "-"),
                              age};
         if ((r = s_row(&t, row)) != 0)
             break;

@@ -120,6 +120,27 @@ bool rayservice_zero_downtime(const json_t *rs, bool env_enabled, const validate
     return g->incremental_upgrade && strcmp(t, RAYSERVICE_UPGRADE_INCREMENTAL) == 0;
 }
 
+long rayservice_serve_endpoints(const json_t *slices)
+{
+    json_t *seen = json_object();
+    if (!seen)
+        return 0;
+    size_t i, j;
+    json_t *sl, *ep;
+    json_array_foreach(slices, i, sl)
+    {
+        json_array_foreach(json_object_get(sl, "endpoints"), j, ep)
+        {
+            const char *uid = jx_str(ep, "targetRef.uid", "");
+            if (*uid && jx_bool(ep, "conditions.ready", false))
+                json_object_set_new(seen, uid, json_true());
+        }
+    }
+    long n = (long)json_object_size(seen);
+    json_decref(seen);
+    return n;
+}
+
 long rayservice_delete_delay_s(const json_t *rs)
 {
     const json_t *v = jx_get(rs, "spec.rayClusterDeletionDelaySeconds");
@@ -1060,6 +1081,25 @@ static bool s_hash_of(const json_t *rs, long n, char out[RAYSERVICE_HASH_MAX])
            strlen(out) == HASH_SHA1_B32HEX_LEN;
 }
 
+static int s_test_endpoints(void)
+{
+    int failed = 0;
+    json_t *sl = json_loads(
+        "[{\"endpoints\":[{\"targetRef\":{\"uid\":\"a\"},\"conditions\":{\"ready\":true}},"
+        "{\"targetRef\":{\"uid\":\"b\"},\"conditions\":{\"ready\":false}},"
+        "{\"conditions\":{\"ready\":true}}]},"
+        "{\"endpoints\":[{\"targetRef\":{\"uid\":\"a\"},\"conditions\":{\"ready\":true}},"
+        "{\"targetRef\":{\"uid\":\"c\"},\"conditions\":{\"ready\":true}}]},"
+        "{\"endpoints\":null}]",
+        0, NULL);
+    CHECK(sl != NULL);
+    /* a twice (two slices), c; b not ready; the uid-less one not counted */
+    CHECK(rayservice_serve_endpoints(sl) == 2);
+    CHECK(rayservice_serve_endpoints(NULL) == 0);
+    json_decref(sl);
+    return failed;
+}
+
 static int s_test_hash(void)
 {
     int failed = 0;
@@ -1600,6 +1640,7 @@ int rayservice_test(bool verbose)
     int failed = 0;
     failed += s_test_validate();
     failed += s_test_hash();
+    failed += s_test_endpoints();
     failed += s_test_builders();
     int count = 0;
     failed += selftest_samples("ray-service.", "RayService", s_test_sample, &verbose, &count);

@@ -156,6 +156,11 @@ json_t *rayservice_serve_body(const json_t *rs, int target_capacity, buf_t *err)
  * when malformed or not positive (validation reports KubeRay's message for it). */
 int rayservice_init_timeout_ms(const json_t *rs, int64_t *ms);
 
+/* calculateNumServeEndpointsFromSlices: the ready serve endpoints of `slices` (an array of the
+ * serve Service's EndpointSlices; the caller picks them by their kubernetes.io/service-name
+ * label): the distinct endpoints[].targetRef.uid whose conditions.ready is true. */
+long rayservice_serve_endpoints(const json_t *slices);
+
 /* spec.upgradeStrategy.type or "" when unset (borrowed). */
 const char *rayservice_upgrade_type(const json_t *rs);
 

@@ -271,6 +271,68 @@ YAML
         "grep -Eq '^  RayCluster default/-: none yet' '$tmp/explain-bad.out' && grep -Eq 'Warning InvalidRayJobSpec: ' '$tmp/explain-bad.out'"
 fi
 
+# --- RayServices: serve-upgrade runs them; status and explain say which cluster serves and why --
+samples=${RF_SHARED_DIR:-$(dirname "$0")/../../../../shared}/kuberay/samples
+check "the upstream RayService sample is present" test -f "$samples/ray-service.sample.yaml"
+if command -v kubectl >/dev/null && [[ -x "$bin/rayfleet-serve-upgrade" && -f "$samples/ray-service.sample.yaml" ]]; then
+    rs=rayservice-sample
+    check "kubectl apply ray-service.sample.yaml" kc_ apply -f "$samples/ray-service.sample.yaml"
+    check "kubectl wait RayService Ready" kc_ wait --for=condition=Ready "rayservice/$rs" --timeout=90s
+    rsc=$(kc_ get rayservice "$rs" -o jsonpath='{.status.activeServiceStatus.rayClusterName}')
+    check "the RayService has an active cluster named <rs>-xxxxx" bash -c "[[ '$rsc' =~ ^$rs-[a-z0-9]{5}\$ ]]"
+    "$ctl" status --state-dir "$state" >"$tmp/status-rs.out" 2>&1
+    check "status: RayService columns (the CRD's printer columns, conditions, clusters)" grep -q \
+        "^NAMESPACE .*NAME .*SERVICE-STATUS .*SERVE-ENDPOINTS .*READY .*UPGRADING .*ACTIVE-CLUSTER .*PENDING-CLUSTER .*AGE" "$tmp/status-rs.out"
+    check "status: the RayService Running, serve endpoints, Ready, its active cluster" grep -Eq \
+        "^default +$rs +Running +[1-9][0-9]* +True +False +$rsc +- " "$tmp/status-rs.out"
+    "$ctl" explain "rayservice/$rs" --state-dir "$state" >"$tmp/explain-rs.out" 2>&1
+    rc=$?
+    check "explain rayservice exits 0" test $rc -eq 0
+    check "explain rayservice: why (rsstate, no probe)" grep -Eq \
+        "^why: ready: RayCluster $rsc serves \([1-9][0-9]* serve endpoint\(s\)\) \(Serve state not probed by explain\)\$" "$tmp/explain-rs.out"
+    check "explain rayservice: the serve Service's selector names the serving cluster" grep -Eq \
+        "^serves: RayCluster $rsc \(the serve Service default/$rs-serve-svc selects ray.io/cluster=$rsc\); active $rsc, pending -\$" "$tmp/explain-rs.out"
+    check "explain rayservice: status and conditions with reasons" bash -c \
+        "grep -Eq '^  service status +Running\$' '$tmp/explain-rs.out' && grep -Eq '^  serve endpoints +[1-9]' '$tmp/explain-rs.out' && grep -Eq '^  Ready +True \(NonZeroServeEndpoints: ' '$tmp/explain-rs.out' && grep -Eq '^  UpgradeInProgress +False \(NoPendingCluster: ' '$tmp/explain-rs.out'"
+    check "explain rayservice: owns its cluster and Services" bash -c \
+        "grep -Eq '^  RayCluster default/$rsc: active, state ready' '$tmp/explain-rs.out' && grep -Eq '^  Service +default/$rs-head-svc: head, selects ray.io/cluster=$rsc\$' '$tmp/explain-rs.out' && grep -Eq '^  Service +default/$rs-serve-svc: serve, selects ray.io/cluster=$rsc\$' '$tmp/explain-rs.out'"
+    check "explain rayservice: the Serve push in its reconciles" grep -Eq \
+        "^  serve-push RayCluster default/$rsc 200\$" "$tmp/explain-rs.out"
+    check "explain rayservice: its Events" bash -c \
+        "grep -q 'Normal CreatedRayCluster: Created RayCluster default/$rsc\$' '$tmp/explain-rs.out' && grep -q 'Normal ClusterSwitched: Switched traffic of default/$rs from RayCluster (none) to $rsc\$' '$tmp/explain-rs.out'"
+    "$ctl" explain "rayservice/$rs" --state-dir "$state" --output json >"$tmp/explain-rs.json" 2>&1
+    check "explain rayservice --output json" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["rayservice"]
+c = sys.argv[2]
+assert d["why"].startswith("ready: RayCluster %s serves" % c), d["why"]
+assert d["serving"]["cluster"] == c and d["serving"]["active"] == c and d["serving"]["pending"] == "", d["serving"]
+assert d["status"]["Ready"]["status"] == "True" and d["status"]["serve endpoints"] > 0, d["status"]
+owns = [(o["kind"], o["name"], o["role"]) for o in d["owns"]]
+assert owns[0] == ("RayCluster", c, "active") and ("Service", "rayservice-sample-serve-svc", "serve") in owns, owns
+assert any(e["reason"] == "CreatedRayCluster" for e in d["events"]), d["events"]
+assert any(r["actor_service"] == "serve-upgrade" and r["target_name"] == "rayservice-sample-serve-svc" for r in d["last_audit"]), d["last_audit"]
+' "$tmp/explain-rs.json" "$rsc"
+    # An upgrade: a new cluster is prepared, takes the traffic, and the old one is scheduled for deletion.
+    kc_ patch rayservice "$rs" --type=json \
+        -p '[{"op":"replace","path":"/spec/rayClusterConfig/headGroupSpec/rayStartParams","value":{"num-cpus":"1"}}]' >/dev/null
+    for _ in $(seq 150); do
+        new=$(kc_ get rayservice "$rs" -o jsonpath='{.status.activeServiceStatus.rayClusterName}')
+        [[ -n $new && $new != "$rsc" ]] && break
+        sleep 0.2
+    done
+    check "the upgrade switched to a new cluster" bash -c "[[ -n '$new' && '$new' != '$rsc' ]]"
+    for _ in $(seq 50); do
+        "$ctl" explain "rayservice/$rs" --state-dir "$state" >"$tmp/explain-rs2.out" 2>&1
+        grep -q "^  RayCluster default/$rsc: dangling, deletion due at " "$tmp/explain-rs2.out" && break
+        sleep 0.2
+    done
+    check "explain rayservice after the upgrade: the new cluster serves" grep -Eq \
+        "^serves: RayCluster $new \(the serve Service default/$rs-serve-svc selects ray.io/cluster=$new\)" "$tmp/explain-rs2.out"
+    check "explain rayservice after the upgrade: the old cluster is dangling, its deletion scheduled" bash -c \
+        "grep -Eq '^  RayCluster default/$rsc: dangling, deletion due at [0-9T:.-]+Z, state ' '$tmp/explain-rs2.out' && grep -Eq ' serve-upgrade +schedule-delete RayCluster default/$rsc: RayCluster default/$rsc is no longer active or pending: deleted at ' '$tmp/explain-rs2.out'"
+fi
+
 # --- down ------------------------------------------------------------------------------------
 "$ctl" down --state-dir "$state" >"$tmp/down.out" 2>&1
 rc=$?
