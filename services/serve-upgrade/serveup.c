@@ -115,27 +115,6 @@ static void s_forget_deadline(serveup_t *s, const char *ns, const char *name, co
     (void)store_lease_release(s->cfg.deadlines, ln, holder);
 }
 
-/* Ready endpoints of the serve Service (distinct targetRef uids, KubeRay's
- * calculateNumServeEndpointsFromSlices) from its EndpointSlices. */
-static long s_count_endpoints(const json_t *slices)
-{
-    json_t *seen = json_object();
-    size_t i, j;
-    json_t *sl, *ep;
-    json_array_foreach(slices, i, sl)
-    {
-        json_array_foreach(json_object_get(sl, "endpoints"), j, ep)
-        {
-            const char *uid = jx_str(ep, "targetRef.uid", "");
-            if (*uid && jx_bool(ep, "conditions.ready", false))
-                json_object_set_new(seen, uid, json_true());
-        }
-    }
-    long n = (long)json_object_size(seen);
-    json_decref(seen);
-    return n;
-}
-
 /* Reads the rows of list l into the pass: RayClusters labelled as originated from the
  * RayService, its head and serve Services, the serve Service's EndpointSlices (into slices). */
 static void s_take(ctrl_pass_t *p, const store_observed_list_t *l, const char *head_name,
@@ -212,7 +191,7 @@ static ctrl_begin_t s_load(ctrl_pass_t *p)
         s_take(p, &l, head_name, serve_name, slices);
     store_observed_list_free(&l);
     free(serve_name);
-    d->endpoints = s_count_endpoints(slices);
+    d->endpoints = rayservice_serve_endpoints(slices);
     json_decref(slices);
     if (rc != 0) {
         log_info("observed rows unreadable", "key", p->key, "error", err_str(rc), NULL);
