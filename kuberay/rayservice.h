@@ -50,6 +50,7 @@
 #define RAYSERVICE_GATEWAY_LISTENER "http"
 #define RAYSERVICE_GATEWAY_PORT 80
 #define RAYSERVICE_GATEWAY_API "gateway.networking.k8s.io/v1"
+#define RAYSERVICE_GATEWAY_GROUP "gateway.networking.k8s.io"
 
 /* BuildServeService's error when a custom serveService and the head container both lack a
  * serve port (without a serveService the error is objbuild's OBJ_ERR_NO_SERVE_PORT). */

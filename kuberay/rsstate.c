@@ -224,8 +224,10 @@ static bool s_apps_ready(const json_t *apps)
     return true;
 }
 
-/* reconcileServe for one cluster (idx 0 active, 1 pending): the push decision; returns ready. */
-static bool s_serve(step_t *s, const rs_cluster_in_t *c, int idx, buf_t *err, int *rc_out)
+/* reconcileServe for one cluster (idx 0 active, 1 pending): the push decision (with
+ * target_capacity `tc` when >= 0; none when skip_push); returns ready. */
+static bool s_serve(step_t *s, const rs_cluster_in_t *c, int idx, int tc, bool skip_push,
+                    buf_t *err, int *rc_out)
 {
     if (!c->rc || !rsstate_head_ready(c->rc, c->head_pod) || c->serve != RS_PROBE_OK)
         return false;
@@ -233,14 +235,14 @@ static bool s_serve(step_t *s, const rs_cluster_in_t *c, int idx, buf_t *err, in
     rsstate_config_fp(s->rs, fp);
     size_t napps = json_object_size(c->apps);
     bool push = !c->pushed || napps == 0 || strcmp(c->pushed, fp) != 0;
-    if (push && !s->out->push[idx]) {
-        /* incremental: target_capacity comes with the incremental upgrade (not implemented) */
-        json_t *body = rayservice_serve_body(s->rs, -1, err);
+    if (push && !skip_push && !s->out->push[idx]) {
+        json_t *body = rayservice_serve_body(s->rs, tc, err);
         if (!body) {
             *rc_out = ERR_INVAL;
             return false;
         }
         s->out->push[idx] = body;
+        s->out->push_spec[idx] = true;
         s->out->actions |= idx == 0 ? RS_ACT_PUSH_ACTIVE : RS_ACT_PUSH_PENDING;
     }
     return s_apps_ready(c->apps);
@@ -261,6 +263,210 @@ static void s_label(step_t *s, const rs_cluster_in_t *c, int idx)
     s->out->actions |= idx == 0 ? RS_ACT_LABEL_ACTIVE : RS_ACT_LABEL_PENDING;
 }
 
+/* ---------- incremental upgrade (§3.5) ---------- */
+
+/* An integer member, or def when missing. */
+static int s_num(const json_t *o, const char *key, int def)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (int)json_integer_value(v) : def;
+}
+
+/* utils.IsGatewayReady: Accepted and Programmed. */
+static bool s_gateway_ready(const json_t *gw)
+{
+    const json_t *c = jx_get(gw, "status.conditions");
+    return gw && conds_true(c, "Accepted") && conds_true(c, "Programmed");
+}
+
+/* utils.IsHTTPRouteReady: the route's status for the Gateway says Accepted and ResolvedRefs. */
+static bool s_route_ready(const json_t *gw, const json_t *route)
+{
+    const char *gn = jx_str(gw, "metadata.name", "");
+    size_t i;
+    json_t *p;
+    json_array_foreach(jx_get(route, "status.parents"), i, p)
+    {
+        if (strcmp(jx_str(p, "parentRef.name", ""), gn) != 0)
+            continue;
+        const json_t *c = json_object_get(p, "conditions");
+        if (conds_true(c, "Accepted") && conds_true(c, "ResolvedRefs"))
+            return true;
+    }
+    return false;
+}
+
+/* clusterUpgradeOptions' integer `key`, or def. */
+static int s_opt(const json_t *rs, const char *key, int def)
+{
+    return s_num(jx_get(rs, "spec.upgradeStrategy.clusterUpgradeOptions"), key, def);
+}
+
+/* The serveConfigV2 body for cluster c with target_capacity tc: the config pushed to it last
+ * (the active cluster keeps its own during an upgrade), else the spec's. */
+static json_t *s_tc_body(step_t *s, const rs_cluster_in_t *c, int tc, buf_t *err)
+{
+    if (!c->pushed_config)
+        return rayservice_serve_body(s->rs, tc, err);
+    json_t *tmp = json_pack("{s:{s:s}}", "spec", "serveConfigV2", c->pushed_config);
+    json_t *body = tmp ? rayservice_serve_body(tmp, tc, err) : NULL;
+    json_decref(tmp);
+    return body;
+}
+
+/* checkIfNeedTargetCapacityUpdate + reconcileServeTargetCapacity for cluster idx during an
+ * incremental upgrade: st's target capacities move by maxSurgePercent (the pending one up while
+ * the two sum to at most 100 and its traffic has caught up, the active one down while they sum to
+ * more), each move a Serve push of target_capacity. */
+static int s_target_capacity(step_t *s, json_t *st, int idx, const rs_cluster_in_t *c, buf_t *err)
+{
+    json_t *ast = jx_child_obj(st, "activeServiceStatus");
+    json_t *pst = jx_child_obj(st, "pendingServiceStatus");
+    if (!ast || !pst)
+        return ERR_NOMEM;
+    if (!*jx_str(ast, "rayClusterName", "") || !*jx_str(pst, "rayClusterName", ""))
+        return 0;
+    if (!s_gateway_ready(s->in->gateway) || !s_route_ready(s->in->gateway, s->in->route))
+        return 0;
+    int atc = s_num(ast, "targetCapacity", -1), ptc = s_num(pst, "targetCapacity", -1);
+    int atr = s_num(ast, "trafficRoutedPercent", -1), ptr = s_num(pst, "trafficRoutedPercent", -1);
+    if (atc == 0 && ptc == 100 && atr >= 0 && ptr >= 0)
+        return 0; /* complete */
+    if (atc < 0)
+        json_object_set_new(ast, "targetCapacity", json_integer(atc = 100));
+    if (ptc < 0)
+        json_object_set_new(pst, "targetCapacity", json_integer(ptc = 0));
+    if (ptc != (ptr < 0 ? 0 : ptr))
+        return 0; /* the traffic is still moving to the pending cluster */
+    int surge = s_opt(s->rs, "maxSurgePercent", RAYSERVICE_DEFAULT_MAX_SURGE);
+    int goal;
+    if (idx == 0 && atc + ptc > 100)
+        goal = atc - surge > 0 ? atc - surge : 0;
+    else if (idx == 1 && atc + ptc <= 100)
+        goal = ptc + surge < 100 ? ptc + surge : 100;
+    else
+        return 0;
+    json_t *body = s->out->push[idx];
+    if (body) {
+        json_object_set_new(body, "target_capacity", json_integer(goal));
+    } else {
+        body = s_tc_body(s, c, goal, err);
+        if (!body)
+            return ERR_INVAL;
+        s->out->push[idx] = body;
+        s->out->push_spec[idx] = c->pushed_config == NULL;
+        s->out->actions |= idx == 0 ? RS_ACT_PUSH_ACTIVE : RS_ACT_PUSH_PENDING;
+    }
+    s->out->push_tc[idx] = true;
+    json_object_set_new(idx == 0 ? ast : pst, "targetCapacity", json_integer(goal));
+    return 0;
+}
+
+/* calculateTrafficRoutedPercent: the route weights (active, pending). */
+static void s_weights(step_t *s, const json_t *st, bool pready, int *aw, int *pw)
+{
+    const json_t *ast = json_object_get(st, "activeServiceStatus");
+    const json_t *pst = json_object_get(st, "pendingServiceStatus");
+    *aw = s_num(ast, "trafficRoutedPercent", 100);
+    *pw = s_num(pst, "trafficRoutedPercent", 0);
+    if (!pready)
+        return;
+    int ptc = s_num(pst, "targetCapacity", 0);
+    if (*pw == ptc)
+        return;
+    int64_t last = 0;
+    int64_t interval = (int64_t)s_opt(s->rs, "intervalSeconds", 0) * S_MS;
+    const char *lt = jx_str(pst, "lastTrafficMigratedTime", "");
+    if (*lt && rftime_parse(lt, &last) == 0 && s->in->now_ms - last < interval) {
+        s_requeue(s, interval - (s->in->now_ms - last));
+        return;
+    }
+    int step = s_opt(s->rs, "stepSizePercent", 0);
+    int w = *pw + step;
+    if (w > 100)
+        w = 100;
+    if (w > ptc)
+        w = ptc;
+    *pw = w;
+    *aw = 100 - w;
+}
+
+/* The per-cluster serve Services, the Gateway and the HTTPRoute (reconcilePerClusterServeService,
+ * reconcileGateway, reconcileHTTPRoute); aw and pw get the route's weights (-1: no route). */
+static int s_incremental_objects(step_t *s, const json_t *st, const json_t *active,
+                                 const json_t *pending, bool pready, int *aw, int *pw, buf_t *err)
+{
+    rs_out_t *o = s->out;
+    const rs_cluster_in_t *cs[2] = {&s->in->active, &s->in->pending};
+    const json_t *rcs[2] = {active, pending};
+    *aw = *pw = -1;
+    for (int k = 0; k < 2; k++) {
+        if (!rcs[k] || cs[k]->serve_svc)
+            continue;
+        o->cluster_svc[k] = rayservice_cluster_serve_service(s->rs, rcs[k], err);
+        if (!o->cluster_svc[k])
+            return ERR_INVAL;
+        o->actions |= k == 0 ? RS_ACT_CLUSTER_SVC_ACTIVE : RS_ACT_CLUSTER_SVC_PENDING;
+    }
+    json_t *gw = rayservice_gateway(s->rs, err);
+    if (!gw)
+        return ERR_INVAL;
+    if (!s->in->gateway) {
+        o->gateway = gw;
+        o->actions |= RS_ACT_CREATE_GATEWAY;
+    } else if (!json_equal(json_object_get(gw, "spec"), jx_get(s->in->gateway, "spec"))) {
+        o->gateway = json_deep_copy(s->in->gateway);
+        json_object_set(o->gateway, "spec", json_object_get(gw, "spec"));
+        json_object_del(o->gateway, "status");
+        json_decref(gw);
+        o->actions |= RS_ACT_UPDATE_GATEWAY;
+    } else {
+        json_decref(gw);
+    }
+    if (!active)
+        return 0; /* KubeRay: no route before there is an active cluster */
+    s_weights(s, st, pready, aw, pw);
+    char asvc[320], psvc[320];
+    snprintf(asvc, sizeof(asvc), "%s-serve-svc", s_cname(active));
+    const char *svcs[2] = {asvc, psvc};
+    int weights[2] = {*aw, *pw};
+    size_t n = 1;
+    if (pending) {
+        snprintf(psvc, sizeof(psvc), "%s-serve-svc", s_cname(pending));
+        n = 2;
+    } else {
+        *pw = -1;
+    }
+    json_t *route =
+        rayservice_httproute(s->rs, svcs, weights, n, rayservice_serve_port(active), err);
+    if (!route)
+        return ERR_INVAL;
+    if (!s->in->route) {
+        o->route = route;
+        o->actions |= RS_ACT_CREATE_ROUTE;
+    } else if (!json_equal(json_object_get(route, "spec"), jx_get(s->in->route, "spec"))) {
+        o->route = json_deep_copy(s->in->route);
+        json_object_set(o->route, "spec", json_object_get(route, "spec"));
+        json_object_del(o->route, "status");
+        json_decref(route);
+        o->actions |= RS_ACT_UPDATE_ROUTE;
+    } else {
+        json_decref(route);
+    }
+    return 0;
+}
+
+/* Records a route weight as the cluster's trafficRoutedPercent (lastTrafficMigratedTime when it
+ * moved). */
+static void s_traffic(step_t *s, json_t *sst, int w)
+{
+    if (w < 0 || !sst)
+        return;
+    if (s_num(sst, "trafficRoutedPercent", -1) != w)
+        json_object_set_new(sst, "lastTrafficMigratedTime", json_string(s->now));
+    json_object_set_new(sst, "trafficRoutedPercent", json_integer(w));
+}
+
 /* ---------- Services ---------- */
 
 /* The selector value of `key` of a Service, "" when none. */
@@ -276,14 +482,16 @@ static const char *s_svc_cluster(const json_t *svc)
 }
 
 /* reconcileServicesToReadyCluster: both Services exist and select `target`. Returns the cluster
- * they select after the step, "" when there are none. */
-static const char *s_services(step_t *s, const json_t *target, buf_t *err, int *rc_out)
+ * they select after the step, "" when there are none. With the incremental upgrade KubeRay's
+ * serve Service builder yields the target's own per-cluster Service (created by
+ * s_incremental_objects), so only the head Service is the RayService's. */
+static const char *s_services(step_t *s, const json_t *target, bool incr, buf_t *err, int *rc_out)
 {
     const rs_in_t *in = s->in;
     const char *tname = s_cname(target);
     json_t *head = rayservice_head_service(s->rs, target, err);
-    json_t *serve = head ? rayservice_serve_service(s->rs, target, err) : NULL;
-    if (!head || !serve) {
+    json_t *serve = head && !incr ? rayservice_serve_service(s->rs, target, err) : NULL;
+    if (!head || (!incr && !serve)) {
         json_decref(head);
         *rc_out = ERR_INVAL;
         return "";
@@ -294,6 +502,8 @@ static const char *s_services(step_t *s, const json_t *target, buf_t *err, int *
         s->out->actions |= RS_ACT_CREATE_HEAD_SVC;
     else if (strcmp(s_svc_cluster(in->head_svc), tname) != 0)
         s->out->actions |= RS_ACT_POINT_HEAD_SVC;
+    if (incr)
+        return tname;
     if (!in->serve_svc)
         s->out->actions |= RS_ACT_CREATE_SERVE_SVC;
     else if (strcmp(s_svc_cluster(in->serve_svc), tname) != 0)
@@ -581,10 +791,13 @@ int rsstate_step(const rs_in_t *in, rs_out_t *out, buf_t *err)
     const json_t *active = in->active.rc;
     const json_t *pending = in->pending.rc;
 
+    bool incr = rayservice_incremental(in->rs, &in->set->gates);
+    bool upgrading = incr && conds_true(json_object_get(cur, "conditions"), RS_COND_UPGRADE);
+
     /* reconcileRayCluster */
     if (*pn && !pending) {
-        bool incr_pending = false; /* the incremental upgrade is not implemented */
-        out->cluster = rayservice_cluster(in->rs, pn, in->set->version, incr_pending, err);
+        /* incremental: a pending cluster of an upgrade starts without worker replicas */
+        out->cluster = rayservice_cluster(in->rs, pn, in->set->version, incr && *an, err);
         if (!out->cluster)
             return ERR_INVAL;
         out->actions |= RS_ACT_CREATE_CLUSTER;
@@ -607,40 +820,57 @@ int rsstate_step(const rs_in_t *in, rs_out_t *out, buf_t *err)
     s_label(&s, &in->active, 0);
     s_label(&s, &in->pending, 1);
 
-    /* Serve applications */
-    bool pready = false, aready = false, a_reconciled = false;
-    if (in->pending.rc)
-        pready = s_serve(&s, &in->pending, 1, err, &rc);
-    if (rc)
-        return rc;
-    if (active && !pending && !s_should_prepare(&s, active, NULL, false)) {
-        a_reconciled = true;
-        aready = s_serve(&s, &in->active, 0, err, &rc);
-        if (rc)
-            return rc;
-    }
-
-    /* the Services follow the ready cluster */
-    const char *points = NULL;
-    if (pready || aready) {
-        points = s_services(&s, pready ? in->pending.rc : active, err, &rc);
-        if (rc)
-            return rc;
-    } else if (in->head_svc && in->serve_svc) {
-        points = s_svc_cluster(in->head_svc);
-    }
-
-    /* calculateStatus */
+    /* the status being calculated (target capacities move in it as they are pushed) */
     json_t *st = s_status_copy(in->rs);
-    if (!st)
-        return ERR_NOMEM;
-    json_object_set_new(st, "observedGeneration", json_integer(s.gen));
-    json_t *ast = jx_child_obj(st, "activeServiceStatus");
-    json_t *pst = jx_child_obj(st, "pendingServiceStatus");
+    json_t *ast = st ? jx_child_obj(st, "activeServiceStatus") : NULL;
+    json_t *pst = st ? jx_child_obj(st, "pendingServiceStatus") : NULL;
     if (!ast || !pst) {
         json_decref(st);
         return ERR_NOMEM;
     }
+
+    /* Serve applications: the pending cluster's; the active one's when nothing is pending (and it
+     * needs no new cluster), or during an incremental upgrade (its config frozen) */
+    bool pready = false, aready = false, a_reconciled = false;
+    if (in->pending.rc)
+        pready = s_serve(&s, &in->pending, 1, incr ? s_num(pst, "targetCapacity", -1) : -1, false,
+                         err, &rc);
+    if (!rc && upgrading && in->pending.rc && in->pending.serve == RS_PROBE_OK)
+        rc = s_target_capacity(&s, st, 1, &in->pending, err);
+    if (!rc && active &&
+        ((!pending && !s_should_prepare(&s, active, NULL, false)) || (pending && incr))) {
+        a_reconciled = true;
+        aready = s_serve(&s, &in->active, 0, incr ? s_num(ast, "targetCapacity", -1) : -1,
+                         upgrading, err, &rc);
+        if (!rc && upgrading && in->active.serve == RS_PROBE_OK)
+            rc = s_target_capacity(&s, st, 0, &in->active, err);
+    }
+    int aw = -1, pw = -1;
+    if (!rc && incr)
+        rc = s_incremental_objects(&s, st, active, in->pending.rc, pready, &aw, &pw, err);
+    if (rc) {
+        json_decref(st);
+        return rc;
+    }
+
+    /* the Services follow the ready cluster (not the pending one during an incremental upgrade:
+     * the route moves the traffic there) */
+    const char *points = NULL;
+    if (pready || aready) {
+        const json_t *target = pready && !upgrading ? in->pending.rc : active;
+        if (target) {
+            points = s_services(&s, target, incr, err, &rc);
+            if (rc) {
+                json_decref(st);
+                return rc;
+            }
+        }
+    } else if (in->head_svc && (incr || in->serve_svc)) {
+        points = s_svc_cluster(in->head_svc);
+    }
+
+    /* calculateStatus */
+    json_object_set_new(st, "observedGeneration", json_integer(s.gen));
     const json_t *acs = active ? json_object_get(active, "status") : NULL;
     const json_t *pcs = in->pending.rc ? json_object_get(in->pending.rc, "status") : NULL;
     json_object_set_new(ast, "rayClusterStatus", acs ? json_deep_copy(acs) : json_object());
@@ -654,13 +884,26 @@ int rsstate_step(const rs_in_t *in, rs_out_t *out, buf_t *err)
     else if (!a_reconciled)
         json_object_del(ast, "applicationStatuses");
 
-    bool pending_serving = points && *pn && strcmp(points, pn) == 0;
-    if (points && *points && strcmp(points, an) != 0 && strcmp(points, pn) == 0) {
-        /* promotion: the Services point at the pending cluster */
-        json_object_set(st, "activeServiceStatus", pst);
-        json_object_set_new(st, "pendingServiceStatus", json_object());
-        s_event(&s, false, "ClusterSwitched", "Switched traffic of %s/%s from RayCluster %s to %s",
-                s.ns, s.name, *an ? an : "(none)", pn);
+    bool pending_serving = false;
+    if (points && *points) {
+        bool promote;
+        if (incr) {
+            s_traffic(&s, ast, aw);
+            s_traffic(&s, pst, pw);
+            promote = upgrading ? s_num(ast, "targetCapacity", -1) == 0 &&
+                                      s_num(pst, "trafficRoutedPercent", -1) == 100
+                                : !*an && *pn;
+        } else {
+            promote = strcmp(points, an) != 0 && strcmp(points, pn) == 0;
+        }
+        pending_serving = *pn && strcmp(points, pn) == 0;
+        if (promote && *pn) {
+            json_object_set(st, "activeServiceStatus", pst);
+            json_object_set_new(st, "pendingServiceStatus", json_object());
+            s_event(&s, false, "ClusterSwitched",
+                    "Switched traffic of %s/%s from RayCluster %s to %s", s.ns, s.name,
+                    *an ? an : "(none)", pn);
+        }
     }
     if (s_should_prepare(&s, active, pending, pending_serving)) {
         char *base = names_trim_job_name(s.name);
@@ -670,15 +913,25 @@ int rsstate_step(const rs_in_t *in, rs_out_t *out, buf_t *err)
             json_decref(st);
             return ERR_NOMEM;
         }
-        json_object_set_new(st, "pendingServiceStatus", json_pack("{s:s}", "rayClusterName", gen));
-        if (active && strcmp(rayservice_upgrade_type(in->rs), RAYSERVICE_UPGRADE_INCREMENTAL) == 0)
-            s_event(&s, true, "IncrementalUpgradeNotSupported",
-                    "%s/%s: upgradeStrategy %s is not implemented by rayfleet yet: RayCluster %s "
-                    "replaces %s with a NewCluster (blue/green) switch",
-                    s.ns, s.name, RAYSERVICE_UPGRADE_INCREMENTAL, gen, s_cname(active));
+        json_t *np = json_pack("{s:s}", "rayClusterName", gen);
+        if (incr && !*jx_str(st, "activeServiceStatus.rayClusterName", "") &&
+            s_num(json_object_get(st, "activeServiceStatus"), "targetCapacity", -1) < 0)
+            json_object_set_new(np, "targetCapacity", json_integer(100));
+        else if (incr && upgrading)
+            json_object_set_new(np, "targetCapacity", json_integer(0));
+        if (incr && upgrading && *pn)
+            s_event(&s, true, "IncrementalRollbackNotSupported",
+                    "%s/%s: the spec changed during an incremental upgrade; rayfleet does not roll "
+                    "back yet: RayCluster %s replaces the pending RayCluster %s, whose traffic "
+                    "returns to %s",
+                    s.ns, s.name, gen, pn, *an ? an : "(none)");
+        json_object_set_new(st, "pendingServiceStatus", np);
         free(gen);
     }
-    json_object_set_new(st, "numServeEndpoints", json_integer(in->serve_svc ? in->endpoints : 0));
+    long endpoints = in->serve_svc ? in->endpoints : 0;
+    if (incr && active)
+        endpoints = in->active.endpoints + (in->pending.rc ? in->pending.endpoints : 0);
+    json_object_set_new(st, "numServeEndpoints", json_integer(endpoints));
     s_conditions(&s, st);
 
     /* why, and when to look again */
@@ -696,7 +949,7 @@ int rsstate_step(const rs_in_t *in, rs_out_t *out, buf_t *err)
               "are all RUNNING",
               npn);
     else if (ready)
-        s_why(&s, "ready: RayCluster %s serves (%ld serve endpoint(s))", nan, in->endpoints);
+        s_why(&s, "ready: RayCluster %s serves (%ld serve endpoint(s))", nan, endpoints);
     else
         s_why(&s, "not ready: RayCluster %s has no ready serve endpoint", *nan ? nan : "(none)");
     s_requeue(&s, ready && !*npn && !out->actions ? in->set->steady_poll_ms : RS_POLL_BUSY_MS);
@@ -742,7 +995,10 @@ void rsstate_out_free(rs_out_t *out)
     for (int i = 0; i < 2; i++) {
         json_decref(out->update[i]);
         json_decref(out->push[i]);
+        json_decref(out->cluster_svc[i]);
     }
+    json_decref(out->gateway);
+    json_decref(out->route);
     json_decref(out->head_svc);
     json_decref(out->serve_svc);
     memset(out, 0, sizeof(*out));
@@ -871,9 +1127,180 @@ static void s_t_add(t_world_t *w, json_t *rc)
     w->clusters[w->n++] = rc;
 }
 
-int rsstate_test(bool verbose)
+/* The incremental upgrade, end to end on a simulated world: the weights move by the step every
+ * interval up to the pending capacity, the capacities by the surge, and the pending cluster is
+ * promoted when the active capacity is 0 and the pending traffic 100. */
+static int s_t_incremental(void)
 {
     int failed = 0;
+    t_world_t w = {.now = T0};
+    rsstate_settings_default(&w.set);
+    w.rs = s_t_rs();
+    json_t *spec = json_object_get(w.rs, "spec");
+    json_object_set_new(json_object_get(spec, "rayClusterConfig"), "enableInTreeAutoscaling",
+                        json_true());
+    json_object_set_new(spec, "upgradeStrategy",
+                        json_pack("{s:s,s:{s:s,s:i,s:i,s:i}}", "type",
+                                  RAYSERVICE_UPGRADE_INCREMENTAL, "clusterUpgradeOptions",
+                                  "gatewayClassName", "istio", "stepSizePercent", 10,
+                                  "intervalSeconds", 30, "maxSurgePercent", 20));
+    rs_out_t o;
+    /* first cluster: target capacity 100 from the start */
+    CHECK(s_t_step(&w, &o) == 0);
+    CHECK(jx_int(o.status, "pendingServiceStatus.targetCapacity", -1) == 100);
+    s_t_apply(&w, &o);
+    rsstate_out_free(&o);
+    char a[64];
+    snprintf(a, sizeof(a), "%s", jx_str(w.rs, "status.pendingServiceStatus.rayClusterName", ""));
+    json_t *ac = s_t_cluster(w.rs, a);
+    s_t_add(&w, ac);
+    json_t *pod = s_t_pod(a, "true");
+    json_t *running = s_t_apps("RUNNING");
+    char fp[RS_FP_MAX];
+    rsstate_config_fp(w.rs, fp);
+    w.p = (rs_cluster_in_t){.rc = ac,
+                            .head_pod = pod,
+                            .health = RS_PROBE_OK,
+                            .serve = RS_PROBE_OK,
+                            .apps = running,
+                            .pushed = fp};
+    /* ready: the RayService Services, its per-cluster Service and the Gateway; promoted */
+    CHECK(s_t_step(&w, &o) == 0);
+    CHECK((o.actions & (RS_ACT_CREATE_HEAD_SVC | RS_ACT_CREATE_SERVE_SVC |
+                        RS_ACT_CLUSTER_SVC_PENDING | RS_ACT_CREATE_GATEWAY)) ==
+          (RS_ACT_CREATE_HEAD_SVC | RS_ACT_CLUSTER_SVC_PENDING | RS_ACT_CREATE_GATEWAY));
+    CHECK(!(o.actions & RS_ACT_CREATE_ROUTE)); /* no route before there is an active cluster */
+    CHECK(strcmp(jx_str(o.status, "activeServiceStatus.rayClusterName", ""), a) == 0);
+    json_t *gw = json_incref(o.gateway);
+    json_object_set_new(gw, "status",
+                        json_pack("{s:[{s:s,s:s},{s:s,s:s}]}", "conditions", "type", "Accepted",
+                                  "status", "True", "type", "Programmed", "status", "True"));
+    w.head_svc = json_incref(o.head_svc);
+    CHECK(!o.serve_svc);
+    json_t *csvc = json_incref(o.cluster_svc[1]);
+    s_t_apply(&w, &o);
+    rsstate_out_free(&o);
+    w.a = w.p;
+    w.a.serve_svc = csvc;
+    w.a.endpoints = 2;
+    w.p = (rs_cluster_in_t){0};
+    /* the route, all on the active cluster; Ready from its per-cluster Service */
+    json_t *route = NULL;
+    CHECK(s_t_step(&w, &o) == 0);
+    CHECK(o.actions & RS_ACT_CREATE_ROUTE);
+    CHECK(jx_int(o.status, "numServeEndpoints", 0) == 2);
+    CHECK(jx_int(o.status, "activeServiceStatus.trafficRoutedPercent", -1) == 100);
+    route = json_incref(o.route);
+    s_t_apply(&w, &o);
+    rsstate_out_free(&o);
+    /* an image change: a pending cluster without worker replicas */
+    json_t *img = jx_get(w.rs, "spec.rayClusterConfig.headGroupSpec.template.spec.containers");
+    json_object_set_new(json_array_get(img, 0), "image", json_string("rayproject/ray:2.10.0"));
+    CHECK(s_t_step(&w, &o) == 0);
+    s_t_apply(&w, &o);
+    rsstate_out_free(&o);
+    char q[64];
+    snprintf(q, sizeof(q), "%s", jx_str(w.rs, "status.pendingServiceStatus.rayClusterName", ""));
+    CHECK(*q && strcmp(q, a) != 0);
+    CHECK(conds_true(jx_get(w.rs, "status.conditions"), RS_COND_UPGRADE));
+    CHECK(s_t_step(&w, &o) == 0);
+    CHECK(o.actions & RS_ACT_CREATE_CLUSTER);
+    CHECK(!json_object_get(json_array_get(jx_get(o.cluster, "spec.workerGroupSpecs"), 0),
+                           "replicas"));
+    rsstate_out_free(&o);
+    json_t *qc = s_t_cluster(w.rs, q);
+    s_t_add(&w, qc);
+    json_t *qpod = s_t_pod(q, "true");
+    rsstate_config_fp(w.rs, fp);
+    w.p = (rs_cluster_in_t){.rc = qc,
+                            .head_pod = qpod,
+                            .health = RS_PROBE_OK,
+                            .serve = RS_PROBE_OK,
+                            .apps = running,
+                            .pushed = fp,
+                            .endpoints = 1};
+    /* walk it: each step the route answers Accepted/ResolvedRefs */
+    int last_pw = 0, steps = 0;
+    bool promoted = false, monotone = true, active_tc_down = false;
+    for (; steps < 60 && !promoted; steps++) {
+        json_t *rt = json_deep_copy(route);
+        json_object_set_new(rt, "status",
+                            json_pack("{s:[{s:{s:s},s:[{s:s,s:s},{s:s,s:s}]}]}", "parents",
+                                      "parentRef", "name", "rs-gateway", "conditions", "type",
+                                      "Accepted", "status", "True", "type", "ResolvedRefs",
+                                      "status", "True"));
+        rs_in_t in = {.rs = w.rs,
+                      .owned = w.own,
+                      .nowned = w.n,
+                      .active = w.a,
+                      .pending = w.p,
+                      .head_svc = w.head_svc,
+                      .serve_svc = w.serve_svc,
+                      .gateway = gw,
+                      .route = rt,
+                      .now_ms = w.now,
+                      .set = &w.set,
+                      .validated = true,
+                      .rnd = s_t_rand,
+                      .rnd_ctx = &w.seq};
+        for (size_t i = 0; i < w.n; i++)
+            w.own[i].rc = w.clusters[i];
+        buf_t err;
+        buf_init(&err, 256);
+        int rc = rsstate_step(&in, &o, &err);
+        buf_free(&err);
+        json_decref(rt);
+        CHECK(rc == 0);
+        if (rc)
+            break;
+        /* the Services stay on the active cluster during the upgrade */
+        CHECK(!(o.actions & (RS_ACT_POINT_HEAD_SVC | RS_ACT_POINT_SERVE_SVC)));
+        if (o.actions & RS_ACT_CLUSTER_SVC_PENDING)
+            w.p.serve_svc = csvc; /* (any object: it exists now) */
+        if (o.route) {
+            json_decref(route);
+            route = json_incref(o.route);
+        }
+        if (o.push[0] && json_object_get(o.push[0], "target_capacity") &&
+            json_integer_value(json_object_get(o.push[0], "target_capacity")) < 100)
+            active_tc_down = true;
+        const char *nan = jx_str(o.status, "activeServiceStatus.rayClusterName", "");
+        if (o.status && strcmp(nan, q) == 0) {
+            promoted = true;
+            CHECK(jx_int(o.status, "activeServiceStatus.trafficRoutedPercent", -1) == 100);
+            CHECK(jx_int(o.status, "activeServiceStatus.targetCapacity", -1) == 100);
+        } else if (o.status) {
+            int pw = (int)jx_int(o.status, "pendingServiceStatus.trafficRoutedPercent", 0);
+            int aw = (int)jx_int(o.status, "activeServiceStatus.trafficRoutedPercent", 100);
+            monotone = monotone && pw >= last_pw && pw - last_pw <= 10 && aw + pw == 100;
+            monotone = monotone && pw <= jx_int(o.status, "pendingServiceStatus.targetCapacity", 0);
+            last_pw = pw;
+        }
+        s_t_apply(&w, &o);
+        rsstate_out_free(&o);
+        w.now += 30000;
+    }
+    CHECK(promoted);
+    CHECK(monotone);
+    CHECK(active_tc_down);
+    CHECK(steps >= 10); /* 0 -> 100 in steps of 10 */
+    json_decref(route);
+    json_decref(gw);
+    json_decref(csvc);
+    json_decref(w.head_svc);
+    json_decref(w.serve_svc);
+    for (size_t i = 0; i < w.n; i++)
+        json_decref(w.clusters[i]);
+    json_decref(pod);
+    json_decref(qpod);
+    json_decref(running);
+    json_decref(w.rs);
+    return failed;
+}
+
+int rsstate_test(bool verbose)
+{
+    int failed = s_t_incremental();
     t_world_t w = {.now = T0};
     rsstate_settings_default(&w.set);
     w.rs = s_t_rs();

@@ -20,8 +20,15 @@
  * Differences from KubeRay, on purpose:
  *  - The deletion deadlines of dangling clusters are given and recorded by the caller (kept in
  *    SQLite), so a restart neither forgets nor restarts them (KubeRay keeps them in memory).
- *  - NewClusterWithIncrementalUpgrade is not implemented yet: such a RayService is upgraded with
- *    NewCluster (a blue/green switch), and a Warning `IncrementalUpgradeNotSupported` says so.
+ *  - NewClusterWithIncrementalUpgrade (§3.5) is KubeRay's forward path: per-cluster serve
+ *    Services, the Gateway and HTTPRoute, traffic moved by stepSizePercent every intervalSeconds up
+ *    to the pending cluster's target_capacity, target_capacity raised on the pending cluster and
+ *    lowered on the active one by maxSurgePercent, promotion when the active capacity is 0 and the
+ *    pending traffic 100. The caller reads the Gateway and HTTPRoute (in.gateway, in.route). The
+ *    rollback of a spec reverted mid-upgrade (RollbackInProgress) is not implemented: a changed
+ *    spec mid-upgrade replaces the pending cluster, whose route weight then starts again at 0
+ *    (the traffic goes back to the active cluster at once), and a Warning
+ *    `IncrementalRollbackNotSupported` says so.
  *  - The RayService is looked at every RS_POLL_BUSY_MS while it is not Ready or is upgrading, and
  *    every `steady_poll_ms` once Ready with nothing pending (KubeRay: every 2 s, always); a change
  *    of any object it owns (pods of its clusters included) wakes it at once.
@@ -81,6 +88,12 @@ enum {
     RS_ACT_CREATE_SERVE_SVC = 1u << 11, /* create out.serve_svc */
     RS_ACT_POINT_SERVE_SVC = 1u << 12, /* patch the serve Service's selector to out.serve_svc's */
     RS_ACT_DELETE_SERVICES = 1u << 13, /* suspend: delete the head and serve Services */
+    RS_ACT_CLUSTER_SVC_ACTIVE = 1u << 14, /* incremental: create out.cluster_svc[0] */
+    RS_ACT_CLUSTER_SVC_PENDING = 1u << 15, /* incremental: create out.cluster_svc[1] */
+    RS_ACT_CREATE_GATEWAY = 1u << 16, /* incremental: create out.gateway */
+    RS_ACT_UPDATE_GATEWAY = 1u << 17, /* incremental: PUT out.gateway (observed, spec replaced) */
+    RS_ACT_CREATE_ROUTE = 1u << 18, /* incremental: create out.route */
+    RS_ACT_UPDATE_ROUTE = 1u << 19, /* incremental: PUT out.route (observed, spec replaced) */
 };
 
 /* What a probe of the cluster's head said. */
@@ -97,7 +110,10 @@ typedef struct {
     rs_probe_t health; /* GET /-/healthz on the head pod's Serve proxy */
     rs_probe_t serve; /* GET /api/serve/applications/ */
     const json_t *apps; /* RS_PROBE_OK: the answer's "applications" object */
-    const char *pushed; /* the serveConfigV2 this process last pushed to it, or NULL */
+    const char *pushed; /* fingerprint of the serveConfigV2 this process last pushed, or NULL */
+    const char *pushed_config; /* that serveConfigV2 (incremental target_capacity), or NULL */
+    const json_t *serve_svc; /* incremental: its per-cluster serve Service, or NULL */
+    long endpoints; /* incremental: that Service's ready serve endpoints */
 } rs_cluster_in_t;
 
 /* A RayCluster the RayService originated (label) and its recorded deletion deadline. */
@@ -124,6 +140,7 @@ typedef struct {
     rs_cluster_in_t active, pending; /* the clusters its status names */
     const json_t *head_svc, *serve_svc; /* its Services as observed, or NULL */
     long endpoints; /* ready serve endpoints of the serve Service (EndpointSlices) */
+    const json_t *gateway, *route; /* incremental: the Gateway and HTTPRoute as read, or NULL */
     int64_t now_ms; /* wall clock */
     const rs_settings_t *set;
     bool validated; /* this version of the RayService is known to validate clean */
@@ -144,6 +161,11 @@ typedef struct {
     json_t *cluster; /* RS_ACT_CREATE_CLUSTER */
     json_t *update[2]; /* RS_ACT_UPDATE_ACTIVE, RS_ACT_UPDATE_PENDING */
     json_t *push[2]; /* RS_ACT_PUSH_ACTIVE, RS_ACT_PUSH_PENDING: the request bodies */
+    bool push_tc[2]; /* that push sets a target_capacity the status records: if it fails, the
+                      * status must not be written */
+    bool push_spec[2]; /* that push carries the spec's serveConfigV2 (to remember as pushed) */
+    json_t *cluster_svc[2]; /* RS_ACT_CLUSTER_SVC_*: per-cluster serve Services */
+    json_t *gateway, *route; /* RS_ACT_*_GATEWAY, RS_ACT_*_ROUTE */
     const char *label[2]; /* RS_ACT_LABEL_*: "true" or "false" */
     json_t *head_svc, *serve_svc; /* RS_ACT_*_HEAD_SVC, RS_ACT_*_SERVE_SVC */
     const char *record[RS_MAX_DELETES]; /* clusters whose deadline out.record_due[i] to record */

@@ -95,6 +95,8 @@ typedef struct {
     int64_t build_done_at; /* Unix ms at which the build task finishes */
     int64_t update_done_at; /* Unix ms at which deployments turn HEALTHY */
     int64_t deleting_at; /* Unix ms at which DELETING started, -1 if not deleting */
+    bool served; /* it has run: its replicas keep serving while a later PUT redeploys it, as
+                  * Serve's proxy routes to the running replicas during an update */
     char *missing_module; /* module that fails to import (owned), NULL if it
                              imports */
     dep_t *deps; /* deployments */
@@ -1156,6 +1158,8 @@ static const char *const s_app_status_names[] = {"DEPLOYING", "DEPLOY_FAILED", "
                                                  "UNHEALTHY", "DELETING"};
 
 /* Drops finished deletions and a finished Serve shutdown. */
+static app_status_t s_app_status(const app_t *a, int64_t now, buf_t *msg);
+
 static void s_serve_advance(rayhead_t *h, int64_t now)
 {
     if (h->serve_shutdown_at >= 0 && now >= h->serve_shutdown_at) {
@@ -1169,13 +1173,19 @@ static void s_serve_advance(rayhead_t *h, int64_t now)
         return;
     }
     size_t o = 0;
+    buf_t tmp;
+    buf_init(&tmp, 64 * 1024);
     for (size_t i = 0; i < h->napps; i++) {
         app_t *a = h->apps[i];
+        buf_reset(&tmp);
+        if (!a->served && s_app_status(a, now, &tmp) == APP_RUNNING)
+            a->served = true;
         if (a->deleting_at >= 0 && now >= a->deleting_at + h->opts.serve_delete_ms)
             s_app_free(&h->apps[i]);
         else
             h->apps[o++] = a;
     }
+    buf_free(&tmp);
     h->napps = o;
 }
 
@@ -1867,6 +1877,13 @@ static int s_serve_put(rayhead_t *h, int64_t now, const char *body, size_t len,
             a->update_done_at = now + h->opts.serve_reapply_ms;
         }
         if (old) {
+            /* its running replicas keep serving while the new config deploys */
+            buf_t tmp;
+            buf_init(&tmp, 64 * 1024);
+            app_status_t ost = old->deleting_at < 0 ? s_app_status(old, now, &tmp) : APP_DELETING;
+            a->served =
+                old->deleting_at < 0 && (old->served || ost == APP_RUNNING || ost == APP_UNHEALTHY);
+            buf_free(&tmp);
             for (size_t k = 0; k < h->napps; k++)
                 if (h->apps[k] == old)
                     h->apps[k] = a;
@@ -1969,11 +1986,15 @@ static int s_serve_proxy(rayhead_t *h, int64_t now, const char *path, rayhead_re
     const app_t *best = NULL;
     size_t best_len = 0;
     for (size_t i = 0; i < h->napps && rc == 0; i++) {
-        const app_t *a = h->apps[i];
+        app_t *a = h->apps[i];
         buf_reset(&tmp);
         app_status_t st = s_app_status(a, now, &tmp);
         const char *route = json_string_value(a->route_prefix);
-        if (!route || (st != APP_RUNNING && st != APP_UNHEALTHY))
+        if (st == APP_RUNNING || st == APP_UNHEALTHY)
+            a->served = true;
+        /* routed: running, or redeploying after it ran (its old replicas still serve) */
+        if (!route ||
+            !(st == APP_RUNNING || st == APP_UNHEALTHY || (st == APP_DEPLOYING && a->served)))
             continue;
         routed = true;
         if (json_object_set_new(routes, route, json_string(a->name)) != 0)
@@ -2765,6 +2786,8 @@ static int s_test_serve(bool verbose)
     CHECK(s_req(h, T0 + 3000, D, "PUT", "/api/serve/applications/", cfg) == 200);
     doc = s_get_apps(h, T0 + 3010);
     CHECK(doc && strcmp(s_app_field(doc, "fruit", "status"), "DEPLOYING") == 0);
+    // ... while its running replicas keep serving (Serve's proxy routes to them)
+    CHECK(s_req(h, T0 + 3010, RAYHEAD_PORT_SERVE, "GET", "/fruit/mango", NULL) == 200);
     CHECK(doc &&
           json_object_size(json_object_get(
               json_object_get(json_object_get(doc, "applications"), "fruit"), "deployments")) == 2);

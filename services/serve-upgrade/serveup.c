@@ -33,7 +33,7 @@ struct serveup {
     ctrl_t *ctrl;
     raydash_t *dash;
     http_client_t *http; /* direct connections (not with the proxy) */
-    json_t *pushed; /* "ns/rayservice/cluster" -> fingerprint of the serveConfigV2 pushed */
+    json_t *pushed; /* "ns/rayservice/cluster" -> [fingerprint, serveConfigV2] last pushed */
 };
 
 typedef struct probe probe_t;
@@ -55,6 +55,8 @@ struct probe {
     char *dash_addr; /* storage of the dashboard target */
     char *dash_svc;
     probe_cb_t cb_health, cb_serve;
+    json_t *svc; /* incremental: its per-cluster serve Service as observed (owned) */
+    long endpoints; /* incremental: that Service's ready serve endpoints */
 };
 
 /* The argument of a push's callback. */
@@ -64,6 +66,8 @@ typedef struct {
     char cluster[256];
     char fp[RS_FP_MAX];
     int64_t t0;
+    bool spec; /* the push carries the spec's serveConfigV2: remember it as pushed */
+    char *config; /* that serveConfigV2 (owned) */
 } push_cb_t;
 
 typedef struct {
@@ -76,6 +80,9 @@ typedef struct {
     long endpoints;
     rs_out_t out;
     bool stepped;
+    bool drop_status; /* a target_capacity push failed: its status must not land */
+    bool incremental; /* NewClusterWithIncrementalUpgrade in effect */
+    json_t *gateway, *route; /* incremental: as read in the probe stage, or NULL */
     int64_t push_call[2];
     push_cb_t push_cb[2];
 } pass_t;
@@ -115,10 +122,38 @@ static void s_forget_deadline(serveup_t *s, const char *ns, const char *name, co
     (void)store_lease_release(s->cfg.deadlines, ln, holder);
 }
 
+/* The ready serve endpoints of Service ns/svc from its EndpointSlices, found by name
+ * (EndpointSlice names are generateName "<service>-", so a name range through the primary key)
+ * and kept by their kubernetes.io/service-name label: not through the slice's owner, which the
+ * watcher knows only when it saw the Service before the slice. */
+static long s_endpoints(serveup_t *s, const char *ns, const char *svc)
+{
+    char prefix[S_NAME_MAX];
+    snprintf(prefix, sizeof(prefix), "%s-", svc);
+    store_observed_list_t l = {0};
+    json_t *slices = json_array();
+    if (slices && store_observed_list_prefix(s->cfg.observed, s->cfg.cluster, "EndpointSlice", ns,
+                                             prefix, &l) == 0) {
+        for (size_t i = 0; i < l.n; i++) {
+            const store_observed_t *r = l.rows[i];
+            json_t *o = r->json ? json_loads(r->json, 0, NULL) : NULL;
+            const char *sn = json_string_value(
+                json_object_get(jx_get(o, "metadata.labels"), LABEL_SERVICE_NAME));
+            if (sn && strcmp(sn, svc) == 0)
+                json_array_append(slices, o);
+            json_decref(o);
+        }
+    }
+    store_observed_list_free(&l);
+    long n = rayservice_serve_endpoints(slices);
+    json_decref(slices);
+    return n;
+}
+
 /* Reads the rows of list l into the pass: RayClusters labelled as originated from the
- * RayService, its head and serve Services, the serve Service's EndpointSlices (into slices). */
+ * RayService, its head and serve Services. */
 static void s_take(ctrl_pass_t *p, const store_observed_list_t *l, const char *head_name,
-                   const char *serve_name, json_t *slices)
+                   const char *serve_name)
 {
     pass_t *d = p->data;
     const char *uid = jx_str(p->obj, "metadata.uid", "");
@@ -129,8 +164,7 @@ static void s_take(ctrl_pass_t *p, const store_observed_list_t *l, const char *h
         bool is_rc = strcmp(r->kind, "RayCluster") == 0;
         bool svc = strcmp(r->kind, "Service") == 0 &&
                    (strcmp(r->name, head_name) == 0 || strcmp(r->name, serve_name) == 0);
-        bool slice = strcmp(r->kind, "EndpointSlice") == 0;
-        if (!is_rc && !svc && !slice)
+        if (!is_rc && !svc)
             continue;
         json_t *o = json_loads(r->json, 0, NULL);
         if (!o)
@@ -142,7 +176,7 @@ static void s_take(ctrl_pass_t *p, const store_observed_list_t *l, const char *h
             const char *crd = json_string_value(json_object_get(lb, LABEL_ORIGINATED_FROM_CRD));
             if (cr && crd && strcmp(cr, p->name) == 0 && strcmp(crd, RAYSERVICE_CRD) == 0)
                 json_array_append(d->owned, o);
-        } else if (svc) {
+        } else {
             /* only the RayService's own (a namesake it does not control is not its Service) */
             const char *ou = r->owner_uid ? r->owner_uid : "";
             if (strcmp(ou, uid) == 0) {
@@ -151,10 +185,6 @@ static void s_take(ctrl_pass_t *p, const store_observed_list_t *l, const char *h
                 else if (strcmp(r->name, serve_name) == 0 && !d->serve_svc)
                     d->serve_svc = json_incref(o);
             }
-        } else {
-            const char *sn = json_string_value(json_object_get(lb, LABEL_SERVICE_NAME));
-            if (sn && strcmp(sn, serve_name) == 0)
-                json_array_append(slices, o);
         }
         json_decref(o);
     }
@@ -172,15 +202,14 @@ static ctrl_begin_t s_load(ctrl_pass_t *p)
     snprintf(prefix, sizeof(prefix), "%s-", base ? base : p->name);
     free(base);
     d->owned = json_array();
-    json_t *slices = json_array();
-    int rc = serve_name && d->owned && slices ? 0 : ERR_NOMEM;
+    int rc = serve_name && d->owned ? 0 : ERR_NOMEM;
     store_observed_list_t l = {0};
     /* its Services and their EndpointSlices are owned by it */
     if (rc == 0)
         rc = store_observed_list_owner(s->cfg.observed, s->cfg.cluster, p->ns, "RayService",
                                        p->name, NULL, &l);
     if (rc == 0)
-        s_take(p, &l, head_name, serve_name, slices);
+        s_take(p, &l, head_name, serve_name);
     store_observed_list_free(&l);
     /* its RayClusters are named <name>-<5 random characters> (GenerateRayClusterName); a Ray
      * object's row is its own owner, so they are found by that name range, then by label */
@@ -188,11 +217,11 @@ static ctrl_begin_t s_load(ctrl_pass_t *p)
         rc = store_observed_list_prefix(s->cfg.observed, s->cfg.cluster, "RayCluster", p->ns,
                                         prefix, &l);
     if (rc == 0)
-        s_take(p, &l, head_name, serve_name, slices);
+        s_take(p, &l, head_name, serve_name);
     store_observed_list_free(&l);
+    if (rc == 0 && d->serve_svc)
+        d->endpoints = s_endpoints(s, p->ns, serve_name);
     free(serve_name);
-    d->endpoints = rayservice_serve_endpoints(slices);
-    json_decref(slices);
     if (rc != 0) {
         log_info("observed rows unreadable", "key", p->key, "error", err_str(rc), NULL);
         return CTRL_BEGIN_ERROR;
@@ -225,11 +254,29 @@ static ctrl_begin_t s_load(ctrl_pass_t *p)
     return CTRL_BEGIN_STAGES;
 }
 
+/* Incremental: the per-cluster serve Service of pr's cluster and its ready endpoints. */
+static void s_load_cluster_svc(ctrl_pass_t *p, probe_t *pr)
+{
+    serveup_t *s = ctrl_arg(p->c);
+    const char *cn = jx_str(pr->rc, "metadata.name", "");
+    char name[S_NAME_MAX];
+    snprintf(name, sizeof(name), "%s-serve-svc", cn);
+    pr->svc = ctrl_observed_get(p->c, "Service", p->ns, name, jx_str(pr->rc, "metadata.uid", ""));
+    if (pr->svc)
+        pr->endpoints = s_endpoints(s, p->ns, name);
+}
+
 static ctrl_begin_t s_begin(ctrl_pass_t *p)
 {
     pass_t *d = p->data;
+    serveup_t *s = ctrl_arg(p->c);
     d->cp = p;
-    return s_load(p);
+    ctrl_begin_t b = s_load(p);
+    d->incremental = rayservice_incremental(p->obj, &s->set.gates);
+    for (int k = 0; b == CTRL_BEGIN_STAGES && d->incremental && k < 2; k++)
+        if (d->pr[k].rc)
+            s_load_cluster_svc(p, &d->pr[k]);
+    return b;
 }
 
 /* ---------- probes ---------- */
@@ -320,6 +367,47 @@ static bool s_target(serveup_t *s, probe_t *pr)
     return pr->dash_addr && pr->dash_svc;
 }
 
+static void s_on_gateway(ctrl_pass_t *p, const k8s_result_t *res)
+{
+    pass_t *d = p->data;
+    if (res->err == 0 && res->body)
+        d->gateway = json_incref(res->body);
+    else if (res->err != ERR_NOTFOUND)
+        log_info("gateway read failed", "key", p->key, "error", res->message, NULL);
+}
+
+static void s_on_route(ctrl_pass_t *p, const k8s_result_t *res)
+{
+    pass_t *d = p->data;
+    if (res->err == 0 && res->body)
+        d->route = json_incref(res->body);
+    else if (res->err != ERR_NOTFOUND)
+        log_info("httproute read failed", "key", p->key, "error", res->message, NULL);
+}
+
+/* Incremental: reads the Gateway and the HTTPRoute (not observed by the watcher: a cluster may
+ * not serve the Gateway API at all; a RayService that uses them is polled every 2 s while it
+ * upgrades). */
+static void s_read_gateway(ctrl_pass_t *p)
+{
+    char gw[S_NAME_MAX], rt[S_NAME_MAX];
+    snprintf(gw, sizeof(gw), "%s-gateway", p->name);
+    snprintf(rt, sizeof(rt), "%s-httproute", p->name);
+    const char *names[2] = {gw, rt};
+    const char *res[2] = {"gateways", "httproutes"};
+    const char *kinds[2] = {"Gateway", "HTTPRoute"};
+    for (int k = 0; k < 2; k++)
+        ctrl_send(p,
+                  &(ctrl_req_t){.verb = CTRL_GET,
+                                .group = RAYSERVICE_GATEWAY_GROUP,
+                                .version = "v1",
+                                .resource = res[k],
+                                .kind = kinds[k],
+                                .name = names[k],
+                                .on_get = k == 0 ? s_on_gateway : s_on_route},
+                  NULL);
+}
+
 /* Stage: probe the active and pending clusters whose head is ready. */
 static void s_stage_probe(ctrl_pass_t *p)
 {
@@ -327,6 +415,8 @@ static void s_stage_probe(ctrl_pass_t *p)
     serveup_t *s = ctrl_arg(p->c);
     if (jx_get(p->obj, "metadata.deletionTimestamp") || jx_bool(p->obj, "spec.suspend", false))
         return;
+    if (d->incremental)
+        s_read_gateway(p);
     for (int k = 0; k < 2; k++) {
         probe_t *pr = &d->pr[k];
         if (!pr->rc || !rsstate_head_ready(pr->rc, pr->head_pod)) {
@@ -371,7 +461,8 @@ static void s_on_push(const raydash_result_t *res, void *arg)
         s_pushed_key(p, cb->cluster, key, sizeof(key));
         if (json_object_size(s->pushed) >= SERVEUP_PUSHED_MAX)
             json_object_clear(s->pushed); /* each config is pushed once more, no harm */
-        json_object_set_new(s->pushed, key, json_string(cb->fp));
+        if (cb->spec)
+            json_object_set_new(s->pushed, key, json_pack("[s,s]", cb->fp, cb->config));
     } else {
         snprintf(msg, sizeof(msg),
                  "Failed to update serve applications to the RayCluster %s/%s: fail to create / "
@@ -379,6 +470,8 @@ static void s_on_push(const raydash_result_t *res, void *arg)
                  p->ns, cb->cluster, res->message);
         log_info("serve push failed", "key", p->key, "cluster", cb->cluster, "error", res->message,
                  NULL);
+        if (d->out.push_tc[cb->idx])
+            d->drop_status = true;
     }
     ctrl_event(p, !ok, ok ? "UpdatedServeApplications" : "FailedToUpdateServeApplications",
                "Reconcile", "%s", msg);
@@ -396,9 +489,12 @@ static void s_push(ctrl_pass_t *p, int idx)
     if (!pr->dash_addr || !pr->dash_svc)
         return;
     push_cb_t *cb = &d->push_cb[idx];
+    free(cb->config);
     memset(cb, 0, sizeof(*cb));
     cb->p = p;
     cb->idx = idx;
+    cb->spec = d->out.push_spec[idx];
+    cb->config = strdup(jx_str(p->obj, "spec.serveConfigV2", ""));
     snprintf(cb->cluster, sizeof(cb->cluster), "%s", jx_str(pr->rc, "metadata.name", ""));
     rsstate_config_fp(p->obj, cb->fp);
     cb->t0 = loop_clock_ms();
@@ -488,11 +584,15 @@ static bool s_step(ctrl_pass_t *p)
         if (pr->rc) {
             char key[S_NAME_MAX];
             s_pushed_key(p, jx_str(pr->rc, "metadata.name", ""), key, sizeof(key));
-            const char *fp = json_string_value(json_object_get(s->pushed, key));
+            const json_t *e = json_object_get(s->pushed, key);
+            const char *fp = json_string_value(json_array_get(e, 0));
             if (fp) {
                 snprintf(fps[k], sizeof(fps[k]), "%s", fp);
                 c[k].pushed = fps[k];
+                c[k].pushed_config = json_string_value(json_array_get(e, 1));
             }
+            c[k].serve_svc = pr->svc;
+            c[k].endpoints = pr->endpoints;
         }
     }
     const char *uid = jx_str(p->obj, "metadata.uid", "");
@@ -506,6 +606,8 @@ static bool s_step(ctrl_pass_t *p)
                   .head_svc = d->head_svc,
                   .serve_svc = d->serve_svc,
                   .endpoints = d->endpoints,
+                  .gateway = d->gateway,
+                  .route = d->route,
                   .now_ms = rftime_now_ms(),
                   .set = &s->set,
                   .validated = memo != NULL,
@@ -560,6 +662,24 @@ static void s_stage_act(ctrl_pass_t *p)
         if (o->actions & (k == 0 ? RS_ACT_PUSH_ACTIVE : RS_ACT_PUSH_PENDING))
             s_push(p, k);
     }
+    for (int k = 0; k < 2; k++)
+        if (o->actions & (k == 0 ? RS_ACT_CLUSTER_SVC_ACTIVE : RS_ACT_CLUSTER_SVC_PENDING))
+            ctrl_create_once(p, json_incref(o->cluster_svc[k]), "", "v1", "services", "Service",
+                             "CreatedService", "FailedToCreateService", S_ENSURE_MS);
+    if (o->actions & RS_ACT_CREATE_GATEWAY)
+        ctrl_create_once(p, json_incref(o->gateway), RAYSERVICE_GATEWAY_GROUP, "v1", "gateways",
+                         "Gateway", "CreatedGateway", "FailedToCreateGateway", S_ENSURE_MS);
+    else if (o->actions & RS_ACT_UPDATE_GATEWAY)
+        s_send(p, CTRL_UPDATE, RAYSERVICE_GATEWAY_GROUP, "gateways", "Gateway",
+               jx_str(o->gateway, "metadata.name", ""), "Gateway", "UpdatedGateway",
+               "FailedToUpdateGateway", o->gateway, NULL);
+    if (o->actions & RS_ACT_CREATE_ROUTE)
+        ctrl_create_once(p, json_incref(o->route), RAYSERVICE_GATEWAY_GROUP, "v1", "httproutes",
+                         "HTTPRoute", "CreatedHTTPRoute", "FailedToCreateHTTPRoute", S_ENSURE_MS);
+    else if (o->actions & RS_ACT_UPDATE_ROUTE)
+        s_send(p, CTRL_UPDATE, RAYSERVICE_GATEWAY_GROUP, "httproutes", "HTTPRoute",
+               jx_str(o->route, "metadata.name", ""), "HTTPRoute", "UpdatedHTTPRoute",
+               "FailedToUpdateHTTPRoute", o->route, NULL);
     if (o->actions & RS_ACT_CREATE_HEAD_SVC)
         ctrl_create_once(p, json_incref(o->head_svc), "", "v1", "services", "Service",
                          "CreatedService", "FailedToCreateService", S_ENSURE_MS);
@@ -592,6 +712,11 @@ static void s_stage_status(ctrl_pass_t *p)
     pass_t *d = p->data;
     if (!d->stepped || !d->out.status)
         return;
+    if (d->drop_status) {
+        /* the status would record a target_capacity the cluster did not take */
+        ctrl_fail(p, NULL, "RayService %s/%s: target_capacity push failed", p->ns, p->name);
+        return;
+    }
     json_t *st = d->out.status;
     d->out.status = NULL;
     ctrl_status_write(p, st, rsstate_status_changed);
@@ -611,10 +736,14 @@ static void s_pass_free(ctrl_pass_t *p)
             raydash_cancel(s->dash, d->push_call[k]);
         json_decref(pr->head_pod);
         json_decref(pr->apps);
+        json_decref(pr->svc);
+        free(d->push_cb[k].config);
         free(pr->dash_addr);
         free(pr->dash_svc);
     }
     json_decref(d->owned);
+    json_decref(d->gateway);
+    json_decref(d->route);
     json_decref(d->head_svc);
     json_decref(d->serve_svc);
     free(d->own);

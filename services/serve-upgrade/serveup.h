@@ -12,12 +12,16 @@
  *   probe    for the active and pending clusters whose head is ready, at once: the Serve proxy's
  *            GET /-/healthz on the head pod and the dashboard's GET /api/serve/applications/
  *            (common/raydash.h, directly or through the API server's proxy with
- *            --use-kubernetes-proxy).
+ *            --use-kubernetes-proxy); with NewClusterWithIncrementalUpgrade also GETs of the
+ *            Gateway and HTTPRoute (the watcher does not observe the Gateway API: a cluster may
+ *            not serve it), and the per-cluster serve Services are read in begin.
  *   act      one rsstate_step(): Events; the pending RayCluster created, in-place updates (PUT),
  *            the ray.io/serve label of head pods (merge patch), the Serve config PUT when nothing
  *            was pushed to the cluster by this process, it reports zero applications, or
- *            serveConfigV2 changed; the head and serve Services created or pointed at the ready
- *            cluster (selector merge patch, ClusterIP kept); deadlines recorded and dangling
+ *            serveConfigV2 changed (incremental: target_capacity pushes too); the head and serve
+ *            Services created or pointed at the ready cluster (selector merge patch, ClusterIP
+ *            kept); incremental: per-cluster serve Services, the Gateway and the HTTPRoute
+ *            created or updated (weights); deadlines recorded and dangling
  *            clusters deleted; the finalizer. Every write and Serve push leaves an audit row with
  *            the pass's cause.
  *   status   written when it changed (KubeRay's InconsistentRayServiceStatuses), with a

@@ -20,6 +20,11 @@
  *   invalid     a too long name and a head Service name: KubeRay's messages as Warning Events and
  *               Ready=False/ValidationFailed, nothing created.
  *   delete      the RayService deleted: its RayClusters go, then the finalizer, then it.
+ *   incremental NewClusterWithIncrementalUpgrade (../shared/kuberay/samples/ray-service.
+ *               incremental-upgrade.yaml with 25% steps every second): the Gateway, HTTPRoute and
+ *               per-cluster serve Service; an image change moves the route's weight in steps to
+ *               the new cluster while requests through kubesim's Gateway see 0 errors and answers
+ *               from both clusters; then promotion, capacities 100/100, the old cluster deleted.
  *
  * Usage: serveup_it [-v] [scenario...]. Exit 0 when every check passes.
  */
@@ -734,16 +739,161 @@ static int s_sc_traffic(void)
     return failed;
 }
 
+/* ---------- incremental upgrade ---------- */
+
+typedef struct {
+    int requests, errors;
+    int per[2]; /* answers from the old cluster, the new one */
+    char old[128];
+    bool inflight;
+    const char *gw;
+    int pending_weights[64]; /* distinct pending weights seen on the HTTPRoute, in order */
+    int nweights;
+} s_incr_t;
+
+static s_incr_t *g_incr;
+
+static void s_incr_done(k8s_client_t *c, const k8s_result_t *r, void *arg)
+{
+    (void)c;
+    s_incr_t *t = arg;
+    t->inflight = false;
+    t->requests++;
+    const char *at = NULL;
+    for (size_t i = 0; r->err == 0 && r->raw && i + 12 < r->raw_len; i++) {
+        if (memcmp(r->raw + i, "on cluster '", 12) == 0) {
+            at = r->raw + i + 12;
+            break;
+        }
+    }
+    if (!at) {
+        t->errors++;
+        if (g_h.verbose)
+            printf("  gateway request %d: HTTP %ld %.*s\n", t->requests, r->status,
+                   (int)(r->raw_len < 200 ? r->raw_len : 200), r->raw ? r->raw : "");
+        return;
+    }
+    t->per[strncmp(at, t->old, strlen(t->old)) == 0 && at[strlen(t->old)] == '\'' ? 0 : 1]++;
+}
+
+/* Each turn: one request through the Gateway, and the HTTPRoute's pending weight noted. */
+static void s_incr_turn(void)
+{
+    s_incr_t *t = g_incr;
+    if (!t)
+        return;
+    char path[256];
+    if (!t->inflight) {
+        snprintf(path, sizeof(path), "/kubesim/gateways/%s/%s/proxy/fruit", IT_NS, t->gw);
+        t->inflight = k8s_raw(g_h.admin, "GET", path, NULL, NULL, 0, NULL, s_incr_done, t) > 0;
+    }
+    json_t *rt =
+        harness_get(&g_h, "gateway.networking.k8s.io", "httproutes", IT_NS, "rs-incr-httproute");
+    json_t *refs = jx_get(json_array_get(jx_get(rt, "spec.rules"), 0), "backendRefs");
+    if (json_array_size(refs) == 2) {
+        int w = (int)jx_int(json_array_get(refs, 1), "weight", -1);
+        if (t->nweights < 64 && (t->nweights == 0 || t->pending_weights[t->nweights - 1] != w))
+            t->pending_weights[t->nweights++] = w;
+    }
+    json_decref(rt);
+}
+
+static void s_incr_opts(json_t *spec, void *arg)
+{
+    (void)arg;
+    json_t *o = jx_get(spec, "upgradeStrategy.clusterUpgradeOptions");
+    json_object_set_new(o, "stepSizePercent", json_integer(25));
+    json_object_set_new(o, "maxSurgePercent", json_integer(50));
+    json_object_set_new(o, "intervalSeconds", json_integer(1));
+    json_object_set_new(spec, "rayClusterDeletionDelaySeconds", json_integer(3));
+}
+
+static int s_sc_incremental(void)
+{
+    int failed = 0;
+    const char *name = "rs-incr";
+    /* the Gateway's class (../shared/kuberay/samples/gateway-api/istio-class.yaml) */
+    json_t *gc = harness_load_sample(&g_h, "gateway-api/istio-class.yaml");
+    char msg[HARNESS_MSG_MAX];
+    k8s_res_t r = {
+        .group = "gateway.networking.k8s.io", .version = "v1", .resource = "gatewayclasses"};
+    CHECK(gc && harness_create(&g_h, g_h.admin, &r, gc, msg, sizeof(msg)) == 0);
+    json_decref(gc);
+    json_t *rs = harness_load_sample(&g_h, "ray-service.incremental-upgrade.yaml");
+    CHECK(rs != NULL);
+    if (!rs)
+        return failed;
+    json_object_set_new(json_object_get(rs, "metadata"), "name", json_string(name));
+    json_object_set_new(json_object_get(rs, "metadata"), "namespace", json_string(IT_NS));
+    s_incr_opts(json_object_get(rs, "spec"), NULL);
+    CHECK(s_create(rs) == 0);
+    json_decref(rs);
+    CHECK(harness_wait(&g_h, s_ready, (void *)name, IT_WAIT_MS));
+    rs = s_rs(name);
+    char old[128];
+    snprintf(old, sizeof(old), "%s", s_active(rs));
+    CHECK(jx_int(rs, "status.activeServiceStatus.targetCapacity", -1) == 100);
+    CHECK(jx_int(rs, "status.activeServiceStatus.trafficRoutedPercent", -1) == 100);
+    json_decref(rs);
+    /* KubeRay's objects: the Gateway, the route, the per-cluster serve Service */
+    json_t *gw =
+        harness_get(&g_h, "gateway.networking.k8s.io", "gateways", IT_NS, "rs-incr-gateway");
+    CHECK(gw && strcmp(jx_str(gw, "spec.gatewayClassName", ""), "istio") == 0);
+    json_decref(gw);
+    char csvc[160];
+    snprintf(csvc, sizeof(csvc), "%s-serve-svc", old);
+    json_t *cs = harness_get(&g_h, "", "services", IT_NS, csvc);
+    CHECK(cs && strcmp(s_sel(cs, LABEL_CLUSTER), old) == 0);
+    json_decref(cs);
+    /* the upgrade, with traffic through the Gateway */
+    s_incr_t t = {.gw = "rs-incr-gateway"};
+    snprintf(t.old, sizeof(t.old), "%s", old);
+    g_incr = &t;
+    g_h.on_turn = s_incr_turn;
+    CHECK(s_modify(name, s_set_image, "rayproject/ray:2.52.0") == 0);
+    s_switch_t sw = {name, old};
+    CHECK(harness_wait(&g_h, s_switched, &sw, 2 * IT_WAIT_MS));
+    CHECK(harness_wait(&g_h, s_gone, old, IT_WAIT_MS));
+    g_h.on_turn = NULL;
+    while (t.inflight)
+        harness_pump(&g_h, 50);
+    g_incr = NULL;
+    if (g_h.verbose) {
+        printf("  incremental: %d requests, %d errors, %d from the old cluster, %d from the new; "
+               "pending weights:",
+               t.requests, t.errors, t.per[0], t.per[1]);
+        for (int i = 0; i < t.nweights; i++)
+            printf(" %d", t.pending_weights[i]);
+        printf("\n");
+    }
+    CHECK(t.errors == 0);
+    CHECK(t.per[0] > 0 && t.per[1] > 0);
+    /* the weight moved in steps of at most 25 (no jump from 0 to 100) */
+    CHECK(t.nweights >= 3);
+    bool steps = true;
+    for (int i = 1; i < t.nweights; i++)
+        steps = steps && t.pending_weights[i] >= t.pending_weights[i - 1] &&
+                t.pending_weights[i] - t.pending_weights[i - 1] <= 25;
+    CHECK(steps);
+    rs = s_rs(name);
+    CHECK(jx_int(rs, "status.activeServiceStatus.trafficRoutedPercent", -1) == 100);
+    CHECK(jx_int(rs, "status.activeServiceStatus.targetCapacity", -1) == 100);
+    CHECK(!*jx_str(rs, "status.pendingServiceStatus.rayClusterName", ""));
+    json_decref(rs);
+    CHECK(harness_wait(&g_h, s_ready, (void *)name, IT_WAIT_MS));
+    return failed;
+}
+
 typedef struct {
     const char *name;
     int (*fn)(void);
 } scenario_t;
 
 static const scenario_t s_scenarios[] = {
-    {"deploy", s_sc_deploy},   {"config", s_sc_config},   {"restart", s_sc_restart},
-    {"append", s_sc_append},   {"upgrade", s_sc_upgrade}, {"deployfail", s_sc_deployfail},
-    {"traffic", s_sc_traffic}, {"suspend", s_sc_suspend}, {"invalid", s_sc_invalid},
-    {"delete", s_sc_delete},
+    {"deploy", s_sc_deploy},   {"config", s_sc_config},           {"restart", s_sc_restart},
+    {"append", s_sc_append},   {"upgrade", s_sc_upgrade},         {"deployfail", s_sc_deployfail},
+    {"traffic", s_sc_traffic}, {"suspend", s_sc_suspend},         {"invalid", s_sc_invalid},
+    {"delete", s_sc_delete},   {"incremental", s_sc_incremental},
 };
 
 int main(int argc, char **argv)
