@@ -381,7 +381,10 @@ int raysim_request_counts(const raysim_t *r, rayhead_request_count_t *out)
     *out = r->gone_requests;
     const char *k;
     json_t *v;
-    json_object_foreach(r->heads, k, v) rayhead_request_fold(s_head_of(v)->head, out);
+    json_object_foreach(r->heads, k, v)
+    {
+        rayhead_request_fold(s_head_of(v)->head, out);
+    }
     return 0;
 }
 
