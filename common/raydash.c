@@ -37,7 +37,7 @@
 #define RAYDASH_SERVE_PATH "/api/serve/applications/" /* Serve REST API (trailing '/' needed) */
 #define RAYDASH_SERVE_QUERY "?api_type=declarative" /* KubeRay's GET filter (Ray >= 2.50) */
 #define RAYDASH_HEALTHZ_PATH "/-/healthz" /* the Serve proxy's health check */
-#define RAYDASH_MAX_IP 64 /* longest pod address accepted (IPv6 with a zone fits) */
+#define RAYDASH_MAX_IP 64 /* longest pod address accepted (any IPv6 text fits) */
 
 typedef enum {
     OP_SUBMIT,

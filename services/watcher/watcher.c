@@ -23,6 +23,10 @@
 
 #define S_RAY_GROUP "ray.io" /* API group of the Ray custom resources */
 #define S_KUBERAY_SELECTOR LABEL_CREATED_BY "=" LABEL_CREATED_BY_KUBERAY /* §6 */
+/* The Services (and their EndpointSlices) a RayService, a RayJob or a RayCluster's serve Service
+ * carry without the created-by label: every one S_KUBERAY_SELECTOR does not select. */
+#define S_RAY_ORIGIN_SELECTOR                                                                      \
+    LABEL_ORIGINATED_FROM_CRD "," LABEL_CREATED_BY "!=" LABEL_CREATED_BY_KUBERAY
 #define S_KEY_MAX 600 /* "namespace/name" and similar keys */
 
 /* The kinds watched in every member cluster. */
@@ -35,6 +39,8 @@ enum {
     K_SERVICE,
     K_JOB,
     K_ENDPOINTSLICE,
+    K_SERVICE_RAY, /* rows of kind Service, as K_SERVICE's: the twin reflector (watcher.h) */
+    K_ENDPOINTSLICE_RAY, /* rows of kind EndpointSlice, as K_ENDPOINTSLICE's */
     K_COUNT
 };
 
@@ -90,6 +96,9 @@ static const wkind_t s_kinds[K_COUNT] = {
     [K_JOB] = {"batch", "v1", "jobs", "Job", S_KUBERAY_SELECTOR, NULL},
     [K_ENDPOINTSLICE] = {"discovery.k8s.io", "v1", "endpointslices", "EndpointSlice",
                          S_KUBERAY_SELECTOR, NULL},
+    [K_SERVICE_RAY] = {"", "v1", "services", "Service", S_RAY_ORIGIN_SELECTOR, NULL},
+    [K_ENDPOINTSLICE_RAY] = {"discovery.k8s.io", "v1", "endpointslices", "EndpointSlice",
+                             S_RAY_ORIGIN_SELECTOR, NULL},
 };
 
 /* The strings of a queued event, as offsets into the arena. */
@@ -178,6 +187,19 @@ static void s_rlog(watcher_t *w, rlog_t *rl, const char *msg, const char *k, con
     rl->suppressed = 0;
 }
 
+/* True for the kinds of EndpointSlice reflectors. */
+static bool s_is_slice(int k)
+{
+    return k == K_ENDPOINTSLICE || k == K_ENDPOINTSLICE_RAY;
+}
+
+/* True when k and j are two reflectors writing rows of one kind (twins, watcher.h). */
+static bool s_twins(int k, int j)
+{
+    return k != j && strcmp(s_kinds[k].kind, s_kinds[j].kind) == 0;
+}
+
+/* The first kind index of the Kind text `kind` (K_SERVICE for "Service"), -1 when none. */
 static int s_kind_of(const char *kind)
 {
     for (int k = 0; k < K_COUNT; k++)
@@ -199,6 +221,25 @@ static bool s_cached(const wcluster_t *cl, int k, const char *ns, const char *na
             return true;
     }
     return false;
+}
+
+/* True when a twin of x's reflector in its cluster caches ns/name: the row is the twin's. */
+static bool s_twin_holds(const wres_t *x, const char *ns, const char *name)
+{
+    for (int k = 0; k < K_COUNT; k++)
+        if (s_twins(x->kind, k) && s_cached(x->cl, k, ns, name, NULL))
+            return true;
+    return false;
+}
+
+/* True when every twin of x's reflector watching x's namespace has applied its first list. */
+static bool s_twins_synced(const wres_t *x)
+{
+    size_t slot = (size_t)(x - x->cl->res) % x->cl->nns;
+    for (int k = 0; k < K_COUNT; k++)
+        if (s_twins(x->kind, k) && !reflector_synced(x->cl->res[(size_t)k * x->cl->nns + slot].r))
+            return false;
+    return true;
 }
 
 /* ---------- the extra record cached per object ----------
@@ -320,9 +361,8 @@ static int s_rec_make(int k, const json_t *obj, unsigned char *out, size_t cap)
         unsigned char b = S_REC_NONE;
         ok = ok && s_rec_put(out, cap, &len, &b, 1);
     }
-    const char *svc = k == K_ENDPOINTSLICE
-                          ? json_string_value(json_object_get(labels, LABEL_SERVICE_NAME))
-                          : NULL;
+    const char *svc =
+        s_is_slice(k) ? json_string_value(json_object_get(labels, LABEL_SERVICE_NAME)) : NULL;
     ok = ok && s_rec_str(out, cap, &len, svc ? svc : "");
     return ok ? (int)len : -1;
 }
@@ -486,9 +526,12 @@ static void s_owner(const wcluster_t *cl, int k, const json_t *obj, const void *
     if (!have)
         return;
     bool found = false;
-    if (k == K_ENDPOINTSLICE && *rec.svc) {
+    if (s_is_slice(k) && *rec.svc) {
+        /* the Service in either cache, its twin's first (a slice has its Service's labels) */
+        int first = k == K_ENDPOINTSLICE ? K_SERVICE : K_SERVICE_RAY;
+        int second = first == K_SERVICE ? K_SERVICE_RAY : K_SERVICE;
         reflector_item_t it;
-        if (s_cached(cl, K_SERVICE, ns, rec.svc, &it) &&
+        if ((s_cached(cl, first, ns, rec.svc, &it) || s_cached(cl, second, ns, rec.svc, &it)) &&
             s_rec_read(it.extra, it.extra_len, &o->rec))
             found = s_owner_of_child(cl, ns, &o->rec, o);
     }
@@ -785,6 +828,8 @@ static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const
     const json_t *meta = json_object_get(obj, "metadata"); /* looked up once, not per field */
     const char *ns = s_mstr(meta, "namespace", "");
     const char *name = s_mstr(meta, "name", "");
+    if (type == REFLECTOR_DELETED && s_twin_holds(x, ns, name))
+        return; /* it left x's selector for its twin's: the twin wrote (or writes) its row */
     unsigned char local[S_REC_MAX];
     if (!rec) {
         int n = s_rec_make(x->kind, obj, local, sizeof(local));
@@ -856,7 +901,8 @@ typedef struct {
 static int s_stale_row(const store_observed_t *row, void *arg)
 {
     stale_t *t = arg;
-    if (!row->ns || !row->name || reflector_lookup(t->x->r, row->ns, row->name, NULL))
+    if (!row->ns || !row->name || reflector_lookup(t->x->r, row->ns, row->name, NULL) ||
+        s_twin_holds(t->x, row->ns, row->name))
         return 0;
     json_t *o =
         json_pack("{s:{s:s, s:s, s:s?, s:s?}, s:s?, s:s?, s:s?}", "metadata", "namespace", row->ns,
@@ -867,7 +913,8 @@ static int s_stale_row(const store_observed_t *row, void *arg)
     return 0;
 }
 
-/* Deletes the rows of x's kind (and namespace) that its first list did not contain. */
+/* Deletes the rows of x's kind (and namespace) that its first list did not contain; for a kind
+ * with twins, once all of them have listed, the rows none of them holds. */
 static void s_on_synced(reflector_t *r, void *arg)
 {
     wres_t *x = arg;
@@ -877,6 +924,8 @@ static void s_on_synced(reflector_t *r, void *arg)
         log_info("watcher: resource synced", "cluster", x->cl->name, "resource", kd->resource,
                  "namespace", x->ns ? x->ns : "", NULL);
     x->warned = false;
+    if (!s_twins_synced(x))
+        return; /* the rows of the kind are the twins' too: the last of them to sync deletes */
     json_t *stale = json_array();
     if (!stale || store_observed_scan(w->store, x->cl->name, kd->kind, x->ns, s_stale_row,
                                       &(stale_t){.x = x, .stale = stale}) != 0)
@@ -1301,11 +1350,18 @@ static int s_cluster_init(watcher_t *w, wcluster_t *cl, const watcher_cluster_t 
                            : kubeconfig_load(c->kubeconfig, c->context, &cl->kc, err);
     if (rc != 0)
         return rc;
-    k8s_config_t kcfg = {.qps = cfg->qps, .burst = cfg->burst};
+    cl->nns = cfg->nnamespaces ? cfg->nnamespaces : 1;
+    /* Over HTTP/1.1 each watch holds a connection of its own: one per reflector, plus the
+     * client's default number for the lists (whose in-flight bound stays the default's). */
+    k8s_config_t kcfg = {
+        .qps = cfg->qps,
+        .burst = cfg->burst,
+        .max_connections = (long)(K_COUNT * cl->nns) + HTTP_DEFAULT_MAX_HOST_CONNECTIONS,
+        .max_inflight = K8S_INFLIGHT_PER_CONNECTION * HTTP_DEFAULT_MAX_HOST_CONNECTIONS,
+    };
     cl->client = k8s_client_new(w->loop, cl->kc, &kcfg);
     if (!cl->client)
         return ERR_NOMEM;
-    cl->nns = cfg->nnamespaces ? cfg->nnamespaces : 1;
     cl->res = calloc(K_COUNT * cl->nns, sizeof(*cl->res));
     if (!cl->res)
         return ERR_NOMEM;

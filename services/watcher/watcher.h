@@ -6,12 +6,29 @@
  * observed_objects table (common/store) and publishes an ObjectChanged (common/bus) under the
  * key and shard of the owning Ray object.
  *
+ * Selectors: Pods `ray.io/node-type in (head,worker,redis-cleanup)` (WATCHER_POD_SELECTOR); Jobs
+ * `app.kubernetes.io/created-by=kuberay-operator`; Services and EndpointSlices by two reflectors
+ * each, the same created-by selector and `ray.io/originated-from-crd,app.kubernetes.io/created-by
+ * !=kuberay-operator`: the Services KubeRay labels by origin and not created-by (a RayService's
+ * `<rs>-head-svc` and `<rs>-serve-svc`, a RayJob's `<rayjob>-head-svc`, a RayCluster's serve
+ * Service) and their EndpointSlices (which carry their Service's labels). A label selector cannot
+ * say "A or B", and watching every Service of a cluster would cache the whole cluster's, so the
+ * second selector is the complement of the first within the origin-labelled objects: no object is
+ * selected by both. The two reflectors of a kind are twins: they write rows of the same kind in
+ * the same format, an EndpointSlice's Service is looked up in both Service caches (its twin's
+ * first), and an object whose labels move it from one twin to the other (the API server sends
+ * DELETED to one watch and ADDED to the other, in either order) keeps its row: a DELETED of an
+ * object its twin caches writes and publishes nothing. Stale rows of a kind with twins are
+ * deleted when the last twin syncs, from what neither holds.
+ *
  * Owner of a changed object:
  *   - a Ray custom resource owns itself;
  *   - a Pod, Service or Job: its controller ownerReference when that is a ray.io kind, else the
  *     ray.io/cluster label names a RayCluster in the same namespace;
  *   - an EndpointSlice: the owner of the Service named by its kubernetes.io/service-name label
- *     (looked up in the services reflector's cache), else its own ray.io/cluster label.
+ *     (looked up in the two Services reflectors' caches), else its own ray.io/cluster label.
+ *     A RayService's serve Service is owned by the RayService, so a change of one of its slices
+ *     is published under the RayService's key (the slice as the child).
  * The owner's uid (when the reference does not give it) and generation come from the Ray
  * reflectors' caches when the owner is cached; otherwise they are left empty / 0.
  *

@@ -138,8 +138,10 @@ static int s_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
     int rc = store_observed_get(c->ro, cl, kind, r->ns, name, &row);
     long long erv = atoll(r->rv);
     if (r->type == 3) {
-        /* deleted: gone, or recreated / changed since (a newer RV) */
-        if (rc == 0 && atoll(row->resource_version) <= erv)
+        /* deleted: gone, or recreated / changed since (a newer RV); at the same RV only when it
+         * left one selector of its kind for the other (the server holds it at that RV or later) */
+        long long have = rc == 0 ? atoll(row->resource_version) : 0;
+        if (rc == 0 && (have < erv || (have == erv && s_server_rv(c, kind, r->ns, name) < erv)))
             c->missing_rows++;
     } else if (rc == 0 ? atoll(row->resource_version) < erv
                        : s_server_rv(c, kind, r->ns, name) == erv) {
@@ -254,10 +256,37 @@ static json_t *s_service(const char *name, const char *cluster)
                      8265);
 }
 
+/* A RayService. */
+static json_t *s_rayservice(const char *name)
+{
+    return json_pack("{s:s, s:s, s:{s:s}, s:{s:s, s:{s:{s:{s:{s:[{s:s, s:s}]}}}}}}", "apiVersion",
+                     "ray.io/v1", "kind", "RayService", "metadata", "name", name, "spec",
+                     "serveConfigV2", "applications: []", "rayClusterConfig", "headGroupSpec",
+                     "template", "spec", "containers", "name", "ray-head", "image",
+                     "rayproject/ray");
+}
+
+/* A Service KubeRay labels by origin, as a RayService's or a RayJob's: labels `labels` (stolen)
+ * plus ray.io/originated-from-cr-name=<cr> and ray.io/originated-from-crd=<crd>, no created-by
+ * unless `labels` has it; controller-owned by the <crd> named cr (uid ouid); selector `sel`
+ * (stolen); one port "serve" 8000. */
+static json_t *s_service_origin(const char *name, const char *crd, const char *cr, const char *ouid,
+                                json_t *labels, json_t *sel)
+{
+    json_object_set_new(labels, "ray.io/originated-from-cr-name", json_string(cr));
+    json_object_set_new(labels, "ray.io/originated-from-crd", json_string(crd));
+    return json_pack("{s:s, s:s, s:{s:s, s:o, s:[{s:s, s:s, s:s, s:s, s:b}]}, s:{s:o, s:[{s:s, "
+                     "s:i}]}}",
+                     "apiVersion", "v1", "kind", "Service", "metadata", "name", name, "labels",
+                     labels, "ownerReferences", "apiVersion", "ray.io/v1", "kind", crd, "name", cr,
+                     "uid", ouid, "controller", 1, "spec", "selector", sel, "ports", "name",
+                     "serve", "port", 8000);
+}
+
 /* The watched kinds and how the test filters the server's objects like the watcher does. */
 typedef struct {
     const char *group, *resource, *kind;
-    int filter; /* 0 none, 1 pod node-type, 2 created-by */
+    int filter; /* 0 none, 1 pod node-type, 2 created-by, 3 created-by or originated-from-crd */
 } wk_t;
 
 static const wk_t s_wk[] = {
@@ -266,9 +295,9 @@ static const wk_t s_wk[] = {
     {"ray.io", "rayservices", "RayService", 0},
     {"ray.io", "raycronjobs", "RayCronJob", 0},
     {"", "pods", "Pod", 1},
-    {"", "services", "Service", 2},
+    {"", "services", "Service", 3},
     {"batch", "jobs", "Job", 2},
-    {"discovery.k8s.io", "endpointslices", "EndpointSlice", 2},
+    {"discovery.k8s.io", "endpointslices", "EndpointSlice", 3},
 };
 
 static bool s_filter(const json_t *o, void *arg)
@@ -279,9 +308,10 @@ static bool s_filter(const json_t *o, void *arg)
         const char *t = json_string_value(json_object_get(l, "ray.io/node-type"));
         return t && (!strcmp(t, "head") || !strcmp(t, "worker") || !strcmp(t, "redis-cleanup"));
     }
-    if (f == 2) {
+    if (f == 2 || f == 3) {
         const char *t = json_string_value(json_object_get(l, "app.kubernetes.io/created-by"));
-        return t && !strcmp(t, "kuberay-operator");
+        return (t && !strcmp(t, "kuberay-operator")) ||
+               (f == 3 && json_object_get(l, "ray.io/originated-from-crd"));
     }
     return true;
 }
@@ -627,6 +657,191 @@ static int s_top_owner_checks(apiserver_t *api, store_t *ro, watcher_t *w, const
     return failed;
 }
 
+/* The first event under kind/name about a child of kind ckind whose name starts with prefix;
+ * NULL when none. */
+static const rec_t *s_first_prefix(const col_t *c, const char *kind, const char *name,
+                                   const char *ckind, const char *prefix)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const rec_t *r = &c->ev[i];
+        if (!strcmp(r->kind, kind) && !strcmp(r->name, name) && !strcmp(r->ckind, ckind) &&
+            !strncmp(r->cname, prefix, strlen(prefix)))
+            return r;
+    }
+    return NULL;
+}
+
+/* True when the observed row kind/name is owned by okind/oname (uid ouid, "" any). */
+static bool s_row_owner(store_t *ro, const char *kind, const char *name, const char *okind,
+                        const char *oname, const char *ouid)
+{
+    store_observed_t *row = NULL;
+    bool ok = store_observed_get(ro, "c1", kind, "default", name, &row) == 0 && row &&
+              row->owner_kind && !strcmp(row->owner_kind, okind) && row->owner_name &&
+              !strcmp(row->owner_name, oname) &&
+              (!*ouid || (row->owner_uid && !strcmp(row->owner_uid, ouid)));
+    if (!ok && g_verbose)
+        printf("  row %s %s: owner %s/%s uid %s, want %s/%s %s\n", kind, name,
+               row && row->owner_kind ? row->owner_kind : "-",
+               row && row->owner_name ? row->owner_name : "-",
+               row && row->owner_uid ? row->owner_uid : "-", okind, oname, ouid);
+    store_observed_free(&row);
+    return ok;
+}
+
+/* DELETED events about the child ckind/cname among the events from index `from`. */
+static int s_deleted_since(const col_t *c, size_t from, const char *ckind, const char *cname)
+{
+    int n = 0;
+    for (size_t i = from; i < c->n; i++)
+        if (c->ev[i].type == 3 && !strcmp(c->ev[i].ckind, ckind) && !strcmp(c->ev[i].cname, cname))
+            n++;
+    return n;
+}
+
+/* Services KubeRay labels by origin and not created-by (a RayService's head and serve Services, a
+ * RayJob's head Service) and their EndpointSlices: rows with their Ray owner, events under it, a
+ * slice change under the RayService; a created-by Service with origin labels seen once; a Service
+ * moved between the two selectors keeps its row; a restart deletes the stale rows of one selector
+ * and not the other's. *wp is restarted (wc its config). Returns the failed-check count. */
+static int s_origin_checks(apiserver_t *api, store_t *ro, watcher_t **wp,
+                           const watcher_config_t *wc, const col_t *col)
+{
+    int failed = 0;
+    buf_t err;
+    buf_init(&err, 4096);
+    json_t *o = s_put(api, "ray.io", "rayservices", "default", s_rayservice("rs1"));
+    CHECK(o != NULL);
+    char rsuid[64], rjuid[64];
+    snprintf(rsuid, sizeof(rsuid), "%s", jx_str(o, "metadata.uid", ""));
+    json_decref(o);
+    o = s_put(api, "ray.io", "rayjobs", "default", s_rayjob("rj2", NULL, NULL, NULL));
+    CHECK(o != NULL);
+    snprintf(rjuid, sizeof(rjuid), "%s", jx_str(o, "metadata.uid", ""));
+    json_decref(o);
+    CHECK(s_wait_equal(api, ro, "c1")); /* the owners are cached before their Services */
+    json_decref(s_put(api, "", "services", "default",
+                      s_service_origin("rs1-head-svc", "RayService", "rs1", rsuid,
+                                       json_pack("{s:s, s:s}", "ray.io/node-type", "head",
+                                                 "ray.io/identifier", "rs1-head"),
+                                       json_pack("{s:s}", "ray.io/cluster", "rs1-rc"))));
+    json_decref(s_put(api, "", "services", "default",
+                      s_service_origin("rs1-serve-svc", "RayService", "rs1", rsuid,
+                                       json_pack("{s:s}", "ray.io/serve", "rs1-serve"),
+                                       json_pack("{s:s, s:s}", "ray.io/cluster", "rs1-rc",
+                                                 "ray.io/serve", "true"))));
+    json_decref(s_put(api, "", "services", "default",
+                      s_service_origin("rj2-head-svc", "RayJob", "rj2", rjuid,
+                                       json_pack("{s:s, s:s}", "ray.io/node-type", "head",
+                                                 "ray.io/identifier", "rj2-head"),
+                                       json_pack("{s:s}", "ray.io/cluster", "rj2-rc"))));
+    /* created-by and origin labels: selected by the created-by reflector only */
+    json_t *both = s_service("rj2-rc-head-svc", "rc1");
+    json_object_set_new(jx_get(both, "metadata.labels"), "ray.io/originated-from-crd",
+                        json_string("RayJob"));
+    json_decref(s_put(api, "", "services", "default", both));
+    CHECK(s_wait_equal(api, ro, "c1"));
+    s_pump(100);
+    uint32_t rs_shard = bus_shard_of("c1", "default", "rs1", IT_SHARDS);
+    /* rows with the Ray owner; events under it, once each */
+    CHECK(s_row_owner(ro, "Service", "rs1-head-svc", "RayService", "rs1", rsuid));
+    CHECK(s_row_owner(ro, "Service", "rs1-serve-svc", "RayService", "rs1", rsuid));
+    CHECK(s_row_owner(ro, "Service", "rj2-head-svc", "RayJob", "rj2", rjuid));
+    CHECK(s_row_owner(ro, "Service", "rj2-rc-head-svc", "RayCluster", "rc1", ""));
+    CHECK(s_count(col, "RayService", "rs1", "Service", "rs1-head-svc", 1) == 1);
+    CHECK(s_count(col, "RayService", "rs1", "Service", "rs1-serve-svc", 1) == 1);
+    CHECK(s_count(col, "RayJob", "rj2", "Service", "rj2-head-svc", 1) == 1);
+    CHECK(s_count(col, "RayCluster", "rc1", "Service", "rj2-rc-head-svc", 1) == 1);
+    const rec_t *e = s_last_under(col, "RayService", "rs1", "Service", "rs1-serve-svc");
+    CHECK(e && !strcmp(e->uid, rsuid) && e->shard == rs_shard && e->gen >= 1);
+    /* their EndpointSlices (kubesim's controller copies the Service's labels): rows and events
+     * under the RayService through the Service */
+    const rec_t *hs = s_first_prefix(col, "RayService", "rs1", "EndpointSlice", "rs1-head-svc-");
+    const rec_t *ss = s_first_prefix(col, "RayService", "rs1", "EndpointSlice", "rs1-serve-svc-");
+    const rec_t *js = s_first_prefix(col, "RayJob", "rj2", "EndpointSlice", "rj2-head-svc-");
+    CHECK(hs && ss && js);
+    if (!hs || !ss || !js) {
+        buf_free(&err);
+        return failed;
+    }
+    char slice[128];
+    snprintf(slice, sizeof(slice), "%s", ss->cname);
+    CHECK(ss->type == 1 && !strcmp(ss->uid, rsuid) && ss->shard == rs_shard);
+    CHECK(s_row_owner(ro, "EndpointSlice", hs->cname, "RayService", "rs1", rsuid));
+    CHECK(s_row_owner(ro, "EndpointSlice", slice, "RayService", "rs1", rsuid));
+    CHECK(s_row_owner(ro, "EndpointSlice", js->cname, "RayJob", "rj2", rjuid));
+    CHECK(s_first_prefix(col, "RayCluster", "rc1", "EndpointSlice", "rj2-rc-head-svc-"));
+    /* a ready serve pod: the slice changes, published under the RayService, its row holds it */
+    json_t *pod = s_pod("rs1-rc-head", "rs1-rc", "head", NULL, "1");
+    json_object_set_new(jx_get(pod, "metadata.labels"), "ray.io/serve", json_string("true"));
+    pod = s_put(api, "", "pods", "default", pod); /* the status is not taken at creation */
+    CHECK(pod != NULL);
+    json_object_set_new(pod, "status",
+                        json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "phase", "Running", "podIP",
+                                  "10.9.8.7", "conditions", "type", "Ready", "status", "True"));
+    CHECK(objstore_update(
+              apiserver_store(api), s_res(api, "", "pods"), "default", "rs1-rc-head", &pod,
+              &(objstore_update_opts_t){.status = true, .precond = OBJSTORE_PRECOND_NONE}, NULL,
+              NULL, NULL) == 0);
+    json_decref(pod);
+    CHECK(s_wait_equal(api, ro, "c1"));
+    s_pump(100);
+    CHECK(s_count(col, "RayService", "rs1", "EndpointSlice", slice, 2) >= 1);
+    e = s_last_under(col, "RayService", "rs1", "EndpointSlice", slice);
+    CHECK(e && e->type == 2 && !strcmp(e->uid, rsuid) && e->shard == rs_shard);
+    store_observed_t *row = NULL;
+    CHECK(store_observed_get(ro, "c1", "EndpointSlice", "default", slice, &row) == 0 && row &&
+          row->json && strstr(row->json, "\"10.9.8.7\"") &&
+          strstr(row->json, "\"kubernetes.io/service-name\":\"rs1-serve-svc\""));
+    store_observed_free(&row);
+    /* the serve Service gains created-by (its slice follows), then loses it: it moves to the other
+     * reflector and back (the server sends DELETED to one watch and ADDED to the other, in either
+     * order), and ends with its row, owned as before, its last event not a DELETED */
+    size_t from = col->n;
+    for (int round = 0; round < 2; round++) {
+        json_t *l = json_pack("{s:s}", "ray.io/serve", "rs1-serve");
+        if (round == 0)
+            json_object_set_new(l, "app.kubernetes.io/created-by", json_string("kuberay-operator"));
+        json_decref(s_put(api, "", "services", "default",
+                          s_service_origin("rs1-serve-svc", "RayService", "rs1", rsuid, l,
+                                           json_pack("{s:s, s:s}", "ray.io/cluster", "rs1-rc",
+                                                     "ray.io/serve", "true"))));
+        CHECK(s_wait_equal(api, ro, "c1"));
+        s_pump(100);
+        CHECK(s_row_owner(ro, "Service", "rs1-serve-svc", "RayService", "rs1", rsuid));
+        CHECK(s_row_owner(ro, "EndpointSlice", slice, "RayService", "rs1", rsuid));
+    }
+    CHECK(s_deleted_since(col, from, "Service", "rs1-serve-svc") <= 2);
+    CHECK(s_count(col, "RayService", "rs1", "Service", "rs1-serve-svc", 0) >= 3);
+    e = s_last_under(col, "RayService", "rs1", "Service", "rs1-serve-svc");
+    CHECK(e && e->type != 3);
+    e = s_last_under(col, "RayService", "rs1", "EndpointSlice", slice);
+    CHECK(e && e->type != 3);
+    /* restart with an origin-labelled Service deleted while down: its rows go, and the rows of
+     * both selectors' other Services stay (no DELETED: each twin waits for the other's list) */
+    watcher_destroy(wp);
+    s_del(api, "", "services", "default", "rs1-head-svc");
+    s_pump(100);
+    from = col->n;
+    *wp = watcher_new(g_loop, wc, &err);
+    CHECK(*wp && watcher_start(*wp) == 0);
+    CHECK(s_wait_equal(api, ro, "c1"));
+    s_pump(100);
+    CHECK(s_deleted_since(col, from, "Service", "rs1-head-svc") >= 1);
+    CHECK(s_deleted_since(col, from, "EndpointSlice", hs->cname) >= 1);
+    CHECK(s_count(col, "RayService", "rs1", "Service", "rs1-head-svc", 3) == 1);
+    CHECK(s_deleted_since(col, from, "Service", "rs1-serve-svc") == 0);
+    CHECK(s_deleted_since(col, from, "Service", "rj2-head-svc") == 0);
+    CHECK(s_deleted_since(col, from, "Service", "rc1-head-svc") == 0);
+    CHECK(s_deleted_since(col, from, "Service", "rj2-rc-head-svc") == 0);
+    CHECK(s_deleted_since(col, from, "EndpointSlice", slice) == 0);
+    if (g_verbose)
+        printf("  origin-labelled Services: RayService rs1 shard %u, serve slice %s\n", rs_shard,
+               slice);
+    buf_free(&err);
+    return failed;
+}
+
 /* Runs the scenario against `api` with the kubeconfig at kcpath. `full` adds the gap, chaos and
  * restart phases. Returns the failed-check count. */
 static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, bool full)
@@ -897,6 +1112,10 @@ static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, boo
     /* last: the gap, chaos and restart phases above run on the objects they always had */
     if (w)
         failed += s_top_owner_checks(api, ro, w, &col);
+    opsrv_destroy(&h);
+    metrics_destroy(&reg); /* their series and readiness read the watcher restarted below */
+    if (w)
+        failed += s_origin_checks(api, ro, &w, &wc, &col);
     s_pump(100);
     CHECK(col.missing_rows == 0);
     CHECK(col.bad_shard == 0);
@@ -904,8 +1123,6 @@ static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, boo
     if (g_verbose)
         printf("  [%s] %zu events received, rows missing %d, bad shards %d, ids backwards %d\n",
                tag, col.n, col.missing_rows, col.bad_shard, col.id_backwards);
-    opsrv_destroy(&h);
-    metrics_destroy(&reg);
 out:
     watcher_destroy(&w);
     bus_sub_destroy(&sub);
