@@ -24,7 +24,9 @@
  *   (GET /-/healthz through it every 250 ms, KubeRay's EndpointSlice informer); status (Ready).
  *   Then every 2 s /-/healthz + GET applications on the active cluster (KubeRay's fixed loop).
  *   Upgrade: status (pending named); the new RayCluster, its head Service and pod, Events, 4
- *   RayCluster status writes, health wait, PUT + Event, polls until RUNNING, status, serve label;
+ *   RayCluster status writes, health wait, PUT + Event, polls of the new cluster until RUNNING
+ *   (KubeRay polls the active one too; the raw client does not, so it makes fewer calls then),
+ *   status, serve label;
  *   the head and serve Services' selectors patched to the new cluster; status (promotion); the old
  *   RayCluster deleted + Event once --delete-delay has passed. 21 writes to Ready, 19 per upgrade.
  *
@@ -47,6 +49,9 @@
  * scheduler for the RayService and its clusters, Serve pushes separate) per RayService, creates and
  * the bench's patches not counted. RSS / CPU   peak VmRSS and CPU seconds of each process over the
  * whole side.
+ *
+ * When no more RayServices become Ready (or switch) for BENCH_STALL_S (60 s), the side goes on
+ * with those that did (the table shows how many); such a run exits 1.
  *
  * Never a timed assertion: the tables are printed whatever they show; exit 1 only when a side
  * could not run or did not finish.
@@ -74,6 +79,7 @@
 #define BENCH_TRAFFIC_SAMPLE 50 /* RayServices the traffic goes to */
 #define BENCH_TRAFFIC_INFLIGHT 8 /* traffic requests in flight, at most */
 #define BENCH_TRAFFIC_RATE 100 /* traffic requests per second */
+#define BENCH_STALL_S 60 /* no progress this long: go on with the RayServices that made it */
 #define BENCH_CONC 64 /* the services' --concurrency */
 #define BENCH_QPS 100000 /* their client qps: no client-side limit */
 #define BENCH_SAMPLE_S 0.2 /* observed.db / RSS sampling period */
@@ -873,14 +879,14 @@ static void s_observe(side_t *s)
             const char *phase = (const char *)sqlite3_column_text(st, 1);
             const char *act = (const char *)sqlite3_column_text(st, 3);
             const char *pend = (const char *)sqlite3_column_text(st, 4);
-            if (i < 0 || !phase || strcmp(phase, "Running") != 0 || !act || !*act)
+            if (i < 0 || !phase || !act || !*act)
                 continue;
             int64_t at = sqlite3_column_int64(st, 2);
-            if (!s->ready_ms[i]) {
+            if (!s->ready_ms[i] && strcmp(phase, "Running") == 0) {
                 s->ready_ms[i] = at;
                 s->ready++;
                 snprintf(s->old[i], sizeof(s->old[i]), "%s", act);
-            } else if (s->p && !s->switched_ms[i] && strcmp(act, s->old[i]) != 0 &&
+            } else if (s->p && !s->switched_ms[i] && *s->old[i] && strcmp(act, s->old[i]) != 0 &&
                        (!pend || !*pend)) {
                 s->switched_ms[i] = at;
                 s->switched++;
@@ -1005,6 +1011,7 @@ static int s_audit(fleet_t *f, size_t *writes, size_t *pushes)
 typedef struct {
     size_t n;
     int steady_s, delete_delay_s, sample, nodes, conc;
+    int stall_s; /* no more Ready (switched) for this long: go on with those that are */
     double rate; /* traffic requests per second */
     const char *steady_poll;
     double max_s;
@@ -1083,14 +1090,18 @@ static int s_side(const opts_t *o, bool raw, result_t *r)
         if (failed)
             fprintf(stderr, "bench-rayservice: %zu RayService creates failed\n", failed);
     }
-    long nready = 0, nsw = 0, ndel = 0;
+    long nready = 0, nsw = 0, ndel = 0, seen = -1;
+    double moved = fleet_now();
     for (;;) {
         s_turn(&s);
         if (raw)
             s_raw_counts(&s, &nready, &nsw, &ndel);
         else
             nready = s.ready;
-        if (nready >= (long)n || fleet_now() - t0 > o->max_s)
+        if (nready != seen)
+            seen = nready, moved = fleet_now();
+        if (nready >= (long)n || fleet_now() - t0 > o->max_s ||
+            (nready > 0 && fleet_now() - moved > o->stall_s))
             break;
     }
     for (size_t i = 0; i < n; i++)
@@ -1104,8 +1115,10 @@ static int s_side(const opts_t *o, bool raw, result_t *r)
     s_lat(acked, ready, n, &r->rd50_ms, &r->rd99_ms);
     printf("  %s: %ld/%zu Ready in %.1f s\n", side, nready, n, r->ready_s);
     fflush(stdout);
-    if (nready < (long)n)
+    if (nready == 0)
         goto measure;
+    if (nready < (long)n) /* stalled: the rest is measured on those that are Ready */
+        printf("  %s: no more Ready for %d s: going on with %ld\n", side, o->stall_s, nready);
 
     /* 2. the steady window */
     double until = fleet_now() + BENCH_SETTLE_S;
@@ -1139,21 +1152,26 @@ static int s_side(const opts_t *o, bool raw, result_t *r)
     s.p = &pt;
     s.t = &t;
     double done_at = 0, next_del = 0;
+    long want = nready, last_sw = -1; /* the RayServices that were Ready */
+    moved = fleet_now();
     for (;;) {
         s_turn(&s);
         if (raw) {
             s_raw_counts(&s, &nready, &nsw, &ndel);
         } else {
             nsw = s.switched;
-            if (nsw >= (long)n && fleet_now() >= next_del) {
+            if (nsw >= want && fleet_now() >= next_del) {
                 next_del = fleet_now() + 1.0;
                 long left = s_old_left(&s);
-                ndel = left >= 0 ? (long)n - left : 0;
+                ndel = left >= 0 ? want - left : 0;
             }
         }
-        if (pt.done >= n && nsw >= (long)n && ndel >= (long)n && done_at == 0)
+        if (nsw != last_sw)
+            last_sw = nsw, moved = fleet_now();
+        if (pt.done >= n && nsw >= want && ndel >= nsw && done_at == 0)
             done_at = fleet_now() + 2.0; /* traffic goes on 2 s after the last deletion */
-        if ((done_at > 0 && fleet_now() >= done_at) || fleet_now() - tw > o->max_s)
+        if ((done_at > 0 && fleet_now() >= done_at) || fleet_now() - tw > o->max_s ||
+            (nsw > 0 && fleet_now() - moved > o->stall_s + o->delete_delay_s))
             break;
     }
     t.on = false;
@@ -1165,10 +1183,10 @@ static int s_side(const opts_t *o, bool raw, result_t *r)
     last = 0;
     for (size_t i = 0; i < n; i++)
         last = switched[i] > last ? switched[i] : last;
-    if (nsw >= (long)n)
+    if (nsw >= want)
         r->wave_s = (double)(last - ww0) / 1000.0;
     s_lat(packed, switched, n, &r->up50_ms, &r->up99_ms);
-    r->old_left = (long)n - ndel;
+    r->old_left = want - ndel;
     r->t_ok = t.ok;
     r->t_bad = t.bad;
     r->t_err = t.err;
@@ -1240,6 +1258,7 @@ int main(int argc, char **argv)
                 .delete_delay_s = BENCH_DELETE_DELAY_S,
                 .sample = BENCH_TRAFFIC_SAMPLE,
                 .rate = BENCH_TRAFFIC_RATE,
+                .stall_s = BENCH_STALL_S,
                 .conc = BENCH_CONC};
     bool skip_raw = false, bad = false;
     for (int i = 1; i < argc; i++) {
