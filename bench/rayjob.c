@@ -45,7 +45,7 @@
  *
  *   bench-rayjob [--rayjobs N] [--sleep S] [--concurrency C] [--skip-raw] [--keep]
  */
-#include "../tests/integration/replicas/fleet.h"
+#include "benchlib.h"
 
 #include "log.h"
 #include "objbuild.h"
@@ -85,12 +85,6 @@ typedef struct {
     double cpu_self; /* raw: its CPU seconds */
 } result_t;
 
-static int s_cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Index of a name `<prefix>-NNNNNN...`, or -1. */
 static long s_index(const char *name, size_t n)
 {
@@ -110,11 +104,8 @@ static void s_latency(const int64_t *end, const int64_t *done, size_t n, result_
     for (size_t i = 0; d && i < n; i++)
         if (end[i] > 0 && done[i] > 0)
             d[m++] = done[i] - end[i];
-    if (d)
-        qsort(d, m, sizeof(*d), s_cmp_i64);
     r->lat_n = m;
-    r->p50_ms = m ? (double)d[m / 2] : -1;
-    r->p99_ms = m ? (double)d[(m * 99) / 100 < m ? (m * 99) / 100 : m - 1] : -1;
+    bench_pcts(d, m, &r->p50_ms, &r->p99_ms);
     free(d);
 }
 
@@ -241,15 +232,7 @@ static void s_sample(void *arg)
     s->next = now + BENCH_SAMPLE_S;
     fleet_split_t sp;
     fleet_usage_split(s->f, &sp);
-#define PEAK(x)                                                                                    \
-    if (sp.x > s->peak.x)                                                                          \
-    s->peak.x = sp.x
-    PEAK(rss_bus);
-    PEAK(rss_watcher);
-    PEAK(rss_sched);
-    PEAK(rss_submitter);
-    PEAK(rss_kubesim);
-#undef PEAK
+    bench_peak(&s->peak, &sp);
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%s/observed.db", s->f->dir);
     sqlite3 *db = NULL;
@@ -402,11 +385,7 @@ static int s_rayfleet(size_t n, int sleep_s, int conc, int nodes, double max_s, 
     fleet_split_t sp1;
     fleet_usage_split(&f, &sp1);
     r->peak = s.peak;
-    r->peak.cpu_bus = sp1.cpu_bus - sp0.cpu_bus;
-    r->peak.cpu_watcher = sp1.cpu_watcher - sp0.cpu_watcher;
-    r->peak.cpu_sched = sp1.cpu_sched - sp0.cpu_sched;
-    r->peak.cpu_submitter = sp1.cpu_submitter - sp0.cpu_submitter;
-    r->peak.cpu_kubesim = sp1.cpu_kubesim - sp0.cpu_kubesim;
+    bench_cpu_delta(&sp0, &sp1, &r->peak);
     r->complete = s.complete;
     r->failed = s.rj_failed;
     fleet_sleep_ms(500); /* last audit batches committed */
@@ -494,21 +473,12 @@ typedef struct {
     int64_t start_ms, end_ms, done_ms; /* head's start/end, Complete answered */
 } rawjob_t;
 
-/* A timed wake-up. */
-typedef struct {
-    double at; /* monotonic */
-    size_t i; /* job */
-} wake_t;
-
 struct raw {
     fleet_t *f; /* the fleet (kubesim only) */
     json_t *tmpl; /* RayJob template */
     rawjob_t *jobs; /* per RayJob */
     size_t n, done; /* RayJobs, finished */
-    size_t *ready; /* FIFO ring of jobs with a request to send */
-    size_t rhead, rlen; /* its head and length */
-    wake_t *heap; /* min-heap of waiting jobs */
-    size_t hlen; /* its length */
+    bench_queue_t q; /* jobs due now or later */
     int inflight; /* requests in flight */
     size_t writes, gets, failed; /* counts */
     int64_t first_ms; /* wall ms of the first create sent */
@@ -523,47 +493,12 @@ typedef struct {
 
 static void s_ready(raw_t *w, size_t i)
 {
-    w->ready[(w->rhead + w->rlen++) % w->n] = i;
+    bench_ready(&w->q, i);
 }
 
 static void s_wait(raw_t *w, size_t i, int ms)
 {
-    size_t k = w->hlen++;
-    w->heap[k] = (wake_t){fleet_now() + ms / 1000.0, i};
-    while (k > 0 && w->heap[(k - 1) / 2].at > w->heap[k].at) {
-        wake_t t = w->heap[k];
-        w->heap[k] = w->heap[(k - 1) / 2];
-        w->heap[(k - 1) / 2] = t;
-        k = (k - 1) / 2;
-    }
-}
-
-/* Pops the earliest wake-up into the ready ring. */
-static void s_wake(raw_t *w)
-{
-    s_ready(w, w->heap[0].i);
-    w->heap[0] = w->heap[--w->hlen];
-    size_t k = 0;
-    for (;;) {
-        size_t l = 2 * k + 1, m = k;
-        if (l < w->hlen && w->heap[l].at < w->heap[m].at)
-            m = l;
-        if (l + 1 < w->hlen && w->heap[l + 1].at < w->heap[m].at)
-            m = l + 1;
-        if (m == k)
-            break;
-        wake_t t = w->heap[k];
-        w->heap[k] = w->heap[m];
-        w->heap[m] = t;
-        k = m;
-    }
-}
-
-static char *s_dump(json_t *o)
-{
-    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    return t;
+    bench_wait(&w->q, i, ms);
 }
 
 /* An Event about the job's RayJob (or its RayCluster), like the services' recorders. */
@@ -572,14 +507,9 @@ static char *s_event(rawjob_t *j, bool of_cluster, const char *reason)
     char name[96];
     snprintf(name, sizeof(name), "%s.raw%d", of_cluster ? j->cname : j->name, j->step);
     const json_t *obj = of_cluster ? j->rc : j->rj;
-    return s_dump(json_pack(
-        "{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:{s:s}, s:i}",
-        "apiVersion", "v1", "kind", "Event", "metadata", "name", name, "namespace", FLEET_NS,
-        "involvedObject", "apiVersion", "ray.io/v1", "kind", of_cluster ? "RayCluster" : "RayJob",
-        "name", of_cluster ? j->cname : j->name, "namespace", FLEET_NS, "uid",
-        jx_str(obj, "metadata.uid", ""), "reason", reason, "message", reason, "type", "Normal",
-        "source", "component", of_cluster ? "raycluster-controller" : "rayjob-controller", "count",
-        1));
+    return bench_event(name, of_cluster ? "RayCluster" : "RayJob", of_cluster ? j->cname : j->name,
+                       jx_str(obj, "metadata.uid", ""), reason,
+                       of_cluster ? "raycluster-controller" : "rayjob-controller");
 }
 
 /* A RayJob status merge patch with the job's ids and `dep`, `js` (NULL: left out). */
@@ -595,7 +525,7 @@ static char *s_status(rawjob_t *j, const char *dep, const char *js, bool info)
     const char *url = jx_str(j->rj, "status.dashboardURL", NULL);
     if (url)
         json_object_set_new(st, "dashboardURL", json_string(url));
-    return s_dump(json_pack("{s:o}", "status", st));
+    return bench_dump(json_pack("{s:o}", "status", st));
 }
 
 static void s_raw_done(http_client_t *client, http_response_t *resp, void *arg);
@@ -630,8 +560,8 @@ static void s_raw_send(raw_t *w, rawjob_t *j)
     case R_FINALIZER:
         method = "PATCH";
         ctype = "application/merge-patch+json";
-        q->body =
-            s_dump(json_pack("{s:{s:[s]}}", "metadata", "finalizers", "ray.io/rayjob-finalizer"));
+        q->body = bench_dump(
+            json_pack("{s:{s:[s]}}", "metadata", "finalizers", "ray.io/rayjob-finalizer"));
         snprintf(q->url, sizeof(q->url), "%s" BENCH_RJ_PATH "/%s", b, j->name);
         break;
     case R_ST1:
@@ -656,7 +586,7 @@ static void s_raw_send(raw_t *w, rawjob_t *j)
         snprintf(q->url, sizeof(q->url), "%s" BENCH_RJ_PATH "/%s/status", b, j->name);
         break;
     case R_RC:
-        q->body = s_dump(rayjob_cluster(j->rj, j->cname, &w->gates, &err));
+        q->body = bench_dump(rayjob_cluster(j->rj, j->cname, &w->gates, &err));
         snprintf(q->url, sizeof(q->url), "%s" BENCH_RC_PATH, b);
         break;
     case R_RC_EV:
@@ -664,7 +594,7 @@ static void s_raw_send(raw_t *w, rawjob_t *j)
         break;
     case R_SVC: {
         objbuild_opts_t oo = {0};
-        q->body = s_dump(objbuild_head_service(j->rc, &oo, &err));
+        q->body = bench_dump(objbuild_head_service(j->rc, &oo, &err));
         snprintf(q->url, sizeof(q->url), "%s/api/v1/namespaces/%s/services", b, FLEET_NS);
         break;
     }
@@ -675,7 +605,7 @@ static void s_raw_send(raw_t *w, rawjob_t *j)
         podbuild_opts_t po;
         podbuild_opts_init(&po);
         json_t *pod = NULL;
-        q->body = podbuild_head(j->rc, &po, &pod, &err) == 0 ? s_dump(pod) : NULL;
+        q->body = podbuild_head(j->rc, &po, &pod, &err) == 0 ? bench_dump(pod) : NULL;
         snprintf(q->url, sizeof(q->url), "%s/api/v1/namespaces/%s/pods", b, FLEET_NS);
         break;
     }
@@ -688,9 +618,9 @@ static void s_raw_send(raw_t *w, rawjob_t *j)
     case R_RCST4:
         method = "PATCH";
         ctype = "application/merge-patch+json";
-        q->body = s_dump(json_pack("{s:{s:s, s:i, s:i}}", "status", "state",
-                                   j->step == R_RCST4 ? "ready" : "", "readyWorkerReplicas", 0,
-                                   "observedGeneration", j->step - R_RCST1 + 1));
+        q->body = bench_dump(json_pack("{s:{s:s, s:i, s:i}}", "status", "state",
+                                       j->step == R_RCST4 ? "ready" : "", "readyWorkerReplicas", 0,
+                                       "observedGeneration", j->step - R_RCST1 + 1));
         snprintf(q->url, sizeof(q->url), "%s" BENCH_RC_PATH "/%s/status", b, j->cname);
         break;
     case R_HEALTH:
@@ -701,14 +631,14 @@ static void s_raw_send(raw_t *w, rawjob_t *j)
                  j->svc);
         break;
     case R_JOB:
-        q->body = s_dump(rayjob_submitter_job(j->rj, j->rc, &err));
+        q->body = bench_dump(rayjob_submitter_job(j->rj, j->rc, &err));
         snprintf(q->url, sizeof(q->url), "%s/apis/batch/v1/namespaces/%s/jobs", b, FLEET_NS);
         break;
     case R_JOB_EV:
         q->body = s_event(j, false, "CreatedRayJobSubmitter");
         break;
     case R_RJSVC:
-        q->body = s_dump(rayjob_head_service(j->rj, j->rc, &err));
+        q->body = bench_dump(rayjob_head_service(j->rj, j->rc, &err));
         snprintf(q->url, sizeof(q->url), "%s/api/v1/namespaces/%s/services", b, FLEET_NS);
         break;
     case R_RJSVC_EV:
@@ -894,11 +824,10 @@ static int s_raw(size_t n, int sleep_s, int nodes, double max_s, result_t *r)
     raw_t w = {.f = &f, .n = n};
     validate_gates_default(&w.gates);
     w.jobs = calloc(n, sizeof(*w.jobs));
-    w.ready = calloc(n, sizeof(*w.ready));
-    w.heap = calloc(n, sizeof(*w.heap));
+    int qrc = bench_queue_init(&w.q, n);
     int64_t *end = calloc(n, sizeof(*end)), *done = calloc(n, sizeof(*done));
     int rc = -1;
-    if (!w.jobs || !w.ready || !w.heap || !end || !done || fleet_start(&f, &o) != 0 ||
+    if (!w.jobs || qrc != 0 || !end || !done || fleet_start(&f, &o) != 0 ||
         !(w.tmpl = s_template(&f, sleep_s))) {
         fprintf(stderr, "bench-rayjob: cannot start kubesim for the raw baseline\n");
         goto out;
@@ -918,14 +847,10 @@ static int s_raw(size_t n, int sleep_s, int nodes, double max_s, result_t *r)
     double cpu0 = fleet_cpu(getpid()), t0 = fleet_now(), next = 0;
     long long rss_self = 0;
     while (w.done < n && fleet_now() - t0 < max_s) {
-        while (w.hlen > 0 && w.heap[0].at <= fleet_now())
-            s_wake(&w);
-        while (w.inflight < BENCH_RAW_INFLIGHT && w.rlen > 0) {
-            size_t i = w.ready[w.rhead];
-            w.rhead = (w.rhead + 1) % n;
-            w.rlen--;
+        bench_wake_due(&w.q);
+        size_t i;
+        while (w.inflight < BENCH_RAW_INFLIGHT && bench_next(&w.q, &i))
             s_raw_send(&w, &w.jobs[i]);
-        }
         loop_run_once(f.loop, 2);
         if (fleet_now() >= next) {
             next = fleet_now() + BENCH_SAMPLE_S;
@@ -970,8 +895,7 @@ out:
     }
     json_decref(w.tmpl);
     free(w.jobs);
-    free(w.ready);
-    free(w.heap);
+    bench_queue_free(&w.q);
     free(end);
     free(done);
     return rc;

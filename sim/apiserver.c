@@ -2559,6 +2559,23 @@ static void s_admin(reqctx_t *x, const char *what)
                      NULL);
         return;
     }
+    if (strcmp(what, "ray-requests") == 0) {
+        // GET: requests answered by every simulated head, live or gone, by port
+        if (!a->ray) {
+            s_fail(x, 409, "Conflict", "this kubesim runs without simulated workloads");
+            return;
+        }
+        rayhead_request_count_t c;
+        raysim_request_counts(a->ray, &c);
+        s_reply_json(x, 200,
+                     json_pack("{s:I,s:I,s:I,s:I,s:I}", "dashboard", (json_int_t)c.dashboard,
+                               "agent", (json_int_t)c.agent, "serveControl",
+                               (json_int_t)c.serve_control, "serveTraffic",
+                               (json_int_t)c.serve_traffic, "heads",
+                               (json_int_t)raysim_head_count(a->ray)),
+                     NULL);
+        return;
+    }
     if (strcmp(m, "POST") != 0 && !(strcmp(what, "faults") == 0 && strcmp(m, "DELETE") == 0)) {
         s_fail(x, 405, "MethodNotAllowed", "use POST");
         return;
@@ -3572,6 +3589,8 @@ static int t_client(const char *base)
     CHECK(loop_clock_ms() - t0 >= 290);
     CHECK(T_SEND("DELETE", "/kubesim/faults", NULL, "") == 200);
     CHECK(T_GET("/kubesim/stats") == 200 && T_HAS("\"watches\""));
+    /* no simulated workloads in this API server: the Ray counters are not there */
+    CHECK(T_GET("/kubesim/ray-requests") == 409 && T_HAS("without simulated workloads"));
     CHECK(T_SEND("POST", "/kubesim/nope", "application/json", "{}") == 404);
     size_t big = APISERVER_MAX_BODY + 16;
     char *huge = malloc(big + 1);

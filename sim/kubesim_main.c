@@ -68,6 +68,8 @@ static void s_usage(FILE *f)
            "and faults, latency, throttle, drop-watches, compact, bookmark; GET stats;\n"
            "GET ray-submissions[?submissionId=ID]: POST /api/jobs/ counted over every\n"
            "simulated head, live or gone ({\"attempts\":N,\"accepted\":N,...}).\n"
+           "GET ray-requests: requests every simulated head answered, live or gone, by\n"
+           "port ({\"dashboard\":N,\"agent\":N,\"serveControl\":N,\"serveTraffic\":N,...}).\n"
            "Any method on gateways/NS/GATEWAY/proxy/PATH: a request through that Gateway,\n"
            "routed by its HTTPRoutes (weighted round-robin) to a backend Service's head.\n"
            "KubeRay submitter containers (`ray job submit`) run for real against the heads.\n"

@@ -128,6 +128,7 @@ struct rayhead {
     size_t napps; /* applications used */
     rayhead_submit_count_t submits; /* POST /api/jobs/ answered, every lifetime */
     json_t *submit_ids; /* submission id -> [attempts, accepted], every lifetime (owned) */
+    rayhead_request_count_t requests; /* requests answered, every lifetime */
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -2176,6 +2177,16 @@ void rayhead_submit_counts(const rayhead_t *head, const char *submission_id,
     out->accepted = (uint64_t)json_integer_value(json_array_get(pair, 1));
 }
 
+void rayhead_request_fold(const rayhead_t *head, rayhead_request_count_t *into)
+{
+    if (!head || !into)
+        return;
+    into->dashboard += head->requests.dashboard;
+    into->agent += head->requests.agent;
+    into->serve_control += head->requests.serve_control;
+    into->serve_traffic += head->requests.serve_traffic;
+}
+
 int rayhead_submit_fold(const rayhead_t *head, json_t *into, rayhead_submit_count_t *totals)
 {
     if (!head || !json_is_object(into))
@@ -2228,6 +2239,14 @@ int rayhead_handle(rayhead_t *head, int64_t now_ms, int port, const char *method
         out->refused = true;
         return 0;
     }
+    if (port == RAYHEAD_PORT_DASHBOARD)
+        head->requests.dashboard++;
+    else if (port == RAYHEAD_PORT_AGENT)
+        head->requests.agent++;
+    else if (strncmp(path_and_query, "/-/", 3) == 0)
+        head->requests.serve_control++;
+    else
+        head->requests.serve_traffic++;
     if (body_len > RAYHEAD_BODY_MAX)
         return s_reply_text(out, 413, "Request Entity Too Large");
     const char *q = strchr(path_and_query, '?');
@@ -2757,6 +2776,9 @@ static int s_test_serve(bool verbose)
     CHECK(doc && json_integer_value(
                      json_object_get(json_object_get(doc, "http_options"), "port")) == 8000);
     json_decref(doc);
+    rayhead_request_count_t rq0 = {0}, rq1 = {0};
+    rayhead_request_fold(h, &rq0);
+    CHECK(rq0.dashboard >= 4 && rq0.serve_control == 1 && rq0.serve_traffic == 0);
     CHECK(s_req(h, T0 + 2000, RAYHEAD_PORT_SERVE, "GET", "/-/healthz", NULL) == 200);
     CHECK(strcmp(buf_str(&s_resp.body), "success") == 0);
     CHECK(s_req(h, T0 + 2000, RAYHEAD_PORT_SERVE, "GET", "/-/routes", NULL) == 200);
@@ -2764,6 +2786,14 @@ static int s_test_serve(bool verbose)
     CHECK(s_req(h, T0 + 2000, RAYHEAD_PORT_SERVE, "GET", "/fruit/mango", NULL) == 200);
     CHECK(s_body_has("fruit"));
     CHECK(s_req(h, T0 + 2000, RAYHEAD_PORT_SERVE, "GET", "/nothing", NULL) == 404);
+    CHECK(s_req(h, T0 + 2000, RAYHEAD_PORT_AGENT, "GET", "/api/local_raylet_healthz", NULL) == 200);
+    CHECK(s_req(h, T0 + 2000, 1234, "GET", "/", NULL) == 0); /* refused: not counted */
+    // request counts: each answered request once, by port and path
+    rayhead_request_fold(h, &rq1);
+    CHECK(rq1.dashboard == rq0.dashboard && rq1.agent == rq0.agent + 1);
+    CHECK(rq1.serve_control == rq0.serve_control + 2 && rq1.serve_traffic == 2);
+    rayhead_request_fold(NULL, &rq1); /* NULL head: nothing added */
+    CHECK(rq1.serve_traffic == 2);
     rayhead_set_serve_draining(h, true);
     CHECK(s_req(h, T0 + 2000, RAYHEAD_PORT_SERVE, "GET", "/-/healthz", NULL) == 503);
     CHECK(strcmp(buf_str(&s_resp.body), "This node is being drained.") == 0);

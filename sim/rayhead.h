@@ -152,6 +152,18 @@ typedef struct {
     uint64_t accepted; /* of which 200 (a job was created) */
 } rayhead_submit_count_t;
 
+/* Requests the head answered (a refused connection is none), by what they asked, every lifetime:
+ * the dashboard (8265: Jobs, Serve, version, health), the agent (52365), the Serve proxy's own
+ * endpoints (8000 paths /-/..., e.g. a controller's /-/healthz probe) and Serve traffic (8000,
+ * any other path: what applications answer). Benchmarks tell a controller's polling from user
+ * traffic by them. */
+typedef struct {
+    uint64_t dashboard; /* port 8265 */
+    uint64_t agent; /* port 52365 */
+    uint64_t serve_control; /* port 8000, /-/healthz, /-/routes, ... */
+    uint64_t serve_traffic; /* port 8000, application paths */
+} rayhead_request_count_t;
+
 /* Fills `opts` with the RAYHEAD_DEFAULT_* values (start_ms 0, strict off, seed
  * 1). */
 void rayhead_options_default(rayhead_options_t *opts);
@@ -231,6 +243,9 @@ void rayhead_submit_counts(const rayhead_t *head, const char *submission_id,
 /* Adds the head's per-submission-id counts into `into` (object id -> [attempts, accepted]) and,
  * when totals is not NULL, its totals into *totals. Returns 0, ERR_INVAL or ERR_NOMEM. */
 int rayhead_submit_fold(const rayhead_t *head, json_t *into, rayhead_submit_count_t *totals);
+
+/* Adds the head's request counts (rayhead_request_count_t) into *into. NULL-safe (adds nothing). */
+void rayhead_request_fold(const rayhead_t *head, rayhead_request_count_t *into);
 
 /* Self-test; returns 0 when every check passes. */
 int rayhead_test(bool verbose);

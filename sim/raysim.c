@@ -38,6 +38,7 @@ struct raysim {
     json_t *demands; /* "ns/cluster" -> demand object */
     json_t *gone_ids; /* submission id -> [attempts, accepted] of heads that are gone */
     rayhead_submit_count_t gone; /* submission totals of heads that are gone */
+    rayhead_request_count_t gone_requests; /* request totals of heads that are gone */
     int64_t timer; /* autoscaler timer id, 0 = none */
 };
 
@@ -60,6 +61,7 @@ static void s_head_drop(raysim_t *r, const char *key)
     if (!h)
         return;
     rayhead_submit_fold(h->head, r->gone_ids, &r->gone);
+    rayhead_request_fold(h->head, &r->gone_requests);
     json_object_del(r->heads, key);
     s_head_free(h);
 }
@@ -368,6 +370,20 @@ int raysim_submit_counts(const raysim_t *r, const char *submission_id, rayhead_s
         rayhead_submit_counts(s_head_of(v)->head, submission_id, &c);
         out->attempts += c.attempts;
         out->accepted += c.accepted;
+    }
+    return 0;
+}
+
+int raysim_request_counts(const raysim_t *r, rayhead_request_count_t *out)
+{
+    if (!r || !out)
+        return ERR_INVAL;
+    *out = r->gone_requests;
+    const char *k;
+    json_t *v;
+    json_object_foreach(r->heads, k, v)
+    {
+        rayhead_request_fold(s_head_of(v)->head, out);
     }
     return 0;
 }
@@ -705,11 +721,17 @@ int raysim_test(bool verbose)
     s_step(k, c, &clk, 2000);
     CHECK(s_get(r, &clk, "/api/jobs/j1", "GET", NULL, text, sizeof(text)) == 404);
 
-    /* Deleting the head pod: 503. */
+    /* Request counts: the 7 dashboard requests the head answered (refused ones are none). */
+    rayhead_request_count_t rq0, rq1;
+    CHECK(raysim_request_counts(r, &rq0) == 0 && rq0.dashboard == 7 && rq0.serve_traffic == 0);
+    CHECK(raysim_request_counts(NULL, &rq0) == ERR_INVAL);
+
+    /* Deleting the head pod: 503; its counts are kept. */
     CHECK(objstore_delete(s, rp, "default", "rc-head-x", NULL, NULL, NULL, &st) == 0);
     s_step(k, c, &clk, 1500);
     CHECK(raysim_head_count(r) == 0);
     CHECK(s_get(r, &clk, "/api/version", "GET", NULL, text, sizeof(text)) == 503);
+    CHECK(raysim_request_counts(r, &rq1) == 0 && rq1.dashboard == 7 && rq1.agent == 0);
 
     /* Autoscaler: demand patches replicas. */
     json_t *bad = json_integer(1);

@@ -19,7 +19,8 @@
  * - Dial: raysim_dial() is the same path as a client inside the cluster sees it (NXDOMAIN,
  *   connection refused or the head's answer), used by the simulated submitter (raysubmit.h).
  * - Submission counts: every head counts the POST /api/jobs/ it answered (rayhead.h); the counts
- *   of heads that go away are kept, so raysim_submit_counts() totals every head ever run.
+ *   of heads that go away are kept, so raysim_submit_counts() totals every head ever run. The
+ *   same for every request a head answered, by port (raysim_request_counts()).
  * - Autoscaler. raysim_set_demand() records {group: replicas} for a RayCluster. Every
  *   RAYSIM_AUTOSCALE_MS the emulation reads each such cluster with
  *   spec.enableInTreeAutoscaling true and its pods (label ray.io/cluster), runs
@@ -81,6 +82,10 @@ int raysim_dial(raysim_t *r, const char *ns, const char *service, const char *po
 /* Sums the submission counts (rayhead_submit_counts()) of every head, live or gone since,
  * for one submission id or (NULL) all POST /api/jobs/. Returns 0 or ERR_INVAL. */
 int raysim_submit_counts(const raysim_t *r, const char *submission_id, rayhead_submit_count_t *out);
+
+/* Sums the request counts (rayhead_request_fold()) of every head, live or gone since, into *out
+ * (zeroed first). Returns 0 or ERR_INVAL. */
+int raysim_request_counts(const raysim_t *r, rayhead_request_count_t *out);
 
 /* The head behind pod ns/pod (borrowed; valid until the pod goes), or NULL. For admin endpoints
  * (rayhead_set_gcs_down, ...) and tests. */

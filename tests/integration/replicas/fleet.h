@@ -10,7 +10,9 @@
  * clash between fleets) unless fleet_opts_t.health gives each a free one. With
  * fleet_opts_t.submitter, rayfleet-submitter too (bench-rayjob): --use-kubernetes-proxy=true
  * (kubesim's heads are reachable only through the service proxy), its own --audit.db submitter.db,
- * no health port. Children die with the parent (PR_SET_PDEATHSIG) and log into
+ * no health port. With fleet_opts_t.serveup, rayfleet-serve-upgrade (the RayService controller,
+ * bench-rayservice) the same way, its audit in serve-upgrade.db, --steady-poll from the options.
+ * Children die with the parent (PR_SET_PDEATHSIG) and log into
  * <state>/logs/<name>.log. Requests go through common/http on a loop of this process.
  *
  * Also: RayCluster creation at a pace (or unpaced) with K requests in flight, recording when each
@@ -76,6 +78,8 @@ typedef struct {
     const char *lease_backend; /* --shards.lease: "sqlite" (NULL) or "kubernetes" */
     bool health; /* schedulers serve /healthz, /readyz, /metrics on a free port each (else off) */
     bool submitter; /* also start rayfleet-submitter (the RayJob controller) */
+    bool serveup; /* also start rayfleet-serve-upgrade (the RayService controller) */
+    const char *steady_poll; /* its --steady-poll (NULL: its default) */
 } fleet_opts_t;
 
 typedef struct {
@@ -85,6 +89,7 @@ typedef struct {
     char src[PATH_MAX - 64]; /* source tree (deploy/crds) */
     char base[128]; /* kubesim URL */
     pid_t kubesim, bus, watcher, submitter; /* children (submitter: 0 unless asked for) */
+    pid_t serveup; /* rayfleet-serve-upgrade (0 unless asked for) */
     pid_t sched[FLEET_REPLICAS_MAX]; /* scheduler replicas (0: not running) */
     int sched_health[FLEET_REPLICAS_MAX]; /* their --health.port (0: off) */
     int nsched; /* replicas started */
@@ -407,6 +412,47 @@ FLEET_FN int fleet_start_submitter(fleet_t *f, const fleet_opts_t *o)
     return f->submitter > 0 ? 0 : -1;
 }
 
+/* Starts rayfleet-serve-upgrade (the RayService controller) with its own audit database
+ * serve-upgrade.db, dashboards and head pods reached through kubesim's proxy, no health port.
+ * Returns 0 or -1. */
+FLEET_FN int fleet_start_serveup(fleet_t *f, const fleet_opts_t *o)
+{
+    char kc[PATH_MAX], be[PATH_MAX], qps[32], conc[32];
+    snprintf(kc, sizeof(kc), "%s/kubeconfig", f->dir);
+    snprintf(be, sizeof(be), "ipc://%s/be.sock", f->dir);
+    snprintf(qps, sizeof(qps), "%d", o->qps > 0 ? o->qps : 100000);
+    snprintf(conc, sizeof(conc), "%d", o->concurrency > 0 ? o->concurrency : 8);
+    char *argv[] = {NULL,
+                    "--kubeconfig",
+                    kc,
+                    "--state-dir",
+                    f->dir,
+                    "--bus.endpoint",
+                    be,
+                    "--audit.db",
+                    "serve-upgrade.db",
+                    "--use-kubernetes-proxy=true",
+                    "--client.qps",
+                    qps,
+                    "--client.burst",
+                    qps,
+                    "--concurrency",
+                    conc,
+                    "--log-level",
+                    (char *)o->log_level,
+                    "--health.port",
+                    "0",
+                    NULL,
+                    NULL,
+                    NULL};
+    if (o->steady_poll) {
+        argv[20] = "--steady-poll";
+        argv[21] = (char *)o->steady_poll;
+    }
+    f->serveup = fleet_spawn(f, "serve-upgrade", "rayfleet-serve-upgrade", argv);
+    return f->serveup > 0 ? 0 : -1;
+}
+
 /* Starts everything. Returns 0 or -1 (reason on stderr); call fleet_stop() either way. */
 FLEET_FN int fleet_start(fleet_t *f, const fleet_opts_t *o)
 {
@@ -521,6 +567,8 @@ FLEET_FN int fleet_start(fleet_t *f, const fleet_opts_t *o)
             return -1;
     if (o->submitter && fleet_start_submitter(f, o) != 0)
         return -1;
+    if (o->serveup && fleet_start_serveup(f, o) != 0)
+        return -1;
     snprintf(p, sizeof(p), "%s/observed.db", f->dir);
     deadline = fleet_now() + FLEET_READY_MS / 1000.0;
     while (fleet_now() < deadline && !fleet_exists(p))
@@ -565,6 +613,7 @@ FLEET_FN void fleet_stop(fleet_t *f, bool keep)
     for (int i = 0; i < f->nsched; i++)
         fleet_kill(&f->sched[i], false);
     fleet_kill(&f->submitter, false);
+    fleet_kill(&f->serveup, false);
     fleet_kill(&f->watcher, false);
     fleet_kill(&f->bus, false);
     fleet_kill(&f->kubesim, false);
@@ -577,12 +626,15 @@ FLEET_FN void fleet_stop(fleet_t *f, bool keep)
 }
 
 /* VmRSS and CPU seconds split by process: bus, watcher, schedulers (summed, with replicas already
- * reaped), the submitter (0 when not started) and kubesim (not rayfleet's, for comparison). */
+ * reaped), the submitter and serve-upgrade (0 when not started) and kubesim (not rayfleet's, for
+ * comparison). */
 typedef struct {
     long long rss_bus, rss_watcher, rss_sched, rss_kubesim; /* VmRSS bytes */
     double cpu_bus, cpu_watcher, cpu_sched, cpu_kubesim; /* CPU seconds */
     long long rss_submitter; /* VmRSS bytes of rayfleet-submitter */
     double cpu_submitter; /* its CPU seconds */
+    long long rss_serveup; /* VmRSS bytes of rayfleet-serve-upgrade */
+    double cpu_serveup; /* its CPU seconds */
 } fleet_split_t;
 
 FLEET_FN void fleet_usage_split(fleet_t *f, fleet_split_t *s)
@@ -596,6 +648,8 @@ FLEET_FN void fleet_usage_split(fleet_t *f, fleet_split_t *s)
     s->cpu_kubesim = fleet_cpu(f->kubesim);
     s->rss_submitter = fleet_rss(f->submitter);
     s->cpu_submitter = f->submitter > 0 ? fleet_cpu(f->submitter) : 0;
+    s->rss_serveup = fleet_rss(f->serveup);
+    s->cpu_serveup = f->serveup > 0 ? fleet_cpu(f->serveup) : 0;
     s->cpu_sched = f->sched_cpu_dead;
     for (int i = 0; i < f->nsched; i++)
         if (f->sched[i] > 0) {
