@@ -42,6 +42,7 @@ typedef struct {
     const char *ns, *name;
     char now[40]; /* RFC 3339 */
     int64_t gen;
+    bool rolling; /* incremental: RollbackInProgress */
 } step_t;
 
 static void s_event(step_t *s, bool warning, const char *reason, const char *fmt, ...)
@@ -147,7 +148,7 @@ bool rsstate_head_ready(const json_t *rc, const json_t *head_pod)
 static bool s_should_prepare(step_t *s, const json_t *active, const json_t *pending,
                              bool pending_serving)
 {
-    if (pending_serving)
+    if (pending_serving || s->rolling)
         return false;
     if (!active && !pending)
         return true;
@@ -330,22 +331,35 @@ static int s_target_capacity(step_t *s, json_t *st, int idx, const rs_cluster_in
         return 0;
     int atc = s_num(ast, "targetCapacity", -1), ptc = s_num(pst, "targetCapacity", -1);
     int atr = s_num(ast, "trafficRoutedPercent", -1), ptr = s_num(pst, "trafficRoutedPercent", -1);
-    if (atc == 0 && ptc == 100 && atr >= 0 && ptr >= 0)
+    if (!s->rolling && atc == 0 && ptc == 100 && atr >= 0 && ptr >= 0)
         return 0; /* complete */
     if (atc < 0)
         json_object_set_new(ast, "targetCapacity", json_integer(atc = 100));
     if (ptc < 0)
         json_object_set_new(pst, "targetCapacity", json_integer(ptc = 0));
-    if (ptc != (ptr < 0 ? 0 : ptr))
-        return 0; /* the traffic is still moving to the pending cluster */
     int surge = s_opt(s->rs, "maxSurgePercent", RAYSERVICE_DEFAULT_MAX_SURGE);
     int goal;
-    if (idx == 0 && atc + ptc > 100)
+    if (s->rolling) {
+        /* in reverse: the active cluster's traffic catches up with its capacity, then the
+         * pending capacity comes down to what the pending cluster still carries, then the active
+         * capacity goes up by the surge */
+        if ((atr < 0 ? 100 : atr) != atc)
+            return 0;
+        if (idx == 1 && atc + ptc > 100)
+            goal = ptc - surge > 100 - atc ? ptc - surge : 100 - atc;
+        else if (idx == 0 && atc + ptc <= 100 && atc < 100)
+            goal = atc + surge < 100 ? atc + surge : 100;
+        else
+            return 0;
+    } else if (ptc != (ptr < 0 ? 0 : ptr)) {
+        return 0; /* the traffic is still moving to the pending cluster */
+    } else if (idx == 0 && atc + ptc > 100) {
         goal = atc - surge > 0 ? atc - surge : 0;
-    else if (idx == 1 && atc + ptc <= 100)
+    } else if (idx == 1 && atc + ptc <= 100) {
         goal = ptc + surge < 100 ? ptc + surge : 100;
-    else
+    } else {
         return 0;
+    }
     json_t *body = s->out->push[idx];
     if (body) {
         json_object_set_new(body, "target_capacity", json_integer(goal));
@@ -369,6 +383,29 @@ static void s_weights(step_t *s, const json_t *st, bool pready, int *aw, int *pw
     const json_t *pst = json_object_get(st, "pendingServiceStatus");
     *aw = s_num(ast, "trafficRoutedPercent", 100);
     *pw = s_num(pst, "trafficRoutedPercent", 0);
+    if (s->rolling) {
+        /* back to the active cluster, up to its capacity, a step every interval; at once when
+         * the pending cluster is not ready */
+        int atc = s_num(ast, "targetCapacity", 100);
+        if (!pready) {
+            *aw = 100;
+            *pw = 0;
+            return;
+        }
+        if (*aw >= atc)
+            return;
+        int64_t last = 0;
+        int64_t interval = (int64_t)s_opt(s->rs, "intervalSeconds", 0) * S_MS;
+        const char *lt = jx_str(ast, "lastTrafficMigratedTime", "");
+        if (*lt && rftime_parse(lt, &last) == 0 && s->in->now_ms - last < interval) {
+            s_requeue(s, interval - (s->in->now_ms - last));
+            return;
+        }
+        int w = *aw + s_opt(s->rs, "stepSizePercent", 0);
+        *aw = w > atc ? atc : w;
+        *pw = 100 - *aw;
+        return;
+    }
     if (!pready)
         return;
     int ptc = s_num(pst, "targetCapacity", 0);
@@ -793,6 +830,7 @@ int rsstate_step(const rs_in_t *in, rs_out_t *out, buf_t *err)
 
     bool incr = rayservice_incremental(in->rs, &in->set->gates);
     bool upgrading = incr && conds_true(json_object_get(cur, "conditions"), RS_COND_UPGRADE);
+    s.rolling = upgrading && conds_true(json_object_get(cur, "conditions"), RS_COND_ROLLBACK);
 
     /* reconcileRayCluster */
     if (*pn && !pending) {
@@ -828,20 +866,38 @@ int rsstate_step(const rs_in_t *in, rs_out_t *out, buf_t *err)
         json_decref(st);
         return ERR_NOMEM;
     }
+    /* incremental: the spec no longer that of the pending cluster mid-upgrade -> roll back */
+    if (upgrading && !s.rolling && in->pending.rc &&
+        !rayservice_hash_equal(in->rs, in->pending.rc, false) &&
+        !rayservice_hash_equal(in->rs, in->pending.rc, true)) {
+        char msg[RS_MSG_MAX];
+        snprintf(msg, sizeof(msg),
+                 "The RayService spec changed during the incremental upgrade to RayCluster %s: "
+                 "the traffic and capacity go back to RayCluster %s",
+                 pn, an);
+        json_t *conds = s_conds(st);
+        if (!conds ||
+            conds_set(conds, RS_COND_ROLLBACK, "True", RS_R_SPEC_CHANGED, msg, s.now, s.gen) != 0) {
+            json_decref(st);
+            return ERR_NOMEM;
+        }
+        s.rolling = true;
+        s_event(&s, false, RS_R_SPEC_CHANGED, "%s", msg);
+    }
 
     /* Serve applications: the pending cluster's; the active one's when nothing is pending (and it
      * needs no new cluster), or during an incremental upgrade (its config frozen) */
     bool pready = false, aready = false, a_reconciled = false;
     if (in->pending.rc)
-        pready = s_serve(&s, &in->pending, 1, incr ? s_num(pst, "targetCapacity", -1) : -1, false,
-                         err, &rc);
+        pready = s_serve(&s, &in->pending, 1, incr ? s_num(pst, "targetCapacity", -1) : -1,
+                         s.rolling, err, &rc);
     if (!rc && upgrading && in->pending.rc && in->pending.serve == RS_PROBE_OK)
         rc = s_target_capacity(&s, st, 1, &in->pending, err);
     if (!rc && active &&
         ((!pending && !s_should_prepare(&s, active, NULL, false)) || (pending && incr))) {
         a_reconciled = true;
         aready = s_serve(&s, &in->active, 0, incr ? s_num(ast, "targetCapacity", -1) : -1,
-                         upgrading, err, &rc);
+                         upgrading && !s.rolling, err, &rc);
         if (!rc && upgrading && in->active.serve == RS_PROBE_OK)
             rc = s_target_capacity(&s, st, 0, &in->active, err);
     }
@@ -884,15 +940,30 @@ int rsstate_step(const rs_in_t *in, rs_out_t *out, buf_t *err)
     else if (!a_reconciled)
         json_object_del(ast, "applicationStatuses");
 
-    bool pending_serving = false;
+    bool pending_serving = false, rolled_back = false;
     if (points && *points) {
         bool promote;
         if (incr) {
             s_traffic(&s, ast, aw);
             s_traffic(&s, pst, pw);
-            promote = upgrading ? s_num(ast, "targetCapacity", -1) == 0 &&
+            promote = upgrading ? !s.rolling && s_num(ast, "targetCapacity", -1) == 0 &&
                                       s_num(pst, "trafficRoutedPercent", -1) == 100
                                 : !*an && *pn;
+            if (s.rolling && s_num(ast, "targetCapacity", 100) == 100 && aw == 100 &&
+                (s_num(pst, "targetCapacity", 0) == 0 || !pready)) {
+                /* rolled back: the pending cluster is dropped (deleted after the delay) */
+                json_object_set_new(st, "pendingServiceStatus", json_object());
+                pst = json_object_get(st, "pendingServiceStatus");
+                conds_set(s_conds(st), RS_COND_ROLLBACK, "False", RS_R_ROLLBACK_COMPLETE,
+                          "The rollback is complete: all traffic and capacity are on the active "
+                          "RayCluster",
+                          s.now, s.gen);
+                s_event(&s, false, RS_R_ROLLBACK_COMPLETE,
+                        "Rolled back %s/%s to RayCluster %s; RayCluster %s is no longer pending",
+                        s.ns, s.name, an, pn);
+                s.rolling = false;
+                rolled_back = true;
+            }
         } else {
             promote = strcmp(points, an) != 0 && strcmp(points, pn) == 0;
         }
@@ -905,7 +976,7 @@ int rsstate_step(const rs_in_t *in, rs_out_t *out, buf_t *err)
                     *an ? an : "(none)", pn);
         }
     }
-    if (s_should_prepare(&s, active, pending, pending_serving)) {
+    if (s_should_prepare(&s, active, rolled_back ? NULL : pending, pending_serving)) {
         char *base = names_trim_job_name(s.name);
         char *gen = base ? rayjob_random_name(base, in->rnd, in->rnd_ctx) : NULL;
         free(base);
@@ -919,12 +990,6 @@ int rsstate_step(const rs_in_t *in, rs_out_t *out, buf_t *err)
             json_object_set_new(np, "targetCapacity", json_integer(100));
         else if (incr && upgrading)
             json_object_set_new(np, "targetCapacity", json_integer(0));
-        if (incr && upgrading && *pn)
-            s_event(&s, true, "IncrementalRollbackNotSupported",
-                    "%s/%s: the spec changed during an incremental upgrade; rayfleet does not roll "
-                    "back yet: RayCluster %s replaces the pending RayCluster %s, whose traffic "
-                    "returns to %s",
-                    s.ns, s.name, gen, pn, *an ? an : "(none)");
         json_object_set_new(st, "pendingServiceStatus", np);
         free(gen);
     }
@@ -1284,6 +1349,98 @@ static int s_t_incremental(void)
     CHECK(monotone);
     CHECK(active_tc_down);
     CHECK(steps >= 10); /* 0 -> 100 in steps of 10 */
+
+    /* a second upgrade, reverted midway: rolled back, the same active cluster */
+    w.a = w.p;
+    w.a.serve_svc = csvc;
+    w.p = (rs_cluster_in_t){0};
+    json_object_set_new(json_array_get(img, 0), "image", json_string("rayproject/ray:2.11.0"));
+    CHECK(s_t_step(&w, &o) == 0);
+    s_t_apply(&w, &o);
+    rsstate_out_free(&o);
+    char r[64];
+    snprintf(r, sizeof(r), "%s", jx_str(w.rs, "status.pendingServiceStatus.rayClusterName", ""));
+    CHECK(*r && strcmp(r, q) != 0);
+    json_t *rc3 = s_t_cluster(w.rs, r);
+    s_t_add(&w, rc3);
+    w.p = (rs_cluster_in_t){.rc = rc3,
+                            .head_pod = qpod,
+                            .health = RS_PROBE_OK,
+                            .serve = RS_PROBE_OK,
+                            .apps = running,
+                            .pushed = fp,
+                            .serve_svc = csvc,
+                            .endpoints = 1};
+    bool reverted = false, rolled = false, saw_rollback = false, back_monotone = true;
+    int last_aw = -1;
+    for (steps = 0; steps < 80 && !rolled; steps++) {
+        json_t *rt = json_deep_copy(route);
+        json_object_set_new(rt, "status",
+                            json_pack("{s:[{s:{s:s},s:[{s:s,s:s},{s:s,s:s}]}]}", "parents",
+                                      "parentRef", "name", "rs-gateway", "conditions", "type",
+                                      "Accepted", "status", "True", "type", "ResolvedRefs",
+                                      "status", "True"));
+        rs_in_t in = {.rs = w.rs,
+                      .owned = w.own,
+                      .nowned = w.n,
+                      .active = w.a,
+                      .pending = w.p,
+                      .head_svc = w.head_svc,
+                      .gateway = gw,
+                      .route = rt,
+                      .now_ms = w.now,
+                      .set = &w.set,
+                      .validated = true,
+                      .rnd = s_t_rand,
+                      .rnd_ctx = &w.seq};
+        for (size_t i = 0; i < w.n; i++)
+            w.own[i].rc = w.clusters[i];
+        buf_t err;
+        buf_init(&err, 256);
+        int rc = rsstate_step(&in, &o, &err);
+        buf_free(&err);
+        json_decref(rt);
+        CHECK(rc == 0);
+        if (rc)
+            break;
+        if (o.route) {
+            json_decref(route);
+            route = json_incref(o.route);
+        }
+        const json_t *st = o.status ? o.status : json_object_get(w.rs, "status");
+        int pw = (int)jx_int(st, "pendingServiceStatus.trafficRoutedPercent", 0);
+        int aw = (int)jx_int(st, "activeServiceStatus.trafficRoutedPercent", 100);
+        if (!reverted && pw >= 30) {
+            /* the spec goes back to the active cluster's */
+            json_object_set_new(json_array_get(img, 0), "image",
+                                json_string("rayproject/ray:2.10.0"));
+            reverted = true;
+        } else if (reverted) {
+            CHECK(strcmp(jx_str(st, "activeServiceStatus.rayClusterName", ""), q) == 0);
+            saw_rollback =
+                saw_rollback || conds_true(json_object_get(st, "conditions"), RS_COND_ROLLBACK);
+            if (*jx_str(st, "pendingServiceStatus.rayClusterName", "")) {
+                back_monotone = back_monotone && aw >= last_aw;
+                last_aw = aw;
+            } else {
+                rolled = true;
+                CHECK(!conds_true(json_object_get(st, "conditions"), RS_COND_ROLLBACK));
+                CHECK(strcmp(s_t_cond(st, RS_COND_ROLLBACK, "reason"), RS_R_ROLLBACK_COMPLETE) ==
+                      0);
+                CHECK(jx_int(st, "activeServiceStatus.targetCapacity", -1) == 100);
+                CHECK(aw == 100);
+            }
+        }
+        s_t_apply(&w, &o);
+        rsstate_out_free(&o);
+        w.now += 30000;
+    }
+    CHECK(reverted && saw_rollback && rolled && back_monotone);
+    /* and no new upgrade: the spec is the active cluster's */
+    w.p = (rs_cluster_in_t){0};
+    CHECK(s_t_step(&w, &o) == 0);
+    CHECK(!o.status || !*jx_str(o.status, "pendingServiceStatus.rayClusterName", ""));
+    rsstate_out_free(&o);
     json_decref(route);
     json_decref(gw);
     json_decref(csvc);

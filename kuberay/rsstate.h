@@ -24,11 +24,15 @@
  *    Services, the Gateway and HTTPRoute, traffic moved by stepSizePercent every intervalSeconds up
  *    to the pending cluster's target_capacity, target_capacity raised on the pending cluster and
  *    lowered on the active one by maxSurgePercent, promotion when the active capacity is 0 and the
- *    pending traffic 100. The caller reads the Gateway and HTTPRoute (in.gateway, in.route). The
- *    rollback of a spec reverted mid-upgrade (RollbackInProgress) is not implemented: a changed
- *    spec mid-upgrade replaces the pending cluster, whose route weight then starts again at 0
- *    (the traffic goes back to the active cluster at once), and a Warning
- *    `IncrementalRollbackNotSupported` says so.
+ *    pending traffic 100. The caller reads the Gateway and HTTPRoute (in.gateway, in.route).
+ *    When the spec stops being the pending cluster's mid-upgrade (reverted, or changed again),
+ *    RollbackInProgress=True/DesiredClusterSpecChanged and the process runs in reverse: the
+ *    active cluster's traffic rises by the step every interval up to its capacity, then the
+ *    pending capacity comes down to what it still carries and the active capacity goes up by the
+ *    surge; at active 100/100 and pending capacity 0 (at once when the pending cluster is not
+ *    ready) the pending cluster is dropped (deleted after the delay), RollbackInProgress=False/
+ *    RollbackComplete (rayfleet's reason: KubeRay's is not in the spec), and a spec that differs
+ *    from the active cluster's then starts a new upgrade.
  *  - The RayService is looked at every RS_POLL_BUSY_MS while it is not Ready or is upgrading, and
  *    every `steady_poll_ms` once Ready with nothing pending (KubeRay: every 2 s, always); a change
  *    of any object it owns (pods of its clusters included) wakes it at once.
@@ -65,6 +69,8 @@
 #define RS_R_SUSPEND_IN_PROGRESS "SuspendInProgress"
 #define RS_R_SUSPEND_COMPLETE "SuspendComplete"
 #define RS_R_RESUMED "RayServiceResumed"
+#define RS_R_SPEC_CHANGED "DesiredClusterSpecChanged"
+#define RS_R_ROLLBACK_COMPLETE "RollbackComplete" /* rayfleet's: KubeRay's is not in the spec */
 
 #define RS_POLL_BUSY_MS 2000 /* ServiceDefaultRequeueDuration */
 #define RS_POLL_STEADY_MS 10000 /* default steady_poll_ms */

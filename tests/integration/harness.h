@@ -486,6 +486,38 @@ HARNESS_FN int s_harness_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *
     return 0;
 }
 
+#ifdef HARNESS_SERVEUP
+/* Builds the RayService controller and its work queue on the harness's client, stores and
+ * settings (harness_start() calls it; a test calls it again after harness_serveup_stop() to
+ * restart the controller as a new process would: nothing in memory carries over). Returns 0 or
+ * ERR_NOMEM. */
+HARNESS_FN int harness_serveup_start(harness_t *h)
+{
+    workq_opts_t qo;
+    workq_opts_default(&qo);
+    qo.concurrency = h->o.concurrency;
+    h->su = h->suclient && h->suaud && h->sulease
+                ? serveup_new(h->loop, &(serveup_config_t){.cluster = HARNESS_CLUSTER,
+                                                           .observed = h->obs,
+                                                           .deadlines = h->sulease,
+                                                           .client = h->suclient,
+                                                           .audit = h->suaud,
+                                                           .events = true,
+                                                           .use_proxy = true,
+                                                           .settings = &h->suset})
+                : NULL;
+    h->suq = h->su ? workq_new(h->loop, &qo, ctrl_fn, serveup_ctrl(h->su)) : NULL;
+    return h->suq ? 0 : ERR_NOMEM;
+}
+
+/* Stops the RayService controller (its dashboard calls cancelled, its memory gone). */
+HARNESS_FN void harness_serveup_stop(harness_t *h)
+{
+    workq_destroy(&h->suq);
+    serveup_destroy(&h->su);
+}
+#endif
+
 /* Builds the clients, CRDs, databases, bus, watcher and reconciler (see the file comment) and
  * waits up to o.wait_ms for the watcher to be ready. Returns the failed checks; h->started tells
  * whether everything was built. */
@@ -621,19 +653,7 @@ HARNESS_FN int harness_start(harness_t *h)
             k8s_client_new(h->loop, h->kc, &(k8s_config_t){.qps = h->o.qps, .burst = h->o.qps});
         if (!h->suset.version)
             rsstate_settings_default(&h->suset);
-        h->su = h->suclient && h->suaud && h->sulease
-                    ? serveup_new(h->loop, &(serveup_config_t){.cluster = HARNESS_CLUSTER,
-                                                               .observed = h->obs,
-                                                               .deadlines = h->sulease,
-                                                               .client = h->suclient,
-                                                               .audit = h->suaud,
-                                                               .events = true,
-                                                               .use_proxy = true,
-                                                               .settings = &h->suset})
-                    : NULL;
-        CHECK(h->su != NULL);
-        h->suq = h->su ? workq_new(h->loop, &qo, ctrl_fn, serveup_ctrl(h->su)) : NULL;
-        CHECK(h->suq != NULL);
+        CHECK(harness_serveup_start(h) == 0);
         if (!h->suq)
             goto out;
     }
@@ -654,8 +674,7 @@ out:
 HARNESS_FN void harness_stop(harness_t *h)
 {
 #ifdef HARNESS_SERVEUP
-    workq_destroy(&h->suq);
-    serveup_destroy(&h->su); /* cancels its dashboard calls through its client */
+    harness_serveup_stop(h); /* cancels its dashboard calls through its client */
     k8s_client_destroy(&h->suclient);
     actlog_destroy(&h->suaud);
 #endif

@@ -25,6 +25,12 @@
  *               per-cluster serve Service; an image change moves the route's weight in steps to
  *               the new cluster while requests through kubesim's Gateway see 0 errors and answers
  *               from both clusters; then promotion, capacities 100/100, the old cluster deleted.
+ *   deadline    the controller restarted (nothing in memory) between the switch and the end of
+ *               rayClusterDeletionDelaySeconds: the old cluster still goes at the first deadline
+ *               (kept in leases.db), not a full delay after the restart.
+ *   rollback    the same, the image reverted once a quarter of the traffic is on the new
+ *               cluster: RollbackInProgress, the traffic back on the active cluster, then
+ *               RollbackComplete, the pending cluster deleted, 0 errors, no new upgrade.
  *
  * Usage: serveup_it [-v] [scenario...]. Exit 0 when every check passes.
  */
@@ -572,6 +578,17 @@ static bool s_cond_is_true(void *arg)
     return ok;
 }
 
+static bool s_scheduled(void *arg)
+{
+    return s_audit("schedule-delete", arg) >= 1;
+}
+
+/* Waits for the schedule-delete audit row of `cluster`. */
+static bool s_wait_audit_schedule(const char *cluster)
+{
+    return harness_wait(&g_h, s_scheduled, (void *)cluster, IT_WAIT_MS);
+}
+
 static int s_sc_suspend(void)
 {
     int failed = 0;
@@ -747,6 +764,7 @@ typedef struct {
     char old[128];
     bool inflight;
     const char *gw;
+    const char *route; /* the HTTPRoute watched */
     int pending_weights[64]; /* distinct pending weights seen on the HTTPRoute, in order */
     int nweights;
 } s_incr_t;
@@ -787,11 +805,12 @@ static void s_incr_turn(void)
         snprintf(path, sizeof(path), "/kubesim/gateways/%s/%s/proxy/fruit", IT_NS, t->gw);
         t->inflight = k8s_raw(g_h.admin, "GET", path, NULL, NULL, 0, NULL, s_incr_done, t) > 0;
     }
-    json_t *rt =
-        harness_get(&g_h, "gateway.networking.k8s.io", "httproutes", IT_NS, "rs-incr-httproute");
+    json_t *rt = harness_get(&g_h, "gateway.networking.k8s.io", "httproutes", IT_NS, t->route);
     json_t *refs = jx_get(json_array_get(jx_get(rt, "spec.rules"), 0), "backendRefs");
-    if (json_array_size(refs) == 2) {
-        int w = (int)jx_int(json_array_get(refs, 1), "weight", -1);
+    size_t n = json_array_size(refs);
+    if (n >= 1) {
+        /* the pending cluster's weight: the second backend, 0 when it is gone */
+        int w = n == 2 ? (int)jx_int(json_array_get(refs, 1), "weight", -1) : 0;
         if (t->nweights < 64 && (t->nweights == 0 || t->pending_weights[t->nweights - 1] != w))
             t->pending_weights[t->nweights++] = w;
     }
@@ -808,17 +827,23 @@ static void s_incr_opts(json_t *spec, void *arg)
     json_object_set_new(spec, "rayClusterDeletionDelaySeconds", json_integer(3));
 }
 
-static int s_sc_incremental(void)
+/* The sample GatewayClass istio (../shared/kuberay/samples/gateway-api/istio-class.yaml), once. */
+static int s_gateway_class(void)
 {
-    int failed = 0;
-    const char *name = "rs-incr";
-    /* the Gateway's class (../shared/kuberay/samples/gateway-api/istio-class.yaml) */
     json_t *gc = harness_load_sample(&g_h, "gateway-api/istio-class.yaml");
     char msg[HARNESS_MSG_MAX];
     k8s_res_t r = {
         .group = "gateway.networking.k8s.io", .version = "v1", .resource = "gatewayclasses"};
-    CHECK(gc && harness_create(&g_h, g_h.admin, &r, gc, msg, sizeof(msg)) == 0);
+    int rc = gc ? harness_create(&g_h, g_h.admin, &r, gc, msg, sizeof(msg)) : ERR_NOTFOUND;
     json_decref(gc);
+    return rc == ERR_EXISTS ? 0 : rc;
+}
+
+static int s_sc_incremental(void)
+{
+    int failed = 0;
+    const char *name = "rs-incr";
+    CHECK(s_gateway_class() == 0);
     json_t *rs = harness_load_sample(&g_h, "ray-service.incremental-upgrade.yaml");
     CHECK(rs != NULL);
     if (!rs)
@@ -846,7 +871,7 @@ static int s_sc_incremental(void)
     CHECK(cs && strcmp(s_sel(cs, LABEL_CLUSTER), old) == 0);
     json_decref(cs);
     /* the upgrade, with traffic through the Gateway */
-    s_incr_t t = {.gw = "rs-incr-gateway"};
+    s_incr_t t = {.gw = "rs-incr-gateway", .route = "rs-incr-httproute"};
     snprintf(t.old, sizeof(t.old), "%s", old);
     g_incr = &t;
     g_h.on_turn = s_incr_turn;
@@ -870,8 +895,8 @@ static int s_sc_incremental(void)
     CHECK(t.per[0] > 0 && t.per[1] > 0);
     /* the weight moved in steps of at most 25 (no jump from 0 to 100) */
     CHECK(t.nweights >= 3);
-    bool steps = true;
-    for (int i = 1; i < t.nweights; i++)
+    bool steps = true; /* up to 100 (after the promotion the route has one backend: 0) */
+    for (int i = 1; i < t.nweights && t.pending_weights[i - 1] < 100; i++)
         steps = steps && t.pending_weights[i] >= t.pending_weights[i - 1] &&
                 t.pending_weights[i] - t.pending_weights[i - 1] <= 25;
     CHECK(steps);
@@ -885,15 +910,153 @@ static int s_sc_incremental(void)
 }
 
 typedef struct {
+    const char *route;
+    int min;
+} s_weight_t;
+
+/* The HTTPRoute's second backend (the pending cluster) has at least `min` weight. */
+static bool s_pending_weight(void *arg)
+{
+    s_weight_t *w = arg;
+    json_t *rt = harness_get(&g_h, "gateway.networking.k8s.io", "httproutes", IT_NS, w->route);
+    json_t *refs = jx_get(json_array_get(jx_get(rt, "spec.rules"), 0), "backendRefs");
+    bool ok = json_array_size(refs) == 2 && jx_int(json_array_get(refs, 1), "weight", 0) >= w->min;
+    json_decref(rt);
+    return ok;
+}
+
+static bool s_rolled_back(void *arg)
+{
+    json_t *rs = s_rs(arg);
+    const json_t *c = conds_find(jx_get(rs, "status.conditions"), RS_COND_ROLLBACK, NULL);
+    bool ok = c && strcmp(jx_str(c, "reason", ""), RS_R_ROLLBACK_COMPLETE) == 0 &&
+              !*jx_str(rs, "status.pendingServiceStatus.rayClusterName", "");
+    json_decref(rs);
+    return ok;
+}
+
+static int s_sc_rollback(void)
+{
+    int failed = 0;
+    const char *name = "rs-rollback";
+    CHECK(s_gateway_class() == 0);
+    json_t *rs = harness_load_sample(&g_h, "ray-service.incremental-upgrade.yaml");
+    CHECK(rs != NULL);
+    if (!rs)
+        return failed;
+    json_object_set_new(json_object_get(rs, "metadata"), "name", json_string(name));
+    json_object_set_new(json_object_get(rs, "metadata"), "namespace", json_string(IT_NS));
+    s_incr_opts(json_object_get(rs, "spec"), NULL);
+    CHECK(s_create(rs) == 0);
+    json_decref(rs);
+    CHECK(harness_wait(&g_h, s_ready, (void *)name, IT_WAIT_MS));
+    rs = s_rs(name);
+    char old[128], image[128];
+    snprintf(old, sizeof(old), "%s", s_active(rs));
+    snprintf(image, sizeof(image), "%s",
+             jx_str(json_array_get(jx_get(rs, "spec.rayClusterConfig.headGroupSpec.template.spec."
+                                              "containers"),
+                                   0),
+                    "image", ""));
+    json_decref(rs);
+    s_incr_t t = {.gw = "rs-rollback-gateway", .route = "rs-rollback-httproute"};
+    snprintf(t.old, sizeof(t.old), "%s", old);
+    g_incr = &t;
+    g_h.on_turn = s_incr_turn;
+    CHECK(s_modify(name, s_set_image, "rayproject/ray:2.52.0") == 0);
+    s_weight_t w = {"rs-rollback-httproute", 25};
+    CHECK(harness_wait(&g_h, s_pending_weight, &w, IT_WAIT_MS));
+    rs = s_rs(name);
+    char pend[128];
+    snprintf(pend, sizeof(pend), "%s",
+             jx_str(rs, "status.pendingServiceStatus.rayClusterName", ""));
+    json_decref(rs);
+    /* the spec goes back: a rollback to the same active cluster */
+    CHECK(s_modify(name, s_set_image, image) == 0);
+    s_cond_t c = {name, RS_COND_ROLLBACK};
+    CHECK(harness_wait(&g_h, s_cond_is_true, &c, IT_WAIT_MS));
+    CHECK(harness_wait(&g_h, s_rolled_back, (void *)name, IT_WAIT_MS));
+    CHECK(*pend && harness_wait(&g_h, s_gone, pend, IT_WAIT_MS));
+    g_h.on_turn = NULL;
+    while (t.inflight)
+        harness_pump(&g_h, 50);
+    g_incr = NULL;
+    if (g_h.verbose) {
+        printf("  rollback: %d requests, %d errors, %d from the active cluster, %d from the "
+               "pending one; pending weights:",
+               t.requests, t.errors, t.per[0], t.per[1]);
+        for (int i = 0; i < t.nweights; i++)
+            printf(" %d", t.pending_weights[i]);
+        printf("\n");
+    }
+    CHECK(t.errors == 0);
+    CHECK(t.per[1] > 0); /* the pending cluster did get traffic before the revert */
+    /* the weight rose, then went back down to 0 */
+    int top = 0;
+    for (int i = 0; i < t.nweights; i++)
+        top = t.pending_weights[i] > top ? t.pending_weights[i] : top;
+    CHECK(top >= 25 && t.nweights >= 3 && t.pending_weights[t.nweights - 1] == 0);
+    rs = s_rs(name);
+    CHECK(strcmp(s_active(rs), old) == 0);
+    CHECK(jx_int(rs, "status.activeServiceStatus.trafficRoutedPercent", -1) == 100);
+    CHECK(jx_int(rs, "status.activeServiceStatus.targetCapacity", -1) == 100);
+    CHECK(!conds_true(jx_get(rs, "status.conditions"), RS_COND_UPGRADE));
+    json_decref(rs);
+    CHECK(harness_wait(&g_h, s_ready, (void *)name, IT_WAIT_MS));
+    CHECK(s_nclusters(name) == 1);
+    return failed;
+}
+
+static void s_delay6(json_t *spec, void *arg)
+{
+    s_set_image(spec, arg);
+    json_object_set_new(spec, "rayClusterDeletionDelaySeconds", json_integer(6));
+}
+
+/* The deletion deadline of a dangling cluster survives a restart of the controller: the old
+ * cluster goes about 6 s after the switch, not 6 s after the restart. */
+static int s_sc_deadline(void)
+{
+    int failed = 0;
+    const char *name = "rs-deadline";
+    failed += s_deploy(name, NULL, NULL);
+    json_t *rs = s_rs(name);
+    char old[128];
+    snprintf(old, sizeof(old), "%s", s_active(rs));
+    json_decref(rs);
+    CHECK(s_modify(name, s_delay6, "rayproject/ray:2.46.0-py311") == 0);
+    s_switch_t sw = {name, old};
+    CHECK(harness_wait(&g_h, s_switched, &sw, IT_WAIT_MS));
+    int64_t switched = loop_clock_ms();
+    CHECK(s_wait_audit_schedule(old));
+    /* restart at +3 s: a new controller, nothing in memory */
+    harness_pump(&g_h, 3000 - (loop_clock_ms() - switched));
+    harness_serveup_stop(&g_h);
+    CHECK(harness_serveup_start(&g_h) == 0);
+    char key[256];
+    snprintf(key, sizeof(key), "%s/%s/%s", HARNESS_CLUSTER, IT_NS, name);
+    if (g_h.suq)
+        workq_add(g_h.suq, key); /* the resync a started process does */
+    CHECK(harness_wait(&g_h, s_gone, old, IT_WAIT_MS));
+    int64_t gone = loop_clock_ms() - switched;
+    if (g_h.verbose)
+        printf("  the old cluster went %" PRId64 " ms after the switch (restart at 3000 ms)\n",
+               gone);
+    CHECK(gone >= 5000 && gone < 8500);
+    return failed;
+}
+
+typedef struct {
     const char *name;
     int (*fn)(void);
 } scenario_t;
 
 static const scenario_t s_scenarios[] = {
-    {"deploy", s_sc_deploy},   {"config", s_sc_config},           {"restart", s_sc_restart},
-    {"append", s_sc_append},   {"upgrade", s_sc_upgrade},         {"deployfail", s_sc_deployfail},
-    {"traffic", s_sc_traffic}, {"suspend", s_sc_suspend},         {"invalid", s_sc_invalid},
-    {"delete", s_sc_delete},   {"incremental", s_sc_incremental},
+    {"deploy", s_sc_deploy},     {"config", s_sc_config},           {"restart", s_sc_restart},
+    {"append", s_sc_append},     {"upgrade", s_sc_upgrade},         {"deployfail", s_sc_deployfail},
+    {"traffic", s_sc_traffic},   {"suspend", s_sc_suspend},         {"invalid", s_sc_invalid},
+    {"delete", s_sc_delete},     {"incremental", s_sc_incremental}, {"rollback", s_sc_rollback},
+    {"deadline", s_sc_deadline},
 };
 
 int main(int argc, char **argv)
