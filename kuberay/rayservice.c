@@ -413,14 +413,23 @@ int rayservice_hash(const json_t *cluster_config, long ngroups, char out[RAYSERV
     return rc;
 }
 
-bool rayservice_hash_equal(const json_t *rs, const json_t *rc, bool partial)
+bool rayservice_hash_equal_cached(const json_t *rs, const json_t *rc, bool partial,
+                                  rayservice_hash_cache_t *cache)
 {
     const json_t *ann = jx_get(rc, "metadata.annotations");
     const char *have = json_string_value(json_object_get(ann, RAYSERVICE_ANN_HASH));
     const json_t *cfg = jx_get(rs, "spec.rayClusterConfig");
     char goal[RAYSERVICE_HASH_MAX] = "";
     if (!partial) {
-        rayservice_hash(cfg, -1, goal);
+        if (cache && cache->have_full) {
+            memcpy(goal, cache->full, sizeof(goal));
+        } else {
+            rayservice_hash(cfg, -1, goal);
+            if (cache) {
+                memcpy(cache->full, goal, sizeof(goal));
+                cache->have_full = true;
+            }
+        }
     } else {
         /* strconv.Atoi of the group count; KubeRay treats a bad count as "equal". */
         const char *ns = json_string_value(json_object_get(ann, RAYSERVICE_ANN_NUM_GROUPS));
@@ -428,10 +437,26 @@ bool rayservice_hash_equal(const json_t *rs, const json_t *rc, bool partial)
         if (!ns || !s_atoi(ns, &n))
             return true;
         size_t goal_n = json_array_size(jx_get(cfg, "workerGroupSpecs"));
-        if (n >= 0 && (uint64_t)n <= goal_n && rayservice_hash(cfg, (long)n, goal) != 0)
-            return true; /* KubeRay: a hash error is "equal" */
+        if (n >= 0 && (uint64_t)n <= goal_n) {
+            if (cache && cache->have_part && cache->part_groups == n) {
+                memcpy(goal, cache->part, sizeof(goal));
+            } else {
+                if (rayservice_hash(cfg, (long)n, goal) != 0)
+                    return true; /* KubeRay: a hash error is "equal" */
+                if (cache) {
+                    memcpy(cache->part, goal, sizeof(goal));
+                    cache->part_groups = n;
+                    cache->have_part = true;
+                }
+            }
+        }
     }
     return strcmp(have ? have : "", goal) == 0;
+}
+
+bool rayservice_hash_equal(const json_t *rs, const json_t *rc, bool partial)
+{
+    return rayservice_hash_equal_cached(rs, rc, partial, NULL);
 }
 
 /* ---- the RayClusters ---- */

@@ -93,6 +93,18 @@ int rayservice_hash(const json_t *cluster_config, long ngroups, char out[RAYSERV
  * goal with fewer groups "not equal", both as KubeRay). */
 bool rayservice_hash_equal(const json_t *rs, const json_t *rc, bool partial);
 
+/* The goal hashes of one RayService, computed once for several comparisons (zero it for each
+ * version of the RayService). */
+typedef struct {
+    bool have_full, have_part;
+    int64_t part_groups; /* the group count the partial hash is over */
+    char full[RAYSERVICE_HASH_MAX], part[RAYSERVICE_HASH_MAX];
+} rayservice_hash_cache_t;
+
+/* rayservice_hash_equal() with the goal hashes kept in `cache` (NULL: none). */
+bool rayservice_hash_equal_cached(const json_t *rs, const json_t *rc, bool partial,
+                                  rayservice_hash_cache_t *cache);
+
 /* The RayCluster `name` for rs (§3.2 constructRayClusterForRayService): labels = rs labels +
  * originated-from-cr-name / originated-from-crd=RayService; annotations = rs annotations + hash,
  * num-worker-groups, kuberay-version=`version`; spec = rayClusterConfig (spec.suspend true when

@@ -43,6 +43,7 @@ typedef struct {
     char now[40]; /* RFC 3339 */
     int64_t gen;
     bool rolling; /* incremental: RollbackInProgress */
+    rayservice_hash_cache_t hashes; /* the goal hashes, computed once per step */
 } step_t;
 
 static void s_event(step_t *s, bool warning, const char *reason, const char *fmt, ...)
@@ -153,7 +154,8 @@ static bool s_should_prepare(step_t *s, const json_t *active, const json_t *pend
     if (!active && !pending)
         return true;
     const json_t *c = pending ? pending : active;
-    if (rayservice_hash_equal(s->rs, c, false) || rayservice_hash_equal(s->rs, c, true))
+    if (rayservice_hash_equal_cached(s->rs, c, false, &s->hashes) ||
+        rayservice_hash_equal_cached(s->rs, c, true, &s->hashes))
         return false;
     return rayservice_zero_downtime(s->rs, s->in->set->zero_downtime, &s->in->set->gates);
 }
@@ -170,9 +172,9 @@ static bool s_should_update(step_t *s, const json_t *rc, bool active, const json
         if (!v || strcmp(v, s->in->set->version) != 0)
             return true;
     }
-    if (rayservice_hash_equal(s->rs, rc, false))
+    if (rayservice_hash_equal_cached(s->rs, rc, false, &s->hashes))
         return false;
-    return rayservice_hash_equal(s->rs, rc, true);
+    return rayservice_hash_equal_cached(s->rs, rc, true, &s->hashes);
 }
 
 /* ---------- Serve applications ---------- */
@@ -868,8 +870,8 @@ int rsstate_step(const rs_in_t *in, rs_out_t *out, buf_t *err)
     }
     /* incremental: the spec no longer that of the pending cluster mid-upgrade -> roll back */
     if (upgrading && !s.rolling && in->pending.rc &&
-        !rayservice_hash_equal(in->rs, in->pending.rc, false) &&
-        !rayservice_hash_equal(in->rs, in->pending.rc, true)) {
+        !rayservice_hash_equal_cached(in->rs, in->pending.rc, false, &s.hashes) &&
+        !rayservice_hash_equal_cached(in->rs, in->pending.rc, true, &s.hashes)) {
         char msg[RS_MSG_MAX];
         snprintf(msg, sizeof(msg),
                  "The RayService spec changed during the incremental upgrade to RayCluster %s: "
