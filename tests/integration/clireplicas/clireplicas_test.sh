@@ -172,7 +172,10 @@ done
 [[ ! -e "$tmp/x.db" ]] && ok "the refused ATTACH created no file" || bad "ATTACH created $tmp/x.db"
 
 # --- audit --follow over every file -----------------------------------------------------------
-ctlx audit --follow --output json --limit 1 >"$tmp/follow.jsonl" 2>"$tmp/follow.err" &
+# run directly, not through ctlx: a function in the background is a subshell, and killing it
+# would leave rayfleetctl running
+"$ctl" audit --follow --output json --limit 1 --state-dir "$state" >"$tmp/follow.jsonl" \
+    2>"$tmp/follow.err" &
 follow_pid=$!
 sleep 1
 for i in $(seq 1 5); do sed "s/^  name: demo\$/  name: late$i/" "$yaml" | kc apply -f - >/dev/null; done
