@@ -67,6 +67,7 @@ struct s_call {
 struct raydash {
     loop_t *loop; /* the loop */
     http_client_t *http; /* direct transport, or NULL */
+    http_client_t *own_http; /* the direct transport it made itself (raydash_config_t.direct) */
     k8s_client_t *k8s; /* proxy transport, or NULL */
     int64_t timeout_ms; /* per call */
     int64_t next_id; /* id counter */
@@ -519,13 +520,22 @@ static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const 
 
 raydash_t *raydash_new(loop_t *loop, const raydash_config_t *cfg)
 {
-    if (!loop || !cfg || !cfg->http == !cfg->k8s || cfg->timeout_ms < 0)
+    bool own = cfg && cfg->direct && !cfg->http && !cfg->k8s;
+    if (!loop || !cfg || (!own && !cfg->http == !cfg->k8s) || cfg->timeout_ms < 0)
         return NULL;
     raydash_t *d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
     d->loop = loop;
     d->http = cfg->http;
+    if (own) {
+        d->own_http = http_client_new(loop, &(http_config_t){0});
+        if (!d->own_http) {
+            free(d);
+            return NULL;
+        }
+        d->http = d->own_http;
+    }
     d->k8s = cfg->k8s;
     d->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms
                     : d->k8s            ? RAYDASH_PROXY_TIMEOUT_MS
@@ -552,6 +562,7 @@ void raydash_destroy(raydash_t **d_p)
     raydash_t *d = *d_p;
     while (d->calls)
         s_drop(d->calls);
+    http_client_destroy(&d->own_http);
     free(d);
     *d_p = NULL;
 }
@@ -1175,6 +1186,11 @@ int raydash_test(bool verbose)
     s_t_head_t head = {0};
     httpd_t *srv = loop ? httpd_new(loop, "127.0.0.1", 0, 0, s_t_handle, &head) : NULL;
     http_client_t *http = loop ? http_client_new(loop, NULL) : NULL;
+    /* a client of its own for direct calls, or exactly one transport */
+    raydash_t *own = loop ? raydash_new(loop, &(raydash_config_t){.direct = true}) : NULL;
+    CHECK(own != NULL);
+    raydash_destroy(&own);
+    CHECK(!loop || !raydash_new(loop, &(raydash_config_t){0}));
     CHECK(loop && srv && http);
     if (!loop || !srv || !http) {
         httpd_destroy(&srv);

@@ -92,10 +92,12 @@ typedef struct {
 
 typedef void(raydash_done_fn)(const raydash_result_t *res, void *arg);
 
-/* Settings. Exactly one of http and k8s; both borrowed and must outlive the raydash_t. */
+/* Settings. Exactly one of http and k8s (borrowed, must outlive the raydash_t), or neither and
+ * `direct`: the raydash_t makes its own http_client_t (default settings) for direct calls. */
 typedef struct {
     http_client_t *http; /* direct connections (TLS settings are the client's) */
     k8s_client_t *k8s; /* through the API server's service proxy */
+    bool direct; /* no http nor k8s: direct connections on a client of its own */
     int64_t timeout_ms; /* 0: RAYDASH_DIRECT_TIMEOUT_MS or RAYDASH_PROXY_TIMEOUT_MS */
 } raydash_config_t;
 

@@ -1167,6 +1167,69 @@ int yaml_dump_all(const json_t *docs, buf_t *out)
     return rc;
 }
 
+/* The Go type name of a JSON value in encoding/json's type errors. */
+static const char *s_go_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "number";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "bool";
+    default:
+        return "object";
+    }
+}
+
+int yaml_go_object(const char *yaml, size_t len, const char *go_type, json_t **out, buf_t *cause)
+{
+    *out = NULL;
+    if (!yaml || len == 0)
+        return 0;
+    json_t *docs = NULL;
+    buf_t perr;
+    buf_init(&perr, 64u * 1024u);
+    int rc = yaml_load_buf(yaml, len, "yaml", &docs, &perr);
+    if (rc == ERR_NOMEM) {
+        buf_free(&perr);
+        return rc;
+    }
+    if (rc != 0) {
+        /* "yaml:L:C: problem" -> sigs.k8s.io/yaml's "yaml: line L: problem" */
+        const char *e = buf_str(&perr);
+        const char *l = strchr(e, ':');
+        long line = l ? strtol(l + 1, NULL, 10) : 0;
+        const char *prob = l ? strchr(l + 1, ':') : NULL;
+        prob = prob ? strchr(prob + 1, ':') : NULL;
+        if (prob && line > 0)
+            buf_printf(cause, "error converting YAML to JSON: yaml: line %ld:%s", line, prob + 1);
+        else
+            buf_printf(cause, "error converting YAML to JSON: %s", e);
+        buf_free(&perr);
+        return ERR_INVAL;
+    }
+    buf_free(&perr);
+    json_t *doc = json_array_get(docs, 0);
+    if (doc && !json_is_null(doc)) {
+        if (!json_is_object(doc)) {
+            buf_printf(cause,
+                       "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal %s "
+                       "into Go value of type %s",
+                       s_go_kind(doc), go_type);
+            rc = ERR_INVAL;
+        } else {
+            *out = json_incref(doc);
+        }
+    }
+    json_decref(docs);
+    return rc;
+}
+
 #ifdef RF_SELFTEST
 #include "selftest.h"
 
@@ -1467,6 +1530,22 @@ int yaml_test(bool verbose)
     CHECK(files - sample_files == 4);
 
     buf_free(&err);
+    /* sigs.k8s.io/yaml into a Go object type */
+    {
+        json_t *o = NULL;
+        buf_t c;
+        buf_init(&c, 1024);
+        CHECK(yaml_go_object("a: 1\n", 5, "T", &o, &c) == 0 && json_is_object(o));
+        json_decref(o);
+        CHECK(yaml_go_object("", 0, "T", &o, &c) == 0 && !o);
+        CHECK(yaml_go_object("- x\n", 4, "T", &o, &c) == ERR_INVAL && !o);
+        CHECK(strcmp(buf_str(&c), "error unmarshaling JSON: while decoding JSON: json: cannot "
+                                  "unmarshal array into Go value of type T") == 0);
+        buf_reset(&c);
+        CHECK(yaml_go_object("a: [1\n", 6, "T", &o, &c) == ERR_INVAL && !o);
+        CHECK(strncmp(buf_str(&c), "error converting YAML to JSON: yaml: line ", 42) == 0);
+        buf_free(&c);
+    }
     return SELFTEST_RESULT("yaml", verbose);
 }
 

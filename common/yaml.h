@@ -85,6 +85,14 @@ int yaml_load_file(const char *path, size_t max_bytes, json_t **docs_out, buf_t 
  * "<input>") prefixes error messages. Same results as yaml_load_file(). */
 int yaml_load_buf(const char *data, size_t len, const char *name, json_t **docs_out, buf_t *err);
 
+/* sigs.k8s.io/yaml's Unmarshal of one document into a Go `go_type` that is an object
+ * (map[string]interface{}, a struct, ...): *out gets a new reference to the mapping, or NULL for
+ * an empty or null document; returns 0. A document that does not parse gives ERR_INVAL with Go's
+ * cause in `cause` ("error converting YAML to JSON: yaml: line L: <problem>"), one that is not a
+ * mapping ERR_INVAL with "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal
+ * <string|number|array|bool> into Go value of type <go_type>"; ERR_NOMEM. */
+int yaml_go_object(const char *yaml, size_t len, const char *go_type, json_t **out, buf_t *cause);
+
 /* Like yaml_load_buf() / yaml_load_file(), and also stores in *marks_out a new JSON object
  * (caller json_decref()s) giving the position of every value of the FIRST document: its key is
  * the value's dotted path (mapping keys joined by '.', sequence items by their index; the root

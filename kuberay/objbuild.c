@@ -20,11 +20,16 @@ static const char *s_ns(const json_t *rc)
     return jx_str(rc, "metadata.namespace", "");
 }
 
+json_t *objbuild_controller_refs(const json_t *owner, const char *kind)
+{
+    return json_pack("[{s:s,s:s,s:s,s:s,s:b,s:b}]", "apiVersion", "ray.io/v1", "kind", kind, "name",
+                     s_name(owner), "uid", jx_str(owner, "metadata.uid", ""), "controller", 1,
+                     "blockOwnerDeletion", 1);
+}
+
 json_t *objbuild_owner_refs(const json_t *rc)
 {
-    return json_pack("[{s:s,s:s,s:s,s:s,s:b,s:b}]", "apiVersion", "ray.io/v1", "kind", "RayCluster",
-                     "name", s_name(rc), "uid", jx_str(rc, "metadata.uid", ""), "controller", 1,
-                     "blockOwnerDeletion", 1);
+    return objbuild_controller_refs(rc, "RayCluster");
 }
 
 /* New object {apiVersion, kind, metadata{name, namespace, labels(stolen), ownerReferences}}.
@@ -212,6 +217,35 @@ out:
     json_decref(ports);
     json_decref(ann);
     free(name);
+    return svc;
+}
+
+json_t *objbuild_owner_head_service(const json_t *owner, const char *kind, const json_t *rc,
+                                    buf_t *err)
+{
+    json_t *svc = objbuild_head_service(rc, NULL, err);
+    if (!svc)
+        return NULL;
+    const char *on = s_name(owner);
+    char *name = names_head_service(on, NULL);
+    char *id = names_identifier(on, NAMES_NODE_HEAD);
+    json_t *labels =
+        json_pack("{s:s,s:s,s:s,s:s}", LABEL_ORIGINATED_FROM_CR_NAME, on, LABEL_ORIGINATED_FROM_CRD,
+                  kind, LABEL_NODE_TYPE, NAMES_NODE_HEAD, LABEL_IDENTIFIER, id ? id : "");
+    bool ok =
+        name && id && labels && jx_set_path(svc, "metadata.name", json_string(name)) == 0 &&
+        jx_set_path(svc, "metadata.namespace", json_string(s_ns(owner))) == 0 &&
+        jx_set_path(svc, "metadata.labels", json_incref(labels)) == 0 &&
+        jx_set_path(svc, "metadata.ownerReferences", objbuild_controller_refs(owner, kind)) == 0;
+    free(name);
+    free(id);
+    json_decref(labels);
+    if (!ok) {
+        if (err)
+            buf_puts(err, "out of memory");
+        json_decref(svc);
+        return NULL;
+    }
     return svc;
 }
 

@@ -62,6 +62,10 @@ typedef int (*objbuild_rand_fn)(void *ctx, unsigned char *out, size_t n);
  * uid, controller true, blockOwnerDeletion true). */
 json_t *objbuild_owner_refs(const json_t *rc);
 
+/* A controller ownerReference to the ray.io/v1 object `owner` of kind `kind` (RayJob,
+ * RayService, ...), as an array; NULL on out of memory. */
+json_t *objbuild_controller_refs(const json_t *owner, const char *kind);
+
 /* The head service selector labels {ray.io/cluster, ray.io/node-type: head, ray.io/identifier,
  * app.kubernetes.io/name (head template's label of that key wins), app.kubernetes.io/created-by}.
  */
@@ -74,6 +78,12 @@ json_t *objbuild_head_ports(const json_t *rc);
 /* BuildServiceForHeadPod: the head Service (user headService merged when given). NULL with
  * OBJ_ERR_NO_PORTS in err when no port results. `opts` may be NULL (defaults). */
 json_t *objbuild_head_service(const json_t *rc, const objbuild_opts_t *opts, buf_t *err);
+
+/* KubeRay's BuildHeadServiceForRayService: the head Service of cluster rc renamed for the Ray
+ * object `owner` of kind `kind` (RayJob or RayService) — `<owner>-head-svc`, labels
+ * originated-from-cr-name / -crd, node-type head, identifier `<owner>-head` — and owned by it. */
+json_t *objbuild_owner_head_service(const json_t *owner, const char *kind, const json_t *rc,
+                                    buf_t *err);
 
 /* True when some worker group has numOfHosts > 1 (the headless worker Service is needed). */
 bool objbuild_needs_headless(const json_t *rc);

@@ -162,9 +162,7 @@ static int s_env_append(json_t *container, const char *name, const char *value)
 /* The RayJob as the controller owner of what it creates (SetControllerReference). */
 static json_t *s_owner_refs(const json_t *rj)
 {
-    return json_pack("[{s:s,s:s,s:s,s:s,s:b,s:b}]", "apiVersion", "ray.io/v1", "kind", "RayJob",
-                     "name", s_name(rj), "uid", jx_str(rj, "metadata.uid", ""), "controller", 1,
-                     "blockOwnerDeletion", 1);
+    return objbuild_controller_refs(rj, LABEL_CRD_RAYJOB);
 }
 
 /* The three labels of the submitter Job and its pods. */
@@ -364,25 +362,6 @@ static int s_go_json(const json_t *v, buf_t *out)
 
 /* ---- runtimeEnvYAML ---- */
 
-/* The Go type name of a JSON value in json.Unmarshal's type errors. */
-static const char *s_go_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "number";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "bool";
-    default:
-        return "object";
-    }
-}
-
 /* UnmarshalRuntimeEnvYAML: parses runtimeEnvYAML into an object. Stores a new reference in *out
  * (NULL for an empty or null document) and returns 0; VALIDATE_INVALID with KubeRay's
  * "failed to unmarshal RuntimeEnvYAML: <yaml>: <cause>" in `msg`; ERR_NOMEM. */
@@ -391,44 +370,12 @@ static int s_runtime_env(const char *yaml, json_t **out, buf_t *msg)
     *out = NULL;
     if (!yaml || !yaml[0])
         return 0;
-    json_t *docs = NULL;
-    buf_t perr;
-    buf_init(&perr, S_MSG_MAX);
-    int rc = yaml_load_buf(yaml, strlen(yaml), "runtimeEnvYAML", &docs, &perr);
-    if (rc == ERR_NOMEM) {
-        buf_free(&perr);
-        return rc;
-    }
-    if (rc != 0) {
-        /* "runtimeEnvYAML:L:C: problem" -> sigs.k8s.io/yaml's "yaml: line L: problem". */
-        const char *e = buf_str(&perr);
-        const char *l = strchr(e, ':');
-        long line = l ? strtol(l + 1, NULL, 10) : 0;
-        const char *prob = l ? strchr(l + 1, ':') : NULL;
-        prob = prob ? strchr(prob + 1, ':') : NULL;
-        if (prob && line > 0)
-            rc = s_fail(msg,
-                        "failed to unmarshal RuntimeEnvYAML: %s: error converting YAML to JSON: "
-                        "yaml: line %ld:%s",
-                        yaml, line, prob + 1);
-        else
-            rc = s_fail(msg, "failed to unmarshal RuntimeEnvYAML: %s: %s", yaml, e);
-        buf_free(&perr);
-        return rc;
-    }
-    buf_free(&perr);
-    json_t *doc = json_array_get(docs, 0);
-    if (doc && !json_is_null(doc)) {
-        if (!json_is_object(doc))
-            rc = s_fail(msg,
-                        "failed to unmarshal RuntimeEnvYAML: %s: error unmarshaling JSON: while "
-                        "decoding JSON: json: cannot unmarshal %s into Go value of type "
-                        "types.RuntimeEnvType",
-                        yaml, s_go_kind(doc));
-        else
-            *out = json_incref(doc);
-    }
-    json_decref(docs);
+    buf_t cause;
+    buf_init(&cause, S_MSG_MAX);
+    int rc = yaml_go_object(yaml, strlen(yaml), "types.RuntimeEnvType", out, &cause);
+    if (rc == ERR_INVAL)
+        rc = s_fail(msg, "failed to unmarshal RuntimeEnvYAML: %s: %s", yaml, buf_str(&cause));
+    buf_free(&cause);
     return rc;
 }
 
@@ -1248,27 +1195,7 @@ json_t *rayjob_cluster(const json_t *rj, const char *cluster_name, const validat
 
 json_t *rayjob_head_service(const json_t *rj, const json_t *rc, buf_t *err)
 {
-    json_t *svc = objbuild_head_service(rc, NULL, err);
-    if (!svc)
-        return NULL;
-    char *name = names_head_service(s_name(rj), NULL);
-    char *id = names_identifier(s_name(rj), NAMES_NODE_HEAD);
-    json_t *labels = json_pack("{s:s,s:s,s:s,s:s}", LABEL_ORIGINATED_FROM_CR_NAME, s_name(rj),
-                               LABEL_ORIGINATED_FROM_CRD, LABEL_CRD_RAYJOB, LABEL_NODE_TYPE,
-                               NAMES_NODE_HEAD, LABEL_IDENTIFIER, id ? id : "");
-    bool ok = name && id && labels && jx_set_path(svc, "metadata.name", json_string(name)) == 0 &&
-              jx_set_path(svc, "metadata.namespace", json_string(s_ns(rj))) == 0 &&
-              jx_set_path(svc, "metadata.labels", json_incref(labels)) == 0 &&
-              jx_set_path(svc, "metadata.ownerReferences", s_owner_refs(rj)) == 0;
-    free(name);
-    free(id);
-    json_decref(labels);
-    if (!ok) {
-        s_err(err, "out of memory");
-        json_decref(svc);
-        return NULL;
-    }
-    return svc;
+    return objbuild_owner_head_service(rj, LABEL_CRD_RAYJOB, rc, err);
 }
 
 json_t *rayjob_submitter_job(const json_t *rj, const json_t *rc, buf_t *err)

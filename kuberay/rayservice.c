@@ -65,9 +65,7 @@ static void s_err(buf_t *err, const char *text)
 /* A one-element ownerReferences array naming rs as controller. */
 static json_t *s_owner_refs(const json_t *rs)
 {
-    return json_pack("[{s:s,s:s,s:s,s:s,s:b,s:b}]", "apiVersion", "ray.io/v1", "kind",
-                     RAYSERVICE_CRD, "name", s_name(rs), "uid", jx_str(rs, "metadata.uid", ""),
-                     "controller", 1, "blockOwnerDeletion", 1);
+    return objbuild_controller_refs(rs, RAYSERVICE_CRD);
 }
 
 /* A deep copy of the object at `path` of o, or a new empty object when it is not an object. */
@@ -556,27 +554,7 @@ json_t *rayservice_cluster_update(const json_t *rs, const json_t *rc, const char
 
 json_t *rayservice_head_service(const json_t *rs, const json_t *rc, buf_t *err)
 {
-    json_t *svc = objbuild_head_service(rc, NULL, err);
-    if (!svc)
-        return NULL;
-    char *name = names_head_service(s_name(rs), NULL);
-    char *id = names_identifier(s_name(rs), NAMES_NODE_HEAD);
-    json_t *labels = json_pack("{s:s,s:s,s:s,s:s}", LABEL_ORIGINATED_FROM_CR_NAME, s_name(rs),
-                               LABEL_ORIGINATED_FROM_CRD, RAYSERVICE_CRD, LABEL_NODE_TYPE,
-                               NAMES_NODE_HEAD, LABEL_IDENTIFIER, id ? id : "");
-    bool ok = name && id && labels && jx_set_path(svc, "metadata.name", json_string(name)) == 0 &&
-              jx_set_path(svc, "metadata.namespace", json_string(s_ns(rs))) == 0 &&
-              jx_set_path(svc, "metadata.labels", json_incref(labels)) == 0 &&
-              jx_set_path(svc, "metadata.ownerReferences", s_owner_refs(rs)) == 0;
-    free(name);
-    free(id);
-    json_decref(labels);
-    if (!ok) {
-        s_err(err, "out of memory");
-        json_decref(svc);
-        return NULL;
-    }
-    return svc;
+    return objbuild_owner_head_service(rs, RAYSERVICE_CRD, rc, err);
 }
 
 char *rayservice_serve_service_name(const json_t *rs)
@@ -841,24 +819,6 @@ json_t *rayservice_httproute(const json_t *rs, const char *const *svc, const int
 
 /* ---- Serve ---- */
 
-static const char *s_go_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "number";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "bool";
-    default:
-        return "object";
-    }
-}
-
 json_t *rayservice_serve_body(const json_t *rs, int target_capacity, buf_t *err)
 {
     const char *yaml = jx_str(rs, "spec.serveConfigV2", "");
@@ -867,38 +827,22 @@ json_t *rayservice_serve_body(const json_t *rs, int target_capacity, buf_t *err)
         s_err(err, "serveConfigV2 is too big");
         return NULL;
     }
-    json_t *docs = NULL;
-    buf_t yerr;
-    buf_init(&yerr, S_MSG_MAX);
-    json_t *body = NULL;
-    if (yaml_load_buf(yaml, len, "serveConfigV2", &docs, &yerr) != 0) {
-        if (err)
-            buf_printf(err, "error converting YAML to JSON: %s", buf_str(&yerr));
-        goto out;
-    }
-    const json_t *doc = json_array_get(docs, 0);
-    if (!doc || json_is_null(doc)) {
-        body = json_object();
-    } else if (!json_is_object(doc)) {
-        if (err)
-            buf_printf(err,
-                       "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal %s "
-                       "into Go value of type map[string]interface {}",
-                       s_go_kind(doc));
-        goto out;
-    } else {
-        body = json_deep_copy(doc);
-    }
+    json_t *doc = NULL;
+    buf_t cause;
+    buf_init(&cause, S_MSG_MAX);
+    int rc = yaml_go_object(yaml, len, "map[string]interface {}", &doc, &cause);
+    json_t *body = rc == 0 ? (doc ? json_deep_copy(doc) : json_object()) : NULL;
+    json_decref(doc);
+    if (rc == ERR_INVAL && err)
+        buf_puts(err, buf_str(&cause));
+    buf_free(&cause);
     if (body && target_capacity >= 0 &&
         json_object_set_new(body, "target_capacity", json_integer(target_capacity)) != 0) {
         json_decref(body);
         body = NULL;
     }
-    if (!body)
+    if (!body && rc != ERR_INVAL)
         s_err(err, "out of memory");
-out:
-    buf_free(&yerr);
-    json_decref(docs);
     return body;
 }
 

@@ -63,6 +63,14 @@ static const struct {
     {"KubernetesWAS", SIZE_MAX},
 };
 
+int validate_gates_option(const char *spec, buf_t *err)
+{
+    validate_gates_t g;
+    validate_gates_default(&g);
+    int rc = buf_puts(err, "--feature-gates: ");
+    return rc ? rc : validate_gates_parse(spec, &g, err);
+}
+
 int validate_gates_parse(const char *spec, validate_gates_t *g, buf_t *err)
 {
     if (!g)

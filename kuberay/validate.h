@@ -54,6 +54,10 @@ void validate_gates_default(validate_gates_t *g);
  * must be true or false". `g` is only changed when the whole value is valid. */
 int validate_gates_parse(const char *spec, validate_gates_t *g, buf_t *err);
 
+/* Checks a --feature-gates option value (the controllers' start-up check): 0, or the parse
+ * error prefixed "--feature-gates: " in err. */
+int validate_gates_option(const char *spec, buf_t *err);
+
 /* ValidateRayClusterMetadata on the RayCluster object `rc` (reads metadata.name). */
 int validate_metadata(const json_t *rc, buf_t *msg);
 

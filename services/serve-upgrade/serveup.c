@@ -32,7 +32,6 @@ struct serveup {
     rs_settings_t set; /* copied settings */
     ctrl_t *ctrl;
     raydash_t *dash;
-    http_client_t *http; /* direct connections (not with the proxy) */
     json_t *pushed; /* "ns/rayservice/cluster" -> [fingerprint, serveConfigV2] last pushed */
 };
 
@@ -786,14 +785,8 @@ serveup_t *serveup_new(loop_t *loop, const serveup_config_t *cfg)
         s->set.steady_poll_ms = RS_POLL_STEADY_MS;
     s->cfg.settings = &s->set;
     s->pushed = json_object();
-    raydash_config_t dc = {0};
-    if (cfg->use_proxy) {
-        dc.k8s = cfg->client;
-    } else {
-        s->http = http_client_new(loop, &(http_config_t){0});
-        dc.http = s->http;
-    }
-    s->dash = (dc.k8s || dc.http) ? raydash_new(loop, &dc) : NULL;
+    s->dash = raydash_new(loop, &(raydash_config_t){.k8s = cfg->use_proxy ? cfg->client : NULL,
+                                                    .direct = !cfg->use_proxy});
     s->ctrl = s->dash && s->pushed ? ctrl_new(loop, &(ctrl_config_t){.kind = &s_kind,
                                                                      .cluster = cfg->cluster,
                                                                      .observed = cfg->observed,
@@ -824,7 +817,6 @@ void serveup_destroy(serveup_t **s_p)
     serveup_t *s = *s_p;
     ctrl_destroy(&s->ctrl); /* passes cancel their dashboard calls */
     raydash_destroy(&s->dash);
-    http_client_destroy(&s->http);
     json_decref(s->pushed);
     free(s);
     *s_p = NULL;

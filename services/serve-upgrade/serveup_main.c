@@ -94,10 +94,7 @@ static int s_check(const cfg_t *cfg, void *arg, buf_t *err)
         buf_puts(err, "--steady-poll: must be at least 100ms");
         return ERR_INVAL;
     }
-    validate_gates_t g;
-    validate_gates_default(&g);
-    rc = buf_puts(err, "--feature-gates: ");
-    return rc ? rc : validate_gates_parse(cfg_str(cfg, "feature-gates"), &g, err);
+    return validate_gates_option(cfg_str(cfg, "feature-gates"), err);
 }
 
 static void s_close(void *arg)

@@ -25,7 +25,6 @@ struct submitter {
     rj_settings_t set; /* copied settings */
     ctrl_t *ctrl;
     raydash_t *dash;
-    http_client_t *http; /* direct dashboard connections (not with the proxy) */
 };
 
 /* A pass's own state (ctrl_pass_t.data). */
@@ -423,14 +422,8 @@ submitter_t *submitter_new(loop_t *loop, const submitter_config_t *cfg)
     else
         rjstate_settings_default(&s->set);
     s->cfg.settings = &s->set;
-    raydash_config_t dc = {0};
-    if (cfg->use_proxy) {
-        dc.k8s = cfg->client;
-    } else {
-        s->http = http_client_new(loop, &(http_config_t){0});
-        dc.http = s->http;
-    }
-    s->dash = (dc.k8s || dc.http) ? raydash_new(loop, &dc) : NULL;
+    s->dash = raydash_new(loop, &(raydash_config_t){.k8s = cfg->use_proxy ? cfg->client : NULL,
+                                                    .direct = !cfg->use_proxy});
     s->ctrl = s->dash ? ctrl_new(loop, &(ctrl_config_t){.kind = &s_kind,
                                                         .cluster = cfg->cluster,
                                                         .observed = cfg->observed,
@@ -461,7 +454,6 @@ void submitter_destroy(submitter_t **s_p)
     submitter_t *s = *s_p;
     ctrl_destroy(&s->ctrl); /* passes cancel their dashboard calls */
     raydash_destroy(&s->dash);
-    http_client_destroy(&s->http);
     free(s);
     *s_p = NULL;
 }

@@ -94,12 +94,7 @@ static int s_check(const cfg_t *cfg, void *arg, buf_t *err)
 {
     (void)arg;
     int rc = ctrlsvc_check_cluster_domain(cfg, err);
-    if (rc)
-        return rc;
-    validate_gates_t g;
-    validate_gates_default(&g);
-    rc = buf_puts(err, "--feature-gates: ");
-    return rc ? rc : validate_gates_parse(cfg_str(cfg, "feature-gates"), &g, err);
+    return rc ? rc : validate_gates_option(cfg_str(cfg, "feature-gates"), err);
 }
 
 static void s_close(void *arg)
