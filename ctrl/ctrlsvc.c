@@ -499,6 +499,18 @@ static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
         log_info("waiting for observed state", "path", m->obs_path, "error", err_str(err), NULL);
         return CTRLSVC_OPEN_RETRY_MS;
     }
+    if (m->def->leases_db && !m->leases_db) {
+        buf_t path;
+        buf_init(&path, S_PATH_MAX);
+        int e = 0;
+        if (svc_state_path(m->svc, CTRLSVC_LEASES_DB, &path) == 0)
+            m->leases_db = store_open(buf_str(&path), STORE_READWRITE | STORE_LEASES, &e);
+        if (!m->leases_db)
+            log_error("leases.db unavailable", "path", buf_str(&path), "error", err_str(e), NULL);
+        buf_free(&path);
+        if (!m->leases_db)
+            return ERR_IO - 100;
+    }
     ctrlsvc_env_t env = {.svc = m->svc,
                          .cluster = m->cluster,
                          .observed = m->obs,
@@ -507,7 +519,16 @@ static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
                          .db = m->db,
                          .fence = s_fence,
                          .fence_arg = m,
-                         .requeue_ms = cfg_duration_ms(m->svc->cfg, "requeue")};
+                         .requeue_ms = cfg_duration_ms(m->svc->cfg, "requeue"),
+                         .leases = m->def->leases_db ? m->leases_db : NULL};
+    env.ctrl = (ctrl_config_t){.cluster = env.cluster,
+                               .observed = env.observed,
+                               .client = env.client,
+                               .audit = env.audit,
+                               .events = true,
+                               .requeue_ms = env.requeue_ms,
+                               .fence = env.fence,
+                               .fence_arg = env.fence_arg};
     m->opened = true;
     m->ctrl = m->def->open(&env, m->def->arg);
     workq_opts_t qo;

@@ -110,6 +110,10 @@ typedef struct {
     bool (*fence)(const char *key, void *arg); /* the write fence (ctrl_config_t.fence) */
     void *fence_arg; /* its argument */
     int64_t requeue_ms; /* --requeue */
+    store_t *leases; /* <state-dir>/leases.db read-write when ctrlsvc_def_t.leases_db, else NULL */
+    /* The runtime's settings from all of the above (events on), for ctrl_new(): the service sets
+     * .kind and .arg. */
+    ctrl_config_t ctrl;
 } ctrlsvc_env_t;
 
 /* A controller service. Strings and tables are borrowed for the process's life. */
@@ -128,6 +132,10 @@ typedef struct {
     /* Default of --health.port: > 0 that port, < 0 off unless the option is given, 0
      * CTRLSVC_HEALTH_PORT. Services that may run side by side on one host need distinct ones. */
     int health_port;
+    /* The service keeps durable timers (lease rows with an expiry) in <state-dir>/leases.db, the
+     * one file every replica of a host may write: ctrlsvc opens it (env.leases), sharing the
+     * handle of the sqlite shard leases when those are on. */
+    bool leases_db;
 } ctrlsvc_def_t;
 
 /* The cluster domain of Ray dashboard URLs: the service's --cluster-domain option, else

@@ -131,8 +131,8 @@ static long s_endpoints(serveup_t *s, const char *ns, const char *svc)
     snprintf(prefix, sizeof(prefix), "%s-", svc);
     store_observed_list_t l = {0};
     json_t *slices = json_array();
-    if (slices && store_observed_list_prefix(s->cfg.observed, s->cfg.cluster, "EndpointSlice", ns,
-                                             prefix, &l) == 0) {
+    if (slices && store_observed_list_prefix(s->cfg.base.observed, s->cfg.base.cluster,
+                                             "EndpointSlice", ns, prefix, &l) == 0) {
         for (size_t i = 0; i < l.n; i++) {
             const store_observed_t *r = l.rows[i];
             json_t *o = r->json ? json_loads(r->json, 0, NULL) : NULL;
@@ -205,16 +205,16 @@ static ctrl_begin_t s_load(ctrl_pass_t *p)
     store_observed_list_t l = {0};
     /* its Services and their EndpointSlices are owned by it */
     if (rc == 0)
-        rc = store_observed_list_owner(s->cfg.observed, s->cfg.cluster, p->ns, "RayService",
-                                       p->name, NULL, &l);
+        rc = store_observed_list_owner(s->cfg.base.observed, s->cfg.base.cluster, p->ns,
+                                       "RayService", p->name, NULL, &l);
     if (rc == 0)
         s_take(p, &l, head_name, serve_name);
     store_observed_list_free(&l);
     /* its RayClusters are named <name>-<5 random characters> (GenerateRayClusterName); a Ray
      * object's row is its own owner, so they are found by that name range, then by label */
     if (rc == 0)
-        rc = store_observed_list_prefix(s->cfg.observed, s->cfg.cluster, "RayCluster", p->ns,
-                                        prefix, &l);
+        rc = store_observed_list_prefix(s->cfg.base.observed, s->cfg.base.cluster, "RayCluster",
+                                        p->ns, prefix, &l);
     if (rc == 0)
         s_take(p, &l, head_name, serve_name);
     store_observed_list_free(&l);
@@ -770,7 +770,7 @@ static const ctrl_kind_t s_kind = {.group = "ray.io",
 
 serveup_t *serveup_new(loop_t *loop, const serveup_config_t *cfg)
 {
-    if (!loop || !cfg || !cfg->cluster || !cfg->observed || !cfg->client)
+    if (!loop || !cfg || !cfg->base.cluster || !cfg->base.observed || !cfg->base.client)
         return NULL;
     serveup_t *s = calloc(1, sizeof(*s));
     if (!s)
@@ -785,19 +785,12 @@ serveup_t *serveup_new(loop_t *loop, const serveup_config_t *cfg)
         s->set.steady_poll_ms = RS_POLL_STEADY_MS;
     s->cfg.settings = &s->set;
     s->pushed = json_object();
-    s->dash = raydash_new(loop, &(raydash_config_t){.k8s = cfg->use_proxy ? cfg->client : NULL,
+    ctrl_config_t cc = cfg->base;
+    cc.kind = &s_kind;
+    cc.arg = s;
+    s->dash = raydash_new(loop, &(raydash_config_t){.k8s = cfg->use_proxy ? cfg->base.client : NULL,
                                                     .direct = !cfg->use_proxy});
-    s->ctrl = s->dash && s->pushed ? ctrl_new(loop, &(ctrl_config_t){.kind = &s_kind,
-                                                                     .cluster = cfg->cluster,
-                                                                     .observed = cfg->observed,
-                                                                     .client = cfg->client,
-                                                                     .audit = cfg->audit,
-                                                                     .events = cfg->events,
-                                                                     .requeue_ms = cfg->requeue_ms,
-                                                                     .fence = cfg->fence,
-                                                                     .fence_arg = cfg->fence_arg,
-                                                                     .arg = s})
-                                   : NULL;
+    s->ctrl = s->dash && s->pushed ? ctrl_new(loop, &cc) : NULL;
     if (!s->ctrl) {
         serveup_destroy(&s);
         return NULL;

@@ -51,17 +51,12 @@ typedef struct serveup serveup_t;
 
 /* Settings; pointers borrowed for the controller's life. */
 typedef struct {
-    const char *cluster; /* member cluster name */
-    store_t *observed; /* observed.db, read-only */
-    store_t *deadlines; /* leases.db (deletion deadlines), read-write; NULL: in memory only */
-    k8s_client_t *client; /* the member cluster's API client */
-    actlog_t *audit; /* audit writer, or NULL */
-    bool (*fence)(const char *key, void *arg); /* the write fence, or NULL */
-    void *fence_arg;
-    bool events; /* emit Kubernetes Events */
+    /* the runtime's settings (cluster, observed.db, client, audit, events, fence, requeue; .kind
+     * and .arg are serveup's own): ctrlsvc_env_t.ctrl in a process */
+    ctrl_config_t base;
+    store_t *deadlines; /* leases.db (deletion deadlines), read-write; NULL: not kept */
     bool use_proxy; /* reach dashboards and pods through the API server's proxy */
     const char *domain; /* cluster domain of dashboard URLs (NULL: cluster.local) */
-    int64_t requeue_ms; /* period after a pass that asks for none; 0: ctrl's default */
     const rs_settings_t *settings; /* operator settings and gates (copied); NULL: defaults */
 } serveup_config_t;
 

@@ -38,7 +38,6 @@ static const cfg_opt_t s_options[] = {
 
 typedef struct {
     serveup_t *su;
-    store_t *deadlines;
     rs_settings_t set;
 } app_t;
 
@@ -56,29 +55,11 @@ static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
     buf_free(&err);
     if (rc != 0)
         return NULL;
-    buf_t path;
-    buf_init(&path, 4096);
-    int e = 0;
-    if (svc_state_path(env->svc, CTRLSVC_LEASES_DB, &path) == 0)
-        a->deadlines = store_open(buf_str(&path), STORE_READWRITE | STORE_LEASES, &e);
-    if (!a->deadlines)
-        log_error("deletion deadlines unavailable", "path", buf_str(&path), "error", err_str(e),
-                  NULL);
-    buf_free(&path);
-    if (!a->deadlines)
-        return NULL;
     a->su = serveup_new(env->svc->loop,
-                        &(serveup_config_t){.cluster = env->cluster,
-                                            .observed = env->observed,
-                                            .deadlines = a->deadlines,
-                                            .client = env->client,
-                                            .audit = env->audit,
-                                            .fence = env->fence,
-                                            .fence_arg = env->fence_arg,
-                                            .events = true,
+                        &(serveup_config_t){.base = env->ctrl,
+                                            .deadlines = env->leases,
                                             .use_proxy = cfg_bool(cfg, "use-kubernetes-proxy"),
                                             .domain = ctrlsvc_cluster_domain(cfg),
-                                            .requeue_ms = env->requeue_ms,
                                             .settings = &a->set});
     return serveup_ctrl(a->su);
 }
@@ -101,7 +82,6 @@ static void s_close(void *arg)
 {
     app_t *a = arg;
     serveup_destroy(&a->su);
-    store_destroy(&a->deadlines);
 }
 
 int main(int argc, char **argv)
@@ -113,6 +93,7 @@ int main(int argc, char **argv)
                                          .close = s_close,
                                          .check = s_check,
                                          .arg = &app,
-                                         .health_port = 8085},
+                                         .health_port = 8085,
+                                         .leases_db = true},
                         argc, argv);
 }

@@ -408,7 +408,7 @@ static const ctrl_kind_t s_kind = {.group = "ray.io",
 
 submitter_t *submitter_new(loop_t *loop, const submitter_config_t *cfg)
 {
-    if (!loop || !cfg || !cfg->cluster || !cfg->observed || !cfg->client)
+    if (!loop || !cfg || !cfg->base.cluster || !cfg->base.observed || !cfg->base.client)
         return NULL;
     submitter_t *s = calloc(1, sizeof(*s));
     if (!s)
@@ -422,19 +422,12 @@ submitter_t *submitter_new(loop_t *loop, const submitter_config_t *cfg)
     else
         rjstate_settings_default(&s->set);
     s->cfg.settings = &s->set;
-    s->dash = raydash_new(loop, &(raydash_config_t){.k8s = cfg->use_proxy ? cfg->client : NULL,
+    ctrl_config_t cc = cfg->base;
+    cc.kind = &s_kind;
+    cc.arg = s;
+    s->dash = raydash_new(loop, &(raydash_config_t){.k8s = cfg->use_proxy ? cfg->base.client : NULL,
                                                     .direct = !cfg->use_proxy});
-    s->ctrl = s->dash ? ctrl_new(loop, &(ctrl_config_t){.kind = &s_kind,
-                                                        .cluster = cfg->cluster,
-                                                        .observed = cfg->observed,
-                                                        .client = cfg->client,
-                                                        .audit = cfg->audit,
-                                                        .events = cfg->events,
-                                                        .requeue_ms = cfg->requeue_ms,
-                                                        .fence = cfg->fence,
-                                                        .fence_arg = cfg->fence_arg,
-                                                        .arg = s})
-                      : NULL;
+    s->ctrl = s->dash ? ctrl_new(loop, &cc) : NULL;
     if (!s->ctrl) {
         submitter_destroy(&s);
         return NULL;

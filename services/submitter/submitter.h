@@ -46,16 +46,11 @@ typedef struct submitter submitter_t;
 
 /* Settings; pointers borrowed for the submitter's life. */
 typedef struct {
-    const char *cluster; /* member cluster name */
-    store_t *observed; /* observed.db, read-only */
-    k8s_client_t *client; /* the member cluster's API client */
-    actlog_t *audit; /* audit writer, or NULL */
-    bool (*fence)(const char *key, void *arg); /* the write fence, or NULL */
-    void *fence_arg;
-    bool events; /* emit Kubernetes Events */
+    /* the runtime's settings (cluster, observed.db, client, audit, events, fence, requeue; .kind
+     * and .arg are the submitter's own): ctrlsvc_env_t.ctrl in a process */
+    ctrl_config_t base;
     bool use_proxy; /* reach dashboards through the API server's service proxy */
     int64_t job_poll_ms; /* poll period of a running Ray job without a submitter; 0: default */
-    int64_t requeue_ms; /* period after a pass that asks for none; 0: ctrl's default */
     const rj_settings_t *settings; /* operator settings and gates (copied); NULL: defaults */
 } submitter_config_t;
 

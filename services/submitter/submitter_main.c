@@ -75,16 +75,9 @@ static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
     if (rc != 0)
         return NULL;
     a->sub = submitter_new(env->svc->loop,
-                           &(submitter_config_t){.cluster = env->cluster,
-                                                 .observed = env->observed,
-                                                 .client = env->client,
-                                                 .audit = env->audit,
-                                                 .fence = env->fence,
-                                                 .fence_arg = env->fence_arg,
-                                                 .events = true,
+                           &(submitter_config_t){.base = env->ctrl,
                                                  .use_proxy = cfg_bool(cfg, "use-kubernetes-proxy"),
                                                  .job_poll_ms = cfg_duration_ms(cfg, "job-poll"),
-                                                 .requeue_ms = env->requeue_ms,
                                                  .settings = &a->set});
     return submitter_ctrl(a->sub);
 }

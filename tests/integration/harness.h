@@ -497,12 +497,12 @@ HARNESS_FN int harness_serveup_start(harness_t *h)
     workq_opts_default(&qo);
     qo.concurrency = h->o.concurrency;
     h->su = h->suclient && h->suaud && h->sulease
-                ? serveup_new(h->loop, &(serveup_config_t){.cluster = HARNESS_CLUSTER,
-                                                           .observed = h->obs,
+                ? serveup_new(h->loop, &(serveup_config_t){.base = {.cluster = HARNESS_CLUSTER,
+                                                                    .observed = h->obs,
+                                                                    .client = h->suclient,
+                                                                    .audit = h->suaud,
+                                                                    .events = true},
                                                            .deadlines = h->sulease,
-                                                           .client = h->suclient,
-                                                           .audit = h->suaud,
-                                                           .events = true,
                                                            .use_proxy = true,
                                                            .settings = &h->suset})
                 : NULL;
@@ -618,16 +618,17 @@ HARNESS_FN int harness_start(harness_t *h)
             k8s_client_new(h->loop, h->kc, &(k8s_config_t){.qps = h->o.qps, .burst = h->o.qps});
         if (h->subset.grace_s == 0)
             rjstate_settings_default(&h->subset);
-        h->subm = h->subclient && h->subaud
-                      ? submitter_new(h->loop, &(submitter_config_t){.cluster = HARNESS_CLUSTER,
-                                                                     .observed = h->obs,
-                                                                     .client = h->subclient,
-                                                                     .audit = h->subaud,
-                                                                     .events = true,
-                                                                     .use_proxy = true,
-                                                                     .job_poll_ms = 200,
-                                                                     .settings = &h->subset})
-                      : NULL;
+        h->subm =
+            h->subclient && h->subaud
+                ? submitter_new(h->loop, &(submitter_config_t){.base = {.cluster = HARNESS_CLUSTER,
+                                                                        .observed = h->obs,
+                                                                        .client = h->subclient,
+                                                                        .audit = h->subaud,
+                                                                        .events = true},
+                                                               .use_proxy = true,
+                                                               .job_poll_ms = 200,
+                                                               .settings = &h->subset})
+                : NULL;
         CHECK(h->subm != NULL);
         h->subq = h->subm ? workq_new(h->loop, &qo, ctrl_fn, submitter_ctrl(h->subm)) : NULL;
         CHECK(h->subq != NULL);
