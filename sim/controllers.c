@@ -831,76 +831,21 @@ void controllers_destroy(controllers_t **cp)
 
 #ifdef RF_SELFTEST
 #include "selftest.h"
+#include "simtest.h"
 
 /* ---- self-test -------------------------------------------------------------------------- */
 
 #include "kubelet.h"
 
-typedef struct {
-    int64_t now; /* fake clock */
-} s_clock_t;
-
-static int64_t s_fake_clock(void *arg)
-{
-    return ((s_clock_t *)arg)->now;
-}
-
-static void s_step(kubelet_t *k, controllers_t *c, s_clock_t *clk, int64_t ms)
-{
-    for (int64_t t = 0; t < ms; t += 50) {
-        clk->now += 50;
-        kubelet_tick(k);
-        controllers_tick(c);
-    }
-    kubelet_tick(k);
-    controllers_tick(c);
-}
-
 int controllers_test(bool verbose)
 {
     int failed = 0;
-    s_clock_t clk = {.now = 1700000000000LL};
+    simtest_clock_t clk = {.now = SIMTEST_T0};
     objstore_t *s = objstore_new(0);
-    objstore_set_clock(s, s_fake_clock, &clk);
     CHECK(controllers_new(NULL, s) == NULL); /* no pods registered */
-    objstore_resdesc_t d[] = {
-        {.group = "", .version = "v1", .resource = "namespaces", .kind = "Namespace"},
-        {.group = "",
-         .version = "v1",
-         .resource = "pods",
-         .kind = "Pod",
-         .namespaced = true,
-         .has_status = true,
-         .graceful = true},
-        {.group = "", .version = "v1", .resource = "nodes", .kind = "Node", .has_status = true},
-        {.group = "",
-         .version = "v1",
-         .resource = "services",
-         .kind = "Service",
-         .namespaced = true,
-         .has_status = true},
-        {.group = "",
-         .version = "v1",
-         .resource = "endpoints",
-         .kind = "Endpoints",
-         .namespaced = true},
-        {.group = "discovery.k8s.io",
-         .version = "v1",
-         .resource = "endpointslices",
-         .kind = "EndpointSlice",
-         .namespaced = true},
-        {.group = "batch",
-         .version = "v1",
-         .resource = "jobs",
-         .kind = "Job",
-         .namespaced = true,
-         .has_status = true},
-    };
-    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
-        CHECK(objstore_register(s, &d[i]) != NULL);
+    CHECK(simtest_core(s, &clk, NULL, 0) == 0);
     objstore_status_t st;
-    json_t *o = json_pack("{s:{s:s}}", "metadata", "name", "default");
-    objstore_create(s, objstore_find(s, "", "namespaces"), NULL, &o, NULL, &st);
+    json_t *o = NULL;
     kubelet_opts_t ko;
     kubelet_opts_default(&ko);
     ko.nodes = 2;
@@ -921,7 +866,7 @@ int controllers_test(bool verbose)
                   "spec", "template", "metadata", "labels", "app", "pi", "spec", "restartPolicy",
                   "Never", "containers", "name", "pi", "image", "perl");
     CHECK(objstore_create(s, rj, "default", &o, NULL, &st) == 0);
-    s_step(k, c, &clk, 100);
+    simtest_step(k, c, &clk, 100);
     objstore_list_t l;
     CHECK(objstore_list(s, rp, NULL, &l, &st) == 0);
     CHECK(json_array_size(l.items) == 1);
@@ -936,7 +881,7 @@ int controllers_test(bool verbose)
     CHECK(jx_int(job, "status.active", 0) == 1);
     CHECK(jx_get(job, "status.startTime") != NULL);
     json_decref(job);
-    s_step(k, c, &clk, 800);
+    simtest_step(k, c, &clk, 800);
     CHECK(objstore_get(s, rj, "default", "pi", &job, &st) == 0);
     CHECK(jx_int(job, "status.succeeded", 0) == 1);
     CHECK(jx_int(job, "status.active", 1) == 0);
@@ -952,7 +897,7 @@ int controllers_test(bool verbose)
                   KUBELET_ANN_EXIT_CODE, "2", "spec", "restartPolicy", "Never", "containers",
                   "name", "b", "image", "x");
     CHECK(objstore_create(s, rj, "default", &o, NULL, &st) == 0);
-    s_step(k, c, &clk, 2000);
+    simtest_step(k, c, &clk, 2000);
     CHECK(objstore_get(s, rj, "default", "bad", &job, &st) == 0);
     CHECK(jx_int(job, "status.failed", 0) == 2);
     CHECK(strcmp(jx_str(json_array_get(jx_get(job, "status.conditions"), 1), "reason", ""),
@@ -973,12 +918,12 @@ int controllers_test(bool verbose)
     CHECK(objstore_get(s, re, "default", "web", &ep, &st) == 0);
     CHECK(jx_get(ep, "subsets") == NULL);
     json_decref(ep);
-    s_step(k, c, &clk, 150);
+    simtest_step(k, c, &clk, 150);
     CHECK(objstore_get(s, re, "default", "web", &ep, &st) == 0);
     json_t *sub = json_array_get(jx_get(ep, "subsets"), 0);
     CHECK(json_array_size(json_object_get(sub, "notReadyAddresses")) == 1);
     json_decref(ep);
-    s_step(k, c, &clk, 150);
+    simtest_step(k, c, &clk, 150);
     CHECK(objstore_get(s, re, "default", "web", &ep, &st) == 0);
     sub = json_array_get(jx_get(ep, "subsets"), 0);
     CHECK(json_array_size(json_object_get(sub, "addresses")) == 1);
@@ -1003,7 +948,7 @@ int controllers_test(bool verbose)
     e0 = json_array_get(json_object_get(json_array_get(l.items, 0), "endpoints"), 0);
     CHECK(jx_bool(e0, "conditions.terminating", false));
     objstore_list_free(&l);
-    s_step(k, c, &clk, 1200);
+    simtest_step(k, c, &clk, 1200);
     CHECK(objstore_list(s, rsl, NULL, &l, &st) == 0);
     CHECK(json_array_size(json_object_get(json_array_get(l.items, 0), "endpoints")) == 0);
     objstore_list_free(&l);

@@ -945,22 +945,12 @@ int gateway_proxy(gateway_t *g, const char *ns, const char *name, const char *me
 
 /* ---- self-test -------------------------------------------------------------------------- */
 
-#include "controllers.h"
-#include "kubelet.h"
 #include "schema.h"
-
-typedef struct {
-    int64_t now; /* fake clock */
-} t_clock_t;
-
-static int64_t t_clock(void *arg)
-{
-    return ((t_clock_t *)arg)->now;
-}
+#include "simtest.h"
 
 typedef struct {
     objstore_t *s;
-    t_clock_t clk;
+    simtest_clock_t clk;
     kubelet_t *k;
     controllers_t *c;
     raysim_t *r;
@@ -969,13 +959,7 @@ typedef struct {
 
 static void t_step(t_env_t *e, int64_t ms)
 {
-    for (int64_t t = 0; t < ms; t += 50) {
-        e->clk.now += 50;
-        kubelet_tick(e->k);
-        controllers_tick(e->c);
-    }
-    kubelet_tick(e->k);
-    controllers_tick(e->c);
+    simtest_step(e->k, e->c, &e->clk, ms);
 }
 
 /* The objstore resource of a Kind. */
@@ -1177,36 +1161,10 @@ static int t_schemas(void)
 int gateway_test(bool verbose)
 {
     int failed = t_schemas();
-    t_env_t e = {.clk = {.now = 1700000000000LL}};
+    t_env_t e = {.clk = {.now = SIMTEST_T0}};
     e.s = objstore_new(0);
-    objstore_set_clock(e.s, t_clock, &e.clk);
-    objstore_resdesc_t d[] = {
-        {.group = "", .version = "v1", .resource = "namespaces", .kind = "Namespace"},
-        {.group = "",
-         .version = "v1",
-         .resource = "pods",
-         .kind = "Pod",
-         .namespaced = true,
-         .has_status = true,
-         .graceful = true},
-        {.group = "", .version = "v1", .resource = "nodes", .kind = "Node", .has_status = true},
-        {.group = "",
-         .version = "v1",
-         .resource = "services",
-         .kind = "Service",
-         .namespaced = true,
-         .has_status = true},
-        {.group = "",
-         .version = "v1",
-         .resource = "endpoints",
-         .kind = "Endpoints",
-         .namespaced = true},
-    };
-    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
-        CHECK(objstore_register(e.s, &d[i]) != NULL);
+    CHECK(e.s && simtest_core(e.s, &e.clk, NULL, 0) == 0);
     objstore_status_t st;
-    json_t *o = json_pack("{s:{s:s}}", "metadata", "name", "default");
-    objstore_create(e.s, objstore_find(e.s, "", "namespaces"), NULL, &o, NULL, &st);
     kubelet_opts_t ko;
     kubelet_opts_default(&ko);
     ko.nodes = 2;

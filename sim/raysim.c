@@ -557,33 +557,14 @@ void raysim_destroy(raysim_t **rp)
 
 #ifdef RF_SELFTEST
 #include "selftest.h"
+#include "simtest.h"
 
 /* ---- self-test -------------------------------------------------------------------------- */
 
 #include "controllers.h"
 #include "kubelet.h"
 
-typedef struct {
-    int64_t now; /* fake clock */
-} s_clock_t;
-
-static int64_t s_fake_clock(void *arg)
-{
-    return ((s_clock_t *)arg)->now;
-}
-
-static void s_step(kubelet_t *k, controllers_t *c, s_clock_t *clk, int64_t ms)
-{
-    for (int64_t t = 0; t < ms; t += 50) {
-        clk->now += 50;
-        kubelet_tick(k);
-        controllers_tick(c);
-    }
-    kubelet_tick(k);
-    controllers_tick(c);
-}
-
-static int s_get(raysim_t *r, s_clock_t *clk, const char *path, const char *method,
+static int s_get(raysim_t *r, simtest_clock_t *clk, const char *path, const char *method,
                  const char *body, char *text, size_t n)
 {
     rayhead_response_t resp;
@@ -598,31 +579,10 @@ static int s_get(raysim_t *r, s_clock_t *clk, const char *path, const char *meth
 int raysim_test(bool verbose)
 {
     int failed = 0;
-    s_clock_t clk = {.now = 1700000000000LL};
+    simtest_clock_t clk = {.now = SIMTEST_T0};
     objstore_t *s = objstore_new(0);
-    objstore_set_clock(s, s_fake_clock, &clk);
     CHECK(raysim_new(NULL, s, NULL) == NULL);
-    objstore_resdesc_t d[] = {
-        {.group = "", .version = "v1", .resource = "namespaces", .kind = "Namespace"},
-        {.group = "",
-         .version = "v1",
-         .resource = "pods",
-         .kind = "Pod",
-         .namespaced = true,
-         .has_status = true,
-         .graceful = true},
-        {.group = "", .version = "v1", .resource = "nodes", .kind = "Node", .has_status = true},
-        {.group = "",
-         .version = "v1",
-         .resource = "services",
-         .kind = "Service",
-         .namespaced = true,
-         .has_status = true},
-        {.group = "",
-         .version = "v1",
-         .resource = "endpoints",
-         .kind = "Endpoints",
-         .namespaced = true},
+    const objstore_resdesc_t extra[] = {
         {.group = "ray.io",
          .version = "v1",
          .resource = "rayclusters",
@@ -631,11 +591,9 @@ int raysim_test(bool verbose)
          .has_status = true,
          .is_custom = true},
     };
-    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
-        CHECK(objstore_register(s, &d[i]) != NULL);
+    CHECK(simtest_core(s, &clk, extra, sizeof(extra) / sizeof(extra[0])) == 0);
     objstore_status_t st;
-    json_t *o = json_pack("{s:{s:s}}", "metadata", "name", "default");
-    objstore_create(s, objstore_find(s, "", "namespaces"), NULL, &o, NULL, &st);
+    json_t *o = NULL;
     kubelet_opts_t ko;
     kubelet_opts_default(&ko);
     ko.nodes = 2;
@@ -683,12 +641,12 @@ int raysim_test(bool verbose)
                   "name", "dashboard", "containerPort", 8265, "name", "serve", "containerPort",
                   8000);
     CHECK(objstore_create(s, rp, "default", &o, NULL, &st) == 0);
-    s_step(k, c, &clk, 120);
+    simtest_step(k, c, &clk, 120);
     CHECK(raysim_head_count(r) == 1);
     CHECK(raysim_head(r, "default", "rc-head-x") != NULL);
     CHECK(s_get(r, &clk, "/api/version", "GET", NULL, text, sizeof(text)) == 503);
     CHECK(strstr(text, "connection refused") != NULL);
-    s_step(k, c, &clk, 500);
+    simtest_step(k, c, &clk, 500);
     CHECK(s_get(r, &clk, "/api/version", "GET", NULL, text, sizeof(text)) == 200);
     CHECK(strstr(text, "ray_version") != NULL);
     {
@@ -709,16 +667,16 @@ int raysim_test(bool verbose)
                 sizeof(text)) == 200);
     CHECK(s_get(r, &clk, "/api/jobs/j1", "GET", NULL, text, sizeof(text)) == 200);
     CHECK(strstr(text, "\"PENDING\"") != NULL);
-    s_step(k, c, &clk, 400);
+    simtest_step(k, c, &clk, 400);
     CHECK(s_get(r, &clk, "/api/jobs/j1", "GET", NULL, text, sizeof(text)) == 200);
     CHECK(strstr(text, "\"RUNNING\"") != NULL);
-    s_step(k, c, &clk, 600);
+    simtest_step(k, c, &clk, 600);
     CHECK(s_get(r, &clk, "/api/jobs/j1", "GET", NULL, text, sizeof(text)) == 200);
     CHECK(strstr(text, "\"SUCCEEDED\"") != NULL);
 
     /* A container crash restarts the head: jobs wiped. */
     CHECK(kubelet_inject(k, "default", "rc-head-x", KUBELET_FAIL_CRASH) == 0);
-    s_step(k, c, &clk, 2000);
+    simtest_step(k, c, &clk, 2000);
     CHECK(s_get(r, &clk, "/api/jobs/j1", "GET", NULL, text, sizeof(text)) == 404);
 
     /* Request counts: the 7 dashboard requests the head answered (refused ones are none). */
@@ -728,7 +686,7 @@ int raysim_test(bool verbose)
 
     /* Deleting the head pod: 503; its counts are kept. */
     CHECK(objstore_delete(s, rp, "default", "rc-head-x", NULL, NULL, NULL, &st) == 0);
-    s_step(k, c, &clk, 1500);
+    simtest_step(k, c, &clk, 1500);
     CHECK(raysim_head_count(r) == 0);
     CHECK(s_get(r, &clk, "/api/version", "GET", NULL, text, sizeof(text)) == 503);
     CHECK(raysim_request_counts(r, &rq1) == 0 && rq1.dashboard == 7 && rq1.agent == 0);

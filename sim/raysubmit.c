@@ -861,17 +861,7 @@ int raysubmit_step(raysubmit_t *s, raysim_t *r, int64_t now_ms, int64_t *next_ms
 
 /* ---- self-test -------------------------------------------------------------------------- */
 
-#include "controllers.h"
-#include "kubelet.h"
-
-typedef struct {
-    int64_t now; /* fake clock */
-} s_clock_t;
-
-static int64_t s_fake_clock(void *arg)
-{
-    return ((s_clock_t *)arg)->now;
-}
+#include "simtest.h"
 
 /* KubeRay's K8sJobMode script (§2.5) for address addr, submission id id and entrypoint ep, with
  * optional extra `ray job submit` options. */
@@ -899,7 +889,7 @@ static json_t *s_container(const char *name, const char *script)
 }
 
 typedef struct {
-    s_clock_t clk; /* fake clock */
+    simtest_clock_t clk; /* fake clock */
     objstore_t *s; /* store */
     kubelet_t *k; /* kubelet */
     controllers_t *c; /* Job + Endpoints controllers */
@@ -1103,46 +1093,12 @@ static int s_test_parse(bool verbose)
     return failed;
 }
 
-/* Registers what the run tests need on a fresh store with a fake clock. */
-static objstore_t *s_test_store(s_clock_t *clk)
+/* A fresh store with the core resources and a fake clock. */
+static objstore_t *s_test_store(simtest_clock_t *clk)
 {
     objstore_t *s = objstore_new(0);
-    if (!s)
-        return NULL;
-    objstore_set_clock(s, s_fake_clock, clk);
-    objstore_resdesc_t d[] = {
-        {.group = "", .version = "v1", .resource = "namespaces", .kind = "Namespace"},
-        {.group = "",
-         .version = "v1",
-         .resource = "pods",
-         .kind = "Pod",
-         .namespaced = true,
-         .has_status = true,
-         .graceful = true},
-        {.group = "", .version = "v1", .resource = "nodes", .kind = "Node", .has_status = true},
-        {.group = "",
-         .version = "v1",
-         .resource = "services",
-         .kind = "Service",
-         .namespaced = true,
-         .has_status = true},
-        {.group = "",
-         .version = "v1",
-         .resource = "endpoints",
-         .kind = "Endpoints",
-         .namespaced = true},
-        {.group = "batch",
-         .version = "v1",
-         .resource = "jobs",
-         .kind = "Job",
-         .namespaced = true,
-         .has_status = true},
-    };
-    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
-        objstore_register(s, &d[i]);
-    objstore_status_t st;
-    json_t *o = json_pack("{s:{s:s}}", "metadata", "name", "default");
-    objstore_create(s, objstore_find(s, "", "namespaces"), NULL, &o, NULL, &st);
+    if (s && simtest_core(s, clk, NULL, 0) != 0)
+        objstore_destroy(&s);
     return s;
 }
 
