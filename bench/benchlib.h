@@ -152,6 +152,24 @@ BENCH_FN bool bench_next(bench_queue_t *q, size_t *i)
 /* ---- request bodies ---------------------------------------------------------------------- */
 
 /* Compact JSON text of o (malloc'd; NULL when o is NULL), o released. */
+/* Starts the raw driver's request `method url` with `body` (borrowed until done: NULL none) as
+ * content type `ctype`, JSON accepted. Returns http_request()'s result (< 0: not started). */
+BENCH_FN int64_t bench_send(http_client_t *http, const char *method, const char *url,
+                            const char *ctype, const char *body, http_done_fn *done, void *arg)
+{
+    http_header_t h[] = {{"Content-Type", ctype}, {"Accept", "application/json"}};
+    http_request_t req = {.method = method,
+                          .url = url,
+                          .headers = h,
+                          .n_headers = 2,
+                          .body = body,
+                          .body_len = body ? strlen(body) : 0,
+                          .body_borrowed = true,
+                          .on_done = done,
+                          .arg = arg};
+    return http_request(http, &req);
+}
+
 BENCH_FN char *bench_dump(json_t *o)
 {
     char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;

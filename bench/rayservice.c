@@ -672,18 +672,8 @@ static void s_raw_send(raw_t *w, rawrs_t *j)
         return;
     }
     buf_free(&err);
-    http_header_t h[] = {{"Content-Type", ctype}, {"Accept", "application/json"}};
-    http_request_t req = {.method = method,
-                          .url = q->url,
-                          .headers = h,
-                          .n_headers = 2,
-                          .body = q->body,
-                          .body_len = q->body ? strlen(q->body) : 0,
-                          .body_borrowed = true,
-                          .on_done = s_raw_done,
-                          .arg = q};
     w->inflight++;
-    if (http_request(w->f->http, &req) < 0) {
+    if (bench_send(w->f->http, method, q->url, ctype, q->body, s_raw_done, q) < 0) {
         w->inflight--;
         w->failed++;
         free(q->body);
