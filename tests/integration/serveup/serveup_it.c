@@ -839,10 +839,11 @@ static int s_gateway_class(void)
     return rc == ERR_EXISTS ? 0 : rc;
 }
 
-static int s_sc_incremental(void)
+/* Deploys ray-service.incremental-upgrade.yaml as `name` (25% steps every second) and waits
+ * until it is Ready. Returns the failed checks. */
+static int s_incr_deploy(const char *name)
 {
     int failed = 0;
-    const char *name = "rs-incr";
     CHECK(s_gateway_class() == 0);
     json_t *rs = harness_load_sample(&g_h, "ray-service.incremental-upgrade.yaml");
     CHECK(rs != NULL);
@@ -854,7 +855,15 @@ static int s_sc_incremental(void)
     CHECK(s_create(rs) == 0);
     json_decref(rs);
     CHECK(harness_wait(&g_h, s_ready, (void *)name, IT_WAIT_MS));
-    rs = s_rs(name);
+    return failed;
+}
+
+static int s_sc_incremental(void)
+{
+    int failed = 0;
+    const char *name = "rs-incr";
+    failed += s_incr_deploy(name);
+    json_t *rs = s_rs(name);
     char old[128];
     snprintf(old, sizeof(old), "%s", s_active(rs));
     CHECK(jx_int(rs, "status.activeServiceStatus.targetCapacity", -1) == 100);
@@ -939,18 +948,8 @@ static int s_sc_rollback(void)
 {
     int failed = 0;
     const char *name = "rs-rollback";
-    CHECK(s_gateway_class() == 0);
-    json_t *rs = harness_load_sample(&g_h, "ray-service.incremental-upgrade.yaml");
-    CHECK(rs != NULL);
-    if (!rs)
-        return failed;
-    json_object_set_new(json_object_get(rs, "metadata"), "name", json_string(name));
-    json_object_set_new(json_object_get(rs, "metadata"), "namespace", json_string(IT_NS));
-    s_incr_opts(json_object_get(rs, "spec"), NULL);
-    CHECK(s_create(rs) == 0);
-    json_decref(rs);
-    CHECK(harness_wait(&g_h, s_ready, (void *)name, IT_WAIT_MS));
-    rs = s_rs(name);
+    failed += s_incr_deploy(name);
+    json_t *rs = s_rs(name);
     char old[128], image[128];
     snprintf(old, sizeof(old), "%s", s_active(rs));
     snprintf(image, sizeof(image), "%s",
