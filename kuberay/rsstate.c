@@ -1110,6 +1110,7 @@ typedef struct {
     rs_cluster_in_t a, p;
     json_t *head_svc, *serve_svc;
     long endpoints;
+    const json_t *gateway, *route; /* incremental: as read */
     int64_t now;
     rs_settings_t set;
     unsigned seq;
@@ -1159,6 +1160,8 @@ static int s_t_step(t_world_t *w, rs_out_t *o)
                   .head_svc = w->head_svc,
                   .serve_svc = w->serve_svc,
                   .endpoints = w->endpoints,
+                  .gateway = w->gateway,
+                  .route = w->route,
                   .now_ms = w->now,
                   .set = &w->set,
                   .rnd = s_t_rand,
@@ -1296,26 +1299,10 @@ static int s_t_incremental(void)
                                       "parentRef", "name", "rs-gateway", "conditions", "type",
                                       "Accepted", "status", "True", "type", "ResolvedRefs",
                                       "status", "True"));
-        rs_in_t in = {.rs = w.rs,
-                      .owned = w.own,
-                      .nowned = w.n,
-                      .active = w.a,
-                      .pending = w.p,
-                      .head_svc = w.head_svc,
-                      .serve_svc = w.serve_svc,
-                      .gateway = gw,
-                      .route = rt,
-                      .now_ms = w.now,
-                      .set = &w.set,
-                      .validated = true,
-                      .rnd = s_t_rand,
-                      .rnd_ctx = &w.seq};
-        for (size_t i = 0; i < w.n; i++)
-            w.own[i].rc = w.clusters[i];
-        buf_t err;
-        buf_init(&err, 256);
-        int rc = rsstate_step(&in, &o, &err);
-        buf_free(&err);
+        w.gateway = gw;
+        w.route = rt;
+        int rc = s_t_step(&w, &o);
+        w.route = NULL;
         json_decref(rt);
         CHECK(rc == 0);
         if (rc)
@@ -1382,25 +1369,10 @@ static int s_t_incremental(void)
                                       "parentRef", "name", "rs-gateway", "conditions", "type",
                                       "Accepted", "status", "True", "type", "ResolvedRefs",
                                       "status", "True"));
-        rs_in_t in = {.rs = w.rs,
-                      .owned = w.own,
-                      .nowned = w.n,
-                      .active = w.a,
-                      .pending = w.p,
-                      .head_svc = w.head_svc,
-                      .gateway = gw,
-                      .route = rt,
-                      .now_ms = w.now,
-                      .set = &w.set,
-                      .validated = true,
-                      .rnd = s_t_rand,
-                      .rnd_ctx = &w.seq};
-        for (size_t i = 0; i < w.n; i++)
-            w.own[i].rc = w.clusters[i];
-        buf_t err;
-        buf_init(&err, 256);
-        int rc = rsstate_step(&in, &o, &err);
-        buf_free(&err);
+        w.gateway = gw;
+        w.route = rt;
+        int rc = s_t_step(&w, &o);
+        w.route = NULL;
         json_decref(rt);
         CHECK(rc == 0);
         if (rc)
