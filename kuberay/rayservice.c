@@ -834,7 +834,7 @@ json_t *rayservice_serve_body(const json_t *rs, int target_capacity, buf_t *err)
     json_t *body = rc == 0 ? (doc ? json_deep_copy(doc) : json_object()) : NULL;
     json_decref(doc);
     if (rc == ERR_INVAL && err)
-        buf_puts(err, buf_str(&cause));
+        buf_printf(err, "spec.serveConfigV2: %s", buf_str(&cause));
     buf_free(&cause);
     if (body && target_capacity >= 0 &&
         json_object_set_new(body, "target_capacity", json_integer(target_capacity)) != 0) {
@@ -1461,7 +1461,9 @@ static int s_test_builders(void)
     buf_reset(&err);
     json_decref(t);
     t = s_with("spec.serveConfigV2", "\"a: [b\\n\"");
-    CHECK(!rayservice_serve_body(t, -1, &err) && err.len > 0);
+    CHECK(!rayservice_serve_body(t, -1, &err) &&
+          strncmp(buf_str(&err), "spec.serveConfigV2: error converting YAML to JSON: yaml: line ",
+                  62) == 0);
     buf_reset(&err);
     json_decref(t);
     json_decref(rc);

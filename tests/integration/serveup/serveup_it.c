@@ -612,6 +612,16 @@ static int s_sc_suspend(void)
     return failed;
 }
 
+typedef struct {
+    const char *name, *reason, *part;
+} s_event_t;
+
+static bool s_has_ev(void *arg)
+{
+    s_event_t *e = arg;
+    return harness_has_event(&g_h, IT_NS, e->name, e->reason, e->part);
+}
+
 static int s_sc_invalid(void)
 {
     int failed = 0;
@@ -643,6 +653,18 @@ static int s_sc_invalid(void)
     json_decref(rs);
     harness_pump(&g_h, 1000);
     CHECK(s_nclusters(lname) == 0 && s_nclusters(name) == 0);
+    /* a serveConfigV2 that is not YAML: the push is refused with a Warning naming the field,
+     * the RayService stays not Ready (nothing is pushed) */
+    const char *bname = "rs-invalid-config";
+    rs = s_rayservice(bname);
+    json_object_set_new(json_object_get(rs, "spec"), "serveConfigV2", json_string("a: [b\n"));
+    CHECK(s_create(rs) == 0);
+    json_decref(rs);
+    s_event_t ev = {bname, "FailedToReconcileRayService",
+                    "spec.serveConfigV2: error converting "
+                    "YAML to JSON"};
+    CHECK(harness_wait(&g_h, s_has_ev, &ev, IT_WAIT_MS));
+    CHECK(!s_ready((void *)bname));
     return failed;
 }
 
