@@ -549,7 +549,7 @@ static int s_scrape_row(const store_observed_t *row, void *arg)
 {
     run_t *m = arg;
     char key[CTRL_KEY_MAX];
-    if (ctrl_key(m->cluster, row->ns, row->name, key, sizeof(key)) != 0 || !s_owns_key(m, key))
+    if (ctrl_key(m->cluster, row->ns, row->name, key, sizeof(key)) < 0 || !s_owns_key(m, key))
         return 0;
     if (!row->json ||
         m->def->scrape->object(m->scrape, row->ns, row->name, row->uid, row->json) != 0)

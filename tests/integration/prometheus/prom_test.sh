@@ -37,7 +37,7 @@ done
 kc_ apply -f "$shared/kuberay/samples/ray-cluster.sample.yaml" >/dev/null && ok "apply RayCluster" || bad "apply RayCluster"
 kc_ apply -f "$shared/kuberay/samples/ray-job.sample.yaml" >/dev/null && ok "apply RayJob" || bad "apply RayJob"
 kc_ apply -f "$shared/kuberay/samples/ray-service.sample.yaml" >/dev/null && ok "apply RayService" || bad "apply RayService"
-rc=$(kc_ get rayclusters -o jsonpath='{.items[?(@.metadata.labels.ray\.io/originated-from-crd!="RayJob")].metadata.name}' | tr ' ' '\n' | grep -v -- '-[a-z0-9]\{5\}$' | head -1)
+rc=$(kc_ get rayclusters -l '!ray.io/originated-from-crd' -o jsonpath='{.items[0].metadata.name}')
 rj=$(kc_ get rayjobs -o jsonpath='{.items[0].metadata.name}')
 rs=$(kc_ get rayservices -o jsonpath='{.items[0].metadata.name}')
 kc_ wait --for=condition=RayClusterProvisioned "raycluster/$rc" --timeout=60s >/dev/null &&
