@@ -1239,6 +1239,7 @@ static int s_fwd_front_readable(loop_t *loop, void *socket, int revents, void *a
             s_fwd_drop(fwd, &fwd->stats.dropped_hwm, "backend refused the message");
         } else {
             fwd->stats.forwarded++;
+            fwd->stats.bytes_forwarded += len;
         }
         zmq_msg_close(&frame);
     }
@@ -1257,6 +1258,10 @@ static int s_fwd_back_readable(loop_t *loop, void *socket, int revents, void *ar
             break;
         }
         bool more = zmq_msg_more(&m);
+        /* an XPUB subscription message: 1 subscribe, 0 unsubscribe, then the topic */
+        const unsigned char *d = zmq_msg_data(&m);
+        if (zmq_msg_size(&m) >= 1 && (d[0] == 1 || d[0] == 0))
+            fwd->stats.subscriptions += d[0] == 1 ? 1 : -1;
         if (zmq_msg_send(&m, fwd->front, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0)
             log_warn("bus: subscription not forwarded", "error", zmq_strerror(errno), NULL);
         zmq_msg_close(&m);

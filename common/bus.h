@@ -166,7 +166,8 @@ typedef struct {
     uint64_t dropped_oversize; /* frames over max_frame, dropped before decoding */
     uint64_t peers_lost; /* sub: times a source was declared lost */
     uint64_t peers_seen; /* sub: times a source was first heard or heard again */
-    int64_t subscriptions; /* pub: topic subscriptions currently asked of it (XPUB) */
+    uint64_t bytes_forwarded; /* forwarder: bytes of the messages copied frontend -> backend */
+    int64_t subscriptions; /* pub and forwarder: topic subscriptions currently asked of it (XPUB) */
     int64_t pending; /* pub: envelopes accepted and not yet handed to ZeroMQ (the batch) */
 } bus_stats_t;
 

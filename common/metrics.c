@@ -42,6 +42,7 @@ struct metric {
     metric_series_t *last; /* last series (appends) */
     size_t nseries; /* how many */
     uint64_t dropped; /* series refused at the bound */
+    size_t limit; /* series bound (METRICS_MAX_SERIES unless raised) */
     metric_t *next; /* next family */
 };
 
@@ -49,6 +50,9 @@ struct metrics {
     metric_t *first; /* first family */
     metric_t *last; /* last family */
     size_t nfamilies; /* how many */
+    metrics_collect_fn *collect[METRICS_MAX_COLLECTORS]; /* scrape-time collectors */
+    void *collect_arg[METRICS_MAX_COLLECTORS]; /* their arguments */
+    size_t ncollect; /* how many */
 };
 
 /* ---- names and numbers ---------------------------------------------------------------------- */
@@ -174,6 +178,7 @@ static metric_t *s_register(metrics_t *m, metric_type_t type, const char *name, 
     f->type = type;
     f->nlabels = nlabels;
     f->nbounds = nbounds;
+    f->limit = METRICS_MAX_SERIES;
     f->name = strdup(name);
     f->help = strdup(help ? help : "");
     bool ok = f->name && f->help;
@@ -255,7 +260,7 @@ static int s_check_values(const metric_t *fam, const char *const *values)
 /* Makes a new series (values checked, not present). Returns it or NULL (*rc set). */
 static metric_series_t *s_make(metric_t *fam, const char *const *values, int *rc)
 {
-    if (fam->nseries >= METRICS_MAX_SERIES) {
+    if (fam->nseries >= fam->limit) {
         fam->dropped++;
         *rc = ERR_TOOBIG;
         return NULL;
@@ -291,6 +296,56 @@ metric_series_t *metric_with(metric_t *fam, const char *const *values)
     metric_series_t *s = s_find(fam, values);
     int rc;
     return s ? s : s_make(fam, values, &rc);
+}
+
+metric_series_t *metric_append(metric_t *fam, const char *const *values)
+{
+    int rc;
+    if (!fam || s_check_values(fam, values) != 0)
+        return NULL;
+    return s_make(fam, values, &rc);
+}
+
+int metric_set_limit(metric_t *fam, size_t max)
+{
+    if (!fam || max == 0 || max > METRICS_MAX_SERIES_LIMIT)
+        return ERR_INVAL;
+    fam->limit = max;
+    return 0;
+}
+
+void metric_clear(metric_t *fam)
+{
+    if (!fam || fam->nlabels == 0)
+        return;
+    for (metric_series_t *s = fam->series, *n; s; s = n) {
+        n = s->next;
+        s_series_free(s);
+    }
+    fam->series = fam->last = NULL;
+    fam->nseries = 0;
+}
+
+int metrics_add_collector(metrics_t *m, metrics_collect_fn *fn, void *arg)
+{
+    if (!m || !fn)
+        return ERR_INVAL;
+    if (m->ncollect >= METRICS_MAX_COLLECTORS)
+        return ERR_TOOBIG;
+    m->collect[m->ncollect] = fn;
+    m->collect_arg[m->ncollect++] = arg;
+    return 0;
+}
+
+int metrics_collect(metrics_t *m)
+{
+    int first = 0;
+    for (size_t i = 0; m && i < m->ncollect; i++) {
+        int rc = m->collect[i](m->collect_arg[i]);
+        if (rc != 0 && first == 0)
+            first = rc;
+    }
+    return first;
 }
 
 int metric_series_fn(metric_t *fam, const char *const *values, metrics_read_fn *fn, void *arg,
@@ -422,6 +477,20 @@ int metrics_render(const metrics_t *m, buf_t *out)
         for (const metric_series_t *s = f->series; s && rc == 0; s = s->next)
             rc = s_render_series(out, s);
     }
+    bool header = false;
+    for (const metric_t *f = m ? m->first : NULL; f && rc == 0; f = f->next) {
+        if (!f->dropped)
+            continue;
+        if (!header)
+            rc = buf_puts(out, "# HELP rayfleet_metrics_series_dropped_total Series refused at "
+                               "their family's bound (not exported).\n"
+                               "# TYPE rayfleet_metrics_series_dropped_total counter\n");
+        header = true;
+        char num[METRICS_NUM_MAX];
+        if (rc == 0)
+            rc = buf_printf(out, "rayfleet_metrics_series_dropped_total{metric=\"%s\"} %s\n",
+                            f->name, s_num((double)f->dropped, num));
+    }
     return rc;
 }
 
@@ -434,6 +503,19 @@ static double t_read(void *arg, int which)
 {
     const uint64_t *vals = arg;
     return (double)vals[which];
+}
+
+/* Refills rf_objs with 3,002 objects (3,000 fit). */
+static int t_collect(void *arg)
+{
+    metric_t *fam = arg;
+    metric_clear(fam);
+    for (int i = 0; i < 3002; i++) {
+        char v[16];
+        snprintf(v, sizeof(v), "o%d", i);
+        metric_set(metric_append(fam, (const char *const[]){v}), 1);
+    }
+    return 0;
 }
 
 int metrics_test(bool verbose)
@@ -458,8 +540,8 @@ int metrics_test(bool verbose)
     CHECK(metrics_gauge(m, "ok", "x", (const char *const[]){"__reserved", NULL}) == NULL);
     CHECK(metrics_gauge(m, "ok", "x", (const char *const[]){"a:b", NULL}) == NULL);
     CHECK(metrics_gauge(m, "ok", "x", (const char *const[]){"a", "a", NULL}) == NULL);
-    CHECK(metrics_gauge(m, "ok", "x", (const char *const[]){"a", "b", "c", "d", "e", NULL}) ==
-          NULL);
+    CHECK(metrics_gauge(m, "ok", "x",
+                        (const char *const[]){"a", "b", "c", "d", "e", "f", "g", NULL}) == NULL);
     CHECK(metrics_histogram(m, "h", "x", (const char *const[]){"le", NULL}, NULL, 0) == NULL);
     CHECK(metrics_histogram(m, "h", "x", NULL, (const double[]){1, 1}, 2) == NULL);
     CHECK(metrics_histogram(m, "h", "x", NULL, (const double[]){1, INFINITY}, 2) == NULL);
@@ -577,6 +659,25 @@ int metrics_test(bool verbose)
     CHECK(made == METRICS_MAX_SERIES);
     CHECK(metric_dropped(many) == 5);
     CHECK(metric_with(many, (const char *const[]){"0"}) != NULL); /* existing ones still found */
+    buf_reset(&out);
+    CHECK(metrics_render(m, &out) == 0);
+    CHECK(strstr(buf_str(&out), "\nrayfleet_metrics_series_dropped_total{metric=\"rf_many\"} 5\n"));
+
+    /* A scrape-time collector: cleared and refilled on each collect, past the default bound. */
+    metric_t *objs = metrics_gauge(m, "rf_objs", "O.", (const char *const[]){"name", NULL});
+    CHECK(objs && metric_set_limit(objs, 3000) == 0);
+    CHECK(metric_set_limit(objs, METRICS_MAX_SERIES_LIMIT + 1) == ERR_INVAL);
+    CHECK(metrics_add_collector(m, t_collect, objs) == 0);
+    for (int round = 0; round < 2; round++) {
+        CHECK(metrics_collect(m) == 0);
+        buf_reset(&out);
+        CHECK(metrics_render(m, &out) == 0);
+        CHECK(strstr(buf_str(&out), "\nrf_objs{name=\"o0\"} 1\n") != NULL);
+        CHECK(strstr(buf_str(&out), "\nrf_objs{name=\"o2999\"} 1\n") != NULL);
+        CHECK(strstr(buf_str(&out), "rf_objs{name=\"o3000\"}") == NULL);
+        CHECK(metric_dropped(objs) == (uint64_t)(round + 1) * 2);
+    }
+    CHECK(strstr(buf_str(&out), "\nrayfleet_metrics_series_dropped_total{metric=\"rf_objs\"} 4\n"));
     buf_t small;
     buf_init(&small, 64);
     CHECK(metrics_render(m, &small) == ERR_TOOBIG);

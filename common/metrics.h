@@ -13,6 +13,17 @@
  * (metric_series_fn): its value is read when the registry is rendered, so a service exports the
  * counters it keeps already without keeping them twice.
  *
+ * Scrape-time collectors: a family whose series describe objects (KubeRay's kuberay_cluster_info
+ * lists every RayCluster at scrape time) is refilled by a collector that metrics_collect() runs
+ * before each render: it empties its families with metric_clear() and appends the current series
+ * with metric_append(), which does not look for an existing series (the collector knows each is
+ * new), so tens of thousands of series cost one pass. Such families raise their bound with
+ * metric_set_limit() (up to METRICS_MAX_SERIES_LIMIT).
+ *
+ * Never silent: a series refused at a family's bound is counted in the family (cumulative, kept
+ * across metric_clear()), and every render ends with rayfleet_metrics_series_dropped_total{metric}
+ * for each family that has refused one.
+ *
  * Rendering: families in registration order, each with "# HELP" and "# TYPE" lines, then its
  * series in creation order. A family without labels always has its one series (0 until set); a
  * labelled family with no series yet is left out, as the Go client does. Label values escape
@@ -33,12 +44,14 @@
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define METRICS_MAX_FAMILIES 256 /* families per registry */
-#define METRICS_MAX_LABELS 4 /* label names per family */
+#define METRICS_MAX_LABELS 6 /* label names per family */
 #define METRICS_MAX_SERIES 1024 /* series per family */
-#define METRICS_MAX_BUCKETS 32 /* histogram bounds per family (+Inf not counted) */
+#define METRICS_MAX_BUCKETS 48 /* histogram bounds per family (+Inf not counted) */
 #define METRICS_MAX_NAME 128 /* longest metric or label name */
 #define METRICS_MAX_VALUE 256 /* longest label value */
 #define METRICS_MAX_HELP 512 /* longest help text */
+#define METRICS_MAX_SERIES_LIMIT 1000000 /* highest per-family bound metric_set_limit() takes */
+#define METRICS_MAX_COLLECTORS 16 /* scrape-time collectors per registry */
 
 typedef struct metrics metrics_t;
 typedef struct metric metric_t;
@@ -100,6 +113,29 @@ double metric_value(const metric_series_t *s);
  * exists already) or ERR_NOMEM/ERR_TOOBIG as metric_with(). */
 int metric_series_fn(metric_t *fam, const char *const *values, metrics_read_fn *fn, void *arg,
                      int which);
+
+/* Sets the series bound of `fam` (default METRICS_MAX_SERIES) to max, at most
+ * METRICS_MAX_SERIES_LIMIT. Returns 0 or ERR_INVAL. */
+int metric_set_limit(metric_t *fam, size_t max);
+
+/* Removes every series of a labelled family (its dropped count stays). NULL-safe. */
+void metric_clear(metric_t *fam);
+
+/* Appends a series with these label values without looking for an existing one (the caller
+ * guarantees they are new, e.g. refilling a cleared family). NULL as metric_with(). */
+metric_series_t *metric_append(metric_t *fam, const char *const *values);
+
+/* A scrape-time collector: refills its families (metric_clear, metric_append, metric_set).
+ * Returns 0 or an err_t (the render goes on with what it has). */
+typedef int(metrics_collect_fn)(void *arg);
+
+/* Adds a collector run by metrics_collect(). Returns 0, ERR_INVAL or ERR_TOOBIG (more than
+ * METRICS_MAX_COLLECTORS). */
+int metrics_add_collector(metrics_t *m, metrics_collect_fn *fn, void *arg);
+
+/* Runs every collector in the order added (opsrv calls it before each render). Returns 0 or the
+ * first collector error. */
+int metrics_collect(metrics_t *m);
 
 /* Series refused at the bound, for tests and logs. */
 uint64_t metric_dropped(const metric_t *fam);

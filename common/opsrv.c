@@ -41,6 +41,10 @@ static int s_answer(opsrv_t *srv, const char *path, buf_t *body, const char **ct
         return rc != 0 ? 500 : n == 0 ? 200 : 503;
     }
     if (strcmp(path, "/metrics") == 0 && srv->metrics) {
+        int crc = metrics_collect(srv->metrics);
+        if (crc != 0)
+            log_warn("a metrics collector failed; its families show what it had", "error",
+                     err_str(crc), NULL);
         if (metrics_render(srv->metrics, body) != 0) {
             buf_reset(body);
             buf_puts(body, "metrics do not fit the response bound\n");

@@ -4,9 +4,10 @@
  *
  * /healthz and /livez answer 200 "ok" while the loop turns. /readyz asks the readiness callback:
  * 0 reasons is 200 "ok", otherwise 503 "not ready:" followed by the reasons the callback wrote
- * (one per line). /metrics renders the registry (METRICS_CONTENT_TYPE). Any other path is 404;
- * a method other than GET or HEAD is 405 (with "Allow: GET, HEAD"); HEAD gets the status and
- * headers without a body. The query string is ignored.
+ * (one per line). /metrics runs the registry's collectors (metrics_collect) and renders it
+ * (METRICS_CONTENT_TYPE). Any other path is 404; a method other than GET or HEAD is 405 (with
+ * "Allow: GET, HEAD"); HEAD gets the status and headers without a body. The query string is
+ * ignored.
  *
  * Bounds are tight, as probes and scrapes are small and rare: OPSRV_MAX_HEADER bytes of request
  * header (431 past it), OPSRV_MAX_BODY bytes of body (413), at most max_conns connections (more

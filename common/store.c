@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "rftime.h"
 
 #include <sqlite3.h>
@@ -170,6 +171,7 @@ enum {
     S_OBS_LIST_OWNER,
     S_OBS_SCAN,
     S_OBS_LIST_PREFIX,
+    S_OBS_SCAN_JSON,
     S_DES_PUT,
     S_DES_DELETE_ONE,
     S_DES_DELETE_OWNER,
@@ -186,16 +188,16 @@ enum {
 /* The owner whose tables each statement reads or writes: it is prepared only when the file holds
  * that owner's tables at the current version. */
 static const int s_sql_owner[S_STMT_COUNT] = {
-    [S_BEGIN] = S_OWN_NONE,          [S_COMMIT] = S_OWN_NONE,
-    [S_ROLLBACK] = S_OWN_NONE,       [S_OBS_UPSERT] = S_OWN_OBS,
-    [S_OBS_DELETE] = S_OWN_OBS,      [S_OBS_GET] = S_OWN_OBS,
-    [S_OBS_LIST_OWNER] = S_OWN_OBS,  [S_OBS_SCAN] = S_OWN_OBS,
-    [S_OBS_LIST_PREFIX] = S_OWN_OBS, [S_DES_PUT] = S_OWN_DES,
-    [S_DES_DELETE_ONE] = S_OWN_DES,  [S_DES_DELETE_OWNER] = S_OWN_DES,
-    [S_DES_LIST_OWNER] = S_OWN_DES,  [S_AUDIT_INSERT] = S_OWN_AUDIT,
-    [S_AUDIT_TARGET] = S_OWN_AUDIT,  [S_LEASE_GET] = S_OWN_LEASE,
-    [S_LEASE_PUT] = S_OWN_LEASE,     [S_LEASE_RELEASE] = S_OWN_LEASE,
-    [S_LEASE_SCAN] = S_OWN_LEASE,
+    [S_BEGIN] = S_OWN_NONE,           [S_COMMIT] = S_OWN_NONE,
+    [S_ROLLBACK] = S_OWN_NONE,        [S_OBS_UPSERT] = S_OWN_OBS,
+    [S_OBS_DELETE] = S_OWN_OBS,       [S_OBS_GET] = S_OWN_OBS,
+    [S_OBS_LIST_OWNER] = S_OWN_OBS,   [S_OBS_SCAN] = S_OWN_OBS,
+    [S_OBS_LIST_PREFIX] = S_OWN_OBS,  [S_DES_PUT] = S_OWN_DES,
+    [S_OBS_SCAN_JSON] = S_OWN_OBS,    [S_DES_DELETE_ONE] = S_OWN_DES,
+    [S_DES_DELETE_OWNER] = S_OWN_DES, [S_DES_LIST_OWNER] = S_OWN_DES,
+    [S_AUDIT_INSERT] = S_OWN_AUDIT,   [S_AUDIT_TARGET] = S_OWN_AUDIT,
+    [S_LEASE_GET] = S_OWN_LEASE,      [S_LEASE_PUT] = S_OWN_LEASE,
+    [S_LEASE_RELEASE] = S_OWN_LEASE,  [S_LEASE_SCAN] = S_OWN_LEASE,
 };
 
 static const char *const s_sql[S_STMT_COUNT] = {
@@ -227,6 +229,9 @@ static const char *const s_sql[S_STMT_COUNT] = {
                    "generation, owner_kind, owner_name, owner_uid, phase, conditions, deleting, "
                    "updated_ms, NULL FROM observed_objects WHERE cluster = ?1 AND kind = ?2 "
                    "AND (?3 IS NULL OR namespace = ?3)",
+    /* The same scan with the object's JSON (scrape-time metrics). */
+    [S_OBS_SCAN_JSON] = "SELECT " S_OBS_COLS " FROM observed_objects WHERE cluster = ?1 AND "
+                        "kind = ?2 AND (?3 IS NULL OR namespace = ?3)",
     /* A name range of one kind in one namespace, through the primary key. */
     [S_OBS_LIST_PREFIX] = "SELECT " S_OBS_COLS " FROM observed_objects "
                           "WHERE cluster = ?1 AND kind = ?2 AND namespace = ?3 "
@@ -374,6 +379,7 @@ typedef struct s_chunk {
 struct store {
     sqlite3 *db; /* the connection */
     char *path; /* for logs */
+    struct metric_series *commit_hist; /* flush durations, or NULL (store_set_commit_metric) */
     bool readonly; /* opened with STORE_READONLY */
     unsigned owners; /* STORE_OBSERVED... bits of the owners whose tables are current here */
     int busy_timeout_ms; /* current busy timeout */
@@ -837,6 +843,12 @@ static int s_step_done(sqlite3_stmt *st)
     return rc;
 }
 
+void store_set_commit_metric(store_t *store, struct metric_series *hist)
+{
+    if (store)
+        store->commit_hist = hist;
+}
+
 int store_flush(store_t *store)
 {
     if (!store || store->readonly || !store->head || store->in_flush)
@@ -852,6 +864,7 @@ int store_flush(store_t *store)
         return s_err(rc) ? s_err(rc) : ERR_DB;
     }
     s->in_flush = true;
+    int64_t began_us = s->commit_hist ? rftime_now_us() : 0;
     uint64_t written = 0;
     uint64_t dropped = 0;
     int err = 0;
@@ -883,6 +896,8 @@ int store_flush(store_t *store)
         goto rollback;
     }
     s->in_flush = false;
+    if (s->commit_hist)
+        metric_observe(s->commit_hist, (double)(rftime_now_us() - began_us) / 1e6);
     s->stats.flushes++;
     s->stats.rows_written += written;
     s->stats.dropped += dropped;
@@ -1380,6 +1395,24 @@ int store_observed_scan(store_t *store, const char *cluster, const char *kind, c
     if (!store || s_empty(kind) || !fn)
         return ERR_INVAL;
     sqlite3_stmt *st = store->stmts[S_OBS_SCAN];
+    if (!st)
+        return ERR_STATE;
+    const char *keys[] = {cluster, kind, ns};
+    s_val_t vals[3];
+    s_key_vals(vals, keys, 3);
+    if (!ns)
+        vals[2].type = SQLITE_NULL;
+    s_bind(st, vals, 3);
+    s_obs_scan_t sc = {fn, arg};
+    return s_scan(store, st, s_obs_visit, &sc);
+}
+
+int store_observed_scan_json(store_t *store, const char *cluster, const char *kind, const char *ns,
+                             store_observed_fn fn, void *arg)
+{
+    if (!store || s_empty(kind) || !fn)
+        return ERR_INVAL;
+    sqlite3_stmt *st = store->stmts[S_OBS_SCAN_JSON];
     if (!st)
         return ERR_STATE;
     const char *keys[] = {cluster, kind, ns};

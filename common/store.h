@@ -256,6 +256,11 @@ int store_attach_loop_every(store_t *store, loop_t *loop, int64_t every_ms);
 /* Fills *out with the counters. */
 void store_stats(const store_t *store, store_stats_t *out);
 
+/* Observes the duration of every committed flush (BEGIN to COMMIT, seconds) in a histogram
+ * series of common/metrics (borrowed; NULL stops). */
+struct metric_series;
+void store_set_commit_metric(store_t *store, struct metric_series *hist);
+
 /* The path the store was opened with, borrowed (for store_query_open() on the same file). */
 const char *store_path(const store_t *store);
 
@@ -310,6 +315,11 @@ typedef int (*store_observed_fn)(const store_observed_t *row, void *arg);
  * ERR_STATE (no observed table), ERR_BUSY or ERR_DB. */
 int store_observed_scan(store_t *store, const char *cluster, const char *kind, const char *ns,
                         store_observed_fn fn, void *arg);
+
+/* As store_observed_scan(), with each row's json set (borrowed for the call): a reader of every
+ * object of a kind, such as the scrape-time KubeRay metrics. */
+int store_observed_scan_json(store_t *store, const char *cluster, const char *kind, const char *ns,
+                             store_observed_fn fn, void *arg);
 
 /* Queues an insert-or-replace of a desired child keyed by (cluster, namespace, owner_kind,
  * owner_name, child_kind, child_name). Returns as store_observed_upsert(). */

@@ -730,6 +730,8 @@ int workq_done(workq_t *q, const char *key, workq_result_t result)
     int64_t now = s_now();
     it->processing = false;
     q->in_flight--;
+    if (q->o.on_done)
+        q->o.on_done(it->key, now - it->last_start, result.kind, q->o.done_arg);
     if (it->dirty) {
         /* Added while in flight: exactly one more pass, at the tail, keeping its
          * add time. */
@@ -782,7 +784,15 @@ void workq_stats(const workq_t *q, workq_stats_t *out)
     out->delayed = q->heap_len;
     out->in_flight = q->in_flight;
     out->keys = q->nitems;
-    out->longest_wait_ms = q->qhead ? s_now() - q->qhead->ready_since : 0;
+    int64_t now = s_now();
+    out->longest_wait_ms = q->qhead ? now - q->qhead->ready_since : 0;
+    for (size_t b = 0; q->in_flight && b < q->nbuckets; b++)
+        for (const item_t *it = q->buckets[b]; it; it = it->hnext)
+            if (it->processing) {
+                out->unfinished_ms += now - it->last_start;
+                if (now - it->last_start > out->longest_running_ms)
+                    out->longest_running_ms = now - it->last_start;
+            }
 }
 
 #ifdef RF_SELFTEST

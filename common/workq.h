@@ -98,6 +98,9 @@ typedef void(workq_reconcile_fn)(workq_t *q, const char *key, void *arg);
 /* Observes the queue latency of each start (for a metrics histogram). */
 typedef void(workq_latency_fn)(const char *key, int64_t wait_ms, void *arg);
 
+/* Observes each reconcile's end: how long it ran (start to workq_done) and its result. */
+typedef void(workq_done_fn)(const char *key, int64_t run_ms, workq_result_kind_t kind, void *arg);
+
 typedef struct {
     int concurrency; /* most reconciles in flight; <= 0 takes the default */
     size_t max_len; /* most keys waiting; 0 takes the default */
@@ -110,6 +113,8 @@ typedef struct {
                                     0 none */
     workq_latency_fn *on_latency; /* optional latency observer */
     void *latency_arg; /* its argument */
+    workq_done_fn *on_done; /* optional end observer */
+    void *done_arg; /* its argument */
 } workq_opts_t;
 
 typedef struct {
@@ -127,6 +132,8 @@ typedef struct {
     int64_t latency_last_ms; /* queue latency of the last start */
     int64_t latency_max_ms; /* largest queue latency seen */
     int64_t latency_sum_ms; /* sum of queue latencies */
+    int64_t unfinished_ms; /* sum of how long each reconcile in flight has run now */
+    int64_t longest_running_ms; /* how long the longest reconcile in flight has run now */
 } workq_stats_t;
 
 /* Fills `o` with the defaults. */

@@ -11,6 +11,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "opsrv.h"
+#include "rftime.h"
 #include "shards.h"
 #include "workq.h"
 
@@ -109,6 +110,13 @@ typedef struct {
     uint64_t dropped; /* keys dropped at dispatch: shard not owned */
     metrics_t *metrics; /* the registry /metrics serves, or NULL (--health.port 0) */
     opsrv_t *ops; /* the operations endpoint, or NULL */
+    metric_series_t *bus_lag; /* rayfleet_bus_lag_seconds, or NULL */
+    metric_series_t *queue_wait; /* workqueue_queue_duration_seconds, or NULL */
+    metric_series_t *work_time[3]; /* workqueue_work_duration_seconds, controller_runtime_
+                                    * reconcile_time_seconds, rayfleet_reconcile_duration_seconds */
+    void *scrape; /* def->scrape's state, or NULL */
+    const char *scrape_kind; /* the controller's kind */
+    uint64_t scrape_bad; /* observed objects a scrape could not read */
 } run_t;
 
 /* True when this replica owns `shard` now. */
@@ -123,6 +131,10 @@ static int s_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
 {
     run_t *m = arg;
     char key[CTRL_KEY_MAX];
+    if (m->bus_lag && msg->sent_at_ms > 0) {
+        int64_t lag = rftime_now_ms() - msg->sent_at_ms;
+        metric_observe(m->bus_lag, lag > 0 ? (double)lag / 1000.0 : 0);
+    }
     if (!m->ctrl || !s_owns(m, msg->object_changed.shard))
         return 0;
     if (ctrl_note_change(m->ctrl, &msg->object_changed, key, sizeof(key)) == 0)
@@ -270,6 +282,12 @@ typedef enum {
     M_SHARDS_OWNED,
     M_DROPPED,
     M_ENDED_OK, /* passes ended without an error */
+    M_UNFINISHED, /* workqueue_unfinished_work_seconds */
+    M_LONGEST_RUNNING, /* workqueue_longest_running_processor_seconds */
+    M_MAX_CONCURRENT, /* controller_runtime_max_concurrent_reconciles */
+    M_SCRAPE_BAD, /* observed objects a scrape could not read */
+    M_AUDIT_ROWS, /* audit rows handed to the store */
+    M_AUDIT_FAILURES, /* audit rows the store refused */
     M_READY
 } s_metric_t;
 
@@ -328,6 +346,26 @@ static const struct {
      M_QUEUE_ADDS},
     {"workqueue_retries_total", "Total number of retries handled by workqueue.", true, "name", NULL,
      M_QUEUE_RETRIES},
+    {"workqueue_unfinished_work_seconds",
+     "How many seconds of work has been done that is in progress and hasn't been observed by "
+     "work_duration. Large values indicate stuck threads. One can deduce the number of stuck "
+     "threads by observing the rate at which this increases.",
+     false, "name", NULL, M_UNFINISHED},
+    {"workqueue_longest_running_processor_seconds",
+     "How many seconds has the longest running processor for workqueue been running.", false,
+     "name", NULL, M_LONGEST_RUNNING},
+    {"controller_runtime_max_concurrent_reconciles",
+     "Maximum number of concurrent reconciles per controller.", false, "controller", NULL,
+     M_MAX_CONCURRENT},
+    {"rayfleet_audit_rows_written_total",
+     "Audit rows written (ctrl/actlog: every write, dashboard call and Event of a pass).", true,
+     "controller", NULL, M_AUDIT_ROWS},
+    {"rayfleet_audit_row_failures_total", "Audit rows the store refused (logged).", true,
+     "controller", NULL, M_AUDIT_FAILURES},
+    {"rayfleet_controller_scrape_unreadable_total",
+     "Observed objects of the controller's kind a /metrics scrape could not read (left out of "
+     "the kuberay_* series).",
+     true, "controller", NULL, M_SCRAPE_BAD},
 };
 
 /* Shards owned now. */
@@ -420,6 +458,21 @@ static double s_read_metric(void *arg, int which)
         return cs.passes >= cs.passes_inflight + cs.errors
                    ? (double)(cs.passes - cs.passes_inflight - cs.errors)
                    : 0;
+    case M_UNFINISHED:
+        return (double)qs.unfinished_ms / 1000.0;
+    case M_LONGEST_RUNNING:
+        return (double)qs.longest_running_ms / 1000.0;
+    case M_MAX_CONCURRENT:
+        return m->svc ? (double)cfg_int(m->svc->cfg, "concurrency") : 0;
+    case M_SCRAPE_BAD:
+        return (double)m->scrape_bad;
+    case M_AUDIT_ROWS:
+    case M_AUDIT_FAILURES: {
+        actlog_stats_t as = {0};
+        if (m->audit)
+            actlog_stats(m->audit, &as);
+        return (double)(which == M_AUDIT_ROWS ? as.rows : as.failures);
+    }
     case M_READY: {
         buf_t why;
         buf_init(&why, 1024);
@@ -447,6 +500,115 @@ static int s_register_metrics(metrics_t *reg, const char *name, run_t *m)
                      : ERR_INVAL;
         if (rc != 0)
             return rc;
+    }
+    return 0;
+}
+
+/* client-go's workqueue buckets: ExponentialBuckets(10e-9, 10, 10). */
+static const double s_wq_buckets[] = {1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10};
+/* controller-runtime's reconcile_time_seconds buckets. */
+static const double s_cr_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3,  0.35,
+                                      0.4,   0.45, 0.5,   0.6,  0.7, 0.8,  0.9, 1.0,  1.25, 1.5,
+                                      1.75,  2.0,  2.5,   3.0,  3.5, 4.0,  4.5, 5,    6,    7,
+                                      8,     9,    10,    15,   20,  25,   30,  40,   50,   60};
+/* rayfleet_bus_lag_seconds buckets. */
+static const double s_lag_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                       0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+/* A histogram series of family `name` (registered on first use) with one label. NULL on error. */
+static metric_series_t *s_histogram(metrics_t *reg, const char *name, const char *help,
+                                    const char *label, const char *value, const double *bounds,
+                                    size_t n)
+{
+    metric_t *fam = metrics_find(reg, name);
+    if (!fam)
+        fam = metrics_histogram(reg, name, help, (const char *const[]){label, NULL}, bounds, n);
+    return metric_with(fam, (const char *const[]){value});
+}
+
+/* The work queue's start observer: workqueue_queue_duration_seconds. */
+static void s_on_latency(const char *key, int64_t wait_ms, void *arg)
+{
+    (void)key;
+    run_t *m = arg;
+    metric_observe(m->queue_wait, (double)wait_ms / 1000.0);
+}
+
+/* The work queue's end observer: the pass's duration. */
+static void s_on_done(const char *key, int64_t run_ms, workq_result_kind_t kind, void *arg)
+{
+    (void)key;
+    (void)kind;
+    run_t *m = arg;
+    for (int i = 0; i < 3; i++)
+        metric_observe(m->work_time[i], (double)run_ms / 1000.0);
+}
+
+/* One observed object at scrape time: handed to def->scrape when this replica owns its key. */
+static int s_scrape_row(const store_observed_t *row, void *arg)
+{
+    run_t *m = arg;
+    char key[CTRL_KEY_MAX];
+    if (ctrl_key(m->cluster, row->ns, row->name, key, sizeof(key)) < 0 || !s_owns_key(m, key))
+        return 0;
+    if (!row->json ||
+        m->def->scrape->object(m->scrape, row->ns, row->name, row->uid, row->json) != 0)
+        m->scrape_bad++;
+    return 0;
+}
+
+/* The scrape-time collector (metrics_collect_fn): the controller's objects from observed.db. */
+static int s_scrape(void *arg)
+{
+    run_t *m = arg;
+    m->def->scrape->begin(m->scrape);
+    return m->obs
+               ? store_observed_scan_json(m->obs, m->cluster, m->scrape_kind, NULL, s_scrape_row, m)
+               : 0;
+}
+
+/* Registers the histograms and the scrape collector once the controller exists. Returns 0 or an
+ * err_t. */
+static int s_register_timing(run_t *m, const char *name)
+{
+    metrics_t *reg = m->metrics;
+    m->bus_lag = s_histogram(reg, "rayfleet_bus_lag_seconds",
+                             "Time from an event's publication (the watcher publishes after its "
+                             "rows are committed) to its receipt by this controller, from the "
+                             "envelope's sent_at_ms (wall clocks of one host).",
+                             "controller", name, s_lag_buckets,
+                             sizeof(s_lag_buckets) / sizeof(s_lag_buckets[0]));
+    m->queue_wait =
+        s_histogram(reg, "workqueue_queue_duration_seconds",
+                    "How long in seconds an item stays in workqueue before being "
+                    "requested.",
+                    "name", name, s_wq_buckets, sizeof(s_wq_buckets) / sizeof(s_wq_buckets[0]));
+    m->work_time[0] =
+        s_histogram(reg, "workqueue_work_duration_seconds",
+                    "How long in seconds processing an item from workqueue takes.", "name", name,
+                    s_wq_buckets, sizeof(s_wq_buckets) / sizeof(s_wq_buckets[0]));
+    m->work_time[1] =
+        s_histogram(reg, "controller_runtime_reconcile_time_seconds",
+                    "Length of time per reconciliation per controller", "controller", name,
+                    s_cr_buckets, sizeof(s_cr_buckets) / sizeof(s_cr_buckets[0]));
+    m->work_time[2] = s_histogram(reg, "rayfleet_reconcile_duration_seconds",
+                                  "Duration of a reconcile pass (start to end, its asynchronous "
+                                  "writes answered) by kind.",
+                                  "kind", m->scrape_kind, s_cr_buckets,
+                                  sizeof(s_cr_buckets) / sizeof(s_cr_buckets[0]));
+    metric_series_t *commit = s_histogram(
+        reg, "rayfleet_store_commit_duration_seconds",
+        "Duration of a SQLite write transaction (BEGIN to COMMIT) of this service's database.",
+        "service", m->def->name, s_lag_buckets, sizeof(s_lag_buckets) / sizeof(s_lag_buckets[0]));
+    store_set_commit_metric(m->db, commit);
+    if (!commit || !m->bus_lag || !m->queue_wait || !m->work_time[0] || !m->work_time[1] ||
+        !m->work_time[2])
+        return ERR_NOMEM;
+    if (m->def->scrape) {
+        m->scrape = m->def->scrape->open(reg, m->scrape_kind);
+        if (!m->scrape)
+            return ERR_NOMEM;
+        return metrics_add_collector(reg, s_scrape, m);
     }
     return 0;
 }
@@ -534,6 +696,12 @@ static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
     workq_opts_t qo;
     workq_opts_default(&qo);
     qo.concurrency = (int)cfg_int(m->svc->cfg, "concurrency");
+    if (m->metrics) {
+        qo.on_latency = s_on_latency;
+        qo.latency_arg = m;
+        qo.on_done = s_on_done;
+        qo.done_arg = m;
+    }
     m->q = m->ctrl ? workq_new(loop, &qo, s_reconcile, m) : NULL;
     if (!m->q) {
         log_error("controller could not start", "service", m->def->name, NULL);
@@ -543,6 +711,9 @@ static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
     s_metric_name(m->ctrl, mname, sizeof(mname));
     if (m->metrics && s_register_metrics(m->metrics, mname, m) != 0)
         log_warn("controller metrics not registered", "controller", mname, NULL);
+    m->scrape_kind = ctrl_config(m->ctrl)->kind->kind;
+    if (m->metrics && s_register_timing(m, mname) != 0)
+        log_warn("controller timing or object metrics not registered", "controller", mname, NULL);
     log_info("controller started", "service", m->def->name, "cluster", m->cluster, "observed",
              m->obs_path, NULL);
     s_resync_scan(m, false);
@@ -803,6 +974,9 @@ done:
     buf_free(&path);
     buf_free(&err);
     svc_end(&svc);
+    if (m.scrape)
+        def->scrape->close(m.scrape);
+    store_set_commit_metric(m.db, NULL); /* the registry goes first */
     metrics_destroy(&m.metrics);
     store_destroy(&m.leases_db);
     store_destroy(&m.db); /* attached to the loop: after it */

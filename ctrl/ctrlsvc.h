@@ -72,6 +72,7 @@
 #include "actlog.h"
 #include "cfg.h"
 #include "ctrl.h"
+#include "metrics.h"
 #include "k8s.h"
 #include "store.h"
 #include "svc.h"
@@ -116,6 +117,19 @@ typedef struct {
     ctrl_config_t ctrl;
 } ctrlsvc_env_t;
 
+/* Scrape-time metrics of a controller's objects, as KubeRay computes its CR metrics by listing
+ * its CRs at scrape time: with /metrics on, ctrlsvc calls open(registry, kind) once the controller
+ * runs, then at every scrape begin() and object() for each observed object of the controller's
+ * kind whose key this replica owns (with shards, a replica exports only the keys it owns; a
+ * replica without leases owns every key), and close() at exit. kuberay/krmetrics has these
+ * signatures. */
+typedef struct {
+    void *(*open)(metrics_t *reg, const char *kind);
+    void (*begin)(void *st);
+    int (*object)(void *st, const char *ns, const char *name, const char *uid, const char *json);
+    void (*close)(void *st);
+} ctrlsvc_scrape_t;
+
 /* A controller service. Strings and tables are borrowed for the process's life. */
 typedef struct {
     const char *name; /* "scheduler": service, lease component, <name>.db, replica <name>/0 */
@@ -136,6 +150,8 @@ typedef struct {
      * one file every replica of a host may write: ctrlsvc opens it (env.leases), sharing the
      * handle of the sqlite shard leases when those are on. */
     bool leases_db;
+    /* Scrape-time metrics of the controller's objects, or NULL. */
+    const ctrlsvc_scrape_t *scrape;
 } ctrlsvc_def_t;
 
 /* The cluster domain of Ray dashboard URLs: the service's --cluster-domain option, else

@@ -19,6 +19,7 @@ PACKAGES=(
     sqlite3                   # tests: read audit rows the way an SRE would
     procps                    # tests and bench: ps for RSS
     clang-format              # make lint: the committed .clang-format
+    prometheus                # integration.prometheus: prometheus and promtool (19 MB download, 96 MB installed)
 )
 
 missing=()

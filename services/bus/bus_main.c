@@ -2,11 +2,19 @@
  * rayfleet-bus: the bus forwarder process. Publishers connect to its frontend, subscribers to
  * its backend; it copies messages one way and subscriptions the other, and heartbeats as "bus"
  * (see common/bus.h). One event loop; exits cleanly on SIGTERM or SIGINT.
+ *
+ * /healthz, /readyz and /metrics (common/opsrv) on <health.host>:<health.port> (default
+ * 127.0.0.1:8086; 0 turns it off): ready once both sockets are bound (the forwarder exists);
+ * rayfleet_bus_* counters of messages and bytes forwarded, drops by reason, heartbeats and the
+ * subscriptions the subscribers hold now.
  */
 #include "bus.h"
+#include "metrics.h"
+#include "opsrv.h"
 #include "svc.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 static const cfg_opt_t s_options[] = {
     {"bus.frontend", CFG_STRING, BUS_FRONTEND_DEFAULT, 0, 0, false, false,
@@ -19,8 +27,97 @@ static const cfg_opt_t s_options[] = {
      "Interval between the forwarder's heartbeats.", NULL},
     {"bus.curve-secret-key", CFG_STRING, NULL, 0, 0, false, true,
      "Z85 CurveZMQ secret key of the forwarder; set it to require CURVE from every peer.", NULL},
+    {"health.host", CFG_STRING, "127.0.0.1", 0, 0, false, false,
+     "Address of the /healthz, /readyz and /metrics listener (0.0.0.0: every interface).", NULL},
+    {"health.port", CFG_INT, "8086", 0, 65535, false, false,
+     "Port of the /healthz, /readyz and /metrics listener; 0: off.", NULL},
     {NULL},
 };
+
+typedef enum {
+    B_FORWARDED,
+    B_BYTES,
+    B_DROP_HWM,
+    B_DROP_MALFORMED,
+    B_DROP_OVERSIZE,
+    B_HEARTBEATS,
+    B_SUBSCRIPTIONS,
+    B_READY
+} b_metric_t;
+
+static double s_read(void *arg, int which)
+{
+    bus_forwarder_t *const *fwd = arg;
+    bus_stats_t st = {0};
+    if (*fwd)
+        bus_forwarder_stats(*fwd, &st);
+    switch ((b_metric_t)which) {
+    case B_FORWARDED:
+        return (double)st.forwarded;
+    case B_BYTES:
+        return (double)st.bytes_forwarded;
+    case B_DROP_HWM:
+        return (double)st.dropped_hwm;
+    case B_DROP_MALFORMED:
+        return (double)st.dropped_malformed;
+    case B_DROP_OVERSIZE:
+        return (double)st.dropped_oversize;
+    case B_HEARTBEATS:
+        return (double)st.heartbeats_sent;
+    case B_SUBSCRIPTIONS:
+        return (double)st.subscriptions;
+    case B_READY:
+        return *fwd ? 1 : 0;
+    }
+    return 0;
+}
+
+/* Readiness: both sockets bound. */
+static int s_ready(void *arg, buf_t *why)
+{
+    bus_forwarder_t *const *fwd = arg;
+    if (*fwd)
+        return 0;
+    int rc = buf_puts(why, "forwarder sockets not bound\n");
+    return rc < 0 ? rc : 1;
+}
+
+/* Registers the rayfleet_bus_* families reading *fwd. Returns 0 or an err_t. */
+static int s_register(metrics_t *reg, bus_forwarder_t **fwd)
+{
+    static const struct {
+        const char *name, *help, *reason;
+        bool counter;
+        b_metric_t which;
+    } fams[] = {
+        {"rayfleet_bus_messages_forwarded_total", "Messages copied from publishers to subscribers.",
+         NULL, true, B_FORWARDED},
+        {"rayfleet_bus_bytes_forwarded_total", "Bytes of the messages forwarded.", NULL, true,
+         B_BYTES},
+        {"rayfleet_bus_dropped_total", "Messages dropped, by reason.", "hwm", true, B_DROP_HWM},
+        {"rayfleet_bus_dropped_total", "Messages dropped, by reason.", "malformed", true,
+         B_DROP_MALFORMED},
+        {"rayfleet_bus_dropped_total", "Messages dropped, by reason.", "oversize", true,
+         B_DROP_OVERSIZE},
+        {"rayfleet_bus_heartbeats_sent_total", "Heartbeats the forwarder sent.", NULL, true,
+         B_HEARTBEATS},
+        {"rayfleet_bus_subscriptions", "Topic subscriptions the subscribers hold now.", NULL, false,
+         B_SUBSCRIPTIONS},
+        {"rayfleet_bus_ready", "1 once both sockets are bound.", NULL, false, B_READY},
+    };
+    for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+        const char *labels[] = {fams[i].reason ? "reason" : NULL, NULL};
+        metric_t *f = metrics_find(reg, fams[i].name);
+        if (!f)
+            f = fams[i].counter ? metrics_counter(reg, fams[i].name, fams[i].help, labels)
+                                : metrics_gauge(reg, fams[i].name, fams[i].help, labels);
+        const char *values[] = {fams[i].reason};
+        if (!f || metric_series_fn(f, fams[i].reason ? values : NULL, s_read, fwd,
+                                   (int)fams[i].which) != 0)
+            return -1;
+    }
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -35,10 +132,34 @@ int main(int argc, char **argv)
         .curve_secret_key = cfg_str(svc.cfg, "bus.curve-secret-key"),
     };
     int code = SVC_EXIT_FAILURE;
-    bus_forwarder_t *fwd = bus_forwarder_new(svc.loop, svc.zctx, &o);
+    bus_forwarder_t *fwd = NULL;
+    metrics_t *reg = NULL;
+    opsrv_t *ops = NULL;
+    int port = (int)cfg_int(svc.cfg, "health.port");
+    if (port != 0) {
+        reg = metrics_new();
+        if (!reg || s_register(reg, &fwd) != 0) {
+            fprintf(stderr, "bus: cannot register metrics\n");
+            goto done;
+        }
+        ops = opsrv_new(svc.loop, &(opsrv_config_t){.host = cfg_str(svc.cfg, "health.host"),
+                                                    .port = port,
+                                                    .metrics = reg,
+                                                    .ready = s_ready,
+                                                    .ready_arg = &fwd});
+        if (!ops) {
+            fprintf(stderr, "bus: cannot serve /healthz, /readyz and /metrics on %s:%d\n",
+                    cfg_str(svc.cfg, "health.host"), port);
+            goto done;
+        }
+    }
+    fwd = bus_forwarder_new(svc.loop, svc.zctx, &o);
     if (fwd)
         code = svc_run(&svc);
+done:
+    opsrv_destroy(&ops);
     bus_forwarder_destroy(&fwd);
     svc_end(&svc);
+    metrics_destroy(&reg);
     return code;
 }

@@ -7,6 +7,7 @@
  * ENABLE_GCS_FT_REDIS_CLEANUP from the environment, and the reconciler it builds.
  */
 #include "ctrlsvc.h"
+#include "krmetrics.h"
 #include "reconcile.h"
 
 #include <stdlib.h>
@@ -53,11 +54,14 @@ static void s_close(void *arg)
 int main(int argc, char **argv)
 {
     reconciler_t *rec = NULL; /* built once observed.db is open */
-    return ctrlsvc_main(&(ctrlsvc_def_t){.name = "scheduler",
-                                         .options = s_options,
-                                         .open = s_open,
-                                         .close = s_close,
-                                         .arg = &rec,
-                                         .health_port = 8083},
-                        argc, argv);
+    return ctrlsvc_main(
+        &(ctrlsvc_def_t){.name = "scheduler",
+                         .options = s_options,
+                         .open = s_open,
+                         .close = s_close,
+                         .arg = &rec,
+                         .scrape = &(const ctrlsvc_scrape_t){krmetrics_open, krmetrics_begin,
+                                                             krmetrics_object, krmetrics_close},
+                         .health_port = 8083},
+        argc, argv);
 }

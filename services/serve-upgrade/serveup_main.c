@@ -14,6 +14,7 @@
  * upgrades off for RayServices without spec.upgradeStrategy.type.
  */
 #include "ctrlsvc.h"
+#include "krmetrics.h"
 #include "err.h"
 #include "log.h"
 #include "serveup.h"
@@ -87,13 +88,16 @@ static void s_close(void *arg)
 int main(int argc, char **argv)
 {
     app_t app = {0};
-    return ctrlsvc_main(&(ctrlsvc_def_t){.name = "serve-upgrade",
-                                         .options = s_options,
-                                         .open = s_open,
-                                         .close = s_close,
-                                         .check = s_check,
-                                         .arg = &app,
-                                         .health_port = 8085,
-                                         .leases_db = true},
-                        argc, argv);
+    return ctrlsvc_main(
+        &(ctrlsvc_def_t){.name = "serve-upgrade",
+                         .options = s_options,
+                         .open = s_open,
+                         .close = s_close,
+                         .check = s_check,
+                         .arg = &app,
+                         .scrape = &(const ctrlsvc_scrape_t){krmetrics_open, krmetrics_begin,
+                                                             krmetrics_object, krmetrics_close},
+                         .health_port = 8085,
+                         .leases_db = true},
+        argc, argv);
 }

@@ -13,6 +13,7 @@
  * SECONDS, RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS, DELETE_RAYJOB_CR_AFTER_JOB_FINISHES.
  */
 #include "ctrlsvc.h"
+#include "krmetrics.h"
 #include "err.h"
 #include "log.h"
 #include "submitter.h"
@@ -99,12 +100,15 @@ static void s_close(void *arg)
 int main(int argc, char **argv)
 {
     app_t app = {0};
-    return ctrlsvc_main(&(ctrlsvc_def_t){.name = "submitter",
-                                         .options = s_options,
-                                         .open = s_open,
-                                         .close = s_close,
-                                         .check = s_check,
-                                         .arg = &app,
-                                         .health_port = 8084},
-                        argc, argv);
+    return ctrlsvc_main(
+        &(ctrlsvc_def_t){.name = "submitter",
+                         .options = s_options,
+                         .open = s_open,
+                         .close = s_close,
+                         .check = s_check,
+                         .arg = &app,
+                         .scrape = &(const ctrlsvc_scrape_t){krmetrics_open, krmetrics_begin,
+                                                             krmetrics_object, krmetrics_close},
+                         .health_port = 8084},
+        argc, argv);
 }

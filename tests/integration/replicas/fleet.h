@@ -538,9 +538,8 @@ FLEET_FN int fleet_start(fleet_t *f, const fleet_opts_t *o)
     char fe[PATH_MAX], be[PATH_MAX];
     snprintf(fe, sizeof(fe), "ipc://%s/fe.sock", f->dir);
     snprintf(be, sizeof(be), "ipc://%s/be.sock", f->dir);
-    char *bargv[] = {
-        NULL,          "--bus.frontend", fe,  "--bus.backend", be, "--state-dir", f->dir,
-        "--log-level", "warn",           NULL};
+    char *bargv[] = {NULL,   "--bus.frontend", fe,     "--bus.backend", be,  "--state-dir",
+                     f->dir, "--log-level",    "warn", "--health.port", "0", NULL};
     f->bus = fleet_spawn(f, "bus", "rayfleet-bus", bargv);
     deadline = fleet_now() + FLEET_READY_MS / 1000.0;
     while (fleet_now() < deadline && !(fleet_exists(fe + 6) && fleet_exists(be + 6)))
