@@ -365,7 +365,9 @@ int main(int argc, char **argv)
         logs[n] = '\0';
         snprintf(want, sizeof(want), "\"correlation_id\":\"%s\"", a ? a->correlation_id : "?");
         bool write_line = false, pass_line = false;
-        for (char *line = strtok(logs, "\n"); line; line = strtok(NULL, "\n")) {
+        for (char *line = logs, *nl; *line; line = nl ? nl + 1 : line + strlen(line)) {
+            if ((nl = strchr(line, '\n')))
+                *nl = '\0';
             if (!strstr(line, want) || !strstr(line, "\"level\":\"error\""))
                 continue;
             write_line |= strstr(line, "\"msg\":\"write failed\"") &&
