@@ -90,6 +90,9 @@ refuse "bus.curveKeysSecret" "bus.curveKeysSecret=keys: .*not supported" \
 refuse "shards.lease sqlite" "shards.lease=sqlite: want off or kubernetes" --set shards.lease=sqlite
 refuse "a feature gate without enabled" "featureGates: each entry needs name and enabled" \
     --set 'featureGates[0].name=RayJobDeletionPolicy'
+refuse "a misspelt key (values.schema.json)" "additional properties 'reconcileConcurency' not allowed" \
+    --set reconcileConcurency=3
+refuse "an unknown log level" "logLevel" --set logLevel=verbose
 
 # ---- the committed kustomize base is the chart's render ----
 mkdir -p "$WORK/base"
