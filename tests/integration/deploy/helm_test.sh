@@ -100,6 +100,11 @@ if HELM="$HELM" "$ROOT/scripts/render-deploy.sh" "$WORK/base" 2>"$WORK/render.er
     check "committed deploy/kustomize/base equals a fresh scripts/render-deploy.sh" \
         diff -ru "$ROOT/deploy/kustomize/base" "$WORK/base"
 else bad "scripts/render-deploy.sh" "$(cat "$WORK/render.err")"; fi
+if HELM="$HELM" "$ROOT/scripts/render-deploy.sh" "$WORK/proxy" --set useKubernetesProxy=true \
+    2>"$WORK/render.err" && grep -q "services/proxy" "$WORK/proxy/rbac.yaml" &&
+    ! grep -q "services/proxy" "$ROOT/deploy/kustomize/base/rbac.yaml"; then
+    ok "render-deploy.sh OUT --set useKubernetesProxy=true: a variant with the proxy rules"
+else bad "render-deploy.sh variant with useKubernetesProxy" "$(cat "$WORK/render.err")"; fi
 check "kubectl kustomize deploy/kustomize/base builds" \
     kubectl kustomize "$ROOT/deploy/kustomize/base" -o "$WORK/kustomized.yaml"
 check "rbac.yaml holds only ClusterRoles, ClusterRoleBindings, Roles and RoleBindings" \
