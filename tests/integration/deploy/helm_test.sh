@@ -68,6 +68,13 @@ if tpl --include-crds >"$WORK/crds.yaml" 2>&1 &&
     ok "the chart's crds/ (a link to deploy/crds) holds the 4 CRDs"
 else bad "the chart's crds/ holds the 4 CRDs" "$(grep '^kind:' "$WORK/crds.yaml")"; fi
 
+mkdir -p "$WORK/pkg"
+if helm_ package "$CHART" -d "$WORK/pkg" >/dev/null 2>"$WORK/e" &&
+    [ "$(tar tzf "$WORK"/pkg/rayfleet-*.tgz | grep -c '^rayfleet/crds/ray.io_.*\.yaml$')" -eq 4 ] &&
+    ! tar tzf "$WORK"/pkg/rayfleet-*.tgz | grep -q 'crds/README'; then
+    ok "helm package carries the 4 CRDs (the link dereferenced), not their README"
+else bad "helm package carries the 4 CRDs" "$(cat "$WORK/e"; tar tzf "$WORK"/pkg/rayfleet-*.tgz)"; fi
+
 # ---- unsupported settings: the render fails, naming the setting ----
 # refuse NAME REGEX HELM-ARGS...
 refuse() {
