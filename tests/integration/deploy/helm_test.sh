@@ -71,8 +71,9 @@ else bad "the chart's crds/ holds the 4 CRDs" "$(grep '^kind:' "$WORK/crds.yaml"
 mkdir -p "$WORK/pkg"
 if helm_ package "$CHART" -d "$WORK/pkg" >/dev/null 2>"$WORK/e" &&
     [ "$(tar tzf "$WORK"/pkg/rayfleet-*.tgz | grep -c '^rayfleet/crds/ray.io_.*\.yaml$')" -eq 4 ] &&
-    ! tar tzf "$WORK"/pkg/rayfleet-*.tgz | grep -q 'crds/README'; then
-    ok "helm package carries the 4 CRDs (the link dereferenced), not their README"
+    ! tar tzf "$WORK"/pkg/rayfleet-*.tgz | grep -q 'crds/README' &&
+    tar tzf "$WORK"/pkg/rayfleet-*.tgz | grep -qx 'rayfleet/dashboards/rayfleet-dashboard.json'; then
+    ok "helm package carries the 4 CRDs and the dashboard (links dereferenced), not the README"
 else bad "helm package carries the 4 CRDs" "$(cat "$WORK/e"; tar tzf "$WORK"/pkg/rayfleet-*.tgz)"; fi
 
 # ---- unsupported settings: the render fails, naming the setting ----
@@ -253,7 +254,8 @@ assert lr == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                "verbs": ["get", "create", "update"]}], lr
 PY
 
-check "the render with every value: each one shows" python3 - "$WORK/full.json" <<'PY'
+check "the render with every value: each one shows" python3 - "$WORK/full.json" \
+    "$ROOT/deploy/grafana/rayfleet-dashboard.json" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
 items = doc["items"] if doc.get("kind") == "List" else [doc]
@@ -309,6 +311,10 @@ eps = sm["spec"]["endpoints"]
 assert [e["port"] for e in eps] == ["bus", "watcher", "scheduler", "submitter", "serve-upgrade"]
 assert all(e["interval"] == "17s" and e["honorLabels"] is False and e["path"] == "/metrics" for e in eps)
 assert sm["spec"]["namespaceSelector"]["matchNames"] == ["rayfleet-system"]
+cm = by[("ConfigMap", "rayfleet-dashboard")]
+assert cm["metadata"]["namespace"] == "monitoring-x", cm["metadata"]
+assert cm["metadata"]["labels"]["grafana_dashboard"] == "1" and cm["metadata"]["labels"]["dash-x"] == "yes"
+assert json.loads(cm["data"]["rayfleet-dashboard.json"]) == json.load(open(sys.argv[2]))
 PY
 
 # singleNamespaceInstall: namespaced Roles in each watched namespace, nothing cluster-scoped
