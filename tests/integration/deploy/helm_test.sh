@@ -115,6 +115,17 @@ if HELM="$HELM" "$ROOT/scripts/render-deploy.sh" "$WORK/proxy" --set useKubernet
 else bad "render-deploy.sh variant with useKubernetesProxy" "$(cat "$WORK/render.err")"; fi
 check "kubectl kustomize deploy/kustomize/base builds" \
     kubectl kustomize "$ROOT/deploy/kustomize/base" -o "$WORK/kustomized.yaml"
+# an overlay moving the base to another namespace moves everything (the leader flags read the
+# pod's namespace from the downward API, not a fixed name)
+mkdir -p "$WORK/overlay"
+REL=$(python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' \
+    "$ROOT/deploy/kustomize/base" "$WORK/overlay")
+printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: ops-x\nresources:\n  - %s\n' \
+    "$REL" >"$WORK/overlay/kustomization.yaml"
+if kubectl kustomize "$WORK/overlay" >"$WORK/overlay.yaml" 2>&1 && ! grep -q rayfleet-system "$WORK/overlay.yaml" &&
+    [ "$(grep -c 'namespace: ops-x' "$WORK/overlay.yaml")" -ge 7 ]; then
+    ok "a kustomize overlay with namespace ops-x moves every object and reference"
+else bad "a kustomize overlay with namespace ops-x" "$(grep -n 'rayfleet-system\|namespace:' "$WORK/overlay.yaml")"; fi
 check "rbac.yaml holds only ClusterRoles, ClusterRoleBindings, Roles and RoleBindings" \
     python3 - "$ROOT/deploy/kustomize/base/rbac.yaml" <<'PY'
 import re, sys
@@ -217,10 +228,11 @@ for name, c in cs.items():
     assert mounts == {"/var/lib/rayfleet": "state", "/tmp": "tmp"}, mounts
     leader = [x for x in a if x.startswith("--leader.")]
     if name in ("scheduler", "submitter", "serve-upgrade"):
-        assert leader == ["--leader.elect=true", "--leader.namespace=rayfleet-system",
+        assert leader == ["--leader.elect=true", "--leader.namespace=$(POD_NAMESPACE)",
                           "--leader.identity=$(POD_NAME)"], leader
         env = {e["name"]: e for e in c["env"]}
         assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
         assert "--bus.endpoint=tcp://127.0.0.1:5571" in a, a
     else:
         assert leader == [], (name, leader)
@@ -290,7 +302,7 @@ for name, c in cs.items():
         assert "--client.qps=77" in a and "--client.burst=155" in a, (name, a)
     if name in ("scheduler", "submitter", "serve-upgrade"):
         for f in ("--leader.elect=false", "--leader.take-over=true", "--concurrency=7", "--shards=64",
-                  "--shards.lease=kubernetes", "--shards.lease-namespace=rayfleet-system",
+                  "--shards.lease=kubernetes", "--shards.lease-namespace=$(POD_NAMESPACE)",
                   "--shards.lease-duration=12s", "--bus.endpoint=tcp://127.0.0.1:5581"):
             assert f in a, (name, f, a)
     if name in ("submitter", "serve-upgrade"):
