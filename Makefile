@@ -43,3 +43,8 @@ format-check lint: deps
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+
+# The kustomize base from the Helm chart (installs the pinned helm the first time: scripts/helm.sh).
+.PHONY: render-deploy
+render-deploy:
+	@./scripts/render-deploy.sh

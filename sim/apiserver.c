@@ -198,6 +198,10 @@ static const builtin_t s_builtins[] = {
      false},
     {"rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", "", true,
      false, false, false, false},
+    {"rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", "", false,
+     false, false, false, false},
+    {"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding",
+     "ClusterRoleBinding", "", false, false, false, false, false},
     {"networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", "ing", true, true, false, false,
      false},
     {"discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", "", true, false,
@@ -206,6 +210,9 @@ static const builtin_t s_builtins[] = {
     {"events.k8s.io", "v1", "events", "event", "Event", "ev", true, false, false, false, true},
     {"apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition",
      "CustomResourceDefinition", "crd,crds", false, true, false, false, false},
+    /* stored only (no controller): the chart's cell Deployment applied to kubesim */
+    {"apps", "v1", "deployments", "deployment", "Deployment", "deploy", true, true, true, false,
+     false},
 };
 
 static void s_copy(char *dst, size_t n, const char *src)

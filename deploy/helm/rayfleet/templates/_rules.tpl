@@ -1,0 +1,102 @@
+{{/* The rules of the ClusterRole (or, with singleNamespaceInstall, of the Role in each watched
+     namespace): exactly the verbs and resources the code calls, each with the code that needs it.
+     "watcher" is services/watcher (reflectors: list + watch only); the controllers write through
+     ctrl/ctrl.c (create, delete, patch, update, get, the status subresource, finalizers, Events). */}}
+{{- define "rayfleet.rules" }}
+  # watcher: list+watch of the Ray resources (services/watcher/watcher.c s_kinds)
+  - apiGroups: [ray.io]
+    resources: [rayclusters, rayjobs, rayservices, raycronjobs]
+    verbs: [list, watch]
+  # submitter: creates a RayJob's RayCluster, deletes it, suspends its workers (JSON patch);
+  # serve-upgrade: creates, updates and deletes a RayService's RayClusters; scheduler: the GCS
+  # fault-tolerance finalizer (patch). get: only so the autoscaler Role the scheduler creates
+  # (which grants get, patch on rayclusters) passes the API server's RBAC escalation check
+  - apiGroups: [ray.io]
+    resources: [rayclusters]
+    verbs: [get, create, delete, patch, update]
+  # submitter: the RayJob finalizer (patch) and deletionStrategy DeleteSelf (delete)
+  - apiGroups: [ray.io]
+    resources: [rayjobs]
+    verbs: [patch, delete]
+  # serve-upgrade: the RayService finalizer (ctrl_finalizer, patch)
+  - apiGroups: [ray.io]
+    resources: [rayservices]
+    verbs: [patch]
+  # every controller writes its kind's status (ctrl_status_write: JSON patch of /status)
+  - apiGroups: [ray.io]
+    resources: [rayclusters/status, rayjobs/status, rayservices/status]
+    verbs: [patch]
+  # children are created with ownerReferences blockOwnerDeletion=true (kuberay/objbuild.c,
+  # podbuild.c): the OwnerReferencesPermissionEnforcement admission plugin requires update on the
+  # owner's finalizers subresource
+  - apiGroups: [ray.io]
+    resources: [rayclusters/finalizers, rayjobs/finalizers, rayservices/finalizers]
+    verbs: [update]
+  # watcher: list+watch of Ray pods; scheduler: creates and deletes them, patches the head's
+  # annotations; serve-upgrade: the head's ray.io/serve label (patch). get: only for the autoscaler
+  # Role's escalation check (it grants get, list, watch, patch on pods)
+  - apiGroups: [""]
+    resources: [pods]
+    verbs: [get, list, watch, create, delete, patch]
+  # never called: held only so the scheduler may create the autoscaler Role, which grants it
+  # (kuberay/objbuild.c objbuild_role; RBAC escalation check). The alternative, escalate on roles,
+  # would let the cell grant anything.
+  - apiGroups: [""]
+    resources: [pods/resize]
+    verbs: [patch]
+  # watcher: list+watch; scheduler, submitter, serve-upgrade: create head/headless/serve Services;
+  # serve-upgrade: points serve Services at the ready cluster (patch), deletes per-cluster ones
+  - apiGroups: [""]
+    resources: [services]
+    verbs: [list, watch, create, patch, delete]
+  # every controller: Events about its objects (ctrl/ctrl.c, core v1 Events, create only)
+  - apiGroups: [""]
+    resources: [events]
+    verbs: [create]
+  # scheduler: the autoscaler ServiceAccount (get: whether the user's own exists; create)
+  - apiGroups: [""]
+    resources: [serviceaccounts]
+    verbs: [get, create]
+  # scheduler: the autoscaler Role and RoleBinding (create only; the cell holds every permission
+  # the Role grants, so neither bind nor escalate is needed)
+  - apiGroups: [rbac.authorization.k8s.io]
+    resources: [roles, rolebindings]
+    verbs: [create]
+  # scheduler: the auth token Secret of a RayCluster with authOptions (create only, never read)
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [create]
+  # scheduler: the GCS fault-tolerance PVC (create only)
+  - apiGroups: [""]
+    resources: [persistentvolumeclaims]
+    verbs: [create]
+  # watcher: list+watch of KubeRay's Jobs; scheduler: the Redis cleanup Job; submitter: the
+  # submitter Job (create) and its deletion
+  - apiGroups: [batch]
+    resources: [jobs]
+    verbs: [list, watch, create, delete]
+  # watcher: list+watch (serve-upgrade reads ready endpoints from observed.db)
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [list, watch]
+  # scheduler: the head Ingress (get, create, update)
+  - apiGroups: [networking.k8s.io]
+    resources: [ingresses]
+    verbs: [get, create, update]
+  # serve-upgrade: the Gateway and HTTPRoute of NewClusterWithIncrementalUpgrade (get, create,
+  # update)
+  - apiGroups: [gateway.networking.k8s.io]
+    resources: [gateways, httproutes]
+    verbs: [get, create, update]
+  {{- if .Values.useKubernetesProxy }}
+  # useKubernetesProxy: submitter and serve-upgrade reach the Ray dashboard through the service
+  # proxy (common/raydash.c: GET job info, POST submit/stop, PUT Serve config, DELETE a job)
+  - apiGroups: [""]
+    resources: [services/proxy]
+    verbs: [get, create, update, delete]
+  # useKubernetesProxy: serve-upgrade's Serve proxy health check on the head pod (GET /-/healthz)
+  - apiGroups: [""]
+    resources: [pods/proxy]
+    verbs: [get]
+  {{- end }}
+{{- end -}}
