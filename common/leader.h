@@ -49,6 +49,8 @@
 #define LEADER_LEASE_MS 15000 /* client-go's leaseDuration */
 #define LEADER_RENEW_DIV 3 /* renewal every lease_ms / LEADER_RENEW_DIV while leading */
 #define LEADER_KUBERAY_LEASE "ray-operator-leader" /* KubeRay's leader election id */
+#define LEADER_DEFAULT_NAME "rayfleet-leader" /* rayfleet's leader Lease (--leader.id) */
+#define LEADER_DEFAULT_NAMESPACE "default" /* its namespace outside a cluster */
 
 typedef struct leader leader_t;
 

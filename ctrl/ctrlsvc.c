@@ -86,7 +86,7 @@ static const cfg_opt_t s_options[] = {
      "Namespace of the leader Lease; none: the service account's when in a cluster, else "
      "default.",
      NULL},
-    {"leader.id", CFG_STRING, CTRLSVC_LEADER_ID, 0, 0, false, false, "Name of the leader Lease.",
+    {"leader.id", CFG_STRING, LEADER_DEFAULT_NAME, 0, 0, false, false, "Name of the leader Lease.",
      NULL},
     {"leader.identity", CFG_STRING, NULL, 0, 0, false, false,
      "Holder identity; the processes of one cell share it. None: <hostname>_<8 hex of the hash of "
@@ -731,7 +731,7 @@ static int s_start_election(run_t *m)
     if (!ns || !*ns)
         ns = m->in_cluster ? k8s_client_namespace(m->client) : NULL;
     if (!ns || !*ns)
-        ns = "default";
+        ns = LEADER_DEFAULT_NAMESPACE;
     char id[LEASE_NAME_MAX + 1];
     int rc = s_identity(m, id, sizeof(id));
     if (rc != 0) {

@@ -79,7 +79,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CTRLSVC_LEADER_ID "rayfleet-leader" /* default name of the leader Lease */
 #define CTRLSVC_KUBERAY_RETRY_MS 2000 /* retry period of a KubeRay check that failed */
 #define CTRLSVC_OPEN_RETRY_MS 1000 /* retry period of the observed.db open */
 #define CTRLSVC_RENEW_DIV                                                                          \
