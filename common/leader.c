@@ -103,8 +103,8 @@ static void s_done(lease_backend_t *b, const lease_result_t *r, void *arg)
         l->deadline_timer = loop_add_timer(l->loop, l->deadline_ms, s_deadline_fire, l);
         if (l->deadline_timer < 0)
             l->deadline_timer = 0; /* leader_is_leader() still reads the clock */
-        log_info("became leader", "lease", l->name, "identity", l->identity,
-                 r->renewed ? "held_by_cell" : "acquired", "true", NULL);
+        log_info("became leader", "lease", l->name, "identity", l->identity, "how",
+                 r->renewed ? "held by this cell already" : "acquired", NULL);
         s_arm(l, l->renew_ms);
         if (l->on_change)
             l->on_change(l, true, l->arg);

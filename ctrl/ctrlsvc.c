@@ -696,14 +696,14 @@ static void s_on_leader(leader_t *l, bool leading, void *arg)
 {
     run_t *m = arg;
     if (leading) {
-        log_info("leading: reconciling", "service", m->def->name, "lease",
-                 cfg_str(m->svc->cfg, "leader.id"), "identity", leader_holder(l), NULL);
+        log_info("leading: reconciling", "lease", cfg_str(m->svc->cfg, "leader.id"), "identity",
+                 leader_holder(l), NULL);
         if (m->obs && m->q)
             s_resync_scan(m, false);
         return;
     }
     log_error("leader lease lost: exiting so the supervisor restarts this process as a standby",
-              "service", m->def->name, "holder", leader_holder(l), NULL);
+              "holder", leader_holder(l), NULL);
     s_end_with(m, SVC_EXIT_FAILURE);
 }
 
@@ -766,48 +766,50 @@ static int s_start_election(run_t *m)
 
 static int64_t s_kuberay_check(loop_t *loop, int64_t id, void *arg);
 
-/* The KubeRay check's answer: an active KubeRay operator ends the process (exit 2) unless
- * --leader.take-over; an answer that cannot be had is retried (nothing is written meanwhile),
- * except a 403 (no permission to list Leases cluster-wide), which is warned about. */
+/* The KubeRay check's answer. An active KubeRay operator ends the process (exit 2) unless
+ * --leader.take-over, at start and at every re-check (every --leader.lease-duration: a KubeRay
+ * operator started later is not fought either). Before the first answer nothing is written; a
+ * check that fails is retried every CTRLSVC_KUBERAY_RETRY_MS, except a 403 (no permission to list
+ * Leases cluster-wide), which is warned about and then treated as "none found". */
 static void s_kuberay_done(k8s_client_t *c, const k8s_result_t *r, void *arg)
 {
     (void)c;
     run_t *m = arg;
     m->kuberay_req = 0;
+    int64_t period = cfg_duration_ms(m->svc->cfg, "leader.lease-duration");
     buf_t msg;
     buf_init(&msg, 2048);
     int found = 0;
-    if (r->err == 0) {
+    bool retry = false;
+    if (r->err == 0)
         found = leader_kuberay_judge(r->body, store_wall_ms(), "--leader.take-over", &msg);
-    } else if (r->status == 403) {
+    else if (r->status == 403 && !m->kuberay_checked)
         log_warn("cannot tell whether a KubeRay operator is reconciling: listing Leases in all "
                  "namespaces is forbidden (grant list on coordination.k8s.io leases cluster-wide)",
                  "message", r->message, NULL);
-    } else {
-        log_warn("KubeRay check failed; retrying (nothing is written meanwhile)", "error",
-                 err_str(r->err), "message", r->message, NULL);
-        loop_add_timer(m->svc->loop, CTRLSVC_KUBERAY_RETRY_MS, s_kuberay_check, m);
-        buf_free(&msg);
-        return;
-    }
-    if (found < 0) {
-        log_warn("KubeRay check: the Lease list is not a list; retrying", NULL);
-        loop_add_timer(m->svc->loop, CTRLSVC_KUBERAY_RETRY_MS, s_kuberay_check, m);
-        buf_free(&msg);
-        return;
-    }
-    if (found && !cfg_bool(m->svc->cfg, "leader.take-over")) {
+    if ((r->err != 0 && r->status != 403) || found < 0) {
+        log_warn(
+            m->kuberay_checked ? "KubeRay re-check failed; retrying"
+                               : "KubeRay check failed; retrying (nothing is written meanwhile)",
+            "error", found < 0 ? "not a LeaseList" : err_str(r->err), "message", r->message, NULL);
+        period = CTRLSVC_KUBERAY_RETRY_MS;
+        retry = true;
+    } else if (found && !cfg_bool(m->svc->cfg, "leader.take-over")) {
         fprintf(stderr, "%s: %s\n", m->def->name, buf_str(&msg));
         log_error("refusing to fight a KubeRay operator", "why", buf_str(&msg), NULL);
         buf_free(&msg);
         s_end_with(m, SVC_EXIT_USAGE);
         return;
-    }
-    if (found)
+    } else if (found && !m->kuberay_checked) {
         log_warn("--leader.take-over: reconciling although a KubeRay operator is active; both "
                  "will write until it is stopped",
                  "found", buf_str(&msg), NULL);
+    }
     buf_free(&msg);
+    if (loop_add_timer(m->svc->loop, period, s_kuberay_check, m) < 0)
+        log_error("KubeRay re-check not armed", NULL);
+    if (m->kuberay_checked || retry)
+        return;
     if (m->elect && s_start_election(m) != 0) {
         s_end_with(m, SVC_EXIT_FAILURE);
         return;

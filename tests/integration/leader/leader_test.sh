@@ -134,6 +134,11 @@ has "the refusal says what holds it and what to do" "$out" \
     "a KubeRay operator is reconciling: Lease ray-system/ray-operator-leader held by kuberay-operator-5d8f_1, renewed [0-9]+s ago" \
     "kubectl -n ray-system scale deployment kuberay-operator --replicas=0" "--leader.take-over"
 [[ $(holder) == "$id_b" ]] && ok "the refused cell took no lease" || bad "holder $(holder)"
+# the leading cell re-checks every lease duration: it stops writing and exits 2 as well
+spid=$(awk '$1 == "scheduler" {print $2}' "$tmp/b/pids")
+for _ in $(seq 1 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.25; done
+! kill -0 "$spid" 2>/dev/null && grep -q '"msg":"refusing to fight a KubeRay operator"'     "$tmp/b/logs/scheduler.log" && ok "the leading cell, re-checking, refuses to fight too and exits" ||
+    bad "cell b's scheduler still runs with KubeRay active"
 "$ctl" down --state-dir "$tmp/c" --timeout 5s >/dev/null 2>&1
 if "$ctl" up --kubeconfig "$kubeconfig" --detach --take-over --state-dir "$tmp/c" --timeout 30s \
     >/dev/null 2>"$tmp/c.err"; then
