@@ -6,8 +6,12 @@
 #      the standby takes the Lease (the handover time is measured and printed; it must be within
 #      the lease duration plus one retry period, 15 s + 2 s, plus request latency), the group ends
 #      with exactly 6 workers, no pod name was created twice (both cells' audits) and none deleted.
-#   3. A live KubeRay leader Lease (ray-system/ray-operator-leader, renewed by this script): a
-#      third up refuses with the message that says what to do; with --take-over it starts.
+#   3. A third cell waits; every process of the leader cell is frozen (SIGSTOP) and the group
+#      scaled 6 -> 8: the third cell takes over and scales it; woken (SIGCONT) past its deadline
+#      the frozen cell writes nothing (its fence reads the clock) and exits on the lost lease.
+#   4. A live KubeRay leader Lease (ray-system/ray-operator-leader, renewed by this script): a
+#      fourth up refuses with the message that says what to do, the leading cell (re-checking)
+#      exits 2 too; with --take-over up starts.
 # Usage: leader_test.sh PATH/TO/rayfleetctl PATH/TO/raycluster.yaml
 set -uo pipefail
 ctl=${1:?usage: leader_test.sh PATH/TO/rayfleetctl RAYCLUSTER.yaml}
@@ -20,7 +24,7 @@ renewer=
 
 finish() {
     [[ -n $renewer ]] && kill "$renewer" 2>/dev/null
-    for c in c b a; do "$ctl" down --state-dir "$tmp/$c" --timeout 5s >/dev/null 2>&1; done
+    for c in d c b a; do "$ctl" down --state-dir "$tmp/$c" --timeout 5s >/dev/null 2>&1; done
     tl_summary; local r=$?
     rm -rf "$tmp"
     return $r
@@ -110,6 +114,33 @@ metrics=$(curl -s "http://127.0.0.1:$port_b/metrics")
 has "the new leader's /metrics: is_leader 1, one transition" "$metrics" \
     '^rayfleet_leader_is_leader 1$' '^rayfleet_leader_transitions_total 1$'
 
+# --- a frozen leader wakes up after its deadline: it writes nothing and exits ------------------
+if ! "$ctl" up --kubeconfig "$kubeconfig" --detach --state-dir "$tmp/c" --timeout 60s \
+    >/dev/null 2>"$tmp/c.err"; then
+    bad "up --kubeconfig (cell c)"; cat "$tmp/c.err"; exit 1
+fi
+id_c=$(sed -n 's/.*"msg":"leader election: standby until the lease is held".*"identity":"\([^"]*\)".*/\1/p' \
+    "$tmp/c/logs/scheduler.log" | head -1)
+bpids=$(awk '$1 != "kubesim" && $1 != "rayfleetctl" {print $2}' "$tmp/b/pids")
+kill -STOP $bpids
+kc patch raycluster demo --type json \
+    -p '[{"op":"replace","path":"/spec/workerGroupSpecs/0/replicas","value":8}]' >/dev/null
+for _ in $(seq 1 300); do [[ $(holder) == "$id_c" ]] && break; sleep 0.1; done
+[[ $(holder) == "$id_c" ]] && ok "cell b frozen (SIGSTOP): cell c took the Lease" || bad "holder $(holder)"
+for _ in $(seq 1 120); do [[ $(workers) -eq 8 ]] && break; sleep 0.25; done
+[[ $(workers) -eq 8 ]] && ok "cell c scaled the group to 8" || bad "workers: $(workers)"
+rb=$(rows "$tmp/b")
+spid=$(awk '$1 == "scheduler" {print $2}' "$tmp/b/pids")
+kill -CONT $bpids
+for _ in $(seq 1 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
+! kill -0 "$spid" 2>/dev/null && grep -q '"msg":"leader lease lost' "$tmp/b/logs/scheduler.log" &&
+    ok "cell b, woken past its deadline, sees the lease lost and exits" ||
+    bad "cell b's scheduler still runs after waking"
+[[ $(rows "$tmp/b") -eq $rb ]] && ok "and wrote nothing after waking (audit rows stay $rb)" ||
+    bad "cell b wrote after waking: $rb -> $(rows "$tmp/b") audit rows"
+sleep 1
+[[ $(workers) -eq 8 ]] && ok "the group still has exactly 8 workers" || bad "workers: $(workers)"
+
 # --- refusing to fight KubeRay ---------------------------------------------------------------
 now() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
 kc apply -f - >/dev/null <<YAML || bad "create the KubeRay Lease"
@@ -127,24 +158,24 @@ YAML
         -p "{\"spec\":{\"renewTime\":\"$(now)\"}}" >/dev/null 2>&1
 done) &
 renewer=$!
-out=$("$ctl" up --kubeconfig "$kubeconfig" --detach --state-dir "$tmp/c" --timeout 30s 2>&1); code=$?
+out=$("$ctl" up --kubeconfig "$kubeconfig" --detach --state-dir "$tmp/d" --timeout 30s 2>&1); code=$?
 [[ $code -ne 0 ]] && ok "up refuses while a KubeRay operator holds its Lease (exit $code)" ||
     bad "up started although KubeRay is active"
 has "the refusal says what holds it and what to do" "$out" \
     "a KubeRay operator is reconciling: Lease ray-system/ray-operator-leader held by kuberay-operator-5d8f_1, renewed [0-9]+s ago" \
     "kubectl -n ray-system scale deployment kuberay-operator --replicas=0" "--leader.take-over"
-[[ $(holder) == "$id_b" ]] && ok "the refused cell took no lease" || bad "holder $(holder)"
+[[ $(holder) == "$id_c" ]] && ok "the refused cell took no lease" || bad "holder $(holder)"
 # the leading cell re-checks every lease duration: it stops writing and exits 2 as well
-spid=$(awk '$1 == "scheduler" {print $2}' "$tmp/b/pids")
+spid=$(awk '$1 == "scheduler" {print $2}' "$tmp/c/pids")
 for _ in $(seq 1 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.25; done
-! kill -0 "$spid" 2>/dev/null && grep -q '"msg":"refusing to fight a KubeRay operator"'     "$tmp/b/logs/scheduler.log" && ok "the leading cell, re-checking, refuses to fight too and exits" ||
-    bad "cell b's scheduler still runs with KubeRay active"
-"$ctl" down --state-dir "$tmp/c" --timeout 5s >/dev/null 2>&1
-if "$ctl" up --kubeconfig "$kubeconfig" --detach --take-over --state-dir "$tmp/c" --timeout 30s \
-    >/dev/null 2>"$tmp/c.err"; then
+! kill -0 "$spid" 2>/dev/null && grep -q '"msg":"refusing to fight a KubeRay operator"'     "$tmp/c/logs/scheduler.log" && ok "the leading cell, re-checking, refuses to fight too and exits" ||
+    bad "cell c's scheduler still runs with KubeRay active"
+"$ctl" down --state-dir "$tmp/d" --timeout 5s >/dev/null 2>&1
+if "$ctl" up --kubeconfig "$kubeconfig" --detach --take-over --state-dir "$tmp/d" --timeout 30s \
+    >/dev/null 2>"$tmp/d.err"; then
     ok "up --take-over starts"
     grep -q '"msg":"--leader.take-over: reconciling although a KubeRay operator is active' \
-        "$tmp/c/logs/scheduler.log" && ok "and warns that both will write" || bad "no take-over warning"
+        "$tmp/d/logs/scheduler.log" && ok "and warns that both will write" || bad "no take-over warning"
 else
-    bad "up --take-over"; cat "$tmp/c.err"
+    bad "up --take-over"; cat "$tmp/d.err"
 fi
