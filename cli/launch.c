@@ -65,6 +65,7 @@ typedef struct {
     bool with_self; /* procs[0] is rayfleetctl itself (foreground) */
     bool sim; /* against kubesim (dashboards reachable only through the service proxy) */
     bool take_over; /* --take-over: controllers start even when a KubeRay operator is active */
+    bool refused; /* a controller refused to start: a KubeRay operator is reconciling */
     int signal; /* SIGINT/SIGTERM received while starting */
 } s_up_t;
 
@@ -222,6 +223,24 @@ static void s_report_death(const s_up_t *u, const proc_entry_t *e, int status)
     fprintf(stderr, "rayfleetctl: %s (pid %d) %s; the last lines of %s:\n", e->name, (int)e->pid,
             how, log);
     proc_tail(log, LAUNCH_TAIL_LINES, "  | ", stderr);
+}
+
+/* Whether the file at `path` contains `text` (read up to LAUNCH_LOG_SCAN_MAX bytes). */
+static bool s_log_has(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char *buf = malloc(LAUNCH_LOG_SCAN_MAX + 1);
+    size_t n = buf ? fread(buf, 1, LAUNCH_LOG_SCAN_MAX, f) : 0;
+    fclose(f);
+    bool found = false;
+    if (buf) {
+        buf[n] = '\0';
+        found = memmem(buf, n, text, strlen(text)) != NULL;
+    }
+    free(buf);
+    return found;
 }
 
 /* Whether the last started process is still alive; reports it when not. */
@@ -667,8 +686,15 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
     int64_t deadline = started + u->timeout_ms;
     const char *how = "alive";
     for (;;) {
-        if (!s_check_alive(u, e))
+        if (!s_check_alive(u, e)) {
+            if (s_log_has(log, LAUNCH_KUBERAY_REFUSAL)) {
+                u->refused = true;
+                fprintf(stderr,
+                        "rayfleetctl up: a KubeRay operator is reconciling this cluster: stop it "
+                        "(see above), or run 'rayfleetctl up --take-over' to start anyway\n");
+            }
             return ERR_CLOSED;
+        }
         bool ready;
         if (health > 0) {
             ready = s_http_status(health, "/readyz") == 200;
@@ -929,7 +955,7 @@ fail:
     if (u->signal)
         fprintf(stderr, "rayfleetctl up: %s while starting; stopping\n", strsignal(u->signal));
     s_stop_everything(u);
-    code = u->signal ? 0 : 1;
+    code = u->signal ? 0 : u->refused ? 2 : 1;
     if (!u->signal)
         fprintf(stderr,
                 "rayfleetctl up: failed; everything started was stopped (logs in %s/logs)\n",

@@ -159,9 +159,9 @@ YAML
 done) &
 renewer=$!
 out=$("$ctl" up --kubeconfig "$kubeconfig" --detach --state-dir "$tmp/d" --timeout 30s 2>&1); code=$?
-[[ $code -ne 0 ]] && ok "up refuses while a KubeRay operator holds its Lease (exit $code)" ||
-    bad "up started although KubeRay is active"
-has "the refusal says what holds it and what to do" "$out" \
+[[ $code -eq 2 ]] && ok "up refuses while a KubeRay operator holds its Lease (exit 2)" ||
+    bad "up with KubeRay active: exit $code, want 2"
+has "the refusal says what holds it and what to do" "$out" "rayfleetctl up --take-over" \
     "a KubeRay operator is reconciling: Lease ray-system/ray-operator-leader held by kuberay-operator-5d8f_1, renewed [0-9]+s ago" \
     "kubectl -n ray-system scale deployment kuberay-operator --replicas=0" "--leader.take-over"
 [[ $(holder) == "$id_c" ]] && ok "the refused cell took no lease" || bad "holder $(holder)"
