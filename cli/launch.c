@@ -64,6 +64,8 @@ typedef struct {
     size_t nprocs; /* how many */
     bool with_self; /* procs[0] is rayfleetctl itself (foreground) */
     bool sim; /* against kubesim (dashboards reachable only through the service proxy) */
+    bool take_over; /* --take-over: controllers start even when a KubeRay operator is active */
+    bool refused; /* a controller refused to start: a KubeRay operator is reconciling */
     int signal; /* SIGINT/SIGTERM received while starting */
 } s_up_t;
 
@@ -88,6 +90,10 @@ static const args_opt_t s_up_opts[] = {
      "directory)."},
     {"timeout", "DURATION", "How long each step may take to become ready (default 60s)."},
     {"log-level", "LEVEL", "Log level of the services: debug, info, warn or error (default info)."},
+    {"take-over", NULL,
+     "Start the controllers even when a KubeRay operator is reconciling (its ray-operator-leader "
+     "Lease is held); without it they refuse (exit 2) and say how to stop KubeRay. Leader "
+     "election is always on: a second 'up' against the same cluster waits as a hot standby."},
     {"scheduler-replicas", "N",
      "Scheduler replicas to start (1..8, default 1). With N > 1 they split the shards through "
      "SQLite leases in STATE/leases.db, replica i writing STATE/scheduler-<i>.db."},
@@ -217,6 +223,24 @@ static void s_report_death(const s_up_t *u, const proc_entry_t *e, int status)
     fprintf(stderr, "rayfleetctl: %s (pid %d) %s; the last lines of %s:\n", e->name, (int)e->pid,
             how, log);
     proc_tail(log, LAUNCH_TAIL_LINES, "  | ", stderr);
+}
+
+/* Whether the file at `path` contains `text` (read up to LAUNCH_LOG_SCAN_MAX bytes). */
+static bool s_log_has(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char *buf = malloc(LAUNCH_LOG_SCAN_MAX + 1);
+    size_t n = buf ? fread(buf, 1, LAUNCH_LOG_SCAN_MAX, f) : 0;
+    fclose(f);
+    bool found = false;
+    if (buf) {
+        buf[n] = '\0';
+        found = memmem(buf, n, text, strlen(text)) != NULL;
+    }
+    free(buf);
+    return found;
 }
 
 /* Whether the last started process is still alive; reports it when not. */
@@ -607,6 +631,8 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
         s_fmt(port, sizeof(port), "%d", health);
         r = s_arg(&a, "health.port", port);
     }
+    if (r == 0 && u->take_over && s_has_flag(h, "leader.take-over"))
+        r = s_arg(&a, "leader.take-over=true", NULL); // a bool: one word
     if (r == 0 && u->sim && s_has_flag(h, "use-kubernetes-proxy"))
         r = s_arg(&a, "use-kubernetes-proxy=true", NULL); // a bool: one word, not "--flag true"
     if (r == 0 && s_has_flag(h, "metrics.port")) {
@@ -660,8 +686,15 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
     int64_t deadline = started + u->timeout_ms;
     const char *how = "alive";
     for (;;) {
-        if (!s_check_alive(u, e))
+        if (!s_check_alive(u, e)) {
+            if (s_log_has(log, LAUNCH_KUBERAY_REFUSAL)) {
+                u->refused = true;
+                fprintf(stderr,
+                        "rayfleetctl up: a KubeRay operator is reconciling this cluster: stop it "
+                        "(see above), or run 'rayfleetctl up --take-over' to start anyway\n");
+            }
             return ERR_CLOSED;
+        }
         bool ready;
         if (health > 0) {
             ready = s_http_status(health, "/readyz") == 200;
@@ -826,6 +859,18 @@ int launch_up(int argc, char **argv)
         goto out;
     }
     bool detach = args_has(&a, "detach");
+    u->take_over = args_has(&a, "take-over");
+    if (kc) {
+        /* STATE/kubeconfig names the cluster for status, audit and explain, as with --sim */
+        char link[PATH_MAX];
+        s_path(link, u->state, "kubeconfig");
+        struct stat lst;
+        if (lstat(link, &lst) == 0 && S_ISLNK(lst.st_mode))
+            unlink(link);
+        if (symlink(u->kubeconfig, link) != 0 && errno != EEXIST)
+            fprintf(stderr, "rayfleetctl up: cannot link %s to %s: %s\n", link, u->kubeconfig,
+                    strerror(errno));
+    }
     if (!detach) {
         /* Foreground: `down` from elsewhere signals us first; we stop the children. */
         proc_entry_t *self = &u->procs[u->nprocs++];
@@ -910,7 +955,7 @@ fail:
     if (u->signal)
         fprintf(stderr, "rayfleetctl up: %s while starting; stopping\n", strsignal(u->signal));
     s_stop_everything(u);
-    code = u->signal ? 0 : 1;
+    code = u->signal ? 0 : u->refused ? 2 : 1;
     if (!u->signal)
         fprintf(stderr,
                 "rayfleetctl up: failed; everything started was stopped (logs in %s/logs)\n",

@@ -34,6 +34,9 @@
 #define LAUNCH_SETTLE_MS 1000 /* a service without a health port must live this long */
 #define LAUNCH_PROBE_MS 100 /* readiness polling period */
 #define LAUNCH_TAIL_LINES 20 /* log lines shown for a process that died */
+#define LAUNCH_LOG_SCAN_MAX (1 << 20) /* bytes of a dead process's log searched for a refusal */
+/* What a controller writes when it refuses to fight a KubeRay operator (common/leader.c) */
+#define LAUNCH_KUBERAY_REFUSAL "a KubeRay operator is reconciling: Lease "
 #define LAUNCH_IPC_PATH_MAX 100 /* longest ipc:// socket path (sun_path is 108 bytes) */
 #define LAUNCH_CRD_MAX_FILE (8u * 1024 * 1024) /* largest CRD manifest read */
 #define LAUNCH_DEFAULT_SCHEDULER_REPLICAS 1 /* --scheduler-replicas default */
