@@ -312,9 +312,8 @@ int main(int argc, char **argv)
             o.tls_host = v;
         else if (strcmp(a, "--tls-san") == 0 && s_sans_valid(v) &&
                  strlen(sans) + 1 + strlen(v) <= TLS_SANS_MAX) {
-            if (sans[0])
-                strcat(sans, ",");
-            strcat(sans, v);
+            size_t len = strlen(sans);
+            snprintf(sans + len, sizeof(sans) - len, "%s%s", len ? "," : "", v);
             o.tls_sans = sans;
         } else if (strcmp(a, "--kubeconfig-for") == 0 && nkc < KUBESIM_MAX_KUBECONFIGS &&
                    s_kubeconfig_for(argv[i], &kc_server[nkc], &kc_file[nkc]))
