@@ -25,9 +25,11 @@ if [[ $(id -u) -ne 0 ]]; then
     SUDO=sudo
 fi
 if ! command -v debootstrap >/dev/null 2>&1; then
-    if ! out=$($SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap 2>&1); then
+    install=($SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap)
+    # A fresh machine may have no package lists yet: update once, then try again.
+    if ! out=$("${install[@]}" 2>&1) && ! out=$($SUDO apt-get update -qq 2>&1 && "${install[@]}" 2>&1); then
         echo "$out" >&2
-        die "cannot install debootstrap with apt-get (try 'apt-get update' first)"
+        die "cannot install debootstrap with apt-get (its output is above)"
     fi
 fi
 
