@@ -66,6 +66,7 @@ typedef struct {
     bool with_self; /* procs[0] is rayfleetctl itself (foreground) */
     bool sim; /* against kubesim (dashboards reachable only through the service proxy) */
     int signal; /* SIGINT/SIGTERM received while starting */
+    const char *cmd; /* the command, in messages: "up" or "crds" */
 } s_up_t;
 
 static const args_opt_t s_up_opts[] = {
@@ -384,12 +385,12 @@ static int s_start_kubesim(s_up_t *u, int64_t nodes)
 
 /* ---- CRDs -------------------------------------------------------------------------------- */
 
-static int s_find_crds(const args_t *a, char *out)
+static int s_find_crds(const char *cmd, const args_t *a, char *out)
 {
     const char *given = args_str(a, "crds");
     if (given) {
         if (!s_is_dir(given)) {
-            fprintf(stderr, "rayfleetctl up: --crds: '%s' is not a directory\n", given);
+            fprintf(stderr, "rayfleetctl %s: --crds: '%s' is not a directory\n", cmd, given);
             return ERR_NOTFOUND;
         }
         return s_absolute(given, out);
@@ -406,9 +407,9 @@ static int s_find_crds(const args_t *a, char *out)
     if (s_is_dir(RF_SOURCE_DIR "/deploy/crds"))
         return s_absolute(RF_SOURCE_DIR "/deploy/crds", out);
     fprintf(stderr,
-            "rayfleetctl up: cannot find the CRD manifests (looked beside %s and in "
+            "rayfleetctl %s: cannot find the CRD manifests (looked beside %s and in "
             "%s/deploy/crds); give --crds DIR\n",
-            self, RF_SOURCE_DIR);
+            cmd, self, RF_SOURCE_DIR);
     return ERR_NOTFOUND;
 }
 
@@ -439,7 +440,7 @@ static int s_install_crds(s_up_t *u, kube_t *k, const char *dir)
     struct dirent **list = NULL;
     int n = scandir(dir, &list, s_yaml_filter, alphasort);
     if (n <= 0) {
-        fprintf(stderr, "rayfleetctl up: no CRD manifests (*.yaml) in %s\n", dir);
+        fprintf(stderr, "rayfleetctl %s: no CRD manifests (*.yaml) in %s\n", u->cmd, dir);
         free(list);
         return ERR_NOTFOUND;
     }
@@ -455,7 +456,7 @@ static int s_install_crds(s_up_t *u, kube_t *k, const char *dir)
         json_t *docs = NULL;
         buf_reset(&err);
         if (yaml_load_file(path, LAUNCH_CRD_MAX_FILE, &docs, &err) != 0) {
-            fprintf(stderr, "rayfleetctl up: %s\n", buf_str(&err));
+            fprintf(stderr, "rayfleetctl %s: %s\n", u->cmd, buf_str(&err));
             rc = ERR_PARSE;
             break;
         }
@@ -481,7 +482,7 @@ static int s_install_crds(s_up_t *u, kube_t *k, const char *dir)
                     r = 0;
             }
             if (r != 0) {
-                fprintf(stderr, "rayfleetctl up: CRD %s: %s\n", name, buf_str(&err));
+                fprintf(stderr, "rayfleetctl %s: CRD %s: %s\n", u->cmd, name, buf_str(&err));
                 rc = r;
                 break;
             }
@@ -509,8 +510,8 @@ static int s_install_crds(s_up_t *u, kube_t *k, const char *dir)
                 break;
             if (loop_clock_ms() >= deadline) {
                 fprintf(stderr,
-                        "rayfleetctl up: CRD %s not Established within %" PRId64 " ms%s%s\n",
-                        res.name, u->timeout_ms, r ? ": " : "", r ? buf_str(&err) : "");
+                        "rayfleetctl %s: CRD %s not Established within %" PRId64 " ms%s%s\n",
+                        u->cmd, res.name, u->timeout_ms, r ? ": " : "", r ? buf_str(&err) : "");
                 rc = ERR_TIMEOUT;
                 break;
             }
@@ -794,6 +795,7 @@ int launch_up(int argc, char **argv)
     s_up_t *u = calloc(1, sizeof(*u));
     if (!u)
         return 1;
+    u->cmd = "up";
     int code = 2;
     if (args_int(&a, "up", "nodes", 1, LAUNCH_MAX_NODES, LAUNCH_DEFAULT_NODES, &nodes) != 0 ||
         args_duration(&a, "up", "timeout", 100, 3600000, LAUNCH_DEFAULT_TIMEOUT_MS,
@@ -829,7 +831,7 @@ int launch_up(int argc, char **argv)
         s_self_dir(u->bin, sizeof(u->bin));
     }
     char crds[PATH_MAX];
-    if (s_find_crds(&a, crds) != 0)
+    if (s_find_crds("up", &a, crds) != 0)
         goto out;
     if (s_state_dir("up", &a, true, u->state) != 0)
         goto out;
@@ -1027,11 +1029,12 @@ int launch_crds(int argc, char **argv)
     s_up_t *u = calloc(1, sizeof(*u));
     if (!u)
         return 1;
+    u->cmd = "crds";
     int code = 2;
     char crds[PATH_MAX];
     if (args_duration(&a, "crds", "timeout", 100, 3600000, LAUNCH_DEFAULT_TIMEOUT_MS,
                       &u->timeout_ms) != 0 ||
-        s_find_crds(&a, crds) != 0)
+        s_find_crds("crds", &a, crds) != 0)
         goto out;
     code = 1;
     buf_t err;

@@ -52,6 +52,8 @@ expect_code "kubectl sees the RayCluster resource" 0 kubectl --kubeconfig "$tmp/
 out=$("$ctl" crds 2>&1)
 has "crds without --kubeconfig names it" "$out" "--kubeconfig: required"
 expect_code "crds without --kubeconfig exits 2" 2 "$ctl" crds
+has "crds names itself and --crds in errors" "$("$ctl" crds --kubeconfig "$tmp/host" --crds /nonexistent 2>&1)" \
+    "^rayfleetctl crds: --crds: '/nonexistent' is not a directory$"
 
 # --- rayfleetctl probe: the containers' health checks ------------------------------------------
 expect_code "probe: 200 is healthy" 0 "$ctl" probe --quiet "http://127.0.0.1:$plain/version"
