@@ -20,6 +20,8 @@
  * rayfleetctl audit/explain/drift/sql read every replica's file as one (fleetdb.h); status lists
  * the replicas and their shards.
  *
+ * crds: the CRD step of up alone, against --kubeconfig. probe: a health check.
+ *
  * down: stops what the pid file lists (SIGTERM, then SIGKILL after --timeout), removes the file;
  * idempotent.
  */
@@ -54,5 +56,13 @@ int launch_up(int argc, char **argv);
 
 /* `rayfleetctl down ARGS`; returns the process exit code. */
 int launch_down(int argc, char **argv);
+
+/* `rayfleetctl crds --kubeconfig FILE [--crds DIR]`: installs the CRDs as `up` does (a one-shot
+ * step of docker-compose.yml). Returns the process exit code. */
+int launch_crds(int argc, char **argv);
+
+/* `rayfleetctl probe URL`: 0 when http://HOST:PORT/PATH answers 200 or tcp://HOST:PORT accepts
+ * a connection, else 1 (container health checks). Returns the process exit code. */
+int launch_probe(int argc, char **argv);
 
 #endif
