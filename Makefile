@@ -7,6 +7,7 @@ CMAKE_FLAGS ?=
 MAKEFLAGS += --no-print-directory
 
 .PHONY: all deps configure build test run bench asan-test format format-check lint clean
+.PHONY: images compose-up compose-down compose-test
 
 all: build
 
@@ -40,6 +41,23 @@ format:
 
 format-check lint: deps
 	@./scripts/check-style.sh
+
+# Containers (docker/, docker-compose.yml): the base image from Debian's packages when absent, then
+# rayfleet:dev; the set up (kubeconfig in $(COMPOSE_DIR)) and down; the end-to-end test.
+COMPOSE_DIR ?= .state/compose
+images:
+	@./scripts/images.sh
+
+compose-up: images
+	@install -d -m 2770 $(COMPOSE_DIR)
+	@RAYFLEET_COMPOSE_DIR=$(abspath $(COMPOSE_DIR)) RAYFLEET_GID=$$(id -g) docker-compose up -d
+	@echo "kubectl --kubeconfig $(COMPOSE_DIR)/kubeconfig get rayclusters"
+
+compose-down:
+	@RAYFLEET_COMPOSE_DIR=$(abspath $(COMPOSE_DIR)) docker-compose down -v
+
+compose-test:
+	@./tests/compose/run.sh
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

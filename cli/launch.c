@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -64,7 +65,10 @@ typedef struct {
     size_t nprocs; /* how many */
     bool with_self; /* procs[0] is rayfleetctl itself (foreground) */
     bool sim; /* against kubesim (dashboards reachable only through the service proxy) */
+    bool take_over; /* --take-over: controllers start even when a KubeRay operator is active */
+    bool refused; /* a controller refused to start: a KubeRay operator is reconciling */
     int signal; /* SIGINT/SIGTERM received while starting */
+    const char *cmd; /* the command, in messages: "up" or "crds" */
 } s_up_t;
 
 static const args_opt_t s_up_opts[] = {
@@ -88,6 +92,10 @@ static const args_opt_t s_up_opts[] = {
      "directory)."},
     {"timeout", "DURATION", "How long each step may take to become ready (default 60s)."},
     {"log-level", "LEVEL", "Log level of the services: debug, info, warn or error (default info)."},
+    {"take-over", NULL,
+     "Start the controllers even when a KubeRay operator is reconciling (its ray-operator-leader "
+     "Lease is held); without it they refuse (exit 2) and say how to stop KubeRay. Leader "
+     "election is always on: a second 'up' against the same cluster waits as a hot standby."},
     {"scheduler-replicas", "N",
      "Scheduler replicas to start (1..8, default 1). With N > 1 they split the shards through "
      "SQLite leases in STATE/leases.db, replica i writing STATE/scheduler-<i>.db."},
@@ -219,6 +227,24 @@ static void s_report_death(const s_up_t *u, const proc_entry_t *e, int status)
     proc_tail(log, LAUNCH_TAIL_LINES, "  | ", stderr);
 }
 
+/* Whether the file at `path` contains `text` (read up to LAUNCH_LOG_SCAN_MAX bytes). */
+static bool s_log_has(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char *buf = malloc(LAUNCH_LOG_SCAN_MAX + 1);
+    size_t n = buf ? fread(buf, 1, LAUNCH_LOG_SCAN_MAX, f) : 0;
+    fclose(f);
+    bool found = false;
+    if (buf) {
+        buf[n] = '\0';
+        found = memmem(buf, n, text, strlen(text)) != NULL;
+    }
+    free(buf);
+    return found;
+}
+
 /* Whether the last started process is still alive; reports it when not. */
 static bool s_check_alive(s_up_t *u, const proc_entry_t *e)
 {
@@ -249,23 +275,45 @@ static int s_free_port(void)
 }
 
 /* GET http://127.0.0.1:port/path; returns the HTTP status, or -1 when nothing answered. */
-static int s_http_status(int port, const char *path)
+/* A TCP connection to host:port (a name or an address) with LAUNCH_PROBE_IO_MS socket
+ * timeouts, or -1. */
+static int s_connect(const char *host, int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    char service[16];
+    s_fmt(service, sizeof(service), "%d", port);
+    if (getaddrinfo(host, service, &hints, &res) != 0)
+        return -1;
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        struct timeval tv = {0, LAUNCH_PROBE_IO_MS * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* The HTTP status of GET http://host:port/path, or -1. */
+static int s_http_status_at(const char *host, int port, const char *path)
+{
+    int fd = s_connect(host, port);
     if (fd < 0)
         return -1;
-    struct timeval tv = {0, LAUNCH_PROBE_IO_MS * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int status = -1;
-    char req[256];
+    char req[512];
     int n =
-        snprintf(req, sizeof(req),
-                 "GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
+        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
+                 path, host, port);
     char answer[LAUNCH_PROBE_BYTES + 1];
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+    if (n < 0 || n >= (int)sizeof(req))
         goto done;
     if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
         goto done;
@@ -288,6 +336,11 @@ static int s_http_status(int port, const char *path)
 done:
     close(fd);
     return status;
+}
+
+static int s_http_status(int port, const char *path)
+{
+    return s_http_status_at("127.0.0.1", port, path);
 }
 
 /* ---- kubesim ----------------------------------------------------------------------------- */
@@ -356,12 +409,12 @@ static int s_start_kubesim(s_up_t *u, int64_t nodes)
 
 /* ---- CRDs -------------------------------------------------------------------------------- */
 
-static int s_find_crds(const args_t *a, char *out)
+static int s_find_crds(const char *cmd, const args_t *a, char *out)
 {
     const char *given = args_str(a, "crds");
     if (given) {
         if (!s_is_dir(given)) {
-            fprintf(stderr, "rayfleetctl up: --crds: '%s' is not a directory\n", given);
+            fprintf(stderr, "rayfleetctl %s: --crds: '%s' is not a directory\n", cmd, given);
             return ERR_NOTFOUND;
         }
         return s_absolute(given, out);
@@ -378,9 +431,9 @@ static int s_find_crds(const args_t *a, char *out)
     if (s_is_dir(RF_SOURCE_DIR "/deploy/crds"))
         return s_absolute(RF_SOURCE_DIR "/deploy/crds", out);
     fprintf(stderr,
-            "rayfleetctl up: cannot find the CRD manifests (looked beside %s and in "
+            "rayfleetctl %s: cannot find the CRD manifests (looked beside %s and in "
             "%s/deploy/crds); give --crds DIR\n",
-            self, RF_SOURCE_DIR);
+            cmd, self, RF_SOURCE_DIR);
     return ERR_NOTFOUND;
 }
 
@@ -411,7 +464,7 @@ static int s_install_crds(s_up_t *u, kube_t *k, const char *dir)
     struct dirent **list = NULL;
     int n = scandir(dir, &list, s_yaml_filter, alphasort);
     if (n <= 0) {
-        fprintf(stderr, "rayfleetctl up: no CRD manifests (*.yaml) in %s\n", dir);
+        fprintf(stderr, "rayfleetctl %s: no CRD manifests (*.yaml) in %s\n", u->cmd, dir);
         free(list);
         return ERR_NOTFOUND;
     }
@@ -427,7 +480,7 @@ static int s_install_crds(s_up_t *u, kube_t *k, const char *dir)
         json_t *docs = NULL;
         buf_reset(&err);
         if (yaml_load_file(path, LAUNCH_CRD_MAX_FILE, &docs, &err) != 0) {
-            fprintf(stderr, "rayfleetctl up: %s\n", buf_str(&err));
+            fprintf(stderr, "rayfleetctl %s: %s\n", u->cmd, buf_str(&err));
             rc = ERR_PARSE;
             break;
         }
@@ -453,7 +506,7 @@ static int s_install_crds(s_up_t *u, kube_t *k, const char *dir)
                     r = 0;
             }
             if (r != 0) {
-                fprintf(stderr, "rayfleetctl up: CRD %s: %s\n", name, buf_str(&err));
+                fprintf(stderr, "rayfleetctl %s: CRD %s: %s\n", u->cmd, name, buf_str(&err));
                 rc = r;
                 break;
             }
@@ -481,8 +534,8 @@ static int s_install_crds(s_up_t *u, kube_t *k, const char *dir)
                 break;
             if (loop_clock_ms() >= deadline) {
                 fprintf(stderr,
-                        "rayfleetctl up: CRD %s not Established within %" PRId64 " ms%s%s\n",
-                        res.name, u->timeout_ms, r ? ": " : "", r ? buf_str(&err) : "");
+                        "rayfleetctl %s: CRD %s not Established within %" PRId64 " ms%s%s\n",
+                        u->cmd, res.name, u->timeout_ms, r ? ": " : "", r ? buf_str(&err) : "");
                 rc = ERR_TIMEOUT;
                 break;
             }
@@ -607,6 +660,8 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
         s_fmt(port, sizeof(port), "%d", health);
         r = s_arg(&a, "health.port", port);
     }
+    if (r == 0 && u->take_over && s_has_flag(h, "leader.take-over"))
+        r = s_arg(&a, "leader.take-over=true", NULL); // a bool: one word
     if (r == 0 && u->sim && s_has_flag(h, "use-kubernetes-proxy"))
         r = s_arg(&a, "use-kubernetes-proxy=true", NULL); // a bool: one word, not "--flag true"
     if (r == 0 && s_has_flag(h, "metrics.port")) {
@@ -660,8 +715,15 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
     int64_t deadline = started + u->timeout_ms;
     const char *how = "alive";
     for (;;) {
-        if (!s_check_alive(u, e))
+        if (!s_check_alive(u, e)) {
+            if (s_log_has(log, LAUNCH_KUBERAY_REFUSAL)) {
+                u->refused = true;
+                fprintf(stderr,
+                        "rayfleetctl up: a KubeRay operator is reconciling this cluster: stop it "
+                        "(see above), or run 'rayfleetctl up --take-over' to start anyway\n");
+            }
             return ERR_CLOSED;
+        }
         bool ready;
         if (health > 0) {
             ready = s_http_status(health, "/readyz") == 200;
@@ -766,6 +828,7 @@ int launch_up(int argc, char **argv)
     s_up_t *u = calloc(1, sizeof(*u));
     if (!u)
         return 1;
+    u->cmd = "up";
     int code = 2;
     if (args_int(&a, "up", "nodes", 1, LAUNCH_MAX_NODES, LAUNCH_DEFAULT_NODES, &nodes) != 0 ||
         args_duration(&a, "up", "timeout", 100, 3600000, LAUNCH_DEFAULT_TIMEOUT_MS,
@@ -801,7 +864,7 @@ int launch_up(int argc, char **argv)
         s_self_dir(u->bin, sizeof(u->bin));
     }
     char crds[PATH_MAX];
-    if (s_find_crds(&a, crds) != 0)
+    if (s_find_crds("up", &a, crds) != 0)
         goto out;
     if (s_state_dir("up", &a, true, u->state) != 0)
         goto out;
@@ -826,6 +889,18 @@ int launch_up(int argc, char **argv)
         goto out;
     }
     bool detach = args_has(&a, "detach");
+    u->take_over = args_has(&a, "take-over");
+    if (kc) {
+        /* STATE/kubeconfig names the cluster for status, audit and explain, as with --sim */
+        char link[PATH_MAX];
+        s_path(link, u->state, "kubeconfig");
+        struct stat lst;
+        if (lstat(link, &lst) == 0 && S_ISLNK(lst.st_mode))
+            unlink(link);
+        if (symlink(u->kubeconfig, link) != 0 && errno != EEXIST)
+            fprintf(stderr, "rayfleetctl up: cannot link %s to %s: %s\n", link, u->kubeconfig,
+                    strerror(errno));
+    }
     if (!detach) {
         /* Foreground: `down` from elsewhere signals us first; we stop the children. */
         proc_entry_t *self = &u->procs[u->nprocs++];
@@ -910,7 +985,7 @@ fail:
     if (u->signal)
         fprintf(stderr, "rayfleetctl up: %s while starting; stopping\n", strsignal(u->signal));
     s_stop_everything(u);
-    code = u->signal ? 0 : 1;
+    code = u->signal ? 0 : u->refused ? 2 : 1;
     if (!u->signal)
         fprintf(stderr,
                 "rayfleetctl up: failed; everything started was stopped (logs in %s/logs)\n",
@@ -968,4 +1043,121 @@ int launch_down(int argc, char **argv)
     printf("rayfleetctl: stopped everything in %s%s\n", state,
            killed ? " (some processes needed SIGKILL)" : "");
     return 0;
+}
+
+/* ---- crds and probe ---------------------------------------------------------------------- */
+
+static const args_opt_t s_crds_opts[] = {
+    {"kubeconfig", "FILE", "kubeconfig of the cluster (required)."},
+    {"crds", "DIR",
+     "CRD manifests to install (default: deploy/crds of the source tree, found from the binary)."},
+    {"timeout", "DURATION",
+     "How long each request and each Established wait may take (default "
+     "60s)."},
+    {NULL, NULL, NULL},
+};
+
+int launch_crds(int argc, char **argv)
+{
+    args_t a;
+    int pr = args_parse("crds", "--kubeconfig FILE [--crds DIR] [--timeout DURATION]",
+                        "Installs the ray.io CRDs into the cluster when absent (as 'up' does) "
+                        "and waits until each is Established. Idempotent.",
+                        s_crds_opts, 0, argc, argv, &a);
+    if (pr != ARGS_OK)
+        return pr == ARGS_HELP ? 0 : 2;
+    const char *kc = args_str(&a, "kubeconfig");
+    if (!kc) {
+        fprintf(stderr, "rayfleetctl crds: --kubeconfig: required (the cluster to install into)\n");
+        return 2;
+    }
+    s_up_t *u = calloc(1, sizeof(*u));
+    if (!u)
+        return 1;
+    u->cmd = "crds";
+    int code = 2;
+    char crds[PATH_MAX];
+    if (args_duration(&a, "crds", "timeout", 100, 3600000, LAUNCH_DEFAULT_TIMEOUT_MS,
+                      &u->timeout_ms) != 0 ||
+        s_find_crds("crds", &a, crds) != 0)
+        goto out;
+    code = 1;
+    buf_t err;
+    buf_init(&err, KUBE_ERR_MAX);
+    kube_t *k = kube_open(kc, &err);
+    if (!k) {
+        fprintf(stderr, "rayfleetctl crds: --kubeconfig %s: %s\n", kc, buf_str(&err));
+        buf_free(&err);
+        goto out;
+    }
+    buf_free(&err);
+    if (s_install_crds(u, k, crds) == 0)
+        code = 0;
+    kube_close(&k);
+out:
+    free(u);
+    return code;
+}
+
+static const args_opt_t s_probe_opts[] = {
+    {"quiet", NULL, "Print nothing; only the exit code tells."},
+    {NULL, NULL, NULL},
+};
+
+int launch_probe(int argc, char **argv)
+{
+    args_t a;
+    int pr = args_parse("probe", "URL [--quiet]",
+                        "Exits 0 when URL answers: http://HOST:PORT/PATH with status 200 (e.g. a "
+                        "service's /readyz), tcp://HOST:PORT when it accepts a connection; 1 "
+                        "otherwise. For container health checks (the image has no curl).",
+                        s_probe_opts, 1, argc, argv, &a);
+    if (pr != ARGS_OK)
+        return pr == ARGS_HELP ? 0 : 2;
+    bool quiet = args_has(&a, "quiet");
+    const char *url = a.npositional == 1 ? a.positional[0] : NULL;
+    bool http = url && strncmp(url, "http://", 7) == 0;
+    bool tcp = url && strncmp(url, "tcp://", 6) == 0;
+    char host[256] = "", path[512] = "/";
+    int port = 0;
+    if (http || tcp) {
+        const char *h = url + (http ? 7 : 6);
+        const char *colon = strrchr(h, ':');
+        const char *slash = strchr(h, '/');
+        if (colon && (!slash || colon < slash) && (size_t)(colon - h) < sizeof(host)) {
+            memcpy(host, h, (size_t)(colon - h));
+            host[colon - h] = '\0';
+            char *end = NULL;
+            long p = strtol(colon + 1, &end, 10);
+            if (end != colon + 1 && (*end == '\0' || *end == '/') && p > 0 && p <= 65535)
+                port = (int)p;
+            if (*end == '/' && tcp)
+                port = 0;
+            if (*end == '/')
+                s_fmt(path, sizeof(path), "%s", end);
+        }
+    }
+    if (!host[0] || port == 0) {
+        fprintf(stderr,
+                "rayfleetctl probe: URL: must be http://HOST:PORT/PATH or tcp://HOST:PORT "
+                "(got '%s')\n",
+                url ? url : "");
+        return 2;
+    }
+    if (tcp) {
+        int fd = s_connect(host, port);
+        if (fd >= 0)
+            close(fd);
+        if (!quiet)
+            printf("%s: %s\n", url, fd >= 0 ? "connected" : "no connection");
+        return fd >= 0 ? 0 : 1;
+    }
+    int status = s_http_status_at(host, port, path);
+    if (!quiet) {
+        if (status < 0)
+            printf("%s: no answer\n", url);
+        else
+            printf("%s: %d\n", url, status);
+    }
+    return status == 200 ? 0 : 1;
 }

@@ -20,6 +20,8 @@
  * rayfleetctl audit/explain/drift/sql read every replica's file as one (fleetdb.h); status lists
  * the replicas and their shards.
  *
+ * crds: the CRD step of up alone, against --kubeconfig. probe: a health check.
+ *
  * down: stops what the pid file lists (SIGTERM, then SIGKILL after --timeout), removes the file;
  * idempotent.
  */
@@ -34,6 +36,9 @@
 #define LAUNCH_SETTLE_MS 1000 /* a service without a health port must live this long */
 #define LAUNCH_PROBE_MS 100 /* readiness polling period */
 #define LAUNCH_TAIL_LINES 20 /* log lines shown for a process that died */
+#define LAUNCH_LOG_SCAN_MAX (1 << 20) /* bytes of a dead process's log searched for a refusal */
+/* What a controller writes when it refuses to fight a KubeRay operator (common/leader.c) */
+#define LAUNCH_KUBERAY_REFUSAL "a KubeRay operator is reconciling: Lease "
 #define LAUNCH_IPC_PATH_MAX 100 /* longest ipc:// socket path (sun_path is 108 bytes) */
 #define LAUNCH_CRD_MAX_FILE (8u * 1024 * 1024) /* largest CRD manifest read */
 #define LAUNCH_DEFAULT_SCHEDULER_REPLICAS 1 /* --scheduler-replicas default */
@@ -51,5 +56,13 @@ int launch_up(int argc, char **argv);
 
 /* `rayfleetctl down ARGS`; returns the process exit code. */
 int launch_down(int argc, char **argv);
+
+/* `rayfleetctl crds --kubeconfig FILE [--crds DIR]`: installs the CRDs as `up` does (a one-shot
+ * step of docker-compose.yml). Returns the process exit code. */
+int launch_crds(int argc, char **argv);
+
+/* `rayfleetctl probe URL`: 0 when http://HOST:PORT/PATH answers 200 or tcp://HOST:PORT accepts
+ * a connection, else 1 (container health checks). Returns the process exit code. */
+int launch_probe(int argc, char **argv);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * rayfleetctl: the operator's command-line tool. `rayfleetctl COMMAND [OPTIONS]`; each command
- * has its own --help. Commands: up and down (launch.h), status (status.h), audit (audit.h), sql
- * (sql.h), explain and drift (explain.h).
+ * has its own --help. Commands: up, down, crds and probe (launch.h), status (status.h), audit
+ * (audit.h), sql (sql.h), explain and drift (explain.h).
  */
 #include "audit.h"
 #include "explain.h"
@@ -25,6 +25,8 @@ static const s_command_t s_commands[] = {
     {"up", launch_up,
      "Start rayfleet (and with --sim a simulated cluster): foreground or --detach."},
     {"down", launch_down, "Stop what 'up --detach' started."},
+    {"crds", launch_crds, "Install the ray.io CRDs into a cluster when absent (as 'up' does)."},
+    {"probe", launch_probe, "Exit 0 when http://HOST:PORT/PATH answers 200 (health checks)."},
     {"status", status_main,
      "Show the Ray objects (RayClusters, RayJobs, RayServices) and their state."},
     {"audit", audit_main,

@@ -10,6 +10,7 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "launch.h"
+#include "leader.h"
 #include "proc.h"
 #include "rftime.h"
 #include "store.h"
@@ -346,6 +347,57 @@ static int s_replicas(const char *dir)
     return r ? 1 : 0;
 }
 
+/* Whether the cell of `dir` leads: reads the leader Lease (up's defaults: LEADER_DEFAULT_NAME in
+ * LEADER_DEFAULT_NAMESPACE) and compares its holder with the cell's identity (leader.h). Prints
+ * one line; returns 0, or 1 when the Lease cannot be read for another reason than its absence. */
+static int s_leader(kube_t *k, const char *dir)
+{
+    char abs[PATH_MAX], host[256] = "", id[LEASE_NAME_MAX + 1] = "";
+    if (!realpath(dir, abs) || gethostname(host, sizeof(host) - 1) != 0 ||
+        leader_default_identity(host, abs, id, sizeof(id)) != 0)
+        id[0] = '\0';
+    k8s_res_t res = {.group = "coordination.k8s.io",
+                     .version = "v1",
+                     .resource = "leases",
+                     .namespace_ = LEADER_DEFAULT_NAMESPACE,
+                     .name = LEADER_DEFAULT_NAME};
+    json_t *lease = NULL;
+    buf_t err;
+    buf_init(&err, KUBE_ERR_MAX);
+    int r = kube_call(k, KUBE_GET, &res, NULL, 0, &lease, &err);
+    if (r == ERR_NOTFOUND) {
+        printf("\nLeader: nobody yet (no Lease %s/%s); this cell (%s) waits for it\n",
+               LEADER_DEFAULT_NAMESPACE, LEADER_DEFAULT_NAME, id[0] ? id : "?");
+        buf_free(&err);
+        return 0;
+    }
+    if (r != 0) {
+        printf("\nLeader: cannot read Lease %s/%s: %s\n", LEADER_DEFAULT_NAMESPACE,
+               LEADER_DEFAULT_NAME, buf_str(&err));
+        buf_free(&err);
+        return 1;
+    }
+    buf_free(&err);
+    const char *holder = jx_str(lease, "spec.holderIdentity", "");
+    int64_t exp = lease_k8s_expiry(lease), now = rftime_now_ms();
+    char age[32];
+    s_age(jx_str(lease, "spec.renewTime", NULL), age, sizeof(age));
+    if (!holder[0] || exp <= now)
+        printf("\nLeader: nobody (Lease %s/%s %s, last renewed %s ago); this cell (%s) takes it "
+               "at its next try\n",
+               LEADER_DEFAULT_NAMESPACE, LEADER_DEFAULT_NAME, holder[0] ? "expired" : "released",
+               age, id[0] ? id : "?");
+    else if (id[0] && strcmp(holder, id) == 0)
+        printf("\nLeader: this cell leads (identity %s, Lease %s/%s renewed %s ago)\n", holder,
+               LEADER_DEFAULT_NAMESPACE, LEADER_DEFAULT_NAME, age);
+    else
+        printf("\nLeader: this cell waits (standby, identity %s); %s leads (Lease %s/%s renewed "
+               "%s ago)\n",
+               id[0] ? id : "?", holder, LEADER_DEFAULT_NAMESPACE, LEADER_DEFAULT_NAME, age);
+    json_decref(lease);
+    return 0;
+}
+
 static const args_opt_t s_status_opts[] = {
     {"state-dir", "DIR",
      "State directory of 'rayfleetctl up'; its kubeconfig is used "
@@ -361,7 +413,9 @@ int status_main(int argc, char **argv)
                         "Shows the Ray objects of the cluster (RayClusters, RayJobs, RayServices) "
                         "with their state, replica counts, resources and head IP; with several "
                         "scheduler replicas (up --scheduler-replicas N), each replica and the "
-                        "shards it holds (STATE/leases.db).",
+                        "shards it holds (STATE/leases.db); with --state-dir, whether the cell "
+                        "leads or waits and who leads (the Lease " LEADER_DEFAULT_NAMESPACE
+                        "/" LEADER_DEFAULT_NAME ").",
                         s_status_opts, 0, argc, argv, &a);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
@@ -398,6 +452,8 @@ int status_main(int argc, char **argv)
         r = s_jobs(k);
     if (r == 0)
         r = s_services(k);
+    if (r == 0 && dir)
+        r = s_leader(k, dir);
     kube_close(&k);
     if (dir && s_replicas(dir) != 0)
         r = r ? r : ERR_NOMEM;

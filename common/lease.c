@@ -255,9 +255,9 @@ static lease_op_t *s_op_new(lease_backend_t *b, op_kind_t kind, const char *name
     if (b->kind == BACKEND_K8S) {
         const char *slash = strrchr(name, '/');
         int rc = 0;
-        if (!slash)
+        if (!slash && kind == OP_LIST)
             rc = ERR_INVAL;
-        if (rc == 0)
+        if (rc == 0 && slash) /* a name without '/' has no group (an unlabelled Lease) */
             rc = s_group(name, (size_t)(slash - name), op->group, sizeof(op->group));
         if (rc == 0 && kind != OP_LIST)
             rc = lease_k8s_name(name, op->kname, sizeof(op->kname));
@@ -486,6 +486,11 @@ static int64_t s_expiry_of(const json_t *lease)
     return dur > 0 ? at + dur : 0;
 }
 
+int64_t lease_k8s_expiry(const json_t *lease)
+{
+    return json_is_object(lease) && s_holder_of(lease)[0] ? s_expiry_of(lease) : 0;
+}
+
 /* The object `key` of obj, created when missing. NULL on OOM or when it is not an object. */
 static json_t *s_child(json_t *obj, const char *key)
 {
@@ -524,7 +529,8 @@ static json_t *s_lease_body(lease_op_t *op, const json_t *base, const char *hold
     rc |= json_object_set_new(obj, "kind", json_string("Lease"));
     rc |= json_object_set_new(md, "name", json_string(op->kname));
     rc |= json_object_set_new(md, "namespace", json_string(b->ns));
-    rc |= json_object_set_new(labels, LEASE_K8S_LABEL_GROUP, json_string(op->group));
+    if (op->group[0])
+        rc |= json_object_set_new(labels, LEASE_K8S_LABEL_GROUP, json_string(op->group));
     rc |= json_object_set_new(ann, LEASE_K8S_ANN_NAME, json_string(op->name));
     if (holder[0]) {
         int64_t secs = (op->duration_ms + MS_PER_S - 1) / MS_PER_S;
@@ -895,6 +901,14 @@ int lease_test(bool verbose)
     CHECK(lease_k8s_name("abc", kn, 3) == ERR_TOOBIG);
     char g[LEASE_K8S_LABEL_MAX + 1];
     CHECK(s_group("a/b/c", 3, g, sizeof(g)) == 0 && !strcmp(g, "a.b"));
+    lease_backend_t *kb = lease_k8s_new((loop_t *)1, (k8s_client_t *)1, "ns"); /* never used */
+    int e0 = 0;
+    lease_op_t *plain = kb ? s_op_new(kb, OP_ACQUIRE, "rayfleet-leader", "h", &e0) : NULL;
+    CHECK(plain && !strcmp(plain->kname, "rayfleet-leader") && plain->group[0] == '\0');
+    CHECK(kb && !s_op_new(kb, OP_LIST, "nolist", NULL, &e0) && e0 == ERR_INVAL);
+    if (plain)
+        s_op_free(plain);
+    lease_backend_destroy(&kb);
 
     /* The Lease body and its expiry. */
     int64_t now = store_wall_ms();
@@ -909,6 +923,7 @@ int lease_test(bool verbose)
           jx_int(body, "spec.leaseTransitions", -1) == 0);
     int64_t exp = s_expiry_of(body);
     CHECK(exp >= now + 1500 && exp < now + 1500 + 5000);
+    CHECK(lease_k8s_expiry(body) == exp && lease_k8s_expiry(NULL) == 0);
     json_t *body2 = s_lease_body(&op, body, "r2");
     CHECK(body2 && jx_int(body2, "spec.leaseTransitions", -1) == 1);
     json_t *rel = s_lease_body(&op, body2, "");

@@ -24,14 +24,16 @@
  * "scheduler.shard.17" (lowercase; '/' becomes '.', any other character outside [a-z0-9.-]
  * becomes '-'). The original name is kept in the annotation LEASE_K8S_ANN_NAME; the name up to
  * its last '/' ("scheduler/shard", mapped the same way) is the label LEASE_K8S_LABEL_GROUP, which
- * list() selects on. spec.leaseDurationSeconds is the duration rounded up to whole seconds (what
- * other Kubernetes tools read); the exact duration in ms is the annotation LEASE_K8S_ANN_DURATION,
- * which this backend prefers (it is never longer, so other readers are only more conservative).
- * Acquire follows client-go's tryAcquireOrRenew (k8s-api-semantics.md §9.2): when the last Lease
- * seen says we hold it, PUT a fresh renewTime with the resourceVersion seen; else GET it, POST it
- * when missing, and when it is free ("" holder), ours, or expired, PUT ourselves as holder with
- * the resourceVersion of the GET (leaseTransitions + 1 when the holder changes). Two replicas
- * racing get one success and one 409, reported as ERR_CONFLICT. Release PUTs holderIdentity "".
+ * list() selects on. A name without '/' ("rayfleet-leader", leader.h) has no group label and can
+ * be acquired and released but not listed. spec.leaseDurationSeconds is the duration rounded up to
+ * whole seconds (what other Kubernetes tools read); the exact duration in ms is the annotation
+ * LEASE_K8S_ANN_DURATION, which this backend prefers (it is never longer, so other readers are only
+ * more conservative). Acquire follows client-go's tryAcquireOrRenew (k8s-api-semantics.md §9.2):
+ * when the last Lease seen says we hold it, PUT a fresh renewTime with the resourceVersion seen;
+ * else GET it, POST it when missing, and when it is free ("" holder), ours, or expired, PUT
+ * ourselves as holder with the resourceVersion of the GET (leaseTransitions + 1 when the holder
+ * changes). Two replicas racing get one success and one 409, reported as ERR_CONFLICT. Release PUTs
+ * holderIdentity "".
  *
  * A backend is used by one thread (its loop's). Callbacks may start or cancel operations; they
  * must not destroy the backend.
@@ -123,6 +125,11 @@ size_t lease_pending(const lease_backend_t *b);
  * or nothing alphanumeric to start or end with) or ERR_TOOBIG (longer than LEASE_K8S_NAME_MAX or
  * size). */
 int lease_k8s_name(const char *name, char *out, size_t size);
+
+/* The recorded expiry of a Lease object `lease` (from any writer: spec.renewTime, else
+ * acquireTime, plus the duration in ms of LEASE_K8S_ANN_DURATION, else leaseDurationSeconds), in
+ * wall-clock ms; 0 when it has no holder, no time or no duration (free). */
+int64_t lease_k8s_expiry(const json_t *lease);
 
 /* Self-test: the SQLite backend end to end (acquire, renew, conflict, expiry, release, list,
  * cancel, destroy with ops pending), name mapping, argument errors. The Kubernetes

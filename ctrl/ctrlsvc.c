@@ -6,6 +6,7 @@
 #include "bus.h"
 #include "err.h"
 #include "kubeconfig.h"
+#include "leader.h"
 #include "lease.h"
 #include "log.h"
 #include "loop.h"
@@ -16,6 +17,7 @@
 #include "workq.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <ctype.h>
@@ -76,6 +78,29 @@ static const cfg_opt_t s_options[] = {
      "Connections to the API server (HTTP/1.1 carries one request per connection at a time; "
      "HTTP/2 multiplexes).",
      NULL},
+    {"leader.elect", CFG_BOOL, "true", 0, 0, false, false,
+     "Hold the leader Lease before writing anything, so one cell reconciles a cluster and the "
+     "others wait as hot standbys (KubeRay's --enable-leader-election). false: active-active "
+     "(with --shards.lease kubernetes).",
+     NULL},
+    {"leader.namespace", CFG_STRING, NULL, 0, 0, false, false,
+     "Namespace of the leader Lease; none: the service account's when in a cluster, else "
+     "default.",
+     NULL},
+    {"leader.id", CFG_STRING, LEADER_DEFAULT_NAME, 0, 0, false, false, "Name of the leader Lease.",
+     NULL},
+    {"leader.identity", CFG_STRING, NULL, 0, 0, false, false,
+     "Holder identity; the processes of one cell share it. None: <hostname>_<8 hex of the hash of "
+     "the absolute state dir> (in a pod the hostname is the pod name).",
+     NULL},
+    {"leader.lease-duration", CFG_DURATION, "15s", 300, 3600000, false, false,
+     "Leader lease duration (client-go: renewed every third of it, given up after two thirds "
+     "without a renewal); a dead leader is replaced within about one of them.",
+     NULL},
+    {"leader.take-over", CFG_BOOL, "false", 0, 0, false, false,
+     "Start even when a KubeRay operator holds its " LEADER_KUBERAY_LEASE " Lease (both then "
+     "write: stop it instead when you can).",
+     NULL},
     {"health.host", CFG_STRING, "127.0.0.1", 0, 0, false, false,
      "Address of the /healthz, /readyz and /metrics listener.", NULL},
     {"health.port", CFG_INT, NULL, 0, 65535, false, false,
@@ -108,6 +133,14 @@ typedef struct {
     bool *resync_pending; /* resync_pending[shard]: acquired, keys not queued yet */
     bool resync_armed; /* the zero-delay resync timer is armed */
     uint64_t dropped; /* keys dropped at dispatch: shard not owned */
+    bool in_cluster; /* the client uses the in-cluster service-account configuration */
+    bool elect; /* --leader.elect */
+    bool kuberay_checked; /* the KubeRay check ended: writes may start (with the lease) */
+    int64_t kuberay_req; /* the KubeRay check's request in flight, 0 none */
+    k8s_client_t *leader_client; /* the leader lease's own client, or NULL */
+    lease_backend_t *leader_lease; /* the leader lease backend, or NULL */
+    leader_t *leader; /* the leader election, or NULL (off, or not started yet) */
+    int exit_code; /* > 0: the process ends with it (KubeRay refusal, leadership lost) */
     metrics_t *metrics; /* the registry /metrics serves, or NULL (--health.port 0) */
     opsrv_t *ops; /* the operations endpoint, or NULL */
     metric_series_t *bus_lag; /* rayfleet_bus_lag_seconds, or NULL */
@@ -119,10 +152,17 @@ typedef struct {
     uint64_t scrape_bad; /* observed objects a scrape could not read */
 } run_t;
 
-/* True when this replica owns `shard` now. */
+/* True when this process may write now: the KubeRay check ended and, with --leader.elect, the
+ * cell holds the leader Lease (leader_is_leader() reads the clock itself). */
+static bool s_leading(const run_t *m)
+{
+    return m->kuberay_checked && (!m->elect || leader_is_leader(m->leader));
+}
+
+/* True when this replica owns `shard` now (and may write: s_leading()). */
 static bool s_owns(const run_t *m, uint32_t shard)
 {
-    if (shard >= m->shards)
+    if (shard >= m->shards || !s_leading(m))
         return false;
     return m->sh ? shards_owns(m->sh, shard % m->groups) : m->owned[shard];
 }
@@ -288,6 +328,8 @@ typedef enum {
     M_SCRAPE_BAD, /* observed objects a scrape could not read */
     M_AUDIT_ROWS, /* audit rows handed to the store */
     M_AUDIT_FAILURES, /* audit rows the store refused */
+    M_IS_LEADER, /* 1 while this process may write (leads, or election off) */
+    M_LEADER_TRANSITIONS, /* became leader or lost it */
     M_READY
 } s_metric_t;
 
@@ -391,6 +433,10 @@ static int s_readiness(void *arg, buf_t *why)
         rc = buf_printf(why, "controller %s not started\n", m->def->name);
         n++;
     }
+    if (rc == 0 && !m->kuberay_checked) {
+        rc = buf_printf(why, "KubeRay check not done (is a KubeRay operator reconciling?)\n");
+        n++;
+    }
     if (rc == 0 && m->sh) {
         shards_stats_t st;
         shards_stats(m->sh, &st);
@@ -472,6 +518,13 @@ static double s_read_metric(void *arg, int which)
         if (m->audit)
             actlog_stats(m->audit, &as);
         return (double)(which == M_AUDIT_ROWS ? as.rows : as.failures);
+    }
+    case M_IS_LEADER:
+        return s_leading(m) ? 1 : 0;
+    case M_LEADER_TRANSITIONS: {
+        leader_stats_t ls;
+        leader_stats(m->leader, &ls);
+        return (double)ls.transitions;
     }
     case M_READY: {
         buf_t why;
@@ -634,9 +687,19 @@ static int s_start_ops(run_t *m)
                    : NULL;
     if (!ready || metric_series_fn(ready, NULL, s_read_metric, m, M_READY) != 0)
         return ERR_NOMEM;
-    /* client-go's rest_client_* of the controller's client and the lease client */
+    metric_t *lead = metrics_gauge(
+        m->metrics, "rayfleet_leader_is_leader",
+        "1 while this process may write: its cell holds the leader Lease (or election is off).",
+        NULL);
+    metric_t *trans = metrics_counter(m->metrics, "rayfleet_leader_transitions_total",
+                                      "Times this process became leader or lost the lease.", NULL);
+    if (!lead || !trans || metric_series_fn(lead, NULL, s_read_metric, m, M_IS_LEADER) != 0 ||
+        metric_series_fn(trans, NULL, s_read_metric, m, M_LEADER_TRANSITIONS) != 0)
+        return ERR_NOMEM;
+    /* client-go's rest_client_* of the controller's client, the shard-lease and leader clients */
     if (k8s_client_metrics(m->client, m->metrics) != 0 ||
-        (m->lease_client && k8s_client_metrics(m->lease_client, m->metrics) != 0))
+        (m->lease_client && k8s_client_metrics(m->lease_client, m->metrics) != 0) ||
+        (m->leader_client && k8s_client_metrics(m->leader_client, m->metrics) != 0))
         return ERR_NOMEM;
     m->ops = opsrv_new(m->svc->loop, &(opsrv_config_t){.host = cfg_str(m->svc->cfg, "health.host"),
                                                        .port = port,
@@ -790,6 +853,178 @@ static int s_start_leases(run_t *m)
     return 0;
 }
 
+/* ---------- the leader Lease and the KubeRay check ---------- */
+
+/* Ends the process with `code` once the loop returns. */
+static void s_end_with(run_t *m, int code)
+{
+    if (m->exit_code == 0)
+        m->exit_code = code;
+    loop_stop(m->svc->loop);
+}
+
+/* Leadership changed: on becoming leader queue every object of the owned shards (nothing was
+ * reconciled while standby); on losing it end the process (leader.h: LOST is final). */
+static void s_on_leader(leader_t *l, bool leading, void *arg)
+{
+    run_t *m = arg;
+    if (leading) {
+        log_info("leading: reconciling", "lease", cfg_str(m->svc->cfg, "leader.id"), "identity",
+                 leader_holder(l), NULL);
+        if (m->obs && m->q)
+            s_resync_scan(m, false);
+        return;
+    }
+    log_error("leader lease lost: exiting so the supervisor restarts this process as a standby",
+              "holder", leader_holder(l), NULL);
+    s_end_with(m, SVC_EXIT_FAILURE);
+}
+
+/* The identity: --leader.identity, else leader_default_identity(hostname, state dir). */
+static int s_identity(const run_t *m, char *out, size_t size)
+{
+    const char *id = cfg_str(m->svc->cfg, "leader.identity");
+    if (id && *id) {
+        int n = snprintf(out, size, "%s", id);
+        return n > 0 && (size_t)n < size && (size_t)n <= LEASE_NAME_MAX ? 0 : ERR_TOOBIG;
+    }
+    char host[256] = "", dir[PATH_MAX];
+    const char *sd = cfg_str(m->svc->cfg, "state-dir");
+    if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
+        snprintf(host, sizeof(host), "localhost");
+    if (!realpath(sd && *sd ? sd : ".", dir))
+        return ERR_IO;
+    return leader_default_identity(host, dir, out, size);
+}
+
+/* Starts the election (the KubeRay check has passed). Returns 0 or an err_t (reported). */
+static int s_start_election(run_t *m)
+{
+    const char *ns = cfg_str(m->svc->cfg, "leader.namespace");
+    if (!ns || !*ns)
+        ns = m->in_cluster ? k8s_client_namespace(m->client) : NULL;
+    if (!ns || !*ns)
+        ns = LEADER_DEFAULT_NAMESPACE;
+    char id[LEASE_NAME_MAX + 1];
+    int rc = s_identity(m, id, sizeof(id));
+    if (rc != 0) {
+        fprintf(stderr, "%s: leader.identity: cannot make one (%s); set --leader.identity\n",
+                m->def->name, err_str(rc));
+        return rc;
+    }
+    m->leader_lease = lease_k8s_new(m->svc->loop, m->leader_client, ns);
+    buf_t err;
+    buf_init(&err, 512);
+    m->leader = m->leader_lease
+                    ? leader_new(m->svc->loop, m->leader_lease,
+                                 &(leader_config_t){.name = cfg_str(m->svc->cfg, "leader.id"),
+                                                    .identity = id,
+                                                    .lease_ms = cfg_duration_ms(
+                                                        m->svc->cfg, "leader.lease-duration"),
+                                                    .on_change = s_on_leader,
+                                                    .arg = m},
+                                 &err)
+                    : NULL;
+    if (!m->leader) {
+        fprintf(stderr, "%s: leader election: %s\n", m->def->name,
+                err.len ? buf_str(&err) : "out of memory");
+        buf_free(&err);
+        return ERR_INVAL;
+    }
+    buf_free(&err);
+    log_info("leader election: standby until the lease is held", "lease",
+             cfg_str(m->svc->cfg, "leader.id"), "namespace", ns, "identity", id, NULL);
+    return 0;
+}
+
+static int64_t s_kuberay_check(loop_t *loop, int64_t id, void *arg);
+
+/* The KubeRay check's answer. An active KubeRay operator ends the process (exit 2) unless
+ * --leader.take-over, at start and at every re-check (every --leader.lease-duration: a KubeRay
+ * operator started later is not fought either). Before the first answer nothing is written; a
+ * check that fails is retried every CTRLSVC_KUBERAY_RETRY_MS, except a 403 (no permission to list
+ * Leases cluster-wide), which is warned about and then treated as "none found". */
+static void s_kuberay_done(k8s_client_t *c, const k8s_result_t *r, void *arg)
+{
+    (void)c;
+    run_t *m = arg;
+    m->kuberay_req = 0;
+    int64_t period = cfg_duration_ms(m->svc->cfg, "leader.lease-duration");
+    buf_t msg;
+    buf_init(&msg, 2048);
+    int found = 0;
+    bool retry = false;
+    if (r->err == 0)
+        found = leader_kuberay_judge(r->body, store_wall_ms(), "--leader.take-over", &msg);
+    else if (r->status == 403 && !m->kuberay_checked)
+        log_warn("cannot tell whether a KubeRay operator is reconciling: listing Leases in all "
+                 "namespaces is forbidden (grant list on coordination.k8s.io leases cluster-wide)",
+                 "message", r->message, NULL);
+    if ((r->err != 0 && r->status != 403) || found < 0) {
+        log_warn(
+            m->kuberay_checked ? "KubeRay re-check failed; retrying"
+                               : "KubeRay check failed; retrying (nothing is written meanwhile)",
+            "error", found < 0 ? "not a LeaseList" : err_str(r->err), "message", r->message, NULL);
+        period = CTRLSVC_KUBERAY_RETRY_MS;
+        retry = true;
+    } else if (found && !cfg_bool(m->svc->cfg, "leader.take-over")) {
+        fprintf(stderr, "%s: %s\n", m->def->name, buf_str(&msg));
+        log_error("refusing to fight a KubeRay operator", "why", buf_str(&msg), NULL);
+        buf_free(&msg);
+        s_end_with(m, SVC_EXIT_USAGE);
+        return;
+    } else if (found && !m->kuberay_checked) {
+        log_warn("--leader.take-over: reconciling although a KubeRay operator is active; both "
+                 "will write until it is stopped",
+                 "found", buf_str(&msg), NULL);
+    }
+    buf_free(&msg);
+    if (loop_add_timer(m->svc->loop, period, s_kuberay_check, m) < 0)
+        log_error("KubeRay re-check not armed", NULL);
+    if (m->kuberay_checked || retry)
+        return;
+    if (m->elect && s_start_election(m) != 0) {
+        s_end_with(m, SVC_EXIT_FAILURE);
+        return;
+    }
+    m->kuberay_checked = true;
+    if (!m->elect && m->obs && m->q)
+        s_resync_scan(m, false);
+}
+
+/* Lists KubeRay's leader Lease in every namespace. */
+static int64_t s_kuberay_check(loop_t *loop, int64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    run_t *m = arg;
+    k8s_res_t res = {.group = "coordination.k8s.io", .version = "v1", .resource = "leases"};
+    int64_t req = k8s_list(m->leader_client, &res,
+                           &(k8s_opts_t){.field_selector = "metadata.name=" LEADER_KUBERAY_LEASE},
+                           s_kuberay_done, m);
+    if (req < 0) {
+        log_warn("KubeRay check not sent; retrying", "error", err_str((int)req), NULL);
+        return CTRLSVC_KUBERAY_RETRY_MS;
+    }
+    m->kuberay_req = req;
+    return LOOP_TIMER_DONE;
+}
+
+/* Starts the KubeRay check, then (with --leader.elect) the election, on a client of their own
+ * (a renewal never waits behind reconcile writes in the rate limiter). Returns 0 or an err_t. */
+static int s_start_leader(run_t *m)
+{
+    m->elect = cfg_bool(m->svc->cfg, "leader.elect");
+    char ua[CTRLSVC_NAME_MAX + 64];
+    snprintf(ua, sizeof(ua), "rayfleet-%s-leader/%s", m->def->name, RF_VERSION);
+    m->leader_client = k8s_client_new(
+        m->svc->loop, m->kc,
+        &(k8s_config_t){.qps = CTRLSVC_LEASE_QPS, .burst = CTRLSVC_LEASE_QPS, .user_agent = ua});
+    if (!m->leader_client || loop_add_timer(m->svc->loop, 0, s_kuberay_check, m) < 0)
+        return ERR_NOMEM;
+    return 0;
+}
+
 /* Stops the shards cleanly after the loop ended: releases every lease so the other replicas
  * take over at once (bounded by CTRLSVC_STOP_MAX_MS; the leases expire otherwise). */
 static void s_stop_leases(run_t *m)
@@ -895,9 +1130,9 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
         goto done;
     }
     const char *kcpath = cfg_str(svc.cfg, "kubeconfig");
-    int rc = !kcpath && !getenv("KUBECONFIG") && getenv("KUBERNETES_SERVICE_HOST")
-                 ? kubeconfig_in_cluster(NULL, &kc, &err)
-                 : kubeconfig_load(kcpath, cfg_str(svc.cfg, "context"), &kc, &err);
+    m.in_cluster = !kcpath && !getenv("KUBECONFIG") && getenv("KUBERNETES_SERVICE_HOST");
+    int rc = m.in_cluster ? kubeconfig_in_cluster(NULL, &kc, &err)
+                          : kubeconfig_load(kcpath, cfg_str(svc.cfg, "context"), &kc, &err);
     if (rc != 0) {
         fprintf(stderr, "%s: kubeconfig: %s\n", def->name, buf_str(&err));
         code = SVC_EXIT_USAGE;
@@ -939,6 +1174,8 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
         code = SVC_EXIT_USAGE;
         goto done;
     }
+    if (s_start_leader(&m) != 0)
+        goto done;
     for (uint32_t s = 0; !m.sh && s < m.shards; s++)
         if (m.owned[s] && bus_sub_subscribe(m.sub, s) != 0)
             goto done;
@@ -947,6 +1184,8 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
     if (loop_add_timer(svc.loop, 0, s_try_open, &m) < 0)
         goto done;
     code = svc_run(&svc);
+    if (m.exit_code > 0)
+        code = m.exit_code;
     s_stop_leases(&m);
     if (m.sh) {
         char dbuf[32];
@@ -955,6 +1194,9 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
     }
 done:
     opsrv_destroy(&m.ops);
+    leader_destroy(&m.leader);
+    lease_backend_destroy(&m.leader_lease);
+    k8s_client_destroy(&m.leader_client);
     shards_destroy(&m.sh);
     lease_backend_destroy(&m.lease);
     k8s_client_destroy(&m.lease_client);
@@ -1060,9 +1302,10 @@ int ctrlsvc_test(bool verbose)
     buf_t why, out;
     buf_init(&why, 1024);
     buf_init(&out, 1 << 16);
-    CHECK(s_readiness(&m, &why) == 1);
+    CHECK(s_readiness(&m, &why) == 2);
     CHECK(!strcmp(buf_str(&why), "observed database /state/observed.db not open yet (the watcher "
-                                 "creates it)\n"));
+                                 "creates it)\nKubeRay check not done (is a KubeRay operator "
+                                 "reconciling?)\n"));
     metrics_t *reg = metrics_new();
     CHECK(reg && s_register_metrics(reg, "widget", &m) == 0);
     CHECK(reg && s_register_metrics(reg, "widget", &m) == ERR_EXISTS); /* once per name */
@@ -1078,6 +1321,16 @@ int ctrlsvc_test(bool verbose)
                  "0\n"));
     CHECK(strstr(txt, "# TYPE workqueue_depth gauge\nworkqueue_depth{name=\"widget\"} 0\n"));
     CHECK(s_read_metric(&m, M_READY) == 0);
+    /* writes wait for the KubeRay check and, with election, for the lease */
+    CHECK(s_read_metric(&m, M_IS_LEADER) == 0 && !s_owns(&m, 0));
+    m.kuberay_checked = true;
+    m.shards = 4;
+    bool all[4] = {true, true, true, true};
+    m.owned = all;
+    CHECK(s_read_metric(&m, M_IS_LEADER) == 1 && s_owns(&m, 0)); /* election off */
+    m.elect = true; /* on, no lease held */
+    CHECK(s_read_metric(&m, M_IS_LEADER) == 0 && !s_owns(&m, 0) && !s_fence("c/ns/x", &m));
+    CHECK(s_read_metric(&m, M_LEADER_TRANSITIONS) == 0);
     metrics_destroy(&reg);
     buf_free(&why);
     buf_free(&out);

@@ -42,6 +42,19 @@
  * deadline, so such a write lands before the new owner can start as long as it completes within
  * margin_ms (lease-duration / SHARDS_MARGIN_DIV: 2.5 s for the default 10 s lease).
  *
+ * One active writer (issue 15). With --leader.elect (the default) the process holds the leader
+ * Lease (common/leader.h; --leader.id in --leader.namespace, under --leader.identity, which the
+ * processes of one cell share) before it writes: until then, and whenever it is not held, s_owns()
+ * is false for every shard, so the queue drops keys at dispatch and the fence withholds writes;
+ * becoming leader queues every object of the owned shards. Losing the lease ends the process with
+ * exit code 1 (the supervisor restarts it as a standby). Before the election starts, and every
+ * --leader.lease-duration after, the process lists KubeRay's leader Lease (LEADER_KUBERAY_LEASE)
+ * in all namespaces; a live one ends it with exit code 2 and what to do, unless
+ * --leader.take-over. /readyz waits for that first check only (a standby is ready: a hot standby);
+ * /metrics adds rayfleet_leader_is_leader and rayfleet_leader_transitions_total. With
+ * --leader.elect=false (active-active across hosts with --shards.lease kubernetes) only the
+ * KubeRay check gates the writes.
+ *
  * Lease groups. A lease covers a group of shards: shard s belongs to group s % G, with G from
  * --shards.lease-groups (0: as many groups as shards for sqlite, where a lease operation is a
  * local transaction; CTRLSVC_K8S_LEASE_GROUPS for kubernetes, where every renewal is an API
@@ -80,6 +93,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define CTRLSVC_KUBERAY_RETRY_MS 2000 /* retry period of a KubeRay check that failed */
 #define CTRLSVC_OPEN_RETRY_MS 1000 /* retry period of the observed.db open */
 #define CTRLSVC_RENEW_DIV                                                                          \
     4 /* shard leases are renewed every lease-duration / CTRLSVC_RENEW_DIV                         \

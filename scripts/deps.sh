@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, exactly the Debian packages rayfleet needs to build, test and run,
 # and only those that are missing. Prints nothing when everything is present.
+#   --build-only  only the packages that build the binaries (docker/Dockerfile's build stage)
 set -euo pipefail
 
-PACKAGES=(
+BUILD_PACKAGES=(
     gcc make cmake pkg-config git ca-certificates
     libzmq3-dev               # bus: ZeroMQ
     libprotobuf-c-dev         # bus: protobuf-c runtime
@@ -14,6 +15,9 @@ PACKAGES=(
     libjansson-dev            # json
     libmicrohttpd-dev         # sim/kubesim HTTP server
     libssl-dev                # sim/kubesim: self-signed CA and certificates
+)
+PACKAGES=(
+    "${BUILD_PACKAGES[@]}"
     openssl                   # tests: client certificates
     curl                      # tests: HTTP requests to kubesim
     sqlite3                   # tests: read audit rows the way an SRE would
@@ -21,6 +25,8 @@ PACKAGES=(
     clang-format              # make lint: the committed .clang-format
     prometheus                # integration.prometheus: prometheus and promtool (19 MB download, 96 MB installed)
 )
+
+[[ "${1:-}" == --build-only ]] && PACKAGES=("${BUILD_PACKAGES[@]}")
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -3168,8 +3168,9 @@ apiserver_t *apiserver_new(loop_t *loop, const apiserver_opts_t *opts)
         goto fail;
     if (o.tls) {
         s_copy(a->token, sizeof(a->token), o.token);
-        a->ca = tls_ca_new();
-        a->https = a->ca ? httpd_new(loop, o.host ? o.host : "127.0.0.1", o.tls_port,
+        a->ca = tls_ca_new_sans(o.tls_sans);
+        const char *tls_host = o.tls_host ? o.tls_host : o.host;
+        a->https = a->ca ? httpd_new(loop, tls_host ? tls_host : "127.0.0.1", o.tls_port,
                                      APISERVER_MAX_BODY, s_on_request, a)
                          : NULL;
         if (!a->https)

@@ -66,6 +66,8 @@ typedef struct {
     bool tls; /* also listen with TLS (generated CA) on tls_port */
     int tls_port; /* TLS port, 0 = ephemeral */
     const char *token; /* bearer token accepted over TLS (NULL = client certificates only) */
+    const char *tls_host; /* TLS listen address (NULL = host), e.g. 0.0.0.0 in a container */
+    const char *tls_sans; /* extra names of the server certificate, comma-separated (tls.h) */
     bool simulate; /* run the simulated scheduler/kubelet, the Job and EndpointSlice
                       controllers and the Ray heads behind the service proxy (kubesim does;
                       protocol tests that want pods left alone do not) */

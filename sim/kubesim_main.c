@@ -2,7 +2,8 @@
  * kubesim: the embedded Kubernetes API server with simulated nodes (see sim/apiserver.h).
  *
  *   kubesim --port P --nodes N --kubeconfig-out FILE [--ready-file FILE] [--minor 32]
- *           [--tls-port P --token TOKEN]
+ *           [--tls-port P --token TOKEN] [--tls-host ADDR] [--tls-san NAME[,NAME]]...
+ *           [--kubeconfig-for SERVER=FILE]...
  *           [--fault verb:resource:rate[:code]]... [--latency-ms N] [--jitter-ms N]
  *           [--history N] [--bookmark-ms N] [--log-level L]
  *
@@ -10,7 +11,11 @@
  * https://127.0.0.1:PORT" with TLS) on stdout once serving, writes the kubeconfig (and then the
  * ready file, containing the plain URL) and runs until SIGTERM or SIGINT. With --tls-port the
  * kubeconfig points at the TLS listener, carries the generated CA as certificate-authority-data
- * and the token (or, without --token, the generated admin client certificate).
+ * and the token (or, without --token, the generated admin client certificate). In a container
+ * (docker-compose.yml), --tls-host 0.0.0.0 serves HTTPS on every interface (the plain port stays
+ * on 127.0.0.1), --tls-san adds the names clients use (the compose service name) to the server
+ * certificate, and --kubeconfig-for writes further kubeconfigs whose server is the given URL (the
+ * in-network name, or the port published on the host). Kubeconfigs are written mode 0640.
  */
 #include "apiserver.h"
 #include "buf.h"
@@ -19,7 +24,9 @@
 #include "log.h"
 #include "loop.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +34,7 @@
 #include <unistd.h>
 
 #define KUBESIM_MAX_FAULT_FLAGS 64
+#define KUBESIM_MAX_KUBECONFIGS 4 /* --kubeconfig-for flags */
 
 static void s_usage(FILE *f)
 {
@@ -39,6 +47,12 @@ static void s_usage(FILE *f)
            "  --minor M              /version minor to report (default 32)\n"
            "  --tls-port P           also serve HTTPS (generated CA) on P (0 = ephemeral)\n"
            "  --token T              bearer token accepted over HTTPS\n"
+           "  --tls-host ADDR        address of the HTTPS listener (default 127.0.0.1;\n"
+           "                         0.0.0.0 in a container)\n"
+           "  --tls-san NAME[,NAME]  extra host names or IP addresses of the server\n"
+           "                         certificate (besides 127.0.0.1 and localhost)\n"
+           "  --kubeconfig-for SERVER=FILE  also write a kubeconfig whose server is the URL\n"
+           "                         SERVER (e.g. https://kubesim:6443), at most 4\n"
            "  --fault V:R:RATE[:C]   inject errors: verb, resource ('*' = any), rate 0..1, code\n"
            "  --latency-ms N         add N ms to every API request\n"
            "  --jitter-ms N          add a random 0..N ms to every API request\n"
@@ -83,6 +97,36 @@ static int s_on_signal(loop_t *loop, int signo, void *arg)
     return 0;
 }
 
+/* Splits a --kubeconfig-for value SERVER=FILE (SERVER an http(s) URL) in place. */
+static bool s_kubeconfig_for(char *v, const char **server, const char **file)
+{
+    char *eq = strchr(v, '=');
+    if (!eq || eq[1] == '\0' || (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0))
+        return false;
+    *eq = '\0';
+    *server = v;
+    *file = eq + 1;
+    return strlen(v) > 8; // something after the scheme
+}
+
+/* True when every entry of a --tls-san list is a host name or an IP address. */
+static bool s_sans_valid(const char *v)
+{
+    char name[256];
+    for (const char *p = v;; p++) {
+        size_t n = strcspn(p, ",");
+        if (n >= sizeof(name))
+            return false;
+        memcpy(name, p, n);
+        name[n] = '\0';
+        if (!tls_san_valid(name))
+            return false;
+        p += n;
+        if (!*p)
+            return true;
+    }
+}
+
 /* Parses a non-negative integer flag value. */
 static bool s_num(const char *s, long long max, long long *out)
 {
@@ -115,6 +159,10 @@ static const char *s_rule(const char *flag)
         {"--submit-poll-ms", "an integer between 1 and 3600000"},
         {"--submit-dns-fail-ms", "an integer between 1 and 3600000"},
         {"--token", "1 to 199 characters"},
+        {"--tls-host", "an IPv4 or IPv6 address, such as 0.0.0.0"},
+        {"--tls-san", "host names or IP addresses, comma-separated, at most 1024 bytes in all"},
+        {"--kubeconfig-for",
+         "SERVER=FILE with SERVER an http:// or https:// URL and FILE a path, at most 4 of them"},
         {"--minor", "at most 3 characters, such as 32"},
         {"--simulate", "on or off"},
         {"--gateway-api", "on or off"},
@@ -133,9 +181,13 @@ static int s_write_file(const char *path, const char *text)
     char tmp[4096];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid()) >= (int)sizeof(tmp))
         return ERR_INVAL;
-    FILE *f = fopen(tmp, "w");
-    if (!f)
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640); // kubeconfigs hold a token
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return ERR_IO;
+    }
     bool ok = fputs(text, f) >= 0;
     ok = fclose(f) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
@@ -157,24 +209,28 @@ static int s_pem_b64(apiserver_t *api, int which, buf_t *out)
     return rc;
 }
 
-/* Writes the kubeconfig: plain HTTP, or HTTPS with the CA and the token or client cert. */
-static int s_kubeconfig(apiserver_t *api, const char *path, const char *url, const char *token)
+/* Writes the kubeconfig: plain HTTP, or HTTPS with the CA and the token or client cert. Its
+ * server is `server`, else this process's listener (`url`, or the TLS one). */
+static int s_kubeconfig(apiserver_t *api, const char *path, const char *server, const char *url,
+                        const char *token)
 {
     buf_t b;
     buf_init(&b, 1 << 20);
     int rc = 0;
     if (apiserver_tls_port(api) > 0) {
+        char tls_url[64];
+        snprintf(tls_url, sizeof(tls_url), "https://127.0.0.1:%d", apiserver_tls_port(api));
         rc = buf_printf(&b,
                         "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n"
-                        "    server: https://127.0.0.1:%d\n    certificate-authority-data: ",
-                        apiserver_tls_port(api));
+                        "    server: %s\n    certificate-authority-data: ",
+                        server ? server : tls_url);
         if (!rc)
             rc = s_pem_b64(api, TLS_PEM_CA, &b);
     } else {
         rc = buf_printf(&b,
                         "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n"
                         "    server: %s",
-                        url);
+                        server ? server : url);
     }
     if (!rc)
         rc = buf_puts(&b, "\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n"
@@ -210,6 +266,10 @@ int main(int argc, char **argv)
     const char *kubeconfig = NULL, *ready = NULL;
     const char *faults[KUBESIM_MAX_FAULT_FLAGS];
     int nfaults = 0;
+    const char *kc_server[KUBESIM_MAX_KUBECONFIGS], *kc_file[KUBESIM_MAX_KUBECONFIGS];
+    int nkc = 0;
+    char sans[TLS_SANS_MAX + 1] = "";
+    unsigned char addr[16];
     long long latency = 0, jitter = 0;
     log_level_t level = LOG_INFO;
     for (int i = 1; i < argc; i++) {
@@ -247,6 +307,17 @@ int main(int argc, char **argv)
             o.tls_port = (int)n;
         } else if (strcmp(a, "--token") == 0 && v[0] && strlen(v) < 200)
             o.token = v;
+        else if (strcmp(a, "--tls-host") == 0 &&
+                 (inet_pton(AF_INET, v, addr) == 1 || inet_pton(AF_INET6, v, addr) == 1))
+            o.tls_host = v;
+        else if (strcmp(a, "--tls-san") == 0 && s_sans_valid(v) &&
+                 strlen(sans) + 1 + strlen(v) <= TLS_SANS_MAX) {
+            size_t len = strlen(sans);
+            snprintf(sans + len, sizeof(sans) - len, "%s%s", len ? "," : "", v);
+            o.tls_sans = sans;
+        } else if (strcmp(a, "--kubeconfig-for") == 0 && nkc < KUBESIM_MAX_KUBECONFIGS &&
+                   s_kubeconfig_for(argv[i], &kc_server[nkc], &kc_file[nkc]))
+            nkc++;
         else if (strcmp(a, "--minor") == 0 && strlen(v) < 4)
             o.minor = v;
         else if (strcmp(a, "--simulate") == 0 && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0))
@@ -285,7 +356,9 @@ int main(int argc, char **argv)
     apiserver_t *api = loop ? apiserver_new(loop, &o) : NULL;
     int rc = 1;
     if (!api) {
-        fprintf(stderr, "kubesim: cannot start (port %d in use?)\n", o.port);
+        fprintf(stderr,
+                "kubesim: cannot start (port %d or --tls-port %d in use, or a bad --tls-san?)\n",
+                o.port, o.tls_port);
         goto out;
     }
     for (int i = 0; i < nfaults; i++)
@@ -300,10 +373,16 @@ int main(int argc, char **argv)
     loop_watch_signal(loop, SIGINT, s_on_signal, NULL);
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", apiserver_port(api));
-    if (kubeconfig && s_kubeconfig(api, kubeconfig, url, o.token) < 0) {
+    if (kubeconfig && s_kubeconfig(api, kubeconfig, NULL, url, o.token) < 0) {
         fprintf(stderr, "kubesim: cannot write %s: %s\n", kubeconfig, strerror(errno));
         goto out;
     }
+    for (int i = 0; i < nkc; i++)
+        if (s_kubeconfig(api, kc_file[i], kc_server[i], url, o.token) < 0) {
+            fprintf(stderr, "kubesim: --kubeconfig-for: cannot write %s: %s\n", kc_file[i],
+                    strerror(errno));
+            goto out;
+        }
     printf("kubesim listening on %s\n", url);
     if (apiserver_tls_port(api) > 0)
         printf("kubesim listening on https://127.0.0.1:%d\n", apiserver_tls_port(api));

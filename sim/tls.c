@@ -15,6 +15,9 @@
 #include "log.h"
 #include "tls.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 struct tls_ca {
@@ -42,7 +45,7 @@ static bool s_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 
 /* A certificate for `key` named by cn/o, signed by issuer (NULL = self-signed). */
 static X509 *s_cert(EVP_PKEY *key, const char *cn, const char *o, X509 *issuer,
-                    EVP_PKEY *issuer_key, int kind)
+                    EVP_PKEY *issuer_key, int kind, const char *san)
 {
     X509 *c = X509_new();
     if (!c)
@@ -76,7 +79,7 @@ static X509 *s_cert(EVP_PKEY *key, const char *cn, const char *o, X509 *issuer,
         ok = ok && s_ext(c, iss, NID_ext_key_usage, kind == 1 ? "serverAuth" : "clientAuth");
         ok = ok && s_ext(c, iss, NID_authority_key_identifier, "keyid:always");
         if (kind == 1)
-            ok = ok && s_ext(c, iss, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+            ok = ok && s_ext(c, iss, NID_subject_alt_name, san);
     }
     ok = ok && X509_sign(c, issuer_key ? issuer_key : key, EVP_sha256()) > 0;
     if (!ok) {
@@ -86,8 +89,71 @@ static X509 *s_cert(EVP_PKEY *key, const char *cn, const char *o, X509 *issuer,
     return c;
 }
 
+bool tls_san_valid(const char *name)
+{
+    unsigned char addr[16];
+    size_t n = strlen(name);
+    if (n == 0 || n > 253)
+        return false;
+    if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1)
+        return true;
+    size_t label = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == '.') {
+            if (label == 0 || name[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if (isalnum(c) || (c == '-' && label > 0)) {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0 && name[n - 1] != '-';
+}
+
+/* The server certificate's subjectAltName value: 127.0.0.1, localhost and `sans`. */
+static bool s_san_value(const char *sans, char *out, size_t cap)
+{
+    size_t len = (size_t)snprintf(out, cap, "IP:127.0.0.1,DNS:localhost");
+    const char *p = sans ? sans : "";
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        char name[256];
+        if (n >= sizeof(name))
+            return false;
+        memcpy(name, p, n);
+        name[n] = '\0';
+        if (!tls_san_valid(name))
+            return false;
+        unsigned char addr[16];
+        bool ip = inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
+        int w = snprintf(out + len, cap - len, ",%s:%s", ip ? "IP" : "DNS", name);
+        if (w < 0 || (size_t)w >= cap - len)
+            return false;
+        len += (size_t)w;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return true;
+}
+
 tls_ca_t *tls_ca_new(void)
 {
+    return tls_ca_new_sans(NULL);
+}
+
+tls_ca_t *tls_ca_new_sans(const char *sans)
+{
+    char san[TLS_SANS_MAX + 64];
+    if (!s_san_value(sans, san, sizeof(san))) {
+        log_error("tls: bad subjectAltName list (want host names or IP addresses, comma-separated)",
+                  "sans", sans, NULL);
+        return NULL;
+    }
     tls_ca_t *ca = calloc(1, sizeof(*ca));
     if (!ca)
         return NULL;
@@ -96,12 +162,12 @@ tls_ca_t *tls_ca_new(void)
     ca->cli_key = EVP_EC_gen("P-256");
     if (!ca->ca_key || !ca->srv_key || !ca->cli_key)
         goto fail;
-    ca->ca_cert = s_cert(ca->ca_key, "kubesim-ca", NULL, NULL, NULL, 0);
+    ca->ca_cert = s_cert(ca->ca_key, "kubesim-ca", NULL, NULL, NULL, 0, NULL);
     if (!ca->ca_cert)
         goto fail;
-    ca->srv_cert = s_cert(ca->srv_key, "kubesim", NULL, ca->ca_cert, ca->ca_key, 1);
+    ca->srv_cert = s_cert(ca->srv_key, "kubesim", NULL, ca->ca_cert, ca->ca_key, 1, san);
     ca->cli_cert =
-        s_cert(ca->cli_key, "kubesim-admin", "system:masters", ca->ca_cert, ca->ca_key, 2);
+        s_cert(ca->cli_key, "kubesim-admin", "system:masters", ca->ca_cert, ca->ca_key, 2, NULL);
     if (!ca->srv_cert || !ca->cli_cert)
         goto fail;
     ca->ctx = SSL_CTX_new(TLS_server_method());
@@ -241,6 +307,24 @@ int tls_test(bool verbose)
     tls_ca_destroy(&ca);
     CHECK(ca == NULL);
     tls_ca_destroy(&ca);
+    /* Extra names: the server certificate matches them (and still 127.0.0.1 / localhost). */
+    CHECK(tls_san_valid("kubesim") && tls_san_valid("a-b.example.com") &&
+          tls_san_valid("10.1.2.3") && tls_san_valid("::1"));
+    CHECK(!tls_san_valid("") && !tls_san_valid("-a") && !tls_san_valid("a-") &&
+          !tls_san_valid("a..b") && !tls_san_valid("a b") && !tls_san_valid("a_b"));
+    ca = tls_ca_new_sans("kubesim,10.1.2.3");
+    CHECK(ca != NULL);
+    if (ca) {
+        CHECK(X509_check_host(ca->srv_cert, "kubesim", 0, 0, NULL) == 1);
+        CHECK(X509_check_host(ca->srv_cert, "localhost", 0, 0, NULL) == 1);
+        CHECK(X509_check_host(ca->srv_cert, "other", 0, 0, NULL) == 0);
+        CHECK(X509_check_ip_asc(ca->srv_cert, "10.1.2.3", 0) == 1);
+        CHECK(X509_check_ip_asc(ca->srv_cert, "127.0.0.1", 0) == 1);
+        CHECK(X509_check_ip_asc(ca->srv_cert, "10.1.2.4", 0) == 0);
+    }
+    tls_ca_destroy(&ca);
+    CHECK(tls_ca_new_sans("kubesim,bad name") == NULL);
+    CHECK(tls_ca_new_sans("kubesim,,x") == NULL);
     buf_free(&b);
     return SELFTEST_RESULT("tls", verbose);
 }

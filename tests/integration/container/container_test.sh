@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The pieces docker-compose.yml relies on, without Docker (see CMakeLists.txt).
+#   container_test.sh BIN_DIR   (kubesim and rayfleetctl in it)
+# Ends with "N passed, M failed"; exits non-zero on any failure.
+set -uo pipefail
+bin=$1
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../cli/testlib.sh"
+tmp=$(mktemp -d)
+ks=
+trap '[[ -n "$ks" ]] && kill "$ks" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+ctl="$bin/rayfleetctl"
+
+# --- kubesim as in the compose file: HTTPS on every interface, the service name in the cert ----
+mkdir "$tmp/out"
+"$bin/kubesim" --port 0 --tls-port 0 --tls-host 0.0.0.0 --tls-san kubesim --tls-san 10.9.8.7 \
+    --nodes 1 --ready-file "$tmp/ready" \
+    --kubeconfig-for "https://kubesim:1=$tmp/internal" \
+    --kubeconfig-out "$tmp/host" >"$tmp/ks.out" 2>"$tmp/ks.err" &
+ks=$!
+for _ in $(seq 100); do [[ -s "$tmp/ready" ]] && break; sleep 0.1; done
+plain=$(sed -n 's#^kubesim listening on http://127.0.0.1:\([0-9]*\)$#\1#p' "$tmp/ks.out")
+tls=$(sed -n 's#^kubesim listening on https://127.0.0.1:\([0-9]*\)$#\1#p' "$tmp/ks.out")
+if [[ -n "$plain" && -n "$tls" ]]; then ok "kubesim started"; else bad "kubesim started"; cat "$tmp/ks.err"; fi
+# Listening IPv4 sockets from /proc/net/tcp (state 0A), as ADDR:PORT in hex: 00000000 is any.
+listening() { awk 'NR > 1 && $4 == "0A" {print $2}' /proc/net/tcp; }
+has "HTTPS listens on every interface, the plain port on 127.0.0.1 only" "$(listening)" \
+    "^00000000:$(printf %04X "$tls")$" "^0100007F:$(printf %04X "$plain")$"
+has "--kubeconfig-for writes the given server" "$(cat "$tmp/internal")" "server: https://kubesim:1$" \
+    "certificate-authority-data: " "client-certificate-data: "
+has "--kubeconfig-out keeps the local server" "$(cat "$tmp/host")" "server: https://127.0.0.1:$tls$"
+expect_code "kubeconfigs are mode 0640 (they hold a credential)" 0 \
+    test "$(stat -c %a "$tmp/internal" "$tmp/host" | sort -u)" = 640
+# The in-network kubeconfig works where `kubesim` resolves to the server (here: to 127.0.0.1).
+sed "s#https://kubesim:1#https://kubesim:$tls#" "$tmp/internal" >"$tmp/internal.port"
+sed -n 's/^ *certificate-authority-data: //p' "$tmp/internal" | base64 -d >"$tmp/ca.pem"
+expect_code "the certificate names kubesim (TLS verified)" 0 \
+    curl -sf --cacert "$tmp/ca.pem" --resolve "kubesim:$tls:127.0.0.1" "https://kubesim:$tls/version"
+expect_code "and not another name" 60 \
+    curl -s --cacert "$tmp/ca.pem" --resolve "other:$tls:127.0.0.1" "https://other:$tls/version"
+has "the extra IP address is in the certificate" \
+    "$(openssl s_client -connect "127.0.0.1:$tls" </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName)" \
+    "IP Address:127\.0\.0\.1" "DNS:localhost" "DNS:kubesim" "IP Address:10\.9\.8\.7"
+expect_code "kubectl through the local kubeconfig" 0 kubectl --kubeconfig "$tmp/host" get nodes
+
+# --- rayfleetctl crds: the compose file's one-shot step --------------------------------------
+out=$("$ctl" crds --kubeconfig "$tmp/host" 2>&1)
+has "crds installs the ray.io CRDs" "$out" "CRD rayclusters.ray.io created" "4 CRDs Established"
+out=$("$ctl" crds --kubeconfig "$tmp/host" 2>&1)
+has "crds again: present, nothing created" "$out" "CRD rayclusters.ray.io present" "4 CRDs Established"
+expect_code "kubectl sees the RayCluster resource" 0 kubectl --kubeconfig "$tmp/host" get rayclusters
+out=$("$ctl" crds 2>&1)
+has "crds without --kubeconfig names it" "$out" "--kubeconfig: required"
+expect_code "crds without --kubeconfig exits 2" 2 "$ctl" crds
+has "crds names itself and --crds in errors" "$("$ctl" crds --kubeconfig "$tmp/host" --crds /nonexistent 2>&1)" \
+    "^rayfleetctl crds: --crds: '/nonexistent' is not a directory$"
+
+# --- rayfleetctl probe: the containers' health checks ------------------------------------------
+expect_code "probe: 200 is healthy" 0 "$ctl" probe --quiet "http://127.0.0.1:$plain/version"
+has "probe prints the status" "$("$ctl" probe "http://localhost:$plain/version")" ": 200$"
+expect_code "probe: 404 is not" 1 "$ctl" probe --quiet "http://127.0.0.1:$plain/no-such-path"
+expect_code "probe: tcp:// connects" 0 "$ctl" probe --quiet "tcp://127.0.0.1:$tls"
+kill "$ks"; wait "$ks" 2>/dev/null; ks=
+expect_code "probe: nothing listening is not healthy (http)" 1 "$ctl" probe --quiet "http://127.0.0.1:$plain/version"
+expect_code "probe: nothing listening is not healthy (tcp)" 1 "$ctl" probe --quiet "tcp://127.0.0.1:$tls"
+has "probe: a bad URL names the rule" "$("$ctl" probe ftp://x 2>&1)" "URL: must be http://HOST:PORT/PATH or tcp://HOST:PORT"
+expect_code "probe: a bad URL exits 2" 2 "$ctl" probe "http://127.0.0.1/no-port"
+
+# --- kubesim refuses bad values of the new flags, naming flag and rule ------------------------
+has "--tls-host must be an address" "$("$bin/kubesim" --tls-host kubesim 2>&1)" "--tls-host: must be an IPv4 or IPv6 address"
+has "--tls-san entries must be names or addresses" "$("$bin/kubesim" --tls-san 'a b' 2>&1)" "--tls-san: must be host names or IP addresses"
+has "--kubeconfig-for must be SERVER=FILE" "$("$bin/kubesim" --kubeconfig-for /tmp/x 2>&1)" "--kubeconfig-for: must be SERVER=FILE"
+expect_code "a bad --tls-san exits 2" 2 "$bin/kubesim" --tls-san 'bad_name'
+
+tl_summary
