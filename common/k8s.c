@@ -6,6 +6,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -53,6 +54,9 @@ struct k8s_req {
     http_header_t *extra; /* k8s_raw() extra headers (owned copies; values wiped on free) */
     size_t n_extra; /* entries in extra */
     int attempts; /* attempts sent */
+    bool counted; /* this attempt is in rest_client_requests_total already (a watch, at headers) */
+    int64_t start_ms; /* when the request was made (rest_client_request_duration_seconds) */
+    int64_t enq_ms; /* when the attempt entered the rate limiter */
     int64_t idle_ms; /* watch idle timeout */
     int64_t http_id; /* current HTTP request, 0 when none */
     int64_t timer; /* backoff timer, 0 when none */
@@ -98,10 +102,51 @@ struct k8s_client {
     kubeconfig_run_t *run; /* exec plugin running, or NULL */
     uint64_t rng; /* jitter PRNG state */
     k8s_stats_t stats; /* counters */
+    /* client-go's REST client metrics (k8s_client_metrics), NULL families when off */
+    metric_t *m_requests, *m_duration, *m_retries, *m_limiter, *m_req_size, *m_resp_size;
+    char host[METRICS_MAX_VALUE]; /* their host label: host[:port] of the server URL */
 };
 
 static void s_send(k8s_req_t *r);
 static void s_enqueue(k8s_req_t *r);
+
+/* ---------- client-go's REST client metrics ---------- */
+
+/* The code label of an attempt: its HTTP status, or "<error>" when none was received. */
+static void s_code(long status, char out[24])
+{
+    if (status > 0)
+        snprintf(out, 24, "%ld", status);
+    else
+        snprintf(out, 24, "<error>");
+}
+
+/* Adds 1 to the series of counter `f` with these label values (no-op when off). */
+static void s_m_count(metric_t *f, const char *const *values)
+{
+    metric_series_t *s = f ? metric_with(f, values) : NULL;
+    if (s)
+        metric_add(s, 1);
+}
+
+/* Records v in the {host, verb} series of histogram `f` (no-op when off). */
+static void s_m_observe(const k8s_client_t *c, metric_t *f, const char *verb, double v)
+{
+    const char *values[] = {c->host, verb};
+    metric_series_t *s = f ? metric_with(f, values) : NULL;
+    if (s)
+        metric_observe(s, v);
+}
+
+/* rest_client_requests_total{code,host,method} for one attempt of r. */
+static void s_m_result(k8s_req_t *r, long status)
+{
+    char code[24];
+    s_code(status, code);
+    const char *values[] = {code, r->c->host, r->method};
+    s_m_count(r->c->m_requests, values);
+    r->counted = true;
+}
 
 /* ---------- helpers ---------- */
 
@@ -391,6 +436,9 @@ static void s_finish(k8s_req_t *r, int err, long status, const char *reason, con
                         .items = r->res_items,
                         .n_items = r->res_n_items};
     r->http_id = 0;
+    if (!r->is_watch)
+        s_m_observe(r->c, r->c->m_duration, r->method,
+                    (double)(loop_clock_ms() - r->start_ms) / 1000.0);
     r->in_cb = true;
     if (r->on_done)
         r->on_done(r->c, &res, r->arg);
@@ -421,7 +469,9 @@ static int64_t s_backoff_ms(k8s_client_t *c, int attempt)
     return half + (int64_t)(s_rand(c) % (uint64_t)(half + 1));
 }
 
-static bool s_schedule_retry(k8s_req_t *r, int64_t delay_ms)
+/* Schedules the next attempt of r after delay_ms (< 0: backoff), counting the retry under the
+ * status of the attempt that caused it. */
+static bool s_schedule_retry(k8s_req_t *r, int64_t delay_ms, long status)
 {
     k8s_client_t *c = r->c;
     if (delay_ms < 0)
@@ -435,6 +485,10 @@ static bool s_schedule_retry(k8s_req_t *r, int64_t delay_ms)
     r->state = S_BACKOFF;
     r->http_id = 0;
     c->stats.retries++;
+    char code[24];
+    s_code(status, code);
+    const char *values[] = {code, c->host, r->method};
+    s_m_count(c->m_retries, values);
     return true;
 }
 
@@ -609,6 +663,15 @@ static int s_on_data(http_client_t *h, int64_t id, const void *data, size_t len,
     return 0;
 }
 
+/* A watch's status and headers: it counts in rest_client_requests_total now, as client-go's does
+ * when its response arrives, not when the stream ends minutes later. */
+static int s_on_headers(http_client_t *h, const http_response_t *resp, void *arg)
+{
+    (void)h;
+    s_m_result(arg, resp->status);
+    return 0;
+}
+
 static bool s_refreshable(const k8s_client_t *c)
 {
     return c->kc->token_file || c->kc->exec;
@@ -620,6 +683,10 @@ static void s_on_http(http_client_t *h, http_response_t *resp, void *arg)
     k8s_client_t *c = r->c;
     r->http_id = 0;
     s_release_slot(r);
+    if (!r->counted)
+        s_m_result(r, resp->status);
+    if (!r->is_watch && resp->status > 0)
+        s_m_observe(c, c->m_resp_size, r->method, (double)resp->body.len);
     json_t *body = NULL;
     jproj_result_t pr = {0};
     bool projected = false;
@@ -701,7 +768,7 @@ static void s_on_http(http_client_t *h, http_response_t *resp, void *arg)
                     delay = (int64_t)ra * 1000;
             }
         }
-        if (s_schedule_retry(r, delay)) {
+        if (s_schedule_retry(r, delay, status)) {
             json_decref(body);
             jproj_result_free(&pr);
             r->res_raw = NULL;
@@ -791,9 +858,12 @@ static void s_send(k8s_req_t *r)
                           .tls = own_tls ? &tls : NULL,
                           .on_done = s_on_http,
                           .on_data = r->is_watch ? s_on_data : NULL,
+                          .on_headers = r->is_watch && c->m_requests ? s_on_headers : NULL,
                           .arg = r};
     r->attempts++;
     c->stats.attempts++;
+    r->counted = false;
+    s_m_observe(c, c->m_req_size, r->method, (double)r->body_len);
     r->state = S_FLIGHT;
     buf_reset(&r->line);
     int64_t id = http_request(c->http, &req);
@@ -832,6 +902,7 @@ static bool s_slot_free(const k8s_req_t *r)
 /* Sends r, taking a slot unless it is a watch. */
 static void s_go(k8s_req_t *r)
 {
+    s_m_observe(r->c, r->c->m_limiter, r->method, (double)(loop_clock_ms() - r->enq_ms) / 1000.0);
     if (!r->is_watch) {
         r->slot = true;
         r->c->flight++;
@@ -885,6 +956,7 @@ static void s_enqueue(k8s_req_t *r)
     k8s_client_t *c = r->c;
     r->state = S_QUEUED;
     r->qnext = NULL;
+    r->enq_ms = loop_clock_ms();
     if (c->cfg.qps > 0)
         s_refill(c);
     /* A watch with a token free goes ahead of requests that wait only for a slot. */
@@ -963,6 +1035,7 @@ static int s_launch(k8s_client_t *c, k8s_req_t *r)
         r->max_body = c->cfg.max_body;
     }
     r->id = ++c->next_id;
+    r->start_ms = loop_clock_ms();
     r->state = S_BACKOFF;
     int64_t t = loop_add_timer(c->loop, 0, s_start_timer, r);
     if (t < 0)
@@ -1303,6 +1376,78 @@ const char *k8s_event_raw(const k8s_client_t *c, size_t *len)
     return c ? c->ev_raw : NULL;
 }
 
+/* k8s.io/component-base/metrics/prometheus/restclient's buckets */
+static const double s_rest_latency_buckets[] = {0.005, 0.025, 0.1, 0.25, 0.5,  1.0,
+                                                2.0,   4.0,   8.0, 15.0, 30.0, 60.0};
+static const double s_rest_size_buckets[] = {64,    256,    512,     1024,    4096,    16384,
+                                             65536, 262144, 1048576, 4194304, 16777216};
+
+/* The family `name` of `reg`, registered on first use (several clients of one process share
+ * it); a histogram when `bounds` is set, else a counter. */
+static metric_t *s_rest_family(metrics_t *reg, const char *name, const char *help,
+                               const char *const *labels, const double *bounds, size_t n)
+{
+    metric_t *f = metrics_find(reg, name);
+    if (f)
+        return f;
+    return bounds ? metrics_histogram(reg, name, help, labels, bounds, n)
+                  : metrics_counter(reg, name, help, labels);
+}
+
+int k8s_client_metrics(k8s_client_t *c, struct metrics *reg)
+{
+    if (!c)
+        return ERR_INVAL;
+    c->m_requests = c->m_duration = c->m_retries = c->m_limiter = c->m_req_size = c->m_resp_size =
+        NULL;
+    if (!reg)
+        return 0;
+    /* host[:port] of the server URL, as client-go's url.URL.Host */
+    const char *h = strstr(c->kc->server, "://");
+    h = h ? h + 3 : c->kc->server;
+    size_t n = strcspn(h, "/?#");
+    if (n >= sizeof(c->host))
+        n = sizeof(c->host) - 1;
+    memcpy(c->host, h, n);
+    c->host[n] = '\0';
+    static const char *const result[] = {"code", "host", "method", NULL};
+    static const char *const retry[] = {"code", "host", "verb", NULL};
+    static const char *const hv[] = {"host", "verb", NULL};
+    const size_t nl = sizeof(s_rest_latency_buckets) / sizeof(s_rest_latency_buckets[0]);
+    const size_t ns = sizeof(s_rest_size_buckets) / sizeof(s_rest_size_buckets[0]);
+    metric_t *f[6] = {
+        s_rest_family(reg, "rest_client_requests_total",
+                      "Number of HTTP requests, partitioned by status code, method, and host.",
+                      result, NULL, 0),
+        s_rest_family(reg, "rest_client_request_duration_seconds",
+                      "Request latency in seconds. Broken down by verb, and host.", hv,
+                      s_rest_latency_buckets, nl),
+        s_rest_family(reg, "rest_client_request_retries_total",
+                      "Number of request retries, partitioned by status code, verb, and host.",
+                      retry, NULL, 0),
+        s_rest_family(reg, "rest_client_rate_limiter_duration_seconds",
+                      "Client side rate limiter latency in seconds. Broken down by verb, and "
+                      "host.",
+                      hv, s_rest_latency_buckets, nl),
+        s_rest_family(reg, "rest_client_request_size_bytes",
+                      "Request size in bytes. Broken down by verb and host.", hv,
+                      s_rest_size_buckets, ns),
+        s_rest_family(reg, "rest_client_response_size_bytes",
+                      "Response size in bytes. Broken down by verb and host.", hv,
+                      s_rest_size_buckets, ns),
+    };
+    for (size_t i = 0; i < 6; i++)
+        if (!f[i])
+            return ERR_NOMEM;
+    c->m_requests = f[0];
+    c->m_duration = f[1];
+    c->m_retries = f[2];
+    c->m_limiter = f[3];
+    c->m_req_size = f[4];
+    c->m_resp_size = f[5];
+    return 0;
+}
+
 k8s_client_t *k8s_client_new(loop_t *loop, const kubeconfig_t *kc, const k8s_config_t *cfg)
 {
     if (!loop || !kc || !kc->server)
@@ -1480,6 +1625,8 @@ static int s_t_raw(loop_t *loop)
         httpd_destroy(&h);
         return failed;
     }
+    metrics_t *reg = metrics_new();
+    CHECK(reg != NULL && k8s_client_metrics(c, reg) == 0);
     s_t_result_t t = {0};
     /* argument errors: no request */
     const http_header_t crlf[] = {{"X-Test", "a\r\nInjected: 1"}};
@@ -1549,7 +1696,40 @@ static int s_t_raw(loop_t *loop)
                   &(k8s_raw_opts_t){.timeout_ms = 150, .max_retries = -1}, s_t_done, &t) > 0);
     CHECK(s_t_wait(loop, &t));
     CHECK(t.res.err == ERR_TIMEOUT && loop_clock_ms() - t0 < 2000);
+
+    /* client-go's REST client metrics of all the above: per attempt, per retry, per request */
+    char host[32];
+    snprintf(host, sizeof(host), "127.0.0.1:%d", httpd_port(h));
+    const char *const post201[] = {"201", host, "POST"}, *const get503[] = {"503", host, "GET"},
+                      *const get200[] = {"200", host, "GET"},
+                      *const err[] = {"<error>", host, "GET"}, *const get[] = {host, "GET"},
+                      *const post[] = {host, "POST"};
+    metric_t *req = metrics_find(reg, "rest_client_requests_total");
+    metric_t *retries = metrics_find(reg, "rest_client_request_retries_total");
+    CHECK(req && metric_value(metric_with(req, post201)) == 1);
+    CHECK(req && metric_value(metric_with(req, get503)) == 4); /* 3 attempts, then 1 */
+    CHECK(req && metric_value(metric_with(req, get200)) == 2); /* /text, /big */
+    CHECK(req && metric_value(metric_with(req, err)) == 1); /* /never timed out */
+    CHECK(retries && metric_value(metric_with(retries, get503)) == 2);
+    metric_t *dur = metrics_find(reg, "rest_client_request_duration_seconds");
+    CHECK(dur && metric_value(metric_with(dur, get)) == 5 &&
+          metric_value(metric_with(dur, post)) == 2);
+    metric_t *lim = metrics_find(reg, "rest_client_rate_limiter_duration_seconds");
+    CHECK(lim && metric_value(metric_with(lim, get)) == 7); /* one per GET attempt */
+    metric_t *rsz = metrics_find(reg, "rest_client_request_size_bytes");
+    CHECK(rsz && metric_value(metric_with(rsz, post)) == 2);
+    metric_t *psz = metrics_find(reg, "rest_client_response_size_bytes");
+    CHECK(psz && metric_value(metric_with(psz, get)) == 6); /* /never got no response */
+    buf_t out;
+    buf_init(&out, 1 << 20);
+    CHECK(metrics_render(reg, &out) == 0);
+    char line[128];
+    snprintf(line, sizeof(line),
+             "rest_client_request_size_bytes_sum{host=\"%s\",verb=\"POST\"} 7\n", host);
+    CHECK(strstr(buf_str(&out), line) != NULL); /* {"a":1} and the empty /busy POST */
+    buf_free(&out);
     k8s_client_destroy(&c);
+    metrics_destroy(&reg);
     httpd_destroy(&h);
     return failed;
 }

@@ -262,6 +262,23 @@ const char *k8s_event_raw(const k8s_client_t *c, size_t *len);
 /* Fills *out with the client's counters. */
 void k8s_client_stats(const k8s_client_t *c, k8s_stats_t *out);
 
+struct metrics;
+
+/* Records client-go's REST client metrics (k8s.io/component-base/metrics/prometheus/restclient:
+ * names, labels and buckets) into `reg` from now on, registering each family on first use so
+ * that several clients of one process share them (each client's requests carry its own host
+ * label); `reg` must outlive the client or be detached with NULL first. Per attempt:
+ * rest_client_requests_total{code,host,method} (code = HTTP status, "<error>" when none was
+ * received; a watch counts when its response headers arrive), rest_client_request_size_bytes
+ * {host,verb}, rest_client_rate_limiter_duration_seconds{host,verb} (the wait for a token and,
+ * unlike client-go, for an in-flight slot), rest_client_response_size_bytes{host,verb} (non-watch
+ * responses); per retry rest_client_request_retries_total{code,host,verb} (the code of the
+ * attempt that is retried); per non-watch request rest_client_request_duration_seconds{host,verb}
+ * (made to answered, retries included, as client-go's request()). verb and method are the HTTP
+ * method. Durations have the loop clock's millisecond resolution. Returns 0, ERR_INVAL or
+ * ERR_NOMEM (nothing recorded then). */
+int k8s_client_metrics(k8s_client_t *c, struct metrics *reg);
+
 /* The namespace of the kubeconfig context (never NULL). */
 const char *k8s_client_namespace(const k8s_client_t *c);
 

@@ -849,6 +849,23 @@ void store_set_commit_metric(store_t *store, struct metric_series *hist)
         store->commit_hist = hist;
 }
 
+struct metric_series *store_commit_series(struct metrics *reg, const char *service)
+{
+    static const char name[] = "rayfleet_store_commit_duration_seconds";
+    static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+    if (!reg || !service)
+        return NULL;
+    metric_t *fam = metrics_find(reg, name);
+    if (!fam)
+        fam = metrics_histogram(reg, name,
+                                "Duration of a SQLite write transaction (BEGIN to COMMIT) of this "
+                                "service's database.",
+                                (const char *const[]){"service", NULL}, bounds,
+                                sizeof(bounds) / sizeof(bounds[0]));
+    return fam ? metric_with(fam, (const char *const[]){service}) : NULL;
+}
+
 int store_flush(store_t *store)
 {
     if (!store || store->readonly || !store->head || store->in_flush)

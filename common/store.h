@@ -261,6 +261,11 @@ void store_stats(const store_t *store, store_stats_t *out);
 struct metric_series;
 void store_set_commit_metric(store_t *store, struct metric_series *hist);
 
+/* The {service} series of rayfleet_store_commit_duration_seconds in `reg` (the family registered
+ * on first use), for store_set_commit_metric(); NULL when out of memory or at a bound. */
+struct metrics;
+struct metric_series *store_commit_series(struct metrics *reg, const char *service);
+
 /* The path the store was opened with, borrowed (for store_query_open() on the same file). */
 const char *store_path(const store_t *store);
 

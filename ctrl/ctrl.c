@@ -398,7 +398,8 @@ static void s_event_cb(k8s_client_t *k, const k8s_result_t *res, void *arg)
     s_audit(q->c, q, "create", q->name, jx_str(res->body, "metadata.uid", NULL), q->event_reason,
             msg, res->status, res->err ? res->message : NULL);
     if (res->err)
-        log_warn("event not recorded", "reason", q->event_reason, "error", err_str(res->err), NULL);
+        log_warn("event not recorded", "reason", q->event_reason, "error", err_str(res->err),
+                 "correlation_id", q->corr, NULL);
     s_req_free(q->c, q);
 }
 
@@ -586,6 +587,11 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
             snprintf(msg, sizeof(msg), "Failed to update the status of %s %s/%s, %s", q->kind,
                      q->ns, name, why);
         s_audit(c, q, verb, name, uid, q->fail_reason, msg, res->status, why);
+        /* the log line carries the audit row's correlation id: one id from log to audit */
+        char st[24];
+        snprintf(st, sizeof(st), "%ld", res->status);
+        log_error("write failed", "key", p ? p->key : "", "verb", verb, "kind", q->kind, "object",
+                  name, "status", st, "error", msg, "correlation_id", q->corr, NULL);
         if (p) {
             if (q->fail_reason)
                 s_event_msg(p, true, q->fail_reason, s_action(q->what), msg);
@@ -627,7 +633,8 @@ static void s_dispatch(ctrl_pass_t *p, req_t *q)
         // quietly and the new owner reconciles the key.
         c->stats.fenced++;
         if (!p->fenced)
-            log_info("pass fenced: shard no longer owned", "key", p->key, "object", q->name, NULL);
+            log_info("pass fenced: shard no longer owned", "key", p->key, "object", q->name,
+                     "correlation_id", p->corr, NULL);
         p->fenced = true;
         if (q->exp_group[0] && q->what == CTRL_DELETE) // never sent: never to be observed
             expect_drop(c->expect, p->key, q->exp_group, q->name);
@@ -861,7 +868,8 @@ void ctrl_desired_record(ctrl_pass_t *p, const json_t *set, const char *h)
     if (!c->cfg.desired)
         return;
     if (!set || !h || !h[0] || strlen(h) >= CTRL_MEMO_MAX) {
-        log_warn("desired rows not computed", "key", p->key, "error", err_str(ERR_NOMEM), NULL);
+        log_error("desired rows not computed", "key", p->key, "error", err_str(ERR_NOMEM),
+                  "correlation_id", p->corr, NULL);
         return;
     }
     kstate_t *ks = s_kstate(c, p->key, true);
@@ -900,7 +908,8 @@ void ctrl_desired_record(ctrl_pass_t *p, const json_t *set, const char *h)
         /* not remembered: the next pass writes the set again */
         if (ks)
             ks->has_desired = false;
-        log_warn("desired rows not written", "key", p->key, "error", err_str(rc), NULL);
+        log_error("desired rows not written", "key", p->key, "error", err_str(rc), "correlation_id",
+                  p->corr, NULL);
     }
 }
 
@@ -970,9 +979,10 @@ static void s_advance(ctrl_pass_t *p)
             if (p->fenced) {
                 res = workq_ok(); // the shard's new owner has the key now
             } else if (p->failed || p->status_error) {
-                if (p->failed)
-                    log_info("reconcile failed", "key", p->key, "error", buf_str(&p->fail_msg),
-                             NULL);
+                log_error("reconcile failed", "key", p->key, "error",
+                          p->failed ? buf_str(&p->fail_msg)
+                                    : "the status could not be calculated or written",
+                          "correlation_id", p->corr, NULL);
                 res = workq_error();
             } else if (p->requeue_ms > 0) {
                 res = workq_requeue_after(p->requeue_ms);

@@ -27,6 +27,13 @@
  * included, leaves one audit row (actlog.h); a write with an ok/fail reason also emits that
  * Event about the pass's object.
  *
+ * Logs. Every log line about a pass carries its correlation id as the field "correlation_id"
+ * (the audit rows' correlation_id: `rayfleetctl audit --correlation ID` lists that pass's actions).
+ * A failed write
+ * ("write failed", with the key, verb, kind, object, HTTP status and the audit row's message) and
+ * a failed pass ("reconcile failed") are logged at error level. The kinds' stages log with
+ * p->corr under the same name.
+ *
  * Per-key state is typed (one struct per key in a keytab): the cause, the ensured children
  * (objects created once or found existing), the status guard (the status last sent and the
  * observed resourceVersion it was sent against, so a lagging observed copy never causes the

@@ -649,10 +649,7 @@ static int s_register_timing(run_t *m, const char *name)
                                   "writes answered) by kind.",
                                   "kind", m->scrape_kind, s_cr_buckets,
                                   sizeof(s_cr_buckets) / sizeof(s_cr_buckets[0]));
-    metric_series_t *commit = s_histogram(
-        reg, "rayfleet_store_commit_duration_seconds",
-        "Duration of a SQLite write transaction (BEGIN to COMMIT) of this service's database.",
-        "service", m->def->name, s_lag_buckets, sizeof(s_lag_buckets) / sizeof(s_lag_buckets[0]));
+    metric_series_t *commit = store_commit_series(reg, m->def->name);
     store_set_commit_metric(m->db, commit);
     if (!commit || !m->bus_lag || !m->queue_wait || !m->work_time[0] || !m->work_time[1] ||
         !m->work_time[2])
@@ -698,6 +695,11 @@ static int s_start_ops(run_t *m)
                                       "Times this process became leader or lost the lease.", NULL);
     if (!lead || !trans || metric_series_fn(lead, NULL, s_read_metric, m, M_IS_LEADER) != 0 ||
         metric_series_fn(trans, NULL, s_read_metric, m, M_LEADER_TRANSITIONS) != 0)
+        return ERR_NOMEM;
+    /* client-go's rest_client_* of the controller's client, the shard-lease and leader clients */
+    if (k8s_client_metrics(m->client, m->metrics) != 0 ||
+        (m->lease_client && k8s_client_metrics(m->lease_client, m->metrics) != 0) ||
+        (m->leader_client && k8s_client_metrics(m->leader_client, m->metrics) != 0))
         return ERR_NOMEM;
     m->ops = opsrv_new(m->svc->loop, &(opsrv_config_t){.host = cfg_str(m->svc->cfg, "health.host"),
                                                        .port = port,

@@ -817,7 +817,8 @@ static bool s_recreate(pass_t *p)
     if (have && !strcmp(have, p->hash))
         return false;
     log_info("RayCluster spec changed with Recreate upgrade strategy; deleting all pods", "key",
-             p->cp->key, "hash", p->hash, "head_hash", have ? have : "", NULL);
+             p->cp->key, "hash", p->hash, "head_hash", have ? have : "", "correlation_id",
+             p->cp->corr, NULL);
     if (s_delete_all_pods(p, NULL, "FailedToDeletePodCollection", "FailedDeleteAllPods") > 0)
         ctrl_event(p->cp, false, "DeletedPod", "Delete",
                    "Deleted all pods for RayCluster %s/%s due to spec change with Recreate Upgrade "
@@ -847,7 +848,7 @@ static void s_gcs_ft_deleting(pass_t *p)
 {
     log_info("The RayCluster with GCS enabled is being deleted. Start to handle the Redis "
              "cleanup finalizer.",
-             "key", p->cp->key, NULL);
+             "key", p->cp->key, "correlation_id", p->cp->corr, NULL);
     s_delete_all_pods(p, NAMES_NODE_HEAD, NULL, NULL);
     s_delete_all_pods(p, NAMES_NODE_WORKER, NULL, NULL);
     size_t i, heads = 0;
@@ -936,7 +937,7 @@ static bool s_gcs_ft(pass_t *p)
             if (ctrl_has_finalizer(p->rc, FINALIZER_GCS_FT_REDIS_CLEANUP))
                 return false;
             log_info("Add a finalizer", "key", p->cp->key, "finalizer",
-                     FINALIZER_GCS_FT_REDIS_CLEANUP, NULL);
+                     FINALIZER_GCS_FT_REDIS_CLEANUP, "correlation_id", p->cp->corr, NULL);
             ctrl_finalizer(p->cp, FINALIZER_GCS_FT_REDIS_CLEANUP, true);
             /* only start the RayCluster reconciliation after the finalizer is added */
             p->cp->requeue_ms = RECONCILE_SHORT_REQUEUE_MS;
@@ -1036,7 +1037,8 @@ static void s_stage_status(ctrl_pass_t *cp)
     buf_init(&err, RECONCILE_MSG_MAX);
     json_t *st = s_status_calc(p, now, &err);
     if (!st) {
-        log_info("status not calculated", "key", p->cp->key, "error", buf_str(&err), NULL);
+        log_error("status not calculated", "key", p->cp->key, "error", buf_str(&err),
+                  "correlation_id", p->cp->corr, NULL);
         p->cp->status_error = true;
         buf_free(&err);
         return;

@@ -222,7 +222,8 @@ static ctrl_begin_t s_load(ctrl_pass_t *p)
         d->endpoints = s_endpoints(s, p->ns, serve_name);
     free(serve_name);
     if (rc != 0) {
-        log_info("observed rows unreadable", "key", p->key, "error", err_str(rc), NULL);
+        log_error("observed rows unreadable", "key", p->key, "error", err_str(rc), "correlation_id",
+                  p->corr, NULL);
         return CTRL_BEGIN_ERROR;
     }
 
@@ -372,7 +373,8 @@ static void s_on_gateway(ctrl_pass_t *p, const k8s_result_t *res)
     if (res->err == 0 && res->body)
         d->gateway = json_incref(res->body);
     else if (res->err != ERR_NOTFOUND)
-        log_info("gateway read failed", "key", p->key, "error", res->message, NULL);
+        log_error("gateway read failed", "key", p->key, "error", res->message, "correlation_id",
+                  p->corr, NULL);
 }
 
 static void s_on_route(ctrl_pass_t *p, const k8s_result_t *res)
@@ -381,7 +383,8 @@ static void s_on_route(ctrl_pass_t *p, const k8s_result_t *res)
     if (res->err == 0 && res->body)
         d->route = json_incref(res->body);
     else if (res->err != ERR_NOTFOUND)
-        log_info("httproute read failed", "key", p->key, "error", res->message, NULL);
+        log_error("httproute read failed", "key", p->key, "error", res->message, "correlation_id",
+                  p->corr, NULL);
 }
 
 /* Incremental: reads the Gateway and the HTTPRoute (not observed by the watcher: a cluster may
@@ -421,7 +424,7 @@ static void s_stage_probe(ctrl_pass_t *p)
         if (!pr->rc || !rsstate_head_ready(pr->rc, pr->head_pod)) {
             log_debug("rayservice probe skipped", "key", p->key, "cluster",
                       pr->rc ? jx_str(pr->rc, "metadata.name", "") : "(none)", "head_pod",
-                      pr->head_pod ? "yes" : "no", NULL);
+                      pr->head_pod ? "yes" : "no", "correlation_id", p->corr, NULL);
             continue;
         }
         if (pr->head_pod && *jx_str(pr->head_pod, "status.podIP", "")) {
@@ -467,8 +470,8 @@ static void s_on_push(const raydash_result_t *res, void *arg)
                  "Failed to update serve applications to the RayCluster %s/%s: fail to create / "
                  "update Serve applications. err: %s",
                  p->ns, cb->cluster, res->message);
-        log_info("serve push failed", "key", p->key, "cluster", cb->cluster, "error", res->message,
-                 NULL);
+        log_error("serve push failed", "key", p->key, "cluster", cb->cluster, "error", res->message,
+                  "correlation_id", p->corr, NULL);
         if (d->out.push_tc[cb->idx])
             d->drop_status = true;
     }
@@ -501,7 +504,8 @@ static void s_push(ctrl_pass_t *p, int idx)
     ctrl_hold(p);
     int64_t id = raydash_serve_put(s->dash, &t, d->out.push[idx], s_on_push, cb);
     if (id < 0) {
-        log_info("serve push not started", "key", p->key, "error", err_str((int)id), NULL);
+        log_error("serve push not started", "key", p->key, "error", err_str((int)id),
+                  "correlation_id", p->corr, NULL);
         ctrl_release(p);
         return;
     }
@@ -629,7 +633,8 @@ static bool s_step(ctrl_pass_t *p)
     if (rc == 0 && d->out.invalid && !d->out.status)
         d->out.nevents = 0;
     if (rc == 0 && d->out.why[0])
-        log_debug("rayservice step", "key", p->key, "why", d->out.why, NULL);
+        log_debug("rayservice step", "key", p->key, "why", d->out.why, "correlation_id", p->corr,
+                  NULL);
     return rc == 0;
 }
 

@@ -83,7 +83,8 @@ static void s_on_info(const raydash_result_t *res, void *arg)
         d->info = (rj_info_t){.kind = RJ_INFO_NOT_FOUND};
     } else {
         d->info = (rj_info_t){.kind = RJ_INFO_ERROR};
-        log_info("job info failed", "key", d->cp->key, "error", res->message, NULL);
+        log_error("job info failed", "key", d->cp->key, "error", res->message, "correlation_id",
+                  d->cp->corr, NULL);
     }
     ctrl_release(d->cp);
 }
@@ -130,7 +131,8 @@ static void s_on_submit(const raydash_result_t *res, void *arg)
                d->out.submit, res->status, ok ? NULL : res->message, loop_clock_ms() - d->t0);
     if (!ok) {
         d->submit_failed = true;
-        log_info("job submission failed", "key", p->key, "job", jid, "error", res->message, NULL);
+        log_error("job submission failed", "key", p->key, "job", jid, "error", res->message,
+                  "correlation_id", p->corr, NULL);
     }
     ctrl_release(p);
 }
@@ -147,7 +149,8 @@ static void s_on_stop(const raydash_result_t *res, void *arg)
     ctrl_audit(p, "", "RayJob", p->name, "stop", NULL, msg, NULL, res->status,
                res->err ? res->message : NULL, loop_clock_ms() - d->t0);
     if (res->err)
-        log_info("job stop failed", "key", p->key, "job", jid, "error", res->message, NULL);
+        log_error("job stop failed", "key", p->key, "job", jid, "error", res->message,
+                  "correlation_id", p->corr, NULL);
     ctrl_release(p);
 }
 
@@ -172,7 +175,8 @@ static void s_dash_call(ctrl_pass_t *p, int op)
     if (id < 0) {
         if (op == RJ_ACT_SUBMIT)
             d->submit_failed = true;
-        log_info("dashboard call not started", "key", p->key, "error", err_str((int)id), NULL);
+        log_error("dashboard call not started", "key", p->key, "error", err_str((int)id),
+                  "correlation_id", p->corr, NULL);
         ctrl_release(p);
         return;
     }
@@ -241,7 +245,7 @@ static ctrl_begin_t s_begin(ctrl_pass_t *p)
         d->out.status == NULL)
         d->out.nevents = 0;
     if (d->out.why[0])
-        log_debug("rayjob step", "key", p->key, "why", d->out.why, NULL);
+        log_debug("rayjob step", "key", p->key, "why", d->out.why, "correlation_id", p->corr, NULL);
     return CTRL_BEGIN_STAGES;
 }
 

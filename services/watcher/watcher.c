@@ -1257,8 +1257,14 @@ static double s_read_ready(void *arg, int which)
 
 int watcher_metrics(watcher_t *w, metrics_t *m)
 {
-    if (!w || !m)
+    if (!w)
         return ERR_INVAL;
+    if (!m) { /* detach: nothing records into the registry any more */
+        for (size_t c = 0; c < w->nclusters; c++)
+            k8s_client_metrics(w->clusters[c].client, NULL);
+        store_set_commit_metric(w->store, NULL);
+        return 0;
+    }
     static const char *const reason[] = {"reason", NULL};
     for (size_t i = 0; i < sizeof(s_exported) / sizeof(s_exported[0]); i++) {
         const char *name = s_exported[i].name;
@@ -1281,7 +1287,16 @@ int watcher_metrics(watcher_t *w, metrics_t *m)
     }
     metric_t *ready = metrics_gauge(m, "rayfleet_watcher_ready",
                                     "1 once every reflector has applied its first list.", NULL);
-    return ready ? metric_series_fn(ready, NULL, s_read_ready, w, 0) : ERR_EXISTS;
+    int rc = ready ? metric_series_fn(ready, NULL, s_read_ready, w, 0) : ERR_EXISTS;
+    /* client-go's rest_client_* of every cluster's client, observed.db's commit latency */
+    for (size_t c = 0; rc == 0 && c < w->nclusters; c++)
+        rc = k8s_client_metrics(w->clusters[c].client, m);
+    metric_series_t *commit = rc == 0 ? store_commit_series(m, "watcher") : NULL;
+    if (rc == 0 && !commit)
+        rc = ERR_NOMEM;
+    if (rc == 0)
+        store_set_commit_metric(w->store, commit);
+    return rc;
 }
 
 void watcher_log_stats(const watcher_t *w)

@@ -193,8 +193,12 @@ int watcher_unsynced(const watcher_t *w, buf_t *out);
 int watcher_readiness(void *w, buf_t *why);
 
 /* Registers the counters of watcher_stats() (rayfleet_watcher_*_total, read at each scrape),
- * the pending_events and objects gauges and rayfleet_watcher_ready in `m`. Returns 0,
- * ERR_EXISTS (a name is taken in m), ERR_INVAL or ERR_NOMEM. */
+ * the pending_events and objects gauges and rayfleet_watcher_ready in `m`; the clusters' clients
+ * record client-go's rest_client_* (k8s_client_metrics()) and the store its commit latency
+ * (rayfleet_store_commit_duration_seconds{service="watcher"}) into `m` from then on. m NULL
+ * detaches the clients and the store (before `m` is destroyed while the watcher lives on; the
+ * series reading the watcher still need the watcher). Returns 0, ERR_EXISTS (a name is taken in
+ * m), ERR_INVAL or ERR_NOMEM. */
 int watcher_metrics(watcher_t *w, metrics_t *m);
 
 /* Fills *out with the counters. */

@@ -160,9 +160,10 @@ int main(int argc, char **argv)
     watcher_log_stats(w);
 done:
     opsrv_destroy(&ops);
-    metrics_destroy(&metrics);
-    watcher_destroy(&w);
+    watcher_destroy(&w); /* its clients record into the registry: before it */
     bus_pub_destroy(&pub);
+    store_set_commit_metric(store, NULL); /* the registry goes first */
+    metrics_destroy(&metrics);
     store_destroy(&store);
     for (size_t i = 0; scratch && i < n; i++)
         free(scratch[i]);

@@ -336,6 +336,51 @@ int main(int argc, char **argv)
     store_desired_list_free(&dl);
     ctrl_stats(c, &st);
     CHECK(st.not_found == 1 && st.passes == 5);
+
+    /* 6. a failed write (kubesim answers 403 to creating the Secret): its log line, at error
+     * level, carries the correlation id its audit row has, and so does the failed pass's */
+    FILE *logf = tmpfile();
+    CHECK(logf != NULL);
+    if (logf) {
+        failed += s_configmap(&h, "cfg3", true);
+        CHECK(apiserver_add_fault(h.api, &(apiserver_fault_t){.verb = "create",
+                                                              .resource = "secrets",
+                                                              .rate = 1.0,
+                                                              .code = 403}) == 0);
+        log_setup("ctrl-it", LOG_WARN, fileno(logf));
+        CHECK(workq_add(h.q, "c1/default/cfg3") == 0);
+        w.passes = 6;
+        CHECK(harness_wait(&h, s_passes_done, &w, o.wait_ms));
+        log_setup("ctrl-it", LOG_WARN, STDERR_FILENO);
+        apiserver_clear_faults(h.api);
+        ctrl_stats(c, &st);
+        CHECK(st.write_errors >= 1);
+        store_flush(h.sdb);
+        CHECK(s_audit(&h, "Secret", "cfg3-mirror", &al) == 0 && al.n >= 1);
+        /* the first attempt's row (newest first: the last one), written while logs went here */
+        const store_audit_t *a = al.n ? al.rows[al.n - 1] : NULL;
+        CHECK(a && a->result_status == 403 && a->correlation_id && strlen(a->correlation_id) == 32);
+        char logs[65536] = "", want[64];
+        size_t n = fseek(logf, 0, SEEK_SET) == 0 ? fread(logs, 1, sizeof(logs) - 1, logf) : 0;
+        logs[n] = '\0';
+        snprintf(want, sizeof(want), "\"correlation_id\":\"%s\"", a ? a->correlation_id : "?");
+        bool write_line = false, pass_line = false;
+        for (char *line = logs, *nl; *line; line = nl ? nl + 1 : line + strlen(line)) {
+            if ((nl = strchr(line, '\n')))
+                *nl = '\0';
+            if (!strstr(line, want) || !strstr(line, "\"level\":\"error\""))
+                continue;
+            write_line |= strstr(line, "\"msg\":\"write failed\"") &&
+                          strstr(line, "\"object\":\"cfg3-mirror\"") &&
+                          strstr(line, "\"status\":\"403\"");
+            pass_line |= strstr(line, "\"msg\":\"reconcile failed\"") &&
+                         strstr(line, "\"key\":\"c1/default/cfg3\"");
+        }
+        CHECK(write_line);
+        CHECK(pass_line);
+        store_audit_list_free(&al);
+        fclose(logf);
+    }
     if (verbose)
         printf("ctrl_it: %llu passes, %llu creates, %llu events, %llu fenced, %llu keys\n",
                (unsigned long long)st.passes, (unsigned long long)st.creates,

@@ -913,7 +913,7 @@ static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, boo
     CHECK(watcher_start(w) == ERR_STATE);
 
     /* RayCronJob's CRD is missing: not ready, /readyz says which */
-    char body[16384];
+    char body[65536];
     s_pump(500);
     CHECK(!watcher_ready(w));
     CHECK(s_http_get(opsrv_port(h), "/healthz", body, sizeof(body)) == 200);
@@ -930,6 +930,12 @@ static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, boo
           strstr(body, "\nrayfleet_watcher_ready 1\n") &&
           strstr(body, "\nrayfleet_watcher_events_dropped_total{reason=\"queue\"} 0\n") &&
           strstr(body, "\n# TYPE rayfleet_watcher_relists_total counter\n"));
+    /* client-go's REST client metrics of the lists and watches; observed.db's commits */
+    CHECK(strstr(body, "\nrest_client_requests_total{code=\"200\",host=\"127.0.0.1:") &&
+          strstr(body, "\n# TYPE rest_client_request_duration_seconds histogram\n") &&
+          strstr(body, "\nrest_client_rate_limiter_duration_seconds_count{host=\"127.0.0.1:") &&
+          strstr(body, "\nrest_client_response_size_bytes_bucket{host=\"127.0.0.1:") &&
+          strstr(body, "\nrayfleet_store_commit_duration_seconds_count{service=\"watcher\"} "));
 
     /* creates, updates, deletes */
     json_t *rc = s_put(api, "ray.io", "rayclusters", "default", s_raycluster("rc1", "1"));
@@ -1092,6 +1098,7 @@ static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, boo
 
         /* restart: deletions and creations while the watcher is down */
         opsrv_destroy(&h);
+        CHECK(watcher_metrics(w, NULL) == 0); /* the store and clients stop recording into reg */
         metrics_destroy(&reg); /* its series read the watcher being destroyed */
         watcher_destroy(&w);
         uint64_t last_id = col.last_id;
@@ -1117,6 +1124,8 @@ static int s_scenario(apiserver_t *api, const char *kcpath, const char *tag, boo
     if (w)
         failed += s_top_owner_checks(api, ro, w, &col);
     opsrv_destroy(&h);
+    if (w)
+        CHECK(watcher_metrics(w, NULL) == 0);
     metrics_destroy(&reg); /* their series and readiness read the watcher restarted below */
     if (w)
         failed += s_origin_checks(api, ro, &w, &wc, &col);
