@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# In-cluster operation against a kubesim that enforces RBAC (issue 15).
+#   incluster_test.sh [--each-rule] [RBAC_FILE]
+# kubesim with TLS and an admin token; as the admin: the namespace rayfleet-system, the
+# ServiceAccount rayfleet and the RBAC of RBAC_FILE (default deploy/kustomize/base/rbac.yaml when
+# it exists, else tests/integration/incluster/rbac.yaml); a token by TokenRequest into a
+# service-account directory (token, ca.crt, namespace); then the cell's binaries (bus, watcher,
+# scheduler, submitter, serve-upgrade) with only KUBERNETES_SERVICE_HOST/PORT and
+# RAYFLEET_SERVICEACCOUNT_DIR. The upstream RayCluster, RayJob and RayService samples must reach
+# ready / Complete / Ready with 0 forbidden responses (kubesim's GET /kubesim/forbidden).
+# --each-rule: then, for each rule of each ClusterRole/Role of RBAC_FILE in turn, the rule is
+# removed, the cell restarted and the samples applied in a fresh namespace: the rule is proven
+# necessary when a forbidden response (or a sample that never reaches its end) follows. Prints
+# one line per rule; exit 1 when a rule is not proven (a finding: the RBAC is wider than needed).
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+BIN=${RF_BIN_DIR:-$ROOT/build/bin}
+SHARED=${RF_SHARED_DIR:-$ROOT/../shared}
+KUBECTL=${KUBECTL:-kubectl}
+EACH=0
+if [ "${1:-}" = "--each-rule" ]; then EACH=1; shift; fi
+RBAC=${1:-}
+if [ -z "$RBAC" ]; then
+    RBAC=$ROOT/deploy/kustomize/base/rbac.yaml
+    [ -f "$RBAC" ] || RBAC=$HERE/rbac.yaml
+fi
+SAMPLES=$SHARED/kuberay/samples
+command -v "$KUBECTL" >/dev/null 2>&1 || { echo "FAIL: kubectl is not installed"; exit 1; }
+for b in kubesim rayfleet-bus rayfleet-watcher rayfleet-scheduler rayfleet-submitter rayfleet-serve-upgrade; do
+    [ -x "$BIN/$b" ] || { echo "FATAL: no $BIN/$b"; exit 1; }
+done
+[ -f "$RBAC" ] || { echo "FATAL: no RBAC file $RBAC"; exit 1; }
+echo "rbac: $RBAC"
+
+WORK=$(mktemp -d)
+KPID=""
+CELL=()
+stop_cell() {
+    for p in "${CELL[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${CELL[@]}"; do wait "$p" 2>/dev/null; done
+    CELL=()
+}
+cleanup() {
+    stop_cell
+    [ -n "$KPID" ] && kill "$KPID" 2>/dev/null && wait "$KPID" 2>/dev/null
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+ADMIN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+"$BIN/kubesim" --port 0 --nodes 4 --tls-port 0 --token "$ADMIN" --kubeconfig-out "$WORK/kubeconfig" \
+    --ready-file "$WORK/ready" --log-level warn >"$WORK/kubesim.out" 2>"$WORK/kubesim.err" &
+KPID=$!
+for _ in $(seq 200); do [ -s "$WORK/ready" ] && break; sleep 0.05; done
+[ -s "$WORK/ready" ] || { echo "FATAL: kubesim did not start"; cat "$WORK/kubesim.err"; exit 1; }
+PLAIN=$(cat "$WORK/ready")
+TLSPORT=$(sed -n 's|^kubesim listening on https://127.0.0.1:\([0-9]*\)$|\1|p' "$WORK/kubesim.out")
+[ -n "$TLSPORT" ] || { echo "FATAL: no TLS port"; exit 1; }
+k() { "$KUBECTL" --kubeconfig "$WORK/kubeconfig" --cache-dir "$WORK/cache" "$@"; }
+FAILED=0
+check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; FAILED=1; fi; }
+forbidden() { curl -sf "$PLAIN/kubesim/forbidden" | sed -n 's/.*"total": *\([0-9]*\).*/\1/p'; }
+
+# As the admin: CRDs, namespace, ServiceAccount, RBAC.
+k create -f "$ROOT/deploy/crds" >/dev/null || { echo "FATAL: CRDs"; exit 1; }
+cat >"$WORK/sa.yaml" <<YAML
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: rayfleet-system
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: rayfleet
+  namespace: rayfleet-system
+YAML
+k apply -f "$WORK/sa.yaml" >/dev/null || { echo "FATAL: namespace/ServiceAccount"; exit 1; }
+k apply -f "$RBAC" >/dev/null || { echo "FATAL: kubectl apply -f $RBAC"; exit 1; }
+check "kubectl get clusterroles,clusterrolebindings lists the RBAC" \
+    'k get clusterroles,clusterrolebindings 2>&1 | grep -q "ClusterRole/"'
+
+# The service-account directory: a token by TokenRequest, the CA, the namespace.
+SA=$WORK/serviceaccount
+mkdir -p "$SA"
+curl -sf -X POST -H 'Content-Type: application/json' \
+    -d '{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":3600}}' \
+    "$PLAIN/api/v1/namespaces/rayfleet-system/serviceaccounts/rayfleet/token" >"$WORK/tr.json" ||
+    { echo "FATAL: TokenRequest"; exit 1; }
+sed -n 's/.*"token": *"\([^"]*\)".*/\1/p' "$WORK/tr.json" >"$SA/token"
+check "TokenRequest answered a token with its expirationTimestamp" \
+    '[ -s "$SA/token" ] && grep -q expirationTimestamp "$WORK/tr.json"'
+sed -n 's/^ *certificate-authority-data: *//p' "$WORK/kubeconfig" | base64 -d >"$SA/ca.crt"
+echo -n rayfleet-system >"$SA/namespace"
+check "the token authenticates as the ServiceAccount (403 naming it, not 401)" \
+    '[ "$(curl -s -o "$WORK/r.json" -w "%{http_code}" --cacert "$SA/ca.crt" -H "Authorization: Bearer $(cat "$SA/token")" \
+        "https://127.0.0.1:$TLSPORT/api/v1/namespaces/kube-system/secrets")" = 403 ] &&
+     grep -q "secrets is forbidden: User \\\\\"system:serviceaccount:rayfleet-system:rayfleet\\\\\" cannot list resource \\\\\"secrets\\\\\" in API group \\\\\"\\\\\" in the namespace \\\\\"kube-system\\\\\"" "$WORK/r.json"'
+curl -sf -X DELETE "$PLAIN/kubesim/forbidden" >/dev/null
+
+# start_cell DIR: the cell's binaries, in-cluster configuration only.
+start_cell() {
+    local d=$1
+    mkdir -p "$d/logs"
+    local fe="ipc://$d/fe.sock" be="ipc://$d/be.sock"
+    local envs=(env -u KUBECONFIG KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$TLSPORT"
+        RAYFLEET_SERVICEACCOUNT_DIR="$SA")
+    "${envs[@]}" "$BIN/rayfleet-bus" --bus.frontend "$fe" --bus.backend "$be" --state-dir "$d" \
+        --log-level warn >"$d/logs/bus.log" 2>&1 &
+    CELL+=($!)
+    for _ in $(seq 100); do [ -S "$d/fe.sock" ] && [ -S "$d/be.sock" ] && break; sleep 0.05; done
+    "${envs[@]}" "$BIN/rayfleet-watcher" --state-dir "$d" --bus.endpoint "$fe" --health.port 0 \
+        --log-level warn >"$d/logs/watcher.log" 2>&1 &
+    CELL+=($!)
+    "${envs[@]}" "$BIN/rayfleet-scheduler" --state-dir "$d" --bus.endpoint "$be" --health.port 0 \
+        --audit.db scheduler.db --log-level warn >"$d/logs/scheduler.log" 2>&1 &
+    CELL+=($!)
+    "${envs[@]}" "$BIN/rayfleet-submitter" --state-dir "$d" --bus.endpoint "$be" --health.port 0 \
+        --audit.db submitter.db --use-kubernetes-proxy=true --log-level warn >"$d/logs/submitter.log" 2>&1 &
+    CELL+=($!)
+    "${envs[@]}" "$BIN/rayfleet-serve-upgrade" --state-dir "$d" --bus.endpoint "$be" --health.port 0 \
+        --audit.db serve-upgrade.db --use-kubernetes-proxy=true --log-level warn >"$d/logs/serve-upgrade.log" 2>&1 &
+    CELL+=($!)
+}
+
+# apply_samples NS: the three upstream samples in namespace NS.
+apply_samples() {
+    k get ns "$1" >/dev/null 2>&1 || k create ns "$1" >/dev/null 2>&1 ||
+        k apply -f - >/dev/null <<<"{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$1\"}}"
+    for s in ray-cluster ray-job ray-service; do
+        k -n "$1" apply -f "$SAMPLES/$s.sample.yaml" >/dev/null || echo "apply $s failed"
+    done
+}
+# ends NS: 0 when the three samples reached their end.
+ends() {
+    [ "$(k -n "$1" get raycluster raycluster-kuberay -o jsonpath='{.status.state}' 2>/dev/null)" = ready ] &&
+        [ "$(k -n "$1" get rayjob rayjob-sample -o jsonpath='{.status.jobDeploymentStatus}' 2>/dev/null)" = Complete ] &&
+        [ "$(k -n "$1" get rayservice rayservice-sample -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+
+T0=$(date +%s)
+start_cell "$WORK/cell"
+apply_samples default
+for _ in $(seq 240); do ends default && break; sleep 0.5; done
+check "RayCluster ready, RayJob Complete, RayService Ready through in-cluster credentials ($(( $(date +%s) - T0 )) s)" 'ends default'
+N=$(forbidden)
+check "0 forbidden responses (kubesim counted ${N:-?})" '[ "${N:-x}" = 0 ]'
+[ "${N:-0}" = 0 ] || curl -s "$PLAIN/kubesim/forbidden"
+# A rotated token file is re-read: a second token, then the ServiceAccount deleted and
+# recreated would break the old one; here only the file changes and the cell keeps working.
+stop_cell
+if [ "$FAILED" = 1 ] || [ "$EACH" = 0 ]; then
+    [ "$FAILED" = 0 ] && echo "incluster: all checks passed" || echo "incluster: FAILED"
+    exit "$FAILED"
+fi
+
+# --each-rule: remove each rule in turn.
+UNPROVEN=0
+i=0
+for obj in $(k get -f "$RBAC" -o name | grep -E '^(clusterrole|role)\.'); do
+    nsflag=()
+    ns=$(k get -f "$RBAC" -o jsonpath="{range .items[*]}{.kind}/{.metadata.name} {.metadata.namespace}{'\n'}{end}" 2>/dev/null |
+        awk -v o="${obj##*/}" '$1 ~ "/"o"$" {print $2; exit}')
+    [ -n "$ns" ] && nsflag=(-n "$ns")
+    nrules=$(k "${nsflag[@]}" get "$obj" -o jsonpath='{range .rules[*]}x{"\n"}{end}' | grep -c x)
+    for r in $(seq 0 $((nrules - 1))); do
+        i=$((i + 1))
+        desc=$(k "${nsflag[@]}" get "$obj" -o jsonpath="{.rules[$r].apiGroups} {.rules[$r].resources}{.rules[$r].nonResourceURLs} {.rules[$r].verbs}")
+        k "${nsflag[@]}" patch "$obj" --type=json -p "[{\"op\":\"remove\",\"path\":\"/rules/$r\"}]" >/dev/null
+        curl -sf -X DELETE "$PLAIN/kubesim/forbidden" >/dev/null
+        start_cell "$WORK/cell$i"
+        apply_samples "rule$i"
+        proven=""
+        for _ in $(seq 120); do
+            n=$(forbidden)
+            if [ "${n:-0}" != 0 ]; then proven="forbidden x$n"; break; fi
+            ends "rule$i" && break
+            sleep 0.5
+        done
+        [ -z "$proven" ] && ! ends "rule$i" && proven="samples did not reach their end"
+        stop_cell
+        k apply -f "$RBAC" >/dev/null
+        if [ -n "$proven" ]; then
+            echo "needed      $obj rule $r: $desc ($proven)"
+        else
+            echo "NOT NEEDED  $obj rule $r: $desc (the samples reached their end with 0 forbidden)"
+            UNPROVEN=$((UNPROVEN + 1))
+        fi
+    done
+done
+echo "incluster-rbac: $i rules, $UNPROVEN not proven necessary"
+[ "$UNPROVEN" = 0 ]
