@@ -81,22 +81,27 @@ k apply -f "$RBAC" >/dev/null || { echo "FATAL: kubectl apply -f $RBAC"; exit 1;
 check "kubectl get clusterroles,clusterrolebindings lists the RBAC" \
     'k get clusterroles,clusterrolebindings 2>&1 | grep -q "ClusterRole/"'
 
-# The service-account directory: a token by TokenRequest, the CA, the namespace.
+# The service-account directory: a token by TokenRequest (`kubectl create token`), the CA, the
+# namespace.
 SA=$WORK/serviceaccount
 mkdir -p "$SA"
-curl -sf -X POST -H 'Content-Type: application/json' \
-    -d '{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":3600}}' \
-    "$PLAIN/api/v1/namespaces/rayfleet-system/serviceaccounts/rayfleet/token" >"$WORK/tr.json" ||
-    { echo "FATAL: TokenRequest"; exit 1; }
-sed -n 's/.*"token": *"\([^"]*\)".*/\1/p' "$WORK/tr.json" >"$SA/token"
-check "TokenRequest answered a token with its expirationTimestamp" \
-    '[ -s "$SA/token" ] && grep -q expirationTimestamp "$WORK/tr.json"'
+k -n rayfleet-system create token rayfleet --duration 1h >"$SA/token" 2>"$WORK/token.err"
+check "kubectl create token answers a token bound to the ServiceAccount" '[ -s "$SA/token" ]'
 sed -n 's/^ *certificate-authority-data: *//p' "$WORK/kubeconfig" | base64 -d >"$SA/ca.crt"
 echo -n rayfleet-system >"$SA/namespace"
-check "the token authenticates as the ServiceAccount (403 naming it, not 401)" \
-    '[ "$(curl -s -o "$WORK/r.json" -w "%{http_code}" --cacert "$SA/ca.crt" -H "Authorization: Bearer $(cat "$SA/token")" \
-        "https://127.0.0.1:$TLSPORT/api/v1/namespaces/kube-system/secrets")" = 403 ] &&
-     grep -q "secrets is forbidden: User \\\\\"system:serviceaccount:rayfleet-system:rayfleet\\\\\" cannot list resource \\\\\"secrets\\\\\" in API group \\\\\"\\\\\" in the namespace \\\\\"kube-system\\\\\"" "$WORK/r.json"'
+# tls_get TOKEN PATH: the HTTP status of a GET over TLS with that token (body in $WORK/r.json).
+tls_get() {
+    curl -s -o "$WORK/r.json" -w "%{http_code}" --cacert "$SA/ca.crt" -H "Authorization: Bearer $1" \
+        "https://127.0.0.1:$TLSPORT$2"
+}
+# The message as JSON carries it (quotes escaped).
+WANT='"message":"secrets is forbidden: User \"system:serviceaccount:rayfleet-system:rayfleet\" cannot list resource \"secrets\" in API group \"\" in the namespace \"kube-system\""'
+check "the token authenticates as the ServiceAccount: a 403 naming it, in kube's words" \
+    '[ "$(tls_get "$(cat "$SA/token")" /api/v1/namespaces/kube-system/secrets)" = 403 ] &&
+     grep -qF "$WANT" "$WORK/r.json" && grep -qF "\"reason\":\"Forbidden\"" "$WORK/r.json"'
+check "the ClusterRole lets it list RayClusters at the cluster scope" \
+    '[ "$(tls_get "$(cat "$SA/token")" /apis/ray.io/v1/rayclusters)" = 200 ]'
+check "a wrong token is 401" '[ "$(tls_get "$(cat "$SA/token")x" /api/v1/pods)" = 401 ]'
 curl -sf -X DELETE "$PLAIN/kubesim/forbidden" >/dev/null
 
 # start_cell DIR: the cell's binaries, in-cluster configuration only.
@@ -147,8 +152,39 @@ check "RayCluster ready, RayJob Complete, RayService Ready through in-cluster cr
 N=$(forbidden)
 check "0 forbidden responses (kubesim counted ${N:-?})" '[ "${N:-x}" = 0 ]'
 [ "${N:-0}" = 0 ] || curl -s "$PLAIN/kubesim/forbidden"
-# A rotated token file is re-read: a second token, then the ServiceAccount deleted and
-# recreated would break the old one; here only the file changes and the cell keeps working.
+
+# The token dies with its ServiceAccount; the cell re-reads a rotated token file.
+OLD=$(cat "$SA/token")
+k -n rayfleet-system delete sa rayfleet >/dev/null
+k -n rayfleet-system create sa rayfleet >/dev/null
+check "a token of a deleted (then recreated) ServiceAccount is 401" '[ "$(tls_get "$OLD" /apis/ray.io/v1/rayclusters)" = 401 ]'
+k -n rayfleet-system create token rayfleet --duration 1h >"$SA/token.new" && mv "$SA/token.new" "$SA/token"
+sed 's/name: raycluster-kuberay$/name: raycluster-rotated/' "$SAMPLES/ray-cluster.sample.yaml" | k apply -f - >/dev/null
+for _ in $(seq 120); do
+    [ "$(k get raycluster raycluster-rotated -o jsonpath='{.status.state}' 2>/dev/null)" = ready ] && break
+    sleep 0.5
+done
+check "after the token file rotated, a new RayCluster is reconciled to ready (the cell re-read it)" \
+    '[ "$(k get raycluster raycluster-rotated -o jsonpath="{.status.state}")" = ready ]'
+N=$(forbidden)
+check "still 0 forbidden responses (kubesim counted ${N:-?})" '[ "${N:-x}" = 0 ]'
+stop_cell
+
+# TLS verification is on: the CA file of the directory is the only trust anchor.
+BAD=$WORK/badsa
+mkdir -p "$BAD"
+cp "$SA/token" "$SA/namespace" "$BAD/"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$BAD/key" -out "$BAD/ca.crt" -subj /CN=other-ca \
+    -days 1 >/dev/null 2>&1
+mkdir -p "$WORK/badcell"
+env -u KUBECONFIG KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$TLSPORT" \
+    RAYFLEET_SERVICEACCOUNT_DIR="$BAD" "$BIN/rayfleet-watcher" --state-dir "$WORK/badcell" \
+    --bus.endpoint "ipc://$WORK/badcell/none.sock" --health.port 0 --log-level info \
+    >"$WORK/badcell/watcher.log" 2>&1 &
+CELL+=($!)
+for _ in $(seq 100); do grep -qi "certificate\|tls\|ssl" "$WORK/badcell/watcher.log" && break; sleep 0.1; done
+check "with another CA in ca.crt the watcher's requests fail TLS verification" \
+    'grep -qi "certificate\|ssl" "$WORK/badcell/watcher.log"'
 stop_cell
 if [ "$FAILED" = 1 ] || [ "$EACH" = 0 ]; then
     [ "$FAILED" = 0 ] && echo "incluster: all checks passed" || echo "incluster: FAILED"
