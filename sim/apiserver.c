@@ -279,6 +279,7 @@ typedef struct {
     bool table; /* Accept asks for a Table */
     bool dry_run; /* dryRun=All */
     char pp_buf[32]; /* propagationPolicy query value */
+    const rbac_user_t *user; /* the identity over TLS when not system:masters, else NULL */
 } reqctx_t;
 
 static void s_reply_text(reqctx_t *x, int status, const char *ctype, const char *extra,
@@ -1551,11 +1552,64 @@ static void s_binding(reqctx_t *x)
                  NULL);
 }
 
+/* A Role, ClusterRole or binding written by a non-master identity: kube's escalation prevention
+ * (rbac_escalation_ok). Answers 403 (counted) and returns false when refused. */
+static bool s_rbac_write_ok(reqctx_t *x, const json_t *obj)
+{
+    apiserver_t *a = x->a;
+    const apires_t *r = x->r;
+    if (!x->user || r->is_custom || strcmp(r->group, "rbac.authorization.k8s.io") != 0 || x->sub)
+        return true;
+    bool binding = strstr(r->resource, "bindings") != NULL;
+    const char *ns = r->namespaced && x->ns ? x->ns : "";
+    const char *name = x->name ? x->name : jx_str(obj, "metadata.name", "");
+    json_t *role = NULL;
+    const char *kind = binding ? jx_str(obj, "roleRef.kind", "") : NULL;
+    if (binding) {
+        bool cluster = strcmp(kind, "ClusterRole") == 0;
+        objstore_res_t *rr = objstore_find(a->store, "rbac.authorization.k8s.io",
+                                           cluster ? "clusterroles" : "roles");
+        objstore_status_t st;
+        if (rr && objstore_get(a->store, rr, cluster ? NULL : ns, jx_str(obj, "roleRef.name", ""),
+                               &role, &st) < 0)
+            role = NULL;
+    }
+    objstore_status_t st;
+    memset(&st, 0, sizeof(st));
+    bool ok = rbac_escalation_ok(
+        a->store, x->user, r->resource, ns, name, json_object_get(binding ? role : obj, "rules"),
+        kind, binding ? jx_str(obj, "roleRef.name", "") : NULL, st.message, sizeof(st.message));
+    json_decref(role);
+    if (ok)
+        return true;
+    rbac_attrs_t at;
+    memset(&at, 0, sizeof(at));
+    at.resource_request = true;
+    s_copy(at.verb, sizeof(at.verb), x->verb);
+    s_copy(at.group, sizeof(at.group), r->group);
+    s_copy(at.resource, sizeof(at.resource), r->resource);
+    s_copy(at.ns, sizeof(at.ns), ns);
+    rbac_count_denied(a->rbac, x->user, &at);
+    log_warn("kubesim: forbidden: RBAC escalation", "user", x->user->name, "resource", r->resource,
+             "name", name, "namespace", ns, NULL);
+    st.code = 403;
+    st.reason = "Forbidden";
+    s_copy(st.kind, sizeof(st.kind), r->resource);
+    s_copy(st.group, sizeof(st.group), r->group);
+    s_copy(st.name, sizeof(st.name), name);
+    s_reply_status(x, &st, NULL);
+    return false;
+}
+
 static void s_create(reqctx_t *x)
 {
     json_t *obj = s_body(x, false);
     if (!obj)
         return;
+    if (!s_rbac_write_ok(x, obj)) {
+        json_decref(obj);
+        return;
+    }
     if (!x->r->is_custom && strcmp(x->r->resource, "customresourcedefinitions") == 0 &&
         !s_crd_validate(x, obj)) {
         json_decref(obj);
@@ -1581,6 +1635,10 @@ static void s_create(reqctx_t *x)
 /* Writes `obj` (stolen) over x->name with precondition mode `pc`; replies. */
 static void s_write(reqctx_t *x, json_t *obj, objstore_precond_t pc, int ok_status)
 {
+    if (!s_rbac_write_ok(x, obj)) {
+        json_decref(obj);
+        return;
+    }
     const char *bn = jx_str(obj, "metadata.name", NULL);
     if (bn && strcmp(bn, x->name) != 0) {
         char msg[600];
@@ -3209,14 +3267,17 @@ static void s_handle(apiserver_t *a, httpd_conn_t *c, const httpd_req_t *req, bo
         s_fail(&x, 400, "BadRequest", "malformed request path");
         return;
     }
-    if (!delayed && httpd_conn_is_tls(c) && !s_public_path(path)) {
-        rbac_user_t u;
+    /* Over TLS: who (401 when nobody), then RBAC; a request delayed by injected latency was
+     * authorized before its delay and is only identified again (for escalation checks). */
+    rbac_user_t u;
+    if (httpd_conn_is_tls(c) && !s_public_path(path)) {
         if (!s_authenticate(a, c, req, &u)) {
             s_fail(&x, 401, "Unauthorized", "Unauthorized");
             return;
         }
-        if (!s_authorize(&x, &u, path))
+        if (!delayed && !s_authorize(&x, &u, path))
             return;
+        x.user = rbac_user_is_master(&u) ? NULL : &u;
     }
     if (!delayed && s_serve_nonresource(&x, path))
         return;

@@ -3,6 +3,7 @@
  */
 #include "rbac.h"
 
+#include "buf.h"
 #include "err.h"
 #include "httpd.h"
 #include "json.h"
@@ -446,6 +447,166 @@ bool rbac_authorize(objstore_t *store, const rbac_user_t *u, const rbac_attrs_t 
     return false;
 }
 
+/* ---- escalation prevention --------------------------------------------------------------- */
+
+/* Appends `{APIGroups:["g"], Resources:["r"], ResourceNames:["n"], Verbs:["v"]}` (kube's
+ * CompactString of an atomic rule) as one line of the missing list. */
+static void s_missing(buf_t *b, const rbac_attrs_t *at, bool has_name)
+{
+    if (b->len)
+        buf_puts(b, "\n");
+    if (!at->resource_request) {
+        buf_printf(b, "{NonResourceURLs:[\"%s\"], Verbs:[\"%s\"]}", at->path, at->verb);
+        return;
+    }
+    buf_printf(b, "{APIGroups:[\"%s\"], Resources:[\"%s%s%s\"]", at->group, at->resource,
+               at->subresource[0] ? "/" : "", at->subresource);
+    if (has_name)
+        buf_printf(b, ", ResourceNames:[\"%s\"]", at->name);
+    buf_printf(b, ", Verbs:[\"%s\"]}", at->verb);
+}
+
+/* Whether the identity holds one atomic permission (an owner rule covers it literally: a "*" in
+ * the granted rule needs a "*" in the owner's). */
+static bool s_holds(objstore_t *store, const rbac_user_t *u, rbac_attrs_t *at)
+{
+    char ignored[RBAC_MSG_MAX];
+    return rbac_authorize(store, u, at, ignored, sizeof(ignored));
+}
+
+/* Breaks `rules` into atomic rules (kube's BreakdownRule) and lists those not held. */
+static void s_uncovered(objstore_t *store, const rbac_user_t *u, const char *ns,
+                        const json_t *rules, buf_t *missing)
+{
+    size_t i, gi, ri, vi, ni;
+    json_t *rule, *g, *r, *v, *n;
+    json_array_foreach(rules, i, rule)
+    {
+        json_t *verbs = json_object_get(rule, "verbs");
+        json_t *names = json_object_get(rule, "resourceNames");
+        json_array_foreach(json_object_get(rule, "apiGroups"), gi, g)
+        {
+            json_array_foreach(json_object_get(rule, "resources"), ri, r)
+            {
+                json_array_foreach(verbs, vi, v)
+                {
+                    rbac_attrs_t at;
+                    memset(&at, 0, sizeof(at));
+                    at.resource_request = true;
+                    s_copy(at.group, sizeof(at.group), json_string_value(g));
+                    const char *res = json_string_value(r) ? json_string_value(r) : "";
+                    const char *slash = strchr(res, '/');
+                    s_copy(at.resource, sizeof(at.resource), res);
+                    if (slash) {
+                        at.resource[slash - res] = '\0';
+                        s_copy(at.subresource, sizeof(at.subresource), slash + 1);
+                    }
+                    s_copy(at.verb, sizeof(at.verb), json_string_value(v));
+                    s_copy(at.ns, sizeof(at.ns), ns);
+                    if (json_array_size(names) == 0) {
+                        if (!s_holds(store, u, &at))
+                            s_missing(missing, &at, false);
+                        continue;
+                    }
+                    json_array_foreach(names, ni, n)
+                    {
+                        s_copy(at.name, sizeof(at.name), json_string_value(n));
+                        if (!s_holds(store, u, &at))
+                            s_missing(missing, &at, true);
+                    }
+                }
+            }
+        }
+        json_array_foreach(json_object_get(rule, "nonResourceURLs"), ri, r)
+        {
+            json_array_foreach(verbs, vi, v)
+            {
+                rbac_attrs_t at;
+                memset(&at, 0, sizeof(at));
+                s_copy(at.path, sizeof(at.path), json_string_value(r));
+                s_copy(at.verb, sizeof(at.verb), json_string_value(v));
+                if (!s_holds(store, u, &at))
+                    s_missing(missing, &at, false);
+            }
+        }
+    }
+}
+
+static int s_cmp_line(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorts the lines of b (kube sorts the missing rules). */
+static void s_sort_lines(buf_t *b)
+{
+    if (!b->len)
+        return;
+    char *text = strdup(buf_str(b));
+    if (!text)
+        return;
+    size_t n = 1;
+    for (char *c = text; *c; c++)
+        n += *c == '\n';
+    char **lines = calloc(n, sizeof(*lines));
+    if (!lines) {
+        free(text);
+        return;
+    }
+    size_t k = 0;
+    for (char *save = NULL, *t = strtok_r(text, "\n", &save); t && k < n;
+         t = strtok_r(NULL, "\n", &save))
+        lines[k++] = t;
+    qsort(lines, k, sizeof(*lines), s_cmp_line);
+    buf_reset(b);
+    for (size_t i = 0; i < k; i++)
+        buf_printf(b, "%s%s", i ? "\n" : "", lines[i]);
+    free(lines);
+    free(text);
+}
+
+bool rbac_escalation_ok(objstore_t *store, const rbac_user_t *u, const char *resource,
+                        const char *ns, const char *name, const json_t *rules,
+                        const char *role_kind, const char *role_name, char *msg, size_t msg_len)
+{
+    if (rbac_user_is_master(u))
+        return true;
+    bool binding = role_kind != NULL;
+    /* escalate on the role written, or bind on the role referenced. */
+    rbac_attrs_t at;
+    memset(&at, 0, sizeof(at));
+    at.resource_request = true;
+    s_copy(at.group, sizeof(at.group), RBAC_GROUP);
+    s_copy(at.ns, sizeof(at.ns), ns);
+    s_copy(at.verb, sizeof(at.verb), binding ? "bind" : "escalate");
+    if (binding)
+        s_copy(at.resource, sizeof(at.resource),
+               strcmp(role_kind, "ClusterRole") == 0 ? "clusterroles" : "roles");
+    else
+        s_copy(at.resource, sizeof(at.resource), resource);
+    s_copy(at.name, sizeof(at.name), binding ? role_name : name);
+    if (s_holds(store, u, &at))
+        return true;
+    buf_t missing;
+    buf_init(&missing, RBAC_MSG_MAX * 8);
+    s_uncovered(store, u, ns, rules, &missing);
+    bool ok = missing.len == 0;
+    if (!ok && msg) {
+        s_sort_lines(&missing);
+        buf_t g;
+        buf_init(&g, RBAC_MSG_MAX);
+        for (int i = 0; i < u->ngroups; i++)
+            buf_printf(&g, "%s\"%s\"", i ? " " : "", u->groups[i]);
+        snprintf(msg, msg_len,
+                 "%s." RBAC_GROUP " \"%s\" is forbidden: user \"%s\" (groups=[%s]) is attempting "
+                 "to grant RBAC permissions not currently held:\n%s",
+                 resource, name, u->name, buf_str(&g), buf_str(&missing));
+        buf_free(&g);
+    }
+    buf_free(&missing);
+    return ok;
+}
+
 /* ---- counters --------------------------------------------------------------------------- */
 
 rbac_t *rbac_new(void)
@@ -727,6 +888,63 @@ int rbac_test(bool verbose)
     s_copy(root.groups[0], sizeof(root.groups[0]), "system:masters");
     root.ngroups = 1;
     CHECK(rbac_user_is_master(&root) && t_can(s, &root, "GET", "/anything", NULL, m));
+
+    /* Escalation prevention: a role may grant only what its writer holds. */
+    json_t *rules = json_loads("[{\"apiGroups\":[\"\"],\"resources\":[\"pods\"],\"verbs\":"
+                               "[\"get\",\"list\"]},{\"apiGroups\":[\"\"],\"resources\":"
+                               "[\"configmaps\"],\"resourceNames\":[\"cfg\"],\"verbs\":[\"get\"]},"
+                               "{\"nonResourceURLs\":[\"/logs/a\"],\"verbs\":[\"get\"]}]",
+                               0, NULL);
+    CHECK(rbac_escalation_ok(s, &sa, "roles", "default", "r2", rules, NULL, NULL, m, sizeof(m)));
+    json_decref(rules);
+    rules = json_loads("[{\"apiGroups\":[\"\"],\"resources\":[\"pods\"],\"verbs\":[\"update\","
+                       "\"get\",\"delete\"]}]",
+                       0, NULL);
+    CHECK(!rbac_escalation_ok(s, &sa, "roles", "default", "r2", rules, NULL, NULL, m, sizeof(m)));
+    CHECK(strcmp(m, "roles.rbac.authorization.k8s.io \"r2\" is forbidden: user "
+                    "\"system:serviceaccount:sys:sa\" (groups=[\"system:serviceaccounts\" "
+                    "\"system:serviceaccounts:sys\" \"system:authenticated\"]) is attempting to "
+                    "grant RBAC permissions not currently held:\n{APIGroups:[\"\"], "
+                    "Resources:[\"pods\"], Verbs:[\"delete\"]}\n{APIGroups:[\"\"], "
+                    "Resources:[\"pods\"], Verbs:[\"update\"]}") == 0);
+    /* A RoleBinding to a role with those rules: the same check... */
+    CHECK(!rbac_escalation_ok(s, &sa, "rolebindings", "default", "rb2", rules, "ClusterRole", "big",
+                              m, sizeof(m)));
+    CHECK(strncmp(m, "rolebindings.rbac.authorization.k8s.io \"rb2\" is forbidden: user", 63) == 0);
+    /* ... unless bind on that role (or escalate on roles) is held; bob holds "*". */
+    CHECK(rbac_escalation_ok(s, &grp, "rolebindings", "other", "rb2", rules, "ClusterRole", "big",
+                             m, sizeof(m)));
+    t_put(s, "clusterroles", NULL,
+          "{\"metadata\":{\"name\":\"binder\"},\"rules\":[{\"apiGroups\":[\"" RBAC_GROUP "\"],"
+          "\"resources\":[\"clusterroles\"],\"resourceNames\":[\"big\"],\"verbs\":[\"bind\"]},"
+          "{\"apiGroups\":[\"" RBAC_GROUP
+          "\"],\"resources\":[\"roles\"],\"verbs\":[\"escalate\"]}]}");
+    t_put(s, "clusterrolebindings", NULL,
+          "{\"metadata\":{\"name\":\"binder\"},\"roleRef\":{\"apiGroup\":\"" RBAC_GROUP
+          "\",\"kind\":\"ClusterRole\",\"name\":\"binder\"},\"subjects\":[{\"kind\":"
+          "\"ServiceAccount\",\"name\":\"x\",\"namespace\":\"default\"}]}");
+    CHECK(rbac_escalation_ok(s, &other, "rolebindings", "default", "rb2", rules, "ClusterRole",
+                             "big", m, sizeof(m)));
+    CHECK(!rbac_escalation_ok(s, &other, "rolebindings", "default", "rb2", rules, "ClusterRole",
+                              "small", m, sizeof(m)));
+    CHECK(
+        rbac_escalation_ok(s, &other, "roles", "default", "any", rules, NULL, NULL, m, sizeof(m)));
+    CHECK(
+        !rbac_escalation_ok(s, &other, "clusterroles", "", "any", rules, NULL, NULL, m, sizeof(m)));
+    json_decref(rules);
+    /* Names, wildcards and URLs are compared literally. */
+    rules = json_loads("[{\"apiGroups\":[\"\"],\"resources\":[\"configmaps\"],\"resourceNames\":"
+                       "[\"cfg\",\"x\"],\"verbs\":[\"get\"]},{\"apiGroups\":[\"ray.io\"],"
+                       "\"resources\":[\"*\"],\"verbs\":[\"get\"]},{\"nonResourceURLs\":"
+                       "[\"/metrics\",\"/y\"],\"verbs\":[\"get\"]}]",
+                       0, NULL);
+    CHECK(!rbac_escalation_ok(s, &sa, "clusterroles", "", "c2", rules, NULL, NULL, m, sizeof(m)));
+    CHECK(strstr(m, "not currently held:\n{APIGroups:[\"\"], Resources:[\"configmaps\"], "
+                    "ResourceNames:[\"x\"], Verbs:[\"get\"]}\n{APIGroups:[\"ray.io\"], "
+                    "Resources:[\"*\"], Verbs:[\"get\"]}\n{NonResourceURLs:[\"/y\"], "
+                    "Verbs:[\"get\"]}") != NULL);
+    json_decref(rules);
+    CHECK(rbac_escalation_ok(s, &root, "clusterroles", "", "c2", NULL, NULL, NULL, m, sizeof(m)));
     objstore_destroy(&s);
 
     /* Counting. */

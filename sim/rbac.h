@@ -75,6 +75,20 @@ int rbac_request_info(const char *method, const char *path, const char *query, r
 bool rbac_authorize(objstore_t *store, const rbac_user_t *u, const rbac_attrs_t *at, char *msg,
                     size_t msg_len);
 
+/* Kube's escalation prevention for a write of a Role/ClusterRole (`rules`) or a
+ * RoleBinding/ClusterRoleBinding (the rules of the role it references) in namespace `ns` ("" for
+ * the cluster-scoped kinds): allowed when the identity holds every permission granted (each
+ * rule broken down to one verb, group, resource and name), or may `escalate` (roles) / `bind`
+ * (bindings) that role. `resource` is the written resource ("roles", "clusterroles",
+ * "rolebindings", "clusterrolebindings"), `name` the object's, `role_kind`/`role_name` the
+ * binding's roleRef (NULL for roles). When refused, `msg` receives kube's message:
+ * `<resource>.rbac.authorization.k8s.io "<name>" is forbidden: user "u" (groups=["g" ...]) is
+ * attempting to grant RBAC permissions not currently held:\n{APIGroups:[""], Resources:["pods"],
+ * Verbs:["get"]}...`. */
+bool rbac_escalation_ok(objstore_t *store, const rbac_user_t *u, const char *resource,
+                        const char *ns, const char *name, const json_t *rules,
+                        const char *role_kind, const char *role_name, char *msg, size_t msg_len);
+
 /* Counters of refused requests. */
 rbac_t *rbac_new(void);
 void rbac_destroy(rbac_t **rp);

@@ -8,6 +8,9 @@
 # scheduler, submitter, serve-upgrade) with only KUBERNETES_SERVICE_HOST/PORT and
 # RAYFLEET_SERVICEACCOUNT_DIR. The upstream RayCluster, RayJob and RayService samples must reach
 # ready / Complete / Ready with 0 forbidden responses (kubesim's GET /kubesim/forbidden).
+# The samples: ray-cluster.sample, ray-cluster.autoscaler (the scheduler creates the autoscaler's
+# ServiceAccount, Role and RoleBinding: kubesim's escalation check applies), ray-job.sample,
+# ray-service.sample.
 # --each-rule: then, for each rule of each ClusterRole/Role of RBAC_FILE in turn, the rule is
 # removed, the cell restarted and the samples applied in a fresh namespace: the rule is proven
 # necessary when a forbidden response (or a sample that never reaches its end) follows. Prints
@@ -133,13 +136,14 @@ start_cell() {
 apply_samples() {
     k get ns "$1" >/dev/null 2>&1 || k create ns "$1" >/dev/null 2>&1 ||
         k apply -f - >/dev/null <<<"{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$1\"}}"
-    for s in ray-cluster ray-job ray-service; do
-        k -n "$1" apply -f "$SAMPLES/$s.sample.yaml" >/dev/null || echo "apply $s failed"
+    for s in ray-cluster.sample ray-cluster.autoscaler ray-job.sample ray-service.sample; do
+        k -n "$1" apply -f "$SAMPLES/$s.yaml" >/dev/null || echo "apply $s failed"
     done
 }
-# ends NS: 0 when the three samples reached their end.
+# ends NS: 0 when the samples reached their end.
 ends() {
     [ "$(k -n "$1" get raycluster raycluster-kuberay -o jsonpath='{.status.state}' 2>/dev/null)" = ready ] &&
+        [ "$(k -n "$1" get raycluster raycluster-autoscaler -o jsonpath='{.status.state}' 2>/dev/null)" = ready ] &&
         [ "$(k -n "$1" get rayjob rayjob-sample -o jsonpath='{.status.jobDeploymentStatus}' 2>/dev/null)" = Complete ] &&
         [ "$(k -n "$1" get rayservice rayservice-sample -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
@@ -147,8 +151,12 @@ ends() {
 T0=$(date +%s)
 start_cell "$WORK/cell"
 apply_samples default
-for _ in $(seq 240); do ends default && break; sleep 0.5; done
-check "RayCluster ready, RayJob Complete, RayService Ready through in-cluster credentials ($(( $(date +%s) - T0 )) s)" 'ends default'
+for _ in $(seq 240); do
+    ends default && break
+    [ "$(forbidden)" = 0 ] || break # failing anyway: say so now
+    sleep 0.5
+done
+check "RayClusters (one with the autoscaler: its ServiceAccount, Role, RoleBinding) ready, RayJob Complete, RayService Ready through in-cluster credentials ($(( $(date +%s) - T0 )) s)" 'ends default'
 N=$(forbidden)
 check "0 forbidden responses (kubesim counted ${N:-?})" '[ "${N:-x}" = 0 ]'
 [ "${N:-0}" = 0 ] || curl -s "$PLAIN/kubesim/forbidden"
