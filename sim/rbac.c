@@ -130,7 +130,8 @@ int rbac_request_info(const char *method, const char *path, const char *query, r
     s_copy(buf, sizeof(buf), path);
     char *part[64];
     int n = 0;
-    for (char *t = strtok(buf, "/"); t && n < 64; t = strtok(NULL, "/"))
+    char *save = NULL;
+    for (char *t = strtok_r(buf, "/", &save); t && n < 64; t = strtok_r(NULL, "/", &save))
         part[n++] = t;
     if (n < 3 || (strcmp(part[0], "api") != 0 && strcmp(part[0], "apis") != 0))
         return 0;
