@@ -9,8 +9,9 @@
 # KUBERNETES_SERVICE_HOST/PORT and RAYFLEET_SERVICEACCOUNT_DIR. The upstream RayCluster, RayJob and RayService samples must reach
 # ready / Complete / Ready with 0 forbidden responses (kubesim's GET /kubesim/forbidden).
 # The samples: ray-cluster.sample, ray-cluster.autoscaler (the scheduler creates the autoscaler's
-# ServiceAccount, Role and RoleBinding: kubesim's escalation check applies), ray-job.sample,
-# ray-service.sample.
+# ServiceAccount, Role and RoleBinding: kubesim's escalation check applies), ray-cluster.auth (the
+# auth token Secret), ray-cluster.sample with enableIngress (the head Ingress), ray-job.sample,
+# ray-service.sample, ray-service.incremental-upgrade (the Gateway and HTTPRoute).
 # --each-rule: then, for each rule of each ClusterRole/Role of RBAC_FILE in turn, the rule is
 # removed, the cell restarted and the samples applied in a fresh namespace: the rule is proven
 # necessary when a forbidden response (or a sample that never reaches its end) follows. Prints
@@ -140,13 +141,22 @@ start_cell() {
 apply_samples() {
     k get ns "$1" >/dev/null 2>&1 || k create ns "$1" >/dev/null 2>&1 ||
         k apply -f - >/dev/null <<<"{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$1\"}}"
-    for s in ray-cluster.sample ray-cluster.autoscaler ray-job.sample ray-service.sample; do
+    for s in ray-cluster.sample ray-cluster.autoscaler ray-cluster.auth ray-job.sample \
+        ray-service.sample ray-service.incremental-upgrade; do
         k -n "$1" apply -f "$SAMPLES/$s.yaml" >/dev/null || echo "apply $s failed"
     done
+    # No upstream sample asks for the head Ingress: ray-cluster.sample with enableIngress.
+    sed -e 's/name: raycluster-kuberay$/name: raycluster-ingress/' \
+        -e 's/^  headGroupSpec:$/  headGroupSpec:\n    enableIngress: true/' \
+        "$SAMPLES/ray-cluster.sample.yaml" | k -n "$1" apply -f - >/dev/null || echo "apply ingress failed"
 }
 # stuck NS: the samples not at their end.
 stuck() {
-    local out=""
+    local out="" c
+    for c in raycluster-ingress ray-cluster-with-auth; do
+        [ "$(k -n "$1" get raycluster $c -o jsonpath='{.status.state}' 2>/dev/null)" = ready ] || out="$out $c"
+    done
+    [ "$(k -n "$1" get rayservice rayservice-incremental-upgrade -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] || out="$out rayservice-incremental-upgrade"
     [ "$(k -n "$1" get raycluster raycluster-kuberay -o jsonpath='{.status.state}' 2>/dev/null)" = ready ] || out="$out raycluster-kuberay"
     [ "$(k -n "$1" get raycluster raycluster-autoscaler -o jsonpath='{.status.state}' 2>/dev/null)" = ready ] || out="$out raycluster-autoscaler"
     [ "$(k -n "$1" get rayjob rayjob-sample -o jsonpath='{.status.jobDeploymentStatus}' 2>/dev/null)" = Complete ] || out="$out rayjob-sample"
@@ -155,6 +165,7 @@ stuck() {
 }
 # ends NS: 0 when the samples reached their end.
 ends() {
+    [ -z "$(stuck "$1")" ] || return 1
     [ "$(k -n "$1" get raycluster raycluster-kuberay -o jsonpath='{.status.state}' 2>/dev/null)" = ready ] &&
         [ "$(k -n "$1" get raycluster raycluster-autoscaler -o jsonpath='{.status.state}' 2>/dev/null)" = ready ] &&
         [ "$(k -n "$1" get rayjob rayjob-sample -o jsonpath='{.status.jobDeploymentStatus}' 2>/dev/null)" = Complete ] &&
@@ -169,7 +180,7 @@ for _ in $(seq 240); do
     [ "$(forbidden)" = 0 ] || break # failing anyway: say so now
     sleep 0.5
 done
-check "RayClusters (one with the autoscaler: its ServiceAccount, Role, RoleBinding) ready, RayJob Complete, RayService Ready through in-cluster credentials ($(( $(date +%s) - T0 )) s; not at their end: $(stuck default))" 'ends default'
+check "RayClusters (autoscaler, auth, ingress) ready, RayJob Complete, RayServices (one incremental) Ready through in-cluster credentials ($(( $(date +%s) - T0 )) s; not at their end: $(stuck default))" 'ends default'
 N=$(forbidden)
 check "0 forbidden responses (kubesim counted ${N:-?})" '[ "${N:-x}" = 0 ]'
 check "the scheduler's shard Leases are in the service account's namespace (rayfleet-system)" \
