@@ -275,7 +275,11 @@ static bool s_rules_allow(const json_t *rules, const rbac_attrs_t *at)
 {
     size_t i;
     json_t *r;
-    json_array_foreach(rules, i, r) if (s_rule_allows(r, at)) return true;
+    json_array_foreach(rules, i, r)
+    {
+        if (s_rule_allows(r, at))
+            return true;
+    }
     return false;
 }
 
@@ -323,8 +327,11 @@ static bool s_binding_applies(const json_t *b, const rbac_user_t *u, const char 
 {
     size_t i;
     json_t *s;
-    json_array_foreach(json_object_get(b, "subjects"), i,
-                       s) if (s_subject_applies(s, u, bns)) return true;
+    json_array_foreach(json_object_get(b, "subjects"), i, s)
+    {
+        if (s_subject_applies(s, u, bns))
+            return true;
+    }
     return false;
 }
 

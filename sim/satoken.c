@@ -185,8 +185,10 @@ int satoken_verify(const satoken_t *t, const char *token, int64_t now_s, satoken
     bool aud = false;
     size_t i;
     json_t *a;
-    json_array_foreach(json_object_get(j, "aud"), i, a) aud |=
-        json_is_string(a) && strcmp(json_string_value(a), SATOKEN_ISSUER) == 0;
+    json_array_foreach(json_object_get(j, "aud"), i, a)
+    {
+        aud |= json_is_string(a) && strcmp(json_string_value(a), SATOKEN_ISSUER) == 0;
+    }
     const json_t *k = json_object_get(j, "kubernetes.io"); /* a key with a dot */
     const char *ns = jx_str(k, "namespace", NULL);
     const char *name = jx_str(k, "serviceaccount.name", NULL);
