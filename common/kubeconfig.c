@@ -596,8 +596,11 @@ int kubeconfig_in_cluster(const char *sa_dir, kubeconfig_t **out, buf_t *err)
             buf_puts(err, "in-cluster: KUBERNETES_SERVICE_HOST or KUBERNETES_SERVICE_PORT not set");
         return ERR_NOTFOUND;
     }
-    if (!sa_dir)
-        sa_dir = KUBECONFIG_SA_DIR;
+    if (!sa_dir) {
+        sa_dir = getenv(KUBECONFIG_SA_DIR_ENV);
+        if (!sa_dir || !*sa_dir)
+            sa_dir = KUBECONFIG_SA_DIR;
+    }
     kubeconfig_t *kc = calloc(1, sizeof(*kc));
     if (!kc)
         return ERR_NOMEM;
@@ -1142,6 +1145,21 @@ int kubeconfig_test(bool verbose)
         CHECK(strstr(kc->token_file, "/sa/token") && strstr(kc->ca_file, "/sa/ca.crt"));
     }
     kubeconfig_destroy(&kc);
+    /* No directory given: $RAYFLEET_SERVICEACCOUNT_DIR, else the well-known one. */
+    setenv(KUBECONFIG_SA_DIR_ENV, sa, 1);
+    CHECK(kubeconfig_in_cluster(NULL, &kc, &err) == 0);
+    if (kc) {
+        CHECK(strstr(kc->token_file, "/sa/token") && strstr(kc->ca_file, "/sa/ca.crt"));
+        CHECK(strcmp(kc->namespace_, "ray-system") == 0);
+    }
+    kubeconfig_destroy(&kc);
+    setenv(KUBECONFIG_SA_DIR_ENV, "", 1);
+    buf_reset(&err);
+    if (access(KUBECONFIG_SA_DIR "/token", R_OK) != 0)
+        CHECK(kubeconfig_in_cluster(NULL, &kc, &err) == ERR_IO &&
+              strstr(buf_str(&err), KUBECONFIG_SA_DIR "/token"));
+    kubeconfig_destroy(&kc);
+    unsetenv(KUBECONFIG_SA_DIR_ENV);
     unsetenv("KUBERNETES_SERVICE_HOST");
     unsetenv("KUBERNETES_SERVICE_PORT");
 

@@ -38,6 +38,7 @@
 #define KUBECONFIG_MAX_FILE (4u * 1024 * 1024) /* largest kubeconfig accepted */
 #define KUBECONFIG_MAX_SECRET_FILE (1024u * 1024) /* largest token / PEM file read */
 #define KUBECONFIG_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount" /* in-cluster files */
+#define KUBECONFIG_SA_DIR_ENV "RAYFLEET_SERVICEACCOUNT_DIR" /* overrides KUBECONFIG_SA_DIR */
 #define KUBECONFIG_EXEC_TIMEOUT_MS 30000 /* an exec plugin running longer is killed */
 #define KUBECONFIG_EXEC_MAX_OUTPUT (1024u * 1024) /* most bytes read from a plugin's stdout */
 #define KUBECONFIG_EXEC_REAP_MS 10 /* waitpid() polling period after the pipe closed */
@@ -103,8 +104,10 @@ int kubeconfig_load_buf(const char *data, size_t len, const char *path, const ch
                         kubeconfig_t **out, buf_t *err);
 
 /* The in-cluster configuration: server from KUBERNETES_SERVICE_HOST/PORT (https, IPv6
- * bracketed), token file, CA file and namespace from `sa_dir` (NULL: KUBECONFIG_SA_DIR; the
- * namespace file is optional: "default"). Returns 0 and *out, or ERR_NOTFOUND (not in a cluster:
+ * bracketed), token file, CA file and namespace from `sa_dir` (NULL: $RAYFLEET_SERVICEACCOUNT_DIR
+ * when set and not empty, else KUBECONFIG_SA_DIR; the namespace file is optional: "default";
+ * POD_NAMESPACE wins over it). The token file is re-read when it changes (k8s.h), as a projected
+ * token rotates. Returns 0 and *out, or ERR_NOTFOUND (not in a cluster:
  * variables missing), ERR_IO (token or ca.crt unreadable), ERR_NOMEM; errors name the file. */
 int kubeconfig_in_cluster(const char *sa_dir, kubeconfig_t **out, buf_t *err);
 

@@ -19,7 +19,10 @@
 #include "json.h"
 #include "log.h"
 #include "patch.h"
+#include "pbkube.h"
+#include "rbac.h"
 #include "rftime.h"
+#include "satoken.h"
 #include "schema.h"
 #include "selector.h"
 #include "tls.h"
@@ -96,6 +99,8 @@ struct apiserver {
     gateway_t *gw; /* Gateway API controller and data plane, or NULL */
     uint32_t service_ips; /* cluster IPs handed out so far */
     char token[256]; /* bearer token accepted over TLS ("" = none) */
+    satoken_t *sat; /* service-account token signer (TokenRequest) */
+    rbac_t *rbac; /* refused requests, counted */
     objstore_t *store; /* the objects */
     apires_t **res; /* registered API resources */
     size_t nres; /* their number */
@@ -277,6 +282,7 @@ typedef struct {
     bool table; /* Accept asks for a Table */
     bool dry_run; /* dryRun=All */
     char pp_buf[32]; /* propagationPolicy query value */
+    const rbac_user_t *user; /* the identity over TLS when not system:masters, else NULL */
 } reqctx_t;
 
 static void s_reply_text(reqctx_t *x, int status, const char *ctype, const char *extra,
@@ -519,6 +525,12 @@ static json_t *s_resource_list(const apiserver_t *a, const char *group, const ch
                                                   "group", "autoscaling", "version", "v1", "kind",
                                                   "Scale", "verbs", s_verbs(false)));
         }
+        if (!r->is_custom && strcmp(r->resource, "serviceaccounts") == 0 && !*r->group)
+            json_array_append_new(list, json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:s,s:[s]}", "name",
+                                                  "serviceaccounts/token", "singularName", "",
+                                                  "namespaced", true, "group",
+                                                  "authentication.k8s.io", "version", "v1", "kind",
+                                                  "TokenRequest", "verbs", "create"));
         if (r->has_binding) {
             snprintf(sub, sizeof(sub), "%s/binding", r->resource);
             json_array_append_new(list, json_pack("{s:s,s:s,s:b,s:s,s:[s]}", "name", sub,
@@ -817,6 +829,48 @@ static json_t *s_coldef(const char *name, const char *type, const char *format, 
                      format ? format : "", "description", desc ? desc : "", "priority", priority);
 }
 
+/* Roles, ClusterRoles and their bindings (kube prints them with columns of their own). */
+static bool s_is_rbac(const apires_t *r)
+{
+    return !r->is_custom && strcmp(r->group, "rbac.authorization.k8s.io") == 0;
+}
+
+/* NAME CREATED AT (roles), NAME ROLE AGE [USERS GROUPS SERVICEACCOUNTS] (bindings), as kube's
+ * printers. */
+static json_t *s_rbac_cells(apiserver_t *a, const apires_t *r, const json_t *obj)
+{
+    const char *name = jx_str(obj, "metadata.name", "");
+    if (!strstr(r->resource, "bindings"))
+        return json_pack("[s,s]", name, jx_str(obj, "metadata.creationTimestamp", ""));
+    buf_t who[3];
+    static const char *kinds[3] = {"User", "Group", "ServiceAccount"};
+    for (int k = 0; k < 3; k++)
+        buf_init(&who[k], 64 * 1024);
+    size_t i;
+    json_t *sj;
+    json_array_foreach(jx_get(obj, "subjects"), i, sj)
+    {
+        for (int k = 0; k < 3; k++) {
+            if (strcmp(jx_str(sj, "kind", ""), kinds[k]) != 0)
+                continue;
+            if (who[k].len)
+                buf_puts(&who[k], ", ");
+            if (k == 2)
+                buf_printf(&who[k], "%s/", jx_str(sj, "namespace", ""));
+            buf_puts(&who[k], jx_str(sj, "name", ""));
+        }
+    }
+    char role[AS_NAME_LEN * 2];
+    snprintf(role, sizeof(role), "%s/%s", jx_str(obj, "roleRef.kind", ""),
+             jx_str(obj, "roleRef.name", ""));
+    json_t *cells = json_pack("[s,s,o,s,s,s]", name, role,
+                              s_age_cell(a, jx_get(obj, "metadata.creationTimestamp")),
+                              buf_str(&who[0]), buf_str(&who[1]), buf_str(&who[2]));
+    for (int k = 0; k < 3; k++)
+        buf_free(&who[k]);
+    return cells;
+}
+
 static json_t *s_table_columns(const apires_t *r)
 {
     json_t *cols = json_array();
@@ -851,6 +905,20 @@ static json_t *s_table_columns(const apires_t *r)
         json_array_append_new(cols, s_coldef("Roles", "string", "", "The roles of the node", 0));
         json_array_append_new(cols, s_coldef("Age", "string", "", "CreationTimestamp", 0));
         json_array_append_new(cols, s_coldef("Version", "string", "", "Kubelet version", 0));
+        return cols;
+    }
+    if (s_is_rbac(r)) {
+        if (strstr(r->resource, "bindings")) {
+            json_array_append_new(cols, s_coldef("Role", "string", "", "Role", 0));
+            json_array_append_new(cols, s_coldef("Age", "string", "", "CreationTimestamp", 0));
+            json_array_append_new(cols, s_coldef("Users", "string", "", "Users in the binding", 1));
+            json_array_append_new(cols,
+                                  s_coldef("Groups", "string", "", "Groups in the binding", 1));
+            json_array_append_new(cols, s_coldef("ServiceAccounts", "string", "",
+                                                 "ServiceAccounts in the binding", 1));
+        } else {
+            json_array_append_new(cols, s_coldef("Created At", "date", "", "CreationTimestamp", 0));
+        }
         return cols;
     }
     if (r->columns && json_array_size(r->columns) > 0) {
@@ -974,6 +1042,8 @@ static json_t *s_table_row(apiserver_t *a, const apires_t *r, const json_t *obj,
         cells = s_node_cells(a, obj);
     } else if (!r->is_custom && strcmp(r->resource, "events") == 0 && !*r->group) {
         cells = s_event_cells(a, obj);
+    } else if (s_is_rbac(r)) {
+        cells = s_rbac_cells(a, r, obj);
     } else {
         cells = json_pack("[s]", jx_str(obj, "metadata.name", ""));
         if (r->columns && json_array_size(r->columns) > 0) {
@@ -1048,11 +1118,22 @@ static json_t *s_body(reqctx_t *x, bool yaml)
     // types (kubectl's typed commands such as `kubectl create job` send it); kubesim answers
     // with the 415 a server gives for a media type it does not accept.
     if (ct && strncasecmp(ct, "application/vnd.kubernetes.protobuf", 35) == 0) {
+        /* The few built-in kinds kubectl's typed commands create (sim/pbkube.h) are decoded. */
+        json_t *obj = NULL;
+        int rc = pbkube_decode(req->body, req->body_len, &obj, NULL);
+        if (rc == 0)
+            return obj;
+        if (rc == ERR_PARSE) {
+            s_fail(x, 400, "BadRequest",
+                   "the body of the request could not be decoded as protobuf");
+            return NULL;
+        }
         s_fail(x, 415, "UnsupportedMediaType",
                "the body of the request was in an unknown format - accepted media types include: "
                "application/json, application/yaml, application/apply-patch+yaml, "
                "application/json-patch+json, application/merge-patch+json, "
-               "application/strategic-merge-patch+json (kubesim does not decode protobuf)");
+               "application/strategic-merge-patch+json (kubesim decodes protobuf only for the "
+               "kinds in sim/pbkube.h)");
         return NULL;
     }
     if (req->body_len == 0) {
@@ -1474,11 +1555,64 @@ static void s_binding(reqctx_t *x)
                  NULL);
 }
 
+/* A Role, ClusterRole or binding written by a non-master identity: kube's escalation prevention
+ * (rbac_escalation_ok). Answers 403 (counted) and returns false when refused. */
+static bool s_rbac_write_ok(reqctx_t *x, const json_t *obj)
+{
+    apiserver_t *a = x->a;
+    const apires_t *r = x->r;
+    if (!x->user || r->is_custom || strcmp(r->group, "rbac.authorization.k8s.io") != 0 || x->sub)
+        return true;
+    bool binding = strstr(r->resource, "bindings") != NULL;
+    const char *ns = r->namespaced && x->ns ? x->ns : "";
+    const char *name = x->name ? x->name : jx_str(obj, "metadata.name", "");
+    json_t *role = NULL;
+    const char *kind = binding ? jx_str(obj, "roleRef.kind", "") : NULL;
+    if (binding) {
+        bool cluster = strcmp(kind, "ClusterRole") == 0;
+        objstore_res_t *rr = objstore_find(a->store, "rbac.authorization.k8s.io",
+                                           cluster ? "clusterroles" : "roles");
+        objstore_status_t st;
+        if (rr && objstore_get(a->store, rr, cluster ? NULL : ns, jx_str(obj, "roleRef.name", ""),
+                               &role, &st) < 0)
+            role = NULL;
+    }
+    objstore_status_t st;
+    memset(&st, 0, sizeof(st));
+    bool ok = rbac_escalation_ok(
+        a->store, x->user, r->resource, ns, name, json_object_get(binding ? role : obj, "rules"),
+        kind, binding ? jx_str(obj, "roleRef.name", "") : NULL, st.message, sizeof(st.message));
+    json_decref(role);
+    if (ok)
+        return true;
+    rbac_attrs_t at;
+    memset(&at, 0, sizeof(at));
+    at.resource_request = true;
+    s_copy(at.verb, sizeof(at.verb), x->verb);
+    s_copy(at.group, sizeof(at.group), r->group);
+    s_copy(at.resource, sizeof(at.resource), r->resource);
+    s_copy(at.ns, sizeof(at.ns), ns);
+    rbac_count_denied(a->rbac, x->user, &at);
+    log_warn("kubesim: forbidden: RBAC escalation", "user", x->user->name, "resource", r->resource,
+             "name", name, "namespace", ns, NULL);
+    st.code = 403;
+    st.reason = "Forbidden";
+    s_copy(st.kind, sizeof(st.kind), r->resource);
+    s_copy(st.group, sizeof(st.group), r->group);
+    s_copy(st.name, sizeof(st.name), name);
+    s_reply_status(x, &st, NULL);
+    return false;
+}
+
 static void s_create(reqctx_t *x)
 {
     json_t *obj = s_body(x, false);
     if (!obj)
         return;
+    if (!s_rbac_write_ok(x, obj)) {
+        json_decref(obj);
+        return;
+    }
     if (!x->r->is_custom && strcmp(x->r->resource, "customresourcedefinitions") == 0 &&
         !s_crd_validate(x, obj)) {
         json_decref(obj);
@@ -1504,6 +1638,10 @@ static void s_create(reqctx_t *x)
 /* Writes `obj` (stolen) over x->name with precondition mode `pc`; replies. */
 static void s_write(reqctx_t *x, json_t *obj, objstore_precond_t pc, int ok_status)
 {
+    if (!s_rbac_write_ok(x, obj)) {
+        json_decref(obj);
+        return;
+    }
     const char *bn = jx_str(obj, "metadata.name", NULL);
     if (bn && strcmp(bn, x->name) != 0) {
         char msg[600];
@@ -2547,6 +2685,13 @@ static void s_admin(reqctx_t *x, const char *what)
             NULL);
         return;
     }
+    if (strcmp(what, "forbidden") == 0) {
+        // GET: the 403s answered so far, by user, verb and resource; DELETE forgets them
+        if (strcmp(m, "DELETE") == 0)
+            rbac_reset(a->rbac);
+        s_reply_json(x, 200, rbac_denied_json(a->rbac), NULL);
+        return;
+    }
     if (strcmp(what, "ray-submissions") == 0) {
         // GET [?submissionId=ID]: POST /api/jobs/ over every simulated head, live or gone
         if (!a->ray) {
@@ -2721,6 +2866,159 @@ static void s_gateway_proxy(reqctx_t *x, const char *ns, const char *name)
     rayhead_response_free(&resp);
 }
 
+/* ---- service-account tokens and RBAC ---------------------------------------------------- */
+
+/* POST /api/v1/namespaces/{ns}/serviceaccounts/{name}/token: an authentication.k8s.io/v1
+ * TokenRequest answered with a token bound to that ServiceAccount (sim/satoken.h). */
+static void s_token_request(reqctx_t *x)
+{
+    apiserver_t *a = x->a;
+    json_t *body = s_body(x, false);
+    if (!body)
+        return;
+    objstore_status_t st;
+    json_t *sa = NULL;
+    if (objstore_get(a->store, x->r->res, x->ns, x->name, &sa, &st) < 0) {
+        json_decref(body);
+        s_reply_status(x, &st, NULL);
+        return;
+    }
+    json_t *exp = jx_get(body, "spec.expirationSeconds");
+    json_int_t secs = json_is_integer(exp) ? json_integer_value(exp) : SATOKEN_DEFAULT_SECONDS;
+    if (secs < SATOKEN_MIN_SECONDS || secs > SATOKEN_MAX_SECONDS) {
+        s_status_set(
+            &st, 422, "Invalid",
+            "TokenRequest.authentication.k8s.io \"%s\" is invalid: spec.expirationSeconds: "
+            "Invalid value: %" JSON_INTEGER_FORMAT ": may not specify a duration %s",
+            x->name, secs,
+            secs < SATOKEN_MIN_SECONDS ? "less than 10 minutes" : "larger than 2^32 seconds");
+        s_copy(st.name, sizeof(st.name), x->name);
+        s_copy(st.group, sizeof(st.group), "authentication.k8s.io");
+        s_copy(st.kind, sizeof(st.kind), "TokenRequest");
+        st.cause_reason = "FieldValueInvalid";
+        s_copy(st.cause_field, sizeof(st.cause_field), "spec.expirationSeconds");
+        snprintf(st.cause_message, sizeof(st.cause_message),
+                 "Invalid value: %" JSON_INTEGER_FORMAT ": may not specify a duration %s", secs,
+                 secs < SATOKEN_MIN_SECONDS ? "less than 10 minutes" : "larger than 2^32 seconds");
+        json_decref(body);
+        json_decref(sa);
+        s_reply_status(x, &st, NULL);
+        return;
+    }
+    json_t *aud = jx_get(body, "spec.audiences");
+    json_t *auds = json_array_size(aud) ? json_deep_copy(aud) : json_pack("[s]", SATOKEN_ISSUER);
+    int64_t now_ms = objstore_now_ms(a->store);
+    char *tok = satoken_mint(a->sat, x->ns, x->name, jx_str(sa, "metadata.uid", ""), auds,
+                             now_ms / 1000, secs);
+    json_decref(sa);
+    json_decref(body);
+    char ts[40];
+    rftime_format((now_ms / 1000 + secs) * 1000, RFTIME_SEC, ts, sizeof(ts));
+    if (!tok || !auds) {
+        json_decref(auds);
+        free(tok);
+        s_fail(x, 500, "InternalError", "cannot mint a token");
+        return;
+    }
+    json_t *resp = json_pack("{s:s,s:s,s:{s:s,s:s,s:n},s:{s:o,s:I,s:n},s:{s:s,s:s}}", "kind",
+                             "TokenRequest", "apiVersion", "authentication.k8s.io/v1", "metadata",
+                             "name", x->name, "namespace", x->ns, "creationTimestamp", "spec",
+                             "audiences", auds, "expirationSeconds", (json_int_t)secs,
+                             "boundObjectRef", "status", "token", tok, "expirationTimestamp", ts);
+    size_t tl = strlen(tok);
+    volatile char *v = tok;
+    for (size_t i = 0; i < tl; i++)
+        v[i] = 0;
+    free(tok);
+    s_reply_json(x, 201, resp, NULL);
+}
+
+/* The identity of a TLS request: the admin token or a verified client certificate are
+ * system:masters; a service-account token (signature, time, audience, and its ServiceAccount
+ * still there with the same uid) is that ServiceAccount. Returns false when unauthenticated. */
+static bool s_authenticate(apiserver_t *a, httpd_conn_t *c, const httpd_req_t *req, rbac_user_t *u)
+{
+    memset(u, 0, sizeof(*u));
+    if (httpd_conn_client_verified(c)) {
+        s_copy(u->name, sizeof(u->name), "kubesim-admin");
+        s_copy(u->groups[0], sizeof(u->groups[0]), "system:masters");
+        s_copy(u->groups[1], sizeof(u->groups[1]), "system:authenticated");
+        u->ngroups = 2;
+        return true;
+    }
+    const char *auth = httpd_req_header(req, "authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+        return false;
+    const char *t = auth + 7;
+    while (*t == ' ')
+        t++;
+    if (a->token[0]) {
+        /* Constant-time comparison of equal-length strings. */
+        size_t n = strlen(t), m = strlen(a->token);
+        unsigned char diff = n != m;
+        for (size_t i = 0; i < n && i < m; i++)
+            diff |= (unsigned char)(t[i] ^ a->token[i]);
+        if (diff == 0) {
+            s_copy(u->name, sizeof(u->name), "kubesim-admin");
+            s_copy(u->groups[0], sizeof(u->groups[0]), "system:masters");
+            s_copy(u->groups[1], sizeof(u->groups[1]), "system:authenticated");
+            u->ngroups = 2;
+            return true;
+        }
+    }
+    satoken_claims_t cl;
+    if (satoken_verify(a->sat, t, objstore_now_ms(a->store) / 1000, &cl) != 0)
+        return false;
+    json_t *sa = NULL;
+    objstore_status_t st;
+    objstore_res_t *r = objstore_find(a->store, "", "serviceaccounts");
+    if (!r || objstore_get(a->store, r, cl.ns, cl.name, &sa, &st) < 0) {
+        log_warn("kubesim: service-account token refused: its ServiceAccount is gone", "namespace",
+                 cl.ns, "serviceaccount", cl.name, NULL);
+        return false;
+    }
+    bool same = strcmp(jx_str(sa, "metadata.uid", ""), cl.uid) == 0;
+    json_decref(sa);
+    if (!same) {
+        log_warn("kubesim: service-account token refused: its ServiceAccount was recreated",
+                 "namespace", cl.ns, "serviceaccount", cl.name, NULL);
+        return false;
+    }
+    rbac_user_serviceaccount(u, cl.ns, cl.name);
+    return true;
+}
+
+/* RBAC for a non-master identity: answers 403 with the API server's Status (counted, logged at
+ * warn) and returns false when refused. */
+static bool s_authorize(reqctx_t *x, const rbac_user_t *u, const char *path)
+{
+    apiserver_t *a = x->a;
+    if (rbac_user_is_master(u))
+        return true;
+    rbac_attrs_t at;
+    if (rbac_request_info(x->req->method, path, x->req->query, &at) < 0) {
+        s_not_found_path(x);
+        return false;
+    }
+    objstore_status_t st;
+    memset(&st, 0, sizeof(st));
+    if (rbac_authorize(a->store, u, &at, st.message, sizeof(st.message)))
+        return true;
+    rbac_count_denied(a->rbac, u, &at);
+    log_warn("kubesim: forbidden", "user", u->name, "verb", at.verb, "resource",
+             at.resource_request ? at.resource : at.path, "subresource", at.subresource, "group",
+             at.group, "namespace", at.ns, NULL);
+    st.code = 403;
+    st.reason = "Forbidden";
+    if (at.resource_request) {
+        s_copy(st.kind, sizeof(st.kind), at.resource);
+        s_copy(st.group, sizeof(st.group), at.group);
+        s_copy(st.name, sizeof(st.name), at.name);
+    }
+    s_reply_status(x, &st, NULL);
+    return false;
+}
+
 /* ---- routing ---------------------------------------------------------------------------- */
 
 struct pending {
@@ -2879,8 +3177,10 @@ static void s_route(reqctx_t *x, char *path, bool delayed)
     x->r = r;
     x->name = rest >= 2 ? s[1] : NULL;
     x->sub = rest == 3 ? s[2] : NULL;
+    bool token_sub = x->sub && strcmp(x->sub, "token") == 0 && !r->is_custom && !*r->group &&
+                     strcmp(r->resource, "serviceaccounts") == 0;
     if (x->sub && !((strcmp(x->sub, "status") == 0 && r->has_status) ||
-                    (strcmp(x->sub, "binding") == 0 && r->has_binding))) {
+                    (strcmp(x->sub, "binding") == 0 && r->has_binding) || token_sub)) {
         s_not_found_path(x);
         return;
     }
@@ -2896,7 +3196,7 @@ static void s_route(reqctx_t *x, char *path, bool delayed)
             verb = "create";
         else if (strcmp(method, "DELETE") == 0)
             verb = "deletecollection";
-    } else if (x->sub && strcmp(x->sub, "binding") == 0) {
+    } else if (x->sub && (strcmp(x->sub, "binding") == 0 || token_sub)) {
         if (strcmp(method, "POST") == 0)
             verb = "create";
     } else if (watch) {
@@ -2934,6 +3234,8 @@ static void s_route(reqctx_t *x, char *path, bool delayed)
         s_list(x);
     else if (strcmp(verb, "get") == 0)
         s_get(x);
+    else if (strcmp(verb, "create") == 0 && token_sub)
+        s_token_request(x);
     else if (strcmp(verb, "create") == 0 && x->sub)
         s_binding(x);
     else if (strcmp(verb, "create") == 0)
@@ -2950,25 +3252,10 @@ static void s_route(reqctx_t *x, char *path, bool delayed)
 
 /* TLS requests need a bearer token or a verified client certificate, except /version and the
  * health checks (public in kube via system:public-info-viewer). */
-static bool s_authorized(apiserver_t *a, httpd_conn_t *c, const httpd_req_t *req, const char *path)
+static bool s_public_path(const char *path)
 {
-    if (strcmp(path, "/version") == 0 || strcmp(path, "/healthz") == 0 ||
-        strcmp(path, "/livez") == 0 || strcmp(path, "/readyz") == 0)
-        return true;
-    if (httpd_conn_client_verified(c))
-        return true;
-    const char *auth = httpd_req_header(req, "authorization");
-    if (!a->token[0] || !auth || strncasecmp(auth, "Bearer ", 7) != 0)
-        return false;
-    const char *t = auth + 7;
-    while (*t == ' ')
-        t++;
-    /* Constant-time comparison of equal-length strings. */
-    size_t n = strlen(t), m = strlen(a->token);
-    unsigned char diff = n != m;
-    for (size_t i = 0; i < n && i < m; i++)
-        diff |= (unsigned char)(t[i] ^ a->token[i]);
-    return diff == 0;
+    return strcmp(path, "/version") == 0 || strcmp(path, "/healthz") == 0 ||
+           strcmp(path, "/livez") == 0 || strcmp(path, "/readyz") == 0;
 }
 
 static void s_handle(apiserver_t *a, httpd_conn_t *c, const httpd_req_t *req, bool delayed)
@@ -2983,9 +3270,17 @@ static void s_handle(apiserver_t *a, httpd_conn_t *c, const httpd_req_t *req, bo
         s_fail(&x, 400, "BadRequest", "malformed request path");
         return;
     }
-    if (!delayed && httpd_conn_is_tls(c) && !s_authorized(a, c, req, path)) {
-        s_fail(&x, 401, "Unauthorized", "Unauthorized");
-        return;
+    /* Over TLS: who (401 when nobody), then RBAC; a request delayed by injected latency was
+     * authorized before its delay and is only identified again (for escalation checks). */
+    rbac_user_t u;
+    if (httpd_conn_is_tls(c) && !s_public_path(path)) {
+        if (!s_authenticate(a, c, req, &u)) {
+            s_fail(&x, 401, "Unauthorized", "Unauthorized");
+            return;
+        }
+        if (!delayed && !s_authorize(&x, &u, path))
+            return;
+        x.user = rbac_user_is_master(&u) ? NULL : &u;
     }
     if (!delayed && s_serve_nonresource(&x, path))
         return;
@@ -3142,6 +3437,10 @@ apiserver_t *apiserver_new(loop_t *loop, const apiserver_opts_t *opts)
     if (!a->rng)
         a->rng = 88172645463325252ULL;
     a->store = objstore_new(o.history);
+    a->sat = satoken_new();
+    a->rbac = rbac_new();
+    if (!a->sat || !a->rbac)
+        goto fail;
     if (!a->store || s_register_builtins(a) < 0 || s_bootstrap(a, o.simulate ? 0 : o.nodes) < 0)
         goto fail;
     if (o.simulate) {
@@ -3215,6 +3514,8 @@ void apiserver_destroy(apiserver_t **ap)
         s_res_free(a->res[i]);
     free(a->res);
     objstore_destroy(&a->store);
+    satoken_destroy(&a->sat);
+    rbac_destroy(&a->rbac);
     free(a);
     *ap = NULL;
 }

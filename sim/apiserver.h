@@ -8,7 +8,8 @@
  *   (APIResourceList with verbs, shortNames, categories, singularName and status/scale/binding
  *   subresources), /openapi/v2 (200, empty application/octet-stream), /healthz /livez /readyz;
  * - built-in resources (namespaces, pods, services, endpoints, nodes, events, configmaps,
- *   secrets, serviceaccounts, jobs, roles, rolebindings, ingresses, endpointslices, leases,
+ *   secrets, serviceaccounts, jobs, roles, rolebindings, clusterroles, clusterrolebindings
+ *   (with kube's table columns), ingresses, endpointslices, leases,
  *   customresourcedefinitions) and every served version of every CRD, registered when the CRD
  *   is written (status NamesAccepted/Established, acceptedNames, storedVersions) and removed
  *   with it;
@@ -20,7 +21,15 @@
  * - optionally a TLS listener (certificates from tls.h) where every request but /version and the
  *   health checks needs `Authorization: Bearer <token>` or a client certificate signed by the
  *   CA, else 401 Unauthorized (the plain port stays unauthenticated, as kubectl sends no
- *   credentials over http);
+ *   credentials over http). The admin token and client certificates are system:masters; a
+ *   service-account token (sim/satoken.h, from the TokenRequest subresource
+ *   POST .../serviceaccounts/{name}/token, dead with its ServiceAccount) is
+ *   system:serviceaccount:<ns>:<name>, and its requests go through the RBAC authorizer
+ *   (sim/rbac.h: Roles, ClusterRoles and their bindings, bootstrap discovery rules, escalation
+ *   prevention on RBAC writes): a refusal is 403 with kube's Status and message, logged at warn
+ *   and counted (GET /kubesim/forbidden, DELETE to reset);
+ * - the protobuf bodies kubectl's typed commands send for Namespaces, ServiceAccounts,
+ *   TokenRequests and the RBAC kinds (sim/pbkube.h); other protobuf bodies get 415;
  * - the Gateway API add-on (sim/gateway.h), unless no_gateway_api: its CRDs are created at boot
  *   (as a cluster add-on would; a user may delete or replace them), and with simulate its
  *   controller writes their status and GET|POST|PUT|DELETE
