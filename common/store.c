@@ -1406,12 +1406,13 @@ static int s_obs_visit(sqlite3_stmt *st, void *ctx)
     return sc->fn(&row, sc->arg);
 }
 
-int store_observed_scan(store_t *store, const char *cluster, const char *kind, const char *ns,
-                        store_observed_fn fn, void *arg)
+/* The scans by cluster, kind and (NULL: any) namespace, through statement `which`. */
+static int s_observed_scan(store_t *store, int which, const char *cluster, const char *kind,
+                           const char *ns, store_observed_fn fn, void *arg)
 {
     if (!store || s_empty(kind) || !fn)
         return ERR_INVAL;
-    sqlite3_stmt *st = store->stmts[S_OBS_SCAN];
+    sqlite3_stmt *st = store->stmts[which];
     if (!st)
         return ERR_STATE;
     const char *keys[] = {cluster, kind, ns};
@@ -1424,22 +1425,16 @@ int store_observed_scan(store_t *store, const char *cluster, const char *kind, c
     return s_scan(store, st, s_obs_visit, &sc);
 }
 
+int store_observed_scan(store_t *store, const char *cluster, const char *kind, const char *ns,
+                        store_observed_fn fn, void *arg)
+{
+    return s_observed_scan(store, S_OBS_SCAN, cluster, kind, ns, fn, arg);
+}
+
 int store_observed_scan_json(store_t *store, const char *cluster, const char *kind, const char *ns,
                              store_observed_fn fn, void *arg)
 {
-    if (!store || s_empty(kind) || !fn)
-        return ERR_INVAL;
-    sqlite3_stmt *st = store->stmts[S_OBS_SCAN_JSON];
-    if (!st)
-        return ERR_STATE;
-    const char *keys[] = {cluster, kind, ns};
-    s_val_t vals[3];
-    s_key_vals(vals, keys, 3);
-    if (!ns)
-        vals[2].type = SQLITE_NULL;
-    s_bind(st, vals, 3);
-    s_obs_scan_t sc = {fn, arg};
-    return s_scan(store, st, s_obs_visit, &sc);
+    return s_observed_scan(store, S_OBS_SCAN_JSON, cluster, kind, ns, fn, arg);
 }
 
 /* ---------------------------------------------------------------------------------------------
