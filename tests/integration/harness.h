@@ -478,13 +478,13 @@ HARNESS_FN int harness_init(harness_t *h, const char *name, bool verbose, log_le
             snprintf(admin_token + 2 * i, 3, "%02x", raw[i]);
         printf("harness: RBAC mode, manifest %s (%s)\n", h->rbac, HARNESS_RBAC_ENV);
     }
-    h->api = h->loop ? apiserver_new(h->loop, &(apiserver_opts_t){.simulate = true,
-                                                                  .nodes = o->nodes,
-                                                                  .kubelet = &ko,
-                                                                  .tls = h->rbac != NULL,
-                                                                  .token = h->rbac ? admin_token
-                                                                                   : NULL})
-                     : NULL;
+    h->api =
+        h->loop ? apiserver_new(h->loop, &(apiserver_opts_t){.simulate = true,
+                                                             .nodes = o->nodes,
+                                                             .kubelet = &ko,
+                                                             .tls = h->rbac != NULL,
+                                                             .token = h->rbac ? admin_token : NULL})
+                : NULL;
     CHECK(h->api != NULL);
     if (!h->api)
         return failed;
@@ -604,9 +604,8 @@ HARNESS_FN int harness_rbac_setup(harness_t *h)
 {
     int failed = 0;
     CHECK(harness_ensure_ns(h, HARNESS_SA_NS) == 0);
-    json_t *sa = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "v1", "kind",
-                           "ServiceAccount", "metadata", "name", HARNESS_SA_NAME, "namespace",
-                           HARNESS_SA_NS);
+    json_t *sa = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "v1", "kind", "ServiceAccount",
+                           "metadata", "name", HARNESS_SA_NAME, "namespace", HARNESS_SA_NS);
     k8s_res_t sares = {.version = "v1", .resource = "serviceaccounts", .namespace_ = HARNESS_SA_NS};
     char msg[HARNESS_MSG_MAX];
     int rc = sa ? harness_create(h, h->admin, &sares, sa, msg, sizeof(msg)) : ERR_NOMEM;
@@ -655,7 +654,8 @@ HARNESS_FN int harness_rbac_setup(harness_t *h)
                      apiserver_tls_port(h->api), token);
     json_decref(x.body);
     snprintf(h->sakcpath, sizeof(h->sakcpath), "%s/sa-config", h->dir);
-    CHECK(n > 0 && (size_t)n < sizeof(text) && harness_write_file(h->sakcpath, text, (size_t)n) == 0);
+    CHECK(n > 0 && (size_t)n < sizeof(text) &&
+          harness_write_file(h->sakcpath, text, (size_t)n) == 0);
     explicit_bzero(text, sizeof(text));
     buf_t err;
     buf_init(&err, HARNESS_ERR_MAX);
@@ -666,10 +666,10 @@ HARNESS_FN int harness_rbac_setup(harness_t *h)
     CHECK(rc == 0);
     /* the refusals of the setup (none expected: it ran as the admin) are not the cell's */
     x = (harness_call_t){0};
-    rc = harness_call_wait(
-        h, k8s_raw(h->admin, "DELETE", "/kubesim/forbidden", NULL, NULL, 0, NULL,
-                   s_harness_call_done, &x),
-        &x);
+    rc = harness_call_wait(h,
+                           k8s_raw(h->admin, "DELETE", "/kubesim/forbidden", NULL, NULL, 0, NULL,
+                                   s_harness_call_done, &x),
+                           &x);
     json_decref(x.body);
     CHECK(rc == 0);
     return failed;
