@@ -573,15 +573,18 @@ HARNESS_FN void s_harness_call_done(k8s_client_t *c, const k8s_result_t *r, void
     x->body = json_incref(r->body);
 }
 
-/* Runs the loop until request `id` (0 or a negative error when it did not start) is answered, at
- * most o.wait_ms. Returns 0, its error or ERR_TIMEOUT; x->body is the caller's to free. */
-HARNESS_FN int harness_call_wait(harness_t *h, int64_t id, harness_call_t *x)
+/* Runs the loop until request `id` of client `c` (a negative error when it did not start) is
+ * answered, at most o.wait_ms, cancelling it then. Returns 0, its error or ERR_TIMEOUT; x->body is
+ * the caller's to free. */
+HARNESS_FN int harness_call_wait(harness_t *h, k8s_client_t *c, int64_t id, harness_call_t *x)
 {
     if (id < 0)
         return (int)id;
     int64_t end = loop_clock_ms() + h->o.wait_ms;
     while (!x->done && loop_clock_ms() < end)
         loop_run_once(h->loop, HARNESS_TURN_MS);
+    if (!x->done)
+        k8s_cancel(c, id); /* its callback must not write to *x later */
     return x->done ? x->err : ERR_TIMEOUT;
 }
 
@@ -626,8 +629,8 @@ HARNESS_FN int harness_rbac_setup(harness_t *h)
     sares.name = HARNESS_SA_NAME;
     sares.subresource = "token";
     harness_call_t x = {0};
-    rc = tr ? harness_call_wait(h, k8s_create(h->admin, &sares, tr, NULL, s_harness_call_done, &x),
-                                &x)
+    rc = tr ? harness_call_wait(h, h->admin,
+                                k8s_create(h->admin, &sares, tr, NULL, s_harness_call_done, &x), &x)
             : ERR_NOMEM;
     json_decref(tr);
     const char *token = jx_str(x.body, "status.token", "");
@@ -666,7 +669,7 @@ HARNESS_FN int harness_rbac_setup(harness_t *h)
     CHECK(rc == 0);
     /* the refusals of the setup (none expected: it ran as the admin) are not the cell's */
     x = (harness_call_t){0};
-    rc = harness_call_wait(h,
+    rc = harness_call_wait(h, h->admin,
                            k8s_raw(h->admin, "DELETE", "/kubesim/forbidden", NULL, NULL, 0, NULL,
                                    s_harness_call_done, &x),
                            &x);
@@ -682,7 +685,7 @@ HARNESS_FN int harness_rbac_verdict(harness_t *h)
 {
     int failed = 0;
     harness_call_t x = {0};
-    int rc = harness_call_wait(h,
+    int rc = harness_call_wait(h, h->admin,
                                k8s_raw(h->admin, "GET", "/kubesim/forbidden", NULL, NULL, 0, NULL,
                                        s_harness_call_done, &x),
                                &x);
