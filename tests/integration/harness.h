@@ -14,6 +14,16 @@
  * harness_end() destroys the API server, the loop and then the stores attached to it, removes the
  * dir and stops curl.
  *
+ * RBAC mode (issue 15): when $RF_HARNESS_RBAC names an RBAC manifest (the chart's, rendered by
+ * tests/integration/rbac/rbac_run.sh), kubesim also listens with TLS and an admin token; after
+ * the CRDs, the admin client (plain HTTP: system:masters) creates the namespace rayfleet-system,
+ * the ServiceAccount rayfleet and every document of the manifest, asks the TokenRequest API for a
+ * token of that ServiceAccount and writes <dir>/sa-config (https, the CA, the token). The watcher
+ * and every controller client (the scheduler's, the submitter's and serve-upgrade's, through which
+ * their dashboard calls go by the service proxy) use it, so kubesim's authorizer judges each of
+ * their requests; the test's admin client and its /kubesim/... calls stay admin. harness_stop()
+ * then checks kubesim counted 0 forbidden responses, printing the refused requests otherwise.
+ *
  * Also: pumping the loop, waiting for a predicate, creating an object through a client and
  * waiting for the answer, loading YAML and the KubeRay samples, applying a YAML file as `kubectl
  * create -n NS -f FILE` does (namespaces created first), reading kubesim's store directly
@@ -37,6 +47,7 @@
 #include "reconcile.h"
 #include "selftest.h"
 #include "store.h"
+#include "tls.h"
 #include "watcher.h"
 #include "workq.h"
 #include "yaml.h"
@@ -48,6 +59,7 @@
 #endif
 
 #include <curl/curl.h>
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -55,6 +67,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -73,6 +86,10 @@
 #define HARNESS_TERMINATE_MS 200 /* simulated kubelet: pod terminate delay */
 #define HARNESS_CLUSTER "c1" /* member cluster name of the watcher and the reconciler */
 #define HARNESS_EP "inproc://harness-it" /* the bus endpoint */
+#define HARNESS_RBAC_ENV "RF_HARNESS_RBAC" /* names the RBAC manifest of the RBAC mode */
+#define HARNESS_SA_NS "rayfleet-system" /* the ServiceAccount's namespace (the chart's) */
+#define HARNESS_SA_NAME "rayfleet" /* the ServiceAccount (the chart's) */
+#define HARNESS_TOKEN_MAX 4096 /* bytes of a service-account token */
 
 /* What differs between the tests using the harness. */
 typedef struct {
@@ -96,6 +113,9 @@ typedef struct {
     kubeconfig_t *kc; /* the kubeconfig loaded from kcpath */
     k8s_client_t *admin; /* the test's own client */
     k8s_client_t *client; /* the reconciler's client */
+    const char *rbac; /* $RF_HARNESS_RBAC: the RBAC manifest (NULL: RBAC mode off) */
+    char sakcpath[128]; /* RBAC mode: <dir>/sa-config (TLS, CA, the ServiceAccount's token) */
+    kubeconfig_t *sakc; /* RBAC mode: loaded from sakcpath, the watcher's and controllers' */
     store_t *wdb; /* observed.db, the watcher's (destroyed by harness_end) */
     store_t *obs; /* observed.db read-only, the reconciler's */
     store_t *sdb; /* scheduler.db (attached to the loop; destroyed by harness_end) */
@@ -444,10 +464,27 @@ HARNESS_FN int harness_init(harness_t *h, const char *name, bool verbose, log_le
     ko.create_ms = HARNESS_CREATE_MS;
     ko.ready_ms = HARNESS_READY_MS;
     ko.terminate_ms = HARNESS_TERMINATE_MS;
-    h->api = h->loop ? apiserver_new(
-                           h->loop,
-                           &(apiserver_opts_t){.simulate = true, .nodes = o->nodes, .kubelet = &ko})
-                     : NULL;
+    const char *rbac = getenv(HARNESS_RBAC_ENV);
+    h->rbac = rbac && *rbac ? rbac : NULL;
+    char admin_token[65] = ""; /* RBAC mode: kubesim's admin token over TLS (random; unused by the
+                                  test, whose admin client is on the plain port) */
+    if (h->rbac) {
+        unsigned char raw[32];
+        FILE *ur = fopen("/dev/urandom", "rb");
+        CHECK(ur && fread(raw, 1, sizeof(raw), ur) == sizeof(raw));
+        if (ur)
+            fclose(ur);
+        for (size_t i = 0; i < sizeof(raw); i++)
+            snprintf(admin_token + 2 * i, 3, "%02x", raw[i]);
+        printf("harness: RBAC mode, manifest %s (%s)\n", h->rbac, HARNESS_RBAC_ENV);
+    }
+    h->api =
+        h->loop ? apiserver_new(h->loop, &(apiserver_opts_t){.simulate = true,
+                                                             .nodes = o->nodes,
+                                                             .kubelet = &ko,
+                                                             .tls = h->rbac != NULL,
+                                                             .token = h->rbac ? admin_token : NULL})
+                : NULL;
     CHECK(h->api != NULL);
     if (!h->api)
         return failed;
@@ -518,6 +555,176 @@ HARNESS_FN void harness_serveup_stop(harness_t *h)
 }
 #endif
 
+/* ---------- RBAC mode ---------- */
+
+typedef struct {
+    int done, err; /* answered; its error (0: success) */
+    long status; /* its HTTP status */
+    json_t *body; /* its decoded body (owned), or NULL */
+} harness_call_t;
+
+HARNESS_FN void s_harness_call_done(k8s_client_t *c, const k8s_result_t *r, void *arg)
+{
+    (void)c;
+    harness_call_t *x = arg;
+    x->done = 1;
+    x->err = r->err;
+    x->status = r->status;
+    x->body = json_incref(r->body);
+}
+
+/* Runs the loop until request `id` of client `c` (a negative error when it did not start) is
+ * answered, at most o.wait_ms, cancelling it then. Returns 0, its error or ERR_TIMEOUT; x->body is
+ * the caller's to free. */
+HARNESS_FN int harness_call_wait(harness_t *h, k8s_client_t *c, int64_t id, harness_call_t *x)
+{
+    if (id < 0)
+        return (int)id;
+    int64_t end = loop_clock_ms() + h->o.wait_ms;
+    while (!x->done && loop_clock_ms() < end)
+        loop_run_once(h->loop, HARNESS_TURN_MS);
+    if (!x->done)
+        k8s_cancel(c, id); /* its callback must not write to *x later */
+    return x->done ? x->err : ERR_TIMEOUT;
+}
+
+/* Writes `len` bytes of `data` to `path` (mode 0600). Returns 0 or ERR_IO (printed). */
+HARNESS_FN int harness_write_file(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "w");
+    bool ok = f && fchmod(fileno(f), 0600) == 0 && fwrite(data, 1, len, f) == len;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok)
+        printf("  write %s failed\n", path);
+    return ok ? 0 : ERR_IO;
+}
+
+/* RBAC mode's setup (see the file comment): as the admin, the namespace, the ServiceAccount and
+ * the manifest h->rbac; a TokenRequest for the ServiceAccount; <dir>/ca.crt and <dir>/sa-config;
+ * h->sakc. Returns the failed checks. */
+HARNESS_FN int harness_rbac_setup(harness_t *h)
+{
+    int failed = 0;
+    CHECK(harness_ensure_ns(h, HARNESS_SA_NS) == 0);
+    json_t *sa = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "v1", "kind", "ServiceAccount",
+                           "metadata", "name", HARNESS_SA_NAME, "namespace", HARNESS_SA_NS);
+    k8s_res_t sares = {.version = "v1", .resource = "serviceaccounts", .namespace_ = HARNESS_SA_NS};
+    char msg[HARNESS_MSG_MAX];
+    int rc = sa ? harness_create(h, h->admin, &sares, sa, msg, sizeof(msg)) : ERR_NOMEM;
+    json_decref(sa);
+    if (rc != 0)
+        printf("  ServiceAccount %s/%s: %s (%s)\n", HARNESS_SA_NS, HARNESS_SA_NAME, err_str(rc),
+               msg);
+    CHECK(rc == 0);
+    char missing[512];
+    failed += harness_apply_file(h, h->rbac, HARNESS_SA_NS, missing, sizeof(missing));
+    if (missing[0])
+        printf("  %s: kinds kubesim does not serve: %s\n", h->rbac, missing);
+    CHECK(missing[0] == '\0');
+
+    /* The token: POST .../serviceaccounts/rayfleet/token (authentication.k8s.io/v1 TokenRequest) */
+    json_t *tr = json_pack("{s:s, s:s, s:{s:I}}", "apiVersion", "authentication.k8s.io/v1", "kind",
+                           "TokenRequest", "spec", "expirationSeconds", (json_int_t)3600);
+    sares.name = HARNESS_SA_NAME;
+    sares.subresource = "token";
+    harness_call_t x = {0};
+    rc = tr ? harness_call_wait(h, h->admin,
+                                k8s_create(h->admin, &sares, tr, NULL, s_harness_call_done, &x), &x)
+            : ERR_NOMEM;
+    json_decref(tr);
+    const char *token = jx_str(x.body, "status.token", "");
+    if (rc != 0 || !*token)
+        printf("  TokenRequest for %s/%s: %s (HTTP %ld)\n", HARNESS_SA_NS, HARNESS_SA_NAME,
+               err_str(rc), x.status);
+    CHECK(rc == 0 && *token && strlen(token) < HARNESS_TOKEN_MAX);
+
+    /* <dir>/ca.crt and <dir>/sa-config */
+    char capath[128];
+    snprintf(capath, sizeof(capath), "%s/ca.crt", h->dir);
+    buf_t pem;
+    buf_init(&pem, 1 << 20);
+    CHECK(apiserver_tls_pem(h->api, TLS_PEM_CA, &pem) == 0);
+    CHECK(harness_write_file(capath, buf_str(&pem), pem.len) == 0);
+    buf_free(&pem);
+    char text[HARNESS_TOKEN_MAX + 1024];
+    int n = snprintf(text, sizeof(text),
+                     "apiVersion: v1\nkind: Config\ncurrent-context: sa\n"
+                     "clusters: [{name: sim, cluster: {server: 'https://127.0.0.1:%d', "
+                     "certificate-authority: ca.crt}}]\n"
+                     "contexts: [{name: sa, context: {cluster: sim, user: sa}}]\n"
+                     "users: [{name: sa, user: {token: '%s'}}]\n",
+                     apiserver_tls_port(h->api), token);
+    json_decref(x.body);
+    snprintf(h->sakcpath, sizeof(h->sakcpath), "%s/sa-config", h->dir);
+    CHECK(n > 0 && (size_t)n < sizeof(text) &&
+          harness_write_file(h->sakcpath, text, (size_t)n) == 0);
+    explicit_bzero(text, sizeof(text));
+    buf_t err;
+    buf_init(&err, HARNESS_ERR_MAX);
+    rc = kubeconfig_load(h->sakcpath, NULL, &h->sakc, &err);
+    if (rc != 0)
+        printf("  %s: %s\n", h->sakcpath, buf_str(&err));
+    buf_free(&err);
+    CHECK(rc == 0);
+    /* the refusals of the setup (none expected: it ran as the admin) are not the cell's */
+    x = (harness_call_t){0};
+    rc = harness_call_wait(h, h->admin,
+                           k8s_raw(h->admin, "DELETE", "/kubesim/forbidden", NULL, NULL, 0, NULL,
+                                   s_harness_call_done, &x),
+                           &x);
+    json_decref(x.body);
+    CHECK(rc == 0);
+    return failed;
+}
+
+/* RBAC mode's verdict: GET /kubesim/forbidden as the admin; CHECKs the total is 0, printing the
+ * refused requests otherwise, and prints how many requests the cell's clients made. Returns the
+ * failed checks. */
+HARNESS_FN int harness_rbac_verdict(harness_t *h)
+{
+    int failed = 0;
+    harness_call_t x = {0};
+    int rc = harness_call_wait(h, h->admin,
+                               k8s_raw(h->admin, "GET", "/kubesim/forbidden", NULL, NULL, 0, NULL,
+                                       s_harness_call_done, &x),
+                               &x);
+    CHECK(rc == 0);
+    json_t *total = json_object_get(x.body, "total");
+    uint64_t reqs = 0;
+    k8s_client_t *clients[] = {
+        h->client,
+#ifdef HARNESS_SUBMITTER
+        h->subclient,
+#endif
+#ifdef HARNESS_SERVEUP
+        h->suclient,
+#endif
+    };
+    for (size_t i = 0; i < sizeof(clients) / sizeof(clients[0]); i++) {
+        k8s_stats_t st = {0};
+        if (clients[i])
+            k8s_client_stats(clients[i], &st);
+        reqs += st.requests;
+    }
+    watcher_stats_t ws = {0};
+    if (h->w)
+        watcher_stats(h->w, &ws);
+    printf("harness: RBAC mode (%s as system:serviceaccount:%s:%s): %" PRIu64
+           " controller requests, %" PRIu64 " watcher events, %lld forbidden\n",
+           h->rbac, HARNESS_SA_NS, HARNESS_SA_NAME, reqs, ws.events_in,
+           json_is_integer(total) ? (long long)json_integer_value(total) : -1LL);
+    if (!json_is_integer(total) || json_integer_value(total) != 0) {
+        char *dump = x.body ? json_dumps(x.body, JSON_INDENT(2)) : NULL;
+        printf("harness: forbidden responses (GET /kubesim/forbidden):\n%s\n",
+               dump ? dump : "(no answer)");
+        free(dump);
+    }
+    CHECK(json_is_integer(total) && json_integer_value(total) == 0);
+    json_decref(x.body);
+    return failed;
+}
+
 /* Builds the clients, CRDs, databases, bus, watcher and reconciler (see the file comment) and
  * waits up to o.wait_ms for the watcher to be ready. Returns the failed checks; h->started tells
  * whether everything was built. */
@@ -532,11 +739,8 @@ HARNESS_FN int harness_start(harness_t *h)
     CHECK(kubeconfig_load(h->kcpath, NULL, &h->kc, &err) == 0);
     k8s_config_t acfg = {.qps = h->o.admin_qps, .burst = h->o.admin_qps};
     h->admin = h->kc ? k8s_client_new(h->loop, h->kc, h->o.admin_qps ? &acfg : NULL) : NULL;
-    h->client =
-        h->kc ? k8s_client_new(h->loop, h->kc, &(k8s_config_t){.qps = h->o.qps, .burst = h->o.qps})
-              : NULL;
-    CHECK(h->admin && h->client);
-    if (!h->admin || !h->client)
+    CHECK(h->admin != NULL);
+    if (!h->admin)
         goto out;
     /* rayfleet's CRDs */
     const char *crds[] = {"ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml",
@@ -553,6 +757,17 @@ HARNESS_FN int harness_start(harness_t *h)
         json_decref(crd);
     }
     harness_pump(h, HARNESS_SETTLE_MS);
+    /* the controllers' kubeconfig: the admin's, or in RBAC mode the ServiceAccount's */
+    if (h->rbac)
+        failed += harness_rbac_setup(h);
+    const kubeconfig_t *ckc = h->rbac ? h->sakc : h->kc;
+    const char *ckcpath = h->rbac ? h->sakcpath : h->kcpath;
+    h->client =
+        ckc ? k8s_client_new(h->loop, ckc, &(k8s_config_t){.qps = h->o.qps, .burst = h->o.qps})
+            : NULL;
+    CHECK(h->client != NULL);
+    if (!h->client)
+        goto out;
 
     int e = 0;
     h->wdb = store_open(dbpath, STORE_READWRITE, &e);
@@ -574,7 +789,7 @@ HARNESS_FN int harness_start(harness_t *h)
     for (uint32_t s = 0; s < HARNESS_SHARDS; s++)
         bus_sub_subscribe(h->sub, s);
     harness_pump(h, HARNESS_SETTLE_MS);
-    watcher_cluster_t cl = {.name = HARNESS_CLUSTER, .kubeconfig = h->kcpath};
+    watcher_cluster_t cl = {.name = HARNESS_CLUSTER, .kubeconfig = ckcpath};
     watcher_config_t wc = {.clusters = &cl,
                            .nclusters = 1,
                            .shards = HARNESS_SHARDS,
@@ -615,7 +830,7 @@ HARNESS_FN int harness_start(harness_t *h)
                                                                       .replica = "submitter/0"})
                              : NULL;
         h->subclient =
-            k8s_client_new(h->loop, h->kc, &(k8s_config_t){.qps = h->o.qps, .burst = h->o.qps});
+            k8s_client_new(h->loop, ckc, &(k8s_config_t){.qps = h->o.qps, .burst = h->o.qps});
         if (h->subset.grace_s == 0)
             rjstate_settings_default(&h->subset);
         h->subm =
@@ -651,7 +866,7 @@ HARNESS_FN int harness_start(harness_t *h)
                                                                    .replica = "serve-upgrade/0"})
                            : NULL;
         h->suclient =
-            k8s_client_new(h->loop, h->kc, &(k8s_config_t){.qps = h->o.qps, .burst = h->o.qps});
+            k8s_client_new(h->loop, ckc, &(k8s_config_t){.qps = h->o.qps, .burst = h->o.qps});
         if (!h->suset.version)
             rsstate_settings_default(&h->suset);
         CHECK(harness_serveup_start(h) == 0);
@@ -671,9 +886,13 @@ out:
 }
 
 /* Destroys what harness_start() built except the two stores written on the loop (wdb, sdb),
- * which harness_end() destroys after the loop. */
-HARNESS_FN void harness_stop(harness_t *h)
+ * which harness_end() destroys after the loop. In RBAC mode it first checks kubesim answered no
+ * request with 403 (harness_rbac_verdict). Returns the failed checks. */
+HARNESS_FN int harness_stop(harness_t *h)
 {
+    int failed = 0;
+    if (h->rbac && h->admin && h->api)
+        failed += harness_rbac_verdict(h);
 #ifdef HARNESS_SERVEUP
     harness_serveup_stop(h); /* cancels its dashboard calls through its client */
     k8s_client_destroy(&h->suclient);
@@ -695,7 +914,9 @@ HARNESS_FN void harness_stop(harness_t *h)
     store_destroy(&h->obs);
     k8s_client_destroy(&h->admin);
     kubeconfig_destroy(&h->kc);
+    kubeconfig_destroy(&h->sakc);
     h->started = false;
+    return failed;
 }
 
 /* Destroys kubesim, the ZeroMQ context, the loop and then the stores, removes the dir and stops

@@ -1069,7 +1069,7 @@ static int s_run(void)
     CHECK(g_fails == 0);
 
 out:
-    harness_stop(&g_h);
+    failed += harness_stop(&g_h);
     for (size_t i = 0; i < g_ns; i++) {
         json_decref(g_s[i].rc);
         json_decref(g_s[i].stored);

@@ -390,7 +390,7 @@ out:
     workq_destroy(&h.q);
     k8s_client_destroy(&h.client);
     ctrl_destroy(&c);
-    harness_stop(&h);
+    failed += harness_stop(&h);
     harness_end(&h);
     printf("ctrl_it: %d failure(s)\n", failed);
     return failed ? 1 : 0;

@@ -118,7 +118,7 @@ static int s_scenario(void)
                 "result_error IS NOT NULL") == 0);
 out:
     json_decref(sample);
-    harness_stop(&g_h);
+    failed += harness_stop(&g_h);
     return failed;
 }
 

@@ -608,7 +608,7 @@ static int s_scenario(void)
     s_dump();
 
 out:
-    harness_stop(&g_h);
+    failed += harness_stop(&g_h);
     return failed;
 }
 

@@ -630,7 +630,7 @@ static int s_scenario(void)
                (unsigned long long)rs.events);
 
 out:
-    harness_stop(&g_h);
+    failed += harness_stop(&g_h);
     return failed;
 }
 

@@ -470,7 +470,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    harness_stop(&g_h);
+    failed += harness_stop(&g_h);
     harness_end(&g_h);
     return SELFTEST_RESULT("rs_samples_it", true);
 }

@@ -1107,7 +1107,7 @@ int main(int argc, char **argv)
                    loop_clock_ms() - t0);
         }
     }
-    harness_stop(&g_h);
+    failed += harness_stop(&g_h);
     harness_end(&g_h);
     return SELFTEST_RESULT("serveup_it", true);
 }

@@ -432,7 +432,7 @@ int main(int argc, char **argv)
                    *s_samples[i].js ? s_samples[i].js : "-");
         }
     }
-    harness_stop(&g_h);
+    failed += harness_stop(&g_h);
     harness_end(&g_h);
     return SELFTEST_RESULT("samples_it", true);
 }
