@@ -112,24 +112,6 @@ static bool s_kubeconfig_for(char *v, const char **server, const char **file)
     return strlen(v) > 8; // something after the scheme
 }
 
-/* True when every entry of a --tls-san list is a host name or an IP address. */
-static bool s_sans_valid(const char *v)
-{
-    char name[256];
-    for (const char *p = v;; p++) {
-        size_t n = strcspn(p, ",");
-        if (n >= sizeof(name))
-            return false;
-        memcpy(name, p, n);
-        name[n] = '\0';
-        if (!tls_san_valid(name))
-            return false;
-        p += n;
-        if (!*p)
-            return true;
-    }
-}
-
 /* Parses a non-negative integer flag value. */
 static bool s_num(const char *s, long long max, long long *out)
 {
@@ -313,7 +295,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--tls-host") == 0 &&
                  (inet_pton(AF_INET, v, addr) == 1 || inet_pton(AF_INET6, v, addr) == 1))
             o.tls_host = v;
-        else if (strcmp(a, "--tls-san") == 0 && s_sans_valid(v) &&
+        else if (strcmp(a, "--tls-san") == 0 && tls_sans_valid(v) &&
                  strlen(sans) + 1 + strlen(v) <= TLS_SANS_MAX) {
             size_t len = strlen(sans);
             snprintf(sans + len, sizeof(sans) - len, "%s%s", len ? "," : "", v);

@@ -141,6 +141,12 @@ static bool s_san_value(const char *sans, char *out, size_t cap)
     return true;
 }
 
+bool tls_sans_valid(const char *sans)
+{
+    char san[TLS_SANS_MAX + 64];
+    return s_san_value(sans, san, sizeof(san));
+}
+
 tls_ca_t *tls_ca_new(void)
 {
     return tls_ca_new_sans(NULL);

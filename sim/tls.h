@@ -45,6 +45,10 @@ tls_ca_t *tls_ca_new_sans(const char *sans);
  * valid; tls_ca_new_sans() refuses the list otherwise. */
 bool tls_san_valid(const char *name);
 
+/* Checks a whole comma-separated --tls-san list as tls_ca_new_sans() will: every entry valid and
+ * the list within TLS_SANS_MAX. */
+bool tls_sans_valid(const char *sans);
+
 /* Frees everything; NULLs *ca_p. NULL-safe. */
 void tls_ca_destroy(tls_ca_t **ca_p);
 
