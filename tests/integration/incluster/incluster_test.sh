@@ -123,7 +123,7 @@ start_cell() {
     local fe="ipc://$d/fe.sock" be="ipc://$d/be.sock"
     local envs=(env -u KUBECONFIG KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$TLSPORT"
         RAYFLEET_SERVICEACCOUNT_DIR="$SA")
-    "${envs[@]}" "$BIN/rayfleet-bus" --bus.frontend "$fe" --bus.backend "$be" --state-dir "$d" \
+    "${envs[@]}" "$BIN/rayfleet-bus" --bus.frontend "$fe" --bus.backend "$be" --state-dir "$d" --health.port 0 \
         --log-level warn >"$d/logs/bus.log" 2>&1 &
     CELL+=($!)
     for _ in $(seq 100); do [ -S "$d/fe.sock" ] && [ -S "$d/be.sock" ] && break; sleep 0.05; done
