@@ -526,7 +526,7 @@ static json_t *s_resource_list(const apiserver_t *a, const char *group, const ch
                                                   "Scale", "verbs", s_verbs(false)));
         }
         if (!r->is_custom && strcmp(r->resource, "serviceaccounts") == 0 && !*r->group)
-            json_array_append_new(list, json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:s,s:[s]}", "name",
+            json_array_append_new(list, json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:[s]}", "name",
                                                   "serviceaccounts/token", "singularName", "",
                                                   "namespaced", true, "group",
                                                   "authentication.k8s.io", "version", "v1", "kind",
