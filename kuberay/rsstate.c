@@ -1175,6 +1175,23 @@ static int s_t_step(t_world_t *w, rs_out_t *o)
     return rc;
 }
 
+/* One step with the Gateway `gw` and a copy of `route` whose parent Gateway accepted it and
+ * resolved its backends (what a gateway controller reports). */
+static int s_t_step_routed(t_world_t *w, rs_out_t *o, json_t *gw, const json_t *route)
+{
+    json_t *rt = json_deep_copy(route);
+    json_object_set_new(rt, "status",
+                        json_pack("{s:[{s:{s:s},s:[{s:s,s:s},{s:s,s:s}]}]}", "parents", "parentRef",
+                                  "name", "rs-gateway", "conditions", "type", "Accepted", "status",
+                                  "True", "type", "ResolvedRefs", "status", "True"));
+    w->gateway = gw;
+    w->route = rt;
+    int rc = s_t_step(w, o);
+    w->route = NULL;
+    json_decref(rt);
+    return rc;
+}
+
 /* Applies the step's status to the world's RayService. */
 static void s_t_apply(t_world_t *w, rs_out_t *o)
 {
@@ -1293,17 +1310,7 @@ static int s_t_incremental(void)
     int last_pw = 0, steps = 0;
     bool promoted = false, monotone = true, active_tc_down = false;
     for (; steps < 60 && !promoted; steps++) {
-        json_t *rt = json_deep_copy(route);
-        json_object_set_new(rt, "status",
-                            json_pack("{s:[{s:{s:s},s:[{s:s,s:s},{s:s,s:s}]}]}", "parents",
-                                      "parentRef", "name", "rs-gateway", "conditions", "type",
-                                      "Accepted", "status", "True", "type", "ResolvedRefs",
-                                      "status", "True"));
-        w.gateway = gw;
-        w.route = rt;
-        int rc = s_t_step(&w, &o);
-        w.route = NULL;
-        json_decref(rt);
+        int rc = s_t_step_routed(&w, &o, gw, route);
         CHECK(rc == 0);
         if (rc)
             break;
@@ -1363,17 +1370,7 @@ static int s_t_incremental(void)
     bool reverted = false, rolled = false, saw_rollback = false, back_monotone = true;
     int last_aw = -1;
     for (steps = 0; steps < 80 && !rolled; steps++) {
-        json_t *rt = json_deep_copy(route);
-        json_object_set_new(rt, "status",
-                            json_pack("{s:[{s:{s:s},s:[{s:s,s:s},{s:s,s:s}]}]}", "parents",
-                                      "parentRef", "name", "rs-gateway", "conditions", "type",
-                                      "Accepted", "status", "True", "type", "ResolvedRefs",
-                                      "status", "True"));
-        w.gateway = gw;
-        w.route = rt;
-        int rc = s_t_step(&w, &o);
-        w.route = NULL;
-        json_decref(rt);
+        int rc = s_t_step_routed(&w, &o, gw, route);
         CHECK(rc == 0);
         if (rc)
             break;
