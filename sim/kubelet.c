@@ -2211,49 +2211,28 @@ size_t kubelet_pending_count(const kubelet_t *k)
 }
 
 #ifdef RF_SELFTEST
+#include "simtest.h"
 #include "selftest.h"
 
 /* ---- self-test -------------------------------------------------------------------------- */
 
-typedef struct {
-    int64_t now; /* fake clock */
-} s_clock_t;
+typedef simtest_clock_t s_clock_t;
 
-static int64_t s_fake_clock(void *arg)
-{
-    return ((s_clock_t *)arg)->now;
-}
-
+/* The core resources (simtest_core), Leases, and the namespace of the node Leases. */
 static objstore_t *s_test_store(s_clock_t *clk)
 {
     objstore_t *s = objstore_new(0);
     if (!s)
         return NULL;
-    objstore_set_clock(s, s_fake_clock, clk);
-    objstore_resdesc_t d[] = {
-        {.group = "", .version = "v1", .resource = "namespaces", .kind = "Namespace"},
-        {.group = "",
-         .version = "v1",
-         .resource = "pods",
-         .kind = "Pod",
-         .namespaced = true,
-         .has_status = true,
-         .graceful = true},
-        {.group = "", .version = "v1", .resource = "nodes", .kind = "Node", .has_status = true},
-        {.group = "coordination.k8s.io",
-         .version = "v1",
-         .resource = "leases",
-         .kind = "Lease",
-         .namespaced = true},
-    };
-    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
-        objstore_register(s, &d[i]);
+    static const objstore_resdesc_t leases = {.group = "coordination.k8s.io",
+                                              .version = "v1",
+                                              .resource = "leases",
+                                              .kind = "Lease",
+                                              .namespaced = true};
+    simtest_core(s, clk, &leases, 1);
     objstore_status_t st;
-    const char *nss[] = {"default", S_LEASE_NS};
-    for (int i = 0; i < 2; i++) {
-        json_t *o = json_pack("{s:{s:s}}", "metadata", "name", nss[i]);
-        objstore_create(s, objstore_find(s, "", "namespaces"), NULL, &o, NULL, &st);
-    }
+    json_t *o = json_pack("{s:{s:s}}", "metadata", "name", S_LEASE_NS);
+    objstore_create(s, objstore_find(s, "", "namespaces"), NULL, &o, NULL, &st);
     return s;
 }
 
