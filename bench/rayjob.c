@@ -178,23 +178,41 @@ static void s_probe_done(http_client_t *client, http_response_t *resp, void *arg
     free(p);
 }
 
-/* Asks the heads of RayJobs observed Running that were not asked yet. */
+/* Asks the heads of RayJobs observed Running that were not asked yet. The scan reads only names
+ * (no JSON is parsed for the thousands of rows already asked); the jobId and dashboardURL are
+ * extracted for the few rows asked now, by primary key: the instrument must not take the CPU the
+ * measured processes need. */
 static void s_probe(rfside_t *s, sqlite3 *db)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = NULL, *one = NULL;
     if (sqlite3_prepare_v2(db,
-                           "SELECT name, json_extract(json, '$.status.jobId'), "
-                           "json_extract(json, '$.status.dashboardURL') FROM observed_objects "
-                           "WHERE kind = 'RayJob' AND phase = 'Running'",
-                           -1, &st, NULL) != SQLITE_OK) {
+                           "SELECT name FROM observed_objects WHERE cluster = '" FLEET_CLUSTER
+                           "' AND kind = 'RayJob' AND phase = 'Running'",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(
+            db,
+            "SELECT json_extract(json, '$.status.jobId'), "
+            "json_extract(json, '$.status.dashboardURL') FROM observed_objects "
+            "WHERE cluster = ?1 AND kind = 'RayJob' AND namespace = ?2 AND name = ?3",
+            -1, &one, NULL) != SQLITE_OK) {
         sqlite3_finalize(st);
+        sqlite3_finalize(one);
         return;
     }
     while (sqlite3_step(st) == SQLITE_ROW && s->inflight < BENCH_PROBES) {
-        long i = s_index((const char *)sqlite3_column_text(st, 0), s->n);
-        const char *id = (const char *)sqlite3_column_text(st, 1);
-        const char *url = (const char *)sqlite3_column_text(st, 2);
-        if (i < 0 || s->probed[i] || !id || !url)
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        long i = s_index(name, s->n);
+        if (i < 0 || s->probed[i])
+            continue;
+        sqlite3_reset(one);
+        sqlite3_bind_text(one, 1, FLEET_CLUSTER, -1, SQLITE_STATIC);
+        sqlite3_bind_text(one, 2, FLEET_NS, -1, SQLITE_STATIC);
+        sqlite3_bind_text(one, 3, name, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(one) != SQLITE_ROW)
+            continue;
+        const char *id = (const char *)sqlite3_column_text(one, 0);
+        const char *url = (const char *)sqlite3_column_text(one, 1);
+        if (!id || !url)
             continue;
         probe_t *p = calloc(1, sizeof(*p));
         if (!p)
@@ -220,6 +238,7 @@ static void s_probe(rfside_t *s, sqlite3 *db)
         }
     }
     sqlite3_finalize(st);
+    sqlite3_finalize(one);
 }
 
 /* Every BENCH_SAMPLE_S: RSS peaks, the Complete count, head probes. */
@@ -241,7 +260,8 @@ static void s_sample(void *arg)
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(db,
                                "SELECT count(phase = 'Complete' OR NULL), count(phase = 'Failed' "
-                               "OR NULL) FROM observed_objects WHERE kind = 'RayJob' AND name "
+                               "OR NULL) FROM observed_objects WHERE cluster = '" FLEET_CLUSTER
+                               "' AND kind = 'RayJob' AND name "
                                "LIKE '" BENCH_PREFIX "-%'",
                                -1, &st, NULL) == SQLITE_OK &&
             sqlite3_step(st) == SQLITE_ROW) {
