@@ -15,6 +15,7 @@ BUILD_PACKAGES=(
     libjansson-dev            # json
     libmicrohttpd-dev         # sim/kubesim HTTP server
     libssl-dev                # sim/kubesim: self-signed CA and certificates
+    libmimalloc-dev           # every executable allocates with mimalloc (CMakeLists.txt RF_MIMALLOC)
 )
 PACKAGES=(
     "${BUILD_PACKAGES[@]}"
