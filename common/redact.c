@@ -220,25 +220,45 @@ json_t *redact_object(const json_t *obj)
     return copy;
 }
 
-/* The cut summary {"truncated":true, the members of `ids`, "head": `head` bytes of `full`};
- * NULL when out of memory. */
-static char *s_cut(const json_t *ids, const char *full, size_t head)
+static int s_esc_append(buf_t *out, const char *s, size_t n);
+
+/* The beginning every cut summary of an object shares: jansson's compact dump of
+ * {"truncated":true, the members of `ids`, "head":""} without its closing `"}`, so it ends with
+ * `"head":"`. Dumped once per summary (a small object); NULL when out of memory. */
+static char *s_cut_prefix(const json_t *ids)
+{
+    json_t *o = json_object();
+    char *s = NULL;
+    if (o && !json_object_set_new(o, "truncated", json_true()) &&
+        !json_object_update(o, (json_t *)ids) && !json_object_set_new(o, "head", json_string("")))
+        s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    size_t n = s ? strlen(s) : 0;
+    if (n < 10 || strcmp(s + n - 10, "\"head\":\"\"}") != 0) {
+        free(s); // ("head" is the last member: cannot happen)
+        return NULL;
+    }
+    s[n - 2] = '\0';
+    return s;
+}
+
+/* The cut summary {"truncated":true, the members of the ids, "head": `head` bytes of `full`}:
+ * `prefix` (s_cut_prefix()), the head escaped as jansson's compact dump escapes a string, `"}`.
+ * The same bytes as jansson's dump of that object (the self-test compares them) without building
+ * and dumping a tree per candidate head. NULL when out of memory. */
+static char *s_cut(const char *prefix, const char *full, size_t head)
 {
     // never split a UTF-8 sequence
     while (head > 0 && ((unsigned char)full[head] & 0xc0) == 0x80)
         head--;
-    json_t *o = json_object();
-    if (!o || json_object_set_new(o, "truncated", json_true()) ||
-        json_object_update(o, (json_t *)ids))
-        goto fail;
-    if (json_object_set_new(o, "head", json_stringn(full, head)))
-        goto fail;
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    return s;
-fail:
-    json_decref(o);
-    return NULL;
+    size_t plen = strlen(prefix);
+    buf_t b;
+    buf_init(&b, plen + 6 * head + 8);
+    if (buf_append(&b, prefix, plen) || s_esc_append(&b, full, head) || buf_append(&b, "\"}", 2)) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_take(&b, NULL);
 }
 
 /* Bytes that byte `c` of a UTF-8 string takes in jansson's compact dump without
@@ -254,7 +274,7 @@ static size_t s_esc_len(unsigned char c)
 /* The longest cut summary of at most `max` bytes with a head of at most `hi` bytes, found by
  * binary search over the head length (s_cut()'s length grows with the head). Returns the
  * malloc'd summary, NULL when none fits (*nomem false) or out of memory (*nomem true). */
-static char *s_cut_search(const json_t *ids, const char *full, size_t len, size_t max, size_t hi,
+static char *s_cut_search(const char *prefix, const char *full, size_t len, size_t max, size_t hi,
                           bool *nomem)
 {
     char *best = NULL;
@@ -262,7 +282,7 @@ static char *s_cut_search(const json_t *ids, const char *full, size_t len, size_
     *nomem = false;
     while (lo <= hi) {
         size_t mid = lo + (hi - lo) / 2;
-        char *s = s_cut(ids, full, mid);
+        char *s = s_cut(prefix, full, mid);
         if (!s) {
             free(best);
             *nomem = true;
@@ -282,30 +302,24 @@ static char *s_cut_search(const json_t *ids, const char *full, size_t len, size_
     return best;
 }
 
-/* The same summary as s_cut_search() in two or three dumps instead of ~log2(max): the cut
- * summary's length is that of the empty-head one plus the escaped length of the head, so the
- * longest head that fits is found by one scan; the result is then checked (it fits, and one more
- * character would not) and NULL with *verified false is returned when the check fails (the
- * caller falls back to the search). Returns the malloc'd summary, or NULL (*verified true: none
- * fits, or out of memory with *nomem true). */
-static char *s_cut_fast(const json_t *ids, const char *full, size_t len, size_t max, size_t hi,
+/* The same summary as s_cut_search() in one scan and one write instead of ~log2(max) dumps: a
+ * cut summary is the prefix, the escaped head and `"}` (s_cut()), so its length is that of the
+ * empty-head one plus the escaped length (s_esc_len(), the escaper's own table) of the head, and
+ * the longest head that fits is found by one scan. The result is checked (its length is the one
+ * computed); when not, NULL with *verified false is returned and the caller falls back to the
+ * search. Returns the malloc'd summary, or NULL (*verified true: none fits, or out of memory
+ * with *nomem true). */
+static char *s_cut_fast(const char *prefix, const char *full, size_t len, size_t max, size_t hi,
                         bool *verified, bool *nomem)
 {
     *verified = false;
     *nomem = false;
-    char *s = s_cut(ids, full, 0);
-    if (!s) {
-        *nomem = true;
-        *verified = true;
-        return NULL;
-    }
-    size_t cost = strlen(s);
-    free(s);
+    size_t cost = strlen(prefix) + 2; // the empty head's summary: prefix and `"}`
     if (cost > max) {
         *verified = true; // not even the empty head fits, and heads only grow
         return NULL;
     }
-    // b: the longest character boundary <= hi whose head fits by the model
+    // b: the longest character boundary <= hi whose head fits
     size_t b = 0;
     size_t i = 0;
     while (i < hi) {
@@ -321,36 +335,15 @@ static char *s_cut_fast(const json_t *ids, const char *full, size_t len, size_t 
         i = next;
         b = i;
     }
-    s = s_cut(ids, full, b);
+    char *s = s_cut(prefix, full, b);
     if (!s) {
         *nomem = true;
         *verified = true;
         return NULL;
     }
-    if (strlen(s) != cost || cost > max) {
-        free(s); // the model is wrong for this input
+    if (strlen(s) != cost) {
+        free(s); // cannot happen: the scan and the escaper share s_esc_len()
         return NULL;
-    }
-    if (b < hi) {
-        // maximality: the next character boundary (if within hi) must not fit
-        size_t nb = b + 1;
-        while (nb < len && ((unsigned char)full[nb] & 0xc0) == 0x80)
-            nb++;
-        if (nb <= hi) {
-            char *t = s_cut(ids, full, nb);
-            if (!t) {
-                free(s);
-                *nomem = true;
-                *verified = true;
-                return NULL;
-            }
-            size_t tl = strlen(t);
-            free(t);
-            if (tl <= max) {
-                free(s);
-                return NULL;
-            }
-        }
     }
     *verified = true;
     return s;
@@ -372,17 +365,19 @@ typedef struct {
     int err; /* ERR_NOMEM / ERR_TOOBIG met */
 } s_emit_t;
 
-/* Writes `s[0..n)` escaped as jansson's compact dump does (no JSON_ENSURE_ASCII, no
- * JSON_ESCAPE_SLASH): \" \\ \b \f \n \r \t, other control characters as \u00XX. */
-static void s_put_esc(s_emit_t *e, const char *s, size_t n)
+/* Appends `s[0..n)` escaped as jansson's compact dump does (no JSON_ENSURE_ASCII, no
+ * JSON_ESCAPE_SLASH): \" \\ \b \f \n \r \t, other control characters as \u00XX. Returns
+ * buf_append()'s error. */
+static int s_esc_append(buf_t *out, const char *s, size_t n)
 {
     size_t run = 0;
-    for (size_t i = 0; i < n && !e->err; i++) {
+    int err = 0;
+    for (size_t i = 0; i < n && !err; i++) {
         unsigned char c = (unsigned char)s[i];
         if (s_esc_len(c) == 1)
             continue;
         if (i > run)
-            e->err = buf_append(e->out, s + run, i - run);
+            err = buf_append(out, s + run, i - run);
         char seq[8];
         switch (c) {
         case '"':
@@ -410,12 +405,20 @@ static void s_put_esc(s_emit_t *e, const char *s, size_t n)
             snprintf(seq, sizeof(seq), "\\u%04X", (unsigned)c);
             break;
         }
-        if (!e->err)
-            e->err = buf_puts(e->out, seq);
+        if (!err)
+            err = buf_puts(out, seq);
         run = i + 1;
     }
-    if (!e->err && n > run)
-        e->err = buf_append(e->out, s + run, n - run);
+    if (!err && n > run)
+        err = buf_append(out, s + run, n - run);
+    return err;
+}
+
+/* s_esc_append() into the dump. */
+static void s_put_esc(s_emit_t *e, const char *s, size_t n)
+{
+    if (!e->err)
+        e->err = s_esc_append(e->out, s, n);
 }
 
 static void s_put(s_emit_t *e, const char *s)
@@ -629,7 +632,7 @@ int redact_summary(const json_t *obj, size_t max, buf_t *out)
     buf_init(&dump, 8 * max + S_DUMP_SLACK);
     bool cut = false;
     json_t *ids = NULL;
-    char *best = NULL;
+    char *best = NULL, *prefix = NULL;
     int rc = s_bounded_dump(obj, max, &dump, &cut);
     if (rc)
         goto done;
@@ -641,19 +644,21 @@ int redact_summary(const json_t *obj, size_t max, buf_t *out)
     }
     rc = ERR_NOMEM;
     ids = s_ids(obj);
-    if (!ids)
+    prefix = ids ? s_cut_prefix(ids) : NULL;
+    if (!prefix)
         goto done;
     // The longest head that fits (escaping may grow it).
     size_t hi = len < max ? len : max;
     bool verified, nomem;
-    best = s_cut_fast(ids, full, len, max, hi, &verified, &nomem);
+    best = s_cut_fast(prefix, full, len, max, hi, &verified, &nomem);
     if (!verified)
-        best = s_cut_search(ids, full, len, max, hi, &nomem);
+        best = s_cut_search(prefix, full, len, max, hi, &nomem);
     if (nomem)
         goto done;
     rc = best ? buf_puts(out, best) : ERR_TOOBIG;
 done:
     free(best);
+    free(prefix);
     json_decref(ids);
     buf_free(&dump);
     return rc;
@@ -794,19 +799,38 @@ int redact_test(bool verbose)
     CHECK(esc && arr && json_object_set_new(esc, "data", arr) == 0);
     json_t *red = redact_object(esc);
     json_t *ids = s_ids(esc);
+    char *prefix = ids ? s_cut_prefix(ids) : NULL;
     char *full = red ? json_dumps(red, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    CHECK(full != NULL && ids != NULL);
+    CHECK(full != NULL && prefix != NULL);
     size_t flen = full ? strlen(full) : 0;
-    for (size_t max = 40; full && max <= flen + 8; max += 7) {
+    for (size_t max = 40; full && prefix && max <= flen + 8; max += 7) {
         size_t hi = flen < max ? flen : max;
         bool verified, nomem, nomem2;
-        char *fast = s_cut_fast(ids, full, flen, max, hi, &verified, &nomem);
-        char *slow = s_cut_search(ids, full, flen, max, hi, &nomem2);
+        char *fast = s_cut_fast(prefix, full, flen, max, hi, &verified, &nomem);
+        char *slow = s_cut_search(prefix, full, flen, max, hi, &nomem2);
         CHECK(verified && !nomem && !nomem2);
         CHECK((!fast && !slow) || (fast && slow && strcmp(fast, slow) == 0));
         free(fast);
         free(slow);
     }
+    // A cut summary is byte for byte jansson's dump of the object it stands for: every head
+    // length (escapes, control characters and 2-, 3- and 4-byte UTF-8 sequences included).
+    for (size_t head = 0; full && prefix && head <= flen; head++) {
+        size_t h = head;
+        while (h > 0 && ((unsigned char)full[h] & 0xc0) == 0x80)
+            h--;
+        json_t *o = json_object();
+        json_object_set_new(o, "truncated", json_true());
+        json_object_update(o, ids);
+        json_object_set_new(o, "head", json_stringn(full, h));
+        char *want = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *got = s_cut(prefix, full, head);
+        CHECK(want && got && strcmp(want, got) == 0);
+        free(want);
+        free(got);
+        json_decref(o);
+    }
+    free(prefix);
     free(full);
     json_decref(red);
     json_decref(ids);
