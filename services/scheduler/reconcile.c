@@ -25,6 +25,7 @@
 #define S_RAND_CHARS "bcdfghjklmnpqrstvwxz2456789" /* k8s rand.String alphabet */
 #define S_RAND_LEN 5 /* multi-host replica name suffix */
 #define S_MS_PER_S 1000 /* milliseconds per second */
+#define S_SET_TEXT_MAX ((size_t)64 << 20) /* longest text hashed for a desired set */
 
 /* Stages of a pass, in KubeRay's order (s_stages). */
 enum {
@@ -1244,6 +1245,38 @@ static json_t *s_desired_set(const json_t *rcd, const char *name)
     return set;
 }
 
+/* The hash of the desired set `set` (s_desired_set()) of the RayCluster with uid `uid` into out,
+ * "" when out of memory: sha1 of the uid and of every row's group, kind, name, reason, hash and
+ * canonical json (jx_dump_canonical()), each ended by a NUL (no field holds one), so two texts are
+ * equal exactly when the uids and the sets are. ctrl_desired_record() only compares it with the
+ * hash it last wrote (in memory), so this needs no tree of the whole set dumped sorted. */
+static void s_set_hash(const char *uid, const json_t *set, char out[RECONCILE_HASH_LEN + 1])
+{
+    static const char *const fields[] = {"group", "kind", "name", "reason", "hash"};
+    out[0] = '\0';
+    if (!set)
+        return;
+    buf_t b;
+    buf_init(&b, S_SET_TEXT_MAX);
+    int rc = buf_append(&b, uid, strlen(uid) + 1);
+    size_t i;
+    json_t *w;
+    json_array_foreach(set, i, w)
+    {
+        for (size_t f = 0; rc == 0 && f < sizeof(fields) / sizeof(fields[0]); f++) {
+            const char *v = jx_str(w, fields[f], "");
+            rc = buf_append(&b, v, strlen(v) + 1);
+        }
+        if (rc == 0)
+            rc = jx_dump_canonical(json_object_get(w, "json"), &b);
+        if (rc == 0)
+            rc = buf_append(&b, "", 1);
+    }
+    if (rc == 0 && hash_sha1_b32hex(b.data, b.len, HASH_UPPER, out, RECONCILE_HASH_LEN + 1) != 0)
+        out[0] = '\0';
+    buf_free(&b);
+}
+
 /* Records the children the pass wants in desired_objects (ctrl_desired_record(): rewritten only
  * when the set, with the RayCluster's uid, hashes differently from the one last written). */
 static void s_desired_record(pass_t *p)
@@ -1251,11 +1284,8 @@ static void s_desired_record(pass_t *p)
     if (!p->r->cfg.desired)
         return;
     json_t *set = s_desired_set(p->rcd, p->cp->name);
-    const char *uid = jx_str(p->rc, "metadata.uid", "");
-    json_t *whole = set ? json_pack("{s:s, s:O}", "uid", uid, "set", set) : NULL;
     char h[RECONCILE_HASH_LEN + 1];
-    s_json_hash(whole, h);
-    json_decref(whole);
+    s_set_hash(jx_str(p->rc, "metadata.uid", ""), set, h);
     ctrl_desired_record(p->cp, set, h);
     json_decref(set);
 }
@@ -2135,11 +2165,27 @@ int reconcile_test(bool verbose)
     CHECK(strlen(jx_str(wcpu, "json.template_hash", "")) == RECONCILE_HASH_LEN);
     CHECK(jx_int(wtpu, "json.want", -1) == 4 && strstr(jx_str(wtpu, "reason", ""), "clamped"));
     CHECK(jx_int(json_array_get(set, 5), "json.want", -1) == 1);
+    /* its hash: equal for equal sets and uids, different when either differs */
+    char sh1[RECONCILE_HASH_LEN + 1], sh2[RECONCILE_HASH_LEN + 1];
+    json_t *set2 = drc ? s_desired_set(drc, "rc") : NULL;
+    s_set_hash("u1", set, sh1);
+    s_set_hash("u1", set2, sh2);
+    CHECK(strlen(sh1) == RECONCILE_HASH_LEN && !strcmp(sh1, sh2));
+    s_set_hash("u2", set2, sh2);
+    CHECK(strlen(sh2) == RECONCILE_HASH_LEN && strcmp(sh1, sh2) != 0);
+    json_object_set_new(wtpu, "reason", json_string("other"));
+    s_set_hash("u1", set, sh2);
+    CHECK(strlen(sh2) == RECONCILE_HASH_LEN && strcmp(sh1, sh2) != 0);
+    s_set_hash("u1", NULL, sh2);
+    CHECK(sh2[0] == '\0');
+    json_decref(set2);
     json_decref(set);
     jx_set_path(drc, "spec.suspend", json_true());
     set = drc ? s_desired_set(drc, "rc") : NULL;
     CHECK(set && jx_int(json_array_get(set, 5), "json.want", -1) == 0 &&
           jx_int(json_array_get(set, 6), "json.want", -1) == 0);
+    s_set_hash("u1", set, sh2);
+    CHECK(strlen(sh2) == RECONCILE_HASH_LEN && strcmp(sh1, sh2) != 0);
     json_decref(set);
     json_decref(drc);
     char th[RECONCILE_HASH_LEN + 1];
