@@ -25,6 +25,7 @@
 #define S_RAND_CHARS "bcdfghjklmnpqrstvwxz2456789" /* k8s rand.String alphabet */
 #define S_RAND_LEN 5 /* multi-host replica name suffix */
 #define S_MS_PER_S 1000 /* milliseconds per second */
+#define S_SET_TEXT_MAX ((size_t)64 << 20) /* longest text hashed for a desired set */
 
 /* Stages of a pass, in KubeRay's order (s_stages). */
 enum {
@@ -108,7 +109,9 @@ struct pass {
     json_t *svcs; /* observed services */
     json_t *names; /* {pod name: true} of observed pods */
     json_t *jobs; /* observed batch Jobs owned by the RayCluster */
-    char hash[RECONCILE_HASH_LEN + 1]; /* Recreate hash of the defaulted spec */
+    char hash[RECONCILE_HASH_LEN + 1]; /* Recreate hash of the defaulted spec (s_hash()) */
+    bool hash_done; /* hash computed (or taken from the memo) */
+    bool memo_ok; /* validated clean: the memo may keep the hash at (uid, resourceVersion) */
 };
 
 /* ---------- small helpers ---------- */
@@ -137,40 +140,103 @@ static bool s_cond_true(const json_t *rc, const char *type)
 
 /* ---------- the Recreate hash ---------- */
 
+static int s_spec_hash(const json_t *spec, char *out, size_t size);
+
+/* The Recreate hash of the pass's defaulted spec ("" when it cannot be computed), computed on
+ * first use: most passes create no head pod and use no Recreate strategy, so they never need it.
+ * Once computed it joins the pass's memo (s_begin()). */
+static const char *s_hash(pass_t *p)
+{
+    if (p->hash_done)
+        return p->hash;
+    p->hash_done = true;
+    if (s_spec_hash(jx_get(p->rcd, "spec"), p->hash, sizeof(p->hash)) != 0)
+        p->hash[0] = '\0';
+    if (p->memo_ok && p->hash[0])
+        ctrl_memo_put(p->cp, jx_str(p->rc, "metadata.uid", ""),
+                      jx_str(p->rc, "metadata.resourceVersion", ""), p->hash);
+    return p->hash;
+}
+
 static void s_strip_template(json_t *tmpl_spec)
 {
     json_object_del(tmpl_spec, "tolerations");
     json_object_del(tmpl_spec, "schedulingGates");
 }
 
-int reconcile_spec_hash(const json_t *spec, char *out, size_t size)
+/* The object under `key` in `parent` replaced by a shallow copy of it (json_copy()), so keys can
+ * be deleted from the copy without touching the original tree; NULL when there is no object
+ * there. On out of memory, sets *oom. */
+static json_t *s_own(json_t *parent, const char *key, bool *oom)
+{
+    json_t *v = json_object_get(parent, key);
+    if (!json_is_object(v))
+        return NULL;
+    json_t *c = json_copy(v);
+    if (!c || json_object_set_new(parent, key, c) != 0) {
+        *oom = true;
+        return NULL;
+    }
+    return c;
+}
+
+/* The template spec of the group object `g` (shallow-copied along the path, s_own()), stripped. */
+static void s_strip_group(json_t *g, bool *oom)
+{
+    json_t *tmpl = s_own(g, "template", oom);
+    s_strip_template(s_own(tmpl, "spec", oom));
+}
+
+static int s_spec_hash(const json_t *spec, char *out, size_t size)
 {
     if (!json_is_object(spec) || !out)
         return ERR_INVAL;
     if (size < RECONCILE_HASH_LEN + 1)
         return ERR_TOOBIG;
-    json_t *s = json_deep_copy(spec);
+    /* spec' shares every value of `spec` but the objects on the paths it deletes from, which are
+     * shallow copies: the same text as a deep copy with the same deletions, without copying the
+     * templates */
+    json_t *s = json_copy((json_t *)spec);
     if (!s)
         return ERR_NOMEM;
+    bool oom = false;
     json_object_del(s, "upgradeStrategy");
-    s_strip_template(jx_get(s, "headGroupSpec.template.spec"));
+    s_strip_group(s_own(s, "headGroupSpec", &oom), &oom);
+    json_t *wgs = json_object_get(s, "workerGroupSpecs");
+    if (json_is_array(wgs)) {
+        wgs = json_copy(wgs);
+        if (!wgs || json_object_set_new(s, "workerGroupSpecs", wgs) != 0)
+            oom = true;
+    }
     size_t i;
     json_t *wg;
-    json_array_foreach(json_object_get(s, "workerGroupSpecs"), i, wg)
+    json_array_foreach(oom ? NULL : wgs, i, wg)
     {
+        if (!json_is_object(wg))
+            continue;
+        wg = json_copy(wg);
+        if (!wg || json_array_set_new(wgs, i, wg) != 0) {
+            oom = true;
+            break;
+        }
         json_object_del(wg, "replicas");
         json_object_del(wg, "minReplicas");
         json_object_del(wg, "maxReplicas");
-        json_object_del(json_object_get(wg, "scaleStrategy"), "workersToDelete");
-        s_strip_template(jx_get(wg, "template.spec"));
+        json_object_del(s_own(wg, "scaleStrategy", &oom), "workersToDelete");
+        s_strip_group(wg, &oom);
     }
-    char *text = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
+    char *text = oom ? NULL : json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(s);
     if (!text)
         return ERR_NOMEM;
     int rc = hash_sha1_b32hex(text, strlen(text), HASH_UPPER, out, size);
     free(text);
     return rc;
+}
+
+int reconcile_spec_hash(const json_t *spec, char *out, size_t size)
+{
+    return s_spec_hash(spec, out, size);
 }
 
 /* ---------- sub-reconcilers ---------- */
@@ -539,7 +605,7 @@ static void s_head(pass_t *p)
             buf_t err;
             buf_init(&err, RECONCILE_MSG_MAX);
             podbuild_opts_t o = p->r->pod_opts;
-            o.recreate_hash = p->hash[0] ? p->hash : NULL;
+            o.recreate_hash = s_hash(p)[0] ? p->hash : NULL;
             if (podbuild_head(p->rcd, &o, &hp, &err) == 0)
                 s_create_pod(p, hp, RECONCILE_HEAD_GROUP, true);
             else
@@ -775,7 +841,7 @@ static size_t s_delete_all_pods(pass_t *p, const char *only, const char *fail_re
 /* shouldRecreatePodsForUpgrade + its handling. Returns true when the pods stage must stop. */
 static bool s_recreate(pass_t *p)
 {
-    if (strcmp(jx_str(p->rcd, "spec.upgradeStrategy.type", ""), "Recreate") != 0 || !p->hash[0])
+    if (strcmp(jx_str(p->rcd, "spec.upgradeStrategy.type", ""), "Recreate") != 0 || !s_hash(p)[0])
         return false;
     const json_t *head = NULL;
     size_t i, n = 0;
@@ -1179,6 +1245,38 @@ static json_t *s_desired_set(const json_t *rcd, const char *name)
     return set;
 }
 
+/* The hash of the desired set `set` (s_desired_set()) of the RayCluster with uid `uid` into out,
+ * "" when out of memory: sha1 of the uid and of every row's group, kind, name, reason, hash and
+ * canonical json (jx_dump_canonical()), each ended by a NUL (no field holds one), so two texts are
+ * equal exactly when the uids and the sets are. ctrl_desired_record() only compares it with the
+ * hash it last wrote (in memory), so this needs no tree of the whole set dumped sorted. */
+static void s_set_hash(const char *uid, const json_t *set, char out[RECONCILE_HASH_LEN + 1])
+{
+    static const char *const fields[] = {"group", "kind", "name", "reason", "hash"};
+    out[0] = '\0';
+    if (!set)
+        return;
+    buf_t b;
+    buf_init(&b, S_SET_TEXT_MAX);
+    int rc = buf_append(&b, uid, strlen(uid) + 1);
+    size_t i;
+    json_t *w;
+    json_array_foreach(set, i, w)
+    {
+        for (size_t f = 0; rc == 0 && f < sizeof(fields) / sizeof(fields[0]); f++) {
+            const char *v = jx_str(w, fields[f], "");
+            rc = buf_append(&b, v, strlen(v) + 1);
+        }
+        if (rc == 0)
+            rc = jx_dump_canonical(json_object_get(w, "json"), &b);
+        if (rc == 0)
+            rc = buf_append(&b, "", 1);
+    }
+    if (rc == 0 && hash_sha1_b32hex(b.data, b.len, HASH_UPPER, out, RECONCILE_HASH_LEN + 1) != 0)
+        out[0] = '\0';
+    buf_free(&b);
+}
+
 /* Records the children the pass wants in desired_objects (ctrl_desired_record(): rewritten only
  * when the set, with the RayCluster's uid, hashes differently from the one last written). */
 static void s_desired_record(pass_t *p)
@@ -1186,11 +1284,8 @@ static void s_desired_record(pass_t *p)
     if (!p->r->cfg.desired)
         return;
     json_t *set = s_desired_set(p->rcd, p->cp->name);
-    const char *uid = jx_str(p->rc, "metadata.uid", "");
-    json_t *whole = set ? json_pack("{s:s, s:O}", "uid", uid, "set", set) : NULL;
     char h[RECONCILE_HASH_LEN + 1];
-    s_json_hash(whole, h);
-    json_decref(whole);
+    s_set_hash(jx_str(p->rc, "metadata.uid", ""), set, h);
     ctrl_desired_record(p->cp, set, h);
     json_decref(set);
 }
@@ -1389,10 +1484,11 @@ static ctrl_begin_t s_begin(ctrl_pass_t *cp)
     /* 3-9. defaults and validation. The defaults only fill spec fields (rayStartParams, replicas,
      * min/max, numOfHosts) that no step reads from p->rc, so they are applied in place and p->rcd
      * is the same object. An object already validated clean (no event, no error) at the same
-     * (uid, resourceVersion) is not validated again and keeps its Recreate hash (the runtime's
-     * memo): validation and the hash are functions of the object and the reconciler's fixed gates
-     * only, and a clean validation emits nothing, so what KubeRay shows (events on invalid specs
-     * each reconcile, the autoscaler v1 warning each reconcile) is unchanged. */
+     * (uid, resourceVersion) is not validated again and keeps its Recreate hash once computed
+     * (the runtime's memo; "" until a pass needs the hash, s_hash()): validation and the hash are
+     * functions of the object and the reconciler's fixed gates only, and a clean validation emits
+     * nothing, so what KubeRay shows (events on invalid specs each reconcile, the autoscaler v1
+     * warning each reconcile) is unchanged. */
     if (validate_apply_defaults(p->rc) != 0)
         return CTRL_BEGIN_ERROR;
     p->rcd = json_incref(p->rc);
@@ -1400,7 +1496,10 @@ static ctrl_begin_t s_begin(ctrl_pass_t *cp)
     const char *orv = jx_str(p->rc, "metadata.resourceVersion", "");
     const char *memo = ctrl_memo_get(cp, uid, orv);
     if (memo) {
+        /* "": validated clean, the hash not computed yet */
         snprintf(p->hash, sizeof(p->hash), "%s", memo);
+        p->hash_done = memo[0] != '\0';
+        p->memo_ok = true;
     } else {
         uint64_t ev0 = cp->events_sent;
         int v = s_validate(p);
@@ -1408,10 +1507,9 @@ static ctrl_begin_t s_begin(ctrl_pass_t *cp)
             return CTRL_BEGIN_OK;
         if (v == 2)
             return CTRL_BEGIN_ERROR;
-        if (reconcile_spec_hash(jx_get(p->rcd, "spec"), p->hash, sizeof(p->hash)) != 0)
-            p->hash[0] = '\0';
-        if (cp->events_sent == ev0 && orv[0] && p->hash[0])
-            ctrl_memo_put(cp, uid, orv, p->hash);
+        p->memo_ok = cp->events_sent == ev0 && orv[0];
+        if (p->memo_ok)
+            ctrl_memo_put(cp, uid, orv, "");
     }
     if (s_load_children(p) != 0)
         return CTRL_BEGIN_ERROR;
@@ -1813,6 +1911,38 @@ out:
     return ok;
 }
 
+/* True when s_spec_hash() of `spec` equals the hash of a deep copy with the same deletions (the
+ * definition in reconcile.h) and leaves `spec` as it was. */
+static bool s_t_spec_hash_same(const json_t *spec)
+{
+    json_t *s = json_deep_copy(spec);
+    char *before = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+    json_object_del(s, "upgradeStrategy");
+    s_strip_template(jx_get(s, "headGroupSpec.template.spec"));
+    size_t i;
+    json_t *wg;
+    json_array_foreach(json_object_get(s, "workerGroupSpecs"), i, wg)
+    {
+        json_object_del(wg, "replicas");
+        json_object_del(wg, "minReplicas");
+        json_object_del(wg, "maxReplicas");
+        json_object_del(json_object_get(wg, "scaleStrategy"), "workersToDelete");
+        s_strip_template(jx_get(wg, "template.spec"));
+    }
+    char *text = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
+    char want[RECONCILE_HASH_LEN + 1] = "", got[RECONCILE_HASH_LEN + 1] = "";
+    bool ok = text && before &&
+              hash_sha1_b32hex(text, strlen(text), HASH_UPPER, want, sizeof(want)) == 0 &&
+              s_spec_hash(spec, got, sizeof(got)) == 0 && !strcmp(want, got);
+    char *after = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+    ok = ok && after && !strcmp(before, after);
+    free(text);
+    free(before);
+    free(after);
+    json_decref(s);
+    return ok;
+}
+
 /* Every RayCluster of the upstream samples, each scenario: decisions from projected children
  * equal those from the full objects. */
 static int s_t_children(bool verbose)
@@ -1848,6 +1978,7 @@ static int s_t_children(bool verbose)
             jx_set_path(rc, "metadata.uid", json_string("uid-rc"));
             jx_set_path(rc, "metadata.resourceVersion", json_string("77"));
             if (rc && validate_apply_defaults(rc) == 0) {
+                CHECK(s_t_spec_hash_same(jx_get(rc, "spec")));
                 for (int sc = 0; sc < 6; sc++)
                     CHECK(s_t_scenario(loop, rc, sc, &cov, verbose));
                 cov.clusters++;
@@ -1972,6 +2103,7 @@ int reconcile_test(bool verbose)
         "tolerations", "upgradeStrategy", "type", "Recreate");
     char h1[RECONCILE_HASH_LEN + 1], h2[RECONCILE_HASH_LEN + 1];
     CHECK(spec && reconcile_spec_hash(spec, h1, sizeof(h1)) == 0 && strlen(h1) == 32);
+    CHECK(s_t_spec_hash_same(spec)); /* the deletions land on copies only */
     json_t *wg0 = json_array_get(jx_get(spec, "workerGroupSpecs"), 0);
     json_object_set_new(wg0, "replicas", json_integer(4));
     json_object_del(json_object_get(wg0, "scaleStrategy"), "workersToDelete");
@@ -2033,11 +2165,27 @@ int reconcile_test(bool verbose)
     CHECK(strlen(jx_str(wcpu, "json.template_hash", "")) == RECONCILE_HASH_LEN);
     CHECK(jx_int(wtpu, "json.want", -1) == 4 && strstr(jx_str(wtpu, "reason", ""), "clamped"));
     CHECK(jx_int(json_array_get(set, 5), "json.want", -1) == 1);
+    /* its hash: equal for equal sets and uids, different when either differs */
+    char sh1[RECONCILE_HASH_LEN + 1], sh2[RECONCILE_HASH_LEN + 1];
+    json_t *set2 = drc ? s_desired_set(drc, "rc") : NULL;
+    s_set_hash("u1", set, sh1);
+    s_set_hash("u1", set2, sh2);
+    CHECK(strlen(sh1) == RECONCILE_HASH_LEN && !strcmp(sh1, sh2));
+    s_set_hash("u2", set2, sh2);
+    CHECK(strlen(sh2) == RECONCILE_HASH_LEN && strcmp(sh1, sh2) != 0);
+    json_object_set_new(wtpu, "reason", json_string("other"));
+    s_set_hash("u1", set, sh2);
+    CHECK(strlen(sh2) == RECONCILE_HASH_LEN && strcmp(sh1, sh2) != 0);
+    s_set_hash("u1", NULL, sh2);
+    CHECK(sh2[0] == '\0');
+    json_decref(set2);
     json_decref(set);
     jx_set_path(drc, "spec.suspend", json_true());
     set = drc ? s_desired_set(drc, "rc") : NULL;
     CHECK(set && jx_int(json_array_get(set, 5), "json.want", -1) == 0 &&
           jx_int(json_array_get(set, 6), "json.want", -1) == 0);
+    s_set_hash("u1", set, sh2);
+    CHECK(strlen(sh2) == RECONCILE_HASH_LEN && strcmp(sh1, sh2) != 0);
     json_decref(set);
     json_decref(drc);
     char th[RECONCILE_HASH_LEN + 1];
