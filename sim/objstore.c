@@ -299,6 +299,9 @@ struct objstore {
     nsinfo_t **term; /* terminating namespaces */
     size_t n_term; /* used */
     size_t cap_term; /* allocated */
+    json_t *last_obj; /* the object of the last delivered event whose text was built (1 ref) */
+    char *last_text; /* its compact JSON, kept for objstore_obj_json() */
+    size_t last_len; /* strlen(last_text) */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -927,6 +930,25 @@ typedef struct {
     json_t *gone_obj; /* prev with metadata.resourceVersion = ev->rv, built lazily */
 } dstate_t;
 
+/* Forgets the text objstore_obj_json() would hand out. */
+static void s_last_clear(objstore_t *s)
+{
+    free(s->last_text);
+    s->last_text = NULL;
+    s->last_len = 0;
+    json_decref(s->last_obj);
+    s->last_obj = NULL;
+}
+
+const char *objstore_obj_json(objstore_t *s, const json_t *obj, size_t *len)
+{
+    if (!s || !obj || obj != s->last_obj || !s->last_text)
+        return NULL;
+    if (len)
+        *len = s->last_len;
+    return s->last_text;
+}
+
 static void s_dstate_free(dstate_t *d)
 {
     s_evcache_free(&d->cur);
@@ -1032,6 +1054,14 @@ static void s_dispatch(objstore_t *s)
         for (objstore_watch_t *w = copy.res->watches; w; w = w->next)
             if (!w->replaying)
                 s_deliver(w, &copy, &d);
+        /* keep the event's text for the write's own reply (objstore_obj_json) */
+        s_last_clear(s);
+        if (d.cur.text && d.cur.obj == copy.obj) {
+            s->last_obj = json_incref(copy.obj);
+            s->last_text = d.cur.text;
+            s->last_len = d.cur.len;
+            d.cur.text = NULL;
+        }
         s_dstate_free(&d);
         json_decref(copy.obj);
         json_decref(copy.prev);
@@ -1140,6 +1170,7 @@ void objstore_destroy(objstore_t **sp)
     }
     free(s->res);
     s_watch_list_free(s->detached);
+    s_last_clear(s);
     while (s->ring_n)
         s_ring_drop_oldest(s);
     free(s->ring);
@@ -3356,6 +3387,26 @@ int objstore_test(bool verbose)
     objstore_watch_stop(s, &ww);
     objstore_watch_stop(s, &w1);
     objstore_watch_stop(s, &w2);
+    /* a write's stored tree reuses the text its watchers got; any other tree gets NULL */
+    {
+        t_rec_t sh = {.order_ok = true};
+        objstore_watch_t *wsh = NULL;
+        CHECK(objstore_watch(s, cms, NULL, NULL, NULL, NULL, t_rec, &sh, &wsh, &st) == 0);
+        json_t *sa = t_create(s, cms, "default", t_obj("shared-a", "default"));
+        size_t len = 0;
+        const char *txt = objstore_obj_json(s, sa, &len);
+        char *want = json_dumps(sa, JSON_COMPACT);
+        CHECK(txt && want && len == strlen(want) && strcmp(txt, want) == 0);
+        free(want);
+        json_t *sb = t_create(s, cms, "default", t_obj("shared-b", "default"));
+        CHECK(objstore_obj_json(s, sa, NULL) == NULL && objstore_obj_json(s, sb, NULL) != NULL);
+        json_t *sc = json_deep_copy(sb);
+        CHECK(objstore_obj_json(s, sc, NULL) == NULL && objstore_obj_json(s, NULL, NULL) == NULL);
+        json_decref(sc);
+        json_decref(sa);
+        json_decref(sb);
+        objstore_watch_stop(s, &wsh);
+    }
     /* unregister (CRD deletion): DELETED for every object */
     json_decref(t_create(s, rcs, "default", t_obj("r1", "default")));
     json_decref(t_create(s, rcs, "default", t_obj("r2", "default")));
