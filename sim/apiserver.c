@@ -303,7 +303,7 @@ static void s_reply_json(reqctx_t *x, int status, json_t *obj, const char *ctype
         json_decref(obj);
         return;
     }
-    char *text = obj ? json_dumps(obj, AS_JSON_FLAGS) : NULL;
+    char *text = obj ? objstore_dumps(obj, &len) : NULL; /* = json_dumps(obj, AS_JSON_FLAGS) */
     json_decref(obj);
     if (!text) {
         static const char oom[] = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
@@ -312,7 +312,7 @@ static void s_reply_json(reqctx_t *x, int status, json_t *obj, const char *ctype
         s_reply_text(x, 500, "application/json", NULL, oom, sizeof(oom) - 1);
         return;
     }
-    s_reply_text(x, status, ctype ? ctype : "application/json", NULL, text, strlen(text));
+    s_reply_text(x, status, ctype ? ctype : "application/json", NULL, text, len);
     free(text);
 }
 
