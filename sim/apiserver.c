@@ -294,7 +294,16 @@ static void s_reply_text(reqctx_t *x, int status, const char *ctype, const char 
 /* Replies with `obj` (reference stolen) as JSON. */
 static void s_reply_json(reqctx_t *x, int status, json_t *obj, const char *ctype)
 {
-    char *text = obj ? json_dumps(obj, AS_JSON_FLAGS) : NULL;
+    /* a stored tree a write just committed: its watchers' bytes (AS_JSON_FLAGS's precision 17
+     * is jansson's default, so they are the same bytes) */
+    size_t len = 0;
+    const char *shared = objstore_obj_json(x->a->store, obj, &len);
+    if (shared) {
+        s_reply_text(x, status, ctype ? ctype : "application/json", NULL, shared, len);
+        json_decref(obj);
+        return;
+    }
+    char *text = obj ? objstore_dumps(obj, &len) : NULL; /* = json_dumps(obj, AS_JSON_FLAGS) */
     json_decref(obj);
     if (!text) {
         static const char oom[] = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
@@ -303,7 +312,7 @@ static void s_reply_json(reqctx_t *x, int status, json_t *obj, const char *ctype
         s_reply_text(x, 500, "application/json", NULL, oom, sizeof(oom) - 1);
         return;
     }
-    s_reply_text(x, status, ctype ? ctype : "application/json", NULL, text, strlen(text));
+    s_reply_text(x, status, ctype ? ctype : "application/json", NULL, text, len);
     free(text);
 }
 

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "log.h"
 #include "procstat.h"
 #include "rftime.h"
@@ -299,6 +300,9 @@ struct objstore {
     nsinfo_t **term; /* terminating namespaces */
     size_t n_term; /* used */
     size_t cap_term; /* allocated */
+    json_t *last_obj; /* the object of the last delivered event whose text was built (1 ref) */
+    char *last_text; /* its compact JSON, kept for objstore_obj_json() */
+    size_t last_len; /* strlen(last_text) */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -909,10 +913,9 @@ const char *objstore_event_json(const objstore_event_t *ev, size_t *len)
     if (!c)
         return NULL;
     if (!c->text) {
-        c->text = json_dumps(c->obj, JSON_COMPACT);
+        c->text = objstore_dumps(c->obj, &c->len);
         if (!c->text)
             return NULL;
-        c->len = strlen(c->text);
     }
     if (len)
         *len = c->len;
@@ -926,6 +929,165 @@ typedef struct {
     evcache_t gone; /* cache for gone_obj */
     json_t *gone_obj; /* prev with metadata.resourceVersion = ev->rv, built lazily */
 } dstate_t;
+
+/* ------------------------------------------------------------------------------------------ */
+/* compact JSON writer                                                                          */
+
+#define DUMP_DEPTH_MAX 512 /* deeper trees go to json_dumps */
+#define DUMP_FALLBACK 1 /* s_dump: let json_dumps write this tree */
+
+/* A JSON string body (with quotes) as jansson escapes it: \" \\ \b \f \n \r \t, other control
+ * characters \u00XX (upper-case hex), everything else as is. Non-ASCII text goes to json_dumps
+ * (it validates UTF-8 and fails on bad bytes; we keep its answer). */
+static int s_dump_str(buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (buf_append(b, "\"", 1) < 0)
+        return ERR_NOMEM;
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80)
+            return DUMP_FALLBACK;
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        if (run && buf_append(b, s + i - run, run) < 0)
+            return ERR_NOMEM;
+        run = 0;
+        char esc[6] = {'\\', 0, '0', '0', 0, 0};
+        size_t el = 2;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            esc[1] = 'u';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            el = 6;
+        }
+        if (buf_append(b, esc, el) < 0)
+            return ERR_NOMEM;
+    }
+    if ((run && buf_append(b, s + n - run, run) < 0) || buf_append(b, "\"", 1) < 0)
+        return ERR_NOMEM;
+    return 0;
+}
+
+/* Appends v as json_dumps(v, JSON_COMPACT) would. Returns 0, DUMP_FALLBACK or ERR_NOMEM. */
+static int s_dump(buf_t *b, const json_t *v, int depth)
+{
+    if (depth > DUMP_DEPTH_MAX)
+        return DUMP_FALLBACK;
+    int rc;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        if (buf_append(b, "{", 1) < 0)
+            return ERR_NOMEM;
+        bool first = true;
+        for (void *it = json_object_iter((json_t *)v); it;
+             it = json_object_iter_next((json_t *)v, it)) {
+            if (!first && buf_append(b, ",", 1) < 0)
+                return ERR_NOMEM;
+            first = false;
+            if ((rc = s_dump_str(b, json_object_iter_key(it), json_object_iter_key_len(it))) != 0)
+                return rc;
+            if (buf_append(b, ":", 1) < 0)
+                return ERR_NOMEM;
+            if ((rc = s_dump(b, json_object_iter_value(it), depth + 1)) != 0)
+                return rc;
+        }
+        return buf_append(b, "}", 1) < 0 ? ERR_NOMEM : 0;
+    }
+    case JSON_ARRAY: {
+        if (buf_append(b, "[", 1) < 0)
+            return ERR_NOMEM;
+        size_t n = json_array_size(v);
+        for (size_t i = 0; i < n; i++) {
+            if (i && buf_append(b, ",", 1) < 0)
+                return ERR_NOMEM;
+            if ((rc = s_dump(b, json_array_get(v, i), depth + 1)) != 0)
+                return rc;
+        }
+        return buf_append(b, "]", 1) < 0 ? ERR_NOMEM : 0;
+    }
+    case JSON_STRING:
+        return s_dump_str(b, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER: {
+        char num[32];
+        int n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return buf_append(b, num, (size_t)n) < 0 ? ERR_NOMEM : 0;
+    }
+    case JSON_TRUE:
+        return buf_append(b, "true", 4) < 0 ? ERR_NOMEM : 0;
+    case JSON_FALSE:
+        return buf_append(b, "false", 5) < 0 ? ERR_NOMEM : 0;
+    case JSON_NULL:
+        return buf_append(b, "null", 4) < 0 ? ERR_NOMEM : 0;
+    default:
+        return DUMP_FALLBACK; /* reals: jansson's own formatting */
+    }
+}
+
+char *objstore_dumps(const json_t *v, size_t *len)
+{
+    if (!v)
+        return NULL;
+    buf_t b;
+    buf_init(&b, SIZE_MAX / 4);
+    int rc = s_dump(&b, v, 0);
+    if (rc == 0) {
+        char *text = buf_take(&b, len);
+        if (text)
+            return text;
+    }
+    buf_free(&b);
+    if (rc < 0)
+        return NULL;
+    char *text = json_dumps(v, JSON_COMPACT);
+    if (text && len)
+        *len = strlen(text);
+    return text;
+}
+
+/* Forgets the text objstore_obj_json() would hand out. */
+static void s_last_clear(objstore_t *s)
+{
+    free(s->last_text);
+    s->last_text = NULL;
+    s->last_len = 0;
+    json_decref(s->last_obj);
+    s->last_obj = NULL;
+}
+
+const char *objstore_obj_json(objstore_t *s, const json_t *obj, size_t *len)
+{
+    if (!s || !obj || obj != s->last_obj || !s->last_text)
+        return NULL;
+    if (len)
+        *len = s->last_len;
+    return s->last_text;
+}
 
 static void s_dstate_free(dstate_t *d)
 {
@@ -1032,6 +1194,14 @@ static void s_dispatch(objstore_t *s)
         for (objstore_watch_t *w = copy.res->watches; w; w = w->next)
             if (!w->replaying)
                 s_deliver(w, &copy, &d);
+        /* keep the event's text for the write's own reply (objstore_obj_json) */
+        s_last_clear(s);
+        if (d.cur.text && d.cur.obj == copy.obj) {
+            s->last_obj = json_incref(copy.obj);
+            s->last_text = d.cur.text;
+            s->last_len = d.cur.len;
+            d.cur.text = NULL;
+        }
         s_dstate_free(&d);
         json_decref(copy.obj);
         json_decref(copy.prev);
@@ -1140,6 +1310,7 @@ void objstore_destroy(objstore_t **sp)
     }
     free(s->res);
     s_watch_list_free(s->detached);
+    s_last_clear(s);
     while (s->ring_n)
         s_ring_drop_oldest(s);
     free(s->ring);
@@ -3356,6 +3527,54 @@ int objstore_test(bool verbose)
     objstore_watch_stop(s, &ww);
     objstore_watch_stop(s, &w1);
     objstore_watch_stop(s, &w2);
+    /* objstore_dumps writes json_dumps's compact bytes */
+    {
+        json_t *d = json_pack("{s:s,s:I,s:I,s:[i,b,n,{},[]],s:{s:{s:s}},s:f,s:s,s:s,s:b}", "plain",
+                              "a/b c", "big", (json_int_t)INT64_MAX, "neg", (json_int_t)INT64_MIN,
+                              "arr", -1, 0, "nest", "k\"q\\", "v", "\b\f\n\r\t\x01\x1f\x7f", "real",
+                              0.1, "utf8", "caf\xc3\xa9", "", "", "t", 1);
+        json_object_set_new(d, "nul\0key", json_stringn("x\0y", 3));
+        json_t *deep = json_array();
+        for (int i = 0; i < 600; i++)
+            deep = json_pack("[o]", deep);
+        json_object_set_new(d, "deep", deep);
+        size_t n = 0;
+        char *got = objstore_dumps(d, &n);
+        char *want = json_dumps(d, JSON_COMPACT);
+        CHECK(got && want && n == strlen(want) && strcmp(got, want) == 0);
+        free(got);
+        json_object_del(d, "utf8");
+        json_object_del(d, "real");
+        json_object_del(d, "deep");
+        got = objstore_dumps(d, &n);
+        free(want);
+        want = json_dumps(d, JSON_COMPACT);
+        CHECK(got && want && n == strlen(want) && strcmp(got, want) == 0);
+        free(got);
+        free(want);
+        json_decref(d);
+        CHECK(objstore_dumps(NULL, NULL) == NULL);
+    }
+    /* a write's stored tree reuses the text its watchers got; any other tree gets NULL */
+    {
+        t_rec_t sh = {.order_ok = true};
+        objstore_watch_t *wsh = NULL;
+        CHECK(objstore_watch(s, cms, NULL, NULL, NULL, NULL, t_rec, &sh, &wsh, &st) == 0);
+        json_t *sa = t_create(s, cms, "default", t_obj("shared-a", "default"));
+        size_t len = 0;
+        const char *txt = objstore_obj_json(s, sa, &len);
+        char *want = json_dumps(sa, JSON_COMPACT);
+        CHECK(txt && want && len == strlen(want) && strcmp(txt, want) == 0);
+        free(want);
+        json_t *sb = t_create(s, cms, "default", t_obj("shared-b", "default"));
+        CHECK(objstore_obj_json(s, sa, NULL) == NULL && objstore_obj_json(s, sb, NULL) != NULL);
+        json_t *sc = json_deep_copy(sb);
+        CHECK(objstore_obj_json(s, sc, NULL) == NULL && objstore_obj_json(s, NULL, NULL) == NULL);
+        json_decref(sc);
+        json_decref(sa);
+        json_decref(sb);
+        objstore_watch_stop(s, &wsh);
+    }
     /* unregister (CRD deletion): DELETED for every object */
     json_decref(t_create(s, rcs, "default", t_obj("r1", "default")));
     json_decref(t_create(s, rcs, "default", t_obj("r2", "default")));
