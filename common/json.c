@@ -396,12 +396,187 @@ out:
     return rc;
 }
 
+/* ---------- the compact writer ---------- */
+
+#define DUMP_DEPTH_MAX 512 /* deeper trees go to json_dumps */
+#define DUMP_FALLBACK 1 /* s_dump: let json_dumps write this tree */
+
+int jx_escape(buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        if (run && buf_append(b, s + i - run, run) < 0)
+            return ERR_NOMEM;
+        run = 0;
+        char esc[6] = {'\\', 0, '0', '0', 0, 0};
+        size_t el = 2;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            esc[1] = 'u';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            el = 6;
+        }
+        if (buf_append(b, esc, el) < 0)
+            return ERR_NOMEM;
+    }
+    return run && buf_append(b, s + n - run, run) < 0 ? ERR_NOMEM : 0;
+}
+
+/* A JSON string (with quotes) as jansson writes it; non-ASCII text goes to json_dumps (it
+ * validates UTF-8 and fails on bad bytes; we keep its answer). */
+static int s_dump_str(buf_t *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] >= 0x80)
+            return DUMP_FALLBACK;
+    if (buf_append(b, "\"", 1) < 0 || jx_escape(b, s, n) != 0 || buf_append(b, "\"", 1) < 0)
+        return ERR_NOMEM;
+    return 0;
+}
+
+/* Appends v as json_dumps(v, JSON_COMPACT) would. Returns 0, DUMP_FALLBACK or ERR_NOMEM. */
+static int s_dump(buf_t *b, const json_t *v, int depth)
+{
+    if (depth > DUMP_DEPTH_MAX)
+        return DUMP_FALLBACK;
+    int rc;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        if (buf_append(b, "{", 1) < 0)
+            return ERR_NOMEM;
+        bool first = true;
+        for (void *it = json_object_iter((json_t *)v); it;
+             it = json_object_iter_next((json_t *)v, it)) {
+            if (!first && buf_append(b, ",", 1) < 0)
+                return ERR_NOMEM;
+            first = false;
+            if ((rc = s_dump_str(b, json_object_iter_key(it), json_object_iter_key_len(it))) != 0)
+                return rc;
+            if (buf_append(b, ":", 1) < 0)
+                return ERR_NOMEM;
+            if ((rc = s_dump(b, json_object_iter_value(it), depth + 1)) != 0)
+                return rc;
+        }
+        return buf_append(b, "}", 1) < 0 ? ERR_NOMEM : 0;
+    }
+    case JSON_ARRAY: {
+        if (buf_append(b, "[", 1) < 0)
+            return ERR_NOMEM;
+        size_t n = json_array_size(v);
+        for (size_t i = 0; i < n; i++) {
+            if (i && buf_append(b, ",", 1) < 0)
+                return ERR_NOMEM;
+            if ((rc = s_dump(b, json_array_get(v, i), depth + 1)) != 0)
+                return rc;
+        }
+        return buf_append(b, "]", 1) < 0 ? ERR_NOMEM : 0;
+    }
+    case JSON_STRING:
+        return s_dump_str(b, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER: {
+        char num[32];
+        int n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return buf_append(b, num, (size_t)n) < 0 ? ERR_NOMEM : 0;
+    }
+    case JSON_TRUE:
+        return buf_append(b, "true", 4) < 0 ? ERR_NOMEM : 0;
+    case JSON_FALSE:
+        return buf_append(b, "false", 5) < 0 ? ERR_NOMEM : 0;
+    case JSON_NULL:
+        return buf_append(b, "null", 4) < 0 ? ERR_NOMEM : 0;
+    default:
+        return DUMP_FALLBACK; /* reals: jansson's own formatting */
+    }
+}
+
+char *jx_dumps_compact(const json_t *v, size_t *len)
+{
+    if (!v)
+        return NULL;
+    buf_t b;
+    buf_init(&b, SIZE_MAX / 4);
+    int rc = s_dump(&b, v, 0);
+    if (rc == 0) {
+        char *text = buf_take(&b, len);
+        if (text)
+            return text;
+    }
+    buf_free(&b);
+    if (rc < 0)
+        return NULL;
+    char *text = json_dumps(v, JSON_COMPACT);
+    if (text && len)
+        *len = strlen(text);
+    return text;
+}
+
 #ifdef RF_SELFTEST
 #include "selftest.h"
 
 int json_test(bool verbose)
 {
     int failed = 0;
+    /* jx_dumps_compact writes json_dumps's compact bytes; jx_escape escapes as it does */
+    {
+        json_t *d = json_pack("{s:s,s:I,s:I,s:[i,b,n,{},[]],s:{s:{s:s}},s:f,s:s,s:s,s:b}", "plain",
+                              "a/b c", "big", (json_int_t)INT64_MAX, "neg", (json_int_t)INT64_MIN,
+                              "arr", -1, 0, "nest", "k\"q\\", "v", "\b\f\n\r\t\x01\x1f\x7f", "real",
+                              0.1, "utf8", "caf\xc3\xa9", "", "", "t", 1);
+        json_object_set_new(d, "nul\0key", json_stringn("x\0y", 3));
+        json_t *deep = json_array();
+        for (int i = 0; i < 600; i++)
+            deep = json_pack("[o]", deep);
+        json_object_set_new(d, "deep", deep);
+        size_t n = 0;
+        char *got = jx_dumps_compact(d, &n);
+        char *want = json_dumps(d, JSON_COMPACT);
+        CHECK(got && want && n == strlen(want) && strcmp(got, want) == 0);
+        free(got);
+        json_object_del(d, "utf8");
+        json_object_del(d, "real");
+        json_object_del(d, "deep");
+        got = jx_dumps_compact(d, &n);
+        free(want);
+        want = json_dumps(d, JSON_COMPACT);
+        CHECK(got && want && n == strlen(want) && strcmp(got, want) == 0);
+        free(got);
+        free(want);
+        json_decref(d);
+        CHECK(jx_dumps_compact(NULL, NULL) == NULL);
+        buf_t eb;
+        buf_init(&eb, 256);
+        CHECK(jx_escape(&eb, "a\"\\\b\f\n\r\t\x01\x1f\x7f\xc3\xa9/", 14) == 0 &&
+              strcmp(buf_str(&eb), "a\\\"\\\\\\b\\f\\n\\r\\t\\u0001\\u001F\x7f\xc3\xa9/") == 0);
+        buf_free(&eb);
+    }
     buf_t err;
     buf_init(&err, 1024);
 

@@ -4,6 +4,7 @@
 #include "redact.h"
 
 #include "err.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,8 +221,6 @@ json_t *redact_object(const json_t *obj)
     return copy;
 }
 
-static int s_esc_append(buf_t *out, const char *s, size_t n);
-
 /* The beginning every cut summary of an object shares: jansson's compact dump of
  * {"truncated":true, the members of `ids`, "head":""} without its closing `"}`, so it ends with
  * `"head":"`. Dumped once per summary (a small object); NULL when out of memory. */
@@ -254,7 +253,7 @@ static char *s_cut(const char *prefix, const char *full, size_t head)
     size_t plen = strlen(prefix);
     buf_t b;
     buf_init(&b, plen + 6 * head + 8);
-    if (buf_append(&b, prefix, plen) || s_esc_append(&b, full, head) || buf_append(&b, "\"}", 2)) {
+    if (buf_append(&b, prefix, plen) || jx_escape(&b, full, head) || buf_append(&b, "\"}", 2)) {
         buf_free(&b);
         return NULL;
     }
@@ -304,7 +303,7 @@ static char *s_cut_search(const char *prefix, const char *full, size_t len, size
 
 /* The same summary as s_cut_search() in one scan and one write instead of ~log2(max) dumps: a
  * cut summary is the prefix, the escaped head and `"}` (s_cut()), so its length is that of the
- * empty-head one plus the escaped length (s_esc_len(), the escaper's own table) of the head, and
+ * empty-head one plus the escaped length (s_esc_len(): what jx_escape() writes) of the head, and
  * the longest head that fits is found by one scan. The result is checked (its length is the one
  * computed); when not, NULL with *verified false is returned and the caller falls back to the
  * search. Returns the malloc'd summary, or NULL (*verified true: none fits, or out of memory
@@ -342,7 +341,7 @@ static char *s_cut_fast(const char *prefix, const char *full, size_t len, size_t
         return NULL;
     }
     if (strlen(s) != cost) {
-        free(s); // cannot happen: the scan and the escaper share s_esc_len()
+        free(s); // s_esc_len() disagrees with jx_escape(): the search decides
         return NULL;
     }
     *verified = true;
@@ -365,60 +364,11 @@ typedef struct {
     int err; /* ERR_NOMEM / ERR_TOOBIG met */
 } s_emit_t;
 
-/* Appends `s[0..n)` escaped as jansson's compact dump does (no JSON_ENSURE_ASCII, no
- * JSON_ESCAPE_SLASH): \" \\ \b \f \n \r \t, other control characters as \u00XX. Returns
- * buf_append()'s error. */
-static int s_esc_append(buf_t *out, const char *s, size_t n)
-{
-    size_t run = 0;
-    int err = 0;
-    for (size_t i = 0; i < n && !err; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (s_esc_len(c) == 1)
-            continue;
-        if (i > run)
-            err = buf_append(out, s + run, i - run);
-        char seq[8];
-        switch (c) {
-        case '"':
-            memcpy(seq, "\\\"", 3);
-            break;
-        case '\\':
-            memcpy(seq, "\\\\", 3);
-            break;
-        case '\b':
-            memcpy(seq, "\\b", 3);
-            break;
-        case '\f':
-            memcpy(seq, "\\f", 3);
-            break;
-        case '\n':
-            memcpy(seq, "\\n", 3);
-            break;
-        case '\r':
-            memcpy(seq, "\\r", 3);
-            break;
-        case '\t':
-            memcpy(seq, "\\t", 3);
-            break;
-        default:
-            snprintf(seq, sizeof(seq), "\\u%04X", (unsigned)c);
-            break;
-        }
-        if (!err)
-            err = buf_puts(out, seq);
-        run = i + 1;
-    }
-    if (!err && n > run)
-        err = buf_append(out, s + run, n - run);
-    return err;
-}
-
-/* s_esc_append() into the dump. */
+/* jx_escape() (jansson's escaping) into the dump. */
 static void s_put_esc(s_emit_t *e, const char *s, size_t n)
 {
     if (!e->err)
-        e->err = s_esc_append(e->out, s, n);
+        e->err = jx_escape(e->out, s, n);
 }
 
 static void s_put(s_emit_t *e, const char *s)

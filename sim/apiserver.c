@@ -303,7 +303,7 @@ static void s_reply_json(reqctx_t *x, int status, json_t *obj, const char *ctype
         json_decref(obj);
         return;
     }
-    char *text = obj ? objstore_dumps(obj, &len) : NULL; /* = json_dumps(obj, AS_JSON_FLAGS) */
+    char *text = obj ? jx_dumps_compact(obj, &len) : NULL; /* = json_dumps(obj, AS_JSON_FLAGS) */
     json_decref(obj);
     if (!text) {
         static const char oom[] = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"

@@ -301,11 +301,6 @@ void objstore_watch_stop(objstore_t *s, objstore_watch_t **wp);
  * Valid only during the callback. NULL when out of memory. `len` may be NULL. */
 const char *objstore_event_json(const objstore_event_t *ev, size_t *len);
 
-/* json_dumps(v, JSON_COMPACT), byte for byte, written several times faster (jansson's own
- * writer only for reals and non-ASCII strings). Free with free(); NULL when out of memory or v is
- * NULL. `len` (may be NULL) receives strlen. */
-char *objstore_dumps(const json_t *v, size_t *len);
-
 /* The compact JSON text of `obj` when it is the object of the last event delivered (the text a
  * watch built for it, e.g. the tree a write just stored and handed back in *out), else NULL
  * (no watch serialised it, or another event came after). Valid until the next write. Lets the
