@@ -84,6 +84,10 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 #define STORE_BUSY_TIMEOUT_MS_DEFAULT 50
 #define STORE_FLUSH_EVERY_MAX_MS 1000 /* longest store_attach_loop_every() interval */
 
+/* WAL pages between automatic checkpoints of a read-write open that holds STORE_OBSERVED (SQLite's
+ * default is 1000): fewer checkpoints, each page copied once however often it was rewritten. */
+#define STORE_OBSERVED_CHECKPOINT_PAGES 10000
+
 /* Queued writes that trigger an early flush. */
 #define STORE_BATCH_MAX_DEFAULT 2000
 /* Hard bounds of the write queue (while the database stays busy). */
