@@ -40,6 +40,7 @@ struct item {
     bool started; /* has been started at least once (last_start is valid) */
     bool urgent; /* added with workq_add_urgent() since its last start: queued in the urgent lane */
     bool in_lane; /* queued in the urgent lane (at the FIFO's front, up to utail) */
+    bool ran_urgent; /* its reconcile in flight was started from the urgent lane */
     long heap_idx; /* index in the delay heap, or -1 */
     int64_t ready_at; /* when due, while in the heap */
     int64_t ready_since; /* when it became ready (for latency and the FIFO wait) */
@@ -593,6 +594,7 @@ static int64_t s_dispatch_cb(loop_t *loop, int64_t id, void *arg)
         }
         it->processing = true;
         it->started = true;
+        it->ran_urgent = it->urgent;
         it->urgent = false;
         it->last_start = now;
         q->in_flight++;
@@ -820,6 +822,12 @@ bool workq_in_flight(const workq_t *q, const char *key)
 {
     const item_t *it = q && key ? s_find(q, key) : NULL;
     return it && it->processing;
+}
+
+bool workq_urgent_start(const workq_t *q, const char *key)
+{
+    const item_t *it = q && key ? s_find(q, key) : NULL;
+    return it && it->processing && it->ran_urgent;
 }
 
 bool workq_pending(const workq_t *q, const char *key)
@@ -1384,6 +1392,7 @@ int workq_test(bool verbose)
             int n = r->nlog;
             CHECK(t_run_until_starts(loop, r, want[i], want[i][0] == 'b' ? 2 : 1));
             CHECK(r->nlog == n + 1 && strcmp(r->names[r->order[n]], want[i]) == 0);
+            CHECK(workq_urgent_start(q, want[i]) == (want[i][0] != 'o' || want[i][1] == '2'));
             CHECK(t_finish(q, r, want[i], workq_ok()) == 0);
         }
     }

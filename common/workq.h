@@ -198,6 +198,10 @@ workq_result_t workq_error(void);
 /* True while `key` is being reconciled. */
 bool workq_in_flight(const workq_t *q, const char *key);
 
+/* True while `key` is being reconciled by a start from the urgent lane (its pass may ask for
+ * urgency downstream, e.g. k8s_opts_t.urgent). */
+bool workq_urgent_start(const workq_t *q, const char *key);
+
 /* True while `key` waits (queued or delayed). */
 bool workq_pending(const workq_t *q, const char *key);
 
