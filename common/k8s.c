@@ -42,6 +42,7 @@ struct k8s_req {
     char *ct_copy; /* k8s_raw(): owned copy of its content type, or NULL */
     bool idempotent; /* 5xx / transport errors may be retried */
     bool is_watch; /* streaming */
+    bool urgent; /* queued in the FIFO's urgent lane (k8s_opts_t.urgent) */
     bool streaming; /* a 2xx stream started: never retried */
     bool auth_retried; /* the one 401 retry was used */
     bool in_cb; /* a user callback of this request is running */
@@ -84,6 +85,7 @@ struct k8s_client {
     int64_t next_id; /* id counter */
     k8s_req_t *all; /* every live request */
     k8s_req_t *qhead, *qtail; /* rate-limiter FIFO */
+    k8s_req_t *qutail; /* last request of the FIFO's urgent lane (its front part), or NULL */
     size_t qlen; /* its length */
     int flight; /* slots held (non-watch attempts in flight) */
     k8s_req_t *chead, *ctail; /* requests waiting for credentials */
@@ -357,6 +359,8 @@ static void s_unlink_queues(k8s_req_t *r)
                 *pp = r->qnext;
                 if (c->qtail == r)
                     c->qtail = prev;
+                if (c->qutail == r)
+                    c->qutail = prev; /* the lane is the front: prev is urgent too, or NULL */
                 c->qlen--;
                 break;
             }
@@ -938,6 +942,8 @@ static int64_t s_drain(loop_t *loop, int64_t id, void *arg)
         c->qhead = r->qnext;
         if (!c->qhead)
             c->qtail = NULL;
+        if (c->qutail == r)
+            c->qutail = NULL;
         c->qlen--;
         r->qnext = NULL;
         if (c->cfg.qps > 0)
@@ -959,13 +965,24 @@ static void s_enqueue(k8s_req_t *r)
     r->enq_ms = loop_clock_ms();
     if (c->cfg.qps > 0)
         s_refill(c);
-    /* A watch with a token free goes ahead of requests that wait only for a slot. */
-    if ((c->qhead && !r->is_watch) || (c->cfg.qps > 0 && c->tokens < 1.0) || !s_slot_free(r)) {
-        if (c->qtail)
+    /* A watch with a token free goes ahead of requests that wait only for a slot; so does an
+     * urgent request when no urgent one waits. */
+    if (((r->urgent ? c->qutail : c->qhead) && !r->is_watch) ||
+        (c->cfg.qps > 0 && c->tokens < 1.0) || !s_slot_free(r)) {
+        if (r->urgent) {
+            /* behind the urgent lane, ahead of the rest */
+            k8s_req_t **pp = c->qutail ? &c->qutail->qnext : &c->qhead;
+            r->qnext = *pp;
+            *pp = r;
+            if (!r->qnext)
+                c->qtail = r;
+            c->qutail = r;
+        } else if (c->qtail) {
             c->qtail->qnext = r;
-        else
-            c->qhead = r;
-        c->qtail = r;
+            c->qtail = r;
+        } else {
+            c->qhead = c->qtail = r;
+        }
         c->qlen++;
         c->stats.throttled++;
         s_arm_drain(c);
@@ -1096,6 +1113,7 @@ static int64_t s_start(k8s_client_t *c, const char *method, const k8s_res_t *res
     r->content_type = content_type;
     r->idempotent = idempotent;
     r->is_watch = watch;
+    r->urgent = opts && opts->urgent;
     r->on_done = fn;
     r->on_event = on_event;
     r->arg = arg;
@@ -1313,6 +1331,7 @@ int64_t k8s_raw(k8s_client_t *c, const char *method, const char *path, const cha
         goto fail;
     /* only what cannot have changed anything on the server is retried (file comment) */
     r->idempotent = m == methods[0] || m == methods[1];
+    r->urgent = o && o->urgent;
     int mr = o ? o->max_retries : 0;
     r->max_retries = mr < 0 ? 0 : mr > 0 ? mr : c->cfg.max_retries;
     r->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : c->cfg.timeout_ms;
@@ -1902,6 +1921,25 @@ int k8s_test(bool verbose)
         CHECK(k8s_cancel(c, ids[4]) == 0); /* a waiting one: no slot to give back */
         k8s_client_stats(c, &st);
         CHECK(st.queued == 1 && st.attempts == 4);
+        /* the urgent lane: urgent requests wait ahead of the others, FIFO among themselves */
+        const k8s_opts_t uo = {.urgent = true};
+        int64_t u1 = k8s_list(c, &pods, &uo, s_t_done, &t);
+        int64_t n1 = k8s_list(c, &pods, NULL, s_t_done, &t);
+        int64_t u2 = k8s_list(c, &pods, &uo, s_t_done, &t);
+        loop_run_once(loop, 0); /* queued from the start timer */
+        const k8s_req_t *q = c->qhead;
+        CHECK(q && q->id == u1 && q->qnext && q->qnext->id == u2 && q->qnext->qnext &&
+              q->qnext->qnext->id == ids[3] && q->qnext->qnext->qnext &&
+              q->qnext->qnext->qnext->id == n1 && c->qtail->id == n1 && c->qutail->id == u2);
+        CHECK(k8s_cancel(c, u2) == 0);
+        CHECK(c->qutail && c->qutail->id == u1 && c->qhead->qnext->id == ids[3]);
+        CHECK(k8s_cancel(c, u1) == 0);
+        CHECK(c->qutail == NULL && c->qhead->id == ids[3]);
+        int64_t u3 = k8s_list(c, &pods, &uo, s_t_done, &t);
+        loop_run_once(loop, 0);
+        CHECK(c->qhead->id == u3 && c->qutail == c->qhead && c->qtail->id == n1);
+        k8s_client_stats(c, &st);
+        CHECK(st.queued == 3 && st.attempts == 4 && t.done == 0);
         k8s_client_destroy(&c);
     }
     if (ls >= 0)

@@ -136,6 +136,8 @@ typedef struct {
     int64_t grace_period_seconds; /* delete: its value */
     const char *precondition_uid; /* delete: preconditions.uid */
     const char *precondition_rv; /* delete: preconditions.resourceVersion */
+    bool urgent; /* waits in the FIFO's urgent lane: ahead of every request that is not urgent,
+                  * FIFO among the urgent ones (e.g. the write that ends a job's run) */
     const char *const
         *keep; /* NULL: decode 2xx bodies fully; else a NULL-terminated list of
                 * dotted paths (jproj.h) of the OBJECT to keep: a 2xx body (the object;
@@ -154,6 +156,7 @@ typedef struct {
                                    * LF or other control bytes), or NULL; their values are wiped
                                    * from memory when the request ends (they may hold tokens) */
     size_t n_headers; /* entries in headers */
+    bool urgent; /* as k8s_opts_t.urgent */
 } k8s_raw_opts_t;
 
 /* PATCH media types. */

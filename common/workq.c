@@ -38,6 +38,9 @@ struct item {
     bool dirty; /* added again while in flight: queue on done */
     bool idle; /* on the idle list */
     bool started; /* has been started at least once (last_start is valid) */
+    bool urgent; /* added with workq_add_urgent() since its last start: queued in the urgent lane */
+    bool in_lane; /* queued in the urgent lane (at the FIFO's front, up to utail) */
+    bool ran_urgent; /* its reconcile in flight was started from the urgent lane */
     long heap_idx; /* index in the delay heap, or -1 */
     int64_t ready_at; /* when due, while in the heap */
     int64_t ready_since; /* when it became ready (for latency and the FIFO wait) */
@@ -57,6 +60,7 @@ struct workq {
     size_t nitems; /* items in the table */
     item_t *qhead; /* FIFO head (next to start) */
     item_t *qtail; /* FIFO tail */
+    item_t *utail; /* last key of the urgent lane (the FIFO's front part), NULL when empty */
     size_t depth; /* items in the FIFO */
     item_t **heap; /* delay heap */
     size_t heap_len; /* items in the heap */
@@ -183,18 +187,59 @@ static void s_unlink_hash(workq_t *q, item_t *it)
 
 /* ---- FIFO and idle list ---- */
 
+/* Queues `it` at the FIFO's tail, or an urgent key at the urgent lane's tail (behind the keys
+ * already urgent, ahead of every ordinary key). */
 static void s_fifo_push(workq_t *q, item_t *it)
 {
-    it->prev = q->qtail;
-    it->next = NULL;
-    if (q->qtail) {
-        q->qtail->next = it;
-    } else {
+    item_t *after = it->urgent ? q->utail : q->qtail;
+    if (it->urgent && !after && q->qhead) {
+        /* the lane is empty: first of the FIFO */
+        it->prev = NULL;
+        it->next = q->qhead;
+        q->qhead->prev = it;
         q->qhead = it;
+    } else {
+        it->prev = after;
+        it->next = after ? after->next : NULL;
+        if (after) {
+            after->next = it;
+        } else {
+            q->qhead = it;
+        }
+        if (it->next) {
+            it->next->prev = it;
+        } else {
+            q->qtail = it;
+        }
     }
-    q->qtail = it;
+    if (it->urgent) {
+        q->utail = it;
+    }
+    it->in_lane = it->urgent;
     it->queued = true;
     q->depth++;
+}
+
+/* Takes `it` out of the FIFO. */
+static void s_fifo_unlink(workq_t *q, item_t *it)
+{
+    if (q->utail == it) {
+        q->utail = it->prev; /* the lane is the FIFO's front: what precedes is urgent too */
+    }
+    if (it->prev) {
+        it->prev->next = it->next;
+    } else {
+        q->qhead = it->next;
+    }
+    if (it->next) {
+        it->next->prev = it->prev;
+    } else {
+        q->qtail = it->prev;
+    }
+    it->next = it->prev = NULL;
+    it->queued = false;
+    it->in_lane = false;
+    q->depth--;
 }
 
 static item_t *s_fifo_pop(workq_t *q)
@@ -203,15 +248,7 @@ static item_t *s_fifo_pop(workq_t *q)
     if (!it) {
         return NULL;
     }
-    q->qhead = it->next;
-    if (q->qhead) {
-        q->qhead->prev = NULL;
-    } else {
-        q->qtail = NULL;
-    }
-    it->next = it->prev = NULL;
-    it->queued = false;
-    q->depth--;
+    s_fifo_unlink(q, it);
     return it;
 }
 
@@ -421,6 +458,10 @@ static void s_ready(workq_t *q, item_t *it, int64_t now)
         return;
     }
     if (it->queued) {
+        if (it->urgent && !it->in_lane) {
+            s_fifo_unlink(q, it); /* made urgent while waiting: into the lane, same add time */
+            s_fifo_push(q, it);
+        }
         return;
     }
     s_heap_remove(q, it);
@@ -553,6 +594,8 @@ static int64_t s_dispatch_cb(loop_t *loop, int64_t id, void *arg)
         }
         it->processing = true;
         it->started = true;
+        it->ran_urgent = it->urgent;
+        it->urgent = false;
         it->last_start = now;
         q->in_flight++;
         q->st.starts++;
@@ -663,6 +706,20 @@ int workq_add(workq_t *q, const char *key)
     return 0;
 }
 
+int workq_add_urgent(workq_t *q, const char *key)
+{
+    item_t *it = NULL;
+    int rc = s_item_for_add(q, key, &it);
+    if (rc < 0) {
+        return rc;
+    }
+    q->st.add_calls++;
+    q->st.urgent_adds++;
+    it->urgent = true;
+    s_ready(q, it, s_now());
+    return 0;
+}
+
 int workq_add_after(workq_t *q, const char *key, int64_t delay_ms)
 {
     item_t *it = NULL;
@@ -767,6 +824,12 @@ bool workq_in_flight(const workq_t *q, const char *key)
     return it && it->processing;
 }
 
+bool workq_urgent_start(const workq_t *q, const char *key)
+{
+    const item_t *it = q && key ? s_find(q, key) : NULL;
+    return it && it->processing && it->ran_urgent;
+}
+
 bool workq_pending(const workq_t *q, const char *key)
 {
     const item_t *it = q && key ? s_find(q, key) : NULL;
@@ -786,6 +849,10 @@ void workq_stats(const workq_t *q, workq_stats_t *out)
     out->keys = q->nitems;
     int64_t now = s_now();
     out->longest_wait_ms = q->qhead ? now - q->qhead->ready_since : 0;
+    const item_t *first_ordinary = q->utail ? q->utail->next : NULL; /* may have waited longer */
+    if (first_ordinary && now - first_ordinary->ready_since > out->longest_wait_ms) {
+        out->longest_wait_ms = now - first_ordinary->ready_since;
+    }
     for (size_t b = 0; q->in_flight && b < q->nbuckets; b++)
         for (const item_t *it = q->buckets[b]; it; it = it->hnext)
             if (it->processing) {
@@ -1294,6 +1361,56 @@ int workq_test(bool verbose)
     CHECK(workq_num_requeues(q, "e") == 0);
     workq_stats(q, &st);
     CHECK(st.retries == 1 && st.keys == 0);
+    workq_destroy(&q);
+
+    /* 12. The urgent lane: urgent keys start before every ordinary key, FIFO among themselves;
+     * a queued ordinary key made urgent moves into the lane, a delayed one too, one in flight goes
+     * into the lane when done; dedup and one-at-a-time hold; the mark ends with the start. */
+    t_reset(r, 1);
+    q = workq_new(loop, NULL, t_reconcile, r); /* concurrency 1 */
+    CHECK(workq_add_urgent(q, NULL) == ERR_INVAL);
+    CHECK(workq_add(q, "busy") == 0);
+    CHECK(t_run_until_starts(loop, r, "busy", 1));
+    CHECK(workq_add(q, "o1") == 0);
+    CHECK(workq_add(q, "o2") == 0);
+    CHECK(workq_add(q, "o3") == 0);
+    CHECK(workq_add_urgent(q, "u1") == 0);
+    CHECK(workq_add_urgent(q, "o2") == 0); /* queued: into the lane, behind u1 */
+    CHECK(workq_add_urgent(q, "u1") == 0); /* deduplicated, keeps its place */
+    CHECK(workq_add_after(q, "d", 100000) == 0);
+    CHECK(workq_add_urgent(q, "d") == 0); /* delayed: into the lane now */
+    CHECK(workq_add_urgent(q, "busy") == 0); /* in flight: dirty, into the lane when done */
+    CHECK(workq_add(q, "o1") == 0); /* an ordinary re-add does not move o1 */
+    workq_stats(q, &st);
+    CHECK(st.depth == 5 && st.delayed == 0 && st.in_flight == 1 && st.urgent_adds == 5);
+    t_spin(loop, 3);
+    CHECK(r->starts[t_idx(r, "busy")] == 1 && r->starts[t_idx(r, "u1")] == 0);
+    CHECK(t_finish(q, r, "busy", workq_ok()) == 0);
+    {
+        static const char *const want[] = {"u1", "o2", "d", "busy", "o1", "o3"};
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+            int n = r->nlog;
+            CHECK(t_run_until_starts(loop, r, want[i], want[i][0] == 'b' ? 2 : 1));
+            CHECK(r->nlog == n + 1 && strcmp(r->names[r->order[n]], want[i]) == 0);
+            CHECK(workq_urgent_start(q, want[i]) == (want[i][0] != 'o' || want[i][1] == '2'));
+            CHECK(t_finish(q, r, want[i], workq_ok()) == 0);
+        }
+    }
+    /* started: the mark is gone, an ordinary re-add queues at the tail again */
+    CHECK(workq_add(q, "x") == 0);
+    CHECK(t_run_until_starts(loop, r, "x", 1));
+    CHECK(workq_add(q, "y") == 0);
+    CHECK(workq_add(q, "busy") == 0);
+    CHECK(t_finish(q, r, "x", workq_ok()) == 0);
+    CHECK(t_run_until_starts(loop, r, "y", 1));
+    CHECK(r->starts[t_idx(r, "busy")] == 2);
+    CHECK(t_finish(q, r, "y", workq_ok()) == 0);
+    CHECK(t_run_until_starts(loop, r, "busy", 3));
+    CHECK(t_finish(q, r, "busy", workq_ok()) == 0);
+    t_spin(loop, 3);
+    CHECK(r->failed_concurrent == 0);
+    workq_stats(q, &st);
+    CHECK(st.depth == 0 && st.in_flight == 0 && st.keys == 0);
     workq_destroy(&q);
 
     /* Destroy with keys in every state cancels the timers. */

@@ -35,6 +35,13 @@
  * a reconcile that completes synchronously and re-adds its key cannot spin the
  * loop.
  *
+ * Urgent lane: workq_add_urgent() is workq_add() for a key whose pass must not wait behind the
+ * ordinary backlog (e.g. the event that ends a job). Urgent keys queue at the FIFO's front, FIFO
+ * among themselves, ahead of every ordinary key; an ordinary key already waiting moves into the
+ * lane keeping its add time; a key in flight is marked dirty and goes into the lane when done; a
+ * delayed key moves into the lane now. Deduplication, one reconcile per key at a time and the
+ * per-key rate limit are unchanged; the mark is cleared when the key starts.
+ *
  * Bounds: at most `max_len` keys waiting (queued or delayed); an add of a new
  * key beyond that fails with ERR_TOOBIG and a log line (a key already waiting,
  * or in flight, can always be re-added). Keys with a failure history are kept
@@ -125,6 +132,7 @@ typedef struct {
     uint64_t adds; /* calls that made a key ready (after dedup) */
     uint64_t add_calls; /* every workq_add/_after/_rate_limited call accepted */
     uint64_t retries; /* rate-limited requeues */
+    uint64_t urgent_adds; /* workq_add_urgent() calls accepted */
     uint64_t starts; /* reconciles started */
     uint64_t rejected; /* adds refused because the queue was full */
     uint64_t rate_deferred; /* starts deferred by the per-key rate */
@@ -152,6 +160,9 @@ void workq_destroy(workq_t **qp);
  * ERR_INVAL (NULL, empty or longer than WORKQ_MAX_KEY_LEN), ERR_TOOBIG (queue
  * full) or ERR_NOMEM. */
 int workq_add(workq_t *q, const char *key);
+
+/* Makes `key` ready now in the urgent lane (see the file comment). Returns as workq_add(). */
+int workq_add_urgent(workq_t *q, const char *key);
 
 /* Makes `key` ready in `delay_ms` (<= 0: now), keeping an earlier pending time.
  * Returns as workq_add(). */
@@ -186,6 +197,10 @@ workq_result_t workq_error(void);
 
 /* True while `key` is being reconciled. */
 bool workq_in_flight(const workq_t *q, const char *key);
+
+/* True while `key` is being reconciled by a start from the urgent lane (its pass may ask for
+ * urgency downstream, e.g. k8s_opts_t.urgent). */
+bool workq_urgent_start(const workq_t *q, const char *key);
 
 /* True while `key` waits (queued or delayed). */
 bool workq_pending(const workq_t *q, const char *key);

@@ -123,6 +123,10 @@ typedef struct {
      * records decisions that must be made once (a generated id). The pass then fails and is
      * retried once the watcher has caught up. */
     bool status_precondition;
+    /* Optional: true when a bus ObjectChanged for the kind must not wait behind the ordinary
+     * backlog (e.g. a child whose change can end the object's run): ctrl_queue_change() then
+     * queues the key in the work queue's urgent lane (workq_add_urgent()). */
+    bool (*urgent)(const envwire_object_changed_t *oc);
     /* (With status_precondition, a pass whose observed copy is still the one an own write of
      * the object succeeded against is not run: it would be refused; see stale_skips.) */
 } ctrl_kind_t;
@@ -185,6 +189,8 @@ struct ctrl_pass {
     bool short_requeue; /* an expectation is unmet or the status changed */
     bool status_error; /* the status could not be calculated or written */
     bool sent; /* a request of this pass was sent (children may have changed since loaded) */
+    bool urgent; /* started from the work queue's urgent lane: its API requests are urgent too
+                  * (k8s_opts_t.urgent), ahead of other passes' in the client's FIFO */
     int64_t requeue_ms; /* > 0: requeue period of a clean end (e.g. a finalizer added) */
     uint64_t events_sent; /* Events this pass emitted */
     void *data; /* the kind's per-pass state (ctrl_kind_t.pass_size bytes, zeroed) */
@@ -239,6 +245,11 @@ void ctrl_fn(workq_t *q, const char *key, void *arg);
  * into out[size]. Returns 0, ERR_INVAL (not about an object of this kind and cluster) or
  * ERR_TOOBIG. */
 int ctrl_note_change(ctrl_t *c, const envwire_object_changed_t *oc, char *out, size_t size);
+
+/* ctrl_note_change(), then queues the key in `q`: in the urgent lane when the kind's urgent()
+ * says so, else as workq_add(). Returns 0, ctrl_note_change()'s error (nothing queued) or the
+ * work queue's. */
+int ctrl_queue_change(ctrl_t *c, workq_t *q, const envwire_object_changed_t *oc);
 
 /* Writes "cluster/ns/name" into out[size]. Returns its length or ERR_TOOBIG / ERR_INVAL. */
 int ctrl_key(const char *cluster, const char *ns, const char *name, char *out, size_t size);

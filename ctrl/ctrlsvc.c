@@ -170,15 +170,13 @@ static bool s_owns(const run_t *m, uint32_t shard)
 static int s_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
 {
     run_t *m = arg;
-    char key[CTRL_KEY_MAX];
     if (m->bus_lag && msg->sent_at_ms > 0) {
         int64_t lag = rftime_now_ms() - msg->sent_at_ms;
         metric_observe(m->bus_lag, lag > 0 ? (double)lag / 1000.0 : 0);
     }
     if (!m->ctrl || !s_owns(m, msg->object_changed.shard))
         return 0;
-    if (ctrl_note_change(m->ctrl, &msg->object_changed, key, sizeof(key)) == 0)
-        workq_add(m->q, key);
+    ctrl_queue_change(m->ctrl, m->q, &msg->object_changed);
     return 0;
 }
 

@@ -14,10 +14,11 @@
  * most every CTRLSVC_FLUSH_EVERY_MS. observed.db is opened read-only once the watcher has created
  * it (retried every CTRLSVC_OPEN_RETRY_MS); then the service's open() builds its controller and a
  * work queue starts it. The bus subscriber (one subscription per owned shard) notes every
- * ObjectChanged about the kind as the cause of the key's next pass (ctrl_note_change()) and queues
- * the key. A resync queues every object of the kind of the owned shards from observed.db at start,
- * every --resync, and for the shards acquired in one loop turn, so a lost bus event costs latency,
- * never correctness.
+ * ObjectChanged about the kind as the cause of the key's next pass and queues the key
+ * (ctrl_queue_change(): in the urgent lane when the kind says the change is urgent). A resync
+ * queues every object of the kind of the owned shards from observed.db at start, every --resync,
+ * and for the shards acquired in one loop turn, so a lost bus event costs latency, never
+ * correctness.
  *
  * Replicas (issue 7). With --shards.lease off (the default) a replica owns the shards of
  * --shards.owned (none listed: all) for ever. With --shards.lease sqlite|kubernetes the replicas

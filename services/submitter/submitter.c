@@ -397,6 +397,13 @@ static const ctrl_stage_t s_stages[] = {
     {s_stage_status, false},
 };
 
+/* A change of the RayJob's submitter Job (K8sJobMode) is what tells that the Ray job ended: that
+ * pass (Running -> Complete/Failed) must not wait behind thousands of other RayJobs' passes. */
+static bool s_urgent(const envwire_object_changed_t *oc)
+{
+    return envwire_str_eq(oc->child_kind, "Job");
+}
+
 static const ctrl_kind_t s_kind = {.group = "ray.io",
                                    .version = "v1",
                                    .kind = "RayJob",
@@ -408,7 +415,8 @@ static const ctrl_kind_t s_kind = {.group = "ray.io",
                                    .stages = s_stages,
                                    .nstages = sizeof(s_stages) / sizeof(s_stages[0]),
                                    .pass_free = s_pass_free,
-                                   .status_precondition = true};
+                                   .status_precondition = true,
+                                   .urgent = s_urgent};
 
 submitter_t *submitter_new(loop_t *loop, const submitter_config_t *cfg)
 {

@@ -512,13 +512,12 @@ HARNESS_FN int s_harness_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *
     if (reconcile_note_change(h->rec, &msg->object_changed, key, sizeof(key)) == 0)
         workq_add(h->q, key);
 #ifdef HARNESS_SUBMITTER
-    if (h->subm &&
-        ctrl_note_change(submitter_ctrl(h->subm), &msg->object_changed, key, sizeof(key)) == 0)
-        workq_add(h->subq, key);
+    if (h->subm)
+        ctrl_queue_change(submitter_ctrl(h->subm), h->subq, &msg->object_changed);
 #endif
 #ifdef HARNESS_SERVEUP
-    if (h->su && ctrl_note_change(serveup_ctrl(h->su), &msg->object_changed, key, sizeof(key)) == 0)
-        workq_add(h->suq, key);
+    if (h->su)
+        ctrl_queue_change(serveup_ctrl(h->su), h->suq, &msg->object_changed);
 #endif
     return 0;
 }
