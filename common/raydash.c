@@ -403,9 +403,11 @@ static int s_pod_base(const raydash_t *d, const raydash_pod_t *p, buf_t *url)
 
 /* Sends call `op` to `url` (borrowed: a direct URL, or a path on the API server) with `token`
  * (or NULL) and `req` serialized as its JSON body (or NULL: none). `job_id` (or NULL) names the
- * job in messages. Returns the call's id or a negative err_t (then fn never runs). */
+ * job in messages; `urgent`: through the proxy, in the API client's urgent lane. Returns the call's
+ * id or a negative err_t (then fn never runs). */
 static int64_t s_send(raydash_t *d, s_op_t op, const char *job_id, const buf_t *url,
-                      const char *token, const json_t *req, raydash_done_fn *fn, void *arg)
+                      const char *token, bool urgent, const json_t *req, raydash_done_fn *fn,
+                      void *arg)
 {
     if (token &&
         (!*token || s_has_ctl(token) || strnlen(token, RAYDASH_MAX_TOKEN + 1) > RAYDASH_MAX_TOKEN))
@@ -456,7 +458,8 @@ static int64_t s_send(raydash_t *d, s_op_t op, const char *job_id, const buf_t *
                             .max_body = RAYDASH_MAX_BODY,
                             .max_retries = -1,
                             .headers = hdr,
-                            .n_headers = nh};
+                            .n_headers = nh,
+                            .urgent = urgent};
         rc = k8s_raw(d->k8s, method, buf_str(url), with_body ? "application/json" : NULL, body,
                      body_len, &o, s_on_k8s, call);
     } else {
@@ -513,7 +516,7 @@ static int64_t s_call(raydash_t *d, const raydash_target_t *t, s_op_t op, const 
     if (!rc)
         rc = s_path(&url, op, job_id);
     if (!rc)
-        rc = s_send(d, op, with_id ? job_id : NULL, &url, t->token, req, fn, arg);
+        rc = s_send(d, op, with_id ? job_id : NULL, &url, t->token, t->urgent, req, fn, arg);
     buf_free(&url);
     return rc;
 }
@@ -624,7 +627,7 @@ int64_t raydash_serve_healthz(raydash_t *d, const raydash_pod_t *pod, raydash_do
     if (!rc)
         rc = s_path(&url, OP_SERVE_HEALTHZ, NULL);
     if (!rc)
-        rc = s_send(d, OP_SERVE_HEALTHZ, NULL, &url, NULL, NULL, fn, arg);
+        rc = s_send(d, OP_SERVE_HEALTHZ, NULL, &url, NULL, false, NULL, fn, arg);
     buf_free(&url);
     return rc;
 }

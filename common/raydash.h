@@ -65,6 +65,7 @@ typedef struct {
     const char *ns; /* proxy: namespace of the head Service */
     const char *service; /* proxy: the head Service's name */
     const char *token; /* x-ray-authorization bearer token, or NULL */
+    bool urgent; /* proxy: the request waits in the API client's urgent lane (k8s_raw_opts_t) */
 } raydash_target_t;
 
 /* A job as GET /api/jobs/{id} (JobDetails) gives it. Strings point into `body`. */

@@ -10,6 +10,7 @@
 #include "raydash.h"
 #include "rayjob.h"
 #include "rftime.h"
+#include "rayfleet.pb-c.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,9 +50,10 @@ static int s_rand(void *ctx, unsigned char *out, size_t n)
 
 /* ---------- the dashboard ---------- */
 
-/* Fills *t from status.dashboardURL ("<svc>.<ns>.svc.<domain>:<port>") for the RayJob in ns;
- * the strings live in host/svc. Returns false when there is no URL. */
-static bool s_target(const json_t *rj, const char *ns, raydash_target_t *t, char *svc)
+/* Fills *t from status.dashboardURL ("<svc>.<ns>.svc.<domain>:<port>") for the RayJob in ns (an
+ * urgent pass's call is urgent too); the strings live in host/svc. Returns false when there is no
+ * URL. */
+static bool s_target(const json_t *rj, const char *ns, bool urgent, raydash_target_t *t, char *svc)
 {
     const char *url = jx_str(rj, "status.dashboardURL", "");
     if (!*url)
@@ -61,7 +63,7 @@ static bool s_target(const json_t *rj, const char *ns, raydash_target_t *t, char
         return false;
     memcpy(svc, url, n);
     svc[n] = '\0';
-    *t = (raydash_target_t){.address = url, .ns = ns, .service = svc};
+    *t = (raydash_target_t){.address = url, .ns = ns, .service = svc, .urgent = urgent};
     return true;
 }
 
@@ -99,7 +101,7 @@ static void s_stage_info(ctrl_pass_t *p)
     raydash_target_t t;
     char svc[S_HOST_MAX];
     const char *jid = jx_str(p->obj, "status.jobId", "");
-    if (!s_target(p->obj, p->ns, &t, svc) || !*jid) {
+    if (!s_target(p->obj, p->ns, p->urgent, &t, svc) || !*jid) {
         d->info = (rj_info_t){.kind = RJ_INFO_ERROR};
         return;
     }
@@ -161,7 +163,7 @@ static void s_dash_call(ctrl_pass_t *p, int op)
     submitter_t *s = ctrl_arg(p->c);
     raydash_target_t t;
     char svc[S_HOST_MAX];
-    if (!s_target(p->obj, p->ns, &t, svc)) {
+    if (!s_target(p->obj, p->ns, p->urgent, &t, svc)) {
         if (op == RJ_ACT_SUBMIT)
             d->submit_failed = true;
         return;
@@ -398,10 +400,12 @@ static const ctrl_stage_t s_stages[] = {
 };
 
 /* A change of the RayJob's submitter Job (K8sJobMode) is what tells that the Ray job ended: that
- * pass (Running -> Complete/Failed) must not wait behind thousands of other RayJobs' passes. */
+ * pass (Running -> Complete/Failed) must not wait behind thousands of other RayJobs' passes. Its
+ * creation (ADDED) is not urgent: the pass it causes only records what the submitter just did. */
 static bool s_urgent(const envwire_object_changed_t *oc)
 {
-    return envwire_str_eq(oc->child_kind, "Job");
+    return envwire_str_eq(oc->child_kind, "Job") &&
+           oc->type == RAYFLEET__EVENT_TYPE__EVENT_MODIFIED;
 }
 
 static const ctrl_kind_t s_kind = {.group = "ray.io",
