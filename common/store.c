@@ -202,6 +202,18 @@ static const int s_sql_owner[S_STMT_COUNT] = {
     [S_LEASE_SCAN] = S_OWN_LEASE,
 };
 
+/* The observed upsert, in two parts around the owner columns (S_OBS_UPSERT leaves them out). */
+#define S_OBS_UPSERT_HEAD                                                                          \
+    "INSERT INTO observed_objects (" S_OBS_COLS ") "                                               \
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "              \
+    "ON CONFLICT (cluster, kind, namespace, name) DO UPDATE SET "                                  \
+    "api_group = excluded.api_group, uid = excluded.uid, "                                         \
+    "resource_version = excluded.resource_version, generation = excluded.generation, "
+#define S_OBS_UPSERT_TAIL                                                                          \
+    "owner_uid = excluded.owner_uid, phase = excluded.phase, "                                     \
+    "conditions = excluded.conditions, deleting = excluded.deleting, "                             \
+    "updated_ms = excluded.updated_ms, json = excluded.json"
+
 static const char *const s_sql[S_STMT_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
@@ -209,30 +221,11 @@ static const char *const s_sql[S_STMT_COUNT] = {
     /* An upsert whose update leaves owner_kind and owner_name alone, so SQLite does not rewrite
      * the row's observed_by_owner entry (one page less per commit): it changes nothing (0 rows)
      * when the stored row has another owner, and then S_OBS_UPSERT_OWNER runs (store_flush). */
-    [S_OBS_UPSERT] = "INSERT INTO observed_objects (" S_OBS_COLS ") "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-                     "?16) "
-                     "ON CONFLICT (cluster, kind, namespace, name) DO UPDATE SET "
-                     "api_group = excluded.api_group, uid = excluded.uid, "
-                     "resource_version = excluded.resource_version, "
-                     "generation = excluded.generation, "
-                     "owner_uid = excluded.owner_uid, phase = excluded.phase, "
-                     "conditions = excluded.conditions, deleting = excluded.deleting, "
-                     "updated_ms = excluded.updated_ms, json = excluded.json "
-                     "WHERE owner_kind IS excluded.owner_kind "
-                     "AND owner_name IS excluded.owner_name",
+    [S_OBS_UPSERT] = S_OBS_UPSERT_HEAD S_OBS_UPSERT_TAIL " WHERE owner_kind IS excluded.owner_kind "
+                                                         "AND owner_name IS excluded.owner_name",
     /* The same upsert, every column: the row's owner changed. */
-    [S_OBS_UPSERT_OWNER] = "INSERT INTO observed_objects (" S_OBS_COLS ") "
-                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-                           "?15, ?16) "
-                           "ON CONFLICT (cluster, kind, namespace, name) DO UPDATE SET "
-                           "api_group = excluded.api_group, uid = excluded.uid, "
-                           "resource_version = excluded.resource_version, "
-                           "generation = excluded.generation, "
-                           "owner_kind = excluded.owner_kind, owner_name = excluded.owner_name, "
-                           "owner_uid = excluded.owner_uid, phase = excluded.phase, "
-                           "conditions = excluded.conditions, deleting = excluded.deleting, "
-                           "updated_ms = excluded.updated_ms, json = excluded.json",
+    [S_OBS_UPSERT_OWNER] = S_OBS_UPSERT_HEAD
+    "owner_kind = excluded.owner_kind, owner_name = excluded.owner_name, " S_OBS_UPSERT_TAIL,
     [S_OBS_DELETE] = "DELETE FROM observed_objects "
                      "WHERE cluster = ?1 AND kind = ?2 AND namespace = ?3 AND name = ?4",
     [S_OBS_GET] = "SELECT " S_OBS_COLS " FROM observed_objects "
