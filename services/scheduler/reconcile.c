@@ -140,8 +140,6 @@ static bool s_cond_true(const json_t *rc, const char *type)
 
 /* ---------- the Recreate hash ---------- */
 
-static int s_spec_hash(const json_t *spec, char *out, size_t size);
-
 /* The Recreate hash of the pass's defaulted spec ("" when it cannot be computed), computed on
  * first use: most passes create no head pod and use no Recreate strategy, so they never need it.
  * Once computed it joins the pass's memo (s_begin()). */
@@ -150,7 +148,7 @@ static const char *s_hash(pass_t *p)
     if (p->hash_done)
         return p->hash;
     p->hash_done = true;
-    if (s_spec_hash(jx_get(p->rcd, "spec"), p->hash, sizeof(p->hash)) != 0)
+    if (reconcile_spec_hash(jx_get(p->rcd, "spec"), p->hash, sizeof(p->hash)) != 0)
         p->hash[0] = '\0';
     if (p->memo_ok && p->hash[0])
         ctrl_memo_put(p->cp, jx_str(p->rc, "metadata.uid", ""),
@@ -187,7 +185,7 @@ static void s_strip_group(json_t *g, bool *oom)
     s_strip_template(s_own(tmpl, "spec", oom));
 }
 
-static int s_spec_hash(const json_t *spec, char *out, size_t size)
+int reconcile_spec_hash(const json_t *spec, char *out, size_t size)
 {
     if (!json_is_object(spec) || !out)
         return ERR_INVAL;
@@ -232,11 +230,6 @@ static int s_spec_hash(const json_t *spec, char *out, size_t size)
     int rc = hash_sha1_b32hex(text, strlen(text), HASH_UPPER, out, size);
     free(text);
     return rc;
-}
-
-int reconcile_spec_hash(const json_t *spec, char *out, size_t size)
-{
-    return s_spec_hash(spec, out, size);
 }
 
 /* ---------- sub-reconcilers ---------- */
@@ -1911,8 +1904,8 @@ out:
     return ok;
 }
 
-/* True when s_spec_hash() of `spec` equals the hash of a deep copy with the same deletions (the
- * definition in reconcile.h) and leaves `spec` as it was. */
+/* True when reconcile_spec_hash() of `spec` equals the hash of a deep copy with the same deletions
+ * (the definition in reconcile.h) and leaves `spec` as it was. */
 static bool s_t_spec_hash_same(const json_t *spec)
 {
     json_t *s = json_deep_copy(spec);
@@ -1933,7 +1926,7 @@ static bool s_t_spec_hash_same(const json_t *spec)
     char want[RECONCILE_HASH_LEN + 1] = "", got[RECONCILE_HASH_LEN + 1] = "";
     bool ok = text && before &&
               hash_sha1_b32hex(text, strlen(text), HASH_UPPER, want, sizeof(want)) == 0 &&
-              s_spec_hash(spec, got, sizeof(got)) == 0 && !strcmp(want, got);
+              reconcile_spec_hash(spec, got, sizeof(got)) == 0 && !strcmp(want, got);
     char *after = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
     ok = ok && after && !strcmp(before, after);
     free(text);
