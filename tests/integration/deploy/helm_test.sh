@@ -305,13 +305,12 @@ for name, c in cs.items():
                   "--shards.lease=kubernetes", "--shards.lease-namespace=$(POD_NAMESPACE)",
                   "--shards.lease-duration=12s", "--bus.endpoint=tcp://127.0.0.1:5581"):
             assert f in a, (name, f, a)
+        assert "--feature-gates=RayJobDeletionPolicy=false,RayClusterMTLS=true" in a, a
     if name in ("submitter", "serve-upgrade"):
         assert "--use-kubernetes-proxy=true" in a, a
-        assert "--feature-gates=RayJobDeletionPolicy=false,RayClusterMTLS=true" in a, a
 assert "--watch.namespaces=team-a,team-b" in cs["watcher"]["args"]
 assert "--shards=64" in cs["watcher"]["args"] and "--bus.endpoint=tcp://127.0.0.1:5580" in cs["watcher"]["args"]
 assert "--bus.frontend=tcp://127.0.0.1:5580" in cs["bus"]["args"]
-assert "--feature-gates" not in " ".join(cs["scheduler"]["args"])
 rules = by[("ClusterRole", "rayfleet")]["rules"]
 res = {r: rule["verbs"] for rule in rules for r in rule["resources"]}
 assert res["services/proxy"] == ["get", "create", "update", "delete"] and res["pods/proxy"] == ["get"], res
