@@ -143,6 +143,8 @@ static void s_rule(const cfg_opt_t *o, buf_t *out)
         } else
             (void)buf_printf(out, "must be text of at most %d bytes", CFG_VALUE_MAX);
         break;
+    case CFG_ALIAS: /* never holds a value: s_find() gives its target */
+        break;
     }
 }
 
@@ -249,6 +251,8 @@ static int s_parse(s_val_t *v, const char *text)
         return 0;
     case CFG_LIST:
         return s_parse_list(v, text);
+    case CFG_ALIAS:
+        return ERR_INVAL;
     case CFG_STRING: {
         if (o->choices) {
             size_t i = 0;
@@ -293,8 +297,16 @@ static int s_set(s_val_t *v, const char *text, s_source_t src, const char *where
 static s_val_t *s_find(const cfg_t *c, const char *key)
 {
     for (size_t i = 0; i < c->n; i++) {
-        if (strcmp(c->vals[i].opt->key, key) == 0)
+        if (strcmp(c->vals[i].opt->key, key) != 0)
+            continue;
+        if (c->vals[i].opt->type != CFG_ALIAS)
             return &c->vals[i];
+        for (size_t j = 0; j < c->n; j++) { /* an alias stands for its target */
+            if (c->vals[j].opt->type != CFG_ALIAS && strcmp(c->vals[j].opt->key, key) != 0 &&
+                strcmp(c->vals[j].opt->key, c->vals[i].opt->def) == 0)
+                return &c->vals[j];
+        }
+        return NULL;
     }
     return NULL;
 }
@@ -458,7 +470,8 @@ static int s_apply_file(cfg_t *c, const char *file, buf_t *msg)
 static int s_check_opt(const cfg_opt_t *o, buf_t *msg)
 {
     size_t n = strlen(o->key);
-    bool ok = n > 0 && n <= CFG_KEY_MAX && o->type >= CFG_STRING && o->type <= CFG_LIST;
+    bool ok = n > 0 && n <= CFG_KEY_MAX && o->type >= CFG_STRING && o->type <= CFG_ALIAS &&
+              (o->type != CFG_ALIAS || (o->def && !o->required));
     for (size_t i = 0; ok && i < n; i++) {
         char ch = o->key[i];
         ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
@@ -490,7 +503,7 @@ static cfg_t *s_new(const cfg_opt_t *table, buf_t *msg, int *rc)
         c->vals[c->n++].opt = &s_std[i];
     for (const cfg_opt_t *o = table; o && o->key; o++) {
         *rc = s_check_opt(o, msg);
-        if (!*rc && s_find(c, o->key)) {
+        if (!*rc && o->type != CFG_ALIAS && s_find(c, o->key)) {
             *rc = ERR_INVAL;
             if (msg)
                 (void)buf_printf(msg, "option table: \"%s\" declared twice", o->key);
@@ -503,7 +516,15 @@ static cfg_t *s_new(const cfg_opt_t *table, buf_t *msg, int *rc)
     }
     for (size_t i = 0; i < c->n; i++) {
         s_val_t *v = &c->vals[i];
-        if (v->opt->def) {
+        if (v->opt->type == CFG_ALIAS && !s_find(c, v->opt->key)) {
+            *rc = ERR_INVAL;
+            if (msg)
+                (void)buf_printf(msg, "option table: alias \"%s\" names no option \"%s\"",
+                                 v->opt->key, v->opt->def);
+            cfg_destroy(&c);
+            return NULL;
+        }
+        if (v->opt->def && v->opt->type != CFG_ALIAS) {
             char where[CFG_KEY_MAX + 32];
             snprintf(where, sizeof where, "option table: default of %s", v->opt->key);
             *rc = s_set(v, v->opt->def, S_DEFAULT, where, msg);
@@ -621,6 +642,8 @@ int cfg_load(const cfg_opt_t *table, int argc, char **argv, cfg_t **out, buf_t *
 
     for (size_t i = 0; i < c->n; i++) {
         s_val_t *v = &c->vals[i];
+        if (v->opt->type == CFG_ALIAS)
+            continue;
         s_env_name(v->opt->key, env, sizeof env);
         e = getenv(env);
         if (!e || !*e)
@@ -716,6 +739,28 @@ const char *const *cfg_list(const cfg_t *c, const char *key, size_t *n_out)
     return v && v->list ? (const char *const *)v->list : s_empty_list;
 }
 
+int cfg_override(cfg_t *c, const char *key, const char *text, const char *where, buf_t *msg)
+{
+    s_val_t *v = c && key ? s_find(c, key) : NULL;
+    if (!v || !text) {
+        if (msg)
+            (void)buf_printf(msg, "%s: no option %s", where ? where : "override", key ? key : "");
+        return ERR_INVAL;
+    }
+    s_val_t tmp = *v; /* parsed into a copy so a bad value leaves the option as it was */
+    tmp.str = NULL;
+    tmp.list = NULL;
+    tmp.nlist = 0;
+    int rc = s_set(&tmp, text, S_FILE, where ? where : key, msg);
+    if (rc) {
+        s_val_clear(&tmp);
+        return rc;
+    }
+    s_val_clear(v);
+    *v = tmp;
+    return 0;
+}
+
 const char *cfg_source(const cfg_t *c, const char *key)
 {
     const s_val_t *v = c && key ? s_find(c, key) : NULL;
@@ -724,7 +769,7 @@ const char *cfg_source(const cfg_t *c, const char *key)
 
 static const char *s_metavar(const cfg_opt_t *o)
 {
-    static const char *const names[] = {"", "TEXT", "INT", "BOOL", "DURATION", "LIST"};
+    static const char *const names[] = {"", "TEXT", "INT", "BOOL", "DURATION", "LIST", ""};
     if (o == &s_std[S_STD_CONFIG] || o == &s_std[S_STD_KUBECONFIG])
         return "FILE";
     if (o == &s_std[S_STD_STATE_DIR])
@@ -736,6 +781,9 @@ static const char *s_metavar(const cfg_opt_t *o)
 
 static int s_usage_opt(const cfg_opt_t *o, buf_t *out)
 {
+    if (o->type == CFG_ALIAS)
+        return buf_printf(out, "  --%s\n      %s Same as --%s.\n", o->key, o->help ? o->help : "",
+                          o->def);
     char env[CFG_KEY_MAX + 32];
     s_env_name(o->key, env, sizeof env);
     int rc =
@@ -797,6 +845,7 @@ static const cfg_opt_t s_test_table[] = {
     {"api.token", CFG_STRING, NULL, 0, 0, false, false, "API token.", NULL},
     {"api.pin", CFG_STRING, NULL, 0, 0, false, true, "A secret by declaration.", NULL},
     {"name", CFG_STRING, NULL, 0, 0, true, false, "Instance name.", NULL},
+    {"hwm", CFG_ALIAS, "bus.hwm", 0, 0, false, false, "High-water mark.", NULL},
     {NULL, 0, NULL, 0, 0, false, false, NULL, NULL},
 };
 
@@ -905,6 +954,24 @@ int cfg_test(bool verbose)
     unsetenv("RAYFLEET_CONFIG");
     unsetenv("RAYFLEET_BUS_HWM");
 
+    // An alias is the same option under a second name (flag and file key); cfg_override sets a
+    // value after loading with the option's rule.
+    CHECK(s_t_load(&c, &msg, "--name=x", "--hwm", "4", NULL) == 0 && c);
+    CHECK(cfg_int(c, "bus.hwm") == 4 && strcmp(cfg_source(c, "bus.hwm"), "flag") == 0);
+    CHECK(cfg_int(c, "hwm") == 4);
+    CHECK(cfg_override(c, "bus.hwm", "6", "k.yaml: qps", &msg) == 0 && cfg_int(c, "bus.hwm") == 6);
+    CHECK(strcmp(cfg_source(c, "bus.hwm"), "file") == 0);
+    buf_reset(&msg);
+    CHECK(cfg_override(c, "bus.hwm", "0", "k.yaml: qps", &msg) == ERR_INVAL);
+    CHECK(s_t_msg(&msg, "k.yaml: qps: must be an integer between 1 and 10000000, got \"0\"",
+                  verbose));
+    CHECK(cfg_override(c, "nope", "1", "x", NULL) == ERR_INVAL && cfg_int(c, "bus.hwm") == 6);
+    CHECK(cfg_override(c, "name", "n2", "x", NULL) == 0 && strcmp(cfg_str(c, "name"), "n2") == 0);
+    cfg_destroy(&c);
+    CHECK(s_t_write(multi, "name: y\nhwm: 3\n"));
+    CHECK(s_t_load(&c, &msg, "--config", multi, NULL) == 0 && c && cfg_int(c, "bus.hwm") == 3);
+    cfg_destroy(&c);
+
     // Each error kind names the source, the key and the rule.
     CHECK(s_t_write(bad, "name: x\nbus:\n  endpoint: tcp://x\n  hwm: lots\n"));
     char want[512];
@@ -1004,7 +1071,8 @@ int cfg_test(bool verbose)
 
     // --help and --version, even next to mistakes.
     CHECK(s_t_load(&c, &msg, "--bogus", "--help", NULL) == CFG_HELP && c == NULL);
-    for (const cfg_opt_t *o = s_test_table; o->key; o++) {
+    CHECK(strstr(buf_str(&msg), "  --hwm\n      High-water mark. Same as --bus.hwm.\n"));
+    for (const cfg_opt_t *o = s_test_table; o->key && o->type != CFG_ALIAS; o++) {
         char env[CFG_KEY_MAX + 32];
         s_env_name(o->key, env, sizeof env);
         char flag[CFG_KEY_MAX + 4];

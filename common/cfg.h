@@ -69,6 +69,9 @@ typedef enum {
     CFG_BOOL, /* true or false */
     CFG_DURATION, /* milliseconds, written 500ms, 2s, 1m, 1h */
     CFG_LIST, /* a list of strings */
+    CFG_ALIAS, /* a second name of the option whose key is `def`, as a flag and a file key (e.g.
+                  KubeRay's --reconcile-concurrency for --concurrency): one setting, two names;
+                  no environment variable of its own, nothing else of the row is used */
 } cfg_type_t;
 
 /* One declared option. A table is an array of these ending with an entry whose key is NULL. */
@@ -113,6 +116,12 @@ const char *const *cfg_list(const cfg_t *c, const char *key, size_t *n_out);
 /* Where the value of `key` came from: "default", "file", "environment", "flag", or "unset".
  * NULL for an unknown key. */
 const char *cfg_source(const cfg_t *c, const char *key);
+
+/* Sets the declared option `key` from `text` as a value read from a file (source "file"), after
+ * cfg_load(): for a second configuration format (KubeRay's Configuration file) whose settings
+ * are rayfleet options. On a bad value appends "<where>: <rule>, got ..." to msg. Returns 0 or
+ * ERR_INVAL (unknown key, bad value; the option keeps its value). */
+int cfg_override(cfg_t *c, const char *key, const char *text, const char *where, buf_t *msg);
 
 /* Appends the usage text for `table` (as --help gives it) to `out`. `prog` names the program.
  * Returns 0, ERR_TOOBIG or ERR_NOMEM. */
