@@ -242,7 +242,8 @@ static bool s_owns_key(const run_t *m, const char *key)
 {
     char cl[CTRL_KEY_MAX], ns[CTRL_KEY_MAX], name[CTRL_KEY_MAX];
     return ctrl_parse_key(key, cl, ns, name) == 0 &&
-           s_owns(m, bus_shard_of(cl, ns, name, m->shards));
+           s_owns(m, bus_shard_of(cl, ns, name, m->shards)) &&
+           !(m->def && m->def->watches && !m->def->watches(ns, m->def->arg));
 }
 
 /* The fence before each API write of a pass (ctrl_config_t.fence). */
@@ -1082,6 +1083,8 @@ static int s_table(const ctrlsvc_def_t *def, cfg_opt_t *out, size_t max,
     }
     for (const cfg_opt_t *o = def->options; o && o->key && n < max; o++)
         out[n++] = *o;
+    for (const cfg_opt_t *o = def->shared_options; o && o->key && n < max; o++)
+        out[n++] = *o;
     if (n >= max)
         return ERR_TOOBIG;
     out[n] = (cfg_opt_t){0};
@@ -1119,6 +1122,11 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
     if (ctrlsvc_parse_owned(owned, nowned, m.shards, m.owned) != 0) {
         fprintf(stderr, "%s: shards.owned: want numbers or ranges a-b below %u\n", def->name,
                 m.shards);
+        code = SVC_EXIT_USAGE;
+        goto done;
+    }
+    if (def->configure && def->configure(svc.cfg, def->arg, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", def->name, buf_str(&err));
         code = SVC_EXIT_USAGE;
         goto done;
     }
