@@ -1259,6 +1259,13 @@ int ctrlsvc_check_cluster_domain(const cfg_t *cfg, buf_t *err)
 
 /* ---------- self-test ---------- */
 
+/* The namespace scope of the self-test: only "ns". */
+static bool s_t_watches(const char *ns, void *arg)
+{
+    (void)arg;
+    return strcmp(ns, "ns") == 0;
+}
+
 int ctrlsvc_test(bool verbose)
 {
     int failed = 0;
@@ -1337,6 +1344,20 @@ int ctrlsvc_test(bool verbose)
     m.elect = true; /* on, no lease held */
     CHECK(s_read_metric(&m, M_IS_LEADER) == 0 && !s_owns(&m, 0) && !s_fence("c/ns/x", &m));
     CHECK(s_read_metric(&m, M_LEADER_TRANSITIONS) == 0);
+    /* the namespace scope: keys of other namespaces are neither reconciled nor written */
+    m.elect = false;
+    CHECK(s_fence("c/ns/x", &m) && s_fence("c/other/x", &m));
+    def.watches = s_t_watches;
+    CHECK(s_fence("c/ns/x", &m) && !s_fence("c/other/x", &m));
+    /* shared options follow the service's own */
+    static const cfg_opt_t shared[] = {
+        {"feature-gates", CFG_STRING, "", 0, 0, false, false, "x", NULL}, {NULL}};
+    def.shared_options = shared;
+    cfg_opt_t big[sizeof(s_options) / sizeof(s_options[0]) + 4];
+    CHECK(s_table(&def, big, sizeof(big) / sizeof(big[0]), names) == 0);
+    n = sizeof(s_options) / sizeof(s_options[0]) - 1;
+    CHECK(!strcmp(big[n].key, "random-pod-delete") && !strcmp(big[n + 1].key, "feature-gates"));
+    CHECK(big[n + 2].key == NULL);
     metrics_destroy(&reg);
     buf_free(&why);
     buf_free(&out);

@@ -37,6 +37,11 @@ const cfg_opt_t opsettings_options[] = {
      "KubeRay's Configuration file (apiVersion " OPSETTINGS_API_VERSION ", kind Configuration): "
      "pod defaults and sidecars, featureGates, and the settings above.",
      NULL},
+    {"reconcile-concurrency", CFG_ALIAS, "concurrency", 0, 0, false, false,
+     "KubeRay's name (reconciles in flight at once).", NULL},
+    {"qps", CFG_ALIAS, "client.qps", 0, 0, false, false, "KubeRay's name (whole requests/s).",
+     NULL},
+    {"burst", CFG_ALIAS, "client.burst", 0, 0, false, false, "KubeRay's name.", NULL},
     {NULL, 0, NULL, 0, 0, false, false, NULL, NULL},
 };
 
