@@ -25,7 +25,7 @@ const cfg_opt_t opsettings_options[] = {
      NULL},
     {"watch-namespace", CFG_STRING, "", 0, 0, false, false,
      "Comma list of namespaces whose objects the controller reconciles, others are ignored (empty: "
-     "all). The watcher's --watch.namespaces limits what is listed and watched.",
+     "all). What is listed and watched is the watcher's option watch.namespaces.",
      NULL},
     {"use-kubernetes-proxy", CFG_BOOL, "false", 0, 0, false, false,
      "Reach Ray dashboards and head pods through the API server's service proxy.", NULL},
