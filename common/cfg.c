@@ -337,10 +337,10 @@ static void s_pos(const json_t *marks, const char *path, int slot, long long *li
 
 /* Applies one value from the file. */
 static int s_file_value(s_val_t *v, const json_t *j, const char *file, const char *path,
-                        const json_t *marks, buf_t *msg)
+                        const char *mpath, const json_t *marks, buf_t *msg)
 {
     long long line, col;
-    s_pos(marks, path, 2, &line, &col);
+    s_pos(marks, mpath, 2, &line, &col);
     char where[CFG_KEY_MAX * 2 + 4200];
     snprintf(where, sizeof where, "%s:%lld:%lld: %s", file, line, col, path);
     char num[64];
@@ -405,41 +405,92 @@ static int s_file_value(s_val_t *v, const json_t *j, const char *file, const cha
 }
 
 /* Walks a mapping of the file, matching dotted paths to options. */
-static int s_file_walk(cfg_t *c, const json_t *obj, const char *prefix, const char *file,
-                       const json_t *marks, buf_t *msg, int depth)
+/* The services of the set, in the order of a set file's sections (see cfg.h). */
+static const char *const s_services[] = {"bus",       "watcher",       "scheduler",
+                                         "submitter", "serve-upgrade", NULL};
+
+static bool s_is_service(const char *k)
+{
+    for (size_t i = 0; s_services[i]; i++) {
+        if (strcmp(s_services[i], k) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A set file: a section (a mapping) named after a service other than the bus, whose name is also
+ * the prefix of its options. */
+static bool s_is_set_file(const json_t *root)
+{
+    for (size_t i = 1; s_services[i]; i++) {
+        if (json_is_object(json_object_get(root, s_services[i])))
+            return true;
+    }
+    return false;
+}
+
+/* Applies the keys of `obj` under `prefix` (the option path) whose positions in the document are
+ * under `mbase` ("" or a section name). `service`: this service's name in a set file (its section
+ * is applied, the others skipped; a key of its section unknown as such is tried as
+ * "<service>.<key>", so the bus's section may say `frontend` for bus.frontend); NULL otherwise. */
+static int s_file_walk(cfg_t *c, const json_t *obj, const char *prefix, const char *mbase,
+                       const char *service, const char *file, const json_t *marks, buf_t *msg,
+                       int depth)
 {
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)obj, k, v)
     {
-        char path[CFG_KEY_MAX + 1];
+        if (service && depth == 0 && s_is_service(k) && json_is_object(v))
+            continue; /* a section: this service's after the loop, the others' by them */
+        char path[CFG_KEY_MAX + 1], mpath[2 * CFG_KEY_MAX + 2];
         int n = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", k);
+        snprintf(mpath, sizeof mpath, "%s%s%s", mbase, *mbase ? "." : "", path);
         s_val_t *val = n < (int)sizeof path ? s_find(c, path) : NULL;
+        if (!val && service && depth == 1 && !*prefix && n < (int)sizeof path &&
+            !s_is_prefix(c, path)) {
+            char alt[CFG_KEY_MAX + 1];
+            int m = snprintf(alt, sizeof alt, "%s.%s", service, k);
+            if (m < (int)sizeof alt && (s_find(c, alt) || s_is_prefix(c, alt))) {
+                memcpy(path, alt, (size_t)m + 1);
+                val = s_find(c, path);
+            }
+        }
         if (val && val->opt != &s_std[S_STD_CONFIG]) {
-            int rc = s_file_value(val, v, file, path, marks, msg);
+            int rc = s_file_value(val, v, file, path, mpath, marks, msg);
             if (rc)
                 return rc;
             continue;
         }
         if (n < (int)sizeof path && json_is_object(v) && s_is_prefix(c, path) && depth < 16) {
-            int rc = s_file_walk(c, v, path, file, marks, msg, depth + 1);
+            int rc = s_file_walk(c, v, path, mbase, service, file, marks, msg, depth + 1);
             if (rc)
                 return rc;
             continue;
         }
         long long line, col;
-        s_pos(marks, n < (int)sizeof path ? path : "", 0, &line, &col);
+        s_pos(marks, n < (int)sizeof path ? mpath : "", 0, &line, &col);
         if (msg) {
             (void)buf_printf(msg, "%s:%lld:%lld: unknown key \"", file, line, col);
-            (void)buf_json_escape(msg, n < (int)sizeof path ? path : k);
-            (void)buf_puts(msg, "\"");
+            (void)buf_json_escape(msg, n < (int)sizeof path ? mpath : k);
+            if (service && depth == 0)
+                (void)buf_printf(msg,
+                                 "\" (not an option of rayfleet-%s; a set file's top-level "
+                                 "keys are shared by every service that reads it, put the "
+                                 "others under their service's section)",
+                                 service);
+            else if (service)
+                (void)buf_printf(msg, "\" (not an option of rayfleet-%s)", service);
+            else
+                (void)buf_puts(msg, "\"");
         }
         return ERR_INVAL;
     }
-    return 0;
+    json_t *own = service && depth == 0 ? json_object_get(obj, service) : NULL;
+    return json_is_object(own) ? s_file_walk(c, own, "", service, service, file, marks, msg, 1) : 0;
 }
 
-static int s_apply_file(cfg_t *c, const char *file, buf_t *msg)
+static int s_apply_file(cfg_t *c, const char *file, const char *service, buf_t *msg)
 {
     json_t *docs = NULL;
     json_t *marks = NULL;
@@ -458,7 +509,8 @@ static int s_apply_file(cfg_t *c, const char *file, buf_t *msg)
             if (msg)
                 (void)buf_printf(msg, "%s:1:1: the configuration must be a mapping", file);
         } else {
-            rc = s_file_walk(c, root, "", file, marks, msg, 0);
+            rc = s_file_walk(c, root, "", "", service && s_is_set_file(root) ? service : NULL, file,
+                             marks, msg, 0);
         }
     }
     json_decref(docs);
@@ -590,6 +642,12 @@ static int s_parse_flags(cfg_t *c, int argc, char **argv, s_pending_t *pend, siz
 
 int cfg_load(const cfg_opt_t *table, int argc, char **argv, cfg_t **out, buf_t *msg)
 {
+    return cfg_load_service(NULL, table, argc, argv, out, msg);
+}
+
+int cfg_load_service(const char *service, const cfg_opt_t *table, int argc, char **argv,
+                     cfg_t **out, buf_t *msg)
+{
     int rc = 0;
     *out = NULL;
     const char *prog = argc > 0 && argv[0] ? argv[0] : "rayfleet";
@@ -635,7 +693,7 @@ int cfg_load(const cfg_opt_t *table, int argc, char **argv, cfg_t **out, buf_t *
             file = pend[i].value;
     }
     if (file) {
-        rc = s_apply_file(c, file, msg);
+        rc = s_apply_file(c, file, service, msg);
         if (rc)
             goto out;
     }
@@ -644,15 +702,20 @@ int cfg_load(const cfg_opt_t *table, int argc, char **argv, cfg_t **out, buf_t *
         s_val_t *v = &c->vals[i];
         if (v->opt->type == CFG_ALIAS)
             continue;
-        s_env_name(v->opt->key, env, sizeof env);
-        e = getenv(env);
-        if (!e || !*e)
-            continue;
-        char where[CFG_KEY_MAX + 48];
-        snprintf(where, sizeof where, "environment %s", env);
-        rc = s_set(v, e, S_ENV, where, msg);
-        if (rc)
-            goto out;
+        // RAYFLEET_<KEY>, then the service's own RAYFLEET_<SERVICE>_<KEY>, which wins
+        for (int pass = 0; pass < (service ? 2 : 1); pass++) {
+            char key[2 * CFG_KEY_MAX + 2];
+            snprintf(key, sizeof key, "%s%s%s", pass ? service : "", pass ? "." : "", v->opt->key);
+            s_env_name(key, env, sizeof env);
+            e = getenv(env);
+            if (!e || !*e)
+                continue;
+            char where[sizeof env + 16];
+            snprintf(where, sizeof where, "environment %s", env);
+            rc = s_set(v, e, S_ENV, where, msg);
+            if (rc)
+                goto out;
+        }
     }
 
     for (size_t i = 0; i < npend; i++) {
@@ -849,6 +912,14 @@ static const cfg_opt_t s_test_table[] = {
     {NULL, 0, NULL, 0, 0, false, false, NULL, NULL},
 };
 
+/* Runs cfg_load_service(service, ...) with --config FILE. */
+static int s_t_load_svc(cfg_t **c, buf_t *msg, const char *service, const char *file)
+{
+    char *argv[] = {"rf-test", "--config", (char *)file, NULL};
+    buf_reset(msg);
+    return cfg_load_service(service, s_test_table, 3, argv, c, msg);
+}
+
 /* Runs cfg_load on a NULL-terminated argument list (argv[0] is "rf-test"). */
 static int s_t_load(cfg_t **c, buf_t *msg, ...)
 {
@@ -972,9 +1043,56 @@ int cfg_test(bool verbose)
     CHECK(s_t_load(&c, &msg, "--config", multi, NULL) == 0 && c && cfg_int(c, "bus.hwm") == 3);
     cfg_destroy(&c);
 
+    char want[512];
+    // One file for the set: shared top-level keys, a section per service (after the top level),
+    // the other services' sections skipped; unknown keys named with their section and the file.
+    CHECK(s_t_write(multi, "scheduler:\n  bus.hwm: 7\n  dry-run: true\nname: shared\n"
+                           "bus.hwm: 3\nwatcher:\n  bus:\n    hwm: 9\n  nope: 1\n"
+                           "bus:\n  endpoint: tcp://b:1\n"));
+    CHECK(s_t_load_svc(&c, &msg, "scheduler", multi) == 0 && c);
+    CHECK(c && cfg_int(c, "bus.hwm") == 7 && cfg_bool(c, "dry-run"));
+    CHECK(c && strcmp(cfg_str(c, "name"), "shared") == 0);
+    CHECK(c && strcmp(cfg_str(c, "bus.endpoint"), "tcp://127.0.0.1:5555") == 0);
+    cfg_destroy(&c);
+    CHECK(s_t_load_svc(&c, &msg, "bus", multi) == 0 && c);
+    CHECK(c && cfg_int(c, "bus.hwm") == 3 && strcmp(cfg_str(c, "bus.endpoint"), "tcp://b:1") == 0);
+    cfg_destroy(&c);
+    CHECK(s_t_load_svc(&c, &msg, "watcher", multi) == ERR_INVAL && !c);
+    snprintf(want, sizeof want,
+             "%s:9:3: unknown key \"watcher.nope\" (not an option of rayfleet-watcher)", multi);
+    CHECK(s_t_msg(&msg, want, verbose));
+    CHECK(s_t_load(&c, &msg, "--config", multi, NULL) == ERR_INVAL); // no service: no sections
+    CHECK(s_t_write(multi, "name: x\nsubmitter: {}\nconcurrency: 3\n"));
+    CHECK(s_t_load_svc(&c, &msg, "submitter", multi) == ERR_INVAL);
+    snprintf(want, sizeof want,
+             "%s:3:1: unknown key \"concurrency\" (not an option of rayfleet-submitter; a set "
+             "file's top-level keys are shared by every service that reads it, put the others "
+             "under their service's section)",
+             multi);
+    CHECK(s_t_msg(&msg, want, verbose));
+    // The environment: RAYFLEET_<SERVICE>_<KEY> wins over RAYFLEET_<KEY>.
+    setenv("RAYFLEET_BUS_HWM", "5", 1);
+    setenv("RAYFLEET_SCHEDULER_BUS_HWM", "6", 1);
+    setenv("RAYFLEET_SERVE_UPGRADE_BUS_HWM", "8", 1);
+    CHECK(s_t_write(multi, "name: z\n"));
+    CHECK(s_t_load_svc(&c, &msg, "scheduler", multi) == 0 && c && cfg_int(c, "bus.hwm") == 6);
+    cfg_destroy(&c);
+    CHECK(s_t_load_svc(&c, &msg, "serve-upgrade", multi) == 0 && c && cfg_int(c, "bus.hwm") == 8);
+    cfg_destroy(&c);
+    CHECK(s_t_load_svc(&c, &msg, "watcher", multi) == 0 && c && cfg_int(c, "bus.hwm") == 5);
+    cfg_destroy(&c);
+    setenv("RAYFLEET_SCHEDULER_BUS_HWM", "lots", 1);
+    CHECK(s_t_load_svc(&c, &msg, "scheduler", multi) == ERR_INVAL);
+    CHECK(s_t_msg(&msg,
+                  "environment RAYFLEET_SCHEDULER_BUS_HWM: must be an integer between 1 and "
+                  "10000000, got \"lots\"",
+                  verbose));
+    unsetenv("RAYFLEET_BUS_HWM");
+    unsetenv("RAYFLEET_SCHEDULER_BUS_HWM");
+    unsetenv("RAYFLEET_SERVE_UPGRADE_BUS_HWM");
+
     // Each error kind names the source, the key and the rule.
     CHECK(s_t_write(bad, "name: x\nbus:\n  endpoint: tcp://x\n  hwm: lots\n"));
-    char want[512];
     CHECK(s_t_load(&c, &msg, "--config", bad, NULL) == ERR_INVAL && c == NULL);
     snprintf(want, sizeof want,
              "%s:4:8: bus.hwm: must be an integer between 1 and 10000000, got \"lots\"", bad);

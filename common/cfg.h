@@ -97,6 +97,25 @@ typedef struct cfg cfg_t;
  * ERR_NOMEM. `msg` may be NULL; text is appended to it. Reads the environment; prints nothing. */
 int cfg_load(const cfg_opt_t *table, int argc, char **argv, cfg_t **out, buf_t *msg);
 
+/* cfg_load() for the service `service` of the rayfleet set ("bus", "watcher", "scheduler",
+ * "submitter", "serve-upgrade"; NULL: as cfg_load()):
+ *
+ *   - one configuration file for the whole set (a "set file"): a file with a top-level mapping
+ *     named after a service other than the bus is a set file. Its top-level keys are shared: every
+ *     service that reads it applies them, so each must be an option of every service given the
+ *     file (state-dir, log-level, kubeconfig, bus.hwm, ...); a section `scheduler:`,
+ *     `submitter:`, `serve-upgrade:`, `watcher:` or `bus:` holds one service's keys (written as
+ *     at top level, dotted or nested; in the bus's section `frontend` also means bus.frontend),
+ *     applied after the top level by that service and skipped by the others. An unknown key, at
+ *     the top level or in the service's own section, is an error naming the key (with its
+ *     section) and the file. A file without sections is read as before by every service.
+ *   - the environment: RAYFLEET_<KEY> as before, then RAYFLEET_<SERVICE>_<KEY>
+ *     (RAYFLEET_SCHEDULER_CONCURRENCY, RAYFLEET_SERVE_UPGRADE_BUS_ENDPOINT), which wins: one
+ *     environment for the whole set without RAYFLEET_BUS_ENDPOINT or RAYFLEET_RESYNC meaning two
+ *     things. */
+int cfg_load_service(const char *service, const cfg_opt_t *table, int argc, char **argv,
+                     cfg_t **out, buf_t *msg);
+
 /* Releases the configuration and sets *pc to NULL. NULL-safe. */
 void cfg_destroy(cfg_t **pc);
 

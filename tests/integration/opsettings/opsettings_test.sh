@@ -76,6 +76,25 @@ printf 'apiVersion: config.ray.io/v1alpha1\nkind: Configuration\nreconcileConcur
     >"$tmp/rc.yaml"
 out=$("$b" --state-dir "$tmp" --kuberay-config "$tmp/rc.yaml" --reconcile-concurrency 3 2>&1)
 has "one setting in one place" "$out" 'reconcileConcurrency is set there and as rayfleet.s --concurrency'
+# one rayfleet configuration file for the set: shared keys at the top, a section per service
+cat >"$tmp/set.yaml" <<'YAML'
+log-level: warn
+scheduler:
+  concurrency: 3
+watcher:
+  resync: 1m
+bus:
+  frontend: tcp://127.0.0.1:1
+YAML
+out=$("$b" --state-dir "$tmp" --config "$tmp/set.yaml" --kubeconfig "$tmp/none" 2>&1)
+has "a set file: the scheduler reads its section, skips the others" "$out" "kubeconfig.*not readable"
+printf 'log-level: warn\nscheduler:\n  concurency: 3\n' >"$tmp/set2.yaml"
+out=$("$b" --state-dir "$tmp" --config "$tmp/set2.yaml" 2>&1)
+has "a set file: an unknown key of the service's section is named" "$out" \
+    "$tmp/set2.yaml:3:3: unknown key \"scheduler.concurency\""
+out=$(RAYFLEET_SCHEDULER_CONCURRENCY=0 "$b" --state-dir "$tmp" 2>&1)
+has "RAYFLEET_<SERVICE>_<KEY> is the service's own variable" "$out" \
+    "environment RAYFLEET_SCHEDULER_CONCURRENCY: must be an integer"
 has "--help lists KubeRay's flags" "$("$b" --help)" '--reconcile-concurrency' '--qps' '--burst' \
     '--watch-namespace' '--batch-scheduler' '--kuberay-config' '--use-kubernetes-proxy'
 
