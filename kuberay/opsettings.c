@@ -42,6 +42,10 @@ const cfg_opt_t opsettings_options[] = {
     {"qps", CFG_ALIAS, "client.qps", 0, 0, false, false, "KubeRay's name (whole requests/s).",
      NULL},
     {"burst", CFG_ALIAS, "client.burst", 0, 0, false, false, "KubeRay's name.", NULL},
+    {"enable-leader-election", CFG_ALIAS, "leader.elect", 0, 0, false, false, "KubeRay's name.",
+     NULL},
+    {"leader-election-namespace", CFG_ALIAS, "leader.namespace", 0, 0, false, false,
+     "KubeRay's name.", NULL},
     {NULL, 0, NULL, 0, 0, false, false, NULL, NULL},
 };
 
@@ -778,6 +782,47 @@ int opsettings_test(bool verbose)
     CHECK(opsettings_check_batch_scheduler(&s, &err) == ERR_INVAL);
     CHECK(s_t_has(&err, "must be one of volcano", verbose));
     buf_reset(&err);
+    opsettings_free(&s);
+
+    /* opsettings_configure: the Configuration's settings land in the rayfleet options they mean,
+     * flags after the file; one setting in two places is refused. */
+    cfg_opt_t table[32];
+    static const cfg_opt_t ctl[] = {
+        {"concurrency", CFG_INT, "8", 1, 10000, false, false, "x", NULL},
+        {"client.qps", CFG_INT, "100", 1, 100000, false, false, "x", NULL},
+        {"client.burst", CFG_INT, "200", 1, 100000, false, false, "x", NULL},
+        {"leader.elect", CFG_BOOL, "true", 0, 0, false, false, "x", NULL},
+        {"leader.namespace", CFG_STRING, NULL, 0, 0, false, false, "x", NULL},
+        {NULL, 0, NULL, 0, 0, false, false, NULL, NULL}};
+    size_t nt = 0;
+    for (const cfg_opt_t *o = ctl; o->key; o++)
+        table[nt++] = *o;
+    for (const cfg_opt_t *o = opsettings_options; o->key && nt < 31; o++)
+        table[nt++] = *o;
+    table[nt] = ctl[5];
+    CHECK(s_t_write(path, "apiVersion: config.ray.io/v1alpha1\nkind: Configuration\n"
+                          "reconcileConcurrency: 4\nqps: 50\nenableLeaderElection: false\n"
+                          "leaderElectionNamespace: ops\nwatchNamespace: a\n"
+                          "featureGates: {RayClusterMTLS: true}\n"));
+    char *argv1[] = {
+        "t", "--kuberay-config", path, "--feature-gates", "RayClusterMTLS=false", "--burst", "9",
+        NULL};
+    cfg_t *cfg = NULL;
+    CHECK(cfg_load(table, 7, argv1, &cfg, &err) == 0 && cfg);
+    CHECK(cfg && opsettings_configure(&s, cfg, &err) == 0);
+    CHECK(cfg && cfg_int(cfg, "concurrency") == 4 && cfg_int(cfg, "client.qps") == 50);
+    CHECK(cfg && cfg_int(cfg, "client.burst") == 9 && !cfg_bool(cfg, "leader.elect"));
+    CHECK(cfg && strcmp(cfg_str(cfg, "leader.namespace"), "ops") == 0);
+    CHECK(cfg && strcmp(cfg_str(cfg, "watch-namespace"), "a") == 0 && !s.gates.mtls);
+    CHECK(!opsettings_watches(&s, "b"));
+    cfg_destroy(&cfg);
+    opsettings_free(&s);
+    char *argv2[] = {"t", "--kuberay-config", path, "--qps", "60", NULL};
+    CHECK(cfg_load(table, 5, argv2, &cfg, &err) == 0 && cfg);
+    CHECK(cfg && opsettings_configure(&s, cfg, &err) == ERR_INVAL);
+    CHECK(s_t_has(&err, "qps is set there and as rayfleet's --client.qps (flag)", verbose));
+    buf_reset(&err);
+    cfg_destroy(&cfg);
     opsettings_free(&s);
 
     unlink(path);

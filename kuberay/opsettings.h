@@ -97,8 +97,9 @@ typedef struct {
 
 /* The KubeRay flags every controller takes (ctrlsvc_def_t.shared_options): --feature-gates,
  * --batch-scheduler, --watch-namespace, --use-kubernetes-proxy, --cluster-domain,
- * --kuberay-config. --reconcile-concurrency, --qps and --burst are the aliases of ctrlsvc's
- * --concurrency, --client.qps and --client.burst. */
+ * --kuberay-config. --reconcile-concurrency, --qps, --burst, --enable-leader-election and
+ * --leader-election-namespace are aliases (CFG_ALIAS) of ctrlsvc's --concurrency, --client.qps,
+ * --client.burst, --leader.elect and --leader.namespace: one setting, two names. */
 extern const cfg_opt_t opsettings_options[];
 
 /* Fills `s` with KubeRay's defaults. */

@@ -96,7 +96,8 @@ out=$(RAYFLEET_SCHEDULER_CONCURRENCY=0 "$b" --state-dir "$tmp" 2>&1)
 has "RAYFLEET_<SERVICE>_<KEY> is the service's own variable" "$out" \
     "environment RAYFLEET_SCHEDULER_CONCURRENCY: must be an integer"
 has "--help lists KubeRay's flags" "$("$b" --help)" '--reconcile-concurrency' '--qps' '--burst' \
-    '--watch-namespace' '--batch-scheduler' '--kuberay-config' '--use-kubernetes-proxy'
+    '--watch-namespace' '--batch-scheduler' '--kuberay-config' '--use-kubernetes-proxy' \
+    '--enable-leader-election' '--leader-election-namespace'
 
 # --- the set with the settings --------------------------------------------------------------
 start=$(date +%s)
