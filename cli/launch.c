@@ -72,6 +72,7 @@ typedef struct {
     const char *feature_gates; /* --feature-gates, or NULL */
     const char *watch_namespace; /* --watch-namespace, or NULL */
     char kuberay_config[PATH_MAX]; /* --kuberay-config made absolute, or "" */
+    char config[PATH_MAX]; /* --config (rayfleet's set file) made absolute, or "" */
 } s_up_t;
 
 static const args_opt_t s_up_opts[] = {
@@ -105,6 +106,9 @@ static const args_opt_t s_up_opts[] = {
     {"feature-gates", "GATES",
      "KubeRay feature gates for every controller, e.g. RayClusterNetworkPolicy=true (each "
      "controller refuses an unknown gate at start)."},
+    {"config", "FILE",
+     "rayfleet's configuration file for every service: shared keys at the top level, a section "
+     "per service (bus:, watcher:, scheduler:, submitter:, serve-upgrade:)."},
     {"kuberay-config", "FILE",
      "KubeRay's Configuration file (config.ray.io/v1alpha1) for every controller: pod defaults, "
      "sidecars, featureGates, ..."},
@@ -674,6 +678,8 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
     }
     if (r == 0 && u->take_over && s_has_flag(h, "leader.take-over"))
         r = s_arg(&a, "leader.take-over=true", NULL); // a bool: one word
+    if (r == 0 && u->config[0] && s_has_flag(h, "config"))
+        r = s_arg(&a, "config", u->config);
     if (r == 0 && u->feature_gates && s_has_flag(h, "feature-gates"))
         r = s_arg(&a, "feature-gates", u->feature_gates);
     if (r == 0 && u->kuberay_config[0] && s_has_flag(h, "kuberay-config"))
@@ -875,6 +881,15 @@ int launch_up(int argc, char **argv)
     }
     u->feature_gates = args_str(&a, "feature-gates");
     u->watch_namespace = args_str(&a, "watch-namespace");
+    const char *rfc = args_str(&a, "config");
+    if (rfc) {
+        if (access(rfc, R_OK) != 0) {
+            fprintf(stderr, "rayfleetctl up: --config: cannot read '%s': %s\n", rfc,
+                    strerror(errno));
+            goto out;
+        }
+        s_absolute(rfc, u->config);
+    }
     const char *krc = args_str(&a, "kuberay-config");
     if (krc) {
         if (access(krc, R_OK) != 0) {

@@ -78,13 +78,15 @@ out=$("$b" --state-dir "$tmp" --kuberay-config "$tmp/rc.yaml" --reconcile-concur
 has "one setting in one place" "$out" 'reconcileConcurrency is set there and as rayfleet.s --concurrency'
 # one rayfleet configuration file for the set: shared keys at the top, a section per service
 cat >"$tmp/set.yaml" <<'YAML'
-log-level: warn
+log-level: info
 scheduler:
-  concurrency: 3
+  resync: 2m
+submitter:
+  job-poll: 2s
 watcher:
   resync: 1m
 bus:
-  frontend: tcp://127.0.0.1:1
+  hwm: 50000
 YAML
 out=$("$b" --state-dir "$tmp" --config "$tmp/set.yaml" --kubeconfig "$tmp/none" 2>&1)
 has "a set file: the scheduler reads its section, skips the others" "$out" "kubeconfig.*not readable"
@@ -106,14 +108,14 @@ CLUSTER_DOMAIN=corp.example ENABLE_LOGIN_SHELL=true ENABLE_INIT_CONTAINER_INJECT
     ENABLE_RAY_HEAD_CLUSTER_IP_SERVICE=true \
     "$ctl" up --sim --detach --state-dir "$state" --nodes 2 --timeout 40s \
     --kuberay-config "$tmp/kuberay.yaml" --feature-gates RayJobDeletionPolicy=true \
-    --watch-namespace default >/dev/null 2>"$tmp/up.err"
+    --watch-namespace default --config "$tmp/set.yaml" >/dev/null 2>"$tmp/up.err"
 code=$?
 if [[ $code -eq 0 ]]; then ok "up with --kuberay-config and --feature-gates"; else
     bad "up (exit $code)"; sed 's/^/    | /' "$tmp/up.err"; tl_summary; exit 1; fi
 for svc in scheduler submitter serve-upgrade; do
     has "rayfleetctl passed the settings to $svc" "$(tr '\0' ' ' </proc/$(awk -v s=$svc '$1==s {print $2}' "$state/pids")/cmdline 2>/dev/null)" \
         "--kuberay-config $tmp/kuberay.yaml" "--feature-gates RayJobDeletionPolicy=true" \
-        "--watch-namespace default"
+        "--watch-namespace default" "--config $tmp/set.yaml"
 done
 has "rayfleetctl limits the watcher to the namespaces" \
     "$(tr '\0' ' ' </proc/$(awk '$1=="watcher" {print $2}' "$state/pids")/cmdline 2>/dev/null)" \
