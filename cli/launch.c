@@ -69,6 +69,10 @@ typedef struct {
     bool refused; /* a controller refused to start: a KubeRay operator is reconciling */
     int signal; /* SIGINT/SIGTERM received while starting */
     const char *cmd; /* the command, in messages: "up" or "crds" */
+    const char *feature_gates; /* --feature-gates, or NULL */
+    const char *watch_namespace; /* --watch-namespace, or NULL */
+    char kuberay_config[PATH_MAX]; /* --kuberay-config made absolute, or "" */
+    char config[PATH_MAX]; /* --config (rayfleet's set file) made absolute, or "" */
 } s_up_t;
 
 static const args_opt_t s_up_opts[] = {
@@ -99,6 +103,18 @@ static const args_opt_t s_up_opts[] = {
     {"scheduler-replicas", "N",
      "Scheduler replicas to start (1..8, default 1). With N > 1 they split the shards through "
      "SQLite leases in STATE/leases.db, replica i writing STATE/scheduler-<i>.db."},
+    {"feature-gates", "GATES",
+     "KubeRay feature gates for every controller, e.g. RayClusterNetworkPolicy=true (each "
+     "controller refuses an unknown gate at start)."},
+    {"config", "FILE",
+     "rayfleet's configuration file for every service: shared keys at the top level, a section "
+     "per service (bus:, watcher:, scheduler:, submitter:, serve-upgrade:)."},
+    {"kuberay-config", "FILE",
+     "KubeRay's Configuration file (config.ray.io/v1alpha1) for every controller: pod defaults, "
+     "sidecars, featureGates, ..."},
+    {"watch-namespace", "NS[,NS...]",
+     "Namespaces to reconcile: the watcher lists and watches only these (--watch.namespaces) and "
+     "the controllers ignore others (--watch-namespace). Default: all."},
     {NULL, NULL, NULL},
 };
 
@@ -662,6 +678,16 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
     }
     if (r == 0 && u->take_over && s_has_flag(h, "leader.take-over"))
         r = s_arg(&a, "leader.take-over=true", NULL); // a bool: one word
+    if (r == 0 && u->config[0] && s_has_flag(h, "config"))
+        r = s_arg(&a, "config", u->config);
+    if (r == 0 && u->feature_gates && s_has_flag(h, "feature-gates"))
+        r = s_arg(&a, "feature-gates", u->feature_gates);
+    if (r == 0 && u->kuberay_config[0] && s_has_flag(h, "kuberay-config"))
+        r = s_arg(&a, "kuberay-config", u->kuberay_config);
+    if (r == 0 && u->watch_namespace && s_has_flag(h, "watch-namespace"))
+        r = s_arg(&a, "watch-namespace", u->watch_namespace);
+    if (r == 0 && u->watch_namespace && s_has_flag(h, "watch.namespaces"))
+        r = s_arg(&a, "watch.namespaces", u->watch_namespace);
     if (r == 0 && u->sim && s_has_flag(h, "use-kubernetes-proxy"))
         r = s_arg(&a, "use-kubernetes-proxy=true", NULL); // a bool: one word, not "--flag true"
     if (r == 0 && s_has_flag(h, "metrics.port")) {
@@ -852,6 +878,26 @@ int launch_up(int argc, char **argv)
             goto out;
         }
         s_absolute(kc, u->kubeconfig);
+    }
+    u->feature_gates = args_str(&a, "feature-gates");
+    u->watch_namespace = args_str(&a, "watch-namespace");
+    const char *rfc = args_str(&a, "config");
+    if (rfc) {
+        if (access(rfc, R_OK) != 0) {
+            fprintf(stderr, "rayfleetctl up: --config: cannot read '%s': %s\n", rfc,
+                    strerror(errno));
+            goto out;
+        }
+        s_absolute(rfc, u->config);
+    }
+    const char *krc = args_str(&a, "kuberay-config");
+    if (krc) {
+        if (access(krc, R_OK) != 0) {
+            fprintf(stderr, "rayfleetctl up: --kuberay-config: cannot read '%s': %s\n", krc,
+                    strerror(errno));
+            goto out;
+        }
+        s_absolute(krc, u->kuberay_config);
     }
     if (args_str(&a, "bin-dir")) {
         if (!s_is_dir(args_str(&a, "bin-dir"))) {

@@ -143,6 +143,8 @@ static void s_rule(const cfg_opt_t *o, buf_t *out)
         } else
             (void)buf_printf(out, "must be text of at most %d bytes", CFG_VALUE_MAX);
         break;
+    case CFG_ALIAS: /* never holds a value: s_find() gives its target */
+        break;
     }
 }
 
@@ -249,6 +251,8 @@ static int s_parse(s_val_t *v, const char *text)
         return 0;
     case CFG_LIST:
         return s_parse_list(v, text);
+    case CFG_ALIAS:
+        return ERR_INVAL;
     case CFG_STRING: {
         if (o->choices) {
             size_t i = 0;
@@ -293,8 +297,16 @@ static int s_set(s_val_t *v, const char *text, s_source_t src, const char *where
 static s_val_t *s_find(const cfg_t *c, const char *key)
 {
     for (size_t i = 0; i < c->n; i++) {
-        if (strcmp(c->vals[i].opt->key, key) == 0)
+        if (strcmp(c->vals[i].opt->key, key) != 0)
+            continue;
+        if (c->vals[i].opt->type != CFG_ALIAS)
             return &c->vals[i];
+        for (size_t j = 0; j < c->n; j++) { /* an alias stands for its target */
+            if (c->vals[j].opt->type != CFG_ALIAS && strcmp(c->vals[j].opt->key, key) != 0 &&
+                strcmp(c->vals[j].opt->key, c->vals[i].opt->def) == 0)
+                return &c->vals[j];
+        }
+        return NULL;
     }
     return NULL;
 }
@@ -325,10 +337,10 @@ static void s_pos(const json_t *marks, const char *path, int slot, long long *li
 
 /* Applies one value from the file. */
 static int s_file_value(s_val_t *v, const json_t *j, const char *file, const char *path,
-                        const json_t *marks, buf_t *msg)
+                        const char *mpath, const json_t *marks, buf_t *msg)
 {
     long long line, col;
-    s_pos(marks, path, 2, &line, &col);
+    s_pos(marks, mpath, 2, &line, &col);
     char where[CFG_KEY_MAX * 2 + 4200];
     snprintf(where, sizeof where, "%s:%lld:%lld: %s", file, line, col, path);
     char num[64];
@@ -393,41 +405,92 @@ static int s_file_value(s_val_t *v, const json_t *j, const char *file, const cha
 }
 
 /* Walks a mapping of the file, matching dotted paths to options. */
-static int s_file_walk(cfg_t *c, const json_t *obj, const char *prefix, const char *file,
-                       const json_t *marks, buf_t *msg, int depth)
+/* The services of the set, in the order of a set file's sections (see cfg.h). */
+static const char *const s_services[] = {"bus",       "watcher",       "scheduler",
+                                         "submitter", "serve-upgrade", NULL};
+
+static bool s_is_service(const char *k)
+{
+    for (size_t i = 0; s_services[i]; i++) {
+        if (strcmp(s_services[i], k) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A set file: a section (a mapping) named after a service other than the bus, whose name is also
+ * the prefix of its options. */
+static bool s_is_set_file(const json_t *root)
+{
+    for (size_t i = 1; s_services[i]; i++) {
+        if (json_is_object(json_object_get(root, s_services[i])))
+            return true;
+    }
+    return false;
+}
+
+/* Applies the keys of `obj` under `prefix` (the option path) whose positions in the document are
+ * under `mbase` ("" or a section name). `service`: this service's name in a set file (its section
+ * is applied, the others skipped; a key of its section unknown as such is tried as
+ * "<service>.<key>", so the bus's section may say `frontend` for bus.frontend); NULL otherwise. */
+static int s_file_walk(cfg_t *c, const json_t *obj, const char *prefix, const char *mbase,
+                       const char *service, const char *file, const json_t *marks, buf_t *msg,
+                       int depth)
 {
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)obj, k, v)
     {
-        char path[CFG_KEY_MAX + 1];
+        if (service && depth == 0 && s_is_service(k) && json_is_object(v))
+            continue; /* a section: this service's after the loop, the others' by them */
+        char path[CFG_KEY_MAX + 1], mpath[2 * CFG_KEY_MAX + 2];
         int n = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", k);
+        snprintf(mpath, sizeof mpath, "%s%s%s", mbase, *mbase ? "." : "", path);
         s_val_t *val = n < (int)sizeof path ? s_find(c, path) : NULL;
+        if (!val && service && depth == 1 && !*prefix && n < (int)sizeof path &&
+            !s_is_prefix(c, path)) {
+            char alt[CFG_KEY_MAX + 1];
+            int m = snprintf(alt, sizeof alt, "%s.%s", service, k);
+            if (m < (int)sizeof alt && (s_find(c, alt) || s_is_prefix(c, alt))) {
+                memcpy(path, alt, (size_t)m + 1);
+                val = s_find(c, path);
+            }
+        }
         if (val && val->opt != &s_std[S_STD_CONFIG]) {
-            int rc = s_file_value(val, v, file, path, marks, msg);
+            int rc = s_file_value(val, v, file, path, mpath, marks, msg);
             if (rc)
                 return rc;
             continue;
         }
         if (n < (int)sizeof path && json_is_object(v) && s_is_prefix(c, path) && depth < 16) {
-            int rc = s_file_walk(c, v, path, file, marks, msg, depth + 1);
+            int rc = s_file_walk(c, v, path, mbase, service, file, marks, msg, depth + 1);
             if (rc)
                 return rc;
             continue;
         }
         long long line, col;
-        s_pos(marks, n < (int)sizeof path ? path : "", 0, &line, &col);
+        s_pos(marks, n < (int)sizeof path ? mpath : "", 0, &line, &col);
         if (msg) {
             (void)buf_printf(msg, "%s:%lld:%lld: unknown key \"", file, line, col);
-            (void)buf_json_escape(msg, n < (int)sizeof path ? path : k);
-            (void)buf_puts(msg, "\"");
+            (void)buf_json_escape(msg, n < (int)sizeof path ? mpath : k);
+            if (service && depth == 0)
+                (void)buf_printf(msg,
+                                 "\" (not an option of rayfleet-%s; a set file's top-level "
+                                 "keys are shared by every service that reads it, put the "
+                                 "others under their service's section)",
+                                 service);
+            else if (service)
+                (void)buf_printf(msg, "\" (not an option of rayfleet-%s)", service);
+            else
+                (void)buf_puts(msg, "\"");
         }
         return ERR_INVAL;
     }
-    return 0;
+    json_t *own = service && depth == 0 ? json_object_get(obj, service) : NULL;
+    return json_is_object(own) ? s_file_walk(c, own, "", service, service, file, marks, msg, 1) : 0;
 }
 
-static int s_apply_file(cfg_t *c, const char *file, buf_t *msg)
+static int s_apply_file(cfg_t *c, const char *file, const char *service, buf_t *msg)
 {
     json_t *docs = NULL;
     json_t *marks = NULL;
@@ -446,7 +509,8 @@ static int s_apply_file(cfg_t *c, const char *file, buf_t *msg)
             if (msg)
                 (void)buf_printf(msg, "%s:1:1: the configuration must be a mapping", file);
         } else {
-            rc = s_file_walk(c, root, "", file, marks, msg, 0);
+            rc = s_file_walk(c, root, "", "", service && s_is_set_file(root) ? service : NULL, file,
+                             marks, msg, 0);
         }
     }
     json_decref(docs);
@@ -458,7 +522,8 @@ static int s_apply_file(cfg_t *c, const char *file, buf_t *msg)
 static int s_check_opt(const cfg_opt_t *o, buf_t *msg)
 {
     size_t n = strlen(o->key);
-    bool ok = n > 0 && n <= CFG_KEY_MAX && o->type >= CFG_STRING && o->type <= CFG_LIST;
+    bool ok = n > 0 && n <= CFG_KEY_MAX && o->type >= CFG_STRING && o->type <= CFG_ALIAS &&
+              (o->type != CFG_ALIAS || (o->def && !o->required));
     for (size_t i = 0; ok && i < n; i++) {
         char ch = o->key[i];
         ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
@@ -490,7 +555,7 @@ static cfg_t *s_new(const cfg_opt_t *table, buf_t *msg, int *rc)
         c->vals[c->n++].opt = &s_std[i];
     for (const cfg_opt_t *o = table; o && o->key; o++) {
         *rc = s_check_opt(o, msg);
-        if (!*rc && s_find(c, o->key)) {
+        if (!*rc && o->type != CFG_ALIAS && s_find(c, o->key)) {
             *rc = ERR_INVAL;
             if (msg)
                 (void)buf_printf(msg, "option table: \"%s\" declared twice", o->key);
@@ -503,7 +568,15 @@ static cfg_t *s_new(const cfg_opt_t *table, buf_t *msg, int *rc)
     }
     for (size_t i = 0; i < c->n; i++) {
         s_val_t *v = &c->vals[i];
-        if (v->opt->def) {
+        if (v->opt->type == CFG_ALIAS && !s_find(c, v->opt->key)) {
+            *rc = ERR_INVAL;
+            if (msg)
+                (void)buf_printf(msg, "option table: alias \"%s\" names no option \"%s\"",
+                                 v->opt->key, v->opt->def);
+            cfg_destroy(&c);
+            return NULL;
+        }
+        if (v->opt->def && v->opt->type != CFG_ALIAS) {
             char where[CFG_KEY_MAX + 32];
             snprintf(where, sizeof where, "option table: default of %s", v->opt->key);
             *rc = s_set(v, v->opt->def, S_DEFAULT, where, msg);
@@ -569,6 +642,12 @@ static int s_parse_flags(cfg_t *c, int argc, char **argv, s_pending_t *pend, siz
 
 int cfg_load(const cfg_opt_t *table, int argc, char **argv, cfg_t **out, buf_t *msg)
 {
+    return cfg_load_service(NULL, table, argc, argv, out, msg);
+}
+
+int cfg_load_service(const char *service, const cfg_opt_t *table, int argc, char **argv,
+                     cfg_t **out, buf_t *msg)
+{
     int rc = 0;
     *out = NULL;
     const char *prog = argc > 0 && argv[0] ? argv[0] : "rayfleet";
@@ -614,22 +693,29 @@ int cfg_load(const cfg_opt_t *table, int argc, char **argv, cfg_t **out, buf_t *
             file = pend[i].value;
     }
     if (file) {
-        rc = s_apply_file(c, file, msg);
+        rc = s_apply_file(c, file, service, msg);
         if (rc)
             goto out;
     }
 
     for (size_t i = 0; i < c->n; i++) {
         s_val_t *v = &c->vals[i];
-        s_env_name(v->opt->key, env, sizeof env);
-        e = getenv(env);
-        if (!e || !*e)
+        if (v->opt->type == CFG_ALIAS)
             continue;
-        char where[CFG_KEY_MAX + 48];
-        snprintf(where, sizeof where, "environment %s", env);
-        rc = s_set(v, e, S_ENV, where, msg);
-        if (rc)
-            goto out;
+        // RAYFLEET_<KEY>, then the service's own RAYFLEET_<SERVICE>_<KEY>, which wins
+        for (int pass = 0; pass < (service ? 2 : 1); pass++) {
+            char key[2 * CFG_KEY_MAX + 2];
+            snprintf(key, sizeof key, "%s%s%s", pass ? service : "", pass ? "." : "", v->opt->key);
+            s_env_name(key, env, sizeof env);
+            e = getenv(env);
+            if (!e || !*e)
+                continue;
+            char where[sizeof env + 16];
+            snprintf(where, sizeof where, "environment %s", env);
+            rc = s_set(v, e, S_ENV, where, msg);
+            if (rc)
+                goto out;
+        }
     }
 
     for (size_t i = 0; i < npend; i++) {
@@ -716,6 +802,28 @@ const char *const *cfg_list(const cfg_t *c, const char *key, size_t *n_out)
     return v && v->list ? (const char *const *)v->list : s_empty_list;
 }
 
+int cfg_override(cfg_t *c, const char *key, const char *text, const char *where, buf_t *msg)
+{
+    s_val_t *v = c && key ? s_find(c, key) : NULL;
+    if (!v || !text) {
+        if (msg)
+            (void)buf_printf(msg, "%s: no option %s", where ? where : "override", key ? key : "");
+        return ERR_INVAL;
+    }
+    s_val_t tmp = *v; /* parsed into a copy so a bad value leaves the option as it was */
+    tmp.str = NULL;
+    tmp.list = NULL;
+    tmp.nlist = 0;
+    int rc = s_set(&tmp, text, S_FILE, where ? where : key, msg);
+    if (rc) {
+        s_val_clear(&tmp);
+        return rc;
+    }
+    s_val_clear(v);
+    *v = tmp;
+    return 0;
+}
+
 const char *cfg_source(const cfg_t *c, const char *key)
 {
     const s_val_t *v = c && key ? s_find(c, key) : NULL;
@@ -724,7 +832,7 @@ const char *cfg_source(const cfg_t *c, const char *key)
 
 static const char *s_metavar(const cfg_opt_t *o)
 {
-    static const char *const names[] = {"", "TEXT", "INT", "BOOL", "DURATION", "LIST"};
+    static const char *const names[] = {"", "TEXT", "INT", "BOOL", "DURATION", "LIST", ""};
     if (o == &s_std[S_STD_CONFIG] || o == &s_std[S_STD_KUBECONFIG])
         return "FILE";
     if (o == &s_std[S_STD_STATE_DIR])
@@ -736,6 +844,9 @@ static const char *s_metavar(const cfg_opt_t *o)
 
 static int s_usage_opt(const cfg_opt_t *o, buf_t *out)
 {
+    if (o->type == CFG_ALIAS)
+        return buf_printf(out, "  --%s\n      %s Same as --%s.\n", o->key, o->help ? o->help : "",
+                          o->def);
     char env[CFG_KEY_MAX + 32];
     s_env_name(o->key, env, sizeof env);
     int rc =
@@ -797,8 +908,17 @@ static const cfg_opt_t s_test_table[] = {
     {"api.token", CFG_STRING, NULL, 0, 0, false, false, "API token.", NULL},
     {"api.pin", CFG_STRING, NULL, 0, 0, false, true, "A secret by declaration.", NULL},
     {"name", CFG_STRING, NULL, 0, 0, true, false, "Instance name.", NULL},
+    {"hwm", CFG_ALIAS, "bus.hwm", 0, 0, false, false, "High-water mark.", NULL},
     {NULL, 0, NULL, 0, 0, false, false, NULL, NULL},
 };
+
+/* Runs cfg_load_service(service, ...) with --config FILE. */
+static int s_t_load_svc(cfg_t **c, buf_t *msg, const char *service, const char *file)
+{
+    char *argv[] = {"rf-test", "--config", (char *)file, NULL};
+    buf_reset(msg);
+    return cfg_load_service(service, s_test_table, 3, argv, c, msg);
+}
 
 /* Runs cfg_load on a NULL-terminated argument list (argv[0] is "rf-test"). */
 static int s_t_load(cfg_t **c, buf_t *msg, ...)
@@ -905,9 +1025,74 @@ int cfg_test(bool verbose)
     unsetenv("RAYFLEET_CONFIG");
     unsetenv("RAYFLEET_BUS_HWM");
 
+    // An alias is the same option under a second name (flag and file key); cfg_override sets a
+    // value after loading with the option's rule.
+    CHECK(s_t_load(&c, &msg, "--name=x", "--hwm", "4", NULL) == 0 && c);
+    CHECK(cfg_int(c, "bus.hwm") == 4 && strcmp(cfg_source(c, "bus.hwm"), "flag") == 0);
+    CHECK(cfg_int(c, "hwm") == 4);
+    CHECK(cfg_override(c, "bus.hwm", "6", "k.yaml: qps", &msg) == 0 && cfg_int(c, "bus.hwm") == 6);
+    CHECK(strcmp(cfg_source(c, "bus.hwm"), "file") == 0);
+    buf_reset(&msg);
+    CHECK(cfg_override(c, "bus.hwm", "0", "k.yaml: qps", &msg) == ERR_INVAL);
+    CHECK(s_t_msg(&msg, "k.yaml: qps: must be an integer between 1 and 10000000, got \"0\"",
+                  verbose));
+    CHECK(cfg_override(c, "nope", "1", "x", NULL) == ERR_INVAL && cfg_int(c, "bus.hwm") == 6);
+    CHECK(cfg_override(c, "name", "n2", "x", NULL) == 0 && strcmp(cfg_str(c, "name"), "n2") == 0);
+    cfg_destroy(&c);
+    CHECK(s_t_write(multi, "name: y\nhwm: 3\n"));
+    CHECK(s_t_load(&c, &msg, "--config", multi, NULL) == 0 && c && cfg_int(c, "bus.hwm") == 3);
+    cfg_destroy(&c);
+
+    char want[512];
+    // One file for the set: shared top-level keys, a section per service (after the top level),
+    // the other services' sections skipped; unknown keys named with their section and the file.
+    CHECK(s_t_write(multi, "scheduler:\n  bus.hwm: 7\n  dry-run: true\nname: shared\n"
+                           "bus.hwm: 3\nwatcher:\n  bus:\n    hwm: 9\n  nope: 1\n"
+                           "bus:\n  endpoint: tcp://b:1\n"));
+    CHECK(s_t_load_svc(&c, &msg, "scheduler", multi) == 0 && c);
+    CHECK(c && cfg_int(c, "bus.hwm") == 7 && cfg_bool(c, "dry-run"));
+    CHECK(c && strcmp(cfg_str(c, "name"), "shared") == 0);
+    CHECK(c && strcmp(cfg_str(c, "bus.endpoint"), "tcp://127.0.0.1:5555") == 0);
+    cfg_destroy(&c);
+    CHECK(s_t_load_svc(&c, &msg, "bus", multi) == 0 && c);
+    CHECK(c && cfg_int(c, "bus.hwm") == 3 && strcmp(cfg_str(c, "bus.endpoint"), "tcp://b:1") == 0);
+    cfg_destroy(&c);
+    CHECK(s_t_load_svc(&c, &msg, "watcher", multi) == ERR_INVAL && !c);
+    snprintf(want, sizeof want,
+             "%s:9:3: unknown key \"watcher.nope\" (not an option of rayfleet-watcher)", multi);
+    CHECK(s_t_msg(&msg, want, verbose));
+    CHECK(s_t_load(&c, &msg, "--config", multi, NULL) == ERR_INVAL); // no service: no sections
+    CHECK(s_t_write(multi, "name: x\nsubmitter: {}\nconcurrency: 3\n"));
+    CHECK(s_t_load_svc(&c, &msg, "submitter", multi) == ERR_INVAL);
+    snprintf(want, sizeof want,
+             "%s:3:1: unknown key \"concurrency\" (not an option of rayfleet-submitter; a set "
+             "file's top-level keys are shared by every service that reads it, put the others "
+             "under their service's section)",
+             multi);
+    CHECK(s_t_msg(&msg, want, verbose));
+    // The environment: RAYFLEET_<SERVICE>_<KEY> wins over RAYFLEET_<KEY>.
+    setenv("RAYFLEET_BUS_HWM", "5", 1);
+    setenv("RAYFLEET_SCHEDULER_BUS_HWM", "6", 1);
+    setenv("RAYFLEET_SERVE_UPGRADE_BUS_HWM", "8", 1);
+    CHECK(s_t_write(multi, "name: z\n"));
+    CHECK(s_t_load_svc(&c, &msg, "scheduler", multi) == 0 && c && cfg_int(c, "bus.hwm") == 6);
+    cfg_destroy(&c);
+    CHECK(s_t_load_svc(&c, &msg, "serve-upgrade", multi) == 0 && c && cfg_int(c, "bus.hwm") == 8);
+    cfg_destroy(&c);
+    CHECK(s_t_load_svc(&c, &msg, "watcher", multi) == 0 && c && cfg_int(c, "bus.hwm") == 5);
+    cfg_destroy(&c);
+    setenv("RAYFLEET_SCHEDULER_BUS_HWM", "lots", 1);
+    CHECK(s_t_load_svc(&c, &msg, "scheduler", multi) == ERR_INVAL);
+    CHECK(s_t_msg(&msg,
+                  "environment RAYFLEET_SCHEDULER_BUS_HWM: must be an integer between 1 and "
+                  "10000000, got \"lots\"",
+                  verbose));
+    unsetenv("RAYFLEET_BUS_HWM");
+    unsetenv("RAYFLEET_SCHEDULER_BUS_HWM");
+    unsetenv("RAYFLEET_SERVE_UPGRADE_BUS_HWM");
+
     // Each error kind names the source, the key and the rule.
     CHECK(s_t_write(bad, "name: x\nbus:\n  endpoint: tcp://x\n  hwm: lots\n"));
-    char want[512];
     CHECK(s_t_load(&c, &msg, "--config", bad, NULL) == ERR_INVAL && c == NULL);
     snprintf(want, sizeof want,
              "%s:4:8: bus.hwm: must be an integer between 1 and 10000000, got \"lots\"", bad);
@@ -1004,7 +1189,8 @@ int cfg_test(bool verbose)
 
     // --help and --version, even next to mistakes.
     CHECK(s_t_load(&c, &msg, "--bogus", "--help", NULL) == CFG_HELP && c == NULL);
-    for (const cfg_opt_t *o = s_test_table; o->key; o++) {
+    CHECK(strstr(buf_str(&msg), "  --hwm\n      High-water mark. Same as --bus.hwm.\n"));
+    for (const cfg_opt_t *o = s_test_table; o->key && o->type != CFG_ALIAS; o++) {
         char env[CFG_KEY_MAX + 32];
         s_env_name(o->key, env, sizeof env);
         char flag[CFG_KEY_MAX + 4];

@@ -69,6 +69,9 @@ typedef enum {
     CFG_BOOL, /* true or false */
     CFG_DURATION, /* milliseconds, written 500ms, 2s, 1m, 1h */
     CFG_LIST, /* a list of strings */
+    CFG_ALIAS, /* a second name of the option whose key is `def`, as a flag and a file key (e.g.
+                  KubeRay's --reconcile-concurrency for --concurrency): one setting, two names;
+                  no environment variable of its own, nothing else of the row is used */
 } cfg_type_t;
 
 /* One declared option. A table is an array of these ending with an entry whose key is NULL. */
@@ -94,6 +97,25 @@ typedef struct cfg cfg_t;
  * ERR_NOMEM. `msg` may be NULL; text is appended to it. Reads the environment; prints nothing. */
 int cfg_load(const cfg_opt_t *table, int argc, char **argv, cfg_t **out, buf_t *msg);
 
+/* cfg_load() for the service `service` of the rayfleet set ("bus", "watcher", "scheduler",
+ * "submitter", "serve-upgrade"; NULL: as cfg_load()):
+ *
+ *   - one configuration file for the whole set (a "set file"): a file with a top-level mapping
+ *     named after a service other than the bus is a set file. Its top-level keys are shared: every
+ *     service that reads it applies them, so each must be an option of every service given the
+ *     file (state-dir, log-level, kubeconfig, bus.hwm, ...); a section `scheduler:`,
+ *     `submitter:`, `serve-upgrade:`, `watcher:` or `bus:` holds one service's keys (written as
+ *     at top level, dotted or nested; in the bus's section `frontend` also means bus.frontend),
+ *     applied after the top level by that service and skipped by the others. An unknown key, at
+ *     the top level or in the service's own section, is an error naming the key (with its
+ *     section) and the file. A file without sections is read as before by every service.
+ *   - the environment: RAYFLEET_<KEY> as before, then RAYFLEET_<SERVICE>_<KEY>
+ *     (RAYFLEET_SCHEDULER_CONCURRENCY, RAYFLEET_SERVE_UPGRADE_BUS_ENDPOINT), which wins: one
+ *     environment for the whole set without RAYFLEET_BUS_ENDPOINT or RAYFLEET_RESYNC meaning two
+ *     things. */
+int cfg_load_service(const char *service, const cfg_opt_t *table, int argc, char **argv,
+                     cfg_t **out, buf_t *msg);
+
 /* Releases the configuration and sets *pc to NULL. NULL-safe. */
 void cfg_destroy(cfg_t **pc);
 
@@ -113,6 +135,12 @@ const char *const *cfg_list(const cfg_t *c, const char *key, size_t *n_out);
 /* Where the value of `key` came from: "default", "file", "environment", "flag", or "unset".
  * NULL for an unknown key. */
 const char *cfg_source(const cfg_t *c, const char *key);
+
+/* Sets the declared option `key` from `text` as a value read from a file (source "file"), after
+ * cfg_load(): for a second configuration format (KubeRay's Configuration file) whose settings
+ * are rayfleet options. On a bad value appends "<where>: <rule>, got ..." to msg. Returns 0 or
+ * ERR_INVAL (unknown key, bad value; the option keeps its value). */
+int cfg_override(cfg_t *c, const char *key, const char *text, const char *where, buf_t *msg);
 
 /* Appends the usage text for `table` (as --help gives it) to `out`. `prog` names the program.
  * Returns 0, ERR_TOOBIG or ERR_NOMEM. */

@@ -36,7 +36,7 @@ int svc_start(svc_t *svc, const char *name, const cfg_opt_t *table, int argc, ch
     static const cfg_opt_t none[] = {{0}};
     buf_t msg;
     buf_init(&msg, SVC_MSG_MAX);
-    int rc = cfg_load(table ? table : none, argc, argv, &svc->cfg, &msg);
+    int rc = cfg_load_service(name, table ? table : none, argc, argv, &svc->cfg, &msg);
     if (rc == CFG_HELP || rc == CFG_VERSION) {
         fputs(buf_str(&msg), stdout);
         buf_free(&msg);

@@ -242,7 +242,8 @@ static bool s_owns_key(const run_t *m, const char *key)
 {
     char cl[CTRL_KEY_MAX], ns[CTRL_KEY_MAX], name[CTRL_KEY_MAX];
     return ctrl_parse_key(key, cl, ns, name) == 0 &&
-           s_owns(m, bus_shard_of(cl, ns, name, m->shards));
+           s_owns(m, bus_shard_of(cl, ns, name, m->shards)) &&
+           !(m->def && m->def->watches && !m->def->watches(ns, m->def->arg));
 }
 
 /* The fence before each API write of a pass (ctrl_config_t.fence). */
@@ -1082,6 +1083,8 @@ static int s_table(const ctrlsvc_def_t *def, cfg_opt_t *out, size_t max,
     }
     for (const cfg_opt_t *o = def->options; o && o->key && n < max; o++)
         out[n++] = *o;
+    for (const cfg_opt_t *o = def->shared_options; o && o->key && n < max; o++)
+        out[n++] = *o;
     if (n >= max)
         return ERR_TOOBIG;
     out[n] = (cfg_opt_t){0};
@@ -1119,6 +1122,11 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
     if (ctrlsvc_parse_owned(owned, nowned, m.shards, m.owned) != 0) {
         fprintf(stderr, "%s: shards.owned: want numbers or ranges a-b below %u\n", def->name,
                 m.shards);
+        code = SVC_EXIT_USAGE;
+        goto done;
+    }
+    if (def->configure && def->configure(svc.cfg, def->arg, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", def->name, buf_str(&err));
         code = SVC_EXIT_USAGE;
         goto done;
     }
@@ -1251,6 +1259,13 @@ int ctrlsvc_check_cluster_domain(const cfg_t *cfg, buf_t *err)
 
 /* ---------- self-test ---------- */
 
+/* The namespace scope of the self-test: only "ns". */
+static bool s_t_watches(const char *ns, void *arg)
+{
+    (void)arg;
+    return strcmp(ns, "ns") == 0;
+}
+
 int ctrlsvc_test(bool verbose)
 {
     int failed = 0;
@@ -1329,6 +1344,20 @@ int ctrlsvc_test(bool verbose)
     m.elect = true; /* on, no lease held */
     CHECK(s_read_metric(&m, M_IS_LEADER) == 0 && !s_owns(&m, 0) && !s_fence("c/ns/x", &m));
     CHECK(s_read_metric(&m, M_LEADER_TRANSITIONS) == 0);
+    /* the namespace scope: keys of other namespaces are neither reconciled nor written */
+    m.elect = false;
+    CHECK(s_fence("c/ns/x", &m) && s_fence("c/other/x", &m));
+    def.watches = s_t_watches;
+    CHECK(s_fence("c/ns/x", &m) && !s_fence("c/other/x", &m));
+    /* shared options follow the service's own */
+    static const cfg_opt_t shared[] = {
+        {"feature-gates", CFG_STRING, "", 0, 0, false, false, "x", NULL}, {NULL}};
+    def.shared_options = shared;
+    cfg_opt_t big[sizeof(s_options) / sizeof(s_options[0]) + 4];
+    CHECK(s_table(&def, big, sizeof(big) / sizeof(big[0]), names) == 0);
+    n = sizeof(s_options) / sizeof(s_options[0]) - 1;
+    CHECK(!strcmp(big[n].key, "random-pod-delete") && !strcmp(big[n + 1].key, "feature-gates"));
+    CHECK(big[n + 2].key == NULL);
     metrics_destroy(&reg);
     buf_free(&why);
     buf_free(&out);

@@ -167,6 +167,18 @@ typedef struct {
     bool leases_db;
     /* Scrape-time metrics of the controller's objects, or NULL. */
     const ctrlsvc_scrape_t *scrape;
+    /* Options a family of services shares, appended after the service's own (KubeRay's operator
+     * flags: kuberay/opsettings.h opsettings_options); NULL: none. */
+    const cfg_opt_t *shared_options;
+    /* Called right after the options are loaded, before check() and before anything reads them:
+     * may read further sources (KubeRay's Configuration file, its environment switches) and set
+     * options from them (cfg_override). Returns 0, or an error with the message in err (the
+     * process exits with a usage error). NULL: none. */
+    int (*configure)(cfg_t *cfg, void *arg, buf_t *err);
+    /* The namespace scope (KubeRay's --watch-namespace): false for a namespace whose keys the
+     * controller ignores, as keys of shards it does not own (dropped before a pass starts, every
+     * write fenced). What limits list/watch is the watcher's --watch.namespaces. NULL: all. */
+    bool (*watches)(const char *ns, void *arg);
 } ctrlsvc_def_t;
 
 /* The cluster domain of Ray dashboard URLs: the service's --cluster-domain option, else

@@ -41,6 +41,7 @@ void validate_gates_default(validate_gates_t *g)
     if (!g)
         return;
     memset(g, 0, sizeof(*g));
+    g->multihost_indexing = true;
     g->job_deletion_policy = true;
     g->incremental_upgrade = true;
 }
@@ -52,7 +53,7 @@ static const struct {
 } s_gate_names[] = {
     {"RayClusterStatusConditions", SIZE_MAX},
     {"RayJobDeletionPolicy", offsetof(validate_gates_t, job_deletion_policy)},
-    {"RayMultiHostIndexing", SIZE_MAX},
+    {"RayMultiHostIndexing", offsetof(validate_gates_t, multihost_indexing)},
     {"RayServiceIncrementalUpgrade", offsetof(validate_gates_t, incremental_upgrade)},
     {"RayCronJob", SIZE_MAX},
     {"SidecarSubmitterRestart", offsetof(validate_gates_t, sidecar_submitter_restart)},

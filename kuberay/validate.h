@@ -33,6 +33,7 @@
 
 /* The feature gates validation consults (KubeRay defaults from validate_gates_default()). */
 typedef struct {
+    bool multihost_indexing; /* RayMultiHostIndexing (default on): multi-host indexing labels */
     bool job_deletion_policy; /* RayJobDeletionPolicy (default on): allows group suspend */
     bool gcs_embedded_storage; /* GCSFaultToleranceEmbeddedStorage (default off): rocksdb backend */
     bool history_server; /* RayClusterHistoryServer (default off) */

@@ -449,7 +449,8 @@ static void s_stage_head_svc(ctrl_pass_t *cp)
         return;
     buf_t err;
     buf_init(&err, RECONCILE_MSG_MAX);
-    json_t *svc = objbuild_head_service(p->rcd, NULL, &err);
+    json_t *svc = objbuild_head_service(
+        p->rcd, &(objbuild_opts_t){.head_cluster_ip = p->r->cfg.head_cluster_ip}, &err);
     if (!svc) {
         ctrl_fail(p->cp, NULL, "%s", err.len ? buf_str(&err) : "failed to build the head service");
         buf_free(&err);

@@ -128,6 +128,8 @@ typedef struct {
     bool events; /* emit Kubernetes Events (true in production) */
     int64_t requeue_ms; /* period after a clean pass; 0: RECONCILE_REQUEUE_MS */
     bool no_redis_cleanup; /* ENABLE_GCS_FT_REDIS_CLEANUP=false: no finalizer, no cleanup Job */
+    bool head_cluster_ip; /* ENABLE_RAY_HEAD_CLUSTER_IP_SERVICE=true: the head Service not headless
+                           */
     store_t *desired; /* scheduler.db (read-write) for desired_objects rows, or NULL: none */
     /* Checked right before every API write of a pass: false (this replica no longer owns the
      * key's shard) fails the write unsent with ERR_STATE and ends the pass. NULL: always owned. */

@@ -7,65 +7,56 @@
  * deadlines of dangling RayClusters are kept in <state-dir>/leases.db (shared by the replicas of
  * a host).
  *
- * Its own options: --use-kubernetes-proxy (KubeRay's flag: reach Ray dashboards and head pods
- * through the API server's proxy; rayfleetctl up --sim sets it), --cluster-domain (KubeRay's
- * CLUSTER_DOMAIN), --steady-poll (the poll period of a Ready RayService), --feature-gates.
- * KubeRay's operator environment is honoured: ENABLE_ZERO_DOWNTIME=false turns zero-downtime
- * upgrades off for RayServices without spec.upgradeStrategy.type.
+ * Its own option: --steady-poll (the poll period of a Ready RayService). KubeRay's operator
+ * settings come from kuberay/opsettings.h as in every controller (--use-kubernetes-proxy, which
+ * rayfleetctl up --sim sets; --cluster-domain / CLUSTER_DOMAIN; --feature-gates;
+ * ENABLE_ZERO_DOWNTIME=false turns zero-downtime upgrades off for RayServices without
+ * spec.upgradeStrategy.type).
  */
 #include "ctrlsvc.h"
 #include "krmetrics.h"
 #include "err.h"
-#include "log.h"
 #include "serveup.h"
-#include "validate.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
+#include "opsettings.h"
 
 static const cfg_opt_t s_options[] = {
-    {"use-kubernetes-proxy", CFG_BOOL, "false", 0, 0, false, false,
-     "Reach Ray dashboards and head pods through the API server's proxy.", NULL},
-    {"cluster-domain", CFG_STRING, "", 0, 0, false, false,
-     "Cluster domain of dashboard URLs (default: $CLUSTER_DOMAIN, else cluster.local).", NULL},
     {"steady-poll", CFG_DURATION, "10s", 0, 0, false, false,
      "Poll period of a Ready RayService with no upgrade in progress (KubeRay: 2s).", NULL},
-    {"feature-gates", CFG_STRING, "", 0, 0, false, false,
-     "Feature gates, e.g. RayServiceIncrementalUpgrade=false.", NULL},
     {NULL},
 };
 
 typedef struct {
     serveup_t *su;
-    rs_settings_t set;
+    opsettings_t ops; /* KubeRay's operator settings */
+    rs_settings_t set; /* built from them in s_open */
 } app_t;
 
 static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
 {
     app_t *a = arg;
     const cfg_t *cfg = env->svc->cfg;
-    rsstate_settings_default(&a->set);
-    const char *zd = getenv("ENABLE_ZERO_DOWNTIME");
-    a->set.zero_downtime = !(zd && strcasecmp(zd, "false") == 0);
+    opsettings_fill_rayservice(&a->ops, &a->set);
     a->set.steady_poll_ms = cfg_duration_ms(cfg, "steady-poll");
-    buf_t err; /* checked at start (s_check): cannot fail here */
-    buf_init(&err, 512);
-    int rc = validate_gates_parse(cfg_str(cfg, "feature-gates"), &a->set.gates, &err);
-    buf_free(&err);
-    if (rc != 0)
-        return NULL;
-    a->su = serveup_new(env->svc->loop,
-                        &(serveup_config_t){.base = env->ctrl,
-                                            .deadlines = env->leases,
-                                            .use_proxy = cfg_bool(cfg, "use-kubernetes-proxy"),
-                                            .domain = ctrlsvc_cluster_domain(cfg),
-                                            .settings = &a->set});
+    a->su =
+        serveup_new(env->svc->loop, &(serveup_config_t){.base = env->ctrl,
+                                                        .deadlines = env->leases,
+                                                        .use_proxy = a->ops.use_kubernetes_proxy,
+                                                        .domain = a->ops.cluster_domain,
+                                                        .settings = &a->set});
     return serveup_ctrl(a->su);
 }
 
-/* The options that can be wrong: --cluster-domain, --feature-gates, --steady-poll. */
+static int s_configure(cfg_t *cfg, void *arg, buf_t *err)
+{
+    return opsettings_configure(&((app_t *)arg)->ops, cfg, err);
+}
+
+static bool s_watches(const char *ns, void *arg)
+{
+    return opsettings_watches(&((app_t *)arg)->ops, ns);
+}
+
+/* The options that can be wrong: --cluster-domain, --steady-poll. */
 static int s_check(const cfg_t *cfg, void *arg, buf_t *err)
 {
     (void)arg;
@@ -76,7 +67,7 @@ static int s_check(const cfg_t *cfg, void *arg, buf_t *err)
         buf_puts(err, "--steady-poll: must be at least 100ms");
         return ERR_INVAL;
     }
-    return validate_gates_option(cfg_str(cfg, "feature-gates"), err);
+    return 0;
 }
 
 static void s_close(void *arg)
@@ -88,9 +79,13 @@ static void s_close(void *arg)
 int main(int argc, char **argv)
 {
     app_t app = {0};
-    return ctrlsvc_main(
+    opsettings_init(&app.ops);
+    int code = ctrlsvc_main(
         &(ctrlsvc_def_t){.name = "serve-upgrade",
                          .options = s_options,
+                         .shared_options = opsettings_options,
+                         .configure = s_configure,
+                         .watches = s_watches,
                          .open = s_open,
                          .close = s_close,
                          .check = s_check,
@@ -100,4 +95,6 @@ int main(int argc, char **argv)
                          .health_port = 8085,
                          .leases_db = true},
         argc, argv);
+    opsettings_free(&app.ops);
+    return code;
 }

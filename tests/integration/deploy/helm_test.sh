@@ -242,7 +242,8 @@ assert "--bus.endpoint=tcp://127.0.0.1:5570" in cs["watcher"]["args"]
 # flags of settings left unset are not passed
 flat = " ".join(" ".join(c["args"]) for c in cs.values())
 for f in ("--concurrency", "--client.qps", "--watch.namespaces", "--feature-gates",
-          "--use-kubernetes-proxy", "--shards.lease", "--leader.take-over"):
+          "--use-kubernetes-proxy", "--shards.lease", "--leader.take-over", "--watch-namespace",
+          "--kuberay-config"):
     assert f not in flat, f
 svc = by[("Service", "rayfleet-metrics")]
 assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == ports, svc["spec"]["ports"]
@@ -306,9 +307,20 @@ for name, c in cs.items():
                   "--shards.lease-duration=12s", "--bus.endpoint=tcp://127.0.0.1:5581"):
             assert f in a, (name, f, a)
         assert "--feature-gates=RayJobDeletionPolicy=false,RayClusterMTLS=true" in a, a
+        assert "--watch-namespace=team-a,team-b" in a, a
+        assert "--kuberay-config=/etc/rayfleet/kuberay/config.yaml" in a, a
+        assert {"name": "kuberay-config", "mountPath": "/etc/rayfleet/kuberay",
+                "readOnly": True} in c["volumeMounts"], c["volumeMounts"]
+    else:
+        assert "kuberay-config" not in " ".join(a), a
     if name in ("submitter", "serve-upgrade"):
         assert "--use-kubernetes-proxy=true" in a, a
 assert "--watch.namespaces=team-a,team-b" in cs["watcher"]["args"]
+vols = {v["name"]: v for v in ps["volumes"]}
+assert vols["kuberay-config"]["configMap"]["name"] == "rayfleet-kuberay-config", vols
+kcm = by[("ConfigMap", "rayfleet-kuberay-config")]["data"]["config.yaml"]
+assert kcm.startswith("apiVersion: config.ray.io/v1alpha1\nkind: Configuration\n"), kcm
+assert "name: sidecar-x" in kcm and "team-y: ml" in kcm, kcm
 assert "--shards=64" in cs["watcher"]["args"] and "--bus.endpoint=tcp://127.0.0.1:5580" in cs["watcher"]["args"]
 assert "--bus.frontend=tcp://127.0.0.1:5580" in cs["bus"]["args"]
 rules = by[("ClusterRole", "rayfleet")]["rules"]
