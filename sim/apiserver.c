@@ -1734,6 +1734,25 @@ static void s_scale_write(reqctx_t *x, json_t *sc)
     json_decref(out);
 }
 
+/* kube's update validation of an apps/v1 workload against the stored object (defaults applied
+ * to a copy of obj first, as on create). Replies 422 and returns false when refused. */
+static bool s_apps_update_ok(reqctx_t *x, const json_t *obj)
+{
+    objstore_status_t st;
+    json_t *cur = NULL;
+    if (objstore_get(x->a->store, x->r->res, x->ns, x->name, &cur, &st) < 0)
+        return true; /* the write reports the 404 */
+    json_t *o = json_deep_copy(obj), *causes = json_array();
+    apps_defaults(x->r->resource, o);
+    bool ok = apps_validate_update(x->r->resource, cur, o, causes) == 0;
+    if (!ok)
+        s_reply_json(x, 422, schema_invalid_status(x->r->kind, x->r->group, x->name, causes), NULL);
+    json_decref(causes);
+    json_decref(o);
+    json_decref(cur);
+    return ok;
+}
+
 /* Writes `obj` (stolen) over x->name with precondition mode `pc`; replies. */
 static void s_write(reqctx_t *x, json_t *obj, objstore_precond_t pc, int ok_status)
 {
@@ -1756,6 +1775,10 @@ static void s_write(reqctx_t *x, json_t *obj, objstore_precond_t pc, int ok_stat
         return;
     }
     bool status = x->sub && strcmp(x->sub, "status") == 0;
+    if (!status && s_is_apps(x->r) && !s_apps_update_ok(x, obj)) {
+        json_decref(obj);
+        return;
+    }
     if (!status && !s_schema_apply(x, obj)) {
         json_decref(obj);
         return;

@@ -181,6 +181,79 @@ int apps_validate(const char *resource, const json_t *obj, json_t *causes)
     return (int)(json_array_size(causes) - before);
 }
 
+/* Go's %#v of a *metav1.LabelSelector (dereferenced, as field.Invalid prints it). */
+static void s_go_selector(buf_t *b, const json_t *sel)
+{
+    if (!json_is_object(sel)) {
+        buf_puts(b, "null");
+        return;
+    }
+    buf_puts(b, "v1.LabelSelector{MatchLabels:");
+    s_go_map(b, json_object_get(sel, "matchLabels"));
+    const json_t *ex = json_object_get(sel, "matchExpressions");
+    if (!json_is_array(ex)) {
+        buf_puts(b, ", MatchExpressions:[]v1.LabelSelectorRequirement(nil)}");
+        return;
+    }
+    buf_puts(b, ", MatchExpressions:[]v1.LabelSelectorRequirement{");
+    size_t i, j;
+    json_t *e, *v;
+    json_array_foreach(ex, i, e)
+    {
+        buf_printf(b, "%sv1.LabelSelectorRequirement{Key:\"%s\", Operator:\"%s\", Values:",
+                   i ? ", " : "", jx_str(e, "key", ""), jx_str(e, "operator", ""));
+        const json_t *vals = json_object_get(e, "values");
+        if (!json_is_array(vals)) {
+            buf_puts(b, "[]string(nil)}");
+            continue;
+        }
+        buf_puts(b, "[]string{");
+        json_array_foreach(vals, j, v) buf_printf(b, "%s\"%s\"", j ? ", " : "",
+                                                  json_string_value(v) ? json_string_value(v) : "");
+        buf_puts(b, "}}");
+    }
+    buf_puts(b, "}}");
+}
+
+int apps_validate_update(const char *resource, const json_t *old, const json_t *obj, json_t *causes)
+{
+    bool dep = s_is(resource, "deployments"), rs = s_is(resource, "replicasets"),
+         sts = s_is(resource, "statefulsets");
+    if (!(dep || rs || sts) || !json_is_array(causes) || !old)
+        return 0;
+    size_t before = json_array_size(causes);
+    if (sts) {
+        static const char *mutable[] = {"replicas",
+                                        "ordinals",
+                                        "template",
+                                        "updateStrategy",
+                                        "revisionHistoryLimit",
+                                        "persistentVolumeClaimRetentionPolicy",
+                                        "minReadySeconds"};
+        json_t *a = json_copy(json_object_get(obj, "spec")), *b = json_copy(jx_get(old, "spec"));
+        for (size_t i = 0; i < sizeof(mutable) / sizeof(mutable[0]); i++) {
+            json_object_del(a, mutable[i]);
+            json_object_del(b, mutable[i]);
+        }
+        if (!json_equal(a, b))
+            s_cause(causes, "FieldValueForbidden", "spec",
+                    "Forbidden: updates to statefulset spec for fields other than 'replicas', "
+                    "'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', "
+                    "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden");
+        json_decref(a);
+        json_decref(b);
+    } else if (!json_equal(jx_get(obj, "spec.selector"), jx_get(old, "spec.selector"))) {
+        buf_t m;
+        buf_init(&m, S_TEXT_MAX);
+        buf_puts(&m, "Invalid value: ");
+        s_go_selector(&m, jx_get(obj, "spec.selector"));
+        buf_puts(&m, ": field is immutable");
+        s_cause(causes, "FieldValueInvalid", "spec.selector", buf_str(&m));
+        buf_free(&m);
+    }
+    return (int)(json_array_size(causes) - before);
+}
+
 void apps_template_hash(const json_t *tmpl, long collisions, char *out, size_t n)
 {
     static const char alnum[] = "bcdfghjklmnpqrstvwxz2456789"; /* rand.SafeEncodeString's */
@@ -1178,6 +1251,30 @@ int apps_test(bool verbose)
     CHECK(apps_validate("statefulsets", d, causes) == 1);
     CHECK(strstr(jx_str(json_array_get(causes, 0), "message", ""),
                  "empty selector is invalid for statefulset") != NULL);
+    json_array_clear(causes);
+    /* updates: selectors are immutable; a StatefulSet's spec only in kube's listed fields */
+    json_t *o1 = json_pack("{s:{s:{s:{s:s}},s:s}}", "spec", "selector", "matchLabels", "app", "x",
+                           "serviceName", "s");
+    json_t *o2 = json_deep_copy(o1);
+    CHECK(apps_validate_update("deployments", o1, o2, causes) == 0);
+    jx_set_path(o2, "spec.selector",
+                json_pack("{s:{s:s},s:[{s:s,s:s,s:[s]}]}", "matchLabels", "app", "y",
+                          "matchExpressions", "key", "k", "operator", "In", "values", "v"));
+    CHECK(apps_validate_update("replicasets", o1, o2, causes) == 1);
+    CHECK(strcmp(jx_str(json_array_get(causes, 0), "message", ""),
+                 "Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"y\"}, "
+                 "MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{"
+                 "Key:\"k\", Operator:\"In\", Values:[]string{\"v\"}}}}: field is immutable") == 0);
+    json_array_clear(causes);
+    json_decref(o2);
+    o2 = json_deep_copy(o1);
+    jx_set_path(o2, "spec.replicas", json_integer(5));
+    CHECK(apps_validate_update("statefulsets", o1, o2, causes) == 0);
+    jx_set_path(o2, "spec.serviceName", json_string("other"));
+    CHECK(apps_validate_update("statefulsets", o1, o2, causes) == 1);
+    CHECK(strcmp(jx_str(json_array_get(causes, 0), "reason", ""), "FieldValueForbidden") == 0);
+    json_decref(o1);
+    json_decref(o2);
     json_decref(causes);
     /* hash: kube's alphabet, stable, template-dependent */
     char h1[16], h2[16], h3[16];

@@ -87,6 +87,13 @@ void apps_defaults(const char *resource, json_t *obj);
  * match template `labels``, negative replicas. Returns the number of causes added. */
 int apps_validate(const char *resource, const json_t *obj, json_t *causes);
 
+/* kube-apiserver's update validation (old = the stored object, obj = the new one): appends
+ * `spec.selector: Invalid value: v1.LabelSelector{...}: field is immutable` (Deployment,
+ * ReplicaSet) or `spec: Forbidden: updates to statefulset spec for fields other than ...`
+ * (StatefulSet). Returns the number of causes added. */
+int apps_validate_update(const char *resource, const json_t *old, const json_t *obj,
+                         json_t *causes);
+
 /* The pod-template-hash of `tmpl` with collision count `collisions` into out (>= 11 bytes). */
 void apps_template_hash(const json_t *tmpl, long collisions, char *out, size_t n);
 

@@ -192,6 +192,12 @@ check "selector not matching the template labels: kube's 422" bash -c "
     ! k apply -f $work/bad.yaml 2>$work/err; cat $work/err;
     grep -qxF 'The Deployment \"bad\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"b\"}: \`selector\` does not match template \`labels\`' $work/err"
 
+check "a StatefulSet's serviceName cannot change: kube's Forbidden" bash -c "
+    ! sed 's/serviceName: db/serviceName: other/' $work/db.yaml | k apply -f - 2>$work/err; cat $work/err;
+    grep -qxF \"The StatefulSet \\\"db\\\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden\" $work/err"
+check "a Deployment's selector is immutable: kube's 422" bash -c "
+    ! sed 's/app: web/app: web2/g' $work/web.yaml | k apply -f - 2>$work/err; cat $work/err;
+    grep -qF 'The Deployment \"web\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"web2\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable' $work/err"
 check "owners deleted: ReplicaSets and pods garbage-collected" bash -c "
     k delete deploy web && k delete sts db &&
     until_ok 20 bash -c '[[ -z \$(k get rs,pods -o name) ]]'"
