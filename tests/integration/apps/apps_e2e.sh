@@ -202,5 +202,11 @@ check "owners deleted: ReplicaSets and pods garbage-collected" bash -c "
     k delete deploy web && k delete sts db &&
     until_ok 20 bash -c '[[ -z \$(k get rs,pods -o name) ]]'"
 
+# kubesim stops on SIGTERM; under ASan/UBSan its log then holds any report.
+kill "$ks_pid" 2>/dev/null
+wait "$ks_pid" 2>/dev/null
+ks_pid=
+check "kubesim's log holds no sanitizer report" bash -c "! grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' -A30 $work/kubesim.log"
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -16,6 +16,7 @@ waits for them to be Ready. Writes a markdown table (one row per file) to TABLE_
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,10 +38,19 @@ def main():
                            "--ready-file", ready, "--pod-start-ms", "50", "--pod-ready-ms", "50"],
                           stdout=log, stderr=subprocess.STDOUT)
     try:
-        return run(work, kc, ready, samples, root, out)
+        rc = run(work, kc, ready, samples, root, out)
     finally:
         ks.terminate()
         ks.wait()
+        log.close()
+    # under ASan/UBSan, kubesim's log holds any report once it stopped
+    text = open(os.path.join(work, "kubesim.log")).read()
+    m = re.search(r"ERROR: (Address|Leak)Sanitizer|runtime error:", text)
+    if m:
+        print("FAIL: sanitizer report in kubesim's log:\n" + text[m.start():m.start() + 4000])
+        rc = 1
+    shutil.rmtree(work, ignore_errors=True)
+    return rc
 
 
 def kubectl(kc, work, *args, stdin=None):
