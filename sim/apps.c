@@ -1326,8 +1326,15 @@ int apps_test(bool verbose)
          .kind = "StatefulSet",
          .namespaced = true,
          .has_status = true},
+        /* as kubesim will serve them (wt-netpol): volumeClaimTemplates then make PVCs */
+        {.group = "",
+         .version = "v1",
+         .resource = "persistentvolumeclaims",
+         .kind = "PersistentVolumeClaim",
+         .namespaced = true,
+         .has_status = true},
     };
-    CHECK(simtest_core(s, &clk, extra, 3) == 0);
+    CHECK(simtest_core(s, &clk, extra, 4) == 0);
     kubelet_opts_t ko;
     kubelet_opts_default(&ko);
     ko.nodes = 2;
@@ -1450,6 +1457,17 @@ int apps_test(bool verbose)
     json_decref(d0);
     json_decref(d1);
     simtest_step(k, c, &clk, 2000);
+    objstore_res_t *rv = objstore_find(s, "", "persistentvolumeclaims");
+    json_t *pvcs = t_list(s, rv);
+    CHECK(json_array_size(pvcs) == 3);
+    json_array_foreach(pvcs, i, p0)
+    {
+        char pn[32];
+        snprintf(pn, sizeof(pn), "data-db-%zu", i);
+        CHECK(strcmp(jx_str(p0, "metadata.name", ""), pn) == 0);
+        CHECK(strcmp(jx_str(jx_get(p0, "metadata.labels"), "app", ""), "db") == 0);
+    }
+    json_decref(pvcs);
     json_t *sts = t_get(s, rt, "db");
     CHECK(jx_int(sts, "status.readyReplicas", 0) == 3 && jx_int(sts, "status.replicas", 0) == 3);
     json_decref(sts);
