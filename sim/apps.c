@@ -619,7 +619,7 @@ static int s_sync_rs(apps_t *a, const char *ns, const char *name)
 /* ---- Deployment ------------------------------------------------------------------------- */
 
 /* kube's intstr.GetScaledValueFromIntOrPercent (round down as maxUnavailable does). */
-static json_int_t s_scaled(const json_t *v, json_int_t total, json_int_t def)
+static json_int_t s_scaled(const json_t *v, json_int_t total, json_int_t def, bool up)
 {
     if (json_is_integer(v))
         return json_integer_value(v);
@@ -627,9 +627,93 @@ static json_int_t s_scaled(const json_t *v, json_int_t total, json_int_t def)
         char *end;
         long p = strtol(json_string_value(v), &end, 10);
         if (*end == '%')
-            return total * p / 100;
+            return (total * p + (up ? 99 : 0)) / 100;
     }
     return def;
+}
+
+static int s_scale_rs(apps_t *a, const json_t *rs, json_int_t want, json_int_t dwant);
+
+/* One step of the rollout to `newrs` among the Deployment's ReplicaSets `rss`, as kube's
+ * deployment controller: Recreate scales the old ReplicaSets to 0 and the new one up once no old
+ * pod is left; RollingUpdate scales the new one up within spec.replicas + maxSurge (rounded up)
+ * and the old ones down while spec.replicas - maxUnavailable (rounded down) pods stay available
+ * (unhealthy old pods first, then the oldest ReplicaSets). Each write's event brings the next
+ * step. Sets *complete when the new ReplicaSet has every replica available and no old one is
+ * left. Returns the writes. */
+static int s_rollout(apps_t *a, const json_t *d, const json_t *rss, const json_t *newrs,
+                     bool recreate, json_int_t oldpods, bool *complete)
+{
+    json_int_t want = jx_int(d, "spec.replicas", 1);
+    json_int_t nspec = jx_int(newrs, "spec.replicas", 0);
+    json_int_t navail = jx_int(newrs, "status.availableReplicas", 0);
+    json_int_t oldspec = 0, availall = navail;
+    size_t i, n = json_array_size(rss);
+    json_t *r;
+    json_array_foreach(rss, i, r)
+    {
+        if (r == newrs)
+            continue;
+        oldspec += jx_int(r, "spec.replicas", 0);
+        availall += jx_int(r, "status.availableReplicas", 0);
+    }
+    int writes = 0;
+    *complete = oldpods == 0 && nspec == want && navail >= want &&
+                jx_int(newrs, "status.replicas", 0) == want;
+    if (recreate || oldspec == 0) {
+        json_array_foreach(rss, i, r) if (r != newrs) writes += s_scale_rs(a, r, 0, want);
+        if (!recreate || oldpods == 0)
+            writes += s_scale_rs(a, newrs, want, want);
+        return writes;
+    }
+    const json_t *ru = jx_get(d, "spec.strategy.rollingUpdate");
+    json_int_t surge = s_scaled(json_object_get(ru, "maxSurge"), want, 0, true);
+    json_int_t unav = s_scaled(json_object_get(ru, "maxUnavailable"), want, 0, false);
+    if (surge == 0 && unav == 0)
+        unav = 1; /* kube's resolveFenceposts */
+    json_int_t all = nspec + oldspec;
+    /* the new ReplicaSet up (kube returns after scaling it up) */
+    json_int_t nn = nspec > want ? want : nspec;
+    if (nspec < want && all < want + surge) {
+        json_int_t up = want + surge - all;
+        nn = nspec + (up < want - nspec ? up : want - nspec);
+    }
+    if (nn != nspec) {
+        writes += s_scale_rs(a, newrs, nn, want);
+        if (nn > nspec)
+            return writes;
+    }
+    /* the old ones down */
+    json_int_t minav = want - unav;
+    json_int_t maxdown = all - minav - (nspec - navail);
+    if (maxdown <= 0)
+        return writes;
+    json_int_t *spec = calloc(n ? n : 1, sizeof(*spec));
+    if (!spec)
+        return writes;
+    json_array_foreach(rss, i, r) spec[i] = jx_int(r, "spec.replicas", 0);
+    json_array_foreach(rss, i, r)
+    {
+        json_int_t bad = spec[i] - jx_int(r, "status.availableReplicas", 0);
+        if (r == newrs || bad <= 0 || maxdown <= 0)
+            continue;
+        json_int_t down = bad < maxdown ? bad : maxdown;
+        spec[i] -= down;
+        maxdown -= down;
+    }
+    json_int_t total = availall - minav;
+    json_array_foreach(rss, i, r)
+    {
+        if (r == newrs || total <= 0)
+            continue;
+        json_int_t down = spec[i] < total ? spec[i] : total;
+        spec[i] -= down;
+        total -= down;
+    }
+    json_array_foreach(rss, i, r) if (r != newrs && spec[i] != jx_int(r, "spec.replicas", 0))
+        writes += s_scale_rs(a, r, spec[i], want);
+    free(spec);
+    return writes;
 }
 
 /* Sets condition `type` in conds (an array owned by the caller) as kube's
@@ -746,8 +830,8 @@ static int s_sync_dep(apps_t *a, const char *ns, const char *name)
         snprintf(rev, sizeof(rev), "%" JSON_INTEGER_FORMAT, maxrev + 1);
         snprintf(dv, sizeof(dv), "%" JSON_INTEGER_FORMAT, want);
         snprintf(mx, sizeof(mx), "%" JSON_INTEGER_FORMAT,
-                 want + s_scaled(jx_get(d, "spec.strategy.rollingUpdate.maxSurge"), want, 0));
-        json_int_t start = recreate && oldpods ? 0 : want;
+                 want + s_scaled(jx_get(d, "spec.strategy.rollingUpdate.maxSurge"), want, 0, true));
+        json_int_t start = oldpods ? 0 : want; /* a rollout scales it up step by step */
         json_t *o = json_pack(
             "{s:s,s:s,s:{s:s,s:s,s:o,s:{s:s,s:s,s:s},s:o},s:{s:I,s:I,s:o,s:o}}", "apiVersion",
             "apps/v1", "kind", "ReplicaSet", "metadata", "name", rsname, "namespace", ns, "labels",
@@ -765,22 +849,8 @@ static int s_sync_dep(apps_t *a, const char *ns, const char *name)
     }
     /* Rollout and scaling. */
     bool complete = false;
-    if (newrs && !paused) {
-        json_int_t navail = jx_int(newrs, "status.availableReplicas", 0);
-        json_int_t nrep = jx_int(newrs, "status.replicas", 0);
-        if (!recreate || oldpods == 0)
-            writes += s_scale_rs(a, newrs, want, want);
-        bool new_ready =
-            navail >= want && nrep == want && jx_int(newrs, "spec.replicas", 0) == want;
-        json_array_foreach(rss, i, r)
-        {
-            if (r == newrs)
-                continue;
-            if (recreate || new_ready)
-                writes += s_scale_rs(a, r, 0, want);
-        }
-        complete = new_ready && oldpods == 0;
-    }
+    if (newrs && !paused)
+        writes += s_rollout(a, d, rss, newrs, recreate, oldpods, &complete);
     /* Status. */
     json_int_t reps = 0, ready = 0, avail = 0, specsum = 0;
     json_array_foreach(rss, i, r)
@@ -805,8 +875,9 @@ static int s_sync_dep(apps_t *a, const char *ns, const char *name)
         json_decref(conds);
         conds = json_array();
     }
-    json_int_t maxu =
-        recreate ? 0 : s_scaled(jx_get(d, "spec.strategy.rollingUpdate.maxUnavailable"), want, 0);
+    json_int_t maxu = recreate ? 0
+                               : s_scaled(jx_get(d, "spec.strategy.rollingUpdate.maxUnavailable"),
+                                          want, 0, false);
     bool minavail = avail >= want - maxu;
     s_set_cond(conds, "Available", minavail,
                minavail ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable",
@@ -1396,35 +1467,44 @@ int apps_test(bool verbose)
     json_t *gone = t_get(s, rp, victim);
     CHECK(gone == NULL);
     json_decref(gone);
-    /* scale down to 1 */
+    /* 4 replicas and a new template at once: a rolling update within maxSurge 25% (1 up) and
+     * maxUnavailable 25% (1 down): never more than 5 pods, never fewer than 3 Ready */
     dep = t_get(s, rd, "redis");
     json_t *upd = json_deep_copy(dep);
     json_decref(dep);
-    jx_set_path(upd, "spec.replicas", json_integer(1));
-    CHECK(objstore_update(s, rd, "default", "redis", &upd, NULL, NULL, NULL, &st) == 0);
-    simtest_step(k, c, &clk, 3000);
-    CHECK(t_active(s, rp) == 1);
-    /* a template change makes a new ReplicaSet; the old one goes to 0 */
-    dep = t_get(s, rd, "redis");
-    upd = json_deep_copy(dep);
-    json_decref(dep);
+    jx_set_path(upd, "spec.replicas", json_integer(4));
     jx_set_path(json_array_get(jx_get(upd, "spec.template.spec.containers"), 0), "image",
                 json_string("redis:8"));
     CHECK(objstore_update(s, rd, "default", "redis", &upd, NULL, NULL, NULL, &st) == 0);
-    simtest_step(k, c, &clk, 3000);
+    size_t most = 0, fewest = 100, i;
+    for (int t = 0; t < 80; t++) {
+        simtest_step(k, c, &clk, SIMTEST_TICK_MS);
+        pods = t_list(s, rp);
+        size_t live = 0, rdy = 0;
+        json_array_foreach(pods, i, p0)
+        {
+            live += jx_get(p0, "metadata.deletionTimestamp") == NULL;
+            rdy += jx_get(p0, "metadata.deletionTimestamp") == NULL && s_pod_ready(p0);
+        }
+        json_decref(pods);
+        most = live > most ? live : most;
+        fewest = rdy < fewest ? rdy : fewest;
+    }
+    if (verbose)
+        printf("rolling update: at most %zu pods, at least %zu Ready\n", most, fewest);
+    CHECK(most == 5 && fewest >= 3);
     rss = t_list(s, rr);
     CHECK(json_array_size(rss) == 2);
-    size_t i;
     json_array_foreach(rss, i, rs)
     {
         bool old = strcmp(jx_str(rs, "metadata.name", ""), rsname) == 0;
-        CHECK(jx_int(rs, "spec.replicas", -1) == (old ? 0 : 1));
+        CHECK(jx_int(rs, "spec.replicas", -1) == (old ? 0 : 4));
         CHECK(strcmp(json_string_value(
                          json_object_get(jx_get(rs, "metadata.annotations"), APPS_ANN_REVISION)),
                      old ? "1" : "2") == 0);
     }
     json_decref(rss);
-    CHECK(t_active(s, rp) == 1);
+    CHECK(t_active(s, rp) == 4);
     pods = t_list(s, rp);
     json_array_foreach(pods, i, p0)
     {
@@ -1433,6 +1513,19 @@ int apps_test(bool verbose)
                          "redis:8") == 0);
     }
     json_decref(pods);
+    dep = t_get(s, rd, "redis");
+    pg = jx_array_find(jx_get(dep, "status.conditions"), "type", "Progressing");
+    CHECK(pg && strcmp(jx_str(pg, "reason", ""), "NewReplicaSetAvailable") == 0);
+    CHECK(jx_int(dep, "status.updatedReplicas", 0) == 4 && jx_int(dep, "status.replicas", 0) == 4);
+    json_decref(dep);
+    /* scale down to 1 */
+    dep = t_get(s, rd, "redis");
+    upd = json_deep_copy(dep);
+    json_decref(dep);
+    jx_set_path(upd, "spec.replicas", json_integer(1));
+    CHECK(objstore_update(s, rd, "default", "redis", &upd, NULL, NULL, NULL, &st) == 0);
+    simtest_step(k, c, &clk, 3000);
+    CHECK(t_active(s, rp) == 1);
 
     /* StatefulSet: ordinals in order, each after the previous is Ready */
     o = json_pack("{s:{s:s},s:{s:i,s:s,s:{s:{s:s}},s:{s:{s:{s:s}},s:{s:[{s:s,s:s}]}},s:[{s:{s:s},"

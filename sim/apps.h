@@ -16,28 +16,30 @@
  *   rand.SafeEncodeString does (kube hashes its own Go printing of the template, so the value
  *   differs from a real cluster's, its form does not); label pod-template-hash on the ReplicaSet,
  *   its selector and its template, annotations deployment.kubernetes.io/revision, desired-replicas
- *   and max-replicas, controller ownerReference. Rollout, SIMPLIFIED: RollingUpdate sets the new
- *   ReplicaSet to spec.replicas at once (surge = the whole count, maxSurge/maxUnavailable are
- *   not stepped through) and scales every old ReplicaSet to 0 once the new one has all its
- *   replicas available; Recreate scales the old ones to 0 first and the new one up when their
- *   pods are gone. spec.paused stops the rollout. Old ReplicaSets are kept (revisionHistoryLimit
- *   is not enforced). Status: replicas, updatedReplicas, readyReplicas, availableReplicas,
- *   unavailableReplicas, observedGeneration and the conditions Available
+ *   and max-replicas, controller ownerReference. Rollout as kube's deployment controller steps
+ *   it: RollingUpdate scales the new ReplicaSet up within spec.replicas + maxSurge (percent
+ *   rounded up) and the old ones down while spec.replicas - maxUnavailable (rounded down) pods
+ *   stay available (unhealthy old pods first; 0/0 gives maxUnavailable 1); Recreate scales the
+ *   old ones to 0 first and the new one up when their pods are gone. Simplified: a pure scale
+ *   during a rollout is not spread proportionally over the ReplicaSets, and availability is
+ *   Ready (minReadySeconds is not waited for). spec.paused stops the rollout. Old ReplicaSets are
+ *   kept (revisionHistoryLimit is not enforced). Status: replicas, updatedReplicas, readyReplicas,
+ * availableReplicas, unavailableReplicas, observedGeneration and the conditions Available
  *   (MinimumReplicasAvailable / MinimumReplicasUnavailable, against spec.replicas minus
  *   maxUnavailable) and Progressing (NewReplicaSetCreated, ReplicaSetUpdated,
  *   NewReplicaSetAvailable) with kube's messages; progressDeadlineSeconds is not timed.
- * - StatefulSet: pods "<sts>-<ordinal>" with labels statefulset.kubernetes.io/pod-name,
- *   apps.kubernetes.io/pod-index and controller-revision-hash ("<sts>-<hash>"), spec.hostname =
- *   the pod name and spec.subdomain = spec.serviceName. OrderedReady (default): ordinal n is
- *   created only when 0..n-1 are Running and Ready, scale-down removes the highest ordinal first,
- *   one at a time; Parallel: all at once. Failed pods are deleted and made again. RollingUpdate:
- *   when the template changes, the highest-ordinal pod of the old revision is deleted (and made
- *   again from the new one) once every pod is Ready; OnDelete: only deleted pods get the new
- *   template. volumeClaimTemplates: a volume per claim in the pod and, ONLY when kubesim serves
- *   persistentvolumeclaims, the PVC "<claim>-<sts>-<ordinal>" (created if missing, never deleted:
- *   persistentVolumeClaimRetentionPolicy is not applied). Status: replicas, readyReplicas,
- *   currentReplicas, updatedReplicas, availableReplicas, currentRevision, updateRevision,
- *   observedGeneration, collisionCount.
+ * - StatefulSet: pods "<sts>-<ordinal>" (spec.ordinals.start is not applied) with labels
+ * statefulset.kubernetes.io/pod-name, apps.kubernetes.io/pod-index and controller-revision-hash
+ * ("<sts>-<hash>"), spec.hostname = the pod name and spec.subdomain = spec.serviceName.
+ * OrderedReady (default): ordinal n is created only when 0..n-1 are Running and Ready, scale-down
+ * removes the highest ordinal first, one at a time; Parallel: all at once. Failed pods are deleted
+ * and made again. RollingUpdate: when the template changes, the highest-ordinal pod of the old
+ * revision is deleted (and made again from the new one) once every pod is Ready; OnDelete: only
+ * deleted pods get the new template. volumeClaimTemplates: a volume per claim in the pod and, ONLY
+ * when kubesim serves persistentvolumeclaims, the PVC "<claim>-<sts>-<ordinal>" (created if
+ * missing, never deleted: persistentVolumeClaimRetentionPolicy is not applied). Status: replicas,
+ * readyReplicas, currentReplicas, updatedReplicas, availableReplicas, currentRevision,
+ * updateRevision, observedGeneration, collisionCount.
  * - Garbage collection is objstore's (owner references), as for every kind.
  *
  * Watch callbacks only mark objects dirty; writes happen in apps_tick(), run by a 0 ms loop timer
