@@ -254,11 +254,51 @@ int apps_validate_update(const char *resource, const json_t *old, const json_t *
     return (int)(json_array_size(causes) - before);
 }
 
+/* A copy of v without nulls and empty objects/arrays, recursively: what a typed Go round trip
+ * (kubectl rollout undo sends `creationTimestamp: null`, `resources: {}`) does not change. */
+static json_t *s_normal(const json_t *v)
+{
+    if (json_is_object(v)) {
+        json_t *o = json_object();
+        const char *k;
+        json_t *c;
+        json_object_foreach((json_t *)v, k, c)
+        {
+            json_t *n = s_normal(c);
+            if (n)
+                json_object_set_new(o, k, n);
+        }
+        if (!json_object_size(o)) {
+            json_decref(o);
+            return NULL;
+        }
+        return o;
+    }
+    if (json_is_array(v)) {
+        json_t *a = json_array();
+        size_t i;
+        json_t *c;
+        json_array_foreach(v, i, c)
+        {
+            json_t *n = s_normal(c);
+            json_array_append_new(a, n ? n : json_object());
+        }
+        if (!json_array_size(a)) {
+            json_decref(a);
+            return NULL;
+        }
+        return a;
+    }
+    return json_is_null(v) || !v ? NULL : json_incref((json_t *)v);
+}
+
 void apps_template_hash(const json_t *tmpl, long collisions, char *out, size_t n)
 {
     static const char alnum[] = "bcdfghjklmnpqrstvwxz2456789"; /* rand.SafeEncodeString's */
     uint64_t h = 0;
-    jx_hash(tmpl ? tmpl : json_null(), &h);
+    json_t *norm = s_normal(tmpl);
+    jx_hash(norm ? norm : json_null(), &h);
+    json_decref(norm);
     uint32_t v = (uint32_t)(h ^ (h >> 32));
     if (collisions > 0) {
         v ^= (uint32_t)collisions;
@@ -812,6 +852,28 @@ static int s_sync_dep(apps_t *a, const char *ns, const char *name)
     bool recreate = strcmp(jx_str(d, "spec.strategy.type", "RollingUpdate"), "Recreate") == 0;
     bool paused = jx_bool(d, "spec.paused", false);
     bool created = false;
+    /* an older ReplicaSet becoming the new one again (rollout undo) gets the next revision */
+    json_int_t maxold = 0;
+    json_array_foreach(rss, i, r) if (r != newrs && s_revision(r) > maxold) maxold = s_revision(r);
+    if (newrs && !paused && s_revision(newrs) <= maxold) {
+        json_t *o = json_copy((json_t *)newrs), *out = NULL;
+        json_t *md = json_copy(json_object_get(newrs, "metadata"));
+        json_t *ann = json_copy(json_object_get(md, "annotations"));
+        char rv[32];
+        snprintf(rv, sizeof(rv), "%" JSON_INTEGER_FORMAT, maxold + 1);
+        if (!ann)
+            ann = json_object();
+        json_object_set_new(ann, APPS_ANN_REVISION, json_string(rv));
+        json_object_set_new(md, "annotations", ann);
+        json_object_set_new(o, "metadata", md);
+        objstore_update_opts_t uo = {.precond = OBJSTORE_PRECOND_NONE};
+        if (objstore_update(a->store, a->rrs, ns, rsname, &o, &uo, &out, NULL, &st) == 0) {
+            writes++;
+            json_array_foreach(rss, i, r) if (r == newrs) break;
+            json_array_set_new(rss, i, out);
+            newrs = json_array_get(rss, i);
+        }
+    }
     char msg[S_NAME_MAX + 80];
     if (!newrs && !paused) {
         json_t *t = json_deep_copy(tmpl);
@@ -1354,6 +1416,13 @@ int apps_test(bool verbose)
     apps_template_hash(jx_get(d, "spec.template"), 1, h3, sizeof(h3));
     CHECK(strcmp(h1, h2) == 0 && strcmp(h1, h3) != 0 && strlen(h1) >= 1 &&
           strspn(h1, "bcdfghjklmnpqrstvwxz2456789") == strlen(h1));
+    /* a typed round trip's nulls and empty objects do not change it (kubectl rollout undo) */
+    json_t *typed = json_deep_copy(jx_get(d, "spec.template"));
+    jx_set_path(typed, "metadata.creationTimestamp", json_null());
+    jx_set_path(json_array_get(jx_get(typed, "spec.containers"), 0), "resources", json_object());
+    apps_template_hash(typed, 0, h2, sizeof(h2));
+    CHECK(strcmp(h1, h2) == 0);
+    json_decref(typed);
     /* printer cells */
     jx_set_path(d, "metadata.name", json_string("web"));
     jx_set_path(d, "spec.selector", json_pack("{s:{s:s}}", "matchLabels", "app", "x"));

@@ -114,6 +114,15 @@ assert new["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.28"
 }
 check "two ReplicaSets: the old one at 0 (revision 1), the new one at 1 (revision 2) running nginx:1.28" two_rs
 
+undo() {
+    k rollout undo deploy/web && k rollout status deploy/web --timeout=20s &&
+        until_ok 20 bash -c "[[ \$(k get rs $rs -o jsonpath='{.spec.replicas} {.metadata.annotations.deployment\.kubernetes\.io/revision}') == '1 3' ]]" &&
+        [[ $(k get rs -l app=web -o name | wc -l) == 2 ]] &&
+        [[ $(k get deploy web -o jsonpath='{.metadata.annotations.deployment\.kubernetes\.io/revision}') == 3 ]] &&
+        until_ok 20 bash -c "[[ \$(k get pods -l app=web -o jsonpath='{.items[*].spec.containers[0].image}') == nginx:1.27 ]]"
+}
+check "kubectl rollout undo: the first ReplicaSet again (revision 3), no third one" undo
+
 # StatefulSet: ordinals one after the other; a 20 ms poll of the API records what it saw.
 cat >"$work/db.yaml" <<'YAML'
 apiVersion: apps/v1
