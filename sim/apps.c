@@ -172,7 +172,7 @@ int apps_validate(const char *resource, const json_t *obj, json_t *causes)
     }
     selector_destroy(&s);
     const char *rp = jx_str(obj, "spec.template.spec.restartPolicy", "Always");
-    if (!sts && strcmp(rp, "Always") != 0) {
+    if (strcmp(rp, "Always") != 0) {
         buf_reset(&m);
         buf_printf(&m, "Unsupported value: \"%s\": supported values: \"Always\"", rp);
         s_cause(causes, "FieldValueNotSupported", "spec.template.spec.restartPolicy", buf_str(&m));

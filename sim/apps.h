@@ -86,7 +86,8 @@ void apps_defaults(const char *resource, json_t *obj);
  * causes (schema.h's form) to `causes`: `spec.selector: Required value`, `spec.selector:
  * Invalid value: "...": empty selector is invalid for deployment|statefulset`,
  * `spec.template.metadata.labels: Invalid value: map[string]string{...}: `selector` does not
- * match template `labels``, negative replicas. Returns the number of causes added. */
+ * match template `labels``, negative replicas, a template restartPolicy other than Always.
+ * Returns the number of causes added. */
 int apps_validate(const char *resource, const json_t *obj, json_t *causes);
 
 /* kube-apiserver's update validation (old = the stored object, obj = the new one): appends
