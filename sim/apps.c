@@ -29,6 +29,9 @@ struct apps {
     json_t *dirty[3]; /* deployments, replicasets, statefulsets: "ns/name" -> true */
     int64_t timer; /* 0 ms timer id, 0 = none */
     bool in_tick; /* apps_tick running */
+    json_t *later[3]; /* as dirty, "ns/name" -> due time (ms): minReadySeconds to wait out */
+    int64_t later_timer; /* timer for the earliest due time, 0 = none */
+    int64_t later_due; /* when later_timer fires */
 };
 
 enum { S_DEP = 0, S_RS = 1, S_STS = 2 };
@@ -494,6 +497,97 @@ static void s_mark(apps_t *a, int which, const char *ns, const char *name)
     s_kick(a);
 }
 
+static int64_t s_on_later(loop_t *loop, int64_t id, void *arg);
+
+/* Arms the timer for the earliest due time of a->later (a loop only). */
+static void s_arm_later(apps_t *a)
+{
+    if (!a->loop)
+        return;
+    int64_t due = 0;
+    for (int k = 0; k < 3; k++) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(a->later[k], key, v)
+        {
+            int64_t t = (int64_t)json_integer_value(v);
+            due = !due || t < due ? t : due;
+        }
+    }
+    if (a->later_timer > 0 && (!due || due < a->later_due)) {
+        loop_cancel_timer(a->loop, a->later_timer);
+        a->later_timer = 0;
+    }
+    if (!due || a->later_timer > 0)
+        return;
+    int64_t delay = due - objstore_now_ms(a->store);
+    int64_t id = loop_add_timer(a->loop, delay > 0 ? delay : 0, s_on_later, a);
+    a->later_timer = id > 0 ? id : 0;
+    a->later_due = due;
+}
+
+/* Syncs ns/name of kind `which` again at `due_ms` (minReadySeconds running out). */
+static void s_later(apps_t *a, int which, const char *ns, const char *name, int64_t due_ms)
+{
+    char key[S_KEY_MAX];
+    snprintf(key, sizeof(key), "%s/%s", ns, name);
+    json_t *cur = json_object_get(a->later[which], key);
+    if (cur && json_integer_value(cur) <= due_ms)
+        return;
+    json_object_set_new(a->later[which], key, json_integer(due_ms));
+    s_arm_later(a);
+}
+
+/* Moves the due entries of a->later into the dirty sets. */
+static void s_due(apps_t *a)
+{
+    int64_t now = objstore_now_ms(a->store);
+    for (int k = 0; k < 3; k++) {
+        const char *key;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(a->later[k], tmp, key, v)
+        {
+            if (json_integer_value(v) <= now) {
+                json_object_set_new(a->dirty[k], key, json_true());
+                json_object_del(a->later[k], key);
+            }
+        }
+    }
+}
+
+static int64_t s_on_later(loop_t *loop, int64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    apps_t *a = arg;
+    a->later_timer = 0;
+    s_due(a);
+    s_arm_later(a);
+    apps_tick(a);
+    return LOOP_TIMER_DONE;
+}
+
+/* True when `pod` is Ready and has been for minReadySeconds `mrs` by now; when it is Ready but
+ * not for long enough, *wake (0 = none) is lowered to the ms it will be. */
+static bool s_pod_available(const apps_t *a, const json_t *pod, json_int_t mrs, int64_t *wake)
+{
+    if (!s_pod_ready(pod))
+        return false;
+    if (mrs <= 0)
+        return true;
+    const json_t *c = jx_array_find(jx_get(pod, "status.conditions"), "type", "Ready");
+    int64_t since = 0;
+    if (rftime_parse_sec(jx_str(c, "lastTransitionTime", ""), &since) < 0)
+        return true;
+    int64_t at = (since + mrs) * 1000;
+    if (at <= objstore_now_ms(a->store))
+        return true;
+    if (!*wake || at < *wake)
+        *wake = at;
+    return false;
+}
+
 static void s_split(const char *key, char *ns, size_t n, const char **name)
 {
     const char *slash = strchr(key, '/');
@@ -619,14 +713,18 @@ static int s_sync_rs(apps_t *a, const char *ns, const char *name)
     json_t *pods = s_owned(a, a->rpods, ns, rs);
     size_t n = json_array_size(pods), nact = 0;
     const json_t **act = calloc(n ? n : 1, sizeof(*act));
-    json_int_t ready = 0;
+    json_int_t ready = 0, avail = 0, mrs = jx_int(rs, "spec.minReadySeconds", 0);
+    int64_t wake = 0;
     for (size_t i = 0; act && i < n; i++) {
         const json_t *p = json_array_get(pods, i);
         if (!s_pod_active(p))
             continue;
         act[nact++] = p;
         ready += s_pod_ready(p);
+        avail += s_pod_available(a, p, mrs, &wake);
     }
+    if (wake)
+        s_later(a, S_RS, ns, name, wake);
     json_int_t want = jx_int(rs, "spec.replicas", 1);
     if (act && !jx_get(rs, "metadata.deletionTimestamp")) {
         if ((json_int_t)nact < want) {
@@ -647,7 +745,7 @@ static int s_sync_rs(apps_t *a, const char *ns, const char *name)
     s_set_int(status, "replicas", (json_int_t)nact, false);
     s_set_int(status, "fullyLabeledReplicas", (json_int_t)nact, true);
     s_set_int(status, "readyReplicas", ready, true);
-    s_set_int(status, "availableReplicas", ready, true);
+    s_set_int(status, "availableReplicas", avail, true);
     s_set_int(status, "observedGeneration", jx_int(rs, "metadata.generation", 1), true);
     writes += s_put_status(a, a->rrs, rs, status);
     free(act);
@@ -1097,7 +1195,9 @@ static int s_sync_sts(apps_t *a, const char *ns, const char *name)
         maxord = o + 1 > maxord ? o + 1 : maxord;
     }
     const json_t **by = calloc((size_t)maxord + 1, sizeof(*by));
-    json_int_t reps = 0, ready = 0, cur = 0;
+    json_int_t reps = 0, ready = 0, cur = 0, avail = 0,
+               mrs = jx_int(sts, "spec.minReadySeconds", 0);
+    int64_t wake = 0;
     json_array_foreach(pods, i, p)
     {
         long o = s_ordinal(name, jx_str(p, "metadata.name", ""));
@@ -1108,6 +1208,7 @@ static int s_sync_sts(apps_t *a, const char *ns, const char *name)
             continue;
         reps++;
         ready += s_pod_ready(p);
+        avail += s_pod_available(a, p, mrs, &wake);
         const char *pr =
             json_string_value(json_object_get(jx_get(p, "metadata.labels"), APPS_LABEL_REVISION));
         cur += pr && strcmp(pr, rev) == 0;
@@ -1162,7 +1263,9 @@ static int s_sync_sts(apps_t *a, const char *ns, const char *name)
     s_set_int(status, "readyReplicas", ready, true);
     s_set_int(status, "currentReplicas", cur, true);
     s_set_int(status, "updatedReplicas", cur, true);
-    s_set_int(status, "availableReplicas", ready, false);
+    s_set_int(status, "availableReplicas", avail, false);
+    if (wake)
+        s_later(a, S_STS, ns, name, wake);
     json_object_set_new(status, "currentRevision", json_string(rev));
     json_object_set_new(status, "updateRevision", json_string(rev));
     json_object_set_new(status, "collisionCount", json_integer(0));
@@ -1225,6 +1328,7 @@ int apps_tick(apps_t *a)
     if (!a)
         return 0;
     a->in_tick = true;
+    s_due(a);
     size_t budget = APPS_TICK_BUDGET;
     int writes = 0;
     /* ReplicaSets first so a Deployment sees its ReplicaSets' fresh status. */
@@ -1270,7 +1374,7 @@ apps_t *apps_new(loop_t *loop, objstore_t *store)
     a->rpvcs = objstore_find(store, "", "persistentvolumeclaims");
     objstore_status_t st;
     for (int k = 0; k < 3; k++)
-        if (!(a->dirty[k] = json_object()))
+        if (!(a->dirty[k] = json_object()) || !(a->later[k] = json_object()))
             goto fail;
     if (objstore_watch(store, a->rpods, NULL, NULL, NULL, NULL, s_on_pod, a, &a->wpods, &st) < 0)
         goto fail;
@@ -1300,8 +1404,12 @@ void apps_destroy(apps_t **ap)
     objstore_watch_stop(a->store, &a->wsts);
     if (a->timer > 0 && a->loop)
         loop_cancel_timer(a->loop, a->timer);
-    for (int k = 0; k < 3; k++)
+    if (a->later_timer > 0 && a->loop)
+        loop_cancel_timer(a->loop, a->later_timer);
+    for (int k = 0; k < 3; k++) {
         json_decref(a->dirty[k]);
+        json_decref(a->later[k]);
+    }
     free(a);
     *ap = NULL;
 }
@@ -1595,6 +1703,23 @@ int apps_test(bool verbose)
     CHECK(objstore_update(s, rd, "default", "redis", &upd, NULL, NULL, NULL, &st) == 0);
     simtest_step(k, c, &clk, 3000);
     CHECK(t_active(s, rp) == 1);
+
+    /* minReadySeconds: Ready pods count as available only once Ready that long */
+    o = json_pack("{s:{s:s},s:{s:i,s:i,s:{s:{s:s}},s:{s:{s:{s:s}},s:{s:[{s:s,s:s}]}}}}", "metadata",
+                  "name", "slow", "spec", "replicas", 2, "minReadySeconds", 2, "selector",
+                  "matchLabels", "app", "slow", "template", "metadata", "labels", "app", "slow",
+                  "spec", "containers", "name", "c", "image", "x");
+    CHECK(objstore_create(s, rr, "default", &o, NULL, &st) == 0);
+    simtest_step(k, c, &clk, 600);
+    json_t *slow = t_get(s, rr, "slow");
+    CHECK(jx_int(slow, "status.readyReplicas", 0) == 2 &&
+          jx_int(slow, "status.availableReplicas", 0) == 0);
+    json_decref(slow);
+    simtest_step(k, c, &clk, 2000);
+    slow = t_get(s, rr, "slow");
+    CHECK(jx_int(slow, "status.availableReplicas", 0) == 2);
+    json_decref(slow);
+    CHECK(objstore_delete(s, rr, "default", "slow", NULL, NULL, NULL, &st) == 0);
 
     /* StatefulSet: ordinals in order, each after the previous is Ready */
     o = json_pack("{s:{s:s},s:{s:i,s:s,s:{s:{s:s}},s:{s:{s:{s:s}},s:{s:[{s:s,s:s}]}},s:[{s:{s:s},"

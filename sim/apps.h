@@ -9,8 +9,8 @@
  *   annotations and a controller ownerReference (blockOwnerDeletion) to the ReplicaSet. A deleted
  *   or failed pod is replaced; on scale-down the pods removed first are unscheduled, then not
  *   Ready, then the newest. Status: replicas, fullyLabeledReplicas, readyReplicas,
- *   availableReplicas (= Ready; minReadySeconds is NOT waited for), observedGeneration (zero
- *   counts omitted as kube's omitempty does).
+ *   availableReplicas (Ready for spec.minReadySeconds: a timer syncs again when that runs out),
+ *   observedGeneration (zero counts omitted as kube's omitempty does).
  * - Deployment: one ReplicaSet per pod template, named "<deploy>-<pod-template-hash>", the hash
  *   being FNV-1a of the template's canonical JSON (plus status.collisionCount) encoded as kube's
  *   rand.SafeEncodeString does (kube hashes its own Go printing of the template, so the value
@@ -21,12 +21,11 @@
  *   rounded up) and the old ones down while spec.replicas - maxUnavailable (rounded down) pods
  *   stay available (unhealthy old pods first; 0/0 gives maxUnavailable 1); Recreate scales the
  *   old ones to 0 first and the new one up when their pods are gone. Simplified: a pure scale
- *   during a rollout is not spread proportionally over the ReplicaSets, and availability is
- *   Ready (minReadySeconds is not waited for). spec.paused stops the rollout. Old ReplicaSets are
- *   kept (revisionHistoryLimit is not enforced). Status: replicas, updatedReplicas, readyReplicas,
- * availableReplicas, unavailableReplicas, observedGeneration and the conditions Available
- *   (MinimumReplicasAvailable / MinimumReplicasUnavailable, against spec.replicas minus
- *   maxUnavailable) and Progressing (NewReplicaSetCreated, ReplicaSetUpdated,
+ *   during a rollout is not spread proportionally over the ReplicaSets. spec.paused stops the
+ * rollout. Old ReplicaSets are kept (revisionHistoryLimit is not enforced). Status: replicas,
+ * updatedReplicas, readyReplicas, availableReplicas, unavailableReplicas, observedGeneration and
+ * the conditions Available (MinimumReplicasAvailable / MinimumReplicasUnavailable, against
+ * spec.replicas minus maxUnavailable) and Progressing (NewReplicaSetCreated, ReplicaSetUpdated,
  *   NewReplicaSetAvailable) with kube's messages; progressDeadlineSeconds is not timed.
  * - StatefulSet: pods "<sts>-<ordinal>" (spec.ordinals.start is not applied) with labels
  * statefulset.kubernetes.io/pod-name, apps.kubernetes.io/pod-index and controller-revision-hash
