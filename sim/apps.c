@@ -1007,6 +1007,19 @@ static int s_sync_dep(apps_t *a, const char *ns, const char *name)
             newrs = json_array_get(rss, json_array_size(rss) - 1);
         }
     }
+    /* the new ReplicaSet follows the Deployment's minReadySeconds */
+    json_int_t mrs = jx_int(d, "spec.minReadySeconds", 0);
+    if (newrs && jx_int(newrs, "spec.minReadySeconds", 0) != mrs) {
+        json_t *o = json_copy((json_t *)newrs), *sp = json_copy(json_object_get(newrs, "spec"));
+        if (o && sp) {
+            json_object_set_new(sp, "minReadySeconds", json_integer(mrs));
+            json_object_set_new(o, "spec", sp);
+            writes += s_put_main(a, a->rrs, o);
+        } else {
+            json_decref(o);
+            json_decref(sp);
+        }
+    }
     /* Rollout and scaling. */
     bool complete = false;
     if (newrs && !paused)
