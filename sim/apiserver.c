@@ -11,6 +11,7 @@
  * "None" conversion strategy).
  */
 #include "apiserver.h"
+#include "apps.h"
 #include "buf.h"
 #include "controllers.h"
 #include "err.h"
@@ -215,10 +216,19 @@ static const builtin_t s_builtins[] = {
     {"events.k8s.io", "v1", "events", "event", "Event", "ev", true, false, false, false, true},
     {"apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition",
      "CustomResourceDefinition", "crd,crds", false, true, false, false, false},
-    /* stored only (no controller): the chart's cell Deployment applied to kubesim */
+    /* apps/v1 workloads, run by sim/apps (with /scale) */
     {"apps", "v1", "deployments", "deployment", "Deployment", "deploy", true, true, true, false,
      false},
+    {"apps", "v1", "replicasets", "replicaset", "ReplicaSet", "rs", true, true, true, false, false},
+    {"apps", "v1", "statefulsets", "statefulset", "StatefulSet", "sts", true, true, true, false,
+     false},
 };
+
+/* A built-in apps/v1 workload (printer columns, defaults, validation, /scale from sim/apps). */
+static bool s_is_apps(const apires_t *r)
+{
+    return !r->is_custom && strcmp(r->group, "apps") == 0;
+}
 
 static void s_copy(char *dst, size_t n, const char *src)
 {
@@ -249,6 +259,7 @@ static int s_register_builtins(apiserver_t *a)
         r->namespaced = b->namespaced;
         r->has_status = b->has_status;
         r->has_binding = strcmp(b->resource, "pods") == 0;
+        r->has_scale = strcmp(b->group, "apps") == 0;
         r->storage = true;
         objstore_resdesc_t d = {.group = b->group,
                                 .version = b->version,
@@ -916,6 +927,12 @@ static json_t *s_table_columns(const apires_t *r)
         json_array_append_new(cols, s_coldef("Version", "string", "", "Kubelet version", 0));
         return cols;
     }
+    if (s_is_apps(r)) {
+        json_t *more = apps_columns(r->resource);
+        json_array_extend(cols, more);
+        json_decref(more);
+        return cols;
+    }
     if (s_is_rbac(r)) {
         if (strstr(r->resource, "bindings")) {
             json_array_append_new(cols, s_coldef("Role", "string", "", "Role", 0));
@@ -1053,6 +1070,9 @@ static json_t *s_table_row(apiserver_t *a, const apires_t *r, const json_t *obj,
         cells = s_event_cells(a, obj);
     } else if (s_is_rbac(r)) {
         cells = s_rbac_cells(a, r, obj);
+    } else if (s_is_apps(r)) {
+        cells =
+            apps_cells(r->resource, obj, s_age_cell(a, jx_get(obj, "metadata.creationTimestamp")));
     } else {
         cells = json_pack("[s]", jx_str(obj, "metadata.name", ""));
         if (r->columns && json_array_size(r->columns) > 0) {
@@ -1228,6 +1248,20 @@ static bool s_schema_apply(reqctx_t *x, json_t *obj)
         s_service_defaults(x, obj, strcmp(x->verb, "create") == 0);
         return true;
     }
+    if (s_is_apps(x->r)) {
+        apps_defaults(x->r->resource, obj);
+        json_t *causes = json_array();
+        if (causes && apps_validate(x->r->resource, obj, causes) > 0) {
+            s_reply_json(x, 422,
+                         schema_invalid_status(x->r->kind, x->r->group,
+                                               jx_str(obj, "metadata.name", ""), causes),
+                         NULL);
+            json_decref(causes);
+            return false;
+        }
+        json_decref(causes);
+        return true;
+    }
     if (!x->r->is_custom || !x->r->crd_version)
         return true;
     const json_t *sch = jx_get(x->r->crd_version, "schema.openAPIV3Schema");
@@ -1304,6 +1338,12 @@ static void s_get(reqctx_t *x)
     json_t *obj = NULL;
     if (objstore_get(x->a->store, x->r->res, x->ns, x->name, &obj, &st) < 0) {
         s_reply_status(x, &st, NULL);
+        return;
+    }
+    if (x->sub && strcmp(x->sub, "scale") == 0) {
+        json_t *sc = apps_scale(obj);
+        json_decref(obj);
+        s_reply_json(x, 200, sc, NULL);
         return;
     }
     if (x->table) {
@@ -1644,6 +1684,75 @@ static void s_create(reqctx_t *x)
     s_reply_json(x, 201, s_after_write(x, out, false), NULL);
 }
 
+/* Writes the Scale `sc` (stolen) of an apps/v1 workload: its spec.replicas goes to the object's
+ * spec.replicas (kube's scale subresource); replies with the new Scale. */
+static void s_scale_write(reqctx_t *x, json_t *sc)
+{
+    const json_t *rep = jx_get(sc, "spec.replicas");
+    json_int_t n = json_is_integer(rep) ? json_integer_value(rep) : 0;
+    if (n < 0) {
+        json_t *causes = json_array();
+        char msg[128];
+        snprintf(msg, sizeof(msg),
+                 "Invalid value: %" JSON_INTEGER_FORMAT ": must be greater than or equal to 0", n);
+        json_array_append_new(causes, json_pack("{s:s,s:s,s:s}", "reason", "FieldValueInvalid",
+                                                "message", msg, "field", "spec.replicas"));
+        s_reply_json(x, 422, schema_invalid_status("Scale", "autoscaling", x->name, causes), NULL);
+        json_decref(causes);
+        json_decref(sc);
+        return;
+    }
+    json_decref(sc);
+    objstore_status_t st;
+    json_t *cur = NULL, *out = NULL;
+    if (objstore_get(x->a->store, x->r->res, x->ns, x->name, &cur, &st) < 0) {
+        s_reply_status(x, &st, NULL);
+        return;
+    }
+    json_t *obj = json_copy(cur);
+    json_t *spec = json_copy(json_object_get(cur, "spec"));
+    json_decref(cur);
+    if (!obj || !spec) {
+        json_decref(obj);
+        json_decref(spec);
+        s_fail(x, 500, "InternalError", "out of memory");
+        return;
+    }
+    json_object_set_new(spec, "replicas", json_integer(n));
+    json_object_set_new(obj, "spec", spec);
+    if (x->dry_run) {
+        s_reply_json(x, 200, apps_scale(obj), NULL);
+        json_decref(obj);
+        return;
+    }
+    objstore_update_opts_t uo = {.precond = OBJSTORE_PRECOND_NONE};
+    if (objstore_update(x->a->store, x->r->res, x->ns, x->name, &obj, &uo, &out, NULL, &st) < 0) {
+        s_reply_status(x, &st, NULL);
+        return;
+    }
+    s_reply_json(x, 200, apps_scale(out), NULL);
+    json_decref(out);
+}
+
+/* kube's update validation of an apps/v1 workload against the stored object (defaults applied
+ * to a copy of obj first, as on create). Replies 422 and returns false when refused. */
+static bool s_apps_update_ok(reqctx_t *x, const json_t *obj)
+{
+    objstore_status_t st;
+    json_t *cur = NULL;
+    if (objstore_get(x->a->store, x->r->res, x->ns, x->name, &cur, &st) < 0)
+        return true; /* the write reports the 404 */
+    json_t *o = json_deep_copy(obj), *causes = json_array();
+    apps_defaults(x->r->resource, o);
+    bool ok = apps_validate_update(x->r->resource, cur, o, causes) == 0;
+    if (!ok)
+        s_reply_json(x, 422, schema_invalid_status(x->r->kind, x->r->group, x->name, causes), NULL);
+    json_decref(causes);
+    json_decref(o);
+    json_decref(cur);
+    return ok;
+}
+
 /* Writes `obj` (stolen) over x->name with precondition mode `pc`; replies. */
 static void s_write(reqctx_t *x, json_t *obj, objstore_precond_t pc, int ok_status)
 {
@@ -1661,7 +1770,15 @@ static void s_write(reqctx_t *x, json_t *obj, objstore_precond_t pc, int ok_stat
         s_fail(x, 400, "BadRequest", msg);
         return;
     }
+    if (x->sub && strcmp(x->sub, "scale") == 0) {
+        s_scale_write(x, obj);
+        return;
+    }
     bool status = x->sub && strcmp(x->sub, "status") == 0;
+    if (!status && s_is_apps(x->r) && !s_apps_update_ok(x, obj)) {
+        json_decref(obj);
+        return;
+    }
     if (!status && !s_schema_apply(x, obj)) {
         json_decref(obj);
         return;
@@ -1786,6 +1903,13 @@ static void s_patch(reqctx_t *x)
         buf_free(&err);
         s_reply_status(x, &st, NULL);
         return;
+    }
+    if (x->sub && strcmp(x->sub, "scale") == 0) {
+        json_t *sc = apps_scale(cur);
+        json_decref(cur);
+        cur = sc;
+        if (kind == P_SMP || kind == P_APPLY)
+            kind = P_MERGE; /* a Scale has no merge keys */
     }
     json_t *obj = NULL;
     int rc = 0;
@@ -3189,6 +3313,7 @@ static void s_route(reqctx_t *x, char *path, bool delayed)
     bool token_sub = x->sub && strcmp(x->sub, "token") == 0 && !r->is_custom && !*r->group &&
                      strcmp(r->resource, "serviceaccounts") == 0;
     if (x->sub && !((strcmp(x->sub, "status") == 0 && r->has_status) ||
+                    (strcmp(x->sub, "scale") == 0 && s_is_apps(r)) ||
                     (strcmp(x->sub, "binding") == 0 && r->has_binding) || token_sub)) {
         s_not_found_path(x);
         return;

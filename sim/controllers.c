@@ -3,6 +3,8 @@
  */
 #include "controllers.h"
 
+#include "apps.h"
+
 #include "err.h"
 #include "json.h"
 #include "log.h"
@@ -31,6 +33,7 @@ struct controllers {
     json_t *dirty_svcs; /* "ns/name" -> true */
     int64_t timer; /* 0 ms timer id, 0 = none */
     bool in_tick; /* controllers_tick running */
+    apps_t *apps; /* the apps/v1 workload controllers (sim/apps) */
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -761,6 +764,7 @@ int controllers_tick(controllers_t *c)
     size_t budget = CONTROLLERS_TICK_BUDGET;
     int writes = s_drain(c, c->dirty_jobs, s_sync_job, &budget);
     writes += s_drain(c, c->dirty_svcs, s_sync_svc, &budget);
+    writes += apps_tick(c->apps);
     c->in_tick = false;
     if (json_object_size(c->dirty_jobs) || json_object_size(c->dirty_svcs))
         s_kick(c);
@@ -801,6 +805,8 @@ controllers_t *controllers_new(loop_t *loop, objstore_t *store)
     if (c->rsvcs &&
         objstore_watch(store, c->rsvcs, NULL, NULL, NULL, NULL, s_on_svc, c, &c->wsvcs, &st) < 0)
         goto fail;
+    if (!(c->apps = apps_new(loop, store)))
+        goto fail;
     return c;
 fail:
     controllers_destroy(&c);
@@ -815,6 +821,7 @@ void controllers_destroy(controllers_t **cp)
     objstore_watch_stop(c->store, &c->wpods);
     objstore_watch_stop(c->store, &c->wjobs);
     objstore_watch_stop(c->store, &c->wsvcs);
+    apps_destroy(&c->apps);
     if (c->timer > 0 && c->loop)
         loop_cancel_timer(c->loop, c->timer);
     json_decref(c->pods);

@@ -22,6 +22,8 @@
  *   with targetPort resolved (a number, a name looked up in the pod's container ports, or the
  *   port itself when unset). Pods are matched through an index on one selector label per
  *   Service, so a pod event costs O(its labels + candidate services), never O(services).
+ * - apps/v1 Deployments, ReplicaSets and StatefulSets: sim/apps (apps.h), created, ticked and
+ *   destroyed with these controllers.
  * - Garbage collection: NOT run here. kube-apiserver's stand-in (sim/apiserver.c) already calls
  *   objstore_tick() every APISERVER_GC_TICK_MS and objstore_gc_run() after deletes.
  *
