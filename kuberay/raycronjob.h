@@ -31,8 +31,8 @@
 #define RAYCRONJOB_NAME_MAX 36 /* KubeRay's MaxRayCronJobNameLength */
 #define RAYCRONJOB_EV_INVALID "InvalidRayCronJobSpec" /* Warning Event of a validation failure */
 #define RAYCRONJOB_EV_SUSPENDED "SuspendedRayCronJob" /* Normal Event of a suspended RayCronJob */
-#define RAYCRONJOB_EV_GATE "RayCronJobGateDisabled" /* rayfleet's Warning Event: the gate is off   \
-                                                     */
+/* rayfleet's Warning Event about a RayCronJob while the gate is off */
+#define RAYCRONJOB_EV_GATE "RayCronJobGateDisabled"
 #define RAYCRONJOB_SUSPENDED_MSG "RayCronJob suspended, no new RayJobs will be created"
 
 /* Validates RayCronJob `cj` (gates for the jobTemplate's RayJob rules; NULL: defaults). Returns 0,
