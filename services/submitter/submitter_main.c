@@ -1,5 +1,6 @@
 /*
- * rayfleet-submitter: reconciles RayJobs (submitter.h) as a controller process of the runtime
+ * rayfleet-submitter: reconciles RayJobs (submitter.h) and RayCronJobs (cronjob.h; gate RayCronJob)
+ * as a controller process of the runtime
  * (ctrl/ctrlsvc.h: options, kubeconfig and client, the audit database <state-dir>/submitter.db,
  * observed.db opened read-only once the watcher has created it, the bus subscription with
  * causes, the work queue, shard ownership with leases and the write fence, resync, shutdown;
@@ -12,6 +13,7 @@
  * KubeRay's operator environment is honoured: RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_
  * SECONDS, RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS, DELETE_RAYJOB_CR_AFTER_JOB_FINISHES.
  */
+#include "cronjob.h"
 #include "ctrlsvc.h"
 #include "krmetrics.h"
 #include "err.h"
@@ -32,7 +34,7 @@ static const cfg_opt_t s_options[] = {
     {"job-poll", CFG_DURATION, "1s", 0, 0, false, false,
      "Poll period of a running Ray job in HTTPMode and InteractiveMode.", NULL},
     {"feature-gates", CFG_STRING, "", 0, 0, false, false,
-     "Feature gates, e.g. RayJobDeletionPolicy=false,SidecarSubmitterRestart=true.", NULL},
+     "Feature gates, e.g. RayCronJob=true,RayJobDeletionPolicy=false.", NULL},
     {NULL},
 };
 
@@ -40,6 +42,7 @@ static const cfg_opt_t s_options[] = {
 typedef struct {
     submitter_t *sub;
     rj_settings_t set;
+    cronjob_t *cron; /* the RayCronJob controller */
 } app_t;
 
 /* An integer from the environment, or def. */
@@ -97,9 +100,31 @@ static void s_close(void *arg)
     submitter_destroy(&a->sub);
 }
 
+/* The RayCronJob controller (after s_open, whose gates it reads). With the gate off it only
+ * emits one Warning Event per RayCronJob (cronjob.h), and the start says so once. */
+static ctrl_t *s_open_cron(const ctrlsvc_env_t *env, void *arg)
+{
+    app_t *a = arg;
+    if (!a->set.gates.cronjob)
+        log_warn("RayCronJobs are not reconciled: the feature gate RayCronJob is off (KubeRay's "
+                 "default); each RayCronJob gets one Warning Event RayCronJobGateDisabled. Turn "
+                 "it on with --feature-gates RayCronJob=true",
+                 NULL);
+    a->cron =
+        cronjob_new(env->svc->loop, &(cronjob_config_t){.base = env->ctrl, .gates = &a->set.gates});
+    return cronjob_ctrl(a->cron);
+}
+
+static void s_close_cron(void *arg)
+{
+    app_t *a = arg;
+    cronjob_destroy(&a->cron);
+}
+
 int main(int argc, char **argv)
 {
     app_t app = {0};
+    const ctrlsvc_extra_t extra[] = {{s_open_cron, s_close_cron, &app}};
     return ctrlsvc_main(
         &(ctrlsvc_def_t){.name = "submitter",
                          .options = s_options,
@@ -109,6 +134,8 @@ int main(int argc, char **argv)
                          .arg = &app,
                          .scrape = &(const ctrlsvc_scrape_t){krmetrics_open, krmetrics_begin,
                                                              krmetrics_object, krmetrics_close},
-                         .health_port = 8084},
+                         .health_port = 8084,
+                         .extra = extra,
+                         .nextra = 1},
         argc, argv);
 }
