@@ -29,8 +29,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CRONJOB_COMPONENT "raycronjob-controller" /* Event source component (KubeRay's recorder)   \
-                                                   */
+/* Event source component (KubeRay's recorder) */
+#define CRONJOB_COMPONENT "raycronjob-controller"
 /* Requeue of a pass that waits for nothing but a change of the object (invalid, suspended, no
  * activation within five years, gate off): KubeRay does not requeue these at all. */
 #define CRONJOB_IDLE_REQUEUE_MS (24LL * 3600 * 1000)
