@@ -9,6 +9,7 @@
 #include "kube.h"
 #include "loop.h"
 #include "proc.h"
+#include "validate.h"
 #include "yaml.h"
 
 #include <arpa/inet.h>
@@ -60,6 +61,7 @@ typedef struct {
     char frontend[PATH_MAX]; /* bus frontend endpoint */
     char backend[PATH_MAX]; /* bus backend endpoint */
     const char *log_level; /* --log-level */
+    const char *feature_gates; /* --feature-gates, or NULL */
     int64_t timeout_ms; /* --timeout */
     proc_entry_t procs[PROC_MAX]; /* started processes, in order */
     size_t nprocs; /* how many */
@@ -96,6 +98,9 @@ static const args_opt_t s_up_opts[] = {
      "Start the controllers even when a KubeRay operator is reconciling (its ray-operator-leader "
      "Lease is held); without it they refuse (exit 2) and say how to stop KubeRay. Leader "
      "election is always on: a second 'up' against the same cluster waits as a hot standby."},
+    {"feature-gates", "GATES",
+     "KubeRay's feature gates for every controller that takes them, as KubeRay's flag "
+     "(e.g. RayCronJob=true,RayClusterNetworkPolicy=true)."},
     {"scheduler-replicas", "N",
      "Scheduler replicas to start (1..8, default 1). With N > 1 they split the shards through "
      "SQLite leases in STATE/leases.db, replica i writing STATE/scheduler-<i>.db."},
@@ -662,6 +667,8 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
     }
     if (r == 0 && u->take_over && s_has_flag(h, "leader.take-over"))
         r = s_arg(&a, "leader.take-over=true", NULL); // a bool: one word
+    if (r == 0 && u->feature_gates && s_has_flag(h, "feature-gates"))
+        r = s_arg(&a, "feature-gates", u->feature_gates);
     if (r == 0 && u->sim && s_has_flag(h, "use-kubernetes-proxy"))
         r = s_arg(&a, "use-kubernetes-proxy=true", NULL); // a bool: one word, not "--flag true"
     if (r == 0 && s_has_flag(h, "metrics.port")) {
@@ -835,6 +842,17 @@ int launch_up(int argc, char **argv)
                       &u->timeout_ms) != 0)
         goto out;
     u->log_level = args_str(&a, "log-level") ? args_str(&a, "log-level") : "info";
+    u->feature_gates = args_str(&a, "feature-gates");
+    if (u->feature_gates) {
+        buf_t gerr;
+        buf_init(&gerr, 512);
+        int grc = validate_gates_option(u->feature_gates, &gerr);
+        if (grc != 0)
+            fprintf(stderr, "rayfleetctl up: %s\n", buf_str(&gerr));
+        buf_free(&gerr);
+        if (grc != 0)
+            goto out;
+    }
     const char *levels[] = {"debug", "info", "warn", "error"};
     bool level_ok = false;
     for (size_t i = 0; i < 4; i++)
