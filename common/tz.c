@@ -494,7 +494,30 @@ int tz_load(const char *name, tz_t **out, buf_t *err)
         return 0;
     }
     if (strcmp(name, "Local") == 0) {
-        int rc = s_read("/etc/localtime", "Local", out, NULL);
+        /* Go's initLocal: $TZ unset: /etc/localtime; "": UTC; else the zone it names (a leading
+         * ':' dropped, an absolute path read as is); anything unreadable: UTC */
+        const char *env = getenv("TZ");
+        char path[4096];
+        if (!env)
+            snprintf(path, sizeof(path), "/etc/localtime");
+        else if (*env == ':')
+            env++;
+        if (env && (!*env || strcmp(env, "UTC") == 0)) {
+            *out = &s_utc;
+            return 0;
+        }
+        if (env && env[0] == '/') {
+            snprintf(path, sizeof(path), "%s", env);
+        } else if (env) {
+            const char *dir = getenv("ZONEINFO");
+            if (strstr(env, "..") ||
+                (size_t)snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : TZ_DIR, env) >=
+                    sizeof(path)) {
+                *out = &s_utc;
+                return 0;
+            }
+        }
+        int rc = s_read(path, "Local", out, NULL);
         if (rc == ERR_NOMEM)
             return rc;
         if (rc != 0)
@@ -545,6 +568,26 @@ int tz_test(bool verbose)
     tz_t *z = NULL;
     CHECK(tz_load("", &z, &err) == 0 && z == tz_utc());
     CHECK(tz_load("UTC", &z, &err) == 0 && z == tz_utc());
+    /* Local follows $TZ as Go's initLocal does */
+    const char *saved = getenv("TZ");
+    char keep[256] = "";
+    if (saved)
+        snprintf(keep, sizeof(keep), "%s", saved);
+    setenv("TZ", "Asia/Taipei", 1);
+    CHECK(tz_load("Local", &z, &err) == 0 && z && strcmp(tz_name(z), "Local") == 0 &&
+          tz_offset(z, 0) == 8 * 3600);
+    tz_free(&z);
+    setenv("TZ", ":America/New_York", 1);
+    CHECK(tz_load("Local", &z, &err) == 0 && z && tz_offset(z, 1796634000) == -5 * 3600);
+    tz_free(&z);
+    setenv("TZ", "", 1);
+    CHECK(tz_load("Local", &z, &err) == 0 && z == tz_utc());
+    setenv("TZ", "No/Such", 1);
+    CHECK(tz_load("Local", &z, &err) == 0 && z == tz_utc());
+    if (saved)
+        setenv("TZ", keep, 1);
+    else
+        unsetenv("TZ");
     CHECK(tz_load("../etc/passwd", &z, &err) == ERR_INVAL && !z);
     CHECK(err.data && strcmp(err.data, "time: invalid location name") == 0);
     buf_reset(&err);

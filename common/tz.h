@@ -5,8 +5,9 @@
  * A zone is read from its TZif file (version 1, 2, 3 or 4: the 64-bit block when present, and the
  * POSIX TZ footer for instants past the last transition, rules Mm.w.d, Jn and n) under $ZONEINFO,
  * else TZ_DIR. Names are checked as Go checks them: "" and "UTC" are UTC, "Local" the process's
- * local zone (/etc/localtime, else UTC: in a container that is UTC), a name with ".." or a
- * leading '/' or '\\' is "time: invalid location name", a missing or malformed file is
+ * local zone as Go's initLocal finds it ($TZ unset: /etc/localtime; "" or "UTC": UTC; else the
+ * zone $TZ names, a leading ':' dropped; unreadable: UTC; in a container that is UTC), a name with
+ * ".." or a leading '/' or '\\' is "time: invalid location name", a missing or malformed file is
  * "unknown time zone NAME", and a file above TZ_FILE_MAX bytes is refused.
  *
  * Instants are Unix seconds; the offsets are seconds east of UTC. tz_date() converts a civil
