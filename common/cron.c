@@ -187,6 +187,40 @@ static int s_field(const char *e, size_t n, const s_bounds_t *b, uint64_t *out, 
     return 0;
 }
 
+/* Go's time.ParseDuration error text for s, which rftime_go_duration_parse() refused: "missing
+ * unit", "unknown unit" or "invalid duration" (overflow included). */
+static void s_duration_error(const char *s, buf_t *err)
+{
+    static const char *const units[] = {"ns", "us", "\xc2\xb5s", "\xce\xbcs", "ms",
+                                        "s",  "m",  "h",         NULL};
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    while (*p) {
+        const char *num = p;
+        while ((*p >= '0' && *p <= '9') || *p == '.')
+            p++;
+        if (p == num || (p - num == 1 && *num == '.'))
+            break; /* invalid */
+        const char *u = p;
+        while (*p && !((*p >= '0' && *p <= '9') || *p == '.'))
+            p++;
+        if (p == u) {
+            buf_printf(err, "time: missing unit in duration \"%s\"", s);
+            return;
+        }
+        bool known = false;
+        for (size_t i = 0; units[i] && !known; i++)
+            known =
+                strlen(units[i]) == (size_t)(p - u) && strncmp(units[i], u, (size_t)(p - u)) == 0;
+        if (!known) {
+            buf_printf(err, "time: unknown unit \"%.*s\" in duration \"%s\"", (int)(p - u), u, s);
+            return;
+        }
+    }
+    buf_printf(err, "time: invalid duration \"%s\"", s);
+}
+
 static int s_descriptor(const char *spec, cron_t *c, buf_t *err)
 {
     memset(c, 0, sizeof(*c));
@@ -209,9 +243,10 @@ static int s_descriptor(const char *spec, cron_t *c, buf_t *err)
     } else if (strncmp(spec, "@every ", 7) == 0) {
         int64_t ns = 0;
         if (rftime_go_duration_parse(spec + 7, &ns) != 0) {
-            if (err)
-                buf_printf(err, "failed to parse duration %s: time: invalid duration \"%s\"", spec,
-                           spec + 7);
+            if (err) {
+                buf_printf(err, "failed to parse duration %s: ", spec);
+                s_duration_error(spec + 7, err);
+            }
             return ERR_PARSE;
         }
         if (ns < RFTIME_NS_PER_S)
@@ -475,7 +510,13 @@ int cron_test(bool verbose)
                 "syntax",
                 CRON_F_DOW));
     CHECK(s_err("@fortnightly", "unrecognized descriptor: @fortnightly", CRON_F_SPEC));
-    CHECK(s_err("@every 5x", "failed to parse duration @every 5x: time: invalid duration \"5x\"",
+    CHECK(s_err("@every 5x",
+                "failed to parse duration @every 5x: time: unknown unit \"x\" in duration \"5x\"",
+                CRON_F_SPEC));
+    CHECK(s_err("@every 5",
+                "failed to parse duration @every 5: time: missing unit in duration \"5\"",
+                CRON_F_SPEC));
+    CHECK(s_err("@every x", "failed to parse duration @every x: time: invalid duration \"x\"",
                 CRON_F_SPEC));
     CHECK(strcmp(cron_field_name(CRON_F_DOM), "day of month") == 0);
 
