@@ -9,6 +9,7 @@
 #include "kube.h"
 #include "loop.h"
 #include "proc.h"
+#include "validate.h"
 #include "yaml.h"
 
 #include <arpa/inet.h>
@@ -104,8 +105,8 @@ static const args_opt_t s_up_opts[] = {
      "Scheduler replicas to start (1..8, default 1). With N > 1 they split the shards through "
      "SQLite leases in STATE/leases.db, replica i writing STATE/scheduler-<i>.db."},
     {"feature-gates", "GATES",
-     "KubeRay feature gates for every controller, e.g. RayClusterNetworkPolicy=true (each "
-     "controller refuses an unknown gate at start)."},
+     "KubeRay's feature gates for every controller, as KubeRay's flag, e.g. "
+     "RayCronJob=true,RayClusterNetworkPolicy=true (checked before anything starts)."},
     {"config", "FILE",
      "rayfleet's configuration file for every service: shared keys at the top level, a section "
      "per service (bus:, watcher:, scheduler:, submitter:, serve-upgrade:)."},
@@ -861,6 +862,17 @@ int launch_up(int argc, char **argv)
                       &u->timeout_ms) != 0)
         goto out;
     u->log_level = args_str(&a, "log-level") ? args_str(&a, "log-level") : "info";
+    u->feature_gates = args_str(&a, "feature-gates");
+    if (u->feature_gates) {
+        buf_t gerr;
+        buf_init(&gerr, 512);
+        int grc = validate_gates_option(u->feature_gates, &gerr);
+        if (grc != 0)
+            fprintf(stderr, "rayfleetctl up: %s\n", buf_str(&gerr));
+        buf_free(&gerr);
+        if (grc != 0)
+            goto out;
+    }
     const char *levels[] = {"debug", "info", "warn", "error"};
     bool level_ok = false;
     for (size_t i = 0; i < 4; i++)
@@ -879,7 +891,6 @@ int launch_up(int argc, char **argv)
         }
         s_absolute(kc, u->kubeconfig);
     }
-    u->feature_gates = args_str(&a, "feature-gates");
     u->watch_namespace = args_str(&a, "watch-namespace");
     const char *rfc = args_str(&a, "config");
     if (rfc) {

@@ -108,8 +108,22 @@ static const cfg_opt_t s_options[] = {
     {NULL},
 };
 
-/* The process. */
+struct run;
+
+/* One controller the process hosts: its runtime and work queue (and the timing series of the
+ * queue). The first is the service's (ctrlsvc_def_t.open), the others its extra ones. */
 typedef struct {
+    struct run *m; /* the process */
+    ctrl_t *ctrl; /* the controller, once obs is open (NULL: not run) */
+    workq_t *q; /* its queue */
+    uint64_t dropped; /* keys dropped at dispatch: shard not owned */
+    metric_series_t *queue_wait; /* workqueue_queue_duration_seconds, or NULL */
+    metric_series_t *work_time[3]; /* workqueue_work_duration_seconds, controller_runtime_
+                                    * reconcile_time_seconds, rayfleet_reconcile_duration_seconds */
+} unit_t;
+
+/* The process. */
+typedef struct run {
     const ctrlsvc_def_t *def; /* the service */
     svc_t *svc; /* the process */
     const char *cluster; /* member cluster name */
@@ -122,9 +136,10 @@ typedef struct {
     k8s_client_t *client; /* API client */
     const kubeconfig_t *kc; /* the kubeconfig the clients use */
     actlog_t *audit; /* audit writer */
-    ctrl_t *ctrl; /* the controller, once obs is open */
+    unit_t u[CTRLSVC_MAX_CTRLS]; /* the controllers: u[0] the service's, then its extra ones */
+    size_t nu; /* controllers running (u[0] included once started) */
     bool opened; /* def->open() was called (close() is due) */
-    workq_t *q; /* its queue */
+    bool opened_extra[CTRLSVC_MAX_CTRLS - 1]; /* def->extra[i].open() was called */
     bus_sub_t *sub; /* bus subscriber */
     store_t *leases_db; /* leases.db (sqlite lease backend), or NULL */
     lease_backend_t *lease; /* lease backend, or NULL (--shards.lease off) */
@@ -132,7 +147,6 @@ typedef struct {
     shards_t *sh; /* shard ownership, or NULL (--shards.lease off) */
     bool *resync_pending; /* resync_pending[shard]: acquired, keys not queued yet */
     bool resync_armed; /* the zero-delay resync timer is armed */
-    uint64_t dropped; /* keys dropped at dispatch: shard not owned */
     bool in_cluster; /* the client uses the in-cluster service-account configuration */
     bool elect; /* --leader.elect */
     bool kuberay_checked; /* the KubeRay check ended: writes may start (with the lease) */
@@ -144,9 +158,6 @@ typedef struct {
     metrics_t *metrics; /* the registry /metrics serves, or NULL (--health.port 0) */
     opsrv_t *ops; /* the operations endpoint, or NULL */
     metric_series_t *bus_lag; /* rayfleet_bus_lag_seconds, or NULL */
-    metric_series_t *queue_wait; /* workqueue_queue_duration_seconds, or NULL */
-    metric_series_t *work_time[3]; /* workqueue_work_duration_seconds, controller_runtime_
-                                    * reconcile_time_seconds, rayfleet_reconcile_duration_seconds */
     void *scrape; /* def->scrape's state, or NULL */
     const char *scrape_kind; /* the controller's kind */
     uint64_t scrape_bad; /* observed objects a scrape could not read */
@@ -174,15 +185,19 @@ static int s_on_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
         int64_t lag = rftime_now_ms() - msg->sent_at_ms;
         metric_observe(m->bus_lag, lag > 0 ? (double)lag / 1000.0 : 0);
     }
-    if (!m->ctrl || !s_owns(m, msg->object_changed.shard))
+    if (m->nu == 0 || !s_owns(m, msg->object_changed.shard))
         return 0;
-    ctrl_queue_change(m->ctrl, m->q, &msg->object_changed);
+    /* to the controller of the event's kind: the others refuse it (ERR_INVAL) */
+    for (size_t i = 0; i < m->nu; i++)
+        if (ctrl_queue_change(m->u[i].ctrl, m->u[i].q, &msg->object_changed) != ERR_INVAL)
+            break;
     return 0;
 }
 
 /* One scan of s_resync_scan(). */
 typedef struct {
     run_t *m;
+    unit_t *u; /* the controller whose kind is scanned */
     bool only_pending; /* only the shards marked in resync_pending */
     size_t n; /* keys queued */
 } resync_t;
@@ -198,7 +213,7 @@ static int s_resync_row(const store_observed_t *row, void *arg)
     char key[CTRL_KEY_MAX];
     if (ctrl_key(m->cluster, row->ns ? row->ns : "", row->name ? row->name : "", key, sizeof(key)) >
             0 &&
-        workq_add(m->q, key) == 0)
+        workq_add(r->u->q, key) == 0)
         r->n++;
     return 0;
 }
@@ -207,12 +222,15 @@ static int s_resync_row(const store_observed_t *row, void *arg)
  * in resync_pending, whose marks are cleared). */
 static void s_resync_scan(run_t *m, bool only_pending)
 {
-    resync_t r = {.m = m, .only_pending = only_pending};
-    if (store_observed_scan(m->obs, m->cluster, ctrl_config(m->ctrl)->kind->kind, NULL,
-                            s_resync_row, &r) == 0) {
-        char nbuf[32];
-        snprintf(nbuf, sizeof(nbuf), "%zu", r.n);
-        log_debug("resync", "keys", nbuf, "scope", only_pending ? "acquired" : "all", NULL);
+    for (size_t i = 0; i < m->nu; i++) {
+        resync_t r = {.m = m, .u = &m->u[i], .only_pending = only_pending};
+        const char *kind = ctrl_config(m->u[i].ctrl)->kind->kind;
+        if (store_observed_scan(m->obs, m->cluster, kind, NULL, s_resync_row, &r) == 0) {
+            char nbuf[32];
+            snprintf(nbuf, sizeof(nbuf), "%zu", r.n);
+            log_debug("resync", "kind", kind, "keys", nbuf, "scope",
+                      only_pending ? "acquired" : "all", NULL);
+        }
     }
     if (only_pending)
         memset(m->resync_pending, 0, m->shards * sizeof(*m->resync_pending));
@@ -222,7 +240,7 @@ static void s_resync_scan(run_t *m, bool only_pending)
 static int64_t s_resync(loop_t *loop, int64_t id, void *arg)
 {
     run_t *m = arg;
-    if (m->obs && m->q)
+    if (m->obs && m->nu > 0)
         s_resync_scan(m, false);
     return cfg_duration_ms(m->svc->cfg, "resync");
 }
@@ -232,7 +250,7 @@ static int64_t s_resync_acquired(loop_t *loop, int64_t id, void *arg)
 {
     run_t *m = arg;
     m->resync_armed = false;
-    if (m->obs && m->q) /* else s_try_open's full resync covers them */
+    if (m->obs && m->nu > 0) /* else s_try_open's full resync covers them */
         s_resync_scan(m, true);
     return LOOP_TIMER_DONE;
 }
@@ -255,14 +273,14 @@ static bool s_fence(const char *key, void *arg)
 /* The work queue's dispatch: the fence before a pass starts. */
 static void s_reconcile(workq_t *q, const char *key, void *arg)
 {
-    run_t *m = arg;
-    if (!s_owns_key(m, key)) {
-        m->dropped++;
+    unit_t *u = arg;
+    if (!s_owns_key(u->m, key)) {
+        u->dropped++;
         workq_forget(q, key);
         workq_done(q, key, workq_ok());
         return;
     }
-    ctrl_fn(q, key, m->ctrl);
+    ctrl_fn(q, key, u->ctrl);
 }
 
 /* A lease group was acquired: subscribe to each of its shards and queue their objects. */
@@ -428,7 +446,7 @@ static int s_readiness(void *arg, buf_t *why)
         rc = buf_printf(why, "observed database %s not open yet (the watcher creates it)\n",
                         m->obs_path ? m->obs_path : "observed.db");
         n++;
-    } else if (!m->ctrl || !m->q) {
+    } else if (m->nu == 0) {
         rc = buf_printf(why, "controller %s not started\n", m->def->name);
         n++;
     }
@@ -447,15 +465,17 @@ static int s_readiness(void *arg, buf_t *why)
     return rc < 0 ? rc : n;
 }
 
+/* A series' value; `arg` is the unit (the process-wide series are read through u[0]). */
 static double s_read_metric(void *arg, int which)
 {
-    const run_t *m = arg;
+    const unit_t *u = arg;
+    const run_t *m = u->m;
     ctrl_stats_t cs = {0};
     workq_stats_t qs = {0};
-    if (m->ctrl)
-        ctrl_stats(m->ctrl, &cs);
-    if (m->q)
-        workq_stats(m->q, &qs);
+    if (u->ctrl)
+        ctrl_stats(u->ctrl, &cs);
+    if (u->q)
+        workq_stats(u->q, &qs);
     switch ((s_metric_t)which) {
     case M_PASSES:
         return (double)cs.passes;
@@ -498,7 +518,7 @@ static double s_read_metric(void *arg, int which)
     case M_SHARDS_OWNED:
         return (double)s_owned_count(m);
     case M_DROPPED:
-        return (double)m->dropped;
+        return (double)u->dropped;
     case M_ENDED_OK:
         return cs.passes >= cs.passes_inflight + cs.errors
                    ? (double)(cs.passes - cs.passes_inflight - cs.errors)
@@ -538,7 +558,7 @@ static double s_read_metric(void *arg, int which)
 
 /* Registers the families of s_exported with `name` as the controller's label value. Returns 0 or
  * an err_t. */
-static int s_register_metrics(metrics_t *reg, const char *name, run_t *m)
+static int s_register_metrics(metrics_t *reg, const char *name, unit_t *m)
 {
     for (size_t i = 0; i < sizeof(s_exported) / sizeof(s_exported[0]); i++) {
         metric_t *fam = metrics_find(reg, s_exported[i].name);
@@ -582,8 +602,8 @@ static metric_series_t *s_histogram(metrics_t *reg, const char *name, const char
 static void s_on_latency(const char *key, int64_t wait_ms, void *arg)
 {
     (void)key;
-    run_t *m = arg;
-    metric_observe(m->queue_wait, (double)wait_ms / 1000.0);
+    unit_t *u = arg;
+    metric_observe(u->queue_wait, (double)wait_ms / 1000.0);
 }
 
 /* The work queue's end observer: the pass's duration. */
@@ -591,9 +611,9 @@ static void s_on_done(const char *key, int64_t run_ms, workq_result_kind_t kind,
 {
     (void)key;
     (void)kind;
-    run_t *m = arg;
+    unit_t *u = arg;
     for (int i = 0; i < 3; i++)
-        metric_observe(m->work_time[i], (double)run_ms / 1000.0);
+        metric_observe(u->work_time[i], (double)run_ms / 1000.0);
 }
 
 /* One observed object at scrape time: handed to def->scrape when this replica owns its key. */
@@ -621,37 +641,41 @@ static int s_scrape(void *arg)
 
 /* Registers the histograms and the scrape collector once the controller exists. Returns 0 or an
  * err_t. */
-static int s_register_timing(run_t *m, const char *name)
+static int s_register_timing(run_t *m, unit_t *u, const char *name)
 {
     metrics_t *reg = m->metrics;
+    const char *kind = ctrl_config(u->ctrl)->kind->kind;
+    u->queue_wait =
+        s_histogram(reg, "workqueue_queue_duration_seconds",
+                    "How long in seconds an item stays in workqueue before being "
+                    "requested.",
+                    "name", name, s_wq_buckets, sizeof(s_wq_buckets) / sizeof(s_wq_buckets[0]));
+    u->work_time[0] =
+        s_histogram(reg, "workqueue_work_duration_seconds",
+                    "How long in seconds processing an item from workqueue takes.", "name", name,
+                    s_wq_buckets, sizeof(s_wq_buckets) / sizeof(s_wq_buckets[0]));
+    u->work_time[1] =
+        s_histogram(reg, "controller_runtime_reconcile_time_seconds",
+                    "Length of time per reconciliation per controller", "controller", name,
+                    s_cr_buckets, sizeof(s_cr_buckets) / sizeof(s_cr_buckets[0]));
+    u->work_time[2] =
+        s_histogram(reg, "rayfleet_reconcile_duration_seconds",
+                    "Duration of a reconcile pass (start to end, its asynchronous "
+                    "writes answered) by kind.",
+                    "kind", kind, s_cr_buckets, sizeof(s_cr_buckets) / sizeof(s_cr_buckets[0]));
+    if (!u->queue_wait || !u->work_time[0] || !u->work_time[1] || !u->work_time[2])
+        return ERR_NOMEM;
+    if (u != &m->u[0])
+        return 0; /* the rest is the process's, registered with the first controller */
     m->bus_lag = s_histogram(reg, "rayfleet_bus_lag_seconds",
                              "Time from an event's publication (the watcher publishes after its "
                              "rows are committed) to its receipt by this controller, from the "
                              "envelope's sent_at_ms (wall clocks of one host).",
                              "controller", name, s_lag_buckets,
                              sizeof(s_lag_buckets) / sizeof(s_lag_buckets[0]));
-    m->queue_wait =
-        s_histogram(reg, "workqueue_queue_duration_seconds",
-                    "How long in seconds an item stays in workqueue before being "
-                    "requested.",
-                    "name", name, s_wq_buckets, sizeof(s_wq_buckets) / sizeof(s_wq_buckets[0]));
-    m->work_time[0] =
-        s_histogram(reg, "workqueue_work_duration_seconds",
-                    "How long in seconds processing an item from workqueue takes.", "name", name,
-                    s_wq_buckets, sizeof(s_wq_buckets) / sizeof(s_wq_buckets[0]));
-    m->work_time[1] =
-        s_histogram(reg, "controller_runtime_reconcile_time_seconds",
-                    "Length of time per reconciliation per controller", "controller", name,
-                    s_cr_buckets, sizeof(s_cr_buckets) / sizeof(s_cr_buckets[0]));
-    m->work_time[2] = s_histogram(reg, "rayfleet_reconcile_duration_seconds",
-                                  "Duration of a reconcile pass (start to end, its asynchronous "
-                                  "writes answered) by kind.",
-                                  "kind", m->scrape_kind, s_cr_buckets,
-                                  sizeof(s_cr_buckets) / sizeof(s_cr_buckets[0]));
     metric_series_t *commit = store_commit_series(reg, m->def->name);
     store_set_commit_metric(m->db, commit);
-    if (!commit || !m->bus_lag || !m->queue_wait || !m->work_time[0] || !m->work_time[1] ||
-        !m->work_time[2])
+    if (!commit || !m->bus_lag)
         return ERR_NOMEM;
     if (m->def->scrape) {
         m->scrape = m->def->scrape->open(reg, m->scrape_kind);
@@ -684,7 +708,7 @@ static int s_start_ops(run_t *m)
                                    "leases) the shard membership has started.",
                                    NULL)
                    : NULL;
-    if (!ready || metric_series_fn(ready, NULL, s_read_metric, m, M_READY) != 0)
+    if (!ready || metric_series_fn(ready, NULL, s_read_metric, &m->u[0], M_READY) != 0)
         return ERR_NOMEM;
     metric_t *lead = metrics_gauge(
         m->metrics, "rayfleet_leader_is_leader",
@@ -692,8 +716,9 @@ static int s_start_ops(run_t *m)
         NULL);
     metric_t *trans = metrics_counter(m->metrics, "rayfleet_leader_transitions_total",
                                       "Times this process became leader or lost the lease.", NULL);
-    if (!lead || !trans || metric_series_fn(lead, NULL, s_read_metric, m, M_IS_LEADER) != 0 ||
-        metric_series_fn(trans, NULL, s_read_metric, m, M_LEADER_TRANSITIONS) != 0)
+    if (!lead || !trans ||
+        metric_series_fn(lead, NULL, s_read_metric, &m->u[0], M_IS_LEADER) != 0 ||
+        metric_series_fn(trans, NULL, s_read_metric, &m->u[0], M_LEADER_TRANSITIONS) != 0)
         return ERR_NOMEM;
     /* client-go's rest_client_* of the controller's client, the shard-lease and leader clients */
     if (k8s_client_metrics(m->client, m->metrics) != 0 ||
@@ -710,6 +735,41 @@ static int s_start_ops(run_t *m)
                 cfg_str(m->svc->cfg, "health.host"), port);
         return ERR_INVAL;
     }
+    return 0;
+}
+
+/* Starts controller `c` as the next unit: its work queue and its metrics. Returns 0 or ERR_NOMEM
+ * (the unit is then not counted). */
+static int s_start_unit(run_t *m, ctrl_t *c)
+{
+    if (m->nu >= CTRLSVC_MAX_CTRLS)
+        return ERR_NOMEM;
+    unit_t *u = &m->u[m->nu];
+    u->m = m;
+    u->ctrl = c;
+    workq_opts_t qo;
+    workq_opts_default(&qo);
+    qo.concurrency = (int)cfg_int(m->svc->cfg, "concurrency");
+    if (m->metrics) {
+        qo.on_latency = s_on_latency;
+        qo.latency_arg = u;
+        qo.on_done = s_on_done;
+        qo.done_arg = u;
+    }
+    u->q = workq_new(m->svc->loop, &qo, s_reconcile, u);
+    if (!u->q)
+        return ERR_NOMEM;
+    m->nu++;
+    char mname[CTRLSVC_NAME_MAX];
+    s_metric_name(c, mname, sizeof(mname));
+    if (m->metrics && s_register_metrics(m->metrics, mname, u) != 0)
+        log_warn("controller metrics not registered", "controller", mname, NULL);
+    if (u == &m->u[0])
+        m->scrape_kind = ctrl_config(c)->kind->kind;
+    if (m->metrics && s_register_timing(m, u, mname) != 0)
+        log_warn("controller timing or object metrics not registered", "controller", mname, NULL);
+    log_info("controller running", "service", m->def->name, "kind", ctrl_config(c)->kind->kind,
+             NULL);
     return 0;
 }
 
@@ -755,28 +815,22 @@ static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
                                .fence = env.fence,
                                .fence_arg = env.fence_arg};
     m->opened = true;
-    m->ctrl = m->def->open(&env, m->def->arg);
-    workq_opts_t qo;
-    workq_opts_default(&qo);
-    qo.concurrency = (int)cfg_int(m->svc->cfg, "concurrency");
-    if (m->metrics) {
-        qo.on_latency = s_on_latency;
-        qo.latency_arg = m;
-        qo.on_done = s_on_done;
-        qo.done_arg = m;
-    }
-    m->q = m->ctrl ? workq_new(loop, &qo, s_reconcile, m) : NULL;
-    if (!m->q) {
+    ctrl_t *first = m->def->open(&env, m->def->arg);
+    if (!first || s_start_unit(m, first) != 0) {
         log_error("controller could not start", "service", m->def->name, NULL);
         return ERR_NOMEM - 100;
     }
-    char mname[CTRLSVC_NAME_MAX];
-    s_metric_name(m->ctrl, mname, sizeof(mname));
-    if (m->metrics && s_register_metrics(m->metrics, mname, m) != 0)
-        log_warn("controller metrics not registered", "controller", mname, NULL);
-    m->scrape_kind = ctrl_config(m->ctrl)->kind->kind;
-    if (m->metrics && s_register_timing(m, mname) != 0)
-        log_warn("controller timing or object metrics not registered", "controller", mname, NULL);
+    for (size_t i = 0; i < m->def->nextra && i < CTRLSVC_MAX_CTRLS - 1; i++) {
+        m->opened_extra[i] = true;
+        ctrl_t *c = m->def->extra[i].open(&env, m->def->extra[i].arg);
+        if (!c)
+            continue; /* not run (e.g. its feature gate is off); the service said why */
+        if (s_start_unit(m, c) != 0) {
+            log_error("controller could not start", "service", m->def->name, "kind",
+                      ctrl_config(c)->kind->kind, NULL);
+            return ERR_NOMEM - 100;
+        }
+    }
     log_info("controller started", "service", m->def->name, "cluster", m->cluster, "observed",
              m->obs_path, NULL);
     s_resync_scan(m, false);
@@ -870,7 +924,7 @@ static void s_on_leader(leader_t *l, bool leading, void *arg)
     if (leading) {
         log_info("leading: reconciling", "lease", cfg_str(m->svc->cfg, "leader.id"), "identity",
                  leader_holder(l), NULL);
-        if (m->obs && m->q)
+        if (m->obs && m->nu > 0)
             s_resync_scan(m, false);
         return;
     }
@@ -987,7 +1041,7 @@ static void s_kuberay_done(k8s_client_t *c, const k8s_result_t *r, void *arg)
         return;
     }
     m->kuberay_checked = true;
-    if (!m->elect && m->obs && m->q)
+    if (!m->elect && m->obs && m->nu > 0)
         s_resync_scan(m, false);
 }
 
@@ -1108,6 +1162,7 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
         return svc.exit_code;
     int code = SVC_EXIT_FAILURE;
     run_t m = {.def = def, .svc = &svc, .cluster = cfg_str(svc.cfg, "cluster")};
+    m.u[0].m = &m;
     m.shards = (uint32_t)cfg_int(svc.cfg, "shards");
     kubeconfig_t *kc = NULL;
     buf_t path, err;
@@ -1195,7 +1250,10 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
     s_stop_leases(&m);
     if (m.sh) {
         char dbuf[32];
-        snprintf(dbuf, sizeof(dbuf), "%" PRIu64, m.dropped);
+        uint64_t dropped = 0;
+        for (size_t i = 0; i < m.nu; i++)
+            dropped += m.u[i].dropped;
+        snprintf(dbuf, sizeof(dbuf), "%" PRIu64, dropped);
         log_info("controller stopped", "service", def->name, "dropped_unowned", dbuf, NULL);
     }
 done:
@@ -1206,11 +1264,15 @@ done:
     shards_destroy(&m.sh);
     lease_backend_destroy(&m.lease);
     k8s_client_destroy(&m.lease_client);
-    workq_destroy(&m.q);
+    for (size_t i = 0; i < CTRLSVC_MAX_CTRLS; i++)
+        workq_destroy(&m.u[i].q);
     bus_sub_destroy(&m.sub);
     /* the controller before its client: it may cancel calls it made through the client (a Ray
      * dashboard call through the service proxy); the requests of passes it frees stay in the
      * client, which then drops them without a callback (the loop does not turn in between) */
+    for (size_t i = def->nextra; i-- > 0;)
+        if (i < CTRLSVC_MAX_CTRLS - 1 && m.opened_extra[i] && def->extra[i].close)
+            def->extra[i].close(def->extra[i].arg);
     if (m.opened && def->close)
         def->close(def->arg);
     k8s_client_destroy(&m.client);
@@ -1312,6 +1374,7 @@ int ctrlsvc_test(bool verbose)
 
     /* readiness before observed.db is open, and the families at scrape time */
     run_t m = {.def = &def, .obs_path = "/state/observed.db"};
+    m.u[0].m = &m;
     buf_t why, out;
     buf_init(&why, 1024);
     buf_init(&out, 1 << 16);
@@ -1320,30 +1383,33 @@ int ctrlsvc_test(bool verbose)
                                  "creates it)\nKubeRay check not done (is a KubeRay operator "
                                  "reconciling?)\n"));
     metrics_t *reg = metrics_new();
-    CHECK(reg && s_register_metrics(reg, "widget", &m) == 0);
-    CHECK(reg && s_register_metrics(reg, "widget", &m) == ERR_EXISTS); /* once per name */
-    m.dropped = 3;
+    CHECK(reg && s_register_metrics(reg, "widget", &m.u[0]) == 0);
+    CHECK(reg && s_register_metrics(reg, "widget", &m.u[0]) == ERR_EXISTS); /* once per name */
+    unit_t second = {.m = &m, .dropped = 5};
+    CHECK(reg && s_register_metrics(reg, "gadget", &second) == 0); /* a second controller */
+    m.u[0].dropped = 3;
     CHECK(reg && metrics_render(reg, &out) == 0);
     const char *txt = buf_str(&out);
     CHECK(strstr(txt, "# TYPE rayfleet_controller_passes_total counter\n"
                       "rayfleet_controller_passes_total{controller=\"widget\"} 0\n") != NULL);
     CHECK(strstr(txt, "rayfleet_controller_keys_dropped_total{controller=\"widget\"} 3\n"));
+    CHECK(strstr(txt, "rayfleet_controller_keys_dropped_total{controller=\"gadget\"} 5\n"));
     CHECK(strstr(txt,
                  "controller_runtime_reconcile_total{controller=\"widget\",result=\"success\"} "
                  "0\ncontroller_runtime_reconcile_total{controller=\"widget\",result=\"error\"} "
                  "0\n"));
     CHECK(strstr(txt, "# TYPE workqueue_depth gauge\nworkqueue_depth{name=\"widget\"} 0\n"));
-    CHECK(s_read_metric(&m, M_READY) == 0);
+    CHECK(s_read_metric(&m.u[0], M_READY) == 0);
     /* writes wait for the KubeRay check and, with election, for the lease */
-    CHECK(s_read_metric(&m, M_IS_LEADER) == 0 && !s_owns(&m, 0));
+    CHECK(s_read_metric(&m.u[0], M_IS_LEADER) == 0 && !s_owns(&m, 0));
     m.kuberay_checked = true;
     m.shards = 4;
     bool all[4] = {true, true, true, true};
     m.owned = all;
-    CHECK(s_read_metric(&m, M_IS_LEADER) == 1 && s_owns(&m, 0)); /* election off */
+    CHECK(s_read_metric(&m.u[0], M_IS_LEADER) == 1 && s_owns(&m, 0)); /* election off */
     m.elect = true; /* on, no lease held */
-    CHECK(s_read_metric(&m, M_IS_LEADER) == 0 && !s_owns(&m, 0) && !s_fence("c/ns/x", &m));
-    CHECK(s_read_metric(&m, M_LEADER_TRANSITIONS) == 0);
+    CHECK(s_read_metric(&m.u[0], M_IS_LEADER) == 0 && !s_owns(&m, 0) && !s_fence("c/ns/x", &m));
+    CHECK(s_read_metric(&m.u[0], M_LEADER_TRANSITIONS) == 0);
     /* the namespace scope: keys of other namespaces are neither reconciled nor written */
     m.elect = false;
     CHECK(s_fence("c/ns/x", &m) && s_fence("c/other/x", &m));

@@ -13,12 +13,14 @@
  * (<state-dir>/<name>.db unless --audit.db says otherwise; audit and desired rows) commits at
  * most every CTRLSVC_FLUSH_EVERY_MS. observed.db is opened read-only once the watcher has created
  * it (retried every CTRLSVC_OPEN_RETRY_MS); then the service's open() builds its controller and a
- * work queue starts it. The bus subscriber (one subscription per owned shard) notes every
- * ObjectChanged about the kind as the cause of the key's next pass and queues the key
- * (ctrl_queue_change(): in the urgent lane when the kind says the change is urgent). A resync
- * queues every object of the kind of the owned shards from observed.db at start, every --resync,
- * and for the shards acquired in one loop turn, so a lost bus event costs latency, never
- * correctness.
+ * work queue starts it, and likewise each of its extra controllers (ctrlsvc_def_t.extra: one
+ * process hosting several kinds, e.g. the submitter's RayJobs and RayCronJobs), each with its own
+ * work queue, its resync scan and its metrics under its own controller name. The bus subscriber
+ * (one subscription per owned shard) notes every ObjectChanged about the kind as the cause of the
+ * key's next pass and queues the key (ctrl_queue_change(): in the urgent lane when the kind says
+ * the change is urgent). A resync queues every object of the kind of the owned shards from
+ * observed.db at start, every --resync, and for the shards acquired in one loop turn, so a lost bus
+ * event costs latency, never correctness.
  *
  * Replicas (issue 7). With --shards.lease off (the default) a replica owns the shards of
  * --shards.owned (none listed: all) for ever. With --shards.lease sqlite|kubernetes the replicas
@@ -110,6 +112,7 @@
  * loses at most the last 10 ms of rows (store_destroy() flushes on a clean stop). */
 #define CTRLSVC_FLUSH_EVERY_MS 10
 #define CTRLSVC_NAME_MAX 64 /* longest service name */
+#define CTRLSVC_MAX_CTRLS 4 /* most controllers one process hosts (ctrlsvc_def_t.extra + 1) */
 #define CTRLSVC_MAX_OPTIONS 64 /* most options of a service of its own */
 /* --health.port of a service that names none (ctrlsvc_def_t.health_port 0); the watcher's is 8082
  */
@@ -145,6 +148,15 @@ typedef struct {
     void (*close)(void *st);
 } ctrlsvc_scrape_t;
 
+/* Another controller a service hosts besides its first (ctrlsvc_def_t.extra). */
+typedef struct {
+    /* Builds it once observed.db is open (after the first). NULL: it is not run (e.g. its
+     * feature gate is off; the service logs why), which is not an error. */
+    ctrl_t *(*open)(const ctrlsvc_env_t *env, void *arg);
+    void (*close)(void *arg); /* destroys what open() built (after the queues), or NULL */
+    void *arg; /* handed to open and close */
+} ctrlsvc_extra_t;
+
 /* A controller service. Strings and tables are borrowed for the process's life. */
 typedef struct {
     const char *name; /* "scheduler": service, lease component, <name>.db, replica <name>/0 */
@@ -179,6 +191,12 @@ typedef struct {
      * controller ignores, as keys of shards it does not own (dropped before a pass starts, every
      * write fenced). What limits list/watch is the watcher's --watch.namespaces. NULL: all. */
     bool (*watches)(const char *ns, void *arg);
+    /* More controllers in the same process (at most CTRLSVC_MAX_CTRLS - 1), each with its own
+     * ctrl_t and work queue: a bus event goes to the controller of its kind, resync scans each
+     * kind, and the per-controller metrics carry each controller's name. They share the process's
+     * client, audit database, shards, fence and leader Lease. */
+    const ctrlsvc_extra_t *extra;
+    size_t nextra; /* entries of extra */
 } ctrlsvc_def_t;
 
 /* The cluster domain of Ray dashboard URLs: the service's --cluster-domain option, else

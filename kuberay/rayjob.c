@@ -767,6 +767,16 @@ int rayjob_validate(const json_t *rj, const validate_gates_t *g, const char **re
     return s_validate(rj, g, true, reason, msg);
 }
 
+int rayjob_validate_spec(const json_t *rj, const validate_gates_t *g, buf_t *msg)
+{
+    validate_gates_t defaults;
+    if (!g) {
+        validate_gates_default(&defaults);
+        g = &defaults;
+    }
+    return s_validate_spec(rj, g, false, msg);
+}
+
 /* ---- names ---- */
 
 char *rayjob_random_name(const char *base, objbuild_rand_fn rnd, void *ctx)

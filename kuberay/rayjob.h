@@ -45,6 +45,11 @@ const char *rayjob_mode(const json_t *rj);
  * ERR_TOOBIG when the message could not be written. */
 int rayjob_validate(const json_t *rj, const validate_gates_t *g, const char **reason, buf_t *msg);
 
+/* KubeRay's ValidateRayJobSpec alone (no metadata or status rules, no CRD CEL rules) of a RayJob
+ * `rj` ({"spec": ...}; a RayCronJob's jobTemplate is checked so). Returns 0 or VALIDATE_INVALID
+ * with the message appended to msg (ERR_NOMEM / ERR_TOOBIG as rayjob_validate()). */
+int rayjob_validate_spec(const json_t *rj, const validate_gates_t *g, buf_t *msg);
+
 /* `<base>-<5 chars>` from k8s rand.String's alphabet with rnd; NULL on failure (malloc'd).
  * The cluster name uses names_trim_job_name(rayjob) as base (GenerateRayClusterName), the job id
  * the RayJob's name (GenerateRayJobId). */

@@ -55,7 +55,7 @@ static const struct {
     {"RayJobDeletionPolicy", offsetof(validate_gates_t, job_deletion_policy)},
     {"RayMultiHostIndexing", offsetof(validate_gates_t, multihost_indexing)},
     {"RayServiceIncrementalUpgrade", offsetof(validate_gates_t, incremental_upgrade)},
-    {"RayCronJob", SIZE_MAX},
+    {"RayCronJob", offsetof(validate_gates_t, cronjob)},
     {"SidecarSubmitterRestart", offsetof(validate_gates_t, sidecar_submitter_restart)},
     {"RayClusterNetworkPolicy", offsetof(validate_gates_t, network_policy)},
     {"GCSFaultToleranceEmbeddedStorage", offsetof(validate_gates_t, gcs_embedded_storage)},

@@ -43,6 +43,7 @@ typedef struct {
                                        submitter restarts (submitterConfig allowed) */
     bool incremental_upgrade; /* RayServiceIncrementalUpgrade (default on): RayService upgrade
                                  type NewClusterWithIncrementalUpgrade takes effect */
+    bool cronjob; /* RayCronJob (default off): the RayCronJob controller runs */
 } validate_gates_t;
 
 /* Fills `g` with KubeRay v1.7's default gate values. */

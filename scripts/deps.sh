@@ -5,7 +5,7 @@
 set -euo pipefail
 
 BUILD_PACKAGES=(
-    gcc make cmake pkg-config git ca-certificates
+    gcc make cmake pkg-config git ca-certificates tzdata
     libzmq3-dev               # bus: ZeroMQ
     libprotobuf-c-dev         # bus: protobuf-c runtime
     protobuf-c-compiler       # protoc-c, generates proto/*.pb-c.[ch] at build time

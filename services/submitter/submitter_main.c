@@ -1,5 +1,6 @@
 /*
- * rayfleet-submitter: reconciles RayJobs (submitter.h) as a controller process of the runtime
+ * rayfleet-submitter: reconciles RayJobs (submitter.h) and RayCronJobs (cronjob.h; gate RayCronJob)
+ * as a controller process of the runtime
  * (ctrl/ctrlsvc.h: options, kubeconfig and client, the audit database <state-dir>/submitter.db,
  * observed.db opened read-only once the watcher has created it, the bus subscription with
  * causes, the work queue, shard ownership with leases and the write fence, resync, shutdown;
@@ -11,10 +12,12 @@
  * RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS, RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS,
  * DELETE_RAYJOB_CR_AFTER_JOB_FINISHES or the Configuration's deleteRayJobAfterJobFinishes).
  */
+#include "cronjob.h"
 #include "ctrlsvc.h"
 #include "krmetrics.h"
-#include "submitter.h"
+#include "log.h"
 #include "opsettings.h"
+#include "submitter.h"
 
 static const cfg_opt_t s_options[] = {
     {"job-poll", CFG_DURATION, "1s", 0, 0, false, false,
@@ -27,6 +30,7 @@ typedef struct {
     submitter_t *sub;
     opsettings_t ops; /* KubeRay's operator settings */
     rj_settings_t set; /* built from them in s_open */
+    cronjob_t *cron; /* the RayCronJob controller */
 } app_t;
 
 static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
@@ -65,10 +69,32 @@ static void s_close(void *arg)
     submitter_destroy(&a->sub);
 }
 
+/* The RayCronJob controller (after s_open, whose gates it reads). With the gate off it only
+ * emits one Warning Event per RayCronJob (cronjob.h), and the start says so once. */
+static ctrl_t *s_open_cron(const ctrlsvc_env_t *env, void *arg)
+{
+    app_t *a = arg;
+    if (!a->set.gates.cronjob)
+        log_warn("RayCronJobs are not reconciled: the feature gate RayCronJob is off (KubeRay's "
+                 "default); each RayCronJob gets one Warning Event RayCronJobGateDisabled. Turn "
+                 "it on with --feature-gates RayCronJob=true",
+                 NULL);
+    a->cron =
+        cronjob_new(env->svc->loop, &(cronjob_config_t){.base = env->ctrl, .gates = &a->set.gates});
+    return cronjob_ctrl(a->cron);
+}
+
+static void s_close_cron(void *arg)
+{
+    app_t *a = arg;
+    cronjob_destroy(&a->cron);
+}
+
 int main(int argc, char **argv)
 {
     app_t app = {0};
     opsettings_init(&app.ops);
+    const ctrlsvc_extra_t extra[] = {{s_open_cron, s_close_cron, &app}};
     int code = ctrlsvc_main(
         &(ctrlsvc_def_t){.name = "submitter",
                          .options = s_options,
@@ -81,7 +107,9 @@ int main(int argc, char **argv)
                          .arg = &app,
                          .scrape = &(const ctrlsvc_scrape_t){krmetrics_open, krmetrics_begin,
                                                              krmetrics_object, krmetrics_close},
-                         .health_port = 8084},
+                         .health_port = 8084,
+                         .extra = extra,
+                         .nextra = 1},
         argc, argv);
     opsettings_free(&app.ops);
     return code;

@@ -78,6 +78,7 @@ typedef struct {
     const char *lease_backend; /* --shards.lease: "sqlite" (NULL) or "kubernetes" */
     bool health; /* schedulers serve /healthz, /readyz, /metrics on a free port each (else off) */
     bool submitter; /* also start rayfleet-submitter (the RayJob controller) */
+    const char *submitter_gates; /* its --feature-gates (e.g. "RayCronJob=true"), or NULL */
     bool serveup; /* also start rayfleet-serve-upgrade (the RayService controller) */
     const char *steady_poll; /* its --steady-poll (NULL: its default) */
 } fleet_opts_t;
@@ -407,7 +408,14 @@ FLEET_FN int fleet_start_submitter(fleet_t *f, const fleet_opts_t *o)
                     (char *)o->log_level,
                     "--health.port",
                     "0",
+                    NULL,
+                    NULL,
                     NULL};
+    if (o->submitter_gates) {
+        size_t end = sizeof(argv) / sizeof(argv[0]) - 3;
+        argv[end] = "--feature-gates";
+        argv[end + 1] = (char *)o->submitter_gates;
+    }
     f->submitter = fleet_spawn(f, "submitter", "rayfleet-submitter", argv);
     return f->submitter > 0 ? 0 : -1;
 }

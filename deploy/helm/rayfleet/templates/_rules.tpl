@@ -14,23 +14,25 @@
   - apiGroups: [ray.io]
     resources: [rayclusters]
     verbs: [get, create, delete, patch, update]
-  # submitter: the RayJob finalizer (patch) and deletionStrategy DeleteSelf (delete)
+  # submitter: the RayJob finalizer (patch), deletionStrategy DeleteSelf (delete) and a
+  # RayCronJob's RayJobs (create)
   - apiGroups: [ray.io]
     resources: [rayjobs]
-    verbs: [patch, delete]
+    verbs: [create, patch, delete]
   # serve-upgrade: the RayService finalizer (ctrl_finalizer, patch)
   - apiGroups: [ray.io]
     resources: [rayservices]
     verbs: [patch]
   # every controller writes its kind's status (ctrl_status_write: JSON patch of /status)
   - apiGroups: [ray.io]
-    resources: [rayclusters/status, rayjobs/status, rayservices/status]
+    resources: [rayclusters/status, rayjobs/status, rayservices/status, raycronjobs/status]
     verbs: [patch]
   # children are created with ownerReferences blockOwnerDeletion=true (kuberay/objbuild.c,
   # podbuild.c): the OwnerReferencesPermissionEnforcement admission plugin requires update on the
   # owner's finalizers subresource
   - apiGroups: [ray.io]
-    resources: [rayclusters/finalizers, rayjobs/finalizers, rayservices/finalizers]
+    resources: [rayclusters/finalizers, rayjobs/finalizers, rayservices/finalizers,
+                raycronjobs/finalizers]
     verbs: [update]
   # watcher: list+watch of Ray pods; scheduler: creates and deletes them, patches the head's
   # annotations; serve-upgrade: the head's ray.io/serve label (patch). get: only for the autoscaler
