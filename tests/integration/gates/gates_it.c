@@ -426,8 +426,11 @@ static int s_off(void)
 
 int main(int argc, char **argv)
 {
-    bool on = argc > 1 && !strcmp(argv[1], "on");
-    bool verbose = argc > 2 && !strcmp(argv[2], "-v");
+    bool on = false, verbose = false;
+    for (int i = 1; i < argc; i++) {
+        on = on || !strcmp(argv[i], "on");
+        verbose = verbose || !strcmp(argv[i], "-v");
+    }
     validate_gates_t gates;
     validate_gates_default(&gates);
     gates.network_policy = on;
