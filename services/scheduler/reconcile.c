@@ -550,10 +550,51 @@ static void s_send_netpol(pass_t *p, ctrl_verb_t verb, const char *name, const j
               body);
 }
 
+/* The answer to the GET of a wanted policy that is not a child: create it when absent; one that
+ * exists and is not controlled by the RayCluster is KubeRay's name collision (Warning, error). */
+static void s_netpol_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    const char *name = res->err == ERR_NOTFOUND ? jx_str(res->body, "details.name", "")
+                                                : jx_str(res->body, "metadata.name", "");
+    if (res->err && res->err != ERR_NOTFOUND) {
+        ctrl_fail(p->cp, NULL, "failed to get NetworkPolicy %s/%s, %s", p->cp->ns, name,
+                  res->message[0] ? res->message : err_str(res->err));
+        return;
+    }
+    if (!res->err && s_owned_by_rc(res->body, p->rc))
+        return; /* ours; the watcher has not delivered it yet: the next pass compares it */
+    if (!res->err) {
+        ctrl_event(p->cp, true, NETPOL_REASON_COLLISION, "Validate",
+                   "NetworkPolicy %s/%s already exists and is not owned by this RayCluster, "
+                   "network isolation will not be applied. Rename the existing NetworkPolicy or "
+                   "use a different RayCluster name to avoid the collision",
+                   p->cp->ns, name);
+        ctrl_fail(p->cp, NULL,
+                  "NetworkPolicy %s/%s already exists and is not owned by this RayCluster",
+                  p->cp->ns, name);
+        return;
+    }
+    json_t *want = netpol_build(p->rcd);
+    size_t i;
+    json_t *w;
+    bool sent = false;
+    json_array_foreach(want, i, w)
+    {
+        if (!sent && name[0] && !strcmp(jx_str(w, "metadata.name", ""), name)) {
+            s_send_netpol(p, CTRL_CREATE, name, w);
+            sent = true;
+        }
+    }
+    json_decref(want);
+    if (!sent)
+        ctrl_fail(p->cp, NULL, "NetworkPolicy %s/%s: the answer names no wanted policy", p->cp->ns,
+                  name);
+}
+
 /* The head's and each worker group's policy is created when absent and updated when its labels
  * or spec differ; an owned policy no longer wanted (group removed, networkPolicy removed) is
- * deleted. A policy of that name owned by something else is not a child: its create answers
- * AlreadyExists and the Warning names it. */
+ * deleted. A wanted policy that is not a child is read first (s_netpol_got). */
 static void s_stage_netpol(ctrl_pass_t *cp)
 {
     pass_t *p = cp->data;
@@ -576,7 +617,9 @@ static void s_stage_netpol(ctrl_pass_t *cp)
                 found = live;
         }
         if (!found) {
-            s_send_netpol(p, CTRL_CREATE, name, w);
+            /* not a child: absent, or a policy of that name someone else owns (a GET tells) */
+            s_get_for(p, "networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", name,
+                      s_netpol_got);
             continue;
         }
         if (netpol_same(w, found))

@@ -304,6 +304,31 @@ static int s_netpol_on(void)
     CHECK(harness_rc_modify(&g_h, NS_NP, RC_NP, s_drop_netpol, NULL) == 0);
     CHECK(harness_wait(&g_h, s_gone, &head, IT_WAIT_MS));
     CHECK(s_count("networking.k8s.io", "networkpolicies", NS_NP) == 0);
+    /* a policy of the head's name that another owner holds: KubeRay's collision Warning, the
+     * foreign policy untouched */
+    failed += s_create_yaml("np2", "apiVersion: networking.k8s.io/v1\n"
+                                   "kind: NetworkPolicy\n"
+                                   "metadata: {name: clash-head}\n"
+                                   "spec: {podSelector: {}}\n");
+    failed += s_create_yaml("np2", "apiVersion: ray.io/v1\n"
+                                   "kind: RayCluster\n"
+                                   "metadata: {name: clash}\n"
+                                   "spec:\n"
+                                   "  networkPolicy: {mode: DenyAllIngress}\n"
+                                   "  headGroupSpec:\n"
+                                   "    rayStartParams: {}\n"
+                                   "    template:\n"
+                                   "      spec:\n"
+                                   "        containers:\n"
+                                   "        - {name: ray-head, image: rayproject/ray:2.52.0}\n");
+    ev = (it_event_t){"np2", "clash", NETPOL_REASON_COLLISION,
+                      "NetworkPolicy np2/clash-head already exists and is not owned by this "
+                      "RayCluster, network isolation will not be applied. Rename the existing "
+                      "NetworkPolicy or use a different RayCluster name to avoid the collision"};
+    CHECK(harness_wait(&g_h, s_event, &ev, IT_WAIT_MS));
+    h = harness_get(&g_h, "networking.k8s.io", "networkpolicies", "np2", "clash-head");
+    CHECK(h && !jx_get(h, "metadata.ownerReferences") && !jx_get(h, "spec.ingress"));
+    json_decref(h);
     if (g_h.verbose)
         printf("  networkpolicy: %s\n", failed ? "FAILED" : "ok");
     return failed;

@@ -86,11 +86,12 @@
     resources: [ingresses]
     verbs: [get, create, update]
   # watcher: list+watch of a RayCluster's NetworkPolicies (label ray.io/cluster; watcher.c s_kinds
-  # K_NETWORKPOLICY); scheduler: creates, updates and deletes them (gate RayClusterNetworkPolicy;
-  # services/scheduler/reconcile.c s_stage_netpol, kuberay/netpol.c)
+  # K_NETWORKPOLICY); scheduler: creates, updates and deletes them, and reads (get) a wanted one that
+  # is not its child yet, to tell absent from a name collision (gate RayClusterNetworkPolicy;
+  # services/scheduler/reconcile.c s_stage_netpol, s_netpol_got, kuberay/netpol.c)
   - apiGroups: [networking.k8s.io]
     resources: [networkpolicies]
-    verbs: [list, watch, create, update, delete]
+    verbs: [get, list, watch, create, update, delete]
   # serve-upgrade: the Gateway and HTTPRoute of NewClusterWithIncrementalUpgrade (get, create,
   # update)
   - apiGroups: [gateway.networking.k8s.io]
