@@ -200,6 +200,19 @@ char *names_gcs_pvc(const char *cluster)
     return s_join(cluster, "-", "gcs-pvc");
 }
 
+char *names_netpol_head(const char *cluster)
+{
+    return s_join(cluster, "-", "head");
+}
+
+char *names_netpol_workers(const char *cluster, const char *group)
+{
+    char *w = s_join(cluster, "-", "workers");
+    char *out = w ? s_join(w, "-", group) : NULL;
+    free(w);
+    return out;
+}
+
 char *names_autoscaler_sa(const char *cluster, const json_t *spec)
 {
     if (!cluster)
@@ -295,6 +308,8 @@ int names_test(bool verbose)
     CHECK(s_eq(names_redis_cleanup_job("abcdefghij0123456789abcdefghij0123456789abcdefghij012"),
                "efghij0123456789abcdefghij0123456789abcdefghij012-redis-cleanup"));
     CHECK(s_eq(names_gcs_pvc("rc"), "rc-gcs-pvc"));
+    CHECK(s_eq(names_netpol_head("rc"), "rc-head"));
+    CHECK(s_eq(names_netpol_workers("rc", "gpu"), "rc-workers-gpu"));
     CHECK(s_eq(names_autoscaler_sa("rc", NULL), "rc"));
     json_t *spec3 = json_pack("{s:{s:{s:{s:s}}}}", "headGroupSpec", "template", "spec",
                               "serviceAccountName", "my-sa");

@@ -88,6 +88,12 @@ char *names_redis_cleanup_job(const char *cluster);
 /* Operator-managed GCS PVC "<cluster>-gcs-pvc". */
 char *names_gcs_pvc(const char *cluster);
 
+/* NetworkPolicy of the head "<cluster>-head" (gate RayClusterNetworkPolicy, §4.6). */
+char *names_netpol_head(const char *cluster);
+
+/* NetworkPolicy of a worker group "<cluster>-workers-<group>". */
+char *names_netpol_workers(const char *cluster, const char *group);
+
 /* Autoscaler ServiceAccount CheckName(head template serviceAccountName, else cluster). `spec` is
  * the RayCluster .spec (may be NULL). */
 char *names_autoscaler_sa(const char *cluster, const json_t *spec);

@@ -26,6 +26,7 @@
 #include "satoken.h"
 #include "schema.h"
 #include "selector.h"
+#include "storage.h"
 #include "tls.h"
 #include "yaml.h"
 
@@ -96,6 +97,7 @@ struct apiserver {
     tls_ca_t *ca; /* generated certificates, or NULL */
     kubelet_t *kubelet; /* simulated scheduler and kubelet, or NULL */
     controllers_t *ctrl; /* simulated Job and EndpointSlice controllers, or NULL */
+    storage_t *storage; /* simulated volume provisioner and binder (sim/storage.h), or NULL */
     raysim_t *ray; /* Ray heads behind the service proxy, or NULL */
     gateway_t *gw; /* Gateway API controller and data plane, or NULL */
     uint32_t service_ips; /* cluster IPs handed out so far */
@@ -222,6 +224,15 @@ static const builtin_t s_builtins[] = {
     {"apps", "v1", "replicasets", "replicaset", "ReplicaSet", "rs", true, true, true, false, false},
     {"apps", "v1", "statefulsets", "statefulset", "StatefulSet", "sts", true, true, true, false,
      false},
+    /* volumes and network policies (sim/storage.c: admission, provisioner, printers) */
+    {"", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", "pvc",
+     true, true, false, false, false},
+    {"", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", "pv", false, true,
+     false, false, false},
+    {"storage.k8s.io", "v1", "storageclasses", "storageclass", "StorageClass", "sc", false, false,
+     false, false, false},
+    {"networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", "netpol", true,
+     false, false, false, false},
 };
 
 /* A built-in apps/v1 workload (printer columns, defaults, validation, /scale from sim/apps). */
@@ -907,6 +918,10 @@ static json_t *s_table_columns(const apires_t *r)
     }
     json_array_append_new(
         cols, s_coldef("Name", "string", "name", "Name must be unique within a namespace.", 0));
+    if (!r->is_custom && storage_prints(r->group, r->resource)) {
+        storage_table_columns(r->resource, cols, s_coldef);
+        return cols;
+    }
     if (!r->is_custom && strcmp(r->resource, "pods") == 0) {
         json_array_append_new(
             cols, s_coldef("Ready", "string", "", "The aggregate readiness state of this pod", 0));
@@ -1073,6 +1088,9 @@ static json_t *s_table_row(apiserver_t *a, const apires_t *r, const json_t *obj,
     } else if (s_is_apps(r)) {
         cells =
             apps_cells(r->resource, obj, s_age_cell(a, jx_get(obj, "metadata.creationTimestamp")));
+    } else if (!r->is_custom && storage_prints(r->group, r->resource)) {
+        cells = storage_table_cells(r->resource, obj,
+                                    s_age_cell(a, jx_get(obj, "metadata.creationTimestamp")));
     } else {
         cells = json_pack("[s]", jx_str(obj, "metadata.name", ""));
         if (r->columns && json_array_size(r->columns) > 0) {
@@ -1244,6 +1262,18 @@ static void s_service_defaults(reqctx_t *x, json_t *obj, bool create)
 
 static bool s_schema_apply(reqctx_t *x, json_t *obj)
 {
+    if (!x->r->is_custom && storage_prints(x->r->group, x->r->resource)) {
+        /* volumes and network policies: kube's admission, defaults and validation */
+        json_t *old = NULL;
+        objstore_status_t st;
+        if (x->name && objstore_get(x->a->store, x->r->res, x->ns, x->name, &old, &st) < 0)
+            old = NULL;
+        bool ok = storage_admit(x->a->store, x->r->group, x->r->resource, obj, old, &st);
+        json_decref(old);
+        if (!ok)
+            s_reply_status(x, &st, NULL);
+        return ok;
+    }
     if (!x->r->is_custom && strcmp(x->r->resource, "services") == 0 && !*x->r->group) {
         s_service_defaults(x, obj, strcmp(x->verb, "create") == 0);
         return true;
@@ -3575,7 +3605,8 @@ apiserver_t *apiserver_new(loop_t *loop, const apiserver_opts_t *opts)
     a->rbac = rbac_new();
     if (!a->sat || !a->rbac)
         goto fail;
-    if (!a->store || s_register_builtins(a) < 0 || s_bootstrap(a, o.simulate ? 0 : o.nodes) < 0)
+    if (!a->store || s_register_builtins(a) < 0 || s_bootstrap(a, o.simulate ? 0 : o.nodes) < 0 ||
+        storage_bootstrap(a->store) < 0)
         goto fail;
     if (o.simulate) {
         kubelet_opts_t ko;
@@ -3589,7 +3620,8 @@ apiserver_t *apiserver_new(loop_t *loop, const apiserver_opts_t *opts)
         a->kubelet = kubelet_new(loop, a->store, &ko);
         a->ctrl = a->kubelet ? controllers_new(loop, a->store) : NULL;
         a->ray = a->ctrl ? raysim_new(loop, a->store, NULL) : NULL;
-        if (!a->ray)
+        a->storage = a->ray ? storage_new(loop, a->store) : NULL;
+        if (!a->storage)
             goto fail;
         kubelet_set_raysim(a->kubelet, a->ray);
     }
@@ -3643,6 +3675,7 @@ void apiserver_destroy(apiserver_t **ap)
     kubelet_set_raysim(a->kubelet, NULL);
     raysim_destroy(&a->ray);
     controllers_destroy(&a->ctrl);
+    storage_destroy(&a->storage);
     kubelet_destroy(&a->kubelet);
     for (size_t i = 0; i < a->nres; i++)
         s_res_free(a->res[i]);

@@ -11,6 +11,7 @@
 #include "rftime.h"
 #include "schema.h"
 #include "selector.h"
+#include "storage.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -1152,11 +1153,17 @@ static json_t *s_sts_volumes(apps_t *a, const json_t *sts, const char *ns, long 
         if (!labels)
             labels = json_object();
         json_object_update(labels, jx_get(sts, "spec.selector.matchLabels"));
-        json_t *pvc = json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:O}", "apiVersion", "v1", "kind",
+        json_t *pvc = json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:o}", "apiVersion", "v1", "kind",
                                 "PersistentVolumeClaim", "metadata", "name", claim, "namespace", ns,
-                                "labels", labels, "spec", json_object_get(ct, "spec"));
-        if (pvc && objstore_create(a->store, a->rpvcs, ns, &pvc, NULL, &st) == 0)
+                                "labels", labels, "spec",
+                                json_deep_copy(json_object_get(ct, "spec"))); /* admission edits */
+        /* the API server's admission as for any client's create (the default StorageClass) */
+        if (pvc && !storage_admit(a->store, "", "persistentvolumeclaims", pvc, NULL, &st))
+            log_warn("statefulset: claim refused", "namespace", ns, "claim", claim, "message",
+                     st.message, NULL);
+        else if (pvc && objstore_create(a->store, a->rpvcs, ns, &pvc, NULL, &st) == 0)
             (*writes)++;
+        json_decref(pvc); /* NULL after a create that took it */
     }
     return vols;
 }
@@ -1587,15 +1594,26 @@ int apps_test(bool verbose)
          .kind = "StatefulSet",
          .namespaced = true,
          .has_status = true},
-        /* as kubesim will serve them (wt-netpol): volumeClaimTemplates then make PVCs */
+        /* as kubesim serves them (sim/storage): volumeClaimTemplates then make PVCs */
         {.group = "",
          .version = "v1",
          .resource = "persistentvolumeclaims",
          .kind = "PersistentVolumeClaim",
          .namespaced = true,
          .has_status = true},
+        {.group = "",
+         .version = "v1",
+         .resource = "persistentvolumes",
+         .kind = "PersistentVolume",
+         .has_status = true},
+        {.group = "storage.k8s.io",
+         .version = "v1",
+         .resource = "storageclasses",
+         .kind = "StorageClass"},
     };
-    CHECK(simtest_core(s, &clk, extra, 4) == 0);
+    CHECK(simtest_core(s, &clk, extra, 6) == 0 && storage_bootstrap(s) == 0);
+    storage_t *sto = storage_new(NULL, s); /* binds the StatefulSet's claims */
+    CHECK(sto);
     kubelet_opts_t ko;
     kubelet_opts_default(&ko);
     ko.nodes = 2;
@@ -1736,11 +1754,12 @@ int apps_test(bool verbose)
 
     /* StatefulSet: ordinals in order, each after the previous is Ready */
     o = json_pack("{s:{s:s},s:{s:i,s:s,s:{s:{s:s}},s:{s:{s:{s:s}},s:{s:[{s:s,s:s}]}},s:[{s:{s:s},"
-                  "s:{}}]}}",
+                  "s:{s:[s],s:{s:{s:s}}}}]}}",
                   "metadata", "name", "db", "spec", "replicas", 3, "serviceName", "db", "selector",
                   "matchLabels", "app", "db", "template", "metadata", "labels", "app", "db", "spec",
                   "containers", "name", "db", "image", "pg", "volumeClaimTemplates", "metadata",
-                  "name", "data", "spec");
+                  "name", "data", "spec", "accessModes", "ReadWriteOnce", "resources", "requests",
+                  "storage", "1Gi");
     apps_defaults("statefulsets", o);
     CHECK(objstore_create(s, rt, "default", &o, NULL, &st) == 0);
     controllers_tick(c);
@@ -1756,7 +1775,10 @@ int apps_test(bool verbose)
                  "data-db-0") == 0);
     json_decref(d0);
     json_decref(d1);
-    simtest_step(k, c, &clk, 2000);
+    for (int t = 0; t < 2000; t += SIMTEST_TICK_MS) {
+        simtest_step(k, c, &clk, SIMTEST_TICK_MS);
+        storage_tick(sto);
+    }
     objstore_res_t *rv = objstore_find(s, "", "persistentvolumeclaims");
     json_t *pvcs = t_list(s, rv);
     CHECK(json_array_size(pvcs) == 3);
@@ -1782,6 +1804,7 @@ int apps_test(bool verbose)
     CHECK(objstore_res_count(rr) == 0);
     CHECK(objstore_res_count(rp) == 0);
 
+    storage_destroy(&sto);
     controllers_destroy(&c);
     kubelet_destroy(&k);
     objstore_destroy(&s);

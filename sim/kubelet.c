@@ -9,6 +9,7 @@
 #include "log.h"
 #include "raysubmit.h"
 #include "rftime.h"
+#include "storage.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -141,7 +142,7 @@ struct kubelet {
     int64_t def_cpu, def_mem, def_pods; /* default node capacity (milli) */
     char def_cpu_s[32], def_mem_s[32], def_pods_s[32]; /* same, as quantities */
     objstore_res_t *rpods, *rnodes, *rleases; /* resources (leases may be NULL) */
-    objstore_watch_t *wpods, *wnodes; /* watches */
+    objstore_watch_t *wpods, *wnodes, *wpvcs; /* watches (wpvcs: claims, when served) */
     knode_t **nodes; /* known nodes */
     size_t nnodes, capnodes; /* count, allocated */
     size_t cursor; /* first-fit start */
@@ -817,6 +818,18 @@ static void s_node_free(knode_t *n)
         return;
     json_decref(n->labels);
     free(n);
+}
+
+/* A claim changed (bound, created, deleted): pods waiting for their volumes are tried again. */
+static int s_on_pvc(const objstore_event_t *ev, void *arg)
+{
+    (void)ev;
+    kubelet_t *k = arg;
+    if (k->nqueue) {
+        k->retry_all = true;
+        s_arm(k);
+    }
+    return 0;
 }
 
 static int s_on_node(const objstore_event_t *ev, void *arg)
@@ -1662,10 +1675,30 @@ static void s_unsched_msg(kubelet_t *k, const kpod_t *p, const json_t *pod, char
     buf_free(&b);
 }
 
-static int s_write_unsched(kubelet_t *k, kpod_t *p, const json_t *pod)
+/* kube-scheduler's FitError message for a PreFilter rejection (every node unresolvable). */
+static void s_prefilter_msg(const kubelet_t *k, const char *reason, char *out, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < k->nnodes; i++)
+        if (!k->nodes[i]->gone)
+            total++;
+    if (!total)
+        snprintf(out, n, "no nodes available to schedule pods");
+    else
+        snprintf(out, n,
+                 "0/%zu nodes are available: %s. preemption: 0/%zu nodes are available: %zu "
+                 "Preemption is not helpful for scheduling.",
+                 total, reason, total, total);
+}
+
+/* Writes PodScheduled=False Unschedulable with `why` (NULL = the FitError of the nodes). */
+static int s_write_unsched(kubelet_t *k, kpod_t *p, const json_t *pod, const char *why)
 {
     char msg[1024];
-    s_unsched_msg(k, p, pod, msg, sizeof(msg));
+    if (why)
+        s_prefilter_msg(k, why, msg, sizeof(msg));
+    else
+        s_unsched_msg(k, p, pod, msg, sizeof(msg));
     uint64_t h = s_hash_str(msg);
     if (h == p->unsched_hash)
         return 0;
@@ -1731,6 +1764,15 @@ static int s_schedule_pass(kubelet_t *k)
             k->queue[w++] = p; /* the DELETED event will mark it dead */
             continue;
         }
+        /* VolumeBinding's PreFilter: every claim the pod mounts exists and is Bound */
+        char vns[KUBELET_NAME_MAX], why[512];
+        snprintf(vns, sizeof(vns), "%.*s", (int)p->nslen, p->key);
+        if (storage_pod_unschedulable(k->store, vns, pod, why, sizeof(why))) {
+            writes += s_write_unsched(k, p, pod, why);
+            k->queue[w++] = p;
+            json_decref(pod);
+            continue;
+        }
         knode_t *chosen = NULL;
         for (size_t j = 0; j < k->nnodes; j++) {
             knode_t *n = k->nodes[(k->cursor + j) % k->nnodes];
@@ -1744,7 +1786,7 @@ static int s_schedule_pass(kubelet_t *k)
             p->queued = false;
             writes += s_bind(k, p, pod, chosen);
         } else {
-            writes += s_write_unsched(k, p, pod);
+            writes += s_write_unsched(k, p, pod, NULL);
             k->queue[w++] = p;
         }
         json_decref(pod);
@@ -2032,6 +2074,10 @@ kubelet_t *kubelet_new(loop_t *loop, objstore_t *store, const kubelet_opts_t *op
     }
     if (objstore_watch(store, k->rpods, NULL, NULL, NULL, NULL, s_on_pod, k, &k->wpods, &st) < 0)
         goto fail;
+    objstore_res_t *rpvcs = objstore_find(store, "", "persistentvolumeclaims");
+    if (rpvcs &&
+        objstore_watch(store, rpvcs, NULL, NULL, NULL, NULL, s_on_pvc, k, &k->wpvcs, &st) < 0)
+        goto fail;
     s_arm(k);
     return k;
 fail:
@@ -2046,6 +2092,7 @@ void kubelet_destroy(kubelet_t **kp)
     kubelet_t *k = *kp;
     objstore_watch_stop(k->store, &k->wpods);
     objstore_watch_stop(k->store, &k->wnodes);
+    objstore_watch_stop(k->store, &k->wpvcs);
     if (k->timer > 0 && k->loop)
         loop_cancel_timer(k->loop, k->timer);
     for (size_t i = 0; i < k->nqueue; i++)

@@ -9,6 +9,7 @@
 #include "json.h"
 #include "log.h"
 #include "names.h"
+#include "netpol.h"
 #include "objbuild.h"
 #include "rcstatus.h"
 #include "rftime.h"
@@ -39,6 +40,7 @@ enum {
     S_SERVE_SVC,
     S_GCS_PVC,
     S_PODS,
+    S_NETPOL,
     S_STATUS,
     S_STAGES
 };
@@ -81,9 +83,19 @@ static const char *const s_keep_svc[] = {"metadata.name",   "metadata.resourceVe
                                          "spec.clusterIP",  NULL};
 static const char *const s_keep_job[] = {"metadata.name", "metadata.resourceVersion",
                                          "metadata.labels", "status.conditions", NULL};
+/* NetworkPolicies (s_stage_netpol): compared with the built ones (labels, spec) and updated from
+ * the live object (name, namespace, resourceVersion, annotations, owner references kept). */
+static const char *const s_keep_netpol[] = {"metadata.name",
+                                            "metadata.namespace",
+                                            "metadata.resourceVersion",
+                                            "metadata.labels",
+                                            "metadata.annotations",
+                                            "metadata.ownerReferences",
+                                            "spec",
+                                            NULL};
 
 /* Child kinds, indexes of reconciler_t.proj. */
-enum { S_CHILD_POD = 0, S_CHILD_SVC, S_CHILD_JOB, S_CHILD_KINDS };
+enum { S_CHILD_POD = 0, S_CHILD_SVC, S_CHILD_JOB, S_CHILD_NETPOL, S_CHILD_KINDS };
 
 typedef struct pass pass_t;
 
@@ -109,6 +121,7 @@ struct pass {
     json_t *svcs; /* observed services */
     json_t *names; /* {pod name: true} of observed pods */
     json_t *jobs; /* observed batch Jobs owned by the RayCluster */
+    json_t *netpols; /* observed NetworkPolicies owned by the RayCluster */
     char hash[RECONCILE_HASH_LEN + 1]; /* Recreate hash of the defaulted spec (s_hash()) */
     bool hash_done; /* hash computed (or taken from the memo) */
     bool memo_ok; /* validated clean: the memo may keep the hash at (uid, resourceVersion) */
@@ -513,6 +526,132 @@ static void s_stage_gcs_pvc(ctrl_pass_t *cp)
     if (objbuild_needs_gcs_pvc(p->rcd))
         ctrl_create_once(p->cp, objbuild_gcs_pvc(p->rcd), "", "v1", "persistentvolumeclaims", "PVC",
                          "CreatedPVC", "FailedToCreatePVC", 0);
+}
+
+/* ---------- NetworkPolicies (gate RayClusterNetworkPolicy; KubeRay's networkpolicy controller) */
+
+/* Creates or updates (CTRL_CREATE / CTRL_UPDATE) or deletes (CTRL_DELETE, body NULL) policy `name`.
+ */
+static void s_send_netpol(pass_t *p, ctrl_verb_t verb, const char *name, const json_t *body)
+{
+    ctrl_send(p->cp,
+              &(ctrl_req_t){.verb = verb,
+                            .group = "networking.k8s.io",
+                            .version = "v1",
+                            .resource = "networkpolicies",
+                            .kind = "NetworkPolicy",
+                            .name = name,
+                            .noun = "NetworkPolicy",
+                            .ok_reason = verb == CTRL_CREATE   ? NETPOL_REASON_CREATED
+                                         : verb == CTRL_UPDATE ? NETPOL_REASON_UPDATED
+                                                               : NETPOL_REASON_DELETED,
+                            .fail_reason = verb == CTRL_CREATE   ? NETPOL_REASON_FAILED_CREATE
+                                           : verb == CTRL_UPDATE ? NETPOL_REASON_FAILED_UPDATE
+                                                                 : NETPOL_REASON_FAILED_DELETE},
+              body);
+}
+
+/* The answer to the GET of a wanted policy that is not a child: create it when absent; one that
+ * exists and is not controlled by the RayCluster is KubeRay's name collision (Warning, error). */
+static void s_netpol_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    const char *name = res->err == ERR_NOTFOUND ? jx_str(res->body, "details.name", "")
+                                                : jx_str(res->body, "metadata.name", "");
+    if (res->err && res->err != ERR_NOTFOUND) {
+        ctrl_fail(p->cp, NULL, "failed to get NetworkPolicy %s/%s, %s", p->cp->ns, name,
+                  res->message[0] ? res->message : err_str(res->err));
+        return;
+    }
+    if (!res->err && s_owned_by_rc(res->body, p->rc))
+        return; /* ours; the watcher has not delivered it yet: the next pass compares it */
+    if (!res->err) {
+        ctrl_event(p->cp, true, NETPOL_REASON_COLLISION, "Validate",
+                   "NetworkPolicy %s/%s already exists and is not owned by this RayCluster, "
+                   "network isolation will not be applied. Rename the existing NetworkPolicy or "
+                   "use a different RayCluster name to avoid the collision",
+                   p->cp->ns, name);
+        ctrl_fail(p->cp, NULL,
+                  "NetworkPolicy %s/%s already exists and is not owned by this RayCluster",
+                  p->cp->ns, name);
+        return;
+    }
+    json_t *want = netpol_build(p->rcd);
+    size_t i;
+    json_t *w;
+    bool sent = false;
+    json_array_foreach(want, i, w)
+    {
+        if (!sent && name[0] && !strcmp(jx_str(w, "metadata.name", ""), name)) {
+            s_send_netpol(p, CTRL_CREATE, name, w);
+            sent = true;
+        }
+    }
+    json_decref(want);
+    if (!sent)
+        ctrl_fail(p->cp, NULL, "NetworkPolicy %s/%s: the answer names no wanted policy", p->cp->ns,
+                  name);
+}
+
+/* The head's and each worker group's policy is created when absent and updated when its labels
+ * or spec differ; an owned policy no longer wanted (group removed, networkPolicy removed) is
+ * deleted. A wanted policy that is not a child is read first (s_netpol_got). */
+static void s_stage_netpol(ctrl_pass_t *cp)
+{
+    pass_t *p = cp->data;
+    if (!p->r->gates.network_policy)
+        return; /* KubeRay registers no NetworkPolicy controller without the gate */
+    json_t *want = netpol_build(p->rcd);
+    if (!want) {
+        ctrl_fail(p->cp, NULL, "failed to build the NetworkPolicies");
+        return;
+    }
+    size_t i, j;
+    json_t *w, *live;
+    json_array_foreach(want, i, w)
+    {
+        const char *name = jx_str(w, "metadata.name", "");
+        json_t *found = NULL;
+        json_array_foreach(p->netpols, j, live)
+        {
+            if (!strcmp(jx_str(live, "metadata.name", ""), name))
+                found = live;
+        }
+        if (!found) {
+            /* not a child: absent, or a policy of that name someone else owns (a GET tells) */
+            s_get_for(p, "networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", name,
+                      s_netpol_got);
+            continue;
+        }
+        if (netpol_same(w, found))
+            continue;
+        json_t *upd = json_deep_copy(found);
+        json_t *meta = upd ? json_object_get(upd, "metadata") : NULL;
+        if (!meta) {
+            json_decref(upd);
+            ctrl_fail(p->cp, NULL, "out of memory");
+            break;
+        }
+        json_object_set_new(upd, "apiVersion", json_string("networking.k8s.io/v1"));
+        json_object_set_new(upd, "kind", json_string("NetworkPolicy"));
+        json_object_set(meta, "labels", jx_get(w, "metadata.labels"));
+        json_object_set(upd, "spec", jx_get(w, "spec"));
+        s_send_netpol(p, CTRL_UPDATE, name, upd);
+        json_decref(upd);
+    }
+    json_array_foreach(p->netpols, j, live)
+    {
+        const char *name = jx_str(live, "metadata.name", "");
+        bool wanted = false;
+        json_array_foreach(want, i, w)
+        {
+            if (!strcmp(jx_str(w, "metadata.name", ""), name))
+                wanted = true;
+        }
+        if (!wanted && s_owned_by_rc(live, p->rc) && !jx_get(live, "metadata.deletionTimestamp"))
+            s_send_netpol(p, CTRL_DELETE, name, NULL);
+    }
+    json_decref(want);
 }
 
 /* ---------- pods ---------- */
@@ -1199,6 +1338,21 @@ static json_t *s_desired_set(const json_t *rcd, const char *name)
     if (!rc && objbuild_needs_gcs_pvc(rcd))
         rc = s_want(set, "", "PersistentVolumeClaim", names_gcs_pvc(name), NULL, NULL,
                     "spec.gcsFaultToleranceOptions.backend=rocksdb without a claimName");
+    if (!rc && netpol_wanted(rcd)) {
+        json_t *nps = netpol_build(rcd);
+        size_t k;
+        json_t *np;
+        rc = nps ? 0 : ERR_NOMEM;
+        json_array_foreach(nps, k, np)
+        {
+            if (!rc)
+                rc = s_want(set, "networking.k8s.io", "NetworkPolicy",
+                            s_dup(jx_str(np, "metadata.name", "")), NULL, NULL,
+                            k ? "spec.networkPolicy: the worker group's NetworkPolicy"
+                              : "spec.networkPolicy: the head's NetworkPolicy");
+        }
+        json_decref(nps);
+    }
     bool susp = jx_bool(rcd, "spec.suspend", false);
     if (!rc)
         rc = s_want_pods(set, RECONCILE_HEAD_GROUP, rcstatus_head_wanted(rcd), 1,
@@ -1297,6 +1451,7 @@ static const ctrl_stage_t s_stages[S_STAGES] = {
     [S_SERVE_SVC] = {s_stage_serve_svc, false},
     [S_GCS_PVC] = {s_stage_gcs_pvc, false},
     [S_PODS] = {s_stage_pods, false},
+    [S_NETPOL] = {s_stage_netpol, false},
     [S_STATUS] = {s_stage_status, true}, /* the status is written after a failure too */
 };
 
@@ -1308,6 +1463,7 @@ static void s_pass_free(ctrl_pass_t *cp)
     json_decref(p->svcs);
     json_decref(p->names);
     json_decref(p->jobs);
+    json_decref(p->netpols);
 }
 
 /* Adds the objects of `arr` to `map` under "<kind>/<name>" (the status stage's reload reuses them).
@@ -1327,7 +1483,8 @@ static void s_index_children(json_t *map, const char *kind, json_t *arr)
 /* Compiles the child projections of `r` (s_keep_pod, ...). Returns 0 or ERR_NOMEM. */
 static int s_proj_init(reconciler_t *r)
 {
-    static const char *const *const keep[S_CHILD_KINDS] = {s_keep_pod, s_keep_svc, s_keep_job};
+    static const char *const *const keep[S_CHILD_KINDS] = {s_keep_pod, s_keep_svc, s_keep_job,
+                                                           s_keep_netpol};
     for (int k = 0; k < S_CHILD_KINDS; k++) {
         if (!r->proj[k] && !(r->proj[k] = jproj_new(keep[k], NULL)))
             return ERR_NOMEM;
@@ -1375,21 +1532,24 @@ static int s_load_children(pass_t *p)
             s_index_children(old, "Pod", p->pods);
             s_index_children(old, "Service", p->svcs);
             s_index_children(old, "Job", p->jobs);
+            s_index_children(old, "NetworkPolicy", p->netpols);
         }
     }
     json_decref(p->pods);
     json_decref(p->svcs);
     json_decref(p->names);
     json_decref(p->jobs);
+    json_decref(p->netpols);
     p->pods = json_array();
     p->svcs = json_array();
     p->names = json_object();
     p->jobs = json_array();
+    p->netpols = json_array();
     for (size_t i = 0; i < l.n; i++) {
         const store_observed_t *row = l.rows[i];
         bool pod = !strcmp(row->kind, "Pod"), svc = !strcmp(row->kind, "Service");
-        bool job = !strcmp(row->kind, "Job");
-        if ((!pod && !svc && !job) || !row->json)
+        bool job = !strcmp(row->kind, "Job"), np = !strcmp(row->kind, "NetworkPolicy");
+        if ((!pod && !svc && !job && !np) || !row->json)
             continue;
         json_t *o = NULL;
         if (old && row->resource_version) {
@@ -1401,7 +1561,12 @@ static int s_load_children(pass_t *p)
                 o = json_incref(prev);
         }
         if (!o)
-            o = s_child_parse(p->r, pod ? S_CHILD_POD : job ? S_CHILD_JOB : S_CHILD_SVC, row->json);
+            o = s_child_parse(p->r,
+                              pod   ? S_CHILD_POD
+                              : job ? S_CHILD_JOB
+                              : np  ? S_CHILD_NETPOL
+                                    : S_CHILD_SVC,
+                              row->json);
         if (!o)
             continue;
         if (pod) {
@@ -1409,13 +1574,15 @@ static int s_load_children(pass_t *p)
             json_array_append_new(p->pods, o);
         } else if (job) {
             json_array_append_new(p->jobs, o);
+        } else if (np) {
+            json_array_append_new(p->netpols, o);
         } else {
             json_array_append_new(p->svcs, o);
         }
     }
     json_decref(old);
     store_observed_list_free(&l);
-    return p->pods && p->svcs && p->names && p->jobs ? 0 : ERR_NOMEM;
+    return p->pods && p->svcs && p->names && p->jobs && p->netpols ? 0 : ERR_NOMEM;
 }
 
 /* Validation (pipeline steps 3-9). Returns 0 to go on, 1 to stop with no requeue, 2 to stop
@@ -1715,14 +1882,18 @@ static json_t *s_t_decide(loop_t *loop, json_t *rc, const char *hash, const json
     p->pods = json_array();
     p->svcs = json_array();
     p->jobs = json_array();
+    p->netpols = json_array();
     p->names = json_object();
-    if (!p->pods || !p->svcs || !p->jobs || !p->names)
+    if (!p->pods || !p->svcs || !p->jobs || !p->netpols || !p->names)
         goto done;
-    static const char *const kinds[] = {"Pod", "Service", "Job"};
+    static const char *const kinds[S_CHILD_KINDS] = {"Pod", "Service", "Job", "NetworkPolicy"};
     for (int k = 0; k < S_CHILD_KINDS; k++) {
         size_t i;
         json_t *t;
-        json_t *arr = k == S_CHILD_POD ? p->pods : k == S_CHILD_SVC ? p->svcs : p->jobs;
+        json_t *arr = k == S_CHILD_POD   ? p->pods
+                      : k == S_CHILD_SVC ? p->svcs
+                      : k == S_CHILD_JOB ? p->jobs
+                                         : p->netpols;
         json_array_foreach(json_object_get(kids, kinds[k]), i, t)
         {
             const char *text = json_string_value(t);

@@ -41,6 +41,8 @@ enum {
     K_ENDPOINTSLICE,
     K_SERVICE_RAY, /* rows of kind Service, as K_SERVICE's: the twin reflector (watcher.h) */
     K_ENDPOINTSLICE_RAY, /* rows of kind EndpointSlice, as K_ENDPOINTSLICE's */
+    K_NETWORKPOLICY, /* a RayCluster's NetworkPolicies (gate RayClusterNetworkPolicy) */
+    K_PVC, /* a RayCluster's GCS PersistentVolumeClaim (gate GCSFaultToleranceEmbeddedStorage) */
     K_COUNT
 };
 
@@ -99,6 +101,10 @@ static const wkind_t s_kinds[K_COUNT] = {
     [K_SERVICE_RAY] = {"", "v1", "services", "Service", S_RAY_ORIGIN_SELECTOR, NULL},
     [K_ENDPOINTSLICE_RAY] = {"discovery.k8s.io", "v1", "endpointslices", "EndpointSlice",
                              S_RAY_ORIGIN_SELECTOR, NULL},
+    [K_NETWORKPOLICY] = {"networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy",
+                         LABEL_CLUSTER, NULL},
+    [K_PVC] = {"", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", LABEL_CLUSTER,
+               "status.phase"},
 };
 
 /* The strings of a queued event, as offsets into the arena. */

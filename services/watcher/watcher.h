@@ -2,7 +2,9 @@
  * watcher: the only reader of the Kubernetes API. For each member cluster it keeps list+watch
  * reflectors (common/reflector) on the Ray custom resources (rayclusters, rayjobs, rayservices,
  * raycronjobs) and on the Pods, Services, batch Jobs and EndpointSlices that carry KubeRay's
- * labels (KubeRay's cache filters, spec/kuberay-behavior.md §6), writes every change into the
+ * labels (KubeRay's cache filters, spec/kuberay-behavior.md §6), and on the NetworkPolicies and
+ * PersistentVolumeClaims labelled `ray.io/cluster` (a RayCluster's policies of the gate
+ * RayClusterNetworkPolicy and its GCS PVC), writes every change into the
  * observed_objects table (common/store) and publishes an ObjectChanged (common/bus) under the
  * key and shard of the owning Ray object.
  *

@@ -68,10 +68,12 @@
   - apiGroups: [""]
     resources: [secrets]
     verbs: [create]
-  # scheduler: the GCS fault-tolerance PVC (create only)
+  # watcher: list+watch of a RayCluster's PVCs (label ray.io/cluster; services/watcher/watcher.c
+  # s_kinds K_PVC); scheduler: the GCS fault-tolerance PVC (create only; services/scheduler/
+  # reconcile.c s_stage_gcs_pvc)
   - apiGroups: [""]
     resources: [persistentvolumeclaims]
-    verbs: [create]
+    verbs: [list, watch, create]
   # watcher: list+watch of KubeRay's Jobs; scheduler: the Redis cleanup Job; submitter: the
   # submitter Job (create) and its deletion
   - apiGroups: [batch]
@@ -85,6 +87,13 @@
   - apiGroups: [networking.k8s.io]
     resources: [ingresses]
     verbs: [get, create, update]
+  # watcher: list+watch of a RayCluster's NetworkPolicies (label ray.io/cluster; watcher.c s_kinds
+  # K_NETWORKPOLICY); scheduler: creates, updates and deletes them, and reads (get) a wanted one that
+  # is not its child yet, to tell absent from a name collision (gate RayClusterNetworkPolicy;
+  # services/scheduler/reconcile.c s_stage_netpol, s_netpol_got, kuberay/netpol.c)
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [get, list, watch, create, update, delete]
   # serve-upgrade: the Gateway and HTTPRoute of NewClusterWithIncrementalUpgrade (get, create,
   # update)
   - apiGroups: [gateway.networking.k8s.io]
