@@ -24,8 +24,9 @@
  * defaults the reconciler applies) for pods, objbuild for services, plus independent checks of
  * the label, name and ownerReference rules. Each failure names the sample and the rule.
  *
- * Usage: conformance_it [-v]. -v prints a line per sample and the totals. Exit 0 when every
- * check passes.
+ * Usage: conformance_it [-v] [-g GATES]. -v prints a line per sample and the totals; -g runs the
+ * reconciler and the expectations with those feature gates (KubeRay's --feature-gates). Exit 0 when
+ * every check passes.
  */
 #include "harness.h"
 #include "names.h"
@@ -72,6 +73,7 @@ typedef struct {
 
 static harness_t g_h; /* kubesim, watcher, bus and reconciler on one loop */
 static sample_t *g_s; /* the samples */
+static validate_gates_t g_gates; /* the feature gates of the run (-g), KubeRay's defaults else */
 static size_t g_ns; /* their count */
 static int g_rules, g_fails; /* totals */
 static int g_docs, g_other_docs; /* documents; those not of a Ray kind */
@@ -452,7 +454,7 @@ static void s_expect_validation(sample_t *s)
     if (validate_metadata(s->stored, &m) != 0) {
         reason = VALIDATE_REASON_METADATA;
         prefix = VALIDATE_PREFIX_METADATA;
-    } else if (validate_spec(spec, jx_get(s->stored, "metadata.annotations"), NULL, &m) != 0) {
+    } else if (validate_spec(spec, jx_get(s->stored, "metadata.annotations"), &g_gates, &m) != 0) {
         reason = VALIDATE_REASON_SPEC;
         prefix = VALIDATE_PREFIX_SPEC;
     } else {
@@ -1081,7 +1083,27 @@ out:
 
 int main(int argc, char **argv)
 {
-    bool verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
+    bool verbose = false;
+    validate_gates_default(&g_gates);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-v") == 0) {
+            verbose = true;
+        } else if (strcmp(argv[i], "-g") == 0 && i + 1 < argc) {
+            buf_t err;
+            buf_init(&err, 512);
+            int rc = validate_gates_option(argv[++i], &err);
+            if (rc == 0)
+                rc = validate_gates_parse(argv[i], &g_gates, &err);
+            if (rc != 0)
+                fprintf(stderr, "conformance_it: %s\n", buf_str(&err));
+            buf_free(&err);
+            if (rc != 0)
+                return 2;
+        } else {
+            fprintf(stderr, "usage: conformance_it [-v] [-g GATES]\n");
+            return 2;
+        }
+    }
     g_s = calloc(CF_MAX_SAMPLES, sizeof(*g_s));
     CHECK(g_s != NULL);
     failed += harness_init(&g_h, "conformance_it", verbose, getenv("CF_LOG") ? LOG_WARN : LOG_ERROR,
@@ -1090,7 +1112,8 @@ int main(int argc, char **argv)
                                              .qps = 5000,
                                              .admin_qps = 5000,
                                              .concurrency = CF_CONCURRENCY,
-                                             .desired = true});
+                                             .desired = true,
+                                             .gates = &g_gates});
     if (g_h.api && g_s)
         s_run();
     harness_end(&g_h);
