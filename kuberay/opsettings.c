@@ -560,6 +560,7 @@ void opsettings_fill_podbuild(const opsettings_t *s, podbuild_opts_t *o)
 {
     podbuild_opts_init(o);
     o->gate_multihost_indexing = s->gates.multihost_indexing;
+    o->gate_history_server = s->gates.history_server;
     o->init_container_injection = s->init_container_injection;
     o->probes_injection = s->probes_injection;
     o->deterministic_head_name = s->deterministic_head_name;
