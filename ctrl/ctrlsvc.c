@@ -1118,9 +1118,10 @@ static int s_start_leader(run_t *m)
     m->leader_client = k8s_client_new(
         m->svc->loop, m->kc,
         &(k8s_config_t){.qps = CTRLSVC_LEASE_QPS, .burst = CTRLSVC_LEASE_QPS, .user_agent = ua});
+    bool version = m->def->server_version &&
+                   (!m->def->wants_server_version || m->def->wants_server_version(m->def->arg));
     if (!m->leader_client ||
-        loop_add_timer(m->svc->loop, 0, m->def->server_version ? s_version_check : s_kuberay_check,
-                       m) < 0)
+        loop_add_timer(m->svc->loop, 0, version ? s_version_check : s_kuberay_check, m) < 0)
         return ERR_NOMEM;
     return 0;
 }

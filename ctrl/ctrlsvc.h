@@ -204,6 +204,9 @@ typedef struct {
      * A request that gets no answer is retried every CTRLSVC_KUBERAY_RETRY_MS; an HTTP error
      * calls it with NULL. NULL: /version is not read. */
     int (*server_version)(const json_t *version, void *arg, buf_t *err);
+    /* Whether server_version is needed, asked after configure() (e.g. only with the gate on);
+     * NULL: always. */
+    bool (*wants_server_version)(void *arg);
 } ctrlsvc_def_t;
 
 /* The cluster domain of Ray dashboard URLs: the service's --cluster-domain option, else

@@ -495,6 +495,11 @@ static bool s_parse_version(const char *v, long out[3])
     return true;
 }
 
+bool opsettings_wants_server_version(const opsettings_t *s)
+{
+    return s->gates.sidecar_submitter_restart;
+}
+
 int opsettings_check_server_version(const opsettings_t *s, const json_t *version, buf_t *err)
 {
     if (!s->gates.sidecar_submitter_restart)
@@ -726,7 +731,9 @@ int opsettings_test(bool verbose)
     json_t *ver =
         json_pack("{s:s, s:s, s:s}", "major", "1", "minor", "32", "gitVersion", "v1.32.0-kubesim");
     CHECK(opsettings_check_server_version(&s, ver, &err) == 0); /* gate off */
+    CHECK(!opsettings_wants_server_version(&s));
     s.gates.sidecar_submitter_restart = true;
+    CHECK(opsettings_wants_server_version(&s));
     buf_reset(&err);
     CHECK(opsettings_check_server_version(&s, ver, &err) == ERR_INVAL &&
           strcmp(buf_str(&err), "SidecarSubmitterRestart feature gate requires K8s 1.35+: "

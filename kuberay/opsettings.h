@@ -145,6 +145,9 @@ int opsettings_check_was(const opsettings_t *s, buf_t *err);
  * feature gate enabled but unable to detect K8s version. Feature requires K8s 1.35+.". */
 int opsettings_check_server_version(const opsettings_t *s, const json_t *version, buf_t *err);
 
+/* True when opsettings_check_server_version() needs the version (SidecarSubmitterRestart on). */
+bool opsettings_wants_server_version(const opsettings_t *s);
+
 /* Everything for a controller process: environment, --kuberay-config, --feature-gates,
  * --batch-scheduler, --watch-namespace, --cluster-domain, and the Configuration's settings that
  * are ctrlsvc options set into `cfg` (cfg_override). 0 or an error with the message in err. */
