@@ -72,6 +72,7 @@ typedef struct {
     const char *cmd; /* the command, in messages: "up" or "crds" */
     const char *feature_gates; /* --feature-gates, or NULL */
     const char *watch_namespace; /* --watch-namespace, or NULL */
+    char sim_minor[8]; /* --sim-k8s-minor, or "" (kubesim's default) */
     char kuberay_config[PATH_MAX]; /* --kuberay-config made absolute, or "" */
     char config[PATH_MAX]; /* --config (rayfleet's set file) made absolute, or "" */
 } s_up_t;
@@ -90,6 +91,9 @@ static const args_opt_t s_up_opts[] = {
      "Directory for the kubeconfig, bus sockets, databases, pid file and logs/ "
      "(default " LAUNCH_DEFAULT_STATE_DIR ")."},
     {"nodes", "N", "Simulated nodes (--sim only; 1..1000, default 4)."},
+    {"sim-k8s-minor", "N",
+     "The Kubernetes minor version kubesim reports on /version (--sim only; 20..99, default 32), "
+     "e.g. 35 for KubeRay's SidecarSubmitterRestart gate, which needs 1.35+."},
     {"crds", "DIR",
      "CRD manifests to install (default: deploy/crds of the source tree, found from the binary)."},
     {"bin-dir", "DIR",
@@ -390,6 +394,8 @@ static int s_start_kubesim(s_up_t *u, int64_t nodes)
                     ready,
                     "--log-level",
                     (char *)u->log_level,
+                    u->sim_minor[0] ? "--minor" : NULL,
+                    u->sim_minor,
                     NULL};
     proc_entry_t *e = &u->procs[u->nprocs];
     if (proc_spawn("kubesim", argv, log, e) != 0) {
@@ -852,10 +858,19 @@ int launch_up(int argc, char **argv)
         fprintf(stderr, "rayfleetctl up: --nodes: only with --sim\n");
         return 2;
     }
+    if (args_has(&a, "sim-k8s-minor") && !sim) {
+        fprintf(stderr, "rayfleetctl up: --sim-k8s-minor: only with --sim\n");
+        return 2;
+    }
+    int64_t minor = 0;
+    if (args_int(&a, "up", "sim-k8s-minor", 20, 99, 0, &minor) != 0)
+        return 2;
     s_up_t *u = calloc(1, sizeof(*u));
     if (!u)
         return 1;
     u->cmd = "up";
+    if (minor > 0)
+        s_fmt(u->sim_minor, sizeof(u->sim_minor), "%" PRId64, minor);
     int code = 2;
     if (args_int(&a, "up", "nodes", 1, LAUNCH_MAX_NODES, LAUNCH_DEFAULT_NODES, &nodes) != 0 ||
         args_duration(&a, "up", "timeout", 100, 3600000, LAUNCH_DEFAULT_TIMEOUT_MS,

@@ -1063,8 +1063,53 @@ static int64_t s_kuberay_check(loop_t *loop, int64_t id, void *arg)
     return LOOP_TIMER_DONE;
 }
 
-/* Starts the KubeRay check, then (with --leader.elect) the election, on a client of their own
- * (a renewal never waits behind reconcile writes in the rate limiter). Returns 0 or an err_t. */
+static int64_t s_version_check(loop_t *loop, int64_t id, void *arg);
+
+/* The /version answer (ctrlsvc_def_t.server_version): the check passes -> the KubeRay check
+ * starts; it fails -> the process ends; no answer -> retried. */
+static void s_version_done(k8s_client_t *c, const k8s_result_t *r, void *arg)
+{
+    (void)c;
+    run_t *m = arg;
+    if (r->err != 0 && r->status == 0) {
+        log_warn("reading the API server version failed; retrying", "error", err_str(r->err),
+                 "message", r->message, NULL);
+        if (loop_add_timer(m->svc->loop, CTRLSVC_KUBERAY_RETRY_MS, s_version_check, m) < 0)
+            s_end_with(m, SVC_EXIT_FAILURE);
+        return;
+    }
+    buf_t err;
+    buf_init(&err, 1024);
+    if (m->def->server_version(r->err == 0 ? r->body : NULL, m->def->arg, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", m->def->name, buf_str(&err));
+        log_error("refusing to start", "why", buf_str(&err), NULL);
+        buf_free(&err);
+        s_end_with(m, SVC_EXIT_FAILURE);
+        return;
+    }
+    buf_free(&err);
+    if (loop_add_timer(m->svc->loop, 0, s_kuberay_check, m) < 0)
+        s_end_with(m, SVC_EXIT_FAILURE);
+}
+
+/* GET /version once at start. */
+static int64_t s_version_check(loop_t *loop, int64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    run_t *m = arg;
+    int64_t req =
+        k8s_raw(m->leader_client, "GET", "/version", NULL, NULL, 0, NULL, s_version_done, m);
+    if (req < 0) {
+        log_warn("API server version request not sent; retrying", "error", err_str((int)req), NULL);
+        return CTRLSVC_KUBERAY_RETRY_MS;
+    }
+    return LOOP_TIMER_DONE;
+}
+
+/* Starts the KubeRay check (after the /version check when the service has one), then (with
+ * --leader.elect) the election, on a client of their own (a renewal never waits behind
+ * reconcile writes in the rate limiter). Returns 0 or an err_t. */
 static int s_start_leader(run_t *m)
 {
     m->elect = cfg_bool(m->svc->cfg, "leader.elect");
@@ -1073,7 +1118,10 @@ static int s_start_leader(run_t *m)
     m->leader_client = k8s_client_new(
         m->svc->loop, m->kc,
         &(k8s_config_t){.qps = CTRLSVC_LEASE_QPS, .burst = CTRLSVC_LEASE_QPS, .user_agent = ua});
-    if (!m->leader_client || loop_add_timer(m->svc->loop, 0, s_kuberay_check, m) < 0)
+    bool version = m->def->server_version &&
+                   (!m->def->wants_server_version || m->def->wants_server_version(m->def->arg));
+    if (!m->leader_client ||
+        loop_add_timer(m->svc->loop, 0, version ? s_version_check : s_kuberay_check, m) < 0)
         return ERR_NOMEM;
     return 0;
 }

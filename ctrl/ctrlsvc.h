@@ -197,6 +197,16 @@ typedef struct {
      * client, audit database, shards, fence and leader Lease. */
     const ctrlsvc_extra_t *extra;
     size_t nextra; /* entries of extra */
+    /* A start-up check of the API server's version (KubeRay's main.go: SidecarSubmitterRestart
+     * needs 1.35+): when set, GET /version is read once before the KubeRay check (so before any
+     * write) and handed over decoded; a non-zero return ends the process with
+     * SVC_EXIT_FAILURE and the message in err (stderr and the log), as KubeRay's exitOnError.
+     * A request that gets no answer is retried every CTRLSVC_KUBERAY_RETRY_MS; an HTTP error
+     * calls it with NULL. NULL: /version is not read. */
+    int (*server_version)(const json_t *version, void *arg, buf_t *err);
+    /* Whether server_version is needed, asked after configure() (e.g. only with the gate on);
+     * NULL: always. */
+    bool (*wants_server_version)(void *arg);
 } ctrlsvc_def_t;
 
 /* The cluster domain of Ray dashboard URLs: the service's --cluster-domain option, else

@@ -459,6 +459,76 @@ int opsettings_check_batch_scheduler(const opsettings_t *s, buf_t *err)
     return ERR_INVAL;
 }
 
+int opsettings_check_was(const opsettings_t *s, buf_t *err)
+{
+    if (!s->gates.kubernetes_was)
+        return 0;
+    if ((s->batch_scheduler && *s->batch_scheduler) || s->enable_batch_scheduler)
+        (void)buf_puts(err, "batch scheduler configs validation failed: the KubernetesWAS feature "
+                            "gate cannot be combined with --batch-scheduler or "
+                            "--enable-batch-scheduler");
+    else
+        (void)buf_puts(err, "feature gate KubernetesWAS is not supported yet by rayfleet (no "
+                            "scheduling.k8s.io/v1alpha2 Workload or PodGroup objects are built); "
+                            "remove KubernetesWAS=true from --feature-gates to start");
+    return ERR_INVAL;
+}
+
+/* "v1.35.0-gke.1" / "1.35+" -> 1, 35, 0: false unless it starts with [v]MAJOR.MINOR. */
+static bool s_parse_version(const char *v, long out[3])
+{
+    out[0] = out[1] = out[2] = 0;
+    if (!v)
+        return false;
+    if (*v == 'v')
+        v++;
+    for (int i = 0; i < 3; i++) {
+        if (*v < '0' || *v > '9')
+            return i == 2;
+        char *end;
+        out[i] = strtol(v, &end, 10);
+        v = end;
+        if (*v != '.')
+            return i >= 1;
+        v++;
+    }
+    return true;
+}
+
+bool opsettings_wants_server_version(const opsettings_t *s)
+{
+    return s->gates.sidecar_submitter_restart;
+}
+
+int opsettings_check_server_version(const opsettings_t *s, const json_t *version, buf_t *err)
+{
+    if (!s->gates.sidecar_submitter_restart)
+        return 0;
+    long v[3];
+    const char *git = jx_str(version, "gitVersion", NULL);
+    bool ok = s_parse_version(git, v);
+    if (!ok) {
+        const char *maj = jx_str(version, "major", NULL), *min = jx_str(version, "minor", NULL);
+        char mm[64];
+        if (maj && min) {
+            snprintf(mm, sizeof(mm), "%s.%s", maj, min);
+            ok = s_parse_version(mm, v); /* minor may read "35+" */
+        }
+    }
+    if (!ok) {
+        (void)buf_puts(err, "SidecarSubmitterRestart feature gate enabled but unable to detect K8s "
+                            "version. Feature requires K8s 1.35+.");
+        return ERR_INVAL;
+    }
+    if (v[0] > 1 || (v[0] == 1 && v[1] >= 35))
+        return 0;
+    (void)buf_printf(err,
+                     "SidecarSubmitterRestart feature gate requires K8s 1.35+: current version %s "
+                     "is below 1.35",
+                     git ? git : "");
+    return ERR_INVAL;
+}
+
 /* Sets rayfleet option `key` from the Configuration's `field` (text `val`) unless the option was
  * set already by a rayfleet source. */
 static int s_map(cfg_t *cfg, const opsettings_t *s, const char *key, const char *field,
@@ -524,6 +594,8 @@ int opsettings_configure(opsettings_t *s, cfg_t *cfg, buf_t *err)
     const char *bs = cfg_str(cfg, "batch-scheduler");
     if ((rc = s_setstr(&s->batch_scheduler, bs && *bs ? bs : s->batch_scheduler)))
         return rc;
+    if ((rc = opsettings_check_was(s, err)))
+        return rc;
     if ((rc = opsettings_check_batch_scheduler(s, err)))
         return rc;
     const char *wn = cfg_str(cfg, "watch-namespace");
@@ -560,6 +632,7 @@ void opsettings_fill_podbuild(const opsettings_t *s, podbuild_opts_t *o)
 {
     podbuild_opts_init(o);
     o->gate_multihost_indexing = s->gates.multihost_indexing;
+    o->gate_history_server = s->gates.history_server;
     o->init_container_injection = s->init_container_injection;
     o->probes_injection = s->probes_injection;
     o->deterministic_head_name = s->deterministic_head_name;
@@ -634,6 +707,54 @@ int opsettings_test(bool verbose)
     opsettings_t s;
     buf_t err;
     buf_init(&err, 64 * 1024);
+
+    /* KubernetesWAS: exclusive with a batch scheduler; alone not built yet */
+    opsettings_init(&s);
+    CHECK(opsettings_check_was(&s, &err) == 0);
+    s.gates.kubernetes_was = true;
+    buf_reset(&err);
+    CHECK(opsettings_check_was(&s, &err) == ERR_INVAL &&
+          strstr(buf_str(&err), "KubernetesWAS is not supported yet by rayfleet"));
+    s.enable_batch_scheduler = true;
+    buf_reset(&err);
+    CHECK(opsettings_check_was(&s, &err) == ERR_INVAL &&
+          strcmp(buf_str(&err), "batch scheduler configs validation failed: the KubernetesWAS "
+                                "feature gate cannot be combined with --batch-scheduler or "
+                                "--enable-batch-scheduler") == 0);
+    opsettings_free(&s);
+    opsettings_init(&s);
+    CHECK(opsettings_feature_gates(&s, "KubernetesWAS=true", &err) == 0 && s.gates.kubernetes_was);
+    opsettings_free(&s);
+
+    /* SidecarSubmitterRestart needs the API server at 1.35+ */
+    opsettings_init(&s);
+    json_t *ver =
+        json_pack("{s:s, s:s, s:s}", "major", "1", "minor", "32", "gitVersion", "v1.32.0-kubesim");
+    CHECK(opsettings_check_server_version(&s, ver, &err) == 0); /* gate off */
+    CHECK(!opsettings_wants_server_version(&s));
+    s.gates.sidecar_submitter_restart = true;
+    CHECK(opsettings_wants_server_version(&s));
+    buf_reset(&err);
+    CHECK(opsettings_check_server_version(&s, ver, &err) == ERR_INVAL &&
+          strcmp(buf_str(&err), "SidecarSubmitterRestart feature gate requires K8s 1.35+: "
+                                "current version v1.32.0-kubesim is below 1.35") == 0);
+    json_object_set_new(ver, "gitVersion", json_string("v1.35.0-kubesim"));
+    CHECK(opsettings_check_server_version(&s, ver, &err) == 0);
+    json_object_set_new(ver, "gitVersion", json_string("v2.0.1"));
+    CHECK(opsettings_check_server_version(&s, ver, &err) == 0);
+    json_object_set_new(ver, "gitVersion", json_string("v1.34.9"));
+    CHECK(opsettings_check_server_version(&s, ver, &err) == ERR_INVAL);
+    json_object_del(ver, "gitVersion"); /* falls back to major/minor ("32") */
+    CHECK(opsettings_check_server_version(&s, ver, &err) == ERR_INVAL);
+    json_object_set_new(ver, "minor", json_string("36+"));
+    CHECK(opsettings_check_server_version(&s, ver, &err) == 0);
+    buf_reset(&err);
+    CHECK(opsettings_check_server_version(&s, NULL, &err) == ERR_INVAL &&
+          strcmp(buf_str(&err), "SidecarSubmitterRestart feature gate enabled but unable to "
+                                "detect K8s version. Feature requires K8s 1.35+.") == 0);
+    json_decref(ver);
+    opsettings_free(&s);
+    buf_reset(&err);
 
     /* KubeRay's defaults. */
     opsettings_init(&s);

@@ -129,6 +129,25 @@ int opsettings_feature_gates(opsettings_t *s, const char *spec, buf_t *err);
  * by rayfleet", another "...: must be one of ..." (KubeRay's list). 0 when none is set. */
 int opsettings_check_batch_scheduler(const opsettings_t *s, buf_t *err);
 
+/* The KubernetesWAS gate (§4.3): with --batch-scheduler or --enable-batch-scheduler (or the
+ * Configuration's batchScheduler / enableBatchScheduler) KubeRay's start-up error "batch scheduler
+ * configs validation failed: the KubernetesWAS feature gate cannot be combined with
+ * --batch-scheduler or --enable-batch-scheduler"; alone, "feature gate KubernetesWAS is not
+ * supported yet by rayfleet ..." (its Workload and PodGroup objects are not built). ERR_INVAL
+ * with the text in err; 0 when the gate is off. */
+int opsettings_check_was(const opsettings_t *s, buf_t *err);
+
+/* SidecarSubmitterRestart needs Kubernetes 1.35+ (§4.10, KubeRay's main.go checks the API
+ * server's version once at start): `version` is the decoded GET /version body. 0 when the gate
+ * is off or gitVersion (else major/minor) is at least 1.35.0; else ERR_INVAL with KubeRay's
+ * start-up error in err: "SidecarSubmitterRestart feature gate requires K8s 1.35+: current
+ * version v1.32.0 is below 1.35", or, when the version cannot be read, "SidecarSubmitterRestart
+ * feature gate enabled but unable to detect K8s version. Feature requires K8s 1.35+.". */
+int opsettings_check_server_version(const opsettings_t *s, const json_t *version, buf_t *err);
+
+/* True when opsettings_check_server_version() needs the version (SidecarSubmitterRestart on). */
+bool opsettings_wants_server_version(const opsettings_t *s);
+
 /* Everything for a controller process: environment, --kuberay-config, --feature-gates,
  * --batch-scheduler, --watch-namespace, --cluster-domain, and the Configuration's settings that
  * are ctrlsvc options set into `cfg` (cfg_override). 0 or an error with the message in err. */

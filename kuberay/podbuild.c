@@ -5,6 +5,7 @@
  */
 #include "podbuild.h"
 
+#include "collector.h"
 #include "err.h"
 #include "json.h"
 #include "labels.h"
@@ -67,6 +68,7 @@ typedef struct {
     bool ft_embedded; /* ... with the rocksdb backend */
     bool auth; /* authOptions.mode == token */
     bool k8s_auth; /* authOptions.enableK8sTokenAuth */
+    const json_t *collector; /* collectorOptions with the history-server gate on, else NULL */
     char *fqdn; /* head service FQDN (owned) */
     char *head_port; /* head port text (owned) */
 } s_ctx_t;
@@ -759,6 +761,7 @@ static int s_ctx_init(s_ctx_t *c, const json_t *rc, const podbuild_opts_t *o, bu
     c->ft_embedded = backend && strcmp(backend, "rocksdb") == 0;
     c->auth = s_lower_eq(jx_str(c->spec, "authOptions.mode", NULL), "token");
     c->k8s_auth = json_is_true(jx_get(c->spec, "authOptions.enableK8sTokenAuth"));
+    c->collector = o->gate_history_server ? collector_options(c->spec) : NULL;
     buf_t b;
     buf_init(&b, PODBUILD_MAX_TEXT);
     int r = podbuild_head_fqdn(rc, o, &b);
@@ -1264,6 +1267,8 @@ static int s_container_env(const s_ctx_t *c, s_node_t type, json_t *ray, const c
     buf_free(&b);
     if (rc == 0)
         rc = s_env_add_absent(ray, "RAY_DASHBOARD_ENABLE_K8S_DISK_USAGE", "1");
+    if (rc == 0 && c->collector)
+        rc = collector_ray_env(ray);
     return rc;
 }
 
@@ -1294,6 +1299,14 @@ static int s_build_pod(const s_ctx_t *c, s_node_t type, json_t *pod, json_t *par
         rc = s_add_empty_dir(pspec, ray, S_LOG_VOLUME, S_LOG_PATH, false);
         if (rc == 0 && as)
             rc = s_add_empty_dir(pspec, as, S_LOG_VOLUME, S_LOG_PATH, false);
+    }
+    if (rc == 0 && c->collector) {
+        /* §1.5: the collector shares /tmp/ray with the Ray container */
+        json_t *hc =
+            jx_array_find(json_object_get(pspec, "containers"), "name", COLLECTOR_CONTAINER);
+        rc = s_add_empty_dir(pspec, ray, S_LOG_VOLUME, S_LOG_PATH, false);
+        if (rc == 0 && hc)
+            rc = s_add_empty_dir(pspec, hc, S_LOG_VOLUME, S_LOG_PATH, false);
     }
     buf_t user;
     buf_t start;
@@ -1370,6 +1383,19 @@ static int s_build_pod(const s_ctx_t *c, s_node_t type, json_t *pod, json_t *par
             rc = ERR_NOMEM;
     }
     return rc;
+}
+
+/* Template step 7 (§4.9): appends the history-server collector sidecar. */
+static int s_collector(const s_ctx_t *c, s_node_t type, json_t *pspec)
+{
+    const char *kind, *owner;
+    collector_owner(c->rc, &kind, &owner);
+    collector_pod_t p = {type == S_HEAD, c->name, c->ns, c->fqdn, kind, owner};
+    json_t *hc = collector_container(c->collector, &p, NULL);
+    json_t *cs = hc ? jx_child_arr(pspec, "containers") : NULL;
+    if (!cs || json_array_append_new(cs, hc) != 0)
+        return ERR_NOMEM;
+    return 0;
 }
 
 /* Copies the group template into a new Pod skeleton {apiVersion, kind, metadata, spec}. */
@@ -1493,6 +1519,8 @@ int podbuild_head(const json_t *raycluster, const podbuild_opts_t *opts, json_t 
         rc = s_add_metrics_port(ray);
     if (rc == 0 && c.auth)
         rc = s_token_auth_pod(&c, pspec, ray);
+    if (rc == 0 && c.collector)
+        rc = s_collector(&c, S_HEAD, pspec);
     if (rc == 0)
         rc = s_append_sidecars(pspec, opts->head_sidecars);
     if (rc == 0)
@@ -1623,6 +1651,8 @@ int podbuild_worker_ex(const json_t *raycluster, int group_index, const podbuild
         rc = s_set_str(pspec, "restartPolicy", "Never");
     if (rc == 0 && c.auth)
         rc = s_token_auth_pod(&c, pspec, ray);
+    if (rc == 0 && c.collector)
+        rc = s_collector(&c, S_WORKER, pspec);
     if (rc == 0)
         rc = s_append_sidecars(pspec, opts->worker_sidecars);
     if (rc == 0)
@@ -2719,12 +2749,107 @@ static int s_t_units(void)
     return failed;
 }
 
+/* §4.9/§1.5/§1.7 item 11: the history-server sample with the gate on, field by field; off: no
+ * collector. */
+static int s_t_history(const char *shared)
+{
+    int failed = 0;
+    json_t *rc = shared ? s_t_load_sample(shared, "ray-cluster.historyserver.yaml") : NULL;
+    if (!shared)
+        return 0;
+    CHECK(rc != NULL);
+    if (!rc)
+        return failed;
+    const char *ns = jx_str(rc, "metadata.namespace", "default");
+    char fqdn[256];
+    snprintf(fqdn, sizeof(fqdn), "raycluster-historyserver-head-svc.%s.svc.cluster.local", ns);
+    podbuild_opts_t o;
+    podbuild_opts_init(&o);
+    for (int gate = 0; gate < 2; gate++) {
+        o.gate_history_server = gate == 1;
+        for (int w = 0; w < 2; w++) {
+            json_t *pod = NULL;
+            int r = w ? podbuild_worker(rc, 0, &o, &pod, NULL) : podbuild_head(rc, &o, &pod, NULL);
+            CHECK(r == 0 && pod);
+            if (!pod)
+                continue;
+            const json_t *cs = jx_get(pod, "spec.containers");
+            const json_t *ray = json_array_get(cs, 0);
+            if (!gate) {
+                CHECK(json_array_size(cs) == 1);
+                CHECK(s_t_env_index(ray, "RAY_enable_ray_event") < 0);
+                CHECK(jx_array_find(jx_get(pod, "spec.volumes"), "name", S_LOG_VOLUME) == NULL);
+                json_decref(pod);
+                continue;
+            }
+            CHECK(json_array_size(cs) == 2);
+            const json_t *hc = json_array_get(cs, 1);
+            CHECK(s_t_str_eq(s_str(hc, "name"), "ray-history-collector"));
+            CHECK(s_t_str_eq(s_str(hc, "image"), "quay.io/kuberay/collector:nightly"));
+            CHECK(s_t_str_eq(s_str(hc, "imagePullPolicy"), "IfNotPresent"));
+            json_t *want = json_pack("{s:{s:s, s:s}, s:{s:s, s:s}}", "requests", "cpu", "50m",
+                                     "memory", "64Mi", "limits", "cpu", "200m", "memory", "256Mi");
+            CHECK(json_equal(want, json_object_get(hc, "resources")));
+            json_decref(want);
+            want =
+                json_pack("[{s:s, s:{s:{s:s}}}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s},"
+                          " {s:s, s:s}, {s:s, s:s}, {s:s, s:s}]",
+                          "name", "POD_IP", "valueFrom", "fieldRef", "fieldPath", "status.podIP",
+                          "name", "RAY_CLUSTER_NAME", "value", "raycluster-historyserver", "name",
+                          "RAY_CLUSTER_NAMESPACE", "value", ns, "name", "RAY_ROLE", "value",
+                          w ? "Worker" : "Head", "name", "EVENTS_PORT", "value", "8084", "name",
+                          "FQ_RAY_IP", "value", fqdn, "name", "OWNER_KIND", "value", "RayCluster",
+                          "name", "OWNER_NAME", "value", "raycluster-historyserver");
+            if (!w)
+                json_array_append_new(want, json_pack("{s:s, s:s}", "name", "RAY_DASHBOARD_ADDRESS",
+                                                      "value", "http://localhost:8265"));
+            json_array_append_new(
+                want, json_pack("{s:s, s:s}", "name", "STORAGE_BACKEND", "value", "GCS"));
+            json_array_append_new(
+                want, json_pack("{s:s, s:s}", "name", "GCS_BUCKET", "value", "my-gcs-bucket"));
+            CHECK(json_equal(want, json_object_get(hc, "env")));
+            json_decref(want);
+            want = json_pack("[{s:s, s:s}]", "mountPath", "/tmp/ray", "name", S_LOG_VOLUME);
+            CHECK(json_equal(want, json_object_get(hc, "volumeMounts")));
+            json_decref(want);
+            CHECK(json_object_size(hc) == 6);
+            const json_t *m =
+                jx_array_find(json_object_get(ray, "volumeMounts"), "name", S_LOG_VOLUME);
+            CHECK(m && s_t_str_eq(s_str(m, "mountPath"), "/tmp/ray"));
+            const json_t *v = jx_array_find(jx_get(pod, "spec.volumes"), "name", S_LOG_VOLUME);
+            want = json_pack("{s:s, s:{}}", "name", S_LOG_VOLUME, "emptyDir");
+            CHECK(json_equal(want, v));
+            json_decref(want);
+            /* §1.7 item 11 right after item 10 */
+            int i10 = s_t_env_index(ray, "RAY_DASHBOARD_ENABLE_K8S_DISK_USAGE");
+            static const char *const names[] = {
+                "RAY_enable_ray_event", "RAY_enable_core_worker_ray_event_to_aggregator",
+                "RAY_DASHBOARD_AGGREGATOR_AGENT_EVENTS_EXPORT_ADDR",
+                "RAY_DASHBOARD_AGGREGATOR_AGENT_EXPOSABLE_EVENT_TYPES",
+                "RAY_DASHBOARD_AGGREGATOR_AGENT_PUBLISHER_HTTP_ENDPOINT_EXPOSABLE_EVENT_TYPES"};
+            CHECK(i10 >= 0);
+            for (int k = 0; k < 5; k++)
+                CHECK(s_t_env_index(ray, names[k]) == i10 + 1 + k);
+            CHECK(json_array_size(json_object_get(ray, "env")) == (size_t)i10 + 6);
+            CHECK(s_t_str_eq(s_t_env_value(ray, "RAY_enable_ray_event"), "true"));
+            CHECK(s_t_str_eq(s_t_env_value(ray, names[1]), "true"));
+            CHECK(s_t_str_eq(s_t_env_value(ray, names[2]), "http://localhost:8084/v1/events"));
+            CHECK(s_t_str_eq(s_t_env_value(ray, names[3]), COLLECTOR_EVENT_TYPES));
+            CHECK(s_t_str_eq(s_t_env_value(ray, names[4]), COLLECTOR_EVENT_TYPES));
+            json_decref(pod);
+        }
+    }
+    json_decref(rc);
+    return failed;
+}
+
 int podbuild_test(bool verbose)
 {
     int failed = 0;
     const char *shared = selftest_shared_dir();
     failed += s_t_units();
     failed += s_t_exact(shared);
+    failed += s_t_history(shared);
     s_t_totals_t tot = {0, 0, 0, 0, 0};
     char dir[1024];
     snprintf(dir, sizeof(dir), "%s/kuberay/samples", shared);

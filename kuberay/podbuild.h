@@ -21,9 +21,12 @@
  * sidecar, its service account and the `ray-logs` volume when in-tree autoscaling is on; GCS fault
  * tolerance (Redis and RocksDB backends) and token authentication env vars and volumes.
  *
+ * With gate RayClusterHistoryServer (opts.gate_history_server) and historyServerOptions, the
+ * `ray-history-collector` sidecar (collector.h), the shared /tmp/ray volume and its Ray env.
+ *
  * Not built (reported by the caller's report, not silently): the mTLS wiring (gate RayClusterMTLS,
- * alpha, off by default), the history-server collector (gate RayClusterHistoryServer, alpha, off)
- * and batch-scheduler metadata (operator flag --batch-scheduler, off by default).
+ * alpha, off by default) and batch-scheduler metadata (operator flag --batch-scheduler, off by
+ * default).
  *
  * Purity: no I/O, no clock, no randomness, no globals. Inputs are borrowed and never modified;
  * every result is a new tree the caller owns. Errors append one line to the caller's `err`
@@ -73,6 +76,8 @@
 /* Operator-level settings that change the Pods; podbuild_opts_init() gives KubeRay's defaults. */
 typedef struct {
     bool gate_multihost_indexing; /* feature gate RayMultiHostIndexing (default true) */
+    bool gate_history_server; /* feature gate RayClusterHistoryServer (default false): the
+                                 collector sidecar of historyServerOptions (collector.h) */
     bool init_container_injection; /* ENABLE_INIT_CONTAINER_INJECTION != "false" (default true) */
     bool probes_injection; /* ENABLE_PROBES_INJECTION != "false" (default true) */
     bool deterministic_head_name; /* ENABLE_DETERMINISTIC_HEAD_POD_NAME == "true" (default false) */

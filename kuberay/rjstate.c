@@ -1401,6 +1401,42 @@ int rjstate_test(bool verbose)
                   "Ray head pod container ray-job-submitter terminated with exit code 1: Error"));
     rjstate_out_free(&o);
     json_decref(pod);
+    /* with SidecarSubmitterRestart the container restarts OnFailure: a failure with
+     * restartCount below submitterConfig.backoffLimit (default 2) is not final; at the limit it
+     * is, from lastState.terminated while the restarted container runs */
+    rj_settings_t rset;
+    rjstate_settings_default(&rset);
+    rset.gates.sidecar_submitter_restart = true;
+    for (int n = 0; n <= 3; n++) {
+        pod = json_pack("{s:{s:[{s:s, s:i, s:{s:{}}, s:{s:{s:i, s:s, s:s}}}]}}", "status",
+                        "containerStatuses", "name", RAYJOB_SUBMITTER_CONTAINER, "restartCount", n,
+                        "state", "running", "lastState", "terminated", "exitCode", 3, "reason",
+                        "Error", "finishedAt", "2023-11-14T22:13:30Z");
+        CHECK(s_t_step_x(rj2, rc, NULL, pod, NULL, T0 + 11000, &rset, &o) == 0);
+        const char *ds = o.status ? jx_str(o.status, "jobDeploymentStatus", "") : "";
+        if (n < 2)
+            CHECK(strcmp(ds, RJ_FAILED) != 0);
+        else
+            CHECK(strcmp(ds, RJ_FAILED) == 0 &&
+                  !strcmp(jx_str(o.status, "message", ""),
+                          "Ray head pod container ray-job-submitter terminated with exit code 3: "
+                          "Error"));
+        rjstate_out_free(&o);
+        json_decref(pod);
+    }
+    /* a terminated (not restarted) exit below the limit is not final either; backoffLimit 0 is */
+    pod = json_pack("{s:{s:[{s:s, s:i, s:{s:{s:i, s:s, s:s}}}]}}", "status", "containerStatuses",
+                    "name", RAYJOB_SUBMITTER_CONTAINER, "restartCount", 0, "state", "terminated",
+                    "exitCode", 1, "reason", "Error", "finishedAt", "2023-11-14T22:13:30Z");
+    CHECK(s_t_step_x(rj2, rc, NULL, pod, NULL, T0 + 11000, &rset, &o) == 0);
+    CHECK(!o.status || strcmp(jx_str(o.status, "jobDeploymentStatus", ""), RJ_FAILED) != 0);
+    rjstate_out_free(&o);
+    json_object_set_new(json_object_get(rj2, "spec"), "submitterConfig",
+                        json_pack("{s:i}", "backoffLimit", 0));
+    CHECK(s_t_step_x(rj2, rc, NULL, pod, NULL, T0 + 11000, &rset, &o) == 0);
+    CHECK(o.status && strcmp(jx_str(o.status, "jobDeploymentStatus", ""), RJ_FAILED) == 0);
+    rjstate_out_free(&o);
+    json_decref(pod);
     json_decref(rj2);
 
     /* legacy deletionStrategy (a TTL needs shutdownAfterJobFinishes, which the policies then

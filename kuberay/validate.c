@@ -61,7 +61,7 @@ static const struct {
     {"GCSFaultToleranceEmbeddedStorage", offsetof(validate_gates_t, gcs_embedded_storage)},
     {"RayClusterMTLS", offsetof(validate_gates_t, mtls)},
     {"RayClusterHistoryServer", offsetof(validate_gates_t, history_server)},
-    {"KubernetesWAS", SIZE_MAX},
+    {"KubernetesWAS", offsetof(validate_gates_t, kubernetes_was)},
 };
 
 int validate_gates_option(const char *spec, buf_t *err)

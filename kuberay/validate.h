@@ -44,6 +44,8 @@ typedef struct {
     bool incremental_upgrade; /* RayServiceIncrementalUpgrade (default on): RayService upgrade
                                  type NewClusterWithIncrementalUpgrade takes effect */
     bool cronjob; /* RayCronJob (default off): the RayCronJob controller runs */
+    bool kubernetes_was; /* KubernetesWAS (default off): the kubernetes-was-v1alpha2 batch
+                            scheduler; exclusive with --batch-scheduler (opsettings_check_was) */
 } validate_gates_t;
 
 /* Fills `g` with KubeRay v1.7's default gate values. */

@@ -125,6 +125,12 @@ typedef struct kpod {
     bool sub_done; /* a non-first submitter container has terminated */
     int sub_exit; /* its exit code */
     int64_t sub_start, sub_end; /* its start and finish times */
+    bool sub_on_failure; /* the sidecar submitter has restartPolicy OnFailure (K8s 1.35
+                            ContainerRestartRules): a non-zero exit restarts it */
+    int sub_restarts; /* its restartCount */
+    bool sub_has_last; /* its lastState.terminated is set */
+    int sub_last_exit; /* ... exit code */
+    int64_t sub_last_start, sub_last_end; /* ... times */
 } kpod_t;
 
 /* A running submitter container: its own heap item, apart from the pod's stages. */
@@ -953,6 +959,11 @@ static void s_read_script(kubelet_t *k, kpod_t *p, const json_t *pod)
     }
     p->fail_ann = (int)kubelet_fail_parse(s_ann(pod, KUBELET_ANN_FAIL));
     p->sub_idx = run || ec || p->fail_ann ? -1 : raysubmit_find(pod);
+    p->sub_on_failure =
+        p->sub_idx > 0 &&
+        strcmp(jx_str(json_array_get(jx_get(pod, "spec.containers"), (size_t)p->sub_idx),
+                      "restartPolicy", ""),
+               "OnFailure") == 0;
 }
 
 /* ---- pods: status ----------------------------------------------------------------------- */
@@ -1031,6 +1042,8 @@ static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c
         exitc = p->succeeded ? 0 : p->cexit;
     } else {
         stv = CS_RUNNING;
+        if (sub && p->sub_restarts > 0)
+            started = p->sub_start; /* a restarted sidecar submitter */
     }
     json_t *state = json_object();
     if (stv == CS_WAITING) {
@@ -1056,7 +1069,10 @@ static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c
     json_t *cs = json_pack("{s:s,s:s,s:s,s:o,s:b,s:b,s:i,s:o}", "name", name, "image", image,
                            "imageID", stv == CS_WAITING ? "" : image, "state", state, "ready",
                            ready, "started", stv == CS_RUNNING, "restartCount",
-                           first ? p->restarts : 0, "lastState", json_object());
+                           first ? p->restarts
+                           : sub ? p->sub_restarts
+                                 : 0,
+                           "lastState", json_object());
     if (cs && stv != CS_WAITING)
         json_object_set_new(cs, "containerID", json_string(idb));
     if (cs && first && p->has_last)
@@ -1064,6 +1080,11 @@ static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c
                             json_pack("{s:i,s:s,s:o,s:o,s:s}", "exitCode", p->last_exit, "reason",
                                       p->last_reason, "startedAt", s_tsj(p->last_start),
                                       "finishedAt", s_tsj(p->last_end), "containerID", idb));
+    if (cs && sub && p->sub_has_last)
+        json_object_set_new(json_object_get(cs, "lastState"), "terminated",
+                            json_pack("{s:i,s:s,s:o,s:o,s:s}", "exitCode", p->sub_last_exit,
+                                      "reason", "Error", "startedAt", s_tsj(p->sub_last_start),
+                                      "finishedAt", s_tsj(p->sub_last_end), "containerID", idb));
     return cs;
 }
 
@@ -1189,9 +1210,17 @@ static void s_sub_end(kubelet_t *k, kpod_t *p)
     k->nsubs--;
 }
 
+static void s_sub_begin_in(kubelet_t *k, kpod_t *p, int64_t delay_ms);
+
 /* Starts p's submitter container (at a start of the pod's containers): the first start of a
  * sidecar submitter, every start of a first-container one. No-op without the Ray side. */
 static void s_sub_begin(kubelet_t *k, kpod_t *p)
+{
+    s_sub_begin_in(k, p, 0);
+}
+
+/* s_sub_begin with its first step `delay_ms` from now (a restart after the back-off). */
+static void s_sub_begin_in(kubelet_t *k, kpod_t *p, int64_t delay_ms)
 {
     if (p->sub_idx < 0 || !k->ray || (p->sub_idx > 0 && (p->sub || p->sub_done)))
         return;
@@ -1213,9 +1242,9 @@ static void s_sub_begin(kubelet_t *k, kpod_t *p)
     ks->h.kind = HK_SUB;
     ks->pod = p;
     p->sub = ks;
-    p->sub_start = s_now(k);
+    p->sub_start = s_now(k) + delay_ms;
     k->nsubs++;
-    s_sched_in(k, &ks->h, A_SUBSTEP, 0);
+    s_sched_in(k, &ks->h, A_SUBSTEP, delay_ms);
 }
 
 static void s_pod_free(kubelet_t *k, kpod_t *p)
@@ -1575,6 +1604,18 @@ static int s_run_sub(kubelet_t *k, ksub_t *ks)
         return s_do_stop(k, p, code, code ? "Error" : "Completed");
     }
     s_sub_end(k, p);
+    if (code != 0 && p->sub_on_failure) {
+        /* restartPolicy OnFailure on the container: the kubelet starts it again after the
+         * back-off (SIMPLIFICATION: shown running from the exit on, startedAt the restart time,
+         * not Waiting CrashLoopBackOff meanwhile), restartCount + 1, lastState the exit */
+        p->sub_has_last = true;
+        p->sub_last_exit = code;
+        p->sub_last_start = p->sub_start;
+        p->sub_last_end = s_now(k);
+        p->sub_restarts++;
+        s_sub_begin_in(k, p, k->o.backoff_ms);
+        return s_pod_write(k, p);
+    }
     p->sub_done = true;
     p->sub_exit = code;
     p->sub_end = s_now(k);

@@ -36,7 +36,11 @@
  *   `submit_poll_ms`. Its exit code ends the container: the first container ends the pod as
  *   above (Succeeded / Failed, or a restart); another container is terminated alone (exitCode,
  *   reason Completed / Error, finishedAt) while the pod stays Running (its Ready condition goes
- *   False, as Kubernetes reports a pod with a terminated container). The annotations
+ *   False, as Kubernetes reports a pod with a terminated container) -- unless that container
+ *   has `restartPolicy: OnFailure` (Kubernetes 1.35 container restart rules, KubeRay's
+ *   SidecarSubmitterRestart): a non-zero exit then restarts it alone after backoff_ms
+ *   (restartCount+1, lastState.terminated the exit; shown Running meanwhile, not Waiting
+ *   CrashLoopBackOff: a simplification), the pod staying Ready. The annotations
  *   KUBELET_ANN_RUN_SECONDS, KUBELET_ANN_EXIT_CODE and KUBELET_ANN_FAIL win: a pod carrying one
  *   is scripted as before and its submitter is not run.
  * - Failures (kubelet_inject() or annotation KUBELET_ANN_FAIL = ImagePull|Crash|OOM):

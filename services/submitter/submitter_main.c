@@ -51,6 +51,17 @@ static int s_configure(cfg_t *cfg, void *arg, buf_t *err)
     return opsettings_configure(&((app_t *)arg)->ops, cfg, err);
 }
 
+/* KubeRay's start-up refusal of SidecarSubmitterRestart below K8s 1.35 (GET /version). */
+static int s_server_version(const json_t *version, void *arg, buf_t *err)
+{
+    return opsettings_check_server_version(&((app_t *)arg)->ops, version, err);
+}
+
+static bool s_wants_server_version(void *arg)
+{
+    return opsettings_wants_server_version(&((app_t *)arg)->ops);
+}
+
 static bool s_watches(const char *ns, void *arg)
 {
     return opsettings_watches(&((app_t *)arg)->ops, ns);
@@ -100,6 +111,8 @@ int main(int argc, char **argv)
                          .options = s_options,
                          .shared_options = opsettings_options,
                          .configure = s_configure,
+                         .server_version = s_server_version,
+                         .wants_server_version = s_wants_server_version,
                          .watches = s_watches,
                          .open = s_open,
                          .close = s_close,
