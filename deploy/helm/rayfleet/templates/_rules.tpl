@@ -68,6 +68,17 @@
   - apiGroups: [""]
     resources: [secrets]
     verbs: [create]
+  # scheduler, gate RayClusterMTLS: reads the mTLS leaf Secrets cert-manager writes before it
+  # creates pods (services/scheduler/reconcile.c s_stage_mtls)
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [get]
+  # scheduler, gate RayClusterMTLS (services/scheduler/reconcile.c s_stage_mtls, objects of
+  # kuberay/mtls.c): creates the Issuers and the CA Certificate; gets the leaf Certificates,
+  # creates them and patches their IP SANs as pod IPs appear
+  - apiGroups: [cert-manager.io]
+    resources: [issuers, certificates]
+    verbs: [get, create, patch]
   # scheduler: the GCS fault-tolerance PVC (create only)
   - apiGroups: [""]
     resources: [persistentvolumeclaims]
