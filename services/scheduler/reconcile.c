@@ -30,7 +30,8 @@
 
 /* Stages of a pass, in KubeRay's order (s_stages). */
 enum {
-    S_SA = 0,
+    S_MTLS_API = 0,
+    S_SA,
     S_ROLE,
     S_ROLE_BINDING,
     S_INGRESS,
@@ -605,6 +606,29 @@ static void s_mtls_worker_secret_got(ctrl_pass_t *cp, const k8s_result_t *res)
 {
     pass_t *p = cp->data;
     p->mtls_secret[MTLS_WORKER] = res->err == 0 && mtls_secret_complete(res->body);
+}
+
+/* Pipeline step 7: with TLS enabled and the cert-manager API absent, KubeRay's Warning and no
+ * further step. A 404 without details.name (kube-apiserver: "404 page not found", kubesim: "the
+ * server could not find the requested resource") is the API missing; one naming the object is
+ * only the CA Certificate not made yet. */
+static void s_mtls_api_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    if (res->err != ERR_NOTFOUND || jx_str(res->body, "details.name", NULL))
+        return;
+    ctrl_event(cp, true, VALIDATE_REASON_SPEC, "Validate", "%s",
+               "tlsOptions requires cert-manager, but cert-manager is not installed");
+    ctrl_fail(cp, NULL, "tlsOptions requires cert-manager, but cert-manager is not installed");
+}
+
+static void s_stage_mtls_api(ctrl_pass_t *cp)
+{
+    pass_t *p = cp->data;
+    if (!p->r->gates.mtls || !mtls_enabled(p->rcd))
+        return;
+    char name[MTLS_NAME_MAX];
+    mtls_ca_cert_name(cp->name, name);
+    s_get_for(p, MTLS_GROUP, MTLS_VERSION, "certificates", "Certificate", name, s_mtls_api_got);
 }
 
 static void s_stage_mtls(ctrl_pass_t *cp)
@@ -1408,17 +1432,12 @@ static void s_desired_record(pass_t *p)
 /* ---------- the pass ---------- */
 
 static const ctrl_stage_t s_stages[S_STAGES] = {
-    [S_SA] = {s_stage_sa, false},
-    [S_ROLE] = {s_stage_role, false},
-    [S_ROLE_BINDING] = {s_stage_role_binding, false},
-    [S_INGRESS] = {s_stage_ingress, false},
-    [S_AUTH_SECRET] = {s_stage_auth_secret, false},
-    [S_HEAD_SVC] = {s_stage_head_svc, false},
-    [S_HEADLESS_SVC] = {s_stage_headless, false},
-    [S_SERVE_SVC] = {s_stage_serve_svc, false},
-    [S_GCS_PVC] = {s_stage_gcs_pvc, false},
-    [S_MTLS] = {s_stage_mtls, false},
-    [S_PODS] = {s_stage_pods, false},
+    [S_MTLS_API] = {s_stage_mtls_api, false},   [S_SA] = {s_stage_sa, false},
+    [S_ROLE] = {s_stage_role, false},           [S_ROLE_BINDING] = {s_stage_role_binding, false},
+    [S_INGRESS] = {s_stage_ingress, false},     [S_AUTH_SECRET] = {s_stage_auth_secret, false},
+    [S_HEAD_SVC] = {s_stage_head_svc, false},   [S_HEADLESS_SVC] = {s_stage_headless, false},
+    [S_SERVE_SVC] = {s_stage_serve_svc, false}, [S_GCS_PVC] = {s_stage_gcs_pvc, false},
+    [S_MTLS] = {s_stage_mtls, false},           [S_PODS] = {s_stage_pods, false},
     [S_STATUS] = {s_stage_status, true}, /* the status is written after a failure too */
 };
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # integration.mtls: KubeRay's mTLS (gate RayClusterMTLS, §4.5) on kubesim's simulated cert-manager.
 #   1. The set up with --feature-gates RayClusterMTLS=true; a RayCluster with tlsOptions.enabled
-#      applied while cert-manager is NOT installed: no pod is created.
+#      applied while cert-manager is NOT installed: KubeRay's Warning (InvalidRayClusterSpec,
+#      "tlsOptions requires cert-manager, but cert-manager is not installed"), no pod.
 #   2. The cert-manager CRDs installed as a user would (crds/cert-manager.yaml), with the CA
 #      Issuer name taken by an Issuer cert-manager cannot serve: the leaf Certificates are made
 #      but stay not Ready and no pod is created; that Issuer fixed: the Issuers,
@@ -75,6 +76,9 @@ k apply -f "$tmp/rc.yaml" >/dev/null || bad "RayCluster applied"
 sleep 3
 n=$(k get pods -l ray.io/cluster=$c -o name | wc -l)
 [[ $n -eq 0 ]] && ok "no pod while cert-manager is not installed" || bad "pods without certificates ($n)"
+has "KubeRay's Warning: cert-manager is not installed" \
+    "$(k get events --field-selector reason=InvalidRayClusterSpec -o jsonpath='{range .items[*]}{.type} {.message}{"\n"}{end}')" \
+    "^Warning tlsOptions requires cert-manager, but cert-manager is not installed$"
 
 # ---- 2. cert-manager installed ------------------------------------------------------------------
 k apply -f "$here/crds/cert-manager.yaml" >/dev/null && ok "cert-manager CRDs installed" ||
