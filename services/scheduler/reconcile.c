@@ -1185,6 +1185,11 @@ static void s_stage_pods(ctrl_pass_t *cp)
         return;
     if (s_recreate(p))
         return;
+    if (p->mtls_on && s_mtls_ready(p) && json_array_size(p->pods) == 0) /* the first pods */
+        ctrl_event(p->cp, false, "MTLSPKIReady", "Reconcile",
+                   "mTLS PKI is ready for RayCluster %s/%s: the CA, head and worker certificates "
+                   "are issued",
+                   p->cp->ns, p->cp->name);
     s_head(p);
     if (p->cp->failed)
         return;

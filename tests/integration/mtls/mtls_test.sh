@@ -10,7 +10,9 @@
 #      Secret's certificate verifies the head's and the workers' leaf (openssl verify); the head
 #      leaf lists the head pod IP, the worker leaf every worker pod IP; the pods carry the ray-tls
 #      volume, the TLS env and the wait-for-tls-ip-san init container; every pod was created at or
-#      after both leaf Certificates became Ready; the cluster becomes ready.
+#      after both leaf Certificates became Ready; the Event MTLSPKIReady; the cluster becomes
+#      ready; scaling the workers to 3 then 1 adds and drops their IPs in the worker leaf (spec
+#      and the issued certificate).
 #   3. The set again with the gate off: KubeRay's rejection Event, no pods.
 # Usage: mtls_test.sh PATH/TO/rayfleetctl   (kubesim and the rayfleet-* services beside it)
 set -uo pipefail
@@ -186,6 +188,32 @@ first_pod=$(k get pods -l ray.io/cluster=$c -o jsonpath='{range .items[*]}{.meta
 [[ -n $ready_at && -n $first_pod && ! $first_pod < $ready_at ]] &&
     ok "first pod ($first_pod) created at or after both leaves were Ready ($ready_at)" ||
     bad "pod creation order (first pod $first_pod, certificates Ready $ready_at)"
+
+has "Event MTLSPKIReady before the first pods" \
+    "$(k get events --field-selector reason=MTLSPKIReady -o jsonpath='{range .items[*]}{.type} {.involvedObject.name} {.message}{"\n"}{end}')" \
+    "^Normal $c mTLS PKI is ready"
+
+# scale: the worker leaf follows the worker pods' IPs (added on scale-up, dropped on scale-down)
+worker_ips_match() { # the worker Certificate, and the certificate in its Secret, list exactly the IPs
+    local want have crt
+    want=$(k get pods -l ray.io/cluster=$c,ray.io/node-type=worker -o json | python3 -c '
+import json, sys
+print(" ".join(sorted(p["status"]["podIP"] for p in json.load(sys.stdin)["items"]
+                      if p["status"].get("podIP") and not p["metadata"].get("deletionTimestamp"))))')
+    [[ $(wc -w <<<"$want") -eq $1 ]] || return 1
+    have=$(j certificate ray-worker-cert-$c '{.spec.ipAddresses[*]}' | tr ' ' '\n' | grep -vx 127.0.0.1 | sort | paste -sd' ')
+    [[ $have == "$want" ]] || return 1
+    crt=$(k get secret ray-worker-secret-$c -o jsonpath='{.data.tls\.crt}' | base64 -d |
+        openssl x509 -noout -ext subjectAltName | grep -o 'IP Address:[0-9.]*' | sed 's/IP Address://' |
+        grep -vx 127.0.0.1 | sort | paste -sd' ')
+    [[ $crt == "$want" ]]
+}
+k patch raycluster $c --type json -p '[{"op":"replace","path":"/spec/workerGroupSpecs/0/replicas","value":3}]' >/dev/null
+until_ok 20 worker_ips_match 3 && ok "scale to 3: the worker leaf and its Secret list the 3 worker IPs" ||
+    bad "scale to 3: worker leaf IPs ($(j certificate ray-worker-cert-$c '{.spec.ipAddresses[*]}'))"
+k patch raycluster $c --type json -p '[{"op":"replace","path":"/spec/workerGroupSpecs/0/replicas","value":1}]' >/dev/null
+until_ok 20 worker_ips_match 1 && ok "scale to 1: the removed workers' IPs are dropped" ||
+    bad "scale to 1: worker leaf IPs ($(j certificate ray-worker-cert-$c '{.spec.ipAddresses[*]}'))"
 
 # ---- 3. gate off: rejected ----------------------------------------------------------------------
 "$ctl" down --state-dir "$state" --timeout 2s >/dev/null 2>&1
