@@ -99,6 +99,7 @@ typedef struct {
     int admin_qps; /* the admin client's QPS and burst; 0: the client defaults */
     int concurrency; /* reconcile passes in flight (work queue concurrency) */
     bool desired; /* the reconciler records desired state in scheduler.db */
+    const validate_gates_t *gates; /* the reconciler's feature gates; NULL: KubeRay defaults */
 } harness_opts_t;
 
 /* The rig. Zero-initialise, then harness_init(). */
@@ -808,6 +809,7 @@ HARNESS_FN int harness_start(harness_t *h)
                                                           .client = h->client,
                                                           .audit = h->aud,
                                                           .desired = h->o.desired ? h->sdb : NULL,
+                                                          .gates = h->o.gates,
                                                           .events = true});
     CHECK(h->rec != NULL);
     workq_opts_t qo;

@@ -302,7 +302,7 @@ for obj in $(k get -f "$RBAC" -o name | grep -E '^(clusterrole|role)\.'); do
         case "$desc" in
         *finalizers*) why="children carry blockOwnerDeletion; only the OwnerReferencesPermissionEnforcement admission plugin (off by default, not in kubesim) checks it" ;;
         *persistentvolumeclaims*) why="the GCS PVC of a RayCluster; kubesim does not serve PVCs yet (issue 18)" ;;
-        *cert-manager.io* | *'"secrets"'*'"get"'*) why="mTLS (gate RayClusterMTLS, off here; cert-manager CRDs not installed): exercised by integration.mtls" ;;
+        *cert-manager.io* | *'"secrets"'*'"get"'*) why="mTLS (gate RayClusterMTLS, off here; cert-manager CRDs not installed): proven by rbac.mtls (mtls_it under the chart RBAC)" ;;
         esac
         if [ -n "$why" ]; then
             echo "KEPT        $obj rule $r: $desc (not provable on kubesim: $why)"
