@@ -74,10 +74,15 @@
     resources: [secrets]
     verbs: [get]
   # scheduler, gate RayClusterMTLS (services/scheduler/reconcile.c s_stage_mtls, objects of
-  # kuberay/mtls.c): creates the Issuers and the CA Certificate; gets the leaf Certificates,
-  # creates them and patches their IP SANs as pod IPs appear
+  # kuberay/mtls.c): creates the self-signed and the CA Issuer (create only, never read)
   - apiGroups: [cert-manager.io]
-    resources: [issuers, certificates]
+    resources: [issuers]
+    verbs: [create]
+  # scheduler, gate RayClusterMTLS (s_stage_mtls_api, s_stage_mtls): gets the CA Certificate
+  # (whether cert-manager is installed) and the leaf Certificates, creates the CA and leaf
+  # Certificates, patches the leaves' IP SANs as pod IPs appear
+  - apiGroups: [cert-manager.io]
+    resources: [certificates]
     verbs: [get, create, patch]
   # scheduler: the GCS fault-tolerance PVC (create only)
   - apiGroups: [""]
