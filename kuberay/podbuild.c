@@ -9,6 +9,7 @@
 #include "err.h"
 #include "json.h"
 #include "labels.h"
+#include "mtls.h"
 #include "names.h"
 #include "yaml.h"
 
@@ -900,6 +901,10 @@ static json_t *s_autoscaler_container(const s_ctx_t *c, const json_t *ray)
         json_decref(a);
         return NULL;
     }
+    if (mtls_enabled(c->spec) && mtls_container(a) != 0) { /* SetContainerTLSConfig */
+        json_decref(a);
+        return NULL;
+    }
     /* mergeAutoscalerOverrides */
     const json_t *ao = json_object_get(c->spec, "autoscalerOptions");
     static const char *const replace[] = {"resources", "image", "imagePullPolicy",
@@ -1522,6 +1527,8 @@ int podbuild_head(const json_t *raycluster, const podbuild_opts_t *opts, json_t 
     if (rc == 0 && c.collector)
         rc = s_collector(&c, S_HEAD, pspec);
     if (rc == 0)
+        rc = mtls_configure_pod(raycluster, MTLS_HEAD, pspec); /* configureTLS (§4.5) */
+    if (rc == 0)
         rc = s_append_sidecars(pspec, opts->head_sidecars);
     if (rc == 0)
         rc = s_build_pod(&c, S_HEAD, pod, params);
@@ -1653,6 +1660,8 @@ int podbuild_worker_ex(const json_t *raycluster, int group_index, const podbuild
         rc = s_token_auth_pod(&c, pspec, ray);
     if (rc == 0 && c.collector)
         rc = s_collector(&c, S_WORKER, pspec);
+    if (rc == 0)
+        rc = mtls_configure_pod(raycluster, MTLS_WORKER, pspec); /* configureTLS (§4.5) */
     if (rc == 0)
         rc = s_append_sidecars(pspec, opts->worker_sidecars);
     if (rc == 0)

@@ -19,14 +19,15 @@
  * injected env vars in KubeRay's append order, the `metrics` port, liveness/readiness probes, the
  * `/dev/shm` volume; workers get the `wait-gcs-ready` init container; the head gets the autoscaler
  * sidecar, its service account and the `ray-logs` volume when in-tree autoscaling is on; GCS fault
- * tolerance (Redis and RocksDB backends) and token authentication env vars and volumes.
+ * tolerance (Redis and RocksDB backends) and token authentication env vars and volumes; with
+ * spec.tlsOptions.enabled (gate RayClusterMTLS) the mTLS volume, env and `wait-for-tls-ip-san`
+ * init container of kuberay/mtls (mtls_configure_pod(), also the autoscaler's TLS env).
  *
  * With gate RayClusterHistoryServer (opts.gate_history_server) and historyServerOptions, the
  * `ray-history-collector` sidecar (collector.h), the shared /tmp/ray volume and its Ray env.
  *
- * Not built (reported by the caller's report, not silently): the mTLS wiring (gate RayClusterMTLS,
- * alpha, off by default) and batch-scheduler metadata (operator flag --batch-scheduler, off by
- * default).
+ * Not built (reported by the caller's report, not silently): batch-scheduler metadata (operator
+ * flag --batch-scheduler, off by default).
  *
  * Purity: no I/O, no clock, no randomness, no globals. Inputs are borrowed and never modified;
  * every result is a new tree the caller owns. Errors append one line to the caller's `err`

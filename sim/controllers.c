@@ -4,6 +4,7 @@
 #include "controllers.h"
 
 #include "apps.h"
+#include "certmgr.h"
 
 #include "err.h"
 #include "json.h"
@@ -34,6 +35,7 @@ struct controllers {
     int64_t timer; /* 0 ms timer id, 0 = none */
     bool in_tick; /* controllers_tick running */
     apps_t *apps; /* the apps/v1 workload controllers (sim/apps) */
+    certmgr_t *certmgr; /* the simulated cert-manager (sim/certmgr) */
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -807,6 +809,8 @@ controllers_t *controllers_new(loop_t *loop, objstore_t *store)
         goto fail;
     if (!(c->apps = apps_new(loop, store)))
         goto fail;
+    if (!(c->certmgr = certmgr_new(loop, store)))
+        goto fail;
     return c;
 fail:
     controllers_destroy(&c);
@@ -822,6 +826,7 @@ void controllers_destroy(controllers_t **cp)
     objstore_watch_stop(c->store, &c->wjobs);
     objstore_watch_stop(c->store, &c->wsvcs);
     apps_destroy(&c->apps);
+    certmgr_destroy(&c->certmgr);
     if (c->timer > 0 && c->loop)
         loop_cancel_timer(c->loop, c->timer);
     json_decref(c->pods);

@@ -24,6 +24,8 @@
  *   Service, so a pod event costs O(its labels + candidate services), never O(services).
  * - apps/v1 Deployments, ReplicaSets and StatefulSets: sim/apps (apps.h), created, ticked and
  *   destroyed with these controllers.
+ * - cert-manager (Issuers, ClusterIssuers, Certificates → Secrets, once a user installs its CRDs):
+ *   sim/certmgr (certmgr.h), created and destroyed with these controllers, on its own timer.
  * - Garbage collection: NOT run here. kube-apiserver's stand-in (sim/apiserver.c) already calls
  *   objstore_tick() every APISERVER_GC_TICK_MS and objstore_gc_run() after deletes.
  *

@@ -19,6 +19,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 struct tls_ca {
     EVP_PKEY *ca_key; /* CA private key */
@@ -273,6 +274,186 @@ int tls_base64(const void *data, size_t len, buf_t *out)
     return 0;
 }
 
+/* ---- issuing ---------------------------------------------------------------------------- */
+
+static int s_fail(buf_t *err, int rc, const char *why)
+{
+    if (err)
+        buf_puts(err, why);
+    return rc;
+}
+
+static EVP_PKEY *s_pem_key(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return k;
+}
+
+static X509 *s_pem_cert(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *c = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return c;
+}
+
+/* The subjectAltName value of req into b ("DNS:a,IP:1.2.3.4"); false on a bad address. */
+static bool s_issue_san(const tls_issue_req_t *req, buf_t *b)
+{
+    unsigned char addr[16];
+    for (size_t i = 0; i < req->ndns; i++)
+        if (buf_printf(b, "%sDNS:%s", buf_str(b)[0] ? "," : "", req->dns[i]) < 0)
+            return false;
+    for (size_t i = 0; i < req->nips; i++) {
+        if (inet_pton(AF_INET, req->ips[i], addr) != 1 &&
+            inet_pton(AF_INET6, req->ips[i], addr) != 1)
+            return false;
+        if (buf_printf(b, "%sIP:%s", buf_str(b)[0] ? "," : "", req->ips[i]) < 0)
+            return false;
+    }
+    return true;
+}
+
+static int s_pem_out(X509 *c, EVP_PKEY *k, buf_t *cert_pem, buf_t *key_pem)
+{
+    BIO *bc = BIO_new(BIO_s_mem()), *bk = BIO_new(BIO_s_mem());
+    int rc = ERR_NOMEM;
+    if (bc && bk && PEM_write_bio_X509(bc, c) == 1 &&
+        PEM_write_bio_PrivateKey(bk, k, NULL, NULL, 0, NULL, NULL) == 1) {
+        char *data;
+        long n = BIO_get_mem_data(bc, &data);
+        rc = buf_append(cert_pem, data, (size_t)n);
+        n = BIO_get_mem_data(bk, &data);
+        if (rc == 0)
+            rc = buf_append(key_pem, data, (size_t)n);
+    }
+    BIO_free(bc);
+    BIO_free(bk);
+    return rc;
+}
+
+int tls_issue(const tls_issue_req_t *req, buf_t *cert_pem, buf_t *key_pem, buf_t *err)
+{
+    if (req->ndns > TLS_ISSUE_NAMES_MAX || req->nips > TLS_ISSUE_NAMES_MAX)
+        return s_fail(err, ERR_INVAL, "too many subject alternative names");
+    buf_t san;
+    buf_init(&san, 64 * 1024);
+    if (!s_issue_san(req, &san)) {
+        buf_free(&san);
+        return s_fail(err, ERR_INVAL, "invalid IP address in ipAddresses");
+    }
+    X509 *signer = NULL;
+    EVP_PKEY *signer_key = NULL;
+    if (req->signer_cert) {
+        signer = s_pem_cert(req->signer_cert);
+        signer_key = req->signer_key ? s_pem_key(req->signer_key) : NULL;
+        if (!signer || !signer_key || X509_check_private_key(signer, signer_key) != 1) {
+            X509_free(signer);
+            EVP_PKEY_free(signer_key);
+            buf_free(&san);
+            return s_fail(err, ERR_INVAL, "the signing CA's certificate or key is invalid");
+        }
+    }
+    EVP_PKEY *key = NULL;
+    if (req->alg == TLS_KEY_ECDSA)
+        key = EVP_EC_gen(req->key_size == 384 ? "P-384" : "P-256");
+    else
+        key = EVP_RSA_gen(req->key_size > 0 ? (unsigned)req->key_size : 2048);
+    X509 *c = key ? X509_new() : NULL;
+    bool ok = c != NULL;
+    unsigned char serial[16];
+    BIGNUM *bn = NULL;
+    ok = ok && RAND_bytes(serial, sizeof(serial)) == 1;
+    serial[0] &= 0x7f;
+    ok = ok && (bn = BN_bin2bn(serial, sizeof(serial), NULL)) != NULL;
+    ok = ok && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c)) != NULL;
+    BN_free(bn);
+    ok = ok && X509_set_version(c, 2) == 1;
+    ok = ok && ASN1_TIME_set(X509_getm_notBefore(c), (time_t)req->not_before) != NULL;
+    ok = ok && ASN1_TIME_set(X509_getm_notAfter(c), (time_t)req->not_after) != NULL;
+    ok = ok && X509_set_pubkey(c, key) == 1;
+    if (ok && req->common_name && req->common_name[0])
+        ok = X509_NAME_add_entry_by_txt(X509_get_subject_name(c), "CN", MBSTRING_UTF8,
+                                        (const unsigned char *)req->common_name, -1, -1, 0) == 1;
+    X509 *iss = signer ? signer : c;
+    ok = ok && X509_set_issuer_name(c, X509_get_subject_name(iss)) == 1;
+    ok = ok && s_ext(c, iss, NID_subject_key_identifier, "hash");
+    if (req->is_ca) {
+        ok = ok && s_ext(c, iss, NID_basic_constraints, "critical,CA:TRUE");
+        ok = ok && s_ext(c, iss, NID_key_usage,
+                         "critical,digitalSignature,keyEncipherment,"
+                         "keyCertSign,cRLSign");
+    } else {
+        ok = ok && s_ext(c, iss, NID_key_usage, "critical,digitalSignature,keyEncipherment");
+    }
+    if (signer)
+        ok = ok && s_ext(c, iss, NID_authority_key_identifier, "keyid:always");
+    if (buf_str(&san)[0]) {
+        bool empty_subject = !req->common_name || !req->common_name[0];
+        buf_t v;
+        buf_init(&v, 64 * 1024);
+        ok = ok && buf_printf(&v, "%s%s", empty_subject ? "critical," : "", buf_str(&san)) >= 0;
+        ok = ok && s_ext(c, iss, NID_subject_alt_name, buf_str(&v));
+        buf_free(&v);
+    }
+    ok = ok && X509_sign(c, signer_key ? signer_key : key, EVP_sha256()) > 0;
+    int rc = ok ? s_pem_out(c, key, cert_pem, key_pem) : ERR_NOMEM;
+    if (!ok && err)
+        buf_puts(err, "cannot generate the certificate");
+    X509_free(c);
+    EVP_PKEY_free(key);
+    X509_free(signer);
+    EVP_PKEY_free(signer_key);
+    buf_free(&san);
+    return rc;
+}
+
+int tls_verify_pem(const char *cert_pem, const char *ca_pem, int64_t at, buf_t *err)
+{
+    X509 *c = s_pem_cert(cert_pem), *ca = s_pem_cert(ca_pem);
+    int rc = ERR_INVAL;
+    X509_STORE *st = X509_STORE_new();
+    X509_STORE_CTX *vc = X509_STORE_CTX_new();
+    if (!c || !ca || !st || !vc) {
+        if (err)
+            buf_puts(err, "unparsable certificate");
+        goto out;
+    }
+    X509_STORE_add_cert(st, ca);
+    if (X509_STORE_CTX_init(vc, st, c, NULL) != 1)
+        goto out;
+    if (at > 0)
+        X509_STORE_CTX_set_time(vc, 0, (time_t)at);
+    if (X509_verify_cert(vc) == 1) {
+        rc = 0;
+    } else {
+        rc = ERR_TLS;
+        if (err)
+            buf_puts(err, X509_verify_cert_error_string(X509_STORE_CTX_get_error(vc)));
+    }
+out:
+    X509_STORE_CTX_free(vc);
+    X509_STORE_free(st);
+    X509_free(c);
+    X509_free(ca);
+    return rc;
+}
+
+bool tls_pem_has_san(const char *cert_pem, const char *name)
+{
+    X509 *c = s_pem_cert(cert_pem);
+    if (!c)
+        return false;
+    unsigned char addr[16];
+    bool ip = inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
+    bool ok = ip ? X509_check_ip_asc(c, name, 0) == 1
+                 : X509_check_host(c, name, 0, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, NULL) == 1;
+    X509_free(c);
+    return ok;
+}
+
 #ifdef RF_SELFTEST
 #include "selftest.h"
 
@@ -331,6 +512,57 @@ int tls_test(bool verbose)
     tls_ca_destroy(&ca);
     CHECK(tls_ca_new_sans("kubesim,bad name") == NULL);
     CHECK(tls_ca_new_sans("kubesim,,x") == NULL);
+    /* Issuing: a self-signed CA, a leaf signed by it; the leaf verifies and lists its SANs. */
+    buf_t cc, ck, lc, lk, e;
+    buf_init(&cc, 1 << 16);
+    buf_init(&ck, 1 << 16);
+    buf_init(&lc, 1 << 16);
+    buf_init(&lk, 1 << 16);
+    buf_init(&e, 1024);
+    int64_t now = (int64_t)time(NULL);
+    tls_issue_req_t rq = {.common_name = "ray-ca",
+                          .is_ca = true,
+                          .not_before = now,
+                          .not_after = now + 86400,
+                          .alg = TLS_KEY_ECDSA};
+    CHECK(tls_issue(&rq, &cc, &ck, &e) == 0);
+    const char *dns[] = {"localhost", "h.ns.svc.cluster.local"};
+    const char *ips[] = {"127.0.0.1", "10.244.0.7"};
+    tls_issue_req_t lr = {.dns = dns,
+                          .ndns = 2,
+                          .ips = ips,
+                          .nips = 2,
+                          .not_before = now,
+                          .not_after = now + 3600,
+                          .signer_cert = buf_str(&cc),
+                          .signer_key = buf_str(&ck)};
+    CHECK(tls_issue(&lr, &lc, &lk, &e) == 0 && strstr(buf_str(&lk), "PRIVATE KEY"));
+    CHECK(tls_verify_pem(buf_str(&lc), buf_str(&cc), 0, NULL) == 0);
+    CHECK(tls_verify_pem(buf_str(&cc), buf_str(&cc), 0, NULL) == 0);
+    CHECK(tls_verify_pem(buf_str(&lc), buf_str(&cc), now + 7200, NULL) == ERR_TLS);
+    CHECK(tls_pem_has_san(buf_str(&lc), "10.244.0.7") &&
+          tls_pem_has_san(buf_str(&lc), "localhost"));
+    CHECK(tls_pem_has_san(buf_str(&lc), "h.ns.svc.cluster.local"));
+    CHECK(!tls_pem_has_san(buf_str(&lc), "10.244.0.8") && !tls_pem_has_san(buf_str(&lc), "x"));
+    /* A leaf not from this CA does not verify against it. */
+    buf_reset(&lc);
+    buf_reset(&lk);
+    lr.signer_cert = lr.signer_key = NULL;
+    CHECK(tls_issue(&lr, &lc, &lk, &e) == 0);
+    CHECK(tls_verify_pem(buf_str(&lc), buf_str(&cc), 0, NULL) == ERR_TLS);
+    const char *bad[] = {"10.0.0.300"};
+    lr.ips = bad;
+    lr.nips = 1;
+    CHECK(tls_issue(&lr, &lc, &lk, &e) == ERR_INVAL);
+    lr.ips = ips;
+    lr.signer_cert = buf_str(&cc);
+    lr.signer_key = "junk";
+    CHECK(tls_issue(&lr, &lc, &lk, &e) == ERR_INVAL);
+    buf_free(&cc);
+    buf_free(&ck);
+    buf_free(&lc);
+    buf_free(&lk);
+    buf_free(&e);
     buf_free(&b);
     return SELFTEST_RESULT("tls", verbose);
 }

@@ -68,6 +68,22 @@
   - apiGroups: [""]
     resources: [secrets]
     verbs: [create]
+  # scheduler, gate RayClusterMTLS: reads the mTLS leaf Secrets cert-manager writes before it
+  # creates pods (services/scheduler/reconcile.c s_stage_mtls)
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [get]
+  # scheduler, gate RayClusterMTLS (services/scheduler/reconcile.c s_stage_mtls, objects of
+  # kuberay/mtls.c): creates the self-signed and the CA Issuer (create only, never read)
+  - apiGroups: [cert-manager.io]
+    resources: [issuers]
+    verbs: [create]
+  # scheduler, gate RayClusterMTLS (s_stage_mtls_api, s_stage_mtls): gets the CA Certificate
+  # (whether cert-manager is installed) and the leaf Certificates, creates the CA and leaf
+  # Certificates, patches the leaves' IP SANs as pod IPs appear
+  - apiGroups: [cert-manager.io]
+    resources: [certificates]
+    verbs: [get, create, patch]
   # watcher: list+watch of a RayCluster's PVCs (label ray.io/cluster; services/watcher/watcher.c
   # s_kinds K_PVC); scheduler: the GCS fault-tolerance PVC (create only; services/scheduler/
   # reconcile.c s_stage_gcs_pvc)
