@@ -19,10 +19,11 @@ static const struct {
     batchsched_t b;
     const char *flag;
     const char *sched;
-} s_plugins[] = {{BATCHSCHED_VOLCANO, "volcano", "volcano"},
-                 {BATCHSCHED_YUNIKORN, "yunikorn", "yunikorn"},
-                 {BATCHSCHED_KAI, "kai-scheduler", "kai-scheduler"},
-                 {BATCHSCHED_SCHEDULER_PLUGINS, "scheduler-plugins", "scheduler-plugins-scheduler"}};
+} s_plugins[] = {
+    {BATCHSCHED_VOLCANO, "volcano", "volcano"},
+    {BATCHSCHED_YUNIKORN, "yunikorn", "yunikorn"},
+    {BATCHSCHED_KAI, "kai-scheduler", "kai-scheduler"},
+    {BATCHSCHED_SCHEDULER_PLUGINS, "scheduler-plugins", "scheduler-plugins-scheduler"}};
 #define S_NPLUGINS (sizeof(s_plugins) / sizeof(s_plugins[0]))
 
 int batchsched_parse(const char *name, batchsched_t *out)
@@ -169,8 +170,8 @@ int batchsched_cluster_gang(const json_t *rcspec, int64_t *min_member, json_t **
         return ERR_NOMEM;
     bool autoscaling = jx_bool(rcspec, "enableInTreeAutoscaling", false);
     int64_t members = 1;
-    int rc = batchsched_add_pod_resources(acc, jx_get(rcspec, "headGroupSpec.template.spec"), 1,
-                                          err);
+    int rc =
+        batchsched_add_pod_resources(acc, jx_get(rcspec, "headGroupSpec.template.spec"), 1, err);
     size_t i;
     json_t *wg;
     json_array_foreach(json_object_get(rcspec, "workerGroupSpecs"), i, wg)
@@ -282,8 +283,8 @@ int batchsched_add_metadata(batchsched_t b, const json_t *parent, json_t *child,
         if (rc == 0)
             rc = batchsched_volcano_pg_name(parent, &v);
         if (rc == 0)
-            rc = s_set(jx_child_obj(meta, "annotations"), BATCHSCHED_VOLCANO_GROUP_ANN,
-                       buf_str(&v));
+            rc =
+                s_set(jx_child_obj(meta, "annotations"), BATCHSCHED_VOLCANO_GROUP_ANN, buf_str(&v));
         if (rc == 0)
             rc = s_set(jx_child_obj(meta, "annotations"), BATCHSCHED_VOLCANO_TASK_SPEC_ANN, group);
         break;
@@ -322,12 +323,11 @@ int batchsched_add_metadata(batchsched_t b, const json_t *parent, json_t *child,
 
 /* ---- PodGroups ---- */
 
-static json_t *s_pg_skeleton(const char *api, const json_t *owner, const char *name,
-                             json_t *refs)
+static json_t *s_pg_skeleton(const char *api, const json_t *owner, const char *name, json_t *refs)
 {
     return json_pack("{s:s, s:s, s:{s:s, s:s, s:o}, s:{}}", "apiVersion", api, "kind", "PodGroup",
-                     "metadata", "name", name, "namespace",
-                     jx_str(owner, "metadata.namespace", ""), "ownerReferences", refs, "spec");
+                     "metadata", "name", name, "namespace", jx_str(owner, "metadata.namespace", ""),
+                     "ownerReferences", refs, "spec");
 }
 
 /* Volcano createPodGroup for `owner` (RayCluster or RayJob) with the gang given. */
@@ -338,9 +338,9 @@ static int s_volcano_pg(const json_t *owner, const char *kind, int64_t members, 
     buf_init(&name, 1024);
     int rc = batchsched_volcano_pg_name(owner, &name);
     json_t *refs = objbuild_controller_refs(owner, kind);
-    json_t *pg = rc == 0 && refs ? s_pg_skeleton("scheduling.volcano.sh/v1beta1", owner,
-                                                 buf_str(&name), refs)
-                                 : NULL;
+    json_t *pg = rc == 0 && refs
+                     ? s_pg_skeleton("scheduling.volcano.sh/v1beta1", owner, buf_str(&name), refs)
+                     : NULL;
     if (!refs || !pg) {
         if (!pg)
             json_decref(refs);
@@ -418,11 +418,10 @@ int batchsched_podgroup(batchsched_t b, const json_t *raycluster, json_t **pg_ou
         return rc;
     if (b == BATCHSCHED_VOLCANO)
         return s_volcano_pg(raycluster, "RayCluster", members, res, pg_out, err);
-    json_t *refs = json_pack("[{s:s, s:s, s:s, s:s}]", "apiVersion",
-                             jx_str(raycluster, "apiVersion", "ray.io/v1"), "kind",
-                             jx_str(raycluster, "kind", "RayCluster"), "name",
-                             jx_str(raycluster, "metadata.name", ""), "uid",
-                             jx_str(raycluster, "metadata.uid", ""));
+    json_t *refs = json_pack(
+        "[{s:s, s:s, s:s, s:s}]", "apiVersion", jx_str(raycluster, "apiVersion", "ray.io/v1"),
+        "kind", jx_str(raycluster, "kind", "RayCluster"), "name",
+        jx_str(raycluster, "metadata.name", ""), "uid", jx_str(raycluster, "metadata.uid", ""));
     json_t *pg = refs ? s_pg_skeleton("scheduling.x-k8s.io/v1alpha1", raycluster,
                                       jx_str(raycluster, "metadata.name", ""), refs)
                       : NULL;
@@ -437,8 +436,8 @@ int batchsched_podgroup(batchsched_t b, const json_t *raycluster, json_t **pg_ou
     return 0;
 }
 
-int batchsched_rayjob_podgroup(batchsched_t b, const json_t *rayjob, const json_t *submitter_podspec,
-                               json_t **pg_out, buf_t *err)
+int batchsched_rayjob_podgroup(batchsched_t b, const json_t *rayjob,
+                               const json_t *submitter_podspec, json_t **pg_out, buf_t *err)
 {
     *pg_out = NULL;
     if (b != BATCHSCHED_VOLCANO)
@@ -666,8 +665,8 @@ int batchsched_test(bool verbose)
     CHECK(s_t_str(pod, "spec.schedulerName", "volcano", verbose));
     json_decref(pod);
     /* a RayCluster child (RayJob K8sJobMode): labels and annotations, no schedulerName */
-    json_t *job = json_pack("{s:s, s:{s:s, s:s, s:{s:s}}, s:{s:{}}}", "kind", "RayJob",
-                            "metadata", "name", "job1", "namespace", "ns", "labels",
+    json_t *job = json_pack("{s:s, s:{s:s, s:s, s:{s:s}}, s:{s:{}}}", "kind", "RayJob", "metadata",
+                            "name", "job1", "namespace", "ns", "labels",
                             BATCHSCHED_VOLCANO_QUEUE_LABEL, "q2", "spec", "rayClusterSpec");
     json_object_set(json_object_get(job, "spec"), "rayClusterSpec", json_object_get(rc, "spec"));
     json_t *crc = json_pack("{s:s, s:{}, s:{}}", "kind", "RayCluster", "metadata", "spec");
@@ -683,8 +682,8 @@ int batchsched_test(bool verbose)
     CHECK(s_t_str(tmpl, "spec.schedulerName", "volcano", verbose));
     json_decref(tmpl);
     /* RayJob PodGroup: submitter resources in minResources, not in minMember */
-    json_t *sub = json_pack("{s:[{s:s, s:{s:{s:s, s:s}}}]}", "containers", "name", "s",
-                            "resources", "requests", "cpu", "500m", "memory", "200Mi");
+    json_t *sub = json_pack("{s:[{s:s, s:{s:{s:s, s:s}}}]}", "containers", "name", "s", "resources",
+                            "requests", "cpu", "500m", "memory", "200Mi");
     CHECK(batchsched_rayjob_podgroup(BATCHSCHED_VOLCANO, job, sub, &pg, &err) == 0 && pg);
     CHECK(s_t_str(pg, "metadata.name", "ray-job1-pg", verbose));
     ref = json_array_get(jx_get(pg, "metadata.ownerReferences"), 0);
@@ -706,8 +705,7 @@ int batchsched_test(bool verbose)
     CHECK(s_t_eq(buf_str(&err), BATCHSCHED_KAI_K8SJOB_MSG));
     json_object_set_new(json_object_get(job, "spec"), "submissionMode", json_string("HTTPMode"));
     CHECK(batchsched_check_rayjob(BATCHSCHED_KAI, job, &err) == 0);
-    json_object_set_new(json_object_get(job, "spec"), "submissionMode",
-                        json_string("K8sJobMode"));
+    json_object_set_new(json_object_get(job, "spec"), "submissionMode", json_string("K8sJobMode"));
     CHECK(batchsched_check_rayjob(BATCHSCHED_VOLCANO, job, &err) == 0);
     json_decref(job);
 

@@ -45,7 +45,8 @@ typedef enum {
 #define BATCHSCHED_VOLCANO_QUEUE_LABEL "volcano.sh/queue-name"
 #define BATCHSCHED_VOLCANO_TOPOLOGY_MODE_LABEL "volcano.sh/network-topology-mode"
 #define BATCHSCHED_VOLCANO_TOPOLOGY_TIER_LABEL "volcano.sh/network-topology-highest-tier-allowed"
-#define BATCHSCHED_VOLCANO_GROUP_ANN "scheduling.k8s.io/group-name" /* KubeGroupNameAnnotationKey */
+#define BATCHSCHED_VOLCANO_GROUP_ANN "scheduling.k8s.io/group-name" /* KubeGroupNameAnnotationKey  \
+                                                                     */
 #define BATCHSCHED_VOLCANO_TASK_SPEC_ANN "volcano.sh/task-spec" /* TaskSpecKey */
 #define BATCHSCHED_YUNIKORN_APP_ID_LABEL "yunikorn.apache.org/app-id"
 #define BATCHSCHED_YUNIKORN_QUEUE_LABEL "yunikorn.apache.org/queue"
@@ -109,8 +110,8 @@ int batchsched_podgroup(batchsched_t b, const json_t *raycluster, json_t **pg_ou
  * K8sJobMode, a pod spec holding just the submitter container for SidecarMode; NULL none) added to
  * minResources but not to minMember. A RayJob with a clusterSelector: ERR_INVAL with KubeRay's
  * message. Other plugins: *pg_out NULL. */
-int batchsched_rayjob_podgroup(batchsched_t b, const json_t *rayjob, const json_t *submitter_podspec,
-                               json_t **pg_out, buf_t *err);
+int batchsched_rayjob_podgroup(batchsched_t b, const json_t *rayjob,
+                               const json_t *submitter_podspec, json_t **pg_out, buf_t *err);
 
 /* True when the live PodGroup needs an update to `want` (Volcano syncPodGroup: minMember or
  * minResources differ; resources compared by value). */
