@@ -45,9 +45,9 @@ typedef enum {
 #define BATCHSCHED_VOLCANO_QUEUE_LABEL "volcano.sh/queue-name"
 #define BATCHSCHED_VOLCANO_TOPOLOGY_MODE_LABEL "volcano.sh/network-topology-mode"
 #define BATCHSCHED_VOLCANO_TOPOLOGY_TIER_LABEL "volcano.sh/network-topology-highest-tier-allowed"
-#define BATCHSCHED_VOLCANO_GROUP_ANN "scheduling.k8s.io/group-name" /* KubeGroupNameAnnotationKey  \
-                                                                     */
-#define BATCHSCHED_VOLCANO_TASK_SPEC_ANN "volcano.sh/task-spec" /* TaskSpecKey */
+/* Volcano KubeGroupNameAnnotationKey and TaskSpecKey. */
+#define BATCHSCHED_VOLCANO_GROUP_ANN "scheduling.k8s.io/group-name"
+#define BATCHSCHED_VOLCANO_TASK_SPEC_ANN "volcano.sh/task-spec"
 #define BATCHSCHED_YUNIKORN_APP_ID_LABEL "yunikorn.apache.org/app-id"
 #define BATCHSCHED_YUNIKORN_QUEUE_LABEL "yunikorn.apache.org/queue"
 #define BATCHSCHED_YUNIKORN_POD_APP_ID_LABEL "applicationId"
