@@ -21,9 +21,12 @@
  * sidecar, its service account and the `ray-logs` volume when in-tree autoscaling is on; GCS fault
  * tolerance (Redis and RocksDB backends) and token authentication env vars and volumes.
  *
+ * Batch-scheduler metadata (operator flag --batch-scheduler, off by default) is added last, as
+ * KubeRay's AddMetadataToChildResource after the pod is built (batchsched.h).
+ *
  * Not built (reported by the caller's report, not silently): the mTLS wiring (gate RayClusterMTLS,
- * alpha, off by default), the history-server collector (gate RayClusterHistoryServer, alpha, off)
- * and batch-scheduler metadata (operator flag --batch-scheduler, off by default).
+ * alpha, off by default) and the history-server collector (gate RayClusterHistoryServer, alpha,
+ * off).
  *
  * Purity: no I/O, no clock, no randomness, no globals. Inputs are borrowed and never modified;
  * every result is a new tree the caller owns. Errors append one line to the caller's `err`
@@ -32,6 +35,7 @@
 #ifndef RF_PODBUILD_H
 #define RF_PODBUILD_H
 
+#include "batchsched.h"
 #include "buf.h"
 
 #include <jansson.h>
@@ -85,6 +89,7 @@ typedef struct {
     const json_t *head_sidecars; /* operator headSidecarContainers (Container array) or NULL */
     const json_t *worker_sidecars; /* operator workerSidecarContainers (Container array) or NULL */
     const char *recreate_hash; /* head annotation ray.io/upgrade-strategy-recreate-hash, or NULL */
+    batchsched_t batch_scheduler; /* --batch-scheduler: pod metadata (default none) */
 } podbuild_opts_t;
 
 /* Which member of a worker group a Pod is: multi-host groups (numOfHosts > 1) create replicas of
