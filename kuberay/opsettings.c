@@ -587,6 +587,7 @@ void opsettings_fill_rayjob(const opsettings_t *s, rj_settings_t *o)
     o->delete_cr_after_finish = s->delete_rayjob_after_finish;
     o->domain = s->cluster_domain;
     o->gates = s->gates;
+    o->batch_scheduler = opsettings_batch_scheduler(s);
 }
 
 void opsettings_fill_rayservice(const opsettings_t *s, rs_settings_t *o)

@@ -332,6 +332,9 @@ static void s_stage_act(ctrl_pass_t *p)
                    o->events[i].msg);
     if (o->actions & RJ_ACT_STOP_JOB)
         s_dash_call(p, RJ_ACT_STOP_JOB);
+    if (o->actions & RJ_ACT_CREATE_PODGROUP)
+        ctrl_create_once(p, json_incref(o->podgroup), "scheduling.volcano.sh", "v1beta1",
+                         "podgroups", "PodGroup", NULL, "FailedToCreatePodGroup", 0);
     if (o->actions & RJ_ACT_CREATE_CLUSTER)
         ctrl_create_once(p, json_incref(o->cluster), "ray.io", "v1", "rayclusters", "RayCluster",
                          "CreatedRayCluster", "FailedToCreateRayCluster", 0);

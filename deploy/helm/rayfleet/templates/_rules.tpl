@@ -93,7 +93,8 @@
   {{- $bs := include "rayfleet.batchScheduler" . }}
   {{- if eq $bs "volcano" }}
   # batchScheduler volcano: the scheduler creates a RayCluster's PodGroup before its pods and
-  # updates its minMember/minResources (services/scheduler/reconcile.c s_stage_podgroup)
+  # updates its minMember/minResources (services/scheduler/reconcile.c s_stage_podgroup); the
+  # submitter creates a RayJob's PodGroup at Initializing (create once)
   - apiGroups: [scheduling.volcano.sh]
     resources: [podgroups]
     verbs: [get, create, update]
