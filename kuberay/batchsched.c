@@ -464,6 +464,55 @@ int batchsched_rayjob_podgroup(batchsched_t b, const json_t *rayjob,
     return s_volcano_pg(rayjob, "RayJob", members, res, pg_out, err);
 }
 
+int batchsched_rayjob_podgroup_final(batchsched_t b, const json_t *rayjob, const json_t *cluster,
+                                     json_t **pg_out, buf_t *err)
+{
+    *pg_out = NULL;
+    if (b != BATCHSCHED_VOLCANO || json_object_size(jx_get(rayjob, "spec.clusterSelector")) ||
+        !*jx_str(rayjob, "status.rayClusterName", ""))
+        return 0;
+    int64_t members = 0;
+    json_t *res = NULL;
+    int rc = 0;
+    if (cluster && !jx_get(cluster, "metadata.deletionTimestamp"))
+        rc = batchsched_cluster_gang(json_object_get(cluster, "spec"), &members, &res, err);
+    else
+        res = json_object();
+    if (rc)
+        return rc;
+    if (!res)
+        return ERR_NOMEM;
+    return s_volcano_pg(rayjob, "RayJob", members, res, pg_out, err);
+}
+
+int batchsched_podgroup_key(const json_t *pg, buf_t *out)
+{
+    char *r = json_dumps(jx_get(pg, "spec.minResources"), JSON_COMPACT | JSON_SORT_KEYS);
+    int rc = buf_printf(out, "PodGroup/%s#%lld#%s", jx_str(pg, "metadata.name", ""),
+                        (long long)jx_int(pg, "spec.minMember", 0), r ? r : "");
+    free(r);
+    return rc;
+}
+
+batchsched_sync_t batchsched_podgroup_sync(const json_t *live, const json_t *want, bool update,
+                                           json_t **obj_out)
+{
+    *obj_out = NULL;
+    if (!live)
+        return BATCHSCHED_SYNC_CREATE;
+    if (!update || !batchsched_podgroup_differs(live, want))
+        return BATCHSCHED_SYNC_NONE;
+    json_t *upd = json_deep_copy(live);
+    json_t *spec = upd ? jx_child_obj(upd, "spec") : NULL;
+    if (!spec || json_object_set(spec, "minMember", jx_get(want, "spec.minMember")) != 0 ||
+        json_object_set(spec, "minResources", jx_get(want, "spec.minResources")) != 0) {
+        json_decref(upd);
+        return BATCHSCHED_SYNC_UPDATE;
+    }
+    *obj_out = upd;
+    return BATCHSCHED_SYNC_UPDATE;
+}
+
 /* quotav1.Equals: the same names with the same values. */
 static bool s_res_equal(const json_t *a, const json_t *b)
 {
@@ -692,8 +741,42 @@ int batchsched_test(bool verbose)
     CHECK(s_t_str(pg, "spec.minResources.cpu", "2500m", verbose));
     CHECK(s_t_str(pg, "spec.minResources.memory", "4296Mi", verbose));
     CHECK(s_t_str(pg, "spec.queue", "q2", verbose));
+    /* the sync decision and the ensured key */
+    json_t *upd = NULL;
+    CHECK(batchsched_podgroup_sync(NULL, pg, true, &upd) == BATCHSCHED_SYNC_CREATE && !upd);
+    CHECK(batchsched_podgroup_sync(pg, pg, true, &upd) == BATCHSCHED_SYNC_NONE && !upd);
+    json_t *old = json_deep_copy(pg);
+    json_object_set_new(json_object_get(old, "spec"), "minMember", json_integer(9));
+    json_object_set_new(json_object_get(old, "metadata"), "resourceVersion", json_string("7"));
+    CHECK(batchsched_podgroup_sync(old, pg, false, &upd) == BATCHSCHED_SYNC_NONE && !upd);
+    CHECK(batchsched_podgroup_sync(old, pg, true, &upd) == BATCHSCHED_SYNC_UPDATE && upd);
+    CHECK(jx_int(upd, "spec.minMember", 0) == 3 &&
+          s_t_str(upd, "metadata.resourceVersion", "7", verbose));
+    json_decref(upd);
+    json_decref(old);
+    buf_t key;
+    buf_init(&key, 4096);
+    CHECK(batchsched_podgroup_key(pg, &key) == 0 &&
+          s_t_eq(buf_str(&key), "PodGroup/ray-job1-pg#3#{\"cpu\":\"2500m\",\"memory\":\"4296Mi\","
+                                "\"nvidia.com/gpu\":\"2\"}"));
+    if (verbose)
+        fprintf(stderr, "  key: %s\n", buf_str(&key));
+    buf_free(&key);
     json_decref(pg);
     json_decref(sub);
+    /* CleanupOnCompletion: resized to the live cluster, or to nothing without one */
+    CHECK(batchsched_rayjob_podgroup_final(BATCHSCHED_VOLCANO, job, rc, &pg, &err) == 0 && !pg);
+    json_object_set_new(job, "status", json_pack("{s:s}", "rayClusterName", "c1"));
+    CHECK(batchsched_rayjob_podgroup_final(BATCHSCHED_VOLCANO, job, rc, &pg, &err) == 0 && pg);
+    CHECK(jx_int(pg, "spec.minMember", 0) == 3 &&
+          s_t_str(pg, "spec.minResources.cpu", "2", verbose));
+    CHECK(s_t_str(pg, "metadata.name", "ray-job1-pg", verbose));
+    json_decref(pg);
+    CHECK(batchsched_rayjob_podgroup_final(BATCHSCHED_VOLCANO, job, NULL, &pg, &err) == 0 && pg);
+    CHECK(jx_int(pg, "spec.minMember", -1) == 0 &&
+          json_object_size(jx_get(pg, "spec.minResources")) == 0);
+    json_decref(pg);
+    CHECK(batchsched_rayjob_podgroup_final(BATCHSCHED_KAI, job, NULL, &pg, &err) == 0 && !pg);
     CHECK(batchsched_rayjob_podgroup(BATCHSCHED_YUNIKORN, job, NULL, &pg, &err) == 0 && !pg);
     json_object_del(json_object_get(job, "spec"), "rayClusterSpec");
     buf_reset(&err);

@@ -56,6 +56,9 @@ typedef enum {
 #define BATCHSCHED_YUNIKORN_TASK_GROUP_NAME_ANN "yunikorn.apache.org/task-group-name"
 #define BATCHSCHED_KAI_QUEUE_LABEL "kai.scheduler/queue"
 #define BATCHSCHED_SP_POD_GROUP_LABEL "scheduling.x-k8s.io/pod-group"
+/* A PodGroup written for a gang is not read again for that gang sooner than this (controllers'
+ * "ensured" cache; KubeRay reads it from its informer cache at every reconcile). */
+#define BATCHSCHED_REREAD_MS 60000
 /* The group name of a RayJob's submitter (Volcano task spec). */
 #define BATCHSCHED_SUBMITTER_GROUP "submittergroup"
 /* KAI's refusal of a RayJob in K8sJobMode (DoBatchSchedulingOnSubmission). */
@@ -112,6 +115,30 @@ int batchsched_podgroup(batchsched_t b, const json_t *raycluster, json_t **pg_ou
  * message. Other plugins: *pg_out NULL. */
 int batchsched_rayjob_podgroup(batchsched_t b, const json_t *rayjob,
                                const json_t *submitter_podspec, json_t **pg_out, buf_t *err);
+
+/* CleanupOnCompletion (Volcano, RayJob terminal): the RayJob's PodGroup resized to the live
+ * cluster: `cluster` (the RayCluster named status.rayClusterName) present and not being deleted:
+ * its gang (no submitter); absent or being deleted: minMember 0, minResources {}. *pg_out NULL
+ * for other plugins, a RayJob with a clusterSelector or without status.rayClusterName. */
+int batchsched_rayjob_podgroup_final(batchsched_t b, const json_t *rayjob, const json_t *cluster,
+                                     json_t **pg_out, buf_t *err);
+
+/* syncPodGroup's decision. */
+typedef enum {
+    BATCHSCHED_SYNC_NONE = 0, /* the live PodGroup is as wanted */
+    BATCHSCHED_SYNC_CREATE, /* absent: create `want` */
+    BATCHSCHED_SYNC_UPDATE /* differs: update with *obj_out */
+} batchsched_sync_t;
+
+/* `live` the PodGroup read (NULL: not found), `want` the one built; `update` false (scheduler-
+ * plugins) never updates. For UPDATE *obj_out is a new copy of `live` with want's minMember and
+ * minResources (NULL on ERR_NOMEM: the caller fails). */
+batchsched_sync_t batchsched_podgroup_sync(const json_t *live, const json_t *want, bool update,
+                                           json_t **obj_out);
+
+/* The "ensured" entry of a written PodGroup: "PodGroup/<name>#<minMember>#<minResources>",
+ * appended to `out`, so a changed gang is written again. */
+int batchsched_podgroup_key(const json_t *pg, buf_t *out);
 
 /* True when the live PodGroup needs an update to `want` (Volcano syncPodGroup: minMember or
  * minResources differ; resources compared by value). */

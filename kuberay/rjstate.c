@@ -776,6 +776,13 @@ static int s_finished(step_t *s)
     s_why(s, "%s", strcmp(d, RJ_COMPLETE) == 0 ? "the job is complete" : "the job failed");
     if (s->selector)
         return 0;
+    /* (deferred) CleanupOnCompletion: Volcano resizes the RayJob's PodGroup to the live cluster */
+    int brc = batchsched_rayjob_podgroup_final(s->in->set->batch_scheduler, s->rj, s->in->cluster,
+                                               &s->out->podgroup, s->err);
+    if (brc)
+        return brc;
+    if (s->out->podgroup)
+        s->out->actions |= RJ_ACT_SYNC_PODGROUP;
     int64_t end = s_time_of(s->st, "endTime");
     if (end < 0)
         end = s->in->now_ms;
@@ -1165,6 +1172,19 @@ static int s_t_batch(bool verbose)
     rjstate_out_free(&o);
     if (verbose)
         printf("  volcano RayJob PodGroup and cluster metadata checked\n");
+    /* Complete: the PodGroup resized to the live cluster (no submitter), or to 0 without it */
+    json_t *done = s_t_at(rj, RJ_COMPLETE, "SUCCEEDED");
+    json_t *crc = s_t_cluster(jx_str(rj, "status.rayClusterName", ""), "ready");
+    json_object_set_new(crc, "spec", json_deep_copy(jx_get(rj, "spec.rayClusterSpec")));
+    CHECK(s_t_step_x(done, crc, NULL, NULL, NULL, T0 + 200, &set, &o) == 0);
+    CHECK((o.actions & RJ_ACT_SYNC_PODGROUP) && jx_int(o.podgroup, "spec.minMember", 0) == 2);
+    CHECK(json_object_size(jx_get(o.podgroup, "spec.minResources")) == 0);
+    rjstate_out_free(&o);
+    CHECK(s_t_step_x(done, NULL, NULL, NULL, NULL, T0 + 200, &set, &o) == 0);
+    CHECK((o.actions & RJ_ACT_SYNC_PODGROUP) && jx_int(o.podgroup, "spec.minMember", -1) == 0);
+    rjstate_out_free(&o);
+    json_decref(crc);
+    json_decref(done);
     /* KAI: K8sJobMode refused with KubeRay's message, nothing created */
     set.batch_scheduler = BATCHSCHED_KAI;
     rj_in_t in = {.rj = rj, .now_ms = T0 + 200, .set = &set, .rnd = s_t_rand};

@@ -74,7 +74,9 @@ enum {
     RJ_ACT_SUSPEND_WORKERS = 1u << 8, /* set suspend: true on every worker group of the cluster */
     RJ_ACT_DELETE_SELF = 1u << 9, /* delete the RayJob */
     RJ_ACT_ADD_FINALIZER = 1u << 10, /* add ray.io/rayjob-finalizer (alone in its step) */
-    RJ_ACT_CREATE_PODGROUP = 1u << 11 /* create out.podgroup (batch scheduler, Initializing) */
+    RJ_ACT_CREATE_PODGROUP = 1u << 11, /* create out.podgroup (batch scheduler, Initializing) */
+    RJ_ACT_SYNC_PODGROUP = 1u << 12 /* create or resize to out.podgroup (terminal: Volcano
+                                       CleanupOnCompletion) */
 };
 
 /* What the dashboard said about the Ray job (GET /api/jobs/<id>), when the step needed it. */
@@ -133,7 +135,7 @@ typedef struct {
     json_t *job; /* RJ_ACT_CREATE_JOB: the submitter Job */
     json_t *service; /* RJ_ACT_HEAD_SERVICE: the RayJob's head Service */
     json_t *submit; /* RJ_ACT_SUBMIT: the request body */
-    json_t *podgroup; /* RJ_ACT_CREATE_PODGROUP: the RayJob's PodGroup (Volcano) */
+    json_t *podgroup; /* RJ_ACT_CREATE/SYNC_PODGROUP: the RayJob's PodGroup (Volcano) */
     rj_event_t events[RJ_MAX_EVENTS]; /* Events about the RayJob */
     size_t nevents;
     int64_t requeue_ms; /* look again after this (0: only when something changes) */

@@ -27,7 +27,6 @@
 #define S_RAND_LEN 5 /* multi-host replica name suffix */
 #define S_MS_PER_S 1000 /* milliseconds per second */
 #define S_SET_TEXT_MAX ((size_t)64 << 20) /* longest text hashed for a desired set */
-#define S_PG_ENSURED_MS 60000 /* a PodGroup written for a desired state is not re-read sooner */
 
 /* Stages of a pass, in KubeRay's order (s_stages). */
 enum {
@@ -1017,27 +1016,18 @@ static bool s_gcs_ft(pass_t *p)
 
 /* ---------- batch scheduler PodGroup (DoBatchSchedulingOnSubmission) ---------- */
 
-static void s_json_hash(const json_t *v, char out[RECONCILE_HASH_LEN + 1]);
-
-/* The ensured entry of a PodGroup for its desired gang: "PodGroup/<name>#<hash>". */
-static void s_pg_entry(const json_t *pg, char *out, size_t n)
-{
-    char h[RECONCILE_HASH_LEN + 1];
-    json_t *k = json_pack("{s:O?, s:O?}", "minMember", jx_get(pg, "spec.minMember"), "minResources",
-                          jx_get(pg, "spec.minResources"));
-    s_json_hash(k, h);
-    json_decref(k);
-    snprintf(out, n, "PodGroup/%s#%s", jx_str(pg, "metadata.name", ""), h);
-}
-
 static void s_send_pg(pass_t *p, ctrl_verb_t verb, const json_t *pg)
 {
-    char group[128], version[64], entry[CTRL_KEY_MAX];
-    if (batchsched_podgroup_api(pg, group, sizeof(group), version, sizeof(version)) != 0) {
-        ctrl_fail(p->cp, NULL, "PodGroup without a group/version apiVersion");
+    char group[128], version[64];
+    buf_t entry;
+    buf_init(&entry, CTRL_KEY_MAX - 1);
+    if (batchsched_podgroup_api(pg, group, sizeof(group), version, sizeof(version)) != 0 ||
+        batchsched_podgroup_key(pg, &entry) != 0) {
+        ctrl_fail(p->cp, NULL, "PodGroup %s: bad apiVersion or too long",
+                  jx_str(pg, "metadata.name", ""));
+        buf_free(&entry);
         return;
     }
-    s_pg_entry(pg, entry, sizeof(entry));
     bool create = verb == CTRL_CREATE;
     ctrl_send(
         p->cp,
@@ -1048,10 +1038,10 @@ static void s_send_pg(pass_t *p, ctrl_verb_t verb, const json_t *pg)
                       .kind = "PodGroup",
                       .name = jx_str(pg, "metadata.name", ""),
                       .noun = "PodGroup",
-                      .ensure = entry,
-                      .ok_reason = NULL,
+                      .ensure = buf_str(&entry),
                       .fail_reason = create ? "FailedToCreatePodGroup" : "FailedToUpdatePodGroup"},
         pg);
+    buf_free(&entry);
 }
 
 /* syncPodGroup: create when absent; Volcano updates minMember/minResources of an existing one
@@ -1059,33 +1049,31 @@ static void s_send_pg(pass_t *p, ctrl_verb_t verb, const json_t *pg)
 static void s_pg_got(ctrl_pass_t *cp, const k8s_result_t *res)
 {
     pass_t *p = cp->data;
-    buf_t err;
-    buf_init(&err, 4096);
-    json_t *want = NULL;
+    json_t *want = NULL, *upd = NULL;
     batchsched_t b = p->r->pod_opts.batch_scheduler;
-    if (batchsched_podgroup(b, p->rcd, &want, &err) != 0 || !want) {
-        if (err.len)
-            ctrl_fail(p->cp, NULL, "%s", buf_str(&err));
-        buf_free(&err);
-        return;
-    }
-    buf_free(&err);
+    if (batchsched_podgroup(b, p->rcd, &want, NULL) != 0 || !want)
+        return; /* the stage checked it builds */
     const char *name = jx_str(want, "metadata.name", "");
-    if (res->err == ERR_NOTFOUND) {
-        s_send_pg(p, CTRL_CREATE, want);
-    } else if (res->err || !res->body) {
+    if (res->err && res->err != ERR_NOTFOUND) {
         ctrl_fail(p->cp, NULL, "failed to get PodGroup %s/%s, %s", p->cp->ns, name,
-                  res->message[0] ? res->message : err_str(res->err ? res->err : ERR_PROTO));
-    } else if (b == BATCHSCHED_VOLCANO && batchsched_podgroup_differs(res->body, want)) {
-        json_t *upd = json_deep_copy(res->body);
-        json_t *spec = upd ? jx_child_obj(upd, "spec") : NULL;
-        if (!spec || json_object_set(spec, "minMember", jx_get(want, "spec.minMember")) != 0 ||
-            json_object_set(spec, "minResources", jx_get(want, "spec.minResources")) != 0)
-            ctrl_fail(p->cp, NULL, "out of memory");
-        else
-            s_send_pg(p, CTRL_UPDATE, upd);
-        json_decref(upd);
+                  res->message[0] ? res->message : err_str(res->err));
+    } else {
+        const json_t *live = res->err == ERR_NOTFOUND ? NULL : res->body;
+        switch (batchsched_podgroup_sync(live, want, b == BATCHSCHED_VOLCANO, &upd)) {
+        case BATCHSCHED_SYNC_CREATE:
+            s_send_pg(p, CTRL_CREATE, want);
+            break;
+        case BATCHSCHED_SYNC_UPDATE:
+            if (upd)
+                s_send_pg(p, CTRL_UPDATE, upd);
+            else
+                ctrl_fail(p->cp, NULL, "out of memory");
+            break;
+        case BATCHSCHED_SYNC_NONE:
+            break;
+        }
     }
+    json_decref(upd);
     json_decref(want);
 }
 
@@ -1096,24 +1084,23 @@ static void s_stage_podgroup(ctrl_pass_t *cp)
     if (b == BATCHSCHED_NONE || s_cond_true(p->rc, RCS_COND_SUSPENDING) ||
         s_cond_true(p->rc, RCS_COND_SUSPENDED))
         return;
-    buf_t err;
+    buf_t err, entry;
     buf_init(&err, 4096);
+    buf_init(&entry, CTRL_KEY_MAX - 1);
     json_t *want = NULL;
-    if (batchsched_podgroup(b, p->rcd, &want, &err) != 0) {
+    char group[128], version[64];
+    if (batchsched_podgroup(b, p->rcd, &want, &err) != 0)
         ctrl_fail(p->cp, NULL, "%s", err.len ? buf_str(&err) : "out of memory");
-        buf_free(&err);
-        return;
-    }
-    buf_free(&err);
-    if (!want)
-        return;
-    char entry[CTRL_KEY_MAX], group[128], version[64];
-    s_pg_entry(want, entry, sizeof(entry));
-    if (!ctrl_ensured(p->cp, entry, S_PG_ENSURED_MS) &&
+    /* not read again while written for this gang a moment ago */
+    bool fresh = want && batchsched_podgroup_key(want, &entry) == 0 &&
+                 ctrl_ensured(p->cp, buf_str(&entry), BATCHSCHED_REREAD_MS);
+    if (want && !fresh &&
         batchsched_podgroup_api(want, group, sizeof(group), version, sizeof(version)) == 0)
         s_get_for(p, group, version, "podgroups", "PodGroup", jx_str(want, "metadata.name", ""),
                   s_pg_got);
     json_decref(want);
+    buf_free(&err);
+    buf_free(&entry);
 }
 
 static void s_stage_pods(ctrl_pass_t *cp)

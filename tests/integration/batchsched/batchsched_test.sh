@@ -5,7 +5,8 @@
 # tests/integration/samples/crds), the upstream samples applied unchanged with kubectl, and the
 # PodGroups and pods checked field by field (KubeRay batchscheduler/*: names, owner, minMember,
 # minResources, queue; schedulerName, labels, annotations). KAI: a RayJob in K8sJobMode is refused
-# with KubeRay's message (Warning Event on the RayJob, no RayCluster).
+# with KubeRay's message (Warning Event on the RayJob, no RayCluster). Volcano RayJob: its PodGroup
+# at Initializing (submitter resources included), resized on completion.
 # Usage: batchsched_test.sh PATH/TO/rayfleetctl
 set -uo pipefail
 ctl=${1:?usage: batchsched_test.sh PATH/TO/rayfleetctl}
@@ -184,6 +185,28 @@ for j in jobs:
         and t["metadata"].get("labels", {}).get("volcano.sh/queue-name") == "kuberay-test-queue",
         "vj: submitter template: volcano, submittergroup, PodGroup, queue: %s" % t["metadata"])
 '
+
+# CleanupOnCompletion: once the RayJob is terminal its PodGroup is resized to the live cluster
+# (the submitter's resources gone)
+deadline=$(($(date +%s) + 30))
+ds=""
+while (($(date +%s) < deadline)); do
+    ds=$(kc_ get rayjob rayjob-sample-0 -n vj -o jsonpath='{.status.jobDeploymentStatus}')
+    [[ $ds == Complete || $ds == Failed ]] && break
+    sleep 0.5
+done
+[[ $ds == Complete || $ds == Failed ]] && ok "vj: the RayJob finished ($ds)" ||
+    bad "vj: the RayJob finished (got '$ds')"
+deadline=$(($(date +%s) + 10))
+mm=""
+while (($(date +%s) < deadline)); do
+    mm=$(kc_ get podgroups.scheduling.volcano.sh ray-rayjob-sample-0-pg -n vj \
+        -o jsonpath='{.spec.minMember} {.spec.minResources.cpu} {.spec.minResources.memory}')
+    [[ $mm == "3 3 4Gi" ]] && break
+    sleep 0.3
+done
+[[ $mm == "3 3 4Gi" ]] && ok "vj: PodGroup resized on completion to the live cluster (3, 3, 4Gi)" ||
+    bad "vj: PodGroup resized on completion to the live cluster (got '$mm')"
 
 # a desired-size change updates the PodGroup (syncPodGroup)
 kc_ patch raycluster test-cluster-0 -n vq --type json \
