@@ -671,6 +671,13 @@ static int s_teardown(step_t *s, bool retrying)
               retrying ? "retrying" : "suspending");
         return 0;
     }
+    /* CleanupOnCompletion: Volcano resizes the RayJob's PodGroup (the cluster is gone: to 0) */
+    int brc = batchsched_rayjob_podgroup_final(s->in->set->batch_scheduler, s->rj, NULL,
+                                               &s->out->podgroup, s->err);
+    if (brc)
+        return brc;
+    if (s->out->podgroup)
+        s->out->actions |= RJ_ACT_SYNC_PODGROUP;
     static const char *const reset[] = {
         "rayClusterStatus", "rayClusterName", "dashboardURL", "jobId",
         "message",          "reason",         "rayJobInfo",   "jobStatusCheckFailureStartTime"};
@@ -1185,6 +1192,13 @@ static int s_t_batch(bool verbose)
     rjstate_out_free(&o);
     json_decref(crc);
     json_decref(done);
+    /* Suspending, cluster and Job gone: the PodGroup resized to 0, then Suspended */
+    json_t *susp = s_t_at(rj, RJ_SUSPENDING, "");
+    CHECK(s_t_step_x(susp, NULL, NULL, NULL, NULL, T0 + 200, &set, &o) == 0);
+    CHECK((o.actions & RJ_ACT_SYNC_PODGROUP) && jx_int(o.podgroup, "spec.minMember", -1) == 0);
+    CHECK(o.status && strcmp(jx_str(o.status, "jobDeploymentStatus", ""), RJ_SUSPENDED) == 0);
+    rjstate_out_free(&o);
+    json_decref(susp);
     /* KAI: K8sJobMode refused with KubeRay's message, nothing created */
     set.batch_scheduler = BATCHSCHED_KAI;
     rj_in_t in = {.rj = rj, .now_ms = T0 + 200, .set = &set, .rnd = s_t_rand};
