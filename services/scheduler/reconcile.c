@@ -2111,6 +2111,68 @@ static int s_t_children(bool verbose)
     return failed;
 }
 
+/* The PodGroup stage (capture): a GET of ray-<name>-pg, then on NotFound a create with the built
+ * PodGroup; an equal live one: nothing; a differing one: an update keeping the live metadata. */
+static int s_t_podgroup(loop_t *loop, bool verbose)
+{
+    int failed = 0;
+    json_t *capture = json_array();
+    podbuild_opts_t po;
+    podbuild_opts_init(&po);
+    po.batch_scheduler = BATCHSCHED_VOLCANO;
+    reconciler_t *r = s_new(loop, &(reconcile_config_t){.cluster = "c1", .pod_opts = &po}, capture);
+    json_t *rc = json_pack(
+        "{s:s, s:s, s:{s:s, s:s, s:s, s:{s:s}}, s:{s:{s:{s:{s:[{s:s, s:{s:{s:s}}}]}}}}}",
+        "apiVersion", "ray.io/v1", "kind", "RayCluster", "metadata", "name", "pgc", "namespace",
+        "default", "uid", "u9", "labels", "volcano.sh/queue-name", "q", "spec", "headGroupSpec",
+        "template", "spec", "containers", "name", "h", "resources", "requests", "cpu", "2");
+    ctrl_pass_t *cp = r ? ctrl_test_pass(r->ctrl, "c1/default/pgc", rc) : NULL;
+    pass_t *p = cp ? cp->data : NULL;
+    CHECK(p != NULL);
+    if (p) {
+        p->cp = cp;
+        p->r = r;
+        p->rc = rc;
+        p->rcd = json_incref(rc);
+        s_stage_podgroup(cp);
+        const json_t *get = json_array_get(capture, 0);
+        CHECK(json_array_size(capture) == 1 && jx_int(get, "what", -1) == CTRL_GET &&
+              strcmp(jx_str(get, "name", ""), "ray-pgc-pg") == 0 &&
+              strcmp(jx_str(get, "kind", ""), "PodGroup") == 0);
+        k8s_result_t res = {.err = ERR_NOTFOUND, .reason = "NotFound", .message = ""};
+        s_pg_got(cp, &res);
+        const json_t *cr = json_array_get(capture, 1);
+        CHECK(json_array_size(capture) == 2 && jx_int(cr, "what", -1) == CTRL_CREATE &&
+              jx_int(cr, "body.spec.minMember", 0) == 1 &&
+              strcmp(jx_str(cr, "body.spec.minResources.cpu", ""), "2") == 0 &&
+              strcmp(jx_str(cr, "body.spec.queue", ""), "q") == 0);
+        json_t *live = json_deep_copy(jx_get(cr, "body"));
+        res = (k8s_result_t){.err = 0, .reason = "", .message = "", .body = live};
+        s_pg_got(cp, &res);
+        CHECK(json_array_size(capture) == 2); /* as wanted: nothing */
+        json_object_set_new(json_object_get(live, "spec"), "minMember", json_integer(5));
+        json_object_set_new(json_object_get(live, "metadata"), "resourceVersion", json_string("3"));
+        s_pg_got(cp, &res);
+        const json_t *up = json_array_get(capture, 2);
+        CHECK(json_array_size(capture) == 3 && jx_int(up, "what", -1) == CTRL_UPDATE &&
+              jx_int(up, "body.spec.minMember", 0) == 1 &&
+              strcmp(jx_str(up, "body.metadata.resourceVersion", ""), "3") == 0);
+        json_decref(live);
+        /* suspended: no PodGroup traffic */
+        json_t *conds = json_pack("[{s:s, s:s}]", "type", RCS_COND_SUSPENDED, "status", "True");
+        json_object_set_new(rc, "status", json_pack("{s:o}", "conditions", conds));
+        s_stage_podgroup(cp);
+        CHECK(json_array_size(capture) == 3);
+        if (verbose)
+            printf("reconcile: PodGroup stage get/create/none/update checked\n");
+    }
+    ctrl_test_pass_free(&cp);
+    reconcile_destroy(&r);
+    json_decref(rc);
+    json_decref(capture);
+    return failed;
+}
+
 int reconcile_test(bool verbose)
 {
     int failed = 0;
@@ -2121,6 +2183,7 @@ int reconcile_test(bool verbose)
     loop_t *loop = loop_new();
     CHECK(reconcile_new(loop, &(reconcile_config_t){.cluster = "c1"}) == NULL);
     reconcile_destroy(NULL);
+    failed += s_t_podgroup(loop, verbose);
 
     /* expectations by name, through a capturing reconciler's pass (no client needed) */
     json_t *capture = json_array();
