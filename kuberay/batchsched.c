@@ -268,6 +268,10 @@ int batchsched_add_metadata(batchsched_t b, const json_t *parent, json_t *child,
 {
     if (b == BATCHSCHED_NONE)
         return 0;
+    /* scheduler-plugins: AddMetadataToRayClusterFromRayJob / ...SubmitterPodTemplateFromRayJob
+     * are no-ops */
+    if (b == BATCHSCHED_SCHEDULER_PLUGINS && strcmp(jx_str(parent, "kind", ""), "RayJob") == 0)
+        return 0;
     json_t *meta = jx_child_obj(child, "metadata");
     if (!meta)
         return ERR_NOMEM;
@@ -847,6 +851,15 @@ int batchsched_test(bool verbose)
     CHECK(!jx_get(pg, "status"));
     json_decref(pg);
     json_decref(gang);
+
+    /* scheduler-plugins: nothing on a RayJob's children */
+    tmpl = json_pack("{s:{}}", "spec");
+    job = json_pack("{s:s, s:{s:s, s:{s:s}}}", "kind", "RayJob", "metadata", "name", "j", "labels",
+                    LABEL_GANG_SCHEDULING, "true");
+    CHECK(batchsched_add_metadata(BATCHSCHED_SCHEDULER_PLUGINS, job, tmpl, "submittergroup") == 0);
+    CHECK(!jx_get(tmpl, "spec.schedulerName") && !jx_get(tmpl, "metadata"));
+    json_decref(tmpl);
+    json_decref(job);
 
     /* NONE: nothing */
     pod = json_pack("{s:s, s:{}, s:{}}", "kind", "Pod", "metadata", "spec");

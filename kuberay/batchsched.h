@@ -80,7 +80,8 @@ const char *batchsched_scheduler_name(batchsched_t b);
 /* AddMetadataToChildResource: adds the plugin's labels/annotations to child.metadata and, unless
  * the child's kind is "RayCluster", spec.schedulerName. `parent` is the RayCluster (pods) or the
  * RayJob (submitter template, RayJob-created RayCluster); `group` the head group "headgroup", the
- * worker group name or "submittergroup". NONE: nothing. Returns 0 or ERR_NOMEM. */
+ * worker group name or "submittergroup". NONE, and scheduler-plugins with a RayJob parent:
+ * nothing. Returns 0 or ERR_NOMEM. */
 int batchsched_add_metadata(batchsched_t b, const json_t *parent, json_t *child, const char *group);
 
 /* CalculatePodResource of a PodSpec, times `times`, added into `acc` (an object name → quantity
