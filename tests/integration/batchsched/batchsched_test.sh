@@ -271,7 +271,6 @@ say(groups and groups[0]["minMember"] == 1 and list(groups[0]) [0] == "minResour
 # --- kai-scheduler ------------------------------------------------------------------------------
 up kai-scheduler
 apply kai ray-cluster.kai-scheduler.yaml
-nkai=$(grep -c '^kind: RayCluster' "$samples/ray-cluster.kai-scheduler.yaml")
 wait_pods kai 1 || bad "kai: pods"
 check kai '
 for p in pods:
@@ -281,6 +280,13 @@ for p in pods:
     say(lbl(p, "kai.scheduler/queue") == lbl(rc, "kai.scheduler/queue"),
         "kai %s: kai.scheduler/queue label as the RayCluster" % p["metadata"]["name"])
 say(not pgs and not pgv, "kai: no PodGroup (KAI makes its own)")
+'
+apply kai2 ray-cluster.kai-gpu-sharing.yaml
+wait_pods kai2 1 || bad "kai2: pods"
+check kai2 '
+say(len(pods) >= 1 and all(p["spec"].get("schedulerName") == "kai-scheduler" and
+    lbl(p, "kai.scheduler/queue") == lbl(rcs[0], "kai.scheduler/queue") for p in pods),
+    "kai2 (gpu sharing): every pod kai-scheduler with the queue label")
 '
 kc_ create namespace kaijob >/dev/null
 kc_ apply -n kaijob -f - >/dev/null <<'YAML'
