@@ -4,6 +4,7 @@
 #include "launch.h"
 
 #include "args.h"
+#include "batchsched.h"
 #include "err.h"
 #include "json.h"
 #include "kube.h"
@@ -71,6 +72,7 @@ typedef struct {
     int signal; /* SIGINT/SIGTERM received while starting */
     const char *cmd; /* the command, in messages: "up" or "crds" */
     const char *feature_gates; /* --feature-gates, or NULL */
+    const char *batch_scheduler; /* --batch-scheduler, or NULL */
     const char *watch_namespace; /* --watch-namespace, or NULL */
     char sim_minor[8]; /* --sim-k8s-minor, or "" (kubesim's default) */
     char kuberay_config[PATH_MAX]; /* --kuberay-config made absolute, or "" */
@@ -111,6 +113,9 @@ static const args_opt_t s_up_opts[] = {
     {"feature-gates", "GATES",
      "KubeRay's feature gates for every controller, as KubeRay's flag, e.g. "
      "RayCronJob=true,RayClusterNetworkPolicy=true (checked before anything starts)."},
+    {"batch-scheduler", "NAME",
+     "KubeRay's batch scheduler for every controller (volcano, yunikorn, kai-scheduler, "
+     "scheduler-plugins), as KubeRay's flag (checked before anything starts)."},
     {"config", "FILE",
      "rayfleet's configuration file for every service: shared keys at the top level, a section "
      "per service (bus:, watcher:, scheduler:, submitter:, serve-upgrade:)."},
@@ -689,6 +694,8 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
         r = s_arg(&a, "config", u->config);
     if (r == 0 && u->feature_gates && s_has_flag(h, "feature-gates"))
         r = s_arg(&a, "feature-gates", u->feature_gates);
+    if (r == 0 && u->batch_scheduler && s_has_flag(h, "batch-scheduler"))
+        r = s_arg(&a, "batch-scheduler", u->batch_scheduler);
     if (r == 0 && u->kuberay_config[0] && s_has_flag(h, "kuberay-config"))
         r = s_arg(&a, "kuberay-config", u->kuberay_config);
     if (r == 0 && u->watch_namespace && s_has_flag(h, "watch-namespace"))
@@ -887,6 +894,17 @@ int launch_up(int argc, char **argv)
         buf_free(&gerr);
         if (grc != 0)
             goto out;
+    }
+    u->batch_scheduler = args_str(&a, "batch-scheduler");
+    if (u->batch_scheduler) {
+        batchsched_t bs;
+        if (batchsched_parse(u->batch_scheduler, &bs) != 0) {
+            fprintf(stderr,
+                    "rayfleetctl up: batch scheduler \"%s\": must be one of volcano, yunikorn, "
+                    "kai-scheduler, scheduler-plugins\n",
+                    u->batch_scheduler);
+            goto out;
+        }
     }
     const char *levels[] = {"debug", "info", "warn", "error"};
     bool level_ok = false;

@@ -20,8 +20,8 @@ const cfg_opt_t opsettings_options[] = {
      "(applied after the --kuberay-config file's featureGates).",
      NULL},
     {"batch-scheduler", CFG_STRING, "", 0, 0, false, false,
-     "KubeRay batch scheduler (" OPSETTINGS_BATCH_SCHEDULERS "): none is supported yet, so a "
-     "value stops the service at start.",
+     "KubeRay batch scheduler (" OPSETTINGS_BATCH_SCHEDULERS "): scheduler metadata on the "
+     "pods and, for volcano and scheduler-plugins, PodGroups; empty: none.",
      NULL},
     {"watch-namespace", CFG_STRING, "", 0, 0, false, false,
      "Comma list of namespaces whose objects the controller reconciles, others are ignored (empty: "
@@ -436,25 +436,16 @@ int opsettings_feature_gates(opsettings_t *s, const char *spec, buf_t *err)
 
 int opsettings_check_batch_scheduler(const opsettings_t *s, buf_t *err)
 {
-    static const char *const known[] = {"volcano", "yunikorn", "kai-scheduler",
-                                        "scheduler-plugins"};
-    const char *b = s->batch_scheduler;
-    if (!b && s->enable_batch_scheduler)
-        b = "volcano"; /* the deprecated enableBatchScheduler meant Volcano */
-    if (!b)
-        return 0;
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
-        if (strcmp(b, known[i]) == 0) {
-            (void)buf_printf(err,
-                             "batch scheduler \"%s\" is not supported yet by rayfleet (no "
-                             "PodGroups or scheduler metadata are built); remove "
-                             "--batch-scheduler / batchScheduler to start",
-                             b);
-            return ERR_INVAL;
-        }
+    batchsched_t b;
+    if (s->enable_batch_scheduler && s->batch_scheduler && *s->batch_scheduler) {
+        (void)buf_puts(err, "both feature flags enable-batch-scheduler (deprecated) and "
+                            "batch-scheduler are set. please use batch-scheduler only");
+        return ERR_INVAL;
     }
+    if (batchsched_parse(s->batch_scheduler, &b) == 0)
+        return 0;
     (void)buf_puts(err, "batch scheduler ");
-    s_quote(err, b);
+    s_quote(err, s->batch_scheduler);
     (void)buf_puts(err, ": must be one of " OPSETTINGS_BATCH_SCHEDULERS);
     return ERR_INVAL;
 }
@@ -527,6 +518,15 @@ int opsettings_check_server_version(const opsettings_t *s, const json_t *version
                      "is below 1.35",
                      git ? git : "");
     return ERR_INVAL;
+}
+
+batchsched_t opsettings_batch_scheduler(const opsettings_t *s)
+{
+    batchsched_t b = BATCHSCHED_NONE;
+    if (s->enable_batch_scheduler && (!s->batch_scheduler || !*s->batch_scheduler))
+        return BATCHSCHED_VOLCANO; /* the deprecated enableBatchScheduler meant Volcano */
+    (void)batchsched_parse(s->batch_scheduler, &b);
+    return b;
 }
 
 /* Sets rayfleet option `key` from the Configuration's `field` (text `val`) unless the option was
@@ -643,6 +643,7 @@ void opsettings_fill_podbuild(const opsettings_t *s, podbuild_opts_t *o)
     o->default_pod_annotations = s->default_pod_annotations;
     o->head_sidecars = s->head_sidecars;
     o->worker_sidecars = s->worker_sidecars;
+    o->batch_scheduler = opsettings_batch_scheduler(s);
 }
 
 void opsettings_fill_objbuild(const opsettings_t *s, objbuild_opts_t *o)
@@ -659,6 +660,7 @@ void opsettings_fill_rayjob(const opsettings_t *s, rj_settings_t *o)
     o->delete_cr_after_finish = s->delete_rayjob_after_finish;
     o->domain = s->cluster_domain;
     o->gates = s->gates;
+    o->batch_scheduler = opsettings_batch_scheduler(s);
 }
 
 void opsettings_fill_rayservice(const opsettings_t *s, rs_settings_t *o)
@@ -893,12 +895,27 @@ int opsettings_test(bool verbose)
     buf_reset(&err);
     opsettings_free(&s);
 
-    /* Batch schedulers: KubeRay's names are refused as not supported yet, others as unknown. */
+    /* Batch schedulers: KubeRay's names are accepted, others refused with KubeRay's list. */
     CHECK(opsettings_check_batch_scheduler(&s, &err) == 0);
+    CHECK(opsettings_batch_scheduler(&s) == BATCHSCHED_NONE);
     s.batch_scheduler = strdup("volcano");
+    CHECK(opsettings_check_batch_scheduler(&s, &err) == 0);
+    CHECK(opsettings_batch_scheduler(&s) == BATCHSCHED_VOLCANO);
+    CHECK(s_setstr(&s.batch_scheduler, "scheduler-plugins") == 0);
+    CHECK(opsettings_check_batch_scheduler(&s, &err) == 0);
+    {
+        podbuild_opts_t bpo;
+        opsettings_fill_podbuild(&s, &bpo);
+        CHECK(bpo.batch_scheduler == BATCHSCHED_SCHEDULER_PLUGINS);
+    }
+    s.enable_batch_scheduler = true;
     CHECK(opsettings_check_batch_scheduler(&s, &err) == ERR_INVAL);
-    CHECK(s_t_has(&err, "batch scheduler \"volcano\" is not supported yet", verbose));
+    CHECK(s_t_has(&err, "both feature flags enable-batch-scheduler (deprecated) and", verbose));
     buf_reset(&err);
+    CHECK(s_setstr(&s.batch_scheduler, NULL) == 0);
+    CHECK(opsettings_check_batch_scheduler(&s, &err) == 0);
+    CHECK(opsettings_batch_scheduler(&s) == BATCHSCHED_VOLCANO); /* deprecated = volcano */
+    s.enable_batch_scheduler = false;
     CHECK(s_setstr(&s.batch_scheduler, "slurm") == 0);
     CHECK(opsettings_check_batch_scheduler(&s, &err) == ERR_INVAL);
     CHECK(s_t_has(&err, "must be one of volcano", verbose));

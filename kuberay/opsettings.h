@@ -125,8 +125,9 @@ int opsettings_load_kuberay_config(opsettings_t *s, const char *path, buf_t *err
  * "--feature-gates: <cause>" in err. */
 int opsettings_feature_gates(opsettings_t *s, const char *spec, buf_t *err);
 
-/* Refuses a batch scheduler: a known name gives "batch scheduler "volcano" is not supported yet
- * by rayfleet", another "...: must be one of ..." (KubeRay's list). 0 when none is set. */
+/* Checks the batch scheduler (ValidateBatchSchedulerConfig): 0 for none or one of KubeRay's
+ * names; ERR_INVAL with "batch scheduler "x": must be one of ..." (KubeRay's list) for another
+ * name, or KubeRay's message when both enableBatchScheduler and batchScheduler are set. */
 int opsettings_check_batch_scheduler(const opsettings_t *s, buf_t *err);
 
 /* The KubernetesWAS gate (§4.3): with --batch-scheduler or --enable-batch-scheduler (or the
@@ -147,6 +148,10 @@ int opsettings_check_server_version(const opsettings_t *s, const json_t *version
 
 /* True when opsettings_check_server_version() needs the version (SidecarSubmitterRestart on). */
 bool opsettings_wants_server_version(const opsettings_t *s);
+
+/* The batch scheduler in force: batchScheduler, else volcano for the deprecated
+ * enableBatchScheduler, else none. */
+batchsched_t opsettings_batch_scheduler(const opsettings_t *s);
 
 /* Everything for a controller process: environment, --kuberay-config, --feature-gates,
  * --batch-scheduler, --watch-namespace, --cluster-domain, and the Configuration's settings that

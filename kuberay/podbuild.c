@@ -1532,6 +1532,8 @@ int podbuild_head(const json_t *raycluster, const podbuild_opts_t *opts, json_t 
         rc = s_append_sidecars(pspec, opts->head_sidecars);
     if (rc == 0)
         rc = s_build_pod(&c, S_HEAD, pod, params);
+    if (rc == 0)
+        rc = batchsched_add_metadata(opts->batch_scheduler, raycluster, pod, LABEL_GROUP_HEAD);
 out:
     json_decref(params);
     s_ctx_free(&c);
@@ -1666,6 +1668,8 @@ int podbuild_worker_ex(const json_t *raycluster, int group_index, const podbuild
         rc = s_append_sidecars(pspec, opts->worker_sidecars);
     if (rc == 0)
         rc = s_build_pod(&c, S_WORKER, pod, params);
+    if (rc == 0)
+        rc = batchsched_add_metadata(opts->batch_scheduler, raycluster, pod, gname);
 out:
     json_decref(params);
     s_ctx_free(&c);
@@ -2745,6 +2749,19 @@ static int s_t_units(void)
     CHECK(s_t_str_eq(s_t_env_value(jx_get(pod, "spec.containers.0"), "FQ_RAY_IP"),
                      "c1-head-svc.ns1.svc.corp.local"));
     json_decref(pod);
+    /* --batch-scheduler: the plugin's metadata is added last, with the pod's group */
+    o.batch_scheduler = BATCHSCHED_VOLCANO;
+    CHECK(podbuild_worker(rc, 0, &o, &pod, NULL) == 0);
+    CHECK(s_t_str_eq(jx_str(pod, "spec.schedulerName", NULL), "volcano"));
+    CHECK(s_t_str_eq(s_str(jx_get(pod, "metadata.annotations"), "volcano.sh/task-spec"), "g"));
+    CHECK(s_t_str_eq(s_str(jx_get(pod, "metadata.annotations"), "scheduling.k8s.io/group-name"),
+                     "ray-c1-pg"));
+    json_decref(pod);
+    CHECK(podbuild_head(rc, &o, &pod, NULL) == 0);
+    CHECK(s_t_str_eq(s_str(jx_get(pod, "metadata.annotations"), "volcano.sh/task-spec"),
+                     "headgroup"));
+    json_decref(pod);
+    o.batch_scheduler = BATCHSCHED_NONE;
     pod = (json_t *)1;
     CHECK(podbuild_worker(rc, 1, &o, &pod, &b) == ERR_INVAL && pod == NULL);
     CHECK(podbuild_worker(rc, -1, &o, &pod, NULL) == ERR_INVAL);

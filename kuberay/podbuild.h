@@ -26,8 +26,8 @@
  * With gate RayClusterHistoryServer (opts.gate_history_server) and historyServerOptions, the
  * `ray-history-collector` sidecar (collector.h), the shared /tmp/ray volume and its Ray env.
  *
- * Not built (reported by the caller's report, not silently): batch-scheduler metadata (operator
- * flag --batch-scheduler, off by default).
+ * Batch-scheduler metadata (operator flag --batch-scheduler, off by default) is added last, as
+ * KubeRay's AddMetadataToChildResource after the pod is built (batchsched.h).
  *
  * Purity: no I/O, no clock, no randomness, no globals. Inputs are borrowed and never modified;
  * every result is a new tree the caller owns. Errors append one line to the caller's `err`
@@ -36,6 +36,7 @@
 #ifndef RF_PODBUILD_H
 #define RF_PODBUILD_H
 
+#include "batchsched.h"
 #include "buf.h"
 
 #include <jansson.h>
@@ -91,6 +92,7 @@ typedef struct {
     const json_t *head_sidecars; /* operator headSidecarContainers (Container array) or NULL */
     const json_t *worker_sidecars; /* operator workerSidecarContainers (Container array) or NULL */
     const char *recreate_hash; /* head annotation ray.io/upgrade-strategy-recreate-hash, or NULL */
+    batchsched_t batch_scheduler; /* --batch-scheduler: pod metadata (default none) */
 } podbuild_opts_t;
 
 /* Which member of a worker group a Pod is: multi-host groups (numOfHosts > 1) create replicas of

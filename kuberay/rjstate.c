@@ -62,6 +62,7 @@ void rjstate_out_free(rj_out_t *out)
     json_decref(out->job);
     json_decref(out->service);
     json_decref(out->submit);
+    json_decref(out->podgroup);
     memset(out, 0, sizeof(*out));
 }
 
@@ -220,6 +221,12 @@ static int s_create_cluster(step_t *s)
     json_t *rc = rayjob_cluster(s->rj, name ? name : "", &s->in->set->gates, s->err);
     if (!rc)
         return ERR_INVAL;
+    /* AddMetadataToChildResource(rayJob, rayCluster, "") in K8sJobMode */
+    if (strcmp(s->mode, RAYJOB_MODE_K8SJOB) == 0 &&
+        batchsched_add_metadata(s->in->set->batch_scheduler, s->rj, rc, "") != 0) {
+        json_decref(rc);
+        return ERR_NOMEM;
+    }
     s->out->cluster = rc;
     s->out->actions |= RJ_ACT_CREATE_CLUSTER;
     return 0;
@@ -364,6 +371,48 @@ static int s_new(step_t *s)
     return 0;
 }
 
+/* The submitter pod spec whose resources a Volcano RayJob PodGroup reserves (getSubmitterResource):
+ * K8sJobMode the submitter Job's template spec, SidecarMode the submitter container; NULL none. */
+static json_t *s_submitter_podspec(step_t *s)
+{
+    const json_t *rcspec = jx_get(s->rj, "spec.rayClusterSpec");
+    if (strcmp(s->mode, RAYJOB_MODE_K8SJOB) == 0) {
+        json_t *rc = json_pack("{s:{s:s}, s:O}", "metadata", "name",
+                               jx_str(s->rj, "metadata.name", ""), "spec", rcspec);
+        json_t *job = rc ? rayjob_submitter_job(s->rj, rc, NULL) : NULL;
+        json_t *ps = json_incref(jx_get(job, "spec.template.spec"));
+        json_decref(job);
+        json_decref(rc);
+        return ps;
+    }
+    if (strcmp(s->mode, RAYJOB_MODE_SIDECAR) == 0) {
+        json_t *c = rayjob_sidecar_container(s->rj, &s->in->set->gates, NULL);
+        return c ? json_pack("{s:[o]}", "containers", c) : NULL;
+    }
+    return NULL;
+}
+
+/* DoBatchSchedulingOnSubmission(rayJob) at Initializing: KAI refuses K8sJobMode; Volcano creates
+ * the RayJob's PodGroup `ray-<job>-pg` (minResources with the submitter's). */
+static int s_batch_submission(step_t *s)
+{
+    batchsched_t b = s->in->set->batch_scheduler;
+    if (b == BATCHSCHED_NONE)
+        return 0;
+    int rc = batchsched_check_rayjob(b, s->rj, s->err);
+    if (rc || b != BATCHSCHED_VOLCANO)
+        return rc;
+    json_t *sub = s_submitter_podspec(s);
+    json_t *pg = NULL;
+    rc = batchsched_rayjob_podgroup(b, s->rj, sub, &pg, s->err);
+    json_decref(sub);
+    if (rc == 0 && pg) {
+        s->out->podgroup = pg;
+        s->out->actions |= RJ_ACT_CREATE_PODGROUP;
+    }
+    return rc;
+}
+
 /* Initializing: cluster, dashboard URL, submitter Job, then Running or Waiting. */
 static int s_initializing(step_t *s)
 {
@@ -375,6 +424,9 @@ static int s_initializing(step_t *s)
     }
     if (s_active_deadline(s) || s_pre_running_deadline(s))
         return 0;
+    int brc = s_batch_submission(s);
+    if (brc)
+        return brc;
     const char *cn = s_sget(s, "rayClusterName");
     const json_t *rc = s->in->cluster;
     if (!rc) {
@@ -423,6 +475,12 @@ static int s_initializing(step_t *s)
         json_decref(rj2);
         if (!job)
             return ERR_INVAL;
+        /* AddMetadataToChildResource(rayJob, submitterTemplate, "submittergroup") */
+        if (batchsched_add_metadata(s->in->set->batch_scheduler, s->rj,
+                                    jx_get(job, "spec.template"), BATCHSCHED_SUBMITTER_GROUP)) {
+            json_decref(job);
+            return ERR_NOMEM;
+        }
         s->out->job = job;
         s->out->actions |= RJ_ACT_CREATE_JOB;
     }
@@ -613,6 +671,13 @@ static int s_teardown(step_t *s, bool retrying)
               retrying ? "retrying" : "suspending");
         return 0;
     }
+    /* CleanupOnCompletion: Volcano resizes the RayJob's PodGroup (the cluster is gone: to 0) */
+    int brc = batchsched_rayjob_podgroup_final(s->in->set->batch_scheduler, s->rj, NULL,
+                                               &s->out->podgroup, s->err);
+    if (brc)
+        return brc;
+    if (s->out->podgroup)
+        s->out->actions |= RJ_ACT_SYNC_PODGROUP;
     static const char *const reset[] = {
         "rayClusterStatus", "rayClusterName", "dashboardURL", "jobId",
         "message",          "reason",         "rayJobInfo",   "jobStatusCheckFailureStartTime"};
@@ -718,6 +783,13 @@ static int s_finished(step_t *s)
     s_why(s, "%s", strcmp(d, RJ_COMPLETE) == 0 ? "the job is complete" : "the job failed");
     if (s->selector)
         return 0;
+    /* (deferred) CleanupOnCompletion: Volcano resizes the RayJob's PodGroup to the live cluster */
+    int brc = batchsched_rayjob_podgroup_final(s->in->set->batch_scheduler, s->rj, s->in->cluster,
+                                               &s->out->podgroup, s->err);
+    if (brc)
+        return brc;
+    if (s->out->podgroup)
+        s->out->actions |= RJ_ACT_SYNC_PODGROUP;
     int64_t end = s_time_of(s->st, "endTime");
     if (end < 0)
         end = s->in->now_ms;
@@ -1072,9 +1144,78 @@ static json_t *s_t_job(const char *cond, const char *reason, const char *msg)
                      "message", msg, "lastTransitionTime", "2023-11-14T22:13:21Z");
 }
 
-int rjstate_test(bool verbose)
+/* Batch schedulers at Initializing: Volcano's RayJob PodGroup and metadata on the cluster and the
+ * submitter template; KAI's refusal of K8sJobMode. */
+static int s_t_batch(bool verbose)
 {
     int failed = 0;
+    rj_out_t o;
+    rj_settings_t set;
+    rjstate_settings_default(&set);
+    set.batch_scheduler = BATCHSCHED_VOLCANO;
+    json_t *rj = s_t_rayjob(RAYJOB_MODE_K8SJOB);
+    json_object_set_new(jx_get(rj, "metadata"), "labels",
+                        json_pack("{s:s}", BATCHSCHED_VOLCANO_QUEUE_LABEL, "q1"));
+    CHECK(s_t_step_x(rj, NULL, NULL, NULL, NULL, T0, &set, &o) == 0);
+    s_t_apply(rj, &o);
+    CHECK(strcmp(s_t_ds(rj), RJ_INITIALIZING) == 0);
+    CHECK(s_t_step_x(rj, NULL, NULL, NULL, NULL, T0 + 100, &set, &o) == 0);
+    CHECK((o.actions & RJ_ACT_CREATE_PODGROUP) && o.podgroup);
+    CHECK(strcmp(jx_str(o.podgroup, "metadata.name", ""), "ray-rj-pg") == 0);
+    CHECK(strcmp(jx_str(o.podgroup, "metadata.ownerReferences.0.kind", ""), "RayJob") == 0);
+    CHECK(jx_int(o.podgroup, "spec.minMember", 0) == 2); /* head + 1 worker; not the submitter */
+    /* minResources: no container requests in the cluster; the default submitter's requests */
+    CHECK(strcmp(jx_str(o.podgroup, "spec.minResources.cpu", ""), "500m") == 0);
+    CHECK(strcmp(jx_str(o.podgroup, "spec.minResources.memory", ""), "200Mi") == 0);
+    CHECK(strcmp(jx_str(o.podgroup, "spec.queue", ""), "q1") == 0);
+    /* the RayCluster: queue label and PodGroup annotation, no schedulerName */
+    const char *ql = json_string_value(
+        json_object_get(jx_get(o.cluster, "metadata.labels"), BATCHSCHED_VOLCANO_QUEUE_LABEL));
+    const char *ga = json_string_value(
+        json_object_get(jx_get(o.cluster, "metadata.annotations"), BATCHSCHED_VOLCANO_GROUP_ANN));
+    CHECK(ql && strcmp(ql, "q1") == 0);
+    CHECK(ga && strcmp(ga, "ray-rj-pg") == 0);
+    CHECK(!jx_get(o.cluster, "spec.schedulerName"));
+    rjstate_out_free(&o);
+    if (verbose)
+        printf("  volcano RayJob PodGroup and cluster metadata checked\n");
+    /* Complete: the PodGroup resized to the live cluster (no submitter), or to 0 without it */
+    json_t *done = s_t_at(rj, RJ_COMPLETE, "SUCCEEDED");
+    json_t *crc = s_t_cluster(jx_str(rj, "status.rayClusterName", ""), "ready");
+    json_object_set_new(crc, "spec", json_deep_copy(jx_get(rj, "spec.rayClusterSpec")));
+    CHECK(s_t_step_x(done, crc, NULL, NULL, NULL, T0 + 200, &set, &o) == 0);
+    CHECK((o.actions & RJ_ACT_SYNC_PODGROUP) && jx_int(o.podgroup, "spec.minMember", 0) == 2);
+    CHECK(json_object_size(jx_get(o.podgroup, "spec.minResources")) == 0);
+    rjstate_out_free(&o);
+    CHECK(s_t_step_x(done, NULL, NULL, NULL, NULL, T0 + 200, &set, &o) == 0);
+    CHECK((o.actions & RJ_ACT_SYNC_PODGROUP) && jx_int(o.podgroup, "spec.minMember", -1) == 0);
+    rjstate_out_free(&o);
+    json_decref(crc);
+    json_decref(done);
+    /* Suspending, cluster and Job gone: the PodGroup resized to 0, then Suspended */
+    json_t *susp = s_t_at(rj, RJ_SUSPENDING, "");
+    CHECK(s_t_step_x(susp, NULL, NULL, NULL, NULL, T0 + 200, &set, &o) == 0);
+    CHECK((o.actions & RJ_ACT_SYNC_PODGROUP) && jx_int(o.podgroup, "spec.minMember", -1) == 0);
+    CHECK(o.status && strcmp(jx_str(o.status, "jobDeploymentStatus", ""), RJ_SUSPENDED) == 0);
+    rjstate_out_free(&o);
+    json_decref(susp);
+    /* KAI: K8sJobMode refused with KubeRay's message, nothing created */
+    set.batch_scheduler = BATCHSCHED_KAI;
+    rj_in_t in = {.rj = rj, .now_ms = T0 + 200, .set = &set, .rnd = s_t_rand};
+    buf_t err;
+    buf_init(&err, 4096);
+    CHECK(rjstate_step(&in, &o, &err) == ERR_INVAL);
+    CHECK(strcmp(buf_str(&err), BATCHSCHED_KAI_K8SJOB_MSG) == 0);
+    CHECK(!(o.actions & RJ_ACT_CREATE_CLUSTER));
+    rjstate_out_free(&o);
+    buf_free(&err);
+    json_decref(rj);
+    return failed;
+}
+
+int rjstate_test(bool verbose)
+{
+    int failed = s_t_batch(verbose);
     rj_out_t o;
 
     /* K8sJobMode, the whole happy path */

@@ -22,6 +22,7 @@
 #ifndef RF_RJSTATE_H
 #define RF_RJSTATE_H
 
+#include "batchsched.h"
 #include "buf.h"
 #include "objbuild.h"
 #include "validate.h"
@@ -72,7 +73,10 @@ enum {
     RJ_ACT_DELETE_JOB = 1u << 7, /* delete the submitter Job (propagation Background) */
     RJ_ACT_SUSPEND_WORKERS = 1u << 8, /* set suspend: true on every worker group of the cluster */
     RJ_ACT_DELETE_SELF = 1u << 9, /* delete the RayJob */
-    RJ_ACT_ADD_FINALIZER = 1u << 10 /* add ray.io/rayjob-finalizer (alone in its step) */
+    RJ_ACT_ADD_FINALIZER = 1u << 10, /* add ray.io/rayjob-finalizer (alone in its step) */
+    RJ_ACT_CREATE_PODGROUP = 1u << 11, /* create out.podgroup (batch scheduler, Initializing) */
+    RJ_ACT_SYNC_PODGROUP = 1u << 12 /* create or resize to out.podgroup (terminal: Volcano
+                                       CleanupOnCompletion) */
 };
 
 /* What the dashboard said about the Ray job (GET /api/jobs/<id>), when the step needed it. */
@@ -97,6 +101,7 @@ typedef struct {
     bool delete_cr_after_finish; /* DELETE_RAYJOB_CR_AFTER_JOB_FINISHES=true */
     const char *domain; /* cluster domain of dashboard URLs (NULL: cluster.local) */
     validate_gates_t gates; /* feature gates */
+    batchsched_t batch_scheduler; /* --batch-scheduler (default none) */
 } rj_settings_t;
 
 /* Fills `s` with KubeRay's defaults. */
@@ -130,6 +135,7 @@ typedef struct {
     json_t *job; /* RJ_ACT_CREATE_JOB: the submitter Job */
     json_t *service; /* RJ_ACT_HEAD_SERVICE: the RayJob's head Service */
     json_t *submit; /* RJ_ACT_SUBMIT: the request body */
+    json_t *podgroup; /* RJ_ACT_CREATE/SYNC_PODGROUP: the RayJob's PodGroup (Volcano) */
     rj_event_t events[RJ_MAX_EVENTS]; /* Events about the RayJob */
     size_t nevents;
     int64_t requeue_ms; /* look again after this (0: only when something changes) */

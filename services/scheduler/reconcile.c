@@ -3,6 +3,7 @@
  */
 #include "reconcile.h"
 
+#include "batchsched.h"
 #include "err.h"
 #include "hash.h"
 #include "jproj.h"
@@ -42,6 +43,7 @@ enum {
     S_SERVE_SVC,
     S_GCS_PVC,
     S_MTLS,
+    S_PODGROUP,
     S_PODS,
     S_NETPOL,
     S_STATUS,
@@ -1296,6 +1298,95 @@ static bool s_gcs_ft(pass_t *p)
     return deleting;
 }
 
+/* ---------- batch scheduler PodGroup (DoBatchSchedulingOnSubmission) ---------- */
+
+static void s_send_pg(pass_t *p, ctrl_verb_t verb, const json_t *pg)
+{
+    char group[128], version[64];
+    buf_t entry;
+    buf_init(&entry, CTRL_KEY_MAX - 1);
+    if (batchsched_podgroup_api(pg, group, sizeof(group), version, sizeof(version)) != 0 ||
+        batchsched_podgroup_key(pg, &entry) != 0) {
+        ctrl_fail(p->cp, NULL, "PodGroup %s: bad apiVersion or too long",
+                  jx_str(pg, "metadata.name", ""));
+        buf_free(&entry);
+        return;
+    }
+    bool create = verb == CTRL_CREATE;
+    ctrl_send(
+        p->cp,
+        &(ctrl_req_t){.verb = verb,
+                      .group = group,
+                      .version = version,
+                      .resource = "podgroups",
+                      .kind = "PodGroup",
+                      .name = jx_str(pg, "metadata.name", ""),
+                      .noun = "PodGroup",
+                      .ensure = buf_str(&entry),
+                      .fail_reason = create ? "FailedToCreatePodGroup" : "FailedToUpdatePodGroup"},
+        pg);
+    buf_free(&entry);
+}
+
+/* syncPodGroup: create when absent; Volcano updates minMember/minResources of an existing one
+ * when they differ (scheduler-plugins creates only). */
+static void s_pg_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    json_t *want = NULL, *upd = NULL;
+    batchsched_t b = p->r->pod_opts.batch_scheduler;
+    if (batchsched_podgroup(b, p->rcd, &want, NULL) != 0 || !want)
+        return; /* the stage checked it builds */
+    const char *name = jx_str(want, "metadata.name", "");
+    if (res->err && res->err != ERR_NOTFOUND) {
+        ctrl_fail(p->cp, NULL, "failed to get PodGroup %s/%s, %s", p->cp->ns, name,
+                  res->message[0] ? res->message : err_str(res->err));
+    } else {
+        const json_t *live = res->err == ERR_NOTFOUND ? NULL : res->body;
+        switch (batchsched_podgroup_sync(live, want, b == BATCHSCHED_VOLCANO, &upd)) {
+        case BATCHSCHED_SYNC_CREATE:
+            s_send_pg(p, CTRL_CREATE, want);
+            break;
+        case BATCHSCHED_SYNC_UPDATE:
+            if (upd)
+                s_send_pg(p, CTRL_UPDATE, upd);
+            else
+                ctrl_fail(p->cp, NULL, "out of memory");
+            break;
+        case BATCHSCHED_SYNC_NONE:
+            break;
+        }
+    }
+    json_decref(upd);
+    json_decref(want);
+}
+
+static void s_stage_podgroup(ctrl_pass_t *cp)
+{
+    pass_t *p = cp->data;
+    batchsched_t b = p->r->pod_opts.batch_scheduler;
+    if (b == BATCHSCHED_NONE || s_cond_true(p->rc, RCS_COND_SUSPENDING) ||
+        s_cond_true(p->rc, RCS_COND_SUSPENDED))
+        return;
+    buf_t err, entry;
+    buf_init(&err, 4096);
+    buf_init(&entry, CTRL_KEY_MAX - 1);
+    json_t *want = NULL;
+    char group[128], version[64];
+    if (batchsched_podgroup(b, p->rcd, &want, &err) != 0)
+        ctrl_fail(p->cp, NULL, "%s", err.len ? buf_str(&err) : "out of memory");
+    /* not read again while written for this gang a moment ago */
+    bool fresh = want && batchsched_podgroup_key(want, &entry) == 0 &&
+                 ctrl_ensured(p->cp, buf_str(&entry), BATCHSCHED_REREAD_MS);
+    if (want && !fresh &&
+        batchsched_podgroup_api(want, group, sizeof(group), version, sizeof(version)) == 0)
+        s_get_for(p, group, version, "podgroups", "PodGroup", jx_str(want, "metadata.name", ""),
+                  s_pg_got);
+    json_decref(want);
+    buf_free(&err);
+    buf_free(&entry);
+}
+
 static void s_stage_pods(ctrl_pass_t *cp)
 {
     pass_t *p = cp->data;
@@ -1591,19 +1682,13 @@ static void s_desired_record(pass_t *p)
 /* ---------- the pass ---------- */
 
 static const ctrl_stage_t s_stages[S_STAGES] = {
-    [S_MTLS_API] = {s_stage_mtls_api, false},
-    [S_SA] = {s_stage_sa, false},
-    [S_ROLE] = {s_stage_role, false},
-    [S_ROLE_BINDING] = {s_stage_role_binding, false},
-    [S_INGRESS] = {s_stage_ingress, false},
-    [S_AUTH_SECRET] = {s_stage_auth_secret, false},
-    [S_HEAD_SVC] = {s_stage_head_svc, false},
-    [S_HEADLESS_SVC] = {s_stage_headless, false},
-    [S_SERVE_SVC] = {s_stage_serve_svc, false},
-    [S_GCS_PVC] = {s_stage_gcs_pvc, false},
-    [S_MTLS] = {s_stage_mtls, false},
-    [S_PODS] = {s_stage_pods, false},
-    [S_NETPOL] = {s_stage_netpol, false},
+    [S_MTLS_API] = {s_stage_mtls_api, false},   [S_SA] = {s_stage_sa, false},
+    [S_ROLE] = {s_stage_role, false},           [S_ROLE_BINDING] = {s_stage_role_binding, false},
+    [S_INGRESS] = {s_stage_ingress, false},     [S_AUTH_SECRET] = {s_stage_auth_secret, false},
+    [S_HEAD_SVC] = {s_stage_head_svc, false},   [S_HEADLESS_SVC] = {s_stage_headless, false},
+    [S_SERVE_SVC] = {s_stage_serve_svc, false}, [S_GCS_PVC] = {s_stage_gcs_pvc, false},
+    [S_MTLS] = {s_stage_mtls, false},           [S_PODGROUP] = {s_stage_podgroup, false},
+    [S_PODS] = {s_stage_pods, false},           [S_NETPOL] = {s_stage_netpol, false},
     [S_STATUS] = {s_stage_status, true}, /* the status is written after a failure too */
 };
 
@@ -2342,6 +2427,68 @@ static int s_t_children(bool verbose)
     return failed;
 }
 
+/* The PodGroup stage (capture): a GET of ray-<name>-pg, then on NotFound a create with the built
+ * PodGroup; an equal live one: nothing; a differing one: an update keeping the live metadata. */
+static int s_t_podgroup(loop_t *loop, bool verbose)
+{
+    int failed = 0;
+    json_t *capture = json_array();
+    podbuild_opts_t po;
+    podbuild_opts_init(&po);
+    po.batch_scheduler = BATCHSCHED_VOLCANO;
+    reconciler_t *r = s_new(loop, &(reconcile_config_t){.cluster = "c1", .pod_opts = &po}, capture);
+    json_t *rc = json_pack(
+        "{s:s, s:s, s:{s:s, s:s, s:s, s:{s:s}}, s:{s:{s:{s:{s:[{s:s, s:{s:{s:s}}}]}}}}}",
+        "apiVersion", "ray.io/v1", "kind", "RayCluster", "metadata", "name", "pgc", "namespace",
+        "default", "uid", "u9", "labels", "volcano.sh/queue-name", "q", "spec", "headGroupSpec",
+        "template", "spec", "containers", "name", "h", "resources", "requests", "cpu", "2");
+    ctrl_pass_t *cp = r ? ctrl_test_pass(r->ctrl, "c1/default/pgc", rc) : NULL;
+    pass_t *p = cp ? cp->data : NULL;
+    CHECK(p != NULL);
+    if (p) {
+        p->cp = cp;
+        p->r = r;
+        p->rc = rc;
+        p->rcd = json_incref(rc);
+        s_stage_podgroup(cp);
+        const json_t *get = json_array_get(capture, 0);
+        CHECK(json_array_size(capture) == 1 && jx_int(get, "what", -1) == CTRL_GET &&
+              strcmp(jx_str(get, "name", ""), "ray-pgc-pg") == 0 &&
+              strcmp(jx_str(get, "kind", ""), "PodGroup") == 0);
+        k8s_result_t res = {.err = ERR_NOTFOUND, .reason = "NotFound", .message = ""};
+        s_pg_got(cp, &res);
+        const json_t *cr = json_array_get(capture, 1);
+        CHECK(json_array_size(capture) == 2 && jx_int(cr, "what", -1) == CTRL_CREATE &&
+              jx_int(cr, "body.spec.minMember", 0) == 1 &&
+              strcmp(jx_str(cr, "body.spec.minResources.cpu", ""), "2") == 0 &&
+              strcmp(jx_str(cr, "body.spec.queue", ""), "q") == 0);
+        json_t *live = json_deep_copy(jx_get(cr, "body"));
+        res = (k8s_result_t){.err = 0, .reason = "", .message = "", .body = live};
+        s_pg_got(cp, &res);
+        CHECK(json_array_size(capture) == 2); /* as wanted: nothing */
+        json_object_set_new(json_object_get(live, "spec"), "minMember", json_integer(5));
+        json_object_set_new(json_object_get(live, "metadata"), "resourceVersion", json_string("3"));
+        s_pg_got(cp, &res);
+        const json_t *up = json_array_get(capture, 2);
+        CHECK(json_array_size(capture) == 3 && jx_int(up, "what", -1) == CTRL_UPDATE &&
+              jx_int(up, "body.spec.minMember", 0) == 1 &&
+              strcmp(jx_str(up, "body.metadata.resourceVersion", ""), "3") == 0);
+        json_decref(live);
+        /* suspended: no PodGroup traffic */
+        json_t *conds = json_pack("[{s:s, s:s}]", "type", RCS_COND_SUSPENDED, "status", "True");
+        json_object_set_new(rc, "status", json_pack("{s:o}", "conditions", conds));
+        s_stage_podgroup(cp);
+        CHECK(json_array_size(capture) == 3);
+        if (verbose)
+            printf("reconcile: PodGroup stage get/create/none/update checked\n");
+    }
+    ctrl_test_pass_free(&cp);
+    reconcile_destroy(&r);
+    json_decref(rc);
+    json_decref(capture);
+    return failed;
+}
+
 int reconcile_test(bool verbose)
 {
     int failed = 0;
@@ -2352,6 +2499,7 @@ int reconcile_test(bool verbose)
     loop_t *loop = loop_new();
     CHECK(reconcile_new(loop, &(reconcile_config_t){.cluster = "c1"}) == NULL);
     reconcile_destroy(NULL);
+    failed += s_t_podgroup(loop, verbose);
 
     /* expectations by name, through a capturing reconciler's pass (no client needed) */
     json_t *capture = json_array();

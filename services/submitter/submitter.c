@@ -3,6 +3,7 @@
  */
 #include "submitter.h"
 
+#include "batchsched.h"
 #include "err.h"
 #include "json.h"
 #include "labels.h"
@@ -320,6 +321,81 @@ static void s_requeue(ctrl_pass_t *p)
         p->requeue_ms = rq;
 }
 
+/* The RayJob's PodGroup write (Volcano): create, or update to the step's out.podgroup. */
+static void s_send_pg(ctrl_pass_t *p, ctrl_verb_t verb, const json_t *pg)
+{
+    buf_t entry;
+    buf_init(&entry, CTRL_KEY_MAX - 1);
+    if (batchsched_podgroup_key(pg, &entry) != 0) {
+        ctrl_fail(p, NULL, "PodGroup %s: name too long", jx_str(pg, "metadata.name", ""));
+        buf_free(&entry);
+        return;
+    }
+    ctrl_send(p,
+              &(ctrl_req_t){.verb = verb,
+                            .group = "scheduling.volcano.sh",
+                            .version = "v1beta1",
+                            .resource = "podgroups",
+                            .kind = "PodGroup",
+                            .name = jx_str(pg, "metadata.name", ""),
+                            .noun = "PodGroup",
+                            .ensure = buf_str(&entry),
+                            .fail_reason = verb == CTRL_CREATE ? "FailedToCreatePodGroup"
+                                                               : "FailedToUpdatePodGroup"},
+              pg);
+    buf_free(&entry);
+}
+
+/* syncPodGroup for CleanupOnCompletion: the live PodGroup read, create or resize it. */
+static void s_pg_got(ctrl_pass_t *p, const k8s_result_t *res)
+{
+    pass_t *d = p->data;
+    const json_t *want = d->out.podgroup;
+    json_t *upd = NULL;
+    if (!want)
+        return;
+    if (res->err && res->err != ERR_NOTFOUND) {
+        ctrl_fail(p, NULL, "failed to get PodGroup %s/%s, %s", p->ns,
+                  jx_str(want, "metadata.name", ""),
+                  res->message[0] ? res->message : err_str(res->err));
+        return;
+    }
+    switch (batchsched_podgroup_sync(res->err ? NULL : res->body, want, true, &upd)) {
+    case BATCHSCHED_SYNC_CREATE:
+        s_send_pg(p, CTRL_CREATE, want);
+        break;
+    case BATCHSCHED_SYNC_UPDATE:
+        if (upd)
+            s_send_pg(p, CTRL_UPDATE, upd);
+        else
+            ctrl_fail(p, NULL, "out of memory");
+        break;
+    case BATCHSCHED_SYNC_NONE:
+        break;
+    }
+    json_decref(upd);
+}
+
+/* RJ_ACT_SYNC_PODGROUP: read the PodGroup unless written for this size a moment ago. */
+static void s_sync_pg(ctrl_pass_t *p, const json_t *pg)
+{
+    buf_t entry;
+    buf_init(&entry, CTRL_KEY_MAX - 1);
+    bool fresh = batchsched_podgroup_key(pg, &entry) == 0 &&
+                 ctrl_ensured(p, buf_str(&entry), BATCHSCHED_REREAD_MS);
+    buf_free(&entry);
+    if (!fresh)
+        ctrl_send(p,
+                  &(ctrl_req_t){.verb = CTRL_GET,
+                                .group = "scheduling.volcano.sh",
+                                .version = "v1beta1",
+                                .resource = "podgroups",
+                                .kind = "PodGroup",
+                                .name = jx_str(pg, "metadata.name", ""),
+                                .on_get = s_pg_got},
+                  NULL);
+}
+
 /* Stage: step again with the Ray job's info, then carry out the decision. */
 static void s_stage_act(ctrl_pass_t *p)
 {
@@ -332,6 +408,11 @@ static void s_stage_act(ctrl_pass_t *p)
                    o->events[i].msg);
     if (o->actions & RJ_ACT_STOP_JOB)
         s_dash_call(p, RJ_ACT_STOP_JOB);
+    if (o->actions & RJ_ACT_SYNC_PODGROUP)
+        s_sync_pg(p, o->podgroup);
+    if (o->actions & RJ_ACT_CREATE_PODGROUP)
+        ctrl_create_once(p, json_incref(o->podgroup), "scheduling.volcano.sh", "v1beta1",
+                         "podgroups", "PodGroup", NULL, "FailedToCreatePodGroup", 0);
     if (o->actions & RJ_ACT_CREATE_CLUSTER)
         ctrl_create_once(p, json_incref(o->cluster), "ray.io", "v1", "rayclusters", "RayCluster",
                          "CreatedRayCluster", "FailedToCreateRayCluster", 0);

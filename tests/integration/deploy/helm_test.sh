@@ -85,10 +85,33 @@ refuse() {
     if printf '%s\n' "$out" | grep -Eq -- "$want"; then ok "$name is refused naming it"; else
         bad "$name is refused naming it" "$out"; fi
 }
-refuse "batchScheduler.enabled" "batchScheduler.enabled: batch scheduler integration is not supported" \
-    --set batchScheduler.enabled=true
-refuse "batchScheduler.name" "batchScheduler.name=volcano: .*not supported" \
-    --set batchScheduler.name=volcano
+refuse "batchScheduler.name unknown" "batchScheduler.name=slurm: must be one of volcano" \
+    --set batchScheduler.name=slurm
+refuse "batchScheduler enabled and name" "batchScheduler: set batchScheduler.name" \
+    --set batchScheduler.enabled=true --set batchScheduler.name=yunikorn
+# batch schedulers: --batch-scheduler on the scheduler and the submitter, podgroups rules as used
+for bs in volcano scheduler-plugins yunikorn enabled; do
+    set_=(--set "batchScheduler.name=$bs"); want=$bs
+    [ "$bs" = enabled ] && { set_=(--set batchScheduler.enabled=true); want=volcano; }
+    if tpl "${set_[@]}" >"$WORK/bs.yaml" 2>"$WORK/e" &&
+        python3 - "$WORK/bs.yaml" "$want" >"$WORK/e" 2>&1 <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+want = sys.argv[2]
+dep = next(d for d in docs if d["kind"] == "Deployment")
+for c in dep["spec"]["template"]["spec"]["containers"]:
+    has = "--batch-scheduler=" + want in c.get("args", [])
+    assert has == (c["name"] in ("scheduler", "submitter")), (c["name"], c.get("args"))
+role = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "rayfleet")
+pg = {g: r["verbs"] for r in role["rules"] if "podgroups" in r["resources"] for g in r["apiGroups"]}
+exp = {"volcano": {"scheduling.volcano.sh": ["get", "create", "update"]},
+       "scheduler-plugins": {"scheduling.x-k8s.io": ["get", "create"]}}.get(want, {})
+assert pg == exp, pg
+PY
+    then ok "batchScheduler $bs: --batch-scheduler=$want on scheduler+submitter, podgroups rules"
+    else bad "batchScheduler $bs: --batch-scheduler=$want on scheduler+submitter, podgroups rules" \
+        "$(cat "$WORK/e")"; fi
+done
 refuse "members" "members: member clusters \(federation\) are not supported" \
     --set 'members[0].name=east'
 refuse "audit.retention" "audit.retention=30d: automatic audit retention is not supported" \

@@ -7,7 +7,7 @@
 # ENABLE_DETERMINISTIC_HEAD_POD_NAME=true, ENABLE_RAY_HEAD_CLUSTER_IP_SERVICE=true); a RayCluster
 # applied with kubectl; every setting checked field by field in the pods and the head Service.
 # Then the refusals at start: an unknown Configuration key, an unknown gate, --batch-scheduler
-# volcano, a bad environment switch, each naming what is wrong.
+# slurm, batchScheduler with enableBatchScheduler, a bad environment switch, each naming what is wrong.
 # Usage: opsettings_test.sh PATH/TO/rayfleetctl   (kubesim and the rayfleet-* services beside it)
 set -uo pipefail
 ctl=${1:?usage: opsettings_test.sh PATH/TO/rayfleetctl}
@@ -59,19 +59,20 @@ for svc in scheduler submitter serve-upgrade; do
     out=$("$b" --state-dir "$tmp" --feature-gates RayClusterNope=true 2>&1); code=$?
     [[ $code -eq 2 ]] || bad "$svc: unknown gate exits 2 (got $code)"
     has "$svc: unknown gate named" "$out" "--feature-gates: unrecognized feature gate: RayClusterNope"
-    out=$("$b" --state-dir "$tmp" --batch-scheduler volcano 2>&1); code=$?
-    [[ $code -eq 2 ]] || bad "$svc: --batch-scheduler exits 2 (got $code)"
-    has "$svc: --batch-scheduler volcano refused" "$out" \
-        'batch scheduler "volcano" is not supported yet by rayfleet'
+    out=$("$b" --state-dir "$tmp" --batch-scheduler slurm 2>&1); code=$?
+    [[ $code -eq 2 ]] || bad "$svc: an unknown --batch-scheduler exits 2 (got $code)"
+    has "$svc: --batch-scheduler slurm refused with KubeRay's list" "$out" \
+        'batch scheduler "slurm": must be one of volcano, yunikorn, kai-scheduler, scheduler-plugins'
 done
 b="$bin/rayfleet-scheduler"
 out=$(ENABLE_LOGIN_SHELL=yes "$b" --state-dir "$tmp" 2>&1)
 has "a bad environment switch is named" "$out" \
     'environment ENABLE_LOGIN_SHELL: must be true or false, got "yes"'
-printf 'apiVersion: config.ray.io/v1alpha1\nkind: Configuration\nbatchScheduler: yunikorn\n' \
+printf 'apiVersion: config.ray.io/v1alpha1\nkind: Configuration\nbatchScheduler: yunikorn\nenableBatchScheduler: true\n' \
     >"$tmp/bs.yaml"
 out=$("$b" --state-dir "$tmp" --kuberay-config "$tmp/bs.yaml" 2>&1)
-has "batchScheduler in the Configuration refused" "$out" 'batch scheduler "yunikorn" is not supported yet'
+has "batchScheduler with enableBatchScheduler refused" "$out" \
+    'both feature flags enable-batch-scheduler .deprecated. and batch-scheduler are set'
 printf 'apiVersion: config.ray.io/v1alpha1\nkind: Configuration\nreconcileConcurrency: 2\n' \
     >"$tmp/rc.yaml"
 out=$("$b" --state-dir "$tmp" --kuberay-config "$tmp/rc.yaml" --reconcile-concurrency 3 2>&1)

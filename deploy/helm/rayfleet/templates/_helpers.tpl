@@ -45,13 +45,16 @@ app.kubernetes.io/part-of: rayfleet
 - {name: serve-upgrade, port: 8085, controller: true, client: true}
 {{- end -}}
 
-{{/* Settings rayfleet does not implement yet: the render fails naming them. */}}
+{{/* Settings rayfleet does not implement yet, or values that cannot work: the render fails naming
+     them. */}}
 {{- define "rayfleet.checkUnsupported" -}}
-{{- if .Values.batchScheduler.enabled -}}
-{{- fail "batchScheduler.enabled: batch scheduler integration is not supported by rayfleet yet; set batchScheduler.enabled=false" -}}
+{{- if and .Values.batchScheduler.enabled .Values.batchScheduler.name -}}
+{{- fail "batchScheduler: set batchScheduler.name (enabled is KubeRay's deprecated switch for volcano), not both" -}}
 {{- end -}}
-{{- if .Values.batchScheduler.name -}}
-{{- fail (printf "batchScheduler.name=%s: batch scheduler integration is not supported by rayfleet yet; leave batchScheduler.name empty" .Values.batchScheduler.name) -}}
+{{- with .Values.batchScheduler.name -}}
+{{- if not (has . (list "volcano" "yunikorn" "kai-scheduler" "scheduler-plugins")) -}}
+{{- fail (printf "batchScheduler.name=%s: must be one of volcano, yunikorn, kai-scheduler, scheduler-plugins" .) -}}
+{{- end -}}
 {{- end -}}
 {{- if .Values.members -}}
 {{- fail "members: member clusters (federation) are not supported by rayfleet yet; leave members empty" -}}
@@ -69,5 +72,15 @@ app.kubernetes.io/part-of: rayfleet
 {{- if not (and (kindIs "map" .) .name (hasKey . "enabled")) -}}
 {{- fail (printf "featureGates: each entry needs name and enabled, e.g. {name: RayJobDeletionPolicy, enabled: false}; got %v" .) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The batch scheduler in force: batchScheduler.name, else volcano for the deprecated
+     batchScheduler.enabled, else empty. */}}
+{{- define "rayfleet.batchScheduler" -}}
+{{- if .Values.batchScheduler.name -}}
+{{- .Values.batchScheduler.name -}}
+{{- else if .Values.batchScheduler.enabled -}}
+volcano
 {{- end -}}
 {{- end -}}

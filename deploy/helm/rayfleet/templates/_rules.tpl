@@ -115,6 +115,21 @@
   - apiGroups: [gateway.networking.k8s.io]
     resources: [gateways, httproutes]
     verbs: [get, create, update]
+  {{- $bs := include "rayfleet.batchScheduler" . }}
+  {{- if eq $bs "volcano" }}
+  # batchScheduler volcano: the scheduler creates a RayCluster's PodGroup before its pods and
+  # updates its minMember/minResources (services/scheduler/reconcile.c s_stage_podgroup); the
+  # submitter creates a RayJob's PodGroup at Initializing (create once)
+  - apiGroups: [scheduling.volcano.sh]
+    resources: [podgroups]
+    verbs: [get, create, update]
+  {{- end }}
+  {{- if eq $bs "scheduler-plugins" }}
+  # batchScheduler scheduler-plugins: the PodGroup of a gang-scheduled RayCluster (create once)
+  - apiGroups: [scheduling.x-k8s.io]
+    resources: [podgroups]
+    verbs: [get, create]
+  {{- end }}
   {{- if .Values.useKubernetesProxy }}
   # useKubernetesProxy: submitter and serve-upgrade reach the Ray dashboard through the service
   # proxy (common/raydash.c: GET job info, POST submit/stop, PUT Serve config, DELETE a job)
