@@ -28,7 +28,8 @@
  * so that "stays" is asserted, not just "passed through".
  *
  * Usage: samples_it [-v] [file...] (file: a sample's path under samples/, e.g.
- * ray-service.sample.yaml). Exit 0 when every check passes.
+ * ray-service.sample.yaml). -v also prints each sample's why under its result line. Exit 0 when
+ * every check passes.
  */
 #define HARNESS_SERVEUP
 #include "harness.h"
@@ -470,6 +471,8 @@ int main(int argc, char **argv)
                 if (round || f)
                     printf("%s: %s (Ready%s)\n", s_samples[i].file, f ? "FAILED" : "ok",
                            round ? ", held" : "");
+                if (round && verbose)
+                    printf("  why: %s\n", s_samples[i].why);
             }
         }
     }

@@ -28,7 +28,9 @@
  * RayCluster with an Unschedulable Pending head pod and no submitter Job. Every expected end is
  * checked again after a further pause so that "stays" is asserted, not just "passed through".
  *
- * Usage: samples_it [-v] [file...] (file: a sample's file name, e.g. ray-job.sample.yaml).
+ * Usage: samples_it [-v] [file...] (file: a sample's path under samples/, e.g.
+ * ray-job.sample.yaml). -v also prints each sample's why under its result line (the sample table,
+ * scripts/sample-table.py, shows it).
  * Exit 0 when every check passes.
  */
 #define HARNESS_SUBMITTER
@@ -471,6 +473,8 @@ int main(int argc, char **argv)
             failed += f;
             printf("%s: %s (%s/%s)\n", s_samples[i].file, f ? "FAILED" : "ok", s_samples[i].ds,
                    *s_samples[i].js ? s_samples[i].js : "-");
+            if (verbose)
+                printf("  why: %s\n", s_samples[i].why);
         }
     }
     failed += harness_stop(&g_h);
