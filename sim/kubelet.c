@@ -77,6 +77,7 @@ typedef struct knode {
     char ip[32]; /* InternalIP */
     int64_t cpu, mem, pods; /* allocatable, milli-units */
     int64_t ucpu, umem, upods; /* allocated to bound non-terminal pods, milli-units */
+    json_t *alloc; /* status.allocatable (reference): extended resources are looked up here */
     json_t *labels; /* metadata.labels (reference) */
     bool lost; /* kubelet_fail_node() in effect */
     bool gone; /* the Node object was deleted */
@@ -93,6 +94,8 @@ typedef struct kpod {
     knode_t *node; /* bound node or NULL */
     bool counted; /* requests are charged to node */
     int64_t cpu, mem; /* requests, milli-units */
+    char ext[64]; /* the first extended resource requested (nvidia.com/gpu), "" = none */
+    int64_t ext_qty; /* its request, milli-units */
     uint32_t ip; /* pod IP offset in the CIDR, 0 = none */
     int stage; /* PS_* */
     bool deleting; /* deletionTimestamp seen */
@@ -623,6 +626,9 @@ static void s_node_read(kubelet_t *k, knode_t *n, const json_t *obj)
     n->cpu = s_qty(json_object_get(alloc, "cpu"), k->def_cpu);
     n->mem = s_qty(json_object_get(alloc, "memory"), k->def_mem);
     n->pods = s_qty(json_object_get(alloc, "pods"), k->def_pods);
+    json_incref((json_t *)alloc);
+    json_decref(n->alloc);
+    n->alloc = (json_t *)alloc;
     json_t *labels = jx_get(obj, "metadata.labels");
     json_incref(labels);
     json_decref(n->labels);
@@ -635,6 +641,15 @@ static void s_node_read(kubelet_t *k, knode_t *n, const json_t *obj)
         if (strcmp(jx_str(a, "type", ""), "InternalIP") == 0)
             snprintf(n->ip, sizeof(n->ip), "%s", jx_str(a, "address", ""));
     }
+}
+
+/* Resource `name` is an extended resource (Kubernetes' IsExtendedResourceName): fully qualified
+ * outside the kubernetes.io domain (nvidia.com/gpu, google.com/tpu), not a requests.* quota
+ * name. */
+static bool s_extended(const char *name)
+{
+    return strchr(name, '/') && !strstr(name, "kubernetes.io/") &&
+           strncmp(name, "requests.", 9) != 0;
 }
 
 /* The node's status (initial or after a transition). */
@@ -669,6 +684,13 @@ static json_t *s_node_status(kubelet_t *k, knode_t *n, const json_t *old)
                                            "lastHeartbeatTime", ts, "lastTransitionTime", ts));
     json_t *cap = json_pack("{s:s,s:s,s:s,s:s}", "cpu", cpu, "memory", mem, "pods", pods,
                             "ephemeral-storage", "1Ti");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)alloc, key, v) /* extended resources a device plugin gave */
+    {
+        if (s_extended(key))
+            json_object_set(cap, key, v);
+    }
     json_t *s = json_pack(
         "{s:O,s:o,s:o,s:[{s:s,s:s},{s:s,s:s}],s:{s:{s:i}},s:{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,"
         "s:s,s:s},s:s}",
@@ -823,6 +845,7 @@ static void s_node_free(knode_t *n)
     if (!n)
         return;
     json_decref(n->labels);
+    json_decref(n->alloc);
     free(n);
 }
 
@@ -856,9 +879,11 @@ static int s_on_node(const objstore_event_t *ev, void *arg)
         return 0;
     }
     int64_t cpu = n->cpu, mem = n->mem;
+    json_t *alloc = json_incref(n->alloc);
     s_node_read(k, n, ev->obj);
-    if (n->cpu > cpu || n->mem > mem)
+    if (n->cpu > cpu || n->mem > mem || !json_equal(alloc, n->alloc))
         k->retry_all = true;
+    json_decref(alloc);
     return 0;
 }
 
@@ -900,6 +925,42 @@ static void s_requests(const json_t *pod, int64_t *cpu, int64_t *mem)
     }
     *cpu = sc > ic ? sc : ic;
     *mem = sm > im ? sm : im;
+}
+
+/* The first extended resource pod asks a positive amount of (requests, or limits, which the API
+ * server copies into missing requests), summed over containers and maxed with init containers as
+ * kube-scheduler does. Nodes are checked for it in their allocatable; SIMPLIFICATION: extended
+ * resources are not charged per pod (kubesim's nodes have none, so a pod asking any fits no
+ * node, "Insufficient nvidia.com/gpu"). */
+static void s_ext_requests(const json_t *pod, char *name, size_t n, int64_t *qty)
+{
+    *name = 0;
+    *qty = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        json_t *arr = jx_get(pod, pass ? "spec.initContainers" : "spec.containers");
+        size_t i;
+        json_t *c;
+        json_array_foreach(arr, i, c)
+        {
+            for (int r = 0; r < 2; r++) {
+                const char *key;
+                json_t *v;
+                json_object_foreach(jx_get(c, r ? "resources.limits" : "resources.requests"), key,
+                                    v)
+                {
+                    int64_t q = s_qty(v, 0);
+                    if (!s_extended(key) || q <= 0 || (*name && strcmp(key, name) != 0))
+                        continue;
+                    if (!*name)
+                        snprintf(name, n, "%s", key);
+                    bool sum = pass == 0 || strcmp(jx_str(c, "restartPolicy", ""), "Always") == 0;
+                    if (r && json_object_get(jx_get(c, "resources.requests"), key))
+                        continue; /* the request wins over the limit */
+                    *qty = sum ? *qty + q : (q > *qty ? q : *qty);
+                }
+            }
+        }
+    }
 }
 
 static bool s_owned_by_job(const json_t *pod)
@@ -1385,6 +1446,7 @@ static int s_on_pod(const objstore_event_t *ev, void *arg)
         snprintf(p->uid, sizeof(p->uid), "%s", uid);
         snprintf(p->cid, sizeof(p->cid), "%016" PRIx64 "%016" PRIx64, s_rand(k), s_rand(k));
         s_requests(ev->obj, &p->cpu, &p->mem);
+        s_ext_requests(ev->obj, p->ext, sizeof(p->ext), &p->ext_qty);
         s_read_script(k, p, ev->obj);
         if (s_pod_insert(k, p) < 0) {
             free(p);
@@ -1639,10 +1701,16 @@ static bool s_selector_ok(const json_t *pod, const knode_t *n)
     return true;
 }
 
+/* Node n has the extended resource p asks for (always true when it asks none). */
+static bool s_ext_fits(const kpod_t *p, const knode_t *n)
+{
+    return !p->ext[0] || s_qty(json_object_get(n->alloc, p->ext), 0) >= p->ext_qty;
+}
+
 static bool s_fits(const kpod_t *p, const knode_t *n)
 {
     return !n->lost && !n->gone && n->ucpu + p->cpu <= n->cpu && n->umem + p->mem <= n->mem &&
-           n->upods + 1000 <= n->pods;
+           n->upods + 1000 <= n->pods && s_ext_fits(p, n);
 }
 
 static int s_cmp_str(const void *a, const void *b)
@@ -1653,11 +1721,16 @@ static int s_cmp_str(const void *a, const void *b)
 /* kube-scheduler's FitError message for p. */
 static void s_unsched_msg(kubelet_t *k, const kpod_t *p, const json_t *pod, char *out, size_t n)
 {
-    enum { R_SEL, R_TAINT, R_CPU, R_MEM, R_PODS, R_N };
-    static const char *const names[R_N] = {
+    enum { R_SEL, R_TAINT, R_CPU, R_MEM, R_PODS, R_EXT, R_N };
+    char ext[96];
+    snprintf(ext, sizeof(ext), "Insufficient %s", p->ext);
+    const char *const names[R_N] = {
         "node(s) didn't match Pod's node affinity/selector",
-        "node(s) had untolerated taint {node.kubernetes.io/unreachable: }", "Insufficient cpu",
-        "Insufficient memory", "Too many pods"};
+        "node(s) had untolerated taint {node.kubernetes.io/unreachable: }",
+        "Insufficient cpu",
+        "Insufficient memory",
+        "Too many pods",
+        ext};
     size_t cnt[R_N] = {0};
     size_t unhelpful = 0, helpful = 0;
     for (size_t i = 0; i < k->nnodes; i++) {
@@ -1680,6 +1753,8 @@ static void s_unsched_msg(kubelet_t *k, const kpod_t *p, const json_t *pod, char
             cnt[R_CPU]++;
         if (nd->umem + p->mem > nd->mem)
             cnt[R_MEM]++;
+        if (!s_ext_fits(p, nd))
+            cnt[R_EXT]++;
         helpful++;
     }
     size_t total = unhelpful + helpful;
@@ -2595,6 +2670,35 @@ int kubelet_test(bool verbose)
     CHECK(objstore_delete(s, rp, "default", "huge2", NULL, NULL, NULL, &st) == 0);
     s_advance(k, &clk, 100);
     CHECK(kubelet_pending_count(k) == 0);
+    /* An extended resource no node has: Unschedulable "Insufficient nvidia.com/gpu" (limits
+     * stand in for requests); once a device plugin puts it in a node's allocatable (kept by the
+     * kubelet's own status writes), that node takes the pod. */
+    pod = s_test_pod("gpu", "100m", "1Mi");
+    json_object_set_new(
+        json_object_get(json_array_get(jx_get(pod, "spec.containers"), 0), "resources"), "limits",
+        json_pack("{s:s}", "nvidia.com/gpu", "1"));
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 50);
+    g = s_test_get(s, "default", "gpu");
+    c0 = json_array_get(jx_get(g, "status.conditions"), 0);
+    CHECK(strcmp(jx_str(c0, "reason", ""), "Unschedulable") == 0);
+    CHECK(strcmp(jx_str(c0, "message", ""),
+                 "0/2 nodes are available: 2 Insufficient nvidia.com/gpu. preemption: 0/2 nodes "
+                 "are available: 2 No preemption victims found for incoming pod.") == 0);
+    if (verbose)
+        printf("unschedulable: %s\n", jx_str(c0, "message", ""));
+    json_decref(g);
+    CHECK(kubelet_add_node(k, "gpu-node", "4", "8Gi", "10") == 0);
+    g = s_test_get(s, NULL, "gpu-node");
+    json_t *gn = json_copy(g);
+    json_decref(g);
+    json_object_set_new(jx_get(gn, "status.allocatable"), "nvidia.com/gpu", json_string("2"));
+    objstore_update_opts_t guo = {.precond = OBJSTORE_PRECOND_NONE, .status = true};
+    CHECK(objstore_update(s, rn, NULL, "gpu-node", &gn, &guo, NULL, NULL, &st) == 0);
+    s_advance(k, &clk, 300);
+    g = s_test_get(s, "default", "gpu");
+    CHECK(strcmp(jx_str(g, "spec.nodeName", ""), "gpu-node") == 0);
+    json_decref(g);
     kubelet_destroy(&k);
     CHECK(k == NULL);
     kubelet_destroy(&k);

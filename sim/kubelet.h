@@ -11,8 +11,12 @@
  * - Scheduler stand-in. A pod without spec.nodeName is bound (one write of spec.nodeName) to the
  *   first node, from a rotating cursor, that is Ready, matches spec.nodeSelector and has room for
  *   the pod's requests (max(sum of containers, largest init container) of cpu and memory, with
- *   limits standing in for missing requests, plus one pod). Per-node allocated totals are kept,
- *   so a bind costs O(nodes) at worst and never O(pods). When nothing fits the pod gets
+ *   limits standing in for missing requests, plus one pod) and, when the pod asks an extended
+ *   resource (nvidia.com/gpu, google.com/tpu), lists at least that much of it in its
+ *   status.allocatable (kubesim's own nodes list none, so such a pod stays Unschedulable with
+ *   "N Insufficient nvidia.com/gpu"; extended resources are not charged per pod: a
+ *   simplification). Per-node allocated totals are kept, so a bind costs O(nodes) at worst and
+ *   never O(pods). When nothing fits the pod gets
  *   PodScheduled=False reason Unschedulable with kube-scheduler's message, e.g.
  *   "0/4 nodes are available: 4 Insufficient cpu. preemption: 0/4 nodes are available: 4 No
  *   preemption victims found for incoming pod." and is retried whenever capacity frees or a

@@ -19,16 +19,17 @@
  * SX_HEAD_NO_PROXY: a serve port the simulated head does not listen on); every
  * application of serveConfigV2 RUNNING in status.activeServiceStatus.applicationStatuses; the
  * UpdatedServeApplications Event; numServeEndpoints equal to the ready pods of that cluster
- * labelled ray.io/serve=true. A sample whose workers no kubesim node can take (GPU/TPU node
- * selectors, more memory than a node has) also has those workers Pending Unschedulable: the
- * simulated Serve applications do not need them (sim/rayhead.c: only `fake_missing*` modules
- * fail), so on kubesim such a RayService is Ready with its head alone. Every sample reaches Ready
- * on kubesim; where that is not what a real cluster would do, its why says so. Every check runs
- * twice, the second time after a pause and with the same active cluster, so that "stays" is
- * asserted, not just "passed through".
+ * labelled ray.io/serve=true. A sample whose workers no kubesim node can take (GPUs, which
+ * kubesim's nodes do not have; GPU/TPU node selectors; more memory than a node has) also has those
+ * workers Pending Unschedulable: the simulated Serve applications do not need them (sim/rayhead.c:
+ * only `fake_missing*` modules fail), so on kubesim such a RayService is Ready with its head alone.
+ * Every sample reaches Ready on kubesim; where that is not what a real cluster would do, its why
+ * says so. Every check runs twice, the second time after a pause and with the same active cluster,
+ * so that "stays" is asserted, not just "passed through".
  *
  * Usage: samples_it [-v] [file...] (file: a sample's path under samples/, e.g.
- * ray-service.sample.yaml). Exit 0 when every check passes.
+ * ray-service.sample.yaml). -v also prints each sample's why under its result line. Exit 0 when
+ * every check passes.
  */
 #define HARNESS_SERVEUP
 #include "harness.h"
@@ -88,17 +89,20 @@ static const sample_t s_samples[] = {
      "traffic, served through its per-cluster <cluster>-serve-svc; Gateway <rs>-gateway (class "
      "istio: no such GatewayClass on kubesim, so not Programmed) and HTTPRoute <rs>-httproute "
      "with the cluster's Service at weight 100"},
-    {"ray-service.llm-serve.yaml", 0,
-     "the hf-token Secret goes in beside it; the 32-CPU GPU worker may or may not find a free "
-     "kubesim node (GPUs are not modelled), the simulated llms app needs none"},
+    {"ray-service.llm-serve.yaml", SX_WORKERS_PENDING,
+     "the hf-token Secret goes in beside it; the worker asks 4 nvidia.com/gpu, which no kubesim "
+     "node has: Pending Insufficient nvidia.com/gpu; the simulated llms app needs none, so Ready "
+     "with the head alone (real Ray: the vLLM replicas wait for GPUs)"},
     {"ray-service.mobilenet.yaml", 0, "real import path: the simulator's default"},
     {"ray-service.no-ray-serve-replica.yaml", 0,
      "head with num-cpus 0: no replica there, but its proxy answers, so it is a serve endpoint"},
     {"ray-service.sample.yaml", 0, "two applications, fruit_app and math_app"},
-    {"ray-service.stable-diffusion.yaml", 0,
-     "GPU worker (3 CPUs, 12Gi): kubesim does not model GPUs, it runs; the app is RUNNING"},
-    {"ray-service.text-summarizer.yaml", 0,
-     "GPU worker (3 CPUs, 12Gi): kubesim does not model GPUs, it runs; the app is RUNNING"},
+    {"ray-service.stable-diffusion.yaml", SX_WORKERS_PENDING,
+     "the worker asks nvidia.com/gpu, which no kubesim node has: Pending; the simulated app is "
+     "RUNNING on the head (real Ray: its GPU replica waits for the worker)"},
+    {"ray-service.text-summarizer.yaml", SX_WORKERS_PENDING,
+     "the worker asks nvidia.com/gpu, which no kubesim node has: Pending; the simulated app is "
+     "RUNNING on the head (real Ray: its GPU replica waits for the worker)"},
     {"ray-service.tpu-single-host.yaml", SX_WORKERS_PENDING,
      "the worker selects a TPU v4 node and asks 100 CPUs: Pending; the simulated app is RUNNING "
      "on the head"},
@@ -467,6 +471,8 @@ int main(int argc, char **argv)
                 if (round || f)
                     printf("%s: %s (Ready%s)\n", s_samples[i].file, f ? "FAILED" : "ok",
                            round ? ", held" : "");
+                if (round && verbose)
+                    printf("  why: %s\n", s_samples[i].why);
             }
         }
     }

@@ -1,7 +1,8 @@
 /*
- * samples_it: every upstream RayJob sample (../shared/kuberay/samples/ray-job.*.yaml, read in
- * place, unchanged) applied to kubesim with the RayJob controller, the scheduler and the watcher
- * logic in-process (harness.h with HARNESS_SUBMITTER), each reaching the end KubeRay would reach.
+ * samples_it: every upstream RayJob sample (../shared/kuberay/samples/ray-job.*.yaml and the six
+ * RayJob files in its subdirectories, read in place, unchanged) applied to kubesim with the RayJob
+ * controller, the scheduler and the watcher logic in-process (harness.h with HARNESS_SUBMITTER),
+ * each reaching the end KubeRay would reach.
  *
  * Applying a sample is what `kubectl create -n <ns> -f <file>` does: every document in order,
  * its kind resolved through the API's discovery (kubesim's resource registry), created through
@@ -9,7 +10,14 @@
  * namespace gets it created too). A kind the cluster does not serve (volcano's Queue: no volcano
  * installed) fails like kubectl's "no matches for kind" and the other documents still go in.
  * Each sample has its own namespace because several samples share object names (rayjob-sample,
- * ray-job-code-sample); all samples run at once.
+ * ray-job-code-sample); all samples run at once. A sample with metadata.generateName is created
+ * (POST) like the others, so it gets a generated name, as `kubectl create` gives it (`kubectl
+ * apply` refuses generateName).
+ *
+ * kubesim's nodes (8 x 32 CPUs, 128Gi) have no extended resources: a pod asking nvidia.com/gpu
+ * stays Pending Unschedulable "Insufficient nvidia.com/gpu", as kube-scheduler leaves it. What
+ * kubesim does not model (a missing ServiceAccount refused by admission, a CSI driver that is not
+ * installed) is named in the sample's why where a real cluster would differ.
  *
  * s_samples is the table of expected ends (jobDeploymentStatus, jobStatus, why). For a RayJob
  * that ends Complete: its RayCluster exists (or is deleted after ttlSecondsAfterFinished with
@@ -20,7 +28,9 @@
  * RayCluster with an Unschedulable Pending head pod and no submitter Job. Every expected end is
  * checked again after a further pause so that "stays" is asserted, not just "passed through".
  *
- * Usage: samples_it [-v] [file...] (file: a sample's file name, e.g. ray-job.sample.yaml).
+ * Usage: samples_it [-v] [file...] (file: a sample's path under samples/, e.g.
+ * ray-job.sample.yaml). -v also prints each sample's why under its result line (the sample table,
+ * scripts/sample-table.py, shows it).
  * Exit 0 when every check passes.
  */
 #define HARNESS_SUBMITTER
@@ -34,7 +44,7 @@
 
 #define IT_WAIT_MS 90000 /* longest wait for every sample to reach its end */
 #define IT_STAY_MS 4000 /* pause before checking again that the ends hold */
-#define IT_GONE_MS 30000 /* longest wait for a RayCluster deleted after its TTL */
+#define IT_GONE_MS 45000 /* longest wait for a RayCluster deleted after its TTL (30 s) */
 #define IT_DEL_WORKERS_MS 45000 /* longest wait for a DeleteWorkers rule (ttlSeconds 30) */
 #define IT_NS_MAX 64 /* bytes of a namespace name */
 
@@ -59,6 +69,29 @@ typedef struct {
 } sample_t;
 
 static const sample_t s_samples[] = {
+    {"agent-sandbox/ray-cluster.yaml", RJ_COMPLETE, "SUCCEEDED", 0, NULL,
+     "a RayJob despite the file name; real Python (the sandbox SDK is the job's business): the "
+     "simulated head's default outcome"},
+    {"pytorch-mnist/ray-job.pytorch-mnist.yaml", RJ_COMPLETE, "SUCCEEDED", 0, NULL,
+     "CPU only (head 1 CPU, 2 workers of 3 CPUs): runs; shutdownAfterJobFinishes false keeps the "
+     "cluster"},
+    {"pytorch-resnet-image-classifier/ray-job.pytorch-image-classifier.yaml", RJ_INITIALIZING, "",
+     SX_PENDING, NULL,
+     "generateName; the 4 workers ask nvidia.com/gpu, which no kubesim node has: Pending "
+     "Insufficient nvidia.com/gpu, the cluster never gets ready (the head runs on kubesim; a real "
+     "API server refuses it, ServiceAccount pytorch-distributed-training missing: Initializing "
+     "too)"},
+    {"pytorch-text-classifier/ray-job.pytorch-distributed-training.yaml", RJ_INITIALIZING, "",
+     SX_PENDING | SX_HEAD_PENDING, NULL,
+     "generateName; the head asks nvidia.com/gpu, which no kubesim node has: Pending Insufficient "
+     "nvidia.com/gpu, the cluster never gets ready"},
+    {"ray-data-image-resize/ray-data-image-resize-gcsfusecsi-job.yaml", RJ_COMPLETE, "SUCCEEDED",
+     SX_GONE, NULL,
+     "CPU only; shutdownAfterJobFinishes, ttl 30 s: the cluster is deleted. kubesim does not model "
+     "CSI drivers: on a real cluster without gcsfuse.csi.storage.gke.io the pods stay "
+     "ContainerCreating (FailedMount) and the RayJob Initializing"},
+    {"ray-data-image-resize/ray-job.image-resize.yaml", RJ_COMPLETE, "SUCCEEDED", 0, NULL,
+     "CPU only (head 2 CPUs, 4 workers of 2 CPUs): runs; the cluster is kept"},
     {"ray-job.batch-inference.yaml", RJ_INITIALIZING, "", SX_PENDING | SX_HEAD_PENDING, NULL,
      "head asks nvidia.com/gpu on nodeSelector gke-accelerator=nvidia-tesla-t4: no such node, the "
      "head stays Pending, the cluster never gets ready"},
@@ -111,16 +144,19 @@ static run_t s_runs[S_NSAMPLES];
 
 /* ---------- applying a sample ---------- */
 
-/* The namespace of sample `file`: ray-job.<x>.yaml -> <x>. */
+/* The namespace of sample `file`: [dir/]ray-job.<x>.yaml -> [dir-]<x>. */
 static void s_ns_of(const char *file, char *out, size_t n)
 {
-    const char *b = strncmp(file, "ray-job.", 8) == 0 ? file + 8 : file;
+    const char *slash = strrchr(file, '/');
+    const char *b = slash ? slash + 1 : file;
+    int dlen = slash ? (int)(slash - file) + 1 : 0; /* the directory and its '/' */
+    b = strncmp(b, "ray-job.", 8) == 0 ? b + 8 : b;
     size_t len = strlen(b);
     if (len > 5 && strcmp(b + len - 5, ".yaml") == 0)
         len -= 5;
-    snprintf(out, n, "%.*s", (int)len, b);
+    snprintf(out, n, "%.*s%.*s", dlen, file, (int)len, b);
     for (char *p = out; *p; p++)
-        if (*p == '.' || *p == '_')
+        if (*p == '.' || *p == '_' || *p == '/')
             *p = '-';
 }
 
@@ -210,7 +246,8 @@ static bool s_all_at_end(void *arg)
     return true;
 }
 
-/* The SX_GONE samples' RayClusters are gone. */
+/* The SX_GONE samples' RayClusters are gone and their DeletedRayCluster Events written (the
+ * Event follows the deletion's reply, so it may come a moment after the cluster is gone). */
 static bool s_all_gone(void *arg)
 {
     (void)arg;
@@ -221,6 +258,12 @@ static bool s_all_gone(void *arg)
         size_t n = json_array_size(l);
         json_decref(l);
         if (n)
+            return false;
+        json_t *rj = s_rayjob(i);
+        bool ev = rj && harness_has_event(&g_h, s_runs[i].ns, jx_str(rj, "metadata.name", ""),
+                                          "DeletedRayCluster", NULL);
+        json_decref(rj);
+        if (!ev)
             return false;
     }
     return true;
@@ -430,6 +473,8 @@ int main(int argc, char **argv)
             failed += f;
             printf("%s: %s (%s/%s)\n", s_samples[i].file, f ? "FAILED" : "ok", s_samples[i].ds,
                    *s_samples[i].js ? s_samples[i].js : "-");
+            if (verbose)
+                printf("  why: %s\n", s_samples[i].why);
         }
     }
     failed += harness_stop(&g_h);
