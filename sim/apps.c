@@ -1594,24 +1594,10 @@ int apps_test(bool verbose)
          .kind = "StatefulSet",
          .namespaced = true,
          .has_status = true},
-        /* as kubesim serves them (sim/storage): volumeClaimTemplates then make PVCs */
-        {.group = "",
-         .version = "v1",
-         .resource = "persistentvolumeclaims",
-         .kind = "PersistentVolumeClaim",
-         .namespaced = true,
-         .has_status = true},
-        {.group = "",
-         .version = "v1",
-         .resource = "persistentvolumes",
-         .kind = "PersistentVolume",
-         .has_status = true},
-        {.group = "storage.k8s.io",
-         .version = "v1",
-         .resource = "storageclasses",
-         .kind = "StorageClass"},
     };
-    CHECK(simtest_core(s, &clk, extra, 6) == 0 && storage_bootstrap(s) == 0);
+    /* the volume resources as kubesim serves them (sim/storage): claim templates make PVCs */
+    CHECK(simtest_core(s, &clk, extra, 3) == 0 && simtest_storage(s) == 0 &&
+          storage_bootstrap(s) == 0);
     storage_t *sto = storage_new(NULL, s); /* binds the StatefulSet's claims */
     CHECK(sto);
     kubelet_opts_t ko;

@@ -78,6 +78,38 @@ static inline int simtest_core(objstore_t *s, simtest_clock_t *clk, const objsto
     return failed;
 }
 
+/* Registers the volume and policy resources kubesim serves (sim/storage.h): PVCs, PVs,
+ * StorageClasses, NetworkPolicies. Returns the registrations that failed. */
+static inline int simtest_storage(objstore_t *s)
+{
+    static const objstore_resdesc_t res[] = {
+        {.group = "",
+         .version = "v1",
+         .resource = "persistentvolumeclaims",
+         .kind = "PersistentVolumeClaim",
+         .namespaced = true,
+         .has_status = true},
+        {.group = "",
+         .version = "v1",
+         .resource = "persistentvolumes",
+         .kind = "PersistentVolume",
+         .has_status = true},
+        {.group = "storage.k8s.io",
+         .version = "v1",
+         .resource = "storageclasses",
+         .kind = "StorageClass"},
+        {.group = "networking.k8s.io",
+         .version = "v1",
+         .resource = "networkpolicies",
+         .kind = "NetworkPolicy",
+         .namespaced = true},
+    };
+    int failed = 0;
+    for (size_t i = 0; i < sizeof(res) / sizeof(res[0]); i++)
+        failed += objstore_register(s, &res[i]) == NULL;
+    return failed;
+}
+
 /* Advances clk by ms in SIMTEST_TICK_MS ticks, the kubelet and the controllers ticking after each,
  * and once more at the end. */
 static inline void simtest_step(kubelet_t *k, controllers_t *c, simtest_clock_t *clk, int64_t ms)

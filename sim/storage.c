@@ -742,29 +742,7 @@ int storage_test(bool verbose)
     objstore_t *s = objstore_new(0);
     storage_t *c = NULL;
     json_t *o = NULL, *o2 = NULL;
-    static const objstore_resdesc_t extra[] = {
-        {.group = "",
-         .version = "v1",
-         .resource = "persistentvolumeclaims",
-         .kind = "PersistentVolumeClaim",
-         .namespaced = true,
-         .has_status = true},
-        {.group = "",
-         .version = "v1",
-         .resource = "persistentvolumes",
-         .kind = "PersistentVolume",
-         .has_status = true},
-        {.group = "storage.k8s.io",
-         .version = "v1",
-         .resource = "storageclasses",
-         .kind = "StorageClass"},
-        {.group = "networking.k8s.io",
-         .version = "v1",
-         .resource = "networkpolicies",
-         .kind = "NetworkPolicy",
-         .namespaced = true},
-    };
-    CHECK(s && simtest_core(s, &clk, extra, 4) == 0);
+    CHECK(s && simtest_core(s, &clk, NULL, 0) == 0 && simtest_storage(s) == 0);
     objstore_res_t *rpvc = objstore_find(s, "", "persistentvolumeclaims");
     objstore_res_t *rpv = objstore_find(s, "", "persistentvolumes");
     objstore_status_t st;
