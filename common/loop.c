@@ -631,6 +631,40 @@ int loop_run(loop_t *loop)
     return 0;
 }
 
+/* ---------- coalesced deferred calls ---------- */
+
+void loop_soon_init(loop_soon_t *s, loop_t *loop, void (*fn)(void *arg), void *arg)
+{
+    if (s)
+        *s = (loop_soon_t){.loop = loop, .fn = fn, .arg = arg};
+}
+
+static int64_t s_soon_fire(loop_t *loop, int64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    loop_soon_t *s = arg;
+    s->timer = 0;
+    s->fn(s->arg);
+    return LOOP_TIMER_DONE;
+}
+
+void loop_soon(loop_soon_t *s)
+{
+    if (!s || !s->loop || !s->fn || s->running || s->timer > 0)
+        return;
+    int64_t id = loop_add_timer(s->loop, 0, s_soon_fire, s);
+    s->timer = id > 0 ? id : 0;
+}
+
+void loop_soon_cancel(loop_soon_t *s)
+{
+    if (s && s->loop && s->timer > 0)
+        loop_cancel_timer(s->loop, s->timer);
+    if (s)
+        s->timer = 0;
+}
+
 #ifdef RF_SELFTEST
 #include "selftest.h"
 
@@ -717,11 +751,38 @@ static int64_t s_t_count(loop_t *loop, int64_t id, void *arg)
     return LOOP_TIMER_DONE;
 }
 
+static void s_soon_count(void *arg)
+{
+    (*(int *)arg)++;
+}
+
 int loop_test(bool verbose)
 {
     int failed = 0;
     loop_t *loop = loop_new();
     CHECK(loop != NULL);
+
+    // A coalesced deferred call runs once for many requests, never while running, and a
+    // cancelled one not at all.
+    int soon_runs = 0;
+    loop_soon_t soon;
+    loop_soon_init(&soon, loop, s_soon_count, &soon_runs);
+    loop_soon(&soon);
+    loop_soon(&soon);
+    loop_soon(&soon);
+    CHECK(soon_runs == 0 && soon.timer > 0);
+    CHECK(loop_run_once(loop, 0) == 0 && soon_runs == 1 && soon.timer == 0);
+    soon.running = true;
+    loop_soon(&soon);
+    CHECK(soon.timer == 0);
+    soon.running = false;
+    loop_soon(&soon);
+    loop_soon_cancel(&soon);
+    CHECK(loop_run_once(loop, 0) == 0 && soon_runs == 1);
+    loop_soon_t idle;
+    loop_soon_init(&idle, NULL, s_soon_count, &soon_runs);
+    loop_soon(&idle);
+    CHECK(idle.timer == 0);
     s_probe_t p = {.loop = loop};
 
     // Timers fire nearest first; equal due times fire in arming order; a cancelled one never.

@@ -71,6 +71,27 @@ int64_t loop_add_timer(loop_t *loop, int64_t delay_ms, loop_timer_fn *fn, void *
 /* Cancels a timer. Returns 0, or ERR_NOTFOUND when it fired already or never existed. */
 int loop_cancel_timer(loop_t *loop, int64_t timer_id);
 
+/* A coalesced deferred call: the work a burst of callbacks asks for (a simulated controller's
+ * tick after watch events) runs once, from a 0 ms timer, never inside the callbacks that asked.
+ * The owner embeds one, sets `running` while its work runs (a request then is ignored: the work
+ * sees the change) and cancels it before it is freed. */
+typedef struct {
+    loop_t *loop; /* NULL: loop_soon() does nothing (the owner runs the work by hand) */
+    void (*fn)(void *arg); /* the work */
+    void *arg; /* handed to fn */
+    int64_t timer; /* the pending timer's id, 0 = none */
+    bool running; /* set by the owner while the work runs */
+} loop_soon_t;
+
+/* Sets up s for fn(arg) on loop (NULL allowed, see above). */
+void loop_soon_init(loop_soon_t *s, loop_t *loop, void (*fn)(void *arg), void *arg);
+
+/* Asks for fn to run on the next iteration, unless it is already asked for or running. */
+void loop_soon(loop_soon_t *s);
+
+/* Cancels a pending run (NULL-safe). */
+void loop_soon_cancel(loop_soon_t *s);
+
 /* Adds a hook run before every poll, in the order added. Returns 0 or ERR_NOMEM. */
 int loop_add_before_sleep(loop_t *loop, loop_hook_fn *fn, void *arg);
 

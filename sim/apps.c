@@ -28,8 +28,7 @@ struct apps {
     objstore_res_t *rpods, *rdeps, *rrs, *rsts, *rpvcs; /* resources (all but pods may be NULL) */
     objstore_watch_t *wpods, *wdeps, *wrs, *wsts; /* watches */
     json_t *dirty[3]; /* deployments, replicasets, statefulsets: "ns/name" -> true */
-    int64_t timer; /* 0 ms timer id, 0 = none */
-    bool in_tick; /* apps_tick running */
+    loop_soon_t soon; /* the coalesced tick after watch events (soon.running: in the tick) */
     json_t *later[3]; /* as dirty, "ns/name" -> due time (ms): minReadySeconds to wait out */
     int64_t later_timer; /* timer for the earliest due time, 0 = none */
     int64_t later_due; /* when later_timer fires */
@@ -472,22 +471,14 @@ static json_t *s_owner_ref(const char *kind, const json_t *owner)
                      "controller", 1, "blockOwnerDeletion", 1);
 }
 
-static int64_t s_on_timer(loop_t *loop, int64_t id, void *arg)
+static void s_soon(void *arg)
 {
-    (void)loop;
-    (void)id;
-    apps_t *a = arg;
-    a->timer = 0;
-    apps_tick(a);
-    return LOOP_TIMER_DONE;
+    apps_tick(arg);
 }
 
 static void s_kick(apps_t *a)
 {
-    if (!a->loop || a->in_tick || a->timer > 0)
-        return;
-    int64_t id = loop_add_timer(a->loop, 0, s_on_timer, a);
-    a->timer = id > 0 ? id : 0;
+    loop_soon(&a->soon);
 }
 
 static void s_mark(apps_t *a, int which, const char *ns, const char *name)
@@ -1347,7 +1338,7 @@ int apps_tick(apps_t *a)
 {
     if (!a)
         return 0;
-    a->in_tick = true;
+    a->soon.running = true;
     s_due(a);
     size_t budget = APPS_TICK_BUDGET;
     int writes = 0;
@@ -1371,7 +1362,7 @@ int apps_tick(apps_t *a)
             budget--;
         }
     }
-    a->in_tick = false;
+    a->soon.running = false;
     for (int k = 0; k < 3; k++)
         if (json_object_size(a->dirty[k]))
             s_kick(a);
@@ -1386,6 +1377,7 @@ apps_t *apps_new(loop_t *loop, objstore_t *store)
     if (!a)
         return NULL;
     a->loop = loop;
+    loop_soon_init(&a->soon, loop, s_soon, a);
     a->store = store;
     a->rpods = objstore_find(store, "", "pods");
     a->rdeps = objstore_find(store, "apps", "deployments");
@@ -1422,8 +1414,7 @@ void apps_destroy(apps_t **ap)
     objstore_watch_stop(a->store, &a->wdeps);
     objstore_watch_stop(a->store, &a->wrs);
     objstore_watch_stop(a->store, &a->wsts);
-    if (a->timer > 0 && a->loop)
-        loop_cancel_timer(a->loop, a->timer);
+    loop_soon_cancel(&a->soon);
     if (a->later_timer > 0 && a->loop)
         loop_cancel_timer(a->loop, a->later_timer);
     for (int k = 0; k < 3; k++) {

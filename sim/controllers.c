@@ -32,8 +32,7 @@ struct controllers {
     json_t *svcs; /* "ns/name" -> {"svc": svc|null, "members": {pod: true}, "idx": key} */
     json_t *sindex; /* "ns\x1fk=v" -> {service name: true} */
     json_t *dirty_svcs; /* "ns/name" -> true */
-    int64_t timer; /* 0 ms timer id, 0 = none */
-    bool in_tick; /* controllers_tick running */
+    loop_soon_t soon; /* the coalesced tick after watch events (soon.running: in the tick) */
     apps_t *apps; /* the apps/v1 workload controllers (sim/apps) */
     certmgr_t *certmgr; /* the simulated cert-manager (sim/certmgr) */
 };
@@ -45,22 +44,14 @@ static void s_ts(const controllers_t *c, char *buf, size_t n)
     rftime_format(objstore_now_ms(c->store), RFTIME_SEC, buf, n);
 }
 
-static int64_t s_on_timer(loop_t *loop, int64_t id, void *arg)
+static void s_soon(void *arg)
 {
-    (void)loop;
-    (void)id;
-    controllers_t *c = arg;
-    c->timer = 0;
-    controllers_tick(c);
-    return LOOP_TIMER_DONE;
+    controllers_tick(arg);
 }
 
 static void s_kick(controllers_t *c)
 {
-    if (!c->loop || c->in_tick || c->timer > 0)
-        return;
-    int64_t id = loop_add_timer(c->loop, 0, s_on_timer, c);
-    c->timer = id > 0 ? id : 0;
+    loop_soon(&c->soon);
 }
 
 static void s_split(const char *key, char *ns, size_t n, const char **name)
@@ -762,12 +753,12 @@ int controllers_tick(controllers_t *c)
 {
     if (!c)
         return 0;
-    c->in_tick = true;
+    c->soon.running = true;
     size_t budget = CONTROLLERS_TICK_BUDGET;
     int writes = s_drain(c, c->dirty_jobs, s_sync_job, &budget);
     writes += s_drain(c, c->dirty_svcs, s_sync_svc, &budget);
     writes += apps_tick(c->apps);
-    c->in_tick = false;
+    c->soon.running = false;
     if (json_object_size(c->dirty_jobs) || json_object_size(c->dirty_svcs))
         s_kick(c);
     return writes;
@@ -781,6 +772,7 @@ controllers_t *controllers_new(loop_t *loop, objstore_t *store)
     if (!c)
         return NULL;
     c->loop = loop;
+    loop_soon_init(&c->soon, loop, s_soon, c);
     c->store = store;
     c->rpods = objstore_find(store, "", "pods");
     c->rjobs = objstore_find(store, "batch", "jobs");
@@ -827,8 +819,7 @@ void controllers_destroy(controllers_t **cp)
     objstore_watch_stop(c->store, &c->wsvcs);
     apps_destroy(&c->apps);
     certmgr_destroy(&c->certmgr);
-    if (c->timer > 0 && c->loop)
-        loop_cancel_timer(c->loop, c->timer);
+    loop_soon_cancel(&c->soon);
     json_decref(c->pods);
     json_decref(c->plabels);
     json_decref(c->jobpods);

@@ -259,9 +259,8 @@ struct gateway {
     objstore_res_t *rsvcs, *rnss; /* services, namespaces (NULL when absent) */
     objstore_watch_t *wclasses, *wgws, *wroutes, *wsvcs; /* watches */
     json_t *wrr; /* "ns/route/rule" -> {"uid", "gen", "cur": [current weights]} */
-    int64_t timer; /* 0 ms timer id, 0 = none */
+    loop_soon_t soon; /* the coalesced tick after watch events (soon.running: in the tick) */
     bool dirty; /* something changed since the last tick */
-    bool in_tick; /* gateway_tick running */
 };
 
 json_t *gateway_crds(void)
@@ -279,23 +278,15 @@ json_t *gateway_crds(void)
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static int64_t s_on_timer(loop_t *loop, int64_t id, void *arg)
+static void s_soon(void *arg)
 {
-    (void)loop;
-    (void)id;
-    gateway_t *g = arg;
-    g->timer = 0;
-    gateway_tick(g);
-    return LOOP_TIMER_DONE;
+    gateway_tick(arg);
 }
 
 static void s_kick(gateway_t *g)
 {
     g->dirty = true;
-    if (!g->loop || g->in_tick || g->timer > 0)
-        return;
-    int64_t id = loop_add_timer(g->loop, 0, s_on_timer, g);
-    g->timer = id > 0 ? id : 0;
+    loop_soon(&g->soon);
 }
 
 static int s_on_change(const objstore_event_t *ev, void *arg)
@@ -654,9 +645,9 @@ static int s_sync_route(gateway_t *g, const json_t *route, const char *now)
 
 int gateway_tick(gateway_t *g)
 {
-    if (!g || g->in_tick)
+    if (!g || g->soon.running)
         return 0;
-    g->in_tick = true;
+    g->soon.running = true;
     g->dirty = false;
     char now[32];
     rftime_format(objstore_now_ms(g->store), RFTIME_SEC, now, sizeof(now));
@@ -693,7 +684,7 @@ int gateway_tick(gateway_t *g)
     json_decref(routes);
     /* Events of our own writes only: everything was computed from the specs above. */
     g->dirty = false;
-    g->in_tick = false;
+    g->soon.running = false;
     return writes;
 }
 
@@ -742,6 +733,7 @@ gateway_t *gateway_new(loop_t *loop, objstore_t *store, raysim_t *ray)
     if (!g)
         return NULL;
     g->loop = loop;
+    loop_soon_init(&g->soon, loop, s_soon, g);
     g->store = store;
     g->ray = ray;
     g->wrr = json_object();
@@ -763,8 +755,7 @@ void gateway_destroy(gateway_t **gp)
     gateway_t *g = *gp;
     s_unwatch(g);
     objstore_watch_stop(g->store, &g->wsvcs);
-    if (g->timer > 0 && g->loop)
-        loop_cancel_timer(g->loop, g->timer);
+    loop_soon_cancel(&g->soon);
     json_decref(g->wrr);
     free(g);
     *gp = NULL;

@@ -26,8 +26,7 @@ struct storage {
     json_t *pending; /* "ns/name" -> true: claims not Bound yet */
     json_t *dirty; /* "ns/name" -> true: claims to try binding */
     json_t *released; /* PV name -> true: volumes whose claim went */
-    int64_t timer; /* 0 ms timer id, 0 = none */
-    bool in_tick; /* storage_tick running */
+    loop_soon_t soon; /* the coalesced tick after watch events (soon.running: in the tick) */
 };
 
 /* ---- admission -------------------------------------------------------------------------- */
@@ -264,22 +263,14 @@ int storage_bootstrap(objstore_t *s)
 
 /* ---- provisioner ------------------------------------------------------------------------ */
 
-static int64_t s_on_timer(loop_t *loop, int64_t id, void *arg)
+static void s_soon(void *arg)
 {
-    (void)loop;
-    (void)id;
-    storage_t *c = arg;
-    c->timer = 0;
-    storage_tick(c);
-    return LOOP_TIMER_DONE;
+    storage_tick(arg);
 }
 
 static void s_kick(storage_t *c)
 {
-    if (!c->loop || c->in_tick || c->timer > 0)
-        return;
-    int64_t id = loop_add_timer(c->loop, 0, s_on_timer, c);
-    c->timer = id > 0 ? id : 0;
+    loop_soon(&c->soon);
 }
 
 static void s_key(const json_t *o, char *key, size_t n)
@@ -444,7 +435,7 @@ int storage_tick(storage_t *c)
 {
     if (!c)
         return 0;
-    c->in_tick = true;
+    c->soon.running = true;
     int writes = 0;
     json_t *dirty = c->dirty, *rel = c->released;
     c->dirty = json_object();
@@ -455,7 +446,7 @@ int storage_tick(storage_t *c)
     json_object_foreach(rel, k, v) writes += s_release(c, k);
     json_decref(dirty);
     json_decref(rel);
-    c->in_tick = false;
+    c->soon.running = false;
     if (json_object_size(c->dirty) || json_object_size(c->released))
         s_kick(c);
     return writes;
@@ -469,6 +460,7 @@ storage_t *storage_new(loop_t *loop, objstore_t *store)
     if (!c)
         return NULL;
     c->loop = loop;
+    loop_soon_init(&c->soon, loop, s_soon, c);
     c->store = store;
     c->rpvc = objstore_find(store, "", "persistentvolumeclaims");
     c->rpv = objstore_find(store, "", "persistentvolumes");
@@ -495,8 +487,7 @@ void storage_destroy(storage_t **sp)
     storage_t *c = *sp;
     objstore_watch_stop(c->store, &c->wpvc);
     objstore_watch_stop(c->store, &c->wsc);
-    if (c->timer > 0 && c->loop)
-        loop_cancel_timer(c->loop, c->timer);
+    loop_soon_cancel(&c->soon);
     json_decref(c->pending);
     json_decref(c->dirty);
     json_decref(c->released);
