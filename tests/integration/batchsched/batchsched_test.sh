@@ -15,16 +15,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../cli/testlib.sh"
 samples="${RF_SHARED_DIR:-$here/../../../../shared}/kuberay/samples"
 crds="$here/../samples/crds"
-tmp=$(mktemp -d /tmp/rfbs.XXXXXX)
-state="$tmp/state"
-cleanup() {
-    "$ctl" down --state-dir "$state" --timeout 2s >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-command -v kubectl >/dev/null || { echo "kubectl is needed"; exit 1; }
+tl_cell bs "$ctl"
 [[ -d $samples ]] || { echo "no samples at $samples"; exit 1; }
-kc_() { kubectl --kubeconfig "$state/kubeconfig" --cache-dir "$tmp/kcache" "$@"; }
 start=$(date +%s)
 
 # up NAME: a fresh set with --batch-scheduler NAME and the PodGroup/Queue CRDs.

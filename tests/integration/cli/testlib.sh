@@ -3,6 +3,11 @@
 #   has NAME TEXT PATTERN... every grep -E pattern is in TEXT (else the text is shown)
 #   expect_code NAME CODE CMD...  CMD exits with CODE
 #   tl_summary               prints "N passed, M failed"; returns 0 when nothing failed
+#   tl_cell NAME CTL         for scripts that run `CTL up`: $tmp (a new /tmp/rfNAME.XXXXXX), $state
+#                            ($tmp/state), kc_ (kubectl on $state's kubeconfig); at exit `CTL down`
+#                            stops every state dir in tl_states (add more with tl_states+=(DIR))
+#                            and $tmp is removed; exits when kubectl is missing
+#   tl_wait SECONDS CMD...   retries CMD quietly every 0.2 s until it succeeds; 1 after SECONDS
 passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "ok   - $1"; }
@@ -27,4 +32,30 @@ expect_code() {
 tl_summary() {
     echo "$passed passed, $failed failed"
     [[ $failed -eq 0 ]]
+}
+tl_states=()
+tl_cell() {
+    tmp=$(mktemp -d "/tmp/rf$1.XXXXXX") || exit 1
+    state="$tmp/state"
+    tl_ctl=$2
+    tl_states=("$state")
+    trap tl_cleanup EXIT
+    command -v kubectl >/dev/null || { echo "FAIL - kubectl is not installed"; exit 1; }
+}
+tl_cleanup() {
+    local s
+    for s in "${tl_states[@]}"; do
+        "$tl_ctl" down --state-dir "$s" --timeout 2s >/dev/null 2>&1 || true
+    done
+    rm -rf "$tmp"
+}
+kc_() { kubectl --kubeconfig "$state/kubeconfig" --cache-dir "$tmp/kcache" "$@"; }
+tl_wait() {
+    local n=$(($1 * 5)) _i
+    shift
+    for _i in $(seq "$n"); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    return 1
 }

@@ -22,26 +22,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../cli/testlib.sh"
 shared=${RF_SHARED_DIR:-$here/../../../../shared}
 sample="$shared/kuberay/samples/ray-cluster.historyserver.yaml"
-tmp=$(mktemp -d /tmp/rfgated.XXXXXX)
-state="$tmp/state"
-cleanup() {
-    "$ctl" down --state-dir "$state" --timeout 2s >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-command -v kubectl >/dev/null || { echo "kubectl is needed"; exit 1; }
+tl_cell gated "$ctl"
 [[ -f $sample ]] || { echo "sample $sample not found (set RF_SHARED_DIR)"; exit 1; }
-kc_() { kubectl --kubeconfig "$state/kubeconfig" --cache-dir "$tmp/kcache" "$@"; }
 start=$(date +%s)
 up_() {
     "$ctl" up --sim --detach --state-dir "$state" --nodes 2 --timeout 30s "$@" >/dev/null \
         2>"$tmp/up.err"
-}
-# wait_for SECONDS CMD...: until CMD succeeds
-wait_for() {
-    local deadline=$(( $(date +%s) + $1 )); shift
-    while (( $(date +%s) < deadline )); do "$@" && return 0; sleep 0.5; done
-    return 1
 }
 
 # --- 4. KubernetesWAS: refused at start, before any connection -------------------------------
@@ -61,7 +47,7 @@ if up_; then ok "up without the gates"; else bad "up without the gates"; sed 's/
 kc_ apply -f "$sample" >/dev/null || bad "the sample applies unchanged"
 ev() { kc_ get events --field-selector involvedObject.name=raycluster-historyserver \
         -o jsonpath='{range .items[*]}{.type} {.reason} {.message}{"\n"}{end}' 2>/dev/null; }
-wait_for 15 bash -c "$(declare -f kc_ ev); tmp='$tmp'; state='$state'; ev | grep -q InvalidRayClusterSpec"
+tl_wait 15 bash -c "$(declare -f kc_ ev); tmp='$tmp'; state='$state'; ev | grep -q InvalidRayClusterSpec"
 has "gate off: KubeRay's rejection Event" "$(ev)" \
     '^Warning InvalidRayClusterSpec The RayCluster spec is invalid default/raycluster-historyserver: RayClusterHistoryServer feature gate is not enabled$'
 sleep 1
@@ -105,7 +91,7 @@ spec:
 YAML
 kc_ apply -f "$tmp/rj.yaml" >/dev/null || bad "the SidecarMode RayJob applies"
 ready() { [[ $(kc_ get raycluster raycluster-historyserver -o jsonpath='{.status.state}' 2>/dev/null) == ready ]]; }
-if wait_for 30 ready; then ok "the history-server cluster is ready"; else bad "the history-server cluster is ready"; fi
+if tl_wait 30 ready; then ok "the history-server cluster is ready"; else bad "the history-server cluster is ready"; fi
 kc_ get pods -l ray.io/cluster=raycluster-historyserver -o json >"$tmp/pods.json"
 python3 - "$tmp/pods.json" <<'PY' >"$tmp/checks.txt"
 import json, sys

@@ -20,22 +20,8 @@ ctl=${1:?usage: mtls_test.sh PATH/TO/rayfleetctl}
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../cli/testlib.sh
 . "$here/../cli/testlib.sh"
-tmp=$(mktemp -d /tmp/rfmtls.XXXXXX)
-state="$tmp/state"
-cleanup() {
-    "$ctl" down --state-dir "$state" --timeout 2s >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-command -v kubectl >/dev/null || { echo "kubectl is needed"; exit 1; }
+tl_cell mtls "$ctl"
 command -v openssl >/dev/null || { echo "openssl is needed"; exit 1; }
-k() { kubectl --kubeconfig "$state/kubeconfig" --cache-dir "$tmp/kcache" "$@"; }
-# until_ok SECONDS CMD...: retries CMD every 0.2 s
-until_ok() {
-    local n=$(($1 * 5)); shift
-    for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-    return 1
-}
 up() {
     "$ctl" up --sim --detach --state-dir "$state" --nodes 2 --timeout 40s "$@" >/dev/null \
         2>"$tmp/up.err"
@@ -74,42 +60,42 @@ t0=$(date +%s)
 # ---- 1. gate on, cert-manager absent: nothing is created --------------------------------------
 if up --feature-gates RayClusterMTLS=true; then ok "up --feature-gates RayClusterMTLS=true"; else
     bad "up"; sed 's/^/    | /' "$tmp/up.err"; tl_summary; exit 1; fi
-k apply -f "$tmp/rc.yaml" >/dev/null || bad "RayCluster applied"
+kc_ apply -f "$tmp/rc.yaml" >/dev/null || bad "RayCluster applied"
 sleep 3
-n=$(k get pods -l ray.io/cluster=$c -o name | wc -l)
+n=$(kc_ get pods -l ray.io/cluster=$c -o name | wc -l)
 [[ $n -eq 0 ]] && ok "no pod while cert-manager is not installed" || bad "pods without certificates ($n)"
 has "KubeRay's Warning: cert-manager is not installed" \
-    "$(k get events --field-selector reason=InvalidRayClusterSpec -o jsonpath='{range .items[*]}{.type} {.message}{"\n"}{end}')" \
+    "$(kc_ get events --field-selector reason=InvalidRayClusterSpec -o jsonpath='{range .items[*]}{.type} {.message}{"\n"}{end}')" \
     "^Warning tlsOptions requires cert-manager, but cert-manager is not installed$"
 
 # ---- 2. cert-manager installed ------------------------------------------------------------------
-k apply -f "$here/crds/cert-manager.yaml" >/dev/null && ok "cert-manager CRDs installed" ||
+kc_ apply -f "$here/crds/cert-manager.yaml" >/dev/null && ok "cert-manager CRDs installed" ||
     bad "cert-manager CRDs installed"
-until_ok 10 k get certificates.cert-manager.io
-uid=$(k get raycluster $c -o jsonpath='{.metadata.uid}')
+tl_wait 10 kc_ get certificates.cert-manager.io
+uid=$(kc_ get raycluster $c -o jsonpath='{.metadata.uid}')
 ca_secret="$c-ca-secret-${uid:0:8}"
 # The CA Issuer taken by an Issuer of that name whose type cert-manager cannot serve: the leaf
 # Certificates are made but never become Ready, so the pods must wait (the hold, not a failure).
 printf 'apiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata: {name: ray-ca-issuer-%s}\nspec: {vault: {}}\n' \
-    "$c" | k apply -f - >/dev/null
-k annotate raycluster $c rayfleet.test/poke=1 --overwrite >/dev/null # a pass now, not after backoff
+    "$c" | kc_ apply -f - >/dev/null
+kc_ annotate raycluster $c rayfleet.test/poke=1 --overwrite >/dev/null # a pass now, not after backoff
 leaf_pending() {
-    [[ $(k get certificate ray-head-cert-$c -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}') == DoesNotExist &&
-        $(k get certificate ray-worker-cert-$c -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}') == DoesNotExist ]]
+    [[ $(kc_ get certificate ray-head-cert-$c -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}') == DoesNotExist &&
+        $(kc_ get certificate ray-worker-cert-$c -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}') == DoesNotExist ]]
 }
-until_ok 15 leaf_pending && ok "leaf Certificates made, not Ready (their issuer is not Ready)" ||
-    bad "leaf Certificates pending ($(k get certificates -o yaml | grep -E 'reason|message' | paste -sd' '))"
+tl_wait 15 leaf_pending && ok "leaf Certificates made, not Ready (their issuer is not Ready)" ||
+    bad "leaf Certificates pending ($(kc_ get certificates -o yaml | grep -E 'reason|message' | paste -sd' '))"
 sleep 3
-n=$(k get pods -l ray.io/cluster=$c -o name | wc -l)
+n=$(kc_ get pods -l ray.io/cluster=$c -o name | wc -l)
 [[ $n -eq 0 ]] && ok "no pod while the leaf Certificates are not Ready" ||
     bad "pods before the certificates were Ready ($n)"
-k patch issuer ray-ca-issuer-$c --type merge -p "{\"spec\":{\"vault\":null,\"ca\":{\"secretName\":\"$ca_secret\"}}}" >/dev/null ||
+kc_ patch issuer ray-ca-issuer-$c --type merge -p "{\"spec\":{\"vault\":null,\"ca\":{\"secretName\":\"$ca_secret\"}}}" >/dev/null ||
     bad "CA Issuer fixed"
-ready() { [[ $(k get raycluster $c -o jsonpath='{.status.state}') == ready ]]; }
-if until_ok 40 ready; then ok "RayCluster ready"; else
-    bad "RayCluster ready"; k get raycluster $c -o yaml | sed -n '/^status/,$p' | head -30
-    k get certificates,issuers -o wide; k get pods -o wide; fi
-j() { k get "$1" "$2" -o jsonpath="$3"; }
+ready() { [[ $(kc_ get raycluster $c -o jsonpath='{.status.state}') == ready ]]; }
+if tl_wait 40 ready; then ok "RayCluster ready"; else
+    bad "RayCluster ready"; kc_ get raycluster $c -o yaml | sed -n '/^status/,$p' | head -30
+    kc_ get certificates,issuers -o wide; kc_ get pods -o wide; fi
+j() { kc_ get "$1" "$2" -o jsonpath="$3"; }
 has "selfSigned Issuer" "$(j issuer ray-selfsigned-issuer-$c '{.spec.selfSigned} {.status.conditions[0].type}={.status.conditions[0].status} {.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name} {.metadata.labels.ray\.io/cluster}')" \
     "^\{\} Ready=True RayCluster/$c $c$"
 has "CA Issuer on the CA secret" "$(j issuer ray-ca-issuer-$c '{.spec.ca.secretName} {.status.conditions[0].status} {.status.conditions[0].message}')" \
@@ -117,8 +103,8 @@ has "CA Issuer on the CA secret" "$(j issuer ray-ca-issuer-$c '{.spec.ca.secretN
 has "CA Certificate" "$(j certificate ray-ca-certificate-$c '{.spec.isCA} {.spec.duration} {.spec.renewBefore} {.spec.secretName} {.spec.issuerRef.name} {.status.conditions[0].status}')" \
     "^true 87600h 720h $ca_secret ray-selfsigned-issuer-$c True$"
 fqdn="$c-head-svc.default.svc.cluster.local"
-hip=$(k get pods -l ray.io/cluster=$c,ray.io/node-type=head -o jsonpath='{.items[0].status.podIP}')
-wips=$(k get pods -l ray.io/cluster=$c,ray.io/node-type=worker -o jsonpath='{.items[*].status.podIP}')
+hip=$(kc_ get pods -l ray.io/cluster=$c,ray.io/node-type=head -o jsonpath='{.items[0].status.podIP}')
+wips=$(kc_ get pods -l ray.io/cluster=$c,ray.io/node-type=worker -o jsonpath='{.items[*].status.podIP}')
 [[ -n $hip && $(wc -w <<<"$wips") -eq 2 ]] && ok "pod IPs: head $hip, workers $wips" ||
     bad "pod IPs (head '$hip', workers '$wips')"
 leaf_ok() { # the leaf lists every pod IP and is Ready at its generation
@@ -132,19 +118,19 @@ leaf_ok() { # the leaf lists every pod IP and is Ready at its generation
     for ip in 127.0.0.1 "$@"; do grep -qw -- "$ip" <<<"$ips" || return 1; done
 }
 # shellcheck disable=SC2086
-until_ok 20 leaf_ok ray-head-cert-$c "$hip" && until_ok 20 leaf_ok ray-worker-cert-$c $wips &&
+tl_wait 20 leaf_ok ray-head-cert-$c "$hip" && tl_wait 20 leaf_ok ray-worker-cert-$c $wips &&
     ok "leaf Certificates Ready at their generation, IP SANs = 127.0.0.1 + pod IPs" ||
-    bad "leaf Certificates ($(k get certificates -o yaml | grep -E 'ipAddresses|- [0-9]|observedGen|generation' | tr -s ' ' | paste -sd' '))"
+    bad "leaf Certificates ($(kc_ get certificates -o yaml | grep -E 'ipAddresses|- [0-9]|observedGen|generation' | tr -s ' ' | paste -sd' '))"
 has "head Certificate" "$(j certificate ray-head-cert-$c '{.spec.secretName} {.spec.dnsNames[*]} {.spec.duration} {.spec.renewBefore} {.spec.issuerRef.name} {.status.conditions[0].message}')" \
     "^ray-head-secret-$c localhost $fqdn 2160h 360h ray-ca-issuer-$c Certificate is up to date and has not expired$"
 has "worker Certificate" "$(j certificate ray-worker-cert-$c '{.spec.secretName} {.spec.dnsNames[*]} {.spec.issuerRef.name}')" \
     "^ray-worker-secret-$c localhost ray-ca-issuer-$c$"
 for s in ray-head-secret-$c ray-worker-secret-$c $ca_secret; do
     has "Secret $s: kubernetes.io/tls with tls.crt, tls.key, ca.crt, labelled for the cluster" \
-        "$(k get secret "$s" -o jsonpath='{.type} {.metadata.labels.ray\.io/cluster} {.data}')" \
+        "$(kc_ get secret "$s" -o jsonpath='{.type} {.metadata.labels.ray\.io/cluster} {.data}')" \
         "^kubernetes.io/tls $c .*\"ca.crt\":\"[A-Za-z0-9+/=]{100,}\".*\"tls.crt\":\"[A-Za-z0-9+/=]{100,}\".*\"tls.key\":\"[A-Za-z0-9+/=]{100,}\""
 done
-pem() { k get secret "$1" -o jsonpath="{.data.${2//./\\.}}" | base64 -d >"$tmp/$3"; }
+pem() { kc_ get secret "$1" -o jsonpath="{.data.${2//./\\.}}" | base64 -d >"$tmp/$3"; }
 pem "$ca_secret" tls.crt ca.pem
 pem ray-head-secret-$c tls.crt head.pem
 pem ray-head-secret-$c ca.crt head-ca.pem
@@ -166,66 +152,66 @@ wtext=$(openssl x509 -in "$tmp/worker.pem" -noout -text)
 for ip in $wips; do has "worker leaf lists $ip" "$wtext" "IP Address:${ip//./\\.}([^0-9.]|$)"; done
 
 # the pods
-for pod in $(k get pods -l ray.io/cluster=$c -o name); do
-    t=$(k get "$pod" -o jsonpath='{.metadata.labels.ray\.io/node-type}')
-    has "$pod: ray-tls volume of the $t Secret" "$(k get "$pod" -o jsonpath='{.spec.volumes[?(@.name=="ray-tls")].secret.secretName}')" \
+for pod in $(kc_ get pods -l ray.io/cluster=$c -o name); do
+    t=$(kc_ get "$pod" -o jsonpath='{.metadata.labels.ray\.io/node-type}')
+    has "$pod: ray-tls volume of the $t Secret" "$(kc_ get "$pod" -o jsonpath='{.spec.volumes[?(@.name=="ray-tls")].secret.secretName}')" \
         "^ray-$t-secret-$c$"
-    has "$pod: TLS env in order and the mount" "$(k get "$pod" -o jsonpath='{range .spec.containers[0].env[*]}{.name}={.value}{"\n"}{end}{range .spec.containers[0].volumeMounts[*]}{.name}:{.mountPath}:{.readOnly}{"\n"}{end}' | grep -E 'TLS|ray-tls' | paste -sd' ')" \
+    has "$pod: TLS env in order and the mount" "$(kc_ get "$pod" -o jsonpath='{range .spec.containers[0].env[*]}{.name}={.value}{"\n"}{end}{range .spec.containers[0].volumeMounts[*]}{.name}:{.mountPath}:{.readOnly}{"\n"}{end}' | grep -E 'TLS|ray-tls' | paste -sd' ')" \
         "^RAY_USE_TLS=1 RAY_TLS_SERVER_CERT=/etc/ray/tls/tls.crt RAY_TLS_SERVER_KEY=/etc/ray/tls/tls.key RAY_TLS_CA_CERT=/etc/ray/tls/ca.crt ray-tls:/etc/ray/tls:true$"
-    has "$pod: wait-for-tls-ip-san first, sh -c, POD_IP, 50m/64Mi" "$(k get "$pod" -o jsonpath='{.spec.initContainers[0].name} {.spec.initContainers[0].image} {.spec.initContainers[0].command[*]} {.spec.initContainers[0].env[0].name}={.spec.initContainers[0].env[0].valueFrom.fieldRef.fieldPath} {.spec.initContainers[0].resources.requests.cpu}/{.spec.initContainers[0].resources.limits.memory} {.spec.initContainers[0].volumeMounts[0].mountPath}')" \
+    has "$pod: wait-for-tls-ip-san first, sh -c, POD_IP, 50m/64Mi" "$(kc_ get "$pod" -o jsonpath='{.spec.initContainers[0].name} {.spec.initContainers[0].image} {.spec.initContainers[0].command[*]} {.spec.initContainers[0].env[0].name}={.spec.initContainers[0].env[0].valueFrom.fieldRef.fieldPath} {.spec.initContainers[0].resources.requests.cpu}/{.spec.initContainers[0].resources.limits.memory} {.spec.initContainers[0].volumeMounts[0].mountPath}')" \
         "^wait-for-tls-ip-san rayproject/ray:2.52.0 sh -c POD_IP=status.podIP 50m/64Mi /etc/ray/tls$"
-    has "$pod: the wait script" "$(k get "$pod" -o jsonpath='{.spec.initContainers[0].args[0]}')" \
+    has "$pod: the wait script" "$(kc_ get "$pod" -o jsonpath='{.spec.initContainers[0].args[0]}')" \
         'CERT="/etc/ray/tls/tls.crt"' 'grep -qE "IP Address:\$\{POD_IP\}\(\[\^0-9\.\]\|\$\)"' 'sleep 5'
     if [[ $t == worker ]]; then
-        has "$pod: wait-gcs-ready second, with the TLS env" "$(k get "$pod" -o jsonpath='{.spec.initContainers[1].name} {.spec.initContainers[1].env[*].name}')" \
+        has "$pod: wait-gcs-ready second, with the TLS env" "$(kc_ get "$pod" -o jsonpath='{.spec.initContainers[1].name} {.spec.initContainers[1].env[*].name}')" \
             "^wait-gcs-ready .*RAY_USE_TLS RAY_TLS_SERVER_CERT RAY_TLS_SERVER_KEY RAY_TLS_CA_CERT"
     fi
 done
 # pods only after the certificates were Ready (seconds: creationTimestamp >= Ready transition)
 ready_at=$( (j certificate ray-head-cert-$c '{.status.conditions[?(@.type=="Ready")].lastTransitionTime}'; echo
     j certificate ray-worker-cert-$c '{.status.conditions[?(@.type=="Ready")].lastTransitionTime}'; echo) | sort | tail -1)
-first_pod=$(k get pods -l ray.io/cluster=$c -o jsonpath='{range .items[*]}{.metadata.creationTimestamp}{"\n"}{end}' | sort | head -1)
+first_pod=$(kc_ get pods -l ray.io/cluster=$c -o jsonpath='{range .items[*]}{.metadata.creationTimestamp}{"\n"}{end}' | sort | head -1)
 [[ -n $ready_at && -n $first_pod && ! $first_pod < $ready_at ]] &&
     ok "first pod ($first_pod) created at or after both leaves were Ready ($ready_at)" ||
     bad "pod creation order (first pod $first_pod, certificates Ready $ready_at)"
 
 has "Event MTLSPKIReady before the first pods" \
-    "$(k get events --field-selector reason=MTLSPKIReady -o jsonpath='{range .items[*]}{.type} {.involvedObject.name} {.message}{"\n"}{end}')" \
+    "$(kc_ get events --field-selector reason=MTLSPKIReady -o jsonpath='{range .items[*]}{.type} {.involvedObject.name} {.message}{"\n"}{end}')" \
     "^Normal $c mTLS PKI is ready"
 
 # scale: the worker leaf follows the worker pods' IPs (added on scale-up, dropped on scale-down)
 worker_ips_match() { # the worker Certificate, and the certificate in its Secret, list exactly the IPs
     local want have crt
-    want=$(k get pods -l ray.io/cluster=$c,ray.io/node-type=worker -o json | python3 -c '
+    want=$(kc_ get pods -l ray.io/cluster=$c,ray.io/node-type=worker -o json | python3 -c '
 import json, sys
 print(" ".join(sorted(p["status"]["podIP"] for p in json.load(sys.stdin)["items"]
                       if p["status"].get("podIP") and not p["metadata"].get("deletionTimestamp"))))')
     [[ $(wc -w <<<"$want") -eq $1 ]] || return 1
     have=$(j certificate ray-worker-cert-$c '{.spec.ipAddresses[*]}' | tr ' ' '\n' | grep -vx 127.0.0.1 | sort | paste -sd' ')
     [[ $have == "$want" ]] || return 1
-    crt=$(k get secret ray-worker-secret-$c -o jsonpath='{.data.tls\.crt}' | base64 -d |
+    crt=$(kc_ get secret ray-worker-secret-$c -o jsonpath='{.data.tls\.crt}' | base64 -d |
         openssl x509 -noout -ext subjectAltName | grep -o 'IP Address:[0-9.]*' | sed 's/IP Address://' |
         grep -vx 127.0.0.1 | sort | paste -sd' ')
     [[ $crt == "$want" ]]
 }
-k patch raycluster $c --type json -p '[{"op":"replace","path":"/spec/workerGroupSpecs/0/replicas","value":3}]' >/dev/null
-until_ok 20 worker_ips_match 3 && ok "scale to 3: the worker leaf and its Secret list the 3 worker IPs" ||
+kc_ patch raycluster $c --type json -p '[{"op":"replace","path":"/spec/workerGroupSpecs/0/replicas","value":3}]' >/dev/null
+tl_wait 20 worker_ips_match 3 && ok "scale to 3: the worker leaf and its Secret list the 3 worker IPs" ||
     bad "scale to 3: worker leaf IPs ($(j certificate ray-worker-cert-$c '{.spec.ipAddresses[*]}'))"
-k patch raycluster $c --type json -p '[{"op":"replace","path":"/spec/workerGroupSpecs/0/replicas","value":1}]' >/dev/null
-until_ok 20 worker_ips_match 1 && ok "scale to 1: the removed workers' IPs are dropped" ||
+kc_ patch raycluster $c --type json -p '[{"op":"replace","path":"/spec/workerGroupSpecs/0/replicas","value":1}]' >/dev/null
+tl_wait 20 worker_ips_match 1 && ok "scale to 1: the removed workers' IPs are dropped" ||
     bad "scale to 1: worker leaf IPs ($(j certificate ray-worker-cert-$c '{.spec.ipAddresses[*]}'))"
 
 # ---- 3. gate off: rejected ----------------------------------------------------------------------
 "$ctl" down --state-dir "$state" --timeout 2s >/dev/null 2>&1
 if up; then ok "up without the gate"; else bad "up"; sed 's/^/    | /' "$tmp/up.err"; fi
-k apply -f "$tmp/rc.yaml" >/dev/null || bad "RayCluster applied (gate off)"
+kc_ apply -f "$tmp/rc.yaml" >/dev/null || bad "RayCluster applied (gate off)"
 rejected() {
-    k get events --field-selector reason=InvalidRayClusterSpec -o jsonpath='{.items[*].message}' |
+    kc_ get events --field-selector reason=InvalidRayClusterSpec -o jsonpath='{.items[*].message}' |
         grep -q "The RayCluster spec is invalid default/$c: spec.tlsOptions requires the RayClusterMTLS feature gate to be enabled"
 }
-until_ok 15 rejected && ok "gate off: KubeRay's InvalidRayClusterSpec Event" ||
-    bad "gate off: no rejection Event ($(k get events -o jsonpath='{.items[*].message}'))"
-n=$(k get pods -l ray.io/cluster=$c -o name | wc -l)
+tl_wait 15 rejected && ok "gate off: KubeRay's InvalidRayClusterSpec Event" ||
+    bad "gate off: no rejection Event ($(kc_ get events -o jsonpath='{.items[*].message}'))"
+n=$(kc_ get pods -l ray.io/cluster=$c -o name | wc -l)
 [[ $n -eq 0 ]] && ok "gate off: no pods" || bad "gate off: $n pods"
 echo "integration.mtls took $(($(date +%s) - t0)) s"
 tl_summary

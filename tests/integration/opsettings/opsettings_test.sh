@@ -15,15 +15,7 @@ bin=$(dirname "$ctl")
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../cli/testlib.sh
 . "$here/../cli/testlib.sh"
-tmp=$(mktemp -d /tmp/rfops.XXXXXX)
-state="$tmp/state"
-cleanup() {
-    "$ctl" down --state-dir "$state" --timeout 2s >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-command -v kubectl >/dev/null || { echo "kubectl is needed"; exit 1; }
-kc_() { kubectl --kubeconfig "$state/kubeconfig" --cache-dir "$tmp/kcache" "$@"; }
+tl_cell ops "$ctl"
 
 cat >"$tmp/kuberay.yaml" <<'YAML'
 apiVersion: config.ray.io/v1alpha1

@@ -5,17 +5,9 @@ set -uo pipefail
 ctl=${1:?usage: raycronjob_test.sh PATH/TO/rayfleetctl}
 here=$(cd "$(dirname "$0")" && pwd)
 shared=${RF_SHARED_DIR:-$here/../../../../shared}
-tmp=$(mktemp -d /tmp/rfcron.XXXXXX)
-state="$tmp/state"
 source "$here/../cli/testlib.sh"
-
-cleanup() {
-    "$ctl" down --state-dir "$state" --timeout 2s >/dev/null 2>&1 || true
-    "$ctl" down --state-dir "$tmp/off" --timeout 2s >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-command -v kubectl >/dev/null || { echo "FAIL - kubectl is not installed"; exit 1; }
+tl_cell cron "$ctl"
+tl_states+=("$tmp/off") # the second set, gate off
 command -v python3 >/dev/null || { echo "FAIL - python3 is not installed"; exit 1; }
 
 KC="$state/kubeconfig"
@@ -55,12 +47,6 @@ rayjobs() {
     k get rayjobs -n "$1" -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.labels.ray\.io/cronjob-name} {.metadata.annotations.ray\.io/cronjob-scheduled-timestamp} {.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}/{.metadata.ownerReferences[0].controller}{"\n"}{end}' | sort
 }
 last_schedule() { k get raycronjob "$2" -n "$1" -o jsonpath='{.status.lastScheduleTime}'; }
-# waitfor SECONDS CMD...: retries CMD every 0.2 s until it succeeds.
-waitfor() {
-    local n=$(( $1 * 5 )); shift
-    for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-    return 1
-}
 rfc() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 epoch() { date -u -d "$1" +%s; }
 
@@ -78,7 +64,7 @@ for ns in every catchup tz inv samples; do k create namespace "$ns" >/dev/null; 
 cronjob ev every "@every 5s"
 created=$(epoch "$(k get raycronjob ev -n every -o jsonpath='{.metadata.creationTimestamp}')")
 t1=$((created + 5))
-if waitfor 15 bash -c "[[ \$(kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get rayjob ev-$((t1 / 60)) -n every -o name) ]]"; then
+if tl_wait 15 bash -c "[[ \$(kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get rayjob ev-$((t1 / 60)) -n every -o name) ]]"; then
     ok "first RayJob ev-$((t1 / 60)) at creation + 5 s"
 else
     bad "first RayJob ev-$((t1 / 60)) at creation + 5 s"; rayjobs every
@@ -89,7 +75,7 @@ has "its label, annotation and controller owner" "$(rayjobs every | head -1)" \
 lags=""
 for n in 2 3; do
     tn=$((created + 5 * n))
-    if waitfor 12 bash -c "[[ \$(kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get raycronjob ev -n every -o jsonpath='{.status.lastScheduleTime}') > '$(rfc $((tn - 1)))' ]]"; then
+    if tl_wait 12 bash -c "[[ \$(kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get raycronjob ev -n every -o jsonpath='{.status.lastScheduleTime}') > '$(rfc $((tn - 1)))' ]]"; then
         seen=$(date +%s%N)
         lags="$lags $(( (seen / 1000000) - tn * 1000 ))"
         got=$(last_schedule every ev)
@@ -104,7 +90,7 @@ for l in $lags; do
 done
 # (d) suspend stops the ticks, with KubeRay's Event
 k patch raycronjob ev -n every --type=merge -p '{"spec":{"suspend":true}}' >/dev/null
-waitfor 10 bash -c "kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get events -n every -o jsonpath='{.items[*].reason}' | grep -q SuspendedRayCronJob" \
+tl_wait 10 bash -c "kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get events -n every -o jsonpath='{.items[*].reason}' | grep -q SuspendedRayCronJob" \
     && ok "Event SuspendedRayCronJob" || bad "no SuspendedRayCronJob Event"
 has "its message" "$(events every)" "^SuspendedRayCronJob\|RayCronJob suspended, no new RayJobs will be created$"
 frozen=$(last_schedule every ev)
@@ -119,7 +105,7 @@ k patch raycronjob cu -n catchup --subresource=status --type=merge \
     -p "{\"status\":{\"lastScheduleTime\":\"$(rfc $m0)\"}}" >/dev/null
 has "status.lastScheduleTime patched" "$(last_schedule catchup cu)" "^$(rfc $m0)$"
 k patch raycronjob cu -n catchup --type=merge -p '{"spec":{"suspend":false}}' >/dev/null
-waitfor 20 bash -c "[[ \$(kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get raycronjob cu -n catchup -o jsonpath='{.status.lastScheduleTime}') == '$(rfc $((m0 + 240)))' || \$(kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get raycronjob cu -n catchup -o jsonpath='{.status.lastScheduleTime}') > '$(rfc $((m0 + 240)))' ]]" \
+tl_wait 20 bash -c "[[ \$(kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get raycronjob cu -n catchup -o jsonpath='{.status.lastScheduleTime}') == '$(rfc $((m0 + 240)))' || \$(kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get raycronjob cu -n catchup -o jsonpath='{.status.lastScheduleTime}') > '$(rfc $((m0 + 240)))' ]]" \
     && ok "caught up to $(rfc $((m0 + 240)))" || bad "not caught up: $(last_schedule catchup cu)"
 names=$(rayjobs catchup | awk '{print $1}' | tr '\n' ' ')
 last=$(epoch "$(last_schedule catchup cu)")
@@ -164,7 +150,7 @@ print(" ".join(out) + " ")
 PY
 )
 nwant=$(wc -w <<<"$wanttz")
-waitfor 20 bash -c "[[ \$(kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get rayjobs -n tz --no-headers 2>/dev/null | wc -l) -ge $nwant ]]"
+tl_wait 20 bash -c "[[ \$(kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get rayjobs -n tz --no-headers 2>/dev/null | wc -l) -ge $nwant ]]"
 sleep 1
 gottz=$(rayjobs tz | awk '{print $1}' | tr '\n' ' ')
 [[ $gottz == "$wanttz" ]] && ok "Asia/Taipei ticks of 3 days: $gottz" || bad "Taipei RayJobs '$gottz', want '$wanttz'"
@@ -174,7 +160,7 @@ cronjob a234567890123456789012345678901234567 inv "* * * * *"
 cronjob tzsched inv "TZ=UTC * * * * *"
 cronjob badfield inv "61 * * * *"
 cronjob badzone inv "* * * * *" Mars/Olympus
-waitfor 10 bash -c "[[ \$(kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get events -n inv -o jsonpath='{range .items[*]}{.reason}{\"\\n\"}{end}' | grep -c InvalidRayCronJobSpec) -ge 4 ]]"
+tl_wait 10 bash -c "[[ \$(kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get events -n inv -o jsonpath='{range .items[*]}{.reason}{\"\\n\"}{end}' | grep -c InvalidRayCronJobSpec) -ge 4 ]]"
 ev=$(events inv)
 has "InvalidRayCronJobSpec: name over 36" "$ev" \
     "^InvalidRayCronJobSpec\|inv/a234567890123456789012345678901234567: RayCronJob name should be no more than 36 characters$"
@@ -222,7 +208,7 @@ else
 fi
 k create namespace off >/dev/null
 cronjob ev off "@every 5s"
-waitfor 15 bash -c "kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get events -n off -o jsonpath='{.items[*].reason}' | grep -q RayCronJobGateDisabled" \
+tl_wait 15 bash -c "kubectl --kubeconfig '$KC' --cache-dir '$tmp/kcache' get events -n off -o jsonpath='{.items[*].reason}' | grep -q RayCronJobGateDisabled" \
     && ok "gate off: Warning RayCronJobGateDisabled" || bad "gate off: no Event ($(events off))"
 has "it names the gate" "$(events off)" "RayCronJobGateDisabled\|RayCronJob off/ev is not reconciled: the feature gate RayCronJob is off"
 sleep 6
