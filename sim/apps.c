@@ -522,7 +522,8 @@ static void s_arm_later(apps_t *a)
 static void s_later(apps_t *a, int which, const char *ns, const char *name, int64_t due_ms)
 {
     char key[S_KEY_MAX];
-    snprintf(key, sizeof(key), "%s/%s", ns, name);
+    if (snprintf(key, sizeof(key), "%s/%s", ns, name) >= (int)sizeof(key))
+        return; /* longer than any namespace and name the API server accepts */
     json_t *cur = json_object_get(a->later[which], key);
     if (cur && json_integer_value(cur) <= due_ms)
         return;
@@ -618,20 +619,8 @@ static json_t *s_owned(apps_t *a, objstore_res_t *r, const char *ns, const json_
 /* Writes `status` (stolen) as obj's status; returns 1 when the store changed. */
 static int s_put_status(apps_t *a, objstore_res_t *r, const json_t *obj, json_t *status)
 {
-    if (json_equal(status, json_object_get(obj, "status"))) {
-        json_decref(status);
-        return 0;
-    }
-    json_t *o = json_copy((json_t *)obj);
-    if (!o) {
-        json_decref(status);
-        return 0;
-    }
-    json_object_set_new(o, "status", status);
-    objstore_update_opts_t uo = {.precond = OBJSTORE_PRECOND_NONE, .status = true};
     objstore_status_t st;
-    return objstore_update(a->store, r, jx_str(obj, "metadata.namespace", ""),
-                           jx_str(obj, "metadata.name", ""), &o, &uo, NULL, NULL, &st) == 0;
+    return objstore_put_status(a->store, r, obj, status, &st) == 1;
 }
 
 /* Writes obj's copy `o` (stolen) to the main endpoint; returns 1 on success. */

@@ -74,25 +74,12 @@ static json_t *s_cond(const char *type, bool status, const char *reason, const c
 /* Writes `status` as obj's status unless equal. Returns 1 when written, 0, or < 0. */
 static int s_put_status(certmgr_t *c, objstore_res_t *r, const json_t *obj, json_t *status)
 {
-    if (json_equal(jx_get(obj, "status"), status)) {
-        json_decref(status);
-        return 0;
-    }
-    json_t *upd = json_deep_copy(obj);
-    if (!upd) {
-        json_decref(status);
-        return ERR_NOMEM;
-    }
-    json_object_set_new(upd, "status", status);
-    objstore_update_opts_t uo = {.precond = OBJSTORE_PRECOND_NONE, .status = true};
     objstore_status_t st;
-    const char *ns = jx_str(obj, "metadata.namespace", NULL);
-    int rc = objstore_update(c->store, r, ns, jx_str(obj, "metadata.name", ""), &upd, &uo, NULL,
-                             NULL, &st);
+    int rc = objstore_put_status(c->store, r, obj, status, &st);
     if (rc < 0)
         log_warn("certmgr: status update failed", "name", jx_str(obj, "metadata.name", ""), "error",
                  st.message, NULL);
-    return rc < 0 ? rc : 1;
+    return rc;
 }
 
 /* Whether the issuer `iss` is ready to sign; for a CA issuer the CA secret into *ca_secret. */

@@ -355,23 +355,11 @@ static json_t *s_cond(const json_t *old, const char *type, const char *status, c
 /* Writes `status` (stolen) to obj when it differs from the stored one. Returns 1 after a write. */
 static int s_put_status(gateway_t *g, objstore_res_t *r, const json_t *obj, json_t *status)
 {
-    if (!status || json_equal(status, json_object_get(obj, "status"))) {
-        json_decref(status);
-        return 0;
-    }
-    json_t *upd = json_copy((json_t *)obj);
-    if (!upd) {
-        json_decref(status);
-        return 0;
-    }
-    json_object_set_new(upd, "status", status);
-    objstore_update_opts_t uo = {.precond = OBJSTORE_PRECOND_NONE, .status = true};
     objstore_status_t st;
-    const char *ns = s_ns(obj);
-    int rc = objstore_update(g->store, r, *ns ? ns : NULL, s_name(obj), &upd, &uo, NULL, NULL, &st);
+    int rc = objstore_put_status(g->store, r, obj, status, &st);
     if (rc < 0)
         log_warn("gateway: status write failed", "name", s_name(obj), "error", st.message, NULL);
-    return rc == 0;
+    return rc == 1;
 }
 
 /* True when every matchLabels pair of `sel` is in the labels of namespace ns (an empty

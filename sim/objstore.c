@@ -1780,6 +1780,26 @@ done:
     return rc;
 }
 
+int objstore_put_status(objstore_t *s, objstore_res_t *r, const json_t *obj, json_t *status,
+                        objstore_status_t *st)
+{
+    if (!status || json_equal(status, json_object_get(obj, "status"))) {
+        json_decref(status);
+        return 0;
+    }
+    json_t *upd = json_copy((json_t *)obj); /* a status write reads only its status (and names) */
+    if (!upd) {
+        json_decref(status);
+        return s_nomem(st);
+    }
+    json_object_set_new(upd, "status", status);
+    objstore_update_opts_t uo = {.precond = OBJSTORE_PRECOND_NONE, .status = true};
+    const char *ns = jx_str(obj, "metadata.namespace", "");
+    int rc = objstore_update(s, r, *ns ? ns : NULL, jx_str(obj, "metadata.name", ""), &upd, &uo,
+                             NULL, NULL, st);
+    return rc < 0 ? rc : 1;
+}
+
 int objstore_update(objstore_t *s, objstore_res_t *r, const char *ns, const char *name,
                     json_t **objp, const objstore_update_opts_t *opts, json_t **out, bool *deleted,
                     objstore_status_t *st)

@@ -236,6 +236,12 @@ int objstore_get(objstore_t *s, objstore_res_t *r, const char *ns, const char *n
 int objstore_create(objstore_t *s, objstore_res_t *r, const char *ns, json_t **objp, json_t **out,
                     objstore_status_t *st);
 
+/* A simulated controller's status write: `status` (ownership taken) becomes the status of the
+ * stored object `obj` (by its namespace and name; no precondition) unless it equals obj's status.
+ * Returns 1 after a write, 0 when equal (or status NULL), or a negative err_t with *st filled. */
+int objstore_put_status(objstore_t *s, objstore_res_t *r, const json_t *obj, json_t *status,
+                        objstore_status_t *st);
+
 /* Replaces ns/name with *objp (ownership taken, *objp set to NULL). Main endpoint: keeps the
  * stored status when the resource has a status subresource and bumps generation when anything
  * outside metadata (and status) changed. opts->status: only status is taken from the body.
