@@ -1342,14 +1342,6 @@ done:
     return code;
 }
 
-const char *ctrlsvc_cluster_domain(const cfg_t *cfg)
-{
-    const char *dom = cfg_str(cfg, "cluster-domain");
-    if (!dom || !*dom)
-        dom = getenv("CLUSTER_DOMAIN");
-    return dom && *dom ? dom : NULL;
-}
-
 int ctrlsvc_check_cluster_domain(const cfg_t *cfg, buf_t *err)
 {
     const char *dom = cfg_str(cfg, "cluster-domain");

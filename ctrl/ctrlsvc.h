@@ -209,10 +209,6 @@ typedef struct {
     bool (*wants_server_version)(void *arg);
 } ctrlsvc_def_t;
 
-/* The cluster domain of Ray dashboard URLs: the service's --cluster-domain option, else
- * $CLUSTER_DOMAIN (KubeRay's), else NULL (cluster.local). */
-const char *ctrlsvc_cluster_domain(const cfg_t *cfg);
-
 /* Checks --cluster-domain (a DNS name of at most 253 characters); 0 or ERR_INVAL with the rule
  * in err. */
 int ctrlsvc_check_cluster_domain(const cfg_t *cfg, buf_t *err);
