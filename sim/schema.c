@@ -4,7 +4,9 @@
  * in a bounded buffer for pruning reports and error causes.
  */
 #include "schema.h"
+#include "cel.h"
 #include "err.h"
+#include "json.h"
 #include "quote.h"
 #include "yaml.h"
 
@@ -684,6 +686,748 @@ json_t *schema_invalid_status(const char *kind, const char *group, const char *n
                   group ? group : "", "kind", kind, "causes", causes);
     buf_free(&m);
     return st;
+}
+
+/* ---- validation rules (x-kubernetes-validations) ---- */
+
+/* kube's RuntimeCELCostBudget: the cost all rules may spend on one object. */
+#define SCHEMA_RULES_BUDGET 10000000
+/* The longest message or fieldPath kept. */
+#define SCHEMA_RULE_TEXT_MAX 4096
+/* kube's MaxEvaluatedMessageExpressionSizeBytes. */
+#define SCHEMA_MSGEXPR_MAX 5120
+
+/* One compiled rule. */
+typedef struct {
+    cel_prog_t *prog; /* the rule, NULL when it did not compile */
+    cel_prog_t *msg_prog; /* messageExpression, or NULL */
+    char *rule; /* the rule, trimmed */
+    char *message; /* the message, trimmed, or NULL */
+    char *compile_err; /* why the rule did not compile, or NULL */
+    const char *reason; /* the cause reason (a static string) */
+    char *field_path; /* the normalized fieldPath, or NULL */
+    bool optional_old; /* optionalOldSelf */
+} srule_t;
+
+/* How a rule node is reached from its parent. */
+typedef enum {
+    RN_ROOT,
+    RN_PROP,
+    RN_ITEMS,
+    RN_ADDL,
+} rnhow_t;
+
+/* A schema node on the way to rules: only the nodes that hold rules or lead to them. */
+typedef struct rnode rnode_t;
+struct rnode {
+    rnhow_t how; /* how it is reached */
+    char *name; /* RN_PROP: the property */
+    char *type; /* the schema's type, as kube prints it in causes */
+    json_t *list_keys; /* RN_ITEMS of a list-type map: the keys correlating old items, or NULL */
+    srule_t *rules; /* rules at this node */
+    size_t nrules; /* their number */
+    rnode_t **kids; /* nodes below that lead to rules */
+    size_t nkids; /* their number */
+};
+
+struct schema_rules {
+    rnode_t *root; /* the schema's root */
+    size_t count; /* rules in the tree */
+};
+
+static void s_rnode_free(rnode_t *n)
+{
+    if (!n)
+        return;
+    for (size_t k = 0; k < n->nrules; k++) {
+        srule_t *r = &n->rules[k];
+        cel_free(r->prog);
+        cel_free(r->msg_prog);
+        free(r->rule);
+        free(r->message);
+        free(r->compile_err);
+        free(r->field_path);
+    }
+    free(n->rules);
+    for (size_t k = 0; k < n->nkids; k++)
+        s_rnode_free(n->kids[k]);
+    free(n->kids);
+    free(n->name);
+    free(n->type);
+    json_decref(n->list_keys);
+    free(n);
+}
+
+void schema_rules_free(schema_rules_t *r)
+{
+    if (!r)
+        return;
+    s_rnode_free(r->root);
+    free(r);
+}
+
+size_t schema_rules_count(const schema_rules_t *r)
+{
+    return r ? r->count : 0;
+}
+
+/* A copy of s without leading and trailing white space (Go's strings.TrimSpace). */
+static char *s_trim_dup(const char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\v' || *s == '\f')
+        s++;
+    size_t n = strlen(s);
+    while (n && strchr(" \t\n\r\v\f", s[n - 1]))
+        n--;
+    return strndup(s, n);
+}
+
+typedef struct {
+    json_t *causes; /* where CRD causes go, or NULL */
+    buf_t msg; /* scratch */
+    size_t count; /* rules compiled */
+    int rc; /* 0, ERR_INVAL or ERR_NOMEM */
+} cctx_t;
+
+/* Adds a CRD cause: field, reason and the message in c->msg. */
+static void s_crd_cause(cctx_t *c, const char *field, const char *reason)
+{
+    if (!c->rc)
+        c->rc = ERR_INVAL;
+    if (c->causes) {
+        json_t *cause = json_pack("{s:s,s:s,s:s}", "reason", reason, "message", buf_str(&c->msg),
+                                  "field", field);
+        if (!cause || json_array_append_new(c->causes, cause) != 0)
+            c->rc = ERR_NOMEM;
+    }
+    buf_reset(&c->msg);
+}
+
+/* Appends the Go %#v of an internal apiextensions.ValidationRule (what field.Invalid prints for
+ * it). A set pointer prints as an address in Go; a fixed one stands in for it. */
+static void s_rule_gov(buf_t *b, const json_t *rule)
+{
+    const char *fields[] = {"rule", "message", "messageExpression"};
+    const char *names[] = {"Rule", "Message", "MessageExpression"};
+    buf_puts(b, "apiextensions.ValidationRule{");
+    for (int k = 0; k < 3; k++) {
+        buf_printf(b, "%s:", names[k]);
+        quote_go(b, jx_str(rule, fields[k], ""));
+        buf_puts(b, ", ");
+    }
+    buf_printf(b, "Reason:(*apiextensions.FieldValueErrorReason)(%s), FieldPath:",
+               json_object_get(rule, "reason") ? "0xc000a1b2c0" : "nil");
+    quote_go(b, jx_str(rule, "fieldPath", ""));
+    buf_printf(b, ", OptionalOldSelf:(*bool)(%s)}",
+               json_object_get(rule, "optionalOldSelf") ? "0xc000a1b2c8" : "nil");
+}
+
+/* Resolves the JSON path `fp` (".a.b", ".m['k']") against `schema` as kube's ValidFieldPath
+ * does, writing the normalized path (field.Path's String(): "a.b", "m[k]") to `out`. */
+static bool s_field_path(const json_t *schema, const char *fp, buf_t *out)
+{
+    const char *p = fp;
+    bool first = true;
+    while (*p) {
+        char name[512];
+        size_t n = 0;
+        if (*p == '.') {
+            p++;
+            while (*p && *p != '.' && *p != '[' && *p != ']' && n + 1 < sizeof(name))
+                name[n++] = *p++;
+        } else if (*p == '[' && p[1] == '\'') {
+            p += 2;
+            while (*p && !(*p == '\'' && p[-1] != '\\') && n + 1 < sizeof(name)) {
+                if (*p == '\\' && p[1]) {
+                    const char *esc = strchr("abfnrtv'\\", p[1]);
+                    if (!esc)
+                        return false;
+                    name[n++] = "\a\b\f\n\r\t\v'\\"[esc - "abfnrtv'\\"];
+                    p += 2;
+                    continue;
+                }
+                name[n++] = *p++;
+            }
+            if (*p != '\'' || p[1] != ']')
+                return false;
+            p += 2;
+        } else {
+            return false;
+        }
+        name[n] = '\0';
+        if (n == 0)
+            return false;
+        const json_t *props = json_object_get(schema, "properties");
+        const json_t *addl = json_object_get(schema, "additionalProperties");
+        bool named;
+        if (json_is_object(props)) {
+            named = true;
+            schema = json_object_get(props, name);
+            if (!schema)
+                return false;
+        } else if (json_is_object(addl)) {
+            named = false;
+            schema = addl;
+        } else {
+            return false;
+        }
+        if (named)
+            buf_printf(out, "%s%s", first ? "" : ".", name);
+        else
+            buf_printf(out, "[%s]", name);
+        first = false;
+    }
+    return !first;
+}
+
+/* Compiles the rules of one schema node into n (n->rules), checking each as kube does. */
+static void s_compile_node_rules(cctx_t *c, const json_t *schema, rnode_t *n, buf_t *path,
+                                 const char *uncorrelatable)
+{
+    const json_t *xv = json_object_get(schema, "x-kubernetes-validations");
+    size_t cnt = json_array_size(xv);
+    if (!cnt)
+        return;
+    n->rules = calloc(cnt, sizeof(*n->rules));
+    if (!n->rules) {
+        c->rc = ERR_NOMEM;
+        return;
+    }
+    static const char *const reasons[] = {"FieldValueDuplicate", "FieldValueForbidden",
+                                          "FieldValueInvalid", "FieldValueRequired"};
+    buf_t f, err;
+    buf_init(&f, SCHEMA_PATH_MAX);
+    buf_init(&err, SCHEMA_RULE_TEXT_MAX);
+    for (size_t i = 0; i < cnt; i++) {
+        const json_t *rule = json_array_get(xv, i);
+        srule_t *r = &n->rules[n->nrules++];
+        c->count++;
+        buf_reset(&f);
+        buf_printf(&f, "%s.x-kubernetes-validations[%zu]", buf_str(path), i);
+        size_t base = f.len;
+        const char *text = jx_str(rule, "rule", "");
+        const char *msg = json_string_value(json_object_get(rule, "message"));
+        const char *mexpr = json_string_value(json_object_get(rule, "messageExpression"));
+        const char *reason = json_string_value(json_object_get(rule, "reason"));
+        const char *fp = json_string_value(json_object_get(rule, "fieldPath"));
+        r->rule = s_trim_dup(text);
+        r->message = msg ? s_trim_dup(msg) : NULL;
+        r->optional_old = jx_bool(rule, "optionalOldSelf", false);
+        r->reason = "FieldValueInvalid";
+        if (!r->rule || (msg && !r->message)) {
+            c->rc = ERR_NOMEM;
+            break;
+        }
+        bool rule_nl = strchr(r->rule, '\n') != NULL;
+        // kube's checks, in its order (apiextensions validation.go).
+        if (!*r->rule) {
+            buf_puts(&f, ".rule");
+            buf_puts(&c->msg, "Required value: rule is not specified");
+            s_crd_cause(c, buf_str(&f), "FieldValueRequired");
+        } else if (msg && !*r->message) {
+            buf_puts(&f, ".message");
+            buf_puts(&c->msg, "Invalid value: ");
+            quote_go(&c->msg, msg);
+            buf_puts(&c->msg, ": message must be non-empty if specified");
+            s_crd_cause(c, buf_str(&f), "FieldValueInvalid");
+        } else if (r->message && strchr(r->message, '\n')) {
+            buf_puts(&f, ".message");
+            buf_puts(&c->msg, "Invalid value: ");
+            quote_go(&c->msg, msg);
+            buf_puts(&c->msg, ": message must not contain line breaks");
+            s_crd_cause(c, buf_str(&f), "FieldValueInvalid");
+        } else if (rule_nl && !(r->message && *r->message)) {
+            buf_puts(&f, ".message");
+            buf_puts(&c->msg, "Required value: message must be specified if rule contains line "
+                              "breaks");
+            s_crd_cause(c, buf_str(&f), "FieldValueRequired");
+        }
+        s_pop(&f, base);
+        if (mexpr) {
+            char *t = s_trim_dup(mexpr);
+            if (t && !*t) {
+                buf_puts(&f, ".messageExpression");
+                buf_puts(&c->msg, "Required value: messageExpression must be non-empty if "
+                                  "specified");
+                s_crd_cause(c, buf_str(&f), "FieldValueRequired");
+                s_pop(&f, base);
+            }
+            free(t);
+        }
+        if (reason) {
+            bool known = false;
+            for (size_t k = 0; k < 4; k++) {
+                if (strcmp(reason, reasons[k]) == 0) {
+                    known = true;
+                    r->reason = reasons[k];
+                }
+            }
+            if (!known) {
+                buf_puts(&f, ".reason");
+                buf_puts(&c->msg, "Unsupported value: ");
+                quote_go(&c->msg, reason);
+                buf_puts(&c->msg, ": supported values: \"FieldValueDuplicate\", "
+                                  "\"FieldValueForbidden\", \"FieldValueInvalid\", "
+                                  "\"FieldValueRequired\"");
+                s_crd_cause(c, buf_str(&f), "FieldValueNotSupported");
+                s_pop(&f, base);
+            }
+        }
+        if (fp) {
+            buf_t norm;
+            buf_init(&norm, SCHEMA_RULE_TEXT_MAX);
+            char *t = s_trim_dup(fp);
+            const char *why = NULL;
+            if (t && !*t)
+                why = "fieldPath must be non-empty if specified";
+            else if (strchr(fp, '\n'))
+                why = "fieldPath must not contain line breaks";
+            else if (t && !s_field_path(schema, t, &norm))
+                why = "fieldPath must be a valid path";
+            if (why) {
+                buf_puts(&f, ".fieldPath");
+                buf_puts(&c->msg, "Invalid value: ");
+                quote_go(&c->msg, fp);
+                buf_printf(&c->msg, ": %s", why);
+                s_crd_cause(c, buf_str(&f), "FieldValueInvalid");
+                s_pop(&f, base);
+            } else if (norm.len) {
+                r->field_path = buf_take(&norm, NULL);
+            }
+            free(t);
+            buf_free(&norm);
+        }
+        if (*r->rule) {
+            buf_reset(&err);
+            int rc = cel_compile(r->rule, &r->prog, &err);
+            if (rc == ERR_NOMEM) {
+                c->rc = ERR_NOMEM;
+                break;
+            }
+            if (rc != 0) {
+                r->compile_err = strdup(buf_str(&err));
+                buf_puts(&f, ".rule");
+                buf_puts(&c->msg, "Invalid value: ");
+                s_rule_gov(&c->msg, rule);
+                buf_printf(&c->msg, ": compilation failed: %s", buf_str(&err));
+                s_crd_cause(c, buf_str(&f), "FieldValueInvalid");
+                s_pop(&f, base);
+            } else if (cel_uses_old_self(r->prog) && uncorrelatable) {
+                buf_puts(&f, ".rule");
+                buf_printf(&c->msg,
+                           "Forbidden: oldSelf cannot be used on the uncorrelatable portion of "
+                           "the schema within %s",
+                           uncorrelatable);
+                s_crd_cause(c, buf_str(&f), "FieldValueForbidden");
+                s_pop(&f, base);
+            }
+        }
+        if (mexpr && *mexpr) {
+            buf_reset(&err);
+            int rc = cel_compile(mexpr, &r->msg_prog, &err);
+            if (rc == ERR_NOMEM) {
+                c->rc = ERR_NOMEM;
+                break;
+            }
+            if (rc != 0) {
+                buf_puts(&f, ".messageExpression");
+                buf_puts(&c->msg, "Invalid value: ");
+                s_rule_gov(&c->msg, rule);
+                buf_printf(&c->msg, ": messageExpression compilation failed: %s", buf_str(&err));
+                s_crd_cause(c, buf_str(&f), "FieldValueInvalid");
+                s_pop(&f, base);
+            }
+        }
+    }
+    buf_free(&f);
+    buf_free(&err);
+}
+
+/* Builds the rule node for `schema` (NULL *out when nothing below it has rules). */
+static void s_rnode_build(cctx_t *c, const json_t *schema, rnhow_t how, const char *name,
+                          buf_t *path, const char *uncorrelatable, int depth, rnode_t **out)
+{
+    *out = NULL;
+    if (!json_is_object(schema) || depth > SCHEMA_MAX_DEPTH || c->rc == ERR_NOMEM)
+        return;
+    rnode_t *n = calloc(1, sizeof(*n));
+    if (!n) {
+        c->rc = ERR_NOMEM;
+        return;
+    }
+    n->how = how;
+    n->name = name ? strdup(name) : NULL;
+    n->type = strdup(s_type(schema) ? s_type(schema) : "");
+    if ((name && !n->name) || !n->type)
+        c->rc = ERR_NOMEM;
+    s_compile_node_rules(c, schema, n, path, uncorrelatable);
+    // Children: properties, additionalProperties, items.
+    const json_t *props = json_object_get(schema, "properties");
+    const char *k;
+    json_t *sub;
+    json_object_foreach((json_t *)props, k, sub)
+    {
+        size_t at = path->len;
+        buf_puts(path, ".properties[");
+        buf_puts(path, k);
+        buf_puts(path, "]");
+        rnode_t *kid = NULL;
+        s_rnode_build(c, sub, RN_PROP, k, path, uncorrelatable, depth + 1, &kid);
+        s_pop(path, at);
+        if (kid) {
+            rnode_t **kids = realloc(n->kids, (n->nkids + 1) * sizeof(*kids));
+            if (!kids) {
+                s_rnode_free(kid);
+                c->rc = ERR_NOMEM;
+                break;
+            }
+            n->kids = kids;
+            n->kids[n->nkids++] = kid;
+        }
+    }
+    for (int which = 0; which < 2; which++) {
+        const json_t *sub2 = json_object_get(schema, which ? "items" : "additionalProperties");
+        if (!json_is_object(sub2))
+            continue;
+        size_t at = path->len;
+        const char *list_type = jx_str(schema, "x-kubernetes-list-type", "atomic");
+        const json_t *keys = json_object_get(schema, "x-kubernetes-list-map-keys");
+        bool correlated = !which || (strcmp(list_type, "map") == 0 && json_array_size(keys) > 0);
+        char *here = (!correlated && !uncorrelatable) ? strdup(buf_str(path)) : NULL;
+        buf_puts(path, which ? ".items" : ".additionalProperties");
+        rnode_t *kid = NULL;
+        s_rnode_build(c, sub2, which ? RN_ITEMS : RN_ADDL, NULL, path, here ? here : uncorrelatable,
+                      depth + 1, &kid);
+        s_pop(path, at);
+        free(here);
+        if (!kid)
+            continue;
+        if (which && correlated)
+            kid->list_keys = json_deep_copy(keys);
+        rnode_t **kids = realloc(n->kids, (n->nkids + 1) * sizeof(*kids));
+        if (!kids) {
+            s_rnode_free(kid);
+            c->rc = ERR_NOMEM;
+            break;
+        }
+        n->kids = kids;
+        n->kids[n->nkids++] = kid;
+    }
+    if (!n->nrules && !n->nkids) {
+        s_rnode_free(n);
+        return;
+    }
+    *out = n;
+}
+
+int schema_rules_compile(const json_t *schema, const char *path, schema_rules_t **out,
+                         json_t *causes)
+{
+    *out = NULL;
+    cctx_t c = {.causes = causes};
+    buf_init(&c.msg, 1 << 16);
+    buf_t p;
+    buf_init(&p, SCHEMA_PATH_MAX);
+    buf_puts(&p, path ? path : "");
+    rnode_t *root = NULL;
+    s_rnode_build(&c, schema, RN_ROOT, NULL, &p, NULL, 0, &root);
+    buf_free(&p);
+    buf_free(&c.msg);
+    if (c.rc == ERR_NOMEM) {
+        s_rnode_free(root);
+        return ERR_NOMEM;
+    }
+    if (root) {
+        schema_rules_t *r = calloc(1, sizeof(*r));
+        if (!r) {
+            s_rnode_free(root);
+            return ERR_NOMEM;
+        }
+        r->root = root;
+        r->count = c.count;
+        *out = r;
+    }
+    return c.rc;
+}
+
+int schema_crd_rules_check(const json_t *crd, json_t *causes)
+{
+    const json_t *versions = jx_get(crd, "spec.versions");
+    int rc = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(versions, i, v)
+    {
+        const json_t *sch = jx_get(v, "schema.openAPIV3Schema");
+        if (!sch)
+            continue;
+        char path[96];
+        snprintf(path, sizeof(path), "spec.versions[%zu].schema.openAPIV3Schema", i);
+        schema_rules_t *r = NULL;
+        int one = schema_rules_compile(sch, path, &r, causes);
+        schema_rules_free(r);
+        if (one == ERR_NOMEM)
+            return ERR_NOMEM;
+        if (one)
+            rc = ERR_INVAL;
+    }
+    const json_t *top = jx_get(crd, "spec.validation.openAPIV3Schema");
+    if (top) {
+        schema_rules_t *r = NULL;
+        int one = schema_rules_compile(top, "spec.validation.openAPIV3Schema", &r, causes);
+        schema_rules_free(r);
+        if (one == ERR_NOMEM)
+            return ERR_NOMEM;
+        if (one)
+            rc = ERR_INVAL;
+    }
+    return rc;
+}
+
+typedef struct {
+    json_t *causes; /* where causes go */
+    buf_t path; /* the current field path ("" at the root) */
+    buf_t msg; /* scratch */
+    int64_t spent; /* cost spent on this object */
+    bool stop; /* a budget ran out: no further rules */
+    int rc; /* ERR_NOMEM once an append failed */
+} rctx_t;
+
+static void s_rcause(rctx_t *c, const char *field, const char *reason)
+{
+    json_t *cause = json_pack("{s:s,s:s,s:s}", "reason", reason, "message", buf_str(&c->msg),
+                              "field", field && *field ? field : "<nil>");
+    if (!cause || json_array_append_new(c->causes, cause) != 0)
+        c->rc = ERR_NOMEM;
+    buf_reset(&c->msg);
+}
+
+/* The cause "Invalid value: "<type>": <detail>" at the current path. */
+static void s_rinvalid(rctx_t *c, const rnode_t *n, const char *detail)
+{
+    buf_puts(&c->msg, "Invalid value: ");
+    quote_go(&c->msg, n->type);
+    buf_printf(&c->msg, ": %s", detail);
+    s_rcause(c, buf_str(&c->path), "FieldValueInvalid");
+}
+
+/* The message of a failed rule: messageExpression's result when it gives a usable string,
+ * else the message, else "failed rule: <rule>". */
+static void s_rule_detail(rctx_t *c, const srule_t *r, cel_env_t *env, buf_t *out)
+{
+    if (r->msg_prog) {
+        json_t *res = NULL;
+        cel_env_t menv = *env;
+        menv.cost = 0;
+        menv.limit = SCHEMA_RULES_BUDGET - c->spent;
+        if (menv.limit > CEL_PER_CALL_LIMIT)
+            menv.limit = CEL_PER_CALL_LIMIT;
+        int rc = menv.limit > 0 ? cel_eval(r->msg_prog, &menv, &res, NULL) : ERR_RANGE;
+        c->spent += menv.cost;
+        if (rc == 0 && json_is_string(res)) {
+            char *t = s_trim_dup(json_string_value(res));
+            bool ok = t && *t && strlen(t) <= SCHEMA_MSGEXPR_MAX && !strchr(t, '\n');
+            if (ok)
+                buf_puts(out, t);
+            free(t);
+            json_decref(res);
+            if (ok)
+                return;
+        } else {
+            json_decref(res);
+        }
+    }
+    if (r->message && *r->message)
+        buf_puts(out, r->message);
+    else
+        buf_printf(out, "failed rule: %s", r->rule);
+}
+
+/* Evaluates the rules of node n on value v (old: its correlated old value or NULL). */
+static void s_rules_at(rctx_t *c, const rnode_t *n, const json_t *v, const json_t *old)
+{
+    for (size_t k = 0; k < n->nrules && !c->stop && !c->rc; k++) {
+        const srule_t *r = &n->rules[k];
+        const char *rule_text = r->message && *r->message ? r->message : r->rule;
+        char detail[SCHEMA_RULE_TEXT_MAX + 256];
+        if (!r->prog) {
+            snprintf(detail, sizeof(detail), "rule compile error: %s",
+                     r->compile_err ? r->compile_err : "unknown");
+            s_rinvalid(c, n, detail);
+            continue;
+        }
+        bool uses_old = cel_uses_old_self(r->prog);
+        if (uses_old && !old && !r->optional_old)
+            continue; // transition rules need an old value
+        if (c->spent >= SCHEMA_RULES_BUDGET) {
+            s_rinvalid(c, n,
+                       "validation failed due to running out of cost budget, no further "
+                       "validation rules will be run");
+            c->stop = true;
+            return;
+        }
+        cel_env_t env = {.self = v, .old_self = old, .optional_old_self = r->optional_old};
+        env.limit = SCHEMA_RULES_BUDGET - c->spent;
+        bool budget_binds = env.limit <= CEL_PER_CALL_LIMIT;
+        if (!budget_binds)
+            env.limit = CEL_PER_CALL_LIMIT;
+        json_t *res = NULL;
+        buf_t err;
+        buf_init(&err, SCHEMA_RULE_TEXT_MAX);
+        int rc = cel_eval(r->prog, &env, &res, &err);
+        c->spent += env.cost;
+        if (rc == ERR_NOMEM) {
+            c->rc = ERR_NOMEM;
+        } else if (rc == ERR_RANGE) {
+            if (budget_binds)
+                snprintf(detail, sizeof(detail),
+                         "validation failed due to running out of cost budget, no further "
+                         "validation rules will be run");
+            else
+                snprintf(detail, sizeof(detail),
+                         "'%s': no further validation rules will be run due to call cost "
+                         "exceeds limit for rule: %s",
+                         buf_str(&err), rule_text);
+            s_rinvalid(c, n, detail);
+            c->stop = true;
+        } else if (rc != 0 || !json_is_boolean(res)) {
+            const char *e = rc ? buf_str(&err) : "no such overload";
+            if (strncmp(e, "no such overload", 16) == 0)
+                snprintf(detail, sizeof(detail),
+                         "'%s': call arguments did not match a supported operator, function or "
+                         "macro signature for rule: %s",
+                         e, rule_text);
+            else
+                snprintf(detail, sizeof(detail), "%s evaluating rule: %s", e, rule_text);
+            s_rinvalid(c, n, detail);
+        } else if (json_is_false(res) && !(!uses_old && old && json_equal(v, old))) {
+            // (A failed rule on an unchanged value is ratcheted: kube only warns.)
+            size_t at = c->path.len;
+            if (r->field_path)
+                buf_printf(&c->path, "%s%s", at ? "." : "", r->field_path);
+            buf_t d;
+            buf_init(&d, SCHEMA_RULE_TEXT_MAX + 64);
+            s_rule_detail(c, r, &env, &d);
+            if (strcmp(r->reason, "FieldValueForbidden") == 0) {
+                buf_printf(&c->msg, "Forbidden: %s", buf_str(&d));
+            } else if (strcmp(r->reason, "FieldValueRequired") == 0) {
+                buf_printf(&c->msg, "Required value: %s", buf_str(&d));
+            } else if (strcmp(r->reason, "FieldValueDuplicate") == 0) {
+                buf_puts(&c->msg, "Duplicate value: ");
+                quote_go(&c->msg, n->type);
+            } else {
+                buf_puts(&c->msg, "Invalid value: ");
+                quote_go(&c->msg, n->type);
+                buf_printf(&c->msg, ": %s", buf_str(&d));
+            }
+            s_rcause(c, buf_str(&c->path), r->reason);
+            buf_free(&d);
+            s_pop(&c->path, at);
+        }
+        json_decref(res);
+        buf_free(&err);
+    }
+}
+
+/* The element of the old list `old` whose list-map keys equal those of `item`, or NULL. */
+static const json_t *s_correlate_item(const json_t *keys, const json_t *item, const json_t *old)
+{
+    if (!keys || !json_is_object(item))
+        return NULL;
+    size_t i;
+    json_t *o;
+    json_array_foreach(old, i, o)
+    {
+        bool same = json_is_object(o);
+        size_t k;
+        json_t *key;
+        json_array_foreach(keys, k, key)
+        {
+            const char *name = json_string_value(key);
+            const json_t *a = name ? json_object_get(item, name) : NULL;
+            const json_t *b = name && same ? json_object_get(o, name) : NULL;
+            if (!same || (a || b ? !(a && b && json_equal(a, b)) : false))
+                same = false;
+        }
+        if (same)
+            return o;
+    }
+    return NULL;
+}
+
+static void s_rwalk(rctx_t *c, const rnode_t *n, const json_t *v, const json_t *old, int depth)
+{
+    if (!v || json_is_null(v) || c->stop || c->rc || depth > SCHEMA_MAX_DEPTH)
+        return;
+    if (old && json_is_null(old))
+        old = NULL;
+    s_rules_at(c, n, v, old);
+    for (size_t k = 0; k < n->nkids && !c->stop && !c->rc; k++) {
+        const rnode_t *kid = n->kids[k];
+        if (kid->how == RN_PROP && json_is_object(v)) {
+            size_t at = s_push_key(&c->path, kid->name);
+            s_rwalk(c, kid, json_object_get(v, kid->name),
+                    json_is_object(old) ? json_object_get(old, kid->name) : NULL, depth + 1);
+            s_pop(&c->path, at);
+        } else if (kid->how == RN_ADDL && json_is_object(v)) {
+            const char *key;
+            json_t *sub;
+            json_object_foreach((json_t *)v, key, sub)
+            {
+                size_t at = c->path.len;
+                buf_printf(&c->path, "[%s]", key);
+                s_rwalk(c, kid, sub, json_is_object(old) ? json_object_get(old, key) : NULL,
+                        depth + 1);
+                s_pop(&c->path, at);
+            }
+        } else if (kid->how == RN_ITEMS && json_is_array(v)) {
+            size_t i;
+            json_t *sub;
+            json_array_foreach(v, i, sub)
+            {
+                size_t at = s_push_index(&c->path, i);
+                s_rwalk(c, kid, sub,
+                        json_is_array(old) ? s_correlate_item(kid->list_keys, sub, old) : NULL,
+                        depth + 1);
+                s_pop(&c->path, at);
+            }
+        }
+    }
+}
+
+int schema_rules_validate(const schema_rules_t *r, const json_t *obj, const json_t *old,
+                          json_t *causes)
+{
+    if (!r || !r->root)
+        return 0;
+    size_t before = json_array_size(causes);
+    rctx_t c = {.causes = causes};
+    buf_init(&c.path, SCHEMA_PATH_MAX);
+    buf_init(&c.msg, 1 << 16);
+    size_t i;
+    json_t *cause;
+    bool blocked = false;
+    json_array_foreach(causes, i, cause)
+    {
+        const char *reason = jx_str(cause, "reason", "");
+        if (strcmp(reason, "FieldValueTypeInvalid") == 0 ||
+            strcmp(reason, "FieldValueNotSupported") == 0)
+            blocked = true;
+    }
+    if (blocked) {
+        // kube's hasBlockingErr(): field.Invalid(nil, nil, ...).
+        buf_puts(&c.msg, "Invalid value: \"null\": some validation rules were not checked "
+                         "because the object was invalid; correct the existing errors to "
+                         "complete validation");
+        s_rcause(&c, NULL, "FieldValueInvalid");
+    } else {
+        s_rwalk(&c, r->root, obj, old, 0);
+    }
+    buf_free(&c.path);
+    buf_free(&c.msg);
+    if (c.rc)
+        return c.rc;
+    return json_array_size(causes) > before ? ERR_INVAL : 0;
 }
 
 #ifdef RF_SELFTEST
