@@ -1565,6 +1565,494 @@ static json_t *s_schema_at(const json_t *schema, const char *const *names)
     return cur;
 }
 
+/* ---- self-test: validation rules ---- */
+
+/* Compiles `schema_json`, validates `obj_json` (old: `old_json` or NULL) and compares the causes
+ * ("<field>: <message>" joined by " | ", "" for none) with `want`. */
+static bool s_rules_expect(const char *schema_json, const char *obj_json, const char *old_json,
+                           const char *want)
+{
+    json_t *sch = json_loads(schema_json, 0, NULL);
+    json_t *obj = json_loads(obj_json, 0, NULL);
+    json_t *old = old_json ? json_loads(old_json, 0, NULL) : NULL;
+    json_t *causes = json_array();
+    schema_rules_t *r = NULL;
+    buf_t t;
+    buf_init(&t, 1 << 16);
+    bool ok = sch && obj && (!old_json || old) &&
+              schema_rules_compile(sch, "spec.versions[0].schema.openAPIV3Schema", &r, causes) == 0;
+    if (ok) {
+        int rc = schema_rules_validate(r, obj, old, causes);
+        s_causes_text(causes, &t);
+        ok = strcmp(buf_str(&t), want) == 0 && rc == (*want ? ERR_INVAL : 0);
+    } else {
+        s_causes_text(causes, &t);
+    }
+    if (!ok)
+        printf("  rules on %s: got \"%s\"\n  want \"%s\"\n", obj_json, buf_str(&t), want);
+    buf_free(&t);
+    schema_rules_free(r);
+    json_decref(causes);
+    json_decref(sch);
+    json_decref(obj);
+    json_decref(old);
+    return ok;
+}
+
+/* The causes schema_crd_rules_check() gives for a CRD whose only version's schema is
+ * `schema_json`, joined as above. */
+static bool s_crd_rules_expect(const char *schema_json, const char *want)
+{
+    json_t *crd = json_pack("{s:{s:[{s:s,s:{s:o}}]}}", "spec", "versions", "name", "v1", "schema",
+                            "openAPIV3Schema", json_loads(schema_json, 0, NULL));
+    json_t *causes = json_array();
+    int rc = crd ? schema_crd_rules_check(crd, causes) : ERR_NOMEM;
+    buf_t t;
+    buf_init(&t, 1 << 16);
+    s_causes_text(causes, &t);
+    bool ok = strcmp(buf_str(&t), want) == 0 && rc == (*want ? ERR_INVAL : 0);
+    if (!ok)
+        printf("  CRD rules: got \"%s\"\n  want \"%s\"\n", buf_str(&t), want);
+    buf_free(&t);
+    json_decref(causes);
+    json_decref(crd);
+    return ok;
+}
+
+static int s_test_rules(void)
+{
+    int failed = 0;
+    // A rule on a string property: value printed as the schema type, message trimmed.
+    const char *mb =
+        "{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\","
+        "\"properties\":{\"managedBy\":{\"type\":\"string\","
+        "\"x-kubernetes-validations\":[{\"rule\":\"self == oldSelf\",\"message\":"
+        "\" the managedBy field is immutable \"},{\"rule\":\"self in ['a', 'b']\"}]}}}}}";
+    CHECK(s_rules_expect(mb, "{\"spec\":{\"managedBy\":\"a\"}}", NULL, ""));
+    CHECK(s_rules_expect(mb, "{\"spec\":{\"managedBy\":\"c\"}}", NULL,
+                         "spec.managedBy: Invalid value: \"string\": failed rule: self in ['a', "
+                         "'b']"));
+    CHECK(s_rules_expect(mb, "{\"spec\":{\"managedBy\":\"b\"}}", "{\"spec\":{\"managedBy\":\"a\"}}",
+                         "spec.managedBy: Invalid value: \"string\": the managedBy field is "
+                         "immutable"));
+    // Transition rules need an old value at that node; a null value is not validated.
+    CHECK(s_rules_expect(mb, "{\"spec\":{\"managedBy\":\"b\"}}", "{\"spec\":{}}", ""));
+    CHECK(s_rules_expect(mb, "{\"spec\":{\"managedBy\":null}}", NULL, ""));
+    // Ratcheting: an unchanged invalid value only warns in kube, so no cause.
+    CHECK(s_rules_expect(mb, "{\"spec\":{\"managedBy\":\"c\"}}", "{\"spec\":{\"managedBy\":\"c\"}}",
+                         ""));
+    // Reasons, fieldPath, messageExpression, a rule at the root (field "<nil>").
+    const char *rs =
+        "{\"type\":\"object\",\"x-kubernetes-validations\":[{\"rule\":\"has(self.spec)\","
+        "\"reason\":\"FieldValueRequired\",\"message\":\"spec is required\"}],\"properties\":{"
+        "\"spec\":{\"type\":\"object\",\"x-kubernetes-validations\":["
+        "{\"rule\":\"self.min <= self.max\",\"fieldPath\":\".min\",\"messageExpression\":"
+        "\"'min ' + string(self.min) + ' above max ' + string(self.max)\"},"
+        "{\"rule\":\"self.min != 7\",\"reason\":\"FieldValueForbidden\",\"message\":\"not 7\"},"
+        "{\"rule\":\"self.min != 8\",\"reason\":\"FieldValueDuplicate\"},"
+        "{\"rule\":\"self.min != 9\",\"messageExpression\":\"self.nope\",\"message\":\"m9\"},"
+        "{\"rule\":\"self.m.all(k, k.startsWith('x'))\",\"fieldPath\":\".m['a.b']\"}],"
+        "\"properties\":{\"min\":{\"type\":\"integer\"},\"max\":{\"type\":\"integer\"},"
+        "\"m\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}}}}}}";
+    CHECK(s_rules_expect(rs, "{\"spec\":{\"min\":1,\"max\":2,\"m\":{}}}", NULL, ""));
+    CHECK(s_rules_expect(rs, "{}", NULL, "<nil>: Required value: spec is required"));
+    CHECK(s_rules_expect(rs, "{\"spec\":{\"min\":3,\"max\":2,\"m\":{}}}", NULL,
+                         "spec.min: Invalid value: \"object\": min 3 above max 2"));
+    CHECK(s_rules_expect(rs, "{\"spec\":{\"min\":7,\"max\":9,\"m\":{}}}", NULL,
+                         "spec: Forbidden: not 7"));
+    CHECK(s_rules_expect(rs, "{\"spec\":{\"min\":8,\"max\":9,\"m\":{}}}", NULL,
+                         "spec: Duplicate value: \"object\""));
+    CHECK(s_rules_expect(rs, "{\"spec\":{\"min\":9,\"max\":9,\"m\":{}}}", NULL,
+                         "spec: Invalid value: \"object\": m9"));
+    CHECK(s_rules_expect(rs, "{\"spec\":{\"min\":1,\"max\":9,\"m\":{\"y\":\"1\"}}}", NULL,
+                         "spec.m[a.b]: Invalid value: \"object\": failed rule: self.m.all(k, "
+                         "k.startsWith('x'))"));
+    // Evaluation errors name the rule, at the node's path.
+    CHECK(s_rules_expect(rs, "{\"spec\":{\"max\":1,\"m\":{}}}", NULL,
+                         "spec: Invalid value: \"object\": no such key: min evaluating rule: "
+                         "self.min <= self.max | spec: Invalid value: \"object\": no such key: "
+                         "min evaluating rule: not 7 | spec: Invalid value: \"object\": no such "
+                         "key: min evaluating rule: self.min != 8 | spec: Invalid value: "
+                         "\"object\": no such key: min evaluating rule: m9"));
+    CHECK(s_rules_expect(rs, "{\"spec\":{\"min\":\"x\",\"max\":1,\"m\":{}}}", NULL,
+                         "spec: Invalid value: \"object\": 'no such overload': call arguments did "
+                         "not match a supported operator, function or macro signature for rule: "
+                         "self.min <= self.max"));
+    // Every element of arrays and maps; list-type map items correlate with their old items by
+    // key, other lists do not (no transition rule runs there).
+    const char *ls =
+        "{\"type\":\"object\",\"properties\":{\"l\":{\"type\":\"array\",\"x-kubernetes-list-type\":"
+        "\"map\",\"x-kubernetes-list-map-keys\":[\"name\"],\"items\":{\"type\":\"object\","
+        "\"x-kubernetes-validations\":[{\"rule\":\"self.v == oldSelf.v\",\"message\":\"fixed\"},"
+        "{\"rule\":\"self.v >= 0\",\"message\":\"negative\"}]}},\"a\":{\"type\":\"array\","
+        "\"items\":{\"type\":\"integer\",\"x-kubernetes-validations\":[{\"rule\":\"self < 10\"}]}}"
+        ",\"opt\":{\"type\":\"string\",\"x-kubernetes-validations\":[{\"rule\":"
+        "\"!oldSelf.hasValue() || self == oldSelf.value()\",\"optionalOldSelf\":true,"
+        "\"message\":\"set once\"},{\"rule\":\"oldSelf.hasValue() || self != 'z'\","
+        "\"optionalOldSelf\":true,\"message\":\"not z at first\"}]}}}";
+    CHECK(s_rules_expect(ls,
+                         "{\"l\":[{\"name\":\"p\",\"v\":1},{\"name\":\"q\",\"v\":-1}],"
+                         "\"a\":[1,20,30]}",
+                         "{\"l\":[{\"name\":\"q\",\"v\":-1},{\"name\":\"p\",\"v\":2}]}",
+                         "l[0]: Invalid value: \"object\": fixed | a[1]: Invalid value: "
+                         "\"integer\": failed rule: self < 10 | a[2]: Invalid value: \"integer\": "
+                         "failed rule: self < 10"));
+    CHECK(s_rules_expect(ls, "{\"l\":[{\"name\":\"n\",\"v\":-1}]}", "{\"l\":[]}",
+                         "l[0]: Invalid value: \"object\": negative"));
+    CHECK(s_rules_expect(ls, "{\"opt\":\"a\"}", NULL, ""));
+    CHECK(s_rules_expect(ls, "{\"opt\":\"z\"}", NULL,
+                         "opt: Invalid value: \"string\": not z at first"));
+    CHECK(s_rules_expect(ls, "{\"opt\":\"b\"}", "{\"opt\":\"a\"}",
+                         "opt: Invalid value: \"string\": set once"));
+    // Structural type errors block the rules, as kube's hasBlockingErr() does.
+    {
+        json_t *sch = json_loads(mb, 0, NULL);
+        json_t *obj = json_loads("{\"spec\":{\"managedBy\":5}}", 0, NULL);
+        json_t *causes = json_array();
+        schema_rules_t *r = NULL;
+        CHECK(schema_rules_compile(sch, NULL, &r, NULL) == 0 && schema_rules_count(r) == 2);
+        CHECK(schema_validate(sch, obj, causes) == ERR_INVAL);
+        CHECK(schema_rules_validate(r, obj, NULL, causes) == ERR_INVAL);
+        buf_t t;
+        buf_init(&t, 4096);
+        s_causes_text(causes, &t);
+        CHECK(strstr(buf_str(&t), " | <nil>: Invalid value: \"null\": some validation rules were "
+                                  "not checked because the object was invalid; correct the "
+                                  "existing errors to complete validation") != NULL);
+        buf_free(&t);
+        schema_rules_free(r);
+        json_decref(causes);
+        json_decref(obj);
+        json_decref(sch);
+    }
+    // The evaluation budget: an expensive rule on many elements stops with kube's cause.
+    {
+        json_t *sch = json_loads("{\"type\":\"array\",\"items\":{\"type\":\"array\",\"items\":{"
+                                 "\"type\":\"integer\"},\"x-kubernetes-validations\":[{\"rule\":"
+                                 "\"self.all(x, self.all(y, x + y >= 0))\"}]}}",
+                                 0, NULL);
+        json_t *inner = json_array();
+        for (int k = 0; k < 300; k++)
+            json_array_append_new(inner, json_integer(k));
+        json_t *obj = json_array();
+        for (int k = 0; k < 200; k++)
+            json_array_append(obj, inner);
+        json_t *causes = json_array();
+        schema_rules_t *r = NULL;
+        CHECK(schema_rules_compile(sch, NULL, &r, NULL) == 0);
+        CHECK(schema_rules_validate(r, obj, NULL, causes) == ERR_INVAL);
+        CHECK(json_array_size(causes) == 1);
+        const char *m = jx_str(json_array_get(causes, 0), "message", "");
+        CHECK(strstr(m, "validation failed due to running out of cost budget, no further "
+                        "validation rules will be run") != NULL);
+        schema_rules_free(r);
+        json_decref(causes);
+        json_decref(obj);
+        json_decref(inner);
+        json_decref(sch);
+    }
+    // CRD creation: what kube refuses, named by field.
+    CHECK(s_crd_rules_expect(mb, ""));
+    CHECK(s_crd_rules_expect(
+        "{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\","
+        "\"x-kubernetes-validations\":[{\"rule\":\"self.x.foo()\"},{\"rule\":\"  \"},"
+        "{\"rule\":\"true\",\"reason\":\"Bogus\",\"message\":\"\"},"
+        "{\"rule\":\"true\",\"fieldPath\":\".nope\"},"
+        "{\"rule\":\"true\",\"messageExpression\":\"1 +\"}]},"
+        "\"l\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"x-kubernetes-validations\":"
+        "[{\"rule\":\"self == oldSelf\"}]}}}}",
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0]."
+        "rule: Invalid value: apiextensions.ValidationRule{Rule:\"self.x.foo()\", Message:\"\", "
+        "MessageExpression:\"\", Reason:(*apiextensions.FieldValueErrorReason)(nil), "
+        "FieldPath:\"\", OptionalOldSelf:(*bool)(nil)}: compilation failed: ERROR: "
+        "<input>:1:8: undeclared reference to 'foo' (in container '')\n | self.x.foo()\n | "
+        ".......^ | "
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[1]."
+        "rule: Required value: rule is not specified | "
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[2]."
+        "message: Invalid value: \"\": message must be non-empty if specified | "
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[2]."
+        "reason: Unsupported value: \"Bogus\": supported values: \"FieldValueDuplicate\", "
+        "\"FieldValueForbidden\", \"FieldValueInvalid\", \"FieldValueRequired\" | "
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[3]."
+        "fieldPath: Invalid value: \".nope\": fieldPath must be a valid path | "
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[4]."
+        "messageExpression: Invalid value: apiextensions.ValidationRule{Rule:\"true\", "
+        "Message:\"\", MessageExpression:\"1 +\", Reason:(*apiextensions.FieldValueErrorReason)"
+        "(nil), FieldPath:\"\", OptionalOldSelf:(*bool)(nil)}: messageExpression compilation "
+        "failed: ERROR: <input>:1:4: Syntax error: mismatched input '<EOF>' expecting an "
+        "expression\n | 1 +\n | ...^ | "
+        "spec.versions[0].schema.openAPIV3Schema.properties[l].items.x-kubernetes-validations[0]."
+        "rule: Forbidden: oldSelf cannot be used on the uncorrelatable portion of the schema "
+        "within spec.versions[0].schema.openAPIV3Schema.properties[l]"));
+    // A rule that does not compile (a CRD stored before) fails every object it applies to.
+    {
+        json_t *sch = json_loads(
+            "{\"type\":\"object\",\"x-kubernetes-validations\":[{\"rule\":\"nope\"}]}", 0, NULL);
+        json_t *obj = json_object();
+        json_t *causes = json_array();
+        schema_rules_t *r = NULL;
+        CHECK(schema_rules_compile(sch, NULL, &r, NULL) == ERR_INVAL && r);
+        CHECK(schema_rules_validate(r, obj, NULL, causes) == ERR_INVAL);
+        buf_t t;
+        buf_init(&t, 4096);
+        s_causes_text(causes, &t);
+        CHECK(strcmp(buf_str(&t), "<nil>: Invalid value: \"object\": rule compile error: ERROR: "
+                                  "<input>:1:1: undeclared reference to 'nope' (in container "
+                                  "'')\n | nope\n | ^") == 0);
+        buf_free(&t);
+        schema_rules_free(r);
+        json_decref(causes);
+        json_decref(obj);
+        json_decref(sch);
+    }
+    return failed;
+}
+
+/* One upstream rule's cases: self (and oldSelf) that make it true, and that make it false. */
+typedef struct {
+    const char *rule; /* the rule text, as in the CRDs */
+    const char *yes; /* self when true */
+    const char *yes_old; /* oldSelf when true, or NULL */
+    const char *no; /* self when false */
+    const char *no_old; /* oldSelf when false, or NULL */
+} rule_case_t;
+
+static const rule_case_t s_rule_cases[] = {
+    {"self == oldSelf", "\"redis\"", "\"redis\"", "\"redis\"", "\"rocksdb\""},
+    {"self in ['ray.io/kuberay-operator', 'kueue.x-k8s.io/multikueue']",
+     "\"kueue.x-k8s.io/multikueue\"", NULL, "\"other\"", NULL},
+    {"!(has(self.jobStatus) && has(self.jobDeploymentStatus))", "{\"jobStatus\":\"FAILED\"}", NULL,
+     "{\"jobStatus\":\"FAILED\",\"jobDeploymentStatus\":\"Failed\"}", NULL},
+    {"has(self.jobStatus) || has(self.jobDeploymentStatus)", "{\"jobDeploymentStatus\":\"Failed\"}",
+     NULL, "{}", NULL},
+    {"!((has(self.onSuccess) || has(self.onFailure)) && has(self.deletionRules))",
+     "{\"deletionRules\":[]}", NULL, "{\"onSuccess\":{},\"deletionRules\":[]}", NULL},
+    {"((has(self.onSuccess) && has(self.onFailure)) || has(self.deletionRules))",
+     "{\"onSuccess\":{},\"onFailure\":{}}", NULL, "{\"onSuccess\":{}}", NULL},
+};
+
+/* A rule found in a CRD: where its schema node is, the rule object and the node's type. */
+typedef struct {
+    char steps[32][128]; /* property names; "[]" for items, "{}" for additionalProperties */
+    int nsteps; /* their number */
+    const json_t *rule; /* the x-kubernetes-validations entry */
+    const char *type; /* the node's schema type */
+} found_rule_t;
+
+/* Collects every rule under `schema` into found[] (at most max); counts those beyond in *n too.
+ * Rules inside allOf/anyOf/oneOf/not are counted into *hidden (this evaluator skips them). */
+static void s_collect_rules(const json_t *schema, found_rule_t *path, found_rule_t *found,
+                            size_t max, size_t *n, size_t *hidden, int depth)
+{
+    if (!json_is_object(schema) || depth >= 32)
+        return;
+    size_t i;
+    json_t *rule;
+    json_array_foreach(json_object_get(schema, "x-kubernetes-validations"), i, rule)
+    {
+        if (*n < max) {
+            found[*n] = *path;
+            found[*n].rule = rule;
+            found[*n].type = s_type(schema) ? s_type(schema) : "";
+        }
+        (*n)++;
+    }
+    const char *k;
+    json_t *sub;
+    json_object_foreach(json_object_get(schema, "properties"), k, sub)
+    {
+        snprintf(path->steps[path->nsteps++], sizeof(path->steps[0]), "%s", k);
+        s_collect_rules(sub, path, found, max, n, hidden, depth + 1);
+        path->nsteps--;
+    }
+    static const char *const kids[] = {"items", "additionalProperties"};
+    for (int w = 0; w < 2; w++) {
+        snprintf(path->steps[path->nsteps++], sizeof(path->steps[0]), "%s", w ? "{}" : "[]");
+        s_collect_rules(json_object_get(schema, kids[w]), path, found, max, n, hidden, depth + 1);
+        path->nsteps--;
+    }
+    static const char *const comb[] = {"allOf", "anyOf", "oneOf"};
+    for (int w = 0; w < 3; w++) {
+        json_array_foreach(json_object_get(schema, comb[w]), i, sub)
+        {
+            size_t before = *n;
+            s_collect_rules(sub, path, found, 0, n, hidden, depth + 1);
+            *hidden += *n - before;
+        }
+    }
+    size_t before = *n;
+    s_collect_rules(json_object_get(schema, "not"), path, found, 0, n, hidden, depth + 1);
+    *hidden += *n - before;
+}
+
+/* An object with `value` (stolen) at the path of f, each array of one element, each map of key
+ * "k"; writes the field path to `field`. */
+static json_t *s_object_at(const found_rule_t *f, json_t *value, buf_t *field)
+{
+    json_t *root = NULL;
+    json_t **slot = &root;
+    json_t *holder = NULL;
+    for (int k = 0; k <= f->nsteps; k++) {
+        json_t *next = k == f->nsteps                   ? value
+                       : strcmp(f->steps[k], "[]") == 0 ? json_array()
+                                                        : json_object();
+        if (!holder) {
+            *slot = next;
+        } else if (json_is_array(holder)) {
+            json_array_append_new(holder, next);
+        } else {
+            const char *key = strcmp(f->steps[k - 1], "{}") == 0 ? "k" : f->steps[k - 1];
+            json_object_set_new(holder, key, next);
+        }
+        if (k < f->nsteps) {
+            if (strcmp(f->steps[k], "[]") == 0)
+                buf_puts(field, "[0]");
+            else if (strcmp(f->steps[k], "{}") == 0)
+                buf_puts(field, "[k]");
+            else
+                buf_printf(field, "%s%s", field->len ? "." : "", f->steps[k]);
+        }
+        holder = next;
+    }
+    return root;
+}
+
+/* Whether `causes` holds the cause of the rule of f at `field`. */
+static bool s_has_rule_cause(const json_t *causes, const found_rule_t *f, const char *field)
+{
+    buf_t want;
+    buf_init(&want, 4096);
+    buf_puts(&want, "Invalid value: ");
+    quote_go(&want, f->type);
+    char *msg = s_trim_dup(jx_str(f->rule, "message", ""));
+    buf_printf(&want, ": %s", msg ? msg : "");
+    free(msg);
+    bool hit = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(causes, i, c)
+    {
+        hit = hit || (strcmp(jx_str(c, "field", ""), field) == 0 &&
+                      strcmp(jx_str(c, "message", ""), buf_str(&want)) == 0 &&
+                      strcmp(jx_str(c, "reason", ""), "FieldValueInvalid") == 0);
+    }
+    buf_free(&want);
+    return hit;
+}
+
+/* Every x-kubernetes-validations rule of the four upstream CRDs compiles and is evaluated at its
+ * node, true and false. Fails when a CRD gains a rule we cannot compile, a rule this test has no
+ * cases for, or a rule where the walker does not look. */
+static int s_test_upstream_rules(bool verbose)
+{
+    int failed = 0;
+    const char *shared = selftest_shared_dir();
+    if (!shared)
+        return 0;
+    static const char *const crds[] = {"rayclusters", "rayjobs", "rayservices", "raycronjobs"};
+    static found_rule_t found[64];
+    size_t total = 0, evaluated = 0;
+    for (size_t ci = 0; ci < 4; ci++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/kuberay/crd/ray.io_%s.yaml", shared, crds[ci]);
+        // The rules as the file's text has them: lines "rule: ..." / "- rule: ...".
+        FILE *fp = fopen(path, "r");
+        CHECK(fp != NULL);
+        size_t text_rules = 0;
+        char line[8192];
+        while (fp && fgets(line, sizeof(line), fp)) {
+            const char *l = line;
+            while (*l == ' ')
+                l++;
+            if (strncmp(l, "- ", 2) == 0)
+                l += 2;
+            text_rules += strncmp(l, "rule: ", 6) == 0;
+        }
+        if (fp)
+            fclose(fp);
+        json_t *docs = NULL;
+        buf_t e;
+        buf_init(&e, 1024);
+        CHECK(yaml_load_file(path, SCHEMA_TEST_MAX_FILE, &docs, &e) == 0);
+        buf_free(&e);
+        json_t *crd = json_array_get(docs, 0);
+        size_t n = 0, hidden = 0;
+        size_t vi;
+        json_t *ver;
+        json_array_foreach(jx_get(crd, "spec.versions"), vi, ver)
+        {
+            const json_t *sch = jx_get(ver, "schema.openAPIV3Schema");
+            found_rule_t at = {.nsteps = 0};
+            size_t first = n;
+            s_collect_rules(sch, &at, found, sizeof(found) / sizeof(found[0]), &n, &hidden, 0);
+            schema_rules_t *r = NULL;
+            json_t *causes = json_array();
+            CHECK(schema_rules_compile(sch, NULL, &r, causes) == 0);
+            CHECK(json_array_size(causes) == 0);
+            CHECK(schema_rules_count(r) == n - first);
+            json_decref(causes);
+            for (size_t k = first; k < n && k < sizeof(found) / sizeof(found[0]); k++) {
+                const found_rule_t *f = &found[k];
+                const char *text = jx_str(f->rule, "rule", "");
+                const rule_case_t *tc = NULL;
+                for (size_t j = 0; j < sizeof(s_rule_cases) / sizeof(s_rule_cases[0]); j++)
+                    if (strcmp(s_rule_cases[j].rule, text) == 0)
+                        tc = &s_rule_cases[j];
+                if (!tc) {
+                    printf("  %s: no test case for rule %s\n", crds[ci], text);
+                    failed++;
+                    continue;
+                }
+                for (int outcome = 0; outcome < 2; outcome++) {
+                    const char *self = outcome ? tc->yes : tc->no;
+                    const char *old = outcome ? tc->yes_old : tc->no_old;
+                    buf_t field, ofield;
+                    buf_init(&field, SCHEMA_PATH_MAX);
+                    buf_init(&ofield, SCHEMA_PATH_MAX);
+                    json_t *obj = s_object_at(f, json_loads(self, JSON_DECODE_ANY, NULL), &field);
+                    json_t *oldobj =
+                        old ? s_object_at(f, json_loads(old, JSON_DECODE_ANY, NULL), &ofield)
+                            : NULL;
+                    json_t *causes2 = json_array();
+                    schema_rules_validate(r, obj, oldobj, causes2);
+                    bool hit = s_has_rule_cause(causes2, f, buf_str(&field));
+                    CHECK(hit == !outcome);
+                    if (hit != !outcome || verbose)
+                        printf("  %s %s at %s (%s): %s\n", crds[ci], text, buf_str(&field),
+                               outcome ? "true case" : "false case", hit ? "refused" : "accepted");
+                    // A transition rule is not evaluated on create.
+                    if (!outcome && old) {
+                        json_array_clear(causes2);
+                        schema_rules_validate(r, obj, NULL, causes2);
+                        CHECK(!s_has_rule_cause(causes2, f, buf_str(&field)));
+                    }
+                    evaluated += !outcome && hit;
+                    json_decref(causes2);
+                    json_decref(obj);
+                    json_decref(oldobj);
+                    buf_free(&field);
+                    buf_free(&ofield);
+                }
+            }
+            schema_rules_free(r);
+        }
+        CHECK(n == text_rules);
+        CHECK(hidden == 0);
+        CHECK(n <= sizeof(found) / sizeof(found[0]));
+        if (verbose || n != text_rules)
+            printf("  %s: %zu rules in the text, %zu found in the schema\n", crds[ci], text_rules,
+                   n);
+        total += n;
+        json_decref(docs);
+    }
+    CHECK(total >= 24);
+    CHECK(evaluated == total);
+    if (verbose)
+        printf("  %zu upstream rules, each refused its false case\n", total);
+    return failed;
+}
+
 int schema_test(bool verbose)
 {
     int failed = 0;
@@ -1817,6 +2305,8 @@ int schema_test(bool verbose)
     json_decref(docs);
     buf_free(&e);
     buf_free(&p);
+    failed += s_test_rules();
+    failed += s_test_upstream_rules(verbose);
     return SELFTEST_RESULT("schema", verbose);
 }
 
