@@ -1212,7 +1212,7 @@ static bool s_eq(ctx_t *c, const val_t *a, const val_t *b)
 
 static bool s_json_eq(ctx_t *c, const json_t *a, const json_t *b)
 {
-    if (c->over)
+    if (c->over || !s_spend(c, 1))
         return false;
     if (json_is_object(a) && json_is_object(b)) {
         if (json_object_size(a) != json_object_size(b))
@@ -2209,6 +2209,50 @@ int cel_test(bool verbose)
                    strstr(s_cases[k].expr, "matches") == NULL;
         failed += s_run_case(&s_cases[k], opt, verbose);
     }
+
+    // Malformed input: every prefix of every case, and each with one byte changed, compiles or
+    // fails cleanly, and what compiles evaluates to a value or an error (ASan/UBSan builds check
+    // there is no bad access on the way).
+    json_t *doc = json_loads("{\"a\":{\"b\":[1,\"x\",{\"c\":null}]},\"s\":\"ray.io\"}", 0, NULL);
+    static const char flips[] = "()[]{}.,:?!'\"\\-+*/%<=>&|0u9a_ \n";
+    uint32_t rng = 12345;
+    size_t compiled = 0;
+    for (size_t k = 0; k < sizeof(s_cases) / sizeof(s_cases[0]); k++) {
+        const char *src = s_cases[k].expr;
+        size_t n = strlen(src);
+        for (size_t cut = 0; cut <= n; cut++) {
+            for (int variant = 0; variant < 3; variant++) {
+                char text[512];
+                size_t len = cut < sizeof(text) - 1 ? cut : sizeof(text) - 1;
+                memcpy(text, src, len);
+                text[len] = '\0';
+                if (variant && len) {
+                    rng = rng * 1103515245u + 12345u;
+                    text[(rng >> 8) % len] = flips[(rng >> 16) % (sizeof(flips) - 1)];
+                }
+                cel_prog_t *q = NULL;
+                buf_t e;
+                buf_init(&e, 4096);
+                int rc = cel_compile(text, &q, &e);
+                CHECK((rc == 0) == (q != NULL));
+                CHECK(rc == 0 || e.len > 0);
+                if (q) {
+                    compiled++;
+                    cel_env_t env = {
+                        .self = doc, .old_self = doc, .optional_old_self = variant == 2};
+                    json_t *res = NULL;
+                    rc = cel_eval(q, &env, &res, &e);
+                    CHECK(rc == 0 || rc == ERR_INVAL || rc == ERR_RANGE);
+                    CHECK((rc == 0) == (res != NULL));
+                    json_decref(res);
+                }
+                cel_free(q);
+                buf_free(&e);
+            }
+        }
+    }
+    CHECK(compiled > 100);
+    json_decref(doc);
 
     // cel-go's report: position, source line and caret.
     cel_prog_t *p = NULL;
