@@ -793,7 +793,7 @@ static node_t *s_member(parser_t *p)
                 n = s_call(p, name, nlen, npos, n);
                 continue;
             }
-            node_t *sel = s_new(p, N_SELECT, npos);
+            node_t *sel = s_new(p, N_SELECT, pos); // cel-go places a selection at its dot
             if (!sel)
                 break;
             sel->s = strndup(name, nlen);
@@ -965,29 +965,81 @@ static node_t *s_expr(parser_t *p)
 
 /* Writes cel-go's report for the parser's error: "ERROR: <input>:L:C: msg", the source line and
  * a caret under the column. */
-static void s_report(const parser_t *p, buf_t *err)
+void cel_report(const char *src, size_t pos, const char *msg, buf_t *err)
 {
     if (!err)
         return;
+    size_t len = strlen(src);
     size_t line = 1, bol = 0;
-    for (size_t k = 0; k < p->err_pos && k < p->len; k++) {
-        if (p->src[k] == '\n') {
+    for (size_t k = 0; k < pos && k < len; k++) {
+        if (src[k] == '\n') {
             line++;
             bol = k + 1;
         }
     }
     size_t eol = bol;
-    while (eol < p->len && p->src[eol] != '\n')
+    while (eol < len && src[eol] != '\n')
         eol++;
     size_t col = 0;
-    for (size_t k = bol; k < p->err_pos && k < p->len; k++)
-        if (((unsigned char)p->src[k] & 0xC0) != 0x80)
+    for (size_t k = bol; k < pos && k < len; k++)
+        if (((unsigned char)src[k] & 0xC0) != 0x80)
             col++;
-    buf_printf(err, "ERROR: <input>:%zu:%zu: %s\n | %.*s\n | ", line, col + 1, p->err_msg,
-               (int)(eol - bol), p->src + bol);
+    buf_printf(err, "ERROR: <input>:%zu:%zu: %s\n | %.*s\n | ", line, col + 1, msg,
+               (int)(eol - bol), src + bol);
     for (size_t k = 0; k < col; k++)
         buf_puts(err, ".");
     buf_puts(err, "^");
+}
+
+static void s_report(const parser_t *p, buf_t *err)
+{
+    cel_report(p->src, p->err_pos, p->err_msg, err);
+}
+
+/* Calls fn for the longest selection chains from self/oldSelf in the tree under n. */
+static int s_fields(const node_t *n, cel_field_fn fn, void *arg)
+{
+    if (!n)
+        return 0;
+    if (n->t == N_SELECT || n->t == N_HAS) {
+        const char *names[CEL_MAX_HEIGHT];
+        size_t pos[CEL_MAX_HEIGHT];
+        size_t cnt = 0;
+        const node_t *at = n;
+        while ((at->t == N_SELECT || at->t == N_HAS) && cnt < CEL_MAX_HEIGHT) {
+            pos[cnt] = at->pos;
+            names[cnt++] = at->s;
+            at = at->kid[0];
+        }
+        if (at->t == N_SELF || at->t == N_OLDSELF) {
+            // names[] runs from the last selection back; hand them over in source order.
+            for (size_t k = 0; k < cnt / 2; k++) {
+                const char *t = names[k];
+                names[k] = names[cnt - 1 - k];
+                names[cnt - 1 - k] = t;
+                size_t q = pos[k];
+                pos[k] = pos[cnt - 1 - k];
+                pos[cnt - 1 - k] = q;
+            }
+            return fn(names, pos, cnt, arg);
+        }
+    }
+    for (int k = 0; k < 3; k++) {
+        int rc = s_fields(n->kid[k], fn, arg);
+        if (rc)
+            return rc;
+    }
+    for (size_t k = 0; k < n->nargs; k++) {
+        int rc = s_fields(n->args[k], fn, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int cel_fields(const cel_prog_t *p, cel_field_fn fn, void *arg)
+{
+    return p ? s_fields(p->root, fn, arg) : 0;
 }
 
 int cel_compile(const char *src, cel_prog_t **out, buf_t *err)
@@ -2201,6 +2253,15 @@ static int s_run_case(const cel_case_t *tc, bool optional_old, bool verbose)
     return failed;
 }
 
+static int s_test_chain(const char *const *names, const size_t *pos, size_t n, void *arg)
+{
+    buf_t *b = arg;
+    for (size_t k = 0; k < n; k++)
+        buf_printf(b, "%s%s", k ? "." : "", names[k]);
+    buf_printf(b, "@%zu ", n ? pos[n - 1] : 0);
+    return 0;
+}
+
 int cel_test(bool verbose)
 {
     int failed = 0;
@@ -2262,6 +2323,19 @@ int cel_test(bool verbose)
     CHECK(strcmp(buf_str(&err), "ERROR: <input>:1:10: undeclared reference to 'foo' (in "
                                 "container '')\n | self.x + foo\n | .........^") == 0);
     buf_reset(&err);
+
+    // Field selection chains, for the schema check.
+    CHECK(cel_compile("self.a.b + oldSelf.c[0].d > 0 && has(self.e.f) && self.l.all(x, x.y)", &p,
+                      &err) == 0);
+    buf_t chains;
+    buf_init(&chains, 1024);
+    CHECK(cel_fields(p, s_test_chain, &chains) == 0);
+    if (verbose)
+        printf("  chains: %s\n", buf_str(&chains));
+    CHECK(strcmp(buf_str(&chains), "a.b@6 c@18 e.f@43 l@54 ") == 0);
+    buf_free(&chains);
+    cel_free(p);
+    p = NULL;
 
     // Transition rules are recognised.
     CHECK(cel_compile("self == oldSelf", &p, &err) == 0 && cel_uses_old_self(p));

@@ -75,6 +75,19 @@ void cel_free(cel_prog_t *p);
 /* Whether the expression refers to `oldSelf` (a transition rule). */
 bool cel_uses_old_self(const cel_prog_t *p);
 
+/* Called for each longest chain of field selections on self or oldSelf (`self.a.b`,
+ * `has(oldSelf.a)`): the names in order, the source offset of each selection (its dot), and
+ * their number. A non-zero return stops the walk and is returned by cel_fields(). */
+typedef int (*cel_field_fn)(const char *const *names, const size_t *pos, size_t n, void *arg);
+
+/* Walks the field selection chains of `p` (for a check against a schema). Returns 0 or what fn
+ * returned. */
+int cel_fields(const cel_prog_t *p, cel_field_fn fn, void *arg);
+
+/* Writes a compile error as cel-go reports it ("ERROR: <input>:LINE:COL: msg", the source line
+ * and a caret under the column) for the offset `pos` of `src`. */
+void cel_report(const char *src, size_t pos, const char *msg, buf_t *err);
+
 /* Evaluates `p` in `env`; on success *out is a new reference to the result as JSON (a bool is
  * true/false, an int or uint an integer, a double a real). Returns 0; ERR_INVAL when the result
  * is a CEL error, its message in `err` (e.g. "no such key: spec"); ERR_RANGE when the cost limit

@@ -880,6 +880,49 @@ static bool s_field_path(const json_t *schema, const char *fp, buf_t *out)
     return !first;
 }
 
+/* What s_check_field() checks a rule's selections against. */
+typedef struct {
+    const json_t *schema; /* the rule's schema node */
+    bool root; /* it is the resource's root (apiVersion, kind, metadata implied) */
+    const char *rule; /* the rule's text */
+    buf_t *err; /* cel-go's report of the first undefined field */
+} fieldck_t;
+
+/* A selection chain of a rule against the schema, as kube's type check does for declared
+ * objects: a name an object schema does not declare is "undefined field". Maps
+ * (additionalProperties), preserved unknown fields, int-or-string and untyped nodes end the
+ * check (their fields are dynamic). */
+static int s_check_field(const char *const *names, const size_t *pos, size_t n, void *arg)
+{
+    fieldck_t *f = arg;
+    const json_t *node = f->schema;
+    for (size_t k = 0; k < n && node; k++) {
+        const json_t *props = json_object_get(node, "properties");
+        if (s_flag(node, "x-kubernetes-preserve-unknown-fields") ||
+            s_flag(node, "x-kubernetes-int-or-string"))
+            return 0;
+        if (json_is_object(props)) {
+            const json_t *sub = json_object_get(props, names[k]);
+            if (!sub && f->root && k == 0 &&
+                (strcmp(names[k], "apiVersion") == 0 || strcmp(names[k], "kind") == 0 ||
+                 strcmp(names[k], "metadata") == 0))
+                return 0;
+            if (!sub) {
+                char msg[600];
+                snprintf(msg, sizeof(msg), "undefined field '%s'", names[k]);
+                cel_report(f->rule, pos[k], msg, f->err);
+                return ERR_INVAL;
+            }
+            node = sub;
+        } else if (json_is_object(json_object_get(node, "additionalProperties"))) {
+            node = json_object_get(node, "additionalProperties");
+        } else {
+            return 0;
+        }
+    }
+    return 0;
+}
+
 /* Compiles the rules of one schema node into n (n->rules), checking each as kube does. */
 static void s_compile_node_rules(cctx_t *c, const json_t *schema, rnode_t *n, buf_t *path,
                                  const char *uncorrelatable)
@@ -1003,6 +1046,13 @@ static void s_compile_node_rules(cctx_t *c, const json_t *schema, rnode_t *n, bu
             if (rc == ERR_NOMEM) {
                 c->rc = ERR_NOMEM;
                 break;
+            }
+            fieldck_t fc = {
+                .schema = schema, .root = n->how == RN_ROOT, .rule = r->rule, .err = &err};
+            if (rc == 0 && cel_fields(r->prog, s_check_field, &fc) != 0) {
+                cel_free(r->prog);
+                r->prog = NULL;
+                rc = ERR_INVAL;
             }
             if (rc != 0) {
                 r->compile_err = strdup(buf_str(&err));
@@ -1785,6 +1835,25 @@ static int s_test_rules(void)
         "spec.versions[0].schema.openAPIV3Schema.properties[l].items.x-kubernetes-validations[0]."
         "rule: Forbidden: oldSelf cannot be used on the uncorrelatable portion of the schema "
         "within spec.versions[0].schema.openAPIV3Schema.properties[l]"));
+    // Selections are checked against the schema as kube's type check does.
+    CHECK(s_crd_rules_expect(
+        "{\"type\":\"object\",\"x-kubernetes-validations\":[{\"rule\":\"self.metadata.name "
+        "!= '' && self.spec.m.anykey.x == 1 && has(self.spec.free.y)\"}],\"properties\":{\"spec\":"
+        "{\"type\":\"object\",\"properties\":{\"m\":{\"type\":\"object\",\"additionalProperties\":"
+        "{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"integer\"}}}},\"free\":{\"type\":"
+        "\"object\",\"x-kubernetes-preserve-unknown-fields\":true}}}}}",
+        ""));
+    CHECK(s_crd_rules_expect(
+        "{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\",\"properties\":{"
+        "\"a\":{\"type\":\"object\",\"properties\":{\"b\":{\"type\":\"string\"}}}},"
+        "\"x-kubernetes-validations\":[{\"rule\":\"has(self.a) && self.a.c == 'x'\"}]}}}",
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0]."
+        "rule: Invalid value: apiextensions.ValidationRule{Rule:\"has(self.a) && self.a.c == "
+        "'x'\", Message:\"\", MessageExpression:\"\", Reason:(*apiextensions.FieldValueErrorReason)"
+        "(nil), FieldPath:\"\", OptionalOldSelf:(*bool)(nil)}: compilation failed: ERROR: "
+        "<input>:1:22: undefined field 'c'\n | has(self.a) && self.a.c == 'x'\n | "
+        ".....................^"));
+
     // A rule that does not compile (a CRD stored before) fails every object it applies to.
     {
         json_t *sch = json_loads(
