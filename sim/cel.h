@@ -19,8 +19,9 @@
  * exists_one, map and filter over lists (elements) and maps (keys); with optionalOldSelf,
  * `oldSelf.hasValue()`, `oldSelf.value()` and `oldSelf.orValue(v)`.
  *
- * Differences from cel-go, each a documented limit: there is no static type check (a wrong
- * field name or type is found when evaluated, as `no such key` / `no such overload`); `matches`
+ * Differences from cel-go, each a documented limit: there is no static type check here (a
+ * wrong type is found when evaluated, as `no such overload`; cel_fields() lets the caller check
+ * field names against a schema, as sim/schema.c does); `matches`
  * uses POSIX extended regular expressions (regcomp), not RE2; list and map values are kept as
  * JSON, so a uint or double inside a list literal becomes a JSON number; map keys are strings;
  * bytes, timestamps, durations, `type()` and the Kubernetes library extensions (quantity, url,

@@ -41,11 +41,12 @@
  * evaluator cannot compile, naming the rule and why.
  *
  * NOT covered, and the README says so: rules under allOf/anyOf/oneOf/not are not evaluated;
- * rules are not evaluated on writes to the status subresource; there is no static type check of
- * rules against the schema (a misspelt field fails when evaluated, not at CRD creation), and
- * no static cost estimate; `format` is not checked; `x-kubernetes-list-type` uniqueness and map
- * keys, `oneOf`/`anyOf`/ `allOf`/`not` value constraints are not checked; ObjectMeta itself (name
- * syntax etc.) is the store's job.
+ * rules are not evaluated on writes to the status subresource; of kube's static type check of
+ * rules against the schema only field names are checked (`self.a.b` where an object schema does
+ * not declare `b` is cel-go's "undefined field 'b'" at CRD creation), not types (a wrong type is
+ * found when evaluated, `no such overload`), and there is no static cost estimate; `format` is not
+ * checked; `x-kubernetes-list-type` uniqueness and map keys, `oneOf`/`anyOf`/ `allOf`/`not` value
+ * constraints are not checked; ObjectMeta itself (name syntax etc.) is the store's job.
  *
  * Errors are written as kube words them, one cause each, e.g.
  *   spec.workerGroupSpecs[0].replicas: Invalid value: -1: spec.workerGroupSpecs[0].replicas in
