@@ -83,6 +83,7 @@ typedef struct apires {
     char crd[AS_NAME_LEN * 2]; /* the defining CRD's name, "" for built-ins */
     json_t *columns; /* CRD additionalPrinterColumns (array) or NULL */
     json_t *crd_version; /* the CRD's versions[] entry (schema etc.) or NULL */
+    schema_rules_t *rules; /* its schema's compiled x-kubernetes-validations, or NULL */
     json_t *selectable; /* CRD selectableFields (array) or NULL */
     objstore_res_t *res; /* the storage resource (shared between versions) */
 } apires_t;
@@ -147,6 +148,7 @@ static void s_res_free(apires_t *r)
     json_decref(r->columns);
     json_decref(r->crd_version);
     json_decref(r->selectable);
+    schema_rules_free(r->rules);
     free(r);
 }
 
@@ -1292,6 +1294,20 @@ static bool s_schema_apply(reqctx_t *x, json_t *obj)
         json_decref(causes);
         return true;
     }
+    if (!x->r->is_custom && strcmp(x->r->resource, "customresourcedefinitions") == 0) {
+        /* The CRD's validation rules: refused with kube's causes when one cannot be compiled. */
+        json_t *causes = json_array();
+        int rc = causes ? schema_crd_rules_check(obj, causes) : ERR_NOMEM;
+        if (rc == ERR_INVAL)
+            s_reply_json(x, 422,
+                         schema_invalid_status("CustomResourceDefinition", "apiextensions.k8s.io",
+                                               jx_str(obj, "metadata.name", ""), causes),
+                         NULL);
+        else if (rc)
+            s_fail(x, 500, "InternalError", "out of memory");
+        json_decref(causes);
+        return rc == 0;
+    }
     if (!x->r->is_custom || !x->r->crd_version)
         return true;
     const json_t *sch = jx_get(x->r->crd_version, "schema.openAPIV3Schema");
@@ -1305,6 +1321,17 @@ static bool s_schema_apply(reqctx_t *x, json_t *obj)
         return false;
     }
     int rc = schema_apply(sch, obj, pruned, causes);
+    if (rc != ERR_NOMEM && x->r->rules) {
+        /* x-kubernetes-validations, after the structural checks; the stored object is oldSelf. */
+        json_t *old = NULL;
+        objstore_status_t st;
+        if (x->name && objstore_get(x->a->store, x->r->res, x->ns, x->name, &old, &st) < 0)
+            old = NULL;
+        int rrc = schema_rules_validate(x->r->rules, obj, old, causes);
+        json_decref(old);
+        if (rrc)
+            rc = rrc;
+    }
     char fv[32];
     bool strict = s_param(x, "fieldValidation", fv, sizeof(fv)) && strcmp(fv, "Strict") == 0;
     bool ok = true;
@@ -2557,6 +2584,7 @@ static int s_crd_sync(apiserver_t *a, const json_t *crd, json_t **out)
         json_decref(r->columns);
         json_decref(r->crd_version);
         json_decref(r->selectable);
+        schema_rules_free(r->rules);
         memset(r, 0, sizeof(*r));
         s_copy(r->group, sizeof(r->group), group);
         s_copy(r->version, sizeof(r->version), ver);
@@ -2586,6 +2614,11 @@ static int s_crd_sync(apiserver_t *a, const json_t *crd, json_t **out)
         snprintf(r->crd, sizeof(r->crd), "%s", name);
         r->columns = json_incref(json_object_get(v, "additionalPrinterColumns"));
         r->crd_version = json_incref(v);
+        /* A rule that does not compile is kept and fails every object (kube's behaviour); the
+         * CRD write itself refused such rules (s_schema_apply). */
+        if (schema_rules_compile(jx_get(v, "schema.openAPIV3Schema"), NULL, &r->rules, NULL) ==
+            ERR_NOMEM)
+            return ERR_NOMEM;
         r->selectable = json_incref(json_object_get(v, "selectableFields"));
         r->res = res;
     }

@@ -22,10 +22,31 @@
  * pattern (POSIX extended regex via regcomp; a pattern regcomp cannot compile is skipped),
  * minItems/maxItems and minProperties/maxProperties.
  *
- * NOT covered, and the README says so: CEL rules (`x-kubernetes-validations`) are skipped;
- * `format` is not checked; `x-kubernetes-list-type` uniqueness and map keys, `oneOf`/`anyOf`/
- * `allOf`/`not` value constraints are not checked; ObjectMeta itself (name syntax etc.) is the
- * store's job.
+ * Validation rules (`x-kubernetes-validations`, CEL, sim/cel.h) are compiled once per CRD version
+ * (schema_rules_compile()) and evaluated after the structural validation
+ * (schema_rules_validate()), as kube-apiserver 1.32 does: each rule at its schema node for every
+ * value there (each element of arrays and maps), null values skipped; a transition rule (one
+ * that reads `oldSelf`) only on update and only where the old value exists (properties by name,
+ * additionalProperties by key, items of `x-kubernetes-list-type: map` lists by their keys), unless
+ * `optionalOldSelf`; a failed non-transition rule on a value equal to its old value is ratcheted
+ * (dropped: kube sends a Warning header instead); nothing is evaluated when the structural
+ * validation found a type or unsupported-value error (kube's "some validation rules were not
+ * checked" cause instead). A failed rule gives kube's cause, the value printed as the schema
+ * type (kube 1.32's field error, e.g. `spec.managedBy: Invalid value: "string": the managedBy
+ * field is immutable`), at the rule's fieldPath when it has one, with its reason
+ * (FieldValueInvalid, FieldValueForbidden, FieldValueRequired, FieldValueDuplicate) and its
+ * message, messageExpression's result, or `failed rule: <rule>`. At CRD creation/update
+ * schema_crd_rules_check() refuses what kube refuses (empty rule, bad message, unsupported
+ * reason, bad fieldPath, oldSelf below a list that cannot be correlated) and every rule this
+ * evaluator cannot compile, naming the rule and why.
+ *
+ * NOT covered, and the README says so: rules under allOf/anyOf/oneOf/not are not evaluated;
+ * rules are not evaluated on writes to the status subresource; of kube's static type check of
+ * rules against the schema only field names are checked (`self.a.b` where an object schema does
+ * not declare `b` is cel-go's "undefined field 'b'" at CRD creation), not types (a wrong type is
+ * found when evaluated, `no such overload`), and there is no static cost estimate; `format` is not
+ * checked; `x-kubernetes-list-type` uniqueness and map keys, `oneOf`/`anyOf`/ `allOf`/`not` value
+ * constraints are not checked; ObjectMeta itself (name syntax etc.) is the store's job.
  *
  * Errors are written as kube words them, one cause each, e.g.
  *   spec.workerGroupSpecs[0].replicas: Invalid value: -1: spec.workerGroupSpecs[0].replicas in
@@ -89,5 +110,36 @@ int schema_invalid_message(const char *kind, const char *group, const char *name
  * of memory. */
 json_t *schema_invalid_status(const char *kind, const char *group, const char *name,
                               const json_t *causes);
+
+/* The compiled validation rules of one schema. */
+typedef struct schema_rules schema_rules_t;
+
+/* Compiles every x-kubernetes-validations rule under `schema` into *out (NULL when there is
+ * none). A rule that does not compile is kept as such (it fails every object it applies to with
+ * kube's "rule compile error" cause). `path` names the schema in causes (e.g.
+ * "spec.versions[0].schema.openAPIV3Schema"); when `causes` is not NULL one cause per bad rule is
+ * appended, as kube words it. Returns 0, ERR_INVAL when at least one rule is bad, ERR_NOMEM. */
+int schema_rules_compile(const json_t *schema, const char *path, schema_rules_t **out,
+                         json_t *causes);
+
+/* Frees compiled rules; NULL is fine. */
+void schema_rules_free(schema_rules_t *r);
+
+/* The number of rules compiled (the bad ones included). */
+size_t schema_rules_count(const schema_rules_t *r);
+
+/* Evaluates the rules against the custom resource `obj` (after schema_apply()); `old` is the
+ * stored object on update, NULL on create. Appends one cause per failed rule to `causes`; when
+ * `causes` already holds a FieldValueTypeInvalid or FieldValueNotSupported cause, evaluates
+ * nothing and appends kube's "some validation rules were not checked" cause. NULL `r` is
+ * fine. Returns 0 when nothing was added, ERR_INVAL, ERR_NOMEM. */
+int schema_rules_validate(const schema_rules_t *r, const json_t *obj, const json_t *old,
+                          json_t *causes);
+
+/* Checks the validation rules of every version of the CRD object `crd` as kube does when a CRD
+ * is created or updated, appending a cause per problem (fields like
+ * "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule").
+ * Returns 0, ERR_INVAL when a cause was added, ERR_NOMEM. */
+int schema_crd_rules_check(const json_t *crd, json_t *causes);
 
 #endif
