@@ -12,7 +12,9 @@
  *   - pack it back to the same bytes (same numbers, types, labels and order);
  *   - have seen every field of every message reachable from the kinds (every field of our schema
  *     is one Go writes: none invented, none misnumbered into another's place).
- * Realistic objects (<name>.pb, kubesim's own objects encoded by Go) must unpack the same way.
+ * Realistic objects (<name>.pb: kubesim's own objects, read back with kubectl, and a
+ * ResourceQuota and a LimitRange, decoded strictly into the Go types and encoded by Go) must
+ * unpack and pack back the same way.
  *
  * Usage: pbcore_it FIXTURE_DIR [-v]. Exit 0 when every check passes.
  */
@@ -241,6 +243,50 @@ static int s_check_cover(const ProtobufCMessageDescriptor *d,
     return failed;
 }
 
+static const ProtobufCMessageDescriptor *s_kind(const char *kind)
+{
+    for (size_t i = 0; i < sizeof(s_kinds) / sizeof(s_kinds[0]); i++)
+        if (kind && strcmp(s_kinds[i].kind, kind) == 0)
+            return s_kinds[i].d;
+    return NULL;
+}
+
+/* Every realistic fixture <name>.pb (its kind from <name>.json) unpacks and packs back the
+ * same. Returns the failures; *count is increased by the fixtures checked. */
+static int s_check_realistic(const char *dir, int *count)
+{
+    int failed = 0;
+    DIR *dh = opendir(dir);
+    if (!dh) {
+        printf("%s: cannot open\n", dir);
+        return 1;
+    }
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 3, ".pb") != 0)
+            continue;
+        char path[4096], jpath[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        snprintf(jpath, sizeof(jpath), "%s/%.*s.json", dir, (int)(n - 3), e->d_name);
+        buf_t err;
+        buf_init(&err, 1024);
+        json_t *obj = jx_load_file(jpath, PBC_MAX_FILE, &err);
+        const ProtobufCMessageDescriptor *d = s_kind(jx_str(obj, "kind", NULL));
+        if (!d) {
+            printf("%s: no served core/v1 kind (%s)\n", jpath, buf_str(&err));
+            failed++;
+        } else {
+            failed += s_check_file(path, d);
+            (*count)++;
+        }
+        json_decref(obj);
+        buf_free(&err);
+    }
+    closedir(dh);
+    return failed;
+}
+
 int main(int argc, char **argv)
 {
     int failed = 0;
@@ -255,6 +301,9 @@ int main(int argc, char **argv)
         snprintf(path, sizeof(path), "%s/fill/%s.pb", dir, s_kinds[i].kind);
         failed += s_check_file(path, s_kinds[i].d);
     }
+    int realistic = 0;
+    failed += s_check_realistic(dir, &realistic);
+    CHECK(realistic >= 15);
     const ProtobufCMessageDescriptor *done[PBC_MAX_MSGS];
     size_t ndone = 0;
     for (size_t i = 0; i < sizeof(s_kinds) / sizeof(s_kinds[0]); i++)
