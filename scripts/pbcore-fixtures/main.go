@@ -8,6 +8,8 @@
 //	fill/<Kind>.pb       the object with every field set (gofuzz, fixed seed, no nil), as
 //	                     Kubernetes' generated Marshal() writes it
 //	fill/<Kind>.json     the same object as Kubernetes' JSON (encoding/json), nulls removed
+//	zero/<Kind>.pb       the object with every pointer, slice and map set and every scalar
+//	zero/<Kind>.json     zero: the wire has every field, the JSON the zeros Kubernetes keeps
 //
 // For every realistic object <name>.json in the fixture folder (kubesim's own objects, read back
 // with kubectl -o json):
@@ -142,6 +144,49 @@ func clearTypeMeta(v reflect.Value) {
 	}
 }
 
+// zeroFill sets every pointer, slice and map to one zero value (map key "k"), recursively, and
+// leaves every scalar at its zero: the wire then has every field, each with its zero, and JSON
+// shows which zeros Kubernetes keeps (pointers, tags without omitempty) and which it omits.
+func zeroFill(v reflect.Value, depth int) {
+	if depth > 40 {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Ptr:
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		zeroFill(v.Elem(), depth+1)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), 1, 1)
+		zeroFill(s.Index(0), depth+1)
+		v.Set(s)
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k := reflect.New(v.Type().Key()).Elem()
+		k.SetString("k")
+		e := reflect.New(v.Type().Elem()).Elem()
+		zeroFill(e, depth+1)
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	case reflect.Struct:
+		switch v.Addr().Interface().(type) {
+		case *metav1.Time, *metav1.MicroTime, *resource.Quantity, *intstr.IntOrString,
+			*runtime.RawExtension, *metav1.FieldsV1:
+			return
+		}
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				zeroFill(v.Field(i), depth+1)
+			}
+		}
+	}
+}
+
 // withoutNulls drops every null member (Go writes null for a zero Time or a nil slice whose tag
 // has no omitempty; kubesim stores no null).
 func withoutNulls(v interface{}) interface{} {
@@ -213,6 +258,27 @@ func main() {
 		}
 		write(filepath.Join(*dir, "fill", k+".pb"), pb)
 		write(filepath.Join(*dir, "fill", k+".json"), js)
+	}
+	if err := os.MkdirAll(filepath.Join(*dir, "zero"), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for _, k := range names {
+		obj := ks[k]()
+		zeroFill(reflect.ValueOf(obj), 0)
+		clearTypeMeta(reflect.ValueOf(obj))
+		pb, err := obj.Marshal()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", k, err)
+			os.Exit(1)
+		}
+		js, err := goJSON(obj)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", k, err)
+			os.Exit(1)
+		}
+		write(filepath.Join(*dir, "zero", k+".pb"), pb)
+		write(filepath.Join(*dir, "zero", k+".json"), js)
 	}
 	files, _ := filepath.Glob(filepath.Join(*dir, "*.json"))
 	for _, f := range files {

@@ -12,6 +12,7 @@
  *   - pack it back to the same bytes (same numbers, types, labels and order);
  *   - have seen every field of every message reachable from the kinds (every field of our schema
  *     is one Go writes: none invented, none misnumbered into another's place).
+ * zero/<Kind>.pb (every pointer, slice and map set, every scalar zero) must do the same.
  * Realistic objects (<name>.pb: kubesim's own objects, read back with kubectl, and a
  * ResourceQuota and a LimitRange, decoded strictly into the Go types and encoded by Go) must
  * unpack and pack back the same way.
@@ -299,6 +300,8 @@ int main(int argc, char **argv)
     char path[4096];
     for (size_t i = 0; i < sizeof(s_kinds) / sizeof(s_kinds[0]); i++) {
         snprintf(path, sizeof(path), "%s/fill/%s.pb", dir, s_kinds[i].kind);
+        failed += s_check_file(path, s_kinds[i].d);
+        snprintf(path, sizeof(path), "%s/zero/%s.pb", dir, s_kinds[i].kind);
         failed += s_check_file(path, s_kinds[i].d);
     }
     int realistic = 0;
