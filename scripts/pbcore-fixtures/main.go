@@ -6,7 +6,9 @@
 // For every served core/v1 kind and its List:
 //
 //	fill/<Kind>.pb       the object with every field set (gofuzz, fixed seed, no nil), as
-//	                     Kubernetes' generated Marshal() writes it
+//	                     Kubernetes' generated Marshal() writes it (a List with one small item
+//	                     and a PodTemplate with a small pod: their messages are filled in the
+//	                     kinds' own fixtures)
 //	fill/<Kind>.json     the same object as Kubernetes' JSON (encoding/json), nulls removed
 //	zero/<Kind>.pb       the object with every pointer, slice and map set and every scalar
 //	zero/<Kind>.json     zero: the wire has every field, the JSON the zeros Kubernetes keeps
@@ -187,6 +189,23 @@ func zeroFill(v reflect.Value, depth int) {
 	}
 }
 
+// slim keeps the big messages once: a List's items become one item with only a name, a
+// PodTemplate's pod spec one container (their messages are filled in their own kind's fixture).
+func slim(obj marshaler) {
+	if t, ok := obj.(*corev1.PodTemplate); ok {
+		t.Template.Spec = corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}
+		return
+	}
+	v := reflect.ValueOf(obj).Elem()
+	items := v.FieldByName("Items")
+	if !items.IsValid() || items.Kind() != reflect.Slice {
+		return
+	}
+	s := reflect.MakeSlice(items.Type(), 1, 1)
+	s.Index(0).FieldByName("ObjectMeta").FieldByName("Name").SetString("item")
+	items.Set(s)
+}
+
 // withoutNulls drops every null member (Go writes null for a zero Time or a nil slice whose tag
 // has no omitempty; kubesim stores no null).
 func withoutNulls(v interface{}) interface{} {
@@ -246,6 +265,7 @@ func main() {
 		obj := ks[k]()
 		filler(int64(1000 + i)).Fuzz(obj)
 		clearTypeMeta(reflect.ValueOf(obj))
+		slim(obj)
 		pb, err := obj.Marshal()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", k, err)
@@ -267,6 +287,7 @@ func main() {
 		obj := ks[k]()
 		zeroFill(reflect.ValueOf(obj), 0)
 		clearTypeMeta(reflect.ValueOf(obj))
+		slim(obj)
 		pb, err := obj.Marshal()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", k, err)
