@@ -17,9 +17,17 @@
  * ResourceQuota and a LimitRange, decoded strictly into the Go types and encoded by Go) must
  * unpack and pack back the same way.
  *
+ * The transcoder (sim/pbjson) on the same fixtures: it maps each kind to the same message; it
+ * decodes Go's bytes to exactly Go's JSON (fill: every field; zero: every zero Kubernetes keeps,
+ * so every keep-zero marker and inline field of the schema is right; realistic: what
+ * kube-apiserver answers); its own encoding of that JSON unpacks with no unknown field and
+ * decodes back equal; and kubesim's objects go JSON -> protobuf -> JSON unchanged (nulls aside:
+ * the wire has none).
+ *
  * Usage: pbcore_it FIXTURE_DIR [-v]. Exit 0 when every check passes.
  */
 #include "buf.h"
+#include "pbjson.h"
 #include "selftest.h"
 
 #include "k8s/core_v1.pb-c.h"
@@ -244,6 +252,204 @@ static int s_check_cover(const ProtobufCMessageDescriptor *d,
     return failed;
 }
 
+/* ---- the transcoder (sim/pbjson) on the same fixtures ------------------------------------ */
+
+/* Prints the first few places where got and want differ, by JSON path. */
+static void s_diff(const char *what, const json_t *got, const json_t *want, buf_t *path,
+                   int *budget)
+{
+    if (*budget <= 0 || json_equal(got, want))
+        return;
+    size_t mark = path->len;
+    if (json_is_object(got) && json_is_object(want)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)want, k, v)
+        {
+            buf_printf(path, ".%s", k);
+            json_t *g = json_object_get(got, k);
+            if (!g) {
+                char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                printf("%s: %s missing (Go has %.80s)\n", what, buf_str(path), s ? s : "?");
+                free(s);
+                (*budget)--;
+            } else {
+                s_diff(what, g, v, path, budget);
+            }
+            path->len = mark;
+            path->data[mark] = 0;
+        }
+        json_object_foreach((json_t *)got, k, v)
+        {
+            if (!json_object_get(want, k) && *budget > 0) {
+                char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                printf("%s: %s.%s extra (%.80s)\n", what, buf_str(path), k, s ? s : "?");
+                free(s);
+                (*budget)--;
+            }
+        }
+        return;
+    }
+    if (json_is_array(got) && json_is_array(want) &&
+        json_array_size(got) == json_array_size(want)) {
+        for (size_t i = 0; i < json_array_size(want); i++) {
+            buf_printf(path, "[%zu]", i);
+            s_diff(what, json_array_get(got, i), json_array_get(want, i), path, budget);
+            path->len = mark;
+            path->data[mark] = 0;
+        }
+        return;
+    }
+    char *g = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *w = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
+    printf("%s: %s is %.80s, Go has %.80s\n", what, path->len ? buf_str(path) : ".", g ? g : "?",
+           w ? w : "?");
+    free(g);
+    free(w);
+    (*budget)--;
+}
+
+static int s_same(const char *what, const json_t *got, const json_t *want)
+{
+    if (got && want && json_equal(got, want))
+        return 0;
+    buf_t path;
+    buf_init(&path, 4096);
+    int budget = 8;
+    if (got && want)
+        s_diff(what, got, want, &path, &budget);
+    else
+        printf("%s: nothing to compare\n", what);
+    buf_free(&path);
+    return 1;
+}
+
+/* apiVersion and kind travel in the envelope, not in the message: drop them (top and items). */
+static void s_strip_typemeta(json_t *o)
+{
+    json_object_del(o, "apiVersion");
+    json_object_del(o, "kind");
+    json_t *items = json_object_get(o, "items");
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        json_object_del(json_array_get(items, i), "apiVersion");
+        json_object_del(json_array_get(items, i), "kind");
+    }
+}
+
+/* Drops every null member: kubesim stores Go's null for a zero Time (a pod condition's
+ * lastProbeTime), which is no value on the wire. */
+static void s_strip_nulls(json_t *v)
+{
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        void *tmp;
+        json_object_foreach_safe(v, tmp, k, e)
+        {
+            if (json_is_null(e))
+                json_object_del(v, k);
+            else
+                s_strip_nulls(e);
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            s_strip_nulls(json_array_get(v, i));
+    }
+}
+
+/* Decodes Go's bytes in `pb_path` with pbjson and compares with Go's JSON in `json_path`; then
+ * encodes that JSON with pbjson, and the bytes must unpack with protobuf-c (no unknown field)
+ * and decode back to the same JSON. */
+static int s_check_pbjson(const char *pb_path, const char *json_path,
+                          const ProtobufCMessageDescriptor *d)
+{
+    int failed = 0;
+    buf_t in, err, out;
+    buf_init(&in, PBC_MAX_FILE);
+    buf_init(&err, PBJSON_ERR_MAX);
+    buf_init(&out, PBC_MAX_FILE);
+    json_t *want = jx_load_file(json_path, PBC_MAX_FILE, &err);
+    json_t *got = NULL, *again = NULL;
+    if (!want || s_read(pb_path, &in) < 0) {
+        printf("%s: unreadable (%s)\n", json_path, buf_str(&err));
+        failed++;
+        goto done;
+    }
+    s_strip_typemeta(want);
+    if (pbjson_decode(d, in.data ? in.data : "", in.len, &got, &err) != 0) {
+        printf("%s: pbjson cannot decode Go's bytes: %s\n", pb_path, buf_str(&err));
+        failed++;
+        goto done;
+    }
+    failed += s_same(pb_path, got, want);
+    buf_reset(&err);
+    if (pbjson_encode(d, want, &out, &err) != 0) {
+        printf("%s: pbjson cannot encode Go's JSON: %s\n", json_path, buf_str(&err));
+        failed++;
+        goto done;
+    }
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(d, NULL, out.len, (const uint8_t *)(out.data ? out.data : ""));
+    if (!m) {
+        printf("%s: pbjson's bytes do not unpack as %s\n", json_path, d->name);
+        failed++;
+    } else {
+        failed += s_walk(m, json_path, 0);
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+    if (pbjson_decode(d, out.data ? out.data : "", out.len, &again, &err) != 0) {
+        printf("%s: pbjson cannot decode its own bytes: %s\n", json_path, buf_str(&err));
+        failed++;
+        goto done;
+    }
+    failed += s_same(json_path, again, want);
+    if (g_verbose && !failed)
+        printf("%s: pbjson decodes Go's %zu bytes to Go's JSON; its own %zu bytes round-trip\n",
+               pb_path, in.len, out.len);
+done:
+    json_decref(want);
+    json_decref(got);
+    json_decref(again);
+    buf_free(&in);
+    buf_free(&err);
+    buf_free(&out);
+    return failed;
+}
+
+/* kubesim's JSON (nulls and type meta dropped) -> pbjson -> pbjson: unchanged. */
+static int s_check_roundtrip(const char *json_path, const ProtobufCMessageDescriptor *d)
+{
+    int failed = 0;
+    buf_t err, out;
+    buf_init(&err, PBJSON_ERR_MAX);
+    buf_init(&out, PBC_MAX_FILE);
+    json_t *in = jx_load_file(json_path, PBC_MAX_FILE, &err), *back = NULL;
+    if (!in) {
+        printf("%s: %s\n", json_path, buf_str(&err));
+        failed++;
+        goto done;
+    }
+    s_strip_typemeta(in);
+    s_strip_nulls(in);
+    if (pbjson_encode(d, in, &out, &err) != 0) {
+        printf("%s: pbjson cannot encode it: %s\n", json_path, buf_str(&err));
+        failed++;
+        goto done;
+    }
+    if (pbjson_decode(d, out.data ? out.data : "", out.len, &back, &err) != 0) {
+        printf("%s: pbjson cannot decode its bytes: %s\n", json_path, buf_str(&err));
+        failed++;
+        goto done;
+    }
+    failed += s_same(json_path, back, in);
+done:
+    json_decref(in);
+    json_decref(back);
+    buf_free(&err);
+    buf_free(&out);
+    return failed;
+}
+
 static const ProtobufCMessageDescriptor *s_kind(const char *kind)
 {
     for (size_t i = 0; i < sizeof(s_kinds) / sizeof(s_kinds[0]); i++)
@@ -279,6 +485,10 @@ static int s_check_realistic(const char *dir, int *count)
             failed++;
         } else {
             failed += s_check_file(path, d);
+            char gpath[4096];
+            snprintf(gpath, sizeof(gpath), "%s/%.*s.go.json", dir, (int)(n - 3), e->d_name);
+            failed += s_check_pbjson(path, gpath, d);
+            failed += s_check_roundtrip(jpath, d);
             (*count)++;
         }
         json_decref(obj);
@@ -299,10 +509,19 @@ int main(int argc, char **argv)
     g_verbose = argc > 2 && strcmp(argv[2], "-v") == 0;
     char path[4096];
     for (size_t i = 0; i < sizeof(s_kinds) / sizeof(s_kinds[0]); i++) {
+        if (pbjson_kind("v1", s_kinds[i].kind) != s_kinds[i].d) {
+            printf("pbjson_kind(v1, %s) is not %s\n", s_kinds[i].kind, s_kinds[i].d->name);
+            failed++;
+        }
         snprintf(path, sizeof(path), "%s/fill/%s.pb", dir, s_kinds[i].kind);
         failed += s_check_file(path, s_kinds[i].d);
+        char jpath[4096];
+        snprintf(jpath, sizeof(jpath), "%s/fill/%s.json", dir, s_kinds[i].kind);
+        failed += s_check_pbjson(path, jpath, s_kinds[i].d);
         snprintf(path, sizeof(path), "%s/zero/%s.pb", dir, s_kinds[i].kind);
         failed += s_check_file(path, s_kinds[i].d);
+        snprintf(jpath, sizeof(jpath), "%s/zero/%s.json", dir, s_kinds[i].kind);
+        failed += s_check_pbjson(path, jpath, s_kinds[i].d);
     }
     int realistic = 0;
     failed += s_check_realistic(dir, &realistic);
