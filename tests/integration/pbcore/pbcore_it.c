@@ -22,7 +22,8 @@
  * so every keep-zero marker and inline field of the schema is right; realistic: what
  * kube-apiserver answers); its own encoding of that JSON unpacks with no unknown field and
  * decodes back equal; and kubesim's objects go JSON -> protobuf -> JSON unchanged (nulls aside:
- * the wire has none).
+ * the wire has none). Every prefix and single-byte corruption of Go's Pod (every field set)
+ * and PodList (kubesim's) bytes decodes to an object or an error, never a crash.
  *
  * Usage: pbcore_it FIXTURE_DIR [-v]. Exit 0 when every check passes.
  */
@@ -450,6 +451,52 @@ done:
     return failed;
 }
 
+/* Malformed bytes never crash pbjson: every prefix and every single-byte corruption (two
+ * patterns) of Go's bytes in `pb_path` decode to an object or an error with a reason. */
+static int s_check_malformed(const char *pb_path, const ProtobufCMessageDescriptor *d,
+                             size_t *tried)
+{
+    int failed = 0;
+    buf_t in, err;
+    buf_init(&in, PBC_MAX_FILE);
+    buf_init(&err, PBJSON_ERR_MAX);
+    if (s_read(pb_path, &in) < 0 || in.len == 0) {
+        printf("%s: unreadable\n", pb_path);
+        buf_free(&in);
+        return 1;
+    }
+    static const uint8_t pats[] = {0xff, 0x80};
+    for (size_t at = 0; at <= in.len; at++) {
+        for (size_t p = 0; p < 1 + sizeof(pats); p++) {
+            if (p > 0 && at == in.len)
+                break;
+            size_t len = p == 0 ? at : in.len;
+            uint8_t saved = at < in.len ? (uint8_t)in.data[at] : 0;
+            if (p > 0)
+                in.data[at] = (char)(saved ^ pats[p - 1]);
+            json_t *out = NULL;
+            buf_reset(&err);
+            int rc = pbjson_decode(d, in.data, len, &out, &err);
+            if (rc != 0 && err.len == 0) {
+                printf("%s: byte %zu pattern %zu: error %d without a reason\n", pb_path, at, p, rc);
+                failed++;
+            }
+            if ((rc == 0) != (out != NULL)) {
+                printf("%s: byte %zu pattern %zu: rc %d with object %p\n", pb_path, at, p, rc,
+                       (void *)out);
+                failed++;
+            }
+            json_decref(out);
+            if (p > 0)
+                in.data[at] = (char)saved;
+            (*tried)++;
+        }
+    }
+    buf_free(&in);
+    buf_free(&err);
+    return failed;
+}
+
 static const ProtobufCMessageDescriptor *s_kind(const char *kind)
 {
     for (size_t i = 0; i < sizeof(s_kinds) / sizeof(s_kinds[0]); i++)
@@ -523,6 +570,13 @@ int main(int argc, char **argv)
         snprintf(jpath, sizeof(jpath), "%s/zero/%s.json", dir, s_kinds[i].kind);
         failed += s_check_pbjson(path, jpath, s_kinds[i].d);
     }
+    size_t tried = 0;
+    snprintf(path, sizeof(path), "%s/fill/Pod.pb", dir);
+    failed += s_check_malformed(path, &k8s__io__api__core__v1__pod__descriptor, &tried);
+    snprintf(path, sizeof(path), "%s/podlist.pb", dir);
+    failed += s_check_malformed(path, &k8s__io__api__core__v1__pod_list__descriptor, &tried);
+    if (g_verbose)
+        printf("pbcore: %zu truncated or corrupted Pods and PodLists decoded, no crash\n", tried);
     int realistic = 0;
     failed += s_check_realistic(dir, &realistic);
     CHECK(realistic >= 15);
