@@ -1214,16 +1214,18 @@ static void s_body_kind(const reqctx_t *x, char *av, size_t avn, const char **ki
 static json_t *s_body_proto(reqctx_t *x)
 {
     const httpd_req_t *req = x->req;
-    if (!x->r || x->r->is_custom) {
+    char want_av[AS_NAME_LEN + 70], av[AS_NAME_LEN], kind[AS_NAME_LEN];
+    const char *want;
+    if (x->r)
+        s_body_kind(x, want_av, sizeof(want_av), &want);
+    /* custom resources, and built-ins without a schema here (CustomResourceDefinition) */
+    if (!x->r || x->r->is_custom || !pbjson_kind(want_av, want)) {
         s_fail(x, 415, "UnsupportedMediaType",
                "the body of the request was in an unknown format - accepted media types include: "
                "application/json, application/yaml, application/apply-patch+yaml, "
                "application/json-patch+json, application/merge-patch+json");
         return NULL;
     }
-    char want_av[AS_NAME_LEN + 70], av[AS_NAME_LEN], kind[AS_NAME_LEN];
-    const char *want;
-    s_body_kind(x, want_av, sizeof(want_av), &want);
     buf_t err;
     buf_init(&err, AS_STATUS_MSG);
     json_t *obj = NULL;
@@ -3510,7 +3512,9 @@ static void s_route(reqctx_t *x, char *path, bool delayed)
     s_copy(x->verb, sizeof(x->verb), verb);
     const char *accept = httpd_req_header(x->req, "accept");
     x->table = accept && strstr(accept, "as=Table") != NULL;
-    int want = pbjson_negotiate(accept, !r->is_custom && !x->table);
+    char gv[AS_NAME_LEN + 70];
+    s_gv(r, gv, sizeof(gv));
+    int want = pbjson_negotiate(accept, !r->is_custom && !x->table && pbjson_kind(gv, r->kind));
     if (want == PBJSON_WANT_NONE) {
         s_fail(x, 406, "NotAcceptable",
                "only the following media types are accepted: application/json, application/yaml");

@@ -848,9 +848,10 @@ static int s_encode_time(const ProtobufCMessageDescriptor *d, const char *s, boo
     int rc;
     if ((rc = s_put_key(out, 1, 0)) < 0 || (rc = s_put_varint(out, (uint64_t)sec)) < 0)
         return rc;
-    if (nanos && ((rc = s_put_key(out, 2, 0)) < 0 || (rc = s_put_varint(out, (uint64_t)nanos)) < 0))
+    /* Go's Timestamp writes both fields, nanos 0 included */
+    if ((rc = s_put_key(out, 2, 0)) < 0)
         return rc;
-    return 0;
+    return s_put_varint(out, (uint64_t)nanos);
 }
 
 static int s_encode_special(const ProtobufCMessageDescriptor *d, special_t sp, const json_t *v,

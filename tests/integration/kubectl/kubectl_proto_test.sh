@@ -201,5 +201,10 @@ OUT=$("$PBCLIENT" get "$URL/apis/ray.io/v1/namespaces/pbt/rayclusters" \
     "application/vnd.kubernetes.protobuf, application/json" 2>&1); RC=$?
 expect "... and with JSON also accepted it is JSON" 0 '^HTTP 200 application/json$'
 
+# CustomResourceDefinitions have no schema here (JSONSchemaProps is left out): JSON, as for CRs.
+OUT=$("$PBCLIENT" get "$URL/apis/apiextensions.k8s.io/v1/customresourcedefinitions" 2>&1); RC=$?
+expect "CRDs with a protobuf-only Accept are a 406 (no apiextensions schema)" 0 \
+    '"message":"only the following media types are accepted: application/json, application/yaml","reason":"NotAcceptable","code":406'
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
