@@ -197,6 +197,12 @@ func slim(obj marshaler) {
 		return
 	}
 	v := reflect.ValueOf(obj).Elem()
+	// a workload's pod template (apps, batch) holds a small pod too
+	if spec := v.FieldByName("Spec"); spec.IsValid() && spec.Kind() == reflect.Struct {
+		if t := spec.FieldByName("Template"); t.IsValid() && t.Type() == reflect.TypeOf(corev1.PodTemplateSpec{}) {
+			t.FieldByName("Spec").Set(reflect.ValueOf(corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}))
+		}
+	}
 	items := v.FieldByName("Items")
 	if !items.IsValid() || items.Kind() != reflect.Slice {
 		return
@@ -248,19 +254,19 @@ func write(path string, data []byte) {
 	}
 }
 
-func main() {
-	dir := flag.String("dir", "../../tests/golden/pbcore", "fixture folder")
-	flag.Parse()
-	if err := os.MkdirAll(filepath.Join(*dir, "fill"), 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ks := kinds()
+// writeFixtures writes fill/ and zero/ under dir for every kind of ks (file names by name()).
+func writeFixtures(dir string, ks map[string]func() marshaler, name func(string) string) {
 	names := make([]string, 0, len(ks))
 	for k := range ks {
 		names = append(names, k)
 	}
 	sort.Strings(names)
+	for _, sub := range []string{"fill", "zero"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	for i, k := range names {
 		obj := ks[k]()
 		filler(int64(1000 + i)).Fuzz(obj)
@@ -276,12 +282,8 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", k, err)
 			os.Exit(1)
 		}
-		write(filepath.Join(*dir, "fill", k+".pb"), pb)
-		write(filepath.Join(*dir, "fill", k+".json"), js)
-	}
-	if err := os.MkdirAll(filepath.Join(*dir, "zero"), 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		write(filepath.Join(dir, "fill", name(k)+".pb"), pb)
+		write(filepath.Join(dir, "fill", name(k)+".json"), js)
 	}
 	for _, k := range names {
 		obj := ks[k]()
@@ -298,9 +300,22 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", k, err)
 			os.Exit(1)
 		}
-		write(filepath.Join(*dir, "zero", k+".pb"), pb)
-		write(filepath.Join(*dir, "zero", k+".json"), js)
+		write(filepath.Join(dir, "zero", name(k)+".pb"), pb)
+		write(filepath.Join(dir, "zero", name(k)+".json"), js)
 	}
+}
+
+func main() {
+	dir := flag.String("dir", "../../tests/golden/pbcore", "fixture folder")
+	flag.Parse()
+	if err := os.MkdirAll(filepath.Join(*dir, "fill"), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ks := kinds()
+	writeFixtures(*dir, ks, func(k string) string { return k })
+	// the other groups' served kinds (groups.go), named <group>_<version>_<Kind>
+	writeFixtures(filepath.Join(*dir, "groups"), groupKinds(), groupFile)
 	files, _ := filepath.Glob(filepath.Join(*dir, "*.json"))
 	for _, f := range files {
 		if strings.HasSuffix(f, ".go.json") {
