@@ -206,6 +206,12 @@ OUT=$("$PBCLIENT" get "$URL/apis/ray.io/v1/namespaces/pbt/rayclusters" \
     "application/vnd.kubernetes.protobuf, application/json" 2>&1); RC=$?
 expect "... and with JSON also accepted it is JSON" 0 '^HTTP 200 application/json$'
 
+# A protobuf body for a custom resource is a 415.
+OUT=$(curl -s -XPOST -H 'Content-Type: application/vnd.kubernetes.protobuf' --data-binary 'k8s' \
+    "$URL/apis/ray.io/v1/namespaces/pbt/rayclusters" 2>&1); RC=$?
+expect "a protobuf body for a custom resource is a 415" 0 \
+    '"message":"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml","reason":"UnsupportedMediaType","code":415'
+
 # CustomResourceDefinitions have no schema here (JSONSchemaProps is left out): JSON, as for CRs.
 OUT=$("$PBCLIENT" get "$URL/apis/apiextensions.k8s.io/v1/customresourcedefinitions" 2>&1); RC=$?
 expect "CRDs with a protobuf-only Accept are a 406 (no apiextensions schema)" 0 \
