@@ -20,7 +20,7 @@
 #include "json.h"
 #include "log.h"
 #include "patch.h"
-#include "pbkube.h"
+#include "pbjson.h"
 #include "rbac.h"
 #include "rftime.h"
 #include "satoken.h"
@@ -52,6 +52,7 @@
 #define AS_MAX_SHORT 8 /* short names per resource */
 #define AS_STATUS_MSG 1024 /* Status message bytes */
 #define AS_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
+#define AS_PROTO_MAX (1u << 30) /* bound of one protobuf reply or watch frame */
 #define AS_TABLE_TYPE "application/json;as=Table;v=v1;g=meta.k8s.io"
 #define AS_UNSUPPORTED_PATCH                                                                       \
     "the body of the request was in an unknown format - accepted media types include: "            \
@@ -304,6 +305,7 @@ typedef struct {
     const char *name; /* object name, or NULL */
     const char *sub; /* subresource, or NULL */
     bool table; /* Accept asks for a Table */
+    bool proto; /* Accept prefers Kubernetes protobuf (sim/pbjson.h) */
     bool dry_run; /* dryRun=All */
     char pp_buf[32]; /* propagationPolicy query value */
     const rbac_user_t *user; /* the identity over TLS when not system:masters, else NULL */
@@ -315,9 +317,40 @@ static void s_reply_text(reqctx_t *x, int status, const char *ctype, const char 
     httpd_respond(x->c, status, ctype, extra, text, len);
 }
 
-/* Replies with `obj` (reference stolen) as JSON. */
+/* Replies with `obj` (reference stolen) in protobuf when the client prefers it (sim/pbjson.h);
+ * returns false (obj untouched) for a kind without a schema. */
+static bool s_reply_proto(reqctx_t *x, int status, json_t *obj, const char *extra)
+{
+    buf_t b, err;
+    buf_init(&b, AS_PROTO_MAX);
+    buf_init(&err, PBJSON_ERR_MAX);
+    int rc = pbjson_encode_object(obj, &b, &err);
+    if (rc == ERR_NOTFOUND) {
+        buf_free(&b);
+        buf_free(&err);
+        return false;
+    }
+    json_decref(obj);
+    if (rc < 0) {
+        log_error("kubesim: protobuf reply: %s", buf_str(&err));
+        static const char oom[] =
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+            "\"status\":\"Failure\",\"message\":\"the object could not be "
+            "encoded as protobuf\",\"reason\":\"InternalError\",\"code\":500}";
+        s_reply_text(x, 500, "application/json", NULL, oom, sizeof(oom) - 1);
+    } else {
+        s_reply_text(x, status, PBJSON_MEDIA, extra, b.data, b.len);
+    }
+    buf_free(&b);
+    buf_free(&err);
+    return true;
+}
+
+/* Replies with `obj` (reference stolen) as JSON, or protobuf when the client prefers it. */
 static void s_reply_json(reqctx_t *x, int status, json_t *obj, const char *ctype)
 {
+    if (x->proto && !ctype && obj && s_reply_proto(x, status, obj, NULL))
+        return;
     /* a stored tree a write just committed: its watchers' bytes (AS_JSON_FLAGS's precision 17
      * is jansson's default, so they are the same bytes) */
     size_t len = 0;
@@ -343,9 +376,11 @@ static void s_reply_json(reqctx_t *x, int status, json_t *obj, const char *ctype
 static void s_reply_status(reqctx_t *x, const objstore_status_t *st, const char *extra)
 {
     json_t *j = objstore_status_json(st);
+    int code = st->code ? st->code : 500;
+    if (x->proto && j && s_reply_proto(x, code, j, extra))
+        return;
     char *text = j ? json_dumps(j, AS_JSON_FLAGS) : NULL;
     json_decref(j);
-    int code = st->code ? st->code : 500;
     if (!text) {
         s_reply_text(x, 500, "text/plain", NULL, "out of memory", 13);
         return;
@@ -1155,6 +1190,89 @@ static void s_gv(const apires_t *r, char *out, size_t n)
         snprintf(out, n, "%s", r->version);
 }
 
+/* The kind a request body must be: the subresource's, else the resource's. */
+static void s_body_kind(const reqctx_t *x, char *av, size_t avn, const char **kind)
+{
+    const char *sub = x->sub ? x->sub : "";
+    if (strcmp(sub, "binding") == 0) {
+        snprintf(av, avn, "v1");
+        *kind = "Binding";
+    } else if (strcmp(sub, "token") == 0) {
+        snprintf(av, avn, "authentication.k8s.io/v1");
+        *kind = "TokenRequest";
+    } else if (strcmp(sub, "scale") == 0) {
+        snprintf(av, avn, "autoscaling/v1");
+        *kind = "Scale";
+    } else {
+        s_gv(x->r, av, avn);
+        *kind = x->r->kind;
+    }
+}
+
+/* A body in Kubernetes protobuf (sim/pbjson.h) into a new object, or NULL after a 400 or 415.
+ * Messages as kube-apiserver's transformDecodeError (k8s.io/apiserver handlers/rest.go):
+ * "<Kind> in version \"<v>\" cannot be handled as a <Kind>: <reason>", the reason of a kind
+ * mismatch being the scheme's "converting (v1.Deployment) to (core.Pod): unknown conversion". */
+static json_t *s_body_proto(reqctx_t *x)
+{
+    const httpd_req_t *req = x->req;
+    char want_av[AS_NAME_LEN + 70], av[AS_NAME_LEN], kind[AS_NAME_LEN];
+    const char *want;
+    if (x->r)
+        s_body_kind(x, want_av, sizeof(want_av), &want);
+    /* custom resources, and built-ins without a schema here (CustomResourceDefinition): the
+     * media types a custom resource's serializer takes (negotiation/errors.go's message) */
+    if (!x->r || x->r->is_custom || !pbjson_kind(want_av, want)) {
+        s_fail(x, 415, "UnsupportedMediaType",
+               "the body of the request was in an unknown format - accepted media types include: "
+               "application/json, application/yaml");
+        return NULL;
+    }
+    buf_t err;
+    buf_init(&err, AS_STATUS_MSG);
+    json_t *obj = NULL;
+    int rc = pbjson_decode_object(req->body, req->body_len, &obj, &err);
+    bool known =
+        pbjson_peek_kind(req->body, req->body_len, av, sizeof(av), kind, sizeof(kind)) == 0 &&
+        kind[0];
+    const char *ver = strchr(av, '/') ? strchr(av, '/') + 1 : av;
+    buf_t msg;
+    buf_init(&msg, AS_STATUS_MSG);
+    if (rc == 0 && (strcmp(av, want_av) != 0 || strcmp(kind, want) != 0)) {
+        /* internal packages are named after the group's first label; core's is "core" */
+        const char *g = x->sub && strcmp(x->sub, "binding") == 0 ? "" : x->r->group;
+        if (x->sub && strcmp(x->sub, "token") == 0)
+            g = "authentication";
+        else if (x->sub && strcmp(x->sub, "scale") == 0)
+            g = "autoscaling";
+        size_t gl = strcspn(g, ".");
+        buf_printf(&msg,
+                   "%s in version \"%s\" cannot be handled as a %s: converting (%s.%s) to "
+                   "(%.*s.%s): unknown conversion",
+                   kind, ver, want, ver, kind, (int)(gl ? gl : 4), gl ? g : "core", want);
+        json_decref(obj);
+        obj = NULL;
+    } else if (rc < 0 && known) {
+        buf_printf(&msg, "%s in version \"%s\" cannot be handled as a %s: %s", kind, ver, want,
+                   buf_str(&err));
+    } else if (rc < 0) {
+        buf_printf(&msg, "the object provided is unrecognized (must be of type %s): %s (", want,
+                   buf_str(&err));
+        size_t n = req->body_len < 30 ? req->body_len : 30;
+        if (n && req->body[0] == '{') /* summarizeData: JSON as text, else hex */
+            buf_append(&msg, req->body, n);
+        else
+            for (size_t i = 0; i < n; i++)
+                buf_printf(&msg, "%02x", (unsigned)((const unsigned char *)req->body)[i]);
+        buf_puts(&msg, n == 0 ? "<empty>)" : req->body_len > 30 ? " ...)" : ")");
+    }
+    buf_free(&err);
+    if (!obj)
+        s_fail(x, 400, "BadRequest", buf_str(&msg));
+    buf_free(&msg);
+    return obj;
+}
+
 /* Parses the request body as JSON (or YAML for YAML content types) into a new object. On error
  * replies 400 and returns NULL. */
 static json_t *s_body(reqctx_t *x, bool yaml)
@@ -1163,28 +1281,8 @@ static json_t *s_body(reqctx_t *x, bool yaml)
     const char *ct = httpd_req_header(req, "content-type");
     if (ct && (strncasecmp(ct, "application/yaml", 16) == 0 || strstr(ct, "+yaml")))
         yaml = true;
-    // kubesim speaks JSON and YAML only. kube-apiserver also decodes protobuf for built-in
-    // types (kubectl's typed commands such as `kubectl create job` send it); kubesim answers
-    // with the 415 a server gives for a media type it does not accept.
-    if (ct && strncasecmp(ct, "application/vnd.kubernetes.protobuf", 35) == 0) {
-        /* The few built-in kinds kubectl's typed commands create (sim/pbkube.h) are decoded. */
-        json_t *obj = NULL;
-        int rc = pbkube_decode(req->body, req->body_len, &obj, NULL);
-        if (rc == 0)
-            return obj;
-        if (rc == ERR_PARSE) {
-            s_fail(x, 400, "BadRequest",
-                   "the body of the request could not be decoded as protobuf");
-            return NULL;
-        }
-        s_fail(x, 415, "UnsupportedMediaType",
-               "the body of the request was in an unknown format - accepted media types include: "
-               "application/json, application/yaml, application/apply-patch+yaml, "
-               "application/json-patch+json, application/merge-patch+json, "
-               "application/strategic-merge-patch+json (kubesim decodes protobuf only for the "
-               "kinds in sim/pbkube.h)");
-        return NULL;
-    }
+    if (ct && strncasecmp(ct, PBJSON_MEDIA, strlen(PBJSON_MEDIA)) == 0)
+        return s_body_proto(x);
     if (req->body_len == 0) {
         s_fail(x, 400, "BadRequest", "the body of the request was empty");
         return NULL;
@@ -2169,6 +2267,7 @@ struct watcher {
     objstore_watch_t *w; /* the store watch */
     filter_t filter; /* selectors */
     bool table; /* events carry one-row Tables */
+    bool proto; /* events are Kubernetes protobuf frames (sim/pbjson.h) */
     int include; /* Table includeObject mode */
     bool columns_sent; /* the Table column definitions went out */
     bool bookmarks; /* allowWatchBookmarks */
@@ -2219,8 +2318,29 @@ static int s_watch_send_text(watcher_t *w, const char *text, size_t len)
     return rc;
 }
 
+/* Sends one protobuf watch frame about obj (borrowed). */
+static int s_watch_send_proto(watcher_t *w, const char *type, const json_t *obj)
+{
+    buf_t b, err;
+    buf_init(&b, AS_PROTO_MAX);
+    buf_init(&err, PBJSON_ERR_MAX);
+    int rc = pbjson_encode_watch_frame(type, obj, &b, &err);
+    if (rc < 0)
+        log_error("kubesim: protobuf watch event: %s", buf_str(&err));
+    else
+        rc = s_watch_send_text(w, b.data, b.len);
+    buf_free(&b);
+    buf_free(&err);
+    return rc;
+}
+
 static int s_watch_send_obj(watcher_t *w, const char *type, json_t *obj)
 {
+    if (w->proto) {
+        int rc = s_watch_send_proto(w, type, obj);
+        json_decref(obj);
+        return rc;
+    }
     json_t *ev = json_pack("{s:s,s:o}", "type", type, "object", obj);
     char *text = ev ? json_dumps(ev, AS_JSON_FLAGS) : NULL;
     json_decref(ev);
@@ -2291,6 +2411,8 @@ static int s_watch_cb(const objstore_event_t *ev, void *arg)
                             json_string(jx_str(ev->obj, "metadata.resourceVersion", "")));
         return s_watch_send_obj(w, objstore_evtype_str(ev->type), t) < 0 ? 1 : 0;
     }
+    if (w->proto)
+        return s_watch_send_proto(w, objstore_evtype_str(ev->type), ev->obj) < 0 ? 1 : 0;
     httpd_chunk_t *ch = s_event_chunk(w->a, ev);
     if (!ch)
         return 1;
@@ -2350,9 +2472,13 @@ static void s_watch(reqctx_t *x)
     w->c = x->c;
     w->r = x->r;
     w->table = x->table;
+    w->proto = x->proto;
     w->include = s_include_object(x);
     w->bookmarks = s_param_bool(x, "allowWatchBookmarks");
-    if (httpd_stream_begin(x->c, 200, x->table ? AS_TABLE_TYPE : "application/json", NULL) < 0) {
+    const char *ctype = x->table   ? AS_TABLE_TYPE
+                        : x->proto ? PBJSON_MEDIA_WATCH
+                                   : "application/json";
+    if (httpd_stream_begin(x->c, 200, ctype, NULL) < 0) {
         s_filter_free(&w->filter);
         free(w);
         return;
@@ -3419,6 +3545,15 @@ static void s_route(reqctx_t *x, char *path, bool delayed)
     s_copy(x->verb, sizeof(x->verb), verb);
     const char *accept = httpd_req_header(x->req, "accept");
     x->table = accept && strstr(accept, "as=Table") != NULL;
+    char gv[AS_NAME_LEN + 70];
+    s_gv(r, gv, sizeof(gv));
+    int want = pbjson_negotiate(accept, !r->is_custom && !x->table && pbjson_kind(gv, r->kind));
+    if (want == PBJSON_WANT_NONE) {
+        s_fail(x, 406, "NotAcceptable",
+               "only the following media types are accepted: application/json, application/yaml");
+        return;
+    }
+    x->proto = want == PBJSON_WANT_PROTO;
     char dr[16];
     x->dry_run = s_param(x, "dryRun", dr, sizeof(dr)) && strcmp(dr, "All") == 0;
     if (!delayed && s_delay(x))

@@ -28,8 +28,10 @@
  *   (sim/rbac.h: Roles, ClusterRoles and their bindings, bootstrap discovery rules, escalation
  *   prevention on RBAC writes): a refusal is 403 with kube's Status and message, logged at warn
  *   and counted (GET /kubesim/forbidden, DELETE to reset);
- * - the protobuf bodies kubectl's typed commands send for Namespaces, ServiceAccounts,
- *   TokenRequests and the RBAC kinds (sim/pbkube.h); other protobuf bodies get 415;
+ * - Kubernetes protobuf (sim/pbjson.h) for every built-in kind: request bodies decoded (their
+ *   kind must be the URL's), replies, lists, Status errors and watch streams encoded when the
+ *   Accept header prefers it; custom resources and Tables stay JSON (a custom-resource request
+ *   accepting only protobuf gets kube's 406);
  * - the Gateway API add-on (sim/gateway.h), unless no_gateway_api: its CRDs are created at boot
  *   (as a cluster add-on would; a user may delete or replace them), and with simulate its
  *   controller writes their status and GET|POST|PUT|DELETE
