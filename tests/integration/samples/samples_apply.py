@@ -95,7 +95,7 @@ def run(work, kc, ready, samples, root, out):
         hard = sorted({d["metadata"]["namespace"] for d in docs
                        if isinstance(d.get("metadata"), dict) and d["metadata"].get("namespace")})
         rows.append({"file": f, "ns": ns, "kinds": kinds, "docs": docs, "hard_ns": hard})
-    # all namespaces in one call (kubectl create namespace sends protobuf, which kubesim refuses)
+    # all namespaces in one call (one kubectl process instead of one per namespace)
     nsdoc = "".join("---\napiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n" % n for n in nss)
     rc, o, e = k("apply", "-f", "-", stdin=nsdoc)
     if rc:
