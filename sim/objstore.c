@@ -277,6 +277,8 @@ struct objstore {
     uint64_t rv; /* the global resourceVersion */
     objstore_clock_fn clock; /* time source or NULL */
     void *clock_arg; /* its argument */
+    objstore_admit_fn admit; /* create admission hook or NULL */
+    void *admit_arg; /* its argument */
     uint64_t rng; /* splitmix64 state */
     objstore_res_t **res; /* registered resources */
     size_t n_res; /* used */
@@ -1129,6 +1131,12 @@ void objstore_set_clock(objstore_t *s, objstore_clock_fn fn, void *arg)
     s->clock_arg = arg;
 }
 
+void objstore_set_admit(objstore_t *s, objstore_admit_fn fn, void *arg)
+{
+    s->admit = fn;
+    s->admit_arg = arg;
+}
+
 void objstore_seed(objstore_t *s, uint64_t seed)
 {
     s->rng = seed;
@@ -1583,6 +1591,16 @@ int objstore_create(objstore_t *s, objstore_res_t *r, const char *ns, json_t **o
         json_object_set_new(obj, "kind", json_string(r->kind));
     if (r->desc.has_status)
         json_object_del(obj, "status");
+    if (s->admit) {
+        objstore_status_t ast;
+        memset(&ast, 0, sizeof(ast));
+        if (!s->admit(s, r, ns, obj, &ast, s->admit_arg)) {
+            rc = ast.code == 403 ? ERR_FORBIDDEN : ast.code == 500 ? ERR_NOMEM : ERR_INVAL;
+            if (st)
+                *st = ast;
+            goto done;
+        }
+    }
     if (r->is_ns && s_ns_prepare(obj, namebuf) != 0) {
         rc = s_nomem(st);
         goto done;
