@@ -17,6 +17,7 @@
 #include "json.h"
 #include "log.h"
 #include "rcstatus.h"
+#include "rftime.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -243,10 +244,18 @@ static json_t *s_sorted(json_t *items)
 
 /* ---- usage --------------------------------------------------------------------------------- */
 
-static bool s_terminal(const json_t *pod)
+/* QuotaV1Pod's negation: a terminal phase, or marked for deletion with its grace period
+ * expired (deletionTimestamp + deletionGracePeriodSeconds before now). */
+static bool s_terminal(const json_t *pod, int64_t now_ms)
 {
     const char *ph = jx_str(pod, "status.phase", "");
-    return strcmp(ph, "Succeeded") == 0 || strcmp(ph, "Failed") == 0;
+    if (strcmp(ph, "Succeeded") == 0 || strcmp(ph, "Failed") == 0)
+        return true;
+    const char *del = jx_str(pod, "metadata.deletionTimestamp", NULL);
+    const json_t *grace = jx_get(pod, "metadata.deletionGracePeriodSeconds");
+    int64_t t;
+    return del && json_is_integer(grace) && rftime_parse(del, &t) == 0 &&
+           now_ms > t + json_integer_value(grace) * 1000;
 }
 
 /* kube's helper.IsNativeResource: no domain, or a kubernetes.io domain. */
@@ -316,10 +325,10 @@ static void s_pod_res(const json_t *pod, bool limits, qlist_t *out)
 }
 
 /* PodUsageFunc. */
-static void s_pod_usage(const json_t *pod, qlist_t *u)
+static void s_pod_usage(const json_t *pod, int64_t now_ms, qlist_t *u)
 {
     s_addq(u, "count/pods", 1000, false);
-    if (s_terminal(pod))
+    if (s_terminal(pod, now_ms))
         return;
     s_addq(u, "pods", 1000, false);
     qlist_t req, lim;
@@ -355,12 +364,12 @@ static void s_pod_usage(const json_t *pod, qlist_t *u)
 }
 
 /* The usage of one object of resource r (the evaluators of kube's quota registry). */
-static void s_usage(const objstore_res_t *r, const json_t *obj, qlist_t *u)
+static void s_usage(const objstore_t *s, const objstore_res_t *r, const json_t *obj, qlist_t *u)
 {
     const objstore_resdesc_t *d = objstore_res_desc(r);
     char n[Q_NAME_MAX];
     if (!d->group[0] && strcmp(d->resource, "pods") == 0) {
-        s_pod_usage(obj, u);
+        s_pod_usage(obj, objstore_now_ms(s), u);
         return;
     }
     if (d->group[0])
@@ -574,7 +583,7 @@ static int s_ns_used(objstore_t *s, const json_t *rq, const char *ns, const qlis
                 continue;
             qlist_t u;
             u.n = 0;
-            s_usage(lst[j], o, &u);
+            s_usage(s, lst[j], o, &u);
             for (size_t k = 0; k < u.n; k++)
                 if (s_cfind(hard, u.v[k].name) && s_matches(lst[j], u.v[k].name))
                     s_addq(used, u.v[k].name, u.v[k].milli, u.v[k].binary);
@@ -997,7 +1006,7 @@ static bool s_resourcequota(objstore_t *s, objstore_res_t *r, const char *ns, co
         ok = s_nomem(st);
         goto out;
     }
-    s_usage(r, obj, delta);
+    s_usage(s, r, obj, delta);
     const char *name = jx_str(obj, "metadata.name", "");
     bool pod = s_is(r, "", "pods");
     size_t i;
