@@ -79,6 +79,8 @@ struct ctrl_req {
     char ns[CTRL_KEY_MAX]; /* namespace of the target */
     char name[CTRL_KEY_MAX]; /* name, or generateName prefix */
     char noun[32]; /* "head Pod", "worker Pod", "service", ... for messages */
+    char fail_event[2 * CTRL_KEY_MAX +
+                    64]; /* the failure Event's text before ", <error>", "" none */
     bool has_exp; /* exp_group was given (it may be "") */
     char exp_group[CTRL_KEY_MAX]; /* expectation group, "" none */
     char ensure[CTRL_KEY_MAX]; /* ensured entry to record on success, "" none */
@@ -310,6 +312,7 @@ static req_t *s_req_new(ctrl_pass_t *p, const ctrl_req_t *r)
     snprintf(q->ns, sizeof(q->ns), "%s", p->ns);
     snprintf(q->name, sizeof(q->name), "%s", r->name ? r->name : "");
     snprintf(q->noun, sizeof(q->noun), "%s", r->noun ? r->noun : q->kind);
+    snprintf(q->fail_event, sizeof(q->fail_event), "%s", r->fail_event ? r->fail_event : "");
     s_req_cause(q, &p->cause, p->key);
     memcpy(q->corr, p->corr, sizeof(q->corr));
     q->ok_reason = r->ok_reason;
@@ -593,15 +596,22 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
         log_error("write failed", "key", p ? p->key : "", "verb", verb, "kind", q->kind, "object",
                   name, "status", st, "error", msg, "correlation_id", q->corr, NULL);
         if (p) {
-            if (q->fail_reason)
+            if (q->fail_reason && q->fail_event[0]) {
+                char ev[CTRL_MSG_MAX];
+                snprintf(ev, sizeof(ev), "%s, %s", q->fail_event, why);
+                s_event_msg(p, true, q->fail_reason, s_action(q->what), ev);
+            } else if (q->fail_reason) {
                 s_event_msg(p, true, q->fail_reason, s_action(q->what), msg);
+            }
             if (q->what == CTRL_STATUS) {
                 p->status_error = true;
                 kstate_t *ks = keytab_get(c->keys, p->key);
                 if (ks)
                     s_status_forget(ks);
+            } else if (q->rcs_reason) {
+                ctrl_fail(p, q->rcs_reason, "%s\n%s", q->rcs_reason, why);
             } else {
-                ctrl_fail(p, q->rcs_reason, "%s", msg);
+                ctrl_fail(p, NULL, "%s", msg);
             }
             /* the write failed: its expectation will never be met */
             if (q->exp_group[0] && q->what == CTRL_DELETE)

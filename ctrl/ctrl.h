@@ -221,7 +221,13 @@ typedef struct {
     const char *noun; /* "head Pod", "service", ... for messages; NULL: kind */
     const char *ok_reason; /* Event reason emitted on success, or NULL */
     const char *fail_reason; /* Warning Event reason emitted on failure, or NULL */
-    const char *rcs_reason; /* the pass's failure reason when the write fails, or NULL */
+    /* the pass's failure reason when the write fails, or NULL; its message is then KubeRay's
+     * errors.Join(marker, err): "<rcs_reason>\n<the API server's message>" */
+    const char *rcs_reason;
+    /* the Warning Event's text before ", <error>" when the write fails (KubeRay's own wording,
+     * e.g. "Failed to create worker Pod for the cluster ns/name"), or NULL: "Failed to <verb>
+     * <noun> <ns>/<name>" */
+    const char *fail_event;
     /* Expectation group (expect.h), NULL none: a successful create records the created name; a
      * delete records its name when sent (taken back if it fails or is withheld). */
     const char *exp_group;
