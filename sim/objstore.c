@@ -561,10 +561,10 @@ static int s_nomem(objstore_status_t *st)
 
 json_t *objstore_status_json(const objstore_status_t *st)
 {
-    json_t *o =
-        json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status", "apiVersion", "v1",
-                  "metadata", "status", st->code < 400 ? "Success" : "Failure", "message",
-                  st->message, "reason", st->reason ? st->reason : "", "code", st->code);
+    /* metav1.Status's field order: ..., reason, details, code */
+    json_t *o = json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s}", "kind", "Status", "apiVersion", "v1",
+                          "metadata", "status", st->code < 400 ? "Success" : "Failure", "message",
+                          st->message, "reason", st->reason ? st->reason : "");
     if (!o)
         return NULL;
     json_t *d = json_object();
@@ -590,6 +590,7 @@ json_t *objstore_status_json(const objstore_status_t *st)
         json_object_set_new(o, "details", d);
     else
         json_decref(d);
+    json_object_set_new(o, "code", json_integer(st->code));
     return o;
 fail:
     json_decref(o);
