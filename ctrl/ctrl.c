@@ -18,7 +18,8 @@
 
 /* What a write's answer is read for (s_result(), s_event_cb()): 2xx bodies are decoded to these
  * paths only (k8s.h `keep`); error Status bodies stay whole. GETs decode everything. */
-static const char *const s_write_keep[] = {"metadata.name", "metadata.uid", NULL};
+static const char *const s_write_keep[] = {"metadata.name", "metadata.uid",
+                                           "metadata.resourceVersion", NULL};
 
 typedef struct ctrl_req req_t;
 
@@ -46,6 +47,9 @@ typedef struct {
      * status or metadata) succeeded against; while observed.db still shows it, the observed copy
      * predates our own write and a pass on it would only be refused ("" none) */
     char self_rv[CTRL_RV_MAX];
+    /* status_echo_quiet kinds: the resourceVersion our last /status write of the object
+     * returned; the watch event at exactly that version is its echo ("" none) */
+    char echo_rv[CTRL_RV_MAX];
     ens_t *ens; /* ensured children */
     size_t nens, capens; /* used and allocated */
 } kstate_t;
@@ -554,6 +558,12 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
         if (ks)
             snprintf(ks->self_rv, sizeof(ks->self_rv), "%s",
                      jx_str(p->obj, "metadata.resourceVersion", ""));
+    }
+    if (err == 0 && p && q->what == CTRL_STATUS && c->kind->status_echo_quiet) {
+        kstate_t *ks = s_kstate(c, p->key, true);
+        if (ks)
+            snprintf(ks->echo_rv, sizeof(ks->echo_rv), "%s",
+                     jx_str(res->body, "metadata.resourceVersion", ""));
     }
     if (err == 0 || exists || gone) {
         if (q->what == CTRL_CREATE)
@@ -1257,9 +1267,32 @@ int ctrl_note_change(ctrl_t *c, const envwire_object_changed_t *oc, char *out, s
     return 0;
 }
 
+/* True when oc is the watch echo of our own last /status write of the object (see
+ * ctrl_kind_t.status_echo_quiet). */
+static bool s_own_status_echo(ctrl_t *c, const envwire_object_changed_t *oc)
+{
+    if (!c || !oc || !c->kind->status_echo_quiet || oc->child_kind.n > 0 ||
+        oc->resource_version.n == 0 || !envwire_str_eq(oc->kind, c->kind->kind) ||
+        !envwire_str_eq(oc->cluster, c->cluster))
+        return false;
+    char key[CTRL_KEY_MAX];
+    int n = snprintf(key, sizeof(key), "%.*s/%.*s/%.*s", (int)oc->cluster.n,
+                     oc->cluster.p ? oc->cluster.p : "", (int)oc->namespace_.n,
+                     oc->namespace_.p ? oc->namespace_.p : "", (int)oc->name.n,
+                     oc->name.p ? oc->name.p : "");
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return false;
+    kstate_t *ks = keytab_get(c->keys, key);
+    return ks && ks->echo_rv[0] && envwire_str_eq(oc->resource_version, ks->echo_rv);
+}
+
 int ctrl_queue_change(ctrl_t *c, workq_t *q, const envwire_object_changed_t *oc)
 {
     char key[CTRL_KEY_MAX];
+    if (s_own_status_echo(c, oc)) {
+        c->stats.echo_skips++;
+        return 0;
+    }
     int rc = ctrl_note_change(c, oc, key, sizeof(key));
     if (rc != 0)
         return rc;

@@ -1958,7 +1958,9 @@ static const ctrl_kind_t s_kind = {.group = RECONCILE_GROUP,
                                    .begin = s_begin,
                                    .stages = s_stages,
                                    .nstages = S_STAGES,
-                                   .pass_free = s_pass_free};
+                                   .pass_free = s_pass_free,
+                                   /* For(RayCluster) with KubeRay's predicates */
+                                   .status_echo_quiet = true};
 
 void reconcile_fn(workq_t *q, const char *key, void *arg)
 {
