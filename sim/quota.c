@@ -295,7 +295,7 @@ static void s_container(const json_t *c, bool limits, qlist_t *l)
 
 /* PodRequests / PodLimits: the sum over containers, at least each init container's, plus the
  * pod overhead. */
-static void s_pod_res(const json_t *pod, bool limits, qlist_t *out)
+static void s_pod_res(const json_t *pod, bool limits, bool overhead, qlist_t *out)
 {
     out->n = 0;
     size_t i;
@@ -318,7 +318,8 @@ static void s_pod_res(const json_t *pod, bool limits, qlist_t *out)
     }
     qlist_t ov;
     ov.n = 0;
-    s_load(&ov, jx_get(pod, "spec.overhead"));
+    if (overhead)
+        s_load(&ov, jx_get(pod, "spec.overhead"));
     for (size_t k = 0; k < ov.n; k++)
         if (s_find(out, ov.v[k].name))
             s_addq(out, ov.v[k].name, ov.v[k].milli, ov.v[k].binary);
@@ -332,8 +333,8 @@ static void s_pod_usage(const json_t *pod, int64_t now_ms, qlist_t *u)
         return;
     s_addq(u, "pods", 1000, false);
     qlist_t req, lim;
-    s_pod_res(pod, false, &req);
-    s_pod_res(pod, true, &lim);
+    s_pod_res(pod, false, true, &req);
+    s_pod_res(pod, true, true, &lim);
     static const char *const comp[] = {"cpu", "memory", "ephemeral-storage"};
     for (size_t i = 0; i < 3; i++) {
         char n[64];
@@ -878,13 +879,20 @@ static bool s_limitranger(objstore_t *s, objstore_res_t *r, const char *ns, json
                     size_t k;
                     json_t *c;
                     json_array_foreach(jx_get(pod, paths[p]), k, c)
-                        s_constraints(it, type, jx_get(c, "resources.requests"),
-                                      jx_get(c, "resources.limits"), errs);
+                    {
+                        /* the requests as kube's defaulting left them: a limit stands for a
+                         * missing request */
+                        json_t *req = json_object();
+                        json_object_update(req, (json_t *)jx_get(c, "resources.limits"));
+                        json_object_update(req, (json_t *)jx_get(c, "resources.requests"));
+                        s_constraints(it, type, req, jx_get(c, "resources.limits"), errs);
+                        json_decref(req);
+                    }
                 }
             } else if (!strcmp(type, "Pod")) {
                 qlist_t rq, lm;
-                s_pod_res(pod, false, &rq);
-                s_pod_res(pod, true, &lm);
+                s_pod_res(pod, false, false, &rq);
+                s_pod_res(pod, true, false, &lm);
                 json_t *jr = s_rl_json(&rq), *jl = s_rl_json(&lm);
                 s_constraints(it, type, jr, jl, errs);
                 json_decref(jr);
@@ -1455,6 +1463,74 @@ int quota_test(bool verbose)
     CHECK(strcmp(st.message, "pods \"big2\" is forbidden: [maximum cpu usage per Container is 1, "
                              "but limit is 2, maximum memory usage per Container is 1Gi, but "
                              "limit is 2Gi]") == 0);
+
+    /* min and maxLimitRequestRatio; a limit stands for a missing request */
+    CHECK(objstore_delete(s, objstore_find(s, "", "limitranges"), "default", "lr", NULL, NULL, NULL,
+                          &st) >= 0);
+    CHECK(t_create(s, "limitranges",
+                   json_pack("{s:{s:s},s:{s:[{s:s,s:{s:s},s:{s:s}}]}}", "metadata", "name", "lr2",
+                             "spec", "limits", "type", "Container", "min", "cpu", "200m",
+                             "maxLimitRequestRatio", "cpu", "2"),
+                   &st) == 0);
+    CHECK(t_create(s, "pods", t_pod("small", "100m", "150m"), &st) == ERR_FORBIDDEN);
+    CHECK(strcmp(st.message, "pods \"small\" is forbidden: minimum cpu usage per Container is "
+                             "200m, but request is 100m") == 0);
+    CHECK(t_create(s, "pods", t_pod("ratio", "250m", "1"), &st) == ERR_FORBIDDEN);
+    CHECK(strcmp(st.message, "pods \"ratio\" is forbidden: cpu max limit to request ratio per "
+                             "Container is 2, but provided ratio is 4.000000") == 0);
+    CHECK(t_create(s, "pods", t_pod("limonly", NULL, "300m"), &st) == 0);
+    CHECK(objstore_delete(s, objstore_find(s, "", "limitranges"), "default", "lr2", NULL, NULL,
+                          NULL, &st) >= 0);
+
+    /* scopes, services, and a pod past its deletion grace */
+    CHECK(t_create(s, "resourcequotas",
+                   json_pack("{s:{s:s},s:{s:{s:s},s:[s]}}", "metadata", "name", "be", "spec",
+                             "hard", "pods", "0", "scopes", "BestEffort"),
+                   &st) == 0);
+    CHECK(t_create(s, "pods", t_pod("be1", NULL, NULL), &st) == ERR_FORBIDDEN);
+    CHECK(strcmp(st.message, "pods \"be1\" is forbidden: exceeded quota: be, requested: pods=1, "
+                             "used: pods=0, limited: pods=0") == 0);
+    CHECK(t_create(s, "pods", t_pod("nbe", "100m", NULL), &st) == 0); /* not BestEffort */
+    CHECK(t_create(s, "resourcequotas",
+                   json_pack("{s:{s:s},s:{s:{s:s,s:s}}}", "metadata", "name", "svc", "spec", "hard",
+                             "services.nodeports", "1", "services.loadbalancers", "0"),
+                   &st) == 0);
+    CHECK(t_create(s, "services",
+                   json_pack("{s:{s:s},s:{s:s,s:[{s:i},{s:i}]}}", "metadata", "name", "np", "spec",
+                             "type", "NodePort", "ports", "port", 80, "port", 81),
+                   &st) == ERR_FORBIDDEN);
+    CHECK(strcmp(st.message, "services \"np\" is forbidden: exceeded quota: svc, requested: "
+                             "services.nodeports=2, used: services.nodeports=0, limited: "
+                             "services.nodeports=1") == 0);
+    CHECK(t_create(s, "services",
+                   json_pack("{s:{s:s},s:{s:s,s:[{s:i}]}}", "metadata", "name", "lb", "spec",
+                             "type", "LoadBalancer", "ports", "port", 80),
+                   &st) == ERR_FORBIDDEN);
+    CHECK(strstr(st.message,
+                 "requested: services.loadbalancers=1, used: "
+                 "services.loadbalancers=0, limited: services.loadbalancers=0") != NULL);
+    CHECK(t_create(s, "services",
+                   json_pack("{s:{s:s},s:{s:[{s:i}]}}", "metadata", "name", "ci", "spec", "ports",
+                             "port", 80),
+                   &st) == 0);
+    CHECK(t_create(s, "resourcequotas",
+                   json_pack("{s:{s:s},s:{s:{s:s}}}", "metadata", "name", "p0", "spec", "hard",
+                             "pods", "100"),
+                   &st) == 0);
+    json_t *bound = t_pod("bound", "100m", NULL);
+    json_object_set_new(json_object_get(bound, "spec"), "nodeName", json_string("n1"));
+    CHECK(t_create(s, "pods", bound, &st) == 0); /* a bound pod is deleted gracefully */
+    quota_tick(q);
+    char before[64];
+    snprintf(before, sizeof(before), "%s", t_used(s, "p0", "pods"));
+    objstore_delete_opts_t g1 = {.grace_set = true, .grace_seconds = 1};
+    CHECK(objstore_delete(s, objstore_find(s, "", "pods"), "default", "bound", &g1, NULL, NULL,
+                          &st) >= 0);
+    quota_tick(q);
+    CHECK(strcmp(t_used(s, "p0", "pods"), before) == 0); /* still within its grace */
+    clk.now += 3000; /* deletionTimestamp (now + 1 s) + 1 s grace: past */
+    quota_tick(q);
+    CHECK(strtol(t_used(s, "p0", "pods"), NULL, 10) == strtol(before, NULL, 10) - 1);
 
     /* printer cells */
     json_t *rqo = json_pack("{s:{s:s},s:{s:{s:s,s:s,s:s},s:{s:s,s:s}}}", "metadata", "name", "q",
