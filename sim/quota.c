@@ -235,7 +235,8 @@ static json_t *s_sorted(json_t *items)
     }
     for (size_t i = 0; i < n; i++)
         v[i] = json_array_get(items, i);
-    qsort(v, n, sizeof(*v), s_cmp_name);
+    if (n)
+        qsort(v, n, sizeof(*v), s_cmp_name);
     for (size_t i = 0; i < n; i++)
         json_array_append(out, v[i]);
     free(v);
@@ -351,7 +352,7 @@ static void s_pod_usage(const json_t *pod, int64_t now_ms, qlist_t *u)
         }
     }
     for (size_t i = 0; i < req.n; i++) {
-        char n[Q_NAME_MAX];
+        char n[Q_NAME_MAX + 16]; /* s_addq() drops a name of Q_NAME_MAX bytes or more */
         const char *k = req.v[i].name;
         if (strncmp(k, "hugepages-", 10) == 0) {
             s_addq(u, k, req.v[i].milli, req.v[i].binary);
