@@ -1715,11 +1715,17 @@ static void s_create(reqctx_t *x)
         json_decref(obj);
         return;
     }
+    objstore_status_t st;
     if (x->dry_run) {
+        /* kube admits a dry-run create too (objstore_create() runs the hook for real ones) */
+        if (!quota_admit(x->a->store, x->r->res, x->ns, obj, &st)) {
+            s_reply_status(x, &st, NULL);
+            json_decref(obj);
+            return;
+        }
         s_create_dry(x, obj);
         return;
     }
-    objstore_status_t st;
     json_t *out = NULL;
     if (objstore_create(x->a->store, x->r->res, x->ns, &obj, &out, &st) < 0) {
         s_reply_status(x, &st, NULL);

@@ -2,7 +2,8 @@
 # integration.quota: KubeRay's behaviour when a ResourceQuota refuses a RayCluster's pods (issue 18),
 # on kubesim's quota admission, with the whole set (`rayfleetctl up --sim`):
 #  1. kubesim: `kubectl get quota` / `describe quota` show used/hard; a pod over the quota is
-#     refused with kube-apiserver's 403 Status, body compared byte for byte; a LimitRange fills a
+#     refused with kube-apiserver's 403 Status, body compared byte for byte (and on a server-side
+#     dry run); a LimitRange fills a
 #     pod's missing resources (kubernetes.io/limit-ranger) and refuses one over its max;
 #  2. a quota-blocked head: ReplicaFailure True / FailedCreateHeadPod with KubeRay's message
 #     (errors.Join: "FailedCreateHeadPod\n" + the API server's message), KubeRay's Warning Event
@@ -113,6 +114,9 @@ got=$(sed -n 2p "$tmp/raw.txt")
 if [[ $(head -1 "$tmp/raw.txt") == 403 && $(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]), separators=(",", ":")))' "$got" 2>/dev/null) == "$want" ]]
 then ok "403 Forbidden Status, byte-equal to kube-apiserver's"; else
     bad "403 Forbidden Status (got:)"; sed 's/^/    | /' "$tmp/raw.txt"; echo "    want: $want"; fi
+has "a server-side dry run is refused the same way" \
+    "$(kc_ run probe --image=x --restart=Never --dry-run=server --overrides='{"spec":{"containers":[{"name":"probe","image":"x","resources":{"requests":{"cpu":"1"},"limits":{"memory":"1Gi"}}}]}}' 2>&1)" \
+    'pods "probe" is forbidden: exceeded quota: q1, requested: requests.cpu=1, used: requests.cpu=0, limited: requests.cpu=500m$'
 out=$(kc_ run nolimits --image=x --restart=Never 2>&1)
 has "kubectl run: must specify" "$out" \
     '^Error from server \(Forbidden\): pods "nolimits" is forbidden: failed quota: q1: must specify limits.memory for: nolimits; requests.cpu for: nolimits$'
