@@ -185,6 +185,13 @@ static bool s_forbidden(objstore_status_t *st, const objstore_res_t *r, const ch
     return false;
 }
 
+/* The name admission.NewForbidden reports: metadata.name, else generateName (a dry run). */
+static const char *s_obj_name(const json_t *obj)
+{
+    const char *n = jx_str(obj, "metadata.name", "");
+    return n[0] ? n : jx_str(obj, "metadata.generateName", "");
+}
+
 static bool s_nomem(objstore_status_t *st)
 {
     memset(st, 0, sizeof(*st));
@@ -825,7 +832,7 @@ static bool s_limitranger(objstore_t *s, objstore_res_t *r, const char *ns, json
     json_decref(all);
     if (!lrs)
         return s_nomem(st);
-    const char *name = jx_str(pod, "metadata.name", "");
+    const char *name = s_obj_name(pod);
     bool ok = true;
     size_t i;
     json_t *lr;
@@ -1016,7 +1023,7 @@ static bool s_resourcequota(objstore_t *s, objstore_res_t *r, const char *ns, co
         goto out;
     }
     s_usage(s, r, obj, delta);
-    const char *name = jx_str(obj, "metadata.name", "");
+    const char *name = s_obj_name(obj);
     bool pod = s_is(r, "", "pods");
     size_t i;
     json_t *rq;

@@ -117,6 +117,9 @@ then ok "403 Forbidden Status, byte-equal to kube-apiserver's"; else
 has "a server-side dry run is refused the same way" \
     "$(kc_ run probe --image=x --restart=Never --dry-run=server --overrides='{"spec":{"containers":[{"name":"probe","image":"x","resources":{"requests":{"cpu":"1"},"limits":{"memory":"1Gi"}}}]}}' 2>&1)" \
     'pods "probe" is forbidden: exceeded quota: q1, requested: requests.cpu=1, used: requests.cpu=0, limited: requests.cpu=500m$'
+printf '{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"g-"},"spec":{"containers":[{"name":"c","image":"x","resources":{"requests":{"cpu":"1"},"limits":{"memory":"1Gi"}}}]}}' >"$tmp/gen.json"
+has "a dry run with generateName names the prefix (admission.NewForbidden)" \
+    "$(kc_ create -f "$tmp/gen.json" --dry-run=server 2>&1)" 'pods "g-" is forbidden: exceeded quota: q1, '
 out=$(kc_ run nolimits --image=x --restart=Never 2>&1)
 has "kubectl run: must specify" "$out" \
     '^Error from server \(Forbidden\): pods "nolimits" is forbidden: failed quota: q1: must specify limits.memory for: nolimits; requests.cpu for: nolimits$'
