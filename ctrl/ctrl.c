@@ -18,7 +18,8 @@
 
 /* What a write's answer is read for (s_result(), s_event_cb()): 2xx bodies are decoded to these
  * paths only (k8s.h `keep`); error Status bodies stay whole. GETs decode everything. */
-static const char *const s_write_keep[] = {"metadata.name", "metadata.uid", NULL};
+static const char *const s_write_keep[] = {"metadata.name", "metadata.uid",
+                                           "metadata.resourceVersion", NULL};
 
 typedef struct ctrl_req req_t;
 
@@ -46,6 +47,9 @@ typedef struct {
      * status or metadata) succeeded against; while observed.db still shows it, the observed copy
      * predates our own write and a pass on it would only be refused ("" none) */
     char self_rv[CTRL_RV_MAX];
+    /* status_echo_quiet kinds: the resourceVersion our last /status write of the object
+     * returned; the watch event at exactly that version is its echo ("" none) */
+    char echo_rv[CTRL_RV_MAX];
     ens_t *ens; /* ensured children */
     size_t nens, capens; /* used and allocated */
 } kstate_t;
@@ -79,6 +83,8 @@ struct ctrl_req {
     char ns[CTRL_KEY_MAX]; /* namespace of the target */
     char name[CTRL_KEY_MAX]; /* name, or generateName prefix */
     char noun[32]; /* "head Pod", "worker Pod", "service", ... for messages */
+    char fail_event[2 * CTRL_KEY_MAX +
+                    64]; /* the failure Event's text before ", <error>", "" none */
     bool has_exp; /* exp_group was given (it may be "") */
     char exp_group[CTRL_KEY_MAX]; /* expectation group, "" none */
     char ensure[CTRL_KEY_MAX]; /* ensured entry to record on success, "" none */
@@ -310,6 +316,7 @@ static req_t *s_req_new(ctrl_pass_t *p, const ctrl_req_t *r)
     snprintf(q->ns, sizeof(q->ns), "%s", p->ns);
     snprintf(q->name, sizeof(q->name), "%s", r->name ? r->name : "");
     snprintf(q->noun, sizeof(q->noun), "%s", r->noun ? r->noun : q->kind);
+    snprintf(q->fail_event, sizeof(q->fail_event), "%s", r->fail_event ? r->fail_event : "");
     s_req_cause(q, &p->cause, p->key);
     memcpy(q->corr, p->corr, sizeof(q->corr));
     q->ok_reason = r->ok_reason;
@@ -552,6 +559,12 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
             snprintf(ks->self_rv, sizeof(ks->self_rv), "%s",
                      jx_str(p->obj, "metadata.resourceVersion", ""));
     }
+    if (err == 0 && p && q->what == CTRL_STATUS && c->kind->status_echo_quiet) {
+        kstate_t *ks = s_kstate(c, p->key, true);
+        if (ks)
+            snprintf(ks->echo_rv, sizeof(ks->echo_rv), "%s",
+                     jx_str(res->body, "metadata.resourceVersion", ""));
+    }
     if (err == 0 || exists || gone) {
         if (q->what == CTRL_CREATE)
             snprintf(msg, sizeof(msg), exists ? "%s %s/%s exists already" : "Created %s %s/%s",
@@ -593,15 +606,22 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
         log_error("write failed", "key", p ? p->key : "", "verb", verb, "kind", q->kind, "object",
                   name, "status", st, "error", msg, "correlation_id", q->corr, NULL);
         if (p) {
-            if (q->fail_reason)
+            if (q->fail_reason && q->fail_event[0]) {
+                char ev[CTRL_MSG_MAX];
+                snprintf(ev, sizeof(ev), "%s, %s", q->fail_event, why);
+                s_event_msg(p, true, q->fail_reason, s_action(q->what), ev);
+            } else if (q->fail_reason) {
                 s_event_msg(p, true, q->fail_reason, s_action(q->what), msg);
+            }
             if (q->what == CTRL_STATUS) {
                 p->status_error = true;
                 kstate_t *ks = keytab_get(c->keys, p->key);
                 if (ks)
                     s_status_forget(ks);
+            } else if (q->rcs_reason) {
+                ctrl_fail(p, q->rcs_reason, "%s\n%s", q->rcs_reason, why);
             } else {
-                ctrl_fail(p, q->rcs_reason, "%s", msg);
+                ctrl_fail(p, NULL, "%s", msg);
             }
             /* the write failed: its expectation will never be met */
             if (q->exp_group[0] && q->what == CTRL_DELETE)
@@ -1247,9 +1267,32 @@ int ctrl_note_change(ctrl_t *c, const envwire_object_changed_t *oc, char *out, s
     return 0;
 }
 
+/* True when oc is the watch echo of our own last /status write of the object (see
+ * ctrl_kind_t.status_echo_quiet). */
+static bool s_own_status_echo(ctrl_t *c, const envwire_object_changed_t *oc)
+{
+    if (!c || !oc || !c->kind->status_echo_quiet || oc->child_kind.n > 0 ||
+        oc->resource_version.n == 0 || !envwire_str_eq(oc->kind, c->kind->kind) ||
+        !envwire_str_eq(oc->cluster, c->cluster))
+        return false;
+    char key[CTRL_KEY_MAX];
+    int n = snprintf(key, sizeof(key), "%.*s/%.*s/%.*s", (int)oc->cluster.n,
+                     oc->cluster.p ? oc->cluster.p : "", (int)oc->namespace_.n,
+                     oc->namespace_.p ? oc->namespace_.p : "", (int)oc->name.n,
+                     oc->name.p ? oc->name.p : "");
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return false;
+    kstate_t *ks = keytab_get(c->keys, key);
+    return ks && ks->echo_rv[0] && envwire_str_eq(oc->resource_version, ks->echo_rv);
+}
+
 int ctrl_queue_change(ctrl_t *c, workq_t *q, const envwire_object_changed_t *oc)
 {
     char key[CTRL_KEY_MAX];
+    if (s_own_status_echo(c, oc)) {
+        c->stats.echo_skips++;
+        return 0;
+    }
     int rc = ctrl_note_change(c, oc, key, sizeof(key));
     if (rc != 0)
         return rc;

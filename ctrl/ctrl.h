@@ -127,6 +127,12 @@ typedef struct {
      * backlog (e.g. a child whose change can end the object's run): ctrl_queue_change() then
      * queues the key in the work queue's urgent lane (workq_add_urgent()). */
     bool (*urgent)(const envwire_object_changed_t *oc);
+    /* The watch echo of the runtime's own /status write (the object itself, at exactly the
+     * resourceVersion that write returned) queues nothing: KubeRay's RayCluster controller
+     * watches its kind through GenerationChanged/LabelChanged/AnnotationChanged predicates, so
+     * a status-only change is no cause (a failed pass's requeue is then its rate-limited one,
+     * not an immediate pass on its own write). */
+    bool status_echo_quiet;
     /* (With status_precondition, a pass whose observed copy is still the one an own write of
      * the object succeeded against is not run: it would be refused; see stale_skips.) */
 } ctrl_kind_t;
@@ -166,6 +172,7 @@ typedef struct {
     uint64_t errors; /* passes that ended with an error */
     uint64_t skipped_groups; /* expectation groups skipped as unmet */
     uint64_t stale_skips; /* passes not run: observed.db had not caught up with our own write */
+    uint64_t echo_skips; /* bus events not queued: the echo of our own status write */
     uint64_t passes_inflight; /* passes running now */
     uint64_t requests_inflight; /* requests sent and not answered now (Events included) */
     uint64_t keys; /* keys holding state */
@@ -221,7 +228,13 @@ typedef struct {
     const char *noun; /* "head Pod", "service", ... for messages; NULL: kind */
     const char *ok_reason; /* Event reason emitted on success, or NULL */
     const char *fail_reason; /* Warning Event reason emitted on failure, or NULL */
-    const char *rcs_reason; /* the pass's failure reason when the write fails, or NULL */
+    /* the pass's failure reason when the write fails, or NULL; its message is then KubeRay's
+     * errors.Join(marker, err): "<rcs_reason>\n<the API server's message>" */
+    const char *rcs_reason;
+    /* the Warning Event's text before ", <error>" when the write fails (KubeRay's own wording,
+     * e.g. "Failed to create worker Pod for the cluster ns/name"), or NULL: "Failed to <verb>
+     * <noun> <ns>/<name>" */
+    const char *fail_event;
     /* Expectation group (expect.h), NULL none: a successful create records the created name; a
      * delete records its name when sent (taken back if it fails or is withheld). */
     const char *exp_group;

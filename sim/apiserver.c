@@ -26,6 +26,7 @@
 #include "satoken.h"
 #include "schema.h"
 #include "selector.h"
+#include "quota.h"
 #include "storage.h"
 #include "tls.h"
 #include "yaml.h"
@@ -100,6 +101,7 @@ struct apiserver {
     kubelet_t *kubelet; /* simulated scheduler and kubelet, or NULL */
     controllers_t *ctrl; /* simulated Job and EndpointSlice controllers, or NULL */
     storage_t *storage; /* simulated volume provisioner and binder (sim/storage.h), or NULL */
+    quota_t *quota; /* quota admission and the resourcequota controller (sim/quota.h) */
     raysim_t *ray; /* Ray heads behind the service proxy, or NULL */
     gateway_t *gw; /* Gateway API controller and data plane, or NULL */
     uint32_t service_ips; /* cluster IPs handed out so far */
@@ -236,6 +238,11 @@ static const builtin_t s_builtins[] = {
      false, false, false},
     {"networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", "netpol", true,
      false, false, false, false},
+    /* quota (sim/quota.c: LimitRanger and ResourceQuota admission, the status controller) */
+    {"", "v1", "resourcequotas", "resourcequota", "ResourceQuota", "quota", true, true, false,
+     false, false},
+    {"", "v1", "limitranges", "limitrange", "LimitRange", "limits", true, false, false, false,
+     false},
 };
 
 /* A built-in apps/v1 workload (printer columns, defaults, validation, /scale from sim/apps). */
@@ -959,6 +966,10 @@ static json_t *s_table_columns(const apires_t *r)
         storage_table_columns(r->resource, cols, s_coldef);
         return cols;
     }
+    if (!r->is_custom && quota_prints(r->group, r->resource)) {
+        quota_table_columns(r->resource, cols, s_coldef);
+        return cols;
+    }
     if (!r->is_custom && strcmp(r->resource, "pods") == 0) {
         json_array_append_new(
             cols, s_coldef("Ready", "string", "", "The aggregate readiness state of this pod", 0));
@@ -1128,6 +1139,9 @@ static json_t *s_table_row(apiserver_t *a, const apires_t *r, const json_t *obj,
     } else if (!r->is_custom && storage_prints(r->group, r->resource)) {
         cells = storage_table_cells(r->resource, obj,
                                     s_age_cell(a, jx_get(obj, "metadata.creationTimestamp")));
+    } else if (!r->is_custom && quota_prints(r->group, r->resource)) {
+        cells = quota_table_cells(r->resource, obj,
+                                  s_age_cell(a, jx_get(obj, "metadata.creationTimestamp")));
     } else {
         cells = json_pack("[s]", jx_str(obj, "metadata.name", ""));
         if (r->columns && json_array_size(r->columns) > 0) {
@@ -1826,11 +1840,17 @@ static void s_create(reqctx_t *x)
         json_decref(obj);
         return;
     }
+    objstore_status_t st;
     if (x->dry_run) {
+        /* kube admits a dry-run create too (objstore_create() runs the hook for real ones) */
+        if (!quota_admit(x->a->store, x->r->res, x->ns, obj, &st)) {
+            s_reply_status(x, &st, NULL);
+            json_decref(obj);
+            return;
+        }
         s_create_dry(x, obj);
         return;
     }
-    objstore_status_t st;
     json_t *out = NULL;
     if (objstore_create(x->a->store, x->r->res, x->ns, &obj, &out, &st) < 0) {
         s_reply_status(x, &st, NULL);
@@ -3774,7 +3794,7 @@ apiserver_t *apiserver_new(loop_t *loop, const apiserver_opts_t *opts)
     if (!a->sat || !a->rbac)
         goto fail;
     if (!a->store || s_register_builtins(a) < 0 || s_bootstrap(a, o.simulate ? 0 : o.nodes) < 0 ||
-        storage_bootstrap(a->store) < 0)
+        storage_bootstrap(a->store) < 0 || !(a->quota = quota_new(loop, a->store)))
         goto fail;
     if (o.simulate) {
         kubelet_opts_t ko;
@@ -3844,6 +3864,7 @@ void apiserver_destroy(apiserver_t **ap)
     raysim_destroy(&a->ray);
     controllers_destroy(&a->ctrl);
     storage_destroy(&a->storage);
+    quota_destroy(&a->quota);
     kubelet_destroy(&a->kubelet);
     for (size_t i = 0; i < a->nres; i++)
         s_res_free(a->res[i]);

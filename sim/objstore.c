@@ -277,6 +277,8 @@ struct objstore {
     uint64_t rv; /* the global resourceVersion */
     objstore_clock_fn clock; /* time source or NULL */
     void *clock_arg; /* its argument */
+    objstore_admit_fn admit; /* create admission hook or NULL */
+    void *admit_arg; /* its argument */
     uint64_t rng; /* splitmix64 state */
     objstore_res_t **res; /* registered resources */
     size_t n_res; /* used */
@@ -559,10 +561,10 @@ static int s_nomem(objstore_status_t *st)
 
 json_t *objstore_status_json(const objstore_status_t *st)
 {
-    json_t *o =
-        json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status", "apiVersion", "v1",
-                  "metadata", "status", st->code < 400 ? "Success" : "Failure", "message",
-                  st->message, "reason", st->reason ? st->reason : "", "code", st->code);
+    /* metav1.Status's field order: ..., reason, details, code */
+    json_t *o = json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s}", "kind", "Status", "apiVersion", "v1",
+                          "metadata", "status", st->code < 400 ? "Success" : "Failure", "message",
+                          st->message, "reason", st->reason ? st->reason : "");
     if (!o)
         return NULL;
     json_t *d = json_object();
@@ -588,6 +590,7 @@ json_t *objstore_status_json(const objstore_status_t *st)
         json_object_set_new(o, "details", d);
     else
         json_decref(d);
+    json_object_set_new(o, "code", json_integer(st->code));
     return o;
 fail:
     json_decref(o);
@@ -1129,6 +1132,12 @@ void objstore_set_clock(objstore_t *s, objstore_clock_fn fn, void *arg)
     s->clock_arg = arg;
 }
 
+void objstore_set_admit(objstore_t *s, objstore_admit_fn fn, void *arg)
+{
+    s->admit = fn;
+    s->admit_arg = arg;
+}
+
 void objstore_seed(objstore_t *s, uint64_t seed)
 {
     s->rng = seed;
@@ -1583,6 +1592,16 @@ int objstore_create(objstore_t *s, objstore_res_t *r, const char *ns, json_t **o
         json_object_set_new(obj, "kind", json_string(r->kind));
     if (r->desc.has_status)
         json_object_del(obj, "status");
+    if (s->admit) {
+        objstore_status_t ast;
+        memset(&ast, 0, sizeof(ast));
+        if (!s->admit(s, r, ns, obj, &ast, s->admit_arg)) {
+            rc = ast.code == 403 ? ERR_FORBIDDEN : ast.code == 500 ? ERR_NOMEM : ERR_INVAL;
+            if (st)
+                *st = ast;
+            goto done;
+        }
+    }
     if (r->is_ns && s_ns_prepare(obj, namebuf) != 0) {
         rc = s_nomem(st);
         goto done;

@@ -172,6 +172,13 @@ typedef bool (*objstore_filter_fn)(const json_t *obj, void *arg);
 /* The clock: milliseconds since the Unix epoch (wall time). */
 typedef int64_t (*objstore_clock_fn)(void *arg);
 
+/* An admission hook run by objstore_create() on every create, after the name (generateName
+ * included) is set and before anything is stored, as kube's validating admission runs after the
+ * name is generated: it may change `obj`; returning false refuses the create, with *st filled
+ * (sim/quota: LimitRanger and ResourceQuota, 403 Forbidden). */
+typedef bool (*objstore_admit_fn)(objstore_t *s, objstore_res_t *r, const char *ns, json_t *obj,
+                                  objstore_status_t *st, void *arg);
+
 /* ---- lifetime ---- */
 
 /* Creates an empty store keeping `history` events for watch replay (0 = OBJSTORE_HISTORY_DEFAULT).
@@ -187,6 +194,9 @@ void objstore_set_clock(objstore_t *s, objstore_clock_fn fn, void *arg);
 
 /* The clock's current value in ms since the epoch. */
 int64_t objstore_now_ms(const objstore_t *s);
+
+/* Sets the store's create admission hook (NULL = none); one per store. */
+void objstore_set_admit(objstore_t *s, objstore_admit_fn fn, void *arg);
 
 /* Test hook: reseeds the random generator used for generateName suffixes and uids. */
 void objstore_seed(objstore_t *s, uint64_t seed);

@@ -44,6 +44,7 @@ enum {
     S_GCS_PVC,
     S_MTLS,
     S_PODGROUP,
+    S_HEAD_POD,
     S_PODS,
     S_NETPOL,
     S_STATUS,
@@ -131,6 +132,7 @@ struct pass {
     bool hash_done; /* hash computed (or taken from the memo) */
     bool memo_ok; /* validated clean: the memo may keep the hash at (uid, resourceVersion) */
     bool mtls_on; /* tlsOptions.enabled with gate RayClusterMTLS: pod creation waits (s_mtls_*) */
+    bool pods_done; /* s_stage_head_pod ended reconcilePods (suspend, Recreate): no workers */
     bool mtls_cert[2]; /* head / worker leaf Certificate Ready at its generation, SANs current */
     bool mtls_secret[2]; /* head / worker Secret holds tls.crt, tls.key and ca.crt */
 };
@@ -825,6 +827,14 @@ static void s_create_pod(pass_t *p, json_t *pod, const char *group, bool head)
     }
     const char *gn = jx_str(pod, "metadata.generateName", "");
     const char *nm = jx_str(pod, "metadata.name", "");
+    /* KubeRay's Warning Events: the head's names the pod object it sent (its Name is empty when
+     * the API server was to generate it), the worker's names the cluster */
+    char fev[2 * CTRL_KEY_MAX + 64];
+    if (head)
+        snprintf(fev, sizeof(fev), "Failed to create head Pod %s/%s", p->cp->ns, nm);
+    else
+        snprintf(fev, sizeof(fev), "Failed to create worker Pod for the cluster %s/%s", p->cp->ns,
+                 p->cp->name);
     ctrl_send(
         p->cp,
         &(ctrl_req_t){.verb = CTRL_CREATE,
@@ -836,6 +846,7 @@ static void s_create_pod(pass_t *p, json_t *pod, const char *group, bool head)
                       .ok_reason = head ? "CreatedHeadPod" : "CreatedWorkerPod",
                       .fail_reason = head ? "FailedToCreateHeadPod" : "FailedToCreateWorkerPod",
                       .rcs_reason = head ? "FailedCreateHeadPod" : "FailedCreateWorkerPod",
+                      .fail_event = fev,
                       .exp_group = group},
         pod);
     json_decref(pod);
@@ -1387,9 +1398,12 @@ static void s_stage_podgroup(ctrl_pass_t *cp)
     buf_free(&entry);
 }
 
-static void s_stage_pods(ctrl_pass_t *cp)
+/* reconcilePods up to the head Pod. KubeRay creates the head synchronously and returns when that
+ * fails, before any worker: the workers are the next stage, which a failed pass skips. */
+static void s_stage_head_pod(ctrl_pass_t *cp)
 {
     pass_t *p = cp->data;
+    p->pods_done = true;
     /* suspend (gate RayClusterStatusConditions, on) */
     if (s_cond_true(p->rc, RCS_COND_SUSPENDING)) {
         size_t i, n = 0;
@@ -1421,7 +1435,14 @@ static void s_stage_pods(ctrl_pass_t *cp)
                    "are issued",
                    p->cp->ns, p->cp->name);
     s_head(p);
-    if (p->cp->failed)
+    p->pods_done = false;
+}
+
+/* reconcilePods' worker groups. */
+static void s_stage_pods(ctrl_pass_t *cp)
+{
+    pass_t *p = cp->data;
+    if (p->pods_done || p->cp->failed)
         return;
     size_t gi;
     json_t *wg;
@@ -1682,13 +1703,21 @@ static void s_desired_record(pass_t *p)
 /* ---------- the pass ---------- */
 
 static const ctrl_stage_t s_stages[S_STAGES] = {
-    [S_MTLS_API] = {s_stage_mtls_api, false},   [S_SA] = {s_stage_sa, false},
-    [S_ROLE] = {s_stage_role, false},           [S_ROLE_BINDING] = {s_stage_role_binding, false},
-    [S_INGRESS] = {s_stage_ingress, false},     [S_AUTH_SECRET] = {s_stage_auth_secret, false},
-    [S_HEAD_SVC] = {s_stage_head_svc, false},   [S_HEADLESS_SVC] = {s_stage_headless, false},
-    [S_SERVE_SVC] = {s_stage_serve_svc, false}, [S_GCS_PVC] = {s_stage_gcs_pvc, false},
-    [S_MTLS] = {s_stage_mtls, false},           [S_PODGROUP] = {s_stage_podgroup, false},
-    [S_PODS] = {s_stage_pods, false},           [S_NETPOL] = {s_stage_netpol, false},
+    [S_MTLS_API] = {s_stage_mtls_api, false},
+    [S_SA] = {s_stage_sa, false},
+    [S_ROLE] = {s_stage_role, false},
+    [S_ROLE_BINDING] = {s_stage_role_binding, false},
+    [S_INGRESS] = {s_stage_ingress, false},
+    [S_AUTH_SECRET] = {s_stage_auth_secret, false},
+    [S_HEAD_SVC] = {s_stage_head_svc, false},
+    [S_HEADLESS_SVC] = {s_stage_headless, false},
+    [S_SERVE_SVC] = {s_stage_serve_svc, false},
+    [S_GCS_PVC] = {s_stage_gcs_pvc, false},
+    [S_MTLS] = {s_stage_mtls, false},
+    [S_PODGROUP] = {s_stage_podgroup, false},
+    [S_HEAD_POD] = {s_stage_head_pod, false},
+    [S_PODS] = {s_stage_pods, false},
+    [S_NETPOL] = {s_stage_netpol, false},
     [S_STATUS] = {s_stage_status, true}, /* the status is written after a failure too */
 };
 
@@ -1929,7 +1958,9 @@ static const ctrl_kind_t s_kind = {.group = RECONCILE_GROUP,
                                    .begin = s_begin,
                                    .stages = s_stages,
                                    .nstages = S_STAGES,
-                                   .pass_free = s_pass_free};
+                                   .pass_free = s_pass_free,
+                                   /* For(RayCluster) with KubeRay's predicates */
+                                   .status_echo_quiet = true};
 
 void reconcile_fn(workq_t *q, const char *key, void *arg)
 {
@@ -2142,7 +2173,7 @@ static json_t *s_t_decide(loop_t *loop, json_t *rc, const char *hash, const json
     }
     if (!s_gcs_ft(p)) {
         void (*const stages[])(ctrl_pass_t *) = {s_stage_head_svc, s_stage_headless,
-                                                 s_stage_serve_svc, s_stage_pods};
+                                                 s_stage_serve_svc, s_stage_head_pod, s_stage_pods};
         for (size_t s = 0; s < sizeof(stages) / sizeof(stages[0]) && !cp->failed; s++)
             stages[s](cp);
     }
