@@ -16,6 +16,7 @@
 #include "controllers.h"
 #include "err.h"
 #include "gateway.h"
+#include "metaval.h"
 #include "httpd.h"
 #include "json.h"
 #include "log.h"
@@ -1262,6 +1263,23 @@ static void s_service_defaults(reqctx_t *x, json_t *obj, bool create)
 
 static bool s_schema_apply(reqctx_t *x, json_t *obj)
 {
+    /* kube's ObjectMeta validation (names, labels, annotations, finalizers), every kind */
+    json_t *mcauses = json_array();
+    int mn = mcauses ? metaval_check(x->r->group, x->r->resource, obj,
+                                     strcmp(x->verb, "create") == 0, mcauses)
+                     : ERR_NOMEM;
+    if (mn != 0) {
+        if (mn < 0)
+            s_fail(x, 500, "InternalError", "out of memory");
+        else
+            s_reply_json(x, 422,
+                         schema_invalid_status(x->r->kind, x->r->group,
+                                               jx_str(obj, "metadata.name", ""), mcauses),
+                         NULL);
+        json_decref(mcauses);
+        return false;
+    }
+    json_decref(mcauses);
     if (!x->r->is_custom && storage_prints(x->r->group, x->r->resource)) {
         /* volumes and network policies: kube's admission, defaults and validation */
         json_t *old = NULL;
@@ -3996,6 +4014,31 @@ static int t_client(const char *base)
                  &hd) == 200 &&
           T_HAS("\"kind\":\"Table\"") && T_HAS("\"Restarts\"") && T_HAS("\"0/1\""));
     CHECK(T_GET("/api/v1/namespaces/default/pods/p1/nope") == 404);
+    /* Object metadata validation (metaval.h): kube's 422 with one cause per error. */
+    CHECK(T_SEND("POST", "/api/v1/namespaces/default/pods", "application/json",
+                 "{\"metadata\":{\"name\":\"p2\",\"labels\":{\"bad key!\":\"v\"}},\"spec\":"
+                 "{\"containers\":[{\"name\":\"c\",\"image\":\"i\"}]}}") == 422 &&
+          T_HAS("\"message\":\"Pod \\\"p2\\\" is invalid: metadata.labels: Invalid value: "
+                "\\\"bad key!\\\": name part must consist of alphanumeric characters, '-', '_' "
+                "or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  "
+                "or 'my.name',  or '123-abc', regex used for validation is "
+                "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')\"") &&
+          T_HAS("\"causes\":[{\"reason\":\"FieldValueInvalid\",\"message\":\"Invalid value: "
+                "\\\"bad key!\\\": name part must consist") &&
+          T_HAS("\"field\":\"metadata.labels\"}]"));
+    CHECK(T_GET("/api/v1/namespaces/default/pods/p2") == 404);
+    CHECK(T_SEND("POST", "/api/v1/namespaces/default/services", "application/json",
+                 "{\"metadata\":{\"name\":\"9svc\"},\"spec\":{\"ports\":[{\"port\":80}]}}") ==
+              422 &&
+          T_HAS("Service \\\"9svc\\\" is invalid: metadata.name: Invalid value: \\\"9svc\\\": "
+                "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+                "start with an alphabetic character"));
+    CHECK(T_SEND("PATCH", "/api/v1/namespaces/default/pods/p1", "application/merge-patch+json",
+                 "{\"metadata\":{\"labels\":{\"ok\":\"-bad\"}}}") == 422 &&
+          T_HAS("Pod \\\"p1\\\" is invalid: metadata.labels: Invalid value: \\\"-bad\\\": a "
+                "valid label must be an empty string"));
+    CHECK(T_SEND("PATCH", "/api/v1/namespaces/default/pods/p1", "application/merge-patch+json",
+                 "{\"metadata\":{\"labels\":{\"ok\":\"good\"}}}") == 200);
 
     /* CRDs. */
     CHECK(T_SEND("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
@@ -4007,6 +4050,11 @@ static int t_client(const char *base)
                  "{\"apiVersion\":\"example.com/v1\",\"kind\":\"Widget\",\"metadata\":{\"name\":"
                  "\"w1\"},\"spec\":{\"color\":\"red\",\"junk\":1},\"status\":{\"x\":1}}") == 201);
     CHECK(T_HAS("\"size\":3") && !T_HAS("junk") && !T_HAS("\"status\""));
+    CHECK(T_SEND("PATCH", "/apis/example.com/v1/namespaces/default/widgets/w1",
+                 "application/merge-patch+json",
+                 "{\"metadata\":{\"finalizers\":[\"a/b/c\"]}}") == 422 &&
+          T_HAS("Widget.example.com \\\"w1\\\" is invalid: metadata.finalizers: Invalid value: "
+                "\\\"a/b/c\\\": a qualified name must consist"));
     CHECK(T_SEND("POST", "/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Strict",
                  "application/json",
                  "{\"metadata\":{\"name\":\"w2\"},\"spec\":{\"junk\":1}}") == 400 &&
