@@ -2805,10 +2805,14 @@ static bool s_admin_sim(reqctx_t *x, const char *what)
             rc = kubelet_restore_node(a->kubelet, restore);
     } else if (strcmp(what, "pod-fault") == 0) {
         // {"namespace": "ns", "name": "pod", "kind": "ImagePull" | "Crash" | "OOM"}
-        kubelet_fail_t kind = kubelet_fail_parse(jx_str(b, "kind", ""));
+        // or "kind": "ServeProxyDown" | "ServeProxyUp" (raysim.h RAYSIM_ANN_SERVE_PROXY)
+        const char *k = jx_str(b, "kind", "");
+        kubelet_fail_t kind = kubelet_fail_parse(k);
         const char *name = jx_str(b, "name", NULL);
         if ((int)kind > 0 && name)
             rc = kubelet_inject(a->kubelet, ns, name, kind);
+        else if (name && (strcmp(k, "ServeProxyDown") == 0 || strcmp(k, "ServeProxyUp") == 0))
+            rc = raysim_set_proxy_down(a->ray, ns, name, strcmp(k, "ServeProxyDown") == 0);
     } else if (strcmp(what, "demand") == 0) {
         // {"namespace": "ns", "cluster": "name", "demand": {"group": replicas}}
         const char *cluster = jx_str(b, "cluster", NULL);

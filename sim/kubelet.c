@@ -111,6 +111,7 @@ typedef struct kpod {
     int pull_fail; /* this start fails to pull */
     bool succeeded; /* PS_DONE: Succeeded (else Failed) */
     bool node_notready; /* node lost: Ready False */
+    bool probe_fail; /* a readiness probe fails (its Serve proxy is down): Ready False */
     int restarts; /* first container's restartCount */
     int cstate; /* CS_* of the first container */
     char creason[32]; /* its waiting/terminated reason */
@@ -174,6 +175,7 @@ struct kubelet {
     bool in_tick; /* kubelet_tick running */
     raysim_t *ray; /* the Ray side submitters call, or NULL */
     size_t nsubs; /* submitters running */
+    json_t *probe_dirty; /* "ns/name" -> true: readiness changed, status to write */
 };
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -405,7 +407,7 @@ static int64_t s_on_timer(loop_t *loop, int64_t id, void *arg)
 
 static bool s_sched_work(const kubelet_t *k)
 {
-    return k->retry_all || k->untried < k->nqueue;
+    return k->retry_all || k->untried < k->nqueue || json_object_size(k->probe_dirty) > 0;
 }
 
 /* Arms the loop timer for the earliest due work (no-op inside a tick: it re-arms at the end). */
@@ -983,6 +985,30 @@ static const char *s_ann(const json_t *pod, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* Whether a readiness probe of pod fails: its Serve proxy is down (RAYSIM_ANN_SERVE_PROXY) and a
+ * container's readinessProbe checks the proxy's /-/healthz (KubeRay's RayService workers:
+ * `wget ...:8000/-/healthz | grep success`, failureThreshold 1, so the first failure counts). */
+static bool s_probe_fails(const json_t *pod)
+{
+    const char *down = s_ann(pod, RAYSIM_ANN_SERVE_PROXY);
+    if (!down || strcmp(down, "down") != 0)
+        return false;
+    size_t i, j;
+    json_t *c, *a;
+    json_array_foreach(jx_get(pod, "spec.containers"), i, c)
+    {
+        json_t *rp = json_object_get(c, "readinessProbe");
+        if (strstr(jx_str(rp, "httpGet.path", ""), "/-/healthz"))
+            return true;
+        json_array_foreach(jx_get(rp, "exec.command"), j, a)
+        {
+            if (json_is_string(a) && strstr(json_string_value(a), "/-/healthz"))
+                return true;
+        }
+    }
+    return false;
+}
+
 kubelet_fail_t kubelet_fail_parse(const char *s)
 {
     if (!s)
@@ -1019,6 +1045,7 @@ static void s_read_script(kubelet_t *k, kpod_t *p, const json_t *pod)
             p->exit_code = (int)v;
     }
     p->fail_ann = (int)kubelet_fail_parse(s_ann(pod, KUBELET_ANN_FAIL));
+    p->probe_fail = s_probe_fails(pod);
     p->sub_idx = run || ec || p->fail_ann ? -1 : raysubmit_find(pod);
     p->sub_on_failure =
         p->sub_idx > 0 &&
@@ -1042,7 +1069,7 @@ static json_t *s_cond(const char *type, bool ok, int64_t t, const char *reason, 
 
 static bool s_pod_ready(const kpod_t *p)
 {
-    return p->stage == PS_READY && !p->node_notready;
+    return p->stage == PS_READY && !p->node_notready && !p->probe_fail;
 }
 
 static const char *s_qos(const json_t *pod)
@@ -1458,6 +1485,13 @@ static int s_on_pod(const objstore_event_t *ev, void *arg)
         if (fail && fail != p->fail_ann && !p->inject)
             kubelet_inject(k, ns, key + p->nslen + 1, fail);
         p->fail_ann = fail;
+        bool pf = s_probe_fails(ev->obj);
+        if (pf != p->probe_fail) {
+            /* the probe's next run sees it: write the status from the timer */
+            p->probe_fail = pf;
+            if (k->probe_dirty)
+                json_object_set_new(k->probe_dirty, key, json_true());
+        }
         const char *nodename = jx_str(ev->obj, "spec.nodeName", "");
         if (p->stage == PS_NEW && *nodename && !p->node) {
             /* Bound by someone else (pods/binding). */
@@ -2033,6 +2067,19 @@ int kubelet_tick(kubelet_t *k)
             else
                 writes += s_run_pod(k, (kpod_t *)h, action);
         }
+        if (json_object_size(k->probe_dirty)) {
+            const char *pk;
+            json_t *pv;
+            json_object_foreach(k->probe_dirty, pk, pv)
+            {
+                kpod_t *p = s_pod_find(k, pk);
+                if (p && !p->deleting && (p->stage == PS_READY || p->stage == PS_RUNNING)) {
+                    p->t_ready = now;
+                    writes += s_pod_write(k, p);
+                }
+            }
+            json_object_clear(k->probe_dirty);
+        }
         if (s_sched_work(k))
             writes += s_schedule_pass(k);
         if (!budget || !(k->nheap && k->heap[0]->due <= now))
@@ -2156,6 +2203,11 @@ kubelet_t *kubelet_new(loop_t *loop, objstore_t *store, const kubelet_opts_t *op
     k->loop = loop;
     k->store = store;
     k->rng = k->o.seed ? k->o.seed : 0x9E3779B97F4A7C15ULL;
+    k->probe_dirty = json_object();
+    if (!k->probe_dirty) {
+        free(k);
+        return NULL;
+    }
     snprintf(k->prefix, sizeof(k->prefix), "%s",
              k->o.node_prefix ? k->o.node_prefix : KUBELET_NODE_PREFIX);
     snprintf(k->def_cpu_s, sizeof(k->def_cpu_s), "%s",
@@ -2233,6 +2285,7 @@ void kubelet_destroy(kubelet_t **kp)
     free(k->nodes);
     free(k->heap);
     free(k->ip_used);
+    json_decref(k->probe_dirty);
     free(k);
     *kp = NULL;
 }
