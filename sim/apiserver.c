@@ -2813,6 +2813,14 @@ static bool s_admin_sim(reqctx_t *x, const char *what)
             rc = kubelet_inject(a->kubelet, ns, name, kind);
         else if (name && (strcmp(k, "ServeProxyDown") == 0 || strcmp(k, "ServeProxyUp") == 0))
             rc = raysim_set_proxy_down(a->ray, ns, name, strcmp(k, "ServeProxyDown") == 0);
+        // or "kind": "Exit", "container": C, "code": N, "afterSeconds": S (kubelet.h)
+        else if (name && strcmp(k, "Exit") == 0 && json_is_integer(json_object_get(b, "code")) &&
+                 json_is_number(json_object_get(b, "afterSeconds")))
+            rc = kubelet_set_exit(a->kubelet, ns, name, jx_str(b, "container", ""),
+                                  jx_int(b, "code", -1) < 0 || jx_int(b, "code", -1) > 255
+                                      ? -1
+                                      : (int)jx_int(b, "code", -1),
+                                  json_number_value(json_object_get(b, "afterSeconds")));
     } else if (strcmp(what, "demand") == 0) {
         // {"namespace": "ns", "cluster": "name", "demand": {"group": replicas}}
         const char *cluster = jx_str(b, "cluster", NULL);
