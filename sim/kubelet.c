@@ -1130,10 +1130,12 @@ static kcont_t *s_cx_find(const kpod_t *p, const char *name)
 }
 
 /* Reads the KUBELET_ANN_EXIT_PREFIX annotations of pod: the first container's becomes the
- * pod's scripted run (at creation only: `first`), any other container's or native sidecar's a
- * kcont_t; a changed one on a running container takes effect from now. */
-static void s_cx_sync(kubelet_t *k, kpod_t *p, const json_t *pod, bool first)
+ * pod's scripted run (at creation only: `first`; KUBELET_ANN_EXIT_CODE / RUN_SECONDS win), any
+ * other container's or native sidecar's a kcont_t; a changed one on a running container takes
+ * effect from now. Returns whether the first container was scripted. */
+static bool s_cx_sync(kubelet_t *k, kpod_t *p, const json_t *pod, bool first)
 {
+    bool scripted = false;
     const size_t plen = strlen(KUBELET_ANN_EXIT_PREFIX);
     const char *key;
     json_t *v;
@@ -1147,8 +1149,9 @@ static void s_cx_sync(kubelet_t *k, kpod_t *p, const json_t *pod, bool first)
         const char *cn = key + plen;
         json_t *cs = jx_get(pod, "spec.containers");
         if (strcmp(jx_str(json_array_get(cs, 0), "name", ""), cn) == 0) {
-            if (first && !p->has_run) {
-                p->has_run = true;
+            if (first && !s_ann(pod, KUBELET_ANN_RUN_SECONDS) &&
+                !s_ann(pod, KUBELET_ANN_EXIT_CODE)) {
+                p->has_run = scripted = true;
                 p->run_ms = ms;
                 p->exit_code = code;
             }
@@ -1194,6 +1197,7 @@ static void s_cx_sync(kubelet_t *k, kpod_t *p, const json_t *pod, bool first)
         if (x->active && x->state == CS_RUNNING)
             s_sched_in(k, &x->h, A_CEXIT, ms);
     }
+    return scripted;
 }
 
 /* The containers' start (the pod's first container start): scripted ones begin their run. */
@@ -1244,9 +1248,8 @@ static void s_read_script(kubelet_t *k, kpod_t *p, const json_t *pod)
     }
     p->fail_ann = (int)kubelet_fail_parse(s_ann(pod, KUBELET_ANN_FAIL));
     p->probe_fail = s_probe_fails(pod);
-    bool scripted = p->has_run;
-    s_cx_sync(k, p, pod, true);
-    p->sub_idx = run || ec || p->fail_ann || p->has_run != scripted ? -1 : raysubmit_find(pod);
+    bool scripted = s_cx_sync(k, p, pod, true);
+    p->sub_idx = run || ec || p->fail_ann || scripted ? -1 : raysubmit_find(pod);
     p->sub_on_failure =
         p->sub_idx > 0 &&
         strcmp(jx_str(json_array_get(jx_get(pod, "spec.containers"), (size_t)p->sub_idx),
@@ -2944,6 +2947,18 @@ static int s_test_containers(bool verbose)
     s_advance(k, &clk, 700);
     g = s_test_get(s, "default", "d");
     CHECK(strcmp(jx_str(s_cst(g, "side"), "state.terminated.reason", ""), "Completed") == 0);
+    json_decref(g);
+
+    /* F: exit.<first container> on a Job's pod is the pod's script (instead of job_run_ms). */
+    pod = json_pack("{s:{s:s,s:[{s:s,s:s,s:s,s:s}],s:{s:s}},s:{s:s,s:[{s:s,s:s}]}}", "metadata",
+                    "name", "f", "ownerReferences", "apiVersion", "batch/v1", "kind", "Job", "name",
+                    "j", "uid", "u-j", "annotations", "sim.rayfleet.io/exit.main", "4@0.3", "spec",
+                    "restartPolicy", "Never", "containers", "name", "main", "image", "i");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 600);
+    g = s_test_get(s, "default", "f");
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Failed") == 0 &&
+          jx_int(s_cst(g, "main"), "state.terminated.exitCode", 0) == 4);
     json_decref(g);
 
     /* E: the serve-proxy control fails a /-/healthz readiness probe (KubeRay's workers). */
