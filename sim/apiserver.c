@@ -1266,7 +1266,7 @@ static bool s_schema_apply(reqctx_t *x, json_t *obj)
     /* kube's ObjectMeta validation (names, labels, annotations, finalizers), every kind */
     json_t *mcauses = json_array();
     int mn = mcauses ? metaval_check(x->r->group, x->r->resource, obj,
-                                     strcmp(x->verb, "create") == 0, mcauses)
+                                     strcmp(x->verb, "create") == 0, !x->r->is_custom, mcauses)
                      : ERR_NOMEM;
     if (mn != 0) {
         if (mn < 0)

@@ -379,8 +379,68 @@ static namefn_t s_namefn(const char *group, const char *resource)
     return NF_SUBDOMAIN;
 }
 
+/* The kube finalizer rule of the built-in kinds (pkg/apis/core/validation
+ * validateKubeFinalizerName): a name without '/' must be a standard one. */
+static int s_kube_finalizers(const json_t *fins, json_t *causes)
+{
+    int added = 0;
+    size_t i;
+    json_t *f;
+    json_array_foreach(fins, i, f)
+    {
+        const char *v = json_string_value(f);
+        if (!v || strchr(v, '/') || strcmp(v, "kubernetes") == 0 || strcmp(v, "orphan") == 0 ||
+            strcmp(v, "foregroundDeletion") == 0)
+            continue;
+        char field[64];
+        snprintf(field, sizeof(field), "metadata.finalizers[%zu]", i);
+        errs_t e = {0};
+        s_err(&e, "", "name is neither a standard finalizer name nor is it fully qualified");
+        int rc = s_invalid(causes, field, v, &e);
+        if (rc < 0)
+            return rc;
+        added += rc;
+    }
+    return added;
+}
+
+/* ValidateFinalizers' `orphan` + `foregroundDeletion` rule; the value printed as Go's %#v of a
+ * []string. */
+static int s_fin_both(const json_t *fins, json_t *causes)
+{
+    bool orphan = false, fg = false;
+    size_t i;
+    json_t *f;
+    json_array_foreach(fins, i, f)
+    {
+        orphan = orphan || (json_is_string(f) && strcmp(json_string_value(f), "orphan") == 0);
+        fg = fg || (json_is_string(f) && strcmp(json_string_value(f), "foregroundDeletion") == 0);
+    }
+    if (!orphan || !fg)
+        return 0;
+    buf_t m;
+    buf_init(&m, S_MSG_MAX);
+    int rc = buf_puts(&m, "Invalid value: []string{");
+    json_array_foreach(fins, i, f)
+    {
+        if (!rc && i)
+            rc = buf_puts(&m, ", ");
+        if (!rc)
+            rc = quote_go(&m, json_is_string(f) ? json_string_value(f) : "");
+    }
+    if (!rc)
+        rc = buf_puts(&m, "}: finalizer orphan and foregroundDeletion cannot be both set");
+    json_t *c = rc ? NULL
+                   : json_pack("{s:s,s:s,s:s}", "reason", "FieldValueInvalid", "message",
+                               buf_str(&m), "field", "metadata.finalizers");
+    buf_free(&m);
+    if (!c || json_array_append_new(causes, c) != 0)
+        return ERR_NOMEM;
+    return 1;
+}
+
 int metaval_check(const char *group, const char *resource, const json_t *obj, bool create,
-                  json_t *causes)
+                  bool builtin, json_t *causes)
 {
     if (!group)
         group = "";
@@ -437,6 +497,14 @@ int metaval_check(const char *group, const char *resource, const json_t *obj, bo
             return rc;
         added += rc;
     }
+    if ((rc = s_fin_both(json_object_get(meta, "finalizers"), causes)) < 0)
+        return rc;
+    added += rc;
+    if (builtin) {
+        if ((rc = s_kube_finalizers(json_object_get(meta, "finalizers"), causes)) < 0)
+            return rc;
+        added += rc;
+    }
     if (!*group && (strcmp(resource, "configmaps") == 0 || strcmp(resource, "secrets") == 0)) {
         static const char *const members[][2] = {
             {"data", "data"}, {"binaryData", "binaryData"}, {"stringData", "data"}};
@@ -461,7 +529,7 @@ static bool s_t(const char *group, const char *resource, const char *objtext, bo
 {
     json_t *obj = json_loads(objtext, 0, NULL);
     json_t *causes = json_array();
-    int n = metaval_check(group, resource, obj, create, causes);
+    int n = metaval_check(group, resource, obj, create, !strstr(group, "."), causes);
     buf_t got;
     buf_init(&got, 1 << 22);
     size_t i;
@@ -488,7 +556,8 @@ static int s_t_sample(const char *file, json_t *doc, void *arg)
     (void)arg;
     json_t *c = json_array();
     const char *kind = jx_str(doc, "kind", "");
-    int n = metaval_check("", strcmp(kind, "Service") == 0 ? "services" : "other", doc, true, c);
+    int n =
+        metaval_check("", strcmp(kind, "Service") == 0 ? "services" : "other", doc, true, true, c);
     if (n != 0) {
         char *t = json_dumps(c, 0);
         printf("metaval: %s: %s\n", file, t ? t : "?");
@@ -590,6 +659,16 @@ int metaval_test(bool verbose)
               false,
               "metadata.finalizers: Invalid value: \"bad/fin/x\": a qualified name " QRE
               " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"));
+    /* Built-in kinds: a finalizer without '/' must be a standard one; orphan + foreground. */
+    CHECK(s_t("", "pods", "{\"metadata\":{\"finalizers\":[\"kubernetes\",\"mine\"]}}", false,
+              "metadata.finalizers[1]: Invalid value: \"mine\": name is neither a standard "
+              "finalizer name nor is it fully qualified"));
+    CHECK(s_t("ray.io", "rayclusters", "{\"metadata\":{\"finalizers\":[\"mine\"]}}", false, ""));
+    CHECK(
+        s_t("ray.io", "rayclusters",
+            "{\"metadata\":{\"finalizers\":[\"orphan\",\"x/y\",\"foregroundDeletion\"]}}", false,
+            "metadata.finalizers: Invalid value: []string{\"orphan\", \"x/y\", "
+            "\"foregroundDeletion\"}: finalizer orphan and foregroundDeletion cannot be both set"));
     /* Names per kind: subdomain (pods, custom resources), label (namespaces), DNS-1035
      * (services), path segments (RBAC); both causes when too long and malformed. */
     CHECK(s_t("", "pods", "{\"metadata\":{\"name\":\"Demo\"}}", true,
@@ -662,9 +741,11 @@ int metaval_test(bool verbose)
               "an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex "
               "used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?') | "
               "metadata.annotations: Invalid value: \"?\": name part " QRE
-              " | metadata.finalizers: Invalid value: \"!\": name part " QRE));
+              " | metadata.finalizers: Invalid value: \"!\": name part " QRE
+              " | metadata.finalizers[0]: Invalid value: \"!\": name is neither a standard "
+              "finalizer name nor is it fully qualified"));
     /* Malformed input: no crash, no cause. */
-    CHECK(metaval_check("", "pods", NULL, true, NULL) == 0);
+    CHECK(metaval_check("", "pods", NULL, true, true, NULL) == 0);
     CHECK(s_t("", "pods", "{\"metadata\":[1]}", true, ""));
     CHECK(s_t("", "pods", "{\"metadata\":{\"labels\":{\"k\":1},\"finalizers\":\"x\"}}", true, ""));
     /* Every upstream sample's metadata passes (every document of every kind). */

@@ -19,7 +19,10 @@
  * - metadata.annotations: keys IsQualifiedName of the lower-cased key (the value shown is the
  *   key as sent), total size of keys and values at most 262144 bytes
  *   (`metadata.annotations: Too long: may not be more than 262144 bytes`, FieldValueTooLong).
- * - metadata.finalizers: IsQualifiedName each, field `metadata.finalizers`.
+ * - metadata.finalizers: IsQualifiedName each, field `metadata.finalizers`; `orphan` and
+ *   `foregroundDeletion` together refused; for built-in kinds (`builtin`: pkg/apis/core
+ *   validation's wrapper) a name without '/' must be a standard one (`kubernetes`, `orphan`,
+ *   `foregroundDeletion`), field `metadata.finalizers[<i>]`.
  * - ConfigMap data/binaryData and Secret data/stringData keys: IsConfigMapKey, field
  *   `data[<key>]` (`binaryData[<key>]`).
  * Causes are schema.h's {"reason","field","message"} form, in kube's order (generateName, name,
@@ -27,8 +30,7 @@
  * walks Go maps, whose order is random, so only the set of causes is comparable when several
  * keys fail).
  *
- * Not done (documented): the core-only `name is neither a standard finalizer name nor is it
- * fully qualified` rule, ownerReferences, managedFields, and the name kube generates from
+ * Not done (documented): ownerReferences, managedFields, and the name kube generates from
  * generateName before validating (objstore checks the generated name itself).
  */
 #ifndef RF_METAVAL_H
@@ -59,12 +61,13 @@ bool metaval_dns1123_label(const char *p, size_t n);
 /* The pattern part of IsDNS1123Subdomain (length not checked beyond > 0). */
 bool metaval_dns1123_subdomain(const char *p, size_t n);
 
-/* Validates the metadata of `obj` (a kind served under group/resource; group "" = core) as
- * kube-apiserver does on a create (`create`: name and generateName checked too) or an update,
+/* Validates the metadata of `obj` (a kind served under group/resource; group "" = core;
+ * `builtin`: not a custom resource) as kube-apiserver does on a create (`create`: name and
+ * generateName checked too) or an update,
  * appending one cause per error to the JSON array `causes`. Returns the number of causes added,
  * or ERR_NOMEM. A non-object metadata or non-string values are left to other checks. */
 int metaval_check(const char *group, const char *resource, const json_t *obj, bool create,
-                  json_t *causes);
+                  bool builtin, json_t *causes);
 
 /* Self-test. */
 int metaval_test(bool verbose);
