@@ -979,16 +979,78 @@ static json_t *s_table_columns(const apires_t *r)
     return cols;
 }
 
+/* Whether init container `name` of pod is a native sidecar (restartPolicy Always). */
+static bool s_pod_sidecar(const json_t *pod, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(jx_get(pod, "spec.initContainers"), i, c)
+    {
+        if (strcmp(jx_str(c, "name", ""), name) == 0)
+            return strcmp(jx_str(c, "restartPolicy", ""), "Always") == 0;
+    }
+    return false;
+}
+
 static json_t *s_pod_cells(apiserver_t *a, const json_t *pod)
 {
     const json_t *cs = jx_get(pod, "status.containerStatuses");
     size_t total = json_array_size(jx_get(pod, "spec.containers"));
     size_t ready = 0;
-    json_int_t restarts = 0;
+    json_int_t restarts = 0, sidecar_restarts = 0;
     const char *reason = jx_str(pod, "status.reason", NULL);
     const char *status = reason ? reason : jx_str(pod, "status.phase", "Pending");
     size_t i;
     json_t *c;
+    /* kubectl's printPod (pkg/printers/internalversion): init containers first; native sidecars
+     * count among the containers */
+    char initbuf[96];
+    bool initializing = false;
+    const json_t *ics = jx_get(pod, "status.initContainerStatuses");
+    json_array_foreach(jx_get(pod, "spec.initContainers"), i, c)
+    {
+        if (strcmp(jx_str(c, "restartPolicy", ""), "Always") == 0)
+            total++;
+    }
+    json_array_foreach(ics, i, c)
+    {
+        bool sidecar = s_pod_sidecar(pod, jx_str(c, "name", ""));
+        restarts += jx_int(c, "restartCount", 0);
+        if (sidecar)
+            sidecar_restarts += jx_int(c, "restartCount", 0);
+        const json_t *term = jx_get(c, "state.terminated");
+        const char *w = jx_str(c, "state.waiting.reason", "");
+        if (term && jx_int(term, "exitCode", -1) == 0)
+            continue;
+        if (sidecar && jx_bool(c, "started", false)) {
+            if (jx_bool(c, "ready", false))
+                ready++;
+            continue;
+        }
+        if (term && *jx_str(term, "reason", ""))
+            snprintf(initbuf, sizeof(initbuf), "Init:%s", jx_str(term, "reason", ""));
+        else if (term)
+            snprintf(initbuf, sizeof(initbuf), "Init:ExitCode:%" JSON_INTEGER_FORMAT,
+                     jx_int(term, "exitCode", 0));
+        else if (*w && strcmp(w, "PodInitializing") != 0)
+            snprintf(initbuf, sizeof(initbuf), "Init:%s", w);
+        else
+            snprintf(initbuf, sizeof(initbuf), "Init:%zu/%zu", i,
+                     json_array_size(jx_get(pod, "spec.initContainers")));
+        status = initbuf;
+        initializing = true;
+        break;
+    }
+    bool initialized = false;
+    json_array_foreach(jx_get(pod, "status.conditions"), i, c)
+    {
+        if (strcmp(jx_str(c, "type", ""), "Initialized") == 0)
+            initialized = strcmp(jx_str(c, "status", ""), "True") == 0;
+    }
+    if (initializing && !initialized)
+        cs = NULL; /* the containers are not looked at */
+    else
+        restarts = sidecar_restarts;
     json_array_foreach(cs, i, c)
     {
         if (jx_bool(c, "ready", false))

@@ -54,6 +54,7 @@ enum {
     PS_NEW = 0, /* no node yet (waiting for, or in, the scheduling queue) */
     PS_BOUND, /* spec.nodeName set, kubelet has not written status */
     PS_ACCEPTED, /* Pending, containers being created */
+    PS_INIT, /* Pending, a scripted init container runs (init_at) */
     PS_PULLFAIL, /* Pending, first container cannot pull its image */
     PS_RUNNING, /* Running, not ready */
     PS_READY, /* Running and Ready */
@@ -140,6 +141,8 @@ typedef struct kpod {
     int64_t sub_last_start, sub_last_end; /* ... times */
     struct kcont **cx; /* containers with a scripted exit */
     size_t ncx; /* their count */
+    int init_at; /* PS_INIT (or PS_DONE after it failed): index of that init container, else -1 */
+    int64_t t_init; /* start of the init phase */
 } kpod_t;
 
 /* A container other than the first (or a native sidecar: an init container with restartPolicy
@@ -149,6 +152,9 @@ typedef struct kcont {
     struct kpod *pod; /* the pod */
     char name[64]; /* container name */
     bool sidecar; /* an init container with restartPolicy Always */
+    bool init; /* a regular init container (runs before the containers, in order) */
+    int iidx; /* its index in spec.initContainers (init and sidecar), else -1 */
+    bool done; /* init: exited 0 */
     int code; /* exit code */
     int64_t after_ms; /* run time from each start */
     bool active; /* started once (the pod's containers started) */
@@ -1060,8 +1066,8 @@ int kubelet_set_exit(kubelet_t *k, const char *ns, const char *name, const char 
     }
     json_array_foreach(jx_get(cur, "spec.initContainers"), i, c)
     {
-        if (strcmp(jx_str(c, "name", ""), container) == 0 && s_is_sidecar(c))
-            ok = true;
+        if (strcmp(jx_str(c, "name", ""), container) == 0)
+            ok = s_is_sidecar(c) || !jx_get(cur, "status.containerStatuses");
     }
     json_t *o = ok ? json_deep_copy(cur) : NULL;
     json_decref(cur);
@@ -1157,15 +1163,20 @@ static bool s_cx_sync(kubelet_t *k, kpod_t *p, const json_t *pod, bool first)
             }
             continue;
         }
-        bool known = false, sidecar = false;
+        bool known = false, sidecar = false, initc = false;
+        int iidx = -1;
         size_t i;
         json_t *c;
         json_array_foreach(cs, i, c) known =
             known || (i > 0 && strcmp(jx_str(c, "name", ""), cn) == 0);
         json_array_foreach(jx_get(pod, "spec.initContainers"), i, c)
         {
-            if (strcmp(jx_str(c, "name", ""), cn) == 0 && s_is_sidecar(c))
-                known = sidecar = true;
+            if (strcmp(jx_str(c, "name", ""), cn) == 0) {
+                known = true;
+                sidecar = s_is_sidecar(c);
+                initc = !sidecar;
+                iidx = (int)i;
+            }
         }
         if (!known || strlen(cn) >= sizeof(((kcont_t *)0)->name) || p->ncx >= 64)
             continue;
@@ -1183,11 +1194,15 @@ static bool s_cx_sync(kubelet_t *k, kpod_t *p, const json_t *pod, bool first)
             x->h.kind = HK_CONT;
             x->pod = p;
             x->sidecar = sidecar;
+            x->init = initc;
+            x->iidx = iidx;
             snprintf(x->name, sizeof(x->name), "%s", cn);
             p->cx[p->ncx++] = x;
         }
         x->code = code;
         x->after_ms = ms;
+        if (x->init)
+            continue; /* runs when the init phase reaches it (s_init_next) */
         if (!x->active && p->stage >= PS_RUNNING && p->stage != PS_DONE) {
             /* scripted while the containers run: it has run since their start */
             x->active = true;
@@ -1205,7 +1220,7 @@ static void s_cx_start(kubelet_t *k, kpod_t *p)
 {
     for (size_t i = 0; i < p->ncx; i++) {
         kcont_t *x = p->cx[i];
-        if (x->active)
+        if (x->active || x->init)
             continue;
         x->active = true;
         x->state = CS_RUNNING;
@@ -1218,8 +1233,33 @@ static void s_cx_start(kubelet_t *k, kpod_t *p)
 static bool s_cx_running(const kpod_t *p)
 {
     for (size_t i = 0; i < p->ncx; i++)
-        if (p->cx[i]->active && p->cx[i]->state != CS_RUNNING)
+        if (!p->cx[i]->init && p->cx[i]->active && p->cx[i]->state != CS_RUNNING)
             return false;
+    return true;
+}
+
+/* The init phase: starts the next scripted regular init container (spec order) that has not
+ * exited 0; the unscripted ones complete at once. Returns false when none is left. */
+static bool s_init_next(kubelet_t *k, kpod_t *p)
+{
+    kcont_t *next = NULL;
+    for (size_t i = 0; i < p->ncx; i++) {
+        kcont_t *x = p->cx[i];
+        if (x->init && !x->done && (!next || x->iidx < next->iidx))
+            next = x;
+    }
+    if (!next) {
+        p->init_at = -1;
+        return false;
+    }
+    if (p->stage != PS_INIT)
+        p->t_init = s_now(k);
+    p->stage = PS_INIT;
+    p->init_at = next->iidx;
+    next->active = true;
+    next->state = CS_RUNNING;
+    next->start = s_now(k);
+    s_sched_in(k, &next->h, A_CEXIT, next->after_ms);
     return true;
 }
 
@@ -1299,7 +1339,7 @@ static const char *s_qos(const json_t *pod)
 }
 
 static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c, bool first,
-                                  bool init, bool sub)
+                                  bool init, bool sub, size_t idx)
 {
     const char *name = jx_str(c, "name", "");
     const char *image = jx_str(c, "image", "");
@@ -1347,6 +1387,19 @@ static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c
             started = p->sub_start; /* a restarted sidecar submitter */
     }
     int64_t fin = sub && p->sub_done ? p->sub_end : p->t_end ? p->t_end : s_now(k);
+    if (p->init_at >= 0) {
+        /* the init phase (or its failure): init containers before init_at have completed
+         * (sidecars among them run), later ones and the containers wait */
+        bool before = init && (int)idx < p->init_at;
+        stv = before && sidecar && p->stage != PS_DONE ? CS_RUNNING
+              : before                                 ? CS_TERMINATED
+                                                       : CS_WAITING;
+        reason = stv == CS_TERMINATED ? "Completed" : stv == CS_WAITING ? "PodInitializing" : NULL;
+        msg = NULL;
+        exitc = 0;
+        started = p->t_init;
+        fin = p->stage == PS_DONE && sidecar ? p->t_end : p->t_init;
+    }
     if (x && p->stage != PS_DONE) {
         stv = x->state;
         started = x->start;
@@ -1357,6 +1410,8 @@ static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c
         exitc = stv == CS_TERMINATED ? x->exit : 0;
         fin = x->end;
     } else if (x && p->stage == PS_DONE && x->state == CS_TERMINATED) {
+        stv = CS_TERMINATED;
+        msg = NULL;
         started = x->start;
         reason = x->exit ? "Error" : "Completed";
         exitc = x->exit;
@@ -1381,7 +1436,8 @@ static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c
                                       s_tsj(started ? started : p->t_accept), "finishedAt",
                                       s_tsj(fin), "containerID", idb));
     }
-    bool ready = (!init || sidecar) && stv == CS_RUNNING && s_pod_ready(p);
+    bool ready = (!init || sidecar) && stv == CS_RUNNING &&
+                 (s_pod_ready(p) || (sidecar && p->stage == PS_INIT));
     json_t *cs = json_pack("{s:s,s:s,s:s,s:o,s:b,s:b,s:i,s:o}", "name", name, "image", image,
                            "imageID", stv == CS_WAITING ? "" : image, "state", state, "ready",
                            ready, "started", stv == CS_RUNNING, "restartCount",
@@ -1430,7 +1486,7 @@ static json_t *s_pod_status(kubelet_t *k, const kpod_t *p, const json_t *pod)
     /* kubelet's GenerateContainersReadyCondition: unready native sidecars, then containers */
     json_array_foreach(arr, i, c)
     {
-        json_t *one = s_container_status(k, p, c, false, true, false);
+        json_t *one = s_container_status(k, p, c, false, true, false, i);
         if (one && s_is_sidecar(c) && !json_is_true(json_object_get(one, "ready")))
             buf_printf(&unready, "%s%s", unready.len ? " " : "", jx_str(c, "name", ""));
         json_array_append_new(ics, one);
@@ -1438,7 +1494,7 @@ static json_t *s_pod_status(kubelet_t *k, const kpod_t *p, const json_t *pod)
     arr = jx_get(pod, "spec.containers");
     json_array_foreach(arr, i, c)
     {
-        json_t *one = s_container_status(k, p, c, i == 0, false, i > 0 && (int)i == p->sub_idx);
+        json_t *one = s_container_status(k, p, c, i == 0, false, i > 0 && (int)i == p->sub_idx, i);
         if (one && !json_is_true(json_object_get(one, "ready")))
             buf_printf(&unready, "%s%s", unready.len ? " " : "", jx_str(c, "name", ""));
         json_array_append_new(cs, one);
@@ -1451,10 +1507,31 @@ static json_t *s_pod_status(kubelet_t *k, const kpod_t *p, const json_t *pod)
     const char *nr = done ? "PodCompleted" : p->node_notready ? NULL : "ContainersNotReady";
     int64_t tr = p->t_ready ? p->t_ready : p->t_accept;
     json_t *conds = json_array();
-    json_array_append_new(conds, s_cond("PodReadyToStartContainers", p->stage >= PS_RUNNING,
-                                        p->t_start ? p->t_start : p->t_accept, NULL, NULL));
-    json_array_append_new(
-        conds, s_cond("Initialized", true, p->t_accept, done ? "PodCompleted" : NULL, NULL));
+    json_array_append_new(conds, s_cond("PodReadyToStartContainers",
+                                        p->stage >= PS_RUNNING || p->stage == PS_INIT,
+                                        p->t_start  ? p->t_start
+                                        : p->t_init ? p->t_init
+                                                    : p->t_accept,
+                                        NULL, NULL));
+    if (p->init_at >= 0) {
+        /* kubelet's GeneratePodInitializedCondition */
+        buf_t inc;
+        buf_init(&inc, 4096);
+        json_array_foreach(jx_get(pod, "spec.initContainers"), i, c)
+        {
+            if ((int)i >= p->init_at && !s_is_sidecar(c))
+                buf_printf(&inc, "%s%s", inc.len ? " " : "", jx_str(c, "name", ""));
+        }
+        char imsg[S_MSG_LEN];
+        snprintf(imsg, sizeof(imsg), "containers with incomplete status: [%s]",
+                 inc.data ? inc.data : "");
+        buf_free(&inc);
+        json_array_append_new(
+            conds, s_cond("Initialized", false, p->t_init, "ContainersNotInitialized", imsg));
+    } else {
+        json_array_append_new(
+            conds, s_cond("Initialized", true, p->t_accept, done ? "PodCompleted" : NULL, NULL));
+    }
     json_array_append_new(conds, s_cond("Ready", ready, tr, ready ? NULL : nr,
                                         ready || done || p->node_notready ? NULL : msg));
     json_array_append_new(conds, s_cond("ContainersReady", ready, tr, ready ? NULL : nr,
@@ -1710,6 +1787,7 @@ static int s_on_pod(const objstore_event_t *ev, void *arg)
         }
         p->h.idx = SIZE_MAX;
         p->sub_idx = -1;
+        p->init_at = -1;
         snprintf(p->key, sizeof(p->key), "%s", key);
         p->nslen = strlen(ns);
         snprintf(p->uid, sizeof(p->uid), "%s", uid);
@@ -1830,7 +1908,8 @@ static int s_do_stop(kubelet_t *k, kpod_t *p, int exitc, const char *reason)
         p->stage = PS_DONE;
         p->succeeded = exitc == 0;
         for (size_t i = 0; i < p->ncx; i++)
-            if (!p->cx[i]->sidecar && p->cx[i]->state == CS_TERMINATED && p->cx[i]->exit != 0)
+            if (!p->cx[i]->sidecar && !p->cx[i]->init && p->cx[i]->state == CS_TERMINATED &&
+                p->cx[i]->exit != 0)
                 p->succeeded = false; /* kube: Succeeded only when every container exited 0 */
         s_set_c0(p, CS_TERMINATED, reason, NULL, exitc);
         p->t_ready = now;
@@ -1878,6 +1957,8 @@ static int s_run_pod(kubelet_t *k, kpod_t *p, int action)
         s_sched_in(k, &p->h, A_START, s_jitter(k, k->o.create_ms));
         return s_pod_write(k, p);
     case A_START:
+        if (p->stage < PS_RUNNING && !p->pull_fail && s_init_next(k, p))
+            return s_pod_write(k, p);
         return s_do_start(k, p);
     case A_READY:
         p->stage = PS_READY;
@@ -1935,9 +2016,31 @@ static int s_run_pod(kubelet_t *k, kpod_t *p, int action)
 static int s_run_cont(kubelet_t *k, kcont_t *x, int action)
 {
     kpod_t *p = x->pod;
-    if (p->deleting || p->stage == PS_DONE || p->stage < PS_RUNNING || (p->node && p->node->lost))
+    if (p->deleting || p->stage == PS_DONE ||
+        (x->init ? p->stage != PS_INIT : p->stage < PS_RUNNING) || (p->node && p->node->lost))
         return 0;
     int64_t now = s_now(k);
+    if (x->init && action == A_CEXIT && x->code == 0) {
+        /* done: the next init container, or the containers */
+        x->state = CS_TERMINATED;
+        x->exit = 0;
+        x->end = now;
+        x->done = true;
+        s_sched_in(k, &p->h, A_START, 0);
+        return s_pod_write(k, p);
+    }
+    if (x->init && action == A_CEXIT && !p->restart_always && !p->on_failure) {
+        /* restartPolicy Never: a failed init container fails the pod */
+        x->state = CS_TERMINATED;
+        x->exit = x->code;
+        x->end = now;
+        p->stage = PS_DONE;
+        p->succeeded = false;
+        p->t_end = now;
+        s_heap_remove(k, &p->h);
+        s_charge(k, p, false);
+        return s_pod_write(k, p);
+    }
     if (action == A_CSTART) {
         x->state = CS_RUNNING;
         x->start = now;
@@ -1945,7 +2048,7 @@ static int s_run_cont(kubelet_t *k, kcont_t *x, int action)
         s_sched_in(k, &x->h, A_CEXIT, x->after_ms);
         return s_pod_write(k, p);
     }
-    bool restart = x->sidecar || p->restart_always || (p->on_failure && x->code != 0);
+    bool restart = x->sidecar || x->init || p->restart_always || (p->on_failure && x->code != 0);
     if (!restart) {
         x->state = CS_TERMINATED;
         x->exit = x->code;
@@ -2959,6 +3062,77 @@ static int s_test_containers(bool verbose)
     g = s_test_get(s, "default", "f");
     CHECK(strcmp(jx_str(g, "status.phase", ""), "Failed") == 0 &&
           jx_int(s_cst(g, "main"), "state.terminated.exitCode", 0) == 4);
+    json_decref(g);
+
+    /* G: scripted init containers run in order before the containers (a sidecar before them
+     * starts and keeps running); restartPolicy Never: a failed one fails the pod. */
+    pod = json_pack("{s:{s:s,s:{s:s,s:s}},s:{s:s,s:[{s:s,s:s},{s:s,s:s,s:s},{s:s,s:s}],"
+                    "s:[{s:s,s:s}]}}",
+                    "metadata", "name", "g", "annotations", "sim.rayfleet.io/exit.a", "0@0.5",
+                    "sim.rayfleet.io/exit.b", "2@0.5", "spec", "restartPolicy", "Never",
+                    "initContainers", "name", "a", "image", "i", "name", "sc", "image", "i",
+                    "restartPolicy", "Always", "name", "b", "image", "i", "containers", "name",
+                    "main", "image", "i");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 300);
+    g = s_test_get(s, "default", "g");
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Pending") == 0);
+    CHECK(jx_get(s_cst(g, "a"), "state.running") &&
+          strcmp(jx_str(s_cst(g, "sc"), "state.waiting.reason", ""), "PodInitializing") == 0 &&
+          strcmp(jx_str(s_cst(g, "b"), "state.waiting.reason", ""), "PodInitializing") == 0 &&
+          strcmp(jx_str(s_cst(g, "main"), "state.waiting.reason", ""), "PodInitializing") == 0);
+    CHECK(strcmp(jx_str(s_tcond(g, "Initialized"), "status", ""), "False") == 0 &&
+          strcmp(jx_str(s_tcond(g, "Initialized"), "reason", ""), "ContainersNotInitialized") ==
+              0 &&
+          strcmp(jx_str(s_tcond(g, "Initialized"), "message", ""),
+                 "containers with incomplete status: [a b]") == 0);
+    json_decref(g);
+    s_advance(k, &clk, 500);
+    g = s_test_get(s, "default", "g");
+    CHECK(jx_int(s_cst(g, "a"), "state.terminated.exitCode", -1) == 0 &&
+          jx_get(s_cst(g, "sc"), "state.running") && jx_bool(s_cst(g, "sc"), "started", false) &&
+          jx_bool(s_cst(g, "sc"), "ready", false) && jx_get(s_cst(g, "b"), "state.running"));
+    CHECK(strcmp(jx_str(s_tcond(g, "Initialized"), "message", ""),
+                 "containers with incomplete status: [b]") == 0);
+    json_decref(g);
+    s_advance(k, &clk, 500);
+    g = s_test_get(s, "default", "g");
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Failed") == 0);
+    CHECK(jx_int(s_cst(g, "b"), "state.terminated.exitCode", 0) == 2 &&
+          strcmp(jx_str(s_cst(g, "b"), "state.terminated.reason", ""), "Error") == 0 &&
+          strcmp(jx_str(s_cst(g, "main"), "state.waiting.reason", ""), "PodInitializing") == 0 &&
+          strcmp(jx_str(s_cst(g, "sc"), "state.terminated.reason", ""), "Completed") == 0);
+    json_decref(g);
+
+    /* G2: restartPolicy Always: a failing init container is restarted with the back-off
+     * (Init:CrashLoopBackOff), the pod stays Pending. */
+    pod = json_pack("{s:{s:s,s:{s:s}},s:{s:[{s:s,s:s}],s:[{s:s,s:s}]}}", "metadata", "name", "g2",
+                    "annotations", "sim.rayfleet.io/exit.a", "1@0.3", "spec", "initContainers",
+                    "name", "a", "image", "i", "containers", "name", "main", "image", "i");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 600);
+    g = s_test_get(s, "default", "g2");
+    snprintf(want, sizeof(want), "back-off 1s restarting failed container=a pod=g2_default(%s)",
+             jx_str(g, "metadata.uid", ""));
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Pending") == 0 &&
+          strcmp(jx_str(s_cst(g, "a"), "state.waiting.reason", ""), "CrashLoopBackOff") == 0 &&
+          strcmp(jx_str(s_cst(g, "a"), "state.waiting.message", ""), want) == 0 &&
+          jx_int(s_cst(g, "a"), "restartCount", 0) == 1 &&
+          jx_int(s_cst(g, "a"), "lastState.terminated.exitCode", 0) == 1);
+    json_decref(g);
+
+    /* G3: an init container that exits 0, then the containers run to Succeeded. */
+    pod = json_pack("{s:{s:s,s:{s:s,s:s}},s:{s:s,s:[{s:s,s:s}],s:[{s:s,s:s}]}}", "metadata", "name",
+                    "g3", "annotations", "sim.rayfleet.io/exit.a", "0@0.3",
+                    "sim.rayfleet.io/exit.main", "0@0.3", "spec", "restartPolicy", "Never",
+                    "initContainers", "name", "a", "image", "i", "containers", "name", "main",
+                    "image", "i");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 1200);
+    g = s_test_get(s, "default", "g3");
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Succeeded") == 0 &&
+          strcmp(jx_str(s_cst(g, "a"), "state.terminated.reason", ""), "Completed") == 0 &&
+          strcmp(jx_str(s_tcond(g, "Initialized"), "status", ""), "True") == 0);
     json_decref(g);
 
     /* E: the serve-proxy control fails a /-/healthz readiness probe (KubeRay's workers). */

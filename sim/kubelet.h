@@ -58,15 +58,23 @@
  *   CrashLoopBackOff ("back-off Ns restarting failed container=C pod=NAME_NS(UID)") for
  *   backoff_ms doubled per restart (at most 300 s), then Running with restartCount+1 and
  *   lastState.terminated the exit. When the pod ends, it Succeeds only if every container that
- *   terminated on its own exited 0. Regular (non-sidecar) init containers are not scripted.
+ *   terminated on its own exited 0.
+ * - Init containers: unscripted ones complete at once when the containers would start. A
+ *   scripted regular init container (exit.<name>) makes an init phase: the scripted ones run in
+ *   spec order (phase Pending, Initialized False reason ContainersNotInitialized "containers
+ *   with incomplete status: [...]", the containers Waiting PodInitializing; sidecars declared
+ *   before the running one are Running, started and ready, later ones wait); exit 0 moves on;
+ *   a non-zero exit fails the pod under restartPolicy Never (phase Failed, the containers never
+ *   started), else restarts that init container with the back-off (Init:CrashLoopBackOff).
  * - Native sidecars (init containers with restartPolicy Always, SidecarContainers, on in 1.32):
  *   in initContainerStatuses they are Waiting PodInitializing until the pod's containers start,
  *   then Running (started true, ready with the pod) beside them, and terminated (exit 0,
  *   Completed) when the pod ends: they never hold a pod's completion (a Job pod Succeeds when its
  *   first container exits 0). Their requests count as the scheduler counts them. Unready
  *   sidecars are named first in the Ready condition's "containers with unready status".
- *   SIMPLIFICATION: init containers take no time of their own (they all complete, and the
- *   sidecars start, at the containers' start), and sidecars stop at the same instant.
+ *   SIMPLIFICATION: without scripted init containers, init containers take no time (they all
+ *   complete, and the sidecars start, at the containers' start); sidecars stop at the same
+ *   instant; a scripted sidecar's own exits start with the containers.
  * - Failures (kubelet_inject() or annotation KUBELET_ANN_FAIL = ImagePull|Crash|OOM):
  *   ImagePull: the first container waits ErrImagePull, then ImagePullBackOff, and the pod stays
  *   Pending (the annotation makes it permanent; an injection on a running pod restarts the
@@ -189,9 +197,9 @@ int kubelet_inject(kubelet_t *k, const char *ns, const char *name, kubelet_fail_
 
 /* Scripts container `container` of pod ns/name to exit with `code` (0..255) `after_s` seconds
  * (>= 0) after each start, by writing the annotation KUBELET_ANN_EXIT_PREFIX<container> (see
- * the file comment). Returns 0, ERR_NOTFOUND (no such pod), ERR_INVAL (bad arguments, or no
- * such container, native sidecar included; or the first container of a pod that has started:
- * that one is scripted at creation) or ERR_NOMEM. */
+ * the file comment). Returns 0, ERR_NOTFOUND (no such pod), ERR_INVAL (bad arguments, no such
+ * container or init container, or the first container or a regular init container of a pod the
+ * kubelet has started: those are scripted before the start) or ERR_NOMEM. */
 int kubelet_set_exit(kubelet_t *k, const char *ns, const char *name, const char *container,
                      int code, double after_s);
 

@@ -283,6 +283,28 @@ check "pod-fault Exit accepted" bash -c "curl -s -o /dev/null -w '%{http_code}' 
 check "pod-fault Exit of an unknown container is 400" bash -c "curl -s -o /dev/null -w '%{http_code}' -X POST -d '{\"namespace\":\"default\",\"name\":\"multi\",\"kind\":\"Exit\",\"container\":\"nope\",\"code\":3,\"afterSeconds\":0}' '$url/kubesim/pod-fault' | grep -qx 400"
 check "the container exited 3 and was restarted" bash -c "for i in \$(seq 100); do kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod multi -o jsonpath='{.status.containerStatuses[1].lastState.terminated.exitCode}/{.status.containerStatuses[1].lastState.terminated.reason}/{.status.containerStatuses[1].restartCount}' | grep -qx '3/Error/[1-9]' && exit 0; sleep 0.1; done; exit 1"
 
+# A scripted init container: exit 5 under restartPolicy Never fails the pod (kubectl: Init:Error);
+# exit 1 under Always is restarted with the back-off (kubectl: Init:CrashLoopBackOff).
+cat >"$work/initfail.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: initfail, annotations: {sim.rayfleet.io/exit.setup: "5@0.2"}}
+spec:
+  restartPolicy: Never
+  initContainers: [{name: setup, image: busybox}]
+  containers: [{name: main, image: busybox}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: initloop, annotations: {sim.rayfleet.io/exit.setup: "1@0.2"}}
+spec:
+  initContainers: [{name: setup, image: busybox}]
+  containers: [{name: main, image: busybox}]
+YAML
+check "pods with scripted init containers created" k apply -f "$work/initfail.yaml"
+check "kubectl shows Init:Error, the pod Failed" bash -c "for i in \$(seq 100); do kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod initfail --no-headers | grep -q ' Init:Error ' && kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod initfail -o jsonpath='{.status.phase}/{.status.initContainerStatuses[0].state.terminated.exitCode}' | grep -qx Failed/5 && exit 0; sleep 0.1; done; exit 1"
+check "kubectl shows Init:CrashLoopBackOff, the pod Pending" bash -c "for i in \$(seq 100); do kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod initloop --no-headers | grep -q ' Init:CrashLoopBackOff ' && kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod initloop -o jsonpath='{.status.phase}' | grep -qx Pending && exit 0; sleep 0.1; done; exit 1"
+
 # pod-fault ServeProxyDown/Up: the head's Serve proxy health answers 503, then 200 again.
 hz="$url/api/v1/namespaces/default/pods/gw-a-head:8000/proxy/-/healthz"
 check "serve proxy healthy" bash -c "curl -s '$hz' | grep -qx success"
