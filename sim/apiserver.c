@@ -16,6 +16,7 @@
 #include "controllers.h"
 #include "err.h"
 #include "gateway.h"
+#include "metaval.h"
 #include "httpd.h"
 #include "json.h"
 #include "log.h"
@@ -1026,16 +1027,78 @@ static json_t *s_table_columns(const apires_t *r)
     return cols;
 }
 
+/* Whether init container `name` of pod is a native sidecar (restartPolicy Always). */
+static bool s_pod_sidecar(const json_t *pod, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(jx_get(pod, "spec.initContainers"), i, c)
+    {
+        if (strcmp(jx_str(c, "name", ""), name) == 0)
+            return strcmp(jx_str(c, "restartPolicy", ""), "Always") == 0;
+    }
+    return false;
+}
+
 static json_t *s_pod_cells(apiserver_t *a, const json_t *pod)
 {
     const json_t *cs = jx_get(pod, "status.containerStatuses");
     size_t total = json_array_size(jx_get(pod, "spec.containers"));
     size_t ready = 0;
-    json_int_t restarts = 0;
+    json_int_t restarts = 0, sidecar_restarts = 0;
     const char *reason = jx_str(pod, "status.reason", NULL);
     const char *status = reason ? reason : jx_str(pod, "status.phase", "Pending");
     size_t i;
     json_t *c;
+    /* kubectl's printPod (pkg/printers/internalversion): init containers first; native sidecars
+     * count among the containers */
+    char initbuf[96];
+    bool initializing = false;
+    const json_t *ics = jx_get(pod, "status.initContainerStatuses");
+    json_array_foreach(jx_get(pod, "spec.initContainers"), i, c)
+    {
+        if (strcmp(jx_str(c, "restartPolicy", ""), "Always") == 0)
+            total++;
+    }
+    json_array_foreach(ics, i, c)
+    {
+        bool sidecar = s_pod_sidecar(pod, jx_str(c, "name", ""));
+        restarts += jx_int(c, "restartCount", 0);
+        if (sidecar)
+            sidecar_restarts += jx_int(c, "restartCount", 0);
+        const json_t *term = jx_get(c, "state.terminated");
+        const char *w = jx_str(c, "state.waiting.reason", "");
+        if (term && jx_int(term, "exitCode", -1) == 0)
+            continue;
+        if (sidecar && jx_bool(c, "started", false)) {
+            if (jx_bool(c, "ready", false))
+                ready++;
+            continue;
+        }
+        if (term && *jx_str(term, "reason", ""))
+            snprintf(initbuf, sizeof(initbuf), "Init:%s", jx_str(term, "reason", ""));
+        else if (term)
+            snprintf(initbuf, sizeof(initbuf), "Init:ExitCode:%" JSON_INTEGER_FORMAT,
+                     jx_int(term, "exitCode", 0));
+        else if (*w && strcmp(w, "PodInitializing") != 0)
+            snprintf(initbuf, sizeof(initbuf), "Init:%s", w);
+        else
+            snprintf(initbuf, sizeof(initbuf), "Init:%zu/%zu", i,
+                     json_array_size(jx_get(pod, "spec.initContainers")));
+        status = initbuf;
+        initializing = true;
+        break;
+    }
+    bool initialized = false;
+    json_array_foreach(jx_get(pod, "status.conditions"), i, c)
+    {
+        if (strcmp(jx_str(c, "type", ""), "Initialized") == 0)
+            initialized = strcmp(jx_str(c, "status", ""), "True") == 0;
+    }
+    if (initializing && !initialized)
+        cs = NULL; /* the containers are not looked at */
+    else
+        restarts = sidecar_restarts;
     json_array_foreach(cs, i, c)
     {
         if (jx_bool(c, "ready", false))
@@ -1376,6 +1439,23 @@ static void s_service_defaults(reqctx_t *x, json_t *obj, bool create)
 
 static bool s_schema_apply(reqctx_t *x, json_t *obj)
 {
+    /* kube's ObjectMeta validation (names, labels, annotations, finalizers), every kind */
+    json_t *mcauses = json_array();
+    int mn = mcauses ? metaval_check(x->r->group, x->r->resource, obj,
+                                     strcmp(x->verb, "create") == 0, !x->r->is_custom, mcauses)
+                     : ERR_NOMEM;
+    if (mn != 0) {
+        if (mn < 0)
+            s_fail(x, 500, "InternalError", "out of memory");
+        else
+            s_reply_json(x, 422,
+                         schema_invalid_status(x->r->kind, x->r->group,
+                                               jx_str(obj, "metadata.name", ""), mcauses),
+                         NULL);
+        json_decref(mcauses);
+        return false;
+    }
+    json_decref(mcauses);
     if (!x->r->is_custom && storage_prints(x->r->group, x->r->resource)) {
         /* volumes and network policies: kube's admission, defaults and validation */
         json_t *old = NULL;
@@ -2966,10 +3046,22 @@ static bool s_admin_sim(reqctx_t *x, const char *what)
             rc = kubelet_restore_node(a->kubelet, restore);
     } else if (strcmp(what, "pod-fault") == 0) {
         // {"namespace": "ns", "name": "pod", "kind": "ImagePull" | "Crash" | "OOM"}
-        kubelet_fail_t kind = kubelet_fail_parse(jx_str(b, "kind", ""));
+        // or "kind": "ServeProxyDown" | "ServeProxyUp" (raysim.h RAYSIM_ANN_SERVE_PROXY)
+        const char *k = jx_str(b, "kind", "");
+        kubelet_fail_t kind = kubelet_fail_parse(k);
         const char *name = jx_str(b, "name", NULL);
         if ((int)kind > 0 && name)
             rc = kubelet_inject(a->kubelet, ns, name, kind);
+        else if (name && (strcmp(k, "ServeProxyDown") == 0 || strcmp(k, "ServeProxyUp") == 0))
+            rc = raysim_set_proxy_down(a->ray, ns, name, strcmp(k, "ServeProxyDown") == 0);
+        // or "kind": "Exit", "container": C, "code": N, "afterSeconds": S (kubelet.h)
+        else if (name && strcmp(k, "Exit") == 0 && json_is_integer(json_object_get(b, "code")) &&
+                 json_is_number(json_object_get(b, "afterSeconds")))
+            rc = kubelet_set_exit(a->kubelet, ns, name, jx_str(b, "container", ""),
+                                  jx_int(b, "code", -1) < 0 || jx_int(b, "code", -1) > 255
+                                      ? -1
+                                      : (int)jx_int(b, "code", -1),
+                                  json_number_value(json_object_get(b, "afterSeconds")));
     } else if (strcmp(what, "demand") == 0) {
         // {"namespace": "ns", "cluster": "name", "demand": {"group": replicas}}
         const char *cluster = jx_str(b, "cluster", NULL);
@@ -4185,6 +4277,31 @@ static int t_client(const char *base)
                  &hd) == 200 &&
           T_HAS("\"kind\":\"Table\"") && T_HAS("\"Restarts\"") && T_HAS("\"0/1\""));
     CHECK(T_GET("/api/v1/namespaces/default/pods/p1/nope") == 404);
+    /* Object metadata validation (metaval.h): kube's 422 with one cause per error. */
+    CHECK(T_SEND("POST", "/api/v1/namespaces/default/pods", "application/json",
+                 "{\"metadata\":{\"name\":\"p2\",\"labels\":{\"bad key!\":\"v\"}},\"spec\":"
+                 "{\"containers\":[{\"name\":\"c\",\"image\":\"i\"}]}}") == 422 &&
+          T_HAS("\"message\":\"Pod \\\"p2\\\" is invalid: metadata.labels: Invalid value: "
+                "\\\"bad key!\\\": name part must consist of alphanumeric characters, '-', '_' "
+                "or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  "
+                "or 'my.name',  or '123-abc', regex used for validation is "
+                "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')\"") &&
+          T_HAS("\"causes\":[{\"reason\":\"FieldValueInvalid\",\"message\":\"Invalid value: "
+                "\\\"bad key!\\\": name part must consist") &&
+          T_HAS("\"field\":\"metadata.labels\"}]"));
+    CHECK(T_GET("/api/v1/namespaces/default/pods/p2") == 404);
+    CHECK(T_SEND("POST", "/api/v1/namespaces/default/services", "application/json",
+                 "{\"metadata\":{\"name\":\"9svc\"},\"spec\":{\"ports\":[{\"port\":80}]}}") ==
+              422 &&
+          T_HAS("Service \\\"9svc\\\" is invalid: metadata.name: Invalid value: \\\"9svc\\\": "
+                "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+                "start with an alphabetic character"));
+    CHECK(T_SEND("PATCH", "/api/v1/namespaces/default/pods/p1", "application/merge-patch+json",
+                 "{\"metadata\":{\"labels\":{\"ok\":\"-bad\"}}}") == 422 &&
+          T_HAS("Pod \\\"p1\\\" is invalid: metadata.labels: Invalid value: \\\"-bad\\\": a "
+                "valid label must be an empty string"));
+    CHECK(T_SEND("PATCH", "/api/v1/namespaces/default/pods/p1", "application/merge-patch+json",
+                 "{\"metadata\":{\"labels\":{\"ok\":\"good\"}}}") == 200);
 
     /* CRDs. */
     CHECK(T_SEND("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
@@ -4196,6 +4313,11 @@ static int t_client(const char *base)
                  "{\"apiVersion\":\"example.com/v1\",\"kind\":\"Widget\",\"metadata\":{\"name\":"
                  "\"w1\"},\"spec\":{\"color\":\"red\",\"junk\":1},\"status\":{\"x\":1}}") == 201);
     CHECK(T_HAS("\"size\":3") && !T_HAS("junk") && !T_HAS("\"status\""));
+    CHECK(T_SEND("PATCH", "/apis/example.com/v1/namespaces/default/widgets/w1",
+                 "application/merge-patch+json",
+                 "{\"metadata\":{\"finalizers\":[\"a/b/c\"]}}") == 422 &&
+          T_HAS("Widget.example.com \\\"w1\\\" is invalid: metadata.finalizers: Invalid value: "
+                "\\\"a/b/c\\\": a qualified name must consist"));
     CHECK(T_SEND("POST", "/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Strict",
                  "application/json",
                  "{\"metadata\":{\"name\":\"w2\"},\"spec\":{\"junk\":1}}") == 400 &&

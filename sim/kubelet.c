@@ -41,17 +41,20 @@ enum {
     A_LEASE, /* node: renew the Lease */
     A_EVICT, /* node: lost long enough, delete its pods */
     A_NODEGONE, /* node: the Node was deleted, force-delete its pods */
-    A_SUBSTEP /* submitter: the next step of its script */
+    A_SUBSTEP, /* submitter: the next step of its script */
+    A_CEXIT, /* container (kcont_t): its scripted exit */
+    A_CSTART /* container (kcont_t): started again after its back-off */
 };
 
 /* What a heap item is embedded in. */
-enum { HK_POD = 0, HK_NODE, HK_SUB };
+enum { HK_POD = 0, HK_NODE, HK_SUB, HK_CONT };
 
 /* Pod stages. */
 enum {
     PS_NEW = 0, /* no node yet (waiting for, or in, the scheduling queue) */
     PS_BOUND, /* spec.nodeName set, kubelet has not written status */
     PS_ACCEPTED, /* Pending, containers being created */
+    PS_INIT, /* Pending, a scripted init container runs (init_at) */
     PS_PULLFAIL, /* Pending, first container cannot pull its image */
     PS_RUNNING, /* Running, not ready */
     PS_READY, /* Running and Ready */
@@ -102,6 +105,7 @@ typedef struct kpod {
     bool queued; /* in the scheduling queue */
     bool dead; /* deleted while queued: freed by the scheduler pass */
     bool restart_always; /* restartPolicy Always */
+    bool on_failure; /* restartPolicy OnFailure */
     bool job; /* owned by a Job */
     bool has_run; /* exits after run_ms */
     int64_t run_ms; /* run time */
@@ -111,6 +115,7 @@ typedef struct kpod {
     int pull_fail; /* this start fails to pull */
     bool succeeded; /* PS_DONE: Succeeded (else Failed) */
     bool node_notready; /* node lost: Ready False */
+    bool probe_fail; /* a readiness probe fails (its Serve proxy is down): Ready False */
     int restarts; /* first container's restartCount */
     int cstate; /* CS_* of the first container */
     char creason[32]; /* its waiting/terminated reason */
@@ -134,7 +139,34 @@ typedef struct kpod {
     bool sub_has_last; /* its lastState.terminated is set */
     int sub_last_exit; /* ... exit code */
     int64_t sub_last_start, sub_last_end; /* ... times */
+    struct kcont **cx; /* containers with a scripted exit */
+    size_t ncx; /* their count */
+    int init_at; /* PS_INIT (or PS_DONE after it failed): index of that init container, else -1 */
+    int64_t t_init; /* start of the init phase */
 } kpod_t;
+
+/* A container other than the first (or a native sidecar: an init container with restartPolicy
+ * Always) with a scripted exit (KUBELET_ANN_EXIT_PREFIX<name>): its own state and heap item. */
+typedef struct kcont {
+    hitem_t h; /* its exit or restart */
+    struct kpod *pod; /* the pod */
+    char name[64]; /* container name */
+    bool sidecar; /* an init container with restartPolicy Always */
+    bool init; /* a regular init container (runs before the containers, in order) */
+    int iidx; /* its index in spec.initContainers (init and sidecar), else -1 */
+    bool done; /* init: exited 0 */
+    int code; /* exit code */
+    int64_t after_ms; /* run time from each start */
+    bool active; /* started once (the pod's containers started) */
+    int state; /* CS_RUNNING, CS_WAITING (CrashLoopBackOff) or CS_TERMINATED */
+    char msg[S_MSG_LEN]; /* its CrashLoopBackOff message */
+    int64_t start, end; /* current start; termination time */
+    int exit; /* terminated exit code */
+    int restarts; /* restartCount */
+    bool has_last; /* lastState.terminated set */
+    int last_exit; /* ... exit code */
+    int64_t last_start, last_end; /* ... times */
+} kcont_t;
 
 /* A running submitter container: its own heap item, apart from the pod's stages. */
 typedef struct ksub {
@@ -174,6 +206,7 @@ struct kubelet {
     bool in_tick; /* kubelet_tick running */
     raysim_t *ray; /* the Ray side submitters call, or NULL */
     size_t nsubs; /* submitters running */
+    json_t *probe_dirty; /* "ns/name" -> true: readiness changed, status to write */
 };
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -405,7 +438,7 @@ static int64_t s_on_timer(loop_t *loop, int64_t id, void *arg)
 
 static bool s_sched_work(const kubelet_t *k)
 {
-    return k->retry_all || k->untried < k->nqueue;
+    return k->retry_all || k->untried < k->nqueue || json_object_size(k->probe_dirty) > 0;
 }
 
 /* Arms the loop timer for the earliest due work (no-op inside a tick: it re-arms at the end). */
@@ -983,6 +1016,77 @@ static const char *s_ann(const json_t *pod, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* Whether a readiness probe of pod fails: its Serve proxy is down (RAYSIM_ANN_SERVE_PROXY) and a
+ * container's readinessProbe checks the proxy's /-/healthz (KubeRay's RayService workers:
+ * `wget ...:8000/-/healthz | grep success`, failureThreshold 1, so the first failure counts). */
+static bool s_probe_fails(const json_t *pod)
+{
+    const char *down = s_ann(pod, RAYSIM_ANN_SERVE_PROXY);
+    if (!down || strcmp(down, "down") != 0)
+        return false;
+    size_t i, j;
+    json_t *c, *a;
+    json_array_foreach(jx_get(pod, "spec.containers"), i, c)
+    {
+        json_t *rp = json_object_get(c, "readinessProbe");
+        if (strstr(jx_str(rp, "httpGet.path", ""), "/-/healthz"))
+            return true;
+        json_array_foreach(jx_get(rp, "exec.command"), j, a)
+        {
+            if (json_is_string(a) && strstr(json_string_value(a), "/-/healthz"))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Whether init container c is a native sidecar (restartPolicy Always). */
+static bool s_is_sidecar(const json_t *c)
+{
+    return strcmp(jx_str(c, "restartPolicy", ""), "Always") == 0;
+}
+
+int kubelet_set_exit(kubelet_t *k, const char *ns, const char *name, const char *container,
+                     int code, double after_s)
+{
+    if (!k || !ns || !name || !container || !*container || code < 0 || code > 255 ||
+        !(after_s >= 0 && after_s < 1e9))
+        return ERR_INVAL;
+    json_t *cur = NULL;
+    objstore_status_t st;
+    if (objstore_get(k->store, k->rpods, ns, name, &cur, &st) < 0)
+        return ERR_NOTFOUND;
+    bool ok = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(jx_get(cur, "spec.containers"), i, c)
+    {
+        if (strcmp(jx_str(c, "name", ""), container) == 0)
+            ok = i > 0 || !jx_get(cur, "status.containerStatuses");
+    }
+    json_array_foreach(jx_get(cur, "spec.initContainers"), i, c)
+    {
+        if (strcmp(jx_str(c, "name", ""), container) == 0)
+            ok = s_is_sidecar(c) || !jx_get(cur, "status.containerStatuses");
+    }
+    json_t *o = ok ? json_deep_copy(cur) : NULL;
+    json_decref(cur);
+    if (!ok)
+        return ERR_INVAL;
+    char key[256], val[64];
+    snprintf(key, sizeof(key), "%s%s", KUBELET_ANN_EXIT_PREFIX, container);
+    snprintf(val, sizeof(val), "%d@%g", code, after_s);
+    json_t *ann = o ? jx_child_obj(jx_child_obj(o, "metadata"), "annotations") : NULL;
+    if (!ann || json_object_set_new(ann, key, json_string(val)) != 0) {
+        json_decref(o);
+        return ERR_NOMEM;
+    }
+    objstore_update_opts_t uo = {.precond = OBJSTORE_PRECOND_NONE};
+    int rc = objstore_update(k->store, k->rpods, ns, name, &o, &uo, NULL, NULL, &st);
+    json_decref(o);
+    return rc < 0 ? (rc == ERR_NOTFOUND ? ERR_NOTFOUND : ERR_INVAL) : 0;
+}
+
 kubelet_fail_t kubelet_fail_parse(const char *s)
 {
     if (!s)
@@ -996,11 +1100,175 @@ kubelet_fail_t kubelet_fail_parse(const char *s)
     return 0;
 }
 
+/* Parses "<code>@<seconds>" (code 0..255, seconds a decimal >= 0). */
+static bool s_exit_parse(const char *v, int *code, int64_t *ms)
+{
+    char *end = NULL;
+    long c = v ? strtol(v, &end, 10) : -1;
+    if (!v || end == v || *end != '@' || c < 0 || c > 255)
+        return false;
+    const char *sp = end + 1;
+    double d = strtod(sp, &end);
+    if (end == sp || *end || !(d >= 0 && d < 1e9))
+        return false;
+    *code = (int)c;
+    *ms = (int64_t)(d * 1000.0);
+    return true;
+}
+
+static void s_cx_free(kubelet_t *k, kpod_t *p)
+{
+    for (size_t i = 0; i < p->ncx; i++) {
+        s_heap_remove(k, &p->cx[i]->h);
+        free(p->cx[i]);
+    }
+    free(p->cx);
+    p->cx = NULL;
+    p->ncx = 0;
+}
+
+static kcont_t *s_cx_find(const kpod_t *p, const char *name)
+{
+    for (size_t i = 0; i < p->ncx; i++)
+        if (strcmp(p->cx[i]->name, name) == 0)
+            return p->cx[i];
+    return NULL;
+}
+
+/* Reads the KUBELET_ANN_EXIT_PREFIX annotations of pod: the first container's becomes the
+ * pod's scripted run (at creation only: `first`; KUBELET_ANN_EXIT_CODE / RUN_SECONDS win), any
+ * other container's or native sidecar's a kcont_t; a changed one on a running container takes
+ * effect from now. Returns whether the first container was scripted. */
+static bool s_cx_sync(kubelet_t *k, kpod_t *p, const json_t *pod, bool first)
+{
+    bool scripted = false;
+    const size_t plen = strlen(KUBELET_ANN_EXIT_PREFIX);
+    const char *key;
+    json_t *v;
+    json_object_foreach(jx_get(pod, "metadata.annotations"), key, v)
+    {
+        int code;
+        int64_t ms;
+        if (strncmp(key, KUBELET_ANN_EXIT_PREFIX, plen) != 0 ||
+            !s_exit_parse(json_string_value(v), &code, &ms))
+            continue;
+        const char *cn = key + plen;
+        json_t *cs = jx_get(pod, "spec.containers");
+        if (strcmp(jx_str(json_array_get(cs, 0), "name", ""), cn) == 0) {
+            if (first && !s_ann(pod, KUBELET_ANN_RUN_SECONDS) &&
+                !s_ann(pod, KUBELET_ANN_EXIT_CODE)) {
+                p->has_run = scripted = true;
+                p->run_ms = ms;
+                p->exit_code = code;
+            }
+            continue;
+        }
+        bool known = false, sidecar = false, initc = false;
+        int iidx = -1;
+        size_t i;
+        json_t *c;
+        json_array_foreach(cs, i, c) known =
+            known || (i > 0 && strcmp(jx_str(c, "name", ""), cn) == 0);
+        json_array_foreach(jx_get(pod, "spec.initContainers"), i, c)
+        {
+            if (strcmp(jx_str(c, "name", ""), cn) == 0) {
+                known = true;
+                sidecar = s_is_sidecar(c);
+                initc = !sidecar;
+                iidx = (int)i;
+            }
+        }
+        if (!known || strlen(cn) >= sizeof(((kcont_t *)0)->name) || p->ncx >= 64)
+            continue;
+        kcont_t *x = s_cx_find(p, cn);
+        if (x && x->code == code && x->after_ms == ms)
+            continue;
+        if (!x) {
+            kcont_t **nv = realloc(p->cx, (p->ncx + 1) * sizeof(*nv));
+            x = nv ? calloc(1, sizeof(*x)) : NULL;
+            if (nv)
+                p->cx = nv;
+            if (!x)
+                continue;
+            x->h.idx = SIZE_MAX;
+            x->h.kind = HK_CONT;
+            x->pod = p;
+            x->sidecar = sidecar;
+            x->init = initc;
+            x->iidx = iidx;
+            snprintf(x->name, sizeof(x->name), "%s", cn);
+            p->cx[p->ncx++] = x;
+        }
+        x->code = code;
+        x->after_ms = ms;
+        if (x->init)
+            continue; /* runs when the init phase reaches it (s_init_next) */
+        if (!x->active && p->stage >= PS_RUNNING && p->stage != PS_DONE) {
+            /* scripted while the containers run: it has run since their start */
+            x->active = true;
+            x->state = CS_RUNNING;
+            x->start = p->t_start;
+        }
+        if (x->active && x->state == CS_RUNNING)
+            s_sched_in(k, &x->h, A_CEXIT, ms);
+    }
+    return scripted;
+}
+
+/* The containers' start (the pod's first container start): scripted ones begin their run. */
+static void s_cx_start(kubelet_t *k, kpod_t *p)
+{
+    for (size_t i = 0; i < p->ncx; i++) {
+        kcont_t *x = p->cx[i];
+        if (x->active || x->init)
+            continue;
+        x->active = true;
+        x->state = CS_RUNNING;
+        x->start = s_now(k);
+        s_sched_in(k, &x->h, A_CEXIT, x->after_ms);
+    }
+}
+
+/* Whether every scripted container runs (a waiting or terminated one makes the pod unready). */
+static bool s_cx_running(const kpod_t *p)
+{
+    for (size_t i = 0; i < p->ncx; i++)
+        if (!p->cx[i]->init && p->cx[i]->active && p->cx[i]->state != CS_RUNNING)
+            return false;
+    return true;
+}
+
+/* The init phase: starts the next scripted regular init container (spec order) that has not
+ * exited 0; the unscripted ones complete at once. Returns false when none is left. */
+static bool s_init_next(kubelet_t *k, kpod_t *p)
+{
+    kcont_t *next = NULL;
+    for (size_t i = 0; i < p->ncx; i++) {
+        kcont_t *x = p->cx[i];
+        if (x->init && !x->done && (!next || x->iidx < next->iidx))
+            next = x;
+    }
+    if (!next) {
+        p->init_at = -1;
+        return false;
+    }
+    if (p->stage != PS_INIT)
+        p->t_init = s_now(k);
+    p->stage = PS_INIT;
+    p->init_at = next->iidx;
+    next->active = true;
+    next->state = CS_RUNNING;
+    next->start = s_now(k);
+    s_sched_in(k, &next->h, A_CEXIT, next->after_ms);
+    return true;
+}
+
 static void s_read_script(kubelet_t *k, kpod_t *p, const json_t *pod)
 {
     p->job = s_owned_by_job(pod);
     const char *rp = jx_str(pod, "spec.restartPolicy", "Always");
     p->restart_always = strcmp(rp, "Always") == 0;
+    p->on_failure = strcmp(rp, "OnFailure") == 0;
     const char *run = s_ann(pod, KUBELET_ANN_RUN_SECONDS);
     p->has_run = p->job || run;
     p->run_ms = k->o.job_run_ms;
@@ -1019,7 +1287,9 @@ static void s_read_script(kubelet_t *k, kpod_t *p, const json_t *pod)
             p->exit_code = (int)v;
     }
     p->fail_ann = (int)kubelet_fail_parse(s_ann(pod, KUBELET_ANN_FAIL));
-    p->sub_idx = run || ec || p->fail_ann ? -1 : raysubmit_find(pod);
+    p->probe_fail = s_probe_fails(pod);
+    bool scripted = s_cx_sync(k, p, pod, true);
+    p->sub_idx = run || ec || p->fail_ann || scripted ? -1 : raysubmit_find(pod);
     p->sub_on_failure =
         p->sub_idx > 0 &&
         strcmp(jx_str(json_array_get(jx_get(pod, "spec.containers"), (size_t)p->sub_idx),
@@ -1042,7 +1312,7 @@ static json_t *s_cond(const char *type, bool ok, int64_t t, const char *reason, 
 
 static bool s_pod_ready(const kpod_t *p)
 {
-    return p->stage == PS_READY && !p->node_notready;
+    return p->stage == PS_READY && !p->node_notready && !p->probe_fail;
 }
 
 static const char *s_qos(const json_t *pod)
@@ -1069,7 +1339,7 @@ static const char *s_qos(const json_t *pod)
 }
 
 static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c, bool first,
-                                  bool init, bool sub)
+                                  bool init, bool sub, size_t idx)
 {
     const char *name = jx_str(c, "name", "");
     const char *image = jx_str(c, "image", "");
@@ -1080,7 +1350,17 @@ static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c
     const char *msg = NULL;
     int exitc = 0;
     int64_t started = p->t_start;
-    if (init) {
+    bool sidecar = init && s_is_sidecar(c);
+    const kcont_t *x = first ? NULL : s_cx_find(p, name);
+    if (x && (!x->active || x->sidecar != sidecar))
+        x = NULL;
+    if (sidecar) {
+        /* a native sidecar: runs beside the containers from their start, stopped at the end */
+        stv = p->stage == PS_DONE      ? CS_TERMINATED
+              : p->stage >= PS_RUNNING ? CS_RUNNING
+                                       : CS_WAITING;
+        reason = stv == CS_TERMINATED ? "Completed" : stv == CS_WAITING ? "PodInitializing" : NULL;
+    } else if (init) {
         stv = p->stage >= PS_RUNNING ? CS_TERMINATED : CS_WAITING;
         reason = stv == CS_TERMINATED ? "Completed" : "PodInitializing";
     } else if (first) {
@@ -1106,6 +1386,39 @@ static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c
         if (sub && p->sub_restarts > 0)
             started = p->sub_start; /* a restarted sidecar submitter */
     }
+    int64_t fin = sub && p->sub_done ? p->sub_end : p->t_end ? p->t_end : s_now(k);
+    if (p->init_at >= 0) {
+        /* the init phase (or its failure): init containers before init_at have completed
+         * (sidecars among them run), later ones and the containers wait */
+        bool before = init && (int)idx < p->init_at;
+        stv = before && sidecar && p->stage != PS_DONE ? CS_RUNNING
+              : before                                 ? CS_TERMINATED
+                                                       : CS_WAITING;
+        reason = stv == CS_TERMINATED ? "Completed" : stv == CS_WAITING ? "PodInitializing" : NULL;
+        msg = NULL;
+        exitc = 0;
+        started = p->t_init;
+        fin = p->stage == PS_DONE && sidecar ? p->t_end : p->t_init;
+    }
+    if (x && p->stage != PS_DONE) {
+        stv = x->state;
+        started = x->start;
+        reason = stv == CS_WAITING      ? "CrashLoopBackOff"
+                 : stv == CS_TERMINATED ? (x->exit ? "Error" : "Completed")
+                                        : NULL;
+        msg = stv == CS_WAITING ? x->msg : NULL;
+        exitc = stv == CS_TERMINATED ? x->exit : 0;
+        fin = x->end;
+    } else if (x && p->stage == PS_DONE && x->state == CS_TERMINATED) {
+        stv = CS_TERMINATED;
+        msg = NULL;
+        started = x->start;
+        reason = x->exit ? "Error" : "Completed";
+        exitc = x->exit;
+        fin = x->end;
+    } else if (x && x->start > started) {
+        started = x->start; /* restarted, then stopped with the pod */
+    }
     json_t *state = json_object();
     if (stv == CS_WAITING) {
         json_t *w = json_object();
@@ -1121,17 +1434,16 @@ static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c
                             json_pack("{s:i,s:s,s:o,s:o,s:s}", "exitCode", exitc, "reason",
                                       reason ? reason : "Completed", "startedAt",
                                       s_tsj(started ? started : p->t_accept), "finishedAt",
-                                      s_tsj(sub && p->sub_done ? p->sub_end
-                                            : p->t_end         ? p->t_end
-                                                               : s_now(k)),
-                                      "containerID", idb));
+                                      s_tsj(fin), "containerID", idb));
     }
-    bool ready = !init && stv == CS_RUNNING && s_pod_ready(p);
+    bool ready = (!init || sidecar) && stv == CS_RUNNING &&
+                 (s_pod_ready(p) || (sidecar && p->stage == PS_INIT));
     json_t *cs = json_pack("{s:s,s:s,s:s,s:o,s:b,s:b,s:i,s:o}", "name", name, "image", image,
                            "imageID", stv == CS_WAITING ? "" : image, "state", state, "ready",
                            ready, "started", stv == CS_RUNNING, "restartCount",
                            first ? p->restarts
                            : sub ? p->sub_restarts
+                           : x   ? x->restarts
                                  : 0,
                            "lastState", json_object());
     if (cs && stv != CS_WAITING)
@@ -1141,6 +1453,12 @@ static json_t *s_container_status(kubelet_t *k, const kpod_t *p, const json_t *c
                             json_pack("{s:i,s:s,s:o,s:o,s:s}", "exitCode", p->last_exit, "reason",
                                       p->last_reason, "startedAt", s_tsj(p->last_start),
                                       "finishedAt", s_tsj(p->last_end), "containerID", idb));
+    if (cs && x && x->has_last)
+        json_object_set_new(json_object_get(cs, "lastState"), "terminated",
+                            json_pack("{s:i,s:s,s:o,s:o,s:s}", "exitCode", x->last_exit, "reason",
+                                      x->last_exit ? "Error" : "Completed", "startedAt",
+                                      s_tsj(x->last_start), "finishedAt", s_tsj(x->last_end),
+                                      "containerID", idb));
     if (cs && sub && p->sub_has_last)
         json_object_set_new(json_object_get(cs, "lastState"), "terminated",
                             json_pack("{s:i,s:s,s:o,s:o,s:s}", "exitCode", p->sub_last_exit,
@@ -1157,25 +1475,29 @@ static json_t *s_pod_status(kubelet_t *k, const kpod_t *p, const json_t *pod)
         phase = "Running";
     else if (p->stage == PS_DONE)
         phase = p->succeeded ? "Succeeded" : "Failed";
-    bool ready = s_pod_ready(p) && !(p->sub_idx > 0 && p->sub_done);
+    bool ready = s_pod_ready(p) && !(p->sub_idx > 0 && p->sub_done) && s_cx_running(p);
     json_t *cs = json_array();
     json_t *ics = json_array();
-    json_t *arr = jx_get(pod, "spec.containers");
+    json_t *arr = jx_get(pod, "spec.initContainers");
     size_t i;
     json_t *c;
     buf_t unready;
     buf_init(&unready, 4096);
+    /* kubelet's GenerateContainersReadyCondition: unready native sidecars, then containers */
     json_array_foreach(arr, i, c)
     {
-        json_t *one = s_container_status(k, p, c, i == 0, false, i > 0 && (int)i == p->sub_idx);
+        json_t *one = s_container_status(k, p, c, false, true, false, i);
+        if (one && s_is_sidecar(c) && !json_is_true(json_object_get(one, "ready")))
+            buf_printf(&unready, "%s%s", unready.len ? " " : "", jx_str(c, "name", ""));
+        json_array_append_new(ics, one);
+    }
+    arr = jx_get(pod, "spec.containers");
+    json_array_foreach(arr, i, c)
+    {
+        json_t *one = s_container_status(k, p, c, i == 0, false, i > 0 && (int)i == p->sub_idx, i);
         if (one && !json_is_true(json_object_get(one, "ready")))
             buf_printf(&unready, "%s%s", unready.len ? " " : "", jx_str(c, "name", ""));
         json_array_append_new(cs, one);
-    }
-    arr = jx_get(pod, "spec.initContainers");
-    json_array_foreach(arr, i, c)
-    {
-        json_array_append_new(ics, s_container_status(k, p, c, false, true, false));
     }
     char msg[S_MSG_LEN];
     snprintf(msg, sizeof(msg), "containers with unready status: [%s]",
@@ -1185,10 +1507,31 @@ static json_t *s_pod_status(kubelet_t *k, const kpod_t *p, const json_t *pod)
     const char *nr = done ? "PodCompleted" : p->node_notready ? NULL : "ContainersNotReady";
     int64_t tr = p->t_ready ? p->t_ready : p->t_accept;
     json_t *conds = json_array();
-    json_array_append_new(conds, s_cond("PodReadyToStartContainers", p->stage >= PS_RUNNING,
-                                        p->t_start ? p->t_start : p->t_accept, NULL, NULL));
-    json_array_append_new(
-        conds, s_cond("Initialized", true, p->t_accept, done ? "PodCompleted" : NULL, NULL));
+    json_array_append_new(conds, s_cond("PodReadyToStartContainers",
+                                        p->stage >= PS_RUNNING || p->stage == PS_INIT,
+                                        p->t_start  ? p->t_start
+                                        : p->t_init ? p->t_init
+                                                    : p->t_accept,
+                                        NULL, NULL));
+    if (p->init_at >= 0) {
+        /* kubelet's GeneratePodInitializedCondition */
+        buf_t inc;
+        buf_init(&inc, 4096);
+        json_array_foreach(jx_get(pod, "spec.initContainers"), i, c)
+        {
+            if ((int)i >= p->init_at && !s_is_sidecar(c))
+                buf_printf(&inc, "%s%s", inc.len ? " " : "", jx_str(c, "name", ""));
+        }
+        char imsg[S_MSG_LEN];
+        snprintf(imsg, sizeof(imsg), "containers with incomplete status: [%s]",
+                 inc.data ? inc.data : "");
+        buf_free(&inc);
+        json_array_append_new(
+            conds, s_cond("Initialized", false, p->t_init, "ContainersNotInitialized", imsg));
+    } else {
+        json_array_append_new(
+            conds, s_cond("Initialized", true, p->t_accept, done ? "PodCompleted" : NULL, NULL));
+    }
     json_array_append_new(conds, s_cond("Ready", ready, tr, ready ? NULL : nr,
                                         ready || done || p->node_notready ? NULL : msg));
     json_array_append_new(conds, s_cond("ContainersReady", ready, tr, ready ? NULL : nr,
@@ -1311,6 +1654,7 @@ static void s_sub_begin_in(kubelet_t *k, kpod_t *p, int64_t delay_ms)
 static void s_pod_free(kubelet_t *k, kpod_t *p)
 {
     s_sub_end(k, p);
+    s_cx_free(k, p);
     s_heap_remove(k, &p->h);
     s_charge(k, p, false);
     if (p->ip)
@@ -1409,6 +1753,7 @@ static int s_on_pod(const objstore_event_t *ev, void *arg)
         if (p->queued) {
             p->dead = true;
             s_heap_remove(k, &p->h);
+            s_cx_free(k, p);
             s_charge(k, p, false);
         } else {
             s_pod_free(k, p);
@@ -1423,6 +1768,7 @@ static int s_on_pod(const objstore_event_t *ev, void *arg)
         if (p->queued) {
             p->dead = true;
             s_heap_remove(k, &p->h);
+            s_cx_free(k, p);
             s_charge(k, p, false);
             if (p->ip)
                 s_ip_mark(k, p->ip, false);
@@ -1441,6 +1787,7 @@ static int s_on_pod(const objstore_event_t *ev, void *arg)
         }
         p->h.idx = SIZE_MAX;
         p->sub_idx = -1;
+        p->init_at = -1;
         snprintf(p->key, sizeof(p->key), "%s", key);
         p->nslen = strlen(ns);
         snprintf(p->uid, sizeof(p->uid), "%s", uid);
@@ -1458,6 +1805,14 @@ static int s_on_pod(const objstore_event_t *ev, void *arg)
         if (fail && fail != p->fail_ann && !p->inject)
             kubelet_inject(k, ns, key + p->nslen + 1, fail);
         p->fail_ann = fail;
+        s_cx_sync(k, p, ev->obj, false);
+        bool pf = s_probe_fails(ev->obj);
+        if (pf != p->probe_fail) {
+            /* the probe's next run sees it: write the status from the timer */
+            p->probe_fail = pf;
+            if (k->probe_dirty)
+                json_object_set_new(k->probe_dirty, key, json_true());
+        }
         const char *nodename = jx_str(ev->obj, "spec.nodeName", "");
         if (p->stage == PS_NEW && *nodename && !p->node) {
             /* Bound by someone else (pods/binding). */
@@ -1529,6 +1884,7 @@ static int s_do_start(kubelet_t *k, kpod_t *p)
     p->t_start = s_now(k);
     s_set_c0(p, CS_RUNNING, NULL, NULL, 0);
     s_sub_begin(k, p);
+    s_cx_start(k, p);
     if (k->o.ready_ms <= 0) {
         p->stage = PS_READY;
         p->t_ready = p->t_start;
@@ -1551,6 +1907,10 @@ static int s_do_stop(kubelet_t *k, kpod_t *p, int exitc, const char *reason)
     if (!p->restart_always) {
         p->stage = PS_DONE;
         p->succeeded = exitc == 0;
+        for (size_t i = 0; i < p->ncx; i++)
+            if (!p->cx[i]->sidecar && !p->cx[i]->init && p->cx[i]->state == CS_TERMINATED &&
+                p->cx[i]->exit != 0)
+                p->succeeded = false; /* kube: Succeeded only when every container exited 0 */
         s_set_c0(p, CS_TERMINATED, reason, NULL, exitc);
         p->t_ready = now;
         s_charge(k, p, false);
@@ -1597,6 +1957,8 @@ static int s_run_pod(kubelet_t *k, kpod_t *p, int action)
         s_sched_in(k, &p->h, A_START, s_jitter(k, k->o.create_ms));
         return s_pod_write(k, p);
     case A_START:
+        if (p->stage < PS_RUNNING && !p->pull_fail && s_init_next(k, p))
+            return s_pod_write(k, p);
         return s_do_start(k, p);
     case A_READY:
         p->stage = PS_READY;
@@ -1644,6 +2006,74 @@ static int s_run_pod(kubelet_t *k, kpod_t *p, int action)
     default:
         return 0;
     }
+}
+
+/* A scripted container's exit (A_CEXIT) or restart after its back-off (A_CSTART), with the
+ * kubelet's rules: a native sidecar always restarts; another container as the pod's
+ * restartPolicy says (Always: restart; OnFailure: restart after a non-zero exit; Never: stays
+ * terminated, the pod unready). A restart waits kube's doubling back-off (backoff_ms, 2x per
+ * restart, at most 300 s) in Waiting CrashLoopBackOff. Returns writes made. */
+static int s_run_cont(kubelet_t *k, kcont_t *x, int action)
+{
+    kpod_t *p = x->pod;
+    if (p->deleting || p->stage == PS_DONE ||
+        (x->init ? p->stage != PS_INIT : p->stage < PS_RUNNING) || (p->node && p->node->lost))
+        return 0;
+    int64_t now = s_now(k);
+    if (x->init && action == A_CEXIT && x->code == 0) {
+        /* done: the next init container, or the containers */
+        x->state = CS_TERMINATED;
+        x->exit = 0;
+        x->end = now;
+        x->done = true;
+        s_sched_in(k, &p->h, A_START, 0);
+        return s_pod_write(k, p);
+    }
+    if (x->init && action == A_CEXIT && !p->restart_always && !p->on_failure) {
+        /* restartPolicy Never: a failed init container fails the pod */
+        x->state = CS_TERMINATED;
+        x->exit = x->code;
+        x->end = now;
+        p->stage = PS_DONE;
+        p->succeeded = false;
+        p->t_end = now;
+        s_heap_remove(k, &p->h);
+        s_charge(k, p, false);
+        return s_pod_write(k, p);
+    }
+    if (action == A_CSTART) {
+        x->state = CS_RUNNING;
+        x->start = now;
+        x->msg[0] = '\0';
+        s_sched_in(k, &x->h, A_CEXIT, x->after_ms);
+        return s_pod_write(k, p);
+    }
+    bool restart = x->sidecar || x->init || p->restart_always || (p->on_failure && x->code != 0);
+    if (!restart) {
+        x->state = CS_TERMINATED;
+        x->exit = x->code;
+        x->end = now;
+        return s_pod_write(k, p);
+    }
+    x->has_last = true;
+    x->last_exit = x->code;
+    x->last_start = x->start;
+    x->last_end = now;
+    x->restarts++;
+    int64_t delay = k->o.backoff_ms;
+    for (int i = 1; i < x->restarts && delay < 300000; i++)
+        delay *= 2;
+    if (delay > 300000)
+        delay = 300000;
+    char ns[KUBELET_NAME_MAX];
+    snprintf(ns, sizeof(ns), "%.*s", (int)p->nslen, p->key);
+    /* kubelet's message (pkg/kubelet/kuberuntime: "back-off %s restarting failed
+     * container=%s pod=%s", the pod as format.Pod: name_namespace(uid)) */
+    snprintf(x->msg, sizeof(x->msg), "back-off %llds restarting failed container=%s pod=%s_%s(%s)",
+             (long long)((delay + 999) / 1000), x->name, p->key + p->nslen + 1, ns, p->uid);
+    x->state = CS_WAITING;
+    s_sched_in(k, &x->h, A_CSTART, delay);
+    return s_pod_write(k, p);
 }
 
 /* One step of a running submitter; its exit ends its container. Returns writes made. */
@@ -2030,8 +2460,23 @@ int kubelet_tick(kubelet_t *k)
                 writes += s_run_node(k, (knode_t *)h, action);
             else if (h->kind == HK_SUB)
                 writes += s_run_sub(k, (ksub_t *)h);
+            else if (h->kind == HK_CONT)
+                writes += s_run_cont(k, (kcont_t *)h, action);
             else
                 writes += s_run_pod(k, (kpod_t *)h, action);
+        }
+        if (json_object_size(k->probe_dirty)) {
+            const char *pk;
+            json_t *pv;
+            json_object_foreach(k->probe_dirty, pk, pv)
+            {
+                kpod_t *p = s_pod_find(k, pk);
+                if (p && !p->deleting && (p->stage == PS_READY || p->stage == PS_RUNNING)) {
+                    p->t_ready = now;
+                    writes += s_pod_write(k, p);
+                }
+            }
+            json_object_clear(k->probe_dirty);
         }
         if (s_sched_work(k))
             writes += s_schedule_pass(k);
@@ -2156,6 +2601,11 @@ kubelet_t *kubelet_new(loop_t *loop, objstore_t *store, const kubelet_opts_t *op
     k->loop = loop;
     k->store = store;
     k->rng = k->o.seed ? k->o.seed : 0x9E3779B97F4A7C15ULL;
+    k->probe_dirty = json_object();
+    if (!k->probe_dirty) {
+        free(k);
+        return NULL;
+    }
     snprintf(k->prefix, sizeof(k->prefix), "%s",
              k->o.node_prefix ? k->o.node_prefix : KUBELET_NODE_PREFIX);
     snprintf(k->def_cpu_s, sizeof(k->def_cpu_s), "%s",
@@ -2223,6 +2673,9 @@ void kubelet_destroy(kubelet_t **kp)
                 raysubmit_destroy(&p->sub->run);
                 free(p->sub);
             }
+            for (size_t i = 0; i < p->ncx; i++)
+                free(p->cx[i]);
+            free(p->cx);
             free(p);
             p = nx;
         }
@@ -2233,6 +2686,7 @@ void kubelet_destroy(kubelet_t **kp)
     free(k->nodes);
     free(k->heap);
     free(k->ip_used);
+    json_decref(k->probe_dirty);
     free(k);
     *kp = NULL;
 }
@@ -2431,6 +2885,282 @@ static const char *s_c0(const json_t *pod, const char *path)
 {
     json_t *c0 = json_array_get(jx_get(pod, "status.containerStatuses"), 0);
     return jx_str(c0, path, "");
+}
+
+/* Status of container `name` in pod g (containerStatuses or initContainerStatuses). */
+static const json_t *s_cst(const json_t *g, const char *name)
+{
+    const char *lists[] = {"status.containerStatuses", "status.initContainerStatuses"};
+    for (int l = 0; l < 2; l++) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(jx_get(g, lists[l]), i, c)
+        {
+            if (strcmp(jx_str(c, "name", ""), name) == 0)
+                return c;
+        }
+    }
+    return NULL;
+}
+
+static const json_t *s_tcond(const json_t *g, const char *type)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(jx_get(g, "status.conditions"), i, c)
+    {
+        if (strcmp(jx_str(c, "type", ""), type) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+/* Native sidecars, per-container exits with the restart rules, the serve-proxy probe. */
+static int s_test_containers(bool verbose)
+{
+    int failed = 0;
+    s_clock_t clk = {.now = 1700000000000LL};
+    objstore_t *s = s_test_store(&clk);
+    objstore_res_t *rp = objstore_find(s, "", "pods");
+    objstore_status_t st;
+    kubelet_opts_t o;
+    kubelet_opts_default(&o);
+    o.nodes = 1;
+    o.jitter_ms = 0;
+    o.create_ms = 100;
+    o.ready_ms = 100;
+    o.backoff_ms = 300;
+    kubelet_t *k = kubelet_new(NULL, s, &o);
+    CHECK(k != NULL);
+    json_t *pod, *g;
+
+    /* A: a Job-like pod (Never) with an init container and a native sidecar: the sidecar runs
+     * beside the main container and does not hold the completion. */
+    pod = json_pack("{s:{s:s,s:{s:s}},s:{s:s,s:[{s:s,s:s},{s:s,s:s,s:s}],s:[{s:s,s:s}]}}",
+                    "metadata", "name", "a", "annotations", "sim.rayfleet.io/exit.main", "0@1",
+                    "spec", "restartPolicy", "Never", "initContainers", "name", "setup", "image",
+                    "i", "name", "log", "image", "i", "restartPolicy", "Always", "containers",
+                    "name", "main", "image", "i");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 50);
+    g = s_test_get(s, "default", "a");
+    CHECK(strcmp(jx_str(s_cst(g, "setup"), "state.waiting.reason", ""), "PodInitializing") == 0);
+    CHECK(strcmp(jx_str(s_cst(g, "log"), "state.waiting.reason", ""), "PodInitializing") == 0);
+    json_decref(g);
+    s_advance(k, &clk, 300);
+    g = s_test_get(s, "default", "a");
+    CHECK(strcmp(jx_str(s_cst(g, "setup"), "state.terminated.reason", ""), "Completed") == 0);
+    CHECK(jx_get(s_cst(g, "log"), "state.running") && jx_bool(s_cst(g, "log"), "started", false) &&
+          jx_bool(s_cst(g, "log"), "ready", false));
+    CHECK(!jx_bool(s_cst(g, "setup"), "started", true));
+    CHECK(strcmp(jx_str(s_tcond(g, "Ready"), "status", ""), "True") == 0);
+    json_decref(g);
+    s_advance(k, &clk, 1000);
+    g = s_test_get(s, "default", "a");
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Succeeded") == 0);
+    CHECK(jx_int(s_cst(g, "log"), "state.terminated.exitCode", -1) == 0 &&
+          strcmp(jx_str(s_cst(g, "log"), "state.terminated.reason", ""), "Completed") == 0 &&
+          !jx_bool(s_cst(g, "log"), "started", true));
+    json_decref(g);
+
+    /* B: restartPolicy Always: a second container and a sidecar exit and restart with the
+     * doubling back-off, CrashLoopBackOff meanwhile, lastState the exit. */
+    pod = json_pack("{s:{s:s,s:{s:s,s:s}},s:{s:[{s:s,s:s,s:s}],s:[{s:s,s:s},{s:s,s:s}]}}",
+                    "metadata", "name", "b", "annotations", "sim.rayfleet.io/exit.side", "3@1",
+                    "sim.rayfleet.io/exit.sc", "0@2.5", "spec", "initContainers", "name", "sc",
+                    "image", "i", "restartPolicy", "Always", "containers", "name", "main", "image",
+                    "i", "name", "side", "image", "i");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 300);
+    g = s_test_get(s, "default", "b");
+    const char *uid = jx_str(g, "metadata.uid", "");
+    char want[512];
+    snprintf(want, sizeof(want), "back-off 1s restarting failed container=side pod=b_default(%s)",
+             uid);
+    CHECK(strcmp(jx_str(s_tcond(g, "Ready"), "status", ""), "True") == 0);
+    json_decref(g);
+    s_advance(k, &clk, 1000); /* side exits at start + 1 s */
+    g = s_test_get(s, "default", "b");
+    const json_t *sc = s_cst(g, "side");
+    CHECK(strcmp(jx_str(sc, "state.waiting.reason", ""), "CrashLoopBackOff") == 0);
+    CHECK(strcmp(jx_str(sc, "state.waiting.message", ""), want) == 0);
+    CHECK(jx_int(sc, "restartCount", 0) == 1 &&
+          jx_int(sc, "lastState.terminated.exitCode", 0) == 3 &&
+          strcmp(jx_str(sc, "lastState.terminated.reason", ""), "Error") == 0);
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Running") == 0);
+    CHECK(strcmp(jx_str(s_tcond(g, "Ready"), "status", ""), "False") == 0 &&
+          strcmp(jx_str(s_tcond(g, "Ready"), "message", ""),
+                 "containers with unready status: [side]") == 0);
+    CHECK(jx_bool(s_cst(g, "main"), "ready", false)); /* the others keep running */
+    json_decref(g);
+    s_advance(k, &clk, 300); /* back-off over: running again */
+    g = s_test_get(s, "default", "b");
+    CHECK(jx_get(s_cst(g, "side"), "state.running") &&
+          jx_int(s_cst(g, "side"), "restartCount", 0) == 1);
+    CHECK(strcmp(jx_str(s_tcond(g, "Ready"), "status", ""), "True") == 0);
+    json_decref(g);
+    s_advance(k, &clk, 1100); /* the sidecar exits 0 at 2.5 s: restarted all the same */
+    g = s_test_get(s, "default", "b");
+    sc = s_cst(g, "sc");
+    CHECK(strcmp(jx_str(sc, "state.waiting.reason", ""), "CrashLoopBackOff") == 0 &&
+          jx_int(sc, "restartCount", 0) == 1 &&
+          strcmp(jx_str(sc, "lastState.terminated.reason", ""), "Completed") == 0);
+    CHECK(strcmp(jx_str(s_tcond(g, "Ready"), "message", ""),
+                 "containers with unready status: [sc side]") == 0); /* side's 2nd exit too */
+    CHECK(jx_int(s_cst(g, "side"), "restartCount", 0) == 2); /* 600 ms back-off now */
+    json_decref(g);
+    s_advance(k, &clk, 300);
+    g = s_test_get(s, "default", "b");
+    CHECK(jx_get(s_cst(g, "sc"), "state.running") && !jx_get(s_cst(g, "side"), "state.running"));
+    json_decref(g);
+
+    /* C: restartPolicy Never: a second container that fails stays terminated, the pod Running
+     * but unready; when the first container ends, the pod is Failed. */
+    pod = json_pack("{s:{s:s,s:{s:s,s:s}},s:{s:s,s:[{s:s,s:s},{s:s,s:s}]}}", "metadata", "name",
+                    "c", "annotations", "sim.rayfleet.io/exit.side", "2@0.5",
+                    "sim.rayfleet.io/exit.main", "0@2", "spec", "restartPolicy", "Never",
+                    "containers", "name", "main", "image", "i", "name", "side", "image", "i");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 1000);
+    g = s_test_get(s, "default", "c");
+    CHECK(jx_int(s_cst(g, "side"), "state.terminated.exitCode", 0) == 2 &&
+          strcmp(jx_str(s_cst(g, "side"), "state.terminated.reason", ""), "Error") == 0 &&
+          jx_int(s_cst(g, "side"), "restartCount", -1) == 0);
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Running") == 0 &&
+          strcmp(jx_str(s_tcond(g, "Ready"), "status", ""), "False") == 0);
+    json_decref(g);
+    s_advance(k, &clk, 1500);
+    g = s_test_get(s, "default", "c");
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Failed") == 0);
+    CHECK(jx_int(s_cst(g, "main"), "state.terminated.exitCode", -1) == 0);
+    json_decref(g);
+
+    /* D: kubelet_set_exit (pod-fault Exit) on a running pod (OnFailure: a clean exit is not
+     * restarted), and its refusals. */
+    pod = json_pack("{s:{s:s},s:{s:s,s:[{s:s,s:s},{s:s,s:s}]}}", "metadata", "name", "d", "spec",
+                    "restartPolicy", "OnFailure", "containers", "name", "main", "image", "i",
+                    "name", "side", "image", "i");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 300);
+    CHECK(kubelet_set_exit(k, "default", "d", "side", 0, 0.5) == 0);
+    CHECK(kubelet_set_exit(k, "default", "d", "main", 0, 0.5) == ERR_INVAL); /* started */
+    CHECK(kubelet_set_exit(k, "default", "d", "nope", 0, 0.5) == ERR_INVAL);
+    CHECK(kubelet_set_exit(k, "default", "d", "side", 256, 0.5) == ERR_INVAL);
+    CHECK(kubelet_set_exit(k, "default", "none", "side", 0, 0.5) == ERR_NOTFOUND);
+    s_advance(k, &clk, 700);
+    g = s_test_get(s, "default", "d");
+    CHECK(strcmp(jx_str(s_cst(g, "side"), "state.terminated.reason", ""), "Completed") == 0);
+    json_decref(g);
+
+    /* F: exit.<first container> on a Job's pod is the pod's script (instead of job_run_ms). */
+    pod = json_pack("{s:{s:s,s:[{s:s,s:s,s:s,s:s}],s:{s:s}},s:{s:s,s:[{s:s,s:s}]}}", "metadata",
+                    "name", "f", "ownerReferences", "apiVersion", "batch/v1", "kind", "Job", "name",
+                    "j", "uid", "u-j", "annotations", "sim.rayfleet.io/exit.main", "4@0.3", "spec",
+                    "restartPolicy", "Never", "containers", "name", "main", "image", "i");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 600);
+    g = s_test_get(s, "default", "f");
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Failed") == 0 &&
+          jx_int(s_cst(g, "main"), "state.terminated.exitCode", 0) == 4);
+    json_decref(g);
+
+    /* G: scripted init containers run in order before the containers (a sidecar before them
+     * starts and keeps running); restartPolicy Never: a failed one fails the pod. */
+    pod = json_pack("{s:{s:s,s:{s:s,s:s}},s:{s:s,s:[{s:s,s:s},{s:s,s:s,s:s},{s:s,s:s}],"
+                    "s:[{s:s,s:s}]}}",
+                    "metadata", "name", "g", "annotations", "sim.rayfleet.io/exit.a", "0@0.5",
+                    "sim.rayfleet.io/exit.b", "2@0.5", "spec", "restartPolicy", "Never",
+                    "initContainers", "name", "a", "image", "i", "name", "sc", "image", "i",
+                    "restartPolicy", "Always", "name", "b", "image", "i", "containers", "name",
+                    "main", "image", "i");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 300);
+    g = s_test_get(s, "default", "g");
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Pending") == 0);
+    CHECK(jx_get(s_cst(g, "a"), "state.running") &&
+          strcmp(jx_str(s_cst(g, "sc"), "state.waiting.reason", ""), "PodInitializing") == 0 &&
+          strcmp(jx_str(s_cst(g, "b"), "state.waiting.reason", ""), "PodInitializing") == 0 &&
+          strcmp(jx_str(s_cst(g, "main"), "state.waiting.reason", ""), "PodInitializing") == 0);
+    CHECK(strcmp(jx_str(s_tcond(g, "Initialized"), "status", ""), "False") == 0 &&
+          strcmp(jx_str(s_tcond(g, "Initialized"), "reason", ""), "ContainersNotInitialized") ==
+              0 &&
+          strcmp(jx_str(s_tcond(g, "Initialized"), "message", ""),
+                 "containers with incomplete status: [a b]") == 0);
+    json_decref(g);
+    s_advance(k, &clk, 500);
+    g = s_test_get(s, "default", "g");
+    CHECK(jx_int(s_cst(g, "a"), "state.terminated.exitCode", -1) == 0 &&
+          jx_get(s_cst(g, "sc"), "state.running") && jx_bool(s_cst(g, "sc"), "started", false) &&
+          jx_bool(s_cst(g, "sc"), "ready", false) && jx_get(s_cst(g, "b"), "state.running"));
+    CHECK(strcmp(jx_str(s_tcond(g, "Initialized"), "message", ""),
+                 "containers with incomplete status: [b]") == 0);
+    json_decref(g);
+    s_advance(k, &clk, 500);
+    g = s_test_get(s, "default", "g");
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Failed") == 0);
+    CHECK(jx_int(s_cst(g, "b"), "state.terminated.exitCode", 0) == 2 &&
+          strcmp(jx_str(s_cst(g, "b"), "state.terminated.reason", ""), "Error") == 0 &&
+          strcmp(jx_str(s_cst(g, "main"), "state.waiting.reason", ""), "PodInitializing") == 0 &&
+          strcmp(jx_str(s_cst(g, "sc"), "state.terminated.reason", ""), "Completed") == 0);
+    json_decref(g);
+
+    /* G2: restartPolicy Always: a failing init container is restarted with the back-off
+     * (Init:CrashLoopBackOff), the pod stays Pending. */
+    pod = json_pack("{s:{s:s,s:{s:s}},s:{s:[{s:s,s:s}],s:[{s:s,s:s}]}}", "metadata", "name", "g2",
+                    "annotations", "sim.rayfleet.io/exit.a", "1@0.3", "spec", "initContainers",
+                    "name", "a", "image", "i", "containers", "name", "main", "image", "i");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 600);
+    g = s_test_get(s, "default", "g2");
+    snprintf(want, sizeof(want), "back-off 1s restarting failed container=a pod=g2_default(%s)",
+             jx_str(g, "metadata.uid", ""));
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Pending") == 0 &&
+          strcmp(jx_str(s_cst(g, "a"), "state.waiting.reason", ""), "CrashLoopBackOff") == 0 &&
+          strcmp(jx_str(s_cst(g, "a"), "state.waiting.message", ""), want) == 0 &&
+          jx_int(s_cst(g, "a"), "restartCount", 0) == 1 &&
+          jx_int(s_cst(g, "a"), "lastState.terminated.exitCode", 0) == 1);
+    json_decref(g);
+
+    /* G3: an init container that exits 0, then the containers run to Succeeded. */
+    pod = json_pack("{s:{s:s,s:{s:s,s:s}},s:{s:s,s:[{s:s,s:s}],s:[{s:s,s:s}]}}", "metadata", "name",
+                    "g3", "annotations", "sim.rayfleet.io/exit.a", "0@0.3",
+                    "sim.rayfleet.io/exit.main", "0@0.3", "spec", "restartPolicy", "Never",
+                    "initContainers", "name", "a", "image", "i", "containers", "name", "main",
+                    "image", "i");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 1200);
+    g = s_test_get(s, "default", "g3");
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Succeeded") == 0 &&
+          strcmp(jx_str(s_cst(g, "a"), "state.terminated.reason", ""), "Completed") == 0 &&
+          strcmp(jx_str(s_tcond(g, "Initialized"), "status", ""), "True") == 0);
+    json_decref(g);
+
+    /* E: the serve-proxy control fails a /-/healthz readiness probe (KubeRay's workers). */
+    pod = json_pack("{s:{s:s,s:{s:s}},s:{s:[{s:s,s:s,s:{s:{s:[s,s]}}}]}}", "metadata", "name", "e",
+                    "annotations", RAYSIM_ANN_SERVE_PROXY, "down", "spec", "containers", "name",
+                    "ray-worker", "image", "i", "readinessProbe", "exec", "command", "bash",
+                    "wget -q -O- http://localhost:8000/-/healthz | grep success");
+    CHECK(objstore_create(s, rp, "default", &pod, NULL, &st) == 0);
+    s_advance(k, &clk, 400);
+    g = s_test_get(s, "default", "e");
+    CHECK(strcmp(jx_str(g, "status.phase", ""), "Running") == 0 &&
+          strcmp(jx_str(s_tcond(g, "Ready"), "status", ""), "False") == 0 &&
+          strcmp(jx_str(s_tcond(g, "Ready"), "message", ""),
+                 "containers with unready status: [ray-worker]") == 0);
+    json_t *up = json_deep_copy(g);
+    json_decref(g);
+    json_object_del(jx_get(up, "metadata.annotations"), RAYSIM_ANN_SERVE_PROXY);
+    objstore_update_opts_t uo = {.precond = OBJSTORE_PRECOND_NONE};
+    CHECK(objstore_update(s, rp, "default", "e", &up, &uo, NULL, NULL, &st) == 0);
+    s_advance(k, &clk, 50);
+    g = s_test_get(s, "default", "e");
+    CHECK(strcmp(jx_str(s_tcond(g, "Ready"), "status", ""), "True") == 0);
+    json_decref(g);
+
+    kubelet_destroy(&k);
+    objstore_destroy(&s);
+    (void)verbose;
+    return failed;
 }
 
 int kubelet_test(bool verbose)
@@ -2744,6 +3474,7 @@ int kubelet_test(bool verbose)
     kubelet_destroy(&k);
     loop_destroy(&loop);
     objstore_destroy(&s);
+    failed += s_test_containers(verbose);
     return SELFTEST_RESULT("kubelet", verbose);
 }
 

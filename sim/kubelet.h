@@ -47,6 +47,34 @@
  *   CrashLoopBackOff: a simplification), the pod staying Ready. The annotations
  *   KUBELET_ANN_RUN_SECONDS, KUBELET_ANN_EXIT_CODE and KUBELET_ANN_FAIL win: a pod carrying one
  *   is scripted as before and its submitter is not run.
+ * - One container's exit (annotation KUBELET_ANN_EXIT_PREFIX<container> = "<code>@<seconds>",
+ *   or kubelet_set_exit(), kubesim's pod-fault kind Exit, which writes it): for the first
+ *   container it is the pod's scripted run (as KUBELET_ANN_EXIT_CODE + KUBELET_ANN_RUN_SECONDS,
+ *   read at creation). Any other container, or a native sidecar, exits with <code> <seconds>
+ *   after each of its starts (after the annotation appears, for a running one) and the kubelet
+ *   applies kube's rules: a sidecar always restarts; another container as the pod's
+ *   restartPolicy says (Always; OnFailure after a non-zero exit; Never: it stays terminated,
+ *   reason Completed/Error, and the pod stays Running but not Ready). A restart shows Waiting
+ *   CrashLoopBackOff ("back-off Ns restarting failed container=C pod=NAME_NS(UID)") for
+ *   backoff_ms doubled per restart (at most 300 s), then Running with restartCount+1 and
+ *   lastState.terminated the exit. When the pod ends, it Succeeds only if every container that
+ *   terminated on its own exited 0.
+ * - Init containers: unscripted ones complete at once when the containers would start. A
+ *   scripted regular init container (exit.<name>) makes an init phase: the scripted ones run in
+ *   spec order (phase Pending, Initialized False reason ContainersNotInitialized "containers
+ *   with incomplete status: [...]", the containers Waiting PodInitializing; sidecars declared
+ *   before the running one are Running, started and ready, later ones wait); exit 0 moves on;
+ *   a non-zero exit fails the pod under restartPolicy Never (phase Failed, the containers never
+ *   started), else restarts that init container with the back-off (Init:CrashLoopBackOff).
+ * - Native sidecars (init containers with restartPolicy Always, SidecarContainers, on in 1.32):
+ *   in initContainerStatuses they are Waiting PodInitializing until the pod's containers start,
+ *   then Running (started true, ready with the pod) beside them, and terminated (exit 0,
+ *   Completed) when the pod ends: they never hold a pod's completion (a Job pod Succeeds when its
+ *   first container exits 0). Their requests count as the scheduler counts them. Unready
+ *   sidecars are named first in the Ready condition's "containers with unready status".
+ *   SIMPLIFICATION: without scripted init containers, init containers take no time (they all
+ *   complete, and the sidecars start, at the containers' start); sidecars stop at the same
+ *   instant; a scripted sidecar's own exits start with the containers.
  * - Failures (kubelet_inject() or annotation KUBELET_ANN_FAIL = ImagePull|Crash|OOM):
  *   ImagePull: the first container waits ErrImagePull, then ImagePullBackOff, and the pod stays
  *   Pending (the annotation makes it permanent; an injection on a running pod restarts the
@@ -84,6 +112,7 @@
 #define KUBELET_ANN_FAIL "sim.rayfleet.io/fail" /* ImagePull | Crash | OOM */
 #define KUBELET_ANN_EXIT_CODE "sim.rayfleet.io/exit-code" /* completion exit code (integer) */
 #define KUBELET_ANN_RUN_SECONDS "sim.rayfleet.io/run-seconds" /* run time before exiting */
+#define KUBELET_ANN_EXIT_PREFIX "sim.rayfleet.io/exit." /* + container: "<code>@<seconds>" */
 #define KUBELET_NODE_PREFIX "kubesim-node" /* default node name prefix */
 #define KUBELET_NODE_CPU "32" /* default node capacity */
 #define KUBELET_NODE_MEMORY "128Gi"
@@ -165,6 +194,14 @@ int kubelet_add_node(kubelet_t *k, const char *name, const char *cpu, const char
 /* Injects a failure into pod ns/name (see the file comment). Returns 0, ERR_NOTFOUND (no such
  * pod), ERR_STATE (terminal or being deleted) or ERR_INVAL. Takes effect at the next tick. */
 int kubelet_inject(kubelet_t *k, const char *ns, const char *name, kubelet_fail_t kind);
+
+/* Scripts container `container` of pod ns/name to exit with `code` (0..255) `after_s` seconds
+ * (>= 0) after each start, by writing the annotation KUBELET_ANN_EXIT_PREFIX<container> (see
+ * the file comment). Returns 0, ERR_NOTFOUND (no such pod), ERR_INVAL (bad arguments, no such
+ * container or init container, or the first container or a regular init container of a pod the
+ * kubelet has started: those are scripted before the start) or ERR_NOMEM. */
+int kubelet_set_exit(kubelet_t *k, const char *ns, const char *name, const char *container,
+                     int code, double after_s);
 
 /* Parses "ImagePull", "Crash" or "OOM" (case-insensitive); 0 when unknown. */
 kubelet_fail_t kubelet_fail_parse(const char *s);

@@ -79,6 +79,11 @@ static void s_usage(FILE *f)
            "  nodes      {\"add\":NAME,\"cpu\":\"32\",\"memory\":\"128Gi\"} | {\"fail\":NAME} |\n"
            "             {\"restore\":NAME}\n"
            "  pod-fault  {\"namespace\":NS,\"name\":POD,\"kind\":\"ImagePull\"|\"Crash\"|\"OOM\"}\n"
+           "             or \"kind\":\"ServeProxyDown\"|\"ServeProxyUp\": the pod's Serve proxy\n"
+           "             /-/healthz answers 503 (sets/removes sim.rayfleet.io/serve-proxy: down)\n"
+           "             or \"kind\":\"Exit\",\"container\":C,\"code\":N,\"afterSeconds\":S: that\n"
+           "             container (or native sidecar) exits N, S s after each start (sets\n"
+           "             sim.rayfleet.io/exit.C: \"N@S\"); the kubelet restarts it as kube would\n"
            "  demand     {\"namespace\":NS,\"cluster\":NAME,\"demand\":{GROUP:REPLICAS}}\n"
            "             (the Ray autoscaler emulation, for enableInTreeAutoscaling)\n"
            "  ray-head   {\"namespace\":NS,\"pod\":HEADPOD,\"gcsDown\":BOOL,\"restart\":BOOL}\n"
@@ -91,7 +96,10 @@ static void s_usage(FILE *f)
            "Any method on gateways/NS/GATEWAY/proxy/PATH: a request through that Gateway,\n"
            "routed by its HTTPRoutes (weighted round-robin) to a backend Service's head.\n"
            "KubeRay submitter containers (`ray job submit`) run for real against the heads.\n"
-           "Pods: annotations sim.rayfleet.io/fail, exit-code, run-seconds script outcomes.\n"
+           "Pods: annotations sim.rayfleet.io/fail, exit-code, run-seconds, exit.<container>\n"
+           "script outcomes;\n"
+           "sim.rayfleet.io/serve-proxy: down fails the pod's Serve proxy (head or worker),\n"
+           "and a readiness probe that checks /-/healthz with it.\n"
            "Ray jobs: an entrypoint word FAKE:pending=S,sleep=S,exit=N,log=TEXT scripts them.\n");
 }
 

@@ -28,6 +28,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "metaval.h"
 #include "procstat.h"
 #include "rftime.h"
 
@@ -51,15 +52,6 @@
     "response to retrieve the remainder of the results. Continuing with the provided token "       \
     "results in an inconsistent list - objects that were created, modified, or deleted between "   \
     "the time the first chunk was returned and now may show up in the list."
-#define MSG_SUBDOMAIN                                                                              \
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "   \
-    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "  \
-    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-#define MSG_LABEL                                                                                  \
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "   \
-    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "     \
-    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-
 /* ------------------------------------------------------------------------------------------ */
 /* string-keyed hash map                                                                        */
 
@@ -627,41 +619,6 @@ const char *objstore_evtype_str(objstore_evtype_t t)
 /* ------------------------------------------------------------------------------------------ */
 /* name validation                                                                              */
 
-static bool s_is_alnum(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-static bool s_valid_label(const char *p, size_t n)
-{
-    if (n == 0 || n > NAME_LABEL_MAX || !s_is_alnum(p[0]) || !s_is_alnum(p[n - 1]))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!s_is_alnum(p[i]) && p[i] != '-')
-            return false;
-    return true;
-}
-
-static bool s_valid_subdomain(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > NAME_SUBDOMAIN_MAX)
-        return false;
-    const char *p = name;
-    for (;;) {
-        const char *dot = strchr(p, '.');
-        size_t len = dot ? (size_t)(dot - p) : strlen(p);
-        if (len == 0 || !s_is_alnum(p[0]) || !s_is_alnum(p[len - 1]))
-            return false;
-        for (size_t i = 0; i < len; i++)
-            if (!s_is_alnum(p[i]) && p[i] != '-')
-                return false;
-        if (!dot)
-            return true;
-        p = dot + 1;
-    }
-}
-
 /* Validates a name for r; fills *st (422) and returns ERR_INVAL when invalid. */
 static int s_check_name(const objstore_res_t *r, const char *name, objstore_status_t *st)
 {
@@ -682,10 +639,11 @@ static int s_check_name(const objstore_res_t *r, const char *name, objstore_stat
                  max);
         return s_invalid(st, r, name, "metadata.name", "FieldValueInvalid", detail);
     }
-    bool ok = r->is_ns ? s_valid_label(name, strlen(name)) : s_valid_subdomain(name);
+    bool ok = r->is_ns ? metaval_dns1123_label(name, strlen(name))
+                       : metaval_dns1123_subdomain(name, strlen(name));
     if (!ok) {
         snprintf(detail, sizeof(detail), "Invalid value: \"%s\": %s", name,
-                 r->is_ns ? MSG_LABEL : MSG_SUBDOMAIN);
+                 r->is_ns ? METAVAL_MSG_LABEL : METAVAL_MSG_SUBDOMAIN);
         return s_invalid(st, r, name, "metadata.name", "FieldValueInvalid", detail);
     }
     return 0;

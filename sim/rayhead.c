@@ -2216,6 +2216,21 @@ int rayhead_submit_fold(const rayhead_t *head, json_t *into, rayhead_submit_coun
     return 0;
 }
 
+int rayhead_handle_proxy(rayhead_t *head, int64_t now_ms, bool unhealthy, const char *method,
+                         const char *path_and_query, const char *body, size_t body_len,
+                         rayhead_response_t *out)
+{
+    int rc = rayhead_handle(head, now_ms, RAYHEAD_PORT_SERVE, method, path_and_query, body,
+                            body_len, out);
+    if (rc < 0 || out->refused || !unhealthy)
+        return rc;
+    size_t plen = strcspn(path_and_query, "?");
+    if ((plen == 10 && strncmp(path_and_query, "/-/healthz", 10) == 0) ||
+        (plen == 9 && strncmp(path_and_query, "/-/routes", 9) == 0))
+        return s_reply_text(out, 503, "This node is being drained.");
+    return rc;
+}
+
 int rayhead_handle(rayhead_t *head, int64_t now_ms, int port, const char *method,
                    const char *path_and_query, const char *body, size_t body_len,
                    rayhead_response_t *out)
@@ -2798,6 +2813,23 @@ static int s_test_serve(bool verbose)
     CHECK(s_req(h, T0 + 2000, RAYHEAD_PORT_SERVE, "GET", "/-/healthz", NULL) == 503);
     CHECK(strcmp(buf_str(&s_resp.body), "This node is being drained.") == 0);
     rayhead_set_serve_draining(h, false);
+    // one node's proxy made unhealthy (kubesim's serve-proxy control): health and routes 503,
+    // traffic still served; a healthy node's proxy answers as the head's
+    rayhead_response_free(&s_resp);
+    CHECK(rayhead_handle_proxy(h, T0 + 2000, true, "GET", "/-/healthz?x=1", NULL, 0, &s_resp) ==
+              0 &&
+          s_resp.status == 503);
+    CHECK(strcmp(buf_str(&s_resp.body), "This node is being drained.") == 0);
+    rayhead_response_free(&s_resp);
+    CHECK(rayhead_handle_proxy(h, T0 + 2000, true, "GET", "/-/routes", NULL, 0, &s_resp) == 0 &&
+          s_resp.status == 503);
+    rayhead_response_free(&s_resp);
+    CHECK(rayhead_handle_proxy(h, T0 + 2000, true, "GET", "/fruit/x", NULL, 0, &s_resp) == 0 &&
+          s_resp.status == 200);
+    rayhead_response_free(&s_resp);
+    CHECK(rayhead_handle_proxy(h, T0 + 2000, false, "GET", "/-/healthz", NULL, 0, &s_resp) == 0 &&
+          s_resp.status == 200 && strcmp(buf_str(&s_resp.body), "success") == 0);
+    CHECK(s_req(h, T0 + 2000, RAYHEAD_PORT_SERVE, "GET", "/-/healthz", NULL) == 200);
     // unhealthy flip and back
     CHECK(rayhead_set_app_unhealthy(h, "fruit", "Pear", true) == 0);
     doc = s_get_apps(h, T0 + 2100);

@@ -187,6 +187,15 @@ int rayhead_handle(rayhead_t *head, int64_t now_ms, int port, const char *method
                    const char *path_and_query, const char *body, size_t body_len,
                    rayhead_response_t *out);
 
+/* Answers a request to port 8000 as the Serve proxy of ONE node of this head's cluster (the
+ * head's own or a worker's: every proxy routes to the same applications): rayhead_handle() on
+ * RAYHEAD_PORT_SERVE, except that with `unhealthy` (kubesim's per-pod control
+ * `sim.rayfleet.io/serve-proxy: down`) /-/healthz and /-/routes answer 503 `This node is being
+ * drained.` as Ray's proxy does when it is not healthy (ray-head-api.md §3). Same returns. */
+int rayhead_handle_proxy(rayhead_t *head, int64_t now_ms, bool unhealthy, const char *method,
+                         const char *path_and_query, const char *body, size_t body_len,
+                         rayhead_response_t *out);
+
 /* Releases a response's body. NULL-safe. */
 void rayhead_response_free(rayhead_response_t *resp);
 

@@ -25,6 +25,8 @@ typedef struct {
     char uid[48]; /* the pod's uid */
     char ip[48]; /* its podIP */
     json_int_t restarts; /* first container's restartCount when last seen */
+    char cluster[OBJSTORE_NAME_MAX]; /* its ray.io/cluster label */
+    bool proxy_down; /* annotation RAYSIM_ANN_SERVE_PROXY=down */
 } s_head_t;
 
 struct raysim {
@@ -72,6 +74,13 @@ static bool s_is_head(const json_t *pod)
     return json_is_string(v) && strcmp(json_string_value(v), NAMES_NODE_HEAD) == 0;
 }
 
+/* Whether pod's Serve proxy is made unhealthy (RAYSIM_ANN_SERVE_PROXY). */
+static bool s_proxy_down(const json_t *pod)
+{
+    json_t *v = jx_getv(pod, "metadata", "annotations", RAYSIM_ANN_SERVE_PROXY, NULL);
+    return json_is_string(v) && strcmp(json_string_value(v), "down") == 0;
+}
+
 static int s_on_pod(const objstore_event_t *ev, void *arg)
 {
     raysim_t *r = arg;
@@ -108,13 +117,16 @@ static int s_on_pod(const objstore_event_t *ev, void *arg)
         h->head = rayhead_new(&o);
         snprintf(h->uid, sizeof(h->uid), "%s", uid);
         snprintf(h->ip, sizeof(h->ip), "%s", ip);
+        snprintf(h->cluster, sizeof(h->cluster), "%s", o.cluster ? o.cluster : "");
         h->restarts = restarts;
+        h->proxy_down = s_proxy_down(ev->obj);
         if (!h->head || json_object_set_new(r->heads, key, json_integer((json_int_t)(intptr_t)h))) {
             s_head_free(h);
             log_error("raysim: cannot create a head", "pod", key, NULL);
         }
         return 0;
     }
+    h->proxy_down = s_proxy_down(ev->obj);
     if (restarts > h->restarts) {
         h->restarts = restarts;
         rayhead_restart(h->head, now);
@@ -163,15 +175,57 @@ static void s_init_out(rayhead_response_t *out)
     buf_init(&out->body, RAYHEAD_RESPONSE_MAX);
 }
 
+/* The head of worker pod `podkey`'s cluster when that pod is a Running Ray worker (its Serve
+ * proxy answers as the head's); *down: the worker's proxy is made unhealthy. NULL otherwise. */
+static s_head_t *s_worker_head(raysim_t *r, const char *podkey, bool *down)
+{
+    const char *slash = strchr(podkey, '/');
+    if (!slash)
+        return NULL;
+    char ns[S_KEY_MAX];
+    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - podkey), podkey);
+    json_t *pod = NULL;
+    objstore_status_t st;
+    if (objstore_get(r->store, r->rpods, ns, slash + 1, &pod, &st) < 0)
+        return NULL;
+    json_t *nt = jx_getv(pod, "metadata", "labels", LABEL_NODE_TYPE, NULL);
+    const char *cluster =
+        json_string_value(jx_getv(pod, "metadata", "labels", LABEL_CLUSTER, NULL));
+    json_t *c0 = json_array_get(jx_get(pod, "status.containerStatuses"), 0);
+    s_head_t *found = NULL;
+    if (json_is_string(nt) && strcmp(json_string_value(nt), NAMES_NODE_WORKER) == 0 && cluster &&
+        strcmp(jx_str(pod, "status.phase", ""), "Running") == 0 && jx_get(c0, "state.running")) {
+        *down = s_proxy_down(pod);
+        size_t nl = (size_t)(slash - podkey);
+        const char *k;
+        json_t *v;
+        json_object_foreach(r->heads, k, v)
+        {
+            s_head_t *h = s_head_of(v);
+            if (h && strncmp(k, podkey, nl + 1) == 0 && strcmp(h->cluster, cluster) == 0) {
+                found = h;
+                break;
+            }
+        }
+    }
+    json_decref(pod);
+    return found;
+}
+
 static int s_call(raysim_t *r, const char *podkey, const char *ip, int port, const char *method,
                   const char *path, const char *body, size_t len, int64_t now,
                   rayhead_response_t *out)
 {
     s_head_t *h = s_head_of(json_object_get(r->heads, podkey));
+    bool down = h && h->proxy_down;
+    if (!h && port == RAYHEAD_PORT_SERVE)
+        h = s_worker_head(r, podkey, &down);
     if (!h)
         return s_refused(out, ip, port);
     buf_free(&out->body);
-    int rc = rayhead_handle(h->head, now, port, method, path, body, len, out);
+    int rc = port == RAYHEAD_PORT_SERVE
+                 ? rayhead_handle_proxy(h->head, now, down, method, path, body, len, out)
+                 : rayhead_handle(h->head, now, port, method, path, body, len, out);
     if (rc < 0)
         return rc;
     if (out->refused)
@@ -187,6 +241,31 @@ static bool s_numeric(const char *s)
         if (*s < '0' || *s > '9')
             return false;
     return true;
+}
+
+int raysim_set_proxy_down(raysim_t *r, const char *ns, const char *pod, bool down)
+{
+    if (!r || !ns || !pod)
+        return ERR_INVAL;
+    json_t *obj = NULL;
+    objstore_status_t st;
+    if (objstore_get(r->store, r->rpods, ns, pod, &obj, &st) < 0)
+        return ERR_NOTFOUND;
+    json_t *o = json_deep_copy(obj);
+    json_decref(obj);
+    json_t *ann = o ? jx_child_obj(jx_child_obj(o, "metadata"), "annotations") : NULL;
+    if (!ann) {
+        json_decref(o);
+        return ERR_NOMEM;
+    }
+    if (down)
+        json_object_set_new(ann, RAYSIM_ANN_SERVE_PROXY, json_string("down"));
+    else
+        json_object_del(ann, RAYSIM_ANN_SERVE_PROXY);
+    objstore_update_opts_t uo = {.precond = OBJSTORE_PRECOND_NONE};
+    int rc = objstore_update(r->store, r->rpods, ns, pod, &o, &uo, NULL, NULL, &st);
+    json_decref(o);
+    return rc < 0 ? (st.code == 404 ? ERR_NOTFOUND : rc) : 0;
 }
 
 int raysim_proxy(raysim_t *r, const char *ns, const char *service, const char *port,
@@ -674,14 +753,97 @@ int raysim_test(bool verbose)
     CHECK(s_get(r, &clk, "/api/jobs/j1", "GET", NULL, text, sizeof(text)) == 200);
     CHECK(strstr(text, "\"SUCCEEDED\"") != NULL);
 
+    /* Serve proxies per node: a worker of the cluster answers as the head's proxy; the
+     * serve-proxy control fails one pod's /-/healthz (head or worker), and the kubelet fails the
+     * worker's /-/healthz readiness probe meanwhile. */
+    CHECK(s_get(r, &clk, "/api/serve/applications/", "PUT",
+                "{\"applications\":[{\"name\":\"app\",\"route_prefix\":\"/\","
+                "\"import_path\":\"m.app\"}]}",
+                text, sizeof(text)) == 200);
+    o = json_pack("{s:{s:s,s:{s:s,s:s}},s:{s:[{s:s,s:s,s:{s:{s:[s,s,s]}}}]}}", "metadata", "name",
+                  "rc-worker-x", "labels", "ray.io/cluster", "rc", "ray.io/node-type", "worker",
+                  "spec", "containers", "name", "ray-worker", "image", "rayproject/ray",
+                  "readinessProbe", "exec", "command", "bash", "-c",
+                  "wget --tries 1 -T 2 -q -O- http://localhost:8000/-/healthz | grep success");
+    CHECK(objstore_create(s, rp, "default", &o, NULL, &st) == 0);
+    o = json_pack("{s:{s:s,s:{s:s,s:s}},s:{s:[{s:s,s:s}]}}", "metadata", "name", "zz-worker-x",
+                  "labels", "ray.io/cluster", "zz", "ray.io/node-type", "worker", "spec",
+                  "containers", "name", "ray-worker", "image", "rayproject/ray");
+    CHECK(objstore_create(s, rp, "default", &o, NULL, &st) == 0);
+    simtest_step(k, c, &clk, 5000);
+    {
+        struct {
+            const char *pod, *port;
+            int status;
+            const char *body;
+        } cases[] = {
+            {"rc-worker-x", "8000", 200, "success"},
+            {"rc-head-x", "8000", 200, "success"},
+            {"rc-worker-x", "8265", 503, "connection refused"}, /* no dashboard on a worker */
+            {"zz-worker-x", "8000", 503, "connection refused"}, /* its cluster has no head */
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            rayhead_response_t resp;
+            CHECK(raysim_proxy_pod(r, "default", cases[i].pod, cases[i].port, "GET", "/-/healthz",
+                                   NULL, 0, clk.now, &resp) == 0);
+            CHECK(resp.status == cases[i].status && resp.body.data &&
+                  strstr(resp.body.data, cases[i].body));
+            rayhead_response_free(&resp);
+        }
+    }
+    CHECK(raysim_set_proxy_down(r, "default", "rc-worker-x", true) == 0);
+    CHECK(raysim_set_proxy_down(r, "default", "nope", true) == ERR_NOTFOUND);
+    simtest_step(k, c, &clk, 100);
+    for (int down = 1; down >= 0; down--) {
+        rayhead_response_t resp;
+        CHECK(raysim_proxy_pod(r, "default", "rc-worker-x", "8000", "GET", "/-/healthz", NULL, 0,
+                               clk.now, &resp) == 0);
+        CHECK(down
+                  ? resp.status == 503 && strcmp(resp.body.data, "This node is being drained.") == 0
+                  : resp.status == 200);
+        rayhead_response_free(&resp);
+        CHECK(raysim_proxy_pod(r, "default", "rc-head-x", "8000", "GET", "/-/healthz", NULL, 0,
+                               clk.now, &resp) == 0);
+        CHECK(resp.status == 200);
+        rayhead_response_free(&resp);
+        CHECK(objstore_get(s, rp, "default", "rc-worker-x", &o, &st) == 0);
+        json_t *cond = json_array_get(jx_get(o, "status.conditions"), 2);
+        CHECK(strcmp(jx_str(cond, "type", ""), "Ready") == 0 &&
+              strcmp(jx_str(cond, "status", ""), down ? "False" : "True") == 0);
+        CHECK(!down || strcmp(jx_str(cond, "message", ""),
+                              "containers with unready status: [ray-worker]") == 0);
+        json_decref(o);
+        CHECK(raysim_set_proxy_down(r, "default", "rc-worker-x", false) == 0);
+        simtest_step(k, c, &clk, 100);
+    }
+    CHECK(raysim_set_proxy_down(r, "default", "rc-head-x", true) == 0);
+    simtest_step(k, c, &clk, 100);
+    {
+        rayhead_response_t resp;
+        CHECK(raysim_proxy_pod(r, "default", "rc-head-x", "8000", "GET", "/-/healthz", NULL, 0,
+                               clk.now, &resp) == 0);
+        CHECK(resp.status == 503 && strcmp(resp.body.data, "This node is being drained.") == 0);
+        rayhead_response_free(&resp);
+        /* the head has no /-/healthz readiness probe (KubeRay's): it stays Ready */
+        CHECK(objstore_get(s, rp, "default", "rc-head-x", &o, &st) == 0);
+        CHECK(strcmp(jx_str(json_array_get(jx_get(o, "status.conditions"), 2), "status", ""),
+                     "True") == 0);
+        json_decref(o);
+    }
+    CHECK(raysim_set_proxy_down(r, "default", "rc-head-x", false) == 0);
+    simtest_step(k, c, &clk, 100);
+    CHECK(objstore_delete(s, rp, "default", "rc-worker-x", NULL, NULL, NULL, &st) == 0);
+    CHECK(objstore_delete(s, rp, "default", "zz-worker-x", NULL, NULL, NULL, &st) == 0);
+    simtest_step(k, c, &clk, 1500);
+
     /* A container crash restarts the head: jobs wiped. */
     CHECK(kubelet_inject(k, "default", "rc-head-x", KUBELET_FAIL_CRASH) == 0);
     simtest_step(k, c, &clk, 2000);
     CHECK(s_get(r, &clk, "/api/jobs/j1", "GET", NULL, text, sizeof(text)) == 404);
 
-    /* Request counts: the 7 dashboard requests the head answered (refused ones are none). */
+    /* Request counts: the 8 dashboard requests the head answered (refused ones are none). */
     rayhead_request_count_t rq0, rq1;
-    CHECK(raysim_request_counts(r, &rq0) == 0 && rq0.dashboard == 7 && rq0.serve_traffic == 0);
+    CHECK(raysim_request_counts(r, &rq0) == 0 && rq0.dashboard == 8 && rq0.serve_traffic == 0);
     CHECK(raysim_request_counts(NULL, &rq0) == ERR_INVAL);
 
     /* Deleting the head pod: 503; its counts are kept. */
@@ -689,7 +851,7 @@ int raysim_test(bool verbose)
     simtest_step(k, c, &clk, 1500);
     CHECK(raysim_head_count(r) == 0);
     CHECK(s_get(r, &clk, "/api/version", "GET", NULL, text, sizeof(text)) == 503);
-    CHECK(raysim_request_counts(r, &rq1) == 0 && rq1.dashboard == 7 && rq1.agent == 0);
+    CHECK(raysim_request_counts(r, &rq1) == 0 && rq1.dashboard == 8 && rq1.agent == 0);
 
     /* Autoscaler: demand patches replicas. */
     json_t *bad = json_integer(1);

@@ -16,6 +16,10 @@
  *   service "x"`, 503 `no endpoints available for service "x"`, 503 `error trying to reach
  *   service: dial tcp IP:PORT: connect: connection refused` (rayhead_refused_status) when the
  *   pod has no head or the port is closed; otherwise rayhead_handle()'s answer.
+ * - Serve proxies: port 8000 of a head pod and of a Running worker pod (ray.io/node-type=worker)
+ *   of the same cluster answer as that cluster's head's Serve proxy (rayhead_handle_proxy()), so
+ *   each node has its own proxy; a pod annotated RAYSIM_ANN_SERVE_PROXY=down answers /-/healthz
+ *   with 503 `This node is being drained.` A worker whose cluster has no head refuses.
  * - Dial: raysim_dial() is the same path as a client inside the cluster sees it (NXDOMAIN,
  *   connection refused or the head's answer), used by the simulated submitter (raysubmit.h).
  * - Submission counts: every head counts the POST /api/jobs/ it answered (rayhead.h); the counts
@@ -41,6 +45,10 @@
 #include <stdint.h>
 
 #define RAYSIM_AUTOSCALE_MS 1000 /* autoscaler iteration period */
+/* Pod annotation: "down" makes that pod's Serve proxy (port 8000) unhealthy: /-/healthz and
+ * /-/routes answer 503 `This node is being drained.` (rayhead_handle_proxy()); the kubelet fails
+ * a readiness probe that checks /-/healthz (KubeRay's RayService workers) while it is set. */
+#define RAYSIM_ANN_SERVE_PROXY "sim.rayfleet.io/serve-proxy"
 
 typedef struct raysim raysim_t;
 
@@ -52,6 +60,11 @@ raysim_t *raysim_new(loop_t *loop, objstore_t *store, const rayhead_options_t *h
 
 /* Destroys every head, stops the watch and timer. NULL-safe; NULLs *rp. */
 void raysim_destroy(raysim_t **rp);
+
+/* Sets (down) or removes the annotation RAYSIM_ANN_SERVE_PROXY=down on pod ns/pod (kubesim's
+ * POST /kubesim/pod-fault kinds ServeProxyDown / ServeProxyUp). Returns 0, ERR_NOTFOUND, ERR_INVAL
+ * or ERR_NOMEM. */
+int raysim_set_proxy_down(raysim_t *r, const char *ns, const char *pod, bool down);
 
 /* Proxies one request to Service ns/service, port `port` (a number or a port name; NULL or ""
  * = the only port), at `now_ms` (Unix ms). Fills *out (initialised here; free it with

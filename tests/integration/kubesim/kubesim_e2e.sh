@@ -252,6 +252,74 @@ check "kubectl create job (a protobuf body) creates it" bash -c "kubectl --kubec
 check "batch Job created" k apply -f "$work/job.yaml"
 check "batch Job completes" k wait --for=condition=Complete job/once --timeout=30s
 
+# A Job pod with a native sidecar (init container, restartPolicy Always) completes; the sidecar
+# ran beside the main container and was stopped at the end.
+cat >"$work/sidecar-job.yaml" <<'YAML'
+apiVersion: batch/v1
+kind: Job
+metadata: {name: withsidecar}
+spec:
+  template:
+    metadata: {annotations: {sim.rayfleet.io/run-seconds: "0.5"}}
+    spec:
+      restartPolicy: Never
+      initContainers: [{name: logs, image: busybox, restartPolicy: Always}]
+      containers: [{name: main, image: busybox}]
+YAML
+check "Job with a native sidecar created" k apply -f "$work/sidecar-job.yaml"
+check "Job with a native sidecar completes" k wait --for=condition=Complete job/withsidecar --timeout=30s
+check "its sidecar was stopped: terminated Completed, not started" bash -c "kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod -l job-name=withsidecar -o jsonpath='{.items[0].status.initContainerStatuses[0].state.terminated.reason}/{.items[0].status.initContainerStatuses[0].started}' | grep -qx Completed/false"
+
+# pod-fault Exit: one container of a running pod exits 3; restartPolicy Always restarts it.
+cat >"$work/multi.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: multi}
+spec:
+  containers: [{name: main, image: busybox}, {name: side, image: busybox}]
+YAML
+check "two-container pod Ready" bash -c "kubectl --kubeconfig $work/kc --cache-dir $work/cache apply -f $work/multi.yaml && kubectl --kubeconfig $work/kc --cache-dir $work/cache wait --for=condition=Ready pod/multi --timeout=30s"
+check "pod-fault Exit accepted" bash -c "curl -s -o /dev/null -w '%{http_code}' -X POST -d '{\"namespace\":\"default\",\"name\":\"multi\",\"kind\":\"Exit\",\"container\":\"side\",\"code\":3,\"afterSeconds\":0.2}' '$url/kubesim/pod-fault' | grep -qx 200"
+check "pod-fault Exit of an unknown container is 400" bash -c "curl -s -o /dev/null -w '%{http_code}' -X POST -d '{\"namespace\":\"default\",\"name\":\"multi\",\"kind\":\"Exit\",\"container\":\"nope\",\"code\":3,\"afterSeconds\":0}' '$url/kubesim/pod-fault' | grep -qx 400"
+check "the container exited 3 and was restarted" bash -c "for i in \$(seq 100); do kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod multi -o jsonpath='{.status.containerStatuses[1].lastState.terminated.exitCode}/{.status.containerStatuses[1].lastState.terminated.reason}/{.status.containerStatuses[1].restartCount}' | grep -qx '3/Error/[1-9]' && exit 0; sleep 0.1; done; exit 1"
+
+# A scripted init container: exit 5 under restartPolicy Never fails the pod (kubectl: Init:Error);
+# exit 1 under Always is restarted with the back-off (kubectl: Init:CrashLoopBackOff).
+cat >"$work/initfail.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: initfail, annotations: {sim.rayfleet.io/exit.setup: "5@0.2"}}
+spec:
+  restartPolicy: Never
+  initContainers: [{name: setup, image: busybox}]
+  containers: [{name: main, image: busybox}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: initloop, annotations: {sim.rayfleet.io/exit.setup: "1@0.2"}}
+spec:
+  initContainers: [{name: setup, image: busybox}]
+  containers: [{name: main, image: busybox}]
+YAML
+check "pods with scripted init containers created" k apply -f "$work/initfail.yaml"
+check "kubectl shows Init:Error, the pod Failed" bash -c "for i in \$(seq 100); do kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod initfail --no-headers | grep -q ' Init:Error ' && kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod initfail -o jsonpath='{.status.phase}/{.status.initContainerStatuses[0].state.terminated.exitCode}' | grep -qx Failed/5 && exit 0; sleep 0.1; done; exit 1"
+check "kubectl shows Init:CrashLoopBackOff, the pod Pending" bash -c "for i in \$(seq 100); do kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod initloop --no-headers | grep -q ' Init:CrashLoopBackOff ' && kubectl --kubeconfig $work/kc --cache-dir $work/cache get pod initloop -o jsonpath='{.status.phase}' | grep -qx Pending && exit 0; sleep 0.1; done; exit 1"
+
+# pod-fault ServeProxyDown/Up: the head's Serve proxy health answers 503, then 200 again.
+hz="$url/api/v1/namespaces/default/pods/gw-a-head:8000/proxy/-/healthz"
+check "serve proxy healthy" bash -c "curl -s '$hz' | grep -qx success"
+check "pod-fault ServeProxyDown accepted" bash -c "curl -s -o /dev/null -w '%{http_code}' -X POST -d '{\"namespace\":\"default\",\"name\":\"gw-a-head\",\"kind\":\"ServeProxyDown\"}' '$url/kubesim/pod-fault' | grep -qx 200"
+check "serve proxy health is 503 'This node is being drained.'" bash -c "[[ \$(curl -s -w ' %{http_code}' '$hz') == 'This node is being drained. 503' ]]"
+check "pod-fault ServeProxyUp: healthy again" bash -c "curl -s -X POST -d '{\"namespace\":\"default\",\"name\":\"gw-a-head\",\"kind\":\"ServeProxyUp\"}' '$url/kubesim/pod-fault' >/dev/null && curl -s '$hz' | grep -qx success"
+
+# Object metadata validation: kube-apiserver's 422 messages.
+cat >"$work/badlabel.yaml" <<'YAML'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: badlabel, labels: {app: "-x"}}
+YAML
+check "an invalid label value is refused with kube's message" bash -c "kubectl --kubeconfig $work/kc --cache-dir $work/cache apply -f $work/badlabel.yaml 2>&1 | grep -qF 'The ConfigMap \"badlabel\" is invalid: metadata.labels: Invalid value: \"-x\": a valid label must be an empty string or consist of alphanumeric characters, '\"'\"'-'\"'\"', '\"'\"'_'\"'\"' or '\"'\"'.'\"'\"', and must start and end with an alphanumeric character'"
+
 # Graceful deletion: kubectl waits until the kubelet has finished the pod.
 check "pod deletion completes" k delete pod demo-head --timeout=30s
 check "no endpoints once the head is gone" bash -c "curl -s -o /dev/null -w '%{http_code}' '$proxy/api/version' | grep -qx 503"

@@ -28,6 +28,10 @@
  *   deadline    the controller restarted (nothing in memory) between the switch and the end of
  *               rayClusterDeletionDelaySeconds: the old cluster still goes at the first deadline
  *               (kept in leases.db), not a full delay after the restart.
+ *   proxy       one pod's Serve proxy fails (kubesim's serve-proxy control): a worker goes
+ *               NotReady (its /-/healthz readiness probe) and leaves the serve endpoints, then
+ *               comes back; the head gets ray.io/serve=false from the controller's check, then
+ *               true again; no upgrade.
  *   rollback    the same, the image reverted once a quarter of the traffic is on the new
  *               cluster: RollbackInProgress, the traffic back on the active cluster, then
  *               RollbackComplete, the pending cluster deleted, 0 errors, no new upgrade.
@@ -1067,17 +1071,95 @@ static int s_sc_deadline(void)
     return failed;
 }
 
+/* One pod's Serve proxy made unhealthy (kubesim's serve-proxy control). */
+typedef struct {
+    const char *rs; /* the RayService */
+    const char *pod; /* the pod */
+    const char *label; /* its wanted ray.io/serve label, NULL = any */
+    const char *ready; /* its wanted Ready condition status */
+    json_int_t endpoints; /* the RayService's wanted numServeEndpoints */
+} s_proxy_t;
+
+static bool s_proxy_state(void *arg)
+{
+    const s_proxy_t *w = arg;
+    json_t *p = harness_get(&g_h, "", "pods", IT_NS, w->pod);
+    json_t *rs = s_rs(w->rs);
+    bool ready = false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(jx_get(p, "status.conditions"), i, c)
+    {
+        if (strcmp(jx_str(c, "type", ""), "Ready") == 0)
+            ready = strcmp(jx_str(c, "status", ""), w->ready) == 0;
+    }
+    bool ok = p && rs && ready &&
+              (!w->label || strcmp(harness_label(p, LABEL_SERVE), w->label) == 0) &&
+              jx_int(rs, "status.numServeEndpoints", -1) == w->endpoints;
+    json_decref(p);
+    json_decref(rs);
+    return ok;
+}
+
+static int s_sc_proxy(void)
+{
+    int failed = 0;
+    const char *name = "rs-proxy";
+    failed += s_deploy(name, NULL, NULL);
+    json_t *rs = s_rs(name);
+    char ac[128], head[256] = "", worker[256] = "";
+    snprintf(ac, sizeof(ac), "%s", s_active(rs));
+    json_decref(rs);
+    json_t *pods = harness_list(&g_h, "", "pods", IT_NS);
+    size_t i;
+    json_t *p;
+    json_array_foreach(pods, i, p)
+    {
+        if (strcmp(harness_label(p, LABEL_CLUSTER), ac) != 0)
+            continue;
+        bool is_head = strcmp(harness_label(p, LABEL_NODE_TYPE), "head") == 0;
+        snprintf(is_head ? head : worker, 256, "%s", jx_str(p, "metadata.name", ""));
+    }
+    json_decref(pods);
+    CHECK(*head && *worker);
+    raysim_t *r = apiserver_raysim(g_h.api);
+    /* A worker's proxy fails: its /-/healthz readiness probe (KubeRay's, failureThreshold 1)
+     * fails, the pod leaves the serve Service's endpoints; KubeRay leaves a worker's
+     * ray.io/serve label alone (only the head's follows the proxy health). */
+    s_proxy_t w = {name, worker, "true", "False", 1};
+    CHECK(raysim_set_proxy_down(r, IT_NS, worker, true) == 0);
+    CHECK(harness_wait(&g_h, s_proxy_state, &w, IT_WAIT_MS));
+    w = (s_proxy_t){name, worker, "true", "True", 2};
+    CHECK(raysim_set_proxy_down(r, IT_NS, worker, false) == 0);
+    CHECK(harness_wait(&g_h, s_proxy_state, &w, IT_WAIT_MS));
+    /* The head's proxy fails: the controller's /-/healthz check sets ray.io/serve=false on it
+     * (the head stays Ready: its probes do not check the proxy), and back to true. */
+    w = (s_proxy_t){name, head, "false", "True", 1};
+    CHECK(raysim_set_proxy_down(r, IT_NS, head, true) == 0);
+    CHECK(harness_wait(&g_h, s_proxy_state, &w, IT_WAIT_MS));
+    CHECK(s_nclusters(name) == 1);
+    w = (s_proxy_t){name, head, "true", "True", 2};
+    CHECK(raysim_set_proxy_down(r, IT_NS, head, false) == 0);
+    CHECK(harness_wait(&g_h, s_proxy_state, &w, IT_WAIT_MS));
+    rs = s_rs(name);
+    CHECK(strcmp(s_active(rs), ac) == 0 && s_nclusters(name) == 1);
+    json_decref(rs);
+    return failed;
+}
+
 typedef struct {
     const char *name;
     int (*fn)(void);
 } scenario_t;
 
 static const scenario_t s_scenarios[] = {
-    {"deploy", s_sc_deploy},     {"config", s_sc_config},           {"restart", s_sc_restart},
-    {"append", s_sc_append},     {"upgrade", s_sc_upgrade},         {"deployfail", s_sc_deployfail},
-    {"traffic", s_sc_traffic},   {"suspend", s_sc_suspend},         {"invalid", s_sc_invalid},
-    {"delete", s_sc_delete},     {"incremental", s_sc_incremental}, {"rollback", s_sc_rollback},
-    {"deadline", s_sc_deadline},
+    {"deploy", s_sc_deploy},           {"config", s_sc_config},
+    {"restart", s_sc_restart},         {"append", s_sc_append},
+    {"upgrade", s_sc_upgrade},         {"deployfail", s_sc_deployfail},
+    {"traffic", s_sc_traffic},         {"suspend", s_sc_suspend},
+    {"invalid", s_sc_invalid},         {"delete", s_sc_delete},
+    {"incremental", s_sc_incremental}, {"rollback", s_sc_rollback},
+    {"deadline", s_sc_deadline},       {"proxy", s_sc_proxy},
 };
 
 int main(int argc, char **argv)
