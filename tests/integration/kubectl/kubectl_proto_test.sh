@@ -197,7 +197,7 @@ k -n pbt get configmap pbc2
 expect "... and nothing was stored" 1 'not found'
 
 # Custom resources stay JSON: protobuf-only Accept is a 406, a mixed Accept gets JSON.
-k apply -f "${RF_SHARED_DIR:-$(dirname "$0")/../../../../shared}/kuberay/crd/ray.io_rayclusters.yaml"
+k create -f "${RF_SHARED_DIR:-$(dirname "$0")/../../../../shared}/kuberay/crd/ray.io_rayclusters.yaml"
 k wait --for=condition=Established crd/rayclusters.ray.io --timeout=20s
 OUT=$("$PBCLIENT" get "$URL/apis/ray.io/v1/namespaces/pbt/rayclusters" 2>&1); RC=$?
 expect "a custom resource with a protobuf-only Accept is a 406" 0 \
