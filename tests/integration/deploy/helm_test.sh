@@ -391,17 +391,7 @@ check "the Deployment, ServiceAccount, Role, RoleBinding and Service exist in $N
     rolebinding/rayfleet-leases service/rayfleet-metrics
 check "the ClusterRole and ClusterRoleBinding exist" \
     k get clusterrole/rayfleet clusterrolebinding/rayfleet
-# A client-side apply stores the whole CRD in the last-applied annotation: over 256 KiB for the
-# RayCluster CRD, which kube-apiserver (and kubesim) refuses; KubeRay's and our docs say
-# --server-side.
-OUT=$(k apply -f "$CHART/crds/" 2>&1)
-case "$OUT" in
-*'metadata.annotations: Too long: may not be more than 262144 bytes'*)
-    ok "a client-side apply of the CRDs is refused for the annotation size" ;;
-*) bad "a client-side apply of the CRDs is refused for the annotation size" "$OUT" ;;
-esac
-check "the CRDs apply server-side from the chart's crds/ (deploy/crds)" \
-    k apply --server-side -f "$CHART/crds/"
+check "the CRDs apply from the chart's crds/ (deploy/crds)" k apply -f "$CHART/crds/"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
