@@ -7,52 +7,13 @@
 set -u
 KUBESIM=${1:-${RF_BIN_DIR:-build/bin}/kubesim}
 SHARED=${RF_SHARED_DIR:-$(dirname "$0")/../../../../shared}
-KUBECTL=${KUBECTL:-kubectl}
-if ! command -v "$KUBECTL" >/dev/null 2>&1; then
-    echo "FAIL: kubectl is not installed (it comes with the machine image, not scripts/deps.sh)"
-    exit 1
-fi
-[ -x "$KUBESIM" ] || { echo "FATAL: no kubesim binary at $KUBESIM"; exit 1; }
+KS_NODES=1
+. "$(dirname "$0")/kslib.sh"
 [ -d "$SHARED/kuberay/crd" ] || { echo "FATAL: no CRDs under $SHARED/kuberay/crd"; exit 1; }
-
-WORK=$(mktemp -d)
-PID=""
-cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$KUBESIM" --port 0 --nodes 1 --kubeconfig-out "$WORK/kubeconfig" --ready-file "$WORK/ready" \
-    >"$WORK/kubesim.out" 2>"$WORK/kubesim.err" &
-PID=$!
-for _ in $(seq 100); do [ -s "$WORK/ready" ] && break; sleep 0.05; done
-[ -s "$WORK/ready" ] || { echo "FATAL: kubesim did not start"; cat "$WORK/kubesim.err"; exit 1; }
-URL=$(cat "$WORK/ready")
-
-PASS=0
-FAIL=0
-N=0
-k() {
-    N=$((N + 1))
-    OUT=$("$KUBECTL" --kubeconfig "$WORK/kubeconfig" --cache-dir "$WORK/cache$N" "$@" 2>&1)
-    RC=$?
-}
-ok() { PASS=$((PASS + 1)); echo "ok   $1"; }
-bad() {
-    FAIL=$((FAIL + 1))
-    echo "FAIL $1"
-    echo "     rc=$RC output:"
-    printf '%s\n' "$OUT" | sed 's/^/       /' | head -20
-}
-# expect NAME RC-WANTED FIXED-STRING: checks the last k call's status and output.
-expect() {
-    if [ "$RC" -eq "$2" ] && printf '%s\n' "$OUT" | grep -Fq -- "$3"; then ok "$1"; else bad "$1"; fi
-}
 
 for crd in rayclusters rayjobs rayservices raycronjobs; do
     k create -f "$SHARED/kuberay/crd/ray.io_$crd.yaml"
-    expect "create upstream CRD $crd (every rule compiles)" 0 "$crd.ray.io created"
+    expect_fixed "create upstream CRD $crd (every rule compiles)" 0 "$crd.ray.io created"
 done
 
 # A rule kubesim cannot compile is refused at CRD creation, naming the rule and why.
@@ -81,10 +42,10 @@ spec:
               message: too small
 EOF
 k create -f "$WORK/badcrd.yaml"
-expect "CRD with an unsupported rule refused (422 naming the rule)" 1 'The CustomResourceDefinition "widgets.example.com" is invalid: spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{Rule:"quantity(self.size).isGreaterThan(quantity('"'"'1Gi'"'"'))", Message:"too small"'
-expect "... and saying why" 1 "compilation failed: ERROR: <input>:1:1: undeclared reference to 'quantity' (in container '')"
+expect_fixed "CRD with an unsupported rule refused (422 naming the rule)" 1 'The CustomResourceDefinition "widgets.example.com" is invalid: spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{Rule:"quantity(self.size).isGreaterThan(quantity('"'"'1Gi'"'"'))", Message:"too small"'
+expect_fixed "... and saying why" 1 "compilation failed: ERROR: <input>:1:1: undeclared reference to 'quantity' (in container '')"
 k get crd widgets.example.com
-expect "the refused CRD was not stored" 1 'customresourcedefinitions.apiextensions.k8s.io "widgets.example.com" not found'
+expect_fixed "the refused CRD was not stored" 1 'customresourcedefinitions.apiextensions.k8s.io "widgets.example.com" not found'
 
 rayjob() { # NAME MANAGEDBY DELETIONSTRATEGY-YAML
     cat <<EOF
@@ -107,22 +68,22 @@ EOF
 # managedBy: an unsupported value at creation; immutable afterwards.
 rayjob rj-bad other.io/controller "" >"$WORK/rj-bad.yaml"
 k apply -f "$WORK/rj-bad.yaml"
-expect "unsupported managedBy refused with the CRD's message" 1 "The RayJob \"rj-bad\" is invalid: spec.managedBy: Invalid value: \"string\": the managedBy field value must be either 'ray.io/kuberay-operator' or 'kueue.x-k8s.io/multikueue'"
+expect_fixed "unsupported managedBy refused with the CRD's message" 1 "The RayJob \"rj-bad\" is invalid: spec.managedBy: Invalid value: \"string\": the managedBy field value must be either 'ray.io/kuberay-operator' or 'kueue.x-k8s.io/multikueue'"
 
 rayjob rj ray.io/kuberay-operator "" >"$WORK/rj.yaml"
 k apply -f "$WORK/rj.yaml"
-expect "RayJob with a supported managedBy accepted" 0 "rayjob.ray.io/rj created"
+expect_fixed "RayJob with a supported managedBy accepted" 0 "rayjob.ray.io/rj created"
 k patch rayjob rj --type=merge -p '{"spec":{"managedBy":"kueue.x-k8s.io/multikueue"}}'
-expect "managedBy changed after creation refused (patch)" 1 'The RayJob "rj" is invalid: spec.managedBy: Invalid value: "string": the managedBy field is immutable'
+expect_fixed "managedBy changed after creation refused (patch)" 1 'The RayJob "rj" is invalid: spec.managedBy: Invalid value: "string": the managedBy field is immutable'
 sed 's|managedBy: ray.io/kuberay-operator|managedBy: kueue.x-k8s.io/multikueue|' "$WORK/rj.yaml" >"$WORK/rj2.yaml"
 k apply -f "$WORK/rj2.yaml"
-expect "managedBy changed after creation refused (apply)" 1 "spec.managedBy: Invalid value: \"string\": the managedBy field is immutable"
+expect_fixed "managedBy changed after creation refused (apply)" 1 "spec.managedBy: Invalid value: \"string\": the managedBy field is immutable"
 k replace -f "$WORK/rj2.yaml"
-expect "managedBy changed after creation refused (replace)" 1 "spec.managedBy: Invalid value: \"string\": the managedBy field is immutable"
+expect_fixed "managedBy changed after creation refused (replace)" 1 "spec.managedBy: Invalid value: \"string\": the managedBy field is immutable"
 k patch rayjob rj --type=merge -p '{"spec":{"entrypoint":"python -c \"print(2)\""}}'
-expect "other fields still change (managedBy unchanged)" 0 "rayjob.ray.io/rj patched"
+expect_fixed "other fields still change (managedBy unchanged)" 0 "rayjob.ray.io/rj patched"
 k get rayjob rj -o 'jsonpath={.spec.managedBy}'
-expect "managedBy kept" 0 "ray.io/kuberay-operator"
+expect_fixed "managedBy kept" 0 "ray.io/kuberay-operator"
 
 # kube-apiserver's 422 Status body, causes included.
 BODY=$(curl -s -X PATCH -H 'Content-Type: application/merge-patch+json' \
@@ -147,7 +108,7 @@ assert len(c) == 2 and c[1]["field"] == "spec.managedBy", c
 check_ds() { # NAME YAML MESSAGE
     rayjob "$1" "" "$2" >"$WORK/$1.yaml"
     k apply -f "$WORK/$1.yaml"
-    expect "deletionStrategy $1 refused" 1 "$3"
+    expect_fixed "deletionStrategy $1 refused" 1 "$3"
 }
 check_ds ds-both '{onSuccess: {policy: DeleteCluster}, onFailure: {policy: DeleteNone}, deletionRules: [{policy: DeleteCluster, condition: {jobStatus: SUCCEEDED}}]}' \
     'spec.deletionStrategy: Invalid value: "object": legacy policies (onSuccess/onFailure) and deletionRules cannot be used together within the same deletionStrategy'
@@ -163,12 +124,12 @@ check_ds ds-empty '{}' \
 # ... and the valid ones accepted.
 rayjob ds-legacy "" '{onSuccess: {policy: DeleteCluster}, onFailure: {policy: DeleteNone}}' >"$WORK/ok1.yaml"
 k apply -f "$WORK/ok1.yaml"
-expect "deletionStrategy with onSuccess and onFailure accepted" 0 "rayjob.ray.io/ds-legacy created"
+expect_fixed "deletionStrategy with onSuccess and onFailure accepted" 0 "rayjob.ray.io/ds-legacy created"
 rayjob ds-rules "" '{deletionRules: [{policy: DeleteWorkers, condition: {jobStatus: FAILED}}, {policy: DeleteSelf, condition: {jobDeploymentStatus: Failed, ttlSeconds: 30}}]}' >"$WORK/ok2.yaml"
 k apply -f "$WORK/ok2.yaml"
-expect "deletionStrategy with deletionRules accepted" 0 "rayjob.ray.io/ds-rules created"
+expect_fixed "deletionStrategy with deletionRules accepted" 0 "rayjob.ray.io/ds-rules created"
 k patch rayjob ds-rules --type=json -p '[{"op":"add","path":"/spec/deletionStrategy/onSuccess","value":{"policy":"DeleteCluster"}}]'
-expect "adding a legacy policy to deletionRules refused on update" 1 "legacy policies (onSuccess/onFailure) and deletionRules cannot be used together"
+expect_fixed "adding a legacy policy to deletionRules refused on update" 1 "legacy policies (onSuccess/onFailure) and deletionRules cannot be used together"
 
 # gcsFaultToleranceOptions.backend is immutable (RayCluster).
 cat >"$WORK/rc.yaml" <<'EOF'
@@ -186,15 +147,15 @@ spec:
         containers: [{name: ray-head, image: "rayproject/ray:2.46.0"}]
 EOF
 k apply -f "$WORK/rc.yaml"
-expect "RayCluster with gcsFaultToleranceOptions.backend accepted" 0 "raycluster.ray.io/rc-gcs created"
+expect_fixed "RayCluster with gcsFaultToleranceOptions.backend accepted" 0 "raycluster.ray.io/rc-gcs created"
 k patch raycluster rc-gcs --type=merge -p '{"spec":{"gcsFaultToleranceOptions":{"backend":"rocksdb"}}}'
-expect "gcsFaultToleranceOptions.backend change refused" 1 'The RayCluster "rc-gcs" is invalid: spec.gcsFaultToleranceOptions.backend: Invalid value: "string": gcsFaultToleranceOptions.backend is immutable'
+expect_fixed "gcsFaultToleranceOptions.backend change refused" 1 'The RayCluster "rc-gcs" is invalid: spec.gcsFaultToleranceOptions.backend: Invalid value: "string": gcsFaultToleranceOptions.backend is immutable'
 k patch raycluster rc-gcs --type=merge -p '{"spec":{"gcsFaultToleranceOptions":{"redisAddress":"redis2:6379"}}}'
-expect "other gcsFaultToleranceOptions fields still change" 0 "raycluster.ray.io/rc-gcs patched"
+expect_fixed "other gcsFaultToleranceOptions fields still change" 0 "raycluster.ray.io/rc-gcs patched"
 k patch raycluster rc-gcs --type=merge -p '{"spec":{"managedBy":"kueue.x-k8s.io/multikueue"}}'
-expect "managedBy set on a RayCluster that had none (no old value: only the value rule)" 0 "raycluster.ray.io/rc-gcs patched"
+expect_fixed "managedBy set on a RayCluster that had none (no old value: only the value rule)" 0 "raycluster.ray.io/rc-gcs patched"
 k patch raycluster rc-gcs --type=merge -p '{"spec":{"managedBy":"ray.io/kuberay-operator"}}'
-expect "RayCluster managedBy change refused" 1 'spec.managedBy: Invalid value: "string": the managedBy field is immutable'
+expect_fixed "RayCluster managedBy change refused" 1 'spec.managedBy: Invalid value: "string": the managedBy field is immutable'
 
 # RayService and RayCronJob: the nested RayCluster spec's rules apply too.
 cat >"$WORK/rs.yaml" <<'EOF'
@@ -212,16 +173,16 @@ spec:
           containers: [{name: ray-head, image: "rayproject/ray:2.46.0"}]
 EOF
 k apply -f "$WORK/rs.yaml"
-expect "RayService rayClusterConfig.managedBy unsupported value refused" 1 "spec.rayClusterConfig.managedBy: Invalid value: \"string\": the managedBy field value must be either"
+expect_fixed "RayService rayClusterConfig.managedBy unsupported value refused" 1 "spec.rayClusterConfig.managedBy: Invalid value: \"string\": the managedBy field value must be either"
 sed -i '/managedBy: nobody/d' "$WORK/rs.yaml"
 k apply -f "$WORK/rs.yaml"
-expect "valid RayService accepted" 0 "rayservice.ray.io/rs created"
+expect_fixed "valid RayService accepted" 0 "rayservice.ray.io/rs created"
 k patch rayservice rs --type=merge -p '{"spec":{"managedBy":"kueue.x-k8s.io/multikueue"}}'
-expect "RayService managedBy change refused" 1 'The RayService "rs" is invalid: spec.managedBy: Invalid value: "string": the managedBy field is immutable'
+expect_fixed "RayService managedBy change refused" 1 'The RayService "rs" is invalid: spec.managedBy: Invalid value: "string": the managedBy field is immutable'
 
 # Server-side dry run is validated the same way.
 k patch rayjob rj --type=merge -p '{"spec":{"managedBy":"kueue.x-k8s.io/multikueue"}}' --dry-run=server
-expect "server-side dry run refused too" 1 "the managedBy field is immutable"
+expect_fixed "server-side dry run refused too" 1 "the managedBy field is immutable"
 
 # The upstream samples still apply (those of the four kinds).
 SAMPLES=0

@@ -9,43 +9,9 @@
 set -u
 KUBESIM=${1:?kubesim}
 PBCLIENT=${2:?pbclient}
-KUBECTL=${KUBECTL:-kubectl}
-command -v "$KUBECTL" >/dev/null 2>&1 || { echo "FAIL: kubectl is not installed"; exit 1; }
+KS_NODES=1
+. "$(dirname "$0")/kslib.sh"
 command -v python3 >/dev/null 2>&1 || { echo "FAIL: python3 is not installed"; exit 1; }
-
-WORK=$(mktemp -d)
-PID=""
-cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$KUBESIM" --port 0 --nodes 1 --kubeconfig-out "$WORK/kubeconfig" --ready-file "$WORK/ready" \
-    >"$WORK/kubesim.out" 2>"$WORK/kubesim.err" &
-PID=$!
-for _ in $(seq 100); do [ -s "$WORK/ready" ] && break; sleep 0.05; done
-[ -s "$WORK/ready" ] || { echo "FATAL: kubesim did not start"; cat "$WORK/kubesim.err"; exit 1; }
-URL=$(cat "$WORK/ready")
-
-PASS=0
-FAIL=0
-N=0
-k() {
-    N=$((N + 1))
-    OUT=$("$KUBECTL" --kubeconfig "$WORK/kubeconfig" --cache-dir "$WORK/cache$N" "$@" 2>&1)
-    RC=$?
-}
-ok() { PASS=$((PASS + 1)); echo "ok   $1"; }
-bad() {
-    FAIL=$((FAIL + 1))
-    echo "FAIL $1"
-    echo "     rc=$RC output:"
-    printf '%s\n' "$OUT" | sed 's/^/       /' | head -20
-}
-expect() {
-    if [ "$RC" -eq "$2" ] && printf '%s\n' "$OUT" | grep -Eq -- "$3"; then ok "$1"; else bad "$1"; fi
-}
 # subset WANT GOT [server]: every field of WANT (a file; nulls are Go's unset; its status is left
 # out: the server owns it and resets it on create) is in GOT with the same value; with "server",
 # GOT must also carry a uid and a resourceVersion.

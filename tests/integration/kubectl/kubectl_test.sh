@@ -6,49 +6,9 @@
 set -u
 KUBESIM=${1:-${RF_BIN_DIR:-build/bin}/kubesim}
 SHARED=${RF_SHARED_DIR:-$(dirname "$0")/../../../../shared}
-KUBECTL=${KUBECTL:-kubectl}
-if ! command -v "$KUBECTL" >/dev/null 2>&1; then
-    echo "FAIL: kubectl is not installed (it comes with the machine image, not scripts/deps.sh)"
-    exit 1
-fi
-[ -x "$KUBESIM" ] || { echo "FATAL: no kubesim binary at $KUBESIM"; exit 1; }
+KS_NODES=2
+. "$(dirname "$0")/kslib.sh"
 [ -d "$SHARED/kuberay/crd" ] || { echo "FATAL: no CRDs under $SHARED/kuberay/crd"; exit 1; }
-
-WORK=$(mktemp -d)
-PID=""
-cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$KUBESIM" --port 0 --nodes 2 --kubeconfig-out "$WORK/kubeconfig" --ready-file "$WORK/ready" \
-    >"$WORK/kubesim.out" 2>"$WORK/kubesim.err" &
-PID=$!
-for _ in $(seq 100); do [ -s "$WORK/ready" ] && break; sleep 0.05; done
-[ -s "$WORK/ready" ] || { echo "FATAL: kubesim did not start"; cat "$WORK/kubesim.err"; exit 1; }
-URL=$(cat "$WORK/ready")
-
-PASS=0
-FAIL=0
-N=0
-# k ARGS...: kubectl with the kubeconfig and a fresh cache dir; output in $OUT, status in $RC.
-k() {
-    N=$((N + 1))
-    OUT=$("$KUBECTL" --kubeconfig "$WORK/kubeconfig" --cache-dir "$WORK/cache$N" "$@" 2>&1)
-    RC=$?
-}
-ok() { PASS=$((PASS + 1)); echo "ok   $1"; }
-bad() {
-    FAIL=$((FAIL + 1))
-    echo "FAIL $1"
-    echo "     rc=$RC output:"
-    printf '%s\n' "$OUT" | sed 's/^/       /' | head -20
-}
-# expect NAME RC-WANTED REGEX: checks the last k call.
-expect() {
-    if [ "$RC" -eq "$2" ] && printf '%s\n' "$OUT" | grep -Eq -- "$3"; then ok "$1"; else bad "$1"; fi
-}
 
 k version
 expect "kubectl version shows Server Version v1.32" 0 "Server Version: v1\.32\."
