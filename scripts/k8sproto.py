@@ -8,7 +8,10 @@ numbers and types; its Go types give what JSON needs and protobuf does not say. 
 taken: the files written hold messages and fields only, no comments and no options.
 
 Field names are the JSON names (upstream names a few otherwise, e.g. BoundObjectReference
-uID for JSON uid). Two conventions of ours (sim/pbjson.h reads them):
+uID for JSON uid). Three conventions of ours (sim/pbjson.h reads them):
+  - _HH (two lower-case hex digits) in a field name stands for the byte 0xHH of a JSON name that
+    is no identifier: apiextensions JSONSchemaProps `$ref` is _24ref, `x-kubernetes-list-type`
+    is x_2dkubernetes_2dlist_2dtype.
   - inline_NAME: a Go embedded struct with `json:",inline"` (Volume.volumeSource,
     Probe.handler, ...): its JSON members are merged into the parent object. A named-slice
     wrapper (meta Verbs, authentication ExtraValue) has its one field renamed `inline_items`:
@@ -42,6 +45,7 @@ FILES = {
     "storage_v1.proto": ("api", "storage/v1"),
     "authentication_v1.proto": ("api", "authentication/v1"),
     "autoscaling_v1.proto": ("api", "autoscaling/v1"),
+    "apiextensions_v1.proto": ("apiextensions-apiserver", "pkg/apis/apiextensions/v1"),
 }
 # Files written by others (pbcore writes core_v1.proto): checked, never written.
 NOT_WRITTEN = {"core_v1.proto"}
@@ -92,6 +96,14 @@ def go_fields(pkgdir):
     return out
 
 
+def escape(jname):
+    """A JSON name as a proto field name: a byte that is no identifier's (or a "_") as _HH."""
+    out = "".join(c if re.match(r"[A-Za-z0-9]", c) else "_%02x" % ord(c) for c in jname)
+    if not re.match(r"^[A-Za-z_]\w*$", out) or not jname.isascii():
+        raise SystemExit("k8sproto: JSON name %s has no proto name" % jname)
+    return out
+
+
 def convert(src, gofields, pkgs):
     text = strip_comments(src)
     pkg = re.search(r"^package ([\w.]+);", text, flags=re.M).group(1)
@@ -130,10 +142,7 @@ def convert(src, gofields, pkgs):
                 f[2] = "inline_" + name
                 continue
             if gf and num in gf and jname and jname not in (name, "-"):
-                if not re.match(r"^[A-Za-z_]\w*$", jname):
-                    raise SystemExit("k8sproto: %s.%s: JSON name %s is no proto name" %
-                                     (msg, name, jname))
-                f[2] = name = jname
+                f[2] = name = escape(jname)
             if label == "optional" and typ in SCALARS and typ != "bytes" and gotype:
                 pointer = gotype.startswith("*")
                 omitempty = "omitempty" in js.split(",")[1:]
@@ -159,7 +168,7 @@ def main():
     ap.add_argument("files", nargs="*")
     a = ap.parse_args()
     dirs = {}
-    for mod in ("api", "apimachinery"):
+    for mod in sorted({m for m, _ in FILES.values()}):
         r = subprocess.run(["go", "mod", "download", "-json", "k8s.io/%s@%s" % (mod, a.version)],
                            capture_output=True, text=True, cwd="/tmp")
         d = re.search(r'"Dir": "([^"]+)"', r.stdout)

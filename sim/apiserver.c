@@ -1297,8 +1297,8 @@ static json_t *s_body_proto(reqctx_t *x)
     const char *want;
     if (x->r)
         s_body_kind(x, want_av, sizeof(want_av), &want);
-    /* custom resources, and built-ins without a schema here (CustomResourceDefinition): the
-     * media types a custom resource's serializer takes (negotiation/errors.go's message) */
+    /* custom resources (and any built-in without a schema here): the media types a custom
+     * resource's serializer takes (negotiation/errors.go's message) */
     if (!x->r || x->r->is_custom || !pbjson_kind(want_av, want)) {
         s_fail(x, 415, "UnsupportedMediaType",
                "the body of the request was in an unknown format - accepted media types include: "

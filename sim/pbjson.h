@@ -1,9 +1,9 @@
 /*
  * pbjson: the Kubernetes protobuf encoding (application/vnd.kubernetes.protobuf) of every
- * built-in kind kubesim serves, transcoded to and from the JSON objects kubesim stores. Driven by
- * the protoc-c descriptors of our schemas (sim/proto/k8s/NAME.proto, written by scripts/k8sproto.py
- * from Kubernetes 1.32's published field numbers); the wire bytes are walked directly, never
- * unpacked to C structs.
+ * built-in kind kubesim serves (CustomResourceDefinitions included), transcoded to and from the
+ * JSON objects kubesim stores. Driven by the protoc-c descriptors of our schemas
+ * (sim/proto/k8s/NAME.proto, written by scripts/k8sproto.py from Kubernetes 1.32's published field
+ * numbers); the wire bytes are walked directly, never unpacked to C structs.
  *
  * JSON from the wire, field by field (names are the JSON names):
  *   - string, int32/int64, bool, double as JSON values; bytes as base64 (Secret.data);
@@ -15,10 +15,19 @@
  *   - a scalar with an explicit `[default = ZERO]` keeps its zero value when the wire has it (Go
  *     pointers such as Deployment spec.replicas, and JSON fields without omitempty); any other
  *     zero scalar, empty string or empty bytes decodes as absent (omitempty);
+ *   - _HH (two lower-case hex digits) in a field name is the byte 0xHH of a JSON name that is no
+ *     identifier: apiextensions JSONSchemaProps `_24ref` is "$ref", `x_2dkubernetes_2dlist_2dtype`
+ *     is "x-kubernetes-list-type" (inline_ fields excepted);
+ *   - a double with an integral value decodes as a JSON integer, as Go writes it ("maximum": 5);
  *   - the special messages by name: meta Time (RFC 3339 seconds, "" on the wire = absent),
  *     MicroTime (six fractional digits), Duration (Go duration string), resource Quantity (its
  *     string), intstr IntOrString (a number or a string), runtime RawExtension (embedded JSON, or
- *     an embedded "k8s\0" object), meta FieldsV1 (raw JSON).
+ *     an embedded "k8s\0" object), meta FieldsV1 and apiextensions JSON (raw JSON: a schema's
+ *     default, enum values, example); the apiextensions either messages JSONSchemaPropsOrBool,
+ *     -OrArray and -OrStringArray are one of their fields, as Go's MarshalJSON picks it (a
+ *     non-empty repeated field, else the message field, else the scalar, OrBool's false when
+ *     unset) and by JSON type on encode (array, object, scalar; an object also sets OrBool's
+ *     allows, as Go's UnmarshalJSON does).
  * Encoding writes what the JSON has, fields in number order, map keys sorted; members the schema
  * does not know are left out (as a typed Go object would).
  *
@@ -84,8 +93,8 @@ int pbjson_decode_watch_event(const void *data, size_t len, char *type_out, size
 /* Content negotiation on an Accept header as kube-apiserver does it (clauses by q, then by
  * specificity, then in order; a clause with parameters such as as=Table is not plain protobuf):
  * PBJSON_WANT_PROTO when the best clause the server can answer is protobuf (only offered when
- * proto_ok: built-in kinds, not custom resources or Tables), PBJSON_WANT_JSON otherwise, and
- * PBJSON_WANT_NONE when the header asks for protobuf, proto_ok is false and nothing else it
+ * proto_ok: built-in kinds and CRDs, not custom resources or Tables), PBJSON_WANT_JSON otherwise,
+ * and PBJSON_WANT_NONE when the header asks for protobuf, proto_ok is false and nothing else it
  * names is acceptable (the 406 case). */
 enum { PBJSON_WANT_NONE = -1, PBJSON_WANT_JSON = 0, PBJSON_WANT_PROTO = 1 };
 int pbjson_negotiate(const char *accept, bool proto_ok);
