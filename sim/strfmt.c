@@ -56,7 +56,8 @@ static bool s_date(const char *s, size_t n)
     if (n != 10 || s[4] != '-' || s[7] != '-' || !s_digits(s, 4) || !s_digits(s + 5, 2) ||
         !s_digits(s + 8, 2))
         return false;
-    int y = atoi(s), m = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
+    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    int m = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
         return false;
@@ -154,7 +155,7 @@ static bool s_cidr(const char *s)
     memcpy(ip, s, (size_t)(slash - s));
     ip[slash - s] = '\0';
     unsigned char buf[16];
-    int bits = atoi(slash + 1);
+    int bits = (int)strtol(slash + 1, NULL, 10);
     if (inet_pton(AF_INET, ip, buf) == 1)
         return bits <= 32;
     return inet_pton(AF_INET6, ip, buf) == 1 && bits <= 128;
