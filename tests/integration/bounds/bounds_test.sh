@@ -9,6 +9,8 @@
 #     hot loop (a handful of Events in 5 s);
 # each: the Event's reason and message, no pod, no status written, an audit row of the Event, the
 # scheduler's log line naming the field and the limit. A normal cluster beside them gets ready.
+#  4. kubesim's ambiguous-create fault (504 after the create is applied) on 30% of pod creates: a
+#     20-worker cluster gets ready with exactly 1 head and 20 workers.
 # Usage: bounds_test.sh PATH/TO/rayfleetctl   (kubesim and the rayfleet-* services beside it)
 set -uo pipefail
 ctl=${1:?usage: bounds_test.sh PATH/TO/rayfleetctl}
@@ -101,5 +103,25 @@ has "no 'reconcile failed' with an empty error" \
 # the cluster beside them is served as usual
 if tl_wait 30 bash -c '[[ $(kc_ get raycluster b-ok -o jsonpath="{.status.state}") == ready ]]'
 then ok "b-ok: a normal cluster gets ready"; else bad "b-ok: a normal cluster gets ready"; fi
+
+# ambiguous pod creates (kubesim applies the create, then answers 504 Timeout) on 30% of pod
+# creates during a scale-up to 20 workers: no duplicate pod (ctrl expects an ambiguous create)
+server=$(sed -n 's/^ *server: *//p' "$state/kubeconfig" | head -1)
+if curl -sf -X POST -H 'Content-Type: application/json' "$server/kubesim/faults" \
+    -d '{"rules":[{"verb":"create","resource":"pods","rate":0.3,"after":"timeout"}]}' >/dev/null
+then ok "ambiguous-create fault on"; else bad "ambiguous-create fault on"; fi
+rc_yaml b-amb 20 20 >"$tmp/b-amb.yaml"
+kc_ create -f "$tmp/b-amb.yaml" >/dev/null || bad "b-amb applies"
+amb_ready() { [[ $(kc_ get raycluster b-amb -o jsonpath='{.status.state}') == ready ]]; }
+export -f amb_ready
+if tl_wait 60 amb_ready; then ok "b-amb: ready under 30% ambiguous creates"
+else bad "b-amb: ready under 30% ambiguous creates"; fi
+sleep 2
+has "b-amb: exactly 1 head and 20 workers (no duplicate)" \
+    "$(kc_ get pods -l ray.io/cluster=b-amb -L ray.io/node-type --no-headers | awk '{print $NF}' | sort | uniq -c)" \
+    '^ +1 head$' '^ +20 worker$'
+has "b-amb: some creates were ambiguous (504 Timeout in the scheduler's log)" \
+    "$(grep -c '"write failed".*"status":"504"' "$state/logs/scheduler.log")" '^[1-9]'
+curl -sf -X DELETE "$server/kubesim/faults" >/dev/null
 
 tl_summary
