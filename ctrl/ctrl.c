@@ -587,6 +587,20 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
             s_ensure_put(c, p->key, q->ensure);
     } else {
         c->stats.write_errors++;
+        /* An ambiguous create (no answer, or kube's 504 Timeout: the object may exist) is
+         * expected all the same, so the group waits for the watch (or EXPECT_CREATE_MS) instead of
+         * creating a duplicate; a generateName create, whose name is unknown, holds the group
+         * with a placeholder that is never observed. */
+        if (p && q->exp_group[0] && q->what == CTRL_CREATE &&
+            (res->status == 0 || res->status == 504)) {
+            char ph[CTRL_KEY_MAX + 32];
+            const char *nm = jx_str(q->body, "metadata.name", "");
+            if (!nm[0]) {
+                snprintf(ph, sizeof(ph), "?%s%lld", q->name, (long long)q->id);
+                nm = ph;
+            }
+            ctrl_expect(p, q->exp_group, nm, true);
+        }
         const char *why = res->message[0] ? res->message : err_str(err);
         if (q->what == CTRL_CREATE)
             snprintf(msg, sizeof(msg), "Failed to create %s %s/%s, %s", q->noun, q->ns, name, why);

@@ -93,6 +93,24 @@ void rcstatus_format_quantity(int64_t milli, bool binary, char *out, size_t n)
     snprintf(out, n, "%lld%s", (long long)v, ds[k]);
 }
 
+/* Saturating int64 arithmetic: specs may hold any int64 (kube-apiserver does not check
+ * `format: int32` on custom resources), so sums and products clamp at INT64_MIN/INT64_MAX. */
+static int64_t s_sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+static int64_t s_sat_mul(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r))
+        return (a < 0) != (b < 0) ? INT64_MIN : INT64_MAX;
+    return r;
+}
+
 /* A resource sum keeping the format of the first non-zero summand (Quantity.Add). */
 typedef struct {
     int64_t milli;
@@ -110,7 +128,7 @@ static void s_add(s_sum_t *s, const char *q, int64_t times)
         s->binary = bin;
         s->set = true;
     }
-    s->milli += m * times;
+    s->milli = s_sat_add(s->milli, s_sat_mul(m, times));
 }
 
 static bool s_is_gpu(const char *k)
@@ -252,7 +270,7 @@ int64_t rcstatus_group_desired(const json_t *wg)
 {
     if (jx_bool(wg, "suspend", false))
         return 0;
-    return rcstatus_group_replicas(wg) * jx_int(wg, "numOfHosts", 1);
+    return s_sat_mul(rcstatus_group_replicas(wg), jx_int(wg, "numOfHosts", 1));
 }
 
 int64_t rcstatus_group_wanted(const json_t *rc, const json_t *wg)
@@ -304,14 +322,14 @@ json_t *rcstatus_calculate(const json_t *rc, const json_t *pods, const json_t *h
     json_t *wg;
     json_array_foreach(jx_get(rc, "spec.workerGroupSpecs"), i, wg)
     {
-        desired += rcstatus_group_desired(wg);
+        desired = s_sat_add(desired, rcstatus_group_desired(wg));
         if (jx_bool(wg, "suspend", false))
             continue;
         int64_t hosts = jx_int(wg, "numOfHosts", 1);
-        mn += jx_int(wg, "minReplicas", 0) * hosts;
-        mx += jx_int(wg, "maxReplicas", RCS_MAX_REPLICAS) * hosts;
-        s_add_pod(jx_get(wg, "template"), jx_int(wg, "replicas", 0) * hosts, &cpu, &mem, &gpu,
-                  &tpu);
+        mn = s_sat_add(mn, s_sat_mul(jx_int(wg, "minReplicas", 0), hosts));
+        mx = s_sat_add(mx, s_sat_mul(jx_int(wg, "maxReplicas", RCS_MAX_REPLICAS), hosts));
+        s_add_pod(jx_get(wg, "template"), s_sat_mul(jx_int(wg, "replicas", 0), hosts), &cpu, &mem,
+                  &gpu, &tpu);
     }
     if (mx > RCS_MAX_REPLICAS)
         mx = RCS_MAX_REPLICAS;
@@ -534,11 +552,11 @@ int rcstatus_scale_group(const json_t *wg, const json_t *pods, bool autoscaling,
         if (!s_in(wtd, jx_str(p, "metadata.name", "")))
             remaining++;
     }
-    int64_t diff = desired - remaining;
+    int64_t diff = s_sat_add(desired, -remaining);
     if (diff > 0) {
         out->create = diff;
     } else if (diff < 0 && (!autoscaling || random_delete)) {
-        int64_t left = -diff;
+        int64_t left = diff == INT64_MIN ? INT64_MAX : -diff;
         json_array_foreach(pods, i, p)
         {
             if (left == 0)
@@ -732,6 +750,38 @@ int rcstatus_test(bool verbose)
     json_decref(st);
     json_decref(st2);
     json_decref(pods);
+
+    /* int64 specs (kube does not check format: int32): sums saturate, no signed overflow */
+    json_t *huge = json_loads(
+        "{\"metadata\":{\"name\":\"h\"},\"spec\":{\"headGroupSpec\":{\"template\":{}},"
+        "\"workerGroupSpecs\":[{\"groupName\":\"a\",\"replicas\":99999999999,\"minReplicas\":"
+        "9223372036854775807,\"maxReplicas\":9223372036854775807,\"numOfHosts\":99999999999,"
+        "\"template\":{\"spec\":{\"containers\":[{\"name\":\"ray\",\"resources\":{\"limits\":"
+        "{\"cpu\":\"9e15\",\"memory\":\"7Ei\"}}}]}}},{\"groupName\":\"b\",\"replicas\":"
+        "9223372036854775807,\"maxReplicas\":9223372036854775807,\"numOfHosts\":2,"
+        "\"template\":{}},{\"groupName\":\"c\",\"replicas\":5,\"numOfHosts\":"
+        "-9223372036854775807,\"suspend\":true,\"template\":{}}]}}",
+        0, NULL);
+    CHECK(huge != NULL);
+    json_t *hsvc = json_loads(
+        "[{\"metadata\":{\"name\":\"h-head-svc\"},\"spec\":{\"clusterIP\":\"None\"}}]", 0, NULL);
+    json_t *nopods = json_array();
+    buf_reset(&eb);
+    json_t *hst = rcstatus_calculate(huge, nopods, hsvc, NULL, "t", &eb);
+    CHECK(hst && jx_int(hst, "desiredWorkerReplicas", 0) == INT64_MAX &&
+          jx_int(hst, "maxWorkerReplicas", 0) == RCS_MAX_REPLICAS &&
+          jx_str(hst, "desiredCPU", "-")[0] != '-' && jx_str(hst, "desiredMemory", "-")[0] != '-');
+    CHECK(rcstatus_group_desired(json_array_get(jx_get(huge, "spec.workerGroupSpecs"), 0)) ==
+          INT64_MAX);
+    rcstatus_scale_t hs;
+    json_t *neg = json_loads("{\"replicas\":5,\"numOfHosts\":-9223372036854775807}", 0, NULL);
+    CHECK(rcstatus_scale_group(neg, nopods, false, false, &hs) == 0 && hs.create == 0);
+    json_decref(neg);
+    rcstatus_scale_free(&hs);
+    json_decref(nopods);
+    json_decref(hst);
+    json_decref(hsvc);
+    json_decref(huge);
 
     /* scaling */
     json_t *wg = json_array_get(jx_get(rc, "spec.workerGroupSpecs"), 0);

@@ -317,11 +317,29 @@ typedef struct {
     bool dry_run; /* dryRun=All */
     char pp_buf[32]; /* propagationPolicy query value */
     const rbac_user_t *user; /* the identity over TLS when not system:masters, else NULL */
+    int after_fault; /* APISERVER_FAULT_* rolled for this request: a success answer is lost */
 } reqctx_t;
+
+/* kube-apiserver's timeout filter (apiserver/pkg/server/filters/timeout.go): NewTimeoutError(
+ * "request did not complete within requested timeout - " + ctx.Err(), 0). */
+static const char s_timeout_status[] =
+    "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+    "\"message\":\"Timeout: request did not complete within requested timeout - context deadline "
+    "exceeded\",\"reason\":\"Timeout\",\"details\":{},\"code\":504}\n";
 
 static void s_reply_text(reqctx_t *x, int status, const char *ctype, const char *extra,
                          const char *text, size_t len)
 {
+    if (x->after_fault && status < 300) { /* the write was done; its answer is lost */
+        int how = x->after_fault;
+        x->after_fault = 0;
+        if (how == APISERVER_FAULT_DROP)
+            httpd_conn_abort(x->c);
+        else
+            httpd_respond(x->c, 504, "application/json", NULL, s_timeout_status,
+                          sizeof(s_timeout_status) - 1);
+        return;
+    }
     httpd_respond(x->c, status, ctype, extra, text, len);
 }
 
@@ -2923,7 +2941,11 @@ int apiserver_add_fault_spec(apiserver_t *a, const char *spec)
     f.rate = strtod(c2 + 1, &end);
     if (end == c2 + 1)
         return ERR_INVAL;
-    if (*end == ':') {
+    if (strcmp(end, ":drop") == 0 || strcmp(end, ":timeout") == 0) {
+        f.after = end[1] == 'd' ? APISERVER_FAULT_DROP : APISERVER_FAULT_TIMEOUT;
+        f.code = 504;
+        end += strlen(end);
+    } else if (*end == ':') {
         long code = strtol(end + 1, &end, 10);
         f.code = (int)code;
     }
@@ -3003,6 +3025,10 @@ static bool s_inject(reqctx_t *x)
         double roll = (double)(s_rand(a) >> 11) / 9007199254740992.0;
         if (roll >= f->rate)
             continue;
+        if (f->after) { /* done normally, the answer is lost (s_reply_text) */
+            x->after_fault = f->after;
+            return false;
+        }
         s_status_set(&st, f->code, s_reason_for(f->code), "kubesim: injected fault (%s %s)",
                      x->verb, x->r->resource);
         char hdr[64] = "";
@@ -3190,6 +3216,13 @@ static void s_admin(reqctx_t *x, const char *what)
             json_t *rate = json_object_get(rule, "rate");
             f.rate = json_is_number(rate) ? json_number_value(rate) : 1.0;
             f.code = (int)jx_int(rule, "code", 500);
+            const char *after = jx_str(rule, "after", NULL);
+            if (after && (strcmp(after, "drop") == 0 || strcmp(after, "timeout") == 0)) {
+                f.after = after[0] == 'd' ? APISERVER_FAULT_DROP : APISERVER_FAULT_TIMEOUT;
+                f.code = 504;
+            } else if (after) {
+                f.code = 0; /* refused below */
+            }
             if (apiserver_add_fault(a, &f) < 0) {
                 json_decref(b);
                 s_fail(x, 400, "BadRequest", "invalid fault rule");
@@ -4199,6 +4232,28 @@ static int t_client(const char *base)
     CHECK(T_GET("/api/v1/namespaces/default/configmaps/c1") == 200 && T_HAS("\"k\":\"v\""));
     CHECK(T_GET("/api/v1/namespaces/default/configmaps/zz") == 404 &&
           T_HAS("configmaps \\\"zz\\\" not found"));
+    /* Ambiguous creates: applied, then the answer lost (kube's 504, or the connection closed);
+     * a create that fails is answered as usual. */
+    CHECK(T_SEND("POST", "/kubesim/faults", "application/json",
+                 "{\"rules\":[{\"verb\":\"create\",\"resource\":\"configmaps\",\"after\":"
+                 "\"timeout\"}]}") == 200);
+    CHECK(T_SEND("POST", "/api/v1/namespaces/default/configmaps", "application/json",
+                 "{\"metadata\":{\"name\":\"amb1\"}}") == 504 &&
+          T_HAS("\"message\":\"Timeout: request did not complete within requested timeout - "
+                "context deadline exceeded\",\"reason\":\"Timeout\""));
+    CHECK(T_SEND("DELETE", "/kubesim/faults", "application/json", "") == 200);
+    CHECK(T_SEND("POST", "/kubesim/faults", "application/json",
+                 "{\"rules\":[{\"verb\":\"create\",\"resource\":\"configmaps\",\"after\":"
+                 "\"drop\"}]}") == 200);
+    CHECK(T_SEND("POST", "/api/v1/namespaces/default/configmaps", "application/json",
+                 "{\"metadata\":{\"name\":\"amb2\"}}") == 0);
+    CHECK(T_SEND("POST", "/api/v1/namespaces/default/configmaps", "application/json",
+                 "{\"metadata\":{\"name\":\"amb1\"}}") == 409);
+    CHECK(T_SEND("POST", "/kubesim/faults", "application/json",
+                 "{\"rules\":[{\"verb\":\"create\",\"after\":\"later\"}]}") == 400);
+    CHECK(T_SEND("DELETE", "/kubesim/faults", "application/json", "") == 200);
+    CHECK(T_GET("/api/v1/namespaces/default/configmaps/amb1") == 200);
+    CHECK(T_GET("/api/v1/namespaces/default/configmaps/amb2") == 200);
     CHECK(T_GET("/api/v1/namespaces/default/configmaps?labelSelector=app%3Dx") == 200 &&
           T_HAS("\"c1\""));
     CHECK(T_GET("/api/v1/configmaps?labelSelector=app%21%3Dx") == 200 && !T_HAS("\"c1\""));
@@ -4464,6 +4519,9 @@ int apiserver_test(bool verbose)
     CHECK(apiserver_add_fault_spec(a, "get:pods") == ERR_INVAL);
     CHECK(apiserver_add_fault_spec(a, "get:pods:2") == ERR_INVAL);
     CHECK(apiserver_add_fault_spec(a, "get:pods:0.1:99") == ERR_INVAL);
+    CHECK(apiserver_add_fault_spec(a, "create:pods:0.3:drop") == 0 &&
+          apiserver_add_fault_spec(a, "create:pods:0.3:timeout") == 0);
+    CHECK(apiserver_add_fault_spec(a, "create:pods:0.3:dropx") == ERR_INVAL);
     apiserver_clear_faults(a);
     apiserver_opts_t same = {.port = apiserver_port(a)};
     apiserver_t *dup = apiserver_new(loop, &same);

@@ -95,7 +95,15 @@ typedef struct {
     char resource[64]; /* plural resource name (e.g. "pods"), or "*" */
     double rate; /* probability in [0, 1] */
     int code; /* HTTP status to answer (e.g. 500, 503, 409, 429) */
+    int after; /* APISERVER_FAULT_*: 0 = answer `code` instead of doing the request; else the
+                  request is done (a create is applied) and only a successful answer is lost */
 } apiserver_fault_t;
+
+/* apiserver_fault_t.after: an ambiguous write. DROP: the connection is closed without an answer
+ * (the client sees EOF / a reset); TIMEOUT: 504 as kube-apiserver's timeout filter answers when
+ * the handler outlives the request deadline while the storage write goes through. */
+#define APISERVER_FAULT_DROP 1
+#define APISERVER_FAULT_TIMEOUT 2
 
 /* Creates the server: registers the built-in resources, pre-creates the namespaces default,
  * kube-system, kube-public, kube-node-lease and the Nodes, and starts listening on `loop`.

@@ -4,7 +4,7 @@
  *   kubesim --port P --nodes N --kubeconfig-out FILE [--ready-file FILE] [--minor 32]
  *           [--tls-port P --token TOKEN] [--tls-host ADDR] [--tls-san NAME[,NAME]]...
  *           [--kubeconfig-for SERVER=FILE]...
- *           [--fault verb:resource:rate[:code]]... [--latency-ms N] [--jitter-ms N]
+ *           [--fault verb:resource:rate[:code|drop|timeout]]... [--latency-ms N] [--jitter-ms N]
  *           [--history N] [--bookmark-ms N] [--log-level L]
  *
  * Prints "kubesim listening on http://127.0.0.1:PORT" (and "kubesim listening on
@@ -56,6 +56,9 @@ static void s_usage(FILE *f)
            "  --kubeconfig-for SERVER=FILE  also write a kubeconfig whose server is the URL\n"
            "                         SERVER (e.g. https://kubesim:6443), at most 4\n"
            "  --fault V:R:RATE[:C]   inject errors: verb, resource ('*' = any), rate 0..1, code\n"
+           "                         (C 'drop' or 'timeout': an ambiguous write, the request\n"
+           "                         is done (a create applied) and its success answer lost:\n"
+           "                         the connection closed, or kube's 504 Timeout)\n"
            "  --latency-ms N         add N ms to every API request\n"
            "  --jitter-ms N          add a random 0..N ms to every API request\n"
            "  --history N            watch history events kept (default 100000)\n"
@@ -87,7 +90,9 @@ static void s_usage(FILE *f)
            "  demand     {\"namespace\":NS,\"cluster\":NAME,\"demand\":{GROUP:REPLICAS}}\n"
            "             (the Ray autoscaler emulation, for enableInTreeAutoscaling)\n"
            "  ray-head   {\"namespace\":NS,\"pod\":HEADPOD,\"gcsDown\":BOOL,\"restart\":BOOL}\n"
-           "and faults, latency, throttle, drop-watches, compact, bookmark; GET stats;\n"
+           "and faults ({\"rules\":[{\"verb\",\"resource\",\"rate\",\"code\"} or with\n"
+           "\"after\":\"drop\"|\"timeout\" instead of a code: done, then the answer lost]}),\n"
+           "latency, throttle, drop-watches, compact, bookmark; GET stats;\n"
            "GET forbidden: the 403s answered so far by user, verb and resource (DELETE resets).\n"
            "GET ray-submissions[?submissionId=ID]: POST /api/jobs/ counted over every\n"
            "simulated head, live or gone ({\"attempts\":N,\"accepted\":N,...}).\n"

@@ -4,6 +4,7 @@
 #include "reconcile.h"
 
 #include "batchsched.h"
+#include "bounds.h"
 #include "err.h"
 #include "hash.h"
 #include "jproj.h"
@@ -897,10 +898,12 @@ static void s_head(pass_t *p)
             buf_init(&err, RECONCILE_MSG_MAX);
             podbuild_opts_t o = p->r->pod_opts;
             o.recreate_hash = s_hash(p)[0] ? p->hash : NULL;
-            if (podbuild_head(p->rcd, &o, &hp, &err) == 0)
+            int brc = podbuild_head(p->rcd, &o, &hp, &err);
+            if (brc == 0)
                 s_create_pod(p, hp, RECONCILE_HEAD_GROUP, true);
             else
-                ctrl_fail(p->cp, "FailedCreateHeadPod", "%s", buf_str(&err));
+                ctrl_fail(p->cp, "FailedCreateHeadPod", "%s",
+                          err.len ? buf_str(&err) : err_str(brc));
             buf_free(&err);
         }
     } else {
@@ -1019,10 +1022,12 @@ static bool s_multihost(pass_t *p, int gi, const json_t *wg, const json_t *gpods
             json_t *wp = NULL;
             buf_t err;
             buf_init(&err, RECONCILE_MSG_MAX);
-            if (podbuild_worker_ex(p->rcd, gi, &rep, &p->r->pod_opts, &wp, &err) == 0)
+            int brc = podbuild_worker_ex(p->rcd, gi, &rep, &p->r->pod_opts, &wp, &err);
+            if (brc == 0)
                 s_create_pod(p, wp, gname, false);
             else
-                ctrl_fail(p->cp, "FailedCreateWorkerPod", "%s", buf_str(&err));
+                ctrl_fail(p->cp, "FailedCreateWorkerPod", "%s",
+                          err.len ? buf_str(&err) : err_str(brc));
             buf_free(&err);
         }
     }
@@ -1092,10 +1097,12 @@ static bool s_worker_group(pass_t *p, int gi, const json_t *wg)
             json_t *wp = NULL;
             buf_t err;
             buf_init(&err, RECONCILE_MSG_MAX);
-            if (podbuild_worker_ex(p->rcd, gi, &rep, &p->r->pod_opts, &wp, &err) == 0)
+            int brc = podbuild_worker_ex(p->rcd, gi, &rep, &p->r->pod_opts, &wp, &err);
+            if (brc == 0)
                 s_create_pod(p, wp, gname, false);
             else
-                ctrl_fail(p->cp, "FailedCreateWorkerPod", "%s", buf_str(&err));
+                ctrl_fail(p->cp, "FailedCreateWorkerPod", "%s",
+                          err.len ? buf_str(&err) : err_str(brc));
             buf_free(&err);
         }
         json_decref(used);
@@ -1879,6 +1886,18 @@ static int s_validate(pass_t *p)
         ctrl_event(p->cp, true, VALIDATE_REASON_SPEC, "Validate", "%s %s/%s: %s",
                    VALIDATE_PREFIX_UPGRADE, p->cp->ns, p->cp->name, buf_str(&m));
         out = 1;
+        goto done;
+    }
+    buf_reset(&m);
+    const char *breason = NULL;
+    int b = bounds_check(p->rcd, p->r->cfg.max_pods, &p->r->pod_opts, &breason, &m);
+    if (b != 0) {
+        if (b == 1) { /* rayfleet's bounds: the Event (audited), a log line, nothing else */
+            ctrl_event(p->cp, true, breason, "Validate", "%s", buf_str(&m));
+            log_warn("spec over a bound", "key", p->cp->key, "reason", breason, "message",
+                     buf_str(&m), "correlation_id", p->cp->corr, NULL);
+        }
+        out = b == 1 ? 1 : 2;
         goto done;
     }
     buf_reset(&m);

@@ -135,6 +135,7 @@ typedef struct {
      * key's shard) fails the write unsent with ERR_STATE and ends the pass. NULL: always owned. */
     bool (*fence)(const char *key, void *arg);
     void *fence_arg; /* handed to fence */
+    int64_t max_pods; /* per-cluster pod cap (bounds.h); 0: BOUNDS_MAX_PODS_DEFAULT */
 } reconcile_config_t;
 
 /* Counters. */

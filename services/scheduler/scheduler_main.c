@@ -16,6 +16,10 @@
 static const cfg_opt_t s_options[] = {
     {"random-pod-delete", CFG_BOOL, "false", 0, 0, false, false,
      "Delete surplus workers even with autoscaling on (as ENABLE_RANDOM_POD_DELETE=true).", NULL},
+    {"max-pods-per-cluster", CFG_INT, "10000", 1, 2147483647, false, false,
+     "Most pods (head + workers after min/max clamping) one RayCluster may ask for; a spec over it "
+     "gets a Warning Event TooManyPods and nothing is created (KubeRay has no such cap).",
+     NULL},
     {NULL},
 };
 
@@ -47,6 +51,7 @@ static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
                               .requeue_ms =
                                   a->set.requeue_set ? a->set.requeue_s * 1000 : env->requeue_ms,
                               .pod_opts = &a->pod,
+                              .max_pods = cfg_int(env->svc->cfg, "max-pods-per-cluster"),
                               .gates = &a->set.gates});
     return reconcile_ctrl(a->rec);
 }
