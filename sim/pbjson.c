@@ -450,7 +450,7 @@ static int s_special_fields(const ProtobufCMessageDescriptor *d, const uint8_t *
                             sv_t *vals, buf_t *err)
 {
     rd_t r = {p, p + n};
-    wf_t w;
+    wf_t w = {0};
     int rc;
     while ((rc = s_next(&r, &w, d->name, err)) == 1) {
         const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, w.num);
@@ -602,7 +602,7 @@ static int s_decode_fields(const ProtobufCMessageDescriptor *d, const uint8_t *p
     if (!obj)
         return ERR_NOMEM;
     rd_t r = {p, p + n};
-    wf_t w;
+    wf_t w = {0};
     int rc;
     while ((rc = s_next(&r, &w, d->name, err)) == 1) {
         const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, w.num);
