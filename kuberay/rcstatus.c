@@ -349,7 +349,7 @@ json_t *rcstatus_calculate(const json_t *rc, const json_t *pods, const json_t *h
     json_object_set_new(st, "desiredTPU", json_string(q));
 
     size_t npods = json_array_size(pods);
-    if (!err && (int64_t)npods == desired + 1 && s_all_running(pods)) {
+    if (!err && desired < INT64_MAX && (int64_t)npods == desired + 1 && s_all_running(pods)) {
         json_object_set_new(st, "state", json_string(RCS_STATE_READY));
         json_object_set_new(st, "reason", json_string(""));
     }
