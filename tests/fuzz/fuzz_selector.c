@@ -1,10 +1,11 @@
 /*
  * fuzz_selector: libFuzzer harness for the label and field selector parsers (common/selector.c;
- * the labelSelector= and fieldSelector= query parameters). The input is parsed as a label
- * selector and as a field selector over a fixed field list. Properties: a parsed selector prints
- * (selector_to_string) to text that parses again to a selector printing the same and matching the
- * same fixed labels / object; the validators and matchers never crash. Built by -DRF_FUZZ=ON
- * (scripts/fuzz.sh).
+ * the labelSelector= and fieldSelector= query parameters, and the LabelSelector objects of
+ * specs). The input is parsed as a label selector, as a field selector over a fixed field list,
+ * and (when it is JSON) as a metav1.LabelSelector and as a matchLabels map. Properties: a parsed
+ * selector prints (selector_to_string) to text that parses again to a selector printing the same
+ * and matching the same fixed labels / object; the validators and matchers never crash. Built by
+ * -DRF_FUZZ=ON (scripts/fuzz.sh).
  */
 #include "buf.h"
 #include "err.h"
@@ -69,6 +70,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s_check(s, true);
         selector_destroy(&s);
     }
+    // A metav1.LabelSelector or a matchLabels map (JSON input) prints to a label selector text
+    // that parses back to the same matcher.
+    json_t *j = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+    if (j && !json_is_null(j) && selector_from_label_selector(j, &s, NULL) == 0) {
+        s_check(s, false);
+        selector_destroy(&s);
+    }
+    if (j && selector_labels_from_map(j, &s, NULL) == 0) {
+        s_check(s, false);
+        selector_destroy(&s);
+    }
+    json_decref(j);
     (void)selector_validate_label_key(text, NULL);
     (void)selector_validate_label_value(text, NULL);
     free(text);
