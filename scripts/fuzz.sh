@@ -15,7 +15,7 @@ FUZZ_DIR=${FUZZ_DIR:-build-fuzz}
 JOBS=${JOBS:-2}
 OUT=${FUZZ_OUT:-$FUZZ_DIR/fuzz-out}
 
-./scripts/deps.sh
+./scripts/deps.sh --build-only
 ./scripts/deps.sh --fuzz
 CC=clang cmake -S . -B "$FUZZ_DIR" -DCMAKE_BUILD_TYPE=Debug -DRF_FUZZ=ON -DRF_WERROR=ON >/dev/null
 cmake --build "$FUZZ_DIR" --target fuzzers -j"$JOBS" >/dev/null
