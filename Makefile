@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps configure build test run bench asan-test format format-check lint clean
+.PHONY: all deps configure build test run bench asan-test fuzz-smoke format format-check lint clean
 .PHONY: images compose-up compose-down compose-test
 
 all: build
@@ -35,6 +35,12 @@ asan-test: deps
 	@cmake --build $(ASAN_DIR) -j$(JOBS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir $(ASAN_DIR) --output-on-failure -j$(JOBS)
+
+# Every libFuzzer harness of tests/fuzz (clang, ASan + UBSan) for FUZZ_SECONDS each on its seed
+# corpus, two at a time (scripts/fuzz.sh; a longer run: scripts/fuzz.sh 3600).
+FUZZ_SECONDS ?= 20
+fuzz-smoke:
+	@./scripts/fuzz.sh $(FUZZ_SECONDS)
 
 format:
 	@./scripts/check-style.sh --fix

@@ -488,6 +488,32 @@ static int s_report_headers(req_t *r)
     return rc < 0 ? rc : 0;
 }
 
+int http_header_line(const char *data, size_t n, http_header_span_t *out)
+{
+    *out = (http_header_span_t){0};
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        return HTTP_LINE_STATUS;
+    size_t end = n;
+    while (end > 0 && (data[end - 1] == '\r' || data[end - 1] == '\n'))
+        end--;
+    if (end == 0)
+        return HTTP_LINE_IGNORED; // the blank line that ends a header block
+    const char *colon = memchr(data, ':', end);
+    if (!colon || colon == data || data[0] == ' ' || data[0] == '\t')
+        return HTTP_LINE_IGNORED; // not "name: value" (an obsolete folded line): ignored
+    if (memchr(data, '\0', end))
+        return ERR_PROTO;
+    size_t name_len = (size_t)(colon - data);
+    size_t v = name_len + 1;
+    while (v < end && (data[v] == ' ' || data[v] == '\t'))
+        v++;
+    size_t v_end = end;
+    while (v_end > v && (data[v_end - 1] == ' ' || data[v_end - 1] == '\t'))
+        v_end--;
+    *out = (http_header_span_t){.name_len = name_len, .value_off = v, .value_len = v_end - v};
+    return HTTP_LINE_HEADER;
+}
+
 /* CURLOPT_HEADERFUNCTION: one header line (status lines included). */
 static size_t s_curl_header(char *data, size_t size, size_t nmemb, void *userp)
 {
@@ -496,7 +522,9 @@ static size_t s_curl_header(char *data, size_t size, size_t nmemb, void *userp)
     if (r->state == REQ_CANCELLED)
         return 0;
     r->last_activity = loop_now(r->client->loop);
-    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+    http_header_span_t h;
+    int kind = http_header_line(data, n, &h);
+    if (kind == HTTP_LINE_STATUS) {
         // A new response (after 1xx, or the first): forget the headers of any
         // previous one.
         buf_reset(&r->hdr_store);
@@ -504,28 +532,15 @@ static size_t s_curl_header(char *data, size_t size, size_t nmemb, void *userp)
         r->headers_reported = false;
         return n;
     }
-    size_t end = n;
-    while (end > 0 && (data[end - 1] == '\r' || data[end - 1] == '\n'))
-        end--;
-    if (end == 0)
-        return n; // the blank line that ends a header block
-    const char *colon = memchr(data, ':', end);
-    if (!colon || colon == data || data[0] == ' ' || data[0] == '\t')
-        return n; // not "name: value" (an obsolete folded line): ignored
-    size_t name_len = (size_t)(colon - data);
-    size_t v = name_len + 1;
-    while (v < end && (data[v] == ' ' || data[v] == '\t'))
-        v++;
-    size_t v_end = end;
-    while (v_end > v && (data[v_end - 1] == ' ' || data[v_end - 1] == '\t'))
-        v_end--;
-    if (r->n_hdrs >= HTTP_MAX_HEADERS || memchr(data, '\0', end)) {
-        r->err = r->n_hdrs >= HTTP_MAX_HEADERS ? ERR_TOOBIG : ERR_PROTO;
+    if (kind == HTTP_LINE_IGNORED)
+        return n;
+    if (kind < 0 || r->n_hdrs >= HTTP_MAX_HEADERS) {
+        r->err = kind < 0 ? kind : ERR_TOOBIG;
         return 0;
     }
-    int rc = buf_append(&r->hdr_store, data, name_len);
+    int rc = buf_append(&r->hdr_store, data, h.name_len);
     rc = rc ? rc : buf_append(&r->hdr_store, "", 1);
-    rc = rc ? rc : buf_append(&r->hdr_store, data + v, v_end - v);
+    rc = rc ? rc : buf_append(&r->hdr_store, data + h.value_off, h.value_len);
     rc = rc ? rc : buf_append(&r->hdr_store, "", 1);
     if (rc) {
         r->err = rc;

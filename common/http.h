@@ -195,6 +195,21 @@ const char *http_header_get(const http_response_t *resp, const char *name);
  * HTTP date is not parsed). */
 int64_t http_retry_after_ms(const http_response_t *resp);
 
+/* One response header line as libcurl hands it to the client (CRLF included or not). */
+typedef struct {
+    size_t name_len; /* the name is data[0, name_len) */
+    size_t value_off; /* the value (blanks around it trimmed) is data[value_off, +value_len) */
+    size_t value_len;
+} http_header_span_t;
+enum { HTTP_LINE_IGNORED = 0, HTTP_LINE_HEADER = 1, HTTP_LINE_STATUS = 2 };
+
+/* Classifies the header line data[n] (*out zeroed unless a header): HTTP_LINE_STATUS for a
+ * status line ("HTTP/..." starts a new response, after a 1xx), HTTP_LINE_IGNORED for the blank
+ * line ending a block, a line without a colon or an obsolete folded line, HTTP_LINE_HEADER with
+ * the spans of "name: value" (name not empty, never read past n), or ERR_PROTO for a header line
+ * holding a NUL byte. */
+int http_header_line(const char *data, size_t n, http_header_span_t *out);
+
 /* Fills *out with the client's counters. */
 void http_client_stats(const http_client_t *client, http_stats_t *out);
 

@@ -21,7 +21,11 @@ static void s_errf(buf_t *err, const char *name, int line, int col, const char *
     (void)buf_printf(err, "%s:%d:%d: %s", name ? name : "<input>", line, col, msg);
 }
 
-/* Checks the nesting depth of the JSON text; on failure reports where the limit was passed. */
+/* Checks the nesting depth of the JSON text; on failure reports where the limit was passed. Also
+ * refuses a NUL byte outside a string: jansson's lexer loses one NUL that follows a number or a
+ * literal (it ungets it into its NUL-terminated look-ahead buffer), so json_loadb() accepts "8\0"
+ * and "[8\0]", which are not JSON (RFC 8259 allows no NUL outside a string, where jansson refuses
+ * it as a control character). jproj.c refuses them too: both parsers accept the same texts. */
 static int s_check_depth(const char *data, size_t len, const char *name, buf_t *err)
 {
     int depth = 0;
@@ -49,6 +53,9 @@ static int s_check_depth(const char *data, size_t len, const char *name, buf_t *
         }
         if (c == '"') {
             in_str = true;
+        } else if (c == '\0') {
+            s_errf(err, name, line, col, "NUL byte outside a string");
+            return ERR_PARSE;
         } else if (c == '{' || c == '[') {
             if (++depth > JX_MAX_DEPTH) {
                 char msg[96];
@@ -627,6 +634,21 @@ int json_test(bool verbose)
     json_decref(tmp);
     // Brackets inside strings do not count.
     CHECK(jx_parse("\"[[[[\\\"[[\"", 10, "s", &tmp, &err) == 0 && tmp != NULL);
+    json_decref(tmp);
+    // A NUL outside a string is refused (jansson alone loses one after a number or a literal:
+    // found by tests/fuzz/fuzz_jproj, the differential against jproj).
+    static const struct {
+        const char *text;
+        size_t len;
+    } nul_cases[] = {{"8\0", 2}, {"889\0", 4}, {"[8\0]", 5}, {"true\0 ", 6}, {"{\"a\":1\0}", 8}};
+    for (size_t i = 0; i < sizeof nul_cases / sizeof nul_cases[0]; i++) {
+        buf_reset(&err);
+        CHECK(jx_parse(nul_cases[i].text, nul_cases[i].len, "nul", &tmp, &err) == ERR_PARSE &&
+              tmp == NULL);
+        CHECK(strstr(buf_str(&err), "NUL byte outside a string") != NULL);
+    }
+    buf_reset(&err);
+    CHECK(jx_parse("\"a\\u0041\"", 9, "s", &tmp, &err) == 0 && tmp != NULL);
     json_decref(tmp);
     buf_free(&deep);
 

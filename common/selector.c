@@ -1073,8 +1073,20 @@ int selector_to_string(const selector_t *s, buf_t *out)
         bool set = r->op == OP_IN || r->op == OP_NOTIN;
         if (set)
             rc = buf_puts(out, "(");
-        for (size_t j = 0; j < r->nvalues && !rc; j++)
-            rc = buf_printf(out, "%s%s", j ? "," : "", r->values[j]);
+        for (size_t j = 0; j < r->nvalues && !rc; j++) {
+            if (j)
+                rc = buf_puts(out, ",");
+            if (!s->is_field) {
+                rc = rc ? rc : buf_puts(out, r->values[j]);
+                continue;
+            }
+            // fields.EscapeValue: a backslash before \, , and = (s_unescape's inverse).
+            for (const char *c = r->values[j]; *c && !rc; c++) {
+                if (*c == '\\' || *c == ',' || *c == '=')
+                    rc = buf_append(out, "\\", 1);
+                rc = rc ? rc : buf_append(out, c, 1);
+            }
+        }
         if (!rc && set)
             rc = buf_puts(out, ")");
     }
@@ -1259,6 +1271,12 @@ int selector_test(bool verbose)
         CHECK(selector_parse_fields("metadata.name=a\\x", pf, 6, &s, &e) == ERR_INVAL);
         buf_reset(&e);
         CHECK(selector_parse_fields("metadata.name=a=b", pf, 6, &s, &e) == ERR_INVAL);
+        buf_reset(&e);
+        // Printing escapes \\ , = in values, so the text parses back (found by fuzz_selector).
+        CHECK(selector_parse_fields("metadata.name=\\\\a\\,b\\=c", pf, 6, &s, &e) == 0);
+        CHECK(selector_to_string(s, &e) == 0 &&
+              strcmp(buf_str(&e), "metadata.name=\\\\a\\,b\\=c") == 0);
+        selector_destroy(&s);
         buf_reset(&e);
         CHECK(selector_field_value(pod, "spec.hostNetwork", &e) == 0);
         CHECK(strcmp(buf_str(&e), "true") == 0);

@@ -81,8 +81,9 @@ bool selector_is_empty(const selector_t *s);
 const char *selector_exact_value(const selector_t *s, const char *key);
 
 /* Appends the canonical text of `s` (requirements sorted by key, as kube prints them, e.g.
- * "app=x,tier in (a,b)") to `out`. A selector that matches nothing has no text form and gives
- * ERR_INVAL. Returns 0, ERR_INVAL, ERR_TOOBIG, ERR_NOMEM. */
+ * "app=x,tier in (a,b)"; field selector values escaped as fields.EscapeValue does) to `out`. A
+ * selector that matches nothing has no text form and gives ERR_INVAL. Returns 0, ERR_INVAL,
+ * ERR_TOOBIG, ERR_NOMEM. */
 int selector_to_string(const selector_t *s, buf_t *out);
 
 /* Frees the selector and sets *s to NULL. NULL-safe. */

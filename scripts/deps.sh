@@ -2,6 +2,7 @@
 # Installs, with apt-get, exactly the Debian packages rayfleet needs to build, test and run,
 # and only those that are missing. Prints nothing when everything is present.
 #   --build-only  only the packages that build the binaries (docker/Dockerfile's build stage)
+#   --fuzz        only the packages of the libFuzzer harnesses (scripts/fuzz.sh, make fuzz-smoke)
 set -euo pipefail
 
 BUILD_PACKAGES=(
@@ -27,7 +28,13 @@ PACKAGES=(
     prometheus                # integration.prometheus: prometheus and promtool (19 MB download, 96 MB installed)
 )
 
+FUZZ_PACKAGES=(
+    clang                     # tests/fuzz: the harnesses are built with clang -fsanitize=fuzzer
+    libclang-rt-14-dev        # libFuzzer and the sanitizer runtimes for clang 14 (bookworm)
+)
+
 [[ "${1:-}" == --build-only ]] && PACKAGES=("${BUILD_PACKAGES[@]}")
+[[ "${1:-}" == --fuzz ]] && PACKAGES=("${FUZZ_PACKAGES[@]}")
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,11 +1,7 @@
 /*
- * fuzz_yaml: libFuzzer harness for the YAML loader and dumper (common/yaml.c). Not part of the
- * default build. Each input is loaded; when it loads, every document is dumped and loaded again
- * and must give an equal tree (the round-trip promise of yaml.h).
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DRF_SHARED_DIR='""' \
- *       -Icommon tests/fuzz/fuzz_yaml.c common/yaml.c common/json.c common/buf.c common/err.c \
- *       -ljansson -lyaml -lm -o fuzz_yaml && ./fuzz_yaml -max_len=65536 tests/fuzz/corpus_yaml
+ * fuzz_yaml: libFuzzer harness for the YAML loader and dumper (common/yaml.c). Each input is
+ * loaded; when it loads, every document is dumped and loaded again and must give an equal tree
+ * (the round-trip promise of yaml.h). Built by -DRF_FUZZ=ON (scripts/fuzz.sh, make fuzz-smoke).
  */
 #include "buf.h"
 #include "yaml.h"
