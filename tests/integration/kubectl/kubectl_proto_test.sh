@@ -198,6 +198,9 @@ def norm(v):
     return v
 pb, js = (norm(json.load(open(f))) for f in sys.argv[1:3])
 for l in (pb, js):
+    # the list's resourceVersion is the store's current one: any write between the two GETs
+    # (a node lease renewal) moves it
+    l.get("metadata", {}).pop("resourceVersion", None)
     for it in l["items"]:
         it.pop("apiVersion", None)
         it.pop("kind", None)
