@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "err.h"
 #include "log.h"
+#include "quote.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -197,17 +198,6 @@ const char *httpd_status_text(int status)
     }
 }
 
-static int s_hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes in[n] into out[outsz]; '+' becomes ' ' when `plus` is set. */
 static int s_decode(const char *in, size_t n, char *out, size_t outsz, bool plus)
 {
@@ -219,7 +209,8 @@ static int s_decode(const char *in, size_t n, char *out, size_t outsz, bool plus
         if (ch == '%') {
             if (i + 2 >= n)
                 return ERR_INVAL;
-            int h = s_hexval((unsigned char)in[i + 1]), l = s_hexval((unsigned char)in[i + 2]);
+            int h = quote_hexval((unsigned char)in[i + 1]),
+                l = quote_hexval((unsigned char)in[i + 2]);
             if (h < 0 || l < 0)
                 return ERR_INVAL;
             ch = h * 16 + l;

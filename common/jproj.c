@@ -10,6 +10,7 @@
 #include "jproj.h"
 
 #include "err.h"
+#include "quote.h"
 #include "yaml.h"
 
 #include <dirent.h>
@@ -210,17 +211,6 @@ static void s_ws(s_p_t *p)
     p->i = i;
 }
 
-static int s_hex(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The 4 hex digits at d[i..i+4) into *v; false when not 4 hex digits. */
 static bool s_hex4(const unsigned char *d, size_t n, size_t i, uint32_t *v)
 {
@@ -228,7 +218,7 @@ static bool s_hex4(const unsigned char *d, size_t n, size_t i, uint32_t *v)
         return false;
     uint32_t x = 0;
     for (size_t k = 0; k < 4; k++) {
-        int h = s_hex(d[i + k]);
+        int h = quote_hexval((unsigned char)d[i + k]);
         if (h < 0)
             return false;
         x = (x << 4) | (uint32_t)h;

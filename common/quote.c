@@ -60,6 +60,17 @@ static bool s_printable(uint32_t r)
     return true;
 }
 
+int quote_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 int quote_go(buf_t *b, const char *s)
 {
     if (!b || !s)

@@ -23,6 +23,10 @@
  * or ERR_NOMEM; b then holds a cut quote). */
 int quote_go(buf_t *b, const char *s);
 
+/* The value of hex digit c (0-9, a-f, A-F), or -1: what the decoders of escapes share (JSON's
+ * \uXXXX in jproj, CEL's \x and \u, URL %XX in httpd). */
+int quote_hexval(int c);
+
 /* Self-test: ASCII escapes (including the \r that sim/schema.c's copy wrote as \x0d), UTF-8
  * kept, invalid UTF-8, non-printable runes, the bound. */
 int quote_test(bool verbose);

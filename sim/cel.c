@@ -7,6 +7,7 @@
  */
 #include "cel.h"
 #include "err.h"
+#include "quote.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -248,17 +249,6 @@ static int s_utf8(buf_t *b, uint32_t cp)
     return buf_append(b, o, n);
 }
 
-static int s_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Lexes a string literal starting at the quote at p->pos (after any r prefix). */
 static void s_lex_string(parser_t *p, bool raw)
 {
@@ -308,7 +298,7 @@ static void s_lex_string(parser_t *p, bool raw)
         bool bad = false;
         if (digits) {
             for (int k = 0; k < digits; k++) {
-                int h = p->pos < p->len ? s_hexval(s[p->pos]) : -1;
+                int h = p->pos < p->len ? quote_hexval((unsigned char)s[p->pos]) : -1;
                 if (h < 0) {
                     bad = true;
                     break;
@@ -394,7 +384,7 @@ static void s_lex_number(parser_t *p)
     uint64_t v = 0;
     const char *d = hex ? num + 2 : num;
     for (; *d; d++) {
-        int h = s_hexval(*d);
+        int h = quote_hexval((unsigned char)*d);
         uint64_t base = hex ? 16 : 10;
         if (v > (UINT64_MAX - (uint64_t)h) / base) {
             s_perr(p, ERR_INVAL, at, "invalid %s literal", is_uint ? "uint" : "int");
