@@ -72,4 +72,31 @@ has "--tls-san entries must be names or addresses" "$("$bin/kubesim" --tls-san '
 has "--kubeconfig-for must be SERVER=FILE" "$("$bin/kubesim" --kubeconfig-for /tmp/x 2>&1)" "--kubeconfig-for: must be SERVER=FILE"
 expect_code "a bad --tls-san exits 2" 2 "$bin/kubesim" --tls-san 'bad_name'
 
+# --- the image's runtime stage installs every shared library the binaries need ---------------
+# (kubesim gained libprotobuf-c once and the image lacked it: only compose-test noticed). Each
+# NEEDED library of each binary the image holds is found with ldconfig, its Debian package with
+# dpkg -S, and that package must be in the Dockerfile's runtime apt-get line.
+dockerfile="$here/../../../docker/Dockerfile"
+pkgs=$(awk '/^FROM debian:bookworm-slim/{rt=1} rt && /apt-get install/{on=1} on{print} on && !/\\$/{on=0}' \
+    "$dockerfile" | tr ' \\' '\n\n' | grep -E '^[a-z0-9][a-z0-9.+-]+$' | sort -u)
+missing=""
+for b in rayfleet-bus rayfleet-watcher rayfleet-scheduler rayfleet-submitter rayfleet-serve-upgrade \
+    rayfleetctl kubesim; do
+    [[ -x "$bin/$b" ]] || { missing+=" $b(not built)"; continue; }
+    for lib in $(readelf -d "$bin/$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        path=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
+        pkg=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1)
+        [[ -z "$pkg" ]] && pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1)
+        # libc6 is in the base; the sanitizer runtimes only in an ASan/UBSan test build
+        [[ "$pkg" == libc6 || "$lib" == libasan.* || "$lib" == libubsan.* ]] && continue
+        grep -qx -- "$pkg" <<<"$pkgs" || missing+=" $b:$lib(${pkg:-no package})"
+    done
+done
+if [[ -z "$missing" ]]; then
+    ok "the image's runtime stage installs every library the binaries link"
+else
+    bad "the image's runtime stage installs every library the binaries link"
+    echo "     missing:$missing"
+fi
+
 tl_summary
