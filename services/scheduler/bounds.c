@@ -78,12 +78,43 @@ static size_t s_largest_param(const json_t *group, const char **key)
     return best;
 }
 
+/* The user's text that goes into a group's pod commands (rayStartParams keys and values, every
+ * container's command and args): when it is under half of podbuild's bound, no command of that
+ * pod can pass the bound (rayfleet's own part is a few KB), so the pod need not be built to know.
+ * This keeps the pod builds below off the path of every pass for every ordinary spec. */
+static size_t s_user_text(const json_t *group)
+{
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)json_object_get(group, "rayStartParams"), k, v)
+    {
+        n += strlen(k) + (json_is_string(v) ? json_string_length(v) : 32) + 4;
+    }
+    static const char *const lists[] = {"command", "args"};
+    size_t i, j;
+    json_t *c, *a;
+    json_array_foreach(jx_get(group, "template.spec.containers"), i, c)
+    {
+        for (size_t l = 0; l < 2; l++) {
+            json_array_foreach(json_object_get(c, lists[l]), j, a)
+            {
+                n += (json_is_string(a) ? json_string_length(a) : 32) + 4;
+            }
+        }
+    }
+    return n;
+}
+
 static int s_size(const json_t *rc, const json_t *groups, const podbuild_opts_t *opts,
                   const char **reason, buf_t *msg)
 {
     size_t ng = json_array_size(groups);
     for (size_t i = 0; i <= ng; i++) {
         bool head = i == ng;
+        if (s_user_text(head ? jx_get(rc, "spec.headGroupSpec") : json_array_get(groups, i)) <
+            PODBUILD_MAX_TEXT / 2)
+            continue;
         json_t *pod = NULL;
         buf_t err;
         buf_init(&err, 4096);
