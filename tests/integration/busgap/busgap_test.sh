@@ -6,7 +6,8 @@
 # same command line, environment and directory. The scheduler must see the gap (the watcher's
 # heartbeats skipped, or the forwarder restarted) and rescan: the RayCluster becomes ready within
 # 30 s of the bus coming back, not at the 5-minute resync. Prints the latency measured.
-# Usage: busgap_test.sh PATH/TO/rayfleetctl PATH/TO/raycluster.yaml
+# Usage: busgap_test.sh PATH/TO/rayfleetctl PATH/TO/raycluster.yaml (RF_KEEP_TMP=1 keeps the
+# state directory and its logs for a look afterwards)
 set -uo pipefail
 ctl=${1:?usage: busgap_test.sh PATH/TO/rayfleetctl RAYCLUSTER.yaml}
 yaml=${2:?usage: busgap_test.sh PATH/TO/rayfleetctl RAYCLUSTER.yaml}
