@@ -399,7 +399,8 @@ static int s_supervised(const char *dir)
     if (supervised)
         printf("\nServices (supervised by rayfleetctl pid %d, %s; backoff %" JSON_INTEGER_FORMAT
                "s doubling to %" JSON_INTEGER_FORMAT "s)\n",
-               (int)sup.pid, json_is_true(jx_get(j, "supervisor.detached")) ? "detached" : "foreground",
+               (int)sup.pid,
+               json_is_true(jx_get(j, "supervisor.detached")) ? "detached" : "foreground",
                jx_int(j, "backoff.min_ms", 0) / 1000, jx_int(j, "backoff.max_ms", 0) / 1000);
     else
         printf("\nServices (no supervisor runs: nothing is restarted%s%s)\n",
@@ -514,7 +515,8 @@ int status_main(int argc, char **argv)
                         "scheduler replicas (up --scheduler-replicas N), each replica and the "
                         "shards it holds (STATE/leases.db); with --state-dir, whether the cell "
                         "leads or waits and who leads (the Lease " LEADER_DEFAULT_NAMESPACE
-                        "/" LEADER_DEFAULT_NAME "); and the processes 'up' supervises: pid, state (running, "
+                        "/" LEADER_DEFAULT_NAME
+                        "); and the processes 'up' supervises: pid, state (running, "
                         "restarting in Ns, crash-looping, stopped), restarts, last exit and "
                         "/readyz (STATE/" SUPERVISE_FILE ", the machine-readable form).",
                         s_status_opts, 0, argc, argv, &a);

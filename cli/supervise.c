@@ -102,11 +102,10 @@ int supervise_save(const supervise_t *sv)
     json_t *root = json_object(), *list = json_array();
     json_t *me = json_pack("{s:i, s:I, s:b}", "pid", (int)getpid(), "start", (json_int_t)0,
                            "detached", sv->detached);
-    json_t *backoff = json_pack("{s:I, s:I, s:I, s:i}", "min_ms",
-                                (json_int_t)SUPERVISE_BACKOFF_MIN_MS, "max_ms",
-                                (json_int_t)SUPERVISE_BACKOFF_MAX_MS, "stable_ms",
-                                (json_int_t)SUPERVISE_STABLE_MS, "crashloop_after",
-                                SUPERVISE_CRASHLOOP_AFTER);
+    json_t *backoff =
+        json_pack("{s:I, s:I, s:I, s:i}", "min_ms", (json_int_t)SUPERVISE_BACKOFF_MIN_MS, "max_ms",
+                  (json_int_t)SUPERVISE_BACKOFF_MAX_MS, "stable_ms",
+                  (json_int_t)SUPERVISE_STABLE_MS, "crashloop_after", SUPERVISE_CRASHLOOP_AFTER);
     int rc = ERR_NOMEM;
     if (!root || !list || !me || !backoff)
         goto out;
