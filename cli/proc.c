@@ -291,18 +291,26 @@ int proc_tail(const char *path, int lines, const char *prefix, FILE *out)
     return 0;
 }
 
-int proc_capture(char *const argv[], buf_t *out)
+pid_t proc_fork_pipe(int fds[2])
 {
-    int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
-        return ERR_IO;
+        return -1;
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         close(fds[0]);
         close(fds[1]);
-        return ERR_IO;
+        return -1;
     }
+    return pid;
+}
+
+int proc_capture(char *const argv[], buf_t *out)
+{
+    int fds[2];
+    pid_t pid = proc_fork_pipe(fds);
+    if (pid < 0)
+        return ERR_IO;
     if (pid == 0) {
         s_child_setup();
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -71,6 +71,10 @@ int proc_pidfile_read(const char *path, proc_entry_t *e, size_t max, size_t *n);
  * Reads at most the file's last 64 KiB. Returns 0 or ERR_IO. */
 int proc_tail(const char *path, int lines, const char *prefix, FILE *out);
 
+/* Makes a close-on-exec pipe in fds (read end, write end) and forks, stdio flushed first. Returns
+ * the child's pid in the parent, 0 in the child, or -1 (nothing left open) when either fails. */
+pid_t proc_fork_pipe(int fds[2]);
+
 /* Runs argv[0] with argv, stdin /dev/null, stderr discarded, and appends its stdout (at most
  * PROC_CAPTURE_MAX bytes) to `out`; killed after PROC_CAPTURE_TIMEOUT_MS. Returns 0 when it exited
  * with status 0, ERR_IO (cannot run), ERR_TIMEOUT, or ERR_STATE (non-zero exit). */

@@ -289,15 +289,9 @@ int supervise_detach(int *notify, int *code)
     int fds[2];
     *notify = -1;
     *code = 1;
-    if (pipe2(fds, O_CLOEXEC) != 0)
+    pid_t pid = proc_fork_pipe(fds);
+    if (pid < 0)
         return ERR_IO;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return ERR_IO;
-    }
     if (pid == 0) {
         close(fds[0]);
         *notify = fds[1];
