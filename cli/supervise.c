@@ -175,8 +175,8 @@ static bool s_died(supervise_t *sv, size_t i, int status, FILE *report)
     if (s->fatal) {
         s->state = SUPERVISE_STOPPED;
         snprintf(sv->ended, sizeof(sv->ended),
-                 "%s (pid %d) %s: its state is lost and the services' kubeconfig names it, so "
-                 "the set was stopped; run 'rayfleetctl up' again",
+                 "%s (pid %d) %s: the simulated cluster's state is lost (a new one would start "
+                 "empty, on another port), so the set was stopped; run 'rayfleetctl up' again",
                  e->name, (int)e->pid, how);
         if (report) {
             fprintf(report, "rayfleetctl: %s; the last lines of %s:\n", sv->ended, s->log);

@@ -159,7 +159,7 @@ wait "$fg"
 rc=$?
 check "kubesim killed: foreground up exits 1" test $rc -eq 1
 has "kubesim killed: up says why the set stopped" "$(cat "$tmp/fg.out")" \
-    "kubesim \(pid [0-9]+\) killed by signal 9 \(Killed\): its state is lost .* so the set was stopped" \
+    "kubesim \(pid [0-9]+\) killed by signal 9 \(Killed\): the simulated cluster's state is lost .*, so the set was stopped" \
     "rayfleetctl: stopping everything"
 check "kubesim killed: no process left" gone $(awk '$1 != "rayfleetctl" {print $2}' "$tmp/pids.fg")
 has "status after kubesim's death says so" "$("$ctl" status --state-dir "$fg_state" 2>&1)" \
