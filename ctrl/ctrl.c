@@ -669,6 +669,8 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
             s_req_answered(p);
         return;
     }
+    if (p && q->what == CTRL_CREATE)
+        p->creates_inflight--;
     bool exists = q->what == CTRL_CREATE && err == ERR_EXISTS;
     bool gone = q->what == CTRL_DELETE && err == ERR_NOTFOUND;
     const char *name = q->name;
@@ -708,7 +710,7 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
             snprintf(msg, sizeof(msg), "Updated the status of %s %s/%s", q->kind, q->ns, name);
         s_audit(c, q, verb, name, uid, q->ok_reason, msg, res->status, err ? res->message : NULL);
         if (p && q->what == CTRL_CREATE)
-            p->probe = false;
+            p->create_ok = true;
         if (p && q->ok_reason && err == 0)
             s_event_msg(p, false, q->ok_reason, s_action(q->what), msg);
         if (p && q->exp_group[0] && q->what == CTRL_CREATE && err == 0)
@@ -838,6 +840,7 @@ static void s_dispatch(ctrl_pass_t *p, req_t *q)
     p->sent = true;
     q->t0 = loop_clock_ms();
     if (q->what == CTRL_CREATE) {
+        p->creates_inflight++;
         id = k8s_create(k, &res, obj, &wo, s_result, q);
         c->stats.creates++;
     } else if (q->what == CTRL_DELETE) {
@@ -878,8 +881,10 @@ static void s_pump(ctrl_pass_t *p)
     if (p->pumping)
         return;
     p->pumping = true;
-    while (p->wait_head && p->inflight < (p->probe ? 1 : CTRL_PASS_WINDOW)) {
+    while (p->wait_head && p->inflight < CTRL_PASS_WINDOW) {
         req_t *q = p->wait_head;
+        if (q->what == CTRL_CREATE && !p->create_ok && p->creates_inflight > 0)
+            break; /* slow start: the first create answers before the next goes */
         p->wait_head = q->wnext;
         if (!p->wait_head)
             p->wait_tail = NULL;
@@ -1331,7 +1336,6 @@ void ctrl_fn(workq_t *q, const char *key, void *arg)
     }
     p->q = q;
     p->urgent = workq_urgent_start(q, key);
-    p->probe = workq_num_requeues(q, key) > 0;
     char cl[CTRL_KEY_MAX];
     if (ctrl_parse_key(key, cl, p->ns, p->name) != 0 || strcmp(cl, c->cluster) != 0) {
         log_warn("reconcile key ignored", "key", key, NULL);

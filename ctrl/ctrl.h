@@ -213,11 +213,13 @@ struct ctrl_pass {
     int inflight; /* requests sent and not answered (<= CTRL_PASS_WINDOW) */
     struct ctrl_req *wait_head, *wait_tail; /* requests waiting behind the window (FIFO) */
     bool pumping; /* the window is being pumped (no re-entry) */
-    /* the key failed before (it has a backoff history): the window is one request until a create
-     * succeeds, so a create that keeps failing costs one request per pass (KubeRay creates one
-     * pod at a time and returns on the first failure) */
-    bool probe;
-    bool create_failed; /* a create of the pass failed: its creates not sent yet are dropped */
+    /* Creates start slowly (as the ReplicaSet controller's slowStartBatch, and KubeRay, which
+     * creates one pod at a time and returns on the first failure): until a create of the pass
+     * succeeds, one create is in flight at a time; once one failed, the creates not sent yet are
+     * dropped. A create that keeps failing costs one request per pass, and the pass's backoff. */
+    bool create_ok; /* a create of the pass succeeded (the window is open to creates) */
+    bool create_failed; /* a create of the pass failed */
+    int creates_inflight; /* creates sent and not answered */
     bool in_stage; /* a stage function is running (ctrl_release() must not advance) */
     int holds; /* ctrl_hold()s not released */
 };
