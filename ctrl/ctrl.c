@@ -429,8 +429,9 @@ static void s_event_cb(k8s_client_t *k, const k8s_result_t *res, void *arg)
         return;
     }
     char msg[CTRL_KEY_MAX + 160];
+    const json_t *whole = q->ev_full ? q->ev_full : q->body; /* a patch names no object */
     snprintf(msg, sizeof(msg), "Recorded Event %s on %s %s/%s%s", q->event_reason, q->ikind, q->ns,
-             jx_str(q->body, "involvedObject.name", ""), q->ev_count > 1 ? " again" : "");
+             jx_str(whole, "involvedObject.name", ""), q->ev_count > 1 ? " again" : "");
     if (q->ev_count > 1) {
         size_t n = strlen(msg);
         snprintf(msg + n, sizeof(msg) - n, " (count %lld)", (long long)q->ev_count);

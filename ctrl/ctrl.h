@@ -167,7 +167,7 @@ typedef struct {
     uint64_t status_writes; /* /status writes sent */
     uint64_t updates; /* other updates and patches sent */
     uint64_t events; /* Events created (sent) */
-    uint64_t events_patched; /* repeated Events recorded as a patch of count and lastTimestamp */
+    uint64_t events_patched; /* Event patches sent: a repeat patches count and lastTimestamp */
     uint64_t events_dropped; /* Events dropped by the correlator's spam filter */
     uint64_t fenced; /* writes withheld because the fence said the shard was lost */
     uint64_t creates_dropped; /* creates not sent: an earlier create of the pass had failed */
