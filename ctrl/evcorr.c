@@ -301,9 +301,10 @@ void evcorr_sizes(const evcorr_t *e, size_t *agg, size_t *dedup, size_t *spam)
         *spam = e ? e->spam.n : 0;
 }
 
-/* ---------- self-test ---------- */
-
+#ifdef RF_SELFTEST
 #include "selftest.h"
+
+/* ---------- self-test ---------- */
 
 int evcorr_test(bool verbose)
 {
@@ -447,3 +448,5 @@ int evcorr_test(bool verbose)
     evcorr_destroy(&e);
     return SELFTEST_RESULT("evcorr", verbose);
 }
+
+#endif /* RF_SELFTEST */
