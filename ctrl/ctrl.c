@@ -4,6 +4,7 @@
 #include "ctrl.h"
 
 #include "err.h"
+#include "evcorr.h"
 #include "json.h"
 #include "keytab.h"
 #include "log.h"
@@ -67,6 +68,7 @@ struct ctrl {
     ctrl_pass_t *passes; /* passes in flight (list) */
     req_t *reqs; /* requests in flight (list) */
     uint64_t event_seq; /* makes Event names unique */
+    evcorr_t *evcorr; /* the Event correlator (client-go's: dedup, aggregation, spam filter) */
     ctrl_stats_t stats; /* counters */
 };
 
@@ -93,6 +95,10 @@ struct ctrl_req {
     const char *rcs_reason; /* the pass's failure reason on failure, or NULL (static string) */
     char event_reason[S_REASON_MAX]; /* CTRL_EVENT: the reason of the Event */
     char ikind[32]; /* CTRL_EVENT: the kind of the involved object */
+    bool ev_patch; /* CTRL_EVENT: a patch of the recorded Event (a repeat), not a create */
+    json_t *ev_full; /* CTRL_EVENT patch: the whole Event, created should the patch find none */
+    int64_t ev_count; /* CTRL_EVENT: the Event's count after this occurrence */
+    char ev_key[EVCORR_KEY_LEN]; /* CTRL_EVENT: the correlator's key (forgotten on failure) */
     json_t *body; /* request body for the audit summary, or NULL */
     actlog_cause_t cause; /* copied cause */
     char cause_key[CTRL_KEY_MAX]; /* storage of cause.key */
@@ -345,7 +351,8 @@ static void s_req_link(ctrl_t *c, req_t *q)
     c->stats.requests_inflight++;
 }
 
-static void s_req_free(ctrl_t *c, req_t *q)
+/* Takes q out of c->reqs (when in). */
+static void s_req_free_link(ctrl_t *c, req_t *q)
 {
     if (q->linked) {
         if (q->prev)
@@ -354,9 +361,17 @@ static void s_req_free(ctrl_t *c, req_t *q)
             c->reqs = q->next;
         if (q->next)
             q->next->prev = q->prev;
+        q->next = q->prev = NULL;
+        q->linked = false;
         c->stats.requests_inflight--;
     }
+}
+
+static void s_req_free(ctrl_t *c, req_t *q)
+{
+    s_req_free_link(c, q);
     json_decref(q->body);
+    json_decref(q->ev_full);
     free(q);
 }
 
@@ -396,18 +411,69 @@ static void s_audit(ctrl_t *c, req_t *q, const char *verb, const char *name, con
 
 /* ---------- events ---------- */
 
+static void s_event_send(ctrl_t *c, req_t *q);
+
 static void s_event_cb(k8s_client_t *k, const k8s_result_t *res, void *arg)
 {
     req_t *q = arg;
-    char msg[CTRL_KEY_MAX + 128];
-    snprintf(msg, sizeof(msg), "Recorded Event %s on %s %s/%s", q->event_reason, q->ikind, q->ns,
-             jx_str(q->body, "involvedObject.name", ""));
-    s_audit(q->c, q, "create", q->name, jx_str(res->body, "metadata.uid", NULL), q->event_reason,
-            msg, res->status, res->err ? res->message : NULL);
-    if (res->err)
+    ctrl_t *c = q->c;
+    if (q->ev_patch && res->err == ERR_NOTFOUND && q->ev_full) {
+        /* the recorded Event is gone (expired or deleted): create it anew, as client-go does,
+         * under the same name and with the count reached */
+        s_req_free_link(c, q);
+        q->ev_patch = false;
+        json_decref(q->body);
+        q->body = q->ev_full;
+        q->ev_full = NULL;
+        s_event_send(c, q);
+        return;
+    }
+    char msg[CTRL_KEY_MAX + 160];
+    const json_t *whole = q->ev_full ? q->ev_full : q->body; /* a patch names no object */
+    snprintf(msg, sizeof(msg), "Recorded Event %s on %s %s/%s%s", q->event_reason, q->ikind, q->ns,
+             jx_str(whole, "involvedObject.name", ""), q->ev_count > 1 ? " again" : "");
+    if (q->ev_count > 1) {
+        size_t n = strlen(msg);
+        snprintf(msg + n, sizeof(msg) - n, " (count %lld)", (long long)q->ev_count);
+    }
+    s_audit(c, q, q->ev_patch ? "patch" : "create", q->name,
+            jx_str(res->body, "metadata.uid", NULL), q->event_reason, msg, res->status,
+            res->err ? res->message : NULL);
+    if (res->err) {
+        /* not recorded: the next occurrence creates the Event anew */
+        evcorr_forget(c->evcorr, q->ev_key);
         log_warn("event not recorded", "reason", q->event_reason, "error", err_str(res->err),
                  "correlation_id", q->corr, NULL);
-    s_req_free(q->c, q);
+    }
+    s_req_free(c, q);
+}
+
+/* Sends Event request q (a create, or with ev_patch a merge patch of count, lastTimestamp and
+ * message) and links it. */
+static void s_event_send(ctrl_t *c, req_t *q)
+{
+    k8s_res_t res = {.version = "v1",
+                     .resource = "events",
+                     .namespace_ = q->ns,
+                     .name = q->ev_patch ? q->name : NULL};
+    const k8s_opts_t o = {.keep = s_write_keep};
+    q->t0 = loop_clock_ms();
+    int64_t id = q->ev_patch
+                     ? k8s_patch(c->cfg.client, &res, K8S_PATCH_MERGE, q->body, &o, s_event_cb, q)
+                     : k8s_create(c->cfg.client, &res, q->body, &o, s_event_cb, q);
+    if (q->ev_patch)
+        c->stats.events_patched++;
+    else
+        c->stats.events++;
+    if (id < 0) {
+        evcorr_forget(c->evcorr, q->ev_key);
+        s_audit(c, q, q->ev_patch ? "patch" : "create", q->name, NULL, q->event_reason,
+                "Event not sent", 0, err_str((int)id));
+        s_req_free(c, q);
+        return;
+    }
+    q->id = id;
+    s_req_link(c, q);
 }
 
 void ctrl_event_about(ctrl_t *c, const ctrl_ref_t *obj, const actlog_cause_t *cause,
@@ -417,52 +483,82 @@ void ctrl_event_about(ctrl_t *c, const ctrl_ref_t *obj, const actlog_cause_t *ca
     if (!c || !obj || !reason || !msg || !c->cfg.events || !c->cfg.client)
         return;
     const char *ns = obj->ns ? obj->ns : "";
-    char now[RFTIME_BUF], ename[CTRL_KEY_MAX];
+    const char *type = warning ? "Warning" : "Normal";
+    const char *instance = c->kind->instance ? c->kind->instance : "";
+    char ename[CTRL_KEY_MAX];
     int64_t wall_ms = rftime_now_ms();
-    rftime_format(wall_ms, RFTIME_SEC, now, sizeof(now));
     uint64_t nano = (uint64_t)wall_ms * RFTIME_NS_PER_MS + ++c->event_seq;
     snprintf(ename, sizeof(ename), "%.400s.%llx", obj->name ? obj->name : "",
              (unsigned long long)nano);
+    /* client-go's correlator: drop (spam), patch the recorded one (a repeat), or create */
+    evcorr_result_t cr;
+    evcorr_correlate(c->evcorr,
+                     &(evcorr_event_t){.component = c->kind->component,
+                                       .api_version = obj->api_version,
+                                       .kind = obj->kind,
+                                       .ns = ns,
+                                       .name = obj->name,
+                                       .uid = obj->uid,
+                                       .type = type,
+                                       .reason = reason,
+                                       .message = msg,
+                                       .reporting_controller = c->kind->component,
+                                       .reporting_instance = instance},
+                     ename, wall_ms, &cr);
+    if (cr.action == EVCORR_SKIP) {
+        c->stats.events_dropped++;
+        log_debug("event dropped by the spam filter", "reason", reason, "kind",
+                  obj->kind ? obj->kind : "", "object", obj->name ? obj->name : "", "namespace", ns,
+                  "correlation_id", corr ? corr : "", NULL);
+        return;
+    }
+    char text[CTRL_MSG_MAX];
+    snprintf(text, sizeof(text), "%s%s", cr.combined ? EVCORR_COMBINED_PREFIX : "", msg);
+    char now[RFTIME_BUF], first[RFTIME_BUF];
+    rftime_format(wall_ms, RFTIME_SEC, now, sizeof(now));
+    rftime_format(cr.first_ms, RFTIME_SEC, first, sizeof(first));
     json_t *ev = json_pack(
         "{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:{s:s}, "
-        "s:s, s:s, s:i, s:s, s:s, s:s}",
-        "apiVersion", "v1", "kind", "Event", "metadata", "name", ename, "namespace", ns,
+        "s:s, s:s, s:I, s:s, s:s, s:s}",
+        "apiVersion", "v1", "kind", "Event", "metadata", "name", cr.name, "namespace", ns,
         "involvedObject", "apiVersion", obj->api_version ? obj->api_version : "", "kind",
         obj->kind ? obj->kind : "", "name", obj->name ? obj->name : "", "namespace", ns, "uid",
         obj->uid ? obj->uid : "", "resourceVersion",
-        obj->resource_version ? obj->resource_version : "", "reason", reason, "message", msg,
-        "type", warning ? "Warning" : "Normal", "source", "component", c->kind->component,
-        "firstTimestamp", now, "lastTimestamp", now, "count", 1, "reportingComponent",
-        c->kind->component, "reportingInstance", c->kind->instance ? c->kind->instance : "",
-        "action", action ? action : "Reconcile");
-    req_t *q = ev ? calloc(1, sizeof(*q)) : NULL;
+        obj->resource_version ? obj->resource_version : "", "reason", reason, "message", text,
+        "type", type, "source", "component", c->kind->component, "firstTimestamp", first,
+        "lastTimestamp", now, "count", (json_int_t)cr.count, "reportingComponent",
+        c->kind->component, "reportingInstance", instance, "action", action ? action : "Reconcile");
+    json_t *patch = cr.action == EVCORR_PATCH
+                        ? json_pack("{s:I, s:s, s:s}", "count", (json_int_t)cr.count,
+                                    "lastTimestamp", now, "message", text)
+                        : NULL;
+    req_t *q = ev && (cr.action != EVCORR_PATCH || patch) ? calloc(1, sizeof(*q)) : NULL;
     if (!q) {
+        evcorr_forget(c->evcorr, cr.key);
         json_decref(ev);
+        json_decref(patch);
         return;
     }
     q->c = c;
     q->what = CTRL_EVENT;
-    q->t0 = loop_clock_ms();
     snprintf(q->kind, sizeof(q->kind), "Event");
     snprintf(q->ns, sizeof(q->ns), "%s", ns);
-    snprintf(q->name, sizeof(q->name), "%s", ename);
+    snprintf(q->name, sizeof(q->name), "%s", cr.name);
     snprintf(q->event_reason, sizeof(q->event_reason), "%s", reason);
     snprintf(q->ikind, sizeof(q->ikind), "%s", obj->kind ? obj->kind : "");
+    snprintf(q->ev_key, sizeof(q->ev_key), "%s", cr.key);
+    q->ev_count = cr.count;
     s_req_cause(q, cause, "");
     if (corr)
         memcpy(q->corr, corr, sizeof(q->corr));
-    q->body = ev;
-    k8s_res_t res = {.version = "v1", .resource = "events", .namespace_ = ns};
-    int64_t id =
-        k8s_create(c->cfg.client, &res, ev, &(k8s_opts_t){.keep = s_write_keep}, s_event_cb, q);
-    c->stats.events++;
-    if (id < 0) {
-        s_audit(c, q, "create", q->name, NULL, reason, msg, 0, err_str((int)id));
-        s_req_free(c, q);
-        return;
+    if (patch) {
+        q->ev_patch = true;
+        q->body = patch;
+        q->ev_full = ev;
+    } else {
+        q->body = ev;
     }
-    q->id = id;
-    s_req_link(c, q);
+    s_event_send(c, q);
 }
 
 /* The Event of the pass's object with message `msg`. */
@@ -498,6 +594,39 @@ void ctrl_event(ctrl_pass_t *p, bool warning, const char *reason, const char *ac
 }
 
 /* ---------- results ---------- */
+
+/* The characters of generateName's random suffix (apimachinery's utilrand alphabet). */
+#define S_GEN_ALPHABET "bcdfghjklmnpqrstvwxz2456789"
+#define S_GEN_SUFFIX_LEN 5
+
+void ctrl_strip_generated(const char *msg, const char *prefix, char *out, size_t size)
+{
+    if (!out || size == 0)
+        return;
+    const char *s = msg ? msg : "";
+    buf_t b;
+    buf_init(&b, strlen(s) + 1); /* never longer than msg */
+    size_t pl = prefix ? strlen(prefix) : 0;
+    while (*s) {
+        const char *hit = pl ? strstr(s, prefix) : NULL;
+        if (!hit) {
+            buf_append(&b, s, strlen(s));
+            break;
+        }
+        const char *suf = hit + pl;
+        size_t n = 0;
+        while (n < S_GEN_SUFFIX_LEN && suf[n] && strchr(S_GEN_ALPHABET, suf[n]))
+            n++;
+        /* a generated name ends after its suffix (no further name character) */
+        char after = n == S_GEN_SUFFIX_LEN ? suf[n] : 'x';
+        bool gen = n == S_GEN_SUFFIX_LEN && !(after >= 'a' && after <= 'z') &&
+                   !(after >= '0' && after <= '9') && after != '-' && after != '.';
+        buf_append(&b, s, (size_t)(suf - s));
+        s = gen ? suf + S_GEN_SUFFIX_LEN : suf;
+    }
+    snprintf(out, size, "%s", buf_str(&b));
+    buf_free(&b);
+}
 
 /* Ends a request of the pass: the window moves on, and the stage when it was the last one. */
 static void s_req_answered(ctrl_pass_t *p)
@@ -541,6 +670,8 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
             s_req_answered(p);
         return;
     }
+    if (p && q->what == CTRL_CREATE)
+        p->creates_inflight--;
     bool exists = q->what == CTRL_CREATE && err == ERR_EXISTS;
     bool gone = q->what == CTRL_DELETE && err == ERR_NOTFOUND;
     const char *name = q->name;
@@ -579,6 +710,8 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
         else
             snprintf(msg, sizeof(msg), "Updated the status of %s %s/%s", q->kind, q->ns, name);
         s_audit(c, q, verb, name, uid, q->ok_reason, msg, res->status, err ? res->message : NULL);
+        if (p && q->what == CTRL_CREATE)
+            p->create_ok = true;
         if (p && q->ok_reason && err == 0)
             s_event_msg(p, false, q->ok_reason, s_action(q->what), msg);
         if (p && q->exp_group[0] && q->what == CTRL_CREATE && err == 0)
@@ -601,7 +734,17 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
             }
             ctrl_expect(p, q->exp_group, nm, true);
         }
-        const char *why = res->message[0] ? res->message : err_str(err);
+        if (p && q->what == CTRL_CREATE)
+            p->create_failed = true;
+        /* the API server's message names the object; a generated name (generateName's random
+         * suffix) would make every attempt's message differ, so messages for Events and status
+         * carry the prefix instead: a repeated failure is the same Event and the same status */
+        const char *raw = res->message[0] ? res->message : err_str(err);
+        char *stable = malloc(CTRL_MSG_MAX);
+        if (stable)
+            ctrl_strip_generated(raw, jx_str(q->body, "metadata.generateName", ""), stable,
+                                 CTRL_MSG_MAX);
+        const char *why = stable ? stable : raw;
         if (q->what == CTRL_CREATE)
             snprintf(msg, sizeof(msg), "Failed to create %s %s/%s, %s", q->noun, q->ns, name, why);
         else if (q->what == CTRL_DELETE)
@@ -613,7 +756,7 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
         else
             snprintf(msg, sizeof(msg), "Failed to update the status of %s %s/%s, %s", q->kind,
                      q->ns, name, why);
-        s_audit(c, q, verb, name, uid, q->fail_reason, msg, res->status, why);
+        s_audit(c, q, verb, name, uid, q->fail_reason, msg, res->status, raw);
         /* the log line carries the audit row's correlation id: one id from log to audit */
         char st[24];
         snprintf(st, sizeof(st), "%ld", res->status);
@@ -641,6 +784,7 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
             if (q->exp_group[0] && q->what == CTRL_DELETE)
                 expect_drop(c->expect, p->key, q->exp_group, q->name);
         }
+        free(stable);
     }
     s_req_free(c, q);
     if (p)
@@ -657,6 +801,14 @@ static void s_dispatch(ctrl_pass_t *p, req_t *q)
                               json_pack("{s:i, s:s, s:s, s:s, s:O?}", "what", (int)q->what, "kind",
                                         q->kind, "name", q->name, "group", q->exp_group, "body",
                                         q->body));
+        s_req_free(c, q);
+        p->pending--;
+        return;
+    }
+    if (q->what == CTRL_CREATE && p->create_failed) {
+        // KubeRay returns on the first failed create: the rest of the pass's creates wait for
+        // the key's backoff instead of failing alike (unsent, so no action and no audit row)
+        c->stats.creates_dropped++;
         s_req_free(c, q);
         p->pending--;
         return;
@@ -689,6 +841,7 @@ static void s_dispatch(ctrl_pass_t *p, req_t *q)
     p->sent = true;
     q->t0 = loop_clock_ms();
     if (q->what == CTRL_CREATE) {
+        p->creates_inflight++;
         id = k8s_create(k, &res, obj, &wo, s_result, q);
         c->stats.creates++;
     } else if (q->what == CTRL_DELETE) {
@@ -731,6 +884,8 @@ static void s_pump(ctrl_pass_t *p)
     p->pumping = true;
     while (p->wait_head && p->inflight < CTRL_PASS_WINDOW) {
         req_t *q = p->wait_head;
+        if (q->what == CTRL_CREATE && !p->create_ok && p->creates_inflight > 0)
+            break; /* slow start: the first create answers before the next goes */
         p->wait_head = q->wnext;
         if (!p->wait_head)
             p->wait_tail = NULL;
@@ -1338,7 +1493,8 @@ ctrl_t *ctrl_new(loop_t *loop, const ctrl_config_t *cfg)
         snprintf(c->api_version, sizeof(c->api_version), "%s", kd->version);
     c->keys = keytab_new(s_kstate_free);
     c->expect = expect_new(0, 0);
-    if (!c->keys || !c->expect) {
+    c->evcorr = evcorr_new(0);
+    if (!c->keys || !c->expect || !c->evcorr) {
         ctrl_destroy(&c);
         return NULL;
     }
@@ -1356,6 +1512,7 @@ void ctrl_destroy(ctrl_t **c_p)
         s_req_free(c, c->reqs);
     keytab_destroy(&c->keys);
     expect_destroy(&c->expect);
+    evcorr_destroy(&c->evcorr);
     free(c);
     *c_p = NULL;
 }
@@ -1470,6 +1627,19 @@ int ctrl_test(bool verbose)
     CHECK(ctrl_parse_key("c1//rc", cl, ns, n) == ERR_INVAL);
     CHECK(ctrl_parse_key("/a/b", cl, ns, n) == ERR_INVAL);
     CHECK(ctrl_parse_key("a/b/c/d", cl, ns, n) == ERR_INVAL);
+    /* generated names cut back to their generateName prefix: the same message every attempt */
+    char sm[128];
+    ctrl_strip_generated("Pod \"rc-w-worker-x7kq2\" is invalid: metadata.name: rc-w-worker-x7kq2",
+                         "rc-w-worker-", sm, sizeof(sm));
+    CHECK(!strcmp(sm, "Pod \"rc-w-worker-\" is invalid: metadata.name: rc-w-worker-"));
+    /* not generated: a longer name, a suffix outside the alphabet, no prefix */
+    ctrl_strip_generated("rc-w-worker-x7kq2z and rc-w-worker-aaaaa", "rc-w-worker-", sm,
+                         sizeof(sm));
+    CHECK(!strcmp(sm, "rc-w-worker-x7kq2z and rc-w-worker-aaaaa"));
+    ctrl_strip_generated("rc-w-worker-x7kq2", "", sm, sizeof(sm));
+    CHECK(!strcmp(sm, "rc-w-worker-x7kq2"));
+    ctrl_strip_generated("a rc-w-worker-x7kq2", "rc-w-worker-", sm, 8);
+    CHECK(!strcmp(sm, "a rc-w-"));
     CHECK(ctrl_parse_key(NULL, cl, ns, n) == ERR_INVAL);
     char now[RFTIME_BUF];
     CHECK(rftime_now(RFTIME_SEC, now, sizeof(now)) == 0);

@@ -166,8 +166,11 @@ typedef struct {
     uint64_t deletes; /* delete requests sent */
     uint64_t status_writes; /* /status writes sent */
     uint64_t updates; /* other updates and patches sent */
-    uint64_t events; /* Events sent */
+    uint64_t events; /* Events created (sent) */
+    uint64_t events_patched; /* Event patches sent: a repeat patches count and lastTimestamp */
+    uint64_t events_dropped; /* Events dropped by the correlator's spam filter */
     uint64_t fenced; /* writes withheld because the fence said the shard was lost */
+    uint64_t creates_dropped; /* creates not sent: an earlier create of the pass had failed */
     uint64_t write_errors; /* writes that failed (AlreadyExists and delete NotFound excluded) */
     uint64_t errors; /* passes that ended with an error */
     uint64_t skipped_groups; /* expectation groups skipped as unmet */
@@ -210,6 +213,13 @@ struct ctrl_pass {
     int inflight; /* requests sent and not answered (<= CTRL_PASS_WINDOW) */
     struct ctrl_req *wait_head, *wait_tail; /* requests waiting behind the window (FIFO) */
     bool pumping; /* the window is being pumped (no re-entry) */
+    /* Creates start slowly (as the ReplicaSet controller's slowStartBatch, and KubeRay, which
+     * creates one pod at a time and returns on the first failure): until a create of the pass
+     * succeeds, one create is in flight at a time; once one failed, the creates not sent yet are
+     * dropped. A create that keeps failing costs one request per pass, and the pass's backoff. */
+    bool create_ok; /* a create of the pass succeeded (the window is open to creates) */
+    bool create_failed; /* a create of the pass failed */
+    int creates_inflight; /* creates sent and not answered */
     bool in_stage; /* a stage function is running (ctrl_release() must not advance) */
     int holds; /* ctrl_hold()s not released */
 };
@@ -314,11 +324,20 @@ typedef struct {
     const char *resource_version; /* resourceVersion, or NULL */
 } ctrl_ref_t;
 
-/* Sends a core/v1 Event about any object (fire and forget; audited with `cause` and `corr`,
- * either may be NULL). Nothing when cfg.events is off. */
+/* Records a core/v1 Event about any object (fire and forget; audited with `cause` and `corr`,
+ * either may be NULL). Nothing when cfg.events is off. It goes through the runtime's Event
+ * correlator first (evcorr.h, client-go's): a repeat of a recorded Event patches that object's
+ * count and lastTimestamp (audited as a "patch"; created anew should it be gone), similar Events
+ * beyond ten in ten minutes are combined, and an object over its spam budget gets none (counted
+ * in events_dropped, logged at debug). */
 void ctrl_event_about(ctrl_t *c, const ctrl_ref_t *obj, const actlog_cause_t *cause,
                       const char *corr, bool warning, const char *reason, const char *action,
                       const char *msg);
+
+/* Copies `msg` into out[size] with each name the API server generated from `prefix` (the prefix
+ * and generateName's five-character random suffix) cut back to the prefix, so messages about
+ * failed generateName creates are the same on every attempt. An empty prefix copies msg. */
+void ctrl_strip_generated(const char *msg, const char *prefix, char *out, size_t size);
 
 /* True when `name` is in obj's metadata.finalizers. */
 bool ctrl_has_finalizer(const json_t *obj, const char *name);

@@ -386,6 +386,8 @@ typedef enum {
     M_STATUS_WRITES,
     M_UPDATES,
     M_EVENTS,
+    M_EVENTS_PATCHED,
+    M_EVENTS_DROPPED,
     M_FENCED,
     M_WRITE_ERRORS,
     M_ERRORS,
@@ -442,7 +444,10 @@ static const struct {
     C_("deletes_total", "Delete requests sent.", M_DELETES),
     C_("status_writes_total", "Status writes sent.", M_STATUS_WRITES),
     C_("updates_total", "Other updates and patches sent.", M_UPDATES),
-    C_("events_total", "Kubernetes Events sent.", M_EVENTS),
+    C_("events_total", "Kubernetes Events created.", M_EVENTS),
+    C_("events_patched_total", "Repeated Events recorded as a count patch of the first.",
+       M_EVENTS_PATCHED),
+    C_("events_dropped_total", "Events dropped by the per-object spam filter.", M_EVENTS_DROPPED),
     C_("fenced_total", "Writes withheld because the shard was no longer owned.", M_FENCED),
     C_("write_errors_total", "Writes that failed.", M_WRITE_ERRORS),
     C_("errors_total", "Passes that ended with an error.", M_ERRORS),
@@ -556,6 +561,10 @@ static double s_read_metric(void *arg, int which)
         return (double)cs.updates;
     case M_EVENTS:
         return (double)cs.events;
+    case M_EVENTS_PATCHED:
+        return (double)cs.events_patched;
+    case M_EVENTS_DROPPED:
+        return (double)cs.events_dropped;
     case M_FENCED:
         return (double)cs.fenced;
     case M_WRITE_ERRORS:

@@ -771,7 +771,11 @@ static const ctrl_kind_t s_kind = {.group = "ray.io",
                                    .stages = s_stages,
                                    .nstages = sizeof(s_stages) / sizeof(s_stages[0]),
                                    .pass_free = s_pass_free,
-                                   .status_precondition = true};
+                                   .status_precondition = true,
+                                   /* KubeRay watches RayServices through Generation/Label/
+                                    * AnnotationChanged predicates: a status-only echo is no
+                                    * cause (the 2 s requeue follows the service) */
+                                   .status_echo_quiet = true};
 
 serveup_t *serveup_new(loop_t *loop, const serveup_config_t *cfg)
 {

@@ -290,6 +290,60 @@ int main(int argc, char **argv)
     CHECK(nev == 1);
     json_decref(evs);
 
+    /* the same Event again: no new object, the recorded one is patched (count 2, its name and
+     * firstTimestamp kept), audited as a patch; once that object is gone, the next repeat creates
+     * it anew under the same name with the count reached (client-go's EventCorrelator) */
+    ctrl_ref_t sref = {
+        .api_version = "v1", .kind = "Secret", .ns = "default", .name = "cfg-mirror"};
+    ctrl_event_about(c, &sref, NULL, corr, true, "Checked", "Check",
+                     "the mirror Secret was checked");
+    CHECK(harness_wait(&h, s_passes_done, &w, o.wait_ms));
+    evs = harness_list(&h, "", "events", "default");
+    char ename[256] = "", first[64] = "";
+    nev = 0;
+    json_array_foreach(evs, i, ev)
+    {
+        if (strcmp(jx_str(ev, "reason", ""), "Checked") != 0)
+            continue;
+        nev++;
+        snprintf(ename, sizeof(ename), "%s", jx_str(ev, "metadata.name", ""));
+        snprintf(first, sizeof(first), "%s", jx_str(ev, "firstTimestamp", ""));
+        CHECK(jx_int(ev, "count", 0) == 2);
+        CHECK(!strcmp(jx_str(ev, "message", ""), "the mirror Secret was checked"));
+    }
+    CHECK(nev == 1 && ename[0] && first[0]);
+    json_decref(evs);
+    CHECK(s_audit(&h, "Event", ename, &al) == 0 && al.n == 2);
+    for (size_t r = 0; verbose && r < al.n; r++)
+        printf("ctrl_it: Event row %s %d %s\n", al.rows[r]->verb, al.rows[r]->result_status,
+               al.rows[r]->message);
+    if (al.n == 2)
+        CHECK(!strcmp(al.rows[0]->verb, "patch") && al.rows[0]->result_status == 200 &&
+              !strcmp(al.rows[0]->message,
+                      "Recorded Event Checked on Secret default/cfg-mirror again (count 2)"));
+    store_audit_list_free(&al);
+    harness_call_t dx = {0};
+    k8s_res_t evres = {
+        .version = "v1", .resource = "events", .namespace_ = "default", .name = ename};
+    CHECK(harness_call_wait(&h, h.admin,
+                            k8s_delete(h.admin, &evres, NULL, s_harness_call_done, &dx), &dx) == 0);
+    json_decref(dx.body);
+    CHECK(harness_get(&h, "", "events", "default", ename) == NULL);
+    ctrl_event_about(c, &sref, NULL, corr, true, "Checked", "Check",
+                     "the mirror Secret was checked");
+    CHECK(harness_wait(&h, s_passes_done, &w, o.wait_ms));
+    json_t *again = harness_get(&h, "", "events", "default", ename);
+    CHECK(again && jx_int(again, "count", 0) == 3 &&
+          !strcmp(jx_str(again, "firstTimestamp", ""), first));
+    json_decref(again);
+    CHECK(s_audit(&h, "Event", ename, &al) == 0 && al.n == 3);
+    if (al.n == 3)
+        CHECK(!strcmp(al.rows[0]->verb, "create") && al.rows[0]->result_status == 201);
+    store_audit_list_free(&al);
+    ctrl_stats_t est;
+    ctrl_stats(c, &est);
+    CHECK(est.events_patched == 2 && est.events_dropped == 0);
+
     /* 2. a second pass: the Secret is ensured, nothing is written */
     CHECK(workq_add(h.q, key) == 0);
     w.passes = 2;
@@ -298,7 +352,7 @@ int main(int argc, char **argv)
     store_audit_list_free(&al);
     ctrl_stats_t st;
     ctrl_stats(c, &st);
-    CHECK(st.creates == 1 && st.events == 2 && st.write_errors == 0 && st.errors == 0);
+    CHECK(st.creates == 1 && st.events == 3 && st.write_errors == 0 && st.errors == 0);
 
     /* 3. fenced: the shard is lost, the write is withheld and not audited */
     failed += s_configmap(&h, "cfg2", true);

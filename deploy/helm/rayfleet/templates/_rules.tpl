@@ -51,10 +51,11 @@
   - apiGroups: [""]
     resources: [services]
     verbs: [list, watch, create, patch, delete]
-  # every controller: Events about its objects (ctrl/ctrl.c, core v1 Events, create only)
+  # every controller: Events about its objects (ctrl/ctrl.c, core v1 Events: create, and patch
+  # of count and lastTimestamp when one repeats, as client-go's EventCorrelator)
   - apiGroups: [""]
     resources: [events]
-    verbs: [create]
+    verbs: [create, patch]
   # scheduler: the autoscaler ServiceAccount (get: whether the user's own exists; create)
   - apiGroups: [""]
     resources: [serviceaccounts]
