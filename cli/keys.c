@@ -71,37 +71,6 @@ static int s_pair(const char *dir, const char *name, char *pub)
     return rc;
 }
 
-/* Writes the allow-list: the public keys of `clients` (pubs[i]), atomically, mode 0600. */
-static int s_write_allow(const char *dir, const char *const *clients, size_t n,
-                         char (*pubs)[BUS_CURVE_KEY_LEN + 1])
-{
-    char path[KEYS_PATH_MAX], tmp[KEYS_PATH_MAX + 8];
-    if (keys_allow_path(dir, path, sizeof path) != 0)
-        return ERR_TOOBIG;
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        fprintf(stderr, "rayfleetctl up: cannot write %s: %s\n", tmp, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return ERR_IO;
-    }
-    fprintf(f, "# rayfleet bus allow-list: the CURVE public keys of the clients (rayfleetctl up "
-               "rewrites it at every start)\n");
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "# %s\n%s\n", clients[i], pubs[i]);
-    bool ok = fflush(f) == 0 && fsync(fd) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        fprintf(stderr, "rayfleetctl up: cannot write %s: %s\n", path, strerror(errno));
-        unlink(tmp);
-        return ERR_IO;
-    }
-    return 0;
-}
-
 int keys_ensure(const char *state, const char *const *clients, size_t n, char *dir_out, size_t size)
 {
     char dir[KEYS_PATH_MAX];
@@ -129,8 +98,14 @@ int keys_ensure(const char *state, const char *const *clients, size_t n, char *d
     for (size_t i = 0; i < n; i++)
         if ((rc = s_pair(dir, clients[i], pubs[i])) != 0)
             return rc;
-    if ((rc = s_write_allow(dir, clients, n, pubs)) != 0)
-        return rc;
+    const char *keys[64];
+    for (size_t i = 0; i < n; i++)
+        keys[i] = pubs[i];
+    if (keys_allow_path(dir, path, sizeof path) != 0 ||
+        busopt_write_allow(path, clients, keys, n) != 0) {
+        fprintf(stderr, "rayfleetctl up: cannot write %s: %s\n", path, strerror(errno));
+        return ERR_IO;
+    }
     snprintf(dir_out, size, "%s", dir);
     return 0;
 }

@@ -292,7 +292,9 @@ int busopt_forwarder(const cfg_t *cfg, busopt_keys_t *keys, bus_options_t *o, bu
     return 0;
 }
 
-int busopt_write_keys(const char *path, const char *who, const char *pub, const char *sec)
+/* Writes `text` to path atomically (a temporary file renamed over it) with `mode`. Returns 0
+ * or ERR_IO (errno kept). */
+static int s_write_atomic(const char *path, mode_t mode, const char *text)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
@@ -300,23 +302,13 @@ int busopt_write_keys(const char *path, const char *who, const char *pub, const 
         return ERR_IO;
     }
     unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, sec ? 0600 : 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
         return ERR_IO;
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        return ERR_IO;
-    }
-    fprintf(f, "# rayfleet CURVE %s of %s (ZeroMQ Z85)%s\n", sec ? "key pair" : "public key", who,
-            sec ? "; keep this file 0600" : "");
-    fprintf(f, "public-key = \"%s\"\n", pub);
-    if (sec)
-        fprintf(f, "secret-key = \"%s\"\n", sec);
-    bool ok = fflush(f) == 0 && fsync(fd) == 0;
+    size_t len = strlen(text);
+    bool ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
     int saved = errno;
-    ok = fclose(f) == 0 && ok;
+    ok = close(fd) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
         saved = ok ? errno : saved;
         unlink(tmp);
@@ -324,6 +316,36 @@ int busopt_write_keys(const char *path, const char *who, const char *pub, const 
         return ERR_IO;
     }
     return 0;
+}
+
+int busopt_write_keys(const char *path, const char *who, const char *pub, const char *sec)
+{
+    buf_t text;
+    buf_init(&text, BUSOPT_FILE_MAX);
+    int rc =
+        buf_printf(&text, "# rayfleet CURVE %s of %s (ZeroMQ Z85)%s\npublic-key = \"%s\"\n",
+                   sec ? "key pair" : "public key", who, sec ? "; keep this file 0600" : "", pub);
+    if (rc >= 0 && sec)
+        rc = buf_printf(&text, "secret-key = \"%s\"\n", sec);
+    rc = rc < 0 ? ERR_IO : s_write_atomic(path, sec ? 0600 : 0644, buf_str(&text));
+    volatile char *wipe = text.data;
+    for (size_t i = 0; wipe && i < text.len; i++)
+        wipe[i] = 0;
+    buf_free(&text);
+    return rc;
+}
+
+int busopt_write_allow(const char *path, const char *const *names, const char *const *keys,
+                       size_t n)
+{
+    buf_t text;
+    buf_init(&text, BUSOPT_FILE_MAX);
+    int rc = buf_puts(&text, "# rayfleet bus allow-list: the CURVE public keys of the clients\n");
+    for (size_t i = 0; rc >= 0 && i < n; i++)
+        rc = buf_printf(&text, "# %s\n%s\n", names[i], keys[i]);
+    rc = rc < 0 ? ERR_IO : s_write_atomic(path, 0600, buf_str(&text));
+    buf_free(&text);
+    return rc;
 }
 
 #ifdef RF_SELFTEST
@@ -395,8 +417,15 @@ int busopt_test(bool verbose)
     buf_reset(&err);
     CHECK(busopt_read_keys("/nonexistent/x", false, rp, NULL, &err) == ERR_IO);
 
-    /* the allow-list: comments and blank lines; each key exactly 40 Z85 characters */
+    /* the allow-list: written, read back; comments and blank lines; each key 40 Z85 characters */
     busopt_keys_t k = {0};
+    const char *names[] = {"watcher", "scheduler"};
+    const char *pubs[] = {pub, spub};
+    CHECK(busopt_write_allow(allowf, names, pubs, 2) == 0);
+    CHECK(stat(allowf, &st) == 0 && (st.st_mode & 0777) == 0600);
+    CHECK(busopt_read_allow(allowf, &k, &err) == 0 && k.n_allow == 2);
+    CHECK(!strcmp(k.allow_ptrs[0], pub) && !strcmp(k.allow_ptrs[1], spub));
+    busopt_keys_clear(&k);
     snprintf(text, sizeof text, "# clients\n%s\n\n  %s  \n", pub, spub);
     s_put(allowf, text);
     CHECK(busopt_read_allow(allowf, &k, &err) == 0 && k.n_allow == 2);

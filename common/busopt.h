@@ -78,6 +78,11 @@ int busopt_read_allow(const char *path, busopt_keys_t *keys, buf_t *err);
  * ERR_IO (errno kept). */
 int busopt_write_keys(const char *path, const char *who, const char *pub, const char *sec);
 
+/* Writes an allow-list file (mode 0600) holding keys[i], each after a comment naming names[i],
+ * replacing it atomically. Returns 0 or ERR_IO (errno kept). */
+int busopt_write_allow(const char *path, const char *const *names, const char *const *keys,
+                       size_t n);
+
 /* Self-test. */
 int busopt_test(bool verbose);
 
