@@ -1018,7 +1018,7 @@ int launch_up(int argc, char **argv)
         for (size_t i = 0; i < S_NSERVICES; i++)
             if (strcmp(s_services[i].name, "bus") != 0)
                 clients[nclients++] = s_services[i].name;
-        if (keys_ensure(u->state, clients, nclients, u->keys, sizeof(u->keys)) != 0)
+        if (keys_ensure("up", u->state, clients, nclients, u->keys, sizeof(u->keys)) != 0)
             goto out;
     }
     bool detach = args_has(&a, "detach");
