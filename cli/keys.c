@@ -116,7 +116,8 @@ int keys_ensure(const char *cmd, const char *state, const char *const *clients, 
 
 static const args_opt_t s_keys_opts[] = {
     {"state-dir", "DIR",
-     "State directory whose keys/ to fill (default " KEYS_DEFAULT_STATE_DIR ")."},
+     "State directory whose keys/ to fill, created when absent (default " KEYS_DEFAULT_STATE_DIR
+     ")."},
     {"clients", "NAME[,NAME...]",
      "The client services, one key pair each (default " KEYS_SET_CLIENTS ")."},
     {NULL, NULL, NULL},
@@ -161,6 +162,11 @@ int keys_main(int argc, char **argv)
     if (n == 0) {
         fprintf(stderr, "rayfleetctl bus-keys: --clients: no name\n");
         return 2;
+    }
+    if (mkdir(state, 0750) != 0 && errno != EEXIST) {
+        fprintf(stderr, "rayfleetctl bus-keys: --state-dir: cannot create %s: %s\n", state,
+                strerror(errno));
+        return 1;
     }
     char dir[KEYS_PATH_MAX];
     if (keys_ensure("bus-keys", state, names, n, dir, sizeof dir) != 0)
