@@ -64,6 +64,8 @@ int main(int argc, char **argv)
     if (cfg_table_join(s_options, busopt_client_options, table, 16) < 0 ||
         cfg_load(table, argc, argv, &cfg, &err) != 0) {
         fprintf(stderr, "curve_probe: %s\n", buf_str(&err));
+        cfg_destroy(&cfg);
+        buf_free(&err);
         return 2;
     }
     if (!strcmp(cfg_str(cfg, "mode"), "keygen")) {
@@ -80,6 +82,7 @@ int main(int argc, char **argv)
     if (!cfg_str(cfg, "bus.endpoint")) {
         fprintf(stderr, "curve_probe: --bus.endpoint is required\n");
         cfg_destroy(&cfg);
+        buf_free(&err);
         return 2;
     }
     bus_options_t o = {.endpoint = cfg_str(cfg, "bus.endpoint"),
@@ -90,6 +93,7 @@ int main(int argc, char **argv)
     if (busopt_client(cfg, &keys, &o, &err) != 0) {
         fprintf(stderr, "curve_probe: %s\n", buf_str(&err));
         cfg_destroy(&cfg);
+        buf_free(&err);
         return 2;
     }
     void *zctx = zmq_ctx_new();
