@@ -12,6 +12,13 @@
  *   raw  parent: zmq_send() of the same encoded bytes, encoded once, on PUSH, one event per
  *        message -> child: PULL, zmq_msg_recv() and a check of the frame's size.
  *
+ *   fwd  the bus path through a forwarder (bus_forwarder_new) in the child: parent publisher
+ *        --tcp--> forwarder frontend; forwarder backend --tcp--> subscriber (in the child too, on
+ *        the same loop), CURVE off.
+ *   curve the same with CURVE on both hops: the forwarder a CURVE server with its allow-list
+ *        (ZAP), publisher and subscriber CURVE clients with listed keys, as `rayfleetctl up`
+ *        runs the set. The curve/fwd ratio is the cost of encryption (target >= 0.90).
+ *
  * So both paths carry the same events between the same two processes, and the bus does all of
  * its per-event work (fill, encode, decode, checks, handler) for each of them; what batching
  * saves is ZeroMQ's per-message cost, which is the point of it.
@@ -22,7 +29,7 @@
  * from the first send to the child's report that the Nth message arrived. Runs are interleaved
  * (bus, raw, raw, bus, ...) and the medians compared.
  *
- *   bench-bus [--count N] [--runs R] [--hwm H] [--batch B] [--only bus|raw]
+ *   bench-bus [--count N] [--runs R] [--hwm H] [--batch B] [--only bus|raw|fwd|curve]
  *
  * --batch sets the bus's batch_max (1 = one event per frame, as before batching).
  *
@@ -53,6 +60,22 @@
 #define BENCH_STOP (-1000) /* handler value that ends the child's loop */
 #define BENCH_TARGET 0.80 /* bus / raw ratio to reach */
 #define BENCH_SYNC_MS 5000 /* longest wait for the subscription to arrive */
+#define BENCH_CURVE_TARGET 0.90 /* curve / fwd ratio to reach */
+#define BENCH_STALL (-1001) /* timer value that ends a child that stopped receiving */
+#define BENCH_STALL_CHECK_MS 1000 /* period of the stall check */
+#define BENCH_STALL_CHECKS 5 /* checks without progress before the child gives up */
+
+/* The paths measured (columns of the table). */
+typedef enum { P_BUS, P_RAW, P_FWD, P_CURVE, P_N } path_t;
+
+static const char *const s_path_names[P_N] = {"bus", "raw", "fwd", "curve"};
+
+/* The CURVE keys of the curve path: forwarder, publisher, subscriber (Z85). */
+typedef struct {
+    char spub[BUS_CURVE_KEY_LEN + 1], ssec[BUS_CURVE_KEY_LEN + 1]; /* forwarder */
+    char ppub[BUS_CURVE_KEY_LEN + 1], psec[BUS_CURVE_KEY_LEN + 1]; /* publisher */
+    char cpub[BUS_CURVE_KEY_LEN + 1], csec[BUS_CURVE_KEY_LEN + 1]; /* subscriber */
+} keys_t;
 
 /* What the child reports after a run. */
 typedef struct {
@@ -65,6 +88,8 @@ typedef struct {
 typedef struct {
     uint64_t want; /* messages to receive */
     result_t r; /* what was received */
+    uint64_t seen; /* r.count at the last stall check */
+    int idle; /* stall checks without progress */
 } child_t;
 
 static double s_now(void)
@@ -157,16 +182,63 @@ static int s_child_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
     return c->r.count >= c->want ? BENCH_STOP : 0;
 }
 
+/* Ends the child's loop when nothing arrived for BENCH_STALL_CHECKS checks (a message lost,
+ * e.g. dropped by the forwarder's lossy backend), so the run fails instead of hanging. */
+static int64_t s_child_stall(loop_t *loop, int64_t timer_id, void *arg)
+{
+    child_t *c = arg;
+    c->idle = c->r.count == c->seen ? c->idle + 1 : 0;
+    c->seen = c->r.count;
+    return c->idle >= BENCH_STALL_CHECKS ? BENCH_STALL : BENCH_STALL_CHECK_MS;
+}
+
 /* The receiving child. Binds, sends its endpoint on fd, receives `want` messages of `size`
  * bytes (raw path), reports. */
-static int s_child(bool bus, uint64_t want, size_t size, int hwm, int fd)
+static int s_child(path_t path, uint64_t want, size_t size, int hwm, const keys_t *k, int fd)
 {
     void *zctx = zmq_ctx_new();
     loop_t *loop = loop_new();
     char endpoint[BUS_ENDPOINT_MAX] = "";
     child_t c = {.want = want};
     int status = 1;
-    if (bus) {
+    if (path == P_FWD || path == P_CURVE) {
+        bool curve = path == P_CURVE;
+        const char *allow[] = {k->ppub, k->cpub};
+        // The forwarder's backend drops at its HWM (bus.h): room for the whole run, so the
+        // two paths are compared without loss.
+        uint64_t room = want + 1000 > BUS_HWM_MAX ? BUS_HWM_MAX : want + 1000;
+        int fwd_hwm = (uint64_t)hwm > room ? hwm : (int)room;
+        bus_options_t fo = {.frontend = "tcp://127.0.0.1:*",
+                            .backend = "tcp://127.0.0.1:*",
+                            .hwm = fwd_hwm,
+                            .curve_secret_key = curve ? k->ssec : NULL,
+                            .curve_allow = curve ? allow : NULL,
+                            .curve_allow_n = curve ? 2 : 0};
+        bus_forwarder_t *fwd = bus_forwarder_new(loop, zctx, &fo);
+        bus_sub_t *sub = NULL;
+        if (fwd) {
+            bus_options_t so = {.endpoint = bus_forwarder_backend(fwd),
+                                .hwm = fwd_hwm,
+                                .curve_server_key = curve ? k->spub : NULL,
+                                .curve_public_key = curve ? k->cpub : NULL,
+                                .curve_secret_key = curve ? k->csec : NULL};
+            sub = bus_sub_new(loop, zctx, &so, s_child_msg, NULL, &c);
+        }
+        int rc = 0;
+        if (sub && bus_sub_subscribe(sub, BENCH_SHARD) == 0) {
+            snprintf(endpoint, sizeof endpoint, "%s", bus_forwarder_frontend(fwd));
+            if (s_write_full(fd, endpoint, sizeof endpoint) == 0 &&
+                loop_add_timer(loop, BENCH_STALL_CHECK_MS, s_child_stall, &c) > 0)
+                rc = loop_run(loop);
+            bus_stats_t st;
+            bus_sub_stats(sub, &st);
+            c.r.bad += st.dropped_malformed + st.dropped_oversize;
+        }
+        bus_sub_destroy(&sub);
+        bus_forwarder_destroy(&fwd);
+        if (rc != BENCH_STOP && rc != BENCH_STALL)
+            goto done;
+    } else if (path == P_BUS) {
         bus_options_t o = {.endpoint = "@tcp://127.0.0.1:*", .hwm = hwm};
         bus_sub_t *sub = bus_sub_new(loop, zctx, &o, s_child_msg, NULL, &c);
         if (!sub || bus_sub_subscribe(sub, BENCH_SHARD) < 0)
@@ -222,8 +294,10 @@ done:
 }
 
 /* One run. Returns messages per second, or a negative value on failure. */
-static double s_run(bool bus, uint64_t count, int hwm, int batch, uint64_t *retries)
+static double s_run(path_t path, uint64_t count, int hwm, int batch, const keys_t *k,
+                    uint64_t *retries)
 {
+    bool bus = path != P_RAW;
     uint8_t bytes[BUS_TOPIC_MAX * 4];
     size_t n = s_envelope_bytes(bytes, sizeof bytes);
     int fds[2];
@@ -234,7 +308,7 @@ static double s_run(bool bus, uint64_t count, int hwm, int batch, uint64_t *retr
         return -1;
     if (pid == 0) {
         close(fds[0]);
-        _exit(s_child(bus, count, n, hwm, fds[1]));
+        _exit(s_child(path, count, n, hwm, k, fds[1]));
     }
     close(fds[1]);
     double rate = -1;
@@ -251,8 +325,14 @@ static double s_run(bool bus, uint64_t count, int hwm, int batch, uint64_t *retr
     double t0;
     *retries = 0;
     if (bus) {
-        bus_options_t o = {
-            .source = "bench/pub", .endpoint = endpoint, .hwm = hwm, .batch_max = batch};
+        bool curve = path == P_CURVE;
+        bus_options_t o = {.source = "bench/pub",
+                           .endpoint = endpoint,
+                           .hwm = hwm,
+                           .batch_max = batch,
+                           .curve_server_key = curve ? k->spub : NULL,
+                           .curve_public_key = curve ? k->ppub : NULL,
+                           .curve_secret_key = curve ? k->psec : NULL};
         pub = bus_pub_new(loop, zctx, &o);
         if (!pub)
             goto done;
@@ -354,14 +434,16 @@ int main(int argc, char **argv)
         {"only", required_argument, NULL, 'o'},  {NULL, 0, NULL, 0},
     };
     int c;
-    bool do_bus = true;
-    bool do_raw = true;
+    bool only[P_N] = {true, true, true, true};
     while ((c = getopt_long(argc, argv, "n:r:w:b:o:", longopts, NULL)) != -1) {
         if (c == 'o') {
-            do_bus = strcmp(optarg, "bus") == 0;
-            do_raw = strcmp(optarg, "raw") == 0;
-            if (!do_bus && !do_raw) {
-                fprintf(stderr, "bench-bus: --only takes bus or raw\n");
+            bool known = false;
+            for (int p = 0; p < P_N; p++) {
+                only[p] = strcmp(optarg, s_path_names[p]) == 0;
+                known = known || only[p];
+            }
+            if (!known) {
+                fprintf(stderr, "bench-bus: --only takes bus, raw, fwd or curve\n");
                 return 2;
             }
             continue;
@@ -370,7 +452,7 @@ int main(int argc, char **argv)
         long v = strtol(optarg ? optarg : "", &end, 10);
         if (!end || *end || v < 1) {
             fprintf(stderr, "usage: bench-bus [--count N] [--runs R] [--hwm H] [--batch B] "
-                            "[--only bus|raw]\n");
+                            "[--only bus|raw|fwd|curve]\n");
             return 2;
         }
         if (c == 'n')
@@ -401,43 +483,49 @@ int main(int argc, char **argv)
            batch);
     printf("  raw: zmq_send of the same pre-encoded bytes, one event per message -> PUSH --tcp--> "
            "PULL -> zmq_msg_recv + size check\n");
-    printf("%-4s %14s %14s %10s %10s\n", "run", "bus msgs/s", "raw msgs/s", "bus retry",
-           "raw retry");
-
-    double bus_rates[BENCH_RUNS_MAX];
-    double raw_rates[BENCH_RUNS_MAX];
+    printf("  fwd: the bus path through a forwarder in the child (publisher --tcp--> forwarder "
+           "--tcp--> subscriber), CURVE off\n");
+    printf("  curve: the fwd path with CURVE on both hops (forwarder with its ZAP allow-list)\n");
+    printf("%-4s %14s %14s %14s %14s %10s %10s\n", "run", "bus msgs/s", "raw msgs/s", "fwd msgs/s",
+           "curve msgs/s", "bus retry", "raw retry");
+    keys_t keys;
+    if (zmq_curve_keypair(keys.spub, keys.ssec) != 0 ||
+        zmq_curve_keypair(keys.ppub, keys.psec) != 0 ||
+        zmq_curve_keypair(keys.cpub, keys.csec) != 0) {
+        fprintf(stderr, "bench-bus: libzmq without CURVE\n");
+        return 1;
+    }
+    double rates[P_N][BENCH_RUNS_MAX];
     for (int i = 0; i < runs; i++) {
-        uint64_t bus_retry = 0;
-        uint64_t raw_retry = 0;
-        // Alternate which path goes first, so neither always runs on a warmer machine.
-        // A path left out by --only counts as rate 1 and is not reported.
-        bus_rates[i] = raw_rates[i] = 1;
-        if (i % 2 == 0) {
-            if (do_bus)
-                bus_rates[i] = s_run(true, count, hwm, batch, &bus_retry);
-            if (do_raw)
-                raw_rates[i] = s_run(false, count, hwm, batch, &raw_retry);
-        } else {
-            if (do_raw)
-                raw_rates[i] = s_run(false, count, hwm, batch, &raw_retry);
-            if (do_bus)
-                bus_rates[i] = s_run(true, count, hwm, batch, &bus_retry);
+        uint64_t retry[P_N] = {0};
+        // Rotate which path goes first, so none always runs on a warmer machine. A path left
+        // out by --only counts as rate 1 and is not compared.
+        for (int j = 0; j < P_N; j++) {
+            path_t p = (path_t)((i + j) % P_N);
+            rates[p][i] = 1;
+            if (only[p])
+                rates[p][i] = s_run(p, count, hwm, batch, &keys, &retry[p]);
+            if (rates[p][i] < 0) {
+                fprintf(stderr, "bench-bus: run %d (%s) failed\n", i + 1, s_path_names[p]);
+                return 1;
+            }
         }
-        if (bus_rates[i] < 0 || raw_rates[i] < 0) {
-            fprintf(stderr, "bench-bus: run %d failed\n", i + 1);
-            return 1;
-        }
-        printf("%-4d %14.0f %14.0f %10" PRIu64 " %10" PRIu64 "\n", i + 1, bus_rates[i],
-               raw_rates[i], bus_retry, raw_retry);
+        printf("%-4d %14.0f %14.0f %14.0f %14.0f %10" PRIu64 " %10" PRIu64 "\n", i + 1,
+               rates[P_BUS][i], rates[P_RAW][i], rates[P_FWD][i], rates[P_CURVE][i], retry[P_BUS],
+               retry[P_RAW]);
         fflush(stdout);
     }
-    double bus_med = s_median(bus_rates, runs);
-    double raw_med = s_median(raw_rates, runs);
-    double ratio = bus_med / raw_med;
-    printf("%-4s %14.0f %14.0f\n", "med", bus_med, raw_med);
-    if (!do_bus || !do_raw)
-        return 0;
-    printf("ratio bus/raw: %.2f (target >= %.2f): %s\n", ratio, BENCH_TARGET,
-           ratio >= BENCH_TARGET ? "met" : "NOT met");
+    double med[P_N];
+    for (int p = 0; p < P_N; p++)
+        med[p] = s_median(rates[p], runs);
+    printf("%-4s %14.0f %14.0f %14.0f %14.0f\n", "med", med[P_BUS], med[P_RAW], med[P_FWD],
+           med[P_CURVE]);
+    if (only[P_BUS] && only[P_RAW])
+        printf("ratio bus/raw: %.2f (target >= %.2f): %s\n", med[P_BUS] / med[P_RAW], BENCH_TARGET,
+               med[P_BUS] / med[P_RAW] >= BENCH_TARGET ? "met" : "NOT met");
+    if (only[P_FWD] && only[P_CURVE])
+        printf("ratio curve/fwd: %.2f (target >= %.2f): %s\n", med[P_CURVE] / med[P_FWD],
+               BENCH_CURVE_TARGET,
+               med[P_CURVE] / med[P_FWD] >= BENCH_CURVE_TARGET ? "met" : "NOT met");
     return 0;
 }

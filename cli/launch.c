@@ -7,6 +7,7 @@
 #include "batchsched.h"
 #include "err.h"
 #include "json.h"
+#include "keys.h"
 #include "kube.h"
 #include "loop.h"
 #include "proc.h"
@@ -79,6 +80,7 @@ typedef struct {
     char sim_minor[8]; /* --sim-k8s-minor, or "" (kubesim's default) */
     char kuberay_config[PATH_MAX]; /* --kuberay-config made absolute, or "" */
     char config[PATH_MAX]; /* --config (rayfleet's set file) made absolute, or "" */
+    char keys[PATH_MAX]; /* STATE/keys, the bus's CURVE keys (cli/keys.h); "" with --bus-insecure */
 } s_up_t;
 
 static const args_opt_t s_up_opts[] = {
@@ -127,6 +129,10 @@ static const args_opt_t s_up_opts[] = {
     {"watch-namespace", "NS[,NS...]",
      "Namespaces to reconcile: the watcher lists and watches only these (--watch.namespaces) and "
      "the controllers ignore others (--watch-namespace). Default: all."},
+    {"bus-insecure", NULL,
+     "Run the bus without CurveZMQ: any local process could then read every event and publish "
+     "forged ones (a warning says so). Default: CURVE on, with the keys in STATE/keys and only "
+     "the set's services allowed on the bus."},
     {NULL, NULL, NULL},
 };
 
@@ -646,6 +652,29 @@ static void s_argv_free(s_argv_t *a)
     a->n = 0;
 }
 
+/* Passes the CURVE key files (cli/keys.h) to service `s`, whose --help is `h`. Returns 0 or an
+ * err_t (reported). */
+static int s_key_args(const s_up_t *u, const s_service_t *s, const char *h, s_argv_t *a)
+{
+    bool is_bus = strcmp(s->name, "bus") == 0;
+    if (!s_has_flag(h, "bus.curve-key-file")) {
+        fprintf(stderr,
+                "rayfleetctl up: %s has no --bus.curve-key-file option, so it cannot join the "
+                "set's CURVE bus; rebuild it or use --bus-insecure\n",
+                s->binary);
+        return ERR_INVAL;
+    }
+    char pair[PATH_MAX], other[PATH_MAX];
+    if (keys_pair_path(u->keys, is_bus ? KEYS_SERVER : s->name, pair, sizeof(pair)) != 0 ||
+        (is_bus ? keys_allow_path(u->keys, other, sizeof(other))
+                : keys_server_path(u->keys, other, sizeof(other))) != 0)
+        return ERR_TOOBIG;
+    int r = s_arg(a, "bus.curve-key-file", pair);
+    if (r == 0)
+        r = s_arg(a, is_bus ? "bus.curve-allow-file" : "bus.curve-server-key-file", other);
+    return r;
+}
+
 /* Starts one service and waits until it is ready; `replica` >= 0 starts scheduler replica
  * `replica` (see launch.h), -1 the service as it is. Returns 0, ERR_NOTFOUND (not built) or an
  * error (reported). */
@@ -691,6 +720,8 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
         r = s_arg(&a, "bus.publish", u->frontend);
     if (r == 0 && s_has_flag(h, "bus.subscribe"))
         r = s_arg(&a, "bus.subscribe", u->backend);
+    if (r == 0 && u->keys[0])
+        r = s_key_args(u, s, h, &a);
     if (r == 0 && s_has_flag(h, "health.port")) {
         char port[16];
         health = s_free_port();
@@ -991,6 +1022,18 @@ int launch_up(int argc, char **argv)
     if (s_mkdir_p(logs) != 0) {
         fprintf(stderr, "rayfleetctl up: cannot create %s: %s\n", logs, strerror(errno));
         goto out;
+    }
+    if (args_has(&a, "bus-insecure")) {
+        fprintf(stderr, "rayfleetctl up: warning: --bus-insecure: the bus runs without CurveZMQ; "
+                        "any local process can read every event and publish forged ones\n");
+    } else {
+        const char *clients[S_NSERVICES];
+        size_t nclients = 0;
+        for (size_t i = 0; i < S_NSERVICES; i++)
+            if (strcmp(s_services[i].name, "bus") != 0)
+                clients[nclients++] = s_services[i].name;
+        if (keys_ensure("up", u->state, clients, nclients, u->keys, sizeof(u->keys)) != 0)
+            goto out;
     }
     bool detach = args_has(&a, "detach");
     u->take_over = args_has(&a, "take-over");

@@ -1,10 +1,11 @@
 /*
  * rayfleetctl: the operator's command-line tool. `rayfleetctl COMMAND [OPTIONS]`; each command
- * has its own --help. Commands: up, down, crds and probe (launch.h), status (status.h), audit
- * (audit.h), sql (sql.h), explain and drift (explain.h).
+ * has its own --help. Commands: up, down, crds and probe (launch.h), bus-keys (keys.h), status
+ * (status.h), audit (audit.h), sql (sql.h), explain and drift (explain.h).
  */
 #include "audit.h"
 #include "explain.h"
+#include "keys.h"
 #include "launch.h"
 #include "sql.h"
 #include "status.h"
@@ -27,6 +28,7 @@ static const s_command_t s_commands[] = {
     {"down", launch_down, "Stop what 'up --detach' started."},
     {"crds", launch_crds, "Install the ray.io CRDs into a cluster when absent (as 'up' does)."},
     {"probe", launch_probe, "Exit 0 when http://HOST:PORT/PATH answers 200 (health checks)."},
+    {"bus-keys", keys_main, "Generate the bus's CurveZMQ keys into STATE/keys (as 'up' does)."},
     {"status", status_main,
      "Show the Ray objects (RayClusters, RayJobs, RayServices) and their state."},
     {"audit", audit_main,

@@ -136,6 +136,12 @@ struct bus_sub {
     ratelimit_t rl; /* warning rate limit */
 };
 
+/* A client key the forwarder refused lately, for the once-per-key-per-interval log. */
+typedef struct {
+    uint8_t key[BUS_CURVE_KEY_BYTES]; /* the binary public key */
+    ratelimit_t rl; /* its log rate limit */
+} refused_t;
+
 struct bus_forwarder {
     loop_t *loop; /* the loop it lives on */
     void *front; /* XSUB: publishers connect here */
@@ -144,6 +150,14 @@ struct bus_forwarder {
     char backend[BUS_ENDPOINT_MAX]; /* as bound */
     bus_stats_t stats; /* counters */
     ratelimit_t rl; /* warning rate limit */
+    void *zap; /* CURVE: the REP socket answering ZAP requests, else NULL */
+    uint8_t (*allow)[BUS_CURVE_KEY_BYTES]; /* CURVE: the allowed client keys, binary */
+    size_t n_allow; /* entries in allow */
+    refused_t refused[BUS_REFUSED_KEYS_MAX]; /* keys refused lately */
+    size_t n_refused; /* entries used in refused */
+    void *mon[2]; /* CURVE: PAIR sockets reading the frontend's and backend's monitor events */
+    void *monitored[2]; /* the sockets mon[] watch (to stop their monitors) */
+    ratelimit_t rl_handshake; /* rate limit of the handshake-failure warning */
 };
 
 /* ---- Small helpers ---- */
@@ -1425,12 +1439,242 @@ static int s_fwd_back_readable(loop_t *loop, void *socket, int revents, void *ar
     return 0;
 }
 
+/* ---- Forwarder authentication (CURVE) ---- */
+
+/* Frames of a ZAP request (RFC 27): version, request id, domain, address, identity, mechanism,
+ * then the credentials (CURVE: one, the client's 32-byte public key). */
+#define S_ZAP_FRAMES_MAX 8
+#define S_ZAP_VERSION "1.0"
+
+/* True when `key` (BUS_CURVE_KEY_BYTES) is in the forwarder's allow-list. */
+static bool s_allowed(const bus_forwarder_t *fwd, const uint8_t *key)
+{
+    for (size_t i = 0; i < fwd->n_allow; i++)
+        if (memcmp(fwd->allow[i], key, BUS_CURVE_KEY_BYTES) == 0)
+            return true;
+    return false;
+}
+
+/* Logs a refused key, at most once per BUS_LOG_INTERVAL_MS per key (the least recently logged
+ * slot is reused when the table is full). Public keys only. */
+static void s_log_refused(bus_forwarder_t *fwd, const uint8_t *key, const char *mechanism)
+{
+    refused_t *slot = NULL;
+    for (size_t i = 0; i < fwd->n_refused && !slot; i++)
+        if (memcmp(fwd->refused[i].key, key, BUS_CURVE_KEY_BYTES) == 0)
+            slot = &fwd->refused[i];
+    if (!slot && fwd->n_refused < BUS_REFUSED_KEYS_MAX)
+        slot = &fwd->refused[fwd->n_refused++];
+    if (!slot) {
+        slot = &fwd->refused[0];
+        for (size_t i = 1; i < fwd->n_refused; i++)
+            if (fwd->refused[i].rl.last_ms < slot->rl.last_ms)
+                slot = &fwd->refused[i];
+    }
+    if (memcmp(slot->key, key, BUS_CURVE_KEY_BYTES) != 0) {
+        memcpy(slot->key, key, BUS_CURVE_KEY_BYTES);
+        slot->rl = (ratelimit_t){0};
+    }
+    int64_t now = loop_clock_ms();
+    if (slot->rl.last_ms != 0 && now - slot->rl.last_ms < BUS_LOG_INTERVAL_MS) {
+        slot->rl.suppressed++;
+        return;
+    }
+    char z85[BUS_CURVE_KEY_LEN + 1] = "";
+    char n[32];
+    zmq_z85_encode(z85, key, BUS_CURVE_KEY_BYTES);
+    snprintf(n, sizeof n, "%" PRIu64, slot->rl.suppressed);
+    log_warn("bus: client refused: public key not in the allow-list", "key", z85, "mechanism",
+             mechanism, "suppressed", n, NULL);
+    slot->rl.last_ms = now;
+    slot->rl.suppressed = 0;
+}
+
+/* Sends one ZAP reply frame. */
+static void s_zap_send(void *sock, const void *data, size_t len, bool more)
+{
+    if (zmq_send(sock, data, len, more ? ZMQ_SNDMORE : 0) < 0)
+        log_warn("bus: ZAP reply not sent", "error", zmq_strerror(errno), NULL);
+}
+
+/* Answers the ZAP requests libzmq sends for each CURVE handshake on the forwarder's sockets. */
+static int s_zap_readable(loop_t *loop, void *socket, int revents, void *arg)
+{
+    bus_forwarder_t *fwd = arg;
+    for (int r = 0; r < BUS_RECV_BATCH; r++) {
+        zmq_msg_t f[S_ZAP_FRAMES_MAX];
+        int n = 0;
+        bool more = true;
+        while (more) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, socket, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                break;
+            }
+            more = zmq_msg_more(&m);
+            if (n < S_ZAP_FRAMES_MAX)
+                f[n++] = m; // the frames of one message arrive together
+            else
+                zmq_msg_close(&m);
+        }
+        if (n == 0)
+            break;
+        const char *status = "400";
+        const char *text = "public key not allowed";
+        bool version_ok = n >= 2 && zmq_msg_size(&f[0]) == strlen(S_ZAP_VERSION) &&
+                          memcmp(zmq_msg_data(&f[0]), S_ZAP_VERSION, 3) == 0;
+        bool curve = n >= 7 && zmq_msg_size(&f[5]) == 5 &&
+                     memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0 &&
+                     zmq_msg_size(&f[6]) == BUS_CURVE_KEY_BYTES;
+        if (!version_ok || n < 6) {
+            status = "500";
+            text = "malformed ZAP request";
+        } else if (curve && s_allowed(fwd, zmq_msg_data(&f[6]))) {
+            status = "200";
+            text = "OK";
+            fwd->stats.auth_allowed++;
+        } else {
+            fwd->stats.auth_refused++;
+            if (curve) {
+                s_log_refused(fwd, zmq_msg_data(&f[6]), "CURVE");
+            } else {
+                static const uint8_t none[BUS_CURVE_KEY_BYTES];
+                s_log_refused(fwd, none, "not CURVE");
+            }
+        }
+        s_zap_send(socket, S_ZAP_VERSION, strlen(S_ZAP_VERSION), true);
+        if (n >= 2)
+            s_zap_send(socket, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), true);
+        else
+            s_zap_send(socket, "", 0, true);
+        s_zap_send(socket, status, 3, true);
+        s_zap_send(socket, text, strlen(text), true);
+        s_zap_send(socket, "", 0, true); // user id
+        s_zap_send(socket, "", 0, false); // metadata
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&f[i]);
+    }
+    return 0;
+}
+
+/* Reads monitor events of a CURVE server socket: handshakes that failed before ZAP was asked
+ * (a plain ZMTP peer, a CURVE client with another server key) are counted and logged. */
+static int s_mon_readable(loop_t *loop, void *socket, int revents, void *arg)
+{
+    bus_forwarder_t *fwd = arg;
+    for (int r = 0; r < BUS_RECV_BATCH; r++) {
+        uint8_t head[6];
+        int n = zmq_recv(socket, head, sizeof head, ZMQ_DONTWAIT);
+        if (n < 0)
+            break;
+        int more = 0;
+        size_t more_len = sizeof more;
+        while (zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &more_len) == 0 && more) {
+            char skip[8];
+            if (zmq_recv(socket, skip, sizeof skip, 0) < 0)
+                break;
+        }
+        if (n != (int)sizeof head)
+            continue;
+        uint16_t event;
+        uint32_t value;
+        memcpy(&event, head, sizeof event);
+        memcpy(&value, head + 2, sizeof value);
+        if (event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+            event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            continue;
+        fwd->stats.auth_failed++;
+        int64_t now = loop_clock_ms();
+        if (fwd->rl_handshake.last_ms != 0 &&
+            now - fwd->rl_handshake.last_ms < BUS_LOG_INTERVAL_MS) {
+            fwd->rl_handshake.suppressed++;
+            continue;
+        }
+        char code[16], sup[32];
+        snprintf(code, sizeof code, "0x%" PRIx32, value);
+        snprintf(sup, sizeof sup, "%" PRIu64, fwd->rl_handshake.suppressed);
+        log_warn("bus: client refused: CURVE handshake failed (plain ZMTP or a wrong server key)",
+                 "socket", socket == fwd->mon[0] ? "frontend" : "backend", "protocol_error",
+                 event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? code : "none", "suppressed", sup,
+                 NULL);
+        fwd->rl_handshake.last_ms = now;
+        fwd->rl_handshake.suppressed = 0;
+    }
+    return 0;
+}
+
+/* Watches the handshake failures of `sock` (index i of fwd->mon). Returns 0 or ERR_IO. */
+static int s_monitor(bus_forwarder_t *fwd, void *zctx, void *sock, int i)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://rayfleet-bus-monitor-%p-%d", (void *)fwd, i);
+    if (zmq_socket_monitor(sock, ep,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0) {
+        log_error("bus: zmq_socket_monitor failed", "error", zmq_strerror(errno), NULL);
+        return ERR_IO;
+    }
+    fwd->monitored[i] = sock;
+    fwd->mon[i] = zmq_socket(zctx, ZMQ_PAIR);
+    int zero = 0;
+    if (!fwd->mon[i] || s_setopt(fwd->mon[i], ZMQ_LINGER, &zero, sizeof zero, "linger") < 0 ||
+        zmq_connect(fwd->mon[i], ep) != 0 ||
+        loop_add_socket(fwd->loop, fwd->mon[i], LOOP_READ, s_mon_readable, fwd) < 0) {
+        log_error("bus: cannot read socket monitor events", "error", zmq_strerror(errno), NULL);
+        return ERR_IO;
+    }
+    return 0;
+}
+
+/* Sets up CURVE authentication: the allow-list, the ZAP handler, the domain of both sockets and
+ * their monitors. Returns 0, ERR_INVAL, ERR_NOMEM or ERR_IO (logged). */
+static int s_fwd_auth(bus_forwarder_t *fwd, void *zctx, const bus_options_t *opts)
+{
+    fwd->allow = calloc(opts->curve_allow_n, sizeof *fwd->allow);
+    if (!fwd->allow)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < opts->curve_allow_n; i++) {
+        const char *k = opts->curve_allow[i];
+        if (!s_key_ok(k, false) || !zmq_z85_decode(fwd->allow[i], k)) {
+            char idx[24];
+            snprintf(idx, sizeof idx, "%zu", i);
+            log_error("bus: curve_allow: entry is not a 40-character Z85 key", "index", idx, NULL);
+            return ERR_INVAL;
+        }
+    }
+    fwd->n_allow = opts->curve_allow_n;
+    fwd->zap = zmq_socket(zctx, ZMQ_REP);
+    int zero = 0;
+    if (!fwd->zap || s_setopt(fwd->zap, ZMQ_LINGER, &zero, sizeof zero, "linger") < 0)
+        return ERR_IO;
+    if (zmq_bind(fwd->zap, BUS_ZAP_ENDPOINT) != 0) {
+        log_error("bus: cannot bind the ZAP handler (another CURVE forwarder in this context?)",
+                  "endpoint", BUS_ZAP_ENDPOINT, "error", zmq_strerror(errno), NULL);
+        return ERR_IO;
+    }
+    if (loop_add_socket(fwd->loop, fwd->zap, LOOP_READ, s_zap_readable, fwd) < 0)
+        return ERR_IO;
+    void *socks[2] = {fwd->front, fwd->tx.sock};
+    for (int i = 0; i < 2; i++)
+        if (s_setopt(socks[i], ZMQ_ZAP_DOMAIN, BUS_ZAP_DOMAIN, strlen(BUS_ZAP_DOMAIN),
+                     "zap_domain") < 0 ||
+            s_monitor(fwd, zctx, socks[i], i) < 0)
+            return ERR_IO;
+    return 0;
+}
+
 bus_forwarder_t *bus_forwarder_new(loop_t *loop, void *zctx, const bus_options_t *opts)
 {
     settings_t s;
     if (!loop || !zctx || !opts || s_settings(opts, &s) < 0 || !opts->frontend || !opts->backend ||
         !s_key_ok(opts->curve_secret_key, true)) {
         log_error("bus: invalid forwarder options", NULL);
+        return NULL;
+    }
+    if (opts->curve_secret_key &&
+        (!opts->curve_allow || opts->curve_allow_n == 0 || opts->curve_allow_n > BUS_ALLOW_MAX)) {
+        log_error("bus: a CURVE forwarder needs an allow-list of 1..4096 client public keys", NULL);
         return NULL;
     }
     bus_forwarder_t *fwd = calloc(1, sizeof *fwd);
@@ -1455,6 +1699,7 @@ bus_forwarder_t *bus_forwarder_new(loop_t *loop, void *zctx, const bus_options_t
         s_setopt(fwd->tx.sock, ZMQ_SNDTIMEO, &part_timeout, sizeof part_timeout, "sndtimeo") < 0 ||
         s_curve_server(fwd->front, opts->curve_secret_key) < 0 ||
         s_curve_server(fwd->tx.sock, opts->curve_secret_key) < 0 ||
+        (opts->curve_secret_key && s_fwd_auth(fwd, zctx, opts) < 0) ||
         s_attach(fwd->front, opts->frontend, true, fwd->frontend) < 0 ||
         s_attach(fwd->tx.sock, opts->backend, true, fwd->backend) < 0)
         goto fail;
@@ -1485,6 +1730,19 @@ void bus_forwarder_destroy(bus_forwarder_t **fwd_p)
         loop_remove_socket(fwd->loop, fwd->front);
     if (fwd->tx.sock)
         loop_remove_socket(fwd->loop, fwd->tx.sock);
+    for (int i = 0; i < 2; i++) {
+        if (fwd->monitored[i])
+            zmq_socket_monitor(fwd->monitored[i], NULL, 0);
+        if (fwd->mon[i])
+            loop_remove_socket(fwd->loop, fwd->mon[i]);
+        s_close(&fwd->mon[i]);
+    }
+    if (fwd->zap) {
+        loop_remove_socket(fwd->loop, fwd->zap);
+        zmq_unbind(fwd->zap, BUS_ZAP_ENDPOINT); // at once: closing frees the name later
+    }
+    s_close(&fwd->zap);
+    free(fwd->allow);
     s_close(&fwd->front);
     s_close(&fwd->tx.sock);
     free(fwd->tx.pack);
@@ -1525,6 +1783,7 @@ typedef struct {
     int lost; /* BUS_PEER_LOST events */
     char last_peer[64]; /* source of the last peer event */
     bus_peer_event_t last_event; /* the last peer event */
+    int forged; /* envelopes whose object is named "forged" */
 } s_probe_t;
 
 /* Copies a view into dst (cap bytes) as a C string, truncating. */
@@ -1545,6 +1804,7 @@ static int s_probe_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
     p->last_version = msg->version;
     s_copy_view(p->last_source, sizeof p->last_source, msg->source);
     s_copy_view(p->last_name, sizeof p->last_name, msg->object_changed.name);
+    p->forged += strcmp(p->last_name, "forged") == 0;
     p->last_event_id = msg->object_changed.event_id;
     return 0;
 }
@@ -2453,21 +2713,34 @@ int bus_test(bool verbose)
         bus_sub_destroy(&gs);
     }
 
-    // CURVE: the right server key gets messages; a wrong key or no key gets none.
+    // CURVE with the allow-list: a listed key gets through; a plain ZMTP peer, a peer with the
+    // wrong server key and a peer whose key is not listed neither receive nor publish (a forged
+    // event never reaches a subscriber), and the forwarder counts each refusal.
     if (zmq_has("curve")) {
-        char spub[41], ssec[41], cpub[41], csec[41], wpub[41], wsec[41];
+        char spub[41], ssec[41], cpub[41], csec[41], gpub[41], gsec[41];
+        char wpub[41], wsec[41], upub[41], usec[41];
         CHECK(zmq_curve_keypair(spub, ssec) == 0);
         CHECK(zmq_curve_keypair(cpub, csec) == 0);
+        CHECK(zmq_curve_keypair(gpub, gsec) == 0);
         CHECK(zmq_curve_keypair(wpub, wsec) == 0);
+        CHECK(zmq_curve_keypair(upub, usec) == 0);
+        const char *allow[] = {cpub, gpub};
         bus_options_t cf = {.frontend = "tcp://127.0.0.1:*",
                             .backend = "tcp://127.0.0.1:*",
                             .heartbeat_ms = 20,
                             .curve_secret_key = ssec};
+        CHECK(bus_forwarder_new(loop, zctx, &cf) == NULL); // no allow-list: refused
+        const char *bad_allow[] = {cpub, "not-a-key"};
+        cf.curve_allow = bad_allow;
+        cf.curve_allow_n = 2;
+        CHECK(bus_forwarder_new(loop, zctx, &cf) == NULL); // a malformed key: refused
+        cf.curve_allow = allow;
         bus_forwarder_t *cfwd = bus_forwarder_new(loop, zctx, &cf);
         CHECK(cfwd != NULL);
-        s_probe_t good_probe = {0}, wrong_probe = {0}, plain_probe = {0};
-        bus_pub_t *cpubr = NULL;
-        bus_sub_t *good_sub = NULL, *wrong_sub = NULL, *plain_sub = NULL;
+        CHECK(bus_forwarder_new(loop, zctx, &cf) == NULL); // one ZAP handler per context
+        s_probe_t good_probe = {0}, wrong_probe = {0}, plain_probe = {0}, unknown_probe = {0};
+        bus_pub_t *cpubr = NULL, *forger = NULL, *plain_forger = NULL;
+        bus_sub_t *good_sub = NULL, *wrong_sub = NULL, *plain_sub = NULL, *unknown_sub = NULL;
         if (cfwd) {
             CHECK(strncmp(bus_forwarder_frontend(cfwd), "tcp://127.0.0.1:", 16) == 0);
             CHECK(strcmp(bus_forwarder_frontend(cfwd), "tcp://127.0.0.1:*") != 0);
@@ -2478,44 +2751,82 @@ int bus_test(bool verbose)
                                 .curve_public_key = cpub,
                                 .curve_secret_key = csec};
             cpubr = bus_pub_new(loop, zctx, &cp);
+            cp.source = "test/forger";
+            cp.curve_public_key = upub; // right server key, key not listed
+            cp.curve_secret_key = usec;
+            forger = bus_pub_new(loop, zctx, &cp);
+            cp.source = "test/plain-forger";
+            cp.curve_server_key = cp.curve_public_key = cp.curve_secret_key = NULL;
+            plain_forger = bus_pub_new(loop, zctx, &cp);
             bus_options_t cs = {.endpoint = bus_forwarder_backend(cfwd),
                                 .heartbeat_ms = 20,
-                                .curve_server_key = spub};
+                                .curve_server_key = spub,
+                                .curve_public_key = gpub,
+                                .curve_secret_key = gsec};
             good_sub = bus_sub_new(loop, zctx, &cs, s_probe_msg, s_probe_peer, &good_probe);
             cs.curve_server_key = wpub;
             wrong_sub = bus_sub_new(loop, zctx, &cs, s_probe_msg, s_probe_peer, &wrong_probe);
             cs.curve_server_key = NULL;
+            cs.curve_public_key = cs.curve_secret_key = NULL;
             plain_sub = bus_sub_new(loop, zctx, &cs, s_probe_msg, s_probe_peer, &plain_probe);
+            cs.curve_server_key = spub; // an ephemeral pair: not listed
+            unknown_sub = bus_sub_new(loop, zctx, &cs, s_probe_msg, s_probe_peer, &unknown_probe);
             bus_options_t half = cs;
-            half.curve_server_key = spub;
             half.curve_public_key = cpub;
             CHECK(bus_sub_new(loop, zctx, &half, s_probe_msg, NULL, NULL) == NULL);
         }
-        CHECK(cpubr && good_sub && wrong_sub && plain_sub);
-        if (cpubr && good_sub && wrong_sub && plain_sub) {
+        CHECK(cpubr && forger && plain_forger && good_sub && wrong_sub && plain_sub && unknown_sub);
+        if (cpubr && forger && plain_forger && good_sub && wrong_sub && plain_sub && unknown_sub) {
             CHECK(bus_sub_subscribe(good_sub, 5) == 0);
             CHECK(bus_sub_subscribe(wrong_sub, 5) == 0);
             CHECK(bus_sub_subscribe(plain_sub, 5) == 0);
+            CHECK(bus_sub_subscribe(unknown_sub, 5) == 0);
             oc.shard = 5;
+            Rayfleet__ObjectChanged forged = oc;
+            forged.name = "forged";
             end = loop_clock_ms() + 5000;
             while (good_probe.got < 3 && loop_clock_ms() < end) {
+                bus_pub_publish(forger, &forged);
+                bus_pub_publish(plain_forger, &forged);
                 bus_pub_publish(cpubr, &oc);
                 loop_run_once(loop, 5);
             }
             CHECK(good_probe.got >= 3);
-            end = loop_clock_ms() + 100;
+            end = loop_clock_ms() + 300;
             while (loop_clock_ms() < end) {
+                bus_pub_publish(forger, &forged);
+                bus_pub_publish(plain_forger, &forged);
                 bus_pub_publish(cpubr, &oc);
                 loop_run_once(loop, 5);
             }
             CHECK(s_pump_until(loop, &good_probe.seen, 1, 2000));
+            CHECK(good_probe.forged == 0); // no forged event got through
+            CHECK(strcmp(good_probe.last_source, "test/curve") == 0);
+            CHECK(!bus_sub_peer_alive(good_sub, "test/forger"));
+            CHECK(!bus_sub_peer_alive(good_sub, "test/plain-forger"));
+            CHECK(bus_sub_peer_alive(good_sub, "test/curve"));
             CHECK(wrong_probe.got == 0 && wrong_probe.seen == 0);
             CHECK(plain_probe.got == 0 && plain_probe.seen == 0);
+            CHECK(unknown_probe.got == 0 && unknown_probe.seen == 0);
+            bus_forwarder_stats(cfwd, &st);
+            CHECK(st.auth_allowed >= 2); // the publisher and the good subscriber
+            CHECK(st.auth_refused >= 2); // the forger and the unknown subscriber (ZAP 400)
+            CHECK(st.auth_failed >= 2); // plain ZMTP and the wrong server key
+            if (verbose)
+                printf("bus: curve allowed %" PRIu64 " refused %" PRIu64 " failed %" PRIu64 "\n",
+                       st.auth_allowed, st.auth_refused, st.auth_failed);
         }
         bus_sub_destroy(&good_sub);
         bus_sub_destroy(&wrong_sub);
         bus_sub_destroy(&plain_sub);
+        bus_sub_destroy(&unknown_sub);
         bus_pub_destroy(&cpubr);
+        bus_pub_destroy(&forger);
+        bus_pub_destroy(&plain_forger);
+        bus_forwarder_destroy(&cfwd);
+        // The ZAP endpoint is free again: a new CURVE forwarder starts.
+        cfwd = bus_forwarder_new(loop, zctx, &cf);
+        CHECK(cfwd != NULL);
         bus_forwarder_destroy(&cfwd);
         // A forwarder with a malformed server key is refused.
         cf.curve_secret_key = "short";

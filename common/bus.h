@@ -107,9 +107,18 @@
  * everything the source stored before it published. Senders without epochs (older versions,
  * epoch 0) are not checked.
  *
- * Security. With curve_server_key set, clients use CurveZMQ; with curve_secret_key set, the
- * forwarder is a CURVE server. Keys are Z85 strings (40 characters). Any client that knows the
- * server's public key is accepted (no ZAP allow-list yet).
+ * Security. With curve_server_key set, clients use CurveZMQ; with curve_secret_key set, both
+ * forwarder sockets (frontend and backend) are CURVE servers and the forwarder authenticates
+ * every client against an allow-list of public keys (curve_allow, required with a secret key):
+ * it answers ZeroMQ's ZAP requests (RFC 27, inproc BUS_ZAP_ENDPOINT, on the forwarder's own
+ * loop) with 200 for a listed key and 400 for any other. A refused key is counted in
+ * auth_refused and logged at most once per BUS_LOG_INTERVAL_MS per key (public keys only; a
+ * secret key is never logged). A peer that fails the handshake before ZAP is asked (plain ZMTP,
+ * a client with the wrong server key) is counted in auth_failed and logged, rate-limited, from
+ * a socket monitor. So no message of a peer without a listed key ever reaches a subscriber, and
+ * a subscriber without one never receives. Keys are Z85 strings (40 characters); the files
+ * holding them are read by common/busopt.h. A ZeroMQ context has one ZAP handler, so one CURVE
+ * forwarder per context.
  *
  * Threading: every object belongs to one loop and one thread. The ZeroMQ context is created once
  * by main() and passed in.
@@ -155,6 +164,11 @@
 #define BUS_FNV_OFFSET 0xcbf29ce484222325ull /* FNV-1a 64 offset basis (bus_shard_of) */
 #define BUS_FNV_PRIME 0x100000001b3ull /* FNV-1a 64 prime */
 #define BUS_CURVE_KEY_LEN 40 /* length of a Z85-encoded CURVE key */
+#define BUS_CURVE_KEY_BYTES 32 /* length of a binary CURVE key */
+#define BUS_ALLOW_MAX 4096 /* most client keys in a forwarder's allow-list */
+#define BUS_ZAP_ENDPOINT "inproc://zeromq.zap.01" /* where libzmq sends ZAP requests (RFC 27) */
+#define BUS_ZAP_DOMAIN "rayfleet-bus" /* ZAP domain of the forwarder's sockets */
+#define BUS_REFUSED_KEYS_MAX 64 /* refused keys remembered for the once-per-interval log */
 #define BUS_FORWARDER_SOURCE "bus" /* the forwarder's heartbeat source by default */
 #define BUS_FRONTEND_DEFAULT "tcp://127.0.0.1:5570" /* rayfleet-bus frontend (publishers) */
 #define BUS_BACKEND_DEFAULT "tcp://127.0.0.1:5571" /* rayfleet-bus backend (subscribers) */
@@ -178,6 +192,8 @@ typedef struct {
     const char *curve_server_key; /* pub/sub: the forwarder's Z85 public key; NULL = no CURVE */
     const char *curve_public_key; /* pub/sub: own Z85 public key (NULL: an ephemeral pair) */
     const char *curve_secret_key; /* pub/sub: own Z85 secret key; forwarder: server secret key */
+    const char *const *curve_allow; /* forwarder: Z85 public keys of the clients allowed */
+    size_t curve_allow_n; /* forwarder: entries in curve_allow, 1..BUS_ALLOW_MAX with CURVE */
 } bus_options_t;
 
 /* Counters of one object. All counters only grow. */
@@ -198,6 +214,9 @@ typedef struct {
     uint64_t bytes_forwarded; /* forwarder: bytes of the messages copied frontend -> backend */
     int64_t subscriptions; /* pub and forwarder: topic subscriptions currently asked of it (XPUB) */
     int64_t pending; /* pub: envelopes accepted and not yet handed to ZeroMQ (the batch) */
+    uint64_t auth_allowed; /* forwarder: CURVE handshakes of listed keys (ZAP 200) */
+    uint64_t auth_refused; /* forwarder: CURVE handshakes of unlisted keys (ZAP 400) */
+    uint64_t auth_failed; /* forwarder: handshakes failed before ZAP (plain ZMTP, bad CURVE) */
 } bus_stats_t;
 
 /* Called for each valid ObjectChanged envelope: msg->body is ENVWIRE_BODY_OBJECT_CHANGED, its
@@ -332,8 +351,11 @@ const char *bus_sub_endpoint(const bus_sub_t *sub);
 /* ---- Forwarder ---- */
 
 /* A forwarder on `loop`: binds (by default) opts->frontend and opts->backend, both required,
- * and heartbeats as opts->source (default BUS_FORWARDER_SOURCE) on the backend. Returns NULL on
- * a bad option, a ZeroMQ failure (an endpoint in use) or out of memory (logged). */
+ * and heartbeats as opts->source (default BUS_FORWARDER_SOURCE) on the backend. With
+ * opts->curve_secret_key it is a CURVE server and needs opts->curve_allow (each key valid Z85);
+ * it then binds BUS_ZAP_ENDPOINT in zctx. Returns NULL on a bad option (a secret key without an
+ * allow-list included), a ZeroMQ failure (an endpoint in use, another CURVE forwarder in zctx)
+ * or out of memory (logged). */
 bus_forwarder_t *bus_forwarder_new(loop_t *loop, void *zctx, const bus_options_t *opts);
 
 /* Closes both sockets, frees, sets *fwd_p to NULL. NULL-safe. */

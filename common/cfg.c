@@ -866,6 +866,22 @@ static int s_usage_opt(const cfg_opt_t *o, buf_t *out)
     return rc ? rc : buf_puts(out, "\n");
 }
 
+int cfg_table_join(const cfg_opt_t *a, const cfg_opt_t *b, cfg_opt_t *out, size_t max)
+{
+    size_t n = 0;
+    const cfg_opt_t *tables[2] = {a, b};
+    for (int t = 0; t < 2; t++)
+        for (const cfg_opt_t *o = tables[t]; o && o->key; o++) {
+            if (n + 1 >= max)
+                return ERR_TOOBIG;
+            out[n++] = *o;
+        }
+    if (max == 0)
+        return ERR_TOOBIG;
+    out[n] = (cfg_opt_t){0};
+    return (int)n;
+}
+
 int cfg_usage(const cfg_opt_t *table, const char *prog, buf_t *out)
 {
     if (!out)
@@ -1260,6 +1276,18 @@ int cfg_test(bool verbose)
         else
             unsetenv(envs[i]);
         free(saved[i]);
+    }
+    {
+        static const cfg_opt_t ta[] = {{"a", CFG_STRING, NULL, 0, 0, false, false, "a", NULL},
+                                       {NULL}};
+        static const cfg_opt_t tb[] = {{"b", CFG_INT, "1", 0, 0, false, false, "b", NULL},
+                                       {"c", CFG_BOOL, "false", 0, 0, false, false, "c", NULL},
+                                       {NULL}};
+        cfg_opt_t joined[4];
+        CHECK(cfg_table_join(ta, tb, joined, 4) == 3);
+        CHECK(!strcmp(joined[0].key, "a") && !strcmp(joined[2].key, "c") && !joined[3].key);
+        CHECK(cfg_table_join(ta, tb, joined, 3) == ERR_TOOBIG);
+        CHECK(cfg_table_join(NULL, tb, joined, 4) == 2);
     }
     return SELFTEST_RESULT("cfg", verbose);
 }

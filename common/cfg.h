@@ -146,4 +146,9 @@ int cfg_override(cfg_t *c, const char *key, const char *text, const char *where,
  * Returns 0, ERR_TOOBIG or ERR_NOMEM. */
 int cfg_usage(const cfg_opt_t *table, const char *prog, buf_t *out);
 
+/* Copies table `a` then table `b` (either may be NULL) into out[max], NULL-key terminated, for
+ * a service whose options come from several modules. Returns the number of options, or
+ * ERR_TOOBIG when out is too small. */
+int cfg_table_join(const cfg_opt_t *a, const cfg_opt_t *b, cfg_opt_t *out, size_t max);
+
 #endif

@@ -4,6 +4,7 @@
 #include "ctrlsvc.h"
 
 #include "bus.h"
+#include "busopt.h"
 #include "err.h"
 #include "kubeconfig.h"
 #include "leader.h"
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #define S_PATH_MAX 4096 /* longest state path */
+#define S_BUSOPT_N 2 /* options in busopt_client_options */
 
 static const char *const s_lease_modes[] = {"off", "sqlite", "kubernetes", NULL};
 
@@ -40,8 +42,6 @@ static const cfg_opt_t s_options[] = {
      "Bus backend the controller subscribes to.", NULL},
     {"bus.hwm", CFG_INT, "100000", 1, BUS_HWM_MAX, false, false, "Subscriber high-water mark.",
      NULL},
-    {"bus.curve-server-key", CFG_STRING, NULL, 0, 0, false, false,
-     "Z85 CurveZMQ public key of the bus forwarder; set it to use CURVE.", NULL},
     {"shards", CFG_INT, "256", 1, BUS_SHARD_LIMIT - 1, false, false,
      "Number of shards keys hash into (must match the watcher's).", NULL},
     {"shards.owned", CFG_LIST, NULL, 0, 0, false, false,
@@ -1277,6 +1277,8 @@ static int s_table(const ctrlsvc_def_t *def, cfg_opt_t *out, size_t max,
             out[n].def = names[2];
         n++;
     }
+    for (const cfg_opt_t *o = busopt_client_options; o->key && n < max; o++)
+        out[n++] = *o;
     for (const cfg_opt_t *o = def->options; o && o->key && n < max; o++)
         out[n++] = *o;
     for (const cfg_opt_t *o = def->shared_options; o && o->key && n < max; o++)
@@ -1293,7 +1295,7 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
         fprintf(stderr, "controller: bad service definition\n");
         return SVC_EXIT_FAILURE;
     }
-    cfg_opt_t table[sizeof(s_options) / sizeof(s_options[0]) + CTRLSVC_MAX_OPTIONS];
+    cfg_opt_t table[sizeof(s_options) / sizeof(s_options[0]) + S_BUSOPT_N + CTRLSVC_MAX_OPTIONS];
     char names[3][CTRLSVC_NAME_MAX + 8];
     if (s_table(def, table, sizeof(table) / sizeof(table[0]), names) != 0) {
         fprintf(stderr, "%s: too many options\n", def->name);
@@ -1366,12 +1368,17 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
     if (!m.audit || svc_state_path(&svc, "observed.db", &path) != 0)
         goto done;
     m.obs_path = buf_take(&path, NULL);
-    m.sub =
-        bus_sub_new(svc.loop, svc.zctx,
-                    &(bus_options_t){.endpoint = cfg_str(svc.cfg, "bus.endpoint"),
-                                     .hwm = (int)cfg_int(svc.cfg, "bus.hwm"),
-                                     .curve_server_key = cfg_str(svc.cfg, "bus.curve-server-key")},
-                    s_on_msg, s_on_peer, &m);
+    bus_options_t bo = {.endpoint = cfg_str(svc.cfg, "bus.endpoint"),
+                        .hwm = (int)cfg_int(svc.cfg, "bus.hwm")};
+    busopt_keys_t keys;
+    buf_reset(&err);
+    if (busopt_client(svc.cfg, &keys, &bo, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", def->name, buf_str(&err));
+        code = SVC_EXIT_USAGE;
+        goto done;
+    }
+    m.sub = bus_sub_new(svc.loop, svc.zctx, &bo, s_on_msg, s_on_peer, &m);
+    busopt_keys_clear(&keys); // the subscriber keeps what it needs
     if (!m.obs_path || !m.sub)
         goto done;
     bus_sub_on_gap(m.sub, s_on_gap);
@@ -1481,12 +1488,12 @@ int ctrlsvc_test(bool verbose)
     static const cfg_opt_t own[] = {
         {"random-pod-delete", CFG_BOOL, "false", 0, 0, false, false, "x", NULL}, {NULL}};
     ctrlsvc_def_t def = {.name = "widgets", .options = own};
-    cfg_opt_t table[sizeof(s_options) / sizeof(s_options[0]) + 2];
+    cfg_opt_t table[sizeof(s_options) / sizeof(s_options[0]) + S_BUSOPT_N + 2];
     char names[3][CTRLSVC_NAME_MAX + 8];
     CHECK(s_table(&def, table, sizeof(table) / sizeof(table[0]), names) == 0);
     size_t n = 0;
     const char *replica = NULL, *db = NULL, *port = NULL;
-    bool has_own = false;
+    bool has_own = false, has_bus = false;
     for (; table[n].key; n++) {
         if (!strcmp(table[n].key, "replica"))
             replica = table[n].def;
@@ -1495,8 +1502,10 @@ int ctrlsvc_test(bool verbose)
         if (!strcmp(table[n].key, "health.port"))
             port = table[n].def;
         has_own = has_own || !strcmp(table[n].key, "random-pod-delete");
+        has_bus = has_bus || !strcmp(table[n].key, "bus.curve-server-key-file");
     }
-    CHECK(n == sizeof(s_options) / sizeof(s_options[0]));
+    CHECK(n == sizeof(s_options) / sizeof(s_options[0]) + S_BUSOPT_N);
+    CHECK(has_bus); /* the bus client options of common/busopt.h */
     CHECK(replica && !strcmp(replica, "widgets/0") && db && !strcmp(db, "widgets.db") && has_own);
     CHECK(port && !strcmp(port, "8083"));
     CHECK(s_table(&def, table, 4, names) == ERR_TOOBIG);
@@ -1556,9 +1565,9 @@ int ctrlsvc_test(bool verbose)
     static const cfg_opt_t shared[] = {
         {"feature-gates", CFG_STRING, "", 0, 0, false, false, "x", NULL}, {NULL}};
     def.shared_options = shared;
-    cfg_opt_t big[sizeof(s_options) / sizeof(s_options[0]) + 4];
+    cfg_opt_t big[sizeof(s_options) / sizeof(s_options[0]) + S_BUSOPT_N + 4];
     CHECK(s_table(&def, big, sizeof(big) / sizeof(big[0]), names) == 0);
-    n = sizeof(s_options) / sizeof(s_options[0]) - 1;
+    n = sizeof(s_options) / sizeof(s_options[0]) - 1 + S_BUSOPT_N;
     CHECK(!strcmp(big[n].key, "random-pod-delete") && !strcmp(big[n + 1].key, "feature-gates"));
     CHECK(big[n + 2].key == NULL);
     metrics_destroy(&reg);

@@ -4,10 +4,10 @@
  * ctrlsvc_main(); the rest is the same for every controller:
  *
  * Options (besides svc.h's standard ones and the service's own): the member cluster, its
- * kubeconfig context, the bus (endpoint, high-water mark, CurveZMQ key), the shards and their
- * ownership (--shards.owned, or leases with --shards.lease sqlite|kubernetes), the replica name,
- * the audit database, the work queue's concurrency, the resync and requeue periods and the
- * Kubernetes client's limits.
+ * kubeconfig context, the bus (endpoint, high-water mark, CurveZMQ key files: common/busopt.h),
+ * the shards and their ownership (--shards.owned, or leases with --shards.lease
+ * sqlite|kubernetes), the replica name, the audit database, the work queue's concurrency, the
+ * resync and requeue periods and the Kubernetes client's limits.
  *
  * Wiring. One Kubernetes client per member cluster (today one member). The audit database
  * (<state-dir>/<name>.db unless --audit.db says otherwise; audit and desired rows) commits at

@@ -6,15 +6,22 @@
  * /healthz, /readyz and /metrics (common/opsrv) on <health.host>:<health.port> (default
  * 127.0.0.1:8086; 0 turns it off): ready once both sockets are bound (the forwarder exists);
  * rayfleet_bus_* counters of messages and bytes forwarded, drops by reason, heartbeats and the
- * subscriptions the subscribers hold now.
+ * subscriptions the subscribers hold now, and the peers allowed or refused by CURVE.
+ *
+ * CURVE (--bus.curve-key-file and --bus.curve-allow-file, common/busopt.h): both sockets are
+ * CURVE servers and only the clients whose public keys are listed get in. Without them the bus
+ * is open to any local process and says so in a warning.
  */
 #include "bus.h"
+#include "busopt.h"
+#include "log.h"
 #include "metrics.h"
 #include "opsrv.h"
 #include "svc.h"
 
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 static const cfg_opt_t s_options[] = {
     {"bus.frontend", CFG_STRING, BUS_FRONTEND_DEFAULT, 0, 0, false, false,
@@ -25,8 +32,6 @@ static const cfg_opt_t s_options[] = {
      "High-water mark (messages queued per peer) on both sides.", NULL},
     {"bus.heartbeat", CFG_DURATION, "1s", 10, 3600000, false, false,
      "Interval between the forwarder's heartbeats.", NULL},
-    {"bus.curve-secret-key", CFG_STRING, NULL, 0, 0, false, true,
-     "Z85 CurveZMQ secret key of the forwarder; set it to require CURVE from every peer.", NULL},
     {"health.host", CFG_STRING, "127.0.0.1", 0, 0, false, false,
      "Address of the /healthz, /readyz and /metrics listener (0.0.0.0: every interface).", NULL},
     {"health.port", CFG_INT, "8086", 0, 65535, false, false,
@@ -42,7 +47,10 @@ typedef enum {
     B_DROP_OVERSIZE,
     B_HEARTBEATS,
     B_SUBSCRIPTIONS,
-    B_READY
+    B_READY,
+    B_AUTH_ALLOWED,
+    B_AUTH_REFUSED,
+    B_AUTH_FAILED
 } b_metric_t;
 
 static double s_read(void *arg, int which)
@@ -68,6 +76,12 @@ static double s_read(void *arg, int which)
         return (double)st.subscriptions;
     case B_READY:
         return *fwd ? 1 : 0;
+    case B_AUTH_ALLOWED:
+        return (double)st.auth_allowed;
+    case B_AUTH_REFUSED:
+        return (double)st.auth_refused;
+    case B_AUTH_FAILED:
+        return (double)st.auth_failed;
     }
     return 0;
 }
@@ -104,9 +118,14 @@ static int s_register(metrics_t *reg, bus_forwarder_t **fwd)
         {"rayfleet_bus_subscriptions", "Topic subscriptions the subscribers hold now.", NULL, false,
          B_SUBSCRIPTIONS},
         {"rayfleet_bus_ready", "1 once both sockets are bound.", NULL, false, B_READY},
+        {"rayfleet_bus_auth_total", "CURVE peers, by result.", "allowed", true, B_AUTH_ALLOWED},
+        {"rayfleet_bus_auth_total", "CURVE peers, by result.", "refused", true, B_AUTH_REFUSED},
+        {"rayfleet_bus_auth_total", "CURVE peers, by result.", "handshake_failed", true,
+         B_AUTH_FAILED},
     };
     for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
-        const char *labels[] = {fams[i].reason ? "reason" : NULL, NULL};
+        bool auth = !strcmp(fams[i].name, "rayfleet_bus_auth_total");
+        const char *labels[] = {fams[i].reason ? (auth ? "result" : "reason") : NULL, NULL};
         metric_t *f = metrics_find(reg, fams[i].name);
         if (!f)
             f = fams[i].counter ? metrics_counter(reg, fams[i].name, fams[i].help, labels)
@@ -121,20 +140,37 @@ static int s_register(metrics_t *reg, bus_forwarder_t **fwd)
 
 int main(int argc, char **argv)
 {
+    cfg_opt_t table[sizeof s_options / sizeof s_options[0] + 4];
+    if (cfg_table_join(s_options, busopt_forwarder_options, table, sizeof table / sizeof table[0]) <
+        0) {
+        fprintf(stderr, "bus: too many options\n");
+        return SVC_EXIT_FAILURE;
+    }
     svc_t svc;
-    if (svc_start(&svc, "bus", s_options, argc, argv) != 0)
+    if (svc_start(&svc, "bus", table, argc, argv) != 0)
         return svc.exit_code;
     bus_options_t o = {
         .frontend = cfg_str(svc.cfg, "bus.frontend"),
         .backend = cfg_str(svc.cfg, "bus.backend"),
         .hwm = (int)cfg_int(svc.cfg, "bus.hwm"),
         .heartbeat_ms = cfg_duration_ms(svc.cfg, "bus.heartbeat"),
-        .curve_secret_key = cfg_str(svc.cfg, "bus.curve-secret-key"),
     };
     int code = SVC_EXIT_FAILURE;
     bus_forwarder_t *fwd = NULL;
     metrics_t *reg = NULL;
     opsrv_t *ops = NULL;
+    busopt_keys_t keys;
+    buf_t kerr;
+    buf_init(&kerr, 1024);
+    if (busopt_forwarder(svc.cfg, &keys, &o, &kerr) != 0) {
+        fprintf(stderr, "bus: %s\n", buf_str(&kerr));
+        code = SVC_EXIT_USAGE;
+        goto done;
+    }
+    if (!o.curve_secret_key)
+        log_warn("bus: CURVE is off: any local process can publish and subscribe (set "
+                 "--bus.curve-key-file and --bus.curve-allow-file)",
+                 NULL);
     int port = (int)cfg_int(svc.cfg, "health.port");
     if (port != 0) {
         reg = metrics_new();
@@ -159,6 +195,8 @@ int main(int argc, char **argv)
 done:
     opsrv_destroy(&ops);
     bus_forwarder_destroy(&fwd);
+    busopt_keys_clear(&keys);
+    buf_free(&kerr);
     svc_end(&svc);
     metrics_destroy(&reg);
     return code;

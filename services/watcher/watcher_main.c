@@ -5,6 +5,7 @@
  * the counters. See watcher.h.
  */
 #include "bus.h"
+#include "busopt.h"
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
@@ -35,8 +36,6 @@ static const cfg_opt_t s_options[] = {
      "Source name in envelopes and heartbeats.", NULL},
     {"bus.hwm", CFG_INT, "100000", 1, BUS_HWM_MAX, false, false,
      "Publisher high-water mark (events beyond it are dropped and counted).", NULL},
-    {"bus.curve-server-key", CFG_STRING, NULL, 0, 0, false, false,
-     "Z85 CurveZMQ public key of the bus forwarder; set it to use CURVE.", NULL},
     {"health.host", CFG_STRING, "127.0.0.1", 0, 0, false, false,
      "Address of the /healthz, /readyz and /metrics listener.", NULL},
     {"health.port", CFG_INT, "8082", 0, 65535, false, false,
@@ -60,9 +59,16 @@ static int s_usr1(loop_t *loop, int signo, void *arg)
 
 int main(int argc, char **argv)
 {
+    cfg_opt_t table[sizeof s_options / sizeof s_options[0] + 4];
+    if (cfg_table_join(s_options, busopt_client_options, table, sizeof table / sizeof table[0]) <
+        0) {
+        fprintf(stderr, "watcher: too many options\n");
+        return SVC_EXIT_FAILURE;
+    }
     svc_t svc;
-    if (svc_start(&svc, "watcher", s_options, argc, argv) != 0)
+    if (svc_start(&svc, "watcher", table, argc, argv) != 0)
         return svc.exit_code;
+    busopt_keys_t keys = {0};
     int code = SVC_EXIT_FAILURE;
     store_t *store = NULL;
     bus_pub_t *pub = NULL;
@@ -113,9 +119,14 @@ int main(int argc, char **argv)
         .source = cfg_str(svc.cfg, "bus.source"),
         .endpoint = cfg_str(svc.cfg, "bus.endpoint"),
         .hwm = (int)cfg_int(svc.cfg, "bus.hwm"),
-        .curve_server_key = cfg_str(svc.cfg, "bus.curve-server-key"),
     };
+    if (busopt_client(svc.cfg, &keys, &bo, &err) != 0) {
+        fprintf(stderr, "watcher: %s\n", buf_str(&err));
+        code = SVC_EXIT_USAGE;
+        goto done;
+    }
     pub = bus_pub_new(svc.loop, svc.zctx, &bo);
+    busopt_keys_clear(&keys); // the publisher keeps what it needs
     if (!pub)
         goto done;
     size_t nns = 0;
@@ -171,6 +182,7 @@ done:
     free(clusters);
     buf_free(&path);
     buf_free(&err);
+    busopt_keys_clear(&keys);
     svc_end(&svc);
     return code;
 }

@@ -396,7 +396,12 @@ exec sleep 1000
 SH
 chmod +x "$fake/rayfleet-scheduler"
 fs="$tmp/fstate"
-"$ctl" up --sim --detach --bin-dir "$fake" --state-dir "$fs" >/dev/null 2>"$tmp/fake.err"
+# the stand-in takes no bus keys: with CURVE (the default) up refuses it, naming the option
+"$ctl" up --sim --detach --bin-dir "$fake" --state-dir "$fs" >/dev/null 2>"$tmp/nokeys.err"
+rc=$?
+check "up refuses a service without --bus.curve-key-file" bash -c \
+    "[[ $rc -eq 1 ]] && grep -q 'rayfleet-scheduler has no --bus.curve-key-file option' '$tmp/nokeys.err'"
+"$ctl" up --sim --detach --bus-insecure --bin-dir "$fake" --state-dir "$fs" >/dev/null 2>"$tmp/fake.err"
 rc=$?
 check "up with a stand-in scheduler" test $rc -eq 0
 check "scheduler ready once alive (no health port)" grep -q "scheduler ready (pid [0-9]*, alive)" "$tmp/fake.err"
@@ -404,7 +409,8 @@ check "scheduler got the bus backend and the kubeconfig" \
     grep -q -- "--kubeconfig $(cd "$fs" && pwd)/kubeconfig --state-dir $(cd "$fs" && pwd) --log-level info --bus.endpoint ipc://$(cd "$fs" && pwd)/bus-out" "$fs/logs/scheduler.log"
 check "the missing watcher is named" grep -q "not built, not started: rayfleet-watcher" "$tmp/fake.err"
 "$ctl" down --state-dir "$fs" >/dev/null 2>&1
-FAKE_FAIL=1 "$ctl" up --sim --detach --bin-dir "$fake" --state-dir "$fs" >/dev/null 2>"$tmp/fail.err"
+FAKE_FAIL=1 "$ctl" up --sim --detach --bus-insecure --bin-dir "$fake" --state-dir "$fs" >/dev/null \
+    2>"$tmp/fail.err"
 rc=$?
 cp "$fs/pids" "$tmp/pids.fail" 2>/dev/null || : >"$tmp/pids.fail"
 check "up fails when a service dies at start" test $rc -eq 1

@@ -72,6 +72,28 @@ has "--tls-san entries must be names or addresses" "$("$bin/kubesim" --tls-san '
 has "--kubeconfig-for must be SERVER=FILE" "$("$bin/kubesim" --kubeconfig-for /tmp/x 2>&1)" "--kubeconfig-for: must be SERVER=FILE"
 expect_code "a bad --tls-san exits 2" 2 "$bin/kubesim" --tls-san 'bad_name'
 
+# --- rayfleetctl bus-keys: the compose file's keys step; the bus reads its key files from the
+# environment as the compose file sets it ---------------------------------------------------------
+out=$("$ctl" bus-keys --state-dir "$tmp/cs" 2>&1)
+has "bus-keys prints STATE/keys" "$out" "^$tmp/cs/keys$"
+has "bus-keys: the bus's pair, a pair per client, the allow-list" \
+    "$(cd "$tmp/cs/keys" && ls | tr '\n' ' ')" \
+    "^allow bus.key bus.pub scheduler.key serve-upgrade.key submitter.key watcher.key $"
+has "bus-keys: the keys dir is 0700, a pair 0600" \
+    "$(stat -c %a "$tmp/cs/keys") $(stat -c %a "$tmp/cs/keys/watcher.key")" "^700 600$"
+before=$(cat "$tmp/cs/keys/bus.pub")
+"$ctl" bus-keys --state-dir "$tmp/cs" >/dev/null 2>&1
+[[ $(cat "$tmp/cs/keys/bus.pub") == "$before" ]] && ok "bus-keys again keeps the keys" ||
+    bad "bus-keys again keeps the keys"
+RAYFLEET_BUS_CURVE_KEY_FILE="$tmp/cs/keys/bus.key" RAYFLEET_BUS_CURVE_ALLOW_FILE="$tmp/cs/keys/allow" \
+    "$bin/rayfleet-bus" --bus.frontend "ipc://$tmp/b-in" --bus.backend "ipc://$tmp/b-out" \
+    --health.port 0 >"$tmp/bus.log" 2>&1 &
+bp=$!
+tl_wait 10 grep -q 'forwarder ready' "$tmp/bus.log"
+has "the bus takes its key files from the environment" "$(cat "$tmp/bus.log")" '"curve":"on"'
+kill "$bp" 2>/dev/null
+wait "$bp" 2>/dev/null
+
 # --- the image's runtime stage installs every shared library the binaries need ---------------
 # (kubesim gained libprotobuf-c once and the image lacked it: only compose-test noticed). Each
 # NEEDED library of each binary the image holds is found with ldconfig, its Debian package with

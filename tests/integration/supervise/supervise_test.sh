@@ -106,6 +106,7 @@ cat >"$fake/rayfleet-scheduler" <<'SH'
 #!/usr/bin/env bash
 if [[ "${1:-}" == --help ]]; then
     printf 'Options:\n  --bus.endpoint TEXT\n  --kubeconfig FILE\n  --state-dir DIR\n  --log-level LEVEL\n'
+    printf '  --bus.curve-server-key-file FILE\n  --bus.curve-key-file FILE\n' # takes the bus keys
     exit 0
 fi
 [[ -e "$FAKE_BROKEN" ]] && { echo "fatal: config: broken on purpose"; exit 3; }
