@@ -423,6 +423,24 @@ static bool s_ok(const json_t *row)
     return (st > 0 && st < 400) || (st == 0 && s_verb_has_message(s_s(row, "verb")));
 }
 
+/* Whether a row is an intent whose result was never recorded (ctrl/actlog.h: the write was
+ * committed as about to be sent, and the controller stopped before its answer). */
+static bool s_pending(const json_t *row)
+{
+    return s_i(row, "result_status") == 0 &&
+           !strcmp(s_s(row, "result_error"), STORE_AUDIT_PENDING) &&
+           !s_verb_has_message(s_s(row, "verb"));
+}
+
+/* Whether a row is a create whose outcome rayfleet does not know: pending, or sent and never
+ * answered (the connection dropped) or answered 504 (the server's timeout, the write may have
+ * gone through). Its object, when it exists, is rayfleet's. */
+static bool s_create_unknown(const json_t *row)
+{
+    json_int_t st = s_i(row, "result_status");
+    return !strcmp(s_s(row, "verb"), "create") && (s_pending(row) || st == 0 || st == 504);
+}
+
 /* Appends "RayCluster default/demo generation 1 (resourceVersion 25, bus event 17953...)" for
  * the cause of `row` with owner `owner` (may be NULL). */
 static void s_cause_text(buf_t *b, const json_t *row, const json_t *owner)
@@ -612,6 +630,8 @@ static int s_explain_row(s_ex_t *x, json_t *row, buf_t *b)
     buf_printf(b, ": %s", s_s(row, "message"));
     if (s_ok(row) || gone)
         buf_printf(b, " [HTTP %" JSON_INTEGER_FORMAT "]", s_i(row, "result_status"));
+    else if (s_pending(row))
+        buf_puts(b, " [sent; result not recorded: the controller stopped]");
     else
         buf_printf(b, " [FAILED: HTTP %" JSON_INTEGER_FORMAT "%s%s]", s_i(row, "result_status"),
                    s_s(row, "result_error")[0] ? ", " : "", s_s(row, "result_error"));
@@ -759,7 +779,7 @@ static int s_explain_object(s_ex_t *x)
     json_object_set_new(doc, "observed", obs ? obs : json_null());
     json_object_set_new(doc, "actions", json_incref(rows));
     bool created = false, deleted = false;
-    const json_t *create = NULL;
+    const json_t *create = NULL, *unknown = NULL;
     size_t i;
     json_t *r;
     json_array_foreach(rows, i, r)
@@ -772,6 +792,8 @@ static int s_explain_object(s_ex_t *x)
             created = true;
             create = r;
         }
+        if (s_create_unknown(r))
+            unknown = r;
         if (!strcmp(s_s(r, "verb"), "delete") && s_ok(r))
             deleted = true;
     }
@@ -802,9 +824,18 @@ static int s_explain_object(s_ex_t *x)
                    s_s(obs, "resourceVersion"), s_s(obs, "phase")[0] ? ", phase " : "",
                    s_s(obs, "phase"),
                    json_is_true(json_object_get(obs, "deleting")) ? " and is being deleted" : "");
-        if (!created)
+        if (!created && unknown) {
+            // the create rayfleet sent is the one that made it: its answer was never recorded
+            created = true;
+            create = unknown;
+            verdict = s_pending(unknown)
+                          ? "created by rayfleet (result not recorded: the controller stopped)"
+                          : "created by rayfleet (the answer to its create was lost)";
+            buf_printf(&text, "; %s", verdict);
+        } else if (!created) {
             buf_puts(&text, "; rayfleet changed it but did not create it (a user or another "
                             "controller did)");
+        }
     } else if (!x->observed) {
         verdict = deleted ? "deleted by rayfleet" : "unknown (observed.db missing)";
         buf_puts(&text, "\n  now: unknown (observed.db is missing)");
