@@ -473,8 +473,8 @@ static int64_t s_created_in_group(const json_t *siblings, const json_t *rc, cons
     json_t *r;
     json_array_foreach(siblings, i, r)
     {
-        if (strcmp(s_s(r, "target_kind"), "Pod") || strcmp(s_s(r, "verb"), "create") || !s_ok(r) ||
-            strcmp(s_s(r, "reason"), "CreatedWorkerPod"))
+        if (strcmp(s_s(r, "target_kind"), "Pod") || strcmp(s_s(r, "verb"), "create") ||
+            (!s_ok(r) && !s_pending(r)) || strcmp(s_s(r, "reason"), "CreatedWorkerPod"))
             continue;
         char g[S_GROUP_MAX];
         s_pod_group(r, rc, g, sizeof(g));
@@ -538,7 +538,9 @@ static void s_siblings_text(buf_t *b, const json_t *row, const json_t *siblings)
                    s_s(r, "target_kind"), s_s(r, "target_namespace"), s_s(r, "target_name"));
         if (s_s(r, "reason")[0])
             buf_printf(b, " (%s)", s_s(r, "reason"));
-        if (!s_ok(r))
+        if (s_pending(r))
+            buf_puts(b, " [result not recorded]");
+        else if (!s_ok(r))
             buf_printf(b, " [FAILED: %" JSON_INTEGER_FORMAT " %s]", s_i(r, "result_status"),
                        s_s(r, "result_error"));
         listed++;
@@ -1046,6 +1048,8 @@ static void s_last_text(const json_t *last, buf_t *b)
             buf_printf(b, " (%s)", s_s(r, "reason"));
         if (s_ok(r) && s_i(r, "result_status") > 0)
             buf_printf(b, " %" JSON_INTEGER_FORMAT, s_i(r, "result_status"));
+        else if (s_pending(r))
+            buf_puts(b, " result not recorded");
         else if (!s_ok(r))
             buf_printf(b, " FAILED %" JSON_INTEGER_FORMAT " %s", s_i(r, "result_status"),
                        s_s(r, "result_error"));
@@ -1745,6 +1749,8 @@ static int s_explain_ray(s_ex_t *x)
                 buf_printf(&text, " (%s)", s_s(a, "reason"));
             if (s_ok(a) && s_i(a, "result_status") > 0)
                 buf_printf(&text, " %" JSON_INTEGER_FORMAT, s_i(a, "result_status"));
+            else if (s_pending(a))
+                buf_puts(&text, " result not recorded");
             else if (!s_ok(a))
                 buf_printf(&text, " FAILED %" JSON_INTEGER_FORMAT " %s", s_i(a, "result_status"),
                            s_s(a, "result_error"));

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# integration.audit-kill (issue 17): no pod without an audit row across kill -9 of the scheduler.
+#   auditkill_test.sh PATH/TO/rayfleetctl   (kubesim and the rayfleet-* services beside it)
+# `rayfleetctl up --sim --detach` starts the fleet; AUDIT_KILL_N RayClusters (default 50; one
+# head and 3 workers each, small requests) are created in one List. As soon as their first pods
+# exist, rayfleet-scheduler is killed with SIGKILL and started again with the same argv (the pid
+# file STATE/pids is updated so `down` still stops it); up to AUDIT_KILL_KILLS times (default 3),
+# each kill once the restarted scheduler has created more pods. kubesim answers every request
+# 150 ms late meanwhile, and each kill is a SIGSTOP, 0.3 s, then SIGKILL: the creates already sent
+# are applied while their answers go unread, the window between the API server's answer and its
+# audit row. At the end:
+#   - every RayCluster has exactly 1 head and 3 workers (no duplicate from a create that was
+#     sent before a kill and sent again after it);
+#   - every pod in kubesim has a create row in scheduler.db naming it (`rayfleetctl audit`), the
+#     intent row written before the request went out (result pending) or its answer;
+#   - `rayfleetctl explain pod/NAME` of a pod whose create row is still pending (sent, the
+#     answer never recorded: the scheduler was killed) says rayfleet created it, never a user.
+# Prints "N passed, M failed"; exits non-zero on any failure.
+set -uo pipefail
+ctl=${1:?usage: auditkill_test.sh PATH/TO/rayfleetctl}
+nrc=${AUDIT_KILL_N:-50}
+kills_want=${AUDIT_KILL_KILLS:-3}
+tmp=$(mktemp -d /tmp/rfauditkill.XXXXXX)
+state="$tmp/state"
+# shellcheck source=../cli/testlib.sh
+source "$(dirname "$0")/../cli/testlib.sh"
+cleanup() {
+    "$ctl" down --state-dir "$state" --timeout 5s >/dev/null 2>&1 || true
+    if [[ ${AUDIT_KILL_KEEP:-} == 1 ]]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+command -v kubectl >/dev/null || { bad "kubectl is not installed"; exit 1; }
+command -v python3 >/dev/null || { bad "python3 is not installed"; exit 1; }
+k() { kubectl --kubeconfig "$state/kubeconfig" --cache-dir "$tmp/kcache" --request-timeout 30s "$@"; }
+ctlx() { "$ctl" "$@" --state-dir "$state"; }
+
+if ! "$ctl" up --sim --detach --state-dir "$state" --nodes 8 --timeout 120s \
+    >/dev/null 2>"$tmp/up.err"; then
+    bad "up --sim --detach"; sed 's/^/    | /' "$tmp/up.err"; tl_summary; exit 1
+fi
+ok "up --sim --detach"
+url=$(cat "$state/kubesim.ready")
+# the number of pods of the test's RayClusters in kubesim (one HTTP GET, no kubectl start-up)
+npods() {
+    curl -s --max-time 10 "$url/api/v1/namespaces/default/pods?labelSelector=rayfleet.io%2Ftest%3Daudit-kill" |
+        python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))' 2>/dev/null || echo 0
+}
+
+python3 - "$nrc" >"$tmp/rcs.json" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+def container(name):
+    return {"name": name, "image": "rayproject/ray:2.46.0",
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                          "limits": {"cpu": "1", "memory": "1Gi"}}}
+items = []
+for i in range(n):
+    head = container("ray-head")
+    head["ports"] = [{"containerPort": 6379, "name": "gcs-server"},
+                     {"containerPort": 8265, "name": "dashboard"},
+                     {"containerPort": 10001, "name": "client"}]
+    tmpl = lambda c: {"metadata": {"labels": {"rayfleet.io/test": "audit-kill"}},
+                      "spec": {"containers": [c]}}
+    items.append({"apiVersion": "ray.io/v1", "kind": "RayCluster",
+        "metadata": {"name": "ak-%03d" % i, "namespace": "default"},
+        "spec": {"rayVersion": "2.46.0",
+                 "headGroupSpec": {"rayStartParams": {}, "template": tmpl(head)},
+                 "workerGroupSpecs": [{"groupName": "w", "replicas": 3, "minReplicas": 0,
+                     "maxReplicas": 3, "rayStartParams": {},
+                     "template": tmpl(container("ray-worker"))}]}})
+json.dump({"apiVersion": "v1", "kind": "List", "items": items}, sys.stdout)
+PY
+
+# Kills the scheduler of the pid file with SIGKILL and starts the same argv again.
+proc_gone() { [[ ! -e /proc/$1 ]] || [[ $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) == Z ]]; }
+kill_once() {
+    local pid argv=() t
+    pid=$(awk '$1 == "scheduler" {print $2}' "$state/pids")
+    [[ -n $pid && -r /proc/$pid/cmdline ]] || { echo "no scheduler pid" >>"$tmp/killer.err"; return 1; }
+    mapfile -d '' -t argv <"/proc/$pid/cmdline"
+    [[ ${#argv[@]} -gt 0 ]] || { echo "empty cmdline of $pid" >>"$tmp/killer.err"; return 1; }
+    # frozen first: the creates already sent are applied by kubesim (after its latency) while the
+    # scheduler cannot read their answers; then killed: answered, never recorded
+    kill -STOP "$pid" 2>/dev/null
+    sleep 0.3
+    kill -9 "$pid" 2>/dev/null
+    for _ in $(seq 100); do proc_gone "$pid" && break; sleep 0.05; done
+    proc_gone "$pid" || { echo "pid $pid survived SIGKILL" >>"$tmp/killer.err"; return 1; }
+    echo "--- audit-kill: SIGKILL pid $pid at $(npods) pods, restarting ---" >>"$state/logs/scheduler.log"
+    (setsid "${argv[@]}" </dev/null >>"$state/logs/scheduler.log" 2>&1 & echo $! >"$tmp/newpid")
+    pid=$(cat "$tmp/newpid")
+    t=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
+    awk -v p="$pid" -v s="${t:-0}" '$1 == "scheduler" {$2 = p; $3 = s} {print}' "$state/pids" \
+        >"$state/pids.ak" && mv "$state/pids.ak" "$state/pids"
+}
+
+# every API request answered 150 ms late while the pods are created: the burst lasts long enough
+# for the kills, and the creates of a frozen scheduler are applied (its connections stay open)
+curl -s --max-time 10 -X POST -H 'Content-Type: application/json' -d '{"latencyMs":150}' \
+    "$url/kubesim/faults" >/dev/null || bad "kubesim latency set"
+k create -f "$tmp/rcs.json" >/dev/null 2>"$tmp/create.err" && ok "$nrc RayClusters created" \
+    || { bad "$nrc RayClusters created"; sed 's/^/    | /' "$tmp/create.err"; }
+total=$((nrc * 4))
+kills=0
+last=0
+# each kill once the (restarted) scheduler has created a few more pods, while most are to come
+for _ in $(seq 600); do
+    ((kills >= kills_want)) && break
+    p=$(npods)
+    if ((p >= total)); then break; fi
+    if ((p > last + 2)); then
+        kill_once && kills=$((kills + 1))
+        last=$(npods)
+    fi
+    sleep 0.05
+done
+curl -s --max-time 10 -X DELETE "$url/kubesim/faults" >/dev/null || bad "kubesim latency cleared"
+if ((kills >= 1)); then ok "rayfleet-scheduler killed $kills times while creating pods"; else
+    bad "rayfleet-scheduler killed while creating pods (the pods were all made first)"; fi
+[[ ! -s $tmp/killer.err ]] && ok "the killer never failed" || { bad "the killer never failed"; sed 's/^/    | /' "$tmp/killer.err"; }
+
+# --- every RayCluster settles at exactly 1 head and 3 workers ------------------------------------
+counts() {
+    curl -s --max-time 10 "$url/api/v1/namespaces/default/pods?labelSelector=rayfleet.io%2Ftest%3Daudit-kill" |
+        python3 -c '
+import collections, json, sys
+c = collections.Counter()
+for p in json.load(sys.stdin)["items"]:
+    m = p["metadata"]
+    if m.get("deletionTimestamp"): continue
+    c[(m["labels"].get("ray.io/cluster"), m["labels"].get("ray.io/node-type"))] += 1
+for (rc, t), v in sorted(c.items()): print(rc, t, v)'
+}
+settled() {
+    counts >"$tmp/counts" 2>/dev/null || return 1
+    [[ $(awk '$2 == "head" && $3 == 1' "$tmp/counts" | wc -l) -eq $nrc &&
+       $(awk '$2 == "worker" && $3 == 3' "$tmp/counts" | wc -l) -eq $nrc &&
+       $(wc -l <"$tmp/counts") -eq $((2 * nrc)) ]]
+}
+if tl_wait 60 settled; then ok "every RayCluster has 1 head and 3 workers, no duplicate pod"; else
+    bad "every RayCluster has 1 head and 3 workers"
+    awk '!($2 == "head" && $3 == 1) && !($2 == "worker" && $3 == 3)' "$tmp/counts" | head | sed 's/^/    | /'
+fi
+sleep 2 # the answers in flight, and the scheduler's store flush
+
+# --- every pod has a create row ----------------------------------------------------------------
+k get pods -l rayfleet.io/test=audit-kill -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' \
+    | sort >"$tmp/pods"
+ctlx audit --output json --limit 100000 >"$tmp/audit.json" 2>"$tmp/audit.err" \
+    || { bad "rayfleetctl audit"; sed 's/^/    | /' "$tmp/audit.err"; }
+python3 - "$tmp/audit.json" "$tmp/pods" "$tmp/pending" <<'PY' >"$tmp/missing"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+pods = [p for p in open(sys.argv[2]).read().split() if p]
+creates = {}
+for r in rows:
+    if r["target_kind"] == "Pod" and r["verb"] == "create":
+        creates.setdefault(r["target_name"], []).append(r)
+with open(sys.argv[3], "w") as f:
+    for p in pods:
+        if p not in creates:
+            print(p)
+        elif any(r.get("result_error") == "pending" for r in creates[p]):
+            print(p, file=f)
+PY
+np=$(wc -l <"$tmp/pods")
+if [[ $np -eq $total && ! -s $tmp/missing ]]; then ok "all $np pods have a create row"; else
+    bad "pods without a create row ($np pods)"; head "$tmp/missing" | sed 's/^/    | /'; fi
+pending=$(wc -l <"$tmp/pending")
+echo "# pods whose create row is pending (sent before a kill, answer never recorded): $pending"
+
+# --- explain names rayfleet for such a pod ------------------------------------------------------
+if ((pending > 0)); then
+    pod=$(head -n 1 "$tmp/pending")
+    out=$(ctlx explain "pod/$pod" 2>&1)
+    has "explain pod/$pod: created by rayfleet, result not recorded" "$out" \
+        "created by rayfleet \(result not recorded: the controller stopped\)" \
+        "sent; result not recorded"
+    if grep -q "a user or another" <<<"$out"; then bad "explain blames a user"; sed 's/^/    | /' <<<"$out"
+    else ok "explain does not blame a user for pod/$pod"; fi
+else
+    bad "a kill landed between a create's commit and its answer (no pending create row; rerun)"
+fi
+tl_summary
