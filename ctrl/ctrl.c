@@ -1751,6 +1751,24 @@ int ctrl_test(bool verbose)
     CHECK(ctrl_parse_key("c1//rc", cl, ns, n) == ERR_INVAL);
     CHECK(ctrl_parse_key("/a/b", cl, ns, n) == ERR_INVAL);
     CHECK(ctrl_parse_key("a/b/c/d", cl, ns, n) == ERR_INVAL);
+    /* names chosen for generateName creates: the API server's shape (names.SimpleNameGenerator) */
+    char g1[CTRL_KEY_MAX], g2[CTRL_KEY_MAX];
+    CHECK(ctrl_generate_name("rc-worker-", g1, sizeof(g1)) == 0);
+    CHECK(strlen(g1) == 15 && !strncmp(g1, "rc-worker-", 10) &&
+          strspn(g1 + 10, s_gen_alphabet) == S_GEN_RANDOM);
+    char longb[80];
+    memset(longb, 'a', 70);
+    longb[70] = '\0';
+    CHECK(ctrl_generate_name(longb, g2, sizeof(g2)) == 0);
+    CHECK(strlen(g2) == 63 && strspn(g2, "a") >= 58 && strspn(g2 + 58, s_gen_alphabet) == 5);
+    int same = 0;
+    for (int i = 0; i < 20; i++) {
+        CHECK(ctrl_generate_name("rc-worker-", g2, sizeof(g2)) == 0);
+        same += strcmp(g1, g2) == 0;
+    }
+    CHECK(same < 2); // 27^5 names: two draws alike is a bug, not luck
+    CHECK(ctrl_generate_name("rc-worker-", g2, 15) == ERR_TOOBIG);
+    CHECK(ctrl_generate_name(NULL, g2, sizeof(g2)) == ERR_INVAL);
     CHECK(ctrl_parse_key(NULL, cl, ns, n) == ERR_INVAL);
     char now[RFTIME_BUF];
     CHECK(rftime_now(RFTIME_SEC, now, sizeof(now)) == 0);
