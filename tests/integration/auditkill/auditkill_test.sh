@@ -4,9 +4,10 @@
 # `rayfleetctl up --sim --detach` starts the fleet; AUDIT_KILL_N RayClusters (default 50; one
 # head and 3 workers each, small requests) are created in one List. As soon as their first pods
 # exist, rayfleet-scheduler is killed with SIGKILL and started again with the same argv (the pid
-# file STATE/pids is updated so `down` still stops it); up to AUDIT_KILL_KILLS times (default 3),
-# each kill once the restarted scheduler has created more pods. kubesim answers every request
-# 150 ms late meanwhile, and each kill is a SIGSTOP, 0.3 s, then SIGKILL: the creates already sent
+# file STATE/pids is updated so `down` still stops it); each kill once the restarted scheduler has
+# created more pods, until a kill has left a pod whose create row is pending (at most
+# AUDIT_KILL_KILLS kills, default 10). kubesim answers every request 300 ms late meanwhile, and
+# each kill is a SIGSTOP, 0.5 s, then SIGKILL: the creates already sent
 # are applied while their answers go unread, the window between the API server's answer and its
 # audit row. At the end:
 #   - every RayCluster has exactly 1 head and 3 workers (no duplicate from a create that was
@@ -19,7 +20,7 @@
 set -uo pipefail
 ctl=${1:?usage: auditkill_test.sh PATH/TO/rayfleetctl}
 nrc=${AUDIT_KILL_N:-50}
-kills_want=${AUDIT_KILL_KILLS:-3}
+kills_want=${AUDIT_KILL_KILLS:-10}
 tmp=$(mktemp -d /tmp/rfauditkill.XXXXXX)
 state="$tmp/state"
 # shellcheck source=../cli/testlib.sh
@@ -82,7 +83,7 @@ kill_once() {
     # frozen first: the creates already sent are applied by kubesim (after its latency) while the
     # scheduler cannot read their answers; then killed: answered, never recorded
     kill -STOP "$pid" 2>/dev/null
-    sleep 0.3
+    sleep 0.5
     kill -9 "$pid" 2>/dev/null
     for _ in $(seq 100); do proc_gone "$pid" && break; sleep 0.05; done
     proc_gone "$pid" || { echo "pid $pid survived SIGKILL" >>"$tmp/killer.err"; return 1; }
@@ -94,22 +95,42 @@ kill_once() {
         >"$state/pids.ak" && mv "$state/pids.ak" "$state/pids"
 }
 
-# every API request answered 150 ms late while the pods are created: the burst lasts long enough
+# every API request answered 300 ms late while the pods are created: the burst lasts long enough
 # for the kills, and the creates of a frozen scheduler are applied (its connections stay open)
-curl -s --max-time 10 -X POST -H 'Content-Type: application/json' -d '{"latencyMs":150}' \
+curl -s --max-time 10 -X POST -H 'Content-Type: application/json' -d '{"latencyMs":300}' \
     "$url/kubesim/faults" >/dev/null || bad "kubesim latency set"
 k create -f "$tmp/rcs.json" >/dev/null 2>"$tmp/create.err" && ok "$nrc RayClusters created" \
     || { bad "$nrc RayClusters created"; sed 's/^/    | /' "$tmp/create.err"; }
 total=$((nrc * 4))
+# pods in kubesim whose create row is still pending (the answer never recorded) -> $tmp/pending
+pending_live() {
+    ctlx audit --output json --limit 100000 >"$tmp/audit.json" 2>"$tmp/audit.err" || return 1
+    curl -s --max-time 10 "$url/api/v1/namespaces/default/pods?labelSelector=rayfleet.io%2Ftest%3Daudit-kill" \
+        >"$tmp/podlist.json" || return 1
+    python3 - "$tmp/audit.json" "$tmp/podlist.json" >"$tmp/pending" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+live = {p["metadata"]["name"] for p in json.load(open(sys.argv[2]))["items"]}
+for r in rows:
+    if r["target_kind"] == "Pod" and r["verb"] == "create" and \
+            r.get("result_error") == "pending" and r["target_name"] in live:
+        print(r["target_name"])
+PY
+    [[ -s $tmp/pending ]]
+}
 kills=0
 last=0
-# each kill once the (restarted) scheduler has created a few more pods, while most are to come
-for _ in $(seq 600); do
+# Kills while pods are being created (each once the restarted scheduler has made a few more),
+# until one kill has left a pod whose create was answered and never recorded, or every pod exists
+# (then the run proves nothing about that window: it fails and says so).
+for _ in $(seq 1200); do
     ((kills >= kills_want)) && break
     p=$(npods)
-    if ((p >= total)); then break; fi
+    ((p >= total)) && break
     if ((p > last + 2)); then
         kill_once && kills=$((kills + 1))
+        sleep 0.5
+        pending_live && break
         last=$(npods)
     fi
     sleep 0.05
