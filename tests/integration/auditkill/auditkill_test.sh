@@ -72,27 +72,12 @@ for i in range(n):
 json.dump({"apiVersion": "v1", "kind": "List", "items": items}, sys.stdout)
 PY
 
-# Kills the scheduler of the pid file with SIGKILL and starts the same argv again.
-proc_gone() { [[ ! -e /proc/$1 ]] || [[ $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) == Z ]]; }
+# Kills the scheduler (frozen 0.5 s first: the creates already sent are applied by kubesim, after
+# its latency, while the scheduler cannot read their answers; then killed: answered, never
+# recorded) and starts it again with the same argv (testlib's tl_kill_restart).
 kill_once() {
-    local pid argv=() t
-    pid=$(awk '$1 == "scheduler" {print $2}' "$state/pids")
-    [[ -n $pid && -r /proc/$pid/cmdline ]] || { echo "no scheduler pid" >>"$tmp/killer.err"; return 1; }
-    mapfile -d '' -t argv <"/proc/$pid/cmdline"
-    [[ ${#argv[@]} -gt 0 ]] || { echo "empty cmdline of $pid" >>"$tmp/killer.err"; return 1; }
-    # frozen first: the creates already sent are applied by kubesim (after its latency) while the
-    # scheduler cannot read their answers; then killed: answered, never recorded
-    kill -STOP "$pid" 2>/dev/null
-    sleep 0.5
-    kill -9 "$pid" 2>/dev/null
-    for _ in $(seq 100); do proc_gone "$pid" && break; sleep 0.05; done
-    proc_gone "$pid" || { echo "pid $pid survived SIGKILL" >>"$tmp/killer.err"; return 1; }
-    echo "--- audit-kill: SIGKILL pid $pid at $(npods) pods, restarting ---" >>"$state/logs/scheduler.log"
-    (setsid "${argv[@]}" </dev/null >>"$state/logs/scheduler.log" 2>&1 & echo $! >"$tmp/newpid")
-    pid=$(cat "$tmp/newpid")
-    t=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
-    awk -v p="$pid" -v s="${t:-0}" '$1 == "scheduler" {$2 = p; $3 = s} {print}' "$state/pids" \
-        >"$state/pids.ak" && mv "$state/pids.ak" "$state/pids"
+    echo "# kill at $(npods) pods" >>"$tmp/kills"
+    tl_kill_restart scheduler "$state" audit-kill 0.5 2>>"$tmp/killer.err"
 }
 
 # every API request answered 300 ms late while the pods are created: the burst lasts long enough
