@@ -423,6 +423,24 @@ static bool s_ok(const json_t *row)
     return (st > 0 && st < 400) || (st == 0 && s_verb_has_message(s_s(row, "verb")));
 }
 
+/* Whether a row is an intent whose result was never recorded (ctrl/actlog.h: the write was
+ * committed as about to be sent, and the controller stopped before its answer). */
+static bool s_pending(const json_t *row)
+{
+    return s_i(row, "result_status") == 0 &&
+           !strcmp(s_s(row, "result_error"), STORE_AUDIT_PENDING) &&
+           !s_verb_has_message(s_s(row, "verb"));
+}
+
+/* Whether a row is a create whose outcome rayfleet does not know: pending, or sent and never
+ * answered (the connection dropped) or answered 504 (the server's timeout, the write may have
+ * gone through). Its object, when it exists, is rayfleet's. */
+static bool s_create_unknown(const json_t *row)
+{
+    json_int_t st = s_i(row, "result_status");
+    return !strcmp(s_s(row, "verb"), "create") && (s_pending(row) || st == 0 || st == 504);
+}
+
 /* Appends "RayCluster default/demo generation 1 (resourceVersion 25, bus event 17953...)" for
  * the cause of `row` with owner `owner` (may be NULL). */
 static void s_cause_text(buf_t *b, const json_t *row, const json_t *owner)
@@ -455,8 +473,8 @@ static int64_t s_created_in_group(const json_t *siblings, const json_t *rc, cons
     json_t *r;
     json_array_foreach(siblings, i, r)
     {
-        if (strcmp(s_s(r, "target_kind"), "Pod") || strcmp(s_s(r, "verb"), "create") || !s_ok(r) ||
-            strcmp(s_s(r, "reason"), "CreatedWorkerPod"))
+        if (strcmp(s_s(r, "target_kind"), "Pod") || strcmp(s_s(r, "verb"), "create") ||
+            (!s_ok(r) && !s_pending(r)) || strcmp(s_s(r, "reason"), "CreatedWorkerPod"))
             continue;
         char g[S_GROUP_MAX];
         s_pod_group(r, rc, g, sizeof(g));
@@ -520,7 +538,9 @@ static void s_siblings_text(buf_t *b, const json_t *row, const json_t *siblings)
                    s_s(r, "target_kind"), s_s(r, "target_namespace"), s_s(r, "target_name"));
         if (s_s(r, "reason")[0])
             buf_printf(b, " (%s)", s_s(r, "reason"));
-        if (!s_ok(r))
+        if (s_pending(r))
+            buf_puts(b, " [result not recorded]");
+        else if (!s_ok(r))
             buf_printf(b, " [FAILED: %" JSON_INTEGER_FORMAT " %s]", s_i(r, "result_status"),
                        s_s(r, "result_error"));
         listed++;
@@ -612,6 +632,8 @@ static int s_explain_row(s_ex_t *x, json_t *row, buf_t *b)
     buf_printf(b, ": %s", s_s(row, "message"));
     if (s_ok(row) || gone)
         buf_printf(b, " [HTTP %" JSON_INTEGER_FORMAT "]", s_i(row, "result_status"));
+    else if (s_pending(row))
+        buf_puts(b, " [sent; result not recorded: the controller stopped]");
     else
         buf_printf(b, " [FAILED: HTTP %" JSON_INTEGER_FORMAT "%s%s]", s_i(row, "result_status"),
                    s_s(row, "result_error")[0] ? ", " : "", s_s(row, "result_error"));
@@ -759,7 +781,7 @@ static int s_explain_object(s_ex_t *x)
     json_object_set_new(doc, "observed", obs ? obs : json_null());
     json_object_set_new(doc, "actions", json_incref(rows));
     bool created = false, deleted = false;
-    const json_t *create = NULL;
+    const json_t *create = NULL, *unknown = NULL;
     size_t i;
     json_t *r;
     json_array_foreach(rows, i, r)
@@ -772,6 +794,8 @@ static int s_explain_object(s_ex_t *x)
             created = true;
             create = r;
         }
+        if (s_create_unknown(r))
+            unknown = r;
         if (!strcmp(s_s(r, "verb"), "delete") && s_ok(r))
             deleted = true;
     }
@@ -802,9 +826,18 @@ static int s_explain_object(s_ex_t *x)
                    s_s(obs, "resourceVersion"), s_s(obs, "phase")[0] ? ", phase " : "",
                    s_s(obs, "phase"),
                    json_is_true(json_object_get(obs, "deleting")) ? " and is being deleted" : "");
-        if (!created)
+        if (!created && unknown) {
+            // the create rayfleet sent is the one that made it: its answer was never recorded
+            created = true;
+            create = unknown;
+            verdict = s_pending(unknown)
+                          ? "created by rayfleet (result not recorded: the controller stopped)"
+                          : "created by rayfleet (the answer to its create was lost)";
+            buf_printf(&text, "; %s", verdict);
+        } else if (!created) {
             buf_puts(&text, "; rayfleet changed it but did not create it (a user or another "
                             "controller did)");
+        }
     } else if (!x->observed) {
         verdict = deleted ? "deleted by rayfleet" : "unknown (observed.db missing)";
         buf_puts(&text, "\n  now: unknown (observed.db is missing)");
@@ -1015,6 +1048,8 @@ static void s_last_text(const json_t *last, buf_t *b)
             buf_printf(b, " (%s)", s_s(r, "reason"));
         if (s_ok(r) && s_i(r, "result_status") > 0)
             buf_printf(b, " %" JSON_INTEGER_FORMAT, s_i(r, "result_status"));
+        else if (s_pending(r))
+            buf_puts(b, " result not recorded");
         else if (!s_ok(r))
             buf_printf(b, " FAILED %" JSON_INTEGER_FORMAT " %s", s_i(r, "result_status"),
                        s_s(r, "result_error"));
@@ -1714,6 +1749,8 @@ static int s_explain_ray(s_ex_t *x)
                 buf_printf(&text, " (%s)", s_s(a, "reason"));
             if (s_ok(a) && s_i(a, "result_status") > 0)
                 buf_printf(&text, " %" JSON_INTEGER_FORMAT, s_i(a, "result_status"));
+            else if (s_pending(a))
+                buf_puts(&text, " result not recorded");
             else if (!s_ok(a))
                 buf_printf(&text, " FAILED %" JSON_INTEGER_FORMAT " %s", s_i(a, "result_status"),
                            s_s(a, "result_error"));

@@ -179,6 +179,7 @@ enum {
     S_DES_LIST_OWNER,
     S_AUDIT_INSERT,
     S_AUDIT_TARGET,
+    S_AUDIT_RESOLVE,
     S_LEASE_GET,
     S_LEASE_PUT,
     S_LEASE_RELEASE,
@@ -197,9 +198,9 @@ static const int s_sql_owner[S_STMT_COUNT] = {
     [S_DES_PUT] = S_OWN_DES,          [S_OBS_SCAN_JSON] = S_OWN_OBS,
     [S_DES_DELETE_ONE] = S_OWN_DES,   [S_DES_DELETE_OWNER] = S_OWN_DES,
     [S_DES_LIST_OWNER] = S_OWN_DES,   [S_AUDIT_INSERT] = S_OWN_AUDIT,
-    [S_AUDIT_TARGET] = S_OWN_AUDIT,   [S_LEASE_GET] = S_OWN_LEASE,
-    [S_LEASE_PUT] = S_OWN_LEASE,      [S_LEASE_RELEASE] = S_OWN_LEASE,
-    [S_LEASE_SCAN] = S_OWN_LEASE,
+    [S_AUDIT_TARGET] = S_OWN_AUDIT,   [S_AUDIT_RESOLVE] = S_OWN_AUDIT,
+    [S_LEASE_GET] = S_OWN_LEASE,      [S_LEASE_PUT] = S_OWN_LEASE,
+    [S_LEASE_RELEASE] = S_OWN_LEASE,  [S_LEASE_SCAN] = S_OWN_LEASE,
 };
 
 /* The observed upsert, in two parts around the owner columns (S_OBS_UPSERT leaves them out). */
@@ -264,6 +265,17 @@ static const char *const s_sql[S_STMT_COUNT] = {
                        "WHERE cluster = ?1 AND target_kind = ?2 AND target_namespace = ?3 "
                        "AND target_name = ?4 AND time_ms >= ?5 AND time_ms < ?6 "
                        "ORDER BY time_ms DESC, id DESC LIMIT ?7",
+    /* The result of a write written over its intent row (store_audit_resolve()): the oldest
+     * pending row of the same correlation id, verb and target (?23 the name the intent used),
+     * found through audit_by_correlation. No such row: the flush inserts the result instead. */
+    [S_AUDIT_RESOLVE] =
+        "UPDATE audit SET target_name = ?9, target_uid = coalesce(?10, target_uid), "
+        "reason = ?12, message = ?13, result_status = ?20, result_error = ?21, "
+        "latency_ms = ?22 WHERE id = (SELECT id FROM audit "
+        "WHERE correlation_id = ?18 AND verb = ?11 AND cluster = ?5 "
+        "AND target_kind = ?7 AND target_namespace = ?8 AND target_name = ?23 "
+        "AND result_status = 0 AND result_error = '" STORE_AUDIT_PENDING "' "
+        "ORDER BY id LIMIT 1)",
     [S_LEASE_GET] = "SELECT name, holder, acquired_ms, renewed_ms, expires_ms, transitions "
                     "FROM leases WHERE name = ?1",
     [S_LEASE_PUT] = "INSERT INTO leases (name, holder, acquired_ms, renewed_ms, expires_ms, "
@@ -923,6 +935,13 @@ int store_flush(store_t *store)
             if (rc == SQLITE_OK)
                 rc = s_step_done(st);
         }
+        if (rc == SQLITE_DONE && op->stmt == S_AUDIT_RESOLVE && sqlite3_changes(s->db) == 0) {
+            /* no pending intent row (pruned, or never written): the result becomes its own row */
+            st = s->stmts[S_AUDIT_INSERT];
+            rc = s_bind(st, op->vals, S_AUDIT_NFIELDS);
+            if (rc == SQLITE_OK)
+                rc = s_step_done(st);
+        }
         if (rc == SQLITE_DONE) {
             written++;
             continue;
@@ -1545,6 +1564,19 @@ int store_audit_append(store_t *store, const store_audit_t *rec)
     if (rc)
         return rc;
     return s_enqueue(store, S_AUDIT_INSERT, vals, S_AUDIT_NFIELDS);
+}
+
+int store_audit_resolve(store_t *store, const char *intent_name, const store_audit_t *rec)
+{
+    if (!store || !rec || s_empty(rec->verb) || s_empty(rec->correlation_id))
+        return ERR_INVAL;
+    s_val_t vals[S_AUDIT_NFIELDS + 1];
+    int rc = s_vals_from(rec, s_audit_fields, S_AUDIT_NFIELDS, store_wall_ms(), vals);
+    if (rc)
+        return rc;
+    const char *in = intent_name ? intent_name : rec->target_name;
+    s_key_vals(&vals[S_AUDIT_NFIELDS], &in, 1);
+    return s_enqueue(store, S_AUDIT_RESOLVE, vals, S_AUDIT_NFIELDS + 1);
 }
 
 int store_audit_query_target(store_t *store, const char *cluster, const char *kind, const char *ns,
@@ -2373,6 +2405,69 @@ static store_observed_t s_test_pod(const char *name, const char *phase, const ch
                               .deleting = false,
                               .updated_ms = 0,
                               .json = json};
+}
+
+/* Self-test of intent rows and their results (store_audit_resolve()). Returns the number of
+ * failed checks. */
+static int s_test_resolve(bool verbose)
+{
+    (void)verbose;
+    int failed = 0;
+    char dir[] = "/tmp/rf-store-resolve-XXXXXX";
+    if (!mkdtemp(dir))
+        return 1;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/r.db", dir);
+    int err = 0;
+    store_t *s = store_open(path, STORE_READWRITE, &err);
+    CHECK(s != NULL);
+    if (!s) {
+        s_test_rmdir(dir);
+        return failed;
+    }
+    store_audit_t in = {.cluster = "c1",
+                        .target_kind = "Pod",
+                        .target_namespace = "ns1",
+                        .target_name = "rc-worker-",
+                        .verb = "create",
+                        .correlation_id = "corr-a",
+                        .request_summary = "{\"kind\":\"Pod\"}",
+                        .result_error = STORE_AUDIT_PENDING};
+    CHECK(store_audit_append(s, &in) == 0);
+    CHECK(store_audit_append(s, &in) == 0); // a second create of the same prefix, same pass
+    in.verb = "delete";
+    in.target_name = "old";
+    CHECK(store_audit_append(s, &in) == 0);
+    CHECK(store_flush(s) == 0);
+    CHECK(s_test_int(s->db, "SELECT count(*) FROM audit WHERE result_error = 'pending'") == 3);
+    // the first create's result names the object the server made; the oldest pending row takes it
+    store_audit_t res = in;
+    res.verb = "create";
+    res.target_name = "rc-worker-abcde";
+    res.target_uid = "u1";
+    res.message = "Created worker Pod ns1/rc-worker-abcde";
+    res.request_summary = NULL;
+    res.result_status = 201;
+    res.result_error = NULL;
+    res.latency_ms = 7;
+    CHECK(store_audit_resolve(s, "rc-worker-", &res) == 0);
+    CHECK(store_audit_resolve(s, "rc-worker-", &(store_audit_t){0}) == ERR_INVAL);
+    CHECK(store_audit_resolve(NULL, "x", &res) == ERR_INVAL);
+    // a result with no intent row (another correlation id) is a row of its own
+    res.correlation_id = "corr-b";
+    res.target_name = "lone";
+    CHECK(store_audit_resolve(s, NULL, &res) == 0);
+    CHECK(store_flush(s) == 0);
+    CHECK(s_test_int(s->db, "SELECT count(*) FROM audit") == 4);
+    CHECK(s_test_int(s->db, "SELECT id FROM audit WHERE target_name = 'rc-worker-abcde' AND "
+                            "result_status = 201 AND result_error IS NULL AND target_uid = 'u1' "
+                            "AND latency_ms = 7 AND request_summary LIKE '%Pod%'") == 1);
+    CHECK(s_test_int(s->db, "SELECT count(*) FROM audit WHERE result_error = 'pending'") == 2);
+    CHECK(s_test_int(s->db, "SELECT count(*) FROM audit WHERE target_name = 'lone' AND "
+                            "correlation_id = 'corr-b' AND result_status = 201") == 1);
+    store_destroy(&s);
+    s_test_rmdir(dir);
+    return failed;
 }
 
 /* Self-test of the audit filters, pruning and the read-only query connection. Returns the number
@@ -3209,6 +3304,7 @@ int store_test(bool verbose)
     }
     s_test_rmdir(dir);
     failed += s_test_query(verbose);
+    failed += s_test_resolve(verbose);
     return SELFTEST_RESULT("store", verbose);
 }
 

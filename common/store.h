@@ -353,6 +353,19 @@ void store_desired_list_free(store_desired_list_t *list);
  * ERR_STATE (read-only), ERR_NOMEM or ERR_BUSY (as store_observed_upsert()). */
 int store_audit_append(store_t *store, const store_audit_t *rec);
 
+/* The result_error of an intent row: a write recorded before it was sent (result_status 0), whose
+ * result is not known yet. A row still pending after its writer stopped is a write that may or may
+ * not have reached the API server. */
+#define STORE_AUDIT_PENDING "pending"
+
+/* Queues the result of a write over its intent row: the oldest row with the same correlation_id,
+ * verb, cluster, kind, namespace and target name `intent_name` (NULL: rec->target_name) whose
+ * result is still pending gets rec's target name and uid (a NULL uid keeps the row's), reason,
+ * message, result_status, result_error and latency_ms; its time, cause and summary stay the
+ * intent's. When no such row is found at flush time, rec is inserted as a row of its own. Returns
+ * as store_audit_append(); ERR_INVAL also without a correlation_id. */
+int store_audit_resolve(store_t *store, const char *intent_name, const store_audit_t *rec);
+
 /* Lists the committed audit rows of one target (cluster, kind, namespace, name) with since_ms <=
  * time_ms < until_ms (until_ms 0: no upper bound), newest first, at most `limit` (1 ..
  * STORE_LIST_MAX). Uses the index audit_by_target. Returns 0, ERR_INVAL, ERR_NOMEM or ERR_DB; on

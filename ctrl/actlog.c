@@ -73,14 +73,18 @@ void actlog_new_correlation_id(char out[ACTLOG_CORR_LEN])
     hash_hex(b, sizeof(b), out, ACTLOG_CORR_LEN);
 }
 
-int actlog_record(actlog_t *a, const actlog_entry_t *e)
+/* The row of `e` ("intent": result pending, `resolve`: over the intent named `intent_name`). */
+typedef enum { S_ROW, S_INTENT, S_RESOLVE } s_mode_t;
+
+static int s_write(actlog_t *a, const actlog_entry_t *e, s_mode_t mode, const char *intent_name)
 {
     if (!a || !e || !e->verb)
         return ERR_INVAL;
     buf_t sum;
     buf_init(&sum, ACTLOG_SUMMARY_MAX + 8);
-    if (e->request)
+    if (e->request && mode != S_RESOLVE)
         actlog_summary(e->request, ACTLOG_SUMMARY_MAX, &sum);
+    bool intent = mode == S_INTENT;
     store_audit_t rec = {
         .actor_service = a->service,
         .actor_replica = a->replica,
@@ -100,11 +104,12 @@ int actlog_record(actlog_t *a, const actlog_entry_t *e)
         .cause_event_id = e->cause ? e->cause->event_id : 0,
         .correlation_id = e->correlation_id,
         .request_summary = sum.len ? buf_str(&sum) : NULL,
-        .result_status = e->result_status,
-        .result_error = e->result_error,
-        .latency_ms = e->latency_ms,
+        .result_status = intent ? 0 : e->result_status,
+        .result_error = intent ? STORE_AUDIT_PENDING : e->result_error,
+        .latency_ms = intent ? 0 : e->latency_ms,
     };
-    int rc = store_audit_append(a->db, &rec);
+    int rc = mode == S_RESOLVE ? store_audit_resolve(a->db, intent_name, &rec)
+                               : store_audit_append(a->db, &rec);
     buf_free(&sum);
     if (rc != 0) {
         a->stats.failures++;
@@ -112,8 +117,31 @@ int actlog_record(actlog_t *a, const actlog_entry_t *e)
                  err_str(rc), NULL);
         return rc;
     }
-    a->stats.rows++;
+    if (mode != S_RESOLVE)
+        a->stats.rows++;
     return 0;
+}
+
+int actlog_record(actlog_t *a, const actlog_entry_t *e)
+{
+    return s_write(a, e, S_ROW, NULL);
+}
+
+int actlog_intent(actlog_t *a, const actlog_entry_t *e)
+{
+    return s_write(a, e, S_INTENT, NULL);
+}
+
+int actlog_resolve(actlog_t *a, const char *intent_name, const actlog_entry_t *e)
+{
+    if (!e || !e->correlation_id || !e->correlation_id[0])
+        return ERR_INVAL;
+    return s_write(a, e, S_RESOLVE, intent_name);
+}
+
+int actlog_commit(actlog_t *a)
+{
+    return a ? store_flush(a->db) : ERR_INVAL;
 }
 
 void actlog_stats(const actlog_t *a, actlog_stats_t *out)
@@ -231,9 +259,75 @@ int actlog_test(bool verbose)
         CHECK(r->result_status == 201 && r->request_summary && strstr(r->request_summary, "Pod"));
     }
     store_audit_list_free(&l);
+    /* intent -> result: the row is durable, pending, before the write is sent; the answer is
+     * written over it (one row per write); a write whose answer never came stays pending */
+    json_t *wreq = json_pack("{s:s,s:{s:s,s:s}}", "kind", "Pod", "metadata", "generateName",
+                             "rc-worker-", "name", "rc-worker-bcd42");
+    actlog_entry_t in = {.cluster = "c",
+                         .kind = "Pod",
+                         .ns = "default",
+                         .name = "rc-worker-bcd42",
+                         .verb = "create",
+                         .cause = &cause,
+                         .correlation_id = c2,
+                         .request = wreq,
+                         .result_status = 201};
+    CHECK(actlog_intent(a, &in) == 0);
+    in.name = "rc-worker-lost";
+    CHECK(actlog_intent(a, &in) == 0);
+    CHECK(actlog_commit(a) == 0);
+    CHECK(actlog_commit(NULL) == ERR_INVAL);
+    CHECK(store_audit_query_target(db, "c", "Pod", "default", "rc-worker-bcd42", 0, 0, 10, &l) ==
+          0);
+    CHECK(l.n == 1);
+    if (l.n == 1) {
+        CHECK(l.rows[0]->result_status == 0 && l.rows[0]->result_error &&
+              strcmp(l.rows[0]->result_error, STORE_AUDIT_PENDING) == 0);
+        CHECK(l.rows[0]->request_summary && strstr(l.rows[0]->request_summary, "generateName"));
+        CHECK(strcmp(l.rows[0]->correlation_id, c2) == 0 && l.rows[0]->cause_generation == 3);
+    }
+    store_audit_list_free(&l);
+    in.name = "rc-worker-bcd42";
+    in.uid = "uid-1";
+    in.reason = "CreatedWorkerPod";
+    in.message = "Created worker Pod default/rc-worker-bcd42";
+    in.request = NULL;
+    in.latency_ms = 5;
+    CHECK(actlog_resolve(a, NULL, &in) == 0);
+    CHECK(actlog_resolve(a, NULL, &(actlog_entry_t){.verb = "create"}) == ERR_INVAL);
+    CHECK(actlog_commit(a) == 0);
+    CHECK(store_audit_query_target(db, "c", "Pod", "default", "rc-worker-bcd42", 0, 0, 10, &l) ==
+          0);
+    CHECK(l.n == 1);
+    if (l.n == 1) {
+        const store_audit_t *r = l.rows[0];
+        CHECK(r->result_status == 201 && r->result_error == NULL && r->latency_ms == 5);
+        CHECK(r->target_uid && strcmp(r->target_uid, "uid-1") == 0);
+        CHECK(strcmp(r->reason, "CreatedWorkerPod") == 0);
+        CHECK(r->request_summary && strstr(r->request_summary, "generateName"));
+    }
+    store_audit_list_free(&l);
+    CHECK(store_audit_query_target(db, "c", "Pod", "default", "rc-worker-lost", 0, 0, 10, &l) == 0);
+    CHECK(l.n == 1 && l.rows[0]->result_error &&
+          strcmp(l.rows[0]->result_error, STORE_AUDIT_PENDING) == 0);
+    store_audit_list_free(&l);
+    /* a failed answer is written over its intent too */
+    in.name = "svc";
+    in.kind = "Service";
+    in.uid = NULL;
+    CHECK(actlog_intent(a, &in) == 0);
+    in.result_status = 422;
+    in.result_error = "spec.ports: Required value";
+    CHECK(actlog_resolve(a, "svc", &in) == 0);
+    CHECK(actlog_commit(a) == 0);
+    CHECK(store_audit_query_target(db, "c", "Service", "default", "svc", 0, 0, 10, &l) == 0);
+    CHECK(l.n == 1 && l.rows[0]->result_status == 422 && l.rows[0]->result_error &&
+          strstr(l.rows[0]->result_error, "Required"));
+    store_audit_list_free(&l);
+    json_decref(wreq);
     actlog_stats_t st = {0};
     actlog_stats(a, &st);
-    CHECK(st.rows == 1 && st.failures == 0);
+    CHECK(st.rows == 4 && st.failures == 0);
     actlog_destroy(&a);
     actlog_destroy(&a);
     CHECK(a == NULL);

@@ -18,6 +18,13 @@
  * style values inside strings (a rendered `ray start --redis-password=...`) replaced.
  *
  * Summaries are compact JSON cut to ACTLOG_SUMMARY_MAX bytes (a cut summary ends with "...").
+ *
+ * Intent rows (issue 17: no action without a row, even across kill -9). A write is recorded
+ * BEFORE it is sent: actlog_intent() queues its row with the result pending (result_status 0,
+ * result_error STORE_AUDIT_PENDING), actlog_commit() makes every queued row durable in one
+ * transaction (WAL, synchronous=NORMAL: it survives the death of the process), and only then is
+ * the request sent; its answer is written over the same row by actlog_resolve(). A row still
+ * pending is a write whose result was never recorded (the controller stopped in between).
  */
 #ifndef RF_ACTLOG_H
 #define RF_ACTLOG_H
@@ -86,6 +93,21 @@ void actlog_destroy(actlog_t **a_p);
 
 /* Appends one row for `e`. Returns 0, ERR_INVAL (no verb) or the store's error (logged). */
 int actlog_record(actlog_t *a, const actlog_entry_t *e);
+
+/* Appends the intent row of write `e` before it is sent: e's result fields are ignored and the
+ * row's result is pending. The row is durable only after actlog_commit(). Returns as
+ * actlog_record(). */
+int actlog_intent(actlog_t *a, const actlog_entry_t *e);
+
+/* Writes the result of a write (e: the same correlation id, verb and target as its intent, e->name
+ * the name the answer gave) over its intent row, whose target name was `intent_name` (NULL:
+ * e->name); e->request is not summarised again. Without an intent row the result becomes a row of
+ * its own (store_audit_resolve()). Returns as actlog_record(). */
+int actlog_resolve(actlog_t *a, const char *intent_name, const actlog_entry_t *e);
+
+/* Commits every queued row (store_flush() of the writer's database). Returns 0 or the store's
+ * error (ERR_BUSY: nothing committed, the rows stay queued). */
+int actlog_commit(actlog_t *a);
 
 /* Appends the redacted summary of `obj` (`obj` is not modified) to `out`: compact JSON, at most
  * max(max, REDACT_SUMMARY_MIN) bytes, still valid JSON when cut. Returns 0 or ERR_NOMEM. */

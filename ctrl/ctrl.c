@@ -14,8 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define S_REASON_MAX 64 /* longest Event reason kept by a request */
+#define S_RETRY_MS 5 /* wait before retrying an intent commit that failed */
+/* The API server's generated names (names.SimpleNameGenerator): the base cut to 63 - 5
+ * characters, then 5 characters of this alphabet (k8s.io/apimachinery util/rand). */
+#define S_GEN_BASE_MAX 58
+#define S_GEN_RANDOM 5
+static const char s_gen_alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
 
 /* What a write's answer is read for (s_result(), s_event_cb()): 2xx bodies are decoded to these
  * paths only (k8s.h `keep`); error Status bodies stay whole. GETs decode everything. */
@@ -70,6 +77,10 @@ struct ctrl {
     uint64_t event_seq; /* makes Event names unique */
     evcorr_t *evcorr; /* the Event correlator (client-go's: dedup, aggregation, spam filter) */
     ctrl_stats_t stats; /* counters */
+    /* writes whose intent row is queued, sent by s_release_hook() once it is committed (FIFO) */
+    struct ctrl_req *held_head, *held_tail;
+    bool hooked; /* s_release_hook() is a before-sleep hook of the loop */
+    bool retry_armed; /* a timer wakes the loop to retry a commit that failed */
 };
 
 struct ctrl_req {
@@ -112,10 +123,18 @@ struct ctrl_req {
     char r_sub[16]; /* subresource, "" none */
     char propagation[16]; /* CTRL_DELETE: propagationPolicy, "" none */
     bool r_named; /* the request URL names the object (q->name) */
+    bool intent; /* its intent row was recorded: the result is written over it */
+    char iname[CTRL_KEY_MAX]; /* the target name of the intent row */
+    bool chosen; /* CTRL_CREATE of a generateName body: the runtime chose q->name */
+    bool checked; /* chosen: the 409 AlreadyExists was checked with a GET */
+    bool resent; /* chosen: 409 of our own object (a resent create): counts as created */
+    req_t *hnext; /* next held request (c->held_head) */
 };
 
 static void s_advance(ctrl_pass_t *p);
 static void s_pump(ctrl_pass_t *p);
+static void s_fire(req_t *q, bool in_caller);
+static bool s_hook(ctrl_t *c);
 
 /* ---------- keys ---------- */
 
@@ -387,26 +406,60 @@ void ctrl_fail(ctrl_pass_t *p, const char *reason, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The verb of an audit row for request verb `what`. */
+static const char *s_verb(ctrl_verb_t what)
+{
+    return what == CTRL_CREATE                             ? "create"
+           : what == CTRL_DELETE                           ? "delete"
+           : what == CTRL_PATCH || what == CTRL_JSON_PATCH ? "patch"
+           : what == CTRL_UPDATE                           ? "update"
+                                                           : "status";
+}
+
+/* The audit row of request q's result: written over its intent row when it has one. */
 static void s_audit(ctrl_t *c, req_t *q, const char *verb, const char *name, const char *uid,
                     const char *reason, const char *message, long status, const char *error)
 {
     if (!c->cfg.audit)
         return;
-    actlog_record(c->cfg.audit, &(actlog_entry_t){.cluster = c->cluster,
-                                                  .group = q->group,
-                                                  .kind = q->kind,
-                                                  .ns = q->ns,
-                                                  .name = name,
-                                                  .uid = uid,
-                                                  .verb = verb,
-                                                  .reason = reason,
-                                                  .message = message,
-                                                  .cause = &q->cause,
-                                                  .correlation_id = q->corr,
-                                                  .request = q->body,
-                                                  .result_status = (int)status,
-                                                  .result_error = error,
-                                                  .latency_ms = loop_clock_ms() - q->t0});
+    actlog_entry_t e = {.cluster = c->cluster,
+                        .group = q->group,
+                        .kind = q->kind,
+                        .ns = q->ns,
+                        .name = name,
+                        .uid = uid,
+                        .verb = verb,
+                        .reason = reason,
+                        .message = message,
+                        .cause = &q->cause,
+                        .correlation_id = q->corr,
+                        .request = q->body,
+                        .result_status = (int)status,
+                        .result_error = error,
+                        .latency_ms = loop_clock_ms() - q->t0};
+    if (q->intent)
+        actlog_resolve(c->cfg.audit, q->iname, &e);
+    else
+        actlog_record(c->cfg.audit, &e);
+}
+
+/* Records the intent row of write q (before it is sent; committed by s_release_hook()). */
+static void s_intent(ctrl_t *c, req_t *q)
+{
+    snprintf(q->iname, sizeof(q->iname), "%s", q->name);
+    char msg[CTRL_MSG_MAX];
+    snprintf(msg, sizeof(msg), "Sending: %s %s %s/%s", s_verb(q->what), q->noun, q->ns, q->name);
+    q->intent = actlog_intent(c->cfg.audit, &(actlog_entry_t){.cluster = c->cluster,
+                                                              .group = q->group,
+                                                              .kind = q->kind,
+                                                              .ns = q->ns,
+                                                              .name = q->name,
+                                                              .verb = s_verb(q->what),
+                                                              .reason = q->ok_reason,
+                                                              .message = msg,
+                                                              .cause = &q->cause,
+                                                              .correlation_id = q->corr,
+                                                              .request = q->body}) == 0;
 }
 
 /* ---------- events ---------- */
@@ -655,6 +708,104 @@ static bool s_writes_self(const ctrl_t *c, const ctrl_pass_t *p, const req_t *q)
            strcmp(q->r_group, c->kind->group) == 0 && strcmp(q->name, p->name) == 0;
 }
 
+static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg);
+
+/* True when `obj` (as read back) is the object `body` created: the same controller
+ * ownerReference uid when the body has one, else every label of the body with the same value. */
+static bool s_ours(const json_t *body, const json_t *obj)
+{
+    const json_t *refs = jx_get(body, "metadata.ownerReferences");
+    const json_t *orefs = jx_get(obj, "metadata.ownerReferences");
+    size_t i, j;
+    const json_t *r, *o;
+    bool any = false;
+    json_array_foreach(refs, i, r)
+    {
+        const char *uid = jx_str(r, "uid", "");
+        if (!uid[0])
+            continue;
+        any = true;
+        bool found = false;
+        json_array_foreach(orefs, j, o) found = found || strcmp(jx_str(o, "uid", ""), uid) == 0;
+        if (!found)
+            return false;
+    }
+    if (any)
+        return true;
+    const json_t *labels = jx_get(body, "metadata.labels");
+    const json_t *olabels = jx_get(obj, "metadata.labels");
+    if (!json_is_object(labels) || json_object_size(labels) == 0)
+        return false;
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)labels, k, v)
+    {
+        const json_t *ov = json_object_get(olabels, k);
+        if (!json_is_string(v) || !json_is_string(ov) ||
+            strcmp(json_string_value(v), json_string_value(ov)) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The answer of the GET that checks a 409 AlreadyExists of a name the runtime chose. */
+static void s_owner_cb(k8s_client_t *k, const k8s_result_t *res, void *arg)
+{
+    req_t *q = arg;
+    if (res->err == 0 && s_ours(q->body, res->body)) {
+        // a resent create (the connection dropped after the server applied it): ours, created
+        q->resent = true;
+        s_result(k,
+                 &(k8s_result_t){.id = res->id,
+                                 .status = 201,
+                                 .reason = "",
+                                 .message = "",
+                                 .body = res->body,
+                                 .attempts = res->attempts},
+                 q);
+        return;
+    }
+    char msg[CTRL_MSG_MAX];
+    if (res->err == 0)
+        snprintf(msg, sizeof(msg),
+                 "%s %s already exists and is not this create's (another owner): a new name is "
+                 "chosen on the next pass",
+                 q->kind, q->name);
+    else
+        snprintf(msg, sizeof(msg), "%s %s already exists and could not be read back: %s", q->kind,
+                 q->name, res->message[0] ? res->message : err_str(res->err));
+    // no answer to the read: as ambiguous as the create itself (the watch decides)
+    s_result(k,
+             &(k8s_result_t){.id = res->id,
+                             .err = ERR_EXISTS,
+                             .status = res->status == 0 ? 0 : 409,
+                             .reason = "AlreadyExists",
+                             .message = msg,
+                             .attempts = res->attempts},
+             q);
+}
+
+/* Reads back the object of a create whose chosen name met 409 AlreadyExists (s_owner_cb()).
+ * Returns false when the read could not start. */
+static bool s_check_owner(req_t *q)
+{
+    ctrl_t *c = q->c;
+    q->checked = true;
+    if (!c->cfg.client)
+        return false;
+    k8s_res_t res = {.group = q->r_group,
+                     .version = q->r_version,
+                     .resource = q->r_resource,
+                     .namespace_ = q->ns,
+                     .name = q->name};
+    int64_t id =
+        k8s_get(c->cfg.client, &res, &(k8s_opts_t){.urgent = q->p && q->p->urgent}, s_owner_cb, q);
+    if (id < 0)
+        return false;
+    q->id = id;
+    return true;
+}
+
 static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
 {
     req_t *q = arg;
@@ -670,20 +821,20 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
             s_req_answered(p);
         return;
     }
+    if (q->what == CTRL_CREATE && err == ERR_EXISTS && q->chosen && !q->checked && s_check_owner(q))
+        return; // s_owner_cb() ends it (and comes back here once)
     if (p && q->what == CTRL_CREATE)
         p->creates_inflight--;
-    bool exists = q->what == CTRL_CREATE && err == ERR_EXISTS;
+    /* AlreadyExists is success for a name the stage chose (a child created once); for a name the
+     * runtime chose it is success only when the object is ours (q->resent, decided above) */
+    bool exists = q->what == CTRL_CREATE && err == ERR_EXISTS && !q->chosen;
     bool gone = q->what == CTRL_DELETE && err == ERR_NOTFOUND;
     const char *name = q->name;
     if (q->what == CTRL_CREATE && err == 0)
         name = jx_str(res->body, "metadata.name", q->name);
     const char *uid = jx_str(res->body, "metadata.uid", NULL);
     char msg[CTRL_MSG_MAX];
-    const char *verb = q->what == CTRL_CREATE                                ? "create"
-                       : q->what == CTRL_DELETE                              ? "delete"
-                       : q->what == CTRL_PATCH || q->what == CTRL_JSON_PATCH ? "patch"
-                       : q->what == CTRL_UPDATE                              ? "update"
-                                                                             : "status";
+    const char *verb = s_verb(q->what);
     if (err == 0 && p && c->kind->status_precondition && s_writes_self(c, p, q)) {
         kstate_t *ks = s_kstate(c, p->key, true);
         if (ks)
@@ -698,7 +849,11 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
     }
     if (err == 0 || exists || gone) {
         if (q->what == CTRL_CREATE)
-            snprintf(msg, sizeof(msg), exists ? "%s %s/%s exists already" : "Created %s %s/%s",
+            snprintf(msg, sizeof(msg),
+                     exists      ? "%s %s/%s exists already"
+                     : q->resent ? "Created %s %s/%s (its create was resent after a lost answer; "
+                                   "409 AlreadyExists of this create's own object)"
+                                 : "Created %s %s/%s",
                      q->noun, q->ns, name);
         else if (q->what == CTRL_DELETE)
             snprintf(msg, sizeof(msg), gone ? "%s %s/%s was gone already" : "Deleted %s %s/%s",
@@ -828,6 +983,32 @@ static void s_dispatch(ctrl_pass_t *p, req_t *q)
         p->pending--; // the caller (a stage or a result) still holds the pass: no advance here
         return;
     }
+    s_req_link(c, q);
+    p->inflight++;
+    if (q->what == CTRL_CREATE)
+        p->creates_inflight++; /* counted from here: a create held for its intent row is in flight
+                                */
+    p->sent = true;
+    if (c->cfg.audit && q->what != CTRL_GET && (c->hooked || s_hook(c))) {
+        // The write's intent row goes first: it is sent once the row is committed, with every
+        // other write of this loop turn, by s_release_hook() (one commit per turn).
+        s_intent(c, q);
+        if (c->held_tail)
+            c->held_tail->hnext = q;
+        else
+            c->held_head = q;
+        c->held_tail = q;
+        return;
+    }
+    s_fire(q, true);
+}
+
+/* Sends request q (linked, counted in flight). `in_caller`: a stage or a result is running and
+ * holds the pass, so an immediate failure must not advance it. */
+static void s_fire(req_t *q, bool in_caller)
+{
+    ctrl_t *c = q->c;
+    ctrl_pass_t *p = q->p;
     k8s_res_t res = {.group = q->r_group,
                      .version = q->r_version,
                      .resource = q->r_resource,
@@ -838,10 +1019,8 @@ static void s_dispatch(ctrl_pass_t *p, req_t *q)
     const k8s_opts_t wo = {.keep = s_write_keep, .urgent = p->urgent};
     k8s_client_t *k = c->cfg.client;
     int64_t id;
-    p->sent = true;
     q->t0 = loop_clock_ms();
     if (q->what == CTRL_CREATE) {
-        p->creates_inflight++;
         id = k8s_create(k, &res, obj, &wo, s_result, q);
         c->stats.creates++;
     } else if (q->what == CTRL_DELETE) {
@@ -862,17 +1041,62 @@ static void s_dispatch(ctrl_pass_t *p, req_t *q)
         id = k8s_patch(k, &res, K8S_PATCH_JSON, obj, &wo, s_result, q);
         c->stats.status_writes++;
     }
-    s_req_link(c, q);
-    p->inflight++;
     if (id < 0) {
         k8s_result_t fake = {.err = (int)id, .reason = "", .message = err_str((int)id)};
         /* handled as if the server had answered, without re-entering s_advance now */
-        p->pending++;
+        if (in_caller)
+            p->pending++;
         s_result(k, &fake, q);
-        p->pending--;
+        if (in_caller)
+            p->pending--;
         return;
     }
     q->id = id;
+}
+
+/* Wakes the loop up so that its hooks retry a commit that failed. */
+static int64_t s_retry_timer(loop_t *loop, int64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    ctrl_t *c = arg;
+    c->retry_armed = false;
+    return LOOP_TIMER_DONE;
+}
+
+/* Before every poll: commits the intent rows of the writes held this turn in one transaction,
+ * then sends them, oldest first. A commit that fails (the database is busy) keeps them held for
+ * the next turn: no write goes out without its row. */
+static int s_release_hook(loop_t *loop, void *arg)
+{
+    ctrl_t *c = arg;
+    while (c->held_head) {
+        int rc = actlog_commit(c->cfg.audit);
+        if (rc != 0) {
+            if (!c->retry_armed && loop_add_timer(loop, S_RETRY_MS, s_retry_timer, c) >= 0)
+                c->retry_armed = true;
+            return 0;
+        }
+        req_t *q = c->held_head;
+        c->held_head = c->held_tail = NULL;
+        while (q) {
+            req_t *next = q->hnext;
+            q->hnext = NULL;
+            s_fire(q, false); // may hold new writes (a failure moves the window): next round
+            q = next;
+        }
+    }
+    return 0;
+}
+
+/* Adds s_release_hook() to the loop. Returns false when it cannot (the write is then sent at
+ * once, its row written after the answer as before). */
+static bool s_hook(ctrl_t *c)
+{
+    if (!c->loop || loop_add_before_sleep(c->loop, s_release_hook, c) != 0)
+        return false;
+    c->hooked = true;
+    return true;
 }
 
 /* Sends the requests queued behind the pass's window while fewer than CTRL_PASS_WINDOW are in
@@ -909,16 +1133,72 @@ static void s_send(ctrl_pass_t *p, req_t *q, const json_t *obj)
     s_pump(p);
 }
 
+int ctrl_generate_name(const char *base, char *out, size_t size)
+{
+    if (!base || !out || size == 0)
+        return ERR_INVAL;
+    size_t n = strnlen(base, S_GEN_BASE_MAX);
+    if (n + S_GEN_RANDOM + 1 > size)
+        return ERR_TOOBIG;
+    unsigned char rnd[S_GEN_RANDOM];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        return ERR_IO;
+    memcpy(out, base, n);
+    size_t m = sizeof(s_gen_alphabet) - 1;
+    for (size_t i = 0; i < S_GEN_RANDOM; i++)
+        out[n + i] = s_gen_alphabet[rnd[i] % m]; // 256 % 27 = 13: a bias of 1/19 at most
+    out[n + S_GEN_RANDOM] = '\0';
+    return 0;
+}
+
+/* A create of a body with metadata.generateName and no metadata.name: the runtime names the
+ * object itself, as the API server would, so that a resent POST (a connection that dropped after
+ * the server applied it) meets 409 AlreadyExists instead of making a second object, and the
+ * intent row names the object before it exists. Returns the body to send (a new reference: a
+ * shallow copy with metadata.name set, generateName kept), `body` itself (increfed) when there is
+ * nothing to name, or NULL when out of memory. */
+static json_t *s_name_body(req_t *q, const json_t *body)
+{
+    const json_t *meta = json_object_get(body, "metadata");
+    const char *gen = jx_str(meta, "generateName", "");
+    if (q->what != CTRL_CREATE || !gen[0] || jx_str(meta, "name", "")[0])
+        return json_incref((json_t *)body);
+    char name[CTRL_KEY_MAX];
+    if (ctrl_generate_name(gen, name, sizeof(name)) != 0)
+        return json_incref((json_t *)body); // (cannot happen) the server names it
+    json_t *copy = json_copy((json_t *)body);
+    json_t *m = json_copy((json_t *)meta);
+    if (!copy || !m || json_object_set_new(m, "name", json_string(name)) != 0 ||
+        json_object_set(copy, "metadata", m) != 0) {
+        json_decref(copy);
+        json_decref(m);
+        return NULL;
+    }
+    json_decref(m);
+    snprintf(q->name, sizeof(q->name), "%s", name);
+    q->chosen = true;
+    return copy;
+}
+
 void ctrl_send(ctrl_pass_t *p, const ctrl_req_t *r, const json_t *body)
 {
     req_t *q = r ? s_req_new(p, r) : NULL;
+    json_t *named = NULL;
+    if (q && body && !p->c->cfg.capture) {
+        named = s_name_body(q, body);
+        if (!named) {
+            s_req_free(p->c, q);
+            q = NULL;
+        }
+    }
     if (!q) {
         ctrl_fail(p, NULL, "out of memory");
         return;
     }
     if (r->verb == CTRL_DELETE && r->exp_group)
         ctrl_expect(p, r->exp_group, q->name, false);
-    s_send(p, q, body);
+    s_send(p, q, named ? named : body);
+    json_decref(named);
 }
 
 void ctrl_create_once(ctrl_pass_t *p, json_t *obj, const char *group, const char *version,
@@ -1506,6 +1786,9 @@ void ctrl_destroy(ctrl_t **c_p)
     if (!c_p || !*c_p)
         return;
     ctrl_t *c = *c_p;
+    if (c->hooked)
+        loop_remove_before_sleep(c->loop, s_release_hook, c);
+    c->held_head = c->held_tail = NULL; // held requests are in c->reqs
     while (c->passes)
         s_pass_free(c->passes);
     while (c->reqs)
@@ -1640,6 +1923,24 @@ int ctrl_test(bool verbose)
     CHECK(!strcmp(sm, "rc-w-worker-x7kq2"));
     ctrl_strip_generated("a rc-w-worker-x7kq2", "rc-w-worker-", sm, 8);
     CHECK(!strcmp(sm, "a rc-w-"));
+    /* names chosen for generateName creates: the API server's shape (names.SimpleNameGenerator) */
+    char g1[CTRL_KEY_MAX], g2[CTRL_KEY_MAX];
+    CHECK(ctrl_generate_name("rc-worker-", g1, sizeof(g1)) == 0);
+    CHECK(strlen(g1) == 15 && !strncmp(g1, "rc-worker-", 10) &&
+          strspn(g1 + 10, s_gen_alphabet) == S_GEN_RANDOM);
+    char longb[80];
+    memset(longb, 'a', 70);
+    longb[70] = '\0';
+    CHECK(ctrl_generate_name(longb, g2, sizeof(g2)) == 0);
+    CHECK(strlen(g2) == 63 && strspn(g2, "a") >= 58 && strspn(g2 + 58, s_gen_alphabet) == 5);
+    int same = 0;
+    for (int i = 0; i < 20; i++) {
+        CHECK(ctrl_generate_name("rc-worker-", g2, sizeof(g2)) == 0);
+        same += strcmp(g1, g2) == 0;
+    }
+    CHECK(same < 2); // 27^5 names: two draws alike is a bug, not luck
+    CHECK(ctrl_generate_name("rc-worker-", g2, 15) == ERR_TOOBIG);
+    CHECK(ctrl_generate_name(NULL, g2, sizeof(g2)) == ERR_INVAL);
     CHECK(ctrl_parse_key(NULL, cl, ns, n) == ERR_INVAL);
     char now[RFTIME_BUF];
     CHECK(rftime_now(RFTIME_SEC, now, sizeof(now)) == 0);

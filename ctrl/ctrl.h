@@ -27,6 +27,12 @@
  * included, leaves one audit row (actlog.h); a write with an ok/fail reason also emits that
  * Event about the pass's object.
  *
+ * Intent before the write (with cfg.audit): a write of a pass is not sent when the stage asks
+ * for it. Its audit row is queued with the result pending (actlog_intent()) and the request held;
+ * a before-sleep hook of the loop commits every row of the turn in one transaction and only then
+ * sends the held requests, oldest first (a commit that fails keeps them held: no write without
+ * its durable row). The answer is written over the row. Events keep one row after the answer.
+ *
  * Logs. Every log line about a pass carries its correlation id as the field "correlation_id"
  * (the audit rows' correlation_id: `rayfleetctl audit --correlation ID` lists that pass's actions).
  * A failed write
@@ -338,6 +344,15 @@ void ctrl_event_about(ctrl_t *c, const ctrl_ref_t *obj, const actlog_cause_t *ca
  * and generateName's five-character random suffix) cut back to the prefix, so messages about
  * failed generateName creates are the same on every attempt. An empty prefix copies msg. */
 void ctrl_strip_generated(const char *msg, const char *prefix, char *out, size_t size);
+
+/* Writes a name for generateName `base` as the API server makes one (the base cut to 58
+ * characters, then 5 random characters of "bcdfghjklmnpqrstvwxz2456789") into out[size].
+ * ctrl_send() names every create of a generateName body so (metadata.generateName kept): a
+ * resent create then meets 409 AlreadyExists, which is read back (GET) and counted as created
+ * when the object carries the body's controller ownerReference uid (else its labels), and as a
+ * failure (a new name on the next pass) when it is someone else's. Returns 0, ERR_INVAL,
+ * ERR_TOOBIG or ERR_IO (no randomness). */
+int ctrl_generate_name(const char *base, char *out, size_t size);
 
 /* True when `name` is in obj's metadata.finalizers. */
 bool ctrl_has_finalizer(const json_t *obj, const char *name);

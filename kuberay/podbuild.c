@@ -1827,7 +1827,11 @@ static void s_t_check_pod(s_chk_t *st, const json_t *rc, const json_t *pod, bool
     for (char *p = expect; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     RULE(st, s_t_str_eq(s_str(meta, "generateName"), expect), "§1.3 generateName prefix rule");
-    RULE(st, !json_object_get(meta, "name"), "§1.3 no fixed name with generateName");
+    /* The builder's pod is KubeRay's: generateName only. The runtime names it when it sends the
+     * create (ctrl_generate_name(): the API server's rule, generateName kept), so the pod that
+     * lands has the name and generateName a KubeRay pod would, and a resent create meets 409. */
+    RULE(st, !json_object_get(meta, "name"),
+         "§1.3 no fixed name from the builder (the runtime names it at send, as the API server)");
     /* §1.4 labels */
     RULE(st, s_t_str_eq(s_str(labels, LABEL_IS_RAY_NODE), "yes"),
          "§1.4 label ray.io/is-ray-node=yes");

@@ -3038,6 +3038,20 @@ int objstore_test(bool verbose)
     CHECK(strlen(gn) == strlen("demo-worker-") + 5 && strncmp(gn, "demo-worker-", 12) == 0);
     CHECK(strspn(gn + 12, NAME_ALPHABET) == 5);
     json_decref(o);
+    /* name and generateName both given: the name is used and generateName kept, as the API
+     * server does (a client that names a generateName object itself); a resend meets 409 */
+    in = json_pack("{s:{s:s,s:s}}", "metadata", "generateName", "demo-worker-", "name",
+                   "demo-worker-bcd42");
+    CHECK(objstore_create(s, pods, "default", &in, &o, &st) == 0 && o);
+    CHECK(o && !strcmp(s_meta_str(o, "name"), "demo-worker-bcd42") &&
+          !strcmp(s_meta_str(o, "generateName"), "demo-worker-"));
+    json_decref(o);
+    o = NULL;
+    in = json_pack("{s:{s:s,s:s}}", "metadata", "generateName", "demo-worker-", "name",
+                   "demo-worker-bcd42");
+    CHECK(objstore_create(s, pods, "default", &in, &o, &st) == ERR_EXISTS && st.code == 409);
+    json_decref(o);
+    o = NULL;
     char longp[80];
     memset(longp, 'a', 70);
     longp[70] = '\0';

@@ -8,6 +8,13 @@
 #                            stops every state dir in tl_states (add more with tl_states+=(DIR))
 #                            and $tmp is removed; exits when kubectl is missing
 #   tl_wait SECONDS CMD...   retries CMD quietly every 0.2 s until it succeeds; 1 after SECONDS
+#   tl_kill_restart NAME STATE TAG [FREEZE_S] [PAUSE_S]
+#                            kills service NAME of `up`'s STATE/pids with SIGKILL (after SIGSTOP
+#                            and FREEZE_S seconds when given), waits until it is gone, notes
+#                            "--- TAG: SIGKILL pid P, restarting ---" in STATE/logs/NAME.log,
+#                            sleeps PAUSE_S when given, starts the same argv again (log appended)
+#                            and rewrites its pid file line so `down` still stops it; on failure
+#                            says why on stderr and returns 1; sets tl_killed to the killed pid
 passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "ok   - $1"; }
@@ -58,4 +65,27 @@ tl_wait() {
         sleep 0.2
     done
     return 1
+}
+tl_proc_gone() { [[ ! -e /proc/$1 ]] || [[ $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) == Z ]]; }
+tl_kill_restart() {
+    local name=$1 st=$2 tag=$3 freeze=${4:-} pause=${5:-} pid argv=() t new
+    pid=$(awk -v n="$name" '$1 == n {print $2}' "$st/pids")
+    [[ -n $pid && -r /proc/$pid/cmdline ]] || { echo "no $name pid" >&2; return 1; }
+    mapfile -d '' -t argv <"/proc/$pid/cmdline"
+    [[ ${#argv[@]} -gt 0 ]] || { echo "empty cmdline of $pid" >&2; return 1; }
+    if [[ -n $freeze ]]; then
+        kill -STOP "$pid" 2>/dev/null
+        sleep "$freeze"
+    fi
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    for _ in $(seq 100); do tl_proc_gone "$pid" && break; sleep 0.05; done
+    tl_proc_gone "$pid" || { echo "pid $pid survived SIGKILL" >&2; return 1; }
+    tl_killed=$pid
+    echo "--- $tag: SIGKILL pid $pid, restarting ---" >>"$st/logs/$name.log"
+    [[ -n $pause ]] && sleep "$pause"
+    new=$(setsid "${argv[@]}" </dev/null >>"$st/logs/$name.log" 2>&1 & echo $!)
+    t=$(sed 's/.*) //' "/proc/$new/stat" 2>/dev/null | cut -d' ' -f20)
+    awk -v n="$name" -v p="$new" -v s="${t:-0}" '$1 == n {$2 = p; $3 = s} {print}' "$st/pids" \
+        >"$st/pids.tl" && mv "$st/pids.tl" "$st/pids"
 }

@@ -117,27 +117,13 @@ t0=$(now)
 creator=$!
 
 # --- the killer -------------------------------------------------------------------------------
-# Kills the submitter of the pid file with SIGKILL, waits for it to be gone, starts the same argv
-# again (log appended) and rewrites its pid file line; one line per kill in $tmp/kills.
-proc_gone() { [[ ! -e /proc/$1 ]] || [[ $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) == Z ]]; }
+# Kills the submitter of the pid file with SIGKILL and starts it again (testlib's
+# tl_kill_restart: log appended, pid file line rewritten); one line per kill in $tmp/kills.
 kill_once() {
-    local pid argv=() t
-    pid=$(awk '$1 == "submitter" {print $2}' "$state/pids")
-    [[ -n $pid && -r /proc/$pid/cmdline ]] || { echo "no submitter pid" >>"$tmp/killer.err"; return 1; }
-    mapfile -d '' -t argv <"/proc/$pid/cmdline"
-    [[ ${#argv[@]} -gt 0 ]] || { echo "empty cmdline of $pid" >>"$tmp/killer.err"; return 1; }
-    kill -9 "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    for _ in $(seq 100); do proc_gone "$pid" && break; sleep 0.05; done
-    proc_gone "$pid" || { echo "pid $pid survived SIGKILL" >>"$tmp/killer.err"; return 1; }
-    echo "$(date +%s.%N) killed $pid" >>"$tmp/kills"
-    echo "--- rayjobkill: SIGKILL pid $pid, restarting ---" >>"$state/logs/submitter.log"
-    ((RANDOM % 3 == 0)) && sleep 0.$((RANDOM % 10))
-    (setsid "${argv[@]}" </dev/null >>"$state/logs/submitter.log" 2>&1 & echo $! >"$tmp/newpid")
-    pid=$(cat "$tmp/newpid")
-    t=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
-    awk -v p="$pid" -v s="${t:-0}" '$1 == "submitter" {$2 = p; $3 = s} {print}' "$state/pids" \
-        >"$state/pids.kt" && mv "$state/pids.kt" "$state/pids"
+    local pause=
+    ((RANDOM % 3 == 0)) && pause=0.$((RANDOM % 10))
+    tl_kill_restart submitter "$state" rayjobkill "" "$pause" 2>>"$tmp/killer.err" || return 1
+    echo "$(date +%s.%N) killed $tl_killed" >>"$tmp/kills"
 }
 (
     kills=0

@@ -183,6 +183,14 @@ static void s_set_replicas(json_t *rc, void *arg)
     json_object_set_new(wg, "replicas", json_integer((json_int_t)(intptr_t)arg));
 }
 
+/* replicas and maxReplicas both `arg` */
+static void s_set_replicas_max(json_t *rc, void *arg)
+{
+    s_set_replicas(rc, arg);
+    json_t *wg = json_array_get(jx_get(rc, "spec.workerGroupSpecs"), 0);
+    json_object_set_new(wg, "maxReplicas", json_integer((json_int_t)(intptr_t)arg));
+}
+
 static void s_scale_down_named(json_t *rc, void *arg)
 {
     json_object_set_new(json_object_get(rc, "spec"), "enableInTreeAutoscaling", json_true());
@@ -419,6 +427,54 @@ static int s_audit_checks(store_t *db, const json_t *deleted_names, const char *
 }
 
 /* Kubernetes Events with KubeRay's reasons, from kubesim's store. */
+/* Scales to `workers` under fault `spec`, then checks the pod counts and that every pod has a
+ * create row naming it. Returns the number of failed checks. */
+static int s_ambiguous_creates(const char *spec, size_t workers)
+{
+    int failed = 0;
+    CHECK(apiserver_add_fault_spec(g_h.api, spec) == 0);
+    CHECK(s_rc_modify(s_set_replicas_max, (void *)(intptr_t)workers) == 0);
+    bool ok = harness_wait(&g_h, s_cluster_ready, (void *)(intptr_t)workers, 2 * IT_WAIT_MS);
+    CHECK(ok);
+    apiserver_clear_faults(g_h.api);
+    harness_pump(&g_h, 3000);
+    size_t nw = s_count("worker", false), nh = s_count("head", false), all = s_count_all();
+    if (g_h.verbose)
+        printf("  %s: %zu workers, %zu head, %zu pods in all\n", spec, nw, nh, all);
+    CHECK(nw == workers && nh == 1 && all == workers + 1);
+    if (!ok || nw != workers)
+        s_dump();
+    store_flush(g_h.sdb);
+    json_t *pods = s_pods(NULL);
+    size_t i;
+    json_t *p;
+    json_array_foreach(pods, i, p)
+    {
+        store_audit_list_t l = {0};
+        const char *name = jx_str(p, "metadata.name", "");
+        CHECK(store_audit_query_target(g_h.sdb, "c1", "Pod", IT_NS, name, 0, 0, 10, &l) == 0);
+        size_t creates = 0;
+        for (size_t k = 0; k < l.n; k++)
+            if (!strcmp(l.rows[k]->verb, "create"))
+                creates++;
+        if (creates != 1 && g_h.verbose)
+            printf("  pod %s: %zu create rows\n", name, creates);
+        CHECK(creates == 1);
+        store_audit_list_free(&l);
+    }
+    json_decref(pods);
+    // no row is left pending once the scheduler has the answers
+    CHECK(harness_sql_int(&g_h, "SELECT count(*) FROM audit WHERE result_error = 'pending'") == 0);
+    if (g_h.verbose)
+        printf("  creates answered 409 of our own pod (resent): %lld, without an answer: %lld\n",
+               (long long)harness_sql_int(&g_h, "SELECT count(*) FROM audit WHERE verb = "
+                                                "'create' AND message LIKE '%was resent%'"),
+               (long long)harness_sql_int(&g_h, "SELECT count(*) FROM audit WHERE verb = "
+                                                "'create' AND target_kind = 'Pod' AND "
+                                                "result_status IN (0, 504)"));
+    return failed;
+}
+
 static bool s_has_event(const char *reason)
 {
     return harness_has_event(&g_h, IT_NS, IT_RC, reason, NULL);
@@ -605,6 +661,13 @@ static int s_scenario(void)
     store_flush(g_h.sdb);
     failed += s_audit_checks(g_h.sdb, deleted, old_head);
     json_decref(deleted);
+
+    /* 9. ambiguous creates (issue 17): the server applies the create, then drops the connection
+     * (libcurl may resend the POST on a new one) or answers 504. The runtime names generateName
+     * pods itself, so a resend meets 409 of its own pod: no duplicate, replica counts exact, and
+     * every pod has its create row (the intent row, written before the request went out). */
+    failed += s_ambiguous_creates("create:pods:0.3:drop", 8);
+    failed += s_ambiguous_creates("create:pods:0.3:timeout", 16);
     s_dump();
 
 out:
