@@ -5,6 +5,7 @@
 
 #include "err.h"
 #include "loop.h"
+#include "privfs.h"
 #include "procstat.h"
 
 #include <errno.h>
@@ -54,7 +55,7 @@ int proc_spawn(const char *name, char *const argv[], const char *log_path, proc_
         s_child_setup();
         setsid();
         int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        int log = privfs_open(log_path, O_WRONLY | O_APPEND, PRIVFS_FILE_MODE);
         if (in < 0 || log < 0)
             _exit(PROC_EXEC_FAILED);
         dup2(in, STDIN_FILENO);
@@ -164,7 +165,7 @@ int proc_pidfile_write(const char *path, const proc_entry_t *e, size_t n)
     char tmp[4096];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
         return ERR_IO;
-    FILE *f = fopen(tmp, "we");
+    FILE *f = privfs_fopen(tmp, "w");
     if (!f)
         return ERR_IO;
     for (size_t k = 0; k < n; k++)

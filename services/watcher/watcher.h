@@ -152,6 +152,7 @@ typedef struct {
     uint64_t rows_written; /* row upserts and deletes queued */
     uint64_t write_errors; /* row writes the store refused (retried from the cache) */
     uint64_t stale_deleted; /* stale rows deleted at the first sync */
+    uint64_t redacted; /* rows whose object was parsed to replace secret values */
     uint64_t events_published; /* ObjectChanged sent */
     uint64_t drops_hwm; /* events refused by the bus at its high-water mark */
     uint64_t drops_queue; /* events dropped because the pending queue was full */
