@@ -188,6 +188,11 @@ static int s_walk(json_t *node, int depth, buf_t *tmp, bool dry)
                     rc = dry                                                      ? S_CHANGED
                          : json_object_set_new(node, k, json_string(REDACT_MARK)) ? ERR_NOMEM
                                                                                   : 0;
+                else if (rc == 0 && json_is_string(json_object_get(v, "value")) &&
+                         redact_name_is_secret(k) && !s_exempt(k))
+                    rc = dry ? S_CHANGED
+                         : json_object_set_new(v, "value", json_string(REDACT_MARK)) ? ERR_NOMEM
+                                                                                     : 0;
             }
             if (rc)
                 return rc;
@@ -501,8 +506,10 @@ static void s_emit_mark(s_emit_t *e)
 }
 
 /* Writes `node` (at `depth`, as s_walk() counts) with the rule applied; `blank`: every member
- * value of this object is replaced (a Secret's data and stringData). */
-static void s_emit(s_emit_t *e, const json_t *node, int depth, bool secret_root, bool blank)
+ * value of this object is replaced (a Secret's data and stringData); `cred`: the object is the
+ * value of a secret-looking key, its string "value" is replaced (a credential object). */
+static void s_emit(s_emit_t *e, const json_t *node, int depth, bool secret_root, bool blank,
+                   bool cred)
 {
     if (e->stop || e->err)
         return;
@@ -534,7 +541,8 @@ static void s_emit(s_emit_t *e, const json_t *node, int depth, bool secret_root,
                 return;
             bool child_blank = secret_root && json_is_object(v) &&
                                (!strcmp(k, "data") || !strcmp(k, "stringData"));
-            if (blank || (pair && !strcmp(k, "value")))
+            bool child_cred = json_is_object(v) && redact_name_is_secret(k) && !s_exempt(k);
+            if (blank || ((pair || (cred && json_is_string(v))) && !strcmp(k, "value")))
                 s_emit_mark(e);
             else if (json_is_string(v) &&
                      ((redact_name_is_secret(k) && !s_exempt(k)) || !strcmp(k, S_LAST_APPLIED)))
@@ -542,7 +550,7 @@ static void s_emit(s_emit_t *e, const json_t *node, int depth, bool secret_root,
             else if (json_is_string(v))
                 s_emit_str(e, json_string_value(v), json_string_length(v), true);
             else
-                s_emit(e, v, depth + 1, false, child_blank);
+                s_emit(e, v, depth + 1, false, child_blank, child_cred);
         }
         s_put(e, "}");
         break;
@@ -560,7 +568,7 @@ static void s_emit(s_emit_t *e, const json_t *node, int depth, bool secret_root,
             if (json_is_string(v))
                 s_emit_str(e, json_string_value(v), json_string_length(v), true);
             else
-                s_emit(e, v, depth + 1, false, false);
+                s_emit(e, v, depth + 1, false, false, false);
         }
         s_put(e, "]");
         break;
@@ -605,7 +613,7 @@ static int s_bounded_dump(const json_t *obj, size_t limit, buf_t *out, bool *cut
     buf_init(&e.tmp, 1u << 20);
     json_t *kind = json_is_object(obj) ? json_object_get(obj, "kind") : NULL;
     bool secret = json_is_string(kind) && strcmp(json_string_value(kind), "Secret") == 0;
-    s_emit(&e, obj, 0, secret, false);
+    s_emit(&e, obj, 0, secret, false, false);
     buf_free(&e.tmp);
     *cut = e.stop;
     return e.err ? ERR_NOMEM : 0;
@@ -746,6 +754,30 @@ int redact_test(bool verbose)
                  REDACT_MARK) == 0);
     json_decref(ma);
     json_decref(mr);
+
+    // A credential object (KubeRay's redisPassword {value | valueFrom}): its value is replaced,
+    // its valueFrom kept, by redact_object() and the summary writer alike.
+    json_t *rc = json_pack("{s:s,s:{s:{s:s,s:{s:s},s:{s:{s:{s:s,s:s}}}}}}", "kind", "RayCluster",
+                           "spec", "gcsFaultToleranceOptions", "redisAddress", "r:6379",
+                           "redisPassword", "value", "redis-pw-lit", "redisUsername", "valueFrom",
+                           "secretKeyRef", "name", "creds", "key", "user");
+    json_t *rcr = redact_object(rc);
+    buf_t rb;
+    buf_init(&rb, 1u << 16);
+    char *rcd = rcr ? json_dumps(rcr, JSON_COMPACT) : NULL;
+    CHECK(rcd && redact_summary(rc, 4096, &rb) == 0 && strcmp(buf_str(&rb), rcd) == 0);
+    CHECK(rcd && !strstr(rcd, "redis-pw-lit") &&
+          strstr(rcd, "\"redisPassword\":{\"value\":\"" REDACT_MARK "\"}") &&
+          strstr(rcd, "\"secretKeyRef\":{\"name\":\"creds\",\"key\":\"user\"}") &&
+          strstr(rcd, "\"redisAddress\":\"r:6379\""));
+    CHECK(redact_marked(rcr));
+    char *rct = json_dumps(rc, JSON_COMPACT);
+    CHECK(rct && redact_text_may_hold(rct, strlen(rct)));
+    free(rct);
+    free(rcd);
+    buf_free(&rb);
+    json_decref(rc);
+    json_decref(rcr);
     json_decref(pj);
     json_decref(pr);
 

@@ -13,7 +13,9 @@
  *   Secret's name and key only).
  * - Any other object member whose key looks secret and whose value is a string is replaced
  *   (annotations like "my-token", a headers map's "Authorization"), except the reference fields
- *   "name", "key" and "secretName".
+ *   "name", "key" and "secretName". When its value is an object (a credential object, such as
+ *   KubeRay's gcsFaultToleranceOptions.redisPassword {value, valueFrom}), that object's string
+ *   "value" is replaced (its valueFrom, a reference, is kept).
  * - A Secret (top-level kind "Secret"): every value of data and stringData is replaced.
  * - The annotation kubectl.kubernetes.io/last-applied-configuration (a copy of the object, secrets
  *   included) is replaced.

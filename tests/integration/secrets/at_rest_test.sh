@@ -108,10 +108,11 @@ modes() {
     wide=$(find "$state" -type s ! -perm 0600 -printf '%m %p\n')
     check "every socket in the state dir is 0600 ($when)${wide:+: $wide}" test -z "$wide"
 }
-check "the databases' -wal files exist" bash -c "ls '$state'/observed.db-wal '$state'/scheduler.db-wal"
+check "the databases' -wal files exist" bash -c "ls '$state'/observed.db-wal '$state'/scheduler.db-wal >/dev/null"
 check "the bus's ipc sockets exist" test -S "$state/bus-in" -a -S "$state/bus-out"
 modes running
 
 "$ctl" down --state-dir "$state" --timeout 5s >/dev/null 2>&1
 scan stopped
 modes stopped
+tl_summary
