@@ -190,7 +190,7 @@ static int s_walk(json_t *node, int depth, buf_t *tmp, bool dry)
                                                                                   : 0;
                 else if (rc == 0 && json_is_string(json_object_get(v, "value")) &&
                          redact_name_is_secret(k) && !s_exempt(k))
-                    rc = dry ? S_CHANGED
+                    rc = dry                                                         ? S_CHANGED
                          : json_object_set_new(v, "value", json_string(REDACT_MARK)) ? ERR_NOMEM
                                                                                      : 0;
             }
@@ -723,14 +723,14 @@ int redact_test(bool verbose)
           !redact_name_is_secret(NULL));
 
     // The pre-filter: false only when redact_object() would change nothing.
-    static const char *const may[] = {
-        "{\"env\":[{\"name\":\"db_passwd\",\"value\":\"x\"}]}",
-        "{\"kind\":\"Secret\"}",
-        "{\"a\":\"Bearer x\"}",
-        "{\"a\":\"basic x\"}",
-        "{\"metadata\":{\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":\"{}\"}}}",
-        "{\"env\":[{\"name\":\"API_\\u0054OKEN\",\"value\":\"x\"}]}",
-        "{\"x\":\"--redis-pAsSwOrD=y\"}"};
+    static const char *const may[] = {"{\"env\":[{\"name\":\"db_passwd\",\"value\":\"x\"}]}",
+                                      "{\"kind\":\"Secret\"}",
+                                      "{\"a\":\"Bearer x\"}",
+                                      "{\"a\":\"basic x\"}",
+                                      "{\"metadata\":{\"annotations\":{\"kubectl.kubernetes.io/"
+                                      "last-applied-configuration\":\"{}\"}}}",
+                                      "{\"env\":[{\"name\":\"API_\\u0054OKEN\",\"value\":\"x\"}]}",
+                                      "{\"x\":\"--redis-pAsSwOrD=y\"}"};
     for (size_t i = 0; i < sizeof(may) / sizeof(may[0]); i++)
         CHECK(redact_text_may_hold(may[i], strlen(may[i])));
     const char *plain = "{\"kind\":\"Pod\",\"env\":[{\"name\":\"RAY_ADDRESS\",\"value\":"
@@ -741,16 +741,17 @@ int redact_test(bool verbose)
     json_t *pr = redact_object(pj);
     CHECK(pj && pr && json_equal(pj, pr) && !redact_marked(pr) && !redact_marked(NULL));
     // redact_marked: a replaced env value says true, the last-applied annotation alone false
-    json_t *ma = json_pack("{s:{s:{s:s}},s:{s:[{s:s,s:s}]}}", "metadata", "annotations",
-                           S_LAST_APPLIED, "{\"spec\":{}}", "spec", "env", "name", "API_TOKEN",
-                           "value", "s3cret");
+    json_t *ma =
+        json_pack("{s:{s:{s:s}},s:{s:[{s:s,s:s}]}}", "metadata", "annotations", S_LAST_APPLIED,
+                  "{\"spec\":{}}", "spec", "env", "name", "API_TOKEN", "value", "s3cret");
     json_t *mr = redact_object(ma);
     CHECK(mr && redact_marked(mr));
     if (mr)
         json_object_del(mr, "spec");
-    CHECK(mr && !redact_marked(mr) && json_is_string(json_object_get(jx_get(mr, "metadata.annotations"), S_LAST_APPLIED)) &&
-          strcmp(json_string_value(json_object_get(jx_get(mr, "metadata.annotations"),
-                                                   S_LAST_APPLIED)),
+    CHECK(mr && !redact_marked(mr) &&
+          json_is_string(json_object_get(jx_get(mr, "metadata.annotations"), S_LAST_APPLIED)) &&
+          strcmp(json_string_value(
+                     json_object_get(jx_get(mr, "metadata.annotations"), S_LAST_APPLIED)),
                  REDACT_MARK) == 0);
     json_decref(ma);
     json_decref(mr);

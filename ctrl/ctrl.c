@@ -1255,13 +1255,14 @@ void ctrl_fn(workq_t *q, const char *key, void *arg)
     if (marked) {
         c->stats.live_reads++;
         p->reading = true;
-        ctrl_send(p, &(ctrl_req_t){.verb = CTRL_GET,
-                                   .group = c->kind->group,
-                                   .version = c->kind->version,
-                                   .resource = c->kind->resource,
-                                   .kind = c->kind->kind,
-                                   .name = p->name,
-                                   .on_get = s_on_live},
+        ctrl_send(p,
+                  &(ctrl_req_t){.verb = CTRL_GET,
+                                .group = c->kind->group,
+                                .version = c->kind->version,
+                                .resource = c->kind->resource,
+                                .kind = c->kind->kind,
+                                .name = p->name,
+                                .on_get = s_on_live},
                   NULL);
         if (p->pending == 0) // not sent (fenced, out of memory) or answered at once
             s_begin(p);

@@ -253,9 +253,9 @@ static int s_kubeconfig(apiserver_t *api, const char *path, const char *server, 
     } else if (!rc) {
         rc = buf_puts(&b, " {}\n");
     }
+    // the kubeconfig holds a credential: private, but --kubeconfig-for's are shared with a group
+    // on purpose (docker-compose.yml: the host user's group reads the published one)
     if (!rc)
-        // the kubeconfig holds a credential: private, but --kubeconfig-for's are shared with a group
-        // on purpose (docker-compose.yml: the host user's group reads the published one)
         rc = s_write_file(path, buf_str(&b), server ? 0640 : PRIVFS_FILE_MODE);
     buf_free(&b);
     return rc;
