@@ -2320,6 +2320,7 @@ int store_attach_loop_every(store_t *store, loop_t *loop, int64_t every_ms)
  */
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Removes every file in `dir`, then `dir`. */
@@ -2594,6 +2595,30 @@ int store_test(bool verbose)
     CHECK(store_open(path, 7, &err) == NULL && err == ERR_INVAL);
     CHECK(store_open(path, STORE_READONLY, &err) == NULL && err == ERR_NOTFOUND);
     store_destroy(NULL);
+
+    // Private files whatever the umask: the database and its -wal and -shm are 0600 (privfs.h);
+    // a leftover -wal of an older version, created wide, is tightened.
+    {
+        char priv[600], side[620];
+        snprintf(priv, sizeof(priv), "%s/private.db", dir);
+        snprintf(side, sizeof(side), "%s-wal", priv);
+        FILE *old_wal = fopen(side, "w");
+        CHECK(old_wal && fclose(old_wal) == 0 && chmod(side, 0666) == 0);
+        mode_t um = umask(0);
+        store_t *ps = store_open(priv, STORE_READWRITE | STORE_AUDIT, &err);
+        umask(um);
+        CHECK(ps != NULL);
+        if (ps)
+            CHECK(sqlite3_exec(ps->db, "CREATE TABLE t(x); INSERT INTO t VALUES (1)", NULL, NULL,
+                               NULL) == SQLITE_OK);
+        const char *const ext[] = {"", "-wal", "-shm"};
+        for (size_t i = 0; i < 3; i++) {
+            struct stat st;
+            snprintf(side, sizeof(side), "%s%s", priv, ext[i]);
+            CHECK(stat(side, &st) == 0 && (st.st_mode & 07777) == 0600);
+        }
+        store_destroy(&ps);
+    }
 
     // Migrations from zero (every owner's steps), then a reopen that applies nothing.
     store_t *s = store_open(path, STORE_READWRITE, &err);
