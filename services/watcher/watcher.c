@@ -828,7 +828,7 @@ static const char *s_row_json(watcher_t *w, const json_t *obj, const char *raw, 
 /* The row's JSON text `js` (in w->jbuf) with secret values replaced (redact.h: literal values of
  * secret-looking env entries, Secret data, the last-applied annotation, ...): observed rows hold
  * no secret, so neither `rayfleetctl sql` nor a copy of observed.db shows one. Reconcilers that
- * need a replaced value read the object from the API server (ctrl.h, CTRL_REFETCH_MARK). Most
+ * need a replaced value read the object from the API server (ctrl.h, ctrl_pass_t.live). Most
  * objects hold no secret word at all and are stored as received, unparsed. NULL when out of
  * memory or too large. */
 static const char *s_redacted(watcher_t *w, const char *js)
