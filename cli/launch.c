@@ -11,6 +11,7 @@
 #include "loop.h"
 #include "privfs.h"
 #include "proc.h"
+#include "supervise.h"
 #include "validate.h"
 #include "yaml.h"
 
@@ -66,7 +67,8 @@ typedef struct {
     int64_t timeout_ms; /* --timeout */
     proc_entry_t procs[PROC_MAX]; /* started processes, in order */
     size_t nprocs; /* how many */
-    bool with_self; /* procs[0] is rayfleetctl itself (foreground) */
+    bool with_self; /* procs[0] is rayfleetctl itself (the supervisor) */
+    supervise_t sv; /* restarts the services that die (supervise.h) */
     bool sim; /* against kubesim (dashboards reachable only through the service proxy) */
     bool take_over; /* --take-over: controllers start even when a KubeRay operator is active */
     bool refused; /* a controller refused to start: a KubeRay operator is reconciling */
@@ -351,6 +353,11 @@ static int s_http_status(int port, const char *path)
     return s_http_status_at("127.0.0.1", port, path);
 }
 
+int launch_http_status(int port, const char *path)
+{
+    return s_http_status(port, path);
+}
+
 /* ---- kubesim ----------------------------------------------------------------------------- */
 
 static int s_start_kubesim(s_up_t *u, int64_t nodes)
@@ -391,6 +398,8 @@ static int s_start_kubesim(s_up_t *u, int64_t nodes)
     }
     u->nprocs++;
     s_save(u);
+    if (supervise_track(&u->sv, u->nprocs - 1, argv, log, 0, true) != 0)
+        return ERR_NOMEM;
     fprintf(stderr, "rayfleetctl: starting kubesim (%s nodes, pid %d)\n", nodes_s, (int)e->pid);
     int64_t deadline = loop_clock_ms() + u->timeout_ms;
     struct stat st;
@@ -726,13 +735,17 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
     }
     proc_entry_t *e = &u->procs[u->nprocs];
     r = proc_spawn(name, a.v, log, e);
-    s_argv_free(&a);
     if (r != 0) {
+        s_argv_free(&a);
         fprintf(stderr, "rayfleetctl up: cannot start %s: %s\n", bin, strerror(errno));
         return r;
     }
     u->nprocs++;
     s_save(u);
+    r = supervise_track(&u->sv, u->nprocs - 1, a.v, log, health > 0 ? health : 0, false);
+    s_argv_free(&a);
+    if (r != 0)
+        return r;
     int64_t started = loop_clock_ms();
     int64_t deadline = started + u->timeout_ms;
     const char *how = "alive";
@@ -858,6 +871,7 @@ int launch_up(int argc, char **argv)
     if (!u)
         return 1;
     u->cmd = "up";
+    int notify = -1; /* --detach: the pipe to the waiting parent (supervise.h) */
     if (minor > 0)
         s_fmt(u->sim_minor, sizeof(u->sim_minor), "%" PRId64, minor);
     int code = 2;
@@ -973,14 +987,27 @@ int launch_up(int argc, char **argv)
             fprintf(stderr, "rayfleetctl up: cannot link %s to %s: %s\n", link, u->kubeconfig,
                     strerror(errno));
     }
-    if (!detach) {
-        /* Foreground: `down` from elsewhere signals us first; we stop the children. */
+    if (detach) {
+        int pcode = 1, dr = supervise_detach(&notify, &pcode);
+        if (dr == 1) {
+            code = pcode; /* the parent: the supervisor said how it went */
+            goto out;
+        }
+        if (dr != 0) {
+            fprintf(stderr, "rayfleetctl up: cannot fork the supervisor: %s\n", strerror(errno));
+            goto out;
+        }
+    }
+    {
+        /* This process supervises (supervise.h): `down` signals it first; it stops the children. */
         proc_entry_t *self = &u->procs[u->nprocs++];
         s_fmt(self->name, sizeof(self->name), "rayfleetctl");
         self->pid = getpid();
         proc_start_time(self->pid, &self->start);
         u->with_self = true;
     }
+    supervise_init(&u->sv, u->procs, &u->nprocs, u->state, u->pidfile, detach);
+    (void)supervise_save(&u->sv); /* no state of an earlier set stays readable */
     if (sim) {
         u->sim = true;
         s_path(u->kubeconfig, u->state, "kubeconfig");
@@ -1025,44 +1052,44 @@ int launch_up(int argc, char **argv)
                 u->bin);
     s_save(u);
     if (detach) {
+        char slog[PATH_MAX];
+        s_fmt(slog, sizeof(slog), "%s/logs/%s", u->state, SUPERVISE_LOG);
         fprintf(stderr,
-                "rayfleetctl: ready; 'rayfleetctl down --state-dir %s' stops it. "
-                "The cluster's kubeconfig:\n",
-                u->state);
+                "rayfleetctl: ready; supervised by pid %d (restarts what dies; log %s); "
+                "'rayfleetctl down --state-dir %s' stops it. The cluster's kubeconfig:\n",
+                (int)getpid(), slog, u->state);
         printf("%s\n", u->kubeconfig);
+        supervise_detached_ready(&notify, 0, slog);
+    } else {
+        fprintf(stderr,
+                "rayfleetctl: ready; kubeconfig %s; a service that dies is restarted; Ctrl-C "
+                "stops everything\n",
+                u->kubeconfig);
+    }
+    int sr = supervise_run(&u->sv, stderr);
+    if (sr > 0) {
+        fprintf(stderr, "rayfleetctl: %s; stopping\n", strsignal(sr));
         code = 0;
-        goto out;
+    } else {
+        fprintf(stderr, "rayfleetctl: stopping everything\n");
+        code = 1;
     }
-    fprintf(stderr, "rayfleetctl: ready; kubeconfig %s; Ctrl-C stops everything\n", u->kubeconfig);
-    for (;;) {
-        int sig = proc_sleep(LAUNCH_PROBE_MS * 2);
-        if (sig) {
-            fprintf(stderr, "rayfleetctl: %s; stopping\n", strsignal(sig));
-            s_stop_everything(u);
-            code = 0;
-            goto out;
-        }
-        for (size_t i = 1; i < u->nprocs; i++) {
-            int status = 0;
-            if (proc_exited(&u->procs[i], &status)) {
-                s_report_death(u, &u->procs[i], status);
-                fprintf(stderr, "rayfleetctl: stopping everything\n");
-                s_stop_everything(u);
-                code = 1;
-                goto out;
-            }
-        }
-    }
+    s_stop_everything(u);
+    supervise_stopped(&u->sv, sr > 0 ? "stopped by a signal (rayfleetctl down, Ctrl-C)" : NULL);
+    goto out;
 fail:
     if (u->signal)
         fprintf(stderr, "rayfleetctl up: %s while starting; stopping\n", strsignal(u->signal));
     s_stop_everything(u);
+    supervise_stopped(&u->sv, "up failed while starting");
     code = u->signal ? 0 : u->refused ? 2 : 1;
     if (!u->signal)
         fprintf(stderr,
                 "rayfleetctl up: failed; everything started was stopped (logs in %s/logs)\n",
                 u->state);
 out:
+    supervise_detached_ready(&notify, code, NULL);
+    supervise_free(&u->sv);
     free(u);
     return code;
 }
@@ -1099,17 +1126,30 @@ int launch_down(int argc, char **argv)
         return 1;
     }
     size_t alive = 0;
+    bool was_alive[PROC_MAX];
     for (size_t i = 0; i < n; i++)
-        alive += proc_alive(&e[i]);
+        alive += was_alive[i] = proc_alive(&e[i]);
     if (alive == 0) {
         unlink(pidfile);
         printf("rayfleetctl: nothing is running in %s (removed a stale pid file)\n", state);
         return 0;
     }
-    /* A foreground `up` stops its own children: signal it first, with time for all of them. */
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(e[i].name, "rayfleetctl") == 0)
-            proc_stop_all(&e[i], 1, timeout * (int64_t)n, stdout);
+    /* The supervisor (the `up` process, foreground or detached) stops its own children and
+     * restarts nothing once signalled: signal it first, with time for all of them. */
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(e[i].name, "rayfleetctl") != 0)
+            continue;
+        proc_stop_all(&e[i], 1, timeout * (int64_t)n, stdout);
+        /* Re-read: a restart may have changed a pid since the first read. */
+        proc_entry_t now[PROC_MAX];
+        size_t m = 0;
+        if (proc_pidfile_read(pidfile, now, PROC_MAX, &m) == 0 && m == n)
+            memcpy(e, now, n * sizeof(e[0]));
+        for (size_t j = 0; j < n; j++)
+            if (j != i && was_alive[j] && !proc_alive(&e[j]))
+                printf("rayfleetctl: stopped %s (pid %d) through the supervisor\n", e[j].name,
+                       (int)e[j].pid);
+    }
     int killed = proc_stop_all(e, n, timeout, stdout);
     unlink(pidfile);
     printf("rayfleetctl: stopped everything in %s%s\n", state,

@@ -9,8 +9,12 @@
  * port for --health.port / --metrics.port. Readiness: the watcher's (or any service's) /readyz
  * answers 200; the bus's ipc sockets exist; a service without a health port stays alive for
  * LAUNCH_SETTLE_MS. Logs go to STATE/logs/<name>.log and pids to STATE/pids (see proc.h).
- * Foreground: waits, stops everything on SIGINT/SIGTERM (exit 0) or when a child dies (its log
- * tail is printed; exit 1). --detach: returns once all are ready, printing the kubeconfig path.
+ * Once all are ready the `up` process supervises them (supervise.h): a service that dies is
+ * restarted with exponential backoff, and STATE/supervise.json says how each one is; kubesim's
+ * death stops everything (exit 1). Foreground: SIGINT/SIGTERM stops everything (exit 0).
+ * --detach: `up` forks before starting anything; the parent returns once the child reports all
+ * ready (printing the kubeconfig path), and the child stays as the supervisor (its log in
+ * STATE/logs/supervise.log). A service that dies while starting still fails `up`.
  *
  * Scheduler replicas: with --scheduler-replicas N (1..LAUNCH_MAX_SCHEDULER_REPLICAS, default 1)
  * and N > 1, replica i (0..N-1) is started as process "scheduler-<i>" (logs/scheduler-<i>.log)
@@ -22,7 +26,8 @@
  *
  * crds: the CRD step of up alone, against --kubeconfig. probe: a health check.
  *
- * down: stops what the pid file lists (SIGTERM, then SIGKILL after --timeout), removes the file;
+ * down: stops what the pid file lists (SIGTERM, then SIGKILL after --timeout): the supervisor
+ * first (it stops its children and restarts nothing), then whatever is left; removes the file;
  * idempotent.
  */
 #ifndef RF_CLI_LAUNCH_H
@@ -60,6 +65,10 @@ int launch_down(int argc, char **argv);
 /* `rayfleetctl crds --kubeconfig FILE [--crds DIR]`: installs the CRDs as `up` does (a one-shot
  * step of docker-compose.yml). Returns the process exit code. */
 int launch_crds(int argc, char **argv);
+
+/* The HTTP status of GET http://127.0.0.1:port/path, or -1 when nothing answered (one try,
+ * LAUNCH_PROBE_IO_MS socket timeouts). */
+int launch_http_status(int port, const char *path);
 
 /* `rayfleetctl probe URL`: 0 when http://HOST:PORT/PATH answers 200 or tcp://HOST:PORT accepts
  * a connection, else 1 (container health checks). Returns the process exit code. */

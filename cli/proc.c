@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -160,21 +161,43 @@ int proc_stop_all(const proc_entry_t *e, size_t n, int64_t timeout_ms, FILE *rep
     return killed;
 }
 
-int proc_pidfile_write(const char *path, const proc_entry_t *e, size_t n)
+int proc_write_file(const char *path, const char *data, size_t len, mode_t mode)
 {
-    char tmp[4096];
+    char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
         return ERR_IO;
-    FILE *f = privfs_fopen(tmp, "w");
-    if (!f)
+    unlink(tmp);
+    int fd = privfs_open(tmp, O_WRONLY | O_EXCL, mode); // exactly `mode`, whatever the umask
+    if (fd < 0)
         return ERR_IO;
-    for (size_t k = 0; k < n; k++)
-        fprintf(f, "%s %d %llu\n", e[k].name, (int)e[k].pid, e[k].start);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        done += (size_t)w;
+    }
+    if (close(fd) != 0 || done != len || rename(tmp, path) != 0) {
         unlink(tmp);
         return ERR_IO;
     }
     return 0;
+}
+
+int proc_pidfile_write(const char *path, const proc_entry_t *e, size_t n)
+{
+    char text[PROC_PIDFILE_MAX];
+    size_t len = 0;
+    for (size_t k = 0; k < n; k++) {
+        int w = snprintf(text + len, sizeof(text) - len, "%s %d %llu\n", e[k].name, (int)e[k].pid,
+                         e[k].start);
+        if (w < 0 || (size_t)w >= sizeof(text) - len)
+            return ERR_IO;
+        len += (size_t)w;
+    }
+    return proc_write_file(path, text, len, PRIVFS_FILE_MODE);
 }
 
 int proc_pidfile_read(const char *path, proc_entry_t *e, size_t max, size_t *n)
@@ -269,18 +292,26 @@ int proc_tail(const char *path, int lines, const char *prefix, FILE *out)
     return 0;
 }
 
-int proc_capture(char *const argv[], buf_t *out)
+pid_t proc_fork_pipe(int fds[2])
 {
-    int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
-        return ERR_IO;
+        return -1;
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         close(fds[0]);
         close(fds[1]);
-        return ERR_IO;
+        return -1;
     }
+    return pid;
+}
+
+int proc_capture(char *const argv[], buf_t *out)
+{
+    int fds[2];
+    pid_t pid = proc_fork_pipe(fds);
+    if (pid < 0)
+        return ERR_IO;
     if (pid == 0) {
         s_child_setup();
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -56,7 +56,11 @@ void proc_describe_status(int status, char *out, size_t size);
  * number of processes that had to be killed with SIGKILL. */
 int proc_stop_all(const proc_entry_t *e, size_t n, int64_t timeout_ms, FILE *report);
 
-/* Writes the pid file at `path` atomically (temporary file and rename). Returns 0 or ERR_IO. */
+/* Writes `len` bytes to the file at `path` atomically (a temporary file of exactly mode `mode`
+ * beside it, whatever the umask (privfs.h), then rename). Returns 0 or ERR_IO. */
+int proc_write_file(const char *path, const char *data, size_t len, mode_t mode);
+
+/* Writes the pid file at `path` atomically (proc_write_file, mode 0600). Returns 0 or ERR_IO. */
 int proc_pidfile_write(const char *path, const proc_entry_t *e, size_t n);
 
 /* Reads the pid file at `path` into e[0..max-1]. Returns 0, ERR_NOTFOUND (no file), ERR_PARSE
@@ -66,6 +70,10 @@ int proc_pidfile_read(const char *path, proc_entry_t *e, size_t max, size_t *n);
 /* Prints the last `lines` lines of the file at `path` to `out`, each prefixed with `prefix`.
  * Reads at most the file's last 64 KiB. Returns 0 or ERR_IO. */
 int proc_tail(const char *path, int lines, const char *prefix, FILE *out);
+
+/* Makes a close-on-exec pipe in fds (read end, write end) and forks, stdio flushed first. Returns
+ * the child's pid in the parent, 0 in the child, or -1 (nothing left open) when either fails. */
+pid_t proc_fork_pipe(int fds[2]);
 
 /* Runs argv[0] with argv, stdin /dev/null, stderr discarded, and appends its stdout (at most
  * PROC_CAPTURE_MAX bytes) to `out`; killed after PROC_CAPTURE_TIMEOUT_MS. Returns 0 when it exited

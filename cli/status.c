@@ -14,6 +14,7 @@
 #include "proc.h"
 #include "rftime.h"
 #include "store.h"
+#include "supervise.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -347,6 +348,105 @@ static int s_replicas(const char *dir)
     return r ? 1 : 0;
 }
 
+/* The STATE column of one supervised process: running / restarting in Ns / crash-looping
+ * (restart in Ns) / stopped, and "(no supervisor)" when nothing will restart it. */
+static void s_proc_state(const json_t *o, bool supervisor, int64_t now, char *out, size_t size)
+{
+    const char *st = jx_str(o, "state", "?");
+    proc_entry_t e = {.pid = (pid_t)jx_int(o, "pid", 0),
+                      .start = (unsigned long long)jx_int(o, "start", 0)};
+    if (strcmp(st, "running") == 0) {
+        if (e.pid > 0 && proc_alive(&e))
+            snprintf(out, size, "running");
+        else
+            snprintf(out, size, "dead%s", supervisor ? " (restart due)" : " (no supervisor)");
+        return;
+    }
+    if (strcmp(st, "restarting") == 0 || strcmp(st, "crash-looping") == 0) {
+        int64_t left = (jx_int(o, "next_restart_ms", 0) - now + 999) / 1000;
+        if (left < 0)
+            left = 0;
+        if (!supervisor)
+            snprintf(out, size, "%s, never restarted (no supervisor)", st);
+        else if (strcmp(st, "restarting") == 0)
+            snprintf(out, size, "restarting in %" PRId64 "s", left);
+        else
+            snprintf(out, size, "crash-looping (restart in %" PRId64 "s)", left);
+        return;
+    }
+    snprintf(out, size, "%s", st);
+}
+
+/* The processes `up` supervises (STATE/supervise.json, supervise.h): pid, state, restarts, last
+ * exit and readiness (their /readyz, asked now). Prints nothing when the file is absent. Returns
+ * 0, or 1 when it is unreadable. */
+static int s_supervised(const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, SUPERVISE_FILE);
+    json_t *j = NULL;
+    int lr = supervise_load(path, &j);
+    if (lr == ERR_NOTFOUND)
+        return 0;
+    if (lr != 0) {
+        printf("\nServices: cannot read %s: %s\n", path, err_str(lr));
+        return 1;
+    }
+    proc_entry_t sup = {.pid = (pid_t)jx_int(j, "supervisor.pid", 0),
+                        .start = (unsigned long long)jx_int(j, "supervisor.start", 0)};
+    bool supervised = sup.pid > 0 && proc_alive(&sup);
+    const char *ended = jx_str(j, "ended", "");
+    if (supervised)
+        printf("\nServices (supervised by rayfleetctl pid %d, %s; backoff %" JSON_INTEGER_FORMAT
+               "s doubling to %" JSON_INTEGER_FORMAT "s)\n",
+               (int)sup.pid,
+               json_is_true(jx_get(j, "supervisor.detached")) ? "detached" : "foreground",
+               jx_int(j, "backoff.min_ms", 0) / 1000, jx_int(j, "backoff.max_ms", 0) / 1000);
+    else
+        printf("\nServices (no supervisor runs: nothing is restarted%s%s)\n",
+               ended[0] ? "; it ended: " : "", ended);
+    s_table_t t = {.ncols = 6,
+                   .header = {"SERVICE", "PID", "STATE", "RESTARTS", "LAST-EXIT", "HEALTH"}};
+    int64_t now = rftime_now_ms();
+    int r = 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(j, "services"), i, o)
+    {
+        char pid[32], state[96], restarts[32], last[160], health[64] = "-";
+        snprintf(pid, sizeof(pid), "%" JSON_INTEGER_FORMAT, jx_int(o, "pid", 0));
+        s_proc_state(o, supervised, now, state, sizeof(state));
+        snprintf(restarts, sizeof(restarts), "%" JSON_INTEGER_FORMAT, jx_int(o, "restarts", 0));
+        const char *how = jx_str(o, "last_exit", "");
+        char ago[32];
+        int64_t at = jx_int(o, "last_exit_ms", 0);
+        snprintf(ago, sizeof(ago), "%" PRId64 "s", at > 0 && now > at ? (now - at) / 1000 : 0);
+        if (how[0])
+            snprintf(last, sizeof(last), "%s, %s ago", how, ago);
+        else
+            snprintf(last, sizeof(last), "-");
+        long port = (long)jx_int(o, "health_port", 0);
+        if (strcmp(state, "running") == 0 && port > 0 && port <= 65535) {
+            int code = launch_http_status((int)port, "/readyz");
+            if (code == 200)
+                snprintf(health, sizeof(health), "ready (/readyz on %ld)", port);
+            else if (code > 0)
+                snprintf(health, sizeof(health), "not ready (/readyz %d on %ld)", code, port);
+            else
+                snprintf(health, sizeof(health), "no answer (/readyz on %ld)", port);
+        }
+        const char *row[] = {jx_str(o, "name", "?"), pid, state, restarts, last, health};
+        if ((r = s_row(&t, row)) != 0)
+            break;
+    }
+    if (supervised && ended[0])
+        printf("(supervision ended: %s)\n", ended);
+    s_print(&t, stdout);
+    s_table_free(&t);
+    json_decref(j);
+    return r ? 1 : 0;
+}
+
 /* Whether the cell of `dir` leads: reads the leader Lease (up's defaults: LEADER_DEFAULT_NAME in
  * LEADER_DEFAULT_NAMESPACE) and compares its holder with the cell's identity (leader.h). Prints
  * one line; returns 0, or 1 when the Lease cannot be read for another reason than its absence. */
@@ -415,7 +515,10 @@ int status_main(int argc, char **argv)
                         "scheduler replicas (up --scheduler-replicas N), each replica and the "
                         "shards it holds (STATE/leases.db); with --state-dir, whether the cell "
                         "leads or waits and who leads (the Lease " LEADER_DEFAULT_NAMESPACE
-                        "/" LEADER_DEFAULT_NAME ").",
+                        "/" LEADER_DEFAULT_NAME
+                        "); and the processes 'up' supervises: pid, state (running, "
+                        "restarting in Ns, crash-looping, stopped), restarts, last exit and "
+                        "/readyz (STATE/" SUPERVISE_FILE ", the machine-readable form).",
                         s_status_opts, 0, argc, argv, &a);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
@@ -457,5 +560,7 @@ int status_main(int argc, char **argv)
     kube_close(&k);
     if (dir && s_replicas(dir) != 0)
         r = r ? r : ERR_NOMEM;
+    if (dir && s_supervised(dir) != 0)
+        r = r ? r : ERR_PARSE;
     return r == 0 ? 0 : 1;
 }

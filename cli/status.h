@@ -3,7 +3,9 @@
  * tables with more columns than `kubectl get`), then, when the state dir's pid file lists several
  * scheduler replicas ("scheduler-<i>", see launch.h), one line per replica: pid, whether it runs,
  * and how many shards it holds now (unexpired shard leases in STATE/leases.db whose holder is
- * the replica's id). `rayfleetctl audit` is in audit.h.
+ * the replica's id); last, with a state dir, the processes `up` supervises (STATE/supervise.json,
+ * supervise.h): pid, state, restarts, last exit, and each one's /readyz asked now.
+ * `rayfleetctl audit` is in audit.h.
  */
 #ifndef RF_CLI_STATUS_H
 #define RF_CLI_STATUS_H

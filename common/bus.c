@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,12 @@ typedef struct {
     int64_t last_ms; /* monotonic ms of its last heartbeat */
     int64_t interval_ms; /* the interval it announced */
     bool lost; /* declared lost and not heard since */
+    bool heard; /* a heartbeat of it was received at least once */
+    bool check_path; /* another source restarted: report a gap at its next heartbeat */
+    uint64_t epoch; /* its Envelope.epoch, 0 until one is seen */
+    uint64_t hb_next; /* the Heartbeat.sequence expected next, 0: unknown (take any) */
+    uint64_t *next; /* next[shard]: Envelope.shard_sequence expected next, 0: unknown (take
+                     * any); BUS_SHARD_LIMIT entries, NULL until its first ObjectChanged */
 } peer_t;
 
 /* Validated numeric settings. */
@@ -77,6 +84,7 @@ typedef struct {
     size_t source_len; /* strlen(source) */
     uint64_t sequence; /* last Envelope.sequence sent */
     uint64_t hb_sequence; /* last Heartbeat.sequence sent */
+    uint64_t epoch; /* Envelope.epoch of everything it sends (s_new_epoch()) */
     int64_t heartbeat_ms; /* heartbeat interval */
     int64_t hb_timer; /* the heartbeat timer id, 0 when none */
     uint8_t *pack; /* reused encode buffer */
@@ -100,6 +108,8 @@ struct bus_pub {
     loop_t *loop; /* the loop it lives on */
     sender_t tx; /* socket, sequence numbers, pack buffer (heartbeats) */
     batch_t batch; /* the pending ObjectChanged envelopes */
+    uint64_t *shard_seq; /* shard_seq[shard]: last Envelope.shard_sequence used; BUS_SHARD_LIMIT
+                          * entries, allocated at the first publish */
     bool hooked; /* the before-sleep hook is registered */
     char endpoint[BUS_ENDPOINT_MAX]; /* as bound or connected */
     bus_stats_t stats; /* counters */
@@ -116,6 +126,8 @@ struct bus_sub {
     int64_t check_timer; /* the liveness timer id */
     bus_msg_fn *on_msg; /* message handler */
     bus_peer_fn *on_peer; /* peer handler, may be NULL */
+    bus_gap_fn *on_gap; /* gap handler, may be NULL */
+    size_t n_tables; /* peers holding a shard sequence table (at most BUS_SEQ_SOURCES_MAX) */
     void *arg; /* for the handlers */
     uint8_t shards[(BUS_SHARD_LIMIT + 7) / 8]; /* subscribed shards, one bit each */
     peer_t *peers; /* known sources */
@@ -403,6 +415,21 @@ static int s_encode(sender_t *tx, const envwire_msg_t *m, size_t off)
     return envwire_encode(m, tx->pack + off, tx->pack_cap - off);
 }
 
+/* A new sender epoch: the wall clock in microseconds, strictly increasing within the process,
+ * so a restarted sender (or a second publisher of the same source) never reuses one. */
+static uint64_t s_new_epoch(void)
+{
+    static _Atomic uint64_t last;
+    int64_t now = rftime_now_us();
+    uint64_t e = now > 0 ? (uint64_t)now : 1;
+    uint64_t prev = atomic_load(&last);
+    do {
+        if (e <= prev)
+            e = prev + 1;
+    } while (!atomic_compare_exchange_weak(&last, &prev, e));
+    return e;
+}
+
 /* Fills the envelope header, encodes it into tx->pack and sends topic + body without
  * blocking. Returns 0, ERR_TOOBIG, ERR_AGAIN, ERR_NOMEM or ERR_IO; counts into stats. */
 static int s_send_envelope(sender_t *tx, const char *topic, size_t topic_len, envwire_msg_t *m,
@@ -413,6 +440,7 @@ static int s_send_envelope(sender_t *tx, const char *topic, size_t topic_len, en
     m->source.n = tx->source_len;
     m->sequence = ++tx->sequence;
     m->sent_at_ms = rftime_now_ms();
+    m->epoch = tx->epoch;
     size_t off = topic_len + 1;
     int n = s_encode(tx, m, off);
     if (n == ERR_TOOBIG) {
@@ -680,6 +708,7 @@ bus_pub_t *bus_pub_new(loop_t *loop, void *zctx, const bus_options_t *opts)
     pub->loop = loop;
     pub->tx.heartbeat_ms = s.heartbeat_ms;
     pub->tx.max_frame = s.max_frame;
+    pub->tx.epoch = s_new_epoch();
     pub->batch.max = s.batch_max;
     s_batch_clear(&pub->batch);
     if (s_set_source(&pub->tx, opts->source) < 0) {
@@ -739,6 +768,7 @@ void bus_pub_destroy(bus_pub_t **pub_p)
     s_close(&pub->tx.sock);
     free(pub->tx.pack);
     free(pub->batch.buf);
+    free(pub->shard_seq);
     free(pub);
     *pub_p = NULL;
 }
@@ -747,21 +777,33 @@ int bus_pub_publish_view(bus_pub_t *pub, const envwire_object_changed_t *oc)
 {
     if (!pub || !oc || oc->shard >= BUS_SHARD_LIMIT)
         return ERR_INVAL;
+    if (!pub->shard_seq) {
+        pub->shard_seq = calloc(BUS_SHARD_LIMIT, sizeof *pub->shard_seq);
+        if (!pub->shard_seq)
+            return ERR_NOMEM;
+    }
     batch_t *b = &pub->batch;
+    uint64_t *shard_seq = &pub->shard_seq[oc->shard];
     // A batch holds one shard: the topic is the shard's. Sending it first keeps the order.
     if (b->n > 0 && b->shard != oc->shard) {
         int rc = s_batch_send(pub);
-        if (rc < 0)
+        if (rc < 0) {
+            ++*shard_seq; /* this event is not taken: its number is skipped (a gap) */
             return s_pub_refused(pub, rc);
+        }
     }
     envwire_msg_t m = {.version = BUS_VERSION,
                        .source = {pub->tx.source, pub->tx.source_len},
                        .sequence = pub->tx.sequence + 1,
                        .sent_at_ms = rftime_now_ms(),
+                       .epoch = pub->tx.epoch,
+                       .shard_sequence = *shard_seq + 1,
                        .body = ENVWIRE_BODY_OBJECT_CHANGED,
                        .object_changed = *oc};
     size_t prefix = 0;
     int n = s_batch_encode(pub, &m, &prefix);
+    if (n < 0)
+        ++*shard_seq; /* not taken: its number is skipped (a gap) */
     if (n == ERR_TOOBIG) {
         pub->stats.dropped_oversize++;
         s_log_drop(&pub->rl, pub->tx.source, "envelope over max_frame");
@@ -773,8 +815,10 @@ int bus_pub_publish_view(bus_pub_t *pub, const envwire_object_changed_t *oc)
     if (b->n > 0 && at + prefix + (size_t)n - BUS_BATCH_HEAD > pub->tx.max_frame) {
         // The batch body would pass max_frame: send the batch, then move this one to the front.
         int rc = s_batch_send(pub);
-        if (rc < 0)
+        if (rc < 0) {
+            ++*shard_seq; /* not taken: its number is skipped (a gap) */
             return s_pub_refused(pub, rc);
+        }
         memmove(b->buf + BUS_BATCH_HEAD, b->buf + at, prefix + (size_t)n);
         at = BUS_BATCH_HEAD;
     }
@@ -785,10 +829,12 @@ int bus_pub_publish_view(bus_pub_t *pub, const envwire_object_changed_t *oc)
     b->len = at + prefix + (size_t)n;
     b->n++;
     pub->tx.sequence++;
+    ++*shard_seq;
     if (b->n >= (size_t)b->max) {
         int rc = s_batch_send(pub);
         if (rc == ERR_AGAIN) {
-            // Take this envelope back out: the caller is told it was not taken.
+            // Take this envelope back out: the caller is told it was not taken. Its shard
+            // sequence number stays used, so subscribers see the event as missed.
             b->len = at;
             b->n--;
             pub->tx.sequence--;
@@ -877,6 +923,7 @@ static peer_t *s_peer_add(bus_sub_t *sub, const char *source)
     }
     if (sub->n_peers < sub->cap_peers) {
         p = &sub->peers[sub->n_peers++];
+        memset(p, 0, sizeof *p);
     } else {
         for (size_t i = 0; i < sub->n_peers && !p; i++)
             if (sub->peers[i].lost)
@@ -884,22 +931,119 @@ static peer_t *s_peer_add(bus_sub_t *sub, const char *source)
     }
     if (!p)
         return NULL;
+    if (p->next) { /* a lost peer's entry, reused */
+        free(p->next);
+        sub->n_tables--;
+    }
     memset(p, 0, sizeof *p);
     snprintf(p->source, sizeof p->source, "%s", source);
     p->lost = true;
     return p;
 }
 
-/* Records a heartbeat of `source`; reports it seen when new or back. */
-static void s_peer_heard(bus_sub_t *sub, const char *source, int64_t interval_ms)
+/* The peer of an envelope's source (added when new), or NULL: the source is not a valid name
+ * (empty, too long, a NUL inside) or the table is full. */
+static peer_t *s_peer_of(bus_sub_t *sub, envwire_str_t src)
 {
+    if (src.n == 0 || src.n > BUS_SOURCE_MAX || memchr(src.p, 0, src.n))
+        return NULL;
+    char source[BUS_SOURCE_MAX + 1];
+    memcpy(source, src.p, src.n);
+    source[src.n] = '\0';
     peer_t *p = s_peer_find(sub, source);
     if (!p)
         p = s_peer_add(sub, source);
-    if (!p) {
+    if (!p)
         s_log_drop(&sub->rl, sub->endpoint, "peer table full");
-        return;
+    return p;
+}
+
+/* Counts a gap and hands it to the gap handler. */
+static void s_gap(bus_sub_t *sub, const peer_t *p, bus_gap_kind_t kind, uint32_t shard,
+                  uint64_t missed)
+{
+    sub->stats.gaps++;
+    if (sub->on_gap)
+        sub->on_gap(
+            sub, &(bus_gap_t){.source = p->source, .kind = kind, .shard = shard, .missed = missed},
+            sub->arg);
+}
+
+/* Checks the epoch of an envelope from `p`. The first epoch seen is taken as it is (nothing is
+ * known of what came before); a different one later means the source restarted: its sequences
+ * start again at 1, a BUS_GAP_RESTART is reported, and every other source is checked at its
+ * next heartbeat (a restarted relay, the forwarder, broke their paths too). Returns true when
+ * it reported a restart. */
+static bool s_peer_epoch(bus_sub_t *sub, peer_t *p, uint64_t epoch)
+{
+    if (epoch == 0 || epoch == p->epoch)
+        return false;
+    if (p->epoch == 0) {
+        p->epoch = epoch;
+        return false;
     }
+    p->epoch = epoch;
+    p->hb_next = 1;
+    for (size_t s = 0; p->next && s < BUS_SHARD_LIMIT; s++)
+        p->next[s] = bus_sub_subscribed(sub, (uint32_t)s) ? 1 : 0;
+    for (size_t i = 0; i < sub->n_peers; i++)
+        if (&sub->peers[i] != p)
+            sub->peers[i].check_path = true;
+    s_gap(sub, p, BUS_GAP_RESTART, BUS_SHARD_ALL, 0);
+    return true;
+}
+
+/* Checks the shard sequence of an ObjectChanged of a subscribed shard against the last one of
+ * its source and reports a BUS_GAP_SHARD when numbers were skipped. */
+static void s_sub_track(bus_sub_t *sub, const envwire_msg_t *m)
+{
+    if (m->epoch == 0 || m->shard_sequence == 0)
+        return; /* a sender from before sequences: nothing to check */
+    peer_t *p = s_peer_of(sub, m->source);
+    if (!p)
+        return;
+    s_peer_epoch(sub, p, m->epoch);
+    if (!p->next) {
+        if (sub->n_tables >= BUS_SEQ_SOURCES_MAX) {
+            s_log_drop(&sub->rl, sub->endpoint, "too many sources to track sequences of");
+            return;
+        }
+        p->next = calloc(BUS_SHARD_LIMIT, sizeof *p->next);
+        if (!p->next)
+            return;
+        sub->n_tables++;
+    }
+    uint32_t shard = m->object_changed.shard;
+    uint64_t want = p->next[shard];
+    if (want != 0 && m->shard_sequence < want)
+        return; /* an old number again: ZeroMQ does not reorder, so nothing to learn */
+    p->next[shard] = m->shard_sequence + 1;
+    if (want != 0 && m->shard_sequence > want)
+        s_gap(sub, p, BUS_GAP_SHARD, shard, m->shard_sequence - want);
+}
+
+/* Records a heartbeat (envelope m) of its source; reports it seen when new or back, and a
+ * BUS_GAP_SOURCE when heartbeats were skipped, when another source restarted since its last
+ * one (check_path), or when it comes back after lost without an epoch to tell. */
+static void s_peer_heard(bus_sub_t *sub, const envwire_msg_t *m)
+{
+    peer_t *p = s_peer_of(sub, m->source);
+    if (!p)
+        return;
+    bool restarted = s_peer_epoch(sub, p, m->epoch);
+    uint64_t seq = m->heartbeat.sequence, missed = 0;
+    bool gap = p->check_path || (m->epoch == 0 && p->heard && p->lost);
+    if (seq != 0 && p->hb_next != 0 && seq > p->hb_next) {
+        missed = seq - p->hb_next;
+        gap = true;
+    }
+    if (seq != 0 && (p->hb_next == 0 || seq >= p->hb_next))
+        p->hb_next = seq + 1;
+    p->check_path = false;
+    p->heard = true;
+    if (gap && !restarted)
+        s_gap(sub, p, BUS_GAP_SOURCE, BUS_SHARD_ALL, missed);
+    int64_t interval_ms = m->heartbeat.interval_ms;
     p->last_ms = loop_clock_ms();
     p->interval_ms =
         interval_ms >= 1 && interval_ms <= BUS_HEARTBEAT_MS_MAX ? interval_ms : sub->check_ms;
@@ -1007,6 +1151,7 @@ static int s_sub_batch(bus_sub_t *sub, int64_t shard, const uint8_t *p, size_t l
         } else if ((int64_t)m.object_changed.shard != shard) {
             s_sub_malformed(sub, "topic and body disagree on the shard");
         } else if (wanted) {
+            s_sub_track(sub, &m);
             sub->stats.received++;
             int rc = sub->on_msg(sub, &m, sub->arg);
             if (rc < 0)
@@ -1044,6 +1189,7 @@ static int s_sub_handle(bus_sub_t *sub, const char *topic, size_t topic_len, con
             s_sub_malformed(sub, "topic and body disagree on the shard");
         } else if (bus_sub_subscribed(sub, m.object_changed.shard)) {
             // Messages queued before an unsubscribe still arrive; they are skipped here.
+            s_sub_track(sub, &m);
             sub->stats.received++;
             return sub->on_msg(sub, &m, sub->arg);
         }
@@ -1053,11 +1199,8 @@ static int s_sub_handle(bus_sub_t *sub, const char *topic, size_t topic_len, con
             m.source.n == 0 || m.source.n > BUS_SOURCE_MAX || memchr(m.source.p, 0, m.source.n)) {
             s_sub_malformed(sub, "bad heartbeat topic or source");
         } else {
-            char source[BUS_SOURCE_MAX + 1];
-            memcpy(source, m.source.p, m.source.n);
-            source[m.source.n] = '\0';
             sub->stats.heartbeats_received++;
-            s_peer_heard(sub, source, m.heartbeat.interval_ms);
+            s_peer_heard(sub, &m);
         }
     } else {
         s_sub_malformed(sub, "envelope without a known body");
@@ -1153,6 +1296,8 @@ void bus_sub_destroy(bus_sub_t **sub_p)
     if (sub->sock)
         loop_remove_socket(sub->loop, sub->sock);
     s_close(&sub->sock);
+    for (size_t i = 0; i < sub->n_peers; i++)
+        free(sub->peers[i].next);
     free(sub->peers);
     free(sub);
     *sub_p = NULL;
@@ -1174,7 +1319,18 @@ int bus_sub_subscribe(bus_sub_t *sub, uint32_t shard)
     if (s_setopt(sub->sock, ZMQ_SUBSCRIBE, prefix, (size_t)len, "subscribe") < 0)
         return ERR_IO;
     sub->shards[shard / 8] |= (uint8_t)(1u << (shard % 8));
+    // What the sources sent on the shard before now was not for us: take their next number as
+    // it comes (the caller scans the shard's state once the subscription is in place).
+    for (size_t i = 0; i < sub->n_peers; i++)
+        if (sub->peers[i].next)
+            sub->peers[i].next[shard] = 0;
     return 0;
+}
+
+void bus_sub_on_gap(bus_sub_t *sub, bus_gap_fn *on_gap)
+{
+    if (sub)
+        sub->on_gap = on_gap;
 }
 
 int bus_sub_unsubscribe(bus_sub_t *sub, uint32_t shard)
@@ -1291,6 +1447,7 @@ bus_forwarder_t *bus_forwarder_new(loop_t *loop, void *zctx, const bus_options_t
     fwd->loop = loop;
     fwd->tx.heartbeat_ms = s.heartbeat_ms;
     fwd->tx.max_frame = s.max_frame;
+    fwd->tx.epoch = s_new_epoch();
     if (s_set_source(&fwd->tx, opts->source ? opts->source : BUS_FORWARDER_SOURCE) < 0) {
         log_error("bus: invalid forwarder source", NULL);
         goto fail;
@@ -1549,6 +1706,76 @@ static size_t s_pack_test(const Rayfleet__ObjectChanged *oc, uint32_t version, u
     env.body_case = RAYFLEET__ENVELOPE__BODY_OBJECT_CHANGED;
     env.object_changed = (Rayfleet__ObjectChanged *)oc;
     return rayfleet__envelope__pack(&env, out);
+}
+
+/* Every gap a test subscriber saw, and the ObjectChanged count, in order. */
+typedef struct {
+    int got; /* ObjectChanged envelopes received */
+    int n; /* gaps */
+    bus_gap_kind_t kind[16]; /* their kinds */
+    uint32_t shard[16]; /* their shards */
+    uint64_t missed[16]; /* their missed counts */
+    char source[16][BUS_SOURCE_MAX + 1]; /* their sources */
+} s_gaps_t;
+
+static int s_gaps_msg(bus_sub_t *sub, const envwire_msg_t *msg, void *arg)
+{
+    ((s_gaps_t *)arg)->got++;
+    return 0;
+}
+
+static void s_gaps_gap(bus_sub_t *sub, const bus_gap_t *gap, void *arg)
+{
+    s_gaps_t *g = arg;
+    if (g->n < 16) {
+        g->kind[g->n] = gap->kind;
+        g->shard[g->n] = gap->shard;
+        g->missed[g->n] = gap->missed;
+        snprintf(g->source[g->n], sizeof g->source[g->n], "%s", gap->source);
+    }
+    g->n++;
+}
+
+/* True when gap i of g is (kind, shard, missed, source). */
+static bool s_gap_is(const s_gaps_t *g, int i, bus_gap_kind_t kind, uint32_t shard, uint64_t missed,
+                     const char *source)
+{
+    return i < g->n && i < 16 && g->kind[i] == kind && g->shard[i] == shard &&
+           g->missed[i] == missed && strcmp(g->source[i], source) == 0;
+}
+
+/* Encodes an envelope of `source` with `epoch` into out (4 KiB): an ObjectChanged on `shard`
+ * with shard sequence `seq`, or a heartbeat with sequence `seq` when shard is BUS_SHARD_ALL.
+ * Returns its length. */
+static size_t s_gap_env(const char *source, uint64_t epoch, uint32_t shard, uint64_t seq,
+                        uint8_t *out)
+{
+    envwire_msg_t m = {.version = BUS_VERSION, .source = envwire_str(source), .epoch = epoch};
+    if (shard == BUS_SHARD_ALL) {
+        m.body = ENVWIRE_BODY_HEARTBEAT;
+        m.heartbeat.source = m.source;
+        m.heartbeat.sequence = seq;
+        m.heartbeat.interval_ms = 3600000;
+    } else {
+        m.body = ENVWIRE_BODY_OBJECT_CHANGED;
+        m.shard_sequence = seq;
+        m.object_changed.shard = shard;
+        m.object_changed.name = envwire_str("rc-gap");
+    }
+    int n = envwire_encode(&m, out, 4096);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Sends one envelope made by s_gap_env() on a raw socket, on its topic. */
+static void s_gap_send(void *raw, const char *source, uint64_t epoch, uint32_t shard, uint64_t seq)
+{
+    static uint8_t body[4096];
+    char t[BUS_TOPIC_MAX];
+    if (shard == BUS_SHARD_ALL)
+        snprintf(t, sizeof t, "%s%s", BUS_TOPIC_HEARTBEAT, source);
+    else
+        bus_topic_object_changed(shard, t, sizeof t);
+    s_raw_frame(raw, t, body, s_gap_env(source, epoch, shard, seq, body));
 }
 
 int bus_test(bool verbose)
@@ -2103,6 +2330,135 @@ int bus_test(bool verbose)
         }
         bus_pub_destroy(&pub3);
         bus_sub_destroy(&sub3);
+    }
+
+    // Gaps: shard sequences, heartbeat sequences and epochs, from raw frames to a bound
+    // subscriber (so every number is chosen), then from real publishers (a restart, a drop).
+    {
+        static s_gaps_t g;
+        memset(&g, 0, sizeof g);
+        bus_options_t sg = {.endpoint = "@inproc://bus-test-gap", .heartbeat_ms = 3600000};
+        bus_sub_t *gs = bus_sub_new(loop, zctx, &sg, s_gaps_msg, NULL, &g);
+        CHECK(gs != NULL);
+        void *graw = zmq_socket(zctx, ZMQ_PUB);
+        zmq_setsockopt(graw, ZMQ_LINGER, &zero, sizeof zero);
+        CHECK(zmq_connect(graw, "inproc://bus-test-gap") == 0);
+        if (gs) {
+            bus_sub_on_gap(gs, s_gaps_gap);
+            CHECK(bus_sub_subscribe(gs, 3) == 0 && bus_sub_subscribe(gs, 5) == 0);
+            // The first epoch and the first number of a shard are taken as they come.
+            end = loop_clock_ms() + 2000;
+            while (g.got == 0 && loop_clock_ms() < end) {
+                s_gap_send(graw, "w", 100, 3, 7);
+                loop_run_once(loop, 5);
+            }
+            s_pump(loop, 20);
+            CHECK(g.got >= 1 && g.n == 0);
+            int base = g.got;
+            s_gap_send(graw, "w", 100, 3, 8); // next in line
+            s_gap_send(graw, "w", 100, 3, 11); // 9 and 10 missed
+            s_gap_send(graw, "w", 100, 5, 1); // first on shard 5
+            s_gap_send(graw, "w", 100, 5, 2);
+            s_gap_send(graw, "w", 100, 3, 4); // an old number: nothing learnt, nothing reported
+            s_gap_send(graw, "w", 100, 7, 50); // shard 7 is not subscribed: not checked
+            s_gap_send(graw, "old", 0, 3, 0); // a sender without epochs: not checked
+            s_pump(loop, 50);
+            CHECK(g.got == base + 6);
+            CHECK(g.n == 1 && s_gap_is(&g, 0, BUS_GAP_SHARD, 3, 2, "w"));
+            // Inside a batch frame too: shard 3, numbers 12 and 14.
+            {
+                static uint8_t bf[8192], e1[4096], e2[4096];
+                size_t n1 = s_gap_env("w", 100, 3, 12, e1);
+                size_t n2 = s_gap_env("w", 100, 3, 14, e2);
+                size_t bl = s_raw_put(bf, 0, sizeof bf, n1, e1, n1);
+                bl = s_raw_put(bf, bl, sizeof bf, n2, e2, n2);
+                s_raw_frame(graw, "0003/Batch", bf, bl);
+            }
+            s_pump(loop, 50);
+            CHECK(g.got == base + 8);
+            CHECK(g.n == 2 && s_gap_is(&g, 1, BUS_GAP_SHARD, 3, 1, "w"));
+            // Heartbeats: the first is taken, then 2 of them skipped.
+            s_gap_send(graw, "w", 100, BUS_SHARD_ALL, 1);
+            s_gap_send(graw, "w", 100, BUS_SHARD_ALL, 2);
+            s_gap_send(graw, "x", 50, BUS_SHARD_ALL, 1);
+            s_gap_send(graw, "w", 100, BUS_SHARD_ALL, 5);
+            s_pump(loop, 50);
+            CHECK(g.n == 3 && s_gap_is(&g, 2, BUS_GAP_SOURCE, BUS_SHARD_ALL, 2, "w"));
+            // "w" restarts (a new epoch): reported once; its numbers start again at 1, so shard 3
+            // at 2 missed one, shard 5 at 1 missed none; "x", whose path may have gone through
+            // the restarted process, is reported at its next heartbeat even without a skip.
+            s_gap_send(graw, "w", 200, 3, 2);
+            s_gap_send(graw, "w", 200, 5, 1);
+            s_gap_send(graw, "w", 200, BUS_SHARD_ALL, 1);
+            s_gap_send(graw, "x", 50, BUS_SHARD_ALL, 2);
+            s_gap_send(graw, "x", 50, BUS_SHARD_ALL, 3);
+            s_pump(loop, 50);
+            CHECK(g.n == 6);
+            CHECK(s_gap_is(&g, 3, BUS_GAP_RESTART, BUS_SHARD_ALL, 0, "w"));
+            CHECK(s_gap_is(&g, 4, BUS_GAP_SHARD, 3, 1, "w"));
+            CHECK(s_gap_is(&g, 5, BUS_GAP_SOURCE, BUS_SHARD_ALL, 0, "x"));
+            // A shard subscribed again takes the next number as it comes.
+            CHECK(bus_sub_unsubscribe(gs, 5) == 0 && bus_sub_subscribe(gs, 5) == 0);
+            s_gap_send(graw, "w", 200, 5, 40);
+            s_gap_send(graw, "w", 200, 5, 41);
+            s_pump(loop, 50);
+            CHECK(g.n == 6);
+            bus_sub_stats(gs, &st);
+            CHECK(st.gaps == 6);
+        }
+        zmq_close(graw);
+        bus_sub_destroy(&gs);
+
+        // Real publishers: a restart of the same source, and an event a publish refused.
+        memset(&g, 0, sizeof g);
+        bus_options_t sg2 = {.endpoint = "@inproc://bus-test-gap2", .heartbeat_ms = 3600000};
+        gs = bus_sub_new(loop, zctx, &sg2, s_gaps_msg, NULL, &g);
+        bus_options_t pg = {.source = "test/gap",
+                            .endpoint = "inproc://bus-test-gap2",
+                            .heartbeat_ms = 3600000,
+                            .max_frame = 256};
+        bus_pub_t *gp = bus_pub_new(loop, zctx, &pg);
+        CHECK(gs && gp);
+        if (gs && gp) {
+            bus_sub_on_gap(gs, s_gaps_gap);
+            CHECK(bus_sub_subscribe(gs, 9) == 0);
+            for (int round = 0; round < 2; round++) {
+                end = loop_clock_ms() + 2000;
+                do {
+                    loop_run_once(loop, 5);
+                    bus_pub_stats(gp, &st);
+                } while (st.subscriptions < 2 && loop_clock_ms() < end);
+                int want = g.got + 2;
+                CHECK(s_pub_event(gp, 9, 1) == 0 && s_pub_event(gp, 9, 2) == 0);
+                CHECK(bus_pub_flush(gp) == 0);
+                CHECK(s_pump_until(loop, &g.got, want, 2000));
+                if (round == 0) {
+                    CHECK(g.n == 0);
+                    // The publisher restarts: a new process, the same source.
+                    bus_pub_destroy(&gp);
+                    gp = bus_pub_new(loop, zctx, &pg);
+                    CHECK(gp != NULL);
+                    if (!gp)
+                        break;
+                }
+            }
+            s_pump(loop, 20);
+            // Reported once (by its first heartbeat or event); its shard 9 began again at 1.
+            CHECK(g.n == 1 && s_gap_is(&g, 0, BUS_GAP_RESTART, BUS_SHARD_ALL, 0, "test/gap"));
+            if (gp) {
+                // An event the publisher refuses (over max_frame) still uses up its number.
+                char big[300];
+                memset(big, 'a', sizeof big);
+                envwire_object_changed_t ev = {.name = {big, sizeof big}, .shard = 9};
+                CHECK(bus_pub_publish_view(gp, &ev) == ERR_TOOBIG);
+                int want = g.got + 1;
+                CHECK(s_pub_event(gp, 9, 3) == 0 && bus_pub_flush(gp) == 0);
+                CHECK(s_pump_until(loop, &g.got, want, 2000));
+                CHECK(g.n == 2 && s_gap_is(&g, 1, BUS_GAP_SHARD, 9, 1, "test/gap"));
+            }
+        }
+        bus_pub_destroy(&gp);
+        bus_sub_destroy(&gs);
     }
 
     // CURVE: the right server key gets messages; a wrong key or no key gets none.

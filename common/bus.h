@@ -81,6 +81,32 @@
  * silent for `liveness` of its intervals is reported lost, and reported seen when it is heard
  * again (and the first time it is heard). Only heartbeats count for liveness.
  *
+ * Gaps. ZeroMQ drops silently: a publisher's XPUB drops what no subscription matches (the
+ * forwarder is down, or a subscription has not reached it yet), the forwarder's backend drops at
+ * its high-water mark, and a reconnect loses what was in flight. So every envelope carries
+ * Envelope.epoch, the sender's incarnation (its start time in microseconds, unique per process;
+ * a new value means the sender restarted), and every ObjectChanged carries
+ * Envelope.shard_sequence, 1, 2, 3, ... per (source, epoch, shard): a subscriber that takes only
+ * some shards can still tell that it missed an event of one of them. (Envelope.sequence stays
+ * the per-source count of everything sent, which a partial subscriber cannot check.) An event a
+ * publish refuses (ERR_AGAIN, ERR_TOOBIG, ...) still uses up its number, so a dropped event is
+ * seen as missed. The subscriber keeps, per source, the epoch, the next heartbeat sequence and
+ * the next shard sequence of each shard (a table of BUS_SHARD_LIMIT entries, for at most
+ * BUS_SEQ_SOURCES_MAX sources: in practice the watchers), and reports to the gap handler:
+ *   BUS_GAP_SHARD    numbers skipped on one shard (`missed` of them);
+ *   BUS_GAP_SOURCE   heartbeats skipped (`missed`), or the first heartbeat of a source after
+ *                    another source restarted (a restarted forwarder broke every path through
+ *                    it; the source's heartbeat arriving again shows its path is back), or a
+ *                    source without epochs heard again after it was lost;
+ *   BUS_GAP_RESTART  the source's epoch changed: it restarted, and what it sent before the
+ *                    first envelope heard from the new epoch is unknown.
+ * The first epoch heard from a source, and the first number on a shard just subscribed, are
+ * taken as they come: what was sent before is not for this subscriber, whose owner scans the
+ * state once the subscription is in place. A source-wide report (shard BUS_SHARD_ALL) comes
+ * with the heartbeat or envelope that shows the path works again, so a rescan made then sees
+ * everything the source stored before it published. Senders without epochs (older versions,
+ * epoch 0) are not checked.
+ *
  * Security. With curve_server_key set, clients use CurveZMQ; with curve_secret_key set, the
  * forwarder is a CURVE server. Keys are Z85 strings (40 characters). Any client that knows the
  * server's public key is accepted (no ZAP allow-list yet).
@@ -122,6 +148,8 @@
 #define BUS_LIVENESS_DEFAULT 3 /* missed intervals before a peer is lost */
 #define BUS_LIVENESS_MAX 1000 /* largest liveness accepted */
 #define BUS_PEERS_MAX 1024 /* sources a subscriber tracks at most */
+#define BUS_SEQ_SOURCES_MAX 16 /* sources whose shard sequences a subscriber checks at most */
+#define BUS_SHARD_ALL UINT32_MAX /* bus_gap_t.shard of a gap that may touch every shard */
 #define BUS_RECV_BATCH 256 /* messages handled per readiness before polling again */
 #define BUS_LOG_INTERVAL_MS 1000 /* at most one drop warning per object per interval */
 #define BUS_FNV_OFFSET 0xcbf29ce484222325ull /* FNV-1a 64 offset basis (bus_shard_of) */
@@ -166,6 +194,7 @@ typedef struct {
     uint64_t dropped_oversize; /* frames over max_frame, dropped before decoding */
     uint64_t peers_lost; /* sub: times a source was declared lost */
     uint64_t peers_seen; /* sub: times a source was first heard or heard again */
+    uint64_t gaps; /* sub: gaps reported (see Gaps above), of every kind */
     uint64_t bytes_forwarded; /* forwarder: bytes of the messages copied frontend -> backend */
     int64_t subscriptions; /* pub and forwarder: topic subscriptions currently asked of it (XPUB) */
     int64_t pending; /* pub: envelopes accepted and not yet handed to ZeroMQ (the batch) */
@@ -187,6 +216,25 @@ typedef enum {
 
 /* Called when a source is seen or lost; `source` is borrowed for the call. */
 typedef void(bus_peer_fn)(bus_sub_t *sub, const char *source, bus_peer_event_t event, void *arg);
+
+/* What kind of gap a subscriber saw (see Gaps above). */
+typedef enum {
+    BUS_GAP_SHARD = 1, /* shard sequence numbers of one shard skipped */
+    BUS_GAP_SOURCE = 2, /* heartbeats skipped, or the source's path was broken */
+    BUS_GAP_RESTART = 3 /* the source restarted (a new epoch) */
+} bus_gap_kind_t;
+
+/* One gap: events of `source` may have been lost. */
+typedef struct {
+    const char *source; /* the sending process; borrowed for the call */
+    bus_gap_kind_t kind; /* what was seen */
+    uint32_t shard; /* BUS_GAP_SHARD: the shard; else BUS_SHARD_ALL */
+    uint64_t missed; /* numbers skipped (events, or heartbeats); 0 when unknown */
+} bus_gap_t;
+
+/* Called when a gap is seen, before the envelope that showed it is handed to the message
+ * handler; `gap` is borrowed for the call. Must not destroy `sub`. */
+typedef void(bus_gap_fn)(bus_sub_t *sub, const bus_gap_t *gap, void *arg);
 
 /* ---- Topics ---- */
 
@@ -255,11 +303,15 @@ const char *bus_pub_endpoint(const bus_pub_t *pub);
 bus_sub_t *bus_sub_new(loop_t *loop, void *zctx, const bus_options_t *opts, bus_msg_fn *on_msg,
                        bus_peer_fn *on_peer, void *arg);
 
+/* Sets the gap handler (NULL: none), called with the `arg` given to bus_sub_new(). */
+void bus_sub_on_gap(bus_sub_t *sub, bus_gap_fn *on_gap);
+
 /* Closes the socket, frees everything, sets *sub_p to NULL. NULL-safe. Not from a callback. */
 void bus_sub_destroy(bus_sub_t **sub_p);
 
-/* Subscribes to `shard`; subscribing twice is the same as once. Returns 0, ERR_INVAL (out of
- * range) or ERR_IO. */
+/* Subscribes to `shard`; subscribing twice is the same as once. The next shard sequence of each
+ * source on it is taken as it comes (no gap is reported for what came before). Returns 0,
+ * ERR_INVAL (out of range) or ERR_IO. */
 int bus_sub_subscribe(bus_sub_t *sub, uint32_t shard);
 
 /* Unsubscribes from `shard`. Returns 0, ERR_INVAL, ERR_NOTFOUND (not subscribed) or ERR_IO. */

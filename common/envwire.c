@@ -128,7 +128,8 @@ static size_t s_body_size(const envwire_msg_t *m)
 static size_t s_total_size(const envwire_msg_t *m, size_t body)
 {
     size_t n = s_uint_size(m->version) + s_str_size(m->source) + s_uint_size(m->sequence) +
-               s_uint_size((uint64_t)m->sent_at_ms);
+               s_uint_size((uint64_t)m->sent_at_ms) + s_uint_size(m->epoch) +
+               s_uint_size(m->shard_sequence);
     if (m->body != ENVWIRE_BODY_NONE)
         n += 1 + s_varint_len(body) + body;
     return n;
@@ -168,6 +169,8 @@ int envwire_encode(const envwire_msg_t *m, uint8_t *out, size_t cap)
     p = s_put_str(p, 2, m->source);
     p = s_put_uint(p, 3, m->sequence);
     p = s_put_uint(p, 4, (uint64_t)m->sent_at_ms);
+    p = s_put_uint(p, 5, m->epoch);
+    p = s_put_uint(p, 6, m->shard_sequence);
     if (m->body == ENVWIRE_BODY_OBJECT_CHANGED) {
         const envwire_object_changed_t *oc = &m->object_changed;
         *p++ = TAG(ENVWIRE_BODY_OBJECT_CHANGED, WT_LEN);
@@ -435,6 +438,14 @@ int envwire_decode(const uint8_t *buf, size_t len, envwire_msg_t *out)
             rc = s_get_uint(&p, end, wt, &v);
             out->sent_at_ms = (int64_t)v;
             break;
+        case 5:
+            rc = s_get_uint(&p, end, wt, &v);
+            out->epoch = v;
+            break;
+        case 6:
+            rc = s_get_uint(&p, end, wt, &v);
+            out->shard_sequence = v;
+            break;
         case ENVWIRE_BODY_OBJECT_CHANGED:
         case ENVWIRE_BODY_HEARTBEAT:
             // A body replaces whatever body came before it, even the same member: protobuf-c
@@ -535,6 +546,8 @@ static void s_rand_msg(uint64_t *rs, envwire_msg_t *m, char *store)
     m->source = s_rand_str(rs, store, &used);
     m->sequence = s_rand_u64(rs);
     m->sent_at_ms = (int64_t)s_rand_u64(rs);
+    m->epoch = s_rand(rs) % 2 ? s_rand_u64(rs) : 0;
+    m->shard_sequence = s_rand(rs) % 2 ? s_rand_u64(rs) : 0;
     uint64_t pick = s_rand(rs) % 10;
     if (pick == 0) {
         m->body = ENVWIRE_BODY_NONE;
@@ -585,6 +598,8 @@ static void s_to_pbc(const envwire_msg_t *m, Rayfleet__Envelope *env, Rayfleet__
     env->source = s_cstr(m->source);
     env->sequence = m->sequence;
     env->sent_at_ms = m->sent_at_ms;
+    env->epoch = m->epoch;
+    env->shard_sequence = m->shard_sequence;
     if (m->body == ENVWIRE_BODY_OBJECT_CHANGED) {
         const envwire_object_changed_t *o = &m->object_changed;
         env->body_case = RAYFLEET__ENVELOPE__BODY_OBJECT_CHANGED;
@@ -622,7 +637,8 @@ static bool s_str_same(envwire_str_t a, envwire_str_t b)
 static bool s_same(const envwire_msg_t *a, const envwire_msg_t *b)
 {
     if (a->version != b->version || !s_str_same(a->source, b->source) ||
-        a->sequence != b->sequence || a->sent_at_ms != b->sent_at_ms || a->body != b->body)
+        a->sequence != b->sequence || a->sent_at_ms != b->sent_at_ms || a->epoch != b->epoch ||
+        a->shard_sequence != b->shard_sequence || a->body != b->body)
         return false;
     if (a->body == ENVWIRE_BODY_HEARTBEAT)
         return s_str_same(a->heartbeat.source, b->heartbeat.source) &&
@@ -645,8 +661,8 @@ static bool s_same(const envwire_msg_t *a, const envwire_msg_t *b)
 static bool s_same_pbc(const Rayfleet__Envelope *e, const envwire_msg_t *m)
 {
     if (e->version != m->version || !envwire_str_eq(m->source, e->source) ||
-        e->sequence != m->sequence || e->sent_at_ms != m->sent_at_ms ||
-        (int)e->body_case != (int)m->body)
+        e->sequence != m->sequence || e->sent_at_ms != m->sent_at_ms || e->epoch != m->epoch ||
+        e->shard_sequence != m->shard_sequence || (int)e->body_case != (int)m->body)
         return false;
     if (m->body == ENVWIRE_BODY_HEARTBEAT) {
         const Rayfleet__Heartbeat *hb = e->heartbeat;

@@ -80,6 +80,8 @@ typedef struct {
     envwire_str_t source; /* 2: the sending process */
     uint64_t sequence; /* 3: per-source sequence number */
     int64_t sent_at_ms; /* 4: sender's wall clock, ms since the epoch */
+    uint64_t epoch; /* 5: the sender's incarnation, 0 when not set */
+    uint64_t shard_sequence; /* 6: ObjectChanged: per (source, epoch, shard) sequence, 0: not set */
     envwire_body_t body; /* which of the members below is set */
     union {
         envwire_object_changed_t object_changed; /* 10: when body is OBJECT_CHANGED */

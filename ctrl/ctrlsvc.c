@@ -147,6 +147,10 @@ typedef struct run {
     shards_t *sh; /* shard ownership, or NULL (--shards.lease off) */
     bool *resync_pending; /* resync_pending[shard]: acquired, keys not queued yet */
     bool resync_armed; /* the zero-delay resync timer is armed */
+    bool *
+        settle_pending; /* settle_pending[shard]: acquired, scanned again after CTRLSVC_SETTLE_MS */
+    bool settle_armed; /* the settle timer is armed */
+    uint64_t bus_gaps[3]; /* gaps the bus reported, by bus_gap_kind_t - 1 */
     bool in_cluster; /* the client uses the in-cluster service-account configuration */
     bool elect; /* --leader.elect */
     bool kuberay_checked; /* the KubeRay check ended: writes may start (with the lease) */
@@ -245,7 +249,7 @@ static int64_t s_resync(loop_t *loop, int64_t id, void *arg)
     return cfg_duration_ms(m->svc->cfg, "resync");
 }
 
-/* The zero-delay timer armed by on_acquire: one scan for every shard acquired meanwhile. */
+/* The zero-delay timer armed by s_resync_soon(): one scan for every shard marked meanwhile. */
 static int64_t s_resync_acquired(loop_t *loop, int64_t id, void *arg)
 {
     run_t *m = arg;
@@ -253,6 +257,59 @@ static int64_t s_resync_acquired(loop_t *loop, int64_t id, void *arg)
     if (m->obs && m->nu > 0) /* else s_try_open's full resync covers them */
         s_resync_scan(m, true);
     return LOOP_TIMER_DONE;
+}
+
+/* Queues a scan of `shard` (BUS_SHARD_ALL: of every owned shard) at the next loop turn. */
+static void s_resync_soon(run_t *m, uint32_t shard)
+{
+    for (uint32_t s = 0; s < m->shards; s++)
+        if (shard == BUS_SHARD_ALL || s == shard)
+            m->resync_pending[s] = m->resync_pending[s] || s_owns(m, s);
+    if (!m->resync_armed && loop_add_timer(m->svc->loop, 0, s_resync_acquired, m) >= 0)
+        m->resync_armed = true;
+}
+
+/* The settle timer armed by on_acquire: the shards acquired are scanned again once their
+ * subscription has surely reached the watcher (events published before it did were lost). */
+static int64_t s_resync_settled(loop_t *loop, int64_t id, void *arg)
+{
+    run_t *m = arg;
+    m->settle_armed = false;
+    for (uint32_t s = 0; s < m->shards; s++)
+        if (m->settle_pending[s]) {
+            m->settle_pending[s] = false;
+            s_resync_soon(m, s);
+        }
+    return LOOP_TIMER_DONE;
+}
+
+/* The bus saw a gap (bus_gap_fn): events may have been lost, so the shards they could belong to
+ * are scanned from observed.db, which the watcher commits before it publishes. A gap is reported
+ * with the envelope or heartbeat that shows the path works again, so the scan sees all the
+ * watcher stored before it. */
+static void s_on_gap(bus_sub_t *sub, const bus_gap_t *gap, void *arg)
+{
+    run_t *m = arg;
+    static const char *const kinds[] = {"shard", "source", "restart"};
+    int k = gap->kind >= BUS_GAP_SHARD && gap->kind <= BUS_GAP_RESTART ? (int)gap->kind - 1 : 1;
+    m->bus_gaps[k]++;
+    char sbuf[16], nbuf[32];
+    if (gap->shard == BUS_SHARD_ALL)
+        snprintf(sbuf, sizeof(sbuf), "all");
+    else
+        snprintf(sbuf, sizeof(sbuf), "%" PRIu32, gap->shard);
+    snprintf(nbuf, sizeof(nbuf), "%" PRIu64, gap->missed);
+    log_info("bus gap", "source", gap->source, "kind", kinds[k], "shard", sbuf, "missed", nbuf,
+             NULL);
+    s_resync_soon(m, gap->shard);
+}
+
+/* A source was heard (first, or again after lost): the path from it works now, so what it
+ * published before the subscriptions reached it (at start) is caught up from observed.db. */
+static void s_on_peer(bus_sub_t *sub, const char *source, bus_peer_event_t event, void *arg)
+{
+    if (event == BUS_PEER_SEEN)
+        s_resync_soon(arg, BUS_SHARD_ALL);
 }
 
 /* True when the shard of `key` is owned now. */
@@ -293,9 +350,13 @@ static void s_on_acquire(shards_t *sh, uint32_t group, void *arg)
         if (bus_sub_subscribe(m->sub, shard) != 0)
             log_error("bus subscribe failed", "group", sbuf, NULL);
         m->resync_pending[shard] = true;
+        m->settle_pending[shard] = true;
     }
     if (!m->resync_armed && loop_add_timer(m->svc->loop, 0, s_resync_acquired, m) >= 0)
         m->resync_armed = true;
+    if (!m->settle_armed &&
+        loop_add_timer(m->svc->loop, CTRLSVC_SETTLE_MS, s_resync_settled, m) >= 0)
+        m->settle_armed = true;
     log_info("shard acquired", "shard", sbuf, NULL);
 }
 
@@ -307,6 +368,7 @@ static void s_on_release(shards_t *sh, uint32_t group, void *arg)
     for (uint32_t shard = group; shard < m->shards; shard += m->groups) {
         bus_sub_unsubscribe(m->sub, shard);
         m->resync_pending[shard] = false;
+        m->settle_pending[shard] = false;
     }
     /* queued keys of the shard are dropped by s_reconcile(); passes in flight run to their end
      * (see the file comment) */
@@ -347,7 +409,10 @@ typedef enum {
     M_AUDIT_FAILURES, /* audit rows the store refused */
     M_IS_LEADER, /* 1 while this process may write (leads, or election off) */
     M_LEADER_TRANSITIONS, /* became leader or lost it */
-    M_READY
+    M_READY,
+    M_BUS_GAPS_SHARD, /* rayfleet_bus_gaps_total{kind="shard"} (process-wide, through u[0]) */
+    M_BUS_GAPS_SOURCE, /* {kind="source"} */
+    M_BUS_GAPS_RESTART /* {kind="restart"} */
 } s_metric_t;
 
 /* The families registered once the controller exists, labelled with its name (the kind in lower
@@ -545,6 +610,10 @@ static double s_read_metric(void *arg, int which)
         leader_stats(m->leader, &ls);
         return (double)ls.transitions;
     }
+    case M_BUS_GAPS_SHARD:
+    case M_BUS_GAPS_SOURCE:
+    case M_BUS_GAPS_RESTART:
+        return (double)m->bus_gaps[which - M_BUS_GAPS_SHARD];
     case M_READY: {
         buf_t why;
         buf_init(&why, 1024);
@@ -677,6 +746,22 @@ static int s_register_timing(run_t *m, unit_t *u, const char *name)
     store_set_commit_metric(m->db, commit);
     if (!commit || !m->bus_lag)
         return ERR_NOMEM;
+    metric_t *gaps = metrics_find(reg, "rayfleet_bus_gaps_total");
+    if (!gaps)
+        gaps = metrics_counter(reg, "rayfleet_bus_gaps_total",
+                               "Gaps the bus subscriber saw (events possibly lost; each "
+                               "queues a rescan of the shards concerned), by kind: shard "
+                               "(sequence numbers skipped on a shard), source (heartbeats "
+                               "skipped or a path broken), restart (a publisher restarted).",
+                               (const char *const[]){"controller", "kind", NULL});
+    static const char *const gap_kinds[] = {"shard", "source", "restart"};
+    for (int k = 0; k < 3; k++) {
+        int rc = gaps ? metric_series_fn(gaps, (const char *const[]){name, gap_kinds[k]},
+                                         s_read_metric, u, M_BUS_GAPS_SHARD + k)
+                      : ERR_NOMEM;
+        if (rc != 0)
+            return rc;
+    }
     if (m->def->scrape) {
         m->scrape = m->def->scrape->open(reg, m->scrape_kind);
         if (!m->scrape)
@@ -1218,7 +1303,8 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
     buf_init(&err, S_PATH_MAX);
     m.owned = calloc(m.shards, sizeof(*m.owned));
     m.resync_pending = calloc(m.shards, sizeof(*m.resync_pending));
-    if (!m.owned || !m.resync_pending)
+    m.settle_pending = calloc(m.shards, sizeof(*m.settle_pending));
+    if (!m.owned || !m.resync_pending || !m.settle_pending)
         goto done;
     size_t nowned = 0;
     const char *const *owned = cfg_list(svc.cfg, "shards.owned", &nowned);
@@ -1276,9 +1362,10 @@ int ctrlsvc_main(const ctrlsvc_def_t *def, int argc, char **argv)
                     &(bus_options_t){.endpoint = cfg_str(svc.cfg, "bus.endpoint"),
                                      .hwm = (int)cfg_int(svc.cfg, "bus.hwm"),
                                      .curve_server_key = cfg_str(svc.cfg, "bus.curve-server-key")},
-                    s_on_msg, NULL, &m);
+                    s_on_msg, s_on_peer, &m);
     if (!m.obs_path || !m.sub)
         goto done;
+    bus_sub_on_gap(m.sub, s_on_gap);
     if (s_start_leases(&m) != 0) {
         code = SVC_EXIT_USAGE;
         goto done;
@@ -1329,6 +1416,7 @@ done:
     kubeconfig_destroy(&kc);
     free(m.owned);
     free(m.resync_pending);
+    free(m.settle_pending);
     free(m.obs_path);
     buf_free(&path);
     buf_free(&err);

@@ -98,6 +98,9 @@
 
 #define CTRLSVC_KUBERAY_RETRY_MS 2000 /* retry period of a KubeRay check that failed */
 #define CTRLSVC_OPEN_RETRY_MS 1000 /* retry period of the observed.db open */
+/* After a shard is acquired, its state is scanned at once and again this much later: events
+ * published before the new subscription reached the watcher were lost on the bus. */
+#define CTRLSVC_SETTLE_MS 2000
 #define CTRLSVC_RENEW_DIV                                                                          \
     4 /* shard leases are renewed every lease-duration / CTRLSVC_RENEW_DIV                         \
        */

@@ -89,7 +89,6 @@ spec:
           - name: ray-head
             image: rayproject/ray:2.52.0
 YAML
-kc_ apply -f "$tmp/rj.yaml" >/dev/null || bad "the SidecarMode RayJob applies"
 ready() { [[ $(kc_ get raycluster raycluster-historyserver -o jsonpath='{.status.state}' 2>/dev/null) == ready ]]; }
 if tl_wait 30 ready; then ok "the history-server cluster is ready"; else bad "the history-server cluster is ready"; fi
 kc_ get pods -l ray.io/cluster=raycluster-historyserver -o json >"$tmp/pods.json"
@@ -166,25 +165,26 @@ while read -r res what; do
 done <"$tmp/checks.txt"
 [[ -s $tmp/checks.txt ]] || bad "pods read"
 
-rjf() { kc_ get rayjob sidecar-fail -o jsonpath='{.status.jobDeploymentStatus}|{.status.reason}|{.status.message}' 2>/dev/null; }
-# poll: the submitter's restartCount first, then the RayJob; a RayJob still not Failed after the
-# first restart shows the first failure was not final
-src() {
-    local n
-    n=$(kc_ get rayjob sidecar-fail -o jsonpath='{.status.rayClusterName}' 2>/dev/null)
-    [[ -n $n ]] || return 0
-    kc_ get pods -l "ray.io/cluster=$n,ray.io/node-type=head" -o json 2>/dev/null |
-        jq -r '[.items[0].status.containerStatuses[]? | select(.name=="ray-job-submitter") | .restartCount][0] // empty'
+# applied only now: its submitter fails and restarts within seconds, and the poll below must see
+# the state between its first restart and its final failure (one kubectl call per sample)
+kc_ apply -f "$tmp/rj.yaml" >/dev/null || bad "the SidecarMode RayJob applies"
+sample() {
+    kc_ get rayjobs,pods -o json 2>/dev/null | jq -r '
+        ([.items[] | select(.kind=="RayJob" and .metadata.name=="sidecar-fail")][0].status // {}) as $s
+        | ([.items[] | select(.kind=="Pod" and .metadata.labels["ray.io/cluster"]==$s.rayClusterName
+                              and .metadata.labels["ray.io/node-type"]=="head")
+            | .status.containerStatuses[]? | select(.name=="ray-job-submitter") | .restartCount][0] // "" | tostring)
+          + "|" + ($s.jobDeploymentStatus // "")'
 }
 survived=no
 deadline=$(( $(date +%s) + 40 ))
 while (( $(date +%s) < deadline )); do
-    n=$(src)
-    st=$(rjf)
-    [[ $n == 1 && $st != Failed* ]] && survived=yes
-    [[ $st == Failed* ]] && break
-    sleep 0.2
+    IFS="|" read -r n st <<<"$(sample)"
+    [[ $n == 1 && $st != Failed ]] && survived=yes
+    [[ $st == Failed ]] && break
+    sleep 0.05
 done
+rjf() { kc_ get rayjob sidecar-fail -o jsonpath='{.status.jobDeploymentStatus}|{.status.reason}|{.status.message}' 2>/dev/null; }
 [[ $survived == yes ]] && ok "after the first failure and restart the RayJob was not Failed" ||
     bad "after the first failure and restart the RayJob was not Failed"
 has "SidecarMode RayJob Failed with KubeRay's message" "$(rjf)" \

@@ -86,7 +86,8 @@ has "status of cell a: it leads" "$st" "^Leader: this cell leads \(identity $id_
 kc patch raycluster demo --type json \
     -p '[{"op":"replace","path":"/spec/workerGroupSpecs/0/replicas","value":6}]' >/dev/null
 t0=$(date +%s%N)
-for n in bus watcher scheduler submitter serve-upgrade; do
+# (the supervisor first: it would restart the others, cli/supervise.h)
+for n in rayfleetctl bus watcher scheduler submitter serve-upgrade; do
     kill -9 "$(awk -v n=$n '$1 == n {print $2}' "$tmp/a/pids")" 2>/dev/null
 done
 for _ in $(seq 1 300); do [[ $(holder) == "$id_b" ]] && break; sleep 0.1; done

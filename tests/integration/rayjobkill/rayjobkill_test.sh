@@ -57,6 +57,11 @@ ok "up --sim --detach --nodes $nodes"
 if ! grep -q '^submitter ' "$state/pids"; then
     bad "rayfleet-submitter started"; sed 's/^/    | /' "$tmp/up.err"; tl_summary; exit 1
 fi
+# This script restarts the submitter itself, at moments it chooses: end the supervisor that
+# `up` leaves behind (cli/supervise.h), which would restart it too (and with growing delays).
+# The services go on unsupervised; `down` still stops them through the pid file.
+sup=$(awk '$1 == "rayfleetctl" {print $2}' "$state/pids")
+[[ -n $sup ]] && kill -9 "$sup"
 url=$(cat "$state/kubesim.ready")
 # subs [ID]: "attempts accepted heads submitters" from GET /kubesim/ray-submissions[?submissionId=ID]
 subs() {
