@@ -10,6 +10,7 @@
 #include "keys.h"
 #include "kube.h"
 #include "loop.h"
+#include "privfs.h"
 #include "proc.h"
 #include "supervise.h"
 #include "validate.h"
@@ -167,25 +168,6 @@ static bool s_exists(const char *p)
     return stat(p, &st) == 0;
 }
 
-static int s_mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX];
-    if (strlen(path) >= sizeof(tmp))
-        return ERR_TOOBIG;
-    s_fmt(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-            return ERR_IO;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-        return ERR_IO;
-    return 0;
-}
-
 /* Directory of the running binary, or "." */
 static void s_self_dir(char *out, size_t size)
 {
@@ -221,7 +203,7 @@ static int s_state_dir(const char *cmd, const args_t *a, bool create, char *out)
     const char *dir = args_str(a, "state-dir");
     if (!dir)
         dir = LAUNCH_DEFAULT_STATE_DIR;
-    if (create && s_mkdir_p(dir) != 0) {
+    if (create && privfs_mkdirs(dir) != 0) {
         fprintf(stderr, "rayfleetctl %s: --state-dir: cannot create '%s': %s\n", cmd, dir,
                 strerror(errno));
         return ERR_IO;
@@ -1019,7 +1001,7 @@ int launch_up(int argc, char **argv)
         goto out;
     char logs[PATH_MAX];
     s_path(logs, u->state, "logs");
-    if (s_mkdir_p(logs) != 0) {
+    if (privfs_mkdirs(logs) != 0) {
         fprintf(stderr, "rayfleetctl up: cannot create %s: %s\n", logs, strerror(errno));
         goto out;
     }

@@ -5,6 +5,7 @@
 
 #include "err.h"
 #include "loop.h"
+#include "privfs.h"
 #include "procstat.h"
 
 #include <errno.h>
@@ -55,7 +56,7 @@ int proc_spawn(const char *name, char *const argv[], const char *log_path, proc_
         s_child_setup();
         setsid();
         int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        int log = privfs_open(log_path, O_WRONLY | O_APPEND, PRIVFS_FILE_MODE);
         if (in < 0 || log < 0)
             _exit(PROC_EXEC_FAILED);
         dup2(in, STDIN_FILENO);
@@ -166,7 +167,7 @@ int proc_write_file(const char *path, const char *data, size_t len, mode_t mode)
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
         return ERR_IO;
     unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    int fd = privfs_open(tmp, O_WRONLY | O_EXCL, mode); // exactly `mode`, whatever the umask
     if (fd < 0)
         return ERR_IO;
     size_t done = 0;
@@ -196,7 +197,7 @@ int proc_pidfile_write(const char *path, const proc_entry_t *e, size_t n)
             return ERR_IO;
         len += (size_t)w;
     }
-    return proc_write_file(path, text, len, 0640);
+    return proc_write_file(path, text, len, PRIVFS_FILE_MODE);
 }
 
 int proc_pidfile_read(const char *path, proc_entry_t *e, size_t max, size_t *n)

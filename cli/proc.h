@@ -56,11 +56,11 @@ void proc_describe_status(int status, char *out, size_t size);
  * number of processes that had to be killed with SIGKILL. */
 int proc_stop_all(const proc_entry_t *e, size_t n, int64_t timeout_ms, FILE *report);
 
-/* Writes `len` bytes to the file at `path` atomically (a temporary file of mode `mode` beside it,
- * then rename). Returns 0 or ERR_IO. */
+/* Writes `len` bytes to the file at `path` atomically (a temporary file of exactly mode `mode`
+ * beside it, whatever the umask (privfs.h), then rename). Returns 0 or ERR_IO. */
 int proc_write_file(const char *path, const char *data, size_t len, mode_t mode);
 
-/* Writes the pid file at `path` atomically (proc_write_file, mode 0640). Returns 0 or ERR_IO. */
+/* Writes the pid file at `path` atomically (proc_write_file, mode 0600). Returns 0 or ERR_IO. */
 int proc_pidfile_write(const char *path, const proc_entry_t *e, size_t n);
 
 /* Reads the pid file at `path` into e[0..max-1]. Returns 0, ERR_NOTFOUND (no file), ERR_PARSE

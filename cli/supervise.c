@@ -6,6 +6,7 @@
 #include "err.h"
 #include "json.h"
 #include "loop.h"
+#include "privfs.h"
 #include "rftime.h"
 
 #include <errno.h>
@@ -315,7 +316,7 @@ void supervise_detached_ready(int *notify, int code, const char *log)
         fflush(NULL);
         (void)setsid();
         int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        int out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        int out = privfs_open(log, O_WRONLY | O_APPEND, PRIVFS_FILE_MODE);
         if (out < 0) /* never keep the caller's pipe open: it would wait for the supervisor */
             out = open("/dev/null", O_WRONLY | O_CLOEXEC);
         if (in >= 0)

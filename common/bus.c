@@ -16,6 +16,7 @@
 #include "envwire.h"
 #include "err.h"
 #include "log.h"
+#include "privfs.h"
 #include "rftime.h"
 
 #include <errno.h>
@@ -350,6 +351,13 @@ static int s_attach(void *sock, const char *endpoint, bool bind_default, char *o
     if (rc != 0) {
         log_error(bind ? "bus: bind failed" : "bus: connect failed", "endpoint", endpoint, "error",
                   zmq_strerror(errno), NULL);
+        return ERR_IO;
+    }
+    // an ipc:// socket file is private whatever the umask (privfs.h): only its owner connects
+    if (bind && strncmp(endpoint, "ipc://", 6) == 0 && endpoint[6] != '@' &&
+        privfs_tighten(endpoint + 6) != 0) {
+        log_error("bus: cannot make the ipc socket private", "endpoint", endpoint, "error",
+                  strerror(errno), NULL);
         return ERR_IO;
     }
     snprintf(out, BUS_ENDPOINT_MAX, "%s", endpoint);

@@ -38,6 +38,40 @@ bool redact_name_is_secret(const char *name)
     return name && s_secretn(name, strlen(name));
 }
 
+/* Whether s[0..n-1] begins, compared case-insensitively, with the upper-case word w. */
+static bool s_starts_upper(const char *s, size_t n, const char *w)
+{
+    size_t i = 0;
+    for (; w[i]; i++) {
+        char c = i < n ? s[i] : '\0';
+        if (((c >= 'a' && c <= 'z') ? (char)(c - 32) : c) != w[i])
+            return false;
+    }
+    return true;
+}
+
+bool redact_text_may_hold(const char *s, size_t n)
+{
+    // Everything the rule replaces is found by one of these: a secret word (a secret-looking
+    // name, key or free-text word, and kind Secret), the schemes, the last-applied annotation,
+    // and any \u escape (it could spell a word the scan does not see).
+    static const char *const more[] = {"BEARER ", "BASIC ", "LAST-APPLIED-CONFIGURATION", "\\U"};
+    if (!s)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = (s[i] >= 'a' && s[i] <= 'z') ? (char)(s[i] - 32) : s[i];
+        if (!strchr("TPSKCABL\\", c) || c == '\0')
+            continue;
+        for (size_t k = 0; k < S_NWORDS; k++)
+            if (s_secret_words[k][0] == c && s_starts_upper(s + i, n - i, s_secret_words[k]))
+                return true;
+        for (size_t k = 0; k < sizeof(more) / sizeof(more[0]); k++)
+            if (more[k][0] == c && s_starts_upper(s + i, n - i, more[k]))
+                return true;
+    }
+    return false;
+}
+
 static bool s_valchar_end(char c)
 {
     return c == '\0' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' ||
@@ -154,6 +188,11 @@ static int s_walk(json_t *node, int depth, buf_t *tmp, bool dry)
                     rc = dry                                                      ? S_CHANGED
                          : json_object_set_new(node, k, json_string(REDACT_MARK)) ? ERR_NOMEM
                                                                                   : 0;
+                else if (rc == 0 && json_is_string(json_object_get(v, "value")) &&
+                         redact_name_is_secret(k) && !s_exempt(k))
+                    rc = dry                                                         ? S_CHANGED
+                         : json_object_set_new(v, "value", json_string(REDACT_MARK)) ? ERR_NOMEM
+                                                                                     : 0;
             }
             if (rc)
                 return rc;
@@ -219,6 +258,36 @@ json_t *redact_object(const json_t *obj)
         return NULL;
     }
     return copy;
+}
+
+static bool s_marked(const json_t *v, int depth)
+{
+    if (json_is_string(v))
+        return strstr(json_string_value(v), REDACT_MARK) != NULL;
+    if (depth > REDACT_DEPTH_MAX)
+        return false; // redact_object() cut it: a replaced subtree is a string, seen above
+    const char *k;
+    json_t *m;
+    size_t i;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, m)
+        {
+            if (strcmp(k, S_LAST_APPLIED) != 0 && s_marked(m, depth + 1))
+                return true;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, m)
+        {
+            if (s_marked(m, depth + 1))
+                return true;
+        }
+    }
+    return false;
+}
+
+bool redact_marked(const json_t *obj)
+{
+    return obj && s_marked(obj, 0);
 }
 
 /* The beginning every cut summary of an object shares: jansson's compact dump of
@@ -437,8 +506,10 @@ static void s_emit_mark(s_emit_t *e)
 }
 
 /* Writes `node` (at `depth`, as s_walk() counts) with the rule applied; `blank`: every member
- * value of this object is replaced (a Secret's data and stringData). */
-static void s_emit(s_emit_t *e, const json_t *node, int depth, bool secret_root, bool blank)
+ * value of this object is replaced (a Secret's data and stringData); `cred`: the object is the
+ * value of a secret-looking key, its string "value" is replaced (a credential object). */
+static void s_emit(s_emit_t *e, const json_t *node, int depth, bool secret_root, bool blank,
+                   bool cred)
 {
     if (e->stop || e->err)
         return;
@@ -470,7 +541,8 @@ static void s_emit(s_emit_t *e, const json_t *node, int depth, bool secret_root,
                 return;
             bool child_blank = secret_root && json_is_object(v) &&
                                (!strcmp(k, "data") || !strcmp(k, "stringData"));
-            if (blank || (pair && !strcmp(k, "value")))
+            bool child_cred = json_is_object(v) && redact_name_is_secret(k) && !s_exempt(k);
+            if (blank || ((pair || (cred && json_is_string(v))) && !strcmp(k, "value")))
                 s_emit_mark(e);
             else if (json_is_string(v) &&
                      ((redact_name_is_secret(k) && !s_exempt(k)) || !strcmp(k, S_LAST_APPLIED)))
@@ -478,7 +550,7 @@ static void s_emit(s_emit_t *e, const json_t *node, int depth, bool secret_root,
             else if (json_is_string(v))
                 s_emit_str(e, json_string_value(v), json_string_length(v), true);
             else
-                s_emit(e, v, depth + 1, false, child_blank);
+                s_emit(e, v, depth + 1, false, child_blank, child_cred);
         }
         s_put(e, "}");
         break;
@@ -496,7 +568,7 @@ static void s_emit(s_emit_t *e, const json_t *node, int depth, bool secret_root,
             if (json_is_string(v))
                 s_emit_str(e, json_string_value(v), json_string_length(v), true);
             else
-                s_emit(e, v, depth + 1, false, false);
+                s_emit(e, v, depth + 1, false, false, false);
         }
         s_put(e, "]");
         break;
@@ -541,7 +613,7 @@ static int s_bounded_dump(const json_t *obj, size_t limit, buf_t *out, bool *cut
     buf_init(&e.tmp, 1u << 20);
     json_t *kind = json_is_object(obj) ? json_object_get(obj, "kind") : NULL;
     bool secret = json_is_string(kind) && strcmp(json_string_value(kind), "Secret") == 0;
-    s_emit(&e, obj, 0, secret, false);
+    s_emit(&e, obj, 0, secret, false, false);
     buf_free(&e.tmp);
     *cut = e.stop;
     return e.err ? ERR_NOMEM : 0;
@@ -649,6 +721,66 @@ int redact_test(bool verbose)
           redact_name_is_secret("Authorization") && redact_name_is_secret("github_token"));
     CHECK(!redact_name_is_secret("RAY_ADDRESS") && !redact_name_is_secret("PATH") &&
           !redact_name_is_secret(NULL));
+
+    // The pre-filter: false only when redact_object() would change nothing.
+    static const char *const may[] = {"{\"env\":[{\"name\":\"db_passwd\",\"value\":\"x\"}]}",
+                                      "{\"kind\":\"Secret\"}",
+                                      "{\"a\":\"Bearer x\"}",
+                                      "{\"a\":\"basic x\"}",
+                                      "{\"metadata\":{\"annotations\":{\"kubectl.kubernetes.io/"
+                                      "last-applied-configuration\":\"{}\"}}}",
+                                      "{\"env\":[{\"name\":\"API_\\u0054OKEN\",\"value\":\"x\"}]}",
+                                      "{\"x\":\"--redis-pAsSwOrD=y\"}"};
+    for (size_t i = 0; i < sizeof(may) / sizeof(may[0]); i++)
+        CHECK(redact_text_may_hold(may[i], strlen(may[i])));
+    const char *plain = "{\"kind\":\"Pod\",\"env\":[{\"name\":\"RAY_ADDRESS\",\"value\":"
+                        "\"h:6379\"}],\"tolerations\":[]}";
+    CHECK(!redact_text_may_hold(plain, strlen(plain)) && !redact_text_may_hold(NULL, 0));
+    CHECK(!redact_text_may_hold("{\"a\":\"TOKE", 11)); // the bound is n, not the NUL
+    json_t *pj = json_loads(plain, 0, NULL);
+    json_t *pr = redact_object(pj);
+    CHECK(pj && pr && json_equal(pj, pr) && !redact_marked(pr) && !redact_marked(NULL));
+    // redact_marked: a replaced env value says true, the last-applied annotation alone false
+    json_t *ma =
+        json_pack("{s:{s:{s:s}},s:{s:[{s:s,s:s}]}}", "metadata", "annotations", S_LAST_APPLIED,
+                  "{\"spec\":{}}", "spec", "env", "name", "API_TOKEN", "value", "s3cret");
+    json_t *mr = redact_object(ma);
+    CHECK(mr && redact_marked(mr));
+    if (mr)
+        json_object_del(mr, "spec");
+    CHECK(mr && !redact_marked(mr) &&
+          json_is_string(json_object_get(jx_get(mr, "metadata.annotations"), S_LAST_APPLIED)) &&
+          strcmp(json_string_value(
+                     json_object_get(jx_get(mr, "metadata.annotations"), S_LAST_APPLIED)),
+                 REDACT_MARK) == 0);
+    json_decref(ma);
+    json_decref(mr);
+
+    // A credential object (KubeRay's redisPassword {value | valueFrom}): its value is replaced,
+    // its valueFrom kept, by redact_object() and the summary writer alike.
+    json_t *rc = json_pack("{s:s,s:{s:{s:s,s:{s:s},s:{s:{s:{s:s,s:s}}}}}}", "kind", "RayCluster",
+                           "spec", "gcsFaultToleranceOptions", "redisAddress", "r:6379",
+                           "redisPassword", "value", "redis-pw-lit", "redisUsername", "valueFrom",
+                           "secretKeyRef", "name", "creds", "key", "user");
+    json_t *rcr = redact_object(rc);
+    buf_t rb;
+    buf_init(&rb, 1u << 16);
+    char *rcd = rcr ? json_dumps(rcr, JSON_COMPACT) : NULL;
+    CHECK(rcd && redact_summary(rc, 4096, &rb) == 0 && strcmp(buf_str(&rb), rcd) == 0);
+    CHECK(rcd && !strstr(rcd, "redis-pw-lit") &&
+          strstr(rcd, "\"redisPassword\":{\"value\":\"" REDACT_MARK "\"}") &&
+          strstr(rcd, "\"secretKeyRef\":{\"name\":\"creds\",\"key\":\"user\"}") &&
+          strstr(rcd, "\"redisAddress\":\"r:6379\""));
+    CHECK(redact_marked(rcr));
+    char *rct = json_dumps(rc, JSON_COMPACT);
+    CHECK(rct && redact_text_may_hold(rct, strlen(rct)));
+    free(rct);
+    free(rcd);
+    buf_free(&rb);
+    json_decref(rc);
+    json_decref(rcr);
+    json_decref(pj);
+    json_decref(pr);
 
     // A pod with literal secret-looking env values, secretKeyRefs, a secret in args and an
     // Authorization header in a probe.

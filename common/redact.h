@@ -13,7 +13,9 @@
  *   Secret's name and key only).
  * - Any other object member whose key looks secret and whose value is a string is replaced
  *   (annotations like "my-token", a headers map's "Authorization"), except the reference fields
- *   "name", "key" and "secretName".
+ *   "name", "key" and "secretName". When its value is an object (a credential object, such as
+ *   KubeRay's gcsFaultToleranceOptions.redisPassword {value, valueFrom}), that object's string
+ *   "value" is replaced (its valueFrom, a reference, is kept).
  * - A Secret (top-level kind "Secret"): every value of data and stringData is replaced.
  * - The annotation kubectl.kubernetes.io/last-applied-configuration (a copy of the object, secrets
  *   included) is replaced.
@@ -48,9 +50,22 @@
 /* Whether `name` looks secret by the rule above (NULL: false). */
 bool redact_name_is_secret(const char *name);
 
+/* A quick pre-filter on the JSON text s[0..n-1] of an object: false only when the object holds
+ * nothing the rule replaces (none of the secret words, "Bearer ", "Basic ", the last-applied
+ * annotation or a \u escape occurs in it, case-insensitively; redact_object() would change
+ * nothing but cut nesting deeper than REDACT_DEPTH_MAX), so a caller can skip parsing and
+ * redacting it. True says only "maybe". */
+bool redact_text_may_hold(const char *s, size_t n);
+
 /* A deep copy of `obj` with the secrets replaced by REDACT_MARK (the caller json_decref()s it).
  * Returns NULL when obj is NULL or out of memory. */
 json_t *redact_object(const json_t *obj);
+
+/* True when `obj` (an object as redact_object() left it) holds REDACT_MARK anywhere but in the
+ * last-applied annotation, a copy of the object that no reconciler reads: a value it may need was
+ * replaced, so a reader that needs values reads the object from its source instead. (A user's
+ * own "[redacted]" text also says true: a harmless extra read.) False for NULL. */
+bool redact_marked(const json_t *obj);
 
 /* Appends to `out` the redacted summary of `obj`: compact JSON, at most `max` bytes
  * (REDACT_SUMMARY_MIN .. ), cut as described above. Returns 0, ERR_INVAL (NULL arguments or max

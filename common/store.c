@@ -17,16 +17,20 @@
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
+#include "privfs.h"
 #include "rftime.h"
 
 #include <sqlite3.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The schemas, one per owner of tables. steps[i] brings the owner's version from i to i + 1.
  * Only ever append steps; never edit one that has shipped. A file written before per-owner versions
@@ -715,6 +719,30 @@ static int s_prepare(store_t *s)
     return 0;
 }
 
+/* The writer's files are private whatever the umask (privfs.h): the database is created (empty,
+ * which SQLite takes as a new database) or tightened to mode 0600 before SQLite opens it, and
+ * SQLite gives the -wal and -shm files it creates the mode of the database file; leftover ones of
+ * an older version are tightened. ":memory:" and URIs are left to SQLite. Returns 0 or ERR_IO. */
+static int s_private_files(const char *path)
+{
+    if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
+        return 0;
+    int fd = privfs_open(path, O_RDWR, PRIVFS_FILE_MODE);
+    if (fd < 0)
+        return errno == ENOENT || errno == ENOTDIR || errno == EACCES || errno == EISDIR
+                   ? 0 // SQLite cannot open it either, and says why
+                   : ERR_IO;
+    close(fd);
+    char side[PRIVFS_PATH_MAX];
+    static const char *const ext[] = {"-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+        if (snprintf(side, sizeof(side), "%s%s", path, ext[i]) >= (int)sizeof(side) ||
+            privfs_tighten(side) != 0)
+            return ERR_IO;
+    }
+    return 0;
+}
+
 store_t *store_open(const char *path, int flags, int *err_out)
 {
     int err = ERR_INVAL;
@@ -738,6 +766,12 @@ store_t *store_open(const char *path, int flags, int *err_out)
     s->busy_timeout_ms = STORE_BUSY_TIMEOUT_MS_DEFAULT;
 
     int oflags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (!s->readonly && s_private_files(path) != 0) {
+        err = ERR_IO;
+        log_error("store: cannot create the database file mode 0600", "path", path, "error",
+                  strerror(errno), NULL);
+        goto fail;
+    }
     int rc = sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         err = (rc & 0xff) == SQLITE_CANTOPEN ? ERR_NOTFOUND : s_err(rc);
@@ -2318,6 +2352,7 @@ int store_attach_loop_every(store_t *store, loop_t *loop, int64_t every_ms)
  */
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Removes every file in `dir`, then `dir`. */
@@ -2655,6 +2690,30 @@ int store_test(bool verbose)
     CHECK(store_open(path, 7, &err) == NULL && err == ERR_INVAL);
     CHECK(store_open(path, STORE_READONLY, &err) == NULL && err == ERR_NOTFOUND);
     store_destroy(NULL);
+
+    // Private files whatever the umask: the database and its -wal and -shm are 0600 (privfs.h);
+    // a leftover -wal of an older version, created wide, is tightened.
+    {
+        char priv[600], side[620];
+        snprintf(priv, sizeof(priv), "%s/private.db", dir);
+        snprintf(side, sizeof(side), "%s-wal", priv);
+        FILE *old_wal = fopen(side, "w");
+        CHECK(old_wal && fclose(old_wal) == 0 && chmod(side, 0666) == 0);
+        mode_t um = umask(0);
+        store_t *ps = store_open(priv, STORE_READWRITE | STORE_AUDIT, &err);
+        umask(um);
+        CHECK(ps != NULL);
+        if (ps)
+            CHECK(sqlite3_exec(ps->db, "CREATE TABLE t(x); INSERT INTO t VALUES (1)", NULL, NULL,
+                               NULL) == SQLITE_OK);
+        const char *const ext[] = {"", "-wal", "-shm"};
+        for (size_t i = 0; i < 3; i++) {
+            struct stat st;
+            snprintf(side, sizeof(side), "%s%s", priv, ext[i]);
+            CHECK(stat(side, &st) == 0 && (st.st_mode & 07777) == 0600);
+        }
+        store_destroy(&ps);
+    }
 
     // Migrations from zero (every owner's steps), then a reopen that applies nothing.
     store_t *s = store_open(path, STORE_READWRITE, &err);

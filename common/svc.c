@@ -4,6 +4,7 @@
 #include "svc.h"
 #include "err.h"
 #include "log.h"
+#include "privfs.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -101,31 +102,10 @@ void svc_end(svc_t *svc)
     cfg_destroy(&svc->cfg);
 }
 
-/* mkdir -p with mode 0750. Returns 0 or ERR_IO. */
-static int s_mkdirs(const char *path)
-{
-    char tmp[SVC_PATH_MAX];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof tmp)
-        return ERR_INVAL;
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-            return ERR_IO;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-        return ERR_IO;
-    return 0;
-}
-
 int svc_state_path(svc_t *svc, const char *file, buf_t *out)
 {
     const char *dir = cfg_str(svc->cfg, "state-dir");
-    int rc = s_mkdirs(dir);
+    int rc = privfs_mkdirs(dir);
     if (rc) {
         log_error("cannot create the state directory", "state-dir", dir, "error", strerror(errno),
                   NULL);

@@ -8,6 +8,7 @@
 #include "json.h"
 #include "keytab.h"
 #include "log.h"
+#include "redact.h"
 #include "rftime.h"
 
 #include <stdarg.h>
@@ -132,6 +133,8 @@ struct ctrl_req {
 };
 
 static void s_advance(ctrl_pass_t *p);
+static void s_begin(ctrl_pass_t *p);
+static void s_on_live(ctrl_pass_t *p, const k8s_result_t *res);
 static void s_pump(ctrl_pass_t *p);
 static void s_fire(req_t *q, bool in_caller);
 static bool s_hook(ctrl_t *c);
@@ -686,8 +689,12 @@ static void s_req_answered(ctrl_pass_t *p)
 {
     p->inflight--;
     s_pump(p);
-    if (--p->pending == 0)
-        s_advance(p);
+    if (--p->pending == 0) {
+        if (p->reading)
+            s_begin(p);
+        else
+            s_advance(p);
+    }
 }
 
 static const char *s_action(ctrl_verb_t what)
@@ -1354,7 +1361,14 @@ void ctrl_desired_record(ctrl_pass_t *p, const json_t *set, const char *h)
     {
         if (rc)
             break;
+        // desired rows hold no secret either (the scheduler's file is as readable as observed.db)
         char *js = json_dumps(json_object_get(w, "json"), JSON_COMPACT | JSON_SORT_KEYS);
+        if (js && redact_text_may_hold(js, strlen(js))) {
+            json_t *red = redact_object(json_object_get(w, "json"));
+            free(js);
+            js = red ? json_dumps(red, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+            json_decref(red);
+        }
         store_desired_t d = {.cluster = c->cluster,
                              .ns = p->ns,
                              .owner_kind = c->kind->kind,
@@ -1650,6 +1664,7 @@ void ctrl_fn(workq_t *q, const char *key, void *arg)
         return;
     }
     p->obj = row->json ? json_loads(row->json, 0, NULL) : NULL;
+    bool marked = row->json && strstr(row->json, REDACT_MARK) && redact_marked(p->obj);
     /* 2. the cause: the last bus event for the key, else the observed object */
     kstate_t *ks = keytab_get(c->keys, key);
     bool noted = ks && ks->has_cause;
@@ -1670,7 +1685,61 @@ void ctrl_fn(workq_t *q, const char *key, void *arg)
         s_finish(p, workq_error());
         return;
     }
-    /* 3. the kind's decision */
+    /* 3. a row whose secret values the watcher replaced: the object is read live, begin() runs
+     * on the answer (s_req_answered()) */
+    if (marked) {
+        c->stats.live_reads++;
+        p->reading = true;
+        ctrl_send(p,
+                  &(ctrl_req_t){.verb = CTRL_GET,
+                                .group = c->kind->group,
+                                .version = c->kind->version,
+                                .resource = c->kind->resource,
+                                .kind = c->kind->kind,
+                                .name = p->name,
+                                .on_get = s_on_live},
+                  NULL);
+        if (p->pending == 0) // not sent (fenced, out of memory) or answered at once
+            s_begin(p);
+        return;
+    }
+    s_begin(p);
+}
+
+/* The answer of the live read of a pass's object (ctrl_fn() step 3). */
+static void s_on_live(ctrl_pass_t *p, const k8s_result_t *res)
+{
+    if (res->err == 0 && json_is_object(res->body)) {
+        json_decref(p->obj);
+        p->obj = json_incref((json_t *)res->body);
+        p->live = true;
+    } else {
+        p->read_err = res->err ? res->err : ERR_PROTO;
+    }
+}
+
+/* Steps 4 and 5 of a pass: the kind's decision on p->obj, then the stages. */
+static void s_begin(ctrl_pass_t *p)
+{
+    ctrl_t *c = p->c;
+    if (p->reading) {
+        p->reading = false;
+        p->sent = false; // a read changed nothing
+        if (p->fenced || p->read_err == ERR_NOTFOUND) {
+            s_finish(p, workq_ok()); // another replica's key now, or gone (DELETED follows)
+            return;
+        }
+        if (!p->live) {
+            log_warn("reconcile: cannot read the object", "key", p->key, "error",
+                     p->read_err ? err_str(p->read_err)
+                     : p->failed ? buf_str(&p->fail_msg)
+                                 : "no answer",
+                     "correlation_id", p->corr, NULL);
+            s_finish(p, workq_error());
+            return;
+        }
+    }
+    /* 4. the kind's decision */
     switch (c->kind->begin ? c->kind->begin(p) : CTRL_BEGIN_STAGES) {
     case CTRL_BEGIN_OK:
         s_finish(p, workq_ok());
@@ -1685,7 +1754,7 @@ void ctrl_fn(workq_t *q, const char *key, void *arg)
         p->stage = 0;
         break;
     }
-    /* 4. the stages */
+    /* 5. the stages */
     s_advance(p);
 }
 

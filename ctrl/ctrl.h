@@ -182,6 +182,7 @@ typedef struct {
     uint64_t skipped_groups; /* expectation groups skipped as unmet */
     uint64_t stale_skips; /* passes not run: observed.db had not caught up with our own write */
     uint64_t echo_skips; /* bus events not queued: the echo of our own status write */
+    uint64_t live_reads; /* objects read from the API server: their row had secrets replaced */
     uint64_t passes_inflight; /* passes running now */
     uint64_t requests_inflight; /* requests sent and not answered now (Events included) */
     uint64_t keys; /* keys holding state */
@@ -197,7 +198,11 @@ struct ctrl_pass {
     char name[CTRL_KEY_MAX]; /* name of the object */
     char corr[ACTLOG_CORR_LEN]; /* correlation id */
     actlog_cause_t cause; /* the cause */
-    json_t *obj; /* the observed object (owned by the pass) */
+    /* the object (owned by the pass): its observed row, or, when the watcher replaced secret
+     * values in that row (redact_marked()), the object as the API server returns it: observed.db
+     * holds no secret (a RayCluster's env literals and redisPassword), the pass reads them live */
+    json_t *obj;
+    bool live; /* obj was read from the API server */
     bool failed; /* the pass failed (ctrl_fail()) */
     const char *fail_reason; /* the failure's ReplicaFailure-style reason, or NULL */
     buf_t fail_msg; /* the failure's message */
@@ -228,6 +233,8 @@ struct ctrl_pass {
     int creates_inflight; /* creates sent and not answered */
     bool in_stage; /* a stage function is running (ctrl_release() must not advance) */
     int holds; /* ctrl_hold()s not released */
+    bool reading; /* the live read of obj is in flight: begin() runs once it answers */
+    int read_err; /* that read's error, 0 none */
 };
 
 /* A request of a pass (ctrl_send()). Strings are copied. */

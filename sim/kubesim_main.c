@@ -15,7 +15,8 @@
  * (docker-compose.yml), --tls-host 0.0.0.0 serves HTTPS on every interface (the plain port stays
  * on 127.0.0.1), --tls-san adds the names clients use (the compose service name) to the server
  * certificate, and --kubeconfig-for writes further kubeconfigs whose server is the given URL (the
- * in-network name, or the port published on the host). Kubeconfigs are written mode 0640.
+ * in-network name, or the port published on the host). --kubeconfig-out and the ready file are
+ * written mode 0600, --kubeconfig-for kubeconfigs 0640 (a group shares them).
  */
 #include "apiserver.h"
 #include "buf.h"
@@ -23,6 +24,7 @@
 #include "tls.h"
 #include "log.h"
 #include "loop.h"
+#include "privfs.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -174,13 +176,14 @@ static const char *s_rule(const char *flag)
     return NULL;
 }
 
-/* Writes `text` to `path` atomically (temp file + rename). Returns 0 or ERR_IO. */
-static int s_write_file(const char *path, const char *text)
+/* Writes `text` to `path` atomically (temp file + rename), the file mode exactly `mode`
+ * (privfs.h). Returns 0 or ERR_IO. */
+static int s_write_file(const char *path, const char *text, mode_t mode)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid()) >= (int)sizeof(tmp))
         return ERR_INVAL;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640); // kubeconfigs hold a token
+    int fd = privfs_open(tmp, O_WRONLY | O_TRUNC, mode);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
         if (fd >= 0)
@@ -250,8 +253,10 @@ static int s_kubeconfig(apiserver_t *api, const char *path, const char *server, 
     } else if (!rc) {
         rc = buf_puts(&b, " {}\n");
     }
+    // the kubeconfig holds a credential: private, but --kubeconfig-for's are shared with a group
+    // on purpose (docker-compose.yml: the host user's group reads the published one)
     if (!rc)
-        rc = s_write_file(path, buf_str(&b));
+        rc = s_write_file(path, buf_str(&b), server ? 0640 : PRIVFS_FILE_MODE);
     buf_free(&b);
     return rc;
 }
@@ -389,7 +394,7 @@ int main(int argc, char **argv)
     if (ready) {
         char line[80];
         snprintf(line, sizeof(line), "%s\n", url);
-        if (s_write_file(ready, line) < 0) {
+        if (s_write_file(ready, line, PRIVFS_FILE_MODE) < 0) {
             fprintf(stderr, "kubesim: cannot write %s\n", ready);
             goto out;
         }

@@ -9,6 +9,7 @@
 #include "kubeconfig.h"
 #include "labels.h"
 #include "log.h"
+#include "redact.h"
 #include "reflector.h"
 #include "rftime.h"
 
@@ -824,6 +825,26 @@ static const char *s_row_json(watcher_t *w, const json_t *obj, const char *raw, 
     return w->jbuf;
 }
 
+/* The row's JSON text `js` (in w->jbuf) with secret values replaced (redact.h: literal values of
+ * secret-looking env entries, Secret data, the last-applied annotation, ...): observed rows hold
+ * no secret, so neither `rayfleetctl sql` nor a copy of observed.db shows one. Reconcilers that
+ * need a replaced value read the object from the API server (ctrl.h, ctrl_pass_t.live). Most
+ * objects hold no secret word at all and are stored as received, unparsed. NULL when out of
+ * memory or too large. */
+static const char *s_redacted(watcher_t *w, const char *js)
+{
+    size_t n = strlen(js);
+    if (!redact_text_may_hold(js, n))
+        return js;
+    w->st.redacted++;
+    json_t *full = json_loadb(js, n, 0, NULL);
+    json_t *red = full ? redact_object(full) : NULL;
+    json_decref(full);
+    const char *out = red ? s_dump(w, red) : NULL;
+    json_decref(red);
+    return out;
+}
+
 /* Writes the row of one change and queues its event. `raw` (len bytes, may be NULL) is the JSON
  * text obj was parsed from; `rec` (rlen bytes) obj's record, or NULL to make it from obj. */
 static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const char *raw,
@@ -851,6 +872,8 @@ static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const
         rc = 0; /* unchanged: the row holds it already (and the cache only a projection) */
     } else {
         const char *js = s_row_json(w, obj, raw, len);
+        if (js)
+            js = s_redacted(w, js);
         store_observed_t row = {
             .cluster = x->cl->name,
             .api_group = kd->group,

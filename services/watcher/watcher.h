@@ -51,7 +51,12 @@
  * label), no JSON trees. Events are parsed by common/jproj into projections of what the row needs
  * (metadata, labels, ownerReferences, the kind's phase, conditions' type and status), freed after
  * the event; rows hold the complete object, copied from the text of the watch event or list page (a
- * refused row keeps that text for its retry). The owner of an object deleted while a relist was
+ * refused row keeps that text for its retry), with its secret values replaced by common/redact's
+ * rule (env literals of secret-looking names, credential objects such as redisPassword, Secret
+ * data, the last-applied annotation): observed.db holds no secret. Only a text in which one of
+ * the rule's words occurs is parsed and redacted (redact_text_may_hold()); KubeRay's ordinary pods
+ * are copied as they are. A controller whose object had values replaced reads it from the API
+ * server (ctrl.h, ctrl_pass_t.live). The owner of an object deleted while a relist was
  * needed, or re-delivered by RESYNC, comes from the cached record. RESYNC rewrites no row. After
  * each first list the heap is trimmed (malloc_trim), since parsing pages of big objects leaves it
  * fragmented.
@@ -152,6 +157,7 @@ typedef struct {
     uint64_t rows_written; /* row upserts and deletes queued */
     uint64_t write_errors; /* row writes the store refused (retried from the cache) */
     uint64_t stale_deleted; /* stale rows deleted at the first sync */
+    uint64_t redacted; /* rows whose object was parsed to replace secret values */
     uint64_t events_published; /* ObjectChanged sent */
     uint64_t drops_hwm; /* events refused by the bus at its high-water mark */
     uint64_t drops_queue; /* events dropped because the pending queue was full */

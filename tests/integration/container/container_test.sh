@@ -29,8 +29,10 @@ has "HTTPS listens on every interface, the plain port on 127.0.0.1 only" "$(list
 has "--kubeconfig-for writes the given server" "$(cat "$tmp/internal")" "server: https://kubesim:1$" \
     "certificate-authority-data: " "client-certificate-data: "
 has "--kubeconfig-out keeps the local server" "$(cat "$tmp/host")" "server: https://127.0.0.1:$tls$"
-expect_code "kubeconfigs are mode 0640 (they hold a credential)" 0 \
-    test "$(stat -c %a "$tmp/internal" "$tmp/host" | sort -u)" = 640
+expect_code "--kubeconfig-for kubeconfigs are mode 0640 (a credential the compose group reads)" 0 \
+    test "$(stat -c %a "$tmp/internal")" = 640
+expect_code "--kubeconfig-out and the ready file are mode 0600 (private)" 0 \
+    test "$(stat -c %a "$tmp/host" "$tmp/ready" | sort -u)" = 600
 # The in-network kubeconfig works where `kubesim` resolves to the server (here: to 127.0.0.1).
 sed "s#https://kubesim:1#https://kubesim:$tls#" "$tmp/internal" >"$tmp/internal.port"
 sed -n 's/^ *certificate-authority-data: //p' "$tmp/internal" | base64 -d >"$tmp/ca.pem"

@@ -15,11 +15,14 @@
  * controller's component; an Event about another object (the Secret) with its audit row; the
  * desired row; a second pass writes nothing (ensured); a fenced pass
  * writes nothing and audits nothing; a ConfigMap gone from observed.db has its desired rows
- * deleted; an unlabelled ConfigMap gets nothing.
+ * deleted; an unlabelled ConfigMap gets nothing. A row whose secret values were replaced (as the
+ * watcher writes it, redact.h) is read live: the Secret gets the real value, the desired row none;
+ * fenced, the read is withheld and the pass ends; gone from the API server, the pass ends clean.
  */
 #include "harness.h"
 
 #include "ctrl.h"
+#include "redact.h"
 
 /* ---------- the controller: ConfigMap -> mirror Secret (on ctrl.h only) ---------- */
 
@@ -142,6 +145,38 @@ static int s_configmap(harness_t *h, const char *name, bool on)
                             .json = text};
     CHECK(text && store_observed_upsert(h->wdb, &row) == 0 && store_flush(h->wdb) == 0);
     free(text);
+    json_decref(live);
+    return failed;
+}
+
+/* Creates labelled ConfigMap default/name with data {"api-token": value} in kubesim and writes
+ * its row as the watcher does: redacted (redact.h), so the row holds the mark, not the value.
+ * Returns the failed checks. */
+static int s_configmap_secret(harness_t *h, const char *name, const char *value)
+{
+    int failed = 0;
+    json_t *cm = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:{s:s}}", "apiVersion", "v1", "kind",
+                           "ConfigMap", "metadata", "name", name, "namespace", "default", "labels",
+                           MIRROR_LABEL, "true", "data", "api-token", value);
+    k8s_res_t res = {.version = "v1", .resource = "configmaps", .namespace_ = "default"};
+    CHECK(cm && harness_create(h, h->admin, &res, cm, NULL, 0) == 0);
+    json_decref(cm);
+    json_t *live = harness_get(h, "", "configmaps", "default", name);
+    json_t *red = redact_object(live);
+    CHECK(live && red && redact_marked(red));
+    char *text = red ? json_dumps(red, JSON_COMPACT) : NULL;
+    CHECK(text && !strstr(text, value));
+    store_observed_t row = {.cluster = HARNESS_CLUSTER,
+                            .api_group = "",
+                            .kind = "ConfigMap",
+                            .ns = "default",
+                            .name = name,
+                            .uid = jx_str(live, "metadata.uid", ""),
+                            .resource_version = jx_str(live, "metadata.resourceVersion", ""),
+                            .json = text};
+    CHECK(text && store_observed_upsert(h->wdb, &row) == 0 && store_flush(h->wdb) == 0);
+    free(text);
+    json_decref(red);
     json_decref(live);
     return failed;
 }
@@ -435,6 +470,53 @@ int main(int argc, char **argv)
         store_audit_list_free(&al);
         fclose(logf);
     }
+
+    /* 7. a row whose secret values the watcher replaced: the pass reads the object live, so the
+     * Secret carries the real value; the desired row holds none */
+    failed += s_configmap_secret(&h, "sec", "s3cret-cm-value");
+    CHECK(workq_add(h.q, "c1/default/sec") == 0);
+    w.passes = 7;
+    CHECK(harness_wait(&h, s_passes_done, &w, o.wait_ms));
+    ctrl_stats(c, &st);
+    CHECK(st.live_reads == 1);
+    sec = harness_get(&h, "", "secrets", "default", "sec-mirror");
+    CHECK(sec && !strcmp(jx_str(sec, "stringData.api-token", ""), "s3cret-cm-value"));
+    json_decref(sec);
+    store_flush(h.sdb);
+    CHECK(store_desired_list_owner(h.sdb, HARNESS_CLUSTER, "default", "ConfigMap", "sec", &dl) ==
+              0 &&
+          dl.n == 1);
+    if (dl.n == 1)
+        CHECK(dl.rows[0]->json && !strstr(dl.rows[0]->json, "s3cret-cm-value"));
+    store_desired_list_free(&dl);
+
+    /* 8. the same, fenced: the read is withheld too and the pass ends, creating nothing */
+    failed += s_configmap_secret(&h, "sec2", "s3cret-cm-two");
+    s_owned = false;
+    CHECK(workq_add(h.q, "c1/default/sec2") == 0);
+    w.passes = 8;
+    CHECK(harness_wait(&h, s_passes_done, &w, o.wait_ms));
+    s_owned = true;
+    none = harness_get(&h, "", "secrets", "default", "sec2-mirror");
+    CHECK(none == NULL);
+    json_decref(none);
+
+    /* 9. the object is gone from the API server while its row remains: the live read's 404 ends
+     * the pass cleanly (the watcher's DELETED follows), nothing created, no error */
+    failed += s_configmap_secret(&h, "sec3", "s3cret-cm-three");
+    CHECK(objstore_delete(apiserver_store(h.api), harness_res(&h, "", "configmaps"), "default",
+                          "sec3", NULL, NULL, NULL, NULL) == 0);
+    ctrl_stats(c, &st);
+    uint64_t errors = st.errors;
+    CHECK(workq_add(h.q, "c1/default/sec3") == 0);
+    w.passes = 9;
+    CHECK(harness_wait(&h, s_passes_done, &w, o.wait_ms));
+    ctrl_stats(c, &st);
+    CHECK(st.live_reads == 3 && st.errors == errors);
+    none = harness_get(&h, "", "secrets", "default", "sec3-mirror");
+    CHECK(none == NULL);
+    json_decref(none);
+
     if (verbose)
         printf("ctrl_it: %llu passes, %llu creates, %llu events, %llu fenced, %llu keys\n",
                (unsigned long long)st.passes, (unsigned long long)st.creates,
