@@ -2,6 +2,7 @@
  * keys: see keys.h.
  */
 #include "keys.h"
+#include "privfs.h"
 
 #include "args.h"
 #include "buf.h"
@@ -66,7 +67,7 @@ static int s_pair(const char *cmd, const char *dir, const char *name, char *pub)
         fprintf(stderr, "rayfleetctl %s: %s (delete it to generate a new pair)\n", cmd,
                 buf_str(&err));
     buf_free(&err);
-    if (rc == 0 && chmod(path, 0600) != 0) {
+    if (rc == 0 && chmod(path, PRIVFS_FILE_MODE) != 0) {
         fprintf(stderr, "rayfleetctl %s: chmod %s: %s\n", cmd, path, strerror(errno));
         rc = ERR_IO;
     }
@@ -80,11 +81,11 @@ int keys_ensure(const char *cmd, const char *state, const char *const *clients, 
     if (snprintf(dir, sizeof dir, "%s/%s", state, KEYS_DIR) >= (int)sizeof dir ||
         n > KEYS_CLIENTS_MAX)
         return ERR_TOOBIG;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    if (privfs_mkdirs(dir) != 0) {
         fprintf(stderr, "rayfleetctl %s: cannot create %s: %s\n", cmd, dir, strerror(errno));
         return ERR_IO;
     }
-    if (chmod(dir, 0700) != 0) {
+    if (chmod(dir, PRIVFS_DIR_MODE) != 0) { // made by an older version, or by hand
         fprintf(stderr, "rayfleetctl %s: chmod %s: %s\n", cmd, dir, strerror(errno));
         return ERR_IO;
     }
@@ -163,7 +164,7 @@ int keys_main(int argc, char **argv)
         fprintf(stderr, "rayfleetctl bus-keys: --clients: no name\n");
         return 2;
     }
-    if (mkdir(state, 0750) != 0 && errno != EEXIST) {
+    if (privfs_mkdirs(state) != 0) {
         fprintf(stderr, "rayfleetctl bus-keys: --state-dir: cannot create %s: %s\n", state,
                 strerror(errno));
         return 1;

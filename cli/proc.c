@@ -163,27 +163,7 @@ int proc_stop_all(const proc_entry_t *e, size_t n, int64_t timeout_ms, FILE *rep
 
 int proc_write_file(const char *path, const char *data, size_t len, mode_t mode)
 {
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-        return ERR_IO;
-    unlink(tmp);
-    int fd = privfs_open(tmp, O_WRONLY | O_EXCL, mode); // exactly `mode`, whatever the umask
-    if (fd < 0)
-        return ERR_IO;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, data + done, len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        done += (size_t)w;
-    }
-    if (close(fd) != 0 || done != len || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return ERR_IO;
-    }
-    return 0;
+    return privfs_write_atomic(path, data, len, mode) == 0 ? 0 : ERR_IO;
 }
 
 int proc_pidfile_write(const char *path, const proc_entry_t *e, size_t n)

@@ -2,6 +2,7 @@
  * busopt: the bus's CurveZMQ options and key files; see busopt.h.
  */
 #include "busopt.h"
+#include "privfs.h"
 #include "err.h"
 
 #include <ctype.h>
@@ -294,29 +295,6 @@ int busopt_forwarder(const cfg_t *cfg, busopt_keys_t *keys, bus_options_t *o, bu
 
 /* Writes `text` to path atomically (a temporary file renamed over it) with `mode`. Returns 0
  * or ERR_IO (errno kept). */
-static int s_write_atomic(const char *path, mode_t mode, const char *text)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        errno = ENAMETOOLONG;
-        return ERR_IO;
-    }
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0)
-        return ERR_IO;
-    size_t len = strlen(text);
-    bool ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
-    int saved = errno;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        saved = ok ? errno : saved;
-        unlink(tmp);
-        errno = saved;
-        return ERR_IO;
-    }
-    return 0;
-}
 
 int busopt_write_keys(const char *path, const char *who, const char *pub, const char *sec)
 {
@@ -327,7 +305,7 @@ int busopt_write_keys(const char *path, const char *who, const char *pub, const 
                    sec ? "key pair" : "public key", who, sec ? "; keep this file 0600" : "", pub);
     if (rc >= 0 && sec)
         rc = buf_printf(&text, "secret-key = \"%s\"\n", sec);
-    rc = rc < 0 ? ERR_IO : s_write_atomic(path, sec ? 0600 : 0644, buf_str(&text));
+    rc = rc < 0 ? ERR_IO : privfs_write_atomic(path, buf_str(&text), text.len, PRIVFS_FILE_MODE);
     volatile char *wipe = text.data;
     for (size_t i = 0; wipe && i < text.len; i++)
         wipe[i] = 0;
@@ -343,7 +321,7 @@ int busopt_write_allow(const char *path, const char *const *names, const char *c
     int rc = buf_puts(&text, "# rayfleet bus allow-list: the CURVE public keys of the clients\n");
     for (size_t i = 0; rc >= 0 && i < n; i++)
         rc = buf_printf(&text, "# %s\n%s\n", names[i], keys[i]);
-    rc = rc < 0 ? ERR_IO : s_write_atomic(path, 0600, buf_str(&text));
+    rc = rc < 0 ? ERR_IO : privfs_write_atomic(path, buf_str(&text), text.len, PRIVFS_FILE_MODE);
     buf_free(&text);
     return rc;
 }
@@ -376,12 +354,12 @@ int busopt_test(bool verbose)
     buf_t err;
     buf_init(&err, 1024);
 
-    /* a written pair reads back; the file is 0600, a public certificate 0644 */
+    /* a written pair reads back; every key file is 0600 (a state file, privfs.h) */
     CHECK(busopt_write_keys(pairf, "watcher", pub, sec) == 0);
     CHECK(busopt_write_keys(pubf, "bus", spub, NULL) == 0);
     struct stat st;
     CHECK(stat(pairf, &st) == 0 && (st.st_mode & 0777) == 0600);
-    CHECK(stat(pubf, &st) == 0 && (st.st_mode & 0777) == 0644);
+    CHECK(stat(pubf, &st) == 0 && (st.st_mode & 0777) == PRIVFS_FILE_MODE);
     CHECK(busopt_read_keys(pairf, true, rp, rs, &err) == 0);
     CHECK(!strcmp(rp, pub) && !strcmp(rs, sec));
     CHECK(busopt_read_keys(pubf, false, rp, NULL, &err) == 0 && !strcmp(rp, spub));

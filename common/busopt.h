@@ -73,9 +73,9 @@ int busopt_read_keys(const char *path, bool need_secret, char *pub, char *sec, b
 /* Reads an allow-list file into keys->allow. Returns as busopt_client(). */
 int busopt_read_allow(const char *path, busopt_keys_t *keys, buf_t *err);
 
-/* Writes a key pair file (sec non-NULL, mode 0600) or a public certificate (sec NULL, mode
- * 0644) at path, replacing it atomically; `who` names the owner in the comment. Returns 0 or
- * ERR_IO (errno kept). */
+/* Writes a key pair file (sec non-NULL) or a public certificate (sec NULL) at path, mode 0600
+ * like every state file (privfs.h), replacing it atomically; `who` names the owner in the comment.
+ * Returns 0 or ERR_IO (errno kept). */
 int busopt_write_keys(const char *path, const char *who, const char *pub, const char *sec);
 
 /* Writes an allow-list file (mode 0600) holding keys[i], each after a comment naming names[i],

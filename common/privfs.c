@@ -6,6 +6,7 @@
 #include "err.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -96,6 +97,37 @@ FILE *privfs_fopen(const char *path, const char *how)
     return f;
 }
 
+int privfs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    char tmp[PRIVFS_PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid()) >= (int)sizeof(tmp))
+        return ERR_TOOBIG;
+    unlink(tmp);
+    int fd = privfs_open(tmp, O_WRONLY | O_EXCL, mode);
+    if (fd < 0)
+        return ERR_IO;
+    const char *p = data;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, p + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        done += (size_t)w;
+    }
+    bool ok = done == len && fsync(fd) == 0;
+    int saved = errno;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        saved = ok ? errno : (saved ? saved : EIO);
+        unlink(tmp);
+        errno = saved;
+        return ERR_IO;
+    }
+    return 0;
+}
+
 int privfs_tighten(const char *path)
 {
     struct stat st;
@@ -169,6 +201,17 @@ int privfs_test(bool verbose)
         snprintf(p, sizeof(p), "%s/sub", q);
         CHECK(privfs_mkdirs(p) == ERR_IO && errno == ENOTDIR);
         CHECK(unlink(q) == 0);
+        // atomic write: exactly the mode asked for, the whole text, replacing an older file
+        CHECK(privfs_write_atomic(q, "old", 3, 0644) == 0 && s_mode(q) == 0644);
+        CHECK(privfs_write_atomic(q, "new text", 8, PRIVFS_FILE_MODE) == 0);
+        CHECK(s_mode(q) == PRIVFS_FILE_MODE);
+        f = fopen(q, "r");
+        char wr[16] = {0};
+        CHECK(f && fread(wr, 1, sizeof(wr) - 1, f) == 8 && strcmp(wr, "new text") == 0);
+        if (f)
+            fclose(f);
+        CHECK(unlink(q) == 0);
+        CHECK(privfs_write_atomic(p, "x", 1, PRIVFS_FILE_MODE) == ERR_IO); // p's dir is a file
     }
     umask(old);
     CHECK(privfs_mkdirs("") == ERR_INVAL && privfs_mkdirs(NULL) == ERR_INVAL);

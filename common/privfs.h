@@ -45,6 +45,12 @@ FILE *privfs_fopen(const char *path, const char *how);
  * access); a missing file is fine. Returns 0, or ERR_IO (errno set). */
 int privfs_tighten(const char *path);
 
+/* Writes data[len] to `path` atomically: a temporary file beside it ("<path>.tmp<pid>") created
+ * with exactly `mode` (privfs_open()), written whole, fsync'ed, then renamed over `path`; readers
+ * see the old file or the new one, never a part. Returns 0, ERR_TOOBIG (path too long) or ERR_IO
+ * (errno set; the temporary file is removed). */
+int privfs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
 /* The self-test. */
 int privfs_test(bool verbose);
 

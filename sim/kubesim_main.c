@@ -176,29 +176,6 @@ static const char *s_rule(const char *flag)
     return NULL;
 }
 
-/* Writes `text` to `path` atomically (temp file + rename), the file mode exactly `mode`
- * (privfs.h). Returns 0 or ERR_IO. */
-static int s_write_file(const char *path, const char *text, mode_t mode)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid()) >= (int)sizeof(tmp))
-        return ERR_INVAL;
-    int fd = privfs_open(tmp, O_WRONLY | O_TRUNC, mode);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        if (fd >= 0)
-            close(fd);
-        return ERR_IO;
-    }
-    bool ok = fputs(text, f) >= 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return ERR_IO;
-    }
-    return 0;
-}
-
 /* Appends the base64 of PEM `which` of the server's CA to out. */
 static int s_pem_b64(apiserver_t *api, int which, buf_t *out)
 {
@@ -256,7 +233,7 @@ static int s_kubeconfig(apiserver_t *api, const char *path, const char *server, 
     // the kubeconfig holds a credential: private, but --kubeconfig-for's are shared with a group
     // on purpose (docker-compose.yml: the host user's group reads the published one)
     if (!rc)
-        rc = s_write_file(path, buf_str(&b), server ? 0640 : PRIVFS_FILE_MODE);
+        rc = privfs_write_atomic(path, buf_str(&b), b.len, server ? 0640 : PRIVFS_FILE_MODE);
     buf_free(&b);
     return rc;
 }
@@ -394,7 +371,7 @@ int main(int argc, char **argv)
     if (ready) {
         char line[80];
         snprintf(line, sizeof(line), "%s\n", url);
-        if (s_write_file(ready, line, PRIVFS_FILE_MODE) < 0) {
+        if (privfs_write_atomic(ready, line, strlen(line), PRIVFS_FILE_MODE) < 0) {
             fprintf(stderr, "kubesim: cannot write %s\n", ready);
             goto out;
         }
