@@ -165,7 +165,14 @@ typedef struct run {
     void *scrape; /* def->scrape's state, or NULL */
     const char *scrape_kind; /* the controller's kind */
     uint64_t scrape_bad; /* observed objects a scrape could not read */
+    int fresh_state; /* fresh start (def->fresh_pods): FRESH_* */
+    char **fresh; /* "namespace/name" of the listed pods observed.db lacks still */
+    size_t nfresh, capfresh; /* how many, allocated */
+    size_t fresh_listed; /* pods of Ray clusters listed */
+    int64_t fresh_t0; /* loop clock when the wait began */
 } run_t;
+
+enum { FRESH_IDLE, FRESH_LISTING, FRESH_WAITING, FRESH_DONE };
 
 /* True when this process may write now: the KubeRay check ended and, with --leader.elect, the
  * cell holds the leader Lease (leader_is_leader() reads the clock itself). */
@@ -868,11 +875,143 @@ static int s_start_unit(run_t *m, ctrl_t *c)
 }
 
 /* Opens observed.db read-only once the watcher has created it, then starts reconciling. */
+/* ---- fresh start (ctrlsvc_def_t.fresh_pods) ---- */
+
+static void s_fresh_free(run_t *m)
+{
+    for (size_t i = 0; i < m->nfresh; i++)
+        free(m->fresh[i]);
+    free(m->fresh);
+    m->fresh = NULL;
+    m->nfresh = m->capfresh = 0;
+}
+
+/* True when observed.db holds the object (a read error counts as held: never wait on it). */
+static bool s_fresh_held(run_t *m, const char *kind, const char *ns, const char *name)
+{
+    store_observed_t *row = NULL;
+    int rc = store_observed_get(m->obs, m->cluster, kind, ns, name, &row);
+    store_observed_free(&row);
+    return rc != ERR_NOTFOUND;
+}
+
+static void s_fresh_list(run_t *m, const char *cont);
+
+/* One page of the pod list: notes the pods of observed Ray clusters that observed.db lacks. */
+static void s_fresh_page(k8s_client_t *k, const k8s_result_t *res, void *arg)
+{
+    (void)k;
+    run_t *m = arg;
+    if (res->err != 0) {
+        log_warn("fresh start: cannot list the pods to check observed state is current; starting "
+                 "without the check",
+                 "error", res->message[0] ? res->message : err_str(res->err), NULL);
+        m->fresh_state = FRESH_DONE;
+        return;
+    }
+    size_t i;
+    json_t *pod;
+    json_array_foreach(json_object_get(res->body, "items"), i, pod)
+    {
+        const char *ns = jx_str(pod, "metadata.namespace", "");
+        const char *name = jx_str(pod, "metadata.name", "");
+        const char *rc =
+            json_string_value(json_object_get(jx_get(pod, "metadata.labels"), "ray.io/cluster"));
+        rc = rc ? rc : "";
+        if (!name[0] || !rc[0] || jx_get(pod, "metadata.deletionTimestamp"))
+            continue;
+        m->fresh_listed++;
+        if (!s_fresh_held(m, "RayCluster", ns, rc) || s_fresh_held(m, "Pod", ns, name))
+            continue;
+        if (m->nfresh == m->capfresh) {
+            size_t cap = m->capfresh ? m->capfresh * 2 : 64;
+            char **a = realloc(m->fresh, cap * sizeof(*a));
+            if (!a)
+                break; /* out of memory: wait for what is noted */
+            m->fresh = a;
+            m->capfresh = cap;
+        }
+        size_t len = strlen(ns) + strlen(name) + 2;
+        char *key = malloc(len);
+        if (!key)
+            break;
+        snprintf(key, len, "%s/%s", ns, name);
+        m->fresh[m->nfresh++] = key;
+    }
+    const char *cont = jx_str(res->body, "metadata.continue", "");
+    if (cont[0]) {
+        s_fresh_list(m, cont);
+        return;
+    }
+    char nbuf[24], lbuf[24];
+    snprintf(nbuf, sizeof(nbuf), "%zu", m->nfresh);
+    snprintf(lbuf, sizeof(lbuf), "%zu", m->fresh_listed);
+    log_info("fresh start: waiting until observed state holds the pods the API server has", "pods",
+             lbuf, "missing", nbuf, NULL);
+    m->fresh_t0 = loop_clock_ms();
+    m->fresh_state = FRESH_WAITING;
+}
+
+/* Lists a page of the pods of Ray clusters (all namespaces; `cont`: the continue token). */
+static void s_fresh_list(run_t *m, const char *cont)
+{
+    m->fresh_state = FRESH_LISTING;
+    int64_t id = k8s_list(m->client, &(k8s_res_t){.version = "v1", .resource = "pods"},
+                          &(k8s_opts_t){.label_selector = "ray.io/cluster",
+                                        .limit = CTRLSVC_FRESH_PAGE,
+                                        .continue_token = cont},
+                          s_fresh_page, m);
+    if (id < 0) {
+        log_warn("fresh start: cannot list the pods; starting without the check", "error",
+                 err_str((int)id), NULL);
+        m->fresh_state = FRESH_DONE;
+    }
+}
+
+/* True once the fresh start is over: observed.db holds every pod noted, or the wait timed out. */
+static bool s_fresh_ready(run_t *m)
+{
+    if (!m->def->fresh_pods || !m->client || m->fresh_state == FRESH_DONE)
+        return true;
+    if (m->fresh_state == FRESH_IDLE)
+        s_fresh_list(m, NULL);
+    if (m->fresh_state != FRESH_WAITING)
+        return m->fresh_state == FRESH_DONE;
+    for (size_t i = 0; i < m->nfresh;) {
+        char *slash = strchr(m->fresh[i], '/');
+        *slash = '\0';
+        bool held = s_fresh_held(m, "Pod", m->fresh[i], slash + 1);
+        *slash = '/';
+        if (held) {
+            free(m->fresh[i]);
+            m->fresh[i] = m->fresh[--m->nfresh];
+        } else {
+            i++;
+        }
+    }
+    int64_t waited = loop_clock_ms() - m->fresh_t0;
+    char wbuf[24], nbuf[24];
+    snprintf(wbuf, sizeof(wbuf), "%" PRId64, waited);
+    snprintf(nbuf, sizeof(nbuf), "%zu", m->nfresh);
+    if (m->nfresh == 0) {
+        log_info("fresh start: observed state is current", "waited_ms", wbuf, NULL);
+    } else if (waited >= CTRLSVC_FRESH_MAX_MS) {
+        log_warn("fresh start: observed state still lacks pods the API server has; starting "
+                 "anyway (is the watcher running?)",
+                 "missing", nbuf, "example", m->fresh[0], "waited_ms", wbuf, NULL);
+    } else {
+        return false;
+    }
+    s_fresh_free(m);
+    m->fresh_state = FRESH_DONE;
+    return true;
+}
+
 static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
 {
     run_t *m = arg;
     int err = ERR_NOTFOUND;
-    if (access(m->obs_path, F_OK) == 0)
+    if (!m->obs && access(m->obs_path, F_OK) == 0) /* (again after a fresh-start poll) */
         m->obs = store_open(m->obs_path, STORE_READONLY, &err);
     if (!m->obs) {
         log_info("waiting for observed state", "path", m->obs_path, "error", err_str(err), NULL);
@@ -890,6 +1029,8 @@ static int64_t s_try_open(loop_t *loop, int64_t id, void *arg)
         if (!m->leases_db)
             return ERR_IO - 100;
     }
+    if (!s_fresh_ready(m))
+        return CTRLSVC_FRESH_POLL_MS;
     ctrlsvc_env_t env = {.svc = m->svc,
                          .cluster = m->cluster,
                          .observed = m->obs,
@@ -1430,6 +1571,7 @@ done:
     actlog_destroy(&m.audit);
     store_destroy(&m.obs);
     kubeconfig_destroy(&kc);
+    s_fresh_free(&m);
     free(m.owned);
     free(m.resync_pending);
     free(m.settle_pending);

@@ -98,6 +98,12 @@
 
 #define CTRLSVC_KUBERAY_RETRY_MS 2000 /* retry period of a KubeRay check that failed */
 #define CTRLSVC_OPEN_RETRY_MS 1000 /* retry period of the observed.db open */
+/* Fresh start (ctrlsvc_def_t.fresh_pods): before its controller starts, a service that creates pods
+ * by generateName lists the pods of Ray clusters from the API server and waits until observed.db
+ * holds each of them, at most CTRLSVC_FRESH_MAX_MS, polling every CTRLSVC_FRESH_POLL_MS. */
+#define CTRLSVC_FRESH_MAX_MS 30000
+#define CTRLSVC_FRESH_POLL_MS 200
+#define CTRLSVC_FRESH_PAGE 500 /* pods per list page */
 /* After a shard is acquired, its state is scanned at once and again this much later: events
  * published before the new subscription reached the watcher were lost on the bus. */
 #define CTRLSVC_SETTLE_MS 2000
@@ -180,6 +186,14 @@ typedef struct {
      * one file every replica of a host may write: ctrlsvc opens it (env.leases), sharing the
      * handle of the sqlite shard leases when those are on. */
     bool leases_db;
+    /* The service creates pods with generateName (the scheduler): at start it waits until
+     * observed.db holds every pod of a Ray cluster the API server has (CTRLSVC_FRESH_MAX_MS at
+     * most), as KubeRay's informers sync before it reconciles. Why: a replica restarted after a
+     * crash has no memory of the creates it sent; while the watcher is behind (restarting too, or
+     * slow), observed.db lacks the pods just made, and a pass would make them a second time. A
+     * pod whose RayCluster observed.db does not hold (another namespace, not watched) is not
+     * waited for; a list that fails is logged and the start goes on. */
+    bool fresh_pods;
     /* Scrape-time metrics of the controller's objects, or NULL. */
     const ctrlsvc_scrape_t *scrape;
     /* Options a family of services shares, appended after the service's own (KubeRay's operator

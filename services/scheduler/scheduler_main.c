@@ -106,6 +106,7 @@ int main(int argc, char **argv)
                          .arg = &app,
                          .scrape = &(const ctrlsvc_scrape_t){krmetrics_open, krmetrics_begin,
                                                              krmetrics_object, krmetrics_close},
+                         .fresh_pods = true,
                          .health_port = 8083},
         argc, argv);
     opsettings_free(&app.set);
