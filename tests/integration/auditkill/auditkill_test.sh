@@ -40,6 +40,11 @@ if ! "$ctl" up --sim --detach --state-dir "$state" --nodes 8 --timeout 120s \
     bad "up --sim --detach"; sed 's/^/    | /' "$tmp/up.err"; tl_summary; exit 1
 fi
 ok "up --sim --detach"
+# This script kills and restarts the scheduler itself, at moments it chooses: end the supervisor
+# that `up` leaves behind (cli/supervise.h), which would restart it too (two schedulers). The
+# services go on unsupervised; `down` still stops them through the pid file.
+sup=$(awk '$1 == "rayfleetctl" {print $2}' "$state/pids")
+[[ -n $sup ]] && kill -9 "$sup"
 url=$(cat "$state/kubesim.ready")
 # the number of pods of the test's RayClusters in kubesim (one HTTP GET, no kubectl start-up)
 npods() {
