@@ -24,7 +24,7 @@ const cfg_opt_t busopt_client_options[] = {
      "File holding this process's CurveZMQ key pair (public-key and secret-key lines, Z85; mode "
      "0600); its public key must be in the bus's allow-list.",
      NULL},
-    {NULL},
+    {0},
 };
 
 const cfg_opt_t busopt_forwarder_options[] = {
@@ -36,7 +36,7 @@ const cfg_opt_t busopt_forwarder_options[] = {
      "File of the client public keys allowed on the bus, one Z85 key per line ('#' comments); "
      "any other peer is refused.",
      NULL},
-    {NULL},
+    {0},
 };
 
 /* True for exactly BUS_CURVE_KEY_LEN characters of valid Z85. */

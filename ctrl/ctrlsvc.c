@@ -105,7 +105,7 @@ static const cfg_opt_t s_options[] = {
      "Address of the /healthz, /readyz and /metrics listener.", NULL},
     {"health.port", CFG_INT, NULL, 0, 65535, false, false,
      "Port of the /healthz, /readyz and /metrics listener; 0: off.", NULL},
-    {NULL},
+    {0},
 };
 
 struct run;

@@ -36,7 +36,7 @@ static const cfg_opt_t s_options[] = {
      "Address of the /healthz, /readyz and /metrics listener (0.0.0.0: every interface).", NULL},
     {"health.port", CFG_INT, "8086", 0, 65535, false, false,
      "Port of the /healthz, /readyz and /metrics listener; 0: off.", NULL},
-    {NULL},
+    {0},
 };
 
 typedef enum {

@@ -20,7 +20,7 @@ static const cfg_opt_t s_options[] = {
      "Most pods (head + workers after min/max clamping) one RayCluster may ask for; a spec over it "
      "gets a Warning Event TooManyPods and nothing is created (KubeRay has no such cap).",
      NULL},
-    {NULL},
+    {0},
 };
 
 /* The scheduler's state: KubeRay's settings and what is built from them. */

@@ -22,7 +22,7 @@
 static const cfg_opt_t s_options[] = {
     {"steady-poll", CFG_DURATION, "10s", 0, 0, false, false,
      "Poll period of a Ready RayService with no upgrade in progress (KubeRay: 2s).", NULL},
-    {NULL},
+    {0},
 };
 
 typedef struct {

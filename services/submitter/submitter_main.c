@@ -22,7 +22,7 @@
 static const cfg_opt_t s_options[] = {
     {"job-poll", CFG_DURATION, "1s", 0, 0, false, false,
      "Poll period of a running Ray job in HTTPMode and InteractiveMode.", NULL},
-    {NULL},
+    {0},
 };
 
 /* The submitter's settings. */

@@ -48,7 +48,7 @@ static const cfg_opt_t s_options[] = {
      "Kubernetes client burst, per cluster.", NULL},
     {"stats.interval", CFG_DURATION, "60s", 0, 86400000, false, false,
      "Period of the stats log line; 0: off.", NULL},
-    {NULL},
+    {0},
 };
 
 static int s_usr1(loop_t *loop, int signo, void *arg)
