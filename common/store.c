@@ -2442,6 +2442,21 @@ static store_observed_t s_test_pod(const char *name, const char *phase, const ch
                               .json = json};
 }
 
+/* Self-tests: makes the temporary directory `dir` (a mkdtemp template) and opens `file` in it
+ * read-write. Returns the store, or NULL (the directory then removed). */
+static store_t *s_test_db(char *dir, const char *file)
+{
+    if (!mkdtemp(dir))
+        return NULL;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    int err = 0;
+    store_t *s = store_open(path, STORE_READWRITE, &err);
+    if (!s)
+        s_test_rmdir(dir);
+    return s;
+}
+
 /* Self-test of intent rows and their results (store_audit_resolve()). Returns the number of
  * failed checks. */
 static int s_test_resolve(bool verbose)
@@ -2449,17 +2464,9 @@ static int s_test_resolve(bool verbose)
     (void)verbose;
     int failed = 0;
     char dir[] = "/tmp/rf-store-resolve-XXXXXX";
-    if (!mkdtemp(dir))
+    store_t *s = s_test_db(dir, "r.db");
+    if (!s)
         return 1;
-    char path[256];
-    snprintf(path, sizeof(path), "%s/r.db", dir);
-    int err = 0;
-    store_t *s = store_open(path, STORE_READWRITE, &err);
-    CHECK(s != NULL);
-    if (!s) {
-        s_test_rmdir(dir);
-        return failed;
-    }
     store_audit_t in = {.cluster = "c1",
                         .target_kind = "Pod",
                         .target_namespace = "ns1",
@@ -2511,17 +2518,12 @@ static int s_test_query(bool verbose)
 {
     int failed = 0;
     char dir[] = "/tmp/rf-store-query-XXXXXX";
-    if (!mkdtemp(dir))
+    store_t *s = s_test_db(dir, "q.db");
+    if (!s)
         return 1;
-    char path[256];
+    char path[256]; // the query connection opens the same file
     snprintf(path, sizeof(path), "%s/q.db", dir);
     int err = 0;
-    store_t *s = store_open(path, STORE_READWRITE, &err);
-    CHECK(s != NULL);
-    if (!s) {
-        s_test_rmdir(dir);
-        return failed;
-    }
     for (int i = 0; i < 50; i++) {
         char name[32];
         char corr[32];
