@@ -1,0 +1,66 @@
+/*
+ * member: what federation knows of a member cluster and of what a Ray cluster asks of one.
+ *
+ * A member is a Kubernetes cluster rayfleet may place Ray clusters on. Its capacity is counted
+ * per node, as the kube-scheduler would: a node's allocatable minus the requests of the
+ * non-terminal pods bound to it (a pod's request per resource is the larger of the sum of its
+ * containers' and its largest init container's, a limit filling a missing request, as
+ * batchsched_add_pod_resources computes it). Cordoned (spec.unschedulable) and not-Ready nodes
+ * offer nothing. A node's accelerator type is the value of the first of FLEET_GPU_TYPE_LABELS it
+ * carries.
+ *
+ * A demand is the list of pods a Ray cluster needs at least: the head, and per worker group its
+ * minimum (in-tree autoscaling: minReplicas, else replicas; × numOfHosts; suspended groups none),
+ * each with its requests, nodeSelector and accelerator type (from the pod's nodeSelector on one
+ * of FLEET_GPU_TYPE_LABELS). A RayJob's demand adds its submitter pod in K8sJobMode.
+ *
+ * Purity: no I/O, no clock, no globals. Trees are borrowed unless said otherwise.
+ */
+#ifndef RF_FLEET_MEMBER_H
+#define RF_FLEET_MEMBER_H
+
+#include "buf.h"
+#include "res.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Node labels naming the accelerator type, in the order they are looked for. */
+#define FLEET_GPU_TYPE_LABELS                                                                      \
+    {"nvidia.com/gpu.product", "cloud.google.com/gke-accelerator",                                \
+     "node.kubernetes.io/instance-type", NULL}
+
+typedef struct {
+    char *name; /* the node's name (owned) */
+    json_t *labels; /* its labels (owned; {} when none) */
+    const char *gpu_type; /* the accelerator type: points into labels, or NULL */
+    fleet_res_t alloc; /* status.allocatable (pods included) */
+    fleet_res_t used; /* requests of the non-terminal pods bound to it, one pod each */
+    bool schedulable; /* Ready and not cordoned */
+} fleet_node_t;
+
+typedef struct {
+    char *name; /* the member's name, as in the configuration (owned) */
+    json_t *labels; /* the member's labels from the configuration (owned; {} when none) */
+    fleet_node_t *nodes; /* its nodes (owned) */
+    size_t nnodes;
+    fleet_res_t alloc; /* sum over schedulable nodes */
+    fleet_res_t used; /* sum over schedulable nodes */
+    bool healthy; /* answering its API: no new placements when false */
+} fleet_member_t;
+
+typedef struct {
+    fleet_res_t req; /* what the pod requests */
+    json_t *node_selector; /* its nodeSelector (owned; NULL when none) */
+    char *gpu_type; /* the accelerator type it asks for (owned; NULL: any) */
+    char *group; /* "head", the worker group's name, or "submitter" (owned) */
+} fleet_pod_t;
+
+typedef struct {
+    fleet_pod_t *pods; /* owned */
+    size_t npods;
+    fleet_res_t total; /* the sum of the pods' requests (pods counted) */
+} fleet_demand_t;
+
+#endif
