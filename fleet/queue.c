@@ -22,6 +22,7 @@ struct fleet_queues {
     size_t nworkloads;
     uint64_t seq; /* insertions */
     uint64_t admissions; /* admissions, the clock of "most recently admitted" */
+    uint64_t epoch; /* grows whenever room may have grown (see fleet_queues_changed) */
     size_t *order; /* scratch: queue indexes by weighted share (nqueues) */
     double *keys; /* scratch: their weighted shares */
 };
@@ -69,6 +70,8 @@ static int s_wait(fleet_queue_t *qu, fleet_workload_t *w)
     }
     memmove(&qu->waiting[lo + 1], &qu->waiting[lo], (qu->nwaiting - lo) * sizeof(*qu->waiting));
     qu->waiting[lo] = w;
+    if (lo < qu->scan_pos)
+        qu->scan_pos = lo; /* w is not judged yet */
     qu->nwaiting++;
     for (size_t i = lo; i < qu->nwaiting; i++)
         qu->waiting[i]->slot = i;
@@ -80,6 +83,8 @@ static void s_unwait(fleet_queue_t *qu, fleet_workload_t *w)
 {
     size_t i = w->slot;
     memmove(&qu->waiting[i], &qu->waiting[i + 1], (qu->nwaiting - i - 1) * sizeof(*qu->waiting));
+    if (i < qu->scan_pos)
+        qu->scan_pos--;
     qu->nwaiting--;
     for (; i < qu->nwaiting; i++)
         qu->waiting[i]->slot = i;
@@ -112,6 +117,7 @@ int fleet_queues_new(const fedcfg_t *cfg, const fleet_res_t *capacity, fleet_que
     q->keys = calloc(n, sizeof(*q->keys));
     q->index = json_object();
     q->cohort_names = calloc(n, sizeof(*q->cohort_names));
+    q->epoch = 1; /* queues start at scan_epoch 0: never judged */
     if (!q->queues || !q->cohort_quota || !q->cohort_used || !q->order || !q->keys || !q->index ||
         !q->cohort_names)
         goto nomem;
@@ -178,8 +184,16 @@ void fleet_queues_destroy(fleet_queues_t **pq)
 
 void fleet_queues_set_capacity(fleet_queues_t *q, const fleet_res_t *capacity)
 {
-    if (q && capacity)
+    if (q && capacity) {
         q->capacity = *capacity;
+        q->epoch++;
+    }
+}
+
+void fleet_queues_changed(fleet_queues_t *q)
+{
+    if (q)
+        q->epoch++;
 }
 
 size_t fleet_queues_count(const fleet_queues_t *q)
@@ -299,7 +313,7 @@ static double s_key(const fleet_queues_t *q, const fleet_queue_t *qu, const flee
     return fleet_res_dominant_share(&with, &q->capacity, NULL) / qu->weight;
 }
 
-fleet_workload_t *fleet_queue_next(const fleet_queues_t *q, fleet_fits_fn fits, void *arg)
+fleet_workload_t *fleet_queue_next(fleet_queues_t *q, fleet_fits_fn fits, void *arg)
 {
     if (!q)
         return NULL;
@@ -323,8 +337,9 @@ fleet_workload_t *fleet_queue_next(const fleet_queues_t *q, fleet_fits_fn fits, 
     for (size_t k = 0; k < n; k++) {
         if (best && q->keys[k] >= best_key)
             break; /* the key with a workload is never below the key without */
-        const fleet_queue_t *qu = &q->queues[q->order[k]];
-        for (size_t j = 0; j < qu->nwaiting; j++) {
+        fleet_queue_t *qu = &q->queues[q->order[k]];
+        size_t j = qu->scan_epoch == q->epoch ? qu->scan_pos : 0;
+        for (; j < qu->nwaiting; j++) {
             fleet_workload_t *w = qu->waiting[j];
             if (fleet_queue_admissible(q, w) && (!fits || fits(arg, w))) {
                 double key = s_key(q, qu, w);
@@ -335,6 +350,8 @@ fleet_workload_t *fleet_queue_next(const fleet_queues_t *q, fleet_fits_fn fits, 
                 break;
             }
         }
+        qu->scan_epoch = q->epoch; /* waiting[0..j) cannot be admitted until room grows */
+        qu->scan_pos = j;
     }
     return best;
 }
@@ -384,6 +401,7 @@ int fleet_queue_evict(fleet_queues_t *q, fleet_workload_t *w)
         return ERR_NOMEM;
     s_unadmit(qu, w);
     s_use(q, w, -1);
+    q->epoch++;
     w->evictions++;
     return s_wait(qu, w); /* cannot fail: room was made above */
 }
@@ -396,6 +414,7 @@ int fleet_queue_finish(fleet_queues_t *q, fleet_workload_t *w)
     if (w->state == FLEET_WL_ADMITTED) {
         s_unadmit(qu, w);
         s_use(q, w, -1);
+        q->epoch++;
     } else {
         s_unwait(qu, w);
     }
@@ -1001,6 +1020,12 @@ int queue_test(bool verbose)
     CHECK(fleet_queues_get(q, 0)->used.v[FLEET_RES_CPU] == 10000);
     small = 1;
     CHECK(!fleet_queue_next(q, s_fits_small, &small));
+    /* what was judged is not judged again until room grows: fits turning yes by itself is not
+     * seen until fleet_queues_changed() (or a finish, an eviction, a new capacity) */
+    small = 50;
+    CHECK(!fleet_queue_next(q, s_fits_small, &small));
+    fleet_queues_changed(q);
+    CHECK(fleet_queue_next(q, s_fits_small, &small) == r1);
     fleet_queues_destroy(&q);
 
     /* cohort borrowing: within quota + borrowingLimit and the cohort's unused quota */

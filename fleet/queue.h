@@ -90,6 +90,8 @@ typedef struct {
     size_t nwaiting, capwaiting;
     fleet_workload_t **admitted; /* private: unordered */
     size_t nadmitted, capadmitted;
+    uint64_t scan_epoch; /* private: waiting[0..scan_pos) were found not admissible or not */
+    size_t scan_pos; /*    fitting by fleet_queue_next() in that epoch */
 } fleet_queue_t;
 
 typedef struct fleet_queues fleet_queues_t;
@@ -132,8 +134,17 @@ fleet_workload_t *fleet_queue_find(const fleet_queues_t *q, const char *key);
 bool fleet_queue_admissible(const fleet_queues_t *q, const fleet_workload_t *w);
 
 /* The next workload to admit (see above), or NULL when no waiting workload is admissible and
- * fits. `fits` may be NULL (quota alone). Changes nothing. */
-fleet_workload_t *fleet_queue_next(const fleet_queues_t *q, fleet_fits_fn fits, void *arg);
+ * fits. `fits` may be NULL (quota alone). Changes no workload or use; it remembers, per queue,
+ * how far its waiting workloads were found not admissible or not fitting, and starts there next
+ * time, until room may have grown: a workload finished or evicted, the capacity set, or
+ * fleet_queues_changed() called. So each waiting workload is judged about once per change of
+ * room, not once per call (Kueue's inadmissible workloads, requeued on a cluster event, do the
+ * same). The caller's `fits` must therefore only turn from no to yes through such a change. */
+fleet_workload_t *fleet_queue_next(fleet_queues_t *q, fleet_fits_fn fits, void *arg);
+
+/* Room may have grown outside this module's sight (a member came back or gained nodes, pods
+ * not tracked here ended): fleet_queue_next() judges every waiting workload again. */
+void fleet_queues_changed(fleet_queues_t *q);
 
 /* Admits the waiting w: its queue's use grows by its need. Returns 0, ERR_STATE (not waiting) or
  * ERR_RANGE (its quota does not admit it; nothing changes). */
