@@ -10,6 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A queue's place in fleet_queue_next()'s visit. */
+typedef struct {
+    double key; /* weighted dominant share before admission */
+    size_t i; /* the queue */
+} s_rank_t;
+
 struct fleet_queues {
     fleet_queue_t *queues; /* nqueues, in the configuration's order */
     size_t nqueues;
@@ -23,8 +29,7 @@ struct fleet_queues {
     uint64_t seq; /* insertions */
     uint64_t admissions; /* admissions, the clock of "most recently admitted" */
     uint64_t epoch; /* grows whenever room may have grown (see fleet_queues_changed) */
-    size_t *order; /* scratch: queue indexes by weighted share (nqueues) */
-    double *keys; /* scratch: their weighted shares */
+    s_rank_t *rank; /* scratch: queues with waiting work by weighted share (nqueues) */
 };
 
 /* ---- workload lists -------------------------------------------------------------------------- */
@@ -113,12 +118,11 @@ int fleet_queues_new(const fedcfg_t *cfg, const fleet_res_t *capacity, fleet_que
     q->queues = calloc(n, sizeof(*q->queues));
     q->cohort_quota = calloc(n, sizeof(*q->cohort_quota));
     q->cohort_used = calloc(n, sizeof(*q->cohort_used));
-    q->order = calloc(n, sizeof(*q->order));
-    q->keys = calloc(n, sizeof(*q->keys));
+    q->rank = calloc(n, sizeof(*q->rank));
     q->index = json_object();
     q->cohort_names = calloc(n, sizeof(*q->cohort_names));
     q->epoch = 1; /* queues start at scan_epoch 0: never judged */
-    if (!q->queues || !q->cohort_quota || !q->cohort_used || !q->order || !q->keys || !q->index ||
+    if (!q->queues || !q->cohort_quota || !q->cohort_used || !q->rank || !q->index ||
         !q->cohort_names)
         goto nomem;
     q->nqueues = n;
@@ -175,8 +179,7 @@ void fleet_queues_destroy(fleet_queues_t **pq)
     free(q->cohort_names);
     free(q->cohort_quota);
     free(q->cohort_used);
-    free(q->order);
-    free(q->keys);
+    free(q->rank);
     json_decref(q->index);
     free(q);
     *pq = NULL;
@@ -313,31 +316,33 @@ static double s_key(const fleet_queues_t *q, const fleet_queue_t *qu, const flee
     return fleet_res_dominant_share(&with, &q->capacity, NULL) / qu->weight;
 }
 
+/* Lower weighted share first; ties in the configuration's order. */
+static int s_cmp_rank(const void *pa, const void *pb)
+{
+    const s_rank_t *a = pa, *b = pb;
+    if (a->key != b->key)
+        return a->key < b->key ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
 fleet_workload_t *fleet_queue_next(fleet_queues_t *q, fleet_fits_fn fits, void *arg)
 {
     if (!q)
         return NULL;
     size_t n = 0;
     for (size_t i = 0; i < q->nqueues; i++) {
-        const fleet_queue_t *qu = &q->queues[i];
-        if (qu->nwaiting == 0)
-            continue;
-        double key = s_key(q, qu, NULL);
-        size_t j = n++; /* insertion sort: stable, so ties keep the configuration's order */
-        while (j > 0 && q->keys[j - 1] > key) {
-            q->keys[j] = q->keys[j - 1];
-            q->order[j] = q->order[j - 1];
-            j--;
+        if (q->queues[i].nwaiting > 0) {
+            q->rank[n].key = s_key(q, &q->queues[i], NULL);
+            q->rank[n++].i = i;
         }
-        q->keys[j] = key;
-        q->order[j] = i;
     }
+    qsort(q->rank, n, sizeof(*q->rank), s_cmp_rank);
     fleet_workload_t *best = NULL;
     double best_key = 0;
     for (size_t k = 0; k < n; k++) {
-        if (best && q->keys[k] >= best_key)
+        if (best && q->rank[k].key >= best_key)
             break; /* the key with a workload is never below the key without */
-        fleet_queue_t *qu = &q->queues[q->order[k]];
+        fleet_queue_t *qu = &q->queues[q->rank[k].i];
         size_t j = qu->scan_epoch == q->epoch ? qu->scan_pos : 0;
         for (; j < qu->nwaiting; j++) {
             fleet_workload_t *w = qu->waiting[j];
