@@ -709,6 +709,16 @@ int fedcfg_test(bool verbose)
     json_decref(lab);
     fedcfg_free(&c);
     fedcfg_free(&c); /* idempotent */
+    /* the shape `rayfleetctl up --sim --members N` writes (STATE/federation.yaml) */
+    CHECK(s_try("federation:\n  management: {name: management, context: management, "
+                "kubeconfig: \"/s/kubeconfig\"}\n  members:\n    - name: member-1\n"
+                "      context: member-1\n      kubeconfig: \"/s/kubeconfig\"\n"
+                "      labels: {sim.rayfleet.io/nodes: \"4\"}\n",
+                &c, &err) == 0);
+    CHECK(c.nmembers == 1 && c.nqueues == 1 && c.queues[0].implicit);
+    CHECK(strcmp(json_string_value(json_object_get(c.members[0].labels, "sim.rayfleet.io/nodes")),
+                 "4") == 0);
+    fedcfg_free(&c);
     /* a declared "default" queue is used as it is; no priorities: 0 */
     CHECK(s_try(S_BASE "  queues: [{name: default, weight: 3}]\n", &c, &err) == 0);
     CHECK(c.nqueues == 1 && !c.queues[0].implicit && c.queues[0].weight == 3);
