@@ -135,6 +135,9 @@ int fleet_queues_new(const fedcfg_t *cfg, const fleet_res_t *capacity, fleet_que
         qu->quota = c->quota;
         qu->borrowing_limit = c->borrowing_limit;
         qu->cohort = -1;
+        qu->unlimited = !c->cohort;
+        for (int r = 0; r < FLEET_RES_N; r++)
+            qu->unlimited = qu->unlimited && qu->quota.v[r] == FEDCFG_UNLIMITED;
         if (!c->cohort)
             continue;
         size_t k = 0;
@@ -272,6 +275,8 @@ static bool s_quota_fits(const fleet_queues_t *q, size_t qi, const fleet_res_t *
                          const fleet_res_t *cused, const fleet_res_t *need)
 {
     const fleet_queue_t *qu = &q->queues[qi];
+    if (qu->unlimited)
+        return true;
     fleet_res_t after = *used, limit = qu->quota;
     fleet_res_add(&after, need);
     if (qu->cohort >= 0)

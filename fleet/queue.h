@@ -90,6 +90,7 @@ typedef struct {
     size_t nwaiting, capwaiting;
     fleet_workload_t **admitted; /* private: unordered */
     size_t nadmitted, capadmitted;
+    bool unlimited; /* private: no quota in any dimension and no cohort */
     uint64_t scan_epoch; /* private: waiting[0..scan_pos) were found not admissible or not */
     size_t scan_pos; /*    fitting by fleet_queue_next() in that epoch */
 } fleet_queue_t;
