@@ -18,6 +18,7 @@ for b in "${benches[@]}"; do
     bench-scale) "$b" --clusters 1000 --replicas 1,4 --modes unpaced --latencies 0,20 ;;
     bench-rayjob) "$b" --rayjobs 1000 ;; # the issue's figure: build/bin/bench-rayjob --rayjobs 10000
     bench-rayservice) "$b" --rayservices 200 ;; # the issue's figure: build/bin/bench-rayservice --rayservices 1000
+    bench-fleetq) "$b" --waiting 10000 --queues 10 ;; # admission decisions/s (issue 16)
     *) "$b" ;;
     esac
     echo
