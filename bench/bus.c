@@ -55,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,7 +107,15 @@ typedef struct {
     uint64_t count; /* messages received */
     uint64_t last_event; /* event_id of the last one (bus), to check ordering */
     uint64_t bad; /* malformed, oversize or out-of-order messages */
+    double cpu_s; /* CPU seconds (user + system, every thread) the child used for the run */
 } result_t;
+
+/* What one run measured. */
+typedef struct {
+    double rate; /* events per second, wall clock */
+    double cpu_ns; /* CPU ns per event, sender and receiver processes together */
+    double rcpu_ns; /* CPU ns per event of the receiver (forwarder + subscriber) alone */
+} run_t;
 
 /* The child's state on the bus path. */
 typedef struct {
@@ -121,6 +130,16 @@ static double s_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds this process used so far, every thread (libzmq's I/O threads do the encryption). */
+static double s_cpu(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void s_backoff(void)
@@ -225,6 +244,7 @@ static int s_child(path_t path, uint64_t want, size_t size, int hwm, const keys_
     char endpoint[BUS_ENDPOINT_MAX] = "";
     child_t c = {.want = want};
     int status = 1;
+    double cpu0 = s_cpu();
     char dir[] = "/tmp/bench-bus.XXXXXX";
     char front[64] = "tcp://127.0.0.1:*", back[64] = "tcp://127.0.0.1:*";
     if (s_over_ipc(path)) {
@@ -321,6 +341,7 @@ static int s_child(path_t path, uint64_t want, size_t size, int hwm, const keys_
         }
         zmq_close(pull);
     }
+    c.r.cpu_s = s_cpu() - cpu0;
     status = s_write_full(fd, &c.r, sizeof c.r) < 0;
 done:
     loop_destroy(&loop);
@@ -333,9 +354,9 @@ done:
     return status;
 }
 
-/* One run. Returns messages per second, or a negative value on failure. */
-static double s_run(path_t path, uint64_t count, int hwm, int batch, const keys_t *k,
-                    uint64_t *retries)
+/* One run into *out. Returns 0, or -1 on failure. */
+static int s_run(path_t path, uint64_t count, int hwm, int batch, const keys_t *k,
+                 uint64_t *retries, run_t *out)
 {
     bool bus = path != P_RAW;
     uint8_t bytes[BUS_TOPIC_MAX * 4];
@@ -362,7 +383,7 @@ static double s_run(path_t path, uint64_t count, int hwm, int batch, const keys_
     endpoint[sizeof endpoint - 1] = '\0';
     zctx = zmq_ctx_new();
     loop = loop_new();
-    double t0;
+    double t0, cpu0 = 0;
     *retries = 0;
     if (bus) {
         bool curve = s_curve(path);
@@ -389,6 +410,7 @@ static double s_run(path_t path, uint64_t count, int hwm, int batch, const keys_
         envwire_object_changed_t oc;
         s_event(&oc, 0);
         t0 = s_now();
+        cpu0 = s_cpu();
         for (uint64_t i = 0; i < count; i++) {
             oc.event_id = 1000000000 + i;
             int rc;
@@ -416,6 +438,7 @@ static double s_run(path_t path, uint64_t count, int hwm, int batch, const keys_
         if (n == 0 || zmq_connect(push, endpoint) != 0 || zmq_send(push, bytes, n, 0) < 0)
             goto done;
         t0 = s_now();
+        cpu0 = s_cpu();
         for (uint64_t i = 0; i < count; i++) {
             while (zmq_send(push, bytes, n, ZMQ_DONTWAIT) < 0) {
                 if (errno != EAGAIN && errno != EINTR)
@@ -435,6 +458,9 @@ static double s_run(path_t path, uint64_t count, int hwm, int batch, const keys_
         goto done;
     }
     rate = (double)count / (t1 - t0);
+    out->rate = rate;
+    out->rcpu_ns = r.cpu_s * 1e9 / (double)count;
+    out->cpu_ns = (s_cpu() - cpu0 + r.cpu_s) * 1e9 / (double)count;
 done:
     bus_pub_destroy(&pub);
     if (push)
@@ -447,7 +473,7 @@ done:
     waitpid(pid, &wstatus, 0);
     if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
         rate = -1;
-    return rate;
+    return rate < 0 ? -1 : 0;
 }
 
 static int s_cmp(const void *a, const void *b)
@@ -546,20 +572,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-bus: libzmq without CURVE\n");
         return 1;
     }
-    double rates[P_N][BENCH_RUNS_MAX];
+    double rates[P_N][BENCH_RUNS_MAX], cpu[P_N][BENCH_RUNS_MAX], rcpu[P_N][BENCH_RUNS_MAX];
     for (int i = 0; i < runs; i++) {
         uint64_t retry[P_N] = {0};
         // Rotate which path goes first, so none always runs on a warmer machine. A path left
         // out by --only counts as rate 1 and is not compared.
         for (int j = 0; j < P_N; j++) {
             path_t p = (path_t)((i + j) % P_N);
-            rates[p][i] = 1;
-            if (only[p])
-                rates[p][i] = s_run(p, count, hwm, batch, &keys, &retry[p]);
-            if (rates[p][i] < 0) {
+            run_t r = {1, 1, 1};
+            if (only[p] && s_run(p, count, hwm, batch, &keys, &retry[p], &r) < 0) {
                 fprintf(stderr, "bench-bus: run %d (%s) failed\n", i + 1, s_path_names[p]);
                 return 1;
             }
+            rates[p][i] = r.rate;
+            cpu[p][i] = r.cpu_ns;
+            rcpu[p][i] = r.rcpu_ns;
         }
         printf("%-4d", i + 1);
         for (int p = 0; p < P_N; p++)
@@ -567,13 +594,27 @@ int main(int argc, char **argv)
         printf(" %10" PRIu64 " %10" PRIu64 "\n", retry[P_BUS], retry[P_RAW]);
         fflush(stdout);
     }
-    double med[P_N];
-    for (int p = 0; p < P_N; p++)
+    double med[P_N], med_cpu[P_N], med_rcpu[P_N];
+    for (int p = 0; p < P_N; p++) {
         med[p] = s_median(rates[p], runs);
+        med_cpu[p] = s_median(cpu[p], runs);
+        med_rcpu[p] = s_median(rcpu[p], runs);
+    }
     printf("%-4s", "med");
     for (int p = 0; p < P_N; p++)
         printf(" %13.0f", med[p]);
     printf("\n");
+    // CPU time per event is far less exposed to other load on the machine than the wall clock:
+    // the receiver (forwarder and subscriber on one loop, plus libzmq's I/O threads) is the
+    // process that bounds the rate on an idle machine.
+    printf("%-4s", "cpu");
+    for (int p = 0; p < P_N; p++)
+        printf(" %11.0fns", med_cpu[p]);
+    printf("   (median CPU per event, sender + receiver, all threads)\n");
+    printf("%-4s", "rcpu");
+    for (int p = 0; p < P_N; p++)
+        printf(" %11.0fns", med_rcpu[p]);
+    printf("   (median CPU per event of the receiver: forwarder + subscriber)\n");
     if (only[P_BUS] && only[P_RAW])
         printf("ratio bus/raw: %.2f (target >= %.2f): %s\n", med[P_BUS] / med[P_RAW], BENCH_TARGET,
                med[P_BUS] / med[P_RAW] >= BENCH_TARGET ? "met" : "NOT met");
@@ -590,9 +631,11 @@ int main(int argc, char **argv)
         double paired[BENCH_RUNS_MAX];
         for (int r = 0; r < runs; r++)
             paired[r] = rates[a][r] / rates[b][r];
-        printf("ratio %s/%s: %.2f (target >= %.2f): %s; median of per-run ratios %.2f\n",
+        printf("ratio %s/%s: %.2f (target >= %.2f): %s; median of per-run ratios %.2f; by CPU "
+               "per event %.2f (receiver %.2f)\n",
                s_path_names[a], s_path_names[b], med[a] / med[b], BENCH_AUTH_TARGET,
-               med[a] / med[b] >= BENCH_AUTH_TARGET ? "met" : "NOT met", s_median(paired, runs));
+               med[a] / med[b] >= BENCH_AUTH_TARGET ? "met" : "NOT met", s_median(paired, runs),
+               med_cpu[b] / med_cpu[a], med_rcpu[b] / med_rcpu[a]);
     }
     if (only[P_PEERCRED] && only[P_FWD])
         printf("ratio peercred/fwd: %.2f (up's authenticated bus against the plain tcp:// one)\n",
