@@ -35,7 +35,11 @@
  * publish or flush refused with ERR_AGAIN took nothing, see bus.h "Flow control"). Time runs
  * from the first send to the child's report that the Nth message arrived. Runs are interleaved
  * (each row rotates which path goes first) and the medians compared, as well as the median of
- * each run's own authenticated/plain ratio.
+ * each run's own authenticated/plain ratio. Each run also measures the CPU time (user + system,
+ * every thread, getrusage) of the sender and of the receiver from the first send to the last
+ * event: per event, it is what the path costs whatever else runs on the machine, and the
+ * receiver's (forwarder + subscriber) bounds the rate of an idle machine, so the ratio of CPU
+ * per event is the steadier figure of what authentication costs on a shared machine.
  *
  *   bench-bus [--count N] [--runs R] [--hwm H] [--batch B]
  *             [--only bus|raw|fwd|curve|ipc|ipc-curve|peercred]

@@ -649,7 +649,7 @@ static int s_key_args(const s_up_t *u, const s_service_t *s, const char *h, s_ar
     if (!s_has_flag(h, "bus.curve-key-file")) {
         fprintf(stderr,
                 "rayfleetctl up: %s has no --bus.curve-key-file option, so it cannot join the "
-                "set's CURVE bus; rebuild it or use --bus-insecure\n",
+                "set's CURVE bus; rebuild it, or use --bus-ipc-auth peercred (the default)\n",
                 s->binary);
         return ERR_INVAL;
     }
