@@ -1,5 +1,6 @@
 /*
- * keys: the CurveZMQ keys of a set started by `rayfleetctl up`, in STATE/keys (mode 0700).
+ * keys: the CurveZMQ keys of a set started by `rayfleetctl up --bus-ipc-auth curve` (the default,
+ * peercred, needs none), of compose's and the chart's tcp:// bus, in STATE/keys (mode 0700).
  *
  *   STATE/keys/bus.key       the forwarder's key pair (0600)
  *   STATE/keys/bus.pub       its public key, what every client is given (0644)

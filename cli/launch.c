@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "batchsched.h"
+#include "busopt.h"
 #include "err.h"
 #include "json.h"
 #include "keys.h"
@@ -81,7 +82,8 @@ typedef struct {
     char sim_minor[8]; /* --sim-k8s-minor, or "" (kubesim's default) */
     char kuberay_config[PATH_MAX]; /* --kuberay-config made absolute, or "" */
     char config[PATH_MAX]; /* --config (rayfleet's set file) made absolute, or "" */
-    char keys[PATH_MAX]; /* STATE/keys, the bus's CURVE keys (cli/keys.h); "" with --bus-insecure */
+    char keys[PATH_MAX]; /* STATE/keys, the bus's CURVE keys (cli/keys.h); "" unless CURVE */
+    const char *ipc_auth; /* --bus-ipc-auth for every service (busopt.h): peercred or curve */
 } s_up_t;
 
 static const args_opt_t s_up_opts[] = {
@@ -130,10 +132,15 @@ static const args_opt_t s_up_opts[] = {
     {"watch-namespace", "NS[,NS...]",
      "Namespaces to reconcile: the watcher lists and watches only these (--watch.namespaces) and "
      "the controllers ignore others (--watch-namespace). Default: all."},
+    {"bus-ipc-auth", "MODE",
+     "How the bus's ipc:// sockets (STATE/bus-in, STATE/bus-out) authenticate: peercred (the "
+     "default: the bus admits only processes of its own uid, by the kernel's peer credentials, "
+     "without encryption) or curve (CurveZMQ with keys in STATE/keys and an allow-list of the "
+     "set's services, about half the throughput)."},
     {"bus-insecure", NULL,
-     "Run the bus without CurveZMQ: any local process could then read every event and publish "
-     "forged ones (a warning says so). Default: CURVE on, with the keys in STATE/keys and only "
-     "the set's services allowed on the bus."},
+     "Run the bus without authentication (neither peer uids nor CurveZMQ): any local process "
+     "that reaches its sockets could then read every event and publish forged ones (a warning "
+     "says so). Not with --bus-ipc-auth."},
     {NULL, NULL, NULL},
 };
 
@@ -642,7 +649,7 @@ static int s_key_args(const s_up_t *u, const s_service_t *s, const char *h, s_ar
     if (!s_has_flag(h, "bus.curve-key-file")) {
         fprintf(stderr,
                 "rayfleetctl up: %s has no --bus.curve-key-file option, so it cannot join the "
-                "set's CURVE bus; rebuild it or use --bus-insecure\n",
+                "set's CURVE bus; rebuild it, or use --bus-ipc-auth peercred (the default)\n",
                 s->binary);
         return ERR_INVAL;
     }
@@ -702,6 +709,8 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
         r = s_arg(&a, "bus.publish", u->frontend);
     if (r == 0 && s_has_flag(h, "bus.subscribe"))
         r = s_arg(&a, "bus.subscribe", u->backend);
+    if (r == 0 && s_has_flag(h, "bus.ipc-auth"))
+        r = s_arg(&a, "bus.ipc-auth", u->ipc_auth);
     if (r == 0 && u->keys[0])
         r = s_key_args(u, s, h, &a);
     if (r == 0 && s_has_flag(h, "health.port")) {
@@ -922,6 +931,19 @@ int launch_up(int argc, char **argv)
         if (grc != 0)
             goto out;
     }
+    u->ipc_auth = args_str(&a, "bus-ipc-auth") ? args_str(&a, "bus-ipc-auth") : BUSOPT_IPC_PEERCRED;
+    if (strcmp(u->ipc_auth, BUSOPT_IPC_PEERCRED) != 0 && strcmp(u->ipc_auth, BUSOPT_IPC_CURVE)) {
+        fprintf(stderr, "rayfleetctl up: --bus-ipc-auth: \"%s\": must be peercred or curve\n",
+                u->ipc_auth);
+        goto out;
+    }
+    if (args_str(&a, "bus-ipc-auth") && args_has(&a, "bus-insecure")) {
+        fprintf(stderr, "rayfleetctl up: --bus-insecure and --bus-ipc-auth exclude each other "
+                        "(--bus-insecure turns every authentication off)\n");
+        goto out;
+    }
+    if (args_has(&a, "bus-insecure"))
+        u->ipc_auth = BUSOPT_IPC_CURVE; // and no keys: open
     u->batch_scheduler = args_str(&a, "batch-scheduler");
     if (u->batch_scheduler) {
         batchsched_t bs;
@@ -1006,9 +1028,10 @@ int launch_up(int argc, char **argv)
         goto out;
     }
     if (args_has(&a, "bus-insecure")) {
-        fprintf(stderr, "rayfleetctl up: warning: --bus-insecure: the bus runs without CurveZMQ; "
-                        "any local process can read every event and publish forged ones\n");
-    } else {
+        fprintf(stderr, "rayfleetctl up: warning: --bus-insecure: the bus runs without CurveZMQ "
+                        "and without checking peer uids; any local process that reaches its "
+                        "sockets can read every event and publish forged ones\n");
+    } else if (strcmp(u->ipc_auth, BUSOPT_IPC_CURVE) == 0) {
         const char *clients[S_NSERVICES];
         size_t nclients = 0;
         for (size_t i = 0; i < S_NSERVICES; i++)

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -137,9 +138,11 @@ struct bus_sub {
     ratelimit_t rl; /* warning rate limit */
 };
 
-/* A client key the forwarder refused lately, for the once-per-key-per-interval log. */
+/* A peer the forwarder refused lately, for the once-per-peer-per-interval log: "key:<Z85>" of a
+ * CURVE client, "uid:<n>" of an ipc peer, or the reason when the request named neither. */
+#define S_REFUSED_ID_MAX (BUS_CURVE_KEY_LEN + 8)
 typedef struct {
-    uint8_t key[BUS_CURVE_KEY_BYTES]; /* the binary public key */
+    char id[S_REFUSED_ID_MAX]; /* who, as above */
     ratelimit_t rl; /* its log rate limit */
 } refused_t;
 
@@ -151,12 +154,16 @@ struct bus_forwarder {
     char backend[BUS_ENDPOINT_MAX]; /* as bound */
     bus_stats_t stats; /* counters */
     ratelimit_t rl; /* warning rate limit */
-    void *zap; /* CURVE: the REP socket answering ZAP requests, else NULL */
+    void *zap; /* CURVE or peer credentials: the REP socket answering ZAP requests, else NULL */
+    bool peercred[2]; /* frontend, backend: an ipc:// socket checking peer uids */
+    bool curve[2]; /* frontend, backend: a CURVE server */
+    uint32_t uids[BUS_IPC_UIDS_MAX]; /* peer credentials: the uids allowed */
+    size_t n_uids; /* entries in uids */
     uint8_t (*allow)[BUS_CURVE_KEY_BYTES]; /* CURVE: the allowed client keys, binary */
     size_t n_allow; /* entries in allow */
     refused_t refused[BUS_REFUSED_KEYS_MAX]; /* keys refused lately */
     size_t n_refused; /* entries used in refused */
-    void *mon[2]; /* CURVE: PAIR sockets reading the frontend's and backend's monitor events */
+    void *mon[2]; /* PAIR sockets reading the frontend's and backend's monitor events */
     void *monitored[2]; /* the sockets mon[] watch (to stop their monitors) */
     ratelimit_t rl_handshake; /* rate limit of the handshake-failure warning */
 };
@@ -258,7 +265,8 @@ static int s_settings(const bus_options_t *o, settings_t *s)
     s->batch_max = o->batch_max ? o->batch_max : BUS_BATCH_DEFAULT;
     if (s->hwm < 1 || s->hwm > BUS_HWM_MAX || s->max_frame > BUS_FRAME_MAX_LIMIT ||
         s->heartbeat_ms < 1 || s->heartbeat_ms > BUS_HEARTBEAT_MS_MAX || s->liveness < 1 ||
-        s->liveness > BUS_LIVENESS_MAX || s->batch_max < 1 || s->batch_max > BUS_BATCH_MAX)
+        s->liveness > BUS_LIVENESS_MAX || s->batch_max < 1 || s->batch_max > BUS_BATCH_MAX ||
+        (o->ipc_auth != BUS_IPC_CURVE && o->ipc_auth != BUS_IPC_PEERCRED))
         return ERR_INVAL;
     return 0;
 }
@@ -291,11 +299,20 @@ static int s_socket_basics(void *sock, int hwm)
     return 0;
 }
 
-/* Makes sock a CURVE client of `server_key` (no-op when NULL). Without own keys it uses an
- * ephemeral pair. Returns 0, ERR_INVAL or ERR_IO. */
+bool bus_endpoint_is_ipc(const char *endpoint)
+{
+    if (endpoint && (endpoint[0] == '@' || endpoint[0] == '>'))
+        endpoint++;
+    return endpoint && strncmp(endpoint, "ipc://", 6) == 0;
+}
+
+/* Makes sock a CURVE client of `server_key` (no-op when NULL, and on an ipc:// endpoint with
+ * BUS_IPC_PEERCRED, where the forwarder checks the peer's uid instead). Without own keys it uses
+ * an ephemeral pair. Returns 0, ERR_INVAL or ERR_IO. */
 static int s_curve_client(void *sock, const bus_options_t *o)
 {
-    if (!o->curve_server_key)
+    if (!o->curve_server_key ||
+        (o->ipc_auth == BUS_IPC_PEERCRED && bus_endpoint_is_ipc(o->endpoint)))
         return 0;
     char pub[BUS_CURVE_KEY_LEN + 1];
     char sec[BUS_CURVE_KEY_LEN + 1];
@@ -1447,12 +1464,13 @@ static int s_fwd_back_readable(loop_t *loop, void *socket, int revents, void *ar
     return 0;
 }
 
-/* ---- Forwarder authentication (CURVE) ---- */
+/* ---- Forwarder authentication (CURVE keys, ipc peer uids) ---- */
 
 /* Frames of a ZAP request (RFC 27): version, request id, domain, address, identity, mechanism,
- * then the credentials (CURVE: one, the client's 32-byte public key). */
+ * then the credentials (CURVE: one, the client's 32-byte public key; NULL: none). */
 #define S_ZAP_FRAMES_MAX 8
 #define S_ZAP_VERSION "1.0"
+#define S_ZAP_ADDRESS_MAX 256 /* longest ZAP address frame parsed for credentials */
 
 /* True when `key` (BUS_CURVE_KEY_BYTES) is in the forwarder's allow-list. */
 static bool s_allowed(const bus_forwarder_t *fwd, const uint8_t *key)
@@ -1463,13 +1481,51 @@ static bool s_allowed(const bus_forwarder_t *fwd, const uint8_t *key)
     return false;
 }
 
-/* Logs a refused key, at most once per BUS_LOG_INTERVAL_MS per key (the least recently logged
- * slot is reused when the table is full). Public keys only. */
-static void s_log_refused(bus_forwarder_t *fwd, const uint8_t *key, const char *mechanism)
+/* True when `uid` may use the forwarder's peer-credential sockets. */
+static bool s_uid_allowed(const bus_forwarder_t *fwd, uint32_t uid)
+{
+    for (size_t i = 0; i < fwd->n_uids; i++)
+        if (fwd->uids[i] == uid)
+            return true;
+    return false;
+}
+
+/* Parses the peer credentials libzmq appends to the ZAP address of an ipc:// connection
+ * (SO_PEERCRED): "HOST:UID:GID:PID", HOST possibly empty. Returns true and fills the three
+ * numbers, or false when the address does not end with them (no credentials: refused). */
+static bool s_peer_cred(const void *data, size_t len, uint32_t *uid, uint32_t *gid, uint32_t *pid)
+{
+    if (len == 0 || len > S_ZAP_ADDRESS_MAX)
+        return false;
+    const char *a = data;
+    uint32_t *out[3] = {pid, gid, uid}; // read from the end
+    size_t end = len;
+    for (int f = 0; f < 3; f++) {
+        size_t start = end;
+        while (start > 0 && a[start - 1] >= '0' && a[start - 1] <= '9')
+            start--;
+        if (start == end || end - start > 10 || start == 0 || a[start - 1] != ':')
+            return false;
+        uint64_t v = 0;
+        for (size_t i = start; i < end; i++)
+            v = v * 10 + (uint64_t)(a[i] - '0');
+        if (v > UINT32_MAX)
+            return false;
+        *out[f] = (uint32_t)v;
+        end = start - 1;
+    }
+    return true;
+}
+
+/* Logs a refused peer `id` (see refused_t), at most once per BUS_LOG_INTERVAL_MS per peer (the
+ * least recently logged slot is reused when the table is full). Public keys and uids only.
+ * `fields` are extra key/value pairs (NULL-terminated, at most 6 strings). */
+static void s_log_refused(bus_forwarder_t *fwd, const char *id, const char *msg,
+                          const char *const *fields)
 {
     refused_t *slot = NULL;
     for (size_t i = 0; i < fwd->n_refused && !slot; i++)
-        if (memcmp(fwd->refused[i].key, key, BUS_CURVE_KEY_BYTES) == 0)
+        if (strcmp(fwd->refused[i].id, id) == 0)
             slot = &fwd->refused[i];
     if (!slot && fwd->n_refused < BUS_REFUSED_KEYS_MAX)
         slot = &fwd->refused[fwd->n_refused++];
@@ -1479,8 +1535,8 @@ static void s_log_refused(bus_forwarder_t *fwd, const uint8_t *key, const char *
             if (fwd->refused[i].rl.last_ms < slot->rl.last_ms)
                 slot = &fwd->refused[i];
     }
-    if (memcmp(slot->key, key, BUS_CURVE_KEY_BYTES) != 0) {
-        memcpy(slot->key, key, BUS_CURVE_KEY_BYTES);
+    if (strcmp(slot->id, id) != 0) {
+        snprintf(slot->id, sizeof slot->id, "%s", id);
         slot->rl = (ratelimit_t){0};
     }
     int64_t now = loop_clock_ms();
@@ -1488,14 +1544,60 @@ static void s_log_refused(bus_forwarder_t *fwd, const uint8_t *key, const char *
         slot->rl.suppressed++;
         return;
     }
-    char z85[BUS_CURVE_KEY_LEN + 1] = "";
     char n[32];
-    zmq_z85_encode(z85, key, BUS_CURVE_KEY_BYTES);
     snprintf(n, sizeof n, "%" PRIu64, slot->rl.suppressed);
-    log_warn("bus: client refused: public key not in the allow-list", "key", z85, "mechanism",
-             mechanism, "suppressed", n, NULL);
+    const char *f[8] = {NULL}; // the fields, then "suppressed", then NULLs that end the list
+    int k = 0;
+    while (k < 6 && fields[k]) {
+        f[k] = fields[k];
+        k++;
+    }
+    f[k] = "suppressed";
+    f[k + 1] = n;
+    log_warn(msg, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], NULL);
     slot->rl.last_ms = now;
     slot->rl.suppressed = 0;
+}
+
+/* Logs a refused CURVE key (all-zero: the peer was not CURVE). */
+static void s_log_refused_key(bus_forwarder_t *fwd, const uint8_t *key, const char *mechanism)
+{
+    char z85[BUS_CURVE_KEY_LEN + 1] = "";
+    char id[S_REFUSED_ID_MAX];
+    zmq_z85_encode(z85, key, BUS_CURVE_KEY_BYTES);
+    snprintf(id, sizeof id, "key:%s", z85);
+    const char *fields[] = {"key", z85, "mechanism", mechanism, NULL};
+    s_log_refused(fwd, id, "bus: client refused: public key not in the allow-list", fields);
+}
+
+/* Decides one NULL-mechanism request of a peer-credential socket: the uid in `address` (into
+ * *uid). Returns true to admit; counts and logs. */
+static bool s_zap_peercred(bus_forwarder_t *fwd, const void *address, size_t len, uint32_t *uid_out)
+{
+    uint32_t uid = 0, gid, pid;
+    if (!s_peer_cred(address, len, &uid, &gid, &pid)) {
+        fwd->stats.auth_refused++;
+        fwd->stats.auth_ipc_refused++;
+        const char *fields[] = {"reason", "no peer credentials in the ZAP request", NULL};
+        s_log_refused(fwd, "nocred", "bus: ipc client refused: its uid is unknown", fields);
+        return false;
+    }
+    *uid_out = uid;
+    if (s_uid_allowed(fwd, uid)) {
+        fwd->stats.auth_allowed++;
+        fwd->stats.auth_ipc_allowed++;
+        return true;
+    }
+    fwd->stats.auth_refused++;
+    fwd->stats.auth_ipc_refused++;
+    char id[S_REFUSED_ID_MAX], u[16], g[16], p[16];
+    snprintf(id, sizeof id, "uid:%" PRIu32, uid);
+    snprintf(u, sizeof u, "%" PRIu32, uid);
+    snprintf(g, sizeof g, "%" PRIu32, gid);
+    snprintf(p, sizeof p, "%" PRIu32, pid);
+    const char *fields[] = {"uid", u, "gid", g, "pid", p, NULL};
+    s_log_refused(fwd, id, "bus: ipc client refused: uid not allowed", fields);
+    return false;
 }
 
 /* Sends one ZAP reply frame. */
@@ -1505,7 +1607,16 @@ static void s_zap_send(void *sock, const void *data, size_t len, bool more)
         log_warn("bus: ZAP reply not sent", "error", zmq_strerror(errno), NULL);
 }
 
-/* Answers the ZAP requests libzmq sends for each CURVE handshake on the forwarder's sockets. */
+/* True when ZAP frame m holds exactly the string s. */
+static bool s_frame_is(zmq_msg_t *m, const char *s)
+{
+    size_t n = strlen(s);
+    return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), s, n) == 0;
+}
+
+/* Answers the ZAP requests libzmq sends for each handshake on the forwarder's sockets: CURVE in
+ * domain BUS_ZAP_DOMAIN (the key against the allow-list), NULL in BUS_ZAP_DOMAIN_IPC (the peer's
+ * uid); anything else is refused. */
 static int s_zap_readable(loop_t *loop, void *socket, int revents, void *arg)
 {
     bus_forwarder_t *fwd = arg;
@@ -1530,26 +1641,32 @@ static int s_zap_readable(loop_t *loop, void *socket, int revents, void *arg)
             break;
         const char *status = "400";
         const char *text = "public key not allowed";
-        bool version_ok = n >= 2 && zmq_msg_size(&f[0]) == strlen(S_ZAP_VERSION) &&
-                          memcmp(zmq_msg_data(&f[0]), S_ZAP_VERSION, 3) == 0;
-        bool curve = n >= 7 && zmq_msg_size(&f[5]) == 5 &&
-                     memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0 &&
+        char user[24] = "";
+        bool version_ok = n >= 2 && s_frame_is(&f[0], S_ZAP_VERSION);
+        bool curve = n >= 7 && s_frame_is(&f[2], BUS_ZAP_DOMAIN) && s_frame_is(&f[5], "CURVE") &&
                      zmq_msg_size(&f[6]) == BUS_CURVE_KEY_BYTES;
+        bool ipc = n >= 6 && s_frame_is(&f[2], BUS_ZAP_DOMAIN_IPC) && s_frame_is(&f[5], "NULL");
         if (!version_ok || n < 6) {
             status = "500";
             text = "malformed ZAP request";
+        } else if (ipc) {
+            uint32_t uid = 0;
+            if (s_zap_peercred(fwd, zmq_msg_data(&f[3]), zmq_msg_size(&f[3]), &uid)) {
+                status = "200";
+                text = "OK";
+                snprintf(user, sizeof user, "uid:%" PRIu32, uid);
+            } else {
+                text = "uid not allowed";
+            }
         } else if (curve && s_allowed(fwd, zmq_msg_data(&f[6]))) {
             status = "200";
             text = "OK";
             fwd->stats.auth_allowed++;
         } else {
             fwd->stats.auth_refused++;
-            if (curve) {
-                s_log_refused(fwd, zmq_msg_data(&f[6]), "CURVE");
-            } else {
-                static const uint8_t none[BUS_CURVE_KEY_BYTES];
-                s_log_refused(fwd, none, "not CURVE");
-            }
+            static const uint8_t none[BUS_CURVE_KEY_BYTES];
+            s_log_refused_key(fwd, curve ? zmq_msg_data(&f[6]) : none,
+                              curve ? "CURVE" : "not CURVE");
         }
         s_zap_send(socket, S_ZAP_VERSION, strlen(S_ZAP_VERSION), true);
         if (n >= 2)
@@ -1558,7 +1675,7 @@ static int s_zap_readable(loop_t *loop, void *socket, int revents, void *arg)
             s_zap_send(socket, "", 0, true);
         s_zap_send(socket, status, 3, true);
         s_zap_send(socket, text, strlen(text), true);
-        s_zap_send(socket, "", 0, true); // user id
+        s_zap_send(socket, user, strlen(user), true); // user id
         s_zap_send(socket, "", 0, false); // metadata
         for (int i = 0; i < n; i++)
             zmq_msg_close(&f[i]);
@@ -1566,8 +1683,9 @@ static int s_zap_readable(loop_t *loop, void *socket, int revents, void *arg)
     return 0;
 }
 
-/* Reads monitor events of a CURVE server socket: handshakes that failed before ZAP was asked
- * (a plain ZMTP peer, a CURVE client with another server key) are counted and logged. */
+/* Reads monitor events of an authenticating socket: handshakes that failed before ZAP was asked
+ * (a plain ZMTP peer, a CURVE client with another server key, a CURVE client at a peer-credential
+ * socket) are counted and logged. */
 static int s_mon_readable(loop_t *loop, void *socket, int revents, void *arg)
 {
     bus_forwarder_t *fwd = arg;
@@ -1602,8 +1720,13 @@ static int s_mon_readable(loop_t *loop, void *socket, int revents, void *arg)
         char code[16], sup[32];
         snprintf(code, sizeof code, "0x%" PRIx32, value);
         snprintf(sup, sizeof sup, "%" PRIu64, fwd->rl_handshake.suppressed);
-        log_warn("bus: client refused: CURVE handshake failed (plain ZMTP or a wrong server key)",
-                 "socket", socket == fwd->mon[0] ? "frontend" : "backend", "protocol_error",
+        int i = socket == fwd->mon[0] ? 0 : 1;
+        log_warn(fwd->peercred[i]
+                     ? "bus: ipc client refused: handshake failed (a CURVE client at a socket "
+                       "that checks peer uids: set --bus.ipc-auth alike on both sides)"
+                     : "bus: client refused: CURVE handshake failed (plain ZMTP or a wrong server "
+                       "key)",
+                 "socket", i == 0 ? "frontend" : "backend", "protocol_error",
                  event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? code : "none", "suppressed", sup,
                  NULL);
         fwd->rl_handshake.last_ms = now;
@@ -1635,41 +1758,62 @@ static int s_monitor(bus_forwarder_t *fwd, void *zctx, void *sock, int i)
     return 0;
 }
 
-/* Sets up CURVE authentication: the allow-list, the ZAP handler, the domain of both sockets and
- * their monitors. Returns 0, ERR_INVAL, ERR_NOMEM or ERR_IO (logged). */
+/* Sets up authentication: the allow-list (CURVE), the uids (peer credentials), the ZAP handler,
+ * the domain of each authenticating socket and its monitor. Returns 0, ERR_INVAL, ERR_NOMEM or
+ * ERR_IO (logged). */
 static int s_fwd_auth(bus_forwarder_t *fwd, void *zctx, const bus_options_t *opts)
 {
-    fwd->allow = calloc(opts->curve_allow_n, sizeof *fwd->allow);
-    if (!fwd->allow)
-        return ERR_NOMEM;
-    for (size_t i = 0; i < opts->curve_allow_n; i++) {
-        const char *k = opts->curve_allow[i];
-        if (!s_key_ok(k, false) || !zmq_z85_decode(fwd->allow[i], k)) {
-            char idx[24];
-            snprintf(idx, sizeof idx, "%zu", i);
-            log_error("bus: curve_allow: entry is not a 40-character Z85 key", "index", idx, NULL);
-            return ERR_INVAL;
+    if (fwd->curve[0] || fwd->curve[1]) {
+        fwd->allow = calloc(opts->curve_allow_n, sizeof *fwd->allow);
+        if (!fwd->allow)
+            return ERR_NOMEM;
+        for (size_t i = 0; i < opts->curve_allow_n; i++) {
+            const char *k = opts->curve_allow[i];
+            if (!s_key_ok(k, false) || !zmq_z85_decode(fwd->allow[i], k)) {
+                char idx[24];
+                snprintf(idx, sizeof idx, "%zu", i);
+                log_error("bus: curve_allow: entry is not a 40-character Z85 key", "index", idx,
+                          NULL);
+                return ERR_INVAL;
+            }
         }
+        fwd->n_allow = opts->curve_allow_n;
     }
-    fwd->n_allow = opts->curve_allow_n;
+    if (opts->ipc_uids_n > 0) {
+        memcpy(fwd->uids, opts->ipc_uids, opts->ipc_uids_n * sizeof *fwd->uids);
+        fwd->n_uids = opts->ipc_uids_n;
+    } else {
+        fwd->uids[0] = (uint32_t)geteuid();
+        fwd->n_uids = 1;
+    }
     fwd->zap = zmq_socket(zctx, ZMQ_REP);
     int zero = 0;
     if (!fwd->zap || s_setopt(fwd->zap, ZMQ_LINGER, &zero, sizeof zero, "linger") < 0)
         return ERR_IO;
     if (zmq_bind(fwd->zap, BUS_ZAP_ENDPOINT) != 0) {
-        log_error("bus: cannot bind the ZAP handler (another CURVE forwarder in this context?)",
+        log_error("bus: cannot bind the ZAP handler (another authenticating forwarder in this "
+                  "context?)",
                   "endpoint", BUS_ZAP_ENDPOINT, "error", zmq_strerror(errno), NULL);
         return ERR_IO;
     }
     if (loop_add_socket(fwd->loop, fwd->zap, LOOP_READ, s_zap_readable, fwd) < 0)
         return ERR_IO;
     void *socks[2] = {fwd->front, fwd->tx.sock};
-    for (int i = 0; i < 2; i++)
-        if (s_setopt(socks[i], ZMQ_ZAP_DOMAIN, BUS_ZAP_DOMAIN, strlen(BUS_ZAP_DOMAIN),
-                     "zap_domain") < 0 ||
+    for (int i = 0; i < 2; i++) {
+        if (!fwd->curve[i] && !fwd->peercred[i])
+            continue;
+        const char *domain = fwd->peercred[i] ? BUS_ZAP_DOMAIN_IPC : BUS_ZAP_DOMAIN;
+        if (s_setopt(socks[i], ZMQ_ZAP_DOMAIN, domain, strlen(domain), "zap_domain") < 0 ||
             s_monitor(fwd, zctx, socks[i], i) < 0)
             return ERR_IO;
+    }
     return 0;
+}
+
+/* The authentication of socket i as the log names it. */
+static const char *s_auth_name(const bus_forwarder_t *fwd, int i)
+{
+    return fwd->peercred[i] ? "peercred" : fwd->curve[i] ? "curve" : "none";
 }
 
 bus_forwarder_t *bus_forwarder_new(loop_t *loop, void *zctx, const bus_options_t *opts)
@@ -1685,6 +1829,10 @@ bus_forwarder_t *bus_forwarder_new(loop_t *loop, void *zctx, const bus_options_t
         log_error("bus: a CURVE forwarder needs an allow-list of 1..4096 client public keys", NULL);
         return NULL;
     }
+    if (opts->ipc_uids_n > BUS_IPC_UIDS_MAX || (opts->ipc_uids_n > 0 && !opts->ipc_uids)) {
+        log_error("bus: ipc_uids: at most 64 uids", NULL);
+        return NULL;
+    }
     bus_forwarder_t *fwd = calloc(1, sizeof *fwd);
     if (!fwd)
         return NULL;
@@ -1692,6 +1840,11 @@ bus_forwarder_t *bus_forwarder_new(loop_t *loop, void *zctx, const bus_options_t
     fwd->tx.heartbeat_ms = s.heartbeat_ms;
     fwd->tx.max_frame = s.max_frame;
     fwd->tx.epoch = s_new_epoch();
+    const char *eps[2] = {opts->frontend, opts->backend};
+    for (int i = 0; i < 2; i++) {
+        fwd->peercred[i] = opts->ipc_auth == BUS_IPC_PEERCRED && bus_endpoint_is_ipc(eps[i]);
+        fwd->curve[i] = !fwd->peercred[i] && opts->curve_secret_key;
+    }
     if (s_set_source(&fwd->tx, opts->source ? opts->source : BUS_FORWARDER_SOURCE) < 0) {
         log_error("bus: invalid forwarder source", NULL);
         goto fail;
@@ -1705,9 +1858,10 @@ bus_forwarder_t *bus_forwarder_new(loop_t *loop, void *zctx, const bus_options_t
     int part_timeout = BUS_PART_TIMEOUT_MS;
     if (s_socket_basics(fwd->front, s.hwm) < 0 || s_socket_basics(fwd->tx.sock, s.hwm) < 0 ||
         s_setopt(fwd->tx.sock, ZMQ_SNDTIMEO, &part_timeout, sizeof part_timeout, "sndtimeo") < 0 ||
-        s_curve_server(fwd->front, opts->curve_secret_key) < 0 ||
-        s_curve_server(fwd->tx.sock, opts->curve_secret_key) < 0 ||
-        (opts->curve_secret_key && s_fwd_auth(fwd, zctx, opts) < 0) ||
+        s_curve_server(fwd->front, fwd->curve[0] ? opts->curve_secret_key : NULL) < 0 ||
+        s_curve_server(fwd->tx.sock, fwd->curve[1] ? opts->curve_secret_key : NULL) < 0 ||
+        ((fwd->curve[0] || fwd->curve[1] || fwd->peercred[0] || fwd->peercred[1]) &&
+         s_fwd_auth(fwd, zctx, opts) < 0) ||
         s_attach(fwd->front, opts->frontend, true, fwd->frontend) < 0 ||
         s_attach(fwd->tx.sock, opts->backend, true, fwd->backend) < 0)
         goto fail;
@@ -1720,7 +1874,8 @@ bus_forwarder_t *bus_forwarder_new(loop_t *loop, void *zctx, const bus_options_t
         goto fail;
     }
     log_info("bus: forwarder ready", "frontend", fwd->frontend, "backend", fwd->backend, "curve",
-             opts->curve_secret_key ? "on" : "off", NULL);
+             fwd->curve[0] || fwd->curve[1] ? "on" : "off", "frontend_auth", s_auth_name(fwd, 0),
+             "backend_auth", s_auth_name(fwd, 1), NULL);
     return fwd;
 fail:
     bus_forwarder_destroy(&fwd);
@@ -2036,6 +2191,216 @@ static void s_gap_send(void *raw, const char *source, uint64_t epoch, uint32_t s
     else
         bus_topic_object_changed(shard, t, sizeof t);
     s_raw_frame(raw, t, body, s_gap_env(source, epoch, shard, seq, body));
+}
+
+/* Publishes `good` on pub and `forged` on each forger until probe got `want` events, then for
+ * `ms` more (so a forged event that would get through has had its chance). */
+static void s_publish_mix(loop_t *loop, bus_pub_t *pub, bus_pub_t *const *forgers, int nforgers,
+                          const Rayfleet__ObjectChanged *good,
+                          const Rayfleet__ObjectChanged *forged, const s_probe_t *probe, int want,
+                          int64_t ms)
+{
+    int64_t end = loop_clock_ms() + 5000;
+    int64_t tail = 0;
+    while (loop_clock_ms() < end) {
+        for (int i = 0; i < nforgers; i++)
+            if (forgers[i])
+                bus_pub_publish(forgers[i], forged);
+        if (pub)
+            bus_pub_publish(pub, good);
+        loop_run_once(loop, 5);
+        if (probe->got >= want && tail == 0)
+            tail = loop_clock_ms() + ms;
+        if (tail && loop_clock_ms() >= tail)
+            break;
+    }
+}
+
+/* Peer credentials on ipc:// (BUS_IPC_PEERCRED). Returns the number of failed checks. */
+static int s_test_peercred(loop_t *loop, void *zctx, const Rayfleet__ObjectChanged *oc_in,
+                           bool verbose)
+{
+    int failed = 0;
+    Rayfleet__ObjectChanged oc = *oc_in, forged = *oc_in;
+    oc.shard = forged.shard = 6;
+    forged.name = "forged";
+    uint32_t uid, gid, pid;
+
+    // The credentials libzmq puts in the ZAP address of an ipc:// peer: "HOST:UID:GID:PID".
+    CHECK(s_peer_cred("localhost:1000:100:4242", 23, &uid, &gid, &pid));
+    CHECK(uid == 1000 && gid == 100 && pid == 4242);
+    CHECK(s_peer_cred(":0:0:1", 6, &uid, &gid, &pid) && uid == 0 && pid == 1);
+    CHECK(!s_peer_cred("127.0.0.1", 9, &uid, &gid, &pid)); // a tcp peer: none
+    CHECK(!s_peer_cred("", 0, &uid, &gid, &pid));
+    CHECK(!s_peer_cred("localhost:1:2", 13, &uid, &gid, &pid));
+    CHECK(!s_peer_cred("1:2:3", 5, &uid, &gid, &pid)); // no ':' before the uid
+    CHECK(!s_peer_cred("h:x1:2:3", 8, &uid, &gid, &pid));
+    CHECK(!s_peer_cred("h:4294967296:2:3", 16, &uid, &gid, &pid)); // over 32 bits
+    CHECK(!s_peer_cred("h:1:2:", 6, &uid, &gid, &pid));
+
+    // Bad settings are refused.
+    bus_options_t bad = {.frontend = "ipc://@rf-bad-in", .backend = "ipc://@rf-bad-out"};
+    bad.ipc_auth = (bus_ipc_auth_t)7;
+    CHECK(bus_forwarder_new(loop, zctx, &bad) == NULL);
+    bad.ipc_auth = BUS_IPC_PEERCRED;
+    bad.ipc_uids_n = BUS_IPC_UIDS_MAX + 1;
+    CHECK(bus_forwarder_new(loop, zctx, &bad) == NULL);
+
+    char dir[] = "/tmp/rfbus-ipc.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char front[128];
+    snprintf(front, sizeof front, "ipc://%s/in", dir);
+    char spub[41], ssec[41], cpub[41], csec[41], gpub[41], gsec[41];
+    CHECK(zmq_curve_keypair(spub, ssec) == 0 && zmq_curve_keypair(cpub, csec) == 0 &&
+          zmq_curve_keypair(gpub, gsec) == 0);
+    const char *allow[] = {cpub, gpub};
+
+    // One forwarder, two mechanisms: the ipc:// frontend checks uids, the tcp:// backend keeps
+    // CURVE. A same-uid publisher without CURVE gets through; a CURVE client at the ipc socket
+    // fails the handshake; a plain subscriber at the tcp backend is refused.
+    bus_options_t fo = {.frontend = front,
+                        .backend = "tcp://127.0.0.1:*",
+                        .heartbeat_ms = 20,
+                        .curve_secret_key = ssec,
+                        .curve_allow = allow,
+                        .curve_allow_n = 2,
+                        .ipc_auth = BUS_IPC_PEERCRED};
+    bus_forwarder_t *fwd = bus_forwarder_new(loop, zctx, &fo);
+    CHECK(fwd != NULL);
+    s_probe_t good = {0}, plain = {0};
+    bus_pub_t *pub = NULL, *curve_pub = NULL;
+    bus_sub_t *sub = NULL, *plain_sub = NULL;
+    if (fwd) {
+        bus_options_t po = {.source = "test/ipc",
+                            .endpoint = bus_forwarder_frontend(fwd),
+                            .heartbeat_ms = 20,
+                            .curve_server_key = spub, // ignored on ipc:// with PEERCRED
+                            .curve_public_key = cpub,
+                            .curve_secret_key = csec,
+                            .ipc_auth = BUS_IPC_PEERCRED};
+        pub = bus_pub_new(loop, zctx, &po);
+        po.source = "test/ipc-curve";
+        po.ipc_auth = BUS_IPC_CURVE; // CURVE at a peer-credential socket
+        curve_pub = bus_pub_new(loop, zctx, &po);
+        bus_options_t so = {.endpoint = bus_forwarder_backend(fwd),
+                            .heartbeat_ms = 20,
+                            .curve_server_key = spub,
+                            .curve_public_key = gpub,
+                            .curve_secret_key = gsec,
+                            .ipc_auth = BUS_IPC_PEERCRED}; // tcp://: CURVE all the same
+        sub = bus_sub_new(loop, zctx, &so, s_probe_msg, s_probe_peer, &good);
+        so.curve_server_key = so.curve_public_key = so.curve_secret_key = NULL;
+        plain_sub = bus_sub_new(loop, zctx, &so, s_probe_msg, s_probe_peer, &plain);
+    }
+    CHECK(pub && curve_pub && sub && plain_sub);
+    if (pub && curve_pub && sub && plain_sub) {
+        struct stat sst;
+        CHECK(stat(front + 6, &sst) == 0 && (sst.st_mode & 0777) == PRIVFS_FILE_MODE);
+        CHECK(bus_sub_subscribe(sub, 6) == 0 && bus_sub_subscribe(plain_sub, 6) == 0);
+        bus_pub_t *forgers[] = {curve_pub};
+        s_publish_mix(loop, pub, forgers, 1, &oc, &forged, &good, 3, 300);
+        CHECK(good.got >= 3); // the envelope path is the same: decoded, checked, handled
+        CHECK(good.forged == 0);
+        CHECK(strcmp(good.last_source, "test/ipc") == 0);
+        CHECK(bus_sub_peer_alive(sub, "test/ipc"));
+        CHECK(!bus_sub_peer_alive(sub, "test/ipc-curve"));
+        CHECK(plain.got == 0 && plain.seen == 0);
+        bus_stats_t st;
+        bus_forwarder_stats(fwd, &st);
+        CHECK(st.auth_ipc_allowed >= 1); // the ipc publisher, by uid
+        CHECK(st.auth_allowed >= st.auth_ipc_allowed + 1); // and the CURVE subscriber
+        CHECK(st.auth_ipc_refused == 0);
+        CHECK(st.auth_failed >= 2); // CURVE at the ipc socket, plain at the tcp one
+        if (verbose)
+            printf("bus: peercred+curve allowed %" PRIu64 " (ipc %" PRIu64 ") failed %" PRIu64 "\n",
+                   st.auth_allowed, st.auth_ipc_allowed, st.auth_failed);
+    }
+    bus_pub_destroy(&pub);
+    bus_pub_destroy(&curve_pub);
+    bus_sub_destroy(&sub);
+    bus_sub_destroy(&plain_sub);
+    bus_forwarder_destroy(&fwd);
+
+    // Another uid is refused. The test runs as one uid, so the forwarder allows only another
+    // one: this process's own connections must then be refused by uid, counted, and get nothing
+    // through. Abstract sockets have no file mode, so only the uid check stands in the way.
+    char ain[64], aout[64];
+    snprintf(ain, sizeof ain, "ipc://@rfbus-test-%d-in", (int)getpid());
+    snprintf(aout, sizeof aout, "ipc://@rfbus-test-%d-out", (int)getpid());
+    uint32_t other = (uint32_t)geteuid() + 1;
+    bus_options_t ro = {.frontend = ain,
+                        .backend = aout,
+                        .heartbeat_ms = 20,
+                        .ipc_auth = BUS_IPC_PEERCRED,
+                        .ipc_uids = &other,
+                        .ipc_uids_n = 1};
+    fwd = bus_forwarder_new(loop, zctx, &ro);
+    CHECK(fwd != NULL);
+    s_probe_t refused = {0};
+    if (fwd) {
+        bus_options_t po = {.source = "test/other-uid",
+                            .endpoint = ain,
+                            .heartbeat_ms = 20,
+                            .ipc_auth = BUS_IPC_PEERCRED};
+        pub = bus_pub_new(loop, zctx, &po);
+        bus_options_t so = {.endpoint = aout, .heartbeat_ms = 20, .ipc_auth = BUS_IPC_PEERCRED};
+        sub = bus_sub_new(loop, zctx, &so, s_probe_msg, s_probe_peer, &refused);
+        CHECK(pub && sub);
+        if (pub && sub) {
+            CHECK(bus_sub_subscribe(sub, 6) == 0);
+            bus_stats_t st = {0};
+            int64_t end = loop_clock_ms() + 3000;
+            while (loop_clock_ms() < end) {
+                bus_pub_publish(pub, &forged);
+                loop_run_once(loop, 5);
+                bus_forwarder_stats(fwd, &st);
+                if (st.auth_ipc_refused >= 2 && end - loop_clock_ms() > 300)
+                    end = loop_clock_ms() + 300; // both refused: a little longer, then stop
+            }
+            CHECK(st.auth_ipc_refused >= 2); // the publisher and the subscriber
+            CHECK(st.auth_ipc_allowed == 0 && st.forwarded == 0);
+            CHECK(refused.got == 0 && refused.seen == 0);
+            if (verbose)
+                printf("bus: peercred refused %" PRIu64 " connections of uid %u\n",
+                       st.auth_ipc_refused, (unsigned)geteuid());
+        }
+        bus_pub_destroy(&pub);
+        bus_sub_destroy(&sub);
+        bus_forwarder_destroy(&fwd);
+    }
+    // The own uid (the default list) is allowed. New names: an abstract name is freed by
+    // libzmq's I/O thread some time after the close.
+    snprintf(ain, sizeof ain, "ipc://@rfbus-test-%d-in2", (int)getpid());
+    snprintf(aout, sizeof aout, "ipc://@rfbus-test-%d-out2", (int)getpid());
+    ro.ipc_uids = NULL;
+    ro.ipc_uids_n = 0;
+    fwd = bus_forwarder_new(loop, zctx, &ro);
+    CHECK(fwd != NULL);
+    s_probe_t own = {0};
+    if (fwd) {
+        bus_options_t po = {.source = "test/own-uid",
+                            .endpoint = ain,
+                            .heartbeat_ms = 20,
+                            .ipc_auth = BUS_IPC_PEERCRED};
+        pub = bus_pub_new(loop, zctx, &po);
+        bus_options_t so = {.endpoint = aout, .heartbeat_ms = 20, .ipc_auth = BUS_IPC_PEERCRED};
+        sub = bus_sub_new(loop, zctx, &so, s_probe_msg, s_probe_peer, &own);
+        CHECK(pub && sub);
+        if (pub && sub) {
+            CHECK(bus_sub_subscribe(sub, 6) == 0);
+            s_publish_mix(loop, pub, NULL, 0, &oc, &forged, &own, 3, 0);
+            CHECK(own.got >= 3 && strcmp(own.last_source, "test/own-uid") == 0);
+            bus_stats_t st;
+            bus_forwarder_stats(fwd, &st);
+            CHECK(st.auth_ipc_allowed >= 2 && st.auth_ipc_refused == 0);
+        }
+        bus_pub_destroy(&pub);
+        bus_sub_destroy(&sub);
+        bus_forwarder_destroy(&fwd);
+    }
+    unlink(front + 6);
+    rmdir(dir);
+    return failed;
 }
 
 int bus_test(bool verbose)
@@ -2839,6 +3204,7 @@ int bus_test(bool verbose)
         // A forwarder with a malformed server key is refused.
         cf.curve_secret_key = "short";
         CHECK(bus_forwarder_new(loop, zctx, &cf) == NULL);
+        failed += s_test_peercred(loop, zctx, &oc, verbose);
     } else if (verbose) {
         printf("bus: libzmq without CURVE, CURVE test skipped\n");
     }

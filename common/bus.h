@@ -118,7 +118,26 @@
  * a socket monitor. So no message of a peer without a listed key ever reaches a subscriber, and
  * a subscriber without one never receives. Keys are Z85 strings (40 characters); the files
  * holding them are read by common/busopt.h. A ZeroMQ context has one ZAP handler, so one CURVE
- * forwarder per context.
+ * (or peer-credential) forwarder per context.
+ *
+ * Local peers (ipc_auth BUS_IPC_PEERCRED). On an ipc:// endpoint CURVE buys nothing a local
+ * attacker lacks: a process of the same uid can read the key files, and encrypting every byte
+ * three times per event (publisher, forwarder in and out, subscriber) costs about half the
+ * forwarder's throughput. So with ipc_auth BUS_IPC_PEERCRED a forwarder socket bound on ipc://
+ * runs ZeroMQ's NULL mechanism with a ZAP domain (BUS_ZAP_DOMAIN_IPC) and its ZAP handler admits
+ * a peer only when the kernel's credentials of the connection (SO_PEERCRED, taken at connect
+ * time; libzmq puts them in the ZAP request's address frame as "host:UID:GID:PID") name a uid of
+ * ipc_uids (none: the forwarder's own effective uid). A request without credentials is refused
+ * (fail closed). Refusals count in auth_refused, admissions in auth_allowed, and are logged at
+ * most once per BUS_LOG_INTERVAL_MS per uid; a CURVE client at a peer-credential socket fails the
+ * handshake (auth_failed). Publishers and subscribers with BUS_IPC_PEERCRED skip CURVE on an
+ * ipc:// endpoint (their keys, if any, serve tcp:// endpoints). A tcp:// (or any non-ipc)
+ * endpoint keeps CURVE whatever ipc_auth says, so one forwarder may bind its frontend on ipc://
+ * (peer credentials) and its backend on tcp:// (CURVE). The socket file itself is 0600 in a state
+ * directory of 0700 (privfs.h), which already keeps other uids out; the uid check also covers an
+ * abstract socket ("ipc://@name", which has no file mode), a socket in a shared directory and the
+ * moment between bind() and the chmod. libzmq's ZMQ_IPC_FILTER_UID would refuse in accept()
+ * without telling anyone (no count, no log) and is listed as deprecated in zmq.h in favour of ZAP.
  *
  * Threading: every object belongs to one loop and one thread. The ZeroMQ context is created once
  * by main() and passed in.
@@ -167,11 +186,19 @@
 #define BUS_CURVE_KEY_BYTES 32 /* length of a binary CURVE key */
 #define BUS_ALLOW_MAX 4096 /* most client keys in a forwarder's allow-list */
 #define BUS_ZAP_ENDPOINT "inproc://zeromq.zap.01" /* where libzmq sends ZAP requests (RFC 27) */
-#define BUS_ZAP_DOMAIN "rayfleet-bus" /* ZAP domain of the forwarder's sockets */
+#define BUS_ZAP_DOMAIN "rayfleet-bus" /* ZAP domain of the forwarder's CURVE sockets */
+#define BUS_ZAP_DOMAIN_IPC "rayfleet-bus-ipc" /* ZAP domain of its peer-credential sockets */
+#define BUS_IPC_UIDS_MAX 64 /* most uids in a forwarder's ipc_uids */
 #define BUS_REFUSED_KEYS_MAX 64 /* refused keys remembered for the once-per-interval log */
 #define BUS_FORWARDER_SOURCE "bus" /* the forwarder's heartbeat source by default */
 #define BUS_FRONTEND_DEFAULT "tcp://127.0.0.1:5570" /* rayfleet-bus frontend (publishers) */
 #define BUS_BACKEND_DEFAULT "tcp://127.0.0.1:5571" /* rayfleet-bus backend (subscribers) */
+
+/* How ipc:// endpoints are authenticated (see Local peers above). */
+typedef enum {
+    BUS_IPC_CURVE = 0, /* as tcp://: CURVE when keys are given, else open */
+    BUS_IPC_PEERCRED = 1 /* the kernel's peer uid, checked by the forwarder's ZAP handler */
+} bus_ipc_auth_t;
 
 typedef struct bus_pub bus_pub_t;
 typedef struct bus_sub bus_sub_t;
@@ -194,6 +221,9 @@ typedef struct {
     const char *curve_secret_key; /* pub/sub: own Z85 secret key; forwarder: server secret key */
     const char *const *curve_allow; /* forwarder: Z85 public keys of the clients allowed */
     size_t curve_allow_n; /* forwarder: entries in curve_allow, 1..BUS_ALLOW_MAX with CURVE */
+    bus_ipc_auth_t ipc_auth; /* all: how ipc:// endpoints authenticate (BUS_IPC_CURVE = 0) */
+    const uint32_t *ipc_uids; /* forwarder, BUS_IPC_PEERCRED: uids allowed; NULL: own euid */
+    size_t ipc_uids_n; /* forwarder: entries in ipc_uids, 0..BUS_IPC_UIDS_MAX */
 } bus_options_t;
 
 /* Counters of one object. All counters only grow. */
@@ -214,9 +244,11 @@ typedef struct {
     uint64_t bytes_forwarded; /* forwarder: bytes of the messages copied frontend -> backend */
     int64_t subscriptions; /* pub and forwarder: topic subscriptions currently asked of it (XPUB) */
     int64_t pending; /* pub: envelopes accepted and not yet handed to ZeroMQ (the batch) */
-    uint64_t auth_allowed; /* forwarder: CURVE handshakes of listed keys (ZAP 200) */
-    uint64_t auth_refused; /* forwarder: CURVE handshakes of unlisted keys (ZAP 400) */
+    uint64_t auth_allowed; /* forwarder: listed CURVE keys and allowed ipc uids (ZAP 200) */
+    uint64_t auth_refused; /* forwarder: unlisted keys, other uids, no credentials (ZAP 400) */
     uint64_t auth_failed; /* forwarder: handshakes failed before ZAP (plain ZMTP, bad CURVE) */
+    uint64_t auth_ipc_allowed; /* forwarder: of auth_allowed, ipc peers admitted by uid */
+    uint64_t auth_ipc_refused; /* forwarder: of auth_refused, ipc peers refused by uid */
 } bus_stats_t;
 
 /* Called for each valid ObjectChanged envelope: msg->body is ENVWIRE_BODY_OBJECT_CHANGED, its
@@ -268,6 +300,9 @@ int bus_topic_shard_prefix(uint32_t shard, char *out, size_t size);
  * FNV-1a 64 of the bytes "cluster/ns/name" (NULL strings count as ""), modulo nshards. Returns
  * the shard in 0 .. nshards - 1, or 0 when nshards is 0. */
 uint32_t bus_shard_of(const char *cluster, const char *ns, const char *name, uint32_t nshards);
+
+/* True for an ipc:// endpoint, with or without the '@' (bind) or '>' (connect) prefix. */
+bool bus_endpoint_is_ipc(const char *endpoint);
 
 /* ---- Publisher ---- */
 
@@ -353,7 +388,8 @@ const char *bus_sub_endpoint(const bus_sub_t *sub);
 /* A forwarder on `loop`: binds (by default) opts->frontend and opts->backend, both required,
  * and heartbeats as opts->source (default BUS_FORWARDER_SOURCE) on the backend. With
  * opts->curve_secret_key it is a CURVE server and needs opts->curve_allow (each key valid Z85);
- * it then binds BUS_ZAP_ENDPOINT in zctx. Returns NULL on a bad option (a secret key without an
+ * with opts->ipc_auth BUS_IPC_PEERCRED an ipc:// socket checks peer uids instead of CURVE. With
+ * either it binds BUS_ZAP_ENDPOINT in zctx. Returns NULL on a bad option (a secret key without an
  * allow-list included), a ZeroMQ failure (an endpoint in use, another CURVE forwarder in zctx)
  * or out of memory (logged). */
 bus_forwarder_t *bus_forwarder_new(loop_t *loop, void *zctx, const bus_options_t *opts);

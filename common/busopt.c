@@ -15,7 +15,14 @@
 #include <unistd.h>
 #include <zmq.h>
 
+static const char *const s_ipc_auth_choices[] = {BUSOPT_IPC_PEERCRED, BUSOPT_IPC_CURVE, NULL};
+
 const cfg_opt_t busopt_client_options[] = {
+    {"bus.ipc-auth", CFG_STRING, BUSOPT_IPC_PEERCRED, 0, 0, false, false,
+     "How an ipc:// bus endpoint authenticates: peercred (the bus admits peers by their uid, "
+     "no encryption) or curve (CurveZMQ as on tcp://, which always uses CURVE when keys are "
+     "set). Set it alike on the bus and its clients.",
+     s_ipc_auth_choices},
     {"bus.curve-server-key-file", CFG_STRING, NULL, 0, 0, false, false,
      "File holding the bus forwarder's CurveZMQ public key (public-key = \"Z85\"); set it to use "
      "CURVE (then --bus.curve-key-file is required).",
@@ -28,6 +35,15 @@ const cfg_opt_t busopt_client_options[] = {
 };
 
 const cfg_opt_t busopt_forwarder_options[] = {
+    {"bus.ipc-auth", CFG_STRING, BUSOPT_IPC_PEERCRED, 0, 0, false, false,
+     "How an ipc:// socket of the bus authenticates its peers: peercred (only the uids of "
+     "--bus.ipc-allow-uids get in; no encryption) or curve (CurveZMQ with the allow-list, as "
+     "tcp:// sockets always do when keys are set).",
+     s_ipc_auth_choices},
+    {"bus.ipc-allow-uids", CFG_LIST, NULL, 0, 0, false, false,
+     "With --bus.ipc-auth=peercred: the uids allowed on the ipc:// sockets (comma-separated "
+     "numbers); default: the bus's own effective uid.",
+     NULL},
     {"bus.curve-key-file", CFG_STRING, NULL, 0, 0, false, false,
      "File holding the forwarder's CurveZMQ key pair (public-key and secret-key lines, Z85; mode "
      "0600); set it to require CURVE from every peer (then --bus.curve-allow-file is required).",
@@ -237,9 +253,43 @@ void busopt_keys_clear(busopt_keys_t *keys)
     memset(keys, 0, sizeof *keys);
 }
 
+/* Sets o->ipc_auth from bus.ipc-auth (validated by cfg's choices). */
+static void s_ipc_auth(const cfg_t *cfg, bus_options_t *o)
+{
+    const char *mode = cfg_str(cfg, "bus.ipc-auth");
+    o->ipc_auth = mode && strcmp(mode, BUSOPT_IPC_CURVE) == 0 ? BUS_IPC_CURVE : BUS_IPC_PEERCRED;
+}
+
+int busopt_parse_uids(const char *const *items, size_t n, uint32_t *uids, size_t *n_out, buf_t *err)
+{
+    *n_out = 0;
+    if (n > BUS_IPC_UIDS_MAX) {
+        buf_printf(err, "bus.ipc-allow-uids: at most %d uids", BUS_IPC_UIDS_MAX);
+        return ERR_TOOBIG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *p = items[i];
+        uint64_t v = 0;
+        size_t len = strlen(p);
+        bool ok = len > 0 && len <= 10;
+        for (size_t j = 0; ok && j < len; j++) {
+            ok = p[j] >= '0' && p[j] <= '9';
+            v = v * 10 + (uint64_t)(p[j] - '0');
+        }
+        if (!ok || v >= UINT32_MAX) { // (uid_t)-1 is "no uid"
+            buf_printf(err, "bus.ipc-allow-uids: '%.32s': must be a uid, a number 0..%u", p,
+                       UINT32_MAX - 1);
+            return ERR_INVAL;
+        }
+        uids[(*n_out)++] = (uint32_t)v;
+    }
+    return 0;
+}
+
 int busopt_client(const cfg_t *cfg, busopt_keys_t *keys, bus_options_t *o, buf_t *err)
 {
     memset(keys, 0, sizeof *keys);
+    s_ipc_auth(cfg, o);
     const char *server = cfg_str(cfg, "bus.curve-server-key-file");
     const char *pair = cfg_str(cfg, "bus.curve-key-file");
     if (!server && !pair)
@@ -268,6 +318,20 @@ int busopt_client(const cfg_t *cfg, busopt_keys_t *keys, bus_options_t *o, buf_t
 int busopt_forwarder(const cfg_t *cfg, busopt_keys_t *keys, bus_options_t *o, buf_t *err)
 {
     memset(keys, 0, sizeof *keys);
+    s_ipc_auth(cfg, o);
+    size_t nitems = 0;
+    const char *const *items = cfg_list(cfg, "bus.ipc-allow-uids", &nitems);
+    if (items && nitems > 0) {
+        if (o->ipc_auth != BUS_IPC_PEERCRED) {
+            buf_printf(err, "bus.ipc-allow-uids is set but bus.ipc-auth is not peercred");
+            return ERR_INVAL;
+        }
+        int rc = busopt_parse_uids(items, nitems, keys->uids, &keys->n_uids, err);
+        if (rc != 0)
+            return rc;
+        o->ipc_uids = keys->uids;
+        o->ipc_uids_n = keys->n_uids;
+    }
     const char *pair = cfg_str(cfg, "bus.curve-key-file");
     const char *allow = cfg_str(cfg, "bus.curve-allow-file");
     if (!pair && !allow)
@@ -475,6 +539,51 @@ int busopt_test(bool verbose)
     CHECK(cfg && busopt_forwarder(cfg, &k, &o, &err) == ERR_INVAL);
     CHECK(strstr(buf_str(&err), "bus.curve-allow-file is not") != NULL);
     cfg_destroy(&cfg);
+
+    /* bus.ipc-auth: peercred by default, curve when asked; anything else refused by cfg */
+    o = (bus_options_t){0};
+    CHECK(cfg_load(busopt_client_options, 1, argv_none, &cfg, NULL) == 0);
+    CHECK(cfg && busopt_client(cfg, &k, &o, &err) == 0 && o.ipc_auth == BUS_IPC_PEERCRED);
+    cfg_destroy(&cfg);
+    char *argv_curve[] = {"t", "--bus.ipc-auth=curve", NULL};
+    CHECK(cfg_load(busopt_client_options, 2, argv_curve, &cfg, NULL) == 0);
+    CHECK(cfg && busopt_client(cfg, &k, &o, &err) == 0 && o.ipc_auth == BUS_IPC_CURVE);
+    cfg_destroy(&cfg);
+    char *argv_odd[] = {"t", "--bus.ipc-auth=none", NULL};
+    CHECK(cfg_load(busopt_client_options, 2, argv_odd, &cfg, NULL) != 0 && !cfg);
+    /* bus.ipc-allow-uids: numbers, at most BUS_IPC_UIDS_MAX, only with peercred */
+    char *argv_uids[] = {"t", "--bus.ipc-allow-uids=0, 1000", NULL};
+    CHECK(cfg_load(busopt_forwarder_options, 2, argv_uids, &cfg, NULL) == 0);
+    o = (bus_options_t){0};
+    CHECK(cfg && busopt_forwarder(cfg, &k, &o, &err) == 0);
+    CHECK(o.ipc_auth == BUS_IPC_PEERCRED && o.ipc_uids_n == 2 && o.ipc_uids[0] == 0 &&
+          o.ipc_uids[1] == 1000);
+    busopt_keys_clear(&k);
+    cfg_destroy(&cfg);
+    char *argv_baduid[] = {"t", "--bus.ipc-allow-uids=1000,nobody", NULL};
+    CHECK(cfg_load(busopt_forwarder_options, 2, argv_baduid, &cfg, NULL) == 0);
+    buf_reset(&err);
+    CHECK(cfg && busopt_forwarder(cfg, &k, &o, &err) == ERR_INVAL);
+    CHECK(!strcmp(buf_str(&err), "bus.ipc-allow-uids: 'nobody': must be a uid, a number "
+                                 "0..4294967294"));
+    cfg_destroy(&cfg);
+    char *argv_uidcurve[] = {"t", "--bus.ipc-allow-uids=1000", "--bus.ipc-auth=curve", NULL};
+    CHECK(cfg_load(busopt_forwarder_options, 3, argv_uidcurve, &cfg, NULL) == 0);
+    buf_reset(&err);
+    CHECK(cfg && busopt_forwarder(cfg, &k, &o, &err) == ERR_INVAL);
+    CHECK(strstr(buf_str(&err), "bus.ipc-auth is not peercred") != NULL);
+    cfg_destroy(&cfg);
+    uint32_t uids[BUS_IPC_UIDS_MAX];
+    size_t nu = 0;
+    const char *many[BUS_IPC_UIDS_MAX + 1];
+    for (size_t i = 0; i <= BUS_IPC_UIDS_MAX; i++)
+        many[i] = "7";
+    buf_reset(&err);
+    CHECK(busopt_parse_uids(many, BUS_IPC_UIDS_MAX + 1, uids, &nu, &err) == ERR_TOOBIG);
+    CHECK(busopt_parse_uids(many, BUS_IPC_UIDS_MAX, uids, &nu, &err) == 0 &&
+          nu == BUS_IPC_UIDS_MAX);
+    const char *huge[] = {"4294967295"};
+    CHECK(busopt_parse_uids(huge, 1, uids, &nu, &err) == ERR_INVAL);
 
     unlink(pairf);
     unlink(pubf);

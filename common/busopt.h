@@ -24,6 +24,12 @@
  * and a pair without a server key is refused too. A forwarder with a key pair must have an
  * allow-list (with one key at least), and an allow-list without a pair is refused. With none of
  * them the bus runs without CURVE, which is still what standalone services and tests use.
+ *
+ * ipc://. bus.ipc-auth (peercred, the default, or curve) says how an ipc:// endpoint is
+ * authenticated (bus.h, "Local peers"): with peercred the forwarder admits a peer of an ipc://
+ * socket by its kernel-reported uid (bus.ipc-allow-uids, default the bus's own uid) and neither
+ * side encrypts; keys, when set, then serve tcp:// endpoints only. tcp:// always uses CURVE when
+ * keys are set. The bus and its clients must agree on it.
  */
 #ifndef RF_BUSOPT_H
 #define RF_BUSOPT_H
@@ -35,13 +41,16 @@
 #include <stddef.h>
 
 #define BUSOPT_FILE_MAX (256 * 1024) /* largest key or allow-list file, bytes */
+#define BUSOPT_IPC_PEERCRED "peercred" /* bus.ipc-auth: peer uids on ipc:// (the default) */
+#define BUSOPT_IPC_CURVE "curve" /* bus.ipc-auth: CURVE on ipc:// as on tcp:// */
 #define BUSOPT_LINE_MAX 512 /* longest line of a key file, bytes */
 
-/* Options of a publisher or subscriber (NULL-key terminated): bus.curve-server-key-file,
- * bus.curve-key-file. */
+/* Options of a publisher or subscriber (NULL-key terminated): bus.ipc-auth,
+ * bus.curve-server-key-file, bus.curve-key-file. */
 extern const cfg_opt_t busopt_client_options[];
 
-/* Options of the forwarder (NULL-key terminated): bus.curve-key-file, bus.curve-allow-file. */
+/* Options of the forwarder (NULL-key terminated): bus.ipc-auth, bus.ipc-allow-uids,
+ * bus.curve-key-file, bus.curve-allow-file. */
 extern const cfg_opt_t busopt_forwarder_options[];
 
 /* The keys read for one process; bus_options_t points into it, so it lives as long as the
@@ -53,15 +62,24 @@ typedef struct {
     char (*allow)[BUS_CURVE_KEY_LEN + 1]; /* forwarder: the allow-list */
     const char **allow_ptrs; /* the same as pointers, for bus_options_t.curve_allow */
     size_t n_allow; /* entries */
+    uint32_t uids[BUS_IPC_UIDS_MAX]; /* forwarder: bus.ipc-allow-uids */
+    size_t n_uids; /* entries in uids (0: the forwarder's own uid) */
 } busopt_keys_t;
 
-/* Fills the CURVE fields of *o from the client options of `cfg` (the files read into *keys).
+/* Fills ipc_auth and the CURVE fields of *o from the client options of `cfg` (the files read
+ * into *keys).
  * Returns 0 (also when CURVE is off), ERR_INVAL (a rule above, or a malformed file; `err`
  * names the option or file:line), ERR_IO (unreadable), ERR_TOOBIG or ERR_NOMEM. */
 int busopt_client(const cfg_t *cfg, busopt_keys_t *keys, bus_options_t *o, buf_t *err);
 
-/* The same for the forwarder: curve_secret_key and curve_allow. */
+/* The same for the forwarder: ipc_auth, ipc_uids (into keys->uids), curve_secret_key and
+ * curve_allow. bus.ipc-allow-uids with bus.ipc-auth=curve is refused (ERR_INVAL). */
 int busopt_forwarder(const cfg_t *cfg, busopt_keys_t *keys, bus_options_t *o, buf_t *err);
+
+/* Parses n uids (decimal, 0..UINT32_MAX - 1; at most BUS_IPC_UIDS_MAX) into uids[], count in
+ * *n_out. Returns 0, ERR_INVAL or ERR_TOOBIG (`err` names bus.ipc-allow-uids and the rule). */
+int busopt_parse_uids(const char *const *items, size_t n, uint32_t *uids, size_t *n_out,
+                      buf_t *err);
 
 /* Wipes the secret key and frees the allow-list. NULL-safe. */
 void busopt_keys_clear(busopt_keys_t *keys);

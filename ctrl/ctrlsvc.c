@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #define S_PATH_MAX 4096 /* longest state path */
-#define S_BUSOPT_N 2 /* options in busopt_client_options */
+#define S_BUSOPT_N 3 /* options in busopt_client_options */
 
 static const char *const s_lease_modes[] = {"off", "sqlite", "kubernetes", NULL};
 

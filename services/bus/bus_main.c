@@ -8,9 +8,11 @@
  * rayfleet_bus_* counters of messages and bytes forwarded, drops by reason, heartbeats and the
  * subscriptions the subscribers hold now, and the peers allowed or refused by CURVE.
  *
- * CURVE (--bus.curve-key-file and --bus.curve-allow-file, common/busopt.h): both sockets are
- * CURVE servers and only the clients whose public keys are listed get in. Without them the bus
- * is open to any local process and says so in a warning.
+ * CURVE (--bus.curve-key-file and --bus.curve-allow-file, common/busopt.h): tcp:// sockets are
+ * CURVE servers and only the clients whose public keys are listed get in. ipc:// sockets check
+ * the peer's uid instead (--bus.ipc-auth=peercred, the default; --bus.ipc-allow-uids), or use
+ * CURVE too with --bus.ipc-auth=curve. A socket with neither is open to any process that
+ * reaches it, and the bus says so in a warning.
  */
 #include "bus.h"
 #include "busopt.h"
@@ -50,7 +52,9 @@ typedef enum {
     B_READY,
     B_AUTH_ALLOWED,
     B_AUTH_REFUSED,
-    B_AUTH_FAILED
+    B_AUTH_FAILED,
+    B_AUTH_IPC_ALLOWED,
+    B_AUTH_IPC_REFUSED
 } b_metric_t;
 
 static double s_read(void *arg, int which)
@@ -82,6 +86,10 @@ static double s_read(void *arg, int which)
         return (double)st.auth_refused;
     case B_AUTH_FAILED:
         return (double)st.auth_failed;
+    case B_AUTH_IPC_ALLOWED:
+        return (double)st.auth_ipc_allowed;
+    case B_AUTH_IPC_REFUSED:
+        return (double)st.auth_ipc_refused;
     }
     return 0;
 }
@@ -95,6 +103,11 @@ static int s_ready(void *arg, buf_t *why)
     int rc = buf_puts(why, "forwarder sockets not bound\n");
     return rc < 0 ? rc : 1;
 }
+
+#define S_AUTH_HELP                                                                                \
+    "Peers authenticated, by result: CURVE keys and ipc:// peer uids (allowed, refused), "         \
+    "handshakes failed before (handshake_failed)."
+#define S_AUTH_IPC_HELP "ipc:// peers admitted or refused by their uid (--bus.ipc-auth=peercred)."
 
 /* Registers the rayfleet_bus_* families reading *fwd. Returns 0 or an err_t. */
 static int s_register(metrics_t *reg, bus_forwarder_t **fwd)
@@ -118,13 +131,14 @@ static int s_register(metrics_t *reg, bus_forwarder_t **fwd)
         {"rayfleet_bus_subscriptions", "Topic subscriptions the subscribers hold now.", NULL, false,
          B_SUBSCRIPTIONS},
         {"rayfleet_bus_ready", "1 once both sockets are bound.", NULL, false, B_READY},
-        {"rayfleet_bus_auth_total", "CURVE peers, by result.", "allowed", true, B_AUTH_ALLOWED},
-        {"rayfleet_bus_auth_total", "CURVE peers, by result.", "refused", true, B_AUTH_REFUSED},
-        {"rayfleet_bus_auth_total", "CURVE peers, by result.", "handshake_failed", true,
-         B_AUTH_FAILED},
+        {"rayfleet_bus_auth_total", S_AUTH_HELP, "allowed", true, B_AUTH_ALLOWED},
+        {"rayfleet_bus_auth_total", S_AUTH_HELP, "refused", true, B_AUTH_REFUSED},
+        {"rayfleet_bus_auth_total", S_AUTH_HELP, "handshake_failed", true, B_AUTH_FAILED},
+        {"rayfleet_bus_auth_peercred_total", S_AUTH_IPC_HELP, "allowed", true, B_AUTH_IPC_ALLOWED},
+        {"rayfleet_bus_auth_peercred_total", S_AUTH_IPC_HELP, "refused", true, B_AUTH_IPC_REFUSED},
     };
     for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
-        bool auth = !strcmp(fams[i].name, "rayfleet_bus_auth_total");
+        bool auth = !strncmp(fams[i].name, "rayfleet_bus_auth_", 18);
         const char *labels[] = {fams[i].reason ? (auth ? "result" : "reason") : NULL, NULL};
         metric_t *f = metrics_find(reg, fams[i].name);
         if (!f)
@@ -140,7 +154,7 @@ static int s_register(metrics_t *reg, bus_forwarder_t **fwd)
 
 int main(int argc, char **argv)
 {
-    cfg_opt_t table[sizeof s_options / sizeof s_options[0] + 4];
+    cfg_opt_t table[sizeof s_options / sizeof s_options[0] + 5];
     if (cfg_table_join(s_options, busopt_forwarder_options, table, sizeof table / sizeof table[0]) <
         0) {
         fprintf(stderr, "bus: too many options\n");
@@ -167,10 +181,15 @@ int main(int argc, char **argv)
         code = SVC_EXIT_USAGE;
         goto done;
     }
-    if (!o.curve_secret_key)
-        log_warn("bus: CURVE is off: any local process can publish and subscribe (set "
-                 "--bus.curve-key-file and --bus.curve-allow-file)",
-                 NULL);
+    const char *eps[2] = {o.frontend, o.backend};
+    for (int i = 0; i < 2; i++) {
+        bool peercred = o.ipc_auth == BUS_IPC_PEERCRED && bus_endpoint_is_ipc(eps[i]);
+        if (!o.curve_secret_key && !peercred)
+            log_warn("bus: CURVE is off: any process that reaches this socket can publish and "
+                     "subscribe (set --bus.curve-key-file and --bus.curve-allow-file, or "
+                     "--bus.ipc-auth=peercred on an ipc:// socket)",
+                     "endpoint", eps[i], NULL);
+    }
     int port = (int)cfg_int(svc.cfg, "health.port");
     if (port != 0) {
         reg = metrics_new();

@@ -396,8 +396,10 @@ exec sleep 1000
 SH
 chmod +x "$fake/rayfleet-scheduler"
 fs="$tmp/fstate"
-# the stand-in takes no bus keys: with CURVE (the default) up refuses it, naming the option
-"$ctl" up --sim --detach --bin-dir "$fake" --state-dir "$fs" >/dev/null 2>"$tmp/nokeys.err"
+# the stand-in takes no bus keys: with CURVE on ipc:// up refuses it, naming the option (the
+# default, peer uids, needs no keys)
+"$ctl" up --sim --detach --bus-ipc-auth curve --bin-dir "$fake" --state-dir "$fs" >/dev/null \
+    2>"$tmp/nokeys.err"
 rc=$?
 check "up refuses a service without --bus.curve-key-file" bash -c \
     "[[ $rc -eq 1 ]] && grep -q 'rayfleet-scheduler has no --bus.curve-key-file option' '$tmp/nokeys.err'"

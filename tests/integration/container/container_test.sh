@@ -88,7 +88,7 @@ before=$(cat "$tmp/cs/keys/bus.pub")
 [[ $(cat "$tmp/cs/keys/bus.pub") == "$before" ]] && ok "bus-keys again keeps the keys" ||
     bad "bus-keys again keeps the keys"
 RAYFLEET_BUS_CURVE_KEY_FILE="$tmp/cs/keys/bus.key" RAYFLEET_BUS_CURVE_ALLOW_FILE="$tmp/cs/keys/allow" \
-    "$bin/rayfleet-bus" --bus.frontend "ipc://$tmp/b-in" --bus.backend "ipc://$tmp/b-out" \
+    RAYFLEET_BUS_IPC_AUTH=curve "$bin/rayfleet-bus" --bus.frontend "ipc://$tmp/b-in" --bus.backend "ipc://$tmp/b-out" \
     --health.port 0 >"$tmp/bus.log" 2>&1 &
 bp=$!
 tl_wait 10 grep -q 'forwarder ready' "$tmp/bus.log"
