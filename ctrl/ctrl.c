@@ -268,6 +268,20 @@ bool ctrl_ensured(ctrl_pass_t *p, const char *entry, int64_t max_age_ms)
     return false;
 }
 
+void ctrl_unensure(ctrl_pass_t *p, const char *prefix)
+{
+    kstate_t *ks = keytab_get(p->c->keys, p->key);
+    size_t n = strlen(prefix), j = 0;
+    for (size_t i = 0; ks && i < ks->nens; i++) {
+        if (strncmp(ks->ens[i].entry, prefix, n) == 0)
+            free(ks->ens[i].entry);
+        else
+            ks->ens[j++] = ks->ens[i];
+    }
+    if (ks)
+        ks->nens = j;
+}
+
 const char *ctrl_memo_get(ctrl_pass_t *p, const char *uid, const char *rv)
 {
     kstate_t *ks = keytab_get(p->c->keys, p->key);
@@ -2179,6 +2193,16 @@ int ctrl_test(bool verbose)
 
     /* ensured entries: none recorded in capture mode (no answer comes) */
     CHECK(!ctrl_ensured(p, "ConfigMap/w-cm", 0));
+    /* forgotten by prefix, others kept */
+    s_ensure_put(c, p->key, "PodGroup/w-pg#3");
+    s_ensure_put(c, p->key, "PodGroup/w-pg#5");
+    s_ensure_put(c, p->key, "Workload/w#3");
+    CHECK(ctrl_ensured(p, "PodGroup/w-pg#3", 0) && ctrl_ensured(p, "PodGroup/w-pg#5", 0));
+    ctrl_unensure(p, "PodGroup/w-pg#");
+    CHECK(!ctrl_ensured(p, "PodGroup/w-pg#3", 0) && !ctrl_ensured(p, "PodGroup/w-pg#5", 0));
+    CHECK(ctrl_ensured(p, "Workload/w#3", 0));
+    ctrl_unensure(p, "Workload/w#");
+    CHECK(!ctrl_ensured(p, "Workload/w#3", 0));
 
     /* the window: at most CTRL_PASS_WINDOW in flight; captured requests end at once */
     json_array_clear(capture);

@@ -317,6 +317,10 @@ void ctrl_send(ctrl_pass_t *p, const ctrl_req_t *r, const json_t *body);
  * max_age_ms ago (<= 0: ever). */
 bool ctrl_ensured(ctrl_pass_t *p, const char *entry, int64_t max_age_ms);
 
+/* Forgets the key's ensured entries that start with `prefix` (a child deleted or replaced: the
+ * next ctrl_ensured() of any of its versions is false). */
+void ctrl_unensure(ctrl_pass_t *p, const char *prefix);
+
 /* Creates `obj` (stolen; NULL fails the pass: the builder failed) in the pass's namespace unless
  * "Kind/name" is ensured (max_age_ms as ctrl_ensured()); AlreadyExists counts as success. */
 void ctrl_create_once(ctrl_pass_t *p, json_t *obj, const char *group, const char *version,

@@ -1316,6 +1316,251 @@ static bool s_gcs_ft(pass_t *p)
     return deleting;
 }
 
+/* ---------- Kubernetes WAS (kubernetes-was-v1alpha2, gate KubernetesWAS) ----------
+ *
+ * KubeRay's DoBatchSchedulingOnSubmission of the v1alpha2 plugin, one GET at a time as its
+ * synchronous calls go: a gang-scheduled RayCluster gets the Workload <cluster> and then the
+ * PodGroup <cluster>-cluster (kuberay/batchsched builds both); both are immutable, so a stale one
+ * is deleted (the PodGroup first, its protection finalizer removed) and the pass fails with
+ * KubeRay's "will retry" message: the retry recreates them. A skipped cluster (no gang label,
+ * autoscaling) has both deleted. An object of that name not controlled by the RayCluster fails
+ * the pass (getOwnedSchedulingResource). Without the scheduling.k8s.io/v1alpha2 API the create
+ * fails each pass before pods are made (KubeRay refuses to start). */
+
+/* An ensured entry (the name of a RayCluster is at most 63 characters: it fits CTRL_KEY_MAX). */
+#define S_WAS_ENTRY_MAX (CTRL_KEY_MAX + 64)
+
+/* A request on a Workload (`workload`) or PodGroup of the pass. */
+static void s_was_req(pass_t *p, ctrl_verb_t verb, bool workload, const char *name,
+                      const json_t *body, const char *ensure)
+{
+    ctrl_send(p->cp,
+              &(ctrl_req_t){.verb = verb,
+                            .group = BATCHSCHED_WAS_GROUP,
+                            .version = BATCHSCHED_WAS_VERSION,
+                            .resource = workload ? "workloads" : "podgroups",
+                            .kind = workload ? "Workload" : "PodGroup",
+                            .name = name,
+                            .ensure = ensure},
+              body);
+}
+
+static void s_was_get(pass_t *p, bool workload, const char *name,
+                      void (*fn)(ctrl_pass_t *cp, const k8s_result_t *res))
+{
+    s_get_for(p, BATCHSCHED_WAS_GROUP, BATCHSCHED_WAS_VERSION, workload ? "workloads" : "podgroups",
+              workload ? "Workload" : "PodGroup", name, fn);
+}
+
+/* The ensured entry of a written object: "<Kind>/<name>#<minCount>" (`min` < 0: the prefix). */
+static void s_was_entry(pass_t *p, bool workload, int64_t min, char *out, size_t n)
+{
+    if (min < 0)
+        snprintf(out, n, "%s/%s%s#", workload ? "Workload" : "PodGroup", p->cp->name,
+                 workload ? "" : "-" BATCHSCHED_WAS_TEMPLATE);
+    else
+        snprintf(out, n, "%s/%s%s#%lld", workload ? "Workload" : "PodGroup", p->cp->name,
+                 workload ? "" : "-" BATCHSCHED_WAS_TEMPLATE, (long long)min);
+}
+
+/* The answer of a GET: the live object (NULL: NotFound); false after failing the pass (another
+ * error, or an object the RayCluster does not control). */
+static bool s_was_live(pass_t *p, const k8s_result_t *res, bool workload, const char *name,
+                       const json_t **live)
+{
+    const char *kind = workload ? "Workload" : "PodGroup";
+    *live = NULL;
+    if (res->err == ERR_NOTFOUND)
+        return true;
+    if (res->err) {
+        ctrl_fail(p->cp, NULL, "failed to get %s %s/%s: %s", kind, p->cp->ns, name,
+                  res->message[0] ? res->message : err_str(res->err));
+        return false;
+    }
+    if (!batchsched_was_controlled(res->body, p->rc)) {
+        ctrl_fail(p->cp, NULL, "%s %s/%s is not controlled by RayCluster %s/%s", kind, p->cp->ns,
+                  name, p->cp->ns, p->cp->name);
+        return false;
+    }
+    *live = res->body;
+    return true;
+}
+
+/* deletePodGroup: the protection finalizer removed (an update), then a delete unless the
+ * PodGroup is being deleted already. The entries ensured for it are forgotten. */
+static void s_was_delete_pg(pass_t *p, const json_t *live)
+{
+    bool nomem = false;
+    char entry[S_WAS_ENTRY_MAX];
+    const char *name = jx_str(live, "metadata.name", "");
+    json_t *un = batchsched_was_unprotected(live, &nomem);
+    if (nomem) {
+        ctrl_fail(p->cp, NULL, "out of memory");
+        return;
+    }
+    s_was_entry(p, false, -1, entry, sizeof(entry));
+    ctrl_unensure(p->cp, entry);
+    if (un)
+        s_was_req(p, CTRL_UPDATE, false, name, un, NULL);
+    json_decref(un);
+    if (!jx_get(live, "metadata.deletionTimestamp"))
+        s_was_req(p, CTRL_DELETE, false, name, NULL, NULL);
+}
+
+/* Deletes the pass's Workload (forgetting its ensured entries). */
+static void s_was_delete_wl(pass_t *p)
+{
+    char entry[S_WAS_ENTRY_MAX];
+    s_was_entry(p, true, -1, entry, sizeof(entry));
+    ctrl_unensure(p->cp, entry);
+    s_was_req(p, CTRL_DELETE, true, p->cp->name, NULL, NULL);
+}
+
+/* The pass's built Workload and PodGroup (NULL both: out of memory, the pass failed). */
+static bool s_was_build(pass_t *p, json_t **w, json_t **pg)
+{
+    if (batchsched_was_objects(p->rcd, w, pg) == 0)
+        return true;
+    ctrl_fail(p->cp, NULL,
+              "failed to build scheduling resources for RayCluster %s/%s: out of "
+              "memory",
+              p->cp->ns, p->cp->name);
+    return false;
+}
+
+/* cleanup, second step: the Workload, once no PodGroup is left */
+static void s_was_cleanup_wl_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    const json_t *live;
+    if (!s_was_live(p, res, true, p->cp->name, &live) || !live)
+        return;
+    if (jx_get(live, "metadata.deletionTimestamp")) {
+        ctrl_fail(p->cp, NULL, "Workload %s/%s is being deleted, will retry", p->cp->ns,
+                  p->cp->name);
+        return;
+    }
+    s_was_delete_wl(p);
+}
+
+/* cleanup, first step: the PodGroup; while one is there the pass waits for its deletion */
+static void s_was_cleanup_pg_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    char name[CTRL_KEY_MAX + 16];
+    snprintf(name, sizeof(name), "%s-%s", p->cp->name, BATCHSCHED_WAS_TEMPLATE);
+    const json_t *live;
+    if (!s_was_live(p, res, false, name, &live))
+        return;
+    if (!live) {
+        s_was_get(p, true, p->cp->name, s_was_cleanup_wl_got);
+        return;
+    }
+    s_was_delete_pg(p, live);
+    ctrl_fail(p->cp, NULL, "waiting for PodGroup %s/%s to finish deleting", p->cp->ns, name);
+}
+
+/* syncPodGroup */
+static void s_was_pg_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    json_t *w = NULL, *pg = NULL;
+    const json_t *live;
+    if (!s_was_build(p, &w, &pg))
+        return;
+    const char *name = jx_str(pg, "metadata.name", "");
+    char entry[S_WAS_ENTRY_MAX];
+    if (!s_was_live(p, res, false, name, &live)) {
+    } else if (!live) {
+        s_was_entry(p, false, batchsched_was_min_count(p->rcd), entry, sizeof(entry));
+        s_was_req(p, CTRL_CREATE, false, name, pg, entry);
+    } else if (jx_get(live, "metadata.deletionTimestamp")) {
+        s_was_delete_pg(p, live);
+        ctrl_fail(p->cp, NULL, "PodGroup %s/%s is being deleted, will retry", p->cp->ns, name);
+    } else if (batchsched_was_podgroup_stale(live, pg)) {
+        s_was_delete_pg(p, live);
+        ctrl_fail(p->cp, NULL, "deleted stale PodGroup %s/%s, will retry after deletion completes",
+                  p->cp->ns, name);
+    }
+    json_decref(w);
+    json_decref(pg);
+}
+
+/* a stale Workload: its PodGroup goes first, then the Workload */
+static void s_was_stale_pg_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    char name[CTRL_KEY_MAX + 16];
+    snprintf(name, sizeof(name), "%s-%s", p->cp->name, BATCHSCHED_WAS_TEMPLATE);
+    const json_t *live;
+    if (!s_was_live(p, res, false, name, &live))
+        return;
+    if (live) {
+        s_was_delete_pg(p, live);
+        ctrl_fail(p->cp, NULL,
+                  "deleted PodGroup %s/%s before replacing stale Workload, will retry after "
+                  "deletion completes",
+                  p->cp->ns, name);
+        return;
+    }
+    s_was_delete_wl(p);
+    ctrl_fail(p->cp, NULL, "deleted stale Workload %s/%s, will retry after deletion completes",
+              p->cp->ns, p->cp->name);
+}
+
+/* syncWorkload, then syncPodGroup */
+static void s_was_wl_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    json_t *w = NULL, *pg = NULL;
+    const json_t *live;
+    if (!s_was_build(p, &w, &pg))
+        return;
+    char entry[S_WAS_ENTRY_MAX];
+    char pgname[CTRL_KEY_MAX + 16];
+    snprintf(pgname, sizeof(pgname), "%s", jx_str(pg, "metadata.name", ""));
+    if (!s_was_live(p, res, true, p->cp->name, &live)) {
+    } else if (!live) {
+        /* created, then the PodGroup (whose create waits for this one: one create at a time
+         * until one succeeded, none after a failure) */
+        s_was_entry(p, true, batchsched_was_min_count(p->rcd), entry, sizeof(entry));
+        s_was_req(p, CTRL_CREATE, true, p->cp->name, w, entry);
+        s_was_get(p, false, pgname, s_was_pg_got);
+    } else if (jx_get(live, "metadata.deletionTimestamp")) {
+        ctrl_fail(p->cp, NULL, "Workload %s/%s is being deleted, will retry", p->cp->ns,
+                  p->cp->name);
+    } else if (batchsched_was_workload_stale(live, w)) {
+        s_was_get(p, false, pgname, s_was_stale_pg_got);
+    } else {
+        s_was_get(p, false, pgname, s_was_pg_got);
+    }
+    json_decref(w);
+    json_decref(pg);
+}
+
+/* The stage with the plugin kubernetes-was-v1alpha2. */
+static void s_stage_was(pass_t *p)
+{
+    const char *skip = batchsched_was_skip_reason(p->rcd);
+    char name[CTRL_KEY_MAX + 16];
+    if (skip) {
+        log_debug("Skipping Kubernetes workload-aware scheduling", "key", p->cp->key, "reason",
+                  skip, "correlation_id", p->cp->corr, NULL);
+        snprintf(name, sizeof(name), "%s-%s", p->cp->name, BATCHSCHED_WAS_TEMPLATE);
+        s_was_get(p, false, name, s_was_cleanup_pg_got);
+        return;
+    }
+    /* not read again while both were written for this gang a moment ago */
+    char we[S_WAS_ENTRY_MAX], pe[S_WAS_ENTRY_MAX];
+    int64_t min = batchsched_was_min_count(p->rcd);
+    s_was_entry(p, true, min, we, sizeof(we));
+    s_was_entry(p, false, min, pe, sizeof(pe));
+    if (ctrl_ensured(p->cp, we, BATCHSCHED_REREAD_MS) &&
+        ctrl_ensured(p->cp, pe, BATCHSCHED_REREAD_MS))
+        return;
+    s_was_get(p, true, p->cp->name, s_was_wl_got);
+}
+
 /* ---------- batch scheduler PodGroup (DoBatchSchedulingOnSubmission) ---------- */
 
 static void s_send_pg(pass_t *p, ctrl_verb_t verb, const json_t *pg)
@@ -1386,6 +1631,10 @@ static void s_stage_podgroup(ctrl_pass_t *cp)
     if (b == BATCHSCHED_NONE || s_cond_true(p->rc, RCS_COND_SUSPENDING) ||
         s_cond_true(p->rc, RCS_COND_SUSPENDED))
         return;
+    if (b == BATCHSCHED_KUBERNETES_WAS) {
+        s_stage_was(p);
+        return;
+    }
     buf_t err, entry;
     buf_init(&err, 4096);
     buf_init(&entry, CTRL_KEY_MAX - 1);
