@@ -1341,7 +1341,11 @@ static void s_was_req(pass_t *p, ctrl_verb_t verb, bool workload, const char *na
                             .resource = workload ? "workloads" : "podgroups",
                             .kind = workload ? "Workload" : "PodGroup",
                             .name = name,
-                            .ensure = ensure},
+                            .ensure = ensure,
+                            /* as the other plugins' PodGroups: a missing API shows as an Event */
+                            .fail_reason = verb != CTRL_CREATE ? NULL
+                                           : workload          ? "FailedToCreateWorkload"
+                                                               : "FailedToCreatePodGroup"},
               body);
 }
 
