@@ -2792,6 +2792,149 @@ static int s_t_podgroup(loop_t *loop, bool verbose)
     return failed;
 }
 
+/* The last captured request: its verb, kind and name. */
+static bool s_t_last(const json_t *capture, size_t n, ctrl_verb_t what, const char *kind,
+                     const char *name)
+{
+    const json_t *q = json_array_get(capture, json_array_size(capture) - 1);
+    return json_array_size(capture) == n && jx_int(q, "what", -1) == what &&
+           strcmp(jx_str(q, "kind", ""), kind) == 0 && strcmp(jx_str(q, "name", ""), name) == 0;
+}
+
+/* A failure of the pass whose message contains `msg`; the flag is cleared for the next step. */
+static bool s_t_failed(ctrl_pass_t *cp, const char *msg)
+{
+    bool ok = cp->failed && strstr(buf_str(&cp->fail_msg), msg) != NULL;
+    cp->failed = false;
+    buf_reset(&cp->fail_msg);
+    return ok;
+}
+
+/* The Kubernetes WAS stage (capture): the GETs in KubeRay's order and the writes each answer
+ * leads to (create, stale replacement with the finalizer removed, foreign and deleting objects,
+ * the cleanup of a skipped cluster). */
+static int s_t_was(loop_t *loop, bool verbose)
+{
+    int failed = 0;
+    json_t *capture = json_array();
+    podbuild_opts_t po;
+    podbuild_opts_init(&po);
+    po.batch_scheduler = BATCHSCHED_KUBERNETES_WAS;
+    reconciler_t *r = s_new(loop, &(reconcile_config_t){.cluster = "c1", .pod_opts = &po}, capture);
+    json_t *rc = json_pack(
+        "{s:s, s:s, s:{s:s, s:s, s:s, s:{s:s}}, s:{s:{s:{s:{s:[{s:s}]}}}, s:[{s:s, s:i}]}}",
+        "apiVersion", "ray.io/v1", "kind", "RayCluster", "metadata", "name", "g", "namespace",
+        "default", "uid", "u7", "labels", LABEL_GANG_SCHEDULING, "true", "spec", "headGroupSpec",
+        "template", "spec", "containers", "name", "h", "workerGroupSpecs", "groupName", "wg",
+        "replicas", 2);
+    ctrl_pass_t *cp = r ? ctrl_test_pass(r->ctrl, "c1/default/g", rc) : NULL;
+    pass_t *p = cp ? cp->data : NULL;
+    CHECK(p != NULL);
+    if (p) {
+        p->cp = cp;
+        p->r = r;
+        p->rc = rc;
+        p->rcd = json_incref(rc);
+        k8s_result_t nf = {.err = ERR_NOTFOUND, .reason = "NotFound", .message = ""};
+        s_stage_podgroup(cp);
+        CHECK(s_t_last(capture, 1, CTRL_GET, "Workload", "g"));
+        /* absent: the Workload created, then the PodGroup read and created */
+        s_was_wl_got(cp, &nf);
+        const json_t *cw = json_array_get(capture, 1);
+        CHECK(
+            jx_int(cw, "what", -1) == CTRL_CREATE &&
+            strcmp(jx_str(cw, "body.apiVersion", ""), "scheduling.k8s.io/v1alpha2") == 0 &&
+            strcmp(jx_str(json_array_get(jx_get(cw, "body.spec.podGroupTemplates"), 0), "name", ""),
+                   "cluster") == 0 &&
+            jx_int(json_array_get(jx_get(cw, "body.spec.podGroupTemplates"), 0),
+                   "schedulingPolicy.gang.minCount", 0) == 3);
+        CHECK(s_t_last(capture, 3, CTRL_GET, "PodGroup", "g-cluster"));
+        s_was_pg_got(cp, &nf);
+        CHECK(s_t_last(capture, 4, CTRL_CREATE, "PodGroup", "g-cluster"));
+        json_t *lw = json_deep_copy(jx_get(json_array_get(capture, 1), "body"));
+        json_t *lp = json_deep_copy(jx_get(json_array_get(capture, 3), "body"));
+        CHECK(!cp->failed);
+        /* as wanted: the PodGroup read, nothing written */
+        k8s_result_t res = {.body = lw, .reason = "", .message = ""};
+        s_was_wl_got(cp, &res);
+        CHECK(s_t_last(capture, 5, CTRL_GET, "PodGroup", "g-cluster"));
+        res.body = lp;
+        s_was_pg_got(cp, &res);
+        CHECK(json_array_size(capture) == 5 && !cp->failed);
+        /* a Workload another owner controls: the pass fails, nothing written */
+        json_t *foreign = json_deep_copy(lw);
+        json_object_set_new(json_array_get(jx_get(foreign, "metadata.ownerReferences"), 0), "uid",
+                            json_string("other"));
+        res.body = foreign;
+        s_was_wl_got(cp, &res);
+        CHECK(json_array_size(capture) == 5 &&
+              s_t_failed(cp, "Workload default/g is not controlled by RayCluster default/g"));
+        json_decref(foreign);
+        /* a Workload being deleted: retry */
+        json_t *dying = json_deep_copy(lw);
+        json_object_set_new(json_object_get(dying, "metadata"), "deletionTimestamp",
+                            json_string("2026-01-01T00:00:00Z"));
+        res.body = dying;
+        s_was_wl_got(cp, &res);
+        CHECK(json_array_size(capture) == 5 &&
+              s_t_failed(cp, "Workload default/g is being deleted, will retry"));
+        json_decref(dying);
+        /* scaled to 3 workers: the stale Workload's PodGroup goes first (finalizer removed) */
+        json_object_set_new(json_array_get(jx_get(rc, "spec.workerGroupSpecs"), 0), "replicas",
+                            json_integer(3));
+        res.body = lw;
+        s_was_wl_got(cp, &res);
+        CHECK(s_t_last(capture, 6, CTRL_GET, "PodGroup", "g-cluster"));
+        json_object_set_new(json_object_get(lp, "metadata"), "finalizers",
+                            json_pack("[s]", BATCHSCHED_WAS_FINALIZER));
+        res.body = lp;
+        s_was_stale_pg_got(cp, &res);
+        const json_t *un = json_array_get(capture, 6);
+        CHECK(jx_int(un, "what", -1) == CTRL_UPDATE &&
+              json_array_size(jx_get(un, "body.metadata.finalizers")) == 0);
+        CHECK(s_t_last(capture, 8, CTRL_DELETE, "PodGroup", "g-cluster"));
+        CHECK(s_t_failed(cp, "deleted PodGroup default/g-cluster before replacing stale Workload, "
+                             "will retry after deletion completes"));
+        s_was_stale_pg_got(cp, &nf);
+        CHECK(s_t_last(capture, 9, CTRL_DELETE, "Workload", "g"));
+        CHECK(s_t_failed(cp, "deleted stale Workload default/g, will retry after deletion "
+                             "completes"));
+        /* a stale PodGroup being deleted: only its finalizer removed, then retry */
+        json_object_set_new(json_object_get(lp, "metadata"), "deletionTimestamp",
+                            json_string("2026-01-01T00:00:00Z"));
+        s_was_pg_got(cp, &res);
+        CHECK(s_t_last(capture, 10, CTRL_UPDATE, "PodGroup", "g-cluster"));
+        CHECK(s_t_failed(cp, "PodGroup default/g-cluster is being deleted, will retry"));
+        /* skipped (label "False"): the PodGroup first, then the Workload */
+        json_object_set_new(jx_get(rc, "metadata.labels"), LABEL_GANG_SCHEDULING,
+                            json_string("False"));
+        s_stage_podgroup(cp);
+        CHECK(s_t_last(capture, 11, CTRL_GET, "PodGroup", "g-cluster"));
+        json_object_del(json_object_get(lp, "metadata"), "deletionTimestamp");
+        json_object_del(json_object_get(lp, "metadata"), "finalizers");
+        s_was_cleanup_pg_got(cp, &res);
+        CHECK(s_t_last(capture, 12, CTRL_DELETE, "PodGroup", "g-cluster"));
+        CHECK(s_t_failed(cp, "waiting for PodGroup default/g-cluster to finish deleting"));
+        s_was_cleanup_pg_got(cp, &nf);
+        CHECK(s_t_last(capture, 13, CTRL_GET, "Workload", "g"));
+        res.body = lw;
+        s_was_cleanup_wl_got(cp, &res);
+        CHECK(s_t_last(capture, 14, CTRL_DELETE, "Workload", "g") && !cp->failed);
+        s_was_cleanup_wl_got(cp, &nf);
+        CHECK(json_array_size(capture) == 14 && !cp->failed);
+        json_decref(lw);
+        json_decref(lp);
+        if (verbose && !failed)
+            printf("reconcile: Kubernetes WAS stage create/keep/foreign/deleting/stale/cleanup "
+                   "checked\n");
+    }
+    ctrl_test_pass_free(&cp);
+    reconcile_destroy(&r);
+    json_decref(rc);
+    json_decref(capture);
+    return failed;
+}
+
 int reconcile_test(bool verbose)
 {
     int failed = 0;
@@ -2803,6 +2946,7 @@ int reconcile_test(bool verbose)
     CHECK(reconcile_new(loop, &(reconcile_config_t){.cluster = "c1"}) == NULL);
     reconcile_destroy(NULL);
     failed += s_t_podgroup(loop, verbose);
+    failed += s_t_was(loop, verbose);
 
     /* expectations by name, through a capturing reconciler's pass (no client needed) */
     json_t *capture = json_array();
