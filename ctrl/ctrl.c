@@ -268,6 +268,11 @@ bool ctrl_ensured(ctrl_pass_t *p, const char *entry, int64_t max_age_ms)
     return false;
 }
 
+void ctrl_ensure(ctrl_pass_t *p, const char *entry)
+{
+    s_ensure_put(p->c, p->key, entry);
+}
+
 void ctrl_unensure(ctrl_pass_t *p, const char *prefix)
 {
     kstate_t *ks = keytab_get(p->c->keys, p->key);
@@ -2193,8 +2198,8 @@ int ctrl_test(bool verbose)
 
     /* ensured entries: none recorded in capture mode (no answer comes) */
     CHECK(!ctrl_ensured(p, "ConfigMap/w-cm", 0));
-    /* forgotten by prefix, others kept */
-    s_ensure_put(c, p->key, "PodGroup/w-pg#3");
+    /* recorded without a write; forgotten by prefix, others kept */
+    ctrl_ensure(p, "PodGroup/w-pg#3");
     s_ensure_put(c, p->key, "PodGroup/w-pg#5");
     s_ensure_put(c, p->key, "Workload/w#3");
     CHECK(ctrl_ensured(p, "PodGroup/w-pg#3", 0) && ctrl_ensured(p, "PodGroup/w-pg#5", 0));

@@ -317,6 +317,10 @@ void ctrl_send(ctrl_pass_t *p, const ctrl_req_t *r, const json_t *body);
  * max_age_ms ago (<= 0: ever). */
 bool ctrl_ensured(ctrl_pass_t *p, const char *entry, int64_t max_age_ms);
 
+/* Records `entry` as ensured now without a write (a child read and found as wanted, or found
+ * absent as wanted). */
+void ctrl_ensure(ctrl_pass_t *p, const char *entry);
+
 /* Forgets the key's ensured entries that start with `prefix` (a child deleted or replaced: the
  * next ctrl_ensured() of any of its versions is false). */
 void ctrl_unensure(ctrl_pass_t *p, const char *prefix);

@@ -1367,6 +1367,13 @@ static void s_was_entry(pass_t *p, bool workload, int64_t min, char *out, size_t
                  workload ? "" : "-" BATCHSCHED_WAS_TEMPLATE, (long long)min);
 }
 
+/* The ensured entry of a skipped cluster found without a Workload or PodGroup: not read again for
+ * BATCHSCHED_REREAD_MS (KubeRay reads both from its informer cache at every reconcile). */
+static void s_was_off_entry(pass_t *p, char *out, size_t n)
+{
+    snprintf(out, n, "Workload/%s#off", p->cp->name);
+}
+
 /* The answer of a GET: the live object (NULL: NotFound); false after failing the pass (another
  * error, or an object the RayCluster does not control). */
 static bool s_was_live(pass_t *p, const k8s_result_t *res, bool workload, const char *name,
@@ -1437,8 +1444,14 @@ static void s_was_cleanup_wl_got(ctrl_pass_t *cp, const k8s_result_t *res)
 {
     pass_t *p = cp->data;
     const json_t *live;
-    if (!s_was_live(p, res, true, p->cp->name, &live) || !live)
+    char entry[S_WAS_ENTRY_MAX];
+    if (!s_was_live(p, res, true, p->cp->name, &live))
         return;
+    if (!live) {
+        s_was_off_entry(p, entry, sizeof(entry));
+        ctrl_ensure(p->cp, entry);
+        return;
+    }
     if (jx_get(live, "metadata.deletionTimestamp")) {
         ctrl_fail(p->cp, NULL, "Workload %s/%s is being deleted, will retry", p->cp->ns,
                   p->cp->name);
@@ -1527,6 +1540,8 @@ static void s_was_wl_got(ctrl_pass_t *cp, const k8s_result_t *res)
     } else if (!live) {
         /* created, then the PodGroup (whose create waits for this one: one create at a time
          * until one succeeded, none after a failure) */
+        s_was_off_entry(p, entry, sizeof(entry));
+        ctrl_unensure(p->cp, entry);
         s_was_entry(p, true, batchsched_was_min_count(p->rcd), entry, sizeof(entry));
         s_was_req(p, CTRL_CREATE, true, p->cp->name, w, entry);
         s_was_get(p, false, pgname, s_was_pg_got);
@@ -1546,14 +1561,19 @@ static void s_was_wl_got(ctrl_pass_t *cp, const k8s_result_t *res)
 static void s_stage_was(pass_t *p)
 {
     const char *skip = batchsched_was_skip_reason(p->rcd);
-    char name[CTRL_KEY_MAX + 16];
+    char name[CTRL_KEY_MAX + 16], off[S_WAS_ENTRY_MAX];
+    s_was_off_entry(p, off, sizeof(off));
     if (skip) {
         log_debug("Skipping Kubernetes workload-aware scheduling", "key", p->cp->key, "reason",
                   skip, "correlation_id", p->cp->corr, NULL);
+        if (ctrl_ensured(p->cp, off, BATCHSCHED_REREAD_MS))
+            return;
         snprintf(name, sizeof(name), "%s-%s", p->cp->name, BATCHSCHED_WAS_TEMPLATE);
         s_was_get(p, false, name, s_was_cleanup_pg_got);
         return;
     }
+    /* gang scheduled now: a later skip reads again */
+    ctrl_unensure(p->cp, off);
     /* not read again while both were written for this gang a moment ago */
     char we[S_WAS_ENTRY_MAX], pe[S_WAS_ENTRY_MAX];
     int64_t min = batchsched_was_min_count(p->rcd);
@@ -2922,6 +2942,17 @@ static int s_t_was(loop_t *loop, bool verbose)
         CHECK(s_t_last(capture, 14, CTRL_DELETE, "Workload", "g") && !cp->failed);
         s_was_cleanup_wl_got(cp, &nf);
         CHECK(json_array_size(capture) == 14 && !cp->failed);
+        /* both found absent: not read again for a while, unless gang scheduled again */
+        s_stage_podgroup(cp);
+        CHECK(json_array_size(capture) == 14);
+        json_object_set_new(jx_get(rc, "metadata.labels"), LABEL_GANG_SCHEDULING,
+                            json_string("true"));
+        s_stage_podgroup(cp);
+        CHECK(s_t_last(capture, 15, CTRL_GET, "Workload", "g"));
+        json_object_set_new(jx_get(rc, "metadata.labels"), LABEL_GANG_SCHEDULING,
+                            json_string("false"));
+        s_stage_podgroup(cp);
+        CHECK(s_t_last(capture, 16, CTRL_GET, "PodGroup", "g-cluster"));
         json_decref(lw);
         json_decref(lp);
         if (verbose && !failed)
