@@ -123,6 +123,7 @@ struct ctrl_req {
     char r_resource[64]; /* resource (plural) */
     char r_sub[16]; /* subresource, "" none */
     char propagation[16]; /* CTRL_DELETE: propagationPolicy, "" none */
+    char uid[CTRL_RV_MAX]; /* CTRL_DELETE: preconditions.uid, "" none */
     bool r_named; /* the request URL names the object (q->name) */
     bool intent; /* its intent row was recorded: the result is written over it */
     char iname[CTRL_KEY_MAX]; /* the target name of the intent row */
@@ -378,6 +379,7 @@ static req_t *s_req_new(ctrl_pass_t *p, const ctrl_req_t *r)
     snprintf(q->r_resource, sizeof(q->r_resource), "%s", r->resource ? r->resource : "");
     snprintf(q->r_sub, sizeof(q->r_sub), "%s", r->subresource ? r->subresource : "");
     snprintf(q->propagation, sizeof(q->propagation), "%s", r->propagation ? r->propagation : "");
+    snprintf(q->uid, sizeof(q->uid), "%s", r->uid ? r->uid : "");
     q->r_named = r->verb != CTRL_CREATE;
     return q;
 }
@@ -1052,6 +1054,7 @@ static void s_fire(req_t *q, bool in_caller)
     } else if (q->what == CTRL_DELETE) {
         k8s_opts_t dopts = wo;
         dopts.propagation_policy = q->propagation[0] ? q->propagation : NULL;
+        dopts.precondition_uid = q->uid[0] ? q->uid : NULL;
         id = k8s_delete(k, &res, &dopts, s_result, q);
         c->stats.deletes++;
     } else if (q->what == CTRL_PATCH || q->what == CTRL_JSON_PATCH) {

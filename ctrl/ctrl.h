@@ -264,6 +264,9 @@ typedef struct {
     const char *ensure; /* ensured entry recorded on success (ctrl_ensured()), NULL none */
     void (*on_get)(ctrl_pass_t *p, const k8s_result_t *res); /* CTRL_GET: the answer */
     const char *propagation; /* CTRL_DELETE: propagationPolicy (Background, ...), or NULL */
+    /* CTRL_DELETE: preconditions.uid (only that incarnation of the name is deleted; another
+     * answers 409), or NULL */
+    const char *uid;
 } ctrl_req_t;
 
 /* A runtime for cfg->kind on cfg->cluster. Returns NULL on bad settings or out of memory. */

@@ -136,6 +136,7 @@ struct pass {
     bool pods_done; /* s_stage_head_pod ended reconcilePods (suspend, Recreate): no workers */
     bool mtls_cert[2]; /* head / worker leaf Certificate Ready at its generation, SANs current */
     bool mtls_secret[2]; /* head / worker Secret holds tls.crt, tls.key and ca.crt */
+    char was_wl_uid[CTRL_RV_MAX]; /* uid of the live Workload read (Kubernetes WAS) */
 };
 
 /* ---------- small helpers ---------- */
@@ -1330,9 +1331,10 @@ static bool s_gcs_ft(pass_t *p)
 /* An ensured entry (the name of a RayCluster is at most 63 characters: it fits CTRL_KEY_MAX). */
 #define S_WAS_ENTRY_MAX (CTRL_KEY_MAX + 64)
 
-/* A request on a Workload (`workload`) or PodGroup of the pass. */
+/* A request on a Workload (`workload`) or PodGroup of the pass; a delete is preconditioned on
+ * `uid` (KubeRay's deleteWithUIDPrecondition). */
 static void s_was_req(pass_t *p, ctrl_verb_t verb, bool workload, const char *name,
-                      const json_t *body, const char *ensure)
+                      const json_t *body, const char *ensure, const char *uid)
 {
     ctrl_send(p->cp,
               &(ctrl_req_t){.verb = verb,
@@ -1342,6 +1344,7 @@ static void s_was_req(pass_t *p, ctrl_verb_t verb, bool workload, const char *na
                             .kind = workload ? "Workload" : "PodGroup",
                             .name = name,
                             .ensure = ensure,
+                            .uid = uid,
                             /* as the other plugins' PodGroups: a missing API shows as an Event */
                             .fail_reason = verb != CTRL_CREATE ? NULL
                                            : workload          ? "FailedToCreateWorkload"
@@ -1394,6 +1397,8 @@ static bool s_was_live(pass_t *p, const k8s_result_t *res, bool workload, const 
         return false;
     }
     *live = res->body;
+    if (workload)
+        snprintf(p->was_wl_uid, sizeof(p->was_wl_uid), "%s", jx_str(res->body, "metadata.uid", ""));
     return true;
 }
 
@@ -1412,19 +1417,20 @@ static void s_was_delete_pg(pass_t *p, const json_t *live)
     s_was_entry(p, false, -1, entry, sizeof(entry));
     ctrl_unensure(p->cp, entry);
     if (un)
-        s_was_req(p, CTRL_UPDATE, false, name, un, NULL);
+        s_was_req(p, CTRL_UPDATE, false, name, un, NULL, NULL);
     json_decref(un);
     if (!jx_get(live, "metadata.deletionTimestamp"))
-        s_was_req(p, CTRL_DELETE, false, name, NULL, NULL);
+        s_was_req(p, CTRL_DELETE, false, name, NULL, NULL, jx_str(live, "metadata.uid", NULL));
 }
 
-/* Deletes the pass's Workload (forgetting its ensured entries). */
+/* Deletes the pass's Workload, the one read (p->was_wl_uid), forgetting its ensured entries. */
 static void s_was_delete_wl(pass_t *p)
 {
     char entry[S_WAS_ENTRY_MAX];
     s_was_entry(p, true, -1, entry, sizeof(entry));
     ctrl_unensure(p->cp, entry);
-    s_was_req(p, CTRL_DELETE, true, p->cp->name, NULL, NULL);
+    s_was_req(p, CTRL_DELETE, true, p->cp->name, NULL, NULL,
+              p->was_wl_uid[0] ? p->was_wl_uid : NULL);
 }
 
 /* The pass's built Workload and PodGroup (NULL both: out of memory, the pass failed). */
@@ -1490,7 +1496,7 @@ static void s_was_pg_got(ctrl_pass_t *cp, const k8s_result_t *res)
     if (!s_was_live(p, res, false, name, &live)) {
     } else if (!live) {
         s_was_entry(p, false, batchsched_was_min_count(p->rcd), entry, sizeof(entry));
-        s_was_req(p, CTRL_CREATE, false, name, pg, entry);
+        s_was_req(p, CTRL_CREATE, false, name, pg, entry, NULL);
     } else if (jx_get(live, "metadata.deletionTimestamp")) {
         s_was_delete_pg(p, live);
         ctrl_fail(p->cp, NULL, "PodGroup %s/%s is being deleted, will retry", p->cp->ns, name);
@@ -1543,7 +1549,7 @@ static void s_was_wl_got(ctrl_pass_t *cp, const k8s_result_t *res)
         s_was_off_entry(p, entry, sizeof(entry));
         ctrl_unensure(p->cp, entry);
         s_was_entry(p, true, batchsched_was_min_count(p->rcd), entry, sizeof(entry));
-        s_was_req(p, CTRL_CREATE, true, p->cp->name, w, entry);
+        s_was_req(p, CTRL_CREATE, true, p->cp->name, w, entry, NULL);
         s_was_get(p, false, pgname, s_was_pg_got);
     } else if (jx_get(live, "metadata.deletionTimestamp")) {
         ctrl_fail(p->cp, NULL, "Workload %s/%s is being deleted, will retry", p->cp->ns,
