@@ -123,6 +123,7 @@ struct ctrl_req {
     char r_resource[64]; /* resource (plural) */
     char r_sub[16]; /* subresource, "" none */
     char propagation[16]; /* CTRL_DELETE: propagationPolicy, "" none */
+    char uid[CTRL_RV_MAX]; /* CTRL_DELETE: preconditions.uid, "" none */
     bool r_named; /* the request URL names the object (q->name) */
     bool intent; /* its intent row was recorded: the result is written over it */
     char iname[CTRL_KEY_MAX]; /* the target name of the intent row */
@@ -268,6 +269,25 @@ bool ctrl_ensured(ctrl_pass_t *p, const char *entry, int64_t max_age_ms)
     return false;
 }
 
+void ctrl_ensure(ctrl_pass_t *p, const char *entry)
+{
+    s_ensure_put(p->c, p->key, entry);
+}
+
+void ctrl_unensure(ctrl_pass_t *p, const char *prefix)
+{
+    kstate_t *ks = keytab_get(p->c->keys, p->key);
+    size_t n = strlen(prefix), j = 0;
+    for (size_t i = 0; ks && i < ks->nens; i++) {
+        if (strncmp(ks->ens[i].entry, prefix, n) == 0)
+            free(ks->ens[i].entry);
+        else
+            ks->ens[j++] = ks->ens[i];
+    }
+    if (ks)
+        ks->nens = j;
+}
+
 const char *ctrl_memo_get(ctrl_pass_t *p, const char *uid, const char *rv)
 {
     kstate_t *ks = keytab_get(p->c->keys, p->key);
@@ -359,6 +379,7 @@ static req_t *s_req_new(ctrl_pass_t *p, const ctrl_req_t *r)
     snprintf(q->r_resource, sizeof(q->r_resource), "%s", r->resource ? r->resource : "");
     snprintf(q->r_sub, sizeof(q->r_sub), "%s", r->subresource ? r->subresource : "");
     snprintf(q->propagation, sizeof(q->propagation), "%s", r->propagation ? r->propagation : "");
+    snprintf(q->uid, sizeof(q->uid), "%s", r->uid ? r->uid : "");
     q->r_named = r->verb != CTRL_CREATE;
     return q;
 }
@@ -1033,6 +1054,7 @@ static void s_fire(req_t *q, bool in_caller)
     } else if (q->what == CTRL_DELETE) {
         k8s_opts_t dopts = wo;
         dopts.propagation_policy = q->propagation[0] ? q->propagation : NULL;
+        dopts.precondition_uid = q->uid[0] ? q->uid : NULL;
         id = k8s_delete(k, &res, &dopts, s_result, q);
         c->stats.deletes++;
     } else if (q->what == CTRL_PATCH || q->what == CTRL_JSON_PATCH) {
@@ -2179,6 +2201,16 @@ int ctrl_test(bool verbose)
 
     /* ensured entries: none recorded in capture mode (no answer comes) */
     CHECK(!ctrl_ensured(p, "ConfigMap/w-cm", 0));
+    /* recorded without a write; forgotten by prefix, others kept */
+    ctrl_ensure(p, "PodGroup/w-pg#3");
+    s_ensure_put(c, p->key, "PodGroup/w-pg#5");
+    s_ensure_put(c, p->key, "Workload/w#3");
+    CHECK(ctrl_ensured(p, "PodGroup/w-pg#3", 0) && ctrl_ensured(p, "PodGroup/w-pg#5", 0));
+    ctrl_unensure(p, "PodGroup/w-pg#");
+    CHECK(!ctrl_ensured(p, "PodGroup/w-pg#3", 0) && !ctrl_ensured(p, "PodGroup/w-pg#5", 0));
+    CHECK(ctrl_ensured(p, "Workload/w#3", 0));
+    ctrl_unensure(p, "Workload/w#");
+    CHECK(!ctrl_ensured(p, "Workload/w#3", 0));
 
     /* the window: at most CTRL_PASS_WINDOW in flight; captured requests end at once */
     json_array_clear(capture);

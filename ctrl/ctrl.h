@@ -264,6 +264,9 @@ typedef struct {
     const char *ensure; /* ensured entry recorded on success (ctrl_ensured()), NULL none */
     void (*on_get)(ctrl_pass_t *p, const k8s_result_t *res); /* CTRL_GET: the answer */
     const char *propagation; /* CTRL_DELETE: propagationPolicy (Background, ...), or NULL */
+    /* CTRL_DELETE: preconditions.uid (only that incarnation of the name is deleted; another
+     * answers 409), or NULL */
+    const char *uid;
 } ctrl_req_t;
 
 /* A runtime for cfg->kind on cfg->cluster. Returns NULL on bad settings or out of memory. */
@@ -316,6 +319,14 @@ void ctrl_send(ctrl_pass_t *p, const ctrl_req_t *r, const json_t *body);
 /* True when `entry` ("Kind/name") was created or found existing for the key, less than
  * max_age_ms ago (<= 0: ever). */
 bool ctrl_ensured(ctrl_pass_t *p, const char *entry, int64_t max_age_ms);
+
+/* Records `entry` as ensured now without a write (a child read and found as wanted, or found
+ * absent as wanted). */
+void ctrl_ensure(ctrl_pass_t *p, const char *entry);
+
+/* Forgets the key's ensured entries that start with `prefix` (a child deleted or replaced: the
+ * next ctrl_ensured() of any of its versions is false). */
+void ctrl_unensure(ctrl_pass_t *p, const char *prefix);
 
 /* Creates `obj` (stolen; NULL fails the pass: the builder failed) in the pass's namespace unless
  * "Kind/name" is ensured (max_age_ms as ctrl_ensured()); AlreadyExists counts as success. */

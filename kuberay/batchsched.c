@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "err.h"
 #include "json.h"
@@ -43,6 +44,8 @@ int batchsched_parse(const char *name, batchsched_t *out)
 
 const char *batchsched_name(batchsched_t b)
 {
+    if (b == BATCHSCHED_KUBERNETES_WAS)
+        return BATCHSCHED_WAS_NAME;
     for (size_t i = 0; i < S_NPLUGINS; i++)
         if (s_plugins[i].b == b)
             return s_plugins[i].flag;
@@ -51,6 +54,8 @@ const char *batchsched_name(batchsched_t b)
 
 const char *batchsched_scheduler_name(batchsched_t b)
 {
+    if (b == BATCHSCHED_KUBERNETES_WAS)
+        return BATCHSCHED_WAS_SCHEDULER;
     for (size_t i = 0; i < S_NPLUGINS; i++)
         if (s_plugins[i].b == b)
             return s_plugins[i].sched;
@@ -264,10 +269,31 @@ static int s_task_groups(const json_t *rcspec, buf_t *out, buf_t *err)
     return rc;
 }
 
+/* Kubernetes WAS's AddMetadataToChildResource: a RayCluster parent only, not skipped. */
+static int s_was_metadata(const json_t *parent, json_t *child)
+{
+    if (strcmp(jx_str(parent, "kind", ""), "RayCluster") != 0 || batchsched_was_skip_reason(parent))
+        return 0;
+    buf_t pg;
+    buf_init(&pg, 1024);
+    json_t *spec = jx_child_obj(child, "spec");
+    json_t *sg = spec ? jx_child_obj(spec, "schedulingGroup") : NULL;
+    int rc =
+        sg ? batchsched_was_podgroup_name(jx_str(parent, "metadata.name", ""), &pg) : ERR_NOMEM;
+    if (rc == 0)
+        rc = s_set(spec, "schedulerName", BATCHSCHED_WAS_SCHEDULER);
+    if (rc == 0)
+        rc = s_set(sg, "podGroupName", buf_str(&pg));
+    buf_free(&pg);
+    return rc;
+}
+
 int batchsched_add_metadata(batchsched_t b, const json_t *parent, json_t *child, const char *group)
 {
     if (b == BATCHSCHED_NONE)
         return 0;
+    if (b == BATCHSCHED_KUBERNETES_WAS)
+        return s_was_metadata(parent, child);
     /* scheduler-plugins: AddMetadataToRayClusterFromRayJob / ...SubmitterPodTemplateFromRayJob
      * are no-ops */
     if (b == BATCHSCHED_SCHEDULER_PLUGINS && strcmp(jx_str(parent, "kind", ""), "RayJob") == 0)
@@ -317,6 +343,7 @@ int batchsched_add_metadata(batchsched_t b, const json_t *parent, json_t *child,
                        jx_str(parent, "metadata.name", ""));
         break;
     case BATCHSCHED_NONE:
+    case BATCHSCHED_KUBERNETES_WAS:
         break;
     }
     buf_free(&v);
@@ -568,6 +595,154 @@ int batchsched_check_rayjob(batchsched_t b, const json_t *rayjob, buf_t *err)
     return ERR_INVAL;
 }
 
+/* ---- Kubernetes WAS ---- */
+
+static bool s_streq(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+const char *batchsched_was_skip_reason(const json_t *raycluster)
+{
+    const char *v = s_label(raycluster, LABEL_GANG_SCHEDULING);
+    if (!v || strcasecmp(v, "false") == 0)
+        return BATCHSCHED_WAS_SKIP_LABEL;
+    if (jx_bool(raycluster, "spec.enableInTreeAutoscaling", false))
+        return BATCHSCHED_WAS_SKIP_AUTOSCALING;
+    return NULL;
+}
+
+int64_t batchsched_was_min_count(const json_t *raycluster)
+{
+    int64_t n = 1;
+    size_t i;
+    json_t *wg;
+    json_array_foreach(jx_get(raycluster, "spec.workerGroupSpecs"), i, wg) n +=
+        rcstatus_group_desired(wg);
+    return n;
+}
+
+int batchsched_was_podgroup_name(const char *cluster, buf_t *out)
+{
+    return buf_printf(out, "%s-%s", cluster, BATCHSCHED_WAS_TEMPLATE);
+}
+
+/* {apiVersion, kind, metadata {name, namespace, labels {ray.io/cluster}, ownerReferences}, spec}
+ * controlled by the RayCluster; NULL on out of memory. */
+static json_t *s_was_skeleton(const json_t *rc, const char *kind, const char *name, json_t *spec)
+{
+    const char *cluster = jx_str(rc, "metadata.name", "");
+    json_t *refs = objbuild_owner_refs(rc);
+    if (!refs || !spec) {
+        json_decref(refs);
+        json_decref(spec);
+        return NULL;
+    }
+    return json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}, s:o}, s:o}", "apiVersion",
+                     BATCHSCHED_WAS_API, "kind", kind, "metadata", "name", name, "namespace",
+                     jx_str(rc, "metadata.namespace", ""), "labels", LABEL_CLUSTER, cluster,
+                     "ownerReferences", refs, "spec", spec);
+}
+
+int batchsched_was_objects(const json_t *raycluster, json_t **workload_out, json_t **podgroup_out)
+{
+    *workload_out = *podgroup_out = NULL;
+    const char *cluster = jx_str(raycluster, "metadata.name", "");
+    int64_t min = batchsched_was_min_count(raycluster);
+    buf_t pg;
+    buf_init(&pg, 1024);
+    if (batchsched_was_podgroup_name(cluster, &pg) != 0) {
+        buf_free(&pg);
+        return ERR_NOMEM;
+    }
+    json_t *w =
+        s_was_skeleton(raycluster, "Workload", cluster,
+                       json_pack("{s:{s:s, s:s, s:s}, s:[{s:s, s:{s:{s:I}}}]}", "controllerRef",
+                                 "apiGroup", "ray.io", "kind", "RayCluster", "name", cluster,
+                                 "podGroupTemplates", "name", BATCHSCHED_WAS_TEMPLATE,
+                                 "schedulingPolicy", "gang", "minCount", (json_int_t)min));
+    json_t *p = s_was_skeleton(raycluster, "PodGroup", buf_str(&pg),
+                               json_pack("{s:{s:{s:s, s:s}}, s:{s:{s:I}}}", "podGroupTemplateRef",
+                                         "workload", "workloadName", cluster,
+                                         "podGroupTemplateName", BATCHSCHED_WAS_TEMPLATE,
+                                         "schedulingPolicy", "gang", "minCount", (json_int_t)min));
+    buf_free(&pg);
+    if (!w || !p) {
+        json_decref(w);
+        json_decref(p);
+        return ERR_NOMEM;
+    }
+    *workload_out = w;
+    *podgroup_out = p;
+    return 0;
+}
+
+/* gang.minCount of a scheduling policy, or -1 when there is no gang (or no integer minCount). */
+static int64_t s_gang_min(const json_t *policy)
+{
+    const json_t *m = jx_get(policy, "gang.minCount");
+    return json_is_integer(m) ? json_integer_value(m) : -1;
+}
+
+bool batchsched_was_workload_stale(const json_t *live, const json_t *want)
+{
+    const json_t *lt = jx_get(live, "spec.podGroupTemplates");
+    if (json_array_size(lt) != 1)
+        return true;
+    const json_t *l = json_array_get(lt, 0);
+    const json_t *w = json_array_get(jx_get(want, "spec.podGroupTemplates"), 0);
+    int64_t lm = s_gang_min(json_object_get(l, "schedulingPolicy"));
+    return strcmp(jx_str(l, "name", ""), jx_str(w, "name", "")) != 0 || lm < 0 ||
+           lm != s_gang_min(json_object_get(w, "schedulingPolicy"));
+}
+
+bool batchsched_was_podgroup_stale(const json_t *live, const json_t *want)
+{
+    int64_t lm = s_gang_min(jx_get(live, "spec.schedulingPolicy"));
+    return lm < 0 || lm != s_gang_min(jx_get(want, "spec.schedulingPolicy"));
+}
+
+bool batchsched_was_controlled(const json_t *obj, const json_t *raycluster)
+{
+    const char *uid = jx_str(raycluster, "metadata.uid", "");
+    size_t i;
+    json_t *r;
+    json_array_foreach(jx_get(obj, "metadata.ownerReferences"), i, r)
+    {
+        if (jx_bool(r, "controller", false))
+            return uid[0] && strcmp(jx_str(r, "uid", ""), uid) == 0;
+    }
+    return false;
+}
+
+json_t *batchsched_was_unprotected(const json_t *podgroup, bool *nomem)
+{
+    *nomem = false;
+    const json_t *fins = jx_get(podgroup, "metadata.finalizers");
+    bool has = false;
+    size_t i;
+    json_t *f;
+    json_array_foreach(fins, i, f) has |= s_streq(json_string_value(f), BATCHSCHED_WAS_FINALIZER);
+    if (!has)
+        return NULL;
+    json_t *copy = json_deep_copy(podgroup);
+    json_t *keep = json_array();
+    json_t *meta = copy ? json_object_get(copy, "metadata") : NULL;
+    if (!meta || !keep) {
+        json_decref(copy);
+        json_decref(keep);
+        *nomem = true;
+        return NULL;
+    }
+    json_array_foreach(fins, i, f)
+    {
+        if (!s_streq(json_string_value(f), BATCHSCHED_WAS_FINALIZER))
+            json_array_append(keep, f);
+    }
+    json_object_set_new(meta, "finalizers", keep);
+    return copy;
+}
+
 #ifdef RF_SELFTEST
 #include "selftest.h"
 
@@ -611,6 +786,151 @@ static const char *s_t_rc =
     "{\"groupName\":\"off\",\"replicas\":3,\"minReplicas\":1,\"suspend\":true,"
     "\"template\":{\"spec\":{\"containers\":[{\"name\":\"w\",\"resources\":{\"requests\":"
     "{\"cpu\":\"4\"}}}]}}}]}}";
+
+/* Kubernetes WAS (v1alpha2) on the test RayCluster `rc0` (2 wanted workers of group wg, the
+ * suspended group's 3 not counted): the objects field by field, staleness, skip reasons, pod
+ * metadata, the protection finalizer. */
+static int s_t_was(const json_t *rc0, bool verbose)
+{
+    int failed = 0;
+    json_t *rc = json_deep_copy(rc0);
+    json_t *labels = jx_child_obj(json_object_get(rc, "metadata"), "labels");
+    CHECK(s_t_eq(batchsched_name(BATCHSCHED_KUBERNETES_WAS), "kubernetes-was-v1alpha2"));
+    CHECK(s_t_eq(batchsched_scheduler_name(BATCHSCHED_KUBERNETES_WAS), "default-scheduler"));
+    batchsched_t b = BATCHSCHED_NONE;
+    CHECK(batchsched_parse("kubernetes-was-v1alpha2", &b) == ERR_INVAL); /* the gate only */
+
+    /* skip reasons: no label, "false" in any case; any other value enables; autoscaling */
+    CHECK(s_t_eq(batchsched_was_skip_reason(rc), BATCHSCHED_WAS_SKIP_LABEL));
+    json_object_set_new(labels, LABEL_GANG_SCHEDULING, json_string("FaLsE"));
+    CHECK(s_t_eq(batchsched_was_skip_reason(rc), BATCHSCHED_WAS_SKIP_LABEL));
+    json_object_set_new(labels, LABEL_GANG_SCHEDULING, json_string(""));
+    CHECK(batchsched_was_skip_reason(rc) == NULL);
+    json_object_set_new(labels, LABEL_GANG_SCHEDULING, json_string("true"));
+    CHECK(batchsched_was_skip_reason(rc) == NULL);
+    json_t *as = json_deep_copy(rc);
+    json_object_set_new(json_object_get(as, "spec"), "enableInTreeAutoscaling", json_true());
+    CHECK(s_t_eq(batchsched_was_skip_reason(as), BATCHSCHED_WAS_SKIP_AUTOSCALING));
+
+    /* the Workload and the PodGroup */
+    json_t *w = NULL, *pg = NULL;
+    CHECK(batchsched_was_min_count(rc) == 3);
+    CHECK(batchsched_was_objects(rc, &w, &pg) == 0 && w && pg);
+    CHECK(s_t_str(w, "apiVersion", "scheduling.k8s.io/v1alpha2", verbose));
+    CHECK(s_t_str(w, "kind", "Workload", verbose));
+    CHECK(s_t_str(w, "metadata.name", "c1", verbose));
+    CHECK(s_t_str(w, "metadata.namespace", "ns", verbose));
+    CHECK(s_t_eq(s_t_lbl(w, "ray.io/cluster"), "c1") &&
+          json_object_size(jx_get(w, "metadata.labels")) == 1);
+    const json_t *ref = json_array_get(jx_get(w, "metadata.ownerReferences"), 0);
+    CHECK(json_array_size(jx_get(w, "metadata.ownerReferences")) == 1);
+    CHECK(s_t_str(ref, "apiVersion", "ray.io/v1", verbose) &&
+          s_t_str(ref, "kind", "RayCluster", verbose) && s_t_str(ref, "name", "c1", verbose) &&
+          s_t_str(ref, "uid", "u1", verbose) && jx_bool(ref, "controller", false) &&
+          jx_bool(ref, "blockOwnerDeletion", false));
+    CHECK(s_t_str(w, "spec.controllerRef.apiGroup", "ray.io", verbose));
+    CHECK(s_t_str(w, "spec.controllerRef.kind", "RayCluster", verbose));
+    CHECK(s_t_str(w, "spec.controllerRef.name", "c1", verbose));
+    const json_t *tpl = json_array_get(jx_get(w, "spec.podGroupTemplates"), 0);
+    CHECK(json_array_size(jx_get(w, "spec.podGroupTemplates")) == 1);
+    CHECK(s_t_str(tpl, "name", "cluster", verbose));
+    CHECK(jx_int(tpl, "schedulingPolicy.gang.minCount", 0) == 3);
+    CHECK(s_t_str(pg, "apiVersion", "scheduling.k8s.io/v1alpha2", verbose));
+    CHECK(s_t_str(pg, "kind", "PodGroup", verbose));
+    CHECK(s_t_str(pg, "metadata.name", "c1-cluster", verbose));
+    CHECK(s_t_eq(s_t_lbl(pg, "ray.io/cluster"), "c1"));
+    CHECK(s_t_str(pg, "spec.podGroupTemplateRef.workload.workloadName", "c1", verbose));
+    CHECK(
+        s_t_str(pg, "spec.podGroupTemplateRef.workload.podGroupTemplateName", "cluster", verbose));
+    CHECK(jx_int(pg, "spec.schedulingPolicy.gang.minCount", 0) == 3);
+    CHECK(batchsched_was_controlled(w, rc) && batchsched_was_controlled(pg, rc));
+    CHECK(!batchsched_was_workload_stale(w, w) && !batchsched_was_podgroup_stale(pg, pg));
+
+    /* numOfHosts and a scale change: stale */
+    json_t *big = json_deep_copy(rc), *w2 = NULL, *pg2 = NULL;
+    json_t *wg = json_array_get(jx_get(big, "spec.workerGroupSpecs"), 0);
+    json_object_set_new(wg, "replicas", json_integer(3));
+    json_object_set_new(wg, "numOfHosts", json_integer(2));
+    CHECK(batchsched_was_min_count(big) == 7);
+    CHECK(batchsched_was_objects(big, &w2, &pg2) == 0);
+    CHECK(batchsched_was_workload_stale(w, w2) && batchsched_was_podgroup_stale(pg, pg2));
+    /* a live Workload with a renamed template, two templates, or no gang: stale */
+    json_t *lw = json_deep_copy(w);
+    json_t *lt = json_array_get(jx_get(lw, "spec.podGroupTemplates"), 0);
+    json_object_set_new(lt, "name", json_string("other"));
+    CHECK(batchsched_was_workload_stale(lw, w));
+    json_object_set_new(lt, "name", json_string("cluster"));
+    json_array_append(json_object_get(json_object_get(lw, "spec"), "podGroupTemplates"), lt);
+    CHECK(batchsched_was_workload_stale(lw, w));
+    json_array_remove(json_object_get(json_object_get(lw, "spec"), "podGroupTemplates"), 1);
+    json_object_set_new(lt, "schedulingPolicy", json_object());
+    CHECK(batchsched_was_workload_stale(lw, w));
+    json_t *lp = json_deep_copy(pg);
+    json_object_set_new(json_object_get(lp, "spec"), "schedulingPolicy", json_object());
+    CHECK(batchsched_was_podgroup_stale(lp, pg));
+    json_decref(lw);
+    json_decref(lp);
+
+    /* another controller (or none) */
+    json_t *foreign = json_deep_copy(pg);
+    json_object_set_new(json_array_get(jx_get(foreign, "metadata.ownerReferences"), 0), "uid",
+                        json_string("u2"));
+    CHECK(!batchsched_was_controlled(foreign, rc));
+    json_object_del(json_object_get(foreign, "metadata"), "ownerReferences");
+    CHECK(!batchsched_was_controlled(foreign, rc));
+    json_decref(foreign);
+
+    /* the protection finalizer: removed, others kept; none: NULL */
+    bool nomem = true;
+    CHECK(batchsched_was_unprotected(pg, &nomem) == NULL && !nomem);
+    json_t *prot = json_deep_copy(pg);
+    json_object_set_new(json_object_get(prot, "metadata"), "finalizers",
+                        json_pack("[s,s]", "example.com/keep", BATCHSCHED_WAS_FINALIZER));
+    json_t *un = batchsched_was_unprotected(prot, &nomem);
+    CHECK(un && json_array_size(jx_get(un, "metadata.finalizers")) == 1 &&
+          s_t_eq(json_string_value(json_array_get(jx_get(un, "metadata.finalizers"), 0)),
+                 "example.com/keep"));
+    CHECK(json_array_size(jx_get(prot, "metadata.finalizers")) == 2); /* input untouched */
+    json_decref(un);
+    json_decref(prot);
+
+    /* pod metadata: schedulerName and schedulingGroup, nothing else */
+    json_t *pod = json_pack("{s:s, s:{}, s:{}}", "kind", "Pod", "metadata", "spec");
+    CHECK(batchsched_add_metadata(BATCHSCHED_KUBERNETES_WAS, rc, pod, "wg") == 0);
+    CHECK(s_t_str(pod, "spec.schedulerName", "default-scheduler", verbose));
+    CHECK(s_t_str(pod, "spec.schedulingGroup.podGroupName", "c1-cluster", verbose));
+    CHECK(json_object_size(jx_get(pod, "metadata")) == 0);
+    json_decref(pod);
+    /* skipped (autoscaling, no label) or a RayJob parent: nothing */
+    const json_t *parents[] = {as, rc0};
+    for (size_t i = 0; i < 2; i++) {
+        pod = json_pack("{s:s, s:{}, s:{}}", "kind", "Pod", "metadata", "spec");
+        CHECK(batchsched_add_metadata(BATCHSCHED_KUBERNETES_WAS, parents[i], pod, "wg") == 0);
+        CHECK(json_object_size(jx_get(pod, "spec")) == 0);
+        json_decref(pod);
+    }
+    json_t *job = json_pack("{s:s, s:{s:s, s:{s:s}}}", "kind", "RayJob", "metadata", "name", "j",
+                            "labels", LABEL_GANG_SCHEDULING, "true");
+    pod = json_pack("{s:{}}", "spec");
+    CHECK(batchsched_add_metadata(BATCHSCHED_KUBERNETES_WAS, job, pod, "submittergroup") == 0);
+    CHECK(json_object_size(jx_get(pod, "spec")) == 0);
+    json_decref(pod);
+    json_decref(job);
+    /* no PodGroup of the other plugins' kind */
+    json_t *none = NULL;
+    CHECK(batchsched_podgroup(BATCHSCHED_KUBERNETES_WAS, rc, &none, NULL) == 0 && !none);
+
+    json_decref(w);
+    json_decref(pg);
+    json_decref(w2);
+    json_decref(pg2);
+    json_decref(big);
+    json_decref(as);
+    json_decref(rc);
+    if (verbose && !failed)
+        printf("batchsched: Kubernetes WAS objects, staleness, skip, metadata checked\n");
+    return failed;
+}
 
 int batchsched_test(bool verbose)
 {
@@ -868,6 +1188,7 @@ int batchsched_test(bool verbose)
     json_decref(pod);
     CHECK(batchsched_podgroup(BATCHSCHED_NONE, rc, &pg, &err) == 0 && !pg);
 
+    failed += s_t_was(rc, verbose);
     json_decref(as);
     json_decref(rc);
     buf_free(&err);

@@ -38,7 +38,10 @@ typedef enum {
     BATCHSCHED_VOLCANO, /* "volcano" */
     BATCHSCHED_YUNIKORN, /* "yunikorn" */
     BATCHSCHED_KAI, /* "kai-scheduler" */
-    BATCHSCHED_SCHEDULER_PLUGINS /* "scheduler-plugins" */
+    BATCHSCHED_SCHEDULER_PLUGINS, /* "scheduler-plugins" */
+    /* Kubernetes workload-aware scheduling, selected by the feature gate KubernetesWAS (never by
+     * --batch-scheduler, with which the gate is refused): KubeRay's "kubernetes-was-v1alpha2" */
+    BATCHSCHED_KUBERNETES_WAS
 } batchsched_t;
 
 /* Label and annotation keys (Volcano, YuniKorn, KAI, scheduler-plugins API constants). */
@@ -56,6 +59,16 @@ typedef enum {
 #define BATCHSCHED_YUNIKORN_TASK_GROUP_NAME_ANN "yunikorn.apache.org/task-group-name"
 #define BATCHSCHED_KAI_QUEUE_LABEL "kai.scheduler/queue"
 #define BATCHSCHED_SP_POD_GROUP_LABEL "scheduling.x-k8s.io/pod-group"
+/* Kubernetes WAS (KubeRay batchscheduler/kubernetes-was/v1alpha2). */
+#define BATCHSCHED_WAS_NAME "kubernetes-was-v1alpha2"
+#define BATCHSCHED_WAS_GROUP "scheduling.k8s.io"
+#define BATCHSCHED_WAS_VERSION "v1alpha2"
+#define BATCHSCHED_WAS_API BATCHSCHED_WAS_GROUP "/" BATCHSCHED_WAS_VERSION
+#define BATCHSCHED_WAS_SCHEDULER "default-scheduler" /* corev1.DefaultSchedulerName */
+#define BATCHSCHED_WAS_TEMPLATE "cluster" /* the one PodGroupTemplate: the whole RayCluster */
+#define BATCHSCHED_WAS_FINALIZER "scheduling.k8s.io/podgroup-protection"
+#define BATCHSCHED_WAS_SKIP_LABEL "gang scheduling not enabled on RayCluster"
+#define BATCHSCHED_WAS_SKIP_AUTOSCALING "autoscaling is not yet supported"
 /* A PodGroup written for a gang is not read again for that gang sooner than this (controllers'
  * "ensured" cache; KubeRay reads it from its informer cache at every reconcile). */
 #define BATCHSCHED_REREAD_MS 60000
@@ -81,7 +94,9 @@ const char *batchsched_scheduler_name(batchsched_t b);
  * the child's kind is "RayCluster", spec.schedulerName. `parent` is the RayCluster (pods) or the
  * RayJob (submitter template, RayJob-created RayCluster); `group` the head group "headgroup", the
  * worker group name or "submittergroup". NONE, and scheduler-plugins with a RayJob parent:
- * nothing. Returns 0 or ERR_NOMEM. */
+ * nothing. Kubernetes WAS: only for a RayCluster parent that is not skipped
+ * (batchsched_was_skip_reason), schedulerName default-scheduler and
+ * spec.schedulingGroup.podGroupName <cluster>-cluster. Returns 0 or ERR_NOMEM. */
 int batchsched_add_metadata(batchsched_t b, const json_t *parent, json_t *child, const char *group);
 
 /* CalculatePodResource of a PodSpec, times `times`, added into `acc` (an object name → quantity
@@ -152,6 +167,41 @@ int batchsched_podgroup_api(const json_t *pg, char *group, size_t gsize, char *v
 /* KAI's DoBatchSchedulingOnSubmission for a RayJob: ERR_INVAL with BATCHSCHED_KAI_K8SJOB_MSG in
  * err when the submission mode is K8sJobMode (the default); 0 otherwise and for other plugins. */
 int batchsched_check_rayjob(batchsched_t b, const json_t *rayjob, buf_t *err);
+
+/* ---- Kubernetes WAS (v1alpha2): a Workload <cluster> and a PodGroup <cluster>-cluster ---- */
+
+/* schedulingSkipReason: BATCHSCHED_WAS_SKIP_LABEL when the RayCluster has no label
+ * ray.io/gang-scheduling-enabled or its value is "false" in any case (any other value, "" included,
+ * enables it, as KubeRay's v1alpha2 plugin reads it); BATCHSCHED_WAS_SKIP_AUTOSCALING with
+ * spec.enableInTreeAutoscaling; NULL: the cluster is gang scheduled. */
+const char *batchsched_was_skip_reason(const json_t *raycluster);
+
+/* The gang's minCount: 1 + CalculateDesiredReplicas (suspended groups 0, × numOfHosts). */
+int64_t batchsched_was_min_count(const json_t *raycluster);
+
+/* The PodGroup name "<cluster>-cluster" appended to `out`. */
+int batchsched_was_podgroup_name(const char *cluster, buf_t *out);
+
+/* buildSchedulingResources: the Workload <cluster> (label ray.io/cluster, spec.controllerRef
+ * {apiGroup ray.io, kind RayCluster, name}, one podGroupTemplate "cluster" with the gang policy)
+ * and the PodGroup <cluster>-cluster (same label, spec.podGroupTemplateRef.workload
+ * {workloadName, podGroupTemplateName}, the same policy), both controlled by the RayCluster.
+ * Returns 0 or ERR_NOMEM (both outputs NULL). */
+int batchsched_was_objects(const json_t *raycluster, json_t **workload_out, json_t **podgroup_out);
+
+/* isWorkloadStale: not exactly one template, another template name, no gang, or another
+ * minCount than `want`'s. */
+bool batchsched_was_workload_stale(const json_t *live, const json_t *want);
+
+/* syncPodGroup's test: the live PodGroup has no gang or another minCount than `want`'s. */
+bool batchsched_was_podgroup_stale(const json_t *live, const json_t *want);
+
+/* metav1.IsControlledBy: `obj` has a controller ownerReference with the RayCluster's uid. */
+bool batchsched_was_controlled(const json_t *obj, const json_t *raycluster);
+
+/* The PodGroup without the protection finalizer (a new copy, for an update), or NULL when it
+ * does not carry it (*nomem set when the copy failed). */
+json_t *batchsched_was_unprotected(const json_t *podgroup, bool *nomem);
 
 /* Self-test. */
 int batchsched_test(bool verbose);

@@ -454,14 +454,11 @@ int opsettings_check_was(const opsettings_t *s, buf_t *err)
 {
     if (!s->gates.kubernetes_was)
         return 0;
-    if ((s->batch_scheduler && *s->batch_scheduler) || s->enable_batch_scheduler)
-        (void)buf_puts(err, "batch scheduler configs validation failed: the KubernetesWAS feature "
-                            "gate cannot be combined with --batch-scheduler or "
-                            "--enable-batch-scheduler");
-    else
-        (void)buf_puts(err, "feature gate KubernetesWAS is not supported yet by rayfleet (no "
-                            "scheduling.k8s.io/v1alpha2 Workload or PodGroup objects are built); "
-                            "remove KubernetesWAS=true from --feature-gates to start");
+    if (!(s->batch_scheduler && *s->batch_scheduler) && !s->enable_batch_scheduler)
+        return 0;
+    (void)buf_puts(err, "batch scheduler configs validation failed: the KubernetesWAS feature "
+                        "gate cannot be combined with --batch-scheduler or "
+                        "--enable-batch-scheduler");
     return ERR_INVAL;
 }
 
@@ -523,6 +520,8 @@ int opsettings_check_server_version(const opsettings_t *s, const json_t *version
 batchsched_t opsettings_batch_scheduler(const opsettings_t *s)
 {
     batchsched_t b = BATCHSCHED_NONE;
+    if (s->gates.kubernetes_was)
+        return BATCHSCHED_KUBERNETES_WAS; /* exclusive with the others (opsettings_check_was) */
     if (s->enable_batch_scheduler && (!s->batch_scheduler || !*s->batch_scheduler))
         return BATCHSCHED_VOLCANO; /* the deprecated enableBatchScheduler meant Volcano */
     (void)batchsched_parse(s->batch_scheduler, &b);
@@ -710,13 +709,19 @@ int opsettings_test(bool verbose)
     buf_t err;
     buf_init(&err, 64 * 1024);
 
-    /* KubernetesWAS: exclusive with a batch scheduler; alone not built yet */
+    /* KubernetesWAS: exclusive with a batch scheduler; alone it selects kubernetes-was-v1alpha2 */
     opsettings_init(&s);
     CHECK(opsettings_check_was(&s, &err) == 0);
+    CHECK(opsettings_batch_scheduler(&s) == BATCHSCHED_NONE);
     s.gates.kubernetes_was = true;
     buf_reset(&err);
-    CHECK(opsettings_check_was(&s, &err) == ERR_INVAL &&
-          strstr(buf_str(&err), "KubernetesWAS is not supported yet by rayfleet"));
+    CHECK(opsettings_check_was(&s, &err) == 0 && err.len == 0);
+    CHECK(opsettings_batch_scheduler(&s) == BATCHSCHED_KUBERNETES_WAS);
+    {
+        podbuild_opts_t wpo;
+        opsettings_fill_podbuild(&s, &wpo);
+        CHECK(wpo.batch_scheduler == BATCHSCHED_KUBERNETES_WAS);
+    }
     s.enable_batch_scheduler = true;
     buf_reset(&err);
     CHECK(opsettings_check_was(&s, &err) == ERR_INVAL &&

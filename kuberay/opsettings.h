@@ -133,9 +133,8 @@ int opsettings_check_batch_scheduler(const opsettings_t *s, buf_t *err);
 /* The KubernetesWAS gate (§4.3): with --batch-scheduler or --enable-batch-scheduler (or the
  * Configuration's batchScheduler / enableBatchScheduler) KubeRay's start-up error "batch scheduler
  * configs validation failed: the KubernetesWAS feature gate cannot be combined with
- * --batch-scheduler or --enable-batch-scheduler"; alone, "feature gate KubernetesWAS is not
- * supported yet by rayfleet ..." (its Workload and PodGroup objects are not built). ERR_INVAL
- * with the text in err; 0 when the gate is off. */
+ * --batch-scheduler or --enable-batch-scheduler" (ERR_INVAL, the text in err); 0 otherwise: the
+ * gate alone selects the kubernetes-was-v1alpha2 plugin (opsettings_batch_scheduler()). */
 int opsettings_check_was(const opsettings_t *s, buf_t *err);
 
 /* SidecarSubmitterRestart needs Kubernetes 1.35+ (§4.10, KubeRay's main.go checks the API

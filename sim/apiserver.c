@@ -246,6 +246,24 @@ static const builtin_t s_builtins[] = {
      false},
 };
 
+/* Alpha built-ins served from a Kubernetes minor version on (kubesim's /version minor). */
+typedef struct {
+    builtin_t b;
+    long since_minor;
+} builtin_since_t;
+
+static const builtin_since_t s_builtins_since[] = {
+    /* workload-aware scheduling (KEP-4671): the Workload and PodGroup of
+     * scheduling.k8s.io/v1alpha2, Kubernetes 1.36 (alpha: a real API server serves them only when
+     * enabled) */
+    {{"scheduling.k8s.io", "v1alpha2", "workloads", "workload", "Workload", "", true, false, false,
+      false, false},
+     36},
+    {{"scheduling.k8s.io", "v1alpha2", "podgroups", "podgroup", "PodGroup", "", true, true, false,
+      false, false},
+     36},
+};
+
 /* A built-in apps/v1 workload (printer columns, defaults, validation, /scale from sim/apps). */
 static bool s_is_apps(const apires_t *r)
 {
@@ -257,45 +275,62 @@ static void s_copy(char *dst, size_t n, const char *src)
     snprintf(dst, n, "%s", src ? src : "");
 }
 
+static int s_register_builtin(apiserver_t *a, const builtin_t *b);
+
 static int s_register_builtins(apiserver_t *a)
 {
     for (size_t i = 0; i < sizeof(s_builtins) / sizeof(s_builtins[0]); i++) {
-        const builtin_t *b = &s_builtins[i];
-        apires_t *r = calloc(1, sizeof(*r));
-        if (!r)
-            return ERR_NOMEM;
-        s_copy(r->group, sizeof(r->group), b->group);
-        s_copy(r->version, sizeof(r->version), b->version);
-        s_copy(r->resource, sizeof(r->resource), b->resource);
-        s_copy(r->singular, sizeof(r->singular), b->singular);
-        s_copy(r->kind, sizeof(r->kind), b->kind);
-        snprintf(r->list_kind, sizeof(r->list_kind), "%sList", b->kind);
-        const char *p = b->shorts;
-        while (*p && r->nshorts < AS_MAX_SHORT) {
-            const char *c = strchr(p, ',');
-            size_t n = c ? (size_t)(c - p) : strlen(p);
-            snprintf(r->shorts[r->nshorts++], sizeof(r->shorts[0]), "%.*s", (int)n, p);
-            p = c ? c + 1 : p + n;
-        }
-        r->cat_all = b->all;
-        r->namespaced = b->namespaced;
-        r->has_status = b->has_status;
-        r->has_binding = strcmp(b->resource, "pods") == 0;
-        r->has_scale = strcmp(b->group, "apps") == 0;
-        r->storage = true;
-        objstore_resdesc_t d = {.group = b->group,
-                                .version = b->version,
-                                .resource = b->resource,
-                                .kind = b->kind,
-                                .namespaced = b->namespaced,
-                                .has_status = b->has_status,
-                                .graceful = b->graceful,
-                                .create_on_update = b->create_on_update};
-        r->res = objstore_register(a->store, &d);
-        if (!r->res || s_res_add(a, r) < 0) {
-            s_res_free(r);
-            return ERR_NOMEM;
-        }
+        int rc = s_register_builtin(a, &s_builtins[i]);
+        if (rc)
+            return rc;
+    }
+    long minor = strtol(a->minor, NULL, 10);
+    for (size_t i = 0; i < sizeof(s_builtins_since) / sizeof(s_builtins_since[0]); i++) {
+        int rc = minor >= s_builtins_since[i].since_minor
+                     ? s_register_builtin(a, &s_builtins_since[i].b)
+                     : 0;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int s_register_builtin(apiserver_t *a, const builtin_t *b)
+{
+    apires_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return ERR_NOMEM;
+    s_copy(r->group, sizeof(r->group), b->group);
+    s_copy(r->version, sizeof(r->version), b->version);
+    s_copy(r->resource, sizeof(r->resource), b->resource);
+    s_copy(r->singular, sizeof(r->singular), b->singular);
+    s_copy(r->kind, sizeof(r->kind), b->kind);
+    snprintf(r->list_kind, sizeof(r->list_kind), "%sList", b->kind);
+    const char *p = b->shorts;
+    while (*p && r->nshorts < AS_MAX_SHORT) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        snprintf(r->shorts[r->nshorts++], sizeof(r->shorts[0]), "%.*s", (int)n, p);
+        p = c ? c + 1 : p + n;
+    }
+    r->cat_all = b->all;
+    r->namespaced = b->namespaced;
+    r->has_status = b->has_status;
+    r->has_binding = strcmp(b->resource, "pods") == 0;
+    r->has_scale = strcmp(b->group, "apps") == 0;
+    r->storage = true;
+    objstore_resdesc_t d = {.group = b->group,
+                            .version = b->version,
+                            .resource = b->resource,
+                            .kind = b->kind,
+                            .namespaced = b->namespaced,
+                            .has_status = b->has_status,
+                            .graceful = b->graceful,
+                            .create_on_update = b->create_on_update};
+    r->res = objstore_register(a->store, &d);
+    if (!r->res || s_res_add(a, r) < 0) {
+        s_res_free(r);
+        return ERR_NOMEM;
     }
     return 0;
 }
@@ -4526,6 +4561,16 @@ int apiserver_test(bool verbose)
     apiserver_opts_t same = {.port = apiserver_port(a)};
     apiserver_t *dup = apiserver_new(loop, &same);
     CHECK(dup == NULL);
+    /* scheduling.k8s.io/v1alpha2 (Workload, PodGroup) from 1.36 on only */
+    CHECK(!s_res_find(a, "scheduling.k8s.io", "v1alpha2", "workloads") &&
+          !s_res_find(a, "scheduling.k8s.io", "v1alpha2", "podgroups"));
+    apiserver_opts_t m36 = {.minor = "36"};
+    apiserver_t *a36 = apiserver_new(loop, &m36);
+    CHECK(a36 && s_res_find(a36, "scheduling.k8s.io", "v1alpha2", "workloads") &&
+          s_res_find(a36, "scheduling.k8s.io", "v1alpha2", "podgroups") &&
+          s_res_find(a36, "scheduling.k8s.io", "v1alpha2", "podgroups")->namespaced &&
+          s_res_find(a36, "scheduling.k8s.io", "v1alpha2", "podgroups")->has_status);
+    apiserver_destroy(&a36);
     char base[64];
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", apiserver_port(a));
     CHECK(apiserver_tls_port(a) > 0);

@@ -136,6 +136,7 @@ struct pass {
     bool pods_done; /* s_stage_head_pod ended reconcilePods (suspend, Recreate): no workers */
     bool mtls_cert[2]; /* head / worker leaf Certificate Ready at its generation, SANs current */
     bool mtls_secret[2]; /* head / worker Secret holds tls.crt, tls.key and ca.crt */
+    char was_wl_uid[CTRL_RV_MAX]; /* uid of the live Workload read (Kubernetes WAS) */
 };
 
 /* ---------- small helpers ---------- */
@@ -1316,6 +1317,280 @@ static bool s_gcs_ft(pass_t *p)
     return deleting;
 }
 
+/* ---------- Kubernetes WAS (kubernetes-was-v1alpha2, gate KubernetesWAS) ----------
+ *
+ * KubeRay's DoBatchSchedulingOnSubmission of the v1alpha2 plugin, one GET at a time as its
+ * synchronous calls go: a gang-scheduled RayCluster gets the Workload <cluster> and then the
+ * PodGroup <cluster>-cluster (kuberay/batchsched builds both); both are immutable, so a stale one
+ * is deleted (the PodGroup first, its protection finalizer removed) and the pass fails with
+ * KubeRay's "will retry" message: the retry recreates them. A skipped cluster (no gang label,
+ * autoscaling) has both deleted. An object of that name not controlled by the RayCluster fails
+ * the pass (getOwnedSchedulingResource). Without the scheduling.k8s.io/v1alpha2 API the create
+ * fails each pass before pods are made (KubeRay refuses to start). */
+
+/* An ensured entry (the name of a RayCluster is at most 63 characters: it fits CTRL_KEY_MAX). */
+#define S_WAS_ENTRY_MAX (CTRL_KEY_MAX + 64)
+
+/* A request on a Workload (`workload`) or PodGroup of the pass; a delete is preconditioned on
+ * `uid` (KubeRay's deleteWithUIDPrecondition). */
+static void s_was_req(pass_t *p, ctrl_verb_t verb, bool workload, const char *name,
+                      const json_t *body, const char *ensure, const char *uid)
+{
+    ctrl_send(p->cp,
+              &(ctrl_req_t){.verb = verb,
+                            .group = BATCHSCHED_WAS_GROUP,
+                            .version = BATCHSCHED_WAS_VERSION,
+                            .resource = workload ? "workloads" : "podgroups",
+                            .kind = workload ? "Workload" : "PodGroup",
+                            .name = name,
+                            .ensure = ensure,
+                            .uid = uid,
+                            /* as the other plugins' PodGroups: a missing API shows as an Event */
+                            .fail_reason = verb != CTRL_CREATE ? NULL
+                                           : workload          ? "FailedToCreateWorkload"
+                                                               : "FailedToCreatePodGroup"},
+              body);
+}
+
+static void s_was_get(pass_t *p, bool workload, const char *name,
+                      void (*fn)(ctrl_pass_t *cp, const k8s_result_t *res))
+{
+    s_get_for(p, BATCHSCHED_WAS_GROUP, BATCHSCHED_WAS_VERSION, workload ? "workloads" : "podgroups",
+              workload ? "Workload" : "PodGroup", name, fn);
+}
+
+/* The ensured entry of a written object: "<Kind>/<name>#<minCount>" (`min` < 0: the prefix). */
+static void s_was_entry(pass_t *p, bool workload, int64_t min, char *out, size_t n)
+{
+    if (min < 0)
+        snprintf(out, n, "%s/%s%s#", workload ? "Workload" : "PodGroup", p->cp->name,
+                 workload ? "" : "-" BATCHSCHED_WAS_TEMPLATE);
+    else
+        snprintf(out, n, "%s/%s%s#%lld", workload ? "Workload" : "PodGroup", p->cp->name,
+                 workload ? "" : "-" BATCHSCHED_WAS_TEMPLATE, (long long)min);
+}
+
+/* The ensured entry of a skipped cluster found without a Workload or PodGroup: not read again for
+ * BATCHSCHED_REREAD_MS (KubeRay reads both from its informer cache at every reconcile). */
+static void s_was_off_entry(pass_t *p, char *out, size_t n)
+{
+    snprintf(out, n, "Workload/%s#off", p->cp->name);
+}
+
+/* The answer of a GET: the live object (NULL: NotFound); false after failing the pass (another
+ * error, or an object the RayCluster does not control). */
+static bool s_was_live(pass_t *p, const k8s_result_t *res, bool workload, const char *name,
+                       const json_t **live)
+{
+    const char *kind = workload ? "Workload" : "PodGroup";
+    *live = NULL;
+    if (res->err == ERR_NOTFOUND)
+        return true;
+    if (res->err) {
+        ctrl_fail(p->cp, NULL, "failed to get %s %s/%s: %s", kind, p->cp->ns, name,
+                  res->message[0] ? res->message : err_str(res->err));
+        return false;
+    }
+    if (!batchsched_was_controlled(res->body, p->rc)) {
+        ctrl_fail(p->cp, NULL, "%s %s/%s is not controlled by RayCluster %s/%s", kind, p->cp->ns,
+                  name, p->cp->ns, p->cp->name);
+        return false;
+    }
+    *live = res->body;
+    if (workload)
+        snprintf(p->was_wl_uid, sizeof(p->was_wl_uid), "%s", jx_str(res->body, "metadata.uid", ""));
+    return true;
+}
+
+/* deletePodGroup: the protection finalizer removed (an update), then a delete unless the
+ * PodGroup is being deleted already. The entries ensured for it are forgotten. */
+static void s_was_delete_pg(pass_t *p, const json_t *live)
+{
+    bool nomem = false;
+    char entry[S_WAS_ENTRY_MAX];
+    const char *name = jx_str(live, "metadata.name", "");
+    json_t *un = batchsched_was_unprotected(live, &nomem);
+    if (nomem) {
+        ctrl_fail(p->cp, NULL, "out of memory");
+        return;
+    }
+    s_was_entry(p, false, -1, entry, sizeof(entry));
+    ctrl_unensure(p->cp, entry);
+    if (un)
+        s_was_req(p, CTRL_UPDATE, false, name, un, NULL, NULL);
+    json_decref(un);
+    if (!jx_get(live, "metadata.deletionTimestamp"))
+        s_was_req(p, CTRL_DELETE, false, name, NULL, NULL, jx_str(live, "metadata.uid", NULL));
+}
+
+/* Deletes the pass's Workload, the one read (p->was_wl_uid), forgetting its ensured entries. */
+static void s_was_delete_wl(pass_t *p)
+{
+    char entry[S_WAS_ENTRY_MAX];
+    s_was_entry(p, true, -1, entry, sizeof(entry));
+    ctrl_unensure(p->cp, entry);
+    s_was_req(p, CTRL_DELETE, true, p->cp->name, NULL, NULL,
+              p->was_wl_uid[0] ? p->was_wl_uid : NULL);
+}
+
+/* The pass's built Workload and PodGroup (NULL both: out of memory, the pass failed). */
+static bool s_was_build(pass_t *p, json_t **w, json_t **pg)
+{
+    if (batchsched_was_objects(p->rcd, w, pg) == 0)
+        return true;
+    ctrl_fail(p->cp, NULL,
+              "failed to build scheduling resources for RayCluster %s/%s: out of "
+              "memory",
+              p->cp->ns, p->cp->name);
+    return false;
+}
+
+/* cleanup, second step: the Workload, once no PodGroup is left */
+static void s_was_cleanup_wl_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    const json_t *live;
+    char entry[S_WAS_ENTRY_MAX];
+    if (!s_was_live(p, res, true, p->cp->name, &live))
+        return;
+    if (!live) {
+        s_was_off_entry(p, entry, sizeof(entry));
+        ctrl_ensure(p->cp, entry);
+        return;
+    }
+    if (jx_get(live, "metadata.deletionTimestamp")) {
+        ctrl_fail(p->cp, NULL, "Workload %s/%s is being deleted, will retry", p->cp->ns,
+                  p->cp->name);
+        return;
+    }
+    s_was_delete_wl(p);
+}
+
+/* cleanup, first step: the PodGroup; while one is there the pass waits for its deletion */
+static void s_was_cleanup_pg_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    char name[CTRL_KEY_MAX + 16];
+    snprintf(name, sizeof(name), "%s-%s", p->cp->name, BATCHSCHED_WAS_TEMPLATE);
+    const json_t *live;
+    if (!s_was_live(p, res, false, name, &live))
+        return;
+    if (!live) {
+        s_was_get(p, true, p->cp->name, s_was_cleanup_wl_got);
+        return;
+    }
+    s_was_delete_pg(p, live);
+    ctrl_fail(p->cp, NULL, "waiting for PodGroup %s/%s to finish deleting", p->cp->ns, name);
+}
+
+/* syncPodGroup */
+static void s_was_pg_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    json_t *w = NULL, *pg = NULL;
+    const json_t *live;
+    if (!s_was_build(p, &w, &pg))
+        return;
+    const char *name = jx_str(pg, "metadata.name", "");
+    char entry[S_WAS_ENTRY_MAX];
+    if (!s_was_live(p, res, false, name, &live)) {
+    } else if (!live) {
+        s_was_entry(p, false, batchsched_was_min_count(p->rcd), entry, sizeof(entry));
+        s_was_req(p, CTRL_CREATE, false, name, pg, entry, NULL);
+    } else if (jx_get(live, "metadata.deletionTimestamp")) {
+        s_was_delete_pg(p, live);
+        ctrl_fail(p->cp, NULL, "PodGroup %s/%s is being deleted, will retry", p->cp->ns, name);
+    } else if (batchsched_was_podgroup_stale(live, pg)) {
+        s_was_delete_pg(p, live);
+        ctrl_fail(p->cp, NULL, "deleted stale PodGroup %s/%s, will retry after deletion completes",
+                  p->cp->ns, name);
+    }
+    json_decref(w);
+    json_decref(pg);
+}
+
+/* a stale Workload: its PodGroup goes first, then the Workload */
+static void s_was_stale_pg_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    char name[CTRL_KEY_MAX + 16];
+    snprintf(name, sizeof(name), "%s-%s", p->cp->name, BATCHSCHED_WAS_TEMPLATE);
+    const json_t *live;
+    if (!s_was_live(p, res, false, name, &live))
+        return;
+    if (live) {
+        s_was_delete_pg(p, live);
+        ctrl_fail(p->cp, NULL,
+                  "deleted PodGroup %s/%s before replacing stale Workload, will retry after "
+                  "deletion completes",
+                  p->cp->ns, name);
+        return;
+    }
+    s_was_delete_wl(p);
+    ctrl_fail(p->cp, NULL, "deleted stale Workload %s/%s, will retry after deletion completes",
+              p->cp->ns, p->cp->name);
+}
+
+/* syncWorkload, then syncPodGroup */
+static void s_was_wl_got(ctrl_pass_t *cp, const k8s_result_t *res)
+{
+    pass_t *p = cp->data;
+    json_t *w = NULL, *pg = NULL;
+    const json_t *live;
+    if (!s_was_build(p, &w, &pg))
+        return;
+    char entry[S_WAS_ENTRY_MAX];
+    char pgname[CTRL_KEY_MAX + 16];
+    snprintf(pgname, sizeof(pgname), "%s", jx_str(pg, "metadata.name", ""));
+    if (!s_was_live(p, res, true, p->cp->name, &live)) {
+    } else if (!live) {
+        /* created, then the PodGroup (whose create waits for this one: one create at a time
+         * until one succeeded, none after a failure) */
+        s_was_off_entry(p, entry, sizeof(entry));
+        ctrl_unensure(p->cp, entry);
+        s_was_entry(p, true, batchsched_was_min_count(p->rcd), entry, sizeof(entry));
+        s_was_req(p, CTRL_CREATE, true, p->cp->name, w, entry, NULL);
+        s_was_get(p, false, pgname, s_was_pg_got);
+    } else if (jx_get(live, "metadata.deletionTimestamp")) {
+        ctrl_fail(p->cp, NULL, "Workload %s/%s is being deleted, will retry", p->cp->ns,
+                  p->cp->name);
+    } else if (batchsched_was_workload_stale(live, w)) {
+        s_was_get(p, false, pgname, s_was_stale_pg_got);
+    } else {
+        s_was_get(p, false, pgname, s_was_pg_got);
+    }
+    json_decref(w);
+    json_decref(pg);
+}
+
+/* The stage with the plugin kubernetes-was-v1alpha2. */
+static void s_stage_was(pass_t *p)
+{
+    const char *skip = batchsched_was_skip_reason(p->rcd);
+    char name[CTRL_KEY_MAX + 16], off[S_WAS_ENTRY_MAX];
+    s_was_off_entry(p, off, sizeof(off));
+    if (skip) {
+        log_debug("Skipping Kubernetes workload-aware scheduling", "key", p->cp->key, "reason",
+                  skip, "correlation_id", p->cp->corr, NULL);
+        if (ctrl_ensured(p->cp, off, BATCHSCHED_REREAD_MS))
+            return;
+        snprintf(name, sizeof(name), "%s-%s", p->cp->name, BATCHSCHED_WAS_TEMPLATE);
+        s_was_get(p, false, name, s_was_cleanup_pg_got);
+        return;
+    }
+    /* gang scheduled now: a later skip reads again */
+    ctrl_unensure(p->cp, off);
+    /* not read again while both were written for this gang a moment ago */
+    char we[S_WAS_ENTRY_MAX], pe[S_WAS_ENTRY_MAX];
+    int64_t min = batchsched_was_min_count(p->rcd);
+    s_was_entry(p, true, min, we, sizeof(we));
+    s_was_entry(p, false, min, pe, sizeof(pe));
+    if (ctrl_ensured(p->cp, we, BATCHSCHED_REREAD_MS) &&
+        ctrl_ensured(p->cp, pe, BATCHSCHED_REREAD_MS))
+        return;
+    s_was_get(p, true, p->cp->name, s_was_wl_got);
+}
+
 /* ---------- batch scheduler PodGroup (DoBatchSchedulingOnSubmission) ---------- */
 
 static void s_send_pg(pass_t *p, ctrl_verb_t verb, const json_t *pg)
@@ -1386,6 +1661,10 @@ static void s_stage_podgroup(ctrl_pass_t *cp)
     if (b == BATCHSCHED_NONE || s_cond_true(p->rc, RCS_COND_SUSPENDING) ||
         s_cond_true(p->rc, RCS_COND_SUSPENDED))
         return;
+    if (b == BATCHSCHED_KUBERNETES_WAS) {
+        s_stage_was(p);
+        return;
+    }
     buf_t err, entry;
     buf_init(&err, 4096);
     buf_init(&entry, CTRL_KEY_MAX - 1);
@@ -2539,6 +2818,160 @@ static int s_t_podgroup(loop_t *loop, bool verbose)
     return failed;
 }
 
+/* The last captured request: its verb, kind and name. */
+static bool s_t_last(const json_t *capture, size_t n, ctrl_verb_t what, const char *kind,
+                     const char *name)
+{
+    const json_t *q = json_array_get(capture, json_array_size(capture) - 1);
+    return json_array_size(capture) == n && jx_int(q, "what", -1) == what &&
+           strcmp(jx_str(q, "kind", ""), kind) == 0 && strcmp(jx_str(q, "name", ""), name) == 0;
+}
+
+/* A failure of the pass whose message contains `msg`; the flag is cleared for the next step. */
+static bool s_t_failed(ctrl_pass_t *cp, const char *msg)
+{
+    bool ok = cp->failed && strstr(buf_str(&cp->fail_msg), msg) != NULL;
+    cp->failed = false;
+    buf_reset(&cp->fail_msg);
+    return ok;
+}
+
+/* The Kubernetes WAS stage (capture): the GETs in KubeRay's order and the writes each answer
+ * leads to (create, stale replacement with the finalizer removed, foreign and deleting objects,
+ * the cleanup of a skipped cluster). */
+static int s_t_was(loop_t *loop, bool verbose)
+{
+    int failed = 0;
+    json_t *capture = json_array();
+    podbuild_opts_t po;
+    podbuild_opts_init(&po);
+    po.batch_scheduler = BATCHSCHED_KUBERNETES_WAS;
+    reconciler_t *r = s_new(loop, &(reconcile_config_t){.cluster = "c1", .pod_opts = &po}, capture);
+    json_t *rc = json_pack(
+        "{s:s, s:s, s:{s:s, s:s, s:s, s:{s:s}}, s:{s:{s:{s:{s:[{s:s}]}}}, s:[{s:s, s:i}]}}",
+        "apiVersion", "ray.io/v1", "kind", "RayCluster", "metadata", "name", "g", "namespace",
+        "default", "uid", "u7", "labels", LABEL_GANG_SCHEDULING, "true", "spec", "headGroupSpec",
+        "template", "spec", "containers", "name", "h", "workerGroupSpecs", "groupName", "wg",
+        "replicas", 2);
+    ctrl_pass_t *cp = r ? ctrl_test_pass(r->ctrl, "c1/default/g", rc) : NULL;
+    pass_t *p = cp ? cp->data : NULL;
+    CHECK(p != NULL);
+    if (p) {
+        p->cp = cp;
+        p->r = r;
+        p->rc = rc;
+        p->rcd = json_incref(rc);
+        k8s_result_t nf = {.err = ERR_NOTFOUND, .reason = "NotFound", .message = ""};
+        s_stage_podgroup(cp);
+        CHECK(s_t_last(capture, 1, CTRL_GET, "Workload", "g"));
+        /* absent: the Workload created, then the PodGroup read and created */
+        s_was_wl_got(cp, &nf);
+        const json_t *cw = json_array_get(capture, 1);
+        CHECK(
+            jx_int(cw, "what", -1) == CTRL_CREATE &&
+            strcmp(jx_str(cw, "body.apiVersion", ""), "scheduling.k8s.io/v1alpha2") == 0 &&
+            strcmp(jx_str(json_array_get(jx_get(cw, "body.spec.podGroupTemplates"), 0), "name", ""),
+                   "cluster") == 0 &&
+            jx_int(json_array_get(jx_get(cw, "body.spec.podGroupTemplates"), 0),
+                   "schedulingPolicy.gang.minCount", 0) == 3);
+        CHECK(s_t_last(capture, 3, CTRL_GET, "PodGroup", "g-cluster"));
+        s_was_pg_got(cp, &nf);
+        CHECK(s_t_last(capture, 4, CTRL_CREATE, "PodGroup", "g-cluster"));
+        json_t *lw = json_deep_copy(jx_get(json_array_get(capture, 1), "body"));
+        json_t *lp = json_deep_copy(jx_get(json_array_get(capture, 3), "body"));
+        CHECK(!cp->failed);
+        /* as wanted: the PodGroup read, nothing written */
+        k8s_result_t res = {.body = lw, .reason = "", .message = ""};
+        s_was_wl_got(cp, &res);
+        CHECK(s_t_last(capture, 5, CTRL_GET, "PodGroup", "g-cluster"));
+        res.body = lp;
+        s_was_pg_got(cp, &res);
+        CHECK(json_array_size(capture) == 5 && !cp->failed);
+        /* a Workload another owner controls: the pass fails, nothing written */
+        json_t *foreign = json_deep_copy(lw);
+        json_object_set_new(json_array_get(jx_get(foreign, "metadata.ownerReferences"), 0), "uid",
+                            json_string("other"));
+        res.body = foreign;
+        s_was_wl_got(cp, &res);
+        CHECK(json_array_size(capture) == 5 &&
+              s_t_failed(cp, "Workload default/g is not controlled by RayCluster default/g"));
+        json_decref(foreign);
+        /* a Workload being deleted: retry */
+        json_t *dying = json_deep_copy(lw);
+        json_object_set_new(json_object_get(dying, "metadata"), "deletionTimestamp",
+                            json_string("2026-01-01T00:00:00Z"));
+        res.body = dying;
+        s_was_wl_got(cp, &res);
+        CHECK(json_array_size(capture) == 5 &&
+              s_t_failed(cp, "Workload default/g is being deleted, will retry"));
+        json_decref(dying);
+        /* scaled to 3 workers: the stale Workload's PodGroup goes first (finalizer removed) */
+        json_object_set_new(json_array_get(jx_get(rc, "spec.workerGroupSpecs"), 0), "replicas",
+                            json_integer(3));
+        res.body = lw;
+        s_was_wl_got(cp, &res);
+        CHECK(s_t_last(capture, 6, CTRL_GET, "PodGroup", "g-cluster"));
+        json_object_set_new(json_object_get(lp, "metadata"), "finalizers",
+                            json_pack("[s]", BATCHSCHED_WAS_FINALIZER));
+        res.body = lp;
+        s_was_stale_pg_got(cp, &res);
+        const json_t *un = json_array_get(capture, 6);
+        CHECK(jx_int(un, "what", -1) == CTRL_UPDATE &&
+              json_array_size(jx_get(un, "body.metadata.finalizers")) == 0);
+        CHECK(s_t_last(capture, 8, CTRL_DELETE, "PodGroup", "g-cluster"));
+        CHECK(s_t_failed(cp, "deleted PodGroup default/g-cluster before replacing stale Workload, "
+                             "will retry after deletion completes"));
+        s_was_stale_pg_got(cp, &nf);
+        CHECK(s_t_last(capture, 9, CTRL_DELETE, "Workload", "g"));
+        CHECK(s_t_failed(cp, "deleted stale Workload default/g, will retry after deletion "
+                             "completes"));
+        /* a stale PodGroup being deleted: only its finalizer removed, then retry */
+        json_object_set_new(json_object_get(lp, "metadata"), "deletionTimestamp",
+                            json_string("2026-01-01T00:00:00Z"));
+        s_was_pg_got(cp, &res);
+        CHECK(s_t_last(capture, 10, CTRL_UPDATE, "PodGroup", "g-cluster"));
+        CHECK(s_t_failed(cp, "PodGroup default/g-cluster is being deleted, will retry"));
+        /* skipped (label "False"): the PodGroup first, then the Workload */
+        json_object_set_new(jx_get(rc, "metadata.labels"), LABEL_GANG_SCHEDULING,
+                            json_string("False"));
+        s_stage_podgroup(cp);
+        CHECK(s_t_last(capture, 11, CTRL_GET, "PodGroup", "g-cluster"));
+        json_object_del(json_object_get(lp, "metadata"), "deletionTimestamp");
+        json_object_del(json_object_get(lp, "metadata"), "finalizers");
+        s_was_cleanup_pg_got(cp, &res);
+        CHECK(s_t_last(capture, 12, CTRL_DELETE, "PodGroup", "g-cluster"));
+        CHECK(s_t_failed(cp, "waiting for PodGroup default/g-cluster to finish deleting"));
+        s_was_cleanup_pg_got(cp, &nf);
+        CHECK(s_t_last(capture, 13, CTRL_GET, "Workload", "g"));
+        res.body = lw;
+        s_was_cleanup_wl_got(cp, &res);
+        CHECK(s_t_last(capture, 14, CTRL_DELETE, "Workload", "g") && !cp->failed);
+        s_was_cleanup_wl_got(cp, &nf);
+        CHECK(json_array_size(capture) == 14 && !cp->failed);
+        /* both found absent: not read again for a while, unless gang scheduled again */
+        s_stage_podgroup(cp);
+        CHECK(json_array_size(capture) == 14);
+        json_object_set_new(jx_get(rc, "metadata.labels"), LABEL_GANG_SCHEDULING,
+                            json_string("true"));
+        s_stage_podgroup(cp);
+        CHECK(s_t_last(capture, 15, CTRL_GET, "Workload", "g"));
+        json_object_set_new(jx_get(rc, "metadata.labels"), LABEL_GANG_SCHEDULING,
+                            json_string("false"));
+        s_stage_podgroup(cp);
+        CHECK(s_t_last(capture, 16, CTRL_GET, "PodGroup", "g-cluster"));
+        json_decref(lw);
+        json_decref(lp);
+        if (verbose && !failed)
+            printf("reconcile: Kubernetes WAS stage create/keep/foreign/deleting/stale/cleanup "
+                   "checked\n");
+    }
+    ctrl_test_pass_free(&cp);
+    reconcile_destroy(&r);
+    json_decref(rc);
+    json_decref(capture);
+    return failed;
+}
+
 int reconcile_test(bool verbose)
 {
     int failed = 0;
@@ -2550,6 +2983,7 @@ int reconcile_test(bool verbose)
     CHECK(reconcile_new(loop, &(reconcile_config_t){.cluster = "c1"}) == NULL);
     reconcile_destroy(NULL);
     failed += s_t_podgroup(loop, verbose);
+    failed += s_t_was(loop, verbose);
 
     /* expectations by name, through a capturing reconciler's pass (no client needed) */
     json_t *capture = json_array();

@@ -112,6 +112,26 @@ PY
     else bad "batchScheduler $bs: --batch-scheduler=$want on scheduler+submitter, podgroups rules" \
         "$(cat "$WORK/e")"; fi
 done
+# gate KubernetesWAS: the scheduling.k8s.io rules only with the gate on (the list wins over the
+# Configuration's featureGates, applied before it)
+for case in "off||" "list|--set featureGates[0].name=KubernetesWAS --set featureGates[0].enabled=true|on" \
+    "config|--set configuration.featureGates.KubernetesWAS=true|on" \
+    "config-then-list-off|--set configuration.featureGates.KubernetesWAS=true --set featureGates[0].name=KubernetesWAS --set featureGates[0].enabled=false|"; do
+    IFS='|' read -r name args want <<<"$case"
+    # shellcheck disable=SC2086
+    if tpl $args >"$WORK/was.yaml" 2>"$WORK/e" &&
+        python3 - "$WORK/was.yaml" "$want" >"$WORK/e" 2>&1 <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+role = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "rayfleet")
+got = [r for r in role["rules"] if "scheduling.k8s.io" in r["apiGroups"]]
+exp = [{"apiGroups": ["scheduling.k8s.io"], "resources": ["workloads", "podgroups"],
+        "verbs": ["get", "create", "update", "delete"]}] if sys.argv[2] == "on" else []
+assert got == exp, got
+PY
+    then ok "KubernetesWAS $name: scheduling.k8s.io rules ${want:-absent}"
+    else bad "KubernetesWAS $name: scheduling.k8s.io rules ${want:-absent}" "$(cat "$WORK/e")"; fi
+done
 refuse "members" "members: member clusters \(federation\) are not supported" \
     --set 'members[0].name=east'
 refuse "audit.retention" "audit.retention=30d: automatic audit retention is not supported" \

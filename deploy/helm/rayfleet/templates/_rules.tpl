@@ -131,6 +131,17 @@
     resources: [podgroups]
     verbs: [get, create]
   {{- end }}
+  {{- $was := false }}
+  {{- with .Values.configuration.featureGates }}{{ if .KubernetesWAS }}{{ $was = true }}{{ end }}{{ end }}
+  {{- range .Values.featureGates }}{{ if eq .name "KubernetesWAS" }}{{ $was = .enabled }}{{ end }}{{ end }}
+  {{- if $was }}
+  # gate KubernetesWAS: the scheduler reads, creates and deletes a gang-scheduled RayCluster's
+  # Workload and PodGroup, and updates a PodGroup to remove its protection finalizer
+  # (services/scheduler/reconcile.c s_stage_was)
+  - apiGroups: [scheduling.k8s.io]
+    resources: [workloads, podgroups]
+    verbs: [get, create, update, delete]
+  {{- end }}
   {{- if .Values.useKubernetesProxy }}
   # useKubernetesProxy: submitter and serve-upgrade reach the Ray dashboard through the service
   # proxy (common/raydash.c: GET job info, POST submit/stop, PUT Serve config, DELETE a job)
