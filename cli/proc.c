@@ -146,6 +146,7 @@ int proc_stop_all(const proc_entry_t *e, size_t n, int64_t timeout_ms, FILE *rep
         if (!proc_alive(&e[k]))
             continue;
         kill(e[k].pid, SIGTERM);
+        kill(e[k].pid, SIGCONT); /* a member kubesim stopped by `rayfleetctl member stop` */
         if (s_wait_gone(&e[k], timeout_ms)) {
             if (report)
                 fprintf(report, "rayfleetctl: stopped %s (pid %d)\n", e[k].name, (int)e[k].pid);

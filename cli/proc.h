@@ -18,7 +18,7 @@
 #include <sys/types.h>
 
 #define PROC_NAME_MAX 32 /* longest process name in the pid file, with its NUL */
-#define PROC_MAX 16 /* most processes in one pid file */
+#define PROC_MAX 48 /* most processes in one pid file (up --members 8: 37) */
 #define PROC_PIDFILE_MAX 4096 /* largest pid file read */
 #define PROC_POLL_MS 50 /* period at which stop/wait loops look again */
 #define PROC_CAPTURE_MAX (256u * 1024) /* most bytes of a captured --help output */
