@@ -5,7 +5,8 @@
  * per node, as the kube-scheduler would: a node's allocatable minus the requests of the
  * non-terminal pods bound to it (a pod's request per resource is the larger of the sum of its
  * containers' and its largest init container's, a limit filling a missing request, as
- * batchsched_add_pod_resources computes it). Cordoned (spec.unschedulable) and not-Ready nodes
+ * batchsched_add_pod_resources computes it with BATCHSCHED_RES_KUBE, which adds pod overhead and
+ * native sidecars as kube does). Cordoned (spec.unschedulable) and not-Ready nodes
  * offer nothing. A node's accelerator type is the value of the first of FLEET_GPU_TYPE_LABELS it
  * carries.
  *
