@@ -88,7 +88,6 @@ static const char *const s_keep_poduse[] = {"metadata.name",
                                             "metadata.namespace",
                                             "metadata.uid",
                                             "metadata.resourceVersion",
-                                            "metadata.labels",
                                             "spec.nodeName",
                                             "spec.overhead",
                                             "spec.containers.resources",
@@ -297,6 +296,8 @@ static bool s_twins_synced(const wres_t *x)
 #define S_REC_RAY 'R' /* record of a Ray object */
 #define S_REC_CHILD 'C' /* record of a child */
 #define S_REC_NONE 0xFF /* child without an owner */
+#define S_REC_USAGE 'U' /* record of a PodUsage: the tag and the projection's 64-bit hash */
+#define S_REC_USAGE_LEN 9 /* its length */
 #define S_REC_KIND_TEXT 0xFE /* owner kind given as text */
 #define S_REC_UID_NONE 0 /* no owner uid */
 #define S_REC_UID_BIN 1 /* owner uid as 16 bytes */
@@ -382,6 +383,18 @@ static int s_rec_make(int k, const json_t *obj, unsigned char *out, size_t cap)
     size_t len = 0;
     bool found = false;
     const json_t *meta = json_object_get(obj, "metadata");
+    if (k == K_PODUSE) {
+        /* what fleet/member.c counts: the projected spec (node, requests) and the phase */
+        json_t *what = json_pack("{s:O?,s:O?}", "spec", json_object_get(obj, "spec"), "phase",
+                                 jx_get(obj, "status.phase"));
+        uint64_t h = 0;
+        int hr = what ? jx_hash(what, &h) : ERR_NOMEM;
+        json_decref(what);
+        unsigned char b[S_REC_USAGE_LEN] = {S_REC_USAGE};
+        for (int i = 0; i < 8; i++)
+            b[1 + i] = (unsigned char)(h >> (8 * i));
+        return hr == 0 && s_rec_put(out, cap, &len, b, sizeof(b)) ? (int)len : -1;
+    }
     if (strcmp(s_kinds[k].group, S_RAY_GROUP) == 0) {
         json_t *g = json_object_get(meta, "generation");
         uint64_t gen = json_is_integer(g) ? (uint64_t)json_integer_value(g) : 0;
@@ -953,9 +966,16 @@ static void s_on_event(reflector_t *r, reflector_event_t type, json_t *obj, json
                  jx_str(obj, "metadata.name", ""));
         json_object_del(x->dirty, key);
     }
-    size_t len = 0, rlen = 0;
-    const char *raw = reflector_event_raw(r, obj, &len);
+    size_t len = 0, rlen = 0, olen = 0;
     const void *rec = reflector_event_extra(r, &rlen);
+    if (x->kind == K_PODUSE && type == REFLECTOR_MODIFIED) {
+        /* a PodUsage row changes only when what it counts does (not on a label or status
+         * patch): its rows' resourceVersion is that of the last change that mattered */
+        const void *prev = reflector_event_old_extra(r, &olen);
+        if (rec && prev && rlen == S_REC_USAGE_LEN && olen == rlen && memcmp(rec, prev, rlen) == 0)
+            return;
+    }
+    const char *raw = reflector_event_raw(r, obj, &len);
     s_handle(x, type, obj, raw, len, rec, rlen);
 }
 

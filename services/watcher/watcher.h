@@ -87,11 +87,12 @@
  * single-cluster path is unchanged). Per cluster two more reflectors: every Node, and every pod
  * (no selector), each cached and stored as a projection only: a Node row (kind "Node") holds
  * metadata.name/labels, spec.unschedulable, status.allocatable and the conditions' type and
- * status; a pod row (kind WATCHER_PODUSE_KIND) its name, namespace, labels, spec.nodeName,
+ * status; a pod row (kind WATCHER_PODUSE_KIND) its name, namespace, spec.nodeName,
  * spec.overhead, the containers' and init containers' resources (and restartPolicy) and
- * status.phase: what fleet/member.c needs to count a node's requests, no env, volumes or secrets.
- * These rows publish no event (no controller reconciles them). And every WATCHER_PROBE_MS the
- * watcher lists one Node of each cluster (WATCHER_PROBE_PATH, one attempt,
+ * status.phase (rewritten only when the spec part or the phase changed: a label or status patch
+ * writes nothing): what fleet/member.c needs to count a node's requests, no env, volumes or
+ * secrets. These rows publish no event (no controller reconciles them). And every WATCHER_PROBE_MS
+ * the watcher lists one Node of each cluster (WATCHER_PROBE_PATH, one attempt,
  * WATCHER_PROBE_TIMEOUT_MS) and writes a row of kind WATCHER_HEALTH_KIND named after the cluster
  * (namespace ""): {"lastOkMs": wall ms of the last answer (0: none yet), "checkedMs": wall ms of
  * the last probe, "lastError": the last failure or ""}. A cluster whose lastOkMs is old, or without
