@@ -116,6 +116,13 @@ bool proc_alive(const proc_entry_t *e)
     return e->start == 0 || start == e->start;
 }
 
+bool proc_paused(const proc_entry_t *e)
+{
+    char state = 0;
+    unsigned long long start = 0;
+    return proc_alive(e) && s_stat(e->pid, &state, &start) == 0 && (state == 'T' || state == 't');
+}
+
 void proc_describe_status(int status, char *out, size_t size)
 {
     if (WIFEXITED(status))

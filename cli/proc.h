@@ -44,6 +44,9 @@ int proc_start_time(pid_t pid, unsigned long long *out);
  * has the same start time. Reaps it when it is our child and has exited. */
 bool proc_alive(const proc_entry_t *e);
 
+/* Whether the process is alive and stopped by a signal (SIGSTOP: `rayfleetctl member stop`). */
+bool proc_paused(const proc_entry_t *e);
+
 /* When `e` is our child and has exited, reaps it, stores its wait status in *status and returns
  * true; otherwise false. */
 bool proc_exited(const proc_entry_t *e, int *status);

@@ -361,7 +361,9 @@ static void s_proc_state(const json_t *o, bool supervisor, int64_t now, char *ou
     proc_entry_t e = {.pid = (pid_t)jx_int(o, "pid", 0),
                       .start = (unsigned long long)jx_int(o, "start", 0)};
     if (strcmp(st, "running") == 0) {
-        if (e.pid > 0 && proc_alive(&e))
+        if (e.pid > 0 && proc_paused(&e))
+            snprintf(out, size, "paused"); /* SIGSTOP: rayfleetctl member stop */
+        else if (e.pid > 0 && proc_alive(&e))
             snprintf(out, size, "running");
         else
             snprintf(out, size, "dead%s", supervisor ? " (restart due)" : " (no supervisor)");

@@ -78,6 +78,8 @@ check "used CPU = the sum of the Ray pods' requests ($req)" test "$(tr ' ' '\n' 
 # --- 4. stop/start, partition/heal ---------------------------------------------------------------
 "$ctl" member stop member-1 --state-dir "$state" >/dev/null
 ts=$(date +%s%N)
+has "status shows the stopped member's kubesim as paused" "$("$ctl" status --state-dir "$state" 2>&1)" \
+    "^kubesim-member-1 +[0-9]+ +paused " "^kubesim-member-2 +[0-9]+ +running "
 if tl_wait 10 unhealthy member-1; then ok "member stop member-1: unhealthy in $((($(date +%s%N) - ts) / 1000000)) ms"; else
     bad "member stop member-1: still healthy after 10 s"; members; fi
 check "member-2 stays healthy" healthy member-2
