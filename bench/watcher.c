@@ -27,7 +27,10 @@
  * would in a real deployment and the figures do not depend on how the scheduler mixes the three.
  * The cpu columns (CPU time per event of each process) are the load-independent comparison.
  *
- * Usage: bench-watcher [--pods N] [--mods M] [--runs R] [--pin on|off]
+ * --watch-nodes on runs the watcher as federation does (watcher_config_t.watch_nodes: every pod
+ * also through the PodUsage projection reflector, and Nodes), to price that per pod event.
+ *
+ * Usage: bench-watcher [--pods N] [--mods M] [--runs R] [--pin on|off] [--watch-nodes on|off]
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* sched_setaffinity */
@@ -382,6 +385,8 @@ static double s_raw_run(bench_t *b, int round)
     return rate;
 }
 
+static bool s_watch_nodes; /* --watch-nodes on */
+
 /* A started watcher whose initial list is stored and published, or NULL. */
 static watcher_t *s_watcher(bench_t *b, store_t *store, bus_pub_t *pub, watcher_cluster_t *cl,
                             buf_t *ebuf)
@@ -392,7 +397,8 @@ static watcher_t *s_watcher(bench_t *b, store_t *store, bus_pub_t *pub, watcher_
                            .store = store,
                            .pub = pub,
                            .qps = 1000,
-                           .burst = 1000};
+                           .burst = 1000,
+                           .watch_nodes = s_watch_nodes};
     watcher_t *w = watcher_new(b->loop, &wc, ebuf);
     if (!w || watcher_start(w) != 0) {
         fprintf(stderr, "watcher: %s\n", buf_str(ebuf));
@@ -486,11 +492,14 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--pin") &&
                  (!strcmp(argv[i + 1], "on") || !strcmp(argv[i + 1], "off")))
             pin = !strcmp(argv[i + 1], "on");
+        else if (!strcmp(argv[i], "--watch-nodes") &&
+                 (!strcmp(argv[i + 1], "on") || !strcmp(argv[i + 1], "off")))
+            s_watch_nodes = !strcmp(argv[i + 1], "on");
         else {
-            fprintf(
-                stderr,
-                "usage: bench-watcher [--pods N] [--mods M] [--runs R (<= %d)] [--pin on|off]\n",
-                BENCH_RUNS_MAX);
+            fprintf(stderr,
+                    "usage: bench-watcher [--pods N] [--mods M] [--runs R (<= %d)] [--pin on|off] "
+                    "[--watch-nodes on|off]\n",
+                    BENCH_RUNS_MAX);
             return 2;
         }
     }

@@ -45,15 +45,16 @@ typedef struct {
     const char *name; /* short name: log file, pid file, messages */
     const char *binary; /* file name beside rayfleetctl */
     bool bus_endpoint_is_backend; /* what its --bus.endpoint means: subscriber (backend) side */
+    bool controller; /* reconciles one cluster: with --members, one per member */
 } s_service_t;
 
 /* The fixed list, in start order (the bus first: the others connect to it). */
 static const s_service_t s_services[] = {
-    {"bus", "rayfleet-bus", false},
-    {"watcher", "rayfleet-watcher", false},
-    {"scheduler", "rayfleet-scheduler", true},
-    {"submitter", "rayfleet-submitter", true},
-    {"serve-upgrade", "rayfleet-serve-upgrade", true},
+    {"bus", "rayfleet-bus", false, false},
+    {"watcher", "rayfleet-watcher", false, false},
+    {"scheduler", "rayfleet-scheduler", true, true},
+    {"submitter", "rayfleet-submitter", true, true},
+    {"serve-upgrade", "rayfleet-serve-upgrade", true, true},
 };
 #define S_NSERVICES (sizeof(s_services) / sizeof(s_services[0]))
 
@@ -84,6 +85,10 @@ typedef struct {
     char config[PATH_MAX]; /* --config (rayfleet's set file) made absolute, or "" */
     char keys[PATH_MAX]; /* STATE/keys, the bus's CURVE keys (cli/keys.h); "" unless CURVE */
     const char *ipc_auth; /* --bus-ipc-auth for every service (busopt.h): peercred or curve */
+    int nmembers; /* --members: member clusters (0: one cluster, as without federation) */
+    int64_t member_nodes[LAUNCH_MAX_MEMBERS]; /* nodes of member i+1 */
+    char urls[LAUNCH_MAX_MEMBERS + 1][128]; /* API URL of the management (0) and member clusters */
+    const char *member; /* the member whose controller s_start_service starts, or NULL */
 } s_up_t;
 
 static const args_opt_t s_up_opts[] = {
@@ -137,6 +142,15 @@ static const args_opt_t s_up_opts[] = {
      "default: the bus admits only processes of its own uid, by the kernel's peer credentials, "
      "without encryption) or curve (CurveZMQ with keys in STATE/keys and an allow-list of the "
      "set's services, about half the throughput)."},
+    {"members", "N",
+     "Federation (--sim only; 1..8): also start N member clusters, each its own kubesim with its "
+     "own nodes (member i: --nodes × i), and per member a scheduler, submitter and serve-upgrade; "
+     "STATE/kubeconfig gets the contexts management and member-1..member-N (current: "
+     "management), STATE/federation.yaml describes them. The management cluster has no nodes and "
+     "no Ray controllers: objects applied there are not placed yet (issue 16)."},
+    {"member-nodes", "N,N,...",
+     "With --members: each member's nodes (1..1000 each, as many numbers as members) instead of "
+     "--nodes × i."},
     {"bus-insecure", NULL,
      "Run the bus without authentication (neither peer uids nor CurveZMQ): any local process "
      "that reaches its sockets could then read every event and publish forged ones (a warning "
@@ -324,17 +338,20 @@ static int s_connect(const char *host, int port)
     return fd;
 }
 
-/* The HTTP status of GET http://host:port/path, or -1. */
-static int s_http_status_at(const char *host, int port, const char *path)
+/* The HTTP status of `method` http://host:port/path with `body` (JSON, NULL: none), or -1. */
+static int s_http_request(const char *host, int port, const char *method, const char *path,
+                          const char *body)
 {
     int fd = s_connect(host, port);
     if (fd < 0)
         return -1;
     int status = -1;
-    char req[512];
-    int n =
-        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
-                 path, host, port);
+    char req[2048];
+    size_t blen = body ? strlen(body) : 0;
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.0\r\nHost: %s:%d\r\nConnection: close\r\n%s%s%zu\r\n\r\n%s",
+                     method, path, host, port, body ? "Content-Type: application/json\r\n" : "",
+                     "Content-Length: ", blen, body ? body : "");
     char answer[LAUNCH_PROBE_BYTES + 1];
     if (n < 0 || n >= (int)sizeof(req))
         goto done;
@@ -361,6 +378,32 @@ done:
     return status;
 }
 
+/* The HTTP status of GET http://host:port/path, or -1. */
+static int s_http_status_at(const char *host, int port, const char *path)
+{
+    return s_http_request(host, port, "GET", path, NULL);
+}
+
+int launch_http_request(const char *base, const char *method, const char *path, const char *body)
+{
+    char host[256] = "";
+    int port = 0;
+    if (strncmp(base, "http://", 7) == 0) {
+        const char *h = base + 7, *colon = strrchr(h, ':');
+        char *end = NULL;
+        long p = colon ? strtol(colon + 1, &end, 10) : 0;
+        if (colon && (size_t)(colon - h) < sizeof(host) && end != colon + 1 &&
+            (*end == '\0' || *end == '/') && p > 0 && p <= 65535) {
+            memcpy(host, h, (size_t)(colon - h));
+            host[colon - h] = '\0';
+            port = (int)p;
+        }
+    }
+    if (!host[0] || !port)
+        return -1;
+    return s_http_request(host, port, method, path, body);
+}
+
 static int s_http_status(int port, const char *path)
 {
     return s_http_status_at("127.0.0.1", port, path);
@@ -373,12 +416,28 @@ int launch_http_status(int port, const char *path)
 
 /* ---- kubesim ----------------------------------------------------------------------------- */
 
-static int s_start_kubesim(s_up_t *u, int64_t nodes)
+/* Starts one kubesim: `cluster` NULL is the single cluster of `up --sim` (process "kubesim",
+ * STATE/kubeconfig, STATE/kubesim.ready); else the federation's cluster of that name (process
+ * "kubesim" for the management cluster, "kubesim-<cluster>" for a member;
+ * STATE/kubeconfig-<cluster> and STATE/kubesim-<cluster>.ready). Its URL goes into url[128]. */
+static int s_start_kubesim(s_up_t *u, const char *cluster, int64_t nodes, char *url)
 {
-    char bin[PATH_MAX], ready[PATH_MAX], log[PATH_MAX], nodes_s[32];
+    char bin[PATH_MAX], ready[PATH_MAX], log[PATH_MAX], nodes_s[32], kc[PATH_MAX];
+    char name[PROC_NAME_MAX];
+    bool member = cluster && strcmp(cluster, LAUNCH_MANAGEMENT) != 0;
+    if (member)
+        s_fmt(name, sizeof(name), LAUNCH_MEMBER_KUBESIM, cluster);
+    else
+        s_fmt(name, sizeof(name), "kubesim");
     s_path(bin, u->bin, "kubesim");
-    s_path(ready, u->state, "kubesim.ready");
-    s_fmt(log, sizeof(log), "%s/logs/kubesim.log", u->state);
+    if (cluster) {
+        s_fmt(ready, sizeof(ready), "%s/kubesim-%s.ready", u->state, cluster);
+        s_fmt(kc, sizeof(kc), "%s/kubeconfig-%s", u->state, cluster);
+    } else {
+        s_path(ready, u->state, "kubesim.ready");
+        s_fmt(kc, sizeof(kc), "%s", u->kubeconfig);
+    }
+    s_fmt(log, sizeof(log), "%s/logs/%s.log", u->state, name);
     s_fmt(nodes_s, sizeof(nodes_s), "%" PRId64, nodes);
     if (access(bin, X_OK) != 0) {
         fprintf(stderr,
@@ -387,8 +446,12 @@ static int s_start_kubesim(s_up_t *u, int64_t nodes)
                 bin);
         return ERR_NOTFOUND;
     }
+    if (u->nprocs >= PROC_MAX) {
+        fprintf(stderr, "rayfleetctl up: more than %d processes\n", PROC_MAX);
+        return ERR_TOOBIG;
+    }
     unlink(ready);
-    unlink(u->kubeconfig);
+    unlink(kc);
     unlink(log);
     char *argv[] = {bin,
                     "--port",
@@ -396,7 +459,7 @@ static int s_start_kubesim(s_up_t *u, int64_t nodes)
                     "--nodes",
                     nodes_s,
                     "--kubeconfig-out",
-                    u->kubeconfig,
+                    kc,
                     "--ready-file",
                     ready,
                     "--log-level",
@@ -405,38 +468,100 @@ static int s_start_kubesim(s_up_t *u, int64_t nodes)
                     u->sim_minor,
                     NULL};
     proc_entry_t *e = &u->procs[u->nprocs];
-    if (proc_spawn("kubesim", argv, log, e) != 0) {
-        fprintf(stderr, "rayfleetctl up: cannot start kubesim: %s\n", strerror(errno));
+    if (proc_spawn(name, argv, log, e) != 0) {
+        fprintf(stderr, "rayfleetctl up: cannot start %s: %s\n", name, strerror(errno));
         return ERR_IO;
     }
     u->nprocs++;
     s_save(u);
     if (supervise_track(&u->sv, u->nprocs - 1, argv, log, 0, true) != 0)
         return ERR_NOMEM;
-    fprintf(stderr, "rayfleetctl: starting kubesim (%s nodes, pid %d)\n", nodes_s, (int)e->pid);
+    fprintf(stderr, "rayfleetctl: starting %s (%s nodes, pid %d)\n", name, nodes_s, (int)e->pid);
     int64_t deadline = loop_clock_ms() + u->timeout_ms;
     struct stat st;
-    while (!(stat(ready, &st) == 0 && st.st_size > 0 && s_exists(u->kubeconfig))) {
+    while (!(stat(ready, &st) == 0 && st.st_size > 0 && s_exists(kc))) {
         if (!s_check_alive(u, e))
             return ERR_CLOSED;
         if (loop_clock_ms() >= deadline) {
-            fprintf(stderr,
-                    "rayfleetctl up: kubesim did not write %s within %" PRId64 " ms; see %s\n",
-                    ready, u->timeout_ms, log);
+            fprintf(stderr, "rayfleetctl up: %s did not write %s within %" PRId64 " ms; see %s\n",
+                    name, ready, u->timeout_ms, log);
             return ERR_TIMEOUT;
         }
         if ((u->signal = proc_sleep(LAUNCH_PROBE_MS)) != 0)
             return ERR_CLOSED;
     }
-    char url[256] = "";
+    url[0] = '\0';
     FILE *f = fopen(ready, "re");
     if (f) {
-        if (fgets(url, sizeof(url), f))
+        if (fgets(url, 128, f))
             url[strcspn(url, "\r\n")] = '\0';
         fclose(f);
     }
-    fprintf(stderr, "rayfleetctl: kubesim ready at %s\n", url);
+    fprintf(stderr, "rayfleetctl: %s ready at %s\n", name, url);
     return 0;
+}
+
+/* The name of cluster i of the federation: 0 the management cluster, i > 0 member i. */
+static void s_cluster_name(int i, char *out, size_t size)
+{
+    if (i == 0)
+        s_fmt(out, size, "%s", LAUNCH_MANAGEMENT);
+    else
+        s_fmt(out, size, LAUNCH_MEMBER_NAME, i);
+}
+
+/* Writes STATE/kubeconfig (a context per cluster, current: management) and
+ * STATE/federation.yaml (fed-design.md's format) for the started kubesims. */
+static int s_write_federation(s_up_t *u)
+{
+    buf_t b;
+    buf_init(&b, 1 << 20);
+    int rc = buf_puts(&b, "apiVersion: v1\nkind: Config\nclusters:\n");
+    char name[64];
+    for (int i = 0; rc == 0 && i <= u->nmembers; i++) {
+        s_cluster_name(i, name, sizeof(name));
+        rc = buf_printf(&b, "- name: %s\n  cluster:\n    server: %s\n", name, u->urls[i]);
+    }
+    if (rc == 0)
+        rc = buf_puts(&b, "contexts:\n");
+    for (int i = 0; rc == 0 && i <= u->nmembers; i++) {
+        s_cluster_name(i, name, sizeof(name));
+        rc = buf_printf(&b,
+                        "- name: %s\n  context:\n    cluster: %s\n    user: kubesim\n"
+                        "    namespace: default\n",
+                        name, name);
+    }
+    if (rc == 0)
+        rc = buf_printf(&b, "current-context: %s\nusers:\n- name: kubesim\n  user: {}\n",
+                        LAUNCH_MANAGEMENT);
+    if (rc == 0)
+        rc = privfs_write_atomic(u->kubeconfig, buf_str(&b), b.len, PRIVFS_FILE_MODE);
+    if (rc != 0) {
+        fprintf(stderr, "rayfleetctl up: cannot write %s: %s\n", u->kubeconfig, err_str(rc));
+        buf_free(&b);
+        return rc;
+    }
+    buf_reset(&b);
+    rc = buf_printf(&b,
+                    "# written by rayfleetctl up --members %d: the simulated federation\n"
+                    "federation:\n  management: {name: %s, context: %s, kubeconfig: \"%s\"}\n"
+                    "  members:\n",
+                    u->nmembers, LAUNCH_MANAGEMENT, LAUNCH_MANAGEMENT, u->kubeconfig);
+    for (int i = 1; rc == 0 && i <= u->nmembers; i++) {
+        s_cluster_name(i, name, sizeof(name));
+        rc = buf_printf(&b,
+                        "    - name: %s\n      context: %s\n      kubeconfig: \"%s\"\n"
+                        "      labels: {sim.rayfleet.io/nodes: \"%" PRId64 "\"}\n",
+                        name, name, u->kubeconfig, u->member_nodes[i - 1]);
+    }
+    char path[PATH_MAX];
+    s_path(path, u->state, LAUNCH_FEDERATION_FILE);
+    if (rc == 0)
+        rc = privfs_write_atomic(path, buf_str(&b), b.len, PRIVFS_FILE_MODE);
+    if (rc != 0)
+        fprintf(stderr, "rayfleetctl up: cannot write %s: %s\n", path, err_str(rc));
+    buf_free(&b);
+    return rc;
 }
 
 /* ---- CRDs -------------------------------------------------------------------------------- */
@@ -674,6 +799,8 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
     s_path(bin, u->bin, s->binary);
     if (replica >= 0)
         s_fmt(name, sizeof(name), LAUNCH_REPLICA_NAME, replica);
+    else if (u->member)
+        s_fmt(name, sizeof(name), LAUNCH_MEMBER_SERVICE, u->member, s->name);
     else
         s_fmt(name, sizeof(name), "%s", s->name);
     s_fmt(log, sizeof(log), "%s/logs/%s.log", u->state, name);
@@ -739,6 +866,47 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
         char port[16];
         s_fmt(port, sizeof(port), "%d", s_free_port());
         r = s_arg(&a, "metrics.port", port);
+    }
+    if (r == 0 && u->member) {
+        if (!s_has_flag(h, "cluster") || !s_has_flag(h, "context") || !s_has_flag(h, "audit.db")) {
+            fprintf(stderr,
+                    "rayfleetctl up: --members: %s has no --cluster, --context or --audit.db "
+                    "option, so it cannot reconcile a member; rebuild it\n",
+                    bin);
+            s_argv_free(&a);
+            buf_free(&help);
+            return ERR_INVAL;
+        }
+        char db[PROC_NAME_MAX + 8];
+        s_fmt(db, sizeof(db), "%s.db", name);
+        r = s_arg(&a, "cluster", u->member);
+        if (r == 0)
+            r = s_arg(&a, "context", u->member);
+        if (r == 0)
+            r = s_arg(&a, "audit.db", db);
+    }
+    if (r == 0 && u->nmembers > 0 && strcmp(s->name, "watcher") == 0) {
+        if (!s_has_flag(h, "clusters") || !s_has_flag(h, "watch.nodes")) {
+            fprintf(stderr,
+                    "rayfleetctl up: --members: %s has no --clusters or --watch.nodes option, "
+                    "so it cannot watch the members; rebuild it\n",
+                    bin);
+            s_argv_free(&a);
+            buf_free(&help);
+            return ERR_INVAL;
+        }
+        buf_t cl;
+        buf_init(&cl, 64 * 1024);
+        for (int i = 0; r == 0 && i <= u->nmembers; i++) {
+            char cn[64];
+            s_cluster_name(i, cn, sizeof(cn));
+            r = buf_printf(&cl, "%s%s=%s@%s", i ? "," : "", cn, u->kubeconfig, cn);
+        }
+        if (r == 0)
+            r = s_arg(&a, "clusters", buf_str(&cl));
+        if (r == 0)
+            r = s_arg(&a, "watch.nodes=true", NULL); // a bool: one word
+        buf_free(&cl);
     }
     if (r == 0 && replica >= 0) {
         if (!s_has_flag(h, "replica") || !s_has_flag(h, "audit.db") ||
@@ -907,6 +1075,22 @@ int launch_up(int argc, char **argv)
     int64_t minor = 0;
     if (args_int(&a, "up", "sim-k8s-minor", 20, 99, 0, &minor) != 0)
         return 2;
+    int64_t nmembers = 0;
+    if ((args_has(&a, "members") || args_has(&a, "member-nodes")) && !sim) {
+        fprintf(stderr, "rayfleetctl up: --members, --member-nodes: only with --sim\n");
+        return 2;
+    }
+    if (args_int(&a, "up", "members", 1, LAUNCH_MAX_MEMBERS, 0, &nmembers) != 0)
+        return 2;
+    if (args_has(&a, "member-nodes") && nmembers == 0) {
+        fprintf(stderr, "rayfleetctl up: --member-nodes: only with --members\n");
+        return 2;
+    }
+    if (nmembers > 0 && replicas > 1) {
+        fprintf(stderr, "rayfleetctl up: --scheduler-replicas: not with --members (each member "
+                        "runs one scheduler)\n");
+        return 2;
+    }
     s_up_t *u = calloc(1, sizeof(*u));
     if (!u)
         return 1;
@@ -919,6 +1103,34 @@ int launch_up(int argc, char **argv)
         args_duration(&a, "up", "timeout", 100, 3600000, LAUNCH_DEFAULT_TIMEOUT_MS,
                       &u->timeout_ms) != 0)
         goto out;
+    u->nmembers = (int)nmembers;
+    for (int i = 0; i < u->nmembers; i++)
+        u->member_nodes[i] = nodes * (i + 1);
+    if (args_str(&a, "member-nodes")) {
+        const char *p = args_str(&a, "member-nodes");
+        int i = 0;
+        while (*p) {
+            char *end = NULL;
+            errno = 0;
+            long long v = strtoll(p, &end, 10);
+            if (end == p || errno || v < 1 || v > LAUNCH_MAX_NODES || i >= u->nmembers ||
+                (*end && *end != ',')) {
+                fprintf(stderr,
+                        "rayfleetctl up: --member-nodes: want %d numbers 1..%d separated by "
+                        "commas, one per member (got '%s')\n",
+                        u->nmembers, LAUNCH_MAX_NODES, args_str(&a, "member-nodes"));
+                goto out;
+            }
+            u->member_nodes[i++] = v;
+            p = *end ? end + 1 : end;
+        }
+        if (i != u->nmembers) {
+            fprintf(stderr,
+                    "rayfleetctl up: --member-nodes: want %d numbers, one per member (got %d)\n",
+                    u->nmembers, i);
+            goto out;
+        }
+    }
     u->log_level = args_str(&a, "log-level") ? args_str(&a, "log-level") : "info";
     u->feature_gates = args_str(&a, "feature-gates");
     if (u->feature_gates) {
@@ -1021,6 +1233,12 @@ int launch_up(int argc, char **argv)
     s_path(u->pidfile, u->state, LAUNCH_PIDFILE);
     if (s_check_not_running(u) != 0)
         goto out;
+    if (u->nmembers == 0) {
+        /* no federation now: status must not read an earlier run's */
+        char fed[PATH_MAX];
+        s_path(fed, u->state, LAUNCH_FEDERATION_FILE);
+        unlink(fed);
+    }
     char logs[PATH_MAX];
     s_path(logs, u->state, "logs");
     if (privfs_mkdirs(logs) != 0) {
@@ -1078,21 +1296,40 @@ int launch_up(int argc, char **argv)
         u->sim = true;
         s_path(u->kubeconfig, u->state, "kubeconfig");
         s_reset_databases(u->state);
-        if (s_start_kubesim(u, nodes) != 0)
+        if (u->nmembers == 0 && s_start_kubesim(u, NULL, nodes, u->urls[0]) != 0)
+            goto fail;
+        for (int i = 0; u->nmembers > 0 && i <= u->nmembers; i++) {
+            char cn[64];
+            s_cluster_name(i, cn, sizeof(cn));
+            /* the management cluster has no nodes: nothing is to run there */
+            if (s_start_kubesim(u, cn, i ? u->member_nodes[i - 1] : 0, u->urls[i]) != 0)
+                goto fail;
+        }
+        if (u->nmembers > 0 && s_write_federation(u) != 0)
             goto fail;
     }
-    buf_t err;
-    buf_init(&err, KUBE_ERR_MAX);
-    kube_t *k = kube_open(u->kubeconfig, &err);
-    if (!k) {
-        fprintf(stderr, "rayfleetctl up: kubeconfig %s: %s\n", u->kubeconfig, buf_str(&err));
+    int r = 0;
+    for (int i = 0; r == 0 && i <= u->nmembers; i++) {
+        char kc_i[PATH_MAX], cn[64];
+        s_cluster_name(i, cn, sizeof(cn));
+        if (u->nmembers)
+            s_fmt(kc_i, sizeof(kc_i), "%s/kubeconfig-%s", u->state, cn);
+        else
+            s_fmt(kc_i, sizeof(kc_i), "%s", u->kubeconfig);
+        buf_t err;
+        buf_init(&err, KUBE_ERR_MAX);
+        kube_t *k = kube_open(kc_i, &err);
+        if (!k) {
+            fprintf(stderr, "rayfleetctl up: kubeconfig %s: %s\n", kc_i, buf_str(&err));
+            buf_free(&err);
+            goto fail;
+        }
         buf_free(&err);
-        goto fail;
+        fprintf(stderr, "rayfleetctl: installing the CRDs of %s%s%s\n", crds,
+                u->nmembers ? " into " : "", u->nmembers ? cn : "");
+        r = s_install_crds(u, k, crds);
+        kube_close(&k);
     }
-    buf_free(&err);
-    fprintf(stderr, "rayfleetctl: installing the CRDs of %s\n", crds);
-    int r = s_install_crds(u, k, crds);
-    kube_close(&k);
     if (r != 0)
         goto fail;
     char missing[512] = "";
@@ -1100,7 +1337,21 @@ int launch_up(int argc, char **argv)
     for (size_t i = 0; i < S_NSERVICES; i++) {
         char summary[128];
         bool many = replicas > 1 && strcmp(s_services[i].name, "scheduler") == 0;
-        r = s_start_service(u, &s_services[i], many ? 0 : -1, summary, sizeof(summary));
+        bool per_member = u->nmembers > 0 && s_services[i].controller;
+        if (per_member) {
+            /* a controller per member; none for the management cluster */
+            for (int m = 1; m <= u->nmembers; m++) {
+                char mn[64];
+                s_cluster_name(m, mn, sizeof(mn));
+                u->member = mn;
+                r = s_start_service(u, &s_services[i], -1, summary, sizeof(summary));
+                u->member = NULL;
+                if (r != 0)
+                    break;
+            }
+        } else {
+            r = s_start_service(u, &s_services[i], many ? 0 : -1, summary, sizeof(summary));
+        }
         for (int j = 1; many && r == 0 && j < (int)replicas; j++)
             r = s_start_service(u, &s_services[i], j, summary, sizeof(summary));
         if (r == ERR_NOTFOUND) {
@@ -1116,6 +1367,11 @@ int launch_up(int argc, char **argv)
     if (mlen)
         fprintf(stderr, "rayfleetctl: not built, not started: %s (looked in %s)\n", missing,
                 u->bin);
+    if (u->nmembers > 0)
+        fprintf(stderr,
+                "rayfleetctl: %d member clusters (contexts member-1..member-%d, %s/%s); note: "
+                "%s\n",
+                u->nmembers, u->nmembers, u->state, LAUNCH_FEDERATION_FILE, LAUNCH_NOT_PLACED);
     s_save(u);
     if (detach) {
         char slog[PATH_MAX];

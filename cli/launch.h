@@ -24,6 +24,20 @@
  * rayfleetctl audit/explain/drift/sql read every replica's file as one (fleetdb.h); status lists
  * the replicas and their shards.
  *
+ * Members (federation, issue 16): with --sim --members N (1..LAUNCH_MAX_MEMBERS) up starts the
+ * management kubesim (process "kubesim", no nodes: nothing runs there) and N member kubesims
+ * (process "kubesim-member-<i>", its own port; member i gets --nodes × i nodes, or the i-th
+ * number of --member-nodes 4,8,16), each writing STATE/kubeconfig-<cluster> and
+ * STATE/kubesim-<cluster>.ready (its URL). STATE/kubeconfig is then one kubeconfig with the
+ * contexts "management", "member-1".."member-N" (current: management), and STATE/federation.yaml
+ * describes the members in fed-design.md's `federation:` format. The CRDs are installed in every
+ * cluster. One watcher watches all of them (--clusters management=KC@management,member-1=...,
+ * plus --watch.nodes: Nodes and every pod's requests, for `rayfleetctl members`); per member one
+ * scheduler, submitter and serve-upgrade, as processes "member-<i>.<service>" with --cluster and
+ * --context member-<i> and --audit.db member-<i>.<service>.db (their leader Leases live in their
+ * own member's API server). The management cluster gets no Ray controller: placement is not built
+ * yet, and up says so (LAUNCH_NOT_PLACED). Without --members nothing of this happens.
+ *
  * crds: the CRD step of up alone, against --kubeconfig. probe: a health check.
  *
  * down: stops what the pid file lists (SIGTERM, then SIGKILL after --timeout): the supervisor
@@ -55,6 +69,15 @@
 #define LAUNCH_REPLICA_DB "scheduler-%d.db" /* --audit.db of replica i, in the state dir */
 #define LAUNCH_PIDFILE "pids" /* the pid file in the state dir (proc.h) */
 #define LAUNCH_LEASES_DB "leases.db" /* the replicas' shared SQLite shard leases */
+#define LAUNCH_MAX_MEMBERS 8 /* --members upper bound */
+#define LAUNCH_MANAGEMENT "management" /* the management cluster's name and context */
+#define LAUNCH_MEMBER_NAME "member-%d" /* member i's name and context (1-based) */
+#define LAUNCH_MEMBER_KUBESIM "kubesim-%s" /* member kubesim's process name (pid file, log) */
+#define LAUNCH_MEMBER_SERVICE "%s.%s" /* a member's controller: "<member>.<service>" */
+#define LAUNCH_FEDERATION_FILE "federation.yaml" /* STATE/federation.yaml, fed-design.md */
+#define LAUNCH_NOT_PLACED                                                                          \
+    "objects applied to the management context are not placed on members yet (federation "         \
+    "placement: issue 16)"
 
 /* `rayfleetctl up ARGS`; returns the process exit code (0, 1 failure, 2 usage). */
 int launch_up(int argc, char **argv);
@@ -68,6 +91,10 @@ int launch_crds(int argc, char **argv);
 
 /* The HTTP status of GET http://127.0.0.1:port/path, or -1 when nothing answered (one try,
  * LAUNCH_PROBE_IO_MS socket timeouts). */
+/* The HTTP status of `method` BASE+path (BASE "http://HOST:PORT", as kubesim's ready file holds)
+ * with the JSON `body` (NULL: none), or -1 when nothing answered or BASE is not such a URL. */
+int launch_http_request(const char *base, const char *method, const char *path, const char *body);
+
 int launch_http_status(int port, const char *path);
 
 /* `rayfleetctl probe URL`: 0 when http://HOST:PORT/PATH answers 200 or tcp://HOST:PORT accepts

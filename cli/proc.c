@@ -116,6 +116,13 @@ bool proc_alive(const proc_entry_t *e)
     return e->start == 0 || start == e->start;
 }
 
+bool proc_paused(const proc_entry_t *e)
+{
+    char state = 0;
+    unsigned long long start = 0;
+    return proc_alive(e) && s_stat(e->pid, &state, &start) == 0 && (state == 'T' || state == 't');
+}
+
 void proc_describe_status(int status, char *out, size_t size)
 {
     if (WIFEXITED(status))
@@ -146,6 +153,7 @@ int proc_stop_all(const proc_entry_t *e, size_t n, int64_t timeout_ms, FILE *rep
         if (!proc_alive(&e[k]))
             continue;
         kill(e[k].pid, SIGTERM);
+        kill(e[k].pid, SIGCONT); /* a member kubesim stopped by `rayfleetctl member stop` */
         if (s_wait_gone(&e[k], timeout_ms)) {
             if (report)
                 fprintf(report, "rayfleetctl: stopped %s (pid %d)\n", e[k].name, (int)e[k].pid);

@@ -18,7 +18,7 @@
 #include <sys/types.h>
 
 #define PROC_NAME_MAX 32 /* longest process name in the pid file, with its NUL */
-#define PROC_MAX 16 /* most processes in one pid file */
+#define PROC_MAX 48 /* most processes in one pid file (up --members 8: 37) */
 #define PROC_PIDFILE_MAX 4096 /* largest pid file read */
 #define PROC_POLL_MS 50 /* period at which stop/wait loops look again */
 #define PROC_CAPTURE_MAX (256u * 1024) /* most bytes of a captured --help output */
@@ -43,6 +43,9 @@ int proc_start_time(pid_t pid, unsigned long long *out);
 /* Whether the process of `e` still runs: it exists, is not a zombie, and (when e->start is not 0)
  * has the same start time. Reaps it when it is our child and has exited. */
 bool proc_alive(const proc_entry_t *e);
+
+/* Whether the process is alive and stopped by a signal (SIGSTOP: `rayfleetctl member stop`). */
+bool proc_paused(const proc_entry_t *e);
 
 /* When `e` is our child and has exited, reaps it, stores its wait status in *status and returns
  * true; otherwise false. */

@@ -7,6 +7,7 @@
 #include "explain.h"
 #include "keys.h"
 #include "launch.h"
+#include "members.h"
 #include "sql.h"
 #include "status.h"
 
@@ -36,6 +37,10 @@ static const s_command_t s_commands[] = {
     {"sql", sql_main, "Run one read-only SQL query on rayfleet's databases."},
     {"explain", explain_main, "Why does KIND/NAME exist or why was it deleted: its causes."},
     {"drift", drift_main, "Children each RayCluster wants versus those observed (observed.db)."},
+    {"members", members_main,
+     "Member clusters (up --sim --members N): nodes, capacity and use, Ray clusters, health."},
+    {"member", member_main,
+     "Fault a simulated member: stop|start|partition|heal|slow|fast NAME (each undoable)."},
 };
 #define S_NCOMMANDS (sizeof(s_commands) / sizeof(s_commands[0]))
 

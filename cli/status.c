@@ -158,7 +158,12 @@ static int s_list(kube_t *k, const char *resource, json_t **list)
     return r;
 }
 
-static int s_clusters(kube_t *k)
+/* The STATE column of an object on a federation's management cluster, where nothing reconciles
+ * it yet (launch.h, LAUNCH_NOT_PLACED). */
+#define S_NOT_PLACED "not placed (placement not built yet)"
+
+/* `unplaced`: the cluster is a federation's management cluster (STATE/federation.yaml). */
+static int s_clusters(kube_t *k, bool unplaced)
 {
     json_t *list = NULL;
     int r = s_list(k, "rayclusters", &list);
@@ -178,7 +183,7 @@ static int s_clusters(kube_t *k)
         s_age(jx_str(o, "metadata.creationTimestamp", NULL), age, sizeof(age));
         const char *row[] = {jx_str(o, "metadata.namespace", "-"),
                              jx_str(o, "metadata.name", "-"),
-                             jx_str(o, "status.state", "-"),
+                             unplaced ? S_NOT_PLACED : jx_str(o, "status.state", "-"),
                              desired,
                              ready,
                              avail,
@@ -199,7 +204,7 @@ static int s_clusters(kube_t *k)
     return r;
 }
 
-static int s_jobs(kube_t *k)
+static int s_jobs(kube_t *k, bool unplaced)
 {
     json_t *list = NULL;
     int r = s_list(k, "rayjobs", &list);
@@ -217,7 +222,7 @@ static int s_jobs(kube_t *k)
         const char *row[] = {jx_str(o, "metadata.namespace", "-"),
                              jx_str(o, "metadata.name", "-"),
                              jx_str(o, "status.jobStatus", "-"),
-                             jx_str(o, "status.jobDeploymentStatus", "-"),
+                             unplaced ? S_NOT_PLACED : jx_str(o, "status.jobDeploymentStatus", "-"),
                              jx_str(o, "status.rayClusterName", "-"),
                              jx_str(o, "status.jobId", "-"),
                              jx_str(o, "status.startTime", "-"),
@@ -234,7 +239,7 @@ static int s_jobs(kube_t *k)
     return r;
 }
 
-static int s_services(kube_t *k)
+static int s_services(kube_t *k, bool unplaced)
 {
     json_t *list = NULL;
     int r = s_list(k, "rayservices", &list);
@@ -254,7 +259,7 @@ static int s_services(kube_t *k)
         s_int(o, "status.numServeEndpoints", endpoints, sizeof(endpoints));
         const char *row[] = {jx_str(o, "metadata.namespace", "-"),
                              jx_str(o, "metadata.name", "-"),
-                             jx_str(o, "status.serviceStatus", "-"),
+                             unplaced ? S_NOT_PLACED : jx_str(o, "status.serviceStatus", "-"),
                              endpoints,
                              s_condition(o, "Ready"),
                              s_condition(o, "UpgradeInProgress"),
@@ -356,7 +361,9 @@ static void s_proc_state(const json_t *o, bool supervisor, int64_t now, char *ou
     proc_entry_t e = {.pid = (pid_t)jx_int(o, "pid", 0),
                       .start = (unsigned long long)jx_int(o, "start", 0)};
     if (strcmp(st, "running") == 0) {
-        if (e.pid > 0 && proc_alive(&e))
+        if (e.pid > 0 && proc_paused(&e))
+            snprintf(out, size, "paused"); /* SIGSTOP: rayfleetctl member stop */
+        else if (e.pid > 0 && proc_alive(&e))
             snprintf(out, size, "running");
         else
             snprintf(out, size, "dead%s", supervisor ? " (restart due)" : " (no supervisor)");
@@ -550,12 +557,19 @@ int status_main(int argc, char **argv)
         return 1;
     }
     buf_free(&err);
-    int r = s_clusters(k);
+    char fed[PATH_MAX];
+    snprintf(fed, sizeof(fed), "%s/%s", dir ? dir : ".", LAUNCH_FEDERATION_FILE);
+    bool unplaced = dir && access(fed, R_OK) == 0;
+    if (unplaced)
+        printf("Federation (%s): this is the management cluster; %s. Members: 'rayfleetctl "
+               "members', their objects: kubectl --context member-<i>.\n\n",
+               fed, LAUNCH_NOT_PLACED);
+    int r = s_clusters(k, unplaced);
     if (r == 0)
-        r = s_jobs(k);
+        r = s_jobs(k, unplaced);
     if (r == 0)
-        r = s_services(k);
-    if (r == 0 && dir)
+        r = s_services(k, unplaced);
+    if (r == 0 && dir && !unplaced) /* members: each its own leader Lease, in its own cluster */
         r = s_leader(k, dir);
     kube_close(&k);
     if (dir && s_replicas(dir) != 0)

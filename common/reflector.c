@@ -62,6 +62,8 @@ struct reflector {
     size_t raw_len; /* bytes at raw */
     const void *ev_extra; /* extra record of the event being delivered, or NULL */
     size_t ev_xlen; /* its length */
+    const void *ev_old_extra; /* MODIFIED: the extra record the cache held before, or NULL */
+    size_t ev_old_xlen; /* its length */
     unsigned char xbuf[REFLECTOR_MAX_EXTRA]; /* extra record of an object not cached */
 };
 
@@ -478,7 +480,11 @@ static int s_upsert(reflector_t *r, json_t *obj, const char *key, size_t klen, c
         s_emit_raw(r, REFLECTOR_ADDED, obj, NULL, raw, len, ne);
     } else {
         json_t *old = r->cfg.compact && r->cfg.no_old ? NULL : s_ent_obj(r, old_e);
+        r->ev_old_extra = old_e->xlen ? s_eextra(r, old_e) : NULL;
+        r->ev_old_xlen = old_e->xlen;
         s_emit_raw(r, REFLECTOR_MODIFIED, obj, old, raw, len, ne);
+        r->ev_old_extra = NULL;
+        r->ev_old_xlen = 0;
         json_decref(old);
     }
     s_ent_free(r, old_e);
@@ -967,6 +973,14 @@ const void *reflector_event_extra(const reflector_t *r, size_t *len)
     return ok ? r->ev_extra : NULL;
 }
 
+const void *reflector_event_old_extra(const reflector_t *r, size_t *len)
+{
+    bool ok = r && r->ev_old_extra && r->ev_old_xlen;
+    if (len)
+        *len = ok ? r->ev_old_xlen : 0;
+    return ok ? r->ev_old_extra : NULL;
+}
+
 const char *reflector_event_raw(const reflector_t *r, const json_t *obj, size_t *len)
 {
     bool ok = r && obj && r->raw && r->raw_obj == obj;
@@ -1000,6 +1014,7 @@ typedef struct {
     int n;
     int synced;
     int bad_extra; /* events whose extra record did not match the object */
+    char old_extra[16]; /* the last MODIFIED's previous extra record ("-": none) */
 } s_t_rec_t;
 
 /* Extra record of the self-test: the "x" label of the object, else none. */
@@ -1026,6 +1041,12 @@ static void s_t_event(reflector_t *r, reflector_event_t type, json_t *obj, json_
              reflector_event_name(type), jx_str(obj, "metadata.name", "?"),
              jx_str(obj, "metadata.resourceVersion", "?"), old ? "+old" : "", raw ? "@" : "",
              raw ? (int)rl : 0, raw ? raw : "", x ? "#" : "", x ? (int)xl : 0, x ? x : "");
+    size_t ol = 0;
+    const char *ox = reflector_event_old_extra(r, &ol);
+    if (type == REFLECTOR_MODIFIED)
+        snprintf(t->old_extra, sizeof(t->old_extra), "%.*s", ox ? (int)ol : 1, ox ? ox : "-");
+    else if (ox)
+        t->bad_extra++; /* only MODIFIED has one */
     const char *lx = jx_str(obj, "metadata.labels.x", NULL);
     if (r->cfg.extra && lx && (!x || xl != strlen(lx) || memcmp(x, lx, xl) != 0))
         t->bad_extra++;
@@ -1272,6 +1293,36 @@ int reflector_test(bool verbose)
         CHECK(r && s_handle_event(r, "MODIFIED", o) == 0 && s_handle_event(r, "DELETED", o) == 0);
         json_decref(o);
         CHECK(strcmp(t.log, "ADDED:a:1;MODIFIED:a:2;DELETED:a:2;") == 0);
+        CHECK(strcmp(t.old_extra, "-") == 0 && t.bad_extra == 0); /* no extra function */
+        reflector_destroy(&r);
+        /* MODIFIED hands out the extra record the cache held before the event */
+        s_t_rec_t u = {0};
+        r = reflector_new(loop, c,
+                          &(reflector_config_t){.version = "v1",
+                                                .resource = "pods",
+                                                .compact = true,
+                                                .no_old = true,
+                                                .extra = s_t_extra,
+                                                .on_event = s_t_event,
+                                                .arg = &u});
+        o = s_t_obj("a", "u1", "1");
+        json_object_set_new(json_object_get(o, "metadata"), "labels",
+                            json_pack("{s:s}", "x", "x1"));
+        CHECK(r && s_handle_event(r, "ADDED", o) == 0);
+        json_decref(o);
+        o = s_t_obj("a", "u1", "2");
+        json_object_set_new(json_object_get(o, "metadata"), "labels",
+                            json_pack("{s:s}", "x", "x2"));
+        CHECK(r && s_handle_event(r, "MODIFIED", o) == 0);
+        CHECK(strcmp(u.old_extra, "x1") == 0);
+        CHECK(reflector_event_old_extra(r, NULL) == NULL); /* outside on_event */
+        json_decref(o);
+        o = s_t_obj("a", "u1", "3");
+        json_object_set_new(json_object_get(o, "metadata"), "labels",
+                            json_pack("{s:s}", "x", "x3"));
+        CHECK(r && s_handle_event(r, "MODIFIED", o) == 0 && s_handle_event(r, "DELETED", o) == 0);
+        CHECK(strcmp(u.old_extra, "x2") == 0 && u.bad_extra == 0);
+        json_decref(o);
         reflector_destroy(&r);
     }
     /* uid packing */

@@ -167,6 +167,11 @@ const json_t *reflector_cache(reflector_t *r);
  * DELETED-after-a-relist and RESYNC events. NULL (*len 0) when there is none. `len` may be NULL. */
 const void *reflector_event_extra(const reflector_t *r, size_t *len);
 
+/* Only from inside on_event of a MODIFIED event: the extra record the cache held for the object
+ * before this event (*len its length), so a consumer can tell whether what it records changed.
+ * NULL (*len 0) for other events or when there was none. `len` may be NULL. */
+const void *reflector_event_old_extra(const reflector_t *r, size_t *len);
+
 /* Only from inside on_event: the JSON text `obj` was parsed from, exactly as the watch event or
  * the list page carried it (not NUL-terminated; *len gets its length), so a consumer can store the
  * complete object without serializing it again (with `keep`, obj is only a projection). NULL (and

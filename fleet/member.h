@@ -5,7 +5,8 @@
  * per node, as the kube-scheduler would: a node's allocatable minus the requests of the
  * non-terminal pods bound to it (a pod's request per resource is the larger of the sum of its
  * containers' and its largest init container's, a limit filling a missing request, as
- * batchsched_add_pod_resources computes it). Cordoned (spec.unschedulable) and not-Ready nodes
+ * batchsched_add_pod_resources computes it with BATCHSCHED_RES_KUBE, which adds pod overhead and
+ * native sidecars as kube does). Cordoned (spec.unschedulable) and not-Ready nodes
  * offer nothing. A node's accelerator type is the value of the first of FLEET_GPU_TYPE_LABELS it
  * carries.
  *
@@ -28,8 +29,10 @@
 
 /* Node labels naming the accelerator type, in the order they are looked for. */
 #define FLEET_GPU_TYPE_LABELS                                                                      \
-    {"nvidia.com/gpu.product", "cloud.google.com/gke-accelerator",                                \
-     "node.kubernetes.io/instance-type", NULL}
+    {                                                                                              \
+        "nvidia.com/gpu.product", "cloud.google.com/gke-accelerator",                              \
+            "node.kubernetes.io/instance-type", NULL                                               \
+    }
 
 typedef struct {
     char *name; /* the node's name (owned) */
@@ -62,5 +65,35 @@ typedef struct {
     size_t npods;
     fleet_res_t total; /* the sum of the pods' requests (pods counted) */
 } fleet_demand_t;
+
+/* ---- building a member from its Node and Pod objects (member.c) ---- */
+
+/* Starts an empty member `name` with the configuration's `labels` (borrowed, copied; NULL: {}),
+ * healthy, no nodes. Returns 0, ERR_INVAL (no name) or ERR_NOMEM. */
+int fleet_member_init(fleet_member_t *m, const char *name, const json_t *labels);
+
+/* Adds a Node object (or a projection with the same paths): metadata.name and .labels,
+ * status.allocatable, spec.unschedulable, the Ready condition (status.conditions). A node of a
+ * name already added replaces nothing and is refused (ERR_EXISTS). Returns 0, or ERR_INVAL with
+ * one line in `err` naming the field and rule (no name, allocatable not a map of quantities). */
+int fleet_member_add_node(fleet_member_t *m, const json_t *node, buf_t *err);
+
+/* Adds a Pod object (or a projection: spec.nodeName, status.phase, spec.containers[],
+ * spec.initContainers[] (name, restartPolicy, resources), spec.overhead): a non-terminal pod
+ * (phase neither Succeeded nor Failed) bound to a node of the member adds its requests
+ * (batchsched_add_pod_resources' BATCHSCHED_RES_KUBE rule) and one pod to that node's `used`.
+ * Others add nothing. Returns 0, or ERR_INVAL naming the field (a quantity that does not
+ * parse). */
+int fleet_member_add_pod(fleet_member_t *m, const json_t *pod, buf_t *err);
+
+/* The node called `name`, or NULL. */
+fleet_node_t *fleet_member_node(const fleet_member_t *m, const char *name);
+
+/* Sums alloc and used over the schedulable nodes into m->alloc and m->used; returns how many
+ * nodes are schedulable. Call after the last add (adding after it needs another finish). */
+size_t fleet_member_finish(fleet_member_t *m);
+
+/* Frees what the member owns and zeroes it. */
+void fleet_member_free(fleet_member_t *m);
 
 #endif

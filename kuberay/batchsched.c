@@ -138,30 +138,122 @@ static int s_acc_add(json_t *acc, const char *name, const char *q, int64_t times
     return s_set(acc, name, out);
 }
 
-int batchsched_add_pod_resources(json_t *acc, const json_t *podspec, int64_t times, buf_t *err)
+/* One container's requests, a limit filling a missing request, added × times into acc. */
+static int s_add_container(json_t *acc, const json_t *c, int64_t times, buf_t *err)
 {
+    const json_t *req = jx_get(c, "resources.requests");
+    const json_t *lim = jx_get(c, "resources.limits");
+    const char *k;
+    json_t *v;
+    int rc;
+    char num[S_QTY_MAX];
+    json_object_foreach((json_t *)req, k, v)
+    {
+        const char *q = s_qty(v, num);
+        if (q && (rc = s_acc_add(acc, k, q, times, err)))
+            return rc;
+    }
+    json_object_foreach((json_t *)lim, k, v)
+    {
+        const char *q = s_qty(v, num);
+        if (q && !json_object_get(req, k) && (rc = s_acc_add(acc, k, q, times, err)))
+            return rc;
+    }
+    return 0;
+}
+
+/* The quantity acc[name] in milli (0 when absent or unparsable). */
+static int64_t s_acc_milli(const json_t *acc, const char *name, bool *bin)
+{
+    int64_t m = 0;
+    const char *q = json_string_value(json_object_get(acc, name));
+    if (!q || rcstatus_parse_quantity(q, &m, bin) != 0)
+        return 0;
+    return m;
+}
+
+/* acc[name] = max(acc[name], other[name]) for every name of other. */
+static int s_acc_max(json_t *acc, const json_t *other)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)other, k, v)
+    {
+        bool ob = false, ab = false;
+        int64_t o = s_acc_milli(other, k, &ob);
+        if (!json_object_get(acc, k) || o > s_acc_milli(acc, k, &ab)) {
+            int rc = s_set(acc, k, json_string_value(v));
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Kubernetes' PodRequests (k8s.io/component-helpers resource.PodRequests): per resource the
+ * larger of (regular containers + restartable init containers, i.e. native sidecars) and of the
+ * largest (init container + the sidecars started before it), plus spec.overhead. */
+static int s_add_pod_kube(json_t *acc, const json_t *podspec, int64_t times, buf_t *err)
+{
+    json_t *pod = json_object(), *sidecars = json_object(), *init_max = json_object();
+    int rc = (pod && sidecars && init_max) ? 0 : ERR_NOMEM;
     size_t i;
     json_t *c;
     json_array_foreach(json_object_get(podspec, "containers"), i, c)
     {
-        const json_t *req = jx_get(c, "resources.requests");
-        const json_t *lim = jx_get(c, "resources.limits");
-        const char *k;
-        json_t *v;
-        int rc;
-        char num[S_QTY_MAX];
-        json_object_foreach((json_t *)req, k, v)
-        {
-            const char *q = s_qty(v, num);
-            if (q && (rc = s_acc_add(acc, k, q, times, err)))
-                return rc;
+        if (rc == 0)
+            rc = s_add_container(pod, c, 1, err);
+    }
+    json_array_foreach(json_object_get(podspec, "initContainers"), i, c)
+    {
+        if (rc != 0)
+            break;
+        if (strcmp(jx_str(c, "restartPolicy", ""), "Always") == 0) {
+            rc = s_add_container(sidecars, c, 1, err);
+            if (rc == 0)
+                rc = s_add_container(pod, c, 1, err);
+            continue;
         }
-        json_object_foreach((json_t *)lim, k, v)
-        {
-            const char *q = s_qty(v, num);
-            if (q && !json_object_get(req, k) && (rc = s_acc_add(acc, k, q, times, err)))
-                return rc;
-        }
+        json_t *one = json_deep_copy(sidecars);
+        rc = one ? s_add_container(one, c, 1, err) : ERR_NOMEM;
+        if (rc == 0)
+            rc = s_acc_max(init_max, one);
+        json_decref(one);
+    }
+    if (rc == 0)
+        rc = s_acc_max(pod, init_max);
+    const char *k;
+    json_t *v;
+    char num[S_QTY_MAX];
+    json_object_foreach(json_object_get(podspec, "overhead"), k, v)
+    {
+        const char *q = s_qty(v, num);
+        if (rc == 0 && q)
+            rc = s_acc_add(pod, k, q, 1, err);
+    }
+    json_object_foreach(pod, k, v)
+    {
+        if (rc == 0)
+            rc = s_acc_add(acc, k, json_string_value(v), times, err);
+    }
+    json_decref(pod);
+    json_decref(sidecars);
+    json_decref(init_max);
+    return rc;
+}
+
+int batchsched_add_pod_resources(json_t *acc, const json_t *podspec, int64_t times, unsigned flags,
+                                 buf_t *err)
+{
+    if (flags & BATCHSCHED_RES_KUBE)
+        return s_add_pod_kube(acc, podspec, times, err);
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(podspec, "containers"), i, c)
+    {
+        int rc = s_add_container(acc, c, times, err);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -176,7 +268,7 @@ int batchsched_cluster_gang(const json_t *rcspec, int64_t *min_member, json_t **
     bool autoscaling = jx_bool(rcspec, "enableInTreeAutoscaling", false);
     int64_t members = 1;
     int rc =
-        batchsched_add_pod_resources(acc, jx_get(rcspec, "headGroupSpec.template.spec"), 1, err);
+        batchsched_add_pod_resources(acc, jx_get(rcspec, "headGroupSpec.template.spec"), 1, 0, err);
     size_t i;
     json_t *wg;
     json_array_foreach(json_object_get(rcspec, "workerGroupSpecs"), i, wg)
@@ -191,7 +283,7 @@ int batchsched_cluster_gang(const json_t *rcspec, int64_t *min_member, json_t **
         else
             n = rcstatus_group_desired(wg);
         members += n;
-        rc = batchsched_add_pod_resources(acc, jx_get(wg, "template.spec"), n, err);
+        rc = batchsched_add_pod_resources(acc, jx_get(wg, "template.spec"), n, 0, err);
     }
     if (rc) {
         json_decref(acc);
@@ -241,7 +333,7 @@ static int s_task_groups(const json_t *rcspec, buf_t *out, buf_t *err)
             rc = ERR_NOMEM;
             break;
         }
-        rc = batchsched_add_pod_resources(res, ps, 1, err);
+        rc = batchsched_add_pod_resources(res, ps, 1, 0, err);
         /* Go marshals map keys sorted */
         json_object_set_new(tg, "minResource", s_sorted(res));
         json_decref(res);
@@ -487,7 +579,7 @@ int batchsched_rayjob_podgroup(batchsched_t b, const json_t *rayjob,
     json_t *res = NULL;
     int rc = batchsched_cluster_gang(rcspec, &members, &res, err);
     if (rc == 0 && submitter_podspec)
-        rc = batchsched_add_pod_resources(res, submitter_podspec, 1, err);
+        rc = batchsched_add_pod_resources(res, submitter_podspec, 1, 0, err);
     if (rc) {
         json_decref(res);
         return rc;

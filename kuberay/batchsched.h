@@ -99,9 +99,17 @@ const char *batchsched_scheduler_name(batchsched_t b);
  * spec.schedulingGroup.podGroupName <cluster>-cluster. Returns 0 or ERR_NOMEM. */
 int batchsched_add_metadata(batchsched_t b, const json_t *parent, json_t *child, const char *group);
 
-/* CalculatePodResource of a PodSpec, times `times`, added into `acc` (an object name → quantity
+/* batchsched_add_pod_resources' flags. 0: KubeRay's CalculatePodResource (the regular containers
+ * only). BATCHSCHED_RES_KUBE: Kubernetes' PodRequests, what the kube-scheduler counts on a node
+ * (per resource the larger of the regular containers plus native sidecars and of the largest init
+ * container plus the sidecars before it, plus spec.overhead); federation's member capacity. */
+#define BATCHSCHED_RES_KUBE 1u
+
+/* The requests of a PodSpec (per container the requests, a limit filling a missing request),
+ * summed by the rule of `flags`, times `times`, added into `acc` (an object name → quantity
  * string). Returns 0, ERR_INVAL (a quantity that does not parse; named in err) or ERR_NOMEM. */
-int batchsched_add_pod_resources(json_t *acc, const json_t *podspec, int64_t times, buf_t *err);
+int batchsched_add_pod_resources(json_t *acc, const json_t *podspec, int64_t times, unsigned flags,
+                                 buf_t *err);
 
 /* The gang size and resources of a RayClusterSpec as Volcano computes them: without in-tree
  * autoscaling the desired workers (suspended groups 0, × numOfHosts) + 1 and the desired

@@ -44,8 +44,11 @@ enum {
     K_ENDPOINTSLICE_RAY, /* rows of kind EndpointSlice, as K_ENDPOINTSLICE's */
     K_NETWORKPOLICY, /* a RayCluster's NetworkPolicies (gate RayClusterNetworkPolicy) */
     K_PVC, /* a RayCluster's GCS PersistentVolumeClaim (gate GCSFaultToleranceEmbeddedStorage) */
+    K_NODE, /* --watch.nodes: every Node, projected (rows of kind Node) */
+    K_PODUSE, /* --watch.nodes: every pod's node, phase and requests (rows of kind PodUsage) */
     K_COUNT
 };
+#define S_CAPACITY_KIND(k) ((k) == K_NODE || (k) == K_PODUSE) /* projection rows, no events */
 
 /* How one kind is watched. */
 typedef struct {
@@ -71,6 +74,27 @@ static const char *const s_keep_rc[] = {S_KEEP_COMMON, "status.state", NULL};
 static const char *const s_keep_rj[] = {S_KEEP_COMMON, "status.jobDeploymentStatus", NULL};
 static const char *const s_keep_rs[] = {S_KEEP_COMMON, "status.serviceStatus", NULL};
 static const char *const s_keep_pod[] = {S_KEEP_COMMON, "status.phase", NULL};
+/* The capacity kinds keep exactly what their rows hold (fleet/member.h reads them). */
+static const char *const s_keep_node[] = {"metadata.name",
+                                          "metadata.uid",
+                                          "metadata.resourceVersion",
+                                          "metadata.labels",
+                                          "spec.unschedulable",
+                                          "status.allocatable",
+                                          "status.conditions.type",
+                                          "status.conditions.status",
+                                          NULL};
+static const char *const s_keep_poduse[] = {"metadata.name",
+                                            "metadata.namespace",
+                                            "metadata.uid",
+                                            "metadata.resourceVersion",
+                                            "spec.nodeName",
+                                            "spec.overhead",
+                                            "spec.containers.resources",
+                                            "spec.initContainers.resources",
+                                            "spec.initContainers.restartPolicy",
+                                            "status.phase",
+                                            NULL};
 
 /* The kept paths of kind k: the common ones and its phase path. */
 static const char *const *s_keep_of(int k)
@@ -84,6 +108,10 @@ static const char *const *s_keep_of(int k)
         return s_keep_rs;
     case K_POD:
         return s_keep_pod;
+    case K_NODE:
+        return s_keep_node;
+    case K_PODUSE:
+        return s_keep_poduse;
     default:
         return s_keep_common;
     }
@@ -106,6 +134,8 @@ static const wkind_t s_kinds[K_COUNT] = {
                          LABEL_CLUSTER, NULL},
     [K_PVC] = {"", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", LABEL_CLUSTER,
                "status.phase"},
+    [K_NODE] = {"", "v1", "nodes", "Node", NULL, NULL},
+    [K_PODUSE] = {"", "v1", "pods", WATCHER_PODUSE_KIND, NULL, "status.phase"},
 };
 
 /* The strings of a queued event, as offsets into the arena. */
@@ -141,6 +171,10 @@ struct wcluster {
     k8s_client_t *client; /* its client */
     wres_t *res; /* reflectors: res[kind * nns + i] */
     size_t nns; /* reflectors per kind (1 when all namespaces) */
+    watcher_t *w; /* its watcher (the probe's callback) */
+    int64_t probe_id; /* the health probe in flight, 0 when none */
+    int64_t last_ok_ms; /* wall ms of the last probe answered, 0: none yet */
+    char last_error[256]; /* the last probe's failure, "" when it answered */
 };
 
 /* A warning limited to one per WATCHER_LOG_INTERVAL_MS. */
@@ -171,6 +205,8 @@ struct watcher {
     int64_t first_ms; /* loop time when the first of them was queued */
     int64_t ready_timer; /* not-ready check timer */
     int64_t stats_timer; /* stats log timer */
+    int64_t probe_timer; /* clusters' health probe timer (watch_nodes), 0 when none */
+    bool watch_nodes; /* watcher_config_t.watch_nodes */
     buf_t scratch; /* conditions summary */
     char *jbuf; /* the serialized object of the row being written (reused) */
     size_t jcap; /* bytes allocated at jbuf */
@@ -222,7 +258,7 @@ static bool s_cached(const wcluster_t *cl, int k, const char *ns, const char *na
 {
     for (size_t i = 0; i < cl->nns; i++) {
         const wres_t *x = &cl->res[(size_t)k * cl->nns + i];
-        if (x->ns && strcmp(x->ns, ns) != 0)
+        if (!x->r || (x->ns && strcmp(x->ns, ns) != 0))
             continue;
         if (reflector_lookup(x->r, ns, name, it))
             return true;
@@ -260,6 +296,8 @@ static bool s_twins_synced(const wres_t *x)
 #define S_REC_RAY 'R' /* record of a Ray object */
 #define S_REC_CHILD 'C' /* record of a child */
 #define S_REC_NONE 0xFF /* child without an owner */
+#define S_REC_USAGE 'U' /* record of a PodUsage: the tag and the projection's 64-bit hash */
+#define S_REC_USAGE_LEN 9 /* its length */
 #define S_REC_KIND_TEXT 0xFE /* owner kind given as text */
 #define S_REC_UID_NONE 0 /* no owner uid */
 #define S_REC_UID_BIN 1 /* owner uid as 16 bytes */
@@ -345,6 +383,18 @@ static int s_rec_make(int k, const json_t *obj, unsigned char *out, size_t cap)
     size_t len = 0;
     bool found = false;
     const json_t *meta = json_object_get(obj, "metadata");
+    if (k == K_PODUSE) {
+        /* what fleet/member.c counts: the projected spec (node, requests) and the phase */
+        json_t *what = json_pack("{s:O?,s:O?}", "spec", json_object_get(obj, "spec"), "phase",
+                                 jx_get(obj, "status.phase"));
+        uint64_t h = 0;
+        int hr = what ? jx_hash(what, &h) : ERR_NOMEM;
+        json_decref(what);
+        unsigned char b[S_REC_USAGE_LEN] = {S_REC_USAGE};
+        for (int i = 0; i < 8; i++)
+            b[1 + i] = (unsigned char)(h >> (8 * i));
+        return hr == 0 && s_rec_put(out, cap, &len, b, sizeof(b)) ? (int)len : -1;
+    }
     if (strcmp(s_kinds[k].group, S_RAY_GROUP) == 0) {
         json_t *g = json_object_get(meta, "generation");
         uint64_t gen = json_is_integer(g) ? (uint64_t)json_integer_value(g) : 0;
@@ -871,8 +921,9 @@ static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const
     } else if (type == REFLECTOR_RESYNC && !raw) {
         rc = 0; /* unchanged: the row holds it already (and the cache only a projection) */
     } else {
-        const char *js = s_row_json(w, obj, raw, len);
-        if (js)
+        /* a capacity row is the projection (bounded: no env, no volumes), never a secret */
+        const char *js = S_CAPACITY_KIND(x->kind) ? s_dump(w, obj) : s_row_json(w, obj, raw, len);
+        if (js && !S_CAPACITY_KIND(x->kind))
             js = s_redacted(w, js);
         store_observed_t row = {
             .cluster = x->cl->name,
@@ -900,7 +951,8 @@ static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const
         return;
     }
     s_row_queued(w);
-    s_queue_events(w, x->cl, x->kind, s_type(type), &o, ns, obj, rec, rlen);
+    if (!S_CAPACITY_KIND(x->kind)) /* no controller reconciles Nodes or every pod */
+        s_queue_events(w, x->cl, x->kind, s_type(type), &o, ns, obj, rec, rlen);
 }
 
 static void s_on_event(reflector_t *r, reflector_event_t type, json_t *obj, json_t *old, void *arg)
@@ -914,9 +966,16 @@ static void s_on_event(reflector_t *r, reflector_event_t type, json_t *obj, json
                  jx_str(obj, "metadata.name", ""));
         json_object_del(x->dirty, key);
     }
-    size_t len = 0, rlen = 0;
-    const char *raw = reflector_event_raw(r, obj, &len);
+    size_t len = 0, rlen = 0, olen = 0;
     const void *rec = reflector_event_extra(r, &rlen);
+    if (x->kind == K_PODUSE && type == REFLECTOR_MODIFIED) {
+        /* a PodUsage row changes only when what it counts does (not on a label or status
+         * patch): its rows' resourceVersion is that of the last change that mattered */
+        const void *prev = reflector_event_old_extra(r, &olen);
+        if (rec && prev && rlen == S_REC_USAGE_LEN && olen == rlen && memcmp(rec, prev, rlen) == 0)
+            return;
+    }
+    const char *raw = reflector_event_raw(r, obj, &len);
     s_handle(x, type, obj, raw, len, rec, rlen);
 }
 
@@ -978,7 +1037,9 @@ static void s_on_synced(reflector_t *r, void *arg)
         if (s_kind_of(ow.kind) >= 0 && strcmp(s_kinds[s_kind_of(ow.kind)].group, S_RAY_GROUP) == 0)
             ow.group = S_RAY_GROUP;
         ow.self = strcmp(ow.kind, kd->kind) == 0 && strcmp(ow.name, name) == 0;
-        s_queue_events(w, x->cl, x->kind, RAYFLEET__EVENT_TYPE__EVENT_DELETED, &ow, ns, o, NULL, 0);
+        if (!S_CAPACITY_KIND(x->kind))
+            s_queue_events(w, x->cl, x->kind, RAYFLEET__EVENT_TYPE__EVENT_DELETED, &ow, ns, o, NULL,
+                           0);
     }
     json_decref(stale);
 #ifdef __GLIBC__
@@ -1149,6 +1210,67 @@ static int s_hook(loop_t *loop, void *arg)
     return 0;
 }
 
+/* ---------- clusters' health (watch_nodes) ---------- */
+
+/* Writes cluster cl's WATCHER_HEALTH_KIND row (watcher.h, "Capacity"). */
+static void s_health_row(wcluster_t *cl)
+{
+    watcher_t *w = cl->w;
+    json_t *o = json_pack("{s:{s:s,s:s},s:I,s:I,s:s}", "metadata", "name", cl->name, "namespace",
+                          "", "lastOkMs", (json_int_t)cl->last_ok_ms, "checkedMs",
+                          (json_int_t)rftime_now_ms(), "lastError", cl->last_error);
+    const char *js = o ? s_dump(w, o) : NULL;
+    json_decref(o);
+    store_observed_t row = {.cluster = cl->name,
+                            .api_group = "",
+                            .kind = WATCHER_HEALTH_KIND,
+                            .ns = "",
+                            .name = cl->name,
+                            .phase = cl->last_error[0] ? "Failing" : "Answering",
+                            .json = js};
+    if (!js || store_observed_upsert(w->store, &row) != 0) {
+        w->st.write_errors++;
+        return;
+    }
+    s_row_queued(w);
+}
+
+static void s_probe_done(k8s_client_t *client, const k8s_result_t *res, void *arg)
+{
+    wcluster_t *cl = arg;
+    cl->probe_id = 0;
+    if (res->err == 0) {
+        cl->last_ok_ms = rftime_now_ms();
+        cl->last_error[0] = '\0';
+    } else {
+        snprintf(cl->last_error, sizeof(cl->last_error), "GET " WATCHER_PROBE_PATH ": %s%s%s",
+                 err_str(res->err), res->message[0] ? ": " : "", res->message);
+    }
+    s_health_row(cl);
+}
+
+static int64_t s_probe_fn(loop_t *loop, int64_t timer_id, void *arg)
+{
+    watcher_t *w = arg;
+    for (size_t c = 0; c < w->nclusters; c++) {
+        wcluster_t *cl = &w->clusters[c];
+        if (cl->probe_id)
+            continue; /* still waiting: its timeout ends it */
+        k8s_raw_opts_t o = {
+            .timeout_ms = WATCHER_PROBE_TIMEOUT_MS, .max_retries = -1, .urgent = true};
+        int64_t id =
+            k8s_raw(cl->client, "GET", WATCHER_PROBE_PATH, NULL, NULL, 0, &o, s_probe_done, cl);
+        if (id > 0) {
+            cl->probe_id = id;
+        } else {
+            snprintf(cl->last_error, sizeof(cl->last_error), "GET " WATCHER_PROBE_PATH ": %s",
+                     err_str((int)id));
+            s_health_row(cl);
+        }
+    }
+    return WATCHER_PROBE_MS;
+}
+
 /* ---------- readiness and stats ---------- */
 
 static int64_t s_ready_fn(loop_t *loop, int64_t timer_id, void *arg)
@@ -1158,6 +1280,8 @@ static int64_t s_ready_fn(loop_t *loop, int64_t timer_id, void *arg)
         wcluster_t *cl = &w->clusters[c];
         for (size_t i = 0; i < K_COUNT * cl->nns; i++) {
             wres_t *x = &cl->res[i];
+            if (!x->r)
+                continue;
             reflector_stats_t rs;
             reflector_stats(x->r, &rs);
             if (reflector_synced(x->r) || x->warned || rs.failures == 0)
@@ -1184,7 +1308,7 @@ bool watcher_ready(const watcher_t *w)
         return false;
     for (size_t c = 0; c < w->nclusters; c++)
         for (size_t i = 0; i < K_COUNT * w->clusters[c].nns; i++)
-            if (!reflector_synced(w->clusters[c].res[i].r))
+            if (w->clusters[c].res[i].r && !reflector_synced(w->clusters[c].res[i].r))
                 return false;
     return true;
 }
@@ -1196,7 +1320,7 @@ int watcher_unsynced(const watcher_t *w, buf_t *out)
         const wcluster_t *cl = &w->clusters[c];
         for (size_t i = 0; i < K_COUNT * cl->nns; i++) {
             const wres_t *x = &cl->res[i];
-            if (reflector_synced(x->r))
+            if (!x->r || reflector_synced(x->r))
                 continue;
             const wkind_t *kd = &s_kinds[x->kind];
             int rc = buf_printf(out, "%s/%s/%s%s%s\n", cl->name, *kd->group ? kd->group : "core",
@@ -1223,6 +1347,8 @@ void watcher_stats(const watcher_t *w, watcher_stats_t *out)
     out->pending = w->npend;
     for (size_t c = 0; c < w->nclusters; c++)
         for (size_t i = 0; i < K_COUNT * w->clusters[c].nns; i++) {
+            if (!w->clusters[c].res[i].r)
+                continue;
             reflector_stats_t rs;
             reflector_stats(w->clusters[c].res[i].r, &rs);
             out->relists += rs.relists;
@@ -1390,6 +1516,7 @@ static int s_cluster_init(watcher_t *w, wcluster_t *cl, const watcher_cluster_t 
     cl->name = strdup(c->name);
     if (!cl->name)
         return ERR_NOMEM;
+    cl->w = w;
     int rc = c->in_cluster ? kubeconfig_in_cluster(NULL, &cl->kc, err)
                            : kubeconfig_load(c->kubeconfig, c->context, &cl->kc, err);
     if (rc != 0)
@@ -1415,7 +1542,9 @@ static int s_cluster_init(watcher_t *w, wcluster_t *cl, const watcher_cluster_t 
             x->w = w;
             x->cl = cl;
             x->kind = k;
-            if (cfg->nnamespaces && !(x->ns = strdup(cfg->namespaces[i])))
+            if (S_CAPACITY_KIND(k) && (!cfg->watch_nodes || (k == K_NODE && i > 0)))
+                continue; /* off, or Nodes (cluster-scoped) once */
+            if (cfg->nnamespaces && k != K_NODE && !(x->ns = strdup(cfg->namespaces[i])))
                 return ERR_NOMEM;
             reflector_config_t rc_ = {
                 .group = s_kinds[k].group,
@@ -1482,6 +1611,7 @@ watcher_t *watcher_new(loop_t *loop, const watcher_config_t *cfg, buf_t *err)
     w->pub = cfg->pub;
     w->shards = cfg->shards ? cfg->shards : WATCHER_DEFAULT_SHARDS;
     w->stats_ms = cfg->stats_ms;
+    w->watch_nodes = cfg->watch_nodes;
     w->flush_delay_ms = cfg->flush_delay_ms ? cfg->flush_delay_ms : WATCHER_FLUSH_DELAY_MS;
     buf_init(&w->arena, WATCHER_ARENA_MAX);
     buf_init(&w->scratch, WATCHER_CONDITIONS_MAX);
@@ -1511,6 +1641,8 @@ int watcher_start(watcher_t *w)
     w->started = true;
     for (size_t c = 0; c < w->nclusters; c++)
         for (size_t i = 0; i < K_COUNT * w->clusters[c].nns; i++) {
+            if (!w->clusters[c].res[i].r)
+                continue; /* a capacity kind without --watch.nodes */
             int rc = reflector_start(w->clusters[c].res[i].r);
             if (rc != 0)
                 log_warn("watcher: reflector did not start", "resource",
@@ -1518,6 +1650,10 @@ int watcher_start(watcher_t *w)
         }
     int64_t t = loop_add_timer(w->loop, WATCHER_READY_CHECK_MS, s_ready_fn, w);
     w->ready_timer = t > 0 ? t : 0;
+    if (w->watch_nodes) {
+        t = loop_add_timer(w->loop, 0, s_probe_fn, w);
+        w->probe_timer = t > 0 ? t : 0;
+    }
     if (w->stats_ms > 0) {
         t = loop_add_timer(w->loop, w->stats_ms, s_stats_fn, w);
         w->stats_timer = t > 0 ? t : 0;
@@ -1540,6 +1676,8 @@ void watcher_destroy(watcher_t **w_p)
         loop_cancel_timer(w->loop, w->ready_timer);
     if (w->stats_timer)
         loop_cancel_timer(w->loop, w->stats_timer);
+    if (w->probe_timer)
+        loop_cancel_timer(w->loop, w->probe_timer);
     for (size_t c = 0; w->clusters && c < w->nclusters; c++)
         s_cluster_free(&w->clusters[c]);
     free(w->clusters);

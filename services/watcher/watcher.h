@@ -83,6 +83,21 @@
  * namespace]) that the list did not contain (objects deleted while the watcher was down) are
  * deleted and published as DELETED.
  *
+ * Capacity (federation, issue 16; only with watcher_config_t.watch_nodes, --watch.nodes, so the
+ * single-cluster path is unchanged). Per cluster two more reflectors: every Node, and every pod
+ * (no selector), each cached and stored as a projection only: a Node row (kind "Node") holds
+ * metadata.name/labels, spec.unschedulable, status.allocatable and the conditions' type and
+ * status; a pod row (kind WATCHER_PODUSE_KIND) its name, namespace, spec.nodeName,
+ * spec.overhead, the containers' and init containers' resources (and restartPolicy) and
+ * status.phase (rewritten only when the spec part or the phase changed: a label or status patch
+ * writes nothing): what fleet/member.c needs to count a node's requests, no env, volumes or
+ * secrets. These rows publish no event (no controller reconciles them). And every WATCHER_PROBE_MS
+ * the watcher lists one Node of each cluster (WATCHER_PROBE_PATH, one attempt,
+ * WATCHER_PROBE_TIMEOUT_MS) and writes a row of kind WATCHER_HEALTH_KIND named after the cluster
+ * (namespace ""): {"lastOkMs": wall ms of the last answer (0: none yet), "checkedMs": wall ms of
+ * the last probe, "lastError": the last failure or ""}. A cluster whose lastOkMs is old, or without
+ * that row, does not answer as the watcher sees it: `rayfleetctl members` calls it unhealthy.
+ *
  * Readiness: every reflector of every cluster must have applied its first list. A resource whose
  * list fails (a CRD not installed answers 404) is retried by the reflector with backoff; the
  * watcher logs it once per resource as not ready, and once more when it syncs.
@@ -122,6 +137,11 @@
 #define WATCHER_READY_CHECK_MS 2000 /* period of the not-ready check (logging) */
 #define WATCHER_DEFAULT_BACKOFF_MAX_MS 30000 /* reflector backoff cap by default */
 #define WATCHER_OWNER_DEPTH 8 /* Ray owner references followed to the top owner at most */
+#define WATCHER_PODUSE_KIND "PodUsage" /* row kind of every pod's projection (--watch.nodes) */
+#define WATCHER_HEALTH_KIND "ClusterHealth" /* row kind of a cluster's probe (--watch.nodes) */
+#define WATCHER_PROBE_MS 1000 /* period of the clusters' health probe (--watch.nodes) */
+#define WATCHER_PROBE_TIMEOUT_MS 2000 /* one probe's timeout */
+#define WATCHER_PROBE_PATH "/api/v1/nodes?limit=1" /* the probe: a real (small) list */
 
 /* One member cluster. Strings are copied by watcher_new(). */
 typedef struct {
@@ -149,6 +169,8 @@ typedef struct {
     int64_t stats_ms; /* period of the stats log line; 0: none */
     int64_t flush_delay_ms; /* longest a row waits for its commit; 0: WATCHER_FLUSH_DELAY_MS;
                              * < 0: commit at the end of every loop turn */
+    bool watch_nodes; /* federation's capacity: Nodes, every pod's requests and each cluster's
+                       * health probe (see "Capacity" above) */
 } watcher_config_t;
 
 /* Counters. */

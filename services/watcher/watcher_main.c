@@ -26,6 +26,12 @@ static const cfg_opt_t s_options[] = {
      "Member clusters, each \"name=kubeconfig-path[@context]\"; none: one cluster \"default\" "
      "from --kubeconfig (else $KUBECONFIG, ~/.kube/config, or in-cluster).",
      NULL},
+    {"watch.nodes", CFG_BOOL, "false", 0, 0, false, false,
+     "Federation's capacity: also list and watch every Node and every pod (projections: "
+     "allocatable, labels, Ready, cordon; node, phase, requests) and probe each cluster's API "
+     "every second, into observed.db (rows Node, " WATCHER_PODUSE_KIND ", " WATCHER_HEALTH_KIND
+     ") for rayfleetctl members. Off: exactly the Ray objects and their children.",
+     NULL},
     {"watch.namespaces", CFG_LIST, NULL, 0, 0, false, false,
      "Namespaces to watch; none: all namespaces.", NULL},
     {"shards", CFG_INT, "256", 1, BUS_SHARD_LIMIT - 1, false, false,
@@ -143,6 +149,7 @@ int main(int argc, char **argv)
         .qps = (double)cfg_int(svc.cfg, "client.qps"),
         .burst = (int)cfg_int(svc.cfg, "client.burst"),
         .stats_ms = cfg_duration_ms(svc.cfg, "stats.interval"),
+        .watch_nodes = cfg_bool(svc.cfg, "watch.nodes"),
     };
     w = watcher_new(svc.loop, &wc, &err);
     if (!w) {
