@@ -18,6 +18,7 @@ for b in "${benches[@]}"; do
     bench-scale) "$b" --clusters 1000 --replicas 1,4 --modes unpaced --latencies 0,20 ;;
     bench-rayjob) "$b" --rayjobs 1000 ;; # the figure: build/bin/bench-rayjob --rayjobs 10000
     bench-rayservice) "$b" --rayservices 200 ;; # the figure: build/bin/bench-rayservice --rayservices 1000
+    bench-fleet) "$b" --rayjobs 10000 --members 16 ;; # the figure itself (a few seconds)
     *) "$b" ;;
     esac
     echo
