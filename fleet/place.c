@@ -356,6 +356,12 @@ int fleet_place(const fleet_member_t *members, size_t n, const fleet_demand_t *d
         snprintf(out->reason, sizeof(out->reason), "no demand or no members");
         return -1;
     }
+    if (d->flags & FLEET_DEMAND_EXISTING_CLUSTER) {
+        snprintf(out->reason, sizeof(out->reason),
+                 "not placed: runs on an existing RayCluster (spec.clusterSelector), on that "
+                 "cluster's member");
+        return -1;
+    }
     fleet_policy_t none = {NULL, NULL, FLEET_SPREAD};
     if (!p)
         p = &none;
@@ -710,6 +716,9 @@ int place_test(bool verbose)
     for (int i = 0; i < S_T_MANY; i++)
         s_t_member_free(&many[i]);
     free(many);
+    /* a RayJob on an existing cluster is not placed by itself */
+    fleet_demand_t existing = {.flags = FLEET_DEMAND_EXISTING_CLUSTER};
+    CHECK(fleet_place(NULL, 0, &existing, NULL, &c) == -1 && strstr(c.reason, "clusterSelector"));
     fleet_strategy_t st;
     CHECK(fleet_strategy_parse("pack", &st) == 0 && st == FLEET_PACK);
     CHECK(fleet_strategy_parse("Spread", &st) == ERR_INVAL);

@@ -64,7 +64,8 @@ typedef struct {
 bool fleet_fit(const fleet_member_t *m, const fleet_demand_t *d, char *why, size_t n);
 
 /* Chooses a member of members[0..n) for d under policy p (NULL: spread, no constraint). Returns
- * the index (also in out->index) or -1 when none is eligible and fits; out->reason says why. */
+ * the index (also in out->index) or -1 when none is eligible and fits; out->reason says why. A
+ * demand flagged FLEET_DEMAND_EXISTING_CLUSTER is never placed (-1): it goes with its cluster. */
 int fleet_place(const fleet_member_t *members, size_t n, const fleet_demand_t *d,
                 const fleet_policy_t *p, fleet_choice_t *out);
 
