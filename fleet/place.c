@@ -70,7 +70,11 @@ static bool s_labels_match(const json_t *sel, const json_t *labels)
 /* The room of node `nd` in dimension i with `tent` taken by this demand. */
 static int64_t s_free(const fleet_node_t *nd, const fleet_res_t *tent, int i)
 {
-    return nd->alloc.v[i] - nd->used.v[i] - tent->v[i];
+    int64_t f;
+    if (__builtin_sub_overflow(nd->alloc.v[i], nd->used.v[i], &f) ||
+        __builtin_sub_overflow(f, tent->v[i], &f))
+        return nd->alloc.v[i] >= 0 && nd->used.v[i] <= 0 ? INT64_MAX : INT64_MIN;
+    return f;
 }
 
 static bool s_room(const fleet_node_t *nd, const fleet_res_t *tent, const fleet_res_t *req)
@@ -151,7 +155,9 @@ static void s_why_pod(const fleet_member_t *m, const fleet_demand_t *d, const fl
             continue;
         match++;
         for (int i = 0; i < FLEET_RES_N; i++) {
-            int64_t s = p->req.v[i] > 0 ? p->req.v[i] - s_free(nd, &tent[j], i) : 0;
+            int64_t s = 0;
+            if (p->req.v[i] > 0 && __builtin_sub_overflow(p->req.v[i], s_free(nd, &tent[j], i), &s))
+                s = INT64_MAX - 1; /* short by more than can be said */
             if (s < 0)
                 s = 0;
             if (s < short_min[i])
