@@ -44,51 +44,19 @@ void fleet_demand_group_label(const fleet_pod_t *p, char *out, size_t n)
 
 /* ---- one pod ---- */
 
-/* The requests of the containers of `ps` (batchsched_add_pod_resources) into *out. */
-static int s_containers(const json_t *ps, fleet_res_t *out, buf_t *e)
-{
-    json_t *acc = json_object();
-    if (!acc)
-        return ERR_NOMEM;
-    int rc = batchsched_add_pod_resources(acc, ps, 1, e);
-    if (rc == 0)
-        rc = fleet_res_add_list(out, acc, e);
-    json_decref(acc);
-    return rc;
-}
-
-/* The request of one pod of PodSpec `ps` as the kube-scheduler counts it (see demand.h; native
- * sidecars, init containers with restartPolicy Always, are added to the containers' sum). */
+/* The request of one pod of PodSpec `ps` as the kube-scheduler counts it
+ * (batchsched_add_pod_resources' BATCHSCHED_RES_KUBE rule: containers, native sidecars, init
+ * containers, overhead) into *out, one pod. */
 static int s_pod_req(const json_t *ps, const char *field, fleet_res_t *out, buf_t *err)
 {
-    fleet_res_t r = {{0}}, init_max = {{0}};
+    fleet_res_t r = {{0}};
     buf_t e;
     buf_init(&e, 512);
-    int rc = s_containers(ps, &r, &e);
-    const json_t *inits = json_object_get(ps, "initContainers");
-    size_t i;
-    json_t *ic;
-    json_array_foreach(inits, i, ic)
-    {
-        if (rc)
-            break;
-        json_t *one = json_pack("{s:[O]}", "containers", ic);
-        fleet_res_t ir = {{0}};
-        rc = one ? s_containers(one, &ir, &e) : ERR_NOMEM;
-        json_decref(one);
-        if (strcmp(jx_str(ic, "restartPolicy", ""), "Always") == 0) {
-            fleet_res_add(&r, &ir);
-            continue;
-        }
-        for (int d = 0; d < FLEET_RES_N; d++)
-            if (ir.v[d] > init_max.v[d])
-                init_max.v[d] = ir.v[d];
-    }
-    for (int d = 0; d < FLEET_RES_N; d++)
-        if (init_max.v[d] > r.v[d])
-            r.v[d] = init_max.v[d];
+    json_t *acc = json_object();
+    int rc = acc ? batchsched_add_pod_resources(acc, ps, 1, BATCHSCHED_RES_KUBE, &e) : ERR_NOMEM;
     if (rc == 0)
-        rc = fleet_res_add_list(&r, json_object_get(ps, "overhead"), &e);
+        rc = fleet_res_add_list(&r, acc, &e);
+    json_decref(acc);
     if (rc && err)
         (void)buf_printf(err, "%s: %s", field, rc == ERR_NOMEM ? "out of memory" : buf_str(&e));
     buf_free(&e);

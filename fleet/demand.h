@@ -6,9 +6,9 @@
  * submitter, built by rayjob_submitter_job) and in SidecarMode the submitter container added to the
  * head pod. The object's own spec.suspend is not looked at: the demand is what it needs to run.
  *
- * A pod's request is counted as the kube-scheduler counts it: per resource the larger of the sum
- * of its containers' requests (a limit filling a missing request: batchsched_add_pod_resources)
- * and its largest init container's, plus spec.overhead; one pod. Its nodeSelector is kept; its
+ * A pod's request is counted as the kube-scheduler counts it (batchsched_add_pod_resources with
+ * BATCHSCHED_RES_KUBE, as member.c counts the pods on a node: containers and native sidecars, the
+ * largest init container, spec.overhead); one pod. Its nodeSelector is kept; its
  * accelerator type is the nodeSelector's value on the first of FLEET_GPU_TYPE_LABELS, for pods that
  * request accelerators.
  *
