@@ -725,6 +725,35 @@ int place_test(bool verbose)
     /* a RayJob on an existing cluster is not placed by itself */
     fleet_demand_t existing = {.flags = FLEET_DEMAND_EXISTING_CLUSTER};
     CHECK(fleet_place(NULL, 0, &existing, NULL, &c) == -1 && strstr(c.reason, "clusterSelector"));
+    /* a member built from Node and Pod objects (member.c): a 4-CPU node with a 3.5-CPU pod and a
+     * cordoned 8-CPU node; a 1-CPU head fits, a 1-CPU worker more does not */
+    fleet_member_t built;
+    CHECK(fleet_member_init(&built, "built", NULL) == 0);
+    const char *objs[] = {
+        "{\"metadata\":{\"name\":\"n1\"},\"status\":{\"allocatable\":{\"cpu\":\"4\","
+        "\"memory\":\"16Gi\",\"pods\":\"110\"},\"conditions\":[{\"type\":\"Ready\","
+        "\"status\":\"True\"}]}}",
+        "{\"metadata\":{\"name\":\"n2\"},\"spec\":{\"unschedulable\":true},\"status\":{"
+        "\"allocatable\":{\"cpu\":\"8\",\"memory\":\"16Gi\",\"pods\":\"110\"},\"conditions\":"
+        "[{\"type\":\"Ready\",\"status\":\"True\"}]}}",
+        "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"nodeName\":\"n1\",\"containers\":[{"
+        "\"name\":\"c\",\"resources\":{\"requests\":{\"cpu\":\"2500m\"}}}]},\"status\":{"
+        "\"phase\":\"Running\"}}"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *o = json_loads(objs[i], 0, NULL);
+        CHECK(o && (i < 2 ? fleet_member_add_node(&built, o, NULL)
+                          : fleet_member_add_pod(&built, o, NULL)) == 0);
+        json_decref(o);
+    }
+    CHECK(fleet_member_finish(&built) == 1);
+    CHECK(s_t_demand(&d, "w", 0, "1", 0, NULL) == 0);
+    CHECK(fleet_fit(&built, &d, why, sizeof(why)));
+    fleet_demand_free(&d);
+    CHECK(s_t_demand(&d, "w", 1, "1", 0, NULL) == 0);
+    CHECK(!fleet_fit(&built, &d, why, sizeof(why)));
+    CHECK(strstr(why, "cpu short by 500m in total") == why);
+    fleet_demand_free(&d);
+    fleet_member_free(&built);
     fleet_strategy_t st;
     CHECK(fleet_strategy_parse("pack", &st) == 0 && st == FLEET_PACK);
     CHECK(fleet_strategy_parse("Spread", &st) == ERR_INVAL);
