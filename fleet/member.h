@@ -64,7 +64,12 @@ typedef struct {
     fleet_pod_t *pods; /* owned */
     size_t npods;
     fleet_res_t total; /* the sum of the pods' requests (pods counted) */
+    unsigned flags; /* FLEET_DEMAND_* */
 } fleet_demand_t;
+
+/* fleet_demand_t.flags: a RayJob with spec.clusterSelector runs on an existing RayCluster and
+ * creates no pod of its own (its demand is empty; it goes where that cluster is). */
+#define FLEET_DEMAND_EXISTING_CLUSTER 0x1u
 
 /* ---- building a member from its Node and Pod objects (member.c) ---- */
 

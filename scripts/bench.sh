@@ -19,6 +19,7 @@ for b in "${benches[@]}"; do
     bench-rayjob) "$b" --rayjobs 1000 ;; # the issue's figure: build/bin/bench-rayjob --rayjobs 10000
     bench-rayservice) "$b" --rayservices 200 ;; # the issue's figure: build/bin/bench-rayservice --rayservices 1000
     bench-fleetq) "$b" --waiting 10000 --queues 10 ;; # admission decisions/s (issue 16)
+    bench-fleet) "$b" --rayjobs 10000 --members 16 ;; # the issue's figure itself (a few seconds)
     *) "$b" ;;
     esac
     echo
