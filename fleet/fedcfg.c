@@ -477,11 +477,7 @@ int fedcfg_parse(const json_t *federation, const json_t *marks, const char *file
         const json_t *st = json_object_get(pl, "strategy");
         const char *s = json_string_value(st);
         if (st && !json_is_null(st)) {
-            if (s && strcmp(s, "spread") == 0)
-                out->strategy = FEDCFG_SPREAD;
-            else if (s && strcmp(s, "pack") == 0)
-                out->strategy = FEDCFG_PACK;
-            else
+            if (!s || fleet_strategy_parse(s, &out->strategy) != 0)
                 return s_fail(&x, "federation.placement.strategy", false, "must be spread or pack");
         }
     }
@@ -528,11 +524,6 @@ const fedcfg_cluster_t *fedcfg_member(const fedcfg_t *c, const char *name)
             return &c->members[i];
     }
     return NULL;
-}
-
-const char *fedcfg_strategy_name(fedcfg_strategy_t s)
-{
-    return s == FEDCFG_PACK ? "pack" : "spread";
 }
 
 static bool s_queue_named(const fedcfg_t *c, const char *name, size_t *idx)
@@ -677,7 +668,7 @@ int fedcfg_test(bool verbose)
     CHECK(json_object_size(c.members[1].labels) == 0);
     CHECK(fedcfg_member(&c, "member-2") == &c.members[1] && !fedcfg_member(&c, "nope"));
     CHECK(strcmp(c.management.name, "management") == 0 && !c.management.kubeconfig);
-    CHECK(c.strategy == FEDCFG_PACK && strcmp(fedcfg_strategy_name(c.strategy), "pack") == 0);
+    CHECK(c.strategy == FLEET_PACK && strcmp(fleet_strategy_name(c.strategy), "pack") == 0);
     CHECK(c.npriorities == 3);
     CHECK(c.nqueues == 3 && c.queues[2].implicit && strcmp(c.queues[2].name, "default") == 0);
     const fedcfg_queue_t *qa = &c.queues[0];
@@ -723,7 +714,7 @@ int fedcfg_test(bool verbose)
     CHECK(s_try(S_BASE "  queues: [{name: default, weight: 3}]\n", &c, &err) == 0);
     CHECK(c.nqueues == 1 && !c.queues[0].implicit && c.queues[0].weight == 3);
     CHECK(fedcfg_queue_of(&c, "x", NULL, &qi, &err) == 0 && qi == 0);
-    CHECK(c.strategy == FEDCFG_SPREAD);
+    CHECK(c.strategy == FLEET_SPREAD);
     fedcfg_free(&c);
 
     /* every rule, by its message and position */

@@ -39,6 +39,7 @@
 #define RF_FLEET_FEDCFG_H
 
 #include "buf.h"
+#include "place.h"
 #include "res.h"
 
 #include <jansson.h>
@@ -64,11 +65,6 @@
 #define FEDCFG_DEFAULT_PRIORITY "default"
 #define FEDCFG_LABEL_QUEUE "kueue.x-k8s.io/queue-name"
 #define FEDCFG_LABEL_PRIORITY "kueue.x-k8s.io/priority-class"
-
-typedef enum {
-    FEDCFG_SPREAD = 0, /* the member with the most room left (by dominant share) */
-    FEDCFG_PACK, /* the member with the least room that fits */
-} fedcfg_strategy_t;
 
 typedef struct {
     char *name; /* DNS-1123 label (owned) */
@@ -97,7 +93,7 @@ typedef struct {
     fedcfg_cluster_t management;
     fedcfg_cluster_t *members; /* owned */
     size_t nmembers;
-    fedcfg_strategy_t strategy;
+    fleet_strategy_t strategy; /* place.h */
     fedcfg_priority_t *priorities; /* owned */
     size_t npriorities;
     fedcfg_queue_t *queues; /* owned; "default" among them */
@@ -116,9 +112,6 @@ void fedcfg_free(fedcfg_t *c);
 
 /* The member named `name`, or NULL. */
 const fedcfg_cluster_t *fedcfg_member(const fedcfg_t *c, const char *name);
-
-/* "spread" or "pack". */
-const char *fedcfg_strategy_name(fedcfg_strategy_t s);
 
 /* The queue of an object in namespace `ns` with `labels` (may be NULL): the queue its
  * kueue.x-k8s.io/queue-name label names, else its namespace's, else "default". Returns 0 with the
