@@ -22,8 +22,11 @@
  * the client's first create to every RayCluster (B + N) ready (observed.db). With --runs R the
  * whole is repeated R times and the median of each column over the runs is printed last.
  *
+ * --fairness on|off instead starts kubesim with that mode for the whole run (for rayfleet's own
+ * time to all ready under each mode, in separate runs).
+ *
  *   bench-seqcreate [--clusters N] [--background B] [--block K] [--concurrency C] [--runs R]
- *                   [--keep]
+ *                   [--fairness alternate|on|off] [--keep]
  */
 #include "benchlib.h"
 
@@ -66,18 +69,24 @@ static int s_fairness(fleet_t *f, bool on)
                : -1;
 }
 
+/* Whether block b runs with fairness on: alternating from on (fixed < 0), else fixed. */
+static bool s_block_on(size_t b, int fixed)
+{
+    return fixed < 0 ? b % 2 == 0 : fixed == 1;
+}
+
 /* Latency figures of the creates of lat[0..n) whose block has fairness `on`. */
-static void s_mode(const int64_t *lat, size_t n, size_t block, bool on, const double *span,
-                   seq_lat_t *out)
+static void s_mode(const int64_t *lat, size_t n, size_t block, int fixed, bool on,
+                   const double *span, seq_lat_t *out)
 {
     int64_t *v = calloc(n ? n : 1, sizeof(*v));
     size_t m = 0;
     double secs = 0;
     for (size_t i = 0; v && i < n; i++)
-        if (((i / block) % 2 == 0) == on)
+        if (s_block_on(i / block, fixed) == on)
             v[m++] = lat[i];
     for (size_t b = 0; b * block < n; b++)
-        if ((b % 2 == 0) == on)
+        if (s_block_on(b, fixed) == on)
             secs += span[b];
     bench_pcts(v, m, &out->p50_ms, &out->p99_ms);
     out->p50_ms /= 1000.0;
@@ -87,9 +96,10 @@ static void s_mode(const int64_t *lat, size_t n, size_t block, bool on, const do
     free(v);
 }
 
-/* One run: B in bulk, then N one at a time in blocks of K alternating fairness on/off, rayfleet
- * or not. Returns 0 or -1. */
-static int s_run(bool rayfleet, size_t n, size_t bg, size_t block, int conc, bool keep,
+/* One run: B in bulk, then N one at a time in blocks of K alternating fairness on/off (fixed < 0;
+ * else kubesim started with --fairness on (1) or off (0) for the whole run), rayfleet or not.
+ * Returns 0 or -1. */
+static int s_run(bool rayfleet, size_t n, size_t bg, size_t block, int fixed, int conc, bool keep,
                  seq_result_t *r)
 {
     memset(r, 0, sizeof(*r));
@@ -100,7 +110,9 @@ static int s_run(bool rayfleet, size_t n, size_t bg, size_t block, int conc, boo
                       .lease_ms = SEQ_LEASE_MS,
                       .qps = SEQ_QPS,
                       .concurrency = conc,
-                      .log_level = "warn"};
+                      .log_level = "warn",
+                      .kubesim_flag = fixed < 0 ? NULL : "--fairness",
+                      .kubesim_value = fixed == 1 ? "on" : "off"};
     size_t nblocks = (n + block - 1) / block;
     int64_t *lat = calloc(n, sizeof(*lat));
     double *span = calloc(nblocks, sizeof(*span));
@@ -120,7 +132,7 @@ static int s_run(bool rayfleet, size_t n, size_t bg, size_t block, int conc, boo
     r->failed = bg ? fleet_create(&f, "bg", bg, 0, NULL, NULL, NULL, false) : 0;
     double t0 = fleet_now(), cpu0 = fleet_cpu(f.kubesim);
     for (size_t b = 0; b < nblocks; b++) {
-        if (s_fairness(&f, b % 2 == 0) != 0) {
+        if (fixed < 0 && s_fairness(&f, s_block_on(b, fixed)) != 0) {
             fprintf(stderr, "bench-seqcreate: POST /kubesim/fairness failed\n");
             goto done;
         }
@@ -139,8 +151,8 @@ static int s_run(bool rayfleet, size_t n, size_t bg, size_t block, int conc, boo
     http_stats_t hs;
     http_client_stats(seq, &hs);
     r->connects = (long)hs.connects;
-    s_mode(lat, n, block, true, span, &r->mode[0]);
-    s_mode(lat, n, block, false, span, &r->mode[1]);
+    s_mode(lat, n, block, fixed, true, span, &r->mode[0]);
+    s_mode(lat, n, block, fixed, false, span, &r->mode[1]);
     if (rayfleet) {
         while ((r->ready = fleet_ready_count(&f, "rc") + fleet_ready_count(&f, "bg")) <
                    (long)(n + bg) &&
@@ -198,6 +210,7 @@ int main(int argc, char **argv)
     size_t n = SEQ_CLUSTERS_DEFAULT, bg = SEQ_BACKGROUND_DEFAULT, block = SEQ_BLOCK_DEFAULT,
            runs = 1, conc = SEQ_CONC_DEFAULT;
     bool keep = false;
+    int fixed = -1;
     const char *bad = NULL;
     for (int i = 1; i < argc && !bad; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -221,11 +234,18 @@ int main(int argc, char **argv)
             runs = s_arg(v, 1, SEQ_RUNS_MAX, 0);
             bad = runs ? NULL : "--runs: must be an integer in 1..20";
             i++;
+        } else if (strcmp(a, "--fairness") == 0 && v) {
+            fixed = strcmp(v, "on") == 0 ? 1 : strcmp(v, "off") == 0 ? 0 : -1;
+            bad = fixed >= 0 || strcmp(v, "alternate") == 0
+                      ? NULL
+                      : "--fairness: must be alternate, on or off";
+            i++;
         } else if (strcmp(a, "--keep") == 0) {
             keep = true;
         } else {
-            fprintf(stderr, "usage: bench-seqcreate [--clusters N] [--background B] [--block K] "
-                            "[--concurrency C] [--runs R] [--keep]\n");
+            fprintf(stderr,
+                    "usage: bench-seqcreate [--clusters N] [--background B] [--block K] "
+                    "[--concurrency C] [--runs R] [--fairness alternate|on|off] [--keep]\n");
             return 2;
         }
     }
@@ -237,9 +257,13 @@ int main(int argc, char **argv)
     log_setup("bench-seqcreate", LOG_ERROR, STDERR_FILENO);
     printf("bench-seqcreate: %zu RayClusters (1 head + 3 workers) created one at a time over one "
            "keep-alive connection (User-Agent %s) after %zu created in bulk, kubesim %d nodes, "
-           "its fairness on and off every %zu creates; rayfleet: bus, watcher, one scheduler "
+           "its fairness %s every %zu creates; rayfleet: bus, watcher, one scheduler "
            "--concurrency %zu --client.qps %d\n",
-           n, SEQ_UA, bg, SEQ_NODES, block, conc, SEQ_QPS);
+           n, SEQ_UA, bg, SEQ_NODES,
+           fixed < 0 ? "on and off"
+           : fixed   ? "on (fixed)"
+                     : "off (fixed)",
+           block, conc, SEQ_QPS);
     printf("%-6s %-8s %-8s %9s %9s %9s %10s %9s %8s\n", "run", "rayfleet", "fairness", "p50_ms",
            "p99_ms", "max_ms", "creates/s", "ready_s", "kubesim");
     fflush(stdout);
@@ -250,7 +274,7 @@ int main(int argc, char **argv)
     for (size_t ri = 0; ri < runs; ri++)
         for (int rf = 0; rf < 2; rf++) {
             seq_result_t *r = &res[ri][rf];
-            if (s_run(rf == 1, n, bg, block, (int)conc, keep, r) != 0) {
+            if (s_run(rf == 1, n, bg, block, fixed, (int)conc, keep, r) != 0) {
                 failures++;
                 continue;
             }
@@ -259,8 +283,9 @@ int main(int argc, char **argv)
             char label[16];
             snprintf(label, sizeof(label), "%zu", ri + 1);
             for (int m = 0; m < 2; m++)
-                s_row(label, m == 0 ? "on" : "off", &r->mode[m], r->ready_s, rf == 1,
-                      r->kubesim_busy);
+                if (fixed < 0 || fixed == (m == 0))
+                    s_row(label, m == 0 ? "on" : "off", &r->mode[m], r->ready_s, rf == 1,
+                          r->kubesim_busy);
             if (r->failed || r->connects != 1)
                 printf(
                     "       %zu creates failed; the client opened %ld connections (1 expected)\n",
@@ -269,6 +294,8 @@ int main(int argc, char **argv)
         }
     for (int rf = 0; runs > 1 && rf < 2; rf++)
         for (int m = 0; m < 2; m++) {
+            if (fixed >= 0 && fixed != (m == 0))
+                continue;
             double v[6][SEQ_RUNS_MAX];
             size_t k = 0;
             for (size_t ri = 0; ri < runs; ri++) {
