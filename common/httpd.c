@@ -502,6 +502,13 @@ static int s_flush(httpd_conn_t *c)
     return 0;
 }
 
+int httpd_conn_flush(httpd_conn_t *c)
+{
+    if (!c || c->closed)
+        return ERR_CLOSED;
+    return s_flush(c) == ERR_IO ? ERR_IO : 0;
+}
+
 /* Ends the current request: drops its bytes from the input and goes back to reading. */
 static void s_request_done(httpd_conn_t *c)
 {
@@ -1158,6 +1165,24 @@ size_t httpd_conn_count(const httpd_t *srv)
     return srv->nconns;
 }
 
+/* Test support (see httpd.h); outside RF_SELFTEST so the self-tests of other libraries (sim/)
+ * can use it. */
+int httpd_test_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
 #ifdef RF_SELFTEST
 #include "selftest.h"
 
@@ -1201,23 +1226,6 @@ static void t_handler(httpd_conn_t *c, const httpd_req_t *req, void *arg)
         snprintf(out, sizeof(out), "%s %s sel=[%s] ua=%s len=%zu body=%s", req->method, req->path,
                  sel, ua ? ua : "-", req->body_len, req->body_len < 100 ? req->body : "(big)");
     httpd_respond(c, 200, "text/plain", "X-Test: 1\r\n", out, (size_t)n);
-}
-
-/* Test support (see httpd.h). */
-int httpd_test_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        close(fd);
-        return -1;
-    }
-    fcntl(fd, F_SETFL, O_NONBLOCK);
-    return fd;
 }
 
 bool httpd_test_pump(loop_t *loop, int fd, const char *req, size_t reqlen, buf_t *got,

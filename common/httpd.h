@@ -147,6 +147,13 @@ int httpd_stream_send(httpd_conn_t *c, httpd_chunk_t *chunk);
  * serve its next request. Returns 0 or ERR_STATE. */
 int httpd_stream_end(httpd_conn_t *c);
 
+/* Writes the connection's queued output now, as far as the socket takes it, instead of at the
+ * end of the loop turn (what is left, and closing after a last response, stay with the turn's
+ * flush). Lets a server that answers many requests in one turn send each answer as it is made.
+ * Returns 0 (also when the connection was closed after a last response, as asked), ERR_CLOSED
+ * when it was closed already, or ERR_IO (it failed and was closed). */
+int httpd_conn_flush(httpd_conn_t *c);
+
 /* Closes the connection now (pending output is dropped); on-close runs. Safe at any time,
  * including from the handler; the memory is freed later in the loop. */
 void httpd_conn_abort(httpd_conn_t *c);

@@ -16,6 +16,7 @@
 #include "controllers.h"
 #include "err.h"
 #include "gateway.h"
+#include "hash.h"
 #include "metaval.h"
 #include "httpd.h"
 #include "json.h"
@@ -53,6 +54,7 @@
 #define AS_NAME_LEN 256 /* group, resource, kind names */
 #define AS_MAX_SHORT 8 /* short names per resource */
 #define AS_STATUS_MSG 1024 /* Status message bytes */
+#define AS_FLOW_KEY_MAX 256 /* bytes of a flow key (a longer User-Agent is cut) */
 #define AS_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
 #define AS_PROTO_MAX (1u << 30) /* bound of one protobuf reply or watch frame */
 #define AS_TABLE_TYPE "application/json;as=Table;v=v1;g=meta.k8s.io"
@@ -93,6 +95,7 @@ typedef struct apires {
 
 typedef struct watcher watcher_t;
 typedef struct pending pending_t;
+typedef struct flow flow_t;
 
 struct apiserver {
     loop_t *loop; /* the event loop */
@@ -116,6 +119,13 @@ struct apiserver {
     watcher_t *watchers; /* open watches */
     size_t nwatchers; /* their number */
     pending_t *pending; /* requests delayed by injected latency */
+    bool fair; /* requests wait for their flow's turn (see apiserver.h) */
+    flow_t *flows[APISERVER_FLOW_BUCKETS]; /* flows with queued requests, by key hash */
+    flow_t *rr_head, *rr_tail; /* the same flows in round-robin order */
+    loop_soon_t dispatch; /* the next turn of queued requests */
+    uint64_t fair_queued; /* requests queued for their turn so far */
+    uint64_t fair_turns; /* turns served so far */
+    size_t fair_flows, fair_flows_max; /* flows with queued requests now, and at most */
     char minor[8]; /* /version minor */
     int64_t bookmark_ms; /* bookmark period */
     int64_t gc_timer; /* objstore_tick timer */
@@ -3003,6 +3013,11 @@ void apiserver_set_latency(apiserver_t *a, int64_t fixed_ms, int64_t jitter_ms)
     a->jitter_ms = jitter_ms > 0 ? jitter_ms : 0;
 }
 
+void apiserver_set_fairness(apiserver_t *a, bool on)
+{
+    a->fair = on; /* requests queued already are served in their turns */
+}
+
 void apiserver_throttle(apiserver_t *a, int count, int retry_after_s)
 {
     a->throttle_left = count > 0 ? count : 0;
@@ -3171,13 +3186,18 @@ static void s_admin(reqctx_t *x, const char *what)
             }
         char rv[32];
         snprintf(rv, sizeof(rv), "%" PRIu64, objstore_rv(a->store));
-        s_reply_json(
-            x, 200,
-            json_pack("{s:I,s:I,s:s,s:o,s:i,s:I,s:I,s:i}", "watches", (json_int_t)a->nwatchers,
-                      "connections", (json_int_t)httpd_conn_count(a->http), "resourceVersion", rv,
-                      "objects", objs, "faults", a->nfaults, "latencyMs", (json_int_t)a->latency_ms,
-                      "jitterMs", (json_int_t)a->jitter_ms, "throttleLeft", a->throttle_left),
-            NULL);
+        json_t *fair =
+            json_pack("{s:b,s:I,s:I,s:I,s:I}", "on", a->fair, "queued", (json_int_t)a->fair_queued,
+                      "turns", (json_int_t)a->fair_turns, "flows", (json_int_t)a->fair_flows,
+                      "flowsMax", (json_int_t)a->fair_flows_max);
+        s_reply_json(x, 200,
+                     json_pack("{s:I,s:I,s:s,s:o,s:i,s:I,s:I,s:i,s:o}", "watches",
+                               (json_int_t)a->nwatchers, "connections",
+                               (json_int_t)httpd_conn_count(a->http), "resourceVersion", rv,
+                               "objects", objs, "faults", a->nfaults, "latencyMs",
+                               (json_int_t)a->latency_ms, "jitterMs", (json_int_t)a->jitter_ms,
+                               "throttleLeft", a->throttle_left, "fairness", fair),
+                     NULL);
         return;
     }
     if (strcmp(what, "forbidden") == 0) {
@@ -3271,6 +3291,19 @@ static void s_admin(reqctx_t *x, const char *what)
             apiserver_throttle(a, (int)jx_int(b, "throttle.count", 1),
                                (int)jx_int(b, "throttle.retryAfterSeconds", 1));
         json_decref(b);
+    } else if (strcmp(what, "fairness") == 0) {
+        json_t *b = s_body(x, false);
+        if (!b)
+            return;
+        json_t *on = json_object_get(b, "on");
+        bool ok = json_is_boolean(on);
+        if (ok)
+            apiserver_set_fairness(a, json_is_true(on));
+        json_decref(b);
+        if (!ok) {
+            s_fail(x, 400, "BadRequest", "fairness: \"on\" must be true or false");
+            return;
+        }
     } else if (strcmp(what, "nodes") == 0 || strcmp(what, "pod-fault") == 0 ||
                strcmp(what, "demand") == 0 || strcmp(what, "ray-head") == 0) {
         if (!s_admin_sim(x, what))
@@ -3523,30 +3556,73 @@ static bool s_authorize(reqctx_t *x, const rbac_user_t *u, const char *path)
 
 /* ---- routing ---------------------------------------------------------------------------- */
 
+/* A request held before it is handled: delayed by injected latency (on the server's list) or
+ * queued for its flow's turn. Its pointers stay valid: the connection reads nothing meanwhile. */
 struct pending {
     apiserver_t *a; /* the server */
     httpd_conn_t *c; /* the waiting connection */
     httpd_req_t req; /* the request (its pointers stay valid: the connection is not read) */
-    int64_t timer; /* the delay timer */
-    pending_t *prev, *next; /* the server's list */
+    int64_t timer; /* the delay timer; 0 when queued */
+    flow_t *flow; /* the flow it is queued in; NULL when delayed */
+    pending_t *prev, *next; /* the server's delayed list, or its flow's queue */
+};
+
+/* A client with requests queued for their turn: kube's APF flow, one per identity. */
+struct flow {
+    char key[AS_FLOW_KEY_MAX]; /* "agent:<User-Agent>", "token:<hash>", "cert" or "anonymous" */
+    unsigned bucket; /* its index in apiserver_t.flows */
+    pending_t *head, *tail; /* its queued requests, oldest first */
+    flow_t *hnext; /* next in its bucket */
+    flow_t *rprev, *rnext; /* round-robin order */
 };
 
 static void s_handle(apiserver_t *a, httpd_conn_t *c, const httpd_req_t *req, bool delayed);
 
+/* Takes flow f out of the round and its bucket, and frees it (its queue is empty). */
+static void s_flow_free(apiserver_t *a, flow_t *f)
+{
+    flow_t **pp = &a->flows[f->bucket];
+    while (*pp && *pp != f)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = f->hnext;
+    if (f->rprev)
+        f->rprev->rnext = f->rnext;
+    else
+        a->rr_head = f->rnext;
+    if (f->rnext)
+        f->rnext->rprev = f->rprev;
+    else
+        a->rr_tail = f->rprev;
+    a->fair_flows--;
+    free(f);
+}
+
+/* Unlinks p from the delayed list or its flow's queue (a flow left empty is freed). */
 static void s_pending_unlink(pending_t *p)
 {
+    flow_t *f = p->flow;
     if (p->prev)
         p->prev->next = p->next;
+    else if (f)
+        f->head = p->next;
     else
         p->a->pending = p->next;
     if (p->next)
         p->next->prev = p->prev;
+    else if (f)
+        f->tail = p->prev;
+    p->prev = p->next = NULL;
+    p->flow = NULL;
+    if (f && !f->head)
+        s_flow_free(p->a, f);
 }
 
 static void s_pending_on_close(httpd_conn_t *c, void *arg)
 {
     pending_t *p = arg;
-    loop_cancel_timer(p->a->loop, p->timer);
+    if (p->timer > 0)
+        loop_cancel_timer(p->a->loop, p->timer);
     s_pending_unlink(p);
     free(p);
 }
@@ -3559,6 +3635,105 @@ static int64_t s_pending_fire(loop_t *loop, int64_t id, void *arg)
     s_handle(p->a, p->c, &p->req, true);
     free(p);
     return LOOP_TIMER_DONE;
+}
+
+/* The flow of a request: who sends it, as kube's APF tells flows apart by user. Over TLS the
+ * credential stands for the user (a verified client certificate is kubesim-admin; a bearer
+ * token, one flow per token, is named by a hash so the key never holds it); over plain HTTP,
+ * where kubectl sends no credentials, the User-Agent. */
+static void s_flow_key(httpd_conn_t *c, const httpd_req_t *req, char *out, size_t n)
+{
+    if (httpd_conn_is_tls(c)) {
+        const char *auth = httpd_req_header(req, "authorization");
+        unsigned char h[HASH_SHA1_LEN];
+        char hex[2 * HASH_SHA1_LEN + 1];
+        if (httpd_conn_client_verified(c))
+            snprintf(out, n, "cert");
+        else if (auth && hash_sha1(auth, strlen(auth), h) == 0 &&
+                 hash_hex(h, 8, hex, sizeof(hex)) >= 0)
+            snprintf(out, n, "token:%s", hex);
+        else
+            snprintf(out, n, "anonymous");
+        return;
+    }
+    const char *ua = httpd_req_header(req, "user-agent");
+    snprintf(out, n, "agent:%s", ua ? ua : "");
+}
+
+/* Queues the request in its flow and asks for a turn; when out of memory it is served now. */
+static void s_enqueue(apiserver_t *a, httpd_conn_t *c, const httpd_req_t *req)
+{
+    char key[AS_FLOW_KEY_MAX];
+    s_flow_key(c, req, key, sizeof(key));
+    unsigned char h[HASH_SHA1_LEN];
+    hash_sha1(key, strlen(key), h);
+    unsigned b = ((unsigned)h[0] << 8 | h[1]) % APISERVER_FLOW_BUCKETS;
+    flow_t *f = a->flows[b];
+    while (f && strcmp(f->key, key) != 0)
+        f = f->hnext;
+    pending_t *p = calloc(1, sizeof(*p));
+    if (p && !f && (f = calloc(1, sizeof(*f))) != NULL) {
+        s_copy(f->key, sizeof(f->key), key);
+        f->bucket = b;
+        f->hnext = a->flows[b];
+        a->flows[b] = f;
+        f->rprev = a->rr_tail;
+        if (a->rr_tail)
+            a->rr_tail->rnext = f;
+        else
+            a->rr_head = f;
+        a->rr_tail = f;
+        if (++a->fair_flows > a->fair_flows_max)
+            a->fair_flows_max = a->fair_flows;
+    }
+    if (!p || !f) {
+        free(p);
+        s_handle(a, c, req, false);
+        return;
+    }
+    p->a = a;
+    p->c = c;
+    p->req = *req;
+    p->flow = f;
+    p->prev = f->tail;
+    if (f->tail)
+        f->tail->next = p;
+    else
+        f->head = p;
+    f->tail = p;
+    httpd_conn_on_close(c, s_pending_on_close, p);
+    a->fair_queued++;
+    loop_soon(&a->dispatch);
+}
+
+/* One turn: up to APISERVER_FAIR_SEATS queued requests, the oldest of each flow in round-robin
+ * order, each answer written at once; what is left waits for the next loop turn, after the
+ * next poll, so a request arriving meanwhile from an idle client is among the first served. */
+static void s_dispatch(void *arg)
+{
+    apiserver_t *a = arg;
+    a->dispatch.running = true;
+    a->fair_turns++;
+    for (int seat = 0; seat < APISERVER_FAIR_SEATS && a->rr_head; seat++) {
+        flow_t *f = a->rr_head;
+        pending_t *p = f->head;
+        if (f->rnext) { /* to the back of the round */
+            a->rr_head = f->rnext;
+            a->rr_head->rprev = NULL;
+            f->rprev = a->rr_tail;
+            f->rnext = NULL;
+            a->rr_tail->rnext = f;
+            a->rr_tail = f;
+        }
+        s_pending_unlink(p);
+        httpd_conn_on_close(p->c, NULL, NULL);
+        s_handle(a, p->c, &p->req, false);
+        httpd_conn_flush(p->c);
+        free(p);
+    }
+    a->dispatch.running = false;
+    if (a->rr_head)
+        loop_soon(&a->dispatch);
 }
 
 /* Delays the request by the injected latency. Returns true when it did. */
@@ -3801,7 +3976,11 @@ static void s_handle(apiserver_t *a, httpd_conn_t *c, const httpd_req_t *req, bo
 
 static void s_on_request(httpd_conn_t *c, const httpd_req_t *req, void *arg)
 {
-    s_handle(arg, c, req, false);
+    apiserver_t *a = arg;
+    if (a->fair)
+        s_enqueue(a, c, req);
+    else
+        s_handle(a, c, req, false);
 }
 
 /* ---- background ------------------------------------------------------------------------- */
@@ -3943,6 +4122,8 @@ apiserver_t *apiserver_new(loop_t *loop, const apiserver_opts_t *opts)
     if (!a)
         return NULL;
     a->loop = loop;
+    a->fair = !o.no_fairness;
+    loop_soon_init(&a->dispatch, loop, s_dispatch, a);
     s_copy(a->minor, sizeof(a->minor), o.minor ? o.minor : "32");
     a->bookmark_ms = o.bookmark_ms > 0 ? o.bookmark_ms : APISERVER_BOOKMARK_MS;
     a->rng = o.seed ? o.seed : (uint64_t)loop_clock_ms() * 2654435761u + (uint64_t)getpid();
@@ -4004,13 +4185,15 @@ void apiserver_destroy(apiserver_t **ap)
     apiserver_t *a = *ap;
     while (a->watchers)
         s_watcher_close(a->watchers, 2);
-    while (a->pending) {
-        pending_t *p = a->pending;
+    while (a->pending || a->rr_head) {
+        pending_t *p = a->pending ? a->pending : a->rr_head->head;
         httpd_conn_on_close(p->c, NULL, NULL);
-        loop_cancel_timer(a->loop, p->timer);
+        if (p->timer > 0)
+            loop_cancel_timer(a->loop, p->timer);
         s_pending_unlink(p);
         free(p);
     }
+    loop_soon_cancel(&a->dispatch);
     httpd_destroy(&a->http);
     httpd_destroy(&a->https);
     tls_ca_destroy(&a->ca);
@@ -4517,6 +4700,82 @@ static int t_client(const char *base)
     return failed;
 }
 
+/* The bytes waiting on fd (non-blocking), appended to b. */
+static void t_drain(int fd, buf_t *b)
+{
+    char tmp[8192];
+    ssize_t r;
+    while ((r = recv(fd, tmp, sizeof(tmp), 0)) > 0)
+        buf_append(b, tmp, (size_t)r);
+}
+
+/* Fairness between clients: 16 connections of a busy client and one of an idle client, each
+ * with one request sent before the server's turn. Fair: the first turn serves
+ * APISERVER_FAIR_SEATS requests round-robin, the idle client's second (after the busy client's
+ * first), the rest in later turns; a server destroyed with requests queued frees them. Off: all
+ * 17 in arrival order in the one turn. Returns the failures. */
+static int t_fairness(bool fair)
+{
+    enum { BUSY = 16 };
+    int failed = 0;
+    loop_t *loop = loop_new();
+    apiserver_t *a = apiserver_new(loop, &(apiserver_opts_t){.seed = 7, .no_fairness = !fair});
+    CHECK(a != NULL);
+    if (!a) {
+        loop_destroy(&loop);
+        return failed;
+    }
+    int fds[BUSY + 1];
+    for (int i = 0; i <= BUSY; i++)
+        fds[i] = httpd_test_connect(apiserver_port(a));
+    for (int i = 0; i < 100 && httpd_conn_count(a->http) < BUSY + 1; i++)
+        loop_run_once(loop, 5);
+    CHECK(httpd_conn_count(a->http) == BUSY + 1);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i <= BUSY; i++) {
+            char req[200];
+            int n = snprintf(req, sizeof(req),
+                             "GET /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: k\r\n"
+                             "User-Agent: %s\r\n\r\n",
+                             i < BUSY ? "busy-controller/1.0" : "kubectl/v1.32.4");
+            CHECK(send(fds[i], req, (size_t)n, MSG_NOSIGNAL) == n);
+        }
+        loop_run_once(loop, 100); /* reads all 17, then one turn */
+        int answered = 0;
+        bool idle = false;
+        for (int i = 0; i <= BUSY; i++) {
+            buf_t got;
+            buf_init(&got, 1 << 20);
+            t_drain(fds[i], &got);
+            bool ok = strncmp(buf_str(&got), "HTTP/1.1 200 OK\r\n", 17) == 0;
+            answered += ok;
+            idle |= ok && i == BUSY;
+            buf_free(&got);
+        }
+        CHECK(idle);
+        CHECK(answered == (fair ? APISERVER_FAIR_SEATS : BUSY + 1));
+        if (round == 1 || !fair)
+            break; /* destroyed with requests queued */
+        for (int i = 0; i < 100 && (a->rr_head || a->dispatch.timer); i++)
+            loop_run_once(loop, 5);
+        CHECK(a->rr_head == NULL && a->fair_flows == 0 && a->fair_flows_max == 2);
+        CHECK(a->fair_queued == BUSY + 1 && a->fair_turns >= 3);
+        for (int i = 0; i < BUSY; i++) {
+            buf_t got;
+            buf_init(&got, 1 << 20);
+            t_drain(fds[i], &got);
+            answered += strncmp(buf_str(&got), "HTTP/1.1 200 OK\r\n", 17) == 0;
+            buf_free(&got);
+        }
+        CHECK(answered == BUSY + 1);
+    }
+    apiserver_destroy(&a);
+    for (int i = 0; i <= BUSY; i++)
+        close(fds[i]);
+    loop_destroy(&loop);
+    return failed;
+}
+
 int apiserver_test(bool verbose)
 {
     int failed = 0;
@@ -4622,6 +4881,8 @@ int apiserver_test(bool verbose)
     CHECK(a == NULL);
     apiserver_destroy(&a);
     loop_destroy(&loop);
+    failed += t_fairness(true);
+    failed += t_fairness(false);
     return SELFTEST_RESULT("apiserver", verbose);
 }
 

@@ -36,6 +36,14 @@
  *   (as a cluster add-on would; a user may delete or replace them), and with simulate its
  *   controller writes their status and GET|POST|PUT|DELETE
  *   /kubesim/gateways/{ns}/{gateway}/proxy/{path} sends a request through a Gateway;
+ * - fairness between clients (unless no_fairness), after kube's API Priority and Fairness: a
+ *   request is queued in its flow, the client's identity (the client certificate or bearer
+ *   token over TLS, else the User-Agent), and the flows with queued requests are served
+ *   round-robin, at most APISERVER_FAIR_SEATS requests per loop turn, each answer written as it
+ *   is made; so a client sending one request at a time (kubectl create -f) waits for at most
+ *   one request of each other busy client and one turn, not for everything a controller has
+ *   in flight. Nothing is refused (no 429): the queues are bounded by the connections, each
+ *   holding at most one request;
  * - /kubesim/... admin endpoints for fault injection (see apiserver_fault_t and the README).
  * The objstore is exposed so in-process simulators (kubelet, scheduler, Ray heads) can read and
  * write objects; their writes reach watchers the same way.
@@ -62,6 +70,8 @@
 #define APISERVER_NODE_MEMORY "64Gi"
 #define APISERVER_NODE_PODS "110"
 #define APISERVER_GIT_VERSION "v1.32.0-kubesim" /* /version gitVersion */
+#define APISERVER_FAIR_SEATS 8 /* requests served per loop turn when fair */
+#define APISERVER_FLOW_BUCKETS 256 /* hash buckets of the active flows */
 
 typedef struct apiserver apiserver_t;
 
@@ -86,6 +96,7 @@ typedef struct {
                                       Nodes are then the kubelet's (`nodes` of them) */
     bool no_gateway_api; /* do not install the Gateway API add-on (sim/gateway.h: its CRDs at
                             boot and, with simulate, its controller and data plane) */
+    bool no_fairness; /* serve requests in arrival order instead of fairly between clients */
 } apiserver_opts_t;
 
 /* An injected error rule: requests matching verb and resource fail with `code` at `rate`. */
@@ -144,6 +155,10 @@ void apiserver_clear_faults(apiserver_t *a);
 
 /* Adds fixed + uniform random [0, jitter) latency to every API request. */
 void apiserver_set_latency(apiserver_t *a, int64_t fixed_ms, int64_t jitter_ms);
+
+/* Turns fairness between clients on or off (apiserver_opts_t.no_fairness); requests queued
+ * already are served in their turns. */
+void apiserver_set_fairness(apiserver_t *a, bool on);
 
 /* The next `count` API requests get 429 TooManyRequests with Retry-After: retry_after_s. */
 void apiserver_throttle(apiserver_t *a, int count, int retry_after_s);

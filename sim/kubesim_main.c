@@ -72,6 +72,9 @@ static void s_usage(FILE *f)
            "  --gateway-api on|off   Gateway API add-on: gateway.networking.k8s.io/v1 CRDs\n"
            "                         (GatewayClass, Gateway, HTTPRoute) installed at boot and,\n"
            "                         with --simulate on, a gateway controller (default on)\n"
+           "  --fairness on|off      serve clients fairly (by User-Agent, or credential over\n"
+           "                         TLS: round-robin, a few requests per turn, as kube's API\n"
+           "                         Priority and Fairness) or in arrival order (default on)\n"
            "  --pod-start-ms N       pod bound -> Running delay (default 0)\n"
            "  --pod-ready-ms N       Running -> Ready delay (default 0)\n"
            "  --pod-jitter-ms N      random 0..N ms added to each pod stage\n"
@@ -94,7 +97,8 @@ static void s_usage(FILE *f)
            "  ray-head   {\"namespace\":NS,\"pod\":HEADPOD,\"gcsDown\":BOOL,\"restart\":BOOL}\n"
            "and faults ({\"rules\":[{\"verb\",\"resource\",\"rate\",\"code\"} or with\n"
            "\"after\":\"drop\"|\"timeout\" instead of a code: done, then the answer lost]}),\n"
-           "latency, throttle, drop-watches, compact, bookmark; GET stats;\n"
+           "latency, throttle, drop-watches, compact, bookmark, fairness ({\"on\":BOOL});\n"
+           "GET stats;\n"
            "GET forbidden: the 403s answered so far by user, verb and resource (DELETE resets).\n"
            "GET ray-submissions[?submissionId=ID]: POST /api/jobs/ counted over every\n"
            "simulated head, live or gone ({\"attempts\":N,\"accepted\":N,...}).\n"
@@ -167,6 +171,7 @@ static const char *s_rule(const char *flag)
         {"--minor", "at most 3 characters, such as 32"},
         {"--simulate", "on or off"},
         {"--gateway-api", "on or off"},
+        {"--fairness", "on or off"},
         {"--log-level", "one of debug, info, warn, error"},
         {"--fault", "VERB:RESOURCE:RATE[:CODE], at most 64 of them"},
     };
@@ -305,6 +310,8 @@ int main(int argc, char **argv)
             o.simulate = strcmp(v, "on") == 0;
         else if (strcmp(a, "--gateway-api") == 0 && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0))
             o.no_gateway_api = strcmp(v, "off") == 0;
+        else if (strcmp(a, "--fairness") == 0 && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0))
+            o.no_fairness = strcmp(v, "off") == 0;
         else if (strcmp(a, "--pod-start-ms") == 0 && s_num(v, 3600000, &n))
             ko.create_ms = n;
         else if (strcmp(a, "--pod-ready-ms") == 0 && s_num(v, 3600000, &n))

@@ -16,7 +16,8 @@
  * <state>/logs/<name>.log. Requests go through common/http on a loop of this process.
  *
  * Also: RayCluster creation at a pace (or unpaced) with K requests in flight, recording when each
- * create was acknowledged (or of any namespaced object from a template: fleet_create_objs());
+ * create was acknowledged (or of any namespaced object from a template: fleet_create_objs(); on
+ * a client of the caller's, e.g. one request at a time as kubectl: fleet_create_run());
  * readiness counted from the watcher's observed.db; audit rows of every replica's database; VmRSS
  * and CPU seconds of the children from /proc.
  */
@@ -81,6 +82,8 @@ typedef struct {
     const char *submitter_gates; /* its --feature-gates (e.g. "RayCronJob=true"), or NULL */
     bool serveup; /* also start rayfleet-serve-upgrade (the RayService controller) */
     const char *steady_poll; /* its --steady-poll (NULL: its default) */
+    const char *kubesim_flag; /* one more kubesim flag (e.g. "--fairness"), or NULL */
+    const char *kubesim_value; /* its value (e.g. "off") */
 } fleet_opts_t;
 
 typedef struct {
@@ -502,13 +505,22 @@ FLEET_FN int fleet_start(fleet_t *f, const fleet_opts_t *o)
     snprintf(kc, sizeof(kc), "%s/kubeconfig", f->dir);
     snprintf(nodes, sizeof(nodes), "%d", o->nodes);
     snprintf(lat, sizeof(lat), "%d", o->latency_ms);
-    char *kargv[] = {NULL,   "--port",
-                     "0",    "--nodes",
-                     nodes,  "--latency-ms",
-                     lat,    "--ready-file",
-                     ready,  "--kubeconfig-out",
-                     kc,     "--log-level",
-                     "warn", NULL};
+    char *kargv[] = {NULL,
+                     "--port",
+                     "0",
+                     "--nodes",
+                     nodes,
+                     "--latency-ms",
+                     lat,
+                     "--ready-file",
+                     ready,
+                     "--kubeconfig-out",
+                     kc,
+                     "--log-level",
+                     "warn",
+                     (char *)o->kubesim_flag,
+                     (char *)o->kubesim_value,
+                     NULL};
     f->kubesim = fleet_spawn(f, "kubesim", "kubesim", kargv);
     double deadline = fleet_now() + FLEET_READY_MS / 1000.0;
     while (fleet_now() < deadline) {
@@ -672,21 +684,33 @@ typedef struct fleet_create fleet_create_t;
 typedef struct {
     fleet_create_t *c; /* the run */
     size_t i; /* the index being created */
+    double sent; /* monotonic time the request was started */
     char url[512]; /* request URL */
     char body[FLEET_BODY_MAX]; /* request body */
 } fleet_slot_t;
 
+/* What fleet_create_run() creates and how; a field left 0/NULL takes the default shown. */
+typedef struct {
+    const char *coll; /* collection path; NULL: RayClusters */
+    json_t *tmpl; /* object template (name and namespace set per object); NULL: f->cr */
+    const char *prefix; /* name prefix: objects are <prefix>-NNNNNN */
+    size_t n; /* objects to create */
+    double rate; /* creates per second, 0: unpaced */
+    int64_t *acked_ms; /* acked_ms[i]: wall-clock ms at the 201 (0 when it failed) */
+    void (*tick)(void *); /* run every loop turn, or NULL */
+    void *tick_arg; /* its argument */
+    bool pods; /* create bare pods (the raw baseline) instead */
+    http_client_t *http; /* the client to send with; NULL: f->http */
+    int inflight; /* requests in flight at once, 1..FLEET_INFLIGHT; 0: FLEET_INFLIGHT */
+    int64_t *lat_us; /* NULL, or lat_us[i]: request started -> answered, microseconds */
+} fleet_create_opts_t;
+
 struct fleet_create {
     fleet_t *f; /* the fleet */
-    const char *prefix; /* name prefix */
-    size_t n; /* RayClusters to create */
-    double rate; /* creates per second, 0: unpaced */
-    bool pods; /* create bare pods (the raw baseline) instead of RayClusters */
-    const char *coll; /* fleet_create_objs(): collection path; NULL: RayClusters */
-    json_t *tmpl; /* fleet_create_objs(): object template; NULL: f->cr */
+    fleet_create_opts_t o; /* what to create */
+    http_client_t *http; /* the client */
     size_t started, done, failed; /* progress */
     double t0; /* monotonic start */
-    int64_t *acked_ms; /* acked_ms[i]: wall-clock ms at the 201 */
     fleet_slot_t slots[FLEET_INFLIGHT]; /* requests in flight */
     bool busy[FLEET_INFLIGHT]; /* slot in use */
 };
@@ -699,13 +723,16 @@ FLEET_FN void fleet_create_done(http_client_t *client, http_response_t *resp, vo
     fleet_create_t *c = s->c;
     c->done++;
     c->busy[s - c->slots] = false;
+    if (c->o.lat_us)
+        c->o.lat_us[s->i] = (int64_t)((fleet_now() - s->sent) * 1e6);
     if (resp->err || resp->status != 201) {
         if (c->failed++ == 0)
             fprintf(stderr, "fleet: create %s: HTTP %ld %.200s\n", s->url, resp->status,
                     resp->body.len ? buf_str(&resp->body) : err_str(resp->err));
         return;
     }
-    c->acked_ms[s->i] = fleet_wall_ms();
+    if (c->o.acked_ms)
+        c->o.acked_ms[s->i] = fleet_wall_ms();
 }
 
 FLEET_FN void fleet_create_start(fleet_create_t *c, int k)
@@ -716,8 +743,8 @@ FLEET_FN void fleet_create_start(fleet_create_t *c, int k)
     snprintf(s->url, sizeof(s->url), "%s/apis/ray.io/v1/namespaces/%s/rayclusters", c->f->base,
              FLEET_NS);
     char name[96];
-    snprintf(name, sizeof(name), "%s-%06zu", c->prefix, s->i);
-    if (c->pods) {
+    snprintf(name, sizeof(name), "%s-%06zu", c->o.prefix, s->i);
+    if (c->o.pods) {
         snprintf(s->url, sizeof(s->url), "%s/api/v1/namespaces/%s/pods", c->f->base, FLEET_NS);
         int len = snprintf(
             s->body, sizeof(s->body),
@@ -737,16 +764,17 @@ FLEET_FN void fleet_create_start(fleet_create_t *c, int k)
                                .on_done = fleet_create_done,
                                .arg = s};
         c->busy[k] = true;
-        if (http_request(c->f->http, &preq) < 0) {
+        s->sent = fleet_now();
+        if (http_request(c->http, &preq) < 0) {
             c->busy[k] = false;
             c->done++;
             c->failed++;
         }
         return;
     }
-    json_t *obj = c->tmpl ? c->tmpl : c->f->cr;
-    if (c->coll)
-        snprintf(s->url, sizeof(s->url), "%s%s", c->f->base, c->coll);
+    json_t *obj = c->o.tmpl ? c->o.tmpl : c->f->cr;
+    if (c->o.coll)
+        snprintf(s->url, sizeof(s->url), "%s%s", c->f->base, c->o.coll);
     json_t *md = json_object_get(obj, "metadata");
     json_object_set_new(md, "name", json_string(name));
     json_object_set_new(md, "namespace", json_string(FLEET_NS));
@@ -762,25 +790,55 @@ FLEET_FN void fleet_create_start(fleet_create_t *c, int k)
                           .on_done = fleet_create_done,
                           .arg = s};
     c->busy[k] = true;
-    if (len == 0 || len >= sizeof(s->body) || http_request(c->f->http, &req) < 0) {
+    s->sent = fleet_now();
+    if (len == 0 || len >= sizeof(s->body) || http_request(c->http, &req) < 0) {
         c->busy[k] = false;
         c->done++;
         c->failed++;
     }
 }
 
+/* Creates o->n objects named <prefix>-NNNNNN (see fleet_create_opts_t) at o->rate/s (0: as fast
+ * as o->inflight requests in flight go). Returns the failures. */
+FLEET_FN size_t fleet_create_run(fleet_t *f, const fleet_create_opts_t *o)
+{
+    fleet_create_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return o->n;
+    int inflight = o->inflight > 0 && o->inflight < FLEET_INFLIGHT ? o->inflight : FLEET_INFLIGHT;
+    *c = (fleet_create_t){.f = f, .o = *o, .http = o->http ? o->http : f->http};
+    c->t0 = fleet_now();
+    while (c->done < o->n) {
+        for (int k = 0; k < inflight && c->started < o->n; k++) {
+            if (c->busy[k])
+                continue;
+            if (o->rate > 0 && (double)c->started / o->rate > fleet_now() - c->t0)
+                break;
+            fleet_create_start(c, k);
+        }
+        loop_run_once(f->loop, 1);
+        if (o->tick)
+            o->tick(o->tick_arg);
+    }
+    size_t failed = c->failed;
+    free(c);
+    return failed;
+}
+
 /* Creates n RayClusters named <prefix>-NNNNNN at `rate`/s (0: as fast as FLEET_INFLIGHT
  * requests in flight go); acked_ms[i] receives each acknowledgement's wall-clock time (0 when
  * it failed). `tick` (may be NULL) runs every loop turn. pods: bare pods instead (the raw
  * baseline). Returns the failures. */
-FLEET_FN size_t fleet_create_objs(fleet_t *f, const char *coll, json_t *tmpl, const char *prefix,
-                                  size_t n, double rate, int64_t *acked_ms, void (*tick)(void *),
-                                  void *tick_arg, bool pods);
-
 FLEET_FN size_t fleet_create(fleet_t *f, const char *prefix, size_t n, double rate,
                              int64_t *acked_ms, void (*tick)(void *), void *tick_arg, bool pods)
 {
-    return fleet_create_objs(f, NULL, NULL, prefix, n, rate, acked_ms, tick, tick_arg, pods);
+    return fleet_create_run(f, &(fleet_create_opts_t){.prefix = prefix,
+                                                      .n = n,
+                                                      .rate = rate,
+                                                      .acked_ms = acked_ms,
+                                                      .tick = tick,
+                                                      .tick_arg = tick_arg,
+                                                      .pods = pods});
 }
 
 /* Like fleet_create(), for objects of template `tmpl` (name and namespace set per object) POSTed
@@ -790,33 +848,15 @@ FLEET_FN size_t fleet_create_objs(fleet_t *f, const char *coll, json_t *tmpl, co
                                   size_t n, double rate, int64_t *acked_ms, void (*tick)(void *),
                                   void *tick_arg, bool pods)
 {
-    fleet_create_t *c = calloc(1, sizeof(*c));
-    if (!c)
-        return n;
-    *c = (fleet_create_t){.f = f,
-                          .prefix = prefix,
-                          .n = n,
-                          .rate = rate,
-                          .acked_ms = acked_ms,
-                          .pods = pods,
-                          .coll = coll,
-                          .tmpl = tmpl};
-    c->t0 = fleet_now();
-    while (c->done < n) {
-        for (int k = 0; k < FLEET_INFLIGHT && c->started < n; k++) {
-            if (c->busy[k])
-                continue;
-            if (rate > 0 && (double)c->started / rate > fleet_now() - c->t0)
-                break;
-            fleet_create_start(c, k);
-        }
-        loop_run_once(f->loop, 1);
-        if (tick)
-            tick(tick_arg);
-    }
-    size_t failed = c->failed;
-    free(c);
-    return failed;
+    return fleet_create_run(f, &(fleet_create_opts_t){.coll = coll,
+                                                      .tmpl = tmpl,
+                                                      .prefix = prefix,
+                                                      .n = n,
+                                                      .rate = rate,
+                                                      .acked_ms = acked_ms,
+                                                      .tick = tick,
+                                                      .tick_arg = tick_arg,
+                                                      .pods = pods});
 }
 
 /* ---- observing --------------------------------------------------------------------------- */
