@@ -52,9 +52,11 @@ npods() {
         python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))' 2>/dev/null || echo 0
 }
 
-python3 - "$nrc" >"$tmp/rcs.json" <<'PY'
+# the RayClusters of round R (names ak-R-NNN) -> $tmp/rcs-R.json
+make_rcs() {
+python3 - "$nrc" "$1" >"$tmp/rcs-$1.json" <<'PY'
 import json, sys
-n = int(sys.argv[1])
+n, rnd = int(sys.argv[1]), int(sys.argv[2])
 def container(name):
     return {"name": name, "image": "rayproject/ray:2.46.0",
             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
@@ -68,7 +70,7 @@ for i in range(n):
     tmpl = lambda c: {"metadata": {"labels": {"rayfleet.io/test": "audit-kill"}},
                       "spec": {"containers": [c]}}
     items.append({"apiVersion": "ray.io/v1", "kind": "RayCluster",
-        "metadata": {"name": "ak-%03d" % i, "namespace": "default"},
+        "metadata": {"name": "ak-%d-%03d" % (rnd, i), "namespace": "default"},
         "spec": {"rayVersion": "2.46.0",
                  "headGroupSpec": {"rayStartParams": {}, "template": tmpl(head)},
                  "workerGroupSpecs": [{"groupName": "w", "replicas": 3, "minReplicas": 0,
@@ -76,6 +78,7 @@ for i in range(n):
                      "template": tmpl(container("ray-worker"))}]}})
 json.dump({"apiVersion": "v1", "kind": "List", "items": items}, sys.stdout)
 PY
+}
 
 # Kills the scheduler (frozen 0.5 s first: the creates already sent are applied by kubesim, after
 # its latency, while the scheduler cannot read their answers; then killed: answered, never
@@ -89,9 +92,10 @@ kill_once() {
 # for the kills, and the creates of a frozen scheduler are applied (its connections stay open)
 curl -s --max-time 10 -X POST -H 'Content-Type: application/json' -d '{"latencyMs":300}' \
     "$url/kubesim/faults" >/dev/null || bad "kubesim latency set"
-k create -f "$tmp/rcs.json" >/dev/null 2>"$tmp/create.err" && ok "$nrc RayClusters created" \
-    || { bad "$nrc RayClusters created"; sed 's/^/    | /' "$tmp/create.err"; }
-total=$((nrc * 4))
+# A round creates nrc RayClusters and kills the scheduler while their pods are made. The kill
+# must land between a create's commit and its answer; a scheduler that restarts and makes every
+# remaining pod in one burst can leave no such create, so a round that ends without one is
+# followed by another (at most AUDIT_KILL_ROUNDS, default 3) on new RayClusters.
 # pods in kubesim whose create row is still pending (the answer never recorded) -> $tmp/pending
 pending_live() {
     ctlx audit --output json --limit 100000 >"$tmp/audit.json" 2>"$tmp/audit.err" || return 1
@@ -109,22 +113,39 @@ PY
     [[ -s $tmp/pending ]]
 }
 kills=0
-last=0
-# Kills while pods are being created (each once the restarted scheduler has made a few more),
-# until one kill has left a pod whose create was answered and never recorded, or every pod exists
-# (then the run proves nothing about that window: it fails and says so).
-for _ in $(seq 1200); do
-    ((kills >= kills_want)) && break
-    p=$(npods)
-    ((p >= total)) && break
-    if ((p > last + 2)); then
-        kill_once && kills=$((kills + 1))
-        sleep 0.5
-        pending_live && break
-        last=$(npods)
-    fi
-    sleep 0.05
+rounds=0
+rounds_want=${AUDIT_KILL_ROUNDS:-3}
+for rnd in $(seq "$rounds_want"); do
+    make_rcs "$rnd"
+    last=$(npods)
+    # created in the background (one POST per RayCluster, each 300 ms late): the kills start
+    # while the RayClusters are still arriving
+    k create -f "$tmp/rcs-$rnd.json" >/dev/null 2>"$tmp/create.err" &
+    creator=$!
+    rounds=$rnd
+    total=$((rnd * nrc * 4))
+    round_kills=0
+    # Kills while pods are being created (each once the restarted scheduler has made a few
+    # more), until one kill has left a pod whose create was answered and never recorded, or
+    # every pod of the round exists.
+    for _ in $(seq 1200); do
+        ((round_kills >= kills_want)) && break
+        p=$(npods)
+        ((p >= total)) && break
+        if ((p > last + 2)); then
+            kill_once && kills=$((kills + 1)) && round_kills=$((round_kills + 1))
+            sleep 0.5
+            pending_live && break
+            last=$(npods)
+        fi
+        sleep 0.05
+    done
+    if wait "$creator"; then ok "$nrc RayClusters created (round $rnd)"; else
+        bad "$nrc RayClusters created (round $rnd)"; sed 's/^/    | /' "$tmp/create.err"; fi
+    pending_live && break
+    echo "# round $rnd: $round_kills kill(s), no create left pending; another round"
 done
+nrc=$((rounds * nrc))
 curl -s --max-time 10 -X DELETE "$url/kubesim/faults" >/dev/null || bad "kubesim latency cleared"
 if ((kills >= 1)); then ok "rayfleet-scheduler killed $kills times while creating pods"; else
     bad "rayfleet-scheduler killed while creating pods (the pods were all made first)"; fi

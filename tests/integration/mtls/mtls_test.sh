@@ -69,16 +69,20 @@ has "KubeRay's Warning: cert-manager is not installed" \
     "^Warning tlsOptions requires cert-manager, but cert-manager is not installed$"
 
 # ---- 2. cert-manager installed ------------------------------------------------------------------
+# The RayCluster goes away while cert-manager is installed and the CA Issuer's name is taken (below),
+# then comes back: a retry of the scheduler landing in between would otherwise make a working CA
+# Issuer first and the hold below could not be seen.
+kc_ delete raycluster $c --wait=true >/dev/null || bad "RayCluster deleted"
 kc_ apply -f "$here/crds/cert-manager.yaml" >/dev/null && ok "cert-manager CRDs installed" ||
     bad "cert-manager CRDs installed"
 tl_wait 10 kc_ get certificates.cert-manager.io
-uid=$(kc_ get raycluster $c -o jsonpath='{.metadata.uid}')
-ca_secret="$c-ca-secret-${uid:0:8}"
 # The CA Issuer taken by an Issuer of that name whose type cert-manager cannot serve: the leaf
 # Certificates are made but never become Ready, so the pods must wait (the hold, not a failure).
 printf 'apiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata: {name: ray-ca-issuer-%s}\nspec: {vault: {}}\n' \
-    "$c" | kc_ apply -f - >/dev/null
-kc_ annotate raycluster $c rayfleet.test/poke=1 --overwrite >/dev/null # a pass now, not after backoff
+    "$c" | kc_ create -f - >/dev/null || bad "the CA Issuer's name taken"
+kc_ apply -f "$tmp/rc.yaml" >/dev/null || bad "RayCluster applied again"
+uid=$(kc_ get raycluster $c -o jsonpath='{.metadata.uid}')
+ca_secret="$c-ca-secret-${uid:0:8}"
 leaf_pending() {
     [[ $(kc_ get certificate ray-head-cert-$c -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}') == DoesNotExist &&
         $(kc_ get certificate ray-worker-cert-$c -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}') == DoesNotExist ]]
