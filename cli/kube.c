@@ -30,12 +30,17 @@ typedef struct {
 
 kube_t *kube_open(const char *path, buf_t *err)
 {
+    return kube_open_context(path, NULL, err);
+}
+
+kube_t *kube_open_context(const char *path, const char *context, buf_t *err)
+{
     kube_t *k = calloc(1, sizeof(*k));
     if (!k) {
         buf_puts(err, "out of memory");
         return NULL;
     }
-    if (kubeconfig_load(path, NULL, &k->kc, err) != 0)
+    if (kubeconfig_load(path, context, &k->kc, err) != 0)
         goto fail;
     k->loop = loop_new();
     if (!k->loop) {

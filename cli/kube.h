@@ -32,6 +32,9 @@ typedef enum {
  * NULL after appending a reason to `err`. */
 kube_t *kube_open(const char *path, buf_t *err);
 
+/* kube_open() with the kubeconfig's context `context` (NULL: its current-context). */
+kube_t *kube_open_context(const char *path, const char *context, buf_t *err);
+
 /* Closes the client and NULLs *k_p. NULL-safe. */
 void kube_close(kube_t **k_p);
 

@@ -510,13 +510,16 @@ static const args_opt_t s_status_opts[] = {
      "State directory of 'rayfleetctl up'; its kubeconfig is used "
      "(default " LAUNCH_DEFAULT_STATE_DIR ")."},
     {"kubeconfig", "FILE", "Read this cluster instead of the state directory's."},
+    {"context", "NAME",
+     "The kubeconfig context to read (default its current one); with 'up --members', "
+     "member-<i> shows that member's objects and management the management cluster's."},
     {NULL, NULL, NULL},
 };
 
 int status_main(int argc, char **argv)
 {
     args_t a;
-    int pr = args_parse("status", "[--state-dir DIR | --kubeconfig FILE]",
+    int pr = args_parse("status", "[--state-dir DIR | --kubeconfig FILE] [--context NAME]",
                         "Shows the Ray objects of the cluster (RayClusters, RayJobs, RayServices) "
                         "with their state, replica counts, resources and head IP; with several "
                         "scheduler replicas (up --scheduler-replicas N), each replica and the "
@@ -550,7 +553,8 @@ int status_main(int argc, char **argv)
     }
     buf_t err;
     buf_init(&err, KUBE_ERR_MAX);
-    kube_t *k = kube_open(kc, &err);
+    const char *ctx = args_str(&a, "context");
+    kube_t *k = kube_open_context(kc, ctx, &err);
     if (!k) {
         fprintf(stderr, "rayfleetctl status: kubeconfig %s: %s\n", kc, buf_str(&err));
         buf_free(&err);
@@ -559,11 +563,15 @@ int status_main(int argc, char **argv)
     buf_free(&err);
     char fed[PATH_MAX];
     snprintf(fed, sizeof(fed), "%s/%s", dir ? dir : ".", LAUNCH_FEDERATION_FILE);
-    bool unplaced = dir && access(fed, R_OK) == 0;
+    bool federation = dir && access(fed, R_OK) == 0;
+    /* a federation's management cluster is the kubeconfig's current context (up writes it so) */
+    bool unplaced = federation && (!ctx || strcmp(ctx, "management") == 0);
     if (unplaced)
         printf("Federation (%s): this is the management cluster; %s. Members: 'rayfleetctl "
-               "members', their objects: kubectl --context member-<i>.\n\n",
+               "members', their objects: 'rayfleetctl status --context member-<i>'.\n\n",
                fed, LAUNCH_NOT_PLACED);
+    else if (federation)
+        printf("Federation (%s): member cluster %s.\n\n", fed, ctx);
     int r = s_clusters(k, unplaced);
     if (r == 0)
         r = s_jobs(k, unplaced);

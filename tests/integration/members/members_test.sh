@@ -58,6 +58,9 @@ done
 kcx member-2 apply -f "$example" >/dev/null
 if kcx member-2 wait --for=jsonpath='{.status.state}'=ready raycluster/demo --timeout=60s >/dev/null 2>&1; then
     ok "a RayCluster on member-2 becomes ready there"; else bad "the RayCluster on member-2 is not ready"; fi
+has "status --context member-2 lists it as ready" "$("$ctl" status --state-dir "$state" --context member-2 2>&1)" \
+    "^default +demo +ready "
+expect_code "status --context of an unknown context: refused" 1 "$ctl" status --state-dir "$state" --context member-9
 check "member-2 runs its 3 pods" test "$(kcx member-2 get pods -l ray.io/cluster=demo --no-headers 2>/dev/null | wc -l)" -eq 3
 check "member-1 has no RayCluster" test "$(kcx member-1 get rayclusters --no-headers 2>/dev/null | wc -l)" -eq 0
 check "member-1 has no pod" test "$(kcx member-1 get pods -A --no-headers 2>/dev/null | wc -l)" -eq 0
