@@ -280,7 +280,7 @@ int main(int argc, char **argv)
             }
             ok[ri][rf] = true;
             failures += (rf == 1 && r->ready_s < 0) || r->failed > 0 || r->connects != 1;
-            char label[16];
+            char label[24];
             snprintf(label, sizeof(label), "%zu", ri + 1);
             for (int m = 0; m < 2; m++)
                 if (fixed < 0 || fixed == (m == 0))
