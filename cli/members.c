@@ -3,6 +3,8 @@
  */
 #include "members.h"
 
+#include "fedcfg.h"
+
 #include "args.h"
 #include "buf.h"
 #include "err.h"
@@ -41,15 +43,16 @@ static const char *s_state(const args_t *a)
     return args_str(a, "state-dir") ? args_str(a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR;
 }
 
-/* STATE/federation.yaml's `federation:` object (a new reference), or NULL after printing why. */
-static json_t *s_federation(const char *cmd, const char *state)
+/* STATE/federation.yaml read and checked by fleet/fedcfg into *out (fedcfg_free() it). Returns
+ * 0, or -1 after printing why (the error names the file, line, path and rule). */
+static int s_federation(const char *cmd, const char *state, fedcfg_t *out)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", state, LAUNCH_FEDERATION_FILE);
-    json_t *docs = NULL;
+    json_t *docs = NULL, *marks = NULL;
     buf_t err;
     buf_init(&err, S_ERR_MAX);
-    int rc = yaml_load_file(path, MEMBERS_MAX_FILE, &docs, &err);
+    int rc = yaml_load_file_marks(path, MEMBERS_MAX_FILE, &docs, &marks, &err);
     if (rc == ERR_NOTFOUND || rc == ERR_IO) {
         fprintf(stderr,
                 "rayfleetctl %s: no %s (run 'rayfleetctl up --sim --members N --state-dir %s' "
@@ -57,18 +60,20 @@ static json_t *s_federation(const char *cmd, const char *state)
                 cmd, path, state);
     } else if (rc != 0) {
         fprintf(stderr, "rayfleetctl %s: %s\n", cmd, buf_str(&err));
+    } else {
+        rc = fedcfg_parse(json_object_get(json_array_get(docs, 0), "federation"), marks, path, out,
+                          &err);
+        if (rc == 0 && out->nmembers == 0) {
+            (void)buf_printf(&err, "%s: federation.members: must be a non-empty list", path);
+            rc = ERR_INVAL;
+        }
+        if (rc != 0)
+            fprintf(stderr, "rayfleetctl %s: %s\n", cmd, buf_str(&err));
     }
     buf_free(&err);
-    json_t *fed = json_object_get(json_array_get(docs, 0), "federation");
-    json_t *members = json_object_get(fed, "members");
-    if (rc == 0 && (!json_is_array(members) || json_array_size(members) == 0)) {
-        fprintf(stderr, "rayfleetctl %s: %s: federation.members: must be a non-empty list\n", cmd,
-                path);
-        fed = NULL;
-    }
-    json_incref(fed);
     json_decref(docs);
-    return rc == 0 ? fed : NULL;
+    json_decref(marks);
+    return rc == 0 ? 0 : -1;
 }
 
 /* Index in rows[0..n) of the cluster called `name`, or -1. */
@@ -202,24 +207,19 @@ int members_main(int argc, char **argv)
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
     const char *state = s_state(&a);
-    json_t *fed = s_federation("members", state);
-    if (!fed)
+    fedcfg_t fed;
+    if (s_federation("members", state, &fed) != 0) {
+        fedcfg_free(&fed);
         return 1;
-    json_t *list = json_object_get(fed, "members");
-    size_t n = json_array_size(list);
+    }
+    size_t n = fed.nmembers;
     s_row_t *rows = calloc(n + 1, sizeof(*rows));
     int code = rows ? 0 : 1;
     size_t i;
-    json_t *mem;
-    json_array_foreach(list, i, mem)
-    {
-        if (code == 0 && fleet_member_init(&rows[i].m, jx_str(mem, "name", NULL),
-                                           json_object_get(mem, "labels")) != 0) {
-            fprintf(stderr, "rayfleetctl members: federation.members[%zu].name: required\n", i);
+    for (i = 0; code == 0 && i < n; i++)
+        if (fleet_member_init(&rows[i].m, fed.members[i].name, fed.members[i].labels) != 0)
             code = 1;
-        }
-    }
-    const char *mgmt = jx_str(fed, "management.name", LAUNCH_MANAGEMENT);
+    const char *mgmt = fed.management.name ? fed.management.name : LAUNCH_MANAGEMENT;
     if (code == 0 && fleet_member_init(&rows[n].m, mgmt, NULL) != 0)
         code = 1;
     if (code == 0 && s_read_rows(state, rows, n + 1) != 0)
@@ -248,7 +248,7 @@ int members_main(int argc, char **argv)
     for (i = 0; rows && i <= n; i++)
         fleet_member_free(&rows[i].m);
     free(rows);
-    json_decref(fed);
+    fedcfg_free(&fed);
     return code;
 }
 
@@ -316,12 +316,14 @@ int member_main(int argc, char **argv)
     if (args_int(&a, "member", "latency-ms", 1, 600000, MEMBERS_SLOW_MS, &latency) != 0)
         return 2;
     const char *state = s_state(&a);
-    json_t *fed = s_federation("member", state);
-    if (!fed)
+    fedcfg_t fed;
+    if (s_federation("member", state, &fed) != 0) {
+        fedcfg_free(&fed);
         return 1;
-    bool known = strcmp(jx_str(fed, "management.name", LAUNCH_MANAGEMENT), name) == 0 ||
-                 jx_array_find(json_object_get(fed, "members"), "name", name) != NULL;
-    json_decref(fed);
+    }
+    bool known = strcmp(fed.management.name ? fed.management.name : LAUNCH_MANAGEMENT, name) == 0 ||
+                 fedcfg_member(&fed, name) != NULL;
+    fedcfg_free(&fed);
     if (!known) {
         fprintf(stderr, "rayfleetctl member: NAME: '%s' is not a cluster of %s/%s\n", name, state,
                 LAUNCH_FEDERATION_FILE);
