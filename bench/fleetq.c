@@ -14,6 +14,7 @@
  *     lower-priority ones (choosing and minimising the victims).
  * The workloads are generated before timing starts (sizes 1-16 CPU, 1-64 GiB). No I/O is timed.
  */
+#include "benchclock.h"
 #include "fedcfg.h"
 #include "queue.h"
 
@@ -33,24 +34,6 @@ typedef struct {
     size_t rhead, rlen, rcap;
     uint64_t rng;
 } bench_t;
-
-static double s_clock(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double s_now(void)
-{
-    return s_clock(CLOCK_MONOTONIC);
-}
-
-/* CPU seconds of this process: steadier than wall time on a machine shared with others. */
-static double s_cpu(void)
-{
-    return s_clock(CLOCK_PROCESS_CPUTIME_ID);
-}
 
 static uint64_t s_rand(bench_t *b, uint64_t n)
 {
@@ -126,12 +109,12 @@ static double s_row(size_t nq, size_t blocked, size_t waiting, size_t decisions,
         if (s_add(q, &b, nq, &seq, 0) != 0)
             return -1;
     }
-    double t0 = s_now(), c0 = s_cpu(), tnext = 0;
+    double t0 = benchclock_now(), c0 = benchclock_cpu(), tnext = 0;
     size_t done = 0;
     while (done < decisions) {
-        double a = s_now();
+        double a = benchclock_now();
         fleet_workload_t *w = fleet_queue_next(q, s_fits, &b);
-        tnext += s_now() - a;
+        tnext += benchclock_now() - a;
         if (!w) {
             if (b.rlen == 0)
                 return -1;
@@ -150,8 +133,8 @@ static double s_row(size_t nq, size_t blocked, size_t waiting, size_t decisions,
         if (s_add(q, &b, nq - blocked, &seq, 0) != 0)
             return -1;
     }
-    double el = s_now() - t0;
-    *cpu_rate = (double)decisions / (s_cpu() - c0);
+    double el = benchclock_now() - t0;
+    *cpu_rate = (double)decisions / (benchclock_cpu() - c0);
     *next_us = tnext / (double)decisions * 1e6;
     fleet_queues_destroy(&q);
     free(b.run);
@@ -180,15 +163,15 @@ static double s_preempt_row(size_t admitted, size_t *victims, double *cpu_rate)
         return -1;
     fleet_workload_t *v[256];
     size_t n = 0, calls = 0;
-    double t0 = s_now(), c0 = s_cpu(), el = 0;
+    double t0 = benchclock_now(), c0 = benchclock_cpu(), el = 0;
     while (el < 1.0) {
         if (fleet_queue_preempt(q, w, s_fits_after, &b, v, 256, &n) != 0)
             return -1;
         calls++;
-        el = s_now() - t0;
+        el = benchclock_now() - t0;
     }
     *victims = n;
-    *cpu_rate = (double)calls / (s_cpu() - c0);
+    *cpu_rate = (double)calls / (benchclock_cpu() - c0);
     fleet_queues_destroy(&q);
     return (double)calls / el;
 }

@@ -10,6 +10,7 @@
  * hits both sides alike; the table gives the median rows/s of each and their ratio. The rows are
  * generated before timing starts; files live on tmpfs (/dev/shm) when there is one.
  */
+#include "benchclock.h"
 #include "log.h"
 #include "store.h"
 
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
 #include <unistd.h>
 
 #define BENCH_ROWS_DEFAULT 200000
@@ -41,25 +43,6 @@ typedef struct {
     char json[BENCH_JSON_VARIANTS][BENCH_JSON_MAX]; /* pod JSON bodies of about 1 KB */
     char summary[BENCH_JSON_VARIANTS][BENCH_JSON_MAX]; /* audit request summaries */
 } bench_t;
-
-static double s_clock(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double s_now(void)
-{
-    return s_clock(CLOCK_MONOTONIC);
-}
-
-/* CPU seconds of this process (user + system): steadier than wall time when other processes share
- * the machine, since every write goes to tmpfs and costs CPU only. */
-static double s_cpu(void)
-{
-    return s_clock(CLOCK_PROCESS_CPUTIME_ID);
-}
 
 /* A pod as the watcher would store it: metadata, labels, owner reference, spec and status. */
 static void s_make_json(char *out, size_t cap, int v)
@@ -217,8 +200,8 @@ static double s_plain_run(const bench_t *b, const char *path, bool audit, double
         return -1;
     }
     bool ok = true;
-    double t0 = s_now();
-    double c0 = s_cpu();
+    double t0 = benchclock_now();
+    double c0 = benchclock_cpu();
     for (size_t i = 0; i < b->rows && ok; i++) {
         if (i % b->batch == 0)
             ok = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
@@ -270,8 +253,8 @@ static double s_plain_run(const bench_t *b, const char *path, bool audit, double
         if (ok && (i % b->batch == b->batch - 1 || i == b->rows - 1))
             ok = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
     }
-    double dt = s_now() - t0;
-    double dc = s_cpu() - c0;
+    double dt = benchclock_now() - t0;
+    double dc = benchclock_cpu() - c0;
     sqlite3_finalize(st);
     if (ok && s_count(db, audit ? "audit" : "observed_objects") != (int64_t)b->rows)
         ok = false;
@@ -292,8 +275,8 @@ static double s_store_run(const bench_t *b, const char *path, bool audit, double
         return -1;
     }
     bool ok = true;
-    double t0 = s_now();
-    double c0 = s_cpu();
+    double t0 = benchclock_now();
+    double c0 = benchclock_cpu();
     for (size_t i = 0; i < b->rows && ok; i++) {
         if (audit) {
             store_audit_t r = s_audit_row(b, i);
@@ -304,8 +287,8 @@ static double s_store_run(const bench_t *b, const char *path, bool audit, double
         }
     }
     ok = ok && store_flush(s) == 0;
-    double dt = s_now() - t0;
-    double dc = s_cpu() - c0;
+    double dt = benchclock_now() - t0;
+    double dc = benchclock_cpu() - c0;
     store_stats_t st;
     store_stats(s, &st);
     store_destroy(&s);
@@ -418,11 +401,11 @@ int main(int argc, char **argv)
     double rate[2][2][BENCH_RUNS_MAX]; // [workload][0 store, 1 plain][run]
     double cpu_rate[2][2][BENCH_RUNS_MAX];
     bool failed = false;
-    double t_start = s_now();
+    double t_start = benchclock_now();
     size_t done = 0;
     for (size_t r = 0; r < runs && !failed; r++) {
-        double per_run = r ? (s_now() - t_start) / (double)r : 0;
-        if (r && s_now() - t_start + per_run > BENCH_BUDGET_S) {
+        double per_run = r ? (benchclock_now() - t_start) / (double)r : 0;
+        if (r && benchclock_now() - t_start + per_run > BENCH_BUDGET_S) {
             printf("bench-store: stopping after %zu runs to stay within %.0f s\n", r,
                    BENCH_BUDGET_S);
             break;
@@ -442,7 +425,7 @@ int main(int argc, char **argv)
         }
         done = r + 1;
     }
-    double elapsed = s_now() - t_start;
+    double elapsed = benchclock_now() - t_start;
     rmdir(dir);
     free(b->names);
     free(b);
