@@ -2,6 +2,7 @@
  * members: see members.h.
  */
 #include "members.h"
+#include "table.h"
 
 #include "fedcfg.h"
 
@@ -226,21 +227,27 @@ int members_main(int argc, char **argv)
         code = 1;
     if (code == 0) {
         int64_t now = rftime_now_ms();
-        printf("%-12s %-7s %-14s %-16s %-10s %-8s %-11s %s\n", "MEMBER", "NODES", "CPU", "MEMORY",
-               "GPU", "PODS", "RAYCLUSTERS", "HEALTHY");
-        for (i = 0; i < n; i++) {
+        table_t t = {.ncols = 8,
+                     .header = {"MEMBER", "NODES", "CPU", "MEMORY", "GPU", "PODS", "RAYCLUSTERS",
+                                "HEALTHY"}};
+        for (i = 0; code == 0 && i < n; i++) {
             s_row_t *r = &rows[i];
             size_t ok = fleet_member_finish(&r->m);
-            char nodes[32], cpu[64], memo[64], gpu[64], pods[64], health[400];
+            char nodes[32], cpu[64], memo[64], gpu[64], pods[64], rcs[24], health[400];
             snprintf(nodes, sizeof(nodes), "%zu/%zu", ok, r->m.nnodes);
             s_pair(&r->m, FLEET_RES_CPU, cpu, sizeof(cpu));
             s_pair(&r->m, FLEET_RES_MEMORY, memo, sizeof(memo));
             s_pair(&r->m, FLEET_RES_GPU, gpu, sizeof(gpu));
             s_pair(&r->m, FLEET_RES_PODS, pods, sizeof(pods));
+            snprintf(rcs, sizeof(rcs), "%zu", r->rayclusters);
             s_health(r, now, health, sizeof(health));
-            printf("%-12s %-7s %-14s %-16s %-10s %-8s %-11zu %s\n", r->m.name, nodes, cpu, memo,
-                   gpu, pods, r->rayclusters, health);
+            const char *row[] = {r->m.name, nodes, cpu, memo, gpu, pods, rcs, health};
+            if (table_row(&t, row) != 0)
+                code = 1;
         }
+        if (code == 0)
+            table_print(&t, stdout);
+        table_free(&t);
         if (rows[n].rayclusters)
             printf("\n%s: %zu RayCluster(s) not placed (placement not built yet; issue 16)\n", mgmt,
                    rows[n].rayclusters);

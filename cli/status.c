@@ -2,6 +2,7 @@
  * status: see status.h.
  */
 #include "status.h"
+#include "table.h"
 
 #include "args.h"
 #include "buf.h"
@@ -25,77 +26,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-/* A table being built: rows of owned cell strings. */
-typedef struct {
-    int ncols; /* columns */
-    const char *header[STATUS_MAX_COLS]; /* column titles (borrowed) */
-    char **cells; /* nrows * ncols owned strings */
-    size_t nrows; /* rows */
-    size_t cap; /* rows allocated */
-} s_table_t;
-
-static int s_row(s_table_t *t, const char *const *values)
-{
-    if (t->nrows >= STATUS_MAX_ROWS)
-        return ERR_TOOBIG;
-    if (t->nrows == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        char **c = realloc(t->cells, cap * (size_t)t->ncols * sizeof(char *));
-        if (!c)
-            return ERR_NOMEM;
-        t->cells = c;
-        t->cap = cap;
-    }
-    for (int i = 0; i < t->ncols; i++) {
-        const char *v = values[i] && values[i][0] ? values[i] : "-";
-        size_t len = strnlen(v, STATUS_CELL_MAX - 1);
-        char *s = malloc(len + 1);
-        if (!s) {
-            for (int j = 0; j < i; j++)
-                free(t->cells[t->nrows * (size_t)t->ncols + (size_t)j]);
-            return ERR_NOMEM;
-        }
-        memcpy(s, v, len);
-        s[len] = '\0';
-        for (char *p = s; *p; p++)
-            if (*p == '\n' || *p == '\t')
-                *p = ' ';
-        t->cells[t->nrows * (size_t)t->ncols + (size_t)i] = s;
-    }
-    t->nrows++;
-    return 0;
-}
-
-static void s_print(const s_table_t *t, FILE *f)
-{
-    size_t w[STATUS_MAX_COLS];
-    for (int i = 0; i < t->ncols; i++) {
-        w[i] = strlen(t->header[i]);
-        for (size_t r = 0; r < t->nrows; r++) {
-            size_t l = strlen(t->cells[r * (size_t)t->ncols + (size_t)i]);
-            if (l > w[i])
-                w[i] = l;
-        }
-    }
-    for (int i = 0; i < t->ncols; i++)
-        fprintf(f, "%-*s%s", i + 1 < t->ncols ? (int)w[i] : 0, t->header[i],
-                i + 1 < t->ncols ? "   " : "\n");
-    for (size_t r = 0; r < t->nrows; r++)
-        for (int i = 0; i < t->ncols; i++)
-            fprintf(f, "%-*s%s", i + 1 < t->ncols ? (int)w[i] : 0,
-                    t->cells[r * (size_t)t->ncols + (size_t)i], i + 1 < t->ncols ? "   " : "\n");
-}
-
-static void s_table_free(s_table_t *t)
-{
-    for (size_t r = 0; r < t->nrows; r++)
-        for (int i = 0; i < t->ncols; i++)
-            free(t->cells[r * (size_t)t->ncols + (size_t)i]);
-    free(t->cells);
-    t->cells = NULL;
-    t->nrows = t->cap = 0;
-}
 
 /* kubectl's age format: 45s, 12m, 5h, 3d. */
 static void s_age(const char *ts, char *out, size_t size)
@@ -169,9 +99,9 @@ static int s_clusters(kube_t *k, bool unplaced)
     int r = s_list(k, "rayclusters", &list);
     if (r != 0)
         return r == ERR_NOTFOUND ? 0 : r;
-    s_table_t t = {.ncols = 12,
-                   .header = {"NAMESPACE", "NAME", "STATE", "DESIRED", "READY", "AVAILABLE", "CPUS",
-                              "MEMORY", "GPUS", "HEAD-POD-IP", "HEAD-READY", "AGE"}};
+    table_t t = {.ncols = 12,
+                 .header = {"NAMESPACE", "NAME", "STATE", "DESIRED", "READY", "AVAILABLE", "CPUS",
+                            "MEMORY", "GPUS", "HEAD-POD-IP", "HEAD-READY", "AGE"}};
     size_t i;
     json_t *o;
     json_array_foreach(jx_get(list, "items"), i, o)
@@ -193,13 +123,13 @@ static int s_clusters(kube_t *k, bool unplaced)
                              jx_str(o, "status.head.podIP", "-"),
                              s_condition(o, "HeadPodReady"),
                              age};
-        if ((r = s_row(&t, row)) != 0)
+        if ((r = table_row(&t, row)) != 0)
             break;
     }
     printf("RayClusters (%zu)\n", t.nrows);
     if (t.nrows)
-        s_print(&t, stdout);
-    s_table_free(&t);
+        table_print(&t, stdout);
+    table_free(&t);
     json_decref(list);
     return r;
 }
@@ -210,9 +140,9 @@ static int s_jobs(kube_t *k, bool unplaced)
     int r = s_list(k, "rayjobs", &list);
     if (r != 0)
         return r == ERR_NOTFOUND ? 0 : r;
-    s_table_t t = {.ncols = 9,
-                   .header = {"NAMESPACE", "NAME", "JOB-STATUS", "DEPLOYMENT", "CLUSTER", "JOB-ID",
-                              "START", "END", "AGE"}};
+    table_t t = {.ncols = 9,
+                 .header = {"NAMESPACE", "NAME", "JOB-STATUS", "DEPLOYMENT", "CLUSTER", "JOB-ID",
+                            "START", "END", "AGE"}};
     size_t i;
     json_t *o;
     json_array_foreach(jx_get(list, "items"), i, o)
@@ -228,13 +158,13 @@ static int s_jobs(kube_t *k, bool unplaced)
                              jx_str(o, "status.startTime", "-"),
                              jx_str(o, "status.endTime", "-"),
                              age};
-        if ((r = s_row(&t, row)) != 0)
+        if ((r = table_row(&t, row)) != 0)
             break;
     }
     printf("\nRayJobs (%zu)\n", t.nrows);
     if (t.nrows)
-        s_print(&t, stdout);
-    s_table_free(&t);
+        table_print(&t, stdout);
+    table_free(&t);
     json_decref(list);
     return r;
 }
@@ -247,9 +177,9 @@ static int s_services(kube_t *k, bool unplaced)
         return r == ERR_NOTFOUND ? 0 : r;
     /* the CRD's printer columns (service status, num serve endpoints), then the conditions and
      * the clusters */
-    s_table_t t = {.ncols = 9,
-                   .header = {"NAMESPACE", "NAME", "SERVICE-STATUS", "SERVE-ENDPOINTS", "READY",
-                              "UPGRADING", "ACTIVE-CLUSTER", "PENDING-CLUSTER", "AGE"}};
+    table_t t = {.ncols = 9,
+                 .header = {"NAMESPACE", "NAME", "SERVICE-STATUS", "SERVE-ENDPOINTS", "READY",
+                            "UPGRADING", "ACTIVE-CLUSTER", "PENDING-CLUSTER", "AGE"}};
     size_t i;
     json_t *o;
     json_array_foreach(jx_get(list, "items"), i, o)
@@ -266,13 +196,13 @@ static int s_services(kube_t *k, bool unplaced)
                              jx_str(o, "status.activeServiceStatus.rayClusterName", "-"),
                              jx_str(o, "status.pendingServiceStatus.rayClusterName", "-"),
                              age};
-        if ((r = s_row(&t, row)) != 0)
+        if ((r = table_row(&t, row)) != 0)
             break;
     }
     printf("\nRayServices (%zu)\n", t.nrows);
     if (t.nrows)
-        s_print(&t, stdout);
-    s_table_free(&t);
+        table_print(&t, stdout);
+    table_free(&t);
     json_decref(list);
     return r;
 }
@@ -326,7 +256,7 @@ static int s_replicas(const char *dir)
     if (!counts)
         return 1;
     int lr = s_lease_counts(leases, counts);
-    s_table_t t = {.ncols = 5, .header = {"REPLICA", "PID", "PROCESS", "SHARDS", "AUDIT-DB"}};
+    table_t t = {.ncols = 5, .header = {"REPLICA", "PID", "PROCESS", "SHARDS", "AUDIT-DB"}};
     int64_t total = 0;
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i++) {
@@ -340,15 +270,15 @@ static int s_replicas(const char *dir)
         snprintf(db, sizeof(db), "%.*s.db", PROC_NAME_MAX - 1, e[i].name);
         const char *row[] = {e[i].name, pid, proc_alive(&e[i]) ? "running" : "not running",
                              lr == 0 ? shards : "-", db};
-        r = s_row(&t, row);
+        r = table_row(&t, row);
     }
     printf("\nScheduler replicas (%zu", nrep);
     if (lr == 0)
         printf(", %" PRId64 " shards held, leases in %s)\n", total, LAUNCH_LEASES_DB);
     else
         printf("; no shard leases readable in %s: %s)\n", leases, err_str(lr));
-    s_print(&t, stdout);
-    s_table_free(&t);
+    table_print(&t, stdout);
+    table_free(&t);
     json_decref(counts);
     return r ? 1 : 0;
 }
@@ -412,8 +342,8 @@ static int s_supervised(const char *dir)
     else
         printf("\nServices (no supervisor runs: nothing is restarted%s%s)\n",
                ended[0] ? "; it ended: " : "", ended);
-    s_table_t t = {.ncols = 6,
-                   .header = {"SERVICE", "PID", "STATE", "RESTARTS", "LAST-EXIT", "HEALTH"}};
+    table_t t = {.ncols = 6,
+                 .header = {"SERVICE", "PID", "STATE", "RESTARTS", "LAST-EXIT", "HEALTH"}};
     int64_t now = rftime_now_ms();
     int r = 0;
     size_t i;
@@ -443,13 +373,13 @@ static int s_supervised(const char *dir)
                 snprintf(health, sizeof(health), "no answer (/readyz on %ld)", port);
         }
         const char *row[] = {jx_str(o, "name", "?"), pid, state, restarts, last, health};
-        if ((r = s_row(&t, row)) != 0)
+        if ((r = table_row(&t, row)) != 0)
             break;
     }
     if (supervised && ended[0])
         printf("(supervision ended: %s)\n", ended);
-    s_print(&t, stdout);
-    s_table_free(&t);
+    table_print(&t, stdout);
+    table_free(&t);
     json_decref(j);
     return r ? 1 : 0;
 }

@@ -10,9 +10,6 @@
 #ifndef RF_CLI_STATUS_H
 #define RF_CLI_STATUS_H
 
-#define STATUS_MAX_COLS 12 /* most columns of one table */
-#define STATUS_MAX_ROWS 100000 /* most rows printed per table */
-#define STATUS_CELL_MAX 256 /* longest cell text */
 #define STATUS_SHARD_LEASES "scheduler/shard/%" /* LIKE pattern of the schedulers' shard leases */
 
 /* `rayfleetctl status ARGS`; returns the exit code. */
