@@ -86,6 +86,7 @@ typedef struct {
     char keys[PATH_MAX]; /* STATE/keys, the bus's CURVE keys (cli/keys.h); "" unless CURVE */
     const char *ipc_auth; /* --bus-ipc-auth for every service (busopt.h): peercred or curve */
     int nmembers; /* --members: member clusters (0: one cluster, as without federation) */
+    bool placer; /* the service being started is the management cluster's scheduler (placer) */
     int64_t member_nodes[LAUNCH_MAX_MEMBERS]; /* nodes of member i+1 */
     char urls[LAUNCH_MAX_MEMBERS + 1][128]; /* API URL of the management (0) and member clusters */
     const char *member; /* the member whose controller s_start_service starts, or NULL */
@@ -146,8 +147,9 @@ static const args_opt_t s_up_opts[] = {
      "Federation (--sim only; 1..8): also start N member clusters, each its own kubesim with its "
      "own nodes (member i: --nodes × i), and per member a scheduler, submitter and serve-upgrade; "
      "STATE/kubeconfig gets the contexts management and member-1..member-N (current: "
-     "management), STATE/federation.yaml describes them. The management cluster has no nodes and "
-     "no Ray controllers: objects applied there are not placed yet (issue 16)."},
+     "management), STATE/federation.yaml describes them. The management cluster has no nodes; its "
+     "scheduler is the placer: RayClusters, RayJobs and RayServices applied there are placed on "
+     "a member with room and their status mirrored back."},
     {"member-nodes", "N,N,...",
      "With --members: each member's nodes (1..1000 each, as many numbers as members) instead of "
      "--nodes × i."},
@@ -885,6 +887,26 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
         if (r == 0)
             r = s_arg(&a, "audit.db", db);
     }
+    if (r == 0 && u->placer) {
+        if (!s_has_flag(h, "cluster") || !s_has_flag(h, "context") ||
+            !s_has_flag(h, "federation.config")) {
+            fprintf(stderr,
+                    "rayfleetctl up: --members: %s has no --cluster, --context or "
+                    "--federation.config option, so it cannot place the management cluster's "
+                    "objects; rebuild it\n",
+                    bin);
+            s_argv_free(&a);
+            buf_free(&help);
+            return ERR_INVAL;
+        }
+        char fed[PATH_MAX];
+        s_path(fed, u->state, LAUNCH_FEDERATION_FILE);
+        r = s_arg(&a, "cluster", LAUNCH_MANAGEMENT);
+        if (r == 0)
+            r = s_arg(&a, "context", LAUNCH_MANAGEMENT);
+        if (r == 0)
+            r = s_arg(&a, "federation.config", fed);
+    }
     if (r == 0 && u->nmembers > 0 && strcmp(s->name, "watcher") == 0) {
         if (!s_has_flag(h, "clusters") || !s_has_flag(h, "watch.nodes")) {
             fprintf(stderr,
@@ -1339,7 +1361,8 @@ int launch_up(int argc, char **argv)
         bool many = replicas > 1 && strcmp(s_services[i].name, "scheduler") == 0;
         bool per_member = u->nmembers > 0 && s_services[i].controller;
         if (per_member) {
-            /* a controller per member; none for the management cluster */
+            /* a controller per member; on the management cluster the scheduler alone, as the
+             * placer (services/scheduler/placer.h) */
             for (int m = 1; m <= u->nmembers; m++) {
                 char mn[64];
                 s_cluster_name(m, mn, sizeof(mn));
@@ -1348,6 +1371,11 @@ int launch_up(int argc, char **argv)
                 u->member = NULL;
                 if (r != 0)
                     break;
+            }
+            if (r == 0 && strcmp(s_services[i].name, "scheduler") == 0) {
+                u->placer = true;
+                r = s_start_service(u, &s_services[i], -1, summary, sizeof(summary));
+                u->placer = false;
             }
         } else {
             r = s_start_service(u, &s_services[i], many ? 0 : -1, summary, sizeof(summary));
@@ -1369,9 +1397,8 @@ int launch_up(int argc, char **argv)
                 u->bin);
     if (u->nmembers > 0)
         fprintf(stderr,
-                "rayfleetctl: %d member clusters (contexts member-1..member-%d, %s/%s); note: "
-                "%s\n",
-                u->nmembers, u->nmembers, u->state, LAUNCH_FEDERATION_FILE, LAUNCH_NOT_PLACED);
+                "rayfleetctl: %d member clusters (contexts member-1..member-%d, %s/%s); %s\n",
+                u->nmembers, u->nmembers, u->state, LAUNCH_FEDERATION_FILE, LAUNCH_PLACED);
     s_save(u);
     if (detach) {
         char slog[PATH_MAX];

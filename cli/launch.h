@@ -35,8 +35,11 @@
  * plus --watch.nodes: Nodes and every pod's requests, for `rayfleetctl members`); per member one
  * scheduler, submitter and serve-upgrade, as processes "member-<i>.<service>" with --cluster and
  * --context member-<i> and --audit.db member-<i>.<service>.db (their leader Leases live in their
- * own member's API server). The management cluster gets no Ray controller: placement is not built
- * yet, and up says so (LAUNCH_NOT_PLACED). Without --members nothing of this happens.
+ * own member's API server). The management cluster gets one controller process: the scheduler
+ * "scheduler" with --cluster and --context management and --federation.config
+ * STATE/federation.yaml, the placer (services/scheduler/placer.h), which places what is applied
+ * there on a member and mirrors its status back (up says so: LAUNCH_PLACED). Without --members
+ * nothing of this happens.
  *
  * crds: the CRD step of up alone, against --kubeconfig. probe: a health check.
  *
@@ -75,9 +78,9 @@
 #define LAUNCH_MEMBER_KUBESIM "kubesim-%s" /* member kubesim's process name (pid file, log) */
 #define LAUNCH_MEMBER_SERVICE "%s.%s" /* a member's controller: "<member>.<service>" */
 #define LAUNCH_FEDERATION_FILE "federation.yaml" /* STATE/federation.yaml, fed-design.md */
-#define LAUNCH_NOT_PLACED                                                                          \
-    "objects applied to the management context are not placed on members yet (federation "         \
-    "placement: issue 16)"
+#define LAUNCH_PLACED                                                                              \
+    "RayClusters, RayJobs and RayServices applied to the management context are placed on a "      \
+    "member by the management scheduler (the placer), their status mirrored back"
 
 /* `rayfleetctl up ARGS`; returns the process exit code (0, 1 failure, 2 usage). */
 int launch_up(int argc, char **argv);

@@ -50,30 +50,17 @@ static int s_federation(const char *cmd, const char *state, fedcfg_t *out)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", state, LAUNCH_FEDERATION_FILE);
-    json_t *docs = NULL, *marks = NULL;
     buf_t err;
     buf_init(&err, S_ERR_MAX);
-    int rc = yaml_load_file_marks(path, MEMBERS_MAX_FILE, &docs, &marks, &err);
-    if (rc == ERR_NOTFOUND || rc == ERR_IO) {
+    int rc = fedcfg_load(path, out, &err);
+    if (rc == ERR_NOTFOUND || rc == ERR_IO)
         fprintf(stderr,
                 "rayfleetctl %s: no %s (run 'rayfleetctl up --sim --members N --state-dir %s' "
                 "first)\n",
                 cmd, path, state);
-    } else if (rc != 0) {
+    else if (rc != 0)
         fprintf(stderr, "rayfleetctl %s: %s\n", cmd, buf_str(&err));
-    } else {
-        rc = fedcfg_parse(json_object_get(json_array_get(docs, 0), "federation"), marks, path, out,
-                          &err);
-        if (rc == 0 && out->nmembers == 0) {
-            (void)buf_printf(&err, "%s: federation.members: must be a non-empty list", path);
-            rc = ERR_INVAL;
-        }
-        if (rc != 0)
-            fprintf(stderr, "rayfleetctl %s: %s\n", cmd, buf_str(&err));
-    }
     buf_free(&err);
-    json_decref(docs);
-    json_decref(marks);
     return rc == 0 ? 0 : -1;
 }
 
@@ -249,8 +236,9 @@ int members_main(int argc, char **argv)
             table_print(&t, stdout);
         table_free(&t);
         if (rows[n].rayclusters)
-            printf("\n%s: %zu RayCluster(s) not placed (placement not built yet; issue 16)\n", mgmt,
-                   rows[n].rayclusters);
+            printf("\n%s: %zu RayCluster(s), each placed on a member by the placer or waiting "
+                   "('rayfleetctl status' names its member)\n",
+                   mgmt, rows[n].rayclusters);
     }
     for (i = 0; rows && i <= n; i++)
         fleet_member_free(&rows[i].m);

@@ -12,6 +12,7 @@
 #include "kubeconfig.h"
 #include "launch.h"
 #include "leader.h"
+#include "place.h"
 #include "proc.h"
 #include "rftime.h"
 #include "store.h"
@@ -88,9 +89,21 @@ static int s_list(kube_t *k, const char *resource, json_t **list)
     return r;
 }
 
-/* The STATE column of an object on a federation's management cluster, where nothing reconciles
- * it yet (launch.h, LAUNCH_NOT_PLACED). */
-#define S_NOT_PLACED "not placed (placement not built yet)"
+/* The state column of object o (its status at `path`); on a federation's management cluster
+ * (`mgmt`), where the placer puts each object on a member (launch.h, LAUNCH_PLACED), with the
+ * member it runs on, or "waiting for placement". */
+static const char *s_state(const json_t *o, const char *path, bool mgmt, char *out, size_t n)
+{
+    const char *st = jx_str(o, path, "-");
+    if (!mgmt)
+        return st;
+    json_t *on = jx_getv(o, "metadata", "annotations", FLEET_ANN_PLACED_ON, NULL);
+    if (json_is_string(on))
+        snprintf(out, n, "%s (on %s)", st, json_string_value(on));
+    else
+        snprintf(out, n, "waiting for placement");
+    return out;
+}
 
 /* `unplaced`: the cluster is a federation's management cluster (STATE/federation.yaml). */
 static int s_clusters(kube_t *k, bool unplaced)
@@ -106,14 +119,14 @@ static int s_clusters(kube_t *k, bool unplaced)
     json_t *o;
     json_array_foreach(jx_get(list, "items"), i, o)
     {
-        char desired[32], ready[32], avail[32], age[32];
+        char desired[32], ready[32], avail[32], age[32], st[128];
         s_int(o, "status.desiredWorkerReplicas", desired, sizeof(desired));
         s_int(o, "status.readyWorkerReplicas", ready, sizeof(ready));
         s_int(o, "status.availableWorkerReplicas", avail, sizeof(avail));
         s_age(jx_str(o, "metadata.creationTimestamp", NULL), age, sizeof(age));
         const char *row[] = {jx_str(o, "metadata.namespace", "-"),
                              jx_str(o, "metadata.name", "-"),
-                             unplaced ? S_NOT_PLACED : jx_str(o, "status.state", "-"),
+                             s_state(o, "status.state", unplaced, st, sizeof(st)),
                              desired,
                              ready,
                              avail,
@@ -147,12 +160,12 @@ static int s_jobs(kube_t *k, bool unplaced)
     json_t *o;
     json_array_foreach(jx_get(list, "items"), i, o)
     {
-        char age[32];
+        char age[32], st[128];
         s_age(jx_str(o, "metadata.creationTimestamp", NULL), age, sizeof(age));
         const char *row[] = {jx_str(o, "metadata.namespace", "-"),
                              jx_str(o, "metadata.name", "-"),
                              jx_str(o, "status.jobStatus", "-"),
-                             unplaced ? S_NOT_PLACED : jx_str(o, "status.jobDeploymentStatus", "-"),
+                             s_state(o, "status.jobDeploymentStatus", unplaced, st, sizeof(st)),
                              jx_str(o, "status.rayClusterName", "-"),
                              jx_str(o, "status.jobId", "-"),
                              jx_str(o, "status.startTime", "-"),
@@ -184,12 +197,12 @@ static int s_services(kube_t *k, bool unplaced)
     json_t *o;
     json_array_foreach(jx_get(list, "items"), i, o)
     {
-        char age[32], endpoints[32];
+        char age[32], endpoints[32], st[128];
         s_age(jx_str(o, "metadata.creationTimestamp", NULL), age, sizeof(age));
         s_int(o, "status.numServeEndpoints", endpoints, sizeof(endpoints));
         const char *row[] = {jx_str(o, "metadata.namespace", "-"),
                              jx_str(o, "metadata.name", "-"),
-                             unplaced ? S_NOT_PLACED : jx_str(o, "status.serviceStatus", "-"),
+                             s_state(o, "status.serviceStatus", unplaced, st, sizeof(st)),
                              endpoints,
                              s_condition(o, "Ready"),
                              s_condition(o, "UpgradeInProgress"),
@@ -499,7 +512,7 @@ int status_main(int argc, char **argv)
     if (unplaced)
         printf("Federation (%s): this is the management cluster; %s. Members: 'rayfleetctl "
                "members', their objects: 'rayfleetctl status --context member-<i>'.\n\n",
-               fed, LAUNCH_NOT_PLACED);
+               fed, LAUNCH_PLACED);
     else if (federation)
         printf("Federation (%s): member cluster %s.\n\n", fed, ctx);
     int r = s_clusters(k, unplaced);

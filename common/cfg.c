@@ -443,6 +443,9 @@ static int s_file_walk(cfg_t *c, const json_t *obj, const char *prefix, const ch
     {
         if (service && depth == 0 && s_is_service(k) && json_is_object(v))
             continue; /* a section: this service's after the loop, the others' by them */
+        if (depth == 0 && !*prefix && strcmp(k, "federation") == 0 && json_is_object(v))
+            continue; /* the set's federation (fleet/fedcfg.h), read by the placer from the file
+                         its --federation.config names */
         char path[CFG_KEY_MAX + 1], mpath[2 * CFG_KEY_MAX + 2];
         int n = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", k);
         snprintf(mpath, sizeof mpath, "%s%s%s", mbase, *mbase ? "." : "", path);
@@ -1058,6 +1061,17 @@ int cfg_test(bool verbose)
     CHECK(s_t_write(multi, "name: y\nhwm: 3\n"));
     CHECK(s_t_load(&c, &msg, "--config", multi, NULL) == 0 && c && cfg_int(c, "bus.hwm") == 3);
     cfg_destroy(&c);
+    // the set's federation: section is skipped by every service (the placer reads it itself);
+    // a federation key that is not a mapping is still an unknown key
+    CHECK(s_t_write(multi, "name: y\nfederation:\n  members: [{name: m1}]\n"));
+    CHECK(s_t_load(&c, &msg, "--config", multi, NULL) == 0 && c);
+    cfg_destroy(&c);
+    CHECK(s_t_write(multi, "scheduler:\n  name: z\nfederation:\n  members: []\n"));
+    CHECK(s_t_load_svc(&c, &msg, "scheduler", multi) == 0 && c &&
+          strcmp(cfg_str(c, "name"), "z") == 0);
+    cfg_destroy(&c);
+    CHECK(s_t_write(multi, "federation: 3\n"));
+    CHECK(s_t_load(&c, &msg, "--config", multi, NULL) == ERR_INVAL && !c);
 
     char want[512];
     // One file for the set: shared top-level keys, a section per service (after the top level),

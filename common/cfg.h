@@ -108,7 +108,9 @@ int cfg_load(const cfg_opt_t *table, int argc, char **argv, cfg_t **out, buf_t *
  *     at top level, dotted or nested; in the bus's section `frontend` also means bus.frontend),
  *     applied after the top level by that service and skipped by the others. An unknown key, at
  *     the top level or in the service's own section, is an error naming the key (with its
- *     section) and the file. A file without sections is read as before by every service.
+ *     section) and the file. A file without sections is read as before by every service. A
+ *     top-level mapping `federation:` (the members, placement and queues: fleet/fedcfg.h) is
+ *     skipped by every service; the scheduler reads it when --federation.config names the file.
  *   - the environment: RAYFLEET_<KEY> as before, then RAYFLEET_<SERVICE>_<KEY>
  *     (RAYFLEET_SCHEDULER_CONCURRENCY, RAYFLEET_SERVE_UPGRADE_BUS_ENDPOINT), which wins: one
  *     environment for the whole set without RAYFLEET_BUS_ENDPOINT or RAYFLEET_RESYNC meaning two

@@ -82,6 +82,7 @@ struct ctrl {
     struct ctrl_req *held_head, *held_tail;
     bool hooked; /* s_release_hook() is a before-sleep hook of the loop */
     bool retry_armed; /* a timer wakes the loop to retry a commit that failed */
+    workq_t *queue; /* the keys' work queue (ctrl_set_queue()), or NULL */
 };
 
 struct ctrl_req {
@@ -125,6 +126,8 @@ struct ctrl_req {
     char propagation[16]; /* CTRL_DELETE: propagationPolicy, "" none */
     char uid[CTRL_RV_MAX]; /* CTRL_DELETE: preconditions.uid, "" none */
     bool r_named; /* the request URL names the object (q->name) */
+    k8s_client_t *client; /* another cluster's client (ctrl_req_t.client), or NULL */
+    char cluster[64]; /* with client: that cluster's name, for the audit row */
     bool intent; /* its intent row was recorded: the result is written over it */
     char iname[CTRL_KEY_MAX]; /* the target name of the intent row */
     bool chosen; /* CTRL_CREATE of a generateName body: the runtime chose q->name */
@@ -381,6 +384,10 @@ static req_t *s_req_new(ctrl_pass_t *p, const ctrl_req_t *r)
     snprintf(q->propagation, sizeof(q->propagation), "%s", r->propagation ? r->propagation : "");
     snprintf(q->uid, sizeof(q->uid), "%s", r->uid ? r->uid : "");
     q->r_named = r->verb != CTRL_CREATE;
+    if (r->client) {
+        q->client = r->client;
+        snprintf(q->cluster, sizeof(q->cluster), "%s", r->cluster ? r->cluster : "");
+    }
     return q;
 }
 
@@ -446,7 +453,7 @@ static void s_audit(ctrl_t *c, req_t *q, const char *verb, const char *name, con
 {
     if (!c->cfg.audit)
         return;
-    actlog_entry_t e = {.cluster = c->cluster,
+    actlog_entry_t e = {.cluster = q->cluster[0] ? q->cluster : c->cluster,
                         .group = q->group,
                         .kind = q->kind,
                         .ns = q->ns,
@@ -473,17 +480,18 @@ static void s_intent(ctrl_t *c, req_t *q)
     snprintf(q->iname, sizeof(q->iname), "%s", q->name);
     char msg[CTRL_MSG_MAX];
     snprintf(msg, sizeof(msg), "Sending: %s %s %s/%s", s_verb(q->what), q->noun, q->ns, q->name);
-    q->intent = actlog_intent(c->cfg.audit, &(actlog_entry_t){.cluster = c->cluster,
-                                                              .group = q->group,
-                                                              .kind = q->kind,
-                                                              .ns = q->ns,
-                                                              .name = q->name,
-                                                              .verb = s_verb(q->what),
-                                                              .reason = q->ok_reason,
-                                                              .message = msg,
-                                                              .cause = &q->cause,
-                                                              .correlation_id = q->corr,
-                                                              .request = q->body}) == 0;
+    q->intent = actlog_intent(c->cfg.audit,
+                              &(actlog_entry_t){.cluster = q->cluster[0] ? q->cluster : c->cluster,
+                                                .group = q->group,
+                                                .kind = q->kind,
+                                                .ns = q->ns,
+                                                .name = q->name,
+                                                .verb = s_verb(q->what),
+                                                .reason = q->ok_reason,
+                                                .message = msg,
+                                                .cause = &q->cause,
+                                                .correlation_id = q->corr,
+                                                .request = q->body}) == 0;
 }
 
 /* ---------- events ---------- */
@@ -826,8 +834,8 @@ static bool s_check_owner(req_t *q)
                      .resource = q->r_resource,
                      .namespace_ = q->ns,
                      .name = q->name};
-    int64_t id =
-        k8s_get(c->cfg.client, &res, &(k8s_opts_t){.urgent = q->p && q->p->urgent}, s_owner_cb, q);
+    int64_t id = k8s_get(q->client ? q->client : c->cfg.client, &res,
+                         &(k8s_opts_t){.urgent = q->p && q->p->urgent}, s_owner_cb, q);
     if (id < 0)
         return false;
     q->id = id;
@@ -1045,7 +1053,7 @@ static void s_fire(req_t *q, bool in_caller)
                      .subresource = q->r_sub[0] ? q->r_sub : NULL};
     const json_t *obj = q->body;
     const k8s_opts_t wo = {.keep = s_write_keep, .urgent = p->urgent};
-    k8s_client_t *k = c->cfg.client;
+    k8s_client_t *k = q->client ? q->client : c->cfg.client;
     int64_t id;
     q->t0 = loop_clock_ms();
     if (q->what == CTRL_CREATE) {
@@ -1512,10 +1520,16 @@ static void s_advance(ctrl_pass_t *p)
 json_t *ctrl_observed_get(ctrl_t *c, const char *kind, const char *ns, const char *name,
                           const char *owner_uid)
 {
-    if (!c || !name || !*name)
+    return c ? ctrl_observed_get_in(c, c->cluster, kind, ns, name, owner_uid) : NULL;
+}
+
+json_t *ctrl_observed_get_in(ctrl_t *c, const char *cluster, const char *kind, const char *ns,
+                             const char *name, const char *owner_uid)
+{
+    if (!c || !cluster || !name || !*name || !c->cfg.observed)
         return NULL;
     store_observed_t *row = NULL;
-    if (store_observed_get(c->cfg.observed, c->cluster, kind, ns, name, &row) != 0)
+    if (store_observed_get(c->cfg.observed, cluster, kind, ns, name, &row) != 0)
         return NULL;
     json_t *obj = row->json ? json_loads(row->json, 0, NULL) : NULL;
     store_observed_free(&row);
@@ -1780,13 +1794,29 @@ static void s_begin(ctrl_pass_t *p)
     s_advance(p);
 }
 
+void ctrl_set_queue(ctrl_t *c, workq_t *q)
+{
+    if (c)
+        c->queue = q;
+}
+
+int ctrl_enqueue(ctrl_t *c, const char *key, bool urgent)
+{
+    if (!c || !key)
+        return ERR_INVAL;
+    if (!c->queue)
+        return ERR_STATE;
+    return urgent ? workq_add_urgent(c->queue, key) : workq_add(c->queue, key);
+}
+
 int ctrl_note_change(ctrl_t *c, const envwire_object_changed_t *oc, char *out, size_t size)
 {
-    if (!c || !oc || !out || !envwire_str_eq(oc->kind, c->kind->kind) ||
-        !envwire_str_eq(oc->cluster, c->cluster) || oc->name.n == 0)
+    if (!c || !oc || !out || !envwire_str_eq(oc->kind, c->kind->kind) || oc->name.n == 0)
         return ERR_INVAL;
-    int n = snprintf(out, size, "%.*s/%.*s/%.*s", (int)oc->cluster.n,
-                     oc->cluster.p ? oc->cluster.p : "", (int)oc->namespace_.n,
+    if (!envwire_str_eq(oc->cluster, c->cluster) && (!c->kind->any_cluster || oc->child_kind.n > 0))
+        return ERR_INVAL;
+    /* (any_cluster: a foreign object's change is noted under the runtime's cluster) */
+    int n = snprintf(out, size, "%s/%.*s/%.*s", c->cluster, (int)oc->namespace_.n,
                      oc->namespace_.p ? oc->namespace_.p : "", (int)oc->name.n, oc->name.p);
     if (n < 0 || (size_t)n >= size || (size_t)n >= CTRL_KEY_MAX)
         return ERR_TOOBIG;
@@ -2098,8 +2128,36 @@ int ctrl_test(bool verbose)
     CHECK(json_array_size(started) == 2 &&
           !strcmp(json_string_value(json_array_get(started, 0)), "c1/ns/b") &&
           !strcmp(json_string_value(json_array_get(started, 1)), "c1/ns/a"));
+    /* ctrl_enqueue: only with a queue set */
+    CHECK(ctrl_enqueue(c, "c1/ns/q", false) == ERR_STATE);
+    ctrl_set_queue(c, wq);
+    CHECK(ctrl_enqueue(c, "c1/ns/q", true) == 0 && ctrl_enqueue(NULL, "k", false) == ERR_INVAL);
+    workq_stats(wq, &qs);
+    CHECK(qs.depth == 1 && qs.urgent_adds == 2);
+    ctrl_set_queue(c, NULL);
     workq_destroy(&wq);
     json_decref(started);
+    /* any_cluster: another cluster's object (not a child) wakes the same name in ours */
+    static const ctrl_kind_t akind = {.group = "example.com",
+                                      .version = "v1",
+                                      .kind = "Widget",
+                                      .resource = "widgets",
+                                      .component = "widget-controller",
+                                      .any_cluster = true};
+    ctrl_t *ac =
+        ctrl_new(loop, &(ctrl_config_t){.kind = &akind, .cluster = "mgmt", .capture = capture});
+    envwire_object_changed_t fo = {0};
+    fo.kind = (envwire_str_t){"Widget", 6};
+    fo.cluster = (envwire_str_t){"member-2", 8};
+    fo.namespace_ = (envwire_str_t){"ns", 2};
+    fo.name = (envwire_str_t){"w", 1};
+    CHECK(ac && ctrl_note_change(ac, &fo, k, sizeof(k)) == 0 && !strcmp(k, "mgmt/ns/w"));
+    fo.child_kind = (envwire_str_t){"Pod", 3};
+    CHECK(ctrl_note_change(ac, &fo, k, sizeof(k)) == ERR_INVAL); /* a child's change: not ours */
+    fo.child_kind = (envwire_str_t){NULL, 0};
+    fo.kind = (envwire_str_t){"Gadget", 6};
+    CHECK(ctrl_note_change(ac, &fo, k, sizeof(k)) == ERR_INVAL);
+    ctrl_destroy(&ac);
     /* the two notes hold causes for keys a and b: forgotten with their passes, not counted below */
     s_forget_key(c, "c1/ns/a");
     s_forget_key(c, "c1/ns/b");

@@ -139,6 +139,10 @@ typedef struct {
      * a status-only change is no cause (a failed pass's requeue is then its rate-limited one,
      * not an immediate pass on its own write). */
     bool status_echo_quiet;
+    /* A bus ObjectChanged about an object of the kind itself (not a child) in ANOTHER cluster
+     * wakes the key of the same namespace and name in the runtime's cluster: a federation's
+     * placer, whose management object is woken by its member copy's changes. */
+    bool any_cluster;
     /* (With status_precondition, a pass whose observed copy is still the one an own write of
      * the object succeeded against is not run: it would be refused; see stale_skips.) */
 } ctrl_kind_t;
@@ -267,6 +271,11 @@ typedef struct {
     /* CTRL_DELETE: preconditions.uid (only that incarnation of the name is deleted; another
      * answers 409), or NULL */
     const char *uid;
+    /* Another cluster's API client (a federation's placer writing to a member cluster): the
+     * request is sent there and its audit row names `cluster`. NULL: the runtime's own client
+     * and cluster. */
+    k8s_client_t *client;
+    const char *cluster; /* with client: the member cluster's name (at most 63 characters) */
 } ctrl_req_t;
 
 /* A runtime for cfg->kind on cfg->cluster. Returns NULL on bad settings or out of memory. */
@@ -428,6 +437,18 @@ bool ctrl_desired_written(ctrl_pass_t *p);
  * the object does not own is not its child). */
 json_t *ctrl_observed_get(ctrl_t *c, const char *kind, const char *ns, const char *name,
                           const char *owner_uid);
+
+/* The same for an object of another cluster of observed.db (a federation's member). */
+json_t *ctrl_observed_get_in(ctrl_t *c, const char *cluster, const char *kind, const char *ns,
+                             const char *name, const char *owner_uid);
+
+/* The work queue the runtime's keys are queued in (ctrlsvc sets it once it has made it). */
+void ctrl_set_queue(ctrl_t *c, workq_t *q);
+
+/* Queues `key` for a pass outside any bus event (a decision made elsewhere, e.g. an admission
+ * round): in the urgent lane when `urgent`. Returns 0, ERR_STATE (no queue set) or the work
+ * queue's error. */
+int ctrl_enqueue(ctrl_t *c, const char *key, bool urgent);
 
 /* The head pod (label ray.io/node-type=head, not being deleted) of RayCluster ns/cluster as
  * observed, or NULL (the caller owns it). */

@@ -860,6 +860,7 @@ static int s_start_unit(run_t *m, ctrl_t *c)
     u->q = workq_new(m->svc->loop, &qo, s_reconcile, u);
     if (!u->q)
         return ERR_NOMEM;
+    ctrl_set_queue(c, u->q);
     m->nu++;
     char mname[CTRLSVC_NAME_MAX];
     s_metric_name(c, mname, sizeof(mname));

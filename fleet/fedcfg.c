@@ -5,6 +5,7 @@
 
 #include "err.h"
 #include "validate.h"
+#include "yaml.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -582,9 +583,30 @@ int fedcfg_priority_of(const fedcfg_t *c, const json_t *labels, int32_t *out, bu
     return ERR_NOTFOUND;
 }
 
+int fedcfg_load(const char *path, fedcfg_t *out, buf_t *err)
+{
+    if (!out)
+        return ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    if (!path)
+        return ERR_INVAL;
+    json_t *docs = NULL, *marks = NULL;
+    int rc = yaml_load_file_marks(path, FEDCFG_MAX_FILE, &docs, &marks, err);
+    if (rc == 0) {
+        rc = fedcfg_parse(json_object_get(json_array_get(docs, 0), "federation"), marks, path, out,
+                          err);
+        if (rc == 0 && out->nmembers == 0) {
+            (void)buf_printf(err, "%s: federation.members: must be a non-empty list", path);
+            rc = ERR_INVAL;
+        }
+    }
+    json_decref(docs);
+    json_decref(marks);
+    return rc;
+}
+
 #ifdef RF_SELFTEST
 #include "selftest.h"
-#include "yaml.h"
 
 /* Parses `yaml` (a document with a `federation:` key) into *c; the error text into `err`. */
 static int s_try(const char *yaml, fedcfg_t *c, buf_t *err)

@@ -33,7 +33,8 @@
  * kueue.x-k8s.io/queue-name (else by namespace) and their priority with
  * kueue.x-k8s.io/priority-class (else the priority named "default", else 0).
  *
- * Purity: no I/O, no clock, no globals. The input trees are borrowed.
+ * Purity: no clock, no globals, and no I/O but fedcfg_load()'s one read of the file. The input
+ * trees are borrowed.
  */
 #ifndef RF_FLEET_FEDCFG_H
 #define RF_FLEET_FEDCFG_H
@@ -60,6 +61,8 @@
 #define FEDCFG_MAX_WEIGHT 1000000.0
 /* A quota or borrowing limit dimension without a bound. */
 #define FEDCFG_UNLIMITED INT64_MAX
+/* The largest federation file fedcfg_load() reads. */
+#define FEDCFG_MAX_FILE (1u << 20)
 
 #define FEDCFG_DEFAULT_QUEUE "default"
 #define FEDCFG_DEFAULT_PRIORITY "default"
@@ -106,6 +109,13 @@ typedef struct {
  * Returns 0, ERR_INVAL with one line in `err`, or ERR_NOMEM. */
 int fedcfg_parse(const json_t *federation, const json_t *marks, const char *file, fedcfg_t *out,
                  buf_t *err);
+
+/* Reads the YAML file `path` (at most FEDCFG_MAX_FILE bytes; the module's one read of a file,
+ * through common/yaml) and parses its top-level `federation:` key as fedcfg_parse() does, errors
+ * prefixed with file:line:column. A file without members is refused ("federation.members: must
+ * be a non-empty list"). Returns 0, ERR_NOTFOUND / ERR_IO (no such file: one line in err),
+ * ERR_INVAL or ERR_NOMEM; fedcfg_free() *out in every case. */
+int fedcfg_load(const char *path, fedcfg_t *out, buf_t *err);
 
 /* Releases what *c owns and zeroes it. NULL-safe. */
 void fedcfg_free(fedcfg_t *c);

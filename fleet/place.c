@@ -452,6 +452,11 @@ int fleet_place(const fleet_member_t *members, size_t n, const fleet_demand_t *d
     return best;
 }
 
+bool fleet_member_answering(int64_t last_ok_ms, int64_t now_ms)
+{
+    return last_ok_ms > 0 && now_ms - last_ok_ms <= FLEET_HEALTHY_MS;
+}
+
 #ifdef RF_SELFTEST
 #include "selftest.h"
 

@@ -31,8 +31,22 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define FLEET_REASON_MAX 1024 /* the reason text, NUL included */
+
+/* What users write on a Ray object applied to the management cluster (fleet_policy_t): */
+#define FLEET_ANN_MEMBER "rayfleet.io/member" /* the member it must go to */
+#define FLEET_ANN_MEMBER_SELECTOR "rayfleet.io/member-selector" /* a selector over member labels   \
+                                                                 */
+/* What the placer (services/scheduler/placer.h) writes: on the management object, where it was
+ * placed and why, and its finalizer; on the member's copy, what it is a copy of and the
+ * management object's generation its spec was last synced from. */
+#define FLEET_ANN_PLACED_ON "rayfleet.io/placed-on"
+#define FLEET_ANN_PLACEMENT_REASON "rayfleet.io/placement-reason"
+#define FLEET_FINALIZER_PLACEMENT "rayfleet.io/placement"
+#define FLEET_ANN_PLACED_FROM "rayfleet.io/placed-from" /* cluster/namespace/name/uid */
+#define FLEET_ANN_PLACED_GENERATION "rayfleet.io/placed-generation"
 #define FLEET_WHY_MAX 256 /* one member's part of it */
 
 typedef enum {
@@ -72,6 +86,11 @@ int fleet_place(const fleet_member_t *members, size_t n, const fleet_demand_t *d
 /* Reserves d on m node by node as fleet_fit places it (nodes' and the member's `used` grow).
  * Returns 0, ERR_INVAL when d does not fit (m unchanged), ERR_NOMEM. */
 int fleet_commit(fleet_member_t *m, const fleet_demand_t *d);
+
+/* A member answers when the watcher's last successful probe of it (wall ms, 0 never) is at most
+ * FLEET_HEALTHY_MS before now_ms. */
+#define FLEET_HEALTHY_MS 5000
+bool fleet_member_answering(int64_t last_ok_ms, int64_t now_ms);
 
 /* Self-test: fragmentation, accelerator type, nodeSelector, health, required member, selector,
  * spread and pack, determinism, commit. */

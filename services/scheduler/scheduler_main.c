@@ -7,8 +7,15 @@
  * KubeRay's operator settings (flags, environment switches, Configuration file) come from
  * kuberay/opsettings.h, as in every controller: the pod builder's options, the head Service type,
  * the requeue period, the Redis cleanup and random delete switches, the gates.
+ *
+ * Federation (--federation.config FILE, on the management cluster): the scheduler does not
+ * reconcile the management cluster's Ray objects but admits and places them on the member
+ * clusters (placer.h): its controllers are then the placer's, one per kind (RayCluster, and as
+ * extra controllers RayJob and RayService).
  */
 #include "ctrlsvc.h"
+#include "log.h"
+#include "placer.h"
 #include "krmetrics.h"
 #include "opsettings.h"
 #include "reconcile.h"
@@ -20,12 +27,18 @@ static const cfg_opt_t s_options[] = {
      "Most pods (head + workers after min/max clamping) one RayCluster may ask for; a spec over it "
      "gets a Warning Event TooManyPods and nothing is created (KubeRay has no such cap).",
      NULL},
+    {"federation.config", CFG_STRING, NULL, 0, 0, false, false,
+     "A YAML file with a federation: section (members, placement, queues; see the README's "
+     "Federation): run on the management cluster as its placer (admission and placement of "
+     "RayClusters, RayJobs and RayServices on the member clusters) instead of reconciling them.",
+     NULL},
     {0},
 };
 
 /* The scheduler's state: KubeRay's settings and what is built from them. */
 typedef struct {
     reconciler_t *rec; /* built once observed.db is open */
+    placer_t *placer; /* with --federation.config, instead of rec */
     opsettings_t set;
     podbuild_opts_t pod;
 } app_t;
@@ -33,6 +46,18 @@ typedef struct {
 static ctrl_t *s_open(const ctrlsvc_env_t *env, void *arg)
 {
     app_t *a = arg;
+    const char *fed = cfg_str(env->svc->cfg, "federation.config");
+    if (fed) {
+        buf_t err;
+        buf_init(&err, 4096);
+        a->placer = placer_new(env, fed, &err);
+        if (!a->placer) {
+            fprintf(stderr, "scheduler: --federation.config: %s\n", buf_str(&err));
+            log_error("placer not started", "error", buf_str(&err), NULL);
+        }
+        buf_free(&err);
+        return placer_ctrl(a->placer, PLACER_RAYCLUSTER);
+    }
     opsettings_fill_podbuild(&a->set, &a->pod);
     a->rec = reconcile_new(
         env->svc->loop,
@@ -86,12 +111,27 @@ static bool s_watches(const char *ns, void *arg)
 static void s_close(void *arg)
 {
     reconcile_destroy(&((app_t *)arg)->rec);
+    placer_destroy(&((app_t *)arg)->placer);
+}
+
+/* The placer's RayJob and RayService controllers (NULL without --federation.config). */
+static ctrl_t *s_open_rayjob(const ctrlsvc_env_t *env, void *arg)
+{
+    (void)env;
+    return placer_ctrl(((app_t *)arg)->placer, PLACER_RAYJOB);
+}
+
+static ctrl_t *s_open_rayservice(const ctrlsvc_env_t *env, void *arg)
+{
+    (void)env;
+    return placer_ctrl(((app_t *)arg)->placer, PLACER_RAYSERVICE);
 }
 
 int main(int argc, char **argv)
 {
     app_t app = {0};
     opsettings_init(&app.set);
+    const ctrlsvc_extra_t extra[] = {{s_open_rayjob, NULL, &app}, {s_open_rayservice, NULL, &app}};
     int code = ctrlsvc_main(
         &(ctrlsvc_def_t){.name = "scheduler",
                          .options = s_options,
@@ -107,6 +147,8 @@ int main(int argc, char **argv)
                          .scrape = &(const ctrlsvc_scrape_t){krmetrics_open, krmetrics_begin,
                                                              krmetrics_object, krmetrics_close},
                          .fresh_pods = true,
+                         .extra = extra,
+                         .nextra = sizeof(extra) / sizeof(extra[0]),
                          .health_port = 8083},
         argc, argv);
     opsettings_free(&app.set);

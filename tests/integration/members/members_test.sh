@@ -3,14 +3,16 @@
 # Usage: members_test.sh PATH/TO/rayfleetctl RAYCLUSTER.yaml   (kubesim and services beside it)
 #  1. up --sim --members 2 --member-nodes 2,4 --detach: one kubeconfig with the contexts
 #     management, member-1, member-2 (current: management), STATE/federation.yaml, a kubesim per
-#     cluster and a scheduler/submitter/serve-upgrade per member, none for the management cluster.
+#     cluster and a scheduler/submitter/serve-upgrade per member; the management cluster's one
+#     controller is its scheduler, the placer.
 #  2. kubectl against each context; a RayCluster applied to member-2 becomes ready there, no pod
 #     of it on member-1 or the management cluster.
 #  3. members: both members, 2 and 4 nodes, different CPU, member-2's used CPU/memory/pods equal
 #     the Ray pods' requests (3 pods: 1+1+1 CPU, 4G), member-1's zero; RAYCLUSTERS 0 and 1.
 #  4. member stop member-1: unhealthy in members within 10 s, member-2 still healthy; member
 #     start: healthy again within 10 s. partition member-2 / heal: the same.
-#  5. a RayCluster on the management context: status says "not placed", members counts it.
+#  5. a RayCluster on the management context: placed on a member (status names it; the placer's
+#     own test is integration.placer), members counts it.
 #  6. down: every process of the pid file is gone.
 set -uo pipefail
 ctl=${1:?usage: members_test.sh PATH/TO/rayfleetctl RAYCLUSTER.yaml}
@@ -34,8 +36,8 @@ t1=$(date +%s%N)
 if [[ $rc -eq 0 ]]; then ok "up --sim --members 2 --detach returns ($(((t1 - t0) / 1000000)) ms)"; else
     bad "up --sim --members 2 (exit $rc)"; cat "$tmp/up.err"; exit 1; fi
 check "it prints the one kubeconfig" test "$kc" = "$state/kubeconfig"
-has "up says the management cluster's objects are not placed" "$(cat "$tmp/up.err")" \
-    "not placed on members yet \(federation placement: issue 16\)"
+has "up says the management cluster's objects are placed on members" "$(cat "$tmp/up.err")" \
+    "applied to the management context are placed on a member by the management scheduler"
 has "the kubeconfig has the three contexts, current management" \
     "$(kubectl --kubeconfig "$state/kubeconfig" config get-contexts 2>&1)" \
     "^\* +management +management" "^ +member-1 +member-1" "^ +member-2 +member-2"
@@ -46,7 +48,10 @@ pids=$(awk '{print $1}' "$state/pids" | sort | tr '\n' ' ')
 has "a kubesim per cluster, controllers per member only" "$pids" \
     "kubesim kubesim-member-1 kubesim-member-2 " "member-1.scheduler member-1.serve-upgrade member-1.submitter member-2.scheduler" \
     "member-2.submitter" " watcher"
-check "no controller for the management cluster" bash -c "! grep -Eq '^(scheduler|submitter|serve-upgrade) ' '$state/pids'"
+check "the management cluster's one controller is its scheduler (the placer)" bash -c "grep -Eq '^scheduler ' '$state/pids' && ! grep -Eq '^(submitter|serve-upgrade) ' '$state/pids'"
+spid=$(awk '$1 == "scheduler" {print $2}' "$state/pids")
+has "the management scheduler is the placer" "$(tr '\0' ' ' <"/proc/$spid/cmdline" 2>&1)" \
+    "--cluster management" "--context management" "--federation.config $state/federation.yaml"
 
 # --- 2. kubectl per context; a RayCluster on member-2 ------------------------------------------
 check "kubectl --context member-1 get nodes: 2 nodes" test "$(kcx member-1 get nodes --no-headers 2>/dev/null | wc -l)" -eq 2
@@ -105,13 +110,14 @@ check "member slow adds latency ($slow_ms ms), fast removes it ($fast_ms ms)" te
 expect_code "member with an unknown cluster: usage error" 2 "$ctl" member stop member-9 --state-dir "$state"
 expect_code "member with an unknown action: usage error" 2 "$ctl" member reboot member-1 --state-dir "$state"
 
-# --- 5. the management cluster: not placed ------------------------------------------------------
+# --- 5. the management cluster: placed on a member -----------------------------------------------
 sed 's/^  name: demo$/  name: central/' "$example" | kcx management apply -f - >/dev/null
-has "status reports the management object as not placed" "$("$ctl" status --state-dir "$state" 2>&1)" \
-    "^default +central +not placed \(placement not built yet\)"
-mgmt_row() { members | grep -q "^management: 1 RayCluster(s) not placed"; }
-if tl_wait 10 mgmt_row; then ok "members counts it as not placed"; else bad "members does not count the management object"; members; fi
-check "nothing reconciles it: no pod anywhere for it" test "$(kcx management get pods -A --no-headers 2>/dev/null | wc -l)" -eq 0
+placed_row() { "$ctl" status --state-dir "$state" 2>&1 | grep -Eq "^default +central +ready \(on member-[12]\)"; }
+if tl_wait 30 placed_row; then ok "status reports the management object ready on its member"; else
+    bad "the management object is not reported ready on a member"; "$ctl" status --state-dir "$state" 2>&1 | head -8; fi
+mgmt_row() { members | grep -q "^management: 1 RayCluster(s), each placed on a member by the placer or waiting"; }
+if tl_wait 10 mgmt_row; then ok "members counts it"; else bad "members does not count the management object"; members; fi
+check "no pod runs on the management cluster" test "$(kcx management get pods -A --no-headers 2>/dev/null | wc -l)" -eq 0
 
 # --- 6. down ------------------------------------------------------------------------------------
 all=$(awk '{print $2}' "$state/pids")
