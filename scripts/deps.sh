@@ -23,6 +23,7 @@ PACKAGES=(
     openssl                   # tests: client certificates
     curl                      # tests: HTTP requests to kubesim
     sqlite3                   # tests: read audit rows the way an SRE would
+    jq                        # tests: compare JSON (statuses mirrored, pod fields)
     procps                    # tests and bench: ps for RSS
     clang-format              # make lint: the committed .clang-format
     prometheus                # integration.prometheus: prometheus and promtool (19 MB download, 96 MB installed)
