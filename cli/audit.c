@@ -28,6 +28,10 @@ static const args_opt_t s_list_opts[] = {
     {"state-dir", "DIR",
      "State directory of 'rayfleetctl up' (default " LAUNCH_DEFAULT_STATE_DIR ")."},
     {"db", "FILE", "Audit database to read (default STATE/" AUDIT_DB_FILE ")."},
+    {"context", "NAME",
+     "With 'up --members': only the audit files of this cluster (member-<i>: "
+     "STATE/member-<i>.*.db; management: the management set). Default: every cluster's files "
+     "that fit in one connection (a note names the others)."},
     {"cluster", "NAME", "Only this member cluster."},
     {"namespace", "NS", "Only targets in this namespace."},
     {"kind", "KIND", "Only targets of this kind (Pod, Service, RayCluster, ...)."},
@@ -49,6 +53,8 @@ static const args_opt_t s_prune_opts[] = {
     {"state-dir", "DIR",
      "State directory of 'rayfleetctl up' (default " LAUNCH_DEFAULT_STATE_DIR ")."},
     {"db", "FILE", "Audit database (default STATE/" AUDIT_DB_FILE ")."},
+    {"context", "NAME",
+     "With 'up --members': only the audit files of this cluster (member-<i> or management)."},
     {"older-than", "DURATION", "Delete the rows older than now minus this (e.g. 30d, 12h)."},
     {"chunk", "N", "Rows deleted per transaction (default 10000)."},
     {"pause", "DURATION", "Pause between chunks (default 50ms)."},
@@ -124,6 +130,12 @@ static const char *const s_full_names[S_FULL_COLS] = {"id", "time",
 static const char *const s_table_names[S_TABLE_COLS] = {"ID",     "TIME(UTC)",   "ACTOR",  "VERB",
                                                         "RESULT", "KIND",        "OBJECT", "REASON",
                                                         "CAUSE",  "CORRELATION", "MS",     "ERROR"};
+/* The table with a CLUSTER column after ACTOR: when the files of several clusters are read
+ * (a federation's members, fleetdb.h). */
+#define S_CLUSTER_COL 3 /* where CLUSTER goes */
+static const char *const s_table_cluster_names[S_TABLE_COLS + 1] = {
+    "ID",     "TIME(UTC)", "ACTOR", "CLUSTER",     "VERB", "RESULT", "KIND",
+    "OBJECT", "REASON",    "CAUSE", "CORRELATION", "MS",   "ERROR"};
 
 static sql_val_t s_text(const char *s)
 {
@@ -135,8 +147,9 @@ static const char *s_coltext(sqlite3_stmt *st, int col)
     return (const char *)sqlite3_column_text(st, col);
 }
 
-/* Writes the current row of an audit statement. Returns 0 or a negative err_t. */
-static int s_print_row(sql_out_t *out, sql_fmt_t fmt, sqlite3_stmt *st)
+/* Writes the current row of an audit statement (the table with a CLUSTER column when
+ * `cluster`). Returns 0 or a negative err_t. */
+static int s_print_row(sql_out_t *out, sql_fmt_t fmt, bool cluster, sqlite3_stmt *st)
 {
     char when[40];
     s_rfc3339(sqlite3_column_int64(st, 0), when, sizeof(when));
@@ -180,7 +193,15 @@ static int s_print_row(sql_out_t *out, sql_fmt_t fmt, sqlite3_stmt *st)
     sql_val_from(st, 17, &v[9]);
     sql_val_from(st, 21, &v[10]);
     sql_val_from(st, 20, &v[11]);
-    return sql_out_row(out, v);
+    if (!cluster)
+        return sql_out_row(out, v);
+    sql_val_t w[S_TABLE_COLS + 1];
+    for (int i = 0, j = 0; i < S_TABLE_COLS + 1; i++)
+        if (i == S_CLUSTER_COL)
+            sql_val_from(st, 4, &w[i]);
+        else
+            w[i] = v[j++];
+    return sql_out_row(out, w);
 }
 
 /* Runs the query of `f` on every file (ceil: see fleetdb_audit_prepare()) and prints its rows;
@@ -202,7 +223,7 @@ static int s_run(fleetdb_t *fdb, const store_audit_filter_t *f, const int64_t *c
             *last_id = id;
         if (nrows)
             (*nrows)++;
-        if (s_print_row(out, fmt, st) != 0) {
+        if (s_print_row(out, fmt, fleetdb_set_count(fdb) > 1, st) != 0) {
             sqlite3_finalize(st);
             fprintf(stderr, "rayfleetctl audit: cannot write the output\n");
             return 1;
@@ -272,7 +293,7 @@ static int s_follow_poll(fleetdb_t *fdb, const store_audit_filter_t *f, sql_out_
             if (id > last[best])
                 last[best] = id;
             got[best]++;
-            if (s_print_row(out, fmt, st[best]) != 0) {
+            if (s_print_row(out, fmt, fleetdb_set_count(fdb) > 1, st[best]) != 0) {
                 fprintf(stderr, "rayfleetctl audit: cannot write the output\n");
                 code = 1;
                 break;
@@ -325,9 +346,9 @@ static int s_explain(fleetdb_t *fdb, const store_audit_filter_t *f)
     }
     buf_free(&why);
     if (fleetdb_count(fdb) > 1)
-        printf("FILES: %zu (the union of every scheduler replica's and controller's audit "
-               "table)\n",
-               fleetdb_count(fdb));
+        printf("FILES: %zu of %zu cluster(s) (the union of the audit tables of every "
+               "scheduler replica and controller read)\n",
+               fleetdb_count(fdb), fleetdb_set_count(fdb));
     printf("SQL: %s\n", buf_str(&sql));
     while (sqlite3_step(st) == SQLITE_ROW)
         printf("QUERY PLAN: %s\n", s_coltext(st, 3) ? s_coltext(st, 3) : "");
@@ -339,13 +360,18 @@ done:
     return code;
 }
 
-/* The audit databases: --db FILE alone, or every scheduler file of the state dir (fleetdb.h).
- * Returns 0, 1 (none found) or 2 (usage); messages printed. */
+/* The audit databases: --db FILE alone, or the files of the state dir fleetdb_select() picks
+ * (--context). Returns 0, 1 (none found, bad federation.yaml or --context) or 2 (usage);
+ * messages printed, and the note when members' files were left out. */
 static int s_files(const args_t *a, const char *cmd, fleetdb_files_t *files)
 {
-    files->n = 0;
+    memset(files, 0, sizeof(*files));
     if (args_has(a, "state-dir") && args_has(a, "db")) {
         fprintf(stderr, "rayfleetctl %s: give --state-dir or --db, not both\n", cmd);
+        return 2;
+    }
+    if (args_has(a, "context") && args_has(a, "db")) {
+        fprintf(stderr, "rayfleetctl %s: give --context or --db, not both\n", cmd);
         return 2;
     }
     if (args_has(a, "db")) {
@@ -359,21 +385,16 @@ static int s_files(const args_t *a, const char *cmd, fleetdb_files_t *files)
     }
     const char *dir =
         args_str(a, "state-dir") ? args_str(a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR;
-    int rc = fleetdb_find(dir, files);
-    if (rc == ERR_TOOBIG) {
-        fprintf(stderr,
-                "rayfleetctl %s: %s holds more than %d scheduler databases; read them with "
-                "--db FILE one at a time\n",
-                cmd, dir, FLEETDB_MAX_SCHEDULER_FILES);
+    buf_t err;
+    buf_init(&err, 4096);
+    int rc = fleetdb_select(dir, args_str(a, "context"), 0, files, &err);
+    if (rc != 0)
+        fprintf(stderr, "rayfleetctl %s: %s\n", cmd,
+                buf_str(&err)[0] ? buf_str(&err) : err_str(rc));
+    buf_free(&err);
+    if (rc != 0)
         return 1;
-    }
-    if (rc != 0) {
-        fprintf(stderr,
-                "rayfleetctl %s: no audit database at %s/%s (nor %s<i>.db: has the scheduler "
-                "run?)\n",
-                cmd, dir, AUDIT_DB_FILE, FLEETDB_REPLICA_PREFIX);
-        return 1;
-    }
+    fleetdb_note_skipped(files, cmd);
     return 0;
 }
 
@@ -462,7 +483,8 @@ static int s_prune_count(const char *db, int64_t before, int64_t *count)
 static int s_prune(int argc, char **argv)
 {
     args_t a;
-    int pr = args_parse("audit prune", "--older-than DURATION [--state-dir DIR | --db FILE]",
+    int pr = args_parse("audit prune",
+                        "--older-than DURATION [--state-dir DIR [--context NAME] | --db FILE]",
                         "Deletes the audit rows older than now minus DURATION, in chunks of "
                         "--chunk rows, each in its own short transaction, with --pause between "
                         "them. An administrative writer: it takes the write lock of the "
@@ -539,13 +561,15 @@ int audit_main(int argc, char **argv)
     args_t a;
     int pr = args_parse(
         cmd,
-        export ? "--output json|jsonl|csv [FILTERS] [--limit N]"
-               : "[FILTERS] [--output FORMAT] [--limit N] [--follow] [--explain]\n"
+        export ? "--output json|jsonl|csv [FILTERS] [--limit N] [--context NAME]"
+               : "[FILTERS] [--output FORMAT] [--limit N] [--follow] [--explain] [--context NAME]\n"
                  "       rayfleetctl audit export --output json|csv [FILTERS]\n"
                  "       rayfleetctl audit prune --older-than DURATION",
         export ? "Writes every matching audit row, oldest first, as JSON or CSV."
                : "Lists the actions rayfleet took, with their causes (the audit table of the "
-                 "scheduler's database, read-only): the newest rows that match, oldest first.",
+                 "scheduler's database, read-only): the newest rows that match, oldest first. "
+                 "With 'up --members' every cluster's files are read as one (a CLUSTER column "
+                 "says whose row it is), or one cluster's with --context NAME.",
         s_list_opts, 0, argc, argv, &a);
     if (pr != ARGS_OK)
         return pr == ARGS_HELP ? 0 : 2;
@@ -606,7 +630,7 @@ int audit_main(int argc, char **argv)
     fleetdb_t *fdb = fr ? NULL : fleetdb_open(files, NULL, &err);
     if (!fr && !fdb)
         fprintf(stderr, "rayfleetctl %s: cannot open %s%s read-only: %s\n", cmd, files->path[0],
-                files->n > 1 ? " and the other replicas' files" : "", err_str(err));
+                files->n > 1 ? " and the other files" : "", err_str(err));
     free(files);
     if (!fdb)
         return fr ? fr : 1;
@@ -615,8 +639,10 @@ int audit_main(int argc, char **argv)
         fleetdb_close(&fdb);
         return code;
     }
-    sql_out_t *out = fmt == SQL_OUT_TABLE ? sql_out_new(stdout, fmt, S_TABLE_COLS, s_table_names)
-                                          : sql_out_new(stdout, fmt, S_FULL_COLS, s_full_names);
+    bool clusters = fleetdb_set_count(fdb) > 1;
+    sql_out_t *out = fmt != SQL_OUT_TABLE ? sql_out_new(stdout, fmt, S_FULL_COLS, s_full_names)
+                     : clusters ? sql_out_new(stdout, fmt, S_TABLE_COLS + 1, s_table_cluster_names)
+                                : sql_out_new(stdout, fmt, S_TABLE_COLS, s_table_names);
     if (!out) {
         fleetdb_close(&fdb);
         return 1;

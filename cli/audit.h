@@ -34,6 +34,11 @@
  * watermark per file and merges each poll's new rows by time_ms; its first listing stops at the
  * watermarks, so no row is printed twice. prune (and --dry-run) handles every file in turn, one
  * line per file and a total. --db FILE reads or prunes that one file, as before.
+ *
+ * Federation (`rayfleetctl up --sim --members N`): --context NAME reads (or prunes) the files of
+ * one cluster, member-<i> (STATE/member-<i>.scheduler.db, ...) or management; without it every
+ * cluster's files are read as one, as many as fit in one connection (fleetdb_select(): a note on
+ * stderr names the members left out and says --context), and the table shows a CLUSTER column.
  */
 #ifndef RF_CLI_AUDIT_H
 #define RF_CLI_AUDIT_H

@@ -1721,9 +1721,12 @@ static int s_explain_ray(s_ex_t *x)
     json_array_foreach(groups, i, r)
     {
         const json_t *first = json_array_get(json_object_get(r, "actions"), 0);
-        buf_printf(&text, "\nreconcile %s at %s by %s: cause generation ",
+        buf_printf(&text, "\nreconcile %s at %s by %s",
                    s_s(r, "correlation_id")[0] ? s_s(r, "correlation_id") : "(none)",
                    s_s(r, "time"), s_s(first, "actor_replica"));
+        if (fleetdb_set_count(x->fdb) > 1) // several clusters' files: say whose row it is
+            buf_printf(&text, " in cluster %s", s_s(first, "cluster"));
+        buf_puts(&text, ": cause generation ");
         if (json_is_integer(json_object_get(r, "cause_generation")))
             buf_printf(&text, "%" JSON_INTEGER_FORMAT, s_i(r, "cause_generation"));
         else
@@ -1811,8 +1814,9 @@ static const s_kind_t *s_kind(const char *word)
     return NULL;
 }
 
-/* Fills x->clusters: --cluster, or the clusters of observed.db, plus "default". */
-static int s_clusters(s_ex_t *x, const char *only)
+/* Fills x->clusters: --cluster, or the clusters of observed.db, plus "default", plus the members
+ * whose audit files are read (`members`, may be NULL: a federation without observed.db). */
+static int s_clusters(s_ex_t *x, const char *only, const json_t *members)
 {
     x->clusters = json_array();
     if (!x->clusters)
@@ -1832,6 +1836,17 @@ static int s_clusters(s_ex_t *x, const char *only)
             json_array_append_new(x->clusters, json_string(c));
         }
         sqlite3_finalize(st);
+    }
+    size_t mi;
+    json_t *m;
+    json_array_foreach(members, mi, m)
+    {
+        bool seen = false;
+        size_t ci;
+        json_t *c;
+        json_array_foreach(x->clusters, ci, c) seen = seen || json_equal(c, m);
+        if (!seen && json_array_append(x->clusters, m) != 0)
+            return 1;
     }
     if (!has_default)
         json_array_append_new(x->clusters, json_string("default"));
@@ -1858,6 +1873,11 @@ static const args_opt_t s_explain_opts[] = {
      "scheduler.db (audit) and observed.db."},
     {"namespace", "NS", "Namespace of the object (default " EXPLAIN_DEFAULT_NS "); also -n NS."},
     {"cluster", "NAME", "Member cluster (default: every cluster observed.db knows, and default)."},
+    {"context", "NAME",
+     "With 'up --members': read only this cluster's audit files (member-<i>: "
+     "STATE/member-<i>.*.db; management: the management set) and look for the object there "
+     "(--cluster defaults to NAME). Default: every cluster's files that fit in one connection "
+     "(a note names the others)."},
     {"output", "FORMAT", "text (default) or json."},
     {NULL, NULL, NULL},
 };
@@ -1879,7 +1899,8 @@ static int s_explain_run(int argc, char **words)
 {
     args_t a;
     int pr = args_parse(
-        "explain", "KIND/NAME [-n NAMESPACE] [--state-dir DIR] [--output text|json]",
+        "explain",
+        "KIND/NAME [-n NAMESPACE] [--state-dir DIR] [--context NAME] [--output text|json]",
         "Why does this object exist, or why was it deleted? Lists the actions rayfleet took on "
         "it (audit rows: reason, actor, result), follows each one's cause back to the Ray object "
         "change that triggered the reconcile (generation, resourceVersion, bus event id; the "
@@ -1932,20 +1953,22 @@ static int s_explain_run(int argc, char **words)
     fleetdb_files_t *files = calloc(1, sizeof(*files));
     if (!files)
         return 1;
-    int fr = fleetdb_find(dir, files);
+    x.observed = access(obs, F_OK) == 0;
+    const char *context = args_str(&a, "context");
+    buf_t ferr;
+    buf_init(&ferr, 4096);
+    int fr = fleetdb_select(dir, context, x.observed ? 1 : 0, files, &ferr);
     if (fr != 0 && fr != ERR_TOOBIG) {
-        fprintf(stderr,
-                "rayfleetctl explain: no audit database at %s/%s (nor %s<i>.db: has the "
-                "scheduler run?)\n",
-                dir, SQL_SCHEDULER_DB, FLEETDB_REPLICA_PREFIX);
+        fprintf(stderr, "rayfleetctl explain: %s\n",
+                buf_str(&ferr)[0] ? buf_str(&ferr) : err_str(fr));
+        buf_free(&ferr);
         free(files);
         return 1;
     }
     if (fr == ERR_TOOBIG)
-        fprintf(stderr,
-                "rayfleetctl explain: note: reading the first %d scheduler databases of %s\n",
-                FLEETDB_MAX_SCHEDULER_FILES, dir);
-    x.observed = access(obs, F_OK) == 0;
+        fprintf(stderr, "rayfleetctl explain: note: %s\n", buf_str(&ferr));
+    buf_free(&ferr);
+    fleetdb_note_skipped(files, "explain");
     int err = 0;
     x.fdb = fleetdb_open(files, x.observed ? obs : NULL, &err);
     x.q = fleetdb_query(x.fdb);
@@ -1955,11 +1978,23 @@ static int s_explain_run(int argc, char **words)
         free(files);
         return 1;
     }
+    // --context of a member: its files hold the rows of that cluster only (its controllers run
+    // with --cluster <member name>, cli/launch.c), so look for the object there
+    char member[FLEETDB_NAME_MAX];
+    snprintf(member, sizeof(member), "%s", context ? files->set[0] : "");
+    json_t *members = json_array(); /* the members whose files are read */
+    for (size_t k = 0; members && k < files->n; k++)
+        if (files->set[k][0] && (k == 0 || strcmp(files->set[k], files->set[k - 1]) != 0))
+            json_array_append_new(members, json_string(files->set[k]));
     free(files);
     store_query_set_timeout(x.q, EXPLAIN_TIMEOUT_MS);
     int code = 1;
-    if (s_clusters(&x, args_str(&a, "cluster")) == 0)
+    const char *cluster = args_str(&a, "cluster") ? args_str(&a, "cluster")
+                          : member[0]             ? member
+                                                  : NULL;
+    if (members && s_clusters(&x, cluster, members) == 0)
         code = !strcmp(x.kind->group, "ray.io") ? s_explain_ray(&x) : s_explain_object(&x);
+    json_decref(members);
     json_decref(x.clusters);
     fleetdb_close(&x.fdb);
     return code;

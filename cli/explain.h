@@ -54,6 +54,13 @@
  * "rayjob" / "rayservice". NOTE: cause_key has no index in the audit table, so these listings scan
  * the table (bounded by EXPLAIN_TIMEOUT_MS).
  *
+ * Federation (`rayfleetctl up --sim --members N`): --context member-<i> reads that member's audit
+ * files only (STATE/member-<i>.*.db, fleetdb_select()) and looks for the object in that cluster
+ * (--cluster defaults to it); --context management the management set's. Without --context every
+ * cluster's files that fit in one connection are read (a note names the members left out), the
+ * clusters looked in are those of observed.db plus those members, and each reconcile line of a
+ * Ray object names its cluster. drift still reads the management set only (fleetdb_find()).
+ *
  * Exit codes: 0 the object has audit rows; 1 no audit row (not created or touched by rayfleet),
  * or a database error; 2 usage error.
  *

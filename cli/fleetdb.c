@@ -4,6 +4,10 @@
 #include "fleetdb.h"
 
 #include "err.h"
+#include "fedcfg.h"
+#include "launch.h"
+#include "members.h"
+#include "yaml.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -15,7 +19,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define S_SCHEMA_MAX 32 /* longest schema name */
+#define S_SCHEMA_MAX (FLEETDB_NAME_MAX + 32) /* longest schema name (a member's file's) */
+#define S_ERR_MAX 4096 /* longest message of fleetdb_select() */
 #define S_NO_REPLICA (-1) /* replica number of scheduler.db, sorted first */
 
 /* The desired_objects columns, in table order (the store's schema). */
@@ -28,17 +33,30 @@ struct fleetdb {
     size_t n; /* files */
     char schema[FLEETDB_MAX_FILES][S_SCHEMA_MAX]; /* schema of each file */
     char path[FLEETDB_MAX_FILES][PATH_MAX]; /* path of each file */
+    char set[FLEETDB_MAX_FILES][FLEETDB_NAME_MAX]; /* "" or the member of each file */
+    size_t nsets; /* sets read */
 };
 
 /* The other controllers' audit files (fleetdb.h). */
 static const char *const s_controller_files[FLEETDB_NCONTROLLER_FILES] = FLEETDB_CONTROLLER_FILES;
 
-/* When `path` names a controller file, writes its schema (the name without .db, '-' written
- * '_': serve-upgrade.db is schema serve_upgrade) to `out` and returns true. */
-static bool s_controller_schema(const char *path, char *out, size_t size)
+/* The file name of `path` after the "<member>." prefix of a member's file (`set` "": none). */
+static const char *s_base(const char *path, const char *set)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
+    size_t n = strlen(set);
+    if (n && strncmp(base, set, n) == 0 && base[n] == '.')
+        base += n + 1;
+    return base;
+}
+
+/* When `path` names a controller file (of set `set`: see s_base()), writes its schema (the name
+ * without .db, '-' written '_': serve-upgrade.db is schema serve_upgrade) to `out` and returns
+ * true. */
+static bool s_controller_schema(const char *path, const char *set, char *out, size_t size)
+{
+    const char *base = s_base(path, set);
     for (size_t i = 0; i < FLEETDB_NCONTROLLER_FILES; i++) {
         size_t len = strlen(s_controller_files[i]);
         if (strcmp(base, s_controller_files[i]) == 0 && len > 3 && len - 3 < size) {
@@ -81,11 +99,16 @@ static long s_replica_of(const char *nm)
     return v;
 }
 
-int fleetdb_find(const char *state_dir, fleetdb_files_t *out)
+/* Appends to *out (from out->n on; its room must be FLEETDB_SET_FILES) the files of the set
+ * `member` ("": the management set) in state_dir, as fleetdb_find() says. Returns 0, ERR_TOOBIG
+ * or ERR_NOTFOUND (no directory, or no file: out->n unchanged). */
+static int s_find_set(const char *state_dir, const char *member, fleetdb_files_t *out)
 {
-    if (!state_dir || !out)
-        return ERR_INVAL;
-    out->n = 0;
+    size_t n0 = out->n;
+    char pre[FLEETDB_NAME_MAX + 1] = "";
+    if (*member)
+        snprintf(pre, sizeof(pre), "%s.", member);
+    size_t plen = strlen(pre);
     DIR *d = opendir(state_dir);
     if (!d)
         return ERR_NOTFOUND;
@@ -94,8 +117,10 @@ int fleetdb_find(const char *state_dir, fleetdb_files_t *out)
     bool more = false;
     struct dirent *ent;
     while ((ent = readdir(d)) != NULL) {
-        long r =
-            strcmp(ent->d_name, FLEETDB_MAIN_FILE) == 0 ? S_NO_REPLICA : s_replica_of(ent->d_name);
+        if (strncmp(ent->d_name, pre, plen) != 0)
+            continue;
+        const char *nm = ent->d_name + plen;
+        long r = strcmp(nm, FLEETDB_MAIN_FILE) == 0 ? S_NO_REPLICA : s_replica_of(nm);
         if (r < S_NO_REPLICA || strlen(ent->d_name) >= sizeof(found[0].name))
             continue;
         s_found_t f = {.replica = r};
@@ -122,16 +147,245 @@ int fleetdb_find(const char *state_dir, fleetdb_files_t *out)
     for (size_t i = 0; i < n; i++) {
         int w = snprintf(out->path[out->n], PATH_MAX, "%s/%s", state_dir, found[i].name);
         if (w > 0 && w < PATH_MAX)
-            out->n++;
+            snprintf(out->set[out->n++], FLEETDB_NAME_MAX, "%s", member);
     }
     for (size_t i = 0; i < FLEETDB_NCONTROLLER_FILES; i++) {
-        int w = snprintf(out->path[out->n], PATH_MAX, "%s/%s", state_dir, s_controller_files[i]);
+        int w =
+            snprintf(out->path[out->n], PATH_MAX, "%s/%s%s", state_dir, pre, s_controller_files[i]);
         if (w > 0 && w < PATH_MAX && access(out->path[out->n], F_OK) == 0)
-            out->n++;
+            snprintf(out->set[out->n++], FLEETDB_NAME_MAX, "%s", member);
     }
+    if (out->n > n0)
+        out->nsets++;
     if (more)
         return ERR_TOOBIG;
-    return out->n ? 0 : ERR_NOTFOUND;
+    return out->n > n0 ? 0 : ERR_NOTFOUND;
+}
+
+int fleetdb_find(const char *state_dir, fleetdb_files_t *out)
+{
+    if (!state_dir || !out)
+        return ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    return s_find_set(state_dir, "", out);
+}
+
+int fleetdb_find_member(const char *state_dir, const char *member, fleetdb_files_t *out)
+{
+    if (!state_dir || !member || !*member || strlen(member) >= FLEETDB_NAME_MAX ||
+        strchr(member, '/') || !out)
+        return ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    return s_find_set(state_dir, member, out);
+}
+
+size_t fleetdb_attach_max(void)
+{
+    sqlite3 *db = NULL;
+    int lim = 0;
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK)
+        lim = sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, -1);
+    sqlite3_close(db);
+    if (lim < 0)
+        lim = 0;
+    return (size_t)lim < FLEETDB_MAX_FILES - 1 ? (size_t)lim : FLEETDB_MAX_FILES - 1;
+}
+
+/* STATE/federation.yaml read and checked by fleet/fedcfg into *fed (fedcfg_free() it). Returns 0,
+ * ERR_NOTFOUND (no file), or ERR_INVAL/ERR_NOMEM with one line in `err`. */
+static int s_federation(const char *state_dir, fedcfg_t *fed, buf_t *err)
+{
+    memset(fed, 0, sizeof(*fed));
+    char path[PATH_MAX];
+    int w = snprintf(path, sizeof(path), "%s/%s", state_dir, LAUNCH_FEDERATION_FILE);
+    if (w < 0 || (size_t)w >= sizeof(path)) {
+        buf_printf(err, "%s/%s: the path is longer than %d bytes", state_dir,
+                   LAUNCH_FEDERATION_FILE, PATH_MAX - 1);
+        return ERR_INVAL;
+    }
+    if (access(path, F_OK) != 0)
+        return ERR_NOTFOUND;
+    json_t *docs = NULL, *marks = NULL;
+    buf_t why;
+    buf_init(&why, S_ERR_MAX);
+    int rc = yaml_load_file_marks(path, MEMBERS_MAX_FILE, &docs, &marks, &why);
+    if (rc == 0)
+        rc = fedcfg_parse(json_object_get(json_array_get(docs, 0), "federation"), marks, path, fed,
+                          &why);
+    if (rc != 0) {
+        buf_printf(err, "%s", buf_str(&why)[0] ? buf_str(&why) : err_str(rc));
+        if (!strstr(buf_str(err), path))
+            buf_printf(err, " (%s)", path);
+        rc = rc == ERR_NOMEM ? ERR_NOMEM : ERR_INVAL;
+    }
+    buf_free(&why);
+    json_decref(docs);
+    json_decref(marks);
+    return rc;
+}
+
+/* What "none found" says for set `member` ("": the management set). */
+static void s_none(const char *state_dir, const char *member, buf_t *err)
+{
+    if (*member)
+        buf_printf(err,
+                   "no audit database of member %s at %s/%s.%s (nor %s.%s<i>.db, %s.%s: has "
+                   "its scheduler run?)",
+                   member, state_dir, member, FLEETDB_MAIN_FILE, member, FLEETDB_REPLICA_PREFIX,
+                   member, s_controller_files[0]);
+    else
+        buf_printf(err, "no audit database at %s/%s (nor %s<i>.db: has the scheduler run?)",
+                   state_dir, FLEETDB_MAIN_FILE, FLEETDB_REPLICA_PREFIX);
+}
+
+/* What ERR_TOOBIG says. */
+static void s_toobig(const char *state_dir, const char *member, buf_t *err)
+{
+    buf_printf(err,
+               "%s holds more than %d scheduler databases%s%s (only the first %d are read as "
+               "one); read the others with --db FILE one at a time",
+               state_dir, FLEETDB_MAX_SCHEDULER_FILES, *member ? " of member " : "", member,
+               FLEETDB_MAX_SCHEDULER_FILES);
+}
+
+int fleetdb_select(const char *state_dir, const char *context, size_t reserve, fleetdb_files_t *out,
+                   buf_t *err)
+{
+    if (!state_dir || !out || !err)
+        return ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    fedcfg_t fed;
+    int rc = s_federation(state_dir, &fed, err);
+    if (rc != 0 && rc != ERR_NOTFOUND) {
+        fedcfg_free(&fed);
+        return rc;
+    }
+    bool federation = rc == 0;
+    const char *mgmt = federation ? fed.management.name : LAUNCH_MANAGEMENT;
+    const fedcfg_cluster_t *only = NULL; /* the member --context names */
+    if (context && strcmp(context, mgmt) != 0 &&
+        !(federation && fed.management.context && strcmp(context, fed.management.context) == 0)) {
+        for (size_t i = 0; federation && !only && i < fed.nmembers; i++)
+            if (strcmp(context, fed.members[i].name) == 0 ||
+                (fed.members[i].context && strcmp(context, fed.members[i].context) == 0))
+                only = &fed.members[i];
+        if (!only) {
+            if (!federation) {
+                buf_printf(err,
+                           "--context %s: %s has no %s (only 'rayfleetctl up --sim --members N' "
+                           "has member clusters); the audit files there are the management "
+                           "set's (--context %s, or no --context)",
+                           context, state_dir, LAUNCH_FEDERATION_FILE, LAUNCH_MANAGEMENT);
+            } else {
+                buf_printf(err, "--context %s: no such cluster in %s/%s (clusters: %s", context,
+                           state_dir, LAUNCH_FEDERATION_FILE, mgmt);
+                for (size_t i = 0; i < fed.nmembers; i++)
+                    buf_printf(err, ", %s", fed.members[i].name);
+                buf_puts(err, ")");
+            }
+            fedcfg_free(&fed);
+            return ERR_INVAL;
+        }
+        if (strlen(only->name) >= FLEETDB_NAME_MAX) {
+            buf_printf(err, "--context %s: the member name is longer than %d bytes", context,
+                       FLEETDB_NAME_MAX - 1);
+            fedcfg_free(&fed);
+            return ERR_INVAL;
+        }
+    }
+    int result = 0;
+    if (only) {
+        rc = s_find_set(state_dir, only->name, out);
+        if (rc == ERR_NOTFOUND)
+            s_none(state_dir, only->name, err);
+        else if (rc == ERR_TOOBIG)
+            s_toobig(state_dir, only->name, err);
+        fedcfg_free(&fed);
+        return rc;
+    }
+    rc = s_find_set(state_dir, "", out);
+    if (rc == ERR_TOOBIG) {
+        s_toobig(state_dir, "", err);
+        result = ERR_TOOBIG;
+    }
+    if (federation && !context) {
+        size_t room = 1 + fleetdb_attach_max();
+        room = room > reserve ? room - reserve : 0;
+        fleetdb_files_t *one = malloc(sizeof(*one));
+        if (!one) {
+            fedcfg_free(&fed);
+            return ERR_NOMEM;
+        }
+        for (size_t i = 0; i < fed.nmembers; i++) {
+            const char *m = fed.members[i].name;
+            if (strlen(m) >= FLEETDB_NAME_MAX)
+                continue; /* fedcfg's DNS-1123 labels are shorter */
+            memset(one, 0, sizeof(*one));
+            rc = s_find_set(state_dir, m, one);
+            if (rc == ERR_TOOBIG && !result) {
+                s_toobig(state_dir, m, err);
+                result = ERR_TOOBIG;
+            }
+            if (one->n == 0)
+                continue;
+            if (out->n + one->n > room) {
+                out->room = room;
+                if (out->nskipped < FLEETDB_MAX_SKIPPED)
+                    snprintf(out->skipped[out->nskipped++], FLEETDB_NAME_MAX, "%s", m);
+                out->skipped_files += one->n;
+                continue;
+            }
+            for (size_t k = 0; k < one->n; k++) {
+                memcpy(out->path[out->n], one->path[k], PATH_MAX);
+                memcpy(out->set[out->n++], one->set[k], FLEETDB_NAME_MAX);
+            }
+            out->nsets++;
+        }
+        free(one);
+    }
+    fedcfg_free(&fed);
+    if (out->n == 0 && !result) {
+        s_none(state_dir, "", err);
+        if (federation && !context)
+            buf_printf(err, "; nor <member>.%s of a member of %s", FLEETDB_MAIN_FILE,
+                       LAUNCH_FEDERATION_FILE);
+        return ERR_NOTFOUND;
+    }
+    return result;
+}
+
+void fleetdb_note_skipped(const fleetdb_files_t *files, const char *cmd)
+{
+    if (!files || files->nskipped == 0)
+        return;
+    fprintf(stderr, "rayfleetctl %s: note: not read: the audit files of member", cmd);
+    fprintf(stderr, "%s", files->nskipped > 1 ? "s" : "");
+    for (size_t i = 0; i < files->nskipped; i++)
+        fprintf(stderr, "%s%s", i ? ", " : " ", files->skipped[i]);
+    size_t max = fleetdb_attach_max();
+    fprintf(stderr,
+            " (%zu files): one SQLite connection reads at most %zu audit files here (main + "
+            "SQLITE_LIMIT_ATTACHED %zu%s; each cluster's files all or none) and %zu are read; "
+            "read them with --context %s",
+            files->skipped_files, files->room, max,
+            files->room < 1 + max ? " - 1 for observed.db" : "", files->n, files->skipped[0]);
+    if (files->nskipped > 1)
+        fprintf(stderr, " (one member at a time)");
+    fprintf(stderr, "\n");
+}
+
+/* The schema of a member's file: its name without .db, '-' and '.' written '_'. */
+static void s_member_schema(const char *path, char *out, size_t size)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t len = strlen(base);
+    if (len > 3 && strcmp(base + len - 3, ".db") == 0)
+        len -= 3;
+    snprintf(out, size, "%.*s", (int)len, base);
+    for (char *c = out; *c; c++)
+        if (*c == '-' || *c == '.')
+            *c = '_';
 }
 
 fleetdb_t *fleetdb_open(const fleetdb_files_t *files, const char *observed, int *err_out)
@@ -152,12 +406,20 @@ fleetdb_t *fleetdb_open(const fleetdb_files_t *files, const char *observed, int 
     f->n = files->n;
     for (size_t k = 0; k < files->n; k++) {
         snprintf(f->path[k], PATH_MAX, "%s", files->path[k]);
+        snprintf(f->set[k], FLEETDB_NAME_MAX, "%s", files->set[k]);
+        bool seen = false;
+        for (size_t j = 0; j < k && !seen; j++)
+            seen = strcmp(f->set[j], f->set[k]) == 0;
+        f->nsets += !seen;
         if (k == 0) {
             snprintf(f->schema[k], S_SCHEMA_MAX, "main");
             continue;
         }
-        if (!s_controller_schema(f->path[k], f->schema[k], S_SCHEMA_MAX))
+        if (f->set[k][0]) {
+            s_member_schema(f->path[k], f->schema[k], S_SCHEMA_MAX);
+        } else if (!s_controller_schema(f->path[k], "", f->schema[k], S_SCHEMA_MAX)) {
             snprintf(f->schema[k], S_SCHEMA_MAX, "%s%zu", FLEETDB_SCHEMA_PREFIX, k);
+        }
         att[natt++] = (store_query_attach_t){.schema = f->schema[k], .path = f->path[k]};
     }
     if (observed)
@@ -194,9 +456,14 @@ size_t fleetdb_scheduler_count(const fleetdb_t *f)
     size_t n = 0;
     char schema[S_SCHEMA_MAX];
     for (size_t k = 0; f && k < f->n; k++)
-        if (!s_controller_schema(f->path[k], schema, sizeof(schema)))
+        if (!s_controller_schema(f->path[k], f->set[k], schema, sizeof(schema)))
             n++;
     return n;
+}
+
+size_t fleetdb_set_count(const fleetdb_t *f)
+{
+    return f ? f->nsets : 0;
 }
 
 const char *fleetdb_schema(const fleetdb_t *f, size_t k)

@@ -45,6 +45,30 @@
  * desired rows: for each owner (cluster, namespace, owner_kind, owner_name), only the rows of the
  * file that decided last (largest decided_ms; ties: the first file): a RayCluster whose shard moved
  * to another replica keeps stale rows in its former replica's file, which must not count twice.
+ *
+ * Federation (issue 16; `rayfleetctl up --sim --members N`, cli/launch.h). Each member cluster has
+ * its own set of controllers, each writing STATE/<member>.<service>.db (member-1.scheduler.db,
+ * member-1.submitter.db, member-1.serve-upgrade.db; a member's scheduler replicas would write
+ * <member>.scheduler-<i>.db), beside the management set above (scheduler.db, ...), and
+ * STATE/federation.yaml (read with fleet/fedcfg) names the members. fleetdb_select() picks the
+ * files of a command:
+ *   --context management      the management set (fleetdb_find()), as without a federation;
+ *   --context NAME            the set of the member whose name or context is NAME (refused, naming
+ *                             the members, when federation.yaml has none);
+ *   neither, federation.yaml  every set: the management set first, then each member in the order
+ *                             of federation.yaml, each set whole or not at all, as long as the
+ *                             files fit in one connection: SQLite attaches at most
+ *                             fleetdb_attach_max() files (SQLITE_LIMIT_ATTACHED: the compiled
+ *                             SQLITE_MAX_ATTACHED, 10 in Debian's libsqlite3 3.40, which
+ *                             sqlite3_limit() can lower but never raise), so main + 10 files, one
+ *                             fewer when observed.db is attached too: the management set and two
+ *                             members' three files each fit, a third member does not. The members
+ *                             left out are listed in fleetdb_files_t.skipped, and every command
+ *                             prints fleetdb_note_skipped(): which ones and `--context NAME`.
+ * A member file's schema is its file name without .db, '-' and '.' written '_'
+ * (member_1_scheduler, member_1_submitter, ...), whatever else is read; the first file read is
+ * `main` as always. Audit rows carry the cluster that wrote them (--cluster of the member's
+ * controllers), so `audit` shows a CLUSTER column when rows of more than one set are read.
  */
 #ifndef RF_CLI_FLEETDB_H
 #define RF_CLI_FLEETDB_H
@@ -64,19 +88,29 @@
         "submitter.db", "serve-upgrade.db"                                                         \
     } /* other controllers' files, read after them */
 #define FLEETDB_NCONTROLLER_FILES 2 /* how many FLEETDB_CONTROLLER_FILES names */
+#define FLEETDB_SET_FILES                                                                          \
+    (FLEETDB_MAX_SCHEDULER_FILES + FLEETDB_NCONTROLLER_FILES) /* most files of one set */
 #define FLEETDB_MAX_FILES                                                                          \
-    (FLEETDB_MAX_SCHEDULER_FILES + FLEETDB_NCONTROLLER_FILES) /* SQLite attaches 10 at most:       \
-                                                                 8 + 2 files + observed */
+    16 /* most files of one connection (SQLite's limit is lower, see above)                        \
+        */
+#define FLEETDB_NAME_MAX 64 /* longest member name kept, NUL included (a DNS-1123 label) */
+#define FLEETDB_MAX_SKIPPED 256 /* most members listed as not read (FEDCFG_MAX_MEMBERS) */
 #define FLEETDB_MAIN_FILE "scheduler.db" /* the file of a single scheduler */
 #define FLEETDB_REPLICA_PREFIX "scheduler-" /* replica i writes scheduler-<i>.db */
 #define FLEETDB_SCHEMA_PREFIX "replica" /* files after the first are attached as replica<k> */
 #define FLEETDB_SQL_MAX (256u * 1024u) /* longest rewritten statement */
 
-/* The audit files of a state dir. */
+/* The audit files of a state dir (large: allocate it). */
 typedef struct {
     char path[FLEETDB_MAX_FILES][PATH_MAX]; /* scheduler.db first, then by replica, then the
-                                             * controller files */
+                                             * controller files; then each member's the same way */
+    char set[FLEETDB_MAX_FILES][FLEETDB_NAME_MAX]; /* "" (management set) or the member's name */
     size_t n; /* how many */
+    size_t nsets; /* sets with at least one file among them */
+    char skipped[FLEETDB_MAX_SKIPPED][FLEETDB_NAME_MAX]; /* members whose files did not fit */
+    size_t nskipped; /* how many */
+    size_t skipped_files; /* their files */
+    size_t room; /* files one connection could take for this command (0: no member skipped) */
 } fleetdb_files_t;
 
 typedef struct fleetdb fleetdb_t;
@@ -86,6 +120,30 @@ typedef struct fleetdb fleetdb_t;
  * ERR_NOTFOUND (none; out->n is 0), ERR_TOOBIG (more than FLEETDB_MAX_SCHEDULER_FILES scheduler
  * files; the first ones are kept, the controller files still follow) or ERR_INVAL. */
 int fleetdb_find(const char *state_dir, fleetdb_files_t *out);
+
+/* Fills *out (zeroed first) with the files fleetdb_select() reads from the set of member
+ * `member` (its name): STATE/<member>.scheduler.db, <member>.scheduler-<i>.db,
+ * <member>.<controller> files, ordered as fleetdb_find() orders them. Same returns as
+ * fleetdb_find(). */
+int fleetdb_find_member(const char *state_dir, const char *member, fleetdb_files_t *out);
+
+/* How many files SQLite attaches to one connection (SQLITE_LIMIT_ATTACHED of a fresh connection,
+ * at most FLEETDB_MAX_FILES - 1). */
+size_t fleetdb_attach_max(void);
+
+/* The files a command reads (the file comment, "Federation"): `context` NULL or a name;
+ * `reserve` attachments the caller adds (1 for observed.db, else 0). Fills *out (zeroed first).
+ * Returns 0; ERR_NOTFOUND (no file in the selection), ERR_INVAL (federation.yaml unreadable or
+ * invalid, `context` names no cluster of it, or there is no federation.yaml and `context` is not
+ * "management") or ERR_TOOBIG (a set holds more than FLEETDB_MAX_SCHEDULER_FILES scheduler files:
+ * the first ones are kept), each with one line in `err` (no "rayfleetctl CMD: " prefix); or
+ * ERR_NOMEM. */
+int fleetdb_select(const char *state_dir, const char *context, size_t reserve, fleetdb_files_t *out,
+                   buf_t *err);
+
+/* When members were left out of *files, prints to stderr "rayfleetctl CMD: note: ..." naming them,
+ * their files, the attach limit, and `--context NAME` to read them. */
+void fleetdb_note_skipped(const fleetdb_files_t *files, const char *cmd);
 
 /* Opens files->path[0..n-1] (n >= 1, each must exist) read-only through store_query_open(),
  * with `observed` (may be NULL) attached as schema `observed`. Returns the handle or NULL with
@@ -104,6 +162,10 @@ size_t fleetdb_count(const fleetdb_t *f);
 
 /* Number of scheduler files (those that are not FLEETDB_CONTROLLER_FILES). */
 size_t fleetdb_scheduler_count(const fleetdb_t *f);
+
+/* Number of sets read (the management set and each member with a file open): more than 1 means
+ * rows of several clusters. */
+size_t fleetdb_set_count(const fleetdb_t *f);
 
 /* The schema of file k ("main", "replica1", ..., "submitter"), or NULL when k is out of range. */
 const char *fleetdb_schema(const fleetdb_t *f, size_t k);

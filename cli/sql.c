@@ -352,6 +352,10 @@ static const args_opt_t s_sql_opts[] = {
      "(the RayJob controller's audit) and serve-upgrade.db (the RayService controller's) join "
      "that union as schemas 'submitter' and 'serve_upgrade'."},
     {"db", "FILE", "Query this SQLite file only (schema 'main')."},
+    {"context", "NAME",
+     "With 'up --members': only the files of this cluster (member-<i>: STATE/member-<i>.*.db; "
+     "management: the management set). Default: every cluster's files that fit in one "
+     "connection (a note names the others); a member's file is schema member_<i>_<service>."},
     {"output", "FORMAT", "table (default), json (one array), jsonl (one object per line) or csv."},
     {"limit", "N",
      "Print at most N rows (default 1000); a note on stderr says when rows were cut."},
@@ -368,7 +372,9 @@ int sql_main(int argc, char **argv)
 {
     args_t a;
     int pr = args_parse(
-        "sql", "\"SELECT ...\" [--state-dir DIR | --db FILE] [--output FORMAT] [--limit N]",
+        "sql",
+        "\"SELECT ...\" [--state-dir DIR [--context NAME] | --db FILE] [--output FORMAT] "
+        "[--limit N]",
         "Runs ONE read-only SQL statement on rayfleet's databases (scheduler.db: audit, "
         "desired_objects, leases; observed.db as observed.observed_objects). With several "
         "scheduler replicas (scheduler-<i>.db), `audit` and `desired_objects` are the union of "
@@ -376,6 +382,9 @@ int sql_main(int argc, char **argv)
         "submitter.db (rayfleet-submitter, the RayJob controller) and serve-upgrade.db "
         "(rayfleet-serve-upgrade, the RayService controller) are part of the union too, as "
         "schemas submitter and serve_upgrade (actor_service says which service wrote a row). "
+        "With 'up --members', each member's files (member-<i>.scheduler.db, ...) join the union "
+        "too, as schemas member_<i>_scheduler, ... (the cluster column says whose row it is), "
+        "or are read alone with --context member-<i>. "
         "Writes, ATTACH, DETACH, PRAGMAs that set values, load_extension() and several statements "
         "are refused.",
         s_sql_opts, 1, argc, argv, &a);
@@ -402,6 +411,10 @@ int sql_main(int argc, char **argv)
         fprintf(stderr, "rayfleetctl sql: give --state-dir or --db, not both\n");
         return 2;
     }
+    if (args_has(&a, "context") && args_has(&a, "db")) {
+        fprintf(stderr, "rayfleetctl sql: give --context or --db, not both\n");
+        return 2;
+    }
     fleetdb_files_t *files = calloc(1, sizeof(*files));
     if (!files)
         return 1;
@@ -419,15 +432,26 @@ int sql_main(int argc, char **argv)
         const char *dir =
             args_str(&a, "state-dir") ? args_str(&a, "state-dir") : LAUNCH_DEFAULT_STATE_DIR;
         snprintf(obs_db, sizeof(obs_db), "%s/%s", dir, SQL_OBSERVED_DB);
-        int fr = fleetdb_find(dir, files);
-        if (fr == ERR_TOOBIG) {
-            fprintf(stderr,
-                    "rayfleetctl sql: %s holds more than %d scheduler databases; query them with "
-                    "--db FILE one at a time\n",
-                    dir, FLEETDB_MAX_SCHEDULER_FILES);
+        buf_t ferr;
+        buf_init(&ferr, 4096);
+        // observed.db takes one attachment when it is there (the reserve of fleetdb_select())
+        int fr =
+            fleetdb_select(dir, args_str(&a, "context"), s_exists(obs_db) ? 1 : 0, files, &ferr);
+        if (fr != 0 && fr != ERR_NOTFOUND) {
+            fprintf(stderr, "rayfleetctl sql: %s\n",
+                    buf_str(&ferr)[0] ? buf_str(&ferr) : err_str(fr));
+            buf_free(&ferr);
             free(files);
             return 1;
         }
+        if (fr == ERR_NOTFOUND && args_has(&a, "context")) {
+            fprintf(stderr, "rayfleetctl sql: %s\n", buf_str(&ferr));
+            buf_free(&ferr);
+            free(files);
+            return 1;
+        }
+        buf_free(&ferr);
+        fleetdb_note_skipped(files, "sql");
         if (files->n == 0 && s_exists(obs_db)) {
             snprintf(files->path[0], PATH_MAX, "%s", obs_db);
             files->n = 1;
@@ -444,7 +468,7 @@ int sql_main(int argc, char **argv)
     fleetdb_t *fdb = fleetdb_open(files, with_obs ? obs_db : NULL, &err);
     if (!fdb) {
         fprintf(stderr, "rayfleetctl sql: cannot open %s%s read-only: %s\n", files->path[0],
-                files->n > 1 ? " and the other replicas' files" : "", err_str(err));
+                files->n > 1 ? " and the other files" : "", err_str(err));
         free(files);
         return 1;
     }

@@ -20,7 +20,11 @@
  * are attached the same way as `replica1`, `replica2`, ..., and the statement is rewritten so that
  * `audit` and `desired_objects` name the union of every file (fleetdb.h: a WITH clause in front
  * of the statement, not a view, so nothing is ever written, not even the temp schema); the
- * rewritten text goes through the same store_query_prepare() checks.
+ * rewritten text goes through the same store_query_prepare() checks. With a federation
+ * (`rayfleetctl up --sim --members N`, STATE/federation.yaml) each member's files
+ * (member-<i>.scheduler.db, member-<i>.submitter.db, member-<i>.serve-upgrade.db) join the union
+ * as schemas member_<i>_scheduler, ... as far as SQLite's attach limit allows (a note on stderr
+ * names the members left out), or --context NAME reads one cluster's files alone (fleetdb.h).
  *
  * Output formats: table (aligned columns, cells cut to SQL_CELL_MAX), json (ONE JSON array of
  * objects, column name -> value; integers and reals as numbers, NULL as null, text as strings,

@@ -9,6 +9,11 @@
 #     of it on member-1 or the management cluster.
 #  3. members: both members, 2 and 4 nodes, different CPU, member-2's used CPU/memory/pods equal
 #     the Ray pods' requests (3 pods: 1+1+1 CPU, 4G), member-1's zero; RAYCLUSTERS 0 and 1.
+#  3b. a RayCluster on member-1 too: audit (no --context) lists both members' scheduler rows with
+#     a CLUSTER column and no note (2 members' files fit SQLite's attach limit); audit --context
+#     member-1 only member-1's; explain raycluster/one --context member-1 finds its actions and
+#     --context member-2 does not; sql counts per cluster over the union lie between what sqlite3
+#     counts in each member's files before and after.
 #  4. member stop member-1: unhealthy in members within 10 s, member-2 still healthy; member
 #     start: healthy again within 10 s. partition member-2 / heal: the same.
 #  5. a RayCluster on the management context: placed on a member (status names it; the placer's
@@ -82,6 +87,39 @@ has "members: a row per member with nodes, capacity, use and health" "$out" \
 # the Ray pods' requests, as the API server has them, equal what members counts as used
 req=$(kcx member-2 get pods -l ray.io/cluster=demo -o jsonpath='{range .items[*]}{range .spec.containers[*]}{.resources.requests.cpu}{" "}{end}{end}')
 check "used CPU = the sum of the Ray pods' requests ($req)" test "$(tr ' ' '\n' <<<"$req" | awk '{s+=$1} END {print s}')" = 3
+
+# --- 3b. audit, explain and sql over the members (cli/fleetdb.h, "Federation") ---------------------
+sed 's/^  name: demo$/  name: one/' "$example" | kcx member-1 apply -f - >/dev/null
+if kcx member-1 wait --for=jsonpath='{.status.state}'=ready raycluster/one --timeout=60s >/dev/null 2>&1; then
+    ok "a RayCluster on member-1 becomes ready there"; else bad "the RayCluster on member-1 is not ready"; fi
+audit_ctx() { "$ctl" audit --state-dir "$state" --limit 1000 "$@"; }
+one_audited() { audit_ctx --context member-1 2>/dev/null | grep -Eq " create +201 +Pod +default/one-"; }
+tl_wait 10 one_audited
+out=$(audit_ctx 2>"$tmp/audit.err")
+has "audit without --context: both members' scheduler rows, with a CLUSTER column" "$out" \
+    "^ID +TIME\(UTC\) +ACTOR +CLUSTER +VERB" " member-1 +create +201 +Pod +default/one-" \
+    " member-2 +create +201 +Pod +default/demo-"
+check "audit without --context: no note (both members' files fit)" bash -c "! grep -q 'not read' '$tmp/audit.err'"
+out=$(audit_ctx --context member-1 2>&1)
+has "audit --context member-1 lists the rows of member-1's scheduler" "$out" \
+    "^ID +TIME\(UTC\) +ACTOR +VERB" " create +201 +Pod +default/one-"
+check "audit --context member-1 lists none of member-2's" bash -c "! grep -q 'default/demo-' <<<\"\$1\"" _ "$out"
+out=$("$ctl" explain raycluster/one --context member-1 --state-dir "$state" 2>&1); code=$?
+check "explain raycluster/one --context member-1 exits 0 (rayfleet acted on it)" test "$code" -eq 0
+has "... and lists the member scheduler's pod creations" "$out" "create +Pod default/one-[a-z0-9-]+ \(Created"
+expect_code "explain raycluster/one --context member-2: not there (exit 1)" 1 \
+    "$ctl" explain raycluster/one --context member-2 --state-dir "$state"
+# the union's count per cluster against sqlite3's of each member's files, read before and after
+files_count() { local n=0 f c; for f in "$state/$1".*.db; do
+    c=$(sqlite3 -readonly "$f" "SELECT count(*) FROM audit" 2>/dev/null) || c=0; n=$((n + c)); done; echo $n; }
+b1=$(files_count member-1); b2=$(files_count member-2)
+u=$("$ctl" sql --state-dir "$state" --output csv \
+    "SELECT (SELECT count(*) FROM audit WHERE cluster = 'member-1'), (SELECT count(*) FROM audit WHERE cluster = 'member-2'), (SELECT count(*) FROM audit)" | tail -1)
+a1=$(files_count member-1); a2=$(files_count member-2)
+IFS=, read -r u1 u2 uall <<<"$u"
+check "sql: audit over the union counts member-1's rows ($b1 <= $u1 <= $a1) and member-2's ($b2 <= $u2 <= $a2)" \
+    test "${u1:-0}" -gt 0 -a "${u2:-0}" -gt 0 -a "$b1" -le "${u1:-0}" -a "${u1:-0}" -le "$a1" -a "$b2" -le "${u2:-0}" -a "${u2:-0}" -le "$a2"
+check "sql: every row of the union is member-1's or member-2's ($uall)" test "${uall:-x}" = "$((u1 + u2))"
 
 # --- 4. stop/start, partition/heal ---------------------------------------------------------------
 "$ctl" member stop member-1 --state-dir "$state" >/dev/null
