@@ -6,8 +6,6 @@
 #include "err.h"
 #include "fedcfg.h"
 #include "launch.h"
-#include "members.h"
-#include "yaml.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -205,13 +203,9 @@ static int s_federation(const char *state_dir, fedcfg_t *fed, buf_t *err)
     }
     if (access(path, F_OK) != 0)
         return ERR_NOTFOUND;
-    json_t *docs = NULL, *marks = NULL;
     buf_t why;
     buf_init(&why, S_ERR_MAX);
-    int rc = yaml_load_file_marks(path, MEMBERS_MAX_FILE, &docs, &marks, &why);
-    if (rc == 0)
-        rc = fedcfg_parse(json_object_get(json_array_get(docs, 0), "federation"), marks, path, fed,
-                          &why);
+    int rc = fedcfg_load(path, fed, &why);
     if (rc != 0) {
         buf_printf(err, "%s", buf_str(&why)[0] ? buf_str(&why) : err_str(rc));
         if (!strstr(buf_str(err), path))
@@ -219,8 +213,6 @@ static int s_federation(const char *state_dir, fedcfg_t *fed, buf_t *err)
         rc = rc == ERR_NOMEM ? ERR_NOMEM : ERR_INVAL;
     }
     buf_free(&why);
-    json_decref(docs);
-    json_decref(marks);
     return rc;
 }
 

@@ -17,7 +17,6 @@
 #include "rftime.h"
 #include "store.h"
 #include "watcher.h"
-#include "yaml.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -166,7 +165,7 @@ static void s_health(const s_row_t *r, int64_t now, char *out, size_t size)
     } else if (now - r->checked_ms > MEMBERS_HEALTHY_MS) {
         snprintf(out, size, "unknown (the watcher's last probe %" PRId64 "s ago)",
                  (now - r->checked_ms) / 1000);
-    } else if (r->last_ok_ms > 0 && now - r->last_ok_ms <= MEMBERS_HEALTHY_MS) {
+    } else if (fleet_member_answering(r->last_ok_ms, now)) {
         snprintf(out, size, "yes");
     } else {
         snprintf(out, size, "no (last answer %s%" PRId64 "s ago%s%s)",

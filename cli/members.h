@@ -24,9 +24,11 @@
 #ifndef RF_CLI_MEMBERS_H
 #define RF_CLI_MEMBERS_H
 
-#define MEMBERS_HEALTHY_MS 5000 /* a member answered the watcher this recently: healthy */
+#include "place.h"
+
+#define MEMBERS_HEALTHY_MS                                                                         \
+    FLEET_HEALTHY_MS /* a member answered the watcher this recently (place.h) */
 #define MEMBERS_SLOW_MS 2000 /* `member slow` default latency */
-#define MEMBERS_MAX_FILE (1u << 20) /* largest federation.yaml read */
 
 int members_main(int argc, char **argv);
 int member_main(int argc, char **argv);

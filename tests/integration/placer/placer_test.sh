@@ -28,7 +28,7 @@ kcx() { local c=$1; shift; kubectl --kubeconfig "$state/kubeconfig" --context "$
 ann() { kcx management get "$1" -n "${3:-default}" -o "jsonpath={.metadata.annotations.rayfleet\.io/$2}" 2>/dev/null; }
 placed_on() { [[ -n $(ann "$1" placed-on "${2:-default}") ]]; }
 events() { kcx management get events -n "${2:-default}" --field-selector "involvedObject.name=$1" -o jsonpath='{range .items[*]}{.reason}{": "}{.message}{"\n"}{end}' 2>/dev/null; }
-sql() { "$ctl" sql --state-dir "$state" --db "$state/scheduler.db" "$1" 2>&1; }
+sql() { "$ctl" sql --state-dir "$state" --context management "$1" 2>&1; }
 # a RayCluster named $1 in namespace $2 with head CPU $3 and worker replicas $4 (1 CPU each)
 rc() {
     sed -e "s/^  name: demo$/  name: $1/" -e "s/^  namespace: default$/  namespace: $2/" \
@@ -81,9 +81,9 @@ same_status() {
 if tl_wait 10 same_status; then ok "the management status equals the copy's, field for field"; else
     bad "statuses differ"; diff <(kcx management get rayjob rayjob-sample -o json | jq -S .status) <(kcx "$m" get rayjob rayjob-sample -o json | jq -S .status); fi
 check "the Ray cluster runs on $m, none on the management cluster" test "$(kcx management get pods -A --no-headers 2>/dev/null | wc -l)" -eq 0
-has "a place audit row with the reason" "$(sql "SELECT verb, reason, message FROM audit WHERE kind = 'RayJob' AND name = 'rayjob-sample' AND verb = 'place'")" \
+has "a place audit row with the reason" "$(sql "SELECT verb, reason, message FROM audit WHERE target_kind = 'RayJob' AND target_name = 'rayjob-sample' AND verb = 'place'")" \
     "place.*Placed.*placed on member $m"
-has "the copy's create is audited against $m" "$(sql "SELECT cluster, verb, result_status FROM audit WHERE kind = 'RayJob' AND name = 'rayjob-sample' AND verb = 'create'")" \
+has "the copy's create is audited against $m" "$(sql "SELECT cluster, verb, result_status FROM audit WHERE target_kind = 'RayJob' AND target_name = 'rayjob-sample' AND verb = 'create'")" \
     "$m.*create.*201"
 
 # --- 3. too big for any node: waits -------------------------------------------------------------
@@ -137,7 +137,7 @@ check "on member-1 (member-2 has more room but does not answer)" test "$(ann ray
 "$ctl" member start member-2 --state-dir "$state" >/dev/null
 
 # --- 9. the audit store -------------------------------------------------------------------------
-out=$(sql "SELECT name, message FROM audit WHERE verb = 'place' ORDER BY id")
+out=$(sql "SELECT target_name, message FROM audit WHERE verb = 'place' ORDER BY id")
 has "every placement has its audit row" "$out" "rayjob-sample.*placed on member" "pinned.*placed on member-1" \
     "qa1.*placed on member" "qa2.*placed on member" "during.*placed on member-1"
 tl_summary
