@@ -37,8 +37,9 @@
 
 /* What users write on a Ray object applied to the management cluster (fleet_policy_t): */
 #define FLEET_ANN_MEMBER "rayfleet.io/member" /* the member it must go to */
-#define FLEET_ANN_MEMBER_SELECTOR "rayfleet.io/member-selector" /* a selector over member labels   \
-                                                                 */
+#define FLEET_ANN_MEMBER_SELECTOR                                                                  \
+    "rayfleet.io/member-selector" /* a selector over member labels                                 \
+                                   */
 /* What the placer (services/scheduler/placer.h) writes: on the management object, where it was
  * placed and why, and its finalizer; on the member's copy, what it is a copy of and the
  * management object's generation its spec was last synced from. */
@@ -47,6 +48,9 @@
 #define FLEET_FINALIZER_PLACEMENT "rayfleet.io/placement"
 #define FLEET_ANN_PLACED_FROM "rayfleet.io/placed-from" /* cluster/namespace/name/uid */
 #define FLEET_ANN_PLACED_GENERATION "rayfleet.io/placed-generation"
+/* On a management object the placer suspended to make room for higher-priority work (why; the
+ * placer resumes it, and removes this, once its queue admits it again). */
+#define FLEET_ANN_PREEMPTED "rayfleet.io/preempted"
 #define FLEET_WHY_MAX 256 /* one member's part of it */
 
 typedef enum {

@@ -58,6 +58,8 @@ typedef struct {
     selector_t *sel; /* the member-selector annotation's, or NULL */
     char required[64]; /* rayfleet.io/member, or "" */
     size_t queue;
+    int32_t priority;
+    bool resume; /* placed and preempted: admitted again, it is resumed on its member */
     fleet_choice_t choice; /* the last fleet_place() of it */
 } s_ent_t;
 
@@ -74,11 +76,13 @@ struct placer {
     json_t *decided[PLACER_NKINDS];
     /* why a waiting object waits (key -> text), from the last round */
     json_t *waiting[PLACER_NKINDS];
+    /* preemptions decided and not yet seen recorded on the object: key -> why */
+    json_t *preempt[PLACER_NKINDS];
     /* the last round's members (capacity after its admissions) and health */
     fleet_member_t *cap;
     int64_t timer; /* the round's timer, 0 none */
     bool dirty; /* something changed since the last round */
-    uint64_t rounds, admitted;
+    uint64_t rounds, admitted, preempted;
 };
 
 /* ---------- helpers ---------- */
@@ -104,10 +108,24 @@ static bool s_rayjob_terminal(const json_t *obj)
     return !strcmp(s, "Complete") || !strcmp(s, "Failed") || !strcmp(s, "ValidationFailed");
 }
 
-/* Whether a placed object still holds room on its member: a RayJob until it is terminal and its
- * RayCluster is gone from the member (or it never got one), the others while they exist. */
+/* The object is suspended (spec.suspend) and its status says it is done suspending: a RayJob
+ * Suspended, a RayCluster suspended (a RayService is never counted so). */
+static bool s_suspended(placer_kind_t k, const json_t *obj)
+{
+    if (!jx_bool(obj, "spec.suspend", false))
+        return false;
+    if (k == PLACER_RAYJOB)
+        return strcmp(jx_str(obj, "status.jobDeploymentStatus", ""), "Suspended") == 0;
+    return k == PLACER_RAYCLUSTER && strcmp(jx_str(obj, "status.state", ""), "suspended") == 0;
+}
+
+/* Whether a placed object still holds room on its member: not once it is suspended; a RayJob
+ * until it is terminal and its RayCluster is gone from the member (or it never got one), the
+ * others while they exist. */
 static bool s_active(placer_t *pl, placer_kind_t k, const json_t *obj, int member)
 {
+    if (s_suspended(k, obj))
+        return false;
     if (k != PLACER_RAYJOB || !s_rayjob_terminal(obj))
         return true;
     const char *rc = jx_str(obj, "status.rayClusterName", "");
@@ -278,6 +296,7 @@ typedef struct {
     size_t nents, capents;
     json_t *index; /* workload key -> entry index */
     json_t *seen[PLACER_NKINDS]; /* keys present (to forget stale decisions) */
+    size_t suspending; /* preempted objects not done suspending yet */
     buf_t *err;
 } s_round_t;
 
@@ -325,15 +344,28 @@ static int s_round_obj(const store_observed_t *row, void *arg)
     }
     json_object_set_new(r->seen[r->k], key, json_true());
     const char *placed = s_ann(obj, FLEET_ANN_PLACED_ON);
+    bool preempted = s_ann(obj, FLEET_ANN_PREEMPTED) != NULL;
     json_t *dec = json_object_get(pl->decided[r->k], key);
-    if (placed && dec)
+    if (placed && dec && (!jx_bool(dec, "resume", false) || !preempted)) {
         json_object_del(pl->decided[r->k], key); /* recorded: the annotation rules */
+        dec = NULL;
+    }
+    if (preempted)
+        json_object_del(pl->preempt[r->k], key); /* recorded */
     int member = placed ? s_member_index(pl, placed) : dec ? (int)jx_int(dec, "m", -1) : -1;
     bool is_placed = placed || dec;
-    if (is_placed && (member < 0 || !s_active(pl, r->k, obj, member))) {
+    /* preempted and suspended: waits again in its queue, to be resumed on its member */
+    bool resume = placed && preempted && !dec && member >= 0 && s_suspended(r->k, obj);
+    if (preempted && !resume && !s_suspended(r->k, obj))
+        r->suspending++;
+    if (json_object_get(pl->preempt[r->k], key))
+        r->suspending++;
+    if (!resume && is_placed && (member < 0 || !s_active(pl, r->k, obj, member))) {
         json_decref(obj); /* done (or placed on a member no longer configured): holds nothing */
         return 0;
     }
+    if (resume)
+        is_placed = false;
     if (!is_placed && row->deleting) {
         json_decref(obj);
         return 0;
@@ -363,9 +395,11 @@ static int s_round_obj(const store_observed_t *row, void *arg)
         json_decref(obj);
         return 0;
     }
-    const char *req = s_ann(obj, FLEET_ANN_MEMBER);
+    const char *req = resume ? placed : s_ann(obj, FLEET_ANN_MEMBER);
     snprintf(e->required, sizeof(e->required), "%s", req ? req : "");
-    const char *seltext = s_ann(obj, FLEET_ANN_MEMBER_SELECTOR);
+    e->resume = resume;
+    e->priority = prio;
+    const char *seltext = resume ? NULL : s_ann(obj, FLEET_ANN_MEMBER_SELECTOR);
     if (seltext && !is_placed) {
         buf_reset(r->err);
         if (selector_parse_labels(seltext, &e->sel, r->err) != 0) {
@@ -381,7 +415,7 @@ static int s_round_obj(const store_observed_t *row, void *arg)
                                  .strategy = pl->fed.strategy};
     int64_t order = 0;
     (void)rftime_parse(jx_str(obj, "metadata.creationTimestamp", ""), &order);
-    if (!is_placed && (e->demand.flags & FLEET_DEMAND_EXISTING_CLUSTER)) {
+    if (!is_placed && !resume && (e->demand.flags & FLEET_DEMAND_EXISTING_CLUSTER)) {
         /* goes with its RayCluster, placed or not: no queue of its own */
         json_t *cs = json_object_get(jx_get(obj, "spec.clusterSelector"), S_RAY_CLUSTER_LABEL);
         const char *cname = json_is_string(cs) ? json_string_value(cs) : NULL;
@@ -451,6 +485,57 @@ static void s_forget_gone(placer_t *pl, s_round_t *r)
             if (!json_object_get(r->seen[k], key))
                 json_object_del(pl->decided[k], key);
         }
+        json_object_foreach_safe(pl->preempt[k], tmp, key, v)
+        {
+            if (!json_object_get(r->seen[k], key))
+                json_object_del(pl->preempt[k], key);
+        }
+    }
+}
+
+/* Preemption (fleet/queue.h): the first waiting workload, by priority, that its queue's quota
+ * does not admit and that lower-priority admitted work blocks gets that work suspended. One
+ * preemption at a time: none while an earlier one's victims are still suspending (their room is
+ * not free yet). Victims are RayJobs and RayClusters (spec.suspend); a RayService is never
+ * suspended by the placer. Quota only: room on members is not a reason to preempt. */
+static void s_preempt(placer_t *pl, s_round_t *r)
+{
+    s_ent_t *best = NULL;
+    fleet_workload_t *bw = NULL;
+    for (size_t i = 0; i < r->nents; i++) {
+        s_ent_t *e = &r->ents[i];
+        char wkey[CTRL_KEY_MAX + 16];
+        snprintf(wkey, sizeof(wkey), "%s|%s", s_kinds[e->kind].kind, e->key);
+        fleet_workload_t *w = fleet_queue_find(r->q, wkey);
+        if (!w || w->state != FLEET_WL_WAITING || fleet_queue_admissible(r->q, w))
+            continue;
+        if (!best || e->priority > best->priority) {
+            best = e;
+            bw = w;
+        }
+    }
+    if (!best)
+        return;
+    fleet_workload_t *victims[64];
+    size_t nv = 0;
+    if (fleet_queue_preempt(r->q, bw, NULL, NULL, victims, 64, &nv) != 0 || nv == 0)
+        return;
+    for (size_t i = 0; i < nv; i++) {
+        s_ent_t *v = s_ent_of(r, victims[i]);
+        if (!v || v->kind == PLACER_RAYSERVICE || v->resume)
+            return; /* not one the placer suspends: no preemption */
+    }
+    const fleet_queue_t *qu = fleet_queues_get(r->q, bw->queue);
+    for (size_t i = 0; i < nv; i++) {
+        s_ent_t *v = s_ent_of(r, victims[i]);
+        char why[CTRL_KEY_MAX + 256], out[PLACER_REASON_MAX];
+        snprintf(why, sizeof(why), "preempted for %s %s (priority %d > %d) in queue %s",
+                 s_kinds[best->kind].kind, best->key, (int)best->priority, (int)v->priority,
+                 qu ? qu->name : "?");
+        s_bound_reason(why, out);
+        json_object_set_new(pl->preempt[v->kind], v->key, json_string(out));
+        (void)ctrl_enqueue(pl->ctrl[v->kind], v->key, true);
+        pl->preempted++;
     }
 }
 
@@ -481,11 +566,14 @@ static void s_round(placer_t *pl)
         int mi = e ? e->choice.index : -1;
         if (mi < 0 || fleet_commit(&pl->cap[mi], &e->demand) != 0 || fleet_queue_admit(r.q, w) != 0)
             break; /* cannot happen: s_fits() just placed it */
-        json_object_set_new(pl->decided[e->kind], e->key,
-                            json_pack("{s:i, s:s}", "m", mi, "r", e->choice.reason));
+        json_object_set_new(
+            pl->decided[e->kind], e->key,
+            json_pack("{s:i, s:s, s:b}", "m", mi, "r", e->choice.reason, "resume", e->resume));
         (void)ctrl_enqueue(pl->ctrl[e->kind], e->key, true);
         n++;
     }
+    if (rc == 0 && r.suspending == 0)
+        s_preempt(pl, &r);
     /* why the first waiting ones wait; each is woken so its pass can say so (an Event when the
      * reason changed) */
     size_t explained = 0;
@@ -574,6 +662,7 @@ typedef struct {
     placer_kind_t k;
     int member; /* placed (or to be placed) on, or -1 */
     bool decide; /* the place stage records the decision */
+    int suspend; /* the place stage suspends (1: preempted) or resumes (-1) the object */
     char reason[PLACER_REASON_MAX];
     json_t *copy; /* the member's copy as observed, or NULL */
 } s_pass_t;
@@ -621,13 +710,14 @@ static void s_member_send(ctrl_pass_t *p, int mi, ctrl_verb_t verb, const char *
               body);
 }
 
-/* A merge patch of the management object's metadata (resourceVersion precondition). */
-static void s_meta_patch(ctrl_pass_t *p, json_t *meta, const char *ok)
+/* A merge patch of the management object's metadata (stolen; resourceVersion precondition) and,
+ * when not NULL, spec (stolen). */
+static void s_meta_patch_spec(ctrl_pass_t *p, json_t *meta, json_t *spec)
 {
     s_pass_t *d = p->data;
     json_object_set_new(meta, "resourceVersion",
                         json_string(jx_str(p->obj, "metadata.resourceVersion", "")));
-    json_t *patch = json_pack("{s:o}", "metadata", meta);
+    json_t *patch = json_pack("{s:o, s:o*}", "metadata", meta, "spec", spec);
     if (!patch) {
         ctrl_fail(p, NULL, "out of memory");
         return;
@@ -639,10 +729,14 @@ static void s_meta_patch(ctrl_pass_t *p, json_t *meta, const char *ok)
                             .resource = s_kinds[d->k].resource,
                             .kind = s_kinds[d->k].kind,
                             .name = p->name,
-                            .noun = s_kinds[d->k].kind,
-                            .ok_reason = ok},
+                            .noun = s_kinds[d->k].kind},
               patch);
     json_decref(patch);
+}
+
+static void s_meta_patch(ctrl_pass_t *p, json_t *meta)
+{
+    s_meta_patch_spec(p, meta, NULL);
 }
 
 /* The finalizers with FLEET_FINALIZER_PLACEMENT added (add) or removed; JSON null for none. */
@@ -710,7 +804,7 @@ static ctrl_begin_t s_begin(ctrl_pass_t *p)
         if (left == 0) {
             json_t *meta = json_pack("{s:o}", "finalizers", s_finalizers(p->obj, false));
             if (meta)
-                s_meta_patch(p, meta, NULL);
+                s_meta_patch(p, meta);
             json_object_del(pl->decided[d->k], p->key);
         } else {
             p->short_requeue = true;
@@ -718,7 +812,20 @@ static ctrl_begin_t s_begin(ctrl_pass_t *p)
         return CTRL_BEGIN_END;
     }
     if (placed) {
-        json_object_del(pl->decided[d->k], p->key);
+        json_t *dec = json_object_get(pl->decided[d->k], p->key);
+        bool preempted = s_ann(p->obj, FLEET_ANN_PREEMPTED) != NULL;
+        if (dec && (!jx_bool(dec, "resume", false) || !preempted)) {
+            json_object_del(pl->decided[d->k], p->key);
+            dec = NULL;
+        }
+        const char *pre = json_string_value(json_object_get(pl->preempt[d->k], p->key));
+        if (pre && !preempted) {
+            d->suspend = 1;
+            s_bound_reason(pre, d->reason);
+        } else if (dec && preempted) {
+            d->suspend = -1;
+            s_bound_reason(jx_str(dec, "r", ""), d->reason);
+        }
         d->member = s_member_index(pl, placed);
         if (d->member < 0) {
             ctrl_event(p, true, "UnknownMember", "Place",
@@ -746,7 +853,7 @@ static ctrl_begin_t s_begin(ctrl_pass_t *p)
             json_t *meta = json_pack("{s:{s:n, s:n}}", "annotations", FLEET_ANN_PLACED_ON,
                                      FLEET_ANN_PLACEMENT_REASON);
             if (meta)
-                s_meta_patch(p, meta, NULL);
+                s_meta_patch(p, meta);
             s_wake(pl);
             return CTRL_BEGIN_END;
         }
@@ -785,6 +892,28 @@ static ctrl_begin_t s_begin(ctrl_pass_t *p)
 static void s_stage_place(ctrl_pass_t *p)
 {
     s_pass_t *d = p->data;
+    if (d->suspend) {
+        /* Kueue's way: spec.suspend on the object; the member's copy follows (sync) */
+        bool on = d->suspend > 0;
+        json_t *meta =
+            json_pack("{s:{s:s?}}", "annotations", FLEET_ANN_PREEMPTED, on ? d->reason : NULL);
+        json_t *spec = json_pack("{s:b}", "suspend", on);
+        if (!meta || !spec) {
+            json_decref(meta);
+            json_decref(spec);
+            ctrl_fail(p, NULL, "out of memory");
+            return;
+        }
+        if (!on)
+            json_object_set_new(json_object_get(meta, "annotations"), FLEET_ANN_PREEMPTED,
+                                json_null());
+        ctrl_audit(p, "ray.io", s_kinds[d->k].kind, p->name, on ? "preempt" : "resume",
+                   on ? "Preempted" : "Resumed", d->reason, NULL, 0, NULL, 0);
+        ctrl_event(p, false, on ? "Preempted" : "Resumed", "Place", "%s",
+                   on ? d->reason : "admitted again by its queue: resumed on its member");
+        s_meta_patch_spec(p, meta, spec);
+        return;
+    }
     if (!d->decide)
         return;
     const char *mname = d->pl->members[d->member].cfg->name;
@@ -799,7 +928,7 @@ static void s_stage_place(ctrl_pass_t *p)
     snprintf(msg, sizeof(msg), "placed on member %s: %s", mname, d->reason);
     ctrl_audit(p, "ray.io", s_kinds[d->k].kind, p->name, "place", "Placed", msg, NULL, 0, NULL, 0);
     ctrl_event(p, false, "Placed", "Place", "%s", msg);
-    s_meta_patch(p, meta, NULL);
+    s_meta_patch(p, meta);
 }
 
 /* Stage 2: the copy on the member. */
@@ -928,7 +1057,8 @@ placer_t *placer_new(const ctrlsvc_env_t *env, const char *path, buf_t *err)
     for (int k = 0; k < PLACER_NKINDS; k++) {
         pl->decided[k] = json_object();
         pl->waiting[k] = json_object();
-        if (!pl->decided[k] || !pl->waiting[k])
+        pl->preempt[k] = json_object();
+        if (!pl->decided[k] || !pl->waiting[k] || !pl->preempt[k])
             goto nomem;
         pl->kinds[k] = (ctrl_kind_t){.group = "ray.io",
                                      .version = "v1",
@@ -975,6 +1105,7 @@ void placer_destroy(placer_t **pl_p)
         ctrl_destroy(&pl->ctrl[k]);
         json_decref(pl->decided[k]);
         json_decref(pl->waiting[k]);
+        json_decref(pl->preempt[k]);
     }
     for (size_t i = 0; pl->members && i < pl->nmembers; i++) {
         k8s_client_destroy(&pl->members[i].client);

@@ -13,6 +13,9 @@
 #  4. rayfleet.io/member: member-1 places there although spread would pick member-2.
 #  5. Quota: two 3-CPU RayClusters in team-a (quota 5 CPU): the first placed, the second waits
 #     naming the quota; deleting the first admits the second.
+#  5b. Preemption: a high-priority RayCluster in team-a suspends qa2 (spec.suspend, annotation
+#     rayfleet.io/preempted, Preempted Event, audit row), its copy suspends on its member, then it
+#     is placed; once it is deleted, qa2 is resumed on its member and ready again.
 #  6. A spec change on the management object reaches the copy (worker replicas 2 -> 3: 4 pods).
 #  7. Deleting the management RayJob deletes its copy, then the finalizer goes and it is gone.
 #  8. member stop member-2: a new RayCluster is placed on member-1 only; member start.
@@ -41,6 +44,7 @@ kc=$("$ctl" up --sim --members 2 --member-nodes 2,4 --detach --state-dir "$state
 rc_=$?
 if [[ $rc_ -eq 0 ]]; then ok "up --sim --members 2 --detach"; else bad "up (exit $rc_)"; cat "$tmp/up.err"; exit 1; fi
 cat >>"$state/federation.yaml" <<'EOF'
+  priorities: {high: 1000, default: 0}
   queues:
     - name: team-a
       namespaces: [team-a]
@@ -114,6 +118,24 @@ kcx management delete raycluster qa1 -n team-a >/dev/null
 if tl_wait 20 placed_on raycluster/qa2 team-a; then ok "deleting the first admits the second"; else bad "qa2 still waits"; events qa2 team-a; fi
 gone_everywhere() { ! kcx member-1 get raycluster qa1 -n team-a >/dev/null 2>&1 && ! kcx member-2 get raycluster qa1 -n team-a >/dev/null 2>&1; }
 if tl_wait 20 gone_everywhere; then ok "qa1's copy is deleted with it"; else bad "qa1's copy remains"; fi
+
+# --- 5b. preemption -----------------------------------------------------------------------------
+rc urgent team-a 1 2 | kcx management label --local -f - kueue.x-k8s.io/priority-class=high -o yaml | kcx management apply -f - >/dev/null
+preempted() { [[ -n $(ann raycluster/qa2 preempted team-a) ]]; }
+if tl_wait 20 preempted; then ok "the high-priority RayCluster preempts qa2"; else bad "qa2 not preempted"; events urgent team-a; fi
+has "qa2 is suspended with the reason" "$(kcx management get raycluster qa2 -n team-a -o jsonpath='{.spec.suspend} {.metadata.annotations.rayfleet\.io/preempted}')" \
+    "^true preempted for RayCluster management/team-a/urgent \(priority 1000 > 0\) in queue team-a"
+has "a Preempted Event" "$(events qa2 team-a)" "^Preempted: preempted for RayCluster"
+qa2m=$(ann raycluster/qa2 placed-on team-a)
+copy_suspended() { [[ $(kcx "$qa2m" get raycluster qa2 -n team-a -o jsonpath='{.spec.suspend}/{.status.state}' 2>/dev/null) == true/suspended ]]; }
+if tl_wait 30 copy_suspended; then ok "its copy on $qa2m is suspended"; else bad "qa2's copy is not suspended"; kcx "$qa2m" get raycluster qa2 -n team-a -o jsonpath='{.spec.suspend}/{.status.state}'; fi
+if tl_wait 20 placed_on raycluster/urgent team-a; then ok "then the high-priority one is placed"; else bad "urgent not placed"; events urgent team-a; fi
+kcx management delete raycluster urgent -n team-a >/dev/null
+resumed() { [[ -z $(ann raycluster/qa2 preempted team-a) ]] && ready qa2 team-a; }
+if tl_wait 40 resumed; then ok "once it is gone qa2 is resumed and ready again"; else bad "qa2 not resumed"; events qa2 team-a; fi
+check "qa2 stays on its member" test "$(ann raycluster/qa2 placed-on team-a)" = "$qa2m"
+has "preempt and resume audit rows" "$(sql "SELECT verb, reason FROM audit WHERE target_name = 'qa2' AND verb IN ('preempt', 'resume') ORDER BY id")" \
+    "^preempt +Preempted" "^resume +Resumed"
 
 # --- 6. a spec change reaches the copy ----------------------------------------------------------
 kcx management patch raycluster pinned --type json -p '[{"op":"replace","path":"/spec/workerGroupSpecs/0/replicas","value":3}]' >/dev/null
