@@ -1033,7 +1033,9 @@ static json_t *s_usage_obj(const json_t *obj)
             part = json_object();
             rc = part ? s_copy_members(part, v, *key == 'm' ? meta_keys : status_keys) : ERR_NOMEM;
         }
-        if (part && (rc != 0 || json_object_set_new_nocheck(u, key, part) != 0))
+        if (part && rc != 0)
+            json_decref(part);
+        else if (part && json_object_set_new_nocheck(u, key, part) != 0)
             rc = ERR_NOMEM;
     }
     if (rc != 0)
