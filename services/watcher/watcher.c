@@ -1066,6 +1066,13 @@ static void s_pod_usage(wres_t *x, reflector_event_t type, const json_t *obj, co
                x->cl->name);
         return;
     }
+    if (xu->dirty) {
+        /* this change supersedes a pending retry of the row (as s_on_event() does) */
+        char key[S_KEY_MAX];
+        snprintf(key, sizeof(key), "%s/%s", jx_str(obj, "metadata.namespace", ""),
+                 jx_str(obj, "metadata.name", ""));
+        json_object_del(xu->dirty, key);
+    }
     unsigned char urec[S_REC_USAGE_LEN];
     int n = s_rec_make(K_PODUSE, false, u, urec, sizeof(urec));
     x->w->st.usage_by_pods++;
