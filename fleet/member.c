@@ -19,8 +19,9 @@ int fleet_member_init(fleet_member_t *m, const char *name, const json_t *labels)
         return ERR_INVAL;
     m->name = strdup(name);
     m->labels = json_is_object(labels) ? json_deep_copy(labels) : json_object();
+    m->by_name = json_object();
     m->healthy = true;
-    if (!m->name || !m->labels) {
+    if (!m->name || !m->labels || !m->by_name) {
         fleet_member_free(m);
         return ERR_NOMEM;
     }
@@ -29,7 +30,14 @@ int fleet_member_init(fleet_member_t *m, const char *name, const json_t *labels)
 
 fleet_node_t *fleet_member_node(const fleet_member_t *m, const char *name)
 {
-    for (size_t i = 0; name && i < m->nnodes; i++)
+    if (!name)
+        return NULL;
+    if (m->by_name) {
+        json_t *ix = json_object_get(m->by_name, name);
+        size_t i = json_is_integer(ix) ? (size_t)json_integer_value(ix) : m->nnodes;
+        return i < m->nnodes ? &m->nodes[i] : NULL;
+    }
+    for (size_t i = 0; i < m->nnodes; i++)
         if (strcmp(m->nodes[i].name, name) == 0)
             return &m->nodes[i];
     return NULL;
@@ -94,6 +102,12 @@ int fleet_member_add_node(fleet_member_t *m, const json_t *node, buf_t *err)
             n.gpu_type = v;
     }
     n.schedulable = !jx_bool(node, "spec.unschedulable", false) && s_ready(node);
+    if (m->by_name &&
+        json_object_set_new_nocheck(m->by_name, n.name, json_integer((json_int_t)m->nnodes)) != 0) {
+        free(n.name);
+        json_decref(n.labels);
+        return ERR_NOMEM;
+    }
     m->nodes[m->nnodes++] = n;
     return 0;
 }
@@ -153,6 +167,7 @@ void fleet_member_free(fleet_member_t *m)
     free(m->nodes);
     free(m->name);
     json_decref(m->labels);
+    json_decref(m->by_name);
     memset(m, 0, sizeof(*m));
 }
 
@@ -284,6 +299,55 @@ int member_test(bool verbose)
     }
     CHECK(m.nnodes == 43 && fleet_member_finish(&m) == 41 && m.alloc.v[FLEET_RES_CPU] == 48000);
     CHECK(strcmp(fleet_member_node(&m, "n1")->gpu_type, "A100") == 0);
+
+    /* many nodes and pods: each pod lands on its own node through the name index (the array
+     * moved as it grew), a pod of an unknown node counts nothing */
+    fleet_member_t big;
+    CHECK(fleet_member_init(&big, "big", NULL) == 0);
+    enum { BIG_NODES = 5000, BIG_PODS = 20000 };
+    for (int i = 0; i < BIG_NODES; i++) {
+        char text[256];
+        snprintf(text, sizeof(text),
+                 "{\"metadata\":{\"name\":\"node-%d\"},\"status\":{\"allocatable\":{\"cpu\":"
+                 "\"64\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}",
+                 i);
+        json_t *x = s_j(text);
+        CHECK(fleet_member_add_node(&big, x, &err) == 0);
+        json_decref(x);
+    }
+    json_t *dupn = s_j("{\"metadata\":{\"name\":\"node-4321\"},\"status\":{}}");
+    CHECK(fleet_member_add_node(&big, dupn, &err) == ERR_EXISTS && big.nnodes == BIG_NODES);
+    json_decref(dupn);
+    buf_reset(&err);
+    for (int i = 0; i < BIG_PODS + 1; i++) {
+        char text[256];
+        /* pod i on node (i * 7) % BIG_NODES, requesting (1 + i % 3) hundred millicores; the
+         * last one on a node the member does not have */
+        snprintf(text, sizeof(text),
+                 "{\"spec\":{\"nodeName\":\"node-%d\",\"containers\":[{\"resources\":"
+                 "{\"requests\":{\"cpu\":\"%dm\"}}}]},\"status\":{\"phase\":\"Running\"}}",
+                 i < BIG_PODS ? (i * 7) % BIG_NODES : BIG_NODES, 100 * (1 + i % 3));
+        json_t *x = s_j(text);
+        CHECK(fleet_member_add_pod(&big, x, &err) == 0);
+        json_decref(x);
+    }
+    long long want_cpu[3] = {0};
+    for (int i = 0; i < BIG_PODS; i++)
+        if ((i * 7) % BIG_NODES < 3)
+            want_cpu[(i * 7) % BIG_NODES] += 100 * (1 + i % 3);
+    CHECK(fleet_member_node(&big, "node-0")->used.v[FLEET_RES_CPU] == want_cpu[0] &&
+          fleet_member_node(&big, "node-1")->used.v[FLEET_RES_CPU] == want_cpu[1] &&
+          fleet_member_node(&big, "node-2")->used.v[FLEET_RES_CPU] == want_cpu[2]);
+    CHECK(fleet_member_node(&big, "node-4999") == &big.nodes[4999] &&
+          fleet_member_node(&big, "node-5000") == NULL);
+    CHECK(fleet_member_finish(&big) == BIG_NODES && big.used.v[FLEET_RES_PODS] == BIG_PODS &&
+          big.alloc.v[FLEET_RES_CPU] == 64000LL * BIG_NODES);
+    long long sum = 0;
+    for (int i = 0; i < BIG_PODS; i++)
+        sum += 100 * (1 + i % 3);
+    CHECK(big.used.v[FLEET_RES_CPU] == sum);
+    fleet_member_free(&big);
+    CHECK(big.by_name == NULL);
 
     json_t *all[] = {n1, n2, n3, p1, done, failedp, pending, other, cordoned, bad, nn, nb};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)

@@ -48,6 +48,8 @@ typedef struct {
     json_t *labels; /* the member's labels from the configuration (owned; {} when none) */
     fleet_node_t *nodes; /* its nodes (owned) */
     size_t nnodes;
+    json_t *by_name; /* node name -> its index in nodes (owned; jansson's hash table), kept by
+                      * fleet_member_add_node(); NULL (a member built by hand): names scanned */
     fleet_res_t alloc; /* sum over schedulable nodes */
     fleet_res_t used; /* sum over schedulable nodes */
     bool healthy; /* answering its API: no new placements when false */
@@ -91,7 +93,8 @@ int fleet_member_add_node(fleet_member_t *m, const json_t *node, buf_t *err);
  * parse). */
 int fleet_member_add_pod(fleet_member_t *m, const json_t *pod, buf_t *err);
 
-/* The node called `name`, or NULL. */
+/* The node called `name`, or NULL: a hash lookup (by_name), so adding P pods over N nodes costs
+ * O(P + N). */
 fleet_node_t *fleet_member_node(const fleet_member_t *m, const char *name);
 
 /* Sums alloc and used over the schedulable nodes into m->alloc and m->used; returns how many

@@ -74,6 +74,14 @@ static const char *const s_keep_rc[] = {S_KEEP_COMMON, "status.state", NULL};
 static const char *const s_keep_rj[] = {S_KEEP_COMMON, "status.jobDeploymentStatus", NULL};
 static const char *const s_keep_rs[] = {S_KEEP_COMMON, "status.serviceStatus", NULL};
 static const char *const s_keep_pod[] = {S_KEEP_COMMON, "status.phase", NULL};
+/* The spec paths of a pod's PodUsage projection (fleet/member.h reads them). */
+#define S_KEEP_USAGE_SPEC                                                                          \
+    "spec.nodeName", "spec.overhead", "spec.containers.resources",                                 \
+        "spec.initContainers.resources", "spec.initContainers.restartPolicy"
+/* --watch.nodes: the Ray pod reflector also writes its pods' PodUsage rows, so it keeps what
+ * those hold too (s_usage_obj() projects them out of its events' objects). */
+static const char *const s_keep_pod_usage[] = {S_KEEP_COMMON, "status.phase", S_KEEP_USAGE_SPEC,
+                                               NULL};
 /* The capacity kinds keep exactly what their rows hold (fleet/member.h reads them). */
 static const char *const s_keep_node[] = {"metadata.name",
                                           "metadata.uid",
@@ -88,16 +96,13 @@ static const char *const s_keep_poduse[] = {"metadata.name",
                                             "metadata.namespace",
                                             "metadata.uid",
                                             "metadata.resourceVersion",
-                                            "spec.nodeName",
-                                            "spec.overhead",
-                                            "spec.containers.resources",
-                                            "spec.initContainers.resources",
-                                            "spec.initContainers.restartPolicy",
+                                            S_KEEP_USAGE_SPEC,
                                             "status.phase",
                                             NULL};
 
-/* The kept paths of kind k: the common ones and its phase path. */
-static const char *const *s_keep_of(int k)
+/* The kept paths of kind k: the common ones and its phase path (and, for the Ray pods with
+ * --watch.nodes, their PodUsage projection's). */
+static const char *const *s_keep_of(int k, bool watch_nodes)
 {
     switch (k) {
     case K_RAYCLUSTER:
@@ -107,7 +112,7 @@ static const char *const *s_keep_of(int k)
     case K_RAYSERVICE:
         return s_keep_rs;
     case K_POD:
-        return s_keep_pod;
+        return watch_nodes ? s_keep_pod_usage : s_keep_pod;
     case K_NODE:
         return s_keep_node;
     case K_PODUSE:
@@ -135,7 +140,7 @@ static const wkind_t s_kinds[K_COUNT] = {
     [K_PVC] = {"", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", LABEL_CLUSTER,
                "status.phase"},
     [K_NODE] = {"", "v1", "nodes", "Node", NULL, NULL},
-    [K_PODUSE] = {"", "v1", "pods", WATCHER_PODUSE_KIND, NULL, "status.phase"},
+    [K_PODUSE] = {"", "v1", "pods", WATCHER_PODUSE_KIND, WATCHER_PODUSE_SELECTOR, "status.phase"},
 };
 
 /* The strings of a queued event, as offsets into the arena. */
@@ -266,21 +271,32 @@ static bool s_cached(const wcluster_t *cl, int k, const char *ns, const char *na
     return false;
 }
 
-/* True when a twin of x's reflector in its cluster caches ns/name: the row is the twin's. */
+/* True when a twin of x's reflector in its cluster caches ns/name: the row is the twin's. The
+ * rows of kind WATCHER_PODUSE_KIND have two writers, the PodUsage reflector and the Ray pod
+ * reflector (--watch.nodes): such a row is held while either caches its pod. */
 static bool s_twin_holds(const wres_t *x, const char *ns, const char *name)
 {
     for (int k = 0; k < K_COUNT; k++)
         if (s_twins(x->kind, k) && s_cached(x->cl, k, ns, name, NULL))
             return true;
-    return false;
+    return x->kind == K_PODUSE &&
+           (s_cached(x->cl, K_POD, ns, name, NULL) || s_cached(x->cl, K_PODUSE, ns, name, NULL));
 }
 
-/* True when every twin of x's reflector watching x's namespace has applied its first list. */
-static bool s_twins_synced(const wres_t *x)
+/* The reflector of kind k watching the namespace of x (same slot). */
+static wres_t *s_slot(const wres_t *x, int k)
 {
     size_t slot = (size_t)(x - x->cl->res) % x->cl->nns;
+    return &x->cl->res[(size_t)k * x->cl->nns + slot];
+}
+
+/* True when every twin of x's reflector watching x's namespace has applied its first list (for
+ * the PodUsage reflector: the Ray pod reflector, its rows' other writer, too). */
+static bool s_twins_synced(const wres_t *x)
+{
     for (int k = 0; k < K_COUNT; k++)
-        if (s_twins(x->kind, k) && !reflector_synced(x->cl->res[(size_t)k * x->cl->nns + slot].r))
+        if ((s_twins(x->kind, k) || (x->kind == K_PODUSE && k == K_POD)) &&
+            !reflector_synced(s_slot(x, k)->r))
             return false;
     return true;
 }
@@ -292,12 +308,14 @@ static bool s_twins_synced(const wres_t *x)
  * it (s_rec_owner()): kind index (K_*, or S_REC_KIND_TEXT then the kind text NUL), uid mode
  * (S_REC_UID_*: none, 16 bytes, or text NUL), name NUL; then the kubernetes.io/service-name
  * label NUL (EndpointSlices; "" for the others). No owner: kind index S_REC_NONE and nothing
- * else but the service name. */
+ * else but the service name. A Ray pod's record with --watch.nodes ends with the 8 bytes of its
+ * PodUsage hash (S_REC_USAGE_TAIL, after the service name; the decoder ignores them). */
 #define S_REC_RAY 'R' /* record of a Ray object */
 #define S_REC_CHILD 'C' /* record of a child */
 #define S_REC_NONE 0xFF /* child without an owner */
 #define S_REC_USAGE 'U' /* record of a PodUsage: the tag and the projection's 64-bit hash */
 #define S_REC_USAGE_LEN 9 /* its length */
+#define S_REC_USAGE_TAIL 8 /* a Ray pod's record (--watch.nodes) ends with that hash too */
 #define S_REC_KIND_TEXT 0xFE /* owner kind given as text */
 #define S_REC_UID_NONE 0 /* no owner uid */
 #define S_REC_UID_BIN 1 /* owner uid as 16 bytes */
@@ -376,20 +394,30 @@ static bool s_rec_ray_controller(unsigned char *out, size_t cap, size_t *len, co
     return true;
 }
 
-/* The record of obj, an object of kind k, into out (cap bytes). Returns its length, or -1 when
- * it does not fit. */
-static int s_rec_make(int k, const json_t *obj, unsigned char *out, size_t cap)
+/* The 64-bit hash of what fleet/member.c counts of a pod obj (a PodUsage projection, or a Ray
+ * pod's projection, whose spec holds the same paths): the projected spec (node, requests) and
+ * the phase. 0 or ERR_NOMEM. */
+static int s_usage_hash(const json_t *obj, uint64_t *h)
+{
+    json_t *what = json_pack("{s:O?,s:O?}", "spec", json_object_get(obj, "spec"), "phase",
+                             jx_get(obj, "status.phase"));
+    *h = 0;
+    int hr = what ? jx_hash(what, h) : ERR_NOMEM;
+    json_decref(what);
+    return hr;
+}
+
+/* The record of obj, an object of kind k, into out (cap bytes); `usage`: a Ray pod whose
+ * PodUsage row its reflector writes too (--watch.nodes), whose record ends with the 8 bytes of
+ * s_usage_hash() (S_REC_USAGE_TAIL). Returns its length, or -1 when it does not fit. */
+static int s_rec_make(int k, bool usage, const json_t *obj, unsigned char *out, size_t cap)
 {
     size_t len = 0;
     bool found = false;
     const json_t *meta = json_object_get(obj, "metadata");
     if (k == K_PODUSE) {
-        /* what fleet/member.c counts: the projected spec (node, requests) and the phase */
-        json_t *what = json_pack("{s:O?,s:O?}", "spec", json_object_get(obj, "spec"), "phase",
-                                 jx_get(obj, "status.phase"));
         uint64_t h = 0;
-        int hr = what ? jx_hash(what, &h) : ERR_NOMEM;
-        json_decref(what);
+        int hr = s_usage_hash(obj, &h);
         unsigned char b[S_REC_USAGE_LEN] = {S_REC_USAGE};
         for (int i = 0; i < 8; i++)
             b[1 + i] = (unsigned char)(h >> (8 * i));
@@ -421,6 +449,14 @@ static int s_rec_make(int k, const json_t *obj, unsigned char *out, size_t cap)
     const char *svc =
         s_is_slice(k) ? json_string_value(json_object_get(labels, LABEL_SERVICE_NAME)) : NULL;
     ok = ok && s_rec_str(out, cap, &len, svc ? svc : "");
+    if (ok && usage) {
+        uint64_t h = 0;
+        unsigned char b[S_REC_USAGE_TAIL];
+        ok = s_usage_hash(obj, &h) == 0;
+        for (int i = 0; i < S_REC_USAGE_TAIL; i++)
+            b[i] = (unsigned char)(h >> (8 * i));
+        ok = ok && s_rec_put(out, cap, &len, b, sizeof(b));
+    }
     return ok ? (int)len : -1;
 }
 
@@ -514,7 +550,7 @@ static bool s_rec_read(const void *data, size_t n, rec_t *out)
 static int s_extra_fn(reflector_t *r, const json_t *obj, void *out, size_t cap, void *arg)
 {
     const wres_t *x = arg;
-    return s_rec_make(x->kind, obj, out, cap);
+    return s_rec_make(x->kind, x->kind == K_POD && x->w->watch_nodes, obj, out, cap);
 }
 
 /* The owning Ray object of a changed object. Strings borrowed from the objects, the records or
@@ -909,7 +945,7 @@ static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const
         return; /* it left x's selector for its twin's: the twin wrote (or writes) its row */
     unsigned char local[S_REC_MAX];
     if (!rec) {
-        int n = s_rec_make(x->kind, obj, local, sizeof(local));
+        int n = s_rec_make(x->kind, x->kind == K_POD && w->watch_nodes, obj, local, sizeof(local));
         rec = n > 0 ? local : NULL;
         rlen = n > 0 ? (size_t)n : 0;
     }
@@ -955,6 +991,95 @@ static void s_handle(wres_t *x, reflector_event_t type, const json_t *obj, const
         s_queue_events(w, x->cl, x->kind, s_type(type), &o, ns, obj, rec, rlen);
 }
 
+/* Copies the members of src named in `names` (NULL-terminated) into dst, in src's order. */
+static int s_copy_members(json_t *dst, const json_t *src, const char *const *names)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)src, key, v)
+    {
+        for (size_t i = 0; names[i]; i++)
+            if (strcmp(key, names[i]) == 0 && json_object_set_nocheck(dst, key, v) != 0)
+                return ERR_NOMEM;
+    }
+    return 0;
+}
+
+/* The PodUsage projection (s_keep_poduse) of a Ray pod's event object obj (s_keep_pod_usage):
+ * what the PodUsage reflector's projection of the same text holds, members in the text's order
+ * (jproj.h: the objects on the way kept even when empty; apiVersion and kind, which k8s.c keeps
+ * in a watch event's object, as they are). The spec is shared (its kept paths are the same).
+ * NULL when out of memory. */
+static json_t *s_usage_obj(const json_t *obj)
+{
+    static const char *const meta_keys[] = {"name", "namespace", "uid", "resourceVersion", NULL};
+    static const char *const status_keys[] = {"phase", NULL};
+    json_t *u = json_object();
+    const char *key;
+    json_t *v;
+    int rc = u ? 0 : ERR_NOMEM;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        json_t *part = NULL;
+        if (rc != 0)
+            continue;
+        if (strcmp(key, "apiVersion") == 0 || strcmp(key, "kind") == 0)
+            part = json_incref(v);
+        else if (!json_is_object(v))
+            continue;
+        else if (strcmp(key, "spec") == 0) {
+            part = json_incref(v);
+        } else if (strcmp(key, "metadata") == 0 || strcmp(key, "status") == 0) {
+            part = json_object();
+            rc = part ? s_copy_members(part, v, *key == 'm' ? meta_keys : status_keys) : ERR_NOMEM;
+        }
+        if (part && rc != 0)
+            json_decref(part);
+        else if (part && json_object_set_new_nocheck(u, key, part) != 0)
+            rc = ERR_NOMEM;
+    }
+    if (rc != 0)
+        json_decref(u);
+    return rc == 0 ? u : NULL;
+}
+
+/* --watch.nodes: the PodUsage row of a Ray pod, written by its reflector x (the PodUsage
+ * reflector does not select Ray pods: each pod's event is decoded once). The row is the one the
+ * PodUsage reflector would write (same projection, identity and rule: a MODIFIED rewrites it only
+ * when the usage hash, the tail of the pod's record, changed). `rec`/`prev`: the pod's records
+ * now and before (MODIFIED), NULL when unknown. */
+static void s_pod_usage(wres_t *x, reflector_event_t type, const json_t *obj, const void *rec,
+                        size_t rlen, const void *prev, size_t plen)
+{
+    wres_t *xu = s_slot(x, K_PODUSE);
+    if (!xu->r || type == REFLECTOR_RESYNC)
+        return; /* RESYNC rewrites no row */
+    if (type == REFLECTOR_MODIFIED && rec && prev && rlen >= S_REC_USAGE_TAIL &&
+        plen >= S_REC_USAGE_TAIL &&
+        memcmp((const char *)rec + rlen - S_REC_USAGE_TAIL,
+               (const char *)prev + plen - S_REC_USAGE_TAIL, S_REC_USAGE_TAIL) == 0)
+        return; /* nothing it counts changed */
+    json_t *u = s_usage_obj(obj);
+    if (!u) {
+        x->w->st.write_errors++;
+        s_rlog(x->w, &x->w->rl_write, "watcher: out of memory, PodUsage row not written", "cluster",
+               x->cl->name);
+        return;
+    }
+    if (xu->dirty) {
+        /* this change supersedes a pending retry of the row (as s_on_event() does) */
+        char key[S_KEY_MAX];
+        snprintf(key, sizeof(key), "%s/%s", jx_str(obj, "metadata.namespace", ""),
+                 jx_str(obj, "metadata.name", ""));
+        json_object_del(xu->dirty, key);
+    }
+    unsigned char urec[S_REC_USAGE_LEN];
+    int n = s_rec_make(K_PODUSE, false, u, urec, sizeof(urec));
+    x->w->st.usage_by_pods++;
+    s_handle(xu, type, u, NULL, 0, n > 0 ? urec : NULL, n > 0 ? (size_t)n : 0);
+    json_decref(u);
+}
+
 static void s_on_event(reflector_t *r, reflector_event_t type, json_t *obj, json_t *old, void *arg)
 {
     wres_t *x = arg;
@@ -977,6 +1102,10 @@ static void s_on_event(reflector_t *r, reflector_event_t type, json_t *obj, json
     }
     const char *raw = reflector_event_raw(r, obj, &len);
     s_handle(x, type, obj, raw, len, rec, rlen);
+    if (x->kind == K_POD && x->w->watch_nodes) {
+        const void *prev = type == REFLECTOR_MODIFIED ? reflector_event_old_extra(r, &olen) : NULL;
+        s_pod_usage(x, type, obj, rec, rlen, prev, olen);
+    }
 }
 
 /* The stale rows s_on_synced() collects. */
@@ -1001,19 +1130,11 @@ static int s_stale_row(const store_observed_t *row, void *arg)
     return 0;
 }
 
-/* Deletes the rows of x's kind (and namespace) that its first list did not contain; for a kind
- * with twins, once all of them have listed, the rows none of them holds. */
-static void s_on_synced(reflector_t *r, void *arg)
+/* Deletes the rows of x's kind (and namespace) that no reflector writing them holds. */
+static void s_stale_pass(wres_t *x)
 {
-    wres_t *x = arg;
     watcher_t *w = x->w;
     const wkind_t *kd = &s_kinds[x->kind];
-    if (x->warned)
-        log_info("watcher: resource synced", "cluster", x->cl->name, "resource", kd->resource,
-                 "namespace", x->ns ? x->ns : "", NULL);
-    x->warned = false;
-    if (!s_twins_synced(x))
-        return; /* the rows of the kind are the twins' too: the last of them to sync deletes */
     json_t *stale = json_array();
     if (!stale || store_observed_scan(w->store, x->cl->name, kd->kind, x->ns, s_stale_row,
                                       &(stale_t){.x = x, .stale = stale}) != 0)
@@ -1042,6 +1163,25 @@ static void s_on_synced(reflector_t *r, void *arg)
                            0);
     }
     json_decref(stale);
+}
+
+/* Deletes the rows of x's kind (and namespace) that its first list did not contain; for a kind
+ * with twins, once all of them have listed, the rows none of them holds. The PodUsage rows have
+ * two writers (the PodUsage and the Ray pod reflectors): the last of the two to sync deletes. */
+static void s_on_synced(reflector_t *r, void *arg)
+{
+    wres_t *x = arg;
+    const wkind_t *kd = &s_kinds[x->kind];
+    if (x->warned)
+        log_info("watcher: resource synced", "cluster", x->cl->name, "resource", kd->resource,
+                 "namespace", x->ns ? x->ns : "", NULL);
+    x->warned = false;
+    if (x->kind == K_POD && s_slot(x, K_PODUSE)->r && s_twins_synced(s_slot(x, K_PODUSE)) &&
+        reflector_synced(s_slot(x, K_PODUSE)->r))
+        s_stale_pass(s_slot(x, K_PODUSE));
+    if (!s_twins_synced(x))
+        return; /* the rows of the kind are the twins' too: the last of them to sync deletes */
+    s_stale_pass(x);
 #ifdef __GLIBC__
     /* a first list parses pages of big objects and queues rows: hand the freed heap back */
     malloc_trim(0);
@@ -1139,8 +1279,11 @@ static void s_retry_dirty(watcher_t *w)
                 json_t *obj = json_array_get(ent, 0);
                 json_t *raw = json_array_get(ent, 1);
                 json_t *rec = json_array_get(ent, 2);
-                bool cur = reflector_lookup(x->r, jx_str(obj, "metadata.namespace", ""),
-                                            jx_str(obj, "metadata.name", ""), NULL);
+                const char *ons = jx_str(obj, "metadata.namespace", "");
+                const char *oname = jx_str(obj, "metadata.name", "");
+                /* a PodUsage row is current while either of its writers caches the pod */
+                bool cur = x->kind == K_PODUSE ? s_twin_holds(x, ons, oname)
+                                               : reflector_lookup(x->r, ons, oname, NULL);
                 /* obj and its text are the latest state: a newer event would have replaced the
                  * entry */
                 s_handle(x, cur ? REFLECTOR_MODIFIED : REFLECTOR_DELETED, obj,
@@ -1390,6 +1533,9 @@ static const struct {
        relists, false),
     X_("list_failures_total", "Failed lists and watches.", METRIC_COUNTER, NULL, list_failures,
        false),
+    X_("pod_usage_rows_total",
+       "PodUsage rows written or deleted by the Ray pod reflector (--watch.nodes).", METRIC_COUNTER,
+       NULL, usage_by_pods, false),
     X_("pending_events", "Events waiting for the next flush.", METRIC_GAUGE, NULL, pending, true),
     X_("objects", "Objects in the reflector caches.", METRIC_GAUGE, NULL, objects, true),
 #undef X_
@@ -1552,7 +1698,7 @@ static int s_cluster_init(watcher_t *w, wcluster_t *cl, const watcher_cluster_t 
                 .resource = s_kinds[k].resource,
                 .namespace_ = x->ns,
                 .label_selector = s_kinds[k].selector,
-                .keep = s_keep_of(k),
+                .keep = s_keep_of(k, cfg->watch_nodes),
                 .compact = true,
                 .no_old = true,
                 .extra = s_extra_fn,

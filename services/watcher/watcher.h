@@ -85,13 +85,19 @@
  *
  * Capacity (federation, issue 16; only with watcher_config_t.watch_nodes, --watch.nodes, so the
  * single-cluster path is unchanged). Per cluster two more reflectors: every Node, and every pod
- * (no selector), each cached and stored as a projection only: a Node row (kind "Node") holds
- * metadata.name/labels, spec.unschedulable, status.allocatable and the conditions' type and
+ * the Ray pod reflector does not watch (WATCHER_PODUSE_SELECTOR, the negation of
+ * WATCHER_POD_SELECTOR), each cached and stored as a projection only: a Node row (kind "Node")
+ * holds metadata.name/labels, spec.unschedulable, status.allocatable and the conditions' type and
  * status; a pod row (kind WATCHER_PODUSE_KIND) its name, namespace, spec.nodeName,
  * spec.overhead, the containers' and init containers' resources (and restartPolicy) and
  * status.phase (rewritten only when the spec part or the phase changed: a label or status patch
  * writes nothing): what fleet/member.c needs to count a node's requests, no env, volumes or
- * secrets. These rows publish no event (no controller reconciles them). And every WATCHER_PROBE_MS
+ * secrets. The Ray pods' PodUsage rows are written by the Ray pod reflector, which then also keeps
+ * those paths and a hash of them in its record: each pod event is received and decoded once. The
+ * rows are the same whoever writes them (same projection, identity and rewrite rule); the two
+ * reflectors are twins for them (a pod whose node-type label changes moves from one watch to the
+ * other and keeps its row), and their stale rows are deleted when both have listed. These rows
+ * publish no event (no controller reconciles them). And every WATCHER_PROBE_MS
  * the watcher lists one Node of each cluster (WATCHER_PROBE_PATH, one attempt,
  * WATCHER_PROBE_TIMEOUT_MS) and writes a row of kind WATCHER_HEALTH_KIND named after the cluster
  * (namespace ""): {"lastOkMs": wall ms of the last answer (0: none yet), "checkedMs": wall ms of
@@ -121,6 +127,11 @@
 /* The pods watched: every node type KubeRay creates (spec §6). */
 #define WATCHER_POD_SELECTOR                                                                       \
     LABEL_NODE_TYPE " in (" NAMES_NODE_HEAD "," NAMES_NODE_WORKER "," NAMES_NODE_REDIS_CLEANUP ")"
+/* --watch.nodes: the pods of WATCHER_PODUSE_KIND's own reflector, every pod the Ray pod
+ * reflector does not watch (`notin` also selects the pods without the label). */
+#define WATCHER_PODUSE_SELECTOR                                                                    \
+    LABEL_NODE_TYPE " notin (" NAMES_NODE_HEAD "," NAMES_NODE_WORKER "," NAMES_NODE_REDIS_CLEANUP  \
+                    ")"
 #define WATCHER_MAX_CLUSTERS 64 /* member clusters at most */
 #define WATCHER_MAX_NAMESPACES 256 /* watched namespaces at most (0 = all) */
 #define WATCHER_CLUSTER_NAME_MAX 63 /* longest member cluster name */
@@ -187,6 +198,8 @@ typedef struct {
     uint64_t relists; /* relists after 410 (sum over reflectors) */
     uint64_t list_failures; /* failed lists and watches (sum over reflectors) */
     uint64_t owner_chains_cut; /* owner chains with a cycle or deeper than WATCHER_OWNER_DEPTH */
+    uint64_t usage_by_pods; /* PodUsage rows the Ray pod reflector wrote or deleted (not the
+                             * PodUsage reflector: its pods' events are not received twice) */
     uint64_t last_event_id; /* the last event id assigned */
     size_t pending; /* events waiting for a flush now */
     size_t objects; /* objects in the reflector caches now */

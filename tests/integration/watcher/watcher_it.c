@@ -27,6 +27,7 @@
 #include "controllers.h"
 #include "err.h"
 #include "json.h"
+#include "jproj.h"
 #include "k8s.h"
 #include "kubeconfig.h"
 #include "log.h"
@@ -1150,6 +1151,353 @@ out:
     return failed;
 }
 
+/* ---------- PodUsage rows (--watch.nodes) ---------- */
+
+/* The paths of a PodUsage row's projection (watcher.h, "Capacity"), as the PodUsage reflector
+ * keeps them. */
+static const char *const s_usage_keep[] = {"metadata.name",
+                                           "metadata.namespace",
+                                           "metadata.uid",
+                                           "metadata.resourceVersion",
+                                           "spec.nodeName",
+                                           "spec.overhead",
+                                           "spec.containers.resources",
+                                           "spec.initContainers.resources",
+                                           "spec.initContainers.restartPolicy",
+                                           "status.phase",
+                                           NULL};
+
+/* A pod on node `node` with a container requesting `cpu`, an init container and overhead, of
+ * node type `type` (NULL: no ray.io/node-type label). */
+static json_t *s_usage_pod(const char *name, const char *type, const char *node, const char *cpu,
+                           const char *val)
+{
+    json_t *p = s_pod(name, type ? "rcu" : NULL, type, NULL, val);
+    json_t *spec = jx_get(p, "spec");
+    json_object_set_new(spec, "nodeName", json_string(node));
+    json_object_set_new(spec, "overhead", json_pack("{s:s}", "cpu", "10m"));
+    json_object_set_new(json_array_get(json_object_get(spec, "containers"), 0), "resources",
+                        json_pack("{s:{s:s, s:s}}", "requests", "cpu", cpu, "memory", "1Gi"));
+    json_object_set_new(spec, "initContainers",
+                        json_pack("[{s:s, s:s, s:s, s:{s:{s:s}}}]", "name", "init", "image", "b",
+                                  "restartPolicy", "Always", "resources", "requests", "cpu",
+                                  "100m"));
+    json_object_set_new(p, "status", json_pack("{s:s}", "phase", "Running"));
+    return p;
+}
+
+/* "ns/name" -> the PodUsage row a pod of the server must have (the projection of its text, the
+ * row's columns), every pod of every namespace; resourceVersion left out (a row keeps that of
+ * the last change that mattered). */
+static json_t *s_usage_want(apiserver_t *api)
+{
+    json_t *want = json_object();
+    jproj_t *jp = jproj_new(s_usage_keep, NULL);
+    objstore_list_t l = {0};
+    if (!want || !jp ||
+        objstore_list(apiserver_store(api), s_res(api, "", "pods"), &(objstore_list_opts_t){0}, &l,
+                      NULL) != 0) {
+        jproj_destroy(&jp);
+        return want;
+    }
+    size_t i;
+    json_t *it;
+    json_array_foreach(l.items, i, it)
+    {
+        char *text = json_dumps(it, JSON_COMPACT);
+        jproj_result_t res = {0};
+        if (text && jproj_parse(jp, text, strlen(text), "pod", &res, NULL) == 0 && res.value) {
+            json_object_del(jx_get(res.value, "metadata"), "resourceVersion");
+            char key[512];
+            snprintf(key, sizeof(key), "%s/%s", jx_str(it, "metadata.namespace", ""),
+                     jx_str(it, "metadata.name", ""));
+            json_object_set_new(want, key,
+                                json_pack("{s:s, s:s, s:s?, s:I, s:s, s:s, s:O}", "api_group", "",
+                                          "uid", jx_str(it, "metadata.uid", ""), "phase",
+                                          jx_str(it, "status.phase", NULL), "generation",
+                                          (json_int_t)0, "owner_kind", "", "owner_name", "", "json",
+                                          res.value));
+        }
+        jproj_result_free(&res);
+        free(text);
+    }
+    objstore_list_free(&l);
+    jproj_destroy(&jp);
+    return want;
+}
+
+/* The PodUsage rows of cluster "u1" as s_usage_want() gives them; rvs (may be NULL) gets
+ * "ns/name" -> the row's resourceVersion. */
+static json_t *s_usage_have(store_query_t *q, json_t *rvs)
+{
+    json_t *have = json_object();
+    sqlite3_stmt *st = NULL;
+    if (!q || sqlite3_prepare_v2(store_query_handle(q),
+                                 "SELECT namespace, name, api_group, uid, phase, generation, "
+                                 "owner_kind, owner_name, json, resource_version FROM "
+                                 "observed_objects WHERE cluster = 'u1' AND kind = 'PodUsage'",
+                                 -1, &st, NULL) != SQLITE_OK)
+        return have;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char key[512];
+        snprintf(key, sizeof(key), "%s/%s", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1));
+        json_t *js = json_loads((const char *)sqlite3_column_text(st, 8), 0, NULL);
+        json_object_del(jx_get(js, "metadata"), "resourceVersion");
+        /* the transport's: a watch event's object carries them, a list's items do not */
+        json_object_del(js, "apiVersion");
+        json_object_del(js, "kind");
+        json_object_set_new(
+            have, key,
+            json_pack("{s:s, s:s, s:s?, s:I, s:s, s:s, s:o?}", "api_group",
+                      (const char *)sqlite3_column_text(st, 2), "uid",
+                      sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "",
+                      "phase", (const char *)sqlite3_column_text(st, 4), "generation",
+                      (json_int_t)sqlite3_column_int64(st, 5), "owner_kind",
+                      (const char *)sqlite3_column_text(st, 6), "owner_name",
+                      (const char *)sqlite3_column_text(st, 7), "json", js));
+        if (rvs)
+            json_object_set_new(rvs, key, json_string((const char *)sqlite3_column_text(st, 9)));
+    }
+    sqlite3_finalize(st);
+    return have;
+}
+
+/* Waits until the PodUsage rows equal s_usage_want(). */
+static bool s_usage_wait(apiserver_t *api, store_t *ro)
+{
+    store_query_t *q = store_query_open(store_path(ro), NULL, 0, NULL);
+    int64_t end = loop_clock_ms() + IT_WAIT_MS;
+    bool eq = false;
+    json_t *want = NULL, *have = NULL;
+    while (!eq && loop_clock_ms() < end) {
+        loop_run_once(g_loop, 20);
+        json_decref(want);
+        json_decref(have);
+        want = s_usage_want(api);
+        have = s_usage_have(q, NULL);
+        eq = json_equal(want, have);
+    }
+    if (!eq) {
+        char *a = json_dumps(want, JSON_SORT_KEYS | JSON_COMPACT);
+        char *b = json_dumps(have, JSON_SORT_KEYS | JSON_COMPACT);
+        printf("  PodUsage rows differ:\n    want %s\n    have %s\n", a ? a : "?", b ? b : "?");
+        free(a);
+        free(b);
+    }
+    json_decref(want);
+    json_decref(have);
+    store_query_close(&q);
+    return eq;
+}
+
+/* The resourceVersion of the PodUsage row of ns/name, "" when none. */
+static void s_usage_rv(store_t *ro, const char *key, char *out, size_t cap)
+{
+    store_query_t *q = store_query_open(store_path(ro), NULL, 0, NULL);
+    json_t *rvs = json_object();
+    json_decref(s_usage_have(q, rvs));
+    const char *v = json_string_value(json_object_get(rvs, key));
+    snprintf(out, cap, "%s", v ? v : "");
+    json_decref(rvs);
+    store_query_close(&q);
+}
+
+/* The PodUsage row text of ns/name with its resourceVersion and uid blanked and the pod's name
+ * replaced by "P", into out ("" when none): two pods' rows of the same shape compare equal. */
+static void s_usage_shape(store_t *ro, const char *ns, const char *name, char *out, size_t cap)
+{
+    out[0] = '\0';
+    store_query_t *q = store_query_open(store_path(ro), NULL, 0, NULL);
+    sqlite3_stmt *st = NULL;
+    if (q && sqlite3_prepare_v2(store_query_handle(q),
+                                "SELECT json FROM observed_objects WHERE cluster = 'u1' AND kind = "
+                                "'PodUsage' AND namespace = ?1 AND name = ?2",
+                                -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        json_t *js = sqlite3_step(st) == SQLITE_ROW
+                         ? json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL)
+                         : NULL;
+        json_t *meta = jx_get(js, "metadata");
+        json_object_set_new(meta, "resourceVersion", json_string(""));
+        json_object_set_new(meta, "uid", json_string(""));
+        json_object_set_new(meta, "name", json_string("P"));
+        char *text = js ? json_dumps(js, JSON_COMPACT) : NULL; /* members in the row's order */
+        snprintf(out, cap, "%s", text ? text : "");
+        free(text);
+        json_decref(js);
+    }
+    sqlite3_finalize(st);
+    store_query_close(&q);
+}
+
+static watcher_t *s_usage_watcher(const char *kcpath, store_t *store, buf_t *err)
+{
+    static watcher_cluster_t cl;
+    cl = (watcher_cluster_t){.name = "u1", .kubeconfig = kcpath};
+    watcher_config_t wc = {.clusters = &cl,
+                           .nclusters = 1,
+                           .shards = IT_SHARDS,
+                           .store = store,
+                           .backoff_base_ms = 20,
+                           .backoff_max_ms = 200,
+                           .qps = 1000,
+                           .burst = 1000,
+                           .watch_nodes = true};
+    watcher_t *w = watcher_new(g_loop, &wc, err);
+    if (w && watcher_start(w) != 0)
+        watcher_destroy(&w);
+    return w;
+}
+
+/* --watch.nodes (after s_scenario made the CRDs): every pod, Ray or not, has its PodUsage row,
+ * the projection the PodUsage reflector makes, through creation, a change of requests, a label
+ * patch (no rewrite), a node-type label moving a pod between the two pod watches, deletion, a
+ * 410 relist with changes in the gap and a restart with deletions while down; stale rows of a
+ * previous run are deleted; each Ray pod event is received once (events_in counts one per
+ * change, and the Ray pod reflector wrote the row: usage_by_pods). */
+static int s_usage_scenario(apiserver_t *api, const char *kcpath)
+{
+    int failed = 0;
+    char dbpath[256];
+    snprintf(dbpath, sizeof(dbpath), "%s/observed-usage.db", g_dir);
+    store_t *store = store_open(dbpath, STORE_READWRITE, NULL);
+    store_t *ro = store_open(dbpath, STORE_READONLY, NULL);
+    CHECK(store && ro);
+    if (!store || !ro) {
+        store_destroy(&ro);
+        store_destroy(&store);
+        return failed;
+    }
+    /* rows of a previous run whose pods are gone: a Ray pod's and another's */
+    const char *ghosts[] = {"ghost-ray", "ghost-other"};
+    for (int i = 0; i < 2; i++)
+        CHECK(store_observed_upsert(store, &(store_observed_t){.cluster = "u1",
+                                                               .api_group = "",
+                                                               .kind = WATCHER_PODUSE_KIND,
+                                                               .ns = "default",
+                                                               .name = ghosts[i],
+                                                               .json = "{}"}) == 0);
+    CHECK(store_flush(store) == 0);
+    const char *types[] = {"head", "worker", "worker", "redis-cleanup", NULL, "other"};
+    for (int i = 0; i < 6; i++) {
+        char n[32];
+        snprintf(n, sizeof(n), "up-%d", i);
+        json_decref(
+            s_put(api, "", "pods", "default", s_usage_pod(n, types[i], "node-a", "1", "a")));
+    }
+    buf_t err;
+    buf_init(&err, 4096);
+    watcher_t *w = s_usage_watcher(kcpath, store, &err);
+    CHECK(w != NULL);
+    if (!w)
+        printf("  usage watcher: %s\n", buf_str(&err));
+    CHECK(w && s_wait_ready(w));
+    CHECK(s_usage_wait(api, ro));
+    store_query_t *q = store_query_open(store_path(ro), NULL, 0, NULL);
+    json_t *have = s_usage_have(q, NULL);
+    store_query_close(&q);
+    CHECK(
+        json_object_size(have) >= 6 && !json_object_get(have, "default/ghost-ray") &&
+        !json_object_get(have, "default/ghost-other") &&
+        !strcmp(jx_str(json_object_get(have, "default/up-0"), "json.spec.nodeName", ""), "node-a"));
+    json_decref(have);
+
+    /* a change of requests of each Ray pod: one event received each, rows rewritten */
+    watcher_stats_t s0, s1;
+    watcher_stats(w, &s0);
+    for (int i = 0; i < 4; i++) {
+        char n[32];
+        snprintf(n, sizeof(n), "up-%d", i);
+        json_decref(
+            s_put(api, "", "pods", "default", s_usage_pod(n, types[i], "node-a", "2", "a")));
+    }
+    CHECK(s_usage_wait(api, ro));
+    s_pump(300); /* a second reception would land meanwhile */
+    watcher_stats(w, &s1);
+    CHECK(s1.events_in - s0.events_in == 4);
+    CHECK(s1.usage_by_pods - s0.usage_by_pods == 4);
+    if (g_verbose)
+        printf("  [usage] 4 Ray pod changes: events in %llu, PodUsage rows by the pod reflector "
+               "%llu\n",
+               (unsigned long long)(s1.events_in - s0.events_in),
+               (unsigned long long)(s1.usage_by_pods - s0.usage_by_pods));
+    /* a non-Ray pod's change: through the PodUsage reflector only */
+    json_decref(s_put(api, "", "pods", "default", s_usage_pod("up-4", NULL, "node-a", "2", "a")));
+    CHECK(s_usage_wait(api, ro));
+    s_pump(300);
+    watcher_stats(w, &s0);
+    CHECK(s0.events_in - s1.events_in == 1 && s0.usage_by_pods == s1.usage_by_pods);
+    /* the same pod, Ray (up-1: the pod reflector's row) or not (up-4: the PodUsage reflector's),
+     * both written from a watch event: the same row text, member for member */
+    char shape_ray[2048], shape_other[2048];
+    s_usage_shape(ro, "default", "up-1", shape_ray, sizeof(shape_ray));
+    s_usage_shape(ro, "default", "up-4", shape_other, sizeof(shape_other));
+    CHECK(shape_ray[0] && strcmp(shape_ray, shape_other) == 0);
+    if (g_verbose || strcmp(shape_ray, shape_other) != 0)
+        printf("  [usage] Ray pod row %s\n          other row   %s\n", shape_ray, shape_other);
+
+    /* a label patch of a Ray pod: the row is not rewritten (its resourceVersion stays) */
+    char rv0[64], rv1[64];
+    s_usage_rv(ro, "default/up-1", rv0, sizeof(rv0));
+    json_decref(
+        s_put(api, "", "pods", "default", s_usage_pod("up-1", "worker", "node-a", "2", "b")));
+    s_pump(300);
+    watcher_stats(w, &s1);
+    CHECK(s1.events_in - s0.events_in == 1 && s1.usage_by_pods == s0.usage_by_pods);
+    s_usage_rv(ro, "default/up-1", rv1, sizeof(rv1));
+    CHECK(rv0[0] && !strcmp(rv0, rv1));
+    CHECK(s_usage_wait(api, ro));
+
+    /* node-type label changes move pods between the two watches: the rows stay */
+    json_decref(
+        s_put(api, "", "pods", "default", s_usage_pod("up-2", "other", "node-a", "2", "a")));
+    json_decref(
+        s_put(api, "", "pods", "default", s_usage_pod("up-5", "worker", "node-a", "1", "a")));
+    CHECK(s_usage_wait(api, ro));
+    json_decref(
+        s_put(api, "", "pods", "default", s_usage_pod("up-2", "worker", "node-c", "2", "a")));
+    CHECK(s_usage_wait(api, ro));
+
+    /* deletions: a Ray pod's and another's */
+    s_del(api, "", "pods", "default", "up-3");
+    s_del(api, "", "pods", "default", "up-4");
+    CHECK(s_usage_wait(api, ro));
+
+    /* a 410 gap: changes, additions and deletions of both kinds while the watches are down */
+    watcher_stats(w, &s0);
+    apiserver_drop_watches(api);
+    json_decref(s_put(api, "", "pods", "default", s_usage_pod("up-0", "head", "node-b", "4", "a")));
+    json_decref(
+        s_put(api, "", "pods", "default", s_usage_pod("up-6", "worker", "node-b", "1", "a")));
+    json_decref(s_put(api, "", "pods", "default", s_usage_pod("up-7", NULL, "node-b", "1", "a")));
+    s_del(api, "", "pods", "default", "up-1");
+    s_del(api, "", "pods", "default", "up-5");
+    apiserver_compact(api);
+    CHECK(s_usage_wait(api, ro));
+    watcher_stats(w, &s1);
+    CHECK(s1.relists > s0.relists);
+
+    /* a restart with deletions while down (the Ray pod reflector's and the other's) */
+    watcher_destroy(&w);
+    s_del(api, "", "pods", "default", "up-0");
+    s_del(api, "", "pods", "default", "up-7");
+    w = s_usage_watcher(kcpath, store, &err);
+    CHECK(w && s_wait_ready(w));
+    CHECK(s_usage_wait(api, ro));
+    q = store_query_open(store_path(ro), NULL, 0, NULL);
+    have = s_usage_have(q, NULL);
+    store_query_close(&q);
+    CHECK(!json_object_get(have, "default/up-0") && !json_object_get(have, "default/up-7") &&
+          json_object_get(have, "default/up-6") && json_object_get(have, "default/up-2"));
+    json_decref(have);
+    watcher_destroy(&w);
+    buf_free(&err);
+    store_destroy(&ro);
+    store_destroy(&store);
+    return failed;
+}
+
 static int s_unit(void)
 {
     int failed = 0;
@@ -1222,7 +1570,9 @@ int main(int argc, char **argv)
                  "contexts: [{name: sim, context: {cluster: sim, user: u}}]\n"
                  "users: [{name: u, user: {}}]\n",
                  apiserver_port(api));
-        failed += s_scenario(api, s_write_kubeconfig("config", text), "http", true);
+        const char *kcpath = s_write_kubeconfig("config", text);
+        failed += s_scenario(api, kcpath, "http", true);
+        failed += s_usage_scenario(api, kcpath);
         apiserver_destroy(&api);
     }
 
