@@ -19,7 +19,8 @@
 #   - status mirror latency: each management status write's time minus that of the member
 #     submitter's status write it copies (audit rows of both), p50/p99.
 # Usage: bench/fedrun.sh [BUILD_DIR]   env: RAYJOBS (default 1000), SLEEP_S (10), STOP_S (20),
-#        SAMPLE_S (2), MAX_S (900), ASSERT=1 (exit 1 when a Done-when figure is not met: the CI run
+#        SAMPLE_S (2), MAX_S (900), FEDRUN_PAUSE (1: the backlog is created while the placer is
+#        paused, see below; 0: while it runs), ASSERT=1 (exit 1 when a Done-when figure is not met: the CI run
 #        integration.fedrun uses it with a small N)
 set -uo pipefail
 build=${1:-build}
@@ -82,9 +83,16 @@ for b in range(0, n, 100):
         json.dump({"apiVersion": "v1", "kind": "List", "items": items[b:b + 100]}, f)
 PY
 
+# The backlog is there before the first admission: the placer is paused (SIGSTOP) while the
+# RayJobs are created, as a queue that already holds a backlog when capacity frees up. Created
+# while it runs, the first RayJobs of every tenant would all fit and be admitted alike, and the
+# shares would reach the weights only as those finish (FEDRUN_PAUSE=0 measures that).
+placer=$(awk '$1 == "scheduler" {print $2}' "$state/pids")
+[[ ${FEDRUN_PAUSE:-1} == 1 ]] && kill -STOP "$placer"
 t0=$(date +%s.%N)
-for f in "$tmp"/jobs/*.json; do kcx management create -f "$f" >/dev/null || exit 1; done
+for f in "$tmp"/jobs/*.json; do kcx management create -f "$f" >/dev/null || { kill -CONT "$placer"; exit 1; }; done
 t_created=$(date +%s.%N)
+kill -CONT "$placer"
 
 # sampler: members' use, tenants' admitted CPU, a status sample; member-4 stopped a third of the way
 python3 - "$ctl" "$state" "$n" "$sample_s" "$max_s" "$stop_s" "$t0" "$tmp" >"$tmp/run.json" <<'PY'
@@ -232,7 +240,7 @@ quota = {"tenant-a": 90, "tenant-b": 150, "tenant-c": 210}
 avg = {t: sum(s[t] for s in shares) / len(shares) for t in w} if shares else {}
 dev = max(abs(avg[t] - w[t]) / w[t] for t in w) if avg else float("nan")
 done_s = (run["done_at"] or 0) - t0
-print("bench-fedrun: %d RayJobs (head 1 CPU + worker 1 CPU + submitter 500m, FAKE:sleep), 4 members of 1/2/3/4 nodes (32 CPU each), tenants 1:2:3" % n)
+print("bench-fedrun: %d RayJobs (head 1 CPU + worker 1 CPU + submitter 500m, FAKE:sleep), 4 members of 1/2/3/4 nodes (32 CPU each), tenants 1:2:3, backlog created %s" % (n, "while the placer was paused" if os.environ.get("FEDRUN_PAUSE", "1") == "1" else "while it ran"))
 print()
 print("| figure | value | target |")
 print("|---|---|---|")

@@ -24,3 +24,7 @@ for b in "${benches[@]}"; do
     esac
     echo
 done
+# The federation run (issue 16), a script: the figure itself takes several minutes here.
+echo "== bench-fedrun"
+RAYJOBS=${FEDRUN_RAYJOBS:-300} "$(dirname "$0")/../bench/fedrun.sh" "$build" # the issue's figure: RAYJOBS=1000
+echo

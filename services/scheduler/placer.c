@@ -78,6 +78,8 @@ struct placer {
     json_t *waiting[PLACER_NKINDS];
     /* preemptions decided and not yet seen recorded on the object: key -> why */
     json_t *preempt[PLACER_NKINDS];
+    /* every key the last round left waiting (its pass need not ask for a round) */
+    json_t *queued[PLACER_NKINDS];
     /* the last round's members (capacity after its admissions) and health */
     fleet_member_t *cap;
     int64_t timer; /* the round's timer, 0 none */
@@ -553,8 +555,16 @@ static void s_round(placer_t *pl)
             fleet_res_add(&cap, &pl->cap[i].alloc);
     if (rc == 0)
         rc = fleet_queues_new(&pl->fed, &cap, &r.q);
+    json_t *before[PLACER_NKINDS] = {0}; /* the last round's reasons */
     for (int k = 0; rc == 0 && k < PLACER_NKINDS; k++) {
-        json_object_clear(pl->waiting[k]);
+        before[k] = pl->waiting[k];
+        pl->waiting[k] = json_object();
+        if (!pl->waiting[k]) {
+            pl->waiting[k] = before[k];
+            before[k] = NULL;
+            rc = ERR_NOMEM;
+            break;
+        }
         r.k = (placer_kind_t)k;
         rc = store_observed_scan_json(pl->observed, pl->fed.management.name, s_kinds[k].kind, NULL,
                                       s_round_obj, &r);
@@ -574,8 +584,8 @@ static void s_round(placer_t *pl)
     }
     if (rc == 0 && r.suspending == 0)
         s_preempt(pl, &r);
-    /* why the first waiting ones wait; each is woken so its pass can say so (an Event when the
-     * reason changed) */
+    /* why the first waiting ones wait; each whose reason changed is woken so its pass can say so
+     * (an Event) */
     size_t explained = 0;
     for (size_t i = 0; rc == 0 && i < r.nents && explained < S_WHY_ROUND; i++) {
         s_ent_t *e = &r.ents[i];
@@ -594,20 +604,33 @@ static void s_round(placer_t *pl)
         else
             s_wait_why(&r, e->key, "queue %s: behind work admitted first (fair share)%s",
                        qu ? qu->name : "?", NULL);
-        (void)ctrl_enqueue(pl->ctrl[e->kind], e->key, false);
+        const char *now = json_string_value(json_object_get(pl->waiting[e->kind], e->key));
+        const char *was = json_string_value(json_object_get(before[e->kind], e->key));
+        if (now && (!was || strcmp(now, was) != 0))
+            (void)ctrl_enqueue(pl->ctrl[e->kind], e->key, false);
         explained++;
     }
+    for (int k = 0; k < PLACER_NKINDS; k++)
+        json_decref(before[k]);
     if (rc == 0)
         s_forget_gone(pl, &r);
     else
         log_error("admission round failed", "error", err_str(rc), NULL);
     size_t waiting = 0;
+    for (int k = 0; rc == 0 && k < PLACER_NKINDS; k++) {
+        json_object_clear(pl->queued[k]);
+        json_object_update(pl->queued[k], pl->waiting[k]); /* those that cannot be queued */
+    }
     for (size_t i = 0; i < r.nents; i++) {
         s_ent_t *e = &r.ents[i];
         char wkey[CTRL_KEY_MAX + 16];
         snprintf(wkey, sizeof(wkey), "%s|%s", s_kinds[e->kind].kind, e->key);
         fleet_workload_t *wl = r.q ? fleet_queue_find(r.q, wkey) : NULL;
-        waiting += wl && wl->state == FLEET_WL_WAITING;
+        if (wl && wl->state == FLEET_WL_WAITING) {
+            waiting++;
+            if (rc == 0)
+                json_object_set_new(pl->queued[e->kind], e->key, json_true());
+        }
         s_ent_free(e);
     }
     pl->rounds++;
@@ -806,6 +829,7 @@ static ctrl_begin_t s_begin(ctrl_pass_t *p)
             if (meta)
                 s_meta_patch(p, meta);
             json_object_del(pl->decided[d->k], p->key);
+            s_wake(pl); /* its room is free */
         } else {
             p->short_requeue = true;
         }
@@ -861,9 +885,10 @@ static ctrl_begin_t s_begin(ctrl_pass_t *p)
     }
     json_t *dec = json_object_get(pl->decided[d->k], p->key);
     if (!dec) {
-        /* waiting: say why once per reason */
+        /* waiting: say why once per reason; a key no round has seen yet asks for one */
         const char *why = json_string_value(json_object_get(pl->waiting[d->k], p->key));
-        s_wake(pl);
+        if (!json_object_get(pl->queued[d->k], p->key))
+            s_wake(pl);
         if (why) {
             char h[CTRL_MEMO_MAX];
             uint64_t hv = 1469598103934665603ull;
@@ -997,6 +1022,8 @@ static void s_stage_status(ctrl_pass_t *p)
     if (p->failed || !d->copy)
         return;
     json_t *st = json_object_get(d->copy, "status");
+    if (d->k == PLACER_RAYJOB && s_rayjob_terminal(d->copy) && !s_rayjob_terminal(p->obj))
+        s_wake(d->pl); /* its room frees soon: a round (the period would come too) */
     if (st)
         ctrl_status_write(p, json_deep_copy(st), s_status_changed);
 }
@@ -1058,7 +1085,8 @@ placer_t *placer_new(const ctrlsvc_env_t *env, const char *path, buf_t *err)
         pl->decided[k] = json_object();
         pl->waiting[k] = json_object();
         pl->preempt[k] = json_object();
-        if (!pl->decided[k] || !pl->waiting[k] || !pl->preempt[k])
+        pl->queued[k] = json_object();
+        if (!pl->decided[k] || !pl->waiting[k] || !pl->preempt[k] || !pl->queued[k])
             goto nomem;
         pl->kinds[k] = (ctrl_kind_t){.group = "ray.io",
                                      .version = "v1",
@@ -1106,6 +1134,7 @@ void placer_destroy(placer_t **pl_p)
         json_decref(pl->decided[k]);
         json_decref(pl->waiting[k]);
         json_decref(pl->preempt[k]);
+        json_decref(pl->queued[k]);
     }
     for (size_t i = 0; pl->members && i < pl->nmembers; i++) {
         k8s_client_destroy(&pl->members[i].client);

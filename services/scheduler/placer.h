@@ -9,14 +9,15 @@
  * the same namespace and name), share one placer_t:
  *
  * Admission round (a loop timer: PLACER_ROUND_MS after something changed, and every
- * PLACER_PERIOD_MS while work waits). Rebuilt from observed.db each time, so a restart loses
- * nothing: the members' capacity (fleet/member.c: the watcher's Node and PodUsage rows of each
- * member, `--watch.nodes`; Ray pods left out, their clusters being counted by their demand
- * below), their health (the watcher's ClusterHealth rows: an answer at most FLEET_HEALTHY_MS ago),
- * then every management object of the three kinds: one already placed (annotation
- * FLEET_ANN_PLACED_ON, or decided and not yet observed) is admitted in its queue and its demand
- * (fleet/demand.c) reserved on its member while it is active (a RayJob stops being active once
- * it is terminal and its RayCluster is gone); the others wait in their tenant's queue
+ * PLACER_PERIOD_MS while work waits; a pass asks for one when a key no round has seen appears,
+ * a RayJob's copy ends or a deleted object lets go of its copy). Rebuilt from observed.db each
+ * time, so a restart loses nothing: the members' capacity (fleet/member.c: the watcher's Node and
+ * PodUsage rows of each member, `--watch.nodes`; Ray pods left out, their clusters being counted by
+ * their demand below), their health (the watcher's ClusterHealth rows: an answer at most
+ * FLEET_HEALTHY_MS ago), then every management object of the three kinds: one already placed
+ * (annotation FLEET_ANN_PLACED_ON, or decided and not yet observed) is admitted in its queue and
+ * its demand (fleet/demand.c) reserved on its member while it is active (a RayJob stops being
+ * active once it is terminal and its RayCluster is gone); the others wait in their tenant's queue
  * (fleet/queue.c: the kueue.x-k8s.io/queue-name label or the namespace; priority from
  * kueue.x-k8s.io/priority-class; DRF fair share, quotas, cohorts). fleet_queue_next() then admits
  * what fits, each on the member fleet_place() chooses (policy: the configuration's strategy, the
@@ -61,7 +62,7 @@
 #include <stdint.h>
 
 #define PLACER_ROUND_MS 100 /* a round this long after a change */
-#define PLACER_PERIOD_MS 2000 /* and this often while work waits (capacity may have grown) */
+#define PLACER_PERIOD_MS 1000 /* and this often while work waits (capacity may have grown) */
 #define PLACER_MAX_PER_ROUND 2000 /* admissions per round */
 #define PLACER_REASON_MAX 512 /* the reason annotation's longest text */
 
