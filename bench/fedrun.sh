@@ -35,7 +35,7 @@ command -v kubectl >/dev/null && command -v python3 >/dev/null && command -v sql
     { echo "bench-fedrun: needs kubectl, python3 and sqlite3" >&2; exit 2; }
 tmp=$(mktemp -d /tmp/rffedrun.XXXXXX)
 state=$tmp/state
-cleanup() { "$ctl" down --state-dir "$state" >/dev/null 2>&1; rm -rf "$tmp"; }
+cleanup() { "$ctl" down --state-dir "$state" >/dev/null 2>&1; [[ ${FEDRUN_KEEP:-0} == 1 ]] && echo "kept $tmp" >&2 || rm -rf "$tmp"; }
 trap cleanup EXIT
 kcx() { local c=$1; shift; kubectl --kubeconfig "$state/kubeconfig" --context "$c" --cache-dir "$tmp/kcache" "$@"; }
 
@@ -163,14 +163,14 @@ while time.time() - t0 < max_s:
         subprocess.run([ctl, "member", "stop", "member-4", "--state-dir", state], capture_output=True)
         res["stopped_at"] = time.time(); stopped = True
     if stopped and res["started_at"] is None and time.time() - res["stopped_at"] >= stop_s:
+        res["started_at"] = time.time()  # before: it answers as soon as it is continued
         subprocess.run([ctl, "member", "start", "member-4", "--state-dir", state], capture_output=True)
-        res["started_at"] = time.time()
     if done == n and (res["started_at"] or not stopped):
         res["done_at"] = time.time(); break
     time.sleep(sample_s)
 if stopped and res["started_at"] is None:
-    subprocess.run([ctl, "member", "start", "member-4", "--state-dir", state], capture_output=True)
     res["started_at"] = time.time()
+    subprocess.run([ctl, "member", "start", "member-4", "--state-dir", state], capture_output=True)
 json.dump(res, sys.stdout)
 PY
 sleep 2 # the last mirrors and audit batches
@@ -212,7 +212,7 @@ if run["stopped_at"]:
 moved = db.execute("SELECT count(*) FROM audit WHERE verb = 'unplace'").fetchone()[0]
 # mirror latency: management status write - the latest member submitter status write before it
 lat = []
-mrows = db.execute("SELECT target_namespace, target_name, time_ms FROM audit WHERE verb = 'status' AND target_kind = 'RayJob' AND result_status = 200 ORDER BY time_ms").fetchall()
+mrows = db.execute("SELECT target_namespace, target_name, time_ms, cause_event_id FROM audit WHERE verb = 'status' AND target_kind = 'RayJob' AND result_status = 200 ORDER BY time_ms").fetchall()
 subs = {}
 for m in ("member-1", "member-2", "member-3", "member-4"):
     f = os.path.join(state, "%s.submitter.db" % m)
@@ -224,14 +224,19 @@ for m in ("member-1", "member-2", "member-3", "member-4"):
 import bisect
 for k in subs:
     subs[k].sort()
-for ns, nm, t in mrows:
+watch = []  # of which: the member's write to the watcher's event (the cause's event id is the
+           # watcher's receive time in microseconds)
+for ns, nm, t, ev in mrows:
     ts = subs.get((ns, nm))
     if not ts:
         continue
     i = bisect.bisect_right(ts, t)
     if i:
         lat.append(t - ts[i - 1])
+        if ev:
+            watch.append(ev / 1000.0 - ts[i - 1])
 lat.sort()
+watch.sort()
 def pct(p):
     return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")
 shares = run["shares"]
@@ -257,6 +262,8 @@ print("| tenant CPU shares while all wait (a/b/c), %d samples | %s | 0.17/0.33/0
 print("| largest share deviation from the weights | %.1f%% | <= 5%% |" % (dev * 100))
 print("| peak admitted CPU per tenant (quota) | %s | <= quota |" % ", ".join("%s %.1f (%d)" % (t, run["tenant_peak"].get(t, 0), quota[t]) for t in w))
 print("| status mirror latency p50 / p99 (ms), %d writes | %s / %s | |" % (len(lat), pct(0.5), pct(0.99)))
+wp = lambda p: "%.0f" % watch[min(len(watch) - 1, int(p * len(watch)))] if watch else "nan"
+print("| of which member write -> watcher event p50 / p99 (ms) | %s / %s | |" % (wp(0.5), wp(0.99)))
 fails = []
 if complete != n: fails.append("not all Complete")
 if any(run["peak"].get(m, 0) > 1.0 for m in run["peak"]): fails.append("a member over capacity")

@@ -906,6 +906,10 @@ static int s_start_service(s_up_t *u, const s_service_t *s, int replica, char *s
             r = s_arg(&a, "context", LAUNCH_MANAGEMENT);
         if (r == 0)
             r = s_arg(&a, "federation.config", fed);
+        /* its passes are small (a mirror, a decision) but one to a member that stopped answering
+         * waits up to PLACER_MEMBER_TIMEOUT_MS: more of them at once than a member's scheduler */
+        if (r == 0 && s_has_flag(h, "concurrency"))
+            r = s_arg(&a, "concurrency", LAUNCH_PLACER_CONCURRENCY);
     }
     if (r == 0 && u->nmembers > 0 && strcmp(s->name, "watcher") == 0) {
         if (!s_has_flag(h, "clusters") || !s_has_flag(h, "watch.nodes")) {

@@ -78,6 +78,7 @@
 #define LAUNCH_MEMBER_KUBESIM "kubesim-%s" /* member kubesim's process name (pid file, log) */
 #define LAUNCH_MEMBER_SERVICE "%s.%s" /* a member's controller: "<member>.<service>" */
 #define LAUNCH_FEDERATION_FILE "federation.yaml" /* STATE/federation.yaml, fed-design.md */
+#define LAUNCH_PLACER_CONCURRENCY "64" /* the management scheduler's --concurrency */
 #define LAUNCH_PLACED                                                                              \
     "RayClusters, RayJobs and RayServices applied to the management context are placed on a "      \
     "member by the management scheduler (the placer), their status mirrored back"

@@ -118,6 +118,7 @@ struct ctrl_req {
     char cause_rv[CTRL_RV_MAX]; /* storage of cause.resource_version */
     char corr[ACTLOG_CORR_LEN]; /* correlation id */
     void (*on_get)(ctrl_pass_t *p, const k8s_result_t *res); /* CTRL_GET: the reader's handler */
+    void (*on_result)(ctrl_pass_t *p, const k8s_result_t *res); /* other verbs, or NULL */
     req_t *wnext; /* next request queued behind the pass's window */
     char r_group[64]; /* target resource: API group */
     char r_version[16]; /* API version */
@@ -377,6 +378,7 @@ static req_t *s_req_new(ctrl_pass_t *p, const ctrl_req_t *r)
     snprintf(q->exp_group, sizeof(q->exp_group), "%s", r->exp_group ? r->exp_group : "");
     snprintf(q->ensure, sizeof(q->ensure), "%s", r->ensure ? r->ensure : "");
     q->on_get = r->on_get;
+    q->on_result = r->on_result;
     snprintf(q->r_group, sizeof(q->r_group), "%s", r->group ? r->group : "");
     snprintf(q->r_version, sizeof(q->r_version), "%s", r->version ? r->version : "");
     snprintf(q->r_resource, sizeof(q->r_resource), "%s", r->resource ? r->resource : "");
@@ -977,6 +979,8 @@ static void s_result(k8s_client_t *k, const k8s_result_t *res, void *arg)
         }
         free(stable);
     }
+    if (p && q->on_result)
+        q->on_result(p, res);
     s_req_free(c, q);
     if (p)
         s_req_answered(p);

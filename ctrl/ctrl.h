@@ -267,6 +267,9 @@ typedef struct {
     const char *exp_group;
     const char *ensure; /* ensured entry recorded on success (ctrl_ensured()), NULL none */
     void (*on_get)(ctrl_pass_t *p, const k8s_result_t *res); /* CTRL_GET: the answer */
+    /* Any other verb: called with the answer once it is audited (before the pass moves on), or
+     * NULL (e.g. a federation's placer noting that a member did not answer) */
+    void (*on_result)(ctrl_pass_t *p, const k8s_result_t *res);
     const char *propagation; /* CTRL_DELETE: propagationPolicy (Background, ...), or NULL */
     /* CTRL_DELETE: preconditions.uid (only that incarnation of the name is deleted; another
      * answers 409), or NULL */

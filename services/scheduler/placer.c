@@ -30,6 +30,9 @@ typedef struct {
     const fedcfg_cluster_t *cfg; /* its configuration (in pl->fed) */
     kubeconfig_t *kc; /* its kubeconfig at its context */
     k8s_client_t *client;
+    int64_t suspect_until; /* wall ms: a request to it got no answer; no create until then */
+    bool was_healthy; /* as the last round saw it */
+    bool revived; /* it answers again since the last round: its placed keys get a pass */
 } s_member_t;
 
 /* What a kind is to the placer. */
@@ -80,6 +83,12 @@ struct placer {
     json_t *preempt[PLACER_NKINDS];
     /* every key the last round left waiting (its pass need not ask for a round) */
     json_t *queued[PLACER_NKINDS];
+    /* keys this process placed (key -> member index), and of those the ones whose copy's create
+     * was sent (key -> member index): only an object placed here whose create was never sent
+     * may be placed again elsewhere when its member stops answering (a create that got no
+     * answer may still land: the object stays, and runs there once the member is back) */
+    json_t *placed_here[PLACER_NKINDS];
+    json_t *sent[PLACER_NKINDS];
     /* the last round's members (capacity after its admissions) and health */
     fleet_member_t *cap;
     int64_t timer; /* the round's timer, 0 none */
@@ -284,7 +293,9 @@ static int s_read_members(placer_t *pl, buf_t *err)
                                        &s);
         json_decref(s.ray_pods);
         fleet_member_finish(m);
-        m->healthy = fleet_member_answering(s.last_ok, now);
+        m->healthy = fleet_member_answering(s.last_ok, now) && now >= pl->members[i].suspect_until;
+        pl->members[i].revived = m->healthy && !pl->members[i].was_healthy && pl->rounds > 0;
+        pl->members[i].was_healthy = m->healthy;
     }
     return 0;
 }
@@ -362,6 +373,8 @@ static int s_round_obj(const store_observed_t *row, void *arg)
         r->suspending++;
     if (json_object_get(pl->preempt[r->k], key))
         r->suspending++;
+    if (placed && member >= 0 && pl->members[member].revived)
+        (void)ctrl_enqueue(pl->ctrl[r->k], key, false); /* its member is back: reconcile it */
     if (!resume && is_placed && (member < 0 || !s_active(pl, r->k, obj, member))) {
         json_decref(obj); /* done (or placed on a member no longer configured): holds nothing */
         return 0;
@@ -487,10 +500,13 @@ static void s_forget_gone(placer_t *pl, s_round_t *r)
             if (!json_object_get(r->seen[k], key))
                 json_object_del(pl->decided[k], key);
         }
-        json_object_foreach_safe(pl->preempt[k], tmp, key, v)
-        {
-            if (!json_object_get(r->seen[k], key))
-                json_object_del(pl->preempt[k], key);
+        json_t *maps[] = {pl->preempt[k], pl->placed_here[k], pl->sent[k]};
+        for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+            json_object_foreach_safe(maps[i], tmp, key, v)
+            {
+                if (!json_object_get(r->seen[k], key))
+                    json_object_del(maps[i], key);
+            }
         }
     }
 }
@@ -686,6 +702,7 @@ typedef struct {
     int member; /* placed (or to be placed) on, or -1 */
     bool decide; /* the place stage records the decision */
     int suspend; /* the place stage suspends (1: preempted) or resumes (-1) the object */
+    int target; /* the member of the requests to members (s_member_result) */
     char reason[PLACER_REASON_MAX];
     json_t *copy; /* the member's copy as observed, or NULL */
 } s_pass_t;
@@ -711,12 +728,31 @@ static void s_pass_free(ctrl_pass_t *p)
     d->copy = NULL;
 }
 
+/* The answer of a request to a member: none at all (a transport error or kube's 504) makes the
+ * member suspect for FLEET_HEALTHY_MS: no create is sent to it and no round places on it (the
+ * watcher's probe would say so only later). */
+static void s_member_result(ctrl_pass_t *p, const k8s_result_t *res)
+{
+    s_pass_t *d = p->data;
+    if (res->err == 0 || (res->status != 0 && res->status != 504) || d->target < 0)
+        return;
+    s_member_t *m = &d->pl->members[d->target];
+    int64_t until = rftime_now_ms() + FLEET_HEALTHY_MS;
+    if (m->suspect_until < until) {
+        if (m->suspect_until < rftime_now_ms())
+            log_warn("member does not answer: no create sent to it for a while", "member",
+                     m->cfg->name, "error", res->message, NULL);
+        m->suspect_until = until;
+    }
+}
+
 /* A request to member `mi` about the copy. */
 static void s_member_send(ctrl_pass_t *p, int mi, ctrl_verb_t verb, const char *ok,
                           const char *fail, const json_t *body)
 {
     s_pass_t *d = p->data;
     placer_t *pl = d->pl;
+    d->target = mi; /* a pass talks to one member at a time (strays: to each in turn) */
     ctrl_send(p,
               &(ctrl_req_t){.verb = verb,
                             .group = "ray.io",
@@ -729,7 +765,8 @@ static void s_member_send(ctrl_pass_t *p, int mi, ctrl_verb_t verb, const char *
                             .fail_reason = fail,
                             .propagation = verb == CTRL_DELETE ? "Background" : NULL,
                             .client = pl->members[mi].client,
-                            .cluster = pl->members[mi].cfg->name},
+                            .cluster = pl->members[mi].cfg->name,
+                            .on_result = s_member_result},
               body);
 }
 
@@ -865,7 +902,10 @@ static ctrl_begin_t s_begin(ctrl_pass_t *p)
                        placed, s_kinds[d->k].kind, p->ns, p->name);
             return CTRL_BEGIN_OK;
         }
-        if (!d->copy && !s_member_healthy(pl, d->member) && !jx_get(p->obj, "status")) {
+        json_t *here = json_object_get(pl->placed_here[d->k], p->key);
+        bool unsent = here && json_integer_value(here) == d->member &&
+                      !json_object_get(pl->sent[d->k], p->key);
+        if (!d->copy && !s_member_healthy(pl, d->member) && !jx_get(p->obj, "status") && unsent) {
             /* not started and its member does not answer: placed again elsewhere */
             char why[3 * CTRL_KEY_MAX + 256];
             snprintf(why, sizeof(why),
@@ -874,6 +914,7 @@ static ctrl_begin_t s_begin(ctrl_pass_t *p)
             ctrl_audit(p, "ray.io", s_kinds[d->k].kind, p->name, "unplace", "MemberUnreachable",
                        why, NULL, 0, NULL, 0);
             ctrl_event(p, true, "MemberUnreachable", "Place", "%s", why);
+            json_object_del(pl->placed_here[d->k], p->key);
             json_t *meta = json_pack("{s:{s:n, s:n}}", "annotations", FLEET_ANN_PLACED_ON,
                                      FLEET_ANN_PLACEMENT_REASON);
             if (meta)
@@ -952,6 +993,8 @@ static void s_stage_place(ctrl_pass_t *p)
     char msg[PLACER_REASON_MAX + 128];
     snprintf(msg, sizeof(msg), "placed on member %s: %s", mname, d->reason);
     ctrl_audit(p, "ray.io", s_kinds[d->k].kind, p->name, "place", "Placed", msg, NULL, 0, NULL, 0);
+    json_object_set_new(d->pl->placed_here[d->k], p->key, json_integer(d->member));
+    json_object_del(d->pl->sent[d->k], p->key);
     ctrl_event(p, false, "Placed", "Place", "%s", msg);
     s_meta_patch(p, meta);
 }
@@ -979,13 +1022,15 @@ static void s_stage_sync(ctrl_pass_t *p)
                            mname);
             return;
         }
-        if (!s_member_healthy(pl, d->member) && !d->decide)
-            return; /* the begin moves it when it has not started */
+        if (!s_member_healthy(pl, d->member) ||
+            rftime_now_ms() < pl->members[d->member].suspect_until)
+            return; /* not sent: the begin may place it elsewhere */
         json_t *body = s_copy_body(p->obj, pl->fed.management.name);
         if (!body) {
             ctrl_fail(p, NULL, "out of memory");
             return;
         }
+        json_object_set_new(pl->sent[d->k], p->key, json_integer(d->member));
         s_member_send(p, d->member, CTRL_CREATE, "CreatedOnMember", "FailedToCreateOnMember", body);
         json_decref(body);
         return;
@@ -1075,6 +1120,11 @@ placer_t *placer_new(const ctrlsvc_env_t *env, const char *path, buf_t *err)
             pl->loop, m->kc,
             &(k8s_config_t){.qps = (double)cfg_int(env->svc->cfg, "client.qps"),
                             .burst = (int)cfg_int(env->svc->cfg, "client.burst"),
+                            /* a member that stops answering must not hold the placer's passes
+                             * (and the work queue's slots) long: one short attempt, the pass's
+                             * backoff retries */
+                            .timeout_ms = PLACER_MEMBER_TIMEOUT_MS,
+                            .max_retries = -1,
                             .max_inflight = (int)cfg_int(env->svc->cfg, "client.max-inflight"),
                             .max_connections = cfg_int(env->svc->cfg, "client.connections"),
                             .user_agent = ua});
@@ -1086,7 +1136,10 @@ placer_t *placer_new(const ctrlsvc_env_t *env, const char *path, buf_t *err)
         pl->waiting[k] = json_object();
         pl->preempt[k] = json_object();
         pl->queued[k] = json_object();
-        if (!pl->decided[k] || !pl->waiting[k] || !pl->preempt[k] || !pl->queued[k])
+        pl->placed_here[k] = json_object();
+        pl->sent[k] = json_object();
+        if (!pl->decided[k] || !pl->waiting[k] || !pl->preempt[k] || !pl->queued[k] ||
+            !pl->placed_here[k] || !pl->sent[k])
             goto nomem;
         pl->kinds[k] = (ctrl_kind_t){.group = "ray.io",
                                      .version = "v1",
@@ -1135,6 +1188,8 @@ void placer_destroy(placer_t **pl_p)
         json_decref(pl->waiting[k]);
         json_decref(pl->preempt[k]);
         json_decref(pl->queued[k]);
+        json_decref(pl->placed_here[k]);
+        json_decref(pl->sent[k]);
     }
     for (size_t i = 0; pl->members && i < pl->nmembers; i++) {
         k8s_client_destroy(&pl->members[i].client);

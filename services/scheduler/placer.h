@@ -65,6 +65,7 @@
 #define PLACER_PERIOD_MS 1000 /* and this often while work waits (capacity may have grown) */
 #define PLACER_MAX_PER_ROUND 2000 /* admissions per round */
 #define PLACER_REASON_MAX 512 /* the reason annotation's longest text */
+#define PLACER_MEMBER_TIMEOUT_MS 3000 /* one attempt of a request to a member, no retry */
 
 typedef struct placer placer_t;
 
