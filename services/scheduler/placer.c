@@ -1204,6 +1204,7 @@ void placer_destroy(placer_t **pl_p)
 
 /* ---------- self-test ---------- */
 
+#ifdef RF_SELFTEST
 #include "selftest.h"
 
 int placer_test(bool verbose)
@@ -1259,3 +1260,4 @@ int placer_test(bool verbose)
     CHECK(!strcmp(out, "short"));
     return SELFTEST_RESULT("placer", verbose);
 }
+#endif /* RF_SELFTEST */
