@@ -6,6 +6,7 @@
 #include "demand.h"
 #include "err.h"
 #include "fedcfg.h"
+#include "hash.h"
 #include "json.h"
 #include "kubeconfig.h"
 #include "log.h"
@@ -931,11 +932,8 @@ static ctrl_begin_t s_begin(ctrl_pass_t *p)
         if (!json_object_get(pl->queued[d->k], p->key))
             s_wake(pl);
         if (why) {
-            char h[CTRL_MEMO_MAX];
-            uint64_t hv = 1469598103934665603ull;
-            for (const char *c = why; *c; c++)
-                hv = (hv ^ (unsigned char)*c) * 1099511628211ull;
-            snprintf(h, sizeof(h), "w%016llx", (unsigned long long)hv);
+            char h[CTRL_MEMO_MAX] = "";
+            (void)hash_sha1_b32hex(why, strlen(why), HASH_LOWER, h, sizeof(h));
             const char *uid = jx_str(p->obj, "metadata.uid", "");
             const char *memo = ctrl_memo_get(p, uid, "waiting");
             if (!memo || strcmp(memo, h) != 0) {
