@@ -650,7 +650,7 @@ void fleetdb_max_ids(fleetdb_t *f, int64_t *ids)
 {
     for (size_t k = 0; f && ids && k < f->n; k++) {
         ids[k] = 0;
-        char sql[128];
+        char sql[256];
         snprintf(sql, sizeof(sql), "SELECT coalesce(max(id), 0) FROM \"%s\".audit", f->schema[k]);
         sqlite3_stmt *st = NULL;
         buf_t why;
