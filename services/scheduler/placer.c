@@ -706,6 +706,7 @@ typedef struct {
     int target; /* the member of the requests to members (s_member_result) */
     char reason[PLACER_REASON_MAX];
     json_t *copy; /* the member's copy as observed, or NULL */
+    json_t *cms; /* the ConfigMaps it refers to, read from the management cluster, or NULL */
 } s_pass_t;
 
 static placer_t *s_pl(ctrl_pass_t *p)
@@ -727,6 +728,8 @@ static void s_pass_free(ctrl_pass_t *p)
     s_pass_t *d = p->data;
     json_decref(d->copy);
     d->copy = NULL;
+    json_decref(d->cms);
+    d->cms = NULL;
 }
 
 /* The answer of a request to a member: none at all (a transport error or kube's 504) makes the
@@ -747,21 +750,22 @@ static void s_member_result(ctrl_pass_t *p, const k8s_result_t *res)
     }
 }
 
-/* A request to member `mi` about the copy. */
-static void s_member_send(ctrl_pass_t *p, int mi, ctrl_verb_t verb, const char *ok,
-                          const char *fail, const json_t *body)
+/* A request to member `mi` about object kind/name of the pass's namespace. */
+static void s_member_send_to(ctrl_pass_t *p, int mi, ctrl_verb_t verb, const char *group,
+                             const char *resource, const char *kind, const char *name,
+                             const char *ok, const char *fail, const json_t *body)
 {
     s_pass_t *d = p->data;
     placer_t *pl = d->pl;
     d->target = mi; /* a pass talks to one member at a time (strays: to each in turn) */
     ctrl_send(p,
               &(ctrl_req_t){.verb = verb,
-                            .group = "ray.io",
+                            .group = group,
                             .version = "v1",
-                            .resource = s_kinds[d->k].resource,
-                            .kind = s_kinds[d->k].kind,
-                            .name = p->name,
-                            .noun = s_kinds[d->k].kind,
+                            .resource = resource,
+                            .kind = kind,
+                            .name = name,
+                            .noun = kind,
                             .ok_reason = ok,
                             .fail_reason = fail,
                             .propagation = verb == CTRL_DELETE ? "Background" : NULL,
@@ -769,6 +773,15 @@ static void s_member_send(ctrl_pass_t *p, int mi, ctrl_verb_t verb, const char *
                             .cluster = pl->members[mi].cfg->name,
                             .on_result = s_member_result},
               body);
+}
+
+/* A request to member `mi` about the copy. */
+static void s_member_send(ctrl_pass_t *p, int mi, ctrl_verb_t verb, const char *ok,
+                          const char *fail, const json_t *body)
+{
+    s_pass_t *d = p->data;
+    s_member_send_to(p, mi, verb, "ray.io", s_kinds[d->k].resource, s_kinds[d->k].kind, p->name, ok,
+                     fail, body);
 }
 
 /* A merge patch of the management object's metadata (stolen; resourceVersion precondition) and,
@@ -997,7 +1010,112 @@ static void s_stage_place(ctrl_pass_t *p)
     s_meta_patch(p, meta);
 }
 
-/* Stage 2: the copy on the member. */
+/* The copy is to be created in this pass: none observed, the member answers, and not a RayJob
+ * that started (a second copy could run it twice). */
+static bool s_will_create(ctrl_pass_t *p)
+{
+    s_pass_t *d = p->data;
+    placer_t *pl = d->pl;
+    return !p->failed && d->member >= 0 && !d->copy && !d->suspend &&
+           !(d->k == PLACER_RAYJOB && jx_get(p->obj, "status")) &&
+           s_member_healthy(pl, d->member) &&
+           rftime_now_ms() >= pl->members[d->member].suspect_until;
+}
+
+/* The names of the ConfigMaps `v` refers to (volumes' configMap, projected sources, env
+ * configMapKeyRef, envFrom configMapRef), as keys of `names`, at most PLACER_MAX_CONFIGMAPS. */
+static void s_configmap_refs(const json_t *v, json_t *names, int depth)
+{
+    if (depth > 64 || json_object_size(names) >= PLACER_MAX_CONFIGMAPS)
+        return;
+    const char *k;
+    json_t *x;
+    size_t i;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, x)
+        {
+            const char *n = json_string_value(json_object_get(x, "name"));
+            if ((!strcmp(k, "configMap") || !strcmp(k, "configMapRef") ||
+                 !strcmp(k, "configMapKeyRef")) &&
+                n && n[0])
+                json_object_set_new(names, n, json_true());
+            else
+                s_configmap_refs(x, names, depth + 1);
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x) s_configmap_refs(x, names, depth + 1);
+    }
+}
+
+/* A ConfigMap read from the management cluster: kept, as the body of its copy (name, namespace,
+ * labels, annotations with FLEET_ANN_PLACED_FROM, data, binaryData, immutable). */
+static void s_on_configmap(ctrl_pass_t *p, const k8s_result_t *res)
+{
+    s_pass_t *d = p->data;
+    if (res->err != 0 || !json_is_object(res->body))
+        return; /* missing: the member's pods will say so, as on one cluster */
+    json_t *ann = json_deep_copy(jx_get(res->body, "metadata.annotations"));
+    if (!ann)
+        ann = json_object();
+    json_object_del(ann, "kubectl.kubernetes.io/last-applied-configuration");
+    char from[4 * CTRL_KEY_MAX];
+    snprintf(from, sizeof(from), "%s/%s/%s/%s", d->pl->fed.management.name, p->ns,
+             jx_str(res->body, "metadata.name", ""), jx_str(res->body, "metadata.uid", ""));
+    json_object_set_new(ann, FLEET_ANN_PLACED_FROM, json_string(from));
+    json_t *labels = jx_get(res->body, "metadata.labels");
+    json_t *cm =
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:O, s:o}}", "apiVersion", "v1", "kind", "ConfigMap",
+                  "metadata", "name", jx_str(res->body, "metadata.name", ""), "namespace", p->ns,
+                  "labels", labels ? labels : json_object(), "annotations", ann);
+    const char *keep[] = {"data", "binaryData", "immutable"};
+    for (size_t i = 0; cm && i < sizeof(keep) / sizeof(keep[0]); i++)
+        if (json_object_get(res->body, keep[i]))
+            json_object_set(cm, keep[i], json_object_get(res->body, keep[i]));
+    if (cm && (d->cms || (d->cms = json_array())))
+        json_array_append(d->cms, cm);
+    json_decref(cm);
+}
+
+/* Stage 2: the ConfigMaps the object refers to are read from the management cluster (a member
+ * has none of them: the RayJob sample's code, ...). Secrets are not copied between clusters. */
+static void s_stage_configmaps(ctrl_pass_t *p)
+{
+    if (!s_will_create(p))
+        return;
+    json_t *names = json_object();
+    s_configmap_refs(json_object_get(p->obj, "spec"), names, 0);
+    const char *n;
+    json_t *v;
+    json_object_foreach(names, n, v)
+    {
+        ctrl_send(p,
+                  &(ctrl_req_t){.verb = CTRL_GET,
+                                .version = "v1",
+                                .resource = "configmaps",
+                                .kind = "ConfigMap",
+                                .name = n,
+                                .on_get = s_on_configmap},
+                  NULL);
+    }
+    json_decref(names);
+}
+
+/* Stage 3: they are created on the member when missing (an existing one is left as it is). */
+static void s_stage_configmaps_copy(ctrl_pass_t *p)
+{
+    s_pass_t *d = p->data;
+    size_t i;
+    json_t *cm;
+    if (!s_will_create(p))
+        return;
+    json_array_foreach(d->cms, i, cm)
+    {
+        s_member_send_to(p, d->member, CTRL_CREATE, "", "configmaps", "ConfigMap",
+                         jx_str(cm, "metadata.name", ""), NULL, "FailedToCreateOnMember", cm);
+    }
+}
+
+/* Stage 4: the copy on the member. */
 static void s_stage_sync(ctrl_pass_t *p)
 {
     s_pass_t *d = p->data;
@@ -1058,7 +1176,7 @@ static bool s_status_changed(const json_t *old, const json_t *now)
     return !json_equal(old ? old : json_null(), now ? now : json_null());
 }
 
-/* Stage 3: the copy's status is the management object's. */
+/* Stage 5: the copy's status is the management object's. */
 static void s_stage_status(ctrl_pass_t *p)
 {
     s_pass_t *d = p->data;
@@ -1071,8 +1189,11 @@ static void s_stage_status(ctrl_pass_t *p)
         ctrl_status_write(p, json_deep_copy(st), s_status_changed);
 }
 
-static const ctrl_stage_t s_stages[] = {
-    {s_stage_place, false}, {s_stage_sync, false}, {s_stage_status, false}};
+static const ctrl_stage_t s_stages[] = {{s_stage_place, false},
+                                        {s_stage_configmaps, false},
+                                        {s_stage_configmaps_copy, false},
+                                        {s_stage_sync, false},
+                                        {s_stage_status, false}};
 
 /* ---------- the placer ---------- */
 
@@ -1256,6 +1377,21 @@ int placer_test(bool verbose)
     CHECK(strlen(out) == PLACER_REASON_MAX - 1 && !strcmp(out + strlen(out) - 3, "..."));
     s_bound_reason("short", out);
     CHECK(!strcmp(out, "short"));
+    /* the ConfigMaps a spec refers to: volumes, projected sources, env, envFrom; not Secrets */
+    json_t *spec = json_loads(
+        "{\"t\":{\"volumes\":[{\"configMap\":{\"name\":\"code\"}},{\"projected\":{"
+        "\"sources\":[{\"configMap\":{\"name\":\"proj\"}},{\"secret\":{\"name\":\"s\"}}]}}],"
+        "\"containers\":[{\"env\":[{\"valueFrom\":{\"configMapKeyRef\":{\"name\":\"env\","
+        "\"key\":\"k\"}}}],\"envFrom\":[{\"configMapRef\":{\"name\":\"all\"}},"
+        "{\"secretRef\":{\"name\":\"s2\"}}]}]}}",
+        0, NULL);
+    json_t *names = json_object();
+    s_configmap_refs(spec, names, 0);
+    CHECK(json_object_size(names) == 4 && json_object_get(names, "code") &&
+          json_object_get(names, "proj") && json_object_get(names, "env") &&
+          json_object_get(names, "all"));
+    json_decref(names);
+    json_decref(spec);
     return SELFTEST_RESULT("placer", verbose);
 }
 #endif /* RF_SELFTEST */

@@ -31,6 +31,10 @@
  *          FLEET_ANN_PLACEMENT_REASON, and the finalizer FLEET_FINALIZER_PLACEMENT), audited as a
  * "place" row with the reason and announced by a Normal Event `Placed`. Recorded before anything is
  *          created, so a crash at any point never places an object twice.
+ *   configmaps: the ConfigMaps the object refers to (volumes, projected sources, env, envFrom)
+ *          are read from the management cluster and created on the member when missing (once,
+ *          with FLEET_ANN_PLACED_FROM; never updated or deleted there: other objects may share
+ *          them). Secrets are not copied between clusters.
  *   sync:  the copy on the member (same namespace and name; labels, annotations and spec of the
  *          management object, annotations FLEET_ANN_PLACED_FROM and FLEET_ANN_PLACED_GENERATION
  * added) is created when missing, its spec replaced when the management object's generation
@@ -66,6 +70,7 @@
 #define PLACER_MAX_PER_ROUND 2000 /* admissions per round */
 #define PLACER_REASON_MAX 512 /* the reason annotation's longest text */
 #define PLACER_MEMBER_TIMEOUT_MS 3000 /* one attempt of a request to a member, no retry */
+#define PLACER_MAX_CONFIGMAPS 32 /* ConfigMaps of one object copied to its member */
 
 typedef struct placer placer_t;
 

@@ -7,7 +7,7 @@
 #  2. KubeRay's RayJob sample applied unchanged to the management context: placed (annotation,
 #     finalizer, Placed and CreatedOnMember Events, a "place" audit row with the reason), its copy
 #     on exactly one member runs it to Complete, and the management object's status equals the
-#     copy's, field for field.
+#     copy's, field for field; the ConfigMap it mounts is copied to that member.
 #  3. A RayCluster no node of any member can hold (head 40 CPU; nodes have 32): waits, with a
 #     Waiting Event naming why, and nothing is created on any member.
 #  4. rayfleet.io/member: member-1 places there although spread would pick member-2.
@@ -84,6 +84,9 @@ same_status() {
 }
 if tl_wait 10 same_status; then ok "the management status equals the copy's, field for field"; else
     bad "statuses differ"; diff <(kcx management get rayjob rayjob-sample -o json | jq -S .status) <(kcx "$m" get rayjob rayjob-sample -o json | jq -S .status); fi
+has "the ConfigMap it mounts is copied to $m, data and all" "$(kcx "$m" get configmap ray-job-code-sample -o json 2>&1 | jq -r '.metadata.annotations["rayfleet.io/placed-from"], (.data | keys[])')" \
+    "^management/default/ray-job-code-sample/" "^sample_code.py$"
+check "its data equals the management cluster's" test "$(kcx "$m" get configmap ray-job-code-sample -o json | jq -S .data)" = "$(kcx management get configmap ray-job-code-sample -o json | jq -S .data)"
 check "the Ray cluster runs on $m, none on the management cluster" test "$(kcx management get pods -A --no-headers 2>/dev/null | wc -l)" -eq 0
 has "a place audit row with the reason" "$(sql "SELECT verb, reason, message FROM audit WHERE target_kind = 'RayJob' AND target_name = 'rayjob-sample' AND verb = 'place'")" \
     "place.*Placed.*placed on member $m"
