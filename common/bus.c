@@ -1738,8 +1738,12 @@ static int s_mon_readable(loop_t *loop, void *socket, int revents, void *arg)
 /* Watches the handshake failures of `sock` (index i of fwd->mon). Returns 0 or ERR_IO. */
 static int s_monitor(bus_forwarder_t *fwd, void *zctx, void *sock, int i)
 {
-    char ep[64];
-    snprintf(ep, sizeof ep, "inproc://rayfleet-bus-monitor-%p-%d", (void *)fwd, i);
+    /* a sequence number besides the address: a forwarder made where a destroyed one was may
+     * meet that one's monitor endpoint still bound in a shared context ("Address already in
+     * use", seen in the self-test) */
+    static _Atomic unsigned long seq;
+    char ep[96];
+    snprintf(ep, sizeof ep, "inproc://rayfleet-bus-monitor-%p-%d-%lu", (void *)fwd, i, ++seq);
     if (zmq_socket_monitor(sock, ep,
                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0) {
