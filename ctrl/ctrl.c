@@ -1583,14 +1583,12 @@ bool ctrl_has_finalizer(const json_t *obj, const char *name)
     return jx_array_has_string(jx_get(obj, "metadata.finalizers"), name);
 }
 
-void ctrl_finalizer(ctrl_pass_t *p, const char *name, bool add)
+json_t *ctrl_finalizers_with(const json_t *obj, const char *name, bool add)
 {
-    if (ctrl_has_finalizer(p->obj, name) == add)
-        return;
     json_t *fins = json_array();
     size_t i;
     json_t *f;
-    json_array_foreach(jx_get(p->obj, "metadata.finalizers"), i, f)
+    json_array_foreach(jx_get(obj, "metadata.finalizers"), i, f)
     {
         if (fins && (!json_is_string(f) || strcmp(json_string_value(f), name) != 0))
             json_array_append(fins, f);
@@ -1601,6 +1599,14 @@ void ctrl_finalizer(ctrl_pass_t *p, const char *name, bool add)
         json_decref(fins);
         fins = json_null();
     }
+    return fins;
+}
+
+void ctrl_finalizer(ctrl_pass_t *p, const char *name, bool add)
+{
+    if (ctrl_has_finalizer(p->obj, name) == add)
+        return;
+    json_t *fins = ctrl_finalizers_with(p->obj, name, add);
     json_t *patch =
         fins ? json_pack("{s:{s:o, s:s}}", "metadata", "finalizers", fins, "resourceVersion",
                          jx_str(p->obj, "metadata.resourceVersion", ""))

@@ -393,6 +393,11 @@ bool ctrl_has_finalizer(const json_t *obj, const char *name);
  * retried). Nothing is sent when the list already is so. */
 void ctrl_finalizer(ctrl_pass_t *p, const char *name, bool add);
 
+/* obj's metadata.finalizers with `name` added at the end (add) or removed, other entries kept in
+ * order: a new array, JSON null when none is left (a merge patch's "remove"), NULL when out of
+ * memory. For a patch that changes more than the finalizers (ctrl_finalizer() sends only them). */
+json_t *ctrl_finalizers_with(const json_t *obj, const char *name, bool add);
+
 /* Holds the current stage open for an asynchronous call that is not a Kubernetes request (a Ray
  * dashboard call): the stage ends when every request and every hold is released. Release exactly
  * once, from the call's callback (or at once when the call could not start). */

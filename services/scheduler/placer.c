@@ -813,26 +813,6 @@ static void s_meta_patch(ctrl_pass_t *p, json_t *meta)
     s_meta_patch_spec(p, meta, NULL);
 }
 
-/* The finalizers with FLEET_FINALIZER_PLACEMENT added (add) or removed; JSON null for none. */
-static json_t *s_finalizers(const json_t *obj, bool add)
-{
-    json_t *fins = json_array();
-    size_t i;
-    json_t *f;
-    json_array_foreach(jx_get(obj, "metadata.finalizers"), i, f)
-    {
-        if (!json_is_string(f) || strcmp(json_string_value(f), FLEET_FINALIZER_PLACEMENT) != 0)
-            json_array_append(fins, f);
-    }
-    if (add)
-        json_array_append_new(fins, json_string(FLEET_FINALIZER_PLACEMENT));
-    if (json_array_size(fins) == 0) {
-        json_decref(fins);
-        return json_null();
-    }
-    return fins;
-}
-
 /* Deletes copies of this object left on members other than `keep` (-1: all). Returns how many
  * are still there. */
 static int s_strays(ctrl_pass_t *p, int keep)
@@ -876,7 +856,9 @@ static ctrl_begin_t s_begin(ctrl_pass_t *p)
             return CTRL_BEGIN_OK;
         int left = s_strays(p, -1); /* every copy goes, wherever it is */
         if (left == 0) {
-            json_t *meta = json_pack("{s:o}", "finalizers", s_finalizers(p->obj, false));
+            json_t *meta =
+                json_pack("{s:o}", "finalizers",
+                          ctrl_finalizers_with(p->obj, FLEET_FINALIZER_PLACEMENT, false));
             if (meta)
                 s_meta_patch(p, meta);
             json_object_del(pl->decided[d->k], p->key);
@@ -994,9 +976,9 @@ static void s_stage_place(ctrl_pass_t *p)
     if (!d->decide)
         return;
     const char *mname = d->pl->members[d->member].cfg->name;
-    json_t *meta =
-        json_pack("{s:{s:s, s:s}, s:o}", "annotations", FLEET_ANN_PLACED_ON, mname,
-                  FLEET_ANN_PLACEMENT_REASON, d->reason, "finalizers", s_finalizers(p->obj, true));
+    json_t *meta = json_pack("{s:{s:s, s:s}, s:o}", "annotations", FLEET_ANN_PLACED_ON, mname,
+                             FLEET_ANN_PLACEMENT_REASON, d->reason, "finalizers",
+                             ctrl_finalizers_with(p->obj, FLEET_FINALIZER_PLACEMENT, true));
     if (!meta) {
         ctrl_fail(p, NULL, "out of memory");
         return;
@@ -1354,14 +1336,14 @@ int placer_test(bool verbose)
           !s_copy_of(obj, "u-1"));
     json_decref(body);
     CHECK(s_rayjob_terminal(obj));
-    json_t *f = s_finalizers(obj, false);
+    json_t *f = ctrl_finalizers_with(obj, FLEET_FINALIZER_PLACEMENT, false);
     CHECK(json_array_size(f) == 1 && !strcmp(json_string_value(json_array_get(f, 0)), "x"));
     json_decref(f);
-    f = s_finalizers(obj, true);
+    f = ctrl_finalizers_with(obj, FLEET_FINALIZER_PLACEMENT, true);
     CHECK(json_array_size(f) == 2);
     json_decref(f);
     json_t *bare = json_pack("{s:{}}", "metadata");
-    f = s_finalizers(bare, false);
+    f = ctrl_finalizers_with(bare, FLEET_FINALIZER_PLACEMENT, false);
     CHECK(json_is_null(f));
     json_decref(f);
     json_decref(bare);
