@@ -76,6 +76,12 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 #define STORE_OBSERVED 0x100 /* observed_objects */
 #define STORE_DESIRED 0x200 /* desired_objects */
 #define STORE_AUDIT 0x400 /* audit */
+
+/* observed_objects row kinds that are not API kinds: the watcher's projections with
+ * --watch.nodes, read by federation's placer (services/scheduler/placer.c) and `rayfleetctl
+ * members`: every pod's node, phase and requests, and a cluster's probe */
+#define STORE_KIND_POD_USAGE "PodUsage"
+#define STORE_KIND_CLUSTER_HEALTH "ClusterHealth"
 #define STORE_LEASES 0x800 /* leases */
 #define STORE_OWNERS_ALL (STORE_OBSERVED | STORE_DESIRED | STORE_AUDIT | STORE_LEASES)
 

@@ -19,10 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Row kinds the watcher writes with --watch.nodes (services/watcher/watcher.h: WATCHER_HEALTH_KIND
- * and WATCHER_PODUSE_KIND; a service does not include another's header). */
-#define S_HEALTH_KIND "ClusterHealth"
-#define S_PODUSE_KIND "PodUsage"
 #define S_RAY_CLUSTER_LABEL "ray.io/cluster"
 #define S_WHY_ROUND 64 /* waiting workloads per round whose reason is worked out */
 
@@ -141,12 +137,12 @@ static bool s_active(placer_t *pl, placer_kind_t k, const json_t *obj, int membe
     if (k != PLACER_RAYJOB || !s_rayjob_terminal(obj))
         return true;
     const char *rc = jx_str(obj, "status.rayClusterName", "");
-    if (!rc[0] || member < 0 || !pl->ctrl[k])
+    if (!rc[0] || member < 0 || !pl->observed)
         return false;
-    json_t *c = ctrl_observed_get_in(pl->ctrl[k], pl->members[member].cfg->name, "RayCluster",
-                                     jx_str(obj, "metadata.namespace", ""), rc, NULL);
-    bool there = c != NULL;
-    json_decref(c);
+    store_observed_t *row = NULL; /* whether it is there: the row, its JSON not parsed */
+    bool there = store_observed_get(pl->observed, pl->members[member].cfg->name, "RayCluster",
+                                    jx_str(obj, "metadata.namespace", ""), rc, &row) == 0;
+    store_observed_free(&row);
     return there;
 }
 
@@ -289,9 +285,10 @@ static int s_read_members(placer_t *pl, buf_t *err)
             return ERR_NOMEM;
         (void)store_observed_scan_json(pl->observed, m->name, "Node", NULL, s_scan_node, &s);
         (void)store_observed_scan(pl->observed, m->name, "Pod", NULL, s_scan_raypod, &s);
-        (void)store_observed_scan_json(pl->observed, m->name, S_PODUSE_KIND, NULL, s_scan_pod, &s);
-        (void)store_observed_scan_json(pl->observed, m->name, S_HEALTH_KIND, NULL, s_scan_health,
-                                       &s);
+        (void)store_observed_scan_json(pl->observed, m->name, STORE_KIND_POD_USAGE, NULL,
+                                       s_scan_pod, &s);
+        (void)store_observed_scan_json(pl->observed, m->name, STORE_KIND_CLUSTER_HEALTH, NULL,
+                                       s_scan_health, &s);
         json_decref(s.ray_pods);
         fleet_member_finish(m);
         m->healthy = fleet_member_answering(s.last_ok, now) && now >= pl->members[i].suspect_until;

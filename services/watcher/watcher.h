@@ -148,8 +148,8 @@
 #define WATCHER_READY_CHECK_MS 2000 /* period of the not-ready check (logging) */
 #define WATCHER_DEFAULT_BACKOFF_MAX_MS 30000 /* reflector backoff cap by default */
 #define WATCHER_OWNER_DEPTH 8 /* Ray owner references followed to the top owner at most */
-#define WATCHER_PODUSE_KIND "PodUsage" /* row kind of every pod's projection (--watch.nodes) */
-#define WATCHER_HEALTH_KIND "ClusterHealth" /* row kind of a cluster's probe (--watch.nodes) */
+#define WATCHER_PODUSE_KIND STORE_KIND_POD_USAGE /* every pod's projection (--watch.nodes) */
+#define WATCHER_HEALTH_KIND STORE_KIND_CLUSTER_HEALTH /* a cluster's probe (--watch.nodes) */
 #define WATCHER_PROBE_MS 1000 /* period of the clusters' health probe (--watch.nodes) */
 #define WATCHER_PROBE_TIMEOUT_MS 2000 /* one probe's timeout */
 #define WATCHER_PROBE_PATH "/api/v1/nodes?limit=1" /* the probe: a real (small) list */
