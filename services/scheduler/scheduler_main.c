@@ -14,6 +14,7 @@
  * extra controllers RayJob and RayService).
  */
 #include "ctrlsvc.h"
+#include "fedcfg.h"
 #include "log.h"
 #include "placer.h"
 #include "krmetrics.h"
@@ -89,6 +90,20 @@ static int s_configure(cfg_t *cfg, void *arg, buf_t *err)
 static int s_check(const cfg_t *cfg, void *arg, buf_t *err)
 {
     (void)arg;
+    const char *fed = cfg_str(cfg, "federation.config");
+    if (fed) {
+        /* at start, not once observed.db is open: a bad file is a usage error naming its line */
+        fedcfg_t f;
+        buf_t why;
+        buf_init(&why, 4096);
+        int rc = fedcfg_load(fed, &f, &why);
+        if (rc != 0)
+            (void)buf_printf(err, "--federation.config: %s", buf_str(&why));
+        fedcfg_free(&f);
+        buf_free(&why);
+        if (rc != 0)
+            return rc;
+    }
     return ctrlsvc_check_cluster_domain(cfg, err);
 }
 

@@ -161,6 +161,12 @@ if tl_wait 15 placed_on raycluster/during; then ok "placed while member-2 is sto
 check "on member-1 (member-2 has more room but does not answer)" test "$(ann raycluster/during placed-on)" = member-1
 "$ctl" member start member-2 --state-dir "$state" >/dev/null
 
+# --- 8b. a bad federation file: refused at start, naming the field and the rule ---------------
+printf 'federation:\n  management: {name: management}\n  members:\n    - {name: Bad_Name}\n' >"$tmp/bad.yaml"
+out=$("$(dirname "$ctl")/rayfleet-scheduler" --federation.config "$tmp/bad.yaml" --state-dir "$tmp/bad" 2>&1); code=$?
+check "a bad --federation.config is a usage error (exit $code)" test "$code" -eq 2
+has "it names the file, the field and the rule" "$out" "--federation.config: $tmp/bad.yaml:4:[0-9]+: federation.members\[0\].name"
+
 # --- 9. the audit store -------------------------------------------------------------------------
 out=$(sql "SELECT target_name, message FROM audit WHERE verb = 'place' ORDER BY id")
 has "every placement has its audit row" "$out" "rayjob-sample.*placed on member" "pinned.*placed on member-1" \
